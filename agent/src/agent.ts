@@ -1,0 +1,253 @@
+/**
+ * The agent's connection loop, a state machine:
+ *
+ *   idle --start--> registering --token--> connecting --open--> greeting --welcome--> ready
+ *   connecting/greeting/ready --close or error--> backoff --delay--> connecting
+ *   connecting --401--> registering (the stored token was refused: register again)
+ *   any --stop--> stopped
+ *
+ * It has one connection to a server at a time. Backoff is exponential with full jitter
+ * (random delay in [0, min(cap, base * 2^attempt)]), so a fleet that lost its server does
+ * not reconnect in one wave. Tasks keep running in any state; their output and results are
+ * spooled on disk and resent after the next welcome.
+ */
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import WebSocket from 'ws';
+import {
+  AGENT_LINK_PATH,
+  AGENT_REGISTER_PATH,
+  PROTOCOL_VERSION,
+  RegisterResponse,
+  ServerMessage,
+} from '@jobfleet/protocol';
+import type { AgentMessage, HostFacts } from '@jobfleet/protocol';
+import { clearIdentity, loadIdentity, saveIdentity } from './identity.js';
+import type { Identity } from './identity.js';
+import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';
+
+export type AgentState = 'idle' | 'registering' | 'connecting' | 'greeting' | 'ready' | 'backoff' | 'stopped';
+
+export interface AgentOptions {
+  serverUrl: string;
+  bootstrapToken: string;
+  host: HostFacts;
+  bizId?: number;
+  stateDir: string;
+  version?: string;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** Builds the task runner; given the reporter that sends results when connected. */
+  createRunner: (reports: TaskReports) => TaskRunnerPort;
+}
+
+export const AGENT_VERSION = '0.1.0';
+
+class RegistrationRefused extends Error {}
+
+export class Agent extends EventEmitter {
+  state: AgentState = 'idle';
+  hostId: number | undefined;
+  private ws: WebSocket | undefined;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private awaitingPong = false;
+  private identity: Identity | undefined;
+  readonly runner: TaskRunnerPort;
+
+  constructor(private readonly opts: AgentOptions) {
+    super();
+    this.runner = opts.createRunner({
+      started: (key, startTime) => this.send({ v: PROTOCOL_VERSION, type: 'task.started', key, startTime }),
+      output: (key, offset, data) =>
+        this.send({ v: PROTOCOL_VERSION, type: 'task.output', key, offset, data: data.toString('base64') }),
+      finished: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...msg }),
+    });
+  }
+
+  start(): void {
+    if (this.state !== 'idle') return;
+    this.identity = loadIdentity(this.opts.stateDir);
+    void this.connectOrRegister();
+  }
+
+  /** Resolves when the agent reaches `state` (tests await this instead of sleeping). */
+  waitFor(state: AgentState, timeoutMs = 10_000): Promise<void> {
+    if (this.state === state) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.off('state', on);
+        reject(new Error(`agent did not reach ${state} within ${timeoutMs} ms (now ${this.state})`));
+      }, timeoutMs);
+      const on = (s: AgentState) => {
+        if (s !== state) return;
+        clearTimeout(t);
+        this.off('state', on);
+        resolve();
+      };
+      this.on('state', on);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.setState('stopped');
+    clearTimeout(this.timer);
+    clearInterval(this.heartbeat);
+    this.ws?.terminate();
+    await this.runner.close();
+  }
+
+  private setState(s: AgentState): void {
+    if (this.state === 'stopped' && s !== 'stopped') return;
+    this.state = s;
+    this.emit('state', s);
+  }
+
+  private log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void {
+    this.opts.log?.(level, msg, fields);
+  }
+
+  private send(msg: AgentMessage): void {
+    if (this.state !== 'ready' && msg.type !== 'hello') return; // spooled; resent after the next welcome
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  private async connectOrRegister(): Promise<void> {
+    if (this.state === 'stopped') return;
+    if (!this.identity) {
+      this.setState('registering');
+      try {
+        this.identity = await this.register();
+        saveIdentity(this.opts.stateDir, this.identity);
+        this.log('info', 'registered', { hostId: this.identity.hostId, agentId: this.identity.agentId });
+      } catch (err) {
+        this.log(
+          err instanceof RegistrationRefused ? 'error' : 'warn',
+          `registration failed: ${(err as Error).message}`,
+        );
+        this.scheduleReconnect();
+        return;
+      }
+    }
+    this.connect(this.identity);
+  }
+
+  private async register(): Promise<Identity> {
+    const body = {
+      bootstrapToken: this.opts.bootstrapToken,
+      host: this.opts.host,
+      ...(this.opts.bizId !== undefined ? { bizId: this.opts.bizId } : {}),
+    };
+    const res = await fetch(new URL(AGENT_REGISTER_PATH, this.opts.serverUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const env = (await res.json()) as { result?: boolean; message?: string; data?: unknown };
+    if (!env.result) throw new RegistrationRefused(env.message ?? `HTTP ${res.status}`);
+    return RegisterResponse.parse(env.data);
+  }
+
+  private connect(identity: Identity): void {
+    this.setState('connecting');
+    const url = new URL(AGENT_LINK_PATH, this.opts.serverUrl);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${identity.token}` },
+      handshakeTimeout: 10_000,
+      maxPayload: 64 * 1024 * 1024,
+    });
+    this.ws = ws;
+    ws.on('unexpected-response', (_req, res) => {
+      if (res.statusCode === 401) {
+        this.log('warn', 'server refused the stored agent token; registering again');
+        clearIdentity(this.opts.stateDir);
+        this.identity = undefined;
+      }
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      this.setState('greeting');
+      this.send({
+        v: PROTOCOL_VERSION,
+        type: 'hello',
+        agentVersion: this.opts.version ?? AGENT_VERSION,
+        host: this.opts.host,
+        held: this.runner.held(),
+      });
+    });
+    ws.on('message', (data: Buffer) => this.onMessage(data));
+    ws.on('pong', () => (this.awaitingPong = false));
+    ws.on('close', () => {
+      if (this.ws !== ws) return;
+      clearInterval(this.heartbeat);
+      this.scheduleReconnect();
+    });
+    ws.on('error', (err) => this.log('warn', `connection error: ${err.message}`));
+  }
+
+  private onMessage(data: Buffer): void {
+    let msg: ServerMessage;
+    try {
+      msg = ServerMessage.parse(JSON.parse(data.toString('utf8')));
+    } catch (err) {
+      this.log('error', `bad message from server: ${(err as Error).message}`);
+      return;
+    }
+    switch (msg.type) {
+      case 'welcome':
+        this.hostId = msg.hostId;
+        this.attempt = 0;
+        this.setState('ready');
+        this.startHeartbeat(msg.heartbeatIntervalMs);
+        this.runner.resume(msg.stored, msg.forget);
+        return;
+      case 'task.run':
+        this.runner.run(msg);
+        return;
+      case 'task.kill':
+        this.runner.kill(msg.key);
+        return;
+      case 'task.recorded':
+        this.runner.recorded(msg.key);
+        return;
+    }
+  }
+
+  /** Heartbeats tell the server we are alive; unanswered pings tell us the server is gone. */
+  private startHeartbeat(intervalMs: number): void {
+    clearInterval(this.heartbeat);
+    this.awaitingPong = false;
+    this.heartbeat = setInterval(() => {
+      const ws = this.ws;
+      if (!ws || ws.readyState !== WebSocket.OPEN) return;
+      if (this.awaitingPong) {
+        this.log('warn', 'server stopped answering; reconnecting');
+        ws.terminate();
+        return;
+      }
+      this.awaitingPong = true;
+      ws.ping();
+      this.send({ v: PROTOCOL_VERSION, type: 'heartbeat' });
+    }, intervalMs);
+  }
+
+  private scheduleReconnect(): void {
+    if (this.state === 'stopped') return;
+    this.setState('backoff');
+    const base = this.opts.backoffBaseMs ?? 500;
+    const cap = this.opts.backoffCapMs ?? 30_000;
+    const delay = Math.random() * Math.min(cap, base * 2 ** Math.min(this.attempt, 16));
+    this.attempt++;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.connectOrRegister(), delay);
+  }
+}
+
+export function localHostname(): string {
+  return os.hostname();
+}

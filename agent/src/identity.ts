@@ -1,0 +1,56 @@
+/**
+ * The agent's identity on disk: the token a server issued at registration, kept in the state
+ * directory (mode 0600) so that restarts reuse it instead of registering again.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import type { HostFacts } from '@jobfleet/protocol';
+
+const Identity = z.object({ agentId: z.string(), token: z.string(), hostId: z.number().int() });
+export type Identity = z.infer<typeof Identity>;
+
+export function loadIdentity(stateDir: string): Identity | undefined {
+  const file = path.join(stateDir, 'identity.json');
+  if (!fs.existsSync(file)) return undefined;
+  const parsed = Identity.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+  return parsed.success ? parsed.data : undefined;
+}
+
+export function saveIdentity(stateDir: string, id: Identity): void {
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const file = path.join(stateDir, 'identity.json');
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(id), { mode: 0o600 });
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+export function clearIdentity(stateDir: string): void {
+  fs.rmSync(path.join(stateDir, 'identity.json'), { force: true });
+}
+
+/** The first non-internal IPv4 address, else loopback. */
+export function defaultIp(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+export function localOsType(): HostFacts['osType'] {
+  switch (process.platform) {
+    case 'linux':
+      return 'linux';
+    case 'win32':
+      return 'windows';
+    case 'darwin':
+      return 'darwin';
+    default:
+      return 'other';
+  }
+}
+
+/** Several agents on one machine need several state directories; the identity names it. */
+export function defaultStateDir(cloudId: number, ip: string): string {
+  return path.join(os.homedir(), '.jobfleet', 'agent', `${cloudId}-${ip}`);
+}

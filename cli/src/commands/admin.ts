@@ -1,0 +1,143 @@
+/**
+ * `jobfleet admin ...`: manages the inventory and apps through the admin API of a running
+ * server. Every subcommand is one HTTP call; the reply's `data` is printed as JSON.
+ */
+import { Command, Option } from 'commander';
+
+interface Conn {
+  server: string;
+  adminToken: string;
+}
+
+async function call(conn: Conn, method: 'GET' | 'POST', path: string, body?: unknown): Promise<void> {
+  const res = await fetch(new URL(`/api/admin${path}`, conn.server), {
+    method,
+    headers: { authorization: `Bearer ${conn.adminToken}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const env = (await res.json()) as { result: boolean; code: number; message: string; data: unknown };
+  if (!env.result) throw new Error(`${env.message} (code ${env.code})`);
+  process.stdout.write(JSON.stringify(env.data, null, 2) + '\n');
+}
+
+const num = (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new Error(`"${v}" is not an integer`);
+  return n;
+};
+const numList = (v: string) => v.split(',').filter(Boolean).map(num);
+
+function parseScopes(v: string): unknown {
+  if (v === 'all') return 'all';
+  return v.split(',').map((part) => {
+    const [type, id] = part.split(':');
+    if ((type !== 'biz' && type !== 'biz_set') || id === undefined)
+      throw new Error(`scope "${part}" is not biz:<id> or biz_set:<id>`);
+    return { type, id: num(id) };
+  });
+}
+
+export function adminCommand(): Command {
+  const admin = new Command('admin')
+    .description('manage businesses, hosts, topology, dynamic groups, accounts and apps')
+    .addOption(
+      new Option('--server <url>', 'server base URL').env('JOBFLEET_SERVER').default('http://127.0.0.1:8080'),
+    )
+    .addOption(
+      new Option('--admin-token <token>', 'admin token').env('JOBFLEET_ADMIN_TOKEN').makeOptionMandatory(),
+    );
+  const conn = (): Conn => admin.opts<Conn>();
+
+  admin
+    .command('biz-list')
+    .description('list businesses and business sets')
+    .action(() => call(conn(), 'GET', '/biz'));
+  admin
+    .command('biz-create <id> <name>')
+    .description('create a business (id 1..7999999)')
+    .action((id: string, name: string) => call(conn(), 'POST', '/biz', { id: num(id), name }));
+  admin
+    .command('biz-set-create <id> <name> <bizIds>')
+    .description('create a business set (id 8000000..9999999) of comma-separated business ids')
+    .action((id: string, name: string, bizIds: string) =>
+      call(conn(), 'POST', '/biz_set', { id: num(id), name, biz_ids: numList(bizIds) }),
+    );
+  admin
+    .command('host-list')
+    .option('--biz <id>', 'only hosts of this business')
+    .action((o: { biz?: string }) => call(conn(), 'GET', `/hosts${o.biz ? `?bk_biz_id=${num(o.biz)}` : ''}`));
+  admin
+    .command('host-add <ip>')
+    .description('add a host by hand (it has no agent until one registers from that ip)')
+    .option('--cloud-id <id>', 'cloud area id', '0')
+    .option('--biz <id>', 'business')
+    .option('--hostname <name>', 'hostname')
+    .action((ip: string, o: { cloudId: string; biz?: string; hostname?: string }) =>
+      call(conn(), 'POST', '/hosts', {
+        ip,
+        bk_cloud_id: num(o.cloudId),
+        hostname: o.hostname ?? '',
+        ...(o.biz ? { bk_biz_id: num(o.biz) } : {}),
+      }),
+    );
+  admin
+    .command('host-assign <hostId> <bizId>')
+    .description('move a host into a business')
+    .action((hostId: string, bizId: string) =>
+      call(conn(), 'POST', `/hosts/${num(hostId)}/biz`, { bk_biz_id: num(bizId) }),
+    );
+  admin
+    .command('set-create <bizId> <name>')
+    .action((bizId: string, name: string) =>
+      call(conn(), 'POST', '/topology/sets', { bk_biz_id: num(bizId), name }),
+    );
+  admin
+    .command('module-create <bizId> <setId> <name>')
+    .action((bizId: string, setId: string, name: string) =>
+      call(conn(), 'POST', '/topology/modules', { bk_biz_id: num(bizId), set_id: num(setId), name }),
+    );
+  admin
+    .command('module-add-hosts <moduleId> <hostIds>')
+    .description('put comma-separated hosts into a module')
+    .action((moduleId: string, hostIds: string) =>
+      call(conn(), 'POST', `/topology/modules/${num(moduleId)}/hosts`, { host_ids: numList(hostIds) }),
+    );
+  admin
+    .command('topology <bizId>')
+    .action((bizId: string) => call(conn(), 'GET', `/topology?bk_biz_id=${num(bizId)}`));
+  admin
+    .command('group-create <bizId> <name> <filterJson>')
+    .description(
+      'create a dynamic group; filter like {"ip":["10.0.0.0/8"],"hostname":"web-*","os_type":"linux","module_ids":[3]}',
+    )
+    .option('--id <id>', 'group id (generated when omitted)')
+    .action((bizId: string, name: string, filter: string, o: { id?: string }) =>
+      call(conn(), 'POST', '/dynamic_groups', {
+        bk_biz_id: num(bizId),
+        name,
+        filter: JSON.parse(filter) as unknown,
+        ...(o.id ? { id: o.id } : {}),
+      }),
+    );
+  admin
+    .command('account-create <bizId> <alias> <osUser>')
+    .description('create an execution account')
+    .option('--os <type>', 'linux or windows', 'linux')
+    .action((bizId: string, alias: string, osUser: string, o: { os: string }) =>
+      call(conn(), 'POST', '/accounts', { bk_biz_id: num(bizId), alias, os_user: osUser, os_type: o.os }),
+    );
+  admin
+    .command('account-list <bizId>')
+    .action((bizId: string) => call(conn(), 'GET', `/accounts?bk_biz_id=${num(bizId)}`));
+  admin
+    .command('app-create <appCode> <appSecret> <scopes>')
+    .description('create or update an app; scopes: all, or e.g. biz:2,biz_set:8000001')
+    .action((appCode: string, appSecret: string, scopes: string) =>
+      call(conn(), 'POST', '/apps', {
+        app_code: appCode,
+        app_secret: appSecret,
+        scopes: parseScopes(scopes),
+      }),
+    );
+  return admin;
+}

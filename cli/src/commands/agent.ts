@@ -1,0 +1,76 @@
+/** `jobfleet agent`: runs the agent for this host. */
+import os from 'node:os';
+import { Command, Option } from 'commander';
+import { Agent, TaskRunner, defaultIp, defaultStateDir, localOsType } from '@jobfleet/agent';
+import type { Agent as AgentType } from '@jobfleet/agent';
+
+export interface AgentFlags {
+  server: string;
+  token: string;
+  ip?: string;
+  cloudId: string;
+  biz?: string;
+  hostname?: string;
+  stateDir?: string;
+}
+
+function positiveInt(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`--${name} must be a non-negative integer, got "${v}"`);
+  return n;
+}
+
+export function createAgent(flags: AgentFlags, log: (line: string) => void): AgentType {
+  const ip = flags.ip ?? defaultIp();
+  const cloudId = positiveInt('cloud-id', flags.cloudId);
+  const stateDir = flags.stateDir ?? defaultStateDir(cloudId, ip);
+  return new Agent({
+    serverUrl: flags.server,
+    bootstrapToken: flags.token,
+    host: { ip, ipv6: '', cloudId, hostname: flags.hostname ?? os.hostname(), osType: localOsType() },
+    ...(flags.biz !== undefined ? { bizId: positiveInt('biz', flags.biz) } : {}),
+    stateDir,
+    log: (level, msg, fields) => log(JSON.stringify({ time: Date.now(), level, msg, ip, ...fields })),
+    createRunner: (reports) => new TaskRunner(stateDir, reports),
+  });
+}
+
+export function agentCommand(): Command {
+  return new Command('agent')
+    .description('run the agent for this host: one connection to a server, runs its tasks')
+    .addOption(new Option('--server <url>', 'server base URL').env('JOBFLEET_SERVER').makeOptionMandatory())
+    .addOption(
+      new Option('--token <token>', 'agent bootstrap token')
+        .env('JOBFLEET_AGENT_BOOTSTRAP_TOKEN')
+        .makeOptionMandatory(),
+    )
+    .addOption(
+      new Option('--ip <ip>', 'IP this host is known by (default: first non-loopback IPv4)').env(
+        'JOBFLEET_AGENT_IP',
+      ),
+    )
+    .addOption(
+      new Option('--cloud-id <id>', 'BK-Net (cloud area) id').env('JOBFLEET_AGENT_CLOUD_ID').default('0'),
+    )
+    .addOption(
+      new Option('--biz <id>', 'ask to be placed in this business at registration').env('JOBFLEET_AGENT_BIZ'),
+    )
+    .addOption(new Option('--hostname <name>', 'hostname to report').env('JOBFLEET_AGENT_HOSTNAME'))
+    .addOption(
+      new Option(
+        '--state-dir <dir>',
+        'where the agent keeps its token and task spool (default ~/.jobfleet/agent/<cloud>-<ip>)',
+      ).env('JOBFLEET_AGENT_STATE_DIR'),
+    )
+    .action(async (flags: AgentFlags) => {
+      const agent = createAgent(flags, (line) => process.stdout.write(line + '\n'));
+      agent.on('state', (s: string) =>
+        process.stdout.write(JSON.stringify({ time: Date.now(), level: 'info', msg: `state ${s}` }) + '\n'),
+      );
+      const stop = () => void agent.stop().then(() => process.exit(0));
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      agent.start();
+    });
+}

@@ -1,0 +1,179 @@
+/**
+ * Messages exchanged between an agent and a server over the agent's WebSocket.
+ *
+ * Every frame is one JSON object carrying `v` (protocol version) and `type`. A receiver
+ * refuses frames whose major version it does not speak, so an old agent talking to a new
+ * server fails loudly instead of misreading fields.
+ *
+ * A task is identified by its key `<stepInstanceId>:<executeCount>:<hostId>`; the key is
+ * what makes dispatch, output and results idempotent across reconnects.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+const header = { v: z.literal(PROTOCOL_VERSION) };
+
+export const TaskKey = z.string().regex(/^\d+:\d+:\d+$/);
+export type TaskKey = z.infer<typeof TaskKey>;
+
+export function taskKey(stepInstanceId: number, executeCount: number, hostId: number): TaskKey {
+  return `${stepInstanceId}:${executeCount}:${hostId}`;
+}
+
+export function parseTaskKey(key: TaskKey): { stepInstanceId: number; executeCount: number; hostId: number } {
+  const [s, e, h] = key.split(':').map(Number);
+  return { stepInstanceId: s ?? 0, executeCount: e ?? 0, hostId: h ?? 0 };
+}
+
+export const HostFacts = z.object({
+  ip: z.string(),
+  ipv6: z.string().default(''),
+  cloudId: z.number().int().nonnegative(),
+  hostname: z.string(),
+  osType: z.enum(['linux', 'windows', 'darwin', 'other']),
+});
+export type HostFacts = z.infer<typeof HostFacts>;
+
+/** What an agent still holds for a task when it (re)connects. */
+export const HeldTask = z.object({
+  key: TaskKey,
+  /** Bytes of output the agent has produced for this task (head + tail, after capping). */
+  outputBytes: z.number().int().nonnegative(),
+  finished: z.boolean(),
+});
+export type HeldTask = z.infer<typeof HeldTask>;
+
+// ---------------------------------------------------------------- agent -> server
+
+export const Hello = z.object({
+  ...header,
+  type: z.literal('hello'),
+  agentVersion: z.string(),
+  host: HostFacts,
+  held: z.array(HeldTask),
+});
+
+export const Heartbeat = z.object({ ...header, type: z.literal('heartbeat') });
+
+export const TaskOutput = z.object({
+  ...header,
+  type: z.literal('task.output'),
+  key: TaskKey,
+  /** Byte offset of `data` in the task's stored output; lets the server drop resent bytes. */
+  offset: z.number().int().nonnegative(),
+  /** base64 of the raw bytes (output may be any encoding). */
+  data: z.string(),
+});
+
+/** How a task ended, as the agent saw it. The server maps it to a host status. */
+export const TaskOutcome = z.enum([
+  'exited', // process ran and exited; exitCode says how
+  'timeout', // killed after its timeout
+  'killed', // killed on request (terminate)
+  'unsupported', // language cannot run on this host
+  'user_missing', // execution account does not exist or cannot be switched to
+  'spawn_failed', // could not start at all
+  'lost', // agent restarted and no longer knows the task
+]);
+export type TaskOutcome = z.infer<typeof TaskOutcome>;
+
+export const TaskFinished = z.object({
+  ...header,
+  type: z.literal('task.finished'),
+  key: TaskKey,
+  outcome: TaskOutcome,
+  exitCode: z.number().int(),
+  startTime: z.number().int(),
+  endTime: z.number().int(),
+  /** Total output bytes the agent sent (the server must hold this many before it accepts the result). */
+  outputBytes: z.number().int().nonnegative(),
+  /** Bytes the agent dropped between head and tail because of the log cap. */
+  droppedBytes: z.number().int().nonnegative(),
+  message: z.string().default(''),
+});
+
+export const TaskStarted = z.object({
+  ...header,
+  type: z.literal('task.started'),
+  key: TaskKey,
+  startTime: z.number().int(),
+});
+
+export const AgentMessage = z.discriminatedUnion('type', [
+  Hello,
+  Heartbeat,
+  TaskStarted,
+  TaskOutput,
+  TaskFinished,
+]);
+export type AgentMessage = z.infer<typeof AgentMessage>;
+export type Hello = z.infer<typeof Hello>;
+export type TaskOutput = z.infer<typeof TaskOutput>;
+export type TaskFinished = z.infer<typeof TaskFinished>;
+export type TaskStarted = z.infer<typeof TaskStarted>;
+
+// ---------------------------------------------------------------- server -> agent
+
+export const ScriptLanguage = z.enum(['shell', 'bat', 'perl', 'python', 'powershell', 'sql']);
+export type ScriptLanguage = z.infer<typeof ScriptLanguage>;
+
+export const Welcome = z.object({
+  ...header,
+  type: z.literal('welcome'),
+  hostId: z.number().int(),
+  heartbeatIntervalMs: z.number().int().positive(),
+  /** For each held task: bytes of output the server has stored; the agent resends from there. */
+  stored: z.record(z.string(), z.number().int().nonnegative()),
+  /** Held tasks the server no longer wants (already recorded, or unknown): the agent drops them. */
+  forget: z.array(TaskKey),
+});
+
+export const RunScript = z.object({
+  ...header,
+  type: z.literal('task.run'),
+  key: TaskKey,
+  language: ScriptLanguage,
+  /** base64 script body */
+  script: z.string(),
+  /** Arguments as one string, split by the shell the way BK-JOB passes script_param. */
+  params: z.string(),
+  timeoutSeconds: z.number().int().positive(),
+  /** OS user to run as; empty means the agent's own user. */
+  user: z.string(),
+  /** Output kept per task: head and tail halves of this many bytes. */
+  logCapBytes: z.number().int().positive(),
+});
+export type RunScript = z.infer<typeof RunScript>;
+
+export const KillTask = z.object({ ...header, type: z.literal('task.kill'), key: TaskKey });
+
+/** The server has durably recorded the task's result; the agent may forget it. */
+export const TaskRecorded = z.object({ ...header, type: z.literal('task.recorded'), key: TaskKey });
+
+export const ServerMessage = z.discriminatedUnion('type', [Welcome, RunScript, KillTask, TaskRecorded]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+export type Welcome = z.infer<typeof Welcome>;
+export type KillTask = z.infer<typeof KillTask>;
+export type TaskRecorded = z.infer<typeof TaskRecorded>;
+
+// ---------------------------------------------------------------- registration (HTTP)
+
+export const RegisterRequest = z.object({
+  bootstrapToken: z.string().min(1),
+  host: HostFacts,
+  /** Ask to be placed in this business (allowed with the bootstrap token). */
+  bizId: z.number().int().positive().optional(),
+});
+export type RegisterRequest = z.infer<typeof RegisterRequest>;
+
+export const RegisterResponse = z.object({
+  agentId: z.string(),
+  token: z.string(),
+  hostId: z.number().int(),
+});
+export type RegisterResponse = z.infer<typeof RegisterResponse>;
+
+/** HTTP paths the agent uses on a server. */
+export const AGENT_REGISTER_PATH = '/agent/v1/register';
+export const AGENT_LINK_PATH = '/agent/v1/link';

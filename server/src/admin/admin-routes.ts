@@ -1,0 +1,256 @@
+/**
+ * The admin API (/api/admin/...): manages the inventory and apps. Authenticated by the admin
+ * token (Authorization: Bearer <token>). Replies use the same envelope as the BK-JOB API so
+ * that one client can read both.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { hashSecret } from '../api/auth.js';
+import { zodFailure } from '../api/endpoint.js';
+import { successEnvelope } from '../api/envelope.js';
+import { ApiError } from '../api/error-catalogue.js';
+import { zLong } from '../api/input-types.js';
+import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
+import { sameSecret } from '../secrets.js';
+import type { Services } from '../services.js';
+import type { Host } from '../store/inventory-store.js';
+
+const ScopeGrant = z.object({ type: z.enum(['biz', 'biz_set']), id: zLong });
+
+const schemas = {
+  biz: z.object({ id: zLong.pipe(z.number().min(1).max(7_999_999)), name: z.string().min(1) }),
+  bizSet: z.object({
+    id: zLong.pipe(z.number().min(8_000_000).max(9_999_999)),
+    name: z.string().min(1),
+    biz_ids: z.array(zLong),
+  }),
+  host: z.object({
+    bk_cloud_id: zLong.pipe(z.number().nonnegative()).default(0),
+    ip: z.string().min(1),
+    hostname: z.string().default(''),
+    os_type: z.enum(['linux', 'windows']).default('linux'),
+    bk_biz_id: zLong.optional(),
+  }),
+  hostBiz: z.object({ bk_biz_id: zLong.nullable() }),
+  set: z.object({ bk_biz_id: zLong, name: z.string().min(1) }),
+  module: z.object({ bk_biz_id: zLong, set_id: zLong, name: z.string().min(1) }),
+  moduleHosts: z.object({ host_ids: z.array(zLong).min(1) }),
+  dynamicGroup: z.object({
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      .optional(),
+    bk_biz_id: zLong,
+    name: z.string().min(1),
+    filter: DynamicGroupFilter,
+  }),
+  account: z.object({
+    bk_biz_id: zLong,
+    alias: z.string().min(1).max(255),
+    os_user: z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$/, 'is not a valid OS user name'),
+    os_type: z.enum(['linux', 'windows']).default('linux'),
+  }),
+  app: z.object({
+    app_code: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+    app_secret: z.string().min(8),
+    scopes: z.union([z.literal('all'), z.array(ScopeGrant)]),
+  }),
+  bizQuery: z.object({ bk_biz_id: zLong.optional() }),
+} as const;
+
+function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const r = schema.safeParse(value ?? {}, { reportInput: true });
+  if (!r.success) throw zodFailure(r.error);
+  return r.data;
+}
+
+function idParam(req: FastifyRequest): number {
+  return parse(z.object({ id: zLong }), req.params).id;
+}
+
+export function hostView(h: Host) {
+  return {
+    bk_host_id: h.id,
+    bk_cloud_id: h.cloud_id,
+    ip: h.ip,
+    ipv6: h.ipv6,
+    hostname: h.hostname,
+    os_type: h.os_type,
+    bk_agent_id: h.agent_id ?? '',
+    agent_status: h.agent_status,
+    agent_version: h.agent_version,
+    last_heartbeat: h.last_heartbeat,
+    bk_biz_id: h.biz_id,
+  };
+}
+
+/** Unique-constraint violations from either engine become a clear 'already exists'. */
+async function unique<T>(what: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if (
+      e.code === '23505' ||
+      e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+      e.code === 'SQLITE_CONSTRAINT_UNIQUE'
+    ) {
+      throw new ApiError('CONFLICT', { what });
+    }
+    if (e.code === '23503' || e.code === 'SQLITE_CONSTRAINT_FOREIGNKEY') {
+      throw new ApiError('RESOURCE_NOT_FOUND', {
+        what: `a business, set or host referenced by this ${what}`,
+      });
+    }
+    throw err;
+  }
+}
+
+export function registerAdminRoutes(app: FastifyInstance, services: Services): void {
+  const inv = services.store.inventory;
+  const ok = (req: FastifyRequest, data: unknown) => successEnvelope(data, req.id);
+
+  app.register(
+    async (admin) => {
+      admin.addHook('onRequest', async (req) => {
+        const auth = req.headers.authorization;
+        const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+        if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
+      });
+
+      admin.get('/biz', async (req) =>
+        ok(req, { biz: await inv.listBiz(), biz_sets: await inv.listBizSets() }),
+      );
+      admin.post('/biz', async (req) => {
+        const b = parse(schemas.biz, req.body);
+        await unique(`business ${b.id}`, () => inv.createBiz(b.id, b.name));
+        return ok(req, { bk_biz_id: b.id, name: b.name });
+      });
+      admin.post('/biz_set', async (req) => {
+        const b = parse(schemas.bizSet, req.body);
+        await unique(`business set ${b.id}`, () => inv.createBizSet(b.id, b.name, b.biz_ids));
+        return ok(req, { bk_biz_set_id: b.id, name: b.name, biz_ids: b.biz_ids });
+      });
+
+      admin.get('/hosts', async (req) => {
+        const q = parse(schemas.bizQuery, req.query);
+        const hosts = await inv.listHosts(q.bk_biz_id === undefined ? {} : { bizId: q.bk_biz_id });
+        const modules = await inv.moduleIdsOfHosts(hosts.map((h) => h.id));
+        return ok(req, {
+          hosts: hosts.map((h) => ({ ...hostView(h), module_ids: modules.get(h.id) ?? [] })),
+        });
+      });
+      admin.post('/hosts', async (req) => {
+        const h = parse(schemas.host, req.body);
+        const row = await unique(`host ${h.bk_cloud_id}:${h.ip}`, () =>
+          inv.addHost({
+            cloudId: h.bk_cloud_id,
+            ip: h.ip,
+            hostname: h.hostname,
+            osType: h.os_type,
+            ...(h.bk_biz_id ? { bizId: h.bk_biz_id } : {}),
+          }),
+        );
+        return ok(req, hostView(row));
+      });
+      admin.post('/hosts/:id/biz', async (req) => {
+        const id = idParam(req);
+        const b = parse(schemas.hostBiz, req.body);
+        const done = await unique('host assignment', () => inv.assignHostToBiz(id, b.bk_biz_id));
+        if (!done) throw new ApiError('RESOURCE_NOT_FOUND', { what: `host ${id}` });
+        return ok(req, { bk_host_id: id, bk_biz_id: b.bk_biz_id });
+      });
+
+      admin.get('/topology', async (req) => {
+        const q = parse(z.object({ bk_biz_id: zLong }), req.query);
+        return ok(req, await inv.listTopology(q.bk_biz_id));
+      });
+      admin.post('/topology/sets', async (req) => {
+        const s = parse(schemas.set, req.body);
+        const id = await unique(`set ${s.name}`, () => inv.createSet(s.bk_biz_id, s.name));
+        return ok(req, { id, bk_biz_id: s.bk_biz_id, name: s.name });
+      });
+      admin.post('/topology/modules', async (req) => {
+        const m = parse(schemas.module, req.body);
+        const set = await inv.getSet(m.set_id);
+        if (!set || set.biz_id !== m.bk_biz_id)
+          throw new ApiError('RESOURCE_NOT_FOUND', { what: `set ${m.set_id} in business ${m.bk_biz_id}` });
+        const id = await unique(`module ${m.name}`, () => inv.createModule(m.bk_biz_id, m.set_id, m.name));
+        return ok(req, { id, bk_biz_id: m.bk_biz_id, set_id: m.set_id, name: m.name });
+      });
+      admin.post('/topology/modules/:id/hosts', async (req) => {
+        const moduleId = idParam(req);
+        const body = parse(schemas.moduleHosts, req.body);
+        const module = await inv.getModule(moduleId);
+        if (!module) throw new ApiError('RESOURCE_NOT_FOUND', { what: `module ${moduleId}` });
+        const hosts = await inv.getHostsByIds(body.host_ids);
+        const missing = body.host_ids.filter((id) => !hosts.some((h) => h.id === id));
+        if (missing.length > 0)
+          throw new ApiError('RESOURCE_NOT_FOUND', { what: `hosts ${missing.join(',')}` });
+        const foreign = hosts.filter((h) => h.biz_id !== module.biz_id);
+        if (foreign.length > 0) {
+          throw new ApiError('ILLEGAL_PARAM', {
+            reason: `hosts ${foreign.map((h) => h.id).join(',')} are not in business ${module.biz_id}`,
+          });
+        }
+        for (const h of hosts) await inv.addHostToModule(h.id, moduleId);
+        return ok(req, { module_id: moduleId, host_ids: body.host_ids });
+      });
+
+      admin.get('/dynamic_groups', async (req) => {
+        const q = parse(z.object({ bk_biz_id: zLong }), req.query);
+        const rows = await inv.listDynamicGroups(q.bk_biz_id);
+        return ok(req, {
+          dynamic_groups: rows.map((g) => ({
+            id: g.id,
+            bk_biz_id: g.biz_id,
+            name: g.name,
+            filter: JSON.parse(g.filter) as unknown,
+          })),
+        });
+      });
+      admin.post('/dynamic_groups', async (req) => {
+        const g = parse(schemas.dynamicGroup, req.body);
+        const id = g.id ?? `dg-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+        await unique(`dynamic group ${id}`, () =>
+          inv.createDynamicGroup({ id, bizId: g.bk_biz_id, name: g.name, filter: JSON.stringify(g.filter) }),
+        );
+        return ok(req, { id, bk_biz_id: g.bk_biz_id, name: g.name, filter: g.filter });
+      });
+
+      admin.get('/accounts', async (req) => {
+        const q = parse(z.object({ bk_biz_id: zLong }), req.query);
+        return ok(req, { accounts: await inv.listAccounts(q.bk_biz_id) });
+      });
+      admin.post('/accounts', async (req) => {
+        const a = parse(schemas.account, req.body);
+        const row = await unique(`account alias ${a.alias}`, () =>
+          inv.createAccount({
+            bizId: a.bk_biz_id,
+            alias: a.alias,
+            osUser: a.os_user,
+            osType: a.os_type,
+            creator: 'admin',
+          }),
+        );
+        return ok(req, row);
+      });
+
+      admin.get('/apps', async (req) => {
+        const apps = await services.store.apps.listApps();
+        return ok(req, { apps: apps.map((a) => ({ app_code: a.appCode, scopes: a.scopes })) });
+      });
+      admin.post('/apps', async (req) => {
+        const a = parse(schemas.app, req.body);
+        await services.store.apps.upsertApp({
+          appCode: a.app_code,
+          secretHash: hashSecret(a.app_secret),
+          scopes: a.scopes,
+        });
+        services.auth.forget(a.app_code);
+        return ok(req, { app_code: a.app_code, scopes: a.scopes });
+      });
+    },
+    { prefix: '/api/admin' },
+  );
+}

@@ -1,0 +1,270 @@
+/**
+ * The agent hub holds the WebSocket of every agent connected to this server.
+ *
+ * Per connection:
+ *   upgrade --token ok--> open --hello--> ready --close / heartbeat silence--> gone
+ * A connection that sends anything but `hello` first is closed. When a host has a newer
+ * connection, the older one is closed (an agent reconnecting before its old socket timed out).
+ *
+ * Liveness: a sweep every heartbeat interval marks agents abnormal after `heartbeatTimeoutMs`
+ * of silence and tells the engine, which fails their running tasks (310). Heartbeats are
+ * written to the store in batches, one transaction per interval, not one write each.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type WebSocket from 'ws';
+import { AGENT_LINK_PATH, AgentMessage, PROTOCOL_VERSION } from '@jobfleet/protocol';
+import type {
+  HeldTask,
+  HostFacts,
+  ServerMessage,
+  TaskFinished,
+  TaskOutput,
+  TaskStarted,
+} from '@jobfleet/protocol';
+import type { Services } from '../services.js';
+import { verifyAgentToken } from './registration.js';
+
+/** What the engine hears from agents. */
+export interface AgentEvents {
+  /** An agent said hello; answer which of its held tasks to resume and which to forget. */
+  agentReady(hostId: number, held: HeldTask[]): Promise<{ stored: Record<string, number>; forget: string[] }>;
+  /** Called after the welcome was sent: dispatch whatever waits for this host. */
+  agentWelcomed(hostId: number): void;
+  taskStarted(hostId: number, msg: TaskStarted): void;
+  taskOutput(hostId: number, msg: TaskOutput): void;
+  taskFinished(hostId: number, msg: TaskFinished): void;
+  /** The agent has been silent past the heartbeat window (or left and did not come back). */
+  agentLost(hostId: number): void;
+}
+
+const NO_EVENTS: AgentEvents = {
+  agentReady: async () => ({ stored: {}, forget: [] }),
+  agentWelcomed: () => undefined,
+  taskStarted: () => undefined,
+  taskOutput: () => undefined,
+  taskFinished: () => undefined,
+  agentLost: () => undefined,
+};
+
+interface Connection {
+  ws: WebSocket;
+  hostId: number;
+  ready: boolean;
+  lastSeen: number;
+  facts?: HostFacts;
+}
+
+/** Handshakes verified at once; past this an upgrade is answered 503 and the agent backs off. */
+const MAX_PENDING_HANDSHAKES = 512;
+
+export class AgentHub {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
+  private readonly connections = new Map<number, Connection>();
+  /** Hosts that disconnected and have not come back: when they left. */
+  private readonly departed = new Map<number, number>();
+  private readonly pendingBeats = new Map<number, { at: number; version?: string }>();
+  private events: AgentEvents = NO_EVENTS;
+  private pendingHandshakes = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly services: Services) {}
+
+  setEvents(events: AgentEvents): void {
+    this.events = events;
+  }
+
+  start(): void {
+    const every = this.services.config.heartbeatIntervalMs;
+    this.sweepTimer = setInterval(() => void this.sweep(), Math.min(every, 1000));
+    this.sweepTimer.unref();
+  }
+
+  isConnected(hostId: number): boolean {
+    return this.connections.get(hostId)?.ready === true;
+  }
+
+  connectedHostIds(): number[] {
+    return [...this.connections.values()].filter((c) => c.ready).map((c) => c.hostId);
+  }
+
+  send(hostId: number, msg: ServerMessage): boolean {
+    const c = this.connections.get(hostId);
+    if (!c?.ready || c.ws.readyState !== c.ws.OPEN) return false;
+    c.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = req.url ?? '';
+    if (this.closed || url.split('?')[0] !== AGENT_LINK_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (this.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    this.pendingHandshakes++;
+    const auth = req.headers.authorization;
+    const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    verifyAgentToken(this.services, token)
+      .then((host) => {
+        if (!host) {
+          socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
+          return;
+        }
+        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, host.id));
+      })
+      .catch((err: unknown) => {
+        this.services.log.error({ err }, 'agent handshake failed');
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+      })
+      .finally(() => this.pendingHandshakes--);
+  }
+
+  private accept(ws: WebSocket, hostId: number): void {
+    const previous = this.connections.get(hostId);
+    if (previous) previous.ws.close(4000, 'replaced by a newer connection');
+    const conn: Connection = { ws, hostId, ready: false, lastSeen: Date.now() };
+    this.connections.set(hostId, conn);
+    ws.on('message', (data: Buffer) => void this.onMessage(conn, data));
+    ws.on('close', () => this.onClose(conn));
+    ws.on('error', (err) => this.services.log.warn({ err, hostId }, 'agent socket error'));
+  }
+
+  private async onMessage(conn: Connection, data: Buffer): Promise<void> {
+    conn.lastSeen = Date.now();
+    let msg: AgentMessage;
+    try {
+      const parsed = AgentMessage.safeParse(JSON.parse(data.toString('utf8')));
+      if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'invalid message');
+      msg = parsed.data;
+    } catch (err) {
+      this.services.log.warn(
+        { hostId: conn.hostId, err: (err as Error).message },
+        'bad agent message; closing',
+      );
+      conn.ws.close(4002, 'bad message');
+      return;
+    }
+    if (!conn.ready && msg.type !== 'hello') {
+      conn.ws.close(4001, 'hello first');
+      return;
+    }
+    switch (msg.type) {
+      case 'hello':
+        await this.onHello(conn, msg.host, msg.agentVersion, msg.held);
+        return;
+      case 'heartbeat':
+        this.pendingBeats.set(conn.hostId, { at: conn.lastSeen });
+        return;
+      case 'task.started':
+        this.events.taskStarted(conn.hostId, msg);
+        return;
+      case 'task.output':
+        this.events.taskOutput(conn.hostId, msg);
+        return;
+      case 'task.finished':
+        this.events.taskFinished(conn.hostId, msg);
+        return;
+    }
+  }
+
+  private async onHello(
+    conn: Connection,
+    facts: HostFacts,
+    version: string,
+    held: HeldTask[],
+  ): Promise<void> {
+    conn.facts = facts;
+    try {
+      const resume = await this.events.agentReady(conn.hostId, held);
+      if (this.connections.get(conn.hostId) !== conn) return;
+      conn.ready = true;
+      this.departed.delete(conn.hostId);
+      conn.ws.send(
+        JSON.stringify({
+          v: PROTOCOL_VERSION,
+          type: 'welcome',
+          hostId: conn.hostId,
+          heartbeatIntervalMs: this.services.config.heartbeatIntervalMs,
+          stored: resume.stored,
+          forget: resume.forget,
+        } satisfies ServerMessage),
+      );
+      this.pendingBeats.set(conn.hostId, { at: Date.now(), version });
+      await this.flushHeartbeats();
+      this.services.log.info({ hostId: conn.hostId, ip: facts.ip, held: held.length }, 'agent connected');
+      this.events.agentWelcomed(conn.hostId);
+    } catch (err) {
+      this.services.log.error({ err, hostId: conn.hostId }, 'agent hello failed');
+      conn.ws.close(1011, 'server error');
+    }
+  }
+
+  private onClose(conn: Connection): void {
+    if (this.connections.get(conn.hostId) !== conn) return;
+    this.connections.delete(conn.hostId);
+    if (this.closed) return;
+    this.departed.set(conn.hostId, conn.lastSeen);
+    this.services.log.info({ hostId: conn.hostId }, 'agent disconnected');
+  }
+
+  private async flushHeartbeats(): Promise<void> {
+    if (this.pendingBeats.size === 0) return;
+    const beats = [...this.pendingBeats].map(([hostId, b]) => ({ hostId, ...b }));
+    this.pendingBeats.clear();
+    await this.services.store.inventory.recordHeartbeats(beats);
+  }
+
+  /** Fails agents silent past the window: connected-but-silent ones and departed ones alike. */
+  private async sweep(): Promise<void> {
+    const now = Date.now();
+    const limit = this.services.config.heartbeatTimeoutMs;
+    const lost: number[] = [];
+    for (const conn of this.connections.values()) {
+      if (now - conn.lastSeen > limit) {
+        lost.push(conn.hostId);
+        this.connections.delete(conn.hostId);
+        conn.ws.terminate();
+      }
+    }
+    for (const [hostId, since] of this.departed) {
+      if (now - since > limit) {
+        lost.push(hostId);
+        this.departed.delete(hostId);
+      }
+    }
+    try {
+      await this.flushHeartbeats();
+      if (lost.length > 0) {
+        await this.services.store.inventory.markAgentsAbnormal(lost);
+        this.services.log.warn({ hosts: lost }, 'agents lost (no heartbeat within the window)');
+        for (const hostId of lost) this.events.agentLost(hostId);
+      }
+    } catch (err) {
+      this.services.log.error({ err }, 'heartbeat sweep failed');
+    }
+  }
+
+  /**
+   * Hosts the engine expects to hear from after a server restart: if they do not connect within
+   * the heartbeat window, they are lost like any silent agent.
+   */
+  expect(hostIds: Iterable<number>): void {
+    const now = Date.now();
+    for (const id of hostIds) if (!this.connections.has(id)) this.departed.set(id, now);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    for (const c of this.connections.values()) c.ws.terminate();
+    this.connections.clear();
+    await this.flushHeartbeats().catch(() => undefined);
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Agent registration: an agent presents the bootstrap token once and receives its own token,
+ * which it keeps and uses for every later connection. The server stores only a hash of it.
+ */
+import crypto from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { AGENT_REGISTER_PATH, RegisterRequest } from '@jobfleet/protocol';
+import type { RegisterResponse } from '@jobfleet/protocol';
+import { hashSecret, verifySecret } from '../api/auth.js';
+import { zodFailure } from '../api/endpoint.js';
+import { successEnvelope } from '../api/envelope.js';
+import { ApiError } from '../api/error-catalogue.js';
+import { sameSecret } from '../secrets.js';
+import type { Services } from '../services.js';
+import type { Host } from '../store/inventory-store.js';
+
+export function registerAgentRoutes(app: FastifyInstance, services: Services): void {
+  app.post(AGENT_REGISTER_PATH, async (req, reply) => {
+    const parsed = RegisterRequest.safeParse(req.body, { reportInput: true });
+    if (!parsed.success) throw zodFailure(parsed.error);
+    const { bootstrapToken, host, bizId } = parsed.data;
+    if (!sameSecret(bootstrapToken, services.secrets.agentBootstrapToken)) {
+      throw new ApiError('APP_AUTH_FAILED');
+    }
+    if (bizId !== undefined && !(await services.store.inventory.getBiz(bizId))) {
+      throw new ApiError('APP_NOT_EXIST', { scopeType: 'biz', scopeId: bizId });
+    }
+    const agentId = crypto.randomUUID();
+    const secret = crypto.randomBytes(24).toString('base64url');
+    const row = await services.store.inventory.registerAgentHost({
+      cloudId: host.cloudId,
+      ip: host.ip,
+      ipv6: host.ipv6,
+      hostname: host.hostname,
+      osType: host.osType,
+      agentId,
+      agentTokenHash: hashSecret(secret),
+      bizId: bizId ?? null,
+    });
+    req.log.info({ hostId: row.id, ip: host.ip, cloudId: host.cloudId, agentId }, 'agent registered');
+    const data: RegisterResponse = { agentId, token: `${agentId}.${secret}`, hostId: row.id };
+    return reply.send(successEnvelope(data, req.id));
+  });
+}
+
+/** Checks an agent token (`<agentId>.<secret>`) and returns the agent's host. */
+export async function verifyAgentToken(
+  services: Services,
+  token: string | undefined,
+): Promise<Host | undefined> {
+  if (!token) return undefined;
+  const dot = token.indexOf('.');
+  if (dot <= 0) return undefined;
+  const host = await services.store.inventory.findHostByAgentId(token.slice(0, dot));
+  if (!host?.agent_token_hash) return undefined;
+  return verifySecret(token.slice(dot + 1), host.agent_token_hash) ? host : undefined;
+}

@@ -1,0 +1,73 @@
+/**
+ * How an API endpoint plugs into the contract layer: a name, whether it reads or writes,
+ * whether it needs a scope, an input schema, and a handler that returns `data`.
+ * Validation happens here, once; handlers receive typed input.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { z } from 'zod';
+import type { Services } from '../services.js';
+import type { Caller } from './auth.js';
+import { ApiError } from './error-catalogue.js';
+import type { ErrorName } from './error-catalogue.js';
+import type { ResolvedScope } from './scope.js';
+
+export interface EndpointContext {
+  services: Services;
+  caller: Caller;
+  /** Present when the endpoint is scoped; already checked against the caller's grants. */
+  scope: ResolvedScope;
+  requestId: string;
+  log: FastifyBaseLogger;
+}
+
+export interface EndpointSpec<S extends z.ZodType> {
+  name: string;
+  /** read: answers GET and POST (query string or body); write: POST only. */
+  kind: 'read' | 'write';
+  /** Only reachable as /api/v3/system/<name> (BK-JOB exposes some APIs there alone). */
+  systemOnly?: boolean;
+  /** Whether the request names a scope. Unscoped endpoints get a placeholder scope. */
+  scoped?: boolean;
+  input: S;
+  /** Error to answer when validation of a given top-level field fails, where BK-JOB uses a specific code. */
+  fieldErrors?: Record<string, ErrorName>;
+  handle(ctx: EndpointContext, input: z.output<S>): Promise<unknown>;
+}
+
+export interface Endpoint {
+  name: string;
+  kind: 'read' | 'write';
+  systemOnly: boolean;
+  scoped: boolean;
+  run(ctx: EndpointContext, raw: Record<string, unknown>): Promise<unknown>;
+}
+
+export function zodFailure(error: z.ZodError, fieldErrors: Record<string, ErrorName> = {}): ApiError {
+  const issue = error.issues[0];
+  if (!issue) return new ApiError('BAD_REQUEST', { reason: 'invalid input' });
+  const field = issue.path.reduce<string>(
+    (acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)),
+    '',
+  );
+  const top = String(issue.path[0] ?? '');
+  const missing = issue.code === 'invalid_type' && issue.input === undefined;
+  const reason = missing ? `${field} is required` : `${field || 'body'}: ${issue.message}`;
+  const specific = fieldErrors[top];
+  if (specific) return new ApiError(specific, { param: field, reason });
+  if (missing) return new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: field });
+  return new ApiError('BAD_REQUEST', { reason });
+}
+
+export function defineEndpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endpoint {
+  return {
+    name: spec.name,
+    kind: spec.kind,
+    systemOnly: spec.systemOnly ?? false,
+    scoped: spec.scoped ?? true,
+    async run(ctx, raw) {
+      const parsed = spec.input.safeParse(raw, { reportInput: true });
+      if (!parsed.success) throw zodFailure(parsed.error, spec.fieldErrors);
+      return spec.handle(ctx, parsed.data);
+    },
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * Every error code Jobfleet answers with, in one place. Codes are BK-JOB's where BK-JOB has
+ * one (see the behaviour notes §2.3), so clients written against BK-JOB branch correctly.
+ * docs/api-errors.md lists the same table; a test fails when the two drift apart.
+ *
+ * Every failure is answered with HTTP 200 and `result: false`, as BK-JOB does: its clients
+ * treat any other status as a transport error. `http` stays in the table so that a future
+ * non-BK endpoint can choose differently without a second catalogue.
+ *
+ * Message templates name their parameters in braces: {param}.
+ */
+export const ERROR_CATALOGUE = {
+  INTERNAL_ERROR: {
+    code: 1240002,
+    http: 200,
+    message: 'Internal error; the server log has details under request id {requestId}',
+  },
+  BAD_REQUEST: { code: 1240003, http: 200, message: 'Bad request: {reason}' },
+  ILLEGAL_PARAM: { code: 1241002, http: 200, message: 'Illegal parameter: {reason}' },
+  UNSUPPORTED_OPERATION: { code: 1241003, http: 200, message: 'Operation not allowed: {reason}' },
+  MISSING_PARAM_WITH_PARAM_NAME: { code: 1241004, http: 200, message: 'Missing request parameter [{param}]' },
+  ILLEGAL_PARAM_WITH_PARAM_NAME: {
+    code: 1241005,
+    http: 200,
+    message: 'Illegal request parameter [{param}]: {reason}',
+  },
+  MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME: {
+    code: 1241007,
+    http: 200,
+    message: 'Missing or illegal request parameter [{param}]: {reason}',
+  },
+  ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON: {
+    code: 1241010,
+    http: 200,
+    message: 'Illegal request parameter [{param}]: {reason}',
+  },
+  REPEAT_START_JOB: {
+    code: 1241015,
+    http: 200,
+    message: 'Job instance {jobInstanceId} has already been started',
+  },
+  BK_PERMISSION_DENIED: {
+    code: 9900403,
+    http: 200,
+    message: 'App {appCode} has no permission for {resource}',
+  },
+  APP_NOT_EXIST: { code: 1243049, http: 200, message: 'Scope {scopeType}:{scopeId} does not exist' },
+  SCRIPT_NOT_SUPPORTED_YET: {
+    code: 1243001,
+    http: 200,
+    message: 'Script {ref} does not exist (the script library is not available yet; send script_content)',
+  },
+  SERVER_EMPTY: {
+    code: 1244001,
+    http: 200,
+    message: 'target_server is empty: give host_id_list, ip_list, topo_node_list or dynamic_group_list',
+  },
+  HOST_INVALID: {
+    code: 1244002,
+    http: 200,
+    message: 'Hosts invalid: {count} hosts are not in {scopeType} [{scopeId}]: {hosts}',
+  },
+  ACCOUNT_NOT_EXIST: { code: 1244003, http: 200, message: 'Account [{account}] does not exist' },
+  TASK_INSTANCE_NOT_EXIST: {
+    code: 1244006,
+    http: 200,
+    message: 'Job instance {jobInstanceId} does not exist',
+  },
+  STEP_INSTANCE_NOT_EXIST: {
+    code: 1244007,
+    http: 200,
+    message: 'Step instance {stepInstanceId} does not exist',
+  },
+  DANGEROUS_SCRIPT_FORBIDDEN_EXECUTION: {
+    code: 1244019,
+    http: 200,
+    message: 'Script refused by dangerous-command rules: {matches}',
+  },
+  SCRIPT_TASK_TARGET_EXCEEDS_LIMIT: {
+    code: 1244022,
+    http: 200,
+    message: 'Too many target hosts: {count} (at most {limit})',
+  },
+  STEP_TARGET_EMPTY: {
+    code: 1244028,
+    http: 200,
+    message: 'No target host left after resolving target_server',
+  },
+  EXECUTE_OBJECT_NOT_EXIST: {
+    code: 1244030,
+    http: 200,
+    message: 'Number of non-existent execution objects: {count}, execution object list: [{objects}]',
+  },
+  MISSING_USER_INFO: { code: 1247002, http: 200, message: 'Missing user: send bk_username' },
+  MISSING_APP_CODE: {
+    code: 1247004,
+    http: 200,
+    message:
+      'Missing app credentials: send bk_app_code and bk_app_secret in the body, the query string or the X-Bkapi-Authorization header',
+  },
+  APP_AUTH_FAILED: {
+    code: 1247403,
+    http: 200,
+    message: 'App authentication failed: bk_app_code or bk_app_secret is wrong',
+  },
+  ADMIN_AUTH_FAILED: {
+    code: 1238001,
+    http: 200,
+    message: 'Admin API needs the admin token: send Authorization: Bearer <JOBFLEET_ADMIN_TOKEN>',
+  },
+  NOT_FOUND: { code: 1240004, http: 404, message: 'No such path: {method} {path}' },
+  CONFLICT: { code: 1240005, http: 200, message: '{what} already exists' },
+  RESOURCE_NOT_FOUND: { code: 1240006, http: 200, message: '{what} does not exist' },
+} as const;
+
+export type ErrorName = keyof typeof ERROR_CATALOGUE;
+
+type Params = Record<string, string | number>;
+
+export function renderMessage(template: string, params: Params): string {
+  return template.replace(/\{(\w+)\}/g, (_, k: string) => (k in params ? String(params[k]) : `{${k}}`));
+}
+
+/** The BK-JOB permission object carried on 9900403 answers. */
+export interface PermissionInfo {
+  system_id: string;
+  system_name: string;
+  actions: {
+    id: string;
+    name: string;
+    related_resource_types: {
+      system_id: string;
+      system_name: string;
+      type: string;
+      type_name: string;
+      instances: { id: string; name: string; type: string; type_name: string }[][];
+    }[];
+  }[];
+}
+
+/** The one error type of the API: a catalogue entry plus the values for its message. */
+export class ApiError extends Error {
+  readonly code: number;
+  readonly http: number;
+
+  constructor(
+    readonly errorName: ErrorName,
+    readonly params: Params = {},
+    readonly permission?: PermissionInfo,
+  ) {
+    const entry = ERROR_CATALOGUE[errorName];
+    super(renderMessage(entry.message, params));
+    this.code = entry.code;
+    this.http = entry.http;
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The HTTP application, built apart from listen() so tests can drive it in-process.
+ *
+ * Every reply under /api is the BK-JOB envelope. Fastify's own failures (bad JSON, body too
+ * large, unknown route) are turned into envelopes here too, so a client never sees an HTML
+ * page or a stack trace.
+ */
+import crypto from 'node:crypto';
+import Fastify from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../services.js';
+import { registerAdminRoutes } from '../admin/admin-routes.js';
+import { registerAgentRoutes } from '../agent-link/registration.js';
+import { extractCredentials } from './auth.js';
+import type { Endpoint, EndpointContext } from './endpoint.js';
+import { failureEnvelope, successEnvelope } from './envelope.js';
+import { ApiError } from './error-catalogue.js';
+import { assertScopeGranted, resolveScope, ScopeFields } from './scope.js';
+import { zodFailure } from './endpoint.js';
+
+/** Turns anything thrown into an ApiError; unexpected errors are logged with their stack and hidden. */
+export function toApiError(err: unknown, req: FastifyRequest): ApiError {
+  if (err instanceof ApiError) return err;
+  const fe = err as Partial<FastifyError>;
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError('BAD_REQUEST', {
+        reason: `request body is larger than the limit of ${req.routeOptions.bodyLimit ?? 0} bytes`,
+      });
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiError('BAD_REQUEST', { reason: `body is not valid JSON (${fe.message ?? ''})` });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ApiError('BAD_REQUEST', { reason: fe.message ?? 'unreadable body' });
+    default:
+      break;
+  }
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new ApiError('BAD_REQUEST', { reason: fe.message ?? 'bad request' });
+  }
+  req.log.error({ err }, 'unhandled error');
+  return new ApiError('INTERNAL_ERROR', { requestId: req.id });
+}
+
+function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+  return reply
+    .code(err.http)
+    .header('content-type', 'application/json; charset=utf-8')
+    .send(failureEnvelope(err, reply.request.id));
+}
+
+/** Parses any request body as JSON: curl -d sends form content-type with a JSON body. */
+function parseJsonBody(
+  _req: FastifyRequest,
+  body: string,
+  done: (err: Error | null, body?: unknown) => void,
+): void {
+  if (body.trim() === '') return done(null, {});
+  try {
+    done(null, JSON.parse(body));
+  } catch (err) {
+    done(new ApiError('BAD_REQUEST', { reason: `body is not valid JSON (${(err as Error).message})` }));
+  }
+}
+
+const API_PREFIXES = ['/api/c/compapi/v2/jobv3', '/api/v3', '/api/v3/system'] as const;
+
+export function buildHttpApp(services: Services, endpoints: readonly Endpoint[]): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: services.log,
+    bodyLimit: services.config.bodyLimitBytes,
+    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
+    genReqId: () => crypto.randomUUID().replace(/-/g, ''),
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, parseJsonBody);
+
+  app.setErrorHandler((err, req, reply) => sendError(reply, toApiError(err, req)));
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, new ApiError('NOT_FOUND', { method: req.method, path: req.url.split('?')[0] ?? '' })),
+  );
+
+  app.get('/healthz', async (_req, reply) => {
+    const ok = await services.store.healthy();
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'store unreachable' });
+  });
+
+  registerAdminRoutes(app, services);
+  registerAgentRoutes(app, services);
+
+  const byName = new Map(endpoints.map((e) => [e.name, e]));
+  for (const prefix of API_PREFIXES) {
+    app.route({
+      method: ['GET', 'POST'],
+      url: `${prefix}/:name`,
+      handler: async (req, reply) => {
+        const name = (req.params as { name: string }).name;
+        const endpoint = byName.get(name);
+        if (!endpoint) throw new ApiError('BAD_REQUEST', { reason: `unknown API ${name}` });
+        if (endpoint.systemOnly && prefix !== '/api/v3/system') {
+          throw new ApiError('BAD_REQUEST', { reason: `${name} is only served as /api/v3/system/${name}` });
+        }
+        if (endpoint.kind === 'write' && req.method !== 'POST') {
+          throw new ApiError('BAD_REQUEST', { reason: `${name} accepts POST only (got ${req.method})` });
+        }
+        const raw = requestParams(req);
+        const caller = await services.auth.authenticate(extractCredentials(req.headers, raw));
+        const ctx: EndpointContext = {
+          services,
+          caller,
+          scope: { type: 'biz', id: 0, name: '', bizIds: [] },
+          requestId: req.id,
+          log: req.log,
+        };
+        if (endpoint.scoped) {
+          const fields = ScopeFields.safeParse(raw, { reportInput: true });
+          if (!fields.success) throw zodFailure(fields.error);
+          ctx.scope = await resolveScope(services.store.inventory, fields.data);
+          await assertScopeGranted(services.store.inventory, caller, ctx.scope);
+        }
+        const data = await endpoint.run(ctx, raw);
+        return reply
+          .header('content-type', 'application/json; charset=utf-8')
+          .send(successEnvelope(data, req.id));
+      },
+    });
+  }
+  return app;
+}
+
+/** GET reads the query string; POST reads the body, with query values filling what the body lacks. */
+function requestParams(req: FastifyRequest): Record<string, unknown> {
+  const query = (req.query ?? {}) as Record<string, unknown>;
+  if (req.method === 'GET') return query;
+  const body = req.body;
+  if (body === undefined || body === null) return query;
+  if (typeof body !== 'object' || Array.isArray(body))
+    throw new ApiError('BAD_REQUEST', { reason: 'body must be a JSON object' });
+  return { ...query, ...(body as Record<string, unknown>) };
+}

@@ -1,0 +1,53 @@
+/**
+ * Schema pieces for BK-JOB request fields. GET requests carry every value as a string
+ * (`"10"`, `"true"`), POST bodies carry JSON types; these accept both, and nothing looser:
+ * `"abc"` for a number is still an error that names the field.
+ */
+import { z } from 'zod';
+
+const INTEGER_TEXT = /^-?\d+$/;
+
+function fromText(v: unknown): unknown {
+  if (typeof v === 'string' && INTEGER_TEXT.test(v.trim())) return Number(v.trim());
+  return v;
+}
+
+/** A long that fits a JavaScript number exactly. */
+export const zLong = z.preprocess(
+  fromText,
+  z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER),
+);
+
+export const zInt = z.preprocess(fromText, z.number().int().min(-2147483648).max(2147483647));
+
+export const zBool = z.preprocess((v) => {
+  if (v === 'true' || v === '1' || v === 1) return true;
+  if (v === 'false' || v === '0' || v === 0) return false;
+  return v;
+}, z.boolean());
+
+const BASE64 = /^[A-Za-z0-9+/\r\n]*={0,2}$/;
+
+/** A base64 field; its decoded value is checked against `maxBytes`. */
+export function zBase64(maxBytes: number) {
+  return z
+    .string()
+    .refine((s) => BASE64.test(s) && s.replace(/[\r\n]/g, '').length % 4 === 0, 'is not valid base64')
+    .refine((s) => Buffer.byteLength(s, 'base64') <= maxBytes, `decodes to more than ${maxBytes} bytes`);
+}
+
+export const IpEntry = z.object({
+  bk_cloud_id: zLong.pipe(z.number().nonnegative()),
+  ip: z
+    .string()
+    .trim()
+    .regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/, 'is not an IPv4 address'),
+});
+
+export const TargetServer = z.object({
+  host_id_list: z.array(zLong).optional(),
+  ip_list: z.array(IpEntry).optional(),
+  dynamic_group_list: z.array(z.object({ id: z.string() })).optional(),
+  topo_node_list: z.array(z.object({ id: zLong, node_type: z.string() })).optional(),
+});
+export type TargetServer = z.infer<typeof TargetServer>;

@@ -1,0 +1,113 @@
+/**
+ * Server configuration, parsed once at start. Precedence: command-line flag > environment
+ * variable > config file (JSON) > default. Nothing else in the server reads process.env.
+ */
+import fs from 'node:fs';
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+
+const int = (min: number) => z.coerce.number().int().min(min);
+
+/** Each key: its schema, its environment variable, and what it is for (shown by --help). */
+export const CONFIG_KEYS = {
+  port: {
+    schema: int(0).max(65535).default(8080),
+    env: 'JOBFLEET_PORT',
+    doc: 'HTTP port for the API and agent links (0 picks a free port)',
+  },
+  host: { schema: z.string().default('0.0.0.0'), env: 'JOBFLEET_HOST', doc: 'address to listen on' },
+  dataDir: {
+    schema: z.string().default('.jobfleet'),
+    env: 'JOBFLEET_DATA_DIR',
+    doc: 'directory for the embedded database and generated secrets',
+  },
+  databaseUrl: {
+    schema: z.string().optional(),
+    env: 'JOBFLEET_DATABASE_URL',
+    doc: 'postgres://... to use PostgreSQL; default is SQLite in the data directory',
+  },
+  appCode: {
+    schema: z.string().min(1).default('jobfleet'),
+    env: 'JOBFLEET_APP_CODE',
+    doc: 'app code ensured at start with access to every scope',
+  },
+  appSecret: {
+    schema: z.string().min(8).optional(),
+    env: 'JOBFLEET_APP_SECRET',
+    doc: 'its secret (generated and kept in the data directory when unset)',
+  },
+  adminToken: {
+    schema: z.string().min(8).optional(),
+    env: 'JOBFLEET_ADMIN_TOKEN',
+    doc: 'token for /api/admin (generated when unset)',
+  },
+  agentBootstrapToken: {
+    schema: z.string().min(8).optional(),
+    env: 'JOBFLEET_AGENT_BOOTSTRAP_TOKEN',
+    doc: 'token agents register with (generated when unset)',
+  },
+  bodyLimitBytes: {
+    schema: int(1024).default(64 * MiB),
+    env: 'JOBFLEET_BODY_LIMIT_BYTES',
+    doc: 'largest accepted request body',
+  },
+  heartbeatIntervalMs: {
+    schema: int(100).default(5000),
+    env: 'JOBFLEET_HEARTBEAT_INTERVAL_MS',
+    doc: 'how often agents send a heartbeat',
+  },
+  heartbeatTimeoutMs: {
+    schema: int(300).default(30000),
+    env: 'JOBFLEET_HEARTBEAT_TIMEOUT_MS',
+    doc: 'silence after which an agent is abnormal and its running tasks fail (310)',
+  },
+  logCapBytes: {
+    schema: int(1024).default(5 * MiB),
+    env: 'JOBFLEET_LOG_CAP_BYTES',
+    doc: 'output kept per host task (head and tail halves; the middle is dropped and counted)',
+  },
+  logLevel: {
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    env: 'JOBFLEET_LOG_LEVEL',
+    doc: 'server log level',
+  },
+} as const;
+
+type Keys = typeof CONFIG_KEYS;
+export type ServerConfig = { [K in keyof Keys]: z.output<Keys[K]['schema']> };
+export type ConfigInput = Partial<Record<keyof Keys, string | number | undefined>>;
+
+export class ConfigError extends Error {}
+
+export function readConfigFile(file: string | undefined): ConfigInput {
+  if (!file) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object')
+    throw new ConfigError(`config file ${file} must hold a JSON object`);
+  return parsed as ConfigInput;
+}
+
+export function loadConfig(sources: {
+  flags?: ConfigInput;
+  env?: NodeJS.ProcessEnv;
+  file?: ConfigInput;
+}): ServerConfig {
+  const out: Record<string, unknown> = {};
+  for (const [key, def] of Object.entries(CONFIG_KEYS) as [keyof Keys, Keys[keyof Keys]][]) {
+    const raw = sources.flags?.[key] ?? sources.env?.[def.env] ?? sources.file?.[key];
+    const parsed = def.schema.safeParse(raw === '' ? undefined : raw);
+    if (!parsed.success) {
+      throw new ConfigError(
+        `invalid ${key} (${def.env}): ${parsed.error.issues.map((i) => i.message).join('; ')}`,
+      );
+    }
+    out[key] = parsed.data;
+  }
+  return out as ServerConfig;
+}

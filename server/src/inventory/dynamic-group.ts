@@ -1,0 +1,54 @@
+/**
+ * Dynamic groups: a saved filter over the hosts of one business, evaluated when a job is
+ * submitted (so a host added later is picked up by the next job).
+ * Conditions are ANDed; the values inside one condition are ORed.
+ */
+import { z } from 'zod';
+import type { Host } from '../store/inventory-store.js';
+
+export const DynamicGroupFilter = z
+  .object({
+    /** IPv4 addresses or CIDR blocks (a.b.c.d/n). */
+    ip: z
+      .array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'is not an IPv4 address or CIDR block'))
+      .optional(),
+    /** Glob on the hostname: * any run of characters, ? one character. */
+    hostname: z.string().min(1).optional(),
+    os_type: z.enum(['linux', 'windows']).optional(),
+    module_ids: z.array(z.number().int()).optional(),
+  })
+  .strict();
+export type DynamicGroupFilter = z.infer<typeof DynamicGroupFilter>;
+
+function ipToInt(ip: string): number {
+  return ip.split('.').reduce((acc, part) => acc * 256 + (Number(part) & 255), 0);
+}
+
+export function ipMatches(ip: string, pattern: string): boolean {
+  const [base, bitsText] = pattern.split('/');
+  if (bitsText === undefined) return ip === base;
+  const bits = Math.min(32, Number(bitsText));
+  if (bits === 0) return true;
+  // Division-free masking: JavaScript bit operators are 32-bit signed, so compare floored quotients.
+  const block = 2 ** (32 - bits);
+  return Math.floor(ipToInt(ip) / block) === Math.floor(ipToInt(base ?? '') / block);
+}
+
+export function globMatches(text: string, glob: string): boolean {
+  const re = new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  );
+  return re.test(text);
+}
+
+export function hostMatches(host: Host, moduleIds: readonly number[], f: DynamicGroupFilter): boolean {
+  if (f.ip && !f.ip.some((p) => ipMatches(host.ip, p))) return false;
+  if (f.hostname && !globMatches(host.hostname, f.hostname)) return false;
+  if (f.os_type && host.os_type !== f.os_type) return false;
+  if (f.module_ids && !f.module_ids.some((m) => moduleIds.includes(m))) return false;
+  return true;
+}

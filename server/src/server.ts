@@ -1,0 +1,69 @@
+/**
+ * Starting and stopping one server process: store, app bootstrap, agent hub, HTTP listener.
+ */
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { AgentHub } from './agent-link/agent-hub.js';
+import { Authenticator, hashSecret } from './api/auth.js';
+import { ENDPOINTS } from './api/endpoints/index.js';
+import { buildHttpApp } from './api/http-app.js';
+import type { ServerConfig } from './config.js';
+import { resolveSecrets } from './secrets.js';
+import type { Services } from './services.js';
+import { Store } from './store/store.js';
+
+export interface RunningServer {
+  services: Services;
+  http: FastifyInstance;
+  /** Base URL, e.g. http://127.0.0.1:8080 */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const log = pino({ level: config.logLevel, base: { service: 'jobfleet-server' } });
+  const secrets = resolveSecrets(config);
+  const store = await Store.open({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  log.info({ store: store.caps.name, location: store.location }, 'store ready');
+
+  // The configured app always exists with access to every scope, so a first start needs no set-up.
+  await store.apps.upsertApp({
+    appCode: config.appCode,
+    secretHash: hashSecret(secrets.appSecret),
+    scopes: 'all',
+  });
+
+  const services = { config, secrets, store, auth: new Authenticator(store.apps), log } as Omit<
+    Services,
+    'hub'
+  > as Services;
+  services.hub = new AgentHub(services);
+
+  const http = buildHttpApp(services, ENDPOINTS);
+  http.server.on('upgrade', (req, socket, head) => services.hub.handleUpgrade(req, socket, head));
+  services.hub.start();
+
+  await http.listen({ port: config.port, host: config.host });
+  const port = (http.server.address() as AddressInfo).port;
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const url = `http://${shownHost}:${port}`;
+  log.info({ url }, 'jobfleet server listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    services,
+    http,
+    url,
+    port,
+    close() {
+      closing ??= (async () => {
+        await services.hub.close();
+        await http.close();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

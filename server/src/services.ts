@@ -1,0 +1,16 @@
+/** The running pieces of one server process, handed to routes and endpoints. */
+import type { FastifyBaseLogger } from 'fastify';
+import type { AgentHub } from './agent-link/agent-hub.js';
+import type { Authenticator } from './api/auth.js';
+import type { ServerConfig } from './config.js';
+import type { Store } from './store/store.js';
+import type { ServerSecrets } from './secrets.js';
+
+export interface Services {
+  config: ServerConfig;
+  secrets: ServerSecrets;
+  store: Store;
+  auth: Authenticator;
+  hub: AgentHub;
+  log: FastifyBaseLogger;
+}

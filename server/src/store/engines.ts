@@ -1,0 +1,80 @@
+/**
+ * The two storage engines and what sets them apart. Code branches on a capability, never on
+ * the engine's name, so a third engine is a new row here rather than a hunt through callers.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.js';
+
+export interface EngineCapabilities {
+  name: 'sqlite' | 'postgres';
+  /** Auto-incrementing 64-bit key column type. */
+  idType: 'integer' | 'bigserial';
+  /** Binary column type. */
+  binaryType: 'blob' | 'bytea';
+  /** Several servers may share the database; rows are claimed with SKIP LOCKED. */
+  supportsSkipLocked: boolean;
+  /** Servers can wake each other through the database (LISTEN/NOTIFY). */
+  supportsListenNotify: boolean;
+  /** One writer at a time: writes are grouped into few transactions to stay fast. */
+  singleWriter: boolean;
+}
+
+const SQLITE: EngineCapabilities = {
+  name: 'sqlite',
+  idType: 'integer',
+  binaryType: 'blob',
+  supportsSkipLocked: false,
+  supportsListenNotify: false,
+  singleWriter: true,
+};
+
+const POSTGRES: EngineCapabilities = {
+  name: 'postgres',
+  idType: 'bigserial',
+  binaryType: 'bytea',
+  supportsSkipLocked: true,
+  supportsListenNotify: true,
+  singleWriter: false,
+};
+
+export interface OpenedEngine {
+  db: Kysely<Database>;
+  caps: EngineCapabilities;
+  /** Human-readable location for logs, never containing a password. */
+  location: string;
+}
+
+// int8 and numeric come back from pg as strings; every id and timestamp we store fits in 2^53.
+pg.types.setTypeParser(20, (v) => Number(v));
+pg.types.setTypeParser(1700, (v) => Number(v));
+
+export function openEngine(opts: { databaseUrl: string | undefined; dataDir: string }): OpenedEngine {
+  const url = opts.databaseUrl;
+  if (url && /^postgres(ql)?:\/\//.test(url)) {
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const safe = new URL(url);
+    safe.password = '';
+    return {
+      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      caps: POSTGRES,
+      location: safe.toString(),
+    };
+  }
+  const file = url ? url.replace(/^sqlite:(\/\/)?/, '') : path.join(opts.dataDir, 'jobfleet.db');
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const sqlite = new SQLite(file);
+  sqlite.pragma('journal_mode = WAL');
+  // FULL: a commit is on disk before we acknowledge it, so power loss loses nothing acknowledged.
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  return {
+    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }),
+    caps: SQLITE,
+    location: file,
+  };
+}

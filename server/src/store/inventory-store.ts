@@ -1,0 +1,373 @@
+/**
+ * Storage operations for the inventory: businesses, business sets, hosts, topology, dynamic
+ * groups and execution accounts.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { AccountTable, Database, DynamicGroupTable, HostTable } from './schema.js';
+
+export type Host = Selectable<HostTable>;
+export type Account = Selectable<AccountTable>;
+export type DynamicGroup = Selectable<DynamicGroupTable>;
+
+export interface HostRegistration {
+  cloudId: number;
+  ip: string;
+  ipv6: string;
+  hostname: string;
+  osType: string;
+  agentId: string;
+  agentTokenHash: string;
+  bizId: number | null;
+}
+
+export class InventoryStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async createBiz(id: number, name: string): Promise<void> {
+    await this.db.insertInto('biz').values({ id, name, created_at: Date.now() }).execute();
+  }
+
+  async getBiz(id: number): Promise<{ id: number; name: string } | undefined> {
+    return this.db.selectFrom('biz').select(['id', 'name']).where('id', '=', id).executeTakeFirst();
+  }
+
+  async listBiz(): Promise<{ id: number; name: string }[]> {
+    return this.db.selectFrom('biz').select(['id', 'name']).orderBy('id').execute();
+  }
+
+  async createBizSet(id: number, name: string, bizIds: number[]): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.insertInto('biz_set').values({ id, name, created_at: Date.now() }).execute();
+      if (bizIds.length > 0) {
+        await tx
+          .insertInto('biz_set_member')
+          .values(bizIds.map((biz_id) => ({ biz_set_id: id, biz_id })))
+          .execute();
+      }
+    });
+  }
+
+  async getBizSet(id: number): Promise<{ id: number; name: string; bizIds: number[] } | undefined> {
+    const row = await this.db
+      .selectFrom('biz_set')
+      .select(['id', 'name'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const members = await this.db
+      .selectFrom('biz_set_member')
+      .select('biz_id')
+      .where('biz_set_id', '=', id)
+      .orderBy('biz_id')
+      .execute();
+    return { ...row, bizIds: members.map((m) => m.biz_id) };
+  }
+
+  async listBizSets(): Promise<{ id: number; name: string; bizIds: number[] }[]> {
+    const sets = await this.db.selectFrom('biz_set').select(['id', 'name']).orderBy('id').execute();
+    const members = await this.db.selectFrom('biz_set_member').selectAll().execute();
+    return sets.map((s) => ({
+      ...s,
+      bizIds: members.filter((m) => m.biz_set_id === s.id).map((m) => m.biz_id),
+    }));
+  }
+
+  /**
+   * An agent registering again from the same cloud id + ip takes over that host record (a
+   * reinstalled machine keeps its bk_host_id); a first registration creates the host.
+   */
+  async registerAgentHost(reg: HostRegistration): Promise<Host> {
+    return this.db.transaction().execute(async (tx) => {
+      const existing = await tx
+        .selectFrom('host')
+        .selectAll()
+        .where('cloud_id', '=', reg.cloudId)
+        .where('ip', '=', reg.ip)
+        .executeTakeFirst();
+      const fields = {
+        ipv6: reg.ipv6,
+        hostname: reg.hostname,
+        os_type: reg.osType,
+        agent_id: reg.agentId,
+        agent_token_hash: reg.agentTokenHash,
+      };
+      if (existing) {
+        return tx
+          .updateTable('host')
+          .set({ ...fields, biz_id: reg.bizId ?? existing.biz_id })
+          .where('id', '=', existing.id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+      }
+      return tx
+        .insertInto('host')
+        .values({
+          ...fields,
+          cloud_id: reg.cloudId,
+          ip: reg.ip,
+          biz_id: reg.bizId,
+          agent_status: 0,
+          agent_version: '',
+          created_at: Date.now(),
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    });
+  }
+
+  /** Adds a host by hand (no agent yet): it will show agent status 0 until an agent registers. */
+  async addHost(h: {
+    cloudId: number;
+    ip: string;
+    hostname?: string;
+    osType?: string;
+    bizId?: number;
+  }): Promise<Host> {
+    return this.db
+      .insertInto('host')
+      .values({
+        cloud_id: h.cloudId,
+        ip: h.ip,
+        ipv6: '',
+        hostname: h.hostname ?? '',
+        os_type: h.osType ?? 'linux',
+        agent_id: null,
+        agent_token_hash: null,
+        agent_status: 0,
+        agent_version: '',
+        last_heartbeat: null,
+        biz_id: h.bizId ?? null,
+        created_at: Date.now(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
+  async findHostByAgentId(agentId: string): Promise<Host | undefined> {
+    return this.db.selectFrom('host').selectAll().where('agent_id', '=', agentId).executeTakeFirst();
+  }
+
+  async getHostsByIds(ids: readonly number[]): Promise<Host[]> {
+    if (ids.length === 0) return [];
+    const out: Host[] = [];
+    // Chunked so a 50,000-host target list stays under every engine's bound-parameter limit.
+    for (let i = 0; i < ids.length; i += 5000) {
+      out.push(
+        ...(await this.db
+          .selectFrom('host')
+          .selectAll()
+          .where('id', 'in', ids.slice(i, i + 5000))
+          .execute()),
+      );
+    }
+    return out;
+  }
+
+  async getHostsByCloudIps(pairs: readonly { cloudId: number; ip: string }[]): Promise<Host[]> {
+    if (pairs.length === 0) return [];
+    const ips = [...new Set(pairs.map((p) => p.ip))];
+    const wanted = new Set(pairs.map((p) => `${p.cloudId}:${p.ip}`));
+    const out: Host[] = [];
+    for (let i = 0; i < ips.length; i += 5000) {
+      const rows = await this.db
+        .selectFrom('host')
+        .selectAll()
+        .where('ip', 'in', ips.slice(i, i + 5000))
+        .execute();
+      out.push(...rows.filter((r) => wanted.has(`${r.cloud_id}:${r.ip}`)));
+    }
+    return out;
+  }
+
+  async listHosts(filter: { bizId?: number } = {}): Promise<Host[]> {
+    let q = this.db.selectFrom('host').selectAll().orderBy('id');
+    if (filter.bizId !== undefined) q = q.where('biz_id', '=', filter.bizId);
+    return q.execute();
+  }
+
+  async assignHostToBiz(hostId: number, bizId: number | null): Promise<boolean> {
+    const r = await this.db
+      .updateTable('host')
+      .set({ biz_id: bizId })
+      .where('id', '=', hostId)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  async recordHeartbeats(beats: readonly { hostId: number; at: number; version?: string }[]): Promise<void> {
+    if (beats.length === 0) return;
+    await this.db.transaction().execute(async (tx) => {
+      for (const b of beats) {
+        await tx
+          .updateTable('host')
+          .set(
+            b.version === undefined
+              ? { last_heartbeat: b.at, agent_status: 1 }
+              : { last_heartbeat: b.at, agent_status: 1, agent_version: b.version },
+          )
+          .where('id', '=', b.hostId)
+          .execute();
+      }
+    });
+  }
+
+  async markAgentsAbnormal(hostIds: readonly number[]): Promise<void> {
+    if (hostIds.length === 0) return;
+    await this.db.updateTable('host').set({ agent_status: 0 }).where('id', 'in', hostIds).execute();
+  }
+
+  /** Every agent counts as abnormal until it connects to a server again (used at server start). */
+  async markAllAgentsAbnormal(): Promise<void> {
+    await this.db.updateTable('host').set({ agent_status: 0 }).where('agent_status', '=', 1).execute();
+  }
+
+  async createSet(bizId: number, name: string): Promise<number> {
+    const r = await this.db
+      .insertInto('topo_set')
+      .values({ biz_id: bizId, name })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return r.id;
+  }
+
+  async createModule(bizId: number, setId: number, name: string): Promise<number> {
+    const r = await this.db
+      .insertInto('topo_module')
+      .values({ biz_id: bizId, set_id: setId, name })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return r.id;
+  }
+
+  async getSet(id: number): Promise<{ id: number; biz_id: number; name: string } | undefined> {
+    return this.db.selectFrom('topo_set').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async getModule(
+    id: number,
+  ): Promise<{ id: number; biz_id: number; set_id: number; name: string } | undefined> {
+    return this.db.selectFrom('topo_module').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async listTopology(
+    bizId: number,
+  ): Promise<{
+    sets: { id: number; name: string }[];
+    modules: { id: number; set_id: number; name: string }[];
+  }> {
+    const sets = await this.db
+      .selectFrom('topo_set')
+      .select(['id', 'name'])
+      .where('biz_id', '=', bizId)
+      .orderBy('id')
+      .execute();
+    const modules = await this.db
+      .selectFrom('topo_module')
+      .select(['id', 'set_id', 'name'])
+      .where('biz_id', '=', bizId)
+      .orderBy('id')
+      .execute();
+    return { sets, modules };
+  }
+
+  async addHostToModule(hostId: number, moduleId: number): Promise<void> {
+    await this.db
+      .insertInto('host_module')
+      .values({ host_id: hostId, module_id: moduleId })
+      .onConflict((oc) => oc.columns(['host_id', 'module_id']).doNothing())
+      .execute();
+  }
+
+  async hostIdsInModules(moduleIds: readonly number[]): Promise<number[]> {
+    if (moduleIds.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('host_module')
+      .select('host_id')
+      .where('module_id', 'in', moduleIds)
+      .execute();
+    return rows.map((r) => r.host_id);
+  }
+
+  async moduleIdsOfSets(setIds: readonly number[]): Promise<number[]> {
+    if (setIds.length === 0) return [];
+    const rows = await this.db.selectFrom('topo_module').select('id').where('set_id', 'in', setIds).execute();
+    return rows.map((r) => r.id);
+  }
+
+  async moduleIdsOfHosts(hostIds: readonly number[]): Promise<Map<number, number[]>> {
+    const out = new Map<number, number[]>();
+    if (hostIds.length === 0) return out;
+    const rows = await this.db
+      .selectFrom('host_module')
+      .selectAll()
+      .where('host_id', 'in', hostIds)
+      .execute();
+    for (const r of rows) out.set(r.host_id, [...(out.get(r.host_id) ?? []), r.module_id]);
+    return out;
+  }
+
+  async createDynamicGroup(g: { id: string; bizId: number; name: string; filter: string }): Promise<void> {
+    await this.db
+      .insertInto('dynamic_group')
+      .values({ id: g.id, biz_id: g.bizId, name: g.name, filter: g.filter, created_at: Date.now() })
+      .execute();
+  }
+
+  async getDynamicGroups(ids: readonly string[]): Promise<DynamicGroup[]> {
+    if (ids.length === 0) return [];
+    return this.db.selectFrom('dynamic_group').selectAll().where('id', 'in', ids).execute();
+  }
+
+  async listDynamicGroups(bizId: number): Promise<DynamicGroup[]> {
+    return this.db
+      .selectFrom('dynamic_group')
+      .selectAll()
+      .where('biz_id', '=', bizId)
+      .orderBy('id')
+      .execute();
+  }
+
+  async createAccount(a: {
+    bizId: number;
+    alias: string;
+    osUser: string;
+    osType: string;
+    category?: number;
+    creator?: string;
+  }): Promise<Account> {
+    return this.db
+      .insertInto('account')
+      .values({
+        biz_id: a.bizId,
+        alias: a.alias,
+        os_user: a.osUser,
+        os_type: a.osType,
+        category: a.category ?? 1,
+        creator: a.creator ?? '',
+        created_at: Date.now(),
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
+  async getAccount(id: number): Promise<Account | undefined> {
+    return this.db.selectFrom('account').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** Alias lookup is among system accounts (category 1) of the given businesses, as BK-JOB does. */
+  async findSystemAccountByAlias(bizIds: readonly number[], alias: string): Promise<Account | undefined> {
+    if (bizIds.length === 0) return undefined;
+    return this.db
+      .selectFrom('account')
+      .selectAll()
+      .where('biz_id', 'in', bizIds)
+      .where('category', '=', 1)
+      .where('alias', '=', alias)
+      .orderBy('id')
+      .executeTakeFirst();
+  }
+
+  async listAccounts(bizId: number): Promise<Account[]> {
+    return this.db.selectFrom('account').selectAll().where('biz_id', '=', bizId).orderBy('id').execute();
+  }
+}

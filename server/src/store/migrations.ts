@@ -1,0 +1,230 @@
+/**
+ * Versioned migrations, applied in order at start-up. A migration is never edited once it has
+ * shipped; a change to the schema is a new entry at the end of the list.
+ */
+import { Migrator, sql } from 'kysely';
+import type { Kysely, Migration, CreateTableBuilder } from 'kysely';
+import type { EngineCapabilities } from './engines.js';
+
+// Migrations operate on a schema that is still being built, so they see an untyped database.
+type AnyDb = Kysely<unknown>;
+
+function withId<T extends string>(t: CreateTableBuilder<T>, caps: EngineCapabilities): CreateTableBuilder<T> {
+  return caps.name === 'sqlite'
+    ? t.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    : t.addColumn('id', 'bigserial', (c) => c.primaryKey());
+}
+
+function migrations(caps: EngineCapabilities): Record<string, Migration> {
+  return {
+    '0001_inventory': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('app')
+          .addColumn('app_code', 'text', (c) => c.primaryKey())
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('scopes', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('biz')
+          .addColumn('id', 'bigint', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('biz_set')
+          .addColumn('id', 'bigint', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('biz_set_member')
+          .addColumn('biz_set_id', 'bigint', (c) => c.notNull().references('biz_set.id').onDelete('cascade'))
+          .addColumn('biz_id', 'bigint', (c) => c.notNull().references('biz.id').onDelete('cascade'))
+          .addPrimaryKeyConstraint('biz_set_member_pk', ['biz_set_id', 'biz_id'])
+          .execute();
+        await withId(db.schema.createTable('host'), caps)
+          .addColumn('cloud_id', 'bigint', (c) => c.notNull())
+          .addColumn('ip', 'text', (c) => c.notNull())
+          .addColumn('ipv6', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('hostname', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('os_type', 'text', (c) => c.notNull().defaultTo('linux'))
+          .addColumn('agent_id', 'text', (c) => c.unique())
+          .addColumn('agent_token_hash', 'text')
+          .addColumn('agent_status', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('agent_version', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('last_heartbeat', 'bigint')
+          .addColumn('biz_id', 'bigint', (c) => c.references('biz.id').onDelete('set null'))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('host_cloud_ip', ['cloud_id', 'ip'])
+          .execute();
+        await db.schema.createIndex('host_biz').on('host').column('biz_id').execute();
+        await withId(db.schema.createTable('topo_set'), caps)
+          .addColumn('biz_id', 'bigint', (c) => c.notNull().references('biz.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addUniqueConstraint('topo_set_name', ['biz_id', 'name'])
+          .execute();
+        await withId(db.schema.createTable('topo_module'), caps)
+          .addColumn('biz_id', 'bigint', (c) => c.notNull().references('biz.id').onDelete('cascade'))
+          .addColumn('set_id', 'bigint', (c) => c.notNull().references('topo_set.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addUniqueConstraint('topo_module_name', ['set_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('host_module')
+          .addColumn('host_id', 'bigint', (c) => c.notNull().references('host.id').onDelete('cascade'))
+          .addColumn('module_id', 'bigint', (c) =>
+            c.notNull().references('topo_module.id').onDelete('cascade'),
+          )
+          .addPrimaryKeyConstraint('host_module_pk', ['host_id', 'module_id'])
+          .execute();
+        await db.schema.createIndex('host_module_module').on('host_module').column('module_id').execute();
+        await db.schema
+          .createTable('dynamic_group')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('biz_id', 'bigint', (c) => c.notNull().references('biz.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('filter', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await withId(db.schema.createTable('account'), caps)
+          .addColumn('biz_id', 'bigint', (c) => c.notNull().references('biz.id').onDelete('cascade'))
+          .addColumn('alias', 'text', (c) => c.notNull())
+          .addColumn('os_user', 'text', (c) => c.notNull())
+          .addColumn('os_type', 'text', (c) => c.notNull())
+          .addColumn('category', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('creator', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('account_alias', ['biz_id', 'category', 'alias'])
+          .execute();
+      },
+    },
+    '0002_execution': {
+      async up(db: AnyDb) {
+        await withId(db.schema.createTable('job_instance'), caps)
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('type', 'integer', (c) => c.notNull())
+          .addColumn('launch_mode', 'integer', (c) => c.notNull())
+          .addColumn('operator', 'text', (c) => c.notNull())
+          .addColumn('app_code', 'text', (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .addColumn('start_time', 'bigint')
+          .addColumn('end_time', 'bigint')
+          .addColumn('callback_url', 'text')
+          .addColumn('client_request_id', 'text')
+          .execute();
+        await db.schema
+          .createIndex('job_instance_scope_time')
+          .on('job_instance')
+          .columns(['scope_type', 'scope_id', 'create_time'])
+          .execute();
+        await db.schema.createIndex('job_instance_status').on('job_instance').column('status').execute();
+        await withId(db.schema.createTable('step_instance'), caps)
+          .addColumn('job_instance_id', 'bigint', (c) =>
+            c.notNull().references('job_instance.id').onDelete('cascade'),
+          )
+          .addColumn('step_order', 'integer', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('type', 'integer', (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('execute_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .addColumn('start_time', 'bigint')
+          .addColumn('end_time', 'bigint')
+          .addColumn('spec', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('step_instance_job')
+          .on('step_instance')
+          .column('job_instance_id')
+          .execute();
+        await db.schema
+          .createTable('host_task')
+          .addColumn('step_instance_id', 'bigint', (c) =>
+            c.notNull().references('step_instance.id').onDelete('cascade'),
+          )
+          .addColumn('execute_count', 'integer', (c) => c.notNull())
+          .addColumn('host_id', 'bigint', (c) => c.notNull())
+          .addColumn('cloud_id', 'bigint', (c) => c.notNull())
+          .addColumn('ip', 'text', (c) => c.notNull())
+          .addColumn('ipv6', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('agent_id', 'text')
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('exit_code', 'integer')
+          .addColumn('error_code', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('tag', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('start_time', 'bigint')
+          .addColumn('end_time', 'bigint')
+          .addColumn('log_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('dropped_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addPrimaryKeyConstraint('host_task_pk', ['step_instance_id', 'execute_count', 'host_id'])
+          .execute();
+        await db.schema.createIndex('host_task_status').on('host_task').column('status').execute();
+        await db.schema
+          .createTable('log_chunk')
+          .addColumn('step_instance_id', 'bigint', (c) => c.notNull())
+          .addColumn('execute_count', 'integer', (c) => c.notNull())
+          .addColumn('host_id', 'bigint', (c) => c.notNull())
+          .addColumn('offset', 'bigint', (c) => c.notNull())
+          .addColumn('data', caps.binaryType, (c) => c.notNull())
+          .addPrimaryKeyConstraint('log_chunk_pk', ['step_instance_id', 'execute_count', 'host_id', 'offset'])
+          .execute();
+        await withId(db.schema.createTable('callback'), caps)
+          .addColumn('job_instance_id', 'bigint', (c) =>
+            c.notNull().references('job_instance.id').onDelete('cascade'),
+          )
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('callback_due')
+          .on('callback')
+          .columns(['state', 'next_attempt_at'])
+          .execute();
+        await db.schema
+          .createTable('callback_attempt')
+          .addColumn('callback_id', 'bigint', (c) =>
+            c.notNull().references('callback.id').onDelete('cascade'),
+          )
+          .addColumn('attempt', 'integer', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('http_status', 'integer')
+          .addColumn('error', 'text', (c) => c.notNull().defaultTo(''))
+          .addPrimaryKeyConstraint('callback_attempt_pk', ['callback_id', 'attempt'])
+          .execute();
+        // Idempotent submission looks jobs up by the caller's request id.
+        await db.schema
+          .createIndex('job_instance_client_request')
+          .on('job_instance')
+          .columns(['app_code', 'client_request_id'])
+          .execute();
+      },
+    },
+  };
+}
+
+export async function migrateToLatest(db: AnyDb, caps: EngineCapabilities): Promise<string[]> {
+  const all = migrations(caps);
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => all },
+    migrationTableName: 'jobfleet_migration',
+    migrationLockTableName: 'jobfleet_migration_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** Cheap round trip used by /healthz. */
+export async function ping(db: AnyDb): Promise<void> {
+  await sql`select 1`.execute(db);
+}

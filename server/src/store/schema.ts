@@ -1,0 +1,183 @@
+/**
+ * Table shapes as Kysely sees them. One schema serves both engines; column types that differ
+ * between engines are chosen in migrations.ts from the capability table.
+ */
+import type { Generated } from 'kysely';
+
+export interface AppTable {
+  app_code: string;
+  secret_hash: string;
+  /** JSON: "all" or an array of {type, id} scope grants */
+  scopes: string;
+  created_at: number;
+}
+
+export interface BizTable {
+  id: number;
+  name: string;
+  created_at: number;
+}
+
+export interface BizSetTable {
+  id: number;
+  name: string;
+  created_at: number;
+}
+
+export interface BizSetMemberTable {
+  biz_set_id: number;
+  biz_id: number;
+}
+
+export interface HostTable {
+  id: Generated<number>;
+  cloud_id: number;
+  ip: string;
+  ipv6: string;
+  hostname: string;
+  os_type: string;
+  agent_id: string | null;
+  agent_token_hash: string | null;
+  /** 1 normal, 0 abnormal (query_agent_info encoding) */
+  agent_status: number;
+  agent_version: string;
+  last_heartbeat: number | null;
+  biz_id: number | null;
+  created_at: number;
+}
+
+export interface TopoSetTable {
+  id: Generated<number>;
+  biz_id: number;
+  name: string;
+}
+
+export interface TopoModuleTable {
+  id: Generated<number>;
+  biz_id: number;
+  set_id: number;
+  name: string;
+}
+
+export interface HostModuleTable {
+  host_id: number;
+  module_id: number;
+}
+
+export interface DynamicGroupTable {
+  id: string;
+  biz_id: number;
+  name: string;
+  /** JSON of DynamicGroupFilter */
+  filter: string;
+  created_at: number;
+}
+
+export interface AccountTable {
+  id: Generated<number>;
+  biz_id: number;
+  alias: string;
+  os_user: string;
+  os_type: string;
+  /** 1 system, 2 db */
+  category: number;
+  creator: string;
+  created_at: number;
+}
+
+export interface JobInstanceTable {
+  id: Generated<number>;
+  scope_type: string;
+  scope_id: string;
+  name: string;
+  type: number;
+  launch_mode: number;
+  operator: string;
+  app_code: string;
+  status: number;
+  create_time: number;
+  start_time: number | null;
+  end_time: number | null;
+  callback_url: string | null;
+  client_request_id: string | null;
+}
+
+export interface StepInstanceTable {
+  id: Generated<number>;
+  job_instance_id: number;
+  step_order: number;
+  name: string;
+  type: number;
+  status: number;
+  execute_count: number;
+  create_time: number;
+  start_time: number | null;
+  end_time: number | null;
+  /** JSON of the step's definition (script, account, timeout, ...) */
+  spec: string;
+}
+
+export interface HostTaskTable {
+  step_instance_id: number;
+  execute_count: number;
+  host_id: number;
+  cloud_id: number;
+  ip: string;
+  ipv6: string;
+  agent_id: string | null;
+  status: number;
+  exit_code: number | null;
+  error_code: number;
+  tag: string;
+  start_time: number | null;
+  end_time: number | null;
+  log_bytes: number;
+  dropped_bytes: number;
+}
+
+export interface LogChunkTable {
+  step_instance_id: number;
+  execute_count: number;
+  host_id: number;
+  offset: number;
+  data: Uint8Array;
+}
+
+export interface CallbackTable {
+  id: Generated<number>;
+  job_instance_id: number;
+  url: string;
+  payload: string;
+  /** 'pending' | 'delivered' | 'failed' */
+  state: string;
+  attempts: number;
+  next_attempt_at: number;
+  created_at: number;
+}
+
+export interface CallbackAttemptTable {
+  callback_id: number;
+  attempt: number;
+  at: number;
+  http_status: number | null;
+  error: string;
+}
+
+export interface Database {
+  app: AppTable;
+  biz: BizTable;
+  biz_set: BizSetTable;
+  biz_set_member: BizSetMemberTable;
+  host: HostTable;
+  topo_set: TopoSetTable;
+  topo_module: TopoModuleTable;
+  host_module: HostModuleTable;
+  dynamic_group: DynamicGroupTable;
+  account: AccountTable;
+  job_instance: JobInstanceTable;
+  step_instance: StepInstanceTable;
+  host_task: HostTaskTable;
+  log_chunk: LogChunkTable;
+  callback: CallbackTable;
+  callback_attempt: CallbackAttemptTable;
+}

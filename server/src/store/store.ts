@@ -1,0 +1,50 @@
+/**
+ * The store: one schema on two engines (SQLite embedded, PostgreSQL for scale-out), with
+ * operations grouped by the part of the domain they serve.
+ */
+import type { Kysely } from 'kysely';
+import { AppStore } from './app-store.js';
+import { openEngine } from './engines.js';
+import type { EngineCapabilities } from './engines.js';
+import { InventoryStore } from './inventory-store.js';
+import { migrateToLatest, ping } from './migrations.js';
+import type { Database } from './schema.js';
+
+export class Store {
+  readonly apps: AppStore;
+  readonly inventory: InventoryStore;
+
+  private constructor(
+    readonly db: Kysely<Database>,
+    readonly caps: EngineCapabilities,
+    readonly location: string,
+  ) {
+    this.apps = new AppStore(db);
+    this.inventory = new InventoryStore(db);
+  }
+
+  /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */
+  static async open(opts: { databaseUrl?: string | undefined; dataDir: string }): Promise<Store> {
+    const { db, caps, location } = openEngine({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir });
+    try {
+      await migrateToLatest(db as unknown as Kysely<unknown>, caps);
+    } catch (err) {
+      await db.destroy();
+      throw err;
+    }
+    return new Store(db, caps, location);
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      await ping(this.db as unknown as Kysely<unknown>);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}
