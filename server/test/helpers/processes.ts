@@ -1,0 +1,218 @@
+/**
+ * Real server and agent processes for end-to-end tests. Each server gets its own data
+ * directory and a free port; each agent its own identity (ip on 127.0.0.x) and state dir.
+ * Every process started here is tracked and killed by `stopAll()` (call it in `after`).
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The repository root (this file is at server/dist/test/helpers/). */
+export const REPO_ROOT = path.resolve(here, '../../../..');
+export const CLI = path.join(REPO_ROOT, 'cli', 'bin', 'jobfleet.js');
+
+const live = new Set<ChildProcess>();
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `jobfleet-test-${prefix}-`));
+}
+
+export interface ServerOptions {
+  /** postgres:// URL; SQLite in the data dir when omitted. */
+  databaseUrl?: string;
+  dataDir?: string;
+  /** Fixed port (to restart on the same address); a free one when omitted. */
+  port?: number;
+  env?: Record<string, string>;
+  args?: string[];
+}
+
+export interface ServerProcess {
+  url: string;
+  port: number;
+  dataDir: string;
+  appCode: string;
+  appSecret: string;
+  adminToken: string;
+  bootstrapToken: string;
+  proc: ChildProcess;
+  /** Everything the process printed so far. */
+  output(): string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts the same server again (same data dir, database and port). */
+  restart(): Promise<ServerProcess>;
+}
+
+export const TEST_SECRETS = {
+  appCode: 'test-app',
+  appSecret: 'test-app-secret-1234',
+  adminToken: 'test-admin-token-1234',
+  bootstrapToken: 'test-bootstrap-token-1234',
+};
+
+function track(proc: ChildProcess): void {
+  live.add(proc);
+  proc.on('exit', () => live.delete(proc));
+}
+
+function waitForLine(
+  proc: ChildProcess,
+  out: { text: string },
+  match: (line: string) => boolean,
+  timeoutMs: number,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`timed out waiting for process output; got:\n${out.text.slice(-4000)}`)),
+      timeoutMs,
+    );
+    const check = () => {
+      for (const line of out.text.split('\n')) {
+        if (match(line)) {
+          clearTimeout(timer);
+          proc.stdout?.off('data', check);
+          resolve(line);
+          return;
+        }
+      }
+    };
+    proc.stdout?.on('data', check);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`process exited with ${code} before it was ready:\n${out.text.slice(-4000)}`));
+    });
+    check();
+  });
+}
+
+export async function startServer(opts: ServerOptions = {}): Promise<ServerProcess> {
+  const dataDir = opts.dataDir ?? tempDir('server');
+  const args = [
+    CLI,
+    'serve',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(opts.port ?? 0),
+    '--data-dir',
+    dataDir,
+    '--log-level',
+    'info',
+    ...(opts.args ?? []),
+  ];
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    JOBFLEET_APP_CODE: TEST_SECRETS.appCode,
+    JOBFLEET_APP_SECRET: TEST_SECRETS.appSecret,
+    JOBFLEET_ADMIN_TOKEN: TEST_SECRETS.adminToken,
+    JOBFLEET_AGENT_BOOTSTRAP_TOKEN: TEST_SECRETS.bootstrapToken,
+    JOBFLEET_HEARTBEAT_INTERVAL_MS: '300',
+    JOBFLEET_HEARTBEAT_TIMEOUT_MS: '3000',
+    ...(opts.databaseUrl ? { JOBFLEET_DATABASE_URL: opts.databaseUrl } : {}),
+    ...opts.env,
+  };
+  const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  track(proc);
+  const out = { text: '' };
+  proc.stdout?.on('data', (d: Buffer) => (out.text += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out.text += d.toString()));
+  const line = await waitForLine(proc, out, (l) => l.includes('"msg":"jobfleet server listening"'), 20_000);
+  const url = (JSON.parse(line) as { url: string }).url;
+  const port = Number(new URL(url).port);
+  const server: ServerProcess = {
+    url,
+    port,
+    dataDir,
+    ...TEST_SECRETS,
+    proc,
+    output: () => out.text,
+    kill: (signal = 'SIGTERM') => killProcess(proc, signal),
+    restart: () => startServer({ ...opts, dataDir, port }),
+  };
+  return server;
+}
+
+export interface AgentOptions {
+  server: { url: string; bootstrapToken: string };
+  ip: string;
+  cloudId?: number;
+  biz?: number;
+  stateDir?: string;
+  hostname?: string;
+  env?: Record<string, string>;
+}
+
+export interface AgentProcess {
+  ip: string;
+  stateDir: string;
+  proc: ChildProcess;
+  output(): string;
+  /** Resolves once the agent has been welcomed by a server (n-th time when `times` > 1). */
+  waitReady(times?: number, timeoutMs?: number): Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  restart(): Promise<AgentProcess>;
+}
+
+export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
+  const stateDir = opts.stateDir ?? tempDir(`agent-${opts.ip}`);
+  const args = [
+    CLI,
+    'agent',
+    '--server',
+    opts.server.url,
+    '--token',
+    opts.server.bootstrapToken,
+    '--ip',
+    opts.ip,
+    '--cloud-id',
+    String(opts.cloudId ?? 0),
+    '--state-dir',
+    stateDir,
+    '--hostname',
+    opts.hostname ?? `host-${opts.ip}`,
+    ...(opts.biz !== undefined ? ['--biz', String(opts.biz)] : []),
+  ];
+  const proc = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  track(proc);
+  const out = { text: '' };
+  proc.stdout?.on('data', (d: Buffer) => (out.text += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out.text += d.toString()));
+  const agent: AgentProcess = {
+    ip: opts.ip,
+    stateDir,
+    proc,
+    output: () => out.text,
+    waitReady: (times = 1, timeoutMs = 15_000) =>
+      waitForLine(proc, out, () => out.text.split('"msg":"state ready"').length - 1 >= times, timeoutMs).then(
+        () => undefined,
+      ),
+    kill: (signal = 'SIGTERM') => killProcess(proc, signal),
+    restart: () => startAgent({ ...opts, stateDir }),
+  };
+  await agent.waitReady();
+  return agent;
+}
+
+export function killProcess(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+    proc.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    proc.kill(signal);
+  });
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...live].map((p) => killProcess(p, 'SIGKILL')));
+}
