@@ -41,7 +41,11 @@ export async function startFleet(
     os_user: account,
   });
   const agents = await Promise.all(
-    Array.from({ length: agentCount }, (_, i) => startAgent({ server, ip: `127.0.0.${i + 2}`, biz: BIZ })),
+    Array.from({ length: agentCount }, (_, i) => {
+      const ip = `127.0.0.${i + 2}`;
+      // Scripts see which test host runs them through TEST_AGENT_IP (all agents share one machine).
+      return startAgent({ server, ip, biz: BIZ, env: { TEST_AGENT_IP: ip } });
+    }),
   );
   const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
     server.url,
