@@ -18,6 +18,8 @@ import path from 'node:path';
 import type { RunScript, ScriptLanguage, TaskOutcome } from '@jobfleet/protocol';
 
 export interface ScriptHandlers {
+  /** The script's process (and group) exists; called at most once, before any output. */
+  spawned?(pid: number): void;
   output(chunk: Buffer): void;
   done(outcome: TaskOutcome, exitCode: number, message: string): void;
 }
@@ -139,6 +141,22 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
   return 128 + (os.constants.signals[signal] ?? 0);
 }
 
+function scriptDirPrefix(key: string): string {
+  return `jobfleet-task-${key.replace(/:/g, '_')}-`;
+}
+
+/** Removes what a script run of `key` left in the temporary directory (after an agent crash). */
+export function removeScriptDirs(key: string): void {
+  const prefix = scriptDirPrefix(key);
+  try {
+    for (const name of fs.readdirSync(os.tmpdir())) {
+      if (name.startsWith(prefix)) fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+    }
+  } catch {
+    /* nothing to clean */
+  }
+}
+
 class ScriptRun implements RunningScript {
   private child: ChildProcess | undefined;
   private dir: string | undefined;
@@ -181,8 +199,7 @@ class ScriptRun implements RunningScript {
   }
 
   private async writeScript(user: OsUser | undefined): Promise<void> {
-    const prefix = `jobfleet-task-${this.msg.key.replace(/:/g, '_')}-`;
-    this.dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), prefix));
+    this.dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), scriptDirPrefix(this.msg.key)));
     const file = this.scriptFile();
     await fs.promises.writeFile(file, Buffer.from(this.msg.script, 'base64'), { mode: 0o700 });
     if (user) {
@@ -227,6 +244,7 @@ class ScriptRun implements RunningScript {
       });
     });
     if (child.pid !== undefined) {
+      this.handlers.spawned?.(child.pid);
       this.timer = setTimeout(() => this.stop('timeout'), this.msg.timeoutSeconds * 1000);
     }
   }

@@ -10,7 +10,8 @@
 import fs from 'node:fs';
 import type { HeldTask, RunScript, TaskOutcome } from '@jobfleet/protocol';
 import { OutputCap } from './output-cap.js';
-import { runScript } from './script-runner.js';
+import { identifyProcess, killGroupIfSame } from './process-identity.js';
+import { removeScriptDirs, runScript } from './script-runner.js';
 import type { RunningScript } from './script-runner.js';
 import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';
 import { TaskSpool } from './task-spool.js';
@@ -58,7 +59,13 @@ export class TaskRunner implements TaskRunnerPort {
         droppedBytes: 0,
         message: 'the agent restarted while this task was running',
       };
-      if (!left.result) this.saveResult(result);
+      if (!left.result) {
+        // The script may have outlived the agent; the server will treat the task as gone, so
+        // nothing of it may keep running.
+        if (left.process) killGroupIfSame(left.process);
+        removeScriptDirs(key);
+        this.saveResult(result);
+      }
       this.tasks.set(key, {
         key,
         startTime: left.startTime,
@@ -95,6 +102,15 @@ export class TaskRunner implements TaskRunnerPort {
     this.tasks.set(msg.key, task);
     this.reports.started(msg.key, startTime);
     task.script = runScript(msg, {
+      spawned: (pid) => {
+        const id = identifyProcess(pid);
+        if (!id || !this.isCurrent(task)) return;
+        try {
+          this.spool.saveProcess(task.key, id);
+        } catch {
+          /* a restart could not kill it; nothing else is lost */
+        }
+      },
       output: (chunk) => this.append(task, task.cap.push(chunk)),
       done: (outcome, exitCode, message) => {
         this.complete(task, outcome, exitCode, message);

@@ -2,6 +2,7 @@
  * On-disk record of each task until a server has recorded its result:
  *   <stateDir>/tasks/<key>/task.json    the run request and when it started
  *   <stateDir>/tasks/<key>/output       the output stream as sent (head, then marker + tail)
+ *   <stateDir>/tasks/<key>/process.json the script's process while it runs (pid and start time)
  *   <stateDir>/tasks/<key>/result.json  the finished report, once the task ended
  * Survives a server restart (resent after the next welcome) and an agent restart (results
  * resent; tasks that were running when the agent died are reported lost).
@@ -10,11 +11,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { RunScript, TaskFinished } from '@jobfleet/protocol';
+import type { ProcessIdentity } from './process-identity.js';
 
 export type FinishedReport = Omit<TaskFinished, 'v' | 'type'>;
 
 const SpooledTask = z.object({ msg: RunScript, startTime: z.number().int() });
 const SpooledResult = TaskFinished.omit({ v: true, type: true });
+const SpooledProcess = z.object({ pid: z.number().int().positive(), started: z.string() });
 
 export interface LeftTask {
   msg: RunScript;
@@ -22,6 +25,8 @@ export interface LeftTask {
   /** Bytes in the output file. */
   outputBytes: number;
   result: FinishedReport | undefined;
+  /** The script's process, when the task was running. */
+  process: ProcessIdentity | undefined;
 }
 
 /**
@@ -59,6 +64,11 @@ export class TaskSpool {
   append(fd: number, bytes: Buffer): void {
     let done = 0;
     while (done < bytes.length) done += fs.writeSync(fd, bytes, done);
+  }
+
+  /** Remembers the script's process so that a restarted agent can kill what it left running. */
+  saveProcess(key: string, id: ProcessIdentity): void {
+    fs.writeFileSync(path.join(this.dir(key), 'process.json'), JSON.stringify(id), { mode: 0o600 });
   }
 
   finish(key: string, report: FinishedReport): void {
@@ -106,7 +116,11 @@ export class TaskSpool {
         const result = fs.existsSync(resultFile)
           ? SpooledResult.parse(JSON.parse(fs.readFileSync(resultFile, 'utf8')))
           : undefined;
-        out.push({ ...task, outputBytes, result });
+        const processFile = path.join(dir, 'process.json');
+        const proc = fs.existsSync(processFile)
+          ? SpooledProcess.safeParse(JSON.parse(fs.readFileSync(processFile, 'utf8'))).data
+          : undefined;
+        out.push({ ...task, outputBytes, result, process: proc });
       } catch {
         fs.rmSync(dir, { recursive: true, force: true }); // half-written by a crash before it was acknowledged
       }

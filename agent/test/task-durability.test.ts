@@ -176,7 +176,7 @@ describe('TaskRunner: agent stop and restart', () => {
     assert.equal(next.reports.text(msg.key), reports.text(msg.key));
   });
 
-  it('after the agent process died: resends finished results and reports running tasks as lost', async () => {
+  it('after the agent process died: resends finished results, reports running tasks lost and kills them', async () => {
     const stateDir = tempStateDir();
     stateDirs.push(stateDir);
     const quick = runMsg('echo quick; exit 7');
@@ -207,7 +207,20 @@ describe('TaskRunner: agent stop and restart', () => {
     proc.kill('SIGKILL');
     await exited;
 
+    assert.deepEqual(
+      pids.map((pid) => alive(pid)),
+      [true, true],
+      'the script outlives its runner process',
+    );
+    assert.equal(scriptDirsOf(slow.key).length, 1);
+
     const { runner, reports } = setup(stateDir);
+    // A SIGKILL lands when the target is next scheduled, not within the kill call.
+    await eventually(
+      () => pids.every((pid) => !alive(pid)),
+      'the restart killed what the lost task left running',
+    );
+    assert.deepEqual(scriptDirsOf(slow.key), []);
     const held = runner.held().sort((a, b) => a.key.localeCompare(b.key));
     const slowBytes = Buffer.byteLength(slowText());
     assert.deepEqual(
