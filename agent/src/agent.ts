@@ -198,6 +198,15 @@ export class Agent extends EventEmitter {
       this.log('error', `bad message from server: ${(err as Error).message}`);
       return;
     }
+    try {
+      this.dispatch(msg);
+    } catch (err) {
+      // One bad task must not take the connection (and every other task's reporting) down.
+      this.log('error', `handling ${msg.type} failed: ${(err as Error).message}`);
+    }
+  }
+
+  private dispatch(msg: ServerMessage): void {
     switch (msg.type) {
       case 'welcome':
         this.hostId = msg.hostId;
