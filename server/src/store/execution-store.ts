@@ -388,9 +388,7 @@ export class ExecutionStore {
     });
   }
 
-  async callbacksOfJob(
-    jobInstanceId: number,
-  ): Promise<
+  async callbacksOfJob(jobInstanceId: number): Promise<
     (Callback & {
       attempt_log: { attempt: number; at: number; http_status: number | null; error: string }[];
     })[]
