@@ -81,6 +81,16 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Too many target hosts: {count} (at most {limit})',
   },
+  INVALID_ROLLING_EXPR: {
+    code: 1244026,
+    http: 200,
+    message: 'Invalid rolling expression "{expression}": use space-separated parts N, N%, +N or *N',
+  },
+  ROLLING_BATCH_LIMIT: {
+    code: 1244027,
+    http: 200,
+    message: 'Rolling expression gives more than {limit} batches',
+  },
   STEP_TARGET_EMPTY: {
     code: 1244028,
     http: 200,

@@ -14,6 +14,15 @@ export interface ScriptStepSpec {
   account: { id: number; alias: string; osUser: string };
   targetServer: TargetServer;
   ignoreError: boolean;
+  rolling?: RollingSpec;
+}
+
+/** mode: 1 pause on failure, 2 ignore failure and continue, 3 wait for a person between batches. */
+export interface RollingSpec {
+  mode: 1 | 2 | 3;
+  expression: string;
+  /** Jobfleet extension: the step stops once more hosts than this have failed. */
+  maxFailedHosts?: number | string;
 }
 
 export type StepSpec = ScriptStepSpec;

@@ -208,6 +208,20 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .execute();
       },
     },
+    '0004_job_control': {
+      async up(db: AnyDb) {
+        // Rolling execution: each host task belongs to a batch (0 when the step is not rolling),
+        // and the step remembers which batch it is on.
+        await db.schema
+          .alterTable('host_task')
+          .addColumn('batch', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .alterTable('step_instance')
+          .addColumn('current_batch', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
   };
 }
 

@@ -115,6 +115,7 @@ export interface StepInstanceTable {
   end_time: number | null;
   /** JSON of the step's definition (script, account, timeout, ...) */
   spec: string;
+  current_batch: number;
 }
 
 export interface HostTaskTable {
@@ -133,6 +134,7 @@ export interface HostTaskTable {
   end_time: number | null;
   log_bytes: number;
   dropped_bytes: number;
+  batch: number;
 }
 
 export interface LogChunkTable {

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { HostStatus, JobType, LaunchMode, StepType } from '../../engine/statuses.js';
 import type { ScriptLanguageCode } from '../../engine/statuses.js';
+import { batchSizes } from '../../engine/rolling-plan.js';
 import type { ScriptStepSpec } from '../../engine/step-spec.js';
 import { resolveTargets } from '../../inventory/target-resolution.js';
 import { defineEndpoint } from '../endpoint.js';
@@ -32,10 +33,34 @@ export const Input = z.object({
   target_server: TargetServer.optional(),
   callback_url: z.string().max(2048).optional(),
   start_task: zBool.optional(),
-  rolling_config: z.unknown().optional(),
+  rolling_config: z
+    .object({
+      type: zInt.pipe(z.literal(1, 'rolling by source files (type 2) applies to file steps')).default(1),
+      mode: zInt.pipe(z.union([z.literal(1), z.literal(2), z.literal(3)])).default(1),
+      execution_mode: zInt.pipe(z.literal(1, 'only serial rolling (1) is supported')).default(1),
+      expression: z.string().min(1).max(1024),
+      /** Jobfleet extension: stop the step once more hosts than this (a count or "N%") have failed. */
+      max_failed_hosts: z
+        .union([
+          zInt.pipe(z.number().min(0)),
+          z.string().regex(/^(100|[1-9]?\d)%$/, 'is not a count or a percentage like "10%"'),
+        ])
+        .optional(),
+    })
+    .nullable()
+    .optional(),
   /** Jobfleet extension: a retried submission with the same id returns the first job. */
   client_request_id: z.string().min(1).max(128).optional(),
 });
+
+/** Maps the i-th host to its 1-based batch, given the batch sizes. */
+function batchNumbers(sizes: number[]): (i: number) => number {
+  const of: number[] = [];
+  sizes.forEach((size, b) => {
+    for (let k = 0; k < size; k++) of.push(b + 1);
+  });
+  return (i) => of[i] ?? sizes.length;
+}
 
 /** `Script Execution_yyyyMMddHHmmssSSS`, BK-JOB's default name (in English). */
 export function defaultJobName(prefix: string, now = new Date()): string {
@@ -141,6 +166,8 @@ export const fastExecuteScript = defineEndpoint({
     const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, input.target_server);
     if (hosts.length > MAX_TARGETS)
       throw new ApiError('SCRIPT_TASK_TARGET_EXCEEDS_LIMIT', { count: hosts.length, limit: MAX_TARGETS });
+    const rolling = input.rolling_config ?? undefined;
+    const batchOf = rolling ? batchNumbers(batchSizes(rolling.expression, hosts.length)) : () => 0;
 
     const spec: ScriptStepSpec = {
       kind: 'script',
@@ -152,6 +179,15 @@ export const fastExecuteScript = defineEndpoint({
       account: { id: account.id, alias: account.alias, osUser: account.os_user },
       targetServer: input.target_server,
       ignoreError: false,
+      ...(rolling
+        ? {
+            rolling: {
+              mode: rolling.mode,
+              expression: rolling.expression,
+              ...(rolling.max_failed_hosts !== undefined ? { maxFailedHosts: rolling.max_failed_hosts } : {}),
+            },
+          }
+        : {}),
     };
     const name =
       input.task_name && input.task_name !== '' ? input.task_name : defaultJobName('Script Execution');
@@ -171,7 +207,8 @@ export const fastExecuteScript = defineEndpoint({
             name,
             type: StepType.SCRIPT,
             spec,
-            hosts: hosts.map((h) => ({
+            hosts: hosts.map((h, i) => ({
+              batch: batchOf(i),
               hostId: h.id,
               cloudId: h.cloud_id,
               ip: h.ip,

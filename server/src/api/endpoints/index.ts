@@ -7,6 +7,7 @@ import { getStepInstanceDetail } from './get-step-instance-detail.js';
 import { getStepInstanceStatus } from './get-step-instance-status.js';
 import { getJobInstanceCallbackList } from './job-callbacks.js';
 import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-logs.js';
+import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
@@ -18,5 +19,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   batchGetJobInstanceIpLog,
   getJobInstanceList,
   getJobInstanceCallbackList,
+  operateJobInstance,
+  operateStepInstance,
   queryAgentInfo,
 ];
