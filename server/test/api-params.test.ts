@@ -93,7 +93,7 @@ for (const engine of engines()) {
         store,
         auth: new Authenticator(store.apps),
         log: pino({ level: 'silent' }),
-      } as Omit<Services, 'hub'> as Services;
+      } as Omit<Services, 'hub' | 'engine'> as Services;
       services.hub = new AgentHub(services);
       app = buildHttpApp(services, [echoParams, echoWrite]);
       await app.ready();

@@ -147,12 +147,6 @@ export const fastExecuteScript = defineEndpoint({
         reason: 'must be 1 shell, 2 bat, 3 perl, 4 python, 5 powershell or 6 sql',
       });
     }
-    if (input.rolling_config !== undefined && input.rolling_config !== null) {
-      throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
-        param: 'rolling_config',
-        reason: 'rolling execution is not supported yet',
-      });
-    }
     const sensitive = input.is_param_sensitive === 1;
     const param = Buffer.from(input.script_param ?? '', 'base64');
     if (sensitive && param.length > MAX_SENSITIVE_PARAM_BYTES) {
