@@ -7,20 +7,33 @@ import type { HostTask, StepInstance } from '../../store/execution-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
-import { IpEntry, zLong } from '../input-types.js';
+import { HostStatus } from '../../engine/statuses.js';
+import { IpEntry, zInt, zLong } from '../input-types.js';
 import { jobInScope, stepOfJob } from './job-lookup.js';
 
 const MAX_BATCH_HOSTS = 500;
 
+/**
+ * A host's log for one execution. A host kept as "last success" (3) by a retry did not run in
+ * that execution: its log is the one of the execution that ran it (behaviour notes §6).
+ */
 async function logOf(
   ctx: EndpointContext,
   step: StepInstance,
+  executeCount: number,
   task: HostTask | undefined,
 ): Promise<string | null> {
-  if (!task || task.log_bytes === 0) return null;
-  const bytes = await ctx.services.store.executions.readLog(step.id, step.execute_count, task.host_id);
-  return bytes.toString('utf8');
+  if (!task) return null;
+  const ex = ctx.services.store.executions;
+  let count = executeCount;
+  if (task.status === HostStatus.LAST_SUCCESS)
+    count = (await ex.lastSuccessfulRun(step.id, task.host_id, executeCount)) ?? executeCount;
+  const bytes = await ex.readLog(step.id, count, task.host_id);
+  return bytes.length === 0 ? null : bytes.toString('utf8');
 }
+
+/** Jobfleet extension: `execute_count` picks an earlier attempt; the latest when omitted (BK-JOB behaviour). */
+const ExecuteCount = zInt.pipe(z.number().min(0)).optional();
 
 export const getJobInstanceIpLog = defineEndpoint({
   name: 'get_job_instance_ip_log',
@@ -31,6 +44,7 @@ export const getJobInstanceIpLog = defineEndpoint({
     bk_host_id: zLong.optional(),
     bk_cloud_id: zLong.optional(),
     ip: z.string().optional(),
+    execute_count: ExecuteCount,
   }),
   fieldErrors: {
     job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME',
@@ -45,7 +59,8 @@ export const getJobInstanceIpLog = defineEndpoint({
     }
     const job = await jobInScope(ctx, input.job_instance_id);
     const step = await stepOfJob(ctx, job, input.step_instance_id, 'TASK_INSTANCE_NOT_EXIST');
-    const tasks = await ctx.services.store.executions.listHostTasks(step.id, step.execute_count);
+    const executeCount = input.execute_count ?? step.execute_count;
+    const tasks = await ctx.services.store.executions.listHostTasks(step.id, executeCount);
     const task =
       input.bk_host_id !== undefined
         ? tasks.find((t) => t.host_id === input.bk_host_id)
@@ -55,7 +70,7 @@ export const getJobInstanceIpLog = defineEndpoint({
       bk_host_id: task?.host_id ?? input.bk_host_id ?? null,
       bk_cloud_id: task?.cloud_id ?? input.bk_cloud_id ?? null,
       ip: task?.ip ?? input.ip ?? null,
-      log_content: await logOf(ctx, step, task),
+      log_content: await logOf(ctx, step, executeCount, task),
       file_logs: null,
     };
   },
@@ -69,6 +84,7 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
     step_instance_id: zLong.pipe(z.number().min(1)),
     host_id_list: z.array(zLong).optional(),
     ip_list: z.array(IpEntry).optional(),
+    execute_count: ExecuteCount,
   }),
   fieldErrors: {
     job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME',
@@ -93,7 +109,8 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
     }
     const job = await jobInScope(ctx, input.job_instance_id);
     const step = await stepOfJob(ctx, job, input.step_instance_id, 'TASK_INSTANCE_NOT_EXIST');
-    const tasks = await ctx.services.store.executions.listHostTasks(step.id, step.execute_count);
+    const executeCount = input.execute_count ?? step.execute_count;
+    const tasks = await ctx.services.store.executions.listHostTasks(step.id, executeCount);
     const picked = byId
       ? [...new Set(input.host_id_list)].map((id) => tasks.find((t) => t.host_id === id))
       : (input.ip_list ?? []).map((p) => tasks.find((t) => t.cloud_id === p.bk_cloud_id && t.ip === p.ip));
@@ -106,7 +123,7 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
         bk_cloud_id: t.cloud_id,
         ip: t.ip,
         ipv6: t.ipv6,
-        log_content: await logOf(ctx, step, t),
+        log_content: await logOf(ctx, step, executeCount, t),
       });
     }
     return {
