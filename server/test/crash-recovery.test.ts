@@ -3,8 +3,10 @@
  * hosts run, restarted, and the job still reaches its true final status with complete logs.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { eventually } from './helpers/api-client.js';
+import { eventually, get } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
@@ -51,6 +53,50 @@ for (const engine of engines()) {
       assert.equal(await hostLog(fleet, jobId, stepId, ids[0] ?? 0), 'begin 127.0.0.2\nend 127.0.0.2\n');
       assert.equal(await hostLog(fleet, jobId, stepId, ids[1] ?? 0), 'begin 127.0.0.3\nend 127.0.0.3\n');
       assert.equal(await hostLog(fleet, jobId, stepId, ids[2] ?? 0), 'begin 127.0.0.4\nfailing\n');
+    });
+
+    test('a callback that fails is retried after a server restart until delivered', async () => {
+      const fleet = await startFleet(engine, 1, { env: { JOBFLEET_CALLBACK_BACKOFF_BASE_MS: '1500' } });
+      const hits: number[] = [];
+      const receiver = http.createServer((req, res) => {
+        req.resume();
+        hits.push(Date.now());
+        res.statusCode = hits.length <= 2 ? 503 : 200;
+        res.end();
+      });
+      await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+      try {
+        const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/cb`;
+        const r = await runScript(fleet, {
+          script_content: b64('true'),
+          callback_url: url,
+          target_server: { host_id_list: [fleet.hostIds.get('127.0.0.2')] },
+        });
+        await waitFinished(fleet, r.data.job_instance_id);
+        await eventually(async () => (hits.length >= 1 ? true : undefined));
+        await fleet.server.kill('SIGKILL'); // the second attempt is due while no server runs
+        fleet.server = await fleet.server.restart();
+        const cb = await eventually(async () => {
+          const list = await get<{
+            callback_list: { state: string; attempts: number; attempt_list: { http_status: number }[] }[];
+          }>(
+            fleet.server.url,
+            'get_job_instance_callback_list',
+            { ...fleet.scope, job_instance_id: r.data.job_instance_id },
+            fleet.creds,
+          );
+          const c = list.data.callback_list[0];
+          return c?.state === 'delivered' ? c : undefined;
+        }, 20_000);
+        assert.equal(cb.attempts, 3);
+        assert.deepEqual(
+          cb.attempt_list.map((a) => a.http_status),
+          [503, 503, 200],
+        );
+        assert.equal(hits.length, 3);
+      } finally {
+        receiver.close();
+      }
     });
   });
 }
