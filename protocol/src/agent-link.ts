@@ -183,7 +183,11 @@ export const ServeFiles = z.object({
 });
 export type ServeFiles = z.infer<typeof ServeFiles>;
 
-export const StopServing = z.object({ ...header, type: z.literal('file.unserve'), serveId: z.string().min(1) });
+export const StopServing = z.object({
+  ...header,
+  type: z.literal('file.unserve'),
+  serveId: z.string().min(1),
+});
 export type StopServing = z.infer<typeof StopServing>;
 
 export const FileDescriptor = z.object({

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { z } from 'zod';
+import { allowListEntryError, splitAllowList } from './engine/callback-allow-list.js';
 
 const MiB = 1024 * 1024;
 
@@ -86,6 +87,20 @@ export const CONFIG_KEYS = {
     schema: int(100).default(10000),
     env: 'JOBFLEET_CALLBACK_TIMEOUT_MS',
     doc: 'time a callback receiver has to answer',
+  },
+  callbackAllowList: {
+    schema: z
+      .string()
+      .default('')
+      .transform(splitAllowList)
+      .superRefine((entries, ctx) => {
+        for (const e of entries) {
+          const error = allowListEntryError(e);
+          if (error) ctx.addIssue({ code: 'custom', message: error });
+        }
+      }),
+    env: 'JOBFLEET_CALLBACK_ALLOW_LIST',
+    doc: 'comma-separated base URLs a callback_url must fall under (same scheme, host, port; path below); empty allows any',
   },
   logLevel: {
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

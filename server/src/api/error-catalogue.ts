@@ -121,6 +121,18 @@ export const ERROR_CATALOGUE = {
   NOT_FOUND: { code: 1240004, http: 404, message: 'No such path: {method} {path}' },
   CONFLICT: { code: 1240005, http: 200, message: '{what} already exists' },
   RESOURCE_NOT_FOUND: { code: 1240006, http: 200, message: '{what} does not exist' },
+  DANGEROUS_RULE_EXIST: {
+    code: 1243056,
+    http: 200,
+    message:
+      'A dangerous-command rule with expression "{expression}" for these script languages already exists',
+  },
+  // Jobfleet's own code: BK-JOB answers an unknown rule id with no specific code.
+  DANGEROUS_RULE_NOT_EXIST: {
+    code: 1243901,
+    http: 200,
+    message: 'Dangerous-command rule {id} does not exist',
+  },
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CATALOGUE;

@@ -208,6 +208,45 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_dangerous_rules': {
+      async up(db: AnyDb) {
+        await withId(db.schema.createTable('dangerous_rule'), caps)
+          .addColumn('expression', 'text', (c) => c.notNull())
+          .addColumn('script_languages', 'integer', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('action', 'integer', (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('creator', 'text', (c) => c.notNull())
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .addColumn('last_modify_user', 'text', (c) => c.notNull())
+          .addColumn('last_modify_time', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('dangerous_rule_expression', ['expression', 'script_languages'])
+          .execute();
+        // No foreign keys: a hit outlives its rule (copied fields) and names a job only when one was made.
+        await withId(db.schema.createTable('dangerous_rule_hit'), caps)
+          .addColumn('rule_id', 'bigint', (c) => c.notNull())
+          .addColumn('expression', 'text', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull())
+          .addColumn('action', 'integer', (c) => c.notNull())
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'text', (c) => c.notNull())
+          .addColumn('app_code', 'text', (c) => c.notNull())
+          .addColumn('operator', 'text', (c) => c.notNull())
+          .addColumn('script_language', 'integer', (c) => c.notNull())
+          .addColumn('line', 'integer', (c) => c.notNull())
+          .addColumn('line_content', 'text', (c) => c.notNull())
+          .addColumn('match_content', 'text', (c) => c.notNull())
+          .addColumn('intercepted', 'integer', (c) => c.notNull())
+          .addColumn('job_instance_id', 'bigint')
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('dangerous_rule_hit_scope')
+          .on('dangerous_rule_hit')
+          .columns(['scope_type', 'scope_id', 'id'])
+          .execute();
+      },
+    },
     '0004_job_control': {
       async up(db: AnyDb) {
         // Rolling execution: each host task belongs to a batch (0 when the step is not rolling),

@@ -165,6 +165,43 @@ export interface CallbackAttemptTable {
   error: string;
 }
 
+export interface DangerousRuleTable {
+  id: Generated<number>;
+  expression: string;
+  /** Bit (1 << (language - 1)) set for each script language the rule applies to */
+  script_languages: number;
+  description: string;
+  /** 1 scan, 2 intercept */
+  action: number;
+  /** 0 disabled, 1 enabled */
+  status: number;
+  creator: string;
+  create_time: number;
+  last_modify_user: string;
+  last_modify_time: number;
+}
+
+/** One match of a rule in a submitted script; the rule's fields are copied as they were then. */
+export interface DangerousRuleHitTable {
+  id: Generated<number>;
+  rule_id: number;
+  expression: string;
+  description: string;
+  action: number;
+  scope_type: string;
+  scope_id: string;
+  app_code: string;
+  operator: string;
+  script_language: number;
+  line: number;
+  line_content: string;
+  match_content: string;
+  /** 1 when the submission was refused (some intercept rule matched) */
+  intercepted: number;
+  job_instance_id: number | null;
+  create_time: number;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -182,4 +219,6 @@ export interface Database {
   log_chunk: LogChunkTable;
   callback: CallbackTable;
   callback_attempt: CallbackAttemptTable;
+  dangerous_rule: DangerousRuleTable;
+  dangerous_rule_hit: DangerousRuleHitTable;
 }

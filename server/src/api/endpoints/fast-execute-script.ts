@@ -9,6 +9,7 @@ import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { TargetServer, zBase64, zBool, zInt, zLong } from '../input-types.js';
+import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
 
 const MAX_SCRIPT_BYTES = 16_777_215;
 const MAX_PARAM_BYTES = 65_535;
@@ -147,6 +148,7 @@ export const fastExecuteScript = defineEndpoint({
         reason: 'must be 1 shell, 2 bat, 3 perl, 4 python, 5 powershell or 6 sql',
       });
     }
+    const screened = await enforceDangerousRules(ctx, language, input.script_content);
     const sensitive = input.is_param_sensitive === 1;
     const param = Buffer.from(input.script_param ?? '', 'base64');
     if (sensitive && param.length > MAX_SENSITIVE_PARAM_BYTES) {
@@ -155,6 +157,7 @@ export const fastExecuteScript = defineEndpoint({
       });
     }
     const callbackUrl = checkCallbackUrl(input.callback_url);
+    assertCallbackAllowed(ctx, callbackUrl);
     const account = await resolveAccount(ctx, input.account_id, input.account_alias);
     if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
     const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, input.target_server);
@@ -215,6 +218,7 @@ export const fastExecuteScript = defineEndpoint({
       },
       input.start_task ?? true,
     );
+    await screened.recordHits(jobInstanceId);
     return {
       job_instance_id: jobInstanceId,
       job_instance_name: name,

@@ -1,5 +1,15 @@
 /** Every BK-JOB v3 endpoint Jobfleet serves (plus its documented extensions). */
 import type { Endpoint } from '../endpoint.js';
+import { checkScript } from './check-script.js';
+import { getDangerousRuleHitList } from './dangerous-rule-hits.js';
+import {
+  createDangerousRule,
+  deleteDangerousRule,
+  disableDangerousRule,
+  enableDangerousRule,
+  getDangerousRuleList,
+  updateDangerousRule,
+} from './dangerous-rules.js';
 import { fastExecuteScript } from './fast-execute-script.js';
 import { getJobInstanceList } from './get-job-instance-list.js';
 import { getJobInstanceStatus } from './get-job-instance-status.js';
@@ -22,4 +32,12 @@ export const ENDPOINTS: readonly Endpoint[] = [
   operateJobInstance,
   operateStepInstance,
   queryAgentInfo,
+  createDangerousRule,
+  updateDangerousRule,
+  deleteDangerousRule,
+  enableDangerousRule,
+  disableDangerousRule,
+  getDangerousRuleList,
+  checkScript,
+  getDangerousRuleHitList,
 ];
