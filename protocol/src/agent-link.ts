@@ -102,12 +102,50 @@ export const TaskStarted = z.object({
   startTime: z.number().int(),
 });
 
+/** Answer to file.serve: what is offered, or why nothing could be. */
+export const FilesServed = z.object({
+  ...header,
+  type: z.literal('file.served'),
+  serveId: z.string(),
+  /** Base URL of the agent's file server, reachable by peers. */
+  url: z.string(),
+  files: z.array(z.lazy(() => FileDescriptor)),
+  /** Set when the offer failed; `missing` lists source paths that do not exist or match nothing. */
+  error: z
+    .object({
+      kind: z.enum(['missing', 'unreadable', 'user_missing', 'internal']),
+      message: z.string(),
+      missing: z.array(z.string()),
+    })
+    .optional(),
+});
+export type FilesServed = z.infer<typeof FilesServed>;
+
+/** Progress of one file of a download (also its final state), for file logs. */
+export const FileProgress = z.object({
+  ...header,
+  type: z.literal('task.file'),
+  key: TaskKey,
+  label: z.string(),
+  sourcePath: z.string(),
+  targetPath: z.string(),
+  size: z.number().int().nonnegative(),
+  bytes: z.number().int().nonnegative(),
+  /** bytes/s over the transfer so far */
+  speed: z.number().nonnegative(),
+  state: z.enum(['downloading', 'finished', 'failed']),
+  message: z.string(),
+});
+export type FileProgress = z.infer<typeof FileProgress>;
+
 export const AgentMessage = z.discriminatedUnion('type', [
   Hello,
   Heartbeat,
   TaskStarted,
   TaskOutput,
   TaskFinished,
+  FilesServed,
+  FileProgress,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 export type Hello = z.infer<typeof Hello>;

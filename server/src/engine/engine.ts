@@ -16,12 +16,14 @@
  * §4.3 and §4.6; their preconditions are checked with conditional updates in the store.
  */
 import { PROTOCOL_VERSION, parseTaskKey, taskKey } from '@jobfleet/protocol';
-import type { HeldTask, RunScript, TaskFinished, TaskOutput, TaskStarted } from '@jobfleet/protocol';
+import type { FileProgress, FilesServed, HeldTask, RunScript, TaskFinished, TaskOutput, TaskStarted } from '@jobfleet/protocol';
 import type { AgentEvents } from '../agent-link/agent-hub.js';
 import type { Services } from '../services.js';
 import type { JobInstance, NewJob, StepInstance } from '../store/execution-store.js';
 import { CallbackQueue } from './callback-queue.js';
 import { callbackPayload } from './callback-payload.js';
+import { FileDistribution } from './file-distribution.js';
+import type { FileStepView } from './file-distribution.js';
 import { failureBudget } from './rolling-plan.js';
 import {
   AgentErrorCode,
@@ -76,6 +78,7 @@ export class Engine implements AgentEvents {
   private readonly byHost = new Map<number, Set<ActiveStep>>();
   private readonly writer: TaskWriter;
   private readonly locks = new Map<number, Promise<unknown>>();
+  private readonly files: FileDistribution;
   readonly callbacks: CallbackQueue;
 
   constructor(private readonly services: Services) {
@@ -85,6 +88,19 @@ export class Engine implements AgentEvents {
       (err) => services.log.error({ err }, 'task write batch failed; will retry'),
     );
     this.callbacks = new CallbackQueue(services);
+    this.files = new FileDistribution(services, {
+      failTarget: (stepInstanceId, hostId, status) => {
+        const step = this.steps.get(stepInstanceId);
+        const task = step?.tasks.get(hostId);
+        if (step && task?.status === HostStatus.WAITING) {
+          this.finishTask(step, task, { status, errorCode: AgentErrorCode.OTHER, exitCode: null, endTime: Date.now() });
+        }
+      },
+    });
+  }
+
+  private fileView(step: ActiveStep): FileStepView | undefined {
+    return step.spec.kind === 'file' ? { stepInstanceId: step.stepInstanceId, executeCount: step.executeCount, spec: step.spec, tasks: step.tasks } : undefined;
   }
 
   private get store() {
@@ -175,6 +191,8 @@ export class Engine implements AgentEvents {
     step.inFlight = 0;
     const absent: number[] = [];
     const now = Date.now();
+    const fileView = this.fileView(step);
+    if (fileView && !step.stopping) await this.files.begin(fileView);
     for (const task of step.tasks.values()) {
       if (task.batch !== step.batch || isHostFinished(task.status)) continue;
       if (step.stopping && task.status === HostStatus.WAITING) {
@@ -190,14 +208,19 @@ export class Engine implements AgentEvents {
       if (!set) this.byHost.set(task.hostId, (set = new Set()));
       set.add(step);
       if (step.stopping) this.sendKill(step, task);
-      else if (task.status === HostStatus.WAITING && !this.dispatch(step, task)) absent.push(task.hostId);
+      else if (task.status === HostStatus.WAITING) {
+        if (fileView) this.files.enqueue(step.stepInstanceId, task.hostId);
+        else if (!this.dispatch(step, task)) absent.push(task.hostId);
+      }
     }
     this.services.hub.expect(absent);
+    if (fileView) this.files.pump(step.stepInstanceId);
     if (step.inFlight === 0) await this.batchDone(step);
   }
 
   private dispatch(step: ActiveStep, task: ActiveTask): boolean {
     const spec = step.spec;
+    if (spec.kind !== 'script') return false;
     const msg: RunScript = {
       v: PROTOCOL_VERSION,
       type: 'task.run',
@@ -332,6 +355,15 @@ export class Engine implements AgentEvents {
       if (step.stopping) this.sendKill(step, task);
       else if (task.status === HostStatus.WAITING) this.dispatch(step, task);
     }
+    this.files.agentWelcomed(hostId);
+  }
+
+  filesServed(hostId: number, msg: FilesServed): void {
+    this.files.filesServed(hostId, msg);
+  }
+
+  fileProgress(hostId: number, msg: FileProgress): void {
+    this.files.progress(hostId, msg);
   }
 
   taskStarted(hostId: number, msg: TaskStarted): void {
@@ -373,7 +405,12 @@ export class Engine implements AgentEvents {
       );
       return;
     }
-    const { status, errorCode } = hostStatusOfOutcome(msg.outcome, msg.exitCode);
+    const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
+    const isFile = hit.step.spec.kind === 'file';
+    // A file step's timeout is BK-JOB's file task timeout (303), not a script timeout.
+    const status = isFile && outcome.status === HostStatus.SCRIPT_TIMEOUT ? HostStatus.FILE_TASK_TIMEOUT : outcome.status;
+    const errorCode = outcome.errorCode;
+    if (isFile) this.files.targetDone(hit.step.stepInstanceId, hostId, isHostSuccess(status));
     this.finishTask(hit.step, hit.task, {
       status,
       errorCode,
@@ -388,6 +425,7 @@ export class Engine implements AgentEvents {
   }
 
   agentLost(hostId: number): void {
+    this.files.agentLost(hostId);
     const now = Date.now();
     for (const step of [...(this.byHost.get(hostId) ?? [])]) {
       const task = step.tasks.get(hostId);
@@ -484,6 +522,7 @@ export class Engine implements AgentEvents {
   private async completeStep(step: ActiveStep): Promise<void> {
     if (this.steps.get(step.stepInstanceId) !== step) return;
     this.deactivate(step);
+    await this.files.release(step.stepInstanceId);
     const job = await this.store.getJob(step.jobInstanceId);
     if (!job) return;
     const now = Date.now();

@@ -261,6 +261,46 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .execute();
       },
     },
+    '0005_file_distribution': {
+      async up(db: AnyDb) {
+        // Files received through generate_local_file_upload_url, and push_config_file contents.
+        await db.schema
+          .createTable('stored_file')
+          .addColumn('path', 'text', (c) => c.primaryKey())
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'text', (c) => c.notNull())
+          .addColumn('creator', 'text', (c) => c.notNull())
+          .addColumn('file_name', 'text', (c) => c.notNull())
+          .addColumn('upload_token_hash', 'text')
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('size', 'bigint')
+          .addColumn('sha256', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('stored_file_token').on('stored_file').column('upload_token_hash').execute();
+        // One row per (host, direction, source file, destination) of a file step execution.
+        await db.schema
+          .createTable('file_log')
+          .addColumn('step_instance_id', 'bigint', (c) => c.notNull())
+          .addColumn('execute_count', 'integer', (c) => c.notNull())
+          .addColumn('host_id', 'bigint', (c) => c.notNull())
+          .addColumn('mode', 'integer', (c) => c.notNull())
+          .addColumn('src_host_id', 'bigint', (c) => c.notNull())
+          .addColumn('src_label', 'text', (c) => c.notNull())
+          .addColumn('src_path', 'text', (c) => c.notNull())
+          .addColumn('dest_host_id', 'bigint', (c) => c.notNull())
+          .addColumn('dest_label', 'text', (c) => c.notNull())
+          .addColumn('dest_path', 'text', (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('bytes', 'bigint', (c) => c.notNull())
+          .addColumn('speed', 'bigint', (c) => c.notNull())
+          .addColumn('content', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('file_log_pk', ['step_instance_id', 'execute_count', 'host_id', 'mode', 'src_label', 'src_path', 'dest_label', 'dest_path'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -202,6 +202,44 @@ export interface DangerousRuleHitTable {
   create_time: number;
 }
 
+export interface StoredFileTable {
+  /** The `path` handed to clients: <scope id>/<uuid>/<user>/<file name>. */
+  path: string;
+  scope_type: string;
+  scope_id: string;
+  creator: string;
+  file_name: string;
+  /** Set while the upload URL is open; cleared once the bytes arrived. */
+  upload_token_hash: string | null;
+  expires_at: number;
+  /** Known once the bytes are stored. */
+  size: number | null;
+  sha256: string | null;
+  created_at: number;
+}
+
+export interface FileLogTable {
+  step_instance_id: number;
+  execute_count: number;
+  /** The host this log belongs to: the target (mode 1) or the source (mode 0). */
+  host_id: number;
+  /** 0 upload (source side), 1 download (target side) */
+  mode: number;
+  src_host_id: number;
+  src_label: string;
+  src_path: string;
+  dest_host_id: number;
+  dest_label: string;
+  dest_path: string;
+  /** 1 waiting, 2 uploading, 3 downloading, 4 finished, 5 failed */
+  status: number;
+  size: number;
+  bytes: number;
+  speed: number;
+  content: string;
+  updated_at: number;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -221,4 +259,6 @@ export interface Database {
   callback_attempt: CallbackAttemptTable;
   dangerous_rule: DangerousRuleTable;
   dangerous_rule_hit: DangerousRuleHitTable;
+  stored_file: StoredFileTable;
+  file_log: FileLogTable;
 }
