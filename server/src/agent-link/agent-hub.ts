@@ -128,7 +128,9 @@ export class AgentHub {
           socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
           return;
         }
-        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, host.id, `http://${req.headers.host ?? '127.0.0.1'}`));
+        this.wss.handleUpgrade(req, socket, head, (ws) =>
+          this.accept(ws, host.id, `http://${req.headers.host ?? '127.0.0.1'}`),
+        );
       })
       .catch((err: unknown) => {
         this.services.log.error({ err }, 'agent handshake failed');

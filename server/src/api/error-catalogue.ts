@@ -76,6 +76,22 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Script refused by dangerous-command rules: {matches}',
   },
+  FILE_TASKS_EXCEEDS_LIMIT: {
+    code: 1244021,
+    http: 200,
+    message: 'Too many file tasks: {count} (source hosts x files x targets, at most {limit})',
+  },
+  UPLOAD_FILE_MAX_SIZE_EXCEEDED: {
+    code: 1243015,
+    http: 200,
+    message: 'Upload larger than the limit of {limit} bytes',
+  },
+  UPLOAD_URL_INVALID: {
+    code: 1243016,
+    http: 200,
+    message:
+      'Upload URL is unknown, already used or expired: ask generate_local_file_upload_url for a new one',
+  },
   SCRIPT_TASK_TARGET_EXCEEDS_LIMIT: {
     code: 1244022,
     http: 200,

@@ -11,6 +11,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Services } from '../services.js';
 import { registerAdminRoutes } from '../admin/admin-routes.js';
 import { registerAgentRoutes } from '../agent-link/registration.js';
+import { registerFileRoutes } from '../files/file-routes.js';
 import { extractCredentials } from './auth.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, successEnvelope } from './envelope.js';
@@ -89,6 +90,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
 
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);
+  registerFileRoutes(app, services);
 
   const byName = new Map(endpoints.map((e) => [e.name, e]));
   for (const prefix of API_PREFIXES) {
@@ -118,6 +120,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           caller,
           scope: { type: 'biz', id: 0, name: '', bizIds: [] },
           requestId: req.id,
+          baseUrl: `${req.protocol}://${req.headers.host ?? `127.0.0.1:${services.config.port}`}`,
           log: req.log,
         };
         if (endpoint.scoped) {

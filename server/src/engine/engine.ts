@@ -16,7 +16,15 @@
  * §4.3 and §4.6; their preconditions are checked with conditional updates in the store.
  */
 import { PROTOCOL_VERSION, parseTaskKey, taskKey } from '@jobfleet/protocol';
-import type { FileProgress, FilesServed, HeldTask, RunScript, TaskFinished, TaskOutput, TaskStarted } from '@jobfleet/protocol';
+import type {
+  FileProgress,
+  FilesServed,
+  HeldTask,
+  RunScript,
+  TaskFinished,
+  TaskOutput,
+  TaskStarted,
+} from '@jobfleet/protocol';
 import type { AgentEvents } from '../agent-link/agent-hub.js';
 import type { Services } from '../services.js';
 import type { JobInstance, NewJob, StepInstance } from '../store/execution-store.js';
@@ -93,14 +101,26 @@ export class Engine implements AgentEvents {
         const step = this.steps.get(stepInstanceId);
         const task = step?.tasks.get(hostId);
         if (step && task?.status === HostStatus.WAITING) {
-          this.finishTask(step, task, { status, errorCode: AgentErrorCode.OTHER, exitCode: null, endTime: Date.now() });
+          this.finishTask(step, task, {
+            status,
+            errorCode: AgentErrorCode.OTHER,
+            exitCode: null,
+            endTime: Date.now(),
+          });
         }
       },
     });
   }
 
   private fileView(step: ActiveStep): FileStepView | undefined {
-    return step.spec.kind === 'file' ? { stepInstanceId: step.stepInstanceId, executeCount: step.executeCount, spec: step.spec, tasks: step.tasks } : undefined;
+    return step.spec.kind === 'file'
+      ? {
+          stepInstanceId: step.stepInstanceId,
+          executeCount: step.executeCount,
+          spec: step.spec,
+          tasks: step.tasks,
+        }
+      : undefined;
   }
 
   private get store() {
@@ -408,7 +428,8 @@ export class Engine implements AgentEvents {
     const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
     const isFile = hit.step.spec.kind === 'file';
     // A file step's timeout is BK-JOB's file task timeout (303), not a script timeout.
-    const status = isFile && outcome.status === HostStatus.SCRIPT_TIMEOUT ? HostStatus.FILE_TASK_TIMEOUT : outcome.status;
+    const status =
+      isFile && outcome.status === HostStatus.SCRIPT_TIMEOUT ? HostStatus.FILE_TASK_TIMEOUT : outcome.status;
     const errorCode = outcome.errorCode;
     if (isFile) this.files.targetDone(hit.step.stepInstanceId, hostId, isHostSuccess(status));
     this.finishTask(hit.step, hit.task, {

@@ -109,7 +109,13 @@ export class FileDistribution {
       if (source.kind === 'server') {
         const rows = await this.services.store.files.getStoredFiles(source.files);
         for (const r of rows) {
-          state.serverFiles.push({ sourcePath: r.path, relPath: r.file_name, size: r.size ?? 0, sha256: r.sha256 ?? '', mode: 0o644 });
+          state.serverFiles.push({
+            sourcePath: r.path,
+            relPath: r.file_name,
+            size: r.size ?? 0,
+            sha256: r.sha256 ?? '',
+            mode: 0o644,
+          });
         }
         continue;
       }
@@ -130,7 +136,9 @@ export class FileDistribution {
     const entries = spec.sources
       .filter((s) => s.kind === 'host' && s.hosts.some((h) => h.hostId === hostId))
       .flatMap((s) => s.files.map((path) => ({ path })));
-    const user = spec.sources.find((s) => s.kind === 'host' && s.hosts.some((h) => h.hostId === hostId))?.account?.osUser ?? '';
+    const user =
+      spec.sources.find((s) => s.kind === 'host' && s.hosts.some((h) => h.hostId === hostId))?.account
+        ?.osUser ?? '';
     this.services.hub.send(hostId, {
       v: PROTOCOL_VERSION,
       type: 'file.serve',
@@ -144,7 +152,10 @@ export class FileDistribution {
 
   private markReady(state: FileState): void {
     state.ready = true;
-    const perTarget = [...state.origin.flatMap((s) => s.files), ...state.serverFiles].reduce((a, f) => a + f.size, 0);
+    const perTarget = [...state.origin.flatMap((s) => s.files), ...state.serverFiles].reduce(
+      (a, f) => a + f.size,
+      0,
+    );
     state.slotLimit = perTarget < SWARM_THRESHOLD_BYTES ? Infinity : this.services.config.fileFanout;
     state.seeders.push({ serveId: 'origin', hostId: null, sources: state.origin, active: 0 });
     this.pump(state.view.stepInstanceId);
@@ -164,7 +175,10 @@ export class FileDistribution {
     const waiting: number[] = [];
     const absent: number[] = [];
     while (state.queue.length > 0) {
-      const seeder = state.seeders.reduce<Seeder | undefined>((best, s) => (s.active < state.slotLimit && (!best || s.active < best.active) ? s : best), undefined);
+      const seeder = state.seeders.reduce<Seeder | undefined>(
+        (best, s) => (s.active < state.slotLimit && (!best || s.active < best.active) ? s : best),
+        undefined,
+      );
       if (!seeder) break;
       const hostId = state.queue.shift() as number;
       const task = state.view.tasks.get(hostId);
@@ -216,7 +230,15 @@ export class FileDistribution {
       state.seeders.push({
         serveId: msg.serveId,
         hostId,
-        sources: [{ url: msg.url, serveId: msg.serveId, token: this.token(msg.serveId), label: state.labels.get(hostId) ?? '', files: msg.files }],
+        sources: [
+          {
+            url: msg.url,
+            serveId: msg.serveId,
+            token: this.token(msg.serveId),
+            label: state.labels.get(hostId) ?? '',
+            files: msg.files,
+          },
+        ],
         active: 0,
       });
       this.pump(id.stepInstanceId);
@@ -227,12 +249,32 @@ export class FileDistribution {
       const missing = msg.error.kind === 'missing';
       const now = Date.now();
       for (const path of msg.error.missing.length > 0 ? msg.error.missing : ['']) {
-        this.log(state, { mode: 0, hostId, srcHostId: hostId, srcPath: path, destHostId: 0, destPath: '', status: 5, size: 0, bytes: 0, speed: 0, at: now, state: 'source failed', detail: msg.error.message });
+        this.log(state, {
+          mode: 0,
+          hostId,
+          srcHostId: hostId,
+          srcPath: path,
+          destHostId: 0,
+          destPath: '',
+          status: 5,
+          size: 0,
+          bytes: 0,
+          speed: 0,
+          at: now,
+          state: 'source failed',
+          detail: msg.error.message,
+        });
       }
       this.failAll(state, missing ? HostStatus.SOURCE_FILE_NOT_EXIST : HostStatus.FILE_TRANSFER_ERROR);
       return;
     }
-    state.origin.push({ url: msg.url, serveId: msg.serveId, token: this.token(msg.serveId), label: state.labels.get(hostId) ?? '', files: msg.files });
+    state.origin.push({
+      url: msg.url,
+      serveId: msg.serveId,
+      token: this.token(msg.serveId),
+      label: state.labels.get(hostId) ?? '',
+      files: msg.files,
+    });
     if (state.awaiting.size === 0) this.markReady(state);
   }
 
@@ -268,9 +310,37 @@ export class FileDistribution {
     if (!state || state.view.executeCount !== Number(countText)) return;
     const srcHostId = [...state.labels].find(([, label]) => label === msg.label)?.[0] ?? 0;
     const status = msg.state === 'finished' ? 4 : msg.state === 'failed' ? 5 : 3;
-    const base = { srcHostId, srcPath: msg.sourcePath, destHostId: hostId, destPath: msg.targetPath, size: msg.size, bytes: msg.bytes, speed: msg.speed, at: Date.now(), detail: msg.message };
-    this.log(state, { ...base, mode: 1, hostId, status, state: msg.state === 'downloading' ? 'downloading' : `download ${msg.state === 'finished' ? 'success' : 'failed'}` });
-    this.log(state, { ...base, mode: 0, hostId: srcHostId, status: status === 3 ? 2 : status, state: msg.state === 'downloading' ? 'uploading' : `upload ${msg.state === 'finished' ? 'success' : 'failed'}` });
+    const base = {
+      srcHostId,
+      srcPath: msg.sourcePath,
+      destHostId: hostId,
+      destPath: msg.targetPath,
+      size: msg.size,
+      bytes: msg.bytes,
+      speed: msg.speed,
+      at: Date.now(),
+      detail: msg.message,
+    };
+    this.log(state, {
+      ...base,
+      mode: 1,
+      hostId,
+      status,
+      state:
+        msg.state === 'downloading'
+          ? 'downloading'
+          : `download ${msg.state === 'finished' ? 'success' : 'failed'}`,
+    });
+    this.log(state, {
+      ...base,
+      mode: 0,
+      hostId: srcHostId,
+      status: status === 3 ? 2 : status,
+      state:
+        msg.state === 'downloading'
+          ? 'uploading'
+          : `upload ${msg.state === 'finished' ? 'success' : 'failed'}`,
+    });
   }
 
   /** A target finished: free its seeder slot, and let it seed when the swarm is on. */
@@ -291,7 +361,15 @@ export class FileDistribution {
         path: `${dir}${files.length === 1 && spec.targetName ? spec.targetName : f.relPath}`,
         relPath: f.relPath,
       }));
-      this.services.hub.send(hostId, { v: PROTOCOL_VERSION, type: 'file.serve', serveId, entries, user: spec.account.osUser, token: this.token(serveId), rateLimitBytes: 0 });
+      this.services.hub.send(hostId, {
+        v: PROTOCOL_VERSION,
+        type: 'file.serve',
+        serveId,
+        entries,
+        user: spec.account.osUser,
+        token: this.token(serveId),
+        rateLimitBytes: 0,
+      });
     }
     this.pump(stepInstanceId);
   }
@@ -303,17 +381,41 @@ export class FileDistribution {
     this.states.delete(stepInstanceId);
     const { view } = state;
     for (const s of view.spec.sources) {
-      for (const h of s.hosts) this.services.hub.send(h.hostId, { v: PROTOCOL_VERSION, type: 'file.unserve', serveId: sourceServeId(view.stepInstanceId, view.executeCount, h.hostId) });
+      for (const h of s.hosts)
+        this.services.hub.send(h.hostId, {
+          v: PROTOCOL_VERSION,
+          type: 'file.unserve',
+          serveId: sourceServeId(view.stepInstanceId, view.executeCount, h.hostId),
+        });
     }
     for (const seeder of state.seeders) {
-      if (seeder.hostId !== null) this.services.hub.send(seeder.hostId, { v: PROTOCOL_VERSION, type: 'file.unserve', serveId: seeder.serveId });
+      if (seeder.hostId !== null)
+        this.services.hub.send(seeder.hostId, {
+          v: PROTOCOL_VERSION,
+          type: 'file.unserve',
+          serveId: seeder.serveId,
+        });
     }
     await this.flushLogs();
   }
 
   private log(
     state: FileState,
-    e: { mode: 0 | 1; hostId: number; srcHostId: number; srcPath: string; destHostId: number; destPath: string; status: number; size: number; bytes: number; speed: number; at: number; state: string; detail: string },
+    e: {
+      mode: 0 | 1;
+      hostId: number;
+      srcHostId: number;
+      srcPath: string;
+      destHostId: number;
+      destPath: string;
+      status: number;
+      size: number;
+      bytes: number;
+      speed: number;
+      at: number;
+      state: string;
+      detail: string;
+    },
   ): void {
     const row: FileLog = {
       step_instance_id: state.view.stepInstanceId,
@@ -330,10 +432,30 @@ export class FileDistribution {
       size: e.size,
       bytes: e.bytes,
       speed: Math.round(e.speed),
-      content: fileLogLine({ at: e.at, path: e.mode === 1 ? e.destPath : e.srcPath, size: e.size, bytes: e.bytes, speed: e.speed, state: e.state, detail: e.detail }),
+      content: fileLogLine({
+        at: e.at,
+        path: e.mode === 1 ? e.destPath : e.srcPath,
+        size: e.size,
+        bytes: e.bytes,
+        speed: e.speed,
+        state: e.state,
+        detail: e.detail,
+      }),
       updated_at: e.at,
     };
-    this.logBuffer.set([row.step_instance_id, row.execute_count, row.host_id, row.mode, row.src_label, row.src_path, row.dest_label, row.dest_path].join('\u0000'), row);
+    this.logBuffer.set(
+      [
+        row.step_instance_id,
+        row.execute_count,
+        row.host_id,
+        row.mode,
+        row.src_label,
+        row.src_path,
+        row.dest_label,
+        row.dest_path,
+      ].join('\u0000'),
+      row,
+    );
     this.logTimer ??= setTimeout(() => void this.flushLogs(), 200);
   }
 

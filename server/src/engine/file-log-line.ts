@@ -25,6 +25,14 @@ function timestamp(ms: number): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
-export function fileLogLine(f: { at: number; path: string; size: number; bytes: number; speed: number; state: string; detail: string }): string {
+export function fileLogLine(f: {
+  at: number;
+  path: string;
+  size: number;
+  bytes: number;
+  speed: number;
+  state: string;
+  detail: string;
+}): string {
   return `[${timestamp(f.at)}] FileName: ${f.path} FileSize: ${humanSize(f.size)} State: ${f.state} Speed: ${humanSpeed(f.speed)} Progress: ${progressText(f.bytes, f.size)} Detail: ${f.detail}`;
 }

@@ -21,8 +21,17 @@ export function serverServeId(stepInstanceId: number, executeCount: number): str
   return `${stepInstanceId}-${executeCount}-server`;
 }
 
-export function parseServeId(id: string): { stepInstanceId: number; executeCount: number; kind: 'src' | 'seed' | 'server'; hostId: number } | undefined {
+export function parseServeId(
+  id: string,
+):
+  | { stepInstanceId: number; executeCount: number; kind: 'src' | 'seed' | 'server'; hostId: number }
+  | undefined {
   const m = /^(\d+)-(\d+)-(src|seed|server)(?:-(\d+))?$/.exec(id);
   if (!m) return undefined;
-  return { stepInstanceId: Number(m[1]), executeCount: Number(m[2]), kind: m[3] as 'src', hostId: Number(m[4] ?? 0) };
+  return {
+    stepInstanceId: Number(m[1]),
+    executeCount: Number(m[2]),
+    kind: m[3] as 'src',
+    hostId: Number(m[4] ?? 0),
+  };
 }

@@ -17,7 +17,11 @@ export class FileStore {
   }
 
   async findByUploadToken(tokenHash: string): Promise<StoredFile | undefined> {
-    return this.db.selectFrom('stored_file').selectAll().where('upload_token_hash', '=', tokenHash).executeTakeFirst();
+    return this.db
+      .selectFrom('stored_file')
+      .selectAll()
+      .where('upload_token_hash', '=', tokenHash)
+      .executeTakeFirst();
   }
 
   async getStoredFiles(paths: readonly string[]): Promise<StoredFile[]> {
@@ -45,8 +49,24 @@ export class FileStore {
           .values(r)
           .onConflict((oc) =>
             oc
-              .columns(['step_instance_id', 'execute_count', 'host_id', 'mode', 'src_label', 'src_path', 'dest_label', 'dest_path'])
-              .doUpdateSet({ status: r.status, size: r.size, bytes: r.bytes, speed: r.speed, content: r.content, updated_at: r.updated_at }),
+              .columns([
+                'step_instance_id',
+                'execute_count',
+                'host_id',
+                'mode',
+                'src_label',
+                'src_path',
+                'dest_label',
+                'dest_path',
+              ])
+              .doUpdateSet({
+                status: r.status,
+                size: r.size,
+                bytes: r.bytes,
+                speed: r.speed,
+                content: r.content,
+                updated_at: r.updated_at,
+              }),
           )
           .execute();
       }

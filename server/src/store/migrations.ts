@@ -277,7 +277,11 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .addColumn('sha256', 'text')
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .execute();
-        await db.schema.createIndex('stored_file_token').on('stored_file').column('upload_token_hash').execute();
+        await db.schema
+          .createIndex('stored_file_token')
+          .on('stored_file')
+          .column('upload_token_hash')
+          .execute();
         // One row per (host, direction, source file, destination) of a file step execution.
         await db.schema
           .createTable('file_log')
@@ -297,7 +301,16 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .addColumn('speed', 'bigint', (c) => c.notNull())
           .addColumn('content', 'text', (c) => c.notNull())
           .addColumn('updated_at', 'bigint', (c) => c.notNull())
-          .addPrimaryKeyConstraint('file_log_pk', ['step_instance_id', 'execute_count', 'host_id', 'mode', 'src_label', 'src_path', 'dest_label', 'dest_path'])
+          .addPrimaryKeyConstraint('file_log_pk', [
+            'step_instance_id',
+            'execute_count',
+            'host_id',
+            'mode',
+            'src_label',
+            'src_path',
+            'dest_label',
+            'dest_path',
+          ])
           .execute();
       },
     },

@@ -26,7 +26,12 @@ export const getStepInstanceDetail = defineEndpoint({
       dynamic_group_list: t?.dynamic_group_list ?? [],
       topo_node_list: t?.topo_node_list ?? [],
     });
-    const base = { id: step.id, name: step.name, type: DETAIL_TYPE[step.type] ?? step.type, approval_info: null };
+    const base = {
+      id: step.id,
+      name: step.name,
+      type: DETAIL_TYPE[step.type] ?? step.type,
+      approval_info: null,
+    };
     if (spec.kind === 'file') {
       return {
         ...base,
@@ -39,7 +44,11 @@ export const getStepInstanceDetail = defineEndpoint({
             file_type: s.fileType,
             file_source_id: null,
           })),
-          file_destination: { path: spec.targetPath, account: { id: spec.account.id, name: spec.account.alias }, server: server(spec.targetServer) },
+          file_destination: {
+            path: spec.targetPath,
+            account: { id: spec.account.id, name: spec.account.alias },
+            server: server(spec.targetServer),
+          },
           timeout: spec.timeout,
           source_speed_limit: spec.uploadSpeedLimit || null,
           destination_speed_limit: spec.downloadSpeedLimit || null,

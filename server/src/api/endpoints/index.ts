@@ -11,6 +11,9 @@ import {
   updateDangerousRule,
 } from './dangerous-rules.js';
 import { fastExecuteScript } from './fast-execute-script.js';
+import { fastTransferFile } from './fast-transfer-file.js';
+import { generateLocalFileUploadUrl } from './generate-local-file-upload-url.js';
+import { pushConfigFile } from './push-config-file.js';
 import { getJobInstanceList } from './get-job-instance-list.js';
 import { getJobInstanceStatus } from './get-job-instance-status.js';
 import { getStepInstanceDetail } from './get-step-instance-detail.js';
@@ -22,6 +25,9 @@ import { queryAgentInfo } from './query-agent-info.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
+  fastTransferFile,
+  pushConfigFile,
+  generateLocalFileUploadUrl,
   getJobInstanceStatus,
   getStepInstanceStatus,
   getStepInstanceDetail,
