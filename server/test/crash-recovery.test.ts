@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { eventually, get } from './helpers/api-client.js';
+import { eventually } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, hostLog, runScript, startFleet, waitCallbackDelivered, waitFinished } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 
 for (const engine of engines()) {
@@ -76,18 +76,7 @@ for (const engine of engines()) {
         await eventually(async () => (hits.length >= 1 ? true : undefined));
         await fleet.server.kill('SIGKILL'); // the second attempt is due while no server runs
         fleet.server = await fleet.server.restart();
-        const cb = await eventually(async () => {
-          const list = await get<{
-            callback_list: { state: string; attempts: number; attempt_list: { http_status: number }[] }[];
-          }>(
-            fleet.server.url,
-            'get_job_instance_callback_list',
-            { ...fleet.scope, job_instance_id: r.data.job_instance_id },
-            fleet.creds,
-          );
-          const c = list.data.callback_list[0];
-          return c?.state === 'delivered' ? c : undefined;
-        }, 20_000);
+        const cb = await waitCallbackDelivered(fleet, r.data.job_instance_id, 20_000);
         assert.equal(cb.attempts, 3);
         assert.deepEqual(
           cb.attempt_list.map((a) => a.http_status),

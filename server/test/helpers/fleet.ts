@@ -139,3 +139,31 @@ export async function hostLog(
   if (!r.result) throw new Error(r.message);
   return r.data.log_content;
 }
+
+export interface CallbackRecord {
+  state: string;
+  attempts: number;
+  attempt_list: { http_status: number }[];
+}
+
+/** Polls get_job_instance_callback_list until the job's first callback was delivered. */
+export async function waitCallbackDelivered(
+  fleet: Fleet,
+  jobInstanceId: number,
+  timeoutMs = 15_000,
+): Promise<CallbackRecord> {
+  return eventually(
+    async () => {
+      const list = await get<{ callback_list: CallbackRecord[] }>(
+        fleet.server.url,
+        'get_job_instance_callback_list',
+        { ...fleet.scope, job_instance_id: jobInstanceId },
+        fleet.creds,
+      );
+      const c = list.data.callback_list[0];
+      return c?.state === 'delivered' ? c : undefined;
+    },
+    timeoutMs,
+    `callback of job ${jobInstanceId} delivered`,
+  );
+}
