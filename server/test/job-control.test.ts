@@ -266,6 +266,26 @@ for (const engine of engines()) {
       );
     });
 
+    test('terminating a job that waits between rolling batches stops it at once', async () => {
+      const r = await runScript(fleet, {
+        script_content: b64('echo hi'),
+        target_server: { host_id_list: ids },
+        rolling_config: { mode: 3, expression: '1' },
+      });
+      await eventually(async () =>
+        (await status(r.data.job_instance_id)).job_instance.status === 7 ? true : undefined,
+      );
+      assert.equal((await operateJob(r.data.job_instance_id, 1)).result, true);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 11);
+      assert.equal(st.step_instance_list[0]?.status, 11);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(st).get(id)),
+        [9, 5, 5, 5],
+      );
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 13)).code, 1241003);
+    });
+
     test('the failure budget stops the step as soon as it is spent, killing hosts still running', async () => {
       const script = b64('case "$TEST_AGENT_IP" in 127.0.0.2|127.0.0.3) exit 1 ;; *) sleep 60 ;; esac');
       const r = await runScript(fleet, {

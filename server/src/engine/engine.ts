@@ -583,13 +583,15 @@ export class Engine implements AgentEvents {
         return 'bad_state';
       }
       const step = [...this.steps.values()].find((s) => s.jobInstanceId === jobInstanceId);
-      if (!step || step.waiting || step.inFlight === 0) {
-        if (step) await this.completeStep({ ...step, stopping: 'terminate' });
-        else {
-          const job = await this.store.getJob(jobInstanceId);
-          if (job) await this.finishJob(job, RunStatus.STOP_SUCCESS);
-        }
-        if (step) this.deactivate(step);
+      if (!step) {
+        const job = await this.store.getJob(jobInstanceId);
+        if (job) await this.finishJob(job, RunStatus.STOP_SUCCESS);
+        return undefined;
+      }
+      if (step.waiting || step.inFlight === 0) {
+        // Nothing runs (waiting for a person between batches): the stop is complete at once.
+        step.stopping = 'terminate';
+        await this.completeStep(step);
         return undefined;
       }
       await this.store.updateStep(step.stepInstanceId, { status: RunStatus.STOPPING });
