@@ -114,7 +114,7 @@ describe('Downloading: what targets end up with', () => {
     const data = put(source, '/srv/big/payload.bin', 3 * 1024 * 1024 + 17, 0o750);
     const { source: src } = await offer(source, ['/srv/big/payload.bin']);
     const targets = [fileHost('127.0.0.3'), fileHost('127.0.0.4'), fileHost('127.0.0.5')];
-    const msgs = targets.map((t) => downloadMsg([src], '/data/in'));
+    const msgs = targets.map(() => downloadMsg([src], '/data/in'));
     targets.forEach((t, i) => t.runner.download(msgs[i]!));
     for (const [i, t] of targets.entries()) {
       const key = msgs[i]!.key;
