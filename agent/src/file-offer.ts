@@ -44,6 +44,7 @@ export type OfferResult = { offer: FileOffer; error?: undefined } | { offer?: un
 const REGEX_PART = '/REGEX:';
 /** Files hashed at once: enough to overlap disk waits, few enough not to thrash a disk. */
 const HASH_CONCURRENCY = 4;
+const HASH_BUFFER_BYTES = 256 * 1024;
 
 interface Found {
   localPath: string;
@@ -125,9 +126,20 @@ async function expand(
   return found;
 }
 
+/** Hashes through one reused buffer: streaming chunks would leave a file's worth of garbage behind. */
 async function sha256(file: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
+  const buf = Buffer.allocUnsafe(HASH_BUFFER_BYTES);
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
   return hash.digest('hex');
 }
 

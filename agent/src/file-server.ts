@@ -19,7 +19,6 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pipeline } from 'node:stream';
 import type { ServeFiles } from '@jobfleet/protocol';
 import type { FilesServed } from './file-messages.js';
 import { resolveOffer } from './file-offer.js';
@@ -57,6 +56,60 @@ function rangeStart(header: string | undefined): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Read buffers per response; a buffer is reused once the socket has written it out. */
+const SEND_BUFFERS = 4;
+const SEND_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * Streams bytes [from, size) of a file into `res` through a few reused buffers, so that
+ * serving allocates nothing per chunk (many peers pulling big files would otherwise keep the
+ * garbage collector busy and the resident size high). Waiting for a free buffer is the
+ * backpressure: a buffer comes back only when the socket has flushed it.
+ *
+ * Bounded to the hashed size: a file that grew since is served as offered (the peer's
+ * checksum then decides); one that shrank ends the response early and the peer retries.
+ */
+async function sendFile(
+  fh: fs.promises.FileHandle,
+  from: number,
+  size: number,
+  limiter: RateLimiter,
+  res: http.ServerResponse,
+): Promise<void> {
+  const free = Array.from({ length: SEND_BUFFERS }, () => Buffer.allocUnsafe(SEND_BUFFER_BYTES));
+  let wake: (() => void) | undefined;
+  // A peer that went away never gets its writes flushed: the loop must not wait for them.
+  let closed = false;
+  const onClose = () => {
+    closed = true;
+    wake?.();
+  };
+  res.once('close', onClose);
+  try {
+    let pos = from;
+    while (pos < size && !closed) {
+      const buf = free.pop();
+      if (!buf) {
+        await new Promise<void>((resolve) => (wake = resolve));
+        continue;
+      }
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      await limiter.wait(bytesRead);
+      res.write(buf.subarray(0, bytesRead), () => {
+        free.push(buf);
+        wake?.();
+      });
+    }
+    if (pos < size) res.destroy();
+    else if (!closed) res.end();
+  } finally {
+    res.off('close', onClose);
+    await fh.close();
+  }
+}
+
 export class FileServer {
   private readonly offers = new Map<string, LiveOffer>();
   private readonly pending = new Map<string, Promise<OfferResult>>();
@@ -64,7 +117,7 @@ export class FileServer {
   private listening: Promise<string> | undefined;
 
   constructor(private readonly opts: FileServerOptions) {
-    this.http = http.createServer((req, res) => this.handle(req, res));
+    this.http = http.createServer((req, res) => void this.handle(req, res));
     this.http.keepAliveTimeout = 5_000;
   }
 
@@ -129,7 +182,7 @@ export class FileServer {
     });
   }
 
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const fail = (status: number, text: string) => {
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
       res.end(text + '\n');
@@ -157,6 +210,12 @@ export class FileServer {
       res.writeHead(416, { 'content-range': `bytes */${size}` });
       return void res.end();
     }
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(file.localPath, 'r');
+    } catch {
+      return fail(404, 'file no longer readable');
+    }
     const from = start ?? 0;
     const headers: http.OutgoingHttpHeaders = {
       'content-type': 'application/octet-stream',
@@ -165,10 +224,6 @@ export class FileServer {
     };
     if (start !== undefined && size > 0) headers['content-range'] = `bytes ${from}-${size - 1}/${size}`;
     res.writeHead(start !== undefined ? 206 : 200, headers);
-    if (from >= size) return void res.end();
-    // Bounded to the hashed size: a file that grew since is served as offered (the peer's
-    // checksum then decides), one that shrank ends the response early and the peer retries.
-    const source = fs.createReadStream(file.localPath, { start: from, end: size - 1 });
-    pipeline(source, offer.limiter.throttle(), res, () => undefined);
+    await sendFile(fh, from, size, offer.limiter, res).catch(() => res.destroy());
   }
 }

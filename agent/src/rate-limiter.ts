@@ -6,9 +6,6 @@
  * idle time is not saved up, so N bytes always take at least N / limit seconds, also when
  * many streams share one limiter (they interleave in the order they ask).
  */
-import { Transform } from 'node:stream';
-import type { TransformCallback } from 'node:stream';
-
 export class RateLimiter {
   private freeAt = performance.now();
 
@@ -37,22 +34,6 @@ export class RateLimiter {
         resolve();
       }, Math.ceil(ms));
       signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  /** A pass-through stream that delays each chunk to its turn. */
-  throttle(): Transform {
-    let timer: NodeJS.Timeout | undefined;
-    return new Transform({
-      transform: (chunk: Buffer, _enc: BufferEncoding, done: TransformCallback) => {
-        const ms = this.reserve(chunk.length);
-        if (ms <= 0) return done(null, chunk);
-        timer = setTimeout(() => done(null, chunk), Math.ceil(ms));
-      },
-      destroy: (err, done) => {
-        clearTimeout(timer);
-        done(err);
-      },
     });
   }
 }
