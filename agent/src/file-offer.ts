@@ -177,8 +177,15 @@ async function readable(f: Found, reader: Principal | undefined): Promise<boolea
 export async function resolveOffer(msg: ServeFiles, root: FileRoot): Promise<OfferResult> {
   try {
     const reader = await readerOf(msg.user);
-    const missing: string[] = [];
-    const found = (await Promise.all(msg.entries.map((e) => expand(e, root, missing)))).flat();
+    const perEntry = await Promise.all(
+      msg.entries.map(async (e) => {
+        const none: string[] = [];
+        return { found: await expand(e, root, none), none };
+      }),
+    );
+    // In the order of the request, whichever entry finished first.
+    const missing = perEntry.flatMap((r) => r.none);
+    const found = perEntry.flatMap((r) => r.found);
     if (missing.length > 0)
       throw new OfferError('missing', missing, `no such file or no match: ${missing.join(', ')}`);
     const bad = found.filter((f) => !isSafeRelPath(f.relPath)).map((f) => f.relPath);
