@@ -10,26 +10,21 @@
  * Preparation (user lookup, writing the script) is asynchronous so that many tasks starting
  * at once do not hold up the agent's event loop; `done` is called exactly once.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { RunScript, ScriptLanguage, TaskOutcome } from '@jobfleet/protocol';
+import { resolveUser } from './os-user.js';
+import type { OsUser } from './os-user.js';
+import type { RunningTask, StopReason } from './task-runner-api.js';
 
 export interface ScriptHandlers {
   /** The script's process (and group) exists; called at most once, before any output. */
   spawned?(pid: number): void;
   output(chunk: Buffer): void;
   done(outcome: TaskOutcome, exitCode: number, message: string): void;
-}
-
-/** Why a script is stopped from outside: a terminate request, or the agent shutting down. */
-export type StopReason = 'killed' | 'lost';
-
-export interface RunningScript {
-  /** Kills the script's process group; does nothing once the script has exited. */
-  kill(reason?: StopReason): void;
 }
 
 /**
@@ -72,60 +67,6 @@ function findExecutable(names: string[]): string | undefined {
   return undefined;
 }
 
-interface OsUser {
-  uid: number;
-  gid: number;
-  home: string;
-  name: string;
-}
-
-/** Portable user names (useradd's rule); anything else cannot exist and must not reach getent as an option. */
-const USER_NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$/;
-
-function parsePasswdLine(line: string): OsUser | undefined {
-  const [name, , uid, gid, , home] = line.trim().split(':');
-  if (!name || !uid || !gid || !/^\d+$/.test(uid) || !/^\d+$/.test(gid)) return undefined;
-  return { name, uid: Number(uid), gid: Number(gid), home: home || '/' };
-}
-
-/** Looks the user up through NSS (getent), falling back to /etc/passwd where getent is missing. */
-function lookupUser(name: string): Promise<OsUser | undefined> {
-  return new Promise((resolve) => {
-    execFile('getent', ['passwd', name], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => {
-      if (!err) return resolve(parsePasswdLine(stdout));
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return resolve(undefined);
-      fs.readFile('/etc/passwd', 'utf8', (readErr, text) => {
-        if (readErr) return resolve(undefined);
-        const line = text.split('\n').find((l) => l.startsWith(`${name}:`));
-        resolve(line ? parsePasswdLine(line) : undefined);
-      });
-    });
-  });
-}
-
-function currentUser(): { uid: number; name: string } {
-  const uid = process.getuid?.() ?? -1;
-  try {
-    return { uid, name: os.userInfo().username };
-  } catch {
-    return { uid, name: '' }; // a uid without a passwd entry (some containers)
-  }
-}
-
-/** Decides who the script runs as: the agent's own user, or another one when the agent is root. */
-async function resolveUser(wanted: string): Promise<{ user?: OsUser; error?: string }> {
-  const me = currentUser();
-  if (wanted === '' || wanted === me.name) return {};
-  const user = USER_NAME.test(wanted) ? await lookupUser(wanted) : undefined;
-  if (!user) return { error: `user ${wanted} does not exist on this host` };
-  if (user.uid === me.uid) return {};
-  if (me.uid !== 0)
-    return {
-      error: `agent runs as ${me.name || `uid ${me.uid}`} and cannot run scripts as ${wanted} (run the agent as root to switch users)`,
-    };
-  return { user };
-}
-
 /** The agent's own settings (its bootstrap token among them) are not the script's business. */
 function scriptEnv(user: OsUser | undefined): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -157,7 +98,7 @@ export function removeScriptDirs(key: string): void {
   }
 }
 
-class ScriptRun implements RunningScript {
+class ScriptRun implements RunningTask {
   private child: ChildProcess | undefined;
   private dir: string | undefined;
   private stopReason: 'timeout' | StopReason | undefined;
@@ -290,7 +231,7 @@ class ScriptRun implements RunningScript {
   }
 }
 
-export function runScript(msg: RunScript, handlers: ScriptHandlers): RunningScript {
+export function runScript(msg: RunScript, handlers: ScriptHandlers): RunningTask {
   const run = new ScriptRun(msg, handlers);
   void run.start();
   return run;

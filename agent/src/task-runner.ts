@@ -1,21 +1,35 @@
 /**
- * The agent's tasks: starts scripts, caps and spools their output, reports to the server
- * when connected, and replays what the server missed after a reconnect.
+ * The agent's tasks: starts scripts and downloads, caps and spools their output, reports to
+ * the server when connected, and replays what the server missed after a reconnect. It also
+ * owns the agent's file server, which serves files to peers for their downloads.
  *
- * Per task: run --> started --> output* --> finished --> (recorded: spool removed).
+ * Per task: run|download --> started --> output* --> finished --> (recorded: spool removed).
+ * Download tasks write no output; their per-file reports go out live, and the final one of
+ * each file is spooled with the task and resent with its result.
  * Output offsets are contiguous from 0 and `finished.outputBytes` is the total reported.
  * The spool is best effort against a full disk: the task still runs and reports live, and a
  * later resend fills what the disk did not keep with a notice of the same length.
  */
 import fs from 'node:fs';
-import type { HeldTask, RunScript, TaskOutcome } from '@jobfleet/protocol';
+import type { DownloadFiles, HeldTask, RunScript, ServeFiles, TaskOutcome } from '@jobfleet/protocol';
+import { removePartFiles, runDownload } from './file-download.js';
+import type { DownloadProgress } from './file-download.js';
+import { FileRoot } from './file-root.js';
+import { FileServer } from './file-server.js';
 import { OutputCap } from './output-cap.js';
 import { identifyProcess, killGroupIfSame } from './process-identity.js';
 import { removeScriptDirs, runScript } from './script-runner.js';
-import type { RunningScript } from './script-runner.js';
-import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';
+import type { RunningTask, TaskReports, TaskRunnerPort } from './task-runner-api.js';
 import { TaskSpool } from './task-spool.js';
-import type { FinishedReport } from './task-spool.js';
+import type { FileReport, FinishedReport, TaskRequest } from './task-spool.js';
+
+export interface TaskRunnerOptions {
+  /** Host paths of file tasks are placed under this directory (see FileRoot); default none. */
+  fileRoot?: string;
+  /** Where the file server listens: the host's ip (default 127.0.0.1) and port (default 0, any). */
+  fileHost?: string;
+  filePort?: number;
+}
 
 interface Task {
   readonly key: string;
@@ -24,14 +38,20 @@ interface Task {
   written: number;
   fd: number | undefined;
   cap: OutputCap;
-  script: RunningScript | undefined;
+  running: RunningTask | undefined;
   result: FinishedReport | undefined;
+  /** Final per-file reports (download tasks), resent with the result. */
+  fileReports: FileReport[];
   /** Settles once the task has a result. */
   ended: Promise<void>;
+  settle: () => void;
 }
 
 /** Largest output frame; bigger bursts are split so one task cannot hog the connection. */
 const FRAME_BYTES = 256 * 1024;
+
+/** Download tasks write no output; the cap only has to exist. */
+const DOWNLOAD_LOG_CAP = 64 * 1024;
 
 /** Recorded keys remembered to ignore late duplicate dispatches; bounded, oldest forgotten first. */
 const RECORDED_MEMORY = 10_000;
@@ -40,13 +60,22 @@ export class TaskRunner implements TaskRunnerPort {
   private readonly tasks = new Map<string, Task>();
   private readonly recordedKeys = new Set<string>();
   private readonly spool: TaskSpool;
+  private readonly root: FileRoot;
+  private readonly files: FileServer;
   private closed = false;
 
   constructor(
     stateDir: string,
     private readonly reports: TaskReports,
+    opts: TaskRunnerOptions = {},
   ) {
     this.spool = new TaskSpool(stateDir);
+    this.root = new FileRoot(opts.fileRoot);
+    this.files = new FileServer({
+      host: opts.fileHost ?? '127.0.0.1',
+      port: opts.filePort ?? 0,
+      root: this.root,
+    });
     for (const left of this.spool.load()) {
       const key = left.msg.key;
       const result: FinishedReport = left.result ?? {
@@ -61,9 +90,10 @@ export class TaskRunner implements TaskRunnerPort {
       };
       if (!left.result) {
         // The script may have outlived the agent; the server will treat the task as gone, so
-        // nothing of it may keep running.
+        // nothing of it may keep running, and a download's part files are garbage now.
         if (left.process) killGroupIfSame(left.process);
-        removeScriptDirs(key);
+        if (left.msg.type === 'task.run') removeScriptDirs(key);
+        else removePartFiles(left.msg, this.root);
         this.saveResult(result);
       }
       this.tasks.set(key, {
@@ -71,16 +101,46 @@ export class TaskRunner implements TaskRunnerPort {
         startTime: left.startTime,
         written: result.outputBytes,
         fd: undefined,
-        cap: new OutputCap(left.msg.logCapBytes),
-        script: undefined,
+        cap: new OutputCap(left.msg.type === 'task.run' ? left.msg.logCapBytes : DOWNLOAD_LOG_CAP),
+        running: undefined,
         result,
+        fileReports: left.fileReports,
         ended: Promise.resolve(),
+        settle: () => undefined,
       });
     }
   }
 
   run(msg: RunScript): void {
-    if (this.closed || this.tasks.has(msg.key) || this.recordedKeys.has(msg.key)) return;
+    const task = this.begin(msg, msg.logCapBytes);
+    if (!task) return;
+    task.running = runScript(msg, {
+      spawned: (pid) => {
+        const id = identifyProcess(pid);
+        if (!id || !this.isCurrent(task)) return;
+        try {
+          this.spool.saveProcess(task.key, id);
+        } catch {
+          /* a restart could not kill it; nothing else is lost */
+        }
+      },
+      output: (chunk) => this.append(task, task.cap.push(chunk)),
+      done: (outcome, exitCode, message) => this.complete(task, outcome, exitCode, message),
+    });
+  }
+
+  download(msg: DownloadFiles): void {
+    const task = this.begin(msg, DOWNLOAD_LOG_CAP);
+    if (!task) return;
+    task.running = runDownload(msg, this.root, {
+      progress: (p) => this.fileProgress(task, p),
+      done: (outcome, exitCode, message) => this.complete(task, outcome, exitCode, message),
+    });
+  }
+
+  /** Registers and spools a new task, or returns undefined for a key already known. */
+  private begin(msg: TaskRequest, logCapBytes: number): Task | undefined {
+    if (this.closed || this.tasks.has(msg.key) || this.recordedKeys.has(msg.key)) return undefined;
     const startTime = Date.now();
     let fd: number | undefined;
     try {
@@ -94,29 +154,30 @@ export class TaskRunner implements TaskRunnerPort {
       startTime,
       written: 0,
       fd,
-      cap: new OutputCap(msg.logCapBytes),
-      script: undefined,
+      cap: new OutputCap(logCapBytes),
+      running: undefined,
       result: undefined,
+      fileReports: [],
       ended: new Promise<void>((resolve) => (settle = resolve)),
+      settle: () => settle(),
     };
     this.tasks.set(msg.key, task);
     this.reports.started(msg.key, startTime);
-    task.script = runScript(msg, {
-      spawned: (pid) => {
-        const id = identifyProcess(pid);
-        if (!id || !this.isCurrent(task)) return;
-        try {
-          this.spool.saveProcess(task.key, id);
-        } catch {
-          /* a restart could not kill it; nothing else is lost */
-        }
-      },
-      output: (chunk) => this.append(task, task.cap.push(chunk)),
-      done: (outcome, exitCode, message) => {
-        this.complete(task, outcome, exitCode, message);
-        settle();
-      },
-    });
+    return task;
+  }
+
+  private fileProgress(task: Task, progress: DownloadProgress): void {
+    if (!this.isCurrent(task)) return;
+    const report: FileReport = { key: task.key, ...progress };
+    if (report.status !== 'downloading') {
+      task.fileReports.push(report);
+      try {
+        this.spool.appendFileReport(task.key, report);
+      } catch {
+        /* kept in memory; only an agent restart would lose it */
+      }
+    }
+    this.reports.fileProgress(report);
   }
 
   /** A task dropped by `forget` may still be winding down; it must not touch the spool or report. */
@@ -125,10 +186,12 @@ export class TaskRunner implements TaskRunnerPort {
   }
 
   private complete(task: Task, outcome: TaskOutcome, exitCode: number, message: string): void {
+    // Settled first, but awaiting code resumes only after this (synchronous) method spooled the result.
+    task.settle();
     if (!this.isCurrent(task)) return;
     this.append(task, task.cap.finish());
     this.closeSpoolFile(task);
-    task.script = undefined;
+    task.running = undefined;
     task.result = {
       key: task.key,
       outcome,
@@ -179,7 +242,7 @@ export class TaskRunner implements TaskRunnerPort {
   }
 
   kill(key: string): void {
-    this.tasks.get(key)?.script?.kill('killed');
+    this.tasks.get(key)?.running?.kill('killed');
   }
 
   held(): HeldTask[] {
@@ -195,7 +258,7 @@ export class TaskRunner implements TaskRunnerPort {
       const t = this.tasks.get(key);
       this.tasks.delete(key);
       if (t) {
-        t.script?.kill('killed');
+        t.running?.kill('killed');
         this.closeSpoolFile(t);
       }
       this.spool.remove(key);
@@ -209,7 +272,10 @@ export class TaskRunner implements TaskRunnerPort {
         const end = Math.min(t.written, off + FRAME_BYTES);
         this.reports.output(t.key, off, this.spool.readOutput(t.key, off, end));
       }
-      if (t.result) this.reports.finished(t.result);
+      if (t.result) {
+        for (const f of t.fileReports) this.reports.fileProgress(f);
+        this.reports.finished(t.result);
+      }
     }
   }
 
@@ -225,11 +291,35 @@ export class TaskRunner implements TaskRunnerPort {
     }
   }
 
-  /** Kills every running task and waits until each has its result spooled (reported as lost). */
+  serve(msg: ServeFiles): void {
+    if (this.closed) return;
+    void this.files.serve(msg).then(
+      (answer) => this.reports.served(answer),
+      (err: Error) =>
+        // Only the listener can fail here (its port taken): the offer cannot be made.
+        this.reports.served({
+          serveId: msg.serveId,
+          url: 'http://0.0.0.0',
+          files: [],
+          error: { kind: 'unreadable', paths: [], message: `file server unavailable: ${err.message}` },
+        }),
+    );
+  }
+
+  unserve(serveId: string): void {
+    this.files.unserve(serveId);
+  }
+
+  /** Base URL of the file server (starts it); what `served` reports. */
+  fileServerUrl(): Promise<string> {
+    return this.files.url();
+  }
+
+  /** Kills every running task, waits until each has its result spooled (reported as lost), stops serving. */
   async close(): Promise<void> {
     this.closed = true;
     const running = [...this.tasks.values()].filter((t) => !t.result);
-    for (const t of running) t.script?.kill('lost');
-    await Promise.all(running.map((t) => t.ended));
+    for (const t of running) t.running?.kill('lost');
+    await Promise.all([...running.map((t) => t.ended), this.files.close()]);
   }
 }

@@ -4,29 +4,40 @@
  *   <stateDir>/tasks/<key>/output       the output stream as sent (head, then marker + tail)
  *   <stateDir>/tasks/<key>/process.json the script's process while it runs (pid and start time)
  *   <stateDir>/tasks/<key>/result.json  the finished report, once the task ended
+ *   <stateDir>/tasks/<key>/files.jsonl  final per-file reports of a download task, one a line
  * Survives a server restart (resent after the next welcome) and an agent restart (results
  * resent; tasks that were running when the agent died are reported lost).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { RunScript, TaskFinished } from '@jobfleet/protocol';
+import { DownloadFiles, RunScript, TaskFinished } from '@jobfleet/protocol';
+import { FileProgress } from './file-messages.js';
 import type { ProcessIdentity } from './process-identity.js';
 
 export type FinishedReport = Omit<TaskFinished, 'v' | 'type'>;
 
-const SpooledTask = z.object({ msg: RunScript, startTime: z.number().int() });
+/** What a task was asked to do: run a script or download files. */
+export const TaskRequest = z.discriminatedUnion('type', [RunScript, DownloadFiles]);
+export type TaskRequest = z.infer<typeof TaskRequest>;
+
+export type FileReport = Omit<FileProgress, 'v' | 'type'>;
+
+const SpooledTask = z.object({ msg: TaskRequest, startTime: z.number().int() });
+const SpooledFileReport = FileProgress.omit({ v: true, type: true });
 const SpooledResult = TaskFinished.omit({ v: true, type: true });
 const SpooledProcess = z.object({ pid: z.number().int().positive(), started: z.string() });
 
 export interface LeftTask {
-  msg: RunScript;
+  msg: TaskRequest;
   startTime: number;
   /** Bytes in the output file. */
   outputBytes: number;
   result: FinishedReport | undefined;
   /** The script's process, when the task was running. */
   process: ProcessIdentity | undefined;
+  /** Final per-file reports of a download task. */
+  fileReports: FileReport[];
 }
 
 /**
@@ -37,6 +48,23 @@ const LOST_OUTPUT_NOTICE = Buffer.from('\n[jobfleet: output lost: the agent coul
 
 function fillWithNotice(buf: Buffer): void {
   for (let i = 0; i < buf.length; i += LOST_OUTPUT_NOTICE.length) LOST_OUTPUT_NOTICE.copy(buf, i);
+}
+
+/** Lines that do not parse (the last one, cut by a crash) are skipped. */
+function readFileReports(dir: string): FileReport[] {
+  const file = path.join(dir, 'files.jsonl');
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .flatMap((line) => {
+      try {
+        const r = SpooledFileReport.safeParse(JSON.parse(line));
+        return r.success ? [r.data] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 export class TaskSpool {
@@ -52,7 +80,7 @@ export class TaskSpool {
   }
 
   /** Records the request and returns the descriptor the output is appended to. */
-  create(msg: RunScript, startTime: number): number {
+  create(msg: TaskRequest, startTime: number): number {
     const dir = this.dir(msg.key);
     fs.rmSync(dir, { recursive: true, force: true }); // leftovers of a forgotten run of this key
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -69,6 +97,13 @@ export class TaskSpool {
   /** Remembers the script's process so that a restarted agent can kill what it left running. */
   saveProcess(key: string, id: ProcessIdentity): void {
     fs.writeFileSync(path.join(this.dir(key), 'process.json'), JSON.stringify(id), { mode: 0o600 });
+  }
+
+  /** Keeps a file's final report with the task, to be resent with its result. */
+  appendFileReport(key: string, report: FileReport): void {
+    fs.appendFileSync(path.join(this.dir(key), 'files.jsonl'), JSON.stringify(report) + '\n', {
+      mode: 0o600,
+    });
   }
 
   finish(key: string, report: FinishedReport): void {
@@ -120,7 +155,7 @@ export class TaskSpool {
         const proc = fs.existsSync(processFile)
           ? SpooledProcess.safeParse(JSON.parse(fs.readFileSync(processFile, 'utf8'))).data
           : undefined;
-        out.push({ ...task, outputBytes, result, process: proc });
+        out.push({ ...task, outputBytes, result, process: proc, fileReports: readFileReports(dir) });
       } catch {
         fs.rmSync(dir, { recursive: true, force: true }); // half-written by a crash before it was acknowledged
       }

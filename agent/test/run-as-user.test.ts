@@ -111,7 +111,7 @@ describe('TaskRunner: execution account', () => {
       assert.equal(result(other.key)?.outcome, 'user_missing');
       assert.match(
         result(other.key)?.message ?? '',
-        new RegExp(`agent runs as ${name} and cannot run scripts as root`),
+        new RegExp(`agent runs as ${name} and cannot act as root`),
       );
     });
   });

@@ -4,13 +4,17 @@
  */
 import { EventEmitter } from 'node:events';
 import type { RunScript } from '@jobfleet/protocol';
+import type { FilesServed } from '../../src/file-messages.js';
 import type { TaskReports } from '../../src/task-runner-api.js';
-import type { FinishedReport } from '../../src/task-spool.js';
+import type { FileReport, FinishedReport } from '../../src/task-spool.js';
+
+export type ServedAnswer = Omit<FilesServed, 'v' | 'type'>;
 
 export type Reported =
   | { type: 'started'; key: string; startTime: number }
   | { type: 'output'; key: string; offset: number; data: Buffer }
-  | { type: 'finished'; key: string; result: FinishedReport };
+  | { type: 'finished'; key: string; result: FinishedReport }
+  | { type: 'file'; key: string; report: FileReport };
 
 export class RecordingReports implements TaskReports {
   readonly events: Reported[] = [];
@@ -39,6 +43,30 @@ export class RecordingReports implements TaskReports {
       this.violations.push(`${result.key}: finished with ${result.outputBytes} bytes, reported ${expected}`);
     this.events.push({ type: 'finished', key: result.key, result });
     this.emitter.emit('event');
+  }
+
+  fileProgress(report: FileReport): void {
+    this.events.push({ type: 'file', key: report.key, report });
+    this.emitter.emit('event');
+  }
+
+  readonly answers: ServedAnswer[] = [];
+
+  served(answer: ServedAnswer): void {
+    this.answers.push(answer);
+    this.emitter.emit('event');
+  }
+
+  /** The n-th answer to a `file.serve` of `serveId` (1-based). */
+  servedAnswer(serveId: string, n = 1): Promise<ServedAnswer> {
+    return this.until(
+      () => this.answers.filter((a) => a.serveId === serveId)[n - 1],
+      `answer #${n} for ${serveId}`,
+    );
+  }
+
+  fileReports(key: string): FileReport[] {
+    return this.of(key).flatMap((e) => (e.type === 'file' ? [e.report] : []));
   }
 
   of(key: string): Reported[] {
