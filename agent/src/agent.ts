@@ -22,7 +22,7 @@ import {
   ServerMessage,
 } from '@jobfleet/protocol';
 import type { AgentMessage, HostFacts } from '@jobfleet/protocol';
-import type { FileProgress, FilesServed } from './file-messages.js';
+import type { FileProgress, FilesServed } from '@jobfleet/protocol';
 import { clearIdentity, loadIdentity, saveIdentity } from './identity.js';
 import type { Identity } from './identity.js';
 import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';

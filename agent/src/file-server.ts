@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ServeFiles } from '@jobfleet/protocol';
-import type { FilesServed } from './file-messages.js';
+import type { FilesServed } from '@jobfleet/protocol';
 import { resolveOffer } from './file-offer.js';
 import type { FileOffer, OfferResult } from './file-offer.js';
 import type { FileRoot } from './file-root.js';

@@ -1,6 +1,6 @@
 /** What the connection loop needs from the task runner, and what the runner reports back. */
 import type { DownloadFiles, HeldTask, RunScript, ServeFiles, TaskFinished } from '@jobfleet/protocol';
-import type { FileProgress, FilesServed } from './file-messages.js';
+import type { FileProgress, FilesServed } from '@jobfleet/protocol';
 
 export interface TaskReports {
   started(key: string, startTime: number): void;

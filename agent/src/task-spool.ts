@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { DownloadFiles, RunScript, TaskFinished } from '@jobfleet/protocol';
-import { FileProgress } from './file-messages.js';
+import { FileProgress } from '@jobfleet/protocol';
 import type { ProcessIdentity } from './process-identity.js';
 
 export type FinishedReport = Omit<TaskFinished, 'v' | 'type'>;

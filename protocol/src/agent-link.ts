@@ -102,52 +102,6 @@ export const TaskStarted = z.object({
   startTime: z.number().int(),
 });
 
-/** Answer to file.serve: what is offered, or why nothing could be. */
-export const FilesServed = z.object({
-  ...header,
-  type: z.literal('file.served'),
-  serveId: z.string(),
-  /** Base URL of the agent's file server, reachable by peers. */
-  url: z.string(),
-  files: z.array(z.lazy(() => FileDescriptor)),
-  /** Set when the offer failed; `missing` lists source paths that do not exist or match nothing. */
-  error: z
-    .object({
-      kind: z.enum(['missing', 'unreadable', 'user_missing', 'internal']),
-      message: z.string(),
-      missing: z.array(z.string()),
-    })
-    .optional(),
-});
-export type FilesServed = z.infer<typeof FilesServed>;
-
-/** Progress of one file of a download (also its final state), for file logs. */
-export const FileProgress = z.object({
-  ...header,
-  type: z.literal('task.file'),
-  key: TaskKey,
-  label: z.string(),
-  sourcePath: z.string(),
-  targetPath: z.string(),
-  size: z.number().int().nonnegative(),
-  bytes: z.number().int().nonnegative(),
-  /** bytes/s over the transfer so far */
-  speed: z.number().nonnegative(),
-  state: z.enum(['downloading', 'finished', 'failed']),
-  message: z.string(),
-});
-export type FileProgress = z.infer<typeof FileProgress>;
-
-export const AgentMessage = z.discriminatedUnion('type', [
-  Hello,
-  Heartbeat,
-  TaskStarted,
-  TaskOutput,
-  TaskFinished,
-  FilesServed,
-  FileProgress,
-]);
-export type AgentMessage = z.infer<typeof AgentMessage>;
 export type Hello = z.infer<typeof Hello>;
 export type TaskOutput = z.infer<typeof TaskOutput>;
 export type TaskFinished = z.infer<typeof TaskFinished>;
@@ -240,7 +194,7 @@ export const FileDescriptor = z.object({
 export type FileDescriptor = z.infer<typeof FileDescriptor>;
 
 export const DownloadSource = z.object({
-  /** Base URL of the serving peer; a file is fetched at `${url}/${serveId}/${encodeURIComponent(relPath)}`. */
+  /** Base URL of the serving peer; a file is fetched at `${url}/files/${encodeURIComponent(serveId)}/${encodeURIComponent(relPath)}`. */
   url: z.string().url(),
   serveId: z.string(),
   token: z.string(),
@@ -301,3 +255,75 @@ export type RegisterResponse = z.infer<typeof RegisterResponse>;
 /** HTTP paths the agent uses on a server. */
 export const AGENT_REGISTER_PATH = '/agent/v1/register';
 export const AGENT_LINK_PATH = '/agent/v1/link';
+
+// ---------------------------------------------------------------- agent -> server, file distribution
+
+/**
+ * Why an offer could not be made; the server maps it to a host status:
+ *   missing      paths that do not exist, patterns that match nothing (203 source file not exist)
+ *   user_missing the account does not exist or cannot be acted as (311)
+ *   unreadable   files the account may not read (202)
+ *   invalid      malformed entries: bad pattern, bad relPath, two files under one name (202)
+ */
+export const ServeErrorKind = z.enum(['missing', 'user_missing', 'unreadable', 'invalid']);
+export type ServeErrorKind = z.infer<typeof ServeErrorKind>;
+
+export const ServeError = z.object({
+  kind: ServeErrorKind,
+  /** The entries (as the host sees them, without the file root) the error is about. */
+  paths: z.array(z.string()),
+  message: z.string(),
+});
+export type ServeError = z.infer<typeof ServeError>;
+
+/** The answer to `file.serve`: on error `files` is empty and nothing is served. */
+export const FilesServed = z.object({
+  ...header,
+  type: z.literal('file.served'),
+  serveId: z.string().min(1),
+  /** Base URL of the agent's file server, `http://<ip>:<port>`. */
+  url: z.string().url(),
+  files: z.array(FileDescriptor),
+  error: ServeError.optional(),
+});
+export type FilesServed = z.infer<typeof FilesServed>;
+
+/** File log `status` values (BK-JOB's FileDistStatusEnum) an agent reports while it downloads. */
+export const FileStatus = z.enum(['downloading', 'finished', 'failed']);
+export type FileStatus = z.infer<typeof FileStatus>;
+
+/**
+ * Progress of one file of a download task: `downloading` when it starts and about once a
+ * second while it runs, then one final `finished` or `failed`. Final reports are kept with
+ * the task's result and sent again after a reconnect, so the server must treat a repeat of
+ * (key, sourcePath, targetPath, status) as the same report.
+ */
+export const FileProgress = z.object({
+  ...header,
+  type: z.literal('task.file'),
+  key: TaskKey,
+  /** The source's label ("cloud:ip"). */
+  label: z.string(),
+  sourcePath: z.string(),
+  /** Where the file goes, as the host sees it (without the agent's file root). */
+  targetPath: z.string(),
+  status: FileStatus,
+  size: z.number().int().nonnegative(),
+  /** Bytes received so far. */
+  bytes: z.number().int().nonnegative(),
+  /** Average bytes per second since the file started. */
+  speed: z.number().int().nonnegative(),
+  message: z.string(),
+});
+export type FileProgress = z.infer<typeof FileProgress>;
+
+export const AgentMessage = z.discriminatedUnion('type', [
+  Hello,
+  Heartbeat,
+  TaskStarted,
+  TaskOutput,
+  TaskFinished,
+  FilesServed,
+  FileProgress,
+]);
+export type AgentMessage = z.infer<typeof AgentMessage>;

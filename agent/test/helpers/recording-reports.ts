@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { RunScript } from '@jobfleet/protocol';
-import type { FilesServed } from '../../src/file-messages.js';
+import type { FilesServed } from '@jobfleet/protocol';
 import type { TaskReports } from '../../src/task-runner-api.js';
 import type { FileReport, FinishedReport } from '../../src/task-spool.js';
 

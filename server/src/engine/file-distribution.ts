@@ -15,7 +15,13 @@
  *    log (mode 0) for the source, written in batches.
  */
 import { PROTOCOL_VERSION } from '@jobfleet/protocol';
-import type { DownloadSource, FileDescriptor, FileProgress, FilesServed } from '@jobfleet/protocol';
+import type {
+  DownloadSource,
+  FileDescriptor,
+  FileProgress,
+  FilesServed,
+  ServeErrorKind,
+} from '@jobfleet/protocol';
 import type { Services } from '../services.js';
 import type { FileLog } from '../store/file-store.js';
 import { fileLogLine } from './file-log-line.js';
@@ -64,6 +70,14 @@ interface FileState {
 }
 
 const MiB = 1024 * 1024;
+
+/** What a failed offer means for the targets that cannot get their files. */
+const SERVE_ERROR_STATUS: Record<ServeErrorKind, number> = {
+  missing: HostStatus.SOURCE_FILE_NOT_EXIST,
+  user_missing: HostStatus.USER_NOT_EXIST,
+  unreadable: HostStatus.FILE_TRANSFER_FAILED,
+  invalid: HostStatus.FILE_TRANSFER_FAILED,
+};
 /** Below this much data per target, every target pulls from the origin directly. */
 const SWARM_THRESHOLD_BYTES = 8 * MiB;
 
@@ -203,8 +217,10 @@ export class FileDistribution {
     const sources: DownloadSource[] = [...seeder.sources];
     if (seeder.hostId === null && state.serverFiles.length > 0) {
       const serveId = serverServeId(view.stepInstanceId, view.executeCount);
-      const url = this.services.hub.serverUrlFor(hostId);
-      if (!url) return false;
+      const base = this.services.hub.serverUrlFor(hostId);
+      if (!base) return false;
+      // The agent fetches `${url}/files/<serveId>/<name>`: the server's route is under /agent/v1.
+      const url = `${base}/agent/v1`;
       sources.push({ url, serveId, token: this.token(serveId), label: 'server', files: state.serverFiles });
     }
     return this.services.hub.send(hostId, {
@@ -246,9 +262,8 @@ export class FileDistribution {
     }
     if (!state.awaiting.delete(hostId)) return;
     if (msg.error) {
-      const missing = msg.error.kind === 'missing';
       const now = Date.now();
-      for (const path of msg.error.missing.length > 0 ? msg.error.missing : ['']) {
+      for (const path of msg.error.paths.length > 0 ? msg.error.paths : ['']) {
         this.log(state, {
           mode: 0,
           hostId,
@@ -265,7 +280,7 @@ export class FileDistribution {
           detail: msg.error.message,
         });
       }
-      this.failAll(state, missing ? HostStatus.SOURCE_FILE_NOT_EXIST : HostStatus.FILE_TRANSFER_ERROR);
+      this.failAll(state, SERVE_ERROR_STATUS[msg.error.kind]);
       return;
     }
     state.origin.push({
@@ -309,7 +324,7 @@ export class FileDistribution {
     const state = this.states.get(Number(stepText));
     if (!state || state.view.executeCount !== Number(countText)) return;
     const srcHostId = [...state.labels].find(([, label]) => label === msg.label)?.[0] ?? 0;
-    const status = msg.state === 'finished' ? 4 : msg.state === 'failed' ? 5 : 3;
+    const status = msg.status === 'finished' ? 4 : msg.status === 'failed' ? 5 : 3;
     const base = {
       srcHostId,
       srcPath: msg.sourcePath,
@@ -327,9 +342,9 @@ export class FileDistribution {
       hostId,
       status,
       state:
-        msg.state === 'downloading'
+        msg.status === 'downloading'
           ? 'downloading'
-          : `download ${msg.state === 'finished' ? 'success' : 'failed'}`,
+          : `download ${msg.status === 'finished' ? 'success' : 'failed'}`,
     });
     this.log(state, {
       ...base,
@@ -337,9 +352,9 @@ export class FileDistribution {
       hostId: srcHostId,
       status: status === 3 ? 2 : status,
       state:
-        msg.state === 'downloading'
+        msg.status === 'downloading'
           ? 'uploading'
-          : `upload ${msg.state === 'finished' ? 'success' : 'failed'}`,
+          : `upload ${msg.status === 'finished' ? 'success' : 'failed'}`,
     });
   }
 
