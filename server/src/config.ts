@@ -113,7 +113,7 @@ export const CONFIG_KEYS = {
     doc: 'largest file accepted by a local upload URL',
   },
   uploadUrlTtlSeconds: {
-    schema: int(10).default(3600),
+    schema: int(1).default(3600),
     env: 'JOBFLEET_UPLOAD_URL_TTL_SECONDS',
     doc: 'how long an upload URL from generate_local_file_upload_url stays valid',
   },

@@ -75,7 +75,13 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
       handler: async (req, reply) => {
         const { token } = req.params as { token: string };
         const body = (req.body as Readable | undefined) ?? req.raw;
-        return reply.send(successEnvelope(await upload(token, body), req.id));
+        try {
+          return reply.send(successEnvelope(await upload(token, body), req.id));
+        } catch (err) {
+          // The rest of a refused body is still on the way: the connection cannot be reused.
+          reply.header('connection', 'close');
+          throw err;
+        }
       },
     });
 
