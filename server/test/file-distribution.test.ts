@@ -45,7 +45,12 @@ for (const engine of engines()) {
     before(async () => {
       fleet = await startFleet(engine, IPS.length, {
         fileRoots: true,
-        env: { JOBFLEET_UPLOAD_MAX_BYTES: String(4 * 1024 * 1024), JOBFLEET_UPLOAD_URL_TTL_SECONDS: '2' },
+        env: {
+          JOBFLEET_UPLOAD_MAX_BYTES: String(4 * 1024 * 1024),
+          JOBFLEET_UPLOAD_URL_TTL_SECONDS: '2',
+          // One download at a time per host for large files: targets that finish must serve the rest.
+          JOBFLEET_FILE_FANOUT: '1',
+        },
       });
       ids = IPS.map((ip) => fleet.hostIds.get(ip) ?? 0);
     });
@@ -345,6 +350,104 @@ for (const engine of engines()) {
       const dir = path.join(root(IPS[2] as string), 'term');
       const left = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
       assert.deepEqual(left, [], 'no partial or complete file left');
+    });
+
+    test('a large file fans out through targets that finished, not all from the source', async () => {
+      const data = crypto.randomBytes(9 * 1024 * 1024);
+      put(IPS[0] as string, '/data/large.bin', data);
+      const r = await transfer({
+        file_source_list: [fromHost(IPS[0] as string, ['/data/large.bin'])],
+        file_target_path: '/large',
+        target_server: { host_id_list: ids.slice(1) },
+      });
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3, JSON.stringify(st));
+      const batch = await post<{ file_task_logs: { bk_host_id: number; file_logs: FileLogItem[] }[] }>(
+        fleet.server.url,
+        'batch_get_job_instance_ip_log',
+        {
+          ...fleet.scope,
+          job_instance_id: r.data.job_instance_id,
+          step_instance_id: r.data.step_instance_id,
+          host_id_list: ids.slice(1),
+        },
+        fleet.creds,
+      );
+      const pulledFrom = batch.data.file_task_logs.map(
+        (t) => t.file_logs.find((l) => l.mode === 1)?.src_ip.ip,
+      );
+      assert.equal(
+        pulledFrom.filter((ip) => ip === IPS[0]).length,
+        1,
+        `pulled from ${pulledFrom.join(', ')}`,
+      );
+      for (const ip of IPS.slice(1)) assert.equal(sha(read(ip, '/large/large.bin')), sha(data));
+    });
+
+    test('retry failed hosts and rolling batches work on file steps', async () => {
+      put(IPS[0] as string, '/data/r.txt', 'retry me');
+      put(IPS[1] as string, '/deploy/.keep', '');
+      const r = await transfer({
+        file_source_list: [fromHost(IPS[0] as string, ['/data/r.txt'])],
+        file_target_path: '/deploy',
+        transfer_mode: 1,
+        target_server: { host_id_list: [ids[1], ids[2]] },
+        rolling_config: { mode: 2, expression: '1' },
+      });
+      assert.equal(r.result, true, r.message);
+      const first = await waitFinished(fleet, r.data.job_instance_id);
+      assert.deepEqual(
+        [ids[1], ids[2]].map((id) => statuses(first).get(id ?? 0)),
+        [9, 202],
+      );
+      put(IPS[2] as string, '/deploy/.keep', '');
+      const retry = await post(
+        fleet.server.url,
+        'operate_step_instance',
+        {
+          ...fleet.scope,
+          job_instance_id: r.data.job_instance_id,
+          step_instance_id: r.data.step_instance_id,
+          operation_code: 2,
+        },
+        fleet.creds,
+      );
+      assert.equal(retry.result, true, retry.message);
+      const second = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(second.job_instance.status, 3);
+      assert.deepEqual(
+        [ids[1], ids[2]].map((id) => statuses(second).get(id ?? 0)),
+        [3, 9],
+      );
+      assert.equal(read(IPS[2] as string, '/deploy/r.txt').toString(), 'retry me');
+    });
+
+    test('a target agent killed mid-transfer fails its host (310) and the others finish', async () => {
+      const data = crypto.randomBytes(3 * 1024 * 1024);
+      put(IPS[0] as string, '/data/kill.bin', data);
+      const victim = fleet.agents[3];
+      assert.ok(victim);
+      const r = await transfer({
+        file_source_list: [fromHost(IPS[0] as string, ['/data/kill.bin'])],
+        file_target_path: '/k',
+        download_speed_limit: 1,
+        target_server: { host_id_list: [ids[2], ids[3]] },
+      });
+      await eventually(async () => {
+        const s = await get<JobStatus>(
+          fleet.server.url,
+          'get_job_instance_status',
+          { ...fleet.scope, job_instance_id: r.data.job_instance_id, return_ip_result: true },
+          fleet.creds,
+        );
+        return statuses(s.data).get(ids[3] ?? 0) === 7 ? true : undefined;
+      });
+      await victim.kill('SIGKILL');
+      const st = await waitFinished(fleet, r.data.job_instance_id, 30_000);
+      assert.equal(statuses(st).get(ids[3] ?? 0), 310);
+      assert.equal(statuses(st).get(ids[2] ?? 0), 9);
+      assert.equal(sha(read(IPS[2] as string, '/k/kill.bin')), sha(data));
+      assert.equal(st.job_instance.status, 4);
     });
 
     test('bad input is refused with documented codes and starts nothing', async () => {
