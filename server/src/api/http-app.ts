@@ -16,7 +16,7 @@ import { extractCredentials } from './auth.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, successEnvelope } from './envelope.js';
 import { ApiError } from './error-catalogue.js';
-import { assertScopeGranted, resolveScope, ScopeFields } from './scope.js';
+import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
 
 /** Turns anything thrown into an ApiError; unexpected errors are logged with their stack and hidden. */
@@ -93,6 +93,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   registerFileRoutes(app, services);
 
   const byName = new Map(endpoints.map((e) => [e.name, e]));
+  const scopes = new CachedScopeLookup(services.store.inventory);
   for (const prefix of API_PREFIXES) {
     app.route({
       // Other methods are routed too, so that they get BK-JOB's 1240003 rather than a 404.
@@ -126,8 +127,8 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
         if (endpoint.scoped) {
           const fields = ScopeFields.safeParse(raw, { reportInput: true });
           if (!fields.success) throw zodFailure(fields.error);
-          ctx.scope = await resolveScope(services.store.inventory, fields.data);
-          await assertScopeGranted(services.store.inventory, caller, ctx.scope);
+          ctx.scope = await resolveScope(scopes, fields.data);
+          await assertScopeGranted(scopes, caller, ctx.scope);
         }
         const data = await endpoint.run(ctx, raw);
         return reply

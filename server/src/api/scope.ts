@@ -4,6 +4,9 @@
  */
 import { z } from 'zod';
 import type { InventoryStore } from '../store/inventory-store.js';
+
+/** The two lookups scope resolution needs. */
+export type ScopeLookup = Pick<InventoryStore, 'getBiz' | 'getBizSet'>;
 import type { Caller } from './auth.js';
 import { ApiError } from './error-catalogue.js';
 import type { PermissionInfo } from './error-catalogue.js';
@@ -47,7 +50,7 @@ export function scopeKeyOf(fields: ScopeFields): { type: 'biz' | 'biz_set'; id: 
   throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'bk_scope_type/bk_scope_id' });
 }
 
-export async function resolveScope(inventory: InventoryStore, fields: ScopeFields): Promise<ResolvedScope> {
+export async function resolveScope(inventory: ScopeLookup, fields: ScopeFields): Promise<ResolvedScope> {
   const key = scopeKeyOf(fields);
   if (key.type === 'biz') {
     const biz = await inventory.getBiz(key.id);
@@ -64,7 +67,7 @@ export async function resolveScope(inventory: InventoryStore, fields: ScopeField
  * business in that set (the set's owner can already reach every host in it).
  */
 export async function assertScopeGranted(
-  inventory: InventoryStore,
+  inventory: ScopeLookup,
   caller: Caller,
   scope: ResolvedScope,
 ): Promise<void> {
@@ -104,4 +107,41 @@ function permissionFor(scope: ResolvedScope): PermissionInfo {
       },
     ],
   };
+}
+
+/**
+ * Business and business-set lookups for every API call, cached for a short time like app
+ * credentials: a polling client would otherwise pay a database round trip per call for a
+ * record that changes rarely. Misses are not cached, so a new business is usable at once.
+ */
+export class CachedScopeLookup implements ScopeLookup {
+  private readonly biz = new Map<
+    number,
+    { value: Awaited<ReturnType<ScopeLookup['getBiz']>>; until: number }
+  >();
+  private readonly sets = new Map<
+    number,
+    { value: Awaited<ReturnType<ScopeLookup['getBizSet']>>; until: number }
+  >();
+
+  constructor(
+    private readonly inventory: ScopeLookup,
+    private readonly ttlMs = 2000,
+  ) {}
+
+  async getBiz(id: number): ReturnType<ScopeLookup['getBiz']> {
+    const hit = this.biz.get(id);
+    if (hit && hit.until > Date.now()) return hit.value;
+    const value = await this.inventory.getBiz(id);
+    if (value) this.biz.set(id, { value, until: Date.now() + this.ttlMs });
+    return value;
+  }
+
+  async getBizSet(id: number): ReturnType<ScopeLookup['getBizSet']> {
+    const hit = this.sets.get(id);
+    if (hit && hit.until > Date.now()) return hit.value;
+    const value = await this.inventory.getBizSet(id);
+    if (value) this.sets.set(id, { value, until: Date.now() + this.ttlMs });
+    return value;
+  }
 }
