@@ -1,0 +1,321 @@
+/**
+ * Child processes the bench starts: Jobfleet servers, a real `jobfleet agent`, the fleet
+ * simulator. Each is started through `sh -c 'ulimit -n …; exec …'` because ten thousand
+ * WebSockets need more descriptors than the usual default, on both ends. Every process
+ * started here is tracked so that `stopAll()` can end it, whatever happened before.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** The repository root (this file runs from bench/dist/src/). */
+export const REPO_ROOT = path.resolve(here, '../../..');
+const CLI = path.join(REPO_ROOT, 'cli', 'bin', 'jobfleet.js');
+const SIMULATOR = path.join(here, 'fleet-simulator.js');
+
+/** Descriptors for the server and the simulator: one per connection plus files and pipes. */
+export const FD_LIMIT = 200_000;
+
+const live = new Set<ChildProcess>();
+
+export interface Secrets {
+  appCode: string;
+  appSecret: string;
+  adminToken: string;
+  bootstrapToken: string;
+}
+
+export function newSecrets(): Secrets {
+  const s = () => crypto.randomBytes(16).toString('hex');
+  return { appCode: 'jobfleet-bench', appSecret: s(), adminToken: s(), bootstrapToken: s() };
+}
+
+/** Keeps the last `limit` characters a process printed, for error messages. */
+class Tail {
+  text = '';
+  constructor(private readonly limit = 64 * 1024) {}
+  push(chunk: Buffer): void {
+    this.text += chunk.toString();
+    if (this.text.length > this.limit * 2) this.text = this.text.slice(-this.limit);
+  }
+}
+
+function spawnLimited(argv: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  // `ulimit -n` raises the soft and hard limit; the bench runs as root, so the hard one may grow.
+  const script = `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`;
+  const proc = spawn('sh', ['-c', script, 'sh', ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(proc);
+  proc.on('exit', () => live.delete(proc));
+  return proc;
+}
+
+/** Calls `onLine` for each complete stdout line until it returns a value; rejects on exit or timeout. */
+function awaitLine<T>(
+  proc: ChildProcess,
+  tail: Tail,
+  onLine: (line: string) => T | undefined,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let partial = '';
+    const finish = (fn: () => void) => {
+      clearTimeout(timer);
+      proc.stdout?.off('data', onData);
+      proc.off('exit', onExit);
+      fn();
+    };
+    const onData = (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          const v = onLine(line);
+          if (v !== undefined) return finish(() => resolve(v));
+        } catch (err) {
+          return finish(() => reject(err instanceof Error ? err : new Error(String(err))));
+        }
+      }
+    };
+    const onExit = (code: number | null) =>
+      finish(() => reject(new Error(`${what}: process exited (${code}) first:\n${tail.text.slice(-3000)}`)));
+    const timer = setTimeout(
+      () => finish(() => reject(new Error(`${what}: timed out:\n${tail.text.slice(-3000)}`))),
+      timeoutMs,
+    );
+    proc.stdout?.on('data', onData);
+    proc.once('exit', onExit);
+  });
+}
+
+export interface ServerHandle {
+  url: string;
+  pid: number;
+  secrets: Secrets;
+  dataDir: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function startServer(opts: {
+  secrets: Secrets;
+  databaseUrl?: string;
+  tmpRoot: string;
+  args?: string[];
+}): Promise<ServerHandle> {
+  const dataDir = fs.mkdtempSync(path.join(opts.tmpRoot, 'server-'));
+  const proc = spawnLimited(
+    [
+      process.execPath,
+      CLI,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      ...(opts.args ?? []),
+    ],
+    {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      JOBFLEET_APP_CODE: opts.secrets.appCode,
+      JOBFLEET_APP_SECRET: opts.secrets.appSecret,
+      JOBFLEET_ADMIN_TOKEN: opts.secrets.adminToken,
+      JOBFLEET_AGENT_BOOTSTRAP_TOKEN: opts.secrets.bootstrapToken,
+      ...(opts.databaseUrl ? { JOBFLEET_DATABASE_URL: opts.databaseUrl } : {}),
+    },
+  );
+  const tail = new Tail();
+  proc.stdout?.on('data', (d: Buffer) => tail.push(d));
+  proc.stderr?.on('data', (d: Buffer) => tail.push(d));
+  const Listening = z.object({ msg: z.literal('jobfleet server listening'), url: z.string() });
+  const url = await awaitLine(
+    proc,
+    tail,
+    (line) => {
+      if (!line.includes('jobfleet server listening')) return undefined;
+      const parsed = Listening.safeParse(JSON.parse(line));
+      return parsed.success ? parsed.data.url : undefined;
+    },
+    30_000,
+    'jobfleet serve',
+  );
+  return {
+    url,
+    pid: childPid(proc),
+    secrets: opts.secrets,
+    dataDir,
+    output: () => tail.text,
+    stop: () => stopProcess(proc),
+  };
+}
+
+export interface AgentHandle {
+  pid: number;
+  hostId: number;
+  stop(): Promise<void>;
+}
+
+/** One real `jobfleet agent` process, resolved once it has been welcomed. */
+export async function startAgentProcess(opts: {
+  server: ServerHandle;
+  ip: string;
+  tmpRoot: string;
+}): Promise<AgentHandle> {
+  const stateDir = fs.mkdtempSync(path.join(opts.tmpRoot, 'agent-'));
+  const proc = spawnLimited(
+    [
+      process.execPath,
+      CLI,
+      'agent',
+      '--server',
+      opts.server.url,
+      '--ip',
+      opts.ip,
+      '--cloud-id',
+      '0',
+      '--biz',
+      '1',
+      '--hostname',
+      `bench-${opts.ip}`,
+      '--state-dir',
+      stateDir,
+    ],
+    {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      JOBFLEET_AGENT_BOOTSTRAP_TOKEN: opts.server.secrets.bootstrapToken,
+    },
+  );
+  const tail = new Tail();
+  proc.stdout?.on('data', (d: Buffer) => tail.push(d));
+  proc.stderr?.on('data', (d: Buffer) => tail.push(d));
+  const Registered = z.object({ msg: z.literal('registered'), hostId: z.number() });
+  let hostId: number | undefined;
+  await awaitLine(
+    proc,
+    tail,
+    (line) => {
+      if (line.includes('"msg":"registered"')) hostId = Registered.parse(JSON.parse(line)).hostId;
+      return line.includes('"msg":"state ready"') && hostId !== undefined ? true : undefined;
+    },
+    30_000,
+    'jobfleet agent',
+  );
+  return { pid: childPid(proc), hostId: hostId ?? -1, stop: () => stopProcess(proc) };
+}
+
+const SimulatorEvent = z.discriminatedUnion('event', [
+  z.object({ event: z.literal('progress'), ready: z.number(), total: z.number() }),
+  z.object({ event: z.literal('ready'), total: z.number(), ms: z.number(), hostIds: z.array(z.number()) }),
+  z.object({ event: z.literal('failed'), message: z.string(), problems: z.record(z.string(), z.number()) }),
+]);
+
+export interface FleetHandle {
+  pid: number;
+  hostIds: number[];
+  /** Milliseconds from start until every agent was ready. */
+  readyMs: number;
+  stop(): Promise<void>;
+}
+
+/** Runs the fleet simulator as its own process and waits until every agent is ready. */
+export async function startFleet(opts: {
+  server: ServerHandle;
+  agents: number;
+  executor: 'process' | 'noop';
+  tmpRoot: string;
+  onProgress?: (ready: number, total: number) => void;
+}): Promise<FleetHandle> {
+  const stateRoot = fs.mkdtempSync(path.join(opts.tmpRoot, 'fleet-'));
+  const proc = spawnLimited(
+    [
+      process.execPath,
+      '--max-old-space-size=8192',
+      SIMULATOR,
+      '--server',
+      opts.server.url,
+      '--agents',
+      String(opts.agents),
+      '--executor',
+      opts.executor,
+      '--state-root',
+      stateRoot,
+    ],
+    {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      JOBFLEET_AGENT_BOOTSTRAP_TOKEN: opts.server.secrets.bootstrapToken,
+    },
+  );
+  const tail = new Tail();
+  proc.stderr?.on('data', (d: Buffer) => tail.push(d));
+  // Each agent is given up to two minutes; the whole fleet gets a bound that grows with its size.
+  const timeoutMs = 60_000 + opts.agents * 20;
+  const ready = await awaitLine(
+    proc,
+    tail,
+    (line) => {
+      if (!line.startsWith('{')) return undefined;
+      const ev = SimulatorEvent.safeParse(JSON.parse(line));
+      if (!ev.success) return undefined;
+      if (ev.data.event === 'progress') opts.onProgress?.(ev.data.ready, ev.data.total);
+      if (ev.data.event === 'failed') {
+        throw new Error(`fleet simulator failed: ${ev.data.message} ${JSON.stringify(ev.data.problems)}`);
+      }
+      return ev.data.event === 'ready' ? ev.data : undefined;
+    },
+    timeoutMs,
+    'fleet simulator',
+  );
+  return {
+    pid: childPid(proc),
+    hostIds: ready.hostIds,
+    readyMs: ready.ms,
+    stop: async () => {
+      await stopProcess(proc);
+      fs.rmSync(stateRoot, { recursive: true, force: true });
+    },
+  };
+}
+
+function childPid(proc: ChildProcess): number {
+  if (proc.pid === undefined) throw new Error('process did not start');
+  return proc.pid;
+}
+
+export function stopProcess(proc: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+    proc.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...live].map((p) => stopProcess(p, 3000)));
+}
+
+/** Resident set size of a process in bytes (VmRSS from /proc). */
+export function rssBytes(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!m?.[1]) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+export function tmpRoot(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-bench-'));
+}
