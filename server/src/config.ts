@@ -67,6 +67,26 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_LOG_CAP_BYTES',
     doc: 'output kept per host task (head and tail halves; the middle is dropped and counted)',
   },
+  callbackMaxAttempts: {
+    schema: int(1).max(100).default(5),
+    env: 'JOBFLEET_CALLBACK_MAX_ATTEMPTS',
+    doc: 'attempts to deliver a job callback before giving up',
+  },
+  callbackBackoffBaseMs: {
+    schema: int(10).default(1000),
+    env: 'JOBFLEET_CALLBACK_BACKOFF_BASE_MS',
+    doc: 'wait before the second callback attempt; doubles after each failure',
+  },
+  callbackBackoffCapMs: {
+    schema: int(10).default(60000),
+    env: 'JOBFLEET_CALLBACK_BACKOFF_CAP_MS',
+    doc: 'longest wait between callback attempts',
+  },
+  callbackTimeoutMs: {
+    schema: int(100).default(10000),
+    env: 'JOBFLEET_CALLBACK_TIMEOUT_MS',
+    doc: 'time a callback receiver has to answer',
+  },
   logLevel: {
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     env: 'JOBFLEET_LOG_LEVEL',

@@ -9,6 +9,7 @@ import { Authenticator, hashSecret } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
 import type { ServerConfig } from './config.js';
+import { Engine } from './engine/engine.js';
 import { resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { Store } from './store/store.js';
@@ -35,11 +36,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     scopes: 'all',
   });
 
+  // The hub and the engine need the services they belong to; they are attached right after.
   const services = { config, secrets, store, auth: new Authenticator(store.apps), log } as Omit<
     Services,
-    'hub'
+    'hub' | 'engine'
   > as Services;
   services.hub = new AgentHub(services);
+  services.engine = new Engine(services);
+  services.hub.setEvents(services.engine);
+  // Before listening: an agent that connects must find the jobs it holds results for.
+  await services.engine.recover();
 
   const http = buildHttpApp(services, ENDPOINTS);
   http.server.on('upgrade', (req, socket, head) => services.hub.handleUpgrade(req, socket, head));
@@ -59,8 +65,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     port,
     close() {
       closing ??= (async () => {
-        await services.hub.close();
         await http.close();
+        await services.engine.close();
+        await services.hub.close();
         await store.close();
       })();
       return closing;

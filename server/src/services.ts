@@ -2,6 +2,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { AgentHub } from './agent-link/agent-hub.js';
 import type { Authenticator } from './api/auth.js';
+import type { Engine } from './engine/engine.js';
 import type { ServerConfig } from './config.js';
 import type { Store } from './store/store.js';
 import type { ServerSecrets } from './secrets.js';
@@ -12,5 +13,6 @@ export interface Services {
   store: Store;
   auth: Authenticator;
   hub: AgentHub;
+  engine: Engine;
   log: FastifyBaseLogger;
 }

@@ -249,9 +249,7 @@ export class InventoryStore {
     return this.db.selectFrom('topo_module').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  async listTopology(
-    bizId: number,
-  ): Promise<{
+  async listTopology(bizId: number): Promise<{
     sets: { id: number; name: string }[];
     modules: { id: number; set_id: number; name: string }[];
   }> {

@@ -6,6 +6,7 @@ import type { Kysely } from 'kysely';
 import { AppStore } from './app-store.js';
 import { openEngine } from './engines.js';
 import type { EngineCapabilities } from './engines.js';
+import { ExecutionStore } from './execution-store.js';
 import { InventoryStore } from './inventory-store.js';
 import { migrateToLatest, ping } from './migrations.js';
 import type { Database } from './schema.js';
@@ -13,6 +14,7 @@ import type { Database } from './schema.js';
 export class Store {
   readonly apps: AppStore;
   readonly inventory: InventoryStore;
+  readonly executions: ExecutionStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -21,6 +23,7 @@ export class Store {
   ) {
     this.apps = new AppStore(db);
     this.inventory = new InventoryStore(db);
+    this.executions = new ExecutionStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

@@ -1,0 +1,84 @@
+/** get_job_instance_list (behaviour notes §3.10): newest first, at most 30 days per query. */
+import { z } from 'zod';
+import { defineEndpoint } from '../endpoint.js';
+import { ApiError } from '../error-catalogue.js';
+import { zInt, zLong } from '../input-types.js';
+import { totalTime } from './job-lookup.js';
+
+const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
+
+export const getJobInstanceList = defineEndpoint({
+  name: 'get_job_instance_list',
+  kind: 'read',
+  input: z.object({
+    create_time_start: zLong.pipe(z.number().min(1)),
+    create_time_end: zLong.pipe(z.number().min(1)),
+    job_instance_id: zLong.optional(),
+    job_cron_id: zLong.optional(),
+    operator: z.string().optional(),
+    name: z.string().optional(),
+    launch_mode: zInt.optional(),
+    type: zInt.optional(),
+    status: zInt.optional(),
+    ip: z.string().optional(),
+    start: zInt.pipe(z.number().min(0)).default(0),
+    length: zInt.pipe(z.number().min(1).max(1000)).default(20),
+  }),
+  fieldErrors: {
+    create_time_start: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME',
+    create_time_end: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME',
+  },
+  async handle(ctx, input) {
+    if (input.create_time_end <= input.create_time_start) {
+      throw new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
+        param: 'create_time_end',
+        reason: 'must be after create_time_start',
+      });
+    }
+    if (input.create_time_end - input.create_time_start > THIRTY_DAYS_MS) {
+      throw new ApiError('ILLEGAL_PARAM', {
+        reason: 'create_time_start..create_time_end spans more than 30 days',
+      });
+    }
+    if (input.type !== undefined && ![0, 1, 2].includes(input.type)) {
+      throw new ApiError('ILLEGAL_PARAM', { reason: 'type must be 0 plan, 1 script or 2 file' });
+    }
+    const { total, jobs } = await ctx.services.store.executions.listJobs({
+      scopeType: ctx.scope.type,
+      scopeId: String(ctx.scope.id),
+      createTimeStart: input.create_time_start,
+      createTimeEnd: input.create_time_end,
+      ...(input.job_instance_id !== undefined ? { jobInstanceId: input.job_instance_id } : {}),
+      ...(input.operator ? { operator: input.operator } : {}),
+      ...(input.name ? { name: input.name } : {}),
+      ...(input.launch_mode !== undefined ? { launchMode: input.launch_mode } : {}),
+      ...(input.type !== undefined ? { type: input.type } : {}),
+      ...(input.status !== undefined ? { status: input.status } : {}),
+      ...(input.ip ? { ip: input.ip } : {}),
+      start: input.start,
+      length: input.length,
+    });
+    return {
+      start: input.start,
+      length: input.length,
+      total,
+      data: jobs.map((j) => ({
+        bk_scope_type: j.scope_type,
+        bk_scope_id: j.scope_id,
+        ...(j.scope_type === 'biz' ? { bk_biz_id: Number(j.scope_id) } : {}),
+        job_instance_id: j.id,
+        job_plan_id: null,
+        job_template_id: null,
+        name: j.name,
+        operator: j.operator,
+        launch_mode: j.launch_mode,
+        status: j.status,
+        type: j.type,
+        create_time: j.create_time,
+        start_time: j.start_time,
+        end_time: j.end_time,
+        total_time: totalTime(j.start_time, j.end_time),
+      })),
+    };
+  },
+});

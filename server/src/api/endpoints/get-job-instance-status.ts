@@ -1,0 +1,67 @@
+/** get_job_instance_status (spec get_job_instance_status.md; behaviour notes §3.5). */
+import { z } from 'zod';
+import { isRunFinished } from '../../engine/statuses.js';
+import type { HostTask } from '../../store/execution-store.js';
+import { defineEndpoint } from '../endpoint.js';
+import { zBool, zLong } from '../input-types.js';
+import { jobInScope, scopeFieldsOf, totalTime } from './job-lookup.js';
+
+export function stepIpResult(t: HostTask) {
+  return {
+    bk_host_id: t.host_id,
+    ip: t.ip,
+    bk_cloud_id: t.cloud_id,
+    status: t.status,
+    tag: t.tag,
+    exit_code: t.exit_code ?? 0,
+    error_code: t.error_code,
+    start_time: t.start_time,
+    end_time: t.end_time,
+    total_time: totalTime(t.start_time, t.end_time),
+  };
+}
+
+export const getJobInstanceStatus = defineEndpoint({
+  name: 'get_job_instance_status',
+  kind: 'read',
+  input: z.object({
+    job_instance_id: zLong.pipe(z.number().min(1)),
+    return_ip_result: zBool.default(false),
+  }),
+  fieldErrors: { job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
+  async handle(ctx, input) {
+    const ex = ctx.services.store.executions;
+    const job = await jobInScope(ctx, input.job_instance_id);
+    const steps = await ex.getStepsOfJob(job.id);
+    const stepList = [];
+    for (const s of steps) {
+      const hosts = input.return_ip_result ? await ex.listHostTasks(s.id, s.execute_count) : null;
+      stepList.push({
+        step_instance_id: s.id,
+        name: s.name,
+        status: s.status,
+        type: s.type,
+        execute_count: s.execute_count,
+        create_time: s.create_time,
+        start_time: s.start_time,
+        end_time: s.end_time,
+        total_time: totalTime(s.start_time, s.end_time),
+        step_ip_result_list: hosts ? hosts.map(stepIpResult) : null,
+      });
+    }
+    return {
+      finished: isRunFinished(job.status),
+      job_instance: {
+        job_instance_id: job.id,
+        ...scopeFieldsOf(job),
+        name: job.name,
+        status: job.status,
+        create_time: job.create_time,
+        start_time: job.start_time,
+        end_time: job.end_time,
+        total_time: totalTime(job.start_time, job.end_time),
+      },
+      step_instance_list: stepList,
+    };
+  },
+});

@@ -1,0 +1,49 @@
+/** get_step_instance_detail (behaviour notes §3.7): the step's definition as submitted. */
+import { z } from 'zod';
+import { parseStepSpec } from '../../engine/step-spec.js';
+import { defineEndpoint } from '../endpoint.js';
+import { zLong } from '../input-types.js';
+import { jobInScope, stepOfJob } from './job-lookup.js';
+
+/** TaskStepTypeEnum of this API: 1 script (SQL included), 2 file, 3 approval. */
+const DETAIL_TYPE: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 1 };
+
+export const getStepInstanceDetail = defineEndpoint({
+  name: 'get_step_instance_detail',
+  kind: 'read',
+  input: z.object({
+    job_instance_id: zLong.pipe(z.number().min(1)),
+    step_instance_id: zLong.pipe(z.number().min(1)),
+  }),
+  async handle(ctx, input) {
+    const job = await jobInScope(ctx, input.job_instance_id);
+    const step = await stepOfJob(ctx, job, input.step_instance_id);
+    const spec = parseStepSpec(step.spec);
+    return {
+      id: step.id,
+      name: step.name,
+      type: DETAIL_TYPE[step.type] ?? step.type,
+      script_info: {
+        script_type: 1,
+        script_id: null,
+        script_version_id: null,
+        script_content: Buffer.from(spec.scriptContent, 'base64').toString('utf8'),
+        script_language: spec.language,
+        script_param: spec.isParamSensitive ? '******' : spec.scriptParam,
+        windows_interpreter: null,
+        script_timeout: spec.timeout,
+        account: { id: spec.account.id, name: spec.account.alias },
+        server: {
+          ip_list: spec.targetServer.ip_list ?? [],
+          host_id_list: spec.targetServer.host_id_list ?? [],
+          dynamic_group_list: spec.targetServer.dynamic_group_list ?? [],
+          topo_node_list: spec.targetServer.topo_node_list ?? [],
+        },
+        is_param_sensitive: spec.isParamSensitive ? 1 : 0,
+        is_ignore_error: spec.ignoreError ? 1 : 0,
+      },
+      file_info: null,
+      approval_info: null,
+    };
+  },
+});

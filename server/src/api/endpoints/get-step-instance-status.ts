@@ -1,0 +1,100 @@
+/** get_step_instance_status (behaviour notes §3.6): a step's hosts grouped by (status, tag). */
+import { z } from 'zod';
+import { HOST_STATUS_DESC } from '../../engine/statuses.js';
+import type { HostTask } from '../../store/execution-store.js';
+import { defineEndpoint } from '../endpoint.js';
+import { zInt, zLong } from '../input-types.js';
+import { jobInScope, stepOfJob, totalTime } from './job-lookup.js';
+
+interface Group {
+  result_type: number;
+  result_type_desc: string;
+  tag: string;
+  host_size: number;
+  host_result_list: ReturnType<typeof hostResult>[];
+}
+
+function hostResult(t: HostTask) {
+  return {
+    bk_host_id: t.host_id,
+    ip: t.ip,
+    ipv6: t.ipv6,
+    bk_agent_id: t.agent_id ?? '',
+    bk_cloud_id: t.cloud_id,
+    bk_cloud_name: t.cloud_id === 0 ? 'Default Area' : `Cloud ${t.cloud_id}`,
+    status: t.status,
+    status_desc: HOST_STATUS_DESC[t.status] ?? 'Unknown',
+    tag: t.tag,
+    exit_code: t.exit_code ?? 0,
+    start_time: t.start_time,
+    end_time: t.end_time,
+    total_time: totalTime(t.start_time, t.end_time),
+  };
+}
+
+export const getStepInstanceStatus = defineEndpoint({
+  name: 'get_step_instance_status',
+  kind: 'read',
+  input: z.object({
+    job_instance_id: zLong.pipe(z.number().min(1)),
+    step_instance_id: zLong.pipe(z.number().min(1)),
+    execute_count: zInt.pipe(z.number().min(0)).optional(),
+    batch: zInt.pipe(z.number().min(0)).optional(),
+    max_host_num_per_group: zInt.pipe(z.number().min(1)).optional(),
+    keyword: z.string().optional(),
+    search_ip: z.string().optional(),
+    status: zInt.optional(),
+    tag: z.string().optional(),
+  }),
+  async handle(ctx, input) {
+    const ex = ctx.services.store.executions;
+    const job = await jobInScope(ctx, input.job_instance_id);
+    const step = await stepOfJob(ctx, job, input.step_instance_id);
+    const executeCount = input.execute_count ?? step.execute_count;
+    let tasks = await ex.listHostTasks(step.id, executeCount);
+    if (input.search_ip) tasks = tasks.filter((t) => t.ip.includes(input.search_ip ?? ''));
+    if (input.keyword) {
+      const kept: HostTask[] = [];
+      for (const t of tasks) {
+        const log = await ex.readLog(step.id, executeCount, t.host_id);
+        if (log.includes(input.keyword)) kept.push(t);
+      }
+      tasks = kept;
+    }
+    const groups = new Map<string, Group>();
+    for (const t of tasks) {
+      const key = `${t.status}\u0000${t.tag}`;
+      let g = groups.get(key);
+      if (!g) {
+        g = {
+          result_type: t.status,
+          result_type_desc: HOST_STATUS_DESC[t.status] ?? 'Unknown',
+          tag: t.tag,
+          host_size: 0,
+          host_result_list: [],
+        };
+        groups.set(key, g);
+      }
+      g.host_size++;
+      const listed = input.status === undefined || input.status === t.status;
+      const room =
+        input.max_host_num_per_group === undefined ||
+        g.host_result_list.length < input.max_host_num_per_group;
+      if (listed && room && (input.tag === undefined || input.tag === t.tag))
+        g.host_result_list.push(hostResult(t));
+    }
+    const data: Record<string, unknown> = {
+      step_instance_id: step.id,
+      execute_count: executeCount,
+      name: step.name,
+      type: step.type,
+      status: step.status,
+      create_time: step.create_time,
+      start_time: step.start_time,
+      end_time: step.end_time,
+      total_time: totalTime(step.start_time, step.end_time),
+    };
+    if (groups.size > 0) data.step_result_group_list = [...groups.values()];
+    return data;
+  },
+});

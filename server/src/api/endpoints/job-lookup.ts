@@ -1,0 +1,44 @@
+/** Finding a job or step the caller may see: another scope's job is as unknown as a missing one. */
+import type { JobInstance, StepInstance } from '../../store/execution-store.js';
+import type { EndpointContext } from '../endpoint.js';
+import { ApiError } from '../error-catalogue.js';
+
+export async function jobInScope(ctx: EndpointContext, jobInstanceId: number): Promise<JobInstance> {
+  const job = await ctx.services.store.executions.getJob(jobInstanceId);
+  if (!job || job.scope_type !== ctx.scope.type || job.scope_id !== String(ctx.scope.id)) {
+    throw new ApiError('TASK_INSTANCE_NOT_EXIST', { jobInstanceId });
+  }
+  return job;
+}
+
+/** The step of a job; `missing` picks the code, since the log APIs answer 1244006 for a missing step. */
+export async function stepOfJob(
+  ctx: EndpointContext,
+  job: JobInstance,
+  stepInstanceId: number,
+  missing: 'TASK_INSTANCE_NOT_EXIST' | 'STEP_INSTANCE_NOT_EXIST' = 'STEP_INSTANCE_NOT_EXIST',
+): Promise<StepInstance> {
+  const step = await ctx.services.store.executions.getStep(stepInstanceId);
+  if (!step || step.job_instance_id !== job.id) {
+    throw missing === 'STEP_INSTANCE_NOT_EXIST'
+      ? new ApiError('STEP_INSTANCE_NOT_EXIST', { stepInstanceId })
+      : new ApiError('TASK_INSTANCE_NOT_EXIST', { jobInstanceId: job.id });
+  }
+  return step;
+}
+
+/** Elapsed milliseconds, once both ends are known. */
+export function totalTime(start: number | null, end: number | null): number | null {
+  return start !== null && end !== null ? end - start : null;
+}
+
+/** Scope fields echoed in replies; bk_biz_id too for business scopes, as older clients read it. */
+export function scopeFieldsOf(job: JobInstance): {
+  bk_scope_type: string;
+  bk_scope_id: string;
+  bk_biz_id?: number;
+} {
+  return job.scope_type === 'biz'
+    ? { bk_scope_type: job.scope_type, bk_scope_id: job.scope_id, bk_biz_id: Number(job.scope_id) }
+    : { bk_scope_type: job.scope_type, bk_scope_id: job.scope_id };
+}

@@ -1,0 +1,87 @@
+/**
+ * Groups task writes (output chunks, starts, results) arriving from many agents into one
+ * transaction at a time. While a commit is in flight, new writes collect for the next one,
+ * so the batch size adapts to load: one write per commit when idle, thousands under a burst.
+ * Callers learn after the commit which result changes were applied.
+ */
+import type { ExecutionStore, TaskWrite } from '../store/execution-store.js';
+
+export interface CommittedBatch {
+  writes: TaskWrite[];
+  /** Keys whose status change was applied (the task was still unfinished). */
+  applied: Set<string>;
+}
+
+export class TaskWriter {
+  private pending = new Map<string, TaskWrite>();
+  private flushing: Promise<void> | undefined;
+  private scheduled = false;
+  private backoffUntil = 0;
+
+  constructor(
+    private readonly store: ExecutionStore,
+    private readonly onCommitted: (batch: CommittedBatch) => void,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** The write for a task in the next batch, created on first use. */
+  write(stepInstanceId: number, executeCount: number, hostId: number): TaskWrite {
+    const key = `${stepInstanceId}:${executeCount}:${hostId}`;
+    let w = this.pending.get(key);
+    if (!w) {
+      w = { stepInstanceId, executeCount, hostId, chunks: [] };
+      this.pending.set(key, w);
+    }
+    this.schedule();
+    return w;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    const run = () => {
+      this.scheduled = false;
+      void this.flush();
+    };
+    const wait = this.backoffUntil - Date.now();
+    if (wait > 0) setTimeout(run, wait);
+    else setImmediate(run);
+  }
+
+  /** A failed batch goes back in front of what arrived since, and is tried again shortly. */
+  private requeue(failed: TaskWrite[]): void {
+    const newer = this.pending;
+    this.pending = new Map();
+    for (const w of failed) this.pending.set(`${w.stepInstanceId}:${w.executeCount}:${w.hostId}`, w);
+    for (const [key, w] of newer) {
+      const old = this.pending.get(key);
+      if (!old) {
+        this.pending.set(key, w);
+        continue;
+      }
+      const chunks = [...old.chunks, ...w.chunks];
+      Object.assign(old, w, { chunks });
+    }
+    this.backoffUntil = Date.now() + 500;
+  }
+
+  /** Commits everything pending; resolves when nothing written before the call is uncommitted. */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.pending.size === 0) return;
+    const writes = [...this.pending.values()];
+    this.pending = new Map();
+    this.flushing = (async () => {
+      try {
+        const applied = await this.store.commitTaskWrites(writes);
+        this.onCommitted({ writes, applied });
+      } catch (err) {
+        this.onError(err);
+        this.requeue(writes);
+      }
+    })();
+    await this.flushing;
+    this.flushing = undefined;
+    if (this.pending.size > 0) this.schedule();
+  }
+}

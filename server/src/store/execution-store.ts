@@ -1,0 +1,454 @@
+/**
+ * Storage operations for executions: job instances, their steps, one task per target host,
+ * and the tasks' output. Writes from agents arrive in bursts (thousands of hosts finishing at
+ * once), so they are applied as grouped commits: one transaction per batch.
+ */
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import type {
+  CallbackTable,
+  Database,
+  HostTaskTable,
+  JobInstanceTable,
+  StepInstanceTable,
+} from './schema.js';
+
+export type JobInstance = Selectable<JobInstanceTable>;
+export type StepInstance = Selectable<StepInstanceTable>;
+export type HostTask = Selectable<HostTaskTable>;
+export type Callback = Selectable<CallbackTable>;
+
+export interface NewHostTask {
+  hostId: number;
+  cloudId: number;
+  ip: string;
+  ipv6: string;
+  agentId: string | null;
+  status: number;
+}
+
+export interface NewStep {
+  name: string;
+  type: number;
+  spec: unknown;
+  hosts: NewHostTask[];
+}
+
+export interface NewJob {
+  scopeType: string;
+  scopeId: string;
+  name: string;
+  type: number;
+  launchMode: number;
+  operator: string;
+  appCode: string;
+  callbackUrl: string | null;
+  clientRequestId: string | null;
+  steps: NewStep[];
+}
+
+/** One task's changes within a batch; applied with a single UPDATE. */
+export interface TaskWrite {
+  stepInstanceId: number;
+  executeCount: number;
+  hostId: number;
+  /** Output appended in this batch, in order, contiguous from the stored length. */
+  chunks: { offset: number; data: Buffer }[];
+  /** Stored output length after this batch. */
+  logBytes?: number;
+  droppedBytes?: number;
+  startTime?: number;
+  /** Set when the task moves to a new status. */
+  status?: number;
+  exitCode?: number | null;
+  errorCode?: number;
+  endTime?: number;
+}
+
+export interface JobListFilter {
+  scopeType: string;
+  scopeId: string;
+  createTimeStart: number;
+  createTimeEnd: number;
+  jobInstanceId?: number;
+  operator?: string;
+  name?: string;
+  launchMode?: number;
+  type?: number;
+  status?: number;
+  ip?: string;
+  start: number;
+  length: number;
+}
+
+const UNFINISHED = [5, 7];
+const INSERT_CHUNK = 500;
+
+export class ExecutionStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Records a job with its steps and host tasks in one transaction: acknowledged means stored. */
+  async createJobInstance(
+    job: NewJob,
+    now = Date.now(),
+  ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
+    return this.db.transaction().execute(async (tx) => {
+      const { id: jobInstanceId } = await tx
+        .insertInto('job_instance')
+        .values({
+          scope_type: job.scopeType,
+          scope_id: job.scopeId,
+          name: job.name,
+          type: job.type,
+          launch_mode: job.launchMode,
+          operator: job.operator,
+          app_code: job.appCode,
+          status: 1,
+          create_time: now,
+          start_time: null,
+          end_time: null,
+          callback_url: job.callbackUrl,
+          client_request_id: job.clientRequestId,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      const stepInstanceIds: number[] = [];
+      for (const [order, step] of job.steps.entries()) {
+        const { id } = await tx
+          .insertInto('step_instance')
+          .values({
+            job_instance_id: jobInstanceId,
+            step_order: order,
+            name: step.name,
+            type: step.type,
+            status: 1,
+            execute_count: 0,
+            create_time: now,
+            start_time: null,
+            end_time: null,
+            spec: JSON.stringify(step.spec),
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        stepInstanceIds.push(id);
+        await insertHostTasks(tx, id, 0, step.hosts);
+      }
+      return { jobInstanceId, stepInstanceIds };
+    });
+  }
+
+  async getJob(id: number): Promise<JobInstance | undefined> {
+    return this.db.selectFrom('job_instance').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async findJobByClientRequestId(
+    appCode: string,
+    clientRequestId: string,
+    since: number,
+  ): Promise<JobInstance | undefined> {
+    return this.db
+      .selectFrom('job_instance')
+      .selectAll()
+      .where('app_code', '=', appCode)
+      .where('client_request_id', '=', clientRequestId)
+      .where('create_time', '>=', since)
+      .executeTakeFirst();
+  }
+
+  async getStepsOfJob(jobInstanceId: number): Promise<StepInstance[]> {
+    return this.db
+      .selectFrom('step_instance')
+      .selectAll()
+      .where('job_instance_id', '=', jobInstanceId)
+      .orderBy('step_order')
+      .execute();
+  }
+
+  async getStep(id: number): Promise<StepInstance | undefined> {
+    return this.db.selectFrom('step_instance').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async updateJob(
+    id: number,
+    patch: Partial<Pick<JobInstance, 'status' | 'start_time' | 'end_time'>>,
+  ): Promise<void> {
+    await this.db.updateTable('job_instance').set(patch).where('id', '=', id).execute();
+  }
+
+  async updateStep(
+    id: number,
+    patch: Partial<Pick<StepInstance, 'status' | 'start_time' | 'end_time' | 'execute_count'>>,
+  ): Promise<void> {
+    await this.db.updateTable('step_instance').set(patch).where('id', '=', id).execute();
+  }
+
+  async listHostTasks(stepInstanceId: number, executeCount: number): Promise<HostTask[]> {
+    return this.db
+      .selectFrom('host_task')
+      .selectAll()
+      .where('step_instance_id', '=', stepInstanceId)
+      .where('execute_count', '=', executeCount)
+      .orderBy('host_id')
+      .execute();
+  }
+
+  async getHostTask(
+    stepInstanceId: number,
+    executeCount: number,
+    hostId: number,
+  ): Promise<HostTask | undefined> {
+    return this.db
+      .selectFrom('host_task')
+      .selectAll()
+      .where('step_instance_id', '=', stepInstanceId)
+      .where('execute_count', '=', executeCount)
+      .where('host_id', '=', hostId)
+      .executeTakeFirst();
+  }
+
+  /** Jobs the engine must carry on with after a restart. */
+  async listActiveJobs(): Promise<JobInstance[]> {
+    return this.db
+      .selectFrom('job_instance')
+      .selectAll()
+      .where('status', 'in', [2, 10])
+      .orderBy('id')
+      .execute();
+  }
+
+  /**
+   * Applies a batch of task writes in one transaction. A status change applies only while the
+   * task is unfinished, so a result that arrives twice (an agent resending after a reconnect)
+   * is recorded once. Returns the keys whose status change was applied.
+   */
+  async commitTaskWrites(writes: readonly TaskWrite[]): Promise<Set<string>> {
+    const applied = new Set<string>();
+    if (writes.length === 0) return applied;
+    await this.db.transaction().execute(async (tx) => {
+      const chunks = writes.flatMap((w) =>
+        w.chunks.map((c) => ({
+          step_instance_id: w.stepInstanceId,
+          execute_count: w.executeCount,
+          host_id: w.hostId,
+          offset: c.offset,
+          data: c.data,
+        })),
+      );
+      for (let i = 0; i < chunks.length; i += INSERT_CHUNK) {
+        await tx
+          .insertInto('log_chunk')
+          .values(chunks.slice(i, i + INSERT_CHUNK))
+          .onConflict((oc) =>
+            oc.columns(['step_instance_id', 'execute_count', 'host_id', 'offset']).doNothing(),
+          )
+          .execute();
+      }
+      for (const w of writes) {
+        const set: Partial<HostTask> = {};
+        if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
+        if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
+        if (w.startTime !== undefined) set.start_time = w.startTime;
+        if (w.status !== undefined) set.status = w.status;
+        if (w.exitCode !== undefined) set.exit_code = w.exitCode;
+        if (w.errorCode !== undefined) set.error_code = w.errorCode;
+        if (w.endTime !== undefined) set.end_time = w.endTime;
+        if (Object.keys(set).length === 0) continue;
+        let q = tx
+          .updateTable('host_task')
+          .set(set)
+          .where('step_instance_id', '=', w.stepInstanceId)
+          .where('execute_count', '=', w.executeCount)
+          .where('host_id', '=', w.hostId);
+        if (w.status !== undefined) q = q.where('status', 'in', UNFINISHED);
+        const r = await q.executeTakeFirst();
+        if (w.status !== undefined && r.numUpdatedRows > 0n)
+          applied.add(`${w.stepInstanceId}:${w.executeCount}:${w.hostId}`);
+      }
+    });
+    return applied;
+  }
+
+  /** The stored output of one host task, in order. */
+  async readLog(stepInstanceId: number, executeCount: number, hostId: number): Promise<Buffer> {
+    const rows = await this.db
+      .selectFrom('log_chunk')
+      .select(['offset', 'data'])
+      .where('step_instance_id', '=', stepInstanceId)
+      .where('execute_count', '=', executeCount)
+      .where('host_id', '=', hostId)
+      .orderBy('offset')
+      .execute();
+    return Buffer.concat(rows.map((r) => Buffer.from(r.data)));
+  }
+
+  async listJobs(f: JobListFilter): Promise<{ total: number; jobs: JobInstance[] }> {
+    let q = this.db
+      .selectFrom('job_instance')
+      .where('scope_type', '=', f.scopeType)
+      .where('scope_id', '=', f.scopeId)
+      .where('create_time', '>=', f.createTimeStart)
+      .where('create_time', '<=', f.createTimeEnd);
+    if (f.jobInstanceId !== undefined) q = q.where('id', '=', f.jobInstanceId);
+    if (f.operator !== undefined) q = q.where('operator', '=', f.operator);
+    if (f.name !== undefined) q = q.where('name', 'like', `%${f.name.replace(/[%_\\]/g, (c) => `\\${c}`)}%`);
+    if (f.launchMode !== undefined) q = q.where('launch_mode', '=', f.launchMode);
+    if (f.type !== undefined) q = q.where('type', '=', f.type);
+    if (f.status !== undefined) q = q.where('status', '=', f.status);
+    if (f.ip !== undefined) {
+      const ip = f.ip;
+      q = q.where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('host_task')
+            .innerJoin('step_instance', 'step_instance.id', 'host_task.step_instance_id')
+            .select('host_task.host_id')
+            .whereRef('step_instance.job_instance_id', '=', 'job_instance.id')
+            .where('host_task.ip', '=', ip),
+        ),
+      );
+    }
+    const { total } = await q.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
+    const jobs = await q
+      .selectAll()
+      .orderBy('create_time', 'desc')
+      .orderBy('id', 'desc')
+      .offset(f.start)
+      .limit(f.length)
+      .execute();
+    return { total: Number(total), jobs };
+  }
+
+  // ------------------------------------------------------------ callbacks
+
+  async enqueueCallback(c: {
+    jobInstanceId: number;
+    url: string;
+    payload: string;
+    now: number;
+  }): Promise<void> {
+    await this.db
+      .insertInto('callback')
+      .values({
+        job_instance_id: c.jobInstanceId,
+        url: c.url,
+        payload: c.payload,
+        state: 'pending',
+        attempts: 0,
+        next_attempt_at: c.now,
+        created_at: c.now,
+      })
+      .execute();
+  }
+
+  async dueCallbacks(now: number, limit: number): Promise<Callback[]> {
+    return this.db
+      .selectFrom('callback')
+      .selectAll()
+      .where('state', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .orderBy('next_attempt_at')
+      .limit(limit)
+      .execute();
+  }
+
+  async nextCallbackDue(): Promise<number | undefined> {
+    const r = await this.db
+      .selectFrom('callback')
+      .select('next_attempt_at')
+      .where('state', '=', 'pending')
+      .orderBy('next_attempt_at')
+      .executeTakeFirst();
+    return r?.next_attempt_at;
+  }
+
+  async recordCallbackAttempt(a: {
+    callbackId: number;
+    attempt: number;
+    at: number;
+    httpStatus: number | null;
+    error: string;
+    state: 'pending' | 'delivered' | 'failed';
+    nextAttemptAt: number;
+  }): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx
+        .insertInto('callback_attempt')
+        .values({
+          callback_id: a.callbackId,
+          attempt: a.attempt,
+          at: a.at,
+          http_status: a.httpStatus,
+          error: a.error,
+        })
+        .onConflict((oc) => oc.columns(['callback_id', 'attempt']).doNothing())
+        .execute();
+      await tx
+        .updateTable('callback')
+        .set({ state: a.state, attempts: a.attempt, next_attempt_at: a.nextAttemptAt })
+        .where('id', '=', a.callbackId)
+        .execute();
+    });
+  }
+
+  async callbacksOfJob(
+    jobInstanceId: number,
+  ): Promise<
+    (Callback & {
+      attempt_log: { attempt: number; at: number; http_status: number | null; error: string }[];
+    })[]
+  > {
+    const cbs = await this.db
+      .selectFrom('callback')
+      .selectAll()
+      .where('job_instance_id', '=', jobInstanceId)
+      .orderBy('id')
+      .execute();
+    if (cbs.length === 0) return [];
+    const attempts = await this.db
+      .selectFrom('callback_attempt')
+      .selectAll()
+      .where(
+        'callback_id',
+        'in',
+        cbs.map((c) => c.id),
+      )
+      .orderBy('attempt')
+      .execute();
+    return cbs.map((c) => ({
+      ...c,
+      attempt_log: attempts
+        .filter((a) => a.callback_id === c.id)
+        .map((a) => ({ attempt: a.attempt, at: a.at, http_status: a.http_status, error: a.error })),
+    }));
+  }
+}
+
+async function insertHostTasks(
+  tx: Transaction<Database>,
+  stepInstanceId: number,
+  executeCount: number,
+  hosts: readonly NewHostTask[],
+): Promise<void> {
+  for (let i = 0; i < hosts.length; i += INSERT_CHUNK) {
+    await tx
+      .insertInto('host_task')
+      .values(
+        hosts.slice(i, i + INSERT_CHUNK).map((h) => ({
+          step_instance_id: stepInstanceId,
+          execute_count: executeCount,
+          host_id: h.hostId,
+          cloud_id: h.cloudId,
+          ip: h.ip,
+          ipv6: h.ipv6,
+          agent_id: h.agentId,
+          status: h.status,
+          exit_code: null,
+          error_code: 0,
+          tag: '',
+          start_time: null,
+          end_time: null,
+          log_bytes: 0,
+          dropped_bytes: 0,
+        })),
+      )
+      .execute();
+  }
+}

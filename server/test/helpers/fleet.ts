@@ -1,0 +1,124 @@
+/**
+ * A small fleet for end-to-end tests: one server, business 2 with an execution account for
+ * the current OS user, and N agents on 127.0.0.2, 127.0.0.3, ... placed in that business.
+ */
+import os from 'node:os';
+import { admin, post, get, eventually } from './api-client.js';
+import type { ApiCreds, Envelope } from './api-client.js';
+import { freshDatabase } from './databases.js';
+import type { EngineName } from './databases.js';
+import { startAgent, startServer } from './processes.js';
+import type { AgentProcess, ServerOptions, ServerProcess } from './processes.js';
+
+export const BIZ = 2;
+
+export interface Fleet {
+  server: ServerProcess;
+  agents: AgentProcess[];
+  /** ip -> bk_host_id */
+  hostIds: Map<string, number>;
+  creds: ApiCreds;
+  account: string;
+  scope: { bk_scope_type: 'biz'; bk_scope_id: string };
+}
+
+export async function startFleet(
+  engine: EngineName,
+  agentCount: number,
+  opts: ServerOptions = {},
+): Promise<Fleet> {
+  const databaseUrl = await freshDatabase(engine);
+  const server = await startServer({ ...opts, ...(databaseUrl ? { databaseUrl } : {}) });
+  const created = await admin(server.url, server.adminToken, 'POST', '/biz', {
+    id: BIZ,
+    name: 'test business',
+  });
+  if (!created.result) throw new Error(created.message);
+  const account = os.userInfo().username;
+  await admin(server.url, server.adminToken, 'POST', '/accounts', {
+    bk_biz_id: BIZ,
+    alias: account,
+    os_user: account,
+  });
+  const agents = await Promise.all(
+    Array.from({ length: agentCount }, (_, i) => startAgent({ server, ip: `127.0.0.${i + 2}`, biz: BIZ })),
+  );
+  const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
+    server.url,
+    server.adminToken,
+    'GET',
+    `/hosts?bk_biz_id=${BIZ}`,
+  );
+  const hostIds = new Map(hosts.data.hosts.map((h) => [h.ip, h.bk_host_id]));
+  return {
+    server,
+    agents,
+    hostIds,
+    creds: { appCode: server.appCode, appSecret: server.appSecret, username: 'tester' },
+    account,
+    scope: { bk_scope_type: 'biz', bk_scope_id: String(BIZ) },
+  };
+}
+
+export const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+export interface JobStatus {
+  finished: boolean;
+  job_instance: Record<string, unknown> & { status: number; job_instance_id: number };
+  step_instance_list: (Record<string, unknown> & {
+    step_instance_id: number;
+    status: number;
+    step_ip_result_list:
+      (Record<string, unknown> & { bk_host_id: number; status: number; exit_code: number })[] | null;
+  })[];
+}
+
+export async function runScript(
+  fleet: Fleet,
+  body: Record<string, unknown>,
+): Promise<Envelope<{ job_instance_id: number; step_instance_id: number; job_instance_name: string }>> {
+  return post(
+    fleet.server.url,
+    'fast_execute_script',
+    { ...fleet.scope, script_language: 1, account_alias: fleet.account, ...body },
+    fleet.creds,
+  );
+}
+
+/** Polls get_job_instance_status (GET, query string) until the job is finished. */
+export async function waitFinished(
+  fleet: Fleet,
+  jobInstanceId: number,
+  timeoutMs = 20_000,
+): Promise<JobStatus> {
+  return eventually(
+    async () => {
+      const r = await get<JobStatus>(
+        fleet.server.url,
+        'get_job_instance_status',
+        { ...fleet.scope, job_instance_id: jobInstanceId, return_ip_result: true },
+        fleet.creds,
+      );
+      if (!r.result) throw new Error(r.message);
+      return r.data.finished ? r.data : undefined;
+    },
+    timeoutMs,
+    `job ${jobInstanceId} to finish`,
+  );
+}
+
+export async function hostLog(
+  fleet: Fleet,
+  jobInstanceId: number,
+  stepInstanceId: number,
+  hostId: number,
+): Promise<string | null> {
+  const r = await get<{ log_content: string | null }>(
+    fleet.server.url,
+    'get_job_instance_ip_log',
+    { ...fleet.scope, job_instance_id: jobInstanceId, step_instance_id: stepInstanceId, bk_host_id: hostId },
+    fleet.creds,
+  );
+  if (!r.result) throw new Error(r.message);
+  return r.data.log_content;
+}
