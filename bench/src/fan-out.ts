@@ -18,7 +18,7 @@ const POLL_MS = 20;
 
 export async function fanOut(api: BkApi, hostIds: number[], account: string): Promise<FanOutRun> {
   const t0 = performance.now();
-  const job = await api.fastExecuteScript(hostIds, 'echo "hello from $(hostname)"', account);
+  const job = await api.fastExecuteScript(hostIds, 'echo hello', account);
   const accepted = performance.now();
   const finishedAt = await waitForSuccess(api, job.job_instance_id, hostIds.length, {
     timeoutMs: 300_000 + hostIds.length * 30,

@@ -46,7 +46,16 @@ class Tail {
   }
 }
 
-function spawnLimited(argv: string[], env: NodeJS.ProcessEnv): ChildProcess {
+/**
+ * Extra node flags for every Node.js process started here, e.g. `--cpu-prof --cpu-prof-dir=DIR`
+ * to profile the server and the simulator during a run (they write the profile when stopped).
+ * Passed as arguments because NODE_OPTIONS does not accept --cpu-prof.
+ */
+const CHILD_NODE_ARGS = (process.env.JOBFLEET_BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
+function spawnLimited(command: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const [exe, ...rest] = command;
+  const argv = exe === process.execPath ? [exe, ...CHILD_NODE_ARGS, ...rest] : command;
   // `ulimit -n` raises the soft and hard limit; the bench runs as root, so the hard one may grow.
   const script = `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`;
   const proc = spawn('sh', ['-c', script, 'sh', ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
