@@ -85,6 +85,9 @@ const QUICK: Plan = {
 
 type Store = 'sqlite' | 'postgres';
 
+/** Simulator processes for a fleet with the process executor (one for noop). */
+const SIMULATOR_SHARDS = 8;
+
 class Bench {
   readonly figures: Figure[] = [];
   readonly broken: string[] = [];
@@ -136,12 +139,16 @@ class Bench {
   }
 
   async startFleet(server: ServerHandle, agents: number, executor: 'process' | 'noop'): Promise<FleetHandle> {
-    this.log(`starting ${agents} simulated agents (${executor} executor)…`);
+    this.log(
+      `starting ${agents} simulated agents (${executor} executor, ${executor === 'process' ? SIMULATOR_SHARDS : 1} simulator processes)…`,
+    );
     let last = 0;
     const fleet = await startFleet({
       server,
       agents,
       executor,
+      // Real scripts are forks of the simulator hosting their agent; see startFleet.
+      shards: executor === 'process' ? SIMULATOR_SHARDS : 1,
       tmpRoot: this.tmp,
       onProgress: (ready, total) => {
         if (ready - last >= 2000) {

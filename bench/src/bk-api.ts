@@ -165,8 +165,10 @@ export async function waitForSuccess(
       const hosts = full.step_instance_list?.flatMap((st) => st.step_ip_result_list ?? []) ?? [];
       const ok = hosts.filter((h) => h.status === HOST_SUCCESS).length;
       if (full.job_instance.status !== JOB_SUCCESS || ok !== expectedHosts) {
+        const byStatus: Record<string, number> = {};
+        for (const h of hosts) byStatus[h.status] = (byStatus[h.status] ?? 0) + 1;
         throw new ApiFailure(
-          `job ${jobInstanceId} finished with status ${full.job_instance.status}: ${ok} of ${expectedHosts} hosts successful`,
+          `job ${jobInstanceId} finished with status ${full.job_instance.status}: ${ok} of ${expectedHosts} hosts successful; hosts by status ${JSON.stringify(byStatus)}`,
         );
       }
       return at;

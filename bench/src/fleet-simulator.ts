@@ -38,6 +38,8 @@ export interface FleetOptions {
   concurrency: number;
   /** How long one agent may take from start to ready before start-up fails. */
   readyTimeoutMs: number;
+  /** Index of this simulator's first host, so that several simulators give distinct identities. */
+  firstIndex: number;
 }
 
 /** Distinct, never-contacted addresses: host i (from 0) is 10.a.b.c with c never 0. */
@@ -58,7 +60,7 @@ export class FleetSimulator {
     let ready = 0;
     const worker = async (): Promise<void> => {
       while (next < this.opts.agents) {
-        const agent = this.createAgent(next++);
+        const agent = this.createAgent(this.opts.firstIndex + next++);
         this.agents.push(agent);
         agent.start();
         await agent.waitFor('ready', this.opts.readyTimeoutMs);
@@ -116,6 +118,7 @@ interface CliFlags {
   stateRoot?: string;
   concurrency: string;
   readyTimeoutMs: string;
+  firstIndex: string;
 }
 
 function count(name: string, v: string): number {
@@ -138,7 +141,8 @@ async function main(argv: string[]): Promise<void> {
     .addOption(new Option('--executor <kind>', 'task runner').choices(['process', 'noop']).default('process'))
     .option('--state-root <dir>', 'where agents keep their state (default: a new temporary directory)')
     .option('--concurrency <n>', 'agents starting at once', '64')
-    .option('--ready-timeout-ms <ms>', 'longest one agent may take to become ready', '120000');
+    .option('--ready-timeout-ms <ms>', 'longest one agent may take to become ready', '120000')
+    .option('--first-index <i>', 'index of the first host (another simulator may run the ones before)', '0');
   cmd.parse(argv);
   const flags = cmd.opts<CliFlags>();
   const ownRoot = flags.stateRoot === undefined;
@@ -152,6 +156,7 @@ async function main(argv: string[]): Promise<void> {
     stateRoot,
     concurrency: count('concurrency', flags.concurrency),
     readyTimeoutMs: count('ready-timeout-ms', flags.readyTimeoutMs),
+    firstIndex: Number(flags.firstIndex) || 0,
   });
   const emit = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
   let stopping = false;

@@ -229,21 +229,71 @@ const SimulatorEvent = z.discriminatedUnion('event', [
 ]);
 
 export interface FleetHandle {
-  pid: number;
+  /** One per simulator process. */
+  pids: number[];
   hostIds: number[];
   /** Milliseconds from start until every agent was ready. */
   readyMs: number;
   stop(): Promise<void>;
 }
 
-/** Runs the fleet simulator as its own process and waits until every agent is ready. */
+/**
+ * Runs the fleet as `shards` simulator processes of N/shards agents each, and waits until
+ * every agent is ready. Several smaller processes instead of one: every script an agent runs
+ * is a fork of the process hosting it, and forking a process that holds 10,000 connections
+ * takes milliseconds of its only thread, long enough to starve the heartbeats of the others.
+ */
 export async function startFleet(opts: {
   server: ServerHandle;
   agents: number;
   executor: 'process' | 'noop';
   tmpRoot: string;
+  shards?: number;
   onProgress?: (ready: number, total: number) => void;
 }): Promise<FleetHandle> {
+  const shards = Math.max(1, Math.min(opts.shards ?? 1, opts.agents));
+  const per = Math.ceil(opts.agents / shards);
+  const progress = new Array<number>(shards).fill(0);
+  const started = performance.now();
+  const parts = await Promise.all(
+    Array.from({ length: shards }, (_, k) =>
+      startShard({
+        ...opts,
+        first: k * per,
+        fleetSize: opts.agents,
+        // The shards share one pace: 64 agents between start and ready in all.
+        concurrency: Math.max(1, Math.ceil(64 / shards)),
+        agents: Math.min(per, opts.agents - k * per),
+        onProgress: (ready) => {
+          progress[k] = ready;
+          opts.onProgress?.(
+            progress.reduce((a, b) => a + b, 0),
+            opts.agents,
+          );
+        },
+      }),
+    ),
+  );
+  return {
+    pids: parts.map((p) => p.pid),
+    hostIds: parts.flatMap((p) => p.hostIds),
+    readyMs: performance.now() - started,
+    stop: async () => {
+      await Promise.all(parts.map((p) => p.stop()));
+    },
+  };
+}
+
+async function startShard(opts: {
+  server: ServerHandle;
+  agents: number;
+  first: number;
+  fleetSize: number;
+  concurrency: number;
+  executor: 'process' | 'noop';
+  tmpRoot: string;
+  onProgress?: (ready: number) => void;
+}): Promise<{ pid: number; hostIds: number[]; stop(): Promise<void> }> {
   const stateRoot = fs.mkdtempSync(path.join(opts.tmpRoot, 'fleet-'));
   const proc = spawnLimited(
     [
@@ -254,6 +304,10 @@ export async function startFleet(opts: {
       opts.server.url,
       '--agents',
       String(opts.agents),
+      '--first-index',
+      String(opts.first),
+      '--concurrency',
+      String(opts.concurrency),
       '--executor',
       opts.executor,
       '--state-root',
@@ -265,35 +319,37 @@ export async function startFleet(opts: {
       JOBFLEET_AGENT_BOOTSTRAP_TOKEN: opts.server.secrets.bootstrapToken,
     },
   );
+  const stop = async () => {
+    await stopProcess(proc);
+    fs.rmSync(stateRoot, { recursive: true, force: true });
+  };
   const tail = new Tail();
   proc.stderr?.on('data', (d: Buffer) => tail.push(d));
-  // Each agent is given up to two minutes; the whole fleet gets a bound that grows with its size.
-  const timeoutMs = 60_000 + opts.agents * 20;
-  const ready = await awaitLine(
-    proc,
-    tail,
-    (line) => {
-      if (!line.startsWith('{')) return undefined;
-      const ev = SimulatorEvent.safeParse(JSON.parse(line));
-      if (!ev.success) return undefined;
-      if (ev.data.event === 'progress') opts.onProgress?.(ev.data.ready, ev.data.total);
-      if (ev.data.event === 'failed') {
-        throw new Error(`fleet simulator failed: ${ev.data.message} ${JSON.stringify(ev.data.problems)}`);
-      }
-      return ev.data.event === 'ready' ? ev.data : undefined;
-    },
-    timeoutMs,
-    'fleet simulator',
-  );
-  return {
-    pid: childPid(proc),
-    hostIds: ready.hostIds,
-    readyMs: ready.ms,
-    stop: async () => {
-      await stopProcess(proc);
-      fs.rmSync(stateRoot, { recursive: true, force: true });
-    },
-  };
+  // The shards share one pace, so each is given the time the whole fleet needs.
+  const timeoutMs = 60_000 + opts.fleetSize * 30;
+  try {
+    const ready = await awaitLine(
+      proc,
+      tail,
+      (line) => {
+        if (!line.startsWith('{')) return undefined;
+        const ev = SimulatorEvent.safeParse(JSON.parse(line));
+        if (!ev.success) return undefined;
+        if (ev.data.event === 'progress') opts.onProgress?.(ev.data.ready);
+        if (ev.data.event === 'failed') {
+          throw new Error(`fleet simulator failed: ${ev.data.message} ${JSON.stringify(ev.data.problems)}`);
+        }
+        return ev.data.event === 'ready' ? ev.data : undefined;
+      },
+      timeoutMs,
+      'fleet simulator',
+    );
+    opts.onProgress?.(ready.total);
+    return { pid: childPid(proc), hostIds: ready.hostIds, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }
 
 function childPid(proc: ChildProcess): number {
