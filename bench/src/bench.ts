@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { BkApi } from './bk-api.js';
+import type { FastExecuteData } from './bk-api.js';
 import { bigOutput } from './big-output.js';
 import { fanOut } from './fan-out.js';
 import type { FanOutRun } from './fan-out.js';
@@ -269,9 +270,13 @@ class Bench {
     }
   }
 
-  /** P1 and P2 for every size, Jobfleet runs interleaved with their baselines. Returns the last large job. */
-  async fanOuts(store: Store, api: BkApi, hostIds: number[]): Promise<FanOutRun | undefined> {
-    let lastLarge: FanOutRun | undefined;
+  /**
+   * P1 and P2 for every size, Jobfleet runs interleaved with their baselines. Returns the last
+   * job on the most hosts (finished, successful or not: P3 only reads its status).
+   */
+  async fanOuts(store: Store, api: BkApi, hostIds: number[]): Promise<FastExecuteData | undefined> {
+    let lastLarge: FastExecuteData | undefined;
+    const largest = Math.max(...this.plan.fanOutHosts);
     for (const n of this.plan.fanOutHosts) {
       const ids = hostIds.slice(0, n);
       const runs: FanOutRun[] = [];
@@ -282,7 +287,9 @@ class Bench {
       for (let r = 0; r < reps && !error; r++) {
         try {
           floors.push((await floor(n)).ms / 1000);
-          const run = await fanOut(api, ids, this.account);
+          const run = await fanOut(api, ids, this.account, (job) => {
+            if (n === largest) lastLarge = job;
+          });
           runs.push(run);
           this.log(
             `P1 ${store} ${n} hosts: ${run.totalSeconds.toFixed(3)} s (accepted in ${run.acceptSeconds.toFixed(3)} s; floor ${floors.at(-1)?.toFixed(3)} s)`,
@@ -349,7 +356,6 @@ class Bench {
         this.sqliteFanOut.set(n, total.median);
         this.peerFigures(n, total.median);
       }
-      if (n === Math.max(...this.plan.fanOutHosts)) lastLarge = runs.at(-1);
     }
     return lastLarge;
   }
@@ -437,10 +443,12 @@ class Bench {
   }
 
   /** P3: the status of a finished large job with per-host results, against a static server answering its bytes. */
-  async statusLoad(store: Store, api: BkApi, run: FanOutRun, hosts: number): Promise<void> {
+  async statusLoad(store: Store, api: BkApi, job: FastExecuteData, hosts: number): Promise<void> {
     const params = { hosts, store, connections: this.plan.loadConnections };
     try {
-      const req = api.request('get_job_instance_status', api.statusBody(run.job.job_instance_id, true));
+      const status = await api.jobStatus(job.job_instance_id, false);
+      if (!status.finished) throw new Error(`job ${job.job_instance_id} is not finished`);
+      const req = api.request('get_job_instance_status', api.statusBody(job.job_instance_id, true));
       const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body });
       const bytes = Buffer.from(await res.arrayBuffer());
       const statics = await startStaticServer(bytes, res.headers.get('content-type') ?? 'application/json');
@@ -699,15 +707,22 @@ async function main(): Promise<void> {
   }
 }
 
+/** Four significant digits, keys in the documented order. */
 function rounded(f: Figure): Figure {
   const r = (n: number | null) => (n === null ? null : Number(n.toPrecision(4)));
   return {
-    ...f,
+    id: f.id,
+    params: f.params,
     value: r(f.value),
+    unit: f.unit,
     baseline: r(f.baseline),
     ratio: r(f.ratio),
+    target: f.target,
+    met: f.met,
     min: r(f.min),
     max: r(f.max),
+    executor: f.executor,
+    note: f.note,
   };
 }
 

@@ -16,10 +16,16 @@ export interface FanOutRun {
 /** The poll interval bounds the resolution of the figure; 20 ms is small beside a second. */
 const POLL_MS = 20;
 
-export async function fanOut(api: BkApi, hostIds: number[], account: string): Promise<FanOutRun> {
+export async function fanOut(
+  api: BkApi,
+  hostIds: number[],
+  account: string,
+  onAccepted?: (job: FastExecuteData) => void,
+): Promise<FanOutRun> {
   const t0 = performance.now();
   const job = await api.fastExecuteScript(hostIds, 'echo hello', account);
   const accepted = performance.now();
+  onAccepted?.(job);
   const finishedAt = await waitForSuccess(api, job.job_instance_id, hostIds.length, {
     timeoutMs: 300_000 + hostIds.length * 30,
     pollMs: POLL_MS,
