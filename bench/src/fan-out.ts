@@ -20,12 +20,12 @@ export async function fanOut(
   api: BkApi,
   hostIds: number[],
   account: string,
-  onAccepted?: (job: FastExecuteData) => void,
+  onAccepted?: (job: FastExecuteData, acceptSeconds: number) => void,
 ): Promise<FanOutRun> {
   const t0 = performance.now();
   const job = await api.fastExecuteScript(hostIds, 'echo hello', account);
   const accepted = performance.now();
-  onAccepted?.(job);
+  onAccepted?.(job, (accepted - t0) / 1000);
   const finishedAt = await waitForSuccess(api, job.job_instance_id, hostIds.length, {
     timeoutMs: 300_000 + hostIds.length * 30,
     pollMs: POLL_MS,
