@@ -23,6 +23,12 @@ if (files.length === 0) {
   console.error('no test files found: run `npm run build` first');
   process.exit(1);
 }
+if (!process.env.JOBFLEET_TEST_PG_URL) {
+  // Not an error (developers may have no PostgreSQL), but say so: CI must run both engines.
+  console.error(
+    'JOBFLEET_TEST_PG_URL is not set: tests run on SQLite only (see scripts/start-test-postgres.sh)',
+  );
+}
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
 });

@@ -22,6 +22,7 @@ import {
   ServerMessage,
 } from '@jobfleet/protocol';
 import type { AgentMessage, HostFacts } from '@jobfleet/protocol';
+import type { FileProgress, FilesServed } from '@jobfleet/protocol';
 import { clearIdentity, loadIdentity, saveIdentity } from './identity.js';
 import type { Identity } from './identity.js';
 import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';
@@ -64,6 +65,8 @@ export class Agent extends EventEmitter {
       output: (key, offset, data) =>
         this.send({ v: PROTOCOL_VERSION, type: 'task.output', key, offset, data: data.toString('base64') }),
       finished: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...msg }),
+      fileProgress: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.file', ...msg }),
+      served: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'file.served', ...msg }),
     });
   }
 
@@ -110,8 +113,12 @@ export class Agent extends EventEmitter {
     this.opts.log?.(level, msg, fields);
   }
 
-  private send(msg: AgentMessage): void {
-    if (this.state !== 'ready' && msg.type !== 'hello') return; // spooled; resent after the next welcome
+  /**
+   * Sends when connected. Task reports are spooled and resent after the next welcome; a
+   * `file.served` lost this way is answered again when the server repeats its `file.serve`.
+   */
+  private send(msg: AgentMessage | FilesServed | FileProgress): void {
+    if (this.state !== 'ready' && msg.type !== 'hello') return;
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
 
@@ -198,6 +205,15 @@ export class Agent extends EventEmitter {
       this.log('error', `bad message from server: ${(err as Error).message}`);
       return;
     }
+    try {
+      this.dispatch(msg);
+    } catch (err) {
+      // One bad task must not take the connection (and every other task's reporting) down.
+      this.log('error', `handling ${msg.type} failed: ${(err as Error).message}`);
+    }
+  }
+
+  private dispatch(msg: ServerMessage): void {
     switch (msg.type) {
       case 'welcome':
         this.hostId = msg.hostId;
@@ -214,6 +230,15 @@ export class Agent extends EventEmitter {
         return;
       case 'task.recorded':
         this.runner.recorded(msg.key);
+        return;
+      case 'task.download':
+        this.runner.download(msg);
+        return;
+      case 'file.serve':
+        this.runner.serve(msg);
+        return;
+      case 'file.unserve':
+        this.runner.unserve(msg.serveId);
         return;
     }
   }

@@ -2,170 +2,237 @@
  * Runs one script as a child process in its own process group, so that a timeout or a
  * terminate kills everything the script started.
  *
- * The script is written to a private temporary directory (0700), run by its interpreter with
- * script_param appended the way BK-JOB does it (through the shell, so quoting in the params
- * works as on a command line), and removed afterwards.
+ * The script is written to a private temporary directory (0700, owned by the user it runs
+ * as, also its working directory), run by its interpreter with script_param appended the way
+ * BK-JOB does it (through the shell, so quoting in the params works as on a command line),
+ * and the directory is removed when the script ends, whichever way it ends.
+ *
+ * Preparation (user lookup, writing the script) is asynchronous so that many tasks starting
+ * at once do not hold up the agent's event loop; `done` is called exactly once.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { RunScript, TaskOutcome } from '@jobfleet/protocol';
+import type { RunScript, ScriptLanguage, TaskOutcome } from '@jobfleet/protocol';
+import { resolveUser } from './os-user.js';
+import type { OsUser } from './os-user.js';
+import type { RunningTask, StopReason } from './task-runner-api.js';
 
 export interface ScriptHandlers {
+  /** The script's process (and group) exists; called at most once, before any output. */
+  spawned?(pid: number): void;
   output(chunk: Buffer): void;
   done(outcome: TaskOutcome, exitCode: number, message: string): void;
 }
 
-export interface RunningScript {
-  kill(): void;
+/**
+ * After the script's own process exited, how long to keep reading output that its
+ * background children may still write to the inherited pipe before stopping to wait.
+ */
+const DRAIN_GRACE_MS = 500;
+
+interface Interpreter {
+  /** Executable names, first found wins; undefined for languages that need a Windows host. */
+  names: string[] | undefined;
+  ext: string;
 }
 
-const INTERPRETERS: Record<string, { linux: string[] | undefined; ext: string }> = {
-  shell: { linux: ['/bin/bash', '/bin/sh'], ext: '.sh' },
-  perl: { linux: ['/usr/bin/perl', '/usr/local/bin/perl'], ext: '.pl' },
-  python: { linux: ['/usr/bin/python3', '/usr/local/bin/python3', '/usr/bin/python'], ext: '.py' },
-  bat: { linux: undefined, ext: '.bat' },
-  powershell: { linux: undefined, ext: '.ps1' },
-  sql: { linux: undefined, ext: '.sql' },
+const INTERPRETERS: Record<ScriptLanguage, Interpreter> = {
+  shell: { names: ['bash', 'sh'], ext: '.sh' },
+  perl: { names: ['perl'], ext: '.pl' },
+  python: { names: ['python3', 'python'], ext: '.py' },
+  bat: { names: undefined, ext: '.bat' },
+  powershell: { names: undefined, ext: '.ps1' },
+  sql: { names: undefined, ext: '.sql' },
 };
 
-function findInterpreter(language: string): string | undefined {
-  const candidates = INTERPRETERS[language]?.linux;
-  if (!candidates) return undefined;
-  return candidates.find((c) => fs.existsSync(c));
+/** System directories come before PATH so that a script run as another user gets an interpreter it can read. */
+const SYSTEM_BIN_DIRS = ['/bin', '/usr/bin', '/usr/local/bin'];
+
+function findExecutable(names: string[]): string | undefined {
+  const dirs = [...SYSTEM_BIN_DIRS, ...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/'))];
+  for (const name of names) {
+    for (const dir of dirs) {
+      const candidate = path.join(dir, name);
+      try {
+        fs.accessSync(candidate, fs.constants.X_OK);
+        if (fs.statSync(candidate).isFile()) return candidate;
+      } catch {
+        /* not here */
+      }
+    }
+  }
+  return undefined;
 }
 
-interface OsUser {
-  uid: number;
-  gid: number;
-  home: string;
-  name: string;
+/** The agent's own settings (its bootstrap token among them) are not the script's business. */
+function scriptEnv(user: OsUser | undefined): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('JOBFLEET_')) env[k] = v;
+  if (user) Object.assign(env, { HOME: user.home, USER: user.name, LOGNAME: user.name });
+  return env;
 }
 
-function lookupUser(name: string): OsUser | undefined {
+/** Like a shell reports it: the exit status, or 128 + the signal's number; -1 when the script never ran. */
+function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  if (signal === null) return -1;
+  return 128 + (os.constants.signals[signal] ?? 0);
+}
+
+function scriptDirPrefix(key: string): string {
+  return `jobfleet-task-${key.replace(/:/g, '_')}-`;
+}
+
+/** Removes what a script run of `key` left in the temporary directory (after an agent crash). */
+export function removeScriptDirs(key: string): void {
+  const prefix = scriptDirPrefix(key);
   try {
-    const line = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).trim();
-    const [user, , uid, gid, , home] = line.split(':');
-    if (!user || uid === undefined || gid === undefined) return undefined;
-    return { name: user, uid: Number(uid), gid: Number(gid), home: home ?? '/' };
+    for (const name of fs.readdirSync(os.tmpdir())) {
+      if (name.startsWith(prefix)) fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+    }
   } catch {
-    return undefined;
+    /* nothing to clean */
   }
 }
 
-/** Decides who the script runs as: the agent's own user, or another one when the agent is root. */
-function resolveUser(wanted: string): { user?: OsUser; error?: string } {
-  const me = os.userInfo();
-  if (wanted === '' || wanted === me.username) return {};
-  const user = lookupUser(wanted);
-  if (!user) return { error: `user ${wanted} does not exist on this host` };
-  if (me.uid !== 0)
-    return {
-      error: `agent runs as ${me.username} and cannot run scripts as ${wanted} (run the agent as root to switch users)`,
-    };
-  return { user };
-}
+class ScriptRun implements RunningTask {
+  private child: ChildProcess | undefined;
+  private dir: string | undefined;
+  private stopReason: 'timeout' | StopReason | undefined;
+  private exited = false;
+  private finished = false;
+  private timer: NodeJS.Timeout | undefined;
 
-export function runScript(msg: RunScript, handlers: ScriptHandlers): RunningScript {
-  const noop: RunningScript = { kill: () => undefined };
-  if (process.platform === 'win32') {
-    handlers.done('unsupported', -1, 'Windows agents are not supported yet');
-    return noop;
-  }
-  const interpreter = findInterpreter(msg.language);
-  if (!interpreter) {
-    const why = INTERPRETERS[msg.language]?.linux
-      ? 'is not installed on this host'
-      : 'runs only on Windows hosts';
-    handlers.done('unsupported', -1, `${msg.language} ${why}`);
-    return noop;
-  }
-  const who = resolveUser(msg.user);
-  if (who.error) {
-    handlers.done('user_missing', -1, who.error);
-    return noop;
+  constructor(
+    private readonly msg: RunScript,
+    private readonly handlers: ScriptHandlers,
+  ) {}
+
+  async start(): Promise<void> {
+    const { msg } = this;
+    if (process.platform === 'win32')
+      return this.finish('unsupported', -1, 'Windows agents are not supported yet');
+    const names = INTERPRETERS[msg.language].names;
+    const interpreter = names && findExecutable(names);
+    if (!interpreter) {
+      const why = names
+        ? `is not installed on this host (looked for ${names.join(', ')})`
+        : 'runs only on Windows hosts';
+      return this.finish('unsupported', -1, `${msg.language} ${why}`);
+    }
+    try {
+      const who = await resolveUser(msg.user);
+      if (who.error) return this.finish('user_missing', -1, who.error);
+      if (this.stopReason) return this.finishStopped(null, null);
+      await this.writeScript(who.user);
+      if (this.stopReason) return this.finishStopped(null, null);
+      this.spawn(interpreter, who.user);
+    } catch (err) {
+      return this.finish('spawn_failed', -1, (err as Error).message);
+    }
   }
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-task-'));
-  const file = path.join(dir, `script${INTERPRETERS[msg.language]?.ext ?? ''}`);
-  fs.writeFileSync(file, Buffer.from(msg.script, 'base64'), { mode: 0o700 });
-  if (who.user) {
-    fs.chownSync(dir, who.user.uid, who.user.gid);
-    fs.chownSync(file, who.user.uid, who.user.gid);
+  private scriptFile(): string {
+    return path.join(this.dir as string, `script${INTERPRETERS[this.msg.language].ext}`);
   }
-  const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
 
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  if (who.user) Object.assign(env, { HOME: who.user.home, USER: who.user.name, LOGNAME: who.user.name });
+  private async writeScript(user: OsUser | undefined): Promise<void> {
+    this.dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), scriptDirPrefix(this.msg.key)));
+    const file = this.scriptFile();
+    await fs.promises.writeFile(file, Buffer.from(this.msg.script, 'base64'), { mode: 0o700 });
+    if (user) {
+      await fs.promises.chown(this.dir, user.uid, user.gid);
+      await fs.promises.chown(file, user.uid, user.gid);
+    }
+  }
 
-  let child: ChildProcess;
-  try {
-    child = spawn('/bin/sh', ['-c', `exec "${interpreter}" "$0" ${msg.params}`, file], {
-      cwd: who.user?.home && fs.existsSync(who.user.home) ? who.user.home : dir,
-      env,
+  private spawn(interpreter: string, user: OsUser | undefined): void {
+    // One pipe for both streams (stderr joined to stdout before anything runs) keeps their
+    // order exactly as written. A syntax error in the params is reported on that pipe too.
+    const command = `exec 2>&1\nexec "$0" "$1" ${this.msg.params}`;
+    const child = spawn('/bin/sh', ['-c', command, interpreter, this.scriptFile()], {
+      cwd: this.dir,
+      env: scriptEnv(user),
       detached: true, // own process group: kill(-pid) reaches every descendant
       stdio: ['ignore', 'pipe', 'pipe'],
-      ...(who.user ? { uid: who.user.uid, gid: who.user.gid } : {}),
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
     });
-  } catch (err) {
-    cleanup();
-    handlers.done('spawn_failed', -1, (err as Error).message);
-    return noop;
+    this.child = child;
+    const onData = (c: Buffer) => {
+      if (!this.finished) this.handlers.output(c);
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.on('error', (err) => {
+      if (!this.exited) void this.finish('spawn_failed', -1, err.message);
+    });
+    child.on('exit', (code, signal) => {
+      this.exited = true;
+      clearTimeout(this.timer);
+      // A background process may keep the pipe open after the script exited; read what
+      // comes for a moment, then stop waiting for it (it keeps running, like a daemon would).
+      const grace = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        void this.finishStopped(code, signal);
+      }, DRAIN_GRACE_MS);
+      child.once('close', () => {
+        clearTimeout(grace);
+        void this.finishStopped(code, signal);
+      });
+    });
+    if (child.pid !== undefined) {
+      this.handlers.spawned?.(child.pid);
+      this.timer = setTimeout(() => this.stop('timeout'), this.msg.timeoutSeconds * 1000);
+    }
   }
 
-  let finished = false;
-  let reason: 'timeout' | 'killed' | undefined;
-  const killGroup = () => {
-    if (child.pid === undefined) return;
+  kill(reason: StopReason = 'killed'): void {
+    this.stop(reason);
+  }
+
+  private stop(reason: 'timeout' | StopReason): void {
+    if (this.finished || this.exited) return;
+    this.stopReason ??= reason;
+    const pid = this.child?.pid;
+    if (pid === undefined) return; // not started yet: start() sees stopReason and does not spawn
     try {
-      process.kill(-child.pid, 'SIGKILL');
+      process.kill(-pid, 'SIGKILL');
     } catch {
-      /* already gone */
+      /* the group is already gone */
     }
-  };
-  const timer = setTimeout(() => {
-    reason = 'timeout';
-    killGroup();
-  }, msg.timeoutSeconds * 1000);
+  }
 
-  child.stdout?.on('data', (c: Buffer) => handlers.output(c));
-  child.stderr?.on('data', (c: Buffer) => handlers.output(c));
+  private finishStopped(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    const exitCode = exitCodeOf(code, signal);
+    switch (this.stopReason) {
+      case 'timeout':
+        return this.finish('timeout', exitCode, `killed after the ${this.msg.timeoutSeconds} s timeout`);
+      case 'killed':
+        return this.finish('killed', exitCode, 'terminated on request');
+      case 'lost':
+        return this.finish('lost', exitCode, 'the agent stopped while this task was running');
+      case undefined:
+        return this.finish('exited', exitCode, signal ? `killed by ${signal}` : '');
+    }
+  }
 
-  const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(timer);
-    cleanup();
-    if (spawnError) return handlers.done('spawn_failed', -1, spawnError.message);
-    if (reason === 'timeout')
-      return handlers.done('timeout', code ?? 137, `killed after ${msg.timeoutSeconds} s timeout`);
-    if (reason === 'killed') return handlers.done('killed', code ?? 137, 'terminated on request');
-    const exitCode = code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0);
-    handlers.done('exited', exitCode, signal ? `killed by ${signal}` : '');
-  };
+  private async finish(outcome: TaskOutcome, exitCode: number, message: string): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    if (this.dir) {
+      await fs.promises.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+    this.handlers.done(outcome, exitCode, message);
+  }
+}
 
-  child.on('error', (err) => finish(null, null, err));
-  child.on('exit', (code, signal) => {
-    // A background process may keep stdout open after the script exited; give the pipes a
-    // moment to drain, then stop waiting for them.
-    const grace = setTimeout(() => {
-      child.stdout?.destroy();
-      child.stderr?.destroy();
-      finish(code, signal);
-    }, 500);
-    child.on('close', () => {
-      clearTimeout(grace);
-      finish(code, signal);
-    });
-  });
-
-  return {
-    kill() {
-      if (finished) return;
-      reason ??= 'killed';
-      killGroup();
-    },
-  };
+export function runScript(msg: RunScript, handlers: ScriptHandlers): RunningTask {
+  const run = new ScriptRun(msg, handlers);
+  void run.start();
+  return run;
 }

@@ -1,15 +1,22 @@
 /** What the connection loop needs from the task runner, and what the runner reports back. */
-import type { HeldTask, RunScript, TaskFinished } from '@jobfleet/protocol';
+import type { DownloadFiles, HeldTask, RunScript, ServeFiles, TaskFinished } from '@jobfleet/protocol';
+import type { FileProgress, FilesServed } from '@jobfleet/protocol';
 
 export interface TaskReports {
   started(key: string, startTime: number): void;
   output(key: string, offset: number, data: Buffer): void;
   finished(msg: Omit<TaskFinished, 'v' | 'type'>): void;
+  /** Progress of one file of a download task. */
+  fileProgress(msg: Omit<FileProgress, 'v' | 'type'>): void;
+  /** The answer to a `file.serve`. */
+  served(msg: Omit<FilesServed, 'v' | 'type'>): void;
 }
 
 export interface TaskRunnerPort {
   /** Starts the task unless this key is already known (dispatch is at-least-once). */
   run(msg: RunScript): void;
+  /** Starts a download task; same key space and rules as `run`. */
+  download(msg: DownloadFiles): void;
   kill(key: string): void;
   /** Tasks running, or finished but not yet recorded by a server. */
   held(): HeldTask[];
@@ -17,6 +24,18 @@ export interface TaskRunnerPort {
   resume(stored: Record<string, number>, forget: readonly string[]): void;
   /** The server recorded the result: the task's spool can go. */
   recorded(key: string): void;
-  /** Kills every running task (agent shutdown). */
+  /** Offers files to peers; answered through `served` (the same serveId again gets the same answer). */
+  serve(msg: ServeFiles): void;
+  unserve(serveId: string): void;
+  /** Kills every running task and stops serving files (agent shutdown). */
   close(): Promise<void>;
+}
+
+/** Why a task is stopped from outside: a terminate request, or the agent shutting down. */
+export type StopReason = 'killed' | 'lost';
+
+/** A task in progress, as its runner (script or download) hands it out. */
+export interface RunningTask {
+  /** Stops the task; it then reports its end through its `done` handler. Does nothing once it ended. */
+  kill(reason?: StopReason): void;
 }

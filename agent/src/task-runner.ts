@@ -1,101 +1,220 @@
 /**
- * The agent's tasks: starts scripts, caps and spools their output, reports to the server
- * when connected, and replays what the server missed after a reconnect.
+ * The agent's tasks: starts scripts and downloads, caps and spools their output, reports to
+ * the server when connected, and replays what the server missed after a reconnect. It also
+ * owns the agent's file server, which serves files to peers for their downloads.
+ *
+ * Per task: run|download --> started --> output* --> finished --> (recorded: spool removed).
+ * Download tasks write no output; their per-file reports go out live, and the final one of
+ * each file is spooled with the task and resent with its result.
+ * Output offsets are contiguous from 0 and `finished.outputBytes` is the total reported.
+ * The spool is best effort against a full disk: the task still runs and reports live, and a
+ * later resend fills what the disk did not keep with a notice of the same length.
  */
 import fs from 'node:fs';
-import type { HeldTask, RunScript } from '@jobfleet/protocol';
+import type { DownloadFiles, HeldTask, RunScript, ServeFiles, TaskOutcome } from '@jobfleet/protocol';
+import { removePartFiles, runDownload } from './file-download.js';
+import type { DownloadProgress } from './file-download.js';
+import { FileRoot } from './file-root.js';
+import { FileServer } from './file-server.js';
 import { OutputCap } from './output-cap.js';
-import { runScript } from './script-runner.js';
-import type { RunningScript } from './script-runner.js';
-import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';
+import { identifyProcess, killGroupIfSame } from './process-identity.js';
+import { removeScriptDirs, runScript } from './script-runner.js';
+import type { RunningTask, TaskReports, TaskRunnerPort } from './task-runner-api.js';
 import { TaskSpool } from './task-spool.js';
-import type { FinishedReport } from './task-spool.js';
+import type { FileReport, FinishedReport, TaskRequest } from './task-spool.js';
+
+export interface TaskRunnerOptions {
+  /** Host paths of file tasks are placed under this directory (see FileRoot); default none. */
+  fileRoot?: string;
+  /** Where the file server listens: the host's ip (default 127.0.0.1) and port (default 0, any). */
+  fileHost?: string;
+  filePort?: number;
+}
 
 interface Task {
-  key: string;
-  /** Bytes of the output stream written to the spool (and sent, when connected). */
+  readonly key: string;
+  readonly startTime: number;
+  /** Bytes of the output stream reported so far (and written to the spool, when it works). */
   written: number;
   fd: number | undefined;
-  cap: OutputCap | undefined;
-  script: RunningScript | undefined;
+  cap: OutputCap;
+  running: RunningTask | undefined;
   result: FinishedReport | undefined;
+  /** Final per-file reports (download tasks), resent with the result. */
+  fileReports: FileReport[];
+  /** Settles once the task has a result. */
+  ended: Promise<void>;
+  settle: () => void;
 }
 
 /** Largest output frame; bigger bursts are split so one task cannot hog the connection. */
 const FRAME_BYTES = 256 * 1024;
 
+/** Download tasks write no output; the cap only has to exist. */
+const DOWNLOAD_LOG_CAP = 64 * 1024;
+
+/** Recorded keys remembered to ignore late duplicate dispatches; bounded, oldest forgotten first. */
+const RECORDED_MEMORY = 10_000;
+
 export class TaskRunner implements TaskRunnerPort {
   private readonly tasks = new Map<string, Task>();
+  private readonly recordedKeys = new Set<string>();
   private readonly spool: TaskSpool;
+  private readonly root: FileRoot;
+  private readonly files: FileServer;
+  private closed = false;
 
   constructor(
     stateDir: string,
     private readonly reports: TaskReports,
+    opts: TaskRunnerOptions = {},
   ) {
     this.spool = new TaskSpool(stateDir);
+    this.root = new FileRoot(opts.fileRoot);
+    this.files = new FileServer({
+      host: opts.fileHost ?? '127.0.0.1',
+      port: opts.filePort ?? 0,
+      root: this.root,
+    });
     for (const left of this.spool.load()) {
+      const key = left.msg.key;
       const result: FinishedReport = left.result ?? {
-        key: left.msg.key,
+        key,
         outcome: 'lost',
         exitCode: -1,
-        startTime: Date.now(),
+        startTime: left.startTime,
         endTime: Date.now(),
         outputBytes: left.outputBytes,
         droppedBytes: 0,
         message: 'the agent restarted while this task was running',
       };
-      if (!left.result) this.spool.finish(left.msg.key, result);
-      this.tasks.set(left.msg.key, {
-        key: left.msg.key,
-        written: left.outputBytes,
+      if (!left.result) {
+        // The script may have outlived the agent; the server will treat the task as gone, so
+        // nothing of it may keep running, and a download's part files are garbage now.
+        if (left.process) killGroupIfSame(left.process);
+        if (left.msg.type === 'task.run') removeScriptDirs(key);
+        else removePartFiles(left.msg, this.root);
+        this.saveResult(result);
+      }
+      this.tasks.set(key, {
+        key,
+        startTime: left.startTime,
+        written: result.outputBytes,
         fd: undefined,
-        cap: undefined,
-        script: undefined,
+        cap: new OutputCap(left.msg.type === 'task.run' ? left.msg.logCapBytes : DOWNLOAD_LOG_CAP),
+        running: undefined,
         result,
+        fileReports: left.fileReports,
+        ended: Promise.resolve(),
+        settle: () => undefined,
       });
     }
   }
 
   run(msg: RunScript): void {
-    if (this.tasks.has(msg.key)) return;
-    const task: Task = {
-      key: msg.key,
-      written: 0,
-      fd: this.spool.create(msg),
-      cap: new OutputCap(msg.logCapBytes),
-      script: undefined,
-      result: undefined,
-    };
-    this.tasks.set(msg.key, task);
-    const startTime = Date.now();
-    this.reports.started(msg.key, startTime);
-    task.script = runScript(msg, {
-      output: (chunk) => this.append(task, task.cap?.push(chunk) ?? Buffer.alloc(0)),
-      done: (outcome, exitCode, message) => {
-        this.append(task, task.cap?.finish() ?? Buffer.alloc(0));
-        if (task.fd !== undefined) fs.closeSync(task.fd);
-        task.fd = undefined;
-        task.script = undefined;
-        task.result = {
-          key: msg.key,
-          outcome,
-          exitCode,
-          startTime,
-          endTime: Date.now(),
-          outputBytes: task.written,
-          droppedBytes: task.cap?.dropped ?? 0,
-          message,
-        };
-        task.cap = undefined;
-        this.spool.finish(msg.key, task.result);
-        this.reports.finished(task.result);
+    const task = this.begin(msg, msg.logCapBytes);
+    if (!task) return;
+    task.running = runScript(msg, {
+      spawned: (pid) => {
+        const id = identifyProcess(pid);
+        if (!id || !this.isCurrent(task)) return;
+        try {
+          this.spool.saveProcess(task.key, id);
+        } catch {
+          /* a restart could not kill it; nothing else is lost */
+        }
       },
+      output: (chunk) => this.append(task, task.cap.push(chunk)),
+      done: (outcome, exitCode, message) => this.complete(task, outcome, exitCode, message),
     });
   }
 
+  download(msg: DownloadFiles): void {
+    const task = this.begin(msg, DOWNLOAD_LOG_CAP);
+    if (!task) return;
+    task.running = runDownload(msg, this.root, {
+      progress: (p) => this.fileProgress(task, p),
+      done: (outcome, exitCode, message) => this.complete(task, outcome, exitCode, message),
+    });
+  }
+
+  /** Registers and spools a new task, or returns undefined for a key already known. */
+  private begin(msg: TaskRequest, logCapBytes: number): Task | undefined {
+    if (this.closed || this.tasks.has(msg.key) || this.recordedKeys.has(msg.key)) return undefined;
+    const startTime = Date.now();
+    let fd: number | undefined;
+    try {
+      fd = this.spool.create(msg, startTime);
+    } catch {
+      fd = undefined; // runs without a durable record; reported live
+    }
+    let settle = () => undefined as void;
+    const task: Task = {
+      key: msg.key,
+      startTime,
+      written: 0,
+      fd,
+      cap: new OutputCap(logCapBytes),
+      running: undefined,
+      result: undefined,
+      fileReports: [],
+      ended: new Promise<void>((resolve) => (settle = resolve)),
+      settle: () => settle(),
+    };
+    this.tasks.set(msg.key, task);
+    this.reports.started(msg.key, startTime);
+    return task;
+  }
+
+  private fileProgress(task: Task, progress: DownloadProgress): void {
+    if (!this.isCurrent(task)) return;
+    const report: FileReport = { key: task.key, ...progress };
+    if (report.status !== 'downloading') {
+      task.fileReports.push(report);
+      try {
+        this.spool.appendFileReport(task.key, report);
+      } catch {
+        /* kept in memory; only an agent restart would lose it */
+      }
+    }
+    this.reports.fileProgress(report);
+  }
+
+  /** A task dropped by `forget` may still be winding down; it must not touch the spool or report. */
+  private isCurrent(task: Task): boolean {
+    return this.tasks.get(task.key) === task;
+  }
+
+  private complete(task: Task, outcome: TaskOutcome, exitCode: number, message: string): void {
+    // Settled first, but awaiting code resumes only after this (synchronous) method spooled the result.
+    task.settle();
+    if (!this.isCurrent(task)) return;
+    this.append(task, task.cap.finish());
+    this.closeSpoolFile(task);
+    task.running = undefined;
+    task.result = {
+      key: task.key,
+      outcome,
+      exitCode,
+      startTime: task.startTime,
+      endTime: Date.now(),
+      outputBytes: task.written,
+      droppedBytes: task.cap.dropped,
+      message,
+    };
+    this.saveResult(task.result);
+    this.reports.finished(task.result);
+  }
+
   private append(task: Task, bytes: Buffer): void {
-    if (bytes.length === 0 || task.fd === undefined) return;
-    fs.writeSync(task.fd, bytes);
+    if (bytes.length === 0 || !this.isCurrent(task)) return;
+    if (task.fd !== undefined) {
+      try {
+        this.spool.append(task.fd, bytes);
+      } catch {
+        this.closeSpoolFile(task); // stop at the first failure so the file never has holes inside
+      }
+    }
     for (let i = 0; i < bytes.length; i += FRAME_BYTES) {
       const part = bytes.subarray(i, i + FRAME_BYTES);
       this.reports.output(task.key, task.written, part);
@@ -103,8 +222,27 @@ export class TaskRunner implements TaskRunnerPort {
     }
   }
 
+  private closeSpoolFile(task: Task): void {
+    if (task.fd === undefined) return;
+    const fd = task.fd;
+    task.fd = undefined;
+    try {
+      fs.closeSync(fd);
+    } catch {
+      /* nothing more to lose */
+    }
+  }
+
+  private saveResult(result: FinishedReport): void {
+    try {
+      this.spool.finish(result.key, result);
+    } catch {
+      /* kept in memory and reported; only an agent restart would lose it */
+    }
+  }
+
   kill(key: string): void {
-    this.tasks.get(key)?.script?.kill();
+    this.tasks.get(key)?.running?.kill('killed');
   }
 
   held(): HeldTask[] {
@@ -118,18 +256,26 @@ export class TaskRunner implements TaskRunnerPort {
   resume(stored: Record<string, number>, forget: readonly string[]): void {
     for (const key of forget) {
       const t = this.tasks.get(key);
-      t?.script?.kill();
-      if (t?.fd !== undefined) fs.closeSync(t.fd);
       this.tasks.delete(key);
+      if (t) {
+        t.running?.kill('killed');
+        this.closeSpoolFile(t);
+      }
       this.spool.remove(key);
     }
     for (const t of this.tasks.values()) {
-      const from = stored[t.key] ?? 0;
-      for (let off = from; off < t.written; off += FRAME_BYTES) {
+      const known = stored[t.key];
+      // A task the server has no offset for may have started while we were disconnected,
+      // when its `started` could not be sent.
+      if (known === undefined) this.reports.started(t.key, t.startTime);
+      for (let off = Math.min(known ?? 0, t.written); off < t.written; off += FRAME_BYTES) {
         const end = Math.min(t.written, off + FRAME_BYTES);
         this.reports.output(t.key, off, this.spool.readOutput(t.key, off, end));
       }
-      if (t.result) this.reports.finished(t.result);
+      if (t.result) {
+        for (const f of t.fileReports) this.reports.fileProgress(f);
+        this.reports.finished(t.result);
+      }
     }
   }
 
@@ -138,9 +284,42 @@ export class TaskRunner implements TaskRunnerPort {
     if (t && !t.result) return; // a result we have not produced cannot have been recorded
     this.tasks.delete(key);
     this.spool.remove(key);
+    this.recordedKeys.add(key);
+    if (this.recordedKeys.size > RECORDED_MEMORY) {
+      const oldest = this.recordedKeys.values().next().value;
+      if (oldest !== undefined) this.recordedKeys.delete(oldest);
+    }
   }
 
+  serve(msg: ServeFiles): void {
+    if (this.closed) return;
+    void this.files.serve(msg).then(
+      (answer) => this.reports.served(answer),
+      (err: Error) =>
+        // Only the listener can fail here (its port taken): the offer cannot be made.
+        this.reports.served({
+          serveId: msg.serveId,
+          url: 'http://0.0.0.0',
+          files: [],
+          error: { kind: 'unreadable', paths: [], message: `file server unavailable: ${err.message}` },
+        }),
+    );
+  }
+
+  unserve(serveId: string): void {
+    this.files.unserve(serveId);
+  }
+
+  /** Base URL of the file server (starts it); what `served` reports. */
+  fileServerUrl(): Promise<string> {
+    return this.files.url();
+  }
+
+  /** Kills every running task, waits until each has its result spooled (reported as lost), stops serving. */
   async close(): Promise<void> {
-    for (const t of this.tasks.values()) t.script?.kill();
+    this.closed = true;
+    const running = [...this.tasks.values()].filter((t) => !t.result);
+    for (const t of running) t.running?.kill('lost');
+    await Promise.all([...running.map((t) => t.ended), this.files.close()]);
   }
 }

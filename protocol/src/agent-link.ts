@@ -75,6 +75,8 @@ export const TaskOutcome = z.enum([
   'user_missing', // execution account does not exist or cannot be switched to
   'spawn_failed', // could not start at all
   'lost', // agent restarted and no longer knows the task
+  'transfer_failed', // a file could not be fetched or verified after retries
+  'target_invalid', // target path unusable: missing directory in strict mode, not a directory, no permission
 ]);
 export type TaskOutcome = z.infer<typeof TaskOutcome>;
 
@@ -100,14 +102,6 @@ export const TaskStarted = z.object({
   startTime: z.number().int(),
 });
 
-export const AgentMessage = z.discriminatedUnion('type', [
-  Hello,
-  Heartbeat,
-  TaskStarted,
-  TaskOutput,
-  TaskFinished,
-]);
-export type AgentMessage = z.infer<typeof AgentMessage>;
 export type Hello = z.infer<typeof Hello>;
 export type TaskOutput = z.infer<typeof TaskOutput>;
 export type TaskFinished = z.infer<typeof TaskFinished>;
@@ -151,7 +145,91 @@ export const KillTask = z.object({ ...header, type: z.literal('task.kill'), key:
 /** The server has durably recorded the task's result; the agent may forget it. */
 export const TaskRecorded = z.object({ ...header, type: z.literal('task.recorded'), key: TaskKey });
 
-export const ServerMessage = z.discriminatedUnion('type', [Welcome, RunScript, KillTask, TaskRecorded]);
+/**
+ * File distribution. A source (an agent, or a server for uploaded files) serves files over
+ * HTTP to the targets that pull them; bytes go from peer to peer, not through the server.
+ *
+ * `file.serve` asks an agent to resolve paths, hash them and serve them under a token:
+ *   - "/a/b.txt"         one file, served as "b.txt"
+ *   - "/a/dir/"          the directory tree, served as "dir/<relative path>"
+ *   - "/a/REGEX:^x.*$"   files of /a whose names match, each served as its name
+ *   - {path, relPath}    a file served under an explicit relative path (targets that finished
+ *                        re-serve what they received, so one source is not pulled by everyone)
+ * Paths are resolved under the agent's file root, if it has one.
+ */
+export const ServeEntry = z.object({ path: z.string().min(1), relPath: z.string().min(1).optional() });
+export type ServeEntry = z.infer<typeof ServeEntry>;
+
+export const ServeFiles = z.object({
+  ...header,
+  type: z.literal('file.serve'),
+  /** Identifies this offer; free-form, unique per step execution and host. */
+  serveId: z.string().min(1),
+  entries: z.array(ServeEntry).min(1),
+  /** OS user whose permissions apply to reading the files; empty = the agent's user. */
+  user: z.string(),
+  /** Bearer token peers must present. */
+  token: z.string().min(16),
+  /** Total upload rate for this offer in bytes/s; 0 = unlimited. */
+  rateLimitBytes: z.number().int().nonnegative(),
+});
+export type ServeFiles = z.infer<typeof ServeFiles>;
+
+export const StopServing = z.object({
+  ...header,
+  type: z.literal('file.unserve'),
+  serveId: z.string().min(1),
+});
+export type StopServing = z.infer<typeof StopServing>;
+
+export const FileDescriptor = z.object({
+  /** Where it came from on the source (for logs). */
+  sourcePath: z.string(),
+  /** Path relative to the target directory, '/'-separated, never absolute and never containing '..'. */
+  relPath: z.string(),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  mode: z.number().int().nonnegative(),
+});
+export type FileDescriptor = z.infer<typeof FileDescriptor>;
+
+export const DownloadSource = z.object({
+  /** Base URL of the serving peer; a file is fetched at `${url}/files/${encodeURIComponent(serveId)}/${encodeURIComponent(relPath)}`. */
+  url: z.string().url(),
+  serveId: z.string(),
+  token: z.string(),
+  /** "cloud:ip" of the source, for logs. */
+  label: z.string(),
+  files: z.array(FileDescriptor),
+});
+export type DownloadSource = z.infer<typeof DownloadSource>;
+
+export const DownloadFiles = z.object({
+  ...header,
+  type: z.literal('task.download'),
+  key: TaskKey,
+  sources: z.array(DownloadSource).min(1),
+  /** Absolute target directory (under the agent's file root, if any). */
+  targetDir: z.string().min(1),
+  /** Rename the single file to this name (file_target_name); empty keeps names. */
+  targetName: z.string(),
+  user: z.string(),
+  /** true: a missing target directory fails the host; false: it is created. */
+  strict: z.boolean(),
+  rateLimitBytes: z.number().int().nonnegative(),
+  timeoutSeconds: z.number().int().positive(),
+});
+export type DownloadFiles = z.infer<typeof DownloadFiles>;
+
+export const ServerMessage = z.discriminatedUnion('type', [
+  Welcome,
+  RunScript,
+  KillTask,
+  TaskRecorded,
+  ServeFiles,
+  StopServing,
+  DownloadFiles,
+]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export type Welcome = z.infer<typeof Welcome>;
 export type KillTask = z.infer<typeof KillTask>;
@@ -177,3 +255,75 @@ export type RegisterResponse = z.infer<typeof RegisterResponse>;
 /** HTTP paths the agent uses on a server. */
 export const AGENT_REGISTER_PATH = '/agent/v1/register';
 export const AGENT_LINK_PATH = '/agent/v1/link';
+
+// ---------------------------------------------------------------- agent -> server, file distribution
+
+/**
+ * Why an offer could not be made; the server maps it to a host status:
+ *   missing      paths that do not exist, patterns that match nothing (203 source file not exist)
+ *   user_missing the account does not exist or cannot be acted as (311)
+ *   unreadable   files the account may not read (202)
+ *   invalid      malformed entries: bad pattern, bad relPath, two files under one name (202)
+ */
+export const ServeErrorKind = z.enum(['missing', 'user_missing', 'unreadable', 'invalid']);
+export type ServeErrorKind = z.infer<typeof ServeErrorKind>;
+
+export const ServeError = z.object({
+  kind: ServeErrorKind,
+  /** The entries (as the host sees them, without the file root) the error is about. */
+  paths: z.array(z.string()),
+  message: z.string(),
+});
+export type ServeError = z.infer<typeof ServeError>;
+
+/** The answer to `file.serve`: on error `files` is empty and nothing is served. */
+export const FilesServed = z.object({
+  ...header,
+  type: z.literal('file.served'),
+  serveId: z.string().min(1),
+  /** Base URL of the agent's file server, `http://<ip>:<port>`. */
+  url: z.string().url(),
+  files: z.array(FileDescriptor),
+  error: ServeError.optional(),
+});
+export type FilesServed = z.infer<typeof FilesServed>;
+
+/** File log `status` values (BK-JOB's FileDistStatusEnum) an agent reports while it downloads. */
+export const FileStatus = z.enum(['downloading', 'finished', 'failed']);
+export type FileStatus = z.infer<typeof FileStatus>;
+
+/**
+ * Progress of one file of a download task: `downloading` when it starts and about once a
+ * second while it runs, then one final `finished` or `failed`. Final reports are kept with
+ * the task's result and sent again after a reconnect, so the server must treat a repeat of
+ * (key, sourcePath, targetPath, status) as the same report.
+ */
+export const FileProgress = z.object({
+  ...header,
+  type: z.literal('task.file'),
+  key: TaskKey,
+  /** The source's label ("cloud:ip"). */
+  label: z.string(),
+  sourcePath: z.string(),
+  /** Where the file goes, as the host sees it (without the agent's file root). */
+  targetPath: z.string(),
+  status: FileStatus,
+  size: z.number().int().nonnegative(),
+  /** Bytes received so far. */
+  bytes: z.number().int().nonnegative(),
+  /** Average bytes per second since the file started. */
+  speed: z.number().int().nonnegative(),
+  message: z.string(),
+});
+export type FileProgress = z.infer<typeof FileProgress>;
+
+export const AgentMessage = z.discriminatedUnion('type', [
+  Hello,
+  Heartbeat,
+  TaskStarted,
+  TaskOutput,
+  TaskFinished,
+  FilesServed,
+  FileProgress,
+]);
+export type AgentMessage = z.infer<typeof AgentMessage>;

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { z } from 'zod';
+import { allowListEntryError, splitAllowList } from './engine/callback-allow-list.js';
 
 const MiB = 1024 * 1024;
 
@@ -86,6 +87,35 @@ export const CONFIG_KEYS = {
     schema: int(100).default(10000),
     env: 'JOBFLEET_CALLBACK_TIMEOUT_MS',
     doc: 'time a callback receiver has to answer',
+  },
+  callbackAllowList: {
+    schema: z
+      .string()
+      .default('')
+      .transform(splitAllowList)
+      .superRefine((entries, ctx) => {
+        for (const e of entries) {
+          const error = allowListEntryError(e);
+          if (error) ctx.addIssue({ code: 'custom', message: error });
+        }
+      }),
+    env: 'JOBFLEET_CALLBACK_ALLOW_LIST',
+    doc: 'comma-separated base URLs a callback_url must fall under (same scheme, host, port; path below); empty allows any',
+  },
+  fileFanout: {
+    schema: int(1).max(1000).default(4),
+    env: 'JOBFLEET_FILE_FANOUT',
+    doc: 'concurrent downloads one host serves for a large file; finished targets serve the rest',
+  },
+  uploadMaxBytes: {
+    schema: int(1).default(5 * 1024 * MiB),
+    env: 'JOBFLEET_UPLOAD_MAX_BYTES',
+    doc: 'largest file accepted by a local upload URL',
+  },
+  uploadUrlTtlSeconds: {
+    schema: int(10).default(3600),
+    env: 'JOBFLEET_UPLOAD_URL_TTL_SECONDS',
+    doc: 'how long an upload URL from generate_local_file_upload_url stays valid',
   },
   logLevel: {
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -65,9 +65,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     port,
     close() {
       closing ??= (async () => {
+        // Agent sockets first: an open WebSocket would keep http.close() waiting.
+        await services.hub.close();
         await http.close();
         await services.engine.close();
-        await services.hub.close();
         await store.close();
       })();
       return closing;

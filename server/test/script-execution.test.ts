@@ -8,7 +8,15 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { BIZ, b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import {
+  BIZ,
+  b64,
+  hostLog,
+  runScript,
+  startFleet,
+  waitCallbackDelivered,
+  waitFinished,
+} from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 
@@ -376,18 +384,7 @@ for (const engine of engines()) {
         target_server: { host_id_list: [ids[0]] },
       });
       await waitFinished(fleet, r.data.job_instance_id);
-      const cb = await eventually(async () => {
-        const list = await get<{
-          callback_list: { state: string; attempts: number; attempt_list: { http_status: number }[] }[];
-        }>(
-          fleet.server.url,
-          'get_job_instance_callback_list',
-          { ...fleet.scope, job_instance_id: r.data.job_instance_id },
-          fleet.creds,
-        );
-        const c = list.data.callback_list[0];
-        return c?.state === 'delivered' ? c : undefined;
-      });
+      const cb = await waitCallbackDelivered(fleet, r.data.job_instance_id);
       assert.equal(cb.attempts, 3);
       assert.deepEqual(
         cb.attempt_list.map((a) => a.http_status),

@@ -1,5 +1,6 @@
 /** `jobfleet agent`: runs the agent for this host. */
 import os from 'node:os';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { Agent, TaskRunner, defaultIp, defaultStateDir, localOsType } from '@jobfleet/agent';
 import type { Agent as AgentType } from '@jobfleet/agent';
@@ -12,6 +13,8 @@ export interface AgentFlags {
   biz?: string;
   hostname?: string;
   stateDir?: string;
+  fileRoot?: string;
+  filePort?: string;
 }
 
 function positiveInt(name: string, v: string): number {
@@ -32,7 +35,12 @@ export function createAgent(flags: AgentFlags, log: (line: string) => void): Age
     ...(flags.biz !== undefined ? { bizId: positiveInt('biz', flags.biz) } : {}),
     stateDir,
     log: (level, msg, fields) => log(JSON.stringify({ time: Date.now(), level, msg, ip, ...fields })),
-    createRunner: (reports) => new TaskRunner(stateDir, reports),
+    createRunner: (reports) =>
+      new TaskRunner(stateDir, reports, {
+        ...(flags.fileRoot ? { fileRoot: path.resolve(flags.fileRoot) } : {}),
+        fileHost: ip,
+        filePort: positiveInt('file-port', flags.filePort ?? '0'),
+      }),
   });
 }
 
@@ -62,6 +70,21 @@ export function agentCommand(): Command {
         '--state-dir <dir>',
         'where the agent keeps its token and task spool (default ~/.jobfleet/agent/<cloud>-<ip>)',
       ).env('JOBFLEET_AGENT_STATE_DIR'),
+    )
+    .addOption(
+      new Option(
+        '--file-root <dir>',
+        'place every host path a file task reads or writes under this directory (/a/b -> <dir>/a/b), ' +
+          'so that several agents on one machine each have their own files',
+      ).env('JOBFLEET_AGENT_FILE_ROOT'),
+    )
+    .addOption(
+      new Option(
+        '--file-port <port>',
+        'port of the file server peers download from; it listens on --ip (0 = any free port)',
+      )
+        .env('JOBFLEET_AGENT_FILE_PORT')
+        .default('0'),
     )
     .action(async (flags: AgentFlags) => {
       const agent = createAgent(flags, (line) => process.stdout.write(line + '\n'));

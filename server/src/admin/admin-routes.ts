@@ -9,7 +9,7 @@ import { hashSecret } from '../api/auth.js';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
-import { zLong } from '../api/input-types.js';
+import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
 import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
@@ -26,7 +26,7 @@ const schemas = {
   }),
   host: z.object({
     bk_cloud_id: zLong.pipe(z.number().nonnegative()).default(0),
-    ip: z.string().min(1),
+    ip: IpEntry.shape.ip,
     hostname: z.string().default(''),
     os_type: z.enum(['linux', 'windows']).default('linux'),
     bk_biz_id: zLong.optional(),

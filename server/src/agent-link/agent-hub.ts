@@ -16,6 +16,8 @@ import { WebSocketServer } from 'ws';
 import type WebSocket from 'ws';
 import { AGENT_LINK_PATH, AgentMessage, PROTOCOL_VERSION } from '@jobfleet/protocol';
 import type {
+  FileProgress,
+  FilesServed,
   HeldTask,
   HostFacts,
   ServerMessage,
@@ -37,6 +39,8 @@ export interface AgentEvents {
   taskFinished(hostId: number, msg: TaskFinished): void;
   /** The agent has been silent past the heartbeat window (or left and did not come back). */
   agentLost(hostId: number): void;
+  filesServed(hostId: number, msg: FilesServed): void;
+  fileProgress(hostId: number, msg: FileProgress): void;
 }
 
 const NO_EVENTS: AgentEvents = {
@@ -46,6 +50,8 @@ const NO_EVENTS: AgentEvents = {
   taskOutput: () => undefined,
   taskFinished: () => undefined,
   agentLost: () => undefined,
+  filesServed: () => undefined,
+  fileProgress: () => undefined,
 };
 
 interface Connection {
@@ -53,6 +59,8 @@ interface Connection {
   hostId: number;
   ready: boolean;
   lastSeen: number;
+  /** The server as this agent reached it (for files the server itself serves). */
+  serverUrl: string;
   facts?: HostFacts;
 }
 
@@ -86,6 +94,10 @@ export class AgentHub {
     return this.connections.get(hostId)?.ready === true;
   }
 
+  serverUrlFor(hostId: number): string | undefined {
+    return this.connections.get(hostId)?.serverUrl;
+  }
+
   connectedHostIds(): number[] {
     return [...this.connections.values()].filter((c) => c.ready).map((c) => c.hostId);
   }
@@ -116,7 +128,9 @@ export class AgentHub {
           socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
           return;
         }
-        this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, host.id));
+        this.wss.handleUpgrade(req, socket, head, (ws) =>
+          this.accept(ws, host.id, `http://${req.headers.host ?? '127.0.0.1'}`),
+        );
       })
       .catch((err: unknown) => {
         this.services.log.error({ err }, 'agent handshake failed');
@@ -125,10 +139,10 @@ export class AgentHub {
       .finally(() => this.pendingHandshakes--);
   }
 
-  private accept(ws: WebSocket, hostId: number): void {
+  private accept(ws: WebSocket, hostId: number, serverUrl: string): void {
     const previous = this.connections.get(hostId);
     if (previous) previous.ws.close(4000, 'replaced by a newer connection');
-    const conn: Connection = { ws, hostId, ready: false, lastSeen: Date.now() };
+    const conn: Connection = { ws, hostId, ready: false, lastSeen: Date.now(), serverUrl };
     this.connections.set(hostId, conn);
     ws.on('message', (data: Buffer) => void this.onMessage(conn, data));
     ws.on('close', () => this.onClose(conn));
@@ -169,6 +183,12 @@ export class AgentHub {
         return;
       case 'task.finished':
         this.events.taskFinished(conn.hostId, msg);
+        return;
+      case 'file.served':
+        this.events.filesServed(conn.hostId, msg);
+        return;
+      case 'task.file':
+        this.events.fileProgress(conn.hostId, msg);
         return;
     }
   }

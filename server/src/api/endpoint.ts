@@ -17,6 +17,8 @@ export interface EndpointContext {
   /** Present when the endpoint is scoped; already checked against the caller's grants. */
   scope: ResolvedScope;
   requestId: string;
+  /** The server as the caller reached it, e.g. http://jobfleet.example:8080 (for URLs in replies). */
+  baseUrl: string;
   log: FastifyBaseLogger;
 }
 

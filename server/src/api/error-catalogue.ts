@@ -76,10 +76,36 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Script refused by dangerous-command rules: {matches}',
   },
+  FILE_TASKS_EXCEEDS_LIMIT: {
+    code: 1244021,
+    http: 200,
+    message: 'Too many file tasks: {count} (source hosts x files x targets, at most {limit})',
+  },
+  UPLOAD_FILE_MAX_SIZE_EXCEEDED: {
+    code: 1243015,
+    http: 200,
+    message: 'Upload larger than the limit of {limit} bytes',
+  },
+  UPLOAD_URL_INVALID: {
+    code: 1243016,
+    http: 200,
+    message:
+      'Upload URL is unknown, already used or expired: ask generate_local_file_upload_url for a new one',
+  },
   SCRIPT_TASK_TARGET_EXCEEDS_LIMIT: {
     code: 1244022,
     http: 200,
     message: 'Too many target hosts: {count} (at most {limit})',
+  },
+  INVALID_ROLLING_EXPR: {
+    code: 1244026,
+    http: 200,
+    message: 'Invalid rolling expression "{expression}": use space-separated parts N, N%, +N or *N',
+  },
+  ROLLING_BATCH_LIMIT: {
+    code: 1244027,
+    http: 200,
+    message: 'Rolling expression gives more than {limit} batches',
   },
   STEP_TARGET_EMPTY: {
     code: 1244028,
@@ -111,6 +137,18 @@ export const ERROR_CATALOGUE = {
   NOT_FOUND: { code: 1240004, http: 404, message: 'No such path: {method} {path}' },
   CONFLICT: { code: 1240005, http: 200, message: '{what} already exists' },
   RESOURCE_NOT_FOUND: { code: 1240006, http: 200, message: '{what} does not exist' },
+  DANGEROUS_RULE_EXIST: {
+    code: 1243056,
+    http: 200,
+    message:
+      'A dangerous-command rule with expression "{expression}" for these script languages already exists',
+  },
+  // Jobfleet's own code: BK-JOB answers an unknown rule id with no specific code.
+  DANGEROUS_RULE_NOT_EXIST: {
+    code: 1243901,
+    http: 200,
+    message: 'Dangerous-command rule {id} does not exist',
+  },
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CATALOGUE;

@@ -11,6 +11,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Services } from '../services.js';
 import { registerAdminRoutes } from '../admin/admin-routes.js';
 import { registerAgentRoutes } from '../agent-link/registration.js';
+import { registerFileRoutes } from '../files/file-routes.js';
 import { extractCredentials } from './auth.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, successEnvelope } from './envelope.js';
@@ -89,11 +90,13 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
 
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);
+  registerFileRoutes(app, services);
 
   const byName = new Map(endpoints.map((e) => [e.name, e]));
   for (const prefix of API_PREFIXES) {
     app.route({
-      method: ['GET', 'POST'],
+      // Other methods are routed too, so that they get BK-JOB's 1240003 rather than a 404.
+      method: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'],
       url: `${prefix}/:name`,
       handler: async (req, reply) => {
         const name = (req.params as { name: string }).name;
@@ -105,6 +108,11 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
         if (endpoint.kind === 'write' && req.method !== 'POST') {
           throw new ApiError('BAD_REQUEST', { reason: `${name} accepts POST only (got ${req.method})` });
         }
+        if (req.method !== 'GET' && req.method !== 'POST') {
+          throw new ApiError('BAD_REQUEST', {
+            reason: `${name} accepts GET and POST only (got ${req.method})`,
+          });
+        }
         const raw = requestParams(req);
         const caller = await services.auth.authenticate(extractCredentials(req.headers, raw));
         const ctx: EndpointContext = {
@@ -112,6 +120,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           caller,
           scope: { type: 'biz', id: 0, name: '', bizIds: [] },
           requestId: req.id,
+          baseUrl: `${req.protocol}://${req.headers.host ?? `127.0.0.1:${services.config.port}`}`,
           log: req.log,
         };
         if (endpoint.scoped) {
@@ -135,8 +144,9 @@ function requestParams(req: FastifyRequest): Record<string, unknown> {
   const query = (req.query ?? {}) as Record<string, unknown>;
   if (req.method === 'GET') return query;
   const body = req.body;
-  if (body === undefined || body === null) return query;
-  if (typeof body !== 'object' || Array.isArray(body))
+  if (body === undefined) return query;
+  // A literal `null` body is as wrong as `[]` or `42`: only an object can carry parameters.
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
     throw new ApiError('BAD_REQUEST', { reason: 'body must be a JSON object' });
   return { ...query, ...(body as Record<string, unknown>) };
 }

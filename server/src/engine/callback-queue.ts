@@ -8,6 +8,7 @@
  */
 import type { Services } from '../services.js';
 import type { Callback } from '../store/execution-store.js';
+import { callbackUrlAllowed } from './callback-allow-list.js';
 
 const BATCH = 50;
 
@@ -73,6 +74,7 @@ export class CallbackQueue {
   }
 
   private async attempt(c: Callback): Promise<void> {
+    if (!callbackUrlAllowed(this.services.config.callbackAllowList, c.url)) return this.refuse(c);
     const cfg = this.services.config;
     const attempt = c.attempts + 1;
     let httpStatus: number | null = null;
@@ -110,6 +112,28 @@ export class CallbackQueue {
         : exhausted
           ? 'callback failed; giving up'
           : 'callback failed; will retry',
+    );
+  }
+
+  /**
+   * The allow-list changed after the job was accepted: the URL is not called. Retrying cannot
+   * help (the list is fixed for this process), so the callback fails with this one attempt.
+   */
+  private async refuse(c: Callback): Promise<void> {
+    const attempt = c.attempts + 1;
+    const now = Date.now();
+    await this.services.store.executions.recordCallbackAttempt({
+      callbackId: c.id,
+      attempt,
+      at: now,
+      httpStatus: null,
+      error: 'not sent: callback_url is not in the allowed list (callbackAllowList)',
+      state: 'failed',
+      nextAttemptAt: now,
+    });
+    this.services.log.warn(
+      { job: c.job_instance_id, url: c.url, attempt },
+      'callback not sent: url is not in the allowed list',
     );
   }
 }

@@ -9,14 +9,30 @@
  * A waiting task is (re)sent whenever its agent (re)connects; a result is recorded once
  * (the store only moves unfinished tasks), and the agent forgets a task only after the server
  * tells it the result is recorded.
+ *
+ * A step runs its hosts in batches when it is rolling (batch 0 = all hosts at once). After a
+ * batch: pause on failure (mode 1), go on (mode 2), or wait for a person (mode 3, step and job
+ * at 7 until operate_step_instance 13). Job and step operations follow behaviour notes §4.2,
+ * §4.3 and §4.6; their preconditions are checked with conditional updates in the store.
  */
 import { PROTOCOL_VERSION, parseTaskKey, taskKey } from '@jobfleet/protocol';
-import type { HeldTask, RunScript, TaskFinished, TaskOutput, TaskStarted } from '@jobfleet/protocol';
+import type {
+  FileProgress,
+  FilesServed,
+  HeldTask,
+  RunScript,
+  TaskFinished,
+  TaskOutput,
+  TaskStarted,
+} from '@jobfleet/protocol';
 import type { AgentEvents } from '../agent-link/agent-hub.js';
 import type { Services } from '../services.js';
 import type { JobInstance, NewJob, StepInstance } from '../store/execution-store.js';
 import { CallbackQueue } from './callback-queue.js';
 import { callbackPayload } from './callback-payload.js';
+import { FileDistribution } from './file-distribution.js';
+import type { FileStepView } from './file-distribution.js';
+import { failureBudget } from './rolling-plan.js';
 import {
   AgentErrorCode,
   HostStatus,
@@ -25,6 +41,7 @@ import {
   hostStatusOfOutcome,
   isCallbackStatus,
   isHostFinished,
+  isHostSuccess,
   stepStatusOfHosts,
 } from './statuses.js';
 import { parseStepSpec } from './step-spec.js';
@@ -37,22 +54,39 @@ interface ActiveTask {
   status: number;
   /** Output bytes accepted (committed or in the next batch). */
   logBytes: number;
+  batch: number;
 }
 
 interface ActiveStep {
   jobInstanceId: number;
   stepInstanceId: number;
+  stepOrder: number;
   executeCount: number;
   spec: StepSpec;
   tasks: Map<number, ActiveTask>;
-  unfinished: number;
+  /** Current batch; 0 when the step is not rolling. */
+  batch: number;
+  lastBatch: number;
+  /** Unfinished tasks of the current batch. */
+  inFlight: number;
+  failed: number;
+  budget: number | undefined;
+  /** Why the step is being stopped early, if it is. */
+  stopping: 'terminate' | 'budget' | undefined;
+  /** Waiting for a person between rolling batches. */
+  waiting: boolean;
 }
+
+/** Why an operation was refused; the API maps each to its documented code. */
+export type OperationRefusal = 'not_found' | 'bad_state' | 'repeat_start';
 
 export class Engine implements AgentEvents {
   private readonly steps = new Map<number, ActiveStep>();
-  /** hostId -> steps with an unfinished task on that host */
+  /** hostId -> steps with an in-flight task on that host */
   private readonly byHost = new Map<number, Set<ActiveStep>>();
   private readonly writer: TaskWriter;
+  private readonly locks = new Map<number, Promise<unknown>>();
+  private readonly files: FileDistribution;
   readonly callbacks: CallbackQueue;
 
   constructor(private readonly services: Services) {
@@ -62,80 +96,151 @@ export class Engine implements AgentEvents {
       (err) => services.log.error({ err }, 'task write batch failed; will retry'),
     );
     this.callbacks = new CallbackQueue(services);
+    this.files = new FileDistribution(services, {
+      failTarget: (stepInstanceId, hostId, status) => {
+        const step = this.steps.get(stepInstanceId);
+        const task = step?.tasks.get(hostId);
+        if (step && task?.status === HostStatus.WAITING) {
+          this.finishTask(step, task, {
+            status,
+            errorCode: AgentErrorCode.OTHER,
+            exitCode: null,
+            endTime: Date.now(),
+          });
+        }
+      },
+    });
   }
 
-  // ------------------------------------------------------------ submission
+  private fileView(step: ActiveStep): FileStepView | undefined {
+    return step.spec.kind === 'file'
+      ? {
+          stepInstanceId: step.stepInstanceId,
+          executeCount: step.executeCount,
+          spec: step.spec,
+          tasks: step.tasks,
+        }
+      : undefined;
+  }
 
-  /** Stores the job (started or not) in one transaction, then dispatches it. */
+  private get store() {
+    return this.services.store.executions;
+  }
+
+  /** Operations on one job run one at a time, so their checks and effects do not interleave. */
+  private withJobLock<T>(jobInstanceId: number, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(jobInstanceId) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.locks.set(jobInstanceId, settled);
+    void settled.then(() => {
+      if (this.locks.get(jobInstanceId) === settled) this.locks.delete(jobInstanceId);
+    });
+    return next;
+  }
+
+  // ------------------------------------------------------------ submission and start
+
   async submit(
     job: NewJob,
     startTask: boolean,
   ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
-    const ids = await this.services.store.executions.createJobInstance(job);
+    const ids = await this.store.createJobInstance(job);
     if (startTask) await this.start(ids.jobInstanceId);
     return ids;
   }
 
-  /** Moves a pending job to running and starts its first step. */
-  async start(jobInstanceId: number): Promise<boolean> {
-    const ex = this.services.store.executions;
-    const job = await ex.getJob(jobInstanceId);
-    if (!job || job.status !== RunStatus.PENDING) return false;
-    const now = Date.now();
-    await ex.updateJob(jobInstanceId, { status: RunStatus.RUNNING, start_time: now });
-    const [first] = await ex.getStepsOfJob(jobInstanceId);
-    if (!first) {
-      await this.finishJob({ ...job, status: RunStatus.RUNNING, start_time: now }, RunStatus.SUCCESS);
-      return true;
-    }
-    await this.startStep(first);
-    return true;
+  /** operate_job_instance 2 (and automatic start): a pending job runs its first step. */
+  start(jobInstanceId: number): Promise<OperationRefusal | undefined> {
+    return this.withJobLock(jobInstanceId, async () => {
+      const job = await this.store.getJob(jobInstanceId);
+      if (!job) return 'not_found';
+      const now = Date.now();
+      if (
+        !(await this.store.casJob(jobInstanceId, [RunStatus.PENDING], {
+          status: RunStatus.RUNNING,
+          start_time: now,
+        }))
+      ) {
+        return 'repeat_start';
+      }
+      await this.advance({ ...job, status: RunStatus.RUNNING, start_time: now }, -1);
+      return undefined;
+    });
   }
 
-  private async startStep(step: StepInstance): Promise<void> {
-    const ex = this.services.store.executions;
-    if (step.status !== RunStatus.RUNNING) {
-      await ex.updateStep(step.id, { status: RunStatus.RUNNING, start_time: Date.now() });
-    }
-    await this.activate(step);
+  /** Starts the first pending step after `afterOrder`, or finishes the job successfully. */
+  private async advance(job: JobInstance, afterOrder: number): Promise<void> {
+    const steps = await this.store.getStepsOfJob(job.id);
+    const next = steps.find((s) => s.step_order > afterOrder && s.status === RunStatus.PENDING);
+    if (!next) return this.finishJob(job, RunStatus.SUCCESS);
+    await this.store.updateStep(next.id, { status: RunStatus.RUNNING, start_time: Date.now() });
+    await this.activate({ ...next, status: RunStatus.RUNNING });
   }
 
-  /** Indexes a running step's unfinished tasks and dispatches those whose agents are here. */
+  /** Indexes a step that is running (or waiting, or stopping) and carries on with it. */
   private async activate(step: StepInstance): Promise<void> {
-    const tasks = await this.services.store.executions.listHostTasks(step.id, step.execute_count);
+    const tasks = await this.store.listHostTasks(step.id, step.execute_count);
+    const spec = parseStepSpec(step.spec);
     const active: ActiveStep = {
       jobInstanceId: step.job_instance_id,
       stepInstanceId: step.id,
+      stepOrder: step.step_order,
       executeCount: step.execute_count,
-      spec: parseStepSpec(step.spec),
-      tasks: new Map(),
-      unfinished: 0,
+      spec,
+      tasks: new Map(
+        tasks.map((t) => [
+          t.host_id,
+          { hostId: t.host_id, status: t.status, logBytes: t.log_bytes, batch: t.batch },
+        ]),
+      ),
+      batch: step.current_batch,
+      lastBatch: Math.max(0, ...tasks.map((t) => t.batch)),
+      inFlight: 0,
+      failed: tasks.filter((t) => isHostFinished(t.status) && !isHostSuccess(t.status)).length,
+      budget: failureBudget(spec.rolling?.maxFailedHosts, tasks.length),
+      stopping: step.status === RunStatus.STOPPING ? 'terminate' : undefined,
+      waiting: step.status === RunStatus.WAITING_USER,
     };
-    for (const t of tasks) {
-      active.tasks.set(t.host_id, { hostId: t.host_id, status: t.status, logBytes: t.log_bytes });
-      if (!isHostFinished(t.status)) {
-        active.unfinished++;
-        let set = this.byHost.get(t.host_id);
-        if (!set) this.byHost.set(t.host_id, (set = new Set()));
-        set.add(active);
+    this.steps.set(step.id, active);
+    if (!active.waiting) await this.runBatch(active);
+  }
+
+  /** Dispatches the current batch's waiting tasks; agents not here get the heartbeat window. */
+  private async runBatch(step: ActiveStep): Promise<void> {
+    step.inFlight = 0;
+    const absent: number[] = [];
+    const now = Date.now();
+    const fileView = this.fileView(step);
+    if (fileView && !step.stopping) await this.files.begin(fileView);
+    for (const task of step.tasks.values()) {
+      if (task.batch !== step.batch || isHostFinished(task.status)) continue;
+      if (step.stopping && task.status === HostStatus.WAITING) {
+        this.finishTask(step, task, {
+          status: HostStatus.TERMINATE_SUCCESS,
+          errorCode: AgentErrorCode.TERMINATED,
+          exitCode: null,
+          endTime: now,
+        });
+      }
+      step.inFlight++;
+      let set = this.byHost.get(task.hostId);
+      if (!set) this.byHost.set(task.hostId, (set = new Set()));
+      set.add(step);
+      if (step.stopping) this.sendKill(step, task);
+      else if (task.status === HostStatus.WAITING) {
+        if (fileView) this.files.enqueue(step.stepInstanceId, task.hostId);
+        else if (!this.dispatch(step, task)) absent.push(task.hostId);
       }
     }
-    this.steps.set(step.id, active);
-    if (active.unfinished === 0) {
-      await this.completeStep(active);
-      return;
-    }
-    const absent: number[] = [];
-    for (const t of active.tasks.values()) {
-      if (t.status !== HostStatus.WAITING) continue;
-      if (!this.dispatch(active, t)) absent.push(t.hostId);
-    }
-    // Agents not connected now get the heartbeat window to show up, then their hosts fail (310).
     this.services.hub.expect(absent);
+    if (fileView) this.files.pump(step.stepInstanceId);
+    if (step.inFlight === 0) await this.batchDone(step);
   }
 
   private dispatch(step: ActiveStep, task: ActiveTask): boolean {
     const spec = step.spec;
+    if (spec.kind !== 'script') return false;
     const msg: RunScript = {
       v: PROTOCOL_VERSION,
       type: 'task.run',
@@ -150,25 +255,75 @@ export class Engine implements AgentEvents {
     return this.services.hub.send(task.hostId, msg);
   }
 
+  private sendKill(step: ActiveStep, task: ActiveTask): boolean {
+    return this.services.hub.send(task.hostId, {
+      v: PROTOCOL_VERSION,
+      type: 'task.kill',
+      key: taskKey(step.stepInstanceId, step.executeCount, task.hostId),
+    });
+  }
+
+  /** The current batch has no unfinished task: stop, pause, wait, go on, or complete. */
+  private async batchDone(step: ActiveStep): Promise<void> {
+    if (step.stopping) return this.completeStep(step);
+    const moreBatches = step.batch > 0 && step.batch < step.lastBatch;
+    if (!moreBatches) return this.completeStep(step);
+    const batchFailed = [...step.tasks.values()].some(
+      (t) => t.batch === step.batch && !isHostSuccess(t.status),
+    );
+    const mode = step.spec.rolling?.mode ?? 1;
+    if (batchFailed && mode === 1) return this.completeStep(step);
+    if (mode === 3) {
+      step.waiting = true;
+      await this.store.updateStep(step.stepInstanceId, { status: RunStatus.WAITING_USER });
+      await this.store.casJob(step.jobInstanceId, [RunStatus.RUNNING], { status: RunStatus.WAITING_USER });
+      return;
+    }
+    await this.nextBatch(step);
+  }
+
+  private async nextBatch(step: ActiveStep): Promise<void> {
+    // 15 marks the gap between batches; the next batch starts at once.
+    await this.store.updateStep(step.stepInstanceId, { status: RunStatus.ROLLING_WAITING });
+    step.batch++;
+    await this.store.updateStep(step.stepInstanceId, {
+      status: RunStatus.RUNNING,
+      current_batch: step.batch,
+    });
+    await this.runBatch(step);
+  }
+
   // ------------------------------------------------------------ recovery
 
-  /** Picks up every running job after a start: the store says what was in flight. */
+  /** Picks up every job in flight after a start: the store says what was happening. */
   async recover(): Promise<void> {
-    const ex = this.services.store.executions;
-    const jobs = await ex.listActiveJobs();
+    const jobs = await this.store.listActiveJobs();
     for (const job of jobs) {
-      const steps = await ex.getStepsOfJob(job.id);
-      const current =
-        steps.find((s) => s.status === RunStatus.RUNNING) ??
-        steps.find((s) => s.status === RunStatus.PENDING);
-      if (!current) {
-        const last = steps[steps.length - 1];
-        await this.finishJob(job, last ? (last.status as RunStatus) : RunStatus.SUCCESS);
+      const steps = await this.store.getStepsOfJob(job.id);
+      const current = steps.find((s) =>
+        [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(
+          s.status as 2,
+        ),
+      );
+      if (current) {
+        if (current.status === RunStatus.ROLLING_WAITING)
+          await this.store.updateStep(current.id, { status: RunStatus.RUNNING });
+        await this.activate(
+          current.status === RunStatus.ROLLING_WAITING ? { ...current, status: RunStatus.RUNNING } : current,
+        );
         continue;
       }
-      await this.startStep(current);
+      const done = steps.filter((s) => s.status !== RunStatus.PENDING);
+      const last = done[done.length - 1];
+      if (job.status === RunStatus.STOPPING) await this.finishJob(job, RunStatus.STOP_SUCCESS);
+      else if (
+        last &&
+        ![RunStatus.SUCCESS, RunStatus.SKIPPED, RunStatus.IGNORE_ERROR].includes(last.status as 3)
+      )
+        await this.finishJob(job, last.status as RunStatus);
+      else await this.advance(job, last?.step_order ?? -1);
     }
-    if (jobs.length > 0) this.services.log.info({ jobs: jobs.length }, 'resumed running jobs');
+    if (jobs.length > 0) this.services.log.info({ jobs: jobs.length }, 'resumed jobs in flight');
     this.callbacks.start();
   }
 
@@ -194,7 +349,7 @@ export class Engine implements AgentEvents {
         stored[h.key] = hit.task.logBytes;
       else forget.push(h.key);
     }
-    // Tasks this agent was running but no longer knows of (it restarted without its spool) are lost.
+    // A task this agent was running but no longer knows of (it lost its spool) is lost.
     const heldKeys = new Set(held.map((h) => h.key));
     for (const step of this.byHost.get(hostId) ?? []) {
       const task = step.tasks.get(hostId);
@@ -216,8 +371,19 @@ export class Engine implements AgentEvents {
   agentWelcomed(hostId: number): void {
     for (const step of this.byHost.get(hostId) ?? []) {
       const task = step.tasks.get(hostId);
-      if (task?.status === HostStatus.WAITING) this.dispatch(step, task);
+      if (!task || isHostFinished(task.status)) continue;
+      if (step.stopping) this.sendKill(step, task);
+      else if (task.status === HostStatus.WAITING) this.dispatch(step, task);
     }
+    this.files.agentWelcomed(hostId);
+  }
+
+  filesServed(hostId: number, msg: FilesServed): void {
+    this.files.filesServed(hostId, msg);
+  }
+
+  fileProgress(hostId: number, msg: FileProgress): void {
+    this.files.progress(hostId, msg);
   }
 
   taskStarted(hostId: number, msg: TaskStarted): void {
@@ -259,7 +425,13 @@ export class Engine implements AgentEvents {
       );
       return;
     }
-    const { status, errorCode } = hostStatusOfOutcome(msg.outcome, msg.exitCode);
+    const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
+    const isFile = hit.step.spec.kind === 'file';
+    // A file step's timeout is BK-JOB's file task timeout (303), not a script timeout.
+    const status =
+      isFile && outcome.status === HostStatus.SCRIPT_TIMEOUT ? HostStatus.FILE_TASK_TIMEOUT : outcome.status;
+    const errorCode = outcome.errorCode;
+    if (isFile) this.files.targetDone(hit.step.stepInstanceId, hostId, isHostSuccess(status));
     this.finishTask(hit.step, hit.task, {
       status,
       errorCode,
@@ -274,6 +446,7 @@ export class Engine implements AgentEvents {
   }
 
   agentLost(hostId: number): void {
+    this.files.agentLost(hostId);
     const now = Date.now();
     for (const step of [...(this.byHost.get(hostId) ?? [])]) {
       const task = step.tasks.get(hostId);
@@ -308,60 +481,211 @@ export class Engine implements AgentEvents {
     w.endTime = r.endTime;
     if (r.startTime !== undefined && w.startTime === undefined) w.startTime = r.startTime;
     if (r.droppedBytes !== undefined) w.droppedBytes = r.droppedBytes;
+    if (!isHostSuccess(r.status)) {
+      step.failed++;
+      if (step.budget !== undefined && step.failed > step.budget && !step.stopping)
+        this.stopStep(step, 'budget');
+    }
   }
 
-  /** After a batch is durable: confirm results to agents, and complete steps whose hosts are all done. */
+  /** Kills what runs of a step; waiting tasks whose agents are away end as terminated at once. */
+  private stopStep(step: ActiveStep, why: 'terminate' | 'budget'): void {
+    step.stopping = why;
+    const now = Date.now();
+    for (const task of step.tasks.values()) {
+      if (task.batch !== step.batch || isHostFinished(task.status)) continue;
+      if (!this.sendKill(step, task) && task.status === HostStatus.WAITING) {
+        this.finishTask(step, task, {
+          status: HostStatus.TERMINATE_SUCCESS,
+          errorCode: AgentErrorCode.TERMINATED,
+          exitCode: null,
+          endTime: now,
+        });
+      }
+    }
+  }
+
+  /** After a batch is durable: confirm results to agents, and finish batches whose hosts are all done. */
   private afterCommit(batch: CommittedBatch): void {
     const touched = new Set<ActiveStep>();
     for (const w of batch.writes) {
       if (w.status === undefined || !isHostFinished(w.status)) continue;
-      const key = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
-      this.services.hub.send(w.hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key });
+      this.services.hub.send(w.hostId, {
+        v: PROTOCOL_VERSION,
+        type: 'task.recorded',
+        key: taskKey(w.stepInstanceId, w.executeCount, w.hostId),
+      });
       const step = this.steps.get(w.stepInstanceId);
       if (!step || step.executeCount !== w.executeCount) continue;
       const set = this.byHost.get(w.hostId);
       if (set?.delete(step)) {
-        step.unfinished--;
+        step.inFlight--;
         if (set.size === 0) this.byHost.delete(w.hostId);
         touched.add(step);
       }
     }
     for (const step of touched) {
-      if (step.unfinished === 0) {
-        this.completeStep(step).catch((err: unknown) =>
-          this.services.log.error({ err, step: step.stepInstanceId }, 'completing step failed'),
+      if (step.inFlight === 0) {
+        this.withJobLock(step.jobInstanceId, () => this.batchDone(step)).catch((err: unknown) =>
+          this.services.log.error({ err, step: step.stepInstanceId }, 'finishing a batch failed'),
         );
       }
     }
   }
 
-  private async completeStep(step: ActiveStep): Promise<void> {
-    const ex = this.services.store.executions;
+  private deactivate(step: ActiveStep): void {
     this.steps.delete(step.stepInstanceId);
-    const status = stepStatusOfHosts([...step.tasks.values()].map((t) => t.status));
-    await ex.updateStep(step.stepInstanceId, { status, end_time: Date.now() });
-    const job = await ex.getJob(step.jobInstanceId);
-    if (!job || job.status !== RunStatus.RUNNING) return;
-    if (status === RunStatus.SUCCESS) {
-      const steps = await ex.getStepsOfJob(job.id);
-      const next = steps.find((s) => s.status === RunStatus.PENDING);
-      if (next) return this.startStep(next);
+    for (const [hostId, set] of this.byHost) {
+      if (set.delete(step) && set.size === 0) this.byHost.delete(hostId);
     }
+  }
+
+  private async completeStep(step: ActiveStep): Promise<void> {
+    if (this.steps.get(step.stepInstanceId) !== step) return;
+    this.deactivate(step);
+    await this.files.release(step.stepInstanceId);
+    const job = await this.store.getJob(step.jobInstanceId);
+    if (!job) return;
+    const now = Date.now();
+    if (step.stopping === 'terminate' || job.status === RunStatus.STOPPING) {
+      await this.store.updateStep(step.stepInstanceId, { status: RunStatus.STOP_SUCCESS, end_time: now });
+      return this.finishJob(job, RunStatus.STOP_SUCCESS);
+    }
+    const status =
+      step.stopping === 'budget'
+        ? RunStatus.FAIL
+        : stepStatusOfHosts([...step.tasks.values()].map((t) => t.status));
+    await this.store.updateStep(step.stepInstanceId, { status, end_time: now });
+    if (status === RunStatus.SUCCESS) return this.advance(job, step.stepOrder);
     await this.finishJob(job, status);
   }
 
   private async finishJob(job: JobInstance, status: RunStatus): Promise<void> {
-    const ex = this.services.store.executions;
     const now = Date.now();
-    await ex.updateJob(job.id, { status, end_time: now });
+    await this.store.updateJob(job.id, { status, end_time: now });
     this.services.log.info({ job: job.id, status }, 'job finished');
     if (job.callback_url && isCallbackStatus(status)) {
-      const steps = await ex.getStepsOfJob(job.id);
+      const steps = await this.store.getStepsOfJob(job.id);
       await this.callbacks.enqueue(job.id, job.callback_url, callbackPayload(job.id, status, steps), now);
     }
   }
 
-  /** Makes every accepted write durable (used at shutdown and by tests). */
+  // ------------------------------------------------------------ operations
+
+  /** operate_job_instance 1: running hosts are killed; the job goes 10 -> 11. */
+  terminate(jobInstanceId: number): Promise<OperationRefusal | undefined> {
+    return this.withJobLock(jobInstanceId, async () => {
+      if (
+        !(await this.store.casJob(jobInstanceId, [RunStatus.RUNNING, RunStatus.WAITING_USER], {
+          status: RunStatus.STOPPING,
+        }))
+      ) {
+        return 'bad_state';
+      }
+      const step = [...this.steps.values()].find((s) => s.jobInstanceId === jobInstanceId);
+      if (!step) {
+        const job = await this.store.getJob(jobInstanceId);
+        if (job) await this.finishJob(job, RunStatus.STOP_SUCCESS);
+        return undefined;
+      }
+      if (step.waiting || step.inFlight === 0) {
+        // Nothing runs (waiting for a person between batches): the stop is complete at once.
+        step.stopping = 'terminate';
+        await this.completeStep(step);
+        return undefined;
+      }
+      await this.store.updateStep(step.stepInstanceId, { status: RunStatus.STOPPING });
+      this.stopStep(step, 'terminate');
+      return undefined;
+    });
+  }
+
+  /** operate_step_instance: retry (2, 8), ignore error (3), next step (11), force skip (12), rolling continue (13). */
+  operateStep(
+    jobInstanceId: number,
+    stepInstanceId: number,
+    op: 2 | 3 | 8 | 11 | 12 | 13,
+  ): Promise<OperationRefusal | undefined> {
+    return this.withJobLock(jobInstanceId, async () => {
+      const step = await this.store.getStep(stepInstanceId);
+      const job = await this.store.getJob(jobInstanceId);
+      if (!step || !job || step.job_instance_id !== jobInstanceId) return 'not_found';
+      switch (op) {
+        case 2:
+        case 8: {
+          if (this.steps.has(step.id)) return 'bad_state';
+          if (
+            !(await this.store.beginRetry(
+              step.id,
+              step.execute_count,
+              op === 2 ? 'failed' : 'all',
+              Date.now(),
+            ))
+          )
+            return 'bad_state';
+          const fresh = await this.store.getStep(step.id);
+          if (fresh) await this.activate(fresh);
+          return undefined;
+        }
+        case 3:
+          return this.continueAfter(job, step, [RunStatus.FAIL, RunStatus.ABNORMAL], RunStatus.IGNORE_ERROR, [
+            RunStatus.FAIL,
+            RunStatus.ABNORMAL,
+          ]);
+        case 11:
+          return this.continueAfter(job, step, [RunStatus.STOP_SUCCESS], RunStatus.SKIPPED, [
+            RunStatus.STOP_SUCCESS,
+          ]);
+        case 12: {
+          const active = this.steps.get(step.id);
+          if (!active || step.status !== RunStatus.STOPPING) return 'bad_state';
+          const now = Date.now();
+          for (const t of active.tasks.values()) {
+            if (t.batch === active.batch && !isHostFinished(t.status)) {
+              this.sendKill(active, t);
+              this.finishTask(active, t, {
+                status: HostStatus.TERMINATE_SUCCESS,
+                errorCode: AgentErrorCode.TERMINATED,
+                exitCode: null,
+                endTime: now,
+              });
+            }
+          }
+          this.deactivate(active);
+          await this.writer.flush();
+          return this.continueAfter(job, step, [RunStatus.STOPPING], RunStatus.SKIPPED, [RunStatus.STOPPING]);
+        }
+        case 13: {
+          const active = this.steps.get(step.id);
+          if (!active?.waiting) return 'bad_state';
+          if (!(await this.store.casStep(step.id, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING })))
+            return 'bad_state';
+          await this.store.casJob(jobInstanceId, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING });
+          active.waiting = false;
+          active.batch++;
+          await this.store.updateStep(step.id, { current_batch: active.batch });
+          await this.runBatch(active);
+          return undefined;
+        }
+      }
+    });
+  }
+
+  /** Marks a stopped or failed step as `to`, puts the job back to running and goes on. */
+  private async continueAfter(
+    job: JobInstance,
+    step: StepInstance,
+    stepFrom: number[],
+    to: RunStatus,
+    jobFrom: number[],
+  ): Promise<OperationRefusal | undefined> {
+    if (!(await this.store.casStep(step.id, stepFrom, { status: to }))) return 'bad_state';
+    await this.store.casJob(job.id, jobFrom, { status: RunStatus.RUNNING, end_time: null });
+    await this.advance({ ...job, status: RunStatus.RUNNING }, step.step_order);
+    return undefined;
+  }
+
+  /** Makes every accepted write durable (used at shutdown). */
   async flush(): Promise<void> {
     await this.writer.flush();
   }

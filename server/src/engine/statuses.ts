@@ -48,6 +48,10 @@ export const HostStatus = {
   SCRIPT_TERMINATED: 103,
   SCRIPT_NOT_ZERO_EXIT: 104,
   AGENT_NOT_INSTALLED: 18,
+  FILE_TRANSFER_FAILED: 202,
+  SOURCE_FILE_NOT_EXIST: 203,
+  FILE_TASK_TIMEOUT: 303,
+  FILE_TRANSFER_ERROR: 329,
   AGENT_ABNORMAL: 310,
   USER_NOT_EXIST: 311,
   TASK_ERROR: 399,
@@ -97,6 +101,10 @@ export function hostStatusOfOutcome(
       return { status: HostStatus.TASK_ERROR, errorCode: AgentErrorCode.OTHER };
     case 'lost':
       return { status: HostStatus.AGENT_ABNORMAL, errorCode: AgentErrorCode.AGENT_ERROR };
+    case 'transfer_failed':
+      return { status: HostStatus.FILE_TRANSFER_ERROR, errorCode: AgentErrorCode.OTHER };
+    case 'target_invalid':
+      return { status: HostStatus.FILE_TRANSFER_FAILED, errorCode: AgentErrorCode.OTHER };
   }
 }
 
@@ -139,6 +147,10 @@ export const HOST_STATUS_DESC: Record<number, string> = {
   102: 'Script timeout',
   103: 'Script terminated',
   104: 'Script returned non-zero exit code',
+  202: 'File transfer failed',
+  203: 'Source file does not exist',
+  303: 'File task timeout',
+  329: 'File transfer error',
   310: 'Agent abnormal',
   311: 'User does not exist',
   399: 'Task error',

@@ -14,9 +14,52 @@ export interface ScriptStepSpec {
   account: { id: number; alias: string; osUser: string };
   targetServer: TargetServer;
   ignoreError: boolean;
+  rolling?: RollingSpec;
 }
 
-export type StepSpec = ScriptStepSpec;
+/** mode: 1 pause on failure, 2 ignore failure and continue, 3 wait for a person between batches. */
+export interface RollingSpec {
+  mode: 1 | 2 | 3;
+  expression: string;
+  /** Jobfleet extension: the step stops once more hosts than this have failed. */
+  maxFailedHosts?: number | string;
+}
+
+export interface AccountRef {
+  id: number;
+  alias: string;
+  osUser: string;
+}
+
+/** A source of a file step: files on agent hosts (file_type 1), or files the server holds (2, 4). */
+export interface FileSource {
+  kind: 'host' | 'server';
+  fileType: 1 | 2 | 4;
+  /** host: paths as given (file, dir/, or .../REGEX:pattern); server: stored-file paths */
+  files: string[];
+  hosts: { hostId: number; cloudId: number; ip: string }[];
+  account: AccountRef | null;
+  server: TargetServer | null;
+}
+
+export interface FileStepSpec {
+  kind: 'file';
+  sources: FileSource[];
+  targetPath: string;
+  targetName: string;
+  account: AccountRef;
+  timeout: number;
+  /** MB/s, 0 = unlimited */
+  uploadSpeedLimit: number;
+  downloadSpeedLimit: number;
+  /** 1 strict (missing target directory fails the host), 2 force (created) */
+  transferMode: 1 | 2;
+  targetServer: TargetServer;
+  ignoreError: boolean;
+  rolling?: RollingSpec;
+}
+
+export type StepSpec = ScriptStepSpec | FileStepSpec;
 
 export function parseStepSpec(json: string): StepSpec {
   return JSON.parse(json) as StepSpec;

@@ -24,6 +24,8 @@ export interface NewHostTask {
   ipv6: string;
   agentId: string | null;
   status: number;
+  /** Rolling batch (1-based), 0 when the step is not rolling. */
+  batch: number;
 }
 
 export interface NewStep {
@@ -126,6 +128,7 @@ export class ExecutionStore {
             start_time: null,
             end_time: null,
             spec: JSON.stringify(step.spec),
+            current_batch: step.hosts.some((h) => h.batch > 0) ? 1 : 0,
           })
           .returning('id')
           .executeTakeFirstOrThrow();
@@ -176,9 +179,123 @@ export class ExecutionStore {
 
   async updateStep(
     id: number,
-    patch: Partial<Pick<StepInstance, 'status' | 'start_time' | 'end_time' | 'execute_count'>>,
+    patch: Partial<
+      Pick<StepInstance, 'status' | 'start_time' | 'end_time' | 'execute_count' | 'current_batch'>
+    >,
   ): Promise<void> {
     await this.db.updateTable('step_instance').set(patch).where('id', '=', id).execute();
+  }
+
+  /**
+   * Changes a job's status only if it is still in one of `from`: operations decided on a status
+   * read earlier cannot apply twice, even when two servers receive them at once.
+   */
+  async casJob(
+    id: number,
+    from: readonly number[],
+    patch: Partial<Pick<JobInstance, 'status' | 'start_time' | 'end_time'>>,
+  ): Promise<boolean> {
+    const r = await this.db
+      .updateTable('job_instance')
+      .set(patch)
+      .where('id', '=', id)
+      .where('status', 'in', from)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  async casStep(
+    id: number,
+    from: readonly number[],
+    patch: Partial<Pick<StepInstance, 'status' | 'start_time' | 'end_time' | 'current_batch'>>,
+  ): Promise<boolean> {
+    const r = await this.db
+      .updateTable('step_instance')
+      .set(patch)
+      .where('id', '=', id)
+      .where('status', 'in', from)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Starts execution `fromCount + 1` of a finished step: every host gets a new task; with
+   * 'failed', hosts that succeeded keep their result as 3 "last success" and only the others
+   * run again. The job runs again too. All in one transaction; false if the step moved meanwhile.
+   */
+  async beginRetry(stepId: number, fromCount: number, mode: 'failed' | 'all', now: number): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const moved = await tx
+        .updateTable('step_instance')
+        .set({ execute_count: fromCount + 1, status: 2, start_time: now, end_time: null })
+        .where('id', '=', stepId)
+        .where('execute_count', '=', fromCount)
+        .where('status', 'in', [4, 9, 11])
+        .executeTakeFirst();
+      if (moved.numUpdatedRows === 0n) return false;
+      const step = await tx
+        .selectFrom('step_instance')
+        .select(['job_instance_id', 'current_batch'])
+        .where('id', '=', stepId)
+        .executeTakeFirstOrThrow();
+      const old = await tx
+        .selectFrom('host_task')
+        .selectAll()
+        .where('step_instance_id', '=', stepId)
+        .where('execute_count', '=', fromCount)
+        .execute();
+      const rows = old.map((t) => {
+        const keep = mode === 'failed' && (t.status === 9 || t.status === 3);
+        return keep
+          ? { ...t, execute_count: fromCount + 1, status: 3 }
+          : {
+              ...t,
+              execute_count: fromCount + 1,
+              status: t.agent_id ? 5 : 18,
+              exit_code: null,
+              error_code: 0,
+              start_time: null,
+              end_time: null,
+              log_bytes: 0,
+              dropped_bytes: 0,
+            };
+      });
+      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+        await tx
+          .insertInto('host_task')
+          .values(rows.slice(i, i + INSERT_CHUNK))
+          .execute();
+      }
+      // A rolling step starts again from its first batch that has work.
+      if (step.current_batch > 0) {
+        const pending = rows.filter((r) => r.status === 5).map((r) => r.batch);
+        await tx
+          .updateTable('step_instance')
+          .set({ current_batch: pending.length > 0 ? Math.min(...pending) : 1 })
+          .where('id', '=', stepId)
+          .execute();
+      }
+      await tx
+        .updateTable('job_instance')
+        .set({ status: 2, end_time: null })
+        .where('id', '=', step.job_instance_id)
+        .execute();
+      return true;
+    });
+  }
+
+  /** The execution in which a host kept as "last success" actually ran, for its log. */
+  async lastSuccessfulRun(stepId: number, hostId: number, before: number): Promise<number | undefined> {
+    const r = await this.db
+      .selectFrom('host_task')
+      .select('execute_count')
+      .where('step_instance_id', '=', stepId)
+      .where('host_id', '=', hostId)
+      .where('execute_count', '<', before)
+      .where('status', '=', 9)
+      .orderBy('execute_count', 'desc')
+      .executeTakeFirst();
+    return r?.execute_count;
   }
 
   async listHostTasks(stepInstanceId: number, executeCount: number): Promise<HostTask[]> {
@@ -388,9 +505,7 @@ export class ExecutionStore {
     });
   }
 
-  async callbacksOfJob(
-    jobInstanceId: number,
-  ): Promise<
+  async callbacksOfJob(jobInstanceId: number): Promise<
     (Callback & {
       attempt_log: { attempt: number; at: number; http_status: number | null; error: string }[];
     })[]
@@ -447,6 +562,7 @@ async function insertHostTasks(
           end_time: null,
           log_bytes: 0,
           dropped_bytes: 0,
+          batch: h.batch,
         })),
       )
       .execute();

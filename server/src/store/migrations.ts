@@ -208,6 +208,112 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_dangerous_rules': {
+      async up(db: AnyDb) {
+        await withId(db.schema.createTable('dangerous_rule'), caps)
+          .addColumn('expression', 'text', (c) => c.notNull())
+          .addColumn('script_languages', 'integer', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('action', 'integer', (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('creator', 'text', (c) => c.notNull())
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .addColumn('last_modify_user', 'text', (c) => c.notNull())
+          .addColumn('last_modify_time', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('dangerous_rule_expression', ['expression', 'script_languages'])
+          .execute();
+        // No foreign keys: a hit outlives its rule (copied fields) and names a job only when one was made.
+        await withId(db.schema.createTable('dangerous_rule_hit'), caps)
+          .addColumn('rule_id', 'bigint', (c) => c.notNull())
+          .addColumn('expression', 'text', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull())
+          .addColumn('action', 'integer', (c) => c.notNull())
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'text', (c) => c.notNull())
+          .addColumn('app_code', 'text', (c) => c.notNull())
+          .addColumn('operator', 'text', (c) => c.notNull())
+          .addColumn('script_language', 'integer', (c) => c.notNull())
+          .addColumn('line', 'integer', (c) => c.notNull())
+          .addColumn('line_content', 'text', (c) => c.notNull())
+          .addColumn('match_content', 'text', (c) => c.notNull())
+          .addColumn('intercepted', 'integer', (c) => c.notNull())
+          .addColumn('job_instance_id', 'bigint')
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('dangerous_rule_hit_scope')
+          .on('dangerous_rule_hit')
+          .columns(['scope_type', 'scope_id', 'id'])
+          .execute();
+      },
+    },
+    '0004_job_control': {
+      async up(db: AnyDb) {
+        // Rolling execution: each host task belongs to a batch (0 when the step is not rolling),
+        // and the step remembers which batch it is on.
+        await db.schema
+          .alterTable('host_task')
+          .addColumn('batch', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .alterTable('step_instance')
+          .addColumn('current_batch', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
+    '0005_file_distribution': {
+      async up(db: AnyDb) {
+        // Files received through generate_local_file_upload_url, and push_config_file contents.
+        await db.schema
+          .createTable('stored_file')
+          .addColumn('path', 'text', (c) => c.primaryKey())
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'text', (c) => c.notNull())
+          .addColumn('creator', 'text', (c) => c.notNull())
+          .addColumn('file_name', 'text', (c) => c.notNull())
+          .addColumn('upload_token_hash', 'text')
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('size', 'bigint')
+          .addColumn('sha256', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('stored_file_token')
+          .on('stored_file')
+          .column('upload_token_hash')
+          .execute();
+        // One row per (host, direction, source file, destination) of a file step execution.
+        await db.schema
+          .createTable('file_log')
+          .addColumn('step_instance_id', 'bigint', (c) => c.notNull())
+          .addColumn('execute_count', 'integer', (c) => c.notNull())
+          .addColumn('host_id', 'bigint', (c) => c.notNull())
+          .addColumn('mode', 'integer', (c) => c.notNull())
+          .addColumn('src_host_id', 'bigint', (c) => c.notNull())
+          .addColumn('src_label', 'text', (c) => c.notNull())
+          .addColumn('src_path', 'text', (c) => c.notNull())
+          .addColumn('dest_host_id', 'bigint', (c) => c.notNull())
+          .addColumn('dest_label', 'text', (c) => c.notNull())
+          .addColumn('dest_path', 'text', (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('bytes', 'bigint', (c) => c.notNull())
+          .addColumn('speed', 'bigint', (c) => c.notNull())
+          .addColumn('content', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('file_log_pk', [
+            'step_instance_id',
+            'execute_count',
+            'host_id',
+            'mode',
+            'src_label',
+            'src_path',
+            'dest_label',
+            'dest_path',
+          ])
+          .execute();
+      },
+    },
   };
 }
 

@@ -115,6 +115,7 @@ export interface StepInstanceTable {
   end_time: number | null;
   /** JSON of the step's definition (script, account, timeout, ...) */
   spec: string;
+  current_batch: number;
 }
 
 export interface HostTaskTable {
@@ -133,6 +134,7 @@ export interface HostTaskTable {
   end_time: number | null;
   log_bytes: number;
   dropped_bytes: number;
+  batch: number;
 }
 
 export interface LogChunkTable {
@@ -163,6 +165,81 @@ export interface CallbackAttemptTable {
   error: string;
 }
 
+export interface DangerousRuleTable {
+  id: Generated<number>;
+  expression: string;
+  /** Bit (1 << (language - 1)) set for each script language the rule applies to */
+  script_languages: number;
+  description: string;
+  /** 1 scan, 2 intercept */
+  action: number;
+  /** 0 disabled, 1 enabled */
+  status: number;
+  creator: string;
+  create_time: number;
+  last_modify_user: string;
+  last_modify_time: number;
+}
+
+/** One match of a rule in a submitted script; the rule's fields are copied as they were then. */
+export interface DangerousRuleHitTable {
+  id: Generated<number>;
+  rule_id: number;
+  expression: string;
+  description: string;
+  action: number;
+  scope_type: string;
+  scope_id: string;
+  app_code: string;
+  operator: string;
+  script_language: number;
+  line: number;
+  line_content: string;
+  match_content: string;
+  /** 1 when the submission was refused (some intercept rule matched) */
+  intercepted: number;
+  job_instance_id: number | null;
+  create_time: number;
+}
+
+export interface StoredFileTable {
+  /** The `path` handed to clients: <scope id>/<uuid>/<user>/<file name>. */
+  path: string;
+  scope_type: string;
+  scope_id: string;
+  creator: string;
+  file_name: string;
+  /** Set while the upload URL is open; cleared once the bytes arrived. */
+  upload_token_hash: string | null;
+  expires_at: number;
+  /** Known once the bytes are stored. */
+  size: number | null;
+  sha256: string | null;
+  created_at: number;
+}
+
+export interface FileLogTable {
+  step_instance_id: number;
+  execute_count: number;
+  /** The host this log belongs to: the target (mode 1) or the source (mode 0). */
+  host_id: number;
+  /** 0 upload (source side), 1 download (target side) */
+  mode: number;
+  src_host_id: number;
+  src_label: string;
+  src_path: string;
+  dest_host_id: number;
+  dest_label: string;
+  dest_path: string;
+  /** 1 waiting, 2 uploading, 3 downloading, 4 finished, 5 failed */
+  status: number;
+  size: number;
+  bytes: number;
+  speed: number;
+  content: string;
+  updated_at: number;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -180,4 +257,8 @@ export interface Database {
   log_chunk: LogChunkTable;
   callback: CallbackTable;
   callback_attempt: CallbackAttemptTable;
+  dangerous_rule: DangerousRuleTable;
+  dangerous_rule_hit: DangerousRuleHitTable;
+  stored_file: StoredFileTable;
+  file_log: FileLogTable;
 }

@@ -7,14 +7,18 @@ import { AppStore } from './app-store.js';
 import { openEngine } from './engines.js';
 import type { EngineCapabilities } from './engines.js';
 import { ExecutionStore } from './execution-store.js';
+import { FileStore } from './file-store.js';
 import { InventoryStore } from './inventory-store.js';
 import { migrateToLatest, ping } from './migrations.js';
+import { RuleStore } from './rule-store.js';
 import type { Database } from './schema.js';
 
 export class Store {
   readonly apps: AppStore;
   readonly inventory: InventoryStore;
   readonly executions: ExecutionStore;
+  readonly files: FileStore;
+  readonly rules: RuleStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -24,6 +28,8 @@ export class Store {
     this.apps = new AppStore(db);
     this.inventory = new InventoryStore(db);
     this.executions = new ExecutionStore(db);
+    this.files = new FileStore(db);
+    this.rules = new RuleStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

@@ -7,7 +7,7 @@ import { admin, post, get, eventually } from './api-client.js';
 import type { ApiCreds, Envelope } from './api-client.js';
 import { freshDatabase } from './databases.js';
 import type { EngineName } from './databases.js';
-import { startAgent, startServer } from './processes.js';
+import { startAgent, startServer, tempDir } from './processes.js';
 import type { AgentProcess, ServerOptions, ServerProcess } from './processes.js';
 
 export const BIZ = 2;
@@ -20,15 +20,18 @@ export interface Fleet {
   creds: ApiCreds;
   account: string;
   scope: { bk_scope_type: 'biz'; bk_scope_id: string };
+  /** ip -> the directory that agent sees as "/" for files (when started with fileRoots). */
+  fileRoots: Map<string, string>;
 }
 
 export async function startFleet(
   engine: EngineName,
   agentCount: number,
-  opts: ServerOptions = {},
+  opts: ServerOptions & { fileRoots?: boolean } = {},
 ): Promise<Fleet> {
+  const { fileRoots: wantRoots, ...serverOpts } = opts;
   const databaseUrl = await freshDatabase(engine);
-  const server = await startServer({ ...opts, ...(databaseUrl ? { databaseUrl } : {}) });
+  const server = await startServer({ ...serverOpts, ...(databaseUrl ? { databaseUrl } : {}) });
   const created = await admin(server.url, server.adminToken, 'POST', '/biz', {
     id: BIZ,
     name: 'test business',
@@ -40,8 +43,21 @@ export async function startFleet(
     alias: account,
     os_user: account,
   });
+  const fileRoots = new Map<string, string>();
   const agents = await Promise.all(
-    Array.from({ length: agentCount }, (_, i) => startAgent({ server, ip: `127.0.0.${i + 2}`, biz: BIZ })),
+    Array.from({ length: agentCount }, (_, i) => {
+      const ip = `127.0.0.${i + 2}`;
+      // Scripts see which test host runs them through TEST_AGENT_IP (all agents share one machine);
+      // with file roots, each agent also has its own view of the filesystem for file steps.
+      const root = wantRoots ? tempDir(`root-${ip}`) : undefined;
+      if (root) fileRoots.set(ip, root);
+      return startAgent({
+        server,
+        ip,
+        biz: BIZ,
+        env: { TEST_AGENT_IP: ip, ...(root ? { JOBFLEET_AGENT_FILE_ROOT: root } : {}) },
+      });
+    }),
   );
   const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
     server.url,
@@ -57,6 +73,7 @@ export async function startFleet(
     creds: { appCode: server.appCode, appSecret: server.appSecret, username: 'tester' },
     account,
     scope: { bk_scope_type: 'biz', bk_scope_id: String(BIZ) },
+    fileRoots,
   };
 }
 
@@ -121,4 +138,32 @@ export async function hostLog(
   );
   if (!r.result) throw new Error(r.message);
   return r.data.log_content;
+}
+
+export interface CallbackRecord {
+  state: string;
+  attempts: number;
+  attempt_list: { http_status: number }[];
+}
+
+/** Polls get_job_instance_callback_list until the job's first callback was delivered. */
+export async function waitCallbackDelivered(
+  fleet: Fleet,
+  jobInstanceId: number,
+  timeoutMs = 15_000,
+): Promise<CallbackRecord> {
+  return eventually(
+    async () => {
+      const list = await get<{ callback_list: CallbackRecord[] }>(
+        fleet.server.url,
+        'get_job_instance_callback_list',
+        { ...fleet.scope, job_instance_id: jobInstanceId },
+        fleet.creds,
+      );
+      const c = list.data.callback_list[0];
+      return c?.state === 'delivered' ? c : undefined;
+    },
+    timeoutMs,
+    `callback of job ${jobInstanceId} delivered`,
+  );
 }

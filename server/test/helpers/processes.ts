@@ -145,6 +145,8 @@ export interface AgentOptions {
   stateDir?: string;
   hostname?: string;
   env?: Record<string, string>;
+  /** Resolve as soon as the process is spawned instead of once it is ready (default true: wait). */
+  waitReady?: boolean;
 }
 
 export interface AgentProcess {
@@ -197,7 +199,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
     kill: (signal = 'SIGTERM') => killProcess(proc, signal),
     restart: () => startAgent({ ...opts, stateDir }),
   };
-  await agent.waitReady();
+  if (opts.waitReady !== false) await agent.waitReady();
   return agent;
 }
 

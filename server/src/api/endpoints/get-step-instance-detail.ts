@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseStepSpec } from '../../engine/step-spec.js';
 import { defineEndpoint } from '../endpoint.js';
 import { zLong } from '../input-types.js';
+import type { TargetServer } from '../input-types.js';
 import { jobInScope, stepOfJob } from './job-lookup.js';
 
 /** TaskStepTypeEnum of this API: 1 script (SQL included), 2 file, 3 approval. */
@@ -19,10 +20,45 @@ export const getStepInstanceDetail = defineEndpoint({
     const job = await jobInScope(ctx, input.job_instance_id);
     const step = await stepOfJob(ctx, job, input.step_instance_id);
     const spec = parseStepSpec(step.spec);
-    return {
+    const server = (t: TargetServer | null) => ({
+      ip_list: t?.ip_list ?? [],
+      host_id_list: t?.host_id_list ?? [],
+      dynamic_group_list: t?.dynamic_group_list ?? [],
+      topo_node_list: t?.topo_node_list ?? [],
+    });
+    const base = {
       id: step.id,
       name: step.name,
       type: DETAIL_TYPE[step.type] ?? step.type,
+      approval_info: null,
+    };
+    if (spec.kind === 'file') {
+      return {
+        ...base,
+        script_info: null,
+        file_info: {
+          file_source_list: spec.sources.map((s) => ({
+            file_list: s.files,
+            account: s.account ? { id: s.account.id, name: s.account.alias } : null,
+            server: s.kind === 'host' ? server(s.server) : null,
+            file_type: s.fileType,
+            file_source_id: null,
+          })),
+          file_destination: {
+            path: spec.targetPath,
+            account: { id: spec.account.id, name: spec.account.alias },
+            server: server(spec.targetServer),
+          },
+          timeout: spec.timeout,
+          source_speed_limit: spec.uploadSpeedLimit || null,
+          destination_speed_limit: spec.downloadSpeedLimit || null,
+          transfer_mode: spec.transferMode,
+          is_ignore_error: spec.ignoreError ? 1 : 0,
+        },
+      };
+    }
+    return {
+      ...base,
       script_info: {
         script_type: 1,
         script_id: null,
@@ -33,17 +69,11 @@ export const getStepInstanceDetail = defineEndpoint({
         windows_interpreter: null,
         script_timeout: spec.timeout,
         account: { id: spec.account.id, name: spec.account.alias },
-        server: {
-          ip_list: spec.targetServer.ip_list ?? [],
-          host_id_list: spec.targetServer.host_id_list ?? [],
-          dynamic_group_list: spec.targetServer.dynamic_group_list ?? [],
-          topo_node_list: spec.targetServer.topo_node_list ?? [],
-        },
+        server: server(spec.targetServer),
         is_param_sensitive: spec.isParamSensitive ? 1 : 0,
         is_ignore_error: spec.ignoreError ? 1 : 0,
       },
       file_info: null,
-      approval_info: null,
     };
   },
 });

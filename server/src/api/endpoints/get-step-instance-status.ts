@@ -52,6 +52,11 @@ export const getStepInstanceStatus = defineEndpoint({
     const step = await stepOfJob(ctx, job, input.step_instance_id);
     const executeCount = input.execute_count ?? step.execute_count;
     let tasks = await ex.listHostTasks(step.id, executeCount);
+    // Rolling steps: no batch = the current batch only, 0 = every batch, n = batch n (behaviour notes §3.6).
+    if (step.current_batch > 0 && input.batch !== 0) {
+      const batch = input.batch ?? step.current_batch;
+      tasks = tasks.filter((t) => t.batch === batch);
+    }
     if (input.search_ip) tasks = tasks.filter((t) => t.ip.includes(input.search_ip ?? ''));
     if (input.keyword) {
       const kept: HostTask[] = [];

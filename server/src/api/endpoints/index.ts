@@ -1,16 +1,33 @@
 /** Every BK-JOB v3 endpoint Jobfleet serves (plus its documented extensions). */
 import type { Endpoint } from '../endpoint.js';
+import { checkScript } from './check-script.js';
+import { getDangerousRuleHitList } from './dangerous-rule-hits.js';
+import {
+  createDangerousRule,
+  deleteDangerousRule,
+  disableDangerousRule,
+  enableDangerousRule,
+  getDangerousRuleList,
+  updateDangerousRule,
+} from './dangerous-rules.js';
 import { fastExecuteScript } from './fast-execute-script.js';
+import { fastTransferFile } from './fast-transfer-file.js';
+import { generateLocalFileUploadUrl } from './generate-local-file-upload-url.js';
+import { pushConfigFile } from './push-config-file.js';
 import { getJobInstanceList } from './get-job-instance-list.js';
 import { getJobInstanceStatus } from './get-job-instance-status.js';
 import { getStepInstanceDetail } from './get-step-instance-detail.js';
 import { getStepInstanceStatus } from './get-step-instance-status.js';
 import { getJobInstanceCallbackList } from './job-callbacks.js';
 import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-logs.js';
+import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
+  fastTransferFile,
+  pushConfigFile,
+  generateLocalFileUploadUrl,
   getJobInstanceStatus,
   getStepInstanceStatus,
   getStepInstanceDetail,
@@ -18,5 +35,15 @@ export const ENDPOINTS: readonly Endpoint[] = [
   batchGetJobInstanceIpLog,
   getJobInstanceList,
   getJobInstanceCallbackList,
+  operateJobInstance,
+  operateStepInstance,
   queryAgentInfo,
+  createDangerousRule,
+  updateDangerousRule,
+  deleteDangerousRule,
+  enableDangerousRule,
+  disableDangerousRule,
+  getDangerousRuleList,
+  checkScript,
+  getDangerousRuleHitList,
 ];

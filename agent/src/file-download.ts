@@ -1,0 +1,366 @@
+/**
+ * One `task.download`: pulls the files of every source into the target directory.
+ *
+ * Per file: fetch into a hidden part file next to the target (`.<name>.<task>.jobfleet-part`),
+ * resume with a Range request when a connection breaks (a few retries with backoff, counted
+ * afresh whenever an attempt made progress), check size and sha256, set the mode (and the
+ * owner, when the agent is root and acts for another account), then rename into place. A
+ * file is never visible under its name half-written, and whatever way the task ends, no part
+ * file is left behind once `done` is called.
+ *
+ * Files are fetched one after another, in the order of the request; two files with the same
+ * target path end with the later one. The task's rate limit covers all of its bytes. Every
+ * file of the request gets exactly one final progress report, `finished` or `failed` (files
+ * not reached because an earlier one failed are reported failed with that reason).
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import type { DownloadFiles, DownloadSource, FileDescriptor, TaskOutcome } from '@jobfleet/protocol';
+import { parseTaskKey } from '@jobfleet/protocol';
+import { isSafeRelPath } from './rel-path.js';
+import type { FileProgress } from '@jobfleet/protocol';
+import type { FileRoot } from './file-root.js';
+import { currentUser, groupsOf, permits, resolveUser } from './os-user.js';
+import type { OsUser } from './os-user.js';
+import { RateLimiter } from './rate-limiter.js';
+import type { RunningTask, StopReason } from './task-runner-api.js';
+
+export type DownloadProgress = Omit<FileProgress, 'v' | 'type' | 'key'>;
+
+export interface DownloadHandlers {
+  progress(report: DownloadProgress): void;
+  done(outcome: TaskOutcome, exitCode: number, message: string): void;
+}
+
+/** Attempts after a failure without progress before a file is given up. */
+const RETRIES = 4;
+const BACKOFF_BASE_MS = 200;
+/** A connection that delivers nothing for this long is broken, even if still open. */
+const STALL_MS = 30_000;
+const PROGRESS_INTERVAL_MS = 1_000;
+
+interface PlannedFile {
+  source: DownloadSource;
+  file: FileDescriptor;
+  /** Target as the host sees it, and on this machine. */
+  targetPath: string;
+  local: string;
+  part: string;
+}
+
+/** Ends the task with `outcome`; anything else thrown is a bug in a file step and fails the transfer. */
+class TaskFailure extends Error {
+  constructor(
+    readonly outcome: TaskOutcome,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A failed attempt that another attempt may get past (a broken connection, a 5xx). */
+class Transient extends Error {}
+
+function plan(msg: DownloadFiles, root: FileRoot): { files: PlannedFile[]; problem?: string } {
+  const all = msg.sources.flatMap((source) => source.files.map((file) => ({ source, file })));
+  const rename = msg.targetName !== '' && all.length === 1;
+  const { stepInstanceId, executeCount } = parseTaskKey(msg.key);
+  const bad: string[] = [];
+  const files = all.map(({ source, file }) => {
+    const rel = rename ? msg.targetName : file.relPath;
+    if (!isSafeRelPath(rel) || (rename && rel.includes('/'))) bad.push(rel);
+    const targetPath = path.posix.join(path.posix.resolve('/', msg.targetDir), rel);
+    const local = root.local(targetPath);
+    const part = path.join(
+      path.dirname(local),
+      `.${path.basename(local)}.${stepInstanceId}-${executeCount}.jobfleet-part`,
+    );
+    return { source, file, targetPath, local, part };
+  });
+  return bad.length > 0 ? { files, problem: `not a usable target name: ${bad.join(', ')}` } : { files };
+}
+
+/** Part files a download of `msg` may have left (an agent killed mid-transfer). */
+export function removePartFiles(msg: DownloadFiles, root: FileRoot): void {
+  for (const f of plan(msg, root).files) fs.rmSync(f.part, { force: true });
+}
+
+function fileUrl(source: DownloadSource, relPath: string): URL {
+  const base = source.url.replace(/\/+$/, '');
+  return new URL(`${base}/files/${encodeURIComponent(source.serveId)}/${encodeURIComponent(relPath)}`);
+}
+
+function errorText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return e.code && !e.message.includes(e.code) ? `${e.code} ${e.message}` : e.message;
+}
+
+/** Creates `dir` and its missing parents, each owned by `user` when given. */
+async function mkdirs(dir: string, user: OsUser | undefined): Promise<void> {
+  const first = await fs.promises.mkdir(dir, { recursive: true, mode: 0o755 });
+  if (!first || !user) return;
+  for (let d = dir; d.length >= first.length; d = path.dirname(d)) {
+    await fs.promises.chown(d, user.uid, user.gid);
+    if (d === first) break;
+  }
+}
+
+interface Transfer {
+  bytes: number;
+  hash: ReturnType<typeof createHash>;
+  fh: fs.promises.FileHandle;
+}
+
+class DownloadRun implements RunningTask {
+  private readonly abort = new AbortController();
+  private readonly limiter: RateLimiter;
+  private stopReason: 'timeout' | StopReason | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private finished = false;
+
+  constructor(
+    private readonly msg: DownloadFiles,
+    private readonly root: FileRoot,
+    private readonly handlers: DownloadHandlers,
+  ) {
+    this.limiter = new RateLimiter(msg.rateLimitBytes);
+  }
+
+  async start(): Promise<void> {
+    this.timer = setTimeout(() => this.stop('timeout'), this.msg.timeoutSeconds * 1000);
+    const { files, problem } = plan(this.msg, this.root);
+    let done = 0;
+    try {
+      if (problem) throw new TaskFailure('transfer_failed', problem);
+      const who = await resolveUser(this.msg.user);
+      if (who.error) throw new TaskFailure('user_missing', who.error);
+      await this.prepareTarget(who.user);
+      for (const f of files) {
+        done++; // counted before: a file that fails reports its own failure
+        await this.fetchFile(f, who.user);
+      }
+      this.finish('exited', 0, '');
+    } catch (err) {
+      const [outcome, message] = this.classify(err);
+      for (const f of files.slice(done))
+        this.report(f, 'failed', 0, Date.now(), `not transferred: ${message}`);
+      this.finish(outcome, -1, message);
+    }
+  }
+
+  private classify(err: unknown): [TaskOutcome, string] {
+    switch (this.stopReason) {
+      case 'timeout':
+        return ['timeout', `stopped after the ${this.msg.timeoutSeconds} s timeout`];
+      case 'killed':
+        return ['killed', 'terminated on request'];
+      case 'lost':
+        return ['lost', 'the agent stopped while this task was running'];
+      case undefined:
+        if (err instanceof TaskFailure) return [err.outcome, err.message];
+        return ['transfer_failed', errorText(err)];
+    }
+  }
+
+  kill(reason: StopReason = 'killed'): void {
+    this.stop(reason);
+  }
+
+  private stop(reason: 'timeout' | StopReason): void {
+    if (this.finished) return;
+    this.stopReason ??= reason;
+    this.abort.abort(new Error(`download ${reason}`));
+  }
+
+  private finish(outcome: TaskOutcome, exitCode: number, message: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.handlers.done(outcome, exitCode, message);
+  }
+
+  private report(
+    f: PlannedFile,
+    status: DownloadProgress['status'],
+    bytes: number,
+    since: number,
+    message = '',
+  ): void {
+    const seconds = Math.max(0.001, (Date.now() - since) / 1000);
+    this.handlers.progress({
+      label: f.source.label,
+      sourcePath: f.file.sourcePath,
+      targetPath: f.targetPath,
+      status,
+      size: f.file.size,
+      bytes,
+      speed: Math.round(bytes / seconds),
+      message,
+    });
+  }
+
+  private async prepareTarget(user: OsUser | undefined): Promise<void> {
+    const dir = this.root.local(this.msg.targetDir);
+    const shown = path.posix.resolve('/', this.msg.targetDir);
+    let stat = await fs.promises.stat(dir).catch(() => undefined);
+    if (stat && !stat.isDirectory()) throw new TaskFailure('target_invalid', `${shown} is not a directory`);
+    if (!stat) {
+      if (this.msg.strict)
+        throw new TaskFailure(
+          'target_invalid',
+          `target directory ${shown} does not exist (strict transfer mode)`,
+        );
+      try {
+        await mkdirs(dir, user);
+        stat = await fs.promises.stat(dir);
+      } catch (err) {
+        throw new TaskFailure('target_invalid', `cannot create target directory ${shown}: ${errorText(err)}`);
+      }
+    }
+    const writable =
+      user && currentUser().uid === 0
+        ? permits(stat, { uid: user.uid, groups: await groupsOf(user) }, 3)
+        : await fs.promises.access(dir, fs.constants.W_OK | fs.constants.X_OK).then(
+            () => true,
+            () => false,
+          );
+    if (!writable)
+      throw new TaskFailure(
+        'target_invalid',
+        `${shown} is not writable by ${this.msg.user || currentUser().name}`,
+      );
+  }
+
+  private async fetchFile(f: PlannedFile, user: OsUser | undefined): Promise<void> {
+    const since = Date.now();
+    const what = `${f.source.label}:${f.file.sourcePath}`;
+    let t: Transfer | undefined;
+    this.report(f, 'downloading', 0, since);
+    const ticker = setInterval(
+      () => this.report(f, 'downloading', t?.bytes ?? 0, since),
+      PROGRESS_INTERVAL_MS,
+    );
+    try {
+      try {
+        await mkdirs(path.dirname(f.local), user);
+        t = { bytes: 0, hash: createHash('sha256'), fh: await fs.promises.open(f.part, 'w', 0o600) };
+      } catch (err) {
+        throw new TaskFailure('target_invalid', `cannot write ${f.targetPath}: ${errorText(err)}`);
+      }
+      await this.pull(f, t, what);
+      if (t.bytes !== f.file.size)
+        throw new TaskFailure('transfer_failed', `${what}: got ${t.bytes} bytes, expected ${f.file.size}`);
+      const sum = t.hash.digest('hex');
+      if (sum !== f.file.sha256)
+        throw new TaskFailure(
+          'transfer_failed',
+          `${what}: checksum mismatch (sha256 ${sum}, expected ${f.file.sha256})`,
+        );
+      try {
+        if (user) await t.fh.chown(user.uid, user.gid);
+        await t.fh.chmod(f.file.mode & 0o7777); // after chown, which clears set-id bits
+        await t.fh.close();
+        await fs.promises.rename(f.part, f.local);
+      } catch (err) {
+        throw new TaskFailure('target_invalid', `cannot place ${f.targetPath}: ${errorText(err)}`);
+      }
+      this.report(f, 'finished', t.bytes, since);
+    } catch (err) {
+      await t?.fh.close().catch(() => undefined);
+      await fs.promises.rm(f.part, { force: true });
+      this.report(f, 'failed', t?.bytes ?? 0, since, this.classify(err)[1]);
+      throw err;
+    } finally {
+      clearInterval(ticker);
+    }
+  }
+
+  /** Fetches until the file is complete, retrying broken attempts from where they stopped. */
+  private async pull(f: PlannedFile, t: Transfer, what: string): Promise<void> {
+    let failures = 0;
+    for (;;) {
+      const before = t.bytes;
+      try {
+        return await this.attempt(f, t);
+      } catch (err) {
+        if (this.abort.signal.aborted) throw err;
+        if (!(err instanceof Transient))
+          throw new TaskFailure('transfer_failed', `${what}: ${errorText(err)}`);
+        failures = t.bytes > before ? 1 : failures + 1;
+        if (failures > RETRIES)
+          throw new TaskFailure(
+            'transfer_failed',
+            `${what}: ${err.message} (gave up after ${failures} attempts)`,
+          );
+        const delay = BACKOFF_BASE_MS * 2 ** (failures - 1) * (0.5 + Math.random() / 2);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (this.abort.signal.aborted) throw err;
+      }
+    }
+  }
+
+  private request(f: PlannedFile, from: number): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${f.source.token}` };
+      if (from > 0) headers.range = `bytes=${from}-`;
+      const req = http.get(
+        fileUrl(f.source, f.file.relPath),
+        { headers, signal: this.abort.signal },
+        resolve,
+      );
+      req.setTimeout(STALL_MS, () => req.destroy(new Error(`no data for ${STALL_MS / 1000} s`)));
+      req.on('error', (err) => reject(this.abort.signal.aborted ? err : new Transient(errorText(err))));
+    });
+  }
+
+  private async attempt(f: PlannedFile, t: Transfer): Promise<void> {
+    const res = await this.request(f, t.bytes);
+    try {
+      const status = res.statusCode ?? 0;
+      if (status === 200 && t.bytes > 0) {
+        // The source ignored the range: start over.
+        t.bytes = 0;
+        t.hash = createHash('sha256');
+        await t.fh.truncate(0);
+      } else if (status === 206) {
+        const start = /^bytes (\d+)-/.exec(res.headers['content-range'] ?? '')?.[1];
+        if (Number(start) !== t.bytes) throw new Error(`source answered range ${start} for ${t.bytes}`);
+      } else if (status !== 200) {
+        let body = '';
+        for await (const c of res) if (body.length < 200) body += (c as Buffer).toString('utf8');
+        const text = `source answered HTTP ${status}${body.trim() ? `: ${body.trim()}` : ''}`;
+        throw status >= 500 ? new Transient(text) : new Error(text);
+      }
+      const chunks = (res as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      for (;;) {
+        let next: IteratorResult<Buffer>;
+        try {
+          next = await chunks.next();
+        } catch (err) {
+          if (this.abort.signal.aborted) throw err;
+          throw new Transient(`connection broken after ${t.bytes} bytes: ${errorText(err)}`);
+        }
+        if (next.done) break;
+        const chunk = next.value;
+        if (t.bytes + chunk.length > f.file.size)
+          throw new Error(`source sent more than ${f.file.size} bytes`);
+        await this.limiter.wait(chunk.length, this.abort.signal);
+        await t.fh.write(chunk, 0, chunk.length, t.bytes);
+        t.hash.update(chunk);
+        t.bytes += chunk.length;
+      }
+      if (t.bytes < f.file.size)
+        throw new Transient(`connection closed after ${t.bytes} of ${f.file.size} bytes`);
+    } finally {
+      res.destroy();
+    }
+  }
+}
+
+export function runDownload(msg: DownloadFiles, root: FileRoot, handlers: DownloadHandlers): RunningTask {
+  const run = new DownloadRun(msg, root, handlers);
+  void run.start();
+  return run;
+}

@@ -1,0 +1,99 @@
+/**
+ * Operating system accounts as the agent sees them: who it runs as, who a task asks for,
+ * and whether that account may read or write a file by its mode bits.
+ *
+ * A task names an account; the agent can act as that account only when it is that account
+ * already or runs as root. Lookups go through NSS (getent, id) so that directory-service
+ * users count, with /etc/passwd as the fallback where those tools are missing.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+
+export interface OsUser {
+  uid: number;
+  gid: number;
+  home: string;
+  name: string;
+}
+
+/** Portable user names (useradd's rule); anything else cannot exist and must not reach getent as an option. */
+const USER_NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$/;
+
+function parsePasswdLine(line: string): OsUser | undefined {
+  const [name, , uid, gid, , home] = line.trim().split(':');
+  if (!name || !uid || !gid || !/^\d+$/.test(uid) || !/^\d+$/.test(gid)) return undefined;
+  return { name, uid: Number(uid), gid: Number(gid), home: home || '/' };
+}
+
+function lookupUser(name: string): Promise<OsUser | undefined> {
+  return new Promise((resolve) => {
+    execFile('getent', ['passwd', name], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => {
+      if (!err) return resolve(parsePasswdLine(stdout));
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return resolve(undefined);
+      fs.readFile('/etc/passwd', 'utf8', (readErr, text) => {
+        if (readErr) return resolve(undefined);
+        const line = text.split('\n').find((l) => l.startsWith(`${name}:`));
+        resolve(line ? parsePasswdLine(line) : undefined);
+      });
+    });
+  });
+}
+
+export function currentUser(): { uid: number; name: string } {
+  const uid = process.getuid?.() ?? -1;
+  try {
+    return { uid, name: os.userInfo().username };
+  } catch {
+    return { uid, name: '' }; // a uid without a passwd entry (some containers)
+  }
+}
+
+/**
+ * Decides who a task acts as: `user` undefined means the agent's own account; another one
+ * only when the agent is root. `error` says why the account cannot be used.
+ */
+export async function resolveUser(wanted: string): Promise<{ user?: OsUser; error?: string }> {
+  const me = currentUser();
+  if (wanted === '' || wanted === me.name) return {};
+  const user = USER_NAME.test(wanted) ? await lookupUser(wanted) : undefined;
+  if (!user) return { error: `user ${wanted} does not exist on this host` };
+  if (user.uid === me.uid) return {};
+  if (me.uid !== 0)
+    return {
+      error: `agent runs as ${me.name || `uid ${me.uid}`} and cannot act as ${wanted} (run the agent as root to switch users)`,
+    };
+  return { user };
+}
+
+/** Every group `user` belongs to (primary and supplementary). */
+export function groupsOf(user: OsUser): Promise<Set<number>> {
+  return new Promise((resolve) => {
+    execFile('id', ['-G', user.name], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => {
+      const ids = err ? [] : stdout.trim().split(/\s+/).filter(Boolean).map(Number);
+      resolve(new Set([user.gid, ...ids.filter((n) => Number.isInteger(n))]));
+    });
+  });
+}
+
+/** An account with its groups, for permission checks done on its behalf by a root agent. */
+export interface Principal {
+  uid: number;
+  groups: Set<number>;
+}
+
+/**
+ * Whether `who` has all of `want` (bits of 0o7: 4 read, 2 write, 1 execute) on a file with
+ * `stat`, the way the kernel decides it: owner bits for the owner, else group bits for a
+ * member, else the others' bits. Root passes read and write always.
+ */
+export function permits(stat: fs.Stats, who: Principal, want: number): boolean {
+  if (who.uid === 0) return (want & 1) === 0 || (stat.mode & 0o111) !== 0 || stat.isDirectory();
+  const bits =
+    stat.uid === who.uid
+      ? (stat.mode >> 6) & 7
+      : who.groups.has(stat.gid)
+        ? (stat.mode >> 3) & 7
+        : stat.mode & 7;
+  return (bits & want) === want;
+}

@@ -1,0 +1,93 @@
+/**
+ * The agent's connection loop against real `jobfleet serve` processes: it gets to ready,
+ * comes back with backoff after the server restarts, and registers again when a server no
+ * longer knows its token.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { after, describe, it } from 'node:test';
+import { Agent } from '../src/agent.js';
+import type { AgentState } from '../src/agent.js';
+import { TaskRunner } from '../src/task-runner.js';
+import type * as Processes from '../../server/dist/test/helpers/processes.js';
+import { tempStateDir } from './helpers/os-state.js';
+
+// The server's process helpers are compiled with the server's tests; this file runs from
+// agent/dist/test, so the path is resolved from the repository root at run time.
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const processes = (await import(
+  pathToFileURL(path.join(repoRoot, 'server/dist/test/helpers/processes.js')).href
+)) as typeof Processes;
+
+const stateDir = tempStateDir();
+const dataDirs: string[] = [];
+let agent: Agent | undefined;
+
+after(async () => {
+  await agent?.stop();
+  await processes.stopAll();
+  for (const d of [stateDir, ...dataDirs]) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function identity(): { token: string; hostId: number } {
+  return JSON.parse(fs.readFileSync(path.join(stateDir, 'identity.json'), 'utf8')) as {
+    token: string;
+    hostId: number;
+  };
+}
+
+describe('Agent connection loop against a real server', () => {
+  const states: AgentState[] = [];
+  let server: Processes.ServerProcess;
+
+  it('registers, connects and reaches ready', async () => {
+    server = await processes.startServer();
+    dataDirs.push(server.dataDir);
+    agent = new Agent({
+      serverUrl: server.url,
+      bootstrapToken: server.bootstrapToken,
+      host: { ip: '127.0.0.9', ipv6: '', cloudId: 0, hostname: 'agent-loop-test', osType: 'linux' },
+      stateDir,
+      backoffBaseMs: 50,
+      backoffCapMs: 400,
+      createRunner: (reports) => new TaskRunner(stateDir, reports),
+    });
+    agent.on('state', (s: AgentState) => states.push(s));
+    agent.start();
+    await agent.waitFor('ready');
+    assert.deepEqual(states, ['registering', 'connecting', 'greeting', 'ready']);
+    assert.equal(agent.hostId, identity().hostId);
+  });
+
+  it('backs off while the server is down and reconnects with the same token once it is back', async () => {
+    const a = agent as Agent;
+    const before = identity();
+    states.length = 0;
+    await server.kill();
+    await a.waitFor('backoff');
+    server = await server.restart();
+    await a.waitFor('ready', 20_000);
+    assert.equal(states[0], 'backoff');
+    assert.ok(!states.includes('registering'), `states: ${states.join(' ')}`);
+    assert.deepEqual(identity(), before);
+    assert.equal(a.hostId, before.hostId);
+  });
+
+  it('registers again when a server refuses its stored token', async () => {
+    const a = agent as Agent;
+    const before = identity();
+    await server.kill();
+    await a.waitFor('backoff');
+    states.length = 0;
+    const fresh = await processes.startServer({ port: server.port });
+    dataDirs.push(fresh.dataDir);
+    await a.waitFor('ready', 20_000);
+    assert.ok(states.includes('registering'), `states: ${states.join(' ')}`);
+    assert.notEqual(identity().token, before.token);
+    assert.equal(a.hostId, identity().hostId);
+    await a.stop();
+    assert.equal(a.state, 'stopped');
+  });
+});

@@ -1,0 +1,256 @@
+/**
+ * File distribution between agents' TaskRunners over real HTTP on loopback addresses: what a
+ * source offers for each kind of entry, and what targets end up with.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import {
+  closeFileHosts,
+  downloadMsg,
+  fileHost,
+  offer,
+  partFiles,
+  put,
+  serveMsg,
+  sha256,
+} from './helpers/file-hosts.js';
+
+after(closeFileHosts);
+
+const source = fileHost('127.0.0.2');
+
+describe('Serving: what an offer holds', () => {
+  it('describes a single file by its basename, size, mode and sha256, at the host ip', async () => {
+    const data = put(source, '/srv/app/one.bin', 70_000, 0o640);
+    const { answer } = await offer(source, ['/srv/app/one.bin']);
+    assert.equal(answer.error, undefined);
+    assert.match(answer.url, /^http:\/\/127\.0\.0\.2:\d+$/);
+    assert.deepEqual(answer.files, [
+      { sourcePath: '/srv/app/one.bin', relPath: 'one.bin', size: 70_000, sha256: sha256(data), mode: 0o640 },
+    ]);
+  });
+
+  it('serves a directory as "<dirname>/<relative path>" for every file below it', async () => {
+    put(source, '/srv/tree/a.txt', 'a');
+    put(source, '/srv/tree/sub/b.txt', 'bb');
+    put(source, '/srv/tree/sub/deeper/c.txt', 'ccc');
+    const { answer } = await offer(source, ['/srv/tree/']);
+    assert.deepEqual(answer.files.map((f) => [f.relPath, f.sourcePath, f.size]).sort(), [
+      ['tree/a.txt', '/srv/tree/a.txt', 1],
+      ['tree/sub/b.txt', '/srv/tree/sub/b.txt', 2],
+      ['tree/sub/deeper/c.txt', '/srv/tree/sub/deeper/c.txt', 3],
+    ]);
+  });
+
+  it('selects the files of a directory whose names match a REGEX: part, not below it', async () => {
+    put(source, '/srv/logs/app1.log', '1');
+    put(source, '/srv/logs/app2.log', '2');
+    put(source, '/srv/logs/app.txt', 't');
+    put(source, '/srv/logs/nested/app3.log', '3');
+    const { answer } = await offer(source, ['/srv/logs/REGEX:^app\\d\\.log$']);
+    assert.deepEqual(answer.files.map((f) => f.relPath).sort(), ['app1.log', 'app2.log']);
+  });
+
+  it('serves a file under an explicit relPath', async () => {
+    put(source, '/srv/explicit/x.conf', 'x');
+    const { answer } = await offer(source, [{ path: '/srv/explicit/x.conf', relPath: 'etc/app/x.conf' }]);
+    assert.deepEqual(
+      answer.files.map((f) => f.relPath),
+      ['etc/app/x.conf'],
+    );
+  });
+
+  it('answers missing paths and patterns matching nothing with a "missing" error listing them', async () => {
+    put(source, '/srv/present.txt', 'here');
+    const { answer } = await offer(source, [
+      '/srv/present.txt',
+      '/srv/absent.txt',
+      '/srv/REGEX:^nothing$',
+      '/srv/nodir/',
+    ]);
+    assert.equal(answer.error?.kind, 'missing');
+    assert.deepEqual(answer.error?.paths, ['/srv/absent.txt', '/srv/REGEX:^nothing$', '/srv/nodir/']);
+    assert.deepEqual(answer.files, []);
+  });
+
+  it('answers a re-sent serve with the same offer, also while the first is still hashing', async () => {
+    put(source, '/srv/again.bin', 3_000_000);
+    const msg = serveMsg(['/srv/again.bin'], { serveId: 'same-offer' });
+    source.runner.serve(msg);
+    source.runner.serve(msg);
+    const [a1, a2] = await Promise.all([1, 2].map((n) => source.reports.servedAnswer(msg.serveId, n)));
+    source.runner.serve(msg);
+    const a3 = await source.reports.servedAnswer(msg.serveId, 3);
+    assert.equal(a1?.files.length, 1);
+    assert.deepEqual(a2, a1);
+    assert.deepEqual(a3, a1);
+  });
+
+  it('refuses an account that does not exist with "user_missing"', async () => {
+    put(source, '/srv/u.txt', 'u');
+    const { answer } = await offer(source, ['/srv/u.txt'], { user: 'no-such-user-jobfleet' });
+    assert.equal(answer.error?.kind, 'user_missing');
+  });
+
+  it(
+    'checks read permission for the account when the agent is root',
+    { skip: process.getuid?.() !== 0 && 'needs root' },
+    async () => {
+      put(source, '/srv/perm/open.txt', 'o', 0o644);
+      put(source, '/srv/perm/closed.txt', 'c', 0o600);
+      const open = await offer(source, ['/srv/perm/open.txt'], { user: 'nobody' });
+      assert.equal(open.answer.error, undefined);
+      const closed = await offer(source, ['/srv/perm/'], { user: 'nobody' });
+      assert.equal(closed.answer.error?.kind, 'unreadable');
+      assert.deepEqual(closed.answer.error?.paths, ['/srv/perm/closed.txt']);
+    },
+  );
+});
+
+describe('Downloading: what targets end up with', () => {
+  it('delivers one file to several targets, byte for byte, with progress for each', async () => {
+    const data = put(source, '/srv/big/payload.bin', 3 * 1024 * 1024 + 17, 0o750);
+    const { source: src } = await offer(source, ['/srv/big/payload.bin']);
+    const targets = [fileHost('127.0.0.3'), fileHost('127.0.0.4'), fileHost('127.0.0.5')];
+    const msgs = targets.map(() => downloadMsg([src], '/data/in'));
+    targets.forEach((t, i) => t.runner.download(msgs[i]!));
+    for (const [i, t] of targets.entries()) {
+      const key = msgs[i]!.key;
+      const r = await t.reports.finishedResult(key);
+      assert.deepEqual([r.outcome, r.exitCode, r.outputBytes], ['exited', 0, 0]);
+      const got = fs.readFileSync(t.local('/data/in/payload.bin'));
+      assert.equal(sha256(got), sha256(data));
+      assert.equal(fs.statSync(t.local('/data/in/payload.bin')).mode & 0o7777, 0o750);
+      assert.deepEqual(partFiles(t.local('/data')), []);
+      const reports = t.reports.fileReports(key);
+      assert.equal(reports[0]?.status, 'downloading');
+      const final = reports.filter((p) => p.status !== 'downloading');
+      assert.deepEqual(
+        final.map((p) => [p.status, p.label, p.sourcePath, p.targetPath, p.size, p.bytes]),
+        [
+          [
+            'finished',
+            '0:127.0.0.2',
+            '/srv/big/payload.bin',
+            '/data/in/payload.bin',
+            data.length,
+            data.length,
+          ],
+        ],
+      );
+      assert.ok((final[0]?.speed ?? 0) > 0);
+      assert.deepEqual(
+        t.reports
+          .of(key)
+          .map((e) => e.type)
+          .filter((x) => x !== 'file'),
+        ['started', 'finished'],
+      );
+    }
+  });
+
+  it('recreates a directory tree from several sources and REGEX selections', async () => {
+    const other = fileHost('127.0.0.6');
+    put(source, '/srv/site/index.html', '<html>');
+    put(source, '/srv/site/css/main.css', 'body{}');
+    put(other, '/opt/conf/a.ini', 'a=1');
+    put(other, '/opt/conf/b.ini', 'b=2');
+    put(other, '/opt/conf/c.txt', 'no');
+    const s1 = await offer(source, ['/srv/site/']);
+    const s2 = await offer(other, ['/opt/conf/REGEX:\\.ini$']);
+    const target = fileHost('127.0.0.3');
+    const msg = downloadMsg([s1.source, s2.source], '/var/www');
+    target.runner.download(msg);
+    assert.equal((await target.reports.finishedResult(msg.key)).outcome, 'exited');
+    const read = (p: string) => fs.readFileSync(target.local(p), 'utf8');
+    assert.equal(read('/var/www/site/index.html'), '<html>');
+    assert.equal(read('/var/www/site/css/main.css'), 'body{}');
+    assert.equal(read('/var/www/a.ini'), 'a=1');
+    assert.equal(read('/var/www/b.ini'), 'b=2');
+    assert.equal(fs.existsSync(target.local('/var/www/c.txt')), false);
+    assert.equal(target.reports.fileReports(msg.key).filter((p) => p.status === 'finished').length, 4);
+  });
+
+  it('lets a target that finished re-serve what it received under the same relPath', async () => {
+    const data = put(source, '/srv/relay/blob.bin', 500_000);
+    const first = fileHost('127.0.0.3');
+    const second = fileHost('127.0.0.4');
+    const s1 = await offer(source, ['/srv/relay/blob.bin']);
+    const m1 = downloadMsg([s1.source], '/recv');
+    first.runner.download(m1);
+    await first.reports.finishedResult(m1.key);
+    const relay = await offer(first, [{ path: '/recv/blob.bin', relPath: 'blob.bin' }]);
+    assert.deepEqual(
+      relay.answer.files.map((f) => [f.relPath, f.sha256, f.size]),
+      [['blob.bin', sha256(data), data.length]],
+    );
+    const m2 = downloadMsg([relay.source], '/recv');
+    second.runner.download(m2);
+    assert.equal((await second.reports.finishedResult(m2.key)).outcome, 'exited');
+    assert.equal(sha256(fs.readFileSync(second.local('/recv/blob.bin'))), sha256(data));
+  });
+
+  it('renames the single file of a task to targetName', async () => {
+    put(source, '/srv/rename/original.txt', 'content');
+    const s = await offer(source, ['/srv/rename/original.txt']);
+    const target = fileHost('127.0.0.3');
+    const msg = downloadMsg([s.source], '/etc/app', { targetName: 'renamed.txt' });
+    target.runner.download(msg);
+    assert.equal((await target.reports.finishedResult(msg.key)).outcome, 'exited');
+    assert.deepEqual(fs.readdirSync(target.local('/etc/app')), ['renamed.txt']);
+    assert.equal(target.reports.fileReports(msg.key).at(-1)?.targetPath, '/etc/app/renamed.txt');
+  });
+
+  it('fails a missing target directory in strict mode, and creates it otherwise', async () => {
+    put(source, '/srv/strict.txt', 's');
+    const s = await offer(source, ['/srv/strict.txt']);
+    const target = fileHost('127.0.0.3');
+    const strict = downloadMsg([s.source], '/not/there', { strict: true });
+    target.runner.download(strict);
+    const r = await target.reports.finishedResult(strict.key);
+    assert.equal(r.outcome, 'target_invalid');
+    assert.match(r.message, /\/not\/there does not exist/);
+    assert.equal(fs.existsSync(target.local('/not')), false);
+    assert.deepEqual(
+      target.reports.fileReports(strict.key).map((p) => p.status),
+      ['failed'],
+    );
+    const force = downloadMsg([s.source], '/not/there', { strict: false });
+    target.runner.download(force);
+    assert.equal((await target.reports.finishedResult(force.key)).outcome, 'exited');
+    assert.equal(fs.readFileSync(target.local('/not/there/strict.txt'), 'utf8'), 's');
+  });
+
+  it(
+    'gives a target a file as the account it names, when the agent is root',
+    { skip: process.getuid?.() !== 0 && 'needs root' },
+    async () => {
+      put(source, '/srv/owned.txt', 'mine');
+      const s = await offer(source, ['/srv/owned.txt']);
+      const target = fileHost('127.0.0.3');
+      const msg = downloadMsg([s.source], '/home/nobody/in', { user: 'nobody' });
+      target.runner.download(msg);
+      assert.equal((await target.reports.finishedResult(msg.key)).outcome, 'exited');
+      const nobody = fs.statSync(target.local('/home/nobody/in/owned.txt'));
+      const dir = fs.statSync(target.local('/home/nobody/in'));
+      assert.notEqual(nobody.uid, 0);
+      assert.equal(dir.uid, nobody.uid);
+    },
+  );
+
+  it('keeps each agent in its own file root', async () => {
+    const a = fileHost('127.0.0.3');
+    const b = fileHost('127.0.0.4');
+    put(a, '/only/in/a.txt', 'a');
+    assert.equal((await offer(b, ['/only/in/a.txt'])).answer.error?.kind, 'missing');
+    const s = await offer(a, ['/only/in/a.txt']);
+    const msg = downloadMsg([s.source], '/tmp/jobfleet-root-check');
+    b.runner.download(msg);
+    assert.equal((await b.reports.finishedResult(msg.key)).outcome, 'exited');
+    assert.ok(fs.existsSync(path.join(b.root, 'tmp/jobfleet-root-check/a.txt')));
+    assert.equal(fs.existsSync('/tmp/jobfleet-root-check'), false);
+    assert.equal(fs.existsSync(path.join(a.root, 'tmp/jobfleet-root-check')), false);
+  });
+});

@@ -1,0 +1,45 @@
+/** What a test can observe of the operating system after a task: processes and temp directories. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * Whether `pid` still runs. A killed process whose parent died waits as a zombie until init
+ * reaps it, and init does not always do that in containers; a zombie runs nothing.
+ */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Kills what a test left running (a background child it asked a script to start). */
+export function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+
+/** The script runner's temporary directories for `key` that still exist. */
+export function scriptDirsOf(key: string): string[] {
+  const prefix = `jobfleet-task-${key.replace(/:/g, '_')}-`;
+  return fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(prefix));
+}
+
+export function tempStateDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-test-agent-state-'));
+}
+
+export function pidsIn(text: string): number[] {
+  return [...text.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
+}

@@ -1,0 +1,245 @@
+/**
+ * What the TaskRunner keeps across a lost connection and an agent restart: resending output
+ * from the server's offset, forgetting, recording, duplicate dispatch, shutdown, and a runner
+ * process killed outright while a task ran.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, it } from 'node:test';
+import { TaskRunner } from '../src/task-runner.js';
+import { alive, killQuietly, pidsIn, scriptDirsOf, tempStateDir } from './helpers/os-state.js';
+import { RecordingReports, runMsg } from './helpers/recording-reports.js';
+
+const stateDirs: string[] = [];
+const runners: TaskRunner[] = [];
+const strays: number[] = [];
+
+function setup(stateDir = tempStateDir()): {
+  runner: TaskRunner;
+  reports: RecordingReports;
+  stateDir: string;
+} {
+  if (!stateDirs.includes(stateDir)) stateDirs.push(stateDir);
+  const reports = new RecordingReports();
+  const runner = new TaskRunner(stateDir, reports);
+  runners.push(runner);
+  return { runner, reports, stateDir };
+}
+
+after(async () => {
+  await Promise.all(runners.map((r) => r.close()));
+  for (const pid of strays) killQuietly(pid);
+  for (const d of stateDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const spoolDir = (stateDir: string, key: string) => path.join(stateDir, 'tasks', key.replace(/:/g, '_'));
+
+/** Waits for a condition on the world outside the runner (a process to die), polling. */
+async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('TaskRunner: dispatch and record', () => {
+  it('runs a key once however often it is dispatched, also after it finished or was recorded', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('echo once');
+    runner.run(msg);
+    runner.run(msg);
+    await reports.finishedResult(msg.key);
+    runner.run(msg);
+    runner.recorded(msg.key);
+    runner.run(msg);
+    assert.equal(reports.count(msg.key, 'started'), 1);
+    assert.equal(reports.count(msg.key, 'finished'), 1);
+    assert.equal(reports.text(msg.key), 'once\n');
+    assert.deepEqual(runner.held(), []);
+  });
+
+  it('ignores recorded for a task still running, and drops the spool once recorded after it ended', async () => {
+    const { runner, reports, stateDir } = setup();
+    const msg = runMsg('echo go; sleep 1000');
+    runner.run(msg);
+    await reports.outputMatching(msg.key, /go\n/);
+    runner.recorded(msg.key);
+    assert.deepEqual(runner.held(), [{ key: msg.key, outputBytes: 3, finished: false }]);
+    runner.kill(msg.key);
+    await reports.finishedResult(msg.key);
+    assert.deepEqual(runner.held(), [{ key: msg.key, outputBytes: 3, finished: true }]);
+    assert.ok(fs.existsSync(spoolDir(stateDir, msg.key)));
+    runner.recorded(msg.key);
+    assert.deepEqual(runner.held(), []);
+    assert.equal(fs.existsSync(spoolDir(stateDir, msg.key)), false);
+  });
+});
+
+describe('TaskRunner: resume after a reconnect', () => {
+  it('resends output past the stored offset, then the result, for a finished task', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('printf 0123456789; exit 2');
+    runner.run(msg);
+    const first = await reports.finishedResult(msg.key);
+    runner.resume({ [msg.key]: 4 }, []);
+    const resent = reports.of(msg.key).slice(-2);
+    assert.deepEqual(
+      resent.map((e) => (e.type === 'output' ? [e.offset, e.data.toString()] : e.type)),
+      [[4, '456789'], 'finished'],
+    );
+    assert.deepEqual(await reports.finishedResult(msg.key, 2), first);
+    // The server already has everything: only the result again.
+    runner.resume({ [msg.key]: 10 }, []);
+    assert.equal(reports.of(msg.key).at(-1)?.type, 'finished');
+    assert.equal(reports.count(msg.key, 'output'), 2);
+    assert.deepEqual(reports.violations, []);
+  });
+
+  it('resends the missed part of a running task and goes on streaming after it', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('echo one; while [ ! -e go ]; do sleep 0.05; done; echo two');
+    runner.run(msg);
+    await reports.outputMatching(msg.key, /one\n/);
+    runner.resume({ [msg.key]: 1 }, []);
+    const last = reports.of(msg.key).at(-1);
+    assert.ok(last?.type === 'output' && last.offset === 1 && last.data.toString() === 'ne\n');
+    // The script waits for a file in its working directory; the runner put it in the temp dir.
+    const [dir] = scriptDirsOf(msg.key);
+    assert.ok(dir);
+    fs.writeFileSync(path.join(os.tmpdir(), dir, 'go'), '');
+    const r = await reports.finishedResult(msg.key);
+    assert.equal(reports.text(msg.key), 'one\ntwo\n');
+    assert.equal(r.outputBytes, 8);
+    assert.deepEqual(reports.violations, []);
+  });
+
+  it('reports started again for a task the server has no offset for', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('echo x');
+    runner.run(msg);
+    await reports.finishedResult(msg.key);
+    runner.resume({}, []);
+    assert.deepEqual(
+      reports.of(msg.key).map((e) => e.type),
+      ['started', 'output', 'finished', 'started', 'output', 'finished'],
+    );
+  });
+
+  it('forgets tasks: kills a running one without a result, drops its spool and its processes', async () => {
+    const { runner, reports, stateDir } = setup();
+    const running = runMsg('echo "pid=$$"; sleep 1000 & echo "pid=$!"; wait');
+    const done = runMsg('echo done');
+    runner.run(running);
+    runner.run(done);
+    await reports.finishedResult(done.key);
+    const [pid1, pid2] = (await reports.outputMatching(running.key, /pid=(\d+)\npid=(\d+)\n/))
+      .slice(1)
+      .map(Number);
+    assert.ok(pid1 && pid2);
+    strays.push(pid1, pid2);
+    runner.resume({}, [running.key, done.key, '12345:0:9']);
+    assert.deepEqual(runner.held(), []);
+    assert.equal(fs.existsSync(spoolDir(stateDir, running.key)), false);
+    assert.equal(fs.existsSync(spoolDir(stateDir, done.key)), false);
+    await eventually(() => !alive(pid1) && !alive(pid2), 'the forgotten task is dead');
+    await eventually(() => scriptDirsOf(running.key).length === 0, 'its script directory is gone');
+    assert.equal(reports.count(running.key, 'finished'), 0);
+    assert.equal(fs.existsSync(spoolDir(stateDir, running.key)), false);
+  });
+});
+
+describe('TaskRunner: agent stop and restart', () => {
+  it('on close, kills running tasks and keeps them as lost for the next run of the agent', async () => {
+    const { runner, reports, stateDir } = setup();
+    const msg = runMsg('echo "pid=$$"; sleep 1000');
+    runner.run(msg);
+    const [, pid] = (await reports.outputMatching(msg.key, /pid=(\d+)\n/)).map(Number);
+    assert.ok(pid);
+    strays.push(pid);
+    await runner.close();
+    const r = reports.results(msg.key)[0];
+    assert.equal(r?.outcome, 'lost');
+    assert.match(r?.message ?? '', /agent stopped/);
+    assert.equal(alive(pid), false);
+    assert.deepEqual(scriptDirsOf(msg.key), []);
+    runner.run(runMsg('echo too late'));
+    assert.equal(reports.events.filter((e) => e.key !== msg.key).length, 0);
+
+    const next = setup(stateDir);
+    next.runner.resume({ [msg.key]: 0 }, []);
+    assert.deepEqual(next.reports.results(msg.key), [r]);
+    assert.equal(next.reports.text(msg.key), reports.text(msg.key));
+  });
+
+  it('after the agent process died: resends finished results, reports running tasks lost and kills them', async () => {
+    const stateDir = tempStateDir();
+    stateDirs.push(stateDir);
+    const quick = runMsg('echo quick; exit 7');
+    const slow = runMsg('echo "pid=$$"; sleep 1000 & echo "pid=$!"; wait');
+    const fixture = fileURLToPath(new URL('./fixtures/task-runner-process.js', import.meta.url));
+    const proc = spawn(process.execPath, [fixture, stateDir, JSON.stringify(quick), JSON.stringify(slow)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let printed = '';
+    proc.stdout.on('data', (d: Buffer) => (printed += d.toString()));
+    const lines = () =>
+      printed
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; key?: string; data?: string; result?: { key: string } });
+    const slowText = () =>
+      lines()
+        .filter((l) => l.type === 'output' && l.key === slow.key)
+        .map((l) => Buffer.from(l.data ?? '', 'base64').toString())
+        .join('');
+    await eventually(
+      () => lines().some((l) => l.result?.key === quick.key) && pidsIn(slowText()).length === 2,
+      'the runner process finished one task and started the other',
+    );
+    const pids = pidsIn(slowText());
+    strays.push(...pids);
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await exited;
+
+    assert.deepEqual(
+      pids.map((pid) => alive(pid)),
+      [true, true],
+      'the script outlives its runner process',
+    );
+    assert.equal(scriptDirsOf(slow.key).length, 1);
+
+    const { runner, reports } = setup(stateDir);
+    // A SIGKILL lands when the target is next scheduled, not within the kill call.
+    await eventually(
+      () => pids.every((pid) => !alive(pid)),
+      'the restart killed what the lost task left running',
+    );
+    assert.deepEqual(scriptDirsOf(slow.key), []);
+    const held = runner.held().sort((a, b) => a.key.localeCompare(b.key));
+    const slowBytes = Buffer.byteLength(slowText());
+    assert.deepEqual(
+      held,
+      [
+        { key: quick.key, outputBytes: 6, finished: true },
+        { key: slow.key, outputBytes: slowBytes, finished: true },
+      ].sort((a, b) => a.key.localeCompare(b.key)),
+    );
+    runner.resume({ [quick.key]: 0 }, []);
+    const q = reports.results(quick.key)[0];
+    assert.deepEqual([q?.outcome, q?.exitCode, q?.outputBytes], ['exited', 7, 6]);
+    assert.equal(reports.text(quick.key), 'quick\n');
+    const s = reports.results(slow.key)[0];
+    assert.deepEqual([s?.outcome, s?.outputBytes], ['lost', slowBytes]);
+    assert.match(s?.message ?? '', /agent restarted/);
+    assert.equal(reports.text(slow.key), slowText());
+    assert.equal(reports.count(slow.key, 'started'), 1);
+    assert.deepEqual(reports.violations, []);
+    for (const pid of pids) killQuietly(pid);
+  });
+});

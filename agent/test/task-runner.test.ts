@@ -1,0 +1,270 @@
+/**
+ * The TaskRunner running real scripts in real child processes: outcomes, output order and
+ * capping, params, languages, timeouts and kills of whole process groups.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, describe, it } from 'node:test';
+import { TaskRunner } from '../src/task-runner.js';
+import { alive, killQuietly, pidsIn, scriptDirsOf, tempStateDir } from './helpers/os-state.js';
+import { RecordingReports, runMsg } from './helpers/recording-reports.js';
+
+const stateDirs: string[] = [];
+const runners: TaskRunner[] = [];
+const strays: number[] = [];
+
+function setup(): { runner: TaskRunner; reports: RecordingReports } {
+  const stateDir = tempStateDir();
+  stateDirs.push(stateDir);
+  const reports = new RecordingReports();
+  const runner = new TaskRunner(stateDir, reports);
+  runners.push(runner);
+  return { runner, reports };
+}
+
+after(async () => {
+  await Promise.all(runners.map((r) => r.close()));
+  for (const pid of strays) killQuietly(pid);
+  for (const d of stateDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const interpreterMissing = (name: string) =>
+  ['/bin', '/usr/bin', '/usr/local/bin'].some((d) => fs.existsSync(`${d}/${name}`))
+    ? false
+    : `${name} is not installed on this machine`;
+
+describe('TaskRunner: scripts and outcomes', () => {
+  it('reports started, the output and a successful exit, and removes the script directory', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('echo hello\necho "cwd=$(pwd)"\n');
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    assert.equal(r.outcome, 'exited');
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.message, '');
+    assert.equal(r.droppedBytes, 0);
+    assert.match(reports.text(msg.key), /^hello\ncwd=\S*jobfleet-task-/);
+    assert.equal(reports.of(msg.key)[0]?.type, 'started');
+    assert.equal(reports.count(msg.key, 'started'), 1);
+    assert.deepEqual(reports.violations, []);
+    assert.deepEqual(scriptDirsOf(msg.key), []);
+    assert.ok(r.startTime <= r.endTime);
+  });
+
+  it('reports empty output as zero bytes and no output frames', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('true');
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    assert.equal(r.outputBytes, 0);
+    assert.equal(reports.count(msg.key, 'output'), 0);
+  });
+
+  it('reports a non-zero exit code as exited with that code', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('echo failing; exit 3');
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    assert.deepEqual([r.outcome, r.exitCode], ['exited', 3]);
+    assert.equal(reports.text(msg.key), 'failing\n');
+  });
+
+  it('reports death by a signal as 128 + its number', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('kill -KILL $$');
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    assert.deepEqual([r.outcome, r.exitCode], ['exited', 137]);
+    assert.match(r.message, /SIGKILL/);
+  });
+
+  it('merges stdout and stderr in the order they were written', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('for i in $(seq 1 200); do echo out$i; echo err$i >&2; done');
+    runner.run(msg);
+    await reports.finishedResult(msg.key);
+    const expected = Array.from({ length: 200 }, (_, i) => `out${i + 1}\nerr${i + 1}\n`).join('');
+    assert.equal(reports.text(msg.key), expected);
+  });
+
+  it('splits params the way a shell command line does', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('for a in "$@"; do echo "[$a]"; done', { params: `'a b' c "d  e" f\\ g` });
+    runner.run(msg);
+    await reports.finishedResult(msg.key);
+    assert.equal(reports.text(msg.key), '[a b]\n[c]\n[d  e]\n[f g]\n');
+  });
+
+  it('reports params the shell cannot parse in the output, as a failed exit', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('echo never', { params: `'unbalanced` });
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    assert.equal(r.outcome, 'exited');
+    assert.notEqual(r.exitCode, 0);
+    assert.match(reports.text(msg.key), /quot|unterminated|EOF/i);
+  });
+
+  it('does not pass the agent settings (JOBFLEET_*) to scripts', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('env | grep -c ^JOBFLEET_ || true');
+    runner.run(msg);
+    await reports.finishedResult(msg.key);
+    assert.equal(reports.text(msg.key), '0\n');
+  });
+
+  it('runs perl with params', { skip: interpreterMissing('perl') }, async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('print "perl:[$_]\\n" for @ARGV; exit 4;', { language: 'perl', params: `x 'y z'` });
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    assert.deepEqual([r.outcome, r.exitCode], ['exited', 4]);
+    assert.equal(reports.text(msg.key), 'perl:[x]\nperl:[y z]\n');
+  });
+
+  it('runs python3 with params', { skip: interpreterMissing('python3') }, async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('import sys\nprint("py:" + "|".join(sys.argv[1:]))\nsys.exit(5)\n', {
+      language: 'python',
+      params: `1 "2 3"`,
+    });
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    assert.deepEqual([r.outcome, r.exitCode], ['exited', 5]);
+    assert.equal(reports.text(msg.key), 'py:1|2 3\n');
+  });
+
+  for (const language of ['bat', 'powershell', 'sql'] as const) {
+    it(`answers ${language} with outcome unsupported and starts nothing`, async () => {
+      const { runner, reports } = setup();
+      const msg = runMsg('echo hi', { language });
+      runner.run(msg);
+      const r = await reports.finishedResult(msg.key);
+      assert.equal(r.outcome, 'unsupported');
+      assert.match(r.message, new RegExp(`${language} runs only on Windows hosts`));
+      assert.equal(r.outputBytes, 0);
+      assert.deepEqual(scriptDirsOf(msg.key), []);
+      assert.equal(reports.count(msg.key, 'started'), 1);
+    });
+  }
+});
+
+describe('TaskRunner: timeouts, kills and stray processes', () => {
+  const spawnChildren = 'sleep 1000 & echo "pid=$!"\nsleep 1000 & echo "pid=$!"\necho "pid=$$"\nsleep 1000\n';
+
+  it('kills the whole process group on timeout', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg(spawnChildren, { timeoutSeconds: 1 });
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    const pids = pidsIn(reports.text(msg.key));
+    strays.push(...pids);
+    assert.equal(r.outcome, 'timeout');
+    assert.equal(r.exitCode, 137);
+    assert.match(r.message, /1 s timeout/);
+    assert.equal(pids.length, 3);
+    for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} survived the timeout`);
+    assert.deepEqual(scriptDirsOf(msg.key), []);
+  });
+
+  it('kills the whole process group on request, and a later kill changes nothing', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg(spawnChildren);
+    runner.run(msg);
+    await reports.outputMatching(msg.key, /(pid=\d+\n){3}/);
+    runner.kill(msg.key);
+    const r = await reports.finishedResult(msg.key);
+    const pids = pidsIn(reports.text(msg.key));
+    strays.push(...pids);
+    assert.deepEqual([r.outcome, r.exitCode], ['killed', 137]);
+    for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} survived the kill`);
+    runner.kill(msg.key);
+    runner.kill('999:0:1');
+    const count = reports.events.length;
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(reports.events.length, count);
+    assert.equal(reports.results(msg.key).length, 1);
+  });
+
+  it('finishes when the script exits even though a background child keeps the output open', async () => {
+    const { runner, reports } = setup();
+    const msg = runMsg('sleep 1000 & echo "pid=$!"\necho script done\n');
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    const [pid] = pidsIn(reports.text(msg.key));
+    assert.ok(pid);
+    strays.push(pid);
+    assert.deepEqual([r.outcome, r.exitCode], ['exited', 0]);
+    assert.match(reports.text(msg.key), /script done\n$/);
+    // Started things keep running after their script, as daemons started by a script must.
+    assert.equal(alive(pid), true);
+    killQuietly(pid);
+  });
+
+  it('does not let a task printing without pause or a long one hold up another', async () => {
+    const { runner, reports } = setup();
+    const flood = runMsg('yes flood', { logCapBytes: 64 * 1024 });
+    const long = runMsg('sleep 1000');
+    const quick = runMsg('echo quick');
+    runner.run(flood);
+    runner.run(long);
+    await reports.outputMatching(flood.key, /flood\n/);
+    runner.run(quick);
+    await reports.finishedResult(quick.key);
+    assert.equal(reports.text(quick.key), 'quick\n');
+    assert.equal(reports.results(flood.key).length, 0);
+    assert.equal(reports.results(long.key).length, 0);
+    runner.kill(flood.key);
+    runner.kill(long.key);
+    const f = await reports.finishedResult(flood.key);
+    await reports.finishedResult(long.key);
+    assert.equal(f.outcome, 'killed');
+    assert.ok(f.outputBytes <= 64 * 1024 + 200, 'the flood stays within its cap');
+    assert.deepEqual(reports.violations, []);
+  });
+});
+
+describe('TaskRunner: output cap', () => {
+  /** A perl script printing n bytes of a repeating alphabet in a single write. */
+  const printPattern = (n: number) =>
+    runMsg(`print substr("abcdefghijklmnopqrstuvwxyz" x ${Math.ceil(n / 26)}, 0, ${n});`, {
+      language: 'perl',
+    });
+  const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => 97 + (i % 26)));
+
+  for (const cap of [1000, 1024 * 1024]) {
+    it(`keeps head, marker with the exact dropped count, and tail when printing 3x the cap (${cap})`, async () => {
+      const { runner, reports } = setup();
+      const msg = { ...printPattern(3 * cap), logCapBytes: cap };
+      runner.run(msg);
+      const r = await reports.finishedResult(msg.key);
+      const all = pattern(3 * cap);
+      const head = all.subarray(0, cap / 2);
+      const tail = all.subarray(all.length - cap / 2);
+      const marker = `\n[jobfleet: ${2 * cap} bytes of output dropped here; the log keeps the first ${cap / 2} and the last ${cap / 2} bytes]\n`;
+      const out = reports.outputOf(msg.key);
+      assert.equal(r.droppedBytes, 2 * cap);
+      assert.equal(out.length, cap + marker.length);
+      assert.deepEqual(out.subarray(0, cap / 2), head);
+      assert.equal(out.subarray(cap / 2, cap / 2 + marker.length).toString(), marker);
+      assert.deepEqual(out.subarray(cap / 2 + marker.length), tail);
+      assert.deepEqual(reports.violations, []);
+      // What the spool holds is what was sent: a resend from 0 gives the same bytes.
+      const resent = new RecordingReports();
+      const again = new TaskRunner(stateDirs.at(-1) as string, resent);
+      again.resume({ [msg.key]: 0 }, []);
+      assert.deepEqual(resent.outputOf(msg.key), out);
+      assert.equal(resent.results(msg.key)[0]?.outputBytes, out.length);
+    });
+  }
+
+  it('sends output exactly at the cap in full, without a marker', async () => {
+    const { runner, reports } = setup();
+    const msg = { ...printPattern(4096), logCapBytes: 4096 };
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    assert.equal(r.droppedBytes, 0);
+    assert.deepEqual(reports.outputOf(msg.key), pattern(4096));
+    assert.equal(r.outputBytes, 4096);
+  });
+});

@@ -1,0 +1,167 @@
+/** fast_transfer_file (spec fast_transfer_file.md; behaviour notes §3.2, §5). */
+import { z } from 'zod';
+import { JobType, StepType } from '../../engine/statuses.js';
+import type { FileSource, FileStepSpec } from '../../engine/step-spec.js';
+import { resolveTargets } from '../../inventory/target-resolution.js';
+import { defineEndpoint } from '../endpoint.js';
+import type { EndpointContext } from '../endpoint.js';
+import { ApiError } from '../error-catalogue.js';
+import { TargetServer, zInt, zLong } from '../input-types.js';
+import { assertCallbackAllowed } from '../submission-checks.js';
+import { checkFileName, checkSourcePath, checkTargetPath } from './file-paths.js';
+import {
+  CommonExecuteFields,
+  DEFAULT_TIMEOUT,
+  checkCallbackUrl,
+  defaultJobName,
+  priorSubmission,
+  resolveAccount,
+  rollingSpecOf,
+  submitOneStepJob,
+} from './job-submission.js';
+
+const MAX_FILE_TASKS = 100_000;
+
+const FileSourceInput = z.object({
+  file_list: z.array(z.string().min(1)).min(1),
+  file_type: zInt.default(1),
+  server: TargetServer.optional(),
+  account: z.object({ id: zLong.optional(), alias: z.string().optional() }).optional(),
+  file_source_id: zLong.optional(),
+  file_source_code: z.string().optional(),
+});
+
+export const fastTransferFile = defineEndpoint({
+  name: 'fast_transfer_file',
+  kind: 'write',
+  input: z.object({
+    file_target_path: z.string().optional(),
+    file_target_name: z.string().max(255).optional(),
+    file_source_list: z.array(FileSourceInput).optional(),
+    upload_speed_limit: zInt.pipe(z.number().min(0)).optional(),
+    download_speed_limit: zInt.pipe(z.number().min(0)).optional(),
+    transfer_mode: zInt.optional(),
+    ...CommonExecuteFields,
+  }),
+  fieldErrors: {
+    file_target_path: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME',
+    file_source_list: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME',
+  },
+  async handle(ctx, input) {
+    const prior = await priorSubmission(ctx, input.client_request_id);
+    if (prior) return prior;
+    if (input.file_target_path === undefined || input.file_target_path.trim() === '') {
+      throw new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
+        param: 'file_target_path',
+        reason: 'is required',
+      });
+    }
+    const targetPath = checkTargetPath('file_target_path', input.file_target_path);
+    const targetName = input.file_target_name
+      ? checkFileName('file_target_name', input.file_target_name)
+      : '';
+    if (!input.file_source_list || input.file_source_list.length === 0) {
+      throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'file_source_list' });
+    }
+    const sources = await resolveSources(ctx, input.file_source_list);
+    const callbackUrl = checkCallbackUrl(input.callback_url);
+    assertCallbackAllowed(ctx, callbackUrl);
+    const account = await resolveAccount(ctx, input.account_id, input.account_alias);
+    if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
+    const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, input.target_server);
+    const perTarget = sources.reduce((n, s) => n + s.files.length * Math.max(1, s.hosts.length), 0);
+    if (perTarget * hosts.length > MAX_FILE_TASKS) {
+      throw new ApiError('FILE_TASKS_EXCEEDS_LIMIT', {
+        count: perTarget * hosts.length,
+        limit: MAX_FILE_TASKS,
+      });
+    }
+    if (targetName && perTarget > 1) {
+      throw new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
+        param: 'file_target_name',
+        reason: 'renames one file; the step sends several',
+      });
+    }
+    const spec: FileStepSpec = {
+      kind: 'file',
+      sources,
+      targetPath,
+      targetName,
+      account,
+      timeout: input.timeout ?? DEFAULT_TIMEOUT,
+      uploadSpeedLimit: input.upload_speed_limit ?? 0,
+      downloadSpeedLimit: input.download_speed_limit ?? 0,
+      transferMode: input.transfer_mode === 1 ? 1 : 2,
+      targetServer: input.target_server,
+      ignoreError: false,
+      ...rollingSpecOf(input.rolling_config),
+    };
+    return submitOneStepJob(ctx, {
+      name: input.task_name ? input.task_name : defaultJobName('File Transfer'),
+      jobType: JobType.FAST_FILE,
+      stepType: StepType.FILE,
+      spec,
+      hosts,
+      callbackUrl,
+      clientRequestId: input.client_request_id,
+      startTask: input.start_task,
+      rolling: input.rolling_config,
+    });
+  },
+});
+
+async function resolveSources(
+  ctx: EndpointContext,
+  list: z.output<typeof FileSourceInput>[],
+): Promise<FileSource[]> {
+  const out: FileSource[] = [];
+  for (const [i, s] of list.entries()) {
+    const at = `file_source_list[${i}]`;
+    if (s.file_type === 3) {
+      throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
+        param: `${at}.file_type`,
+        reason: 'third-party file sources (3) are not supported yet',
+      });
+    }
+    if (s.file_type === 2) {
+      const rows = await ctx.services.store.files.getStoredFiles(s.file_list);
+      for (const p of s.file_list) {
+        const row = rows.find((r) => r.path === p);
+        if (
+          !row ||
+          row.size === null ||
+          row.scope_type !== ctx.scope.type ||
+          row.scope_id !== String(ctx.scope.id)
+        ) {
+          throw new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
+            param: `${at}.file_list`,
+            reason: `no uploaded file at "${p}" in this scope`,
+          });
+        }
+      }
+      out.push({ kind: 'server', fileType: 2, files: s.file_list, hosts: [], account: null, server: null });
+      continue;
+    }
+    if (s.file_type !== 1) {
+      throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
+        param: `${at}.file_type`,
+        reason: 'must be 1 (server file), 2 (local upload) or 3 (file source)',
+      });
+    }
+    if (!s.server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: `${at}.server` });
+    if (!s.account || (s.account.id === undefined && !s.account.alias))
+      throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: `${at}.account` });
+    const files = s.file_list.map((f, j) => checkSourcePath(`${at}.file_list[${j}]`, f));
+    const account = await resolveAccount(ctx, s.account.id, s.account.alias);
+    const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, s.server);
+    out.push({
+      kind: 'host',
+      fileType: 1,
+      files,
+      hosts: hosts.map((h) => ({ hostId: h.id, cloudId: h.cloud_id, ip: h.ip })),
+      account,
+      server: s.server,
+    });
+  }
+  return out;
+}

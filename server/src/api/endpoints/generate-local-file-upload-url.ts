@@ -1,0 +1,57 @@
+/**
+ * generate_local_file_upload_url (behaviour notes §3.22): one short-lived upload URL per file
+ * name, and the `path` to give fast_transfer_file (file_type 2) once the bytes are uploaded.
+ * Upload with `curl -T file <upload_url>` (PUT) or POST the bytes as the body.
+ */
+import crypto from 'node:crypto';
+import { z } from 'zod';
+import { isPlainFileName, newStoredPath, sha256Hex } from '../../files/stored-files.js';
+import { defineEndpoint } from '../endpoint.js';
+import { ApiError } from '../error-catalogue.js';
+
+export const generateLocalFileUploadUrl = defineEndpoint({
+  name: 'generate_local_file_upload_url',
+  kind: 'write',
+  input: z.object({ file_name_list: z.array(z.string()).max(1000).nullable().optional() }),
+  fieldErrors: { file_name_list: 'ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON' },
+  async handle(ctx, input) {
+    const names = input.file_name_list;
+    if (!names || names.length === 0) {
+      throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON', {
+        param: 'file_name_list',
+        reason: 'give at least one file name',
+      });
+    }
+    for (const n of names) {
+      if (!isPlainFileName(n.trim())) {
+        throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON', {
+          param: 'file_name_list',
+          reason: `"${n}" is not a plain file name (1..1024 characters, no "/")`,
+        });
+      }
+    }
+    const now = Date.now();
+    const expires = now + ctx.services.config.uploadUrlTtlSeconds * 1000;
+    const urlMap: Record<string, { upload_url: string; path: string }> = {};
+    const rows = [];
+    for (const raw of new Set(names.map((n) => n.trim()))) {
+      const token = crypto.randomBytes(24).toString('base64url');
+      const path = newStoredPath(ctx.scope.id, ctx.caller.username, raw);
+      urlMap[raw] = { upload_url: `${ctx.baseUrl}/api/upload/${token}`, path };
+      rows.push({
+        path,
+        scope_type: ctx.scope.type,
+        scope_id: String(ctx.scope.id),
+        creator: ctx.caller.username,
+        file_name: raw,
+        upload_token_hash: sha256Hex(token),
+        expires_at: expires,
+        size: null,
+        sha256: null,
+        created_at: now,
+      });
+    }
+    await ctx.services.store.files.createStoredFiles(rows);
+    return { url_map: urlMap };
+  },
+});

@@ -1,0 +1,189 @@
+/**
+ * What every execute endpoint shares: the common request fields, idempotent submission,
+ * callback URL and account checks, rolling batches, and turning resolved hosts into a job of
+ * one step.
+ */
+import { z } from 'zod';
+import { batchSizes } from '../../engine/rolling-plan.js';
+import { HostStatus, LaunchMode } from '../../engine/statuses.js';
+import type { RollingSpec, StepSpec } from '../../engine/step-spec.js';
+import type { Host } from '../../store/inventory-store.js';
+import type { EndpointContext } from '../endpoint.js';
+import { ApiError } from '../error-catalogue.js';
+import { TargetServer, zBool, zInt, zLong } from '../input-types.js';
+
+export const MAX_TIMEOUT = 259_200;
+export const DEFAULT_TIMEOUT = 7200;
+/** A repeated client_request_id within this window returns the first job. */
+const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
+
+export const RollingConfig = z
+  .object({
+    type: zInt.pipe(z.literal(1, 'rolling by source files (type 2) is not supported')).default(1),
+    mode: zInt.pipe(z.union([z.literal(1), z.literal(2), z.literal(3)])).default(1),
+    execution_mode: zInt.pipe(z.literal(1, 'only serial rolling (1) is supported')).default(1),
+    expression: z.string().min(1).max(1024),
+    /** Jobfleet extension: stop the step once more hosts than this (a count or "N%") have failed. */
+    max_failed_hosts: z
+      .union([
+        zInt.pipe(z.number().min(0)),
+        z.string().regex(/^(100|[1-9]?\d)%$/, 'is not a count or a percentage like "10%"'),
+      ])
+      .optional(),
+  })
+  .nullable()
+  .optional();
+export type RollingConfig = z.output<typeof RollingConfig>;
+
+/** Fields of fast_execute_script and fast_transfer_file that mean the same in both. */
+export const CommonExecuteFields = {
+  timeout: zInt.pipe(z.number().min(1).max(MAX_TIMEOUT)).optional(),
+  account_id: zLong.optional(),
+  account_alias: z.string().optional(),
+  task_name: z.string().max(512).optional(),
+  target_server: TargetServer.optional(),
+  callback_url: z.string().max(2048).optional(),
+  start_task: zBool.optional(),
+  rolling_config: RollingConfig,
+  /** Jobfleet extension: a retried submission with the same id returns the first job. */
+  client_request_id: z.string().min(1).max(128).optional(),
+};
+
+export interface SubmitReply {
+  job_instance_id: number;
+  job_instance_name: string;
+  step_instance_id: number | null;
+}
+
+/** The job a previous submission with this client_request_id created, if any. */
+export async function priorSubmission(
+  ctx: EndpointContext,
+  clientRequestId: string | undefined,
+): Promise<SubmitReply | undefined> {
+  if (clientRequestId === undefined) return undefined;
+  const ex = ctx.services.store.executions;
+  const prior = await ex.findJobByClientRequestId(
+    ctx.caller.appCode,
+    clientRequestId,
+    Date.now() - IDEMPOTENCY_WINDOW_MS,
+  );
+  if (!prior) return undefined;
+  const [step] = await ex.getStepsOfJob(prior.id);
+  return { job_instance_id: prior.id, job_instance_name: prior.name, step_instance_id: step?.id ?? null };
+}
+
+/** `<prefix>_yyyyMMddHHmmssSSS`, BK-JOB's default job name (in English). */
+export function defaultJobName(prefix: string, now = new Date()): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${prefix}_${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}${p(now.getMilliseconds(), 3)}`;
+}
+
+/** http(s) with a host and no credentials in it (behaviour notes §7). */
+export function checkCallbackUrl(url: string | undefined): string | null {
+  if (url === undefined || url === '') return null;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ApiError('BAD_REQUEST', { reason: 'callback_url is not a valid URL' });
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname || u.username || u.password) {
+    throw new ApiError('BAD_REQUEST', {
+      reason: 'callback_url must be an http(s) URL with a host and no user info',
+    });
+  }
+  return url;
+}
+
+/** account_id wins; else the alias among the scope's system accounts (behaviour notes §5). */
+export async function resolveAccount(
+  ctx: EndpointContext,
+  id: number | undefined,
+  alias: string | undefined,
+) {
+  const inv = ctx.services.store.inventory;
+  if (id !== undefined) {
+    const a = await inv.getAccount(id);
+    if (!a || !ctx.scope.bizIds.includes(a.biz_id)) throw new ApiError('ACCOUNT_NOT_EXIST', { account: id });
+    return { id: a.id, alias: a.alias, osUser: a.os_user };
+  }
+  if (alias !== undefined && alias !== '') {
+    const a = await inv.findSystemAccountByAlias(ctx.scope.bizIds, alias);
+    if (!a) throw new ApiError('ACCOUNT_NOT_EXIST', { account: alias });
+    return { id: a.id, alias: a.alias, osUser: a.os_user };
+  }
+  throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'account_id|account_alias' });
+}
+
+export function rollingSpecOf(rolling: RollingConfig): { rolling?: RollingSpec } {
+  if (!rolling) return {};
+  return {
+    rolling: {
+      mode: rolling.mode,
+      expression: rolling.expression,
+      ...(rolling.max_failed_hosts !== undefined ? { maxFailedHosts: rolling.max_failed_hosts } : {}),
+    },
+  };
+}
+
+/** Maps the i-th host to its 1-based batch, given the batch sizes. */
+function batchNumbers(sizes: number[]): (i: number) => number {
+  const of: number[] = [];
+  sizes.forEach((size, b) => {
+    for (let k = 0; k < size; k++) of.push(b + 1);
+  });
+  return (i) => of[i] ?? sizes.length;
+}
+
+/** Stores a job of one step over the resolved hosts and starts it unless start_task is false. */
+export async function submitOneStepJob(
+  ctx: EndpointContext,
+  job: {
+    name: string;
+    jobType: number;
+    stepType: number;
+    spec: StepSpec;
+    hosts: Host[];
+    callbackUrl: string | null;
+    clientRequestId: string | undefined;
+    startTask: boolean | undefined;
+    rolling: RollingConfig;
+  },
+): Promise<SubmitReply> {
+  const batchOf = job.rolling ? batchNumbers(batchSizes(job.rolling.expression, job.hosts.length)) : () => 0;
+  const { jobInstanceId, stepInstanceIds } = await ctx.services.engine.submit(
+    {
+      scopeType: ctx.scope.type,
+      scopeId: String(ctx.scope.id),
+      name: job.name,
+      type: job.jobType,
+      launchMode: LaunchMode.API,
+      operator: ctx.caller.username,
+      appCode: ctx.caller.appCode,
+      callbackUrl: job.callbackUrl,
+      clientRequestId: job.clientRequestId ?? null,
+      steps: [
+        {
+          name: job.name,
+          type: job.stepType,
+          spec: job.spec,
+          hosts: job.hosts.map((h, i) => ({
+            batch: batchOf(i),
+            hostId: h.id,
+            cloudId: h.cloud_id,
+            ip: h.ip,
+            ipv6: h.ipv6,
+            agentId: h.agent_id,
+            status: h.agent_id ? HostStatus.WAITING : HostStatus.AGENT_NOT_INSTALLED,
+          })),
+        },
+      ],
+    },
+    job.startTask ?? true,
+  );
+  return {
+    job_instance_id: jobInstanceId,
+    job_instance_name: job.name,
+    step_instance_id: stepInstanceIds[0] ?? null,
+  };
+}

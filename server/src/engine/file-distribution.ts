@@ -1,0 +1,488 @@
+/**
+ * Orchestrates file steps. Bytes go from peer to peer; the server only tells each target
+ * where to pull from.
+ *
+ * 1. Sources are prepared: each source agent resolves, hashes and offers its files
+ *    (`file.serve`); files the server holds (uploads, config file contents) are offered by the
+ *    server itself at /agent/v1/files. A source path that does not exist fails every target with
+ *    203.
+ * 2. Targets are dispatched from a queue to a seeder with a free slot. The origin (all sources
+ *    together) is the first seeder; when the files are large, a target that finished offers
+ *    what it received and becomes a seeder too, so N targets of a big file cost the source only
+ *    `fileFanout` concurrent uploads (a swarm growing like a tree). Small files go to every
+ *    target straight from the origin.
+ * 3. Progress reports become file logs: a download log (mode 1) for the target and an upload
+ *    log (mode 0) for the source, written in batches.
+ */
+import { PROTOCOL_VERSION } from '@jobfleet/protocol';
+import type {
+  DownloadSource,
+  FileDescriptor,
+  FileProgress,
+  FilesServed,
+  ServeErrorKind,
+} from '@jobfleet/protocol';
+import type { Services } from '../services.js';
+import type { FileLog } from '../store/file-store.js';
+import { fileLogLine } from './file-log-line.js';
+import { offerToken, parseServeId, seedServeId, serverServeId, sourceServeId } from './file-tokens.js';
+import { HostStatus } from './statuses.js';
+import type { FileStepSpec } from './step-spec.js';
+
+export interface FileTargetView {
+  hostId: number;
+  status: number;
+  batch: number;
+}
+
+export interface FileStepView {
+  stepInstanceId: number;
+  executeCount: number;
+  spec: FileStepSpec;
+  tasks: Map<number, FileTargetView>;
+}
+
+export interface FileStepHooks {
+  /** Ends a target that has not started with this host status. */
+  failTarget(stepInstanceId: number, hostId: number, status: number): void;
+}
+
+interface Seeder {
+  serveId: string;
+  /** null for the origin */
+  hostId: number | null;
+  sources: DownloadSource[];
+  active: number;
+}
+
+interface FileState {
+  view: FileStepView;
+  awaiting: Set<number>;
+  origin: DownloadSource[];
+  serverFiles: FileDescriptor[];
+  ready: boolean;
+  seeders: Seeder[];
+  queue: number[];
+  assigned: Map<number, Seeder>;
+  slotLimit: number;
+  /** host id -> "cloud:ip" */
+  labels: Map<number, string>;
+}
+
+const MiB = 1024 * 1024;
+
+/** What a failed offer means for the targets that cannot get their files. */
+const SERVE_ERROR_STATUS: Record<ServeErrorKind, number> = {
+  missing: HostStatus.SOURCE_FILE_NOT_EXIST,
+  user_missing: HostStatus.USER_NOT_EXIST,
+  unreadable: HostStatus.FILE_TRANSFER_FAILED,
+  invalid: HostStatus.FILE_TRANSFER_FAILED,
+};
+/** Below this much data per target, every target pulls from the origin directly. */
+const SWARM_THRESHOLD_BYTES = 8 * MiB;
+
+export class FileDistribution {
+  private readonly states = new Map<number, FileState>();
+  private logBuffer = new Map<string, FileLog>();
+  private logTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly services: Services,
+    private readonly hooks: FileStepHooks,
+  ) {}
+
+  private token(serveId: string): string {
+    return offerToken(this.services.secrets.agentBootstrapToken, serveId);
+  }
+
+  /** Starts preparing the step's sources (once per step execution). */
+  async begin(view: FileStepView): Promise<void> {
+    const existing = this.states.get(view.stepInstanceId);
+    if (existing && existing.view.executeCount === view.executeCount) {
+      existing.view = view;
+      return;
+    }
+    const spec = view.spec;
+    const state: FileState = {
+      view,
+      awaiting: new Set(),
+      origin: [],
+      serverFiles: [],
+      ready: false,
+      seeders: [],
+      queue: [],
+      assigned: new Map(),
+      slotLimit: Infinity,
+      labels: new Map(),
+    };
+    this.states.set(view.stepInstanceId, state);
+    const inv = this.services.store.inventory;
+    const targets = await inv.getHostsByIds([...view.tasks.keys()]);
+    for (const h of targets) state.labels.set(h.id, `${h.cloud_id}:${h.ip}`);
+    for (const source of spec.sources) {
+      if (source.kind === 'server') {
+        const rows = await this.services.store.files.getStoredFiles(source.files);
+        for (const r of rows) {
+          state.serverFiles.push({
+            sourcePath: r.path,
+            relPath: r.file_name,
+            size: r.size ?? 0,
+            sha256: r.sha256 ?? '',
+            mode: 0o644,
+          });
+        }
+        continue;
+      }
+      for (const h of source.hosts) {
+        state.labels.set(h.hostId, `${h.cloudId}:${h.ip}`);
+        state.awaiting.add(h.hostId);
+      }
+    }
+    for (const hostId of state.awaiting) this.askSource(state, hostId);
+    this.services.hub.expect([...state.awaiting].filter((id) => !this.services.hub.isConnected(id)));
+    if (state.awaiting.size === 0) this.markReady(state);
+  }
+
+  private askSource(state: FileState, hostId: number): void {
+    const { view } = state;
+    const spec = view.spec;
+    const serveId = sourceServeId(view.stepInstanceId, view.executeCount, hostId);
+    const entries = spec.sources
+      .filter((s) => s.kind === 'host' && s.hosts.some((h) => h.hostId === hostId))
+      .flatMap((s) => s.files.map((path) => ({ path })));
+    const user =
+      spec.sources.find((s) => s.kind === 'host' && s.hosts.some((h) => h.hostId === hostId))?.account
+        ?.osUser ?? '';
+    this.services.hub.send(hostId, {
+      v: PROTOCOL_VERSION,
+      type: 'file.serve',
+      serveId,
+      entries,
+      user,
+      token: this.token(serveId),
+      rateLimitBytes: spec.uploadSpeedLimit * MiB,
+    });
+  }
+
+  private markReady(state: FileState): void {
+    state.ready = true;
+    const perTarget = [...state.origin.flatMap((s) => s.files), ...state.serverFiles].reduce(
+      (a, f) => a + f.size,
+      0,
+    );
+    state.slotLimit = perTarget < SWARM_THRESHOLD_BYTES ? Infinity : this.services.config.fileFanout;
+    state.seeders.push({ serveId: 'origin', hostId: null, sources: state.origin, active: 0 });
+    this.pump(state.view.stepInstanceId);
+  }
+
+  /** A waiting target of the current batch joins the queue. */
+  enqueue(stepInstanceId: number, hostId: number): void {
+    const state = this.states.get(stepInstanceId);
+    if (state && !state.queue.includes(hostId) && !state.assigned.has(hostId)) state.queue.push(hostId);
+  }
+
+  /** Dispatches queued targets whose agents are here to seeders with a free slot. */
+  pump(stepInstanceId: number): void {
+    const state = this.states.get(stepInstanceId);
+    if (!state?.ready) return;
+    const hub = this.services.hub;
+    const waiting: number[] = [];
+    const absent: number[] = [];
+    while (state.queue.length > 0) {
+      const seeder = state.seeders.reduce<Seeder | undefined>(
+        (best, s) => (s.active < state.slotLimit && (!best || s.active < best.active) ? s : best),
+        undefined,
+      );
+      if (!seeder) break;
+      const hostId = state.queue.shift() as number;
+      const task = state.view.tasks.get(hostId);
+      if (!task || task.status !== HostStatus.WAITING) continue;
+      if (!hub.isConnected(hostId)) {
+        absent.push(hostId);
+        waiting.push(hostId);
+        continue;
+      }
+      if (this.sendDownload(state, hostId, seeder)) {
+        seeder.active++;
+        state.assigned.set(hostId, seeder);
+      } else waiting.push(hostId);
+    }
+    state.queue.push(...waiting);
+    hub.expect(absent);
+  }
+
+  private sendDownload(state: FileState, hostId: number, seeder: Seeder): boolean {
+    const { view } = state;
+    const spec = view.spec;
+    const sources: DownloadSource[] = [...seeder.sources];
+    if (seeder.hostId === null && state.serverFiles.length > 0) {
+      const serveId = serverServeId(view.stepInstanceId, view.executeCount);
+      const base = this.services.hub.serverUrlFor(hostId);
+      if (!base) return false;
+      // The agent fetches `${url}/files/<serveId>/<name>`: the server's route is under /agent/v1.
+      const url = `${base}/agent/v1`;
+      sources.push({ url, serveId, token: this.token(serveId), label: 'server', files: state.serverFiles });
+    }
+    return this.services.hub.send(hostId, {
+      v: PROTOCOL_VERSION,
+      type: 'task.download',
+      key: `${view.stepInstanceId}:${view.executeCount}:${hostId}`,
+      sources,
+      targetDir: spec.targetPath,
+      targetName: spec.targetName,
+      user: spec.account.osUser,
+      strict: spec.transferMode === 1,
+      rateLimitBytes: spec.downloadSpeedLimit * MiB,
+      timeoutSeconds: spec.timeout,
+    });
+  }
+
+  filesServed(hostId: number, msg: FilesServed): void {
+    const id = parseServeId(msg.serveId);
+    const state = id ? this.states.get(id.stepInstanceId) : undefined;
+    if (!id || !state || state.view.executeCount !== id.executeCount || id.hostId !== hostId) return;
+    if (id.kind === 'seed') {
+      if (msg.error) return; // a target that cannot re-serve simply is not a seeder
+      state.seeders.push({
+        serveId: msg.serveId,
+        hostId,
+        sources: [
+          {
+            url: msg.url,
+            serveId: msg.serveId,
+            token: this.token(msg.serveId),
+            label: state.labels.get(hostId) ?? '',
+            files: msg.files,
+          },
+        ],
+        active: 0,
+      });
+      this.pump(id.stepInstanceId);
+      return;
+    }
+    if (!state.awaiting.delete(hostId)) return;
+    if (msg.error) {
+      const now = Date.now();
+      for (const path of msg.error.paths.length > 0 ? msg.error.paths : ['']) {
+        this.log(state, {
+          mode: 0,
+          hostId,
+          srcHostId: hostId,
+          srcPath: path,
+          destHostId: 0,
+          destPath: '',
+          status: 5,
+          size: 0,
+          bytes: 0,
+          speed: 0,
+          at: now,
+          state: 'source failed',
+          detail: msg.error.message,
+        });
+      }
+      this.failAll(state, SERVE_ERROR_STATUS[msg.error.kind]);
+      return;
+    }
+    state.origin.push({
+      url: msg.url,
+      serveId: msg.serveId,
+      token: this.token(msg.serveId),
+      label: state.labels.get(hostId) ?? '',
+      files: msg.files,
+    });
+    if (state.awaiting.size === 0) this.markReady(state);
+  }
+
+  /** Every target that has not finished fails (a source is missing or unreachable). */
+  private failAll(state: FileState, status: number): void {
+    state.queue = [];
+    for (const t of state.view.tasks.values()) {
+      if (t.status === HostStatus.WAITING) this.hooks.failTarget(state.view.stepInstanceId, t.hostId, status);
+    }
+  }
+
+  /** A source host's agent went silent before it offered its files. */
+  agentLost(hostId: number): void {
+    for (const state of this.states.values()) {
+      if (state.awaiting.has(hostId)) {
+        state.awaiting.delete(hostId);
+        this.failAll(state, HostStatus.FILE_TRANSFER_ERROR);
+      }
+    }
+  }
+
+  /** A source that reconnects is asked again (offers do not survive an agent restart). */
+  agentWelcomed(hostId: number): void {
+    for (const state of this.states.values()) {
+      if (state.awaiting.has(hostId)) this.askSource(state, hostId);
+      if (state.queue.length > 0) this.pump(state.view.stepInstanceId);
+    }
+  }
+
+  progress(hostId: number, msg: FileProgress): void {
+    const [stepText, countText] = msg.key.split(':');
+    const state = this.states.get(Number(stepText));
+    if (!state || state.view.executeCount !== Number(countText)) return;
+    const srcHostId = [...state.labels].find(([, label]) => label === msg.label)?.[0] ?? 0;
+    const status = msg.status === 'finished' ? 4 : msg.status === 'failed' ? 5 : 3;
+    const base = {
+      srcHostId,
+      srcPath: msg.sourcePath,
+      destHostId: hostId,
+      destPath: msg.targetPath,
+      size: msg.size,
+      bytes: msg.bytes,
+      speed: msg.speed,
+      at: Date.now(),
+      detail: msg.message,
+    };
+    this.log(state, {
+      ...base,
+      mode: 1,
+      hostId,
+      status,
+      state:
+        msg.status === 'downloading'
+          ? 'downloading'
+          : `download ${msg.status === 'finished' ? 'success' : 'failed'}`,
+    });
+    this.log(state, {
+      ...base,
+      mode: 0,
+      hostId: srcHostId,
+      status: status === 3 ? 2 : status,
+      state:
+        msg.status === 'downloading'
+          ? 'uploading'
+          : `upload ${msg.status === 'finished' ? 'success' : 'failed'}`,
+    });
+  }
+
+  /** A target finished: free its seeder slot, and let it seed when the swarm is on. */
+  targetDone(stepInstanceId: number, hostId: number, success: boolean): void {
+    const state = this.states.get(stepInstanceId);
+    if (!state) return;
+    const seeder = state.assigned.get(hostId);
+    if (seeder) {
+      seeder.active--;
+      state.assigned.delete(hostId);
+    }
+    if (success && Number.isFinite(state.slotLimit) && state.queue.length > 0) {
+      const serveId = seedServeId(stepInstanceId, state.view.executeCount, hostId);
+      const spec = state.view.spec;
+      const files = [...state.origin.flatMap((s) => s.files), ...state.serverFiles];
+      const dir = spec.targetPath.endsWith('/') ? spec.targetPath : `${spec.targetPath}/`;
+      const entries = files.map((f) => ({
+        path: `${dir}${files.length === 1 && spec.targetName ? spec.targetName : f.relPath}`,
+        relPath: f.relPath,
+      }));
+      this.services.hub.send(hostId, {
+        v: PROTOCOL_VERSION,
+        type: 'file.serve',
+        serveId,
+        entries,
+        user: spec.account.osUser,
+        token: this.token(serveId),
+        rateLimitBytes: 0,
+      });
+    }
+    this.pump(stepInstanceId);
+  }
+
+  /** The step is over: offers are withdrawn and logs written. */
+  async release(stepInstanceId: number): Promise<void> {
+    const state = this.states.get(stepInstanceId);
+    if (!state) return;
+    this.states.delete(stepInstanceId);
+    const { view } = state;
+    for (const s of view.spec.sources) {
+      for (const h of s.hosts)
+        this.services.hub.send(h.hostId, {
+          v: PROTOCOL_VERSION,
+          type: 'file.unserve',
+          serveId: sourceServeId(view.stepInstanceId, view.executeCount, h.hostId),
+        });
+    }
+    for (const seeder of state.seeders) {
+      if (seeder.hostId !== null)
+        this.services.hub.send(seeder.hostId, {
+          v: PROTOCOL_VERSION,
+          type: 'file.unserve',
+          serveId: seeder.serveId,
+        });
+    }
+    await this.flushLogs();
+  }
+
+  private log(
+    state: FileState,
+    e: {
+      mode: 0 | 1;
+      hostId: number;
+      srcHostId: number;
+      srcPath: string;
+      destHostId: number;
+      destPath: string;
+      status: number;
+      size: number;
+      bytes: number;
+      speed: number;
+      at: number;
+      state: string;
+      detail: string;
+    },
+  ): void {
+    const row: FileLog = {
+      step_instance_id: state.view.stepInstanceId,
+      execute_count: state.view.executeCount,
+      host_id: e.hostId,
+      mode: e.mode,
+      src_host_id: e.srcHostId,
+      src_label: state.labels.get(e.srcHostId) ?? (e.srcHostId === 0 ? 'server' : ''),
+      src_path: e.srcPath,
+      dest_host_id: e.destHostId,
+      dest_label: state.labels.get(e.destHostId) ?? '',
+      dest_path: e.destPath,
+      status: e.status,
+      size: e.size,
+      bytes: e.bytes,
+      speed: Math.round(e.speed),
+      content: fileLogLine({
+        at: e.at,
+        path: e.mode === 1 ? e.destPath : e.srcPath,
+        size: e.size,
+        bytes: e.bytes,
+        speed: e.speed,
+        state: e.state,
+        detail: e.detail,
+      }),
+      updated_at: e.at,
+    };
+    this.logBuffer.set(
+      [
+        row.step_instance_id,
+        row.execute_count,
+        row.host_id,
+        row.mode,
+        row.src_label,
+        row.src_path,
+        row.dest_label,
+        row.dest_path,
+      ].join('\u0000'),
+      row,
+    );
+    this.logTimer ??= setTimeout(() => void this.flushLogs(), 200);
+  }
+
+  async flushLogs(): Promise<void> {
+    clearTimeout(this.logTimer);
+    this.logTimer = undefined;
+    const rows = [...this.logBuffer.values()];
+    this.logBuffer = new Map();
+    try {
+      await this.services.store.files.upsertFileLogs(rows);
+    } catch (err) {
+      this.services.log.error({ err }, 'writing file logs failed');
+    }
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * HTTP routes for bytes, outside the BK-JOB API:
+ *   PUT|POST /api/upload/<token>              a local upload (URL from generate_local_file_upload_url)
+ *   GET      /agent/v1/files/<serveId>/<name>  files the server offers to targets of a file step
+ * Both stream: no file is held in memory.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { successEnvelope } from '../api/envelope.js';
+import { ApiError } from '../api/error-catalogue.js';
+import { offerToken, parseServeId } from '../engine/file-tokens.js';
+import { parseStepSpec } from '../engine/step-spec.js';
+import type { Services } from '../services.js';
+import { sha256Hex, storedFilePath } from './stored-files.js';
+
+class TooLarge extends Error {}
+
+export function registerFileRoutes(app: FastifyInstance, services: Services): void {
+  app.register(async (raw) => {
+    // The body is the file: hand the stream to the handler instead of parsing it.
+    raw.removeAllContentTypeParsers();
+    raw.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+
+    const upload = async (
+      token: string,
+      body: Readable,
+    ): Promise<{ path: string; size: number; sha256: string }> => {
+      const files = services.store.files;
+      const row = await files.findByUploadToken(sha256Hex(token));
+      if (!row || row.expires_at < Date.now()) throw new ApiError('UPLOAD_URL_INVALID');
+      const full = storedFilePath(services.config.dataDir, row.path);
+      await fs.promises.mkdir(path.dirname(full), { recursive: true });
+      const tmp = `${full}.${crypto.randomBytes(4).toString('hex')}.part`;
+      const hash = crypto.createHash('sha256');
+      const limit = services.config.uploadMaxBytes;
+      let size = 0;
+      try {
+        await pipeline(
+          body,
+          async function* (source: AsyncIterable<Buffer>) {
+            for await (const chunk of source) {
+              size += chunk.length;
+              if (size > limit) throw new TooLarge();
+              hash.update(chunk);
+              yield chunk;
+            }
+          },
+          fs.createWriteStream(tmp, { mode: 0o600 }),
+        );
+        const fh = await fs.promises.open(tmp, 'r');
+        await fh.sync();
+        await fh.close();
+        await fs.promises.rename(tmp, full);
+      } catch (err) {
+        await fs.promises.rm(tmp, { force: true });
+        if (err instanceof TooLarge) throw new ApiError('UPLOAD_FILE_MAX_SIZE_EXCEEDED', { limit });
+        throw err;
+      }
+      const sha256 = hash.digest('hex');
+      if (!(await files.completeUpload(row.path, size, sha256))) {
+        await fs.promises.rm(full, { force: true });
+        throw new ApiError('UPLOAD_URL_INVALID');
+      }
+      return { path: row.path, size, sha256 };
+    };
+
+    raw.route({
+      method: ['PUT', 'POST'],
+      url: '/api/upload/:token',
+      bodyLimit: Number.MAX_SAFE_INTEGER,
+      handler: async (req, reply) => {
+        const { token } = req.params as { token: string };
+        const body = (req.body as Readable | undefined) ?? req.raw;
+        return reply.send(successEnvelope(await upload(token, body), req.id));
+      },
+    });
+
+    raw.get('/agent/v1/files/:serveId/*', async (req, reply) => {
+      const { serveId, '*': relPath } = req.params as { serveId: string; '*': string };
+      const auth = req.headers.authorization;
+      const id = parseServeId(serveId);
+      const expected = offerToken(services.secrets.agentBootstrapToken, serveId);
+      if (!id || id.kind !== 'server' || !auth || auth !== `Bearer ${expected}`)
+        return reply.code(401).send({ error: 'bad token' });
+      const step = await services.store.executions.getStep(id.stepInstanceId);
+      const spec = step ? parseStepSpec(step.spec) : undefined;
+      if (!spec || spec.kind !== 'file') return reply.code(404).send({ error: 'no such offer' });
+      const paths = spec.sources.filter((s) => s.kind === 'server').flatMap((s) => s.files);
+      const rows = await services.store.files.getStoredFiles(paths);
+      const row = rows.find((r) => r.file_name === decodeURIComponent(relPath));
+      if (!row || row.size === null) return reply.code(404).send({ error: 'no such file' });
+      const full = storedFilePath(services.config.dataDir, row.path);
+      const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      const start = range ? Number(range[1]) : 0;
+      if (start > row.size) return reply.code(416).send({ error: 'range' });
+      reply
+        .header('content-type', 'application/octet-stream')
+        .header('content-length', String(row.size - start));
+      if (range) reply.code(206).header('content-range', `bytes ${start}-${row.size - 1}/${row.size}`);
+      return reply.send(fs.createReadStream(full, { start }));
+    });
+  });
+}

@@ -1,0 +1,51 @@
+/**
+ * Files the server holds for file steps (local uploads, push_config_file contents), kept under
+ * <dataDir>/files/<path>. In a cluster the data directory's files/ must be shared storage, or
+ * uploads must go to the server that will be asked to distribute them.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** A file name a client may give: no directories, nothing hidden behind control characters. */
+export function isPlainFileName(name: string): boolean {
+  return (
+    name.length > 0 &&
+    name.length <= 1024 &&
+    name !== '.' &&
+    name !== '..' &&
+    ![...name].some((c) => c === '/' || c === '\\' || c.charCodeAt(0) < 0x20)
+  );
+}
+
+export function storedFilePath(dataDir: string, storedPath: string): string {
+  const root = path.resolve(dataDir, 'files');
+  const full = path.resolve(root, storedPath);
+  if (!full.startsWith(root + path.sep)) throw new Error(`stored path escapes the file store: ${storedPath}`);
+  return full;
+}
+
+/** <scope id>/<uuid>/<user>/<file name>, BK-JOB's shape for local upload paths. */
+export function newStoredPath(scopeId: number, user: string, fileName: string): string {
+  const safeUser = user.replace(/[^A-Za-z0-9_.-]/g, '_') || 'user';
+  return `${scopeId}/${crypto.randomUUID()}/${safeUser}/${fileName}`;
+}
+
+export function sha256Hex(data: string | Buffer): string {
+  return crypto.createHash('sha256').update(data).digest('hex');
+}
+
+/** Writes bytes durably under a temporary name, then renames them into place. */
+export async function writeStoredFile(dataDir: string, storedPath: string, data: Buffer): Promise<void> {
+  const full = storedFilePath(dataDir, storedPath);
+  await fs.promises.mkdir(path.dirname(full), { recursive: true });
+  const tmp = `${full}.part`;
+  const fh = await fs.promises.open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.promises.rename(tmp, full);
+}

@@ -1,0 +1,380 @@
+/**
+ * File distribution end to end: real agents on 127.0.0.2-5, each with its own file root
+ * (its view of "/"), real bytes checked with sha256 on every target.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { eventually, get, post } from './helpers/api-client.js';
+import { engines } from './helpers/databases.js';
+import { startFleet, waitFinished } from './helpers/fleet.js';
+import type { Fleet, JobStatus } from './helpers/fleet.js';
+import { stopAll } from './helpers/processes.js';
+
+const IPS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
+const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+
+interface FileLogItem {
+  mode: number;
+  src_ip: { bk_host_id: number; ip: string | null };
+  src_path: string;
+  dest_ip?: { bk_host_id: number; ip: string | null };
+  dest_path?: string;
+  status: number;
+  log_content: string;
+  size: string | null;
+  speed: string | null;
+  process: string | null;
+}
+
+for (const engine of engines()) {
+  describe(`file distribution on ${engine}`, () => {
+    let fleet: Fleet;
+    let ids: number[];
+    const root = (ip: string) => fleet.fileRoots.get(ip) ?? '';
+    const put = (ip: string, p: string, data: Buffer | string) => {
+      const full = path.join(root(ip), p);
+      fs.mkdirSync(path.dirname(full), { recursive: true });
+      fs.writeFileSync(full, data);
+    };
+    const read = (ip: string, p: string) => fs.readFileSync(path.join(root(ip), p));
+    const exists = (ip: string, p: string) => fs.existsSync(path.join(root(ip), p));
+
+    before(async () => {
+      fleet = await startFleet(engine, IPS.length, {
+        fileRoots: true,
+        env: { JOBFLEET_UPLOAD_MAX_BYTES: String(4 * 1024 * 1024), JOBFLEET_UPLOAD_URL_TTL_SECONDS: '2' },
+      });
+      ids = IPS.map((ip) => fleet.hostIds.get(ip) ?? 0);
+    });
+    after(stopAll);
+
+    const transfer = (body: Record<string, unknown>) =>
+      post<{ job_instance_id: number; step_instance_id: number }>(
+        fleet.server.url,
+        'fast_transfer_file',
+        { ...fleet.scope, account_alias: fleet.account, ...body },
+        fleet.creds,
+      );
+    const fromHost = (ip: string, files: string[]) => ({
+      file_list: files,
+      server: { host_id_list: [fleet.hostIds.get(ip)] },
+      account: { alias: fleet.account },
+    });
+    const statuses = (st: JobStatus) =>
+      new Map(st.step_instance_list[0]?.step_ip_result_list?.map((h) => [h.bk_host_id, h.status]));
+
+    test('one file to many targets, verified on each, with file logs', async () => {
+      const data = crypto.randomBytes(1024 * 1024 + 7);
+      put(IPS[0] as string, '/data/src/app.bin', data);
+      const r = await transfer({
+        file_source_list: [fromHost(IPS[0] as string, ['/data/src/app.bin'])],
+        file_target_path: '/opt/app/',
+        target_server: { host_id_list: ids.slice(1) },
+      });
+      assert.equal(r.result, true, r.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3, JSON.stringify(st));
+      assert.equal(st.step_instance_list[0]?.type, 2);
+      assert.deepEqual([...statuses(st).values()], [9, 9, 9]);
+      for (const ip of IPS.slice(1)) assert.equal(sha(read(ip, '/opt/app/app.bin')), sha(data));
+      const log = await get<{ log_type: number; log_content: null; file_logs: FileLogItem[] }>(
+        fleet.server.url,
+        'get_job_instance_ip_log',
+        {
+          ...fleet.scope,
+          job_instance_id: r.data.job_instance_id,
+          step_instance_id: r.data.step_instance_id,
+          bk_host_id: ids[1] ?? 0,
+        },
+        fleet.creds,
+      );
+      assert.equal(log.data.log_type, 2);
+      assert.equal(log.data.log_content, null);
+      const download = log.data.file_logs.find((l) => l.mode === 1);
+      assert.ok(download, JSON.stringify(log.data));
+      assert.equal(download.status, 4);
+      assert.equal(download.src_ip.ip, IPS[0]);
+      assert.equal(download.dest_ip?.ip, IPS[1]);
+      assert.equal(download.dest_path, '/opt/app/app.bin');
+      assert.match(download.log_content, /FileName: \/opt\/app\/app\.bin .*Progress: 100%/);
+      assert.ok(
+        log.data.file_logs.some((l) => l.mode === 0 && l.src_ip.bk_host_id === ids[0]),
+        'source upload log included',
+      );
+      const batch = await post<{
+        log_type: number;
+        file_task_logs: { bk_host_id: number; file_logs: FileLogItem[] }[];
+      }>(
+        fleet.server.url,
+        'batch_get_job_instance_ip_log',
+        {
+          ...fleet.scope,
+          job_instance_id: r.data.job_instance_id,
+          step_instance_id: r.data.step_instance_id,
+          host_id_list: [ids[2], ids[0]],
+        },
+        fleet.creds,
+      );
+      assert.equal(batch.data.log_type, 2);
+      const target = batch.data.file_task_logs.find((l) => l.bk_host_id === ids[2]);
+      assert.equal(target?.file_logs[0]?.process, '100%');
+      assert.match(target?.file_logs[0]?.size ?? '', /MB/);
+      const source = batch.data.file_task_logs.find((l) => l.bk_host_id === ids[0]);
+      assert.equal(source?.file_logs.filter((l) => l.mode === 0).length, 3, 'one upload log per target');
+      const detail = await get<{
+        type: number;
+        file_info: { transfer_mode: number; file_destination: { path: string } };
+        script_info: null;
+      }>(
+        fleet.server.url,
+        'get_step_instance_detail',
+        {
+          ...fleet.scope,
+          job_instance_id: r.data.job_instance_id,
+          step_instance_id: r.data.step_instance_id,
+        },
+        fleet.creds,
+      );
+      assert.equal(detail.data.type, 2);
+      assert.equal(detail.data.script_info, null);
+      assert.equal(detail.data.file_info.file_destination.path, '/opt/app/');
+      assert.equal(detail.data.file_info.transfer_mode, 2);
+    });
+
+    test('a directory tree, a REGEX selection and files from several hosts', async () => {
+      put(IPS[0] as string, '/etc/svc/conf.d/a.conf', 'A');
+      put(IPS[0] as string, '/etc/svc/conf.d/nested/b.conf', 'B');
+      put(IPS[0] as string, '/var/log/app-1.log', 'one');
+      put(IPS[0] as string, '/var/log/app-2.log', 'two');
+      put(IPS[0] as string, '/var/log/other.txt', 'no');
+      put(IPS[1] as string, '/srv/extra.txt', 'extra');
+      const r = await transfer({
+        file_source_list: [
+          fromHost(IPS[0] as string, ['/etc/svc/conf.d/', '/var/log/REGEX:^app-\\d\\.log$']),
+          fromHost(IPS[1] as string, ['/srv/extra.txt']),
+        ],
+        file_target_path: '/backup',
+        target_server: { host_id_list: [ids[2], ids[3]] },
+      });
+      assert.equal(r.result, true, r.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3, JSON.stringify(st));
+      for (const ip of IPS.slice(2)) {
+        assert.equal(read(ip, '/backup/conf.d/a.conf').toString(), 'A');
+        assert.equal(read(ip, '/backup/conf.d/nested/b.conf').toString(), 'B');
+        assert.equal(read(ip, '/backup/app-1.log').toString(), 'one');
+        assert.equal(read(ip, '/backup/app-2.log').toString(), 'two');
+        assert.equal(exists(ip, '/backup/other.txt'), false);
+        assert.equal(read(ip, '/backup/extra.txt').toString(), 'extra');
+      }
+    });
+
+    test('a locally uploaded file reaches the targets; bad uploads are refused', async () => {
+      const data = crypto.randomBytes(300_000);
+      const urls = await post<{ url_map: Record<string, { upload_url: string; path: string }> }>(
+        fleet.server.url,
+        'generate_local_file_upload_url',
+        { ...fleet.scope, file_name_list: ['payload.tgz', 'big.bin'] },
+        fleet.creds,
+      );
+      assert.equal(urls.result, true, urls.message);
+      const entry = urls.data.url_map['payload.tgz'];
+      assert.ok(entry);
+      assert.match(entry.path, /\/payload\.tgz$/);
+      const up = await fetch(entry.upload_url, { method: 'PUT', body: data });
+      const upBody = (await up.json()) as { result: boolean; data: { size: number; sha256: string } };
+      assert.equal(upBody.result, true);
+      assert.equal(upBody.data.sha256, sha(data));
+      const again = (await (await fetch(entry.upload_url, { method: 'PUT', body: data })).json()) as {
+        code: number;
+      };
+      assert.equal(again.code, 1243016, 'an upload URL works once');
+      const big = urls.data.url_map['big.bin'];
+      const tooBig = (await (
+        await fetch(big?.upload_url ?? '', { method: 'PUT', body: Buffer.alloc(5 * 1024 * 1024) })
+      ).json()) as { code: number };
+      assert.equal(tooBig.code, 1243015);
+      const r = await transfer({
+        file_source_list: [{ file_type: 2, file_list: [entry.path] }],
+        file_target_path: '/inbox/',
+        target_server: { host_id_list: [ids[1]] },
+      });
+      assert.equal(r.result, true, r.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3, JSON.stringify(st));
+      assert.equal(sha(read(IPS[1] as string, '/inbox/payload.tgz')), sha(data));
+      // Unknown paths and expired URLs.
+      const unknown = await transfer({
+        file_source_list: [{ file_type: 2, file_list: ['2/nope/x/y'] }],
+        file_target_path: '/inbox/',
+        target_server: { host_id_list: [ids[1]] },
+      });
+      assert.equal(unknown.code, 1241007);
+      const late = await post<{ url_map: Record<string, { upload_url: string }> }>(
+        fleet.server.url,
+        'generate_local_file_upload_url',
+        { ...fleet.scope, file_name_list: ['late.txt'] },
+        fleet.creds,
+      );
+      await new Promise((r2) => setTimeout(r2, 2500));
+      const expired = (await (
+        await fetch(late.data.url_map['late.txt']?.upload_url ?? '', { method: 'PUT', body: 'x' })
+      ).json()) as { code: number };
+      assert.equal(expired.code, 1243016);
+    });
+
+    test('push_config_file writes the given contents', async () => {
+      const r = await post<{ job_instance_id: number }>(
+        fleet.server.url,
+        'push_config_file',
+        {
+          ...fleet.scope,
+          account_alias: fleet.account,
+          file_target_path: '/etc/myapp',
+          target_server: { host_id_list: [ids[2], ids[3]] },
+          file_list: [
+            { file_name: 'app.ini', content: Buffer.from('[main]\nport=8080\n').toString('base64') },
+            { file_name: 'empty.conf', content: '' },
+          ],
+        },
+        fleet.creds,
+      );
+      assert.equal(r.result, true, r.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3, JSON.stringify(st));
+      for (const ip of IPS.slice(2)) {
+        assert.equal(read(ip, '/etc/myapp/app.ini').toString(), '[main]\nport=8080\n');
+        assert.equal(read(ip, '/etc/myapp/empty.conf').length, 0);
+      }
+      const bad = await post(
+        fleet.server.url,
+        'push_config_file',
+        {
+          ...fleet.scope,
+          account_alias: fleet.account,
+          file_target_path: 'relative/dir',
+          target_server: { host_id_list: [ids[2]] },
+          file_list: [{ file_name: 'a', content: '' }],
+        },
+        fleet.creds,
+      );
+      assert.equal(bad.code, 1241002);
+      const empty = await post(
+        fleet.server.url,
+        'push_config_file',
+        {
+          ...fleet.scope,
+          account_alias: fleet.account,
+          file_target_path: '/x',
+          target_server: { host_id_list: [ids[2]] },
+          file_list: [],
+        },
+        fleet.creds,
+      );
+      assert.equal(empty.code, 1241002);
+    });
+
+    test('strict mode fails a missing directory (202); a missing source fails every target (203)', async () => {
+      put(IPS[0] as string, '/data/s.txt', 'strict');
+      const strict = await transfer({
+        file_source_list: [fromHost(IPS[0] as string, ['/data/s.txt'])],
+        file_target_path: '/no/such/dir',
+        transfer_mode: 1,
+        target_server: { host_id_list: [ids[1]] },
+      });
+      const st = await waitFinished(fleet, strict.data.job_instance_id);
+      assert.equal(statuses(st).get(ids[1] ?? 0), 202);
+      assert.equal(exists(IPS[1] as string, '/no/such/dir'), false);
+      const missing = await transfer({
+        file_source_list: [fromHost(IPS[0] as string, ['/data/absent.txt'])],
+        file_target_path: '/tmp/x',
+        target_server: { host_id_list: [ids[1], ids[2]] },
+      });
+      const st2 = await waitFinished(fleet, missing.data.job_instance_id);
+      assert.deepEqual([...statuses(st2).values()], [203, 203]);
+      assert.equal(st2.job_instance.status, 4);
+    });
+
+    test('a download speed limit is honoured (the transfer takes at least size / limit)', async () => {
+      const data = crypto.randomBytes(3 * 1024 * 1024);
+      put(IPS[0] as string, '/data/slow.bin', data);
+      const r = await transfer({
+        file_source_list: [fromHost(IPS[0] as string, ['/data/slow.bin'])],
+        file_target_path: '/slow',
+        download_speed_limit: 1,
+        target_server: { host_id_list: [ids[1]] },
+      });
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      const h = st.step_instance_list[0]?.step_ip_result_list?.[0];
+      assert.equal(h?.status, 9);
+      assert.ok((h?.total_time as number) >= 2700, `took ${String(h?.total_time)} ms for 3 MiB at 1 MB/s`);
+      assert.equal(sha(read(IPS[1] as string, '/slow/slow.bin')), sha(data));
+    });
+
+    test('terminate mid-transfer stops it and leaves no partial file', async () => {
+      put(IPS[0] as string, '/data/term.bin', crypto.randomBytes(4 * 1024 * 1024));
+      const r = await transfer({
+        file_source_list: [fromHost(IPS[0] as string, ['/data/term.bin'])],
+        file_target_path: '/term',
+        download_speed_limit: 1,
+        target_server: { host_id_list: [ids[2]] },
+      });
+      await eventually(async () => {
+        const s = await get<JobStatus>(
+          fleet.server.url,
+          'get_job_instance_status',
+          { ...fleet.scope, job_instance_id: r.data.job_instance_id, return_ip_result: true },
+          fleet.creds,
+        );
+        return s.data.step_instance_list[0]?.step_ip_result_list?.[0]?.status === 7 ? true : undefined;
+      });
+      await new Promise((r2) => setTimeout(r2, 500));
+      const t = await post(
+        fleet.server.url,
+        'operate_job_instance',
+        { ...fleet.scope, job_instance_id: r.data.job_instance_id, operation_code: 1 },
+        fleet.creds,
+      );
+      assert.equal(t.result, true, t.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 11);
+      assert.equal(statuses(st).get(ids[2] ?? 0), 403);
+      const dir = path.join(root(IPS[2] as string), 'term');
+      const left = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+      assert.deepEqual(left, [], 'no partial or complete file left');
+    });
+
+    test('bad input is refused with documented codes and starts nothing', async () => {
+      const base = {
+        file_source_list: [fromHost(IPS[0] as string, ['/data/s.txt'])],
+        file_target_path: '/ok',
+        target_server: { host_id_list: [ids[1]] },
+      };
+      const cases: [Record<string, unknown>, number][] = [
+        [{ file_target_path: 'relative/path' }, 1241007],
+        [{ file_target_path: '/a/../../etc' }, 1241007],
+        [{ file_target_path: undefined }, 1241007],
+        [{ file_source_list: [] }, 1241004],
+        [{ file_source_list: [{ ...fromHost(IPS[0] as string, []) }] }, 1241007],
+        [{ file_source_list: [fromHost(IPS[0] as string, ['relative.txt'])] }, 1241007],
+        [{ file_source_list: [fromHost(IPS[0] as string, ['/x/../etc/passwd'])] }, 1241007],
+        [{ file_source_list: [{ file_type: 3, file_list: ['bucket/x'] }] }, 1241005],
+        [{ file_source_list: [{ file_type: 9, file_list: ['/x'] }] }, 1241005],
+        [{ file_source_list: [{ file_list: ['/x'], account: { alias: fleet.account } }] }, 1241004],
+        [{ file_target_name: '../x' }, 1241007],
+        [{ download_speed_limit: -1 }, 1240003],
+      ];
+      for (const [patch, code] of cases) {
+        const body: Record<string, unknown> = { ...base, ...patch };
+        for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+        const r = await transfer(body);
+        assert.equal(r.result, false, JSON.stringify(patch));
+        assert.equal(r.code, code, `${JSON.stringify(patch)}: ${r.message}`);
+      }
+      assert.equal(exists(IPS[1] as string, '/ok'), false);
+    });
+  });
+}

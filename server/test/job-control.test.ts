@@ -1,0 +1,337 @@
+/**
+ * Job control through real agents and scripts: terminate, start, retry, ignore error, rolling
+ * batches in each mode, the failure budget, idempotent submission, and refused operations.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { eventually, get, post } from './helpers/api-client.js';
+import { engines } from './helpers/databases.js';
+import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import type { Fleet, JobStatus } from './helpers/fleet.js';
+import { stopAll, tempDir } from './helpers/processes.js';
+
+const IPS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+for (const engine of engines()) {
+  describe(`job control on ${engine}`, () => {
+    let fleet: Fleet;
+    let ids: number[];
+    let dir: string;
+
+    before(async () => {
+      fleet = await startFleet(engine, IPS.length);
+      ids = IPS.map((ip) => fleet.hostIds.get(ip) ?? 0);
+      dir = tempDir('job-control');
+    });
+    after(stopAll);
+
+    const status = (jobId: number) =>
+      get<JobStatus>(
+        fleet.server.url,
+        'get_job_instance_status',
+        { ...fleet.scope, job_instance_id: jobId, return_ip_result: true },
+        fleet.creds,
+      ).then((r) => r.data);
+    const operateJob = (jobId: number, code: number) =>
+      post(
+        fleet.server.url,
+        'operate_job_instance',
+        { ...fleet.scope, job_instance_id: jobId, operation_code: code },
+        fleet.creds,
+      );
+    const operateStep = (jobId: number, stepId: number, code: number) =>
+      post(
+        fleet.server.url,
+        'operate_step_instance',
+        { ...fleet.scope, job_instance_id: jobId, step_instance_id: stepId, operation_code: code },
+        fleet.creds,
+      );
+    const hostStatuses = (st: JobStatus) =>
+      new Map(st.step_instance_list[0]?.step_ip_result_list?.map((h) => [h.bk_host_id, h.status]));
+
+    test('terminate kills every running host, process group and all, and the job goes 10 -> 11', async () => {
+      const script = `sleep 120 & echo $! > ${dir}/child-$TEST_AGENT_IP; echo running; wait`;
+      const r = await runScript(fleet, {
+        script_content: b64(script),
+        target_server: { host_id_list: ids.slice(0, 3) },
+      });
+      const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
+      for (const id of ids.slice(0, 3))
+        await eventually(async () =>
+          (await hostLog(fleet, jobId, stepId, id)) === 'running\n' ? true : undefined,
+        );
+      const pids = IPS.slice(0, 3).map((ip) => Number(fs.readFileSync(`${dir}/child-${ip}`, 'utf8')));
+      assert.ok(pids.every(alive));
+      const t = await operateJob(jobId, 1);
+      assert.equal(t.result, true, t.message);
+      assert.deepEqual(t.data, { job_instance_id: jobId });
+      const st = await waitFinished(fleet, jobId);
+      assert.equal(st.job_instance.status, 11);
+      assert.equal(st.step_instance_list[0]?.status, 11);
+      assert.deepEqual([...hostStatuses(st).values()], [403, 403, 403]);
+      await eventually(
+        async () => (pids.every((p) => !alive(p)) ? true : undefined),
+        5000,
+        'children killed',
+      );
+      // Refusals change nothing.
+      assert.equal((await operateJob(jobId, 1)).code, 1241003);
+      assert.equal((await operateJob(jobId, 2)).code, 1241015);
+      assert.equal((await operateJob(jobId, 3)).code, 1241002);
+      assert.equal((await operateJob(987654, 1)).code, 1244006);
+      assert.equal((await status(jobId)).job_instance.status, 11);
+      // The terminated step can be passed over: next step (11) ends the job successfully.
+      assert.equal((await operateStep(jobId, stepId, 11)).result, true);
+      const after11 = await waitFinished(fleet, jobId);
+      assert.equal(after11.step_instance_list[0]?.status, 5);
+      assert.equal(after11.job_instance.status, 3);
+    });
+
+    test('a job created with start_task=false starts exactly once', async () => {
+      const r = await runScript(fleet, {
+        script_content: b64('echo ok'),
+        start_task: false,
+        target_server: { host_id_list: [ids[0]] },
+      });
+      const pending = await status(r.data.job_instance_id);
+      assert.equal(pending.job_instance.status, 1);
+      assert.equal(pending.finished, false);
+      assert.equal((await operateJob(r.data.job_instance_id, 2)).result, true);
+      assert.equal((await operateJob(r.data.job_instance_id, 2)).code, 1241015);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3);
+    });
+
+    test('retry failed hosts after fixing the cause; succeeded hosts keep "last success"; every attempt stays readable', async () => {
+      for (const ip of IPS.slice(0, 2)) fs.writeFileSync(`${dir}/ok-${ip}`, '');
+      const script = `if [ -f ${dir}/ok-$TEST_AGENT_IP ]; then echo "fine $TEST_AGENT_IP"; else echo missing; exit 1; fi`;
+      const r = await runScript(fleet, {
+        script_content: b64(script),
+        target_server: { host_id_list: ids.slice(0, 3) },
+      });
+      const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
+      const first = await waitFinished(fleet, jobId);
+      assert.equal(first.job_instance.status, 4);
+      assert.equal(hostStatuses(first).get(ids[2] ?? 0), 104);
+      // Refused while failed: next step, force skip, rolling continue, confirmations, unknown codes and steps.
+      assert.equal((await operateStep(jobId, stepId, 11)).code, 1241003);
+      assert.equal((await operateStep(jobId, stepId, 12)).code, 1241003);
+      assert.equal((await operateStep(jobId, stepId, 13)).code, 1241003);
+      assert.equal((await operateStep(jobId, stepId, 6)).code, 1241003);
+      assert.equal((await operateStep(jobId, stepId, 99)).code, 1241002);
+      assert.equal((await operateStep(jobId, 987654, 2)).code, 1244007);
+
+      fs.writeFileSync(`${dir}/ok-${IPS[2]}`, '');
+      const retry = await operateStep(jobId, stepId, 2);
+      assert.equal(retry.result, true, retry.message);
+      const second = await waitFinished(fleet, jobId);
+      assert.equal(second.job_instance.status, 3);
+      assert.equal(second.step_instance_list[0]?.execute_count, 1);
+      assert.deepEqual(
+        ids.slice(0, 3).map((id) => hostStatuses(second).get(id)),
+        [3, 3, 9],
+      );
+      assert.equal(await hostLog(fleet, jobId, stepId, ids[2] ?? 0), `fine ${IPS[2]}\n`);
+      assert.equal(
+        await hostLog(fleet, jobId, stepId, ids[0] ?? 0),
+        `fine ${IPS[0]}\n`,
+        'last-success host shows the run that ran it',
+      );
+      const attempt0 = await get<{ log_content: string }>(
+        fleet.server.url,
+        'get_job_instance_ip_log',
+        {
+          ...fleet.scope,
+          job_instance_id: jobId,
+          step_instance_id: stepId,
+          bk_host_id: ids[2] ?? 0,
+          execute_count: 0,
+        },
+        fleet.creds,
+      );
+      assert.equal(attempt0.data.log_content, 'missing\n');
+      // A successful step cannot be retried; ...
+      assert.equal((await operateStep(jobId, stepId, 2)).code, 1241003);
+      const st = await status(jobId);
+      assert.equal(st.step_instance_list[0]?.execute_count, 1);
+    });
+
+    test('retry all runs every host again', async () => {
+      const r = await runScript(fleet, {
+        script_content: b64('echo once; exit 3'),
+        target_server: { host_id_list: ids.slice(0, 2) },
+      });
+      await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 8)).result, true);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.step_instance_list[0]?.execute_count, 1);
+      assert.deepEqual([...hostStatuses(st).values()], [104, 104]);
+    });
+
+    test('ignore error lets a failed job finish successfully', async () => {
+      const r = await runScript(fleet, {
+        script_content: b64('exit 5'),
+        target_server: { host_id_list: [ids[0]] },
+      });
+      await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 3)).result, true);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.step_instance_list[0]?.status, 6);
+      assert.equal(st.job_instance.status, 3);
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 3)).code, 1241003);
+    });
+
+    const failOn3 = b64('echo "batch host $TEST_AGENT_IP"; [ "$TEST_AGENT_IP" != 127.0.0.3 ]');
+
+    test('rolling mode 1 pauses at the first failed batch', async () => {
+      const r = await runScript(fleet, {
+        script_content: failOn3,
+        target_server: { host_id_list: ids },
+        rolling_config: { mode: 1, expression: '1' },
+      });
+      assert.equal(r.result, true, r.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 4);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(st).get(id)),
+        [9, 104, 5, 5],
+      );
+      const groups = await get<{ step_result_group_list: { result_type: number; host_size: number }[] }>(
+        fleet.server.url,
+        'get_step_instance_status',
+        {
+          ...fleet.scope,
+          job_instance_id: r.data.job_instance_id,
+          step_instance_id: r.data.step_instance_id,
+          batch: 0,
+        },
+        fleet.creds,
+      );
+      assert.deepEqual(
+        groups.data.step_result_group_list.map((g) => [g.result_type, g.host_size]).sort(),
+        [
+          [104, 1],
+          [5, 2],
+          [9, 1],
+        ].sort(),
+      );
+    });
+
+    test('rolling mode 2 goes on past failures', async () => {
+      const r = await runScript(fleet, {
+        script_content: failOn3,
+        target_server: { host_id_list: ids },
+        rolling_config: { mode: 2, expression: '1 +1' },
+      });
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(st).get(id)),
+        [9, 104, 9, 9],
+      );
+      assert.equal(st.job_instance.status, 4);
+    });
+
+    test('rolling mode 3 waits for a person between batches', async () => {
+      const r = await runScript(fleet, {
+        script_content: b64('echo hi'),
+        target_server: { host_id_list: ids },
+        rolling_config: { mode: 3, expression: '50%' },
+      });
+      const waiting = await eventually(async () => {
+        const s = await status(r.data.job_instance_id);
+        return s.job_instance.status === 7 ? s : undefined;
+      });
+      assert.equal(waiting.finished, false);
+      assert.equal(waiting.step_instance_list[0]?.status, 7);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(waiting).get(id)),
+        [9, 9, 5, 5],
+      );
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 13)).result, true);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(st).get(id)),
+        [9, 9, 9, 9],
+      );
+    });
+
+    test('terminating a job that waits between rolling batches stops it at once', async () => {
+      const r = await runScript(fleet, {
+        script_content: b64('echo hi'),
+        target_server: { host_id_list: ids },
+        rolling_config: { mode: 3, expression: '1' },
+      });
+      await eventually(async () =>
+        (await status(r.data.job_instance_id)).job_instance.status === 7 ? true : undefined,
+      );
+      assert.equal((await operateJob(r.data.job_instance_id, 1)).result, true);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 11);
+      assert.equal(st.step_instance_list[0]?.status, 11);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(st).get(id)),
+        [9, 5, 5, 5],
+      );
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 13)).code, 1241003);
+    });
+
+    test('the failure budget stops the step as soon as it is spent, killing hosts still running', async () => {
+      const script = b64('case "$TEST_AGENT_IP" in 127.0.0.2|127.0.0.3) exit 1 ;; *) sleep 60 ;; esac');
+      const r = await runScript(fleet, {
+        script_content: script,
+        target_server: { host_id_list: ids },
+        rolling_config: { expression: '100%', max_failed_hosts: 1 },
+      });
+      assert.equal(r.result, true, r.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id, 15_000);
+      assert.equal(st.job_instance.status, 4);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(st).get(id)),
+        [104, 104, 403, 403],
+      );
+    });
+
+    test('bad rolling configurations are refused and start nothing', async () => {
+      for (const [cfg, code] of [
+        [{ expression: 'abc' }, 1244026],
+        [{ expression: '+1' }, 1244026],
+        [{ expression: '*1' }, 1244026],
+        [{ expression: '1', mode: 4 }, 1240003],
+        [{ expression: '1', execution_mode: 2 }, 1240003],
+        [{ expression: '1', max_failed_hosts: '120%' }, 1240003],
+      ] as const) {
+        const r = await runScript(fleet, {
+          script_content: b64('true'),
+          target_server: { host_id_list: ids },
+          rolling_config: cfg,
+        });
+        assert.equal(r.code, code, `${JSON.stringify(cfg)}: ${r.message}`);
+      }
+    });
+
+    test('a repeated client_request_id returns the first job', async () => {
+      const body = {
+        script_content: b64('echo idem'),
+        target_server: { host_id_list: [ids[0]] },
+        client_request_id: `req-${engine}-1`,
+      };
+      const a = await runScript(fleet, body);
+      const b = await runScript(fleet, body);
+      const c = await runScript(fleet, { ...body, client_request_id: `req-${engine}-2` });
+      assert.equal(a.data.job_instance_id, b.data.job_instance_id);
+      assert.equal(a.data.step_instance_id, b.data.step_instance_id);
+      assert.notEqual(a.data.job_instance_id, c.data.job_instance_id);
+    });
+  });
+}

@@ -1,0 +1,435 @@
+/**
+ * One contract for every storage engine: the same operations, run against SQLite and (when
+ * configured) PostgreSQL, must give the same answers. An engine that cannot honour a check
+ * lists it in SKIPS with the reason.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Kysely } from 'kysely';
+import { openEngine } from '../src/store/engines.js';
+import { migrateToLatest } from '../src/store/migrations.js';
+import { Store } from '../src/store/store.js';
+import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
+import type { EngineName } from './helpers/databases.js';
+import { tempDir } from './helpers/processes.js';
+
+/** Checks an engine does not run, and why. Empty today: both engines pass the whole contract. */
+const SKIPS: Record<EngineName, Partial<Record<string, string>>> = {
+  sqlite: {},
+  postgres: {},
+};
+
+const UNIQUE_VIOLATION = /^(23505|SQLITE_CONSTRAINT_(UNIQUE|PRIMARYKEY))$/;
+const FOREIGN_KEY_VIOLATION = /^(23503|SQLITE_CONSTRAINT_FOREIGNKEY)$/;
+
+/** The admin API turns these driver codes into CONFLICT / RESOURCE_NOT_FOUND, so both engines must raise them. */
+async function rejectsWith(op: () => Promise<unknown>, code: RegExp): Promise<void> {
+  await assert.rejects(op, (err: unknown) => {
+    const c = (err as { code?: unknown }).code;
+    assert.match(String(c), code);
+    return true;
+  });
+}
+
+after(dropFreshDatabases);
+
+for (const engine of engines()) {
+  describe(`store contract on ${engine}`, () => {
+    let store: Store;
+    let databaseUrl: string | undefined;
+    let dataDir: string;
+    const check = (name: string, fn: () => Promise<void>) =>
+      it(name, SKIPS[engine][name] ? { skip: SKIPS[engine][name] } : {}, fn);
+
+    before(async () => {
+      databaseUrl = await freshDatabase(engine);
+      dataDir = tempDir(`store-${engine}`);
+    });
+    after(async () => {
+      await store?.close();
+    });
+
+    check('applies migrations to an empty database, then finds nothing left to apply', async () => {
+      const opened = openEngine({ databaseUrl, dataDir });
+      assert.equal(opened.caps.name, engine);
+      try {
+        const db = opened.db as unknown as Kysely<unknown>;
+        const applied = await migrateToLatest(db, opened.caps);
+        assert.ok(applied.includes('0001_inventory'), `applied: ${applied.join(', ')}`);
+        assert.deepEqual(await migrateToLatest(db, opened.caps), []);
+      } finally {
+        await opened.db.destroy();
+      }
+      // Store.open migrates again on a migrated database: nothing to do, no error.
+      store = await Store.open({ databaseUrl, dataDir });
+      assert.equal(store.caps.name, engine);
+      assert.deepEqual(await migrateToLatest(store.db as unknown as Kysely<unknown>, store.caps), []);
+      assert.equal(await store.healthy(), true);
+    });
+
+    check('businesses: create, get, list in id order, refuse a duplicate id', async () => {
+      const inv = store.inventory;
+      await inv.createBiz(3, 'three');
+      await inv.createBiz(2, 'two');
+      assert.deepEqual(await inv.getBiz(2), { id: 2, name: 'two' });
+      assert.equal(await inv.getBiz(999), undefined);
+      assert.deepEqual(await inv.listBiz(), [
+        { id: 2, name: 'two' },
+        { id: 3, name: 'three' },
+      ]);
+      await rejectsWith(() => inv.createBiz(2, 'again'), UNIQUE_VIOLATION);
+      assert.equal((await inv.getBiz(2))?.name, 'two');
+    });
+
+    check('business sets: members sorted, empty sets, atomic failure on an unknown member', async () => {
+      const inv = store.inventory;
+      await inv.createBizSet(8_000_001, 'both', [3, 2]);
+      await inv.createBizSet(8_000_002, 'empty', []);
+      assert.deepEqual(await inv.getBizSet(8_000_001), { id: 8_000_001, name: 'both', bizIds: [2, 3] });
+      assert.deepEqual(await inv.getBizSet(8_000_002), { id: 8_000_002, name: 'empty', bizIds: [] });
+      assert.equal(await inv.getBizSet(8_000_999), undefined);
+      await rejectsWith(() => inv.createBizSet(8_000_003, 'bad', [2, 404]), FOREIGN_KEY_VIOLATION);
+      assert.equal(await inv.getBizSet(8_000_003), undefined, 'the set row was rolled back with its members');
+      await rejectsWith(() => inv.createBizSet(8_000_001, 'dup', []), UNIQUE_VIOLATION);
+      const sets = await inv.listBizSets();
+      assert.deepEqual(
+        sets.map((s) => [s.id, [...s.bizIds].sort()]),
+        [
+          [8_000_001, [2, 3]],
+          [8_000_002, []],
+        ],
+      );
+    });
+
+    check('host registration re-uses the host of the same cloud id + ip', async () => {
+      const inv = store.inventory;
+      const reg = {
+        cloudId: 0,
+        ip: '10.0.0.1',
+        ipv6: '',
+        hostname: 'web-1',
+        osType: 'linux',
+        agentId: 'agent-a',
+        agentTokenHash: 'hash-a',
+        bizId: 2,
+      };
+      const first = await inv.registerAgentHost(reg);
+      assert.equal(typeof first.id, 'number');
+      assert.equal(first.biz_id, 2);
+      assert.equal(first.agent_status, 0);
+      assert.equal(first.agent_id, 'agent-a');
+      assert.equal(first.cloud_id, 0);
+      assert.equal(typeof first.created_at, 'number');
+
+      const again = await inv.registerAgentHost({
+        ...reg,
+        hostname: 'web-1b',
+        agentId: 'agent-b',
+        agentTokenHash: 'hash-b',
+        bizId: null,
+      });
+      assert.equal(again.id, first.id, 'same cloud id + ip keeps bk_host_id');
+      assert.equal(again.agent_id, 'agent-b');
+      assert.equal(again.hostname, 'web-1b');
+      assert.equal(again.biz_id, 2, 'a registration without a business keeps the host where it is');
+      assert.equal(await inv.findHostByAgentId('agent-a'), undefined);
+      assert.equal((await inv.findHostByAgentId('agent-b'))?.id, first.id);
+
+      const moved = await inv.registerAgentHost({ ...reg, agentId: 'agent-c', bizId: 3 });
+      assert.equal(moved.id, first.id);
+      assert.equal(moved.biz_id, 3);
+
+      const otherCloud = await inv.registerAgentHost({ ...reg, cloudId: 1, agentId: 'agent-d' });
+      assert.notEqual(otherCloud.id, first.id, 'another cloud area is another host');
+      assert.equal(otherCloud.cloud_id, 1);
+    });
+
+    check('hosts added by hand: defaults, duplicates refused, an agent takes them over', async () => {
+      const inv = store.inventory;
+      const h = await inv.addHost({ cloudId: 0, ip: '10.0.0.2', hostname: 'db-1', bizId: 2 });
+      assert.equal(h.agent_id, null);
+      assert.equal(h.agent_status, 0);
+      assert.equal(h.os_type, 'linux');
+      assert.equal(h.last_heartbeat, null);
+      const bare = await inv.addHost({ cloudId: 0, ip: '10.0.0.3' });
+      assert.equal(bare.biz_id, null);
+      assert.equal(bare.hostname, '');
+      await rejectsWith(() => inv.addHost({ cloudId: 0, ip: '10.0.0.2' }), UNIQUE_VIOLATION);
+
+      const taken = await inv.registerAgentHost({
+        cloudId: 0,
+        ip: '10.0.0.2',
+        ipv6: '',
+        hostname: 'db-1',
+        osType: 'linux',
+        agentId: 'agent-db',
+        agentTokenHash: 'x',
+        bizId: null,
+      });
+      assert.equal(taken.id, h.id);
+      assert.equal(taken.agent_id, 'agent-db');
+      assert.equal(taken.biz_id, 2);
+    });
+
+    check('host lookups by ids, by cloud:ip and by business; assignment', async () => {
+      const inv = store.inventory;
+      const all = await inv.listHosts();
+      assert.deepEqual(
+        all.map((h) => h.id),
+        [...all.map((h) => h.id)].sort((a, b) => a - b),
+        'listHosts is in id order',
+      );
+      const byIp = new Map(all.map((h) => [`${h.cloud_id}:${h.ip}`, h]));
+      const web = byIp.get('0:10.0.0.1');
+      const db = byIp.get('0:10.0.0.2');
+      const bare = byIp.get('0:10.0.0.3');
+      assert.ok(web && db && bare);
+
+      // More ids than one chunk, almost all unknown: only the real ones come back.
+      const ids = [...Array.from({ length: 6000 }, (_, i) => 100_000 + i), web.id, bare.id, web.id];
+      const got = await inv.getHostsByIds(ids);
+      assert.deepEqual(
+        got.map((h) => h.id).sort((a, b) => a - b),
+        [web.id, bare.id].sort((a, b) => a - b),
+      );
+      assert.deepEqual(await inv.getHostsByIds([]), []);
+
+      const pairs = await inv.getHostsByCloudIps([
+        { cloudId: 0, ip: '10.0.0.1' },
+        { cloudId: 1, ip: '10.0.0.2' }, // no such pair: 10.0.0.2 is in cloud 0
+        { cloudId: 1, ip: '10.0.0.1' },
+      ]);
+      assert.deepEqual(pairs.map((h) => `${h.cloud_id}:${h.ip}`).sort(), ['0:10.0.0.1', '1:10.0.0.1']);
+
+      const inBiz2 = async () =>
+        (await inv.listHosts({ bizId: 2 })).map((h) => `${h.cloud_id}:${h.ip}`).sort();
+      assert.deepEqual(await inBiz2(), ['0:10.0.0.2', '1:10.0.0.1'], 'web (cloud 0) moved to biz 3');
+      assert.equal(await inv.assignHostToBiz(bare.id, 2), true);
+      assert.deepEqual(await inBiz2(), ['0:10.0.0.2', '0:10.0.0.3', '1:10.0.0.1']);
+      assert.equal(await inv.assignHostToBiz(bare.id, null), true);
+      assert.equal((await inv.getHostsByIds([bare.id]))[0]?.biz_id, null);
+      assert.equal(await inv.assignHostToBiz(987_654, 2), false);
+      await rejectsWith(() => inv.assignHostToBiz(bare.id, 404), FOREIGN_KEY_VIOLATION);
+    });
+
+    check('heartbeats mark agents normal; abnormal marking, one by one and all at once', async () => {
+      const inv = store.inventory;
+      const [web, db] = await Promise.all([
+        inv.getHostsByCloudIps([{ cloudId: 0, ip: '10.0.0.1' }]),
+        inv.getHostsByCloudIps([{ cloudId: 0, ip: '10.0.0.2' }]),
+      ]);
+      const w = web[0];
+      const d = db[0];
+      assert.ok(w && d);
+      const at = 1_700_000_000_123;
+      await inv.recordHeartbeats([
+        { hostId: w.id, at, version: '1.2.3' },
+        { hostId: d.id, at: at + 1 },
+      ]);
+      await inv.recordHeartbeats([]);
+      let [w1, d1] = await inv
+        .getHostsByIds([w.id, d.id])
+        .then((hs) => [hs.find((h) => h.id === w.id), hs.find((h) => h.id === d.id)]);
+      assert.equal(w1?.agent_status, 1);
+      assert.equal(w1?.last_heartbeat, at);
+      assert.equal(typeof w1?.last_heartbeat, 'number');
+      assert.equal(w1?.agent_version, '1.2.3');
+      assert.equal(d1?.agent_status, 1);
+      assert.equal(d1?.agent_version, '');
+
+      await inv.recordHeartbeats([{ hostId: w.id, at: at + 5 }]);
+      await inv.markAgentsAbnormal([d.id]);
+      await inv.markAgentsAbnormal([]);
+      [w1, d1] = await inv
+        .getHostsByIds([w.id, d.id])
+        .then((hs) => [hs.find((h) => h.id === w.id), hs.find((h) => h.id === d.id)]);
+      assert.equal(w1?.agent_version, '1.2.3', 'a heartbeat without a version keeps the known one');
+      assert.equal(w1?.last_heartbeat, at + 5);
+      assert.equal(w1?.agent_status, 1);
+      assert.equal(d1?.agent_status, 0);
+      assert.equal(d1?.last_heartbeat, at + 1, 'marking abnormal keeps the last heartbeat');
+
+      await inv.markAllAgentsAbnormal();
+      assert.deepEqual(
+        (await inv.listHosts()).filter((h) => h.agent_status !== 0),
+        [],
+        'no host is normal after markAllAgentsAbnormal',
+      );
+    });
+
+    check('topology: sets, modules, host membership', async () => {
+      const inv = store.inventory;
+      const s1 = await inv.createSet(2, 'set-a');
+      const s2 = await inv.createSet(2, 'set-b');
+      const s3 = await inv.createSet(3, 'set-a');
+      assert.equal(typeof s1, 'number');
+      await rejectsWith(() => inv.createSet(2, 'set-a'), UNIQUE_VIOLATION);
+      await rejectsWith(() => inv.createSet(404, 'orphan'), FOREIGN_KEY_VIOLATION);
+      const m1 = await inv.createModule(2, s1, 'mod-1');
+      const m2 = await inv.createModule(2, s1, 'mod-2');
+      const m3 = await inv.createModule(2, s2, 'mod-1');
+      await rejectsWith(() => inv.createModule(2, s1, 'mod-1'), UNIQUE_VIOLATION);
+      assert.deepEqual(await inv.getSet(s1), { id: s1, biz_id: 2, name: 'set-a' });
+      assert.deepEqual(await inv.getModule(m3), { id: m3, biz_id: 2, set_id: s2, name: 'mod-1' });
+      assert.equal(await inv.getSet(987_654), undefined);
+      assert.equal(await inv.getModule(987_654), undefined);
+
+      assert.deepEqual(await inv.listTopology(2), {
+        sets: [
+          { id: s1, name: 'set-a' },
+          { id: s2, name: 'set-b' },
+        ],
+        modules: [
+          { id: m1, set_id: s1, name: 'mod-1' },
+          { id: m2, set_id: s1, name: 'mod-2' },
+          { id: m3, set_id: s2, name: 'mod-1' },
+        ],
+      });
+      assert.deepEqual(await inv.listTopology(3), { sets: [{ id: s3, name: 'set-a' }], modules: [] });
+
+      const [db] = await inv.getHostsByCloudIps([{ cloudId: 0, ip: '10.0.0.2' }]);
+      const [bare] = await inv.getHostsByCloudIps([{ cloudId: 0, ip: '10.0.0.3' }]);
+      assert.ok(db && bare);
+      await inv.addHostToModule(db.id, m1);
+      await inv.addHostToModule(db.id, m1); // again: no error, no duplicate
+      await inv.addHostToModule(db.id, m3);
+      await inv.addHostToModule(bare.id, m2);
+      await rejectsWith(() => inv.addHostToModule(db.id, 987_654), FOREIGN_KEY_VIOLATION);
+
+      assert.deepEqual(await inv.hostIdsInModules([m1]), [db.id]);
+      assert.deepEqual(
+        (await inv.hostIdsInModules([m1, m2, m3])).sort((a, b) => a - b),
+        [db.id, db.id, bare.id].sort((a, b) => a - b),
+        'one row per membership',
+      );
+      assert.deepEqual(await inv.hostIdsInModules([]), []);
+      assert.deepEqual(
+        (await inv.moduleIdsOfSets([s1])).sort((a, b) => a - b),
+        [m1, m2],
+      );
+      assert.deepEqual(await inv.moduleIdsOfSets([s3]), []);
+      const ofHosts = await inv.moduleIdsOfHosts([db.id, bare.id, 987_654]);
+      assert.deepEqual(
+        [...(ofHosts.get(db.id) ?? [])].sort((a, b) => a - b),
+        [m1, m3],
+      );
+      assert.deepEqual(ofHosts.get(bare.id), [m2]);
+      assert.equal(ofHosts.has(987_654), false);
+    });
+
+    check('dynamic groups: create, fetch by ids, list by business, refuse a duplicate id', async () => {
+      const inv = store.inventory;
+      const filter = JSON.stringify({ hostname: 'web-*' });
+      await inv.createDynamicGroup({ id: 'web', bizId: 2, name: 'Web', filter });
+      await inv.createDynamicGroup({ id: 'all', bizId: 2, name: 'All', filter: '{}' });
+      await inv.createDynamicGroup({ id: 'other', bizId: 3, name: 'Other', filter: '{}' });
+      await rejectsWith(
+        () => inv.createDynamicGroup({ id: 'web', bizId: 3, name: 'x', filter }),
+        UNIQUE_VIOLATION,
+      );
+      const got = await inv.getDynamicGroups(['web', 'nope', 'other']);
+      assert.deepEqual(got.map((g) => g.id).sort(), ['other', 'web']);
+      const web = got.find((g) => g.id === 'web');
+      assert.equal(web?.biz_id, 2);
+      assert.equal(web?.filter, filter);
+      assert.deepEqual(await inv.getDynamicGroups([]), []);
+      assert.deepEqual(
+        (await inv.listDynamicGroups(2)).map((g) => g.id),
+        ['all', 'web'],
+      );
+    });
+
+    check(
+      'accounts: alias unique per business and category, alias lookup among system accounts',
+      async () => {
+        const inv = store.inventory;
+        const root = await inv.createAccount({ bizId: 2, alias: 'root', osUser: 'root', osType: 'linux' });
+        assert.equal(typeof root.id, 'number');
+        assert.equal(root.category, 1);
+        assert.equal(root.creator, '');
+        await rejectsWith(
+          () => inv.createAccount({ bizId: 2, alias: 'root', osUser: 'other', osType: 'linux' }),
+          UNIQUE_VIOLATION,
+        );
+        const dbAcc = await inv.createAccount({
+          bizId: 2,
+          alias: 'root',
+          osUser: 'mysql',
+          osType: 'linux',
+          category: 2,
+          creator: 'alice',
+        });
+        const root3 = await inv.createAccount({ bizId: 3, alias: 'root', osUser: 'admin', osType: 'linux' });
+        const dbOnly = await inv.createAccount({
+          bizId: 3,
+          alias: 'dbonly',
+          osUser: 'pg',
+          osType: 'linux',
+          category: 2,
+        });
+
+        assert.equal((await inv.findSystemAccountByAlias([2], 'root'))?.id, root.id);
+        assert.equal((await inv.findSystemAccountByAlias([3], 'root'))?.id, root3.id);
+        assert.equal(
+          (await inv.findSystemAccountByAlias([3, 2], 'root'))?.id,
+          root.id,
+          'several businesses: the oldest account wins',
+        );
+        assert.equal(
+          await inv.findSystemAccountByAlias([3], 'dbonly'),
+          undefined,
+          'db accounts are not found',
+        );
+        assert.equal(await inv.findSystemAccountByAlias([], 'root'), undefined);
+        assert.deepEqual(await inv.getAccount(dbAcc.id), dbAcc);
+        assert.equal(await inv.getAccount(987_654), undefined);
+        assert.deepEqual(
+          (await inv.listAccounts(3)).map((a) => a.id),
+          [root3.id, dbOnly.id],
+        );
+      },
+    );
+
+    check('apps: upsert, read back grants, replace, list in code order, delete', async () => {
+      const apps = store.apps;
+      await apps.upsertApp({ appCode: 'zeta', secretHash: 'h1', scopes: 'all' });
+      await apps.upsertApp({
+        appCode: 'alpha',
+        secretHash: 'h2',
+        scopes: [
+          { type: 'biz', id: 2 },
+          { type: 'biz_set', id: 8_000_001 },
+        ],
+      });
+      assert.deepEqual(await apps.getApp('zeta'), { appCode: 'zeta', secretHash: 'h1', scopes: 'all' });
+      await apps.upsertApp({ appCode: 'zeta', secretHash: 'h3', scopes: [{ type: 'biz', id: 3 }] });
+      assert.deepEqual(await apps.getApp('zeta'), {
+        appCode: 'zeta',
+        secretHash: 'h3',
+        scopes: [{ type: 'biz', id: 3 }],
+      });
+      assert.equal(await apps.getApp('nobody'), undefined);
+      assert.deepEqual(
+        (await apps.listApps()).map((a) => a.appCode),
+        ['alpha', 'zeta'],
+      );
+      assert.equal(await apps.deleteApp('alpha'), true);
+      assert.equal(await apps.deleteApp('alpha'), false);
+      assert.deepEqual(
+        (await apps.listApps()).map((a) => a.appCode),
+        ['zeta'],
+      );
+    });
+
+    check('data survives closing and reopening the store', async () => {
+      await store.close();
+      store = await Store.open({ databaseUrl, dataDir });
+      assert.deepEqual(
+        (await store.inventory.listBiz()).map((b) => b.id),
+        [2, 3],
+      );
+      assert.equal((await store.apps.getApp('zeta'))?.secretHash, 'h3');
+      assert.ok((await store.inventory.findHostByAgentId('agent-db')) !== undefined);
+    });
+  });
+}
