@@ -3,7 +3,7 @@
  * simulator uses it (`--executor noop`) to measure what the control plane costs without
  * the cost of starting thousands of processes on the same two cores as the server.
  */
-import type { HeldTask, RunScript } from '@jobfleet/protocol';
+import type { DownloadFiles, HeldTask, RunScript, ServeFiles } from '@jobfleet/protocol';
 import type { TaskReports, TaskRunnerPort } from '@jobfleet/agent';
 
 type FinishedReport = Parameters<TaskReports['finished']>[0];
@@ -14,11 +14,20 @@ export class NoopRunner implements TaskRunnerPort {
 
   constructor(private readonly reports: TaskReports) {}
 
+  /** Downloads succeed at once too, without a byte moved. */
+  download(msg: DownloadFiles): void {
+    this.succeed(msg.key);
+  }
+
   run(msg: RunScript): void {
-    if (this.unrecorded.has(msg.key)) return;
+    this.succeed(msg.key);
+  }
+
+  private succeed(key: string): void {
+    if (this.unrecorded.has(key)) return;
     const now = Date.now();
     const result: FinishedReport = {
-      key: msg.key,
+      key,
       outcome: 'exited',
       exitCode: 0,
       startTime: now,
@@ -27,8 +36,8 @@ export class NoopRunner implements TaskRunnerPort {
       droppedBytes: 0,
       message: '',
     };
-    this.unrecorded.set(msg.key, result);
-    this.reports.started(msg.key, now);
+    this.unrecorded.set(key, result);
+    this.reports.started(key, now);
     this.reports.finished(result);
   }
 
@@ -47,6 +56,20 @@ export class NoopRunner implements TaskRunnerPort {
 
   recorded(key: string): void {
     this.unrecorded.delete(key);
+  }
+
+  /** A simulated host has no files to offer: every offer is refused. */
+  serve(msg: ServeFiles): void {
+    this.reports.served({
+      serveId: msg.serveId,
+      url: 'http://127.0.0.1:9',
+      files: [],
+      error: { kind: 'invalid', paths: [], message: 'hosts of the noop executor serve no files' },
+    });
+  }
+
+  unserve(): void {
+    // Nothing is ever served.
   }
 
   async close(): Promise<void> {}
