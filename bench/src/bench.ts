@@ -109,7 +109,9 @@ class Bench {
   }
 
   fail(what: string, err: unknown): string {
-    const msg = `${what}: ${(err as Error).message ?? String(err)}`.slice(0, 400);
+    const cause = (err as { cause?: unknown }).cause;
+    const why = `${(err as Error).message ?? String(err)}${cause instanceof Error ? ` (${cause.message})` : ''}`;
+    const msg = `${what}: ${why}`.slice(0, 400);
     this.broken.push(msg);
     this.log(`BROKEN ${msg}`);
     return `error: ${msg.split('\n')[0] ?? ''}`;
@@ -184,6 +186,7 @@ class Bench {
         await this.agentMemory(s.server);
       }
       const fleet = await this.startFleet(s.server, hosts, 'process');
+      const brokenBefore = this.broken.length;
       try {
         if (store === 'sqlite') await this.serverMemory(s.server.pid, hosts, serverIdle);
         const last = await this.fanOuts(store, s.api, fleet.hostIds);
@@ -193,6 +196,8 @@ class Bench {
             unmeasured(p3Base('P3.rps', store, hosts, this.plan), 'no finished job to query'),
           );
       } finally {
+        if (this.broken.length > brokenBefore)
+          this.log(`server output (last lines):\n${s.server.output().slice(-3000)}`);
         await fleet.stop();
       }
       if (store === 'sqlite' && this.plan.noopFanOut) await this.noopFanOut(hosts);
