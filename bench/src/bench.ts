@@ -1,0 +1,741 @@
+/**
+ * `npm run bench [-- --quick] [-- --install-peers]`: measures the figures of issue 5, each
+ * against a baseline measured in the same run, prints a table and writes
+ * bench/results/latest.json and latest.md.
+ *
+ * Per store (SQLite, then PostgreSQL when reachable) one server and one simulated fleet
+ * serve P1 (fan-out), P2 (accept latency) and P3 (status under load); P4 (memory) is read on
+ * the SQLite server, P5 (large output) has a server of its own with a larger log cap.
+ *
+ * Exit status: 0 when every measurement ran, whether or not it met its target; 1 when
+ * something is broken (a server that does not start, a job that fails, a wrong reply).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import { BkApi } from './bk-api.js';
+import type { FastExecuteData } from './bk-api.js';
+import { bigOutput } from './big-output.js';
+import { fanOut } from './fan-out.js';
+import type { FanOutRun } from './fan-out.js';
+import { runLoad } from './load-generator.js';
+import type { LoadResult } from './load-generator.js';
+import { createDatabase, dropDatabase, reachable } from './postgres-database.js';
+import {
+  REPO_ROOT,
+  newSecrets,
+  rssBytes,
+  startAgentProcess,
+  startFleet,
+  startServer,
+  stopAll,
+  tmpRoot,
+} from './processes.js';
+import type { FleetHandle, ServerHandle } from './processes.js';
+import { judged, machine, textTable, unmeasured, writeResults } from './results.js';
+import type { Figure } from './results.js';
+import { ansible, dd, floor, installPeers, installed, pdsh, versionOf } from './shell-baselines.js';
+import { summarize } from './stats.js';
+import { startStaticServer } from './static-server.js';
+
+const MiB = 2 ** 20;
+
+interface Plan {
+  mode: 'quick' | 'full';
+  runs: number;
+  fanOutHosts: number[];
+  ansibleHosts: number[];
+  /** The P1 size at which the floor ratio has its target (1.3). */
+  p1TargetHosts: number;
+  /** The P2 size at which accept latency has its target (0.5 s). */
+  p2TargetHosts: number;
+  loadSeconds: number;
+  loadConnections: number;
+  bigOutputBytes: number;
+  /** Also time the largest fan-out with the noop executor (control plane only). */
+  noopFanOut: boolean;
+}
+
+const FULL: Plan = {
+  mode: 'full',
+  runs: 3,
+  fanOutHosts: [100, 1000, 10_000],
+  ansibleHosts: [100, 1000],
+  p1TargetHosts: 1000,
+  p2TargetHosts: 10_000,
+  loadSeconds: 5,
+  loadConnections: 8,
+  bigOutputBytes: 100 * MiB,
+  noopFanOut: true,
+};
+
+const QUICK: Plan = {
+  mode: 'quick',
+  runs: 1,
+  fanOutHosts: [10, 100],
+  ansibleHosts: [10],
+  p1TargetHosts: 1000,
+  p2TargetHosts: 10_000,
+  loadSeconds: 2,
+  loadConnections: 4,
+  bigOutputBytes: 8 * MiB,
+  noopFanOut: false,
+};
+
+type Store = 'sqlite' | 'postgres';
+
+/** Simulator processes for a fleet with the process executor (one for noop). */
+const SIMULATOR_SHARDS = 8;
+
+class Bench {
+  readonly figures: Figure[] = [];
+  readonly broken: string[] = [];
+  readonly account = os.userInfo().username;
+  /** Jobfleet's P1 medians on SQLite, which the peers are compared with. */
+  private readonly sqliteFanOut = new Map<number, number>();
+  private readonly peerTimes = new Map<string, number[]>();
+
+  constructor(
+    readonly plan: Plan,
+    readonly tmp: string,
+    readonly peers: { pdsh: boolean; ansible: boolean },
+    readonly pgUrl: string | undefined,
+  ) {}
+
+  log(line: string): void {
+    process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+  }
+
+  fail(what: string, err: unknown): string {
+    const cause = (err as { cause?: unknown }).cause;
+    const why = `${(err as Error).message ?? String(err)}${cause instanceof Error ? ` (${cause.message})` : ''}`;
+    const msg = `${what}: ${why}`.slice(0, 400);
+    this.broken.push(msg);
+    this.log(`BROKEN ${msg}`);
+    return `error: ${msg.split('\n')[0] ?? ''}`;
+  }
+
+  async startStoreServer(
+    store: Store,
+    args: string[] = [],
+  ): Promise<{ server: ServerHandle; api: BkApi; close(): Promise<void> }> {
+    const databaseUrl = store === 'postgres' && this.pgUrl ? await createDatabase(this.pgUrl) : undefined;
+    const server = await startServer({
+      secrets: newSecrets(),
+      tmpRoot: this.tmp,
+      args,
+      ...(databaseUrl ? { databaseUrl } : {}),
+    });
+    const api = new BkApi(server.url, server.secrets);
+    await api.prepareBusiness(this.account);
+    return {
+      server,
+      api,
+      close: async () => {
+        await server.stop();
+        fs.rmSync(server.dataDir, { recursive: true, force: true });
+        if (databaseUrl && this.pgUrl) await dropDatabase(this.pgUrl, databaseUrl);
+      },
+    };
+  }
+
+  async startFleet(server: ServerHandle, agents: number, executor: 'process' | 'noop'): Promise<FleetHandle> {
+    this.log(
+      `starting ${agents} simulated agents (${executor} executor, ${executor === 'process' ? SIMULATOR_SHARDS : 1} simulator processes)…`,
+    );
+    let last = 0;
+    const fleet = await startFleet({
+      server,
+      agents,
+      executor,
+      // Real scripts are forks of the simulator hosting their agent; see startFleet.
+      shards: executor === 'process' ? SIMULATOR_SHARDS : 1,
+      tmpRoot: this.tmp,
+      onProgress: (ready, total) => {
+        if (ready - last >= 2000) {
+          last = ready;
+          this.log(`  ${ready}/${total} agents ready`);
+        }
+      },
+    });
+    this.log(`  ${agents} agents ready in ${(fleet.readyMs / 1000).toFixed(1)} s`);
+    return fleet;
+  }
+
+  /** Readings of a process's RSS one second apart, in MiB. */
+  async rssReadings(pid: number): Promise<number[]> {
+    const out: number[] = [];
+    for (let i = 0; i < Math.max(3, this.plan.runs); i++) {
+      await sleep(1000);
+      out.push(rssBytes(pid) / MiB);
+    }
+    return out;
+  }
+
+  /** One store: a server, a fleet the size of the largest fan-out, then P1, P2, P3 (and P4 on SQLite). */
+  async storePass(store: Store): Promise<void> {
+    const hosts = Math.max(...this.plan.fanOutHosts);
+    this.log(`— ${store}: starting a server`);
+    const s = await this.startStoreServer(store);
+    try {
+      let serverIdle: number[] = [];
+      if (store === 'sqlite') {
+        serverIdle = await this.rssReadings(s.server.pid);
+        await this.agentMemory(s.server);
+      }
+      const fleet = await this.startFleet(s.server, hosts, 'process');
+      const brokenBefore = this.broken.length;
+      try {
+        if (store === 'sqlite') await this.serverMemory(s.server.pid, hosts, serverIdle);
+        const last = await this.fanOuts(store, s.api, fleet.hostIds);
+        if (last) await this.statusLoad(store, s.api, last, fleet.hostIds.length);
+        else
+          this.figures.push(
+            unmeasured(p3Base('P3.rps', store, hosts, this.plan), 'no finished job to query'),
+          );
+      } finally {
+        if (this.broken.length > brokenBefore)
+          this.log(`server output (last lines):\n${s.server.output().slice(-3000)}`);
+        await fleet.stop();
+      }
+      if (store === 'sqlite' && this.plan.noopFanOut) await this.noopFanOut(hosts);
+    } finally {
+      await s.close();
+    }
+  }
+
+  async agentMemory(server: ServerHandle): Promise<void> {
+    const base = {
+      id: 'P4.agent',
+      params: { store: 'sqlite' },
+      unit: 'MiB',
+      target: 60,
+      executor: 'process' as const,
+    };
+    try {
+      const bare = await bareNodeRss();
+      const agent = await startAgentProcess({ server, ip: '10.255.255.1', tmpRoot: this.tmp });
+      try {
+        const readings = await this.rssReadings(agent.pid);
+        const sum = summarize(readings);
+        this.figures.push(
+          judged(
+            {
+              ...base,
+              value: sum.median,
+              baseline: bare,
+              ratio: sum.median / bare,
+              min: sum.min,
+              max: sum.max,
+              note: 'one idle `jobfleet agent` process, VmRSS read 1 s apart; baseline: an empty node process',
+            },
+            'value',
+            'atMost',
+          ),
+        );
+      } finally {
+        await agent.stop();
+      }
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail('P4 agent', err)));
+    }
+  }
+
+  async serverMemory(pid: number, agents: number, idle: number[]): Promise<void> {
+    const base = {
+      id: 'P4.server',
+      params: { agents, store: 'sqlite' },
+      unit: 'MiB',
+      target: 1024,
+      executor: 'process' as const,
+    };
+    try {
+      await sleep(5000); // the first heartbeats after the welcome wave
+      const sum = summarize(await this.rssReadings(pid));
+      const baseline = summarize(idle).median;
+      this.figures.push(
+        judged(
+          {
+            ...base,
+            value: sum.median,
+            baseline,
+            ratio: sum.median / baseline,
+            min: sum.min,
+            max: sum.max,
+            note: `server VmRSS with ${agents} idle connected agents, read 1 s apart; baseline: the same server before any agent connected`,
+          },
+          'value',
+          'atMost',
+        ),
+      );
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail('P4 server', err)));
+    }
+  }
+
+  /**
+   * P1 and P2 for every size, Jobfleet runs interleaved with their baselines. Returns the last
+   * job on the most hosts (finished, successful or not: P3 only reads its status).
+   */
+  async fanOuts(store: Store, api: BkApi, hostIds: number[]): Promise<FastExecuteData | undefined> {
+    let lastLarge: FastExecuteData | undefined;
+    const largest = Math.max(...this.plan.fanOutHosts);
+    for (const n of this.plan.fanOutHosts) {
+      const ids = hostIds.slice(0, n);
+      const runs: FanOutRun[] = [];
+      /** Accept latencies, kept even when the job then fails: P2 does not depend on the outcome. */
+      const accepts: number[] = [];
+      const floors: number[] = [];
+      let error: string | undefined;
+      // A 10,000-host fan-out with real processes takes minutes here: once keeps the run under 15.
+      const reps = n >= 10_000 ? 1 : this.plan.runs;
+      for (let r = 0; r < reps && !error; r++) {
+        try {
+          floors.push((await floor(n)).ms / 1000);
+          const run = await fanOut(api, ids, this.account, (job, seconds) => {
+            accepts.push(seconds);
+            if (n === largest) lastLarge = job;
+          });
+          runs.push(run);
+          this.log(
+            `P1 ${store} ${n} hosts: ${run.totalSeconds.toFixed(3)} s (accepted in ${run.acceptSeconds.toFixed(3)} s; floor ${floors.at(-1)?.toFixed(3)} s)`,
+          );
+          if (store === 'sqlite') await this.peerRuns(n, r);
+        } catch (err) {
+          error = this.fail(`P1 ${store} ${n} hosts`, err);
+        }
+      }
+      const p1Base = {
+        id: 'P1',
+        params: { hosts: n, store },
+        unit: 's',
+        target: n === this.plan.p1TargetHosts ? 1.3 : null,
+        executor: 'process' as const,
+      };
+      const p2Base = {
+        id: 'P2',
+        params: { hosts: n, store },
+        unit: 's',
+        target: n === this.plan.p2TargetHosts ? 0.5 : null,
+        executor: 'process' as const,
+      };
+      if (accepts.length > 0) {
+        const accept = summarize(accepts);
+        this.figures.push(
+          judged(
+            {
+              ...p2Base,
+              value: accept.median,
+              baseline: null,
+              ratio: null,
+              min: accept.min,
+              max: accept.max,
+              note: `time for fast_execute_script to answer (same calls as P1); absolute target; ${accepts.length} run(s)`,
+            },
+            'value',
+            'atMost',
+          ),
+        );
+      } else this.figures.push(unmeasured(p2Base, error ?? 'no run'));
+      if (error || runs.length === 0) {
+        this.figures.push(unmeasured(p1Base, error ?? 'no run'));
+        continue;
+      }
+      const total = summarize(runs.map((r) => r.totalSeconds));
+      const fl = summarize(floors);
+      this.figures.push(
+        judged(
+          {
+            ...p1Base,
+            value: total.median,
+            baseline: fl.median,
+            ratio: total.median / fl.median,
+            min: total.min,
+            max: total.max,
+            note: `fast_execute_script → status finished, all hosts successful; baseline: ${n} \`sh -c echo\` via xargs -P; target on ratio; ${runs.length} run(s)`,
+          },
+          'ratio',
+          'atMost',
+        ),
+      );
+      if (store === 'sqlite') {
+        this.sqliteFanOut.set(n, total.median);
+        this.peerFigures(n, total.median);
+      }
+    }
+    return lastLarge;
+  }
+
+  /** pdsh every repetition; ansible, which needs minutes for 1000 hosts, only once from 1000 up. */
+  async peerRuns(n: number, rep: number): Promise<void> {
+    const record = (peer: string, ms: number) => {
+      const key = `${peer}:${n}`;
+      this.peerTimes.set(key, [...(this.peerTimes.get(key) ?? []), ms / 1000]);
+    };
+    if (this.peers.pdsh) {
+      try {
+        record('pdsh', (await pdsh(n)).ms);
+      } catch (err) {
+        this.fail(`pdsh ${n}`, err);
+      }
+    }
+    if (this.peers.ansible && this.plan.ansibleHosts.includes(n) && (rep === 0 || n < 1000)) {
+      try {
+        record('ansible', (await ansible(n, this.tmp)).ms);
+      } catch (err) {
+        this.fail(`ansible ${n}`, err);
+      }
+    }
+  }
+
+  peerFigures(n: number, jobfleet: number): void {
+    const peers: {
+      name: string;
+      installed: boolean;
+      target: number | null;
+      applies: boolean;
+      how: string;
+    }[] = [
+      {
+        name: 'pdsh',
+        installed: this.peers.pdsh,
+        target: 3,
+        applies: true,
+        how: 'pdsh -R exec -f <cores*2>',
+      },
+      {
+        name: 'ansible',
+        installed: this.peers.ansible,
+        target: null,
+        applies: this.plan.ansibleHosts.includes(n),
+        how: 'ansible ad-hoc -c local -m raw -f <cores*2>',
+      },
+    ];
+    for (const p of peers) {
+      if (!p.applies) continue;
+      const base = {
+        id: `P1.${p.name}`,
+        params: { hosts: n },
+        unit: 's',
+        target: p.target,
+        executor: 'n/a' as const,
+      };
+      const times = this.peerTimes.get(`${p.name}:${n}`) ?? [];
+      if (!p.installed) {
+        this.figures.push(unmeasured(base, 'not installed (run with --install-peers)'));
+        continue;
+      }
+      if (times.length === 0) {
+        this.figures.push(unmeasured(base, 'no successful run'));
+        continue;
+      }
+      const sum = summarize(times);
+      this.figures.push(
+        judged(
+          {
+            ...base,
+            value: sum.median,
+            baseline: jobfleet,
+            ratio: sum.median / jobfleet,
+            min: sum.min,
+            max: sum.max,
+            note: `${p.how}; baseline: Jobfleet P1 on sqlite; ratio = peer / Jobfleet; ${times.length} run(s)`,
+          },
+          'ratio',
+          'atLeast',
+        ),
+      );
+    }
+  }
+
+  /** P3: the status of a finished large job with per-host results, against a static server answering its bytes. */
+  async statusLoad(store: Store, api: BkApi, job: FastExecuteData, hosts: number): Promise<void> {
+    const params = { hosts, store, connections: this.plan.loadConnections };
+    try {
+      const status = await api.jobStatus(job.job_instance_id, false);
+      if (!status.finished) throw new Error(`job ${job.job_instance_id} is not finished`);
+      const req = api.request('get_job_instance_status', api.statusBody(job.job_instance_id, true));
+      const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body });
+      const bytes = Buffer.from(await res.arrayBuffer());
+      const statics = await startStaticServer(bytes, res.headers.get('content-type') ?? 'application/json');
+      const staticTarget = { ...req, url: `${statics.url}/api/v3/get_job_instance_status` };
+      const opts = {
+        connections: this.plan.loadConnections,
+        durationMs: this.plan.loadSeconds * 1000,
+        maxRequests: 1_000_000,
+      };
+      const ours: LoadResult[] = [];
+      const theirs: LoadResult[] = [];
+      try {
+        await runLoad(req, { ...opts, durationMs: 1000 }); // warm both up
+        await runLoad(staticTarget, { ...opts, durationMs: 1000 });
+        for (let r = 0; r < this.plan.runs; r++) {
+          ours.push(await runLoad(req, opts));
+          theirs.push(await runLoad(staticTarget, opts));
+        }
+      } finally {
+        await statics.close();
+      }
+      const errors = ours.reduce((a, r) => a + r.errors, 0);
+      if (errors > 0) throw new Error(`${errors} failed status requests under load`);
+      const note = `${(bytes.length / 1024).toFixed(0)} KiB reply; baseline: the same bytes from a static node:http server on a worker thread of the bench process`;
+      const pick = (xs: LoadResult[], f: (r: LoadResult) => number) => summarize(xs.map(f));
+      const rps = pick(ours, (r) => r.requestsPerSecond);
+      const rpsBase = pick(theirs, (r) => r.requestsPerSecond).median;
+      this.figures.push(
+        judged(
+          {
+            id: 'P3.rps',
+            params,
+            unit: 'req/s',
+            value: rps.median,
+            baseline: rpsBase,
+            ratio: rps.median / rpsBase,
+            target: 0.5,
+            min: rps.min,
+            max: rps.max,
+            executor: 'process',
+            note: `${note}; target on ratio`,
+          },
+          'ratio',
+          'atLeast',
+        ),
+      );
+      for (const [id, f] of [
+        ['P3.p50', (r: LoadResult) => r.p50Ms],
+        ['P3.p99', (r: LoadResult) => r.p99Ms],
+      ] as const) {
+        const v = pick(ours, f);
+        const b = pick(theirs, f).median;
+        this.figures.push({
+          id,
+          params,
+          unit: 'ms',
+          value: v.median,
+          baseline: b,
+          ratio: v.median / b,
+          target: null,
+          met: null,
+          min: v.min,
+          max: v.max,
+          executor: 'process',
+          note: 'latency under the same load as P3.rps',
+        });
+      }
+      this.log(`P3 ${store}: ${rps.median.toFixed(1)} req/s vs static ${rpsBase.toFixed(1)} req/s`);
+    } catch (err) {
+      this.figures.push(unmeasured(p3Base('P3.rps', store, hosts, this.plan), this.fail(`P3 ${store}`, err)));
+    }
+  }
+
+  /** The largest fan-out again with agents that run nothing: what the control plane alone costs. */
+  async noopFanOut(hosts: number): Promise<void> {
+    const base = {
+      id: 'P1.noop',
+      params: { hosts, store: 'sqlite' },
+      unit: 's',
+      target: null,
+      executor: 'noop' as const,
+    };
+    const s = await this.startStoreServer('sqlite');
+    try {
+      const fleet = await this.startFleet(s.server, hosts, 'noop');
+      try {
+        const runs: number[] = [];
+        for (let r = 0; r < this.plan.runs; r++) {
+          const run = await fanOut(s.api, fleet.hostIds, this.account);
+          this.log(`P1 noop ${hosts} hosts: ${run.totalSeconds.toFixed(3)} s`);
+          runs.push(run.totalSeconds);
+        }
+        const sum = summarize(runs);
+        const withProcesses = this.sqliteFanOut.get(hosts) ?? null;
+        this.figures.push({
+          ...base,
+          value: sum.median,
+          baseline: withProcesses,
+          ratio: withProcesses === null ? null : sum.median / withProcesses,
+          met: null,
+          min: sum.min,
+          max: sum.max,
+          note: 'agents report success without starting a process; baseline: P1 sqlite with the process executor',
+        });
+      } finally {
+        await fleet.stop();
+      }
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail('P1 noop', err)));
+    } finally {
+      await s.close();
+    }
+  }
+
+  /** P5: one real agent prints the output; its server keeps the whole of it. */
+  async bigOutputPass(): Promise<void> {
+    const bytes = this.plan.bigOutputBytes;
+    const base = {
+      id: 'P5',
+      params: { mib: bytes / MiB, store: 'sqlite' },
+      unit: 'MiB/s',
+      target: 0.5,
+      executor: 'process' as const,
+    };
+    try {
+      const cap = bytes + 16 * MiB;
+      const s = await this.startStoreServer('sqlite', ['--log-cap-bytes', String(cap)]);
+      try {
+        const agent = await startAgentProcess({ server: s.server, ip: '10.255.255.2', tmpRoot: this.tmp });
+        try {
+          const ours: number[] = [];
+          const theirs: number[] = [];
+          for (let r = 0; r < this.plan.runs; r++) {
+            theirs.push(bytes / MiB / ((await dd(bytes, this.tmp)).ms / 1000));
+            const secs = await bigOutput(s.api, agent.hostId, bytes, this.account);
+            ours.push(bytes / MiB / secs);
+            this.log(
+              `P5 ${bytes / MiB} MiB: ${secs.toFixed(2)} s (${ours.at(-1)?.toFixed(1)} MiB/s; dd ${theirs.at(-1)?.toFixed(1)} MiB/s)`,
+            );
+          }
+          const sum = summarize(ours);
+          const b = summarize(theirs).median;
+          this.figures.push(
+            judged(
+              {
+                ...base,
+                value: sum.median,
+                baseline: b,
+                ratio: sum.median / b,
+                min: sum.min,
+                max: sum.max,
+                note: `one host prints ${bytes / MiB} MiB; until get_job_instance_ip_log holds all of it (server --log-cap-bytes ${cap}); baseline: dd of the same bytes to the same disk with fdatasync; target on ratio`,
+              },
+              'ratio',
+              'atLeast',
+            ),
+          );
+        } finally {
+          await agent.stop();
+        }
+      } finally {
+        await s.close();
+      }
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail('P5', err)));
+    }
+  }
+}
+
+function p3Base(id: string, store: Store, hosts: number, plan: Plan) {
+  return {
+    id,
+    params: { hosts, store, connections: plan.loadConnections },
+    unit: 'req/s',
+    target: 0.5,
+    executor: 'process' as const,
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** RSS of a node process that does nothing, in MiB: the floor under any Node.js agent. */
+async function bareNodeRss(): Promise<number> {
+  const proc = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  try {
+    await sleep(1000);
+    return rssBytes(proc.pid ?? -1) / MiB;
+  } finally {
+    proc.kill();
+  }
+}
+
+async function main(): Promise<void> {
+  const cmd = new Command('bench')
+    .description('measure Jobfleet against baselines measured in the same run')
+    .option('--quick', 'a smoke run of about two minutes: small fleets, one repetition')
+    .option('--install-peers', 'apt-get install pdsh and ansible-core when missing')
+    .option(
+      '--pg-url <url>',
+      'PostgreSQL server for the PostgreSQL figures (a database is created and dropped per server) [env JOBFLEET_BENCH_PG_URL]',
+    )
+    .option(
+      '--results-dir <dir>',
+      'where latest.json and latest.md go',
+      path.join(REPO_ROOT, 'bench', 'results'),
+    );
+  cmd.parse(process.argv);
+  const flags = cmd.opts<{ quick?: boolean; installPeers?: boolean; pgUrl?: string; resultsDir: string }>();
+  const plan = flags.quick ? QUICK : FULL;
+  const pgUrl = flags.pgUrl ?? process.env.JOBFLEET_BENCH_PG_URL;
+  const tmp = tmpRoot();
+  const started = performance.now();
+  const say = (l: string) => process.stderr.write(`[bench] ${l}\n`);
+  if (flags.installPeers) installPeers(say);
+  const peers = { pdsh: installed('pdsh'), ansible: installed('ansible') };
+  const bench = new Bench(plan, tmp, peers, pgUrl);
+  const stores: Store[] = ['sqlite'];
+  if (pgUrl && (await reachable(pgUrl))) stores.push('postgres');
+  else
+    bench.log(
+      pgUrl
+        ? `PostgreSQL at ${new URL(pgUrl).host} is not reachable: SQLite only`
+        : 'no --pg-url: SQLite only',
+    );
+  try {
+    for (const store of stores) {
+      try {
+        await bench.storePass(store);
+      } catch (err) {
+        bench.figures.push(unmeasured(p3Base('P1', store, 0, plan), bench.fail(`${store} pass`, err)));
+      }
+    }
+    await bench.bigOutputPass();
+  } finally {
+    await stopAll();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  const results = {
+    figures: bench.figures.map(rounded),
+    machine: machine({
+      pdsh: peers.pdsh ? versionOf('pdsh -V') : 'not installed',
+      ansible: peers.ansible ? versionOf('ansible --version') : 'not installed',
+    }),
+    date: new Date().toISOString(),
+  };
+  writeResults(flags.resultsDir, results, plan.mode);
+  process.stdout.write(`\n${textTable(results.figures)}\n\n`);
+  say(
+    `${plan.mode} run took ${((performance.now() - started) / 1000).toFixed(0)} s; results in ${flags.resultsDir}`,
+  );
+  if (bench.broken.length > 0) {
+    say(`BROKEN (${bench.broken.length}):\n  ${bench.broken.join('\n  ')}`);
+    process.exitCode = 1;
+  }
+}
+
+/** Four significant digits, keys in the documented order. */
+function rounded(f: Figure): Figure {
+  const r = (n: number | null) => (n === null ? null : Number(n.toPrecision(4)));
+  return {
+    id: f.id,
+    params: f.params,
+    value: r(f.value),
+    unit: f.unit,
+    baseline: r(f.baseline),
+    ratio: r(f.ratio),
+    target: f.target,
+    met: f.met,
+    min: r(f.min),
+    max: r(f.max),
+    executor: f.executor,
+    note: f.note,
+  };
+}
+
+main().catch(async (err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  await stopAll();
+  process.exit(1);
+});
