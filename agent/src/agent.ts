@@ -45,6 +45,9 @@ export interface AgentOptions {
 
 export const AGENT_VERSION = '0.1.0';
 
+/** With the default 5 s heartbeat, 20 s of silence: inside the server's 30 s window. */
+const MAX_UNANSWERED_PINGS = 4;
+
 class RegistrationRefused extends Error {}
 
 export class Agent extends EventEmitter {
@@ -54,7 +57,8 @@ export class Agent extends EventEmitter {
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
-  private awaitingPong = false;
+  /** Pings sent since the server last showed it is alive (a pong or any message). */
+  private unansweredPings = 0;
   private identity: Identity | undefined;
   readonly runner: TaskRunnerPort;
 
@@ -188,7 +192,7 @@ export class Agent extends EventEmitter {
       });
     });
     ws.on('message', (data: Buffer) => this.onMessage(data));
-    ws.on('pong', () => (this.awaitingPong = false));
+    ws.on('pong', () => (this.unansweredPings = 0));
     ws.on('close', () => {
       if (this.ws !== ws) return;
       clearInterval(this.heartbeat);
@@ -198,6 +202,7 @@ export class Agent extends EventEmitter {
   }
 
   private onMessage(data: Buffer): void {
+    this.unansweredPings = 0;
     let msg: ServerMessage;
     try {
       msg = ServerMessage.parse(JSON.parse(data.toString('utf8')));
@@ -244,18 +249,24 @@ export class Agent extends EventEmitter {
   }
 
   /** Heartbeats tell the server we are alive; unanswered pings tell us the server is gone. */
+  /**
+   * Heartbeats tell the server we are alive; unanswered pings tell us the server is gone.
+   * Several pings may go unanswered before the agent gives up on the connection: a busy
+   * server (or a busy agent) answers late, and dropping a healthy connection costs more
+   * than waiting, since the server fails a host only after its own, longer window.
+   */
   private startHeartbeat(intervalMs: number): void {
     clearInterval(this.heartbeat);
-    this.awaitingPong = false;
+    this.unansweredPings = 0;
     this.heartbeat = setInterval(() => {
       const ws = this.ws;
       if (!ws || ws.readyState !== WebSocket.OPEN) return;
-      if (this.awaitingPong) {
+      if (this.unansweredPings >= MAX_UNANSWERED_PINGS) {
         this.log('warn', 'server stopped answering; reconnecting');
         ws.terminate();
         return;
       }
-      this.awaitingPong = true;
+      this.unansweredPings++;
       ws.ping();
       this.send({ v: PROTOCOL_VERSION, type: 'heartbeat' });
     }, intervalMs);

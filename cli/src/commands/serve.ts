@@ -2,8 +2,11 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { CONFIG_KEYS, loadConfig, readConfigFile, startServer } from '@jobfleet/server';
-import type { ConfigInput, RunningServer } from '@jobfleet/server';
+// Only the config schema is loaded up front: the server itself (HTTP, database drivers) is
+// loaded when `serve` runs, so other commands such as `agent` stay small in memory.
+import { CONFIG_KEYS, loadConfig, readConfigFile } from '@jobfleet/server/config';
+import type { ConfigInput } from '@jobfleet/server/config';
+import type { RunningServer } from '@jobfleet/server';
 import { createAgent } from './agent.js';
 
 const LOCAL_BIZ_ID = 1;
@@ -70,6 +73,7 @@ export function serveCommand(): Command {
       env: process.env,
       file: readConfigFile(file ?? process.env.JOBFLEET_CONFIG),
     });
+    const { startServer } = await import('@jobfleet/server');
     const server = await startServer(config);
     let agent: ReturnType<typeof createAgent> | undefined;
     if (localAgent) {

@@ -141,12 +141,23 @@ export class Engine implements AgentEvents {
 
   // ------------------------------------------------------------ submission and start
 
+  /**
+   * Stores the job; with startTask it is stored as running and dispatched after the caller
+   * has its answer, so accepting a 10,000-host job costs one transaction, not 10,000 sends.
+   */
   async submit(
     job: NewJob,
     startTask: boolean,
   ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
-    const ids = await this.store.createJobInstance(job);
-    if (startTask) await this.start(ids.jobInstanceId);
+    const ids = await this.store.createJobInstance(job, startTask);
+    if (startTask) {
+      this.withJobLock(ids.jobInstanceId, () => this.carryOn(ids.jobInstanceId)).catch((err: unknown) =>
+        this.services.log.error(
+          { err, job: ids.jobInstanceId },
+          'starting a job failed; it resumes at the next start',
+        ),
+      );
+    }
     return ids;
   }
 
@@ -298,33 +309,38 @@ export class Engine implements AgentEvents {
   /** Picks up every job in flight after a start: the store says what was happening. */
   async recover(): Promise<void> {
     const jobs = await this.store.listActiveJobs();
-    for (const job of jobs) {
-      const steps = await this.store.getStepsOfJob(job.id);
-      const current = steps.find((s) =>
-        [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(
-          s.status as 2,
-        ),
-      );
-      if (current) {
-        if (current.status === RunStatus.ROLLING_WAITING)
-          await this.store.updateStep(current.id, { status: RunStatus.RUNNING });
-        await this.activate(
-          current.status === RunStatus.ROLLING_WAITING ? { ...current, status: RunStatus.RUNNING } : current,
-        );
-        continue;
-      }
-      const done = steps.filter((s) => s.status !== RunStatus.PENDING);
-      const last = done[done.length - 1];
-      if (job.status === RunStatus.STOPPING) await this.finishJob(job, RunStatus.STOP_SUCCESS);
-      else if (
-        last &&
-        ![RunStatus.SUCCESS, RunStatus.SKIPPED, RunStatus.IGNORE_ERROR].includes(last.status as 3)
-      )
-        await this.finishJob(job, last.status as RunStatus);
-      else await this.advance(job, last?.step_order ?? -1);
-    }
+    for (const job of jobs) await this.carryOn(job.id);
     if (jobs.length > 0) this.services.log.info({ jobs: jobs.length }, 'resumed jobs in flight');
     this.callbacks.start();
+  }
+
+  /** Carries on with a job in flight from what the store says about it. */
+  private async carryOn(jobInstanceId: number): Promise<void> {
+    const job = await this.store.getJob(jobInstanceId);
+    if (!job) return;
+    const steps = await this.store.getStepsOfJob(job.id);
+    const current = steps.find((s) =>
+      [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(
+        s.status as 2,
+      ),
+    );
+    if (current) {
+      if (current.status === RunStatus.ROLLING_WAITING)
+        await this.store.updateStep(current.id, { status: RunStatus.RUNNING });
+      await this.activate(
+        current.status === RunStatus.ROLLING_WAITING ? { ...current, status: RunStatus.RUNNING } : current,
+      );
+      return;
+    }
+    const done = steps.filter((s) => s.status !== RunStatus.PENDING);
+    const last = done[done.length - 1];
+    if (job.status === RunStatus.STOPPING) await this.finishJob(job, RunStatus.STOP_SUCCESS);
+    else if (
+      last &&
+      ![RunStatus.SUCCESS, RunStatus.SKIPPED, RunStatus.IGNORE_ERROR].includes(last.status as 3)
+    ) {
+      await this.finishJob(job, last.status as RunStatus);
+    } else await this.advance(job, last?.step_order ?? -1);
   }
 
   // ------------------------------------------------------------ agent events

@@ -89,8 +89,14 @@ export class ExecutionStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   /** Records a job with its steps and host tasks in one transaction: acknowledged means stored. */
+  /**
+   * Records a job with its steps and host tasks in one transaction: acknowledged means stored.
+   * With `running`, the job and its first step are stored as started, so a crash right after
+   * the acknowledgement leaves a job that recovery carries on, never one stuck as pending.
+   */
   async createJobInstance(
     job: NewJob,
+    running: boolean,
     now = Date.now(),
   ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
     return this.db.transaction().execute(async (tx) => {
@@ -104,9 +110,9 @@ export class ExecutionStore {
           launch_mode: job.launchMode,
           operator: job.operator,
           app_code: job.appCode,
-          status: 1,
+          status: running ? 2 : 1,
           create_time: now,
-          start_time: null,
+          start_time: running ? now : null,
           end_time: null,
           callback_url: job.callbackUrl,
           client_request_id: job.clientRequestId,
@@ -122,10 +128,10 @@ export class ExecutionStore {
             step_order: order,
             name: step.name,
             type: step.type,
-            status: 1,
+            status: running && order === 0 ? 2 : 1,
             execute_count: 0,
             create_time: now,
-            start_time: null,
+            start_time: running && order === 0 ? now : null,
             end_time: null,
             spec: JSON.stringify(step.spec),
             current_batch: step.hosts.some((h) => h.batch > 0) ? 1 : 0,
