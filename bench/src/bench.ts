@@ -19,6 +19,7 @@ import { BkApi } from './bk-api.js';
 import type { FastExecuteData } from './bk-api.js';
 import { bigOutput } from './big-output.js';
 import { fanOut } from './fan-out.js';
+import { cpBaseline, transferOnce, writeSourceFile } from './file-fan-out.js';
 import type { FanOutRun } from './fan-out.js';
 import { runLoad } from './load-generator.js';
 import type { LoadResult } from './load-generator.js';
@@ -54,6 +55,9 @@ interface Plan {
   loadSeconds: number;
   loadConnections: number;
   bigOutputBytes: number;
+  /** P6: one file of this size to `fileTargets` hosts. */
+  fileBytes: number;
+  fileTargets: number;
   /** Also time the largest fan-out with the noop executor (control plane only). */
   noopFanOut: boolean;
 }
@@ -68,6 +72,8 @@ const FULL: Plan = {
   loadSeconds: 5,
   loadConnections: 8,
   bigOutputBytes: 100 * MiB,
+  fileBytes: 1024 * MiB,
+  fileTargets: 10,
   noopFanOut: true,
 };
 
@@ -81,6 +87,8 @@ const QUICK: Plan = {
   loadSeconds: 2,
   loadConnections: 4,
   bigOutputBytes: 8 * MiB,
+  fileBytes: 64 * MiB,
+  fileTargets: 3,
   noopFanOut: false,
 };
 
@@ -624,6 +632,71 @@ class Bench {
       this.figures.push(unmeasured(base, this.fail('P5', err)));
     }
   }
+
+  /** P6: real agents on 127.0.0.x, each with its own file root, one source and N targets. */
+  async fileFanOutPass(): Promise<void> {
+    const { fileBytes: bytes, fileTargets: n } = this.plan;
+    const base = {
+      id: 'P6',
+      params: { mib: bytes / MiB, targets: n, store: 'sqlite' },
+      unit: 'MiB/s',
+      target: null,
+      executor: 'process' as const,
+    };
+    try {
+      const s = await this.startStoreServer('sqlite');
+      const roots = Array.from({ length: n + 1 }, (_, i) =>
+        fs.mkdtempSync(path.join(this.tmp, `root-${i}-`)),
+      );
+      try {
+        const agents = await Promise.all(
+          roots.map((fileRoot, i) =>
+            startAgentProcess({ server: s.server, ip: `127.0.1.${i + 2}`, tmpRoot: this.tmp, fileRoot }),
+          ),
+        );
+        const [source, ...targets] = agents;
+        if (!source) throw new Error('no source agent');
+        writeSourceFile(path.join(roots[0] as string, 'data', 'p6.bin'), bytes);
+        const ours: number[] = [];
+        const theirs: number[] = [];
+        for (let r = 0; r < this.plan.runs; r++) {
+          theirs.push(
+            (n * bytes) / MiB / cpBaseline(path.join(roots[0] as string, 'data', 'p6.bin'), n, this.tmp),
+          );
+          const secs = await transferOnce(
+            s.api,
+            source.hostId,
+            targets.map((t) => t.hostId),
+            this.account,
+          );
+          ours.push((n * bytes) / MiB / secs);
+          for (const root of roots.slice(1))
+            fs.rmSync(path.join(root, 'p6'), { recursive: true, force: true });
+          this.log(
+            `P6 ${bytes / MiB} MiB to ${n}: ${secs.toFixed(2)} s (${ours.at(-1)?.toFixed(0)} MiB/s; cp ${theirs.at(-1)?.toFixed(0)} MiB/s)`,
+          );
+        }
+        await Promise.all(agents.map((a) => a.stop()));
+        const sum = summarize(ours);
+        const b = summarize(theirs).median;
+        this.figures.push({
+          ...base,
+          value: sum.median,
+          baseline: b,
+          ratio: sum.median / b,
+          met: null,
+          min: sum.min,
+          max: sum.max,
+          note: `aggregate MiB/s delivered (size x targets / time until every target verified its copy); bytes went agent to agent (source and finished targets serve them), not through the server; baseline: ${n} sequential cp of the same file on the same disk, synced`,
+        });
+      } finally {
+        await s.close();
+        for (const root of roots) fs.rmSync(root, { recursive: true, force: true });
+      }
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail('P6', err)));
+    }
+  }
 }
 
 function p3Base(id: string, store: Store, hosts: number, plan: Plan) {
@@ -692,6 +765,7 @@ async function main(): Promise<void> {
       }
     }
     await bench.bigOutputPass();
+    await bench.fileFanOutPass();
   } finally {
     await stopAll();
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -99,6 +99,31 @@ export class BkApi {
     );
   }
 
+  /** One file from one source host to every target, agent to agent. */
+  transferFile(
+    sourceHostId: number,
+    file: string,
+    targetDir: string,
+    targets: number[],
+    account: string,
+  ): Promise<FastExecuteData> {
+    return this.call(
+      'fast_transfer_file',
+      {
+        bk_scope_type: 'biz',
+        bk_scope_id: '1',
+        account_alias: account,
+        timeout: 3600,
+        file_source_list: [
+          { file_list: [file], server: { host_id_list: [sourceHostId] }, account: { alias: account } },
+        ],
+        file_target_path: targetDir,
+        target_server: { host_id_list: targets },
+      },
+      FastExecuteData,
+    );
+  }
+
   statusBody(jobInstanceId: number, returnIpResult: boolean): Record<string, unknown> {
     return {
       bk_scope_type: 'biz',

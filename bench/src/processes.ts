@@ -178,6 +178,8 @@ export async function startAgentProcess(opts: {
   server: ServerHandle;
   ip: string;
   tmpRoot: string;
+  /** The agent's own view of "/" for file steps (several agents on one machine). */
+  fileRoot?: string;
 }): Promise<AgentHandle> {
   const stateDir = fs.mkdtempSync(path.join(opts.tmpRoot, 'agent-'));
   const proc = spawnLimited(
@@ -202,6 +204,7 @@ export async function startAgentProcess(opts: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       JOBFLEET_AGENT_BOOTSTRAP_TOKEN: opts.server.secrets.bootstrapToken,
+      ...(opts.fileRoot ? { JOBFLEET_AGENT_FILE_ROOT: opts.fileRoot } : {}),
     },
   );
   const tail = new Tail();
