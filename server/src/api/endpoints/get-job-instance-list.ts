@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zInt, zLong } from '../input-types.js';
-import { totalTime } from './job-lookup.js';
+import { scopeFieldsOf, totalTime } from './job-lookup.js';
 
 const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
 
@@ -63,9 +63,7 @@ export const getJobInstanceList = defineEndpoint({
       length: input.length,
       total,
       data: jobs.map((j) => ({
-        bk_scope_type: j.scope_type,
-        bk_scope_id: j.scope_id,
-        ...(j.scope_type === 'biz' ? { bk_biz_id: Number(j.scope_id) } : {}),
+        ...scopeFieldsOf(j),
         job_instance_id: j.id,
         job_plan_id: null,
         job_template_id: null,
