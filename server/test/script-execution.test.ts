@@ -17,7 +17,7 @@ import {
   waitCallbackDelivered,
   waitFinished,
 } from './helpers/fleet.js';
-import type { Fleet } from './helpers/fleet.js';
+import type { Fleet, JobStatus } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 
 const HOST_RESULT_KEYS = [
@@ -123,6 +123,24 @@ for (const engine of engines()) {
         assert.match(log ?? '', /out a b c\n/);
         assert.match(log ?? '', /err\n/);
       }
+      // A finished job's reply is served from a cache afterwards: the same data, its own request id.
+      const first = await get<JobStatus>(
+        fleet.server.url,
+        'get_job_instance_status',
+        { ...fleet.scope, job_instance_id: job.job_instance_id, return_ip_result: true },
+        fleet.creds,
+      );
+      const second = await get<JobStatus>(
+        fleet.server.url,
+        'get_job_instance_status',
+        { ...fleet.scope, job_instance_id: job.job_instance_id, return_ip_result: true },
+        fleet.creds,
+      );
+      assert.deepEqual(second.data, st);
+      assert.deepEqual(first.data, second.data);
+      assert.notEqual(first.request_id, second.request_id);
+      assert.equal(second.request_id, second.job_request_id);
+      assert.equal(second.message, 'success');
       // Without return_ip_result the host list is null.
       const plain = await get<{ step_instance_list: { step_ip_result_list: unknown }[] }>(
         fleet.server.url,

@@ -22,6 +22,12 @@ export function successEnvelope(data: unknown, requestId: string): Envelope {
   };
 }
 
+/** The success envelope around `data` that is already JSON: the bytes successEnvelope would give. */
+export function rawSuccessEnvelope(dataJson: string, requestId: string): string {
+  const id = JSON.stringify(requestId);
+  return `{"result":true,"code":0,"message":"success","data":${dataJson},"request_id":${id},"job_request_id":${id}}`;
+}
+
 export function failureEnvelope(err: ApiError, requestId: string): Envelope {
   const env: Envelope = {
     result: false,

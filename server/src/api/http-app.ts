@@ -14,7 +14,8 @@ import { registerAgentRoutes } from '../agent-link/registration.js';
 import { registerFileRoutes } from '../files/file-routes.js';
 import { extractCredentials } from './auth.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
-import { failureEnvelope, successEnvelope } from './envelope.js';
+import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope.js';
+import { RawJson } from './raw-json.js';
 import { ApiError } from './error-catalogue.js';
 import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
@@ -131,9 +132,9 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           await assertScopeGranted(scopes, caller, ctx.scope);
         }
         const data = await endpoint.run(ctx, raw);
-        return reply
-          .header('content-type', 'application/json; charset=utf-8')
-          .send(successEnvelope(data, req.id));
+        reply.header('content-type', 'application/json; charset=utf-8');
+        if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));
+        return reply.send(successEnvelope(data, req.id));
       },
     });
   }

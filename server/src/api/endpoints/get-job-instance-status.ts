@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { isRunFinished } from '../../engine/statuses.js';
 import type { HostTask } from '../../store/execution-store.js';
 import { defineEndpoint } from '../endpoint.js';
+import { RawJson } from '../raw-json.js';
+import { cachedReply, rememberReply, replyKey } from './finished-reply-cache.js';
 import { zBool, zLong } from '../input-types.js';
 import { jobInScope, scopeFieldsOf, totalTime } from './job-lookup.js';
 
@@ -33,6 +35,10 @@ export const getJobInstanceStatus = defineEndpoint({
     const ex = ctx.services.store.executions;
     const job = await jobInScope(ctx, input.job_instance_id);
     const steps = await ex.getStepsOfJob(job.id);
+    const finished = isRunFinished(job.status);
+    const key = finished ? replyKey(job, steps, input.return_ip_result) : undefined;
+    const cached = key === undefined ? undefined : cachedReply(ctx.services.store, key);
+    if (cached !== undefined) return new RawJson(cached);
     const stepList = [];
     for (const s of steps) {
       const hosts = input.return_ip_result ? await ex.listHostTasks(s.id, s.execute_count) : null;
@@ -49,8 +55,8 @@ export const getJobInstanceStatus = defineEndpoint({
         step_ip_result_list: hosts ? hosts.map(stepIpResult) : null,
       });
     }
-    return {
-      finished: isRunFinished(job.status),
+    const data = {
+      finished,
       job_instance: {
         job_instance_id: job.id,
         ...scopeFieldsOf(job),
@@ -63,5 +69,9 @@ export const getJobInstanceStatus = defineEndpoint({
       },
       step_instance_list: stepList,
     };
+    if (key === undefined) return data;
+    const json = JSON.stringify(data);
+    rememberReply(ctx.services.store, key, json);
+    return new RawJson(json);
   },
 });

@@ -1,0 +1,7 @@
+/**
+ * `data` already serialized: an endpoint may return it to skip serializing the same large
+ * reply again (the host list of a finished 10,000-host job is 1.7 MB of JSON).
+ */
+export class RawJson {
+  constructor(readonly json: string) {}
+}
