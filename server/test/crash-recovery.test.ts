@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { eventually } from './helpers/api-client.js';
+import { eventually, get } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitCallbackDelivered, waitFinished } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
@@ -73,7 +73,17 @@ for (const engine of engines()) {
           target_server: { host_id_list: [fleet.hostIds.get('127.0.0.2')] },
         });
         await waitFinished(fleet, r.data.job_instance_id);
-        await eventually(async () => (hits.length >= 1 ? true : undefined));
+        // Kill only once the first attempt is recorded: killed before that, the server rightly
+        // sends it again after the restart, and the attempts would not be the three counted below.
+        await eventually(async () => {
+          const list = await get<{ callback_list: { attempts: number }[] }>(
+            fleet.server.url,
+            'get_job_instance_callback_list',
+            { ...fleet.scope, job_instance_id: r.data.job_instance_id },
+            fleet.creds,
+          );
+          return (list.data.callback_list[0]?.attempts ?? 0) >= 1 ? true : undefined;
+        });
         await fleet.server.kill('SIGKILL'); // the second attempt is due while no server runs
         fleet.server = await fleet.server.restart();
         const cb = await waitCallbackDelivered(fleet, r.data.job_instance_id, 20_000);
