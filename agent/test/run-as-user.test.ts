@@ -8,27 +8,15 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { TaskRunner } from '../src/task-runner.js';
 import type { FinishedReport } from '../src/task-spool.js';
-import { scriptDirsOf, tempStateDir } from './helpers/os-state.js';
-import { RecordingReports, runMsg } from './helpers/recording-reports.js';
+import { scriptDirsOf } from './helpers/os-state.js';
+import { runMsg } from './helpers/recording-reports.js';
+import { Runners } from './helpers/runners.js';
 
-const stateDirs: string[] = [];
-const runners: TaskRunner[] = [];
+const runners = new Runners();
+const setup = () => runners.open();
 
-function setup(): { runner: TaskRunner; reports: RecordingReports } {
-  const stateDir = tempStateDir();
-  stateDirs.push(stateDir);
-  const reports = new RecordingReports();
-  const runner = new TaskRunner(stateDir, reports);
-  runners.push(runner);
-  return { runner, reports };
-}
-
-after(async () => {
-  await Promise.all(runners.map((r) => r.close()));
-  for (const d of stateDirs) fs.rmSync(d, { recursive: true, force: true });
-});
+after(() => runners.cleanup());
 
 function canManageUsers(): string | false {
   if (process.getuid?.() !== 0) return 'needs root to create a user and switch to it';
@@ -79,8 +67,7 @@ describe('TaskRunner: execution account', () => {
     });
 
     it('as a non-root agent: runs as itself, and refuses to switch to another user', async () => {
-      const stateDir = tempStateDir();
-      stateDirs.push(stateDir);
+      const stateDir = runners.stateDir();
       fs.chownSync(stateDir, uid, uid);
       const own = runMsg('id -un', { user: '' });
       const other = runMsg('id -un', { user: 'root' });

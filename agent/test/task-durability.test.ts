@@ -10,30 +10,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { TaskRunner } from '../src/task-runner.js';
-import { alive, killQuietly, pidsIn, scriptDirsOf, tempStateDir } from './helpers/os-state.js';
-import { RecordingReports, runMsg } from './helpers/recording-reports.js';
+import { alive, killQuietly, pidsIn, scriptDirsOf } from './helpers/os-state.js';
+import { runMsg } from './helpers/recording-reports.js';
+import { Runners } from './helpers/runners.js';
 
-const stateDirs: string[] = [];
-const runners: TaskRunner[] = [];
+const runners = new Runners();
+const setup = (stateDir?: string) => runners.open(stateDir);
 const strays: number[] = [];
 
-function setup(stateDir = tempStateDir()): {
-  runner: TaskRunner;
-  reports: RecordingReports;
-  stateDir: string;
-} {
-  if (!stateDirs.includes(stateDir)) stateDirs.push(stateDir);
-  const reports = new RecordingReports();
-  const runner = new TaskRunner(stateDir, reports);
-  runners.push(runner);
-  return { runner, reports, stateDir };
-}
-
 after(async () => {
-  await Promise.all(runners.map((r) => r.close()));
+  await runners.cleanup();
   for (const pid of strays) killQuietly(pid);
-  for (const d of stateDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
 const spoolDir = (stateDir: string, key: string) => path.join(stateDir, 'tasks', key.replace(/:/g, '_'));
@@ -177,8 +164,7 @@ describe('TaskRunner: agent stop and restart', () => {
   });
 
   it('after the agent process died: resends finished results, reports running tasks lost and kills them', async () => {
-    const stateDir = tempStateDir();
-    stateDirs.push(stateDir);
+    const stateDir = runners.stateDir();
     const quick = runMsg('echo quick; exit 7');
     const slow = runMsg('echo "pid=$$"; sleep 1000 & echo "pid=$!"; wait');
     const fixture = fileURLToPath(new URL('./fixtures/task-runner-process.js', import.meta.url));

@@ -6,26 +6,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { TaskRunner } from '../src/task-runner.js';
-import { alive, killQuietly, pidsIn, scriptDirsOf, tempStateDir } from './helpers/os-state.js';
+import { alive, killQuietly, pidsIn, scriptDirsOf } from './helpers/os-state.js';
 import { RecordingReports, runMsg } from './helpers/recording-reports.js';
+import { Runners } from './helpers/runners.js';
 
-const stateDirs: string[] = [];
-const runners: TaskRunner[] = [];
+const runners = new Runners();
+const setup = () => runners.open();
 const strays: number[] = [];
 
-function setup(): { runner: TaskRunner; reports: RecordingReports } {
-  const stateDir = tempStateDir();
-  stateDirs.push(stateDir);
-  const reports = new RecordingReports();
-  const runner = new TaskRunner(stateDir, reports);
-  runners.push(runner);
-  return { runner, reports };
-}
-
 after(async () => {
-  await Promise.all(runners.map((r) => r.close()));
+  await runners.cleanup();
   for (const pid of strays) killQuietly(pid);
-  for (const d of stateDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
 const interpreterMissing = (name: string) =>
@@ -234,7 +225,7 @@ describe('TaskRunner: output cap', () => {
 
   for (const cap of [1000, 1024 * 1024]) {
     it(`keeps head, marker with the exact dropped count, and tail when printing 3x the cap (${cap})`, async () => {
-      const { runner, reports } = setup();
+      const { runner, reports, stateDir } = setup();
       const msg = { ...printPattern(3 * cap), logCapBytes: cap };
       runner.run(msg);
       const r = await reports.finishedResult(msg.key);
@@ -251,7 +242,7 @@ describe('TaskRunner: output cap', () => {
       assert.deepEqual(reports.violations, []);
       // What the spool holds is what was sent: a resend from 0 gives the same bytes.
       const resent = new RecordingReports();
-      const again = new TaskRunner(stateDirs.at(-1) as string, resent);
+      const again = new TaskRunner(stateDir, resent);
       again.resume({ [msg.key]: 0 }, []);
       assert.deepEqual(resent.outputOf(msg.key), out);
       assert.equal(resent.results(msg.key)[0]?.outputBytes, out.length);

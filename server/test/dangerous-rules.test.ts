@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { admin, get, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, hostLog, jobCount, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 
@@ -73,17 +73,6 @@ for (const engine of engines()) {
       post<T>(fleet.server.url, name, body, creds ?? fleet.creds);
     const create = (body: Record<string, unknown>) => call<Rule>('create_dangerous_rule', body);
     const listAll = async () => (await call<Rule[]>('get_dangerous_rule_list', {})).data;
-    const jobCount = async () => {
-      const now = Date.now();
-      const r = await get<{ total: number }>(
-        fleet.server.url,
-        'get_job_instance_list',
-        { ...fleet.scope, create_time_start: now - 3600_000, create_time_end: now + 60_000 },
-        fleet.creds,
-      );
-      assert.equal(r.result, true, r.message);
-      return r.data.total;
-    };
     const hits = (params: Record<string, string | number> = {}) =>
       get<{ start: number; length: number; total: number; data: Hit[] }>(
         fleet.server.url,
@@ -362,7 +351,7 @@ for (const engine of engines()) {
         description: 'not on this fleet',
         action: 2,
       });
-      const jobsBefore = await jobCount();
+      const jobsBefore = await jobCount(fleet);
       const hitsBefore = (await hits()).data.total;
       const script = b64('echo ok\necho danger_zone\ntrue\necho danger_zone again\n');
       const r = await runScript(fleet, { script_content: script, target_server: { host_id_list: [hostId] } });
@@ -379,7 +368,7 @@ for (const engine of engines()) {
         target_server: { host_id_list: [hostId] },
       });
       assert.equal(early.code, 1244019);
-      assert.equal(await jobCount(), jobsBefore, 'no job was created');
+      assert.equal(await jobCount(fleet), jobsBefore, 'no job was created');
 
       const h = await hits();
       assert.equal(h.data.total, hitsBefore + 4, 'each refused submission records both of its hits');
@@ -408,7 +397,7 @@ for (const engine of engines()) {
       });
       assert.equal(ok.result, true, ok.message);
       assert.equal((await waitFinished(fleet, ok.data.job_instance_id)).job_instance.status, 3);
-      assert.equal(await jobCount(), jobsBefore + 1);
+      assert.equal(await jobCount(fleet), jobsBefore + 1);
       await call('delete_dangerous_rule', { id });
     });
 

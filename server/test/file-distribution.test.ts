@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { startFleet, waitFinished } from './helpers/fleet.js';
+import { hostStatuses, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 
@@ -68,8 +68,6 @@ for (const engine of engines()) {
       server: { host_id_list: [fleet.hostIds.get(ip)] },
       account: { alias: fleet.account },
     });
-    const statuses = (st: JobStatus) =>
-      new Map(st.step_instance_list[0]?.step_ip_result_list?.map((h) => [h.bk_host_id, h.status]));
 
     test('one file to many targets, verified on each, with file logs', async () => {
       const data = crypto.randomBytes(1024 * 1024 + 7);
@@ -83,7 +81,7 @@ for (const engine of engines()) {
       const st = await waitFinished(fleet, r.data.job_instance_id);
       assert.equal(st.job_instance.status, 3, JSON.stringify(st));
       assert.equal(st.step_instance_list[0]?.type, 2);
-      assert.deepEqual([...statuses(st).values()], [9, 9, 9]);
+      assert.deepEqual([...hostStatuses(st).values()], [9, 9, 9]);
       for (const ip of IPS.slice(1)) assert.equal(sha(read(ip, '/opt/app/app.bin')), sha(data));
       const log = await get<{ log_type: number; log_content: null; file_logs: FileLogItem[] }>(
         fleet.server.url,
@@ -291,7 +289,7 @@ for (const engine of engines()) {
         target_server: { host_id_list: [ids[1]] },
       });
       const st = await waitFinished(fleet, strict.data.job_instance_id);
-      assert.equal(statuses(st).get(ids[1] ?? 0), 202);
+      assert.equal(hostStatuses(st).get(ids[1] ?? 0), 202);
       assert.equal(exists(IPS[1] as string, '/no/such/dir'), false);
       const missing = await transfer({
         file_source_list: [fromHost(IPS[0] as string, ['/data/absent.txt'])],
@@ -299,7 +297,7 @@ for (const engine of engines()) {
         target_server: { host_id_list: [ids[1], ids[2]] },
       });
       const st2 = await waitFinished(fleet, missing.data.job_instance_id);
-      assert.deepEqual([...statuses(st2).values()], [203, 203]);
+      assert.deepEqual([...hostStatuses(st2).values()], [203, 203]);
       assert.equal(st2.job_instance.status, 4);
     });
 
@@ -346,7 +344,7 @@ for (const engine of engines()) {
       assert.equal(t.result, true, t.message);
       const st = await waitFinished(fleet, r.data.job_instance_id);
       assert.equal(st.job_instance.status, 11);
-      assert.equal(statuses(st).get(ids[2] ?? 0), 403);
+      assert.equal(hostStatuses(st).get(ids[2] ?? 0), 403);
       const dir = path.join(root(IPS[2] as string), 'term');
       const left = fs.existsSync(dir) ? fs.readdirSync(dir) : [];
       assert.deepEqual(left, [], 'no partial or complete file left');
@@ -398,7 +396,7 @@ for (const engine of engines()) {
       assert.equal(r.result, true, r.message);
       const first = await waitFinished(fleet, r.data.job_instance_id);
       assert.deepEqual(
-        [ids[1], ids[2]].map((id) => statuses(first).get(id ?? 0)),
+        [ids[1], ids[2]].map((id) => hostStatuses(first).get(id ?? 0)),
         [9, 202],
       );
       put(IPS[2] as string, '/deploy/.keep', '');
@@ -417,7 +415,7 @@ for (const engine of engines()) {
       const second = await waitFinished(fleet, r.data.job_instance_id);
       assert.equal(second.job_instance.status, 3);
       assert.deepEqual(
-        [ids[1], ids[2]].map((id) => statuses(second).get(id ?? 0)),
+        [ids[1], ids[2]].map((id) => hostStatuses(second).get(id ?? 0)),
         [3, 9],
       );
       assert.equal(read(IPS[2] as string, '/deploy/r.txt').toString(), 'retry me');
@@ -441,12 +439,12 @@ for (const engine of engines()) {
           { ...fleet.scope, job_instance_id: r.data.job_instance_id, return_ip_result: true },
           fleet.creds,
         );
-        return statuses(s.data).get(ids[3] ?? 0) === 7 ? true : undefined;
+        return hostStatuses(s.data).get(ids[3] ?? 0) === 7 ? true : undefined;
       });
       await victim.kill('SIGKILL');
       const st = await waitFinished(fleet, r.data.job_instance_id, 30_000);
-      assert.equal(statuses(st).get(ids[3] ?? 0), 310);
-      assert.equal(statuses(st).get(ids[2] ?? 0), 9);
+      assert.equal(hostStatuses(st).get(ids[3] ?? 0), 310);
+      assert.equal(hostStatuses(st).get(ids[2] ?? 0), 9);
       assert.equal(sha(read(IPS[2] as string, '/k/kill.bin')), sha(data));
       assert.equal(st.job_instance.status, 4);
     });

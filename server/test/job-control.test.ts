@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, hostLog, hostStatuses, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
 import { stopAll, tempDir } from './helpers/processes.js';
 
@@ -56,8 +56,6 @@ for (const engine of engines()) {
         { ...fleet.scope, job_instance_id: jobId, step_instance_id: stepId, operation_code: code },
         fleet.creds,
       );
-    const hostStatuses = (st: JobStatus) =>
-      new Map(st.step_instance_list[0]?.step_ip_result_list?.map((h) => [h.bk_host_id, h.status]));
 
     test('terminate kills every running host, process group and all, and the job goes 10 -> 11', async () => {
       const script = `sleep 120 & echo $! > ${dir}/child-$TEST_AGENT_IP; echo running; wait`;

@@ -167,3 +167,21 @@ export async function waitCallbackDelivered(
     `callback of job ${jobInstanceId} delivered`,
   );
 }
+
+/** bk_host_id -> status of the first step's hosts. */
+export function hostStatuses(st: JobStatus): Map<number, number> {
+  return new Map(st.step_instance_list[0]?.step_ip_result_list?.map((h) => [h.bk_host_id, h.status]));
+}
+
+/** Jobs of the fleet's scope created in the last hour (to check that a refusal created none). */
+export async function jobCount(fleet: Fleet): Promise<number> {
+  const now = Date.now();
+  const r = await get<{ total: number }>(
+    fleet.server.url,
+    'get_job_instance_list',
+    { ...fleet.scope, create_time_start: now - 3600_000, create_time_end: now + 60_000 },
+    fleet.creds,
+  );
+  if (!r.result) throw new Error(r.message);
+  return r.data.total;
+}
