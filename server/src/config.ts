@@ -48,6 +48,16 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_AGENT_BOOTSTRAP_TOKEN',
     doc: 'token agents register with (generated when unset)',
   },
+  serverKey: {
+    schema: z.string().optional(),
+    env: 'JOBFLEET_SERVER_KEY',
+    doc: 'key (32 bytes, base64 or hex) that encrypts secrets at rest; generated and kept in the data directory when unset; the same on every server of a cluster',
+  },
+  serverKeysPrevious: {
+    schema: z.string().default(''),
+    env: 'JOBFLEET_SERVER_KEYS_PREVIOUS',
+    doc: 'comma-separated earlier server keys, still accepted for reading secrets sealed before a rotation',
+  },
   bodyLimitBytes: {
     schema: int(1024).default(64 * MiB),
     env: 'JOBFLEET_BODY_LIMIT_BYTES',

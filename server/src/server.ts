@@ -10,7 +10,7 @@ import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
-import { resolveSecrets } from './secrets.js';
+import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { Store } from './store/store.js';
 
@@ -26,6 +26,7 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const log = pino({ level: config.logLevel, base: { service: 'jobfleet-server' } });
   const secrets = resolveSecrets(config);
+  const secretBox = openSecretBox(config, secrets);
   const store = await Store.open({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   log.info({ store: store.caps.name, location: store.location }, 'store ready');
 
@@ -37,7 +38,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
 
   // The hub and the engine need the services they belong to; they are attached right after.
-  const services = { config, secrets, store, auth: new Authenticator(store.apps), log } as Omit<
+  const services = { config, secrets, secretBox, store, auth: new Authenticator(store.apps), log } as Omit<
     Services,
     'hub' | 'engine'
   > as Services;

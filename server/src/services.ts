@@ -5,11 +5,14 @@ import type { Authenticator } from './api/auth.js';
 import type { Engine } from './engine/engine.js';
 import type { ServerConfig } from './config.js';
 import type { Store } from './store/store.js';
+import type { SecretBox } from './secret-box.js';
 import type { ServerSecrets } from './secrets.js';
 
 export interface Services {
   config: ServerConfig;
   secrets: ServerSecrets;
+  /** Seals and opens every secret the store keeps. */
+  secretBox: SecretBox;
   store: Store;
   auth: Authenticator;
   hub: AgentHub;

@@ -16,7 +16,7 @@ import type { ErrorName } from '../src/api/error-catalogue.js';
 import { buildHttpApp } from '../src/api/http-app.js';
 import { zBool, zInt, zLong } from '../src/api/input-types.js';
 import { loadConfig } from '../src/config.js';
-import { resolveSecrets } from '../src/secrets.js';
+import { openSecretBox, resolveSecrets } from '../src/secrets.js';
 import type { Services } from '../src/services.js';
 import { Store } from '../src/store/store.js';
 import type { Envelope } from './helpers/api-client.js';
@@ -87,9 +87,11 @@ for (const engine of engines()) {
       });
       await store.inventory.createBiz(2, 'two');
       await store.inventory.createBizSet(8_000_001, 'set', [2]);
+      const secrets = resolveSecrets(config);
       const services = {
         config,
-        secrets: resolveSecrets(config),
+        secrets,
+        secretBox: openSecretBox(config, secrets),
         store,
         auth: new Authenticator(store.apps),
         log: pino({ level: 'silent' }),

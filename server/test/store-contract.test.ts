@@ -421,6 +421,33 @@ for (const engine of engines()) {
       );
     });
 
+    check('audit log: appends, filters, pages newest first, prunes by age', async () => {
+      const audit = store.audit;
+      await audit.record(
+        { actorKind: 'app', appCode: 'a1', action: 'fast_execute_script', outcome: 'ok' },
+        1000,
+      );
+      await audit.record(
+        { actorKind: 'user', username: 'ann', action: 'user.login', outcome: 'refused', code: 9900401 },
+        2000,
+      );
+      await audit.record({ actorKind: 'app', appCode: 'a1', action: 'delete_script', outcome: 'ok' }, 3000);
+      const all = await audit.list({ limit: 10 });
+      assert.deepEqual(
+        all.map((e) => e.action),
+        ['delete_script', 'user.login', 'fast_execute_script'],
+      );
+      assert.deepEqual(JSON.parse(all[0]!.detail), {});
+      assert.deepEqual(
+        (await audit.list({ appCode: 'a1', limit: 10 })).map((e) => Number(e.at)),
+        [3000, 1000],
+      );
+      const page = await audit.list({ beforeId: all[0]!.id, limit: 1 });
+      assert.equal(page[0]?.action, 'user.login');
+      assert.equal(await audit.prune(2500), 2);
+      assert.equal((await audit.list({ limit: 10 })).length, 1);
+    });
+
     check('data survives closing and reopening the store', async () => {
       await store.close();
       store = await Store.open({ databaseUrl, dataDir });

@@ -314,6 +314,25 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .execute();
       },
     },
+    '0006_audit_log': {
+      async up(db: AnyDb) {
+        await withId(db.schema.createTable('audit_log'), caps)
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('actor_kind', 'text', (c) => c.notNull())
+          .addColumn('app_code', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('username', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('scope_type', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('scope_id', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('target', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('code', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('source_ip', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('detail', 'text', (c) => c.notNull().defaultTo('{}'))
+          .execute();
+        await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
+      },
+    },
   };
 }
 

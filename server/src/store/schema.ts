@@ -240,6 +240,28 @@ export interface FileLogTable {
   updated_at: number;
 }
 
+/** One row per write or security-relevant event; rows are only ever inserted (and aged out). */
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: number;
+  /** 'app' | 'user' | 'admin' | 'agent' | 'system' */
+  actor_kind: string;
+  app_code: string;
+  username: string;
+  scope_type: string;
+  scope_id: string;
+  /** What was done, e.g. an API name (`fast_execute_script`) or `user.login`. */
+  action: string;
+  /** What it was done to, e.g. `job_instance:12`; empty when nothing was created or named. */
+  target: string;
+  /** 'ok' | 'refused' | 'error' */
+  outcome: string;
+  code: number;
+  source_ip: string;
+  /** JSON object with further facts; never a secret. */
+  detail: string;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -261,4 +283,5 @@ export interface Database {
   dangerous_rule_hit: DangerousRuleHitTable;
   stored_file: StoredFileTable;
   file_log: FileLogTable;
+  audit_log: AuditLogTable;
 }

@@ -4,6 +4,7 @@
  */
 import type { Kysely } from 'kysely';
 import { AppStore } from './app-store.js';
+import { AuditStore } from './audit-store.js';
 import { openEngine } from './engines.js';
 import type { EngineCapabilities } from './engines.js';
 import { ExecutionStore } from './execution-store.js';
@@ -19,6 +20,7 @@ export class Store {
   readonly executions: ExecutionStore;
   readonly files: FileStore;
   readonly rules: RuleStore;
+  readonly audit: AuditStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -30,6 +32,7 @@ export class Store {
     this.executions = new ExecutionStore(db);
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
+    this.audit = new AuditStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

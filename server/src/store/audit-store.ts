@@ -1,0 +1,80 @@
+/**
+ * The audit log: who did what, to what, from where, and how it ended. Rows are appended and
+ * only ever removed by age (retention), never edited.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { AuditLogTable, Database } from './schema.js';
+
+export type AuditEntry = Selectable<AuditLogTable>;
+
+export interface AuditRecord {
+  actorKind: 'app' | 'user' | 'admin' | 'agent' | 'system';
+  appCode?: string;
+  username?: string;
+  scopeType?: string;
+  scopeId?: string;
+  action: string;
+  target?: string;
+  outcome: 'ok' | 'refused' | 'error';
+  code?: number;
+  sourceIp?: string;
+  /** Further facts. Callers must never put a secret here. */
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditQuery {
+  fromTime?: number;
+  toTime?: number;
+  actorKind?: string;
+  appCode?: string;
+  username?: string;
+  action?: string;
+  outcome?: string;
+  /** Entries with an id below this one (paging newest first). */
+  beforeId?: number;
+  limit: number;
+}
+
+export class AuditStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async record(r: AuditRecord, at = Date.now()): Promise<void> {
+    await this.db
+      .insertInto('audit_log')
+      .values({
+        at,
+        actor_kind: r.actorKind,
+        app_code: r.appCode ?? '',
+        username: r.username ?? '',
+        scope_type: r.scopeType ?? '',
+        scope_id: r.scopeId ?? '',
+        action: r.action,
+        target: r.target ?? '',
+        outcome: r.outcome,
+        code: r.code ?? 0,
+        source_ip: r.sourceIp ?? '',
+        detail: JSON.stringify(r.detail ?? {}),
+      })
+      .execute();
+  }
+
+  /** Newest first. */
+  async list(q: AuditQuery): Promise<AuditEntry[]> {
+    let query = this.db.selectFrom('audit_log').selectAll();
+    if (q.fromTime !== undefined) query = query.where('at', '>=', q.fromTime);
+    if (q.toTime !== undefined) query = query.where('at', '<=', q.toTime);
+    if (q.actorKind !== undefined) query = query.where('actor_kind', '=', q.actorKind);
+    if (q.appCode !== undefined) query = query.where('app_code', '=', q.appCode);
+    if (q.username !== undefined) query = query.where('username', '=', q.username);
+    if (q.action !== undefined) query = query.where('action', '=', q.action);
+    if (q.outcome !== undefined) query = query.where('outcome', '=', q.outcome);
+    if (q.beforeId !== undefined) query = query.where('id', '<', q.beforeId);
+    return query.orderBy('id', 'desc').limit(q.limit).execute();
+  }
+
+  /** Removes entries older than `before` (retention); returns how many. */
+  async prune(before: number): Promise<number> {
+    const r = await this.db.deleteFrom('audit_log').where('at', '<', before).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}
