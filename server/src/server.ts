@@ -3,13 +3,14 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
 import { AgentHub } from './agent-link/agent-hub.js';
 import { Authenticator, hashSecret } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
+import { createLogger } from './logger.js';
+import { operatorAuthFor } from './operators/operator-setup.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { Store } from './store/store.js';
@@ -24,7 +25,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
-  const log = pino({ level: config.logLevel, base: { service: 'jobfleet-server' } });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, base: { service: 'jobfleet-server' } });
   const secrets = resolveSecrets(config);
   const secretBox = openSecretBox(config, secrets);
   const store = await Store.open({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
@@ -38,7 +39,15 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
 
   // The hub and the engine need the services they belong to; they are attached right after.
-  const services = { config, secrets, secretBox, store, auth: new Authenticator(store.apps), log } as Omit<
+  const services = {
+    config,
+    secrets,
+    secretBox,
+    store,
+    auth: new Authenticator(store.apps),
+    log,
+    operators: operatorAuthFor(config, secrets, store),
+  } as Omit<
     Services,
     'hub' | 'engine'
   > as Services;

@@ -18,6 +18,7 @@ import { zBool, zInt, zLong } from '../src/api/input-types.js';
 import { loadConfig } from '../src/config.js';
 import { openSecretBox, resolveSecrets } from '../src/secrets.js';
 import type { Services } from '../src/services.js';
+import { operatorAuthFor } from '../src/operators/operator-setup.js';
 import { Store } from '../src/store/store.js';
 import type { Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
@@ -34,6 +35,7 @@ const Input = z.object({
 const echoParams = defineEndpoint({
   name: 'echo_params',
   kind: 'read',
+  permission: 'read',
   input: Input,
   async handle(ctx, input) {
     return { input, scope: ctx.scope, caller: { app: ctx.caller.appCode, user: ctx.caller.username } };
@@ -43,6 +45,7 @@ const echoParams = defineEndpoint({
 const echoWrite = defineEndpoint({
   name: 'echo_write',
   kind: 'write',
+  permission: 'read',
   scoped: false,
   input: z.object({ count: zInt }),
   async handle(_ctx, input) {
@@ -95,6 +98,7 @@ for (const engine of engines()) {
         store,
         auth: new Authenticator(store.apps),
         log: pino({ level: 'silent' }),
+        operators: operatorAuthFor(config, secrets, store),
       } as Omit<Services, 'hub' | 'engine'> as Services;
       services.hub = new AgentHub(services);
       app = buildHttpApp(services, [echoParams, echoWrite]);

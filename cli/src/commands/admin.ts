@@ -1,15 +1,21 @@
 /**
- * `jobfleet admin ...`: manages the inventory and apps through the admin API of a running
+ * `jobfleet admin ...`: manages the inventory, apps and users through the admin API of a running
  * server. Every subcommand is one HTTP call; the reply's `data` is printed as JSON.
  */
 import { Command, Option } from 'commander';
+import { userCommand } from './admin-user.js';
 
-interface Conn {
+export interface Conn {
   server: string;
   adminToken: string;
 }
 
-async function call(conn: Conn, method: 'GET' | 'POST', path: string, body?: unknown): Promise<void> {
+export async function call(
+  conn: Conn,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+): Promise<void> {
   const res = await fetch(new URL(`/api/admin${path}`, conn.server), {
     method,
     headers: { authorization: `Bearer ${conn.adminToken}`, 'content-type': 'application/json' },
@@ -39,7 +45,7 @@ function parseScopes(v: string): unknown {
 
 export function adminCommand(): Command {
   const admin = new Command('admin')
-    .description('manage businesses, hosts, topology, dynamic groups, accounts and apps')
+    .description('manage businesses, hosts, topology, dynamic groups, accounts, apps and users')
     .addOption(
       new Option('--server <url>', 'server base URL').env('JOBFLEET_SERVER').default('http://127.0.0.1:8080'),
     )
@@ -139,5 +145,6 @@ export function adminCommand(): Command {
         scopes: parseScopes(scopes),
       }),
     );
+  admin.addCommand(userCommand(conn, call));
   return admin;
 }

@@ -11,7 +11,7 @@ import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
-import { sameSecret } from '../secrets.js';
+import { requireAdmin } from '../operators/admin-access.js';
 import type { Services } from '../services.js';
 import type { Host } from '../store/inventory-store.js';
 
@@ -112,11 +112,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
   app.register(
     async (admin) => {
-      admin.addHook('onRequest', async (req) => {
-        const auth = req.headers.authorization;
-        const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-        if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
-      });
+      admin.addHook('onRequest', async (req) => requireAdmin(services, req));
 
       admin.get('/biz', async (req) =>
         ok(req, { biz: await inv.listBiz(), biz_sets: await inv.listBizSets() }),

@@ -12,12 +12,14 @@ import type { Services } from '../services.js';
 import { registerAdminRoutes } from '../admin/admin-routes.js';
 import { registerAgentRoutes } from '../agent-link/registration.js';
 import { registerFileRoutes } from '../files/file-routes.js';
+import { authorizeCall, userCaller } from '../operators/api-access.js';
+import { registerOperatorRoutes } from '../operators/operator-routes.js';
 import { extractCredentials } from './auth.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope.js';
 import { RawJson } from './raw-json.js';
 import { ApiError } from './error-catalogue.js';
-import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
+import { CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
 
 /** Turns anything thrown into an ApiError; unexpected errors are logged with their stack and hidden. */
@@ -92,6 +94,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);
   registerFileRoutes(app, services);
+  registerOperatorRoutes(app, services);
 
   const byName = new Map(endpoints.map((e) => [e.name, e]));
   const scopes = new CachedScopeLookup(services.store.inventory);
@@ -116,7 +119,9 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           });
         }
         const raw = requestParams(req);
-        const caller = await services.auth.authenticate(extractCredentials(req.headers, raw));
+        const caller =
+          (await userCaller(services, req, raw)) ??
+          (await services.auth.authenticate(extractCredentials(req.headers, raw)));
         const ctx: EndpointContext = {
           services,
           caller,
@@ -129,8 +134,8 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           const fields = ScopeFields.safeParse(raw, { reportInput: true });
           if (!fields.success) throw zodFailure(fields.error);
           ctx.scope = await resolveScope(scopes, fields.data);
-          await assertScopeGranted(scopes, caller, ctx.scope);
         }
+        await authorizeCall(scopes, caller, endpoint.permission, endpoint.scoped ? ctx.scope : undefined);
         const data = await endpoint.run(ctx, raw);
         reply.header('content-type', 'application/json; charset=utf-8');
         if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));

@@ -14,6 +14,7 @@ const MAX_SCRIPT_BYTES = 16_777_215;
 export const checkScript = defineEndpoint({
   name: 'check_script',
   kind: 'write',
+  permission: 'read',
   scoped: false,
   input: z.object({
     script_language: ScriptLanguage,

@@ -96,6 +96,7 @@ function fieldsOf(input: z.output<typeof RuleInput>): RuleFields {
 export const createDangerousRule = defineEndpoint({
   name: 'create_dangerous_rule',
   kind: 'write',
+  permission: 'manage',
   scoped: false,
   input: RuleInput,
   fieldErrors: ALL_BAD_REQUEST,
@@ -110,6 +111,7 @@ export const createDangerousRule = defineEndpoint({
 export const updateDangerousRule = defineEndpoint({
   name: 'update_dangerous_rule',
   kind: 'write',
+  permission: 'manage',
   scoped: false,
   input: RuleInput.extend({ id: RuleId }),
   fieldErrors: ALL_BAD_REQUEST,
@@ -125,6 +127,7 @@ export const updateDangerousRule = defineEndpoint({
 export const deleteDangerousRule = defineEndpoint({
   name: 'delete_dangerous_rule',
   kind: 'write',
+  permission: 'manage',
   scoped: false,
   input: z.object({ id: RuleId }),
   fieldErrors: ALL_BAD_REQUEST,
@@ -140,6 +143,7 @@ function statusEndpoint(name: string, status: RuleStatus) {
   return defineEndpoint({
     name,
     kind: 'write',
+    permission: 'manage',
     scoped: false,
     input: z.object({ id: RuleId }),
     fieldErrors: ALL_BAD_REQUEST,
@@ -169,6 +173,7 @@ const contains = (text: string, part: string) => text.toLowerCase().includes(par
 export const getDangerousRuleList = defineEndpoint({
   name: 'get_dangerous_rule_list',
   kind: 'read',
+  permission: 'read',
   scoped: false,
   input: z.object({
     expression: z.string().nullish(),

@@ -6,6 +6,7 @@ import { zLong } from '../input-types.js';
 export const queryAgentInfo = defineEndpoint({
   name: 'query_agent_info',
   kind: 'write',
+  permission: 'read',
   systemOnly: true,
   input: z.object({ host_id_list: z.array(zLong).max(5000, 'holds more than 5000 hosts') }),
   async handle(ctx, input) {
