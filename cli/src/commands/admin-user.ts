@@ -15,7 +15,9 @@ function parseRole(spec: string): { scope_type: string; scope_id: number; role: 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 const path = (name: string) => `/users/${encodeURIComponent(name)}`;
@@ -28,13 +30,14 @@ export function userCommand(conn: () => Conn, call: typeof callFn): Command {
     .option('--display-name <text>', 'name shown in the console')
     .option('--platform-admin', 'may do anything in every scope and use the admin API')
     .option('--password-stdin', 'read the password from standard input')
-    .action(async (name: string, o: { displayName?: string; platformAdmin?: boolean; passwordStdin?: boolean }) =>
-      call(conn(), 'POST', '/users', {
-        name,
-        ...(o.displayName ? { display_name: o.displayName } : {}),
-        platform_admin: o.platformAdmin === true,
-        ...(o.passwordStdin ? { password: await readStdin() } : {}),
-      }),
+    .action(
+      async (name: string, o: { displayName?: string; platformAdmin?: boolean; passwordStdin?: boolean }) =>
+        call(conn(), 'POST', '/users', {
+          name,
+          ...(o.displayName ? { display_name: o.displayName } : {}),
+          platform_admin: o.platformAdmin === true,
+          ...(o.passwordStdin ? { password: await readStdin() } : {}),
+        }),
     );
   user
     .command('list')
@@ -53,7 +56,9 @@ export function userCommand(conn: () => Conn, call: typeof callFn): Command {
     );
   user
     .command('reset-password <name>')
-    .description("set a new password (generated and printed once unless --password-stdin) and end the user's sessions")
+    .description(
+      "set a new password (generated and printed once unless --password-stdin) and end the user's sessions",
+    )
     .option('--password-stdin', 'read the password from standard input')
     .action(async (name: string, o: { passwordStdin?: boolean }) =>
       call(conn(), 'POST', `${path(name)}/password`, o.passwordStdin ? { password: await readStdin() } : {}),

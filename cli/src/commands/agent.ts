@@ -22,7 +22,9 @@ export interface AgentFlags {
 
 /** Agent log lines: JSON, or pretty and coloured on a terminal, with the server's fields. */
 export function agentLogger(flags: AgentFlags, ip: string, stream: NodeJS.WriteStream) {
-  const format = (['auto', 'json', 'pretty'].includes(flags.logFormat ?? '') ? flags.logFormat : 'auto') as LogFormat;
+  const format = (
+    ['auto', 'json', 'pretty'].includes(flags.logFormat ?? '') ? flags.logFormat : 'auto'
+  ) as LogFormat;
   return createLogger({ level: 'info', format, base: { service: 'jobfleet-agent', ip }, stream });
 }
 

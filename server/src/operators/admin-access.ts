@@ -24,7 +24,8 @@ export async function requireAdmin(services: Services, req: FastifyRequest): Pro
     actors.set(req, { kind: 'admin', name: '' });
     return;
   }
-  const personal = token === undefined ? services.operators.hasCredential(req) : token.startsWith(TOKEN_PREFIX);
+  const personal =
+    token === undefined ? services.operators.hasCredential(req) : token.startsWith(TOKEN_PREFIX);
   if (!personal) throw new ApiError('ADMIN_AUTH_FAILED');
   const p = await services.operators.requirePrincipal(req);
   if (!isPlatformAdmin(p))

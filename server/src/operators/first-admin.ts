@@ -9,7 +9,9 @@ import { generatePassword, hashPassword } from './password-hash.js';
 export const FIRST_ADMIN_NAME = 'admin';
 
 /** Creates the first admin when there is no user; returns its password, or undefined if users exist. */
-export async function ensureFirstAdmin(store: Store): Promise<{ name: string; password: string } | undefined> {
+export async function ensureFirstAdmin(
+  store: Store,
+): Promise<{ name: string; password: string } | undefined> {
   if ((await store.operators.countUsers()) > 0) return undefined;
   const password = generatePassword();
   try {

@@ -35,10 +35,14 @@ export class LoginLimiter {
 
   /** Throws LOGIN_RATE_LIMITED when the user name or the address has used up its failures. */
   async check(username: string, address: string): Promise<void> {
-    const blocked = (res: RateLimiterRes | null, points: number) => res !== null && res.consumedPoints >= points;
+    const blocked = (res: RateLimiterRes | null, points: number) =>
+      res !== null && res.consumedPoints >= points;
     const user = await this.byUser.get(username);
     if (blocked(user, this.limits.perUser))
-      throw new ApiError('LOGIN_RATE_LIMITED', { what: 'user', seconds: Math.ceil((user?.msBeforeNext ?? 0) / 1000) });
+      throw new ApiError('LOGIN_RATE_LIMITED', {
+        what: 'user',
+        seconds: Math.ceil((user?.msBeforeNext ?? 0) / 1000),
+      });
     const addr = await this.byAddress.get(address);
     if (blocked(addr, this.limits.perAddress))
       throw new ApiError('LOGIN_RATE_LIMITED', {

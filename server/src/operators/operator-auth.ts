@@ -198,7 +198,8 @@ export class OperatorAuth {
     const user = await this.opts.store.getUserById(s.user_id);
     if (!user) throw new ApiError('USER_AUTH_FAILED', { reason: 'the user no longer exists' });
     // Refreshing on every request would be a write per call; a fraction of the idle time is precise enough.
-    if (now - s.last_seen_at >= Math.min(60_000, this.opts.idleMs / 4)) await this.opts.store.touchSession(hash, now);
+    if (now - s.last_seen_at >= Math.min(60_000, this.opts.idleMs / 4))
+      await this.opts.store.touchSession(hash, now);
     return {
       user,
       via: 'session',
@@ -210,15 +211,19 @@ export class OperatorAuth {
   }
 
   private async fromToken(value: string): Promise<Principal> {
-    const t = value.startsWith(TOKEN_PREFIX) ? await this.opts.store.getTokenByHash(sha256(value)) : undefined;
+    const t = value.startsWith(TOKEN_PREFIX)
+      ? await this.opts.store.getTokenByHash(sha256(value))
+      : undefined;
     if (!t) throw new ApiError('USER_AUTH_FAILED', { reason: 'unknown API token' });
     const now = Date.now();
-    if (t.revoked_at !== null) throw new ApiError('USER_AUTH_FAILED', { reason: `API token ${t.id} was revoked` });
+    if (t.revoked_at !== null)
+      throw new ApiError('USER_AUTH_FAILED', { reason: `API token ${t.id} was revoked` });
     if (t.expires_at !== null && t.expires_at <= now)
       throw new ApiError('USER_AUTH_FAILED', { reason: `API token ${t.id} has expired` });
     const user = await this.opts.store.getUserById(t.user_id);
     if (!user) throw new ApiError('USER_AUTH_FAILED', { reason: 'the user no longer exists' });
-    if (t.last_used_at === null || now - t.last_used_at >= 60_000) await this.opts.store.touchToken(t.id, now);
+    if (t.last_used_at === null || now - t.last_used_at >= 60_000)
+      await this.opts.store.touchToken(t.id, now);
     return {
       user,
       via: 'token',

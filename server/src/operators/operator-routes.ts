@@ -19,9 +19,7 @@ import { ROLES } from './roles.js';
 
 const Role = z.enum(ROLES as ['viewer', 'operator', 'admin']);
 const ScopeType = z.enum(['biz', 'biz_set']);
-const UserName = z
-  .string()
-  .regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'must be 1 to 64 letters, digits or _ . @ -');
+const UserName = z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'must be 1 to 64 letters, digits or _ . @ -');
 const Password = z.string().min(8, 'must be at least 8 characters').max(1024);
 
 const schemas = {
@@ -29,7 +27,9 @@ const schemas = {
   password: z.object({ current_password: z.string().min(1).max(1024), new_password: Password }),
   token: z.object({
     name: z.string().min(1).max(100),
-    scopes: z.union([z.literal('all'), z.array(z.object({ type: ScopeType, id: zLong })).min(1)]).default('all'),
+    scopes: z
+      .union([z.literal('all'), z.array(z.object({ type: ScopeType, id: zLong })).min(1)])
+      .default('all'),
     role: Role.default('admin'),
     expires_in_days: zLong.pipe(z.number().int().min(1).max(3650)).optional(),
   }),
@@ -97,7 +97,11 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
   const store = services.store.operators;
   const ok = (req: FastifyRequest, data: unknown) => successEnvelope(data, req.id);
 
-  const revoke = async (req: FastifyRequest, token: TokenRow, actor: { kind: 'user' | 'admin'; name: string }) => {
+  const revoke = async (
+    req: FastifyRequest,
+    token: TokenRow,
+    actor: { kind: 'user' | 'admin'; name: string },
+  ) => {
     const done = await store.revokeToken(token.id, Date.now());
     await ops.audit(req, {
       actorKind: actor.kind,
@@ -135,7 +139,12 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
           throw new ApiError('LOGIN_FAILED');
         }
         await store.setPassword(p.user.id, await hashPassword(body.new_password));
-        await ops.audit(req, { actorKind: 'user', username: p.user.name, action: 'user.password_change', outcome: 'ok' });
+        await ops.audit(req, {
+          actorKind: 'user',
+          username: p.user.name,
+          action: 'user.password_change',
+          outcome: 'ok',
+        });
         return ok(req, { changed: true, sessions_ended: true });
       });
 
@@ -158,7 +167,8 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
           name: body.name,
           scopes: body.scopes,
           maxRole: body.role,
-          expiresAt: body.expires_in_days === undefined ? null : Date.now() + body.expires_in_days * 86_400_000,
+          expiresAt:
+            body.expires_in_days === undefined ? null : Date.now() + body.expires_in_days * 86_400_000,
         });
         await ops.audit(req, {
           actorKind: 'user',
@@ -174,7 +184,8 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
         const p = await ops.requirePrincipal(req);
         const id = parse(z.object({ id: zLong }), req.params).id;
         const t = await store.getToken(id);
-        if (!t || t.user_id !== p.user.id) throw new ApiError('RESOURCE_NOT_FOUND', { what: `API token ${id}` });
+        if (!t || t.user_id !== p.user.id)
+          throw new ApiError('RESOURCE_NOT_FOUND', { what: `API token ${id}` });
         await revoke(req, t, { kind: 'user', name: p.user.name });
         return ok(req, { id, revoked: true });
       });
@@ -191,9 +202,21 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
         if (!u) throw new ApiError('RESOURCE_NOT_FOUND', { what: `user ${name}` });
         return u;
       };
-      const record = async (req: FastifyRequest, action: string, target: string, detail: Record<string, unknown>) => {
+      const record = async (
+        req: FastifyRequest,
+        action: string,
+        target: string,
+        detail: Record<string, unknown>,
+      ) => {
         const actor = adminActor(req);
-        await ops.audit(req, { actorKind: actor.kind, username: actor.name, action, target, outcome: 'ok', detail });
+        await ops.audit(req, {
+          actorKind: actor.kind,
+          username: actor.name,
+          action,
+          target,
+          outcome: 'ok',
+          detail,
+        });
       };
 
       admin.get('/users', async (req) => ok(req, { users: (await store.listUsers()).map(userView) }));
@@ -220,7 +243,11 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
       admin.post('/users/:name/roles', async (req) => {
         const user = await userNamed(req);
         const body = parse(schemas.roles, req.body);
-        const roles: RoleGrant[] = body.roles.map((g) => ({ scopeType: g.scope_type, scopeId: g.scope_id, role: g.role }));
+        const roles: RoleGrant[] = body.roles.map((g) => ({
+          scopeType: g.scope_type,
+          scopeId: g.scope_id,
+          role: g.role,
+        }));
         const inv = services.store.inventory;
         for (const g of roles) {
           const exists = g.scopeType === 'biz' ? await inv.getBiz(g.scopeId) : await inv.getBizSet(g.scopeId);

@@ -38,7 +38,8 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const R = Number(r);
   const P = Number(p);
   if (kind !== 'scrypt' || salt === undefined || hash === undefined) return false;
-  if (![N, R, P].every((v) => Number.isSafeInteger(v) && v > 0) || N > MAX_N || R > 32 || P > 16) return false;
+  if (![N, R, P].every((v) => Number.isSafeInteger(v) && v > 0) || N > MAX_N || R > 32 || P > 16)
+    return false;
   const expected = Buffer.from(hash, 'base64');
   const actual = await scrypt(password, Buffer.from(salt, 'base64'), expected.length, {
     N,

@@ -127,7 +127,12 @@ export class OperatorStore {
         await tx
           .insertInto('user_role')
           .values(
-            roles.map((g) => ({ user_id: userId, scope_type: g.scopeType, scope_id: g.scopeId, role: g.role })),
+            roles.map((g) => ({
+              user_id: userId,
+              scope_type: g.scopeType,
+              scope_id: g.scopeId,
+              role: g.role,
+            })),
           )
           .execute();
       }
@@ -203,11 +208,7 @@ export class OperatorStore {
   }
 
   async getTokenByHash(tokenHash: string): Promise<TokenRow | undefined> {
-    return this.db
-      .selectFrom('api_token')
-      .selectAll()
-      .where('token_hash', '=', tokenHash)
-      .executeTakeFirst();
+    return this.db.selectFrom('api_token').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
   }
 
   async getToken(id: number): Promise<TokenRow | undefined> {
@@ -215,12 +216,7 @@ export class OperatorStore {
   }
 
   async listTokens(userId: number): Promise<TokenRow[]> {
-    return this.db
-      .selectFrom('api_token')
-      .selectAll()
-      .where('user_id', '=', userId)
-      .orderBy('id')
-      .execute();
+    return this.db.selectFrom('api_token').selectAll().where('user_id', '=', userId).orderBy('id').execute();
   }
 
   async touchToken(id: number, at: number): Promise<void> {

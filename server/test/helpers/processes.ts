@@ -33,6 +33,8 @@ export interface ServerOptions {
 
 export interface ServerProcess {
   url: string;
+  /** The PostgreSQL database it uses; undefined for SQLite in its data dir. */
+  databaseUrl: string | undefined;
   port: number;
   dataDir: string;
   appCode: string;
@@ -126,6 +128,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerProce
   const port = Number(new URL(url).port);
   const server: ServerProcess = {
     url,
+    databaseUrl: opts.databaseUrl,
     port,
     dataDir,
     ...TEST_SECRETS,
