@@ -5,7 +5,6 @@
  * the admin API for users (and `jobfleet admin user ...`), and the audit entries of each.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
 import type { ErrorName } from '../src/api/error-catalogue.js';
@@ -15,7 +14,7 @@ import type { Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { b64, BIZ, startFleet } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { CLI, startServer, stopAll } from './helpers/processes.js';
+import { adminCli, startServer, stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
 
 const OTHER_BIZ = 3;
@@ -77,21 +76,6 @@ function fails(env: Envelope<unknown>, name: ErrorName, ...inMessage: string[]):
 function succeeds<T>(env: Envelope<T>): T {
   assert.equal(env.result, true, `${env.code} ${env.message}`);
   return env.data;
-}
-
-function cli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, 'admin', ...args],
-      { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, timeout: 30_000 },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
 }
 
 after(async () => {
@@ -602,18 +586,18 @@ for (const [index, engine] of engines().entries()) {
       { skip: index > 0 && 'CLI covered on the first engine' },
       async () => {
         const env = { JOBFLEET_SERVER: server.url, JOBFLEET_ADMIN_TOKEN: server.adminToken };
-        const created = await cli(['user', 'create', 'erin', '--display-name', 'Erin E'], env);
+        const created = await adminCli(['user', 'create', 'erin', '--display-name', 'Erin E'], env);
         assert.equal(created.code, 0, created.stderr);
         const password = (JSON.parse(created.stdout) as { password: string }).password;
         assert.ok(password.length >= 16);
-        const roles = await cli(
+        const roles = await adminCli(
           ['user', 'roles', 'erin', `biz:${BIZ}=operator`, `biz_set:${SET_OF_OTHER}=viewer`],
           env,
         );
         assert.equal(roles.code, 0, roles.stderr);
-        const bad = await cli(['user', 'roles', 'erin', 'biz:2=owner'], env);
+        const bad = await adminCli(['user', 'roles', 'erin', 'biz:2=owner'], env);
         assert.notEqual(bad.code, 0);
-        const list = JSON.parse((await cli(['user', 'list'], env)).stdout) as {
+        const list = JSON.parse((await adminCli(['user', 'list'], env)).stdout) as {
           users: { name: string; roles: unknown[] }[];
         };
         assert.deepEqual(list.users.find((u) => u.name === 'erin')?.roles, [
@@ -621,12 +605,12 @@ for (const [index, engine] of engines().entries()) {
           { scope_type: 'biz_set', scope_id: SET_OF_OTHER, role: 'viewer' },
         ]);
         const session = await login(server.url, 'erin', password);
-        const reset = await cli(['user', 'reset-password', 'erin'], env);
+        const reset = await adminCli(['user', 'reset-password', 'erin'], env);
         assert.equal(reset.code, 0, reset.stderr);
         fails(await call(server.url, 'GET', '/api/auth/me', { session }), 'USER_AUTH_FAILED');
         await login(server.url, 'erin', (JSON.parse(reset.stdout) as { password: string }).password);
-        assert.equal((await cli(['user', 'delete', 'erin'], env)).code, 0);
-        const gone = await cli(['user', 'delete', 'erin'], env);
+        assert.equal((await adminCli(['user', 'delete', 'erin'], env)).code, 0);
+        const gone = await adminCli(['user', 'delete', 'erin'], env);
         assert.notEqual(gone.code, 0);
         assert.match(gone.stderr, /user erin does not exist/);
       },

@@ -58,7 +58,7 @@ const schemas = {
   bizQuery: z.object({ bk_biz_id: zLong.optional() }),
 } as const;
 
-function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const r = schema.safeParse(value ?? {}, { reportInput: true });
   if (!r.success) throw zodFailure(r.error);
   return r.data;
@@ -85,7 +85,7 @@ export function hostView(h: Host) {
 }
 
 /** Unique-constraint violations from either engine become a clear 'already exists'. */
-async function unique<T>(what: string, op: () => Promise<T>): Promise<T> {
+export async function unique<T>(what: string, op: () => Promise<T>): Promise<T> {
   try {
     return await op();
   } catch (err) {

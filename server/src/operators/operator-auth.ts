@@ -123,6 +123,8 @@ export class OperatorAuth {
     await this.limiter.succeeded(username);
     const token = crypto.randomBytes(32).toString('base64url');
     const now = Date.now();
+    // Ended sessions are deleted when next presented; those never presented again go here.
+    await this.opts.store.pruneSessions(now, this.opts.idleMs);
     const expiresAt = now + this.opts.maxMs;
     await this.opts.store.createSession({
       token_hash: sha256(token),

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { zodFailure } from '../api/endpoint.js';
+import { parse, unique } from '../admin/admin-routes.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { zLong } from '../api/input-types.js';
@@ -46,12 +46,6 @@ const schemas = {
   reset: z.object({ password: Password.optional() }),
 } as const;
 
-function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
-  const r = schema.safeParse(value ?? {}, { reportInput: true });
-  if (!r.success) throw zodFailure(r.error);
-  return r.data;
-}
-
 function userView(u: User) {
   return {
     id: u.id,
@@ -85,11 +79,6 @@ function meView(p: Principal) {
     ...(p.token ? { token: tokenView(p.token) } : {}),
     platform_admin: isPlatformAdmin(p),
   };
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 export function registerOperatorRoutes(app: FastifyInstance, services: Services): void {
@@ -223,18 +212,15 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
       admin.post('/users', async (req) => {
         const body = parse(schemas.user, req.body);
         const password = body.password ?? generatePassword();
-        let user: User;
-        try {
-          user = await store.createUser({
+        const passwordHash = await hashPassword(password);
+        const user = await unique(`user ${body.name}`, () =>
+          store.createUser({
             name: body.name,
             displayName: body.display_name ?? body.name,
-            passwordHash: await hashPassword(password),
+            passwordHash,
             platformAdmin: body.platform_admin,
-          });
-        } catch (err) {
-          if (isUniqueViolation(err)) throw new ApiError('CONFLICT', { what: `user ${body.name}` });
-          throw err;
-        }
+          }),
+        );
         await record(req, 'user.create', `user:${user.name}`, { platform_admin: user.platformAdmin });
         // A generated password is shown once, here; one the caller chose is not echoed back.
         return ok(req, { ...userView(user), ...(body.password ? {} : { password }) });

@@ -3,7 +3,7 @@
  * tokens. Session and token values never reach this store, only their SHA-256.
  */
 import type { Kysely, Selectable } from 'kysely';
-import type { ApiTokenTable, Database, UserAccountTable, UserSessionTable } from './schema.js';
+import type { ApiTokenTable, Database, UserAccountTable, UserRoleTable, UserSessionTable } from './schema.js';
 
 export type Role = 'viewer' | 'operator' | 'admin';
 
@@ -25,6 +25,10 @@ export interface User {
   platformAdmin: boolean;
   roles: RoleGrant[];
   createdAt: number;
+}
+
+function toGrant(g: Selectable<UserRoleTable>): RoleGrant {
+  return { scopeType: g.scope_type as RoleGrant['scopeType'], scopeId: g.scope_id, role: g.role as Role };
 }
 
 function toUser(row: UserRow, roles: RoleGrant[]): User {
@@ -90,18 +94,7 @@ export class OperatorStore {
   async listUsers(): Promise<User[]> {
     const rows = await this.db.selectFrom('user_account').selectAll().orderBy('name').execute();
     const roles = await this.db.selectFrom('user_role').selectAll().execute();
-    return rows.map((r) =>
-      toUser(
-        r,
-        roles
-          .filter((g) => g.user_id === r.id)
-          .map((g) => ({
-            scopeType: g.scope_type as RoleGrant['scopeType'],
-            scopeId: g.scope_id,
-            role: g.role as Role,
-          })),
-      ),
-    );
+    return rows.map((r) => toUser(r, roles.filter((g) => g.user_id === r.id).map(toGrant)));
   }
 
   private async rolesOf(userId: number): Promise<RoleGrant[]> {
@@ -112,11 +105,7 @@ export class OperatorStore {
       .orderBy('scope_type')
       .orderBy('scope_id')
       .execute();
-    return rows.map((g) => ({
-      scopeType: g.scope_type as RoleGrant['scopeType'],
-      scopeId: g.scope_id,
-      role: g.role as Role,
-    }));
+    return rows.map(toGrant);
   }
 
   /** Replaces every role of the user (and, when given, the platform-admin flag) in one transaction. */
