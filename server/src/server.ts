@@ -25,7 +25,11 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
-  const log = createLogger({ level: config.logLevel, format: config.logFormat, base: { service: 'jobfleet-server' } });
+  const log = createLogger(
+    { level: config.logLevel, base: { service: 'jobfleet-server' } },
+    config.logFormat,
+  );
+
   const secrets = resolveSecrets(config);
   const secretBox = openSecretBox(config, secrets);
   const store = await Store.open({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
@@ -47,10 +51,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     auth: new Authenticator(store.apps),
     log,
     operators: operatorAuthFor(config, secrets, store),
-  } as Omit<
-    Services,
-    'hub' | 'engine'
-  > as Services;
+  } as Omit<Services, 'hub' | 'engine'> as Services;
   services.hub = new AgentHub(services);
   services.engine = new Engine(services);
   services.hub.setEvents(services.engine);

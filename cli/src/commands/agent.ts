@@ -25,7 +25,7 @@ export function agentLogger(flags: AgentFlags, ip: string, stream: NodeJS.WriteS
   const format = (
     ['auto', 'json', 'pretty'].includes(flags.logFormat ?? '') ? flags.logFormat : 'auto'
   ) as LogFormat;
-  return createLogger({ level: 'info', format, base: { service: 'jobfleet-agent', ip }, stream });
+  return createLogger({ level: 'info', base: { service: 'jobfleet-agent', ip } }, format, stream);
 }
 
 function positiveInt(name: string, v: string): number {
