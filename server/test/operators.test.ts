@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
 import type { ErrorName } from '../src/api/error-catalogue.js';
+import { ENDPOINTS } from '../src/api/endpoints/index.js';
 import { Store } from '../src/store/store.js';
 import { admin, eventually } from './helpers/api-client.js';
 import type { Envelope } from './helpers/api-client.js';
@@ -124,6 +125,7 @@ for (const [index, engine] of engines().entries()) {
         ['bizadmin', false, [{ scope_type: 'biz', scope_id: BIZ, role: 'admin' }]],
         ['setviewer', false, [{ scope_type: 'biz_set', scope_id: SET_OF_OTHER, role: 'viewer' }]],
         ['root', true, []],
+        ['norole', false, []],
       ];
       for (const [name, platformAdmin, roles] of users) {
         succeeds(
@@ -372,6 +374,31 @@ for (const [index, engine] of engines().entries()) {
         ),
         'USER_PERMISSION_DENIED',
       );
+    });
+
+    it('enforces the permission class of every endpoint, present and future', async () => {
+      const denied = ERROR_CATALOGUE.USER_PERMISSION_DENIED.code;
+      const allowedFor: Record<string, string[]> = {
+        read: ['viewer', 'oper', 'bizadmin', 'root'],
+        run: ['oper', 'bizadmin', 'root'],
+        manage: ['bizadmin', 'root'],
+      };
+      for (const e of ENDPOINTS) {
+        const path = e.systemOnly ? `/api/v3/system/${e.name}` : v3(e.name);
+        const body = e.scoped ? { bk_scope_type: 'biz', bk_scope_id: String(BIZ) } : {};
+        for (const who of ['norole', 'viewer', 'oper', 'bizadmin', 'root']) {
+          // Unscoped endpoints: anyone signed in reads; running or managing needs a platform admin.
+          const allowed = e.scoped
+            ? (allowedFor[e.permission] ?? []).includes(who)
+            : e.permission === 'read' || who === 'root';
+          const r = await call(server.url, 'POST', path, { token: tokens[who] }, body);
+          assert.equal(
+            r.code === denied,
+            !allowed,
+            `${who} on ${e.name} (${e.permission}): ${r.code} ${r.message}`,
+          );
+        }
+      }
     });
 
     it('keeps app auth unchanged, with bk_username naming the user', async () => {
