@@ -224,11 +224,22 @@ for (const engine of engines()) {
       assert.equal(st.job_instance.status, 3);
     });
 
-    it('answers get_latest_service_version in the documented shape, ESB and /api/v3/system/', async () => {
+    it('answers get_latest_service_version in the documented shape; signatures on every URL form', async () => {
       for (const client of [sdk(), sdk({ signature: true })]) {
         assert.deepEqual(ok(await client.get('get_latest_service_version', {})), {
           version: JOBFLEET_VERSION,
         });
+      }
+      // Signed requests are checked on the gateway URL forms too, GET and POST.
+      for (const form of ['gateway', 'system'] as const) {
+        const client = sdk({ signature: true, form });
+        assert.deepEqual(ok(await client.get('get_latest_service_version', {})), {
+          version: JOBFLEET_VERSION,
+        });
+        assert.deepEqual(ok(await client.post('get_latest_service_version', {})), {
+          version: JOBFLEET_VERSION,
+        });
+        assert.ok(client.last?.target.startsWith(form === 'system' ? '/api/v3/system/' : '/api/v3/'));
       }
       const res = await fetch(apiUrl(fleet.server.url, 'get_latest_service_version', 'system'), {
         headers: {

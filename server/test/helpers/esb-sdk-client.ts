@@ -13,7 +13,8 @@
  */
 import crypto from 'node:crypto';
 import http from 'node:http';
-import type { Envelope } from './api-client.js';
+import { apiUrl } from './api-client.js';
+import type { Envelope, UrlForm } from './api-client.js';
 
 export type PyValue = string | number | boolean | null | PyValue[] | { [key: string]: PyValue };
 
@@ -78,6 +79,8 @@ export interface EsbSdkOptions {
   signature?: boolean;
   /** Seconds added to this machine's clock when signing (a client with a wrong clock). */
   clockSkewS?: number;
+  /** The SDK calls the ESB form; the same client pointed at the gateway forms. */
+  form?: UrlForm;
 }
 
 export class EsbSdkClient {
@@ -100,7 +103,7 @@ export class EsbSdkClient {
   }
 
   async call<T>(method: 'GET' | 'POST', name: string, args: Record<string, PyValue>): Promise<Envelope<T>> {
-    const path = `/api/c/compapi/v2/jobv3/${name}/`;
+    const path = apiUrl('', name, this.opts.form ?? 'esb');
     const common: Record<string, PyValue> = {
       bk_app_code: this.opts.appCode,
       bk_username: this.opts.username,
