@@ -116,7 +116,8 @@ export class Authenticator {
       if (!sameSecret(creds.appSecret, hit.secret)) throw new ApiError('APP_AUTH_FAILED');
     } else {
       if (!verifySecret(creds.appSecret, hit.app.secretHash)) throw new ApiError('APP_AUTH_FAILED');
-      await this.sealLegacy(hit, hit.app, creds.appSecret);
+      // The app proved it knows the secret its hash stands for: keep the secret sealed from now on.
+      await this.reseal(hit, hit.app, creds.appSecret);
     }
     return this.caller(hit.app, creds);
   }
@@ -139,6 +140,10 @@ export class Authenticator {
         : undefined;
       hit = { app, secret, until: now + this.ttlMs };
       this.cache.set(appCode, hit);
+      // Sealed under a key being rotated out: move it to the current key while it still opens.
+      if (app && secret !== undefined && this.secretBox.needsReseal(app.secretSealed)) {
+        await this.reseal(hit, app, secret);
+      }
     }
     return hit;
   }
@@ -151,10 +156,10 @@ export class Authenticator {
     return hit.app;
   }
 
-  /** The app proved it knows the secret its hash stands for: keep the secret sealed from now on. */
-  private async sealLegacy(hit: CachedApp, app: StoredApp, secret: string): Promise<void> {
+  /** Stores the secret sealed under the current key, in place of a legacy hash or an old seal. */
+  private async reseal(hit: CachedApp, app: StoredApp, secret: string): Promise<void> {
     const sealed = this.secretBox.seal(secret, appSecretPurpose(app.appCode));
-    if (await this.apps.sealLegacySecret(app.appCode, app.secretHash, sealed)) {
+    if (await this.apps.resealSecret(app, sealed)) {
       hit.app = { ...app, secretSealed: sealed, secretHash: '' };
       hit.secret = secret;
     } else {

@@ -46,16 +46,20 @@ export class AppStore {
   }
 
   /**
-   * Replaces an app's hash by its sealed secret, unless the app changed since it was read
-   * (another server sealed it first, or the secret was set anew): true when this call did it.
+   * Stores the secret as read in `from` (a legacy hash, or a value sealed under an earlier
+   * server key) sealed anew, unless the app changed since it was read (another server did it
+   * first, or the secret was set anew): true when this call did it.
    */
-  async sealLegacySecret(appCode: string, secretHash: string, secretSealed: string): Promise<boolean> {
+  async resealSecret(
+    from: Pick<StoredApp, 'appCode' | 'secretHash' | 'secretSealed'>,
+    secretSealed: string,
+  ): Promise<boolean> {
     const r = await this.db
       .updateTable('app')
       .set({ secret_sealed: secretSealed, secret_hash: '' })
-      .where('app_code', '=', appCode)
-      .where('secret_hash', '=', secretHash)
-      .where('secret_sealed', '=', '')
+      .where('app_code', '=', from.appCode)
+      .where('secret_hash', '=', from.secretHash)
+      .where('secret_sealed', '=', from.secretSealed)
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
