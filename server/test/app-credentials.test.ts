@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { Migrator } from 'kysely';
+import { Migrator, sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { computeSignature, signatureBase, signedRequestOf } from '../src/api/app-signature.js';
 import type { SignedRequest } from '../src/api/app-signature.js';
@@ -200,6 +200,13 @@ for (const engine of engines()) {
         assert.equal(await two.nonces.remember('a', '17', t + 900_000, t + 302_000), false);
         assert.equal(await one.nonces.prune(t + 400_000), 1, 'b:17 expired');
         assert.equal(await one.nonces.remember('b', '17', t + 700_000, t + 400_000), true);
+        // Nonces skip waiting for the disk; every other write still waits for it.
+        const setting =
+          engine === 'sqlite'
+            ? sql`pragma synchronous`
+            : sql`select current_setting('synchronous_commit') as s`;
+        const rows = (await setting.execute(one.db)).rows as Record<string, unknown>[];
+        assert.deepEqual(Object.values(rows[0] ?? {}), [engine === 'sqlite' ? 2 : 'on']);
       } finally {
         await one.close();
         await two.close();

@@ -238,7 +238,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
       admin.get('/apps', async (req) => {
         const apps = await services.store.apps.listApps();
-        // signature_auth false: an app from an earlier version, which cannot sign requests until its secret is set again.
+        // false: an app from an earlier version; it cannot sign requests until its secret is set again.
         return ok(req, {
           apps: apps.map((a) => ({
             app_code: a.appCode,

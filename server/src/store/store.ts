@@ -35,7 +35,7 @@ export class Store {
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db);
-    this.nonces = new NonceStore(db);
+    this.nonces = new NonceStore(db, caps);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */
