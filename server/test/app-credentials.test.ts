@@ -258,6 +258,19 @@ for (const engine of engines()) {
         const good = signed('sig', 'sig-secret', '5', now - 290);
         assert.equal((await call(good)).appCode, 'sig');
         await assert.rejects(call(good), refusedWith('APP_SIGNATURE_REPLAYED', 'bk_nonce 5', 'sig'));
+
+        // A hand-written URL that leaves the signature's `+` unencoded (it arrives as a space).
+        for (let nonce = 100; ; nonce++) {
+          const target = `/api/v3/x?bk_app_code=sig&bk_timestamp=${now}&bk_nonce=${nonce}`;
+          const unsignedReq = signedRequestOf('GET', target, undefined);
+          assert.ok(unsignedReq);
+          const signature = computeSignature('sig-secret', signatureBase(unsignedReq));
+          if (!signature.includes('+')) continue;
+          const raw = signedRequestOf('GET', `${target}&bk_signature=${signature}`, undefined);
+          assert.ok(raw);
+          assert.equal((await call(raw)).appCode, 'sig');
+          break;
+        }
       } finally {
         await store.close();
       }

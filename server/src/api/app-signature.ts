@@ -66,7 +66,8 @@ export class SignatureVerifier {
 
   /** Throws the ApiError that names what is wrong; returns when the request is authentic and new. */
   async verify(req: SignedRequest, appCode: string, secret: string, now = Date.now()): Promise<void> {
-    const signature = field(req, 'bk_signature');
+    // Base64 has no spaces: one here is a `+` a hand-written URL left unencoded.
+    const signature = field(req, 'bk_signature').replaceAll(' ', '+');
     const timestampText = field(req, 'bk_timestamp');
     const nonce = field(req, 'bk_nonce');
     const expected = Buffer.from(computeSignature(secret, signatureBase(req)));
