@@ -15,7 +15,7 @@ function withId<T extends string>(t: CreateTableBuilder<T>, caps: EngineCapabili
     : t.addColumn('id', 'bigserial', (c) => c.primaryKey());
 }
 
-function migrations(caps: EngineCapabilities): Record<string, Migration> {
+export function migrations(caps: EngineCapabilities): Record<string, Migration> {
   return {
     '0001_inventory': {
       async up(db: AnyDb) {
@@ -333,6 +333,24 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
         await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
       },
     },
+    // Existing apps keep their hash (a hash cannot be turned back into the secret); the server
+    // seals the secret the first time the app authenticates with it, or when it is set again.
+    '0007_app_secret_sealed': {
+      async up(db: AnyDb) {
+        await db.schema
+          .alterTable('app')
+          .addColumn('secret_sealed', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema
+          .createTable('app_nonce')
+          .addColumn('app_code', 'text', (c) => c.notNull())
+          .addColumn('nonce', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('app_nonce_pk', ['app_code', 'nonce'])
+          .execute();
+        await db.schema.createIndex('app_nonce_expires_at').on('app_nonce').column('expires_at').execute();
+      },
+    },
     '0010_operators': {
       async up(db: AnyDb) {
         await withId(db.schema.createTable('user_account'), caps)
@@ -345,7 +363,9 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .execute();
         await db.schema
           .createTable('user_role')
-          .addColumn('user_id', 'bigint', (c) => c.notNull().references('user_account.id').onDelete('cascade'))
+          .addColumn('user_id', 'bigint', (c) =>
+            c.notNull().references('user_account.id').onDelete('cascade'),
+          )
           .addColumn('scope_type', 'text', (c) => c.notNull())
           .addColumn('scope_id', 'bigint', (c) => c.notNull())
           .addColumn('role', 'text', (c) => c.notNull())
@@ -354,7 +374,9 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
         await db.schema
           .createTable('user_session')
           .addColumn('token_hash', 'text', (c) => c.primaryKey())
-          .addColumn('user_id', 'bigint', (c) => c.notNull().references('user_account.id').onDelete('cascade'))
+          .addColumn('user_id', 'bigint', (c) =>
+            c.notNull().references('user_account.id').onDelete('cascade'),
+          )
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
           .addColumn('expires_at', 'bigint', (c) => c.notNull())
@@ -362,7 +384,9 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .execute();
         await db.schema.createIndex('user_session_user').on('user_session').column('user_id').execute();
         await withId(db.schema.createTable('api_token'), caps)
-          .addColumn('user_id', 'bigint', (c) => c.notNull().references('user_account.id').onDelete('cascade'))
+          .addColumn('user_id', 'bigint', (c) =>
+            c.notNull().references('user_account.id').onDelete('cascade'),
+          )
           .addColumn('name', 'text', (c) => c.notNull())
           .addColumn('token_hash', 'text', (c) => c.notNull().unique())
           .addColumn('prefix', 'text', (c) => c.notNull())

@@ -33,10 +33,10 @@ export interface ServerOptions {
 
 export interface ServerProcess {
   url: string;
-  /** The PostgreSQL database it uses; undefined for SQLite in its data dir. */
-  databaseUrl: string | undefined;
   port: number;
   dataDir: string;
+  /** The PostgreSQL URL it runs on; undefined for SQLite in its data dir. */
+  databaseUrl: string | undefined;
   appCode: string;
   appSecret: string;
   adminToken: string;
@@ -128,9 +128,9 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerProce
   const port = Number(new URL(url).port);
   const server: ServerProcess = {
     url,
-    databaseUrl: opts.databaseUrl,
     port,
     dataDir,
+    databaseUrl: opts.databaseUrl,
     ...TEST_SECRETS,
     proc,
     output: () => out.text,
