@@ -17,7 +17,7 @@ import type { Principal } from './operator-auth.js';
 import { generatePassword, hashPassword, verifyPassword } from './password-hash.js';
 import { ROLES } from './roles.js';
 
-const Role = z.enum(ROLES as ['viewer', 'operator', 'admin']);
+const Role = z.enum(ROLES);
 const ScopeType = z.enum(['biz', 'biz_set']);
 const UserName = z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'must be 1 to 64 letters, digits or _ . @ -');
 const Password = z.string().min(8, 'must be at least 8 characters').max(1024);

@@ -17,7 +17,7 @@ import type { Role, RoleGrant } from '../store/operator-store.js';
 
 export type Permission = 'read' | 'run' | 'manage';
 
-export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
+export const ROLES = ['viewer', 'operator', 'admin'] as const satisfies readonly Role[];
 
 export const ROLE_FOR: Record<Permission, Role> = { read: 'viewer', run: 'operator', manage: 'admin' };
 
