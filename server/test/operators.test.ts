@@ -500,6 +500,28 @@ for (const [index, engine] of engines().entries()) {
         'USER_AUTH_FAILED',
         'revoked',
       );
+      // A token past its expiry (set here in the store rather than waited for) is refused.
+      const expiring = succeeds(
+        await call<{ id: number; token: string; expires_at: number }>(
+          server.url,
+          'POST',
+          '/api/auth/tokens',
+          { token: tokens.oper },
+          { name: 'short', expires_in_days: 1 },
+        ),
+      );
+      assert.ok(Math.abs(expiring.expires_at - (Date.now() + 86_400_000)) < 600_000);
+      succeeds(await call(server.url, 'GET', '/api/auth/me', { token: expiring.token }));
+      await store.db
+        .updateTable('api_token')
+        .set({ expires_at: Date.now() - 1 })
+        .where('id', '=', expiring.id)
+        .execute();
+      fails(
+        await call(server.url, 'GET', '/api/auth/me', { token: expiring.token }),
+        'USER_AUTH_FAILED',
+        'expired',
+      );
       fails(
         await call(server.url, 'GET', '/api/auth/me', { token: 'jft_not-a-token' }),
         'USER_AUTH_FAILED',
