@@ -3,6 +3,7 @@
  * server. Every subcommand is one HTTP call; the reply's `data` is printed as JSON.
  */
 import { Command, Option } from 'commander';
+import { accountCommand, scriptCommand } from './library.js';
 
 interface Conn {
   server: string;
@@ -139,5 +140,7 @@ export function adminCommand(): Command {
         scopes: parseScopes(scopes),
       }),
     );
+  admin.addCommand(scriptCommand(conn));
+  admin.addCommand(accountCommand(conn));
   return admin;
 }

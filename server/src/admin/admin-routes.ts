@@ -246,7 +246,11 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
       admin.get('/apps', async (req) => {
         const apps = await services.store.apps.listApps();
         return ok(req, {
-          apps: apps.map((a) => ({ app_code: a.appCode, scopes: a.scopes, permissions: a.permissions ?? [] })),
+          apps: apps.map((a) => ({
+            app_code: a.appCode,
+            scopes: a.scopes,
+            permissions: a.permissions ?? [],
+          })),
         });
       });
       admin.post('/apps', async (req) => {

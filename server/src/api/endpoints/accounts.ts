@@ -147,17 +147,22 @@ export const createAccount = defineEndpoint({
     const system = input.category === AccountCategory.SYSTEM;
     const windows = input.type === AccountType.WINDOWS;
     if (system !== (input.type === AccountType.LINUX || windows))
-      throw invalid('type', system ? 'a system account is 1 Linux or 2 Windows' : 'a database account is 9, 10 or 11');
+      throw invalid(
+        'type',
+        system ? 'a system account is 1 Linux or 2 Windows' : 'a database account is 9, 10 or 11',
+      );
     if (!(system ? SYSTEM_USER : DB_USER).test(input.account))
       throw invalid('account', `"${input.account}" is not a valid ${system ? 'OS' : 'database'} user name`);
     let password: string | undefined;
     if (system) {
       password = input.password;
-      if (windows && password === undefined) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'password' });
+      if (windows && password === undefined)
+        throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'password' });
       if (!windows && password !== undefined) throw invalid('password', 'a Linux account has no password');
     } else {
       password = input.db_password ?? input.password;
-      if (password === undefined) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'db_password' });
+      if (password === undefined)
+        throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'db_password' });
       if (input.db_port == null) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'db_port' });
       if (input.db_system_account_id == null)
         throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'db_system_account_id' });
@@ -206,7 +211,8 @@ export const updateAccount = defineEndpoint({
       throw invalid('password', 'a Linux account has no password');
     if (system && (input.db_port != null || input.db_system_account_id != null))
       throw invalid('db_port', 'only database accounts have db_port and db_system_account_id');
-    if (input.db_system_account_id != null) await assertSystemAccount(ctx, a.biz_id, input.db_system_account_id);
+    if (input.db_system_account_id != null)
+      await assertSystemAccount(ctx, a.biz_id, input.db_system_account_id);
     const row = await ctx.services.store.accounts.update(
       a.id,
       {

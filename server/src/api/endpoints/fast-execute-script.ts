@@ -48,7 +48,10 @@ export const fastExecuteScript = defineEndpoint({
     if (prior) return prior;
     const cited =
       input.script_version_id !== undefined || (input.script_id !== undefined && input.script_id !== '')
-        ? await resolveCitedScript(ctx, { scriptVersionId: input.script_version_id, scriptId: input.script_id })
+        ? await resolveCitedScript(ctx, {
+            scriptVersionId: input.script_version_id,
+            scriptId: input.script_id,
+          })
         : undefined;
     const content = cited
       ? Buffer.from(cited.version.content ?? '', 'utf8').toString('base64')

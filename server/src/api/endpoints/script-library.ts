@@ -176,7 +176,10 @@ async function screen(ctx: EndpointContext, language: number, content: string) {
 async function assertNotCited(ctx: EndpointContext, versionIds: number[]): Promise<void> {
   const citers = await ctx.services.store.references.scriptVersionsCitedBy(versionIds);
   if (citers.length > 0)
-    throw new ApiError('DELETE_REF_SCRIPT_FAIL', { ids: versionIds.join(','), citers: describeCiters(citers) });
+    throw new ApiError('DELETE_REF_SCRIPT_FAIL', {
+      ids: versionIds.join(','),
+      citers: describeCiters(citers),
+    });
 }
 
 const VersionRef = { script_id: ScriptId, script_version_id: VersionId };
@@ -231,7 +234,11 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     name: named('get_script_version_detail'),
     kind: 'read',
     scoped,
-    input: z.object({ id: VersionId.nullish(), script_id: ScriptId.nullish(), version: z.string().nullish() }),
+    input: z.object({
+      id: VersionId.nullish(),
+      script_id: ScriptId.nullish(),
+      version: z.string().nullish(),
+    }),
     fieldErrors: BAD_REQUEST_FIELDS,
     async handle(ctx, input) {
       if (input.id != null) return versionReply(await findVersion(ctx, kind, input.id));
@@ -404,7 +411,8 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     async handle(ctx, input) {
       assertMayWrite(ctx, kind);
       const v = await findVersion(ctx, kind, input.script_version_id, input.script_id);
-      if (v.status === ScriptVersionStatus.ONLINE) throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
+      if (v.status === ScriptVersionStatus.ONLINE)
+        throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
       await assertNotCited(ctx, [v.id]);
       await ctx.services.store.scripts.deleteVersion(v);
       return null;
