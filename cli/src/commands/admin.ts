@@ -133,11 +133,13 @@ export function adminCommand(): Command {
   admin
     .command('app-create <appCode> <appSecret> <scopes>')
     .description('create or update an app; scopes: all, or e.g. biz:2,biz_set:8000001')
-    .action((appCode: string, appSecret: string, scopes: string) =>
+    .option('--permissions <list>', 'comma-separated platform permissions, e.g. public_script_manage')
+    .action((appCode: string, appSecret: string, scopes: string, o: { permissions?: string }) =>
       call(conn(), 'POST', '/apps', {
         app_code: appCode,
         app_secret: appSecret,
         scopes: parseScopes(scopes),
+        permissions: (o.permissions ?? '').split(',').filter(Boolean),
       }),
     );
   admin.addCommand(scriptCommand(conn));

@@ -64,12 +64,12 @@ function target(o: ScopeOpts): { prefix: (name: string) => string; scope: Record
   if (o.biz) return { prefix: (n) => n, scope: { bk_scope_type: 'biz', bk_scope_id: String(num(o.biz)) } };
   if (o.bizSet)
     return { prefix: (n) => n, scope: { bk_scope_type: 'biz_set', bk_scope_id: String(num(o.bizSet)) } };
-  throw new Error('give --biz <id>, --biz-set <id> or --public');
+  throw new Error('give --biz <id> (or JOBFLEET_BIZ), --biz-set <id> or --public');
 }
 
 function scoped(cmd: Command): Command {
   return cmd
-    .option('--biz <id>', 'business of the script')
+    .addOption(new Option('--biz <id>', 'business of the script').env('JOBFLEET_BIZ'))
     .option('--biz-set <id>', 'business set of the script')
     .option('--public', 'a public script (shared by every scope)');
 }
