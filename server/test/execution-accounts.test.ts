@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { post } from './helpers/api-client.js';
+import { eventually, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
@@ -249,6 +249,31 @@ for (const engine of engines()) {
       const created = JSON.parse(stdout) as Account;
       assert.equal(created.type, 2);
       assert.equal(created.creator, 'admin');
+    });
+
+    test('a password in a query string is not logged either', async () => {
+      const url = new URL(`${fleet.server.url}/api/v3/update_account`);
+      url.searchParams.set('bk_app_code', fleet.creds.appCode);
+      url.searchParams.set('bk_app_secret', fleet.creds.appSecret);
+      url.searchParams.set('password', ROTATED_PASSWORD);
+      const res = await fetch(url, {
+        method: 'POST',
+        body: JSON.stringify({ ...fleet.scope, id: 999_999 }),
+      });
+      replies.push(await res.text());
+      // The request line reaches the captured output a moment after the reply.
+      const line = await eventually(async () =>
+        fleet.server
+          .output()
+          .split('\n')
+          .find((l) => l.includes('/api/v3/update_account?')),
+      );
+      assert.match(line, /update_account\?bk_app_code=[^&"]+&bk_app_secret=\*\*\*&password=\*\*\*"/);
+      assert.equal(
+        fleet.server.output().includes(fleet.creds.appSecret),
+        false,
+        'the app secret is not logged',
+      );
     });
 
     test('no password in any reply, in the server output or in the database', async () => {
