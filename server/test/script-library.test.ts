@@ -423,41 +423,18 @@ for (const engine of engines()) {
         promisify(execFile)(process.execPath, [CLI, 'admin', '--server', fleet.server.url, ...args], {
           env: { ...process.env, JOBFLEET_ADMIN_TOKEN: fleet.server.adminToken },
         });
-      const pushed = await cli(
-        'script',
-        'push',
-        file,
-        '--biz',
-        String(BIZ),
-        '--name',
-        'pushed.sh',
-        '--version',
-        '1.0',
-        '--publish',
-      );
-      const v = JSON.parse(pushed.stdout) as VersionData;
+      const push = async (version: string) => {
+        const args = ['--biz', String(BIZ), '--name', 'pushed.sh', '--version', version, '--publish'];
+        return JSON.parse((await cli('script', 'push', file, ...args)).stdout) as VersionData;
+      };
+      const v = await push('1.0');
       assert.equal(v.status, 1);
       assert.equal(v.creator, 'admin');
       const run = await runScript(fleet, { script_id: v.script_id, ...target() });
       assert.match((await output(run)) ?? '', /pushed from a file/);
       // A second push of the same name adds a version to the same script.
       fs.writeFileSync(file, 'echo "pushed again"\n');
-      const again = JSON.parse(
-        (
-          await cli(
-            'script',
-            'push',
-            file,
-            '--biz',
-            String(BIZ),
-            '--name',
-            'pushed.sh',
-            '--version',
-            '2.0',
-            '--publish',
-          )
-        ).stdout,
-      ) as VersionData;
+      const again = await push('2.0');
       assert.equal(again.script_id, v.script_id);
       assert.match(
         (await output(await runScript(fleet, { script_id: v.script_id, ...target() }))) ?? '',

@@ -401,12 +401,23 @@ for (const engine of engines()) {
           { type: 'biz_set', id: 8_000_001 },
         ],
       });
-      assert.deepEqual(await apps.getApp('zeta'), { appCode: 'zeta', secretHash: 'h1', scopes: 'all' });
-      await apps.upsertApp({ appCode: 'zeta', secretHash: 'h3', scopes: [{ type: 'biz', id: 3 }] });
+      assert.deepEqual(await apps.getApp('zeta'), {
+        appCode: 'zeta',
+        secretHash: 'h1',
+        scopes: 'all',
+        permissions: [],
+      });
+      await apps.upsertApp({
+        appCode: 'zeta',
+        secretHash: 'h3',
+        scopes: [{ type: 'biz', id: 3 }],
+        permissions: ['public_script_manage'],
+      });
       assert.deepEqual(await apps.getApp('zeta'), {
         appCode: 'zeta',
         secretHash: 'h3',
         scopes: [{ type: 'biz', id: 3 }],
+        permissions: ['public_script_manage'],
       });
       assert.equal(await apps.getApp('nobody'), undefined);
       assert.deepEqual(

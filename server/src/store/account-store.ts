@@ -6,6 +6,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { containsLike } from './like-pattern.js';
 import type { AccountTable, Database } from './schema.js';
+import { isUniqueViolation } from './constraint-errors.js';
 
 export const AccountCategory = { SYSTEM: 1, DB: 2 } as const;
 export const AccountType = { LINUX: 1, WINDOWS: 2, MYSQL: 9, ORACLE: 10, DB2: 11 } as const;
@@ -57,11 +58,6 @@ const VIEW_COLUMNS = [
   'last_modify_user',
   'last_modify_time',
 ] as const;
-
-function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
-}
 
 export class AccountStore {
   constructor(private readonly db: Kysely<Database>) {}

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import { containsLike } from './like-pattern.js';
 import type { Database, ScriptTable, ScriptVersionTable } from './schema.js';
+import { isUniqueViolation } from './constraint-errors.js';
 
 export const ScriptVersionStatus = { DRAFT: 0, ONLINE: 1, OFFLINE: 2, DISABLED: 3 } as const;
 export type ScriptVersionStatus = (typeof ScriptVersionStatus)[keyof typeof ScriptVersionStatus];
@@ -64,11 +65,6 @@ export interface NewVersion {
   versionDesc: string;
 }
 
-function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
-}
-
 function toScript(r: Selectable<ScriptTable>): Script {
   return {
     id: r.script_id,
@@ -103,6 +99,11 @@ function toVersion(
   };
 }
 
+/** Who made a row and when; a new row was last changed by its maker. */
+function madeBy(user: string, now: number) {
+  return { creator: user, create_time: now, last_modify_user: user, last_modify_time: now };
+}
+
 function ownerColumns(owner: ScriptOwner) {
   return owner.public
     ? { public: 1, scope_type: '', scope_id: '' }
@@ -131,10 +132,7 @@ export class ScriptStore {
             name: s.name,
             script_language: s.language,
             description: s.description,
-            creator: user,
-            create_time: now,
-            last_modify_user: user,
-            last_modify_time: now,
+            ...madeBy(user, now),
           })
           .returningAll()
           .executeTakeFirstOrThrow();
@@ -175,10 +173,7 @@ export class ScriptStore {
         content: v.content,
         status: ScriptVersionStatus.DRAFT,
         version_desc: v.versionDesc,
-        creator: user,
-        create_time: now,
-        last_modify_user: user,
-        last_modify_time: now,
+        ...madeBy(user, now),
       })
       .returningAll()
       .executeTakeFirstOrThrow();

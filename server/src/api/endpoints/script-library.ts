@@ -183,6 +183,7 @@ async function assertNotCited(ctx: EndpointContext, versionIds: number[]): Promi
 }
 
 const VersionRef = { script_id: ScriptId, script_version_id: VersionId };
+const NewVersionFields = { content: Content, version: VersionName, version_desc: Description };
 
 function libraryEndpoints(kind: Kind): Endpoint[] {
   const named = (name: string) => (kind === 'public' ? name.replace('script', 'public_script') : name);
@@ -259,9 +260,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
       name: ScriptName,
       description: Description,
       script_language: ScriptLanguage,
-      content: Content,
-      version: VersionName,
-      version_desc: Description,
+      ...NewVersionFields,
     }),
     fieldErrors: BAD_REQUEST_FIELDS,
     async handle(ctx, input) {
@@ -282,12 +281,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     name: named('create_script_version'),
     kind: 'write',
     scoped,
-    input: z.object({
-      script_id: ScriptId,
-      content: Content,
-      version: VersionName,
-      version_desc: Description,
-    }),
+    input: z.object({ script_id: ScriptId, ...NewVersionFields }),
     fieldErrors: BAD_REQUEST_FIELDS,
     async handle(ctx, input) {
       assertMayWrite(ctx, kind);
@@ -346,45 +340,49 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     },
   });
 
-  const publish = defineEndpoint({
-    name: named('publish_script_version'),
-    kind: 'write',
-    scoped,
-    input: z.object(VersionRef),
-    fieldErrors: BAD_REQUEST_FIELDS,
-    async handle(ctx, input) {
-      assertMayWrite(ctx, kind);
-      const v = await findVersion(ctx, kind, input.script_version_id, input.script_id);
-      if (v.status === ScriptVersionStatus.DISABLED)
-        throw new ApiError('UNSUPPORTED_OPERATION', {
-          reason: `script version ${v.id} is disabled; a disabled version cannot be published again`,
-        });
-      await ctx.services.store.scripts.publish(v, ctx.caller.username);
-      return { script_id: v.script.id, id: v.id, status: ScriptVersionStatus.ONLINE };
-    },
+  /** An API acting on one version named by script_id + script_version_id. */
+  const versionAction = (name: string, act: (ctx: EndpointContext, v: ScriptVersion) => Promise<unknown>) =>
+    defineEndpoint({
+      name: named(name),
+      kind: 'write',
+      scoped,
+      input: z.object(VersionRef),
+      fieldErrors: BAD_REQUEST_FIELDS,
+      async handle(ctx, input) {
+        assertMayWrite(ctx, kind);
+        return act(ctx, await findVersion(ctx, kind, input.script_version_id, input.script_id));
+      },
+    });
+
+  const publish = versionAction('publish_script_version', async (ctx, v) => {
+    if (v.status === ScriptVersionStatus.DISABLED)
+      throw new ApiError('UNSUPPORTED_OPERATION', {
+        reason: `script version ${v.id} is disabled; a disabled version cannot be published again`,
+      });
+    await ctx.services.store.scripts.publish(v, ctx.caller.username);
+    return { script_id: v.script.id, id: v.id, status: ScriptVersionStatus.ONLINE };
   });
 
-  const disable = defineEndpoint({
-    name: named('disable_script_version'),
-    kind: 'write',
-    scoped,
-    input: z.object(VersionRef),
-    fieldErrors: BAD_REQUEST_FIELDS,
-    async handle(ctx, input) {
-      assertMayWrite(ctx, kind);
-      const v = await findVersion(ctx, kind, input.script_version_id, input.script_id);
-      const done = await ctx.services.store.scripts.setStatus(
-        v,
-        ScriptVersionStatus.DISABLED,
-        [ScriptVersionStatus.ONLINE, ScriptVersionStatus.OFFLINE],
-        ctx.caller.username,
-      );
-      if (!done)
-        throw new ApiError('UNSUPPORTED_OPERATION', {
-          reason: `script version ${v.id} has status ${v.status}; only online (1) or offline (2) versions can be disabled`,
-        });
-      return { script_id: v.script.id, id: v.id, status: ScriptVersionStatus.DISABLED };
-    },
+  const disable = versionAction('disable_script_version', async (ctx, v) => {
+    const done = await ctx.services.store.scripts.setStatus(
+      v,
+      ScriptVersionStatus.DISABLED,
+      [ScriptVersionStatus.ONLINE, ScriptVersionStatus.OFFLINE],
+      ctx.caller.username,
+    );
+    if (!done)
+      throw new ApiError('UNSUPPORTED_OPERATION', {
+        reason: `script version ${v.id} has status ${v.status}; only online (1) or offline (2) versions can be disabled`,
+      });
+    return { script_id: v.script.id, id: v.id, status: ScriptVersionStatus.DISABLED };
+  });
+
+  const deleteVersion = versionAction('delete_script_version', async (ctx, v) => {
+    if (v.status === ScriptVersionStatus.ONLINE)
+      throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
+    await assertNotCited(ctx, [v.id]);
+    await ctx.services.store.scripts.deleteVersion(v);
+    return null;
   });
 
   const deleteScript = defineEndpoint({
@@ -398,23 +396,6 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
       const script = await findScript(ctx, kind, input.script_id);
       await assertNotCited(ctx, await ctx.services.store.scripts.versionIdsOf(script.id));
       await ctx.services.store.scripts.deleteScript(script);
-      return null;
-    },
-  });
-
-  const deleteVersion = defineEndpoint({
-    name: named('delete_script_version'),
-    kind: 'write',
-    scoped,
-    input: z.object(VersionRef),
-    fieldErrors: BAD_REQUEST_FIELDS,
-    async handle(ctx, input) {
-      assertMayWrite(ctx, kind);
-      const v = await findVersion(ctx, kind, input.script_version_id, input.script_id);
-      if (v.status === ScriptVersionStatus.ONLINE)
-        throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
-      await assertNotCited(ctx, [v.id]);
-      await ctx.services.store.scripts.deleteVersion(v);
       return null;
     },
   });
