@@ -249,6 +249,12 @@ for (const engine of engines()) {
       const created = JSON.parse(stdout) as Account;
       assert.equal(created.type, 2);
       assert.equal(created.creator, 'admin');
+      const byAdmin = await call<{ data: Account[] }>('get_account_list', { creator: 'admin', length: 100 });
+      assert.deepEqual(
+        byAdmin.data.data.map((a) => a.alias),
+        [me, 'svc_win'],
+        'the fleet account (admin API) and this one',
+      );
     });
 
     test('a password in a query string is not logged either', async () => {

@@ -27,6 +27,7 @@ interface VersionData {
   bk_scope_type?: string;
   bk_scope_id?: string;
   creator: string;
+  create_time: number;
   warnings?: { line: number; level: number; line_content: string }[];
 }
 
@@ -453,6 +454,40 @@ for (const engine of engines()) {
         cli('script', 'push', file, '--biz', String(BIZ), '--name', 'bad|name', '--version', '3'),
         /1240003/,
       );
+    });
+
+    test('lists filter by who changed a script and when', async () => {
+      const list = async (body: Record<string, unknown>) =>
+        (
+          await call<PageData<{ name: string; creator: string }>>('get_script_list', {
+            length: 1000,
+            ...body,
+          })
+        ).data;
+      const byAdmin = await list({ creator: 'admin' });
+      assert.deepEqual(
+        byAdmin.data.map((s) => s.name),
+        ['pushed.sh'],
+      );
+      const mark = Date.now();
+      const fresh = await createScript('fresh.sh', 'echo fresh');
+      const since = await list({ create_time_start: mark });
+      assert.deepEqual(
+        since.data.map((s) => s.name),
+        ['fresh.sh'],
+      );
+      const before = await list({ create_time_end: mark - 1 });
+      assert.equal(
+        before.data.some((s) => s.name === 'fresh.sh'),
+        false,
+      );
+      assert.equal(before.total + since.total, (await list({})).total);
+      const touched = await list({ last_modify_time_start: fresh.create_time, last_modify_user: 'tester' });
+      assert.deepEqual(
+        touched.data.map((s) => s.name),
+        ['fresh.sh'],
+      );
+      assert.equal((await call('get_script_list', { create_time_start: 'yesterday' })).code, 1240003);
     });
   });
 }

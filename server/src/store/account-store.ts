@@ -4,7 +4,9 @@
  * the server key and are never read back by a list.
  */
 import type { Kysely, Selectable } from 'kysely';
-import { containsLike } from './like-pattern.js';
+import { sql } from 'kysely';
+import { changeConditions, containsLike } from './list-filters.js';
+import type { ChangeFilter } from './list-filters.js';
 import type { AccountTable, Database } from './schema.js';
 import { isUniqueViolation } from './constraint-errors.js';
 
@@ -58,6 +60,13 @@ const VIEW_COLUMNS = [
   'last_modify_user',
   'last_modify_time',
 ] as const;
+
+const ACCOUNT_CHANGE_COLUMNS = {
+  creator: 'creator',
+  createTime: 'created_at',
+  lastModifyUser: 'last_modify_user',
+  lastModifyTime: 'last_modify_time',
+};
 
 export class AccountStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -123,7 +132,7 @@ export class AccountStore {
   /** Accounts of these businesses, oldest first; `account` and `alias` match any part, ignoring case. */
   async list(
     bizIds: readonly number[],
-    f: {
+    f: ChangeFilter & {
       category?: number | undefined;
       account?: string | undefined;
       alias?: string | undefined;
@@ -137,6 +146,8 @@ export class AccountStore {
     const { account, alias } = f;
     if (account) q = q.where((eb) => eb(eb.fn('lower', ['os_user']), 'like', containsLike(account)));
     if (alias) q = q.where((eb) => eb(eb.fn('lower', ['alias']), 'like', containsLike(alias)));
+    for (const [column, op, value] of changeConditions(f, ACCOUNT_CHANGE_COLUMNS))
+      q = q.where(sql.ref(column), op, value);
     const { total } = await q.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
     const items = await q.select(VIEW_COLUMNS).orderBy('id').offset(f.start).limit(f.length).execute();
     return { total: Number(total), items };

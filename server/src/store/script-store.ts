@@ -5,7 +5,9 @@
  */
 import crypto from 'node:crypto';
 import type { Kysely, Selectable, Transaction } from 'kysely';
-import { containsLike } from './like-pattern.js';
+import { sql } from 'kysely';
+import { changeConditions, containsLike } from './list-filters.js';
+import type { ChangeFilter } from './list-filters.js';
 import type { Database, ScriptTable, ScriptVersionTable } from './schema.js';
 import { isUniqueViolation } from './constraint-errors.js';
 
@@ -98,6 +100,13 @@ function toVersion(
     lastModifyTime: r.last_modify_time,
   };
 }
+
+const SCRIPT_CHANGE_COLUMNS = {
+  creator: 'creator',
+  createTime: 'create_time',
+  lastModifyUser: 'last_modify_user',
+  lastModifyTime: 'last_modify_time',
+};
 
 /** Who made a row and when; a new row was last changed by its maker. */
 function madeBy(user: string, now: number) {
@@ -236,7 +245,12 @@ export class ScriptStore {
   /** Scripts of one owner, oldest first; `name` matches any part, ignoring case. */
   async listScripts(
     owner: ScriptOwner,
-    f: { name?: string | undefined; language?: number | undefined; start: number; length: number },
+    f: ChangeFilter & {
+      name?: string | undefined;
+      language?: number | undefined;
+      start: number;
+      length: number;
+    },
   ): Promise<Page<ScriptListItem>> {
     const cols = ownerColumns(owner);
     let q = this.db
@@ -247,6 +261,8 @@ export class ScriptStore {
     const name = f.name;
     if (name) q = q.where((eb) => eb(eb.fn('lower', ['name']), 'like', containsLike(name)));
     if (f.language) q = q.where('script_language', '=', f.language);
+    for (const [column, op, value] of changeConditions(f, SCRIPT_CHANGE_COLUMNS))
+      q = q.where(sql.ref(`script.${column}`), op, value);
     const { total } = await q.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
     const rows = await q
       .selectAll('script')

@@ -18,7 +18,7 @@ import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import type { ErrorName } from '../error-catalogue.js';
 import { zInt, zLong } from '../input-types.js';
-import { pageParams, pageReply, PageFields } from '../paging.js';
+import { ChangeFilterFields, changeFilterOf, pageParams, pageReply, PageFields } from '../paging.js';
 
 const MAX_CREATE_PASSWORD = 117;
 const MAX_UPDATE_PASSWORD = 255;
@@ -108,6 +108,7 @@ export const getAccountList = defineEndpoint({
     category: Category.nullish(),
     account: z.string().nullish(),
     alias: z.string().nullish(),
+    ...ChangeFilterFields,
     ...PageFields,
   }),
   fieldErrors: BAD_REQUEST_FIELDS,
@@ -117,6 +118,7 @@ export const getAccountList = defineEndpoint({
       category: input.category ?? undefined,
       account: input.account ?? undefined,
       alias: input.alias ?? undefined,
+      ...changeFilterOf(input),
       ...page,
     });
     return pageReply(page, total, items.map(accountReply));

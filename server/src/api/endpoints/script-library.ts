@@ -18,7 +18,7 @@ import type { Endpoint, EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import type { ErrorName, PermissionInfo } from '../error-catalogue.js';
 import { zBase64, zBool, zInt, zLong } from '../input-types.js';
-import { pageParams, pageReply, PageFields } from '../paging.js';
+import { ChangeFilterFields, changeFilterOf, pageParams, pageReply, PageFields } from '../paging.js';
 import { checkItem } from './check-script.js';
 import { ScriptLanguage } from './dangerous-rules.js';
 
@@ -196,6 +196,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     input: z.object({
       name: z.string().nullish(),
       script_language: zInt.pipe(z.number().min(0).max(6)).nullish(),
+      ...ChangeFilterFields,
       ...PageFields,
     }),
     fieldErrors: { script_language: 'ILLEGAL_PARAM_WITH_PARAM_NAME' },
@@ -204,6 +205,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
       const { total, items } = await ctx.services.store.scripts.listScripts(ownerOf(ctx, kind), {
         name: input.name ?? undefined,
         language: input.script_language ?? undefined,
+        ...changeFilterOf(input),
         ...page,
       });
       return pageReply(
