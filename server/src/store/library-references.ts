@@ -3,6 +3,12 @@
  * account by id (job plans, crons, ...) registers a citer here; deleting a cited item is then
  * refused (1243054 for script versions, 1243014 for accounts) with the citers' own words for
  * what cites it.
+ *
+ * A store that cites them registers itself once, in the Store constructor:
+ * `this.references.register(this.plans)`. To check an item it cites, it reads
+ * `store.scripts.getVersion(id)` (the version with its script's owner, language and status) and
+ * `store.accounts.get(id)`; `resolveCitedScript` (api/script-reference.ts) applies the run-time
+ * rules (scope, disabled, online) to a citation.
  */
 
 export interface LibraryCiter {
