@@ -5,7 +5,6 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { hashSecret } from '../api/auth.js';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
@@ -14,6 +13,7 @@ import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
 import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
+import { appSecretPurpose } from '../store/app-store.js';
 import type { Host } from '../store/inventory-store.js';
 
 const ScopeGrant = z.object({ type: z.enum(['biz', 'biz_set']), id: zLong });
@@ -245,10 +245,12 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
       admin.get('/apps', async (req) => {
         const apps = await services.store.apps.listApps();
+        // false: an app from an earlier version; it cannot sign requests until its secret is set again.
         return ok(req, {
           apps: apps.map((a) => ({
             app_code: a.appCode,
             scopes: a.scopes,
+            signature_auth: a.secretSealed !== '',
             permissions: a.permissions ?? [],
           })),
         });
@@ -257,7 +259,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
         const a = parse(schemas.app, req.body);
         await services.store.apps.upsertApp({
           appCode: a.app_code,
-          secretHash: hashSecret(a.app_secret),
+          secretSealed: services.secretBox.seal(a.app_secret, appSecretPurpose(a.app_code)),
           scopes: a.scopes,
           permissions: a.permissions,
         });

@@ -12,6 +12,7 @@ import { ExecutionStore } from './execution-store.js';
 import { FileStore } from './file-store.js';
 import { InventoryStore } from './inventory-store.js';
 import { migrateToLatest, ping } from './migrations.js';
+import { NonceStore } from './nonce-store.js';
 import { LibraryReferences } from './library-references.js';
 import { RuleStore } from './rule-store.js';
 import { ScriptStore } from './script-store.js';
@@ -24,6 +25,7 @@ export class Store {
   readonly files: FileStore;
   readonly rules: RuleStore;
   readonly audit: AuditStore;
+  readonly nonces: NonceStore;
   readonly scripts: ScriptStore;
   readonly accounts: AccountStore;
   /** What cites script versions and accounts (plans, crons) registers here. */
@@ -40,6 +42,7 @@ export class Store {
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db);
+    this.nonces = new NonceStore(db, caps);
     this.scripts = new ScriptStore(db);
     this.accounts = new AccountStore(db);
     this.references = new LibraryReferences();

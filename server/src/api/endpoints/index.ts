@@ -22,6 +22,7 @@ import { getJobInstanceCallbackList } from './job-callbacks.js';
 import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-logs.js';
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
+import { getLatestServiceVersion } from './get-latest-service-version.js';
 import { SCRIPT_LIBRARY_ENDPOINTS } from './script-library.js';
 import { ACCOUNT_ENDPOINTS } from './accounts.js';
 
@@ -48,6 +49,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getDangerousRuleList,
   checkScript,
   getDangerousRuleHitList,
+  getLatestServiceVersion,
   ...SCRIPT_LIBRARY_ENDPOINTS,
   ...ACCOUNT_ENDPOINTS,
 ];
