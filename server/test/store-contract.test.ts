@@ -406,8 +406,14 @@ for (const engine of engines()) {
         secretSealed: 's1',
         secretHash: '',
         scopes: 'all',
+        permissions: [],
       });
-      await apps.upsertApp({ appCode: 'zeta', secretSealed: 's3', scopes: [{ type: 'biz', id: 3 }] });
+      await apps.upsertApp({
+        appCode: 'zeta',
+        secretSealed: 's3',
+        scopes: [{ type: 'biz', id: 3 }],
+        permissions: ['public_script_manage'],
+      });
       assert.deepEqual(await apps.getApp('zeta'), {
         appCode: 'zeta',
         secretSealed: 's3',

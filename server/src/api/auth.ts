@@ -133,7 +133,7 @@ export class Authenticator {
       appCode: app.appCode,
       username: creds.username ?? app.appCode,
       scopes: app.scopes,
-      permissions: app.permissions ?? [],
+      ...(app.permissions?.length ? { permissions: app.permissions } : {}),
     };
   }
 
