@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { eventually, post } from './helpers/api-client.js';
+import { admin, eventually, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
@@ -95,6 +95,26 @@ for (const engine of engines()) {
       // Without a given alias, the alias is the account name (taken here by the fleet's account).
       const dup = await call('create_account', { account: me, type: 1, category: 1 });
       assert.equal(dup.code, 1243007, dup.message);
+
+      // Accounts made with the admin API are the same records.
+      const made = await admin<Account & { biz_id: number }>(
+        fleet.server.url,
+        fleet.server.adminToken,
+        'POST',
+        '/accounts',
+        {
+          bk_biz_id: Number(fleet.scope.bk_scope_id),
+          alias: 'from-admin',
+          os_user: 'Administrator',
+          os_type: 'windows',
+        },
+      );
+      assert.equal(made.result, true, made.message);
+      assert.equal(Object.keys(made.data).includes('password_sealed'), false);
+      const listed = await call<{ data: Account[] }>('get_account_list', { alias: 'from-admin' });
+      assert.equal(listed.data.data[0]?.os, 'Windows');
+      assert.equal(listed.data.data[0]?.type, 2);
+      assert.equal((await call('delete_account', { id: made.data.id })).result, true);
     });
 
     test('Windows and database accounts, filters, paging and refusals', async () => {
