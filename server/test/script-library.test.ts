@@ -456,6 +456,24 @@ for (const engine of engines()) {
       );
     });
 
+    test('the admin bridge needs the admin token', async () => {
+      for (const authorization of [undefined, 'Bearer wrong-token']) {
+        const res = await fetch(`${fleet.server.url}/api/admin/v3/get_script_list`, {
+          method: 'POST',
+          headers: authorization ? { authorization } : {},
+          body: JSON.stringify(fleet.scope),
+        });
+        const env = (await res.json()) as { result: boolean; code: number };
+        assert.equal(env.code, 1238001);
+      }
+      const ok = await fetch(`${fleet.server.url}/api/admin/v3/get_script_list`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${fleet.server.adminToken}` },
+        body: JSON.stringify(fleet.scope),
+      });
+      assert.equal(((await ok.json()) as { result: boolean }).result, true);
+    });
+
     test('lists filter by who changed a script and when', async () => {
       const list = async (body: Record<string, unknown>) =>
         (

@@ -109,17 +109,20 @@ async function unique<T>(what: string, op: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Admin requests carry the admin token: Authorization: Bearer <token>. */
+export function assertAdminToken(req: FastifyRequest, services: Services): void {
+  const auth = req.headers.authorization;
+  const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+  if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
+}
+
 export function registerAdminRoutes(app: FastifyInstance, services: Services): void {
   const inv = services.store.inventory;
   const ok = (req: FastifyRequest, data: unknown) => successEnvelope(data, req.id);
 
   app.register(
     async (admin) => {
-      admin.addHook('onRequest', async (req) => {
-        const auth = req.headers.authorization;
-        const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-        if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
-      });
+      admin.addHook('onRequest', async (req) => assertAdminToken(req, services));
 
       admin.get('/biz', async (req) =>
         ok(req, { biz: await inv.listBiz(), biz_sets: await inv.listBizSets() }),

@@ -9,13 +9,12 @@ import crypto from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { registerAdminRoutes } from '../admin/admin-routes.js';
+import { assertAdminToken, registerAdminRoutes } from '../admin/admin-routes.js';
 import { registerAgentRoutes } from '../agent-link/registration.js';
 import { registerFileRoutes } from '../files/file-routes.js';
 import { signedRequestOf } from './app-signature.js';
 import { extractCredentials } from './auth.js';
 import type { Caller } from './auth.js';
-import { sameSecret } from '../secrets.js';
 import { PUBLIC_SCRIPT_PERMISSION } from './endpoints/script-library.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope.js';
@@ -139,9 +138,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
    * permission): how `jobfleet admin script|account ...` works without a BK app.
    */
   app.post('/api/admin/v3/:name', async (req, reply) => {
-    const auth = req.headers.authorization;
-    const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-    if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
+    assertAdminToken(req, services);
     const name = (req.params as { name: string }).name;
     const endpoint = byName.get(name);
     if (!endpoint) throw new ApiError('BAD_REQUEST', { reason: `unknown API ${name}` });
