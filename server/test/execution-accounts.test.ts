@@ -182,6 +182,7 @@ for (const engine of engines()) {
           1243008,
         ],
         [{ account: 'x', alias: 'win-admin', type: 2, category: 1, password: 'p' }, 1243007],
+        [{ account: 'x', alias: 'nul\u0000', type: 1, category: 1 }, 1240003],
       ];
       const total = async () => (await call<{ total: number }>('get_account_list', {})).data.total;
       const count = await total();

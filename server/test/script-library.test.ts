@@ -337,6 +337,8 @@ for (const engine of engines()) {
         ...['\\', '|', '/', ':', '*', '<', '>', '"', '?'].map((c) => ({ ...valid, name: `bad${c}name` })),
         { ...valid, name: 'n'.repeat(61) },
         { ...valid, name: '   ' },
+        { ...valid, name: 'nul\u0000name' },
+        { ...valid, description: 'nul\u0000' },
         { ...valid, name: undefined },
         ...[' ', '!', '$', '%', '/', '+', '中'].map((c) => ({ ...valid, version: `v${c}1` })),
         { ...valid, version: 'v'.repeat(61) },
@@ -344,6 +346,7 @@ for (const engine of engines()) {
         { ...valid, content: 'not base64!' },
         { ...valid, content: 'YWJj=' },
         { ...valid, content: Buffer.from([0xff, 0xfe, 0x00]).toString('base64') },
+        { ...valid, content: b64('echo a\u0000b') },
         { ...valid, content: '' },
         { ...valid, script_language: 7 },
         { ...valid, script_language: 0 },
@@ -352,7 +355,7 @@ for (const engine of engines()) {
       for (const body of cases) {
         const r = await call('create_script', body);
         assert.equal(r.code, 1240003, `${JSON.stringify(body)} -> ${r.code} ${r.message}`);
-        assert.match(r.message, /name|version|content|script_language/);
+        assert.match(r.message, /name|version|content|script_language|description/);
       }
       assert.equal(await total(), before);
       const bad = await call('get_script_list', { script_language: 9 });

@@ -17,7 +17,7 @@ import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import type { ErrorName } from '../error-catalogue.js';
-import { zInt, zLong } from '../input-types.js';
+import { zInt, zLong, zText } from '../input-types.js';
 import { ChangeFilterFields, changeFilterOf, pageParams, pageReply, PageFields } from '../paging.js';
 
 const MAX_CREATE_PASSWORD = 117;
@@ -30,8 +30,8 @@ const Type = zInt.pipe(
   z.literal([1, 2, 9, 10, 11], { error: 'must be 1 Linux, 2 Windows, 9 MySQL, 10 Oracle or 11 DB2' }),
 );
 const AccountId = zLong.pipe(z.number().min(1, 'must be an account id (1 or more)'));
-const Alias = z.string().min(1, 'must not be empty').max(255, 'is longer than 255 characters');
-const Description = z.string().max(1024, 'is longer than 1024 characters');
+const Alias = zText(255).refine((s) => s !== '', 'must not be empty');
+const Description = zText(1024);
 const Port = zInt.pipe(z.number().min(1).max(65535));
 /** An empty string counts as absent: form-filling clients send one for an untouched field. */
 const secret = (max: number) =>
@@ -106,8 +106,8 @@ export const getAccountList = defineEndpoint({
   kind: 'read',
   input: z.object({
     category: Category.nullish(),
-    account: z.string().nullish(),
-    alias: z.string().nullish(),
+    account: zText(255).nullish(),
+    alias: zText(255).nullish(),
     ...ChangeFilterFields,
     ...PageFields,
   }),

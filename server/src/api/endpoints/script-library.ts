@@ -17,7 +17,7 @@ import { defineEndpoint } from '../endpoint.js';
 import type { Endpoint, EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import type { ErrorName, PermissionInfo } from '../error-catalogue.js';
-import { zBase64, zBool, zInt, zLong } from '../input-types.js';
+import { zBase64, zBool, zInt, zLong, zText } from '../input-types.js';
 import { ChangeFilterFields, changeFilterOf, pageParams, pageReply, PageFields } from '../paging.js';
 import { checkItem } from './check-script.js';
 import { ScriptLanguage } from './dangerous-rules.js';
@@ -27,9 +27,7 @@ const MAX_NAME_LENGTH = 60;
 const MAX_DESCRIPTION_LENGTH = 1000;
 export const PUBLIC_SCRIPT_PERMISSION = 'public_script_manage';
 
-const ScriptName = z
-  .string()
-  .max(MAX_NAME_LENGTH, `is longer than ${MAX_NAME_LENGTH} characters`)
+const ScriptName = zText(MAX_NAME_LENGTH)
   .refine((s) => s.trim() !== '', 'must not be blank')
   .refine((s) => !/[\\|/:*<>"?]/.test(s), 'must not contain any of \\ | / : * < > " ?');
 
@@ -40,10 +38,10 @@ const VersionName = z
   .regex(/^[A-Za-z0-9_\-#@.]+$/, 'may hold only letters, digits and _ - # @ .');
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
-function isUtf8(base64: string): boolean {
+/** UTF-8 without NUL: scripts are text, and PostgreSQL text holds no NUL. */
+function isText(base64: string): boolean {
   try {
-    utf8.decode(Buffer.from(base64, 'base64'));
-    return true;
+    return !utf8.decode(Buffer.from(base64, 'base64')).includes('\u0000');
   } catch {
     return false;
   }
@@ -52,12 +50,10 @@ function isUtf8(base64: string): boolean {
 /** Base64 of UTF-8 text, not empty. */
 const Content = zBase64(MAX_SCRIPT_BYTES)
   .refine((s) => s.trim() !== '', 'must not be empty')
-  .refine(isUtf8, 'does not decode to UTF-8 text')
+  .refine(isText, 'does not decode to UTF-8 text without NUL characters')
   .transform((s) => Buffer.from(s, 'base64').toString('utf8'));
 
-const Description = z
-  .string()
-  .max(MAX_DESCRIPTION_LENGTH, `is longer than ${MAX_DESCRIPTION_LENGTH} characters`)
+const Description = zText(MAX_DESCRIPTION_LENGTH)
   .nullish()
   .transform((s) => s ?? '');
 
@@ -194,7 +190,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     kind: 'read',
     scoped,
     input: z.object({
-      name: z.string().nullish(),
+      name: zText(MAX_NAME_LENGTH).nullish(),
       script_language: zInt.pipe(z.number().min(0).max(6)).nullish(),
       ...ChangeFilterFields,
       ...PageFields,
@@ -240,7 +236,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     input: z.object({
       id: VersionId.nullish(),
       script_id: ScriptId.nullish(),
-      version: z.string().nullish(),
+      version: zText(MAX_NAME_LENGTH).nullish(),
     }),
     fieldErrors: BAD_REQUEST_FIELDS,
     async handle(ctx, input) {
