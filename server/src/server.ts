@@ -3,6 +3,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { requestSerializer } from './log-redaction.js';
 import { AgentHub } from './agent-link/agent-hub.js';
 import { Authenticator } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
@@ -27,10 +28,9 @@ export interface RunningServer {
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const log = createLogger(
-    { level: config.logLevel, base: { service: 'jobfleet-server' } },
+    { level: config.logLevel, base: { service: 'jobfleet-server' }, serializers: { req: requestSerializer } },
     config.logFormat,
   );
-
   const secrets = resolveSecrets(config);
   const secretBox = openSecretBox(config, secrets);
   const store = await Store.open({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });

@@ -8,9 +8,11 @@ import { z } from 'zod';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
+import { PUBLIC_SCRIPT_PERMISSION } from '../api/endpoints/script-library.js';
 import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
 import { requireAdmin } from '../operators/admin-access.js';
+import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
 import { appSecretPurpose } from '../store/app-store.js';
 import type { Host } from '../store/inventory-store.js';
@@ -54,6 +56,8 @@ const schemas = {
     app_code: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
     app_secret: z.string().min(8),
     scopes: z.union([z.literal('all'), z.array(ScopeGrant)]),
+    /** Platform permissions beyond scopes; public_script_manage lets an app change public scripts. */
+    permissions: z.array(z.literal(PUBLIC_SCRIPT_PERMISSION)).default([]),
   }),
   bizQuery: z.object({ bk_biz_id: zLong.optional() }),
 } as const;
@@ -104,6 +108,13 @@ export async function unique<T>(what: string, op: () => Promise<T>): Promise<T> 
     }
     throw err;
   }
+}
+
+/** Admin requests carry the admin token: Authorization: Bearer <token>. */
+export function assertAdminToken(req: FastifyRequest, services: Services): void {
+  const auth = req.headers.authorization;
+  const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+  if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
 }
 
 export function registerAdminRoutes(app: FastifyInstance, services: Services): void {
@@ -216,7 +227,11 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
       admin.get('/accounts', async (req) => {
         const q = parse(z.object({ bk_biz_id: zLong }), req.query);
-        return ok(req, { accounts: await inv.listAccounts(q.bk_biz_id) });
+        const { items } = await services.store.accounts.list([q.bk_biz_id], {
+          start: 0,
+          length: Number.MAX_SAFE_INTEGER,
+        });
+        return ok(req, { accounts: items });
       });
       admin.post('/accounts', async (req) => {
         const a = parse(schemas.account, req.body);
@@ -229,7 +244,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
             creator: 'admin',
           }),
         );
-        return ok(req, row);
+        return ok(req, await services.store.accounts.get(row.id));
       });
 
       admin.get('/apps', async (req) => {
@@ -240,6 +255,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
             app_code: a.appCode,
             scopes: a.scopes,
             signature_auth: a.secretSealed !== '',
+            permissions: a.permissions ?? [],
           })),
         });
       });
@@ -249,9 +265,10 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
           appCode: a.app_code,
           secretSealed: services.secretBox.seal(a.app_secret, appSecretPurpose(a.app_code)),
           scopes: a.scopes,
+          permissions: a.permissions,
         });
         services.auth.forget(a.app_code);
-        return ok(req, { app_code: a.app_code, scopes: a.scopes });
+        return ok(req, { app_code: a.app_code, scopes: a.scopes, permissions: a.permissions });
       });
     },
     { prefix: '/api/admin' },
