@@ -9,6 +9,7 @@ import { hashSecret } from '../api/auth.js';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
+import { PUBLIC_SCRIPT_PERMISSION } from '../api/endpoints/script-library.js';
 import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
 import { sameSecret } from '../secrets.js';
@@ -54,6 +55,8 @@ const schemas = {
     app_code: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
     app_secret: z.string().min(8),
     scopes: z.union([z.literal('all'), z.array(ScopeGrant)]),
+    /** Platform permissions beyond scopes; public_script_manage lets an app change public scripts. */
+    permissions: z.array(z.literal(PUBLIC_SCRIPT_PERMISSION)).default([]),
   }),
   bizQuery: z.object({ bk_biz_id: zLong.optional() }),
 } as const;
@@ -220,7 +223,11 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
       admin.get('/accounts', async (req) => {
         const q = parse(z.object({ bk_biz_id: zLong }), req.query);
-        return ok(req, { accounts: await inv.listAccounts(q.bk_biz_id) });
+        const { items } = await services.store.accounts.list([q.bk_biz_id], {
+          start: 0,
+          length: Number.MAX_SAFE_INTEGER,
+        });
+        return ok(req, { accounts: items });
       });
       admin.post('/accounts', async (req) => {
         const a = parse(schemas.account, req.body);
@@ -233,12 +240,14 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
             creator: 'admin',
           }),
         );
-        return ok(req, row);
+        return ok(req, await services.store.accounts.get(row.id));
       });
 
       admin.get('/apps', async (req) => {
         const apps = await services.store.apps.listApps();
-        return ok(req, { apps: apps.map((a) => ({ app_code: a.appCode, scopes: a.scopes })) });
+        return ok(req, {
+          apps: apps.map((a) => ({ app_code: a.appCode, scopes: a.scopes, permissions: a.permissions ?? [] })),
+        });
       });
       admin.post('/apps', async (req) => {
         const a = parse(schemas.app, req.body);
@@ -246,9 +255,10 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
           appCode: a.app_code,
           secretHash: hashSecret(a.app_secret),
           scopes: a.scopes,
+          permissions: a.permissions,
         });
         services.auth.forget(a.app_code);
-        return ok(req, { app_code: a.app_code, scopes: a.scopes });
+        return ok(req, { app_code: a.app_code, scopes: a.scopes, permissions: a.permissions });
       });
     },
     { prefix: '/api/admin' },

@@ -20,6 +20,8 @@ export interface Caller {
   /** The acting user; the app code when the request names none (bk_token cannot be verified here). */
   username: string;
   scopes: StoredApp['scopes'];
+  /** Platform permissions granted through the admin API, e.g. `public_script_manage`. */
+  permissions?: readonly string[];
 }
 
 function str(v: unknown): string | undefined {
@@ -88,7 +90,12 @@ export class Authenticator {
       this.cache.set(creds.appCode, hit);
     }
     if (!hit.app || !verifySecret(creds.appSecret, hit.app.secretHash)) throw new ApiError('APP_AUTH_FAILED');
-    return { appCode: hit.app.appCode, username: creds.username ?? hit.app.appCode, scopes: hit.app.scopes };
+    return {
+      appCode: hit.app.appCode,
+      username: creds.username ?? hit.app.appCode,
+      scopes: hit.app.scopes,
+      permissions: hit.app.permissions ?? [],
+    };
   }
 
   forget(appCode: string): void {

@@ -13,6 +13,9 @@ import { registerAdminRoutes } from '../admin/admin-routes.js';
 import { registerAgentRoutes } from '../agent-link/registration.js';
 import { registerFileRoutes } from '../files/file-routes.js';
 import { extractCredentials } from './auth.js';
+import type { Caller } from './auth.js';
+import { sameSecret } from '../secrets.js';
+import { PUBLIC_SCRIPT_PERMISSION } from './endpoints/script-library.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope.js';
 import { RawJson } from './raw-json.js';
@@ -117,26 +120,57 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
         }
         const raw = requestParams(req);
         const caller = await services.auth.authenticate(extractCredentials(req.headers, raw));
-        const ctx: EndpointContext = {
-          services,
-          caller,
-          scope: { type: 'biz', id: 0, name: '', bizIds: [] },
-          requestId: req.id,
-          baseUrl: `${req.protocol}://${req.headers.host ?? `127.0.0.1:${services.config.port}`}`,
-          log: req.log,
-        };
-        if (endpoint.scoped) {
-          const fields = ScopeFields.safeParse(raw, { reportInput: true });
-          if (!fields.success) throw zodFailure(fields.error);
-          ctx.scope = await resolveScope(scopes, fields.data);
-          await assertScopeGranted(scopes, caller, ctx.scope);
-        }
-        const data = await endpoint.run(ctx, raw);
-        reply.header('content-type', 'application/json; charset=utf-8');
-        if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));
-        return reply.send(successEnvelope(data, req.id));
+        return runEndpoint(endpoint, raw, caller, req, reply);
       },
     });
+  }
+
+  /**
+   * The same endpoints for the admin token, acting as the platform (every scope, every
+   * permission): how `jobfleet admin script|account ...` works without a BK app.
+   */
+  app.post('/api/admin/v3/:name', async (req, reply) => {
+    const auth = req.headers.authorization;
+    const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
+    const name = (req.params as { name: string }).name;
+    const endpoint = byName.get(name);
+    if (!endpoint) throw new ApiError('BAD_REQUEST', { reason: `unknown API ${name}` });
+    const user = req.headers['x-bk-username'];
+    const caller: Caller = {
+      appCode: 'admin',
+      username: typeof user === 'string' && user !== '' ? user : 'admin',
+      scopes: 'all',
+      permissions: [PUBLIC_SCRIPT_PERMISSION],
+    };
+    return runEndpoint(endpoint, requestParams(req), caller, req, reply);
+  });
+
+  async function runEndpoint(
+    endpoint: Endpoint,
+    raw: Record<string, unknown>,
+    caller: Caller,
+    req: FastifyRequest,
+    reply: FastifyReply,
+  ) {
+    const ctx: EndpointContext = {
+      services,
+      caller,
+      scope: { type: 'biz', id: 0, name: '', bizIds: [] },
+      requestId: req.id,
+      baseUrl: `${req.protocol}://${req.headers.host ?? `127.0.0.1:${services.config.port}`}`,
+      log: req.log,
+    };
+    if (endpoint.scoped) {
+      const fields = ScopeFields.safeParse(raw, { reportInput: true });
+      if (!fields.success) throw zodFailure(fields.error);
+      ctx.scope = await resolveScope(scopes, fields.data);
+      await assertScopeGranted(scopes, caller, ctx.scope);
+    }
+    const data = await endpoint.run(ctx, raw);
+    reply.header('content-type', 'application/json; charset=utf-8');
+    if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));
+    return reply.send(successEnvelope(data, req.id));
   }
   return app;
 }

@@ -11,13 +11,19 @@ export interface StoredApp {
   appCode: string;
   secretHash: string;
   scopes: 'all' | ScopeGrant[];
+  /** Platform permissions beyond scopes, e.g. `public_script_manage`. */
+  permissions?: string[];
 }
 
 export class AppStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   async upsertApp(app: StoredApp): Promise<void> {
-    const values = { secret_hash: app.secretHash, scopes: JSON.stringify(app.scopes) };
+    const values = {
+      secret_hash: app.secretHash,
+      scopes: JSON.stringify(app.scopes),
+      permissions: JSON.stringify(app.permissions ?? []),
+    };
     await this.db
       .insertInto('app')
       .values({ app_code: app.appCode, ...values, created_at: Date.now() })
@@ -36,6 +42,7 @@ export class AppStore {
       appCode: row.app_code,
       secretHash: row.secret_hash,
       scopes: JSON.parse(row.scopes) as StoredApp['scopes'],
+      permissions: JSON.parse(row.permissions) as string[],
     };
   }
 
@@ -45,6 +52,7 @@ export class AppStore {
       appCode: r.app_code,
       secretHash: r.secret_hash,
       scopes: JSON.parse(r.scopes) as StoredApp['scopes'],
+      permissions: JSON.parse(r.permissions) as string[],
     }));
   }
 

@@ -22,6 +22,8 @@ import { getJobInstanceCallbackList } from './job-callbacks.js';
 import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-logs.js';
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
+import { SCRIPT_LIBRARY_ENDPOINTS } from './script-library.js';
+import { ACCOUNT_ENDPOINTS } from './accounts.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
@@ -46,4 +48,6 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getDangerousRuleList,
   checkScript,
   getDangerousRuleHitList,
+  ...SCRIPT_LIBRARY_ENDPOINTS,
+  ...ACCOUNT_ENDPOINTS,
 ];
