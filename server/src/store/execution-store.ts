@@ -3,6 +3,7 @@
  * and the tasks' output. Writes from agents arrive in bursts (thousands of hosts finishing at
  * once), so they are applied as grouped commits: one transaction per batch.
  */
+import { sql } from 'kysely';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type {
   CallbackTable,
@@ -412,7 +413,11 @@ export class ExecutionStore {
       .where('create_time', '<=', f.createTimeEnd);
     if (f.jobInstanceId !== undefined) q = q.where('id', '=', f.jobInstanceId);
     if (f.operator !== undefined) q = q.where('operator', '=', f.operator);
-    if (f.name !== undefined) q = q.where('name', 'like', `%${f.name.replace(/[%_\\]/g, (c) => `\\${c}`)}%`);
+    if (f.name !== undefined) {
+      // SQLite's LIKE has no default escape character: without ESCAPE, `\_` matches nothing.
+      const pattern = `%${f.name.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+      q = q.where(sql<boolean>`name like ${pattern} escape '\\'`);
+    }
     if (f.launchMode !== undefined) q = q.where('launch_mode', '=', f.launchMode);
     if (f.type !== undefined) q = q.where('type', '=', f.type);
     if (f.status !== undefined) q = q.where('status', '=', f.status);

@@ -23,7 +23,7 @@ export const checkScript = defineEndpoint({
   async handle(ctx, input) {
     const rules = await ctx.services.store.rules.enabledRulesFor(input.script_language);
     const content = Buffer.from(input.content, 'base64').toString('utf8');
-    return scanScript(content, rules).map((m) => ({
+    return (await scanScript(content, rules)).map((m) => ({
       line: m.line,
       line_content: m.lineContent,
       match_content: m.matchContent,
