@@ -10,6 +10,7 @@ import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
+import { redactingLogOptions } from './log-redaction.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { Store } from './store/store.js';
@@ -24,7 +25,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
-  const log = pino({ level: config.logLevel, base: { service: 'jobfleet-server' } });
+  const log = pino({ level: config.logLevel, base: { service: 'jobfleet-server' }, ...redactingLogOptions() });
   const secrets = resolveSecrets(config);
   const secretBox = openSecretBox(config, secrets);
   const store = await Store.open({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
