@@ -63,7 +63,12 @@ export function redactValue(value: unknown, depth = 0, seen = new WeakSet<object
   const sensitive = isSensitiveMarked(obj);
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj)) {
-    if (v !== undefined && v !== null && v !== '' && (isSecretKey(k) || (sensitive && /^script_?param$/i.test(k))))
+    if (
+      v !== undefined &&
+      v !== null &&
+      v !== '' &&
+      (isSecretKey(k) || (sensitive && /^script_?param$/i.test(k)))
+    )
       out[k] = REDACTED;
     else out[k] = redactValue(v, depth + 1, seen);
   }

@@ -11,6 +11,7 @@ import { buildHttpApp } from './api/http-app.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
 import { redactingLogOptions } from './log-redaction.js';
+import { resealInBackground } from './secret-rotation.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { Store } from './store/store.js';
@@ -25,7 +26,11 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
-  const log = pino({ level: config.logLevel, base: { service: 'jobfleet-server' }, ...redactingLogOptions() });
+  const log = pino({
+    level: config.logLevel,
+    base: { service: 'jobfleet-server' },
+    ...redactingLogOptions(),
+  });
   const secrets = resolveSecrets(config);
   const secretBox = openSecretBox(config, secrets);
   const store = await Store.open({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
@@ -58,6 +63,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${shownHost}:${port}`;
   log.info({ url }, 'jobfleet server listening');
+  resealInBackground(services);
 
   let closing: Promise<void> | undefined;
   return {

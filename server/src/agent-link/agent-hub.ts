@@ -170,7 +170,10 @@ export class AgentHub {
       return;
     }
     if (!isBoundToSender(conn.hostId, msg)) {
-      this.services.log.warn({ hostId: conn.hostId, type: msg.type }, 'agent message about another host; dropped');
+      this.services.log.warn(
+        { hostId: conn.hostId, type: msg.type },
+        'agent message about another host; dropped',
+      );
       return;
     }
     switch (msg.type) {

@@ -88,7 +88,11 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   const app = Fastify({
     loggerInstance: services.log,
     bodyLimit: services.config.bodyLimitBytes,
-    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true, maxParamLength: MAX_PATH_SEGMENT },
+    routerOptions: {
+      ignoreTrailingSlash: true,
+      ignoreDuplicateSlashes: true,
+      maxParamLength: MAX_PATH_SEGMENT,
+    },
     genReqId: () => crypto.randomUUID().replace(/-/g, ''),
     // Failures the router meets before any route runs answer with the envelope too.
     frameworkErrors: (err, req, reply) => sendError(reply, routerError(err, req)),

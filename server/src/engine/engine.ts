@@ -15,6 +15,7 @@
  * at 7 until operate_step_instance 13). Job and step operations follow behaviour notes §4.2,
  * §4.3 and §4.6; their preconditions are checked with conditional updates in the store.
  */
+import { openStepParam } from './sensitive-params.js';
 import { PROTOCOL_VERSION, parseTaskKey, taskKey } from '@jobfleet/protocol';
 import type {
   FileProgress,
@@ -252,13 +253,24 @@ export class Engine implements AgentEvents {
   private dispatch(step: ActiveStep, task: ActiveTask): boolean {
     const spec = step.spec;
     if (spec.kind !== 'script') return false;
+    let params: string;
+    try {
+      params = openStepParam(this.services.secretBox, spec);
+    } catch (err) {
+      // Sealed under a key this server was not given: the host is never sent a wrong value.
+      this.services.log.error(
+        { step: step.stepInstanceId, err: (err as Error).message },
+        'sensitive parameter does not open; give the key it was sealed under in serverKeysPrevious',
+      );
+      return false;
+    }
     const msg: RunScript = {
       v: PROTOCOL_VERSION,
       type: 'task.run',
       key: taskKey(step.stepInstanceId, step.executeCount, task.hostId),
       language: SCRIPT_LANGUAGES[spec.language],
       script: spec.scriptContent,
-      params: spec.scriptParam,
+      params,
       timeoutSeconds: spec.timeout,
       user: spec.account.osUser,
       logCapBytes: this.services.config.logCapBytes,

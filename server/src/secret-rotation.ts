@@ -1,0 +1,65 @@
+/**
+ * Resealing after a server key rotation. A server started with a new key and the old one among
+ * `serverKeysPrevious` opens old values and seals new ones under the new key; at start it also
+ * reseals, in the background, every stored value not yet under the current key (and seals the
+ * sensitive parameters of steps stored before sealing existed). Once the log reports the reseal
+ * done with nothing left, the previous key can be dropped.
+ *
+ * Rows are found by an index on the key id and rewritten one at a time with a compare-and-set,
+ * so several servers of a cluster resealing at once, and jobs running meanwhile, are safe.
+ */
+import { resealStepParam, sealedKeyOf } from './engine/sensitive-params.js';
+import { parseStepSpec } from './engine/step-spec.js';
+import type { Services } from './services.js';
+
+const PAGE = 200;
+
+export interface ResealReport {
+  resealed: number;
+  /** Values sealed under a key this server does not hold. */
+  unopenable: number;
+}
+
+export async function resealStepParams(
+  services: Pick<Services, 'store' | 'secretBox' | 'log'>,
+): Promise<ResealReport> {
+  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  const executions = services.store.executions;
+  const current = services.secretBox.currentKeyId;
+  let after = 0;
+  for (;;) {
+    const rows = await executions.stepsToReseal(current, after, PAGE);
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      after = row.id;
+      const spec = parseStepSpec(row.spec);
+      if (spec.kind !== 'script') continue;
+      let next: string;
+      try {
+        next = JSON.stringify(resealStepParam(services.secretBox, spec));
+      } catch (err) {
+        report.unopenable++;
+        services.log.error(
+          { step: row.id, err: (err as Error).message },
+          'cannot reseal a sensitive parameter',
+        );
+        continue;
+      }
+      if (await executions.replaceStepSpec(row.id, row.spec, next, sealedKeyOf(parseStepSpec(next))))
+        report.resealed++;
+    }
+  }
+  return report;
+}
+
+/** Runs the reseal without delaying start-up; the outcome is logged. */
+export function resealInBackground(services: Services): void {
+  resealStepParams(services)
+    .then((r) =>
+      services.log.info(
+        { ...r, keyId: services.secretBox.currentKeyId },
+        'secrets resealed under the current server key',
+      ),
+    )
+    .catch((err: unknown) => services.log.error({ err }, 'resealing secrets failed'));
+}
