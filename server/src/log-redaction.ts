@@ -100,7 +100,8 @@ export function redactingLogOptions(): Pick<LoggerOptions, 'serializers' | 'form
         remoteAddress: req.ip ?? req.socket?.remoteAddress,
         remotePort: req.socket?.remotePort,
       }),
-      err: (err: Error) => redactError(err),
+      // `err` is an Error in most lines, a message string in some.
+      err: (err: unknown) => (err instanceof Error ? redactError(err) : redactValue(err)),
     },
     formatters: {
       log: (obj) => {
