@@ -1,5 +1,5 @@
 /**
- * Resealing after a server key rotation. A server started with a new key and the old one among
+ * Resealing after a server key rotation (app secrets and sensitive step parameters). A server started with a new key and the old one among
  * `serverKeysPrevious` opens old values and seals new ones under the new key; at start it also
  * reseals, in the background, every stored value not yet under the current key (and seals the
  * sensitive parameters of steps stored before sealing existed). Once the log reports the reseal
@@ -11,6 +11,7 @@
 import { resealStepParam, sealedKeyOf } from './engine/sensitive-params.js';
 import { parseStepSpec } from './engine/step-spec.js';
 import type { Services } from './services.js';
+import { appSecretPurpose } from './store/app-store.js';
 
 const PAGE = 200;
 
@@ -52,9 +53,36 @@ export async function resealStepParams(
   return report;
 }
 
+/** App secrets sealed under an earlier key (apps are few: all are read). */
+export async function resealAppSecrets(
+  services: Pick<Services, 'store' | 'secretBox' | 'log'>,
+): Promise<ResealReport> {
+  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  for (const app of await services.store.apps.listApps()) {
+    if (app.secretSealed === '' || !services.secretBox.needsReseal(app.secretSealed)) continue;
+    let sealed: string;
+    try {
+      const purpose = appSecretPurpose(app.appCode);
+      sealed = services.secretBox.seal(services.secretBox.open(app.secretSealed, purpose), purpose);
+    } catch (err) {
+      report.unopenable++;
+      services.log.error({ app: app.appCode, err: (err as Error).message }, 'cannot reseal an app secret');
+      continue;
+    }
+    if (await services.store.apps.resealSecret(app, sealed)) report.resealed++;
+  }
+  return report;
+}
+
+async function resealAll(services: Services): Promise<ResealReport> {
+  const apps = await resealAppSecrets(services);
+  const steps = await resealStepParams(services);
+  return { resealed: apps.resealed + steps.resealed, unopenable: apps.unopenable + steps.unopenable };
+}
+
 /** Runs the reseal without delaying start-up; the outcome is logged. */
 export function resealInBackground(services: Services): void {
-  resealStepParams(services)
+  resealAll(services)
     .then((r) =>
       services.log.info(
         { ...r, keyId: services.secretBox.currentKeyId },

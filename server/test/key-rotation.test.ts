@@ -100,6 +100,15 @@ for (const engine of engines()) {
         );
       const hashParam = 'printf %s "$1" | sha256sum';
 
+      // An app that makes no call between the rotation and dropping the old key.
+      const quietApp = { appCode: 'quiet-app', appSecret: 'quiet-app-secret-1234', username: 'tester' };
+      const created = await admin(server.url, server.adminToken, 'POST', '/apps', {
+        app_code: quietApp.appCode,
+        app_secret: quietApp.appSecret,
+        scopes: [{ type: 'biz', id: 2 }],
+      });
+      assert.equal(created.result, true, created.message);
+
       // Under the old key: one job running across the restart, two stored but not started.
       const running = await submit('in-flight-secret', `sleep 3; ${hashParam}`, true);
       const waiting = await submit('waiting-secret', hashParam, false);
@@ -121,7 +130,7 @@ for (const engine of engines()) {
         return line ? (JSON.parse(line) as { resealed: number; unopenable: number }) : undefined;
       });
       assert.equal(resealed.unopenable, 0);
-      assert.equal(resealed.resealed, 3, 'every stored sensitive parameter moved to the new key');
+      assert.equal(resealed.resealed, 4, 'the quiet app and every sensitive parameter moved to the new key');
       await ranWith(running, 'in-flight-secret');
       await agentBack();
       await start(waiting.job_instance_id);
@@ -134,6 +143,14 @@ for (const engine of engines()) {
       await start(later.job_instance_id);
       await ranWith(later, 'later-secret');
       assert.doesNotMatch(server.output(), /does not open/);
+      const now = Date.now();
+      const quiet = await post(
+        server.url,
+        'get_job_instance_list',
+        { bk_scope_type: 'biz', bk_scope_id: '2', create_time_start: now - 3600_000, create_time_end: now },
+        quietApp,
+      );
+      assert.equal(quiet.result, true, quiet.message);
     });
   });
 }
