@@ -22,10 +22,12 @@ function isSecretKey(key: string): boolean {
 const QUERY_PAIR = /([?&;,\s(]|^)([^=&?#\s"(]+)=([^&#\s"]*)/g;
 const JSON_PAIR = /"([^"\\]+)"\s*:\s*"((?:[^"\\]|\\.)*)"/g;
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g;
+/** Upload URLs carry their token in the path. */
+const UPLOAD_TOKEN = /(\/api\/upload\/)[^/?#\s"]+/g;
 
 /** Redacts secret values in free text: query strings, JSON fragments and bearer credentials. */
 export function redactText(text: string): string {
-  if (!text.includes('=') && !text.includes('"') && !/Bearer|Basic/.test(text)) return text;
+  if (!/[="]|Bearer|Basic|\/api\/upload\//.test(text)) return text;
   const sensitiveParam = /is_param_sensitive"?\s*[=:]\s*"?(1|true)\b/i.test(text);
   const secretValue = (key: string) =>
     isSecretKey(key) || (sensitiveParam && /^script_?param$/i.test(decodeSafe(key)));
@@ -34,7 +36,8 @@ export function redactText(text: string): string {
       secretValue(decodeSafe(key)) ? `${sep}${key}=${REDACTED}` : all,
     )
     .replace(JSON_PAIR, (all, key: string) => (secretValue(key) ? `"${key}":"${REDACTED}"` : all))
-    .replace(BEARER, (_all, scheme: string) => `${scheme} ${REDACTED}`);
+    .replace(BEARER, (_all, scheme: string) => `${scheme} ${REDACTED}`)
+    .replace(UPLOAD_TOKEN, (_all, prefix: string) => `${prefix}${REDACTED}`);
 }
 
 function decodeSafe(s: string): string {

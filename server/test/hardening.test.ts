@@ -391,6 +391,11 @@ for (const engine of engines()) {
       const ok = [first, fast].filter((e) => e.result);
       assert.equal(ok.length, 1, `exactly one upload is kept: ${JSON.stringify([first, fast])}`);
       assert.equal(first.result, true, 'the upload that claimed the URL first is the one kept');
+      assert.equal(
+        fleet.server.output().includes(new URL(entry.upload_url).pathname),
+        false,
+        'upload token logged',
+      );
       assert.equal(fast.code, 1243016);
       const t = await post<{ job_instance_id: number }>(
         fleet.server.url,
