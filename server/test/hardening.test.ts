@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { apiUrl, get, post } from './helpers/api-client.js';
+import { apiUrl, eventually, get, post } from './helpers/api-client.js';
 import type { Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, hostLog, startFleet, waitFinished } from './helpers/fleet.js';
@@ -251,7 +251,7 @@ for (const engine of engines()) {
           script_language: 1,
           account_alias: fleet.account,
           // The script prints a digest: its own output is not what this test is about.
-          script_content: b64('printf %s "$1" | sha256sum'),
+          script_content: b64('printf %s "$1" | sha256sum; sleep 1'),
           script_param: b64(secret),
           is_param_sensitive: 1,
           target_server: { host_id_list: [hostA] },
@@ -259,6 +259,17 @@ for (const engine of engines()) {
         fleet.creds,
       );
       assert.equal(r.result, true, r.message);
+      // While it runs, the agent's task spool holds the request: without the parameter.
+      const spooled = path.join(
+        fleet.agents[0]?.stateDir ?? '',
+        'tasks',
+        `${r.data.step_instance_id}_0_${hostA}`,
+        'task.json',
+      );
+      const request = await eventually(async () =>
+        fs.existsSync(spooled) ? fs.readFileSync(spooled, 'utf8') : undefined,
+      );
+      assert.equal(request.includes(secret), false, 'the agent spool holds the parameter');
       const st = await waitFinished(fleet, r.data.job_instance_id);
       assert.equal(st.job_instance.status, 3, JSON.stringify(st));
       assert.match(
