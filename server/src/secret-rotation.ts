@@ -1,9 +1,10 @@
 /**
- * Resealing after a server key rotation (app secrets and sensitive step parameters). A server started with a new key and the old one among
- * `serverKeysPrevious` opens old values and seals new ones under the new key; at start it also
- * reseals, in the background, every stored value not yet under the current key (and seals the
- * sensitive parameters of steps stored before sealing existed). Once the log reports the reseal
- * done with nothing left, the previous key can be dropped.
+ * Resealing after a server key rotation (app secrets and sensitive step parameters). A server
+ * started with a new key and the old one among `serverKeysPrevious` opens old values and seals
+ * new ones under the new key; at start it also reseals, in the background, every stored value
+ * not yet under the current key (and seals the sensitive parameters of steps stored before
+ * sealing existed). Once the log reports the reseal done with nothing left, the previous key can
+ * be dropped.
  *
  * Rows are found by an index on the key id and rewritten one at a time with a compare-and-set,
  * so several servers of a cluster resealing at once, and jobs running meanwhile, are safe.
