@@ -10,7 +10,7 @@
 import pino from 'pino';
 import type { LoggerOptions } from 'pino';
 
-export const REDACTED = '******';
+export const REDACTED = '***';
 
 const SECRET_KEY = /secret|token|passw|signature|authorization|cookie|server_?key/i;
 const SENSITIVE_FLAG = /^(1|true)$/i;

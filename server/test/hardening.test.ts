@@ -342,7 +342,7 @@ for (const engine of engines()) {
       );
       await fetch(`${fleet.server.url}/nope?bk_app_secret=WRONGSECRET2&token=TOKENSECRET`);
       const out = fleet.server.output();
-      assert.match(out, /bk_app_secret=\*\*\*\*\*\*/, 'request URLs are still logged, redacted');
+      assert.match(out, /bk_app_secret=\*\*\*[&"]/, 'request URLs are still logged, redacted');
       for (const leaked of [
         fleet.creds.appSecret,
         'WRONGSECRET',

@@ -15,6 +15,8 @@ export interface ScriptStepSpec {
   targetServer: TargetServer;
   ignoreError: boolean;
   rolling?: RollingSpec;
+  /** Set when the script came from the library: 2 business, 3 public (ScriptSourceEnum). */
+  library?: { source: 2 | 3; scriptId: string; scriptVersionId: number };
 }
 
 /** mode: 1 pause on failure, 2 ignore failure and continue, 3 wait for a person between batches. */

@@ -23,6 +23,8 @@ import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-lo
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
 import { getLatestServiceVersion } from './get-latest-service-version.js';
+import { SCRIPT_LIBRARY_ENDPOINTS } from './script-library.js';
+import { ACCOUNT_ENDPOINTS } from './accounts.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
@@ -48,4 +50,6 @@ export const ENDPOINTS: readonly Endpoint[] = [
   checkScript,
   getDangerousRuleHitList,
   getLatestServiceVersion,
+  ...SCRIPT_LIBRARY_ENDPOINTS,
+  ...ACCOUNT_ENDPOINTS,
 ];
