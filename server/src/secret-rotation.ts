@@ -1,10 +1,10 @@
 /**
- * Resealing after a server key rotation (app secrets and sensitive step parameters). A server
- * started with a new key and the old one among `serverKeysPrevious` opens old values and seals
- * new ones under the new key; at start it also reseals, in the background, every stored value
- * not yet under the current key (and seals the sensitive parameters of steps stored before
- * sealing existed). Once the log reports the reseal done with nothing left, the previous key can
- * be dropped.
+ * Resealing after a server key rotation (app secrets, account passwords, sensitive step
+ * parameters). A server started with a new key and the old one among `serverKeysPrevious` opens
+ * old values and seals new ones under the new key; at start it also reseals, in the background,
+ * every stored value not yet under the current key (and seals the sensitive parameters of steps
+ * stored before sealing existed). Once the log reports the reseal done with nothing left, the
+ * previous key can be dropped.
  *
  * Rows are found by an index on the key id and rewritten one at a time with a compare-and-set,
  * so several servers of a cluster resealing at once, and jobs running meanwhile, are safe.
@@ -75,10 +75,37 @@ export async function resealAppSecrets(
   return report;
 }
 
+/** Execution account passwords (purpose `account:<id>`, as accounts.ts seals them). */
+export async function resealAccountPasswords(
+  services: Pick<Services, 'store' | 'secretBox' | 'log'>,
+): Promise<ResealReport> {
+  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  for (const { id, sealed } of await services.store.accounts.sealedPasswords()) {
+    if (!services.secretBox.needsReseal(sealed)) continue;
+    let next: string;
+    try {
+      const purpose = `account:${id}`;
+      next = services.secretBox.seal(services.secretBox.open(sealed, purpose), purpose);
+    } catch (err) {
+      report.unopenable++;
+      services.log.error({ account: id, err: (err as Error).message }, 'cannot reseal an account password');
+      continue;
+    }
+    if (await services.store.accounts.resealPassword(id, sealed, next)) report.resealed++;
+  }
+  return report;
+}
+
 async function resealAll(services: Services): Promise<ResealReport> {
-  const apps = await resealAppSecrets(services);
-  const steps = await resealStepParams(services);
-  return { resealed: apps.resealed + steps.resealed, unopenable: apps.unopenable + steps.unopenable };
+  const reports = [
+    await resealAppSecrets(services),
+    await resealAccountPasswords(services),
+    await resealStepParams(services),
+  ];
+  return {
+    resealed: reports.reduce((n, r) => n + r.resealed, 0),
+    unopenable: reports.reduce((n, r) => n + r.unopenable, 0),
+  };
 }
 
 /** Runs the reseal without delaying start-up; the outcome is logged. */

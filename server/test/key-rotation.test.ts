@@ -109,6 +109,22 @@ for (const engine of engines()) {
       });
       assert.equal(created.result, true, created.message);
 
+      // An account whose password is sealed under the old key.
+      const windows = await post(
+        server.url,
+        'create_account',
+        {
+          bk_scope_type: 'biz',
+          bk_scope_id: '2',
+          account: 'svc_win',
+          type: 2,
+          category: 1,
+          password: 'win-password-1234',
+        },
+        fleet().creds,
+      );
+      assert.equal(windows.result, true, windows.message);
+
       // Under the old key: one job running across the restart, two stored but not started.
       const running = await submit('in-flight-secret', `sleep 3; ${hashParam}`, true);
       const waiting = await submit('waiting-secret', hashParam, false);
@@ -130,7 +146,11 @@ for (const engine of engines()) {
         return line ? (JSON.parse(line) as { resealed: number; unopenable: number }) : undefined;
       });
       assert.equal(resealed.unopenable, 0);
-      assert.equal(resealed.resealed, 4, 'the quiet app and every sensitive parameter moved to the new key');
+      assert.equal(
+        resealed.resealed,
+        5,
+        'the quiet app, the account password and every sensitive parameter moved to the new key',
+      );
       await ranWith(running, 'in-flight-secret');
       await agentBack();
       await start(waiting.job_instance_id);
@@ -142,7 +162,8 @@ for (const engine of engines()) {
       await agentBack();
       await start(later.job_instance_id);
       await ranWith(later, 'later-secret');
-      assert.doesNotMatch(server.output(), /does not open/);
+      assert.doesNotMatch(server.output(), /does not open|cannot reseal/);
+      assert.match(server.output(), /"resealed":0,"unopenable":0/);
       const now = Date.now();
       const quiet = await post(
         server.url,
