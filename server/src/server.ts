@@ -3,7 +3,6 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { requestSerializer } from './log-redaction.js';
 import { AgentHub } from './agent-link/agent-hub.js';
 import { Authenticator } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
@@ -12,6 +11,8 @@ import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
 import { createLogger } from './logger.js';
 import { operatorAuthFor } from './operators/operator-setup.js';
+import { redactingLogOptions } from './log-redaction.js';
+import { resealInBackground } from './secret-rotation.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { appSecretPurpose } from './store/app-store.js';
@@ -28,7 +29,7 @@ export interface RunningServer {
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const log = createLogger(
-    { level: config.logLevel, base: { service: 'jobfleet-server' }, serializers: { req: requestSerializer } },
+    { level: config.logLevel, base: { service: 'jobfleet-server' }, ...redactingLogOptions() },
     config.logFormat,
   );
   const secrets = resolveSecrets(config);
@@ -69,6 +70,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${shownHost}:${port}`;
   log.info({ url }, 'jobfleet server listening');
+  resealInBackground(services);
 
   let closing: Promise<void> | undefined;
   return {
