@@ -14,6 +14,7 @@ import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
 import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
 import type { Host } from '../store/inventory-store.js';
+import { registerAuditRoutes } from './audit-routes.js';
 
 const ScopeGrant = z.object({ type: z.enum(['biz', 'biz_set']), id: zLong });
 
@@ -250,6 +251,8 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
         services.auth.forget(a.app_code);
         return ok(req, { app_code: a.app_code, scopes: a.scopes });
       });
+
+      registerAuditRoutes(admin, services);
     },
     { prefix: '/api/admin' },
   );

@@ -19,6 +19,8 @@ import { RawJson } from './raw-json.js';
 import { ApiError } from './error-catalogue.js';
 import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
+import { RateLimited } from './rate-limits.js';
+import { attribute, installWriteAudit } from '../audit/write-audit.js';
 
 /** Turns anything thrown into an ApiError; unexpected errors are logged with their stack and hidden. */
 export function toApiError(err: unknown, req: FastifyRequest): ApiError {
@@ -67,6 +69,21 @@ function parseJsonBody(
 }
 
 const API_PREFIXES = ['/api/c/compapi/v2/jobv3', '/api/v3', '/api/v3/system'] as const;
+const API_ROUTES: ReadonlySet<string> = new Set(API_PREFIXES.map((p) => `${p}/:name`));
+
+function objectParam(v: unknown, key: string): unknown {
+  return v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
+}
+
+/** Waits for a rate-limit check; a flood past the limit gets one audit entry per window, not one per call. */
+async function rateLimited(req: FastifyRequest, check: Promise<void>): Promise<void> {
+  try {
+    await check;
+  } catch (err) {
+    if (err instanceof RateLimited && !err.firstInWindow) attribute(req, { skip: true });
+    throw err;
+  }
+}
 
 export function buildHttpApp(services: Services, endpoints: readonly Endpoint[]): FastifyInstance {
   const app = Fastify({
@@ -89,11 +106,16 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'store unreachable' });
   });
 
+  const byName = new Map(endpoints.map((e) => [e.name, e]));
+  installWriteAudit(app, services.auditTrail, (req) => {
+    const endpoint = byName.get(String(objectParam(req.params, 'name')));
+    return endpoint?.audited && API_ROUTES.has(req.routeOptions.url ?? '') ? endpoint.name : undefined;
+  });
+
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);
   registerFileRoutes(app, services);
 
-  const byName = new Map(endpoints.map((e) => [e.name, e]));
   const scopes = new CachedScopeLookup(services.store.inventory);
   for (const prefix of API_PREFIXES) {
     app.route({
@@ -115,8 +137,13 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
             reason: `${name} accepts GET and POST only (got ${req.method})`,
           });
         }
+        await rateLimited(req, services.limits.takeAddress(req.ip));
         const raw = requestParams(req);
-        const caller = await services.auth.authenticate(extractCredentials(req.headers, raw));
+        const creds = extractCredentials(req.headers, raw);
+        attribute(req, { appCode: creds.appCode?.slice(0, 128), username: creds.username?.slice(0, 128) });
+        const caller = await services.auth.authenticate(creds);
+        attribute(req, { appCode: caller.appCode, username: caller.username });
+        await rateLimited(req, services.limits.takeApp(caller.appCode));
         const ctx: EndpointContext = {
           services,
           caller,
@@ -129,6 +156,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           const fields = ScopeFields.safeParse(raw, { reportInput: true });
           if (!fields.success) throw zodFailure(fields.error);
           ctx.scope = await resolveScope(scopes, fields.data);
+          attribute(req, { scopeType: ctx.scope.type, scopeId: String(ctx.scope.id) });
           await assertScopeGranted(scopes, caller, ctx.scope);
         }
         const data = await endpoint.run(ctx, raw);
