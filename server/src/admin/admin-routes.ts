@@ -15,6 +15,7 @@ import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
 import type { Host } from '../store/inventory-store.js';
 import { registerAuditRoutes } from './audit-routes.js';
+import { registerAgentTrustRoutes } from './agent-trust-routes.js';
 
 const ScopeGrant = z.object({ type: z.enum(['biz', 'biz_set']), id: zLong });
 
@@ -253,6 +254,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
       });
 
       registerAuditRoutes(admin, services);
+      registerAgentTrustRoutes(admin, services);
     },
     { prefix: '/api/admin' },
   );

@@ -28,7 +28,8 @@ class WindowLimit {
     private readonly perSecond: number,
     keyPrefix: string,
   ) {
-    this.limiter = perSecond > 0 ? new RateLimiterMemory({ points: perSecond, duration: 1, keyPrefix }) : undefined;
+    this.limiter =
+      perSecond > 0 ? new RateLimiterMemory({ points: perSecond, duration: 1, keyPrefix }) : undefined;
   }
 
   async take(key: string, who: string): Promise<void> {

@@ -5,7 +5,11 @@ import type { AuditStore } from '../store/audit-store.js';
 const EVERY_MS = 3600_000;
 const DAY_MS = 24 * 3600_000;
 
-export async function pruneAudit(store: AuditStore, retentionDays: number, now = Date.now()): Promise<number> {
+export async function pruneAudit(
+  store: AuditStore,
+  retentionDays: number,
+  now = Date.now(),
+): Promise<number> {
   if (retentionDays <= 0) return 0;
   return store.prune(now - retentionDays * DAY_MS);
 }

@@ -333,6 +333,17 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
         await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
       },
     },
+    '0013_agent_trust': {
+      async up(db: AnyDb) {
+        await db.schema.alterTable('host').addColumn('agent_revoked_at', 'bigint').execute();
+        await db.schema
+          .createTable('server_setting')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

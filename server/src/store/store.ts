@@ -5,6 +5,7 @@
 import type { Kysely } from 'kysely';
 import { AppStore } from './app-store.js';
 import { AuditStore } from './audit-store.js';
+import { AgentTrustStore } from './agent-trust-store.js';
 import { openEngine } from './engines.js';
 import type { EngineCapabilities } from './engines.js';
 import { ExecutionStore } from './execution-store.js';
@@ -23,6 +24,7 @@ export class Store {
   readonly rules: RuleStore;
   readonly audit: AuditStore;
   readonly quotas: QuotaStore;
+  readonly agentTrust: AgentTrustStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -36,6 +38,7 @@ export class Store {
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db);
     this.quotas = new QuotaStore(db);
+    this.agentTrust = new AgentTrustStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */
