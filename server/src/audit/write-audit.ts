@@ -62,12 +62,15 @@ function targetOf(...sources: Record<string, unknown>[]): string {
     for (const s of sources) {
       const v = idValue(s[key]);
       if (v !== undefined) {
-        found.set(label, `${label}:${v}`);
+        found.set(label, v);
         break;
       }
     }
   }
-  return [...found.values()].join(' ');
+  // A bare route id (`/hosts/:id/biz`) that a named id already gives says nothing more.
+  const id = found.get('id');
+  if (id !== undefined && [...found].some(([label, v]) => label !== 'id' && v === id)) found.delete('id');
+  return [...found].map(([label, v]) => `${label}:${v}`).join(' ');
 }
 
 function envelopeOf(payload: unknown): { result: boolean; code: number; data: Record<string, unknown> } {
