@@ -135,22 +135,22 @@ export const CONFIG_KEYS = {
   apiRatePerApp: {
     schema: int(0).default(5000),
     env: 'JOBFLEET_API_RATE_PER_APP',
-    doc: 'API calls one app may make per second (0: no limit); over it, 1240429',
+    doc: 'API calls one app may make per second (0: no limit)',
   },
   apiRatePerAddress: {
     schema: int(0).default(5000),
     env: 'JOBFLEET_API_RATE_PER_ADDRESS',
-    doc: 'API calls one client address may make per second, counted before authentication (0: no limit); over it, 1240429',
+    doc: 'API calls one client address may make per second, counted before authentication (0: no limit)',
   },
   maxRunningJobsPerScope: {
     schema: int(0).default(5000),
     env: 'JOBFLEET_MAX_RUNNING_JOBS_PER_SCOPE',
-    doc: 'running jobs one business or business set may have at once (0: no limit); a submission over it gets 1244032',
+    doc: 'running jobs one business or business set may have at once (0: no limit)',
   },
   maxRunningHostsPerScope: {
     schema: int(0).default(1000000),
     env: 'JOBFLEET_MAX_RUNNING_HOSTS_PER_SCOPE',
-    doc: 'hosts in the running jobs of one business or business set (0: no limit); a submission over it gets 1244901',
+    doc: 'hosts in the running jobs of one business or business set (0: no limit)',
   },
   auditRetentionDays: {
     schema: int(0).default(365),

@@ -44,6 +44,8 @@ export interface Endpoint {
   systemOnly: boolean;
   scoped: boolean;
   audited: boolean;
+  /** The input schema (also read by the fuzz suite to learn each endpoint's fields). */
+  input: z.ZodType;
   run(ctx: EndpointContext, raw: Record<string, unknown>): Promise<unknown>;
 }
 
@@ -70,6 +72,7 @@ export function defineEndpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endp
     systemOnly: spec.systemOnly ?? false,
     scoped: spec.scoped ?? true,
     audited: spec.audited ?? spec.kind === 'write',
+    input: spec.input,
     async run(ctx, raw) {
       const parsed = spec.input.safeParse(raw, { reportInput: true });
       if (!parsed.success) throw zodFailure(parsed.error, spec.fieldErrors);
