@@ -12,6 +12,7 @@ import { ExecutionStore } from './execution-store.js';
 import { FileStore } from './file-store.js';
 import { InventoryStore } from './inventory-store.js';
 import { migrateToLatest, ping } from './migrations.js';
+import { NonceStore } from './nonce-store.js';
 import { QuotaStore } from './quota-store.js';
 import { RuleStore } from './rule-store.js';
 import type { Database } from './schema.js';
@@ -23,6 +24,7 @@ export class Store {
   readonly files: FileStore;
   readonly rules: RuleStore;
   readonly audit: AuditStore;
+  readonly nonces: NonceStore;
   readonly quotas: QuotaStore;
   readonly agentTrust: AgentTrustStore;
 
@@ -37,6 +39,7 @@ export class Store {
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db);
+    this.nonces = new NonceStore(db, caps);
     this.quotas = new QuotaStore(db);
     this.agentTrust = new AgentTrustStore(db);
   }
