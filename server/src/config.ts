@@ -133,12 +133,12 @@ export const CONFIG_KEYS = {
     doc: 'server log level',
   },
   apiRatePerApp: {
-    schema: int(0).default(5000),
+    schema: int(0).default(20000),
     env: 'JOBFLEET_API_RATE_PER_APP',
     doc: 'API calls one app may make per second (0: no limit)',
   },
   apiRatePerAddress: {
-    schema: int(0).default(5000),
+    schema: int(0).default(20000),
     env: 'JOBFLEET_API_RATE_PER_ADDRESS',
     doc: 'API calls one client address may make per second, counted before authentication (0: no limit)',
   },

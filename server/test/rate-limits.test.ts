@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
-import { eventually, get, post } from './helpers/api-client.js';
+import { admin, eventually, get, post } from './helpers/api-client.js';
 import type { Envelope } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { b64, jobCount, runScript, startFleet, waitFinished } from './helpers/fleet.js';
@@ -65,6 +65,27 @@ for (const engine of engines()) {
       assert.ok(refused.length >= PER_APP, `refusals: ${burst.map((r) => r.code).join(',')}`);
       assert.match(refused[0]?.message ?? '', /app test-app: at most 5 per second; retry in \d+ ms/);
       assert.equal(refused[0]?.result, false);
+      await recovered();
+    });
+
+    test('a flood of refused writes leaves one audit entry per window, not one per call', async () => {
+      await recovered();
+      const burst = await Promise.all(
+        Array.from({ length: PER_APP * 4 }, () =>
+          post(fleet.server.url, 'delete_dangerous_rule', { id: 999_999 }, fleet.creds),
+        ),
+      );
+      const limited = burst.filter((r) => r.code === RATE_LIMITED).length;
+      assert.ok(limited >= PER_APP * 2, `codes: ${burst.map((r) => r.code).join(',')}`);
+      const entries = await admin<{ entries: { code: number; outcome: string }[] }>(
+        fleet.server.url,
+        fleet.server.adminToken,
+        'GET',
+        '/audit?action=delete_dangerous_rule&limit=1000',
+      );
+      const limitedEntries = entries.data.entries.filter((e) => e.code === RATE_LIMITED);
+      assert.ok(limitedEntries.length >= 1 && limitedEntries.length <= 2, `${limitedEntries.length} entries`);
+      assert.equal(entries.data.entries.length, burst.length - limited + limitedEntries.length);
       await recovered();
     });
 
