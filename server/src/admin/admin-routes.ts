@@ -83,6 +83,7 @@ export function hostView(h: Host) {
     agent_version: h.agent_version,
     last_heartbeat: h.last_heartbeat,
     bk_biz_id: h.biz_id,
+    agent_revoked_at: h.agent_revoked_at === null ? null : Number(h.agent_revoked_at),
   };
 }
 
