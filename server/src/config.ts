@@ -140,7 +140,7 @@ export const CONFIG_KEYS = {
   apiRatePerAddress: {
     schema: int(0).default(20000),
     env: 'JOBFLEET_API_RATE_PER_ADDRESS',
-    doc: 'API calls one client address may make per second, counted before authentication (0: no limit)',
+    doc: 'calls one client address may make per second under /api/ (BK-JOB API, admin API, uploads) and to agent registration, counted before authentication (0: no limit)',
   },
   maxRunningJobsPerScope: {
     schema: int(0).default(5000),

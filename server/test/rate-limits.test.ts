@@ -103,6 +103,16 @@ for (const engine of engines()) {
       );
       assert.match(limited[0]?.message ?? '', /address 127\.0\.0\.1/);
       await recovered();
+
+      // The admin token is guarded the same way.
+      const guesses = await Promise.all(
+        Array.from({ length: PER_ADDRESS * 2 }, () =>
+          admin(fleet.server.url, 'guessed-admin-token', 'GET', '/apps'),
+        ),
+      );
+      assert.ok(guesses.some((r) => r.code === RATE_LIMITED));
+      assert.ok(guesses.some((r) => r.code === ERROR_CATALOGUE.ADMIN_AUTH_FAILED.code));
+      await recovered();
     });
 
     test('running jobs and hosts per scope: refused over either quota, accepted once jobs end', async () => {

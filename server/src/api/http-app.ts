@@ -7,6 +7,7 @@
  */
 import crypto from 'node:crypto';
 import Fastify from 'fastify';
+import { AGENT_REGISTER_PATH } from '@jobfleet/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
 import { registerAdminRoutes } from '../admin/admin-routes.js';
@@ -117,6 +118,12 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     const endpoint = byName.get(String(objectParam(req.params, 'name')));
     return endpoint?.audited && API_ROUTES.has(req.routeOptions.url ?? '') ? endpoint.name : undefined;
   });
+  // Before anything else, authentication included: guessing an app secret, the admin token or
+  // the bootstrap token is throttled like any other call from that address.
+  app.addHook('onRequest', async (req) => {
+    if (req.url.startsWith('/api/') || req.url.startsWith(AGENT_REGISTER_PATH))
+      await rateLimited(req, services.limits.takeAddress(req.ip));
+  });
 
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);
@@ -143,7 +150,6 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
             reason: `${name} accepts GET and POST only (got ${req.method})`,
           });
         }
-        await rateLimited(req, services.limits.takeAddress(req.ip));
         const raw = requestParams(req);
         const creds = extractCredentials(req.headers, raw);
         attribute(req, { appCode: creds.appCode?.slice(0, 128), username: creds.username?.slice(0, 128) });
