@@ -26,6 +26,7 @@ import type { ServerProcess } from './helpers/processes.js';
 
 const RUNS = Number(process.env.JOBFLEET_FUZZ_RUNS ?? 250);
 const SEED = Number(process.env.JOBFLEET_FUZZ_SEED ?? 20261129);
+const ADMIN_RUNS = Math.ceil(RUNS / 3);
 const INTERNAL = ERROR_CATALOGUE.INTERNAL_ERROR.code;
 
 /** Values that reach past validation into the handlers (existing ids, the seeded scope, ...). */
@@ -168,8 +169,11 @@ const VALID: Record<string, Record<string, unknown>> = {
 const DROP = Symbol('drop');
 
 /** The valid request with a field or two replaced by generated values or left out. */
-function nearValid(endpoint: Endpoint): fc.Arbitrary<Record<string, unknown>> {
-  const valid = VALID[endpoint.name] ?? {};
+function nearValid(target: {
+  name: string;
+  valid?: Record<string, unknown>;
+}): fc.Arbitrary<Record<string, unknown>> {
+  const valid = target.valid ?? VALID[target.name] ?? {};
   const fields = Object.fromEntries(
     Object.entries(valid).map(([k, v]) => [
       k,
@@ -273,6 +277,120 @@ async function send(server: ServerProcess, c: Call): Promise<{ status: number; t
   return { status: res.status, text: await res.text() };
 }
 
+/** Checks the answer is the envelope, HTTP 200, result and code agreeing, not an internal error. */
+function envelopeOf({ status, text }: { status: number; text: string }): Record<string, unknown> {
+  const env = JSON.parse(text) as Record<string, unknown>;
+  // The one documented exception: a path no route serves (an empty id segment) is a 404 envelope.
+  assert.equal(status, env.code === ERROR_CATALOGUE.NOT_FOUND.code ? 404 : 200, text);
+  assert.equal(typeof env.result, 'boolean', text);
+  assert.equal(typeof env.code, 'number', text);
+  assert.equal(typeof env.message, 'string', text);
+  assert.equal(typeof env.request_id, 'string', text);
+  assert.equal(env.job_request_id, env.request_id);
+  assert.equal(env.result, env.code === 0, text);
+  assert.notEqual(env.code, INTERNAL, text);
+  if (!env.result) assert.equal(env.data, null, text);
+  return env;
+}
+
+/** Admin routes with a valid request each against the seeded state. */
+const ADMIN_ROUTES: { method: 'GET' | 'POST'; path: string; valid: Record<string, unknown> }[] = [
+  { method: 'POST', path: '/biz', valid: { id: 5, name: 'five' } },
+  { method: 'POST', path: '/biz_set', valid: { id: 8_000_002, name: 'set two', biz_ids: [2] } },
+  { method: 'POST', path: '/hosts', valid: { ip: '10.1.0.1', bk_biz_id: 2 } },
+  { method: 'POST', path: '/hosts/:id/biz', valid: { bk_biz_id: 2 } },
+  { method: 'POST', path: '/topology/sets', valid: { bk_biz_id: 2, name: 'set' } },
+  { method: 'POST', path: '/topology/modules', valid: { bk_biz_id: 2, set_id: 1, name: 'module' } },
+  { method: 'POST', path: '/topology/modules/:id/hosts', valid: { host_ids: [1] } },
+  {
+    method: 'POST',
+    path: '/dynamic_groups',
+    valid: { bk_biz_id: 2, name: 'g', filter: { ip: ['10.0.0.0/8'] } },
+  },
+  { method: 'POST', path: '/accounts', valid: { bk_biz_id: 2, alias: 'fuzz', os_user: 'nobody' } },
+  {
+    method: 'POST',
+    path: '/apps',
+    valid: { app_code: 'fuzz-app', app_secret: 'fuzz-app-secret', scopes: [{ type: 'biz', id: 2 }] },
+  },
+  { method: 'POST', path: '/agents/:id/revoke', valid: {} },
+  { method: 'POST', path: '/agents/:id/readmit', valid: {} },
+  { method: 'POST', path: '/hosts/:id/identity', valid: { ip: '10.2.0.1' } },
+  { method: 'POST', path: '/agents/bootstrap-token', valid: {} },
+  { method: 'GET', path: '/biz', valid: {} },
+  { method: 'GET', path: '/hosts', valid: { bk_biz_id: 2 } },
+  { method: 'GET', path: '/topology', valid: { bk_biz_id: 2 } },
+  { method: 'GET', path: '/dynamic_groups', valid: { bk_biz_id: 2 } },
+  { method: 'GET', path: '/accounts', valid: { bk_biz_id: 2 } },
+  { method: 'GET', path: '/apps', valid: {} },
+  { method: 'GET', path: '/audit', valid: { limit: 5, outcome: 'refused' } },
+];
+
+interface AdminCall {
+  method: 'GET' | 'POST';
+  path: string;
+  token: 'right' | 'wrong' | 'none';
+  params: Record<string, unknown>;
+}
+
+const adminCallArb: fc.Arbitrary<AdminCall> = fc.constantFrom(...ADMIN_ROUTES).chain((route) =>
+  fc.record({
+    method: fc.constant(route.method),
+    path: fc
+      .oneof({ weight: 4, arbitrary: id.map(String) }, { weight: 1, arbitrary: fc.string({ maxLength: 20 }) })
+      .map((v) => route.path.replace(':id', encodeURIComponent(v))),
+    token: fc.constantFrom<AdminCall['token']>('right', 'right', 'right', 'right', 'wrong', 'none'),
+    params: fc.oneof(
+      {
+        weight: 3,
+        arbitrary: nearValid({ name: '', valid: route.valid }),
+      },
+      { weight: 1, arbitrary: fc.dictionary(fc.string({ maxLength: 12 }), any, { maxKeys: 4 }) },
+    ),
+  }),
+);
+
+async function sendAdmin(server: ServerProcess, c: AdminCall): Promise<{ status: number; text: string }> {
+  const headers: Record<string, string> = {};
+  if (c.token !== 'none')
+    headers.authorization = `Bearer ${c.token === 'right' ? server.adminToken : 'guessed-admin-token'}`;
+  const q =
+    c.method === 'GET'
+      ? `?${new URLSearchParams(Object.entries(c.params).map(([k, v]): [string, string] => [k, asQueryValue(v)]))}`
+      : '';
+  const res = await fetch(`${server.url}/api/admin${c.path}${q}`, {
+    method: c.method,
+    headers,
+    ...(c.method === 'POST' ? { body: JSON.stringify(c.params) } : {}),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/** The inventory, apps and settings an admin write could change. */
+async function adminFingerprint(store: Store): Promise<string> {
+  const tables = [
+    'biz',
+    'biz_set',
+    'biz_set_member',
+    'host',
+    'topo_set',
+    'topo_module',
+    'host_module',
+    'dynamic_group',
+    'account',
+    'app',
+    'server_setting',
+  ];
+  const out: Record<string, string[]> = {};
+  for (const t of tables) {
+    const rows = await sql<Record<string, unknown>>`select * from ${sql.table(t)}`.execute(store.db);
+    out[t] = rows.rows
+      .map((r) => JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)))
+      .sort();
+  }
+  return JSON.stringify(out);
+}
+
 /** What a write could change, read straight from the store (the audit log aside: it records refusals). */
 async function fingerprint(store: Store): Promise<string> {
   const counts = await sql<Record<string, unknown>>`select
@@ -337,19 +455,9 @@ for (const engine of engines()) {
         fc.asyncProperty(callArb, async (c) => {
           const write = c.endpoint.kind === 'write';
           const beforeState = write ? await fingerprint(store) : '';
-          const { status, text } = await send(server, c);
-          assert.equal(status, 200, text);
-          const env = JSON.parse(text) as Record<string, unknown>;
-          assert.equal(typeof env.result, 'boolean', text);
-          assert.equal(typeof env.code, 'number', text);
-          assert.equal(typeof env.message, 'string', text);
-          assert.equal(typeof env.request_id, 'string', text);
-          assert.equal(env.job_request_id, env.request_id);
-          assert.equal(env.result, env.code === 0, text);
-          assert.notEqual(env.code, INTERNAL, text);
+          const env = envelopeOf(await send(server, c));
           codes.set(env.code as number, (codes.get(env.code as number) ?? 0) + 1);
           if (!env.result) {
-            assert.equal(env.data, null, text);
             if (write)
               assert.equal(
                 await fingerprint(store),
@@ -369,6 +477,27 @@ for (const engine of engines()) {
       );
       assert.ok((codes.get(0) ?? 0) > 0, 'some generated requests succeed');
       assert.ok(codes.size >= 8, 'generated requests reach many different checks');
+    });
+
+    test(`${ADMIN_RUNS} generated admin API calls: the envelope, no internal error, refusals change nothing`, async (t) => {
+      const codes = new Map<number, number>();
+      await fc.assert(
+        fc.asyncProperty(adminCallArb, async (c) => {
+          const write = c.method === 'POST';
+          const beforeState = write ? await adminFingerprint(store) : '';
+          const env = envelopeOf(await sendAdmin(server, c));
+          codes.set(env.code as number, (codes.get(env.code as number) ?? 0) + 1);
+          if (!env.result && write)
+            assert.equal(
+              await adminFingerprint(store),
+              beforeState,
+              `a refused admin POST ${c.path} changed the store`,
+            );
+        }),
+        { numRuns: ADMIN_RUNS, seed: SEED, endOnFailure: true },
+      );
+      t.diagnostic(`codes answered: ${[...codes].map(([c, n]) => `${c}x${n}`).join(' ')}`);
+      assert.ok((codes.get(0) ?? 0) > 0, 'some generated calls succeed');
     });
   });
 }
