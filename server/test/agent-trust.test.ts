@@ -4,10 +4,8 @@
  * admin moves the host; the bootstrap token rotates without touching registered agents.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { AGENT_LINK_PATH, AGENT_REGISTER_PATH } from '@jobfleet/protocol';
@@ -17,10 +15,9 @@ import type { Envelope } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { b64, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { CLI, startAgent, stopAll } from './helpers/processes.js';
+import { adminCli } from './helpers/admin-cli.js';
+import { startAgent, stopAll } from './helpers/processes.js';
 import type { AgentProcess } from './helpers/processes.js';
-
-const run = promisify(execFile);
 
 for (const engine of engines()) {
   describe(`agent trust on ${engine}`, () => {
@@ -38,16 +35,7 @@ for (const engine of engines()) {
     });
     after(stopAll);
 
-    const cli = (...args: string[]) =>
-      run(process.execPath, [
-        CLI,
-        'admin',
-        '--server',
-        fleet.server.url,
-        '--admin-token',
-        fleet.server.adminToken,
-        ...args,
-      ]).then((r) => JSON.parse(r.stdout) as Record<string, unknown>);
+    const cli = (...args: string[]) => adminCli(fleet.server, ...args);
     const register = async (token: string, ip: string) => {
       const res = await fetch(new URL(AGENT_REGISTER_PATH, fleet.server.url), {
         method: 'POST',

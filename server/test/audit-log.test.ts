@@ -5,35 +5,19 @@
  * (filters, paging) and the CLI; pruned past the retention window.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
+import type { AuditEntryView } from '../src/admin/audit-routes.js';
 import { pruneAudit } from '../src/audit/audit-retention.js';
 import { Store } from '../src/store/store.js';
 import { admin, get, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { b64, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { CLI, stopAll, tempDir } from './helpers/processes.js';
+import { adminCli } from './helpers/admin-cli.js';
+import { stopAll, tempDir } from './helpers/processes.js';
 
-const run = promisify(execFile);
-
-interface Entry {
-  id: number;
-  at: number;
-  actor_kind: string;
-  app_code: string;
-  username: string;
-  scope_type: string;
-  scope_id: string;
-  action: string;
-  target: string;
-  outcome: string;
-  code: number;
-  source_ip: string;
-  detail: Record<string, unknown>;
-}
+type Entry = AuditEntryView;
 interface Page {
   entries: Entry[];
   next_before_id: number | null;
@@ -240,13 +224,8 @@ for (const engine of engines()) {
     });
 
     test('jobfleet admin audit prints the entries', async () => {
-      const { stdout } = await run(process.execPath, [
-        CLI,
-        'admin',
-        '--server',
-        fleet.server.url,
-        '--admin-token',
-        fleet.server.adminToken,
+      const page = await adminCli<Page>(
+        fleet.server,
         'audit',
         '--action',
         'fast_execute_script',
@@ -254,8 +233,7 @@ for (const engine of engines()) {
         'ok',
         '--since',
         new Date(Date.now() - 3600_000).toISOString(),
-      ]);
-      const page = JSON.parse(stdout) as Page;
+      );
       assert.ok(page.entries.length >= 1);
       assert.ok(page.entries.every((e) => e.action === 'fast_execute_script' && e.outcome === 'ok'));
     });

@@ -19,10 +19,13 @@ const AuditQuery = z.object({
   limit: zLong.pipe(z.number().min(1).max(1000)).default(100),
 });
 
+/** An audit entry as the admin API answers it. */
+export type AuditEntryView = ReturnType<typeof entryView>;
+
 function entryView(e: AuditEntry) {
-  let detail: unknown;
+  let detail: Record<string, unknown>;
   try {
-    detail = JSON.parse(e.detail);
+    detail = JSON.parse(e.detail) as Record<string, unknown>;
   } catch {
     detail = {};
   }
