@@ -398,7 +398,10 @@ async function fingerprint(store: Store): Promise<string> {
       (select count(*) from step_instance) as steps,
       (select count(*) from host_task) as host_tasks,
       (select count(*) from stored_file) as files,
-      (select count(*) from callback) as callbacks`.execute(store.db);
+      (select count(*) from callback) as callbacks,
+      (select count(*) from script) as scripts,
+      (select count(*) from script_version) as script_versions,
+      (select count(*) from account) as accounts`.execute(store.db);
   const rules = await store.db.selectFrom('dangerous_rule').selectAll().orderBy('id').execute();
   return JSON.stringify({ counts: counts.rows[0], rules }, (_k, v: unknown) =>
     typeof v === 'bigint' ? String(v) : v,

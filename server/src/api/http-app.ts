@@ -10,11 +10,13 @@ import Fastify from 'fastify';
 import { AGENT_REGISTER_PATH } from '@jobfleet/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { registerAdminRoutes } from '../admin/admin-routes.js';
+import { assertAdminToken, registerAdminRoutes } from '../admin/admin-routes.js';
 import { registerAgentRoutes } from '../agent-link/registration.js';
 import { registerFileRoutes } from '../files/file-routes.js';
 import { signedRequestOf } from './app-signature.js';
 import { extractCredentials } from './auth.js';
+import type { Caller } from './auth.js';
+import { PUBLIC_SCRIPT_PERMISSION } from './endpoints/script-library.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope.js';
 import { RawJson } from './raw-json.js';
@@ -77,6 +79,8 @@ function parseJsonBody(
 
 const API_PREFIXES = ['/api/c/compapi/v2/jobv3', '/api/v3', '/api/v3/system'] as const;
 const API_ROUTES: ReadonlySet<string> = new Set(API_PREFIXES.map((p) => `${p}/:name`));
+/** The BK-JOB endpoints served to the admin token (see below). */
+const ADMIN_API_ROUTE = '/api/admin/v3/:name';
 
 function objectParam(v: unknown, key: string): unknown {
   return v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
@@ -115,8 +119,10 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
 
   const byName = new Map(endpoints.map((e) => [e.name, e]));
   installWriteAudit(app, services.auditTrail, (req) => {
+    const route = req.routeOptions.url ?? '';
+    if (!API_ROUTES.has(route) && route !== ADMIN_API_ROUTE) return undefined;
     const endpoint = byName.get(String(objectParam(req.params, 'name')));
-    return endpoint?.audited && API_ROUTES.has(req.routeOptions.url ?? '') ? endpoint.name : undefined;
+    return endpoint?.audited ? endpoint.name : null;
   });
   // Before anything else, authentication included: guessing an app secret, the admin token or
   // the bootstrap token is throttled like any other call from that address.
@@ -159,27 +165,57 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
         });
         attribute(req, { appCode: caller.appCode, username: caller.username });
         await rateLimited(req, services.limits.takeApp(caller.appCode));
-        const ctx: EndpointContext = {
-          services,
-          caller,
-          scope: { type: 'biz', id: 0, name: '', bizIds: [] },
-          requestId: req.id,
-          baseUrl: `${req.protocol}://${req.headers.host ?? `127.0.0.1:${services.config.port}`}`,
-          log: req.log,
-        };
-        if (endpoint.scoped) {
-          const fields = ScopeFields.safeParse(raw, { reportInput: true });
-          if (!fields.success) throw zodFailure(fields.error);
-          ctx.scope = await resolveScope(scopes, fields.data);
-          attribute(req, { scopeType: ctx.scope.type, scopeId: String(ctx.scope.id) });
-          await assertScopeGranted(scopes, caller, ctx.scope);
-        }
-        const data = await endpoint.run(ctx, raw);
-        reply.header('content-type', 'application/json; charset=utf-8');
-        if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));
-        return reply.send(successEnvelope(data, req.id));
+        return runEndpoint(endpoint, raw, caller, req, reply);
       },
     });
+  }
+
+  /**
+   * The same endpoints for the admin token, acting as the platform (every scope, every
+   * permission): how `jobfleet admin script|account ...` works without a BK app.
+   */
+  app.post('/api/admin/v3/:name', async (req, reply) => {
+    assertAdminToken(req, services);
+    const name = (req.params as { name: string }).name;
+    const endpoint = byName.get(name);
+    if (!endpoint) throw new ApiError('BAD_REQUEST', { reason: `unknown API ${name}` });
+    const user = req.headers['x-bk-username'];
+    const caller: Caller = {
+      appCode: 'admin',
+      username: typeof user === 'string' && user !== '' ? user : 'admin',
+      scopes: 'all',
+      permissions: [PUBLIC_SCRIPT_PERMISSION],
+    };
+    attribute(req, { username: caller.username });
+    return runEndpoint(endpoint, requestParams(req), caller, req, reply);
+  });
+
+  async function runEndpoint(
+    endpoint: Endpoint,
+    raw: Record<string, unknown>,
+    caller: Caller,
+    req: FastifyRequest,
+    reply: FastifyReply,
+  ) {
+    const ctx: EndpointContext = {
+      services,
+      caller,
+      scope: { type: 'biz', id: 0, name: '', bizIds: [] },
+      requestId: req.id,
+      baseUrl: `${req.protocol}://${req.headers.host ?? `127.0.0.1:${services.config.port}`}`,
+      log: req.log,
+    };
+    if (endpoint.scoped) {
+      const fields = ScopeFields.safeParse(raw, { reportInput: true });
+      if (!fields.success) throw zodFailure(fields.error);
+      ctx.scope = await resolveScope(scopes, fields.data);
+      attribute(req, { scopeType: ctx.scope.type, scopeId: String(ctx.scope.id) });
+      await assertScopeGranted(scopes, caller, ctx.scope);
+    }
+    const data = await endpoint.run(ctx, raw);
+    reply.header('content-type', 'application/json; charset=utf-8');
+    if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));
+    return reply.send(successEnvelope(data, req.id));
   }
   return app;
 }

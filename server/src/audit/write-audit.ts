@@ -89,27 +89,28 @@ function envelopeOf(payload: unknown): { result: boolean; code: number; data: Re
 }
 
 /**
- * @param apiAction the audited action for a BK-JOB API request (its endpoint name), or undefined
- *   when the request does not change anything.
+ * @param apiAction for a BK-JOB endpoint request (also through the admin token), its endpoint
+ *   name when the call is audited, null when it is not (it only reads); undefined for any other
+ *   route.
  */
 export function installWriteAudit(
   app: FastifyInstance,
   trail: AuditTrail,
-  apiAction: (req: FastifyRequest) => string | undefined,
+  apiAction: (req: FastifyRequest) => string | null | undefined,
 ): void {
   app.addHook('onSend', async (req, _reply, payload) => {
     const route = req.routeOptions.url ?? '';
-    let actorKind: AuditRecord['actorKind'];
+    const admin = route.startsWith(`${ADMIN_PREFIX}/`);
+    const api = apiAction(req);
+    let actorKind: AuditRecord['actorKind'] = admin ? 'admin' : 'app';
     let action: string | undefined;
-    if (route.startsWith(`${ADMIN_PREFIX}/`) && req.method !== 'GET') {
-      actorKind = 'admin';
+    if (api !== undefined) {
+      action = api ?? undefined;
+    } else if (admin && req.method !== 'GET') {
       action = `admin ${req.method} ${route.slice(ADMIN_PREFIX.length)}`;
     } else if (route === AGENT_REGISTER_PATH) {
       actorKind = 'agent';
       action = 'agent register';
-    } else {
-      actorKind = 'app';
-      action = apiAction(req);
     }
     if (action === undefined) return payload;
     const who = attributions.get(req) ?? {};
