@@ -155,6 +155,41 @@ for (const engine of engines()) {
       );
     });
 
+    test('the script library is audited, through an app and through the admin token alike', async () => {
+      const body = {
+        ...fleet.scope,
+        name: 'audited',
+        script_language: 1,
+        content: b64('echo a'),
+        version: 'v1',
+      };
+      const byApp = await post<{ script_id: string }>(fleet.server.url, 'create_script', body, fleet.creds);
+      assert.equal(byApp.result, true, byApp.message);
+      const entry = await newest('create_script');
+      assert.equal(entry?.actor_kind, 'app');
+      assert.equal(entry?.outcome, 'ok');
+      const bridge = (name: string, b: Record<string, unknown>) =>
+        fetch(`${fleet.server.url}/api/admin/v3/${name}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${fleet.server.adminToken}`, 'x-bk-username': 'root-admin' },
+          body: JSON.stringify(b),
+        }).then((r) => r.json() as Promise<{ result: boolean; code: number }>);
+      const again = await bridge('create_script', body);
+      assert.equal(again.result, false, 'the same name again is refused');
+      const adminEntry = await newest('create_script');
+      assert.equal(adminEntry?.actor_kind, 'admin');
+      assert.equal(adminEntry?.username, 'root-admin');
+      assert.equal(adminEntry?.outcome, 'refused');
+      assert.equal(adminEntry?.code, again.code);
+      const before = (await audit({ limit: 1000 })).entries.length;
+      assert.equal((await bridge('get_script_list', fleet.scope)).result, true);
+      assert.equal(
+        (await audit({ limit: 1000 })).entries.length,
+        before,
+        'a read through the bridge leaves none',
+      );
+    });
+
     test('admin writes and agent registration are audited, refusals included', async () => {
       const app = await admin(fleet.server.url, fleet.server.adminToken, 'POST', '/apps', {
         app_code: 'audited-app',
