@@ -71,7 +71,9 @@ for (const engine of engines()) {
         target_server: { host_id_list: [hostId] },
       });
       assert.equal(r.result, true, r.message);
-      return waitFinished(fleet, r.data.job_instance_id);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3, JSON.stringify(st.step_instance_list[0]?.step_ip_result_list));
+      return st;
     };
 
     test('a revoked agent is cut off, its token refused, and it cannot register again until readmitted', async () => {

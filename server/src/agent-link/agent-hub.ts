@@ -295,12 +295,13 @@ export class AgentHub {
     }
     try {
       await this.flushHeartbeats();
-      await this.dropRevoked(now);
       if (lost.length > 0) {
         await this.services.store.inventory.markAgentsAbnormal(lost);
         this.services.log.warn({ hosts: lost }, 'agents lost (no heartbeat within the window)');
-        for (const hostId of lost) this.events.agentLost(hostId);
+        // One that came back while the store was written keeps its (new) tasks.
+        for (const hostId of lost) if (!this.isConnected(hostId)) this.events.agentLost(hostId);
       }
+      await this.dropRevoked(now);
     } catch (err) {
       this.services.log.error({ err }, 'heartbeat sweep failed');
     }
