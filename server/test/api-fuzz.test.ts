@@ -109,7 +109,11 @@ const PLAUSIBLE: Record<string, fc.Arbitrary<unknown>> = {
     { maxLength: 2 },
   ),
   file_target_path: fc.constantFrom('/tmp/fuzz', 'relative', '', '/'),
-  file_name_list: fc.array(fc.constantFrom('a.txt', '', '../a', 'x'.repeat(300)), { maxLength: 3 }),
+  file_name_list: fc.array(fc.constantFrom('a.txt', '', '../a', 'x'.repeat(300), 'y'.repeat(2000)), {
+    maxLength: 3,
+  }),
+  name: fc.constantFrom('Script Execution', 'a_b%c', '%', 'n'.repeat(600), 'n'.repeat(60_000)),
+  task_name: fc.constantFrom('fuzz', '', 't'.repeat(513), 't'.repeat(60_000)),
   operation_code: fc.constantFrom(1, 2, 3, 4, 5, 6, 8, 0, 99, '2'),
   expression: fc.constantFrom('rm -rf', 'echo\\s+fuzz', '[', '', 'a'.repeat(10)),
   action: fc.constantFrom(1, 2, 0, 3, '1'),
