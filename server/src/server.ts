@@ -7,6 +7,9 @@ import { AgentHub } from './agent-link/agent-hub.js';
 import { Authenticator } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
+import { ApiRateLimits } from './api/rate-limits.js';
+import { startAuditRetention } from './audit/audit-retention.js';
+import { AuditTrail } from './audit/audit-trail.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
 import { createLogger } from './logger.js';
@@ -54,7 +57,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     auth,
     log,
     operators: operatorAuthFor(config, secrets, store),
+    limits: new ApiRateLimits(config),
+    auditTrail: new AuditTrail(store.audit, log),
   } as Omit<Services, 'hub' | 'engine'> as Services;
+  const auditRetention = startAuditRetention(store.audit, config.auditRetentionDays, log);
   services.hub = new AgentHub(services);
   services.engine = new Engine(services);
   services.hub.setEvents(services.engine);
@@ -84,6 +90,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await services.hub.close();
         await http.close();
         await services.engine.close();
+        auditRetention.stop();
+        await services.auditTrail.flush();
         await store.close();
       })();
       return closing;

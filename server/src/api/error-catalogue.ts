@@ -241,25 +241,50 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Script too large to check against {rules} dangerous-command rules: {reason}',
   },
-  LOGIN_FAILED: { code: 1238002, http: 200, message: 'Sign-in failed: wrong user name or password' },
+  // Jobfleet's own code: BK-JOB leaves rate limiting to its API gateway, which answers outside the envelope.
+  API_RATE_LIMITED: {
+    code: 1240429,
+    http: 200,
+    message: 'Too many requests from {who}: at most {limit} per second; retry in {retryMs} ms',
+  },
+  RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT: {
+    code: 1244032,
+    http: 200,
+    message:
+      'Scope {scopeType}:{scopeId} already has {running} running jobs (at most {limit}): wait for some to finish',
+  },
+  // Jobfleet's own code: BK-JOB limits running jobs only, not the hosts in them.
+  RUNNING_HOSTS_EXCEED_SCOPE_QUOTA: {
+    code: 1244901,
+    http: 200,
+    message:
+      'Scope {scopeType}:{scopeId} has {running} hosts in running jobs; {count} more would pass the limit of {limit}',
+  },
+  AGENT_REVOKED: {
+    code: 1238002,
+    http: 200,
+    message:
+      'The agent of host {hostId} ({cloudId}:{ip}) was revoked: an admin must readmit the host (jobfleet admin agent readmit {hostId}) before an agent registers for it again',
+  },
+  LOGIN_FAILED: { code: 1238010, http: 200, message: 'Sign-in failed: wrong user name or password' },
   LOGIN_RATE_LIMITED: {
-    code: 1238003,
+    code: 1238011,
     http: 200,
     message: 'Too many failed sign-ins for this {what}; try again in {seconds} s',
   },
   USER_AUTH_FAILED: {
-    code: 1238004,
+    code: 1238012,
     http: 200,
     message: 'Not signed in: {reason}; sign in again or send Authorization: Bearer <personal API token>',
   },
   CSRF_CHECK_FAILED: {
-    code: 1238005,
+    code: 1238013,
     http: 200,
     message:
       'Missing or wrong X-CSRF-Token header: a write with a session cookie must send the csrf_token given at sign-in',
   },
   USER_PERMISSION_DENIED: {
-    code: 1238006,
+    code: 1238014,
     http: 200,
     message: 'User {username} may not {permission} in {resource}: that needs {needs}',
   },

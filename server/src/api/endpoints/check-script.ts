@@ -16,6 +16,8 @@ export const checkScript = defineEndpoint({
   name: 'check_script',
   kind: 'write',
   permission: 'read',
+  // POST only, as BK-JOB serves it, but it changes nothing: no audit entry.
+  audited: false,
   scoped: false,
   input: z.object({
     script_language: ScriptLanguage,
