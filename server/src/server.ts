@@ -13,6 +13,7 @@ import { Engine } from './engine/engine.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { Store } from './store/store.js';
+import { EventStreams } from './streams/event-streams.js';
 
 export interface RunningServer {
   services: Services;
@@ -38,10 +39,15 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   });
 
   // The hub and the engine need the services they belong to; they are attached right after.
-  const services = { config, secrets, secretBox, store, auth: new Authenticator(store.apps), log } as Omit<
-    Services,
-    'hub' | 'engine'
-  > as Services;
+  const services = {
+    config,
+    secrets,
+    secretBox,
+    store,
+    auth: new Authenticator(store.apps),
+    log,
+    streams: new EventStreams(store.executions.events, config.streamPollMs),
+  } as Omit<Services, 'hub' | 'engine'> as Services;
   services.hub = new AgentHub(services);
   services.engine = new Engine(services);
   services.hub.setEvents(services.engine);
@@ -66,7 +72,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     port,
     close() {
       closing ??= (async () => {
-        // Agent sockets first: an open WebSocket would keep http.close() waiting.
+        // Agent sockets and streams first: an open one would keep http.close() waiting.
+        services.streams.close();
         await services.hub.close();
         await http.close();
         await services.engine.close();

@@ -7,6 +7,7 @@ import type { ServerConfig } from './config.js';
 import type { Store } from './store/store.js';
 import type { SecretBox } from './secret-box.js';
 import type { ServerSecrets } from './secrets.js';
+import type { EventStreams } from './streams/event-streams.js';
 
 export interface Services {
   config: ServerConfig;
@@ -18,4 +19,6 @@ export interface Services {
   hub: AgentHub;
   engine: Engine;
   log: FastifyBaseLogger;
+  /** Live event streams (SSE) being served. */
+  streams: EventStreams;
 }

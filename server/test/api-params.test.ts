@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
+import { EventStreams } from '../src/streams/event-streams.js';
 import { z } from 'zod';
 import { AgentHub } from '../src/agent-link/agent-hub.js';
 import { Authenticator, hashSecret } from '../src/api/auth.js';
@@ -95,6 +96,7 @@ for (const engine of engines()) {
         store,
         auth: new Authenticator(store.apps),
         log: pino({ level: 'silent' }),
+        streams: new EventStreams(store.executions.events, config.streamPollMs),
       } as Omit<Services, 'hub' | 'engine'> as Services;
       services.hub = new AgentHub(services);
       app = buildHttpApp(services, [echoParams, echoWrite]);

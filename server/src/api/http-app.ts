@@ -16,6 +16,7 @@ import { extractCredentials } from './auth.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope.js';
 import { RawJson } from './raw-json.js';
+import { StreamReply } from './stream-reply.js';
 import { ApiError } from './error-catalogue.js';
 import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
@@ -132,6 +133,11 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           await assertScopeGranted(scopes, caller, ctx.scope);
         }
         const data = await endpoint.run(ctx, raw);
+        if (data instanceof StreamReply) {
+          reply.hijack();
+          await data.serve(req.raw, reply.raw);
+          return reply;
+        }
         reply.header('content-type', 'application/json; charset=utf-8');
         if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));
         return reply.send(successEnvelope(data, req.id));

@@ -262,6 +262,26 @@ export interface AuditLogTable {
   detail: string;
 }
 
+/** One event of a job's stream; `data` is the JSON the stream sends. */
+export interface JobEventTable {
+  id: Generated<number>;
+  job_instance_id: number;
+  scope_type: string;
+  scope_id: string;
+  /** 'job' | 'step' | 'batch' | 'host' | 'log' */
+  kind: string;
+  data: string;
+  at: number;
+}
+
+export interface OutputFingerprintTable {
+  step_instance_id: number;
+  execute_count: number;
+  host_id: number;
+  /** JSON object: normaliser set (e.g. "host,numbers", "" for none) -> hex digest. */
+  fingerprints: string;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -284,4 +304,6 @@ export interface Database {
   stored_file: StoredFileTable;
   file_log: FileLogTable;
   audit_log: AuditLogTable;
+  job_event: JobEventTable;
+  output_fingerprint: OutputFingerprintTable;
 }

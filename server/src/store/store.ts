@@ -29,7 +29,7 @@ export class Store {
   ) {
     this.apps = new AppStore(db);
     this.inventory = new InventoryStore(db);
-    this.executions = new ExecutionStore(db);
+    this.executions = new ExecutionStore(db, caps);
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db);
