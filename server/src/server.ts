@@ -14,6 +14,7 @@ import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { Store } from './store/store.js';
 import { EventStreams } from './streams/event-streams.js';
+import { Metrics } from './metrics/metrics.js';
 
 export interface RunningServer {
   services: Services;
@@ -47,8 +48,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     auth: new Authenticator(store.apps),
     log,
     streams: new EventStreams(store.executions.events, config.streamPollMs),
-  } as Omit<Services, 'hub' | 'engine'> as Services;
+  } as Omit<Services, 'hub' | 'engine' | 'metrics'> as Services;
   services.hub = new AgentHub(services);
+  services.metrics = new Metrics(services);
   services.engine = new Engine(services);
   services.hub.setEvents(services.engine);
   // Before listening: an agent that connects must find the jobs it holds results for.

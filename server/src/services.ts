@@ -8,6 +8,7 @@ import type { Store } from './store/store.js';
 import type { SecretBox } from './secret-box.js';
 import type { ServerSecrets } from './secrets.js';
 import type { EventStreams } from './streams/event-streams.js';
+import type { Metrics } from './metrics/metrics.js';
 
 export interface Services {
   config: ServerConfig;
@@ -21,4 +22,5 @@ export interface Services {
   log: FastifyBaseLogger;
   /** Live event streams (SSE) being served. */
   streams: EventStreams;
+  metrics: Metrics;
 }

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { EventStreams } from '../src/streams/event-streams.js';
+import { Metrics } from '../src/metrics/metrics.js';
 import { z } from 'zod';
 import { AgentHub } from '../src/agent-link/agent-hub.js';
 import { Authenticator, hashSecret } from '../src/api/auth.js';
@@ -97,8 +98,9 @@ for (const engine of engines()) {
         auth: new Authenticator(store.apps),
         log: pino({ level: 'silent' }),
         streams: new EventStreams(store.executions.events, config.streamPollMs),
-      } as Omit<Services, 'hub' | 'engine'> as Services;
+      } as Omit<Services, 'hub' | 'engine' | 'metrics'> as Services;
       services.hub = new AgentHub(services);
+      services.metrics = new Metrics(services);
       app = buildHttpApp(services, [echoParams, echoWrite]);
       await app.ready();
       auth = JSON.stringify({ bk_app_code: config.appCode, bk_app_secret: APP_SECRET, bk_username: 'alice' });

@@ -172,7 +172,7 @@ for (const engine of engines()) {
             creds,
           )
         ).data.job_instance.status;
-      await eventually(async () => ((await status()) === 7 ? true : undefined), 30_000, 'first batch done');
+      await eventually(async () => ((await status()) === 7 ? true : undefined), 90_000, 'first batch done');
       const before = await readStream(url(server.url), creds, { stopAfter: 10 });
       await server.kill('SIGKILL');
       server = await server.restart();
@@ -180,7 +180,7 @@ for (const engine of engines()) {
       for (let batch = 2; batch <= 5; batch++) {
         await eventually(
           async () => ((await status()) === 7 ? true : undefined),
-          30_000,
+          90_000,
           `batch ${batch - 1} done`,
         );
         const steps = await get<{ step_instance_list: { step_instance_id: number }[] }>(

@@ -20,6 +20,7 @@ import { StreamReply } from './stream-reply.js';
 import { ApiError } from './error-catalogue.js';
 import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
+import { noteApiCode } from '../metrics/metrics.js';
 
 /** Turns anything thrown into an ApiError; unexpected errors are logged with their stack and hidden. */
 export function toApiError(err: unknown, req: FastifyRequest): ApiError {
@@ -47,6 +48,7 @@ export function toApiError(err: unknown, req: FastifyRequest): ApiError {
 }
 
 function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+  noteApiCode(reply.request, err.code);
   return reply
     .code(err.http)
     .header('content-type', 'application/json; charset=utf-8')
@@ -84,6 +86,9 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, new ApiError('NOT_FOUND', { method: req.method, path: req.url.split('?')[0] ?? '' })),
   );
+
+  services.metrics.instrument(app);
+  services.metrics.route(app, services.config.metricsToken);
 
   app.get('/healthz', async (_req, reply) => {
     const ok = await services.store.healthy();

@@ -128,15 +128,25 @@ export class ExecutionStore {
     this.rowLocks = !caps.singleWriter;
   }
 
+  private transactionObserver: (op: string, seconds: number) => void = () => undefined;
+
+  /** Tells `fn` how long each transaction that changes executions took (for metrics). */
+  observeTransactions(fn: (op: string, seconds: number) => void): void {
+    this.transactionObserver = fn;
+  }
+
   /** Runs `fn` in a transaction that appends the events it returns, then wakes the streams. */
   private async withEvents<T>(
+    op: string,
     fn: (tx: Transaction<Database>) => Promise<{ result: T; events: PendingEvent[] }>,
   ): Promise<T> {
+    const started = performance.now();
     const { result, events } = await this.db.transaction().execute(async (tx) => {
       const r = await fn(tx);
       await this.events.append(tx, r.events);
       return r;
     });
+    this.transactionObserver(op, (performance.now() - started) / 1000);
     if (events.length > 0) this.events.notify();
     return result;
   }
@@ -151,7 +161,7 @@ export class ExecutionStore {
     running: boolean,
     now = Date.now(),
   ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
-    return this.withEvents(async (tx) => {
+    return this.withEvents('create_job', async (tx) => {
       const { id: jobInstanceId } = await tx
         .insertInto('job_instance')
         .values({
@@ -264,7 +274,7 @@ export class ExecutionStore {
    * read earlier cannot apply twice, even when two servers receive them at once.
    */
   async casJob(id: number, from: readonly number[] | undefined, patch: JobPatch): Promise<boolean> {
-    return this.withEvents(async (tx) => {
+    return this.withEvents('update_job', async (tx) => {
       let q = tx.updateTable('job_instance').set(patch).where('id', '=', id);
       if (from) q = q.where('status', 'in', from);
       const moved = (await q.executeTakeFirst()).numUpdatedRows > 0n;
@@ -273,7 +283,7 @@ export class ExecutionStore {
   }
 
   async casStep(id: number, from: readonly number[] | undefined, patch: StepPatch): Promise<boolean> {
-    return this.withEvents(async (tx) => {
+    return this.withEvents('update_step', async (tx) => {
       let q = tx.updateTable('step_instance').set(patch).where('id', '=', id);
       if (from) q = q.where('status', 'in', from);
       const moved = (await q.executeTakeFirst()).numUpdatedRows > 0n;
@@ -289,7 +299,7 @@ export class ExecutionStore {
    * run again. The job runs again too. All in one transaction; false if the step moved meanwhile.
    */
   async beginRetry(stepId: number, fromCount: number, mode: 'failed' | 'all', now: number): Promise<boolean> {
-    return this.withEvents(async (tx) => {
+    return this.withEvents('begin_retry', async (tx) => {
       const moved = await tx
         .updateTable('step_instance')
         .set({ execute_count: fromCount + 1, status: 2, start_time: now, end_time: null })
@@ -422,7 +432,7 @@ export class ExecutionStore {
   async commitTaskWrites(writes: readonly TaskWrite[]): Promise<Set<string>> {
     const applied = new Set<string>();
     if (writes.length === 0) return applied;
-    await this.withEvents(async (tx) => {
+    await this.withEvents('commit_task_writes', async (tx) => {
       const jobs = await this.events.jobsOfSteps(
         tx,
         writes.map((w) => w.stepInstanceId),
@@ -544,6 +554,39 @@ export class ExecutionStore {
       .orderBy('offset')
       .execute();
     return Buffer.concat(rows.map((r) => Buffer.from(r.data)));
+  }
+
+  /**
+   * `length` bytes (at most) of a host task's stored output from byte `offset`: the chunk that
+   * holds `offset` and those after it up to the end, never the whole log.
+   */
+  async readLogRange(
+    stepInstanceId: number,
+    executeCount: number,
+    hostId: number,
+    offset: number,
+    length: number,
+  ): Promise<Buffer> {
+    const chunks = this.db
+      .selectFrom('log_chunk')
+      .where('step_instance_id', '=', stepInstanceId)
+      .where('execute_count', '=', executeCount)
+      .where('host_id', '=', hostId);
+    const first = await chunks
+      .select('offset')
+      .where('offset', '<=', offset)
+      .orderBy('offset', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const rows = await chunks
+      .select(['offset', 'data'])
+      .where('offset', '>=', first?.offset ?? 0)
+      .where('offset', '<', offset + length)
+      .orderBy('offset')
+      .execute();
+    const start = rows[0]?.offset ?? offset;
+    const all = Buffer.concat(rows.map((r) => Buffer.from(r.data)));
+    return all.subarray(Math.max(0, offset - start), Math.max(0, offset - start) + length);
   }
 
   async listJobs(f: JobListFilter): Promise<{ total: number; jobs: JobInstance[] }> {
