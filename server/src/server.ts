@@ -15,6 +15,7 @@ import type { Services } from './services.js';
 import { Store } from './store/store.js';
 import { EventStreams } from './streams/event-streams.js';
 import { Metrics } from './metrics/metrics.js';
+import { OutputGroups } from './outputs/output-groups.js';
 
 export interface RunningServer {
   services: Services;
@@ -48,6 +49,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     auth: new Authenticator(store.apps),
     log,
     streams: new EventStreams(store.executions.events, config.streamPollMs),
+    outputs: new OutputGroups(store.executions, store.outputs, log),
   } as Omit<Services, 'hub' | 'engine' | 'metrics'> as Services;
   services.hub = new AgentHub(services);
   services.metrics = new Metrics(services);

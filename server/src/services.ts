@@ -9,6 +9,7 @@ import type { SecretBox } from './secret-box.js';
 import type { ServerSecrets } from './secrets.js';
 import type { EventStreams } from './streams/event-streams.js';
 import type { Metrics } from './metrics/metrics.js';
+import type { OutputGroups } from './outputs/output-groups.js';
 
 export interface Services {
   config: ServerConfig;
@@ -23,4 +24,6 @@ export interface Services {
   /** Live event streams (SSE) being served. */
   streams: EventStreams;
   metrics: Metrics;
+  /** Hosts grouped by identical output, fingerprinted as output arrives. */
+  outputs: OutputGroups;
 }

@@ -98,7 +98,7 @@ for (const engine of engines()) {
         auth: new Authenticator(store.apps),
         log: pino({ level: 'silent' }),
         streams: new EventStreams(store.executions.events, config.streamPollMs),
-      } as Omit<Services, 'hub' | 'engine' | 'metrics'> as Services;
+      } as Omit<Services, 'hub' | 'engine' | 'metrics' | 'outputs'> as Services;
       services.hub = new AgentHub(services);
       services.metrics = new Metrics(services);
       app = buildHttpApp(services, [echoParams, echoWrite]);

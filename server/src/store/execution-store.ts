@@ -129,6 +129,14 @@ export class ExecutionStore {
   }
 
   private transactionObserver: (op: string, seconds: number) => void = () => undefined;
+  private readonly taskWriteListeners = new Set<
+    (writes: readonly TaskWrite[], applied: Set<string>) => void
+  >();
+
+  /** Tells `fn` about each committed batch of task writes (output and results), in commit order. */
+  onTaskWrites(fn: (writes: readonly TaskWrite[], applied: Set<string>) => void): void {
+    this.taskWriteListeners.add(fn);
+  }
 
   /** Tells `fn` how long each transaction that changes executions took (for metrics). */
   observeTransactions(fn: (op: string, seconds: number) => void): void {
@@ -508,6 +516,7 @@ export class ExecutionStore {
       }
       return { result: undefined, events };
     });
+    for (const l of this.taskWriteListeners) l(writes, applied);
     return applied;
   }
 

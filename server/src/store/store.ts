@@ -12,6 +12,7 @@ import { FileStore } from './file-store.js';
 import { InventoryStore } from './inventory-store.js';
 import { migrateToLatest, ping } from './migrations.js';
 import { RuleStore } from './rule-store.js';
+import { OutputStore } from './output-store.js';
 import type { Database } from './schema.js';
 
 export class Store {
@@ -21,6 +22,7 @@ export class Store {
   readonly files: FileStore;
   readonly rules: RuleStore;
   readonly audit: AuditStore;
+  readonly outputs: OutputStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -33,6 +35,7 @@ export class Store {
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db);
+    this.outputs = new OutputStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

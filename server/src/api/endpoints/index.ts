@@ -23,6 +23,7 @@ import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-lo
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
 import { getJobEventStream, getScopeEventStream } from './event-streams.js';
+import { getOutputDiff, getStepOutputGroups } from './output-groups.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
@@ -49,4 +50,6 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getDangerousRuleHitList,
   getJobEventStream,
   getScopeEventStream,
+  getStepOutputGroups,
+  getOutputDiff,
 ];
