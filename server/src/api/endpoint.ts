@@ -41,6 +41,8 @@ export interface Endpoint {
   kind: 'read' | 'write';
   systemOnly: boolean;
   scoped: boolean;
+  /** The schema `run` validates with (also what /api/openapi.json describes). */
+  input: z.ZodType;
   run(ctx: EndpointContext, raw: Record<string, unknown>): Promise<unknown>;
 }
 
@@ -66,6 +68,7 @@ export function defineEndpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endp
     kind: spec.kind,
     systemOnly: spec.systemOnly ?? false,
     scoped: spec.scoped ?? true,
+    input: spec.input,
     async run(ctx, raw) {
       const parsed = spec.input.safeParse(raw, { reportInput: true });
       if (!parsed.success) throw zodFailure(parsed.error, spec.fieldErrors);

@@ -21,6 +21,7 @@ import { ApiError } from './error-catalogue.js';
 import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
 import { noteApiCode } from '../metrics/metrics.js';
+import { recordRoutes, registerOpenApiRoute } from './openapi.js';
 
 /** Turns anything thrown into an ApiError; unexpected errors are logged with their stack and hidden. */
 export function toApiError(err: unknown, req: FastifyRequest): ApiError {
@@ -87,8 +88,10 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     sendError(reply, new ApiError('NOT_FOUND', { method: req.method, path: req.url.split('?')[0] ?? '' })),
   );
 
+  recordRoutes(app);
   services.metrics.instrument(app);
   services.metrics.route(app, services.config.metricsToken);
+  registerOpenApiRoute(app, endpoints);
 
   app.get('/healthz', async (_req, reply) => {
     const ok = await services.store.healthy();
