@@ -5,7 +5,11 @@
  * server SIGKILL and restart; a coalescing client ends with the same exact counters.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { after, before, describe, test } from 'node:test';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
@@ -20,6 +24,75 @@ import type { SseEvent } from './helpers/sse-client.js';
 const BIZ = 2;
 const HOSTS = 500;
 const scope = { bk_scope_type: 'biz', bk_scope_id: String(BIZ) };
+
+const BACKLOG = 40_000;
+
+/** Appends synthetic log notices to a job's event log, straight into the store the server uses. */
+async function appendBacklog(
+  server: ServerProcess,
+  databaseUrl: string | undefined,
+  job: number,
+): Promise<void> {
+  const data = (i: number) =>
+    JSON.stringify({
+      job_instance_id: job,
+      step_instance_id: 0,
+      execute_count: 0,
+      bk_host_id: i,
+      offset: i * 100,
+      length: 100,
+      note: 'x'.repeat(80),
+    });
+  if (databaseUrl) {
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    try {
+      await client.query(
+        `insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
+         select $1, 'biz', $2, 'log', $3 || i || $4, 0 from generate_series(1, $5) as i`,
+        [job, String(BIZ), data(0).slice(0, -1) + ',"i":', '}', BACKLOG],
+      );
+    } finally {
+      await client.end();
+    }
+    return;
+  }
+  const db = new Database(path.join(server.dataDir, 'jobfleet.db'));
+  db.pragma('busy_timeout = 10000');
+  const insert = db.prepare(
+    "insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at) values (?, 'biz', ?, 'log', ?, 0)",
+  );
+  db.transaction(() => {
+    for (let i = 0; i < BACKLOG; i++) insert.run(job, String(BIZ), data(i));
+  })();
+  db.close();
+}
+
+/** A client that asks for a stream and then never reads a byte. */
+function stalledClient(server: ServerProcess, url: string, creds: ApiCreds): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const socket = net.connect(Number(u.port), u.hostname, () => {
+      const auth = JSON.stringify({ bk_app_code: creds.appCode, bk_app_secret: creds.appSecret });
+      socket.write(
+        `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nX-Bkapi-Authorization: ${auth}\r\n\r\n`,
+      );
+      socket.pause();
+      resolve(socket);
+    });
+    socket.on('error', reject);
+  });
+}
+
+async function scrape(server: ServerProcess): Promise<{ clients: number; buffered: number; rss: number }> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return {
+    clients: value('jobfleet_stream_clients'),
+    buffered: value('jobfleet_stream_buffered_bytes'),
+    rss: value('jobfleet_process_resident_memory_bytes'),
+  };
+}
 
 /** Exact host counts per status at the end, replayed from a stream's events (coalesced or not). */
 function countsOf(events: readonly SseEvent[]): Map<string, Record<string, number>> {
@@ -80,9 +153,11 @@ for (const engine of engines()) {
     let server: ServerProcess;
     let fleet: SimulatedFleet;
     let creds: ApiCreds;
+    let databaseUrl: string | undefined;
+    let firstJob = 0;
 
     before(async () => {
-      const databaseUrl = await freshDatabase(engine);
+      databaseUrl = await freshDatabase(engine);
       // Simulated agents take a while to come back after the restart: give them the time.
       const env = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000' };
       server = await startServer(databaseUrl ? { databaseUrl, env } : { env });
@@ -121,6 +196,7 @@ for (const engine of engines()) {
 
     test('three drops resumed by Last-Event-ID give exactly the uninterrupted events', async () => {
       const job = await startJob({ mode: 2, expression: String(HOSTS / 10) });
+      firstJob = job;
       const url = streamUrl(server.url, 'get_job_event_stream', {
         ...scope,
         job_instance_id: job,
@@ -216,6 +292,78 @@ for (const engine of engines()) {
       assertOrdered(whole.events);
       assert.deepEqual(after, whole.events);
       assert.deepEqual([...countsOf(whole.events).values()], [{ 9: HOSTS }]);
+    });
+
+    test('the scope stream carries the status events of every job of the scope, from now on', async () => {
+      const url = streamUrl(server.url, 'get_scope_event_stream', { ...scope });
+      let job = 0;
+      const reading = readStream(url, creds, {
+        until: (e) => {
+          const d = JSON.parse(e.data) as { job_instance_id: number; status?: number };
+          return e.event === 'job' && d.job_instance_id === job && d.status === 3;
+        },
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      job = await startJob({ mode: 2, expression: String(HOSTS / 2) });
+      const got = await reading;
+      assert.ok(got.events.length > 0);
+      assert.ok(
+        got.events.every((e) => ['job', 'step', 'batch'].includes(e.event)),
+        'status events only',
+      );
+      assert.ok(
+        got.events.every((e) => (JSON.parse(e.data) as { job_instance_id: number }).job_instance_id === job),
+      );
+      assert.equal(got.events[0]?.event, 'job');
+      assertOrdered(got.events);
+      // An unknown scope is refused with an envelope, before any stream starts.
+      const other = await get(
+        server.url,
+        'get_scope_event_stream',
+        { bk_scope_type: 'biz', bk_scope_id: '999' },
+        creds,
+      );
+      assert.equal(other.result, false);
+    });
+
+    test('clients that stop reading do not make the server buffer their backlog', async () => {
+      await appendBacklog(server, databaseUrl, firstJob);
+      const url = streamUrl(server.url, 'get_job_event_stream', {
+        ...scope,
+        job_instance_id: firstJob,
+        max_events_per_second: 0,
+      });
+      const before = await scrape(server);
+      const stalled = await Promise.all(Array.from({ length: 5 }, () => stalledClient(server, url, creds)));
+      let worst = { clients: 0, buffered: 0, rss: 0 };
+      for (let i = 0; i < 10; i++) {
+        await new Promise((r) => setTimeout(r, 300));
+        const m = await scrape(server);
+        worst = {
+          clients: Math.max(worst.clients, m.clients),
+          buffered: Math.max(worst.buffered, m.buffered),
+          rss: Math.max(worst.rss, m.rss),
+        };
+      }
+      // Each stalled stream has ~9 MB waiting in the log; the server holds about one page of it.
+      const backlogBytes = BACKLOG * 200;
+      console.log(
+        `stalled clients: 5, backlog each ${(backlogBytes / 1e6).toFixed(1)} MB, ` +
+          `server-side buffered ${(worst.buffered / 1e6).toFixed(2)} MB, rss ${(before.rss / 1e6).toFixed(0)} -> ${(worst.rss / 1e6).toFixed(0)} MB`,
+      );
+      assert.equal(worst.clients, 5);
+      assert.ok(worst.buffered < 5 * 512 * 1024, `buffered ${worst.buffered} bytes`);
+      assert.ok(worst.rss - before.rss < 64 * 1024 * 1024, `rss grew by ${worst.rss - before.rss} bytes`);
+      for (const s of stalled) s.destroy();
+      await eventually(
+        async () => ((await scrape(server)).clients === 0 ? true : undefined),
+        10_000,
+        'streams closed',
+      );
+      // The whole backlog still reaches a client that reads.
+      const all = await readStream(url, creds, { timeoutMs: 120_000 });
+      assert.ok(all.end);
+      assert.ok(all.events.length >= BACKLOG);
     });
   });
 }

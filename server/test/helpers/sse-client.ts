@@ -29,14 +29,20 @@ function authHeader(creds: ApiCreds): string {
 }
 
 /**
- * Reads a stream until the server ends it, or until `stopAfter` events arrived (then the
+ * Reads a stream until the server ends it, or until `stopAfter` events arrived or `until` holds
+ * for one (then the
  * client disconnects abruptly, as a dropped network would). `lastEventId` is sent as the
  * Last-Event-ID header.
  */
 export function readStream(
   url: string,
   creds: ApiCreds,
-  opts: { lastEventId?: number; stopAfter?: number; timeoutMs?: number } = {},
+  opts: {
+    lastEventId?: number;
+    stopAfter?: number;
+    until?: (e: SseEvent) => boolean;
+    timeoutMs?: number;
+  } = {},
 ): Promise<StreamRead> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { 'x-bkapi-authorization': authHeader(creds) };
@@ -72,7 +78,11 @@ export function readStream(
           if (event === 'end' && data !== undefined) end = JSON.parse(data) as Record<string, unknown>;
           else if (event !== undefined && data !== undefined && fields.has('id')) {
             events.push({ id: Number(fields.get('id')), event, data });
-            if (opts.stopAfter !== undefined && events.length >= opts.stopAfter) {
+            const last = events[events.length - 1];
+            if (
+              (opts.stopAfter !== undefined && events.length >= opts.stopAfter) ||
+              (last && opts.until?.(last))
+            ) {
               res.destroy();
               finish();
               return;
