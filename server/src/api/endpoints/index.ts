@@ -22,6 +22,7 @@ import { getJobInstanceCallbackList } from './job-callbacks.js';
 import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-logs.js';
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
+import { getLatestServiceVersion } from './get-latest-service-version.js';
 import { getJobEventStream, getScopeEventStream } from './event-streams.js';
 import { getOutputDiff, getStepOutputGroups } from './output-groups.js';
 
@@ -48,6 +49,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getDangerousRuleList,
   checkScript,
   getDangerousRuleHitList,
+  getLatestServiceVersion,
   getJobEventStream,
   getScopeEventStream,
   getStepOutputGroups,
