@@ -252,6 +252,12 @@ const OTHER_ROUTES: {
     body: A.account,
     security: 'adminToken',
   },
+  {
+    method: 'post',
+    path: '/api/admin/v3/{name}',
+    summary: 'any v3 API above (its body as there), called with the admin token, acting as the platform',
+    security: 'adminToken',
+  },
   { method: 'get', path: '/api/admin/apps', summary: 'list apps', security: 'adminToken' },
   {
     method: 'post',
