@@ -100,18 +100,16 @@ for (const engine of engines()) {
       assert.ok(afterRun.has('jobfleet_callbacks'));
     });
 
-    test('normalised outputs fall into three groups with the right counts', async () => {
-      const all = await get<Groups>(
+    const groupsOf = (params: Record<string, string | number>) =>
+      get<Groups>(
         fleet.server.url,
         'get_step_output_groups',
-        {
-          ...fleet.scope,
-          job_instance_id: job,
-          step_instance_id: step,
-          normalisers: 'host,timestamps,numbers',
-        },
+        { ...fleet.scope, job_instance_id: job, step_instance_id: step, ...params },
         fleet.creds,
       );
+
+    test('normalised outputs fall into three groups with the right counts', async () => {
+      const all = await groupsOf({ normalisers: 'host,timestamps,numbers' });
       assert.equal(all.result, true, all.message);
       assert.deepEqual(all.data.normalisers, ['host', 'numbers', 'timestamps']);
       assert.equal(all.data.total_hosts, AGENTS);
@@ -127,31 +125,18 @@ for (const engine of engines()) {
       assert.notEqual(failed.status, 9);
 
       // Without the host and numbers normalisers, the hosts naming themselves or their PID split apart.
-      const raw = await get<Groups>(
-        fleet.server.url,
-        'get_step_output_groups',
-        { ...fleet.scope, job_instance_id: job, step_instance_id: step, normalisers: 'timestamps' },
-        fleet.creds,
-      );
+      const raw = await groupsOf({ normalisers: 'timestamps' });
       assert.equal(raw.data.groups.length, 5);
 
       // One group's hosts, paged.
       const big = all.data.groups[0];
       assert.ok(big);
-      const page = await get<Groups>(
-        fleet.server.url,
-        'get_step_output_groups',
-        {
-          ...fleet.scope,
-          job_instance_id: job,
-          step_instance_id: step,
-          normalisers: 'host,timestamps,numbers',
-          group_id: big.group_id,
-          start: 1,
-          length: 1,
-        },
-        fleet.creds,
-      );
+      const page = await groupsOf({
+        normalisers: 'host,timestamps,numbers',
+        group_id: big.group_id,
+        start: 1,
+        length: 1,
+      });
       assert.equal(page.data.groups.length, 1);
       assert.deepEqual(page.data.groups[0]?.host_list, big.host_list.slice(1, 2));
 
