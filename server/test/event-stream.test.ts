@@ -324,6 +324,18 @@ for (const engine of engines()) {
         creds,
       );
       assert.equal(other.result, false);
+      const bad = await fetch(url, {
+        headers: {
+          'last-event-id': 'yesterday',
+          'x-bkapi-authorization': JSON.stringify({
+            bk_app_code: creds.appCode,
+            bk_app_secret: creds.appSecret,
+          }),
+        },
+      });
+      const envelope = (await bad.json()) as { result: boolean; message: string };
+      assert.equal(envelope.result, false);
+      assert.match(envelope.message, /Last-Event-ID/);
     });
 
     test('clients that stop reading do not make the server buffer their backlog', async () => {
@@ -335,6 +347,11 @@ for (const engine of engines()) {
       });
       const before = await scrape(server);
       const stalled = await Promise.all(Array.from({ length: 5 }, () => stalledClient(server, url, creds)));
+      await eventually(
+        async () => ((await scrape(server)).clients === 5 ? true : undefined),
+        30_000,
+        'streams open',
+      );
       let worst = { clients: 0, buffered: 0, rss: 0 };
       for (let i = 0; i < 10; i++) {
         await new Promise((r) => setTimeout(r, 300));

@@ -185,7 +185,15 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     const data = await endpoint.run(ctx, raw);
     if (data instanceof StreamReply) {
       reply.hijack();
-      await data.serve(req.raw, reply.raw);
+      await data.serve(req.raw, reply.raw).catch((err: unknown) => {
+        // Before the stream started, the failure is an envelope like any other; after, the stream ends.
+        const e = toApiError(err, req);
+        if (reply.raw.headersSent) reply.raw.end();
+        else
+          reply.raw
+            .writeHead(e.http, { 'content-type': 'application/json; charset=utf-8' })
+            .end(JSON.stringify(failureEnvelope(e, req.id)));
+      });
       return reply;
     }
     reply.header('content-type', 'application/json; charset=utf-8');

@@ -39,6 +39,9 @@ export function startSimulatedFleet(
       tempDir('sim'),
       '--concurrency',
       '32',
+      // A loaded machine registers hundreds of agents slowly; the test waits rather than fails.
+      '--ready-timeout-ms',
+      '600000',
     ],
     { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
