@@ -4,13 +4,17 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { requestSerializer } from './log-redaction.js';
 import { AgentHub } from './agent-link/agent-hub.js';
 import { Authenticator } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
+import { ApiRateLimits } from './api/rate-limits.js';
+import { startAuditRetention } from './audit/audit-retention.js';
+import { AuditTrail } from './audit/audit-trail.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
+import { redactingLogOptions } from './log-redaction.js';
+import { resealInBackground } from './secret-rotation.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { appSecretPurpose } from './store/app-store.js';
@@ -32,7 +36,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const log = pino({
     level: config.logLevel,
     base: { service: 'jobfleet-server' },
-    serializers: { req: requestSerializer },
+    ...redactingLogOptions(),
   });
   const secrets = resolveSecrets(config);
   const secretBox = openSecretBox(config, secrets);
@@ -55,9 +59,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     store,
     auth,
     log,
+    limits: new ApiRateLimits(config),
+    auditTrail: new AuditTrail(store.audit, log),
     streams: new EventStreams(store.executions.events, config.streamPollMs),
     outputs: new OutputGroups(store.executions, store.outputs, log),
   } as Omit<Services, 'hub' | 'engine' | 'metrics'> as Services;
+  const auditRetention = startAuditRetention(store.audit, config.auditRetentionDays, log);
   services.hub = new AgentHub(services);
   services.metrics = new Metrics(services);
   services.engine = new Engine(services);
@@ -74,6 +81,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${shownHost}:${port}`;
   log.info({ url }, 'jobfleet server listening');
+  resealInBackground(services);
 
   let closing: Promise<void> | undefined;
   return {
@@ -88,6 +96,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await services.hub.close();
         await http.close();
         await services.engine.close();
+        auditRetention.stop();
+        await services.auditTrail.flush();
         await store.close();
       })();
       return closing;
