@@ -7,6 +7,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ADMIN_SCHEMAS } from '../admin/admin-routes.js';
+import { AGENT_TRUST_SCHEMAS } from '../admin/agent-trust-routes.js';
+import { AuditQuery } from '../admin/audit-routes.js';
 import type { Endpoint } from './endpoint.js';
 import { zLong } from './input-types.js';
 
@@ -256,6 +258,39 @@ const OTHER_ROUTES: {
     method: 'post',
     path: '/api/admin/v3/{name}',
     summary: 'any v3 API above (its body as there), called with the admin token, acting as the platform',
+    security: 'adminToken',
+  },
+  {
+    method: 'get',
+    path: '/api/admin/audit',
+    summary: 'the audit log, newest first',
+    query: AuditQuery,
+    security: 'adminToken',
+  },
+  {
+    method: 'post',
+    path: '/api/admin/agents/{id}/revoke',
+    summary: "revoke a host's agent",
+    security: 'adminToken',
+  },
+  {
+    method: 'post',
+    path: '/api/admin/agents/{id}/readmit',
+    summary: 'readmit a revoked agent',
+    security: 'adminToken',
+  },
+  {
+    method: 'post',
+    path: '/api/admin/hosts/{id}/identity',
+    summary: "change a host's cloud and IP",
+    body: AGENT_TRUST_SCHEMAS.identity,
+    security: 'adminToken',
+  },
+  {
+    method: 'post',
+    path: '/api/admin/agents/bootstrap-token',
+    summary: 'rotate the agent bootstrap token',
+    body: AGENT_TRUST_SCHEMAS.bootstrap,
     security: 'adminToken',
   },
   { method: 'get', path: '/api/admin/apps', summary: 'list apps', security: 'adminToken' },
