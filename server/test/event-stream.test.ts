@@ -159,7 +159,8 @@ for (const engine of engines()) {
     before(async () => {
       databaseUrl = await freshDatabase(engine);
       // Simulated agents take a while to come back after the restart: give them the time.
-      const env = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000' };
+      // 500 agents beating every 300 ms (the test default) keep PostgreSQL's host rows busy.
+      const env = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000', JOBFLEET_HEARTBEAT_INTERVAL_MS: '2000' };
       server = await startServer(databaseUrl ? { databaseUrl, env } : { env });
       await admin(server.url, server.adminToken, 'POST', '/biz', { id: BIZ, name: 'stream business' });
       await admin(server.url, server.adminToken, 'POST', '/accounts', {
