@@ -187,6 +187,21 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_LOG_FORMAT',
     doc: 'log lines as JSON or pretty and coloured; auto: pretty on a terminal, JSON otherwise',
   },
+  streamMaxEventsPerSecond: {
+    schema: int(0).default(50),
+    env: 'JOBFLEET_STREAM_MAX_EVENTS_PER_SECOND',
+    doc: 'default cap on messages per second to one event-stream client; past it host and log events are coalesced (0: never)',
+  },
+  streamPollMs: {
+    schema: int(50).default(1000),
+    env: 'JOBFLEET_STREAM_POLL_MS',
+    doc: 'how often an idle event stream looks for events other servers of a cluster wrote',
+  },
+  metricsToken: {
+    schema: z.string().min(8).optional(),
+    env: 'JOBFLEET_METRICS_TOKEN',
+    doc: 'bearer token /metrics asks for; unset: /metrics is open',
+  },
 } as const;
 
 type Keys = typeof CONFIG_KEYS;

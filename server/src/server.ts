@@ -20,6 +20,9 @@ import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { appSecretPurpose } from './store/app-store.js';
 import { Store } from './store/store.js';
+import { EventStreams } from './streams/event-streams.js';
+import { Metrics } from './metrics/metrics.js';
+import { OutputGroups } from './outputs/output-groups.js';
 
 export interface RunningServer {
   services: Services;
@@ -59,9 +62,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     operators: operatorAuthFor(config, secrets, store),
     limits: new ApiRateLimits(config),
     auditTrail: new AuditTrail(store.audit, log),
-  } as Omit<Services, 'hub' | 'engine'> as Services;
+    streams: new EventStreams(store.executions.events, config.streamPollMs),
+    outputs: new OutputGroups(store.executions, store.outputs, log),
+  } as Omit<Services, 'hub' | 'engine' | 'metrics'> as Services;
   const auditRetention = startAuditRetention(store.audit, config.auditRetentionDays, log);
   services.hub = new AgentHub(services);
+  services.metrics = new Metrics(services);
   services.engine = new Engine(services);
   services.hub.setEvents(services.engine);
   // Before listening: an agent that connects must find the jobs it holds results for.
@@ -86,7 +92,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     port,
     close() {
       closing ??= (async () => {
-        // Agent sockets first: an open WebSocket would keep http.close() waiting.
+        // Agent sockets and streams first: an open one would keep http.close() waiting.
+        services.streams.close();
         await services.hub.close();
         await http.close();
         await services.engine.close();

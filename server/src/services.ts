@@ -10,6 +10,9 @@ import type { ServerSecrets } from './secrets.js';
 import type { ApiRateLimits } from './api/rate-limits.js';
 import type { AuditTrail } from './audit/audit-trail.js';
 import type { OperatorAuth } from './operators/operator-auth.js';
+import type { EventStreams } from './streams/event-streams.js';
+import type { Metrics } from './metrics/metrics.js';
+import type { OutputGroups } from './outputs/output-groups.js';
 
 export interface Services {
   config: ServerConfig;
@@ -27,4 +30,9 @@ export interface Services {
   auditTrail: AuditTrail;
   /** People: sessions, personal tokens, sign-in limits. */
   operators: OperatorAuth;
+  /** Live event streams (SSE) being served. */
+  streams: EventStreams;
+  metrics: Metrics;
+  /** Hosts grouped by identical output, fingerprinted as output arrives. */
+  outputs: OutputGroups;
 }

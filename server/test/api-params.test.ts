@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
+import { EventStreams } from '../src/streams/event-streams.js';
+import { Metrics } from '../src/metrics/metrics.js';
 import { z } from 'zod';
 import { AgentHub } from '../src/agent-link/agent-hub.js';
 import { Authenticator } from '../src/api/auth.js';
@@ -105,8 +107,10 @@ for (const engine of engines()) {
         operators: operatorAuthFor(config, secrets, store),
         limits: new ApiRateLimits(config),
         auditTrail: new AuditTrail(store.audit, pino({ level: 'silent' })),
-      } as Omit<Services, 'hub' | 'engine'> as Services;
+        streams: new EventStreams(store.executions.events, config.streamPollMs),
+      } as Omit<Services, 'hub' | 'engine' | 'metrics' | 'outputs'> as Services;
       services.hub = new AgentHub(services);
+      services.metrics = new Metrics(services);
       app = buildHttpApp(services, [echoParams, echoWrite]);
       await app.ready();
       auth = JSON.stringify({ bk_app_code: config.appCode, bk_app_secret: APP_SECRET, bk_username: 'alice' });

@@ -280,3 +280,6 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
     { prefix: '/api/admin' },
   );
 }
+
+/** The schemas the admin routes validate with (described in /api/openapi.json). */
+export { schemas as ADMIN_SCHEMAS };

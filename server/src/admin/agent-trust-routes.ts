@@ -72,3 +72,6 @@ export function registerAgentTrustRoutes(admin: FastifyInstance, services: Servi
     return successEnvelope({ token }, req.id);
   });
 }
+
+/** The schemas these routes validate with (described in /api/openapi.json). */
+export { schemas as AGENT_TRUST_SCHEMAS };

@@ -72,3 +72,6 @@ export function registerAuditRoutes(admin: FastifyInstance, services: Services):
     );
   });
 }
+
+/** The query schema of GET /api/admin/audit (described in /api/openapi.json). */
+export { AuditQuery };

@@ -112,6 +112,8 @@ export class AgentHub {
     const c = this.connections.get(hostId);
     if (!c?.ready || c.ws.readyState !== c.ws.OPEN) return false;
     c.ws.send(JSON.stringify(msg));
+    if (msg.type === 'task.run' || msg.type === 'task.download')
+      this.services.metrics.taskDispatched(msg.key);
     return true;
   }
 
@@ -197,6 +199,7 @@ export class AgentHub {
         this.pendingBeats.set(conn.hostId, { at: conn.lastSeen });
         return;
       case 'task.started':
+        this.services.metrics.taskStarted(msg.key);
         this.events.taskStarted(conn.hostId, msg);
         return;
       case 'task.output':

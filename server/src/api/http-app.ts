@@ -23,11 +23,14 @@ import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope.js';
 import { RawJson } from './raw-json.js';
 import { queryParams } from './input-types.js';
+import { StreamReply } from './stream-reply.js';
 import { ApiError } from './error-catalogue.js';
 import { CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
 import { RateLimited } from './rate-limits.js';
 import { attribute, installWriteAudit } from '../audit/write-audit.js';
+import { noteApiCode } from '../metrics/metrics.js';
+import { recordRoutes, registerOpenApiRoute } from './openapi.js';
 
 /** Turns anything thrown into an ApiError; unexpected errors are logged with their stack and hidden. */
 export function toApiError(err: unknown, req: FastifyRequest): ApiError {
@@ -71,6 +74,7 @@ function routerError(err: FastifyError, req: FastifyRequest): ApiError {
 const MAX_PATH_SEGMENT = 100;
 
 function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+  noteApiCode(reply.request, err.code);
   return reply
     .code(err.http)
     .header('content-type', 'application/json; charset=utf-8')
@@ -135,6 +139,11 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, new ApiError('NOT_FOUND', { method: req.method, path: req.url.split('?')[0] ?? '' })),
   );
+
+  recordRoutes(app);
+  services.metrics.instrument(app);
+  services.metrics.route(app, services.config.metricsToken);
+  registerOpenApiRoute(app, endpoints);
 
   app.get('/healthz', async (_req, reply) => {
     const ok = await services.store.healthy();
@@ -240,6 +249,19 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     }
     await authorizeCall(scopes, caller, endpoint.permission, endpoint.scoped ? ctx.scope : undefined);
     const data = await endpoint.run(ctx, raw);
+    if (data instanceof StreamReply) {
+      reply.hijack();
+      await data.serve(req.raw, reply.raw).catch((err: unknown) => {
+        // Before the stream started, the failure is an envelope like any other; after, the stream ends.
+        const e = toApiError(err, req);
+        if (reply.raw.headersSent) reply.raw.end();
+        else
+          reply.raw
+            .writeHead(e.http, { 'content-type': 'application/json; charset=utf-8' })
+            .end(JSON.stringify(failureEnvelope(e, req.id)));
+      });
+      return reply;
+    }
     reply.header('content-type', 'application/json; charset=utf-8');
     if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));
     return reply.send(successEnvelope(data, req.id));

@@ -22,7 +22,7 @@ const ScopeType = z.enum(['biz', 'biz_set']);
 const UserName = z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'must be 1 to 64 letters, digits or _ . @ -');
 const Password = z.string().min(8, 'must be at least 8 characters').max(1024);
 
-const schemas = {
+export const OPERATOR_SCHEMAS = {
   login: z.object({ username: z.string().min(1).max(128), password: z.string().min(1).max(1024) }),
   password: z.object({ current_password: z.string().min(1).max(1024), new_password: Password }),
   token: z.object({
@@ -105,7 +105,7 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
   app.register(
     async (auth) => {
       auth.post('/login', async (req, reply) => {
-        const body = parse(schemas.login, req.body);
+        const body = parse(OPERATOR_SCHEMAS.login, req.body);
         const r = await ops.login(req, reply, body.username, body.password);
         return ok(req, { user: userView(r.user), csrf_token: r.csrfToken, expires_at: r.expiresAt });
       });
@@ -117,7 +117,7 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
       auth.get('/me', async (req) => ok(req, meView(await ops.requirePrincipal(req))));
       auth.post('/password', async (req) => {
         const p = await ops.requirePrincipal(req);
-        const body = parse(schemas.password, req.body);
+        const body = parse(OPERATOR_SCHEMAS.password, req.body);
         if (!(await verifyPassword(body.current_password, p.user.passwordHash))) {
           await ops.audit(req, {
             actorKind: 'user',
@@ -143,7 +143,7 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
       });
       auth.post('/tokens', async (req) => {
         const p = await ops.requirePrincipal(req);
-        const body = parse(schemas.token, req.body);
+        const body = parse(OPERATOR_SCHEMAS.token, req.body);
         // A token can never reach further than the credential that creates it.
         if (p.via === 'token' && (p.scopeLimit !== 'all' || p.maxRole !== 'admin'))
           throw new ApiError('USER_PERMISSION_DENIED', {
@@ -210,7 +210,7 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
 
       admin.get('/users', async (req) => ok(req, { users: (await store.listUsers()).map(userView) }));
       admin.post('/users', async (req) => {
-        const body = parse(schemas.user, req.body);
+        const body = parse(OPERATOR_SCHEMAS.user, req.body);
         const password = body.password ?? generatePassword();
         const passwordHash = await hashPassword(password);
         const user = await unique(`user ${body.name}`, () =>
@@ -228,7 +228,7 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
       admin.get('/users/:name', async (req) => ok(req, userView(await userNamed(req))));
       admin.post('/users/:name/roles', async (req) => {
         const user = await userNamed(req);
-        const body = parse(schemas.roles, req.body);
+        const body = parse(OPERATOR_SCHEMAS.roles, req.body);
         const roles: RoleGrant[] = body.roles.map((g) => ({
           scopeType: g.scope_type,
           scopeId: g.scope_id,
@@ -252,7 +252,7 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
       });
       admin.post('/users/:name/password', async (req) => {
         const user = await userNamed(req);
-        const body = parse(schemas.reset, req.body);
+        const body = parse(OPERATOR_SCHEMAS.reset, req.body);
         const password = body.password ?? generatePassword();
         await store.setPassword(user.id, await hashPassword(password));
         await record(req, 'user.password_reset', `user:${user.name}`, {});

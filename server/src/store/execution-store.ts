@@ -7,6 +7,9 @@ import { sql } from 'kysely';
 import { sealedKeyOf } from '../engine/sensitive-params.js';
 import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { EngineCapabilities } from './engines.js';
+import { JobEventLog } from './job-event-log.js';
+import type { PendingEvent } from './job-event-log.js';
 import type {
   CallbackTable,
   Database,
@@ -88,10 +91,77 @@ export interface JobListFilter {
 const UNFINISHED = [5, 7];
 const INSERT_CHUNK = 500;
 
-export class ExecutionStore {
-  constructor(private readonly db: Kysely<Database>) {}
+type JobPatch = Partial<Pick<JobInstance, 'status' | 'start_time' | 'end_time'>>;
+type StepPatch = Partial<
+  Pick<StepInstance, 'status' | 'start_time' | 'end_time' | 'execute_count' | 'current_batch'>
+>;
 
-  /** Records a job with its steps and host tasks in one transaction: acknowledged means stored. */
+/** Hosts per status, as the events that start a step attempt report them. */
+function countByStatus(statuses: Iterable<number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of statuses) out[s] = (out[s] ?? 0) + 1;
+  return out;
+}
+
+function jobEvent(jobInstanceId: number, patch: JobPatch): PendingEvent {
+  return { jobInstanceId, kind: 'job', data: { job_instance_id: jobInstanceId, ...patch } };
+}
+
+/** A step patch as events: its status change, or its move to another rolling batch. */
+function stepEvents(jobInstanceId: number, stepInstanceId: number, patch: StepPatch): PendingEvent[] {
+  const base = { job_instance_id: jobInstanceId, step_instance_id: stepInstanceId };
+  const out: PendingEvent[] = [];
+  if (patch.status !== undefined) out.push({ jobInstanceId, kind: 'step', data: { ...base, ...patch } });
+  if (patch.current_batch !== undefined)
+    out.push({ jobInstanceId, kind: 'batch', data: { ...base, batch: patch.current_batch } });
+  return out;
+}
+
+export class ExecutionStore {
+  /** Every status change and output append, written with the change (see job-event-log.ts). */
+  readonly events: JobEventLog;
+
+  private readonly rowLocks: boolean;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    caps: EngineCapabilities,
+  ) {
+    this.events = new JobEventLog(db, caps);
+    this.rowLocks = !caps.singleWriter;
+  }
+
+  private transactionObserver: (op: string, seconds: number) => void = () => undefined;
+  private readonly taskWriteListeners = new Set<
+    (writes: readonly TaskWrite[], applied: Set<string>) => void
+  >();
+
+  /** Tells `fn` about each committed batch of task writes (output and results), in commit order. */
+  onTaskWrites(fn: (writes: readonly TaskWrite[], applied: Set<string>) => void): void {
+    this.taskWriteListeners.add(fn);
+  }
+
+  /** Tells `fn` how long each transaction that changes executions took (for metrics). */
+  observeTransactions(fn: (op: string, seconds: number) => void): void {
+    this.transactionObserver = fn;
+  }
+
+  /** Runs `fn` in a transaction that appends the events it returns, then wakes the streams. */
+  private async withEvents<T>(
+    op: string,
+    fn: (tx: Transaction<Database>) => Promise<{ result: T; events: PendingEvent[] }>,
+  ): Promise<T> {
+    const started = performance.now();
+    const { result, events } = await this.db.transaction().execute(async (tx) => {
+      const r = await fn(tx);
+      await this.events.append(tx, r.events);
+      return r;
+    });
+    this.transactionObserver(op, (performance.now() - started) / 1000);
+    if (events.length > 0) this.events.notify();
+    return result;
+  }
+
   /**
    * Records a job with its steps and host tasks in one transaction: acknowledged means stored.
    * With `running`, the job and its first step are stored as started, so a crash right after
@@ -102,7 +172,7 @@ export class ExecutionStore {
     running: boolean,
     now = Date.now(),
   ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
-    return this.db.transaction().execute(async (tx) => {
+    return this.withEvents('create_job', async (tx) => {
       const { id: jobInstanceId } = await tx
         .insertInto('job_instance')
         .values({
@@ -123,6 +193,7 @@ export class ExecutionStore {
         .returning('id')
         .executeTakeFirstOrThrow();
       const stepInstanceIds: number[] = [];
+      const steps: Record<string, unknown>[] = [];
       for (const [order, step] of job.steps.entries()) {
         const { id } = await tx
           .insertInto('step_instance')
@@ -144,8 +215,30 @@ export class ExecutionStore {
           .executeTakeFirstOrThrow();
         stepInstanceIds.push(id);
         await insertHostTasks(tx, id, 0, step.hosts);
+        steps.push({
+          step_instance_id: id,
+          name: step.name,
+          type: step.type,
+          status: running && order === 0 ? 2 : 1,
+          execute_count: 0,
+          host_counts: countByStatus(step.hosts.map((h) => h.status)),
+        });
       }
-      return { jobInstanceId, stepInstanceIds };
+      const created: PendingEvent = {
+        jobInstanceId,
+        kind: 'job',
+        data: {
+          job_instance_id: jobInstanceId,
+          created: true,
+          name: job.name,
+          status: running ? 2 : 1,
+          create_time: now,
+          start_time: running ? now : null,
+          operator: job.operator,
+          steps,
+        },
+      };
+      return { result: { jobInstanceId, stepInstanceIds }, events: [created] };
     });
   }
 
@@ -180,52 +273,36 @@ export class ExecutionStore {
     return this.db.selectFrom('step_instance').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  async updateJob(
-    id: number,
-    patch: Partial<Pick<JobInstance, 'status' | 'start_time' | 'end_time'>>,
-  ): Promise<void> {
-    await this.db.updateTable('job_instance').set(patch).where('id', '=', id).execute();
+  async updateJob(id: number, patch: JobPatch): Promise<void> {
+    await this.casJob(id, undefined, patch);
   }
 
-  async updateStep(
-    id: number,
-    patch: Partial<
-      Pick<StepInstance, 'status' | 'start_time' | 'end_time' | 'execute_count' | 'current_batch'>
-    >,
-  ): Promise<void> {
-    await this.db.updateTable('step_instance').set(patch).where('id', '=', id).execute();
+  async updateStep(id: number, patch: StepPatch): Promise<void> {
+    await this.casStep(id, undefined, patch);
   }
 
   /**
    * Changes a job's status only if it is still in one of `from`: operations decided on a status
    * read earlier cannot apply twice, even when two servers receive them at once.
    */
-  async casJob(
-    id: number,
-    from: readonly number[],
-    patch: Partial<Pick<JobInstance, 'status' | 'start_time' | 'end_time'>>,
-  ): Promise<boolean> {
-    const r = await this.db
-      .updateTable('job_instance')
-      .set(patch)
-      .where('id', '=', id)
-      .where('status', 'in', from)
-      .executeTakeFirst();
-    return r.numUpdatedRows > 0n;
+  async casJob(id: number, from: readonly number[] | undefined, patch: JobPatch): Promise<boolean> {
+    return this.withEvents('update_job', async (tx) => {
+      let q = tx.updateTable('job_instance').set(patch).where('id', '=', id);
+      if (from) q = q.where('status', 'in', from);
+      const moved = (await q.executeTakeFirst()).numUpdatedRows > 0n;
+      return { result: moved, events: moved && patch.status !== undefined ? [jobEvent(id, patch)] : [] };
+    });
   }
 
-  async casStep(
-    id: number,
-    from: readonly number[],
-    patch: Partial<Pick<StepInstance, 'status' | 'start_time' | 'end_time' | 'current_batch'>>,
-  ): Promise<boolean> {
-    const r = await this.db
-      .updateTable('step_instance')
-      .set(patch)
-      .where('id', '=', id)
-      .where('status', 'in', from)
-      .executeTakeFirst();
-    return r.numUpdatedRows > 0n;
+  async casStep(id: number, from: readonly number[] | undefined, patch: StepPatch): Promise<boolean> {
+    return this.withEvents('update_step', async (tx) => {
+      let q = tx.updateTable('step_instance').set(patch).where('id', '=', id);
+      if (from) q = q.where('status', 'in', from);
+      const moved = (await q.executeTakeFirst()).numUpdatedRows > 0n;
+      if (!moved) return { result: false, events: [] };
+      const jobId = (await this.events.jobsOfSteps(tx, [id])).get(id);
+      return { result: true, events: jobId === undefined ? [] : stepEvents(jobId, id, patch) };
+    });
   }
 
   /**
@@ -234,7 +311,7 @@ export class ExecutionStore {
    * run again. The job runs again too. All in one transaction; false if the step moved meanwhile.
    */
   async beginRetry(stepId: number, fromCount: number, mode: 'failed' | 'all', now: number): Promise<boolean> {
-    return this.db.transaction().execute(async (tx) => {
+    return this.withEvents('begin_retry', async (tx) => {
       const moved = await tx
         .updateTable('step_instance')
         .set({ execute_count: fromCount + 1, status: 2, start_time: now, end_time: null })
@@ -242,7 +319,7 @@ export class ExecutionStore {
         .where('execute_count', '=', fromCount)
         .where('status', 'in', [4, 9, 11])
         .executeTakeFirst();
-      if (moved.numUpdatedRows === 0n) return false;
+      if (moved.numUpdatedRows === 0n) return { result: false, events: [] };
       const step = await tx
         .selectFrom('step_instance')
         .select(['job_instance_id', 'current_batch'])
@@ -277,11 +354,13 @@ export class ExecutionStore {
           .execute();
       }
       // A rolling step starts again from its first batch that has work.
+      let currentBatch = step.current_batch;
       if (step.current_batch > 0) {
         const pending = rows.filter((r) => r.status === 5).map((r) => r.batch);
+        currentBatch = pending.length > 0 ? Math.min(...pending) : 1;
         await tx
           .updateTable('step_instance')
-          .set({ current_batch: pending.length > 0 ? Math.min(...pending) : 1 })
+          .set({ current_batch: currentBatch })
           .where('id', '=', stepId)
           .execute();
       }
@@ -290,7 +369,22 @@ export class ExecutionStore {
         .set({ status: 2, end_time: null })
         .where('id', '=', step.job_instance_id)
         .execute();
-      return true;
+      const jobId = step.job_instance_id;
+      const stepEvent: PendingEvent = {
+        jobInstanceId: jobId,
+        kind: 'step',
+        data: {
+          job_instance_id: jobId,
+          step_instance_id: stepId,
+          status: 2,
+          execute_count: fromCount + 1,
+          start_time: now,
+          end_time: null,
+          current_batch: currentBatch,
+          host_counts: countByStatus(rows.map((r) => r.status)),
+        },
+      };
+      return { result: true, events: [stepEvent, jobEvent(jobId, { status: 2, end_time: null })] };
     });
   }
 
@@ -332,12 +426,12 @@ export class ExecutionStore {
       .executeTakeFirst();
   }
 
-  /** Jobs the engine must carry on with after a restart. */
+  /** Jobs the engine must carry on with after a restart (a job waiting for a person included). */
   async listActiveJobs(): Promise<JobInstance[]> {
     return this.db
       .selectFrom('job_instance')
       .selectAll()
-      .where('status', 'in', [2, 10])
+      .where('status', 'in', [2, 7, 10])
       .orderBy('id')
       .execute();
   }
@@ -350,7 +444,13 @@ export class ExecutionStore {
   async commitTaskWrites(writes: readonly TaskWrite[]): Promise<Set<string>> {
     const applied = new Set<string>();
     if (writes.length === 0) return applied;
-    await this.db.transaction().execute(async (tx) => {
+    await this.withEvents('commit_task_writes', async (tx) => {
+      const jobs = await this.events.jobsOfSteps(
+        tx,
+        writes.map((w) => w.stepInstanceId),
+      );
+      const before = await this.statusesBefore(tx, writes);
+      const events: PendingEvent[] = [];
       const chunks = writes.flatMap((w) =>
         w.chunks.map((c) => ({
           step_instance_id: w.stepInstanceId,
@@ -370,6 +470,18 @@ export class ExecutionStore {
           .execute();
       }
       for (const w of writes) {
+        const jobInstanceId = jobs.get(w.stepInstanceId) ?? 0;
+        const task = {
+          job_instance_id: jobInstanceId,
+          step_instance_id: w.stepInstanceId,
+          execute_count: w.executeCount,
+          bk_host_id: w.hostId,
+        };
+        const first = w.chunks[0];
+        if (first) {
+          const length = w.chunks.reduce((n, c) => n + c.data.length, 0);
+          events.push({ jobInstanceId, kind: 'log', data: { ...task, offset: first.offset, length } });
+        }
         const set: Partial<HostTask> = {};
         if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
         if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
@@ -387,11 +499,61 @@ export class ExecutionStore {
           .where('host_id', '=', w.hostId);
         if (w.status !== undefined) q = q.where('status', 'in', UNFINISHED);
         const r = await q.executeTakeFirst();
-        if (w.status !== undefined && r.numUpdatedRows > 0n)
-          applied.add(`${w.stepInstanceId}:${w.executeCount}:${w.hostId}`);
+        if (w.status === undefined || r.numUpdatedRows === 0n) continue;
+        const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
+        applied.add(key);
+        const from = before.get(key);
+        if (from === w.status) continue;
+        events.push({
+          jobInstanceId,
+          kind: 'host',
+          data: {
+            ...task,
+            from_status: from ?? null,
+            status: w.status,
+            exit_code: w.exitCode ?? null,
+            error_code: w.errorCode ?? 0,
+            ...(w.startTime !== undefined ? { start_time: w.startTime } : {}),
+            ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
+          },
+        });
       }
+      return { result: undefined, events };
     });
+    for (const l of this.taskWriteListeners) l(writes, applied);
     return applied;
+  }
+
+  /**
+   * The status of each task a batch moves, read (and on PostgreSQL locked) before the move, so
+   * host events name the status they leave and stream counters stay exact.
+   */
+  private async statusesBefore(
+    tx: Transaction<Database>,
+    writes: readonly TaskWrite[],
+  ): Promise<Map<string, number>> {
+    const byAttempt = new Map<string, { step: number; count: number; hosts: number[] }>();
+    for (const w of writes) {
+      if (w.status === undefined) continue;
+      const k = `${w.stepInstanceId}:${w.executeCount}`;
+      let g = byAttempt.get(k);
+      if (!g) byAttempt.set(k, (g = { step: w.stepInstanceId, count: w.executeCount, hosts: [] }));
+      g.hosts.push(w.hostId);
+    }
+    const out = new Map<string, number>();
+    for (const g of byAttempt.values()) {
+      for (let i = 0; i < g.hosts.length; i += INSERT_CHUNK) {
+        let q = tx
+          .selectFrom('host_task')
+          .select(['host_id', 'status'])
+          .where('step_instance_id', '=', g.step)
+          .where('execute_count', '=', g.count)
+          .where('host_id', 'in', g.hosts.slice(i, i + INSERT_CHUNK));
+        if (this.rowLocks) q = q.forUpdate();
+        for (const r of await q.execute()) out.set(`${g.step}:${g.count}:${r.host_id}`, r.status);
+      }
+    }
+    return out;
   }
 
   /** The stored output of one host task, in order. */
@@ -405,6 +567,39 @@ export class ExecutionStore {
       .orderBy('offset')
       .execute();
     return Buffer.concat(rows.map((r) => Buffer.from(r.data)));
+  }
+
+  /**
+   * `length` bytes (at most) of a host task's stored output from byte `offset`: the chunk that
+   * holds `offset` and those after it up to the end, never the whole log.
+   */
+  async readLogRange(
+    stepInstanceId: number,
+    executeCount: number,
+    hostId: number,
+    offset: number,
+    length: number,
+  ): Promise<Buffer> {
+    const chunks = this.db
+      .selectFrom('log_chunk')
+      .where('step_instance_id', '=', stepInstanceId)
+      .where('execute_count', '=', executeCount)
+      .where('host_id', '=', hostId);
+    const first = await chunks
+      .select('offset')
+      .where('offset', '<=', offset)
+      .orderBy('offset', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    const rows = await chunks
+      .select(['offset', 'data'])
+      .where('offset', '>=', first?.offset ?? 0)
+      .where('offset', '<', offset + length)
+      .orderBy('offset')
+      .execute();
+    const start = rows[0]?.offset ?? offset;
+    const all = Buffer.concat(rows.map((r) => Buffer.from(r.data)));
+    return all.subarray(Math.max(0, offset - start), Math.max(0, offset - start) + length);
   }
 
   async listJobs(f: JobListFilter): Promise<{ total: number; jobs: JobInstance[] }> {

@@ -488,6 +488,40 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         await db.schema.createIndex('api_token_user').on('api_token').column('user_id').execute();
       },
     },
+    '0011_job_events': {
+      async up(db: AnyDb) {
+        // Every status change and output append of a job, in commit order, for the resumable
+        // event streams; the id is the SSE event id (Last-Event-ID resumes after it).
+        await withId(db.schema.createTable('job_event'), caps)
+          .addColumn('job_instance_id', 'bigint', (c) => c.notNull())
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('job_event_job')
+          .on('job_event')
+          .columns(['job_instance_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('job_event_scope')
+          .on('job_event')
+          .columns(['scope_type', 'scope_id', 'id'])
+          .execute();
+        // Fingerprints of each finished host task's output under every set of normalisers
+        // (JSON object: normaliser set -> hex digest), computed as the output arrived.
+        await db.schema
+          .createTable('output_fingerprint')
+          .addColumn('step_instance_id', 'bigint', (c) => c.notNull())
+          .addColumn('execute_count', 'integer', (c) => c.notNull())
+          .addColumn('host_id', 'bigint', (c) => c.notNull())
+          .addColumn('fingerprints', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('output_fingerprint_pk', ['step_instance_id', 'execute_count', 'host_id'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -371,6 +371,26 @@ export interface ApiTokenTable {
   revoked_at: number | null;
 }
 
+/** One event of a job's stream; `data` is the JSON the stream sends. */
+export interface JobEventTable {
+  id: Generated<number>;
+  job_instance_id: number;
+  scope_type: string;
+  scope_id: string;
+  /** 'job' | 'step' | 'batch' | 'host' | 'log' */
+  kind: string;
+  data: string;
+  at: number;
+}
+
+export interface OutputFingerprintTable {
+  step_instance_id: number;
+  execute_count: number;
+  host_id: number;
+  /** JSON object: normaliser set (e.g. "host,numbers", "" for none) -> hex digest. */
+  fingerprints: string;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -401,6 +421,8 @@ export interface Database {
   user_session: UserSessionTable;
   api_token: ApiTokenTable;
   server_setting: ServerSettingTable;
+  job_event: JobEventTable;
+  output_fingerprint: OutputFingerprintTable;
 }
 
 /** Cluster-wide settings changed at run time (e.g. the agent bootstrap token's hash). */

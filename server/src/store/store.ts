@@ -19,6 +19,7 @@ import { QuotaStore } from './quota-store.js';
 import { OperatorStore } from './operator-store.js';
 import { RuleStore } from './rule-store.js';
 import { ScriptStore } from './script-store.js';
+import { OutputStore } from './output-store.js';
 import type { Database } from './schema.js';
 
 export class Store {
@@ -36,6 +37,7 @@ export class Store {
   readonly quotas: QuotaStore;
   readonly agentTrust: AgentTrustStore;
   readonly operators: OperatorStore;
+  readonly outputs: OutputStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -44,7 +46,7 @@ export class Store {
   ) {
     this.apps = new AppStore(db);
     this.inventory = new InventoryStore(db);
-    this.executions = new ExecutionStore(db);
+    this.executions = new ExecutionStore(db, caps);
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db);
@@ -55,6 +57,7 @@ export class Store {
     this.quotas = new QuotaStore(db);
     this.agentTrust = new AgentTrustStore(db);
     this.operators = new OperatorStore(db);
+    this.outputs = new OutputStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

@@ -26,6 +26,8 @@ import { queryAgentInfo } from './query-agent-info.js';
 import { getLatestServiceVersion } from './get-latest-service-version.js';
 import { SCRIPT_LIBRARY_ENDPOINTS } from './script-library.js';
 import { ACCOUNT_ENDPOINTS } from './accounts.js';
+import { getJobEventStream, getScopeEventStream } from './event-streams.js';
+import { getOutputDiff, getStepOutputGroups } from './output-groups.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
@@ -54,4 +56,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getLatestServiceVersion,
   ...SCRIPT_LIBRARY_ENDPOINTS,
   ...ACCOUNT_ENDPOINTS,
+  getJobEventStream,
+  getScopeEventStream,
+  getStepOutputGroups,
+  getOutputDiff,
 ];

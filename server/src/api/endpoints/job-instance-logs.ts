@@ -8,12 +8,13 @@ import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { humanSize, humanSpeed, progressText } from '../../engine/file-log-line.js';
-import { HostStatus, StepType } from '../../engine/statuses.js';
+import { HostStatus, StepType, isHostFinished } from '../../engine/statuses.js';
 import type { FileLog } from '../../store/file-store.js';
 import { IpEntry, zInt, zLong } from '../input-types.js';
 import { jobInScope, stepOfJob } from './job-lookup.js';
 
 const MAX_BATCH_HOSTS = 500;
+const MAX_LOG_LENGTH = 16 * 1024 * 1024;
 
 /**
  * A host's log for one execution. A host kept as "last success" (3) by a retry did not run in
@@ -24,14 +25,78 @@ async function logOf(
   step: StepInstance,
   executeCount: number,
   task: HostTask | undefined,
-): Promise<string | null> {
-  if (!task) return null;
+  range?: LogRange,
+): Promise<{ log_content: string | null } & Partial<LogWindow>> {
+  if (!task) return { log_content: null };
   const ex = ctx.services.store.executions;
   let count = executeCount;
-  if (task.status === HostStatus.LAST_SUCCESS)
+  let source = task;
+  if (task.status === HostStatus.LAST_SUCCESS) {
     count = (await ex.lastSuccessfulRun(step.id, task.host_id, executeCount)) ?? executeCount;
-  const bytes = await ex.readLog(step.id, count, task.host_id);
-  return bytes.length === 0 ? null : bytes.toString('utf8');
+    source = (await ex.getHostTask(step.id, count, task.host_id)) ?? task;
+  }
+  if (!range) {
+    const bytes = await ex.readLog(step.id, count, task.host_id);
+    return { log_content: bytes.length === 0 ? null : bytes.toString('utf8') };
+  }
+  const bytes = await ex.readLogRange(step.id, count, task.host_id, range.offset, range.length);
+  return logWindow(source, range.offset, bytes);
+}
+
+/**
+ * Jobfleet extension: read a log from a byte offset, at most `log_length` bytes, so a follower
+ * fetches only what is new. Replies then say where the next read starts and whether more can
+ * come; truncation of a long output stays visible (`log_dropped_bytes`, and the marker line
+ * in the log itself).
+ */
+const LogRangeFields = {
+  log_offset: zLong.pipe(z.number().min(0)).optional(),
+  log_length: zLong.pipe(z.number().min(1).max(MAX_LOG_LENGTH)).optional(),
+};
+interface LogRange {
+  offset: number;
+  length: number;
+}
+interface LogWindow {
+  log_offset: number;
+  log_next_offset: number;
+  log_total_bytes: number;
+  log_dropped_bytes: number;
+  /** No more output will come for this host (its task is finished). */
+  log_complete: boolean;
+}
+
+function rangeOf(input: {
+  log_offset?: number | undefined;
+  log_length?: number | undefined;
+}): LogRange | undefined {
+  if (input.log_offset === undefined && input.log_length === undefined) return undefined;
+  return { offset: input.log_offset ?? 0, length: input.log_length ?? MAX_LOG_LENGTH };
+}
+
+/** Whole characters only: a window never ends inside a UTF-8 sequence (the next one starts there). */
+function logWindow(
+  task: HostTask,
+  offset: number,
+  bytes: Buffer,
+): { log_content: string | null } & LogWindow {
+  let end = bytes.length;
+  if (offset + end < task.log_bytes) {
+    let lead = end;
+    while (lead > 0 && lead > end - 4 && ((bytes[lead - 1] ?? 0) & 0xc0) === 0x80) lead--;
+    const first = bytes[lead - 1] ?? 0;
+    const need = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
+    if (lead > 0 && end - (lead - 1) < need) end = lead - 1;
+  }
+  const part = bytes.subarray(0, end);
+  return {
+    log_content: part.length === 0 ? null : part.toString('utf8'),
+    log_offset: offset,
+    log_next_offset: offset + part.length,
+    log_total_bytes: task.log_bytes,
+    log_dropped_bytes: task.dropped_bytes,
+    log_complete: isHostFinished(task.status) && offset + part.length >= task.log_bytes,
+  };
 }
 
 type Ip = { bk_host_id: number; bk_cloud_id: number | null; ip: string | null };
@@ -86,6 +151,7 @@ export const getJobInstanceIpLog = defineEndpoint({
     bk_cloud_id: zLong.optional(),
     ip: z.string().optional(),
     execute_count: ExecuteCount,
+    ...LogRangeFields,
   }),
   fieldErrors: {
     job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME',
@@ -124,7 +190,7 @@ export const getJobInstanceIpLog = defineEndpoint({
     return {
       log_type: 1,
       ...where,
-      log_content: await logOf(ctx, step, executeCount, task),
+      ...(await logOf(ctx, step, executeCount, task, rangeOf(input))),
       file_logs: null,
     };
   },
@@ -142,6 +208,7 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
     host_id_list: z.array(zLong).optional(),
     ip_list: z.array(IpEntry).optional(),
     execute_count: ExecuteCount,
+    ...LogRangeFields,
   }),
   fieldErrors: {
     job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME',
@@ -202,7 +269,7 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
         bk_cloud_id: t.cloud_id,
         ip: t.ip,
         ipv6: t.ipv6,
-        log_content: await logOf(ctx, step, executeCount, t),
+        ...(await logOf(ctx, step, executeCount, t, rangeOf(input))),
       });
     }
     return {

@@ -1,0 +1,191 @@
+/**
+ * Prometheus metrics (prom-client), served at /metrics.
+ *
+ * Counts that live in the store (jobs, steps and host tasks by status, agents by state,
+ * callbacks by state and failed attempts) are read from it at scrape time, so every server of
+ * a cluster reports the same, true figures; what only this process sees (HTTP requests, dispatch
+ * latency, store transaction latency, stream clients) is measured as it happens.
+ */
+import crypto from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { sql } from 'kysely';
+import type { Services } from '../services.js';
+
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (v: string) => crypto.createHash('sha256').update(v).digest();
+  return crypto.timingSafeEqual(digest(given), digest(expected));
+}
+
+const TIME_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const MAX_IN_FLIGHT_DISPATCHES = 200_000;
+
+/** The BK-JOB code an API reply carried (0 for success), noted where failures are answered. */
+const apiCodes = new WeakMap<FastifyRequest, number>();
+export function noteApiCode(req: FastifyRequest, code: number): void {
+  apiCodes.set(req, code);
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'endpoint' | 'code'>;
+  private readonly requestSeconds: Histogram<'endpoint'>;
+  private readonly dispatchSeconds: Histogram;
+  private readonly transactionSeconds: Histogram<'op'>;
+  private readonly dispatchedAt = new Map<string, number>();
+
+  constructor(services: Pick<Services, 'store' | 'streams'> & { hub?: { connectedHostIds(): number[] } }) {
+    const registry = this.registry;
+    collectDefaultMetrics({ register: registry, prefix: 'jobfleet_' });
+    this.requests = new Counter({
+      name: 'jobfleet_http_requests_total',
+      help: 'HTTP requests by endpoint (API name or route) and code (BK-JOB code for the API, else HTTP status)',
+      labelNames: ['endpoint', 'code'],
+      registers: [registry],
+    });
+    this.requestSeconds = new Histogram({
+      name: 'jobfleet_http_request_duration_seconds',
+      help: 'HTTP request latency by endpoint',
+      labelNames: ['endpoint'],
+      buckets: TIME_BUCKETS,
+      registers: [registry],
+    });
+    this.dispatchSeconds = new Histogram({
+      name: 'jobfleet_task_dispatch_seconds',
+      help: 'time from sending a task to an agent to the agent reporting it started',
+      buckets: TIME_BUCKETS,
+      registers: [registry],
+    });
+    this.transactionSeconds = new Histogram({
+      name: 'jobfleet_store_transaction_seconds',
+      help: 'store transaction latency by operation',
+      labelNames: ['op'],
+      buckets: TIME_BUCKETS,
+      registers: [registry],
+    });
+    const db = services.store.db;
+    const byStatus = (name: string, help: string, table: 'job_instance' | 'step_instance' | 'host_task') =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['status'],
+        registers: [registry],
+        async collect() {
+          const rows = await db
+            .selectFrom(table)
+            .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+            .groupBy('status')
+            .execute();
+          this.reset();
+          for (const r of rows) this.set({ status: String(r.status) }, Number(r.n));
+        },
+      });
+    byStatus('jobfleet_jobs', 'job instances by status', 'job_instance');
+    byStatus('jobfleet_steps', 'step instances by status', 'step_instance');
+    byStatus('jobfleet_host_tasks', 'host tasks by status', 'host_task');
+    const hub = services.hub;
+    new Gauge({
+      name: 'jobfleet_agents',
+      help: 'agents by state: connected (to this server), normal and abnormal (as the store records them)',
+      labelNames: ['state'],
+      registers: [registry],
+      async collect() {
+        const rows = await db
+          .selectFrom('host')
+          .select(['agent_status', (eb) => eb.fn.countAll<number>().as('n')])
+          .where('agent_id', 'is not', null)
+          .groupBy('agent_status')
+          .execute();
+        this.reset();
+        this.set({ state: 'connected' }, hub?.connectedHostIds().length ?? 0);
+        for (const r of rows) this.set({ state: r.agent_status === 1 ? 'normal' : 'abnormal' }, Number(r.n));
+      },
+    });
+    new Gauge({
+      name: 'jobfleet_callbacks',
+      help: 'job callbacks by delivery state (pending is the queue depth)',
+      labelNames: ['state'],
+      registers: [registry],
+      async collect() {
+        const rows = await db
+          .selectFrom('callback')
+          .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
+          .groupBy('state')
+          .execute();
+        this.reset();
+        for (const s of ['pending', 'delivered', 'failed']) this.set({ state: s }, 0);
+        for (const r of rows) this.set({ state: r.state }, Number(r.n));
+      },
+    });
+    new Gauge({
+      name: 'jobfleet_callback_failed_attempts',
+      help: 'callback delivery attempts that failed (no 2xx answer), all time',
+      registers: [registry],
+      async collect() {
+        const r = await db
+          .selectFrom('callback_attempt')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where(sql<boolean>`not (coalesce(http_status, 0) between 200 and 299)`)
+          .executeTakeFirst();
+        this.set(Number(r?.n ?? 0));
+      },
+    });
+    const streams = services.streams;
+    new Gauge({
+      name: 'jobfleet_stream_clients',
+      help: 'event-stream (SSE) clients connected to this server',
+      registers: [registry],
+      collect() {
+        this.set(streams.clientCount);
+      },
+    });
+    new Gauge({
+      name: 'jobfleet_stream_buffered_bytes',
+      help: 'bytes written to event streams and not yet taken by their clients',
+      registers: [registry],
+      collect() {
+        this.set(streams.bufferedBytes());
+      },
+    });
+    services.store.executions.observeTransactions((op, seconds) =>
+      this.transactionSeconds.observe({ op }, seconds),
+    );
+  }
+
+  taskDispatched(key: string): void {
+    if (this.dispatchedAt.size >= MAX_IN_FLIGHT_DISPATCHES) this.dispatchedAt.clear();
+    this.dispatchedAt.set(key, performance.now());
+  }
+
+  taskStarted(key: string): void {
+    const at = this.dispatchedAt.get(key);
+    if (at === undefined) return;
+    this.dispatchedAt.delete(key);
+    this.dispatchSeconds.observe((performance.now() - at) / 1000);
+  }
+
+  /** Counts and times every request; registered before the routes so it sees all of them. */
+  instrument(app: FastifyInstance): void {
+    app.addHook('onResponse', async (req, reply) => {
+      const name = (req.params as { name?: unknown } | undefined)?.name;
+      const endpoint =
+        typeof name === 'string' && req.url.startsWith('/api/') && !req.url.startsWith('/api/admin')
+          ? name
+          : (req.routeOptions.url ?? 'unmatched');
+      const code = apiCodes.get(req) ?? (endpoint === name ? 0 : reply.statusCode);
+      this.requests.inc({ endpoint, code: String(code) });
+      this.requestSeconds.observe({ endpoint }, reply.elapsedTime / 1000);
+    });
+  }
+
+  /** GET /metrics, behind its own bearer token when one is configured. */
+  route(app: FastifyInstance, token: string | undefined): void {
+    app.get('/metrics', async (req, reply) => {
+      if (token !== undefined && !sameSecret(req.headers.authorization ?? '', `Bearer ${token}`)) {
+        return reply.code(401).header('www-authenticate', 'Bearer').send('metrics token required\n');
+      }
+      const text = await this.registry.metrics();
+      return reply.header('content-type', this.registry.contentType).send(text);
+    });
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * Output groups: the hosts of a step attempt grouped by (status, tag, exit code, output
+ * fingerprint), as `dshbak -c` and `clush -b` do on the command line, kept as results arrive.
+ *
+ * Output is fingerprinted while it streams: every committed batch of task writes feeds the
+ * fingerprinter of each task, and a task's fingerprints are stored when its result is. A task
+ * whose output did not stream through this server from byte 0 (it started before a restart, or
+ * on another server) is fingerprinted from its stored log once, when it finishes or, failing
+ * that, when its group is first asked for.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import { isHostFinished, HostStatus } from '../engine/statuses.js';
+import type { ExecutionStore, HostTask, TaskWrite } from '../store/execution-store.js';
+import type { FingerprintRow, OutputStore } from '../store/output-store.js';
+import { OutputFingerprinter, fingerprintsOf } from './output-fingerprint.js';
+import type { Fingerprints } from './output-fingerprint.js';
+import type { HostIdentity } from './output-normalisers.js';
+
+const MAX_IDENTITIES = 50_000;
+
+export interface OutputGroup {
+  /** Stable for a given attempt and set of normalisers: `<status>:<tag>:<exit code>:<fingerprint>`. */
+  groupId: string;
+  status: number;
+  tag: string;
+  exitCode: number | null;
+  /** Null while the hosts are unfinished (their output is not final). */
+  fingerprint: string | null;
+  /** Ordered by host id; the first is the group's representative. */
+  hosts: HostTask[];
+}
+
+export class OutputGroups {
+  /** Fingerprinters of tasks whose output is streaming; `false` when it did not start at byte 0 here. */
+  private readonly live = new Map<string, OutputFingerprinter | false>();
+  private readonly identities = new Map<number, HostIdentity>();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly executions: ExecutionStore,
+    private readonly outputs: OutputStore,
+    private readonly log: FastifyBaseLogger,
+  ) {
+    executions.onTaskWrites((writes, applied) => {
+      // One batch at a time, in commit order: a task's chunks must be hashed in order.
+      this.queue = this.queue
+        .then(() => this.observe(writes, applied))
+        .catch((err: unknown) =>
+          this.log.warn({ err }, 'fingerprinting output failed; groups will read the logs'),
+        );
+    });
+  }
+
+  private async identitiesOf(hostIds: Iterable<number>): Promise<Map<number, HostIdentity>> {
+    const missing = [...new Set(hostIds)].filter((id) => !this.identities.has(id));
+    if (missing.length > 0) {
+      if (this.identities.size + missing.length > MAX_IDENTITIES) this.identities.clear();
+      for (const [id, who] of await this.outputs.identities(missing)) this.identities.set(id, who);
+    }
+    return this.identities;
+  }
+
+  private async observe(writes: readonly TaskWrite[], applied: Set<string>): Promise<void> {
+    const ids = await this.identitiesOf(
+      writes.filter((w) => w.chunks.length > 0 || w.status !== undefined).map((w) => w.hostId),
+    );
+    const done: FingerprintRow[] = [];
+    for (const w of writes) {
+      const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
+      const who = ids.get(w.hostId) ?? { ip: '', hostname: '' };
+      let fp = this.live.get(key);
+      for (const c of w.chunks) {
+        if (fp === undefined) fp = c.offset === 0 ? new OutputFingerprinter(who) : false;
+        if (fp === false) break;
+        if (c.offset === fp.bytes) fp.update(c.data);
+        else if (c.offset > fp.bytes) fp = false;
+      }
+      if (fp !== undefined) this.live.set(key, fp);
+      if (!applied.has(key) || w.status === undefined || !isHostFinished(w.status)) continue;
+      this.live.delete(key);
+      const fingerprints =
+        fp === false
+          ? fingerprintsOf(await this.executions.readLog(w.stepInstanceId, w.executeCount, w.hostId), who)
+          : (fp ?? new OutputFingerprinter(who)).finish();
+      done.push({
+        stepInstanceId: w.stepInstanceId,
+        executeCount: w.executeCount,
+        hostId: w.hostId,
+        fingerprints,
+      });
+    }
+    if (done.length > 0) await this.outputs.save(done);
+  }
+
+  /** Waits until every batch committed so far is fingerprinted (tests and shutdown). */
+  async settled(): Promise<void> {
+    await this.queue;
+  }
+
+  /** The attempt whose output a host's log shows (a host kept as "last success" ran earlier). */
+  async outputAttempt(task: HostTask): Promise<number> {
+    if (task.status !== HostStatus.LAST_SUCCESS) return task.execute_count;
+    return (
+      (await this.executions.lastSuccessfulRun(task.step_instance_id, task.host_id, task.execute_count)) ??
+      task.execute_count
+    );
+  }
+
+  /** Fingerprints of finished tasks of an attempt; the few without any are computed from their logs. */
+  private async fingerprints(tasks: readonly HostTask[]): Promise<Map<number, Fingerprints>> {
+    const first = tasks[0];
+    if (!first) return new Map();
+    const have = await this.outputs.ofAttempt(first.step_instance_id, first.execute_count);
+    const missing = tasks.filter((t) => isHostFinished(t.status) && !have.has(t.host_id));
+    if (missing.length === 0) return have;
+    const ids = await this.identitiesOf(missing.map((t) => t.host_id));
+    const rows: FingerprintRow[] = [];
+    for (const t of missing) {
+      const attempt = await this.outputAttempt(t);
+      const output = await this.executions.readLog(t.step_instance_id, attempt, t.host_id);
+      const fingerprints = fingerprintsOf(output, ids.get(t.host_id) ?? { ip: '', hostname: '' });
+      have.set(t.host_id, fingerprints);
+      rows.push({
+        stepInstanceId: t.step_instance_id,
+        executeCount: t.execute_count,
+        hostId: t.host_id,
+        fingerprints,
+      });
+    }
+    await this.outputs.save(rows);
+    return have;
+  }
+
+  /** The groups of one step attempt under a set of normalisers (its key), largest first. */
+  async groups(stepInstanceId: number, executeCount: number, normalisers: string): Promise<OutputGroup[]> {
+    const tasks = await this.executions.listHostTasks(stepInstanceId, executeCount);
+    const fps = await this.fingerprints(tasks);
+    const groups = new Map<string, OutputGroup>();
+    for (const t of tasks) {
+      const fingerprint = isHostFinished(t.status) ? (fps.get(t.host_id)?.[normalisers] ?? null) : null;
+      const groupId = `${t.status}:${t.tag}:${t.exit_code ?? ''}:${fingerprint ?? ''}`;
+      let g = groups.get(groupId);
+      if (!g) {
+        g = { groupId, status: t.status, tag: t.tag, exitCode: t.exit_code, fingerprint, hosts: [] };
+        groups.set(groupId, g);
+      }
+      g.hosts.push(t);
+    }
+    return [...groups.values()].sort(
+      (a, b) => b.hosts.length - a.hosts.length || (a.hosts[0]?.host_id ?? 0) - (b.hosts[0]?.host_id ?? 0),
+    );
+  }
+
+  async identity(hostId: number): Promise<HostIdentity> {
+    return (await this.identitiesOf([hostId])).get(hostId) ?? { ip: '', hostname: '' };
+  }
+}

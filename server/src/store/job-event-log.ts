@@ -1,0 +1,149 @@
+/**
+ * The job event log: every job, step and host status change and every output append, written
+ * in the same transaction as the change itself, so the log can never say something the store
+ * does not (nor miss something it does). Ids grow in commit order: on PostgreSQL, transactions
+ * that append events take one advisory lock right before appending and hold it to commit, so a
+ * reader that saw id N will never later see a new id below N. Streams resume from the log by
+ * id (`Last-Event-ID`), across reconnects, server restarts and servers of a cluster.
+ */
+import { sql } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { EngineCapabilities } from './engines.js';
+import type { Database, JobEventTable } from './schema.js';
+
+export type JobEventKind = 'job' | 'step' | 'batch' | 'host' | 'log';
+export const STATUS_EVENT_KINDS: readonly JobEventKind[] = ['job', 'step', 'batch'];
+
+export type JobEventRow = Selectable<JobEventTable>;
+
+export interface PendingEvent {
+  jobInstanceId: number;
+  kind: JobEventKind;
+  data: Record<string, unknown>;
+}
+
+/** Arbitrary constant naming the event log's advisory lock. */
+const EVENT_LOCK_KEY = 7_411_015;
+const INSERT_CHUNK = 500;
+const CACHE_MAX = 20_000;
+
+function remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+  // Job scopes and step owners never change; the caches only need a bound, not an order.
+  if (map.size >= CACHE_MAX) map.clear();
+  map.set(key, value);
+}
+
+export class JobEventLog {
+  private readonly scopeOfJob = new Map<number, { type: string; id: string }>();
+  private readonly jobOfStep = new Map<number, number>();
+  private readonly listeners = new Set<() => void>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly caps: EngineCapabilities,
+  ) {}
+
+  /** The job each step belongs to (cached; a step never moves). */
+  async jobsOfSteps(tx: Kysely<Database>, stepIds: Iterable<number>): Promise<Map<number, number>> {
+    const out = new Map<number, number>();
+    const missing: number[] = [];
+    for (const id of new Set(stepIds)) {
+      const job = this.jobOfStep.get(id);
+      if (job === undefined) missing.push(id);
+      else out.set(id, job);
+    }
+    for (let i = 0; i < missing.length; i += INSERT_CHUNK) {
+      const rows = await tx
+        .selectFrom('step_instance')
+        .select(['id', 'job_instance_id'])
+        .where('id', 'in', missing.slice(i, i + INSERT_CHUNK))
+        .execute();
+      for (const r of rows) {
+        out.set(r.id, r.job_instance_id);
+        remember(this.jobOfStep, r.id, r.job_instance_id);
+      }
+    }
+    return out;
+  }
+
+  /** Appends events as the last statements of `tx`; call notify() once `tx` committed. */
+  async append(tx: Transaction<Database>, events: readonly PendingEvent[], now = Date.now()): Promise<void> {
+    if (events.length === 0) return;
+    const missing = [...new Set(events.map((e) => e.jobInstanceId))].filter((id) => !this.scopeOfJob.has(id));
+    for (let i = 0; i < missing.length; i += INSERT_CHUNK) {
+      const rows = await tx
+        .selectFrom('job_instance')
+        .select(['id', 'scope_type', 'scope_id'])
+        .where('id', 'in', missing.slice(i, i + INSERT_CHUNK))
+        .execute();
+      for (const r of rows) remember(this.scopeOfJob, r.id, { type: r.scope_type, id: r.scope_id });
+    }
+    if (!this.caps.singleWriter) await sql`select pg_advisory_xact_lock(${EVENT_LOCK_KEY})`.execute(tx);
+    const rows = events.map((e) => {
+      const scope = this.scopeOfJob.get(e.jobInstanceId) ?? { type: '', id: '' };
+      return {
+        job_instance_id: e.jobInstanceId,
+        scope_type: scope.type,
+        scope_id: scope.id,
+        kind: e.kind,
+        data: JSON.stringify(e.data),
+        at: now,
+      };
+    });
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      await tx
+        .insertInto('job_event')
+        .values(rows.slice(i, i + INSERT_CHUNK))
+        .execute();
+    }
+  }
+
+  /** Wakes the streams of this server; streams of other servers find the events by polling. */
+  notify(): void {
+    for (const l of this.listeners) l();
+  }
+
+  onAppended(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async listOfJob(jobInstanceId: number, afterId: number, limit: number): Promise<JobEventRow[]> {
+    return this.db
+      .selectFrom('job_event')
+      .selectAll()
+      .where('job_instance_id', '=', jobInstanceId)
+      .where('id', '>', afterId)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
+
+  /** Status events (job, step, batch) of every job of a scope. */
+  async listOfScope(
+    scopeType: string,
+    scopeId: string,
+    afterId: number,
+    limit: number,
+  ): Promise<JobEventRow[]> {
+    return this.db
+      .selectFrom('job_event')
+      .selectAll()
+      .where('scope_type', '=', scopeType)
+      .where('scope_id', '=', scopeId)
+      .where('id', '>', afterId)
+      .where('kind', 'in', STATUS_EVENT_KINDS)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
+
+  /** The newest event id (0 when there is none): where a scope stream without Last-Event-ID starts. */
+  async lastId(): Promise<number> {
+    const r = await this.db
+      .selectFrom('job_event')
+      .select((eb) => eb.fn.max('id').as('id'))
+      .executeTakeFirst();
+    return Number(r?.id ?? 0);
+  }
+}

@@ -1,0 +1,65 @@
+/** Output fingerprints of finished host tasks (see outputs/output-fingerprint.ts). */
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.js';
+
+export interface FingerprintRow {
+  stepInstanceId: number;
+  executeCount: number;
+  hostId: number;
+  fingerprints: Record<string, string>;
+}
+
+const CHUNK = 500;
+
+export class OutputStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async save(rows: readonly FingerprintRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += CHUNK) {
+      await this.db
+        .insertInto('output_fingerprint')
+        .values(
+          rows.slice(i, i + CHUNK).map((r) => ({
+            step_instance_id: r.stepInstanceId,
+            execute_count: r.executeCount,
+            host_id: r.hostId,
+            fingerprints: JSON.stringify(r.fingerprints),
+          })),
+        )
+        .onConflict((oc) =>
+          oc
+            .columns(['step_instance_id', 'execute_count', 'host_id'])
+            .doUpdateSet((eb) => ({ fingerprints: eb.ref('excluded.fingerprints') })),
+        )
+        .execute();
+    }
+  }
+
+  /** bk_host_id -> fingerprints, for the hosts of one step attempt that have them. */
+  async ofAttempt(
+    stepInstanceId: number,
+    executeCount: number,
+  ): Promise<Map<number, Record<string, string>>> {
+    const rows = await this.db
+      .selectFrom('output_fingerprint')
+      .select(['host_id', 'fingerprints'])
+      .where('step_instance_id', '=', stepInstanceId)
+      .where('execute_count', '=', executeCount)
+      .execute();
+    return new Map(rows.map((r) => [r.host_id, JSON.parse(r.fingerprints) as Record<string, string>]));
+  }
+
+  /** The address and name each host reported (what the host normaliser replaces). */
+  async identities(hostIds: readonly number[]): Promise<Map<number, { ip: string; hostname: string }>> {
+    const out = new Map<number, { ip: string; hostname: string }>();
+    for (let i = 0; i < hostIds.length; i += CHUNK) {
+      const rows = await this.db
+        .selectFrom('host')
+        .select(['id', 'ip', 'hostname'])
+        .where('id', 'in', hostIds.slice(i, i + CHUNK))
+        .execute();
+      for (const r of rows) out.set(r.id, { ip: r.ip, hostname: r.hostname });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Serving event streams (Server-Sent Events) from the job event log.
+ *
+ * A client's stream reads the log one page at a time after its cursor (its Last-Event-ID),
+ * writes the page, and reads the next page only once the socket took the previous one: a
+ * client that stops reading holds at most one page and the socket's buffers on the server,
+ * however much happens meanwhile; it finds the rest in the log when it reads again.
+ * A client gets at most `maxPerSecond` messages a second; past that, host and log events are
+ * coalesced with exact counts (sse-coalescing.ts). Streams wake when this server appends
+ * events and otherwise look every `pollMs`, which is how events of other servers arrive.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { JobEventLog, JobEventRow } from '../store/job-event-log.js';
+import { messagesOf } from './sse-coalescing.js';
+
+export interface StreamSource {
+  /** Events after `afterId`, oldest first. */
+  list(afterId: number, limit: number): Promise<JobEventRow[]>;
+  /** Set when the stream is complete once caught up (a finished job): the data of its `end` message. */
+  finished(): Promise<Record<string, unknown> | undefined>;
+}
+
+export interface StreamStart {
+  afterId: number;
+  /** Whether the client named where it stopped (a reconnect rather than a first connect). */
+  resumed: boolean;
+  maxPerSecond: number;
+}
+
+const PAGE = 500;
+const HEARTBEAT_MS = 15_000;
+
+export class EventStreams {
+  private readonly clients = new Set<ServerResponse>();
+  private readonly listeners = new Set<() => void>();
+
+  constructor(
+    events: JobEventLog,
+    private readonly pollMs: number,
+  ) {
+    events.onAppended(() => {
+      for (const l of this.listeners) l();
+    });
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  /** Bytes written to streams and not yet taken by their clients (summed over clients). */
+  bufferedBytes(): number {
+    let n = 0;
+    for (const c of this.clients) n += c.writableLength;
+    return n;
+  }
+
+  async serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    source: StreamSource,
+    start: StreamStart,
+  ): Promise<void> {
+    let cursor = start.afterId;
+    let ended = await source.finished();
+    let rows = await source.list(cursor, PAGE);
+    if (ended && rows.length === 0 && start.resumed) {
+      // Nothing more will come: 204 tells an EventSource to stop reconnecting.
+      res.writeHead(204).end();
+      return;
+    }
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 3000\n\n');
+    this.clients.add(res);
+    let closed = false;
+    /** Ends the current wait early: new events, or the client went away. */
+    let wake: (() => void) | undefined;
+    /** Ends a wait for the socket to drain: only the client going away does. */
+    let unblock: (() => void) | undefined;
+    let dirty = false;
+    const onClose = () => {
+      closed = true;
+      wake?.();
+      unblock?.();
+    };
+    const onAppended = () => {
+      dirty = true;
+      wake?.();
+    };
+    this.listeners.add(onAppended);
+    req.socket.on('close', onClose);
+    res.on('close', onClose);
+    const waitFor = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(done, ms);
+        function done() {
+          clearTimeout(t);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+      });
+    let windowStart = Date.now();
+    let sent = 0;
+    let lastWrite = Date.now();
+    try {
+      for (;;) {
+        if (closed) return;
+        if (rows.length === 0) {
+          if (ended) {
+            res.write(`event: end\ndata: ${JSON.stringify(ended)}\n\n`);
+            return;
+          }
+          if (!dirty) await waitFor(Math.min(this.pollMs, HEARTBEAT_MS));
+          if (closed) return;
+          if (Date.now() - lastWrite >= HEARTBEAT_MS) {
+            res.write(': keepalive\n\n');
+            lastWrite = Date.now();
+          }
+        } else {
+          if (start.maxPerSecond > 0) {
+            const now = Date.now();
+            if (now - windowStart >= 1000) {
+              windowStart = now;
+              sent = 0;
+            } else if (sent >= start.maxPerSecond) {
+              await waitFor(windowStart + 1000 - now);
+              continue;
+            }
+          }
+          const budget = start.maxPerSecond > 0 ? start.maxPerSecond - sent : Infinity;
+          const messages = messagesOf(rows, rows.length > budget);
+          const ok = res.write(messages.join(''));
+          sent += messages.length;
+          lastWrite = Date.now();
+          cursor = rows[rows.length - 1]?.id ?? cursor;
+          if (!ok) {
+            await new Promise<void>((resolve) => {
+              unblock = resolve;
+              res.once('drain', resolve);
+            });
+            unblock = undefined;
+          }
+        }
+        if (closed) return;
+        // Finished first, then the page: a job seen finished has all its events in the log.
+        dirty = false;
+        ended = await source.finished();
+        rows = await source.list(cursor, PAGE);
+      }
+    } finally {
+      this.clients.delete(res);
+      this.listeners.delete(onAppended);
+      req.socket.off('close', onClose);
+      if (!res.writableEnded) res.end();
+    }
+  }
+
+  /** Ends every stream (server shutdown); clients reconnect with their Last-Event-ID. */
+  close(): void {
+    for (const c of this.clients) c.end();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * A big fleet for end-to-end tests: the bench's fleet simulator (one process, many agents,
+ * each with its own identity and WebSocket) with the noop executor, placed in business BIZ.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { REPO_ROOT, killProcess, tempDir } from './processes.js';
+
+const SIMULATOR = path.join(REPO_ROOT, 'bench', 'dist', 'src', 'fleet-simulator.js');
+
+export interface SimulatedFleet {
+  hostIds: number[];
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function startSimulatedFleet(
+  server: { url: string; bootstrapToken: string },
+  agents: number,
+  biz: number,
+  executor: 'noop' | 'process' = 'noop',
+): Promise<SimulatedFleet> {
+  const proc = spawn(
+    process.execPath,
+    [
+      SIMULATOR,
+      '--server',
+      server.url,
+      '--token',
+      server.bootstrapToken,
+      '--agents',
+      String(agents),
+      '--biz',
+      String(biz),
+      '--executor',
+      executor,
+      '--state-root',
+      tempDir('sim'),
+      '--concurrency',
+      '32',
+      // A loaded machine registers hundreds of agents slowly; the test waits rather than fails.
+      '--ready-timeout-ms',
+      '600000',
+    ],
+    { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    proc.stdout?.setEncoding('utf8');
+    proc.stdout?.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const msg = JSON.parse(line) as { event: string; hostIds?: number[]; message?: string };
+        if (msg.event === 'ready')
+          resolve({ hostIds: msg.hostIds ?? [], proc, stop: () => killProcess(proc, 'SIGTERM') });
+        if (msg.event === 'failed') reject(new Error(`fleet simulator failed: ${msg.message ?? ''}`));
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`fleet simulator exited with ${code}`)));
+  });
+}
