@@ -7,10 +7,11 @@
  * Download tasks write no output; their per-file reports go out live, and the final one of
  * each file is spooled with the task and resent with its result.
  * Output offsets are contiguous from 0 and `finished.outputBytes` is the total reported.
+ * Every report goes out once what it reports is in the spool on disk (group commit: one
+ * fdatasync for everything the tasks had to say in one turn of the event loop).
  * The spool is best effort against a full disk: the task still runs and reports live, and a
  * later resend fills what the disk did not keep with a notice of the same length.
  */
-import fs from 'node:fs';
 import type { DownloadFiles, HeldTask, RunScript, ServeFiles, TaskOutcome } from '@jobfleet/protocol';
 import { removePartFiles, runDownload } from './file-download.js';
 import type { DownloadProgress } from './file-download.js';
@@ -34,9 +35,8 @@ export interface TaskRunnerOptions {
 interface Task {
   readonly key: string;
   readonly startTime: number;
-  /** Bytes of the output stream reported so far (and written to the spool, when it works). */
+  /** Bytes of the output stream so far (spooled, and reported once on disk). */
   written: number;
-  fd: number | undefined;
   cap: OutputCap;
   running: RunningTask | undefined;
   result: FinishedReport | undefined;
@@ -100,7 +100,6 @@ export class TaskRunner implements TaskRunnerPort {
         key,
         startTime: left.startTime,
         written: result.outputBytes,
-        fd: undefined,
         cap: new OutputCap(left.msg.type === 'task.run' ? left.msg.logCapBytes : DOWNLOAD_LOG_CAP),
         running: undefined,
         result,
@@ -142,18 +141,12 @@ export class TaskRunner implements TaskRunnerPort {
   private begin(msg: TaskRequest, logCapBytes: number): Task | undefined {
     if (this.closed || this.tasks.has(msg.key) || this.recordedKeys.has(msg.key)) return undefined;
     const startTime = Date.now();
-    let fd: number | undefined;
-    try {
-      fd = this.spool.create(msg, startTime);
-    } catch {
-      fd = undefined; // runs without a durable record; reported live
-    }
+    this.spool.create(msg, startTime);
     let settle = () => undefined as void;
     const task: Task = {
       key: msg.key,
       startTime,
       written: 0,
-      fd,
       cap: new OutputCap(logCapBytes),
       running: undefined,
       result: undefined,
@@ -162,7 +155,7 @@ export class TaskRunner implements TaskRunnerPort {
       settle: () => settle(),
     };
     this.tasks.set(msg.key, task);
-    this.reports.started(msg.key, startTime);
+    this.spool.afterDurable(() => this.reports.started(msg.key, startTime));
     return task;
   }
 
@@ -171,13 +164,9 @@ export class TaskRunner implements TaskRunnerPort {
     const report: FileReport = { key: task.key, ...progress };
     if (report.status !== 'downloading') {
       task.fileReports.push(report);
-      try {
-        this.spool.appendFileReport(task.key, report);
-      } catch {
-        /* kept in memory; only an agent restart would lose it */
-      }
+      this.spool.appendFileReport(task.key, report);
     }
-    this.reports.fileProgress(report);
+    this.spool.afterDurable(() => this.reports.fileProgress(report));
   }
 
   /** A task dropped by `forget` may still be winding down; it must not touch the spool or report. */
@@ -190,7 +179,6 @@ export class TaskRunner implements TaskRunnerPort {
     task.settle();
     if (!this.isCurrent(task)) return;
     this.append(task, task.cap.finish());
-    this.closeSpoolFile(task);
     task.running = undefined;
     task.result = {
       key: task.key,
@@ -203,42 +191,23 @@ export class TaskRunner implements TaskRunnerPort {
       message,
     };
     this.saveResult(task.result);
-    this.reports.finished(task.result);
+    const result = task.result;
+    this.spool.afterDurable(() => this.reports.finished(result));
   }
 
   private append(task: Task, bytes: Buffer): void {
     if (bytes.length === 0 || !this.isCurrent(task)) return;
-    if (task.fd !== undefined) {
-      try {
-        this.spool.append(task.fd, bytes);
-      } catch {
-        this.closeSpoolFile(task); // stop at the first failure so the file never has holes inside
-      }
-    }
+    this.spool.append(task.key, bytes);
     for (let i = 0; i < bytes.length; i += FRAME_BYTES) {
       const part = bytes.subarray(i, i + FRAME_BYTES);
-      this.reports.output(task.key, task.written, part);
+      const offset = task.written;
+      this.spool.afterDurable(() => this.reports.output(task.key, offset, part));
       task.written += part.length;
     }
   }
 
-  private closeSpoolFile(task: Task): void {
-    if (task.fd === undefined) return;
-    const fd = task.fd;
-    task.fd = undefined;
-    try {
-      fs.closeSync(fd);
-    } catch {
-      /* nothing more to lose */
-    }
-  }
-
   private saveResult(result: FinishedReport): void {
-    try {
-      this.spool.finish(result.key, result);
-    } catch {
-      /* kept in memory and reported; only an agent restart would lose it */
-    }
+    this.spool.finish(result.key, result);
   }
 
   kill(key: string): void {
@@ -257,26 +226,28 @@ export class TaskRunner implements TaskRunnerPort {
     for (const key of forget) {
       const t = this.tasks.get(key);
       this.tasks.delete(key);
-      if (t) {
-        t.running?.kill('killed');
-        this.closeSpoolFile(t);
-      }
+      t?.running?.kill('killed');
       this.spool.remove(key);
     }
-    for (const t of this.tasks.values()) {
-      const known = stored[t.key];
-      // A task the server has no offset for may have started while we were disconnected,
-      // when its `started` could not be sent.
-      if (known === undefined) this.reports.started(t.key, t.startTime);
-      for (let off = Math.min(known ?? 0, t.written); off < t.written; off += FRAME_BYTES) {
-        const end = Math.min(t.written, off + FRAME_BYTES);
-        this.reports.output(t.key, off, this.spool.readOutput(t.key, off, end));
+    // What the tasks hold now; anything they add later is reported live, after this resend.
+    const now = [...this.tasks.values()].map((t) => ({ t, written: t.written, result: t.result }));
+    this.spool.afterDurable(() => {
+      for (const { t, written, result } of now) {
+        if (this.tasks.get(t.key) !== t) continue;
+        const known = stored[t.key];
+        // A task the server has no offset for may have started while we were disconnected,
+        // when its `started` could not be sent.
+        if (known === undefined) this.reports.started(t.key, t.startTime);
+        for (let off = Math.min(known ?? 0, written); off < written; off += FRAME_BYTES) {
+          const end = Math.min(written, off + FRAME_BYTES);
+          this.reports.output(t.key, off, this.spool.readOutput(t.key, off, end));
+        }
+        if (result) {
+          for (const f of t.fileReports) this.reports.fileProgress(f);
+          this.reports.finished(result);
+        }
       }
-      if (t.result) {
-        for (const f of t.fileReports) this.reports.fileProgress(f);
-        this.reports.finished(t.result);
-      }
-    }
+    });
   }
 
   recorded(key: string): void {
@@ -315,11 +286,17 @@ export class TaskRunner implements TaskRunnerPort {
     return this.files.url();
   }
 
+  /** Resolves once everything the tasks said so far is on disk (and reported). */
+  flushed(): Promise<void> {
+    return this.spool.flushed();
+  }
+
   /** Kills every running task, waits until each has its result spooled (reported as lost), stops serving. */
   async close(): Promise<void> {
     this.closed = true;
     const running = [...this.tasks.values()].filter((t) => !t.result);
     for (const t of running) t.running?.kill('lost');
     await Promise.all([...running.map((t) => t.ended), this.files.close()]);
+    await this.spool.close();
   }
 }
