@@ -2,8 +2,9 @@
  * An append-only journal in numbered segment files (`<dir>/00000001.journal`, …) with group
  * commit: records appended while a write is in flight collect in memory and go to disk
  * together, with one fdatasync for the whole batch however many tasks they belong to.
- * `afterDurable` runs a callback once everything appended before it is on disk, which is when
- * the agent may tell the server about it.
+ * `afterWritten` runs a callback once everything appended before it was written to the file
+ * (it survives the agent being killed), `afterDurable` once it was also fdatasync'ed (it
+ * survives the machine losing power).
  *
  * Record: u32 body length, u32 CRC-32 of the body, body. A record cut short by a crash (or
  * one that does not match its checksum) ends the reading of its segment.
@@ -46,8 +47,15 @@ export class SpoolJournal {
   private batch: PendingWrite[] = [];
   /** The batch being written, still readable from memory until it is. */
   private inflight: PendingWrite[] = [];
+  /** Callbacks waiting for the batch being assembled: written, and durable. */
+  private writtenWaiters: (() => void)[] = [];
   private waiters: (() => void)[] = [];
+  /** Callbacks waiting for the batch in flight to be written, and durable. */
+  private inflightWritten: (() => void)[] = [];
+  private inflightWaiters: (() => void)[] = [];
   private writing = false;
+  /** The batch in flight was written and is being synced. */
+  private syncing = false;
   private scheduled = false;
   /** Descriptors of segments that were rotated out, closed once their last batch is written. */
   private retired: number[] = [];
@@ -142,12 +150,16 @@ export class SpoolJournal {
 
   /** Runs `fn` once every record appended so far is on disk (at once when nothing is pending). */
   afterDurable(fn: () => void): void {
-    if (!this.writing && this.batch.length === 0) {
-      fn();
-      return;
-    }
-    this.waiters.push(fn);
-    this.schedule();
+    if (this.batch.length > 0) this.waiters.push(fn);
+    else if (this.writing) this.inflightWaiters.push(fn);
+    else fn();
+  }
+
+  /** Runs `fn` once every record appended so far is in the file (at once when it is). */
+  afterWritten(fn: () => void): void {
+    if (this.batch.length > 0) this.writtenWaiters.push(fn);
+    else if (this.writing && !this.syncing) this.inflightWritten.push(fn);
+    else fn();
   }
 
   /** Resolves when every record appended so far is on disk. */
@@ -243,27 +255,47 @@ export class SpoolJournal {
   private async flush(): Promise<void> {
     if (this.writing) return;
     const batch = this.batch;
-    const waiters = this.waiters;
     const retired = this.retired;
+    this.inflightWritten = this.writtenWaiters;
+    this.inflightWaiters = this.waiters;
     this.batch = [];
+    this.writtenWaiters = [];
     this.waiters = [];
     this.retired = [];
     this.inflight = batch;
     this.writing = true;
     try {
-      if (!this.broken) {
-        for (const w of batch) await writeAll(w.fd, w.buffers);
-        for (const fd of new Set(batch.map((w) => w.fd))) await fdatasync(fd);
-      }
+      if (!this.broken) for (const w of batch) await writeAll(w.fd, w.buffers);
     } catch {
       this.broken = true;
-    } finally {
-      for (const fd of retired) fs.close(fd, () => undefined);
-      this.inflight = [];
-      this.writing = false;
     }
-    for (const fn of waiters) fn();
-    if (this.batch.length > 0 || this.waiters.length > 0) this.schedule();
+    this.syncing = true;
+    runAll(this.inflightWritten);
+    this.inflightWritten = [];
+    try {
+      if (!this.broken) for (const fd of new Set(batch.map((w) => w.fd))) await fdatasync(fd);
+    } catch {
+      this.broken = true;
+    }
+    for (const fd of retired) fs.close(fd, () => undefined);
+    this.inflight = [];
+    this.writing = false;
+    this.syncing = false;
+    const waiters = this.inflightWaiters;
+    this.inflightWaiters = [];
+    runAll(waiters);
+    if (this.batch.length > 0) this.schedule();
+  }
+}
+
+/** Runs callbacks in order; one that throws does not keep the others from running. */
+function runAll(fns: (() => void)[]): void {
+  for (const fn of fns) {
+    try {
+      fn();
+    } catch {
+      /* the caller's own failure; the journal goes on */
+    }
   }
 }
 

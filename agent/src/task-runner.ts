@@ -7,8 +7,9 @@
  * Download tasks write no output; their per-file reports go out live, and the final one of
  * each file is spooled with the task and resent with its result.
  * Output offsets are contiguous from 0 and `finished.outputBytes` is the total reported.
- * Every report goes out once what it reports is in the spool on disk (group commit: one
- * fdatasync for everything the tasks had to say in one turn of the event loop).
+ * Every report goes out once what it reports is in the spool: starts and output once written
+ * (they survive the agent being killed), results once also synced (group commit: one write
+ * and one fdatasync for everything the tasks had to say in one turn of the event loop).
  * The spool is best effort against a full disk: the task still runs and reports live, and a
  * later resend fills what the disk did not keep with a notice of the same length.
  */
@@ -155,7 +156,7 @@ export class TaskRunner implements TaskRunnerPort {
       settle: () => settle(),
     };
     this.tasks.set(msg.key, task);
-    this.spool.afterDurable(() => this.reports.started(msg.key, startTime));
+    this.spool.afterWritten(() => this.reports.started(msg.key, startTime));
     return task;
   }
 
@@ -166,7 +167,7 @@ export class TaskRunner implements TaskRunnerPort {
       task.fileReports.push(report);
       this.spool.appendFileReport(task.key, report);
     }
-    this.spool.afterDurable(() => this.reports.fileProgress(report));
+    this.spool.afterWritten(() => this.reports.fileProgress(report));
   }
 
   /** A task dropped by `forget` may still be winding down; it must not touch the spool or report. */
@@ -201,7 +202,7 @@ export class TaskRunner implements TaskRunnerPort {
     for (let i = 0; i < bytes.length; i += FRAME_BYTES) {
       const part = bytes.subarray(i, i + FRAME_BYTES);
       const offset = task.written;
-      this.spool.afterDurable(() => this.reports.output(task.key, offset, part));
+      this.spool.afterWritten(() => this.reports.output(task.key, offset, part));
       task.written += part.length;
     }
   }
@@ -229,25 +230,25 @@ export class TaskRunner implements TaskRunnerPort {
       t?.running?.kill('killed');
       this.spool.remove(key);
     }
-    // What the tasks hold now; anything they add later is reported live, after this resend.
-    const now = [...this.tasks.values()].map((t) => ({ t, written: t.written, result: t.result }));
-    this.spool.afterDurable(() => {
-      for (const { t, written, result } of now) {
-        if (this.tasks.get(t.key) !== t) continue;
-        const known = stored[t.key];
-        // A task the server has no offset for may have started while we were disconnected,
-        // when its `started` could not be sent.
-        if (known === undefined) this.reports.started(t.key, t.startTime);
-        for (let off = Math.min(known ?? 0, written); off < written; off += FRAME_BYTES) {
-          const end = Math.min(written, off + FRAME_BYTES);
-          this.reports.output(t.key, off, this.spool.readOutput(t.key, off, end));
-        }
-        if (result) {
-          for (const f of t.fileReports) this.reports.fileProgress(f);
-          this.reports.finished(result);
-        }
+    for (const t of this.tasks.values()) {
+      const known = stored[t.key];
+      // A task the server has no offset for may have started while we were disconnected,
+      // when its `started` could not be sent.
+      if (known === undefined) this.reports.started(t.key, t.startTime);
+      // The spool reads back what it has not written yet too; output added later goes out live.
+      for (let off = Math.min(known ?? 0, t.written); off < t.written; off += FRAME_BYTES) {
+        const end = Math.min(t.written, off + FRAME_BYTES);
+        this.reports.output(t.key, off, this.spool.readOutput(t.key, off, end));
       }
-    });
+      const result = t.result;
+      if (result) {
+        const files = [...t.fileReports];
+        this.spool.afterDurable(() => {
+          for (const f of files) this.reports.fileProgress(f);
+          this.reports.finished(result);
+        });
+      }
+    }
   }
 
   recorded(key: string): void {

@@ -6,9 +6,10 @@
  * the server recorded it. A task costs appends to one file instead of files and directories of
  * its own, and many tasks share one fdatasync (group commit).
  *
- * Callers report a record to the server only from `afterDurable`, so a server never knows of a
- * result the agent could lose: it survives an agent or server crash (resent after the next
- * welcome; tasks that were running when the agent died are reported lost).
+ * Callers report a result to the server only from `afterDurable` (output from `afterWritten`),
+ * so a server never knows of a result the agent could lose: it survives an agent or server
+ * crash (resent after the next welcome; tasks that were running when the agent died are
+ * reported lost).
  *
  * Segments are deleted oldest first once no unrecorded task has records in them; the few
  * small tasks still holding the oldest one when a segment fills are copied forward, so one
@@ -199,6 +200,11 @@ export class TaskSpool {
   /** Runs `fn` once everything recorded so far is on disk. */
   afterDurable(fn: () => void): void {
     this.journal.afterDurable(fn);
+  }
+
+  /** Runs `fn` once everything recorded so far is written (not necessarily synced). */
+  afterWritten(fn: () => void): void {
+    this.journal.afterWritten(fn);
   }
 
   flushed(): Promise<void> {

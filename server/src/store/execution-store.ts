@@ -365,8 +365,11 @@ export class ExecutionStore {
           )
           .execute();
       }
+      const versions = await bumpHostsVersions(tx, writes);
       for (const w of writes) {
         const set: Partial<HostTask> = {};
+        const version = versions.get(w.stepInstanceId);
+        if (version !== undefined && changesResult(w)) set.version = version;
         if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
         if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
         if (w.startTime !== undefined) set.start_time = w.startTime;
@@ -388,6 +391,22 @@ export class ExecutionStore {
       }
     });
     return applied;
+  }
+
+  /** Host tasks of a step execution whose result changed after `version` (all of them for -1), by host id. */
+  async listHostTasksChangedSince(
+    stepInstanceId: number,
+    executeCount: number,
+    version: number,
+  ): Promise<HostTask[]> {
+    return this.db
+      .selectFrom('host_task')
+      .selectAll()
+      .where('step_instance_id', '=', stepInstanceId)
+      .where('execute_count', '=', executeCount)
+      .where('version', '>', version)
+      .orderBy('host_id')
+      .execute();
   }
 
   /** The stored output of one host task, in order. */
@@ -540,6 +559,40 @@ export class ExecutionStore {
         .map((a) => ({ attempt: a.attempt, at: a.at, http_status: a.http_status, error: a.error })),
     }));
   }
+}
+
+/** Whether a write changes what a status reply shows of the host (not only its output). */
+function changesResult(w: TaskWrite): boolean {
+  return (
+    w.status !== undefined ||
+    w.exitCode !== undefined ||
+    w.errorCode !== undefined ||
+    w.startTime !== undefined ||
+    w.endTime !== undefined
+  );
+}
+
+/**
+ * Bumps hosts_version of every step whose host results the writes change, and returns the new
+ * versions. The update holds the step row until the commit, so versions become visible in
+ * order: a reader that sees version V also sees every row stamped V or lower.
+ */
+async function bumpHostsVersions(
+  tx: Transaction<Database>,
+  writes: readonly TaskWrite[],
+): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  const steps = [...new Set(writes.filter(changesResult).map((w) => w.stepInstanceId))].sort((a, b) => a - b);
+  for (const id of steps) {
+    const r = await tx
+      .updateTable('step_instance')
+      .set((eb) => ({ hosts_version: eb('hosts_version', '+', 1) }))
+      .where('id', '=', id)
+      .returning('hosts_version')
+      .executeTakeFirst();
+    if (r) out.set(id, Number(r.hosts_version));
+  }
+  return out;
 }
 
 async function insertHostTasks(

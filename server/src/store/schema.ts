@@ -116,6 +116,8 @@ export interface StepInstanceTable {
   /** JSON of the step's definition (script, account, timeout, ...) */
   spec: string;
   current_batch: number;
+  /** Bumped by every commit that changes a host result of the step (see host_task.version). */
+  hosts_version: Generated<number>;
 }
 
 export interface HostTaskTable {
@@ -135,6 +137,8 @@ export interface HostTaskTable {
   log_bytes: number;
   dropped_bytes: number;
   batch: number;
+  /** The step's hosts_version of the commit that last changed this row's result fields. */
+  version: Generated<number>;
 }
 
 export interface LogChunkTable {
