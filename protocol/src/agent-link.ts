@@ -93,6 +93,8 @@ export const TaskFinished = z.object({
   /** Bytes the agent dropped between head and tail because of the log cap. */
   droppedBytes: z.number().int().nonnegative(),
   message: z.string().default(''),
+  /** What a script left in the job's variables: base64 of NUL-separated name/value pairs (when asked for). */
+  vars: z.string().optional(),
 });
 
 export const TaskStarted = z.object({

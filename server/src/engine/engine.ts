@@ -20,7 +20,6 @@ import type {
   FileProgress,
   FilesServed,
   HeldTask,
-  RunScript,
   TaskFinished,
   TaskOutput,
   TaskStarted,
@@ -30,52 +29,24 @@ import type { Services } from '../services.js';
 import type { JobInstance, NewJob, StepInstance } from '../store/execution-store.js';
 import { CallbackQueue } from './callback-queue.js';
 import { callbackPayload } from './callback-payload.js';
-import { FileDistribution } from './file-distribution.js';
-import type { FileStepView } from './file-distribution.js';
 import { failureBudget } from './rolling-plan.js';
 import {
   AgentErrorCode,
   HostStatus,
   RunStatus,
-  SCRIPT_LANGUAGES,
   hostStatusOfOutcome,
   isCallbackStatus,
   isHostFinished,
   isHostSuccess,
   stepStatusOfHosts,
 } from './statuses.js';
+import type { StepKind, StepRun as ActiveStep, TaskRun as ActiveTask } from './step-kind.js';
 import { parseStepSpec } from './step-spec.js';
 import type { StepSpec } from './step-spec.js';
+import { FileStep } from './steps/file-step.js';
+import { ScriptStep } from './steps/script-step.js';
 import { TaskWriter } from './task-writer.js';
 import type { CommittedBatch } from './task-writer.js';
-
-interface ActiveTask {
-  hostId: number;
-  status: number;
-  /** Output bytes accepted (committed or in the next batch). */
-  logBytes: number;
-  batch: number;
-}
-
-interface ActiveStep {
-  jobInstanceId: number;
-  stepInstanceId: number;
-  stepOrder: number;
-  executeCount: number;
-  spec: StepSpec;
-  tasks: Map<number, ActiveTask>;
-  /** Current batch; 0 when the step is not rolling. */
-  batch: number;
-  lastBatch: number;
-  /** Unfinished tasks of the current batch. */
-  inFlight: number;
-  failed: number;
-  budget: number | undefined;
-  /** Why the step is being stopped early, if it is. */
-  stopping: 'terminate' | 'budget' | undefined;
-  /** Waiting for a person between rolling batches. */
-  waiting: boolean;
-}
 
 /** Why an operation was refused; the API maps each to its documented code. */
 export type OperationRefusal = 'not_found' | 'bad_state' | 'repeat_start';
@@ -86,7 +57,8 @@ export class Engine implements AgentEvents {
   private readonly byHost = new Map<number, Set<ActiveStep>>();
   private readonly writer: TaskWriter;
   private readonly locks = new Map<number, Promise<unknown>>();
-  private readonly files: FileDistribution;
+  private readonly files: FileStep;
+  private readonly kinds: Record<StepSpec['kind'], StepKind>;
   readonly callbacks: CallbackQueue;
 
   constructor(private readonly services: Services) {
@@ -96,31 +68,23 @@ export class Engine implements AgentEvents {
       (err) => services.log.error({ err }, 'task write batch failed; will retry'),
     );
     this.callbacks = new CallbackQueue(services);
-    this.files = new FileDistribution(services, {
-      failTarget: (stepInstanceId, hostId, status) => {
-        const step = this.steps.get(stepInstanceId);
-        const task = step?.tasks.get(hostId);
-        if (step && task?.status === HostStatus.WAITING) {
-          this.finishTask(step, task, {
-            status,
-            errorCode: AgentErrorCode.OTHER,
-            exitCode: null,
-            endTime: Date.now(),
-          });
-        }
-      },
+    this.files = new FileStep(services, (stepInstanceId, hostId, status) => {
+      const step = this.steps.get(stepInstanceId);
+      const task = step?.tasks.get(hostId);
+      if (step && task?.status === HostStatus.WAITING) {
+        this.finishTask(step, task, {
+          status,
+          errorCode: AgentErrorCode.OTHER,
+          exitCode: null,
+          endTime: Date.now(),
+        });
+      }
     });
+    this.kinds = { script: new ScriptStep(services), file: this.files };
   }
 
-  private fileView(step: ActiveStep): FileStepView | undefined {
-    return step.spec.kind === 'file'
-      ? {
-          stepInstanceId: step.stepInstanceId,
-          executeCount: step.executeCount,
-          spec: step.spec,
-          tasks: step.tasks,
-        }
-      : undefined;
+  private kindOf(step: ActiveStep): StepKind {
+    return this.kinds[step.spec.kind];
   }
 
   private get store() {
@@ -222,8 +186,8 @@ export class Engine implements AgentEvents {
     step.inFlight = 0;
     const absent: number[] = [];
     const now = Date.now();
-    const fileView = this.fileView(step);
-    if (fileView && !step.stopping) await this.files.begin(fileView);
+    const kind = this.kindOf(step);
+    if (!step.stopping) await kind.beginBatch?.(step);
     for (const task of step.tasks.values()) {
       if (task.batch !== step.batch || isHostFinished(task.status)) continue;
       if (step.stopping && task.status === HostStatus.WAITING) {
@@ -239,31 +203,11 @@ export class Engine implements AgentEvents {
       if (!set) this.byHost.set(task.hostId, (set = new Set()));
       set.add(step);
       if (step.stopping) this.sendKill(step, task);
-      else if (task.status === HostStatus.WAITING) {
-        if (fileView) this.files.enqueue(step.stepInstanceId, task.hostId);
-        else if (!this.dispatch(step, task)) absent.push(task.hostId);
-      }
+      else if (task.status === HostStatus.WAITING && !kind.send(step, task)) absent.push(task.hostId);
     }
     this.services.hub.expect(absent);
-    if (fileView) this.files.pump(step.stepInstanceId);
+    if (!step.stopping) kind.batchSent?.(step);
     if (step.inFlight === 0) await this.batchDone(step);
-  }
-
-  private dispatch(step: ActiveStep, task: ActiveTask): boolean {
-    const spec = step.spec;
-    if (spec.kind !== 'script') return false;
-    const msg: RunScript = {
-      v: PROTOCOL_VERSION,
-      type: 'task.run',
-      key: taskKey(step.stepInstanceId, step.executeCount, task.hostId),
-      language: SCRIPT_LANGUAGES[spec.language],
-      script: spec.scriptContent,
-      params: spec.scriptParam,
-      timeoutSeconds: spec.timeout,
-      user: spec.account.osUser,
-      logCapBytes: this.services.config.logCapBytes,
-    };
-    return this.services.hub.send(task.hostId, msg);
   }
 
   private sendKill(step: ActiveStep, task: ActiveTask): boolean {
@@ -389,9 +333,9 @@ export class Engine implements AgentEvents {
       const task = step.tasks.get(hostId);
       if (!task || isHostFinished(task.status)) continue;
       if (step.stopping) this.sendKill(step, task);
-      else if (task.status === HostStatus.WAITING) this.dispatch(step, task);
+      else if (task.status === HostStatus.WAITING) this.kindOf(step).send(step, task);
     }
-    this.files.agentWelcomed(hostId);
+    for (const kind of Object.values(this.kinds)) kind.agentWelcomed?.(hostId);
   }
 
   filesServed(hostId: number, msg: FilesServed): void {
@@ -442,27 +386,40 @@ export class Engine implements AgentEvents {
       return;
     }
     const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
-    const isFile = hit.step.spec.kind === 'file';
-    // A file step's timeout is BK-JOB's file task timeout (303), not a script timeout.
-    const status =
-      isFile && outcome.status === HostStatus.SCRIPT_TIMEOUT ? HostStatus.FILE_TASK_TIMEOUT : outcome.status;
-    const errorCode = outcome.errorCode;
-    if (isFile) this.files.targetDone(hit.step.stepInstanceId, hostId, isHostSuccess(status));
-    this.finishTask(hit.step, hit.task, {
-      status,
-      errorCode,
-      exitCode:
-        msg.outcome === 'exited' || msg.outcome === 'timeout' || msg.outcome === 'killed'
-          ? msg.exitCode
-          : null,
-      endTime: msg.endTime,
-      startTime: msg.startTime,
-      droppedBytes: msg.droppedBytes,
-    });
+    const { step, task } = hit;
+    const finish = (status: number) => {
+      if (isHostFinished(task.status)) return;
+      this.finishTask(step, task, {
+        status,
+        errorCode: outcome.errorCode,
+        exitCode:
+          msg.outcome === 'exited' || msg.outcome === 'timeout' || msg.outcome === 'killed'
+            ? msg.exitCode
+            : null,
+        endTime: msg.endTime,
+        startTime: msg.startTime,
+        droppedBytes: msg.droppedBytes,
+      });
+    };
+    const kind = this.kindOf(step);
+    const ended =
+      kind.taskEnded?.(step, hostId, { status: outcome.status, vars: msg.vars }) ?? outcome.status;
+    if (typeof ended === 'number') return finish(ended);
+    // The kind records what the task reported before its result is; a resend meanwhile waits its turn.
+    if (task.ending) return;
+    task.ending = true;
+    ended
+      .then(finish, (err: unknown) => {
+        this.services.log.error(
+          { err, key: msg.key },
+          'recording a task result failed; the agent resends it',
+        );
+      })
+      .finally(() => (task.ending = false));
   }
 
   agentLost(hostId: number): void {
-    this.files.agentLost(hostId);
+    for (const kind of Object.values(this.kinds)) kind.agentLost?.(hostId);
     const now = Date.now();
     for (const step of [...(this.byHost.get(hostId) ?? [])]) {
       const task = step.tasks.get(hostId);
@@ -559,11 +516,12 @@ export class Engine implements AgentEvents {
   private async completeStep(step: ActiveStep): Promise<void> {
     if (this.steps.get(step.stepInstanceId) !== step) return;
     this.deactivate(step);
-    await this.files.release(step.stepInstanceId);
     const job = await this.store.getJob(step.jobInstanceId);
-    if (!job) return;
+    const kind = this.kindOf(step);
+    if (!job) return kind.release?.(step, false);
     const now = Date.now();
     if (step.stopping === 'terminate' || job.status === RunStatus.STOPPING) {
+      await kind.release?.(step, false);
       await this.store.updateStep(step.stepInstanceId, { status: RunStatus.STOP_SUCCESS, end_time: now });
       return this.finishJob(job, RunStatus.STOP_SUCCESS);
     }
@@ -571,6 +529,7 @@ export class Engine implements AgentEvents {
       step.stopping === 'budget'
         ? RunStatus.FAIL
         : stepStatusOfHosts([...step.tasks.values()].map((t) => t.status));
+    await kind.release?.(step, status === RunStatus.SUCCESS);
     await this.store.updateStep(step.stepInstanceId, { status, end_time: now });
     if (status === RunStatus.SUCCESS) return this.advance(job, step.stepOrder);
     await this.finishJob(job, status);
