@@ -558,8 +558,8 @@ class Bench {
 
   /**
    * P3.run: the same status call on a job that is still running with about half of its hosts
-   * done (each host's script exits at once or sleeps, by the parity of its process id), so
-   * every reply reflects live state. The job is terminated afterwards.
+   * done (each host's script exits at once or sleeps, by a random byte), so every reply
+   * reflects live state. The job is terminated afterwards.
    */
   async runningStatusLoad(store: Store, api: BkApi, hostIds: number[]): Promise<void> {
     const hosts = hostIds.length;
@@ -914,8 +914,8 @@ function p3Base(id: string, store: Store, hosts: number, plan: Plan) {
   };
 }
 
-/** Exits at once on about half of the hosts (by the parity of the script's pid); sleeps on the rest. */
-const HALF_DONE_SCRIPT = '[ $(($$ % 2)) -eq 0 ] || exec sleep 3600';
+/** Exits at once on about half of the hosts (a random byte below 128); sleeps on the rest. */
+const HALF_DONE_SCRIPT = '[ $(od -An -N1 -tu1 /dev/urandom) -lt 128 ] || exec sleep 3600';
 
 /** Host task statuses that mean a host has not started yet (waiting) or is running. */
 const HOST_WAITING = 5;

@@ -20,8 +20,8 @@ import type {
   FileProgress,
   FilesServed,
   HeldTask,
+  OutputFrame,
   TaskFinished,
-  TaskOutput,
   TaskStarted,
 } from '@jobfleet/protocol';
 import type { AgentEvents } from '../agent-link/agent-hub.js';
@@ -356,10 +356,10 @@ export class Engine implements AgentEvents {
     w.errorCode = AgentErrorCode.RUNNING;
   }
 
-  taskOutput(hostId: number, msg: TaskOutput): void {
+  taskOutput(hostId: number, msg: OutputFrame): void {
     const hit = this.lookup(msg.key);
     if (!hit || hit.task.hostId !== hostId || isHostFinished(hit.task.status)) return;
-    const data = Buffer.from(msg.data, 'base64');
+    const data = msg.data;
     const { task, step } = hit;
     // Offsets make resends harmless: drop what we have, ignore gaps (the agent resends on reconnect).
     if (msg.offset > task.logBytes || msg.offset + data.length <= task.logBytes) return;
