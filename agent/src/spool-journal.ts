@@ -45,20 +45,18 @@ export class SpoolJournal {
   private fd: number;
   private size = 0;
   private batch: PendingWrite[] = [];
-  /** The batch being written, still readable from memory until it is. */
-  private inflight: PendingWrite[] = [];
   /** Callbacks waiting for the batch being assembled: written, and durable. */
   private writtenWaiters: (() => void)[] = [];
   private waiters: (() => void)[] = [];
-  /** Callbacks waiting for the batch in flight to be written, and durable. */
-  private inflightWritten: (() => void)[] = [];
-  private inflightWaiters: (() => void)[] = [];
-  private writing = false;
-  /** The batch in flight was written and is being synced. */
+  /** Descriptors written to since their last fdatasync started. */
+  private readonly unsynced = new Set<number>();
+  /** Callbacks waiting for the next sync, and for the one in flight. */
+  private syncWaiters: (() => void)[] = [];
+  private inflightSyncWaiters: (() => void)[] = [];
   private syncing = false;
   private scheduled = false;
-  /** Descriptors of segments that were rotated out, closed once their last batch is written. */
-  private retired: number[] = [];
+  /** Descriptors of segments that were rotated out, closed once written and synced. */
+  private readonly retired = new Set<number>();
   /** Set after a failed write: appends go nowhere, callbacks still run (the spool is best effort then). */
   broken = false;
 
@@ -144,21 +142,21 @@ export class SpoolJournal {
     } catch {
       return;
     }
-    this.retired.push(this.fd);
+    this.retired.add(this.fd);
     this.fd = fd;
   }
 
   /** Runs `fn` once every record appended so far is on disk (at once when nothing is pending). */
   afterDurable(fn: () => void): void {
     if (this.batch.length > 0) this.waiters.push(fn);
-    else if (this.writing) this.inflightWaiters.push(fn);
+    else if (this.unsynced.size > 0) this.syncWaiters.push(fn);
+    else if (this.syncing) this.inflightSyncWaiters.push(fn);
     else fn();
   }
 
   /** Runs `fn` once every record appended so far is in the file (at once when it is). */
   afterWritten(fn: () => void): void {
     if (this.batch.length > 0) this.writtenWaiters.push(fn);
-    else if (this.writing && !this.syncing) this.inflightWritten.push(fn);
     else fn();
   }
 
@@ -187,7 +185,7 @@ export class SpoolJournal {
     } catch {
       /* gone or unreadable: only memory may still have it */
     }
-    for (const w of [...this.inflight, ...this.batch]) {
+    for (const w of this.batch) {
       if (w.segment !== segment) continue;
       let at = w.start;
       for (const b of w.buffers) {
@@ -221,7 +219,7 @@ export class SpoolJournal {
         /* already closed */
       }
     }
-    this.retired = [];
+    this.retired.clear();
   }
 
   private openSegment(id: number): number {
@@ -243,48 +241,77 @@ export class SpoolJournal {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.writing) return;
+    if (this.scheduled) return;
     this.scheduled = true;
     // One turn of the event loop lets every task that has something to say join the batch.
     setImmediate(() => {
       this.scheduled = false;
-      void this.flush();
+      this.flush();
     });
   }
 
-  private async flush(): Promise<void> {
-    if (this.writing) return;
+  /**
+   * Writes the batch now (into the page cache: it survives the agent being killed) and
+   * queues its sync. Writes never wait for a sync; syncs run one at a time, each covering
+   * every write before it, so one fdatasync serves all the batches written meanwhile.
+   */
+  private flush(): void {
     const batch = this.batch;
-    const retired = this.retired;
-    this.inflightWritten = this.writtenWaiters;
-    this.inflightWaiters = this.waiters;
+    const written = this.writtenWaiters;
+    const durable = this.waiters;
     this.batch = [];
     this.writtenWaiters = [];
     this.waiters = [];
-    this.retired = [];
-    this.inflight = batch;
-    this.writing = true;
-    try {
-      if (!this.broken) for (const w of batch) await writeAll(w.fd, w.buffers);
-    } catch {
-      this.broken = true;
+    if (!this.broken) {
+      try {
+        for (const w of batch) {
+          writeAllSync(w.fd, w.buffers);
+          this.unsynced.add(w.fd);
+        }
+      } catch {
+        this.broken = true;
+      }
     }
+    runAll(written);
+    this.syncWaiters.push(...durable);
+    this.sync();
+  }
+
+  private sync(): void {
+    if (this.syncing) return;
+    if (this.unsynced.size === 0 || this.broken) {
+      this.unsynced.clear();
+      const waiters = this.syncWaiters;
+      this.syncWaiters = [];
+      this.closeRetired();
+      runAll(waiters);
+      return;
+    }
+    const fds = [...this.unsynced];
+    this.unsynced.clear();
+    this.inflightSyncWaiters = this.syncWaiters;
+    this.syncWaiters = [];
     this.syncing = true;
-    runAll(this.inflightWritten);
-    this.inflightWritten = [];
-    try {
-      if (!this.broken) for (const fd of new Set(batch.map((w) => w.fd))) await fdatasync(fd);
-    } catch {
-      this.broken = true;
+    void Promise.all(fds.map(fdatasync))
+      .catch(() => {
+        this.broken = true;
+      })
+      .then(() => {
+        this.syncing = false;
+        const waiters = this.inflightSyncWaiters;
+        this.inflightSyncWaiters = [];
+        runAll(waiters);
+        this.sync();
+      });
+  }
+
+  /** Closes rotated-out segments that have nothing left to write or sync. */
+  private closeRetired(): void {
+    for (const fd of this.retired) {
+      if (this.unsynced.has(fd) || this.batch.some((w) => w.fd === fd)) continue;
+      this.retired.delete(fd);
+      fs.close(fd, () => undefined);
     }
-    for (const fd of retired) fs.close(fd, () => undefined);
-    this.inflight = [];
-    this.writing = false;
-    this.syncing = false;
-    const waiters = this.inflightWaiters;
-    this.inflightWaiters = [];
-    runAll(waiters);
-    if (this.batch.length > 0) this.schedule();
   }
 }
 
@@ -300,13 +327,11 @@ function runAll(fns: (() => void)[]): void {
 }
 
 /** Writes every buffer, in pieces of at most 512 (below IOV_MAX); a write that stops short is a failure (full disk). */
-async function writeAll(fd: number, buffers: Buffer[]): Promise<void> {
+function writeAllSync(fd: number, buffers: Buffer[]): void {
   for (let i = 0; i < buffers.length; i += 512) {
     const part = buffers.slice(i, i + 512);
     const total = part.reduce((a, b) => a + b.length, 0);
-    const written = await new Promise<number>((resolve, reject) =>
-      fs.writev(fd, part, (err, n) => (err ? reject(err) : resolve(n))),
-    );
+    const written = fs.writevSync(fd, part);
     if (written !== total) throw new Error(`short write (${written} of ${total} bytes)`);
   }
 }

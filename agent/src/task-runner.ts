@@ -7,9 +7,11 @@
  * Download tasks write no output; their per-file reports go out live, and the final one of
  * each file is spooled with the task and resent with its result.
  * Output offsets are contiguous from 0 and `finished.outputBytes` is the total reported.
- * Every report goes out once what it reports is in the spool: starts and output once written
- * (they survive the agent being killed), results once also synced (group commit: one write
- * and one fdatasync for everything the tasks had to say in one turn of the event loop).
+ * Every report goes out once what it reports is written to the spool (so it survives the agent
+ * being killed): everything the tasks had to say in one turn of the event loop is one write,
+ * and the spool syncs those writes in the background, one fdatasync for all of them (group
+ * commit). The sync does not hold a report back: a power loss before it completes loses the
+ * record whether or not it was reported, and a server that has it is better off.
  * The spool is best effort against a full disk: the task still runs and reports live, and a
  * later resend fills what the disk did not keep with a notice of the same length.
  */
@@ -193,7 +195,7 @@ export class TaskRunner implements TaskRunnerPort {
     };
     this.saveResult(task.result);
     const result = task.result;
-    this.spool.afterDurable(() => this.reports.finished(result));
+    this.spool.afterWritten(() => this.reports.finished(result));
   }
 
   private append(task: Task, bytes: Buffer): void {
@@ -243,7 +245,7 @@ export class TaskRunner implements TaskRunnerPort {
       const result = t.result;
       if (result) {
         const files = [...t.fileReports];
-        this.spool.afterDurable(() => {
+        this.spool.afterWritten(() => {
           for (const f of files) this.reports.fileProgress(f);
           this.reports.finished(result);
         });

@@ -6,10 +6,9 @@
  * the server recorded it. A task costs appends to one file instead of files and directories of
  * its own, and many tasks share one fdatasync (group commit).
  *
- * Callers report a result to the server only from `afterDurable` (output from `afterWritten`),
- * so a server never knows of a result the agent could lose: it survives an agent or server
- * crash (resent after the next welcome; tasks that were running when the agent died are
- * reported lost).
+ * Callers report to the server from `afterWritten`, so whatever a server was told survives an
+ * agent or server crash (resent after the next welcome; tasks that were running when the
+ * agent died are reported lost); every write is fdatasync'ed shortly after, many at once.
  *
  * Segments are deleted oldest first once no unrecorded task has records in them; the few
  * small tasks still holding the oldest one when a segment fills are copied forward, so one

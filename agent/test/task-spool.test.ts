@@ -126,7 +126,7 @@ describe('TaskSpool: the journal', () => {
 });
 
 describe('TaskRunner: group commit', () => {
-  it('reports results only once they are on disk: a runner killed right after still has them all', async () => {
+  it('reports results only once they are in the spool file: a runner killed right after still has them all', async () => {
     const stateDir = runners.stateDir();
     const msgs = Array.from({ length: 30 }, (_, i) => runMsg(`echo task ${i}`));
     const fixture = fileURLToPath(new URL('./fixtures/task-runner-process.js', import.meta.url));

@@ -921,17 +921,19 @@ const HALF_DONE_SCRIPT = '[ $(od -An -N1 -tu1 /dev/urandom) -lt 128 ] || exec sl
 const HOST_WAITING = 5;
 const HOST_RUNNING = 7;
 
-/** Waits until no host is waiting and the number done stopped changing; returns that number. */
+/** Waits until no host is waiting and the number done (above 0) held for 3 polls a second apart. */
 async function waitForHalfDone(api: BkApi, jobInstanceId: number, hosts: number): Promise<number> {
   const deadline = performance.now() + 120_000 + hosts * 30;
   let last = -1;
+  let same = 0;
   for (;;) {
     const s = await api.jobStatus(jobInstanceId, true);
     const results = s.step_instance_list?.flatMap((st) => st.step_ip_result_list ?? []) ?? [];
     const waiting = results.filter((h) => h.status === HOST_WAITING).length;
     const done = results.filter((h) => h.status !== HOST_RUNNING && h.status !== HOST_WAITING).length;
     if (s.finished) throw new Error(`job ${jobInstanceId} finished before its sleeping hosts were stopped`);
-    if (waiting === 0 && results.length === hosts && done === last) return done;
+    same = done === last ? same + 1 : 0;
+    if (waiting === 0 && results.length === hosts && done > 0 && same >= 2) return done;
     last = done;
     if (performance.now() > deadline) throw new Error(`job ${jobInstanceId}: ${waiting} hosts still waiting`);
     await sleep(1000);
