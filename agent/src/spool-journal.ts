@@ -4,7 +4,8 @@
  * together, with one fdatasync for the whole batch however many tasks they belong to.
  * `afterWritten` runs a callback once everything appended before it was written to the file
  * (it survives the agent being killed), `afterDurable` once it was also fdatasync'ed (it
- * survives the machine losing power).
+ * survives the machine losing power). Writes are synced a moment later unless somebody waits
+ * for it, and not at all when the owner says nothing written since still matters.
  *
  * Record: u32 body length, u32 CRC-32 of the body, body. A record cut short by a crash (or
  * one that does not match its checksum) ends the reading of its segment.
@@ -54,17 +55,31 @@ export class SpoolJournal {
   private syncWaiters: (() => void)[] = [];
   private inflightSyncWaiters: (() => void)[] = [];
   private syncing = false;
+  private syncTimer: NodeJS.Timeout | undefined;
   private scheduled = false;
+  /**
+   * Asked when a delayed sync is due: false when nothing written since the last sync still
+   * matters (the owner dropped all of it), and the sync is skipped.
+   */
+  needsSync: () => boolean = () => true;
+  /** Told when a sync starts: everything written so far is covered by it. */
+  onSync: () => void = () => undefined;
   /** Descriptors of segments that were rotated out, closed once written and synced. */
   private readonly retired = new Set<number>();
   /** Set after a failed write: appends go nowhere, callbacks still run (the spool is best effort then). */
   broken = false;
 
   /** With `readOnly` the journal can only be scanned (e.g. to look at a live agent's spool). */
+  /**
+   * Writes are synced `syncDelayMs` after the first one unless somebody waits for durability,
+   * so that records dropped within that time (a task the server recorded at once) are never
+   * synced at all.
+   */
   constructor(
     private readonly dir: string,
     private readonly segmentBytes: number,
     private readonly readOnly = false,
+    private readonly syncDelayMs = 1000,
   ) {
     if (!readOnly) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const names = readOnly && !fs.existsSync(dir) ? [] : fs.readdirSync(dir);
@@ -149,8 +164,10 @@ export class SpoolJournal {
   /** Runs `fn` once every record appended so far is on disk (at once when nothing is pending). */
   afterDurable(fn: () => void): void {
     if (this.batch.length > 0) this.waiters.push(fn);
-    else if (this.unsynced.size > 0) this.syncWaiters.push(fn);
-    else if (this.syncing) this.inflightSyncWaiters.push(fn);
+    else if (this.unsynced.size > 0) {
+      this.syncWaiters.push(fn);
+      this.sync();
+    } else if (this.syncing) this.inflightSyncWaiters.push(fn);
     else fn();
   }
 
@@ -274,11 +291,27 @@ export class SpoolJournal {
     }
     runAll(written);
     this.syncWaiters.push(...durable);
-    this.sync();
+    if (this.syncWaiters.length > 0) this.sync();
+    else this.syncLater();
+  }
+
+  private syncLater(): void {
+    if (this.syncTimer || this.syncing || this.unsynced.size === 0) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      if (this.needsSync()) this.sync();
+      else {
+        this.unsynced.clear(); // all of it is obsolete already
+        this.closeRetired();
+      }
+    }, this.syncDelayMs);
+    this.syncTimer.unref();
   }
 
   private sync(): void {
     if (this.syncing) return;
+    clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
     if (this.unsynced.size === 0 || this.broken) {
       this.unsynced.clear();
       const waiters = this.syncWaiters;
@@ -289,6 +322,7 @@ export class SpoolJournal {
     }
     const fds = [...this.unsynced];
     this.unsynced.clear();
+    this.onSync();
     this.inflightSyncWaiters = this.syncWaiters;
     this.syncWaiters = [];
     this.syncing = true;
@@ -301,7 +335,8 @@ export class SpoolJournal {
         const waiters = this.inflightSyncWaiters;
         this.inflightSyncWaiters = [];
         runAll(waiters);
-        this.sync();
+        if (this.syncWaiters.length > 0) this.sync();
+        else this.syncLater();
       });
   }
 

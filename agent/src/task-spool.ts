@@ -99,13 +99,23 @@ export class TaskSpool {
   /** Unrecorded tasks with records in each segment. */
   private readonly live = new Map<number, Set<string>>();
   private relocating = false;
+  /** Unrecorded tasks with records written since the last sync started. */
+  private readonly unsynced = new Set<string>();
 
-  constructor(stateDir: string, opts: { segmentBytes?: number; readOnly?: boolean } = {}) {
+  constructor(
+    stateDir: string,
+    opts: { segmentBytes?: number; readOnly?: boolean; syncDelayMs?: number } = {},
+  ) {
     this.journal = new SpoolJournal(
       path.join(stateDir, 'spool'),
       opts.segmentBytes ?? SEGMENT_BYTES,
       opts.readOnly,
+      opts.syncDelayMs,
     );
+    // Records of tasks the server recorded before the sync was due need no sync: the
+    // server's own commit keeps the result.
+    this.journal.needsSync = () => this.unsynced.size > 0;
+    this.journal.onSync = () => this.unsynced.clear();
     for (const rec of this.journal.scan()) {
       try {
         this.replay(rec.segment, rec.pos, rec.body);
@@ -113,6 +123,7 @@ export class TaskSpool {
         /* a record this version cannot read: skip it */
       }
     }
+    this.unsynced.clear(); // read from disk: synced long ago
     if (opts.readOnly) return;
     this.adoptLegacy(path.join(stateDir, 'tasks'));
     this.collect();
@@ -279,6 +290,7 @@ export class TaskSpool {
   }
 
   private pin(entry: Entry, segment: number): void {
+    this.unsynced.add(entry.msg.key);
     entry.segments.add(segment);
     let keys = this.live.get(segment);
     if (!keys) this.live.set(segment, (keys = new Set()));
@@ -289,6 +301,7 @@ export class TaskSpool {
     const entry = this.entries.get(key);
     if (!entry) return;
     this.entries.delete(key);
+    this.unsynced.delete(key);
     for (const s of entry.segments) this.live.get(s)?.delete(key);
   }
 

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
+import { SpoolJournal } from '../src/spool-journal.js';
 import { TaskSpool } from '../src/task-spool.js';
 import type { FinishedReport } from '../src/task-spool.js';
 import { runMsg } from './helpers/recording-reports.js';
@@ -122,6 +123,35 @@ describe('TaskSpool: the journal', () => {
     assert.equal(reports.text(key), 'old\n');
     assert.equal(fs.existsSync(path.join(stateDir, 'tasks')), false);
     assert.deepEqual(TaskSpool.keysOnDisk(stateDir), [key]);
+  });
+});
+
+describe('SpoolJournal: syncing', () => {
+  it('syncs writes a moment later, unless nothing written since still matters', async () => {
+    const dir = path.join(runners.stateDir(), 'journal');
+    const journal = new SpoolJournal(dir, 2 ** 20, false, 50);
+    let syncs = 0;
+    let matters = true;
+    journal.onSync = () => syncs++;
+    journal.needsSync = () => matters;
+    journal.append([Buffer.from('kept until recorded')]);
+    let written = false;
+    journal.afterWritten(() => (written = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(written, true, 'written in the next turn of the event loop');
+    assert.equal(syncs, 0, 'not synced at once');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(syncs, 1, 'synced after the delay');
+
+    matters = false; // e.g. the server recorded the task meanwhile
+    journal.append([Buffer.from('recorded at once')]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(syncs, 1, 'nothing left worth a sync');
+
+    journal.append([Buffer.from('waited for')]);
+    await journal.flushed();
+    assert.equal(syncs, 2, 'whoever waits for durability gets a sync at once');
+    await journal.close();
   });
 });
 

@@ -183,6 +183,19 @@ export class ExecutionStore {
     await this.db.updateTable('job_instance').set(patch).where('id', '=', id).execute();
   }
 
+  /** Ends a step and its job in one transaction: one commit on the way to "finished", not two. */
+  async finishStepAndJob(
+    stepId: number,
+    stepPatch: Partial<Pick<StepInstance, 'status' | 'end_time'>>,
+    jobId: number,
+    jobPatch: Partial<Pick<JobInstance, 'status' | 'end_time'>>,
+  ): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.updateTable('step_instance').set(stepPatch).where('id', '=', stepId).execute();
+      await tx.updateTable('job_instance').set(jobPatch).where('id', '=', jobId).execute();
+    });
+  }
+
   async updateStep(
     id: number,
     patch: Partial<
