@@ -6,10 +6,13 @@ import type { Generated } from 'kysely';
 
 export interface AppTable {
   app_code: string;
+  /** Salted SHA-256 of the secret, left only on apps stored before secrets were sealed; '' otherwise. */
   secret_hash: string;
   /** JSON: "all" or an array of {type, id} scope grants */
   scopes: string;
   created_at: number;
+  /** The secret sealed by the secret box (purpose `app:<code>`); '' while only the hash is known. */
+  secret_sealed: Generated<string>;
 }
 
 export interface BizTable {
@@ -266,6 +269,14 @@ export interface AuditLogTable {
   detail: string;
 }
 
+/** A bk_nonce an app signed a request with, remembered while that request's timestamp is acceptable. */
+export interface AppNonceTable {
+  app_code: string;
+  nonce: string;
+  /** ms; once past, the signed timestamp is stale anyway, so the nonce may be used again. */
+  expires_at: number;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -288,4 +299,5 @@ export interface Database {
   stored_file: StoredFileTable;
   file_log: FileLogTable;
   audit_log: AuditLogTable;
+  app_nonce: AppNonceTable;
 }

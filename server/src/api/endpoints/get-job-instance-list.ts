@@ -64,7 +64,9 @@ export const getJobInstanceList = defineEndpoint({
       total,
       data: jobs.map((j) => ({
         ...scopeFieldsOf(j),
+        // BK-JOB's code sends job_instance_id, its documents show id: clients read either.
         job_instance_id: j.id,
+        id: j.id,
         job_plan_id: null,
         job_template_id: null,
         name: j.name,

@@ -22,6 +22,7 @@ import { getJobInstanceCallbackList } from './job-callbacks.js';
 import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-logs.js';
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
+import { getLatestServiceVersion } from './get-latest-service-version.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
@@ -46,4 +47,5 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getDangerousRuleList,
   checkScript,
   getDangerousRuleHitList,
+  getLatestServiceVersion,
 ];
