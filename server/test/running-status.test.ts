@@ -4,6 +4,7 @@
  * each host as the store has it — also when another server of a cluster recorded the change.
  */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,7 +77,12 @@ for (const engine of engines()) {
       });
       assert.ok(job.result, job.message);
       const jobId = job.data.job_instance_id;
-      await until(fleet.server.url, fleet, jobId, (s) => s.get(a) === SUCCESS && s.get(b) === RUNNING);
+      await until(
+        fleet.server.url,
+        fleet,
+        jobId,
+        (s) => s.get(a) === SUCCESS && s.get(b) === RUNNING && s.get(c) === RUNNING,
+      );
       const first = await poll(fleet.server.url, fleet, jobId);
       for (let i = 0; i < 5; i++) assert.deepEqual(await poll(fleet.server.url, fleet, jobId), first);
       assert.deepEqual(
@@ -118,8 +124,10 @@ if (engines().includes('postgres')) {
     test('a server serving the list sees results another server recorded', async () => {
       const databaseUrl = await freshDatabase('postgres');
       assert.ok(databaseUrl);
-      const one = await startServer({ databaseUrl });
-      const two = await startServer({ databaseUrl });
+      // Servers of a cluster share their key: secrets sealed by one are opened by the other.
+      const env = { JOBFLEET_SERVER_KEY: crypto.randomBytes(32).toString('hex') };
+      const one = await startServer({ databaseUrl, env });
+      const two = await startServer({ databaseUrl, env });
       await admin(one.url, one.adminToken, 'POST', '/biz', { id: BIZ, name: 'cluster' });
       const account = os.userInfo().username;
       await admin(one.url, one.adminToken, 'POST', '/accounts', {
