@@ -153,18 +153,7 @@ export class TaskSpool {
 
   /** Records the request (a task of the same key left from an earlier run is replaced). */
   create(msg: TaskRequest, startTime: number): void {
-    this.unlink(msg.key);
-    const entry: Entry = {
-      msg,
-      startTime,
-      outputBytes: 0,
-      result: undefined,
-      process: undefined,
-      fileReports: [],
-      extents: [],
-      segments: new Set(),
-    };
-    this.entries.set(msg.key, entry);
+    const entry = this.begin(msg, startTime);
     this.write(entry, jsonBody(Kind.Task, { msg, startTime }));
   }
 
@@ -255,6 +244,23 @@ export class TaskSpool {
   }
 
   // ------------------------------------------------------------ journal records
+
+  /** A fresh entry for a task, replacing one of the same key (left from an earlier run). */
+  private begin(msg: TaskRequest, startTime: number): Entry {
+    this.unlink(msg.key);
+    const entry: Entry = {
+      msg,
+      startTime,
+      outputBytes: 0,
+      result: undefined,
+      process: undefined,
+      fileReports: [],
+      extents: [],
+      segments: new Set(),
+    };
+    this.entries.set(msg.key, entry);
+    return entry;
+  }
 
   private write(entry: Entry, parts: Buffer[]): void {
     this.beforeAppend();
@@ -369,18 +375,7 @@ export class TaskSpool {
     const value: unknown = JSON.parse(body.subarray(1).toString());
     if (kind === Kind.Task) {
       const t = SpooledTask.parse(value);
-      this.unlink(t.msg.key);
-      const entry: Entry = {
-        ...t,
-        outputBytes: 0,
-        result: undefined,
-        process: undefined,
-        fileReports: [],
-        extents: [],
-        segments: new Set(),
-      };
-      this.entries.set(t.msg.key, entry);
-      this.pin(entry, segment);
+      this.pin(this.begin(t.msg, t.startTime), segment);
       return;
     }
     const { key } = Keyed.parse(value);

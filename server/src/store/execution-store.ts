@@ -318,13 +318,7 @@ export class ExecutionStore {
   }
 
   async listHostTasks(stepInstanceId: number, executeCount: number): Promise<HostTask[]> {
-    return this.db
-      .selectFrom('host_task')
-      .selectAll()
-      .where('step_instance_id', '=', stepInstanceId)
-      .where('execute_count', '=', executeCount)
-      .orderBy('host_id')
-      .execute();
+    return this.listHostTasksChangedSince(stepInstanceId, executeCount, -1);
   }
 
   async getHostTask(
