@@ -11,6 +11,7 @@ import {
   updateDangerousRule,
 } from './dangerous-rules.js';
 import { fastExecuteScript } from './fast-execute-script.js';
+import { fastExecuteSql } from './fast-execute-sql.js';
 import { fastTransferFile } from './fast-transfer-file.js';
 import { generateLocalFileUploadUrl } from './generate-local-file-upload-url.js';
 import { pushConfigFile } from './push-config-file.js';
@@ -23,9 +24,12 @@ import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-lo
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
 import { getLatestServiceVersion } from './get-latest-service-version.js';
+import { SCRIPT_LIBRARY_ENDPOINTS } from './script-library.js';
+import { ACCOUNT_ENDPOINTS } from './accounts.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
+  fastExecuteSql,
   fastTransferFile,
   pushConfigFile,
   generateLocalFileUploadUrl,
@@ -48,4 +52,6 @@ export const ENDPOINTS: readonly Endpoint[] = [
   checkScript,
   getDangerousRuleHitList,
   getLatestServiceVersion,
+  ...SCRIPT_LIBRARY_ENDPOINTS,
+  ...ACCOUNT_ENDPOINTS,
 ];
