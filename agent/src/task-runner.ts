@@ -39,7 +39,7 @@ export interface TaskRunnerOptions {
 interface Task {
   readonly key: string;
   readonly startTime: number;
-  /** Bytes of the output stream so far (spooled, and reported once on disk). */
+  /** Bytes of the output stream so far (spooled, and reported once written). */
   written: number;
   cap: OutputCap;
   running: RunningTask | undefined;
