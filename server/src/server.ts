@@ -4,13 +4,17 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { requestSerializer } from './log-redaction.js';
 import { AgentHub } from './agent-link/agent-hub.js';
 import { Authenticator } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
+import { ApiRateLimits } from './api/rate-limits.js';
+import { startAuditRetention } from './audit/audit-retention.js';
+import { AuditTrail } from './audit/audit-trail.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
+import { redactingLogOptions } from './log-redaction.js';
+import { resealInBackground } from './secret-rotation.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { appSecretPurpose } from './store/app-store.js';
@@ -29,7 +33,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const log = pino({
     level: config.logLevel,
     base: { service: 'jobfleet-server' },
-    serializers: { req: requestSerializer },
+    ...redactingLogOptions(),
   });
   const secrets = resolveSecrets(config);
   const secretBox = openSecretBox(config, secrets);
@@ -45,10 +49,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   // The hub and the engine need the services they belong to; they are attached right after.
   const auth = new Authenticator(store.apps, secretBox, store.nonces);
-  const services = { config, secrets, secretBox, store, auth, log } as Omit<
-    Services,
-    'hub' | 'engine'
-  > as Services;
+  const services = {
+    config,
+    secrets,
+    secretBox,
+    store,
+    auth,
+    log,
+    limits: new ApiRateLimits(config),
+    auditTrail: new AuditTrail(store.audit, log),
+  } as Omit<Services, 'hub' | 'engine'> as Services;
+  const auditRetention = startAuditRetention(store.audit, config.auditRetentionDays, log);
   services.hub = new AgentHub(services);
   services.engine = new Engine(services);
   services.hub.setEvents(services.engine);
@@ -64,6 +75,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${shownHost}:${port}`;
   log.info({ url }, 'jobfleet server listening');
+  resealInBackground(services);
 
   let closing: Promise<void> | undefined;
   return {
@@ -77,6 +89,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await services.hub.close();
         await http.close();
         await services.engine.close();
+        auditRetention.stop();
+        await services.auditTrail.flush();
         await store.close();
       })();
       return closing;

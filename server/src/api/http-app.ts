@@ -7,6 +7,7 @@
  */
 import crypto from 'node:crypto';
 import Fastify from 'fastify';
+import { AGENT_REGISTER_PATH } from '@jobfleet/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
 import { assertAdminToken, registerAdminRoutes } from '../admin/admin-routes.js';
@@ -23,6 +24,8 @@ import { queryParams } from './input-types.js';
 import { ApiError } from './error-catalogue.js';
 import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
+import { RateLimited } from './rate-limits.js';
+import { attribute, installWriteAudit } from '../audit/write-audit.js';
 
 /** Turns anything thrown into an ApiError; unexpected errors are logged with their stack and hidden. */
 export function toApiError(err: unknown, req: FastifyRequest): ApiError {
@@ -48,6 +51,22 @@ export function toApiError(err: unknown, req: FastifyRequest): ApiError {
   req.log.error({ err }, 'unhandled error');
   return new ApiError('INTERNAL_ERROR', { requestId: req.id });
 }
+
+/** A URL the router cannot take: bad percent-encoding, or a path segment over its length limit. */
+function routerError(err: FastifyError, req: FastifyRequest): ApiError {
+  const path = req.raw.url?.split('?')[0] ?? '';
+  const shown = path.length > 120 ? `${path.slice(0, 120)}... (${path.length} characters)` : path;
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH')
+    return new ApiError('BAD_REQUEST', {
+      reason: `a path segment is longer than ${MAX_PATH_SEGMENT} characters: ${shown}`,
+    });
+  if (err.code === 'FST_ERR_BAD_URL')
+    return new ApiError('BAD_REQUEST', { reason: `the path is not valid percent-encoding: ${shown}` });
+  return toApiError(err, req);
+}
+
+/** The router's limit on one path parameter (an API name, an upload token): find-my-way's default. */
+const MAX_PATH_SEGMENT = 100;
 
 function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
   return reply
@@ -75,13 +94,36 @@ function parseJsonBody(
 }
 
 const API_PREFIXES = ['/api/c/compapi/v2/jobv3', '/api/v3', '/api/v3/system'] as const;
+const API_ROUTES: ReadonlySet<string> = new Set(API_PREFIXES.map((p) => `${p}/:name`));
+/** The BK-JOB endpoints served to the admin token (see below). */
+const ADMIN_API_ROUTE = '/api/admin/v3/:name';
+
+function objectParam(v: unknown, key: string): unknown {
+  return v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
+}
+
+/** Waits for a rate-limit check; a flood past the limit gets one audit entry per window, not one per call. */
+async function rateLimited(req: FastifyRequest, check: Promise<void>): Promise<void> {
+  try {
+    await check;
+  } catch (err) {
+    if (err instanceof RateLimited && !err.firstInWindow) attribute(req, { skip: true });
+    throw err;
+  }
+}
 
 export function buildHttpApp(services: Services, endpoints: readonly Endpoint[]): FastifyInstance {
   const app = Fastify({
     loggerInstance: services.log,
     bodyLimit: services.config.bodyLimitBytes,
-    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
+    routerOptions: {
+      ignoreTrailingSlash: true,
+      ignoreDuplicateSlashes: true,
+      maxParamLength: MAX_PATH_SEGMENT,
+    },
     genReqId: () => crypto.randomUUID().replace(/-/g, ''),
+    // Failures the router meets before any route runs answer with the envelope too.
+    frameworkErrors: (err, req, reply) => sendError(reply, routerError(err, req)),
   });
 
   app.removeAllContentTypeParsers();
@@ -97,11 +139,24 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'store unreachable' });
   });
 
+  const byName = new Map(endpoints.map((e) => [e.name, e]));
+  installWriteAudit(app, services.auditTrail, (req) => {
+    const route = req.routeOptions.url ?? '';
+    if (!API_ROUTES.has(route) && route !== ADMIN_API_ROUTE) return undefined;
+    const endpoint = byName.get(String(objectParam(req.params, 'name')));
+    return endpoint?.audited ? endpoint.name : null;
+  });
+  // Before anything else, authentication included: guessing an app secret, the admin token or
+  // the bootstrap token is throttled like any other call from that address.
+  app.addHook('onRequest', async (req) => {
+    if (req.url.startsWith('/api/') || req.url.startsWith(AGENT_REGISTER_PATH))
+      await rateLimited(req, services.limits.takeAddress(req.ip));
+  });
+
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);
   registerFileRoutes(app, services);
 
-  const byName = new Map(endpoints.map((e) => [e.name, e]));
   const scopes = new CachedScopeLookup(services.store.inventory);
   for (const prefix of API_PREFIXES) {
     app.route({
@@ -124,10 +179,14 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           });
         }
         const raw = requestParams(req);
+        const creds = extractCredentials(req.headers, raw);
+        attribute(req, { appCode: creds.appCode?.slice(0, 128), username: creds.username?.slice(0, 128) });
         const caller = await services.auth.authenticate({
-          ...extractCredentials(req.headers, raw),
+          ...creds,
           signed: signedRequestOf(req.method, req.url, rawBodies.get(req)),
         });
+        attribute(req, { appCode: caller.appCode, username: caller.username });
+        await rateLimited(req, services.limits.takeApp(caller.appCode));
         return runEndpoint(endpoint, raw, caller, req, reply);
       },
     });
@@ -149,6 +208,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
       scopes: 'all',
       permissions: [PUBLIC_SCRIPT_PERMISSION],
     };
+    attribute(req, { username: caller.username });
     return runEndpoint(endpoint, requestParams(req), caller, req, reply);
   });
 
@@ -171,6 +231,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
       const fields = ScopeFields.safeParse(raw, { reportInput: true });
       if (!fields.success) throw zodFailure(fields.error);
       ctx.scope = await resolveScope(scopes, fields.data);
+      attribute(req, { scopeType: ctx.scope.type, scopeId: String(ctx.scope.id) });
       await assertScopeGranted(scopes, caller, ctx.scope);
     }
     const data = await endpoint.run(ctx, raw);

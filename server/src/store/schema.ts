@@ -49,6 +49,8 @@ export interface HostTable {
   last_heartbeat: number | null;
   biz_id: number | null;
   created_at: number;
+  /** Set when an admin revoked the host's agent: no agent may register for it until readmitted. */
+  agent_revoked_at: number | null;
 }
 
 export interface TopoSetTable {
@@ -130,6 +132,8 @@ export interface StepInstanceTable {
   /** JSON of the step's definition (script, account, timeout, ...) */
   spec: string;
   current_batch: number;
+  /** Key id sealing the spec's sensitive parameter; 'plain' before sealing; null when none. */
+  sealed_key: string | null;
   /** Bumped by every commit that changes a host result of the step (see host_task.version). */
   hosts_version: Generated<number>;
 }
@@ -346,4 +350,12 @@ export interface Database {
   app_nonce: AppNonceTable;
   script: ScriptTable;
   script_version: ScriptVersionTable;
+  server_setting: ServerSettingTable;
+}
+
+/** Cluster-wide settings changed at run time (e.g. the agent bootstrap token's hash). */
+export interface ServerSettingTable {
+  key: string;
+  value: string;
+  updated_at: number;
 }
