@@ -14,7 +14,13 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type WebSocket from 'ws';
-import { AGENT_LINK_PATH, AgentMessage, PROTOCOL_VERSION, decodeOutputFrame } from '@jobfleet/protocol';
+import {
+  AGENT_LINK_PATH,
+  AgentMessage,
+  PROTOCOL_VERSION,
+  decodeOutputFrame,
+  parseTaskKey,
+} from '@jobfleet/protocol';
 import type {
   FileProgress,
   FilesServed,
@@ -178,6 +184,13 @@ export class AgentHub {
         'bad agent frame; closing',
       );
       conn.ws.close(4002, 'bad message');
+      return;
+    }
+    if (parseTaskKey(frame.key).hostId !== conn.hostId) {
+      this.services.log.warn(
+        { hostId: conn.hostId, type: 'output frame' },
+        'agent message about another host; dropped',
+      );
       return;
     }
     this.events.taskOutput(conn.hostId, frame);
