@@ -20,6 +20,7 @@ import {
   PROTOCOL_VERSION,
   RegisterResponse,
   ServerMessage,
+  encodeOutputFrame,
 } from '@jobfleet/protocol';
 import type { AgentMessage, HostFacts } from '@jobfleet/protocol';
 import type { FileProgress, FilesServed } from '@jobfleet/protocol';
@@ -60,14 +61,15 @@ export class Agent extends EventEmitter {
   /** Pings sent since the server last showed it is alive (a pong or any message). */
   private unansweredPings = 0;
   private identity: Identity | undefined;
+  /** The server said it takes output as binary frames. */
+  private binaryOutput = false;
   readonly runner: TaskRunnerPort;
 
   constructor(private readonly opts: AgentOptions) {
     super();
     this.runner = opts.createRunner({
       started: (key, startTime) => this.send({ v: PROTOCOL_VERSION, type: 'task.started', key, startTime }),
-      output: (key, offset, data) =>
-        this.send({ v: PROTOCOL_VERSION, type: 'task.output', key, offset, data: data.toString('base64') }),
+      output: (key, offset, data) => this.sendOutput(key, offset, data),
       finished: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...msg }),
       fileProgress: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.file', ...msg }),
       served: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'file.served', ...msg }),
@@ -124,6 +126,16 @@ export class Agent extends EventEmitter {
   private send(msg: AgentMessage | FilesServed | FileProgress): void {
     if (this.state !== 'ready' && msg.type !== 'hello') return;
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  /** As a binary frame when the server takes them, else as a `task.output` message. */
+  private sendOutput(key: string, offset: number, data: Buffer): void {
+    if (!this.binaryOutput) {
+      this.send({ v: PROTOCOL_VERSION, type: 'task.output', key, offset, data: data.toString('base64') });
+      return;
+    }
+    if (this.state === 'ready' && this.ws?.readyState === WebSocket.OPEN)
+      this.ws.send(encodeOutputFrame(key, offset, data), { binary: true });
   }
 
   private async connectOrRegister(): Promise<void> {
@@ -225,6 +237,7 @@ export class Agent extends EventEmitter {
     switch (msg.type) {
       case 'welcome':
         this.hostId = msg.hostId;
+        this.binaryOutput = msg.binaryOutput === true;
         this.attempt = 0;
         this.setState('ready');
         this.startHeartbeat(msg.heartbeatIntervalMs);

@@ -7,10 +7,14 @@
  * Download tasks write no output; their per-file reports go out live, and the final one of
  * each file is spooled with the task and resent with its result.
  * Output offsets are contiguous from 0 and `finished.outputBytes` is the total reported.
+ * Every report goes out once what it reports is written to the spool (so it survives the agent
+ * being killed): everything the tasks had to say in one turn of the event loop is one write,
+ * and the spool syncs those writes in the background, one fdatasync for all of them (group
+ * commit). The sync does not hold a report back: a power loss before it completes loses the
+ * record whether or not it was reported, and a server that has it is better off.
  * The spool is best effort against a full disk: the task still runs and reports live, and a
  * later resend fills what the disk did not keep with a notice of the same length.
  */
-import fs from 'node:fs';
 import type { DownloadFiles, HeldTask, RunScript, ServeFiles, TaskOutcome } from '@jobfleet/protocol';
 import { removePartFiles, runDownload } from './file-download.js';
 import type { DownloadProgress } from './file-download.js';
@@ -35,9 +39,8 @@ export interface TaskRunnerOptions {
 interface Task {
   readonly key: string;
   readonly startTime: number;
-  /** Bytes of the output stream reported so far (and written to the spool, when it works). */
+  /** Bytes of the output stream so far (spooled, and reported once written). */
   written: number;
-  fd: number | undefined;
   cap: OutputCap;
   running: RunningTask | undefined;
   result: FinishedReport | undefined;
@@ -101,7 +104,6 @@ export class TaskRunner implements TaskRunnerPort {
         key,
         startTime: left.startTime,
         written: result.outputBytes,
-        fd: undefined,
         cap: new OutputCap(left.msg.type === 'task.run' ? left.msg.logCapBytes : DOWNLOAD_LOG_CAP),
         running: undefined,
         result,
@@ -143,18 +145,12 @@ export class TaskRunner implements TaskRunnerPort {
   private begin(msg: TaskRequest, logCapBytes: number): Task | undefined {
     if (this.closed || this.tasks.has(msg.key) || this.recordedKeys.has(msg.key)) return undefined;
     const startTime = Date.now();
-    let fd: number | undefined;
-    try {
-      fd = this.spool.create(withoutPassword(msg), startTime);
-    } catch {
-      fd = undefined; // runs without a durable record; reported live
-    }
+    this.spool.create(withoutPassword(msg), startTime);
     let settle = () => undefined as void;
     const task: Task = {
       key: msg.key,
       startTime,
       written: 0,
-      fd,
       cap: new OutputCap(logCapBytes),
       running: undefined,
       result: undefined,
@@ -163,7 +159,7 @@ export class TaskRunner implements TaskRunnerPort {
       settle: () => settle(),
     };
     this.tasks.set(msg.key, task);
-    this.reports.started(msg.key, startTime);
+    this.spool.afterWritten(() => this.reports.started(msg.key, startTime));
     return task;
   }
 
@@ -172,13 +168,9 @@ export class TaskRunner implements TaskRunnerPort {
     const report: FileReport = { key: task.key, ...progress };
     if (report.status !== 'downloading') {
       task.fileReports.push(report);
-      try {
-        this.spool.appendFileReport(task.key, report);
-      } catch {
-        /* kept in memory; only an agent restart would lose it */
-      }
+      this.spool.appendFileReport(task.key, report);
     }
-    this.reports.fileProgress(report);
+    this.spool.afterWritten(() => this.reports.fileProgress(report));
   }
 
   /** A task dropped by `forget` may still be winding down; it must not touch the spool or report. */
@@ -191,7 +183,6 @@ export class TaskRunner implements TaskRunnerPort {
     task.settle();
     if (!this.isCurrent(task)) return;
     this.append(task, task.cap.finish());
-    this.closeSpoolFile(task);
     task.running = undefined;
     task.result = {
       key: task.key,
@@ -204,42 +195,23 @@ export class TaskRunner implements TaskRunnerPort {
       message,
     };
     this.saveResult(task.result);
-    this.reports.finished(task.result);
+    const result = task.result;
+    this.spool.afterWritten(() => this.reports.finished(result));
   }
 
   private append(task: Task, bytes: Buffer): void {
     if (bytes.length === 0 || !this.isCurrent(task)) return;
-    if (task.fd !== undefined) {
-      try {
-        this.spool.append(task.fd, bytes);
-      } catch {
-        this.closeSpoolFile(task); // stop at the first failure so the file never has holes inside
-      }
-    }
+    this.spool.append(task.key, bytes);
     for (let i = 0; i < bytes.length; i += FRAME_BYTES) {
       const part = bytes.subarray(i, i + FRAME_BYTES);
-      this.reports.output(task.key, task.written, part);
+      const offset = task.written;
+      this.spool.afterWritten(() => this.reports.output(task.key, offset, part));
       task.written += part.length;
     }
   }
 
-  private closeSpoolFile(task: Task): void {
-    if (task.fd === undefined) return;
-    const fd = task.fd;
-    task.fd = undefined;
-    try {
-      fs.closeSync(fd);
-    } catch {
-      /* nothing more to lose */
-    }
-  }
-
   private saveResult(result: FinishedReport): void {
-    try {
-      this.spool.finish(result.key, result);
-    } catch {
-      /* kept in memory and reported; only an agent restart would lose it */
-    }
+    this.spool.finish(result.key, result);
   }
 
   kill(key: string): void {
@@ -258,10 +230,7 @@ export class TaskRunner implements TaskRunnerPort {
     for (const key of forget) {
       const t = this.tasks.get(key);
       this.tasks.delete(key);
-      if (t) {
-        t.running?.kill('killed');
-        this.closeSpoolFile(t);
-      }
+      t?.running?.kill('killed');
       this.spool.remove(key);
     }
     for (const t of this.tasks.values()) {
@@ -269,13 +238,18 @@ export class TaskRunner implements TaskRunnerPort {
       // A task the server has no offset for may have started while we were disconnected,
       // when its `started` could not be sent.
       if (known === undefined) this.reports.started(t.key, t.startTime);
+      // The spool reads back what it has not written yet too; output added later goes out live.
       for (let off = Math.min(known ?? 0, t.written); off < t.written; off += FRAME_BYTES) {
         const end = Math.min(t.written, off + FRAME_BYTES);
         this.reports.output(t.key, off, this.spool.readOutput(t.key, off, end));
       }
-      if (t.result) {
-        for (const f of t.fileReports) this.reports.fileProgress(f);
-        this.reports.finished(t.result);
+      const result = t.result;
+      if (result) {
+        const files = [...t.fileReports];
+        this.spool.afterWritten(() => {
+          for (const f of files) this.reports.fileProgress(f);
+          this.reports.finished(result);
+        });
       }
     }
   }
@@ -316,11 +290,17 @@ export class TaskRunner implements TaskRunnerPort {
     return this.files.url();
   }
 
+  /** Resolves once everything the tasks said so far is on disk (and reported). */
+  flushed(): Promise<void> {
+    return this.spool.flushed();
+  }
+
   /** Kills every running task, waits until each has its result spooled (reported as lost), stops serving. */
   async close(): Promise<void> {
     this.closed = true;
     const running = [...this.tasks.values()].filter((t) => !t.result);
     for (const t of running) t.running?.kill('lost');
     await Promise.all([...running.map((t) => t.ended), this.files.close()]);
+    await this.spool.close();
   }
 }

@@ -295,6 +295,7 @@ describe('Download tasks across an agent stop and restart', () => {
     const again = fileHost('127.0.0.3', { root: target.root, stateDir: target.stateDir });
     assert.deepEqual(partFiles(target.local('/in')), []);
     again.runner.resume({ [msg.key]: 0 }, []);
+    await again.runner.flushed(); // the restart spooled the lost result; the resend follows it
     const r = again.reports.results(msg.key)[0];
     assert.equal(r?.outcome, 'lost');
     assert.match(r?.message ?? '', /agent restarted/);

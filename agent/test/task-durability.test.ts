@@ -13,6 +13,8 @@ import { after, describe, it } from 'node:test';
 import { alive, killQuietly, pidsIn, scriptDirsOf } from './helpers/os-state.js';
 import { runMsg } from './helpers/recording-reports.js';
 import { Runners } from './helpers/runners.js';
+import type { TaskRunner } from '../src/task-runner.js';
+import { TaskSpool } from '../src/task-spool.js';
 
 const runners = new Runners();
 const setup = (stateDir?: string) => runners.open(stateDir);
@@ -23,7 +25,11 @@ after(async () => {
   for (const pid of strays) killQuietly(pid);
 });
 
-const spoolDir = (stateDir: string, key: string) => path.join(stateDir, 'tasks', key.replace(/:/g, '_'));
+/** Whether the spool on disk holds the task, once everything said so far is written. */
+async function spooled(runner: TaskRunner, stateDir: string, key: string): Promise<boolean> {
+  await runner.flushed();
+  return TaskSpool.keysOnDisk(stateDir).includes(key);
+}
 
 /** Waits for a condition on the world outside the runner (a process to die), polling. */
 async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -60,10 +66,10 @@ describe('TaskRunner: dispatch and record', () => {
     runner.kill(msg.key);
     await reports.finishedResult(msg.key);
     assert.deepEqual(runner.held(), [{ key: msg.key, outputBytes: 3, finished: true }]);
-    assert.ok(fs.existsSync(spoolDir(stateDir, msg.key)));
+    assert.ok(await spooled(runner, stateDir, msg.key));
     runner.recorded(msg.key);
     assert.deepEqual(runner.held(), []);
-    assert.equal(fs.existsSync(spoolDir(stateDir, msg.key)), false);
+    assert.equal(await spooled(runner, stateDir, msg.key), false);
   });
 });
 
@@ -131,12 +137,12 @@ describe('TaskRunner: resume after a reconnect', () => {
     strays.push(pid1, pid2);
     runner.resume({}, [running.key, done.key, '12345:0:9']);
     assert.deepEqual(runner.held(), []);
-    assert.equal(fs.existsSync(spoolDir(stateDir, running.key)), false);
-    assert.equal(fs.existsSync(spoolDir(stateDir, done.key)), false);
+    assert.equal(await spooled(runner, stateDir, running.key), false);
+    assert.equal(await spooled(runner, stateDir, done.key), false);
     await eventually(() => !alive(pid1) && !alive(pid2), 'the forgotten task is dead');
     await eventually(() => scriptDirsOf(running.key).length === 0, 'its script directory is gone');
     assert.equal(reports.count(running.key, 'finished'), 0);
-    assert.equal(fs.existsSync(spoolDir(stateDir, running.key)), false);
+    assert.equal(await spooled(runner, stateDir, running.key), false);
   });
 });
 
@@ -159,6 +165,7 @@ describe('TaskRunner: agent stop and restart', () => {
 
     const next = setup(stateDir);
     next.runner.resume({ [msg.key]: 0 }, []);
+    await next.runner.flushed(); // the restart spooled the lost result; the resend follows it
     assert.deepEqual(next.reports.results(msg.key), [r]);
     assert.equal(next.reports.text(msg.key), reports.text(msg.key));
   });
@@ -217,6 +224,7 @@ describe('TaskRunner: agent stop and restart', () => {
       ].sort((a, b) => a.key.localeCompare(b.key)),
     );
     runner.resume({ [quick.key]: 0 }, []);
+    await runner.flushed(); // the restart spooled the lost result; the resend follows it
     const q = reports.results(quick.key)[0];
     assert.deepEqual([q?.outcome, q?.exitCode, q?.outputBytes], ['exited', 7, 6]);
     assert.equal(reports.text(quick.key), 'quick\n');

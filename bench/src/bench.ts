@@ -19,6 +19,7 @@ import { BkApi } from './bk-api.js';
 import type { FastExecuteData } from './bk-api.js';
 import { bigOutput } from './big-output.js';
 import { fanOut } from './fan-out.js';
+import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
 import { cpBaseline, transferOnce, writeSourceFile } from './file-fan-out.js';
 import type { FanOutRun } from './fan-out.js';
 import { runLoad } from './load-generator.js';
@@ -38,7 +39,7 @@ import type { FleetHandle, ServerHandle } from './processes.js';
 import { judged, machine, textTable, unmeasured, writeResults } from './results.js';
 import type { Figure } from './results.js';
 import { ansible, dd, floor, installPeers, installed, pdsh, versionOf } from './shell-baselines.js';
-import { summarize } from './stats.js';
+import { percentile, summarize } from './stats.js';
 import { startStaticServer } from './static-server.js';
 
 const MiB = 2 ** 20;
@@ -60,6 +61,8 @@ interface Plan {
   fileTargets: number;
   /** Also time the largest fan-out with the noop executor (control plane only). */
   noopFanOut: boolean;
+  /** P7: one-host jobs per run. */
+  latencyJobs: number;
 }
 
 /** Heartbeat window of the fan-out servers (see storePass). */
@@ -78,6 +81,7 @@ const FULL: Plan = {
   fileBytes: 1024 * MiB,
   fileTargets: 10,
   noopFanOut: true,
+  latencyJobs: 200,
 };
 
 const QUICK: Plan = {
@@ -93,9 +97,64 @@ const QUICK: Plan = {
   fileBytes: 64 * MiB,
   fileTargets: 3,
   noopFanOut: false,
+  latencyJobs: 30,
 };
 
 type Store = 'sqlite' | 'postgres';
+
+/** Every figure id, in the order a full run measures them; `--only` picks among them. */
+export const FIGURE_IDS = [
+  'P4.agent',
+  'P4.server',
+  'P1',
+  'P2',
+  'P1.pdsh',
+  'P1.ansible',
+  'P3',
+  'P3.run',
+  'P1.noop',
+  'P7',
+  'P5',
+  'P6',
+] as const;
+
+/**
+ * The figures a run measures: `--only P1,P3` selects P1 and P3 with everything under them
+ * (P1.pdsh, P3.rps, …) except what has its own id (P3.run, P1.noop); none given selects all.
+ */
+export class Selection {
+  private readonly ids: ReadonlySet<string> | undefined;
+
+  constructor(only: string | undefined) {
+    if (only === undefined) return;
+    const asked = only
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+    const unknown = asked.filter((a) => !FIGURE_IDS.some((id) => id === a || id.startsWith(`${a}.`)));
+    if (unknown.length > 0 || asked.length === 0)
+      throw new Error(
+        `--only: unknown figure ${unknown.join(', ') || '(none)'}; known: ${FIGURE_IDS.join(', ')}`,
+      );
+    const ids = new Set<string>();
+    for (const a of asked) {
+      if (FIGURE_IDS.includes(a as (typeof FIGURE_IDS)[number])) ids.add(a);
+      // A group name (P4) selects its members; P1 itself also brings its peers along.
+      for (const id of FIGURE_IDS)
+        if (id.startsWith(`${a}.`) && !(a === 'P1' && id === 'P1.noop')) ids.add(id);
+      if (a === 'P3') ids.delete('P3.run');
+    }
+    this.ids = ids;
+  }
+
+  get all(): boolean {
+    return this.ids === undefined;
+  }
+
+  has(...ids: string[]): boolean {
+    return this.ids === undefined || ids.some((id) => this.ids?.has(id));
+  }
+}
 
 /** Simulator processes for a fleet with the process executor (one for noop). */
 const SIMULATOR_SHARDS = 8;
@@ -113,6 +172,7 @@ class Bench {
     readonly tmp: string,
     readonly peers: { pdsh: boolean; ansible: boolean },
     readonly pgUrl: string | undefined,
+    readonly only: Selection,
   ) {}
 
   log(line: string): void {
@@ -185,9 +245,20 @@ class Bench {
     return out;
   }
 
-  /** One store: a server, a fleet the size of the largest fan-out, then P1, P2, P3 (and P4 on SQLite). */
+  /** One store: a server, a fleet the size of the largest fan-out, then P1, P2, P3, P3.run (and P4 on SQLite). */
   async storePass(store: Store): Promise<void> {
+    const only = this.only;
+    const sqlite = store === 'sqlite';
+    const fleetFigures =
+      only.has('P1', 'P2', 'P1.pdsh', 'P1.ansible', 'P3', 'P3.run') || (sqlite && only.has('P4.server'));
     const hosts = Math.max(...this.plan.fanOutHosts);
+    if (fleetFigures || (sqlite && only.has('P4.agent'))) await this.fleetPass(store, hosts, fleetFigures);
+    if (sqlite && only.has('P1.noop') && (this.plan.noopFanOut || !only.all)) await this.noopFanOut(hosts);
+  }
+
+  private async fleetPass(store: Store, hosts: number, fleetFigures: boolean): Promise<void> {
+    const only = this.only;
+    const sqlite = store === 'sqlite';
     this.log(`— ${store}: starting a server`);
     // 10,000 simulated hosts share 2 cores: a simulator process hosting 1,250 agents blocks for
     // seconds while it forks their scripts, so its agents' heartbeats are late through no fault
@@ -196,26 +267,30 @@ class Bench {
     const s = await this.startStoreServer(store, ['--heartbeat-timeout-ms', String(HEARTBEAT_WINDOW_MS)]);
     try {
       let serverIdle: number[] = [];
-      if (store === 'sqlite') {
-        serverIdle = await this.rssReadings(s.server.pid);
-        await this.agentMemory(s.server);
-      }
+      if (sqlite && only.has('P4.server')) serverIdle = await this.rssReadings(s.server.pid);
+      if (sqlite && only.has('P4.agent')) await this.agentMemory(s.server);
+      if (!fleetFigures) return;
       const fleet = await this.startFleet(s.server, hosts, 'process');
       const brokenBefore = this.broken.length;
       try {
-        if (store === 'sqlite') await this.serverMemory(s.server.pid, hosts, serverIdle);
-        const last = await this.fanOuts(store, s.api, fleet.hostIds);
-        if (last) await this.statusLoad(store, s.api, last, fleet.hostIds.length);
-        else
-          this.figures.push(
-            unmeasured(p3Base('P3.rps', store, hosts, this.plan), 'no finished job to query'),
-          );
+        if (sqlite && only.has('P4.server')) await this.serverMemory(s.server.pid, hosts, serverIdle);
+        let last: FastExecuteData | undefined;
+        if (only.has('P1', 'P2', 'P1.pdsh', 'P1.ansible'))
+          last = await this.fanOuts(store, s.api, fleet.hostIds);
+        else if (only.has('P3')) last = (await fanOut(s.api, fleet.hostIds, this.account)).job;
+        if (only.has('P3')) {
+          if (last) await this.statusLoad(store, s.api, last, fleet.hostIds.length);
+          else
+            this.figures.push(
+              unmeasured(p3Base('P3.rps', store, hosts, this.plan), 'no finished job to query'),
+            );
+        }
+        if (only.has('P3.run')) await this.runningStatusLoad(store, s.api, fleet.hostIds);
       } finally {
         if (this.broken.length > brokenBefore)
           this.log(`server output (last lines):\n${s.server.output().slice(-3000)}`);
         await fleet.stop();
       }
-      if (store === 'sqlite' && this.plan.noopFanOut) await this.noopFanOut(hosts);
     } finally {
       await s.close();
     }
@@ -389,14 +464,19 @@ class Bench {
       const key = `${peer}:${n}`;
       this.peerTimes.set(key, [...(this.peerTimes.get(key) ?? []), ms / 1000]);
     };
-    if (this.peers.pdsh) {
+    if (this.peers.pdsh && this.only.has('P1.pdsh')) {
       try {
         record('pdsh', (await pdsh(n)).ms);
       } catch (err) {
         this.fail(`pdsh ${n}`, err);
       }
     }
-    if (this.peers.ansible && this.plan.ansibleHosts.includes(n) && (rep === 0 || n < 1000)) {
+    if (
+      this.peers.ansible &&
+      this.only.has('P1.ansible') &&
+      this.plan.ansibleHosts.includes(n) &&
+      (rep === 0 || n < 1000)
+    ) {
       try {
         record('ansible', (await ansible(n, this.tmp)).ms);
       } catch (err) {
@@ -467,81 +547,199 @@ class Bench {
 
   /** P3: the status of a finished large job with per-host results, against a static server answering its bytes. */
   async statusLoad(store: Store, api: BkApi, job: FastExecuteData, hosts: number): Promise<void> {
-    const params = { hosts, store, connections: this.plan.loadConnections };
     try {
       const status = await api.jobStatus(job.job_instance_id, false);
       if (!status.finished) throw new Error(`job ${job.job_instance_id} is not finished`);
-      const req = api.request('get_job_instance_status', api.statusBody(job.job_instance_id, true));
-      const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body });
-      const bytes = Buffer.from(await res.arrayBuffer());
-      const statics = await startStaticServer(bytes, res.headers.get('content-type') ?? 'application/json');
-      const staticTarget = { ...req, url: `${statics.url}/api/v3/get_job_instance_status` };
-      const opts = {
-        connections: this.plan.loadConnections,
-        durationMs: this.plan.loadSeconds * 1000,
-        maxRequests: 1_000_000,
-      };
-      const ours: LoadResult[] = [];
-      const theirs: LoadResult[] = [];
-      try {
-        await runLoad(req, { ...opts, durationMs: 1000 }); // warm both up
-        await runLoad(staticTarget, { ...opts, durationMs: 1000 });
-        for (let r = 0; r < this.plan.runs; r++) {
-          ours.push(await runLoad(req, opts));
-          theirs.push(await runLoad(staticTarget, opts));
-        }
-      } finally {
-        await statics.close();
-      }
-      const errors = ours.reduce((a, r) => a + r.errors, 0);
-      if (errors > 0) throw new Error(`${errors} failed status requests under load`);
-      const note = `${(bytes.length / 1024).toFixed(0)} KiB reply; baseline: the same bytes from a static node:http server on a worker thread of the bench process`;
-      const pick = (xs: LoadResult[], f: (r: LoadResult) => number) => summarize(xs.map(f));
-      const rps = pick(ours, (r) => r.requestsPerSecond);
-      const rpsBase = pick(theirs, (r) => r.requestsPerSecond).median;
-      this.figures.push(
-        judged(
-          {
-            id: 'P3.rps',
-            params,
-            unit: 'req/s',
-            value: rps.median,
-            baseline: rpsBase,
-            ratio: rps.median / rpsBase,
-            target: 0.5,
-            min: rps.min,
-            max: rps.max,
-            executor: 'process',
-            note: `${note}; target on ratio`,
-          },
-          'ratio',
-          'atLeast',
-        ),
-      );
-      for (const [id, f] of [
-        ['P3.p50', (r: LoadResult) => r.p50Ms],
-        ['P3.p99', (r: LoadResult) => r.p99Ms],
-      ] as const) {
-        const v = pick(ours, f);
-        const b = pick(theirs, f).median;
-        this.figures.push({
-          id,
-          params,
-          unit: 'ms',
-          value: v.median,
-          baseline: b,
-          ratio: v.median / b,
-          target: null,
-          met: null,
-          min: v.min,
-          max: v.max,
-          executor: 'process',
-          note: 'latency under the same load as P3.rps',
-        });
-      }
-      this.log(`P3 ${store}: ${rps.median.toFixed(1)} req/s vs static ${rpsBase.toFixed(1)} req/s`);
+      await this.loadAgainstStatic('P3', { hosts, store }, api, job.job_instance_id, 0.5);
     } catch (err) {
       this.figures.push(unmeasured(p3Base('P3.rps', store, hosts, this.plan), this.fail(`P3 ${store}`, err)));
+    }
+  }
+
+  /**
+   * P3.run: the same status call on a job that is still running with about half of its hosts
+   * done (each host's script exits at once or sleeps, by a random byte), so every reply
+   * reflects live state. The job is terminated afterwards.
+   */
+  async runningStatusLoad(store: Store, api: BkApi, hostIds: number[]): Promise<void> {
+    const hosts = hostIds.length;
+    let jobId: number | undefined;
+    try {
+      const job = await api.fastExecuteScript(hostIds, HALF_DONE_SCRIPT, this.account);
+      jobId = job.job_instance_id;
+      const done = await waitForHalfDone(api, jobId, hosts);
+      this.log(`P3.run ${store}: ${done} of ${hosts} hosts done, the rest running`);
+      await this.loadAgainstStatic('P3.run', { hosts, store, done }, api, jobId, 0.3);
+    } catch (err) {
+      this.figures.push(
+        unmeasured(p3Base('P3.run.rps', store, hosts, this.plan), this.fail(`P3.run ${store}`, err)),
+      );
+    } finally {
+      if (jobId !== undefined) {
+        try {
+          await api.terminateJob(jobId);
+          await waitForFinished(api, jobId, 120_000);
+        } catch (err) {
+          this.fail(`P3.run ${store}: terminating job ${jobId}`, err);
+        }
+      }
+    }
+  }
+
+  /** `<id>.rps`, `.p50`, `.p99` of get_job_instance_status with per-host results, against a static server. */
+  private async loadAgainstStatic(
+    id: string,
+    figureParams: Record<string, string | number>,
+    api: BkApi,
+    jobInstanceId: number,
+    target: number,
+  ): Promise<void> {
+    const params: Record<string, string | number> = {
+      ...figureParams,
+      connections: this.plan.loadConnections,
+    };
+    const req = api.request('get_job_instance_status', api.statusBody(jobInstanceId, true));
+    const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body });
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const statics = await startStaticServer(bytes, res.headers.get('content-type') ?? 'application/json');
+    const staticTarget = { ...req, url: `${statics.url}/api/v3/get_job_instance_status` };
+    const opts = {
+      connections: this.plan.loadConnections,
+      durationMs: this.plan.loadSeconds * 1000,
+      maxRequests: 1_000_000,
+    };
+    const ours: LoadResult[] = [];
+    const theirs: LoadResult[] = [];
+    try {
+      await runLoad(req, { ...opts, durationMs: 1000 }); // warm both up
+      await runLoad(staticTarget, { ...opts, durationMs: 1000 });
+      for (let r = 0; r < this.plan.runs; r++) {
+        ours.push(await runLoad(req, opts));
+        theirs.push(await runLoad(staticTarget, opts));
+      }
+    } finally {
+      await statics.close();
+    }
+    const errors = ours.reduce((a, r) => a + r.errors, 0);
+    if (errors > 0) throw new Error(`${errors} failed status requests under load`);
+    const note = `${(bytes.length / 1024).toFixed(0)} KiB reply; baseline: the same bytes from a static node:http server on a worker thread of the bench process`;
+    const pick = (xs: LoadResult[], f: (r: LoadResult) => number) => summarize(xs.map(f));
+    const rps = pick(ours, (r) => r.requestsPerSecond);
+    const rpsBase = pick(theirs, (r) => r.requestsPerSecond).median;
+    this.figures.push(
+      judged(
+        {
+          id: `${id}.rps`,
+          params,
+          unit: 'req/s',
+          value: rps.median,
+          baseline: rpsBase,
+          ratio: rps.median / rpsBase,
+          target,
+          min: rps.min,
+          max: rps.max,
+          executor: 'process',
+          note: `${note}; target on ratio`,
+        },
+        'ratio',
+        'atLeast',
+      ),
+    );
+    for (const [suffix, f] of [
+      ['p50', (r: LoadResult) => r.p50Ms],
+      ['p99', (r: LoadResult) => r.p99Ms],
+    ] as const) {
+      const v = pick(ours, f);
+      const b = pick(theirs, f).median;
+      this.figures.push({
+        id: `${id}.${suffix}`,
+        params,
+        unit: 'ms',
+        value: v.median,
+        baseline: b,
+        ratio: v.median / b,
+        target: null,
+        met: null,
+        min: v.min,
+        max: v.max,
+        executor: 'process',
+        note: `latency under the same load as ${id}.rps`,
+      });
+    }
+    this.log(
+      `${id} ${String(params.store)}: ${rps.median.toFixed(1)} req/s vs static ${rpsBase.toFixed(1)} req/s`,
+    );
+  }
+
+  /**
+   * P7: one real `jobfleet agent`, one-host `echo` jobs one after another; each from the
+   * fast_execute_script call until a status poll (every P7_POLL_MS) saw it finished.
+   */
+  async latencyPass(store: Store): Promise<void> {
+    const base = {
+      id: 'P7',
+      params: { hosts: 1, store, jobs: this.plan.latencyJobs },
+      unit: 'ms',
+      target: 15,
+      executor: 'process' as const,
+    };
+    try {
+      const s = await this.startStoreServer(store);
+      try {
+        const agent = await startAgentProcess({ server: s.server, ip: '10.255.255.3', tmpRoot: this.tmp });
+        try {
+          for (let i = 0; i < 5; i++) await oneHostJob(s.api, agent.hostId, this.account); // warm-up
+          const p50s: number[] = [];
+          const p99s: number[] = [];
+          const floors: number[] = [];
+          for (let r = 0; r < this.plan.runs; r++) {
+            const ms: number[] = [];
+            const fl: number[] = [];
+            for (let i = 0; i < this.plan.latencyJobs; i++) {
+              ms.push(await oneHostJob(s.api, agent.hostId, this.account));
+              fl.push(await spawnEcho());
+            }
+            ms.sort((a, b) => a - b);
+            fl.sort((a, b) => a - b);
+            p50s.push(percentile(ms, 50));
+            p99s.push(percentile(ms, 99));
+            floors.push(percentile(fl, 50));
+            this.log(
+              `P7 ${store}: p50 ${p50s.at(-1)?.toFixed(1)} ms, p99 ${p99s.at(-1)?.toFixed(1)} ms (sh -c echo ${floors.at(-1)?.toFixed(1)} ms)`,
+            );
+          }
+          const floor = summarize(floors).median;
+          for (const [id, xs, target] of [
+            ['P7.p50', p50s, 15],
+            ['P7.p99', p99s, 50],
+          ] as const) {
+            const sum = summarize(xs);
+            this.figures.push(
+              judged(
+                {
+                  ...base,
+                  id,
+                  target,
+                  value: sum.median,
+                  baseline: floor,
+                  ratio: sum.median / floor,
+                  min: sum.min,
+                  max: sum.max,
+                  note: `${this.plan.latencyJobs} one-host \`echo\` jobs in a row on one real agent process; fast_execute_script → a status poll (every ${P7_POLL_MS} ms) sees finished; baseline: p50 of \`sh -c echo\` spawned by the bench; target on value`,
+                },
+                'value',
+                'atMost',
+              ),
+            );
+          }
+        } finally {
+          await agent.stop();
+        }
+      } finally {
+        await s.close();
+      }
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail(`P7 ${store}`, err)));
     }
   }
 
@@ -716,6 +914,40 @@ function p3Base(id: string, store: Store, hosts: number, plan: Plan) {
   };
 }
 
+/** Exits at once on about half of the hosts (a random byte below 128); sleeps on the rest. */
+const HALF_DONE_SCRIPT = '[ $(od -An -N1 -tu1 /dev/urandom) -lt 128 ] || exec sleep 3600';
+
+/** Host task statuses that mean a host has not started yet (waiting) or is running. */
+const HOST_WAITING = 5;
+const HOST_RUNNING = 7;
+
+/** Waits until no host is waiting and the number done (above 0) held for 3 polls a second apart. */
+async function waitForHalfDone(api: BkApi, jobInstanceId: number, hosts: number): Promise<number> {
+  const deadline = performance.now() + 120_000 + hosts * 30;
+  let last = -1;
+  let same = 0;
+  for (;;) {
+    const s = await api.jobStatus(jobInstanceId, true);
+    const results = s.step_instance_list?.flatMap((st) => st.step_ip_result_list ?? []) ?? [];
+    const waiting = results.filter((h) => h.status === HOST_WAITING).length;
+    const done = results.filter((h) => h.status !== HOST_RUNNING && h.status !== HOST_WAITING).length;
+    if (s.finished) throw new Error(`job ${jobInstanceId} finished before its sleeping hosts were stopped`);
+    same = done === last ? same + 1 : 0;
+    if (waiting === 0 && results.length === hosts && done > 0 && same >= 2) return done;
+    last = done;
+    if (performance.now() > deadline) throw new Error(`job ${jobInstanceId}: ${waiting} hosts still waiting`);
+    await sleep(1000);
+  }
+}
+
+async function waitForFinished(api: BkApi, jobInstanceId: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await api.jobStatus(jobInstanceId, false)).finished) {
+    if (performance.now() > deadline) throw new Error(`job ${jobInstanceId} did not finish`);
+    await sleep(200);
+  }
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -741,20 +973,39 @@ async function main(): Promise<void> {
       'PostgreSQL server for the PostgreSQL figures (a database is created and dropped per server) [env JOBFLEET_BENCH_PG_URL]',
     )
     .option(
+      '--only <figures>',
+      `comma-separated figures to measure (${FIGURE_IDS.join(', ')}); results go to partial.json/.md`,
+    )
+    .option(
+      '--hosts <sizes>',
+      'comma-separated fan-out sizes for P1/P2 (the largest also for P3, P3.run, P4.server)',
+    )
+    .option('--runs <n>', 'repetitions of each figure (default 3, 1 with --quick)')
+    .option(
       '--results-dir <dir>',
       'where latest.json and latest.md go',
       path.join(REPO_ROOT, 'bench', 'results'),
     );
   cmd.parse(process.argv);
-  const flags = cmd.opts<{ quick?: boolean; installPeers?: boolean; pgUrl?: string; resultsDir: string }>();
-  const plan = flags.quick ? QUICK : FULL;
+  const flags = cmd.opts<{
+    quick?: boolean;
+    installPeers?: boolean;
+    pgUrl?: string;
+    resultsDir: string;
+    only?: string;
+    hosts?: string;
+    runs?: string;
+  }>();
+  const only = new Selection(flags.only);
+  const plan = adjustedPlan(flags.quick ? QUICK : FULL, flags);
+  const partial = !only.all || flags.hosts !== undefined || flags.runs !== undefined;
   const pgUrl = flags.pgUrl ?? process.env.JOBFLEET_BENCH_PG_URL;
   const tmp = tmpRoot();
   const started = performance.now();
   const say = (l: string) => process.stderr.write(`[bench] ${l}\n`);
   if (flags.installPeers) installPeers(say);
   const peers = { pdsh: installed('pdsh'), ansible: installed('ansible') };
-  const bench = new Bench(plan, tmp, peers, pgUrl);
+  const bench = new Bench(plan, tmp, peers, pgUrl, only);
   const stores: Store[] = ['sqlite'];
   if (pgUrl && (await reachable(pgUrl))) stores.push('postgres');
   else
@@ -770,22 +1021,28 @@ async function main(): Promise<void> {
       } catch (err) {
         bench.figures.push(unmeasured(p3Base('P1', store, 0, plan), bench.fail(`${store} pass`, err)));
       }
+      if (only.has('P7')) await bench.latencyPass(store);
     }
-    await bench.bigOutputPass();
-    await bench.fileFanOutPass();
+    if (only.has('P5')) await bench.bigOutputPass();
+    if (only.has('P6')) await bench.fileFanOutPass();
   } finally {
     await stopAll();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   const results = {
-    figures: bench.figures.map(rounded),
+    figures: bench.figures.filter((f) => only.has(f.id, f.id.split('.')[0] ?? f.id)).map(rounded),
     machine: machine({
       pdsh: peers.pdsh ? versionOf('pdsh -V') : 'not installed',
       ansible: peers.ansible ? versionOf('ansible --version') : 'not installed',
     }),
     date: new Date().toISOString(),
   };
-  writeResults(flags.resultsDir, results, plan.mode);
+  writeResults(
+    flags.resultsDir,
+    results,
+    partial ? `${plan.mode}, partial` : plan.mode,
+    partial ? 'partial' : 'latest',
+  );
   process.stdout.write(`\n${textTable(results.figures)}\n\n`);
   say(
     `${plan.mode} run took ${((performance.now() - started) / 1000).toFixed(0)} s; results in ${flags.resultsDir}`,
@@ -794,6 +1051,22 @@ async function main(): Promise<void> {
     say(`BROKEN (${bench.broken.length}):\n  ${bench.broken.join('\n  ')}`);
     process.exitCode = 1;
   }
+}
+
+/** The plan with `--hosts` and `--runs` applied. */
+function adjustedPlan(plan: Plan, flags: { hosts?: string; runs?: string }): Plan {
+  const positive = (name: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name}: "${v}" is not a positive integer`);
+    return n;
+  };
+  const out = { ...plan };
+  if (flags.hosts !== undefined) {
+    out.fanOutHosts = flags.hosts.split(',').map((h) => positive('hosts', h.trim()));
+    out.ansibleHosts = out.fanOutHosts.filter((h) => h <= 1000);
+  }
+  if (flags.runs !== undefined) out.runs = positive('runs', flags.runs);
+  return out;
 }
 
 /** Four significant digits, keys in the documented order. */

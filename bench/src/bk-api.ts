@@ -133,6 +133,15 @@ export class BkApi {
     };
   }
 
+  /** Terminates a job (operation 1); its hosts still running are killed. */
+  async terminateJob(jobInstanceId: number): Promise<void> {
+    await this.call(
+      'operate_job_instance',
+      { bk_scope_type: 'biz', bk_scope_id: '1', job_instance_id: jobInstanceId, operation_code: 1 },
+      z.unknown(),
+    );
+  }
+
   jobStatus(jobInstanceId: number, returnIpResult: boolean): Promise<StatusData> {
     return this.call('get_job_instance_status', this.statusBody(jobInstanceId, returnIpResult), StatusData);
   }

@@ -105,9 +105,10 @@ export function markdownTable(figures: Figure[]): string {
   ].join('\n');
 }
 
-export function writeResults(dir: string, results: Results, mode: string): void {
+/** Writes `<name>.json` and `<name>.md` (`latest` for whole runs, `partial` for selections). */
+export function writeResults(dir: string, results: Results, mode: string, name = 'latest'): void {
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
+  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(results, null, 2) + '\n');
   const m = results.machine;
   const md = [
     `# Jobfleet bench — ${mode} run, ${results.date}`,
@@ -120,7 +121,7 @@ export function writeResults(dir: string, results: Results, mode: string): void 
     markdownTable(results.figures),
     '',
   ].join('\n');
-  fs.writeFileSync(path.join(dir, 'latest.md'), md);
+  fs.writeFileSync(path.join(dir, `${name}.md`), md);
 }
 
 /** A figure judged against a target: `atMost` for times and sizes, `atLeast` for speeds and peer ratios. */

@@ -123,6 +123,8 @@ export const Welcome = z.object({
   stored: z.record(z.string(), z.number().int().nonnegative()),
   /** Held tasks the server no longer wants (already recorded, or unknown): the agent drops them. */
   forget: z.array(TaskKey),
+  /** The server takes output as binary frames (output-frame.ts); absent from older servers. */
+  binaryOutput: z.boolean().optional(),
 });
 
 /**

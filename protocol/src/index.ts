@@ -1,1 +1,2 @@
 export * from './agent-link.js';
+export * from './output-frame.js';

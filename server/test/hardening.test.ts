@@ -18,6 +18,7 @@ import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, hostLog, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
+import { encodeOutputFrame } from '@jobfleet/protocol';
 
 after(async () => {
   await stopAll();
@@ -107,7 +108,12 @@ async function keepForging(ws: WebSocket, messages: () => Record<string, unknown
   let over = false;
   void done.finally(() => (over = true));
   while (!over) {
-    for (const m of messages()) ws.send(JSON.stringify(m));
+    for (const m of messages()) {
+      ws.send(JSON.stringify(m));
+      // The same output as a binary frame, the form agents send it in to servers that offer it.
+      if (m.type === 'task.output' && typeof m.key === 'string')
+        ws.send(encodeOutputFrame(m.key, 0, Buffer.from('FORGED FRAME\n')), { binary: true });
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -259,17 +265,20 @@ for (const engine of engines()) {
         fleet.creds,
       );
       assert.equal(r.result, true, r.message);
-      // While it runs, the agent's task spool holds the request: without the parameter.
-      const spooled = path.join(
-        fleet.agents[0]?.stateDir ?? '',
-        'tasks',
-        `${r.data.step_instance_id}_0_${hostA}`,
-        'task.json',
-      );
-      const request = await eventually(async () =>
-        fs.existsSync(spooled) ? fs.readFileSync(spooled, 'utf8') : undefined,
-      );
-      assert.equal(request.includes(secret), false, 'the agent spool holds the parameter');
+      // While it runs, the agent's task spool (its journal) holds the request: without the parameter.
+      const spool = path.join(fleet.agents[0]?.stateDir ?? '', 'spool');
+      const key = `"key":"${r.data.step_instance_id}:0:${hostA}"`;
+      const journal = await eventually(async () => {
+        const bytes = fs.existsSync(spool)
+          ? fs
+              .readdirSync(spool)
+              .map((f) => fs.readFileSync(path.join(spool, f), 'latin1'))
+              .join('')
+          : '';
+        return bytes.includes(key) ? bytes : undefined;
+      });
+      assert.equal(journal.includes(secret), false, 'the agent spool holds the parameter');
+      assert.equal(journal.includes(b64(secret)), false, 'the agent spool holds the parameter in base64');
       const st = await waitFinished(fleet, r.data.job_instance_id);
       assert.equal(st.job_instance.status, 3, JSON.stringify(st));
       assert.match(

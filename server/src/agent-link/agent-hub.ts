@@ -14,15 +14,21 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type WebSocket from 'ws';
-import { AGENT_LINK_PATH, AgentMessage, PROTOCOL_VERSION } from '@jobfleet/protocol';
+import {
+  AGENT_LINK_PATH,
+  AgentMessage,
+  PROTOCOL_VERSION,
+  decodeOutputFrame,
+  parseTaskKey,
+} from '@jobfleet/protocol';
 import type {
   FileProgress,
   FilesServed,
   HeldTask,
   HostFacts,
+  OutputFrame,
   ServerMessage,
   TaskFinished,
-  TaskOutput,
   TaskStarted,
 } from '@jobfleet/protocol';
 import type { Services } from '../services.js';
@@ -36,7 +42,8 @@ export interface AgentEvents {
   /** Called after the welcome was sent: dispatch whatever waits for this host. */
   agentWelcomed(hostId: number): void;
   taskStarted(hostId: number, msg: TaskStarted): void;
-  taskOutput(hostId: number, msg: TaskOutput): void;
+  /** Output bytes, from a binary frame or a `task.output` message (decoded). */
+  taskOutput(hostId: number, msg: OutputFrame): void;
   taskFinished(hostId: number, msg: TaskFinished): void;
   /** The agent has been silent past the heartbeat window (or left and did not come back). */
   agentLost(hostId: number): void;
@@ -160,9 +167,35 @@ export class AgentHub {
     if (previous) previous.ws.close(4000, 'replaced by a newer connection');
     const conn: Connection = { ws, hostId, ready: false, lastSeen: Date.now(), serverUrl, registered };
     this.connections.set(hostId, conn);
-    ws.on('message', (data: Buffer) => void this.onMessage(conn, data));
+    ws.on('message', (data: Buffer, isBinary: boolean) =>
+      isBinary ? this.onOutputFrame(conn, data) : void this.onMessage(conn, data),
+    );
     ws.on('close', () => this.onClose(conn));
     ws.on('error', (err) => this.services.log.warn({ err, hostId }, 'agent socket error'));
+  }
+
+  private onOutputFrame(conn: Connection, data: Buffer): void {
+    conn.lastSeen = Date.now();
+    let frame: OutputFrame;
+    try {
+      if (!conn.ready) throw new Error('hello first');
+      frame = decodeOutputFrame(data);
+    } catch (err) {
+      this.services.log.warn(
+        { hostId: conn.hostId, err: (err as Error).message },
+        'bad agent frame; closing',
+      );
+      conn.ws.close(4002, 'bad message');
+      return;
+    }
+    if (parseTaskKey(frame.key).hostId !== conn.hostId) {
+      this.services.log.warn(
+        { hostId: conn.hostId, type: 'output frame' },
+        'agent message about another host; dropped',
+      );
+      return;
+    }
+    this.events.taskOutput(conn.hostId, frame);
   }
 
   private async onMessage(conn: Connection, data: Buffer): Promise<void> {
@@ -203,7 +236,11 @@ export class AgentHub {
         this.events.taskStarted(conn.hostId, msg);
         return;
       case 'task.output':
-        this.events.taskOutput(conn.hostId, msg);
+        this.events.taskOutput(conn.hostId, {
+          key: msg.key,
+          offset: msg.offset,
+          data: Buffer.from(msg.data, 'base64'),
+        });
         return;
       case 'task.finished':
         this.events.taskFinished(conn.hostId, msg);
@@ -251,6 +288,7 @@ export class AgentHub {
           heartbeatIntervalMs: this.services.config.heartbeatIntervalMs,
           stored: resume.stored,
           forget: resume.forget,
+          binaryOutput: true,
         } satisfies ServerMessage),
       );
       this.pendingBeats.set(conn.hostId, { at: Date.now(), version });

@@ -20,8 +20,8 @@ import type {
   FileProgress,
   FilesServed,
   HeldTask,
+  OutputFrame,
   TaskFinished,
-  TaskOutput,
   TaskStarted,
 } from '@jobfleet/protocol';
 import type { AgentEvents } from '../agent-link/agent-hub.js';
@@ -356,10 +356,10 @@ export class Engine implements AgentEvents {
     w.errorCode = AgentErrorCode.RUNNING;
   }
 
-  taskOutput(hostId: number, msg: TaskOutput): void {
+  taskOutput(hostId: number, msg: OutputFrame): void {
     const hit = this.lookup(msg.key);
     if (!hit || hit.task.hostId !== hostId || isHostFinished(hit.task.status)) return;
-    const data = Buffer.from(msg.data, 'base64');
+    const data = msg.data;
     const { task, step } = hit;
     // Offsets make resends harmless: drop what we have, ignore gaps (the agent resends on reconnect).
     if (msg.offset > task.logBytes || msg.offset + data.length <= task.logBytes) return;
@@ -522,22 +522,46 @@ export class Engine implements AgentEvents {
     const now = Date.now();
     if (step.stopping === 'terminate' || job.status === RunStatus.STOPPING) {
       await kind.release?.(step, false);
-      await this.store.updateStep(step.stepInstanceId, { status: RunStatus.STOP_SUCCESS, end_time: now });
-      return this.finishJob(job, RunStatus.STOP_SUCCESS);
+      return this.finishStepAndJob(step, job, RunStatus.STOP_SUCCESS, RunStatus.STOP_SUCCESS, now);
     }
     const status =
       step.stopping === 'budget'
         ? RunStatus.FAIL
         : stepStatusOfHosts([...step.tasks.values()].map((t) => t.status));
     await kind.release?.(step, status === RunStatus.SUCCESS);
-    await this.store.updateStep(step.stepInstanceId, { status, end_time: now });
-    if (status === RunStatus.SUCCESS) return this.advance(job, step.stepOrder);
-    await this.finishJob(job, status);
+    if (status === RunStatus.SUCCESS) {
+      const steps = await this.store.getStepsOfJob(job.id);
+      if (steps.some((s) => s.step_order > step.stepOrder && s.status === RunStatus.PENDING)) {
+        await this.store.updateStep(step.stepInstanceId, { status, end_time: now });
+        return this.advance(job, step.stepOrder);
+      }
+    }
+    await this.finishStepAndJob(step, job, status, status, now);
+  }
+
+  /** The last step ended: it and its job are stored finished together (one commit, not two). */
+  private async finishStepAndJob(
+    step: ActiveStep,
+    job: JobInstance,
+    stepStatus: RunStatus,
+    jobStatus: RunStatus,
+    now: number,
+  ): Promise<void> {
+    await this.store.finishStepAndJob(step.stepInstanceId, { status: stepStatus, end_time: now }, job.id, {
+      status: jobStatus,
+      end_time: now,
+    });
+    await this.announceFinished(job, jobStatus, now);
   }
 
   private async finishJob(job: JobInstance, status: RunStatus): Promise<void> {
     const now = Date.now();
     await this.store.updateJob(job.id, { status, end_time: now });
+    await this.announceFinished(job, status, now);
+  }
+
+  /** What follows a job's end: the log line and its callback. */
+  private async announceFinished(job: JobInstance, status: RunStatus, now: number): Promise<void> {
     this.services.log.info({ job: job.id, status }, 'job finished');
     if (job.callback_url && isCallbackStatus(status)) {
       const steps = await this.store.getStepsOfJob(job.id);

@@ -281,6 +281,23 @@ export class ExecutionStore {
     await this.casStep(id, undefined, patch);
   }
 
+  /** Ends a step and its job in one transaction (with their events): one commit on the way to "finished", not two. */
+  async finishStepAndJob(
+    stepId: number,
+    stepPatch: StepPatch,
+    jobId: number,
+    jobPatch: JobPatch,
+  ): Promise<void> {
+    await this.withEvents('finish_step_and_job', async (tx) => {
+      await tx.updateTable('step_instance').set(stepPatch).where('id', '=', stepId).execute();
+      await tx.updateTable('job_instance').set(jobPatch).where('id', '=', jobId).execute();
+      return {
+        result: undefined,
+        events: [...stepEvents(jobId, stepId, stepPatch), jobEvent(jobId, jobPatch)],
+      };
+    });
+  }
+
   /**
    * Changes a job's status only if it is still in one of `from`: operations decided on a status
    * read earlier cannot apply twice, even when two servers receive them at once.
@@ -403,13 +420,7 @@ export class ExecutionStore {
   }
 
   async listHostTasks(stepInstanceId: number, executeCount: number): Promise<HostTask[]> {
-    return this.db
-      .selectFrom('host_task')
-      .selectAll()
-      .where('step_instance_id', '=', stepInstanceId)
-      .where('execute_count', '=', executeCount)
-      .orderBy('host_id')
-      .execute();
+    return this.listHostTasksChangedSince(stepInstanceId, executeCount, -1);
   }
 
   async getHostTask(
@@ -469,6 +480,7 @@ export class ExecutionStore {
           )
           .execute();
       }
+      const versions = await bumpHostsVersions(tx, writes);
       for (const w of writes) {
         const jobInstanceId = jobs.get(w.stepInstanceId) ?? 0;
         const task = {
@@ -483,6 +495,8 @@ export class ExecutionStore {
           events.push({ jobInstanceId, kind: 'log', data: { ...task, offset: first.offset, length } });
         }
         const set: Partial<HostTask> = {};
+        const version = versions.get(w.stepInstanceId);
+        if (version !== undefined && changesResult(w)) set.version = version;
         if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
         if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
         if (w.startTime !== undefined) set.start_time = w.startTime;
@@ -554,6 +568,22 @@ export class ExecutionStore {
       }
     }
     return out;
+  }
+
+  /** Host tasks of a step execution whose result changed after `version` (all of them for -1), by host id. */
+  async listHostTasksChangedSince(
+    stepInstanceId: number,
+    executeCount: number,
+    version: number,
+  ): Promise<HostTask[]> {
+    return this.db
+      .selectFrom('host_task')
+      .selectAll()
+      .where('step_instance_id', '=', stepInstanceId)
+      .where('execute_count', '=', executeCount)
+      .where('version', '>', version)
+      .orderBy('host_id')
+      .execute();
   }
 
   /** The stored output of one host task, in order. */
@@ -776,6 +806,40 @@ export class ExecutionStore {
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
+}
+
+/** Whether a write changes what a status reply shows of the host (not only its output). */
+function changesResult(w: TaskWrite): boolean {
+  return (
+    w.status !== undefined ||
+    w.exitCode !== undefined ||
+    w.errorCode !== undefined ||
+    w.startTime !== undefined ||
+    w.endTime !== undefined
+  );
+}
+
+/**
+ * Bumps hosts_version of every step whose host results the writes change, and returns the new
+ * versions. The update holds the step row until the commit, so versions become visible in
+ * order: a reader that sees version V also sees every row stamped V or lower.
+ */
+async function bumpHostsVersions(
+  tx: Transaction<Database>,
+  writes: readonly TaskWrite[],
+): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  const steps = [...new Set(writes.filter(changesResult).map((w) => w.stepInstanceId))].sort((a, b) => a - b);
+  for (const id of steps) {
+    const r = await tx
+      .updateTable('step_instance')
+      .set((eb) => ({ hosts_version: eb('hosts_version', '+', 1) }))
+      .where('id', '=', id)
+      .returning('hosts_version')
+      .executeTakeFirst();
+    if (r) out.set(id, Number(r.hosts_version));
+  }
+  return out;
 }
 
 async function insertHostTasks(

@@ -522,6 +522,21 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0014_host_result_versions': {
+      async up(db: AnyDb) {
+        // Every commit that changes what get_job_instance_status shows of a host bumps its
+        // step's hosts_version and stamps the changed rows with it, so a status reply can
+        // fetch only the hosts changed since the version it has serialized.
+        await db.schema
+          .alterTable('step_instance')
+          .addColumn('hosts_version', 'bigint', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .alterTable('host_task')
+          .addColumn('version', 'bigint', (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
   };
 }
 

@@ -134,6 +134,8 @@ export interface StepInstanceTable {
   current_batch: number;
   /** Key id sealing the spec's sensitive parameter; 'plain' before sealing; null when none. */
   sealed_key: string | null;
+  /** Bumped by every commit that changes a host result of the step (see host_task.version). */
+  hosts_version: Generated<number>;
 }
 
 export interface HostTaskTable {
@@ -153,6 +155,8 @@ export interface HostTaskTable {
   log_bytes: number;
   dropped_bytes: number;
   batch: number;
+  /** The step's hosts_version of the commit that last changed this row's result fields. */
+  version: Generated<number>;
 }
 
 export interface LogChunkTable {

@@ -5,6 +5,7 @@ import type { HostTask } from '../../store/execution-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import { RawJson } from '../raw-json.js';
 import { cachedReply, rememberReply, replyKey } from './finished-reply-cache.js';
+import { hostResultsJson } from './host-results-cache.js';
 import { zBool, zLong } from '../input-types.js';
 import { jobInScope, scopeFieldsOf, totalTime } from './job-lookup.js';
 
@@ -21,6 +22,10 @@ export function stepIpResult(t: HostTask) {
     end_time: t.end_time,
     total_time: totalTime(t.start_time, t.end_time),
   };
+}
+
+function serializeIpResult(t: HostTask): string {
+  return JSON.stringify(stepIpResult(t));
 }
 
 export const getJobInstanceStatus = defineEndpoint({
@@ -40,10 +45,9 @@ export const getJobInstanceStatus = defineEndpoint({
     const key = finished ? replyKey(job, steps, input.return_ip_result) : undefined;
     const cached = key === undefined ? undefined : cachedReply(ctx.services.store, key);
     if (cached !== undefined) return new RawJson(cached);
-    const stepList = [];
+    const stepList: string[] = [];
     for (const s of steps) {
-      const hosts = input.return_ip_result ? await ex.listHostTasks(s.id, s.execute_count) : null;
-      stepList.push({
+      const head = JSON.stringify({
         step_instance_id: s.id,
         name: s.name,
         status: s.status,
@@ -53,10 +57,13 @@ export const getJobInstanceStatus = defineEndpoint({
         start_time: s.start_time,
         end_time: s.end_time,
         total_time: totalTime(s.start_time, s.end_time),
-        step_ip_result_list: hosts ? hosts.map(stepIpResult) : null,
       });
+      const hosts = input.return_ip_result
+        ? await hostResultsJson(ctx.services.store, ex, s, serializeIpResult)
+        : 'null';
+      stepList.push(`${head.slice(0, -1)},"step_ip_result_list":${hosts}}`);
     }
-    const data = {
+    const jobJson = JSON.stringify({
       finished,
       job_instance: {
         job_instance_id: job.id,
@@ -68,11 +75,9 @@ export const getJobInstanceStatus = defineEndpoint({
         end_time: job.end_time,
         total_time: totalTime(job.start_time, job.end_time),
       },
-      step_instance_list: stepList,
-    };
-    if (key === undefined) return data;
-    const json = JSON.stringify(data);
-    rememberReply(ctx.services.store, key, json);
+    });
+    const json = `${jobJson.slice(0, -1)},"step_instance_list":[${stepList.join(',')}]}`;
+    if (key !== undefined) rememberReply(ctx.services.store, key, json);
     return new RawJson(json);
   },
 });

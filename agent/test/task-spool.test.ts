@@ -1,0 +1,195 @@
+/**
+ * The agent's spool journal: many tasks share a write and an fdatasync, what was reported
+ * survives the agent being killed, segments are copied forward and deleted, a torn record at
+ * the end is ignored, and an older agent's per-task directories are taken over.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, describe, it } from 'node:test';
+import { SpoolJournal } from '../src/spool-journal.js';
+import { TaskSpool } from '../src/task-spool.js';
+import type { FinishedReport } from '../src/task-spool.js';
+import { runMsg } from './helpers/recording-reports.js';
+import { Runners } from './helpers/runners.js';
+
+const runners = new Runners();
+after(() => runners.cleanup());
+
+function result(key: string, outputBytes: number): FinishedReport {
+  return {
+    key,
+    outcome: 'exited',
+    exitCode: 0,
+    startTime: 1,
+    endTime: 2,
+    outputBytes,
+    droppedBytes: 0,
+    message: '',
+  };
+}
+
+const journalFiles = (stateDir: string) => fs.readdirSync(path.join(stateDir, 'spool')).sort();
+
+describe('TaskSpool: the journal', () => {
+  it('keeps many tasks in one file and hands them to the next run, output and results intact', async () => {
+    const stateDir = runners.stateDir();
+    const spool = new TaskSpool(stateDir);
+    const keys = Array.from({ length: 50 }, (_, i) => `9:0:${i + 1}`);
+    for (const key of keys) spool.create(runMsg('true', { key }), 1);
+    for (const [i, key] of keys.entries()) spool.append(key, Buffer.from(`out ${i}\n`));
+    for (const [i, key] of keys.entries()) spool.finish(key, result(key, `out ${i}\n`.length));
+    spool.remove(keys[0] ?? '');
+    await spool.close();
+    // Every task went into the one segment this run opened: no file or directory per task.
+    assert.equal(journalFiles(stateDir).length, 1);
+
+    const next = new TaskSpool(stateDir);
+    const left = new Map(next.load().map((t) => [t.msg.key, t]));
+    assert.equal(left.size, 49);
+    assert.equal(left.has(keys[0] ?? ''), false);
+    for (const [i, key] of keys.entries()) {
+      if (i === 0) continue;
+      assert.deepEqual(left.get(key)?.result, result(key, `out ${i}\n`.length));
+      assert.equal(next.readOutput(key, 0, left.get(key)?.outputBytes ?? 0).toString(), `out ${i}\n`);
+    }
+    await next.close();
+  });
+
+  it('ignores a record torn by a crash and keeps every one before it', async () => {
+    const stateDir = runners.stateDir();
+    const spool = new TaskSpool(stateDir);
+    spool.create(runMsg('true', { key: '9:0:1' }), 1);
+    spool.append('9:0:1', Buffer.from('kept\n'));
+    await spool.close();
+    const [segment] = journalFiles(stateDir);
+    assert.ok(segment);
+    // Half of a header and body, as a crash in the middle of a write would leave.
+    fs.appendFileSync(path.join(stateDir, 'spool', segment), Buffer.from([200, 0, 0, 0, 1, 2, 3, 4, 5]));
+    const next = new TaskSpool(stateDir);
+    const [left] = next.load();
+    assert.equal(left?.msg.key, '9:0:1');
+    assert.equal(next.readOutput('9:0:1', 0, left?.outputBytes ?? 0).toString(), 'kept\n');
+    await next.close();
+  });
+
+  it('copies small unrecorded tasks forward and deletes segments nothing needs', async () => {
+    const stateDir = runners.stateDir();
+    const spool = new TaskSpool(stateDir, { segmentBytes: 4096 });
+    const pinned = '9:0:1';
+    spool.create(runMsg('sleep 1000', { key: pinned }), 1);
+    spool.append(pinned, Buffer.from('still running\n'));
+    for (let i = 2; i < 400; i++) {
+      const key = `9:0:${i}`;
+      spool.create(runMsg('true', { key }), 1);
+      spool.append(key, Buffer.alloc(100, 'x'));
+      spool.finish(key, result(key, 100));
+      spool.remove(key);
+      if (i % 20 === 0) await spool.flushed();
+    }
+    spool.append(pinned, Buffer.from('and on\n'));
+    await spool.flushed();
+    // About 60 KiB went through 4 KiB segments; the running task did not keep them all.
+    assert.ok(spool.segments().length <= 3, `segments left: ${spool.segments().join(', ')}`);
+    assert.deepEqual(journalFiles(stateDir).length, spool.segments().length);
+    await spool.close();
+    const next = new TaskSpool(stateDir);
+    const left = next.load();
+    assert.deepEqual(
+      left.map((t) => t.msg.key),
+      [pinned],
+    );
+    assert.equal(next.readOutput(pinned, 0, left[0]?.outputBytes ?? 0).toString(), 'still running\nand on\n');
+    await next.close();
+  });
+
+  it('takes over the per-task directories of an older agent', async () => {
+    const stateDir = runners.stateDir();
+    const key = '9:0:7';
+    const dir = path.join(stateDir, 'tasks', key.replace(/:/g, '_'));
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, 'task.json'),
+      JSON.stringify({ msg: runMsg('echo old', { key }), startTime: 5 }),
+    );
+    fs.writeFileSync(path.join(dir, 'output'), 'old\n');
+    fs.writeFileSync(path.join(dir, 'result.json'), JSON.stringify(result(key, 4)));
+    const { runner, reports } = runners.open(stateDir);
+    runner.resume({}, []);
+    await runner.flushed();
+    assert.deepEqual(reports.results(key), [result(key, 4)]);
+    assert.equal(reports.text(key), 'old\n');
+    assert.equal(fs.existsSync(path.join(stateDir, 'tasks')), false);
+    assert.deepEqual(TaskSpool.keysOnDisk(stateDir), [key]);
+  });
+});
+
+describe('SpoolJournal: syncing', () => {
+  it('syncs writes a moment later, unless nothing written since still matters', async () => {
+    const dir = path.join(runners.stateDir(), 'journal');
+    const journal = new SpoolJournal(dir, 2 ** 20, false, 50);
+    let syncs = 0;
+    let matters = true;
+    journal.onSync = () => syncs++;
+    journal.needsSync = () => matters;
+    journal.append([Buffer.from('kept until recorded')]);
+    let written = false;
+    journal.afterWritten(() => (written = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(written, true, 'written in the next turn of the event loop');
+    assert.equal(syncs, 0, 'not synced at once');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(syncs, 1, 'synced after the delay');
+
+    matters = false; // e.g. the server recorded the task meanwhile
+    journal.append([Buffer.from('recorded at once')]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(syncs, 1, 'nothing left worth a sync');
+
+    journal.append([Buffer.from('waited for')]);
+    await journal.flushed();
+    assert.equal(syncs, 2, 'whoever waits for durability gets a sync at once');
+    await journal.close();
+  });
+});
+
+describe('TaskRunner: group commit', () => {
+  it('reports results only once they are in the spool file: a runner killed right after still has them all', async () => {
+    const stateDir = runners.stateDir();
+    const msgs = Array.from({ length: 30 }, (_, i) => runMsg(`echo task ${i}`));
+    const fixture = fileURLToPath(new URL('./fixtures/task-runner-process.js', import.meta.url));
+    const proc = spawn(process.execPath, [fixture, stateDir, ...msgs.map((m) => JSON.stringify(m))], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let printed = '';
+    const finished = new Set<string>();
+    await new Promise<void>((resolve, reject) => {
+      proc.stdout.on('data', (d: Buffer) => {
+        printed += d.toString();
+        const lines = printed.split('\n');
+        printed = lines.pop() ?? '';
+        for (const line of lines) {
+          const ev = JSON.parse(line) as { type: string; result?: { key: string } };
+          if (ev.type === 'finished' && ev.result) finished.add(ev.result.key);
+        }
+        // Killed the moment the last result was reported, before anything else can happen.
+        if (finished.size === msgs.length) {
+          proc.kill('SIGKILL');
+          resolve();
+        }
+      });
+      proc.once('exit', () => reject(new Error('the runner process exited before reporting every result')));
+    });
+    await new Promise((r) => proc.once('exit', r));
+    const { runner, reports } = runners.open(stateDir);
+    runner.resume({}, []);
+    await runner.flushed();
+    for (const [i, m] of msgs.entries()) {
+      assert.equal(reports.results(m.key)[0]?.outcome, 'exited', `task ${i}`);
+      assert.equal(reports.text(m.key), `task ${i}\n`);
+    }
+    assert.deepEqual(reports.violations, []);
+  });
+});
