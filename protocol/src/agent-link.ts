@@ -139,6 +139,13 @@ export const RunScript = z.object({
   user: z.string(),
   /** Output kept per task: head and tail halves of this many bytes. */
   logCapBytes: z.number().int().positive(),
+  /** Extra environment for the script (secret values: the agent never writes them to its spool). */
+  env: z.record(z.string(), z.string()).optional(),
+  /**
+   * The script reports variables back: it finds a file path in $JOBFLEET_VARS_OUT, and what it
+   * writes there (NUL-separated name/value pairs) comes back base64 in the result's `vars`.
+   */
+  varsOut: z.boolean().optional(),
 });
 export type RunScript = z.infer<typeof RunScript>;
 

@@ -43,6 +43,7 @@ import {
 import type { StepKind, StepRun as ActiveStep, TaskRun as ActiveTask } from './step-kind.js';
 import { parseStepSpec } from './step-spec.js';
 import type { StepSpec } from './step-spec.js';
+import { ConfirmStep } from './steps/confirm-step.js';
 import { FileStep } from './steps/file-step.js';
 import { ScriptStep } from './steps/script-step.js';
 import { TaskWriter } from './task-writer.js';
@@ -80,7 +81,11 @@ export class Engine implements AgentEvents {
         });
       }
     });
-    this.kinds = { script: new ScriptStep(services), file: this.files };
+    this.kinds = {
+      script: new ScriptStep(services),
+      file: this.files,
+      confirm: new ConfirmStep(services, (job, url, payload) => this.callbacks.enqueue(job, url, payload, Date.now())),
+    };
   }
 
   private kindOf(step: ActiveStep): StepKind {
@@ -178,6 +183,11 @@ export class Engine implements AgentEvents {
       waiting: step.status === RunStatus.WAITING_USER,
     };
     this.steps.set(step.id, active);
+    const kind = this.kindOf(active);
+    if (step.status === RunStatus.RUNNING && kind.entered) {
+      const job = await this.store.getJob(step.job_instance_id);
+      if (job && (await kind.entered(active, job)) === 'wait') active.waiting = true;
+    }
     if (!active.waiting) await this.runBatch(active);
   }
 
@@ -525,13 +535,16 @@ export class Engine implements AgentEvents {
       await this.store.updateStep(step.stepInstanceId, { status: RunStatus.STOP_SUCCESS, end_time: now });
       return this.finishJob(job, RunStatus.STOP_SUCCESS);
     }
-    const status =
+    const hostsStatus =
       step.stopping === 'budget'
         ? RunStatus.FAIL
         : stepStatusOfHosts([...step.tasks.values()].map((t) => t.status));
+    // A failed step that ignores errors ends at 6 and the job goes on (behaviour notes §4.3).
+    const status =
+      hostsStatus === RunStatus.FAIL && step.spec.ignoreError ? RunStatus.IGNORE_ERROR : hostsStatus;
     await kind.release?.(step, status === RunStatus.SUCCESS);
     await this.store.updateStep(step.stepInstanceId, { status, end_time: now });
-    if (status === RunStatus.SUCCESS) return this.advance(job, step.stepOrder);
+    if (status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR) return this.advance(job, step.stepOrder);
     await this.finishJob(job, status);
   }
 
@@ -632,7 +645,7 @@ export class Engine implements AgentEvents {
         }
         case 13: {
           const active = this.steps.get(step.id);
-          if (!active?.waiting) return 'bad_state';
+          if (!active?.waiting || active.spec.kind === 'confirm') return 'bad_state';
           if (!(await this.store.casStep(step.id, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING })))
             return 'bad_state';
           await this.store.casJob(jobInstanceId, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING });
@@ -643,6 +656,50 @@ export class Engine implements AgentEvents {
           return undefined;
         }
       }
+    });
+  }
+
+  /**
+   * operate_step_instance on a confirmation step: 6 continue (7 -> 3, the job goes on),
+   * 9 terminate (step and job 7 -> 13, no callback), 10 restart a terminated one (13 -> 7).
+   * The caller has checked that the operator is an approver.
+   */
+  confirm(
+    jobInstanceId: number,
+    stepInstanceId: number,
+    op: 6 | 9 | 10,
+    who: { operator: string; reason: string },
+  ): Promise<OperationRefusal | undefined> {
+    return this.withJobLock(jobInstanceId, async () => {
+      const step = await this.store.getStep(stepInstanceId);
+      const job = await this.store.getJob(jobInstanceId);
+      if (!step || !job || step.job_instance_id !== jobInstanceId) return 'not_found';
+      if (parseStepSpec(step.spec).kind !== 'confirm') return 'bad_state';
+      const now = Date.now();
+      const record = (action: string) =>
+        this.services.store.plans.addConfirmation({ step_instance_id: step.id, action, at: now, ...who });
+      const active = this.steps.get(step.id);
+      if (op === 10) {
+        if (!(await this.store.casStep(step.id, [RunStatus.CONFIRM_TERMINATED], { status: RunStatus.RUNNING, end_time: null })))
+          return 'bad_state';
+        await this.store.casJob(job.id, [RunStatus.CONFIRM_TERMINATED], { status: RunStatus.RUNNING, end_time: null });
+        await record('restart');
+        await this.activate({ ...step, status: RunStatus.RUNNING });
+        return undefined;
+      }
+      if (!active?.waiting) return 'bad_state';
+      const to = op === 6 ? RunStatus.SUCCESS : RunStatus.CONFIRM_TERMINATED;
+      if (!(await this.store.casStep(step.id, [RunStatus.WAITING_USER], { status: to, end_time: now })))
+        return 'bad_state';
+      this.deactivate(active);
+      await record(op === 6 ? 'continue' : 'terminate');
+      if (op === 9) {
+        await this.store.casJob(job.id, [RunStatus.WAITING_USER], { status: to, end_time: now });
+        return undefined;
+      }
+      await this.store.casJob(job.id, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING });
+      await this.advance({ ...job, status: RunStatus.RUNNING }, step.step_order);
+      return undefined;
     });
   }
 

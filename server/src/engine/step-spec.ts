@@ -15,6 +15,8 @@ export interface ScriptStepSpec {
   targetServer: TargetServer;
   ignoreError: boolean;
   rolling?: RollingSpec;
+  /** A step of a plan: the script sees the job's global variables and may change them. */
+  vars?: boolean;
 }
 
 /** mode: 1 pause on failure, 2 ignore failure and continue, 3 wait for a person between batches. */
@@ -59,7 +61,19 @@ export interface FileStepSpec {
   rolling?: RollingSpec;
 }
 
-export type StepSpec = ScriptStepSpec | FileStepSpec;
+/** A step that waits for one of its approvers to continue or terminate the job. */
+export interface ConfirmStepSpec {
+  kind: 'confirm';
+  approvers: string[];
+  message: string;
+  notifyChannels: string[];
+  webhookUrl: string | null;
+  /** Never set: a confirmation has no hosts, so nothing to ignore or roll. */
+  ignoreError?: undefined;
+  rolling?: undefined;
+}
+
+export type StepSpec = ScriptStepSpec | FileStepSpec | ConfirmStepSpec;
 
 export function parseStepSpec(json: string): StepSpec {
   return JSON.parse(json) as StepSpec;

@@ -46,6 +46,8 @@ export interface NewJob {
   callbackUrl: string | null;
   clientRequestId: string | null;
   steps: NewStep[];
+  /** A job that runs a plan: its ids, and its variables as they start (JSON, ciphers sealed). */
+  plan?: { planId: number; templateId: number; vars: string };
 }
 
 /** One task's changes within a batch; applied with a single UPDATE. */
@@ -116,6 +118,8 @@ export class ExecutionStore {
           end_time: null,
           callback_url: job.callbackUrl,
           client_request_id: job.clientRequestId,
+          job_plan_id: job.plan?.planId ?? null,
+          job_template_id: job.plan?.templateId ?? null,
         })
         .returning('id')
         .executeTakeFirstOrThrow();
@@ -140,6 +144,12 @@ export class ExecutionStore {
           .executeTakeFirstOrThrow();
         stepInstanceIds.push(id);
         await insertHostTasks(tx, id, 0, step.hosts);
+      }
+      if (job.plan) {
+        await tx
+          .insertInto('job_instance_var')
+          .values({ job_instance_id: jobInstanceId, step_instance_id: 0, body: job.plan.vars })
+          .execute();
       }
       return { jobInstanceId, stepInstanceIds };
     });
@@ -333,7 +343,8 @@ export class ExecutionStore {
     return this.db
       .selectFrom('job_instance')
       .selectAll()
-      .where('status', 'in', [2, 10])
+      // 7: waiting for a person (confirmation, manual rolling) is in flight too
+      .where('status', 'in', [2, 7, 10])
       .orderBy('id')
       .execute();
   }

@@ -65,8 +65,8 @@ export const getJobInstanceList = defineEndpoint({
       data: jobs.map((j) => ({
         ...scopeFieldsOf(j),
         job_instance_id: j.id,
-        job_plan_id: null,
-        job_template_id: null,
+        job_plan_id: j.job_plan_id === null ? null : Number(j.job_plan_id),
+        job_template_id: j.job_template_id === null ? null : Number(j.job_template_id),
         name: j.name,
         operator: j.operator,
         launch_mode: j.launch_mode,

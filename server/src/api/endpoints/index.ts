@@ -22,6 +22,23 @@ import { getJobInstanceCallbackList } from './job-callbacks.js';
 import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-logs.js';
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
+import { executeJobPlan } from './execute-job-plan.js';
+import { getJobInstanceGlobalVarValue } from './get-job-instance-global-var-value.js';
+import {
+  createJobPlan,
+  deleteJobPlan,
+  getJobPlanDetail,
+  getJobPlanList,
+  syncJobPlan,
+  updateJobPlan,
+} from './job-plans.js';
+import {
+  createJobTemplate,
+  deleteJobTemplate,
+  getJobTemplateDetail,
+  getJobTemplateList,
+  updateJobTemplate,
+} from './job-templates.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
@@ -46,4 +63,17 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getDangerousRuleList,
   checkScript,
   getDangerousRuleHitList,
+  executeJobPlan,
+  getJobPlanList,
+  getJobPlanDetail,
+  getJobTemplateList,
+  getJobInstanceGlobalVarValue,
+  createJobTemplate,
+  updateJobTemplate,
+  deleteJobTemplate,
+  getJobTemplateDetail,
+  createJobPlan,
+  updateJobPlan,
+  deleteJobPlan,
+  syncJobPlan,
 ];
