@@ -85,7 +85,11 @@ export class TaskSpool {
     fs.rmSync(dir, { recursive: true, force: true }); // leftovers of a forgotten run of this key
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     // A task's env carries secret values; the spool keeps the rest (a restarted agent never reruns a task).
-    fs.writeFileSync(path.join(dir, 'task.json'), JSON.stringify({ msg, startTime }, (k, v: unknown) => (k === 'env' ? undefined : v)), { mode: 0o600 });
+    fs.writeFileSync(
+      path.join(dir, 'task.json'),
+      JSON.stringify({ msg, startTime }, (k, v: unknown) => (k === 'env' ? undefined : v)),
+      { mode: 0o600 },
+    );
     return fs.openSync(path.join(dir, 'output'), 'a', 0o600);
   }
 

@@ -84,7 +84,9 @@ export class Engine implements AgentEvents {
     this.kinds = {
       script: new ScriptStep(services),
       file: this.files,
-      confirm: new ConfirmStep(services, (job, url, payload) => this.callbacks.enqueue(job, url, payload, Date.now())),
+      confirm: new ConfirmStep(services, (job, url, payload) =>
+        this.callbacks.enqueue(job, url, payload, Date.now()),
+      ),
     };
   }
 
@@ -544,7 +546,8 @@ export class Engine implements AgentEvents {
       hostsStatus === RunStatus.FAIL && step.spec.ignoreError ? RunStatus.IGNORE_ERROR : hostsStatus;
     await kind.release?.(step, status === RunStatus.SUCCESS);
     await this.store.updateStep(step.stepInstanceId, { status, end_time: now });
-    if (status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR) return this.advance(job, step.stepOrder);
+    if (status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR)
+      return this.advance(job, step.stepOrder);
     await this.finishJob(job, status);
   }
 
@@ -680,9 +683,17 @@ export class Engine implements AgentEvents {
         this.services.store.plans.addConfirmation({ step_instance_id: step.id, action, at: now, ...who });
       const active = this.steps.get(step.id);
       if (op === 10) {
-        if (!(await this.store.casStep(step.id, [RunStatus.CONFIRM_TERMINATED], { status: RunStatus.RUNNING, end_time: null })))
+        if (
+          !(await this.store.casStep(step.id, [RunStatus.CONFIRM_TERMINATED], {
+            status: RunStatus.RUNNING,
+            end_time: null,
+          }))
+        )
           return 'bad_state';
-        await this.store.casJob(job.id, [RunStatus.CONFIRM_TERMINATED], { status: RunStatus.RUNNING, end_time: null });
+        await this.store.casJob(job.id, [RunStatus.CONFIRM_TERMINATED], {
+          status: RunStatus.RUNNING,
+          end_time: null,
+        });
         await record('restart');
         await this.activate({ ...step, status: RunStatus.RUNNING });
         return undefined;

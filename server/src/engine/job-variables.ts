@@ -42,7 +42,8 @@ function arrayLiteral(type: number, value: string): string {
   if (v === '') return '()';
   if (v.startsWith('(')) return v; // a bash array literal, as BK-JOB takes it
   const parsed = JSON.parse(v) as unknown;
-  if (type === VarType.INDEX_ARRAY && Array.isArray(parsed)) return `(${parsed.map((x) => q(String(x))).join(' ')})`;
+  if (type === VarType.INDEX_ARRAY && Array.isArray(parsed))
+    return `(${parsed.map((x) => q(String(x))).join(' ')})`;
   const entries = Object.entries(parsed as Record<string, unknown>);
   return `(${entries.map(([k, x]) => `[${q(k)}]=${q(String(x))}`).join(' ')})`;
 }
@@ -99,7 +100,10 @@ export function parseReported(b64: string): Record<string, string> {
 }
 
 /** The variables after a step, from the state before it and what each host reported. */
-export function foldReports(state: VarState, reports: { hostId: number; values: Record<string, string> }[]): VarState {
+export function foldReports(
+  state: VarState,
+  reports: { hostId: number; values: Record<string, string> }[],
+): VarState {
   return state.map((v) => {
     if (v.type === VarType.STRING) {
       const last = reports.filter((r) => v.name in r.values).pop();

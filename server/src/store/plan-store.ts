@@ -36,7 +36,11 @@ export class PlanStore {
     return this.db.selectFrom('job_template').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  async findTemplateByName(scopeType: string, scopeId: string, name: string): Promise<TemplateRow | undefined> {
+  async findTemplateByName(
+    scopeType: string,
+    scopeId: string,
+    name: string,
+  ): Promise<TemplateRow | undefined> {
     return this.db
       .selectFrom('job_template')
       .selectAll()
@@ -47,13 +51,20 @@ export class PlanStore {
   }
 
   async insertTemplate(row: Omit<TemplateRow, 'id'>): Promise<number> {
-    const { id } = await this.db.insertInto('job_template').values(row).returning('id').executeTakeFirstOrThrow();
+    const { id } = await this.db
+      .insertInto('job_template')
+      .values(row)
+      .returning('id')
+      .executeTakeFirstOrThrow();
     return id;
   }
 
   async updateTemplate(
     id: number,
-    patch: Pick<TemplateRow, 'name' | 'description' | 'last_modify_user' | 'last_modify_time' | 'version' | 'body'>,
+    patch: Pick<
+      TemplateRow,
+      'name' | 'description' | 'last_modify_user' | 'last_modify_time' | 'version' | 'body'
+    >,
   ): Promise<void> {
     await this.db.updateTable('job_template').set(patch).where('id', '=', id).execute();
   }
@@ -71,7 +82,12 @@ export class PlanStore {
   }
 
   async plansOfTemplate(templateId: number): Promise<PlanRow[]> {
-    return this.db.selectFrom('job_plan').selectAll().where('template_id', '=', templateId).orderBy('id').execute();
+    return this.db
+      .selectFrom('job_plan')
+      .selectAll()
+      .where('template_id', '=', templateId)
+      .orderBy('id')
+      .execute();
   }
 
   async insertPlan(row: Omit<PlanRow, 'id'>): Promise<number> {
@@ -81,7 +97,9 @@ export class PlanStore {
 
   async updatePlan(
     id: number,
-    patch: Partial<Pick<PlanRow, 'name' | 'last_modify_user' | 'last_modify_time' | 'template_version' | 'body'>>,
+    patch: Partial<
+      Pick<PlanRow, 'name' | 'last_modify_user' | 'last_modify_time' | 'template_version' | 'body'>
+    >,
   ): Promise<void> {
     await this.db.updateTable('job_plan').set(patch).where('id', '=', id).execute();
   }
@@ -133,7 +151,12 @@ export class PlanStore {
   }
 
   /** Records what a host's script left in the variables (a resend overwrites it with the same). */
-  async putHostVars(stepInstanceId: number, executeCount: number, hostId: number, body: string): Promise<void> {
+  async putHostVars(
+    stepInstanceId: number,
+    executeCount: number,
+    hostId: number,
+    body: string,
+  ): Promise<void> {
     await this.db
       .insertInto('host_task_var')
       .values({ step_instance_id: stepInstanceId, execute_count: executeCount, host_id: hostId, body })

@@ -22,6 +22,8 @@ export interface Fleet {
   scope: { bk_scope_type: 'biz'; bk_scope_id: string };
   /** ip -> the directory that agent sees as "/" for files (when started with fileRoots). */
   fileRoots: Map<string, string>;
+  /** The PostgreSQL database the server uses; undefined on SQLite (it lives in the data dir). */
+  databaseUrl: string | undefined;
 }
 
 export async function startFleet(
@@ -74,6 +76,7 @@ export async function startFleet(
     account,
     scope: { bk_scope_type: 'biz', bk_scope_id: String(BIZ) },
     fileRoots,
+    databaseUrl,
   };
 }
 

@@ -24,7 +24,13 @@ import type { ScreenedScript } from '../submission-checks.js';
 import { resolveSources } from './fast-transfer-file.js';
 import { checkTargetPath } from './file-paths.js';
 import { planInScope } from './job-plans.js';
-import { checkCallbackUrl, hostTasksOf, priorSubmission, resolveAccount, rollingSpecOf } from './job-submission.js';
+import {
+  checkCallbackUrl,
+  hostTasksOf,
+  priorSubmission,
+  resolveAccount,
+  rollingSpecOf,
+} from './job-submission.js';
 
 const MAX_SCRIPT_TARGETS = 50_000;
 
@@ -50,19 +56,27 @@ type Input = z.output<typeof Input>;
 function hasHosts(s: StepServer | TargetServer | null | undefined): boolean {
   return Boolean(
     s &&
-      ((s.host_id_list?.length ?? 0) > 0 ||
-        (s.ip_list?.length ?? 0) > 0 ||
-        (s.dynamic_group_list?.length ?? 0) > 0 ||
-        (s.topo_node_list?.length ?? 0) > 0),
+    ((s.host_id_list?.length ?? 0) > 0 ||
+      (s.ip_list?.length ?? 0) > 0 ||
+      (s.dynamic_group_list?.length ?? 0) > 0 ||
+      (s.topo_node_list?.length ?? 0) > 0),
   );
 }
 
 /** The job's variables: template definitions, then the plan's values, then the request's. */
-function jobVars(ctx: EndpointContext, defs: ReturnType<typeof parseTemplateBody>['vars'], plan: ReturnType<typeof parsePlanBody>, given: Input['global_var_list']): VarState {
+function jobVars(
+  ctx: EndpointContext,
+  defs: ReturnType<typeof parseTemplateBody>['vars'],
+  plan: ReturnType<typeof parsePlanBody>,
+  given: Input['global_var_list'],
+): VarState {
   const overrides = new Map<number, Input['global_var_list'][number]>();
   for (const [i, g] of given.entries()) {
     if (g.id === undefined && !g.name)
-      throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', { param: `global_var_list[${i}]`, reason: 'give its id or name' });
+      throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
+        param: `global_var_list[${i}]`,
+        reason: 'give its id or name',
+      });
     const def = defs.find((d) => (g.id !== undefined ? d.id === g.id : d.name === g.name));
     if (!def)
       throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
@@ -125,12 +139,18 @@ async function buildStep(
     const targetServer = targetOf(`step ${step.name}: server`, si.server, vars);
     const hosts = await resolveTargets(inv, ctx.scope, targetServer);
     if (hosts.length > MAX_SCRIPT_TARGETS)
-      throw new ApiError('SCRIPT_TASK_TARGET_EXCEEDS_LIMIT', { count: hosts.length, limit: MAX_SCRIPT_TARGETS });
+      throw new ApiError('SCRIPT_TASK_TARGET_EXCEEDS_LIMIT', {
+        count: hosts.length,
+        limit: MAX_SCRIPT_TARGETS,
+      });
     const spec: StepSpec = {
       kind: 'script',
       scriptContent: content,
       language,
-      scriptParam: expand(Buffer.from(si.script_param ?? '', 'base64').toString('utf8'), vars).replace(/\r?\n/g, ' '),
+      scriptParam: expand(Buffer.from(si.script_param ?? '', 'base64').toString('utf8'), vars).replace(
+        /\r?\n/g,
+        ' ',
+      ),
       isParamSensitive: si.is_param_sensitive === 1,
       timeout: si.script_timeout,
       account: await resolveAccount(ctx, si.account.id, undefined),
@@ -150,7 +170,9 @@ async function buildStep(
       fi.file_source_list.map((s) => ({
         file_list: s.file_list.map((f) => expand(f, vars)),
         file_type: s.file_type,
-        ...(s.server ? { server: targetOf(`step ${step.name}: file_source_list.server`, s.server, vars) } : {}),
+        ...(s.server
+          ? { server: targetOf(`step ${step.name}: file_source_list.server`, s.server, vars) }
+          : {}),
         ...(s.account ? { account: { id: s.account.id } } : {}),
       })),
     );

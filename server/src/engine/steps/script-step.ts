@@ -77,6 +77,10 @@ export class ScriptStep implements StepKind {
       held.state,
       reports.map((r) => ({ hostId: r.hostId, values: JSON.parse(r.body) as Record<string, string> })),
     );
-    await this.services.store.plans.addVarState(step.jobInstanceId, step.stepInstanceId, JSON.stringify(state));
+    await this.services.store.plans.addVarState(
+      step.jobInstanceId,
+      step.stepInstanceId,
+      JSON.stringify(state),
+    );
   }
 }
