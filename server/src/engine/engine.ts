@@ -530,10 +530,10 @@ export class Engine implements AgentEvents {
     this.deactivate(step);
     const job = await this.store.getJob(step.jobInstanceId);
     const kind = this.kindOf(step);
-    if (!job) return kind.release?.(step, false);
+    if (!job) return kind.release?.(step);
     const now = Date.now();
     if (step.stopping === 'terminate' || job.status === RunStatus.STOPPING) {
-      await kind.release?.(step, false);
+      await kind.release?.(step);
       await this.store.updateStep(step.stepInstanceId, { status: RunStatus.STOP_SUCCESS, end_time: now });
       return this.finishJob(job, RunStatus.STOP_SUCCESS);
     }
@@ -544,7 +544,7 @@ export class Engine implements AgentEvents {
     // A failed step that ignores errors ends at 6 and the job goes on (behaviour notes §4.3).
     const status =
       hostsStatus === RunStatus.FAIL && step.spec.ignoreError ? RunStatus.IGNORE_ERROR : hostsStatus;
-    await kind.release?.(step, status === RunStatus.SUCCESS);
+    await kind.release?.(step);
     await this.store.updateStep(step.stepInstanceId, { status, end_time: now });
     if (status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR)
       return this.advance(job, step.stepOrder);

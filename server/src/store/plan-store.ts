@@ -24,11 +24,6 @@ export interface ListFilter {
   length: number;
 }
 
-export function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
-}
-
 export class PlanStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -128,6 +123,26 @@ export class PlanStore {
     const { n } = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     const rows = await q.selectAll().orderBy('id', 'desc').offset(f.start).limit(f.length).execute();
     return { total: Number(n), rows: rows as never };
+  }
+
+  /**
+   * Templates whose steps cite this library script version (a cited version cannot be deleted,
+   * 1243054). Steps are JSON inside the body, so this matches the serialized field.
+   */
+  async templatesCitingScriptVersion(scriptVersionId: number): Promise<{ id: number; name: string }[]> {
+    const rows = await this.db
+      .selectFrom('job_template')
+      .select(['id', 'name', 'body'])
+      .where('body', 'like', `%"script_version_id":${scriptVersionId}%`)
+      .execute();
+    // The LIKE also matches longer ids with the same prefix; the parsed body decides.
+    return rows
+      .filter((r) =>
+        (JSON.parse(r.body) as { steps: { script_info?: { script_version_id?: number } }[] }).steps.some(
+          (s) => s.script_info?.script_version_id === scriptVersionId,
+        ),
+      )
+      .map((r) => ({ id: r.id, name: r.name }));
   }
 
   // ---------------------------------------------------------------- jobs of plans

@@ -4,6 +4,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { languageMask, languagesOfMask, RuleStatus } from '../rules/dangerous-rules.js';
 import type { DangerousRule, RuleAction } from '../rules/dangerous-rules.js';
 import type { Database, DangerousRuleHitTable, DangerousRuleTable } from './schema.js';
+import { isUniqueViolation } from './unique-violation.js';
 
 export type RuleHit = Selectable<DangerousRuleHitTable>;
 
@@ -50,11 +51,6 @@ function toRule(r: Selectable<DangerousRuleTable>): DangerousRule {
     lastModifyUser: r.last_modify_user,
     lastModifyTime: r.last_modify_time,
   };
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 export class RuleStore {

@@ -14,13 +14,13 @@ import {
 } from '../../plans/plan-documents.js';
 import { StepServer } from '../../plans/plan-shapes.js';
 import type { PlanBody, TemplateBody } from '../../plans/plan-shapes.js';
-import { isUniqueViolation } from '../../store/plan-store.js';
+import { isUniqueViolation } from '../../store/unique-violation.js';
 import type { PlanRow, TemplateRow } from '../../store/plan-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zLong } from '../input-types.js';
-import { ListFilters, listFilterOf, templateInScope } from './job-templates.js';
+import { ListFilters, listFilterOf, modified, templateInScope } from './job-templates.js';
 
 const positiveId = zLong.pipe(z.number().min(1));
 
@@ -127,8 +127,7 @@ export const updateJobPlan = defineEndpoint({
         ctx.services.store.plans.updatePlan(plan.id, {
           name,
           body: text,
-          last_modify_user: ctx.caller.username,
-          last_modify_time: Date.now(),
+          ...modified(ctx),
         }),
       );
     }
@@ -172,8 +171,7 @@ export const syncJobPlan = defineEndpoint({
     await ctx.services.store.plans.updatePlan(plan.id, {
       body: JSON.stringify(body),
       template_version: template.version,
-      last_modify_user: ctx.caller.username,
-      last_modify_time: Date.now(),
+      ...modified(ctx),
     });
     return { id: plan.id };
   },

@@ -12,7 +12,7 @@ import {
 } from '../../plans/plan-documents.js';
 import { TemplateInput } from '../../plans/plan-shapes.js';
 import type { TemplateBody } from '../../plans/plan-shapes.js';
-import { isUniqueViolation } from '../../store/plan-store.js';
+import { isUniqueViolation } from '../../store/unique-violation.js';
 import type { TemplateRow } from '../../store/plan-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -55,6 +55,11 @@ export async function templateInScope(ctx: EndpointContext, id: number): Promise
   if (!t || t.scope_type !== ctx.scope.type || t.scope_id !== String(ctx.scope.id))
     throw new ApiError('JOB_TEMPLATE_NOT_EXIST', { id });
   return t;
+}
+
+/** Who changed a template or plan, and when. */
+export function modified(ctx: EndpointContext) {
+  return { last_modify_user: ctx.caller.username, last_modify_time: Date.now() };
 }
 
 function nameTaken(name: string): ApiError {
@@ -103,8 +108,7 @@ export async function saveTemplate(
     await ctx.services.store.plans.updateTemplate(row.id, {
       name,
       description,
-      last_modify_user: ctx.caller.username,
-      last_modify_time: Date.now(),
+      ...modified(ctx),
       version: row.body === text ? row.version : row.version + 1,
       body: text,
     });
