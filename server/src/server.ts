@@ -5,13 +5,14 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { AgentHub } from './agent-link/agent-hub.js';
-import { Authenticator, hashSecret } from './api/auth.js';
+import { Authenticator } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
+import { appSecretPurpose } from './store/app-store.js';
 import { Store } from './store/store.js';
 
 export interface RunningServer {
@@ -33,12 +34,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // The configured app always exists with access to every scope, so a first start needs no set-up.
   await store.apps.upsertApp({
     appCode: config.appCode,
-    secretHash: hashSecret(secrets.appSecret),
+    secretSealed: secretBox.seal(secrets.appSecret, appSecretPurpose(config.appCode)),
     scopes: 'all',
   });
 
   // The hub and the engine need the services they belong to; they are attached right after.
-  const services = { config, secrets, secretBox, store, auth: new Authenticator(store.apps), log } as Omit<
+  const auth = new Authenticator(store.apps, secretBox, store.nonces);
+  const services = { config, secrets, secretBox, store, auth, log } as Omit<
     Services,
     'hub' | 'engine'
   > as Services;

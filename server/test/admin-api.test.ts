@@ -383,7 +383,7 @@ for (const [index, engine] of engines().entries()) {
       const apps = succeeds(await call<{ apps: Record<string, unknown>[] }>('GET', '/apps'));
       assert.deepEqual(
         apps.apps.find((a) => a.app_code === app.appCode),
-        { app_code: app.appCode, scopes: 'all' },
+        { app_code: app.appCode, scopes: 'all', signature_auth: true },
       );
       assert.ok(!JSON.stringify(apps).includes('secret'), 'no secret or hash in the listing');
     });

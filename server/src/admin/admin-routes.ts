@@ -5,7 +5,6 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { hashSecret } from '../api/auth.js';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
@@ -13,6 +12,7 @@ import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
 import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
+import { appSecretPurpose } from '../store/app-store.js';
 import type { Host } from '../store/inventory-store.js';
 
 const ScopeGrant = z.object({ type: z.enum(['biz', 'biz_set']), id: zLong });
@@ -238,13 +238,20 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
       admin.get('/apps', async (req) => {
         const apps = await services.store.apps.listApps();
-        return ok(req, { apps: apps.map((a) => ({ app_code: a.appCode, scopes: a.scopes })) });
+        // false: an app from an earlier version; it cannot sign requests until its secret is set again.
+        return ok(req, {
+          apps: apps.map((a) => ({
+            app_code: a.appCode,
+            scopes: a.scopes,
+            signature_auth: a.secretSealed !== '',
+          })),
+        });
       });
       admin.post('/apps', async (req) => {
         const a = parse(schemas.app, req.body);
         await services.store.apps.upsertApp({
           appCode: a.app_code,
-          secretHash: hashSecret(a.app_secret),
+          secretSealed: services.secretBox.seal(a.app_secret, appSecretPurpose(a.app_code)),
           scopes: a.scopes,
         });
         services.auth.forget(a.app_code);

@@ -149,6 +149,37 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Dangerous-command rule {id} does not exist',
   },
+  // Jobfleet's own codes for ESB signature authentication (BK-JOB leaves it to the ESB).
+  APP_SIGNATURE_MISSING: {
+    code: 1247411,
+    http: 200,
+    message:
+      'Signed request lacks {param}: send bk_timestamp, bk_nonce and bk_signature in the query string, or send bk_app_secret',
+  },
+  APP_SIGNATURE_INVALID: {
+    code: 1247412,
+    http: 200,
+    message:
+      'App authentication failed: bk_app_code is unknown or bk_signature does not match the request (HMAC-SHA1 of method, path, sorted query parameters and data=<body> under the app secret)',
+  },
+  APP_SIGNATURE_EXPIRED: {
+    code: 1247413,
+    http: 200,
+    message:
+      'Signed request is stale: bk_timestamp {timestamp} is {skew} from the server clock (at most {window} s); sign every request afresh and check the client clock',
+  },
+  APP_SIGNATURE_REPLAYED: {
+    code: 1247414,
+    http: 200,
+    message:
+      'Signed request replayed: app {appCode} already used bk_nonce {nonce} within the last {window} s; send a new random nonce with every request',
+  },
+  APP_SECRET_NOT_SEALED: {
+    code: 1247415,
+    http: 200,
+    message:
+      'App {appCode} cannot sign requests yet: its secret is held only as a hash from an earlier version. Re-set the secret (POST /api/admin/apps), or make one call with bk_app_secret, then sign again',
+  },
   TASK_PLAN_NOT_EXIST: {
     code: 1243009,
     http: 200,

@@ -12,10 +12,12 @@ import type { Services } from '../services.js';
 import { registerAdminRoutes } from '../admin/admin-routes.js';
 import { registerAgentRoutes } from '../agent-link/registration.js';
 import { registerFileRoutes } from '../files/file-routes.js';
+import { signedRequestOf } from './app-signature.js';
 import { extractCredentials } from './auth.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope.js';
 import { RawJson } from './raw-json.js';
+import { queryParams } from './input-types.js';
 import { ApiError } from './error-catalogue.js';
 import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
@@ -52,12 +54,16 @@ function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
     .send(failureEnvelope(err, reply.request.id));
 }
 
+/** Request bodies as they arrived: a signed request signs these exact characters. */
+const rawBodies = new WeakMap<FastifyRequest, string>();
+
 /** Parses any request body as JSON: curl -d sends form content-type with a JSON body. */
 function parseJsonBody(
-  _req: FastifyRequest,
+  req: FastifyRequest,
   body: string,
   done: (err: Error | null, body?: unknown) => void,
 ): void {
+  rawBodies.set(req, body);
   if (body.trim() === '') return done(null, {});
   try {
     done(null, JSON.parse(body));
@@ -116,7 +122,10 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           });
         }
         const raw = requestParams(req);
-        const caller = await services.auth.authenticate(extractCredentials(req.headers, raw));
+        const caller = await services.auth.authenticate({
+          ...extractCredentials(req.headers, raw),
+          signed: signedRequestOf(req.method, req.url, rawBodies.get(req)),
+        });
         const ctx: EndpointContext = {
           services,
           caller,
@@ -143,7 +152,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
 
 /** GET reads the query string; POST reads the body, with query values filling what the body lacks. */
 function requestParams(req: FastifyRequest): Record<string, unknown> {
-  const query = (req.query ?? {}) as Record<string, unknown>;
+  const query = queryParams((req.query ?? {}) as Record<string, unknown>);
   if (req.method === 'GET') return query;
   const body = req.body;
   if (body === undefined) return query;

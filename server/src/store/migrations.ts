@@ -15,7 +15,7 @@ function withId<T extends string>(t: CreateTableBuilder<T>, caps: EngineCapabili
     : t.addColumn('id', 'bigserial', (c) => c.primaryKey());
 }
 
-function migrations(caps: EngineCapabilities): Record<string, Migration> {
+export function migrations(caps: EngineCapabilities): Record<string, Migration> {
   return {
     '0001_inventory': {
       async up(db: AnyDb) {
@@ -331,6 +331,24 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .addColumn('detail', 'text', (c) => c.notNull().defaultTo('{}'))
           .execute();
         await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
+      },
+    },
+    // Existing apps keep their hash (a hash cannot be turned back into the secret); the server
+    // seals the secret the first time the app authenticates with it, or when it is set again.
+    '0007_app_secret_sealed': {
+      async up(db: AnyDb) {
+        await db.schema
+          .alterTable('app')
+          .addColumn('secret_sealed', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema
+          .createTable('app_nonce')
+          .addColumn('app_code', 'text', (c) => c.notNull())
+          .addColumn('nonce', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('app_nonce_pk', ['app_code', 'nonce'])
+          .execute();
+        await db.schema.createIndex('app_nonce_expires_at').on('app_nonce').column('expires_at').execute();
       },
     },
     '0009_job_plans': {

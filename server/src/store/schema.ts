@@ -6,10 +6,13 @@ import type { Generated } from 'kysely';
 
 export interface AppTable {
   app_code: string;
+  /** Salted SHA-256 of the secret, left only on apps stored before secrets were sealed; '' otherwise. */
   secret_hash: string;
   /** JSON: "all" or an array of {type, id} scope grants */
   scopes: string;
   created_at: number;
+  /** The secret sealed by the secret box (purpose `app:<code>`); '' while only the hash is known. */
+  secret_sealed: Generated<string>;
 }
 
 export interface BizTable {
@@ -265,6 +268,14 @@ export interface AuditLogTable {
   detail: string;
 }
 
+/** A bk_nonce an app signed a request with, remembered while that request's timestamp is acceptable. */
+export interface AppNonceTable {
+  app_code: string;
+  nonce: string;
+  /** ms; once past, the signed timestamp is stale anyway, so the nonce may be used again. */
+  expires_at: number;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -287,6 +298,7 @@ export interface Database {
   stored_file: StoredFileTable;
   file_log: FileLogTable;
   audit_log: AuditLogTable;
+  app_nonce: AppNonceTable;
   job_template: JobTemplateTable;
   job_plan: JobPlanTable;
   job_instance_var: JobInstanceVarTable;
@@ -306,7 +318,7 @@ export interface JobTemplateTable {
   last_modify_time: number;
   /** Goes up with every change; a plan made from an older version needs an update. */
   version: number;
-  /** JSON TemplateBody (plans/plan-model.ts) */
+  /** JSON TemplateBody (plans/plan-shapes.ts) */
   body: string;
 }
 
@@ -321,7 +333,7 @@ export interface JobPlanTable {
   last_modify_user: string;
   last_modify_time: number;
   template_version: number;
-  /** JSON PlanBody (plans/plan-model.ts) */
+  /** JSON PlanBody (plans/plan-shapes.ts) */
   body: string;
 }
 

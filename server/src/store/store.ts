@@ -11,6 +11,7 @@ import { ExecutionStore } from './execution-store.js';
 import { FileStore } from './file-store.js';
 import { InventoryStore } from './inventory-store.js';
 import { migrateToLatest, ping } from './migrations.js';
+import { NonceStore } from './nonce-store.js';
 import { PlanStore } from './plan-store.js';
 import { RuleStore } from './rule-store.js';
 import type { Database } from './schema.js';
@@ -22,6 +23,7 @@ export class Store {
   readonly files: FileStore;
   readonly rules: RuleStore;
   readonly audit: AuditStore;
+  readonly nonces: NonceStore;
   readonly plans: PlanStore;
 
   private constructor(
@@ -35,6 +37,7 @@ export class Store {
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db);
+    this.nonces = new NonceStore(db, caps);
     this.plans = new PlanStore(db);
   }
 

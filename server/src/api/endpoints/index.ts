@@ -22,6 +22,7 @@ import { getJobInstanceCallbackList } from './job-callbacks.js';
 import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-logs.js';
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
+import { getLatestServiceVersion } from './get-latest-service-version.js';
 import { executeJobPlan } from './execute-job-plan.js';
 import { getJobInstanceGlobalVarValue } from './get-job-instance-global-var-value.js';
 import {
@@ -63,6 +64,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getDangerousRuleList,
   checkScript,
   getDangerousRuleHitList,
+  getLatestServiceVersion,
   executeJobPlan,
   getJobPlanList,
   getJobPlanDetail,
