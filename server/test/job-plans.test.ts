@@ -272,7 +272,7 @@ for (const engine of engines()) {
       // The server dies while the plan waits; after the restart the confirmation still works.
       await fleet.server.kill('SIGKILL');
       fleet.server = await fleet.server.restart();
-      for (const a of fleet.agents) await a.waitReady(2);
+      for (const a of fleet.agents) await a.waitReady(2, 30_000);
       assert.equal((await status(jobId)).job_instance.status, 7);
       const go = await op(6, 'boss', { confirm_reason: 'looks good' });
       assert.equal(go.result, true, go.message);
