@@ -381,6 +381,50 @@ for (const engine of engines()) {
       );
     });
 
+    test('a step citing a library script runs its pinned version, which cannot be deleted while cited', async () => {
+      const created = await call<{ id: number; script_id: string }>('create_script', {
+        name: `greeter-${engine}`,
+        script_language: 1,
+        content: b64('echo "library says $greeting"'),
+        version: 'v1',
+      });
+      assert.equal(created.result, true, created.message);
+      const t = await call<{ id: number }>('create_job_template', {
+        name: 'uses the library',
+        global_var_list: [{ name: 'greeting', type: 1, value: 'hello' }],
+        step_list: [
+          {
+            name: 'greet',
+            type: 1,
+            script_info: {
+              script_type: 2,
+              script_id: created.data.script_id,
+              script_version_id: created.data.id,
+              account: { alias: fleet.account },
+              server: { host_id_list: [ids[0]] },
+            },
+          },
+        ],
+      });
+      assert.equal(t.result, true, t.message);
+      const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name: 'greet' });
+      const run = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: p.data.id });
+      assert.equal(run.result, true, run.message);
+      const done = await waitFinished(fleet, run.data.job_instance_id);
+      assert.equal(done.job_instance.status, 3);
+      const stepId = done.step_instance_list[0]?.step_instance_id ?? 0;
+      assert.equal(
+        await hostLog(fleet, run.data.job_instance_id, stepId, ids[0] ?? 0),
+        'library says hello\n',
+      );
+      const del = await call('delete_script_version', {
+        script_id: created.data.script_id,
+        script_version_id: created.data.id,
+      });
+      assert.equal(del.code, 1243054, del.message);
+      assert.match(del.message, /uses the library/);
+    });
+
     test('a required variable without a value refuses the run and creates nothing', async () => {
       const body = template('needs values');
       const vars = body.global_var_list.map((v) => (v.name === 'greeting' ? { ...v, value: '' } : v));

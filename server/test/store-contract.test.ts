@@ -406,13 +406,20 @@ for (const engine of engines()) {
         secretSealed: 's1',
         secretHash: '',
         scopes: 'all',
+        permissions: [],
       });
-      await apps.upsertApp({ appCode: 'zeta', secretSealed: 's3', scopes: [{ type: 'biz', id: 3 }] });
+      await apps.upsertApp({
+        appCode: 'zeta',
+        secretSealed: 's3',
+        scopes: [{ type: 'biz', id: 3 }],
+        permissions: ['public_script_manage'],
+      });
       assert.deepEqual(await apps.getApp('zeta'), {
         appCode: 'zeta',
         secretSealed: 's3',
         secretHash: '',
         scopes: [{ type: 'biz', id: 3 }],
+        permissions: ['public_script_manage'],
       });
       assert.equal(await apps.getApp('nobody'), undefined);
       assert.deepEqual(

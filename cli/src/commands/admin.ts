@@ -3,6 +3,7 @@
  * server. Every subcommand is one HTTP call; the reply's `data` is printed as JSON.
  */
 import { Command, Option } from 'commander';
+import { accountCommand, scriptCommand } from './library.js';
 
 interface Conn {
   server: string;
@@ -132,12 +133,16 @@ export function adminCommand(): Command {
   admin
     .command('app-create <appCode> <appSecret> <scopes>')
     .description('create or update an app; scopes: all, or e.g. biz:2,biz_set:8000001')
-    .action((appCode: string, appSecret: string, scopes: string) =>
+    .option('--permissions <list>', 'comma-separated platform permissions, e.g. public_script_manage')
+    .action((appCode: string, appSecret: string, scopes: string, o: { permissions?: string }) =>
       call(conn(), 'POST', '/apps', {
         app_code: appCode,
         app_secret: appSecret,
         scopes: parseScopes(scopes),
+        permissions: (o.permissions ?? '').split(',').filter(Boolean),
       }),
     );
+  admin.addCommand(scriptCommand(conn));
+  admin.addCommand(accountCommand(conn));
   return admin;
 }

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
+import { PUBLIC_SCRIPT_PERMISSION } from '../api/endpoints/script-library.js';
 import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
 import { sameSecret } from '../secrets.js';
@@ -54,6 +55,8 @@ const schemas = {
     app_code: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
     app_secret: z.string().min(8),
     scopes: z.union([z.literal('all'), z.array(ScopeGrant)]),
+    /** Platform permissions beyond scopes; public_script_manage lets an app change public scripts. */
+    permissions: z.array(z.literal(PUBLIC_SCRIPT_PERMISSION)).default([]),
   }),
   bizQuery: z.object({ bk_biz_id: zLong.optional() }),
 } as const;
@@ -106,17 +109,20 @@ async function unique<T>(what: string, op: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Admin requests carry the admin token: Authorization: Bearer <token>. */
+export function assertAdminToken(req: FastifyRequest, services: Services): void {
+  const auth = req.headers.authorization;
+  const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+  if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
+}
+
 export function registerAdminRoutes(app: FastifyInstance, services: Services): void {
   const inv = services.store.inventory;
   const ok = (req: FastifyRequest, data: unknown) => successEnvelope(data, req.id);
 
   app.register(
     async (admin) => {
-      admin.addHook('onRequest', async (req) => {
-        const auth = req.headers.authorization;
-        const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-        if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
-      });
+      admin.addHook('onRequest', async (req) => assertAdminToken(req, services));
 
       admin.get('/biz', async (req) =>
         ok(req, { biz: await inv.listBiz(), biz_sets: await inv.listBizSets() }),
@@ -220,7 +226,11 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
       admin.get('/accounts', async (req) => {
         const q = parse(z.object({ bk_biz_id: zLong }), req.query);
-        return ok(req, { accounts: await inv.listAccounts(q.bk_biz_id) });
+        const { items } = await services.store.accounts.list([q.bk_biz_id], {
+          start: 0,
+          length: Number.MAX_SAFE_INTEGER,
+        });
+        return ok(req, { accounts: items });
       });
       admin.post('/accounts', async (req) => {
         const a = parse(schemas.account, req.body);
@@ -233,7 +243,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
             creator: 'admin',
           }),
         );
-        return ok(req, row);
+        return ok(req, await services.store.accounts.get(row.id));
       });
 
       admin.get('/apps', async (req) => {
@@ -244,6 +254,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
             app_code: a.appCode,
             scopes: a.scopes,
             signature_auth: a.secretSealed !== '',
+            permissions: a.permissions ?? [],
           })),
         });
       });
@@ -253,9 +264,10 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
           appCode: a.app_code,
           secretSealed: services.secretBox.seal(a.app_secret, appSecretPurpose(a.app_code)),
           scopes: a.scopes,
+          permissions: a.permissions,
         });
         services.auth.forget(a.app_code);
-        return ok(req, { app_code: a.app_code, scopes: a.scopes });
+        return ok(req, { app_code: a.app_code, scopes: a.scopes, permissions: a.permissions });
       });
     },
     { prefix: '/api/admin' },

@@ -33,6 +33,8 @@ export interface Caller {
   /** The acting user; the app code when the request names none (bk_token cannot be verified here). */
   username: string;
   scopes: StoredApp['scopes'];
+  /** Platform permissions granted through the admin API, e.g. `public_script_manage`. */
+  permissions?: readonly string[];
 }
 
 function str(v: unknown): string | undefined {
@@ -127,7 +129,12 @@ export class Authenticator {
   }
 
   private caller(app: StoredApp, creds: Credentials): Caller {
-    return { appCode: app.appCode, username: creds.username ?? app.appCode, scopes: app.scopes };
+    return {
+      appCode: app.appCode,
+      username: creds.username ?? app.appCode,
+      scopes: app.scopes,
+      ...(app.permissions?.length ? { permissions: app.permissions } : {}),
+    };
   }
 
   private async lookup(appCode: string): Promise<CachedApp> {

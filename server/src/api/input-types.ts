@@ -74,3 +74,11 @@ export const TargetServer = z.object({
   topo_node_list: z.array(z.object({ id: zLong, node_type: z.string() })).optional(),
 });
 export type TargetServer = z.infer<typeof TargetServer>;
+
+/** Text of at most `max` characters without NUL (PostgreSQL text cannot hold one). */
+export function zText(max: number) {
+  return z
+    .string()
+    .max(max, `is longer than ${max} characters`)
+    .refine((s) => !s.includes('\u0000'), 'must not contain NUL characters');
+}

@@ -15,6 +15,8 @@ export interface ScriptStepSpec {
   targetServer: TargetServer;
   ignoreError: boolean;
   rolling?: RollingSpec;
+  /** Set when the script came from the library: 2 business, 3 public (ScriptSourceEnum). */
+  library?: { source: 2 | 3; scriptId: string; scriptVersionId: number };
   /** A step of a plan: the script sees the job's global variables and may change them. */
   vars?: boolean;
 }

@@ -14,6 +14,8 @@ export interface StoredApp {
   /** Salted SHA-256 of the secret, held only while `secretSealed` is ''. */
   secretHash: string;
   scopes: 'all' | ScopeGrant[];
+  /** Platform permissions beyond scopes, e.g. `public_script_manage`. */
+  permissions?: string[];
 }
 
 /** What the secret box binds an app's sealed secret to: it opens for this app's row only. */
@@ -29,6 +31,7 @@ function fromRow(row: AppRow): StoredApp {
     secretSealed: row.secret_sealed,
     secretHash: row.secret_hash,
     scopes: JSON.parse(row.scopes) as StoredApp['scopes'],
+    permissions: JSON.parse(row.permissions) as string[],
   };
 }
 
@@ -37,7 +40,12 @@ export class AppStore {
 
   /** Creates or replaces an app; a new secret always arrives sealed, and any old hash goes. */
   async upsertApp(app: Omit<StoredApp, 'secretHash'>): Promise<void> {
-    const values = { secret_sealed: app.secretSealed, secret_hash: '', scopes: JSON.stringify(app.scopes) };
+    const values = {
+      secret_sealed: app.secretSealed,
+      secret_hash: '',
+      scopes: JSON.stringify(app.scopes),
+      permissions: JSON.stringify(app.permissions ?? []),
+    };
     await this.db
       .insertInto('app')
       .values({ app_code: app.appCode, ...values, created_at: Date.now() })

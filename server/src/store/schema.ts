@@ -13,6 +13,8 @@ export interface AppTable {
   created_at: number;
   /** The secret sealed by the secret box (purpose `app:<code>`); '' while only the hash is known. */
   secret_sealed: Generated<string>;
+  /** JSON array of platform permissions, e.g. ["public_script_manage"] */
+  permissions: Generated<string>;
 }
 
 export interface BizTable {
@@ -86,6 +88,15 @@ export interface AccountTable {
   category: number;
   creator: string;
   created_at: number;
+  /** 1 Linux, 2 Windows, 9 MySQL, 10 Oracle, 11 DB2 */
+  type: Generated<number>;
+  description: Generated<string>;
+  /** Password sealed by the server key (purpose `account:<id>`); null when the account has none. */
+  password_sealed: string | null;
+  db_port: number | null;
+  db_system_account_id: number | null;
+  last_modify_user: Generated<string>;
+  last_modify_time: Generated<number>;
 }
 
 export interface JobInstanceTable {
@@ -276,6 +287,39 @@ export interface AppNonceTable {
   expires_at: number;
 }
 
+export interface ScriptTable {
+  /** Insertion order, for stable paging; not shown to clients. */
+  id: Generated<number>;
+  /** The id clients see: 32 hex digits. */
+  script_id: string;
+  /** 1 for a public script (shared by every scope); its scope fields are then empty. */
+  public: number;
+  scope_type: string;
+  scope_id: string;
+  name: string;
+  script_language: number;
+  description: string;
+  creator: string;
+  create_time: number;
+  last_modify_user: string;
+  last_modify_time: number;
+}
+
+export interface ScriptVersionTable {
+  id: Generated<number>;
+  script_id: string;
+  version: string;
+  /** Plain text (requests carry it in base64). */
+  content: string;
+  /** 0 draft, 1 online, 2 offline, 3 disabled */
+  status: number;
+  version_desc: string;
+  creator: string;
+  create_time: number;
+  last_modify_user: string;
+  last_modify_time: number;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -299,6 +343,8 @@ export interface Database {
   file_log: FileLogTable;
   audit_log: AuditLogTable;
   app_nonce: AppNonceTable;
+  script: ScriptTable;
+  script_version: ScriptVersionTable;
   job_template: JobTemplateTable;
   job_plan: JobPlanTable;
   job_instance_var: JobInstanceVarTable;

@@ -157,6 +157,15 @@ async function buildStep(
       targetServer,
       ignoreError: si.is_ignore_error === 1,
       vars: true,
+      ...(cited
+        ? {
+            library: {
+              source: cited.source,
+              scriptId: cited.scriptId,
+              scriptVersionId: cited.scriptVersionId,
+            },
+          }
+        : {}),
       ...rollingSpecOf(si.rolling_config),
     };
     return { name: step.name, type: StepType.SCRIPT, spec, hosts: hostTasksOf(hosts, si.rolling_config) };

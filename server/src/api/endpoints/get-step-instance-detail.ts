@@ -80,9 +80,9 @@ export const getStepInstanceDetail = defineEndpoint({
     return {
       ...base,
       script_info: {
-        script_type: 1,
-        script_id: null,
-        script_version_id: null,
+        script_type: spec.library?.source ?? 1,
+        script_id: spec.library?.scriptId ?? null,
+        script_version_id: spec.library?.scriptVersionId ?? null,
         script_content: Buffer.from(spec.scriptContent, 'base64').toString('utf8'),
         script_language: spec.language,
         script_param: spec.isParamSensitive ? '******' : spec.scriptParam,

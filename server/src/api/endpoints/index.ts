@@ -23,6 +23,8 @@ import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-lo
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
 import { getLatestServiceVersion } from './get-latest-service-version.js';
+import { SCRIPT_LIBRARY_ENDPOINTS } from './script-library.js';
+import { ACCOUNT_ENDPOINTS } from './accounts.js';
 import { executeJobPlan } from './execute-job-plan.js';
 import { getJobInstanceGlobalVarValue } from './get-job-instance-global-var-value.js';
 import {
@@ -65,6 +67,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   checkScript,
   getDangerousRuleHitList,
   getLatestServiceVersion,
+  ...SCRIPT_LIBRARY_ENDPOINTS,
+  ...ACCOUNT_ENDPOINTS,
   executeJobPlan,
   getJobPlanList,
   getJobPlanDetail,

@@ -12,7 +12,7 @@ import {
 } from '../../plans/plan-documents.js';
 import { TemplateInput } from '../../plans/plan-shapes.js';
 import type { TemplateBody } from '../../plans/plan-shapes.js';
-import { isUniqueViolation } from '../../store/unique-violation.js';
+import { isUniqueViolation } from '../../store/constraint-errors.js';
 import type { TemplateRow } from '../../store/plan-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
