@@ -88,7 +88,10 @@ export const getStepInstanceDetail = defineEndpoint({
         script_param: spec.isParamSensitive ? '******' : spec.scriptParam,
         windows_interpreter: null,
         script_timeout: spec.timeout,
-        account: { id: spec.account.id, name: spec.account.alias },
+        // A SQL step names its database account; the system account that runs the client is its own.
+        account: spec.database
+          ? { id: spec.database.accountId, name: spec.database.alias }
+          : { id: spec.account.id, name: spec.account.alias },
         server: server(spec.targetServer),
         is_param_sensitive: spec.isParamSensitive ? 1 : 0,
         is_ignore_error: spec.ignoreError ? 1 : 0,

@@ -11,6 +11,7 @@ import {
   updateDangerousRule,
 } from './dangerous-rules.js';
 import { fastExecuteScript } from './fast-execute-script.js';
+import { fastExecuteSql } from './fast-execute-sql.js';
 import { fastTransferFile } from './fast-transfer-file.js';
 import { generateLocalFileUploadUrl } from './generate-local-file-upload-url.js';
 import { pushConfigFile } from './push-config-file.js';
@@ -45,6 +46,7 @@ import {
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
+  fastExecuteSql,
   fastTransferFile,
   pushConfigFile,
   generateLocalFileUploadUrl,
