@@ -444,6 +444,30 @@ for (const engine of engines()) {
       });
       assert.equal((await call('execute_job_plan', { job_plan_id: empty.data.id })).code, 1244011);
       assert.equal((await call('execute_job_plan', { job_plan_id: 0 })).code, 1241005);
+      // A SQL step (script_language 6) runs as a database account; a system account is refused.
+      const sqlTemplate = await call<{ id: number }>('create_job_template', {
+        name: 'sql on a system account',
+        step_list: [
+          {
+            name: 'query',
+            type: 1,
+            script_info: {
+              script_content: b64('select 1;'),
+              script_language: 6,
+              account: { alias: fleet.account },
+              server: { host_id_list: [ids[0]] },
+            },
+          },
+        ],
+      });
+      assert.equal(sqlTemplate.result, true, sqlTemplate.message);
+      const sqlPlan = await call<{ id: number }>('create_job_plan', {
+        job_template_id: sqlTemplate.data.id,
+        name: 'q',
+      });
+      const sqlRun = await call('execute_job_plan', { job_plan_id: sqlPlan.data.id });
+      assert.equal(sqlRun.code, 1241005, sqlRun.message);
+      assert.match(sqlRun.message, /not a database account/);
       assert.equal(await jobCount(fleet), before);
     });
 
