@@ -20,6 +20,7 @@ import type { EndpointContext } from '../endpoint.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { TargetServer, zBool, zLong } from '../input-types.js';
+import { assertScopeQuota } from '../scope-quota.js';
 import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
 import type { ScreenedScript } from '../submission-checks.js';
 import { resolveDatabaseAccount } from './fast-execute-sql.js';
@@ -245,6 +246,8 @@ export const executeJobPlan = defineEndpoint({
     const screened: ScreenedScript[] = [];
     const newSteps: NewStep[] = [];
     for (const s of steps) newSteps.push(await buildStep(ctx, s, vars, screened));
+    if (input.start_task ?? true)
+      await assertScopeQuota(ctx, Math.max(0, ...newSteps.map((s) => s.hosts.length)));
     const { jobInstanceId } = await ctx.services.engine.submit(
       {
         scopeType: ctx.scope.type,
