@@ -230,6 +230,7 @@ async function buildStep(
 export const executeJobPlan = defineEndpoint({
   name: 'execute_job_plan',
   kind: 'write',
+  permission: 'run',
   input: Input,
   fieldErrors: { job_plan_id: 'ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {
