@@ -32,7 +32,8 @@ export interface ScriptHandlers {
   /** The script's process (and group) exists; called at most once, before any output. */
   spawned?(pid: number): void;
   output(chunk: Buffer): void;
-  done(outcome: TaskOutcome, exitCode: number, message: string): void;
+  /** `vars`: base64 of what the script left in $JOBFLEET_VARS_OUT, when asked for. */
+  done(outcome: TaskOutcome, exitCode: number, message: string, vars?: string): void;
 }
 
 /**
@@ -40,6 +41,8 @@ export interface ScriptHandlers {
  * background children may still write to the inherited pipe before stopping to wait.
  */
 const DRAIN_GRACE_MS = 500;
+/** Variables a script reports back are values for later steps, not data: 1 MiB is plenty. */
+const MAX_VARS_BYTES = 1024 * 1024;
 
 interface Interpreter {
   /** Executable names, first found wins; undefined for languages that need a Windows host. */
@@ -151,6 +154,21 @@ class ScriptRun implements RunningTask {
     return path.join(this.dir as string, `script${INTERPRETERS[this.msg.language].ext}`);
   }
 
+  private varsFile(): string {
+    return path.join(this.dir as string, 'vars.out');
+  }
+
+  /** What the script left for the server in its variables file (capped; absent when it wrote none). */
+  private async readVars(): Promise<string | undefined> {
+    if (!this.msg.varsOut || !this.dir) return undefined;
+    try {
+      const data = await fs.promises.readFile(this.varsFile());
+      return data.subarray(0, MAX_VARS_BYTES).toString('base64');
+    } catch {
+      return undefined;
+    }
+  }
+
   private async writeScript(user: OsUser | undefined): Promise<void> {
     this.dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), scriptDirPrefix(this.msg.key)));
     const file = this.scriptFile();
@@ -183,7 +201,11 @@ class ScriptRun implements RunningTask {
   private spawn(interpreter: string, user: OsUser | undefined): void {
     const child = spawn('/bin/sh', this.shellArgs(interpreter), {
       cwd: this.dir,
-      env: scriptEnv(user),
+      env: {
+        ...scriptEnv(user),
+        ...this.msg.env,
+        ...(this.msg.varsOut ? { JOBFLEET_VARS_OUT: this.varsFile() } : {}),
+      },
       detached: true, // own process group: kill(-pid) reaches every descendant
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
@@ -256,10 +278,11 @@ class ScriptRun implements RunningTask {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
+    const vars = await this.readVars();
     if (this.dir) {
       await fs.promises.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
     }
-    this.handlers.done(outcome, exitCode, message);
+    this.handlers.done(outcome, exitCode, message, vars);
   }
 }
 

@@ -128,7 +128,7 @@ export class TaskRunner implements TaskRunnerPort {
         }
       },
       output: (chunk) => this.append(task, task.cap.push(chunk)),
-      done: (outcome, exitCode, message) => this.complete(task, outcome, exitCode, message),
+      done: (outcome, exitCode, message, vars) => this.complete(task, outcome, exitCode, message, vars),
     });
   }
 
@@ -178,7 +178,7 @@ export class TaskRunner implements TaskRunnerPort {
     return this.tasks.get(task.key) === task;
   }
 
-  private complete(task: Task, outcome: TaskOutcome, exitCode: number, message: string): void {
+  private complete(task: Task, outcome: TaskOutcome, exitCode: number, message: string, vars?: string): void {
     // Settled first, but awaiting code resumes only after this (synchronous) method spooled the result.
     task.settle();
     if (!this.isCurrent(task)) return;
@@ -193,6 +193,7 @@ export class TaskRunner implements TaskRunnerPort {
       outputBytes: task.written,
       droppedBytes: task.cap.dropped,
       message,
+      ...(vars !== undefined ? { vars } : {}),
     };
     this.saveResult(task.result);
     const result = task.result;

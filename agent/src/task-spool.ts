@@ -153,11 +153,17 @@ export class TaskSpool {
 
   /** Records the request (a task of the same key left from an earlier run is replaced). */
   create(msg: TaskRequest, startTime: number): void {
-    // Script parameters may be sensitive, and so is a database password; a restarted agent never
-    // runs a script again (it reports it lost), so neither is written to disk.
+    // Script parameters may be sensitive, and so are a database password and the environment
+    // carrying cipher variables; a restarted agent never runs a script again (it reports it
+    // lost), so none of them is written to disk.
     const kept =
       msg.type === 'task.run'
-        ? { ...msg, params: '', ...(msg.database ? { database: { ...msg.database, password: '' } } : {}) }
+        ? {
+            ...msg,
+            params: '',
+            env: undefined,
+            ...(msg.database ? { database: { ...msg.database, password: '' } } : {}),
+          }
         : msg;
     const entry = this.begin(kept, startTime);
     this.write(entry, jsonBody(Kind.Task, { msg: kept, startTime }));

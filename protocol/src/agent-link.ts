@@ -156,6 +156,13 @@ export const RunScript = z.object({
   logCapBytes: z.number().int().positive(),
   /** SQL tasks (language sql) only: the database to run against. */
   database: DatabaseLogin.optional(),
+  /** Extra environment for the script (secret values: the agent never writes them to its spool). */
+  env: z.record(z.string(), z.string()).optional(),
+  /**
+   * The script reports variables back: it finds a file path in $JOBFLEET_VARS_OUT, and what it
+   * writes there (NUL-separated name/value pairs) comes back base64 in the result's `vars`.
+   */
+  varsOut: z.boolean().optional(),
 });
 export type RunScript = z.infer<typeof RunScript>;
 

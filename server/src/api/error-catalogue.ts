@@ -288,6 +288,51 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'User {username} may not {permission} in {resource}: that needs {needs}',
   },
+  TASK_PLAN_NOT_EXIST: {
+    code: 1243009,
+    http: 200,
+    message: 'Job plan {id} does not exist',
+  },
+  EXECUTE_TASK_PLAN_ILLEGAL: {
+    code: 1244011,
+    http: 200,
+    message: 'Job plan {id} has no enabled steps',
+  },
+  EXECUTE_TASK_PLAN_NOT_EXIST: {
+    code: 1244012,
+    http: 200,
+    message: 'Job plan {id} does not exist',
+  },
+  NOT_IN_CONFIRM_USER_LIST: {
+    code: 1244016,
+    http: 200,
+    message: '{user} is not an approver of step {stepInstanceId} (approvers: {approvers})',
+  },
+  JOB_TEMPLATE_NOT_EXIST: {
+    code: 1243911,
+    http: 200,
+    message: 'Job template {id} does not exist',
+  },
+  JOB_TEMPLATE_NAME_EXIST: {
+    code: 1243912,
+    http: 200,
+    message: 'A job template named "{name}" already exists in this scope',
+  },
+  JOB_PLAN_NAME_EXIST: {
+    code: 1243913,
+    http: 200,
+    message: 'Template {templateId} already has a plan named "{name}"',
+  },
+  JOB_TEMPLATE_INVALID: {
+    code: 1243914,
+    http: 200,
+    message: 'Invalid job template: {reason}',
+  },
+  REQUIRED_VARIABLE_MISSING: {
+    code: 1244911,
+    http: 200,
+    message: 'Required global variables have no value: {names}',
+  },
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CATALOGUE;

@@ -43,6 +43,7 @@ import {
 import type { StepKind, StepRun as ActiveStep, TaskRun as ActiveTask } from './step-kind.js';
 import { parseStepSpec } from './step-spec.js';
 import type { StepSpec } from './step-spec.js';
+import { ConfirmStep } from './steps/confirm-step.js';
 import { FileStep } from './steps/file-step.js';
 import { ScriptStep } from './steps/script-step.js';
 import { TaskWriter } from './task-writer.js';
@@ -80,7 +81,13 @@ export class Engine implements AgentEvents {
         });
       }
     });
-    this.kinds = { script: new ScriptStep(services), file: this.files };
+    this.kinds = {
+      script: new ScriptStep(services),
+      file: this.files,
+      confirm: new ConfirmStep(services, (job, url, payload) =>
+        this.callbacks.enqueue(job, url, payload, Date.now()),
+      ),
+    };
   }
 
   private kindOf(step: ActiveStep): StepKind {
@@ -178,6 +185,11 @@ export class Engine implements AgentEvents {
       waiting: step.status === RunStatus.WAITING_USER,
     };
     this.steps.set(step.id, active);
+    const kind = this.kindOf(active);
+    if (step.status === RunStatus.RUNNING && kind.entered) {
+      const job = await this.store.getJob(step.job_instance_id);
+      if (job && (await kind.entered(active, job)) === 'wait') active.waiting = true;
+    }
     if (!active.waiting) await this.runBatch(active);
   }
 
@@ -518,28 +530,33 @@ export class Engine implements AgentEvents {
     this.deactivate(step);
     const job = await this.store.getJob(step.jobInstanceId);
     const kind = this.kindOf(step);
-    if (!job) return kind.release?.(step, false);
+    if (!job) return kind.release?.(step);
     const now = Date.now();
     if (step.stopping === 'terminate' || job.status === RunStatus.STOPPING) {
-      await kind.release?.(step, false);
+      await kind.release?.(step);
       return this.finishStepAndJob(step, job, RunStatus.STOP_SUCCESS, RunStatus.STOP_SUCCESS, now);
     }
-    const status =
+    const hostsStatus =
       step.stopping === 'budget'
         ? RunStatus.FAIL
         : stepStatusOfHosts([...step.tasks.values()].map((t) => t.status));
-    await kind.release?.(step, status === RunStatus.SUCCESS);
-    if (status === RunStatus.SUCCESS) {
+    // A failed step that ignores errors ends at 6 and the job goes on (behaviour notes §4.3).
+    const status =
+      hostsStatus === RunStatus.FAIL && step.spec.ignoreError ? RunStatus.IGNORE_ERROR : hostsStatus;
+    await kind.release?.(step);
+    const goesOn = status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR;
+    if (goesOn) {
       const steps = await this.store.getStepsOfJob(job.id);
       if (steps.some((s) => s.step_order > step.stepOrder && s.status === RunStatus.PENDING)) {
         await this.store.updateStep(step.stepInstanceId, { status, end_time: now });
         return this.advance(job, step.stepOrder);
       }
     }
-    await this.finishStepAndJob(step, job, status, status, now);
+    // The last step ended, or a failure ends the job: both are stored finished together.
+    await this.finishStepAndJob(step, job, status, goesOn ? RunStatus.SUCCESS : status, now);
   }
 
-  /** The last step ended: it and its job are stored finished together (one commit, not two). */
+  /** A job's last step ended: it and its job are stored finished together (one commit, not two). */
   private async finishStepAndJob(
     step: ActiveStep,
     job: JobInstance,
@@ -656,7 +673,7 @@ export class Engine implements AgentEvents {
         }
         case 13: {
           const active = this.steps.get(step.id);
-          if (!active?.waiting) return 'bad_state';
+          if (!active?.waiting || active.spec.kind === 'confirm') return 'bad_state';
           if (!(await this.store.casStep(step.id, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING })))
             return 'bad_state';
           await this.store.casJob(jobInstanceId, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING });
@@ -667,6 +684,58 @@ export class Engine implements AgentEvents {
           return undefined;
         }
       }
+    });
+  }
+
+  /**
+   * operate_step_instance on a confirmation step: 6 continue (7 -> 3, the job goes on),
+   * 9 terminate (step and job 7 -> 13, no callback), 10 restart a terminated one (13 -> 7).
+   * The caller has checked that the operator is an approver.
+   */
+  confirm(
+    jobInstanceId: number,
+    stepInstanceId: number,
+    op: 6 | 9 | 10,
+    who: { operator: string; reason: string },
+  ): Promise<OperationRefusal | undefined> {
+    return this.withJobLock(jobInstanceId, async () => {
+      const step = await this.store.getStep(stepInstanceId);
+      const job = await this.store.getJob(jobInstanceId);
+      if (!step || !job || step.job_instance_id !== jobInstanceId) return 'not_found';
+      if (parseStepSpec(step.spec).kind !== 'confirm') return 'bad_state';
+      const now = Date.now();
+      const record = (action: string) =>
+        this.services.store.plans.addConfirmation({ step_instance_id: step.id, action, at: now, ...who });
+      const active = this.steps.get(step.id);
+      if (op === 10) {
+        if (
+          !(await this.store.casStep(step.id, [RunStatus.CONFIRM_TERMINATED], {
+            status: RunStatus.RUNNING,
+            end_time: null,
+          }))
+        )
+          return 'bad_state';
+        await this.store.casJob(job.id, [RunStatus.CONFIRM_TERMINATED], {
+          status: RunStatus.RUNNING,
+          end_time: null,
+        });
+        await record('restart');
+        await this.activate({ ...step, status: RunStatus.RUNNING });
+        return undefined;
+      }
+      // The conditional update decides, so a confirmation received by any server of a cluster works.
+      const to = op === 6 ? RunStatus.SUCCESS : RunStatus.CONFIRM_TERMINATED;
+      if (!(await this.store.casStep(step.id, [RunStatus.WAITING_USER], { status: to, end_time: now })))
+        return 'bad_state';
+      if (active) this.deactivate(active);
+      await record(op === 6 ? 'continue' : 'terminate');
+      if (op === 9) {
+        await this.store.casJob(job.id, [RunStatus.WAITING_USER], { status: to, end_time: now });
+        return undefined;
+      }
+      await this.store.casJob(job.id, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING });
+      await this.advance({ ...job, status: RunStatus.RUNNING }, step.step_order);
+      return undefined;
     });
   }
 

@@ -58,7 +58,7 @@ export interface StepKind {
   /** The host status a finished task gets; may record what the task reported first. */
   taskEnded?(step: StepRun, hostId: number, end: TaskEnd): Promise<number> | number;
   /** The step's tasks are all over (success or not); frees what the kind holds for it. */
-  release?(step: StepRun, succeeded: boolean): Promise<void>;
+  release?(step: StepRun): Promise<void>;
   agentWelcomed?(hostId: number): void;
   agentLost?(hostId: number): void;
 }

@@ -23,6 +23,8 @@ export interface ScriptStepSpec {
   database?: DatabaseRef;
   /** Set when the script came from the library: 2 business, 3 public (ScriptSourceEnum). */
   library?: { source: 2 | 3; scriptId: string; scriptVersionId: number };
+  /** A step of a plan: the script sees the job's global variables and may change them. */
+  vars?: boolean;
 }
 
 export interface DatabaseRef {
@@ -76,7 +78,19 @@ export interface FileStepSpec {
   rolling?: RollingSpec;
 }
 
-export type StepSpec = ScriptStepSpec | FileStepSpec;
+/** A step that waits for one of its approvers to continue or terminate the job. */
+export interface ConfirmStepSpec {
+  kind: 'confirm';
+  approvers: string[];
+  message: string;
+  notifyChannels: string[];
+  webhookUrl: string | null;
+  /** Never set: a confirmation has no hosts, so nothing to ignore or roll. */
+  ignoreError?: undefined;
+  rolling?: undefined;
+}
+
+export type StepSpec = ScriptStepSpec | FileStepSpec | ConfirmStepSpec;
 
 export function parseStepSpec(json: string): StepSpec {
   return JSON.parse(json) as StepSpec;

@@ -52,6 +52,8 @@ export interface NewJob {
   callbackUrl: string | null;
   clientRequestId: string | null;
   steps: NewStep[];
+  /** A job that runs a plan: its ids, and its variables as they start (JSON, ciphers sealed). */
+  plan?: { planId: number; templateId: number; vars: string };
 }
 
 /** One task's changes within a batch; applied with a single UPDATE. */
@@ -189,6 +191,8 @@ export class ExecutionStore {
           end_time: null,
           callback_url: job.callbackUrl,
           client_request_id: job.clientRequestId,
+          job_plan_id: job.plan?.planId ?? null,
+          job_template_id: job.plan?.templateId ?? null,
         })
         .returning('id')
         .executeTakeFirstOrThrow();
@@ -223,6 +227,12 @@ export class ExecutionStore {
           execute_count: 0,
           host_counts: countByStatus(step.hosts.map((h) => h.status)),
         });
+      }
+      if (job.plan) {
+        await tx
+          .insertInto('job_instance_var')
+          .values({ job_instance_id: jobInstanceId, step_instance_id: 0, body: job.plan.vars })
+          .execute();
       }
       const created: PendingEvent = {
         jobInstanceId,
@@ -439,6 +449,7 @@ export class ExecutionStore {
 
   /** Jobs the engine must carry on with after a restart (a job waiting for a person included). */
   async listActiveJobs(): Promise<JobInstance[]> {
+    // 7 (waiting for a person: a confirmation, a manual rolling batch) is in flight too.
     return this.db
       .selectFrom('job_instance')
       .selectAll()

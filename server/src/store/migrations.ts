@@ -537,6 +537,84 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0009_job_plans': {
+      async up(db: AnyDb) {
+        // A template (steps + variable definitions) and its plans are JSON documents: they are
+        // read and written whole, never queried by what is inside them.
+        await withId(db.schema.createTable('job_template'), caps)
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('creator', 'text', (c) => c.notNull())
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .addColumn('last_modify_user', 'text', (c) => c.notNull())
+          .addColumn('last_modify_time', 'bigint', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('body', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('job_template_scope_name')
+          .on('job_template')
+          .columns(['scope_type', 'scope_id', 'name'])
+          .unique()
+          .execute();
+        await withId(db.schema.createTable('job_plan'), caps)
+          .addColumn('template_id', 'bigint', (c) => c.notNull())
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('creator', 'text', (c) => c.notNull())
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .addColumn('last_modify_user', 'text', (c) => c.notNull())
+          .addColumn('last_modify_time', 'bigint', (c) => c.notNull())
+          .addColumn('template_version', 'integer', (c) => c.notNull())
+          .addColumn('body', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('job_plan_template_name')
+          .on('job_plan')
+          .columns(['template_id', 'name'])
+          .unique()
+          .execute();
+        await db.schema.alterTable('job_instance').addColumn('job_plan_id', 'bigint').execute();
+        await db.schema.alterTable('job_instance').addColumn('job_template_id', 'bigint').execute();
+        // The job's variables as they stood when it started (step_instance_id 0) and after each
+        // step that ran; cipher values inside are sealed.
+        await withId(db.schema.createTable('job_instance_var'), caps)
+          .addColumn('job_instance_id', 'bigint', (c) => c.notNull())
+          .addColumn('step_instance_id', 'bigint', (c) => c.notNull())
+          .addColumn('body', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('job_instance_var_job')
+          .on('job_instance_var')
+          .column('job_instance_id')
+          .execute();
+        // What each host's script left in the variables, recorded before its result.
+        await db.schema
+          .createTable('host_task_var')
+          .addColumn('step_instance_id', 'bigint', (c) => c.notNull())
+          .addColumn('execute_count', 'integer', (c) => c.notNull())
+          .addColumn('host_id', 'bigint', (c) => c.notNull())
+          .addColumn('body', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('host_task_var_pk', ['step_instance_id', 'execute_count', 'host_id'])
+          .execute();
+        // Who continued, terminated or restarted a confirmation step, when and why.
+        await withId(db.schema.createTable('step_confirmation'), caps)
+          .addColumn('step_instance_id', 'bigint', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('operator', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('step_confirmation_step')
+          .on('step_confirmation')
+          .column('step_instance_id')
+          .execute();
+      },
+    },
   };
 }
 

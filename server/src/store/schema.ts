@@ -116,6 +116,9 @@ export interface JobInstanceTable {
   end_time: number | null;
   callback_url: string | null;
   client_request_id: string | null;
+  /** Set when the job runs a plan. */
+  job_plan_id: number | null;
+  job_template_id: number | null;
 }
 
 export interface StepInstanceTable {
@@ -427,6 +430,11 @@ export interface Database {
   server_setting: ServerSettingTable;
   job_event: JobEventTable;
   output_fingerprint: OutputFingerprintTable;
+  job_template: JobTemplateTable;
+  job_plan: JobPlanTable;
+  job_instance_var: JobInstanceVarTable;
+  host_task_var: HostTaskVarTable;
+  step_confirmation: StepConfirmationTable;
 }
 
 /** Cluster-wide settings changed at run time (e.g. the agent bootstrap token's hash). */
@@ -434,4 +442,62 @@ export interface ServerSettingTable {
   key: string;
   value: string;
   updated_at: number;
+}
+
+export interface JobTemplateTable {
+  id: Generated<number>;
+  scope_type: string;
+  scope_id: string;
+  name: string;
+  description: string;
+  creator: string;
+  create_time: number;
+  last_modify_user: string;
+  last_modify_time: number;
+  /** Goes up with every change; a plan made from an older version needs an update. */
+  version: number;
+  /** JSON TemplateBody (plans/plan-shapes.ts) */
+  body: string;
+}
+
+export interface JobPlanTable {
+  id: Generated<number>;
+  template_id: number;
+  scope_type: string;
+  scope_id: string;
+  name: string;
+  creator: string;
+  create_time: number;
+  last_modify_user: string;
+  last_modify_time: number;
+  template_version: number;
+  /** JSON PlanBody (plans/plan-shapes.ts) */
+  body: string;
+}
+
+export interface JobInstanceVarTable {
+  id: Generated<number>;
+  job_instance_id: number;
+  /** 0: the values the job started with */
+  step_instance_id: number;
+  /** JSON VarState (engine/job-variables.ts) */
+  body: string;
+}
+
+export interface HostTaskVarTable {
+  step_instance_id: number;
+  execute_count: number;
+  host_id: number;
+  /** JSON object name -> value */
+  body: string;
+}
+
+export interface StepConfirmationTable {
+  id: Generated<number>;
+  step_instance_id: number;
+  /** 'continue' | 'terminate' | 'restart' */
+  action: string;
+  operator: string;
+  reason: string;
+  at: number;
 }

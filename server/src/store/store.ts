@@ -17,6 +17,7 @@ import { NonceStore } from './nonce-store.js';
 import { LibraryReferences } from './library-references.js';
 import { QuotaStore } from './quota-store.js';
 import { OperatorStore } from './operator-store.js';
+import { PlanStore } from './plan-store.js';
 import { RuleStore } from './rule-store.js';
 import { ScriptStore } from './script-store.js';
 import { OutputStore } from './output-store.js';
@@ -38,6 +39,7 @@ export class Store {
   readonly agentTrust: AgentTrustStore;
   readonly operators: OperatorStore;
   readonly outputs: OutputStore;
+  readonly plans: PlanStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -58,6 +60,8 @@ export class Store {
     this.agentTrust = new AgentTrustStore(db);
     this.operators = new OperatorStore(db);
     this.outputs = new OutputStore(db);
+    this.plans = new PlanStore(db);
+    this.references.register(this.plans);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

@@ -48,7 +48,7 @@ const Input = z.object({
 });
 
 /** The database account and the system account that runs its client, both of the job's scope. */
-async function resolveDatabaseAccount(
+export async function resolveDatabaseAccount(
   ctx: EndpointContext,
   id: number | undefined,
 ): Promise<{ database: DatabaseRef; runAs: ScriptStepSpec['account'] }> {

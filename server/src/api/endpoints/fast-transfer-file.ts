@@ -22,7 +22,7 @@ import {
 
 const MAX_FILE_TASKS = 100_000;
 
-const FileSourceInput = z.object({
+export const FileSourceInput = z.object({
   file_list: z.array(z.string().min(1)).min(1),
   file_type: zInt.default(1),
   server: TargetServer.optional(),
@@ -111,7 +111,7 @@ export const fastTransferFile = defineEndpoint({
   },
 });
 
-async function resolveSources(
+export async function resolveSources(
   ctx: EndpointContext,
   list: z.output<typeof FileSourceInput>[],
 ): Promise<FileSource[]> {

@@ -33,6 +33,26 @@ export const getStepInstanceDetail = defineEndpoint({
       type: DETAIL_TYPE[step.type] ?? step.type,
       approval_info: null,
     };
+    if (spec.kind === 'confirm') {
+      const confirmations = await ctx.services.store.plans.confirmations(step.id);
+      return {
+        ...base,
+        script_info: null,
+        file_info: null,
+        approval_info: {
+          approval_user: { user_list: spec.approvers },
+          approval_message: spec.message,
+          notify_channel: spec.notifyChannels,
+          // Jobfleet extension: who continued, terminated or restarted the step, when and why.
+          confirmation_list: confirmations.map((c) => ({
+            action: c.action,
+            operator: c.operator,
+            reason: c.reason,
+            time: Number(c.at),
+          })),
+        },
+      };
+    }
     if (spec.kind === 'file') {
       return {
         ...base,

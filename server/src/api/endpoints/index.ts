@@ -28,6 +28,23 @@ import { SCRIPT_LIBRARY_ENDPOINTS } from './script-library.js';
 import { ACCOUNT_ENDPOINTS } from './accounts.js';
 import { getJobEventStream, getScopeEventStream } from './event-streams.js';
 import { getOutputDiff, getStepOutputGroups } from './output-groups.js';
+import { executeJobPlan } from './execute-job-plan.js';
+import { getJobInstanceGlobalVarValue } from './get-job-instance-global-var-value.js';
+import {
+  createJobPlan,
+  deleteJobPlan,
+  getJobPlanDetail,
+  getJobPlanList,
+  syncJobPlan,
+  updateJobPlan,
+} from './job-plans.js';
+import {
+  createJobTemplate,
+  deleteJobTemplate,
+  getJobTemplateDetail,
+  getJobTemplateList,
+  updateJobTemplate,
+} from './job-templates.js';
 
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
@@ -60,4 +77,17 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getScopeEventStream,
   getStepOutputGroups,
   getOutputDiff,
+  executeJobPlan,
+  getJobPlanList,
+  getJobPlanDetail,
+  getJobTemplateList,
+  getJobInstanceGlobalVarValue,
+  createJobTemplate,
+  updateJobTemplate,
+  deleteJobTemplate,
+  getJobTemplateDetail,
+  createJobPlan,
+  updateJobPlan,
+  deleteJobPlan,
+  syncJobPlan,
 ];

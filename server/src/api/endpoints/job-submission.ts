@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { batchSizes } from '../../engine/rolling-plan.js';
 import { HostStatus, LaunchMode } from '../../engine/statuses.js';
 import type { RollingSpec, StepSpec } from '../../engine/step-spec.js';
+import type { NewHostTask } from '../../store/execution-store.js';
 import type { Host } from '../../store/inventory-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
@@ -138,6 +139,20 @@ function batchNumbers(sizes: number[]): (i: number) => number {
   return (i) => of[i] ?? sizes.length;
 }
 
+/** One waiting task per resolved host (hosts without an agent fail at once), in rolling batches if any. */
+export function hostTasksOf(hosts: Host[], rolling: RollingConfig): NewHostTask[] {
+  const batchOf = rolling ? batchNumbers(batchSizes(rolling.expression, hosts.length)) : () => 0;
+  return hosts.map((h, i) => ({
+    batch: batchOf(i),
+    hostId: h.id,
+    cloudId: h.cloud_id,
+    ip: h.ip,
+    ipv6: h.ipv6,
+    agentId: h.agent_id,
+    status: h.agent_id ? HostStatus.WAITING : HostStatus.AGENT_NOT_INSTALLED,
+  }));
+}
+
 /** Stores a job of one step over the resolved hosts and starts it unless start_task is false. */
 export async function submitOneStepJob(
   ctx: EndpointContext,
@@ -154,7 +169,6 @@ export async function submitOneStepJob(
   },
 ): Promise<SubmitReply> {
   if (job.startTask ?? true) await assertScopeQuota(ctx, job.hosts.length);
-  const batchOf = job.rolling ? batchNumbers(batchSizes(job.rolling.expression, job.hosts.length)) : () => 0;
   const { jobInstanceId, stepInstanceIds } = await ctx.services.engine.submit(
     {
       scopeType: ctx.scope.type,
@@ -171,15 +185,7 @@ export async function submitOneStepJob(
           name: job.name,
           type: job.stepType,
           spec: job.spec,
-          hosts: job.hosts.map((h, i) => ({
-            batch: batchOf(i),
-            hostId: h.id,
-            cloudId: h.cloud_id,
-            ip: h.ip,
-            ipv6: h.ipv6,
-            agentId: h.agent_id,
-            status: h.agent_id ? HostStatus.WAITING : HostStatus.AGENT_NOT_INSTALLED,
-          })),
+          hosts: hostTasksOf(job.hosts, job.rolling),
         },
       ],
     },

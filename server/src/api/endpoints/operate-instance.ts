@@ -1,6 +1,7 @@
 /** operate_job_instance and operate_step_instance (behaviour notes §3.12, §3.13, §4.6). */
 import { z } from 'zod';
 import type { OperationRefusal } from '../../engine/engine.js';
+import { parseStepSpec } from '../../engine/step-spec.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zInt, zLong } from '../input-types.js';
@@ -55,20 +56,49 @@ const PRECONDITION: Record<(typeof STEP_OPERATIONS)[number], string> = {
   13: 'rolling continue needs a rolling step waiting for confirmation (status 7)',
 };
 
+const CONFIRM_PRECONDITION = {
+  6: 'confirm continue needs a confirmation step waiting for its approvers (status 7)',
+  9: 'confirm terminate needs a confirmation step waiting for its approvers (status 7)',
+  10: 'confirm restart needs a terminated confirmation step (status 13)',
+};
+
 export const operateStepInstance = defineEndpoint({
   name: 'operate_step_instance',
   kind: 'write',
   permission: 'run',
-  input: z.object({ job_instance_id: positiveId, step_instance_id: positiveId, operation_code: zInt }),
+  input: z.object({
+    job_instance_id: positiveId,
+    step_instance_id: positiveId,
+    operation_code: zInt,
+    /** Jobfleet extension: why a confirmation was continued or terminated (kept in step detail). */
+    confirm_reason: z.string().max(1024).optional(),
+  }),
   fieldErrors: ILLEGAL,
   async handle(ctx, input) {
     const job = await jobInScope(ctx, input.job_instance_id);
     const step = await stepOfJob(ctx, job, input.step_instance_id);
     const op = input.operation_code;
     if (op === 6 || op === 9 || op === 10) {
-      throw new ApiError('UNSUPPORTED_OPERATION', {
-        reason: `operation ${op} applies to manual confirmation steps, and step ${step.id} is not one`,
+      const spec = parseStepSpec(step.spec);
+      if (spec.kind !== 'confirm') {
+        throw new ApiError('UNSUPPORTED_OPERATION', {
+          reason: `operation ${op} applies to manual confirmation steps, and step ${step.id} is not one`,
+        });
+      }
+      const user = ctx.caller.username;
+      if (op !== 10 && !spec.approvers.includes(user)) {
+        throw new ApiError('NOT_IN_CONFIRM_USER_LIST', {
+          user,
+          stepInstanceId: step.id,
+          approvers: spec.approvers.join(', '),
+        });
+      }
+      const r = await ctx.services.engine.confirm(job.id, step.id, op, {
+        operator: user,
+        reason: input.confirm_reason ?? '',
       });
+      refuse(r, `${CONFIRM_PRECONDITION[op]}; step ${step.id} is at status ${step.status}`, job.id);
+      return { job_instance_id: job.id, step_instance_id: step.id };
     }
     if (!STEP_OPERATIONS.includes(op as 2)) {
       throw new ApiError('ILLEGAL_PARAM', {

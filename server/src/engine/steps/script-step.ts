@@ -6,17 +6,41 @@
 import { PROTOCOL_VERSION, taskKey } from '@jobfleet/protocol';
 import type { DatabaseLogin, RunScript } from '@jobfleet/protocol';
 import type { Services } from '../../services.js';
+import { foldReports, parseReported, shellPrelude } from '../job-variables.js';
+import type { VarState } from '../job-variables.js';
 import { openStepParam } from '../sensitive-params.js';
 import { SCRIPT_LANGUAGES } from '../statuses.js';
-import type { StepKind, StepRun, TaskRun } from '../step-kind.js';
+import type { StepKind, StepRun, TaskEnd, TaskRun } from '../step-kind.js';
 
 export class ScriptStep implements StepKind {
   /** Database logins of running SQL steps, by step instance id. */
   private readonly logins = new Map<number, DatabaseLogin>();
+  /** step instance id -> the job's variables as the step started */
+  private readonly vars = new Map<number, { executeCount: number; state: VarState }>();
 
   constructor(private readonly services: Services) {}
 
+  private async currentVars(jobInstanceId: number): Promise<VarState> {
+    const states = await this.services.store.plans.varStates(jobInstanceId);
+    const last = states[states.length - 1];
+    return last ? (JSON.parse(last.body) as VarState) : [];
+  }
+
   async beginBatch(step: StepRun): Promise<void> {
+    await Promise.all([this.openLogin(step), this.loadVars(step)]);
+  }
+
+  private async loadVars(step: StepRun): Promise<void> {
+    if (step.spec.kind !== 'script' || !step.spec.vars) return;
+    const held = this.vars.get(step.stepInstanceId);
+    if (held?.executeCount === step.executeCount) return;
+    this.vars.set(step.stepInstanceId, {
+      executeCount: step.executeCount,
+      state: await this.currentVars(step.jobInstanceId),
+    });
+  }
+
+  private async openLogin(step: StepRun): Promise<void> {
     const db = step.spec.kind === 'script' ? step.spec.database : undefined;
     if (!db || this.logins.has(step.stepInstanceId)) return;
     const sealed = await this.services.store.accounts.sealedPassword(db.accountId);
@@ -60,11 +84,45 @@ export class ScriptStep implements StepKind {
       logCapBytes: this.services.config.logCapBytes,
       ...(login ? { database: login } : {}),
     };
+    const vars = this.vars.get(step.stepInstanceId);
+    if (vars && msg.language === 'shell') {
+      const { prelude, env } = shellPrelude(vars.state, task.hostId, this.services.secretBox);
+      msg.script = Buffer.concat([Buffer.from(prelude), Buffer.from(spec.scriptContent, 'base64')]).toString(
+        'base64',
+      );
+      msg.env = env;
+      msg.varsOut = true;
+    }
     return this.services.hub.send(task.hostId, msg);
   }
 
-  release(step: StepRun): Promise<void> {
+  async taskEnded(step: StepRun, hostId: number, end: TaskEnd): Promise<number> {
+    if (end.vars !== undefined && this.vars.has(step.stepInstanceId)) {
+      await this.services.store.plans.putHostVars(
+        step.stepInstanceId,
+        step.executeCount,
+        hostId,
+        JSON.stringify(parseReported(end.vars)),
+      );
+    }
+    return end.status;
+  }
+
+  /** Records the variables as the step left them, for the steps after it and for get_job_instance_global_var_value. */
+  async release(step: StepRun): Promise<void> {
     this.logins.delete(step.stepInstanceId);
-    return Promise.resolve();
+    const held = this.vars.get(step.stepInstanceId);
+    if (!held) return;
+    this.vars.delete(step.stepInstanceId);
+    const reports = await this.services.store.plans.hostVars(step.stepInstanceId, step.executeCount);
+    const state = foldReports(
+      held.state,
+      reports.map((r) => ({ hostId: r.hostId, values: JSON.parse(r.body) as Record<string, string> })),
+    );
+    await this.services.store.plans.addVarState(
+      step.jobInstanceId,
+      step.stepInstanceId,
+      JSON.stringify(state),
+    );
   }
 }

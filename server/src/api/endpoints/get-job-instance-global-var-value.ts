@@ -1,0 +1,40 @@
+/**
+ * get_job_instance_global_var_value (behaviour notes §3.11): the values each step instance of a
+ * plan's job ended with. Only string variables (type 1) are returned, as BK-JOB does.
+ */
+import { z } from 'zod';
+import type { VarState } from '../../engine/job-variables.js';
+import { RunStatus } from '../../engine/statuses.js';
+import { VarType } from '../../plans/plan-shapes.js';
+import { defineEndpoint } from '../endpoint.js';
+import { zLong } from '../input-types.js';
+import { jobInScope } from './job-lookup.js';
+
+export const getJobInstanceGlobalVarValue = defineEndpoint({
+  name: 'get_job_instance_global_var_value',
+  kind: 'read',
+  permission: 'read',
+  input: z.object({ job_instance_id: zLong.pipe(z.number().min(1)) }),
+  fieldErrors: { job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
+  async handle(ctx, input) {
+    const job = await jobInScope(ctx, input.job_instance_id);
+    const states = await ctx.services.store.plans.varStates(job.id);
+    const steps = await ctx.services.store.executions.getStepsOfJob(job.id);
+    let current = states.find((s) => s.stepInstanceId === 0)?.body;
+    const list = [];
+    for (const step of steps) {
+      if (step.status === RunStatus.PENDING) break;
+      // A step that changed nothing (or is not a script) ends with the values it started with.
+      const mine = states.filter((s) => s.stepInstanceId === step.id).pop();
+      if (mine) current = mine.body;
+      if (current === undefined) continue;
+      list.push({
+        step_instance_id: step.id,
+        global_var_list: (JSON.parse(current) as VarState)
+          .filter((v) => v.type === VarType.STRING)
+          .map((v) => ({ name: v.name, value: v.value ?? '', type: v.type })),
+      });
+    }
+    return { job_instance_id: job.id, step_instance_var_list: list };
+  },
+});

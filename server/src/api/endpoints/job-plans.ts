@@ -1,0 +1,225 @@
+/**
+ * Job plans: get_job_plan_list and get_job_plan_detail (behaviour notes §3.15, §3.16) and
+ * Jobfleet's authoring extensions create/update/delete_job_plan and sync_job_plan. A plan is a
+ * named selection of its template's steps with its own variable values; when the template
+ * changes the plan reports `need_update` until it is synced.
+ */
+import { z } from 'zod';
+import {
+  buildPlanVars,
+  parsePlanBody,
+  parseTemplateBody,
+  planDetail,
+  scopeAndAudit,
+} from '../../plans/plan-documents.js';
+import { StepServer } from '../../plans/plan-shapes.js';
+import type { PlanBody, TemplateBody } from '../../plans/plan-shapes.js';
+import { isUniqueViolation } from '../../store/constraint-errors.js';
+import type { PlanRow, TemplateRow } from '../../store/plan-store.js';
+import { defineEndpoint } from '../endpoint.js';
+import type { EndpointContext } from '../endpoint.js';
+import { ApiError } from '../error-catalogue.js';
+import { zLong } from '../input-types.js';
+import { ListFilters, listFilterOf, modified, templateInScope } from './job-templates.js';
+
+const positiveId = zLong.pipe(z.number().min(1));
+
+const PlanVarInput = z.object({
+  id: zLong.optional(),
+  name: z.string().optional(),
+  value: z.string().max(65_535).nullable().optional(),
+  server: StepServer.nullable().optional(),
+});
+const PlanFields = {
+  description: z.string().max(4096).optional(),
+  /** The template steps the plan runs (only `id` is read); all of them when absent. */
+  step_list: z.array(z.object({ id: positiveId })).optional(),
+  global_var_list: z.array(PlanVarInput).max(100).default([]),
+};
+
+export async function planInScope(
+  ctx: EndpointContext,
+  id: number,
+  missing: 'TASK_PLAN_NOT_EXIST' | 'EXECUTE_TASK_PLAN_NOT_EXIST' = 'TASK_PLAN_NOT_EXIST',
+): Promise<{ plan: PlanRow; template: TemplateRow }> {
+  const plans = ctx.services.store.plans;
+  const plan = await plans.getPlan(id);
+  const template = plan && (await plans.getTemplate(plan.template_id));
+  if (!plan || !template || plan.scope_type !== ctx.scope.type || plan.scope_id !== String(ctx.scope.id))
+    throw new ApiError(missing, { id });
+  return { plan, template };
+}
+
+function enabledSteps(template: TemplateBody, list: { id: number }[] | undefined): number[] {
+  if (!list) return template.steps.map((s) => s.id);
+  for (const [i, s] of list.entries()) {
+    if (!template.steps.some((t) => t.id === s.id))
+      throw new ApiError('JOB_TEMPLATE_INVALID', {
+        reason: `step_list[${i}].id: ${s.id} is not a step of the template`,
+      });
+  }
+  return template.steps.filter((t) => list.some((s) => s.id === t.id)).map((t) => t.id);
+}
+
+async function savePlan<T>(name: string, templateId: number, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new ApiError('JOB_PLAN_NAME_EXIST', { name, templateId });
+    throw err;
+  }
+}
+
+export const createJobPlan = defineEndpoint({
+  name: 'create_job_plan',
+  kind: 'write',
+  permission: 'manage',
+  input: z.object({ job_template_id: positiveId, name: z.string().trim().min(1).max(256), ...PlanFields }),
+  async handle(ctx, input) {
+    const template = await templateInScope(ctx, input.job_template_id);
+    const tb = parseTemplateBody(template);
+    const body: PlanBody = {
+      description: input.description ?? '',
+      enabled: enabledSteps(tb, input.step_list),
+      known: tb.steps.map((s) => s.id),
+      vars: buildPlanVars(ctx, tb, input.global_var_list, []),
+    };
+    const now = Date.now();
+    const id = await savePlan(input.name, template.id, () =>
+      ctx.services.store.plans.insertPlan({
+        template_id: template.id,
+        scope_type: template.scope_type,
+        scope_id: template.scope_id,
+        name: input.name,
+        creator: ctx.caller.username,
+        create_time: now,
+        last_modify_user: ctx.caller.username,
+        last_modify_time: now,
+        template_version: template.version,
+        body: JSON.stringify(body),
+      }),
+    );
+    return { id };
+  },
+});
+
+export const updateJobPlan = defineEndpoint({
+  name: 'update_job_plan',
+  kind: 'write',
+  permission: 'manage',
+  input: z.object({
+    job_plan_id: positiveId,
+    name: z.string().trim().min(1).max(256).optional(),
+    ...PlanFields,
+  }),
+  async handle(ctx, input) {
+    const { plan, template } = await planInScope(ctx, input.job_plan_id);
+    const tb = parseTemplateBody(template);
+    const old = parsePlanBody(plan);
+    const body: PlanBody = {
+      description: input.description ?? old.description,
+      enabled: input.step_list ? enabledSteps(tb, input.step_list) : old.enabled,
+      known: old.known,
+      vars: buildPlanVars(ctx, tb, input.global_var_list, old.vars),
+    };
+    const name = input.name ?? plan.name;
+    const text = JSON.stringify(body);
+    if (text !== plan.body || name !== plan.name) {
+      await savePlan(name, template.id, () =>
+        ctx.services.store.plans.updatePlan(plan.id, {
+          name,
+          body: text,
+          ...modified(ctx),
+        }),
+      );
+    }
+    return { id: plan.id };
+  },
+});
+
+export const deleteJobPlan = defineEndpoint({
+  name: 'delete_job_plan',
+  kind: 'write',
+  permission: 'manage',
+  input: z.object({ job_plan_id: positiveId }),
+  async handle(ctx, input) {
+    const { plan } = await planInScope(ctx, input.job_plan_id);
+    await ctx.services.store.plans.deletePlan(plan.id);
+    return { id: plan.id };
+  },
+});
+
+/** Brings a plan up to its template: steps added since are enabled, removed ones dropped, values kept by variable. */
+export const syncJobPlan = defineEndpoint({
+  name: 'sync_job_plan',
+  kind: 'write',
+  permission: 'manage',
+  input: z.object({ job_plan_id: positiveId }),
+  async handle(ctx, input) {
+    const { plan, template } = await planInScope(ctx, input.job_plan_id);
+    const tb = parseTemplateBody(template);
+    const old = parsePlanBody(plan);
+    const body: PlanBody = {
+      description: old.description,
+      enabled: tb.steps
+        .filter((s) => old.enabled.includes(s.id) || !old.known.includes(s.id))
+        .map((s) => s.id),
+      known: tb.steps.map((s) => s.id),
+      vars: buildPlanVars(
+        ctx,
+        tb,
+        [],
+        old.vars.filter((v) => tb.vars.some((d) => d.id === v.id && d.name === v.name)),
+      ),
+    };
+    await ctx.services.store.plans.updatePlan(plan.id, {
+      body: JSON.stringify(body),
+      template_version: template.version,
+      ...modified(ctx),
+    });
+    return { id: plan.id };
+  },
+});
+
+export const getJobPlanList = defineEndpoint({
+  name: 'get_job_plan_list',
+  kind: 'read',
+  permission: 'read',
+  input: z.object({ job_template_id: zLong.optional(), ...ListFilters }),
+  async handle(ctx, input) {
+    const store = ctx.services.store.plans;
+    const { total, rows } = await store.list('job_plan', {
+      ...listFilterOf(ctx, input),
+      templateId: input.job_template_id,
+    });
+    const versions = new Map<number, number | undefined>();
+    for (const r of rows) {
+      if (!versions.has(r.template_id))
+        versions.set(r.template_id, (await store.getTemplate(r.template_id))?.version);
+    }
+    return {
+      start: input.start,
+      length: input.length,
+      total,
+      data: rows.map((r) => ({
+        ...scopeAndAudit(r),
+        id: r.id,
+        job_template_id: r.template_id,
+        name: r.name,
+        need_update: versions.get(r.template_id) !== r.template_version,
+      })),
+    };
+  },
+});
+
+export const getJobPlanDetail = defineEndpoint({
+  name: 'get_job_plan_detail',
+  kind: 'read',
+  permission: 'read',
+  input: z.object({ job_plan_id: positiveId }),
+  fieldErrors: { job_plan_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
+  async handle(ctx, input) {
+    const { plan, template } = await planInScope(ctx, input.job_plan_id);
+    return planDetail(plan, template);
+  },
+});

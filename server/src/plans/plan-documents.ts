@@ -1,0 +1,301 @@
+/**
+ * Turns authoring input into stored template and plan documents (ids assigned, accounts
+ * resolved, cipher values sealed, references checked), and stored documents back into the
+ * shapes get_job_plan_detail answers with.
+ */
+import type { z } from 'zod';
+import { checkCallbackUrl, resolveAccount } from '../api/endpoints/job-submission.js';
+import type { EndpointContext } from '../api/endpoint.js';
+import { ApiError } from '../api/error-catalogue.js';
+import { assertCallbackAllowed } from '../api/submission-checks.js';
+import type { PlanRow, TemplateRow } from '../store/plan-store.js';
+import { citedScript } from './library-scripts.js';
+import { CIPHER_MASK, VarType, cipherPurpose } from './plan-shapes.js';
+import type {
+  PlanBody,
+  PlanVar,
+  StepInput,
+  StepServer,
+  StoredStep,
+  StoredVar,
+  TemplateBody,
+  VarInput,
+} from './plan-shapes.js';
+import type { AccountRefInput } from './plan-shapes.js';
+
+function invalid(reason: string): ApiError {
+  return new ApiError('JOB_TEMPLATE_INVALID', { reason });
+}
+
+export function parseTemplateBody(row: TemplateRow): TemplateBody {
+  return JSON.parse(row.body) as TemplateBody;
+}
+
+export function parsePlanBody(row: PlanRow): PlanBody {
+  return JSON.parse(row.body) as PlanBody;
+}
+
+/** Seals a cipher value, keeping the stored one when the client sends back the mask. */
+function cipherValue(
+  ctx: EndpointContext,
+  name: string,
+  value: string | null | undefined,
+  previous: { sealed?: string | undefined } | undefined,
+): { sealed?: string } {
+  if (value === CIPHER_MASK && previous?.sealed) return { sealed: previous.sealed };
+  if (value === undefined || value === null || value === '' || value === CIPHER_MASK) return {};
+  return { sealed: ctx.services.secretBox.seal(value, cipherPurpose(name)) };
+}
+
+async function accountOf(
+  ctx: EndpointContext,
+  at: string,
+  a: z.output<typeof AccountRefInput> | undefined,
+): Promise<{ id: number; name: string }> {
+  const alias = a?.alias ?? a?.name;
+  if (!a || (a.id === undefined && !alias))
+    throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: at });
+  const r = await resolveAccount(ctx, a.id, alias);
+  return { id: r.id, name: r.alias };
+}
+
+function checkServer(at: string, server: StepServer | undefined, vars: Map<string, StoredVar>): void {
+  if (!server?.variable) return;
+  const v = vars.get(server.variable);
+  if (!v || v.type !== VarType.HOST_LIST)
+    throw invalid(
+      `${at}.variable: "${server.variable}" is not a host list variable (type 3) of this template`,
+    );
+}
+
+/** Builds a template's stored body from its authoring input; `previous` keeps ids and cipher values stable. */
+export async function buildTemplateBody(
+  ctx: EndpointContext,
+  steps: StepInput[],
+  varsIn: VarInput[],
+  previous?: TemplateBody,
+): Promise<TemplateBody> {
+  let nextId = previous?.nextId ?? 1;
+  const vars = new Map<string, StoredVar>();
+  const seenVarIds = new Set<number>();
+  for (const [i, v] of varsIn.entries()) {
+    const at = `global_var_list[${i}]`;
+    if (vars.has(v.name)) throw invalid(`${at}.name: two variables are named "${v.name}"`);
+    const old = v.id !== undefined ? previous?.vars.find((p) => p.id === v.id) : undefined;
+    if (v.id !== undefined && !old) throw invalid(`${at}.id: ${v.id} is not a variable of this template`);
+    const id = old?.id ?? nextId++;
+    if (seenVarIds.has(id)) throw invalid(`${at}.id: ${id} is given twice`);
+    seenVarIds.add(id);
+    const stored: StoredVar = {
+      id,
+      name: v.name,
+      type: v.type,
+      description: v.description,
+      required: v.required,
+    };
+    if (v.type === VarType.HOST_LIST) {
+      if (v.server) stored.server = v.server;
+    } else if (v.type === VarType.CIPHER) {
+      Object.assign(stored, cipherValue(ctx, v.name, v.value, old?.name === v.name ? old : undefined));
+    } else if (v.value !== undefined && v.value !== null) {
+      checkArrayValue(`${at}.value`, v.type, v.value);
+      stored.value = v.value;
+    }
+    vars.set(v.name, stored);
+  }
+  const out: StoredStep[] = [];
+  const seenStepIds = new Set<number>();
+  for (const [i, s] of steps.entries()) {
+    const at = `step_list[${i}]`;
+    if (s.id !== undefined && !previous?.steps.some((p) => p.id === s.id))
+      throw invalid(`${at}.id: ${s.id} is not a step of this template`);
+    const id = s.id ?? nextId++;
+    if (seenStepIds.has(id)) throw invalid(`${at}.id: ${id} is given twice`);
+    seenStepIds.add(id);
+    const step: StoredStep = { id, name: s.name, type: s.type };
+    if (s.type === 1 && s.script_info) {
+      const si = s.script_info;
+      if (si.script_type === 1 && !si.script_content)
+        throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: `${at}.script_info.script_content` });
+      // A citation is pinned to the version it resolves to now (script_id alone: the online one).
+      const pinned = si.script_type === 1 ? undefined : await citedScript(ctx, si);
+      checkServer(`${at}.script_info.server`, si.server, vars);
+      const account = await accountOf(ctx, `${at}.script_info.account`, si.account);
+      step.script_info = pinned
+        ? {
+            ...si,
+            script_type: pinned.source,
+            script_id: pinned.scriptId,
+            script_version_id: pinned.scriptVersionId,
+            script_content: undefined,
+            script_language: pinned.language,
+            account,
+          }
+        : { ...si, account };
+    } else if (s.type === 2 && s.file_info) {
+      const fi = s.file_info;
+      checkServer(`${at}.file_info.file_destination.server`, fi.file_destination.server, vars);
+      const sources = [];
+      for (const [j, src] of fi.file_source_list.entries()) {
+        const sat = `${at}.file_info.file_source_list[${j}]`;
+        if (src.file_type === 1) {
+          if (!src.server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: `${sat}.server` });
+          checkServer(`${sat}.server`, src.server, vars);
+          sources.push({ ...src, account: await accountOf(ctx, `${sat}.account`, src.account) });
+        } else sources.push(src);
+      }
+      const account = await accountOf(
+        ctx,
+        `${at}.file_info.file_destination.account`,
+        fi.file_destination.account,
+      );
+      step.file_info = {
+        ...fi,
+        file_source_list: sources,
+        file_destination: { ...fi.file_destination, account },
+      };
+    } else if (s.type === 3 && s.approval_info) {
+      const ai = s.approval_info;
+      if (ai.notify_channel.includes('webhook') && !ai.webhook_url)
+        throw invalid(`${at}.approval_info.webhook_url: the webhook channel needs a URL`);
+      if (ai.webhook_url) assertCallbackAllowed(ctx, checkCallbackUrl(ai.webhook_url));
+      step.approval_info = ai;
+    }
+    out.push(step);
+  }
+  return { steps: out, vars: [...vars.values()], nextId };
+}
+
+/** Array variables take a bash array literal `( ... )` as BK-JOB does, or a JSON array / object. */
+function checkArrayValue(at: string, type: number, value: string): void {
+  const problem = arrayValueProblem(type, value);
+  if (problem) throw invalid(`${at}: ${problem}`);
+}
+
+/** Why a value cannot be an array variable's (undefined when it can, or the type is no array). */
+export function arrayValueProblem(type: number, value: string): string | undefined {
+  if (type !== VarType.ASSOC_ARRAY && type !== VarType.INDEX_ARRAY) return undefined;
+  const v = value.trim();
+  if (v === '' || (v.startsWith('(') && v.endsWith(')'))) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(v);
+  } catch {
+    return 'an array value is a bash array literal "( ... )" or JSON';
+  }
+  const ok =
+    type === VarType.INDEX_ARRAY
+      ? Array.isArray(parsed)
+      : typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed);
+  return ok ? undefined : `expected a JSON ${type === VarType.INDEX_ARRAY ? 'array' : 'object'}`;
+}
+
+/** A plan's variable values over its template's definitions: by id, else by name. */
+export function buildPlanVars(
+  ctx: EndpointContext,
+  template: TemplateBody,
+  input: {
+    id?: number | undefined;
+    name?: string | undefined;
+    value?: string | null | undefined;
+    server?: StepServer | null | undefined;
+  }[],
+  previous: PlanVar[],
+): PlanVar[] {
+  const out: PlanVar[] = [];
+  const given = new Map<number, (typeof input)[number]>();
+  for (const [i, v] of input.entries()) {
+    const def = template.vars.find((d) => (v.id !== undefined ? d.id === v.id : d.name === v.name));
+    if (!def)
+      throw invalid(
+        `global_var_list[${i}]: ${v.id ?? v.name ?? '(no id or name)'} is not a variable of the template`,
+      );
+    given.set(def.id, v);
+  }
+  for (const def of template.vars) {
+    const v = given.get(def.id);
+    const old = previous.find((p) => p.id === def.id);
+    const pv: PlanVar = { id: def.id, name: def.name };
+    if (!v) {
+      // Not given: the plan keeps what it had, or starts from the template's default.
+      Object.assign(pv, old ?? { value: def.value, sealed: def.sealed, server: def.server });
+      pv.id = def.id;
+      pv.name = def.name;
+    } else if (def.type === VarType.HOST_LIST) {
+      if (v.server) pv.server = v.server;
+    } else if (def.type === VarType.CIPHER) {
+      Object.assign(pv, cipherValue(ctx, def.name, v.value, old ?? def));
+    } else if (v.value !== undefined && v.value !== null) {
+      checkArrayValue(`global_var_list.${def.name}.value`, def.type, v.value);
+      pv.value = v.value;
+    }
+    out.push(JSON.parse(JSON.stringify(pv)) as PlanVar);
+  }
+  return out;
+}
+
+/** Whether any step of the template mentions the variable. */
+function isUsed(template: TemplateBody, name: string): boolean {
+  const text = JSON.stringify(template.steps);
+  if (text.includes(`"variable":"${name}"`) || text.includes(`\${${name}}`)) return true;
+  return template.steps.some((s) => {
+    const c = s.script_info?.script_content;
+    return c !== undefined && Buffer.from(c, 'base64').toString('utf8').includes(name);
+  });
+}
+
+/** A variable as get_job_plan_detail shows it (cipher values masked). */
+export function varView(template: TemplateBody, def: StoredVar, value: Omit<PlanVar, 'id' | 'name'> = def) {
+  const base = {
+    id: def.id,
+    name: def.name,
+    type: def.type,
+    description: def.description,
+    required: def.required,
+    used: isUsed(template, def.name),
+  };
+  if (def.type === VarType.HOST_LIST) return { ...base, server: value.server ?? null };
+  if (def.type === VarType.CIPHER) return { ...base, value: value.sealed ? CIPHER_MASK : '' };
+  return { ...base, value: value.value ?? '' };
+}
+
+export function stepView(step: StoredStep) {
+  return JSON.parse(JSON.stringify(step)) as StoredStep;
+}
+
+export function templateDetail(row: TemplateRow) {
+  const body = parseTemplateBody(row);
+  return {
+    ...scopeAndAudit(row),
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    step_list: body.steps.map(stepView),
+    global_var_list: body.vars.map((v) => varView(body, v)),
+  };
+}
+
+export function planDetail(plan: PlanRow, template: TemplateRow) {
+  const tb = parseTemplateBody(template);
+  const pb = parsePlanBody(plan);
+  return {
+    ...scopeAndAudit(plan),
+    id: plan.id,
+    job_template_id: plan.template_id,
+    name: plan.name,
+    description: pb.description,
+    step_list: tb.steps.filter((s) => pb.enabled.includes(s.id)).map(stepView),
+    global_var_list: tb.vars.map((def) => varView(tb, def, pb.vars.find((v) => v.id === def.id) ?? def)),
+  };
+}
+
+export function scopeAndAudit(row: TemplateRow | PlanRow) {
+  return {
+    bk_scope_type: row.scope_type,
+    bk_scope_id: row.scope_id,
+    creator: row.creator,
+    create_time: Number(row.create_time),
+    last_modify_user: row.last_modify_user,
+    last_modify_time: Number(row.last_modify_time),
+  };
+}

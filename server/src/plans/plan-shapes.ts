@@ -1,0 +1,171 @@
+/**
+ * Templates and plans as the API reads and writes them. The authoring endpoints take the
+ * shapes get_job_plan_detail returns (behaviour notes §3.16), so what a client reads it can
+ * write back; the same shapes are stored (ids assigned, cipher values sealed).
+ */
+import { z } from 'zod';
+import { RollingConfig } from '../api/endpoints/job-submission.js';
+import { IpEntry, TargetServer, zBase64, zInt, zLong } from '../api/input-types.js';
+
+const MAX_SCRIPT_BYTES = 16_777_215;
+const MAX_PARAM_BYTES = 65_535;
+const zFlag = zInt.pipe(z.union([z.literal(0), z.literal(1)]));
+
+/** What BK-JOB scripts can name: shell variable names. */
+export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+export const VarType = {
+  STRING: 1,
+  NAMESPACE: 2,
+  HOST_LIST: 3,
+  CIPHER: 4,
+  ASSOC_ARRAY: 5,
+  INDEX_ARRAY: 6,
+} as const;
+/** How a cipher value is shown everywhere (behaviour notes §3.16). */
+export const CIPHER_MASK = '******';
+
+export const AccountRefInput = z.object({
+  id: zLong.optional(),
+  alias: z.string().optional(),
+  name: z.string().optional(),
+});
+
+/** A step's hosts: a target_server, or a host list variable named by `variable`. */
+export const StepServer = TargetServer.extend({
+  ip_list: z.array(IpEntry.extend({ bk_host_id: zLong.optional() })).optional(),
+  variable: z.string().optional(),
+});
+export type StepServer = z.output<typeof StepServer>;
+
+export const ScriptInfo = z.object({
+  /** 1 inline, 2 a business library script, 3 a public library script */
+  script_type: zInt.pipe(z.union([z.literal(1), z.literal(2), z.literal(3)])).default(1),
+  script_id: z.string().optional(),
+  script_version_id: zLong.optional(),
+  script_content: zBase64(MAX_SCRIPT_BYTES).optional(),
+  script_language: zInt.pipe(z.number().min(1).max(6)).default(1),
+  script_param: zBase64(MAX_PARAM_BYTES).optional(),
+  script_timeout: zInt.pipe(z.number().min(1).max(259_200)).default(7200),
+  account: AccountRefInput,
+  server: StepServer,
+  is_param_sensitive: zFlag.default(0),
+  /** Jobfleet extension: the job goes on when this step fails. */
+  is_ignore_error: zFlag.default(0),
+  /** Jobfleet extension: the step's hosts run in batches, as with fast_execute_script. */
+  rolling_config: RollingConfig,
+});
+export type ScriptInfo = z.output<typeof ScriptInfo>;
+
+export const FileSourceInfo = z.object({
+  file_list: z.array(z.string().min(1)).min(1),
+  /** 1 files on hosts, 2 files uploaded to the server */
+  file_type: zInt.pipe(z.union([z.literal(1), z.literal(2)])).default(1),
+  account: AccountRefInput.optional(),
+  server: StepServer.optional(),
+});
+
+export const FileInfo = z.object({
+  file_source_list: z.array(FileSourceInfo).min(1),
+  file_destination: z.object({ path: z.string().min(1), account: AccountRefInput, server: StepServer }),
+  timeout: zInt.pipe(z.number().min(1).max(259_200)).default(7200),
+  source_speed_limit: zInt.pipe(z.number().min(0)).nullable().optional(),
+  destination_speed_limit: zInt.pipe(z.number().min(0)).nullable().optional(),
+  /** 1 strict, 2 force (create the target directory) */
+  transfer_mode: zInt.pipe(z.union([z.literal(1), z.literal(2)])).default(2),
+  is_ignore_error: zFlag.default(0),
+  rolling_config: RollingConfig,
+});
+export type FileInfo = z.output<typeof FileInfo>;
+
+export const ApprovalInfo = z.object({
+  approval_user: z.object({ user_list: z.array(z.string().min(1).max(128)).min(1).max(100) }),
+  approval_message: z.string().max(4096).default(''),
+  /** Channels to notify approvers on; Jobfleet sends "webhook" (to webhook_url). */
+  notify_channel: z.array(z.enum(['webhook'])).default([]),
+  /** Jobfleet extension: where the webhook channel POSTs; allow-listed like callback URLs. */
+  webhook_url: z.string().max(2048).optional(),
+});
+export type ApprovalInfo = z.output<typeof ApprovalInfo>;
+
+/** Step types as plans show them (TaskStepTypeEnum): 1 script, 2 file, 3 approval. SQL steps are type 1 with script_language 6. */
+export const StepInput = z
+  .object({
+    id: zLong.pipe(z.number().min(1)).optional(),
+    name: z.string().trim().min(1).max(512),
+    type: zInt.pipe(z.union([z.literal(1), z.literal(2), z.literal(3)])),
+    script_info: ScriptInfo.optional(),
+    file_info: FileInfo.optional(),
+    approval_info: ApprovalInfo.optional(),
+  })
+  .superRefine((s, ctx) => {
+    const need = ({ 1: 'script_info', 2: 'file_info', 3: 'approval_info' } as const)[s.type];
+    if (s[need] === undefined)
+      ctx.addIssue({ code: 'custom', path: [need], message: `a step of type ${s.type} needs ${need}` });
+  });
+export type StepInput = z.output<typeof StepInput>;
+
+export const VarInput = z.object({
+  id: zLong.pipe(z.number().min(1)).optional(),
+  name: z
+    .string()
+    .regex(VAR_NAME, 'must be a shell variable name (letters, digits, _; not starting with a digit)'),
+  type: zInt.pipe(z.number().min(1).max(6)),
+  description: z.string().max(1024).default(''),
+  required: zFlag.default(0),
+  value: z.string().max(65_535).nullable().optional(),
+  server: StepServer.nullable().optional(),
+});
+export type VarInput = z.output<typeof VarInput>;
+
+export const TemplateInput = {
+  name: z.string().trim().min(1).max(256),
+  description: z.string().max(4096).default(''),
+  step_list: z.array(StepInput).max(100).default([]),
+  global_var_list: z.array(VarInput).max(100).default([]),
+};
+
+// ------------------------------------------------------------------ stored documents
+
+/** A step as stored: the input shape with its id. */
+export type StoredStep = StepInput & { id: number };
+
+/** A variable as stored: a cipher keeps `sealed` instead of `value`. */
+export interface StoredVar {
+  id: number;
+  name: string;
+  type: number;
+  description: string;
+  required: 0 | 1;
+  value?: string;
+  sealed?: string;
+  server?: StepServer;
+}
+
+export interface TemplateBody {
+  steps: StoredStep[];
+  vars: StoredVar[];
+  /** Next id for a new step or variable of this template. */
+  nextId: number;
+}
+
+export interface PlanVar {
+  id: number;
+  name: string;
+  value?: string;
+  sealed?: string;
+  server?: StepServer;
+}
+
+export interface PlanBody {
+  description: string;
+  /** Template step ids this plan runs, in template order. */
+  enabled: number[];
+  /** Template step ids when the plan was made or last synced (steps added since start enabled). */
+  known: number[];
+  vars: PlanVar[];
+}
+
+export function cipherPurpose(name: string): string {
+  return `global_var:${name}`;
+}

@@ -1,0 +1,227 @@
+/**
+ * Storage operations for job templates and plans, and for what a plan's jobs keep about their
+ * variables and confirmations.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, JobPlanTable, JobTemplateTable, StepConfirmationTable } from './schema.js';
+
+export type TemplateRow = Selectable<JobTemplateTable>;
+export type PlanRow = Selectable<JobPlanTable>;
+export type ConfirmationRow = Selectable<StepConfirmationTable>;
+
+/** The parts of a stored step (plans/plan-shapes.ts) that cite library items. */
+interface CitingStep {
+  script_info?: { script_version_id?: number; account?: { id?: number } };
+  file_info?: {
+    file_destination: { account?: { id?: number } };
+    file_source_list: { account?: { id?: number } }[];
+  };
+}
+
+export interface ListFilter {
+  scopeType: string;
+  scopeId: string;
+  templateId?: number | undefined;
+  creator?: string | undefined;
+  name?: string | undefined;
+  createTimeStart?: number | undefined;
+  createTimeEnd?: number | undefined;
+  lastModifyUser?: string | undefined;
+  lastModifyTimeStart?: number | undefined;
+  lastModifyTimeEnd?: number | undefined;
+  start: number;
+  length: number;
+}
+
+export class PlanStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async getTemplate(id: number): Promise<TemplateRow | undefined> {
+    return this.db.selectFrom('job_template').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async findTemplateByName(
+    scopeType: string,
+    scopeId: string,
+    name: string,
+  ): Promise<TemplateRow | undefined> {
+    return this.db
+      .selectFrom('job_template')
+      .selectAll()
+      .where('scope_type', '=', scopeType)
+      .where('scope_id', '=', scopeId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+  }
+
+  async insertTemplate(row: Omit<TemplateRow, 'id'>): Promise<number> {
+    const { id } = await this.db
+      .insertInto('job_template')
+      .values(row)
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return id;
+  }
+
+  async updateTemplate(
+    id: number,
+    patch: Pick<
+      TemplateRow,
+      'name' | 'description' | 'last_modify_user' | 'last_modify_time' | 'version' | 'body'
+    >,
+  ): Promise<void> {
+    await this.db.updateTable('job_template').set(patch).where('id', '=', id).execute();
+  }
+
+  /** Deletes a template with its plans in one transaction. */
+  async deleteTemplate(id: number): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('job_plan').where('template_id', '=', id).execute();
+      await tx.deleteFrom('job_template').where('id', '=', id).execute();
+    });
+  }
+
+  async getPlan(id: number): Promise<PlanRow | undefined> {
+    return this.db.selectFrom('job_plan').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async plansOfTemplate(templateId: number): Promise<PlanRow[]> {
+    return this.db
+      .selectFrom('job_plan')
+      .selectAll()
+      .where('template_id', '=', templateId)
+      .orderBy('id')
+      .execute();
+  }
+
+  async insertPlan(row: Omit<PlanRow, 'id'>): Promise<number> {
+    const { id } = await this.db.insertInto('job_plan').values(row).returning('id').executeTakeFirstOrThrow();
+    return id;
+  }
+
+  async updatePlan(
+    id: number,
+    patch: Partial<
+      Pick<PlanRow, 'name' | 'last_modify_user' | 'last_modify_time' | 'template_version' | 'body'>
+    >,
+  ): Promise<void> {
+    await this.db.updateTable('job_plan').set(patch).where('id', '=', id).execute();
+  }
+
+  async deletePlan(id: number): Promise<void> {
+    await this.db.deleteFrom('job_plan').where('id', '=', id).execute();
+  }
+
+  /** Plans (with a template id) or templates (without) of a scope, newest first. */
+  async list<T extends 'job_plan' | 'job_template'>(
+    table: T,
+    f: ListFilter,
+  ): Promise<{ total: number; rows: (T extends 'job_plan' ? PlanRow : TemplateRow)[] }> {
+    let q = this.db
+      .selectFrom(table as 'job_plan')
+      .where('scope_type', '=', f.scopeType)
+      .where('scope_id', '=', f.scopeId);
+    if (f.templateId !== undefined && table === 'job_plan') q = q.where('template_id', '=', f.templateId);
+    if (f.creator) q = q.where('creator', '=', f.creator);
+    if (f.name) q = q.where('name', 'like', `%${f.name.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    if (f.createTimeStart !== undefined) q = q.where('create_time', '>=', f.createTimeStart);
+    if (f.createTimeEnd !== undefined) q = q.where('create_time', '<=', f.createTimeEnd);
+    if (f.lastModifyUser) q = q.where('last_modify_user', '=', f.lastModifyUser);
+    if (f.lastModifyTimeStart !== undefined) q = q.where('last_modify_time', '>=', f.lastModifyTimeStart);
+    if (f.lastModifyTimeEnd !== undefined) q = q.where('last_modify_time', '<=', f.lastModifyTimeEnd);
+    const { n } = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const rows = await q.selectAll().orderBy('id', 'desc').offset(f.start).limit(f.length).execute();
+    return { total: Number(n), rows: rows as never };
+  }
+
+  /** What cites library items, for messages refusing their deletion (the library's "still cited" check). */
+  readonly citerName = 'job template';
+
+  /** Templates (their plans run their steps) citing any of these script versions, as "template 3 (deploy)". */
+  async citingScriptVersions(versionIds: readonly number[]): Promise<string[]> {
+    const ids = new Set(versionIds);
+    return this.templatesWhere('"script_version_id"', (s) => ids.has(s.script_info?.script_version_id ?? -1));
+  }
+
+  /** Templates whose steps run as, or read files as, this execution account. */
+  async citingAccount(accountId: number): Promise<string[]> {
+    return this.templatesWhere('"account"', (s) =>
+      [
+        s.script_info?.account,
+        s.file_info?.file_destination.account,
+        ...(s.file_info?.file_source_list ?? []).map((f) => f.account),
+      ].some((a) => a?.id === accountId),
+    );
+  }
+
+  /** Templates with a step matching `test`; `hint` narrows the rows read to those that can match. */
+  private async templatesWhere(hint: string, test: (step: CitingStep) => boolean): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('job_template')
+      .select(['id', 'name', 'body'])
+      .where('body', 'like', `%${hint}%`)
+      .orderBy('id')
+      .execute();
+    return rows
+      .filter((r) => (JSON.parse(r.body) as { steps: CitingStep[] }).steps.some(test))
+      .map((r) => `template ${r.id} (${r.name})`);
+  }
+
+  // ---------------------------------------------------------------- jobs of plans
+
+  /** The job's variables after each step that ran (step 0: as it started), oldest first. */
+  async varStates(jobInstanceId: number): Promise<{ stepInstanceId: number; body: string }[]> {
+    const rows = await this.db
+      .selectFrom('job_instance_var')
+      .select(['step_instance_id', 'body'])
+      .where('job_instance_id', '=', jobInstanceId)
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => ({ stepInstanceId: Number(r.step_instance_id), body: r.body }));
+  }
+
+  async addVarState(jobInstanceId: number, stepInstanceId: number, body: string): Promise<void> {
+    await this.db
+      .insertInto('job_instance_var')
+      .values({ job_instance_id: jobInstanceId, step_instance_id: stepInstanceId, body })
+      .execute();
+  }
+
+  /** Records what a host's script left in the variables (a resend overwrites it with the same). */
+  async putHostVars(
+    stepInstanceId: number,
+    executeCount: number,
+    hostId: number,
+    body: string,
+  ): Promise<void> {
+    await this.db
+      .insertInto('host_task_var')
+      .values({ step_instance_id: stepInstanceId, execute_count: executeCount, host_id: hostId, body })
+      .onConflict((oc) => oc.columns(['step_instance_id', 'execute_count', 'host_id']).doUpdateSet({ body }))
+      .execute();
+  }
+
+  async hostVars(stepInstanceId: number, executeCount: number): Promise<{ hostId: number; body: string }[]> {
+    const rows = await this.db
+      .selectFrom('host_task_var')
+      .select(['host_id', 'body'])
+      .where('step_instance_id', '=', stepInstanceId)
+      .where('execute_count', '=', executeCount)
+      .orderBy('host_id')
+      .execute();
+    return rows.map((r) => ({ hostId: Number(r.host_id), body: r.body }));
+  }
+
+  async addConfirmation(row: Omit<ConfirmationRow, 'id'>): Promise<void> {
+    await this.db.insertInto('step_confirmation').values(row).execute();
+  }
+
+  async confirmations(stepInstanceId: number): Promise<ConfirmationRow[]> {
+    return this.db
+      .selectFrom('step_confirmation')
+      .selectAll()
+      .where('step_instance_id', '=', stepInstanceId)
+      .orderBy('id')
+      .execute();
+  }
+}
