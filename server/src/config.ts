@@ -132,6 +132,19 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_LOG_LEVEL',
     doc: 'server log level',
   },
+  cronSecondsField: {
+    schema: z
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+      .transform((v) => v === true || v === 'true' || v === '1')
+      .default(false),
+    env: 'JOBFLEET_CRON_SECONDS_FIELD',
+    doc: 'for tests only: cron expressions may carry a leading seconds field (6 fields), so firings come seconds apart',
+  },
+  cronTickMs: {
+    schema: int(50).max(60_000).default(1000),
+    env: 'JOBFLEET_CRON_TICK_MS',
+    doc: 'how often the scheduler looks for due cron times',
+  },
 } as const;
 
 type Keys = typeof CONFIG_KEYS;

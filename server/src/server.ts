@@ -9,6 +9,7 @@ import { Authenticator, hashSecret } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
 import type { ServerConfig } from './config.js';
+import { CronScheduler } from './crons/cron-scheduler.js';
 import { Engine } from './engine/engine.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
@@ -53,6 +54,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   services.hub.start();
 
   await http.listen({ port: config.port, host: config.host });
+  const scheduler = new CronScheduler(services);
+  scheduler.start();
   const port = (http.server.address() as AddressInfo).port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${shownHost}:${port}`;
@@ -67,6 +70,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     close() {
       closing ??= (async () => {
         // Agent sockets first: an open WebSocket would keep http.close() waiting.
+        await scheduler.stop();
         await services.hub.close();
         await http.close();
         await services.engine.close();

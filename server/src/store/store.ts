@@ -5,6 +5,7 @@
 import type { Kysely } from 'kysely';
 import { AppStore } from './app-store.js';
 import { AuditStore } from './audit-store.js';
+import { CronStore } from './cron-store.js';
 import { openEngine } from './engines.js';
 import type { EngineCapabilities } from './engines.js';
 import { ExecutionStore } from './execution-store.js';
@@ -23,6 +24,7 @@ export class Store {
   readonly rules: RuleStore;
   readonly audit: AuditStore;
   readonly plans: PlanStore;
+  readonly crons: CronStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -36,6 +38,7 @@ export class Store {
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db);
     this.plans = new PlanStore(db);
+    this.crons = new CronStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

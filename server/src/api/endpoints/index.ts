@@ -40,6 +40,7 @@ import {
   updateJobTemplate,
 } from './job-templates.js';
 
+import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
   fastTransferFile,
@@ -76,4 +77,9 @@ export const ENDPOINTS: readonly Endpoint[] = [
   updateJobPlan,
   deleteJobPlan,
   syncJobPlan,
+  saveCron,
+  updateCronStatus,
+  getCronList,
+  getCronDetail,
+  deleteCron,
 ];
