@@ -46,7 +46,22 @@ export function serverTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone;
 }
 
+/** Parsed patterns by expression and zone: the scheduler asks for the same few every tick. */
+const parsed = new Map<string, Cron>();
+const MAX_PARSED = 10_000;
+
 function cronOf(s: Schedule & { expression: string }): Cron {
+  const key = `${s.timeZone} ${s.expression}`;
+  let cron = parsed.get(key);
+  if (!cron) {
+    if (parsed.size >= MAX_PARSED) parsed.clear();
+    cron = parse(s);
+    parsed.set(key, cron);
+  }
+  return cron;
+}
+
+function parse(s: Schedule & { expression: string }): Cron {
   const parts = s.expression.trim().split(/\s+/).length;
   return new Cron(s.expression, {
     paused: true,
