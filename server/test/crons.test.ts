@@ -7,7 +7,9 @@
  * time exactly once.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
@@ -16,7 +18,7 @@ import type { ApiCreds, Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, hostLog, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { startServer, stopAll } from './helpers/processes.js';
+import { CLI, startServer, stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
 
 const CRON_ENV = { JOBFLEET_CRON_SECONDS_FIELD: 'true', JOBFLEET_CRON_TICK_MS: '200' };
@@ -209,6 +211,29 @@ for (const engine of engines()) {
       // A plan a cron runs cannot be deleted, nor its template.
       assert.equal((await call('delete_job_plan', { job_plan_id: planId })).code, 1245901);
       assert.equal((await call('delete_job_template', { job_template_id: templateId })).code, 1245901);
+
+      // Operators see every cron and switch it off and on with `jobfleet admin cron ...`.
+      const cli = async (...args: string[]): Promise<unknown> => {
+        const { stdout } = await promisify(execFile)(process.execPath, [
+          CLI,
+          'admin',
+          '--server',
+          fleet.server.url,
+          '--admin-token',
+          fleet.server.adminToken,
+          'cron',
+          ...args,
+        ]);
+        return JSON.parse(stdout) as unknown;
+      };
+      const all = (await cli('list')) as { crons: { id: number; status: number; next_run_time: number }[] };
+      const mine = all.crons.find((c) => c.id === id);
+      assert.equal(mine?.status, 1);
+      assert.equal(mine?.next_run_time, detail.data.next_run_times[0]);
+      assert.deepEqual(await cli('disable', String(id)), { id, status: 0 });
+      assert.equal((await read<Item>('get_cron_detail', { id })).data.status, 0);
+      assert.deepEqual(await cli('enable', String(id)), { id, status: 1 });
+      assert.equal((await read<Item>('get_cron_detail', { id })).data.status, 1);
 
       // Saving pauses the cron; list and detail answer 0 for paused.
       await save({ id, name: 'nightly again' });

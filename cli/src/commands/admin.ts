@@ -39,7 +39,7 @@ function parseScopes(v: string): unknown {
 
 export function adminCommand(): Command {
   const admin = new Command('admin')
-    .description('manage businesses, hosts, topology, dynamic groups, accounts and apps')
+    .description('manage businesses, hosts, topology, dynamic groups, accounts, apps and crons')
     .addOption(
       new Option('--server <url>', 'server base URL').env('JOBFLEET_SERVER').default('http://127.0.0.1:8080'),
     )
@@ -139,5 +139,15 @@ export function adminCommand(): Command {
         scopes: parseScopes(scopes),
       }),
     );
+  const cron = admin.command('cron').description('list, enable and disable crons of every scope');
+  cron
+    .command('list')
+    .description('every cron with its status and next run time (seconds)')
+    .action(() => call(conn(), 'GET', '/crons'));
+  cron
+    .command('enable <id>')
+    .description('enable a cron (times before now are not caught up)')
+    .action((id: string) => call(conn(), 'POST', `/crons/${num(id)}/enable`));
+  cron.command('disable <id>').action((id: string) => call(conn(), 'POST', `/crons/${num(id)}/disable`));
   return admin;
 }

@@ -11,6 +11,7 @@ import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
+import { registerCronAdminRoutes } from './cron-admin-routes.js';
 import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
 import type { Host } from '../store/inventory-store.js';
@@ -250,6 +251,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
         services.auth.forget(a.app_code);
         return ok(req, { app_code: a.app_code, scopes: a.scopes });
       });
+      registerCronAdminRoutes(admin, services);
     },
     { prefix: '/api/admin' },
   );

@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { expressionError, isTimeZone, nextTimes, serverTimeZone } from '../../crons/cron-schedule.js';
+import { setCronEnabled } from '../../crons/cron-status.js';
 import { cronVarView, parseCronVars, scheduleOf, sealCronVar } from '../../crons/cron-values.js';
 import type { StoredCronVar } from '../../crons/cron-values.js';
 import { parseTemplateBody } from '../../plans/plan-documents.js';
@@ -215,19 +216,8 @@ export const updateCronStatus = defineEndpoint({
   input: z.object({ id: zLong.pipe(z.number().min(1)), status: zInt.pipe(z.number().min(0)) }),
   async handle(ctx, input) {
     const row = await cronInScope(ctx, input.id);
-    const enable = input.status === 1;
-    if (enable && nextTimes(scheduleOf(row), Date.now(), 1).length === 0)
-      throw new ApiError('UPDATE_CRON_JOB_FAILED', {
-        id: row.id,
-        reason: 'it has no run time left (its execute_time or end_time has passed)',
-      });
-    await ctx.services.store.crons.update(row.id, {
-      enabled: enable ? 1 : 0,
-      // Times before enabling are not due: a cron that was off does not catch up.
-      ...(enable && !row.enabled ? { enabled_at: Date.now() } : {}),
-      last_modify_user: ctx.caller.username,
-      last_modify_time: nowSeconds(),
-    });
+    // 1 enables; any other value disables (BK-JOB).
+    await setCronEnabled(ctx.services.store, row, input.status === 1, ctx.caller.username);
     return { id: row.id };
   },
 });
