@@ -18,6 +18,14 @@ import path from 'node:path';
 import type { RunScript, ScriptLanguage, TaskOutcome } from '@jobfleet/protocol';
 import { resolveUser } from './os-user.js';
 import type { OsUser } from './os-user.js';
+import {
+  OPTION_FILE,
+  optionFileText,
+  SQL_CANCEL_GRACE_MS,
+  SQL_CLIENT_COMMAND,
+  SQL_CLIENT_NAMES,
+  unsupportedEngine,
+} from './sql-client.js';
 import type { RunningTask, StopReason } from './task-runner-api.js';
 
 export interface ScriptHandlers {
@@ -48,7 +56,7 @@ const INTERPRETERS: Record<ScriptLanguage, Interpreter> = {
   python: { names: ['python3', 'python'], ext: '.py' },
   bat: { names: undefined, ext: '.bat' },
   powershell: { names: undefined, ext: '.ps1' },
-  sql: { names: undefined, ext: '.sql' },
+  sql: { names: SQL_CLIENT_NAMES, ext: '.sql' },
 };
 
 /** System directories come before PATH so that a script run as another user gets an interpreter it can read. */
@@ -118,6 +126,10 @@ class ScriptRun implements RunningTask {
     const { msg } = this;
     if (process.platform === 'win32')
       return this.finish('unsupported', -1, 'Windows agents are not supported yet');
+    if (msg.language === 'sql') {
+      const why = unsupportedEngine(msg.database);
+      if (why) return this.finish('unsupported', -1, why);
+    }
     const names = INTERPRETERS[msg.language].names;
     const interpreter = names && findExecutable(names);
     if (!interpreter) {
@@ -161,17 +173,33 @@ class ScriptRun implements RunningTask {
     this.dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), scriptDirPrefix(this.msg.key)));
     const file = this.scriptFile();
     await fs.promises.writeFile(file, Buffer.from(this.msg.script, 'base64'), { mode: 0o700 });
-    if (user) {
-      await fs.promises.chown(this.dir, user.uid, user.gid);
-      await fs.promises.chown(file, user.uid, user.gid);
+    const files = [this.dir, file];
+    if (this.msg.database) {
+      const options = path.join(this.dir, OPTION_FILE);
+      await fs.promises.writeFile(options, optionFileText(this.msg.database), { mode: 0o600 });
+      files.push(options);
     }
+    if (user) for (const f of files) await fs.promises.chown(f, user.uid, user.gid);
+  }
+
+  /** `sh -c` arguments: the interpreter runs the script with BK-JOB's params, or the SQL client reads it. */
+  private shellArgs(interpreter: string): string[] {
+    if (this.msg.language === 'sql') {
+      return [
+        '-c',
+        SQL_CLIENT_COMMAND,
+        interpreter,
+        path.join(this.dir as string, OPTION_FILE),
+        this.scriptFile(),
+      ];
+    }
+    // One pipe for both streams (stderr joined to stdout before anything runs) keeps their
+    // order exactly as written. A syntax error in the params is reported on that pipe too.
+    return ['-c', `exec 2>&1\nexec "$0" "$1" ${this.msg.params}`, interpreter, this.scriptFile()];
   }
 
   private spawn(interpreter: string, user: OsUser | undefined): void {
-    // One pipe for both streams (stderr joined to stdout before anything runs) keeps their
-    // order exactly as written. A syntax error in the params is reported on that pipe too.
-    const command = `exec 2>&1\nexec "$0" "$1" ${this.msg.params}`;
-    const child = spawn('/bin/sh', ['-c', command, interpreter, this.scriptFile()], {
+    const child = spawn('/bin/sh', this.shellArgs(interpreter), {
       cwd: this.dir,
       env: {
         ...scriptEnv(user),
@@ -221,11 +249,15 @@ class ScriptRun implements RunningTask {
     this.stopReason ??= reason;
     const pid = this.child?.pid;
     if (pid === undefined) return; // not started yet: start() sees stopReason and does not spawn
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      /* the group is already gone */
+    if (this.msg.language === 'sql') {
+      // The client cancels its statement on the server when interrupted; kill it only if it lingers.
+      signalGroup(pid, 'SIGINT');
+      setTimeout(() => {
+        if (!this.exited) signalGroup(pid, 'SIGKILL');
+      }, SQL_CANCEL_GRACE_MS).unref();
+      return;
     }
+    signalGroup(pid, 'SIGKILL');
   }
 
   private finishStopped(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
@@ -251,6 +283,14 @@ class ScriptRun implements RunningTask {
       await fs.promises.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
     }
     this.handlers.done(outcome, exitCode, message, vars);
+  }
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* the group is already gone */
   }
 }
 

@@ -19,6 +19,7 @@ import { FileServer } from './file-server.js';
 import { OutputCap } from './output-cap.js';
 import { identifyProcess, killGroupIfSame } from './process-identity.js';
 import { removeScriptDirs, runScript } from './script-runner.js';
+import { withoutPassword } from './sql-client.js';
 import type { RunningTask, TaskReports, TaskRunnerPort } from './task-runner-api.js';
 import { TaskSpool } from './task-spool.js';
 import type { FileReport, FinishedReport, TaskRequest } from './task-spool.js';
@@ -144,7 +145,7 @@ export class TaskRunner implements TaskRunnerPort {
     const startTime = Date.now();
     let fd: number | undefined;
     try {
-      fd = this.spool.create(msg, startTime);
+      fd = this.spool.create(withoutPassword(msg), startTime);
     } catch {
       fd = undefined; // runs without a durable record; reported live
     }

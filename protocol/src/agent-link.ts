@@ -125,6 +125,19 @@ export const Welcome = z.object({
   forget: z.array(TaskKey),
 });
 
+/**
+ * How a SQL task reaches its database: the database server on the target host itself, at
+ * `port`, as `user`. The password travels only in this message; the agent never writes it to
+ * its spool or a log, and hands it to the client through a private option file.
+ */
+export const DatabaseLogin = z.object({
+  engine: z.enum(['mysql', 'oracle', 'db2']),
+  user: z.string().min(1),
+  password: z.string(),
+  port: z.number().int().min(1).max(65535),
+});
+export type DatabaseLogin = z.infer<typeof DatabaseLogin>;
+
 export const RunScript = z.object({
   ...header,
   type: z.literal('task.run'),
@@ -139,6 +152,8 @@ export const RunScript = z.object({
   user: z.string(),
   /** Output kept per task: head and tail halves of this many bytes. */
   logCapBytes: z.number().int().positive(),
+  /** SQL tasks (language sql) only: the database to run against. */
+  database: DatabaseLogin.optional(),
   /** Extra environment for the script (secret values: the agent never writes them to its spool). */
   env: z.record(z.string(), z.string()).optional(),
   /**

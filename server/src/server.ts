@@ -4,8 +4,9 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
+import { requestSerializer } from './log-redaction.js';
 import { AgentHub } from './agent-link/agent-hub.js';
-import { Authenticator, hashSecret } from './api/auth.js';
+import { Authenticator } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
 import type { ServerConfig } from './config.js';
@@ -13,6 +14,7 @@ import { CronScheduler } from './crons/cron-scheduler.js';
 import { Engine } from './engine/engine.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
+import { appSecretPurpose } from './store/app-store.js';
 import { Store } from './store/store.js';
 
 export interface RunningServer {
@@ -25,7 +27,11 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
-  const log = pino({ level: config.logLevel, base: { service: 'jobfleet-server' } });
+  const log = pino({
+    level: config.logLevel,
+    base: { service: 'jobfleet-server' },
+    serializers: { req: requestSerializer },
+  });
   const secrets = resolveSecrets(config);
   const secretBox = openSecretBox(config, secrets);
   const store = await Store.open({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
@@ -34,12 +40,13 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   // The configured app always exists with access to every scope, so a first start needs no set-up.
   await store.apps.upsertApp({
     appCode: config.appCode,
-    secretHash: hashSecret(secrets.appSecret),
+    secretSealed: secretBox.seal(secrets.appSecret, appSecretPurpose(config.appCode)),
     scopes: 'all',
   });
 
   // The hub and the engine need the services they belong to; they are attached right after.
-  const services = { config, secrets, secretBox, store, auth: new Authenticator(store.apps), log } as Omit<
+  const auth = new Authenticator(store.apps, secretBox, store.nonces);
+  const services = { config, secrets, secretBox, store, auth, log } as Omit<
     Services,
     'hub' | 'engine'
   > as Services;

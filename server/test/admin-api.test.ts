@@ -383,7 +383,7 @@ for (const [index, engine] of engines().entries()) {
       const apps = succeeds(await call<{ apps: Record<string, unknown>[] }>('GET', '/apps'));
       assert.deepEqual(
         apps.apps.find((a) => a.app_code === app.appCode),
-        { app_code: app.appCode, scopes: 'all' },
+        { app_code: app.appCode, scopes: 'all', signature_auth: true, permissions: [] },
       );
       assert.ok(!JSON.stringify(apps).includes('secret'), 'no secret or hash in the listing');
     });
@@ -423,6 +423,7 @@ for (const [index, engine] of engines().entries()) {
             { type: 'biz', id: 5 },
             { type: 'biz_set', id: 8_000_001 },
           ],
+          permissions: [],
         });
         const hosts = succeeds(await call<{ hosts: HostView[] }>('GET', '/hosts?bk_biz_id=5'));
         assert.deepEqual(

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { z } from 'zod';
 import { AgentHub } from '../src/agent-link/agent-hub.js';
-import { Authenticator, hashSecret } from '../src/api/auth.js';
+import { Authenticator } from '../src/api/auth.js';
 import { defineEndpoint } from '../src/api/endpoint.js';
 import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
 import type { ErrorName } from '../src/api/error-catalogue.js';
@@ -18,6 +18,7 @@ import { zBool, zInt, zLong } from '../src/api/input-types.js';
 import { loadConfig } from '../src/config.js';
 import { openSecretBox, resolveSecrets } from '../src/secrets.js';
 import type { Services } from '../src/services.js';
+import { appSecretPurpose } from '../src/store/app-store.js';
 import { Store } from '../src/store/store.js';
 import type { Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
@@ -80,20 +81,21 @@ for (const engine of engines()) {
         },
       });
       store = await Store.open({ databaseUrl, dataDir });
+      const secrets = resolveSecrets(config);
+      const secretBox = openSecretBox(config, secrets);
       await store.apps.upsertApp({
         appCode: config.appCode,
-        secretHash: hashSecret(APP_SECRET),
+        secretSealed: secretBox.seal(APP_SECRET, appSecretPurpose(config.appCode)),
         scopes: 'all',
       });
       await store.inventory.createBiz(2, 'two');
       await store.inventory.createBizSet(8_000_001, 'set', [2]);
-      const secrets = resolveSecrets(config);
       const services = {
         config,
         secrets,
-        secretBox: openSecretBox(config, secrets),
+        secretBox,
         store,
-        auth: new Authenticator(store.apps),
+        auth: new Authenticator(store.apps, secretBox, store.nonces),
         log: pino({ level: 'silent' }),
       } as Omit<Services, 'hub' | 'engine'> as Services;
       services.hub = new AgentHub(services);
@@ -154,10 +156,18 @@ for (const engine of engines()) {
         assert.deepEqual(env.data.input, expected, path);
         assert.deepEqual(env.data.scope.bizIds, [2]);
       }
+      // Spring's string-to-boolean conversion, including Python's str(True) and str(False).
       for (const [text, value] of [
         ['false', false],
         ['1', true],
         ['0', false],
+        ['True', true],
+        ['False', false],
+        ['TRUE', true],
+        [' yes ', true],
+        ['No', false],
+        ['on', true],
+        ['OFF', false],
       ] as const) {
         const env = await get('/api/v3/echo_params', { ...scope, count: '-3', flag: text });
         assert.equal(env.data.input.flag, value, text);
@@ -165,6 +175,19 @@ for (const engine of engines()) {
       }
       const list = await get('/api/v3/echo_params', { ...scope, count: '1', flag: 'true', ids: ['4', '5'] });
       assert.deepEqual(list.data.input.ids, [4, 5]);
+      const signed = await get('/api/v3/echo_params', { ...scope, count: ' +5 ', flag: 'True', big: '+7' });
+      assert.deepEqual(signed.data.input, { count: 5, flag: true, big: 7 });
+    });
+
+    it('takes an empty query value as absent, so the default applies', async () => {
+      const env = await get('/api/v3/echo_params', { ...scope, count: '2', flag: 'on', big: '', name: '' });
+      assert.equal(env.result, true, env.message);
+      assert.deepEqual(env.data.input, { count: 2, flag: true });
+      fails(
+        await get('/api/v3/echo_params', { ...scope, count: '2', flag: '' }),
+        'MISSING_PARAM_WITH_PARAM_NAME',
+        '[flag]',
+      );
     });
 
     it('reads the same input from a POST body, with JSON types or strings', async () => {
@@ -172,6 +195,15 @@ for (const engine of engines()) {
       assert.deepEqual(asJson.data.input, { count: 10, flag: true, ids: [4, 5] });
       const asText = await postTo('/api/v3/echo_params', { ...scope, count: '10', flag: 'false' });
       assert.deepEqual(asText.data.input, { count: 10, flag: false });
+      // Jackson takes a boolean written as text, as Python clients that str() every value send it.
+      for (const [flag, value] of [
+        ['True', true],
+        ['1', true],
+        ['FALSE', false],
+      ] as const) {
+        const env = await postTo('/api/v3/echo_params', { ...scope, count: 1, flag });
+        assert.equal(env.data.input.flag, value, flag);
+      }
       // Query values fill what the body lacks; the body wins where both have a value.
       const mixed = await postTo(
         '/api/v3/echo_params',
@@ -201,7 +233,12 @@ for (const engine of engines()) {
         'BAD_REQUEST',
         'count',
       );
-      fails(await postTo('/api/v3/echo_params', { ...scope, count: 1, flag: 'yes' }), 'BAD_REQUEST', 'flag');
+      fails(
+        await postTo('/api/v3/echo_params', { ...scope, count: 1, flag: 'maybe' }),
+        'BAD_REQUEST',
+        'flag',
+      );
+      fails(await postTo('/api/v3/echo_params', { ...scope, count: 1, flag: 2 }), 'BAD_REQUEST', 'flag');
       fails(
         await postTo('/api/v3/echo_params', { ...scope, count: 1, flag: true, name: 5 }),
         'BAD_REQUEST',

@@ -272,7 +272,7 @@ for (const engine of engines()) {
       // The server dies while the plan waits; after the restart the confirmation still works.
       await fleet.server.kill('SIGKILL');
       fleet.server = await fleet.server.restart();
-      for (const a of fleet.agents) await a.waitReady(2);
+      for (const a of fleet.agents) await a.waitReady(2, 30_000);
       assert.equal((await status(jobId)).job_instance.status, 7);
       const go = await op(6, 'boss', { confirm_reason: 'looks good' });
       assert.equal(go.result, true, go.message);
@@ -333,6 +333,98 @@ for (const engine of engines()) {
       );
     });
 
+    test('ignore-error steps go on, a failed step stops the plan until retried, terminate at a confirmation', async () => {
+      const flag = path.join(fleet.server.dataDir, `retry-flag-${Date.now()}`);
+      const account = { alias: fleet.account };
+      const server = { host_id_list: ids.slice(0, 2) };
+      const script = (body: string, ignore = 0) => ({
+        script_content: b64(body),
+        account,
+        server,
+        is_ignore_error: ignore,
+      });
+      const t = await call<{ id: number }>('create_job_template', {
+        name: 'operations',
+        step_list: [
+          { name: 'may fail', type: 1, script_info: script('exit 2', 1) },
+          { name: 'needs flag', type: 1, script_info: script(`[ -f ${flag} ] || exit 3; echo flagged`) },
+          { name: 'hold', type: 3, approval_info: { approval_user: { user_list: ['tester'] } } },
+        ],
+      });
+      assert.equal(t.result, true, t.message);
+      const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name: 'ops' });
+      const run = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: p.data.id });
+      const jobId = run.data.job_instance_id;
+      const failed = await waitFinished(fleet, jobId);
+      assert.equal(failed.job_instance.status, 4);
+      assert.deepEqual(
+        failed.step_instance_list.map((s) => s.status),
+        [6, 4, 1],
+      );
+      fs.writeFileSync(flag, '');
+      const stepId = failed.step_instance_list[1]?.step_instance_id ?? 0;
+      const retry = await call('operate_step_instance', {
+        job_instance_id: jobId,
+        step_instance_id: stepId,
+        operation_code: 2,
+      });
+      assert.equal(retry.result, true, retry.message);
+      await eventually(async () => ((await status(jobId)).job_instance.status === 7 ? true : undefined));
+      assert.equal(await hostLog(fleet, jobId, stepId, ids[0] ?? 0), 'flagged\n');
+      const stop = await call('operate_job_instance', { job_instance_id: jobId, operation_code: 1 });
+      assert.equal(stop.result, true, stop.message);
+      const end = await waitFinished(fleet, jobId);
+      assert.equal(end.job_instance.status, 11);
+      assert.deepEqual(
+        end.step_instance_list.map((s) => s.status),
+        [6, 3, 11],
+      );
+    });
+
+    test('a step citing a library script runs its pinned version, which cannot be deleted while cited', async () => {
+      const created = await call<{ id: number; script_id: string }>('create_script', {
+        name: `greeter-${engine}`,
+        script_language: 1,
+        content: b64('echo "library says $greeting"'),
+        version: 'v1',
+      });
+      assert.equal(created.result, true, created.message);
+      const t = await call<{ id: number }>('create_job_template', {
+        name: 'uses the library',
+        global_var_list: [{ name: 'greeting', type: 1, value: 'hello' }],
+        step_list: [
+          {
+            name: 'greet',
+            type: 1,
+            script_info: {
+              script_type: 2,
+              script_id: created.data.script_id,
+              script_version_id: created.data.id,
+              account: { alias: fleet.account },
+              server: { host_id_list: [ids[0]] },
+            },
+          },
+        ],
+      });
+      assert.equal(t.result, true, t.message);
+      const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name: 'greet' });
+      const run = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: p.data.id });
+      assert.equal(run.result, true, run.message);
+      const done = await waitFinished(fleet, run.data.job_instance_id);
+      assert.equal(done.job_instance.status, 3);
+      const stepId = done.step_instance_list[0]?.step_instance_id ?? 0;
+      assert.equal(
+        await hostLog(fleet, run.data.job_instance_id, stepId, ids[0] ?? 0),
+        'library says hello\n',
+      );
+      const del = await call('delete_script_version', {
+        script_id: created.data.script_id,
+        script_version_id: created.data.id,
+      });
+      assert.equal(del.code, 1243054, del.message);
+      assert.match(del.message, /uses the library/);
+    });
+
     test('a required variable without a value refuses the run and creates nothing', async () => {
       const body = template('needs values');
       const vars = body.global_var_list.map((v) => (v.name === 'greeting' ? { ...v, value: '' } : v));
@@ -352,6 +444,30 @@ for (const engine of engines()) {
       });
       assert.equal((await call('execute_job_plan', { job_plan_id: empty.data.id })).code, 1244011);
       assert.equal((await call('execute_job_plan', { job_plan_id: 0 })).code, 1241005);
+      // A SQL step (script_language 6) runs as a database account; a system account is refused.
+      const sqlTemplate = await call<{ id: number }>('create_job_template', {
+        name: 'sql on a system account',
+        step_list: [
+          {
+            name: 'query',
+            type: 1,
+            script_info: {
+              script_content: b64('select 1;'),
+              script_language: 6,
+              account: { alias: fleet.account },
+              server: { host_id_list: [ids[0]] },
+            },
+          },
+        ],
+      });
+      assert.equal(sqlTemplate.result, true, sqlTemplate.message);
+      const sqlPlan = await call<{ id: number }>('create_job_plan', {
+        job_template_id: sqlTemplate.data.id,
+        name: 'q',
+      });
+      const sqlRun = await call('execute_job_plan', { job_plan_id: sqlPlan.data.id });
+      assert.equal(sqlRun.code, 1241005, sqlRun.message);
+      assert.match(sqlRun.message, /not a database account/);
       assert.equal(await jobCount(fleet), before);
     });
 
@@ -362,6 +478,7 @@ for (const engine of engines()) {
         (await read('get_job_template_detail', { job_template_id: t.data.id })).data,
       );
       const good = template('stable');
+      const countBefore = (await read<{ total: number }>('get_job_template_list', {})).data.total;
       const bad: [string, Record<string, unknown>, number, RegExp][] = [
         ['create_job_template', { ...good, name: '' }, 1240003, /name/],
         ['create_job_template', good, 1243903, /already exists/],
@@ -439,7 +556,7 @@ for (const engine of engines()) {
         assert.match(r.message, message, name);
       }
       const templates = await read<{ total: number }>('get_job_template_list', {});
-      assert.equal(templates.data.total, 3); // deploy, needs values, stable: nothing was added
+      assert.equal(templates.data.total, countBefore, 'a refused request added a template');
       assert.equal(
         JSON.stringify((await read('get_job_template_detail', { job_template_id: t.data.id })).data),
         detailBefore,

@@ -392,21 +392,34 @@ for (const engine of engines()) {
 
     check('apps: upsert, read back grants, replace, list in code order, delete', async () => {
       const apps = store.apps;
-      await apps.upsertApp({ appCode: 'zeta', secretHash: 'h1', scopes: 'all' });
+      await apps.upsertApp({ appCode: 'zeta', secretSealed: 's1', scopes: 'all' });
       await apps.upsertApp({
         appCode: 'alpha',
-        secretHash: 'h2',
+        secretSealed: 's2',
         scopes: [
           { type: 'biz', id: 2 },
           { type: 'biz_set', id: 8_000_001 },
         ],
       });
-      assert.deepEqual(await apps.getApp('zeta'), { appCode: 'zeta', secretHash: 'h1', scopes: 'all' });
-      await apps.upsertApp({ appCode: 'zeta', secretHash: 'h3', scopes: [{ type: 'biz', id: 3 }] });
       assert.deepEqual(await apps.getApp('zeta'), {
         appCode: 'zeta',
-        secretHash: 'h3',
+        secretSealed: 's1',
+        secretHash: '',
+        scopes: 'all',
+        permissions: [],
+      });
+      await apps.upsertApp({
+        appCode: 'zeta',
+        secretSealed: 's3',
         scopes: [{ type: 'biz', id: 3 }],
+        permissions: ['public_script_manage'],
+      });
+      assert.deepEqual(await apps.getApp('zeta'), {
+        appCode: 'zeta',
+        secretSealed: 's3',
+        secretHash: '',
+        scopes: [{ type: 'biz', id: 3 }],
+        permissions: ['public_script_manage'],
       });
       assert.equal(await apps.getApp('nobody'), undefined);
       assert.deepEqual(
@@ -455,7 +468,7 @@ for (const engine of engines()) {
         (await store.inventory.listBiz()).map((b) => b.id),
         [2, 3],
       );
-      assert.equal((await store.apps.getApp('zeta'))?.secretHash, 'h3');
+      assert.equal((await store.apps.getApp('zeta'))?.secretSealed, 's3');
       assert.ok((await store.inventory.findHostByAgentId('agent-db')) !== undefined);
     });
   });

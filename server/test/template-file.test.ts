@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
-import { startFleet } from './helpers/fleet.js';
+import { b64, startFleet } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { CLI, stopAll, tempDir } from './helpers/processes.js';
 
@@ -54,6 +54,18 @@ step_list:
         variable: hosts
       is_param_sensitive: 0
       is_ignore_error: 0
+  - name: report
+    type: 1
+    script_info:
+      script_type: 2
+      script: reporter@v1
+      script_timeout: 600
+      account:
+        alias: ${account}
+      server:
+        variable: hosts
+      is_param_sensitive: 0
+      is_ignore_error: 0
   - name: approve
     type: 3
     approval_info:
@@ -87,6 +99,13 @@ for (const engine of engines()) {
     before(async () => {
       fleet = await startFleet(engine, 1);
       dir = tempDir('template-file');
+      const script = await post(
+        fleet.server.url,
+        'create_script',
+        { ...fleet.scope, name: 'reporter', script_language: 1, content: b64('echo report'), version: 'v1' },
+        fleet.creds,
+      );
+      assert.equal(script.result, true, script.message);
     });
     after(async () => {
       await stopAll();
@@ -139,13 +158,14 @@ for (const engine of engines()) {
       assert.equal(exported.code, 0, exported.err);
       const doc = JSON.parse(cli('export', String(id), '--scope', 'biz:2', '--json').out) as {
         plans: { name: string }[];
-        step_list: { name: string; script_info?: { script_content: string } }[];
+        step_list: { name: string; script_info?: { script_content: string; script?: string } }[];
       };
       assert.deepEqual(
         doc.plans.map((p) => p.name),
         ['full', 'dump only'],
       );
       assert.equal(doc.step_list[0]?.script_info?.script_content, 'echo "dumping to $target_dir"\n');
+      assert.equal(doc.step_list[1]?.script_info?.script, 'reporter@v1');
 
       const before = await audit(id);
       const exportedFile = path.join(dir, 'exported.yaml');
@@ -167,7 +187,7 @@ for (const engine of engines()) {
         step_list: { name: string; approval_info?: { approval_message: string } }[];
         plans: unknown[];
       };
-      const approve = doc.step_list[1];
+      const approve = doc.step_list[2];
       if (approve?.approval_info) approve.approval_info.approval_message = 'really ship it?';
       doc.plans = doc.plans.slice(0, 1);
       fs.writeFileSync(file, JSON.stringify(doc));
@@ -182,7 +202,7 @@ for (const engine of engines()) {
       assert.equal(now.plans[0]?.id, planIds[0]);
       assert.equal(id, id0);
       const exported = JSON.parse(cli('export', String(id), '--scope', 'biz:2', '--json').out) as typeof doc;
-      assert.equal(exported.step_list[1]?.approval_info?.approval_message, 'really ship it?');
+      assert.equal(exported.step_list[2]?.approval_info?.approval_message, 'really ship it?');
 
       // A bad file is refused with a message naming the problem; nothing changes.
       fs.writeFileSync(file, JSON.stringify({ ...doc, plans: [{ name: 'x', steps: ['no such step'] }] }));

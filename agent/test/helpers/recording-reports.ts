@@ -148,5 +148,6 @@ export function runMsg(
     timeoutSeconds: opts.timeoutSeconds ?? 60,
     user: opts.user ?? '',
     logCapBytes: opts.logCapBytes ?? 1024 * 1024,
+    ...(opts.database ? { database: opts.database } : {}),
   };
 }

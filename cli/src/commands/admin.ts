@@ -3,6 +3,7 @@
  * server. Every subcommand is one HTTP call; the reply's `data` is printed as JSON.
  */
 import { Command, Option } from 'commander';
+import { accountCommand, scriptCommand } from './library.js';
 
 interface Conn {
   server: string;
@@ -132,11 +133,13 @@ export function adminCommand(): Command {
   admin
     .command('app-create <appCode> <appSecret> <scopes>')
     .description('create or update an app; scopes: all, or e.g. biz:2,biz_set:8000001')
-    .action((appCode: string, appSecret: string, scopes: string) =>
+    .option('--permissions <list>', 'comma-separated platform permissions, e.g. public_script_manage')
+    .action((appCode: string, appSecret: string, scopes: string, o: { permissions?: string }) =>
       call(conn(), 'POST', '/apps', {
         app_code: appCode,
         app_secret: appSecret,
         scopes: parseScopes(scopes),
+        permissions: (o.permissions ?? '').split(',').filter(Boolean),
       }),
     );
   const cron = admin.command('cron').description('list, enable and disable crons of every scope');
@@ -149,5 +152,7 @@ export function adminCommand(): Command {
     .description('enable a cron (times before now are not caught up)')
     .action((id: string) => call(conn(), 'POST', `/crons/${num(id)}/enable`));
   cron.command('disable <id>').action((id: string) => call(conn(), 'POST', `/crons/${num(id)}/disable`));
+  admin.addCommand(scriptCommand(conn));
+  admin.addCommand(accountCommand(conn));
   return admin;
 }

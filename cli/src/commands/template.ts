@@ -3,8 +3,8 @@
  * as one YAML (or JSON) file, kept in version control and applied like any other config.
  *
  * The file is the API's shapes (get_job_plan_detail) without server-side ids: steps and
- * variables are named, plans list their steps by name, and script bodies and parameters are
- * plain text instead of base64. Apply creates the template or brings it to the file's content
+ * variables are named, plans list their steps by name, library scripts are cited as
+ * `script: name@version`, and script bodies and parameters are plain text instead of base64. Apply creates the template or brings it to the file's content
  * by name (ids stay stable), creates or updates each plan by name and deletes the template's
  * plans the file no longer lists; applying the same file again changes nothing. Export writes
  * the file apply reads, so export -> apply -> export gives the same bytes. Cipher values are
@@ -123,6 +123,66 @@ function readFile(file: string): TemplateFile {
   };
 }
 
+/** Library endpoints of a citation: business scripts (2) or public ones (3). */
+const lib = (si: Obj, name: string) => (si.script_type === 3 ? name.replace(/^get_/, 'get_public_') : name);
+
+/** Steps citing `script: name@version` get the ids of that library version. */
+async function citeByIds(conn: Conn, scope: Obj, steps: Step[]): Promise<Step[]> {
+  const out: Step[] = [];
+  for (const s of steps) {
+    const si = s.script_info;
+    if (!si || typeof si.script !== 'string') {
+      out.push(s);
+      continue;
+    }
+    const at = si.script.lastIndexOf('@');
+    if (at <= 0) throw new Error(`step "${s.name}": script "${si.script}" is not name@version`);
+    const [name, version] = [si.script.slice(0, at), si.script.slice(at + 1)];
+    const type = si.script_type === 3 ? 3 : 2;
+    const list = await api<{ data: { id: string; name: string }[] }>(
+      conn,
+      lib({ script_type: type }, 'get_script_list'),
+      {
+        ...scope,
+        name,
+        length: 1000,
+      },
+    );
+    const script = list.data.find((x) => x.name === name);
+    if (!script) throw new Error(`step "${s.name}": no library script named "${name}"`);
+    const v = await api<{ id: number }>(conn, lib({ script_type: type }, 'get_script_version_detail'), {
+      ...scope,
+      script_id: script.id,
+      version,
+    });
+    const { script: _ref, ...rest } = si;
+    out.push({
+      ...s,
+      script_info: { ...rest, script_type: type, script_id: script.id, script_version_id: v.id },
+    });
+  }
+  return out;
+}
+
+/** Steps citing a library version by id show it as `script: name@version` (ids differ between servers). */
+async function citeByName(conn: Conn, scope: Obj, steps: Step[]): Promise<Step[]> {
+  const out: Step[] = [];
+  for (const s of steps) {
+    const si = s.script_info;
+    if (!si || (si.script_type !== 2 && si.script_type !== 3)) {
+      out.push(s);
+      continue;
+    }
+    const v = await api<{ name: string; version: string }>(conn, lib(si, 'get_script_version_detail'), {
+      ...scope,
+      id: si.script_version_id,
+    });
+    const { script_id: _id, script_version_id: _vid, script_language: _lang, ...rest } = si;
+    out.push({ ...s, script_info: { script: `${v.name}@${v.version}`, ...rest } });
+  }
+  return out;
+}
+
 async function findTemplate(conn: Conn, scope: Obj, name: string): Promise<Detail | undefined> {
   const list = await api<{ data: { id: number; name: string }[] }>(conn, 'get_job_template_list', {
     ...scope,
@@ -139,6 +199,7 @@ export async function applyTemplate(conn: Conn, file: string): Promise<{ id: num
   const doc = readFile(file);
   const scope = { bk_scope_type: doc.bk_scope_type, bk_scope_id: doc.bk_scope_id };
   const existing = await findTemplate(conn, scope, doc.name);
+  const steps = await citeByIds(conn, scope, doc.step_list);
   // Steps and variables keep their ids by name, so the template is updated, not replaced.
   const idOf = (list: { id?: number; name: string }[] | undefined, name: string) =>
     list?.find((x) => x.name === name)?.id;
@@ -146,7 +207,7 @@ export async function applyTemplate(conn: Conn, file: string): Promise<{ id: num
     ...scope,
     name: doc.name,
     description: doc.description,
-    step_list: mapScripts(doc.step_list, b64).map((s) => ({ ...s, id: idOf(existing?.step_list, s.name) })),
+    step_list: mapScripts(steps, b64).map((s) => ({ ...s, id: idOf(existing?.step_list, s.name) })),
     global_var_list: doc.global_var_list.map((v) => ({ ...v, id: idOf(existing?.global_var_list, v.name) })),
   };
   const { id } = existing
@@ -217,7 +278,7 @@ export async function exportTemplate(conn: Conn, scope: Obj, id: number): Promis
     name: t.name,
     description: t.description,
     global_var_list: withoutIds(t.global_var_list).map(({ used: _used, ...v }) => v) as Var[],
-    step_list: withoutIds(mapScripts(t.step_list, unb64)) as Step[],
+    step_list: withoutIds(mapScripts(await citeByName(conn, scope, t.step_list), unb64)) as Step[],
     plans,
   };
 }

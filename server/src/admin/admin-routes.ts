@@ -5,15 +5,16 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { hashSecret } from '../api/auth.js';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
+import { PUBLIC_SCRIPT_PERMISSION } from '../api/endpoints/script-library.js';
 import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
 import { registerCronAdminRoutes } from './cron-admin-routes.js';
 import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
+import { appSecretPurpose } from '../store/app-store.js';
 import type { Host } from '../store/inventory-store.js';
 
 const ScopeGrant = z.object({ type: z.enum(['biz', 'biz_set']), id: zLong });
@@ -55,6 +56,8 @@ const schemas = {
     app_code: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
     app_secret: z.string().min(8),
     scopes: z.union([z.literal('all'), z.array(ScopeGrant)]),
+    /** Platform permissions beyond scopes; public_script_manage lets an app change public scripts. */
+    permissions: z.array(z.literal(PUBLIC_SCRIPT_PERMISSION)).default([]),
   }),
   bizQuery: z.object({ bk_biz_id: zLong.optional() }),
 } as const;
@@ -107,17 +110,20 @@ async function unique<T>(what: string, op: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Admin requests carry the admin token: Authorization: Bearer <token>. */
+export function assertAdminToken(req: FastifyRequest, services: Services): void {
+  const auth = req.headers.authorization;
+  const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+  if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
+}
+
 export function registerAdminRoutes(app: FastifyInstance, services: Services): void {
   const inv = services.store.inventory;
   const ok = (req: FastifyRequest, data: unknown) => successEnvelope(data, req.id);
 
   app.register(
     async (admin) => {
-      admin.addHook('onRequest', async (req) => {
-        const auth = req.headers.authorization;
-        const token = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-        if (!sameSecret(token, services.secrets.adminToken)) throw new ApiError('ADMIN_AUTH_FAILED');
-      });
+      admin.addHook('onRequest', async (req) => assertAdminToken(req, services));
 
       admin.get('/biz', async (req) =>
         ok(req, { biz: await inv.listBiz(), biz_sets: await inv.listBizSets() }),
@@ -221,7 +227,11 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
       admin.get('/accounts', async (req) => {
         const q = parse(z.object({ bk_biz_id: zLong }), req.query);
-        return ok(req, { accounts: await inv.listAccounts(q.bk_biz_id) });
+        const { items } = await services.store.accounts.list([q.bk_biz_id], {
+          start: 0,
+          length: Number.MAX_SAFE_INTEGER,
+        });
+        return ok(req, { accounts: items });
       });
       admin.post('/accounts', async (req) => {
         const a = parse(schemas.account, req.body);
@@ -234,22 +244,31 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
             creator: 'admin',
           }),
         );
-        return ok(req, row);
+        return ok(req, await services.store.accounts.get(row.id));
       });
 
       admin.get('/apps', async (req) => {
         const apps = await services.store.apps.listApps();
-        return ok(req, { apps: apps.map((a) => ({ app_code: a.appCode, scopes: a.scopes })) });
+        // false: an app from an earlier version; it cannot sign requests until its secret is set again.
+        return ok(req, {
+          apps: apps.map((a) => ({
+            app_code: a.appCode,
+            scopes: a.scopes,
+            signature_auth: a.secretSealed !== '',
+            permissions: a.permissions ?? [],
+          })),
+        });
       });
       admin.post('/apps', async (req) => {
         const a = parse(schemas.app, req.body);
         await services.store.apps.upsertApp({
           appCode: a.app_code,
-          secretHash: hashSecret(a.app_secret),
+          secretSealed: services.secretBox.seal(a.app_secret, appSecretPurpose(a.app_code)),
           scopes: a.scopes,
+          permissions: a.permissions,
         });
         services.auth.forget(a.app_code);
-        return ok(req, { app_code: a.app_code, scopes: a.scopes });
+        return ok(req, { app_code: a.app_code, scopes: a.scopes, permissions: a.permissions });
       });
       registerCronAdminRoutes(admin, services);
     },

@@ -1,18 +1,31 @@
 /**
  * App authentication. Credentials may come in the JSON body, the query string, or the
- * `X-Bkapi-Authorization` header (a JSON object), as BK-JOB's ESB and API gateway accept.
+ * `X-Bkapi-Authorization` header (a JSON object), as BK-JOB's ESB and API gateway accept; or,
+ * as the ESB SDK's signature client sends them, as a signature over the request
+ * (app-signature.ts). A request that carries bk_app_secret authenticates with it; one without
+ * it but with signature fields in the query string is checked as signed.
  *
- * Secrets are stored as salted SHA-256: app secrets are long random strings, so a slow
- * password hash would buy nothing and cost every API call a few milliseconds.
+ * App secrets are kept sealed by the secret box, since checking a signature needs the secret
+ * itself. Apps stored by earlier versions hold only a salted SHA-256 of it: they keep working
+ * with the plain secret, and the first such call seals it. Agent tokens stay hashed: they are
+ * only ever compared.
  */
 import crypto from 'node:crypto';
+import type { SecretBox } from '../secret-box.js';
+import { sameSecret } from '../secrets.js';
+import { appSecretPurpose } from '../store/app-store.js';
 import type { AppStore, StoredApp } from '../store/app-store.js';
+import type { NonceStore } from '../store/nonce-store.js';
+import { SignatureVerifier } from './app-signature.js';
+import type { SignedRequest } from './app-signature.js';
 import { ApiError } from './error-catalogue.js';
 
 export interface Credentials {
   appCode: string | undefined;
   appSecret: string | undefined;
   username: string | undefined;
+  /** Present when the query string carries ESB signature fields. */
+  signed?: SignedRequest | undefined;
 }
 
 export interface Caller {
@@ -20,6 +33,8 @@ export interface Caller {
   /** The acting user; the app code when the request names none (bk_token cannot be verified here). */
   username: string;
   scopes: StoredApp['scopes'];
+  /** Platform permissions granted through the admin API, e.g. `public_script_manage`. */
+  permissions?: readonly string[];
 }
 
 function str(v: unknown): string | undefined {
@@ -67,31 +82,95 @@ export function verifySecret(secret: string, stored: string): boolean {
   return expected.length === actual.length && crypto.timingSafeEqual(actual, expected);
 }
 
+interface CachedApp {
+  app: StoredApp | undefined;
+  /** The opened secret; undefined while the app holds only a hash. */
+  secret: string | undefined;
+  until: number;
+}
+
 /**
  * Looks apps up with a short-lived cache so that a hot polling loop does not cost a database
  * round trip per call; a changed secret or grant takes effect within `ttlMs`.
  */
 export class Authenticator {
-  private readonly cache = new Map<string, { app: StoredApp | undefined; until: number }>();
+  private readonly cache = new Map<string, CachedApp>();
+  private readonly signatures: SignatureVerifier;
 
   constructor(
     private readonly apps: AppStore,
+    private readonly secretBox: SecretBox,
+    nonces: NonceStore,
     private readonly ttlMs = 2000,
-  ) {}
+  ) {
+    this.signatures = new SignatureVerifier(nonces);
+  }
 
   async authenticate(creds: Credentials): Promise<Caller> {
-    if (!creds.appCode || !creds.appSecret) throw new ApiError('MISSING_APP_CODE');
-    const now = Date.now();
-    let hit = this.cache.get(creds.appCode);
-    if (!hit || hit.until < now) {
-      hit = { app: await this.apps.getApp(creds.appCode), until: now + this.ttlMs };
-      this.cache.set(creds.appCode, hit);
+    const code = creds.appCode;
+    if (!code) throw new ApiError('MISSING_APP_CODE');
+    if (!creds.appSecret && creds.signed)
+      return this.caller(await this.verifySigned(code, creds.signed), creds);
+    if (!creds.appSecret) throw new ApiError('MISSING_APP_CODE');
+    const hit = await this.lookup(code);
+    if (!hit.app) throw new ApiError('APP_AUTH_FAILED');
+    if (hit.secret !== undefined) {
+      if (!sameSecret(creds.appSecret, hit.secret)) throw new ApiError('APP_AUTH_FAILED');
+    } else {
+      if (!verifySecret(creds.appSecret, hit.app.secretHash)) throw new ApiError('APP_AUTH_FAILED');
+      // The app proved it knows the secret its hash stands for: keep the secret sealed from now on.
+      await this.reseal(hit, hit.app, creds.appSecret);
     }
-    if (!hit.app || !verifySecret(creds.appSecret, hit.app.secretHash)) throw new ApiError('APP_AUTH_FAILED');
-    return { appCode: hit.app.appCode, username: creds.username ?? hit.app.appCode, scopes: hit.app.scopes };
+    return this.caller(hit.app, creds);
   }
 
   forget(appCode: string): void {
     this.cache.delete(appCode);
+  }
+
+  private caller(app: StoredApp, creds: Credentials): Caller {
+    return {
+      appCode: app.appCode,
+      username: creds.username ?? app.appCode,
+      scopes: app.scopes,
+      ...(app.permissions?.length ? { permissions: app.permissions } : {}),
+    };
+  }
+
+  private async lookup(appCode: string): Promise<CachedApp> {
+    const now = Date.now();
+    let hit = this.cache.get(appCode);
+    if (!hit || hit.until < now) {
+      const app = await this.apps.getApp(appCode);
+      const secret = app?.secretSealed
+        ? this.secretBox.open(app.secretSealed, appSecretPurpose(appCode))
+        : undefined;
+      hit = { app, secret, until: now + this.ttlMs };
+      this.cache.set(appCode, hit);
+      // Sealed under a key being rotated out: move it to the current key while it still opens.
+      if (app && secret !== undefined && this.secretBox.needsReseal(app.secretSealed)) {
+        await this.reseal(hit, app, secret);
+      }
+    }
+    return hit;
+  }
+
+  private async verifySigned(appCode: string, signed: SignedRequest): Promise<StoredApp> {
+    const hit = await this.lookup(appCode);
+    if (!hit.app) throw new ApiError('APP_SIGNATURE_INVALID');
+    if (hit.secret === undefined) throw new ApiError('APP_SECRET_NOT_SEALED', { appCode });
+    await this.signatures.verify(signed, appCode, hit.secret);
+    return hit.app;
+  }
+
+  /** Stores the secret sealed under the current key, in place of a legacy hash or an old seal. */
+  private async reseal(hit: CachedApp, app: StoredApp, secret: string): Promise<void> {
+    const sealed = this.secretBox.seal(secret, appSecretPurpose(app.appCode));
+    if (await this.apps.resealSecret(app, sealed)) {
+      hit.app = { ...app, secretSealed: sealed, secretHash: '' };
+      hit.secret = secret;
+    } else {
+      this.forget(app.appCode);
+    }
   }
 }

@@ -45,10 +45,10 @@ export const ERROR_CATALOGUE = {
     message: 'App {appCode} has no permission for {resource}',
   },
   APP_NOT_EXIST: { code: 1243049, http: 200, message: 'Scope {scopeType}:{scopeId} does not exist' },
-  SCRIPT_NOT_SUPPORTED_YET: {
+  SCRIPT_NOT_EXIST: {
     code: 1243001,
     http: 200,
-    message: 'Script {ref} does not exist (the script library is not available yet; send script_content)',
+    message: 'Script {ref} does not exist in this scope',
   },
   SERVER_EMPTY: {
     code: 1244001,
@@ -148,6 +148,87 @@ export const ERROR_CATALOGUE = {
     code: 1243901,
     http: 200,
     message: 'Dangerous-command rule {id} does not exist',
+  },
+  // Jobfleet's own codes for ESB signature authentication (BK-JOB leaves it to the ESB).
+  APP_SIGNATURE_MISSING: {
+    code: 1247411,
+    http: 200,
+    message:
+      'Signed request lacks {param}: send bk_timestamp, bk_nonce and bk_signature in the query string, or send bk_app_secret',
+  },
+  APP_SIGNATURE_INVALID: {
+    code: 1247412,
+    http: 200,
+    message:
+      'App authentication failed: bk_app_code is unknown or bk_signature does not match the request (HMAC-SHA1 of method, path, sorted query parameters and data=<body> under the app secret)',
+  },
+  APP_SIGNATURE_EXPIRED: {
+    code: 1247413,
+    http: 200,
+    message:
+      'Signed request is stale: bk_timestamp {timestamp} is {skew} from the server clock (at most {window} s); sign every request afresh and check the client clock',
+  },
+  APP_SIGNATURE_REPLAYED: {
+    code: 1247414,
+    http: 200,
+    message:
+      'Signed request replayed: app {appCode} already used bk_nonce {nonce} within the last {window} s; send a new random nonce with every request',
+  },
+  APP_SECRET_NOT_SEALED: {
+    code: 1247415,
+    http: 200,
+    message:
+      'App {appCode} cannot sign requests yet: its secret is held only as a hash from an earlier version. Re-set the secret (POST /api/admin/apps), or make one call with bk_app_secret, then sign again',
+  },
+  SCRIPT_NAME_DUPLICATE: {
+    code: 1243002,
+    http: 200,
+    message: 'A script named "{name}" already exists here',
+  },
+  DELETE_ONLINE_SCRIPT_FAIL: {
+    code: 1243005,
+    http: 200,
+    message: 'Script version {id} is online: publish another version or disable it before deleting it',
+  },
+  ACCOUNT_ALIAS_EXIST: {
+    code: 1243007,
+    http: 200,
+    message: 'An account with alias "{alias}" already exists in this business and category',
+  },
+  DB_SYSTEM_ACCOUNT_IS_INVALID: {
+    code: 1243008,
+    http: 200,
+    message: 'db_system_account_id {id} is not a system account of this business',
+  },
+  DELETE_REF_ACCOUNT_FORBIDDEN: {
+    code: 1243014,
+    http: 200,
+    message: 'Account {id} is still cited by {citers}',
+  },
+  SCRIPT_VERSION_NAME_EXIST: {
+    code: 1243036,
+    http: 200,
+    message: 'Script {scriptId} already has a version "{version}"',
+  },
+  SCRIPT_VERSION_NOT_EXIST: {
+    code: 1243047,
+    http: 200,
+    message: 'Script version {ref} does not exist in this scope',
+  },
+  DELETE_REF_SCRIPT_FAIL: {
+    code: 1243054,
+    http: 200,
+    message: 'Script version {ids} is still cited by {citers}',
+  },
+  SCRIPT_DISABLED_SHOULD_NOT_EXECUTE: {
+    code: 1244014,
+    http: 200,
+    message: 'Script version {id} is disabled and cannot run',
+  },
+  SCRIPT_NOT_EXECUTABLE_STATUS: {
+    code: 1244018,
+    http: 200,
+    message: 'Script {ref} has no online version to run: publish one, or give script_version_id',
   },
   TASK_PLAN_NOT_EXIST: {
     code: 1243009,

@@ -9,13 +9,17 @@ import crypto from 'node:crypto';
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { registerAdminRoutes } from '../admin/admin-routes.js';
+import { assertAdminToken, registerAdminRoutes } from '../admin/admin-routes.js';
 import { registerAgentRoutes } from '../agent-link/registration.js';
 import { registerFileRoutes } from '../files/file-routes.js';
+import { signedRequestOf } from './app-signature.js';
 import { extractCredentials } from './auth.js';
+import type { Caller } from './auth.js';
+import { PUBLIC_SCRIPT_PERMISSION } from './endpoints/script-library.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
 import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope.js';
 import { RawJson } from './raw-json.js';
+import { queryParams } from './input-types.js';
 import { ApiError } from './error-catalogue.js';
 import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
@@ -52,12 +56,16 @@ function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
     .send(failureEnvelope(err, reply.request.id));
 }
 
+/** Request bodies as they arrived: a signed request signs these exact characters. */
+const rawBodies = new WeakMap<FastifyRequest, string>();
+
 /** Parses any request body as JSON: curl -d sends form content-type with a JSON body. */
 function parseJsonBody(
-  _req: FastifyRequest,
+  req: FastifyRequest,
   body: string,
   done: (err: Error | null, body?: unknown) => void,
 ): void {
+  rawBodies.set(req, body);
   if (body.trim() === '') return done(null, {});
   try {
     done(null, JSON.parse(body));
@@ -116,34 +124,66 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           });
         }
         const raw = requestParams(req);
-        const caller = await services.auth.authenticate(extractCredentials(req.headers, raw));
-        const ctx: EndpointContext = {
-          services,
-          caller,
-          scope: { type: 'biz', id: 0, name: '', bizIds: [] },
-          requestId: req.id,
-          baseUrl: `${req.protocol}://${req.headers.host ?? `127.0.0.1:${services.config.port}`}`,
-          log: req.log,
-        };
-        if (endpoint.scoped) {
-          const fields = ScopeFields.safeParse(raw, { reportInput: true });
-          if (!fields.success) throw zodFailure(fields.error);
-          ctx.scope = await resolveScope(scopes, fields.data);
-          await assertScopeGranted(scopes, caller, ctx.scope);
-        }
-        const data = await endpoint.run(ctx, raw);
-        reply.header('content-type', 'application/json; charset=utf-8');
-        if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));
-        return reply.send(successEnvelope(data, req.id));
+        const caller = await services.auth.authenticate({
+          ...extractCredentials(req.headers, raw),
+          signed: signedRequestOf(req.method, req.url, rawBodies.get(req)),
+        });
+        return runEndpoint(endpoint, raw, caller, req, reply);
       },
     });
+  }
+
+  /**
+   * The same endpoints for the admin token, acting as the platform (every scope, every
+   * permission): how `jobfleet admin script|account ...` works without a BK app.
+   */
+  app.post('/api/admin/v3/:name', async (req, reply) => {
+    assertAdminToken(req, services);
+    const name = (req.params as { name: string }).name;
+    const endpoint = byName.get(name);
+    if (!endpoint) throw new ApiError('BAD_REQUEST', { reason: `unknown API ${name}` });
+    const user = req.headers['x-bk-username'];
+    const caller: Caller = {
+      appCode: 'admin',
+      username: typeof user === 'string' && user !== '' ? user : 'admin',
+      scopes: 'all',
+      permissions: [PUBLIC_SCRIPT_PERMISSION],
+    };
+    return runEndpoint(endpoint, requestParams(req), caller, req, reply);
+  });
+
+  async function runEndpoint(
+    endpoint: Endpoint,
+    raw: Record<string, unknown>,
+    caller: Caller,
+    req: FastifyRequest,
+    reply: FastifyReply,
+  ) {
+    const ctx: EndpointContext = {
+      services,
+      caller,
+      scope: { type: 'biz', id: 0, name: '', bizIds: [] },
+      requestId: req.id,
+      baseUrl: `${req.protocol}://${req.headers.host ?? `127.0.0.1:${services.config.port}`}`,
+      log: req.log,
+    };
+    if (endpoint.scoped) {
+      const fields = ScopeFields.safeParse(raw, { reportInput: true });
+      if (!fields.success) throw zodFailure(fields.error);
+      ctx.scope = await resolveScope(scopes, fields.data);
+      await assertScopeGranted(scopes, caller, ctx.scope);
+    }
+    const data = await endpoint.run(ctx, raw);
+    reply.header('content-type', 'application/json; charset=utf-8');
+    if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));
+    return reply.send(successEnvelope(data, req.id));
   }
   return app;
 }
 
 /** GET reads the query string; POST reads the body, with query values filling what the body lacks. */
 function requestParams(req: FastifyRequest): Record<string, unknown> {
-  const query = (req.query ?? {}) as Record<string, unknown>;
+  const query = queryParams((req.query ?? {}) as Record<string, unknown>);
   if (req.method === 'GET') return query;
   const body = req.body;
   if (body === undefined) return query;

@@ -1,15 +1,31 @@
 /**
- * Schema pieces for BK-JOB request fields. GET requests carry every value as a string
- * (`"10"`, `"true"`), POST bodies carry JSON types; these accept both, and nothing looser:
- * `"abc"` for a number is still an error that names the field.
+ * Schema pieces for BK-JOB request fields. GET requests carry every value as a string, POST
+ * bodies carry JSON types; these accept both the way BK-JOB's Spring binding (query strings)
+ * and Jackson (bodies) read them, and nothing looser: `"abc"` for a number is still an error
+ * that names the field.
+ *
+ * Python clients (the ESB SDK, anything built on `requests`) send `str(value)`, so booleans
+ * arrive as `True`/`False`; Spring takes those and `yes/no`, `on/off`, `1/0` in any case.
  */
 import { z } from 'zod';
 
-const INTEGER_TEXT = /^-?\d+$/;
+const INTEGER_TEXT = /^[+-]?\d+$/;
+const TRUE_TEXT = new Set(['true', '1', 'yes', 'on']);
+const FALSE_TEXT = new Set(['false', '0', 'no', 'off']);
 
 function fromText(v: unknown): unknown {
   if (typeof v === 'string' && INTEGER_TEXT.test(v.trim())) return Number(v.trim());
   return v;
+}
+
+/**
+ * The query string as Spring binds it: a parameter sent with an empty value (`?start=`) is
+ * absent, so its default applies, instead of failing as a number or boolean.
+ */
+export function queryParams(query: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(query).filter(([, v]) => !(typeof v === 'string' && v.trim() === '')),
+  );
 }
 
 /** A long that fits a JavaScript number exactly. */
@@ -20,11 +36,18 @@ export const zLong = z.preprocess(
 
 export const zInt = z.preprocess(fromText, z.number().int().min(-2147483648).max(2147483647));
 
-export const zBool = z.preprocess((v) => {
-  if (v === 'true' || v === '1' || v === 1) return true;
-  if (v === 'false' || v === '0' || v === 0) return false;
-  return v;
-}, z.boolean());
+export const zBool = z.preprocess(
+  (v) => {
+    if (v === 1) return true;
+    if (v === 0) return false;
+    if (typeof v !== 'string') return v;
+    const t = v.trim().toLowerCase();
+    if (TRUE_TEXT.has(t)) return true;
+    if (FALSE_TEXT.has(t)) return false;
+    return v;
+  },
+  z.boolean({ error: 'expected a boolean (true/false, 1/0, yes/no or on/off)' }),
+);
 
 const BASE64 = /^[A-Za-z0-9+/\r\n]*={0,2}$/;
 
@@ -51,3 +74,11 @@ export const TargetServer = z.object({
   topo_node_list: z.array(z.object({ id: zLong, node_type: z.string() })).optional(),
 });
 export type TargetServer = z.infer<typeof TargetServer>;
+
+/** Text of at most `max` characters without NUL (PostgreSQL text cannot hold one). */
+export function zText(max: number) {
+  return z
+    .string()
+    .max(max, `is longer than ${max} characters`)
+    .refine((s) => !s.includes('\u0000'), 'must not contain NUL characters');
+}

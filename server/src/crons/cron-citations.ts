@@ -1,5 +1,6 @@
 /** A plan a cron runs cannot be deleted (nor the template it belongs to). */
 import { ApiError } from '../api/error-catalogue.js';
+import { describeCiters } from '../store/library-references.js';
 import type { Store } from '../store/store.js';
 
 export async function assertNoCronRuns(store: Store, planIds: number[]): Promise<void> {
@@ -9,6 +10,6 @@ export async function assertNoCronRuns(store: Store, planIds: number[]): Promise
   const planId = (await store.crons.get(first.id))?.job_plan_id ?? planIds[0] ?? 0;
   throw new ApiError('JOB_PLAN_USED_BY_CRON', {
     id: planId,
-    crons: citing.map((c) => `${c.id} (${c.name})`).join(', '),
+    crons: describeCiters(citing.map((c) => `${c.id} (${c.name})`)),
   });
 }

@@ -15,7 +15,7 @@ import { resolveScope } from '../api/scope.js';
 import { preparePlanJob } from '../api/endpoints/execute-job-plan.js';
 import type { Services } from '../services.js';
 import type { DueCron } from '../store/cron-store.js';
-import { isUniqueViolation } from '../store/unique-violation.js';
+import { isUniqueViolation } from '../store/constraint-errors.js';
 import { cronVarsToGiven, scheduleOf } from './cron-values.js';
 import { isOver, timesBetween } from './cron-schedule.js';
 

@@ -698,11 +698,11 @@ export class Engine implements AgentEvents {
         await this.activate({ ...step, status: RunStatus.RUNNING });
         return undefined;
       }
-      if (!active?.waiting) return 'bad_state';
+      // The conditional update decides, so a confirmation received by any server of a cluster works.
       const to = op === 6 ? RunStatus.SUCCESS : RunStatus.CONFIRM_TERMINATED;
       if (!(await this.store.casStep(step.id, [RunStatus.WAITING_USER], { status: to, end_time: now })))
         return 'bad_state';
-      this.deactivate(active);
+      if (active) this.deactivate(active);
       await record(op === 6 ? 'continue' : 'terminate');
       if (op === 9) {
         await this.store.casJob(job.id, [RunStatus.WAITING_USER], { status: to, end_time: now });

@@ -10,8 +10,8 @@
  * Back from the script: the prelude sets an EXIT trap that writes every string and namespace
  * variable, as NUL-separated name/value pairs, to the file the agent names in
  * $JOBFLEET_VARS_OUT; the agent returns that file with the task's result. When the step is
- * over, a string variable takes the value its hosts reported (the highest host id's when they
- * differ) and a namespace variable keeps each host's own value.
+ * over, a string variable takes the value a host changed it to (the highest host id's when
+ * several changed it) and a namespace variable keeps each host's own value.
  */
 import type { SecretBox } from '../secret-box.js';
 import { VarType, cipherPurpose } from '../plans/plan-shapes.js';
@@ -106,7 +106,7 @@ export function foldReports(
 ): VarState {
   return state.map((v) => {
     if (v.type === VarType.STRING) {
-      const last = reports.filter((r) => v.name in r.values).pop();
+      const last = reports.filter((r) => v.name in r.values && r.values[v.name] !== v.value).pop();
       return last ? { ...v, value: last.values[v.name] as string } : v;
     }
     if (v.type === VarType.NAMESPACE) {

@@ -15,8 +15,25 @@ export interface ScriptStepSpec {
   targetServer: TargetServer;
   ignoreError: boolean;
   rolling?: RollingSpec;
+  /**
+   * SQL scripts only: the database account they run as. `account` is then its linked system
+   * account, which runs the database client on each target. The password is not here: it is
+   * read (sealed) from the account when the step's tasks are sent.
+   */
+  database?: DatabaseRef;
+  /** Set when the script came from the library: 2 business, 3 public (ScriptSourceEnum). */
+  library?: { source: 2 | 3; scriptId: string; scriptVersionId: number };
   /** A step of a plan: the script sees the job's global variables and may change them. */
   vars?: boolean;
+}
+
+export interface DatabaseRef {
+  accountId: number;
+  alias: string;
+  engine: 'mysql' | 'oracle' | 'db2';
+  /** The database user. */
+  user: string;
+  port: number;
 }
 
 /** mode: 1 pause on failure, 2 ignore failure and continue, 3 wait for a person between batches. */

@@ -9,7 +9,7 @@ import type { EndpointContext } from '../api/endpoint.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { assertCallbackAllowed } from '../api/submission-checks.js';
 import type { PlanRow, TemplateRow } from '../store/plan-store.js';
-import { assertScriptCitable } from './library-scripts.js';
+import { citedScript } from './library-scripts.js';
 import { CIPHER_MASK, VarType, cipherPurpose } from './plan-shapes.js';
 import type {
   PlanBody,
@@ -117,10 +117,21 @@ export async function buildTemplateBody(
       const si = s.script_info;
       if (si.script_type === 1 && !si.script_content)
         throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: `${at}.script_info.script_content` });
-      if (si.script_type !== 1) await assertScriptCitable(ctx, si);
+      // A citation is pinned to the version it resolves to now (script_id alone: the online one).
+      const pinned = si.script_type === 1 ? undefined : await citedScript(ctx, si);
       checkServer(`${at}.script_info.server`, si.server, vars);
       const account = await accountOf(ctx, `${at}.script_info.account`, si.account);
-      step.script_info = { ...si, account };
+      step.script_info = pinned
+        ? {
+            ...si,
+            script_type: pinned.source,
+            script_id: pinned.scriptId,
+            script_version_id: pinned.scriptVersionId,
+            script_content: undefined,
+            script_language: pinned.language,
+            account,
+          }
+        : { ...si, account };
     } else if (s.type === 2 && s.file_info) {
       const fi = s.file_info;
       checkServer(`${at}.file_info.file_destination.server`, fi.file_destination.server, vars);

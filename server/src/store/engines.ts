@@ -21,6 +21,12 @@ export interface EngineCapabilities {
   supportsListenNotify: boolean;
   /** One writer at a time: writes are grouped into few transactions to stay fast. */
   singleWriter: boolean;
+  /**
+   * Statements around a write that need not wait for the disk (data whose loss in a power cut
+   * is harmless, such as seen nonces), run on one connection: `before`, the write, `after`
+   * (also when the write fails). Other writes stay fully durable.
+   */
+  relaxedCommit: { before: readonly string[]; after: readonly string[] };
 }
 
 const SQLITE: EngineCapabilities = {
@@ -30,6 +36,8 @@ const SQLITE: EngineCapabilities = {
   supportsSkipLocked: false,
   supportsListenNotify: false,
   singleWriter: true,
+  // In WAL mode a NORMAL commit is not synced; the next FULL commit syncs it along.
+  relaxedCommit: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
 };
 
 const POSTGRES: EngineCapabilities = {
@@ -39,6 +47,9 @@ const POSTGRES: EngineCapabilities = {
   supportsSkipLocked: true,
   supportsListenNotify: true,
   singleWriter: false,
+  // One round trip (no parameters: the simple protocol takes two statements); COMMIT of a
+  // transaction that failed rolls it back.
+  relaxedCommit: { before: ['begin; set local synchronous_commit = off'], after: ['commit'] },
 };
 
 export interface OpenedEngine {

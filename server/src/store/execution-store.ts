@@ -369,15 +369,13 @@ export class ExecutionStore {
 
   /** Jobs the engine must carry on with after a restart. */
   async listActiveJobs(): Promise<JobInstance[]> {
-    return (
-      this.db
-        .selectFrom('job_instance')
-        .selectAll()
-        // 7: waiting for a person (confirmation, manual rolling) is in flight too
-        .where('status', 'in', [2, 7, 10])
-        .orderBy('id')
-        .execute()
-    );
+    // 7 (waiting for a person: a confirmation, a manual rolling batch) is in flight too.
+    return this.db
+      .selectFrom('job_instance')
+      .selectAll()
+      .where('status', 'in', [2, 7, 10])
+      .orderBy('id')
+      .execute();
   }
 
   /**

@@ -340,6 +340,8 @@ export class InventoryStore {
         alias: a.alias,
         os_user: a.osUser,
         os_type: a.osType,
+        // Account types of the accounts API: 1 Linux, 2 Windows (database accounts are made there).
+        type: a.osType === 'windows' ? 2 : 1,
         category: a.category ?? 1,
         creator: a.creator ?? '',
         created_at: Date.now(),

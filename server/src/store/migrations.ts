@@ -15,7 +15,7 @@ function withId<T extends string>(t: CreateTableBuilder<T>, caps: EngineCapabili
     : t.addColumn('id', 'bigserial', (c) => c.primaryKey());
 }
 
-function migrations(caps: EngineCapabilities): Record<string, Migration> {
+export function migrations(caps: EngineCapabilities): Record<string, Migration> {
   return {
     '0001_inventory': {
       async up(db: AnyDb) {
@@ -331,6 +331,86 @@ function migrations(caps: EngineCapabilities): Record<string, Migration> {
           .addColumn('detail', 'text', (c) => c.notNull().defaultTo('{}'))
           .execute();
         await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
+      },
+    },
+    // Existing apps keep their hash (a hash cannot be turned back into the secret); the server
+    // seals the secret the first time the app authenticates with it, or when it is set again.
+    '0007_app_secret_sealed': {
+      async up(db: AnyDb) {
+        await db.schema
+          .alterTable('app')
+          .addColumn('secret_sealed', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema
+          .createTable('app_nonce')
+          .addColumn('app_code', 'text', (c) => c.notNull())
+          .addColumn('nonce', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('app_nonce_pk', ['app_code', 'nonce'])
+          .execute();
+        await db.schema.createIndex('app_nonce_expires_at').on('app_nonce').column('expires_at').execute();
+      },
+    },
+    '0008_script_library': {
+      async up(db: AnyDb) {
+        // `id` orders scripts for paging (new rows land at the end); `script_id` is the public id.
+        await withId(db.schema.createTable('script'), caps)
+          .addColumn('script_id', 'text', (c) => c.notNull().unique())
+          .addColumn('public', 'integer', (c) => c.notNull())
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'text', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('script_language', 'integer', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('creator', 'text', (c) => c.notNull())
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .addColumn('last_modify_user', 'text', (c) => c.notNull())
+          .addColumn('last_modify_time', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('script_scope_name', ['public', 'scope_type', 'scope_id', 'name'])
+          .execute();
+        await withId(db.schema.createTable('script_version'), caps)
+          .addColumn('script_id', 'text', (c) =>
+            c.notNull().references('script.script_id').onDelete('cascade'),
+          )
+          .addColumn('version', 'text', (c) => c.notNull())
+          .addColumn('content', 'text', (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('version_desc', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('creator', 'text', (c) => c.notNull())
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .addColumn('last_modify_user', 'text', (c) => c.notNull())
+          .addColumn('last_modify_time', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('script_version_name', ['script_id', 'version'])
+          .execute();
+        // Execution accounts gain what BK-JOB's account records hold: a type, a description,
+        // a sealed password (Windows and database accounts), and a database account's port and
+        // the system account that runs the client.
+        await db.schema
+          .alterTable('account')
+          .addColumn('type', 'integer', (c) => c.notNull().defaultTo(1))
+          .execute();
+        await db.schema
+          .alterTable('account')
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema.alterTable('account').addColumn('password_sealed', 'text').execute();
+        await db.schema.alterTable('account').addColumn('db_port', 'integer').execute();
+        await db.schema.alterTable('account').addColumn('db_system_account_id', 'bigint').execute();
+        await db.schema
+          .alterTable('account')
+          .addColumn('last_modify_user', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema
+          .alterTable('account')
+          .addColumn('last_modify_time', 'bigint', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await sql`update account set type = 2 where os_type = 'windows'`.execute(db);
+        await sql`update account set last_modify_user = creator, last_modify_time = created_at`.execute(db);
+        // Platform-level permissions beyond scopes, e.g. public_script_manage.
+        await db.schema
+          .alterTable('app')
+          .addColumn('permissions', 'text', (c) => c.notNull().defaultTo('[]'))
+          .execute();
       },
     },
     '0009_job_plans': {

@@ -9,6 +9,15 @@ export type TemplateRow = Selectable<JobTemplateTable>;
 export type PlanRow = Selectable<JobPlanTable>;
 export type ConfirmationRow = Selectable<StepConfirmationTable>;
 
+/** The parts of a stored step (plans/plan-shapes.ts) that cite library items. */
+interface CitingStep {
+  script_info?: { script_version_id?: number; account?: { id?: number } };
+  file_info?: {
+    file_destination: { account?: { id?: number } };
+    file_source_list: { account?: { id?: number } }[];
+  };
+}
+
 export interface ListFilter {
   scopeType: string;
   scopeId: string;
@@ -125,24 +134,37 @@ export class PlanStore {
     return { total: Number(n), rows: rows as never };
   }
 
-  /**
-   * Templates whose steps cite this library script version (a cited version cannot be deleted,
-   * 1243054). Steps are JSON inside the body, so this matches the serialized field.
-   */
-  async templatesCitingScriptVersion(scriptVersionId: number): Promise<{ id: number; name: string }[]> {
+  /** What cites library items, for messages refusing their deletion (the library's "still cited" check). */
+  readonly citerName = 'job template';
+
+  /** Templates (their plans run their steps) citing any of these script versions, as "template 3 (deploy)". */
+  async citingScriptVersions(versionIds: readonly number[]): Promise<string[]> {
+    const ids = new Set(versionIds);
+    return this.templatesWhere('"script_version_id"', (s) => ids.has(s.script_info?.script_version_id ?? -1));
+  }
+
+  /** Templates whose steps run as, or read files as, this execution account. */
+  async citingAccount(accountId: number): Promise<string[]> {
+    return this.templatesWhere('"account"', (s) =>
+      [
+        s.script_info?.account,
+        s.file_info?.file_destination.account,
+        ...(s.file_info?.file_source_list ?? []).map((f) => f.account),
+      ].some((a) => a?.id === accountId),
+    );
+  }
+
+  /** Templates with a step matching `test`; `hint` narrows the rows read to those that can match. */
+  private async templatesWhere(hint: string, test: (step: CitingStep) => boolean): Promise<string[]> {
     const rows = await this.db
       .selectFrom('job_template')
       .select(['id', 'name', 'body'])
-      .where('body', 'like', `%"script_version_id":${scriptVersionId}%`)
+      .where('body', 'like', `%${hint}%`)
+      .orderBy('id')
       .execute();
-    // The LIKE also matches longer ids with the same prefix; the parsed body decides.
     return rows
-      .filter((r) =>
-        (JSON.parse(r.body) as { steps: { script_info?: { script_version_id?: number } }[] }).steps.some(
-          (s) => s.script_info?.script_version_id === scriptVersionId,
-        ),
-      )
-      .map((r) => ({ id: r.id, name: r.name }));
+      .filter((r) => (JSON.parse(r.body) as { steps: CitingStep[] }).steps.some(test))
+      .map((r) => `template ${r.id} (${r.name})`);
   }
 
   // ---------------------------------------------------------------- jobs of plans

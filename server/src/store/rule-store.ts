@@ -4,7 +4,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { languageMask, languagesOfMask, RuleStatus } from '../rules/dangerous-rules.js';
 import type { DangerousRule, RuleAction } from '../rules/dangerous-rules.js';
 import type { Database, DangerousRuleHitTable, DangerousRuleTable } from './schema.js';
-import { isUniqueViolation } from './unique-violation.js';
+import { isUniqueViolation } from './constraint-errors.js';
 
 export type RuleHit = Selectable<DangerousRuleHitTable>;
 

@@ -6,10 +6,15 @@ import type { Generated } from 'kysely';
 
 export interface AppTable {
   app_code: string;
+  /** Salted SHA-256 of the secret, left only on apps stored before secrets were sealed; '' otherwise. */
   secret_hash: string;
   /** JSON: "all" or an array of {type, id} scope grants */
   scopes: string;
   created_at: number;
+  /** The secret sealed by the secret box (purpose `app:<code>`); '' while only the hash is known. */
+  secret_sealed: Generated<string>;
+  /** JSON array of platform permissions, e.g. ["public_script_manage"] */
+  permissions: Generated<string>;
 }
 
 export interface BizTable {
@@ -83,6 +88,15 @@ export interface AccountTable {
   category: number;
   creator: string;
   created_at: number;
+  /** 1 Linux, 2 Windows, 9 MySQL, 10 Oracle, 11 DB2 */
+  type: Generated<number>;
+  description: Generated<string>;
+  /** Password sealed by the server key (purpose `account:<id>`); null when the account has none. */
+  password_sealed: string | null;
+  db_port: number | null;
+  db_system_account_id: number | null;
+  last_modify_user: Generated<string>;
+  last_modify_time: Generated<number>;
 }
 
 export interface JobInstanceTable {
@@ -267,6 +281,47 @@ export interface AuditLogTable {
   detail: string;
 }
 
+/** A bk_nonce an app signed a request with, remembered while that request's timestamp is acceptable. */
+export interface AppNonceTable {
+  app_code: string;
+  nonce: string;
+  /** ms; once past, the signed timestamp is stale anyway, so the nonce may be used again. */
+  expires_at: number;
+}
+
+export interface ScriptTable {
+  /** Insertion order, for stable paging; not shown to clients. */
+  id: Generated<number>;
+  /** The id clients see: 32 hex digits. */
+  script_id: string;
+  /** 1 for a public script (shared by every scope); its scope fields are then empty. */
+  public: number;
+  scope_type: string;
+  scope_id: string;
+  name: string;
+  script_language: number;
+  description: string;
+  creator: string;
+  create_time: number;
+  last_modify_user: string;
+  last_modify_time: number;
+}
+
+export interface ScriptVersionTable {
+  id: Generated<number>;
+  script_id: string;
+  version: string;
+  /** Plain text (requests carry it in base64). */
+  content: string;
+  /** 0 draft, 1 online, 2 offline, 3 disabled */
+  status: number;
+  version_desc: string;
+  creator: string;
+  create_time: number;
+  last_modify_user: string;
+  last_modify_time: number;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -289,6 +344,9 @@ export interface Database {
   stored_file: StoredFileTable;
   file_log: FileLogTable;
   audit_log: AuditLogTable;
+  app_nonce: AppNonceTable;
+  script: ScriptTable;
+  script_version: ScriptVersionTable;
   job_template: JobTemplateTable;
   job_plan: JobPlanTable;
   job_instance_var: JobInstanceVarTable;
@@ -310,7 +368,7 @@ export interface JobTemplateTable {
   last_modify_time: number;
   /** Goes up with every change; a plan made from an older version needs an update. */
   version: number;
-  /** JSON TemplateBody (plans/plan-model.ts) */
+  /** JSON TemplateBody (plans/plan-shapes.ts) */
   body: string;
 }
 
@@ -325,7 +383,7 @@ export interface JobPlanTable {
   last_modify_user: string;
   last_modify_time: number;
   template_version: number;
-  /** JSON PlanBody (plans/plan-model.ts) */
+  /** JSON PlanBody (plans/plan-shapes.ts) */
   body: string;
 }
 

@@ -3,6 +3,7 @@
  * operations grouped by the part of the domain they serve.
  */
 import type { Kysely } from 'kysely';
+import { AccountStore } from './account-store.js';
 import { AppStore } from './app-store.js';
 import { AuditStore } from './audit-store.js';
 import { CronStore } from './cron-store.js';
@@ -12,8 +13,11 @@ import { ExecutionStore } from './execution-store.js';
 import { FileStore } from './file-store.js';
 import { InventoryStore } from './inventory-store.js';
 import { migrateToLatest, ping } from './migrations.js';
+import { NonceStore } from './nonce-store.js';
+import { LibraryReferences } from './library-references.js';
 import { PlanStore } from './plan-store.js';
 import { RuleStore } from './rule-store.js';
+import { ScriptStore } from './script-store.js';
 import type { Database } from './schema.js';
 
 export class Store {
@@ -23,6 +27,11 @@ export class Store {
   readonly files: FileStore;
   readonly rules: RuleStore;
   readonly audit: AuditStore;
+  readonly nonces: NonceStore;
+  readonly scripts: ScriptStore;
+  readonly accounts: AccountStore;
+  /** What cites script versions and accounts (plans, crons) registers here. */
+  readonly references: LibraryReferences;
   readonly plans: PlanStore;
   readonly crons: CronStore;
 
@@ -37,7 +46,12 @@ export class Store {
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db);
+    this.nonces = new NonceStore(db, caps);
+    this.scripts = new ScriptStore(db);
+    this.accounts = new AccountStore(db);
+    this.references = new LibraryReferences();
     this.plans = new PlanStore(db);
+    this.references.register(this.plans);
     this.crons = new CronStore(db);
   }
 

@@ -22,7 +22,7 @@ export interface Fleet {
   scope: { bk_scope_type: 'biz'; bk_scope_id: string };
   /** ip -> the directory that agent sees as "/" for files (when started with fileRoots). */
   fileRoots: Map<string, string>;
-  /** The PostgreSQL database the server uses; undefined on SQLite (it lives in the data dir). */
+  /** The PostgreSQL database of the fleet; undefined on SQLite (the server's data dir holds it). */
   databaseUrl: string | undefined;
 }
 

@@ -35,6 +35,8 @@ export interface ServerProcess {
   url: string;
   port: number;
   dataDir: string;
+  /** The PostgreSQL URL it runs on; undefined for SQLite in its data dir. */
+  databaseUrl: string | undefined;
   appCode: string;
   appSecret: string;
   adminToken: string;
@@ -128,6 +130,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerProce
     url,
     port,
     dataDir,
+    databaseUrl: opts.databaseUrl,
     ...TEST_SECRETS,
     proc,
     output: () => out.text,

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { CheckLevel, scanScript } from '../../rules/dangerous-rules.js';
+import type { RuleMatch } from '../../rules/dangerous-rules.js';
 import { defineEndpoint } from '../endpoint.js';
 import { zBase64 } from '../input-types.js';
 import { ScriptLanguage } from './dangerous-rules.js';
@@ -23,12 +24,17 @@ export const checkScript = defineEndpoint({
   async handle(ctx, input) {
     const rules = await ctx.services.store.rules.enabledRulesFor(input.script_language);
     const content = Buffer.from(input.content, 'base64').toString('utf8');
-    return scanScript(content, rules).map((m) => ({
-      line: m.line,
-      line_content: m.lineContent,
-      match_content: m.matchContent,
-      level: CheckLevel.FATAL,
-      description: m.rule.description,
-    }));
+    return scanScript(content, rules).map(checkItem);
   },
 });
+
+/** One finding in check_script's shape (also the warnings of a saved library script). */
+export function checkItem(m: RuleMatch) {
+  return {
+    line: m.line,
+    line_content: m.lineContent,
+    match_content: m.matchContent,
+    level: CheckLevel.FATAL,
+    description: m.rule.description,
+  };
+}

@@ -21,6 +21,7 @@ import { ApiError } from '../error-catalogue.js';
 import { TargetServer, zBool, zLong } from '../input-types.js';
 import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
 import type { ScreenedScript } from '../submission-checks.js';
+import { resolveDatabaseAccount } from './fast-execute-sql.js';
 import { resolveSources } from './fast-transfer-file.js';
 import { checkTargetPath } from './file-paths.js';
 import { planInScope } from './job-plans.js';
@@ -33,6 +34,7 @@ import {
 } from './job-submission.js';
 
 const MAX_SCRIPT_TARGETS = 50_000;
+const SQL_LANGUAGE = 6;
 
 const Input = z.object({
   job_plan_id: zLong.pipe(z.number().min(1)),
@@ -143,6 +145,8 @@ async function buildStep(
         count: hosts.length,
         limit: MAX_SCRIPT_TARGETS,
       });
+    // A SQL step (language 6) names its database account; the client runs as that account's system account.
+    const sql = language === SQL_LANGUAGE ? await resolveDatabaseAccount(ctx, si.account.id) : undefined;
     const spec: StepSpec = {
       kind: 'script',
       scriptContent: content,
@@ -153,13 +157,24 @@ async function buildStep(
       ),
       isParamSensitive: si.is_param_sensitive === 1,
       timeout: si.script_timeout,
-      account: await resolveAccount(ctx, si.account.id, undefined),
+      account: sql?.runAs ?? (await resolveAccount(ctx, si.account.id, undefined)),
       targetServer,
       ignoreError: si.is_ignore_error === 1,
       vars: true,
+      ...(sql ? { database: sql.database } : {}),
+      ...(cited
+        ? {
+            library: {
+              source: cited.source,
+              scriptId: cited.scriptId,
+              scriptVersionId: cited.scriptVersionId,
+            },
+          }
+        : {}),
       ...rollingSpecOf(si.rolling_config),
     };
-    return { name: step.name, type: StepType.SCRIPT, spec, hosts: hostTasksOf(hosts, si.rolling_config) };
+    const type = sql ? StepType.SQL : StepType.SCRIPT;
+    return { name: step.name, type, spec, hosts: hostTasksOf(hosts, si.rolling_config) };
   }
   if (step.file_info) {
     const fi = step.file_info;

@@ -7,6 +7,7 @@ import { resolveTargets } from '../../inventory/target-resolution.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zBase64, zInt, zLong } from '../input-types.js';
+import { resolveCitedScript } from '../script-reference.js';
 import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
 import {
   CommonExecuteFields,
@@ -45,24 +46,30 @@ export const fastExecuteScript = defineEndpoint({
   async handle(ctx, input) {
     const prior = await priorSubmission(ctx, input.client_request_id);
     if (prior) return prior;
-    if (input.script_version_id !== undefined || (input.script_id !== undefined && input.script_id !== '')) {
-      throw new ApiError('SCRIPT_NOT_SUPPORTED_YET', {
-        ref: input.script_version_id ?? input.script_id ?? '',
-      });
-    }
-    if (input.script_content === undefined || input.script_content === '') {
+    const cited =
+      input.script_version_id !== undefined || (input.script_id !== undefined && input.script_id !== '')
+        ? await resolveCitedScript(ctx, {
+            scriptVersionId: input.script_version_id,
+            scriptId: input.script_id,
+          })
+        : undefined;
+    const content = cited
+      ? Buffer.from(cited.version.content ?? '', 'utf8').toString('base64')
+      : input.script_content;
+    if (content === undefined || content === '') {
       throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', {
         param: 'script_version_id|script_id|script_content',
       });
     }
-    const language = input.script_language;
+    // A library script runs in its own language, whatever script_language says.
+    const language = cited ? cited.version.script.language : input.script_language;
     if (language === undefined || language < 1 || language > 6) {
       throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
         param: 'script_language',
         reason: 'must be 1 shell, 2 bat, 3 perl, 4 python, 5 powershell or 6 sql',
       });
     }
-    const screened = await enforceDangerousRules(ctx, language, input.script_content);
+    const screened = await enforceDangerousRules(ctx, language, content);
     const sensitive = input.is_param_sensitive === 1;
     const param = Buffer.from(input.script_param ?? '', 'base64');
     if (sensitive && param.length > MAX_SENSITIVE_PARAM_BYTES) {
@@ -81,7 +88,7 @@ export const fastExecuteScript = defineEndpoint({
 
     const spec: ScriptStepSpec = {
       kind: 'script',
-      scriptContent: input.script_content,
+      scriptContent: content,
       language: language as ScriptLanguageCode,
       scriptParam: param.toString('utf8').replace(/\r?\n/g, ' '),
       isParamSensitive: sensitive,
@@ -90,6 +97,15 @@ export const fastExecuteScript = defineEndpoint({
       targetServer: input.target_server,
       ignoreError: false,
       ...rollingSpecOf(input.rolling_config),
+      ...(cited
+        ? {
+            library: {
+              source: cited.source,
+              scriptId: cited.version.script.id,
+              scriptVersionId: cited.version.id,
+            },
+          }
+        : {}),
     };
     const reply = await submitOneStepJob(ctx, {
       name: input.task_name ? input.task_name : defaultJobName('Script Execution'),

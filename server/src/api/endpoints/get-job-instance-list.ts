@@ -65,7 +65,9 @@ export const getJobInstanceList = defineEndpoint({
       total,
       data: jobs.map((j) => ({
         ...scopeFieldsOf(j),
+        // BK-JOB's code sends job_instance_id, its documents show id: clients read either.
         job_instance_id: j.id,
+        id: j.id,
         job_plan_id: j.job_plan_id === null ? null : Number(j.job_plan_id),
         job_template_id: j.job_template_id === null ? null : Number(j.job_template_id),
         name: j.name,

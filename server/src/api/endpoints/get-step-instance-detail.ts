@@ -80,15 +80,18 @@ export const getStepInstanceDetail = defineEndpoint({
     return {
       ...base,
       script_info: {
-        script_type: 1,
-        script_id: null,
-        script_version_id: null,
+        script_type: spec.library?.source ?? 1,
+        script_id: spec.library?.scriptId ?? null,
+        script_version_id: spec.library?.scriptVersionId ?? null,
         script_content: Buffer.from(spec.scriptContent, 'base64').toString('utf8'),
         script_language: spec.language,
         script_param: spec.isParamSensitive ? '******' : spec.scriptParam,
         windows_interpreter: null,
         script_timeout: spec.timeout,
-        account: { id: spec.account.id, name: spec.account.alias },
+        // A SQL step names its database account; the system account that runs the client is its own.
+        account: spec.database
+          ? { id: spec.database.accountId, name: spec.database.alias }
+          : { id: spec.account.id, name: spec.account.alias },
         server: server(spec.targetServer),
         is_param_sensitive: spec.isParamSensitive ? 1 : 0,
         is_ignore_error: spec.ignoreError ? 1 : 0,

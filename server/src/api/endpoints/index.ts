@@ -11,6 +11,7 @@ import {
   updateDangerousRule,
 } from './dangerous-rules.js';
 import { fastExecuteScript } from './fast-execute-script.js';
+import { fastExecuteSql } from './fast-execute-sql.js';
 import { fastTransferFile } from './fast-transfer-file.js';
 import { generateLocalFileUploadUrl } from './generate-local-file-upload-url.js';
 import { pushConfigFile } from './push-config-file.js';
@@ -22,6 +23,9 @@ import { getJobInstanceCallbackList } from './job-callbacks.js';
 import { batchGetJobInstanceIpLog, getJobInstanceIpLog } from './job-instance-logs.js';
 import { operateJobInstance, operateStepInstance } from './operate-instance.js';
 import { queryAgentInfo } from './query-agent-info.js';
+import { getLatestServiceVersion } from './get-latest-service-version.js';
+import { SCRIPT_LIBRARY_ENDPOINTS } from './script-library.js';
+import { ACCOUNT_ENDPOINTS } from './accounts.js';
 import { executeJobPlan } from './execute-job-plan.js';
 import { getJobInstanceGlobalVarValue } from './get-job-instance-global-var-value.js';
 import {
@@ -43,6 +47,7 @@ import {
 import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
+  fastExecuteSql,
   fastTransferFile,
   pushConfigFile,
   generateLocalFileUploadUrl,
@@ -64,6 +69,9 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getDangerousRuleList,
   checkScript,
   getDangerousRuleHitList,
+  getLatestServiceVersion,
+  ...SCRIPT_LIBRARY_ENDPOINTS,
+  ...ACCOUNT_ENDPOINTS,
   executeJobPlan,
   getJobPlanList,
   getJobPlanDetail,

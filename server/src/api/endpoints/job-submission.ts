@@ -105,7 +105,9 @@ export async function resolveAccount(
   const inv = ctx.services.store.inventory;
   if (id !== undefined) {
     const a = await inv.getAccount(id);
-    if (!a || !ctx.scope.bizIds.includes(a.biz_id)) throw new ApiError('ACCOUNT_NOT_EXIST', { account: id });
+    // A database account names a database user, not an OS user a script could run as.
+    if (!a || !ctx.scope.bizIds.includes(a.biz_id) || a.category !== 1)
+      throw new ApiError('ACCOUNT_NOT_EXIST', { account: id });
     return { id: a.id, alias: a.alias, osUser: a.os_user };
   }
   if (alias !== undefined && alias !== '') {

@@ -13,7 +13,7 @@ import {
 import { assertNoCronRuns } from '../../crons/cron-citations.js';
 import { TemplateInput } from '../../plans/plan-shapes.js';
 import type { TemplateBody } from '../../plans/plan-shapes.js';
-import { isUniqueViolation } from '../../store/unique-violation.js';
+import { isUniqueViolation } from '../../store/constraint-errors.js';
 import type { TemplateRow } from '../../store/plan-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';

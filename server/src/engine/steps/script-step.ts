@@ -1,6 +1,10 @@
-/** Script steps: each target host runs the script through its agent. */
+/**
+ * Script steps: each target host runs the script through its agent. A SQL script runs the
+ * database client instead; its account's password is opened from the store when the step's
+ * tasks are about to be sent, held only while the step runs, and sent only inside the tasks.
+ */
 import { PROTOCOL_VERSION, taskKey } from '@jobfleet/protocol';
-import type { RunScript } from '@jobfleet/protocol';
+import type { DatabaseLogin, RunScript } from '@jobfleet/protocol';
 import type { Services } from '../../services.js';
 import { foldReports, parseReported, shellPrelude } from '../job-variables.js';
 import type { VarState } from '../job-variables.js';
@@ -8,6 +12,8 @@ import { SCRIPT_LANGUAGES } from '../statuses.js';
 import type { StepKind, StepRun, TaskEnd, TaskRun } from '../step-kind.js';
 
 export class ScriptStep implements StepKind {
+  /** Database logins of running SQL steps, by step instance id. */
+  private readonly logins = new Map<number, DatabaseLogin>();
   /** step instance id -> the job's variables as the step started */
   private readonly vars = new Map<number, { executeCount: number; state: VarState }>();
 
@@ -20,6 +26,10 @@ export class ScriptStep implements StepKind {
   }
 
   async beginBatch(step: StepRun): Promise<void> {
+    await Promise.all([this.openLogin(step), this.loadVars(step)]);
+  }
+
+  private async loadVars(step: StepRun): Promise<void> {
     if (step.spec.kind !== 'script' || !step.spec.vars) return;
     const held = this.vars.get(step.stepInstanceId);
     if (held?.executeCount === step.executeCount) return;
@@ -29,9 +39,27 @@ export class ScriptStep implements StepKind {
     });
   }
 
+  private async openLogin(step: StepRun): Promise<void> {
+    const db = step.spec.kind === 'script' ? step.spec.database : undefined;
+    if (!db || this.logins.has(step.stepInstanceId)) return;
+    const sealed = await this.services.store.accounts.sealedPassword(db.accountId);
+    let password = '';
+    try {
+      if (sealed) password = this.services.secretBox.open(sealed, `account:${db.accountId}`);
+    } catch (err) {
+      // The tasks still go out: the database refuses the login and each host says so.
+      this.services.log.error(
+        { account: db.accountId, reason: (err as Error).message },
+        'database account password cannot be opened',
+      );
+    }
+    this.logins.set(step.stepInstanceId, { engine: db.engine, user: db.user, password, port: db.port });
+  }
+
   send(step: StepRun, task: TaskRun): boolean {
     const spec = step.spec;
     if (spec.kind !== 'script') return false;
+    const login = this.logins.get(step.stepInstanceId);
     const msg: RunScript = {
       v: PROTOCOL_VERSION,
       type: 'task.run',
@@ -42,6 +70,7 @@ export class ScriptStep implements StepKind {
       timeoutSeconds: spec.timeout,
       user: spec.account.osUser,
       logCapBytes: this.services.config.logCapBytes,
+      ...(login ? { database: login } : {}),
     };
     const vars = this.vars.get(step.stepInstanceId);
     if (vars && msg.language === 'shell') {
@@ -69,6 +98,7 @@ export class ScriptStep implements StepKind {
 
   /** Records the variables as the step left them, for the steps after it and for get_job_instance_global_var_value. */
   async release(step: StepRun): Promise<void> {
+    this.logins.delete(step.stepInstanceId);
     const held = this.vars.get(step.stepInstanceId);
     if (!held) return;
     this.vars.delete(step.stepInstanceId);

@@ -1,0 +1,78 @@
+/**
+ * The plan store on both engines: templates report the library script versions and execution
+ * accounts their steps cite (what the library's "still cited" check asks), and job variable
+ * states and host reports keep their order and overwrite on resend.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { Store } from '../src/store/store.js';
+import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
+import { tempDir } from './helpers/processes.js';
+
+const row = (name: string, steps: unknown[]) => ({
+  scope_type: 'biz',
+  scope_id: '2',
+  name,
+  description: '',
+  creator: 'u',
+  create_time: 1,
+  last_modify_user: 'u',
+  last_modify_time: 1,
+  version: 1,
+  body: JSON.stringify({ steps, vars: [], nextId: 9 }),
+});
+
+for (const engine of engines()) {
+  describe(`plan store on ${engine}`, () => {
+    after(dropFreshDatabases);
+
+    test('citations of script versions and accounts, and variable states', async () => {
+      const store = await Store.open({
+        databaseUrl: await freshDatabase(engine),
+        dataDir: tempDir('plan-store'),
+      });
+      try {
+        const plans = store.plans;
+        const a = await plans.insertTemplate(
+          row('cites 12', [
+            { id: 1, script_info: { script_type: 2, script_version_id: 12, account: { id: 5 } } },
+          ]),
+        );
+        const b = await plans.insertTemplate(
+          row('cites 123', [
+            { id: 1, script_info: { script_type: 3, script_version_id: 123, account: { id: 6 } } },
+            {
+              id: 2,
+              file_info: {
+                file_destination: { account: { id: 7 } },
+                file_source_list: [{ account: { id: 8 } }],
+              },
+            },
+          ]),
+        );
+        assert.deepEqual(await plans.citingScriptVersions([12]), [`template ${a} (cites 12)`]);
+        assert.deepEqual(await plans.citingScriptVersions([1, 123]), [`template ${b} (cites 123)`]);
+        assert.deepEqual(await plans.citingScriptVersions([99]), []);
+        assert.deepEqual(await plans.citingAccount(8), [`template ${b} (cites 123)`]);
+        assert.deepEqual(await plans.citingAccount(5), [`template ${a} (cites 12)`]);
+        assert.deepEqual(await plans.citingAccount(1), []);
+
+        await plans.addVarState(40, 0, 'start');
+        await plans.addVarState(40, 41, 'after 41');
+        assert.deepEqual(await plans.varStates(40), [
+          { stepInstanceId: 0, body: 'start' },
+          { stepInstanceId: 41, body: 'after 41' },
+        ]);
+        await plans.putHostVars(41, 0, 3, '{"x":"1"}');
+        await plans.putHostVars(41, 0, 3, '{"x":"2"}');
+        await plans.putHostVars(41, 0, 2, '{"x":"0"}');
+        assert.deepEqual(await plans.hostVars(41, 0), [
+          { hostId: 2, body: '{"x":"0"}' },
+          { hostId: 3, body: '{"x":"2"}' },
+        ]);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+}
