@@ -21,7 +21,12 @@ import type { Fleet } from './helpers/fleet.js';
 import { CLI, startServer, stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
 
-const CRON_ENV = { JOBFLEET_CRON_SECONDS_FIELD: 'true', JOBFLEET_CRON_TICK_MS: '200' };
+const CRON_ENV = {
+  JOBFLEET_CRON_SECONDS_FIELD: 'true',
+  JOBFLEET_CRON_TICK_MS: '200',
+  // Servers sharing a database share the key their secrets are sealed with.
+  JOBFLEET_SERVER_KEY: Buffer.alloc(32, 7).toString('base64'),
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Firing {

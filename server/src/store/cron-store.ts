@@ -2,26 +2,30 @@
  * Storage operations for crons and their firings. A firing row (cron, due time) is unique: it
  * is how a due time is claimed, so each time is fired, skipped or failed once across servers.
  */
+import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
+import { changeConditions, containsLike } from './list-filters.js';
+import type { ChangeFilter } from './list-filters.js';
 import type { CronFiringTable, CronJobTable, Database } from './schema.js';
 
 export type CronRow = Selectable<CronJobTable>;
 export type FiringRow = Selectable<CronFiringTable>;
 
-export interface CronListFilter {
+export interface CronListFilter extends ChangeFilter {
   scopeType: string;
   scopeId: string;
   name?: string | undefined;
   enabled?: boolean | undefined;
-  creator?: string | undefined;
-  createTimeStart?: number | undefined;
-  createTimeEnd?: number | undefined;
-  lastModifyUser?: string | undefined;
-  lastModifyTimeStart?: number | undefined;
-  lastModifyTimeEnd?: number | undefined;
   start: number;
   length: number;
 }
+
+const CRON_CHANGE_COLUMNS = {
+  creator: 'creator',
+  createTime: 'create_time',
+  lastModifyUser: 'last_modify_user',
+  lastModifyTime: 'last_modify_time',
+};
 
 /** An enabled cron with the latest due time already fired, skipped or failed (seconds). */
 export type DueCron = CronRow & { last_time: number | null };
@@ -51,14 +55,11 @@ export class CronStore {
       .selectFrom('cron_job')
       .where('scope_type', '=', f.scopeType)
       .where('scope_id', '=', f.scopeId);
-    if (f.name) q = q.where('name', 'like', `%${f.name.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    const { name } = f;
+    if (name) q = q.where((eb) => eb(eb.fn('lower', ['name']), 'like', containsLike(name)));
     if (f.enabled !== undefined) q = q.where('enabled', '=', f.enabled ? 1 : 0);
-    if (f.creator) q = q.where('creator', '=', f.creator);
-    if (f.createTimeStart !== undefined) q = q.where('create_time', '>=', f.createTimeStart);
-    if (f.createTimeEnd !== undefined) q = q.where('create_time', '<=', f.createTimeEnd);
-    if (f.lastModifyUser) q = q.where('last_modify_user', '=', f.lastModifyUser);
-    if (f.lastModifyTimeStart !== undefined) q = q.where('last_modify_time', '>=', f.lastModifyTimeStart);
-    if (f.lastModifyTimeEnd !== undefined) q = q.where('last_modify_time', '<=', f.lastModifyTimeEnd);
+    for (const [column, op, value] of changeConditions(f, CRON_CHANGE_COLUMNS))
+      q = q.where(sql.ref(column), op, value);
     const { n } = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     const rows = await q.selectAll().orderBy('id', 'desc').offset(f.start).limit(f.length).execute();
     return { total: Number(n), rows };

@@ -22,6 +22,7 @@ import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { TargetServer, zInt, zLong } from '../input-types.js';
 import { planInScope } from './job-plans.js';
+import { ListFilters, listFilterOf } from './job-templates.js';
 
 const DEFAULT_GRACE_SECONDS = 300;
 const LAST_RUNS = 10;
@@ -112,23 +113,6 @@ function checkSchedule(
   return out;
 }
 
-function saveReply(row: CronRow): Record<string, unknown> {
-  return {
-    id: row.id,
-    name: row.name,
-    status: row.enabled ? 1 : 2,
-    ...scopeFields(row),
-    job_plan_id: row.job_plan_id,
-    expression: row.expression,
-    execute_time_zone: row.time_zone,
-    global_var_list: parseCronVars(row).map(cronVarView),
-    creator: row.creator,
-    create_time: row.create_time,
-    last_modify_user: row.last_modify_user,
-    last_modify_time: row.last_modify_time,
-  };
-}
-
 function listItem(row: CronRow): Record<string, unknown> {
   return {
     id: row.id,
@@ -141,6 +125,16 @@ function listItem(row: CronRow): Record<string, unknown> {
     create_time: row.create_time,
     last_modify_user: row.last_modify_user,
     last_modify_time: row.last_modify_time,
+  };
+}
+
+/** The save reply: the list item with its variables, and status 1 running / 2 paused. */
+function saveReply(row: CronRow): Record<string, unknown> {
+  return {
+    ...listItem(row),
+    status: row.enabled ? 1 : 2,
+    execute_time_zone: row.time_zone,
+    global_var_list: parseCronVars(row).map(cronVarView),
   };
 }
 
@@ -226,16 +220,10 @@ export const getCronList = defineEndpoint({
   name: 'get_cron_list',
   kind: 'read',
   input: z.object({
+    ...ListFilters,
     id: zLong.optional(),
-    name: z.string().optional(),
     status: zInt.optional(),
-    creator: z.string().optional(),
-    create_time_start: zLong.optional(),
-    create_time_end: zLong.optional(),
-    last_modify_user: z.string().optional(),
-    last_modify_time_start: zLong.optional(),
-    last_modify_time_end: zLong.optional(),
-    start: zInt.pipe(z.number().min(0)).default(0),
+    // BK-JOB puts no cap on a cron page.
     length: zInt.pipe(z.number().min(1)).default(20),
   }),
   async handle(ctx, input) {
@@ -250,19 +238,9 @@ export const getCronList = defineEndpoint({
       };
     }
     const { total, rows } = await ctx.services.store.crons.list({
-      scopeType: ctx.scope.type,
-      scopeId: String(ctx.scope.id),
-      name: input.name,
+      ...listFilterOf(ctx, input),
       // 1 enabled, 0 disabled; any other value (2 included) filters nothing, as BK-JOB does.
       enabled: input.status === 1 ? true : input.status === 0 ? false : undefined,
-      creator: input.creator,
-      createTimeStart: input.create_time_start,
-      createTimeEnd: input.create_time_end,
-      lastModifyUser: input.last_modify_user,
-      lastModifyTimeStart: input.last_modify_time_start,
-      lastModifyTimeEnd: input.last_modify_time_end,
-      start: input.start,
-      length: input.length,
     });
     return { start: input.start, length: input.length, total, data: rows.map(listItem) };
   },
