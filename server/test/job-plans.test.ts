@@ -444,6 +444,15 @@ for (const engine of engines()) {
       });
       assert.equal((await call('execute_job_plan', { job_plan_id: empty.data.id })).code, 1244011);
       assert.equal((await call('execute_job_plan', { job_plan_id: 0 })).code, 1241005);
+      const badArray = await call('execute_job_plan', {
+        job_plan_id: p.data.id,
+        global_var_list: [
+          { name: 'greeting', value: 'x' },
+          { name: 'list', value: 'not an array' },
+        ],
+      });
+      assert.equal(badArray.code, 1241005, badArray.message);
+      assert.match(badArray.message, /global_var_list\.list/);
       // A SQL step (script_language 6) runs as a database account; a system account is refused.
       const sqlTemplate = await call<{ id: number }>('create_job_template', {
         name: 'sql on a system account',

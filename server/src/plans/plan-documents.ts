@@ -168,20 +168,26 @@ export async function buildTemplateBody(
 
 /** Array variables take a bash array literal `( ... )` as BK-JOB does, or a JSON array / object. */
 function checkArrayValue(at: string, type: number, value: string): void {
-  if (type !== VarType.ASSOC_ARRAY && type !== VarType.INDEX_ARRAY) return;
+  const problem = arrayValueProblem(type, value);
+  if (problem) throw invalid(`${at}: ${problem}`);
+}
+
+/** Why a value cannot be an array variable's (undefined when it can, or the type is no array). */
+export function arrayValueProblem(type: number, value: string): string | undefined {
+  if (type !== VarType.ASSOC_ARRAY && type !== VarType.INDEX_ARRAY) return undefined;
   const v = value.trim();
-  if (v === '' || (v.startsWith('(') && v.endsWith(')'))) return;
+  if (v === '' || (v.startsWith('(') && v.endsWith(')'))) return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(v);
   } catch {
-    throw invalid(`${at}: an array value is a bash array literal "( ... )" or JSON`);
+    return 'an array value is a bash array literal "( ... )" or JSON';
   }
   const ok =
     type === VarType.INDEX_ARRAY
       ? Array.isArray(parsed)
       : typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed);
-  if (!ok) throw invalid(`${at}: expected a JSON ${type === VarType.INDEX_ARRAY ? 'array' : 'object'}`);
+  return ok ? undefined : `expected a JSON ${type === VarType.INDEX_ARRAY ? 'array' : 'object'}`;
 }
 
 /** A plan's variable values over its template's definitions: by id, else by name. */

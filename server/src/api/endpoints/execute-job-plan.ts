@@ -11,7 +11,7 @@ import type { ScriptLanguageCode } from '../../engine/statuses.js';
 import type { StepSpec } from '../../engine/step-spec.js';
 import { resolveTargets } from '../../inventory/target-resolution.js';
 import { citedScript } from '../../plans/library-scripts.js';
-import { parsePlanBody, parseTemplateBody } from '../../plans/plan-documents.js';
+import { arrayValueProblem, parsePlanBody, parseTemplateBody } from '../../plans/plan-documents.js';
 import { VarType, cipherPurpose } from '../../plans/plan-shapes.js';
 import type { StepServer, StoredStep } from '../../plans/plan-shapes.js';
 import type { NewJob, NewStep } from '../../store/execution-store.js';
@@ -103,6 +103,12 @@ function jobVars(
     } else {
       v.value = g?.value ?? pv.value ?? '';
       if (v.value === '') missing.push(def.name);
+      const problem = arrayValueProblem(def.type, v.value);
+      if (problem)
+        throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
+          param: `global_var_list.${def.name}`,
+          reason: problem,
+        });
     }
     return v;
   });
