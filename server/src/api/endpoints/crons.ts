@@ -14,7 +14,7 @@ import { expressionError, isTimeZone, nextTimes, serverTimeZone } from '../../cr
 import { setCronEnabled } from '../../crons/cron-status.js';
 import { cronVarView, parseCronVars, scheduleOf, sealCronVar } from '../../crons/cron-values.js';
 import type { StoredCronVar } from '../../crons/cron-values.js';
-import { parseTemplateBody } from '../../plans/plan-documents.js';
+import { arrayValueProblem, parseTemplateBody } from '../../plans/plan-documents.js';
 import { VarType } from '../../plans/plan-shapes.js';
 import type { CronRow } from '../../store/cron-store.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -88,6 +88,13 @@ function resolveVars(
     if (def.type === VarType.HOST_LIST) v.server = g.server ?? null;
     else if (def.type === VarType.CIPHER && g.value) v.sealed = sealCronVar(ctx.services, g.value);
     else v.value = g.value ?? null;
+    // A value the plan would refuse at each firing is refused now.
+    const problem = v.value === null ? undefined : arrayValueProblem(def.type, v.value);
+    if (problem)
+      throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
+        param: `global_var_list[${i}]`,
+        reason: problem,
+      });
     return v;
   });
 }
