@@ -84,12 +84,19 @@ export class TaskSpool {
     const dir = this.dir(msg.key);
     fs.rmSync(dir, { recursive: true, force: true }); // leftovers of a forgotten run of this key
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    // A task's env carries secret values; the spool keeps the rest (a restarted agent never reruns a task).
-    fs.writeFileSync(
-      path.join(dir, 'task.json'),
-      JSON.stringify({ msg, startTime }, (k, v: unknown) => (k === 'env' ? undefined : v)),
-      { mode: 0o600 },
-    );
+    // Script parameters may be sensitive, and so are a database password and the environment
+    // carrying cipher variables; a restarted agent never runs a script again (it reports it lost),
+    // so none of them is written to disk.
+    const kept =
+      msg.type === 'task.run'
+        ? {
+            ...msg,
+            params: '',
+            env: undefined,
+            ...(msg.database ? { database: { ...msg.database, password: '' } } : {}),
+          }
+        : msg;
+    fs.writeFileSync(path.join(dir, 'task.json'), JSON.stringify({ msg: kept, startTime }), { mode: 0o600 });
     return fs.openSync(path.join(dir, 'output'), 'a', 0o600);
   }
 

@@ -490,7 +490,7 @@ for (const engine of engines()) {
       const countBefore = (await read<{ total: number }>('get_job_template_list', {})).data.total;
       const bad: [string, Record<string, unknown>, number, RegExp][] = [
         ['create_job_template', { ...good, name: '' }, 1240003, /name/],
-        ['create_job_template', good, 1243903, /already exists/],
+        ['create_job_template', good, 1243912, /already exists/],
         [
           'create_job_template',
           { ...good, name: 'x', step_list: [{ name: 's', type: 1 }] },
@@ -506,41 +506,41 @@ for (const engine of engines()) {
         [
           'create_job_template',
           { ...good, name: 'x', global_var_list: [...good.global_var_list, { name: 'greeting', type: 1 }] },
-          1243905,
+          1243914,
           /two variables/,
         ],
         [
           'create_job_template',
           { ...good, name: 'x', global_var_list: good.global_var_list.filter((v) => v.name !== 'servers') },
-          1243905,
+          1243914,
           /servers/,
         ],
         [
           'create_job_template',
           { ...good, name: 'x', global_var_list: [{ name: 'l', type: 6, value: 'not json' }] },
-          1243905,
+          1243914,
           /array/,
         ],
         [
           'update_job_template',
           { ...good, job_template_id: t.data.id, step_list: [{ ...good.step_list[0], id: 999 }] },
-          1243905,
+          1243914,
           /999/,
         ],
-        ['update_job_template', { ...good, job_template_id: 424242 }, 1243902, /424242/],
+        ['update_job_template', { ...good, job_template_id: 424242 }, 1243911, /424242/],
         [
           'create_job_plan',
           { job_template_id: t.data.id, name: 'p', step_list: [{ id: 999 }] },
-          1243905,
+          1243914,
           /999/,
         ],
         [
           'create_job_plan',
           { job_template_id: t.data.id, name: 'p', global_var_list: [{ name: 'nope', value: '1' }] },
-          1243905,
+          1243914,
           /nope/,
         ],
-        ['create_job_plan', { job_template_id: 424242, name: 'p' }, 1243902, /424242/],
+        ['create_job_plan', { job_template_id: 424242, name: 'p' }, 1243911, /424242/],
         ['delete_job_plan', { job_plan_id: 424242 }, 1243009, /424242/],
         [
           'create_job_template',

@@ -230,6 +230,17 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Script {ref} has no online version to run: publish one, or give script_version_id',
   },
+  DANGEROUS_RULE_EXPRESSION_UNSUPPORTED: {
+    code: 1243902,
+    http: 200,
+    message:
+      'Dangerous-command rule {id} expression "{expression}" cannot be evaluated in linear time ({reason}); update or delete the rule',
+  },
+  DANGEROUS_RULE_CHECK_LIMIT: {
+    code: 1243903,
+    http: 200,
+    message: 'Script too large to check against {rules} dangerous-command rules: {reason}',
+  },
   TASK_PLAN_NOT_EXIST: {
     code: 1243009,
     http: 200,
@@ -251,22 +262,22 @@ export const ERROR_CATALOGUE = {
     message: '{user} is not an approver of step {stepInstanceId} (approvers: {approvers})',
   },
   JOB_TEMPLATE_NOT_EXIST: {
-    code: 1243902,
+    code: 1243911,
     http: 200,
     message: 'Job template {id} does not exist',
   },
   JOB_TEMPLATE_NAME_EXIST: {
-    code: 1243903,
+    code: 1243912,
     http: 200,
     message: 'A job template named "{name}" already exists in this scope',
   },
   JOB_PLAN_NAME_EXIST: {
-    code: 1243904,
+    code: 1243913,
     http: 200,
     message: 'Template {templateId} already has a plan named "{name}"',
   },
   JOB_TEMPLATE_INVALID: {
-    code: 1243905,
+    code: 1243914,
     http: 200,
     message: 'Invalid job template: {reason}',
   },

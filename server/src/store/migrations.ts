@@ -413,6 +413,32 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0012_sealed_step_params': {
+      async up(db: AnyDb) {
+        // The id of the key a step's sensitive parameter is sealed under ('plain' for steps
+        // stored before sealing), so a start after a key rotation finds what to reseal by index.
+        await db.schema.alterTable('step_instance').addColumn('sealed_key', 'text').execute();
+        await db.schema
+          .createIndex('step_instance_sealed_key')
+          .on('step_instance')
+          .column('sealed_key')
+          .execute();
+        await sql`update step_instance set sealed_key = 'plain' where spec like ${'%"isParamSensitive":true%'}`.execute(
+          db,
+        );
+      },
+    },
+    '0013_agent_trust': {
+      async up(db: AnyDb) {
+        await db.schema.alterTable('host').addColumn('agent_revoked_at', 'bigint').execute();
+        await db.schema
+          .createTable('server_setting')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
     '0009_job_plans': {
       async up(db: AnyDb) {
         // A template (steps + variable definitions) and its plans are JSON documents: they are

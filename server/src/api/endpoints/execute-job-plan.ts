@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { VarState } from '../../engine/job-variables.js';
+import { sealStepParam } from '../../engine/sensitive-params.js';
 import { JobType, LaunchMode, StepType } from '../../engine/statuses.js';
 import type { ScriptLanguageCode } from '../../engine/statuses.js';
 import type { StepSpec } from '../../engine/step-spec.js';
@@ -153,7 +154,7 @@ async function buildStep(
       });
     // A SQL step (language 6) names its database account; the client runs as that account's system account.
     const sql = language === SQL_LANGUAGE ? await resolveDatabaseAccount(ctx, si.account.id) : undefined;
-    const spec: StepSpec = {
+    const spec: StepSpec = sealStepParam(ctx.services.secretBox, {
       kind: 'script',
       scriptContent: content,
       language,
@@ -178,7 +179,7 @@ async function buildStep(
           }
         : {}),
       ...rollingSpecOf(si.rolling_config),
-    };
+    });
     const type = sql ? StepType.SQL : StepType.SCRIPT;
     return { name: step.name, type, spec, hosts: hostTasksOf(hosts, si.rolling_config) };
   }
