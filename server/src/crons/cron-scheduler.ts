@@ -12,7 +12,7 @@ import { LaunchMode } from '../engine/statuses.js';
 import type { EndpointContext } from '../api/endpoint.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { resolveScope } from '../api/scope.js';
-import { preparePlanJob } from '../api/endpoints/execute-job-plan.js';
+import { assertPlanJobQuota, preparePlanJob } from '../api/endpoints/execute-job-plan.js';
 import type { Services } from '../services.js';
 import type { DueCron } from '../store/cron-store.js';
 import { isUniqueViolation } from '../store/constraint-errors.js';
@@ -91,6 +91,7 @@ export class CronScheduler {
     try {
       const ctx = await this.contextOf(cron, scheduledTime);
       prepared = await preparePlanJob(ctx, cron.job_plan_id, cronVarsToGiven(this.services, cron));
+      await assertPlanJobQuota(ctx, prepared.job);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       await store.recordNotFired(cron.id, scheduledTime, 'failed', `${err.code}: ${err.message}`);

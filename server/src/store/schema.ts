@@ -49,6 +49,8 @@ export interface HostTable {
   last_heartbeat: number | null;
   biz_id: number | null;
   created_at: number;
+  /** Set when an admin revoked the host's agent: no agent may register for it until readmitted. */
+  agent_revoked_at: number | null;
 }
 
 export interface TopoSetTable {
@@ -349,6 +351,7 @@ export interface Database {
   app_nonce: AppNonceTable;
   script: ScriptTable;
   script_version: ScriptVersionTable;
+  server_setting: ServerSettingTable;
   job_template: JobTemplateTable;
   job_plan: JobPlanTable;
   job_instance_var: JobInstanceVarTable;
@@ -356,6 +359,13 @@ export interface Database {
   step_confirmation: StepConfirmationTable;
   cron_job: CronJobTable;
   cron_firing: CronFiringTable;
+}
+
+/** Cluster-wide settings changed at run time (e.g. the agent bootstrap token's hash). */
+export interface ServerSettingTable {
+  key: string;
+  value: string;
+  updated_at: number;
 }
 
 export interface JobTemplateTable {

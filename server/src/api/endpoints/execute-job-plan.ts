@@ -20,6 +20,7 @@ import type { EndpointContext } from '../endpoint.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { TargetServer, zBool, zLong } from '../input-types.js';
+import { assertScopeQuota } from '../scope-quota.js';
 import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
 import type { ScreenedScript } from '../submission-checks.js';
 import { resolveDatabaseAccount } from './fast-execute-sql.js';
@@ -265,6 +266,11 @@ export async function preparePlanJob(
   };
 }
 
+/** The scope's running-jobs and running-hosts quota, for a plan's job about to start. */
+export async function assertPlanJobQuota(ctx: EndpointContext, job: Pick<NewJob, 'steps'>): Promise<void> {
+  await assertScopeQuota(ctx, Math.max(0, ...job.steps.map((s) => s.hosts.length)));
+}
+
 export const executeJobPlan = defineEndpoint({
   name: 'execute_job_plan',
   kind: 'write',
@@ -276,6 +282,7 @@ export const executeJobPlan = defineEndpoint({
     const callbackUrl = checkCallbackUrl(input.callback_url);
     assertCallbackAllowed(ctx, callbackUrl);
     const { job, screened } = await preparePlanJob(ctx, input.job_plan_id, input.global_var_list);
+    if (input.start_task ?? true) await assertPlanJobQuota(ctx, job);
     const { jobInstanceId } = await ctx.services.engine.submit(
       {
         ...job,

@@ -11,6 +11,7 @@ import type { NewHostTask } from '../../store/execution-store.js';
 import type { Host } from '../../store/inventory-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
+import { assertScopeQuota } from '../scope-quota.js';
 import { TargetServer, zBool, zInt, zLong } from '../input-types.js';
 
 export const MAX_TIMEOUT = 259_200;
@@ -167,6 +168,7 @@ export async function submitOneStepJob(
     rolling: RollingConfig;
   },
 ): Promise<SubmitReply> {
+  if (job.startTask ?? true) await assertScopeQuota(ctx, job.hosts.length);
   const { jobInstanceId, stepInstanceIds } = await ctx.services.engine.submit(
     {
       scopeType: ctx.scope.type,
