@@ -433,7 +433,7 @@ for (const engine of engines()) {
       const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name: 'p' });
       const before = await jobCount(fleet);
       const r = await call('execute_job_plan', { job_plan_id: p.data.id });
-      assert.equal(r.code, 1244901);
+      assert.equal(r.code, 1244911);
       assert.match(r.message, /greeting/);
       assert.equal(await jobCount(fleet), before);
       assert.equal((await call('execute_job_plan', { job_plan_id: 999_999 })).code, 1244012);

@@ -307,7 +307,7 @@ export const ERROR_CATALOGUE = {
     message: 'Invalid job template: {reason}',
   },
   REQUIRED_VARIABLE_MISSING: {
-    code: 1244901,
+    code: 1244911,
     http: 200,
     message: 'Required global variables have no value: {names}',
   },
