@@ -17,6 +17,7 @@ import { migrateToLatest, ping } from './migrations.js';
 import { NonceStore } from './nonce-store.js';
 import { LibraryReferences } from './library-references.js';
 import { QuotaStore } from './quota-store.js';
+import { OperatorStore } from './operator-store.js';
 import { PlanStore } from './plan-store.js';
 import { RuleStore } from './rule-store.js';
 import { ScriptStore } from './script-store.js';
@@ -36,6 +37,7 @@ export class Store {
   readonly references: LibraryReferences;
   readonly quotas: QuotaStore;
   readonly agentTrust: AgentTrustStore;
+  readonly operators: OperatorStore;
   readonly plans: PlanStore;
   readonly crons: CronStore;
 
@@ -56,6 +58,7 @@ export class Store {
     this.references = new LibraryReferences();
     this.quotas = new QuotaStore(db);
     this.agentTrust = new AgentTrustStore(db);
+    this.operators = new OperatorStore(db);
     this.plans = new PlanStore(db);
     this.references.register(this.plans);
     this.crons = new CronStore(db);

@@ -148,6 +148,7 @@ function saveReply(row: CronRow): Record<string, unknown> {
 export const saveCron = defineEndpoint({
   name: 'save_cron',
   kind: 'write',
+  permission: 'manage',
   input: SaveInput,
   fieldErrors: {
     expression: 'ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON',
@@ -214,6 +215,7 @@ export const saveCron = defineEndpoint({
 export const updateCronStatus = defineEndpoint({
   name: 'update_cron_status',
   kind: 'write',
+  permission: 'manage',
   input: z.object({ id: zLong.pipe(z.number().min(1)), status: zInt.pipe(z.number().min(0)) }),
   async handle(ctx, input) {
     const row = await cronInScope(ctx, input.id);
@@ -226,6 +228,7 @@ export const updateCronStatus = defineEndpoint({
 export const getCronList = defineEndpoint({
   name: 'get_cron_list',
   kind: 'read',
+  permission: 'read',
   input: z.object({
     ...ListFilters,
     id: zLong.optional(),
@@ -256,6 +259,7 @@ export const getCronList = defineEndpoint({
 export const getCronDetail = defineEndpoint({
   name: 'get_cron_detail',
   kind: 'read',
+  permission: 'read',
   input: z.object({ id: zLong.pipe(z.number().min(1)) }),
   async handle(ctx, input) {
     const row = await cronInScope(ctx, input.id);
@@ -284,6 +288,7 @@ export const getCronDetail = defineEndpoint({
 export const deleteCron = defineEndpoint({
   name: 'delete_cron',
   kind: 'write',
+  permission: 'manage',
   input: z.object({ id: zLong.pipe(z.number().min(1)) }),
   async handle(ctx, input) {
     const row = await cronInScope(ctx, input.id, 'DELETE_CRON_FAILED');

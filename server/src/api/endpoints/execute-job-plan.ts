@@ -274,6 +274,7 @@ export async function assertPlanJobQuota(ctx: EndpointContext, job: Pick<NewJob,
 export const executeJobPlan = defineEndpoint({
   name: 'execute_job_plan',
   kind: 'write',
+  permission: 'run',
   input: Input,
   fieldErrors: { job_plan_id: 'ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {

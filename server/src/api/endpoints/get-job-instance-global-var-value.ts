@@ -13,6 +13,7 @@ import { jobInScope } from './job-lookup.js';
 export const getJobInstanceGlobalVarValue = defineEndpoint({
   name: 'get_job_instance_global_var_value',
   kind: 'read',
+  permission: 'read',
   input: z.object({ job_instance_id: zLong.pipe(z.number().min(1)) }),
   fieldErrors: { job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {

@@ -74,6 +74,7 @@ async function savePlan<T>(name: string, templateId: number, write: () => Promis
 export const createJobPlan = defineEndpoint({
   name: 'create_job_plan',
   kind: 'write',
+  permission: 'manage',
   input: z.object({ job_template_id: positiveId, name: z.string().trim().min(1).max(256), ...PlanFields }),
   async handle(ctx, input) {
     const template = await templateInScope(ctx, input.job_template_id);
@@ -106,6 +107,7 @@ export const createJobPlan = defineEndpoint({
 export const updateJobPlan = defineEndpoint({
   name: 'update_job_plan',
   kind: 'write',
+  permission: 'manage',
   input: z.object({
     job_plan_id: positiveId,
     name: z.string().trim().min(1).max(256).optional(),
@@ -139,6 +141,7 @@ export const updateJobPlan = defineEndpoint({
 export const deleteJobPlan = defineEndpoint({
   name: 'delete_job_plan',
   kind: 'write',
+  permission: 'manage',
   input: z.object({ job_plan_id: positiveId }),
   async handle(ctx, input) {
     const { plan } = await planInScope(ctx, input.job_plan_id);
@@ -152,6 +155,7 @@ export const deleteJobPlan = defineEndpoint({
 export const syncJobPlan = defineEndpoint({
   name: 'sync_job_plan',
   kind: 'write',
+  permission: 'manage',
   input: z.object({ job_plan_id: positiveId }),
   async handle(ctx, input) {
     const { plan, template } = await planInScope(ctx, input.job_plan_id);
@@ -182,6 +186,7 @@ export const syncJobPlan = defineEndpoint({
 export const getJobPlanList = defineEndpoint({
   name: 'get_job_plan_list',
   kind: 'read',
+  permission: 'read',
   input: z.object({ job_template_id: zLong.optional(), ...ListFilters }),
   async handle(ctx, input) {
     const store = ctx.services.store.plans;
@@ -212,6 +217,7 @@ export const getJobPlanList = defineEndpoint({
 export const getJobPlanDetail = defineEndpoint({
   name: 'get_job_plan_detail',
   kind: 'read',
+  permission: 'read',
   input: z.object({ job_plan_id: positiveId }),
   fieldErrors: { job_plan_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {

@@ -70,6 +70,7 @@ function nameTaken(name: string): ApiError {
 export const createJobTemplate = defineEndpoint({
   name: 'create_job_template',
   kind: 'write',
+  permission: 'manage',
   input: z.object(TemplateInput),
   async handle(ctx, input) {
     const body = await buildTemplateBody(ctx, input.step_list, input.global_var_list);
@@ -123,6 +124,7 @@ export async function saveTemplate(
 export const updateJobTemplate = defineEndpoint({
   name: 'update_job_template',
   kind: 'write',
+  permission: 'manage',
   input: z.object({ job_template_id: positiveId, ...TemplateInput }),
   async handle(ctx, input) {
     const row = await templateInScope(ctx, input.job_template_id);
@@ -135,6 +137,7 @@ export const updateJobTemplate = defineEndpoint({
 export const deleteJobTemplate = defineEndpoint({
   name: 'delete_job_template',
   kind: 'write',
+  permission: 'manage',
   input: z.object({ job_template_id: positiveId }),
   async handle(ctx, input) {
     const row = await templateInScope(ctx, input.job_template_id);
@@ -152,6 +155,7 @@ export const deleteJobTemplate = defineEndpoint({
 export const getJobTemplateDetail = defineEndpoint({
   name: 'get_job_template_detail',
   kind: 'read',
+  permission: 'read',
   input: z.object({ job_template_id: positiveId }),
   fieldErrors: { job_template_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {
@@ -162,6 +166,7 @@ export const getJobTemplateDetail = defineEndpoint({
 export const getJobTemplateList = defineEndpoint({
   name: 'get_job_template_list',
   kind: 'read',
+  permission: 'read',
   input: z.object(ListFilters),
   async handle(ctx, input) {
     const { total, rows } = await ctx.services.store.plans.list('job_template', listFilterOf(ctx, input));

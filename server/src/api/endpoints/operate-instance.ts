@@ -24,6 +24,7 @@ function refuse(r: OperationRefusal | undefined, what: string, jobInstanceId: nu
 export const operateJobInstance = defineEndpoint({
   name: 'operate_job_instance',
   kind: 'write',
+  permission: 'run',
   input: z.object({
     job_instance_id: positiveId,
     operation_code: zInt.pipe(z.union([z.literal(1), z.literal(2)])),
@@ -64,6 +65,7 @@ const CONFIRM_PRECONDITION = {
 export const operateStepInstance = defineEndpoint({
   name: 'operate_step_instance',
   kind: 'write',
+  permission: 'run',
   input: z.object({
     job_instance_id: positiveId,
     step_instance_id: positiveId,
