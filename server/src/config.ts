@@ -202,6 +202,19 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_METRICS_TOKEN',
     doc: 'bearer token /metrics asks for; unset: /metrics is open',
   },
+  cronSecondsField: {
+    schema: z
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+      .transform((v) => v === true || v === 'true' || v === '1')
+      .default(false),
+    env: 'JOBFLEET_CRON_SECONDS_FIELD',
+    doc: 'for tests only: cron expressions may carry a leading seconds field (6 fields), so firings come seconds apart',
+  },
+  cronTickMs: {
+    schema: int(50).max(60_000).default(1000),
+    env: 'JOBFLEET_CRON_TICK_MS',
+    doc: 'how often the scheduler looks for due cron times',
+  },
 } as const;
 
 type Keys = typeof CONFIG_KEYS;

@@ -11,6 +11,7 @@ import { ApiRateLimits } from './api/rate-limits.js';
 import { startAuditRetention } from './audit/audit-retention.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import type { ServerConfig } from './config.js';
+import { CronScheduler } from './crons/cron-scheduler.js';
 import { Engine } from './engine/engine.js';
 import { createLogger } from './logger.js';
 import { operatorAuthFor } from './operators/operator-setup.js';
@@ -78,6 +79,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   services.hub.start();
 
   await http.listen({ port: config.port, host: config.host });
+  const scheduler = new CronScheduler(services);
+  scheduler.start();
   const port = (http.server.address() as AddressInfo).port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${shownHost}:${port}`;
@@ -93,6 +96,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     close() {
       closing ??= (async () => {
         // Agent sockets and streams first: an open one would keep http.close() waiting.
+        await scheduler.stop();
         services.streams.close();
         await services.hub.close();
         await http.close();

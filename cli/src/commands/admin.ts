@@ -46,7 +46,7 @@ function parseScopes(v: string): unknown {
 
 export function adminCommand(): Command {
   const admin = new Command('admin')
-    .description('manage businesses, hosts, topology, dynamic groups, accounts, apps and users')
+    .description('manage businesses, hosts, topology, dynamic groups, accounts, apps, users and crons')
     .addOption(
       new Option('--server <url>', 'server base URL').env('JOBFLEET_SERVER').default('http://127.0.0.1:8080'),
     )
@@ -148,6 +148,16 @@ export function adminCommand(): Command {
         permissions: (o.permissions ?? '').split(',').filter(Boolean),
       }),
     );
+  const cron = admin.command('cron').description('list, enable and disable crons of every scope');
+  cron
+    .command('list')
+    .description('every cron with its status and next run time (seconds)')
+    .action(() => call(conn(), 'GET', '/crons'));
+  cron
+    .command('enable <id>')
+    .description('enable a cron (times before now are not caught up)')
+    .action((id: string) => call(conn(), 'POST', `/crons/${num(id)}/enable`));
+  cron.command('disable <id>').action((id: string) => call(conn(), 'POST', `/crons/${num(id)}/disable`));
   admin.addCommand(scriptCommand(conn));
   admin.addCommand(accountCommand(conn));
   admin

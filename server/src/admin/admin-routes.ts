@@ -11,6 +11,7 @@ import { ApiError } from '../api/error-catalogue.js';
 import { PUBLIC_SCRIPT_PERMISSION } from '../api/endpoints/script-library.js';
 import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
+import { registerCronAdminRoutes } from './cron-admin-routes.js';
 import { requireAdmin } from '../operators/admin-access.js';
 import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
@@ -276,6 +277,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
       registerAuditRoutes(admin, services);
       registerAgentTrustRoutes(admin, services);
+      registerCronAdminRoutes(admin, services);
     },
     { prefix: '/api/admin' },
   );

@@ -333,6 +333,15 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Required global variables have no value: {names}',
   },
+  ILLEGAL_PARAM_WITH_REASON: { code: 1241012, http: 200, message: 'Illegal request parameter: {reason}' },
+  CRON_JOB_NOT_EXIST: { code: 1245001, http: 200, message: 'Cron {id} does not exist' },
+  UPDATE_CRON_JOB_FAILED: { code: 1245002, http: 200, message: 'Cron {id} cannot be enabled: {reason}' },
+  DELETE_CRON_FAILED: { code: 1245008, http: 200, message: 'Cron {id} cannot be deleted: it does not exist' },
+  JOB_PLAN_USED_BY_CRON: {
+    code: 1245901,
+    http: 200,
+    message: 'Job plan {id} is run by crons {crons}: delete them or point them at another plan first',
+  },
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CATALOGUE;

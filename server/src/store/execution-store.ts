@@ -54,6 +54,11 @@ export interface NewJob {
   steps: NewStep[];
   /** A job that runs a plan: its ids, and its variables as they start (JSON, ciphers sealed). */
   plan?: { planId: number; templateId: number; vars: string };
+  /**
+   * A job a cron starts: the firing (cron, due time in seconds) is recorded in the job's own
+   * transaction, and its uniqueness makes a second start of the same time fail as a whole.
+   */
+  cron?: { cronId: number; scheduledTime: number };
 }
 
 /** One task's changes within a batch; applied with a single UPDATE. */
@@ -83,6 +88,7 @@ export interface JobListFilter {
   operator?: string;
   name?: string;
   launchMode?: number;
+  cronId?: number;
   type?: number;
   status?: number;
   ip?: string;
@@ -175,6 +181,21 @@ export class ExecutionStore {
     now = Date.now(),
   ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
     return this.withEvents('create_job', async (tx) => {
+      // The claim first: a server racing for the same firing waits here, then fails, before any work.
+      const firing =
+        job.cron &&
+        (await tx
+          .insertInto('cron_firing')
+          .values({
+            cron_id: job.cron.cronId,
+            scheduled_time: job.cron.scheduledTime,
+            outcome: 'fired',
+            job_instance_id: null,
+            reason: null,
+            recorded_at: now,
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow());
       const { id: jobInstanceId } = await tx
         .insertInto('job_instance')
         .values({
@@ -193,6 +214,7 @@ export class ExecutionStore {
           client_request_id: job.clientRequestId,
           job_plan_id: job.plan?.planId ?? null,
           job_template_id: job.plan?.templateId ?? null,
+          cron_id: job.cron?.cronId ?? null,
         })
         .returning('id')
         .executeTakeFirstOrThrow();
@@ -232,6 +254,13 @@ export class ExecutionStore {
         await tx
           .insertInto('job_instance_var')
           .values({ job_instance_id: jobInstanceId, step_instance_id: 0, body: job.plan.vars })
+          .execute();
+      }
+      if (firing) {
+        await tx
+          .updateTable('cron_firing')
+          .set({ job_instance_id: jobInstanceId })
+          .where('id', '=', firing.id)
           .execute();
       }
       const created: PendingEvent = {
@@ -658,6 +687,7 @@ export class ExecutionStore {
       q = q.where(sql<boolean>`name like ${pattern} escape '\\'`);
     }
     if (f.launchMode !== undefined) q = q.where('launch_mode', '=', f.launchMode);
+    if (f.cronId !== undefined) q = q.where('cron_id', '=', f.cronId);
     if (f.type !== undefined) q = q.where('type', '=', f.type);
     if (f.status !== undefined) q = q.where('status', '=', f.status);
     if (f.ip !== undefined) {

@@ -615,6 +615,46 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0015_crons': {
+      async up(db: AnyDb) {
+        await withId(db.schema.createTable('cron_job'), caps)
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'text', (c) => c.notNull())
+          .addColumn('job_plan_id', 'bigint', (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('expression', 'text')
+          .addColumn('execute_time', 'bigint')
+          .addColumn('time_zone', 'text', (c) => c.notNull())
+          .addColumn('enabled', 'integer', (c) => c.notNull())
+          .addColumn('enabled_at', 'bigint', (c) => c.notNull())
+          .addColumn('end_time', 'bigint')
+          .addColumn('misfire_grace_seconds', 'integer', (c) => c.notNull())
+          .addColumn('vars', 'text', (c) => c.notNull())
+          .addColumn('app_code', 'text', (c) => c.notNull())
+          .addColumn('creator', 'text', (c) => c.notNull())
+          .addColumn('create_time', 'bigint', (c) => c.notNull())
+          .addColumn('last_modify_user', 'text', (c) => c.notNull())
+          .addColumn('last_modify_time', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('cron_job_scope')
+          .on('cron_job')
+          .columns(['scope_type', 'scope_id'])
+          .execute();
+        await db.schema.createIndex('cron_job_plan').on('cron_job').column('job_plan_id').execute();
+        await withId(db.schema.createTable('cron_firing'), caps)
+          .addColumn('cron_id', 'bigint', (c) => c.notNull().references('cron_job.id').onDelete('cascade'))
+          .addColumn('scheduled_time', 'bigint', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('job_instance_id', 'bigint')
+          .addColumn('reason', 'text')
+          .addColumn('recorded_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('cron_firing_once', ['cron_id', 'scheduled_time'])
+          .execute();
+        await db.schema.alterTable('job_instance').addColumn('cron_id', 'bigint').execute();
+        await db.schema.createIndex('job_instance_cron').on('job_instance').column('cron_id').execute();
+      },
+    },
   };
 }
 

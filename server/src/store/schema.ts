@@ -119,6 +119,8 @@ export interface JobInstanceTable {
   /** Set when the job runs a plan. */
   job_plan_id: number | null;
   job_template_id: number | null;
+  /** Set when a cron started the job. */
+  cron_id?: number | null;
 }
 
 export interface StepInstanceTable {
@@ -435,6 +437,8 @@ export interface Database {
   job_instance_var: JobInstanceVarTable;
   host_task_var: HostTaskVarTable;
   step_confirmation: StepConfirmationTable;
+  cron_job: CronJobTable;
+  cron_firing: CronFiringTable;
 }
 
 /** Cluster-wide settings changed at run time (e.g. the agent bootstrap token's hash). */
@@ -500,4 +504,43 @@ export interface StepConfirmationTable {
   operator: string;
   reason: string;
   at: number;
+}
+
+export interface CronJobTable {
+  id: Generated<number>;
+  scope_type: string;
+  scope_id: string;
+  job_plan_id: number;
+  name: string;
+  /** 5-field Unix cron expression; null for a one-shot cron. */
+  expression: string | null;
+  /** One-shot time in seconds; null for a repeating cron. */
+  execute_time: number | null;
+  time_zone: string;
+  enabled: number;
+  /** When it was last enabled (ms): times before it are never due. */
+  enabled_at: number;
+  /** Seconds; after it the cron disables itself. */
+  end_time: number | null;
+  misfire_grace_seconds: number;
+  /** JSON: variable values by id, cipher values sealed. */
+  vars: string;
+  /** The app of the last change: jobs it starts are that app's. */
+  app_code: string;
+  creator: string;
+  create_time: number;
+  last_modify_user: string;
+  last_modify_time: number;
+}
+
+export interface CronFiringTable {
+  id: Generated<number>;
+  cron_id: number;
+  /** The due time in seconds; unique per cron, so a time is fired or skipped once. */
+  scheduled_time: number;
+  /** fired | skipped | failed */
+  outcome: string;
+  job_instance_id: number | null;
+  reason: string | null;
+  recorded_at: number;
 }

@@ -7,6 +7,7 @@ import { AccountStore } from './account-store.js';
 import { AppStore } from './app-store.js';
 import { AuditStore } from './audit-store.js';
 import { AgentTrustStore } from './agent-trust-store.js';
+import { CronStore } from './cron-store.js';
 import { openEngine } from './engines.js';
 import type { EngineCapabilities } from './engines.js';
 import { ExecutionStore } from './execution-store.js';
@@ -40,6 +41,7 @@ export class Store {
   readonly operators: OperatorStore;
   readonly outputs: OutputStore;
   readonly plans: PlanStore;
+  readonly crons: CronStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -62,6 +64,7 @@ export class Store {
     this.outputs = new OutputStore(db);
     this.plans = new PlanStore(db);
     this.references.register(this.plans);
+    this.crons = new CronStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

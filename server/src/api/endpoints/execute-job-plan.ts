@@ -15,7 +15,7 @@ import { citedScript } from '../../plans/library-scripts.js';
 import { arrayValueProblem, parsePlanBody, parseTemplateBody } from '../../plans/plan-documents.js';
 import { VarType, cipherPurpose } from '../../plans/plan-shapes.js';
 import type { StepServer, StoredStep } from '../../plans/plan-shapes.js';
-import type { NewStep } from '../../store/execution-store.js';
+import type { NewJob, NewStep } from '../../store/execution-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
@@ -227,6 +227,50 @@ async function buildStep(
   return { name: step.name, type: StepType.CONFIRM, spec, hosts: [] };
 }
 
+/** Plan variable values given at execution (execute_job_plan's global_var_list, a cron's values). */
+export type GivenVars = Input['global_var_list'];
+
+/**
+ * A plan's job as the caller would start it, with everything resolved (variables, accounts,
+ * hosts, files, dangerous-command rules); throws the refusal before anything is stored.
+ */
+export async function preparePlanJob(
+  ctx: EndpointContext,
+  planId: number,
+  given: GivenVars,
+): Promise<{
+  job: Omit<NewJob, 'launchMode' | 'callbackUrl' | 'clientRequestId'>;
+  screened: ScreenedScript[];
+}> {
+  const { plan, template } = await planInScope(ctx, planId, 'EXECUTE_TASK_PLAN_NOT_EXIST');
+  const tb = parseTemplateBody(template);
+  const pb = parsePlanBody(plan);
+  const steps = tb.steps.filter((s) => pb.enabled.includes(s.id));
+  if (steps.length === 0) throw new ApiError('EXECUTE_TASK_PLAN_ILLEGAL', { id: plan.id });
+  const vars = jobVars(ctx, tb.vars, pb, given);
+  const screened: ScreenedScript[] = [];
+  const newSteps: NewStep[] = [];
+  for (const s of steps) newSteps.push(await buildStep(ctx, s, vars, screened));
+  return {
+    job: {
+      scopeType: ctx.scope.type,
+      scopeId: String(ctx.scope.id),
+      name: plan.name,
+      type: JobType.PLAN,
+      operator: ctx.caller.username,
+      appCode: ctx.caller.appCode,
+      steps: newSteps,
+      plan: { planId: plan.id, templateId: template.id, vars: JSON.stringify(vars) },
+    },
+    screened,
+  };
+}
+
+/** The scope's running-jobs and running-hosts quota, for a plan's job about to start. */
+export async function assertPlanJobQuota(ctx: EndpointContext, job: Pick<NewJob, 'steps'>): Promise<void> {
+  await assertScopeQuota(ctx, Math.max(0, ...job.steps.map((s) => s.hosts.length)));
+}
+
 export const executeJobPlan = defineEndpoint({
   name: 'execute_job_plan',
   kind: 'write',
@@ -236,36 +280,20 @@ export const executeJobPlan = defineEndpoint({
   async handle(ctx, input) {
     const prior = await priorSubmission(ctx, input.client_request_id);
     if (prior) return { ...prior, step_instance_id: null };
-    const { plan, template } = await planInScope(ctx, input.job_plan_id, 'EXECUTE_TASK_PLAN_NOT_EXIST');
-    const tb = parseTemplateBody(template);
-    const pb = parsePlanBody(plan);
-    const steps = tb.steps.filter((s) => pb.enabled.includes(s.id));
-    if (steps.length === 0) throw new ApiError('EXECUTE_TASK_PLAN_ILLEGAL', { id: plan.id });
-    const vars = jobVars(ctx, tb.vars, pb, input.global_var_list);
     const callbackUrl = checkCallbackUrl(input.callback_url);
     assertCallbackAllowed(ctx, callbackUrl);
-    const screened: ScreenedScript[] = [];
-    const newSteps: NewStep[] = [];
-    for (const s of steps) newSteps.push(await buildStep(ctx, s, vars, screened));
-    if (input.start_task ?? true)
-      await assertScopeQuota(ctx, Math.max(0, ...newSteps.map((s) => s.hosts.length)));
+    const { job, screened } = await preparePlanJob(ctx, input.job_plan_id, input.global_var_list);
+    if (input.start_task ?? true) await assertPlanJobQuota(ctx, job);
     const { jobInstanceId } = await ctx.services.engine.submit(
       {
-        scopeType: ctx.scope.type,
-        scopeId: String(ctx.scope.id),
-        name: plan.name,
-        type: JobType.PLAN,
+        ...job,
         launchMode: LaunchMode.API,
-        operator: ctx.caller.username,
-        appCode: ctx.caller.appCode,
         callbackUrl,
         clientRequestId: input.client_request_id ?? null,
-        steps: newSteps,
-        plan: { planId: plan.id, templateId: template.id, vars: JSON.stringify(vars) },
       },
       input.start_task ?? true,
     );
     for (const s of screened) await s.recordHits(jobInstanceId);
-    return { job_instance_id: jobInstanceId, job_instance_name: plan.name, step_instance_id: null };
+    return { job_instance_id: jobInstanceId, job_instance_name: job.name, step_instance_id: null };
   },
 });

@@ -46,6 +46,7 @@ import {
   updateJobTemplate,
 } from './job-templates.js';
 
+import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
   fastExecuteSql,
@@ -90,4 +91,9 @@ export const ENDPOINTS: readonly Endpoint[] = [
   updateJobPlan,
   deleteJobPlan,
   syncJobPlan,
+  saveCron,
+  updateCronStatus,
+  getCronList,
+  getCronDetail,
+  deleteCron,
 ];

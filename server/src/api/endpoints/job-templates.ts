@@ -10,6 +10,7 @@ import {
   scopeAndAudit,
   templateDetail,
 } from '../../plans/plan-documents.js';
+import { assertNoCronRuns } from '../../crons/cron-citations.js';
 import { TemplateInput } from '../../plans/plan-shapes.js';
 import type { TemplateBody } from '../../plans/plan-shapes.js';
 import { isUniqueViolation } from '../../store/constraint-errors.js';
@@ -140,7 +141,12 @@ export const deleteJobTemplate = defineEndpoint({
   input: z.object({ job_template_id: positiveId }),
   async handle(ctx, input) {
     const row = await templateInScope(ctx, input.job_template_id);
-    // Its plans go with it; no cron can cite one yet (crons are on the roadmap and will refuse this).
+    // Its plans go with it, unless a cron runs one of them.
+    const plans = await ctx.services.store.plans.plansOfTemplate(row.id);
+    await assertNoCronRuns(
+      ctx.services.store,
+      plans.map((p) => p.id),
+    );
     await ctx.services.store.plans.deleteTemplate(row.id);
     return { id: row.id };
   },

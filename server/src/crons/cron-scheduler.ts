@@ -1,0 +1,135 @@
+/**
+ * The scheduler: every tick it looks for due times of enabled crons and fires each through the
+ * plan-execution path as launch mode 3. Every server of a cluster runs one; a due time is
+ * claimed by the unique firing row written in the job's own transaction, so it starts one job
+ * whichever server gets there first, and a crash either commits both or neither.
+ *
+ * After downtime (or a tick that came late) the most recent missed time fires if it is at most
+ * the cron's misfire grace old; every older missed time, and a latest one past the grace, is
+ * recorded as skipped. Times before the cron was (last) enabled are never due.
+ */
+import { LaunchMode } from '../engine/statuses.js';
+import type { EndpointContext } from '../api/endpoint.js';
+import { ApiError } from '../api/error-catalogue.js';
+import { resolveScope } from '../api/scope.js';
+import { assertPlanJobQuota, preparePlanJob } from '../api/endpoints/execute-job-plan.js';
+import type { Services } from '../services.js';
+import type { DueCron } from '../store/cron-store.js';
+import { isUniqueViolation } from '../store/constraint-errors.js';
+import { cronVarsToGiven, scheduleOf } from './cron-values.js';
+import { isOver, timesBetween } from './cron-schedule.js';
+
+/** Missed times are looked for this far back at most; older ones are neither fired nor recorded. */
+const LOOKBACK_MS = 24 * 3600_000;
+/** Skipped times recorded one by one per catch-up, the latest ones. */
+const MAX_RECORDED_SKIPS = 100;
+
+export class CronScheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly services: Services) {}
+
+  start(): void {
+    const tick = (): void => {
+      this.running = this.tick()
+        .catch((err: unknown) => this.services.log.error({ err }, 'cron scheduler tick failed'))
+        .finally(() => {
+          this.running = undefined;
+          if (!this.stopped) this.timer = setTimeout(tick, this.services.config.cronTickMs);
+        });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private async tick(): Promise<void> {
+    const crons = await this.services.store.crons.enabledWithLastTime();
+    for (const cron of crons) {
+      if (this.stopped) return;
+      try {
+        await this.visit(cron, Date.now());
+      } catch (err) {
+        this.services.log.error({ err, cron: cron.id }, 'cron scheduling failed; retried next tick');
+      }
+    }
+  }
+
+  private async visit(cron: DueCron, now: number): Promise<void> {
+    const store = this.services.store.crons;
+    const schedule = scheduleOf(cron);
+    const since = Math.max(cron.enabled_at, (cron.last_time ?? 0) * 1000, now - LOOKBACK_MS);
+    const due = timesBetween(schedule, since, now, MAX_RECORDED_SKIPS + 1);
+    const latest = due.pop();
+    for (const t of due) await store.recordNotFired(cron.id, t / 1000, 'skipped', 'a later time was due');
+    if (latest !== undefined) {
+      if (now - latest <= cron.misfire_grace_seconds * 1000) await this.fire(cron, latest / 1000);
+      else
+        await store.recordNotFired(
+          cron.id,
+          latest / 1000,
+          'skipped',
+          `missed by more than the misfire grace of ${cron.misfire_grace_seconds} s`,
+        );
+    }
+    if (isOver(schedule, Math.max(now, since))) {
+      await store.update(cron.id, { enabled: 0 });
+      this.services.log.info({ cron: cron.id }, 'cron has no further run time; disabled');
+    }
+  }
+
+  private async fire(cron: DueCron, scheduledTime: number): Promise<void> {
+    const store = this.services.store.crons;
+    if (await store.hasFiring(cron.id, scheduledTime)) return;
+    let prepared;
+    try {
+      const ctx = await this.contextOf(cron, scheduledTime);
+      prepared = await preparePlanJob(ctx, cron.job_plan_id, cronVarsToGiven(this.services, cron));
+      await assertPlanJobQuota(ctx, prepared.job);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      await store.recordNotFired(cron.id, scheduledTime, 'failed', `${err.code}: ${err.message}`);
+      this.services.log.warn({ cron: cron.id, code: err.code }, 'cron could not start its plan');
+      return;
+    }
+    try {
+      const { jobInstanceId } = await this.services.engine.submit(
+        {
+          ...prepared.job,
+          launchMode: LaunchMode.CRON,
+          callbackUrl: null,
+          clientRequestId: null,
+          cron: { cronId: cron.id, scheduledTime },
+        },
+        true,
+      );
+      for (const s of prepared.screened) await s.recordHits(jobInstanceId);
+      this.services.log.info({ cron: cron.id, scheduledTime, job: jobInstanceId }, 'cron fired');
+    } catch (err) {
+      // Another server committed this time first.
+      if (isUniqueViolation(err)) return;
+      throw err;
+    }
+  }
+
+  private async contextOf(cron: DueCron, scheduledTime: number): Promise<EndpointContext> {
+    const scope = await resolveScope(this.services.store.inventory, {
+      bk_scope_type: cron.scope_type as 'biz' | 'biz_set',
+      bk_scope_id: cron.scope_id,
+    });
+    return {
+      services: this.services,
+      caller: { appCode: cron.app_code, username: cron.last_modify_user, scopes: 'all' },
+      scope,
+      requestId: `cron-${cron.id}-${scheduledTime}`,
+      baseUrl: '',
+      log: this.services.log,
+    };
+  }
+}

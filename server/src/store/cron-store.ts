@@ -1,0 +1,143 @@
+/**
+ * Storage operations for crons and their firings. A firing row (cron, due time) is unique: it
+ * is how a due time is claimed, so each time is fired, skipped or failed once across servers.
+ */
+import { sql } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
+import { changeConditions, containsLike } from './list-filters.js';
+import type { ChangeFilter } from './list-filters.js';
+import type { CronFiringTable, CronJobTable, Database } from './schema.js';
+
+export type CronRow = Selectable<CronJobTable>;
+export type FiringRow = Selectable<CronFiringTable>;
+
+export interface CronListFilter extends ChangeFilter {
+  scopeType: string;
+  scopeId: string;
+  name?: string | undefined;
+  enabled?: boolean | undefined;
+  start: number;
+  length: number;
+}
+
+const CRON_CHANGE_COLUMNS = {
+  creator: 'creator',
+  createTime: 'create_time',
+  lastModifyUser: 'last_modify_user',
+  lastModifyTime: 'last_modify_time',
+};
+
+/** An enabled cron with the latest due time already fired, skipped or failed (seconds). */
+export type DueCron = CronRow & { last_time: number | null };
+
+export class CronStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async get(id: number): Promise<CronRow | undefined> {
+    return this.db.selectFrom('cron_job').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async insert(row: Omit<CronRow, 'id'>): Promise<number> {
+    const { id } = await this.db.insertInto('cron_job').values(row).returning('id').executeTakeFirstOrThrow();
+    return id;
+  }
+
+  async update(id: number, patch: Partial<Omit<CronRow, 'id'>>): Promise<void> {
+    await this.db.updateTable('cron_job').set(patch).where('id', '=', id).execute();
+  }
+
+  async delete(id: number): Promise<void> {
+    await this.db.deleteFrom('cron_job').where('id', '=', id).execute();
+  }
+
+  async list(f: CronListFilter): Promise<{ total: number; rows: CronRow[] }> {
+    let q = this.db
+      .selectFrom('cron_job')
+      .where('scope_type', '=', f.scopeType)
+      .where('scope_id', '=', f.scopeId);
+    const { name } = f;
+    if (name) q = q.where((eb) => eb(eb.fn('lower', ['name']), 'like', containsLike(name)));
+    if (f.enabled !== undefined) q = q.where('enabled', '=', f.enabled ? 1 : 0);
+    for (const [column, op, value] of changeConditions(f, CRON_CHANGE_COLUMNS))
+      q = q.where(sql.ref(column), op, value);
+    const { n } = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const rows = await q.selectAll().orderBy('id', 'desc').offset(f.start).limit(f.length).execute();
+    return { total: Number(n), rows };
+  }
+
+  /** Every cron of every scope (the admin API). */
+  async all(): Promise<CronRow[]> {
+    return this.db.selectFrom('cron_job').selectAll().orderBy('id').execute();
+  }
+
+  async enabledWithLastTime(): Promise<DueCron[]> {
+    const rows = await this.db
+      .selectFrom('cron_job')
+      .selectAll('cron_job')
+      .select((eb) =>
+        eb
+          .selectFrom('cron_firing')
+          .whereRef('cron_firing.cron_id', '=', 'cron_job.id')
+          .select((e) => e.fn.max('cron_firing.scheduled_time').as('t'))
+          .as('last_time'),
+      )
+      .where('enabled', '=', 1)
+      .execute();
+    return rows.map((r) => ({ ...r, last_time: r.last_time === null ? null : Number(r.last_time) }));
+  }
+
+  async hasFiring(cronId: number, scheduledTime: number): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('cron_firing')
+      .select('id')
+      .where('cron_id', '=', cronId)
+      .where('scheduled_time', '=', scheduledTime)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Records a time that was not fired; a time already recorded (by any server) stays as it is. */
+  async recordNotFired(
+    cronId: number,
+    scheduledTime: number,
+    outcome: 'skipped' | 'failed',
+    reason: string,
+  ): Promise<void> {
+    await this.db
+      .insertInto('cron_firing')
+      .values({
+        cron_id: cronId,
+        scheduled_time: scheduledTime,
+        outcome,
+        job_instance_id: null,
+        reason,
+        recorded_at: Date.now(),
+      })
+      .onConflict((oc) => oc.columns(['cron_id', 'scheduled_time']).doNothing())
+      .execute();
+  }
+
+  /** The latest firings of a cron with the status of the job each started, newest first. */
+  async lastFirings(cronId: number, limit: number): Promise<(FiringRow & { job_status: number | null })[]> {
+    return this.db
+      .selectFrom('cron_firing')
+      .leftJoin('job_instance', 'job_instance.id', 'cron_firing.job_instance_id')
+      .selectAll('cron_firing')
+      .select('job_instance.status as job_status')
+      .where('cron_firing.cron_id', '=', cronId)
+      .orderBy('cron_firing.scheduled_time', 'desc')
+      .limit(limit)
+      .execute();
+  }
+
+  /** Crons that run one of these plans: such plans (and their templates) cannot be deleted. */
+  async citingPlans(planIds: number[]): Promise<{ id: number; name: string }[]> {
+    if (planIds.length === 0) return [];
+    return this.db
+      .selectFrom('cron_job')
+      .select(['id', 'name'])
+      .where('job_plan_id', 'in', planIds)
+      .orderBy('id')
+      .execute();
+  }
+}

@@ -1,0 +1,376 @@
+/**
+ * Crons end to end on both stores, with real server and agent processes. Expressions carry a
+ * seconds field (the documented test-only `cronSecondsField` hook) so firings come seconds
+ * apart: saving and bad input, an every-2-seconds cron that fires only while enabled, a
+ * one-shot cron, a server SIGKILLed across due times (one job for the latest missed time, the
+ * older one recorded as skipped) and, on PostgreSQL, two servers on one database firing each
+ * time exactly once.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { eventually, get, post } from './helpers/api-client.js';
+import type { ApiCreds, Envelope } from './helpers/api-client.js';
+import { dropFreshDatabases, engines } from './helpers/databases.js';
+import { b64, hostLog, startFleet, waitFinished } from './helpers/fleet.js';
+import type { Fleet } from './helpers/fleet.js';
+import { CLI, startServer, stopAll } from './helpers/processes.js';
+import type { ServerProcess } from './helpers/processes.js';
+
+const CRON_ENV = {
+  JOBFLEET_CRON_SECONDS_FIELD: 'true',
+  JOBFLEET_CRON_TICK_MS: '200',
+  // Servers sharing a database share the key their secrets are sealed with.
+  JOBFLEET_SERVER_KEY: Buffer.alloc(32, 7).toString('base64'),
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Firing {
+  scheduled_time: number;
+  outcome: string;
+  job_instance_id: number | null;
+}
+
+/** The cron's firing records, read straight from the database, oldest first. */
+async function firings(fleet: Fleet, cronId: number): Promise<Firing[]> {
+  const q =
+    'select scheduled_time, outcome, job_instance_id from cron_firing where cron_id = $1 order by scheduled_time';
+  if (fleet.databaseUrl) {
+    const client = new pg.Client({ connectionString: fleet.databaseUrl });
+    await client.connect();
+    try {
+      const r = await client.query<Firing>(q, [cronId]);
+      return r.rows.map((x) => ({ ...x, scheduled_time: Number(x.scheduled_time) }));
+    } finally {
+      await client.end();
+    }
+  }
+  const db = new SQLite(path.join(fleet.server.dataDir, 'jobfleet.db'), { readonly: true });
+  try {
+    return db.prepare(q.replace('$1', '?')).all(cronId) as Firing[];
+  } finally {
+    db.close();
+  }
+}
+
+for (const engine of engines()) {
+  describe(`crons on ${engine}`, () => {
+    let fleet: Fleet;
+    let planId: number;
+    let templateId: number;
+
+    const call = <T>(name: string, body: Record<string, unknown>, creds?: ApiCreds): Promise<Envelope<T>> =>
+      post<T>(fleet.server.url, name, { ...fleet.scope, ...body }, creds ?? fleet.creds);
+    const read = <T>(name: string, query: Record<string, unknown>): Promise<Envelope<T>> =>
+      get<T>(fleet.server.url, name, { ...fleet.scope, ...query }, fleet.creds);
+
+    type JobRow = { job_instance_id: number; launch_mode: number; operator: string; job_cron_id: number };
+    const jobsOf = async (cronId: number): Promise<JobRow[]> => {
+      const r = await read<{ total: number; data: JobRow[] }>('get_job_instance_list', {
+        create_time_start: Date.now() - 3600_000,
+        create_time_end: Date.now() + 60_000,
+        job_cron_id: cronId,
+        length: 1000,
+      });
+      assert.equal(r.result, true, r.message);
+      return r.data.data;
+    };
+    const cronCount = async (): Promise<number> =>
+      (await read<{ total: number }>('get_cron_list', { status: 2 })).data.total;
+
+    const save = async (body: Record<string, unknown>): Promise<number> => {
+      const r = await call<{ id: number; status: number }>('save_cron', { job_plan_id: planId, ...body });
+      assert.equal(r.result, true, r.message);
+      assert.equal(r.data.status, 2);
+      return r.data.id;
+    };
+    const setStatus = async (id: number, status: number, creds?: ApiCreds): Promise<void> => {
+      const r = await call<{ id: number }>('update_cron_status', { id, status }, creds);
+      assert.equal(r.result, true, r.message);
+      assert.equal(r.data.id, id);
+    };
+
+    before(async () => {
+      fleet = await startFleet(engine, 1, { env: CRON_ENV });
+      const hostId = fleet.hostIds.get('127.0.0.2');
+      const t = await call<{ id: number }>('create_job_template', {
+        name: 'greet',
+        global_var_list: [
+          { name: 'who', type: 1, value: 'nobody' },
+          { name: 'servers', type: 3, server: { host_id_list: [hostId] }, required: 1 },
+          { name: 'token', type: 4, value: 'plan-token' },
+        ],
+        step_list: [
+          {
+            name: 'greet',
+            type: 1,
+            script_info: {
+              script_content: b64('echo "hello $who"'),
+              script_language: 1,
+              account: { alias: fleet.account },
+              server: { variable: 'servers' },
+            },
+          },
+        ],
+      });
+      assert.equal(t.result, true, t.message);
+      templateId = t.data.id;
+      const p = await call<{ id: number }>('create_job_plan', { job_template_id: templateId, name: 'greet' });
+      assert.equal(p.result, true, p.message);
+      planId = p.data.id;
+    });
+
+    after(async () => {
+      await stopAll();
+      await dropFreshDatabases();
+    });
+
+    test('saving, listing, status codes per endpoint, bad input that saves nothing', async () => {
+      const before = await cronCount();
+      const refusals: [Record<string, unknown>, number][] = [
+        [{ name: 'x', expression: '* 0/5 * * * * *' }, 1241010],
+        [{ name: 'x', expression: '0 0 ? * *' }, 1241010],
+        [{ name: 'x', expression: '61 * * * *' }, 1241010],
+        [{ name: 'x', expression: 'every minute' }, 1241010],
+        [{ name: 'x', expression: '* * * * *', execute_time_zone: 'Mars/Olympus_Mons' }, 1241010],
+        [{ name: 'x', expression: '* * * * *', job_plan_id: 999_999 }, 1243009],
+        [{ name: 'x', expression: '* * * * *', global_var_list: [{ value: 'v' }] }, 1241012],
+        [{ name: 'x', expression: '* * * * *', global_var_list: [{ name: 'nope', value: 'v' }] }, 1241005],
+        [{ expression: '* * * * *' }, 1240003],
+        [{ name: 'x', expression: '* * * * *', job_plan_id: null }, 1240003],
+        [{ name: 'x' }, 1240003],
+        [{ id: 999_999, name: 'x' }, 1245001],
+      ];
+      for (const [body, code] of refusals) {
+        const r = await call('save_cron', { job_plan_id: planId, ...body });
+        assert.equal(r.code, code, `${JSON.stringify(body)}: ${r.message}`);
+        assert.equal(r.result, false);
+      }
+      assert.equal(await cronCount(), before, 'a refused save_cron saved a cron');
+
+      const created = await call<{
+        id: number;
+        status: number;
+        expression: string;
+        execute_time_zone: string;
+        create_time: number;
+        global_var_list: { id: number; name: string; value: string | null; type: number }[];
+      }>('save_cron', {
+        job_plan_id: planId,
+        name: 'nightly',
+        expression: '0 0/5 * * *',
+        execute_time_zone: 'Europe/Berlin',
+        global_var_list: [
+          { name: 'who', value: 'night' },
+          { name: 'token', value: 'cron-token-secret' },
+        ],
+      });
+      assert.equal(created.result, true, created.message);
+      assert.equal(created.data.status, 2);
+      assert.equal(created.data.expression, '0 0/5 * * *');
+      assert.equal(created.data.execute_time_zone, 'Europe/Berlin');
+      assert.ok(created.data.create_time > 1_600_000_000 && created.data.create_time < 1e11, 'seconds');
+      assert.deepEqual(
+        created.data.global_var_list.map((v) => [v.name, v.value, v.type]),
+        [
+          ['who', 'night', 1],
+          ['token', null, 4],
+        ],
+      );
+      assert.ok(!JSON.stringify(created).includes('cron-token-secret'));
+      const id = created.data.id;
+
+      const renamed = await call<{ name: string; status: number; expression: string }>('save_cron', {
+        id,
+        name: 'nightly renamed',
+      });
+      assert.equal(renamed.result, true, renamed.message);
+      assert.deepEqual(
+        [renamed.data.name, renamed.data.status, renamed.data.expression],
+        ['nightly renamed', 2, '0 0/5 * * *'],
+      );
+
+      await setStatus(id, 1);
+      type Item = { id: number; status: number };
+      const listed = async (q: Record<string, unknown>) =>
+        (await read<{ total: number; data: Item[] }>('get_cron_list', q)).data.data.map((c) => c.id);
+      assert.ok((await listed({ status: 1 })).includes(id));
+      assert.ok(!(await listed({ status: 0 })).includes(id));
+      assert.ok((await listed({ status: 2 })).includes(id), 'status 2 filters nothing');
+      const one = await read<{ total: number; data: Item[] }>('get_cron_list', { id });
+      assert.deepEqual([one.data.total, one.data.data[0]?.status], [1, 1]);
+      const detail = await read<{ status: number; next_run_times: number[]; execute_time_zone: string }>(
+        'get_cron_detail',
+        { id },
+      );
+      assert.equal(detail.data.status, 1);
+      assert.equal(detail.data.next_run_times.length, 5);
+      assert.ok(
+        detail.data.next_run_times.every((t, i, a) => t % 300 === 0 && (i === 0 || t > (a[i - 1] ?? 0))),
+      );
+
+      // A plan a cron runs cannot be deleted, nor its template.
+      assert.equal((await call('delete_job_plan', { job_plan_id: planId })).code, 1245901);
+      assert.equal((await call('delete_job_template', { job_template_id: templateId })).code, 1245901);
+
+      // Operators see every cron and switch it off and on with `jobfleet admin cron ...`.
+      const cli = async (...args: string[]): Promise<unknown> => {
+        const { stdout } = await promisify(execFile)(process.execPath, [
+          CLI,
+          'admin',
+          '--server',
+          fleet.server.url,
+          '--admin-token',
+          fleet.server.adminToken,
+          'cron',
+          ...args,
+        ]);
+        return JSON.parse(stdout) as unknown;
+      };
+      const all = (await cli('list')) as { crons: { id: number; status: number; next_run_time: number }[] };
+      const mine = all.crons.find((c) => c.id === id);
+      assert.equal(mine?.status, 1);
+      assert.equal(mine?.next_run_time, detail.data.next_run_times[0]);
+      assert.deepEqual(await cli('disable', String(id)), { id, status: 0 });
+      assert.equal((await read<Item>('get_cron_detail', { id })).data.status, 0);
+      assert.deepEqual(await cli('enable', String(id)), { id, status: 1 });
+      assert.equal((await read<Item>('get_cron_detail', { id })).data.status, 1);
+
+      // Saving pauses the cron; list and detail answer 0 for paused.
+      await save({ id, name: 'nightly again' });
+      assert.equal((await read<Item>('get_cron_detail', { id })).data.status, 0);
+      const del = await call('delete_cron', { id });
+      assert.deepEqual([del.result, del.data], [true, null]);
+      assert.equal((await call('delete_cron', { id })).code, 1245008);
+      assert.equal((await read('get_cron_detail', { id })).code, 1245001);
+    });
+
+    test('an every-2-seconds cron fires only while enabled, as launch mode 3 with its values', async () => {
+      const id = await save({
+        name: 'every two seconds',
+        expression: '*/2 * * * * *',
+        global_var_list: [{ name: 'who', value: 'from-cron' }],
+      });
+      await sleep(3000);
+      assert.equal((await jobsOf(id)).length, 0, 'a disabled cron fired');
+
+      const bob = { ...fleet.creds, username: 'bob' };
+      await setStatus(id, 1, bob);
+      const jobs = await eventually(async () => {
+        const j = await jobsOf(id);
+        return j.length >= 3 ? j : undefined;
+      }, 20_000);
+      for (const j of jobs) assert.deepEqual([j.launch_mode, j.operator, j.job_cron_id], [3, 'bob', id]);
+      const first = jobs[jobs.length - 1] as JobRow;
+      const st = await waitFinished(fleet, first.job_instance_id);
+      assert.equal(st.job_instance.status, 3);
+      const hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
+      const log = await hostLog(
+        fleet,
+        first.job_instance_id,
+        st.step_instance_list[0]?.step_instance_id ?? 0,
+        hostId,
+      );
+      assert.match(log ?? '', /hello from-cron/);
+
+      await setStatus(id, 2);
+      await sleep(1000);
+      const stopped = (await jobsOf(id)).length;
+      await sleep(4000);
+      assert.equal((await jobsOf(id)).length, stopped, 'a disabled cron fired');
+
+      const rows = await firings(fleet, id);
+      const fired = rows.filter((r) => r.outcome === 'fired');
+      assert.equal(fired.length, stopped, 'one job per fired time');
+      assert.ok(fired.every((r) => r.scheduled_time % 2 === 0));
+      assert.equal(new Set(fired.map((r) => r.job_instance_id)).size, fired.length);
+
+      const detail = await read<{
+        last_runs: { outcome: string; job_instance_id: number; status: number }[];
+      }>('get_cron_detail', { id });
+      const run = detail.data.last_runs.find((r) => r.job_instance_id === first.job_instance_id);
+      assert.deepEqual([run?.outcome, run?.status], ['fired', 3]);
+    });
+
+    test('a one-shot cron fires once and then disables itself', async () => {
+      const at = Math.floor(Date.now() / 1000) + 3;
+      const id = await save({ name: 'once', execute_time: at });
+      await setStatus(id, 1);
+      await eventually(async () => ((await jobsOf(id)).length === 1 ? true : undefined), 15_000);
+      await sleep(2500);
+      assert.equal((await jobsOf(id)).length, 1);
+      assert.equal((await read<{ status: number }>('get_cron_detail', { id })).data.status, 0);
+      assert.deepEqual(
+        (await firings(fleet, id)).map((r) => [r.scheduled_time, r.outcome]),
+        [[at, 'fired']],
+      );
+      // Its time has passed: it cannot be enabled again.
+      assert.equal((await call('update_cron_status', { id, status: 1 })).code, 1245002);
+    });
+
+    test('a server SIGKILLed across due times fires the latest missed time once and records the older as skipped', async () => {
+      const id = await save({
+        name: 'through a crash',
+        expression: '*/3 * * * * *',
+        misfire_grace_seconds: 60,
+      });
+      await setStatus(id, 1);
+      await eventually(async () => ((await jobsOf(id)).length >= 1 ? true : undefined), 15_000);
+      await fleet.server.kill('SIGKILL');
+      const lastBefore = Math.max(...(await firings(fleet, id)).map((r) => r.scheduled_time));
+      await sleep(7000);
+      fleet.server = await fleet.server.restart();
+      const readyAt = Math.floor(Date.now() / 1000);
+      await sleep(1500);
+      await setStatus(id, 0);
+      await sleep(500);
+
+      // The first tick after the restart finds every time missed while the server was down:
+      // the latest is fired, the ones before it are recorded as skipped.
+      const rows = (await firings(fleet, id)).map((r) => ({
+        ...r,
+        job_instance_id: Number(r.job_instance_id),
+      }));
+      const after = rows.filter((r) => r.scheduled_time > lastBefore);
+      const catchUp = after.findIndex((r) => r.outcome === 'fired');
+      const fired = after[catchUp];
+      assert.ok(fired && fired.scheduled_time <= readyAt, JSON.stringify(rows));
+      assert.ok(catchUp >= 1, `no skipped time recorded: ${JSON.stringify(rows)}`);
+      assert.ok(after.slice(0, catchUp).every((r) => r.outcome === 'skipped'));
+      const jobs = await jobsOf(id);
+      assert.equal(jobs.length, rows.filter((r) => r.outcome === 'fired').length, 'one job per fired time');
+      assert.ok(jobs.some((j) => j.job_instance_id === fired.job_instance_id));
+    });
+
+    if (engine === 'postgres') {
+      test('two servers on one PostgreSQL database: 20 firings, exactly 20 jobs', async (t) => {
+        const second: ServerProcess = await startServer({
+          ...(fleet.databaseUrl ? { databaseUrl: fleet.databaseUrl } : {}),
+          env: CRON_ENV,
+        });
+        const id = await save({ name: 'every second, two servers', expression: '* * * * * *' });
+        await setStatus(id, 1);
+        await eventually(
+          async () =>
+            (await firings(fleet, id)).filter((r) => r.outcome === 'fired').length >= 20 ? true : undefined,
+          60_000,
+        );
+        await setStatus(id, 0);
+        await sleep(1500);
+        const rows = await firings(fleet, id);
+        const fired = rows.filter((r) => r.outcome === 'fired');
+        const jobs = await jobsOf(id);
+        assert.equal(jobs.length, fired.length, 'each fired time started exactly one job');
+        assert.equal(new Set(fired.map((r) => r.scheduled_time)).size, fired.length);
+        assert.equal(new Set(jobs.map((j) => j.job_instance_id)).size, jobs.length);
+        const byServer = [fleet.server, second].map((s) => s.output().split('"msg":"cron fired"').length - 1);
+        t.diagnostic(`firings per server: ${byServer.join(' + ')}; skipped: ${rows.length - fired.length}`);
+        await second.kill();
+      });
+    }
+  });
+}
