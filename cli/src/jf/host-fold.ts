@@ -4,21 +4,25 @@
  * number; numbers of different zero-padded widths are not merged.
  */
 export function foldHosts(names: readonly string[]): string {
+  const parsed = names.map((name) => /^(.*?)(\d+)(\D*)$/.exec(name));
+  // The zero-padded width of each head/tail pair: web01..web10 share one range, web1 does not.
+  const widths = new Map<string, number>();
+  for (const m of parsed) {
+    if (m && (m[2] as string).startsWith('0') && (m[2] as string).length > 1)
+      widths.set(`${m[1]}\u0000${m[3]}`, (m[2] as string).length);
+  }
   const groups = new Map<string, { head: string; tail: string; width: number; nums: number[] }>();
   const loose: string[] = [];
-  for (const name of names) {
-    const m = /^(.*?)(\d+)(\D*)$/.exec(name);
-    if (!m) {
-      loose.push(name);
-      continue;
-    }
+  parsed.forEach((m, i) => {
+    if (!m) return void loose.push(names[i] as string);
     const [, head = '', digits = '', tail = ''] = m;
-    const width = digits.startsWith('0') && digits.length > 1 ? digits.length : 0;
+    const padded = widths.get(`${head}\u0000${tail}`) ?? 0;
+    const width = digits.length >= padded ? padded : 0;
     const key = `${head}\u0000${tail}\u0000${width}`;
     let g = groups.get(key);
     if (!g) groups.set(key, (g = { head, tail, width, nums: [] }));
     g.nums.push(Number(digits));
-  }
+  });
   const parts: string[] = [];
   for (const g of groups.values()) {
     const nums = [...new Set(g.nums)].sort((a, b) => a - b);

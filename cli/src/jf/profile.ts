@@ -94,13 +94,13 @@ export function parseToken(token: string): Auth {
 
 export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): Connection {
   const all = readFile(configPath(env));
-  const profileName = flags.profile ?? env.JOBFLEET_PROFILE ?? all.current;
+  const profileName = flags.profile || env.JOBFLEET_PROFILE || all.current;
   const p = all.profiles[profileName] ?? {};
-  const server = flags.server ?? env.JOBFLEET_URL ?? p.server;
+  const server = flags.server || env.JOBFLEET_URL || p.server;
   if (!server)
     throw new CliError('no server: run `jf login`, or pass --server / set JOBFLEET_URL', Exit.USAGE);
-  const token = flags.token ?? env.JOBFLEET_TOKEN ?? p.token;
-  const scope = flags.scope ?? env.JOBFLEET_SCOPE ?? p.scope;
+  const token = flags.token || env.JOBFLEET_TOKEN || p.token;
+  const scope = flags.scope || env.JOBFLEET_SCOPE || p.scope;
   return {
     server: server.replace(/\/+$/, ''),
     auth: token ? parseToken(token) : undefined,

@@ -58,7 +58,8 @@ export function expandBrackets(expr: string): string[] {
     const width = (r[1] as string).startsWith('0') ? (r[1] as string).length : 0;
     for (let n = from; n <= to; n++) items.push(String(n).padStart(width, '0'));
   }
-  return expandBrackets(tail).flatMap((rest) => items.map((i) => `${head}${i}${rest}`));
+  const rests = expandBrackets(tail);
+  return items.flatMap((i) => rests.map((rest) => `${head}${i}${rest}`));
 }
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
@@ -108,6 +109,13 @@ export function parseTargets(
     }
   };
   for (const e of exprs) splitTop(e).forEach(visit);
+  // The v3 API ignores ip_list when host_id_list is given (BK-JOB's rule): refuse the mix rather
+  // than silently run on fewer hosts.
+  if (hostIds.size && ips.size)
+    throw new CliError(
+      'targets mix host ids and ips; the API takes one or the other: give all as ids or all as ips',
+      Exit.USAGE,
+    );
   const out: TargetServer = {};
   if (hostIds.size) out.host_id_list = [...hostIds];
   if (ips.size) out.ip_list = [...ips.values()];
