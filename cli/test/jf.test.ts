@@ -283,7 +283,7 @@ describe('jf', () => {
         let out = '';
         sim.stdout.on('data', (d: Buffer) => {
           out += d.toString();
-          if (out.includes('"ready"')) resolve();
+          if (out.includes('"event":"ready"')) resolve();
         });
         sim.on('exit', (code) => reject(new Error(`simulator exited ${code}`)));
       });
@@ -307,8 +307,9 @@ describe('jf', () => {
       }
       const script = `id=$(basename "$PWD" | cut -d_ -f3 | cut -d- -f1); v=$(cat ${outputs}/$id); echo "$v"; [ "$v" = gamma ] && exit 3; exit 0`;
       const r = await jf(['run', 'script', '-c', script, '-t', '10.0.0.[1-60]']);
-      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.code, 1, r.stderr + r.stdout.slice(0, 2000));
       const headers = r.stdout.split('\n').filter((l) => /^\S+ \(\d+\)/.test(l));
+      if (headers.length !== 3) assert.fail(r.stdout.slice(0, 3000));
       assert.deepEqual(headers, [
         '10.0.0.[1-30] (30)',
         '10.0.0.[31-50] (20)',

@@ -1,9 +1,8 @@
 /** What every command's action needs: the connection, the API client and the output settings. */
 import type { Command } from 'commander';
-import { ApiClient } from './api-client.js';
+import type { ApiClient } from './api-client.js';
 import { CliError, Exit } from './exit-codes.js';
-import { resolveConnection } from './profile.js';
-import { FORMATS, makeOutput } from './render.js';
+import { FORMATS, makeOutput, prepareOutput } from './render.js';
 import type { Format, Output } from './render.js';
 
 export interface GlobalOptions {
@@ -28,14 +27,22 @@ export function outputOf(cmd: Command): Output {
   return makeOutput(g);
 }
 
-export function contextOf(cmd: Command): Ctx {
+/** The connection (profile, flags, environment) and output of a command; its modules load here, not at start-up. */
+export async function contextOf(cmd: Command): Promise<Ctx> {
   const g = cmd.optsWithGlobals<GlobalOptions>();
-  return {
-    client: new ApiClient(
-      resolveConnection({ server: g.server, token: g.token, scope: g.scope, profile: g.profile }),
-    ),
-    out: outputOf(cmd),
-  };
+  const out = outputOf(cmd);
+  await prepareOutput(out);
+  const [{ ApiClient }, { resolveConnection }] = await Promise.all([
+    import('./api-client.js'),
+    import('./profile.js'),
+  ]);
+  const conn = await resolveConnection({
+    server: g.server,
+    token: g.token,
+    scope: g.scope,
+    profile: g.profile,
+  });
+  return { client: new ApiClient(conn), out };
 }
 
 export function positiveInt(what: string) {

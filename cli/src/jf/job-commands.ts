@@ -201,7 +201,7 @@ Examples:
       if (sources !== 1)
         throw new CliError('give exactly one of -c CMD, -f FILE or --script ID[@VER]', Exit.USAGE);
       const targetServer = parseTargets(flags.target);
-      const ctx = contextOf(cmd);
+      const ctx = await contextOf(cmd);
       let content: Record<string, unknown>;
       if (flags.script) content = await scriptVersionId(ctx.client, flags.script);
       else {
@@ -249,7 +249,7 @@ function watchCommand(): Command {
     .option('--maxrc', 'exit with the largest host exit code')
     .addHelpText('after', '\nExamples:\n  jf watch 42\n  jf watch 42 --wait-timeout 600 && echo done')
     .action(async (id: number, flags: { waitTimeout?: number; maxrc?: boolean }, cmd: Command) => {
-      const ctx = contextOf(cmd);
+      const ctx = await contextOf(cmd);
       const st = await watchJob(ctx, id, flags.waitTimeout ? flags.waitTimeout * 1000 : undefined);
       const doc = {
         job_instance_id: id,
@@ -278,7 +278,7 @@ function resultCommand(): Command {
       "\nExamples:\n  jf result 42\n  jf result 42 --outdir ./out && ls out\n  jf result 42 -o json | jq '.steps[].groups[] | {folded, exitCode}'",
     )
     .action(async (id: number, flags: ReportFlags, cmd: Command) => {
-      const ctx = contextOf(cmd);
+      const ctx = await contextOf(cmd);
       await report(ctx, await ctx.client.jobStatus(id), flags);
     });
 }
@@ -309,7 +309,7 @@ function logsCommand(): Command {
       '\nExamples:\n  jf logs 42 --failed\n  jf logs 42 -H 10.0.1.7 --tail 20\n  jf logs 42 -f | grep ERROR',
     )
     .action(async (id: number, flags: LogFlags, cmd: Command) => {
-      const ctx = contextOf(cmd);
+      const ctx = await contextOf(cmd);
       const seen = new Map<number, number>();
       const partial = new Map<number, string>();
       const emit = (host: string, text: string) => {
@@ -399,7 +399,7 @@ function hostsCommand(): Command {
         flags: { step?: number; status?: string; group?: number; format: string },
         cmd: Command,
       ) => {
-        const ctx = contextOf(cmd);
+        const ctx = await contextOf(cmd);
         const st = await ctx.client.jobStatus(id);
         const step = flags.step
           ? st.step_instance_list.find((s) => s.step_instance_id === flags.step)
@@ -443,7 +443,7 @@ function stepOperation(
     .option('-s, --step <id>', 'step instance (default: the current step)', positiveInt('step id'));
   if (extra) c = extra(c);
   return c.action(async (id: number, flags: Record<string, unknown> & { step?: number }, cmd: Command) => {
-    const ctx = contextOf(cmd);
+    const ctx = await contextOf(cmd);
     const st = await ctx.client.jobStatus(id);
     const stepId = flags.step ?? currentStep(st)?.step_instance_id;
     if (!stepId) throw new CliError(`job ${id} has no step`);
@@ -474,7 +474,7 @@ function operationCommands(): Command[] {
       .argument('<job>', 'job instance id', jobId)
       .option('--reason <text>', 'why (kept with the job)')
       .action(async (id: number, _f: unknown, cmd: Command) => {
-        const ctx = contextOf(cmd);
+        const ctx = await contextOf(cmd);
         const st = await ctx.client.jobStatus(id);
         const step = st.step_instance_list.find((s) => s.status === 7 || s.status === 15);
         if (!step) throw new CliError(`job ${id} has no step waiting for confirmation`);
@@ -489,7 +489,7 @@ function operationCommands(): Command[] {
       .description('stop a running job (its running hosts are killed)')
       .argument('<job>', 'job instance id', jobId)
       .action(async (id: number, _f: unknown, cmd: Command) => {
-        const ctx = contextOf(cmd);
+        const ctx = await contextOf(cmd);
         await ctx.client.operateJob(id, 1);
         printData(ctx.out, { job_instance_id: id, operation: 'terminate' }, () => `job ${id}: terminating`);
       }),
@@ -534,7 +534,7 @@ function jobsCommand(): Command {
         },
         cmd: Command,
       ) => {
-        const ctx = contextOf(cmd);
+        const ctx = await contextOf(cmd);
         const now = Date.now();
         const data = await ctx.client.call<{ data: JobRow[] | null; total: number }>(
           'get_job_instance_list',
@@ -568,7 +568,7 @@ function jobsCommand(): Command {
     .description('a job with its steps and host counts')
     .argument('<job>', 'job instance id', jobId)
     .action(async (id: number, _f: unknown, cmd: Command) => {
-      const ctx = contextOf(cmd);
+      const ctx = await contextOf(cmd);
       const st = await ctx.client.jobStatus(id);
       printData(ctx.out, st, () =>
         [

@@ -5,7 +5,7 @@
 import type { ApiClient, JobStatus, StepStatus } from './api-client.js';
 import { Exit } from './exit-codes.js';
 import { gatherOutputs } from './gather.js';
-import type { HostOutput, OutputGroup } from './gather.js';
+import type { HostOutput } from './gather.js';
 import { duration, hostLabel, paint } from './render.js';
 import type { Output } from './render.js';
 import { HOST_STATUS_NAMES, RUN_STATUS_NAMES, hostState, isRunOk, isRunTerminated } from './statuses.js';
@@ -15,7 +15,15 @@ export interface StepReport {
   name: string;
   status: number;
   status_name: string;
-  groups: (Omit<OutputGroup, 'hostIds'> & { host_ids: number[]; count: number })[];
+  groups: {
+    folded: string;
+    count: number;
+    exit_code: number;
+    status: number;
+    output: string;
+    hosts: string[];
+    host_ids: number[];
+  }[];
 }
 
 export function counts(st: JobStatus): Record<'ok' | 'failed' | 'running' | 'waiting', number> {
@@ -64,7 +72,15 @@ export async function stepReports(client: ApiClient, st: JobStatus, stepId?: num
       name: s.name,
       status: s.status,
       status_name: RUN_STATUS_NAMES[s.status] ?? String(s.status),
-      groups: groups.map(({ hostIds, ...g }) => ({ ...g, host_ids: hostIds, count: g.hosts.length })),
+      groups: groups.map((g) => ({
+        folded: g.folded,
+        count: g.hosts.length,
+        exit_code: g.exitCode,
+        status: g.status,
+        output: g.output,
+        hosts: g.hosts,
+        host_ids: g.hostIds,
+      })),
     });
   }
   return reports;
@@ -80,7 +96,7 @@ export function renderGroups(out: Output, reports: StepReport[]): string {
       const note =
         g.status === 9 || g.status === 3
           ? ''
-          : ` ${c.red(`exit ${g.exitCode}, ${HOST_STATUS_NAMES[g.status] ?? g.status}`)}`;
+          : ` ${c.red(`exit ${g.exit_code}, ${HOST_STATUS_NAMES[g.status] ?? g.status}`)}`;
       const header = `${g.folded} (${g.count})${note}`;
       const rule = '-'.repeat(Math.min(Math.max(header.length, 15), 80));
       lines.push(c.dim(rule), c.cyan(header), c.dim(rule));

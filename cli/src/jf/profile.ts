@@ -8,8 +8,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import YAML from 'yaml';
 import { z } from 'zod';
+import { configPath } from './config-path.js';
 import { CliError, Exit } from './exit-codes.js';
 
 const Profile = z.object({
@@ -27,32 +27,30 @@ const ProfileFile = z.object({
 });
 type ProfileFile = z.infer<typeof ProfileFile>;
 
-export function configPath(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
-  return path.join(base, 'jobfleet', 'config.yaml');
-}
+// yaml is loaded on first use (it costs a third of jf's start-up); this module itself is loaded lazily too.
+const loadYaml = async () => (await import('yaml')).default;
 
-function readFile(file: string): ProfileFile {
+async function readFile(file: string): Promise<ProfileFile> {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch {
     return { current: 'default', profiles: {} };
   }
-  const parsed = ProfileFile.safeParse(YAML.parse(text) ?? {});
+  const parsed = ProfileFile.safeParse((await loadYaml()).parse(text) ?? {});
   if (!parsed.success)
     throw new CliError(`${file} is not a jobfleet profile file; fix or delete it`, Exit.USAGE);
   return parsed.data;
 }
 
-export function saveProfile(name: string, profile: Profile, file = configPath()): void {
-  const all = readFile(file);
+export async function saveProfile(name: string, profile: Profile, file = configPath()): Promise<void> {
+  const all = await readFile(file);
   all.profiles[name] = profile;
   all.current = name;
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   // Written to a temporary file created 0600, then renamed: the token is never readable by others.
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, YAML.stringify(all), { mode: 0o600 });
+  fs.writeFileSync(tmp, (await loadYaml()).stringify(all), { mode: 0o600 });
   fs.renameSync(tmp, file);
   fs.chmodSync(file, 0o600);
 }
@@ -92,8 +90,11 @@ export function parseToken(token: string): Auth {
   return { kind: 'bearer', token };
 }
 
-export function resolveConnection(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): Connection {
-  const all = readFile(configPath(env));
+export async function resolveConnection(
+  flags: ConnectionFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Connection> {
+  const all = await readFile(configPath(env));
   const profileName = flags.profile || env.JOBFLEET_PROFILE || all.current;
   const p = all.profiles[profileName] ?? {};
   const server = flags.server || env.JOBFLEET_URL || p.server;

@@ -2,7 +2,8 @@
  * The operator commands (`jf`, also under `jobfleet`). Nothing here loads server code, so
  * `jf` starts fast; `jobfleet` adds serve/agent/admin on top.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { CommanderError, Option } from 'commander';
+import type { Command } from 'commander';
 import { CliError, Exit } from './exit-codes.js';
 import { jobCommands } from './job-commands.js';
 import { setupCommands } from './setup-commands.js';

@@ -4,7 +4,7 @@
  * (CLICOLOR_FORCE forces it).
  */
 import pc from 'picocolors';
-import YAML from 'yaml';
+import type YAML from 'yaml';
 
 export type Format = 'human' | 'json' | 'ndjson' | 'yaml';
 export const FORMATS: readonly Format[] = ['human', 'json', 'ndjson', 'yaml'];
@@ -33,6 +33,12 @@ export function makeOutput(opts: { output?: string; color?: boolean; quiet?: boo
   };
 }
 
+let yaml: typeof YAML | undefined;
+/** Loads the YAML printer when -o yaml asks for it (kept out of start-up otherwise). */
+export async function prepareOutput(out: Output): Promise<void> {
+  if (out.format === 'yaml' && !yaml) yaml = (await import('yaml')).default;
+}
+
 export function paint(out: Output) {
   return pc.createColors(out.color);
 }
@@ -44,7 +50,7 @@ export function printData(out: Output, data: unknown, human: () => string): void
       process.stdout.write(JSON.stringify(data, null, 2) + '\n');
       return;
     case 'yaml':
-      process.stdout.write(YAML.stringify(data));
+      process.stdout.write((yaml as typeof YAML).stringify(data));
       return;
     case 'ndjson':
       for (const item of Array.isArray(data) ? data : [data])

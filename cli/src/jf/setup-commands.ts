@@ -5,7 +5,7 @@ import { ApiClient } from './api-client.js';
 import { contextOf, outputOf, positiveInt } from './context.js';
 import type { GlobalOptions } from './context.js';
 import { CliError, Exit } from './exit-codes.js';
-import { configPath, parseScope, parseToken, resolveConnection, saveProfile } from './profile.js';
+import { configPath } from './config-path.js';
 import { paint, printData, table } from './render.js';
 import { completionScript } from './completion.js';
 
@@ -28,11 +28,12 @@ Examples:
       async (flags: { name: string; account?: string; user?: string; verify: boolean }, cmd: Command) => {
         const g = cmd.optsWithGlobals<GlobalOptions>();
         if (!g.server || !g.token) throw new CliError('jf login needs --server and --token', Exit.USAGE);
+        const { parseScope, parseToken, resolveConnection, saveProfile } = await import('./profile.js');
         if (g.scope) parseScope(g.scope);
         parseToken(g.token);
         if (flags.verify) {
           const client = new ApiClient(
-            resolveConnection(
+            await resolveConnection(
               { server: g.server, token: g.token, scope: g.scope },
               { ...process.env, XDG_CONFIG_HOME: '/nonexistent' },
             ),
@@ -45,7 +46,7 @@ Examples:
               length: 1,
             });
         }
-        saveProfile(flags.name, {
+        await saveProfile(flags.name, {
           server: g.server,
           token: g.token,
           ...(g.scope ? { scope: g.scope } : {}),
@@ -67,7 +68,7 @@ function doctorCommand(): Command {
   return new Command('doctor')
     .description('check the server, credentials, scope and clock skew, and say what to fix')
     .action(async (_f: unknown, cmd: Command) => {
-      const ctx = contextOf(cmd);
+      const ctx = await contextOf(cmd);
       const { client, out } = ctx;
       const checks: Check[] = [];
       const t0 = Date.now();
@@ -160,7 +161,7 @@ function apiCommand(): Command {
       '\nExamples:\n  jf api POST /api/v3/get_job_instance_status -d \'{"bk_scope_type":"biz","bk_scope_id":"2","job_instance_id":7}\'\n  jf api GET \'/api/v3/get_latest_service_version\'',
     )
     .action(async (method: string, path: string, flags: { data?: string }, cmd: Command) => {
-      const { client } = contextOf(cmd);
+      const { client } = await contextOf(cmd);
       let body = flags.data;
       if (body?.startsWith('@')) body = fs.readFileSync(body.slice(1), 'utf8');
       const res = await client.raw(method.toUpperCase(), path.startsWith('/') ? path : `/${path}`, body);
@@ -184,7 +185,7 @@ function listCommand(
   ) => Promise<{ rows: unknown[]; head: string[]; cells: (r: never) => (string | number | null)[] }>,
 ): Command {
   return new Command(name).description(description).action(async (_f: unknown, cmd: Command) => {
-    const ctx = contextOf(cmd);
+    const ctx = await contextOf(cmd);
     const { rows, head, cells } = await run(ctx.client);
     printData(ctx.out, rows, () =>
       table(
@@ -219,7 +220,7 @@ function resourceCommands(): Command[] {
       .description('versions of a library script')
       .argument('<script>', 'script id')
       .action(async (id: string, _f: unknown, cmd: Command) => {
-        const ctx = contextOf(cmd);
+        const ctx = await contextOf(cmd);
         const r = await ctx.client.call<{
           data: { id: number; version: string; status: number; last_modify_user: string }[];
         }>('get_script_version_list', { script_id: id, length: 1000 });
@@ -272,7 +273,7 @@ function resourceCommands(): Command[] {
       )
       .addHelpText('after', '\nExamples:\n  jf rules test deploy.sh && jf run script -f deploy.sh -t @hosts')
       .action(async (file: string, flags: { lang: string }, cmd: Command) => {
-        const ctx = contextOf(cmd);
+        const ctx = await contextOf(cmd);
         let text: string;
         try {
           text = fs.readFileSync(file, 'utf8');
@@ -299,7 +300,7 @@ function resourceCommands(): Command[] {
         positiveInt('host id')(v),
       ])
       .action(async (ids: number[], _f: unknown, cmd: Command) => {
-        const ctx = contextOf(cmd);
+        const ctx = await contextOf(cmd);
         const { text } = await ctx.client.raw(
           'POST',
           '/api/v3/system/query_agent_info',
