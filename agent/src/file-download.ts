@@ -63,6 +63,16 @@ class TaskFailure extends Error {
 /** A failed attempt that another attempt may get past (a broken connection, a 5xx). */
 class Transient extends Error {}
 
+/**
+ * The part file's name. A target name may use all 255 bytes a file system allows, leaving no
+ * room for the suffix: such a name is shortened to its hash (the same on every call, so a later
+ * clean-up finds the part file again).
+ */
+function partName(base: string, stepInstanceId: number, executeCount: number): string {
+  const shown = Buffer.byteLength(base) > 200 ? createHash('sha256').update(base).digest('hex') : base;
+  return `.${shown}.${stepInstanceId}-${executeCount}.jobfleet-part`;
+}
+
 function plan(msg: DownloadFiles, root: FileRoot): { files: PlannedFile[]; problem?: string } {
   const all = msg.sources.flatMap((source) => source.files.map((file) => ({ source, file })));
   const rename = msg.targetName !== '' && all.length === 1;
@@ -73,10 +83,7 @@ function plan(msg: DownloadFiles, root: FileRoot): { files: PlannedFile[]; probl
     if (!isSafeRelPath(rel) || (rename && rel.includes('/'))) bad.push(rel);
     const targetPath = path.posix.join(path.posix.resolve('/', msg.targetDir), rel);
     const local = root.local(targetPath);
-    const part = path.join(
-      path.dirname(local),
-      `.${path.basename(local)}.${stepInstanceId}-${executeCount}.jobfleet-part`,
-    );
+    const part = path.join(path.dirname(local), partName(path.basename(local), stepInstanceId, executeCount));
     return { source, file, targetPath, local, part };
   });
   return bad.length > 0 ? { files, problem: `not a usable target name: ${bad.join(', ')}` } : { files };

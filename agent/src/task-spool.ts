@@ -84,7 +84,13 @@ export class TaskSpool {
     const dir = this.dir(msg.key);
     fs.rmSync(dir, { recursive: true, force: true }); // leftovers of a forgotten run of this key
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(path.join(dir, 'task.json'), JSON.stringify({ msg, startTime }), { mode: 0o600 });
+    // Script parameters may be sensitive, and so is a database password; a restarted agent never
+    // runs a script again (it reports it lost), so neither is written to disk.
+    const kept =
+      msg.type === 'task.run'
+        ? { ...msg, params: '', ...(msg.database ? { database: { ...msg.database, password: '' } } : {}) }
+        : msg;
+    fs.writeFileSync(path.join(dir, 'task.json'), JSON.stringify({ msg: kept, startTime }), { mode: 0o600 });
     return fs.openSync(path.join(dir, 'output'), 'a', 0o600);
   }
 

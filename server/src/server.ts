@@ -4,13 +4,14 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { requestSerializer } from './log-redaction.js';
 import { AgentHub } from './agent-link/agent-hub.js';
 import { Authenticator } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
+import { redactingLogOptions } from './log-redaction.js';
+import { resealInBackground } from './secret-rotation.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
 import type { Services } from './services.js';
 import { appSecretPurpose } from './store/app-store.js';
@@ -29,7 +30,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const log = pino({
     level: config.logLevel,
     base: { service: 'jobfleet-server' },
-    serializers: { req: requestSerializer },
+    ...redactingLogOptions(),
   });
   const secrets = resolveSecrets(config);
   const secretBox = openSecretBox(config, secrets);
@@ -64,6 +65,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${shownHost}:${port}`;
   log.info({ url }, 'jobfleet server listening');
+  resealInBackground(services);
 
   let closing: Promise<void> | undefined;
   return {

@@ -26,6 +26,7 @@ import type {
   TaskStarted,
 } from '@jobfleet/protocol';
 import type { Services } from '../services.js';
+import { isBoundToSender } from './message-binding.js';
 import { verifyAgentToken } from './registration.js';
 
 /** What the engine hears from agents. */
@@ -166,6 +167,13 @@ export class AgentHub {
     }
     if (!conn.ready && msg.type !== 'hello') {
       conn.ws.close(4001, 'hello first');
+      return;
+    }
+    if (!isBoundToSender(conn.hostId, msg)) {
+      this.services.log.warn(
+        { hostId: conn.hostId, type: msg.type },
+        'agent message about another host; dropped',
+      );
       return;
     }
     switch (msg.type) {

@@ -230,6 +230,17 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Script {ref} has no online version to run: publish one, or give script_version_id',
   },
+  DANGEROUS_RULE_EXPRESSION_UNSUPPORTED: {
+    code: 1243902,
+    http: 200,
+    message:
+      'Dangerous-command rule {id} expression "{expression}" cannot be evaluated in linear time ({reason}); update or delete the rule',
+  },
+  DANGEROUS_RULE_CHECK_LIMIT: {
+    code: 1243903,
+    http: 200,
+    message: 'Script too large to check against {rules} dangerous-command rules: {reason}',
+  },
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CATALOGUE;

@@ -49,6 +49,22 @@ export function toApiError(err: unknown, req: FastifyRequest): ApiError {
   return new ApiError('INTERNAL_ERROR', { requestId: req.id });
 }
 
+/** A URL the router cannot take: bad percent-encoding, or a path segment over its length limit. */
+function routerError(err: FastifyError, req: FastifyRequest): ApiError {
+  const path = req.raw.url?.split('?')[0] ?? '';
+  const shown = path.length > 120 ? `${path.slice(0, 120)}... (${path.length} characters)` : path;
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH')
+    return new ApiError('BAD_REQUEST', {
+      reason: `a path segment is longer than ${MAX_PATH_SEGMENT} characters: ${shown}`,
+    });
+  if (err.code === 'FST_ERR_BAD_URL')
+    return new ApiError('BAD_REQUEST', { reason: `the path is not valid percent-encoding: ${shown}` });
+  return toApiError(err, req);
+}
+
+/** The router's limit on one path parameter (an API name, an upload token): find-my-way's default. */
+const MAX_PATH_SEGMENT = 100;
+
 function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
   return reply
     .code(err.http)
@@ -80,8 +96,14 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   const app = Fastify({
     loggerInstance: services.log,
     bodyLimit: services.config.bodyLimitBytes,
-    routerOptions: { ignoreTrailingSlash: true, ignoreDuplicateSlashes: true },
+    routerOptions: {
+      ignoreTrailingSlash: true,
+      ignoreDuplicateSlashes: true,
+      maxParamLength: MAX_PATH_SEGMENT,
+    },
     genReqId: () => crypto.randomUUID().replace(/-/g, ''),
+    // Failures the router meets before any route runs answer with the envelope too.
+    frameworkErrors: (err, req, reply) => sendError(reply, routerError(err, req)),
   });
 
   app.removeAllContentTypeParsers();

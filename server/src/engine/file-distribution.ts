@@ -322,7 +322,8 @@ export class FileDistribution {
   progress(hostId: number, msg: FileProgress): void {
     const [stepText, countText] = msg.key.split(':');
     const state = this.states.get(Number(stepText));
-    if (!state || state.view.executeCount !== Number(countText)) return;
+    // Only a target of this step execution reports its downloads.
+    if (!state || state.view.executeCount !== Number(countText) || !state.view.tasks.has(hostId)) return;
     const srcHostId = [...state.labels].find(([, label]) => label === msg.label)?.[0] ?? 0;
     const status = msg.status === 'finished' ? 4 : msg.status === 'failed' ? 5 : 3;
     const base = {

@@ -30,15 +30,18 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
       body: Readable,
     ): Promise<{ path: string; size: number; sha256: string }> => {
       const files = services.store.files;
-      const row = await files.findByUploadToken(sha256Hex(token));
-      if (!row || row.expires_at < Date.now()) throw new ApiError('UPLOAD_URL_INVALID');
+      const tokenHash = sha256Hex(token);
+      // Claimed before a byte is written: a second request on the same URL is refused here and
+      // never touches the file of the upload that holds the claim.
+      const row = await files.claimUpload(tokenHash, Date.now());
+      if (!row) throw new ApiError('UPLOAD_URL_INVALID');
       const full = storedFilePath(services.config.dataDir, row.path);
-      await fs.promises.mkdir(path.dirname(full), { recursive: true });
       const tmp = `${full}.${crypto.randomBytes(4).toString('hex')}.part`;
       const hash = crypto.createHash('sha256');
       const limit = services.config.uploadMaxBytes;
       let size = 0;
       try {
+        await fs.promises.mkdir(path.dirname(full), { recursive: true });
         await pipeline(
           body,
           async function* (source: AsyncIterable<Buffer>) {
@@ -57,14 +60,12 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
         await fs.promises.rename(tmp, full);
       } catch (err) {
         await fs.promises.rm(tmp, { force: true });
+        await files.releaseUpload(tokenHash);
         if (err instanceof TooLarge) throw new ApiError('UPLOAD_FILE_MAX_SIZE_EXCEEDED', { limit });
         throw err;
       }
       const sha256 = hash.digest('hex');
-      if (!(await files.completeUpload(row.path, size, sha256))) {
-        await fs.promises.rm(full, { force: true });
-        throw new ApiError('UPLOAD_URL_INVALID');
-      }
+      if (!(await files.completeUpload(tokenHash, size, sha256))) throw new ApiError('UPLOAD_URL_INVALID');
       return { path: row.path, size, sha256 };
     };
 

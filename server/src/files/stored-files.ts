@@ -18,16 +18,28 @@ export function isPlainFileName(name: string): boolean {
   );
 }
 
+/**
+ * File names reach 1,024 characters (BK-JOB's limit) but a file system takes 255 bytes per
+ * name, and the server adds a suffix while it writes. A name longer than this is kept on disk
+ * under its hash instead; the stored path, which clients see, keeps the name as given.
+ */
+const MAX_DISK_NAME_BYTES = 200;
+
+function diskName(name: string): string {
+  if (Buffer.byteLength(name, 'utf8') <= MAX_DISK_NAME_BYTES) return name;
+  return `long-name-${sha256Hex(name)}`;
+}
+
 export function storedFilePath(dataDir: string, storedPath: string): string {
   const root = path.resolve(dataDir, 'files');
-  const full = path.resolve(root, storedPath);
+  const full = path.resolve(root, ...storedPath.split('/').map(diskName));
   if (!full.startsWith(root + path.sep)) throw new Error(`stored path escapes the file store: ${storedPath}`);
   return full;
 }
 
 /** <scope id>/<uuid>/<user>/<file name>, BK-JOB's shape for local upload paths. */
 export function newStoredPath(scopeId: number, user: string, fileName: string): string {
-  const safeUser = user.replace(/[^A-Za-z0-9_.-]/g, '_') || 'user';
+  const safeUser = user.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64) || 'user';
   return `${scopeId}/${crypto.randomUUID()}/${safeUser}/${fileName}`;
 }
 
@@ -39,7 +51,7 @@ export function sha256Hex(data: string | Buffer): string {
 export async function writeStoredFile(dataDir: string, storedPath: string, data: Buffer): Promise<void> {
   const full = storedFilePath(dataDir, storedPath);
   await fs.promises.mkdir(path.dirname(full), { recursive: true });
-  const tmp = `${full}.part`;
+  const tmp = `${full}.${crypto.randomBytes(4).toString('hex')}.part`;
   const fh = await fs.promises.open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(data);

@@ -2,9 +2,19 @@
  * Dangerous-command rules (behaviour notes §3.21): a regular expression, the script languages
  * it watches, and what a match does. Matching is per line, so a reply can point at the line.
  *
- * Expressions are JavaScript regular expressions compiled without flags. BK-JOB compiles them
- * as Java patterns; the common subset (classes, groups, anchors, quantifiers) means the same.
+ * Expressions are RE2 patterns (https://github.com/google/re2/wiki/Syntax). BK-JOB compiles
+ * them as Java patterns; the common subset (classes, groups, anchors, quantifiers) means the
+ * same. What RE2 leaves out (backreferences, lookaround) is what makes a backtracking engine
+ * take exponential time: any app may send a script to check, so a rule such as `^(a+)+$` must
+ * not be able to stall the server. Such expressions are refused when a rule is written.
+ *
+ * The engine is re2js, a pure JavaScript port of RE2: matching is linear in the input, and it
+ * needs no native addon (the `re2` binding compiles C++ with node-gyp at install, which every
+ * machine installing Jobfleet would then need a compiler for).
  */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { RE2JS } from 're2js';
+import { ApiError } from '../api/error-catalogue.js';
 
 export const RuleAction = { SCAN: 1, INTERCEPT: 2 } as const;
 export type RuleAction = (typeof RuleAction)[keyof typeof RuleAction];
@@ -49,7 +59,7 @@ export function languagesOfMask(mask: number): number[] {
 /** The compiler's complaint about an expression, or null when it compiles. */
 export function expressionError(expression: string): string | null {
   try {
-    new RegExp(expression);
+    RE2JS.compile(expression);
     return null;
   } catch (err) {
     return (err as Error).message;
@@ -65,21 +75,60 @@ export interface RuleMatch {
 }
 
 /**
+ * Bounds on one check, so that a large script cannot hold the server: the longest line matched
+ * (one match call is one uninterrupted stretch of work, at worst about 0.6 µs a character), and
+ * the time a whole check may take. Between lines the check yields to other requests.
+ */
+export const MAX_CHECKED_LINE_CHARS = 1024 * 1024;
+export const MAX_CHECK_MS = 5000;
+const WORK_BETWEEN_YIELDS = 256 * 1024;
+
+function compileRules(rules: readonly DangerousRule[]): { rule: DangerousRule; re: RE2JS }[] {
+  const compiled: { rule: DangerousRule; re: RE2JS }[] = [];
+  for (const rule of rules) {
+    try {
+      compiled.push({ rule, re: RE2JS.compile(rule.expression) });
+    } catch (err) {
+      // Written before expressions were checked with RE2: it cannot be evaluated safely.
+      throw new ApiError('DANGEROUS_RULE_EXPRESSION_UNSUPPORTED', {
+        id: rule.id,
+        expression: rule.expression,
+        reason: (err as Error).message,
+      });
+    }
+  }
+  return compiled;
+}
+
+/**
  * Every (line, rule) pair where the rule matches, in line order and, within a line, in the
  * order the rules were given. Each pair reports its first match in that line.
  */
-export function scanScript(content: string, rules: readonly DangerousRule[]): RuleMatch[] {
-  const compiled = rules.map((rule) => ({ rule, re: new RegExp(rule.expression) }));
+export async function scanScript(content: string, rules: readonly DangerousRule[]): Promise<RuleMatch[]> {
+  if (rules.length === 0) return [];
+  const compiled = compileRules(rules);
   const matches: RuleMatch[] = [];
   const lines = content.split(/\r?\n/);
   // A trailing newline ends the last line; it does not start an empty one.
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
-  lines.forEach((text, i) => {
+  const limit = (why: string) =>
+    new ApiError('DANGEROUS_RULE_CHECK_LIMIT', { reason: why, rules: compiled.length });
+  const deadline = Date.now() + MAX_CHECK_MS;
+  let work = 0;
+  for (const [i, text] of lines.entries()) {
+    if (text.length > MAX_CHECKED_LINE_CHARS)
+      throw limit(`line ${i + 1} is longer than ${MAX_CHECKED_LINE_CHARS} characters`);
     for (const { rule, re } of compiled) {
-      const m = re.exec(text);
-      if (m) matches.push({ rule, line: i + 1, lineContent: text, matchContent: m[0] });
+      const m = re.matcher(text);
+      if (m.find()) matches.push({ rule, line: i + 1, lineContent: text, matchContent: m.group() ?? '' });
+      work += text.length + 1;
+      if (work >= WORK_BETWEEN_YIELDS) {
+        work = 0;
+        await yieldToEventLoop();
+        if (Date.now() > deadline) throw limit(`checking took longer than ${MAX_CHECK_MS} ms`);
+      }
     }
-  });
+  }
   return matches;
 }
 

@@ -195,4 +195,25 @@ export class AccountStore {
       .orderBy('id')
       .execute();
   }
+
+  /** Every sealed password, for a reseal after a server key rotation (accounts are few). */
+  async sealedPasswords(): Promise<{ id: number; sealed: string }[]> {
+    const rows = await this.db
+      .selectFrom('account')
+      .select(['id', 'password_sealed'])
+      .where('password_sealed', 'is not', null)
+      .execute();
+    return rows.map((r) => ({ id: r.id, sealed: r.password_sealed ?? '' }));
+  }
+
+  /** Replaces a sealed password if it is still `from` (another server may have resealed it). */
+  async resealPassword(id: number, from: string, to: string): Promise<boolean> {
+    const r = await this.db
+      .updateTable('account')
+      .set({ password_sealed: to })
+      .where('id', '=', id)
+      .where('password_sealed', '=', from)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
 }

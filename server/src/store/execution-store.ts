@@ -3,6 +3,9 @@
  * and the tasks' output. Writes from agents arrive in bursts (thousands of hosts finishing at
  * once), so they are applied as grouped commits: one transaction per batch.
  */
+import { sql } from 'kysely';
+import { sealedKeyOf } from '../engine/sensitive-params.js';
+import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type {
   CallbackTable,
@@ -134,6 +137,7 @@ export class ExecutionStore {
             start_time: running && order === 0 ? now : null,
             end_time: null,
             spec: JSON.stringify(step.spec),
+            sealed_key: sealedKeyOf(step.spec as StepSpec),
             current_batch: step.hosts.some((h) => h.batch > 0) ? 1 : 0,
           })
           .returning('id')
@@ -412,7 +416,11 @@ export class ExecutionStore {
       .where('create_time', '<=', f.createTimeEnd);
     if (f.jobInstanceId !== undefined) q = q.where('id', '=', f.jobInstanceId);
     if (f.operator !== undefined) q = q.where('operator', '=', f.operator);
-    if (f.name !== undefined) q = q.where('name', 'like', `%${f.name.replace(/[%_\\]/g, (c) => `\\${c}`)}%`);
+    if (f.name !== undefined) {
+      // SQLite's LIKE has no default escape character: without ESCAPE, `\_` matches nothing.
+      const pattern = `%${f.name.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+      q = q.where(sql<boolean>`name like ${pattern} escape '\\'`);
+    }
     if (f.launchMode !== undefined) q = q.where('launch_mode', '=', f.launchMode);
     if (f.type !== undefined) q = q.where('type', '=', f.type);
     if (f.status !== undefined) q = q.where('status', '=', f.status);
@@ -539,6 +547,39 @@ export class ExecutionStore {
         .filter((a) => a.callback_id === c.id)
         .map((a) => ({ attempt: a.attempt, at: a.at, http_status: a.http_status, error: a.error })),
     }));
+  }
+
+  /** Steps whose sensitive parameter is not sealed under `currentKey` (plain or an older key). */
+  async stepsToReseal(
+    currentKey: string,
+    afterId: number,
+    limit: number,
+  ): Promise<{ id: number; spec: string }[]> {
+    return this.db
+      .selectFrom('step_instance')
+      .select(['id', 'spec'])
+      .where('sealed_key', 'is not', null)
+      .where('sealed_key', '<>', currentKey)
+      .where('id', '>', afterId)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+  }
+
+  /** Replaces a step's spec if it is still `expected` (another server may have resealed it). */
+  async replaceStepSpec(
+    id: number,
+    expected: string,
+    spec: string,
+    sealedKey: string | null,
+  ): Promise<boolean> {
+    const r = await this.db
+      .updateTable('step_instance')
+      .set({ spec, sealed_key: sealedKey })
+      .where('id', '=', id)
+      .where('spec', '=', expected)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
   }
 }
 

@@ -8,6 +8,11 @@ import type { Database, FileLogTable, StoredFileTable } from './schema.js';
 export type StoredFile = Selectable<StoredFileTable>;
 export type FileLog = Selectable<FileLogTable>;
 
+/** The token hash of an upload in progress; a token never hashes to a value with this prefix. */
+function claimedMark(tokenHash: string): string {
+  return `claimed:${tokenHash}`;
+}
+
 export class FileStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -16,26 +21,46 @@ export class FileStore {
     await this.db.insertInto('stored_file').values(rows).execute();
   }
 
-  async findByUploadToken(tokenHash: string): Promise<StoredFile | undefined> {
-    return this.db
-      .selectFrom('stored_file')
-      .selectAll()
-      .where('upload_token_hash', '=', tokenHash)
-      .executeTakeFirst();
-  }
-
   async getStoredFiles(paths: readonly string[]): Promise<StoredFile[]> {
     if (paths.length === 0) return [];
     return this.db.selectFrom('stored_file').selectAll().where('path', 'in', paths).execute();
   }
 
-  /** The bytes arrived: the upload URL closes and the file becomes usable. */
-  async completeUpload(path: string, size: number, sha256: string): Promise<boolean> {
+  /**
+   * Takes an open upload URL for one upload, atomically: of two requests racing on one URL only
+   * one gets the row; the other is refused before it writes anything. The claim marks the token
+   * hash, so the URL stops answering until the upload completes or is released.
+   */
+  async claimUpload(tokenHash: string, now: number): Promise<StoredFile | undefined> {
+    const r = await this.db
+      .updateTable('stored_file')
+      .set({ upload_token_hash: claimedMark(tokenHash) })
+      .where('upload_token_hash', '=', tokenHash)
+      .where('expires_at', '>=', now)
+      .executeTakeFirst();
+    if (r.numUpdatedRows === 0n) return undefined;
+    return this.db
+      .selectFrom('stored_file')
+      .selectAll()
+      .where('upload_token_hash', '=', claimedMark(tokenHash))
+      .executeTakeFirst();
+  }
+
+  /** A claimed upload failed: the URL opens again for another try. */
+  async releaseUpload(tokenHash: string): Promise<void> {
+    await this.db
+      .updateTable('stored_file')
+      .set({ upload_token_hash: tokenHash })
+      .where('upload_token_hash', '=', claimedMark(tokenHash))
+      .execute();
+  }
+
+  /** The bytes of a claimed upload arrived: the upload URL closes and the file becomes usable. */
+  async completeUpload(tokenHash: string, size: number, sha256: string): Promise<boolean> {
     const r = await this.db
       .updateTable('stored_file')
       .set({ size, sha256, upload_token_hash: null })
-      .where('path', '=', path)
-      .where('upload_token_hash', 'is not', null)
+      .where('upload_token_hash', '=', claimedMark(tokenHash))
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }

@@ -413,6 +413,21 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0012_sealed_step_params': {
+      async up(db: AnyDb) {
+        // The id of the key a step's sensitive parameter is sealed under ('plain' for steps
+        // stored before sealing), so a start after a key rotation finds what to reseal by index.
+        await db.schema.alterTable('step_instance').addColumn('sealed_key', 'text').execute();
+        await db.schema
+          .createIndex('step_instance_sealed_key')
+          .on('step_instance')
+          .column('sealed_key')
+          .execute();
+        await sql`update step_instance set sealed_key = 'plain' where spec like ${'%"isParamSensitive":true%'}`.execute(
+          db,
+        );
+      },
+    },
   };
 }
 

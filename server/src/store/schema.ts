@@ -130,6 +130,8 @@ export interface StepInstanceTable {
   /** JSON of the step's definition (script, account, timeout, ...) */
   spec: string;
   current_batch: number;
+  /** Key id sealing the spec's sensitive parameter; 'plain' before sealing; null when none. */
+  sealed_key: string | null;
 }
 
 export interface HostTaskTable {

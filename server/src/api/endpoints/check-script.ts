@@ -24,7 +24,7 @@ export const checkScript = defineEndpoint({
   async handle(ctx, input) {
     const rules = await ctx.services.store.rules.enabledRulesFor(input.script_language);
     const content = Buffer.from(input.content, 'base64').toString('utf8');
-    return scanScript(content, rules).map(checkItem);
+    return (await scanScript(content, rules)).map(checkItem);
   },
 });
 

@@ -31,7 +31,11 @@ const Expression = z
   .refine((s) => s.trim() !== '', 'must not be blank')
   .superRefine((s, ctx) => {
     const error = expressionError(s);
-    if (error) ctx.addIssue({ code: 'custom', message: `is not a valid regular expression (${error})` });
+    if (error)
+      ctx.addIssue({
+        code: 'custom',
+        message: `is not a regular expression the linear-time (RE2) engine takes: ${error}; backreferences and lookaround are not supported`,
+      });
   });
 
 const RuleInput = z.object({

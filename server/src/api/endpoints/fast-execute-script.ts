@@ -1,4 +1,5 @@
 /** fast_execute_script (spec fast_execute_script.md; behaviour notes §3.1, §5). */
+import { sealStepParam } from '../../engine/sensitive-params.js';
 import { z } from 'zod';
 import { JobType, StepType } from '../../engine/statuses.js';
 import type { ScriptLanguageCode } from '../../engine/statuses.js';
@@ -86,7 +87,7 @@ export const fastExecuteScript = defineEndpoint({
       throw new ApiError('SCRIPT_TASK_TARGET_EXCEEDS_LIMIT', { count: hosts.length, limit: MAX_TARGETS });
     }
 
-    const spec: ScriptStepSpec = {
+    const spec: ScriptStepSpec = sealStepParam(ctx.services.secretBox, {
       kind: 'script',
       scriptContent: content,
       language: language as ScriptLanguageCode,
@@ -106,7 +107,7 @@ export const fastExecuteScript = defineEndpoint({
             },
           }
         : {}),
-    };
+    });
     const reply = await submitOneStepJob(ctx, {
       name: input.task_name ? input.task_name : defaultJobName('Script Execution'),
       jobType: JobType.FAST_SCRIPT,

@@ -5,6 +5,7 @@ import { ApiError } from '../error-catalogue.js';
 import { zInt, zLong } from '../input-types.js';
 import { scopeFieldsOf, totalTime } from './job-lookup.js';
 
+const MAX_JOB_NAME_LENGTH = 512;
 const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
 
 export const getJobInstanceList = defineEndpoint({
@@ -16,7 +17,9 @@ export const getJobInstanceList = defineEndpoint({
     job_instance_id: zLong.optional(),
     job_cron_id: zLong.optional(),
     operator: z.string().optional(),
-    name: z.string().optional(),
+    // Job names are at most 512 characters (task_name), so a longer filter can match nothing; it
+    // is refused rather than handed to the database as a pattern too large to compile.
+    name: z.string().max(MAX_JOB_NAME_LENGTH).optional(),
     launch_mode: zInt.optional(),
     type: zInt.optional(),
     status: zInt.optional(),
@@ -25,6 +28,7 @@ export const getJobInstanceList = defineEndpoint({
     length: zInt.pipe(z.number().min(1).max(1000)).default(20),
   }),
   fieldErrors: {
+    name: 'ILLEGAL_PARAM',
     create_time_start: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME',
     create_time_end: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME',
   },

@@ -162,7 +162,7 @@ async function findVersion(
 /** Intercept matches refuse the save; scan matches are returned as warnings. */
 async function screen(ctx: EndpointContext, language: number, content: string) {
   const rules = await ctx.services.store.rules.enabledRulesFor(language);
-  const matches = rules.length === 0 ? [] : scanScript(content, rules);
+  const matches = await scanScript(content, rules);
   const intercepting = matches.filter((m) => m.rule.action === RuleAction.INTERCEPT);
   if (intercepting.length > 0)
     throw new ApiError('DANGEROUS_SCRIPT_FORBIDDEN_EXECUTION', { matches: describeMatches(intercepting) });

@@ -6,6 +6,7 @@
 import { PROTOCOL_VERSION, taskKey } from '@jobfleet/protocol';
 import type { DatabaseLogin, RunScript } from '@jobfleet/protocol';
 import type { Services } from '../../services.js';
+import { openStepParam } from '../sensitive-params.js';
 import { SCRIPT_LANGUAGES } from '../statuses.js';
 import type { StepKind, StepRun, TaskRun } from '../step-kind.js';
 
@@ -35,6 +36,17 @@ export class ScriptStep implements StepKind {
   send(step: StepRun, task: TaskRun): boolean {
     const spec = step.spec;
     if (spec.kind !== 'script') return false;
+    let params: string;
+    try {
+      params = openStepParam(this.services.secretBox, spec);
+    } catch (err) {
+      // Sealed under a key this server was not given: the host is never sent a wrong value.
+      this.services.log.error(
+        { step: step.stepInstanceId, err: (err as Error).message },
+        'sensitive parameter does not open; give the key it was sealed under in serverKeysPrevious',
+      );
+      return false;
+    }
     const login = this.logins.get(step.stepInstanceId);
     const msg: RunScript = {
       v: PROTOCOL_VERSION,
@@ -42,7 +54,7 @@ export class ScriptStep implements StepKind {
       key: taskKey(step.stepInstanceId, step.executeCount, task.hostId),
       language: SCRIPT_LANGUAGES[spec.language],
       script: spec.scriptContent,
-      params: spec.scriptParam,
+      params,
       timeoutSeconds: spec.timeout,
       user: spec.account.osUser,
       logCapBytes: this.services.config.logCapBytes,

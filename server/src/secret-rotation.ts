@@ -1,0 +1,121 @@
+/**
+ * Resealing after a server key rotation (app secrets, account passwords, sensitive step
+ * parameters). A server started with a new key and the old one among `serverKeysPrevious` opens
+ * old values and seals new ones under the new key; at start it also reseals, in the background,
+ * every stored value not yet under the current key (and seals the sensitive parameters of steps
+ * stored before sealing existed). Once the log reports the reseal done with nothing left, the
+ * previous key can be dropped.
+ *
+ * Rows are found by an index on the key id and rewritten one at a time with a compare-and-set,
+ * so several servers of a cluster resealing at once, and jobs running meanwhile, are safe.
+ */
+import { resealStepParam, sealedKeyOf } from './engine/sensitive-params.js';
+import { parseStepSpec } from './engine/step-spec.js';
+import type { Services } from './services.js';
+import { appSecretPurpose } from './store/app-store.js';
+
+const PAGE = 200;
+
+export interface ResealReport {
+  resealed: number;
+  /** Values sealed under a key this server does not hold. */
+  unopenable: number;
+}
+
+export async function resealStepParams(
+  services: Pick<Services, 'store' | 'secretBox' | 'log'>,
+): Promise<ResealReport> {
+  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  const executions = services.store.executions;
+  const current = services.secretBox.currentKeyId;
+  let after = 0;
+  for (;;) {
+    const rows = await executions.stepsToReseal(current, after, PAGE);
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      after = row.id;
+      const spec = parseStepSpec(row.spec);
+      if (spec.kind !== 'script') continue;
+      let next: string;
+      try {
+        next = JSON.stringify(resealStepParam(services.secretBox, spec));
+      } catch (err) {
+        report.unopenable++;
+        services.log.error(
+          { step: row.id, err: (err as Error).message },
+          'cannot reseal a sensitive parameter',
+        );
+        continue;
+      }
+      if (await executions.replaceStepSpec(row.id, row.spec, next, sealedKeyOf(parseStepSpec(next))))
+        report.resealed++;
+    }
+  }
+  return report;
+}
+
+/** App secrets sealed under an earlier key (apps are few: all are read). */
+export async function resealAppSecrets(
+  services: Pick<Services, 'store' | 'secretBox' | 'log'>,
+): Promise<ResealReport> {
+  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  for (const app of await services.store.apps.listApps()) {
+    if (app.secretSealed === '' || !services.secretBox.needsReseal(app.secretSealed)) continue;
+    let sealed: string;
+    try {
+      const purpose = appSecretPurpose(app.appCode);
+      sealed = services.secretBox.seal(services.secretBox.open(app.secretSealed, purpose), purpose);
+    } catch (err) {
+      report.unopenable++;
+      services.log.error({ app: app.appCode, err: (err as Error).message }, 'cannot reseal an app secret');
+      continue;
+    }
+    if (await services.store.apps.resealSecret(app, sealed)) report.resealed++;
+  }
+  return report;
+}
+
+/** Execution account passwords (purpose `account:<id>`, as accounts.ts seals them). */
+export async function resealAccountPasswords(
+  services: Pick<Services, 'store' | 'secretBox' | 'log'>,
+): Promise<ResealReport> {
+  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  for (const { id, sealed } of await services.store.accounts.sealedPasswords()) {
+    if (!services.secretBox.needsReseal(sealed)) continue;
+    let next: string;
+    try {
+      const purpose = `account:${id}`;
+      next = services.secretBox.seal(services.secretBox.open(sealed, purpose), purpose);
+    } catch (err) {
+      report.unopenable++;
+      services.log.error({ account: id, err: (err as Error).message }, 'cannot reseal an account password');
+      continue;
+    }
+    if (await services.store.accounts.resealPassword(id, sealed, next)) report.resealed++;
+  }
+  return report;
+}
+
+async function resealAll(services: Services): Promise<ResealReport> {
+  const reports = [
+    await resealAppSecrets(services),
+    await resealAccountPasswords(services),
+    await resealStepParams(services),
+  ];
+  return {
+    resealed: reports.reduce((n, r) => n + r.resealed, 0),
+    unopenable: reports.reduce((n, r) => n + r.unopenable, 0),
+  };
+}
+
+/** Runs the reseal without delaying start-up; the outcome is logged. */
+export function resealInBackground(services: Services): void {
+  resealAll(services)
+    .then((r) =>
+      services.log.info(
+        { ...r, keyId: services.secretBox.currentKeyId },
+        'secrets resealed under the current server key',
+      ),
+    )
+    .catch((err: unknown) => services.log.error({ err }, 'resealing secrets failed'));
+}
