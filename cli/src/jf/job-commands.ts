@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import type { ApiClient, JobStatus } from './api-client.js';
+import type { ApiClient, JobStatus, StepStatus } from './api-client.js';
 import { contextOf, jobId, positiveInt } from './context.js';
 import type { Ctx } from './context.js';
 import { CliError, Exit } from './exit-codes.js';
@@ -83,6 +83,14 @@ async function watchJob(ctx: Ctx, id: number, timeoutMs: number | undefined): Pr
       process.stdin.pause();
     }
   }
+}
+
+/** The step asked for, or the job's current one; a CliError when the job has no such step. */
+function pickStep(st: JobStatus, stepId: number | undefined): StepStatus {
+  const step =
+    stepId === undefined ? currentStep(st) : st.step_instance_list.find((s) => s.step_instance_id === stepId);
+  if (!step) throw new CliError(`job ${st.job_instance.job_instance_id} has no step ${stepId ?? ''}`.trim());
+  return step;
 }
 
 interface ReportFlags {
@@ -321,10 +329,7 @@ function logsCommand(): Command {
       const collected: { host: string; lines: string[] }[] = [];
       for (let first = true; ; first = false) {
         const st = await ctx.client.jobStatus(id);
-        const step = flags.step
-          ? st.step_instance_list.find((s) => s.step_instance_id === flags.step)
-          : currentStep(st);
-        if (!step) throw new CliError(`job ${id} has no step ${flags.step ?? ''}`.trim());
+        const step = pickStep(st, flags.step);
         let hosts = step.step_ip_result_list ?? [];
         if (flags.host) {
           const wanted = new Set(flags.host);
@@ -401,10 +406,7 @@ function hostsCommand(): Command {
       ) => {
         const ctx = await contextOf(cmd);
         const st = await ctx.client.jobStatus(id);
-        const step = flags.step
-          ? st.step_instance_list.find((s) => s.step_instance_id === flags.step)
-          : currentStep(st);
-        if (!step) throw new CliError(`job ${id} has no step ${flags.step ?? ''}`.trim());
+        const step = pickStep(st, flags.step);
         let hosts = step.step_ip_result_list ?? [];
         if (flags.status) hosts = hosts.filter((h) => hostState(h.status) === flags.status);
         if (flags.group) {

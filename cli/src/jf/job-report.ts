@@ -3,7 +3,8 @@
  * the exit code the CLI answers with.
  */
 import type { ApiClient, JobStatus, StepStatus } from './api-client.js';
-import { Exit } from './exit-codes.js';
+import { CliError, Exit } from './exit-codes.js';
+import { foldHosts } from './host-fold.js';
 import { gatherOutputs } from './gather.js';
 import type { HostOutput } from './gather.js';
 import { duration, hostLabel, paint } from './render.js';
@@ -59,28 +60,90 @@ export async function hostOutputs(client: ApiClient, jobId: number, step: StepSt
   }));
 }
 
+type GroupReport = StepReport['groups'][number];
+
+interface ServerGroup {
+  group_id: string;
+  status: number;
+  exit_code: number;
+  host_count: number;
+  representative: { log_content: string | null } | null;
+  host_list: { bk_host_id: number; bk_cloud_id: number | null; ip: string | null }[];
+}
+
+/**
+ * The server's output groups (get_step_output_groups), every host of each group paged in; or
+ * undefined from a server without that API, where the CLI gathers the logs itself.
+ */
+async function serverGroups(
+  client: ApiClient,
+  jobId: number,
+  stepId: number,
+): Promise<GroupReport[] | undefined> {
+  const ask = (extra: Record<string, unknown>) =>
+    client.call<{ groups: ServerGroup[] }>('get_step_output_groups', {
+      job_instance_id: jobId,
+      step_instance_id: stepId,
+      length: 1000,
+      ...extra,
+    });
+  let groups: ServerGroup[];
+  try {
+    groups = (await ask({})).groups;
+  } catch (err) {
+    if (err instanceof CliError && /unknown API|\(code 1240004\)/.test(err.message)) return undefined;
+    throw err;
+  }
+  const out: GroupReport[] = [];
+  for (const g of groups) {
+    const hosts = [...g.host_list];
+    while (hosts.length < g.host_count) {
+      const page = (await ask({ group_id: g.group_id, start: hosts.length })).groups[0]?.host_list ?? [];
+      if (page.length === 0) break;
+      hosts.push(...page);
+    }
+    const labels = hosts.map((h) => hostLabel(h));
+    out.push({
+      folded: foldHosts(labels),
+      count: g.host_count,
+      exit_code: g.exit_code,
+      status: g.status,
+      output: g.representative?.log_content ?? '',
+      hosts: labels,
+      host_ids: hosts.map((h) => h.bk_host_id),
+    });
+  }
+  return out;
+}
+
+async function clientGroups(client: ApiClient, jobId: number, step: StepStatus): Promise<GroupReport[]> {
+  return gatherOutputs(await hostOutputs(client, jobId, step)).map((g) => ({
+    folded: g.folded,
+    count: g.hosts.length,
+    exit_code: g.exitCode,
+    status: g.status,
+    output: g.output,
+    hosts: g.hosts,
+    host_ids: g.hostIds,
+  }));
+}
+
 export async function stepReports(client: ApiClient, st: JobStatus, stepId?: number): Promise<StepReport[]> {
   const steps =
     stepId === undefined
       ? st.step_instance_list
       : st.step_instance_list.filter((s) => s.step_instance_id === stepId);
+  const jobId = st.job_instance.job_instance_id;
   const reports: StepReport[] = [];
   for (const s of steps) {
-    const groups = gatherOutputs(await hostOutputs(client, st.job_instance.job_instance_id, s));
+    const groups =
+      (await serverGroups(client, jobId, s.step_instance_id)) ?? (await clientGroups(client, jobId, s));
     reports.push({
       step_instance_id: s.step_instance_id,
       name: s.name,
       status: s.status,
       status_name: RUN_STATUS_NAMES[s.status] ?? String(s.status),
-      groups: groups.map((g) => ({
-        folded: g.folded,
-        count: g.hosts.length,
-        exit_code: g.exitCode,
-        status: g.status,
-        output: g.output,
-        hosts: g.hosts,
-        host_ids: g.hostIds,
-      })),
+      groups,
     });
   }
   return reports;
