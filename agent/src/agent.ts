@@ -193,7 +193,10 @@ export class Agent extends EventEmitter {
     });
     ws.on('message', (data: Buffer) => this.onMessage(data));
     ws.on('pong', () => (this.unansweredPings = 0));
-    ws.on('close', () => {
+    ws.on('close', (code: number, reason: Buffer) => {
+      // 4000-4999 are the server's own refusals (identity mismatch, revoked agent, ...): say why.
+      if (code >= 4000 && code < 5000)
+        this.log('warn', `server closed the connection: ${reason.toString('utf8')}`, { code });
       if (this.ws !== ws) return;
       clearInterval(this.heartbeat);
       this.scheduleReconnect();

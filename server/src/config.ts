@@ -132,6 +132,31 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_LOG_LEVEL',
     doc: 'server log level',
   },
+  apiRatePerApp: {
+    schema: int(0).default(20000),
+    env: 'JOBFLEET_API_RATE_PER_APP',
+    doc: 'API calls one app may make per second (0: no limit)',
+  },
+  apiRatePerAddress: {
+    schema: int(0).default(20000),
+    env: 'JOBFLEET_API_RATE_PER_ADDRESS',
+    doc: 'calls one client address may make per second under /api/ (BK-JOB API, admin API, uploads) and to agent registration, counted before authentication (0: no limit)',
+  },
+  maxRunningJobsPerScope: {
+    schema: int(0).default(5000),
+    env: 'JOBFLEET_MAX_RUNNING_JOBS_PER_SCOPE',
+    doc: 'running jobs one business or business set may have at once (0: no limit)',
+  },
+  maxRunningHostsPerScope: {
+    schema: int(0).default(1000000),
+    env: 'JOBFLEET_MAX_RUNNING_HOSTS_PER_SCOPE',
+    doc: 'hosts in the running jobs of one business or business set (0: no limit)',
+  },
+  auditRetentionDays: {
+    schema: int(0).default(365),
+    env: 'JOBFLEET_AUDIT_RETENTION_DAYS',
+    doc: 'days the audit log keeps an entry (pruned hourly; 0 keeps entries forever)',
+  },
 } as const;
 
 type Keys = typeof CONFIG_KEYS;

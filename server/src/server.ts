@@ -8,6 +8,9 @@ import { AgentHub } from './agent-link/agent-hub.js';
 import { Authenticator } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
+import { ApiRateLimits } from './api/rate-limits.js';
+import { startAuditRetention } from './audit/audit-retention.js';
+import { AuditTrail } from './audit/audit-trail.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
 import { redactingLogOptions } from './log-redaction.js';
@@ -46,10 +49,17 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
 
   // The hub and the engine need the services they belong to; they are attached right after.
   const auth = new Authenticator(store.apps, secretBox, store.nonces);
-  const services = { config, secrets, secretBox, store, auth, log } as Omit<
-    Services,
-    'hub' | 'engine'
-  > as Services;
+  const services = {
+    config,
+    secrets,
+    secretBox,
+    store,
+    auth,
+    log,
+    limits: new ApiRateLimits(config),
+    auditTrail: new AuditTrail(store.audit, log),
+  } as Omit<Services, 'hub' | 'engine'> as Services;
+  const auditRetention = startAuditRetention(store.audit, config.auditRetentionDays, log);
   services.hub = new AgentHub(services);
   services.engine = new Engine(services);
   services.hub.setEvents(services.engine);
@@ -79,6 +89,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await services.hub.close();
         await http.close();
         await services.engine.close();
+        auditRetention.stop();
+        await services.auditTrail.flush();
         await store.close();
       })();
       return closing;

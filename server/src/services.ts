@@ -7,6 +7,8 @@ import type { ServerConfig } from './config.js';
 import type { Store } from './store/store.js';
 import type { SecretBox } from './secret-box.js';
 import type { ServerSecrets } from './secrets.js';
+import type { ApiRateLimits } from './api/rate-limits.js';
+import type { AuditTrail } from './audit/audit-trail.js';
 
 export interface Services {
   config: ServerConfig;
@@ -18,4 +20,8 @@ export interface Services {
   hub: AgentHub;
   engine: Engine;
   log: FastifyBaseLogger;
+  /** Per-address and per-app request rates of the BK-JOB API. */
+  limits: ApiRateLimits;
+  /** Batched writer of audit entries. */
+  auditTrail: AuditTrail;
 }

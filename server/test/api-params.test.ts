@@ -14,6 +14,8 @@ import { defineEndpoint } from '../src/api/endpoint.js';
 import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
 import type { ErrorName } from '../src/api/error-catalogue.js';
 import { buildHttpApp } from '../src/api/http-app.js';
+import { ApiRateLimits } from '../src/api/rate-limits.js';
+import { AuditTrail } from '../src/audit/audit-trail.js';
 import { zBool, zInt, zLong } from '../src/api/input-types.js';
 import { loadConfig } from '../src/config.js';
 import { openSecretBox, resolveSecrets } from '../src/secrets.js';
@@ -97,6 +99,8 @@ for (const engine of engines()) {
         store,
         auth: new Authenticator(store.apps, secretBox, store.nonces),
         log: pino({ level: 'silent' }),
+        limits: new ApiRateLimits(config),
+        auditTrail: new AuditTrail(store.audit, pino({ level: 'silent' })),
       } as Omit<Services, 'hub' | 'engine'> as Services;
       services.hub = new AgentHub(services);
       app = buildHttpApp(services, [echoParams, echoWrite]);

@@ -144,5 +144,64 @@ export function adminCommand(): Command {
     );
   admin.addCommand(scriptCommand(conn));
   admin.addCommand(accountCommand(conn));
+  admin
+    .command('audit')
+    .description('list audit entries (every write through the API and the admin API), newest first')
+    .option('--app <code>', 'only calls of this app')
+    .option('--user <name>', 'only calls of this user')
+    .option('--action <action>', 'only this action, e.g. fast_execute_script or "admin POST /apps"')
+    .option('--outcome <outcome>', 'ok, refused or error')
+    .option('--actor <kind>', 'app, user, admin, agent or system')
+    .option('--since <time>', 'from this time (ISO date or epoch milliseconds)')
+    .option('--until <time>', 'up to this time (ISO date or epoch milliseconds)')
+    .option('--before-id <id>', 'entries older than this id (the next_before_id of a previous page)')
+    .option('--limit <n>', 'entries per page (1..1000)', '100')
+    .action((o: Record<string, string | undefined>) => {
+      const q = new URLSearchParams();
+      const put = (key: string, v: string | undefined) => {
+        if (v) q.set(key, v);
+      };
+      put('app_code', o.app);
+      put('username', o.user);
+      put('action', o.action);
+      put('outcome', o.outcome);
+      put('actor_kind', o.actor);
+      put('from', o.since && String(epochMs(o.since)));
+      put('to', o.until && String(epochMs(o.until)));
+      put('before_id', o.beforeId);
+      put('limit', o.limit);
+      return call(conn(), 'GET', `/audit?${q}`);
+    });
+  const agent = admin.command('agent').description('revoke and readmit agents, rotate the bootstrap token');
+  agent
+    .command('revoke <hostId>')
+    .description("revoke the host's agent: its token stops working and no agent may register for the host")
+    .action((hostId: string) => call(conn(), 'POST', `/agents/${num(hostId)}/revoke`));
+  agent
+    .command('readmit <hostId>')
+    .description('let an agent register for a revoked host again (with the bootstrap token)')
+    .action((hostId: string) => call(conn(), 'POST', `/agents/${num(hostId)}/readmit`));
+  agent
+    .command('rotate-bootstrap-token')
+    .description(
+      'replace the bootstrap token for every server of the cluster; registered agents are not touched',
+    )
+    .option('--token <token>', 'the new token (16+ characters; a random one when omitted)')
+    .action((o: { token?: string }) =>
+      call(conn(), 'POST', '/agents/bootstrap-token', o.token ? { token: o.token } : {}),
+    );
+  admin
+    .command('host-identity <hostId> <ip>')
+    .description("change the identity (cloud id + ip) a host's agent must report")
+    .option('--cloud-id <id>', 'cloud area id', '0')
+    .action((hostId: string, ip: string, o: { cloudId: string }) =>
+      call(conn(), 'POST', `/hosts/${num(hostId)}/identity`, { ip, bk_cloud_id: num(o.cloudId) }),
+    );
   return admin;
+}
+
+function epochMs(v: string): number {
+  const n = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(n)) throw new Error(`"${v}" is not a date or epoch milliseconds`);
+  return n;
 }

@@ -15,6 +15,8 @@ import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
 import { appSecretPurpose } from '../store/app-store.js';
 import type { Host } from '../store/inventory-store.js';
+import { registerAuditRoutes } from './audit-routes.js';
+import { registerAgentTrustRoutes } from './agent-trust-routes.js';
 
 const ScopeGrant = z.object({ type: z.enum(['biz', 'biz_set']), id: zLong });
 
@@ -84,6 +86,7 @@ export function hostView(h: Host) {
     agent_version: h.agent_version,
     last_heartbeat: h.last_heartbeat,
     bk_biz_id: h.biz_id,
+    agent_revoked_at: h.agent_revoked_at === null ? null : Number(h.agent_revoked_at),
   };
 }
 
@@ -269,6 +272,9 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
         services.auth.forget(a.app_code);
         return ok(req, { app_code: a.app_code, scopes: a.scopes, permissions: a.permissions });
       });
+
+      registerAuditRoutes(admin, services);
+      registerAgentTrustRoutes(admin, services);
     },
     { prefix: '/api/admin' },
   );

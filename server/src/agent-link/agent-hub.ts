@@ -62,11 +62,15 @@ interface Connection {
   lastSeen: number;
   /** The server as this agent reached it (for files the server itself serves). */
   serverUrl: string;
+  /** The identity the host was registered with; the agent must report the same in its hello. */
+  registered: { cloudId: number; ip: string };
   facts?: HostFacts;
 }
 
 /** Handshakes verified at once; past this an upgrade is answered 503 and the agent backs off. */
 const MAX_PENDING_HANDSHAKES = 512;
+/** How often connected agents are checked against revocations made through other servers. */
+const REVOCATION_CHECK_MS = 5000;
 
 export class AgentHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
@@ -76,6 +80,7 @@ export class AgentHub {
   private readonly pendingBeats = new Map<number, { at: number; version?: string }>();
   private events: AgentEvents = NO_EVENTS;
   private pendingHandshakes = 0;
+  private lastRevocationCheck = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -130,7 +135,10 @@ export class AgentHub {
           return;
         }
         this.wss.handleUpgrade(req, socket, head, (ws) =>
-          this.accept(ws, host.id, `http://${req.headers.host ?? '127.0.0.1'}`),
+          this.accept(ws, host.id, `http://${req.headers.host ?? '127.0.0.1'}`, {
+            cloudId: Number(host.cloud_id),
+            ip: host.ip,
+          }),
         );
       })
       .catch((err: unknown) => {
@@ -140,10 +148,15 @@ export class AgentHub {
       .finally(() => this.pendingHandshakes--);
   }
 
-  private accept(ws: WebSocket, hostId: number, serverUrl: string): void {
+  private accept(
+    ws: WebSocket,
+    hostId: number,
+    serverUrl: string,
+    registered: Connection['registered'],
+  ): void {
     const previous = this.connections.get(hostId);
     if (previous) previous.ws.close(4000, 'replaced by a newer connection');
-    const conn: Connection = { ws, hostId, ready: false, lastSeen: Date.now(), serverUrl };
+    const conn: Connection = { ws, hostId, ready: false, lastSeen: Date.now(), serverUrl, registered };
     this.connections.set(hostId, conn);
     ws.on('message', (data: Buffer) => void this.onMessage(conn, data));
     ws.on('close', () => this.onClose(conn));
@@ -208,6 +221,20 @@ export class AgentHub {
     held: HeldTask[],
   ): Promise<void> {
     conn.facts = facts;
+    const { cloudId, ip } = conn.registered;
+    if (facts.cloudId !== cloudId || facts.ip !== ip) {
+      // An agent token is bound to the identity it was registered with: a host that moved, or
+      // an agent claiming another host's address, is refused until an admin changes the record.
+      this.services.log.warn(
+        { hostId: conn.hostId, registered: `${cloudId}:${ip}`, reported: `${facts.cloudId}:${facts.ip}` },
+        'agent refused: reported identity differs from the registered one (an admin can move the host with POST /api/admin/hosts/:id/identity)',
+      );
+      conn.ws.close(
+        4003,
+        `identity mismatch: registered ${cloudId}:${ip}, reported ${facts.cloudId}:${facts.ip}`.slice(0, 120),
+      );
+      return;
+    }
     try {
       const resume = await this.events.agentReady(conn.hostId, held);
       if (this.connections.get(conn.hostId) !== conn) return;
@@ -231,6 +258,14 @@ export class AgentHub {
       this.services.log.error({ err, hostId: conn.hostId }, 'agent hello failed');
       conn.ws.close(1011, 'server error');
     }
+  }
+
+  /** Closes the host's connection on this server, if any (its agent was revoked). */
+  disconnect(hostId: number, reason: string): void {
+    const c = this.connections.get(hostId);
+    if (!c) return;
+    this.services.log.warn({ hostId, reason }, 'agent disconnected by the server');
+    c.ws.close(4004, reason.slice(0, 120));
   }
 
   private onClose(conn: Connection): void {
@@ -271,11 +306,24 @@ export class AgentHub {
       if (lost.length > 0) {
         await this.services.store.inventory.markAgentsAbnormal(lost);
         this.services.log.warn({ hosts: lost }, 'agents lost (no heartbeat within the window)');
-        for (const hostId of lost) this.events.agentLost(hostId);
+        // One that came back while the store was written keeps its (new) tasks.
+        for (const hostId of lost) if (!this.isConnected(hostId)) this.events.agentLost(hostId);
       }
+      await this.dropRevoked(now);
     } catch (err) {
       this.services.log.error({ err }, 'heartbeat sweep failed');
     }
+  }
+
+  /**
+   * Agents revoked through another server of the cluster are dropped here too, at most a few
+   * seconds later (the server that took the revocation drops its own at once).
+   */
+  private async dropRevoked(now: number): Promise<void> {
+    if (now - this.lastRevocationCheck < REVOCATION_CHECK_MS || this.connections.size === 0) return;
+    this.lastRevocationCheck = now;
+    const revoked = await this.services.store.agentTrust.revokedAmong([...this.connections.keys()]);
+    for (const hostId of revoked) this.disconnect(hostId, 'agent revoked by an admin');
   }
 
   /**

@@ -10,17 +10,27 @@ import { hashSecret, verifySecret } from '../api/auth.js';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
-import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
 import type { Host } from '../store/inventory-store.js';
+import { bootstrapTokenValid } from './bootstrap-token.js';
 
 export function registerAgentRoutes(app: FastifyInstance, services: Services): void {
   app.post(AGENT_REGISTER_PATH, async (req, reply) => {
     const parsed = RegisterRequest.safeParse(req.body, { reportInput: true });
     if (!parsed.success) throw zodFailure(parsed.error);
     const { bootstrapToken, host, bizId } = parsed.data;
-    if (!sameSecret(bootstrapToken, services.secrets.agentBootstrapToken)) {
+    if (!(await bootstrapTokenValid(services, bootstrapToken))) {
       throw new ApiError('APP_AUTH_FAILED');
+    }
+    const [existing] = await services.store.inventory.getHostsByCloudIps([
+      { cloudId: host.cloudId, ip: host.ip },
+    ]);
+    if (existing?.agent_revoked_at != null) {
+      req.log.warn(
+        { hostId: existing.id, ip: host.ip, cloudId: host.cloudId },
+        'registration refused: agent revoked',
+      );
+      throw new ApiError('AGENT_REVOKED', { hostId: existing.id, cloudId: host.cloudId, ip: host.ip });
     }
     if (bizId !== undefined && !(await services.store.inventory.getBiz(bizId))) {
       throw new ApiError('APP_NOT_EXIST', { scopeType: 'biz', scopeId: bizId });

@@ -30,6 +30,8 @@ export interface EndpointSpec<S extends z.ZodType> {
   systemOnly?: boolean;
   /** Whether the request names a scope. Unscoped endpoints get a placeholder scope. */
   scoped?: boolean;
+  /** Whether a call changes something and gets an audit entry; writes do unless they only read. */
+  audited?: boolean;
   input: S;
   /** Error to answer when validation of a given top-level field fails, where BK-JOB uses a specific code. */
   fieldErrors?: Record<string, ErrorName>;
@@ -41,6 +43,9 @@ export interface Endpoint {
   kind: 'read' | 'write';
   systemOnly: boolean;
   scoped: boolean;
+  audited: boolean;
+  /** The input schema (also read by the fuzz suite to learn each endpoint's fields). */
+  input: z.ZodType;
   run(ctx: EndpointContext, raw: Record<string, unknown>): Promise<unknown>;
 }
 
@@ -66,6 +71,8 @@ export function defineEndpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endp
     kind: spec.kind,
     systemOnly: spec.systemOnly ?? false,
     scoped: spec.scoped ?? true,
+    audited: spec.audited ?? spec.kind === 'write',
+    input: spec.input,
     async run(ctx, raw) {
       const parsed = spec.input.safeParse(raw, { reportInput: true });
       if (!parsed.success) throw zodFailure(parsed.error, spec.fieldErrors);

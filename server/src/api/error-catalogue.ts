@@ -241,6 +241,31 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Script too large to check against {rules} dangerous-command rules: {reason}',
   },
+  // Jobfleet's own code: BK-JOB leaves rate limiting to its API gateway, which answers outside the envelope.
+  API_RATE_LIMITED: {
+    code: 1240429,
+    http: 200,
+    message: 'Too many requests from {who}: at most {limit} per second; retry in {retryMs} ms',
+  },
+  RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT: {
+    code: 1244032,
+    http: 200,
+    message:
+      'Scope {scopeType}:{scopeId} already has {running} running jobs (at most {limit}): wait for some to finish',
+  },
+  // Jobfleet's own code: BK-JOB limits running jobs only, not the hosts in them.
+  RUNNING_HOSTS_EXCEED_SCOPE_QUOTA: {
+    code: 1244901,
+    http: 200,
+    message:
+      'Scope {scopeType}:{scopeId} has {running} hosts in running jobs; {count} more would pass the limit of {limit}',
+  },
+  AGENT_REVOKED: {
+    code: 1238002,
+    http: 200,
+    message:
+      'The agent of host {hostId} ({cloudId}:{ip}) was revoked: an admin must readmit the host (jobfleet admin agent readmit {hostId}) before an agent registers for it again',
+  },
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CATALOGUE;

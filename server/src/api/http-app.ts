@@ -7,6 +7,7 @@
  */
 import crypto from 'node:crypto';
 import Fastify from 'fastify';
+import { AGENT_REGISTER_PATH } from '@jobfleet/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
 import { assertAdminToken, registerAdminRoutes } from '../admin/admin-routes.js';
@@ -23,6 +24,8 @@ import { queryParams } from './input-types.js';
 import { ApiError } from './error-catalogue.js';
 import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
+import { RateLimited } from './rate-limits.js';
+import { attribute, installWriteAudit } from '../audit/write-audit.js';
 
 /** Turns anything thrown into an ApiError; unexpected errors are logged with their stack and hidden. */
 export function toApiError(err: unknown, req: FastifyRequest): ApiError {
@@ -91,6 +94,23 @@ function parseJsonBody(
 }
 
 const API_PREFIXES = ['/api/c/compapi/v2/jobv3', '/api/v3', '/api/v3/system'] as const;
+const API_ROUTES: ReadonlySet<string> = new Set(API_PREFIXES.map((p) => `${p}/:name`));
+/** The BK-JOB endpoints served to the admin token (see below). */
+const ADMIN_API_ROUTE = '/api/admin/v3/:name';
+
+function objectParam(v: unknown, key: string): unknown {
+  return v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
+}
+
+/** Waits for a rate-limit check; a flood past the limit gets one audit entry per window, not one per call. */
+async function rateLimited(req: FastifyRequest, check: Promise<void>): Promise<void> {
+  try {
+    await check;
+  } catch (err) {
+    if (err instanceof RateLimited && !err.firstInWindow) attribute(req, { skip: true });
+    throw err;
+  }
+}
 
 export function buildHttpApp(services: Services, endpoints: readonly Endpoint[]): FastifyInstance {
   const app = Fastify({
@@ -119,11 +139,24 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'store unreachable' });
   });
 
+  const byName = new Map(endpoints.map((e) => [e.name, e]));
+  installWriteAudit(app, services.auditTrail, (req) => {
+    const route = req.routeOptions.url ?? '';
+    if (!API_ROUTES.has(route) && route !== ADMIN_API_ROUTE) return undefined;
+    const endpoint = byName.get(String(objectParam(req.params, 'name')));
+    return endpoint?.audited ? endpoint.name : null;
+  });
+  // Before anything else, authentication included: guessing an app secret, the admin token or
+  // the bootstrap token is throttled like any other call from that address.
+  app.addHook('onRequest', async (req) => {
+    if (req.url.startsWith('/api/') || req.url.startsWith(AGENT_REGISTER_PATH))
+      await rateLimited(req, services.limits.takeAddress(req.ip));
+  });
+
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);
   registerFileRoutes(app, services);
 
-  const byName = new Map(endpoints.map((e) => [e.name, e]));
   const scopes = new CachedScopeLookup(services.store.inventory);
   for (const prefix of API_PREFIXES) {
     app.route({
@@ -146,10 +179,14 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           });
         }
         const raw = requestParams(req);
+        const creds = extractCredentials(req.headers, raw);
+        attribute(req, { appCode: creds.appCode?.slice(0, 128), username: creds.username?.slice(0, 128) });
         const caller = await services.auth.authenticate({
-          ...extractCredentials(req.headers, raw),
+          ...creds,
           signed: signedRequestOf(req.method, req.url, rawBodies.get(req)),
         });
+        attribute(req, { appCode: caller.appCode, username: caller.username });
+        await rateLimited(req, services.limits.takeApp(caller.appCode));
         return runEndpoint(endpoint, raw, caller, req, reply);
       },
     });
@@ -171,6 +208,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
       scopes: 'all',
       permissions: [PUBLIC_SCRIPT_PERMISSION],
     };
+    attribute(req, { username: caller.username });
     return runEndpoint(endpoint, requestParams(req), caller, req, reply);
   });
 
@@ -193,6 +231,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
       const fields = ScopeFields.safeParse(raw, { reportInput: true });
       if (!fields.success) throw zodFailure(fields.error);
       ctx.scope = await resolveScope(scopes, fields.data);
+      attribute(req, { scopeType: ctx.scope.type, scopeId: String(ctx.scope.id) });
       await assertScopeGranted(scopes, caller, ctx.scope);
     }
     const data = await endpoint.run(ctx, raw);

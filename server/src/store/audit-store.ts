@@ -39,22 +39,30 @@ export class AuditStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   async record(r: AuditRecord, at = Date.now()): Promise<void> {
+    await this.recordMany([{ ...r, at }]);
+  }
+
+  /** Several entries in one statement (one commit), each with the time it happened. */
+  async recordMany(entries: readonly (AuditRecord & { at: number })[]): Promise<void> {
+    if (entries.length === 0) return;
     await this.db
       .insertInto('audit_log')
-      .values({
-        at,
-        actor_kind: r.actorKind,
-        app_code: r.appCode ?? '',
-        username: r.username ?? '',
-        scope_type: r.scopeType ?? '',
-        scope_id: r.scopeId ?? '',
-        action: r.action,
-        target: r.target ?? '',
-        outcome: r.outcome,
-        code: r.code ?? 0,
-        source_ip: r.sourceIp ?? '',
-        detail: JSON.stringify(r.detail ?? {}),
-      })
+      .values(
+        entries.map((r) => ({
+          at: r.at,
+          actor_kind: r.actorKind,
+          app_code: r.appCode ?? '',
+          username: r.username ?? '',
+          scope_type: r.scopeType ?? '',
+          scope_id: r.scopeId ?? '',
+          action: r.action,
+          target: r.target ?? '',
+          outcome: r.outcome,
+          code: r.code ?? 0,
+          source_ip: r.sourceIp ?? '',
+          detail: JSON.stringify(r.detail ?? {}),
+        })),
+      )
       .execute();
   }
 

@@ -428,6 +428,17 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         );
       },
     },
+    '0013_agent_trust': {
+      async up(db: AnyDb) {
+        await db.schema.alterTable('host').addColumn('agent_revoked_at', 'bigint').execute();
+        await db.schema
+          .createTable('server_setting')
+          .addColumn('key', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

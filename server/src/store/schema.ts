@@ -49,6 +49,8 @@ export interface HostTable {
   last_heartbeat: number | null;
   biz_id: number | null;
   created_at: number;
+  /** Set when an admin revoked the host's agent: no agent may register for it until readmitted. */
+  agent_revoked_at: number | null;
 }
 
 export interface TopoSetTable {
@@ -344,4 +346,12 @@ export interface Database {
   app_nonce: AppNonceTable;
   script: ScriptTable;
   script_version: ScriptVersionTable;
+  server_setting: ServerSettingTable;
+}
+
+/** Cluster-wide settings changed at run time (e.g. the agent bootstrap token's hash). */
+export interface ServerSettingTable {
+  key: string;
+  value: string;
+  updated_at: number;
 }

@@ -6,6 +6,7 @@ import type { Kysely } from 'kysely';
 import { AccountStore } from './account-store.js';
 import { AppStore } from './app-store.js';
 import { AuditStore } from './audit-store.js';
+import { AgentTrustStore } from './agent-trust-store.js';
 import { openEngine } from './engines.js';
 import type { EngineCapabilities } from './engines.js';
 import { ExecutionStore } from './execution-store.js';
@@ -14,6 +15,7 @@ import { InventoryStore } from './inventory-store.js';
 import { migrateToLatest, ping } from './migrations.js';
 import { NonceStore } from './nonce-store.js';
 import { LibraryReferences } from './library-references.js';
+import { QuotaStore } from './quota-store.js';
 import { RuleStore } from './rule-store.js';
 import { ScriptStore } from './script-store.js';
 import type { Database } from './schema.js';
@@ -30,6 +32,8 @@ export class Store {
   readonly accounts: AccountStore;
   /** What cites script versions and accounts (plans, crons) registers here. */
   readonly references: LibraryReferences;
+  readonly quotas: QuotaStore;
+  readonly agentTrust: AgentTrustStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -46,6 +50,8 @@ export class Store {
     this.scripts = new ScriptStore(db);
     this.accounts = new AccountStore(db);
     this.references = new LibraryReferences();
+    this.quotas = new QuotaStore(db);
+    this.agentTrust = new AgentTrustStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

@@ -15,6 +15,8 @@ const MAX_SCRIPT_BYTES = 16_777_215;
 export const checkScript = defineEndpoint({
   name: 'check_script',
   kind: 'write',
+  // POST only, as BK-JOB serves it, but it changes nothing: no audit entry.
+  audited: false,
   scoped: false,
   input: z.object({
     script_language: ScriptLanguage,

@@ -132,6 +132,8 @@ export const getJobInstanceIpLog = defineEndpoint({
 export const batchGetJobInstanceIpLog = defineEndpoint({
   name: 'batch_get_job_instance_ip_log',
   kind: 'write',
+  // POST only, as BK-JOB serves it, but it changes nothing: no audit entry.
+  audited: false,
   input: z.object({
     job_instance_id: zLong.pipe(z.number().min(1)),
     step_instance_id: zLong.pipe(z.number().min(1)),

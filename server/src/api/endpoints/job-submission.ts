@@ -10,6 +10,7 @@ import type { RollingSpec, StepSpec } from '../../engine/step-spec.js';
 import type { Host } from '../../store/inventory-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
+import { assertScopeQuota } from '../scope-quota.js';
 import { TargetServer, zBool, zInt, zLong } from '../input-types.js';
 
 export const MAX_TIMEOUT = 259_200;
@@ -152,6 +153,7 @@ export async function submitOneStepJob(
     rolling: RollingConfig;
   },
 ): Promise<SubmitReply> {
+  if (job.startTask ?? true) await assertScopeQuota(ctx, job.hosts.length);
   const batchOf = job.rolling ? batchNumbers(batchSizes(job.rolling.expression, job.hosts.length)) : () => 0;
   const { jobInstanceId, stepInstanceIds } = await ctx.services.engine.submit(
     {

@@ -1,0 +1,37 @@
+/**
+ * Per-scope quotas on what runs at once: running jobs, and hosts in running jobs. Checked when
+ * a job is accepted, against the store, so every server of a cluster sees the same counts;
+ * submissions racing each other on different servers can pass a limit by the few in flight.
+ */
+import type { EndpointContext } from './endpoint.js';
+import { ApiError } from './error-catalogue.js';
+
+export async function assertScopeQuota(ctx: EndpointContext, hostCount: number): Promise<void> {
+  const { maxRunningJobsPerScope: maxJobs, maxRunningHostsPerScope: maxHosts } = ctx.services.config;
+  const quotas = ctx.services.store.quotas;
+  const scopeType = ctx.scope.type;
+  const scopeId = String(ctx.scope.id);
+  if (maxJobs > 0) {
+    const running = await quotas.runningJobs(scopeType, scopeId);
+    if (running >= maxJobs) {
+      throw new ApiError('RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT', {
+        scopeType,
+        scopeId,
+        running,
+        limit: maxJobs,
+      });
+    }
+  }
+  if (maxHosts > 0) {
+    const running = await quotas.runningHosts(scopeType, scopeId);
+    if (running + hostCount > maxHosts) {
+      throw new ApiError('RUNNING_HOSTS_EXCEED_SCOPE_QUOTA', {
+        scopeType,
+        scopeId,
+        running,
+        count: hostCount,
+        limit: maxHosts,
+      });
+    }
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * What an admin decides about agents: revoking a host's agent, readmitting it, moving a host to
+ * a new identity, and cluster-wide settings such as the current bootstrap token's hash.
+ */
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.js';
+import type { Host } from './inventory-store.js';
+
+export class AgentTrustStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Drops the host's agent token and bars registration for it; undefined when there is no such host. */
+  async revoke(hostId: number, now = Date.now()): Promise<Host | undefined> {
+    return this.db
+      .updateTable('host')
+      .set({ agent_token_hash: null, agent_revoked_at: now })
+      .where('id', '=', hostId)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  async readmit(hostId: number): Promise<Host | undefined> {
+    return this.db
+      .updateTable('host')
+      .set({ agent_revoked_at: null })
+      .where('id', '=', hostId)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /** The identity (cloud id + ip) the host's agent must report from now on. */
+  async changeIdentity(hostId: number, cloudId: number, ip: string): Promise<Host | undefined> {
+    return this.db
+      .updateTable('host')
+      .set({ cloud_id: cloudId, ip })
+      .where('id', '=', hostId)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /** Those of `hostIds` whose agent is revoked. */
+  async revokedAmong(hostIds: readonly number[]): Promise<number[]> {
+    const out: number[] = [];
+    for (let i = 0; i < hostIds.length; i += 5000) {
+      const rows = await this.db
+        .selectFrom('host')
+        .select('id')
+        .where('id', 'in', hostIds.slice(i, i + 5000))
+        .where('agent_revoked_at', 'is not', null)
+        .execute();
+      out.push(...rows.map((r) => Number(r.id)));
+    }
+    return out;
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('server_setting')
+      .select('value')
+      .where('key', '=', key)
+      .executeTakeFirst();
+    return row?.value;
+  }
+
+  async setSetting(key: string, value: string, now = Date.now()): Promise<void> {
+    await this.db
+      .insertInto('server_setting')
+      .values({ key, value, updated_at: now })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value, updated_at: now }))
+      .execute();
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Rate limits and quotas, hit and recovered: calls per app and per client address on the API,
+ * and per-scope running jobs and hosts in running jobs, each refused with its own code and
+ * nothing created by a refusal.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
+import { admin, eventually, get, post } from './helpers/api-client.js';
+import type { Envelope } from './helpers/api-client.js';
+import { engines } from './helpers/databases.js';
+import { b64, jobCount, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import type { Fleet } from './helpers/fleet.js';
+import { stopAll } from './helpers/processes.js';
+
+const RATE_LIMITED = ERROR_CATALOGUE.API_RATE_LIMITED.code;
+const JOBS_QUOTA = ERROR_CATALOGUE.RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT.code;
+const HOSTS_QUOTA = ERROR_CATALOGUE.RUNNING_HOSTS_EXCEED_SCOPE_QUOTA.code;
+const PER_APP = 5;
+const PER_ADDRESS = 40;
+
+for (const engine of engines()) {
+  describe(`rate limits and quotas on ${engine}`, () => {
+    let fleet: Fleet;
+    let hosts: number[];
+
+    before(async () => {
+      fleet = await startFleet(engine, 2, {
+        env: {
+          JOBFLEET_API_RATE_PER_APP: String(PER_APP),
+          JOBFLEET_API_RATE_PER_ADDRESS: String(PER_ADDRESS),
+          JOBFLEET_MAX_RUNNING_JOBS_PER_SCOPE: '2',
+          JOBFLEET_MAX_RUNNING_HOSTS_PER_SCOPE: '3',
+        },
+      });
+      hosts = ['127.0.0.2', '127.0.0.3'].map((ip) => fleet.hostIds.get(ip) ?? 0);
+    });
+    after(stopAll);
+
+    const list = (creds = fleet.creds) =>
+      get(
+        fleet.server.url,
+        'get_job_instance_list',
+        { ...fleet.scope, create_time_start: Date.now() - 3600_000, create_time_end: Date.now() + 60_000 },
+        creds,
+      ).catch((err: unknown) => ({ result: false, code: -1, message: String(err) }) as Envelope);
+    /** Waits until a fresh one-second window lets calls through again. */
+    const recovered = () =>
+      eventually(
+        async () => {
+          const r = await list();
+          if (!r.result && r.code !== RATE_LIMITED) throw new Error(r.message);
+          return r.result ? true : undefined;
+        },
+        10_000,
+        'the limit to recover',
+      );
+
+    test('an app over its rate is refused with 1240429 for the rest of the second, then served again', async () => {
+      await recovered();
+      const burst = await Promise.all(Array.from({ length: PER_APP * 3 }, () => list()));
+      const refused = burst.filter((r) => r.code === RATE_LIMITED);
+      // The burst may straddle two one-second windows, so up to twice the limit may be served.
+      assert.ok(burst.filter((r) => r.result).length <= 2 * PER_APP, 'no more than the limit served');
+      assert.ok(refused.length >= PER_APP, `refusals: ${burst.map((r) => r.code).join(',')}`);
+      assert.match(refused[0]?.message ?? '', /app test-app: at most 5 per second; retry in \d+ ms/);
+      assert.equal(refused[0]?.result, false);
+      await recovered();
+    });
+
+    test('a flood of refused writes leaves one audit entry per window, not one per call', async () => {
+      await recovered();
+      const burst = await Promise.all(
+        Array.from({ length: PER_APP * 4 }, () =>
+          post(fleet.server.url, 'delete_dangerous_rule', { id: 999_999 }, fleet.creds),
+        ),
+      );
+      const limited = burst.filter((r) => r.code === RATE_LIMITED).length;
+      assert.ok(limited >= PER_APP * 2, `codes: ${burst.map((r) => r.code).join(',')}`);
+      const entries = await admin<{ entries: { code: number; outcome: string }[] }>(
+        fleet.server.url,
+        fleet.server.adminToken,
+        'GET',
+        '/audit?action=delete_dangerous_rule&limit=1000',
+      );
+      const limitedEntries = entries.data.entries.filter((e) => e.code === RATE_LIMITED);
+      assert.ok(limitedEntries.length >= 1 && limitedEntries.length <= 2, `${limitedEntries.length} entries`);
+      assert.equal(entries.data.entries.length, burst.length - limited + limitedEntries.length);
+      await recovered();
+    });
+
+    test('a client address is limited before authentication: wrong secrets are throttled too', async () => {
+      await recovered();
+      const wrong = { ...fleet.creds, appSecret: 'not-the-secret' };
+      const burst = await Promise.all(Array.from({ length: PER_ADDRESS * 2 }, () => list(wrong)));
+      const codes = new Set(burst.map((r) => r.code));
+      assert.ok(codes.has(ERROR_CATALOGUE.APP_AUTH_FAILED.code), 'the first calls reach authentication');
+      const limited = burst.filter((r) => r.code === RATE_LIMITED);
+      assert.ok(limited.length > 0, `codes: ${[...codes].join(',')}`);
+      assert.ok(
+        burst.length - limited.length <= 2 * PER_ADDRESS,
+        'no more than the limit reach authentication',
+      );
+      assert.match(limited[0]?.message ?? '', /address 127\.0\.0\.1/);
+      await recovered();
+
+      // The admin token is guarded the same way.
+      const guesses = await Promise.all(
+        Array.from({ length: PER_ADDRESS * 2 }, () =>
+          admin(fleet.server.url, 'guessed-admin-token', 'GET', '/apps'),
+        ),
+      );
+      assert.ok(guesses.some((r) => r.code === RATE_LIMITED));
+      assert.ok(guesses.some((r) => r.code === ERROR_CATALOGUE.ADMIN_AUTH_FAILED.code));
+      await recovered();
+    });
+
+    test('running jobs and hosts per scope: refused over either quota, accepted once jobs end', async () => {
+      await recovered();
+      const sleeper = (hostIds: number[]) =>
+        runScript(fleet, { script_content: b64('sleep 60'), target_server: { host_id_list: hostIds } });
+      const terminate = (jobId: number) =>
+        post(
+          fleet.server.url,
+          'operate_job_instance',
+          { ...fleet.scope, job_instance_id: jobId, operation_code: 1 },
+          fleet.creds,
+        );
+      const a = await sleeper([hosts[0] ?? 0]);
+      assert.equal(a.result, true, a.message);
+      const b = await sleeper(hosts);
+      assert.equal(b.result, true, b.message);
+      await new Promise((r) => setTimeout(r, 1100)); // stay clear of the per-app rate
+      const before = await jobCount(fleet);
+
+      const overJobs = await sleeper([hosts[0] ?? 0]);
+      assert.equal(overJobs.code, JOBS_QUOTA, overJobs.message);
+      assert.match(overJobs.message, /already has 2 running jobs \(at most 2\)/);
+      assert.equal(await jobCount(fleet), before, 'a refused submission creates no job');
+
+      assert.equal((await terminate(a.data.job_instance_id)).result, true);
+      await waitFinished(fleet, a.data.job_instance_id);
+      await new Promise((r) => setTimeout(r, 1100));
+
+      const overHosts = await sleeper(hosts);
+      assert.equal(overHosts.code, HOSTS_QUOTA, overHosts.message);
+      assert.match(overHosts.message, /has 2 hosts in running jobs; 2 more would pass the limit of 3/);
+
+      const fits = await sleeper([hosts[1] ?? 0]);
+      assert.equal(fits.result, true, fits.message);
+      await new Promise((r) => setTimeout(r, 1100));
+      for (const id of [b.data.job_instance_id, fits.data.job_instance_id]) {
+        assert.equal((await terminate(id)).result, true);
+        await waitFinished(fleet, id);
+      }
+    });
+  });
+}
