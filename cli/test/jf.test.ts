@@ -327,4 +327,18 @@ describe('jf', () => {
       sim.kill('SIGTERM');
     }
   });
+
+  test('a watch that loses the server mid-job resumes and prints the final summary once', async () => {
+    const started = await jf(['run', 'script', '-c', 'sleep 6; echo finished', '-t', '127.0.0.2', '-d']);
+    const id = started.stdout.trim();
+    const watching = jf(['watch', id]);
+    await new Promise((r) => setTimeout(r, 1500));
+    await fleet.server.kill();
+    fleet.server = await fleet.server.restart();
+    const watch = await watching;
+    assert.equal(watch.code, 0, watch.stdout + watch.stderr);
+    assert.equal(watch.stdout.match(/^job \d+ success/gm)?.length, 1, watch.stdout);
+    const logs = await jf(['logs', id]);
+    assert.equal(logs.stdout, '127.0.0.2: finished\n');
+  });
 });

@@ -33,8 +33,11 @@ export async function followJob(
       st = await client.jobStatus(jobId);
       failures = 0;
     } catch (err) {
-      // A dropped connection (server restart, network) is retried; an API refusal is not.
-      if (!(err instanceof CliError) || !err.message.startsWith('cannot reach') || ++failures > 30) throw err;
+      // A dropped connection (server restart, network) or a rate limit is retried; other refusals are not.
+      const transient =
+        err instanceof CliError &&
+        (err.message.startsWith('cannot reach') || err.message.includes('(code 1240429)'));
+      if (!transient || ++failures > 30) throw err;
     }
     if (st) {
       opts.onSnapshot?.(st);
