@@ -318,11 +318,21 @@ describe('jf', () => {
       assert.equal(r.stdout.split('\n').filter((l) => l === 'alpha').length, 1);
       const maxrc = await jf(['run', 'script', '-c', script, '-t', '10.0.0.[1-60]', '--maxrc', '-o', 'json']);
       assert.equal(maxrc.code, 3);
-      const doc = JSON.parse(maxrc.stdout) as { steps: { groups: { count: number }[] }[] };
+      const doc = JSON.parse(maxrc.stdout) as {
+        job_instance_id: number;
+        steps: { groups: { count: number }[] }[];
+      };
       assert.deepEqual(
         doc.steps[0]?.groups.map((g) => g.count),
         [30, 20, 10],
       );
+      const diff = await jf(['result', String(doc.job_instance_id), '--diff']);
+      assert.equal(diff.code, 1, diff.stderr);
+      assert.match(
+        diff.stdout,
+        /^--- 10\.0\.0\.\[1-30\]\t\(30\)\n\+\+\+ 10\.0\.0\.\[31-50\]\t\(20\)\n@@ -1,1 \+1,1 @@\n-alpha\n\+beta\n/m,
+      );
+      assert.match(diff.stdout, /^\+\+\+ 10\.0\.0\.\[51-60\]\t\(10\)\n@@ -1,1 \+1,1 @@\n-alpha\n\+gamma\n/m);
     } finally {
       sim.kill('SIGTERM');
     }

@@ -5,6 +5,7 @@ import { Command, Option } from 'commander';
 import type { ApiClient, JobStatus, StepStatus } from './api-client.js';
 import { contextOf, jobId, positiveInt } from './context.js';
 import type { Ctx } from './context.js';
+import type { StepReport } from './job-report.js';
 import { CliError, Exit } from './exit-codes.js';
 import { followJob } from './follow.js';
 import { foldHosts } from './host-fold.js';
@@ -97,11 +98,47 @@ interface ReportFlags {
   step?: number;
   maxrc?: boolean;
   outdir?: string;
+  diff?: boolean;
+  ref?: number;
+}
+
+/**
+ * `--diff` (clush --diff): each other group's output as a unified diff against the reference
+ * group (--ref N, default the first: the largest). The diff library loads only when asked.
+ */
+async function addDiffs(reports: StepReport[], ref: number): Promise<string> {
+  const { createTwoFilesPatch } = await import('diff');
+  const text: string[] = [];
+  for (const r of reports) {
+    const base = r.groups[ref - 1];
+    if (!base)
+      throw new CliError(
+        `step ${r.step_instance_id} has ${r.groups.length} output groups, not ${ref}`,
+        Exit.USAGE,
+      );
+    for (const g of r.groups) {
+      if (g === base) continue;
+      g.diff = createTwoFilesPatch(
+        base.folded,
+        g.folded,
+        base.output,
+        g.output,
+        `(${base.count})`,
+        `(${g.count})`,
+        {
+          context: 3,
+        },
+      );
+      text.push(g.diff.replace(/^=+\n/, ''));
+    }
+  }
+  return text.join('');
 }
 
 /** Prints the gathered result of a job and sets the exit code. */
 async function report(ctx: Ctx, st: JobStatus, flags: ReportFlags): Promise<void> {
   const reports = await stepReports(ctx.client, st, flags.step);
+  const diffs = flags.diff ? await addDiffs(reports, flags.ref ?? 1) : undefined;
   if (flags.outdir) await writeOutdir(ctx.client, st, flags.outdir, flags.step);
   const doc = {
     job_instance_id: st.job_instance.job_instance_id,
@@ -113,7 +150,7 @@ async function report(ctx: Ctx, st: JobStatus, flags: ReportFlags): Promise<void
   };
   if (ctx.out.format === 'ndjson')
     process.stdout.write(JSON.stringify({ event: 'result', data: doc }) + '\n');
-  else printData(ctx.out, doc, () => renderGroups(ctx.out, reports));
+  else printData(ctx.out, doc, () => diffs ?? renderGroups(ctx.out, reports));
   if (ctx.out.format === 'human' && !ctx.out.quiet) process.stderr.write(summaryLine(ctx.out, st) + '\n');
   process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
 }
@@ -280,6 +317,8 @@ function resultCommand(): Command {
     .argument('<job>', 'job instance id', jobId)
     .option('-s, --step <id>', 'one step instance', positiveInt('step id'))
     .option('--maxrc', 'exit with the largest host exit code')
+    .option('--diff', 'show how each group differs from the reference group (unified diff)')
+    .option('--ref <n>', 'the reference group for --diff (default 1, the largest)', positiveInt('group'))
     .option('--outdir <dir>', 'also write each host output to DIR/<host>')
     .addHelpText(
       'after',

@@ -24,6 +24,8 @@ export interface StepReport {
     output: string;
     hosts: string[];
     host_ids: number[];
+    /** With --diff: a unified diff against the reference group. */
+    diff?: string;
   }[];
 }
 
