@@ -52,9 +52,8 @@ async function watchJob(ctx: Ctx, id: number, timeoutMs: number | undefined): Pr
   const onSigint = () => abort.abort();
   process.once('SIGINT', onSigint);
   const onEnter = () => {
-    const running = (
-      currentStep(last ?? ({ step_instance_list: [] } as unknown as JobStatus))?.step_ip_result_list ?? []
-    )
+    const hosts = (last && currentStep(last)?.step_ip_result_list) || [];
+    const running = hosts
       .filter((h) => hostState(h.status) === 'running' || hostState(h.status) === 'waiting')
       .map(hostLabel);
     process.stderr.write(`\r\x1b[2Kstill running: ${running.length ? foldHosts(running) : 'none'}\n`);
