@@ -157,6 +157,36 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_AUDIT_RETENTION_DAYS',
     doc: 'days the audit log keeps an entry (pruned hourly; 0 keeps entries forever)',
   },
+  sessionIdleSeconds: {
+    schema: int(1).default(3600),
+    env: 'JOBFLEET_SESSION_IDLE_SECONDS',
+    doc: 'a console session unused for this long ends',
+  },
+  sessionMaxSeconds: {
+    schema: int(1).default(12 * 3600),
+    env: 'JOBFLEET_SESSION_MAX_SECONDS',
+    doc: 'a console session ends this long after sign-in, however active',
+  },
+  loginMaxFailuresPerUser: {
+    schema: int(1).default(10),
+    env: 'JOBFLEET_LOGIN_MAX_FAILURES_PER_USER',
+    doc: 'failed sign-ins for one user name within the window before further attempts are refused',
+  },
+  loginMaxFailuresPerAddress: {
+    schema: int(1).default(50),
+    env: 'JOBFLEET_LOGIN_MAX_FAILURES_PER_ADDRESS',
+    doc: 'failed sign-ins from one client address within the window before further attempts are refused',
+  },
+  loginFailureWindowSeconds: {
+    schema: int(1).default(900),
+    env: 'JOBFLEET_LOGIN_FAILURE_WINDOW_SECONDS',
+    doc: 'window over which failed sign-ins are counted; a block lasts until it ends',
+  },
+  logFormat: {
+    schema: z.enum(['auto', 'json', 'pretty']).default('auto'),
+    env: 'JOBFLEET_LOG_FORMAT',
+    doc: 'log lines as JSON or pretty and coloured; auto: pretty on a terminal, JSON otherwise',
+  },
 } as const;
 
 type Keys = typeof CONFIG_KEYS;

@@ -3,7 +3,6 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import pino from 'pino';
 import { AgentHub } from './agent-link/agent-hub.js';
 import { Authenticator } from './api/auth.js';
 import { ENDPOINTS } from './api/endpoints/index.js';
@@ -13,6 +12,8 @@ import { startAuditRetention } from './audit/audit-retention.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import type { ServerConfig } from './config.js';
 import { Engine } from './engine/engine.js';
+import { createLogger } from './logger.js';
+import { operatorAuthFor } from './operators/operator-setup.js';
 import { redactingLogOptions } from './log-redaction.js';
 import { resealInBackground } from './secret-rotation.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
@@ -30,11 +31,10 @@ export interface RunningServer {
 }
 
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
-  const log = pino({
-    level: config.logLevel,
-    base: { service: 'jobfleet-server' },
-    ...redactingLogOptions(),
-  });
+  const log = createLogger(
+    { level: config.logLevel, base: { service: 'jobfleet-server' }, ...redactingLogOptions() },
+    config.logFormat,
+  );
   const secrets = resolveSecrets(config);
   const secretBox = openSecretBox(config, secrets);
   const store = await Store.open({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
@@ -56,6 +56,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     store,
     auth,
     log,
+    operators: operatorAuthFor(config, secrets, store),
     limits: new ApiRateLimits(config),
     auditTrail: new AuditTrail(store.audit, log),
   } as Omit<Services, 'hub' | 'engine'> as Services;

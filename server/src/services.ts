@@ -9,6 +9,7 @@ import type { SecretBox } from './secret-box.js';
 import type { ServerSecrets } from './secrets.js';
 import type { ApiRateLimits } from './api/rate-limits.js';
 import type { AuditTrail } from './audit/audit-trail.js';
+import type { OperatorAuth } from './operators/operator-auth.js';
 
 export interface Services {
   config: ServerConfig;
@@ -24,4 +25,6 @@ export interface Services {
   limits: ApiRateLimits;
   /** Batched writer of audit entries. */
   auditTrail: AuditTrail;
+  /** People: sessions, personal tokens, sign-in limits. */
+  operators: OperatorAuth;
 }

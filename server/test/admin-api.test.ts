@@ -3,14 +3,13 @@
  * `jobfleet admin` CLI as a real process against the same server.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
 import type { ErrorName } from '../src/api/error-catalogue.js';
 import { admin, post } from './helpers/api-client.js';
 import type { Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
-import { CLI, startServer, stopAll } from './helpers/processes.js';
+import { adminCli, startServer, stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
 
 interface HostView {
@@ -37,24 +36,6 @@ function succeeds<T>(env: Envelope<T>): T {
   assert.equal(env.result, true, `${env.code} ${env.message}`);
   assert.equal(env.code, 0);
   return env.data;
-}
-
-/** Runs `jobfleet admin ...`; resolves with exit code, stdout and stderr. */
-function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, 'admin', ...args],
-      { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
 }
 
 after(async () => {
@@ -404,7 +385,7 @@ for (const [index, engine] of engines().entries()) {
       it('works through the jobfleet admin CLI', async () => {
         const conn = ['--server', server.url, '--admin-token', server.adminToken];
         const ok = async (...args: string[]) => {
-          const r = await cli([...conn, ...args]);
+          const r = await adminCli([...conn, ...args]);
           assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
           return JSON.parse(r.stdout) as Record<string, unknown>;
         };
@@ -433,11 +414,11 @@ for (const [index, engine] of engines().entries()) {
 
         const [viaEnv, wrong, dup] = await Promise.all([
           // The admin token may come from the environment instead of the flag.
-          cli(['--server', server.url, 'account-create', '5', 'deploy', 'deploy'], {
+          adminCli(['--server', server.url, 'account-create', '5', 'deploy', 'deploy'], {
             JOBFLEET_ADMIN_TOKEN: server.adminToken,
           }),
-          cli(['--server', server.url, '--admin-token', 'wrong-token', 'biz-list']),
-          cli([...conn, 'biz-create', '5', 'again']),
+          adminCli(['--server', server.url, '--admin-token', 'wrong-token', 'biz-list']),
+          adminCli([...conn, 'biz-create', '5', 'again']),
         ]);
         assert.equal(viaEnv.code, 0, viaEnv.stderr);
         const accounts = succeeds(

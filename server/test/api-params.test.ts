@@ -21,6 +21,7 @@ import { loadConfig } from '../src/config.js';
 import { openSecretBox, resolveSecrets } from '../src/secrets.js';
 import type { Services } from '../src/services.js';
 import { appSecretPurpose } from '../src/store/app-store.js';
+import { operatorAuthFor } from '../src/operators/operator-setup.js';
 import { Store } from '../src/store/store.js';
 import type { Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
@@ -37,6 +38,7 @@ const Input = z.object({
 const echoParams = defineEndpoint({
   name: 'echo_params',
   kind: 'read',
+  permission: 'read',
   input: Input,
   async handle(ctx, input) {
     return { input, scope: ctx.scope, caller: { app: ctx.caller.appCode, user: ctx.caller.username } };
@@ -46,6 +48,7 @@ const echoParams = defineEndpoint({
 const echoWrite = defineEndpoint({
   name: 'echo_write',
   kind: 'write',
+  permission: 'read',
   scoped: false,
   input: z.object({ count: zInt }),
   async handle(_ctx, input) {
@@ -99,6 +102,7 @@ for (const engine of engines()) {
         store,
         auth: new Authenticator(store.apps, secretBox, store.nonces),
         log: pino({ level: 'silent' }),
+        operators: operatorAuthFor(config, secrets, store),
         limits: new ApiRateLimits(config),
         auditTrail: new AuditTrail(store.audit, pino({ level: 'silent' })),
       } as Omit<Services, 'hub' | 'engine'> as Services;

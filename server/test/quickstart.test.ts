@@ -20,6 +20,24 @@ test('serve --local-agent runs the README example end to end', async () => {
     20_000,
     'the quickstart text',
   );
+  // The first start creates a platform admin and prints its password once; it signs in.
+  const signIn = /Sign in as "admin" with password (\S+)/.exec(server.output());
+  assert.ok(signIn?.[1], 'no sign-in line in the quickstart text');
+  const login = await fetch(`${server.url}/api/auth/login`, {
+    method: 'POST',
+    body: JSON.stringify({ username: 'admin', password: signIn[1] }),
+  });
+  const me = (await login.json()) as { result: boolean; data: { user: { platform_admin: boolean } } };
+  assert.equal(me.result, true);
+  assert.equal(me.data.user.platform_admin, true);
+  const logLines = server
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{"level"'));
+  assert.ok(
+    logLines.length > 0 && !logLines.some((l) => l.includes(signIn[1] ?? '')),
+    'the password reached a log line',
+  );
   const agent = await post<{ agent_info_list: { bk_host_id: number; status: number }[] }>(
     server.url,
     'query_agent_info',

@@ -1,16 +1,22 @@
 /**
- * `jobfleet admin ...`: manages the inventory and apps through the admin API of a running
+ * `jobfleet admin ...`: manages the inventory, apps and users through the admin API of a running
  * server. Every subcommand is one HTTP call; the reply's `data` is printed as JSON.
  */
 import { Command, Option } from 'commander';
 import { accountCommand, scriptCommand } from './library.js';
+import { userCommand } from './admin-user.js';
 
-interface Conn {
+export interface Conn {
   server: string;
   adminToken: string;
 }
 
-async function call(conn: Conn, method: 'GET' | 'POST', path: string, body?: unknown): Promise<void> {
+export async function call(
+  conn: Conn,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+): Promise<void> {
   const res = await fetch(new URL(`/api/admin${path}`, conn.server), {
     method,
     headers: { authorization: `Bearer ${conn.adminToken}`, 'content-type': 'application/json' },
@@ -40,7 +46,7 @@ function parseScopes(v: string): unknown {
 
 export function adminCommand(): Command {
   const admin = new Command('admin')
-    .description('manage businesses, hosts, topology, dynamic groups, accounts and apps')
+    .description('manage businesses, hosts, topology, dynamic groups, accounts, apps and users')
     .addOption(
       new Option('--server <url>', 'server base URL').env('JOBFLEET_SERVER').default('http://127.0.0.1:8080'),
     )
@@ -197,6 +203,7 @@ export function adminCommand(): Command {
     .action((hostId: string, ip: string, o: { cloudId: string }) =>
       call(conn(), 'POST', `/hosts/${num(hostId)}/identity`, { ip, bk_cloud_id: num(o.cloudId) }),
     );
+  admin.addCommand(userCommand(conn, call));
   return admin;
 }
 

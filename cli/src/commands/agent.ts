@@ -4,6 +4,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { Agent, TaskRunner, defaultIp, defaultStateDir, localOsType } from '@jobfleet/agent';
 import type { Agent as AgentType } from '@jobfleet/agent';
+import { createLogger } from '@jobfleet/server/logger';
+import type { LogFormat } from '@jobfleet/server/logger';
 
 export interface AgentFlags {
   server: string;
@@ -15,6 +17,15 @@ export interface AgentFlags {
   stateDir?: string;
   fileRoot?: string;
   filePort?: string;
+  logFormat?: string;
+}
+
+/** Agent log lines: JSON, or pretty and coloured on a terminal, with the server's fields. */
+export function agentLogger(flags: AgentFlags, ip: string, stream: NodeJS.WriteStream) {
+  const format = (
+    ['auto', 'json', 'pretty'].includes(flags.logFormat ?? '') ? flags.logFormat : 'auto'
+  ) as LogFormat;
+  return createLogger({ level: 'info', base: { service: 'jobfleet-agent', ip } }, format, stream);
 }
 
 function positiveInt(name: string, v: string): number {
@@ -24,17 +35,18 @@ function positiveInt(name: string, v: string): number {
   return n;
 }
 
-export function createAgent(flags: AgentFlags, log: (line: string) => void): AgentType {
+export function createAgent(flags: AgentFlags, stream: NodeJS.WriteStream): AgentType {
   const ip = flags.ip ?? defaultIp();
+  const logger = agentLogger(flags, ip, stream);
   const cloudId = positiveInt('cloud-id', flags.cloudId);
   const stateDir = flags.stateDir ?? defaultStateDir(cloudId, ip);
-  return new Agent({
+  const agent = new Agent({
     serverUrl: flags.server,
     bootstrapToken: flags.token,
     host: { ip, ipv6: '', cloudId, hostname: flags.hostname ?? os.hostname(), osType: localOsType() },
     ...(flags.biz !== undefined ? { bizId: positiveInt('biz', flags.biz) } : {}),
     stateDir,
-    log: (level, msg, fields) => log(JSON.stringify({ time: Date.now(), level, msg, ip, ...fields })),
+    log: (level, msg, fields) => logger[level](fields ?? {}, msg),
     createRunner: (reports) =>
       new TaskRunner(stateDir, reports, {
         ...(flags.fileRoot ? { fileRoot: path.resolve(flags.fileRoot) } : {}),
@@ -42,6 +54,8 @@ export function createAgent(flags: AgentFlags, log: (line: string) => void): Age
         filePort: positiveInt('file-port', flags.filePort ?? '0'),
       }),
   });
+  agent.on('state', (s: string) => logger.info(`state ${s}`));
+  return agent;
 }
 
 export function agentCommand(): Command {
@@ -86,11 +100,14 @@ export function agentCommand(): Command {
         .env('JOBFLEET_AGENT_FILE_PORT')
         .default('0'),
     )
+    .addOption(
+      new Option('--log-format <format>', 'auto (pretty on a terminal, JSON otherwise), json or pretty')
+        .env('JOBFLEET_LOG_FORMAT')
+        .choices(['auto', 'json', 'pretty'])
+        .default('auto'),
+    )
     .action(async (flags: AgentFlags) => {
-      const agent = createAgent(flags, (line) => process.stdout.write(line + '\n'));
-      agent.on('state', (s: string) =>
-        process.stdout.write(JSON.stringify({ time: Date.now(), level: 'info', msg: `state ${s}` }) + '\n'),
-      );
+      const agent = createAgent(flags, process.stdout);
       const stop = () => void agent.stop().then(() => process.exit(0));
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);

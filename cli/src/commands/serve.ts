@@ -33,7 +33,27 @@ async function ensureLocalBusiness(server: RunningServer): Promise<string> {
   return user;
 }
 
-function quickstart(server: RunningServer, user: string): string {
+/** How to sign in: the first admin's password when this start created it (shown only now). */
+function signIn(server: RunningServer, firstAdmin: { name: string; password: string } | undefined): string[] {
+  if (!firstAdmin) {
+    return [
+      'Sign in with a user made by `npx jobfleet admin user create <name> --platform-admin` (or the existing ones):',
+      `  curl -s -c cookies.txt -X POST ${server.url}/api/auth/login -d '{"username":"<name>","password":"<password>"}'`,
+    ];
+  }
+  const body = JSON.stringify({ username: firstAdmin.name, password: firstAdmin.password });
+  return [
+    `Sign in as "${firstAdmin.name}" with password ${firstAdmin.password}`,
+    `  (shown only now; \`npx jobfleet admin user reset-password ${firstAdmin.name}\` sets a new one):`,
+    `  curl -s -c cookies.txt -X POST ${server.url}/api/auth/login -d '${body}'`,
+  ];
+}
+
+function quickstart(
+  server: RunningServer,
+  user: string,
+  firstAdmin: { name: string; password: string } | undefined,
+): string {
   const { config, secrets } = server.services;
   const auth = JSON.stringify({
     bk_app_code: config.appCode,
@@ -55,6 +75,8 @@ function quickstart(server: RunningServer, user: string): string {
     '',
     `Admin token: ${secrets.adminToken}    Agent bootstrap token: ${secrets.agentBootstrapToken}`,
     '',
+    ...signIn(server, firstAdmin),
+    '',
   ].join('\n');
 }
 
@@ -73,7 +95,7 @@ export function serveCommand(): Command {
       env: process.env,
       file: readConfigFile(file ?? process.env.JOBFLEET_CONFIG),
     });
-    const { startServer } = await import('@jobfleet/server');
+    const { startServer, ensureFirstAdmin, hasUsers } = await import('@jobfleet/server');
     const server = await startServer(config);
     let agent: ReturnType<typeof createAgent> | undefined;
     if (localAgent) {
@@ -86,12 +108,18 @@ export function serveCommand(): Command {
           cloudId: '0',
           biz: String(LOCAL_BIZ_ID),
           stateDir: path.join(config.dataDir, 'local-agent'),
+          logFormat: config.logFormat,
         },
-        (line) => process.stderr.write(line + '\n'),
+        process.stderr,
       );
       agent.start();
       await agent.waitFor('ready', 15_000).catch(() => undefined);
-      process.stdout.write(quickstart(server, user));
+      const firstAdmin = await ensureFirstAdmin(server.services.store);
+      process.stdout.write(quickstart(server, user, firstAdmin));
+    } else if (!(await hasUsers(server.services.store))) {
+      process.stdout.write(
+        'No users yet: create the first one with `npx jobfleet admin user create <name> --platform-admin`\n',
+      );
     }
     let stopping = false;
     const stop = async () => {

@@ -11,6 +11,7 @@ import { ApiError } from '../api/error-catalogue.js';
 import { PUBLIC_SCRIPT_PERMISSION } from '../api/endpoints/script-library.js';
 import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
+import { requireAdmin } from '../operators/admin-access.js';
 import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
 import { appSecretPurpose } from '../store/app-store.js';
@@ -63,7 +64,7 @@ const schemas = {
   bizQuery: z.object({ bk_biz_id: zLong.optional() }),
 } as const;
 
-function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const r = schema.safeParse(value ?? {}, { reportInput: true });
   if (!r.success) throw zodFailure(r.error);
   return r.data;
@@ -91,7 +92,7 @@ export function hostView(h: Host) {
 }
 
 /** Unique-constraint violations from either engine become a clear 'already exists'. */
-async function unique<T>(what: string, op: () => Promise<T>): Promise<T> {
+export async function unique<T>(what: string, op: () => Promise<T>): Promise<T> {
   try {
     return await op();
   } catch (err) {
@@ -125,7 +126,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
 
   app.register(
     async (admin) => {
-      admin.addHook('onRequest', async (req) => assertAdminToken(req, services));
+      admin.addHook('onRequest', async (req) => requireAdmin(services, req));
 
       admin.get('/biz', async (req) =>
         ok(req, { biz: await inv.listBiz(), biz_sets: await inv.listBizSets() }),

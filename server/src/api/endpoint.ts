@@ -9,6 +9,7 @@ import type { Services } from '../services.js';
 import type { Caller } from './auth.js';
 import { ApiError } from './error-catalogue.js';
 import type { ErrorName } from './error-catalogue.js';
+import type { Permission } from '../operators/roles.js';
 import type { ResolvedScope } from './scope.js';
 
 export interface EndpointContext {
@@ -26,6 +27,12 @@ export interface EndpointSpec<S extends z.ZodType> {
   name: string;
   /** read: answers GET and POST (query string or body); write: POST only. */
   kind: 'read' | 'write';
+  /**
+   * What a person needs to call it (apps need only a grant on the scope): read (viewer), run
+   * (operator: start and operate jobs) or manage (admin: rules, scripts, plans, crons, accounts).
+   * Chosen once per endpoint; see operators/roles.ts.
+   */
+  permission: Permission;
   /** Only reachable as /api/v3/system/<name> (BK-JOB exposes some APIs there alone). */
   systemOnly?: boolean;
   /** Whether the request names a scope. Unscoped endpoints get a placeholder scope. */
@@ -41,6 +48,7 @@ export interface EndpointSpec<S extends z.ZodType> {
 export interface Endpoint {
   name: string;
   kind: 'read' | 'write';
+  permission: Permission;
   systemOnly: boolean;
   scoped: boolean;
   audited: boolean;
@@ -69,6 +77,7 @@ export function defineEndpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endp
   return {
     name: spec.name,
     kind: spec.kind,
+    permission: spec.permission,
     systemOnly: spec.systemOnly ?? false,
     scoped: spec.scoped ?? true,
     audited: spec.audited ?? spec.kind === 'write',

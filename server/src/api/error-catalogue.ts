@@ -266,6 +266,28 @@ export const ERROR_CATALOGUE = {
     message:
       'The agent of host {hostId} ({cloudId}:{ip}) was revoked: an admin must readmit the host (jobfleet admin agent readmit {hostId}) before an agent registers for it again',
   },
+  LOGIN_FAILED: { code: 1238010, http: 200, message: 'Sign-in failed: wrong user name or password' },
+  LOGIN_RATE_LIMITED: {
+    code: 1238011,
+    http: 200,
+    message: 'Too many failed sign-ins for this {what}; try again in {seconds} s',
+  },
+  USER_AUTH_FAILED: {
+    code: 1238012,
+    http: 200,
+    message: 'Not signed in: {reason}; sign in again or send Authorization: Bearer <personal API token>',
+  },
+  CSRF_CHECK_FAILED: {
+    code: 1238013,
+    http: 200,
+    message:
+      'Missing or wrong X-CSRF-Token header: a write with a session cookie must send the csrf_token given at sign-in',
+  },
+  USER_PERMISSION_DENIED: {
+    code: 1238014,
+    http: 200,
+    message: 'User {username} may not {permission} in {resource}: that needs {needs}',
+  },
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CATALOGUE;

@@ -13,6 +13,8 @@ import type { Services } from '../services.js';
 import { assertAdminToken, registerAdminRoutes } from '../admin/admin-routes.js';
 import { registerAgentRoutes } from '../agent-link/registration.js';
 import { registerFileRoutes } from '../files/file-routes.js';
+import { authorizeCall, userCaller } from '../operators/api-access.js';
+import { registerOperatorRoutes } from '../operators/operator-routes.js';
 import { signedRequestOf } from './app-signature.js';
 import { extractCredentials } from './auth.js';
 import type { Caller } from './auth.js';
@@ -22,7 +24,7 @@ import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope
 import { RawJson } from './raw-json.js';
 import { queryParams } from './input-types.js';
 import { ApiError } from './error-catalogue.js';
-import { assertScopeGranted, CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
+import { CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { zodFailure } from './endpoint.js';
 import { RateLimited } from './rate-limits.js';
 import { attribute, installWriteAudit } from '../audit/write-audit.js';
@@ -156,6 +158,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   registerAdminRoutes(app, services);
   registerAgentRoutes(app, services);
   registerFileRoutes(app, services);
+  registerOperatorRoutes(app, services);
 
   const scopes = new CachedScopeLookup(services.store.inventory);
   for (const prefix of API_PREFIXES) {
@@ -181,10 +184,12 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
         const raw = requestParams(req);
         const creds = extractCredentials(req.headers, raw);
         attribute(req, { appCode: creds.appCode?.slice(0, 128), username: creds.username?.slice(0, 128) });
-        const caller = await services.auth.authenticate({
-          ...creds,
-          signed: signedRequestOf(req.method, req.url, rawBodies.get(req)),
-        });
+        const caller =
+          (await userCaller(services, req, raw)) ??
+          (await services.auth.authenticate({
+            ...creds,
+            signed: signedRequestOf(req.method, req.url, rawBodies.get(req)),
+          }));
         attribute(req, { appCode: caller.appCode, username: caller.username });
         await rateLimited(req, services.limits.takeApp(caller.appCode));
         return runEndpoint(endpoint, raw, caller, req, reply);
@@ -232,8 +237,8 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
       if (!fields.success) throw zodFailure(fields.error);
       ctx.scope = await resolveScope(scopes, fields.data);
       attribute(req, { scopeType: ctx.scope.type, scopeId: String(ctx.scope.id) });
-      await assertScopeGranted(scopes, caller, ctx.scope);
     }
+    await authorizeCall(scopes, caller, endpoint.permission, endpoint.scoped ? ctx.scope : undefined);
     const data = await endpoint.run(ctx, raw);
     reply.header('content-type', 'application/json; charset=utf-8');
     if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));

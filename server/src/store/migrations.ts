@@ -439,6 +439,55 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0010_operators': {
+      async up(db: AnyDb) {
+        await withId(db.schema.createTable('user_account'), caps)
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('display_name', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('password_hash', 'text', (c) => c.notNull())
+          .addColumn('platform_admin', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('user_role')
+          .addColumn('user_id', 'bigint', (c) =>
+            c.notNull().references('user_account.id').onDelete('cascade'),
+          )
+          .addColumn('scope_type', 'text', (c) => c.notNull())
+          .addColumn('scope_id', 'bigint', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('user_role_pk', ['user_id', 'scope_type', 'scope_id'])
+          .execute();
+        await db.schema
+          .createTable('user_session')
+          .addColumn('token_hash', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'bigint', (c) =>
+            c.notNull().references('user_account.id').onDelete('cascade'),
+          )
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_seen_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('source_ip', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema.createIndex('user_session_user').on('user_session').column('user_id').execute();
+        await withId(db.schema.createTable('api_token'), caps)
+          .addColumn('user_id', 'bigint', (c) =>
+            c.notNull().references('user_account.id').onDelete('cascade'),
+          )
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('prefix', 'text', (c) => c.notNull())
+          .addColumn('scopes', 'text', (c) => c.notNull())
+          .addColumn('max_role', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint')
+          .addColumn('last_used_at', 'bigint')
+          .addColumn('revoked_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('api_token_user').on('api_token').column('user_id').execute();
+      },
+    },
   };
 }
 

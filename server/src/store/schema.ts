@@ -321,6 +321,56 @@ export interface ScriptVersionTable {
   last_modify_time: number;
 }
 
+/** A person who signs in to the console or calls the API with a personal token. */
+export interface UserAccountTable {
+  id: Generated<number>;
+  name: string;
+  display_name: string;
+  /** scrypt$N$r$p$salt$hash (see operators/password-hash.ts); never the password. */
+  password_hash: string;
+  /** 1: may do anything in every scope and manage users, apps and the inventory. */
+  platform_admin: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A user's role in one scope: 'viewer' | 'operator' | 'admin'. */
+export interface UserRoleTable {
+  user_id: number;
+  scope_type: string;
+  scope_id: number;
+  role: string;
+}
+
+/** A console session; the cookie holds the token, the row only its SHA-256. */
+export interface UserSessionTable {
+  token_hash: string;
+  user_id: number;
+  created_at: number;
+  last_seen_at: number;
+  /** Absolute end, whatever the activity. */
+  expires_at: number;
+  source_ip: string;
+}
+
+/** A personal API token; the row holds its SHA-256, never the token. */
+export interface ApiTokenTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  token_hash: string;
+  /** The first characters of the token, so a person can tell tokens apart. */
+  prefix: string;
+  /** JSON: "all" (every scope the user has) or an array of {type, id} scope grants */
+  scopes: string;
+  /** Highest role the token acts with: 'viewer' | 'operator' | 'admin'. */
+  max_role: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Database {
   app: AppTable;
   biz: BizTable;
@@ -346,6 +396,10 @@ export interface Database {
   app_nonce: AppNonceTable;
   script: ScriptTable;
   script_version: ScriptVersionTable;
+  user_account: UserAccountTable;
+  user_role: UserRoleTable;
+  user_session: UserSessionTable;
+  api_token: ApiTokenTable;
   server_setting: ServerSettingTable;
 }
 

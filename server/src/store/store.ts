@@ -16,6 +16,7 @@ import { migrateToLatest, ping } from './migrations.js';
 import { NonceStore } from './nonce-store.js';
 import { LibraryReferences } from './library-references.js';
 import { QuotaStore } from './quota-store.js';
+import { OperatorStore } from './operator-store.js';
 import { RuleStore } from './rule-store.js';
 import { ScriptStore } from './script-store.js';
 import type { Database } from './schema.js';
@@ -34,6 +35,7 @@ export class Store {
   readonly references: LibraryReferences;
   readonly quotas: QuotaStore;
   readonly agentTrust: AgentTrustStore;
+  readonly operators: OperatorStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -52,6 +54,7 @@ export class Store {
     this.references = new LibraryReferences();
     this.quotas = new QuotaStore(db);
     this.agentTrust = new AgentTrustStore(db);
+    this.operators = new OperatorStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

@@ -76,7 +76,7 @@ export async function get<T = unknown>(
 export async function admin<T = unknown>(
   base: string,
   token: string,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body?: unknown,
 ): Promise<Envelope<T>> {

@@ -3,7 +3,7 @@
  * directory and a free port; each agent its own identity (ip on 127.0.0.x) and state dir.
  * Every process started here is tracked and killed by `stopAll()` (call it in `after`).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -220,4 +220,22 @@ export function killProcess(proc: ChildProcess, signal: NodeJS.Signals = 'SIGTER
 
 export async function stopAll(): Promise<void> {
   await Promise.all([...live].map((p) => killProcess(p, 'SIGKILL')));
+}
+
+/** Runs `jobfleet admin ...`; resolves with exit code, stdout and stderr. */
+export function adminCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, 'admin', ...args],
+      { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, timeout: 30_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
 }

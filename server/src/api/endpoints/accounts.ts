@@ -104,6 +104,7 @@ async function assertSystemAccount(ctx: EndpointContext, bizId: number, id: numb
 export const getAccountList = defineEndpoint({
   name: 'get_account_list',
   kind: 'read',
+  permission: 'read',
   input: z.object({
     category: Category.nullish(),
     account: zText(255).nullish(),
@@ -128,6 +129,7 @@ export const getAccountList = defineEndpoint({
 export const createAccount = defineEndpoint({
   name: 'create_account',
   kind: 'write',
+  permission: 'manage',
   input: z.object({
     account: z.string().min(1, 'must not be empty'),
     type: Type,
@@ -195,6 +197,7 @@ export const createAccount = defineEndpoint({
 export const updateAccount = defineEndpoint({
   name: 'update_account',
   kind: 'write',
+  permission: 'manage',
   input: z.object({
     id: AccountId,
     alias: Alias.nullish(),
@@ -236,6 +239,7 @@ export const updateAccount = defineEndpoint({
 export const deleteAccount = defineEndpoint({
   name: 'delete_account',
   kind: 'write',
+  permission: 'manage',
   input: z.object({ id: AccountId }),
   fieldErrors: BAD_REQUEST_FIELDS,
   async handle(ctx, input) {

@@ -15,6 +15,7 @@ const MAX_SCRIPT_BYTES = 16_777_215;
 export const checkScript = defineEndpoint({
   name: 'check_script',
   kind: 'write',
+  permission: 'read',
   // POST only, as BK-JOB serves it, but it changes nothing: no audit entry.
   audited: false,
   scoped: false,

@@ -10,6 +10,7 @@ import { zInt, zLong } from '../input-types.js';
 export const getDangerousRuleHitList = defineEndpoint({
   name: 'get_dangerous_rule_hit_list',
   kind: 'read',
+  permission: 'read',
   input: z.object({
     job_instance_id: zLong.pipe(z.number().min(1)).optional(),
     start: zInt.pipe(z.number().min(0)).default(0),

@@ -100,6 +100,7 @@ function fieldsOf(input: z.output<typeof RuleInput>): RuleFields {
 export const createDangerousRule = defineEndpoint({
   name: 'create_dangerous_rule',
   kind: 'write',
+  permission: 'manage',
   scoped: false,
   input: RuleInput,
   fieldErrors: ALL_BAD_REQUEST,
@@ -114,6 +115,7 @@ export const createDangerousRule = defineEndpoint({
 export const updateDangerousRule = defineEndpoint({
   name: 'update_dangerous_rule',
   kind: 'write',
+  permission: 'manage',
   scoped: false,
   input: RuleInput.extend({ id: RuleId }),
   fieldErrors: ALL_BAD_REQUEST,
@@ -129,6 +131,7 @@ export const updateDangerousRule = defineEndpoint({
 export const deleteDangerousRule = defineEndpoint({
   name: 'delete_dangerous_rule',
   kind: 'write',
+  permission: 'manage',
   scoped: false,
   input: z.object({ id: RuleId }),
   fieldErrors: ALL_BAD_REQUEST,
@@ -144,6 +147,7 @@ function statusEndpoint(name: string, status: RuleStatus) {
   return defineEndpoint({
     name,
     kind: 'write',
+    permission: 'manage',
     scoped: false,
     input: z.object({ id: RuleId }),
     fieldErrors: ALL_BAD_REQUEST,
@@ -173,6 +177,7 @@ const contains = (text: string, part: string) => text.toLowerCase().includes(par
 export const getDangerousRuleList = defineEndpoint({
   name: 'get_dangerous_rule_list',
   kind: 'read',
+  permission: 'read',
   scoped: false,
   input: z.object({
     expression: z.string().nullish(),

@@ -39,6 +39,7 @@ export const Input = z.object({
 export const fastExecuteScript = defineEndpoint({
   name: 'fast_execute_script',
   kind: 'write',
+  permission: 'run',
   input: Input,
   fieldErrors: {
     script_language: 'ILLEGAL_PARAM_WITH_PARAM_NAME',

@@ -86,6 +86,7 @@ async function resolveDatabaseAccount(
 export const fastExecuteSql = defineEndpoint({
   name: 'fast_execute_sql',
   kind: 'write',
+  permission: 'run',
   input: Input,
   fieldErrors: { script_version_id: 'ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {

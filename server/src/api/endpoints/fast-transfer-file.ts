@@ -34,6 +34,7 @@ const FileSourceInput = z.object({
 export const fastTransferFile = defineEndpoint({
   name: 'fast_transfer_file',
   kind: 'write',
+  permission: 'run',
   input: z.object({
     file_target_path: z.string().optional(),
     file_target_name: z.string().max(255).optional(),

@@ -12,6 +12,7 @@ import { ApiError } from '../error-catalogue.js';
 export const generateLocalFileUploadUrl = defineEndpoint({
   name: 'generate_local_file_upload_url',
   kind: 'write',
+  permission: 'run',
   input: z.object({ file_name_list: z.array(z.string()).max(1000).nullable().optional() }),
   fieldErrors: { file_name_list: 'ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON' },
   async handle(ctx, input) {

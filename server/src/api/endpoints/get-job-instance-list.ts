@@ -11,6 +11,7 @@ const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
 export const getJobInstanceList = defineEndpoint({
   name: 'get_job_instance_list',
   kind: 'read',
+  permission: 'read',
   input: z.object({
     create_time_start: zLong.pipe(z.number().min(1)),
     create_time_end: zLong.pipe(z.number().min(1)),

@@ -26,6 +26,7 @@ export function stepIpResult(t: HostTask) {
 export const getJobInstanceStatus = defineEndpoint({
   name: 'get_job_instance_status',
   kind: 'read',
+  permission: 'read',
   input: z.object({
     job_instance_id: zLong.pipe(z.number().min(1)),
     return_ip_result: zBool.default(false),

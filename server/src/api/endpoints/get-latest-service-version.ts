@@ -9,6 +9,7 @@ import { defineEndpoint } from '../endpoint.js';
 export const getLatestServiceVersion = defineEndpoint({
   name: 'get_latest_service_version',
   kind: 'read',
+  permission: 'read',
   scoped: false,
   input: z.object({}),
   async handle() {

@@ -12,6 +12,7 @@ const DETAIL_TYPE: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 1 };
 export const getStepInstanceDetail = defineEndpoint({
   name: 'get_step_instance_detail',
   kind: 'read',
+  permission: 'read',
   input: z.object({
     job_instance_id: zLong.pipe(z.number().min(1)),
     step_instance_id: zLong.pipe(z.number().min(1)),

@@ -35,6 +35,7 @@ function hostResult(t: HostTask) {
 export const getStepInstanceStatus = defineEndpoint({
   name: 'get_step_instance_status',
   kind: 'read',
+  permission: 'read',
   input: z.object({
     job_instance_id: zLong.pipe(z.number().min(1)),
     step_instance_id: zLong.pipe(z.number().min(1)),

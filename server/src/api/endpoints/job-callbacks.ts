@@ -10,6 +10,7 @@ import { jobInScope } from './job-lookup.js';
 export const getJobInstanceCallbackList = defineEndpoint({
   name: 'get_job_instance_callback_list',
   kind: 'read',
+  permission: 'read',
   input: z.object({ job_instance_id: zLong.pipe(z.number().min(1)) }),
   fieldErrors: { job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {

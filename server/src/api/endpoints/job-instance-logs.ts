@@ -78,6 +78,7 @@ const ExecuteCount = zInt.pipe(z.number().min(0)).optional();
 export const getJobInstanceIpLog = defineEndpoint({
   name: 'get_job_instance_ip_log',
   kind: 'read',
+  permission: 'read',
   input: z.object({
     job_instance_id: zLong.pipe(z.number().min(1)),
     step_instance_id: zLong.pipe(z.number().min(1)),
@@ -132,6 +133,7 @@ export const getJobInstanceIpLog = defineEndpoint({
 export const batchGetJobInstanceIpLog = defineEndpoint({
   name: 'batch_get_job_instance_ip_log',
   kind: 'write',
+  permission: 'read',
   // POST only, as BK-JOB serves it, but it changes nothing: no audit entry.
   audited: false,
   input: z.object({

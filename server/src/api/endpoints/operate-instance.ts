@@ -23,6 +23,7 @@ function refuse(r: OperationRefusal | undefined, what: string, jobInstanceId: nu
 export const operateJobInstance = defineEndpoint({
   name: 'operate_job_instance',
   kind: 'write',
+  permission: 'run',
   input: z.object({
     job_instance_id: positiveId,
     operation_code: zInt.pipe(z.union([z.literal(1), z.literal(2)])),
@@ -57,6 +58,7 @@ const PRECONDITION: Record<(typeof STEP_OPERATIONS)[number], string> = {
 export const operateStepInstance = defineEndpoint({
   name: 'operate_step_instance',
   kind: 'write',
+  permission: 'run',
   input: z.object({ job_instance_id: positiveId, step_instance_id: positiveId, operation_code: zInt }),
   fieldErrors: ILLEGAL,
   async handle(ctx, input) {

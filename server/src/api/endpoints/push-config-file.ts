@@ -39,6 +39,7 @@ const ALL_ILLEGAL = Object.fromEntries(
 export const pushConfigFile = defineEndpoint({
   name: 'push_config_file',
   kind: 'write',
+  permission: 'run',
   input: z.object({
     task_name: z.string().max(512).optional(),
     account_id: zLong.optional(),

@@ -6,6 +6,7 @@ import { zLong } from '../input-types.js';
 export const queryAgentInfo = defineEndpoint({
   name: 'query_agent_info',
   kind: 'write',
+  permission: 'read',
   // POST only, as BK-JOB serves it, but it changes nothing: no audit entry.
   audited: false,
   systemOnly: true,

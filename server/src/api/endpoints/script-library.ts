@@ -188,6 +188,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const getScriptList = defineEndpoint({
     name: named('get_script_list'),
     kind: 'read',
+    permission: 'read',
     scoped,
     input: z.object({
       name: zText(MAX_NAME_LENGTH).nullish(),
@@ -215,6 +216,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const getVersionList = defineEndpoint({
     name: named('get_script_version_list'),
     kind: 'read',
+    permission: 'read',
     scoped,
     input: z.object({ script_id: ScriptId, return_script_content: zBool.nullish(), ...PageFields }),
     fieldErrors: { script_id: 'ILLEGAL_PARAM_WITH_PARAM_NAME', return_script_content: 'BAD_REQUEST' },
@@ -232,6 +234,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const getVersionDetail = defineEndpoint({
     name: named('get_script_version_detail'),
     kind: 'read',
+    permission: 'read',
     scoped,
     input: z.object({
       id: VersionId.nullish(),
@@ -253,6 +256,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const createScript = defineEndpoint({
     name: named('create_script'),
     kind: 'write',
+    permission: 'manage',
     scoped,
     input: z.object({
       name: ScriptName,
@@ -278,6 +282,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const createVersion = defineEndpoint({
     name: named('create_script_version'),
     kind: 'write',
+    permission: 'manage',
     scoped,
     input: z.object({ script_id: ScriptId, ...NewVersionFields }),
     fieldErrors: BAD_REQUEST_FIELDS,
@@ -299,6 +304,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const updateBasic = defineEndpoint({
     name: named('update_script_basic'),
     kind: 'write',
+    permission: 'manage',
     scoped,
     input: z.object({ script_id: ScriptId, name: ScriptName, description: Description }),
     fieldErrors: BAD_REQUEST_FIELDS,
@@ -318,6 +324,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const updateVersion = defineEndpoint({
     name: named('update_script_version'),
     kind: 'write',
+    permission: 'manage',
     scoped,
     input: z.object({ ...VersionRef, content: Content, version_desc: Description }),
     fieldErrors: BAD_REQUEST_FIELDS,
@@ -343,6 +350,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     defineEndpoint({
       name: named(name),
       kind: 'write',
+      permission: 'manage',
       scoped,
       input: z.object(VersionRef),
       fieldErrors: BAD_REQUEST_FIELDS,
@@ -386,6 +394,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const deleteScript = defineEndpoint({
     name: named('delete_script'),
     kind: 'write',
+    permission: 'manage',
     scoped,
     input: z.object({ script_id: ScriptId }),
     fieldErrors: { script_id: 'BAD_REQUEST' },
