@@ -351,4 +351,45 @@ describe('jf', () => {
     const logs = await jf(['logs', id]);
     assert.equal(logs.stdout, '127.0.0.2: finished\n');
   });
+
+  test('a personal API token is sent as a bearer token; a viewer may not run (exit 4)', async () => {
+    const tokenOf = async (name: string, role: string): Promise<string> => {
+      const adm = (method: string, p: string, body: unknown) =>
+        admin(fleet.server.url, fleet.server.adminToken, method as 'POST', p, body);
+      assert.ok((await adm('POST', '/users', { name, password: `${name}-password-1` })).result);
+      assert.ok(
+        (await adm('POST', `/users/${name}/roles`, { roles: [{ scope_type: 'biz', scope_id: 2, role }] }))
+          .result,
+      );
+      const res = await fetch(`${fleet.server.url}/api/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: name, password: `${name}-password-1` }),
+      });
+      const session = (await res.json()) as { data: { csrf_token: string } };
+      const made = await fetch(`${fleet.server.url}/api/auth/tokens`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          cookie: (res.headers.get('set-cookie') ?? '').split(';')[0] ?? '',
+          'x-csrf-token': session.data.csrf_token,
+        },
+        body: JSON.stringify({ name: 'cli' }),
+      });
+      return ((await made.json()) as { data: { token: string } }).data.token;
+    };
+    const oper = await tokenOf('oper', 'operator');
+    const run = await jf(['run', 'script', '-c', 'echo with a token', '-t', '127.0.0.2', '--token', oper]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /with a token/);
+    const doctor = await jf(['doctor', '--token', oper]);
+    assert.match(doctor.stdout, /ok +auth +personal token/);
+    const viewer = await tokenOf('watcher', 'viewer');
+    oneErrorLine(
+      await jf(['run', 'script', '-c', 'true', '-t', '127.0.0.2', '--token', viewer]),
+      4,
+      /watcher/,
+    );
+    assert.equal((await jf(['jobs', 'ls', '--token', viewer])).code, 0);
+  });
 });
