@@ -1,12 +1,14 @@
-/** The `jobfleet` command. Each subcommand lives in commands/<name>.ts. */
+/** The `jobfleet` command. Each subcommand lives in commands/<name>.ts; the operator commands in jf/. */
 import { Command } from 'commander';
 import { adminCommand } from './commands/admin.js';
 import { agentCommand } from './commands/agent.js';
 import { serveCommand } from './commands/serve.js';
 import { templateCommand } from './commands/template.js';
+import { VERSION, addOperatorCommands, runProgram } from './jf/program.js';
 
 const program = new Command('jobfleet')
   .description('Jobfleet: run scripts and ship files across fleets of hosts (BK-JOB v3 compatible API)')
+  .version(VERSION)
   .addHelpText(
     'after',
     '\nConfiguration precedence: command-line flag > environment variable > config file > default.',
@@ -15,8 +17,6 @@ const program = new Command('jobfleet')
   .addCommand(agentCommand())
   .addCommand(adminCommand())
   .addCommand(templateCommand());
+addOperatorCommands(program, false);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`jobfleet: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+await runProgram(program, process.argv);

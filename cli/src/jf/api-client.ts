@@ -1,0 +1,149 @@
+/**
+ * Every call `jf` makes to a server goes through this module: the v3 API with the connection's
+ * credentials and scope, an envelope check that maps failures to exit codes, and the few job
+ * reads the commands share (status, host logs, operations).
+ */
+import type { Connection, Scope } from './profile.js';
+import { CliError, Exit } from './exit-codes.js';
+
+export interface Envelope<T = unknown> {
+  result: boolean;
+  code: number;
+  message: string;
+  data: T;
+}
+
+/** Codes a person fixes by changing credentials: app auth (1247xxx) and user auth (1238xxx). */
+function isAuthCode(code: number): boolean {
+  return (code >= 1247000 && code < 1248000) || (code >= 1238000 && code < 1239000);
+}
+
+export function authHeaders(conn: Connection): Record<string, string> {
+  const a = conn.auth;
+  if (!a) return {};
+  if (a.kind === 'bearer') return { authorization: `Bearer ${a.token}` };
+  return {
+    'x-bkapi-authorization': JSON.stringify({
+      bk_app_code: a.code,
+      bk_app_secret: a.secret,
+      ...(conn.user ? { bk_username: conn.user } : {}),
+    }),
+  };
+}
+
+export class ApiClient {
+  constructor(readonly conn: Connection) {}
+
+  scope(): Scope {
+    if (!this.conn.scope)
+      throw new CliError(
+        'no scope: pass --scope biz:<id>, set JOBFLEET_SCOPE or run `jf login --scope`',
+        Exit.USAGE,
+      );
+    return this.conn.scope;
+  }
+
+  /** One raw HTTP call; the reply's body text and status. */
+  async raw(
+    method: string,
+    path: string,
+    body?: string,
+  ): Promise<{ status: number; text: string; date: string | null }> {
+    if (!this.conn.auth && !path.startsWith('/health'))
+      throw new CliError('no credentials: run `jf login`, or pass --token / set JOBFLEET_TOKEN', Exit.AUTH);
+    let res: Response;
+    try {
+      res = await fetch(this.conn.server + path, {
+        method,
+        headers: { 'content-type': 'application/json', ...authHeaders(this.conn) },
+        ...(body === undefined ? {} : { body }),
+      });
+    } catch (err) {
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
+      throw new CliError(`cannot reach ${this.conn.server}: ${cause}`);
+    }
+    return { status: res.status, text: await res.text(), date: res.headers.get('date') };
+  }
+
+  /** A v3 API call in the connection's scope; the reply's data, or a CliError with the server's message. */
+  async call<T>(name: string, params: Record<string, unknown> = {}, scoped = true): Promise<T> {
+    const scope = scoped ? { bk_scope_type: this.scope().type, bk_scope_id: this.scope().id } : {};
+    const { text } = await this.raw('POST', `/api/v3/${name}`, JSON.stringify({ ...scope, ...params }));
+    let env: Envelope<T>;
+    try {
+      env = JSON.parse(text) as Envelope<T>;
+    } catch {
+      throw new CliError(`${this.conn.server} did not answer as a Jobfleet server (${name})`);
+    }
+    if (!env.result)
+      throw new CliError(`${env.message} (code ${env.code})`, isAuthCode(env.code) ? Exit.AUTH : Exit.FAILED);
+    return env.data;
+  }
+
+  jobStatus(jobId: number): Promise<JobStatus> {
+    return this.call<JobStatus>('get_job_instance_status', {
+      job_instance_id: jobId,
+      return_ip_result: true,
+    });
+  }
+
+  /** The whole stored output of each host of a step (batched 500 hosts per call, the API's limit). */
+  async hostLogs(jobId: number, stepId: number, hostIds: number[]): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    for (let i = 0; i < hostIds.length; i += 500) {
+      const data = await this.call<{
+        script_task_logs: { bk_host_id: number; log_content: string | null }[] | null;
+      }>('batch_get_job_instance_ip_log', {
+        job_instance_id: jobId,
+        step_instance_id: stepId,
+        host_id_list: hostIds.slice(i, i + 500),
+      });
+      for (const l of data.script_task_logs ?? []) out.set(l.bk_host_id, l.log_content ?? '');
+    }
+    return out;
+  }
+
+  operateStep(jobId: number, stepId: number, operationCode: number): Promise<unknown> {
+    return this.call('operate_step_instance', {
+      job_instance_id: jobId,
+      step_instance_id: stepId,
+      operation_code: operationCode,
+    });
+  }
+
+  operateJob(jobId: number, operationCode: number): Promise<unknown> {
+    return this.call('operate_job_instance', { job_instance_id: jobId, operation_code: operationCode });
+  }
+}
+
+export interface HostResult {
+  bk_host_id: number;
+  ip: string | null;
+  bk_cloud_id: number | null;
+  status: number;
+  exit_code: number;
+  start_time: number | null;
+  end_time: number | null;
+}
+
+export interface StepStatus {
+  step_instance_id: number;
+  name: string;
+  status: number;
+  type: number;
+  execute_count: number;
+  step_ip_result_list: HostResult[] | null;
+}
+
+export interface JobStatus {
+  finished: boolean;
+  job_instance: {
+    job_instance_id: number;
+    name: string;
+    status: number;
+    create_time: number;
+    start_time: number | null;
+    end_time: number | null;
+  };
+  step_instance_list: StepStatus[];
+}

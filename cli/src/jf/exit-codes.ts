@@ -1,0 +1,23 @@
+/**
+ * Exit codes of `jf` (documented in cli/README.md): scripts branch on them, so they never change
+ * meaning. `--maxrc` replaces 0/1 by the largest host exit code.
+ */
+export const Exit = {
+  OK: 0,
+  FAILED: 1,
+  USAGE: 2,
+  TERMINATED: 3,
+  AUTH: 4,
+  TIMED_OUT: 5,
+} as const;
+export type Exit = (typeof Exit)[keyof typeof Exit];
+
+/** An error meant for the operator: one line on stderr and its exit code, no stack. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: Exit = Exit.FAILED,
+  ) {
+    super(message);
+  }
+}

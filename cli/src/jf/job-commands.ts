@@ -1,0 +1,645 @@
+/** `jf run`, `jf watch`, `jf result`, `jf logs`, `jf hosts`, the step operations and `jf jobs`. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import type { ApiClient, JobStatus, StepStatus } from './api-client.js';
+import { contextOf, jobId, positiveInt } from './context.js';
+import type { Ctx } from './context.js';
+import type { StepReport } from './job-report.js';
+import { CliError, Exit } from './exit-codes.js';
+import { followJob } from './follow.js';
+import { foldHosts } from './host-fold.js';
+import {
+  counts,
+  currentStep,
+  exitCodeOf,
+  hostOutputs,
+  renderGroups,
+  stepReports,
+  summaryLine,
+} from './job-report.js';
+import { duration, hostLabel, printData, table } from './render.js';
+import { RUN_STATUS_NAMES, hostState } from './statuses.js';
+import { parseTargets } from './targets.js';
+
+const LANGUAGES: Record<string, number> = { shell: 1, bat: 2, perl: 3, python: 4, powershell: 5 };
+const ROLLING_MODES: Record<string, number> = { pause: 1, ignore: 2, confirm: 3 };
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** The live line on stderr (a terminal only): counts by state, rate, elapsed. */
+function progressLine(st: JobStatus, startedAt: number): string {
+  const n = counts(st);
+  const done = n.ok + n.failed;
+  const secs = (Date.now() - startedAt) / 1000;
+  const step = currentStep(st);
+  const stepText =
+    st.step_instance_list.length > 1 && step
+      ? ` · step ${st.step_instance_list.indexOf(step) + 1}/${st.step_instance_list.length}`
+      : '';
+  return `job ${st.job_instance.job_instance_id} ${RUN_STATUS_NAMES[st.job_instance.status] ?? ''} · ${n.ok} ok ${n.failed} failed ${n.running} running ${n.waiting} waiting · ${secs > 0 ? (done / secs).toFixed(1) : '0'}/s · ${duration(Date.now() - startedAt)}${stepText}`;
+}
+
+/**
+ * Follows a job to its end with the live line; Enter lists the hosts still running and Ctrl-C
+ * detaches (the job goes on). Returns the final status.
+ */
+async function watchJob(ctx: Ctx, id: number, timeoutMs: number | undefined): Promise<JobStatus> {
+  const live = ctx.out.progress;
+  const startedAt = Date.now();
+  const abort = new AbortController();
+  let last: JobStatus | undefined;
+  const onSigint = () => abort.abort();
+  process.once('SIGINT', onSigint);
+  const onEnter = () => {
+    const hosts = (last && currentStep(last)?.step_ip_result_list) || [];
+    const running = hosts
+      .filter((h) => hostState(h.status) === 'running' || hostState(h.status) === 'waiting')
+      .map(hostLabel);
+    process.stderr.write(`\r\x1b[2Kstill running: ${running.length ? foldHosts(running) : 'none'}\n`);
+  };
+  const stdinLive = live && process.stdin.isTTY;
+  if (stdinLive) process.stdin.on('data', onEnter);
+  try {
+    return await followJob(ctx.client, id, {
+      timeoutMs,
+      signal: abort.signal,
+      onSnapshot: (st) => {
+        last = st;
+        if (live) process.stderr.write(`\r\x1b[2K${progressLine(st, startedAt)}`);
+        if (ctx.out.format === 'ndjson')
+          process.stdout.write(JSON.stringify({ event: 'status', data: st }) + '\n');
+      },
+    });
+  } catch (err) {
+    if (err instanceof CliError && err.message === 'detached')
+      throw new CliError(`detached; job ${id} goes on (jf watch ${id})`, Exit.OK);
+    throw err;
+  } finally {
+    if (live) process.stderr.write('\r\x1b[2K');
+    process.off('SIGINT', onSigint);
+    if (stdinLive) {
+      process.stdin.off('data', onEnter);
+      process.stdin.pause();
+    }
+  }
+}
+
+/** The step asked for, or the job's current one; a CliError when the job has no such step. */
+function pickStep(st: JobStatus, stepId: number | undefined): StepStatus {
+  const step =
+    stepId === undefined ? currentStep(st) : st.step_instance_list.find((s) => s.step_instance_id === stepId);
+  if (!step) throw new CliError(`job ${st.job_instance.job_instance_id} has no step ${stepId ?? ''}`.trim());
+  return step;
+}
+
+interface ReportFlags {
+  step?: number;
+  maxrc?: boolean;
+  outdir?: string;
+  diff?: boolean;
+  ref?: number;
+}
+
+/**
+ * `--diff` (clush --diff): each other group's output as a unified diff against the reference
+ * group (--ref N, default the first: the largest). The diff library loads only when asked.
+ */
+async function addDiffs(reports: StepReport[], ref: number): Promise<string> {
+  const { createTwoFilesPatch } = await import('diff');
+  const text: string[] = [];
+  for (const r of reports) {
+    const base = r.groups[ref - 1];
+    if (!base)
+      throw new CliError(
+        `step ${r.step_instance_id} has ${r.groups.length} output groups, not ${ref}`,
+        Exit.USAGE,
+      );
+    for (const g of r.groups) {
+      if (g === base) continue;
+      g.diff = createTwoFilesPatch(
+        base.folded,
+        g.folded,
+        base.output,
+        g.output,
+        `(${base.count})`,
+        `(${g.count})`,
+        {
+          context: 3,
+        },
+      );
+      text.push(g.diff.replace(/^=+\n/, ''));
+    }
+  }
+  return text.join('');
+}
+
+/** Prints the gathered result of a job and sets the exit code. */
+async function report(ctx: Ctx, st: JobStatus, flags: ReportFlags): Promise<void> {
+  const reports = await stepReports(ctx.client, st, flags.step);
+  const diffs = flags.diff ? await addDiffs(reports, flags.ref ?? 1) : undefined;
+  if (flags.outdir) await writeOutdir(ctx.client, st, flags.outdir, flags.step);
+  const doc = {
+    job_instance_id: st.job_instance.job_instance_id,
+    name: st.job_instance.name,
+    status: st.job_instance.status,
+    status_name: RUN_STATUS_NAMES[st.job_instance.status],
+    finished: st.finished,
+    steps: reports,
+  };
+  if (ctx.out.format === 'ndjson')
+    process.stdout.write(JSON.stringify({ event: 'result', data: doc }) + '\n');
+  else printData(ctx.out, doc, () => diffs ?? renderGroups(ctx.out, reports));
+  if (ctx.out.format === 'human' && !ctx.out.quiet) process.stderr.write(summaryLine(ctx.out, st) + '\n');
+  process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
+}
+
+async function writeOutdir(client: ApiClient, st: JobStatus, dir: string, stepId?: number): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  const steps = st.step_instance_list.filter((s) => stepId === undefined || s.step_instance_id === stepId);
+  for (const s of steps) {
+    const target = steps.length > 1 ? path.join(dir, `step-${s.step_instance_id}`) : dir;
+    fs.mkdirSync(target, { recursive: true });
+    for (const o of await hostOutputs(client, st.job_instance.job_instance_id, s))
+      fs.writeFileSync(path.join(target, o.host.replace(/[/:]/g, '_')), o.output);
+  }
+}
+
+async function scriptVersionId(client: ApiClient, spec: string): Promise<Record<string, unknown>> {
+  const [id, version] = spec.split('@');
+  if (!id) throw new CliError(`--script ${spec}: give ID or ID@VERSION`, Exit.USAGE);
+  if (version === undefined) return { script_id: id };
+  const list = await client.call<{ data: { id: number; version: string }[] }>('get_script_version_list', {
+    script_id: id,
+    length: 1000,
+  });
+  const found = list.data.find((v) => v.version === version);
+  if (!found) throw new CliError(`script ${id} has no version "${version}"`, Exit.USAGE);
+  return { script_version_id: found.id };
+}
+
+interface RunFlags extends ReportFlags {
+  command?: string;
+  file?: string;
+  script?: string;
+  target: string[];
+  account?: string;
+  timeout?: number;
+  param?: string;
+  sensitive?: boolean;
+  lang: string;
+  rolling?: string;
+  rollingMode: string;
+  name?: string;
+  detach?: boolean;
+  waitTimeout?: number;
+}
+
+function runScriptCommand(): Command {
+  return new Command('script')
+    .description('run a script on hosts and follow it; the gathered output goes to stdout')
+    .option('-c, --command <cmd>', 'script text')
+    .option('-f, --file <file>', 'script file')
+    .option('--script <id[@version]>', 'a library script (its online version, or the named version)')
+    .requiredOption(
+      '-t, --target <targets>',
+      'hosts: ids, ip, cloud:ip, 10.0.1.[1-40], topo:module:ID, group:ID, @file (repeatable)',
+      collect,
+    )
+    .option(
+      '-a, --account <alias>',
+      'execution account alias (default: the profile account, else your OS user)',
+    )
+    .option('--timeout <seconds>', 'script timeout', positiveInt('timeout'))
+    .option('-p, --param <text>', 'script parameters')
+    .option('--sensitive', 'hide the parameters in logs and history')
+    .addOption(
+      new Option('-l, --lang <language>', 'script language').choices(Object.keys(LANGUAGES)).default('shell'),
+    )
+    .option('--rolling <expr>', 'rolling batches, e.g. "10%" or "1 2 5+"')
+    .addOption(
+      new Option('--rolling-mode <mode>', 'on a failed batch')
+        .choices(Object.keys(ROLLING_MODES))
+        .default('pause'),
+    )
+    .option('-n, --name <name>', 'job name')
+    .option('-d, --detach', 'print the job id and return at once')
+    .option(
+      '--wait-timeout <seconds>',
+      'stop following after this long (exit 5; the job goes on)',
+      positiveInt('wait timeout'),
+    )
+    .option('--maxrc', 'exit with the largest host exit code')
+    .option('--outdir <dir>', 'also write each host output to DIR/<host>')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  jf run script -c 'uptime' -t 10.0.1.[1-40]
+  jf run script -f deploy.sh -p '--fast' -t @hosts.txt --rolling 10% --rolling-mode confirm
+  jf run script --script 12@v3 -t 42,43 --detach
+  jf run script -c 'df -h /' -t 0:10.0.2.7 -o json | jq '.steps[0].groups[].folded'`,
+    )
+    .action(async (flags: RunFlags, cmd: Command) => {
+      const sources = [flags.command, flags.file, flags.script].filter((s) => s !== undefined).length;
+      if (sources !== 1)
+        throw new CliError('give exactly one of -c CMD, -f FILE or --script ID[@VER]', Exit.USAGE);
+      const targetServer = parseTargets(flags.target);
+      const ctx = await contextOf(cmd);
+      let content: Record<string, unknown>;
+      if (flags.script) content = await scriptVersionId(ctx.client, flags.script);
+      else {
+        let text = flags.command;
+        if (flags.file) {
+          try {
+            text = fs.readFileSync(flags.file, 'utf8');
+          } catch {
+            throw new CliError(`cannot read script file ${flags.file}`, Exit.USAGE);
+          }
+        }
+        content = {
+          script_content: Buffer.from(text ?? '').toString('base64'),
+          script_language: LANGUAGES[flags.lang],
+        };
+      }
+      const started = await ctx.client.call<{ job_instance_id: number }>('fast_execute_script', {
+        ...content,
+        account_alias: flags.account ?? ctx.client.conn.account,
+        target_server: targetServer,
+        ...(flags.name ? { task_name: flags.name } : {}),
+        ...(flags.timeout ? { timeout: flags.timeout } : {}),
+        ...(flags.param !== undefined ? { script_param: Buffer.from(flags.param).toString('base64') } : {}),
+        ...(flags.sensitive ? { is_param_sensitive: 1 } : {}),
+        ...(flags.rolling
+          ? { rolling_config: { expression: flags.rolling, mode: ROLLING_MODES[flags.rollingMode] } }
+          : {}),
+      });
+      const id = started.job_instance_id;
+      if (flags.detach) {
+        printData(ctx.out, { job_instance_id: id }, () => String(id));
+        return;
+      }
+      if (ctx.out.progress && ctx.out.format === 'human') process.stderr.write(`job ${id} started\n`);
+      const st = await watchJob(ctx, id, flags.waitTimeout ? flags.waitTimeout * 1000 : undefined);
+      await report(ctx, st, flags);
+    });
+}
+
+function watchCommand(): Command {
+  return new Command('watch')
+    .description('follow a job with one live line on stderr; Enter lists running hosts, Ctrl-C detaches')
+    .argument('<job>', 'job instance id', jobId)
+    .option('--wait-timeout <seconds>', 'give up after this long (exit 5)', positiveInt('wait timeout'))
+    .option('--maxrc', 'exit with the largest host exit code')
+    .addHelpText('after', '\nExamples:\n  jf watch 42\n  jf watch 42 --wait-timeout 600 && echo done')
+    .action(async (id: number, flags: { waitTimeout?: number; maxrc?: boolean }, cmd: Command) => {
+      const ctx = await contextOf(cmd);
+      const st = await watchJob(ctx, id, flags.waitTimeout ? flags.waitTimeout * 1000 : undefined);
+      const doc = {
+        job_instance_id: id,
+        status: st.job_instance.status,
+        status_name: RUN_STATUS_NAMES[st.job_instance.status],
+        counts: counts(st),
+      };
+      if (ctx.out.format === 'ndjson')
+        process.stdout.write(JSON.stringify({ event: 'end', data: doc }) + '\n');
+      else printData(ctx.out, doc, () => summaryLine(ctx.out, st));
+      process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
+    });
+}
+
+function resultCommand(): Command {
+  return new Command('result')
+    .description(
+      'gathered output: hosts with the same output and exit code under one folded host list, largest group first',
+    )
+    .argument('<job>', 'job instance id', jobId)
+    .option('-s, --step <id>', 'one step instance', positiveInt('step id'))
+    .option('--maxrc', 'exit with the largest host exit code')
+    .option('--diff', 'show how each group differs from the reference group (unified diff)')
+    .option('--ref <n>', 'the reference group for --diff (default 1, the largest)', positiveInt('group'))
+    .option('--outdir <dir>', 'also write each host output to DIR/<host>')
+    .addHelpText(
+      'after',
+      "\nExamples:\n  jf result 42\n  jf result 42 --outdir ./out && ls out\n  jf result 42 -o json | jq '.steps[].groups[] | {folded, exitCode}'",
+    )
+    .action(async (id: number, flags: ReportFlags, cmd: Command) => {
+      const ctx = await contextOf(cmd);
+      await report(ctx, await ctx.client.jobStatus(id), flags);
+    });
+}
+
+interface LogFlags {
+  step?: number;
+  host?: string[];
+  failed?: boolean;
+  follow?: boolean;
+  tail?: number;
+}
+
+function logsCommand(): Command {
+  return new Command('logs')
+    .description('host-prefixed output lines of a job')
+    .argument('<job>', 'job instance id', jobId)
+    .option(
+      '-s, --step <id>',
+      'one step instance (default: the current or last step)',
+      positiveInt('step id'),
+    )
+    .option('-H, --host <host>', 'only this host (ip, cloud:ip or host id; repeatable)', collect)
+    .option('--failed', 'only hosts that failed')
+    .option('-f, --follow', 'keep printing new output until the job ends')
+    .option('-n, --tail <lines>', 'only the last N lines of each host', positiveInt('tail'))
+    .addHelpText(
+      'after',
+      '\nExamples:\n  jf logs 42 --failed\n  jf logs 42 -H 10.0.1.7 --tail 20\n  jf logs 42 -f | grep ERROR',
+    )
+    .action(async (id: number, flags: LogFlags, cmd: Command) => {
+      const ctx = await contextOf(cmd);
+      const seen = new Map<number, number>();
+      const partial = new Map<number, string>();
+      const emit = (host: string, text: string) => {
+        for (const line of text.split('\n')) {
+          if (ctx.out.format === 'human') process.stdout.write(`${host}: ${line}\n`);
+          else process.stdout.write(JSON.stringify({ host, line }) + '\n');
+        }
+      };
+      const collected: { host: string; lines: string[] }[] = [];
+      for (let first = true; ; first = false) {
+        const st = await ctx.client.jobStatus(id);
+        const step = pickStep(st, flags.step);
+        let hosts = step.step_ip_result_list ?? [];
+        if (flags.host) {
+          const wanted = new Set(flags.host);
+          hosts = hosts.filter(
+            (h) => wanted.has(hostLabel(h)) || wanted.has(String(h.bk_host_id)) || wanted.has(h.ip ?? ''),
+          );
+          if (first && hosts.length === 0)
+            throw new CliError(`job ${id} ran on none of ${flags.host.join(', ')}`);
+        }
+        if (flags.failed) hosts = hosts.filter((h) => hostState(h.status) === 'failed');
+        const logs = await ctx.client.hostLogs(
+          id,
+          step.step_instance_id,
+          hosts.map((h) => h.bk_host_id),
+        );
+        for (const h of hosts) {
+          const label = hostLabel(h);
+          const all = logs.get(h.bk_host_id) ?? '';
+          // Offsets are kept per host on the client: each poll prints only what is new.
+          const text = (partial.get(h.bk_host_id) ?? '') + all.slice(seen.get(h.bk_host_id) ?? 0);
+          seen.set(h.bk_host_id, all.length);
+          const done = hostState(h.status) === 'ok' || hostState(h.status) === 'failed';
+          const cut = done ? text.length : text.lastIndexOf('\n') + 1;
+          partial.set(h.bk_host_id, text.slice(cut));
+          const complete = text.slice(0, cut).replace(/\n$/, '');
+          if (!complete) continue;
+          if (ctx.out.format === 'json' || ctx.out.format === 'yaml')
+            collected.push({ host: label, lines: complete.split('\n') });
+          else if (flags.tail && first) emit(label, complete.split('\n').slice(-flags.tail).join('\n'));
+          else emit(label, complete);
+        }
+        if (!flags.follow || st.finished) break;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      if (ctx.out.format === 'json' || ctx.out.format === 'yaml')
+        printData(
+          ctx.out,
+          collected.map((c) => ({ ...c, lines: flags.tail ? c.lines.slice(-flags.tail) : c.lines })),
+          () => '',
+        );
+    });
+}
+
+function hostsCommand(): Command {
+  return new Command('hosts')
+    .description('the hosts of a job, to pipe into the next run')
+    .argument('<job>', 'job instance id', jobId)
+    .option('-s, --step <id>', 'one step instance', positiveInt('step id'))
+    .addOption(
+      new Option('--status <state>', 'only hosts in this state').choices([
+        'ok',
+        'failed',
+        'running',
+        'waiting',
+      ]),
+    )
+    .option(
+      '-g, --group <n>',
+      'only the hosts of output group N (1 = largest, as jf result lists them)',
+      positiveInt('group'),
+    )
+    .addOption(
+      new Option('--format <format>', 'how to print them').choices(['ips', 'ids', 'folded']).default('ips'),
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  jf hosts 42 --status failed --format folded\n  jf run script -c "systemctl restart app" -t "$(jf hosts 42 --group 2 --format ids)"',
+    )
+    .action(
+      async (
+        id: number,
+        flags: { step?: number; status?: string; group?: number; format: string },
+        cmd: Command,
+      ) => {
+        const ctx = await contextOf(cmd);
+        const st = await ctx.client.jobStatus(id);
+        const step = pickStep(st, flags.step);
+        let hosts = step.step_ip_result_list ?? [];
+        if (flags.status) hosts = hosts.filter((h) => hostState(h.status) === flags.status);
+        if (flags.group) {
+          const [r] = await stepReports(ctx.client, st, step.step_instance_id);
+          const g = r?.groups[flags.group - 1];
+          if (!g)
+            throw new CliError(`job ${id} has ${r?.groups.length ?? 0} output groups, not ${flags.group}`);
+          const ids = new Set(g.host_ids);
+          hosts = hosts.filter((h) => ids.has(h.bk_host_id));
+        }
+        const labels = hosts.map(hostLabel);
+        printData(
+          ctx.out,
+          hosts.map((h) => ({ bk_host_id: h.bk_host_id, bk_cloud_id: h.bk_cloud_id, ip: h.ip })),
+          () =>
+            flags.format === 'ids'
+              ? hosts.map((h) => h.bk_host_id).join(',')
+              : flags.format === 'folded'
+                ? foldHosts(labels)
+                : labels.join('\n'),
+        );
+      },
+    );
+}
+
+/** The step operations of operate_step_instance, on the job's current step unless --step says otherwise. */
+function stepOperation(
+  name: string,
+  description: string,
+  code: (flags: Record<string, unknown>) => number,
+  extra?: (c: Command) => Command,
+): Command {
+  let c = new Command(name)
+    .description(description)
+    .argument('<job>', 'job instance id', jobId)
+    .option('-s, --step <id>', 'step instance (default: the current step)', positiveInt('step id'));
+  if (extra) c = extra(c);
+  return c.action(async (id: number, flags: Record<string, unknown> & { step?: number }, cmd: Command) => {
+    const ctx = await contextOf(cmd);
+    const st = await ctx.client.jobStatus(id);
+    const stepId = flags.step ?? currentStep(st)?.step_instance_id;
+    if (!stepId) throw new CliError(`job ${id} has no step`);
+    await ctx.client.operateStep(id, stepId, code(flags));
+    printData(
+      ctx.out,
+      { job_instance_id: id, step_instance_id: stepId, operation: name },
+      () => `job ${id} step ${stepId}: ${name} done`,
+    );
+  });
+}
+
+function operationCommands(): Command[] {
+  return [
+    stepOperation(
+      'retry',
+      'run the step again on its failed hosts (--all: on every host)',
+      (f) => (f.all ? 8 : 2),
+      (c) =>
+        c.option('--failed', 'only the failed hosts (default)').option('--all', 'every host of the step'),
+    ),
+    stepOperation('ignore-error', 'mark a failed step as ignored and go on', () => 3),
+    stepOperation('skip', 'skip a step that is stopping', () => 12),
+    stepOperation('next', 'go on to the next step after a terminated one', () => 11),
+    stepOperation('continue', 'start the next rolling batch (or confirm a waiting batch)', () => 13),
+    new Command('confirm')
+      .description('confirm a step waiting for confirmation')
+      .argument('<job>', 'job instance id', jobId)
+      .option('--reason <text>', 'why (kept with the job)')
+      .action(async (id: number, _f: unknown, cmd: Command) => {
+        const ctx = await contextOf(cmd);
+        const st = await ctx.client.jobStatus(id);
+        const step = st.step_instance_list.find((s) => s.status === 7 || s.status === 15);
+        if (!step) throw new CliError(`job ${id} has no step waiting for confirmation`);
+        await ctx.client.operateStep(id, step.step_instance_id, 13);
+        printData(
+          ctx.out,
+          { job_instance_id: id, step_instance_id: step.step_instance_id, operation: 'confirm' },
+          () => `job ${id}: confirmed`,
+        );
+      }),
+    new Command('terminate')
+      .description('stop a running job (its running hosts are killed)')
+      .argument('<job>', 'job instance id', jobId)
+      .action(async (id: number, _f: unknown, cmd: Command) => {
+        const ctx = await contextOf(cmd);
+        await ctx.client.operateJob(id, 1);
+        printData(ctx.out, { job_instance_id: id, operation: 'terminate' }, () => `job ${id}: terminating`);
+      }),
+  ];
+}
+
+interface JobRow {
+  job_instance_id: number;
+  name: string;
+  status: number;
+  operator: string;
+  create_time: number;
+  total_time: number | null;
+}
+
+function jobsCommand(): Command {
+  const ls = new Command('ls')
+    .description('job history of the scope, newest first')
+    .option('--since <hours>', 'created in the last N hours (at most 720)', positiveInt('hours'), 24)
+    .option(
+      '--status <code>',
+      'only this status code (3 success, 4 failed, 2 running ...)',
+      positiveInt('status'),
+    )
+    .option('--operator <user>', 'started by this user')
+    .option('--name <text>', 'name contains')
+    .option('--ip <ip>', 'ran on this ip')
+    .option('-n, --limit <n>', 'at most N jobs', positiveInt('limit'), 20)
+    .addHelpText(
+      'after',
+      "\nExamples:\n  jf jobs ls --status 4 --since 72\n  jf jobs ls -o json | jq '.[].job_instance_id'",
+    )
+    .action(
+      async (
+        flags: {
+          since: number;
+          status?: number;
+          operator?: string;
+          name?: string;
+          ip?: string;
+          limit: number;
+        },
+        cmd: Command,
+      ) => {
+        const ctx = await contextOf(cmd);
+        const now = Date.now();
+        const data = await ctx.client.call<{ data: JobRow[] | null; total: number }>(
+          'get_job_instance_list',
+          {
+            create_time_start: now - Math.min(flags.since, 720) * 3600_000,
+            create_time_end: now + 60_000,
+            length: Math.min(flags.limit, 1000),
+            ...(flags.status ? { status: flags.status } : {}),
+            ...(flags.operator ? { operator: flags.operator } : {}),
+            ...(flags.name ? { name: flags.name } : {}),
+            ...(flags.ip ? { ip: flags.ip } : {}),
+          },
+        );
+        const rows = data.data ?? [];
+        printData(ctx.out, rows, () =>
+          table(
+            ['ID', 'STATUS', 'OPERATOR', 'CREATED', 'TOOK', 'NAME'],
+            rows.map((j) => [
+              j.job_instance_id,
+              RUN_STATUS_NAMES[j.status] ?? j.status,
+              j.operator,
+              new Date(j.create_time).toISOString().slice(0, 19).replace('T', ' '),
+              j.total_time === null ? '' : duration(j.total_time),
+              j.name,
+            ]),
+          ),
+        );
+      },
+    );
+  const get = new Command('get')
+    .description('a job with its steps and host counts')
+    .argument('<job>', 'job instance id', jobId)
+    .action(async (id: number, _f: unknown, cmd: Command) => {
+      const ctx = await contextOf(cmd);
+      const st = await ctx.client.jobStatus(id);
+      printData(ctx.out, st, () =>
+        [
+          summaryLine(ctx.out, st),
+          table(
+            ['STEP', 'STATUS', 'HOSTS', 'NAME'],
+            st.step_instance_list.map((s) => [
+              s.step_instance_id,
+              RUN_STATUS_NAMES[s.status] ?? s.status,
+              s.step_ip_result_list?.length ?? 0,
+              s.name,
+            ]),
+          ),
+        ].join('\n'),
+      );
+    });
+  return new Command('jobs').description('job history').addCommand(ls).addCommand(get);
+}
+
+export function runCommand(): Command {
+  return new Command('run').description('start a job').addCommand(runScriptCommand());
+}
+
+export function jobCommands(): Command[] {
+  return [
+    runCommand(),
+    watchCommand(),
+    resultCommand(),
+    logsCommand(),
+    hostsCommand(),
+    ...operationCommands(),
+    jobsCommand(),
+  ];
+}
