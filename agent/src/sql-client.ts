@@ -63,9 +63,3 @@ export function unsupportedEngine(login: DatabaseLogin | undefined): string | un
   if (login.engine !== 'mysql') return `${login.engine} databases are not supported yet (MySQL/MariaDB only)`;
   return undefined;
 }
-
-/** What the task spool may keep of a request: all of it but a database password. */
-export function withoutPassword<T extends object>(msg: T): T {
-  if (!('database' in msg) || !msg.database || typeof msg.database !== 'object') return msg;
-  return { ...msg, database: { ...msg.database, password: '' } };
-}

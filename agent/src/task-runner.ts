@@ -23,7 +23,6 @@ import { FileServer } from './file-server.js';
 import { OutputCap } from './output-cap.js';
 import { identifyProcess, killGroupIfSame } from './process-identity.js';
 import { removeScriptDirs, runScript } from './script-runner.js';
-import { withoutPassword } from './sql-client.js';
 import type { RunningTask, TaskReports, TaskRunnerPort } from './task-runner-api.js';
 import { TaskSpool } from './task-spool.js';
 import type { FileReport, FinishedReport, TaskRequest } from './task-spool.js';
@@ -145,7 +144,7 @@ export class TaskRunner implements TaskRunnerPort {
   private begin(msg: TaskRequest, logCapBytes: number): Task | undefined {
     if (this.closed || this.tasks.has(msg.key) || this.recordedKeys.has(msg.key)) return undefined;
     const startTime = Date.now();
-    this.spool.create(withoutPassword(msg), startTime);
+    this.spool.create(msg, startTime);
     let settle = () => undefined as void;
     const task: Task = {
       key: msg.key,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { optionFileText, withoutPassword } from '../src/sql-client.js';
+import { optionFileText } from '../src/sql-client.js';
 import { RecordingReports, runMsg } from './helpers/recording-reports.js';
 import { Runners } from './helpers/runners.js';
 
@@ -29,16 +29,6 @@ describe('SQL client', () => {
     assert.match(text, /^\[client\]\n/);
     assert.ok(text.includes('password="p\\"a\\\\ss w#rd;\'x\\n"\n'), text);
     assert.ok(text.includes('host=127.0.0.1\nport=3306\n'));
-  });
-
-  it('keeps everything of a request but the password for the spool', () => {
-    const msg = runMsg('select 1', { language: 'sql', database: login });
-    const kept = withoutPassword(msg);
-    assert.equal(kept.database?.password, '');
-    assert.equal(kept.database?.user, 'app');
-    assert.equal(msg.database?.password, login.password, 'the running task keeps it');
-    const plain = runMsg('echo hi');
-    assert.equal(withoutPassword(plain), plain);
   });
 
   it('fails a host clearly for Oracle and DB2, and for a SQL task with no database account', async () => {

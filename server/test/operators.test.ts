@@ -47,12 +47,19 @@ async function call<T = Record<string, unknown>>(
     headers.cookie = as.session.cookie;
     if (as.csrf !== false) headers['x-csrf-token'] = as.session.csrf;
   }
+  const aborter = new AbortController();
   const res = await fetch(`${base}${path}`, {
     method,
     headers,
+    signal: aborter.signal,
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   assert.equal(res.status, 200, `${method} ${path}`);
+  // An event stream that was let through never ends: its opening is the answer.
+  if (res.headers.get('content-type')?.startsWith('text/event-stream')) {
+    aborter.abort();
+    return { result: true, code: 0, message: 'stream opened' } as Envelope<T>;
+  }
   return (await res.json()) as Envelope<T>;
 }
 

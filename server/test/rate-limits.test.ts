@@ -65,6 +65,19 @@ for (const engine of engines()) {
       assert.ok(refused.length >= PER_APP, `refusals: ${burst.map((r) => r.code).join(',')}`);
       assert.match(refused[0]?.message ?? '', /app test-app: at most 5 per second; retry in \d+ ms/);
       assert.equal(refused[0]?.result, false);
+      // Refusals are visible in metrics: requests are counted by endpoint and BK-JOB code.
+      const metrics = await (await fetch(`${fleet.server.url}/metrics`)).text();
+      const line = metrics
+        .split('\n')
+        .find((l) =>
+          l.startsWith(
+            `jobfleet_http_requests_total{endpoint="get_job_instance_list",code="${RATE_LIMITED}"}`,
+          ),
+        );
+      assert.ok(
+        line && Number(line.split(' ').pop()) >= refused.length,
+        `no refusal count in /metrics: ${line}`,
+      );
       await recovered();
     });
 

@@ -262,6 +262,55 @@ for (const engine of engines()) {
       );
     });
 
+    it('a SQL step of a plan runs as its database account and shows as step type 4', async () => {
+      await maria.rootQuery('DELETE FROM app.seen');
+      const call = <T>(name: string, body: Record<string, unknown>) =>
+        post<T>(fleet.server.url, name, { ...fleet.scope, ...body }, fleet.creds);
+      const template = await call<{ id: number }>('create_job_template', {
+        name: `sql template ${engine}`,
+        step_list: [
+          {
+            name: 'record',
+            type: 1,
+            script_info: {
+              script_content: b64(
+                'INSERT INTO app.seen VALUES (CONNECTION_ID());\nSELECT COUNT(*) AS n FROM app.seen;',
+              ),
+              script_language: 6,
+              account: { id: dbAccountId },
+              server: allHosts(),
+            },
+          },
+        ],
+      });
+      assert.ok(template.result, template.message);
+      const plan = await call<{ id: number }>('create_job_plan', {
+        job_template_id: template.data.id,
+        name: 'sql',
+      });
+      assert.ok(plan.result, plan.message);
+      const detail = await get<{ step_list: { type: number; script_info: { script_language: number } }[] }>(
+        fleet.server.url,
+        'get_job_plan_detail',
+        { ...fleet.scope, job_plan_id: plan.data.id },
+        fleet.creds,
+      );
+      assert.deepEqual(
+        detail.data.step_list.map((st) => [st.type, st.script_info.script_language]),
+        [[1, 6]],
+      );
+      const run = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: plan.data.id });
+      assert.ok(run.result, run.message);
+      const st = await waitFinished(fleet, run.data.job_instance_id, 30_000);
+      assert.equal(st.job_instance.status, 3);
+      const step = st.step_instance_list[0]!;
+      assert.equal(step.type, 4);
+      const [hostId] = fleet.hostIds.values();
+      const log = (await hostLog(fleet, run.data.job_instance_id, step.step_instance_id, hostId!)) ?? '';
+      assert.match(log, /Query OK, 1 row affected/);
+      assert.equal((await maria.rootQuery('SELECT COUNT(DISTINCT conn) FROM app.seen')).trim(), '3');
+    });
+
     it('a dangerous rule for SQL intercepts DROP DATABASE', async () => {
       const rule = await post<{ id: number }>(
         fleet.server.url,

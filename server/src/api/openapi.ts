@@ -351,6 +351,14 @@ const OTHER_ROUTES: {
     security: 'adminToken',
   },
   { method: 'delete', path: '/api/admin/tokens/{id}', summary: 'revoke any token', security: 'adminToken' },
+  { method: 'get', path: '/api/admin/crons', summary: 'list crons of every scope', security: 'adminToken' },
+  { method: 'post', path: '/api/admin/crons/{id}/enable', summary: 'enable a cron', security: 'adminToken' },
+  {
+    method: 'post',
+    path: '/api/admin/crons/{id}/disable',
+    summary: 'disable a cron',
+    security: 'adminToken',
+  },
   { method: 'get', path: '/api/admin/apps', summary: 'list apps', security: 'adminToken' },
   {
     method: 'post',

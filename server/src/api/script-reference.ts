@@ -43,3 +43,39 @@ export async function resolveCitedScript(
   }
   return { version, source: version.script.public ? ScriptSource.PUBLIC : ScriptSource.BUSINESS };
 }
+
+/** What a run request names: a library version (by version id, else script id) or inline content. */
+export interface ScriptToRun {
+  /** base64 */
+  content: string;
+  cited: CitedScript | undefined;
+  /** For the step spec: where a library script came from. */
+  library: { source: 2 | 3; scriptId: string; scriptVersionId: number } | undefined;
+}
+
+/** Priority as BK-JOB's: script_version_id, then script_id, then script_content. */
+export async function scriptToRun(
+  ctx: EndpointContext,
+  input: {
+    script_version_id?: number | undefined;
+    script_id?: string | undefined;
+    script_content?: string | undefined;
+  },
+): Promise<ScriptToRun> {
+  const cited =
+    input.script_version_id !== undefined || (input.script_id !== undefined && input.script_id !== '')
+      ? await resolveCitedScript(ctx, { scriptVersionId: input.script_version_id, scriptId: input.script_id })
+      : undefined;
+  const content = cited
+    ? Buffer.from(cited.version.content ?? '', 'utf8').toString('base64')
+    : input.script_content;
+  if (content === undefined || content === '') {
+    throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', {
+      param: 'script_version_id|script_id|script_content',
+    });
+  }
+  const library = cited
+    ? { source: cited.source, scriptId: cited.version.script.id, scriptVersionId: cited.version.id }
+    : undefined;
+  return { content, cited, library };
+}

@@ -51,11 +51,12 @@ async function accountOf(
   ctx: EndpointContext,
   at: string,
   a: z.output<typeof AccountRefInput> | undefined,
+  category: 1 | 2 = 1,
 ): Promise<{ id: number; name: string }> {
   const alias = a?.alias ?? a?.name;
   if (!a || (a.id === undefined && !alias))
     throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: at });
-  const r = await resolveAccount(ctx, a.id, alias);
+  const r = await resolveAccount(ctx, a.id, alias, category);
   return { id: r.id, name: r.alias };
 }
 
@@ -120,7 +121,9 @@ export async function buildTemplateBody(
       // A citation is pinned to the version it resolves to now (script_id alone: the online one).
       const pinned = si.script_type === 1 ? undefined : await citedScript(ctx, si);
       checkServer(`${at}.script_info.server`, si.server, vars);
-      const account = await accountOf(ctx, `${at}.script_info.account`, si.account);
+      // A SQL step names a database account (its system account runs the client).
+      const sql = (pinned?.language ?? si.script_language) === 6;
+      const account = await accountOf(ctx, `${at}.script_info.account`, si.account, sql ? 2 : 1);
       step.script_info = pinned
         ? {
             ...si,

@@ -355,13 +355,17 @@ export class InventoryStore {
   }
 
   /** Alias lookup is among system accounts (category 1) of the given businesses, as BK-JOB does. */
-  async findSystemAccountByAlias(bizIds: readonly number[], alias: string): Promise<Account | undefined> {
+  async findSystemAccountByAlias(
+    bizIds: readonly number[],
+    alias: string,
+    category: 1 | 2 = 1,
+  ): Promise<Account | undefined> {
     if (bizIds.length === 0) return undefined;
     return this.db
       .selectFrom('account')
       .selectAll()
       .where('biz_id', 'in', bizIds)
-      .where('category', '=', 1)
+      .where('category', '=', category)
       .where('alias', '=', alias)
       .orderBy('id')
       .executeTakeFirst();

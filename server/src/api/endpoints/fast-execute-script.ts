@@ -8,7 +8,7 @@ import { resolveTargets } from '../../inventory/target-resolution.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zBase64, zInt, zLong } from '../input-types.js';
-import { resolveCitedScript } from '../script-reference.js';
+import { scriptToRun } from '../script-reference.js';
 import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
 import {
   CommonExecuteFields,
@@ -48,21 +48,7 @@ export const fastExecuteScript = defineEndpoint({
   async handle(ctx, input) {
     const prior = await priorSubmission(ctx, input.client_request_id);
     if (prior) return prior;
-    const cited =
-      input.script_version_id !== undefined || (input.script_id !== undefined && input.script_id !== '')
-        ? await resolveCitedScript(ctx, {
-            scriptVersionId: input.script_version_id,
-            scriptId: input.script_id,
-          })
-        : undefined;
-    const content = cited
-      ? Buffer.from(cited.version.content ?? '', 'utf8').toString('base64')
-      : input.script_content;
-    if (content === undefined || content === '') {
-      throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', {
-        param: 'script_version_id|script_id|script_content',
-      });
-    }
+    const { content, cited, library } = await scriptToRun(ctx, input);
     // A library script runs in its own language, whatever script_language says.
     const language = cited ? cited.version.script.language : input.script_language;
     if (language === undefined || language < 1 || language > 6) {
@@ -99,15 +85,7 @@ export const fastExecuteScript = defineEndpoint({
       targetServer: input.target_server,
       ignoreError: false,
       ...rollingSpecOf(input.rolling_config),
-      ...(cited
-        ? {
-            library: {
-              source: cited.source,
-              scriptId: cited.version.script.id,
-              scriptVersionId: cited.version.id,
-            },
-          }
-        : {}),
+      ...(library ? { library } : {}),
     });
     const reply = await submitOneStepJob(ctx, {
       name: input.task_name ? input.task_name : defaultJobName('Script Execution'),

@@ -13,7 +13,7 @@ import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zBase64, zLong } from '../input-types.js';
-import { resolveCitedScript } from '../script-reference.js';
+import { scriptToRun } from '../script-reference.js';
 import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
 import {
   CommonExecuteFields,
@@ -92,25 +92,11 @@ export const fastExecuteSql = defineEndpoint({
   async handle(ctx, input) {
     const prior = await priorSubmission(ctx, input.client_request_id);
     if (prior) return { ...prior, step_instance_id: null };
-    const cited =
-      input.script_version_id !== undefined || (input.script_id !== undefined && input.script_id !== '')
-        ? await resolveCitedScript(ctx, {
-            scriptVersionId: input.script_version_id,
-            scriptId: input.script_id,
-          })
-        : undefined;
+    const { content, cited, library } = await scriptToRun(ctx, input);
     if (cited && cited.version.script.language !== SQL_LANGUAGE) {
       throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
         param: input.script_version_id !== undefined ? 'script_version_id' : 'script_id',
         reason: 'cites a script that is not SQL (script_language 6)',
-      });
-    }
-    const content = cited
-      ? Buffer.from(cited.version.content ?? '', 'utf8').toString('base64')
-      : input.script_content;
-    if (content === undefined || content === '') {
-      throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', {
-        param: 'script_version_id|script_id|script_content',
       });
     }
     const { database, runAs } = await resolveDatabaseAccount(ctx, input.db_account_id);
@@ -133,15 +119,7 @@ export const fastExecuteSql = defineEndpoint({
       database,
       targetServer: input.target_server,
       ignoreError: false,
-      ...(cited
-        ? {
-            library: {
-              source: cited.source,
-              scriptId: cited.version.script.id,
-              scriptVersionId: cited.version.id,
-            },
-          }
-        : {}),
+      ...(library ? { library } : {}),
     };
     const reply = await submitOneStepJob(ctx, {
       name: input.task_name ? input.task_name : defaultJobName('SQL Script'),

@@ -98,21 +98,25 @@ export function checkCallbackUrl(url: string | undefined): string | null {
 }
 
 /** account_id wins; else the alias among the scope's system accounts (behaviour notes §5). */
+/**
+ * An execution account of the job's scope by id or alias: a system account (category 1) that
+ * scripts and file transfers run as, or, for SQL steps, a database account (category 2).
+ */
 export async function resolveAccount(
   ctx: EndpointContext,
   id: number | undefined,
   alias: string | undefined,
+  category: 1 | 2 = 1,
 ) {
   const inv = ctx.services.store.inventory;
   if (id !== undefined) {
     const a = await inv.getAccount(id);
-    // A database account names a database user, not an OS user a script could run as.
-    if (!a || !ctx.scope.bizIds.includes(a.biz_id) || a.category !== 1)
+    if (!a || !ctx.scope.bizIds.includes(a.biz_id) || a.category !== category)
       throw new ApiError('ACCOUNT_NOT_EXIST', { account: id });
     return { id: a.id, alias: a.alias, osUser: a.os_user };
   }
   if (alias !== undefined && alias !== '') {
-    const a = await inv.findSystemAccountByAlias(ctx.scope.bizIds, alias);
+    const a = await inv.findSystemAccountByAlias(ctx.scope.bizIds, alias, category);
     if (!a) throw new ApiError('ACCOUNT_NOT_EXIST', { account: alias });
     return { id: a.id, alias: a.alias, osUser: a.os_user };
   }
