@@ -4,11 +4,12 @@ import { adminCommand } from './commands/admin.js';
 import { agentCommand } from './commands/agent.js';
 import { serveCommand } from './commands/serve.js';
 import { templateCommand } from './commands/template.js';
-import { VERSION, addOperatorCommands, runProgram } from './jf/program.js';
+import { addOperatorCommands, runProgram } from './jf/program.js';
 
 const program = new Command('jobfleet')
   .description('Jobfleet: run scripts and ship files across fleets of hosts (BK-JOB v3 compatible API)')
-  .version(VERSION)
+  // No root --version: `admin script push --version V` names a script version, and commander
+  // would take a root --version anywhere on the line. `jf --version` prints it.
   .addHelpText(
     'after',
     '\nConfiguration precedence: command-line flag > environment variable > config file > default.',
