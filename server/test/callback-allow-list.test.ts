@@ -98,7 +98,11 @@ for (const engine of engines()) {
       // The list comes from a config file, so that a restart can pick up a changed one.
       configFile = path.join(tempDir('config'), 'jobfleet.json');
       fs.writeFileSync(configFile, JSON.stringify({ callbackAllowList: `${base}/hooks` }));
-      fleet = await startFleet(engine, 1, { args: ['--config', configFile] });
+      // A server restart below: the agent gets a window wide enough to come back on a loaded machine.
+      fleet = await startFleet(engine, 1, {
+        args: ['--config', configFile],
+        env: { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '10000' },
+      });
       hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
     });
 
