@@ -32,10 +32,10 @@ import {
   hostTasksOf,
   priorSubmission,
   resolveAccount,
+  resolveScriptTargets,
   rollingSpecOf,
 } from './job-submission.js';
 
-const MAX_SCRIPT_TARGETS = 50_000;
 const SQL_LANGUAGE = 6;
 
 const Input = z.object({
@@ -147,12 +147,7 @@ async function buildStep(
     const language = (cited?.language ?? si.script_language) as ScriptLanguageCode;
     screened.push(await enforceDangerousRules(ctx, language, content));
     const targetServer = targetOf(`step ${step.name}: server`, si.server, vars);
-    const hosts = await resolveTargets(inv, ctx.scope, targetServer);
-    if (hosts.length > MAX_SCRIPT_TARGETS)
-      throw new ApiError('SCRIPT_TASK_TARGET_EXCEEDS_LIMIT', {
-        count: hosts.length,
-        limit: MAX_SCRIPT_TARGETS,
-      });
+    const hosts = await resolveScriptTargets(ctx, targetServer);
     // A SQL step (language 6) names its database account; the client runs as that account's system account.
     const sql = language === SQL_LANGUAGE ? await resolveDatabaseAccount(ctx, si.account.id) : undefined;
     const spec: StepSpec = sealStepParam(ctx.services.secretBox, {

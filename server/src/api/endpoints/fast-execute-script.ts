@@ -4,7 +4,6 @@ import { z } from 'zod';
 import { JobType, StepType } from '../../engine/statuses.js';
 import type { ScriptLanguageCode } from '../../engine/statuses.js';
 import type { ScriptStepSpec } from '../../engine/step-spec.js';
-import { resolveTargets } from '../../inventory/target-resolution.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zBase64, zInt, zLong } from '../input-types.js';
@@ -16,6 +15,7 @@ import {
   checkCallbackUrl,
   defaultJobName,
   priorSubmission,
+  resolveScriptTargets,
   resolveAccount,
   rollingSpecOf,
   submitOneStepJob,
@@ -24,7 +24,6 @@ import {
 const MAX_SCRIPT_BYTES = 16_777_215;
 const MAX_PARAM_BYTES = 65_535;
 const MAX_SENSITIVE_PARAM_BYTES = 48_128;
-const MAX_TARGETS = 50_000;
 
 export const Input = z.object({
   script_version_id: zLong.optional(),
@@ -69,10 +68,7 @@ export const fastExecuteScript = defineEndpoint({
     assertCallbackAllowed(ctx, callbackUrl);
     const account = await resolveAccount(ctx, input.account_id, input.account_alias);
     if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
-    const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, input.target_server);
-    if (hosts.length > MAX_TARGETS) {
-      throw new ApiError('SCRIPT_TASK_TARGET_EXCEEDS_LIMIT', { count: hosts.length, limit: MAX_TARGETS });
-    }
+    const hosts = await resolveScriptTargets(ctx, input.target_server);
 
     const spec: ScriptStepSpec = sealStepParam(ctx.services.secretBox, {
       kind: 'script',

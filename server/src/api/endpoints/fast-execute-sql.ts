@@ -7,7 +7,6 @@
 import { z } from 'zod';
 import { JobType, StepType } from '../../engine/statuses.js';
 import type { DatabaseRef, ScriptStepSpec } from '../../engine/step-spec.js';
-import { resolveTargets } from '../../inventory/target-resolution.js';
 import { AccountCategory, AccountType } from '../../store/account-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -21,12 +20,12 @@ import {
   checkCallbackUrl,
   defaultJobName,
   priorSubmission,
+  resolveScriptTargets,
   submitOneStepJob,
 } from './job-submission.js';
 
 const SQL_LANGUAGE = 6;
 const MAX_SCRIPT_BYTES = 16_777_215;
-const MAX_TARGETS = 50_000;
 
 const ENGINES: Partial<Record<number, DatabaseRef['engine']>> = {
   [AccountType.MYSQL]: 'mysql',
@@ -104,10 +103,7 @@ export const fastExecuteSql = defineEndpoint({
     const callbackUrl = checkCallbackUrl(input.callback_url);
     assertCallbackAllowed(ctx, callbackUrl);
     if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
-    const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, input.target_server);
-    if (hosts.length > MAX_TARGETS) {
-      throw new ApiError('SCRIPT_TASK_TARGET_EXCEEDS_LIMIT', { count: hosts.length, limit: MAX_TARGETS });
-    }
+    const hosts = await resolveScriptTargets(ctx, input.target_server);
     const spec: ScriptStepSpec = {
       kind: 'script',
       scriptContent: content,

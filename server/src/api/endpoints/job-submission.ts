@@ -8,6 +8,7 @@ import { batchSizes } from '../../engine/rolling-plan.js';
 import { HostStatus, LaunchMode } from '../../engine/statuses.js';
 import type { RollingSpec, StepSpec } from '../../engine/step-spec.js';
 import type { NewHostTask } from '../../store/execution-store.js';
+import { resolveTargets } from '../../inventory/target-resolution.js';
 import type { Host } from '../../store/inventory-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
@@ -121,6 +122,21 @@ export async function resolveAccount(
     return { id: a.id, alias: a.alias, osUser: a.os_user };
   }
   throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'account_id|account_alias' });
+}
+
+/** BK-JOB's limit on the targets of one script step (behaviour notes §5). */
+const MAX_SCRIPT_TARGETS = 50_000;
+
+/** The hosts a script step targets, refused past BK-JOB's per-step limit. */
+export async function resolveScriptTargets(ctx: EndpointContext, target: TargetServer): Promise<Host[]> {
+  const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, target);
+  if (hosts.length > MAX_SCRIPT_TARGETS) {
+    throw new ApiError('SCRIPT_TASK_TARGET_EXCEEDS_LIMIT', {
+      count: hosts.length,
+      limit: MAX_SCRIPT_TARGETS,
+    });
+  }
+  return hosts;
 }
 
 export function rollingSpecOf(rolling: RollingConfig): { rolling?: RollingSpec } {
