@@ -4,16 +4,51 @@
  * design notes (§7).
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { AGENT_LINK_PATH, PROTOCOL_VERSION } from '@jobfleet/protocol';
 import { after, before, describe, test } from 'node:test';
-import { admin, get } from './helpers/api-client.js';
-import { checkInvariants, clusterScript, serverIdOf, sessionsOf, startCluster } from './helpers/cluster.js';
+import { admin, get, post } from './helpers/api-client.js';
+import {
+  checkInvariants,
+  clusterScript,
+  serverIdOf,
+  sessionsOf,
+  startCluster,
+  waitJobFinished,
+} from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
 import type { JobStatus } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
-import type { ServerProcess } from './helpers/processes.js';
+import type { AgentProcess, ServerProcess } from './helpers/processes.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
+
+/** Polls the database until `fn` holds (a fault is injected at a point seen there, never after a bare sleep). */
+async function until(
+  c: Cluster,
+  what: string,
+  fn: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  void c;
+}
+
+const hostsRunning = (c: Cluster, jobId: number, n: number) => async () => {
+  const rows = await c.db<{ n: string }>(
+    `select count(*) as n from host_task t join step_instance s on s.id = t.step_instance_id
+     where s.job_instance_id = $1 and t.status = 7`,
+    [jobId],
+  );
+  return Number(rows[0]?.n) >= n;
+};
 
 describe('cluster: three servers, agents spread over them', { skip: !withPg }, () => {
   let c: Cluster;
@@ -68,31 +103,54 @@ describe('cluster: three servers, agents spread over them', { skip: !withPg }, (
     const failing = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { failOn: '127.0.0.3' });
     await checkInvariants(c, [job, failing]);
   });
+
+  test('11: terminate through S3 a job owned by S1 whose agent is on S2', async () => {
+    const job = await clusterScript(c, 0, ['127.0.0.2'], { sleep: 30 });
+    await until(c, 'the host running', hostsRunning(c, job.jobId, 1));
+    const f = c.via(2);
+    const r = await post(
+      f.server.url,
+      'operate_job_instance',
+      { ...f.scope, job_instance_id: job.jobId, operation_code: 1 },
+      f.creds,
+    );
+    assert.equal(r.result, true, r.message);
+    const st = await waitJobFinished(c, job.jobId, 20_000);
+    assert.equal(st.job_instance.status, 11);
+    // 403: terminated (behaviour notes' host status).
+    assert.equal(st.step_instance_list[0]?.step_ip_result_list?.[0]?.status, 403);
+  });
+
+  test('10: a newer session elsewhere closes the stale one; its host keeps working', async () => {
+    const agent = c.agents[2] as AgentProcess; // 127.0.0.4, held by S2
+    const hostId = c.hostIds.get(agent.ip) ?? 0;
+    const before = (await sessionsOf(c)).get(hostId);
+    const identity = JSON.parse(fs.readFileSync(path.join(agent.stateDir, 'identity.json'), 'utf8')) as {
+      token: string;
+    };
+    // A second connection for the host, on S1: the session moves there and S2 drops the agent.
+    const stale = new WebSocket(`${c.servers[0]?.url.replace('http', 'ws')}${AGENT_LINK_PATH}`, {
+      headers: { authorization: `Bearer ${identity.token}` },
+    });
+    const closed = new Promise<number>((resolve) => stale.on('close', (code) => resolve(code)));
+    await new Promise((resolve, reject) => stale.once('open', resolve).once('error', reject));
+    stale.send(
+      JSON.stringify({
+        v: PROTOCOL_VERSION,
+        type: 'hello',
+        agentVersion: 'test',
+        host: { ip: agent.ip, ipv6: '', cloudId: 0, hostname: `host-${agent.ip}`, osType: 'linux' },
+        held: [],
+      }),
+    );
+    // The real agent comes back (to S2), which makes the connection on S1 the stale one.
+    assert.equal(await closed, 4005);
+    const after = (await sessionsOf(c)).get(hostId);
+    assert.ok(after && before && after.epoch >= before.epoch + 2, 'epoch bumped twice');
+    const job = await clusterScript(c, 0, [agent.ip], { sleep: 0 });
+    await checkInvariants(c, [job]);
+  });
 });
-
-/** Polls the database until `fn` holds (a fault is injected at a point seen there, never after a bare sleep). */
-async function until(
-  c: Cluster,
-  what: string,
-  fn: () => Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  void c;
-}
-
-const hostsRunning = (c: Cluster, jobId: number, n: number) => async () => {
-  const rows = await c.db<{ n: string }>(
-    `select count(*) as n from host_task t join step_instance s on s.id = t.step_instance_id
-     where s.job_instance_id = $1 and t.status = 7`,
-    [jobId],
-  );
-  return Number(rows[0]?.n) >= n;
-};
 
 describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => {
   after(async () => {

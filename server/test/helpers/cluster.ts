@@ -63,6 +63,7 @@ export async function startClusterServer(
     databaseUrl,
     args: ['--host', serverAddress(i)],
     env: { ...CLUSTER_TEST_ENV, ...env },
+    readyTimeoutMs: 60_000,
   });
 }
 
@@ -75,12 +76,11 @@ export async function startCluster(opts: {
 }): Promise<Cluster> {
   const databaseUrl = await freshDatabase('postgres');
   if (!databaseUrl) throw new Error('cluster tests need JOBFLEET_TEST_PG_URL');
-  // The first server migrates the database; the others then start together.
-  const first = await startClusterServer(databaseUrl, 0, opts.env);
-  const rest = await Promise.all(
-    Array.from({ length: opts.servers - 1 }, (_, i) => startClusterServer(databaseUrl, i + 1, opts.env)),
-  );
-  const servers = [first, ...rest];
+  // One after the other: the first migrates the database, and starts in parallel only thrash a
+  // loaded machine.
+  const servers: ServerProcess[] = [];
+  for (let i = 0; i < opts.servers; i++) servers.push(await startClusterServer(databaseUrl, i, opts.env));
+  const first = servers[0] as ServerProcess;
   const created = await admin(first.url, first.adminToken, 'POST', '/biz', { id: BIZ, name: 'cluster test' });
   if (!created.result) throw new Error(created.message);
   const account = os.userInfo().username;
@@ -100,10 +100,16 @@ export async function startCluster(opts: {
         ip,
         biz: BIZ,
         env: { TEST_AGENT_IP: ip, TEST_MARKERS: markers },
-      }).catch((err: unknown) => {
-        const logs = servers.map((s, i) => `S${i + 1}:\n${s.output().split('\n').slice(-15).join('\n')}`);
-        throw new Error(`${String(err)}\n${logs.join('\n')}`);
-      });
+        waitReady: false,
+      })
+        .then(async (agent) => {
+          await agent.waitReady(1, 60_000);
+          return agent;
+        })
+        .catch((err: unknown) => {
+          const logs = servers.map((s, i) => `S${i + 1}:\n${s.output().split('\n').slice(-15).join('\n')}`);
+          throw new Error(`${String(err)}\n${logs.join('\n')}`);
+        });
     }),
   );
   const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
