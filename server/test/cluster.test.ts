@@ -21,6 +21,8 @@ import {
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
 import type { JobStatus } from './helpers/fleet.js';
+import { privatePostgresAvailable, startPrivatePostgres } from './helpers/private-postgres.js';
+import type { PrivatePostgres } from './helpers/private-postgres.js';
 import { stopAll } from './helpers/processes.js';
 import type { AgentProcess, ServerProcess } from './helpers/processes.js';
 
@@ -219,6 +221,34 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       assert.deepEqual(
         await c.db('select status, end_time from job_instance where id = $1', [job.jobId]),
         before,
+      );
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe('cluster: PostgreSQL restarted mid-job', { skip: !withPg || !privatePostgresAvailable() }, () => {
+  let pgs: PrivatePostgres | undefined;
+  after(async () => {
+    await stopAll();
+    pgs?.stop();
+  });
+
+  test('9: no server crashes or is declared dead; jobs finish; new work dispatches', async () => {
+    pgs = await startPrivatePostgres();
+    const c = await startCluster({ servers: 2, agents: 2, placement: (n) => 1 - n, databaseUrl: pgs.url });
+    try {
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2 });
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      pgs.restart('immediate');
+      const next = await clusterScript(c, 1, ['127.0.0.2', '127.0.0.3'], { sleep: 0 });
+      await checkInvariants(c, [job, next], 60_000);
+      for (const s of c.servers) assert.equal(s.proc.exitCode, null);
+      const states = await c.db<{ state: string }>('select state from server_node');
+      assert.deepEqual(
+        states.map((r) => r.state),
+        ['alive', 'alive'],
       );
     } finally {
       await c.close();

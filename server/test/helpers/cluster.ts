@@ -73,8 +73,10 @@ export async function startCluster(opts: {
   agents: number;
   placement?: (agent: number) => number | number[];
   env?: Record<string, string>;
+  /** A database of the test's own (default: a fresh one on JOBFLEET_TEST_PG_URL). */
+  databaseUrl?: string;
 }): Promise<Cluster> {
-  const databaseUrl = await freshDatabase('postgres');
+  const databaseUrl = opts.databaseUrl ?? (await freshDatabase('postgres'));
   if (!databaseUrl) throw new Error('cluster tests need JOBFLEET_TEST_PG_URL');
   // One after the other: the first migrates the database, and starts in parallel only thrash a
   // loaded machine.
