@@ -175,6 +175,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       });
       await checkInvariants(c, [job]);
     } finally {
+      await stopAll();
       await c.close();
     }
   });
@@ -193,6 +194,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       await c.servers[victim]?.kill('SIGKILL');
       await checkInvariants(c, [job]);
     } finally {
+      await stopAll();
       await c.close();
     }
   });
@@ -205,6 +207,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       const id = serverIdOf(paused);
       await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
       paused.proc.kill('SIGSTOP');
+      c.paused.add(paused);
       await until(c, 'the paused owner marked dead', async () => {
         const rows = await c.db<{ state: string }>('select state from server_node where id = $1', [id]);
         return rows[0]?.state === 'dead';
@@ -216,6 +219,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
         paused.proc.once('exit', (code) => resolve(code)),
       );
       paused.proc.kill('SIGCONT');
+      c.paused.delete(paused);
       assert.equal(await exited, 3);
       assert.match(paused.output(), /declared dead by the cluster/);
       assert.deepEqual(
@@ -223,22 +227,37 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
         before,
       );
     } finally {
+      await stopAll();
       await c.close();
     }
   });
 });
 
-describe('cluster: PostgreSQL restarted mid-job', { skip: !withPg || !privatePostgresAvailable() }, () => {
-  let pgs: PrivatePostgres | undefined;
-  after(async () => {
-    await stopAll();
-    pgs?.stop();
-  });
+describe(
+  'cluster: PostgreSQL restarted mid-job, then every server killed',
+  { skip: !withPg || !privatePostgresAvailable() },
+  () => {
+    let pgs: PrivatePostgres | undefined;
+    let c: Cluster | undefined;
+    before(async () => {
+      pgs = await startPrivatePostgres();
+      // The agents' grace outlasts their backoff while no server runs (test 6).
+      c = await startCluster({
+        servers: 2,
+        agents: 2,
+        placement: (n) => 1 - n,
+        databaseUrl: pgs.url,
+        env: { JOBFLEET_CLUSTER_AGENT_GRACE_MS: '60000' },
+      });
+    });
+    after(async () => {
+      await stopAll();
+      await c?.close();
+      pgs?.stop();
+    });
 
-  test('9: no server crashes or is declared dead; jobs finish; new work dispatches', async () => {
-    pgs = await startPrivatePostgres();
-    const c = await startCluster({ servers: 2, agents: 2, placement: (n) => 1 - n, databaseUrl: pgs.url });
-    try {
+    test('9: no server crashes or is declared dead; jobs finish; new work dispatches', async () => {
+      if (!c || !pgs) throw new Error('no cluster');
       const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2 });
       await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
       pgs.restart('immediate');
@@ -250,8 +269,17 @@ describe('cluster: PostgreSQL restarted mid-job', { skip: !withPg || !privatePos
         states.map((r) => r.state),
         ['alive', 'alive'],
       );
-    } finally {
-      await c.close();
-    }
-  });
-});
+    });
+
+    test('6: SIGKILL of every server mid-job, new ones started: the job finishes', async () => {
+      if (!c) throw new Error('no cluster');
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2 });
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      await Promise.all(c.servers.map((s) => s.kill('SIGKILL')));
+      const fresh: ServerProcess[] = [];
+      for (const s of c.servers) fresh.push(await s.restart());
+      c.servers = fresh;
+      await checkInvariants(c, [job], 90_000);
+    });
+  },
+);

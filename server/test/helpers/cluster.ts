@@ -43,6 +43,8 @@ export interface Cluster {
   hostIds: Map<string, number>;
   account: string;
   markers: string;
+  /** Servers a test paused (SIGSTOP): their sockets accept but never answer, so nobody asks them. */
+  paused: Set<ServerProcess>;
   /** A Fleet view that talks to server `i` (for the fleet helpers). */
   via(i: number): Fleet;
   /** Rows of a query on the cluster's database. */
@@ -130,6 +132,7 @@ export async function startCluster(opts: {
     hostIds,
     account,
     markers,
+    paused: new Set(),
     via(i) {
       const server = cluster.servers[i];
       if (!server) throw new Error(`no server ${i}`);
@@ -247,7 +250,7 @@ export async function waitJobFinished(c: Cluster, jobId: number, timeoutMs = 30_
   return eventually(
     async () => {
       for (const [i, s] of c.servers.entries()) {
-        if (s.proc.exitCode !== null || s.proc.signalCode !== null) continue;
+        if (!isLive(c, s)) continue;
         const f = c.via(i);
         const r = await get<JobStatus>(
           s.url,
@@ -266,9 +269,13 @@ export async function waitJobFinished(c: Cluster, jobId: number, timeoutMs = 30_
   );
 }
 
-/** Index of a server that is running (not killed). */
+function isLive(c: Cluster, s: ServerProcess): boolean {
+  return s.proc.exitCode === null && s.proc.signalCode === null && !c.paused.has(s);
+}
+
+/** Index of a server that is running (not killed, not paused). */
 export function liveServer(c: Cluster): number {
-  const i = c.servers.findIndex((s) => s.proc.exitCode === null && s.proc.signalCode === null);
+  const i = c.servers.findIndex((s) => isLive(c, s));
   if (i < 0) throw new Error('no live server');
   return i;
 }
