@@ -37,6 +37,8 @@ export function isCallbackStatus(status: number): boolean {
 
 /** Per-host task status (ExecuteObjectTaskStatusEnum). */
 export const HostStatus = {
+  /** A host a cron's plan names that no longer exists: never submitted, fails the step. */
+  INVALID: 2,
   LAST_SUCCESS: 3,
   WAITING: 5,
   RUNNING: 7,

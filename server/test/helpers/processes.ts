@@ -183,7 +183,14 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
     ...(opts.biz !== undefined ? ['--biz', String(opts.biz)] : []),
   ];
   const proc = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      // Back within a second of a server restart, well inside the tests' 3 s heartbeat window
+      // (the default 30 s cap can keep an agent away for 8 s after a 7 s outage).
+      JOBFLEET_AGENT_RECONNECT_MAX_MS: '1000',
+      ...opts.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   track(proc);
