@@ -19,10 +19,11 @@ import type { ApiCreds, Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { BIZ, b64, hostLog, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { CLI, adminCli, startServer, stopAll } from './helpers/processes.js';
+import { CLI, RESTART_HEARTBEAT_ENV, adminCli, startServer, stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
 
 const CRON_ENV = {
+  ...RESTART_HEARTBEAT_ENV,
   JOBFLEET_CRON_SECONDS_FIELD: 'true',
   JOBFLEET_CRON_TICK_MS: '200',
   // Servers sharing a database share the key their secrets are sealed with.

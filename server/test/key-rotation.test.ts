@@ -13,7 +13,7 @@ import { admin, eventually, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { b64, hostLog, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { startAgent, startServer, stopAll, tempDir } from './helpers/processes.js';
+import { RESTART_HEARTBEAT_ENV, startAgent, startServer, stopAll, tempDir } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
 
 after(async () => {
@@ -32,7 +32,12 @@ for (const engine of engines()) {
       const databaseUrl = await freshDatabase(engine);
       const dataDir = tempDir('rotation');
       const serve = (env: Record<string, string>, port?: number) =>
-        startServer({ dataDir, env, ...(databaseUrl ? { databaseUrl } : {}), ...(port ? { port } : {}) });
+        startServer({
+          dataDir,
+          env: { ...RESTART_HEARTBEAT_ENV, ...env },
+          ...(databaseUrl ? { databaseUrl } : {}),
+          ...(port ? { port } : {}),
+        });
       let server: ServerProcess = await serve({ JOBFLEET_SERVER_KEY: oldKey });
       const account = os.userInfo().username;
       assert.equal(

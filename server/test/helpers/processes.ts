@@ -49,6 +49,15 @@ export interface ServerProcess {
   restart(): Promise<ServerProcess>;
 }
 
+/**
+ * For a fleet whose server a test restarts while tasks run: the heartbeat window within which
+ * a host's agent must come back before its tasks end at 310. Agents return within a second or
+ * so (their reconnect wait is capped at 1 s in tests), but a loaded machine can stretch the
+ * reconnect and handshake past the default 3 s; the wider window costs nothing while agents
+ * are there. Tests that wait for a lost agent's 310 keep the default.
+ */
+export const RESTART_HEARTBEAT_ENV = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '10000' } as const;
+
 export const TEST_SECRETS = {
   appCode: 'test-app',
   appSecret: 'test-app-secret-1234',
