@@ -724,6 +724,19 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         }
       },
     },
+    '0018_scope_time_zone': {
+      async up(db: AnyDb) {
+        // A business's (or business set's) own IANA time zone: what its crons default to.
+        await db.schema.alterTable('biz').addColumn('time_zone', 'text').execute();
+        await db.schema.alterTable('biz_set').addColumn('time_zone', 'text').execute();
+      },
+    },
+    '0018b_job_event_retention': {
+      async up(db: AnyDb) {
+        // Event retention removes events by age.
+        await db.schema.createIndex('job_event_at').on('job_event').column('at').execute();
+      },
+    },
   };
 }
 
@@ -734,6 +747,9 @@ export async function migrateToLatest(db: AnyDb, caps: EngineCapabilities): Prom
     provider: { getMigrations: async () => all },
     migrationTableName: 'jobfleet_migration',
     migrationLockTableName: 'jobfleet_migration_lock',
+    // Migration prefixes are reserved per piece of work and pieces land in any order: a database
+    // that already ran a later-numbered one still takes an earlier-numbered one added since.
+    allowUnorderedMigrations: true,
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
