@@ -40,6 +40,8 @@ export interface AgentOptions {
   version?: string;
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** Source address of the agent's connections (default: the system's choice). */
+  localAddress?: string;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Builds the task runner; given the reporter that sends results when connected. */
   createRunner: (reports: TaskReports) => TaskRunnerPort;
@@ -165,7 +167,12 @@ export class Agent extends EventEmitter {
       host: this.opts.host,
       ...(this.opts.bizId !== undefined ? { bizId: this.opts.bizId } : {}),
     };
-    const res = await postJson(new URL(AGENT_REGISTER_PATH, this.opts.serverUrl), body, 10_000);
+    const res = await postJson(
+      new URL(AGENT_REGISTER_PATH, this.opts.serverUrl),
+      body,
+      10_000,
+      this.opts.localAddress,
+    );
     const env = (res.json ?? {}) as { result?: boolean; message?: string; data?: unknown };
     if (!env.result) throw new RegistrationRefused(env.message ?? `HTTP ${res.status}`);
     return parseRegisterResponse(env.data);
@@ -179,6 +186,7 @@ export class Agent extends EventEmitter {
       headers: { authorization: `Bearer ${identity.token}` },
       handshakeTimeout: 10_000,
       maxPayload: 64 * 1024 * 1024,
+      ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}),
     });
     this.ws = ws;
     ws.on('unexpected-response', (_req, res) => {

@@ -13,6 +13,7 @@ export function postJson(
   url: URL,
   body: unknown,
   timeoutMs: number,
+  localAddress?: string,
 ): Promise<{ status: number; json: unknown }> {
   const payload = Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
@@ -20,6 +21,7 @@ export function postJson(
       method: 'POST',
       headers: { 'content-type': 'application/json', 'content-length': payload.length },
       timeout: timeoutMs,
+      ...(localAddress ? { localAddress } : {}),
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
