@@ -164,12 +164,34 @@ sub read_requests {
     }
 }
 
+# Sends what a task's pipe holds now; true at end of file.
+sub drain {
+    my ($id) = @_;
+    my $fh = $pipe_of{$id} or return 0;
+    while (1) {
+        my $n = sysread($fh, my $buf, 65536);
+        if (!defined $n) {
+            next if $! == EINTR;
+            return 0;    # EAGAIN: a background child still holds the pipe
+        }
+        return 1 if $n == 0;
+        send_frame('O', $id, $buf);
+    }
+}
+
+# Everything a task wrote before it exited goes out before its exit status, so the agent's
+# short wait for late output from background children never races the task's own output.
 sub reap {
     while ((my $pid = waitpid(-1, POSIX::WNOHANG())) > 0) {
         my $status = $?;
         my $id = delete $id_of_pid{$pid};
         next unless defined $id;
+        my $eof = drain($id);
         send_frame('X', $id, ($status & 127) ? 'signal ' . ($status & 127) : 'exit ' . ($status >> 8));
+        if ($eof) {
+            stop_reading($id);
+            send_frame('C', $id, '');
+        }
     }
 }
 

@@ -101,7 +101,7 @@ const QUICK: Plan = {
   fileTargets: 3,
   noopFanOut: false,
   latencyJobs: 30,
-  scaleHosts: 500,
+  scaleHosts: 200,
 };
 
 type Store = 'sqlite' | 'postgres';
@@ -1074,7 +1074,7 @@ async function main(): Promise<void> {
     .option('--hosts <sizes>', 'comma-separated fan-out sizes for P1/P2 (the largest also for P3, P3.run)')
     .option(
       '--scale-hosts <n>',
-      'noop agents for P2.scale, P4.server and P4.ready (default 50000, 500 with --quick)',
+      'noop agents for P2.scale, P4.server and P4.ready (default 50000, 200 with --quick)',
     )
     .option('--runs <n>', 'repetitions of each figure (default 3, 1 with --quick)')
     .option(
