@@ -11,7 +11,13 @@ import { migrateToLatest } from '../src/store/migrations.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import type { EngineName } from './helpers/databases.js';
+import type { Host, HostRegistration, InventoryStore } from '../src/store/inventory-store.js';
 import { tempDir } from './helpers/processes.js';
+
+async function registerOne(inv: InventoryStore, reg: HostRegistration): Promise<Host> {
+  const [host] = await inv.registerAgentHosts([reg]);
+  return host!;
+}
 
 /** Checks an engine does not run, and why. Empty today: both engines pass the whole contract. */
 const SKIPS: Record<EngineName, Partial<Record<string, string>>> = {
@@ -113,7 +119,7 @@ for (const engine of engines()) {
         agentTokenHash: 'hash-a',
         bizId: 2,
       };
-      const first = await inv.registerAgentHost(reg);
+      const first = await registerOne(inv, reg);
       assert.equal(typeof first.id, 'number');
       assert.equal(first.biz_id, 2);
       assert.equal(first.agent_status, 0);
@@ -121,7 +127,7 @@ for (const engine of engines()) {
       assert.equal(first.cloud_id, 0);
       assert.equal(typeof first.created_at, 'number');
 
-      const again = await inv.registerAgentHost({
+      const again = await registerOne(inv, {
         ...reg,
         hostname: 'web-1b',
         agentId: 'agent-b',
@@ -135,13 +141,26 @@ for (const engine of engines()) {
       assert.equal(await inv.findHostByAgentId('agent-a'), undefined);
       assert.equal((await inv.findHostByAgentId('agent-b'))?.id, first.id);
 
-      const moved = await inv.registerAgentHost({ ...reg, agentId: 'agent-c', bizId: 3 });
+      const moved = await registerOne(inv, { ...reg, agentId: 'agent-c', bizId: 3 });
       assert.equal(moved.id, first.id);
       assert.equal(moved.biz_id, 3);
 
-      const otherCloud = await inv.registerAgentHost({ ...reg, cloudId: 1, agentId: 'agent-d' });
+      const otherCloud = await registerOne(inv, { ...reg, cloudId: 1, agentId: 'agent-d' });
       assert.notEqual(otherCloud.id, first.id, 'another cloud area is another host');
       assert.equal(otherCloud.cloud_id, 1);
+
+      // One commit for several agents, applied in order: the later one for an address wins.
+      const batch = await inv.registerAgentHosts([
+        { ...reg, ip: '10.0.9.1', agentId: 'agent-e' },
+        { ...reg, ip: '10.0.9.2', agentId: 'agent-f' },
+        { ...reg, ip: '10.0.9.1', agentId: 'agent-g' },
+      ]);
+      assert.equal(batch.length, 3);
+      assert.equal(batch[2]!.id, batch[0]!.id);
+      assert.notEqual(batch[1]!.id, batch[0]!.id);
+      assert.equal((await inv.findHostByAgentId('agent-g'))?.id, batch[0]!.id);
+      assert.equal(await inv.findHostByAgentId('agent-e'), undefined);
+      for (const h of batch.slice(0, 2)) await inv.removeHost(h.id);
     });
 
     check('hosts added by hand: defaults, duplicates refused, an agent takes them over', async () => {
@@ -156,7 +175,7 @@ for (const engine of engines()) {
       assert.equal(bare.hostname, '');
       await rejectsWith(() => inv.addHost({ cloudId: 0, ip: '10.0.0.2' }), UNIQUE_VIOLATION);
 
-      const taken = await inv.registerAgentHost({
+      const taken = await registerOne(inv, {
         cloudId: 0,
         ip: '10.0.0.2',
         ipv6: '',

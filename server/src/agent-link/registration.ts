@@ -13,8 +13,10 @@ import { ApiError } from '../api/error-catalogue.js';
 import type { Services } from '../services.js';
 import type { Host } from '../store/inventory-store.js';
 import { bootstrapTokenValid } from './bootstrap-token.js';
+import { RegistrationBatch } from './registration-batch.js';
 
 export function registerAgentRoutes(app: FastifyInstance, services: Services): void {
+  const registrations = new RegistrationBatch(services.store.inventory);
   app.post(AGENT_REGISTER_PATH, async (req, reply) => {
     const parsed = RegisterRequest.safeParse(req.body, { reportInput: true });
     if (!parsed.success) throw zodFailure(parsed.error);
@@ -37,7 +39,7 @@ export function registerAgentRoutes(app: FastifyInstance, services: Services): v
     }
     const agentId = crypto.randomUUID();
     const secret = crypto.randomBytes(24).toString('base64url');
-    const row = await services.store.inventory.registerAgentHost({
+    const row = await registrations.register({
       cloudId: host.cloudId,
       ip: host.ip,
       ipv6: host.ipv6,

@@ -99,44 +99,51 @@ export class InventoryStore {
 
   /**
    * An agent registering again from the same cloud id + ip takes over that host record (a
-   * reinstalled machine keeps its bk_host_id); a first registration creates the host.
+   * reinstalled machine keeps its bk_host_id); a first registration creates the host. Several
+   * registrations share one transaction (one commit) and are applied in order, so two in one
+   * batch for the same address end as the second one.
    */
-  async registerAgentHost(reg: HostRegistration): Promise<Host> {
+  async registerAgentHosts(regs: readonly HostRegistration[]): Promise<Host[]> {
     return this.db.transaction().execute(async (tx) => {
-      const existing = await tx
-        .selectFrom('host')
-        .selectAll()
-        .where('cloud_id', '=', reg.cloudId)
-        .where('ip', '=', reg.ip)
-        .executeTakeFirst();
-      const fields = {
-        ipv6: reg.ipv6,
-        hostname: reg.hostname,
-        os_type: reg.osType,
-        agent_id: reg.agentId,
-        agent_token_hash: reg.agentTokenHash,
-      };
-      if (existing) {
-        return tx
-          .updateTable('host')
-          .set({ ...fields, biz_id: reg.bizId ?? existing.biz_id })
-          .where('id', '=', existing.id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
+      const hosts: Host[] = [];
+      for (const reg of regs) {
+        const existing = await tx
+          .selectFrom('host')
+          .selectAll()
+          .where('cloud_id', '=', reg.cloudId)
+          .where('ip', '=', reg.ip)
+          .executeTakeFirst();
+        const fields = {
+          ipv6: reg.ipv6,
+          hostname: reg.hostname,
+          os_type: reg.osType,
+          agent_id: reg.agentId,
+          agent_token_hash: reg.agentTokenHash,
+        };
+        hosts.push(
+          existing
+            ? await tx
+                .updateTable('host')
+                .set({ ...fields, biz_id: reg.bizId ?? existing.biz_id })
+                .where('id', '=', existing.id)
+                .returningAll()
+                .executeTakeFirstOrThrow()
+            : await tx
+                .insertInto('host')
+                .values({
+                  ...fields,
+                  cloud_id: reg.cloudId,
+                  ip: reg.ip,
+                  biz_id: reg.bizId,
+                  agent_status: 0,
+                  agent_version: '',
+                  created_at: Date.now(),
+                })
+                .returningAll()
+                .executeTakeFirstOrThrow(),
+        );
       }
-      return tx
-        .insertInto('host')
-        .values({
-          ...fields,
-          cloud_id: reg.cloudId,
-          ip: reg.ip,
-          biz_id: reg.bizId,
-          agent_status: 0,
-          agent_version: '',
-          created_at: Date.now(),
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      return hosts;
     });
   }
 
