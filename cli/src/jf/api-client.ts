@@ -14,7 +14,7 @@ export interface Envelope<T = unknown> {
 }
 
 /** Codes a person fixes by changing credentials: app auth (1247xxx) and user auth (1238xxx). */
-function isAuthCode(code: number): boolean {
+export function isAuthCode(code: number): boolean {
   return (code >= 1247000 && code < 1248000) || (code >= 1238000 && code < 1239000);
 }
 

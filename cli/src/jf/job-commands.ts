@@ -2,13 +2,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import type { ApiClient, JobStatus, StepStatus } from './api-client.js';
+import type { ApiClient, HostResult, JobStatus, StepStatus } from './api-client.js';
 import { contextOf, jobId, positiveInt } from './context.js';
 import type { Ctx } from './context.js';
 import type { StepReport } from './job-report.js';
 import { CliError, Exit } from './exit-codes.js';
 import { followJob } from './follow.js';
+import { applyEvents, progressLine, progressOf } from './job-progress.js';
+import type { Progress } from './job-progress.js';
 import { foldHosts } from './host-fold.js';
+import { LogFollower } from './log-follow.js';
 import {
   counts,
   currentStep,
@@ -27,36 +30,33 @@ const ROLLING_MODES: Record<string, number> = { pause: 1, ignore: 2, confirm: 3 
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** The live line on stderr (a terminal only): counts by state, rate, elapsed. */
-function progressLine(st: JobStatus, startedAt: number): string {
-  const n = counts(st);
-  const done = n.ok + n.failed;
-  const secs = (Date.now() - startedAt) / 1000;
-  const step = currentStep(st);
-  const stepText =
-    st.step_instance_list.length > 1 && step
-      ? ` · step ${st.step_instance_list.indexOf(step) + 1}/${st.step_instance_list.length}`
-      : '';
-  return `job ${st.job_instance.job_instance_id} ${RUN_STATUS_NAMES[st.job_instance.status] ?? ''} · ${n.ok} ok ${n.failed} failed ${n.running} running ${n.waiting} waiting · ${secs > 0 ? (done / secs).toFixed(1) : '0'}/s · ${duration(Date.now() - startedAt)}${stepText}`;
-}
-
 /**
  * Follows a job to its end with the live line; Enter lists the hosts still running and Ctrl-C
- * detaches (the job goes on). Returns the final status.
+ * detaches (the job goes on). With -o ndjson each stream event goes to stdout with its cursor
+ * (`id`), or each status snapshot when polling. Returns the final status.
  */
 async function watchJob(ctx: Ctx, id: number, timeoutMs: number | undefined): Promise<JobStatus> {
   const live = ctx.out.progress;
   const startedAt = Date.now();
   const abort = new AbortController();
-  let last: JobStatus | undefined;
+  let progress: Progress | undefined;
+  const draw = () => {
+    if (live && progress) process.stderr.write(`\r\x1b[2K${progressLine(progress, startedAt)}`);
+  };
   const onSigint = () => abort.abort();
   process.once('SIGINT', onSigint);
   const onEnter = () => {
-    const hosts = (last && currentStep(last)?.step_ip_result_list) || [];
-    const running = hosts
-      .filter((h) => hostState(h.status) === 'running' || hostState(h.status) === 'waiting')
-      .map(hostLabel);
-    process.stderr.write(`\r\x1b[2Kstill running: ${running.length ? foldHosts(running) : 'none'}\n`);
+    void ctx.client.jobStatus(id).then(
+      (st) => {
+        const hosts = currentStep(st)?.step_ip_result_list ?? [];
+        const running = hosts
+          .filter((h) => hostState(h.status) === 'running' || hostState(h.status) === 'waiting')
+          .map(hostLabel);
+        process.stderr.write(`\r\x1b[2Kstill running: ${running.length ? foldHosts(running) : 'none'}\n`);
+        draw();
+      },
+      () => undefined,
+    );
   };
   const stdinLive = live && process.stdin.isTTY;
   if (stdinLive) process.stdin.on('data', onEnter);
@@ -64,9 +64,15 @@ async function watchJob(ctx: Ctx, id: number, timeoutMs: number | undefined): Pr
     return await followJob(ctx.client, id, {
       timeoutMs,
       signal: abort.signal,
+      onEvents: (events) => {
+        progress = applyEvents(progress, id, events);
+        draw();
+        if (ctx.out.format === 'ndjson')
+          for (const e of events) process.stdout.write(JSON.stringify(e) + '\n');
+      },
       onSnapshot: (st) => {
-        last = st;
-        if (live) process.stderr.write(`\r\x1b[2K${progressLine(st, startedAt)}`);
+        progress = progressOf(st);
+        draw();
         if (ctx.out.format === 'ndjson')
           process.stdout.write(JSON.stringify({ event: 'status', data: st }) + '\n');
       },
@@ -355,28 +361,58 @@ function logsCommand(): Command {
       '\nExamples:\n  jf logs 42 --failed\n  jf logs 42 -H 10.0.1.7 --tail 20\n  jf logs 42 -f | grep ERROR',
     )
     .action(async (id: number, flags: LogFlags, cmd: Command) => {
+      if (flags.follow && flags.failed)
+        throw new CliError('--failed lists finished hosts; use it without --follow', Exit.USAGE);
       const ctx = await contextOf(cmd);
-      const seen = new Map<number, number>();
-      const partial = new Map<number, string>();
-      const emit = (host: string, text: string) => {
-        for (const line of text.split('\n')) {
-          if (ctx.out.format === 'human') process.stdout.write(`${host}: ${line}\n`);
-          else process.stdout.write(JSON.stringify({ host, line }) + '\n');
-        }
-      };
       const collected: { host: string; lines: string[] }[] = [];
-      for (let first = true; ; first = false) {
-        const st = await ctx.client.jobStatus(id);
-        const step = pickStep(st, flags.step);
-        let hosts = step.step_ip_result_list ?? [];
-        if (flags.host) {
-          const wanted = new Set(flags.host);
-          hosts = hosts.filter(
-            (h) => wanted.has(hostLabel(h)) || wanted.has(String(h.bk_host_id)) || wanted.has(h.ip ?? ''),
-          );
-          if (first && hosts.length === 0)
-            throw new CliError(`job ${id} ran on none of ${flags.host.join(', ')}`);
+      const document = ctx.out.format === 'json' || ctx.out.format === 'yaml';
+      const print = (host: string, text: string) => {
+        const lines = text.split('\n');
+        if (document) collected.push({ host, lines });
+        else
+          for (const line of lines)
+            process.stdout.write(
+              ctx.out.format === 'human' ? `${host}: ${line}\n` : JSON.stringify({ host, line }) + '\n',
+            );
+      };
+      const st = await ctx.client.jobStatus(id);
+      const matchHost = hostMatcher(id, st, flags.host);
+      if (flags.follow) {
+        // --tail: the last lines of what is there now, then everything new.
+        let emit = flags.tail
+          ? (host: string, text: string) => collected.push({ host, lines: text.split('\n') })
+          : print;
+        const follower = new LogFollower(ctx.client, id, {
+          stepId: flags.step,
+          include: matchHost,
+          emit: (host, text) => emit(host, text),
+        });
+        if (flags.tail) {
+          const step = pickStep(st, flags.step);
+          follower.markSnapshot({ ...st, step_instance_list: [step] });
+          await follower.flush();
+          const lines = new Map<string, string[]>();
+          for (const c of collected.splice(0)) lines.set(c.host, [...(lines.get(c.host) ?? []), ...c.lines]);
+          for (const [host, l] of lines) print(host, l.slice(-(flags.tail ?? 0)).join('\n'));
+          emit = print;
         }
+        follower.learn(st);
+        const end = await followJob(ctx.client, id, {
+          onEvents: async (events) => {
+            await follower.markEvents(events);
+            await follower.flush();
+          },
+          onSnapshot: async (snap) => {
+            follower.markSnapshot(snap);
+            await follower.flush();
+          },
+        });
+        follower.markSnapshot(end);
+        await follower.flush();
+        follower.finish();
+      } else {
+        const step = pickStep(st, flags.step);
+        let hosts = (step.step_ip_result_list ?? []).filter(matchHost);
         if (flags.failed) hosts = hosts.filter((h) => hostState(h.status) === 'failed');
         const logs = await ctx.client.hostLogs(
           id,
@@ -384,31 +420,23 @@ function logsCommand(): Command {
           hosts.map((h) => h.bk_host_id),
         );
         for (const h of hosts) {
-          const label = hostLabel(h);
-          const all = logs.get(h.bk_host_id) ?? '';
-          // Offsets are kept per host on the client: each poll prints only what is new.
-          const text = (partial.get(h.bk_host_id) ?? '') + all.slice(seen.get(h.bk_host_id) ?? 0);
-          seen.set(h.bk_host_id, all.length);
-          const done = hostState(h.status) === 'ok' || hostState(h.status) === 'failed';
-          const cut = done ? text.length : text.lastIndexOf('\n') + 1;
-          partial.set(h.bk_host_id, text.slice(cut));
-          const complete = text.slice(0, cut).replace(/\n$/, '');
-          if (!complete) continue;
-          if (ctx.out.format === 'json' || ctx.out.format === 'yaml')
-            collected.push({ host: label, lines: complete.split('\n') });
-          else if (flags.tail && first) emit(label, complete.split('\n').slice(-flags.tail).join('\n'));
-          else emit(label, complete);
+          const text = (logs.get(h.bk_host_id) ?? '').replace(/\n$/, '');
+          if (text) print(hostLabel(h), flags.tail ? text.split('\n').slice(-flags.tail).join('\n') : text);
         }
-        if (!flags.follow || st.finished) break;
-        await new Promise((r) => setTimeout(r, 1000));
       }
-      if (ctx.out.format === 'json' || ctx.out.format === 'yaml')
-        printData(
-          ctx.out,
-          collected.map((c) => ({ ...c, lines: flags.tail ? c.lines.slice(-flags.tail) : c.lines })),
-          () => '',
-        );
+      if (document) printData(ctx.out, collected, () => '');
     });
+}
+
+/** --host filters (ip, cloud:ip or host id); a CliError when the job ran on none of them. */
+function hostMatcher(id: number, st: JobStatus, wanted: string[] | undefined): (h: HostResult) => boolean {
+  if (!wanted) return () => true;
+  const set = new Set(wanted);
+  const match = (h: HostResult) =>
+    set.has(hostLabel(h)) || set.has(String(h.bk_host_id)) || set.has(h.ip ?? '');
+  if (!st.step_instance_list.some((s) => (s.step_ip_result_list ?? []).some(match)))
+    throw new CliError(`job ${id} ran on none of ${wanted.join(', ')}`);
+  return match;
 }
 
 function hostsCommand(): Command {
