@@ -2,6 +2,12 @@
 import { Command } from 'commander';
 import { VERSION, addOperatorCommands, runProgram } from './jf/program.js';
 
+// `jf jobs ls | head`: a reader that stops early is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = addOperatorCommands(
   new Command('jf').description('Jobfleet from the terminal: run, watch, gather, logs').version(VERSION),
   true,

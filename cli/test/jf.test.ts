@@ -8,60 +8,19 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type * as FleetModule from '../../server/test/helpers/fleet.js';
-import type * as ProcessesModule from '../../server/test/helpers/processes.js';
-import type * as ApiModule from '../../server/test/helpers/api-client.js';
 import type { Fleet } from '../../server/test/helpers/fleet.js';
+import { ESC, REPO, admin, oneErrorLine, runJf, startFleet, stopAll, tempDir } from './helpers/jf-process.js';
+import type { Run } from './helpers/jf-process.js';
 
-// The server's test helpers, loaded from their compiled place (they are not part of its package API).
-const REPO = path.resolve(import.meta.dirname, '../../..');
-const { startFleet } = (await import(
-  path.join(REPO, 'server/dist/test/helpers/fleet.js')
-)) as typeof FleetModule;
-const { stopAll, tempDir } = (await import(
-  path.join(REPO, 'server/dist/test/helpers/processes.js')
-)) as typeof ProcessesModule;
-const { admin } = (await import(
-  path.join(REPO, 'server/dist/test/helpers/api-client.js')
-)) as typeof ApiModule;
-
-const JF = path.join(REPO, 'cli', 'bin', 'jf.js');
 const SIMULATOR = path.join(REPO, 'bench', 'dist', 'src', 'fleet-simulator.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 let fleet: Fleet;
 let configHome: string;
 let baseEnv: Record<string, string>;
 
 function jf(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [JF, ...args], {
-      env: { ...baseEnv, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('error', reject);
-    p.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runJf(baseEnv, args, env);
 }
-
-/** One clear line on stderr, nothing on stdout. */
-function oneErrorLine(r: Run, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code; stderr: ${r.stderr}`);
-  assert.equal(r.stdout, '');
-  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-  assert.match(r.stderr, pattern);
-}
-
-const ESC = '\u001b';
 
 before(async () => {
   fleet = await startFleet('sqlite', 2);

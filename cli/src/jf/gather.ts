@@ -7,6 +7,7 @@ import { foldHosts } from './host-fold.js';
 export interface HostOutput {
   host: string;
   hostId: number;
+  ip?: string | null;
   status: number;
   exitCode: number;
   output: string;
@@ -21,10 +22,14 @@ export interface OutputGroup {
   output: string;
 }
 
-export function gatherOutputs(outputs: readonly HostOutput[]): OutputGroup[] {
+/** `keyOf`: what "the same output" means (the output itself unless normalised). */
+export function gatherOutputs(
+  outputs: readonly HostOutput[],
+  keyOf: (o: HostOutput) => string = (o) => o.output,
+): OutputGroup[] {
   const byKey = new Map<string, OutputGroup>();
   for (const o of outputs) {
-    const key = `${o.exitCode}\u0000${o.status}\u0000${o.output}`;
+    const key = `${o.exitCode}\u0000${o.status}\u0000${keyOf(o)}`;
     let g = byKey.get(key);
     if (!g)
       byKey.set(

@@ -6,6 +6,7 @@ import type { ApiClient, HostResult, JobStatus, StepStatus } from './api-client.
 import { contextOf, jobId, positiveInt } from './context.js';
 import type { Ctx } from './context.js';
 import type { StepReport } from './job-report.js';
+import type { Normaliser } from '@jobfleet/server/output-normalisers';
 import { CliError, Exit } from './exit-codes.js';
 import { followJob } from './follow.js';
 import { applyEvents, progressLine, progressOf } from './job-progress.js';
@@ -25,10 +26,10 @@ import { duration, hostLabel, printData, table } from './render.js';
 import { RUN_STATUS_NAMES, hostState } from './statuses.js';
 import { parseTargets } from './targets.js';
 
-const LANGUAGES: Record<string, number> = { shell: 1, bat: 2, perl: 3, python: 4, powershell: 5 };
+export const LANGUAGES: Record<string, number> = { shell: 1, bat: 2, perl: 3, python: 4, powershell: 5 };
 const ROLLING_MODES: Record<string, number> = { pause: 1, ignore: 2, confirm: 3 };
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
+export const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /**
  * Follows a job to its end with the live line; Enter lists the hosts still running and Ctrl-C
@@ -99,8 +100,9 @@ function pickStep(st: JobStatus, stepId: number | undefined): StepStatus {
   return step;
 }
 
-interface ReportFlags {
+export interface ReportFlags {
   step?: number;
+  normalise?: Normaliser[];
   maxrc?: boolean;
   outdir?: string;
   diff?: boolean;
@@ -142,7 +144,7 @@ async function addDiffs(reports: StepReport[], ref: number): Promise<string> {
 
 /** Prints the gathered result of a job and sets the exit code. */
 async function report(ctx: Ctx, st: JobStatus, flags: ReportFlags): Promise<void> {
-  const reports = await stepReports(ctx.client, st, flags.step);
+  const reports = await stepReports(ctx.client, st, flags.step, flags.normalise);
   const diffs = flags.diff ? await addDiffs(reports, flags.ref ?? 1) : undefined;
   if (flags.outdir) await writeOutdir(ctx.client, st, flags.outdir, flags.step);
   const doc = {
@@ -159,6 +161,54 @@ async function report(ctx: Ctx, st: JobStatus, flags: ReportFlags): Promise<void
   if (ctx.out.format === 'human' && !ctx.out.quiet) process.stderr.write(summaryLine(ctx.out, st) + '\n');
   process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
 }
+
+/** What every command that starts a job does next: print its id (--detach), or follow it and report. */
+export interface StartFlags extends ReportFlags {
+  detach?: boolean;
+  waitTimeout?: number;
+}
+
+export async function followStarted(ctx: Ctx, id: number, flags: StartFlags): Promise<void> {
+  if (flags.detach) {
+    printData(ctx.out, { job_instance_id: id }, () => String(id));
+    return;
+  }
+  if (ctx.out.progress && ctx.out.format === 'human') process.stderr.write(`job ${id} started\n`);
+  const st = await watchJob(ctx, id, flags.waitTimeout ? flags.waitTimeout * 1000 : undefined);
+  await report(ctx, st, flags);
+}
+
+/** The options of following a started job, shared by every command that starts one. */
+export function startOptions(c: Command): Command {
+  return c
+    .option('-d, --detach', 'print the job id and return at once')
+    .option(
+      '--wait-timeout <seconds>',
+      'stop following after this long (exit 5; the job goes on)',
+      positiveInt('wait timeout'),
+    )
+    .option('--maxrc', 'exit with the largest host exit code')
+    .option('--outdir <dir>', 'also write each host output to DIR/<host>')
+    .option(...NORMALISE_OPTION);
+}
+
+const NORMALISERS = ['host', 'timestamps', 'numbers'] as const satisfies readonly Normaliser[];
+
+/**
+ * `--normalise host,timestamps,numbers`: group outputs that differ only by the host's own
+ * address, times or numbers, with the server's output-group normalisers (docs/output-groups.md).
+ */
+export const NORMALISE_OPTION = [
+  '--normalise <list>',
+  `ignore these differences when gathering: ${NORMALISERS.join(', ')} (comma-separated)`,
+  (v: string): Normaliser[] => {
+    const list = v.split(',').map((x) => x.trim());
+    const bad = list.find((x) => !(NORMALISERS as readonly string[]).includes(x));
+    if (bad !== undefined)
+      throw new CliError(`--normalise ${bad}: choose from ${NORMALISERS.join(', ')}`, Exit.USAGE);
+    return list as Normaliser[];
+  },
+] as const;
 
 async function writeOutdir(client: ApiClient, st: JobStatus, dir: string, stepId?: number): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
@@ -184,7 +234,7 @@ async function scriptVersionId(client: ApiClient, spec: string): Promise<Record<
   return { script_version_id: found.id };
 }
 
-interface RunFlags extends ReportFlags {
+interface RunFlags extends StartFlags {
   command?: string;
   file?: string;
   script?: string;
@@ -197,12 +247,10 @@ interface RunFlags extends ReportFlags {
   rolling?: string;
   rollingMode: string;
   name?: string;
-  detach?: boolean;
-  waitTimeout?: number;
 }
 
 function runScriptCommand(): Command {
-  return new Command('script')
+  const cmd = new Command('script')
     .description('run a script on hosts and follow it; the gathered output goes to stdout')
     .option('-c, --command <cmd>', 'script text')
     .option('-f, --file <file>', 'script file')
@@ -228,15 +276,8 @@ function runScriptCommand(): Command {
         .choices(Object.keys(ROLLING_MODES))
         .default('pause'),
     )
-    .option('-n, --name <name>', 'job name')
-    .option('-d, --detach', 'print the job id and return at once')
-    .option(
-      '--wait-timeout <seconds>',
-      'stop following after this long (exit 5; the job goes on)',
-      positiveInt('wait timeout'),
-    )
-    .option('--maxrc', 'exit with the largest host exit code')
-    .option('--outdir <dir>', 'also write each host output to DIR/<host>')
+    .option('-n, --name <name>', 'job name');
+  return startOptions(cmd)
     .addHelpText(
       'after',
       `
@@ -280,14 +321,7 @@ Examples:
           ? { rolling_config: { expression: flags.rolling, mode: ROLLING_MODES[flags.rollingMode] } }
           : {}),
       });
-      const id = started.job_instance_id;
-      if (flags.detach) {
-        printData(ctx.out, { job_instance_id: id }, () => String(id));
-        return;
-      }
-      if (ctx.out.progress && ctx.out.format === 'human') process.stderr.write(`job ${id} started\n`);
-      const st = await watchJob(ctx, id, flags.waitTimeout ? flags.waitTimeout * 1000 : undefined);
-      await report(ctx, st, flags);
+      await followStarted(ctx, started.job_instance_id, flags);
     });
 }
 
@@ -308,7 +342,7 @@ function watchCommand(): Command {
         counts: counts(st),
       };
       if (ctx.out.format === 'ndjson')
-        process.stdout.write(JSON.stringify({ event: 'end', data: doc }) + '\n');
+        process.stdout.write(JSON.stringify({ event: 'summary', data: doc }) + '\n');
       else printData(ctx.out, doc, () => summaryLine(ctx.out, st));
       process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
     });
@@ -324,10 +358,11 @@ function resultCommand(): Command {
     .option('--maxrc', 'exit with the largest host exit code')
     .option('--diff', 'show how each group differs from the reference group (unified diff)')
     .option('--ref <n>', 'the reference group for --diff (default 1, the largest)', positiveInt('group'))
+    .option(...NORMALISE_OPTION)
     .option('--outdir <dir>', 'also write each host output to DIR/<host>')
     .addHelpText(
       'after',
-      "\nExamples:\n  jf result 42\n  jf result 42 --outdir ./out && ls out\n  jf result 42 -o json | jq '.steps[].groups[] | {folded, exitCode}'",
+      "\nExamples:\n  jf result 42\n  jf result 42 --normalise host,timestamps,numbers\n  jf result 42 --outdir ./out && ls out\n  jf result 42 -o json | jq '.steps[].groups[] | {folded, exitCode}'",
     )
     .action(async (id: number, flags: ReportFlags, cmd: Command) => {
       const ctx = await contextOf(cmd);
@@ -460,6 +495,7 @@ function hostsCommand(): Command {
     .addOption(
       new Option('--format <format>', 'how to print them').choices(['ips', 'ids', 'folded']).default('ips'),
     )
+    .option(...NORMALISE_OPTION)
     .addHelpText(
       'after',
       '\nExamples:\n  jf hosts 42 --status failed --format folded\n  jf run script -c "systemctl restart app" -t "$(jf hosts 42 --group 2 --format ids)"',
@@ -467,7 +503,7 @@ function hostsCommand(): Command {
     .action(
       async (
         id: number,
-        flags: { step?: number; status?: string; group?: number; format: string },
+        flags: { step?: number; status?: string; group?: number; format: string; normalise?: Normaliser[] },
         cmd: Command,
       ) => {
         const ctx = await contextOf(cmd);
@@ -476,7 +512,7 @@ function hostsCommand(): Command {
         let hosts = step.step_ip_result_list ?? [];
         if (flags.status) hosts = hosts.filter((h) => hostState(h.status) === flags.status);
         if (flags.group) {
-          const [r] = await stepReports(ctx.client, st, step.step_instance_id);
+          const [r] = await stepReports(ctx.client, st, step.step_instance_id, flags.normalise);
           const g = r?.groups[flags.group - 1];
           if (!g)
             throw new CliError(`job ${id} has ${r?.groups.length ?? 0} output groups, not ${flags.group}`);
@@ -656,13 +692,16 @@ function jobsCommand(): Command {
   return new Command('jobs').description('job history').addCommand(ls).addCommand(get);
 }
 
-export function runCommand(): Command {
-  return new Command('run').description('start a job').addCommand(runScriptCommand());
+/** `jf run script`, and the other kinds of run (launch-commands.ts) under the same `run`. */
+export function runCommand(more: Command[]): Command {
+  const run = new Command('run').description('start a job').addCommand(runScriptCommand());
+  for (const c of more) run.addCommand(c);
+  return run;
 }
 
-export function jobCommands(): Command[] {
+export function jobCommands(moreRuns: Command[] = []): Command[] {
   return [
-    runCommand(),
+    runCommand(moreRuns),
     watchCommand(),
     resultCommand(),
     logsCommand(),

@@ -7,6 +7,7 @@ import { CliError, Exit } from './exit-codes.js';
 import { foldHosts } from './host-fold.js';
 import { gatherOutputs } from './gather.js';
 import type { HostOutput } from './gather.js';
+import type { Normaliser } from '@jobfleet/server/output-normalisers';
 import { duration, hostLabel, paint } from './render.js';
 import type { Output } from './render.js';
 import { HOST_STATUS_NAMES, RUN_STATUS_NAMES, hostState, isRunOk, isRunTerminated } from './statuses.js';
@@ -55,6 +56,7 @@ export async function hostOutputs(client: ApiClient, jobId: number, step: StepSt
   );
   return hosts.map((h) => ({
     host: hostLabel(h),
+    ip: h.ip,
     hostId: h.bk_host_id,
     status: h.status,
     exitCode: h.exit_code,
@@ -81,12 +83,14 @@ async function serverGroups(
   client: ApiClient,
   jobId: number,
   stepId: number,
+  normalisers: readonly string[],
 ): Promise<GroupReport[] | undefined> {
   const ask = (extra: Record<string, unknown>) =>
     client.call<{ groups: ServerGroup[] }>('get_step_output_groups', {
       job_instance_id: jobId,
       step_instance_id: stepId,
       length: 1000,
+      ...(normalisers.length ? { normalisers: normalisers.join(',') } : {}),
       ...extra,
     });
   let groups: ServerGroup[];
@@ -118,8 +122,23 @@ async function serverGroups(
   return out;
 }
 
-async function clientGroups(client: ApiClient, jobId: number, step: StepStatus): Promise<GroupReport[]> {
-  return gatherOutputs(await hostOutputs(client, jobId, step)).map((g) => ({
+/**
+ * Gathering on the client, for a server without output groups; normalisers are the server's own
+ * (one definition of what they replace), loaded only here. The host normaliser knows the ip.
+ */
+async function clientGroups(
+  client: ApiClient,
+  jobId: number,
+  step: StepStatus,
+  normalisers: readonly Normaliser[],
+): Promise<GroupReport[]> {
+  const outputs = await hostOutputs(client, jobId, step);
+  let keyOf: ((o: HostOutput) => string) | undefined;
+  if (normalisers.length) {
+    const { normaliseText } = await import('@jobfleet/server/output-normalisers');
+    keyOf = (o) => normaliseText(o.output, normalisers, { ip: o.ip ?? '', hostname: '' });
+  }
+  return gatherOutputs(outputs, keyOf).map((g) => ({
     folded: g.folded,
     count: g.hosts.length,
     exit_code: g.exitCode,
@@ -130,7 +149,12 @@ async function clientGroups(client: ApiClient, jobId: number, step: StepStatus):
   }));
 }
 
-export async function stepReports(client: ApiClient, st: JobStatus, stepId?: number): Promise<StepReport[]> {
+export async function stepReports(
+  client: ApiClient,
+  st: JobStatus,
+  stepId?: number,
+  normalisers: readonly Normaliser[] = [],
+): Promise<StepReport[]> {
   const steps =
     stepId === undefined
       ? st.step_instance_list
@@ -139,7 +163,8 @@ export async function stepReports(client: ApiClient, st: JobStatus, stepId?: num
   const reports: StepReport[] = [];
   for (const s of steps) {
     const groups =
-      (await serverGroups(client, jobId, s.step_instance_id)) ?? (await clientGroups(client, jobId, s));
+      (await serverGroups(client, jobId, s.step_instance_id, normalisers)) ??
+      (await clientGroups(client, jobId, s, normalisers));
     reports.push({
       step_instance_id: s.step_instance_id,
       name: s.name,

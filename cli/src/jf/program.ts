@@ -6,6 +6,8 @@ import { CommanderError, Option } from 'commander';
 import type { Command } from 'commander';
 import { CliError, Exit } from './exit-codes.js';
 import { jobCommands } from './job-commands.js';
+import { redoCommand, runFileCommand, runPlanCommand } from './launch-commands.js';
+import { resourceCommands } from './resource-commands.js';
 import { setupCommands } from './setup-commands.js';
 
 export const VERSION = '0.1.0';
@@ -39,7 +41,12 @@ Examples:
 export function addOperatorCommands(program: Command, optionsOnRoot: boolean): Command {
   if (optionsOnRoot) addGlobalOptions(program);
   program.addHelpText('after', HELP);
-  for (const c of [...jobCommands(), ...setupCommands(() => program)])
+  for (const c of [
+    ...jobCommands([runFileCommand(), runPlanCommand()]),
+    redoCommand(),
+    ...resourceCommands(),
+    ...setupCommands(() => program),
+  ])
     program.addCommand(optionsOnRoot ? c : addGlobalOptions(c));
   return program;
 }

@@ -8,6 +8,7 @@ import { CliError, Exit } from './exit-codes.js';
 import { configPath } from './config-path.js';
 import { paint, printData, table } from './render.js';
 import { completionScript } from './completion.js';
+import { addScriptCommands } from './resource-commands.js';
 
 function loginCommand(): Command {
   return new Command('login')
@@ -326,7 +327,7 @@ function resourceCommands(): Command[] {
         );
       }),
   );
-  return [scripts, accounts, rules, agents];
+  return [addScriptCommands(scripts), accounts, rules, agents];
 }
 
 function completionCommand(root: () => Command): Command {
