@@ -200,6 +200,10 @@ describe('jf run file, run plan, redo', () => {
     noEscapes(remote);
     assert.match(remote.stderr, /^job \d+ success: 1 ok, 0 failed/m);
     assert.equal(fs.readFileSync(path.join(root('127.0.0.3'), 'dest2', 'c.txt'), 'utf8'), 'gamma\n');
+    assert.match(remote.stdout, /^127\.0\.0\.3 \(1\)\n-+\n\/dest2\/c\.txt 6\.0 Bytes download success\n$/m);
+    const remoteJob = /^job (\d+) success/m.exec(remote.stderr)?.[1] ?? '';
+    const logs = await jf(['logs', remoteJob, '--follow']);
+    assert.equal(logs.stdout, '127.0.0.3: /dest2/c.txt 6.0 Bytes download success\n');
 
     // redo sends the same files again, from the server's copy of the upload.
     fs.rmSync(path.join(root('127.0.0.2'), 'dest'), { recursive: true });

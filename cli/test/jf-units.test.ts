@@ -62,3 +62,25 @@ test('gathering keys on output and exit code, largest group first', () => {
     ],
   );
 });
+
+test('every jf command has --help with examples, and completion knows every command', async () => {
+  const { Command } = await import('commander');
+  const { addOperatorCommands } = await import('../src/jf/program.js');
+  const { completionScript } = await import('../src/jf/completion.js');
+  const root = addOperatorCommands(new Command('jf'), true);
+  const missing: string[] = [];
+  const walk = (c: InstanceType<typeof Command>, name: string) => {
+    if (c.commands.length === 0) {
+      let help = '';
+      c.configureOutput({ writeOut: (s) => (help += s) });
+      c.outputHelp();
+      if (!/\nExamples:\n {2}jf /.test(help)) missing.push(name);
+    }
+    for (const s of c.commands) walk(s, `${name} ${s.name()}`);
+  };
+  walk(root, 'jf');
+  assert.deepEqual(missing, []);
+  const bash = completionScript(root, 'bash');
+  assert.match(bash, /"crons"\) words="ls show save enable disable delete/);
+  assert.match(bash, /"run"\) words="script file plan/);
+});

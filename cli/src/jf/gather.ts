@@ -9,7 +9,7 @@ export interface HostOutput {
   hostId: number;
   ip?: string | null;
   status: number;
-  exitCode: number;
+  exitCode: number | null;
   output: string;
 }
 
@@ -17,7 +17,7 @@ export interface OutputGroup {
   hosts: string[];
   hostIds: number[];
   folded: string;
-  exitCode: number;
+  exitCode: number | null;
   status: number;
   output: string;
 }
@@ -49,6 +49,9 @@ export function gatherOutputs(
   const groups = [...byKey.values()];
   for (const g of groups) g.folded = foldHosts(g.hosts);
   return groups.sort(
-    (a, b) => b.hosts.length - a.hosts.length || a.exitCode - b.exitCode || a.folded.localeCompare(b.folded),
+    (a, b) =>
+      b.hosts.length - a.hosts.length ||
+      (a.exitCode ?? -1) - (b.exitCode ?? -1) ||
+      a.folded.localeCompare(b.folded),
   );
 }

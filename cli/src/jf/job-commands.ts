@@ -538,11 +538,13 @@ function hostsCommand(): Command {
 function stepOperation(
   name: string,
   description: string,
+  example: string,
   code: (flags: Record<string, unknown>) => number,
   extra?: (c: Command) => Command,
 ): Command {
   let c = new Command(name)
     .description(description)
+    .addHelpText('after', `\nExamples:\n  jf ${name} 42${example}`)
     .argument('<job>', 'job instance id', jobId)
     .option('-s, --step <id>', 'step instance (default: the current step)', positiveInt('step id'));
   if (extra) c = extra(c);
@@ -565,18 +567,25 @@ function operationCommands(): Command[] {
     stepOperation(
       'retry',
       'run the step again on its failed hosts (--all: on every host)',
+      '\n  jf retry 42 --all --step 7',
       (f) => (f.all ? 8 : 2),
       (c) =>
         c.option('--failed', 'only the failed hosts (default)').option('--all', 'every host of the step'),
     ),
-    stepOperation('ignore-error', 'mark a failed step as ignored and go on', () => 3),
-    stepOperation('skip', 'skip a step that is stopping', () => 12),
-    stepOperation('next', 'go on to the next step after a terminated one', () => 11),
-    stepOperation('continue', 'start the next rolling batch (or confirm a waiting batch)', () => 13),
+    stepOperation('ignore-error', 'mark a failed step as ignored and go on', '', () => 3),
+    stepOperation('skip', 'skip a step that is stopping', '', () => 12),
+    stepOperation('next', 'go on to the next step after a terminated one', '', () => 11),
+    stepOperation(
+      'continue',
+      'start the next rolling batch (or confirm a waiting batch)',
+      ' && jf watch 42',
+      () => 13,
+    ),
     new Command('confirm')
       .description('confirm a step waiting for confirmation')
       .argument('<job>', 'job instance id', jobId)
       .option('--reason <text>', 'why (kept with the job)')
+      .addHelpText('after', "\nExamples:\n  jf confirm 42 --reason 'canary looks fine'")
       .action(async (id: number, _f: unknown, cmd: Command) => {
         const ctx = await contextOf(cmd);
         const st = await ctx.client.jobStatus(id);
@@ -592,6 +601,7 @@ function operationCommands(): Command[] {
     new Command('terminate')
       .description('stop a running job (its running hosts are killed)')
       .argument('<job>', 'job instance id', jobId)
+      .addHelpText('after', '\nExamples:\n  jf terminate 42 && jf watch 42')
       .action(async (id: number, _f: unknown, cmd: Command) => {
         const ctx = await contextOf(cmd);
         await ctx.client.operateJob(id, 1);
@@ -671,6 +681,10 @@ function jobsCommand(): Command {
   const get = new Command('get')
     .description('a job with its steps and host counts')
     .argument('<job>', 'job instance id', jobId)
+    .addHelpText(
+      'after',
+      "\nExamples:\n  jf jobs get 42\n  jf jobs get 42 -o json | jq '.step_instance_list[].status'",
+    )
     .action(async (id: number, _f: unknown, cmd: Command) => {
       const ctx = await contextOf(cmd);
       const st = await ctx.client.jobStatus(id);

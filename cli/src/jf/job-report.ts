@@ -20,7 +20,7 @@ export interface StepReport {
   groups: {
     folded: string;
     count: number;
-    exit_code: number;
+    exit_code: number | null;
     status: number;
     output: string;
     hosts: string[];
@@ -162,8 +162,9 @@ export async function stepReports(
   const jobId = st.job_instance.job_instance_id;
   const reports: StepReport[] = [];
   for (const s of steps) {
+    // The server groups file steps by status alone; their file lines are gathered here.
     const groups =
-      (await serverGroups(client, jobId, s.step_instance_id, normalisers)) ??
+      (s.type === 2 ? undefined : await serverGroups(client, jobId, s.step_instance_id, normalisers)) ??
       (await clientGroups(client, jobId, s, normalisers));
     reports.push({
       step_instance_id: s.step_instance_id,
@@ -183,10 +184,11 @@ export function renderGroups(out: Output, reports: StepReport[]): string {
   for (const r of reports) {
     if (reports.length > 1) lines.push(c.bold(`== step ${r.step_instance_id} ${r.name}: ${r.status_name}`));
     for (const g of r.groups) {
+      const state = HOST_STATUS_NAMES[g.status] ?? String(g.status);
       const note =
         g.status === 9 || g.status === 3
           ? ''
-          : ` ${c.red(`exit ${g.exit_code}, ${HOST_STATUS_NAMES[g.status] ?? g.status}`)}`;
+          : ` ${c.red(g.exit_code === null ? state : `exit ${g.exit_code}, ${state}`)}`;
       const header = `${g.folded} (${g.count})${note}`;
       const rule = '-'.repeat(Math.min(Math.max(header.length, 15), 80));
       lines.push(c.dim(rule), c.cyan(header), c.dim(rule));
@@ -212,7 +214,7 @@ export function exitCodeOf(st: JobStatus, maxrc: boolean): number {
     let rc = 0;
     for (const s of st.step_instance_list)
       for (const h of s.step_ip_result_list ?? [])
-        rc = Math.max(rc, h.exit_code, hostState(h.status) === 'failed' ? 1 : 0);
+        rc = Math.max(rc, h.exit_code ?? 0, hostState(h.status) === 'failed' ? 1 : 0);
     return Math.min(rc, 255);
   }
   if (isRunOk(st.job_instance.status)) return Exit.OK;

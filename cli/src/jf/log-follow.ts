@@ -9,6 +9,7 @@
 import type { ApiClient, HostResult, JobStatus } from './api-client.js';
 import type { JobEvent } from './job-events.js';
 import { hostLabel } from './render.js';
+import { isRunFinished } from './statuses.js';
 
 interface HostLog {
   stepId: number;
@@ -39,6 +40,8 @@ export class LogFollower {
   private readonly hosts = new Map<number, HostResult>();
   /** Hosts of each step, to mark when a coalesced message only counts log notices. */
   private readonly stepHosts = new Map<number, number[]>();
+  /** File steps have no output to follow: their file lines are printed once the step is over. */
+  private readonly fileSteps = new Map<number, 'running' | 'due' | 'printed'>();
 
   constructor(
     private readonly client: ApiClient,
@@ -76,13 +79,20 @@ export class LogFollower {
         list.map((h) => h.bk_host_id),
       );
       for (const h of list) this.hosts.set(h.bk_host_id, h);
+      if (s.type === 2 && !this.fileSteps.has(s.step_instance_id))
+        this.fileSteps.set(s.step_instance_id, 'running');
     }
+  }
+
+  private fileStepEnded(stepId: number, status: number): void {
+    if (this.fileSteps.get(stepId) === 'running' && isRunFinished(status)) this.fileSteps.set(stepId, 'due');
   }
 
   /** Every started host of the snapshot that may have output not yet read. */
   markSnapshot(st: JobStatus): void {
     this.learn(st);
     for (const s of st.step_instance_list) {
+      this.fileStepEnded(s.step_instance_id, s.status);
       if (s.status === 1) continue;
       for (const h of s.step_ip_result_list ?? [])
         if (h.status !== 5) this.mark(s.step_instance_id, s.execute_count, h.bk_host_id);
@@ -96,7 +106,8 @@ export class LogFollower {
     if (unknown) this.learn(await this.client.jobStatus(this.jobId));
     for (const e of events) {
       const d = e.data;
-      if (e.event === 'log')
+      if (e.event === 'step') this.fileStepEnded(Number(d.step_instance_id), Number(d.status));
+      else if (e.event === 'log')
         this.mark(Number(d.step_instance_id), Number(d.execute_count), Number(d.bk_host_id));
       else if (e.event === 'coalesced' && Array.isArray(d.steps))
         for (const c of d.steps as Record<string, unknown>[]) {
@@ -109,6 +120,15 @@ export class LogFollower {
 
   /** Reads every marked host from its offset and prints its new whole lines. */
   async flush(): Promise<void> {
+    for (const [stepId, state] of this.fileSteps) {
+      if (state !== 'due') continue;
+      this.fileSteps.set(stepId, 'printed');
+      const hostIds = (this.stepHosts.get(stepId) ?? []).filter((h) => this.wanted(stepId, h));
+      for (const [hostId, text] of await this.client.hostLogs(this.jobId, stepId, hostIds)) {
+        const h = this.hosts.get(hostId);
+        if (h && text) this.opts.emit(hostLabel(h), text.replace(/\n$/, ''));
+      }
+    }
     while (this.dirty.size > 0) {
       const groups = new Map<string, HostLog[]>();
       for (const key of this.dirty) {
