@@ -104,7 +104,7 @@ export class ApiClient {
       });
       for (const l of data.script_task_logs ?? []) out.set(l.bk_host_id, l.log_content ?? '');
       for (const l of data.file_task_logs ?? [])
-        out.set(l.bk_host_id, (l.file_logs ?? []).map((f) => fileLogLine(f) + '\n').join(''));
+        out.set(l.bk_host_id, [...new Set((l.file_logs ?? []).flatMap(fileLogLine))].join(''));
     }
     return out;
   }
@@ -163,13 +163,15 @@ interface FileLog {
 }
 
 /**
- * One line per file, without the time stamp of the server's log line (so that hosts that
- * received the same files gather into one group): `/opt/app.tgz 3.0 MB download success`.
+ * One line per file the host received, without the time stamp of the server's log line (so
+ * that hosts that received the same files gather into one group): `/opt/app.tgz 3.0 MB
+ * download success`. A host that was a source adds a line only when sending failed.
  */
-export function fileLogLine(f: FileLog): string {
+export function fileLogLine(f: FileLog): string[] {
   const m = /State: (.*?) Speed:.*Detail: ?(.*)$/s.exec(f.log_content ?? '');
   const state = m?.[1] ?? '';
   const detail = m?.[2]?.trim() ?? '';
+  if (f.mode === 0 && state.endsWith('success')) return [];
   const file = f.mode === 1 ? (f.dest_path ?? f.src_path) : `${f.src_path} (source)`;
-  return [file, f.size ?? '', state].filter(Boolean).join(' ') + (detail ? `: ${detail}` : '');
+  return [[file, f.size ?? '', state].filter(Boolean).join(' ') + (detail ? `: ${detail}` : '') + '\n'];
 }
