@@ -162,6 +162,16 @@ async function report(ctx: Ctx, st: JobStatus, flags: ReportFlags): Promise<void
   process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
 }
 
+/** -t: the hosts a job runs on (targets.ts). */
+export function targetOption(): Option {
+  return new Option(
+    '-t, --target <targets>',
+    'hosts: ids, ip, cloud:ip, 10.0.1.[1-40], topo:module:ID, group:ID, @file (repeatable)',
+  )
+    .argParser(collect)
+    .makeOptionMandatory();
+}
+
 /** What every command that starts a job does next: print its id (--detach), or follow it and report. */
 export interface StartFlags extends ReportFlags {
   detach?: boolean;
@@ -255,11 +265,7 @@ function runScriptCommand(): Command {
     .option('-c, --command <cmd>', 'script text')
     .option('-f, --file <file>', 'script file')
     .option('--script <id[@version]>', 'a library script (its online version, or the named version)')
-    .requiredOption(
-      '-t, --target <targets>',
-      'hosts: ids, ip, cloud:ip, 10.0.1.[1-40], topo:module:ID, group:ID, @file (repeatable)',
-      collect,
-    )
+    .addOption(targetOption())
     .option(
       '-a, --account <alias>',
       'execution account alias (default: the profile account, else your OS user)',

@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import type { ApiClient } from './api-client.js';
 import { contextOf, jobId, positiveInt } from './context.js';
 import { CliError, Exit } from './exit-codes.js';
-import { collect, followStarted, startOptions } from './job-commands.js';
+import { collect, followStarted, startOptions, targetOption } from './job-commands.js';
 import type { StartFlags } from './job-commands.js';
 import { parseTargets } from './targets.js';
 
@@ -97,11 +97,7 @@ export function runFileCommand(): Command {
     .description('send files to hosts: local files (uploaded first) or HOST:/path files of another host')
     .argument('<sources...>', 'local files, or HOST:/path on a host (ip, cloud:ip or host id)')
     .requiredOption('--to <dir>', 'target directory on every host')
-    .requiredOption(
-      '-t, --target <targets>',
-      'hosts: ids, ip, cloud:ip, 10.0.1.[1-40], topo:module:ID, group:ID, @file (repeatable)',
-      collect,
-    )
+    .addOption(targetOption())
     .option(
       '-a, --account <alias>',
       'account on the targets (and sources); default: the profile account, else your OS user',
@@ -159,6 +155,13 @@ export function planVars(vars: string[]): Record<string, unknown>[] {
   });
 }
 
+export function varOption(): Option {
+  return new Option(
+    '--var <name=value>',
+    'a plan variable value (repeatable); NAME=hosts:TARGETS for a host list variable',
+  ).argParser(collect);
+}
+
 /** A plan named by id, or by its exact name in the scope. */
 export async function findPlan(client: ApiClient, ref: string): Promise<{ id: number; name: string }> {
   if (/^\d+$/.test(ref)) return { id: Number(ref), name: ref };
@@ -179,11 +182,7 @@ export function runPlanCommand(): Command {
   const cmd = new Command('plan')
     .description('run a job plan (by id or name) with variable values')
     .argument('<plan>', 'plan id or name')
-    .option(
-      '--var <name=value>',
-      'a variable value (repeatable); NAME=hosts:TARGETS for a host list variable',
-      collect,
-    );
+    .addOption(varOption());
   return startOptions(cmd)
     .addHelpText(
       'after',
@@ -329,11 +328,7 @@ export function redoCommand(): Command {
   const cmd = new Command('redo')
     .description('start a job again as it was submitted (a plan job: its plan, with --var values)')
     .argument('<job>', 'job instance id', jobId)
-    .option(
-      '--var <name=value>',
-      'a plan variable value (repeatable); NAME=hosts:TARGETS for host lists',
-      collect,
-    )
+    .addOption(varOption())
     .option('-p, --param <text>', 'script parameters (needed when the job hid them as sensitive)');
   return startOptions(cmd)
     .addHelpText('after', '\nExamples:\n  jf redo 42\n  jf redo 57 --var version=1.4.2 --detach')

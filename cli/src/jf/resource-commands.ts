@@ -5,7 +5,6 @@
  * (docs/job-plans.md); their code loads only when such a command runs.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { ApiClient } from './api-client.js';
 import { contextOf, positiveInt } from './context.js';
@@ -13,8 +12,9 @@ import type { Ctx } from './context.js';
 import { CliError, Exit } from './exit-codes.js';
 import { collect, followStarted, startOptions } from './job-commands.js';
 import type { StartFlags } from './job-commands.js';
-import { findPlan, planVars } from './launch-commands.js';
+import { findPlan, planVars, varOption } from './launch-commands.js';
 import { printData, table } from './render.js';
+import { languageOf } from '../commands/library.js';
 
 const time = (ms: number | null | undefined) =>
   ms ? new Date(ms).toISOString().slice(0, 19).replace('T', ' ') : '';
@@ -234,11 +234,7 @@ function plansCommand(): Command {
   const launch = new Command('launch')
     .description('run a plan (the same as jf run plan)')
     .argument('<plan>', 'plan id or name')
-    .option(
-      '--var <name=value>',
-      'a variable value (repeatable); NAME=hosts:TARGETS for host lists',
-      collect,
-    );
+    .addOption(varOption());
   p.addCommand(
     examples(
       act(startOptions(launch), async (ctx, ref: string, flags: StartFlags & { var?: string[] }) => {
@@ -458,17 +454,6 @@ function cronsCommand(): Command {
   return c;
 }
 
-const LANGUAGE_BY_EXTENSION: Record<string, number> = {
-  '.sh': 1,
-  '.bash': 1,
-  '.bat': 2,
-  '.cmd': 2,
-  '.pl': 3,
-  '.py': 4,
-  '.ps1': 5,
-  '.sql': 6,
-};
-
 interface ScriptRow {
   id: string;
   name: string;
@@ -559,7 +544,7 @@ export function addScriptCommands(scripts: Command): Command {
                   version: f.scriptVersion,
                   content,
                   version_desc: f.desc ?? '',
-                  script_language: LANGUAGE_BY_EXTENSION[path.extname(file).toLowerCase()] ?? 1,
+                  script_language: languageOf(file, undefined),
                 },
           );
           if (f.publish)
