@@ -110,6 +110,8 @@ describe('jf following', () => {
     assert.equal(lines[0]?.data.created, true);
     assert.equal(lines.filter((l) => l.event === 'host' && l.data.status === 9).length, 2);
     assert.equal(lines.filter((l) => l.event === 'summary').length, 1);
+    oneErrorLine(await jf(['watch', id, '--token', 'test-app:wrong-secret']), 4, /authentication failed/i);
+    oneErrorLine(await jf(['watch', '999999']), 1, /999999|not exist/i);
     assert.deepEqual(lines.at(-1), {
       event: 'summary',
       data: {
