@@ -13,3 +13,6 @@ const program = addOperatorCommands(
   true,
 );
 await runProgram(program, process.argv);
+// fetch's connection pool keeps the process alive for a few hundred milliseconds after the last
+// reply; a command that is done exits as soon as its output is written.
+process.stdout.write('', () => process.stderr.write('', () => process.exit()));

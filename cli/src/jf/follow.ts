@@ -7,7 +7,6 @@
  */
 import type { ApiClient, JobStatus } from './api-client.js';
 import { CliError, Exit } from './exit-codes.js';
-import { readJobStream } from './job-events.js';
 import type { JobEvent } from './job-events.js';
 
 export interface FollowOptions {
@@ -84,6 +83,8 @@ export async function followJob(
   };
   try {
     let polling = Boolean(opts.poll) || process.env.JOBFLEET_NO_STREAM === '1';
+    // The stream client (and its parser) loads only when a command follows a job.
+    const { readJobStream } = await import('./job-events.js');
     let cursor: number | undefined;
     let failures = 0;
     let delay = 300;

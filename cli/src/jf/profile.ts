@@ -8,26 +8,42 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
 import { configPath } from './config-path.js';
 import { CliError, Exit } from './exit-codes.js';
 
-const Profile = z.object({
-  server: z.string().optional(),
-  token: z.string().optional(),
-  scope: z.string().optional(),
-  account: z.string().optional(),
-  user: z.string().optional(),
-});
-export type Profile = z.infer<typeof Profile>;
+export interface Profile {
+  server?: string | undefined;
+  token?: string | undefined;
+  scope?: string | undefined;
+  account?: string | undefined;
+  user?: string | undefined;
+}
 
-const ProfileFile = z.object({
-  current: z.string().default('default'),
-  profiles: z.record(z.string(), Profile).default({}),
-});
-type ProfileFile = z.infer<typeof ProfileFile>;
+interface ProfileFile {
+  current: string;
+  profiles: Record<string, Profile>;
+}
 
-// yaml is loaded on first use (it costs a third of jf's start-up); this module itself is loaded lazily too.
+/**
+ * The profile file's schema. zod and yaml load on first use, only when there is a file to read
+ * or write (together they cost more than the rest of jf's start-up); this module itself is
+ * loaded lazily too.
+ */
+async function profileFileSchema() {
+  const { z } = await import('zod');
+  const profile = z.object({
+    server: z.string().optional(),
+    token: z.string().optional(),
+    scope: z.string().optional(),
+    account: z.string().optional(),
+    user: z.string().optional(),
+  });
+  return z.object({
+    current: z.string().default('default'),
+    profiles: z.record(z.string(), profile).default({}),
+  });
+}
+
 const loadYaml = async () => (await import('yaml')).default;
 
 async function readFile(file: string): Promise<ProfileFile> {
@@ -37,7 +53,14 @@ async function readFile(file: string): Promise<ProfileFile> {
   } catch {
     return { current: 'default', profiles: {} };
   }
-  const parsed = ProfileFile.safeParse((await loadYaml()).parse(text) ?? {});
+  const [schema, yaml] = await Promise.all([profileFileSchema(), loadYaml()]);
+  let doc: unknown;
+  try {
+    doc = yaml.parse(text) ?? {};
+  } catch {
+    doc = undefined;
+  }
+  const parsed = schema.safeParse(doc);
   if (!parsed.success)
     throw new CliError(`${file} is not a jobfleet profile file; fix or delete it`, Exit.USAGE);
   return parsed.data;
