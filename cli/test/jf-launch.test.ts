@@ -110,6 +110,15 @@ describe('jf following', () => {
     assert.equal(lines[0]?.data.created, true);
     assert.equal(lines.filter((l) => l.event === 'host' && l.data.status === 9).length, 2);
     assert.equal(lines.filter((l) => l.event === 'summary').length, 1);
+    const since = ids[2] ?? 0;
+    const resumed = await jf(['watch', id, '-o', 'ndjson', '--since', String(since)]);
+    const again = resumed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { id?: number }).id)
+      .filter((x) => x !== undefined);
+    assert.deepEqual(again, ids.slice(3), 'resumes after the cursor, nothing twice');
+    oneErrorLine(await jf(['watch', id, '--since', 'x']), 2, /cursor "x" is not an event id/);
     oneErrorLine(await jf(['watch', id, '--token', 'test-app:wrong-secret']), 4, /authentication failed/i);
     oneErrorLine(await jf(['watch', '999999']), 1, /999999|not exist/i);
     assert.deepEqual(lines.at(-1), {

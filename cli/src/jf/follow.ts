@@ -17,6 +17,8 @@ export interface FollowOptions {
   onEvents?: (events: JobEvent[]) => Promise<void> | void;
   /** A status snapshot, when polling (no stream). */
   onSnapshot?: (st: JobStatus) => Promise<void> | void;
+  /** Resume the stream after this event id (a cursor printed by -o ndjson). */
+  cursor?: number | undefined;
   /** Poll instead of reading the stream (JOBFLEET_NO_STREAM=1 does the same). */
   poll?: boolean;
 }
@@ -85,7 +87,7 @@ export async function followJob(
     let polling = Boolean(opts.poll) || process.env.JOBFLEET_NO_STREAM === '1';
     // The stream client (and its parser) loads only when a command follows a job.
     const { readJobStream } = await import('./job-events.js');
-    let cursor: number | undefined;
+    let cursor = opts.cursor;
     let failures = 0;
     let delay = 300;
     while (!polling) {

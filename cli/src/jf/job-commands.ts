@@ -36,7 +36,12 @@ export const collect = (v: string, prev: string[] = []) => [...prev, v];
  * detaches (the job goes on). With -o ndjson each stream event goes to stdout with its cursor
  * (`id`), or each status snapshot when polling. Returns the final status.
  */
-async function watchJob(ctx: Ctx, id: number, timeoutMs: number | undefined): Promise<JobStatus> {
+async function watchJob(
+  ctx: Ctx,
+  id: number,
+  timeoutMs: number | undefined,
+  cursor?: number,
+): Promise<JobStatus> {
   const live = ctx.out.progress;
   const startedAt = Date.now();
   const abort = new AbortController();
@@ -64,6 +69,7 @@ async function watchJob(ctx: Ctx, id: number, timeoutMs: number | undefined): Pr
   try {
     return await followJob(ctx.client, id, {
       timeoutMs,
+      cursor,
       signal: abort.signal,
       onEvents: (events) => {
         progress = applyEvents(progress, id, events);
@@ -337,21 +343,41 @@ function watchCommand(): Command {
     .argument('<job>', 'job instance id', jobId)
     .option('--wait-timeout <seconds>', 'give up after this long (exit 5)', positiveInt('wait timeout'))
     .option('--maxrc', 'exit with the largest host exit code')
-    .addHelpText('after', '\nExamples:\n  jf watch 42\n  jf watch 42 --wait-timeout 600 && echo done')
-    .action(async (id: number, flags: { waitTimeout?: number; maxrc?: boolean }, cmd: Command) => {
-      const ctx = await contextOf(cmd);
-      const st = await watchJob(ctx, id, flags.waitTimeout ? flags.waitTimeout * 1000 : undefined);
-      const doc = {
-        job_instance_id: id,
-        status: st.job_instance.status,
-        status_name: RUN_STATUS_NAMES[st.job_instance.status],
-        counts: counts(st),
-      };
-      if (ctx.out.format === 'ndjson')
-        process.stdout.write(JSON.stringify({ event: 'summary', data: doc }) + '\n');
-      else printData(ctx.out, doc, () => summaryLine(ctx.out, st));
-      process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
-    });
+    .option(
+      '--since <cursor>',
+      'with -o ndjson: only the events after this cursor (an "id" printed before)',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 0)
+          throw new CliError(`cursor "${v}" is not an event id`, Exit.USAGE);
+        return n;
+      },
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  jf watch 42\n  jf watch 42 --wait-timeout 600 && echo done\n  jf watch 42 -o ndjson --since 1834 | jq -c \'select(.event == "host")\'',
+    )
+    .action(
+      async (id: number, flags: { waitTimeout?: number; maxrc?: boolean; since?: number }, cmd: Command) => {
+        const ctx = await contextOf(cmd);
+        const st = await watchJob(
+          ctx,
+          id,
+          flags.waitTimeout ? flags.waitTimeout * 1000 : undefined,
+          flags.since,
+        );
+        const doc = {
+          job_instance_id: id,
+          status: st.job_instance.status,
+          status_name: RUN_STATUS_NAMES[st.job_instance.status],
+          counts: counts(st),
+        };
+        if (ctx.out.format === 'ndjson')
+          process.stdout.write(JSON.stringify({ event: 'summary', data: doc }) + '\n');
+        else printData(ctx.out, doc, () => summaryLine(ctx.out, st));
+        process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
+      },
+    );
 }
 
 function resultCommand(): Command {
