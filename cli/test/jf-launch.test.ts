@@ -233,6 +233,11 @@ describe('jf run file, run plan, redo', () => {
       /--to dest: give an absolute directory/,
     );
     oneErrorLine(
+      await jf(['run', 'file', path.join(work, 'a.txt'), '-t', '127.0.0.2']),
+      2,
+      /^jf: error: required option '--to <dir>' not specified \(add --help for usage\)$/m,
+    );
+    oneErrorLine(
       await jf(['run', 'file', 'web01:/etc/hosts', '--to', '/d/', '-t', '127.0.0.2']),
       2,
       /web01.*not a host id, ip/,

@@ -43,7 +43,7 @@ describe('jf', () => {
     assert.equal(v.code, 0);
     assert.equal(v.stdout.trim(), '0.1.0');
     const bad = await jf(['run', 'script', '-c', 'true', '-t', '127.0.0.2', '--no-such-flag']);
-    assert.equal(bad.code, 2);
+    oneErrorLine(bad, 2, /^jf: error: unknown option '--no-such-flag' \(add --help for usage\)$/m);
     const two = await jf(['run', 'script', '-c', 'true', '-f', 'x.sh', '-t', '127.0.0.2']);
     oneErrorLine(two, 2, /exactly one of -c CMD, -f FILE or --script/);
     const fmt = await jf(['jobs', 'ls', '-o', 'xml']);

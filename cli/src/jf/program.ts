@@ -51,15 +51,18 @@ export function addOperatorCommands(program: Command, optionsOnRoot: boolean): C
   return program;
 }
 
-function applyExitOverride(cmd: Command): void {
+function applyExitOverride(cmd: Command, root: string): void {
   cmd.exitOverride();
-  cmd.showHelpAfterError('(add --help for usage)');
-  for (const c of cmd.commands) applyExitOverride(c);
+  // Usage errors are one line too: the pointer to --help goes on the same line.
+  cmd.configureOutput({
+    outputError: (str, write) => write(`${root}: ${str.trimEnd()} (add --help for usage)\n`),
+  });
+  for (const c of cmd.commands) applyExitOverride(c, root);
 }
 
 /** Runs the program: errors are one line on stderr with their documented exit code. */
 export async function runProgram(program: Command, argv: string[]): Promise<void> {
-  applyExitOverride(program);
+  applyExitOverride(program, program.name());
   try {
     await program.parseAsync(argv);
   } catch (err) {
