@@ -26,7 +26,7 @@ import { duration, hostLabel, printData, table } from './render.js';
 import { RUN_STATUS_NAMES, hostState } from './statuses.js';
 import { parseTargets } from './targets.js';
 
-export const LANGUAGES: Record<string, number> = { shell: 1, bat: 2, perl: 3, python: 4, powershell: 5 };
+const LANGUAGES: Record<string, number> = { shell: 1, bat: 2, perl: 3, python: 4, powershell: 5 };
 const ROLLING_MODES: Record<string, number> = { pause: 1, ignore: 2, confirm: 3 };
 
 export const collect = (v: string, prev: string[] = []) => [...prev, v];
