@@ -25,9 +25,10 @@ interface ProfileFile {
 }
 
 /**
- * The profile file's schema. zod and yaml load on first use, only when there is a file to read
- * or write (together they cost more than the rest of jf's start-up); this module itself is
- * loaded lazily too.
+ * The profile file's schema. zod loads on first use, only when there is a file to read (it
+ * costs about as much as the rest of jf's start-up); this module itself is loaded lazily too.
+ * The file is written as JSON, which YAML reads too, so the YAML parser loads only for a file
+ * someone wrote by hand.
  */
 async function profileFileSchema() {
   const { z } = await import('zod');
@@ -53,12 +54,17 @@ async function readFile(file: string): Promise<ProfileFile> {
   } catch {
     return { current: 'default', profiles: {} };
   }
-  const [schema, yaml] = await Promise.all([profileFileSchema(), loadYaml()]);
+  const schema = await profileFileSchema();
   let doc: unknown;
   try {
-    doc = yaml.parse(text) ?? {};
+    // jf writes the file as JSON (which is YAML): read without loading the YAML parser.
+    doc = JSON.parse(text);
   } catch {
-    doc = undefined;
+    try {
+      doc = (await loadYaml()).parse(text) ?? {};
+    } catch {
+      doc = undefined;
+    }
   }
   const parsed = schema.safeParse(doc);
   if (!parsed.success)
@@ -73,7 +79,7 @@ export async function saveProfile(name: string, profile: Profile, file = configP
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   // Written to a temporary file created 0600, then renamed: the token is never readable by others.
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, (await loadYaml()).stringify(all), { mode: 0o600 });
+  fs.writeFileSync(tmp, JSON.stringify(all, null, 2) + '\n', { mode: 0o600 });
   fs.renameSync(tmp, file);
   fs.chmodSync(file, 0o600);
 }
