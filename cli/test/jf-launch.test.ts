@@ -119,6 +119,17 @@ describe('jf following', () => {
       .filter((x) => x !== undefined);
     assert.deepEqual(again, ids.slice(3), 'resumes after the cursor, nothing twice');
     oneErrorLine(await jf(['watch', id, '--since', 'x']), 2, /cursor "x" is not an event id/);
+    const run = await jf(['run', 'script', '-c', 'echo ran', '-t', '127.0.0.2', '-o', 'ndjson']);
+    const events = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; id?: number });
+    assert.equal(events.at(-1)?.event, 'result');
+    assert.ok(
+      events.slice(0, -2).every((e) => typeof e.id === 'number'),
+      'stream events carry cursors',
+    );
+    assert.equal(events.at(-2)?.event, 'end');
     oneErrorLine(await jf(['watch', id, '--token', 'test-app:wrong-secret']), 4, /authentication failed/i);
     oneErrorLine(await jf(['watch', '999999']), 1, /999999|not exist/i);
     assert.deepEqual(lines.at(-1), {
