@@ -397,30 +397,13 @@ plans:
   test('scripts push, publish and diff round-trip local files', async () => {
     const v1 = path.join(work, 'check.sh');
     fs.writeFileSync(v1, 'echo one\necho two\n');
-    const pushed = await jf([
-      'scripts',
-      'push',
-      v1,
-      '--name',
-      'check',
-      '--script-version',
-      'v1',
-      '--publish',
-    ]);
+    const push = (version: string, ...more: string[]) =>
+      jf(['scripts', 'push', v1, '--name', 'check', '--script-version', version, ...more]);
+    const pushed = await push('v1', '--publish');
     assert.equal(pushed.code, 0, pushed.stderr);
     assert.match(pushed.stdout, /^script \S+ version v1 \(\d+\) online$/m);
     fs.writeFileSync(v1, 'echo one\necho three\n');
-    const draft = await jf([
-      'scripts',
-      'push',
-      v1,
-      '--name',
-      'check',
-      '--script-version',
-      'v2',
-      '-o',
-      'json',
-    ]);
+    const draft = await push('v2', '-o', 'json');
     assert.equal((JSON.parse(draft.stdout) as { published: boolean }).published, false);
 
     const diff = await jf(['scripts', 'diff', 'check', 'v1', 'v2']);
