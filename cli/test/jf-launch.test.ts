@@ -10,7 +10,15 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Fleet } from '../../server/test/helpers/fleet.js';
-import { ESC, oneErrorLine, runJf, startFleet, stopAll, tempDir } from './helpers/jf-process.js';
+import {
+  ESC,
+  RESTART_HEARTBEAT_ENV,
+  oneErrorLine,
+  runJf,
+  startFleet,
+  stopAll,
+  tempDir,
+} from './helpers/jf-process.js';
 import type { Run } from './helpers/jf-process.js';
 
 let fleet: Fleet;
@@ -70,7 +78,8 @@ function startProxy(): Promise<void> {
 }
 
 before(async () => {
-  fleet = await startFleet('sqlite', 2, { fileRoots: true });
+  // The server restarts while a task runs: the agents get the wider heartbeat window to return.
+  fleet = await startFleet('sqlite', 2, { fileRoots: true, env: RESTART_HEARTBEAT_ENV });
   work = tempDir('jf-launch');
   baseEnv = {
     PATH: process.env.PATH ?? '',

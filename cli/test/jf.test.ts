@@ -9,7 +9,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Fleet } from '../../server/test/helpers/fleet.js';
-import { ESC, REPO, admin, oneErrorLine, runJf, startFleet, stopAll, tempDir } from './helpers/jf-process.js';
+import {
+  ESC,
+  REPO,
+  RESTART_HEARTBEAT_ENV,
+  admin,
+  oneErrorLine,
+  runJf,
+  startFleet,
+  stopAll,
+  tempDir,
+} from './helpers/jf-process.js';
 import type { Run } from './helpers/jf-process.js';
 
 const SIMULATOR = path.join(REPO, 'bench', 'dist', 'src', 'fleet-simulator.js');
@@ -23,7 +33,7 @@ function jf(args: string[], env: Record<string, string> = {}): Promise<Run> {
 }
 
 before(async () => {
-  fleet = await startFleet('sqlite', 2);
+  fleet = await startFleet('sqlite', 2, { env: RESTART_HEARTBEAT_ENV });
   configHome = tempDir('jf-config');
   baseEnv = {
     PATH: process.env.PATH ?? '',

@@ -14,7 +14,7 @@ export const REPO = path.resolve(import.meta.dirname, '../../../..');
 export const { startFleet } = (await import(
   path.join(REPO, 'server/dist/test/helpers/fleet.js')
 )) as typeof FleetModule;
-export const { stopAll, tempDir } = (await import(
+export const { RESTART_HEARTBEAT_ENV, stopAll, tempDir } = (await import(
   path.join(REPO, 'server/dist/test/helpers/processes.js')
 )) as typeof ProcessesModule;
 export const { admin } = (await import(
