@@ -25,7 +25,7 @@ function examples(c: Command, ...lines: string[]): Command {
   return c.addHelpText('after', `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}`);
 }
 
-/** Runs a command's action with its context; the action returns what to print. */
+/** The action of a command, given its context (connection and output) before its arguments. */
 function act<A extends unknown[]>(c: Command, fn: (ctx: Ctx, ...args: A) => Promise<void>): Command {
   return c.action(async (...all: unknown[]) => {
     const cmd = all[all.length - 1] as Command;
