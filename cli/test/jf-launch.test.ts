@@ -39,6 +39,12 @@ async function detached(args: string[]): Promise<string> {
   return r.stdout.trim();
 }
 
+/** Bad input, tried at once: each is refused with one line on stderr and its exit code. */
+async function refusals(cases: [string[], number, RegExp][]): Promise<void> {
+  const runs = await Promise.all(cases.map(([args]) => jf(args)));
+  cases.forEach(([, code, pattern], i) => oneErrorLine(runs[i] as Run, code, pattern));
+}
+
 const noEscapes = (r: Run) =>
   assert.ok(!r.stdout.includes(ESC) && !r.stderr.includes(ESC), 'no escape codes');
 
@@ -127,7 +133,6 @@ describe('jf following', () => {
       .map((l) => (JSON.parse(l) as { id?: number }).id)
       .filter((x) => x !== undefined);
     assert.deepEqual(again, ids.slice(3), 'resumes after the cursor, nothing twice');
-    oneErrorLine(await jf(['watch', id, '--since', 'x']), 2, /cursor "x" is not an event id/);
     const run = await jf(['run', 'script', '-c', 'echo ran', '-t', '127.0.0.2', '-o', 'ndjson']);
     const events = run.stdout
       .trim()
@@ -139,8 +144,11 @@ describe('jf following', () => {
       'stream events carry cursors',
     );
     assert.equal(events.at(-2)?.event, 'end');
-    oneErrorLine(await jf(['watch', id, '--token', 'test-app:wrong-secret']), 4, /authentication failed/i);
-    oneErrorLine(await jf(['watch', '999999']), 1, /999999|not exist/i);
+    await refusals([
+      [['watch', id, '--since', 'x'], 2, /cursor "x" is not an event id/],
+      [['watch', id, '--token', 'test-app:wrong-secret'], 4, /authentication failed/i],
+      [['watch', '999999'], 1, /999999|not exist/i],
+    ]);
     assert.deepEqual(lines.at(-1), {
       event: 'summary',
       data: {
@@ -242,26 +250,24 @@ describe('jf run file, run plan, redo', () => {
     assert.equal(redo.code, 0, redo.stderr);
     assert.equal(fs.readFileSync(path.join(root('127.0.0.2'), 'dest', 'b.txt'), 'utf8'), 'beta\n');
 
-    oneErrorLine(
-      await jf(['run', 'file', path.join(work, 'nope.txt'), '--to', '/d/', '-t', '127.0.0.2']),
-      2,
-      /no local file .*nope\.txt \(a file on a host is HOST:\/path\)/,
-    );
-    oneErrorLine(
-      await jf(['run', 'file', path.join(work, 'a.txt'), '--to', 'dest', '-t', '127.0.0.2']),
-      2,
-      /--to dest: give an absolute directory/,
-    );
-    oneErrorLine(
-      await jf(['run', 'file', path.join(work, 'a.txt'), '-t', '127.0.0.2']),
-      2,
-      /^jf: error: required option '--to <dir>' not specified \(add --help for usage\)$/m,
-    );
-    oneErrorLine(
-      await jf(['run', 'file', 'web01:/etc/hosts', '--to', '/d/', '-t', '127.0.0.2']),
-      2,
-      /web01.*not a host id, ip/,
-    );
+    await refusals([
+      [
+        ['run', 'file', path.join(work, 'nope.txt'), '--to', '/d/', '-t', '127.0.0.2'],
+        2,
+        /no local file .*nope\.txt \(a file on a host is HOST:\/path\)/,
+      ],
+      [
+        ['run', 'file', path.join(work, 'a.txt'), '--to', 'dest', '-t', '127.0.0.2'],
+        2,
+        /--to dest: give an absolute directory/,
+      ],
+      [
+        ['run', 'file', path.join(work, 'a.txt'), '-t', '127.0.0.2'],
+        2,
+        /^jf: error: required option '--to <dir>' not specified \(add --help for usage\)$/m,
+      ],
+      [['run', 'file', 'web01:/etc/hosts', '--to', '/d/', '-t', '127.0.0.2'], 2, /web01.*not a host id, ip/],
+    ]);
   });
 
   test('templates apply/ls/show/export, plans ls/show, run plan --var and redo', async () => {
@@ -293,23 +299,25 @@ plans:
     const applied = await jf(['templates', 'apply', file, '-o', 'json']);
     assert.equal(applied.code, 0, applied.stderr);
     const { job_template_id: templateId } = JSON.parse(applied.stdout) as { job_template_id: number };
-    const ls = await jf(['templates', 'ls']);
+    const [ls, show, exported, plans, planShow] = await Promise.all([
+      jf(['templates', 'ls']),
+      jf(['templates', 'show', String(templateId)]),
+      jf(['templates', 'export', String(templateId)]),
+      jf(['plans', 'ls', '--template', String(templateId), '-o', 'json']),
+      jf(['plans', 'show', 'greet all']),
+    ]);
     assert.match(ls.stdout, new RegExp(`^${templateId} .* greet$`, 'm'));
-    const show = await jf(['templates', 'show', String(templateId)]);
     assert.match(show.stdout, /^template \d+: greet \(say hello\)/);
     assert.match(show.stdout, /^\d+ +script +say$/m);
     assert.match(show.stdout, /^greeting +string +hello$/m);
-    const exported = await jf(['templates', 'export', String(templateId)]);
     assert.equal(exported.code, 0, exported.stderr);
     assert.match(exported.stdout, /^name: greet$/m);
     assert.match(exported.stdout, /echo "\$greeting from \$TEST_AGENT_IP"/);
 
-    const plans = await jf(['plans', 'ls', '--template', String(templateId), '-o', 'json']);
     assert.deepEqual(
       (JSON.parse(plans.stdout) as { name: string }[]).map((p) => p.name),
       ['greet all'],
     );
-    const planShow = await jf(['plans', 'show', 'greet all']);
     assert.match(planShow.stdout, /^plan \d+: greet all/);
 
     const run = await jf(['run', 'plan', 'greet all', '--var', 'greeting=hi']);
@@ -339,15 +347,13 @@ plans:
     assert.equal(redo.code, 0, redo.stderr);
     assert.match(redo.stdout, /^127\.0\.0\.3 \(1\)\n-+\nredo me please$/m);
 
-    oneErrorLine(await jf(['run', 'plan', 'no such plan']), 1, /no plan named "no such plan"/);
-    oneErrorLine(
-      await jf(['run', 'plan', 'greet all', '--var', 'greeting']),
-      2,
-      /--var greeting: give NAME=VALUE/,
-    );
-    oneErrorLine(await jf(['redo', scriptJob, '--var', 'a=b']), 2, /not a plan's job/);
-    oneErrorLine(await jf(['redo', '999999']), 1, /999999|not exist/i);
-    oneErrorLine(await jf(['templates', 'apply', path.join(work, 'missing.yaml')]), 2, /cannot read/);
+    await refusals([
+      [['run', 'plan', 'no such plan'], 1, /no plan named "no such plan"/],
+      [['run', 'plan', 'greet all', '--var', 'greeting'], 2, /--var greeting: give NAME=VALUE/],
+      [['redo', scriptJob, '--var', 'a=b'], 2, /not a plan's job/],
+      [['redo', '999999'], 1, /999999|not exist/i],
+      [['templates', 'apply', path.join(work, 'missing.yaml')], 2, /cannot read/],
+    ]);
   });
 
   test('crons save, ls, show, enable, disable, delete', async () => {
@@ -385,22 +391,16 @@ plans:
     assert.equal((await jf(['crons', 'disable', String(id)])).code, 0);
     assert.equal((await jf(['crons', 'ls', '--status', 'enabled', '-o', 'json'])).stdout, '[]\n');
     assert.equal((await jf(['crons', 'delete', String(id)])).stdout, `cron ${id} deleted\n`);
-    oneErrorLine(await jf(['crons', 'show', String(id)]), 1, /cron|not exist/i);
-    oneErrorLine(
-      await jf(['crons', 'save', '--name', 'x']),
-      2,
-      /a new cron needs --plan, --name and --cron or --at/,
-    );
-    oneErrorLine(
-      await jf(['crons', 'save', '--plan', 'greet all', '--name', 'x', '--at', 'tomorrow']),
-      2,
-      /--at tomorrow: not a time/,
-    );
-    oneErrorLine(
-      await jf(['crons', 'save', '--plan', 'greet all', '--name', 'x', '--cron', '0 2 * * ?']),
-      1,
-      /expression|\?/,
-    );
+    await refusals([
+      [['crons', 'show', String(id)], 1, /cron|not exist/i],
+      [['crons', 'save', '--name', 'x'], 2, /a new cron needs --plan, --name and --cron or --at/],
+      [
+        ['crons', 'save', '--plan', 'greet all', '--name', 'x', '--at', 'tomorrow'],
+        2,
+        /--at tomorrow: not a time/,
+      ],
+      [['crons', 'save', '--plan', 'greet all', '--name', 'x', '--cron', '0 2 * * ?'], 1, /expression|\?/],
+    ]);
   });
 
   test('scripts push, publish and diff round-trip local files', async () => {
@@ -430,11 +430,13 @@ plans:
     assert.equal(same.code, 0, same.stderr);
     assert.equal((JSON.parse(same.stdout) as { identical: boolean }).identical, true);
 
-    oneErrorLine(await jf(['scripts', 'publish', 'check', 'v9']), 1, /script check has no version "v9"/);
-    oneErrorLine(
-      await jf(['scripts', 'push', path.join(work, 'none.sh'), '--name', 'x', '--script-version', 'v1']),
-      2,
-      /cannot read/,
-    );
+    await refusals([
+      [['scripts', 'publish', 'check', 'v9'], 1, /script check has no version "v9"/],
+      [
+        ['scripts', 'push', path.join(work, 'none.sh'), '--name', 'x', '--script-version', 'v1'],
+        2,
+        /cannot read/,
+      ],
+    ]);
   });
 });
