@@ -62,3 +62,56 @@ test('gathering keys on output and exit code, largest group first', () => {
     ],
   );
 });
+
+test('every jf command has --help with examples, and completion knows every command', async () => {
+  const { Command } = await import('commander');
+  const { addOperatorCommands } = await import('../src/jf/program.js');
+  const { completionScript } = await import('../src/jf/completion.js');
+  const root = addOperatorCommands(new Command('jf'), true);
+  const missing: string[] = [];
+  const walk = (c: InstanceType<typeof Command>, name: string) => {
+    if (c.commands.length === 0) {
+      let help = '';
+      c.configureOutput({ writeOut: (s) => (help += s) });
+      c.outputHelp();
+      if (!/\nExamples:\n {2}jf /.test(help)) missing.push(name);
+    }
+    for (const s of c.commands) walk(s, `${name} ${s.name()}`);
+  };
+  walk(root, 'jf');
+  assert.deepEqual(missing, []);
+  const bash = completionScript(root, 'bash');
+  assert.match(bash, /"crons"\) words="ls show save enable disable delete/);
+  assert.match(bash, /"run"\) words="script file plan/);
+});
+
+test('a profile file jf wrote (JSON) and one written by hand (YAML) are both read; a broken one is a usage error', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { resolveConnection, saveProfile } = await import('../src/jf/profile.js');
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'jf-profile-'));
+  const file = path.join(home, 'jobfleet', 'config.yaml');
+  const env = { XDG_CONFIG_HOME: home };
+  await saveProfile('ci', { server: 'http://a:1/', token: 'app:secret', scope: 'biz:3' }, file);
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  const written = await resolveConnection({}, env);
+  assert.deepEqual(
+    [written.server, written.scope, written.profileName],
+    ['http://a:1', { type: 'biz', id: '3' }, 'ci'],
+  );
+  fs.writeFileSync(
+    file,
+    'current: prod\nprofiles:\n  prod:\n    server: http://b:2\n    token: jft_x\n    account: deploy\n',
+  );
+  const yaml = await resolveConnection({}, env);
+  assert.deepEqual(
+    [yaml.server, yaml.auth, yaml.account],
+    ['http://b:2', { kind: 'bearer', token: 'jft_x' }, 'deploy'],
+  );
+  fs.writeFileSync(file, 'profiles: [1, 2');
+  await assert.rejects(
+    resolveConnection({}, env),
+    (e: CliError) => e.exitCode === 2 && /not a jobfleet profile file/.test(e.message),
+  );
+});

@@ -238,7 +238,7 @@ export function scriptCommand(conn: () => Conn): Command {
   return script;
 }
 
-function languageOf(file: string, given: string | undefined): number {
+export function languageOf(file: string, given: string | undefined): number {
   if (given !== undefined) return num(given);
   return LANGUAGE_BY_EXTENSION[path.extname(file).toLowerCase()] ?? 1;
 }

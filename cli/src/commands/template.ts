@@ -55,22 +55,27 @@ export interface TemplateFile {
   plans: { name: string; description: string; steps: string[]; global_var_list: Obj[] }[];
 }
 
-async function api<T>(conn: Conn, name: string, body: Obj): Promise<T> {
-  const res = await fetch(new URL(`/api/v3/${name}`, conn.server), {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'x-bkapi-authorization': JSON.stringify({
-        bk_app_code: conn.appCode,
-        bk_app_secret: conn.appSecret,
-        bk_username: conn.username,
-      }),
-    },
-    body: JSON.stringify(body),
-  });
-  const env = (await res.json()) as { result: boolean; code: number; message: string; data: T };
-  if (!env.result) throw new Error(`${name}: ${env.message} (code ${env.code})`);
-  return env.data;
+/** One v3 API call: its reply's data, or an Error with the server's message. */
+export type Call = <T>(name: string, body: Obj) => Promise<T>;
+
+function appCall(conn: Conn): Call {
+  return async <T>(name: string, body: Obj): Promise<T> => {
+    const res = await fetch(new URL(`/api/v3/${name}`, conn.server), {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-bkapi-authorization': JSON.stringify({
+          bk_app_code: conn.appCode,
+          bk_app_secret: conn.appSecret,
+          bk_username: conn.username,
+        }),
+      },
+      body: JSON.stringify(body),
+    });
+    const env = (await res.json()) as { result: boolean; code: number; message: string; data: T };
+    if (!env.result) throw new Error(`${name}: ${env.message} (code ${env.code})`);
+    return env.data;
+  };
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
@@ -127,7 +132,7 @@ function readFile(file: string): TemplateFile {
 const lib = (si: Obj, name: string) => (si.script_type === 3 ? name.replace(/^get_/, 'get_public_') : name);
 
 /** Steps citing `script: name@version` get the ids of that library version. */
-async function citeByIds(conn: Conn, scope: Obj, steps: Step[]): Promise<Step[]> {
+async function citeByIds(call: Call, scope: Obj, steps: Step[]): Promise<Step[]> {
   const out: Step[] = [];
   for (const s of steps) {
     const si = s.script_info;
@@ -139,8 +144,7 @@ async function citeByIds(conn: Conn, scope: Obj, steps: Step[]): Promise<Step[]>
     if (at <= 0) throw new Error(`step "${s.name}": script "${si.script}" is not name@version`);
     const [name, version] = [si.script.slice(0, at), si.script.slice(at + 1)];
     const type = si.script_type === 3 ? 3 : 2;
-    const list = await api<{ data: { id: string; name: string }[] }>(
-      conn,
+    const list = await call<{ data: { id: string; name: string }[] }>(
       lib({ script_type: type }, 'get_script_list'),
       {
         ...scope,
@@ -150,7 +154,7 @@ async function citeByIds(conn: Conn, scope: Obj, steps: Step[]): Promise<Step[]>
     );
     const script = list.data.find((x) => x.name === name);
     if (!script) throw new Error(`step "${s.name}": no library script named "${name}"`);
-    const v = await api<{ id: number }>(conn, lib({ script_type: type }, 'get_script_version_detail'), {
+    const v = await call<{ id: number }>(lib({ script_type: type }, 'get_script_version_detail'), {
       ...scope,
       script_id: script.id,
       version,
@@ -165,7 +169,7 @@ async function citeByIds(conn: Conn, scope: Obj, steps: Step[]): Promise<Step[]>
 }
 
 /** Steps citing a library version by id show it as `script: name@version` (ids differ between servers). */
-async function citeByName(conn: Conn, scope: Obj, steps: Step[]): Promise<Step[]> {
+async function citeByName(call: Call, scope: Obj, steps: Step[]): Promise<Step[]> {
   const out: Step[] = [];
   for (const s of steps) {
     const si = s.script_info;
@@ -173,7 +177,7 @@ async function citeByName(conn: Conn, scope: Obj, steps: Step[]): Promise<Step[]
       out.push(s);
       continue;
     }
-    const v = await api<{ name: string; version: string }>(conn, lib(si, 'get_script_version_detail'), {
+    const v = await call<{ name: string; version: string }>(lib(si, 'get_script_version_detail'), {
       ...scope,
       id: si.script_version_id,
     });
@@ -183,23 +187,21 @@ async function citeByName(conn: Conn, scope: Obj, steps: Step[]): Promise<Step[]
   return out;
 }
 
-async function findTemplate(conn: Conn, scope: Obj, name: string): Promise<Detail | undefined> {
-  const list = await api<{ data: { id: number; name: string }[] }>(conn, 'get_job_template_list', {
+async function findTemplate(call: Call, scope: Obj, name: string): Promise<Detail | undefined> {
+  const list = await call<{ data: { id: number; name: string }[] }>('get_job_template_list', {
     ...scope,
     name,
     length: 1000,
   });
   const hit = list.data.find((t) => t.name === name);
-  return hit
-    ? api<Detail>(conn, 'get_job_template_detail', { ...scope, job_template_id: hit.id })
-    : undefined;
+  return hit ? call<Detail>('get_job_template_detail', { ...scope, job_template_id: hit.id }) : undefined;
 }
 
-export async function applyTemplate(conn: Conn, file: string): Promise<{ id: number; plans: number[] }> {
+export async function applyTemplate(call: Call, file: string): Promise<{ id: number; plans: number[] }> {
   const doc = readFile(file);
   const scope = { bk_scope_type: doc.bk_scope_type, bk_scope_id: doc.bk_scope_id };
-  const existing = await findTemplate(conn, scope, doc.name);
-  const steps = await citeByIds(conn, scope, doc.step_list);
+  const existing = await findTemplate(call, scope, doc.name);
+  const steps = await citeByIds(call, scope, doc.step_list);
   // Steps and variables keep their ids by name, so the template is updated, not replaced.
   const idOf = (list: { id?: number; name: string }[] | undefined, name: string) =>
     list?.find((x) => x.name === name)?.id;
@@ -211,10 +213,10 @@ export async function applyTemplate(conn: Conn, file: string): Promise<{ id: num
     global_var_list: doc.global_var_list.map((v) => ({ ...v, id: idOf(existing?.global_var_list, v.name) })),
   };
   const { id } = existing
-    ? await api<{ id: number }>(conn, 'update_job_template', { ...body, job_template_id: existing.id })
-    : await api<{ id: number }>(conn, 'create_job_template', body);
-  const template = await api<Detail>(conn, 'get_job_template_detail', { ...scope, job_template_id: id });
-  const current = await api<{ data: { id: number; name: string }[] }>(conn, 'get_job_plan_list', {
+    ? await call<{ id: number }>('update_job_template', { ...body, job_template_id: existing.id })
+    : await call<{ id: number }>('create_job_template', body);
+  const template = await call<Detail>('get_job_template_detail', { ...scope, job_template_id: id });
+  const current = await call<{ data: { id: number; name: string }[] }>('get_job_plan_list', {
     ...scope,
     job_template_id: id,
     length: 1000,
@@ -230,8 +232,8 @@ export async function applyTemplate(conn: Conn, file: string): Promise<{ id: num
     };
     const have = current.data.find((x) => x.name === p.name);
     const r = have
-      ? await api<{ id: number }>(conn, 'update_job_plan', { ...planBody, job_plan_id: have.id })
-      : await api<{ id: number }>(conn, 'create_job_plan', {
+      ? await call<{ id: number }>('update_job_plan', { ...planBody, job_plan_id: have.id })
+      : await call<{ id: number }>('create_job_plan', {
           ...planBody,
           job_template_id: id,
           name: p.name,
@@ -239,27 +241,23 @@ export async function applyTemplate(conn: Conn, file: string): Promise<{ id: num
     plans.push(r.id);
   }
   for (const gone of current.data.filter((x) => !doc.plans.some((p) => p.name === x.name)))
-    await api(conn, 'delete_job_plan', { ...scope, job_plan_id: gone.id });
+    await call('delete_job_plan', { ...scope, job_plan_id: gone.id });
   return { id, plans };
 }
 
-export async function exportTemplate(conn: Conn, scope: Obj, id: number): Promise<TemplateFile> {
-  const t = await api<Detail & { bk_scope_type: string; bk_scope_id: string }>(
-    conn,
-    'get_job_template_detail',
-    {
-      ...scope,
-      job_template_id: id,
-    },
-  );
-  const list = await api<{ data: { id: number }[] }>(conn, 'get_job_plan_list', {
+export async function exportTemplate(call: Call, scope: Obj, id: number): Promise<TemplateFile> {
+  const t = await call<Detail & { bk_scope_type: string; bk_scope_id: string }>('get_job_template_detail', {
+    ...scope,
+    job_template_id: id,
+  });
+  const list = await call<{ data: { id: number }[] }>('get_job_plan_list', {
     ...scope,
     job_template_id: id,
     length: 1000,
   });
   const plans = [];
   for (const { id: planId } of [...list.data].sort((a, b) => a.id - b.id)) {
-    const p = await api<PlanDetail & { description: string }>(conn, 'get_job_plan_detail', {
+    const p = await call<PlanDetail & { description: string }>('get_job_plan_detail', {
       ...scope,
       job_plan_id: planId,
     });
@@ -278,7 +276,7 @@ export async function exportTemplate(conn: Conn, scope: Obj, id: number): Promis
     name: t.name,
     description: t.description,
     global_var_list: withoutIds(t.global_var_list).map(({ used: _used, ...v }) => v) as Var[],
-    step_list: withoutIds(mapScripts(await citeByName(conn, scope, t.step_list), unb64)) as Step[],
+    step_list: withoutIds(mapScripts(await citeByName(call, scope, t.step_list), unb64)) as Step[],
     plans,
   };
 }
@@ -303,7 +301,7 @@ export function templateCommand(): Command {
     .command('apply <file>')
     .description('create or update the template and its plans from a YAML or JSON file (idempotent)')
     .action(async (file: string) => {
-      const r = await applyTemplate(conn(), file);
+      const r = await applyTemplate(appCall(conn()), file);
       process.stdout.write(`${JSON.stringify({ job_template_id: r.id, job_plan_ids: r.plans })}\n`);
     });
   cmd
@@ -312,7 +310,7 @@ export function templateCommand(): Command {
     .requiredOption('--scope <scope>', 'biz:<id> or biz_set:<id>')
     .option('--json', 'print JSON instead of YAML')
     .action(async (id: string, o: { scope: string; json?: boolean }) => {
-      const doc = await exportTemplate(conn(), parseScope(o.scope), Number(id));
+      const doc = await exportTemplate(appCall(conn()), parseScope(o.scope), Number(id));
       process.stdout.write(o.json ? `${JSON.stringify(doc, null, 2)}\n` : YAML.stringify(doc));
     });
   return cmd;

@@ -14,7 +14,7 @@ export interface Envelope<T = unknown> {
 }
 
 /** Codes a person fixes by changing credentials: app auth (1247xxx) and user auth (1238xxx). */
-function isAuthCode(code: number): boolean {
+export function isAuthCode(code: number): boolean {
   return (code >= 1247000 && code < 1248000) || (code >= 1238000 && code < 1239000);
 }
 
@@ -87,18 +87,24 @@ export class ApiClient {
     });
   }
 
-  /** The whole stored output of each host of a step (batched 500 hosts per call, the API's limit). */
+  /**
+   * The whole stored output of each host of a step (batched 500 hosts per call, the API's
+   * limit); for a file step, one line per file it sent or received.
+   */
   async hostLogs(jobId: number, stepId: number, hostIds: number[]): Promise<Map<number, string>> {
     const out = new Map<number, string>();
     for (let i = 0; i < hostIds.length; i += 500) {
       const data = await this.call<{
         script_task_logs: { bk_host_id: number; log_content: string | null }[] | null;
+        file_task_logs: { bk_host_id: number; file_logs: FileLog[] | null }[] | null;
       }>('batch_get_job_instance_ip_log', {
         job_instance_id: jobId,
         step_instance_id: stepId,
         host_id_list: hostIds.slice(i, i + 500),
       });
       for (const l of data.script_task_logs ?? []) out.set(l.bk_host_id, l.log_content ?? '');
+      for (const l of data.file_task_logs ?? [])
+        out.set(l.bk_host_id, [...new Set((l.file_logs ?? []).flatMap(fileLogLine))].join(''));
     }
     return out;
   }
@@ -121,7 +127,7 @@ export interface HostResult {
   ip: string | null;
   bk_cloud_id: number | null;
   status: number;
-  exit_code: number;
+  exit_code: number | null;
   start_time: number | null;
   end_time: number | null;
 }
@@ -146,4 +152,26 @@ export interface JobStatus {
     end_time: number | null;
   };
   step_instance_list: StepStatus[];
+}
+
+interface FileLog {
+  mode: number;
+  src_path: string;
+  dest_path?: string;
+  size: string | null;
+  log_content: string | null;
+}
+
+/**
+ * One line per file the host received, without the time stamp of the server's log line (so
+ * that hosts that received the same files gather into one group): `/opt/app.tgz 3.0 MB
+ * download success`. A host that was a source adds a line only when sending failed.
+ */
+export function fileLogLine(f: FileLog): string[] {
+  const m = /State: (.*?) Speed:.*Detail: ?(.*)$/s.exec(f.log_content ?? '');
+  const state = m?.[1] ?? '';
+  const detail = m?.[2]?.trim() ?? '';
+  if (f.mode === 0 && state.endsWith('success')) return [];
+  const file = f.mode === 1 ? (f.dest_path ?? f.src_path) : `${f.src_path} (source)`;
+  return [[file, f.size ?? '', state].filter(Boolean).join(' ') + (detail ? `: ${detail}` : '') + '\n'];
 }

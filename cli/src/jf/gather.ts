@@ -7,8 +7,9 @@ import { foldHosts } from './host-fold.js';
 export interface HostOutput {
   host: string;
   hostId: number;
+  ip?: string | null;
   status: number;
-  exitCode: number;
+  exitCode: number | null;
   output: string;
 }
 
@@ -16,15 +17,19 @@ export interface OutputGroup {
   hosts: string[];
   hostIds: number[];
   folded: string;
-  exitCode: number;
+  exitCode: number | null;
   status: number;
   output: string;
 }
 
-export function gatherOutputs(outputs: readonly HostOutput[]): OutputGroup[] {
+/** `keyOf`: what "the same output" means (the output itself unless normalised). */
+export function gatherOutputs(
+  outputs: readonly HostOutput[],
+  keyOf: (o: HostOutput) => string = (o) => o.output,
+): OutputGroup[] {
   const byKey = new Map<string, OutputGroup>();
   for (const o of outputs) {
-    const key = `${o.exitCode}\u0000${o.status}\u0000${o.output}`;
+    const key = `${o.exitCode}\u0000${o.status}\u0000${keyOf(o)}`;
     let g = byKey.get(key);
     if (!g)
       byKey.set(
@@ -44,6 +49,9 @@ export function gatherOutputs(outputs: readonly HostOutput[]): OutputGroup[] {
   const groups = [...byKey.values()];
   for (const g of groups) g.folded = foldHosts(g.hosts);
   return groups.sort(
-    (a, b) => b.hosts.length - a.hosts.length || a.exitCode - b.exitCode || a.folded.localeCompare(b.folded),
+    (a, b) =>
+      b.hosts.length - a.hosts.length ||
+      (a.exitCode ?? -1) - (b.exitCode ?? -1) ||
+      a.folded.localeCompare(b.folded),
   );
 }

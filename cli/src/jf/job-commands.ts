@@ -2,13 +2,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import type { ApiClient, JobStatus, StepStatus } from './api-client.js';
+import type { ApiClient, HostResult, JobStatus, StepStatus } from './api-client.js';
 import { contextOf, jobId, positiveInt } from './context.js';
 import type { Ctx } from './context.js';
 import type { StepReport } from './job-report.js';
+import type { Normaliser } from '@jobfleet/server/output-normalisers';
 import { CliError, Exit } from './exit-codes.js';
 import { followJob } from './follow.js';
+import { applyEvents, progressLine, progressOf } from './job-progress.js';
+import type { Progress } from './job-progress.js';
 import { foldHosts } from './host-fold.js';
+import { LogFollower } from './log-follow.js';
 import {
   counts,
   currentStep,
@@ -25,48 +29,57 @@ import { parseTargets } from './targets.js';
 const LANGUAGES: Record<string, number> = { shell: 1, bat: 2, perl: 3, python: 4, powershell: 5 };
 const ROLLING_MODES: Record<string, number> = { pause: 1, ignore: 2, confirm: 3 };
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-/** The live line on stderr (a terminal only): counts by state, rate, elapsed. */
-function progressLine(st: JobStatus, startedAt: number): string {
-  const n = counts(st);
-  const done = n.ok + n.failed;
-  const secs = (Date.now() - startedAt) / 1000;
-  const step = currentStep(st);
-  const stepText =
-    st.step_instance_list.length > 1 && step
-      ? ` · step ${st.step_instance_list.indexOf(step) + 1}/${st.step_instance_list.length}`
-      : '';
-  return `job ${st.job_instance.job_instance_id} ${RUN_STATUS_NAMES[st.job_instance.status] ?? ''} · ${n.ok} ok ${n.failed} failed ${n.running} running ${n.waiting} waiting · ${secs > 0 ? (done / secs).toFixed(1) : '0'}/s · ${duration(Date.now() - startedAt)}${stepText}`;
-}
+export const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /**
  * Follows a job to its end with the live line; Enter lists the hosts still running and Ctrl-C
- * detaches (the job goes on). Returns the final status.
+ * detaches (the job goes on). With -o ndjson each stream event goes to stdout with its cursor
+ * (`id`), or each status snapshot when polling. Returns the final status.
  */
-async function watchJob(ctx: Ctx, id: number, timeoutMs: number | undefined): Promise<JobStatus> {
+async function watchJob(
+  ctx: Ctx,
+  id: number,
+  timeoutMs: number | undefined,
+  cursor?: number,
+): Promise<JobStatus> {
   const live = ctx.out.progress;
   const startedAt = Date.now();
   const abort = new AbortController();
-  let last: JobStatus | undefined;
+  let progress: Progress | undefined;
+  const draw = () => {
+    if (live && progress) process.stderr.write(`\r\x1b[2K${progressLine(progress, startedAt)}`);
+  };
   const onSigint = () => abort.abort();
   process.once('SIGINT', onSigint);
   const onEnter = () => {
-    const hosts = (last && currentStep(last)?.step_ip_result_list) || [];
-    const running = hosts
-      .filter((h) => hostState(h.status) === 'running' || hostState(h.status) === 'waiting')
-      .map(hostLabel);
-    process.stderr.write(`\r\x1b[2Kstill running: ${running.length ? foldHosts(running) : 'none'}\n`);
+    void ctx.client.jobStatus(id).then(
+      (st) => {
+        const hosts = currentStep(st)?.step_ip_result_list ?? [];
+        const running = hosts
+          .filter((h) => hostState(h.status) === 'running' || hostState(h.status) === 'waiting')
+          .map(hostLabel);
+        process.stderr.write(`\r\x1b[2Kstill running: ${running.length ? foldHosts(running) : 'none'}\n`);
+        draw();
+      },
+      () => undefined,
+    );
   };
   const stdinLive = live && process.stdin.isTTY;
   if (stdinLive) process.stdin.on('data', onEnter);
   try {
     return await followJob(ctx.client, id, {
       timeoutMs,
+      cursor,
       signal: abort.signal,
+      onEvents: (events) => {
+        progress = applyEvents(progress, id, events);
+        draw();
+        if (ctx.out.format === 'ndjson')
+          for (const e of events) process.stdout.write(JSON.stringify(e) + '\n');
+      },
       onSnapshot: (st) => {
-        last = st;
-        if (live) process.stderr.write(`\r\x1b[2K${progressLine(st, startedAt)}`);
+        progress = progressOf(st);
+        draw();
         if (ctx.out.format === 'ndjson')
           process.stdout.write(JSON.stringify({ event: 'status', data: st }) + '\n');
       },
@@ -93,8 +106,9 @@ function pickStep(st: JobStatus, stepId: number | undefined): StepStatus {
   return step;
 }
 
-interface ReportFlags {
+export interface ReportFlags {
   step?: number;
+  normalise?: Normaliser[];
   maxrc?: boolean;
   outdir?: string;
   diff?: boolean;
@@ -136,7 +150,7 @@ async function addDiffs(reports: StepReport[], ref: number): Promise<string> {
 
 /** Prints the gathered result of a job and sets the exit code. */
 async function report(ctx: Ctx, st: JobStatus, flags: ReportFlags): Promise<void> {
-  const reports = await stepReports(ctx.client, st, flags.step);
+  const reports = await stepReports(ctx.client, st, flags.step, flags.normalise);
   const diffs = flags.diff ? await addDiffs(reports, flags.ref ?? 1) : undefined;
   if (flags.outdir) await writeOutdir(ctx.client, st, flags.outdir, flags.step);
   const doc = {
@@ -153,6 +167,64 @@ async function report(ctx: Ctx, st: JobStatus, flags: ReportFlags): Promise<void
   if (ctx.out.format === 'human' && !ctx.out.quiet) process.stderr.write(summaryLine(ctx.out, st) + '\n');
   process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
 }
+
+/** -t: the hosts a job runs on (targets.ts). */
+export function targetOption(): Option {
+  return new Option(
+    '-t, --target <targets>',
+    'hosts: ids, ip, cloud:ip, 10.0.1.[1-40], topo:module:ID, group:ID, @file (repeatable)',
+  )
+    .argParser(collect)
+    .makeOptionMandatory();
+}
+
+/** What every command that starts a job does next: print its id (--detach), or follow it and report. */
+export interface StartFlags extends ReportFlags {
+  detach?: boolean;
+  waitTimeout?: number;
+}
+
+export async function followStarted(ctx: Ctx, id: number, flags: StartFlags): Promise<void> {
+  if (flags.detach) {
+    printData(ctx.out, { job_instance_id: id }, () => String(id));
+    return;
+  }
+  if (ctx.out.progress && ctx.out.format === 'human') process.stderr.write(`job ${id} started\n`);
+  const st = await watchJob(ctx, id, flags.waitTimeout ? flags.waitTimeout * 1000 : undefined);
+  await report(ctx, st, flags);
+}
+
+/** The options of following a started job, shared by every command that starts one. */
+export function startOptions(c: Command): Command {
+  return c
+    .option('-d, --detach', 'print the job id and return at once')
+    .option(
+      '--wait-timeout <seconds>',
+      'stop following after this long (exit 5; the job goes on)',
+      positiveInt('wait timeout'),
+    )
+    .option('--maxrc', 'exit with the largest host exit code')
+    .option('--outdir <dir>', 'also write each host output to DIR/<host>')
+    .option(...NORMALISE_OPTION);
+}
+
+const NORMALISERS = ['host', 'timestamps', 'numbers'] as const satisfies readonly Normaliser[];
+
+/**
+ * `--normalise host,timestamps,numbers`: group outputs that differ only by the host's own
+ * address, times or numbers, with the server's output-group normalisers (docs/output-groups.md).
+ */
+export const NORMALISE_OPTION = [
+  '--normalise <list>',
+  `ignore these differences when gathering: ${NORMALISERS.join(', ')} (comma-separated)`,
+  (v: string): Normaliser[] => {
+    const list = v.split(',').map((x) => x.trim());
+    const bad = list.find((x) => !(NORMALISERS as readonly string[]).includes(x));
+    if (bad !== undefined)
+      throw new CliError(`--normalise ${bad}: choose from ${NORMALISERS.join(', ')}`, Exit.USAGE);
+    return list as Normaliser[];
+  },
+] as const;
 
 async function writeOutdir(client: ApiClient, st: JobStatus, dir: string, stepId?: number): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
@@ -178,7 +250,7 @@ async function scriptVersionId(client: ApiClient, spec: string): Promise<Record<
   return { script_version_id: found.id };
 }
 
-interface RunFlags extends ReportFlags {
+interface RunFlags extends StartFlags {
   command?: string;
   file?: string;
   script?: string;
@@ -191,21 +263,15 @@ interface RunFlags extends ReportFlags {
   rolling?: string;
   rollingMode: string;
   name?: string;
-  detach?: boolean;
-  waitTimeout?: number;
 }
 
 function runScriptCommand(): Command {
-  return new Command('script')
+  const cmd = new Command('script')
     .description('run a script on hosts and follow it; the gathered output goes to stdout')
     .option('-c, --command <cmd>', 'script text')
     .option('-f, --file <file>', 'script file')
     .option('--script <id[@version]>', 'a library script (its online version, or the named version)')
-    .requiredOption(
-      '-t, --target <targets>',
-      'hosts: ids, ip, cloud:ip, 10.0.1.[1-40], topo:module:ID, group:ID, @file (repeatable)',
-      collect,
-    )
+    .addOption(targetOption())
     .option(
       '-a, --account <alias>',
       'execution account alias (default: the profile account, else your OS user)',
@@ -222,15 +288,8 @@ function runScriptCommand(): Command {
         .choices(Object.keys(ROLLING_MODES))
         .default('pause'),
     )
-    .option('-n, --name <name>', 'job name')
-    .option('-d, --detach', 'print the job id and return at once')
-    .option(
-      '--wait-timeout <seconds>',
-      'stop following after this long (exit 5; the job goes on)',
-      positiveInt('wait timeout'),
-    )
-    .option('--maxrc', 'exit with the largest host exit code')
-    .option('--outdir <dir>', 'also write each host output to DIR/<host>')
+    .option('-n, --name <name>', 'job name');
+  return startOptions(cmd)
     .addHelpText(
       'after',
       `
@@ -274,14 +333,7 @@ Examples:
           ? { rolling_config: { expression: flags.rolling, mode: ROLLING_MODES[flags.rollingMode] } }
           : {}),
       });
-      const id = started.job_instance_id;
-      if (flags.detach) {
-        printData(ctx.out, { job_instance_id: id }, () => String(id));
-        return;
-      }
-      if (ctx.out.progress && ctx.out.format === 'human') process.stderr.write(`job ${id} started\n`);
-      const st = await watchJob(ctx, id, flags.waitTimeout ? flags.waitTimeout * 1000 : undefined);
-      await report(ctx, st, flags);
+      await followStarted(ctx, started.job_instance_id, flags);
     });
 }
 
@@ -291,21 +343,41 @@ function watchCommand(): Command {
     .argument('<job>', 'job instance id', jobId)
     .option('--wait-timeout <seconds>', 'give up after this long (exit 5)', positiveInt('wait timeout'))
     .option('--maxrc', 'exit with the largest host exit code')
-    .addHelpText('after', '\nExamples:\n  jf watch 42\n  jf watch 42 --wait-timeout 600 && echo done')
-    .action(async (id: number, flags: { waitTimeout?: number; maxrc?: boolean }, cmd: Command) => {
-      const ctx = await contextOf(cmd);
-      const st = await watchJob(ctx, id, flags.waitTimeout ? flags.waitTimeout * 1000 : undefined);
-      const doc = {
-        job_instance_id: id,
-        status: st.job_instance.status,
-        status_name: RUN_STATUS_NAMES[st.job_instance.status],
-        counts: counts(st),
-      };
-      if (ctx.out.format === 'ndjson')
-        process.stdout.write(JSON.stringify({ event: 'end', data: doc }) + '\n');
-      else printData(ctx.out, doc, () => summaryLine(ctx.out, st));
-      process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
-    });
+    .option(
+      '--since <cursor>',
+      'with -o ndjson: only the events after this cursor (an "id" printed before)',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isSafeInteger(n) || n < 0)
+          throw new CliError(`cursor "${v}" is not an event id`, Exit.USAGE);
+        return n;
+      },
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  jf watch 42\n  jf watch 42 --wait-timeout 600 && echo done\n  jf watch 42 -o ndjson --since 1834 | jq -c \'select(.event == "host")\'',
+    )
+    .action(
+      async (id: number, flags: { waitTimeout?: number; maxrc?: boolean; since?: number }, cmd: Command) => {
+        const ctx = await contextOf(cmd);
+        const st = await watchJob(
+          ctx,
+          id,
+          flags.waitTimeout ? flags.waitTimeout * 1000 : undefined,
+          flags.since,
+        );
+        const doc = {
+          job_instance_id: id,
+          status: st.job_instance.status,
+          status_name: RUN_STATUS_NAMES[st.job_instance.status],
+          counts: counts(st),
+        };
+        if (ctx.out.format === 'ndjson')
+          process.stdout.write(JSON.stringify({ event: 'summary', data: doc }) + '\n');
+        else printData(ctx.out, doc, () => summaryLine(ctx.out, st));
+        process.exitCode = exitCodeOf(st, Boolean(flags.maxrc));
+      },
+    );
 }
 
 function resultCommand(): Command {
@@ -318,10 +390,11 @@ function resultCommand(): Command {
     .option('--maxrc', 'exit with the largest host exit code')
     .option('--diff', 'show how each group differs from the reference group (unified diff)')
     .option('--ref <n>', 'the reference group for --diff (default 1, the largest)', positiveInt('group'))
+    .option(...NORMALISE_OPTION)
     .option('--outdir <dir>', 'also write each host output to DIR/<host>')
     .addHelpText(
       'after',
-      "\nExamples:\n  jf result 42\n  jf result 42 --outdir ./out && ls out\n  jf result 42 -o json | jq '.steps[].groups[] | {folded, exitCode}'",
+      "\nExamples:\n  jf result 42\n  jf result 42 --normalise host,timestamps,numbers\n  jf result 42 --outdir ./out && ls out\n  jf result 42 -o json | jq '.steps[].groups[] | {folded, exitCode}'",
     )
     .action(async (id: number, flags: ReportFlags, cmd: Command) => {
       const ctx = await contextOf(cmd);
@@ -355,28 +428,58 @@ function logsCommand(): Command {
       '\nExamples:\n  jf logs 42 --failed\n  jf logs 42 -H 10.0.1.7 --tail 20\n  jf logs 42 -f | grep ERROR',
     )
     .action(async (id: number, flags: LogFlags, cmd: Command) => {
+      if (flags.follow && flags.failed)
+        throw new CliError('--failed lists finished hosts; use it without --follow', Exit.USAGE);
       const ctx = await contextOf(cmd);
-      const seen = new Map<number, number>();
-      const partial = new Map<number, string>();
-      const emit = (host: string, text: string) => {
-        for (const line of text.split('\n')) {
-          if (ctx.out.format === 'human') process.stdout.write(`${host}: ${line}\n`);
-          else process.stdout.write(JSON.stringify({ host, line }) + '\n');
-        }
-      };
       const collected: { host: string; lines: string[] }[] = [];
-      for (let first = true; ; first = false) {
-        const st = await ctx.client.jobStatus(id);
-        const step = pickStep(st, flags.step);
-        let hosts = step.step_ip_result_list ?? [];
-        if (flags.host) {
-          const wanted = new Set(flags.host);
-          hosts = hosts.filter(
-            (h) => wanted.has(hostLabel(h)) || wanted.has(String(h.bk_host_id)) || wanted.has(h.ip ?? ''),
-          );
-          if (first && hosts.length === 0)
-            throw new CliError(`job ${id} ran on none of ${flags.host.join(', ')}`);
+      const document = ctx.out.format === 'json' || ctx.out.format === 'yaml';
+      const print = (host: string, text: string) => {
+        const lines = text.split('\n');
+        if (document) collected.push({ host, lines });
+        else
+          for (const line of lines)
+            process.stdout.write(
+              ctx.out.format === 'human' ? `${host}: ${line}\n` : JSON.stringify({ host, line }) + '\n',
+            );
+      };
+      const st = await ctx.client.jobStatus(id);
+      const matchHost = hostMatcher(id, st, flags.host);
+      if (flags.follow) {
+        // --tail: the last lines of what is there now, then everything new.
+        let emit = flags.tail
+          ? (host: string, text: string) => collected.push({ host, lines: text.split('\n') })
+          : print;
+        const follower = new LogFollower(ctx.client, id, {
+          stepId: flags.step,
+          include: matchHost,
+          emit: (host, text) => emit(host, text),
+        });
+        if (flags.tail) {
+          const step = pickStep(st, flags.step);
+          follower.markSnapshot({ ...st, step_instance_list: [step] });
+          await follower.flush();
+          const lines = new Map<string, string[]>();
+          for (const c of collected.splice(0)) lines.set(c.host, [...(lines.get(c.host) ?? []), ...c.lines]);
+          for (const [host, l] of lines) print(host, l.slice(-(flags.tail ?? 0)).join('\n'));
+          emit = print;
         }
+        follower.learn(st);
+        const end = await followJob(ctx.client, id, {
+          onEvents: async (events) => {
+            await follower.markEvents(events);
+            await follower.flush();
+          },
+          onSnapshot: async (snap) => {
+            follower.markSnapshot(snap);
+            await follower.flush();
+          },
+        });
+        follower.markSnapshot(end);
+        await follower.flush();
+        follower.finish();
+      } else {
+        const step = pickStep(st, flags.step);
+        let hosts = (step.step_ip_result_list ?? []).filter(matchHost);
         if (flags.failed) hosts = hosts.filter((h) => hostState(h.status) === 'failed');
         const logs = await ctx.client.hostLogs(
           id,
@@ -384,31 +487,23 @@ function logsCommand(): Command {
           hosts.map((h) => h.bk_host_id),
         );
         for (const h of hosts) {
-          const label = hostLabel(h);
-          const all = logs.get(h.bk_host_id) ?? '';
-          // Offsets are kept per host on the client: each poll prints only what is new.
-          const text = (partial.get(h.bk_host_id) ?? '') + all.slice(seen.get(h.bk_host_id) ?? 0);
-          seen.set(h.bk_host_id, all.length);
-          const done = hostState(h.status) === 'ok' || hostState(h.status) === 'failed';
-          const cut = done ? text.length : text.lastIndexOf('\n') + 1;
-          partial.set(h.bk_host_id, text.slice(cut));
-          const complete = text.slice(0, cut).replace(/\n$/, '');
-          if (!complete) continue;
-          if (ctx.out.format === 'json' || ctx.out.format === 'yaml')
-            collected.push({ host: label, lines: complete.split('\n') });
-          else if (flags.tail && first) emit(label, complete.split('\n').slice(-flags.tail).join('\n'));
-          else emit(label, complete);
+          const text = (logs.get(h.bk_host_id) ?? '').replace(/\n$/, '');
+          if (text) print(hostLabel(h), flags.tail ? text.split('\n').slice(-flags.tail).join('\n') : text);
         }
-        if (!flags.follow || st.finished) break;
-        await new Promise((r) => setTimeout(r, 1000));
       }
-      if (ctx.out.format === 'json' || ctx.out.format === 'yaml')
-        printData(
-          ctx.out,
-          collected.map((c) => ({ ...c, lines: flags.tail ? c.lines.slice(-flags.tail) : c.lines })),
-          () => '',
-        );
+      if (document) printData(ctx.out, collected, () => '');
     });
+}
+
+/** --host filters (ip, cloud:ip or host id); a CliError when the job ran on none of them. */
+function hostMatcher(id: number, st: JobStatus, wanted: string[] | undefined): (h: HostResult) => boolean {
+  if (!wanted) return () => true;
+  const set = new Set(wanted);
+  const match = (h: HostResult) =>
+    set.has(hostLabel(h)) || set.has(String(h.bk_host_id)) || set.has(h.ip ?? '');
+  if (!st.step_instance_list.some((s) => (s.step_ip_result_list ?? []).some(match)))
+    throw new CliError(`job ${id} ran on none of ${wanted.join(', ')}`);
+  return match;
 }
 
 function hostsCommand(): Command {
@@ -432,6 +527,7 @@ function hostsCommand(): Command {
     .addOption(
       new Option('--format <format>', 'how to print them').choices(['ips', 'ids', 'folded']).default('ips'),
     )
+    .option(...NORMALISE_OPTION)
     .addHelpText(
       'after',
       '\nExamples:\n  jf hosts 42 --status failed --format folded\n  jf run script -c "systemctl restart app" -t "$(jf hosts 42 --group 2 --format ids)"',
@@ -439,7 +535,7 @@ function hostsCommand(): Command {
     .action(
       async (
         id: number,
-        flags: { step?: number; status?: string; group?: number; format: string },
+        flags: { step?: number; status?: string; group?: number; format: string; normalise?: Normaliser[] },
         cmd: Command,
       ) => {
         const ctx = await contextOf(cmd);
@@ -448,7 +544,7 @@ function hostsCommand(): Command {
         let hosts = step.step_ip_result_list ?? [];
         if (flags.status) hosts = hosts.filter((h) => hostState(h.status) === flags.status);
         if (flags.group) {
-          const [r] = await stepReports(ctx.client, st, step.step_instance_id);
+          const [r] = await stepReports(ctx.client, st, step.step_instance_id, flags.normalise);
           const g = r?.groups[flags.group - 1];
           if (!g)
             throw new CliError(`job ${id} has ${r?.groups.length ?? 0} output groups, not ${flags.group}`);
@@ -474,11 +570,13 @@ function hostsCommand(): Command {
 function stepOperation(
   name: string,
   description: string,
+  example: string,
   code: (flags: Record<string, unknown>) => number,
   extra?: (c: Command) => Command,
 ): Command {
   let c = new Command(name)
     .description(description)
+    .addHelpText('after', `\nExamples:\n  jf ${name} 42${example}`)
     .argument('<job>', 'job instance id', jobId)
     .option('-s, --step <id>', 'step instance (default: the current step)', positiveInt('step id'));
   if (extra) c = extra(c);
@@ -501,18 +599,25 @@ function operationCommands(): Command[] {
     stepOperation(
       'retry',
       'run the step again on its failed hosts (--all: on every host)',
+      '\n  jf retry 42 --all --step 7',
       (f) => (f.all ? 8 : 2),
       (c) =>
         c.option('--failed', 'only the failed hosts (default)').option('--all', 'every host of the step'),
     ),
-    stepOperation('ignore-error', 'mark a failed step as ignored and go on', () => 3),
-    stepOperation('skip', 'skip a step that is stopping', () => 12),
-    stepOperation('next', 'go on to the next step after a terminated one', () => 11),
-    stepOperation('continue', 'start the next rolling batch (or confirm a waiting batch)', () => 13),
+    stepOperation('ignore-error', 'mark a failed step as ignored and go on', '', () => 3),
+    stepOperation('skip', 'skip a step that is stopping', '', () => 12),
+    stepOperation('next', 'go on to the next step after a terminated one', '', () => 11),
+    stepOperation(
+      'continue',
+      'start the next rolling batch (or confirm a waiting batch)',
+      ' && jf watch 42',
+      () => 13,
+    ),
     new Command('confirm')
       .description('confirm a step waiting for confirmation')
       .argument('<job>', 'job instance id', jobId)
       .option('--reason <text>', 'why (kept with the job)')
+      .addHelpText('after', "\nExamples:\n  jf confirm 42 --reason 'canary looks fine'")
       .action(async (id: number, _f: unknown, cmd: Command) => {
         const ctx = await contextOf(cmd);
         const st = await ctx.client.jobStatus(id);
@@ -528,6 +633,7 @@ function operationCommands(): Command[] {
     new Command('terminate')
       .description('stop a running job (its running hosts are killed)')
       .argument('<job>', 'job instance id', jobId)
+      .addHelpText('after', '\nExamples:\n  jf terminate 42 && jf watch 42')
       .action(async (id: number, _f: unknown, cmd: Command) => {
         const ctx = await contextOf(cmd);
         await ctx.client.operateJob(id, 1);
@@ -607,6 +713,10 @@ function jobsCommand(): Command {
   const get = new Command('get')
     .description('a job with its steps and host counts')
     .argument('<job>', 'job instance id', jobId)
+    .addHelpText(
+      'after',
+      "\nExamples:\n  jf jobs get 42\n  jf jobs get 42 -o json | jq '.step_instance_list[].status'",
+    )
     .action(async (id: number, _f: unknown, cmd: Command) => {
       const ctx = await contextOf(cmd);
       const st = await ctx.client.jobStatus(id);
@@ -628,13 +738,16 @@ function jobsCommand(): Command {
   return new Command('jobs').description('job history').addCommand(ls).addCommand(get);
 }
 
-export function runCommand(): Command {
-  return new Command('run').description('start a job').addCommand(runScriptCommand());
+/** `jf run script`, and the other kinds of run (launch-commands.ts) under the same `run`. */
+export function runCommand(more: Command[]): Command {
+  const run = new Command('run').description('start a job').addCommand(runScriptCommand());
+  for (const c of more) run.addCommand(c);
+  return run;
 }
 
-export function jobCommands(): Command[] {
+export function jobCommands(moreRuns: Command[] = []): Command[] {
   return [
-    runCommand(),
+    runCommand(moreRuns),
     watchCommand(),
     resultCommand(),
     logsCommand(),

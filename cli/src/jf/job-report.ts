@@ -7,6 +7,7 @@ import { CliError, Exit } from './exit-codes.js';
 import { foldHosts } from './host-fold.js';
 import { gatherOutputs } from './gather.js';
 import type { HostOutput } from './gather.js';
+import type { Normaliser } from '@jobfleet/server/output-normalisers';
 import { duration, hostLabel, paint } from './render.js';
 import type { Output } from './render.js';
 import { HOST_STATUS_NAMES, RUN_STATUS_NAMES, hostState, isRunOk, isRunTerminated } from './statuses.js';
@@ -19,7 +20,7 @@ export interface StepReport {
   groups: {
     folded: string;
     count: number;
-    exit_code: number;
+    exit_code: number | null;
     status: number;
     output: string;
     hosts: string[];
@@ -55,6 +56,7 @@ export async function hostOutputs(client: ApiClient, jobId: number, step: StepSt
   );
   return hosts.map((h) => ({
     host: hostLabel(h),
+    ip: h.ip,
     hostId: h.bk_host_id,
     status: h.status,
     exitCode: h.exit_code,
@@ -81,12 +83,14 @@ async function serverGroups(
   client: ApiClient,
   jobId: number,
   stepId: number,
+  normalisers: readonly string[],
 ): Promise<GroupReport[] | undefined> {
   const ask = (extra: Record<string, unknown>) =>
     client.call<{ groups: ServerGroup[] }>('get_step_output_groups', {
       job_instance_id: jobId,
       step_instance_id: stepId,
       length: 1000,
+      ...(normalisers.length ? { normalisers: normalisers.join(',') } : {}),
       ...extra,
     });
   let groups: ServerGroup[];
@@ -118,8 +122,23 @@ async function serverGroups(
   return out;
 }
 
-async function clientGroups(client: ApiClient, jobId: number, step: StepStatus): Promise<GroupReport[]> {
-  return gatherOutputs(await hostOutputs(client, jobId, step)).map((g) => ({
+/**
+ * Gathering on the client, for a server without output groups; normalisers are the server's own
+ * (one definition of what they replace), loaded only here. The host normaliser knows the ip.
+ */
+async function clientGroups(
+  client: ApiClient,
+  jobId: number,
+  step: StepStatus,
+  normalisers: readonly Normaliser[],
+): Promise<GroupReport[]> {
+  const outputs = await hostOutputs(client, jobId, step);
+  let keyOf: ((o: HostOutput) => string) | undefined;
+  if (normalisers.length) {
+    const { normaliseText } = await import('@jobfleet/server/output-normalisers');
+    keyOf = (o) => normaliseText(o.output, normalisers, { ip: o.ip ?? '', hostname: '' });
+  }
+  return gatherOutputs(outputs, keyOf).map((g) => ({
     folded: g.folded,
     count: g.hosts.length,
     exit_code: g.exitCode,
@@ -130,7 +149,12 @@ async function clientGroups(client: ApiClient, jobId: number, step: StepStatus):
   }));
 }
 
-export async function stepReports(client: ApiClient, st: JobStatus, stepId?: number): Promise<StepReport[]> {
+export async function stepReports(
+  client: ApiClient,
+  st: JobStatus,
+  stepId?: number,
+  normalisers: readonly Normaliser[] = [],
+): Promise<StepReport[]> {
   const steps =
     stepId === undefined
       ? st.step_instance_list
@@ -138,8 +162,10 @@ export async function stepReports(client: ApiClient, st: JobStatus, stepId?: num
   const jobId = st.job_instance.job_instance_id;
   const reports: StepReport[] = [];
   for (const s of steps) {
+    // The server groups file steps by status alone; their file lines are gathered here.
     const groups =
-      (await serverGroups(client, jobId, s.step_instance_id)) ?? (await clientGroups(client, jobId, s));
+      (s.type === 2 ? undefined : await serverGroups(client, jobId, s.step_instance_id, normalisers)) ??
+      (await clientGroups(client, jobId, s, normalisers));
     reports.push({
       step_instance_id: s.step_instance_id,
       name: s.name,
@@ -158,10 +184,11 @@ export function renderGroups(out: Output, reports: StepReport[]): string {
   for (const r of reports) {
     if (reports.length > 1) lines.push(c.bold(`== step ${r.step_instance_id} ${r.name}: ${r.status_name}`));
     for (const g of r.groups) {
+      const state = HOST_STATUS_NAMES[g.status] ?? String(g.status);
       const note =
         g.status === 9 || g.status === 3
           ? ''
-          : ` ${c.red(`exit ${g.exit_code}, ${HOST_STATUS_NAMES[g.status] ?? g.status}`)}`;
+          : ` ${c.red(g.exit_code === null ? state : `exit ${g.exit_code}, ${state}`)}`;
       const header = `${g.folded} (${g.count})${note}`;
       const rule = '-'.repeat(Math.min(Math.max(header.length, 15), 80));
       lines.push(c.dim(rule), c.cyan(header), c.dim(rule));
@@ -187,7 +214,7 @@ export function exitCodeOf(st: JobStatus, maxrc: boolean): number {
     let rc = 0;
     for (const s of st.step_instance_list)
       for (const h of s.step_ip_result_list ?? [])
-        rc = Math.max(rc, h.exit_code, hostState(h.status) === 'failed' ? 1 : 0);
+        rc = Math.max(rc, h.exit_code ?? 0, hostState(h.status) === 'failed' ? 1 : 0);
     return Math.min(rc, 255);
   }
   if (isRunOk(st.job_instance.status)) return Exit.OK;

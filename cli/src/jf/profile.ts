@@ -8,26 +8,43 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
 import { configPath } from './config-path.js';
 import { CliError, Exit } from './exit-codes.js';
 
-const Profile = z.object({
-  server: z.string().optional(),
-  token: z.string().optional(),
-  scope: z.string().optional(),
-  account: z.string().optional(),
-  user: z.string().optional(),
-});
-export type Profile = z.infer<typeof Profile>;
+export interface Profile {
+  server?: string | undefined;
+  token?: string | undefined;
+  scope?: string | undefined;
+  account?: string | undefined;
+  user?: string | undefined;
+}
 
-const ProfileFile = z.object({
-  current: z.string().default('default'),
-  profiles: z.record(z.string(), Profile).default({}),
-});
-type ProfileFile = z.infer<typeof ProfileFile>;
+interface ProfileFile {
+  current: string;
+  profiles: Record<string, Profile>;
+}
 
-// yaml is loaded on first use (it costs a third of jf's start-up); this module itself is loaded lazily too.
+/**
+ * The profile file's schema. zod loads on first use, only when there is a file to read (it
+ * costs about as much as the rest of jf's start-up); this module itself is loaded lazily too.
+ * The file is written as JSON, which YAML reads too, so the YAML parser loads only for a file
+ * someone wrote by hand.
+ */
+async function profileFileSchema() {
+  const { z } = await import('zod');
+  const profile = z.object({
+    server: z.string().optional(),
+    token: z.string().optional(),
+    scope: z.string().optional(),
+    account: z.string().optional(),
+    user: z.string().optional(),
+  });
+  return z.object({
+    current: z.string().default('default'),
+    profiles: z.record(z.string(), profile).default({}),
+  });
+}
+
 const loadYaml = async () => (await import('yaml')).default;
 
 async function readFile(file: string): Promise<ProfileFile> {
@@ -37,7 +54,19 @@ async function readFile(file: string): Promise<ProfileFile> {
   } catch {
     return { current: 'default', profiles: {} };
   }
-  const parsed = ProfileFile.safeParse((await loadYaml()).parse(text) ?? {});
+  const schema = await profileFileSchema();
+  let doc: unknown;
+  try {
+    // jf writes the file as JSON (which is YAML): read without loading the YAML parser.
+    doc = JSON.parse(text);
+  } catch {
+    try {
+      doc = (await loadYaml()).parse(text) ?? {};
+    } catch {
+      doc = undefined;
+    }
+  }
+  const parsed = schema.safeParse(doc);
   if (!parsed.success)
     throw new CliError(`${file} is not a jobfleet profile file; fix or delete it`, Exit.USAGE);
   return parsed.data;
@@ -50,7 +79,7 @@ export async function saveProfile(name: string, profile: Profile, file = configP
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   // Written to a temporary file created 0600, then renamed: the token is never readable by others.
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, (await loadYaml()).stringify(all), { mode: 0o600 });
+  fs.writeFileSync(tmp, JSON.stringify(all, null, 2) + '\n', { mode: 0o600 });
   fs.renameSync(tmp, file);
   fs.chmodSync(file, 0o600);
 }

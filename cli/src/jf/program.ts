@@ -6,6 +6,8 @@ import { CommanderError, Option } from 'commander';
 import type { Command } from 'commander';
 import { CliError, Exit } from './exit-codes.js';
 import { jobCommands } from './job-commands.js';
+import { redoCommand, runFileCommand, runPlanCommand } from './launch-commands.js';
+import { resourceCommands } from './resource-commands.js';
 import { setupCommands } from './setup-commands.js';
 
 export const VERSION = '0.1.0';
@@ -39,20 +41,28 @@ Examples:
 export function addOperatorCommands(program: Command, optionsOnRoot: boolean): Command {
   if (optionsOnRoot) addGlobalOptions(program);
   program.addHelpText('after', HELP);
-  for (const c of [...jobCommands(), ...setupCommands(() => program)])
+  for (const c of [
+    ...jobCommands([runFileCommand(), runPlanCommand()]),
+    redoCommand(),
+    ...resourceCommands(),
+    ...setupCommands(() => program),
+  ])
     program.addCommand(optionsOnRoot ? c : addGlobalOptions(c));
   return program;
 }
 
-function applyExitOverride(cmd: Command): void {
+function applyExitOverride(cmd: Command, root: string): void {
   cmd.exitOverride();
-  cmd.showHelpAfterError('(add --help for usage)');
-  for (const c of cmd.commands) applyExitOverride(c);
+  // Usage errors are one line too: the pointer to --help goes on the same line.
+  cmd.configureOutput({
+    outputError: (str, write) => write(`${root}: ${str.trimEnd()} (add --help for usage)\n`),
+  });
+  for (const c of cmd.commands) applyExitOverride(c, root);
 }
 
 /** Runs the program: errors are one line on stderr with their documented exit code. */
 export async function runProgram(program: Command, argv: string[]): Promise<void> {
-  applyExitOverride(program);
+  applyExitOverride(program, program.name());
   try {
     await program.parseAsync(argv);
   } catch (err) {

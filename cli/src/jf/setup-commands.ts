@@ -8,6 +8,7 @@ import { CliError, Exit } from './exit-codes.js';
 import { configPath } from './config-path.js';
 import { paint, printData, table } from './render.js';
 import { completionScript } from './completion.js';
+import { addScriptCommands } from './resource-commands.js';
 
 function loginCommand(): Command {
   return new Command('login')
@@ -67,6 +68,7 @@ interface Check {
 function doctorCommand(): Command {
   return new Command('doctor')
     .description('check the server, credentials, scope and clock skew, and say what to fix')
+    .addHelpText('after', '\nExamples:\n  jf doctor\n  jf doctor --profile prod -o json')
     .action(async (_f: unknown, cmd: Command) => {
       const ctx = await contextOf(cmd);
       const { client, out } = ctx;
@@ -180,25 +182,29 @@ function apiCommand(): Command {
 function listCommand(
   name: string,
   description: string,
+  example: string,
   run: (
     client: ApiClient,
   ) => Promise<{ rows: unknown[]; head: string[]; cells: (r: never) => (string | number | null)[] }>,
 ): Command {
-  return new Command(name).description(description).action(async (_f: unknown, cmd: Command) => {
-    const ctx = await contextOf(cmd);
-    const { rows, head, cells } = await run(ctx.client);
-    printData(ctx.out, rows, () =>
-      table(
-        head,
-        rows.map((r) => cells(r as never)),
-      ),
-    );
-  });
+  return new Command(name)
+    .description(description)
+    .addHelpText('after', `\nExamples:\n  ${example}`)
+    .action(async (_f: unknown, cmd: Command) => {
+      const ctx = await contextOf(cmd);
+      const { rows, head, cells } = await run(ctx.client);
+      printData(ctx.out, rows, () =>
+        table(
+          head,
+          rows.map((r) => cells(r as never)),
+        ),
+      );
+    });
 }
 
 function resourceCommands(): Command[] {
   const scripts = new Command('scripts').description('the script library of the scope').addCommand(
-    listCommand('ls', 'library scripts', async (client) => {
+    listCommand('ls', 'library scripts', "jf scripts ls -o json | jq '.[].name'", async (client) => {
       const r = await client.call<{
         data: {
           id: string;
@@ -219,6 +225,7 @@ function resourceCommands(): Command[] {
     new Command('versions')
       .description('versions of a library script')
       .argument('<script>', 'script id')
+      .addHelpText('after', '\nExamples:\n  jf scripts versions 3f2a9c')
       .action(async (id: string, _f: unknown, cmd: Command) => {
         const ctx = await contextOf(cmd);
         const r = await ctx.client.call<{
@@ -233,7 +240,7 @@ function resourceCommands(): Command[] {
       }),
   );
   const accounts = new Command('accounts').description('execution accounts of the scope').addCommand(
-    listCommand('ls', 'accounts', async (client) => {
+    listCommand('ls', 'accounts', 'jf accounts ls', async (client) => {
       const r = await client.call<{
         data: { id: number; alias: string; account: string; category: number; os: string }[];
       }>('get_account_list', { length: 1000 });
@@ -245,7 +252,7 @@ function resourceCommands(): Command[] {
     }),
   );
   const rules = new Command('rules').description('dangerous-command rules').addCommand(
-    listCommand('ls', 'rules', async (client) => {
+    listCommand('ls', 'rules', 'jf rules ls', async (client) => {
       const r = await client.call<
         { id: number; expression: string; action: number; status: number; description: string }[]
       >('get_dangerous_rule_list', {}, false);
@@ -295,6 +302,10 @@ function resourceCommands(): Command[] {
   const agents = new Command('agents').description('agent status of hosts').addCommand(
     new Command('ls')
       .description('agent status of host ids')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  jf agents ls 1 2 3\n  jf agents ls $(jf hosts 42 --format ids | tr , " ")',
+      )
       .argument('<hosts...>', 'host ids', (v: string, prev: number[] = []) => [
         ...prev,
         positiveInt('host id')(v),
@@ -326,7 +337,7 @@ function resourceCommands(): Command[] {
         );
       }),
   );
-  return [scripts, accounts, rules, agents];
+  return [addScriptCommands(scripts), accounts, rules, agents];
 }
 
 function completionCommand(root: () => Command): Command {
@@ -337,7 +348,7 @@ function completionCommand(root: () => Command): Command {
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  source <(jf completion bash)\n  jf completion fish > ~/.config/fish/completions/jf.fish',
+      '\nExamples:\n  jf completion bash > /etc/bash_completion.d/jf   # or: source <(jf completion bash)\n  jf completion fish > ~/.config/fish/completions/jf.fish',
     )
     .action((shell: 'bash' | 'zsh' | 'fish') => {
       process.stdout.write(completionScript(root(), shell));

@@ -1,0 +1,442 @@
+/**
+ * `jf` end to end, second part: following by the event stream (and by polling where a proxy
+ * refuses the stream), logs by offset across a server restart, file runs, plans, redo,
+ * templates, crons and the script library. Real `jf` processes against a real server with two
+ * real agents on loopback, each agent with its own file root.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Fleet } from '../../server/test/helpers/fleet.js';
+import {
+  ESC,
+  RESTART_HEARTBEAT_ENV,
+  oneErrorLine,
+  runJf,
+  startFleet,
+  stopAll,
+  tempDir,
+} from './helpers/jf-process.js';
+import type { Run } from './helpers/jf-process.js';
+
+let fleet: Fleet;
+let baseEnv: Record<string, string>;
+let proxy: http.Server;
+let proxyUrl: string;
+let work: string;
+
+function jf(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return runJf(baseEnv, args, env);
+}
+
+/** A job id printed by --detach. */
+async function detached(args: string[]): Promise<string> {
+  const r = await jf([...args, '--detach']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^\d+\n$/);
+  return r.stdout.trim();
+}
+
+/** Bad input, tried at once: each is refused with one line on stderr and its exit code. */
+async function refusals(cases: [string[], number, RegExp][]): Promise<void> {
+  const runs = await Promise.all(cases.map(([args]) => jf(args)));
+  cases.forEach(([, code, pattern], i) => oneErrorLine(runs[i] as Run, code, pattern));
+}
+
+const noEscapes = (r: Run) =>
+  assert.ok(!r.stdout.includes(ESC) && !r.stderr.includes(ESC), 'no escape codes');
+
+/**
+ * A proxy in front of the server that serves no event stream (an HTML 404, as a web server
+ * would) and, like an older server, no output groups; everything else passes through.
+ */
+function startProxy(): Promise<void> {
+  proxy = http.createServer((req, res) => {
+    if (req.url?.includes('get_job_event_stream')) {
+      res.writeHead(404, { 'content-type': 'text/html' }).end('<html><body>Not Found</body></html>');
+      return;
+    }
+    if (req.url?.includes('get_step_output_groups')) {
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ result: false, code: 1240004, message: 'No such path', data: null }));
+      return;
+    }
+    const up = http.request(
+      new URL(req.url ?? '/', fleet.server.url),
+      { method: req.method, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  return new Promise((resolve) =>
+    proxy.listen(0, '127.0.0.1', () => {
+      proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+      resolve();
+    }),
+  );
+}
+
+before(async () => {
+  // The server restarts while a task runs: the agents get the wider heartbeat window to return.
+  fleet = await startFleet('sqlite', 2, { fileRoots: true, env: RESTART_HEARTBEAT_ENV });
+  work = tempDir('jf-launch');
+  baseEnv = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    XDG_CONFIG_HOME: tempDir('jf-config'),
+    JOBFLEET_URL: fleet.server.url,
+    JOBFLEET_TOKEN: `${fleet.creds.appCode}:${fleet.creds.appSecret}`,
+    JOBFLEET_SCOPE: 'biz:2',
+  };
+  await startProxy();
+});
+
+after(async () => {
+  proxy.closeAllConnections();
+  proxy.close();
+  await stopAll();
+});
+
+describe('jf following', () => {
+  test('watch -o ndjson streams events with cursors, then one summary', async () => {
+    const id = await detached(['run', 'script', '-c', 'echo a; sleep 1; echo b', '-t', '127.0.0.[2-3]']);
+    const w = await jf(['watch', id, '-o', 'ndjson']);
+    assert.equal(w.code, 0, w.stderr);
+    const lines = w.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; id?: number; data: Record<string, unknown> });
+    const ids = lines.filter((l) => l.id !== undefined).map((l) => l.id as number);
+    assert.ok(ids.length >= 4, w.stdout);
+    assert.deepEqual(
+      ids,
+      [...ids].sort((a, b) => a - b),
+      'cursors grow',
+    );
+    assert.equal(new Set(ids).size, ids.length, 'no event twice');
+    assert.equal(lines[0]?.event, 'job');
+    assert.equal(lines[0]?.data.created, true);
+    assert.equal(lines.filter((l) => l.event === 'host' && l.data.status === 9).length, 2);
+    assert.equal(lines.filter((l) => l.event === 'summary').length, 1);
+    const since = ids[2] ?? 0;
+    const resumed = await jf(['watch', id, '-o', 'ndjson', '--since', String(since)]);
+    const again = resumed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { id?: number }).id)
+      .filter((x) => x !== undefined);
+    assert.deepEqual(again, ids.slice(3), 'resumes after the cursor, nothing twice');
+    const run = await jf(['run', 'script', '-c', 'echo ran', '-t', '127.0.0.2', '-o', 'ndjson']);
+    const events = run.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; id?: number });
+    assert.equal(events.at(-1)?.event, 'result');
+    assert.ok(
+      events.slice(0, -2).every((e) => typeof e.id === 'number'),
+      'stream events carry cursors',
+    );
+    assert.equal(events.at(-2)?.event, 'end');
+    await refusals([
+      [['watch', id, '--since', 'x'], 2, /cursor "x" is not an event id/],
+      [['watch', id, '--token', 'test-app:wrong-secret'], 4, /authentication failed/i],
+      [['watch', '999999'], 1, /999999|not exist/i],
+    ]);
+    assert.deepEqual(lines.at(-1), {
+      event: 'summary',
+      data: {
+        job_instance_id: Number(id),
+        status: 3,
+        status_name: 'success',
+        counts: { ok: 2, failed: 0, running: 0, waiting: 0 },
+      },
+    });
+  });
+
+  test('logs --follow across a server restart prints every line once', async () => {
+    const id = await detached([
+      'run',
+      'script',
+      '-c',
+      'for i in 1 2 3 4 5 6; do echo "n $i"; sleep 0.7; done',
+      '-t',
+      '127.0.0.2',
+    ]);
+    const following = jf(['logs', id, '--follow']);
+    await new Promise((r) => setTimeout(r, 1500));
+    await fleet.server.kill();
+    fleet.server = await fleet.server.restart();
+    const r = await following;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, [1, 2, 3, 4, 5, 6].map((i) => `127.0.0.2: n ${i}\n`).join(''));
+    const tail = await jf(['logs', id, '--follow', '--tail', '2']);
+    assert.equal(tail.stdout, '127.0.0.2: n 5\n127.0.0.2: n 6\n');
+  });
+
+  test('where no stream is served, run, watch and logs --follow poll; result gathers on the client with the same normalisers', async () => {
+    const via = ['--server', proxyUrl];
+    const script = 'echo "host $TEST_AGENT_IP pid $$"; sleep 1; echo done';
+    const run = await jf(['run', 'script', '-c', script, '-t', '127.0.0.[2-3]', ...via]);
+    assert.equal(run.code, 0, run.stderr);
+    noEscapes(run);
+    assert.equal(run.stdout.match(/^127\.0\.0\.\d \(1\)$/gm)?.length, 2, run.stdout);
+    const id = /^job (\d+) success/m.exec(run.stderr)?.[1] ?? '';
+    const normalised = ['result', id, '--normalise', 'host,numbers'];
+    for (const server of [[], via]) {
+      const r = await jf([...normalised, ...server]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^-+\n127\.0\.0\.\[2-3\] \(2\)\n-+\nhost 127\.0\.0\.\d pid \d+\ndone\n$/);
+    }
+    oneErrorLine(await jf(['result', id, '--normalise', 'pids']), 2, /--normalise pids: choose from host/);
+
+    const slow = await detached(['run', 'script', '-c', 'echo one; sleep 1.5; echo two', '-t', '127.0.0.3']);
+    const [watch, logs] = await Promise.all([
+      jf(['watch', slow, ...via]),
+      jf(['logs', slow, '--follow', ...via]),
+    ]);
+    assert.equal(watch.code, 0, watch.stderr);
+    assert.match(watch.stdout, new RegExp(`^job ${slow} success: 1 ok, 0 failed`));
+    assert.equal(logs.stdout, '127.0.0.3: one\n127.0.0.3: two\n');
+  });
+});
+
+describe('jf run file, run plan, redo', () => {
+  test('run file: local files are uploaded, HOST:/path files come from that host', async () => {
+    const root = (ip: string) => fleet.fileRoots.get(ip) ?? '';
+    fs.writeFileSync(path.join(work, 'a.txt'), 'alpha\n');
+    fs.writeFileSync(path.join(work, 'b.txt'), 'beta\n');
+    const local = await jf([
+      'run',
+      'file',
+      path.join(work, 'a.txt'),
+      path.join(work, 'b.txt'),
+      '--to',
+      '/dest/',
+      '-t',
+      '127.0.0.[2-3]',
+      '-o',
+      'json',
+    ]);
+    assert.equal(local.code, 0, local.stderr);
+    const doc = JSON.parse(local.stdout) as { job_instance_id: number; status: number };
+    assert.equal(doc.status, 3);
+    for (const ip of ['127.0.0.2', '127.0.0.3']) {
+      assert.equal(fs.readFileSync(path.join(root(ip), 'dest', 'a.txt'), 'utf8'), 'alpha\n');
+      assert.equal(fs.readFileSync(path.join(root(ip), 'dest', 'b.txt'), 'utf8'), 'beta\n');
+    }
+
+    fs.mkdirSync(path.join(root('127.0.0.2'), 'src'), { recursive: true });
+    fs.writeFileSync(path.join(root('127.0.0.2'), 'src', 'c.txt'), 'gamma\n');
+    const remote = await jf(['run', 'file', '127.0.0.2:/src/c.txt', '--to', '/dest2/', '-t', '127.0.0.3']);
+    assert.equal(remote.code, 0, remote.stderr);
+    noEscapes(remote);
+    assert.match(remote.stderr, /^job \d+ success: 1 ok, 0 failed/m);
+    assert.equal(fs.readFileSync(path.join(root('127.0.0.3'), 'dest2', 'c.txt'), 'utf8'), 'gamma\n');
+    assert.match(remote.stdout, /^127\.0\.0\.3 \(1\)\n-+\n\/dest2\/c\.txt 6\.0 Bytes download success\n$/m);
+    const remoteJob = /^job (\d+) success/m.exec(remote.stderr)?.[1] ?? '';
+    const logs = await jf(['logs', remoteJob, '--follow']);
+    assert.equal(logs.stdout, '127.0.0.3: /dest2/c.txt 6.0 Bytes download success\n');
+
+    // redo sends the same files again, from the server's copy of the upload.
+    fs.rmSync(path.join(root('127.0.0.2'), 'dest'), { recursive: true });
+    const redo = await jf(['redo', String(doc.job_instance_id), '-q']);
+    assert.equal(redo.code, 0, redo.stderr);
+    assert.equal(fs.readFileSync(path.join(root('127.0.0.2'), 'dest', 'b.txt'), 'utf8'), 'beta\n');
+
+    await refusals([
+      [
+        ['run', 'file', path.join(work, 'nope.txt'), '--to', '/d/', '-t', '127.0.0.2'],
+        2,
+        /no local file .*nope\.txt \(a file on a host is HOST:\/path\)/,
+      ],
+      [
+        ['run', 'file', path.join(work, 'a.txt'), '--to', 'dest', '-t', '127.0.0.2'],
+        2,
+        /--to dest: give an absolute directory/,
+      ],
+      [
+        ['run', 'file', path.join(work, 'a.txt'), '-t', '127.0.0.2'],
+        2,
+        /^jf: error: required option '--to <dir>' not specified \(add --help for usage\)$/m,
+      ],
+      [['run', 'file', 'web01:/etc/hosts', '--to', '/d/', '-t', '127.0.0.2'], 2, /web01.*not a host id, ip/],
+    ]);
+  });
+
+  test('templates apply/ls/show/export, plans ls/show, run plan --var and redo', async () => {
+    const file = path.join(work, 'greet.yaml');
+    fs.writeFileSync(
+      file,
+      `bk_scope_type: biz
+bk_scope_id: "2"
+name: greet
+description: say hello
+global_var_list:
+  - {name: greeting, type: 1, description: "", required: 1, value: hello}
+step_list:
+  - name: say
+    type: 1
+    script_info:
+      script_content: |
+        echo "$greeting from $TEST_AGENT_IP"
+      script_language: 1
+      account: {alias: ${fleet.account}}
+      server: {ip_list: [{bk_cloud_id: 0, ip: 127.0.0.2}]}
+plans:
+  - name: greet all
+    description: ""
+    steps: [say]
+    global_var_list: []
+`,
+    );
+    const applied = await jf(['templates', 'apply', file, '-o', 'json']);
+    assert.equal(applied.code, 0, applied.stderr);
+    const { job_template_id: templateId } = JSON.parse(applied.stdout) as { job_template_id: number };
+    const [ls, show, exported, plans, planShow] = await Promise.all([
+      jf(['templates', 'ls']),
+      jf(['templates', 'show', String(templateId)]),
+      jf(['templates', 'export', String(templateId)]),
+      jf(['plans', 'ls', '--template', String(templateId), '-o', 'json']),
+      jf(['plans', 'show', 'greet all']),
+    ]);
+    assert.match(ls.stdout, new RegExp(`^${templateId} .* greet$`, 'm'));
+    assert.match(show.stdout, /^template \d+: greet \(say hello\)/);
+    assert.match(show.stdout, /^\d+ +script +say$/m);
+    assert.match(show.stdout, /^greeting +string +hello$/m);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.match(exported.stdout, /^name: greet$/m);
+    assert.match(exported.stdout, /echo "\$greeting from \$TEST_AGENT_IP"/);
+
+    assert.deepEqual(
+      (JSON.parse(plans.stdout) as { name: string }[]).map((p) => p.name),
+      ['greet all'],
+    );
+    assert.match(planShow.stdout, /^plan \d+: greet all/);
+
+    const run = await jf(['run', 'plan', 'greet all', '--var', 'greeting=hi']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, '---------------\n127.0.0.2 (1)\n---------------\nhi from 127.0.0.2\n');
+    const planJob = /^job (\d+) success/m.exec(run.stderr)?.[1] ?? '';
+    const again = await jf(['redo', planJob, '--var', 'greeting=again', '-o', 'json']);
+    assert.equal(again.code, 0, again.stderr);
+    const redone = JSON.parse(again.stdout) as {
+      job_instance_id: number;
+      steps: { groups: { output: string }[] }[];
+    };
+    assert.notEqual(redone.job_instance_id, Number(planJob));
+    assert.equal(redone.steps[0]?.groups[0]?.output, 'again from 127.0.0.2\n');
+
+    const scriptJob = await detached([
+      'run',
+      'script',
+      '-c',
+      'echo "redo me $1"',
+      '-p',
+      'please',
+      '-t',
+      '127.0.0.3',
+    ]);
+    const redo = await jf(['redo', scriptJob]);
+    assert.equal(redo.code, 0, redo.stderr);
+    assert.match(redo.stdout, /^127\.0\.0\.3 \(1\)\n-+\nredo me please$/m);
+
+    await refusals([
+      [['run', 'plan', 'no such plan'], 1, /no plan named "no such plan"/],
+      [['run', 'plan', 'greet all', '--var', 'greeting'], 2, /--var greeting: give NAME=VALUE/],
+      [['redo', scriptJob, '--var', 'a=b'], 2, /not a plan's job/],
+      [['redo', '999999'], 1, /999999|not exist/i],
+      [['templates', 'apply', path.join(work, 'missing.yaml')], 2, /cannot read/],
+    ]);
+  });
+
+  test('crons save, ls, show, enable, disable, delete', async () => {
+    const saved = await jf([
+      'crons',
+      'save',
+      '--plan',
+      'greet all',
+      '--name',
+      'nightly greet',
+      '--cron',
+      '0 2 * * *',
+      '--tz',
+      'UTC',
+      '--var',
+      'greeting=night',
+      '-o',
+      'json',
+    ]);
+    assert.equal(saved.code, 0, saved.stderr);
+    const { id } = JSON.parse(saved.stdout) as { id: number };
+    assert.equal((await jf(['crons', 'enable', String(id)])).stdout, `cron ${id} enabled\n`);
+    const detail = await jf(['crons', 'show', String(id), '-o', 'json']);
+    const d = JSON.parse(detail.stdout) as { status: number; next_run_times: number[] };
+    assert.equal(d.status, 1);
+    assert.equal(d.next_run_times.length, 5);
+    assert.ok(d.next_run_times.every((t) => new Date(t * 1000).getUTCHours() === 2));
+    const human = await jf(['crons', 'show', String(id)]);
+    assert.match(
+      human.stdout,
+      /^cron \d+: nightly greet \(enabled\), plan \d+\nschedule: 0 2 \* \* \* UTC\nnext: /,
+    );
+    const ls = await jf(['crons', 'ls', '--status', 'enabled']);
+    assert.match(ls.stdout, new RegExp(`^${id} +enabled +\\d+ +0 2 \\* \\* \\* +nightly greet$`, 'm'));
+    assert.equal((await jf(['crons', 'disable', String(id)])).code, 0);
+    assert.equal((await jf(['crons', 'ls', '--status', 'enabled', '-o', 'json'])).stdout, '[]\n');
+    assert.equal((await jf(['crons', 'delete', String(id)])).stdout, `cron ${id} deleted\n`);
+    await refusals([
+      [['crons', 'show', String(id)], 1, /cron|not exist/i],
+      [['crons', 'save', '--name', 'x'], 2, /a new cron needs --plan, --name and --cron or --at/],
+      [
+        ['crons', 'save', '--plan', 'greet all', '--name', 'x', '--at', 'tomorrow'],
+        2,
+        /--at tomorrow: not a time/,
+      ],
+      [['crons', 'save', '--plan', 'greet all', '--name', 'x', '--cron', '0 2 * * ?'], 1, /expression|\?/],
+    ]);
+  });
+
+  test('scripts push, publish and diff round-trip local files', async () => {
+    const v1 = path.join(work, 'check.sh');
+    fs.writeFileSync(v1, 'echo one\necho two\n');
+    const push = (version: string, ...more: string[]) =>
+      jf(['scripts', 'push', v1, '--name', 'check', '--script-version', version, ...more]);
+    const pushed = await push('v1', '--publish');
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.match(pushed.stdout, /^script \S+ version v1 \(\d+\) online$/m);
+    fs.writeFileSync(v1, 'echo one\necho three\n');
+    const draft = await push('v2', '-o', 'json');
+    assert.equal((JSON.parse(draft.stdout) as { published: boolean }).published, false);
+
+    const diff = await jf(['scripts', 'diff', 'check', 'v1', 'v2']);
+    assert.equal(diff.code, 1, diff.stderr);
+    assert.match(
+      diff.stdout,
+      /^--- check@v1\n\+\+\+ check@v2\n@@ -1,2 \+1,2 @@\n echo one\n-echo two\n\+echo three\n$/,
+    );
+    const local = await jf(['scripts', 'diff', 'check', v1]);
+    assert.equal(local.code, 1);
+    assert.match(local.stdout, /^--- check@v1\n\+\+\+ .*check\.sh\n/);
+    const published = await jf(['scripts', 'publish', 'check', 'v2']);
+    assert.equal(published.stdout, 'script check version v2 is online\n');
+    const same = await jf(['scripts', 'diff', 'check', v1, '-o', 'json']);
+    assert.equal(same.code, 0, same.stderr);
+    assert.equal((JSON.parse(same.stdout) as { identical: boolean }).identical, true);
+
+    await refusals([
+      [['scripts', 'publish', 'check', 'v9'], 1, /script check has no version "v9"/],
+      [
+        ['scripts', 'push', path.join(work, 'none.sh'), '--name', 'x', '--script-version', 'v1'],
+        2,
+        /cannot read/,
+      ],
+    ]);
+  });
+});
