@@ -123,6 +123,34 @@ describe('console: a 1,000-host step', () => {
     await context.close();
   });
 
+  test('the target picker resolves a pasted list of 10,000 addresses and flags the unknown ones', async () => {
+    const { page, context } = await newPage(browser);
+    await screenshotOnFailure(page, 'picker', async () => {
+      await signIn(page, url, 'oscar', passwords.oscar ?? '');
+      const hosts = await serverHelpers.api.admin<{ hosts: { ip: string }[] }>(
+        url,
+        fleet.server.adminToken,
+        'GET',
+        `/hosts?bk_biz_id=${BIZ}`,
+      );
+      const known = hosts.data.hosts.map((h) => h.ip);
+      assert.equal(known.length, HOSTS);
+      const unknown = Array.from({ length: 10_000 - HOSTS }, (_, i) => `10.200.${i >> 8}.${i & 255}`);
+      await page.goto(`${url}/biz/${BIZ}/run/script`);
+      await page.getByLabel('Targets').fill([...known, ...unknown].join('\n'));
+      await page
+        .getByText(`1000 hosts: 1000 agents normal, 0 abnormal · ${10_000 - HOSTS} unknown`)
+        .waitFor();
+      await page
+        .getByRole('list', { name: 'Entries that are not targets' })
+        .getByText('10.200.0.0', { exact: true })
+        .waitFor();
+      await page.getByRole('button', { name: 'Run on 1000 hosts' }).waitFor();
+      await screenshot(page, 'target-picker-10000');
+    });
+    await context.close();
+  });
+
   test('a viewer sees no run or retry controls, and the API refuses a run from its session', async () => {
     const { page, context } = await newPage(browser);
     await screenshotOnFailure(page, 'viewer', async () => {
