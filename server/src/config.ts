@@ -215,6 +215,11 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_CRON_TICK_MS',
     doc: 'how often the scheduler looks for due cron times',
   },
+  jobEventRetentionDays: {
+    schema: int(0).default(30),
+    env: 'JOBFLEET_JOB_EVENT_RETENTION_DAYS',
+    doc: 'days the event streams can replay a finished job (its events are pruned hourly; events of unfinished jobs are kept; 0 keeps events forever)',
+  },
   consoleDir: {
     schema: z.string().optional(),
     env: 'JOBFLEET_CONSOLE_DIR',
