@@ -22,7 +22,7 @@ export default function JobPage() {
   const reloader = useMemo(() => throttle(reload, 500), [reload]);
   useEffect(() => () => reloader.cancel(), [reloader]);
   const onEvent = useCallback(() => reloader.call(), [reloader]);
-  useJobStream(scope.params, jobId, onEvent, job ? !job.finished : true);
+  useJobStream(scope.params, jobId, onEvent, job !== undefined && !job.finished);
 
   if (error) return <ApiError error={error} onRetry={reload} />;
   if (!job) return <p className="muted">{t('app.loading')}</p>;

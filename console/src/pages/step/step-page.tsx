@@ -123,7 +123,8 @@ export default function StepPage() {
     [stepId, attempt, indexOfHost, table, selectedHost, reloadJob],
   );
   const jobRunning = job ? !job.finished : true;
-  useJobStream(scope.params, jobId, onEvent, jobRunning);
+  // Opened once the job is known to be unfinished: a finished job's stream would only replay history.
+  useJobStream(scope.params, jobId, onEvent, job !== undefined && !job.finished);
 
   const groups = useMemo(() => (table ? statusGroups(table) : []), [table]);
   const group = groups.find((g) => g.key === groupKey) ?? groups[0];
