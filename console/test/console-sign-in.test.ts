@@ -45,7 +45,7 @@ describe('console: sign-in and frame', () => {
     await page.waitForURL(new RegExp(`/biz/${BIZ}/jobs$`));
     const nav = page.getByRole('navigation', { name: 'Main' });
     for (const name of ['Overview', 'Run script', 'Push file', 'History'])
-      assert.equal(await nav.getByRole('link', { name }).count(), 1, name);
+      await nav.getByRole('link', { name, exact: true }).waitFor();
     assert.deepEqual(errors, []);
     await context.close();
   });
