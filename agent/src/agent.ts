@@ -168,7 +168,7 @@ export class Agent extends EventEmitter {
       ...(this.opts.bizId !== undefined ? { bizId: this.opts.bizId } : {}),
     };
     const res = await postJson(
-      new URL(AGENT_REGISTER_PATH, this.opts.serverUrl),
+      new URL(AGENT_REGISTER_PATH, this.server()),
       body,
       10_000,
       this.opts.localAddress,
@@ -180,7 +180,7 @@ export class Agent extends EventEmitter {
 
   private connect(identity: Identity): void {
     this.setState('connecting');
-    const url = new URL(AGENT_LINK_PATH, this.opts.serverUrl);
+    const url = new URL(AGENT_LINK_PATH, this.server());
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(url, {
       headers: { authorization: `Bearer ${identity.token}` },
@@ -292,8 +292,25 @@ export class Agent extends EventEmitter {
     }, intervalMs);
   }
 
+  /**
+   * `serverUrl` may list several servers of a cluster (comma-separated): the agent starts at a
+   * random one and moves to the next after each failed or lost connection.
+   */
+  private servers?: { urls: string[]; at: number };
+  private server(): string {
+    if (!this.servers) {
+      const urls = this.opts.serverUrl
+        .split(',')
+        .map((u) => u.trim())
+        .filter(Boolean);
+      this.servers = { urls, at: Math.floor(Math.random() * urls.length) };
+    }
+    return this.servers.urls[this.servers.at % this.servers.urls.length] ?? this.opts.serverUrl;
+  }
+
   private scheduleReconnect(): void {
     if (this.state === 'stopped') return;
+    if (this.servers) this.servers.at++;
     this.setState('backoff');
     const base = this.opts.backoffBaseMs ?? 500;
     const cap = this.opts.backoffCapMs ?? 30_000;

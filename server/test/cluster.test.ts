@@ -1,0 +1,286 @@
+/**
+ * Cluster mode: three servers on one PostgreSQL, agents held by different servers. Runs only
+ * where PostgreSQL is given (JOBFLEET_TEST_PG_URL); the acceptance numbers refer to the cluster
+ * design notes (§7).
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { AGENT_LINK_PATH, PROTOCOL_VERSION } from '@jobfleet/protocol';
+import { after, before, describe, test } from 'node:test';
+import { admin, get, post } from './helpers/api-client.js';
+import {
+  checkInvariants,
+  clusterScript,
+  serverIdOf,
+  sessionsOf,
+  startCluster,
+  waitJobFinished,
+} from './helpers/cluster.js';
+import type { Cluster } from './helpers/cluster.js';
+import { dropFreshDatabases } from './helpers/databases.js';
+import type { JobStatus } from './helpers/fleet.js';
+import { privatePostgresAvailable, startPrivatePostgres } from './helpers/private-postgres.js';
+import type { PrivatePostgres } from './helpers/private-postgres.js';
+import { stopAll } from './helpers/processes.js';
+import type { AgentProcess, ServerProcess } from './helpers/processes.js';
+
+const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
+
+/** Polls the database until `fn` holds (a fault is injected at a point seen there, never after a bare sleep). */
+async function until(
+  c: Cluster,
+  what: string,
+  fn: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  void c;
+}
+
+const hostsRunning = (c: Cluster, jobId: number, n: number) => async () => {
+  const rows = await c.db<{ n: string }>(
+    `select count(*) as n from host_task t join step_instance s on s.id = t.step_instance_id
+     where s.job_instance_id = $1 and t.status = 7`,
+    [jobId],
+  );
+  return Number(rows[0]?.n) >= n;
+};
+
+describe('cluster: three servers, agents spread over them', { skip: !withPg }, () => {
+  let c: Cluster;
+  before(async () => {
+    // 127.0.0.2 on S2, 127.0.0.3 on S3, 127.0.0.4 on S2.
+    c = await startCluster({ servers: 3, agents: 3, placement: (n) => (n === 1 ? 2 : 1) });
+  });
+  after(async () => {
+    await stopAll();
+    await c?.close();
+    await dropFreshDatabases();
+  });
+
+  test('1: every server is healthy and answers with the same data', async () => {
+    for (const s of c.servers) {
+      const res = await fetch(`${s.url}/healthz`);
+      assert.equal(res.status, 200);
+    }
+    const view = await admin<{ cluster: boolean; servers: { state: string; agents_held: number }[] }>(
+      c.servers[0]?.url ?? '',
+      c.servers[0]?.adminToken ?? '',
+      'GET',
+      '/cluster',
+    );
+    assert.equal(view.data.cluster, true);
+    assert.deepEqual(
+      view.data.servers.map((s) => s.state),
+      ['alive', 'alive', 'alive'],
+    );
+    assert.deepEqual(view.data.servers.map((s) => s.agents_held).sort(), [0, 1, 2]);
+    const job = await clusterScript(c, 0, ['127.0.0.2'], { sleep: 0 });
+    await checkInvariants(c, [job]);
+    const answers = await Promise.all(
+      c.servers.map(async (_s, i) => {
+        const f = c.via(i);
+        const r = await get<JobStatus>(
+          f.server.url,
+          'get_job_instance_status',
+          { ...f.scope, job_instance_id: job.jobId, return_ip_result: true },
+          f.creds,
+        );
+        return r.data;
+      }),
+    );
+    for (const a of answers.slice(1)) assert.deepEqual(a, answers[0]);
+  });
+
+  test('3: a job accepted by S1 runs on hosts held by S2 and S3; logs byte-exact', async () => {
+    const sessions = await sessionsOf(c);
+    assert.equal(sessions.size, 3);
+    const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3', '127.0.0.4'], { lines: 200 });
+    const failing = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { failOn: '127.0.0.3' });
+    await checkInvariants(c, [job, failing]);
+  });
+
+  test('11: terminate through S3 a job owned by S1 whose agent is on S2', async () => {
+    const job = await clusterScript(c, 0, ['127.0.0.2'], { sleep: 30 });
+    await until(c, 'the host running', hostsRunning(c, job.jobId, 1));
+    const f = c.via(2);
+    const r = await post(
+      f.server.url,
+      'operate_job_instance',
+      { ...f.scope, job_instance_id: job.jobId, operation_code: 1 },
+      f.creds,
+    );
+    assert.equal(r.result, true, r.message);
+    const st = await waitJobFinished(c, job.jobId, 20_000);
+    assert.equal(st.job_instance.status, 11);
+    // 403: terminated (behaviour notes' host status).
+    assert.equal(st.step_instance_list[0]?.step_ip_result_list?.[0]?.status, 403);
+  });
+
+  test('10: a newer session elsewhere closes the stale one; its host keeps working', async () => {
+    const agent = c.agents[2] as AgentProcess; // 127.0.0.4, held by S2
+    const hostId = c.hostIds.get(agent.ip) ?? 0;
+    const before = (await sessionsOf(c)).get(hostId);
+    const identity = JSON.parse(fs.readFileSync(path.join(agent.stateDir, 'identity.json'), 'utf8')) as {
+      token: string;
+    };
+    // A second connection for the host, on S1: the session moves there and S2 drops the agent.
+    const stale = new WebSocket(`${c.servers[0]?.url.replace('http', 'ws')}${AGENT_LINK_PATH}`, {
+      headers: { authorization: `Bearer ${identity.token}` },
+    });
+    const closed = new Promise<number>((resolve) => stale.on('close', (code) => resolve(code)));
+    await new Promise((resolve, reject) => stale.once('open', resolve).once('error', reject));
+    stale.send(
+      JSON.stringify({
+        v: PROTOCOL_VERSION,
+        type: 'hello',
+        agentVersion: 'test',
+        host: { ip: agent.ip, ipv6: '', cloudId: 0, hostname: `host-${agent.ip}`, osType: 'linux' },
+        held: [],
+      }),
+    );
+    // The real agent comes back (to S2), which makes the connection on S1 the stale one.
+    assert.equal(await closed, 4005);
+    const after = (await sessionsOf(c)).get(hostId);
+    assert.ok(after && before && after.epoch >= before.epoch + 2, 'epoch bumped twice');
+    const job = await clusterScript(c, 0, [agent.ip], { sleep: 0 });
+    await checkInvariants(c, [job]);
+  });
+});
+
+describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => {
+  after(async () => {
+    await stopAll();
+    await dropFreshDatabases();
+  });
+
+  test('4: SIGKILL of the owner of a running job: taken over, each host ran once', async () => {
+    // Two servers are enough: S1 owns the job, S2 holds both agents.
+    const c = await startCluster({ servers: 2, agents: 2, placement: () => 1 });
+    try {
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2 });
+      const owner = serverIdOf(c.servers[0] as ServerProcess);
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      await c.servers[0]?.kill('SIGKILL');
+      await until(c, 'the job taken over', async () => {
+        const rows = await c.db<{ owner_id: string }>('select owner_id from job_instance where id = $1', [
+          job.jobId,
+        ]);
+        return rows[0]?.owner_id !== owner;
+      });
+      await checkInvariants(c, [job]);
+    } finally {
+      await stopAll();
+      await c.close();
+    }
+  });
+
+  test('5: SIGKILL of the server holding the agents: no 310, results arrive through the others', async () => {
+    // Agents list S2 and S3; the job is owned by S1.
+    const c = await startCluster({ servers: 3, agents: 2, placement: () => [1, 2] });
+    try {
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2, lines: 50 });
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      // Kill the server holding the first host's agent.
+      const sessions = await sessionsOf(c);
+      const held = sessions.get(c.hostIds.get('127.0.0.2') ?? 0)?.server_id;
+      const victim = c.servers.findIndex((s) => serverIdOf(s) === held);
+      assert.ok(victim > 0);
+      await c.servers[victim]?.kill('SIGKILL');
+      await checkInvariants(c, [job]);
+    } finally {
+      await stopAll();
+      await c.close();
+    }
+  });
+
+  test('7: SIGSTOP of a job owner: taken over; on SIGCONT it exits and changes nothing', async () => {
+    const c = await startCluster({ servers: 2, agents: 2, placement: () => 1 });
+    try {
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 1.5 });
+      const paused = c.servers[0] as ServerProcess;
+      const id = serverIdOf(paused);
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      paused.proc.kill('SIGSTOP');
+      c.paused.add(paused);
+      await until(c, 'the paused owner marked dead', async () => {
+        const rows = await c.db<{ state: string }>('select state from server_node where id = $1', [id]);
+        return rows[0]?.state === 'dead';
+      });
+      // Let the takeover finish the job while the old owner sleeps (2x dead-after in all).
+      await checkInvariants(c, [job]);
+      const before = await c.db('select status, end_time from job_instance where id = $1', [job.jobId]);
+      const exited = new Promise<number | null>((resolve) =>
+        paused.proc.once('exit', (code) => resolve(code)),
+      );
+      paused.proc.kill('SIGCONT');
+      c.paused.delete(paused);
+      assert.equal(await exited, 3);
+      assert.match(paused.output(), /declared dead by the cluster/);
+      assert.deepEqual(
+        await c.db('select status, end_time from job_instance where id = $1', [job.jobId]),
+        before,
+      );
+    } finally {
+      await stopAll();
+      await c.close();
+    }
+  });
+});
+
+describe(
+  'cluster: PostgreSQL restarted mid-job, then every server killed',
+  { skip: !withPg || !privatePostgresAvailable() },
+  () => {
+    let pgs: PrivatePostgres | undefined;
+    let c: Cluster | undefined;
+    before(async () => {
+      pgs = await startPrivatePostgres();
+      // The agents' grace outlasts their backoff while no server runs (test 6).
+      c = await startCluster({
+        servers: 2,
+        agents: 2,
+        placement: (n) => 1 - n,
+        databaseUrl: pgs.url,
+        env: { JOBFLEET_CLUSTER_AGENT_GRACE_MS: '60000' },
+      });
+    });
+    after(async () => {
+      await stopAll();
+      await c?.close();
+      pgs?.stop();
+    });
+
+    test('9: no server crashes or is declared dead; jobs finish; new work dispatches', async () => {
+      if (!c || !pgs) throw new Error('no cluster');
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2 });
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      pgs.restart('immediate');
+      const next = await clusterScript(c, 1, ['127.0.0.2', '127.0.0.3'], { sleep: 0 });
+      await checkInvariants(c, [job, next], 60_000);
+      for (const s of c.servers) assert.equal(s.proc.exitCode, null);
+      const states = await c.db<{ state: string }>('select state from server_node');
+      assert.deepEqual(
+        states.map((r) => r.state),
+        ['alive', 'alive'],
+      );
+    });
+
+    test('6: SIGKILL of every server mid-job, new ones started: the job finishes', async () => {
+      if (!c) throw new Error('no cluster');
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2 });
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      await Promise.all(c.servers.map((s) => s.kill('SIGKILL')));
+      const fresh: ServerProcess[] = [];
+      for (const s of c.servers) fresh.push(await s.restart());
+      c.servers = fresh;
+      await checkInvariants(c, [job], 90_000);
+    });
+  },
+);
