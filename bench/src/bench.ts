@@ -18,6 +18,7 @@ import { Command } from 'commander';
 import { BkApi } from './bk-api.js';
 import type { FastExecuteData } from './bk-api.js';
 import { bigOutput } from './big-output.js';
+import { consolePaint } from './console-paint.js';
 import { fanOut } from './fan-out.js';
 import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
 import { cpBaseline, transferOnce, writeSourceFile } from './file-fan-out.js';
@@ -65,6 +66,8 @@ interface Plan {
   latencyJobs: number;
   /** P2.scale, P4.server, P4.ready: a fleet of this many noop agents (BK-JOB's 50,000-target limit). */
   scaleHosts: number;
+  /** P8: hosts of the step opened in the console. */
+  consoleHosts: number;
 }
 
 /** Heartbeat window of the fan-out servers (see storePass). */
@@ -85,6 +88,7 @@ const FULL: Plan = {
   noopFanOut: true,
   latencyJobs: 200,
   scaleHosts: 50_000,
+  consoleHosts: 10_000,
 };
 
 const QUICK: Plan = {
@@ -102,6 +106,7 @@ const QUICK: Plan = {
   noopFanOut: false,
   latencyJobs: 30,
   scaleHosts: 200,
+  consoleHosts: 300,
 };
 
 type Store = 'sqlite' | 'postgres';
@@ -122,6 +127,7 @@ export const FIGURE_IDS = [
   'P7',
   'P5',
   'P6',
+  'P8',
 ] as const;
 
 /**
@@ -880,6 +886,71 @@ class Bench {
   }
 
   /** P5: one real agent prints the output; its server keeps the whole of it. */
+  /** P8: first paint and group switch of the console's step result on a big step (noop hosts). */
+  async consolePass(): Promise<void> {
+    const hosts = this.plan.consoleHosts;
+    const params = { hosts, store: 'sqlite' };
+    try {
+      const s = await this.startStoreServer('sqlite', [
+        '--heartbeat-timeout-ms',
+        String(HEARTBEAT_WINDOW_MS),
+      ]);
+      try {
+        const fleet = await this.startFleet(s.server, hosts, 'noop');
+        try {
+          const t = await consolePaint({
+            server: s.server,
+            api: s.api,
+            hostIds: fleet.hostIds,
+            account: this.account,
+            runs: this.plan.runs,
+          });
+          const measured: [string, number[], string][] = [
+            [
+              'P8.paint',
+              t.firstPaintMs,
+              'navigation start until the groups and the first host rows are on screen',
+            ],
+            [
+              'P8.switch',
+              t.groupSwitchMs,
+              'a click on another status group until its host list is on screen',
+            ],
+          ];
+          for (const [id, values, what] of measured) {
+            const sum = summarize(values);
+            this.log(`${id} ${hosts} hosts: ${sum.median.toFixed(0)} ms`);
+            this.figures.push({
+              id,
+              params,
+              value: sum.median,
+              unit: 'ms',
+              baseline: null,
+              ratio: null,
+              target: null,
+              met: null,
+              min: sum.min,
+              max: sum.max,
+              executor: 'noop',
+              note: `console step result, ${hosts} hosts in 3 output groups, Chromium at 1280x800: ${what}`,
+            });
+          }
+        } finally {
+          await fleet.stop();
+        }
+      } finally {
+        await s.close();
+      }
+    } catch (err) {
+      this.figures.push(
+        unmeasured(
+          { id: 'P8.paint', params, unit: 'ms', target: null, executor: 'noop' },
+          this.fail('P8 console', err),
+        ),
+      );
+    }
+  }
+
   async bigOutputPass(): Promise<void> {
     const bytes = this.plan.bigOutputBytes;
     const base = {
@@ -1078,6 +1149,10 @@ async function main(): Promise<void> {
     )
     .option('--runs <n>', 'repetitions of each figure (default 3, 1 with --quick)')
     .option(
+      '--console-hosts <n>',
+      'hosts of the step P8 opens in the console (default 10000, 300 with --quick)',
+    )
+    .option(
       '--results-dir <dir>',
       'where latest.json and latest.md go',
       path.join(REPO_ROOT, 'bench', 'results'),
@@ -1092,11 +1167,16 @@ async function main(): Promise<void> {
     hosts?: string;
     runs?: string;
     scaleHosts?: string;
+    consoleHosts?: string;
   }>();
   const only = new Selection(flags.only);
   const plan = adjustedPlan(flags.quick ? QUICK : FULL, flags);
   const partial =
-    !only.all || flags.hosts !== undefined || flags.runs !== undefined || flags.scaleHosts !== undefined;
+    !only.all ||
+    flags.hosts !== undefined ||
+    flags.runs !== undefined ||
+    flags.scaleHosts !== undefined ||
+    flags.consoleHosts !== undefined;
   const pgUrl = flags.pgUrl ?? process.env.JOBFLEET_BENCH_PG_URL;
   const tmp = tmpRoot();
   const started = performance.now();
@@ -1123,6 +1203,7 @@ async function main(): Promise<void> {
     }
     if (only.has('P5')) await bench.bigOutputPass();
     if (only.has('P6')) await bench.fileFanOutPass();
+    if (only.has('P8')) await bench.consolePass();
   } finally {
     await stopAll();
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -1155,8 +1236,11 @@ function shardsFor(agents: number, executor: 'process' | 'noop'): number {
   return executor === 'process' ? SIMULATOR_SHARDS : Math.ceil(agents / NOOP_AGENTS_PER_SHARD);
 }
 
-/** The plan with `--hosts` and `--runs` applied. */
-function adjustedPlan(plan: Plan, flags: { hosts?: string; runs?: string; scaleHosts?: string }): Plan {
+/** The plan with `--hosts`, `--runs`, `--scale-hosts` and `--console-hosts` applied. */
+function adjustedPlan(
+  plan: Plan,
+  flags: { hosts?: string; runs?: string; scaleHosts?: string; consoleHosts?: string },
+): Plan {
   const positive = (name: string, v: string) => {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name}: "${v}" is not a positive integer`);
@@ -1169,6 +1253,7 @@ function adjustedPlan(plan: Plan, flags: { hosts?: string; runs?: string; scaleH
   }
   if (flags.runs !== undefined) out.runs = positive('runs', flags.runs);
   if (flags.scaleHosts !== undefined) out.scaleHosts = positive('scale-hosts', flags.scaleHosts);
+  if (flags.consoleHosts !== undefined) out.consoleHosts = positive('console-hosts', flags.consoleHosts);
   return out;
 }
 

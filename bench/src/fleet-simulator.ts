@@ -108,7 +108,7 @@ export class FleetSimulator {
         if (level !== 'info') this.problems.set(msg, (this.problems.get(msg) ?? 0) + 1);
       },
       createRunner: (reports) =>
-        starter ? new TaskRunner(stateDir, reports, { starter }) : new NoopRunner(reports),
+        starter ? new TaskRunner(stateDir, reports, { starter }) : new NoopRunner(reports, i + 1),
     });
   }
 

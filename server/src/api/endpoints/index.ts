@@ -47,6 +47,7 @@ import {
 } from './job-templates.js';
 
 import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
+import { getScopeAgents, getStepHostTable, resolveHosts } from './console-tables.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
   fastExecuteSql,
@@ -96,4 +97,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getCronList,
   getCronDetail,
   deleteCron,
+  getStepHostTable,
+  resolveHosts,
+  getScopeAgents,
 ];
