@@ -46,6 +46,7 @@ import {
   updateJobTemplate,
 } from './job-templates.js';
 
+import { getJobPlanSyncPreview } from './job-plan-sync-preview.js';
 import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
@@ -96,4 +97,5 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getCronList,
   getCronDetail,
   deleteCron,
+  getJobPlanSyncPreview,
 ];
