@@ -47,6 +47,7 @@ import {
 } from './job-templates.js';
 
 import { getJobPlanSyncPreview } from './job-plan-sync-preview.js';
+import { getHostList } from './get-host-list.js';
 import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
@@ -98,4 +99,5 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getCronDetail,
   deleteCron,
   getJobPlanSyncPreview,
+  getHostList,
 ];
