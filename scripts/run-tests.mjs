@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const packages = ['protocol', 'server', 'agent', 'cli'];
+const packages = ['protocol', 'server', 'agent', 'cli', 'console'];
 const filter = process.argv.slice(2);
 
 function walk(dir) {

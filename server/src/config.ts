@@ -215,6 +215,11 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_CRON_TICK_MS',
     doc: 'how often the scheduler looks for due cron times',
   },
+  consoleDir: {
+    schema: z.string().optional(),
+    env: 'JOBFLEET_CONSOLE_DIR',
+    doc: "directory of the built web console served under / (default: the console workspace's build)",
+  },
 } as const;
 
 type Keys = typeof CONFIG_KEYS;

@@ -421,12 +421,15 @@ for (const engine of engines()) {
     });
 
     it('answers unknown paths with a JSON envelope, never a page', async () => {
+      // Other GETs belong to the web console (console/test covers them).
       for (const [method, path] of [
-        ['GET', '/'],
-        ['GET', '/nope'],
+        ['POST', '/'],
+        ['POST', '/nope'],
         ['POST', '/api/v3/a/b/c'],
         ['GET', '/api/admin/nothing-here'],
-        ['GET', '/index.html'],
+        ['GET', '/api/nope'],
+        ['GET', '/agent/nope'],
+        ['GET', '/metrics/nope'],
       ] as const) {
         const r = await send(`${server.url}${path}`, { method });
         assertFailure(r, 'NOT_FOUND', `${method} ${path}`);

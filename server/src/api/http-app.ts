@@ -31,6 +31,8 @@ import { RateLimited } from './rate-limits.js';
 import { attribute, installWriteAudit } from '../audit/write-audit.js';
 import { noteApiCode } from '../metrics/metrics.js';
 import { recordRoutes, registerOpenApiRoute } from './openapi.js';
+import { defaultConsoleDir, registerConsoleStatic } from '../console/console-static.js';
+import { registerConsoleRoutes } from '../console/console-routes.js';
 
 /** Turns anything thrown into an ApiError; unexpected errors are logged with their stack and hidden. */
 export function toApiError(err: unknown, req: FastifyRequest): ApiError {
@@ -136,11 +138,17 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   app.addContentTypeParser('*', { parseAs: 'string' }, parseJsonBody);
 
   app.setErrorHandler((err, req, reply) => sendError(reply, toApiError(err, req)));
-  app.setNotFoundHandler((req, reply) =>
-    sendError(reply, new ApiError('NOT_FOUND', { method: req.method, path: req.url.split('?')[0] ?? '' })),
-  );
-
   recordRoutes(app);
+  // The web console takes the GETs no route answers outside the server's prefixes (its client routes).
+  const webConsole = registerConsoleStatic(app, services.config.consoleDir ?? defaultConsoleDir());
+  app.setNotFoundHandler((req, reply) => {
+    if (webConsole?.fallback(req, reply)) return reply;
+    return sendError(
+      reply,
+      new ApiError('NOT_FOUND', { method: req.method, path: req.url.split('?')[0] ?? '' }),
+    );
+  });
+
   services.metrics.instrument(app);
   services.metrics.route(app, services.config.metricsToken);
   registerOpenApiRoute(app, endpoints);
@@ -168,6 +176,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   registerAgentRoutes(app, services);
   registerFileRoutes(app, services);
   registerOperatorRoutes(app, services);
+  registerConsoleRoutes(app, services);
 
   const scopes = new CachedScopeLookup(services.store.inventory);
   for (const prefix of API_PREFIXES) {

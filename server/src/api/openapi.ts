@@ -10,6 +10,7 @@ import { ADMIN_SCHEMAS } from '../admin/admin-routes.js';
 import { AGENT_TRUST_SCHEMAS } from '../admin/agent-trust-routes.js';
 import { AuditQuery } from '../admin/audit-routes.js';
 import { OPERATOR_SCHEMAS } from '../operators/operator-routes.js';
+import { CONSOLE_SCHEMAS } from '../console/console-routes.js';
 import type { Endpoint } from './endpoint.js';
 import { zLong } from './input-types.js';
 
@@ -145,6 +146,8 @@ const OTHER_ROUTES: {
   query?: z.ZodType;
   security?: string;
   content?: string;
+  /** For routes people call: the role class they need (`public`: no sign-in at all). */
+  permission?: 'public' | 'read' | 'run' | 'manage';
 }[] = [
   { method: 'get', path: '/healthz', summary: 'liveness: 200 when the store answers' },
   {
@@ -367,6 +370,29 @@ const OTHER_ROUTES: {
     body: A.app,
     security: 'adminToken',
   },
+  {
+    method: 'get',
+    path: '/{name}',
+    summary:
+      'the web console: its static files, and its page for any other path outside /api, /agent, /metrics and /healthz',
+    content: 'text/html',
+    permission: 'public',
+  },
+  {
+    method: 'get',
+    path: '/api/console/scopes',
+    summary: 'the scopes the signed-in person can open, with their role in each',
+    security: 'userSession',
+    permission: 'read',
+  },
+  {
+    method: 'get',
+    path: '/api/console/locate',
+    summary: "the scope of a job instance or job plan (for BK-JOB's deep links)",
+    query: CONSOLE_SCHEMAS.locate,
+    security: 'userSession',
+    permission: 'read',
+  },
 ];
 
 function otherPaths(): Record<string, Record<string, JsonSchema>> {
@@ -382,6 +408,7 @@ function otherPaths(): Record<string, Record<string, JsonSchema>> {
       operationId: `${r.method}_${r.path.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_|_$/g, '')}`,
       summary: r.summary,
       ...(r.security ? { security: [{ [r.security]: [] }] } : {}),
+      ...(r.permission ? { 'x-jobfleet-permission': r.permission } : {}),
       parameters: [...params, ...(r.query ? queryParameters(requestSchema(r.query)) : [])],
       ...(r.body
         ? {

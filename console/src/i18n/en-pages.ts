@@ -1,0 +1,2 @@
+/** English strings of the resource pages (scripts, plans, crons, accounts, hosts, admin). */
+export const enPages = {} as const;

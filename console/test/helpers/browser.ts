@@ -1,0 +1,110 @@
+/**
+ * Browser tests of the console: Debian's Chromium (never a downloaded browser) driven by
+ * playwright-core, against a real server started with the server's test helpers. Screenshots go
+ * to artifacts/console/ at the repository root (ignored by git).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type * as ApiModule from '../../../server/test/helpers/api-client.js';
+import type * as FleetModule from '../../../server/test/helpers/fleet.js';
+import type * as ProcessesModule from '../../../server/test/helpers/processes.js';
+
+export const REPO = path.resolve(import.meta.dirname, '../../../..');
+
+// The server's test helpers, loaded from their compiled place (they are not part of its package API).
+export const serverHelpers = {
+  api: (await import(path.join(REPO, 'server/dist/test/helpers/api-client.js'))) as typeof ApiModule,
+  fleet: (await import(path.join(REPO, 'server/dist/test/helpers/fleet.js'))) as typeof FleetModule,
+  processes: (await import(
+    path.join(REPO, 'server/dist/test/helpers/processes.js')
+  )) as typeof ProcessesModule,
+};
+
+export const CHROMIUM = process.env.JOBFLEET_TEST_CHROMIUM ?? '/usr/bin/chromium';
+export const ARTIFACTS = path.join(REPO, 'artifacts', 'console');
+
+/**
+ * Chromium on a machine with no network beyond loopback: without the background-networking
+ * flags it keeps trying to reach its update and sync services. Playwright gives each launch a
+ * fresh profile directory.
+ */
+export async function launchBrowser(): Promise<Browser> {
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: run scripts/install-test-packages.sh (Debian package chromium)`);
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+export interface ConsoleServer {
+  url: string;
+  adminToken: string;
+}
+
+/** A browser context of its own (own cookies) at the console's usual size, failing fast on page errors. */
+export async function newPage(
+  browser: Browser,
+  viewport = { width: 1280, height: 800 },
+): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  const context = await browser.newContext({ viewport, permissions: [] });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  return { context, page, errors };
+}
+
+export type Role = 'viewer' | 'operator' | 'admin';
+
+/** Creates a user with a role in one business (or a platform admin) and returns its password. */
+export async function createUser(
+  server: ConsoleServer,
+  name: string,
+  grant: { role: Role; bizId: number } | 'platform-admin',
+): Promise<string> {
+  const password = `pw-${name}-0123456789`;
+  const { admin } = serverHelpers.api;
+  const made = await admin(server.url, server.adminToken, 'POST', '/users', {
+    name,
+    password,
+    platform_admin: grant === 'platform-admin',
+  });
+  if (!made.result) throw new Error(`create user ${name}: ${made.message}`);
+  if (grant !== 'platform-admin') {
+    const roles = await admin(server.url, server.adminToken, 'POST', `/users/${name}/roles`, {
+      roles: [{ scope_type: 'biz', scope_id: grant.bizId, role: grant.role }],
+    });
+    if (!roles.result) throw new Error(`roles of ${name}: ${roles.message}`);
+  }
+  return password;
+}
+
+/** Signs in through the sign-in page and waits for the signed-in frame. */
+export async function signIn(page: Page, baseUrl: string, name: string, password: string): Promise<void> {
+  await page.goto(`${baseUrl}/sign-in`);
+  await page.getByLabel('User name').fill(name);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+/** Saves a full-window screenshot as artifacts/console/<name>.png. */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file });
+  return file;
+}

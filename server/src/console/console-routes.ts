@@ -1,0 +1,63 @@
+/**
+ * Small reads the web console needs beyond the v3 API, under /api/console. They answer people
+ * (a session or a personal token) with the BK-JOB envelope like every other route under /api.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { parse } from '../admin/admin-routes.js';
+import { successEnvelope } from '../api/envelope.js';
+import { ApiError } from '../api/error-catalogue.js';
+import { zLong } from '../api/input-types.js';
+import { principalRole } from '../operators/api-access.js';
+import type { Services } from '../services.js';
+
+export const CONSOLE_SCHEMAS = {
+  locate: z.object({ kind: z.enum(['job', 'plan']), id: zLong }),
+} as const;
+
+export function registerConsoleRoutes(app: FastifyInstance, services: Services): void {
+  const inv = services.store.inventory;
+
+  app.register(
+    async (r) => {
+      /** The scopes the signed-in person can open, with the role held in each (for the scope switcher). */
+      r.get('/scopes', async (req) => {
+        const p = await services.operators.requirePrincipal(req);
+        const [bizList, sets] = await Promise.all([inv.listBiz(), inv.listBizSets()]);
+        const all = [
+          ...bizList.map((b) => ({ scope_type: 'biz' as const, scope_id: b.id, name: b.name })),
+          ...sets.map((s) => ({ scope_type: 'biz_set' as const, scope_id: s.id, name: s.name })),
+        ];
+        const scopes = [];
+        for (const s of all) {
+          const role = await principalRole(inv, p, { type: s.scope_type, id: s.scope_id });
+          if (role) scopes.push({ ...s, role });
+        }
+        return successEnvelope({ scopes }, req.id);
+      });
+
+      /**
+       * The scope of a job or plan, for BK-JOB's deep links (`/api_execute/:id`, `/api_plan/:id`),
+       * which carry no scope. One the person may not read is as unknown as a missing one.
+       */
+      r.get('/locate', async (req) => {
+        const p = await services.operators.requirePrincipal(req);
+        const q = parse(CONSOLE_SCHEMAS.locate, req.query);
+        const row =
+          q.kind === 'job'
+            ? await services.store.executions.getJob(q.id)
+            : await services.store.plans.getPlan(q.id);
+        const scope = row && {
+          scope_type: row.scope_type === 'biz_set' ? ('biz_set' as const) : ('biz' as const),
+          scope_id: Number(row.scope_id),
+        };
+        if (!scope || !(await principalRole(inv, p, { type: scope.scope_type, id: scope.scope_id })))
+          throw new ApiError('RESOURCE_NOT_FOUND', {
+            what: `${q.kind === 'job' ? 'job instance' : 'job plan'} ${q.id}`,
+          });
+        return successEnvelope(scope, req.id);
+      });
+    },
+    { prefix: '/api/console' },
+  );
+}
