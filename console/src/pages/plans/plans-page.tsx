@@ -1,0 +1,78 @@
+/** Job plans of the scope: which template each belongs to and whether it needs a sync. */
+import { useState } from 'react';
+import { Link } from 'react-router';
+import { api } from '../../api/client';
+import { ApiError } from '../../components/api-error';
+import { t } from '../../i18n';
+import { formatTime } from '../../resources/format';
+import type { PageOf } from '../../resources/format';
+import { Pager } from '../../resources/pager';
+import { useLoad } from '../../resources/use-load';
+import { useScope } from '../../session/scope';
+import type { ListItem } from './plan-types';
+
+const PAGE = 50;
+
+export default function PlansPage() {
+  const scope = useScope();
+  const [name, setName] = useState('');
+  const [start, setStart] = useState(0);
+  const list = useLoad(
+    (signal) =>
+      api.read<PageOf<ListItem>>('get_job_plan_list', { ...scope.params, name, start, length: PAGE }, signal),
+    [scope.type, scope.id, name, start],
+  );
+  return (
+    <section aria-labelledby="plans-title">
+      <h1 id="plans-title">{t('plans.title')}</h1>
+      <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          {t('plans.filterName')}
+          <input
+            type="search"
+            value={name}
+            onChange={(e) => {
+              setName(e.target.value);
+              setStart(0);
+            }}
+          />
+        </label>
+      </form>
+      <ApiError error={list.error} onRetry={list.reload} />
+      <table className="data-table">
+        <thead>
+          <tr>
+            <th scope="col">{t('plans.name')}</th>
+            <th scope="col">{t('plans.template')}</th>
+            <th scope="col">{t('plans.sync')}</th>
+            <th scope="col">{t('common.modifiedBy')}</th>
+            <th scope="col">{t('common.modifiedAt')}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {list.data?.data.map((x) => (
+            <tr key={x.id}>
+              <td>
+                <Link to={scope.path(`plans/${x.id}`)}>{x.name}</Link>
+              </td>
+              <td>
+                <Link to={scope.path(`templates/${x.job_template_id ?? ''}`)}>#{x.job_template_id}</Link>
+              </td>
+              <td>
+                {x.need_update ? (
+                  <span className="badge warn">{t('plans.needUpdate')}</span>
+                ) : (
+                  t('plans.upToDate')
+                )}
+              </td>
+              <td>{x.last_modify_user}</td>
+              <td>{formatTime(x.last_modify_time)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {list.data && list.data.total === 0 ? <p className="muted">{t('plans.empty')}</p> : null}
+      {list.data ? <Pager start={start} length={PAGE} total={list.data.total} onPage={setStart} /> : null}
+    </section>
+  );
+}
