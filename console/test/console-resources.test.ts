@@ -213,7 +213,7 @@ describe('console: resource pages', () => {
     await page.getByRole('spinbutton', { name: 'Hour' }).fill('3');
     await page.getByRole('spinbutton', { name: 'Minute' }).fill('30');
     await page.getByLabel('Tue').check();
-    await page.getByLabel('Time zone').fill('Asia/Shanghai');
+    await page.getByRole('combobox', { name: 'Time zone' }).fill('Asia/Shanghai');
     await page.getByText('At 03:30, only on Monday and Tuesday').waitFor();
     const times = page.getByRole('region', { name: /Next fire times/ }).getByRole('listitem');
     await times.nth(9).waitFor();
