@@ -116,7 +116,7 @@ describe('console: resource pages', () => {
     await page.getByRole('button', { name: 'Save as new version' }).click();
     await page.getByRole('button', { name: '2.0', exact: true }).waitFor();
     // The diff opens on the two versions just compared: one line changed.
-    await page.getByText('1 lines added, 1 removed').waitFor();
+    await page.getByText('Lines added: 1, removed: 1').waitFor();
     const added = page.locator('.diff-add');
     assert.match((await added.innerText()).replace(/\s+/g, ' '), /-mtime \+14 -delete/);
     assert.match((await page.locator('.diff-del').innerText()).replace(/\s+/g, ' '), /-mtime \+7/);

@@ -26,7 +26,7 @@ export const enPages = {
   'pager.range': '{from}–{to} of {total}',
 
   'diff.same': 'The two are identical.',
-  'diff.counts': '{added} lines added, {removed} removed',
+  'diff.counts': 'Lines added: {added}, removed: {removed}',
   'diff.old': 'Old',
   'diff.new': 'New',
   'diff.change': 'Change',
@@ -35,7 +35,7 @@ export const enPages = {
   'diff.removed': 'removed',
 
   'check.clean': 'No dangerous-command rule matches this script.',
-  'check.found': '{n} dangerous-command rule matches',
+  'check.found': 'Dangerous-command rule matches: {n}',
   'check.line': 'Line {line}:',
   'check.noDescription': 'no description',
 
