@@ -8,6 +8,7 @@ import { api } from '../../api/client';
 import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
 import { CodeEditor } from '../../resources/code-editor';
+import { LanguageOptions } from '../../resources/language-options';
 import { formatTime, LANGUAGES, languageName } from '../../resources/format';
 import { Findings, useScriptCheck } from '../../resources/script-check';
 import { useAction, useLoad } from '../../resources/use-load';
@@ -208,11 +209,7 @@ export default function DangerousRulesPage() {
         <label>
           {t('scripts.language')}
           <select value={tryLanguage} onChange={(e) => setTryLanguage(Number(e.target.value))}>
-            {LANGUAGES.map((l) => (
-              <option key={l.id} value={l.id}>
-                {l.name}
-              </option>
-            ))}
+            <LanguageOptions />
           </select>
         </label>
         <CodeEditor

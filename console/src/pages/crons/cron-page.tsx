@@ -82,6 +82,29 @@ function zones(): string[] {
   return intl.supportedValuesOf?.('timeZone') ?? [browserTimeZone()];
 }
 
+function NumberField(props: {
+  label: string;
+  min: number;
+  max: number;
+  readOnly: boolean;
+  value: number;
+  onChange(n: number): void;
+}) {
+  return (
+    <label>
+      {props.label}
+      <input
+        type="number"
+        min={props.min}
+        max={props.max}
+        readOnly={props.readOnly}
+        value={props.value}
+        onChange={(e) => props.onChange(Number(e.target.value))}
+      />
+    </label>
+  );
+}
+
 export default function CronPage() {
   const scope = useScope();
   const navigate = useNavigate();
@@ -296,56 +319,44 @@ export default function CronPage() {
                   </select>
                 </label>
                 {builder.shape === 'minutes' ? (
-                  <label>
-                    {t('crons.every')}
-                    <input
-                      type="number"
-                      min={1}
-                      max={59}
-                      readOnly={readOnly}
-                      value={builder.every}
-                      onChange={(e) => patch({ every: Number(e.target.value) })}
-                    />
-                  </label>
+                  <NumberField
+                    label={t('crons.every')}
+                    min={1}
+                    max={59}
+                    readOnly={readOnly}
+                    value={builder.every}
+                    onChange={(n) => patch({ every: n })}
+                  />
                 ) : null}
                 {['daily', 'weekly', 'monthly'].includes(builder.shape) ? (
-                  <label>
-                    {t('crons.hour')}
-                    <input
-                      type="number"
-                      min={0}
-                      max={23}
-                      readOnly={readOnly}
-                      value={builder.hour}
-                      onChange={(e) => patch({ hour: Number(e.target.value) })}
-                    />
-                  </label>
+                  <NumberField
+                    label={t('crons.hour')}
+                    min={0}
+                    max={23}
+                    readOnly={readOnly}
+                    value={builder.hour}
+                    onChange={(n) => patch({ hour: n })}
+                  />
                 ) : null}
                 {['hourly', 'daily', 'weekly', 'monthly'].includes(builder.shape) ? (
-                  <label>
-                    {t('crons.minute')}
-                    <input
-                      type="number"
-                      min={0}
-                      max={59}
-                      readOnly={readOnly}
-                      value={builder.minute}
-                      onChange={(e) => patch({ minute: Number(e.target.value) })}
-                    />
-                  </label>
+                  <NumberField
+                    label={t('crons.minute')}
+                    min={0}
+                    max={59}
+                    readOnly={readOnly}
+                    value={builder.minute}
+                    onChange={(n) => patch({ minute: n })}
+                  />
                 ) : null}
                 {builder.shape === 'monthly' ? (
-                  <label>
-                    {t('crons.monthDay')}
-                    <input
-                      type="number"
-                      min={1}
-                      max={31}
-                      readOnly={readOnly}
-                      value={builder.monthDay}
-                      onChange={(e) => patch({ monthDay: Number(e.target.value) })}
-                    />
-                  </label>
+                  <NumberField
+                    label={t('crons.monthDay')}
+                    min={1}
+                    max={31}
+                    readOnly={readOnly}
+                    value={builder.monthDay}
+                    onChange={(n) => patch({ monthDay: n })}
+                  />
                 ) : null}
                 {builder.shape === 'custom' ? (
                   <label>
@@ -417,17 +428,14 @@ export default function CronPage() {
                 ))}
               </datalist>
             </label>
-            <label>
-              {t('crons.grace')}
-              <input
-                type="number"
-                min={0}
-                max={86400}
-                readOnly={readOnly}
-                value={grace}
-                onChange={(e) => setGrace(Number(e.target.value))}
-              />
-            </label>
+            <NumberField
+              label={t('crons.grace')}
+              min={0}
+              max={86400}
+              readOnly={readOnly}
+              value={grace}
+              onChange={setGrace}
+            />
           </div>
         </fieldset>
         {once ? null : (

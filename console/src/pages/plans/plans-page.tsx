@@ -1,42 +1,21 @@
 /** Job plans of the scope: which template each belongs to and whether it needs a sync. */
-import { useState } from 'react';
 import { Link } from 'react-router';
-import { api } from '../../api/client';
 import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
 import { formatTime } from '../../resources/format';
-import type { PageOf } from '../../resources/format';
+import { NameSearch, PAGE_LENGTH, PageHead, useNamedList } from '../../resources/list-page';
 import { Pager } from '../../resources/pager';
-import { useLoad } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
 import type { ListItem } from './plan-types';
 
-const PAGE = 50;
-
 export default function PlansPage() {
   const scope = useScope();
-  const [name, setName] = useState('');
-  const [start, setStart] = useState(0);
-  const list = useLoad(
-    (signal) =>
-      api.read<PageOf<ListItem>>('get_job_plan_list', { ...scope.params, name, start, length: PAGE }, signal),
-    [scope.type, scope.id, name, start],
-  );
+  const { name, setName, start, setStart, list } = useNamedList<ListItem>('get_job_plan_list');
   return (
     <section aria-labelledby="plans-title">
-      <h1 id="plans-title">{t('plans.title')}</h1>
+      <PageHead id="plans-title" title={t('plans.title')} />
       <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          {t('plans.filterName')}
-          <input
-            type="search"
-            value={name}
-            onChange={(e) => {
-              setName(e.target.value);
-              setStart(0);
-            }}
-          />
-        </label>
+        <NameSearch label={t('plans.filterName')} value={name} onChange={setName} />
       </form>
       <ApiError error={list.error} onRetry={list.reload} />
       <table className="data-table">
@@ -72,7 +51,9 @@ export default function PlansPage() {
         </tbody>
       </table>
       {list.data && list.data.total === 0 ? <p className="muted">{t('plans.empty')}</p> : null}
-      {list.data ? <Pager start={start} length={PAGE} total={list.data.total} onPage={setStart} /> : null}
+      {list.data ? (
+        <Pager start={start} length={PAGE_LENGTH} total={list.data.total} onPage={setStart} />
+      ) : null}
     </section>
   );
 }

@@ -4,7 +4,8 @@
  */
 import { t } from '../../i18n';
 import { CodeEditor } from '../../resources/code-editor';
-import { fromBase64, LANGUAGES, toBase64 } from '../../resources/format';
+import { LanguageOptions } from '../../resources/language-options';
+import { fromBase64, toBase64 } from '../../resources/format';
 import { serverToText, textToServer } from '../../resources/targets';
 import type { AccountRef, Step, StepServer, Variable } from './plan-types';
 import { STEP_TYPES } from './plan-types';
@@ -298,11 +299,7 @@ export function StepEditor({
                   value={step.language}
                   onChange={(e) => onChange({ language: Number(e.target.value) })}
                 >
-                  {LANGUAGES.map((l) => (
-                    <option key={l.id} value={l.id}>
-                      {l.name}
-                    </option>
-                  ))}
+                  <LanguageOptions />
                 </select>
               </label>
             )}

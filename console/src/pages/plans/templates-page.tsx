@@ -1,54 +1,25 @@
 /** Job templates of the scope, each with a link to its editor and its plans. */
-import { useState } from 'react';
 import { Link } from 'react-router';
-import { api } from '../../api/client';
 import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
 import { formatTime } from '../../resources/format';
-import type { PageOf } from '../../resources/format';
+import { NameSearch, PAGE_LENGTH, PageHead, useNamedList } from '../../resources/list-page';
 import { Pager } from '../../resources/pager';
-import { useLoad } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
-import { reaches } from '../../session/session';
 import type { ListItem } from './plan-types';
-
-const PAGE = 50;
 
 export default function TemplatesPage() {
   const scope = useScope();
-  const [name, setName] = useState('');
-  const [start, setStart] = useState(0);
-  const list = useLoad(
-    (signal) =>
-      api.read<PageOf<ListItem>>(
-        'get_job_template_list',
-        { ...scope.params, name, start, length: PAGE },
-        signal,
-      ),
-    [scope.type, scope.id, name, start],
-  );
+  const { name, setName, start, setStart, list } = useNamedList<ListItem>('get_job_template_list');
   return (
     <section aria-labelledby="templates-title">
-      <div className="page-head">
-        <h1 id="templates-title">{t('templates.title')}</h1>
-        {reaches(scope.role, 'admin') ? (
-          <Link className="button primary" to={scope.path('templates/new')}>
-            {t('templates.new')}
-          </Link>
-        ) : null}
-      </div>
+      <PageHead
+        id="templates-title"
+        title={t('templates.title')}
+        newLink={{ path: 'templates/new', label: t('templates.new') }}
+      />
       <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          {t('templates.filterName')}
-          <input
-            type="search"
-            value={name}
-            onChange={(e) => {
-              setName(e.target.value);
-              setStart(0);
-            }}
-          />
-        </label>
+        <NameSearch label={t('templates.filterName')} value={name} onChange={setName} />
       </form>
       <ApiError error={list.error} onRetry={list.reload} />
       <table className="data-table">
@@ -74,7 +45,9 @@ export default function TemplatesPage() {
         </tbody>
       </table>
       {list.data && list.data.total === 0 ? <p className="muted">{t('templates.empty')}</p> : null}
-      {list.data ? <Pager start={start} length={PAGE} total={list.data.total} onPage={setStart} /> : null}
+      {list.data ? (
+        <Pager start={start} length={PAGE_LENGTH} total={list.data.total} onPage={setStart} />
+      ) : null}
     </section>
   );
 }

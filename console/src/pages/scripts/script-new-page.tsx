@@ -5,7 +5,8 @@ import { api } from '../../api/client';
 import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
 import { CodeEditor } from '../../resources/code-editor';
-import { LANGUAGES, toBase64 } from '../../resources/format';
+import { LanguageOptions } from '../../resources/language-options';
+import { toBase64 } from '../../resources/format';
 import { Findings, useScriptCheck } from '../../resources/script-check';
 import { useAction } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
@@ -63,11 +64,7 @@ export default function ScriptNewPage() {
               setLanguage(next);
             }}
           >
-            {LANGUAGES.map((l) => (
-              <option key={l.id} value={l.id}>
-                {l.name}
-              </option>
-            ))}
+            <LanguageOptions />
           </select>
         </label>
         <label>

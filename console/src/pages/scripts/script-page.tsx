@@ -39,6 +39,26 @@ const STATUS: Record<number, MessageKey> = {
   3: 'scripts.status.disabled',
 };
 
+function VersionSelect(props: {
+  label: string;
+  versions: ScriptVersion[];
+  value: number;
+  onChange(id: number): void;
+}) {
+  return (
+    <label>
+      {props.label}
+      <select value={props.value} onChange={(e) => props.onChange(Number(e.target.value))}>
+        {props.versions.map((v) => (
+          <option key={v.id} value={v.id}>
+            {v.version}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 export default function ScriptPage() {
   const scope = useScope();
   const navigate = useNavigate();
@@ -253,26 +273,18 @@ export default function ScriptPage() {
         <>
           <h2 id="script-diff-title">{t('scripts.diff')}</h2>
           <div className="filters">
-            <label>
-              {t('scripts.diffFrom')}
-              <select value={leftV.id} onChange={(e) => setLeft(Number(e.target.value))}>
-                {list.map((v) => (
-                  <option key={v.id} value={v.id}>
-                    {v.version}
-                  </option>
-                ))}
-              </select>
-            </label>
-            <label>
-              {t('scripts.diffTo')}
-              <select value={rightV.id} onChange={(e) => setRight(Number(e.target.value))}>
-                {list.map((v) => (
-                  <option key={v.id} value={v.id}>
-                    {v.version}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <VersionSelect
+              label={t('scripts.diffFrom')}
+              versions={list}
+              value={leftV.id}
+              onChange={setLeft}
+            />
+            <VersionSelect
+              label={t('scripts.diffTo')}
+              versions={list}
+              value={rightV.id}
+              onChange={setRight}
+            />
           </div>
           <DiffView
             before={leftV.content}

@@ -1,15 +1,13 @@
 /** Scripts of the scope: filter by name and language, open one, or start a new one (admins). */
 import { useState } from 'react';
 import { Link } from 'react-router';
-import { api } from '../../api/client';
 import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
-import { formatTime, LANGUAGES, languageName } from '../../resources/format';
-import type { PageOf } from '../../resources/format';
+import { formatTime, languageName } from '../../resources/format';
+import { LanguageOptions } from '../../resources/language-options';
+import { NameSearch, PAGE_LENGTH, PageHead, useNamedList } from '../../resources/list-page';
 import { Pager } from '../../resources/pager';
-import { useLoad } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
-import { reaches } from '../../session/session';
 
 export interface ScriptItem {
   id: string;
@@ -21,44 +19,21 @@ export interface ScriptItem {
   online_script_version_id: number | null;
 }
 
-const PAGE = 50;
-
 export default function ScriptsPage() {
   const scope = useScope();
-  const [name, setName] = useState('');
   const [language, setLanguage] = useState(0);
-  const [start, setStart] = useState(0);
-  const list = useLoad(
-    (signal) =>
-      api.read<PageOf<ScriptItem>>(
-        'get_script_list',
-        { ...scope.params, name, script_language: language || undefined, start, length: PAGE },
-        signal,
-      ),
-    [scope.type, scope.id, name, language, start],
-  );
+  const { name, setName, start, setStart, list } = useNamedList<ScriptItem>('get_script_list', {
+    script_language: language || undefined,
+  });
   return (
     <section aria-labelledby="scripts-title">
-      <div className="page-head">
-        <h1 id="scripts-title">{t('scripts.title')}</h1>
-        {reaches(scope.role, 'admin') ? (
-          <Link className="button primary" to={scope.path('scripts/new')}>
-            {t('scripts.new')}
-          </Link>
-        ) : null}
-      </div>
+      <PageHead
+        id="scripts-title"
+        title={t('scripts.title')}
+        newLink={{ path: 'scripts/new', label: t('scripts.new') }}
+      />
       <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          {t('scripts.filterName')}
-          <input
-            type="search"
-            value={name}
-            onChange={(e) => {
-              setName(e.target.value);
-              setStart(0);
-            }}
-          />
-        </label>
+        <NameSearch label={t('scripts.filterName')} value={name} onChange={setName} />
         <label>
           {t('scripts.language')}
           <select
@@ -69,11 +44,7 @@ export default function ScriptsPage() {
             }}
           >
             <option value={0}>{t('common.all')}</option>
-            {LANGUAGES.map((l) => (
-              <option key={l.id} value={l.id}>
-                {l.name}
-              </option>
-            ))}
+            <LanguageOptions />
           </select>
         </label>
       </form>
@@ -104,7 +75,9 @@ export default function ScriptsPage() {
         </tbody>
       </table>
       {list.data && list.data.total === 0 ? <p className="muted">{t('scripts.empty')}</p> : null}
-      {list.data ? <Pager start={start} length={PAGE} total={list.data.total} onPage={setStart} /> : null}
+      {list.data ? (
+        <Pager start={start} length={PAGE_LENGTH} total={list.data.total} onPage={setStart} />
+      ) : null}
     </section>
   );
 }
