@@ -85,7 +85,7 @@ export class FleetSimulator {
         if (level !== 'info') this.problems.set(msg, (this.problems.get(msg) ?? 0) + 1);
       },
       createRunner: (reports) =>
-        this.opts.executor === 'noop' ? new NoopRunner(reports) : new TaskRunner(stateDir, reports),
+        this.opts.executor === 'noop' ? new NoopRunner(reports, i + 1) : new TaskRunner(stateDir, reports),
     });
   }
 

@@ -2,6 +2,10 @@
  * A task runner that starts nothing: every task succeeds at once with no output. The fleet
  * simulator uses it (`--executor noop`) to measure what the control plane costs without
  * the cost of starting thousands of processes on the same two cores as the server.
+ *
+ * A script whose parameters are `sim-output FROM-TO:TEXT[:EXIT] ...` makes simulated host number
+ * N (1-based, in the simulator's order) print TEXT and exit with EXIT (default 0) when N falls in
+ * FROM-TO: how tests and the benchmark get a big step with several distinct outputs cheaply.
  */
 import type { DownloadFiles, HeldTask, RunScript, ServeFiles } from '@jobfleet/protocol';
 import type { TaskReports, TaskRunnerPort } from '@jobfleet/agent';
@@ -12,7 +16,11 @@ export class NoopRunner implements TaskRunnerPort {
   /** Finished tasks the server has not confirmed yet; resent after a reconnect. */
   private readonly unrecorded = new Map<string, FinishedReport>();
 
-  constructor(private readonly reports: TaskReports) {}
+  constructor(
+    private readonly reports: TaskReports,
+    /** This host's number in the simulated fleet (1-based), for `sim-output`. */
+    private readonly hostNumber = 0,
+  ) {}
 
   /** Downloads succeed at once too, without a byte moved. */
   download(msg: DownloadFiles): void {
@@ -20,24 +28,27 @@ export class NoopRunner implements TaskRunnerPort {
   }
 
   run(msg: RunScript): void {
-    this.succeed(msg.key);
+    const sim = simulatedOutput(msg.params, this.hostNumber);
+    this.succeed(msg.key, sim?.output, sim?.exitCode);
   }
 
-  private succeed(key: string): void {
+  private succeed(key: string, output = '', exitCode = 0): void {
     if (this.unrecorded.has(key)) return;
     const now = Date.now();
+    const bytes = Buffer.from(output);
     const result: FinishedReport = {
       key,
       outcome: 'exited',
-      exitCode: 0,
+      exitCode,
       startTime: now,
       endTime: now,
-      outputBytes: 0,
+      outputBytes: bytes.length,
       droppedBytes: 0,
       message: '',
     };
     this.unrecorded.set(key, result);
     this.reports.started(key, now);
+    if (bytes.length > 0) this.reports.output(key, 0, bytes);
     this.reports.finished(result);
   }
 
@@ -73,4 +84,16 @@ export class NoopRunner implements TaskRunnerPort {
   }
 
   async close(): Promise<void> {}
+}
+
+/** The output and exit code `sim-output` rules give host number `n`, if any rule covers it. */
+export function simulatedOutput(params: string, n: number): { output: string; exitCode: number } | undefined {
+  const words = params.trim().split(/\s+/);
+  if (words[0] !== 'sim-output') return undefined;
+  for (const rule of words.slice(1)) {
+    const m = /^(\d+)-(\d+):([^:]*)(?::(\d+))?$/.exec(rule);
+    if (m && n >= Number(m[1]) && n <= Number(m[2]))
+      return { output: `${m[3] ?? ''}\n`, exitCode: Number(m[4] ?? 0) };
+  }
+  return undefined;
 }

@@ -108,3 +108,17 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path: file });
   return file;
 }
+
+/** Runs a test body; when it fails, saves a screenshot named `failed-<name>` before rethrowing. */
+export async function screenshotOnFailure(
+  page: Page,
+  name: string,
+  body: () => Promise<void>,
+): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    await screenshot(page, `failed-${name}`).catch(() => undefined);
+    throw err;
+  }
+}

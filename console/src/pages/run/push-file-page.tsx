@@ -1,5 +1,222 @@
+/**
+ * Push files to hosts (BK-JOB's fast file): files from source hosts (paths per source), target
+ * path with BK-JOB's path variables, transfer mode, speed limits, account, targets and rolling.
+ * Warns when two sources could write the same name, or when a source host is also a target.
+ */
+import { useEffect, useMemo, useState } from 'react';
+import type { FormEvent } from 'react';
+import { useNavigate } from 'react-router';
+import { api } from '../../api/client';
+import { ApiError } from '../../components/api-error';
+import { TargetPicker } from '../../components/target-picker';
+import type { ResolvedHost } from '../../components/target-picker';
 import { t } from '../../i18n';
+import { useScope } from '../../session/scope';
+import { useAccounts } from './accounts';
+import { RollingFields, rollingConfig } from './rolling-fields';
+import type { Rolling } from './rolling-fields';
+
+interface Source {
+  text: string;
+  hosts: ResolvedHost[];
+  paths: string;
+}
+
+function baseName(p: string): string {
+  return p.replace(/\/+$/, '').split('/').pop() ?? p;
+}
 
 export default function PushFilePage() {
-  return <h1>{t('nav.pushFile')}</h1>;
+  const scope = useScope();
+  const navigate = useNavigate();
+  const { accounts, error: accountError } = useAccounts(scope.params);
+  const [name, setName] = useState('');
+  const [sources, setSources] = useState<Source[]>([{ text: '', hosts: [], paths: '' }]);
+  const [targetPath, setTargetPath] = useState('/tmp/');
+  const [mode, setMode] = useState(1);
+  const [upLimit, setUpLimit] = useState(0);
+  const [downLimit, setDownLimit] = useState(0);
+  const [timeout, setTimeoutSeconds] = useState(7200);
+  const [account, setAccount] = useState('');
+  const [targetText, setTargetText] = useState('');
+  const [hosts, setHosts] = useState<ResolvedHost[]>([]);
+  const [rolling, setRolling] = useState<Rolling>({ enabled: false, expression: '10%', mode: 1 });
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  useEffect(() => {
+    if (!account && accounts[0]) setAccount(accounts[0].alias);
+  }, [accounts, account]);
+
+  const warnings = useMemo(() => {
+    const out: string[] = [];
+    const names = new Map<string, number>();
+    for (const s of sources)
+      for (const p of s.paths
+        .split('\n')
+        .map((x) => x.trim())
+        .filter(Boolean)) {
+        const n = baseName(p);
+        names.set(n, (names.get(n) ?? 0) + Math.max(1, s.hosts.length));
+      }
+    for (const [n, c] of names) if (c > 1) out.push(t('file.collision', { name: n, n: c }));
+    const targets = new Set(hosts.map((h) => h.bk_host_id));
+    if (sources.some((s) => s.hosts.some((h) => targets.has(h.bk_host_id)))) out.push(t('file.sameHost'));
+    return out;
+  }, [sources, hosts]);
+
+  const update = (i: number, patch: Partial<Source>) =>
+    setSources((all) => all.map((s, j) => (j === i ? { ...s, ...patch } : s)));
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    try {
+      const r = await api.call<{ job_instance_id: number; step_instance_id: number }>('fast_transfer_file', {
+        ...scope.params,
+        ...(name ? { task_name: name } : {}),
+        file_target_path: targetPath,
+        transfer_mode: mode,
+        ...(upLimit ? { upload_speed_limit: upLimit } : {}),
+        ...(downLimit ? { download_speed_limit: downLimit } : {}),
+        timeout,
+        account_alias: account,
+        file_source_list: sources.map((s) => ({
+          file_list: s.paths
+            .split('\n')
+            .map((x) => x.trim())
+            .filter(Boolean),
+          server: { host_id_list: s.hosts.map((h) => h.bk_host_id) },
+          account: { alias: account },
+        })),
+        target_server: { host_id_list: hosts.map((h) => h.bk_host_id) },
+        ...(rollingConfig(rolling) ? { rolling_config: rollingConfig(rolling) } : {}),
+      });
+      void navigate(scope.path(`jobs/${r.job_instance_id}/steps/${r.step_instance_id}`));
+    } catch (err) {
+      setError(err);
+      setBusy(false);
+    }
+  }
+
+  return (
+    <form className="run-form" onSubmit={(e) => void submit(e)} aria-labelledby="push-file-title">
+      <h1 id="push-file-title">{t('nav.pushFile')}</h1>
+      <div className="row">
+        <label className="grow">
+          {t('run.name')}
+          <input
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            placeholder={t('run.namePlaceholder')}
+          />
+        </label>
+        <label>
+          {t('run.account')}
+          <select value={account} onChange={(e) => setAccount(e.target.value)} required>
+            {accounts.map((a) => (
+              <option key={a.id} value={a.alias}>
+                {a.alias} ({a.account})
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t('run.timeout')}
+          <input
+            type="number"
+            min={1}
+            max={259200}
+            value={timeout}
+            onChange={(e) => setTimeoutSeconds(Number(e.target.value))}
+          />
+        </label>
+      </div>
+      <ApiError error={accountError} />
+      {sources.map((s, i) => (
+        <fieldset key={i} className="file-source">
+          <legend>{t('file.source', { n: i + 1 })}</legend>
+          <label>
+            {t('file.paths')}
+            <textarea
+              className="mono"
+              rows={3}
+              value={s.paths}
+              onChange={(e) => update(i, { paths: e.target.value })}
+              placeholder="/etc/hosts"
+            />
+          </label>
+          <TargetPicker
+            scopeParams={scope.params}
+            value={s.text}
+            onText={(text) => update(i, { text })}
+            onHosts={(h) => update(i, { hosts: h })}
+          />
+          {sources.length > 1 ? (
+            <button type="button" onClick={() => setSources((all) => all.filter((_, j) => j !== i))}>
+              {t('file.removeSource')}
+            </button>
+          ) : null}
+        </fieldset>
+      ))}
+      <button type="button" onClick={() => setSources((all) => [...all, { text: '', hosts: [], paths: '' }])}>
+        {t('file.addSource')}
+      </button>
+      <div className="row">
+        <label className="grow">
+          {t('file.targetPath')}
+          <input
+            className="mono"
+            value={targetPath}
+            onChange={(e) => setTargetPath(e.target.value)}
+            required
+          />
+          <span className="small muted">{t('file.pathVars')}</span>
+        </label>
+        <label>
+          {t('file.mode')}
+          <select value={mode} onChange={(e) => setMode(Number(e.target.value))}>
+            <option value={1}>{t('file.mode1')}</option>
+            <option value={2}>{t('file.mode2')}</option>
+          </select>
+        </label>
+        <label>
+          {t('file.upLimit')}
+          <input type="number" min={0} value={upLimit} onChange={(e) => setUpLimit(Number(e.target.value))} />
+        </label>
+        <label>
+          {t('file.downLimit')}
+          <input
+            type="number"
+            min={0}
+            value={downLimit}
+            onChange={(e) => setDownLimit(Number(e.target.value))}
+          />
+        </label>
+      </div>
+      <h2>{t('file.targets')}</h2>
+      <TargetPicker scopeParams={scope.params} value={targetText} onText={setTargetText} onHosts={setHosts} />
+      <RollingFields value={rolling} onChange={setRolling} hosts={hosts.length} />
+      {warnings.map((w) => (
+        <p key={w} className="warning" role="status">
+          {w}
+        </p>
+      ))}
+      <ApiError error={error} />
+      <div className="actions">
+        <button
+          type="submit"
+          className="primary"
+          disabled={
+            busy ||
+            hosts.length === 0 ||
+            !account ||
+            sources.some((s) => s.hosts.length === 0 || !s.paths.trim())
+          }
+        >
+          {t('file.launch', { n: hosts.length })}
+        </button>
+      </div>
+    </form>
+  );
 }

@@ -1,5 +1,242 @@
+/**
+ * Run a script on hosts (BK-JOB's fast script): every field of fast_execute_script, the
+ * dangerous-command check 300 ms after each edit, the target picker with agent status, and the
+ * rolling batches previewed before launch.
+ */
+import { useEffect, useState } from 'react';
+import type { FormEvent } from 'react';
+import { useNavigate } from 'react-router';
+import { api } from '../../api/client';
+import { ApiError } from '../../components/api-error';
+import { TargetPicker } from '../../components/target-picker';
+import type { ResolvedHost } from '../../components/target-picker';
 import { t } from '../../i18n';
+import { LANGUAGES } from '../../model/statuses';
+import { useScope } from '../../session/scope';
+import { base64, useAccounts } from './accounts';
+import { RollingFields, rollingConfig } from './rolling-fields';
+import type { Rolling } from './rolling-fields';
+
+interface Hit {
+  line: number;
+  line_content: string;
+  match_content: string;
+  description: string;
+}
+
+const DEFAULT_SCRIPT = '#!/bin/bash\n\n';
 
 export default function RunScriptPage() {
-  return <h1>{t('nav.runScript')}</h1>;
+  const scope = useScope();
+  const navigate = useNavigate();
+  const { accounts, error: accountError } = useAccounts(scope.params);
+  const [name, setName] = useState('');
+  const [language, setLanguage] = useState(1);
+  const [script, setScript] = useState(DEFAULT_SCRIPT);
+  const [params, setParams] = useState('');
+  const [sensitive, setSensitive] = useState(false);
+  const [timeout, setTimeoutSeconds] = useState(7200);
+  const [account, setAccount] = useState('');
+  const [targetText, setTargetText] = useState('');
+  const [hosts, setHosts] = useState<ResolvedHost[]>([]);
+  const [rolling, setRolling] = useState<Rolling>({ enabled: false, expression: '10%', mode: 1 });
+  const [hits, setHits] = useState<Hit[]>([]);
+  const [confirming, setConfirming] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+
+  useEffect(() => {
+    if (!account && accounts[0]) setAccount(accounts[0].alias);
+  }, [accounts, account]);
+
+  // The dangerous-command check runs 300 ms after the last edit, as BK-JOB's editor does.
+  const { bk_scope_type, bk_scope_id } = scope.params;
+  useEffect(() => {
+    if (!script.trim()) {
+      setHits([]);
+      return undefined;
+    }
+    let live = true;
+    const timer = setTimeout(() => {
+      api
+        .call<Hit[]>('check_script', {
+          bk_scope_type,
+          bk_scope_id,
+          script_language: language,
+          content: base64(script),
+        })
+        .then((r) => live && setHits(r ?? []))
+        .catch(() => undefined);
+    }, 300);
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [script, language, bk_scope_type, bk_scope_id]);
+
+  async function launch() {
+    setBusy(true);
+    setError(undefined);
+    try {
+      const r = await api.call<{ job_instance_id: number; step_instance_id: number }>('fast_execute_script', {
+        ...scope.params,
+        ...(name ? { task_name: name } : {}),
+        script_language: language,
+        script_content: base64(script),
+        ...(params ? { script_param: base64(params), is_param_sensitive: sensitive ? 1 : 0 } : {}),
+        timeout,
+        account_alias: account,
+        target_server: { host_id_list: hosts.map((h) => h.bk_host_id) },
+        ...(rollingConfig(rolling) ? { rolling_config: rollingConfig(rolling) } : {}),
+      });
+      // A quick run has one step: its result is what the person wants to watch.
+      void navigate(scope.path(`jobs/${r.job_instance_id}/steps/${r.step_instance_id}`));
+    } catch (err) {
+      setError(err);
+      setBusy(false);
+    }
+  }
+
+  function submit(e: FormEvent) {
+    e.preventDefault();
+    if (hits.length > 0) setConfirming(true);
+    else void launch();
+  }
+
+  const lines = script.split('\n').length;
+  return (
+    <form className="run-form" onSubmit={submit} aria-labelledby="run-script-title">
+      <h1 id="run-script-title">{t('nav.runScript')}</h1>
+      <div className="row">
+        <label className="grow">
+          {t('run.name')}
+          <input
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            placeholder={t('run.namePlaceholder')}
+          />
+        </label>
+        <label>
+          {t('run.account')}
+          <select value={account} onChange={(e) => setAccount(e.target.value)} required>
+            {accounts.map((a) => (
+              <option key={a.id} value={a.alias}>
+                {a.alias} ({a.account})
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          {t('run.timeout')}
+          <input
+            type="number"
+            min={1}
+            max={259200}
+            value={timeout}
+            onChange={(e) => setTimeoutSeconds(Number(e.target.value))}
+          />
+        </label>
+      </div>
+      <ApiError error={accountError} />
+      <fieldset>
+        <legend>{t('run.language')}</legend>
+        <div className="tabs" role="radiogroup" aria-label={t('run.language')}>
+          {LANGUAGES.map((l) => (
+            <label key={l.id} className={`tab${language === l.id ? ' active' : ''}`}>
+              <input
+                type="radio"
+                name="language"
+                value={l.id}
+                checked={language === l.id}
+                onChange={() => setLanguage(l.id)}
+              />
+              {l.name}
+            </label>
+          ))}
+        </div>
+      </fieldset>
+      <div className="field">
+        <span id="script-label" className="field-label">
+          {t('run.script')}
+        </span>
+        <div className="editor">
+          <pre className="editor-gutter" aria-hidden="true">
+            {Array.from({ length: lines }, (_, i) => {
+              const hit = hits.some((h) => h.line === i + 1);
+              return (
+                <span key={i} className={hit ? 'gutter-hit' : undefined}>
+                  {i + 1}
+                  {'\n'}
+                </span>
+              );
+            })}
+          </pre>
+          <textarea
+            className="mono editor-text"
+            rows={Math.max(10, Math.min(lines + 2, 30))}
+            value={script}
+            spellCheck={false}
+            wrap="off"
+            onChange={(e) => setScript(e.target.value)}
+            aria-labelledby="script-label"
+            aria-describedby="script-check"
+          />
+        </div>
+      </div>
+      <div id="script-check" aria-live="polite">
+        {hits.length > 0 ? (
+          <div className="warning" role="alert">
+            <strong>{t('run.dangerous', { n: hits.length })}</strong>
+            <ul>
+              {hits.map((h, i) => (
+                <li key={i}>
+                  {t('run.dangerousLine', { line: h.line })} <code>{h.match_content}</code> — {h.description}
+                </li>
+              ))}
+            </ul>
+          </div>
+        ) : null}
+      </div>
+      <div className="row">
+        <label className="grow">
+          {t('run.params')}
+          <input
+            className="mono"
+            type={sensitive ? 'password' : 'text'}
+            value={params}
+            onChange={(e) => setParams(e.target.value)}
+            autoComplete="off"
+          />
+        </label>
+        <label className="inline">
+          <input type="checkbox" checked={sensitive} onChange={(e) => setSensitive(e.target.checked)} />
+          {t('run.sensitive')}
+        </label>
+      </div>
+      <TargetPicker scopeParams={scope.params} value={targetText} onText={setTargetText} onHosts={setHosts} />
+      <RollingFields value={rolling} onChange={setRolling} hosts={hosts.length} />
+      <p className="small muted">{t('run.outputTip')}</p>
+      <ApiError error={error} />
+      {confirming ? (
+        <div className="confirm" role="alertdialog" aria-labelledby="confirm-title">
+          <p id="confirm-title">{t('run.dangerousConfirm', { n: hits.length })}</p>
+          <button type="button" className="danger" onClick={() => (setConfirming(false), void launch())}>
+            {t('run.launchAnyway')}
+          </button>
+          <button type="button" onClick={() => setConfirming(false)}>
+            {t('common.cancel')}
+          </button>
+        </div>
+      ) : null}
+      <div className="actions">
+        <button
+          type="submit"
+          className="primary"
+          disabled={busy || hosts.length === 0 || !script.trim() || !account}
+        >
+          {t('run.launch', { n: hosts.length })}
+        </button>
+      </div>
+    </form>
+  );
 }

@@ -49,6 +49,7 @@ import {
 import { getJobPlanSyncPreview } from './job-plan-sync-preview.js';
 import { getHostList } from './get-host-list.js';
 import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
+import { getScopeAgents, getStepHostTable, resolveHosts } from './console-tables.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
   fastExecuteSql,
@@ -100,4 +101,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   deleteCron,
   getJobPlanSyncPreview,
   getHostList,
+  getStepHostTable,
+  resolveHosts,
+  getScopeAgents,
 ];

@@ -1,0 +1,34 @@
+import { useEffect, useState } from 'react';
+import { api } from '../../api/client';
+
+export interface Account {
+  id: number;
+  alias: string;
+  account: string;
+  category?: number;
+}
+
+/** The scope's execution accounts (get_account_list), OS accounts only. */
+export function useAccounts(scopeParams: { bk_scope_type: string; bk_scope_id: string }) {
+  const [accounts, setAccounts] = useState<Account[]>([]);
+  const [error, setError] = useState<unknown>();
+  const { bk_scope_type, bk_scope_id } = scopeParams;
+  useEffect(() => {
+    api
+      .read<{ data: Account[] }>('get_account_list', {
+        bk_scope_type,
+        bk_scope_id,
+        category: 1,
+        length: 1000,
+      })
+      .then((r) => setAccounts(r.data ?? []), setError);
+  }, [bk_scope_type, bk_scope_id]);
+  return { accounts, error };
+}
+
+export function base64(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}

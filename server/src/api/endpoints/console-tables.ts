@@ -1,0 +1,184 @@
+/**
+ * Jobfleet extensions for the web console, where a page needs a whole step or a whole pasted
+ * target list at once:
+ * - get_step_host_table: every host of a step attempt in one compact, columnar reply (status,
+ *   tag, exit code, times, batch and the output group each host is in), so a 10,000-host step
+ *   paints from one request and switching groups, sorting and filtering need no more.
+ * - resolve_hosts: a pasted list of addresses (ip, cloud:ip or host id), resolved to the scope's
+ *   hosts with their agent status; unknown entries, and hosts of other scopes, come back named.
+ */
+import { z } from 'zod';
+import { normaliserKey } from '../../outputs/output-normalisers.js';
+import type { Host } from '../../store/inventory-store.js';
+import { defineEndpoint } from '../endpoint.js';
+import { ApiError } from '../error-catalogue.js';
+import { zInt, zLong } from '../input-types.js';
+import { jobInScope, stepOfJob } from './job-lookup.js';
+import { NORMALISERS } from '../../outputs/output-normalisers.js';
+
+const MAX_RESOLVE = 50_000;
+
+export const getStepHostTable = defineEndpoint({
+  name: 'get_step_host_table',
+  kind: 'read',
+  permission: 'read',
+  scoped: true,
+  input: z.object({
+    job_instance_id: zLong.pipe(z.number().min(1)),
+    step_instance_id: zLong.pipe(z.number().min(1)),
+    execute_count: zInt.pipe(z.number().min(0)).optional(),
+    normalisers: z
+      .preprocess(
+        (v) => (typeof v === 'string' ? v.split(',').filter(Boolean) : v),
+        z.array(z.enum(NORMALISERS)),
+      )
+      .optional(),
+  }),
+  async handle(ctx, input) {
+    const job = await jobInScope(ctx, input.job_instance_id);
+    const step = await stepOfJob(ctx, job, input.step_instance_id);
+    const executeCount = input.execute_count ?? step.execute_count;
+    if (executeCount > step.execute_count)
+      throw new ApiError('BAD_REQUEST', {
+        reason: `execute_count ${executeCount} has not run (the step is at ${step.execute_count})`,
+      });
+    const groups = await ctx.services.outputs.groups(
+      step.id,
+      executeCount,
+      normaliserKey(input.normalisers ?? []),
+    );
+    const tasks = groups.flatMap((g) => g.hosts);
+    tasks.sort((a, b) => a.host_id - b.host_id);
+    const groupOf = new Map<number, number>();
+    groups.forEach((g, i) => {
+      for (const h of g.hosts) groupOf.set(h.host_id, i);
+    });
+    return {
+      job_instance_id: job.id,
+      step_instance_id: step.id,
+      execute_count: executeCount,
+      step_execute_count: step.execute_count,
+      status: step.status,
+      current_batch: step.current_batch,
+      output_groups: groups.map((g) => ({
+        group_id: g.groupId,
+        status: g.status,
+        tag: g.tag,
+        exit_code: g.exitCode,
+        fingerprint: g.fingerprint,
+        host_count: g.hosts.length,
+      })),
+      // Columns, one entry per host in host id order: a 10,000-host table stays a few hundred KB.
+      hosts: {
+        bk_host_id: tasks.map((t) => t.host_id),
+        bk_cloud_id: tasks.map((t) => t.cloud_id),
+        ip: tasks.map((t) => t.ip),
+        status: tasks.map((t) => t.status),
+        tag: tasks.map((t) => t.tag),
+        exit_code: tasks.map((t) => t.exit_code),
+        start_time: tasks.map((t) => t.start_time),
+        end_time: tasks.map((t) => t.end_time),
+        batch: tasks.map((t) => t.batch),
+        log_bytes: tasks.map((t) => t.log_bytes),
+        output_group: tasks.map((t) => groupOf.get(t.host_id) ?? -1),
+      },
+    };
+  },
+});
+
+const Entry = z.string().max(200);
+
+function hostView(h: Host) {
+  return {
+    bk_host_id: h.id,
+    bk_cloud_id: h.cloud_id,
+    ip: h.ip,
+    hostname: h.hostname,
+    agent_status: h.agent_status,
+    agent_version: h.agent_version,
+    last_heartbeat: h.last_heartbeat,
+  };
+}
+
+export const resolveHosts = defineEndpoint({
+  name: 'resolve_hosts',
+  kind: 'read',
+  permission: 'read',
+  scoped: true,
+  input: z.object({ entries: z.array(Entry).max(MAX_RESOLVE) }),
+  async handle(ctx, input) {
+    const inv = ctx.services.store.inventory;
+    const ids: number[] = [];
+    const pairs: { cloudId: number; ip: string }[] = [];
+    const invalid: string[] = [];
+    const parsed = input.entries
+      .map((e) => e.trim())
+      .filter(Boolean)
+      .map((e) => {
+        let m = /^(\d+)$/.exec(e);
+        if (m) {
+          ids.push(Number(m[1]));
+          return { e, key: `id:${m[1]}` };
+        }
+        m = /^(?:(\d+):)?(\d{1,3}(?:\.\d{1,3}){3})$/.exec(e);
+        if (m) {
+          const p = { cloudId: Number(m[1] ?? 0), ip: m[2] ?? '' };
+          pairs.push(p);
+          return { e, key: `ip:${p.cloudId}:${p.ip}` };
+        }
+        invalid.push(e);
+        return undefined;
+      });
+    const found = [...(await inv.getHostsByIds([...new Set(ids)])), ...(await inv.getHostsByCloudIps(pairs))];
+    const byKey = new Map<string, Host>();
+    for (const h of found) {
+      byKey.set(`id:${h.id}`, h);
+      byKey.set(`ip:${h.cloud_id}:${h.ip}`, h);
+    }
+    const hosts = new Map<number, Host>();
+    const unknown: string[] = [];
+    const otherScope: string[] = [];
+    const duplicates: string[] = [];
+    for (const p of parsed) {
+      if (!p) continue;
+      const h = byKey.get(p.key);
+      if (!h) unknown.push(p.e);
+      else if (h.biz_id === null || !ctx.scope.bizIds.includes(h.biz_id)) otherScope.push(p.e);
+      else if (hosts.has(h.id)) duplicates.push(p.e);
+      else hosts.set(h.id, h);
+    }
+    return {
+      hosts: [...hosts.values()].map(hostView),
+      unknown,
+      other_scope: otherScope,
+      invalid,
+      duplicates,
+    };
+  },
+});
+
+export const getScopeAgents = defineEndpoint({
+  name: 'get_scope_agents',
+  kind: 'read',
+  permission: 'read',
+  scoped: true,
+  input: z.object({}),
+  async handle(ctx) {
+    const inv = ctx.services.store.inventory;
+    const hosts = (await Promise.all(ctx.scope.bizIds.map((bizId) => inv.listHosts({ bizId })))).flat();
+    hosts.sort((a, b) => a.id - b.id);
+    const normal = hosts.filter((h) => h.agent_status === 1).length;
+    return {
+      total: hosts.length,
+      normal,
+      abnormal: hosts.length - normal,
+      // Columns, one entry per host, for the overview's copyable lists.
+      hosts: {
+        bk_host_id: hosts.map((h) => h.id),
+        bk_cloud_id: hosts.map((h) => h.cloud_id),
+        ip: hosts.map((h) => h.ip),
+        agent_status: hosts.map((h) => h.agent_status),
+      },
+    };
+  },
+});
