@@ -279,6 +279,11 @@ describe('console: resource pages', () => {
     await screenshot(page, 'hosts');
     await page.getByRole('button', { name: 'Run a script on 2 selected' }).click();
     await page.waitForURL(new RegExp(`${base}/run/script$`));
+    // The run-script page opens with the selected hosts as its targets.
+    assert.deepEqual(
+      (await page.getByRole('textbox', { name: /^Targets/ }).inputValue()).split('\n').sort(),
+      ['127.0.0.2', '127.0.0.3'],
+    );
 
     await page.goto(`${server.url}/dangerous-rules`);
     await page.getByLabel('Expression').fill('rm\\s+-rf\\s+/');
