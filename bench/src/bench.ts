@@ -18,6 +18,7 @@ import { Command } from 'commander';
 import { BkApi } from './bk-api.js';
 import type { FastExecuteData } from './bk-api.js';
 import { bigOutput } from './big-output.js';
+import { consolePaint } from './console-paint.js';
 import { fanOut } from './fan-out.js';
 import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
 import { cpBaseline, transferOnce, writeSourceFile } from './file-fan-out.js';
@@ -63,6 +64,8 @@ interface Plan {
   noopFanOut: boolean;
   /** P7: one-host jobs per run. */
   latencyJobs: number;
+  /** P8: hosts of the step opened in the console. */
+  consoleHosts: number;
 }
 
 /** Heartbeat window of the fan-out servers (see storePass). */
@@ -82,6 +85,7 @@ const FULL: Plan = {
   fileTargets: 10,
   noopFanOut: true,
   latencyJobs: 200,
+  consoleHosts: 10_000,
 };
 
 const QUICK: Plan = {
@@ -98,6 +102,7 @@ const QUICK: Plan = {
   fileTargets: 3,
   noopFanOut: false,
   latencyJobs: 30,
+  consoleHosts: 300,
 };
 
 type Store = 'sqlite' | 'postgres';
@@ -116,6 +121,7 @@ export const FIGURE_IDS = [
   'P7',
   'P5',
   'P6',
+  'P8',
 ] as const;
 
 /**
@@ -785,6 +791,71 @@ class Bench {
   }
 
   /** P5: one real agent prints the output; its server keeps the whole of it. */
+  /** P8: first paint and group switch of the console's step result on a big step (noop hosts). */
+  async consolePass(): Promise<void> {
+    const hosts = this.plan.consoleHosts;
+    const params = { hosts, store: 'sqlite' };
+    try {
+      const s = await this.startStoreServer('sqlite', [
+        '--heartbeat-timeout-ms',
+        String(HEARTBEAT_WINDOW_MS),
+      ]);
+      try {
+        const fleet = await this.startFleet(s.server, hosts, 'noop');
+        try {
+          const t = await consolePaint({
+            server: s.server,
+            api: s.api,
+            hostIds: fleet.hostIds,
+            account: this.account,
+            runs: this.plan.runs,
+          });
+          const measured: [string, number[], string][] = [
+            [
+              'P8.paint',
+              t.firstPaintMs,
+              'navigation start until the groups and the first host rows are on screen',
+            ],
+            [
+              'P8.switch',
+              t.groupSwitchMs,
+              'a click on another status group until its host list is on screen',
+            ],
+          ];
+          for (const [id, values, what] of measured) {
+            const sum = summarize(values);
+            this.log(`${id} ${hosts} hosts: ${sum.median.toFixed(0)} ms`);
+            this.figures.push({
+              id,
+              params,
+              value: sum.median,
+              unit: 'ms',
+              baseline: null,
+              ratio: null,
+              target: null,
+              met: null,
+              min: sum.min,
+              max: sum.max,
+              executor: 'noop',
+              note: `console step result, ${hosts} hosts in 3 output groups, Chromium at 1280x800: ${what}`,
+            });
+          }
+        } finally {
+          await fleet.stop();
+        }
+      } finally {
+        await s.close();
+      }
+    } catch (err) {
+      this.figures.push(
+        unmeasured(
+          { id: 'P8.paint', params, unit: 'ms', target: null, executor: 'noop' },
+          this.fail('P8 console', err),
+        ),
+      );
+    }
+  }
+
   async bigOutputPass(): Promise<void> {
     const bytes = this.plan.bigOutputBytes;
     const base = {
@@ -1025,6 +1096,7 @@ async function main(): Promise<void> {
     }
     if (only.has('P5')) await bench.bigOutputPass();
     if (only.has('P6')) await bench.fileFanOutPass();
+    if (only.has('P8')) await bench.consolePass();
   } finally {
     await stopAll();
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -155,4 +155,49 @@ describe('console: run a script and follow it', () => {
     assert.ok((offsets[offsets.length - 1] ?? 0) > 0);
     assert.equal(await log.getByText(/^tick \d+$/).count(), 12, 'each line once');
   });
+
+  test('deep links, job page, history filters in the URL, overview', async () => {
+    const { job_instance_id: jobId, step_instance_id: stepId } = (
+      await post<{ job_instance_id: number; step_instance_id: number }>(
+        url,
+        'fast_execute_script',
+        {
+          ...fleet.scope,
+          task_name: 'deep link check',
+          script_language: 1,
+          script_content: Buffer.from('echo linked').toString('base64'),
+          account_alias: fleet.account,
+          target_server: { ip_list: [{ bk_cloud_id: 0, ip: '127.0.0.3' }] },
+        },
+        fleet.creds,
+      )
+    ).data;
+    await page.goto(`${url}/api_execute_step/${jobId}/${stepId}`);
+    await page.waitForURL(new RegExp(`/biz/${BIZ}/jobs/${jobId}/steps/${stepId}$`));
+    await page.getByRole('log').getByText('linked', { exact: true }).waitFor();
+    await page.goto(`${url}/api_execute/${jobId}`);
+    await page.waitForURL(new RegExp(`/biz/${BIZ}/jobs/${jobId}$`));
+    await page.getByRole('heading', { name: 'deep link check' }).waitFor();
+    await page.getByRole('link', { name: /Step 1\/1/ }).waitFor();
+    await screenshot(page, 'job');
+
+    await page.goto(`${url}/biz/${BIZ}/jobs?status=4`);
+    const table = page.getByRole('table');
+    await table
+      .getByRole('link', { name: /Script Execution_/ })
+      .first()
+      .waitFor();
+    assert.equal(await table.getByRole('link', { name: 'deep link check' }).count(), 0, 'only failed jobs');
+    await page.getByLabel('Status').selectOption({ label: 'All' });
+    await page.waitForURL((u) => !u.searchParams.has('status'));
+    await table.getByRole('link', { name: 'deep link check' }).waitFor();
+    await page.getByLabel('Name').fill('deep link');
+    await page.getByLabel('Name').press('Enter');
+    await page.waitForURL((u) => u.searchParams.get('name') === 'deep link');
+    await screenshot(page, 'history');
+
+    await page.goto(`${url}/biz/${BIZ}`);
+    await page.getByText(/3\s+normal/).waitFor();
+    await screenshot(page, 'overview');
+  });
 });

@@ -2,7 +2,7 @@
  * A job instance: its steps as a flow from start to end with status, attempt and times, a
  * timeline of the steps on one time axis, and the job's operations. Live from the event stream.
  */
-import { useCallback, useRef } from 'react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { api } from '../../api/client';
 import { throttle, useJobStream } from '../../api/job-stream';
@@ -13,16 +13,15 @@ import { STEP_TYPES, formatDuration, formatTime, runStatus } from '../../model/s
 import { useScope } from '../../session/scope';
 import { reaches } from '../../session/session';
 import { useJobSummary } from '../step/job-summary';
-import { useState } from 'react';
 
 export default function JobPage() {
   const scope = useScope();
   const jobId = Number(useParams().jobId);
   const { job, error, reload } = useJobSummary(scope.params, jobId);
   const [opError, setOpError] = useState<unknown>();
-  const reloader = useRef(throttle(reload, 500));
-  reloader.current = throttle(reload, 500);
-  const onEvent = useCallback(() => reloader.current.call(), []);
+  const reloader = useMemo(() => throttle(reload, 500), [reload]);
+  useEffect(() => () => reloader.cancel(), [reloader]);
+  const onEvent = useCallback(() => reloader.call(), [reloader]);
   useJobStream(scope.params, jobId, onEvent, job ? !job.finished : true);
 
   if (error) return <ApiError error={error} onRetry={reload} />;

@@ -1,0 +1,189 @@
+/**
+ * The step result of a 1,000-host step (the fleet simulator's hosts, each printing one of three
+ * outputs): status groups and output groups with their counts, a group's hosts copied as IPs, a
+ * diff between two output groups; and what a viewer sees: no run or retry controls, and the API
+ * refusing a run sent from the viewer's session all the same.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Browser } from 'playwright-core';
+import type { Fleet } from '../../server/test/helpers/fleet.js';
+import type { SimulatedFleet } from '../../server/test/helpers/simulated-fleet.js';
+import type * as SimulatedModule from '../../server/test/helpers/simulated-fleet.js';
+import path from 'node:path';
+import {
+  REPO,
+  createUser,
+  launchBrowser,
+  newPage,
+  screenshot,
+  screenshotOnFailure,
+  serverHelpers,
+  signIn,
+} from './helpers/browser.js';
+
+const { startSimulatedFleet } = (await import(
+  path.join(REPO, 'server/dist/test/helpers/simulated-fleet.js')
+)) as typeof SimulatedModule;
+const { startFleet, BIZ } = serverHelpers.fleet;
+const { stopAll } = serverHelpers.processes;
+const { post, eventually, get } = serverHelpers.api;
+
+const HOSTS = 1000;
+
+describe('console: a 1,000-host step', () => {
+  let fleet: Fleet;
+  let sim: SimulatedFleet;
+  let browser: Browser;
+  let url: string;
+  let stepUrl: string;
+  const passwords: Record<string, string> = {};
+
+  before(async () => {
+    fleet = await startFleet('sqlite', 0);
+    url = fleet.server.url;
+    sim = await startSimulatedFleet(fleet.server, HOSTS, BIZ);
+    const server = { url, adminToken: fleet.server.adminToken };
+    passwords.oscar = await createUser(server, 'oscar', { role: 'operator', bizId: BIZ });
+    passwords.vera = await createUser(server, 'vera', { role: 'viewer', bizId: BIZ });
+    // Simulated host N prints alpha (1-500), beta (501-800) or gamma and exits 3 (801-1000).
+    const job = await post<{ job_instance_id: number; step_instance_id: number }>(
+      url,
+      'fast_execute_script',
+      {
+        ...fleet.scope,
+        script_language: 1,
+        script_content: Buffer.from('echo simulated').toString('base64'),
+        script_param: Buffer.from('sim-output 1-500:alpha 501-800:beta 801-1000:gamma:3').toString('base64'),
+        account_alias: fleet.account,
+        target_server: { host_id_list: sim.hostIds },
+      },
+      fleet.creds,
+    );
+    assert.ok(job.result, job.message);
+    const { job_instance_id: jobId, step_instance_id: stepId } = job.data;
+    await eventually(
+      async () => {
+        const s = await get<{ finished: boolean }>(
+          url,
+          'get_job_instance_status',
+          { ...fleet.scope, job_instance_id: jobId },
+          fleet.creds,
+        );
+        return s.data.finished ? true : undefined;
+      },
+      120_000,
+      'the 1,000-host job to finish',
+    );
+    stepUrl = `${url}/biz/${BIZ}/jobs/${jobId}/steps/${stepId}`;
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await sim?.stop();
+    await stopAll();
+  });
+
+  test('groups with counts, copy IPs of an output group, diff two groups', async () => {
+    const { page, context } = await newPage(browser);
+    await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: url });
+    await screenshotOnFailure(page, 'groups', async () => {
+      await signIn(page, url, 'oscar', passwords.oscar ?? '');
+      await page.goto(stepUrl);
+      const tabs = page.getByRole('tablist', { name: 'Host groups by status' });
+      await tabs.getByRole('tab', { name: /Non-zero exit\s*200/ }).waitFor();
+      await tabs.getByRole('tab', { name: /Success\s*800/ }).click();
+      const outputs = page.getByRole('group', { name: 'Groups by output' });
+      await outputs.getByRole('button', { name: /All 2 outputs/ }).waitFor();
+      await outputs.getByRole('button', { name: /Output 1\s*500/ }).waitFor();
+      await outputs.getByRole('button', { name: /Output 2\s*300/ }).click();
+      await page.getByText('300 of 1,000 hosts').waitFor();
+      await page.getByRole('log').getByText('beta', { exact: true }).waitFor();
+
+      await page.getByRole('button', { name: 'Copy IPs', exact: true }).click();
+      await page.getByText('Copied 300').waitFor();
+      const copied = await page.evaluate(() => navigator.clipboard.readText());
+      const ips = copied.split('\n');
+      assert.equal(ips.length, 300);
+      assert.equal(new Set(ips).size, 300);
+      assert.ok(
+        ips.every((ip) => /^10\.0\.\d+\.\d+$/.test(ip)),
+        copied.slice(0, 200),
+      );
+
+      await page.getByRole('button', { name: 'Compare outputs' }).click();
+      await page.getByLabel('Left').selectOption({ label: 'Output 1: Success, exit 0, 500 hosts' });
+      await page.getByLabel('Right').selectOption({ label: 'Output 2: Success, exit 0, 300 hosts' });
+      await page.getByRole('button', { name: 'Compare', exact: true }).click();
+      const diff = page.getByLabel('Differences');
+      await diff.getByText('-alpha').waitFor();
+      await diff.getByText('+beta').waitFor();
+      await screenshot(page, 'step-1000-hosts');
+    });
+    await context.close();
+  });
+
+  test('the target picker resolves a pasted list of 10,000 addresses and flags the unknown ones', async () => {
+    const { page, context } = await newPage(browser);
+    await screenshotOnFailure(page, 'picker', async () => {
+      await signIn(page, url, 'oscar', passwords.oscar ?? '');
+      const hosts = await serverHelpers.api.admin<{ hosts: { ip: string }[] }>(
+        url,
+        fleet.server.adminToken,
+        'GET',
+        `/hosts?bk_biz_id=${BIZ}`,
+      );
+      const known = hosts.data.hosts.map((h) => h.ip);
+      assert.equal(known.length, HOSTS);
+      const unknown = Array.from({ length: 10_000 - HOSTS }, (_, i) => `10.200.${i >> 8}.${i & 255}`);
+      await page.goto(`${url}/biz/${BIZ}/run/script`);
+      await page.getByLabel('Targets').fill([...known, ...unknown].join('\n'));
+      await page
+        .getByText(`1000 hosts: 1000 agents normal, 0 abnormal · ${10_000 - HOSTS} unknown`)
+        .waitFor();
+      await page
+        .getByRole('list', { name: 'Entries that are not targets' })
+        .getByText('10.200.0.0', { exact: true })
+        .waitFor();
+      await page.getByRole('button', { name: 'Run on 1000 hosts' }).waitFor();
+      await screenshot(page, 'target-picker-10000');
+    });
+    await context.close();
+  });
+
+  test('a viewer sees no run or retry controls, and the API refuses a run from its session', async () => {
+    const { page, context } = await newPage(browser);
+    await screenshotOnFailure(page, 'viewer', async () => {
+      await signIn(page, url, 'vera', passwords.vera ?? '');
+      await page.goto(stepUrl);
+      await page
+        .getByRole('tablist', { name: 'Host groups by status' })
+        .getByRole('tab', { name: /Non-zero exit\s*200/ })
+        .waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Retry failed hosts' }).count(), 0);
+      assert.equal(
+        await page
+          .getByRole('navigation', { name: 'Main' })
+          .getByRole('link', { name: 'Run script' })
+          .count(),
+        0,
+      );
+      const refused = await page.evaluate(async (scope) => {
+        const me = (await (await fetch('/api/auth/me')).json()) as { data: { csrf_token: string } };
+        const res = await fetch('/api/v3/fast_execute_script', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': me.data.csrf_token },
+          body: JSON.stringify({
+            ...scope,
+            script_language: 1,
+            script_content: 'ZWNobyBoaQ==',
+            target_server: { host_id_list: [1] },
+          }),
+        });
+        return (await res.json()) as { code: number };
+      }, fleet.scope);
+      assert.equal(refused.code, 1238014);
+    });
+    await context.close();
+  });
+});
