@@ -240,6 +240,11 @@ describe('console: resource pages', () => {
     await page.getByLabel(/greeting/).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Launch' }).count(), 0);
     assert.equal(await page.getByRole('button', { name: 'Delete plan' }).count(), 0);
+    // A narrow window: the page reflows, nothing wider than the window but the tables' own scroll.
+    await page.setViewportSize({ width: 480, height: 800 });
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1));
+    await screenshot(page, 'plan-narrow');
+    await page.setViewportSize({ width: 1280, height: 800 });
     await page.goto(`${server.url}${base}/hosts`);
     await page.getByText('2 agents OK').waitFor();
     assert.equal(await page.getByRole('button', { name: /Run a script/ }).count(), 0);
