@@ -220,6 +220,11 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_CONSOLE_DIR',
     doc: "directory of the built web console served under / (default: the console workspace's build)",
   },
+  jobEventRetentionDays: {
+    schema: int(0).default(30),
+    env: 'JOBFLEET_JOB_EVENT_RETENTION_DAYS',
+    doc: 'days the event streams can replay a finished job (its events are pruned hourly; events of unfinished jobs are kept; 0 keeps events forever)',
+  },
 } as const;
 
 type Keys = typeof CONFIG_KEYS;

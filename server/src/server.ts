@@ -9,6 +9,7 @@ import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
 import { ApiRateLimits } from './api/rate-limits.js';
 import { startAuditRetention } from './audit/audit-retention.js';
+import { startJobEventRetention } from './streams/job-event-retention.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import type { ServerConfig } from './config.js';
 import { CronScheduler } from './crons/cron-scheduler.js';
@@ -67,6 +68,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     outputs: new OutputGroups(store.executions, store.outputs, log),
   } as Omit<Services, 'hub' | 'engine' | 'metrics'> as Services;
   const auditRetention = startAuditRetention(store.audit, config.auditRetentionDays, log);
+  const eventRetention = startJobEventRetention(store.executions.events, config.jobEventRetentionDays, log);
   services.hub = new AgentHub(services);
   services.metrics = new Metrics(services);
   services.engine = new Engine(services);
@@ -102,6 +104,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await http.close();
         await services.engine.close();
         auditRetention.stop();
+        eventRetention.stop();
         await services.auditTrail.flush();
         await store.close();
       })();

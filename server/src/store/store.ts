@@ -23,6 +23,7 @@ import { RuleStore } from './rule-store.js';
 import { ScriptStore } from './script-store.js';
 import { OutputStore } from './output-store.js';
 import type { Database } from './schema.js';
+import { SealedDocumentStore } from './sealed-document-store.js';
 
 export class Store {
   readonly apps: AppStore;
@@ -42,6 +43,7 @@ export class Store {
   readonly outputs: OutputStore;
   readonly plans: PlanStore;
   readonly crons: CronStore;
+  readonly sealedDocuments: SealedDocumentStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -65,6 +67,7 @@ export class Store {
     this.plans = new PlanStore(db);
     this.references.register(this.plans);
     this.crons = new CronStore(db);
+    this.sealedDocuments = new SealedDocumentStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */
