@@ -1053,6 +1053,10 @@ async function main(): Promise<void> {
     )
     .option('--runs <n>', 'repetitions of each figure (default 3, 1 with --quick)')
     .option(
+      '--console-hosts <n>',
+      'hosts of the step P8 opens in the console (default 10000, 300 with --quick)',
+    )
+    .option(
       '--results-dir <dir>',
       'where latest.json and latest.md go',
       path.join(REPO_ROOT, 'bench', 'results'),
@@ -1066,10 +1070,12 @@ async function main(): Promise<void> {
     only?: string;
     hosts?: string;
     runs?: string;
+    consoleHosts?: string;
   }>();
   const only = new Selection(flags.only);
   const plan = adjustedPlan(flags.quick ? QUICK : FULL, flags);
-  const partial = !only.all || flags.hosts !== undefined || flags.runs !== undefined;
+  const partial =
+    !only.all || flags.hosts !== undefined || flags.runs !== undefined || flags.consoleHosts !== undefined;
   const pgUrl = flags.pgUrl ?? process.env.JOBFLEET_BENCH_PG_URL;
   const tmp = tmpRoot();
   const started = performance.now();
@@ -1125,8 +1131,8 @@ async function main(): Promise<void> {
   }
 }
 
-/** The plan with `--hosts` and `--runs` applied. */
-function adjustedPlan(plan: Plan, flags: { hosts?: string; runs?: string }): Plan {
+/** The plan with `--hosts`, `--runs` and `--console-hosts` applied. */
+function adjustedPlan(plan: Plan, flags: { hosts?: string; runs?: string; consoleHosts?: string }): Plan {
   const positive = (name: string, v: string) => {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name}: "${v}" is not a positive integer`);
@@ -1138,6 +1144,7 @@ function adjustedPlan(plan: Plan, flags: { hosts?: string; runs?: string }): Pla
     out.ansibleHosts = out.fanOutHosts.filter((h) => h <= 1000);
   }
   if (flags.runs !== undefined) out.runs = positive('runs', flags.runs);
+  if (flags.consoleHosts !== undefined) out.consoleHosts = positive('console-hosts', flags.consoleHosts);
   return out;
 }
 

@@ -84,7 +84,7 @@ describe('console: run a script and follow it', () => {
         .filter({ hasText: 'dangerous-command rules' })
         .waitFor({ state: 'detached' });
 
-      await page.getByLabel('Targets').fill('127.0.0.2\n127.0.0.[3-4]\n10.99.99.99');
+      await page.getByLabel('Targets', { exact: true }).fill('127.0.0.2\n127.0.0.[3-4]\n10.99.99.99');
       await page.getByText('3 hosts: 3 agents normal, 0 abnormal · 1 unknown').waitFor();
       await page
         .getByRole('list', { name: 'Entries that are not targets' })

@@ -16,6 +16,7 @@ import {
   createUser,
   launchBrowser,
   newPage,
+  pasteInto,
   screenshot,
   screenshotOnFailure,
   serverHelpers,
@@ -137,7 +138,7 @@ describe('console: a 1,000-host step', () => {
       assert.equal(known.length, HOSTS);
       const unknown = Array.from({ length: 10_000 - HOSTS }, (_, i) => `10.200.${i >> 8}.${i & 255}`);
       await page.goto(`${url}/biz/${BIZ}/run/script`);
-      await page.getByLabel('Targets').fill([...known, ...unknown].join('\n'));
+      await pasteInto(page.getByLabel('Targets', { exact: true }), [...known, ...unknown].join('\n'));
       await page
         .getByText(`1000 hosts: 1000 agents normal, 0 abnormal · ${10_000 - HOSTS} unknown`)
         .waitFor();

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import type * as ApiModule from '../../../server/test/helpers/api-client.js';
 import type * as FleetModule from '../../../server/test/helpers/fleet.js';
 import type * as ProcessesModule from '../../../server/test/helpers/processes.js';
@@ -121,4 +121,18 @@ export async function screenshotOnFailure(
     await screenshot(page, `failed-${name}`).catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * Puts `text` into a textarea the way a paste does: one input event with the whole text.
+ * (Playwright's fill types it in through the editing pipeline, which takes minutes for 10,000 lines.)
+ */
+export async function pasteInto(locator: Locator, text: string): Promise<void> {
+  await locator.evaluate((el, value) => {
+    const area = el as HTMLTextAreaElement;
+    area.focus();
+    const setter = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value')?.set;
+    setter?.call(area, value);
+    area.dispatchEvent(new Event('input', { bubbles: true }));
+  }, text);
 }
