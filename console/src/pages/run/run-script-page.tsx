@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from 'react';
 import type { FormEvent } from 'react';
-import { useNavigate } from 'react-router';
+import { useLocation, useNavigate } from 'react-router';
 import { api } from '../../api/client';
 import { ApiError } from '../../components/api-error';
 import { TargetPicker } from '../../components/target-picker';
@@ -37,7 +37,9 @@ export default function RunScriptPage() {
   const [sensitive, setSensitive] = useState(false);
   const [timeout, setTimeoutSeconds] = useState(7200);
   const [account, setAccount] = useState('');
-  const [targetText, setTargetText] = useState('');
+  // "Run on selection" of the hosts page hands its hosts over as `state.targets`.
+  const handed = (useLocation().state as { targets?: string[] } | null)?.targets;
+  const [targetText, setTargetText] = useState(() => (handed ?? []).join('\n'));
   const [hosts, setHosts] = useState<ResolvedHost[]>([]);
   const [rolling, setRolling] = useState<Rolling>({ enabled: false, expression: '10%', mode: 1 });
   const [hits, setHits] = useState<Hit[]>([]);

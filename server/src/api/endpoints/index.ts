@@ -46,6 +46,8 @@ import {
   updateJobTemplate,
 } from './job-templates.js';
 
+import { getJobPlanSyncPreview } from './job-plan-sync-preview.js';
+import { getHostList } from './get-host-list.js';
 import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
 import { getScopeAgents, getStepHostTable, resolveHosts } from './console-tables.js';
 export const ENDPOINTS: readonly Endpoint[] = [
@@ -97,6 +99,8 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getCronList,
   getCronDetail,
   deleteCron,
+  getJobPlanSyncPreview,
+  getHostList,
   getStepHostTable,
   resolveHosts,
   getScopeAgents,

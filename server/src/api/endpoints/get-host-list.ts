@@ -1,0 +1,61 @@
+/**
+ * get_host_list (Jobfleet extension): the hosts of the scope with their agents, for the
+ * console's fleet table and for scripts that need the inventory without the admin API. Agent
+ * status is live as query_agent_info reports it (1 only while the agent is connected here and
+ * heartbeating). Filters: `keyword` (a substring of the IP, IPv6 or host name, any case),
+ * `agent_status` (0 or 1), `os_type`. A page holds at most 10,000 hosts, so a fleet table can
+ * load a large business in a few calls; `agent_status_count` counts every host that matched
+ * the keyword and OS, whatever the status filter and page.
+ */
+import { z } from 'zod';
+import { hostView } from '../../admin/admin-routes.js';
+import { defineEndpoint } from '../endpoint.js';
+import { zInt } from '../input-types.js';
+
+const MAX_LENGTH = 10_000;
+
+export const getHostList = defineEndpoint({
+  name: 'get_host_list',
+  kind: 'read',
+  permission: 'read',
+  input: z.object({
+    keyword: z.string().max(256).nullish(),
+    agent_status: zInt.pipe(z.union([z.literal(0), z.literal(1)])).nullish(),
+    os_type: z.enum(['linux', 'windows']).nullish(),
+    start: zInt.pipe(z.number().min(0)).optional(),
+    length: zInt.pipe(z.number().min(1)).optional(),
+  }),
+  async handle(ctx, input) {
+    const inv = ctx.services.store.inventory;
+    const hosts = (await Promise.all(ctx.scope.bizIds.map((bizId) => inv.listHosts({ bizId })))).flat();
+    const keyword = input.keyword?.trim().toLowerCase();
+    const views = hosts
+      .filter(
+        (h) =>
+          (!keyword ||
+            h.ip.includes(keyword) ||
+            h.ipv6.toLowerCase().includes(keyword) ||
+            h.hostname.toLowerCase().includes(keyword)) &&
+          (!input.os_type || h.os_type === input.os_type),
+      )
+      .sort((a, b) => a.id - b.id)
+      .map((h) => ({
+        ...hostView(h),
+        agent_status: ctx.services.hub.isConnected(h.id) && h.agent_status === 1 ? 1 : 0,
+      }));
+    const ok = views.filter((h) => h.agent_status === 1).length;
+    const matched =
+      input.agent_status === undefined || input.agent_status === null
+        ? views
+        : views.filter((h) => h.agent_status === input.agent_status);
+    const start = input.start ?? 0;
+    const length = Math.min(input.length ?? 1000, MAX_LENGTH);
+    return {
+      start,
+      length,
+      total: matched.length,
+      agent_status_count: { normal: ok, abnormal: views.length - ok },
+      data: matched.slice(start, start + length),
+    };
+  },
+});
