@@ -177,6 +177,13 @@ const OTHER_ROUTES: {
   },
   { method: 'get', path: '/api/admin/biz', summary: 'list businesses', security: 'adminToken' },
   {
+    method: 'get',
+    path: '/api/admin/cluster',
+    summary:
+      'the servers of the cluster: age, state, agents held and jobs owned ({cluster:false} on a single server)',
+    security: 'adminToken',
+  },
+  {
     method: 'post',
     path: '/api/admin/biz',
     summary: 'create a business',
