@@ -6,10 +6,13 @@
  *   connecting --401--> registering (the stored token was refused: register again)
  *   any --stop--> stopped
  *
- * It has one connection to a server at a time. Backoff is exponential with full jitter
- * (random delay in [0, min(cap, base * 2^attempt)]), so a fleet that lost its server does
- * not reconnect in one wave. Tasks keep running in any state; their output and results are
- * spooled on disk and resent after the next welcome.
+ * It has one connection to a server at a time, to one entry of its server list (see
+ * server-list.ts): every lost connection, refused handshake or silent server moves it to the
+ * next entry. Backoff is exponential with full jitter (random delay in
+ * [0, min(cap, base * 2^attempt)]), so a fleet that lost its server does not reconnect in one
+ * wave; the attempt count resets only on a welcome, so a list of dead servers is not hammered.
+ * Tasks keep running in any state; their output and results are spooled on disk and resent
+ * after the next welcome, to whichever server gives it.
  */
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
@@ -27,11 +30,13 @@ import type { FileProgress, FilesServed } from '@jobfleet/protocol';
 import { clearIdentity, loadIdentity, saveIdentity } from './identity.js';
 import type { Identity } from './identity.js';
 import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';
+import { ServerList } from './server-list.js';
 
 export type AgentState = 'idle' | 'registering' | 'connecting' | 'greeting' | 'ready' | 'backoff' | 'stopped';
 
 export interface AgentOptions {
-  serverUrl: string;
+  /** One base URL, or the servers of a cluster (a list, or one string with commas). */
+  serverUrl: string | readonly string[];
   bootstrapToken: string;
   host: HostFacts;
   bizId?: number;
@@ -39,6 +44,8 @@ export interface AgentOptions {
   version?: string;
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** Time a server has to answer the WebSocket handshake (a paused server never does). */
+  handshakeTimeoutMs?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Builds the task runner; given the reporter that sends results when connected. */
   createRunner: (reports: TaskReports) => TaskRunnerPort;
@@ -64,9 +71,11 @@ export class Agent extends EventEmitter {
   /** The server said it takes output as binary frames. */
   private binaryOutput = false;
   readonly runner: TaskRunnerPort;
+  readonly servers: ServerList;
 
   constructor(private readonly opts: AgentOptions) {
     super();
+    this.servers = ServerList.parse(opts.serverUrl);
     this.runner = opts.createRunner({
       started: (key, startTime) => this.send({ v: PROTOCOL_VERSION, type: 'task.started', key, startTime }),
       output: (key, offset, data) => this.sendOutput(key, offset, data),
@@ -164,7 +173,7 @@ export class Agent extends EventEmitter {
       host: this.opts.host,
       ...(this.opts.bizId !== undefined ? { bizId: this.opts.bizId } : {}),
     };
-    const res = await fetch(new URL(AGENT_REGISTER_PATH, this.opts.serverUrl), {
+    const res = await fetch(new URL(AGENT_REGISTER_PATH, this.servers.current()), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -177,11 +186,11 @@ export class Agent extends EventEmitter {
 
   private connect(identity: Identity): void {
     this.setState('connecting');
-    const url = new URL(AGENT_LINK_PATH, this.opts.serverUrl);
+    const url = new URL(AGENT_LINK_PATH, this.servers.current());
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(url, {
       headers: { authorization: `Bearer ${identity.token}` },
-      handshakeTimeout: 10_000,
+      handshakeTimeout: this.opts.handshakeTimeoutMs ?? 10_000,
       maxPayload: 64 * 1024 * 1024,
     });
     this.ws = ws;
@@ -237,6 +246,7 @@ export class Agent extends EventEmitter {
     switch (msg.type) {
       case 'welcome':
         this.hostId = msg.hostId;
+        if (this.servers.urls.length > 1) this.log('info', 'connected', { server: this.servers.current() });
         this.binaryOutput = msg.binaryOutput === true;
         this.attempt = 0;
         this.setState('ready');
@@ -290,6 +300,9 @@ export class Agent extends EventEmitter {
 
   private scheduleReconnect(): void {
     if (this.state === 'stopped') return;
+    const left = this.servers.current();
+    const next = this.servers.advance();
+    if (next !== left) this.log('info', 'moving to the next server', { from: left, to: next });
     this.setState('backoff');
     const base = this.opts.backoffBaseMs ?? 500;
     const cap = this.opts.backoffCapMs ?? 30_000;

@@ -18,6 +18,7 @@ export interface AgentFlags {
   fileRoot?: string;
   filePort?: string;
   logFormat?: string;
+  backoffMaxMs?: string;
 }
 
 /** Agent log lines: JSON, or pretty and coloured on a terminal, with the server's fields. */
@@ -46,6 +47,9 @@ export function createAgent(flags: AgentFlags, stream: NodeJS.WriteStream): Agen
     host: { ip, ipv6: '', cloudId, hostname: flags.hostname ?? os.hostname(), osType: localOsType() },
     ...(flags.biz !== undefined ? { bizId: positiveInt('biz', flags.biz) } : {}),
     stateDir,
+    ...(flags.backoffMaxMs !== undefined
+      ? { backoffCapMs: positiveInt('backoff-max-ms', flags.backoffMaxMs) }
+      : {}),
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
     createRunner: (reports) =>
       new TaskRunner(stateDir, reports, {
@@ -61,7 +65,14 @@ export function createAgent(flags: AgentFlags, stream: NodeJS.WriteStream): Agen
 export function agentCommand(): Command {
   return new Command('agent')
     .description('run the agent for this host: one connection to a server, runs its tasks')
-    .addOption(new Option('--server <url>', 'server base URL').env('JOBFLEET_SERVER').makeOptionMandatory())
+    .addOption(
+      new Option(
+        '--server <urls>',
+        'server base URL, or the servers of a cluster separated by commas (starts at a random one, moves on when one fails)',
+      )
+        .env('JOBFLEET_SERVER')
+        .makeOptionMandatory(),
+    )
     .addOption(
       new Option('--token <token>', 'agent bootstrap token')
         .env('JOBFLEET_AGENT_BOOTSTRAP_TOKEN')
@@ -99,6 +110,12 @@ export function agentCommand(): Command {
       )
         .env('JOBFLEET_AGENT_FILE_PORT')
         .default('0'),
+    )
+    .addOption(
+      new Option(
+        '--backoff-max-ms <ms>',
+        'longest wait between reconnection attempts (each wait is random up to a doubling bound)',
+      ).env('JOBFLEET_AGENT_BACKOFF_MAX_MS'),
     )
     .addOption(
       new Option('--log-format <format>', 'auto (pretty on a terminal, JSON otherwise), json or pretty')

@@ -655,6 +655,23 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         await db.schema.createIndex('job_instance_cron').on('job_instance').column('cron_id').execute();
       },
     },
+    '0017_cluster_files_and_secrets': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('cluster_secret')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('stored_file_chunk')
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('data', caps.binaryType, (c) => c.notNull())
+          .addPrimaryKeyConstraint('stored_file_chunk_pk', ['path', 'seq'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -23,6 +23,8 @@ import { RuleStore } from './rule-store.js';
 import { ScriptStore } from './script-store.js';
 import { OutputStore } from './output-store.js';
 import type { Database } from './schema.js';
+import { ClusterSecretStore } from './cluster-secret-store.js';
+import { FileChunkStore } from './file-chunk-store.js';
 
 export class Store {
   readonly apps: AppStore;
@@ -42,6 +44,8 @@ export class Store {
   readonly outputs: OutputStore;
   readonly plans: PlanStore;
   readonly crons: CronStore;
+  readonly clusterSecrets: ClusterSecretStore;
+  readonly fileChunks: FileChunkStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -65,6 +69,8 @@ export class Store {
     this.plans = new PlanStore(db);
     this.references.register(this.plans);
     this.crons = new CronStore(db);
+    this.clusterSecrets = new ClusterSecretStore(db);
+    this.fileChunks = new FileChunkStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */
