@@ -215,6 +215,44 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_CRON_TICK_MS',
     doc: 'how often the scheduler looks for due cron times',
   },
+  cluster: {
+    schema: z
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+      .transform((v) => v === true || v === 'true' || v === '1')
+      .default(false),
+    env: 'JOBFLEET_CLUSTER',
+    doc: 'run as one of several servers sharing one PostgreSQL database (see docs/cluster.md); off: a single server, as on SQLite',
+  },
+  clusterHeartbeatMs: {
+    schema: int(50).default(2000),
+    env: 'JOBFLEET_CLUSTER_HEARTBEAT_MS',
+    doc: 'cluster: how often this server renews its liveness row (database clock)',
+  },
+  clusterDeadAfterMs: {
+    schema: int(300).default(10_000),
+    env: 'JOBFLEET_CLUSTER_DEAD_AFTER_MS',
+    doc: 'cluster: a server whose liveness row is older than this is marked dead and its jobs are taken over',
+  },
+  clusterSweepMs: {
+    schema: int(50).default(2000),
+    env: 'JOBFLEET_CLUSTER_SWEEP_MS',
+    doc: 'cluster: how often each server looks for dead servers and orphaned jobs',
+  },
+  clusterSelfFenceMs: {
+    schema: int(100).default(6000),
+    env: 'JOBFLEET_CLUSTER_SELF_FENCE_MS',
+    doc: 'cluster: without a successful heartbeat for this long a server stops working and answers /healthz 503 (keep it below the dead-after time)',
+  },
+  clusterPollMs: {
+    schema: int(20).default(1000),
+    env: 'JOBFLEET_CLUSTER_POLL_MS',
+    doc: 'cluster: backstop poll for commands to held agents and results of owned jobs (NOTIFY wakes it sooner)',
+  },
+  clusterAgentGraceMs: {
+    schema: int(100).default(60_000),
+    env: 'JOBFLEET_CLUSTER_AGENT_GRACE_MS',
+    doc: 'cluster: after the server holding an agent dies, how long its tasks wait for the agent to reconnect elsewhere before failing (310)',
+  },
 } as const;
 
 type Keys = typeof CONFIG_KEYS;

@@ -10,6 +10,9 @@ import { buildHttpApp } from './api/http-app.js';
 import { ApiRateLimits } from './api/rate-limits.js';
 import { startAuditRetention } from './audit/audit-retention.js';
 import { AuditTrail } from './audit/audit-trail.js';
+import { randomUUID } from 'node:crypto';
+import { ClusterNode } from './cluster/cluster-node.js';
+import { ConfigError } from './config.js';
 import type { ServerConfig } from './config.js';
 import { CronScheduler } from './crons/cron-scheduler.js';
 import { Engine } from './engine/engine.js';
@@ -41,7 +44,15 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     { level: config.logLevel, base: { service: 'jobfleet-server' }, ...redactingLogOptions() },
     config.logFormat,
   );
-  const store = await Store.open({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const clustered = clusterMode(config);
+  const serverId = clustered ? randomUUID() : undefined;
+  const store = await Store.open({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    serverId,
+    onPoolError: (err) =>
+      log.warn({ err: err.message }, 'database connection lost; reconnecting on next use'),
+  });
   log.info({ store: store.caps.name, location: store.location }, 'store ready');
   let secrets: ServerSecrets;
   try {
@@ -75,10 +86,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     outputs: new OutputGroups(store.executions, store.outputs, log),
   } as Omit<Services, 'hub' | 'engine' | 'metrics'> as Services;
   const auditRetention = startAuditRetention(store.audit, config.auditRetentionDays, log);
+  if (clustered && serverId && config.databaseUrl) {
+    services.cluster = new ClusterNode(services, config.databaseUrl, serverId);
+    store.executions.ownerId = serverId;
+  }
   services.hub = new AgentHub(services);
   services.metrics = new Metrics(services);
   services.engine = new Engine(services);
   services.hub.setEvents(services.engine);
+  // Registered before anything is written: the fence refuses writes of an unknown server.
+  await services.cluster?.register(`http://${config.host}:${config.port}`);
   // Before listening: an agent that connects must find the jobs it holds results for.
   await services.engine.recover();
 
@@ -92,17 +109,27 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const port = (http.server.address() as AddressInfo).port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${shownHost}:${port}`;
-  log.info({ url }, 'jobfleet server listening');
+  log.info(
+    { url, ...(services.cluster ? { serverId: services.cluster.id } : {}) },
+    'jobfleet server listening',
+  );
   resealInBackground(services);
 
   let closing: Promise<void> | undefined;
-  return {
+  const cluster = services.cluster;
+  if (cluster) {
+    await cluster.store.setUrl(cluster.id, url);
+    cluster.start();
+  }
+  const running: RunningServer = {
     services,
     http,
     url,
     port,
     close() {
       closing ??= (async () => {
+        // A cluster member hands its jobs over first (they are claimed at the next sweep).
+        await cluster?.drain();
         // Agent sockets and streams first: an open one would keep http.close() waiting.
         await scheduler.stop();
         services.streams.close();
@@ -116,4 +143,20 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       return closing;
     },
   };
+  if (cluster) {
+    cluster.onFenced = () => {
+      // Declared dead: others run this server's jobs now. Stop and exit for a fresh start (new id).
+      void running.close().finally(() => process.exit(3));
+    };
+  }
+  return running;
+}
+
+function clusterMode(config: ServerConfig): boolean {
+  if (!config.cluster) return false;
+  if (!config.databaseUrl || !/^postgres(ql)?:\/\//.test(config.databaseUrl))
+    throw new ConfigError(
+      'cluster mode (JOBFLEET_CLUSTER) needs PostgreSQL: set JOBFLEET_DATABASE_URL=postgres://...',
+    );
+  return true;
 }

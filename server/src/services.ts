@@ -13,6 +13,7 @@ import type { OperatorAuth } from './operators/operator-auth.js';
 import type { EventStreams } from './streams/event-streams.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { OutputGroups } from './outputs/output-groups.js';
+import type { ClusterNode } from './cluster/cluster-node.js';
 
 export interface Services {
   config: ServerConfig;
@@ -35,4 +36,6 @@ export interface Services {
   metrics: Metrics;
   /** Hosts grouped by identical output, fingerprinted as output arrives. */
   outputs: OutputGroups;
+  /** This server as a member of a cluster; undefined for a single server (SQLite, or cluster off). */
+  cluster?: ClusterNode | undefined;
 }

@@ -19,6 +19,7 @@ import { appSecretPurpose } from '../store/app-store.js';
 import type { Host } from '../store/inventory-store.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerAgentTrustRoutes } from './agent-trust-routes.js';
+import { registerClusterRoutes } from '../cluster/cluster-routes.js';
 
 const ScopeGrant = z.object({ type: z.enum(['biz', 'biz_set']), id: zLong });
 
@@ -278,6 +279,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
       registerAuditRoutes(admin, services);
       registerAgentTrustRoutes(admin, services);
       registerCronAdminRoutes(admin, services);
+      registerClusterRoutes(admin, services);
     },
     { prefix: '/api/admin' },
   );

@@ -32,6 +32,7 @@ import type {
   TaskStarted,
 } from '@jobfleet/protocol';
 import type { Services } from '../services.js';
+import { RELAYED_TYPES } from '../cluster/cluster-node.js';
 import { isBoundToSender } from './message-binding.js';
 import { verifyAgentToken } from './registration.js';
 
@@ -72,6 +73,8 @@ interface Connection {
   /** The identity the host was registered with; the agent must report the same in its hello. */
   registered: { cloudId: number; ip: string };
   facts?: HostFacts;
+  /** Cluster mode: the epoch of this agent session (results written under another one are refused). */
+  epoch?: number;
 }
 
 /** Handshakes verified at once; past this an upgrade is answered 503 and the agent backs off. */
@@ -115,17 +118,55 @@ export class AgentHub {
     return [...this.connections.values()].filter((c) => c.ready).map((c) => c.hostId);
   }
 
+  /** Cluster mode: the epoch of the host's session held here. */
+  epochOf(hostId: number): number | undefined {
+    return this.connections.get(hostId)?.epoch;
+  }
+
   send(hostId: number, msg: ServerMessage): boolean {
     const c = this.connections.get(hostId);
-    if (!c?.ready || c.ws.readyState !== c.ws.OPEN) return false;
+    const open = c?.ready === true && c.ws.readyState === c.ws.OPEN;
+    const cluster = this.services.cluster;
+    if (cluster && RELAYED_TYPES.has(msg.type)) {
+      // Recorded for whichever server holds the agent, now or after it moves.
+      if (open) this.transmit(c, msg);
+      cluster.record(hostId, msg, open ? (c.epoch ?? null) : null);
+      return true;
+    }
+    if (!open) return false;
+    this.transmit(c, msg);
+    return true;
+  }
+
+  /** Cluster mode: a message from the outbox, for the session with this epoch. */
+  deliver(hostId: number, epoch: number, msg: ServerMessage): void {
+    const c = this.connections.get(hostId);
+    if (c?.ready && c.epoch === epoch && c.ws.readyState === c.ws.OPEN) this.transmit(c, msg);
+  }
+
+  /** Cluster mode: the agent opened a newer session elsewhere; this one is stale. */
+  closeStale(hostId: number, epoch: number): void {
+    const c = this.connections.get(hostId);
+    if (c?.epoch !== undefined && c.epoch < epoch) c.ws.close(4005, 'session moved to another server');
+  }
+
+  /** Closes every agent connection (a fenced server), so agents move to another server. */
+  dropAll(reason: string): void {
+    for (const c of this.connections.values()) c.ws.close(4006, reason);
+  }
+
+  private transmit(c: Connection, msg: ServerMessage): void {
     c.ws.send(JSON.stringify(msg));
     if (msg.type === 'task.run' || msg.type === 'task.download')
       this.services.metrics.taskDispatched(msg.key);
-    return true;
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = req.url ?? '';
+    if (this.services.cluster?.unhealthy()) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\r\n');
+      return;
+    }
     if (this.closed || url.split('?')[0] !== AGENT_LINK_PATH) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
@@ -276,6 +317,12 @@ export class AgentHub {
       return;
     }
     try {
+      const cluster = this.services.cluster;
+      if (cluster) {
+        conn.epoch = await cluster.store.openSession(conn.hostId, cluster.id);
+        if (this.connections.get(conn.hostId) !== conn) return;
+        cluster.notify(`s:${conn.hostId}:${conn.epoch}`);
+      }
       const resume = await this.events.agentReady(conn.hostId, held);
       if (this.connections.get(conn.hostId) !== conn) return;
       conn.ready = true;
@@ -310,9 +357,18 @@ export class AgentHub {
   }
 
   private onClose(conn: Connection): void {
+    const cluster = this.services.cluster;
+    if (cluster && conn.epoch !== undefined) {
+      cluster.store
+        .closeSession(conn.hostId, conn.epoch)
+        .catch((err: unknown) =>
+          this.services.log.warn({ err, hostId: conn.hostId }, 'agent session end not recorded'),
+        );
+    }
     if (this.connections.get(conn.hostId) !== conn) return;
     this.connections.delete(conn.hostId);
-    if (this.closed) return;
+    // In a cluster the agent may be on another server now: the owners of its tasks decide.
+    if (this.closed || cluster) return;
     this.departed.set(conn.hostId, conn.lastSeen);
     this.services.log.info({ hostId: conn.hostId }, 'agent disconnected');
   }
@@ -331,6 +387,11 @@ export class AgentHub {
     const lost: number[] = [];
     for (const conn of this.connections.values()) {
       if (now - conn.lastSeen > limit) {
+        if (this.services.cluster) {
+          // The session ends here (recorded on close); the owners of its tasks fail them later.
+          conn.ws.terminate();
+          continue;
+        }
         lost.push(conn.hostId);
         this.connections.delete(conn.hostId);
         conn.ws.terminate();
@@ -372,6 +433,7 @@ export class AgentHub {
    * the heartbeat window, they are lost like any silent agent.
    */
   expect(hostIds: Iterable<number>): void {
+    if (this.services.cluster) return;
     const now = Date.now();
     for (const id of hostIds) if (!this.connections.has(id)) this.departed.set(id, now);
   }

@@ -146,6 +146,9 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   registerOpenApiRoute(app, endpoints);
 
   app.get('/healthz', async (_req, reply) => {
+    // A cluster member that is fenced or draining must get no new agents or calls (load balancers check this).
+    const unhealthy = services.cluster?.unhealthy();
+    if (unhealthy) return reply.code(503).send({ status: unhealthy });
     const ok = await services.store.healthy();
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'store unreachable' });
   });

@@ -30,6 +30,7 @@ import type { JobInstance, NewJob, StepInstance } from '../store/execution-store
 import { CallbackQueue } from './callback-queue.js';
 import { callbackPayload } from './callback-payload.js';
 import { failureBudget } from './rolling-plan.js';
+import { parseReported } from './job-variables.js';
 import {
   AgentErrorCode,
   HostStatus,
@@ -52,8 +53,22 @@ import type { CommittedBatch } from './task-writer.js';
 /** Why an operation was refused; the API maps each to its documented code. */
 export type OperationRefusal = 'not_found' | 'bad_state' | 'repeat_start';
 
+/** Cluster mode: a task of a job owned by another server, whose agent this server holds. */
+interface RelayedTask {
+  stepInstanceId: number;
+  executeCount: number;
+  hostId: number;
+  status: number;
+  logBytes: number;
+  ending?: boolean;
+}
+
 export class Engine implements AgentEvents {
   private readonly steps = new Map<number, ActiveStep>();
+  /** Cluster mode: tasks relayed for other owners, by task key. */
+  private readonly relayed = new Map<string, RelayedTask>();
+  /** Cluster mode: per active step, the last host-task version seen, and when it was activated. */
+  private readonly seen = new Map<number, { version: number; since: number }>();
   /** hostId -> steps with an in-flight task on that host */
   private readonly byHost = new Map<number, Set<ActiveStep>>();
   private readonly writer: TaskWriter;
@@ -135,6 +150,7 @@ export class Engine implements AgentEvents {
   /** operate_job_instance 2 (and automatic start): a pending job runs its first step. */
   start(jobInstanceId: number): Promise<OperationRefusal | undefined> {
     return this.withJobLock(jobInstanceId, async () => {
+      await this.claimForOperation(jobInstanceId);
       const job = await this.store.getJob(jobInstanceId);
       if (!job) return 'not_found';
       const now = Date.now();
@@ -184,6 +200,16 @@ export class Engine implements AgentEvents {
       stopping: step.status === RunStatus.STOPPING ? 'terminate' : undefined,
       waiting: step.status === RunStatus.WAITING_USER,
     };
+    if (this.services.cluster) {
+      // Output this server relayed for the step's previous owner counts (it may not be committed yet).
+      for (const t of active.tasks.values()) {
+        const key = taskKey(step.id, step.execute_count, t.hostId);
+        const r = this.relayed.get(key);
+        if (r) t.logBytes = Math.max(t.logBytes, r.logBytes);
+        this.relayed.delete(key);
+      }
+      this.seen.set(step.id, { version: Math.max(-1, ...tasks.map((t) => t.version)), since: Date.now() });
+    }
     this.steps.set(step.id, active);
     const kind = this.kindOf(active);
     if (step.status === RunStatus.RUNNING && kind.entered) {
@@ -264,10 +290,21 @@ export class Engine implements AgentEvents {
 
   /** Picks up every job in flight after a start: the store says what was happening. */
   async recover(): Promise<void> {
-    const jobs = await this.store.listActiveJobs();
+    // In a cluster, jobs in flight belong to their owners; those of dead servers are claimed by sweeps.
+    const jobs = this.services.cluster ? [] : await this.store.listActiveJobs();
     for (const job of jobs) await this.carryOn(job.id);
     if (jobs.length > 0) this.services.log.info({ jobs: jobs.length }, 'resumed jobs in flight');
     this.callbacks.start();
+  }
+
+  /** Cluster mode: a job this server just claimed (its owner died or left) is carried on here. */
+  adopt(jobInstanceId: number): Promise<void> {
+    return this.withJobLock(jobInstanceId, async () => {
+      if ([...this.steps.values()].some((s) => s.jobInstanceId === jobInstanceId)) return;
+      await this.carryOn(jobInstanceId);
+    }).catch((err: unknown) =>
+      this.services.log.error({ err, job: jobInstanceId }, 'carrying on a job taken over failed'),
+    );
   }
 
   /** Carries on with a job in flight from what the store says about it. */
@@ -309,6 +346,29 @@ export class Engine implements AgentEvents {
     return task ? { step, task } : undefined;
   }
 
+  /** Cluster mode: this server is about to send (or has sent) a task of another owner's job. */
+  relaying(key: string, status: number, logBytes: number): void {
+    if (this.lookup(key) || this.relayed.has(key)) return;
+    const k = parseTaskKey(key);
+    this.relayed.set(key, { ...k, status, logBytes });
+  }
+
+  /** The task an agent reports about: run by this server's engine, or relayed for another owner. */
+  private relayedTask(key: string, hostId: number): RelayedTask | undefined {
+    const r = this.services.cluster ? this.relayed.get(key) : undefined;
+    return r?.hostId === hostId ? r : undefined;
+  }
+
+  /** A write that comes from (or was decided under) an agent session; fenced by its epoch in a cluster. */
+  private agentWrite(stepInstanceId: number, executeCount: number, hostId: number, epoch?: number) {
+    const w = this.writer.write(stepInstanceId, executeCount, hostId);
+    if (this.services.cluster) {
+      const e = epoch ?? this.services.hub.epochOf(hostId);
+      if (e !== undefined) w.sessionEpoch = e;
+    }
+    return w;
+  }
+
   async agentReady(
     hostId: number,
     held: HeldTask[],
@@ -317,9 +377,31 @@ export class Engine implements AgentEvents {
     const forget: string[] = [];
     for (const h of held) {
       const hit = this.lookup(h.key);
-      if (hit && hit.task.hostId === hostId && !isHostFinished(hit.task.status))
+      if (hit && hit.task.hostId === hostId && !isHostFinished(hit.task.status)) {
         stored[h.key] = hit.task.logBytes;
-      else forget.push(h.key);
+        continue;
+      }
+      if (!hit && this.services.cluster) {
+        // Another server owns it: the store says whether it still waits for this result.
+        const k = parseTaskKey(h.key);
+        const row =
+          k.hostId === hostId
+            ? await this.store.getHostTask(k.stepInstanceId, k.executeCount, hostId)
+            : undefined;
+        if (row && !isHostFinished(row.status)) {
+          const r = this.relayed.get(h.key);
+          const logBytes = Math.max(row.log_bytes, r?.logBytes ?? 0);
+          this.relayed.set(h.key, {
+            ...k,
+            status: row.status,
+            logBytes,
+            ...(r?.ending ? { ending: true } : {}),
+          });
+          stored[h.key] = logBytes;
+          continue;
+        }
+      }
+      forget.push(h.key);
     }
     // A task this agent was running but no longer knows of (it lost its spool) is lost.
     const heldKeys = new Set(held.map((h) => h.key));
@@ -341,7 +423,10 @@ export class Engine implements AgentEvents {
   }
 
   agentWelcomed(hostId: number): void {
-    for (const step of this.byHost.get(hostId) ?? []) {
+    const cluster = this.services.cluster;
+    // In a cluster what waits for the host is in the outbox, resent under the new session.
+    if (cluster) cluster.wake();
+    for (const step of cluster ? [] : (this.byHost.get(hostId) ?? [])) {
       const task = step.tasks.get(hostId);
       if (!task || isHostFinished(task.status)) continue;
       if (step.stopping) this.sendKill(step, task);
@@ -359,24 +444,33 @@ export class Engine implements AgentEvents {
   }
 
   taskStarted(hostId: number, msg: TaskStarted): void {
-    const hit = this.lookup(msg.key);
+    const hit = this.lookup(msg.key) ?? this.relayedHit(msg.key, hostId);
     if (!hit || hit.task.hostId !== hostId || hit.task.status !== HostStatus.WAITING) return;
     hit.task.status = HostStatus.RUNNING;
-    const w = this.writer.write(hit.step.stepInstanceId, hit.step.executeCount, hostId);
+    const w = this.agentWrite(hit.step.stepInstanceId, hit.step.executeCount, hostId);
     w.status = HostStatus.RUNNING;
     w.startTime = msg.startTime;
     w.errorCode = AgentErrorCode.RUNNING;
   }
 
+  /** A relayed task in the shape the event handlers use. */
+  private relayedHit(
+    key: string,
+    hostId: number,
+  ): { step: { stepInstanceId: number; executeCount: number }; task: RelayedTask } | undefined {
+    const task = this.relayedTask(key, hostId);
+    return task && { step: task, task };
+  }
+
   taskOutput(hostId: number, msg: OutputFrame): void {
-    const hit = this.lookup(msg.key);
+    const hit = this.lookup(msg.key) ?? this.relayedHit(msg.key, hostId);
     if (!hit || hit.task.hostId !== hostId || isHostFinished(hit.task.status)) return;
     const data = msg.data;
     const { task, step } = hit;
     // Offsets make resends harmless: drop what we have, ignore gaps (the agent resends on reconnect).
     if (msg.offset > task.logBytes || msg.offset + data.length <= task.logBytes) return;
     const fresh = data.subarray(task.logBytes - msg.offset);
-    const w = this.writer.write(step.stepInstanceId, step.executeCount, hostId);
+    const w = this.agentWrite(step.stepInstanceId, step.executeCount, hostId);
     w.chunks.push({ offset: task.logBytes, data: fresh });
     task.logBytes += fresh.length;
     w.logBytes = task.logBytes;
@@ -384,6 +478,8 @@ export class Engine implements AgentEvents {
 
   taskFinished(hostId: number, msg: TaskFinished): void {
     const hit = this.lookup(msg.key);
+    const relayed = hit ? undefined : this.relayedTask(msg.key, hostId);
+    if (relayed) return this.relayedFinished(relayed, msg);
     if (!hit || hit.task.hostId !== hostId || isHostFinished(hit.task.status)) {
       // Already recorded (or never ours): let the agent forget it.
       this.services.hub.send(hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key: msg.key });
@@ -430,6 +526,49 @@ export class Engine implements AgentEvents {
       .finally(() => (task.ending = false));
   }
 
+  /** Cluster mode: the result of a task another server owns, recorded here for it. */
+  private relayedFinished(task: RelayedTask, msg: TaskFinished): void {
+    if (isHostFinished(task.status)) {
+      this.services.hub.send(task.hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key: msg.key });
+      return;
+    }
+    if (task.logBytes < msg.outputBytes || task.ending) return;
+    const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
+    const epoch = this.services.hub.epochOf(task.hostId);
+    task.ending = true;
+    // Variables the script left: written before the result, as the owner's script step does.
+    const varsWritten =
+      msg.vars === undefined
+        ? Promise.resolve()
+        : this.services.store.plans.putHostVars(
+            task.stepInstanceId,
+            task.executeCount,
+            task.hostId,
+            JSON.stringify(parseReported(msg.vars)),
+          );
+    varsWritten
+      .then(() => {
+        task.status = outcome.status;
+        const w = this.agentWrite(task.stepInstanceId, task.executeCount, task.hostId, epoch);
+        w.status = outcome.status;
+        w.errorCode = outcome.errorCode;
+        w.exitCode =
+          msg.outcome === 'exited' || msg.outcome === 'timeout' || msg.outcome === 'killed'
+            ? msg.exitCode
+            : null;
+        w.endTime = msg.endTime;
+        w.startTime ??= msg.startTime;
+        w.droppedBytes = msg.droppedBytes;
+      })
+      .catch((err: unknown) =>
+        this.services.log.error(
+          { err, key: msg.key },
+          'recording a task result failed; the agent resends it',
+        ),
+      )
+      .finally(() => (task.ending = false));
+  }
+
   agentLost(hostId: number): void {
     for (const kind of Object.values(this.kinds)) kind.agentLost?.(hostId);
     const now = Date.now();
@@ -456,10 +595,13 @@ export class Engine implements AgentEvents {
       endTime: number;
       startTime?: number;
       droppedBytes?: number;
+      /** Cluster mode: the agent session the outcome was decided under. */
+      sessionEpoch?: number;
     },
   ): void {
     task.status = r.status;
     const w = this.writer.write(step.stepInstanceId, step.executeCount, task.hostId);
+    if (r.sessionEpoch !== undefined) w.sessionEpoch = r.sessionEpoch;
     w.status = r.status;
     w.errorCode = r.errorCode;
     w.exitCode = r.exitCode;
@@ -493,13 +635,12 @@ export class Engine implements AgentEvents {
   /** After a batch is durable: confirm results to agents, and finish batches whose hosts are all done. */
   private afterCommit(batch: CommittedBatch): void {
     const touched = new Set<ActiveStep>();
+    let relayedResults = false;
     for (const w of batch.writes) {
-      if (w.status === undefined || !isHostFinished(w.status)) continue;
-      this.services.hub.send(w.hostId, {
-        v: PROTOCOL_VERSION,
-        type: 'task.recorded',
-        key: taskKey(w.stepInstanceId, w.executeCount, w.hostId),
-      });
+      if (w.status === undefined || !isHostFinished(w.status) || w.fenced) continue;
+      const key = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
+      this.services.hub.send(w.hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key });
+      if (this.relayed.delete(key)) relayedResults = true;
       const step = this.steps.get(w.stepInstanceId);
       if (!step || step.executeCount !== w.executeCount) continue;
       const set = this.byHost.get(w.hostId);
@@ -509,6 +650,8 @@ export class Engine implements AgentEvents {
         touched.add(step);
       }
     }
+    // The owners of relayed tasks recount at once instead of at their next poll.
+    if (relayedResults) this.services.cluster?.notify('r');
     for (const step of touched) {
       if (step.inFlight === 0) {
         this.withJobLock(step.jobInstanceId, () => this.batchDone(step)).catch((err: unknown) =>
@@ -520,6 +663,12 @@ export class Engine implements AgentEvents {
 
   private deactivate(step: ActiveStep): void {
     this.steps.delete(step.stepInstanceId);
+    this.seen.delete(step.stepInstanceId);
+    this.services.cluster?.store
+      .deleteCommandsOfStep(step.stepInstanceId, step.executeCount)
+      .catch((err: unknown) =>
+        this.services.log.warn({ err }, 'agent commands of a finished step not removed'),
+      );
     for (const [hostId, set] of this.byHost) {
       if (set.delete(step) && set.size === 0) this.byHost.delete(hostId);
     }
@@ -591,6 +740,9 @@ export class Engine implements AgentEvents {
   /** operate_job_instance 1: running hosts are killed; the job goes 10 -> 11. */
   terminate(jobInstanceId: number): Promise<OperationRefusal | undefined> {
     return this.withJobLock(jobInstanceId, async () => {
+      const cluster = this.services.cluster;
+      const owner =
+        cluster && !this.isActive(jobInstanceId) ? await cluster.store.ownerOf(jobInstanceId) : undefined;
       if (
         !(await this.store.casJob(jobInstanceId, [RunStatus.RUNNING, RunStatus.WAITING_USER], {
           status: RunStatus.STOPPING,
@@ -598,22 +750,54 @@ export class Engine implements AgentEvents {
       ) {
         return 'bad_state';
       }
-      const step = [...this.steps.values()].find((s) => s.jobInstanceId === jobInstanceId);
-      if (!step) {
-        const job = await this.store.getJob(jobInstanceId);
-        if (job) await this.finishJob(job, RunStatus.STOP_SUCCESS);
+      if (cluster && owner?.alive && owner.ownerId !== cluster.id) {
+        // Its owner stops it at its next poll (woken now); a dead owner's successor sees 10 in the store.
+        cluster.notify('j');
         return undefined;
       }
-      if (step.waiting || step.inFlight === 0) {
-        // Nothing runs (waiting for a person between batches): the stop is complete at once.
-        step.stopping = 'terminate';
-        await this.completeStep(step);
-        return undefined;
-      }
-      await this.store.updateStep(step.stepInstanceId, { status: RunStatus.STOPPING });
-      this.stopStep(step, 'terminate');
-      return undefined;
+      return this.stopOwnedJob(jobInstanceId);
     });
+  }
+
+  private isActive(jobInstanceId: number): boolean {
+    for (const s of this.steps.values()) if (s.jobInstanceId === jobInstanceId) return true;
+    return false;
+  }
+
+  /** The job is stored as stopping (10): kill what runs of it here. */
+  private async stopOwnedJob(jobInstanceId: number): Promise<OperationRefusal | undefined> {
+    const step = [...this.steps.values()].find((s) => s.jobInstanceId === jobInstanceId);
+    if (!step) {
+      const job = await this.store.getJob(jobInstanceId);
+      if (job) await this.finishJob(job, RunStatus.STOP_SUCCESS);
+      return undefined;
+    }
+    if (step.waiting || step.inFlight === 0) {
+      // Nothing runs (waiting for a person between batches): the stop is complete at once.
+      step.stopping = 'terminate';
+      await this.completeStep(step);
+      return undefined;
+    }
+    await this.store.updateStep(step.stepInstanceId, { status: RunStatus.STOPPING });
+    this.stopStep(step, 'terminate');
+    return undefined;
+  }
+
+  /**
+   * Cluster mode: an operation received here on a job another server owns makes this server its
+   * owner (the other drops it at its next poll), so the job's state machine runs in one place.
+   */
+  private async claimForOperation(jobInstanceId: number): Promise<void> {
+    const cluster = this.services.cluster;
+    if (!cluster || this.isActive(jobInstanceId)) return;
+    const owner = await cluster.store.ownerOf(jobInstanceId);
+    if (!owner || owner.ownerId === cluster.id) return;
+    await cluster.store.takeJob(cluster.id, jobInstanceId);
+    cluster.notify('j');
+    const job = await this.store.getJob(jobInstanceId);
+    if (job && [RunStatus.RUNNING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(job.status as 2)) {
+      await this.carryOn(jobInstanceId);
+    }
   }
 
   /** operate_step_instance: retry (2, 8), ignore error (3), next step (11), force skip (12), rolling continue (13). */
@@ -623,6 +807,7 @@ export class Engine implements AgentEvents {
     op: 2 | 3 | 8 | 11 | 12 | 13,
   ): Promise<OperationRefusal | undefined> {
     return this.withJobLock(jobInstanceId, async () => {
+      await this.claimForOperation(jobInstanceId);
       const step = await this.store.getStep(stepInstanceId);
       const job = await this.store.getJob(jobInstanceId);
       if (!step || !job || step.job_instance_id !== jobInstanceId) return 'not_found';
@@ -699,6 +884,7 @@ export class Engine implements AgentEvents {
     who: { operator: string; reason: string },
   ): Promise<OperationRefusal | undefined> {
     return this.withJobLock(jobInstanceId, async () => {
+      await this.claimForOperation(jobInstanceId);
       const step = await this.store.getStep(stepInstanceId);
       const job = await this.store.getJob(jobInstanceId);
       if (!step || !job || step.job_instance_id !== jobInstanceId) return 'not_found';
@@ -751,6 +937,104 @@ export class Engine implements AgentEvents {
     await this.store.casJob(job.id, jobFrom, { status: RunStatus.RUNNING, end_time: null });
     await this.advance({ ...job, status: RunStatus.RUNNING }, step.step_order);
     return undefined;
+  }
+
+  // ------------------------------------------------------------ cluster mode: the owner's poll
+
+  /**
+   * What other servers did to the jobs owned here: results their agents reported (recounted
+   * from host-task versions), a terminate received elsewhere, jobs taken by an operation
+   * elsewhere, and agents gone from every server (their tasks fail, 310).
+   */
+  async refresh(): Promise<void> {
+    const cluster = this.services.cluster;
+    if (!cluster || this.steps.size === 0) return;
+    const jobIds = [...new Set([...this.steps.values()].map((s) => s.jobInstanceId))];
+    for (const id of await cluster.store.notOwned(cluster.id, jobIds)) {
+      await this.withJobLock(id, async () => {
+        for (const s of [...this.steps.values()]) if (s.jobInstanceId === id) this.deactivate(s);
+      });
+    }
+    const statuses = await cluster.store.jobStatuses(jobIds);
+    for (const step of [...this.steps.values()]) {
+      if (this.steps.get(step.stepInstanceId) !== step) continue;
+      if (statuses.get(step.jobInstanceId) === RunStatus.STOPPING && !step.stopping) {
+        await this.withJobLock(step.jobInstanceId, () => this.stopOwnedJob(step.jobInstanceId));
+        continue;
+      }
+      await this.recount(step);
+    }
+    await this.failLostAgents(cluster);
+  }
+
+  private async recount(step: ActiveStep): Promise<void> {
+    const seen = this.seen.get(step.stepInstanceId);
+    if (!seen || step.waiting) return;
+    const rows = await this.store.listHostTasksChangedSince(
+      step.stepInstanceId,
+      step.executeCount,
+      seen.version,
+    );
+    for (const row of rows) {
+      seen.version = Math.max(seen.version, row.version);
+      const task = step.tasks.get(row.host_id);
+      if (!task || isHostFinished(task.status)) continue;
+      if (!isHostFinished(row.status)) {
+        if (row.status === HostStatus.RUNNING) task.status = HostStatus.RUNNING;
+        continue;
+      }
+      // Recorded by the server holding the agent: count it as if written here.
+      task.status = row.status;
+      if (!isHostSuccess(row.status)) {
+        step.failed++;
+        if (step.budget !== undefined && step.failed > step.budget && !step.stopping)
+          this.stopStep(step, 'budget');
+      }
+      const set = this.byHost.get(row.host_id);
+      if (set?.delete(step)) {
+        step.inFlight--;
+        if (set.size === 0) this.byHost.delete(row.host_id);
+      }
+    }
+    if (rows.length > 0 && step.inFlight === 0 && this.steps.get(step.stepInstanceId) === step) {
+      await this.withJobLock(step.jobInstanceId, () => this.batchDone(step));
+    }
+  }
+
+  /**
+   * Tasks of owned steps whose agent is on no server: gone (or never came) for the heartbeat
+   * window, or held by a dead server for the agent grace. The failure is written under the
+   * session epoch seen, so an agent that reconnects meanwhile keeps its task.
+   */
+  private async failLostAgents(cluster: NonNullable<Services['cluster']>): Promise<void> {
+    const hosts = [...this.byHost.keys()];
+    if (hosts.length === 0) return;
+    const sessions = await cluster.store.sessions(hosts);
+    const dbNow = await cluster.store.now();
+    const localNow = Date.now();
+    const timeout = this.services.config.heartbeatTimeoutMs;
+    for (const hostId of hosts) {
+      const s = sessions.get(hostId);
+      for (const step of [...(this.byHost.get(hostId) ?? [])]) {
+        const task = step.tasks.get(hostId);
+        const since = this.seen.get(step.stepInstanceId)?.since ?? localNow;
+        if (!task || isHostFinished(task.status) || localNow - since <= timeout) continue;
+        let lost: boolean;
+        if (!s) lost = true;
+        else if (s.state === 'gone') lost = dbNow - s.lastSeen > timeout;
+        else if (s.serverState === 'alive') lost = false;
+        else lost = dbNow - (s.serverHeartbeatAt ?? s.lastSeen) > this.services.config.clusterAgentGraceMs;
+        if (!lost) continue;
+        this.services.log.warn({ hostId, step: step.stepInstanceId }, 'agent on no server; its task fails');
+        this.finishTask(step, task, {
+          status: HostStatus.AGENT_ABNORMAL,
+          errorCode: AgentErrorCode.AGENT_ERROR,
+          exitCode: null,
+          endTime: localNow,
+          sessionEpoch: s?.epoch ?? 0,
+        });
+      }
+    }
   }
 
   /** Makes every accepted write durable (used at shutdown). */

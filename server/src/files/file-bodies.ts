@@ -89,7 +89,11 @@ class DirectoryBodies implements FileBodies {
 export const CHUNK_BYTES = 1024 * 1024;
 
 class DatabaseBodies implements FileBodies {
-  constructor(private readonly chunks: FileChunkStore) {}
+  constructor(
+    private readonly chunks: FileChunkStore,
+    /** Files stored before their bytes moved into the database are still read from there. */
+    private readonly before: DirectoryBodies,
+  ) {}
 
   async write(
     storedPath: string,
@@ -123,8 +127,12 @@ class DatabaseBodies implements FileBodies {
   }
 
   read(storedPath: string, start: number, size: number): Readable {
-    const chunks = this.chunks;
+    const { chunks, before } = this;
     async function* bytes(): AsyncGenerator<Buffer> {
+      if (!(await chunks.has(storedPath))) {
+        yield* before.read(storedPath, start) as AsyncIterable<Buffer>;
+        return;
+      }
       let seq = Math.floor(start / CHUNK_BYTES);
       let skip = start - seq * CHUNK_BYTES;
       let left = size - start;
@@ -143,5 +151,6 @@ class DatabaseBodies implements FileBodies {
 }
 
 export function fileBodiesFor(store: Store, dataDir: string): FileBodies {
-  return store.caps.sharedByServers ? new DatabaseBodies(store.fileChunks) : new DirectoryBodies(dataDir);
+  const directory = new DirectoryBodies(dataDir);
+  return store.caps.sharedByServers ? new DatabaseBodies(store.fileChunks, directory) : directory;
 }

@@ -147,6 +147,50 @@ export class Metrics {
         this.set(streams.bufferedBytes());
       },
     });
+    const cluster = (services as { cluster?: Services['cluster'] }).cluster;
+    if (cluster) {
+      const view = () => cluster.store.view();
+      new Gauge({
+        name: 'jobfleet_cluster_servers',
+        help: 'cluster servers by state (alive, dead in the last hour)',
+        labelNames: ['state'],
+        registers: [registry],
+        async collect() {
+          const { servers } = await view();
+          this.reset();
+          for (const s of ['alive', 'dead'])
+            this.set({ state: s }, servers.filter((x) => x.state === s).length);
+        },
+      });
+      new Gauge({
+        name: 'jobfleet_cluster_server_info',
+        help: 'each live cluster server: age in seconds (value), with agents held and jobs owned as their own gauges',
+        labelNames: ['server', 'url'],
+        registers: [registry],
+        async collect() {
+          const { now, servers } = await view();
+          this.reset();
+          for (const s of servers.filter((x) => x.state === 'alive'))
+            this.set({ server: s.id, url: s.url }, Math.round((now - Number(s.started_at)) / 1000));
+        },
+      });
+      for (const [name, help, field] of [
+        ['jobfleet_cluster_agents_held', 'agents connected to each live cluster server', 'agents'],
+        ['jobfleet_cluster_jobs_owned', 'unfinished jobs owned by each live cluster server', 'jobs'],
+      ] as const) {
+        new Gauge({
+          name,
+          help,
+          labelNames: ['server'],
+          registers: [registry],
+          async collect() {
+            const { servers } = await view();
+            this.reset();
+            for (const s of servers.filter((x) => x.state === 'alive')) this.set({ server: s.id }, s[field]);
+          },
+        });
+      }
+    }
     services.store.executions.observeTransactions((op, seconds) =>
       this.transactionSeconds.observe({ op }, seconds),
     );

@@ -90,10 +90,23 @@ function withStatementCache(sqlite: SQLite.Database, max = 512) {
   };
 }
 
-export function openEngine(opts: { databaseUrl: string | undefined; dataDir: string }): OpenedEngine {
+export function openEngine(opts: {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Cluster mode: every connection names its server, which the fence trigger checks. */
+  serverId?: string | undefined;
+  onPoolError?: (err: Error) => void;
+}): OpenedEngine {
   const url = opts.databaseUrl;
   if (url && /^postgres(ql)?:\/\//.test(url)) {
-    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: 10,
+      ...(opts.serverId ? { options: `-c jobfleet.server_id=${opts.serverId}` } : {}),
+    });
+    // An idle connection dropped by a PostgreSQL restart must not crash the server; the next
+    // query opens a new one.
+    pool.on('error', (err) => opts.onPoolError?.(err));
     const safe = new URL(url);
     safe.password = '';
     return {

@@ -77,6 +77,13 @@ export interface TaskWrite {
   exitCode?: number | null;
   errorCode?: number;
   endTime?: number;
+  /**
+   * Cluster mode: the agent session (epoch) this write comes from, or was decided under; it is
+   * applied only while the host's session still has that epoch (0: while it has none).
+   */
+  sessionEpoch?: number;
+  /** Set by the commit when the write was refused because its session is no longer current. */
+  fenced?: boolean;
 }
 
 export interface JobListFilter {
@@ -130,6 +137,8 @@ export class ExecutionStore {
   readonly events: JobEventLog;
 
   private readonly rowLocks: boolean;
+  /** Cluster mode: this server's id, recorded as the owner of the jobs it accepts. */
+  ownerId: string | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -215,6 +224,7 @@ export class ExecutionStore {
           job_plan_id: job.plan?.planId ?? null,
           job_template_id: job.plan?.templateId ?? null,
           cron_id: job.cron?.cronId ?? null,
+          ...(this.ownerId ? { owner_id: this.ownerId } : {}),
         })
         .returning('id')
         .executeTakeFirstOrThrow();
@@ -492,10 +502,12 @@ export class ExecutionStore {
    * task is unfinished, so a result that arrives twice (an agent resending after a reconnect)
    * is recorded once. Returns the keys whose status change was applied.
    */
-  async commitTaskWrites(writes: readonly TaskWrite[]): Promise<Set<string>> {
+  async commitTaskWrites(all: readonly TaskWrite[]): Promise<Set<string>> {
     const applied = new Set<string>();
-    if (writes.length === 0) return applied;
+    if (all.length === 0) return applied;
+    let writes = all;
     await this.withEvents('commit_task_writes', async (tx) => {
+      writes = await fenceBySession(tx, all);
       const jobs = await this.events.jobsOfSteps(
         tx,
         writes.map((w) => w.stepInstanceId),
@@ -865,6 +877,35 @@ function changesResult(w: TaskWrite): boolean {
  * versions. The update holds the step row until the commit, so versions become visible in
  * order: a reader that sees version V also sees every row stamped V or lower.
  */
+/**
+ * Drops the writes whose agent session moved on (a newer epoch, on this server or another): a
+ * stale connection can neither record a result nor fail a task. The share lock keeps a session
+ * change from slipping between the check and the commit.
+ */
+async function fenceBySession(
+  tx: Transaction<Database>,
+  writes: readonly TaskWrite[],
+): Promise<readonly TaskWrite[]> {
+  const hosts = [...new Set(writes.filter((w) => w.sessionEpoch !== undefined).map((w) => w.hostId))];
+  if (hosts.length === 0) return writes;
+  for (const w of writes) w.fenced = false;
+  const epochs = new Map<number, number>();
+  for (let i = 0; i < hosts.length; i += INSERT_CHUNK) {
+    const rows = await tx
+      .selectFrom('agent_session')
+      .select(['host_id', 'epoch'])
+      .where('host_id', 'in', hosts.slice(i, i + INSERT_CHUNK))
+      .forShare()
+      .execute();
+    for (const r of rows) epochs.set(Number(r.host_id), Number(r.epoch));
+  }
+  return writes.filter((w) => {
+    if (w.sessionEpoch === undefined || (epochs.get(w.hostId) ?? 0) === w.sessionEpoch) return true;
+    w.fenced = true;
+    return false;
+  });
+}
+
 async function bumpHostsVersions(
   tx: Transaction<Database>,
   writes: readonly TaskWrite[],

@@ -19,6 +19,16 @@ export class FileChunkStore {
     return row ? Buffer.from(row.data) : undefined;
   }
 
+  async has(path: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('stored_file_chunk')
+      .select('seq')
+      .where('path', '=', path)
+      .limit(1)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async deleteAll(path: string): Promise<void> {
     await this.db.deleteFrom('stored_file_chunk').where('path', '=', path).execute();
   }

@@ -655,6 +655,75 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         await db.schema.createIndex('job_instance_cron').on('job_instance').column('cron_id').execute();
       },
     },
+    '0016_cluster': {
+      async up(db: AnyDb) {
+        // One row per server process start; ids are never reused and 'dead' is terminal.
+        // Times are milliseconds of the database clock, so servers' clocks never compare.
+        await db.schema
+          .createTable('server_node')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+          .addColumn('stopped_at', 'bigint')
+          .execute();
+        // Where each agent is connected now; every new session bumps the epoch.
+        await db.schema
+          .createTable('agent_session')
+          .addColumn('host_id', 'bigint', (c) => c.primaryKey())
+          .addColumn('server_id', 'text', (c) => c.notNull())
+          .addColumn('epoch', 'bigint', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('last_seen', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('agent_session_server').on('agent_session').column('server_id').execute();
+        // Messages for agents, delivered by whichever server holds the agent's session.
+        await withId(db.schema.createTable('agent_command'), caps)
+          .addColumn('host_id', 'bigint', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('step_instance_id', 'bigint')
+          .addColumn('execute_count', 'integer')
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('sent_epoch', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('agent_command_host')
+          .on('agent_command')
+          .columns(['host_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('agent_command_step')
+          .on('agent_command')
+          .column('step_instance_id')
+          .execute();
+        await db.schema.alterTable('job_instance').addColumn('owner_id', 'text').execute();
+        await db.schema.createIndex('job_instance_owner').on('job_instance').column('owner_id').execute();
+        if (caps.name !== 'postgres') return;
+        // The fence: a connection that names its server (cluster mode sets jobfleet.server_id at
+        // connect) may change executions only while that server is alive. The share lock makes the
+        // sweeper's 'dead' mark wait for transactions in flight and fail every later one.
+        await sql`
+          create function jobfleet_fence() returns trigger language plpgsql as $$
+          declare me text := current_setting('jobfleet.server_id', true);
+          begin
+            if me is null or me = '' then return null; end if;
+            perform 1 from server_node where id = me and state = 'alive' for share;
+            if not found then
+              raise exception 'jobfleet server % is fenced', me using errcode = 'JF001';
+            end if;
+            return null;
+          end $$`.execute(db);
+        for (const table of ['job_instance', 'step_instance', 'host_task', 'log_chunk', 'agent_command']) {
+          await sql
+            .raw(
+              `create trigger ${table}_fence before insert or update or delete on ${table} for each statement execute function jobfleet_fence()`,
+            )
+            .execute(db);
+        }
+      },
+    },
     '0017_cluster_files_and_secrets': {
       async up(db: AnyDb) {
         await db.schema

@@ -121,6 +121,8 @@ export interface JobInstanceTable {
   job_template_id: number | null;
   /** Set when a cron started the job. */
   cron_id?: number | null;
+  /** Cluster mode: the server running the job's state machine (null: none, claimable). */
+  owner_id?: string | null;
 }
 
 export interface StepInstanceTable {
@@ -439,8 +441,43 @@ export interface Database {
   step_confirmation: StepConfirmationTable;
   cron_job: CronJobTable;
   cron_firing: CronFiringTable;
+  server_node: ServerNodeTable;
+  agent_session: AgentSessionTable;
+  agent_command: AgentCommandTable;
   cluster_secret: ClusterSecretTable;
   stored_file_chunk: StoredFileChunkTable;
+}
+
+/** Cluster mode: one row per server process start. Times: ms of the database clock. */
+export interface ServerNodeTable {
+  id: string;
+  url: string;
+  state: 'alive' | 'dead';
+  started_at: number;
+  heartbeat_at: number;
+  stopped_at: number | null;
+}
+
+/** Cluster mode: the server holding each agent's connection, and the session's epoch. */
+export interface AgentSessionTable {
+  host_id: number;
+  server_id: string;
+  epoch: number;
+  state: 'connected' | 'gone';
+  last_seen: number;
+}
+
+/** Cluster mode: a message for an agent, sent by the server holding its session (payload sealed). */
+export interface AgentCommandTable {
+  id: Generated<number>;
+  host_id: number;
+  type: string;
+  step_instance_id: number | null;
+  execute_count: number | null;
+  payload: string;
+  /** The session epoch it was last sent under; sent again when the agent has a new session. */
+  sent_epoch: number | null;
+  created_at: number;
 }
 
 /** Cluster-wide settings changed at run time (e.g. the agent bootstrap token's hash). */

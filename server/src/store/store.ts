@@ -74,8 +74,13 @@ export class Store {
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */
-  static async open(opts: { databaseUrl?: string | undefined; dataDir: string }): Promise<Store> {
-    const { db, caps, location } = openEngine({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir });
+  static async open(opts: {
+    databaseUrl?: string | undefined;
+    dataDir: string;
+    serverId?: string | undefined;
+    onPoolError?: (err: Error) => void;
+  }): Promise<Store> {
+    const { db, caps, location } = openEngine({ ...opts, databaseUrl: opts.databaseUrl });
     try {
       await migrateToLatest(db as unknown as Kysely<unknown>, caps);
     } catch (err) {

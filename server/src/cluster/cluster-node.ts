@@ -1,0 +1,356 @@
+/**
+ * This server as one member of a cluster on one PostgreSQL database (cluster mode only).
+ *
+ * - Liveness: a fresh `server_node` row per process start, renewed every heartbeat on the
+ *   database clock. A heartbeat that finds the row dead means others took this server's work:
+ *   it stops at once (the process exits; a supervisor starts a new one with a new id).
+ * - Self-fence: without a successful heartbeat for `clusterSelfFenceMs` it answers /healthz 503
+ *   and drops its agents (so they move), before anyone may declare it dead.
+ * - Sweeper: marks silent servers dead, but only while its own heartbeats succeed and it has
+ *   been connected for a dead-after period (after a PostgreSQL restart every row looks old).
+ * - Takeover: claims unfinished jobs of dead servers and carries them on from the store.
+ * - Delivery: messages for agents go through the `agent_command` outbox; the server holding an
+ *   agent's session sends them (pulled every `clusterPollMs`, sooner when NOTIFY wakes it).
+ * Correctness never rests on local belief: the fence trigger refuses writes of a dead server,
+ * and results carry their agent session's epoch.
+ */
+import { sql } from 'kysely';
+import pg from 'pg';
+import type { ServerMessage } from '@jobfleet/protocol';
+import { parseTaskKey } from '@jobfleet/protocol';
+import type { Services } from '../services.js';
+import { ClusterStore } from './cluster-store.js';
+import type { ClaimedCommand } from './cluster-store.js';
+
+const CHANNEL = 'jobfleet_cluster';
+const COMMAND_PURPOSE = 'agent-command';
+/** Messages for agents that go through the outbox (anything else is an answer on the socket). */
+export const RELAYED_TYPES = new Set([
+  'task.run',
+  'task.kill',
+  'task.download',
+  'file.serve',
+  'file.unserve',
+]);
+const CLAIM_BATCH = 500;
+const TAKEOVER_BATCH = 50;
+
+type PendingCommand = {
+  hostId: number;
+  type: string;
+  stepInstanceId: number | null;
+  executeCount: number | null;
+  payload: string;
+  sentEpoch: number | null;
+};
+
+export class ClusterNode {
+  readonly store: ClusterStore;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private lastBeatOk = performance.now();
+  /** Since when heartbeats succeed without a failure in between. */
+  private okSince = performance.now();
+  private beatFailing = false;
+  private fencedForGood = false;
+  private draining = false;
+  private stopped = false;
+  private listener: pg.Client | undefined;
+  private outbox: PendingCommand[] = [];
+  private flushing = false;
+  private ticking = false;
+  private tickAgain = false;
+  private sweeping = false;
+  /** Called once when this server learns it was declared dead. */
+  onFenced: () => void = () => undefined;
+
+  constructor(
+    private readonly services: Services,
+    private readonly databaseUrl: string,
+    readonly id: string,
+  ) {
+    this.store = new ClusterStore(services.store.db);
+  }
+
+  private get config() {
+    return this.services.config;
+  }
+
+  async register(url: string): Promise<void> {
+    await this.store.register(this.id, url);
+    this.lastBeatOk = this.okSince = performance.now();
+    this.services.log.info({ serverId: this.id }, 'cluster member registered');
+  }
+
+  start(): void {
+    const every = (ms: number, fn: () => Promise<void> | void) => {
+      const t = setInterval(() => void fn(), ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.config.clusterHeartbeatMs, () => this.beat());
+    every(this.config.clusterSweepMs, () => this.sweep());
+    every(this.config.clusterPollMs, () => this.wake());
+    every(Math.max(50, Math.floor(this.config.clusterSelfFenceMs / 4)), () => this.checkSelfFence());
+    void this.listen();
+    this.wake();
+    void this.sweep();
+  }
+
+  /** Why this server must not be sent work now (undefined: healthy as a member). */
+  unhealthy(): string | undefined {
+    if (this.fencedForGood) return 'fenced: declared dead by the cluster';
+    if (this.draining) return 'draining';
+    if (this.selfFenced()) return 'fenced: no heartbeat reached PostgreSQL';
+    return undefined;
+  }
+
+  selfFenced(): boolean {
+    return this.fencedForGood || performance.now() - this.lastBeatOk > this.config.clusterSelfFenceMs;
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const alive = await this.store.heartbeat(this.id);
+      if (!alive) return this.fence();
+      const now = performance.now();
+      if (this.beatFailing) {
+        this.beatFailing = false;
+        this.okSince = now;
+        this.services.log.info('cluster heartbeat reaches PostgreSQL again');
+        void this.listen();
+      }
+      this.lastBeatOk = now;
+    } catch (err) {
+      if (!this.beatFailing) this.services.log.warn({ err }, 'cluster heartbeat failed');
+      this.beatFailing = true;
+    }
+  }
+
+  private fence(): void {
+    if (this.fencedForGood) return;
+    this.fencedForGood = true;
+    this.services.log.error(
+      { serverId: this.id },
+      'this server was declared dead by the cluster; stopping (its jobs were taken over)',
+    );
+    this.stop();
+    this.onFenced();
+  }
+
+  private wasSelfFenced = false;
+  private checkSelfFence(): void {
+    const fenced = this.selfFenced();
+    if (fenced && !this.wasSelfFenced) {
+      this.services.log.error('no cluster heartbeat within the self-fence time; dropping agents');
+      this.services.hub.dropAll('server fenced');
+    }
+    this.wasSelfFenced = fenced;
+  }
+
+  /** Marks silent servers dead and takes over orphaned jobs. */
+  private async sweep(): Promise<void> {
+    if (this.stopped || this.sweeping || this.draining) return;
+    this.sweeping = true;
+    try {
+      const now = performance.now();
+      const trusted =
+        !this.beatFailing &&
+        now - this.lastBeatOk < 2 * this.config.clusterHeartbeatMs + 100 &&
+        now - this.okSince >= this.config.clusterDeadAfterMs;
+      if (trusted) {
+        const dead = await this.store.markSilentDead(this.config.clusterDeadAfterMs);
+        if (dead.length > 0) this.services.log.warn({ servers: dead }, 'servers marked dead');
+      }
+      if (this.selfFenced()) return;
+      const jobs = await this.store.claimOrphans(this.id, TAKEOVER_BATCH);
+      if (jobs.length > 0) {
+        this.services.log.info({ jobs }, 'took over jobs of servers gone');
+        for (const id of jobs) await this.services.engine.adopt(id);
+      }
+    } catch (err) {
+      this.services.log.warn({ err }, 'cluster sweep failed');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- wake-ups
+
+  private async listen(): Promise<void> {
+    if (this.stopped) return;
+    const old = this.listener;
+    this.listener = undefined;
+    old?.removeAllListeners();
+    void old?.end().catch(() => undefined);
+    const client = new pg.Client({ connectionString: this.databaseUrl });
+    client.on('error', () => undefined);
+    client.on('end', () => {
+      if (this.listener !== client || this.stopped) return;
+      this.listener = undefined;
+      // Re-listen shortly; the poll backstop covers what is missed meanwhile.
+      setTimeout(() => void this.listen(), this.config.clusterPollMs).unref();
+    });
+    client.on('notification', (n) => this.onNotification(n.payload ?? ''));
+    try {
+      await client.connect();
+      await client.query(`listen ${CHANNEL}`);
+      this.listener = client;
+      this.wake();
+    } catch {
+      void client.end().catch(() => undefined);
+      setTimeout(() => void this.listen(), this.config.clusterPollMs).unref();
+    }
+  }
+
+  private onNotification(payload: string): void {
+    const moved = /^s:(\d+):(\d+)$/.exec(payload);
+    if (moved) {
+      this.services.hub.closeStale(Number(moved[1]), Number(moved[2]));
+      return;
+    }
+    this.wake();
+  }
+
+  /** Tells every server something changed ('c' commands, 'r' results, 'j' job state, 's:host:epoch'). */
+  notify(payload: string): void {
+    void sql`select pg_notify(${CHANNEL}, ${payload})`.execute(this.services.store.db).catch(() => undefined);
+  }
+
+  /** Runs a poll soon (coalesced): commands for the agents held here, results of jobs owned here. */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    this.ticking = true;
+    setImmediate(() => {
+      void this.tick().finally(() => {
+        this.ticking = false;
+        if (this.tickAgain) {
+          this.tickAgain = false;
+          this.wake();
+        }
+      });
+    });
+  }
+
+  private async tick(): Promise<void> {
+    if (this.selfFenced()) return;
+    try {
+      for (;;) {
+        const claimed = await this.store.claimCommands(this.id, CLAIM_BATCH);
+        await this.deliver(claimed);
+        if (claimed.length < CLAIM_BATCH) break;
+      }
+      await this.services.engine.refresh();
+    } catch (err) {
+      this.services.log.warn({ err }, 'cluster poll failed');
+    }
+  }
+
+  private async deliver(claimed: ClaimedCommand[]): Promise<void> {
+    const done: number[] = [];
+    for (const c of claimed) {
+      const isTask = c.stepInstanceId !== null;
+      // A task already over needs no message any more.
+      if (isTask && (c.taskStatus === null || (c.taskStatus !== 5 && c.taskStatus !== 7))) {
+        done.push(c.id);
+        continue;
+      }
+      let text: string;
+      try {
+        text = this.services.secretBox.open(c.payload, COMMAND_PURPOSE);
+      } catch (err) {
+        this.services.log.error(
+          { err: (err as Error).message, command: c.id },
+          'agent command does not open',
+        );
+        done.push(c.id);
+        continue;
+      }
+      const msg = JSON.parse(text) as ServerMessage;
+      if (isTask && 'key' in msg && typeof msg.key === 'string') {
+        this.services.engine.relaying(msg.key, c.taskStatus ?? 5, c.logBytes ?? 0);
+      }
+      this.services.hub.deliver(c.hostId, c.epoch, msg);
+      if (!isTask) done.push(c.id);
+    }
+    await this.store.deleteCommands(done);
+  }
+
+  // ---------------------------------------------------------------- the outbox
+
+  /**
+   * Records a message for an agent. `sentEpoch` is the session it was just sent on by this
+   * server, or null when the agent is elsewhere (its holder sends it).
+   */
+  record(hostId: number, msg: ServerMessage, sentEpoch: number | null): void {
+    const key = 'key' in msg && typeof msg.key === 'string' ? parseTaskKey(msg.key) : undefined;
+    this.outbox.push({
+      hostId,
+      type: msg.type,
+      stepInstanceId: key?.stepInstanceId ?? null,
+      executeCount: key?.executeCount ?? null,
+      payload: this.services.secretBox.seal(JSON.stringify(msg), COMMAND_PURPOSE),
+      sentEpoch,
+    });
+    if (!this.flushing) setImmediate(() => void this.flushOutbox());
+  }
+
+  private async flushOutbox(): Promise<void> {
+    if (this.flushing || this.outbox.length === 0) return;
+    this.flushing = true;
+    const rows = this.outbox;
+    this.outbox = [];
+    try {
+      await this.store.enqueue(rows);
+      if (rows.some((r) => r.sentEpoch === null)) this.notify('c');
+    } catch (err) {
+      if (!this.stopped) {
+        this.services.log.warn({ err }, 'agent commands not stored yet; retrying');
+        this.outbox = [...rows, ...this.outbox];
+        setTimeout(() => void this.flushOutbox(), 500).unref();
+      }
+    } finally {
+      this.flushing = false;
+      if (this.outbox.length > 0) setImmediate(() => void this.flushOutbox());
+    }
+  }
+
+  /** Makes the commands recorded so far durable. */
+  async flush(): Promise<void> {
+    while (this.flushing) await new Promise((r) => setTimeout(r, 10));
+    await this.flushOutbox();
+  }
+
+  // ---------------------------------------------------------------- stopping
+
+  /** Graceful: 503 first, jobs back to the pool, row dead; the caller then closes the agents. */
+  async drain(): Promise<void> {
+    if (this.draining || this.fencedForGood) return;
+    this.draining = true;
+    await this.services.engine.flush().catch(() => undefined);
+    await this.flush().catch(() => undefined);
+    try {
+      await this.store.retire(this.id);
+      this.services.log.info({ serverId: this.id }, 'left the cluster; jobs handed over');
+    } catch (err) {
+      this.services.log.warn(
+        { err },
+        'could not hand jobs over; they are taken over after the dead-after time',
+      );
+    }
+    this.stop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers.length = 0;
+    const l = this.listener;
+    this.listener = undefined;
+    void l?.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * The rows a cluster of servers coordinates through (PostgreSQL only): liveness of each server
+ * process, where each agent is connected, jobs' owners, and the per-host outbox of messages for
+ * agents. Every lease is timed by the database clock, never by a server's own.
+ */
+import { sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import type { Database } from '../store/schema.js';
+
+/** Milliseconds of the database clock. */
+const NOW_MS = sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+/** Job statuses a server carries on with: running, waiting for a person, stopping. */
+const ACTIVE_JOB = [2, 7, 10];
+
+export interface HostSession {
+  hostId: number;
+  serverId: string;
+  epoch: number;
+  state: 'connected' | 'gone';
+  lastSeen: number;
+  /** State and last heartbeat of the server holding it (undefined: no such row). */
+  serverState: 'alive' | 'dead' | undefined;
+  serverHeartbeatAt: number | undefined;
+}
+
+export interface ClaimedCommand {
+  id: number;
+  hostId: number;
+  type: string;
+  stepInstanceId: number | null;
+  executeCount: number | null;
+  payload: string;
+  epoch: number;
+  /** Status and stored output length of the task the command is about, when it has one. */
+  taskStatus: number | null;
+  logBytes: number | null;
+}
+
+export interface ClusterServerView {
+  id: string;
+  url: string;
+  state: string;
+  started_at: number;
+  heartbeat_at: number;
+  stopped_at: number | null;
+  agents: number;
+  jobs: number;
+}
+
+export class ClusterStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async now(): Promise<number> {
+    const r = await sql<{ now: number }>`select ${NOW_MS} as now`.execute(this.db);
+    return Number(r.rows[0]?.now);
+  }
+
+  async register(id: string, url: string): Promise<void> {
+    await sql`insert into server_node (id, url, state, started_at, heartbeat_at)
+      values (${id}, ${url}, 'alive', ${NOW_MS}, ${NOW_MS})`.execute(this.db);
+  }
+
+  async setUrl(id: string, url: string): Promise<void> {
+    await sql`update server_node set url = ${url} where id = ${id}`.execute(this.db);
+  }
+
+  /** Renews the liveness row; false when this server was marked dead (it must stop). */
+  async heartbeat(id: string): Promise<boolean> {
+    const r = await sql`update server_node set heartbeat_at = ${NOW_MS}
+      where id = ${id} and state = 'alive' returning id`.execute(this.db);
+    return r.rows.length > 0;
+  }
+
+  /** Marks dead every server silent for longer than `deadAfterMs`; returns their ids. */
+  async markSilentDead(deadAfterMs: number): Promise<string[]> {
+    const r = await sql<{ id: string }>`update server_node set state = 'dead', stopped_at = ${NOW_MS}
+      where state = 'alive' and heartbeat_at < ${NOW_MS} - ${deadAfterMs}::bigint
+      returning id`.execute(this.db);
+    return r.rows.map((x) => x.id);
+  }
+
+  /** A graceful stop: the jobs go back to the pool, then the row is dead (in that order: the fence). */
+  async retire(id: string): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await sql`update job_instance set owner_id = null
+        where owner_id = ${id} and status in (${sql.join(ACTIVE_JOB)})`.execute(tx);
+      await sql`update server_node set state = 'dead', stopped_at = ${NOW_MS} where id = ${id}`.execute(tx);
+    });
+  }
+
+  /** Claims up to `limit` unfinished jobs whose owner is dead, gone or unset. */
+  async claimOrphans(me: string, limit: number): Promise<number[]> {
+    const r = await sql<{ id: number }>`update job_instance set owner_id = ${me} where id in (
+        select j.id from job_instance j left join server_node n on n.id = j.owner_id
+        where j.status in (${sql.join(ACTIVE_JOB)}) and (n.state is null or n.state <> 'alive')
+        order by j.id limit ${limit} for update of j skip locked)
+      returning id`.execute(this.db);
+    return r.rows.map((x) => Number(x.id));
+  }
+
+  /** Of `jobIds`, those whose owner is no longer `me` (an operation through another server took them). */
+  async notOwned(me: string, jobIds: number[]): Promise<number[]> {
+    if (jobIds.length === 0) return [];
+    const r = await sql<{ id: number }>`select id from job_instance
+      where id in (${sql.join(jobIds)}) and owner_id is distinct from ${me}`.execute(this.db);
+    return r.rows.map((x) => Number(x.id));
+  }
+
+  async jobStatuses(jobIds: number[]): Promise<Map<number, number>> {
+    if (jobIds.length === 0) return new Map();
+    const r = await sql<{ id: number; status: number }>`select id, status from job_instance
+      where id in (${sql.join(jobIds)})`.execute(this.db);
+    return new Map(r.rows.map((x) => [Number(x.id), x.status]));
+  }
+
+  async ownerOf(jobId: number): Promise<{ ownerId: string | null; alive: boolean } | undefined> {
+    const r = await sql<{ owner_id: string | null; state: string | null }>`select j.owner_id, n.state
+      from job_instance j left join server_node n on n.id = j.owner_id where j.id = ${jobId}`.execute(
+      this.db,
+    );
+    const row = r.rows[0];
+    return row && { ownerId: row.owner_id, alive: row.state === 'alive' };
+  }
+
+  /** Takes a job over for an operation received here (its owner drops it at its next poll). */
+  async takeJob(me: string, jobId: number): Promise<void> {
+    await sql`update job_instance set owner_id = ${me} where id = ${jobId}`.execute(this.db);
+  }
+
+  // ---------------------------------------------------------------- agent sessions
+
+  /** A new session for the host on this server: the epoch goes up, fencing every older one. */
+  async openSession(hostId: number, me: string): Promise<number> {
+    const r = await sql<{
+      epoch: number;
+    }>`insert into agent_session (host_id, server_id, epoch, state, last_seen)
+      values (${hostId}, ${me}, 1, 'connected', ${NOW_MS})
+      on conflict (host_id) do update set server_id = ${me}, epoch = agent_session.epoch + 1,
+        state = 'connected', last_seen = ${NOW_MS}
+      returning epoch`.execute(this.db);
+    return Number(r.rows[0]?.epoch);
+  }
+
+  async closeSession(hostId: number, epoch: number): Promise<void> {
+    await sql`update agent_session set state = 'gone', last_seen = ${NOW_MS}
+      where host_id = ${hostId} and epoch = ${epoch}`.execute(this.db);
+  }
+
+  async sessions(hostIds: number[]): Promise<Map<number, HostSession>> {
+    if (hostIds.length === 0) return new Map();
+    const r = await sql<{
+      host_id: number;
+      server_id: string;
+      epoch: number;
+      state: 'connected' | 'gone';
+      last_seen: number;
+      server_state: 'alive' | 'dead' | null;
+      heartbeat_at: number | null;
+    }>`select s.host_id, s.server_id, s.epoch, s.state, s.last_seen, n.state as server_state, n.heartbeat_at
+      from agent_session s left join server_node n on n.id = s.server_id
+      where s.host_id in (${sql.join(hostIds)})`.execute(this.db);
+    return new Map(
+      r.rows.map((x) => [
+        Number(x.host_id),
+        {
+          hostId: Number(x.host_id),
+          serverId: x.server_id,
+          epoch: Number(x.epoch),
+          state: x.state,
+          lastSeen: Number(x.last_seen),
+          serverState: x.server_state ?? undefined,
+          serverHeartbeatAt: x.heartbeat_at === null ? undefined : Number(x.heartbeat_at),
+        },
+      ]),
+    );
+  }
+
+  // ---------------------------------------------------------------- the outbox
+
+  async enqueue(
+    rows: {
+      hostId: number;
+      type: string;
+      stepInstanceId: number | null;
+      executeCount: number | null;
+      payload: string;
+      sentEpoch: number | null;
+    }[],
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    await this.db
+      .insertInto('agent_command')
+      .values(
+        rows.map((r) => ({
+          host_id: r.hostId,
+          type: r.type,
+          step_instance_id: r.stepInstanceId,
+          execute_count: r.executeCount,
+          payload: r.payload,
+          sent_epoch: r.sentEpoch,
+          created_at: Date.now(),
+        })),
+      )
+      .execute();
+  }
+
+  /**
+   * Claims the commands for agents whose session this server holds and that were not sent under
+   * the session's current epoch; marks them sent under it.
+   */
+  async claimCommands(me: string, limit: number): Promise<ClaimedCommand[]> {
+    const r = await sql<{
+      id: number;
+      host_id: number;
+      type: string;
+      step_instance_id: number | null;
+      execute_count: number | null;
+      payload: string;
+      epoch: number;
+      status: number | null;
+      log_bytes: number | null;
+    }>`with due as (
+        select c.id, s.epoch from agent_command c join agent_session s on s.host_id = c.host_id
+        where s.server_id = ${me} and s.state = 'connected' and c.sent_epoch is distinct from s.epoch
+        order by c.id limit ${limit} for update of c skip locked)
+      update agent_command c set sent_epoch = due.epoch from due where c.id = due.id
+      returning c.id, c.host_id, c.type, c.step_instance_id, c.execute_count, c.payload, due.epoch,
+        (select t.status from host_task t where t.step_instance_id = c.step_instance_id
+          and t.execute_count = c.execute_count and t.host_id = c.host_id) as status,
+        (select t.log_bytes from host_task t where t.step_instance_id = c.step_instance_id
+          and t.execute_count = c.execute_count and t.host_id = c.host_id) as log_bytes`.execute(this.db);
+    return r.rows
+      .map((x) => ({
+        id: Number(x.id),
+        hostId: Number(x.host_id),
+        type: x.type,
+        stepInstanceId: x.step_instance_id === null ? null : Number(x.step_instance_id),
+        executeCount: x.execute_count,
+        payload: x.payload,
+        epoch: Number(x.epoch),
+        taskStatus: x.status,
+        logBytes: x.log_bytes === null ? null : Number(x.log_bytes),
+      }))
+      .sort((a, b) => a.id - b.id);
+  }
+
+  async deleteCommands(ids: number[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.db.deleteFrom('agent_command').where('id', 'in', ids).execute();
+  }
+
+  async deleteCommandsOfStep(stepInstanceId: number, executeCount: number): Promise<void> {
+    await this.db
+      .deleteFrom('agent_command')
+      .where('step_instance_id', '=', stepInstanceId)
+      .where('execute_count', '=', executeCount)
+      .execute();
+  }
+
+  // ---------------------------------------------------------------- the view
+
+  async view(): Promise<{ now: number; servers: ClusterServerView[] }> {
+    const now = await this.now();
+    const r =
+      await sql<ClusterServerView>`select n.id, n.url, n.state, n.started_at, n.heartbeat_at, n.stopped_at,
+        (select count(*) from agent_session s where s.server_id = n.id and s.state = 'connected')::int as agents,
+        (select count(*) from job_instance j where j.owner_id = n.id and j.status in (${sql.join(ACTIVE_JOB)}))::int as jobs
+      from server_node n where n.state = 'alive' or n.stopped_at > ${now - 3_600_000}::bigint
+      order by n.started_at`.execute(this.db);
+    return { now, servers: r.rows };
+  }
+}

@@ -1,0 +1,289 @@
+/**
+ * A cluster for end-to-end tests: N server processes in cluster mode on one fresh PostgreSQL
+ * database, listening on 127.0.1.1, 127.0.1.2, ... (port 0), with the short cluster timings,
+ * and agents on 127.0.0.2, 127.0.0.3, ... connected to the servers a test chooses.
+ *
+ * Every script a test runs through `clusterScript` appends one line to a marker file per host
+ * (outside Jobfleet), so `checkInvariants` can tell that each host task ran exactly once; it also
+ * checks final statuses and byte-exact logs. Faults are injected at points observed with `dbRows`.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { admin, eventually, get } from './api-client.js';
+import { freshDatabase } from './databases.js';
+import { BIZ, b64, hostLog, runScript } from './fleet.js';
+import type { Fleet, JobStatus } from './fleet.js';
+import { startAgent, startServer, tempDir } from './processes.js';
+import type { AgentProcess, ServerProcess } from './processes.js';
+
+/** §3.10 of the cluster design, test column. */
+export const CLUSTER_TEST_ENV = {
+  JOBFLEET_CLUSTER: '1',
+  JOBFLEET_CLUSTER_HEARTBEAT_MS: '200',
+  JOBFLEET_CLUSTER_DEAD_AFTER_MS: '1500',
+  JOBFLEET_CLUSTER_SWEEP_MS: '200',
+  JOBFLEET_CLUSTER_SELF_FENCE_MS: '1000',
+  JOBFLEET_CLUSTER_POLL_MS: '200',
+  JOBFLEET_CLUSTER_AGENT_GRACE_MS: '5000',
+  // The key that seals secrets at rest is the same on every server of a cluster.
+  JOBFLEET_SERVER_KEY: '6a6f62666c6565742d636c75737465722d746573742d6b65792d303030303031',
+};
+
+export interface Cluster {
+  databaseUrl: string;
+  servers: ServerProcess[];
+  agents: AgentProcess[];
+  /** ip -> bk_host_id */
+  hostIds: Map<string, number>;
+  account: string;
+  markers: string;
+  /** A Fleet view that talks to server `i` (for the fleet helpers). */
+  via(i: number): Fleet;
+  /** Rows of a query on the cluster's database. */
+  db<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export function serverAddress(i: number): string {
+  return `127.0.1.${i + 1}`;
+}
+
+export async function startClusterServer(
+  databaseUrl: string,
+  i: number,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  return startServer({
+    databaseUrl,
+    args: ['--host', serverAddress(i)],
+    env: { ...CLUSTER_TEST_ENV, ...env },
+  });
+}
+
+/** Starts `servers` servers; agent n (127.0.0.{n+2}) connects to server `placement(n)`. */
+export async function startCluster(opts: {
+  servers: number;
+  agents: number;
+  placement?: (agent: number) => number | number[];
+  env?: Record<string, string>;
+}): Promise<Cluster> {
+  const databaseUrl = await freshDatabase('postgres');
+  if (!databaseUrl) throw new Error('cluster tests need JOBFLEET_TEST_PG_URL');
+  // The first server migrates the database; the others then start together.
+  const first = await startClusterServer(databaseUrl, 0, opts.env);
+  const rest = await Promise.all(
+    Array.from({ length: opts.servers - 1 }, (_, i) => startClusterServer(databaseUrl, i + 1, opts.env)),
+  );
+  const servers = [first, ...rest];
+  const created = await admin(first.url, first.adminToken, 'POST', '/biz', { id: BIZ, name: 'cluster test' });
+  if (!created.result) throw new Error(created.message);
+  const account = os.userInfo().username;
+  await admin(first.url, first.adminToken, 'POST', '/accounts', {
+    bk_biz_id: BIZ,
+    alias: account,
+    os_user: account,
+  });
+  const markers = tempDir('markers');
+  const placement = opts.placement ?? ((n: number) => n % servers.length);
+  const agents = await Promise.all(
+    Array.from({ length: opts.agents }, (_, n) => {
+      const ip = `127.0.0.${n + 2}`;
+      const at = [placement(n)].flat();
+      return startAgent({
+        server: { url: at.map((s) => servers[s]?.url ?? '').join(','), bootstrapToken: first.bootstrapToken },
+        ip,
+        biz: BIZ,
+        env: { TEST_AGENT_IP: ip, TEST_MARKERS: markers },
+      });
+    }),
+  );
+  const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
+    first.url,
+    first.adminToken,
+    'GET',
+    `/hosts?bk_biz_id=${BIZ}`,
+  );
+  const hostIds = new Map(hosts.data.hosts.map((h) => [h.ip, h.bk_host_id]));
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  pool.on('error', () => undefined);
+  const cluster: Cluster = {
+    databaseUrl,
+    servers,
+    agents,
+    hostIds,
+    account,
+    markers,
+    via(i) {
+      const server = cluster.servers[i];
+      if (!server) throw new Error(`no server ${i}`);
+      return {
+        server,
+        agents: cluster.agents,
+        hostIds,
+        creds: { appCode: server.appCode, appSecret: server.appSecret, username: 'tester' },
+        account,
+        scope: { bk_scope_type: 'biz', bk_scope_id: String(BIZ) },
+        fileRoots: new Map(),
+        databaseUrl,
+      };
+    },
+    async db<T>(text: string, params: unknown[] = []) {
+      return (await pool.query(text, params)).rows as T[];
+    },
+    close: () => pool.end(),
+  };
+  return cluster;
+}
+
+/** The session epoch and server of each host, as the database records them. */
+export async function sessionsOf(
+  c: Cluster,
+): Promise<Map<number, { server_id: string; epoch: number; state: string }>> {
+  const rows = await c.db<{ host_id: string; server_id: string; epoch: string; state: string }>(
+    'select host_id, server_id, epoch, state from agent_session',
+  );
+  return new Map(
+    rows.map((r) => [Number(r.host_id), { server_id: r.server_id, epoch: Number(r.epoch), state: r.state }]),
+  );
+}
+
+/** The id each server registered under (its `server_node` row), from its log. */
+export function serverIdOf(s: ServerProcess): string {
+  const m = /"serverId":"([0-9a-f-]{36})"/.exec(s.output());
+  if (!m?.[1]) throw new Error('server id not logged');
+  return m[1];
+}
+
+// ---------------------------------------------------------------- jobs and the invariant checker
+
+/** A job the test was told was accepted, and what it must come to. */
+export interface AcknowledgedJob {
+  jobId: number;
+  stepId: number;
+  tag: string;
+  hosts: string[];
+  /** Final job status expected (3 success, 4 failed, ...). */
+  status: number;
+  /** The exact output each host must have. */
+  log: (ip: string) => string;
+}
+
+let jobSeq = 0;
+
+/**
+ * Runs a shell script on `hosts` through server `via`: it prints `first`, marks its run, sleeps,
+ * prints `last` (both templates see $TEST_AGENT_IP) and exits with `exit` on hosts that match.
+ */
+export async function clusterScript(
+  c: Cluster,
+  via: number,
+  hosts: string[],
+  opts: { sleep?: number; failOn?: string; lines?: number } = {},
+): Promise<AcknowledgedJob> {
+  const tag = `job${process.pid}-${++jobSeq}`;
+  const lines = opts.lines ?? 3;
+  const script = [
+    `echo "start ${tag} $TEST_AGENT_IP"`,
+    `echo run >> "$TEST_MARKERS/${tag}-$TEST_AGENT_IP"`,
+    `sleep ${opts.sleep ?? 0.5}`,
+    `for i in $(seq 1 ${lines}); do echo "line $i ${tag} $TEST_AGENT_IP"; done`,
+    ...(opts.failOn ? [`[ "$TEST_AGENT_IP" = "${opts.failOn}" ] && exit 3`] : []),
+    'exit 0',
+  ].join('\n');
+  const ids = hosts.map((ip) => c.hostIds.get(ip) ?? 0);
+  const r = await runScript(c.via(via), {
+    script_content: b64(script),
+    target_server: { host_id_list: ids },
+  });
+  assert.equal(r.result, true, `${r.message}\n${serverErrors(c)}`);
+  const log = (ip: string) => {
+    const body = Array.from({ length: lines }, (_, i) => `line ${i + 1} ${tag} ${ip}\n`).join('');
+    return `start ${tag} ${ip}\n${body}`;
+  };
+  return {
+    jobId: r.data.job_instance_id,
+    stepId: r.data.step_instance_id,
+    tag,
+    hosts,
+    status: opts.failOn && hosts.includes(opts.failOn) ? 4 : 3,
+    log,
+  };
+}
+
+/** Error lines the servers logged (for failure messages). */
+export function serverErrors(c: Cluster): string {
+  return c.servers
+    .map(
+      (s, i) =>
+        `S${i + 1}: ${s
+          .output()
+          .split('\n')
+          .filter((l) => /"level":(50|60)/.test(l))
+          .slice(-5)
+          .join('\n')}`,
+    )
+    .join('\n');
+}
+
+/** Polls get_job_instance_status through any live server until the job is finished. */
+export async function waitJobFinished(c: Cluster, jobId: number, timeoutMs = 30_000): Promise<JobStatus> {
+  return eventually(
+    async () => {
+      for (const [i, s] of c.servers.entries()) {
+        if (s.proc.exitCode !== null || s.proc.signalCode !== null) continue;
+        const f = c.via(i);
+        const r = await get<JobStatus>(
+          s.url,
+          'get_job_instance_status',
+          { ...f.scope, job_instance_id: jobId, return_ip_result: true },
+          f.creds,
+        ).catch(() => undefined);
+        if (!r) continue;
+        if (!r.result) throw new Error(r.message);
+        return r.data.finished ? r.data : undefined;
+      }
+      return undefined;
+    },
+    timeoutMs,
+    `job ${jobId} to finish`,
+  );
+}
+
+/** Index of a server that is running (not killed). */
+export function liveServer(c: Cluster): number {
+  const i = c.servers.findIndex((s) => s.proc.exitCode === null && s.proc.signalCode === null);
+  if (i < 0) throw new Error('no live server');
+  return i;
+}
+
+/**
+ * Every acknowledged job is final with its expected status, each host task ran exactly once
+ * (one line in its marker file), and each host's log is byte-exact.
+ */
+export async function checkInvariants(
+  c: Cluster,
+  jobs: AcknowledgedJob[],
+  timeoutMs = 30_000,
+): Promise<void> {
+  for (const job of jobs) {
+    const st = await waitJobFinished(c, job.jobId, timeoutMs);
+    assert.equal(st.job_instance.status, job.status, `job ${job.jobId} final status`);
+    const via = c.via(liveServer(c));
+    for (const ip of job.hosts) {
+      const marker = path.join(c.markers, `${job.tag}-${ip}`);
+      const runs = fs.existsSync(marker)
+        ? fs.readFileSync(marker, 'utf8').split('\n').filter(Boolean).length
+        : 0;
+      assert.equal(runs, 1, `job ${job.jobId} host ${ip} ran ${runs} times`);
+      const id = c.hostIds.get(ip) ?? 0;
+      assert.equal(
+        await hostLog(via, job.jobId, job.stepId, id),
+        job.log(ip),
+        `job ${job.jobId} log of ${ip}`,
+      );
+    }
+  }
+}
