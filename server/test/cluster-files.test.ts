@@ -14,6 +14,7 @@ import pg from 'pg';
 import { offerToken, serverServeId } from '../src/engine/file-tokens.js';
 import { admin, post } from './helpers/api-client.js';
 import { dropFreshDatabases, freshDatabase } from './helpers/databases.js';
+import { CLUSTER_TEST_ENV } from './helpers/cluster.js';
 import { BIZ, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { startAgent, startServer, stopAll, tempDir } from './helpers/processes.js';
@@ -32,8 +33,16 @@ function secretsOf(s: ServerProcess): Secrets {
   return JSON.parse(fs.readFileSync(path.join(s.dataDir, 'secrets.json'), 'utf8')) as Secrets;
 }
 
-/** No secret from the environment: each server would generate its own. */
-const NO_SECRETS = { JOBFLEET_APP_SECRET: '', JOBFLEET_ADMIN_TOKEN: '', JOBFLEET_AGENT_BOOTSTRAP_TOKEN: '' };
+/** Cluster mode, and no secret from the environment: each server would generate its own. */
+const ENV = {
+  ...CLUSTER_TEST_ENV,
+  JOBFLEET_CLUSTER_DEAD_AFTER_MS: '4000',
+  JOBFLEET_CLUSTER_SELF_FENCE_MS: '2500',
+  JOBFLEET_SERVER_KEY: '',
+  JOBFLEET_APP_SECRET: '',
+  JOBFLEET_ADMIN_TOKEN: '',
+  JOBFLEET_AGENT_BOOTSTRAP_TOKEN: '',
+};
 
 describe(
   'servers sharing PostgreSQL: secrets and stored files',
@@ -49,8 +58,8 @@ describe(
     before(async () => {
       databaseUrl = (await freshDatabase('postgres')) as string;
       [s1, s2] = await Promise.all([
-        startServer({ databaseUrl, env: NO_SECRETS }),
-        startServer({ databaseUrl, env: NO_SECRETS }),
+        startServer({ databaseUrl, env: ENV }),
+        startServer({ databaseUrl, env: ENV }),
       ]);
       secrets = secretsOf(s1);
     });
@@ -85,7 +94,7 @@ describe(
         await client.end();
       }
       // A third server started later adopts them too, and the admin token of one works on the other.
-      const s3 = await startServer({ databaseUrl, env: NO_SECRETS });
+      const s3 = await startServer({ databaseUrl, env: ENV });
       assert.deepEqual(secretsOf(s3), secrets);
       await s3.kill();
       const created = await admin(s2.url, secrets.adminToken, 'POST', '/biz', { id: BIZ, name: 'cluster' });
@@ -141,9 +150,10 @@ describe(
       assert.equal(up.data.sha256, sha(data));
       assert.ok(!fs.existsSync(path.join(s1.dataDir, 'files')), 'the bytes are in the database, not on S1');
 
-      // Submitted to S2, which holds the agent: the agent downloads the file from S2.
+      // Submitted to S1, which runs the job; S2 holds the agent, which downloads the file from
+      // S2 with the offer token S1 minted.
       const r = await post<{ job_instance_id: number; step_instance_id: number }>(
-        s2.url,
+        s1.url,
         'fast_transfer_file',
         {
           ...fleet.scope,
@@ -155,7 +165,7 @@ describe(
         fleet.creds,
       );
       assert.equal(r.result, true, r.message);
-      const st = await waitFinished(fleet, r.data.job_instance_id, 30_000);
+      const st = await waitFinished({ ...fleet, server: s1 }, r.data.job_instance_id, 30_000);
       assert.equal(st.job_instance.status, 3, JSON.stringify(st.step_instance_list));
       assert.equal(sha(fs.readFileSync(path.join(root, 'inbox', 'bundle.bin'))), sha(data));
 
