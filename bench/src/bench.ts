@@ -18,6 +18,7 @@ import { Command } from 'commander';
 import { BkApi } from './bk-api.js';
 import type { FastExecuteData } from './bk-api.js';
 import { bigOutput } from './big-output.js';
+import { clusterFigures } from './cluster-pass.js';
 import { fanOut } from './fan-out.js';
 import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
 import { cpBaseline, transferOnce, writeSourceFile } from './file-fan-out.js';
@@ -116,6 +117,8 @@ export const FIGURE_IDS = [
   'P7',
   'P5',
   'P6',
+  'P8.fanout',
+  'P8.jps',
 ] as const;
 
 /**
@@ -1025,6 +1028,18 @@ async function main(): Promise<void> {
     }
     if (only.has('P5')) await bench.bigOutputPass();
     if (only.has('P6')) await bench.fileFanOutPass();
+    if (only.has('P8.fanout', 'P8.jps'))
+      bench.figures.push(
+        ...(await clusterFigures({
+          pgUrl: stores.includes('postgres') ? pgUrl : undefined,
+          tmp,
+          account: bench.account,
+          hosts: Math.min(1000, Math.max(...plan.fanOutHosts)),
+          runs: plan.runs,
+          log: (l) => bench.log(l),
+          fail: (what, err) => bench.fail(what, err),
+        })),
+      );
   } finally {
     await stopAll();
     fs.rmSync(tmp, { recursive: true, force: true });
