@@ -94,8 +94,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   services.metrics = new Metrics(services);
   services.engine = new Engine(services);
   services.hub.setEvents(services.engine);
-  // Registered before anything is written: the fence refuses writes of an unknown server.
-  await services.cluster?.register(`http://${config.host}:${config.port}`);
   // Before listening: an agent that connects must find the jobs it holds results for.
   await services.engine.recover();
 
@@ -103,6 +101,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   http.server.on('upgrade', (req, socket, head) => services.hub.handleUpgrade(req, socket, head));
   services.hub.start();
 
+  // Registered right before listening (heartbeats start now) and before anything is written:
+  // the fence refuses writes of an unknown server.
+  await services.cluster?.register(`http://${config.host}:${config.port}`);
   await http.listen({ port: config.port, host: config.host });
   const scheduler = new CronScheduler(services);
   scheduler.start();

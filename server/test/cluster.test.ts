@@ -6,11 +6,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { admin, get } from './helpers/api-client.js';
-import { checkInvariants, clusterScript, sessionsOf, startCluster } from './helpers/cluster.js';
+import { checkInvariants, clusterScript, serverIdOf, sessionsOf, startCluster } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
 import type { JobStatus } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
+import type { ServerProcess } from './helpers/processes.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
 
@@ -66,5 +67,103 @@ describe('cluster: three servers, agents spread over them', { skip: !withPg }, (
     const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3', '127.0.0.4'], { lines: 200 });
     const failing = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { failOn: '127.0.0.3' });
     await checkInvariants(c, [job, failing]);
+  });
+});
+
+/** Polls the database until `fn` holds (a fault is injected at a point seen there, never after a bare sleep). */
+async function until(
+  c: Cluster,
+  what: string,
+  fn: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  void c;
+}
+
+const hostsRunning = (c: Cluster, jobId: number, n: number) => async () => {
+  const rows = await c.db<{ n: string }>(
+    `select count(*) as n from host_task t join step_instance s on s.id = t.step_instance_id
+     where s.job_instance_id = $1 and t.status = 7`,
+    [jobId],
+  );
+  return Number(rows[0]?.n) >= n;
+};
+
+describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => {
+  after(async () => {
+    await stopAll();
+    await dropFreshDatabases();
+  });
+
+  test('4: SIGKILL of the owner of a running job: taken over, each host ran once', async () => {
+    const c = await startCluster({ servers: 3, agents: 2, placement: (n) => n + 1 });
+    try {
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2 });
+      const owner = serverIdOf(c.servers[0] as ServerProcess);
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      await c.servers[0]?.kill('SIGKILL');
+      await until(c, 'the job taken over', async () => {
+        const rows = await c.db<{ owner_id: string }>('select owner_id from job_instance where id = $1', [
+          job.jobId,
+        ]);
+        return rows[0]?.owner_id !== owner;
+      });
+      await checkInvariants(c, [job]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('5: SIGKILL of the server holding the agents: no 310, results arrive through the others', async () => {
+    // Agents list S2 and S3; the job is owned by S1.
+    const c = await startCluster({ servers: 3, agents: 2, placement: () => [1, 2] });
+    try {
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2, lines: 50 });
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      // Kill the server holding the first host's agent.
+      const sessions = await sessionsOf(c);
+      const held = sessions.get(c.hostIds.get('127.0.0.2') ?? 0)?.server_id;
+      const victim = c.servers.findIndex((s) => serverIdOf(s) === held);
+      assert.ok(victim > 0);
+      await c.servers[victim]?.kill('SIGKILL');
+      await checkInvariants(c, [job]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('7: SIGSTOP of a job owner: taken over; on SIGCONT it exits and changes nothing', async () => {
+    const c = await startCluster({ servers: 3, agents: 2, placement: (n) => n + 1 });
+    try {
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 1.5 });
+      const paused = c.servers[0] as ServerProcess;
+      const id = serverIdOf(paused);
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      paused.proc.kill('SIGSTOP');
+      await until(c, 'the paused owner marked dead', async () => {
+        const rows = await c.db<{ state: string }>('select state from server_node where id = $1', [id]);
+        return rows[0]?.state === 'dead';
+      });
+      // Let the takeover finish the job while the old owner sleeps (2x dead-after in all).
+      await checkInvariants(c, [job]);
+      const before = await c.db('select status, end_time from job_instance where id = $1', [job.jobId]);
+      const exited = new Promise<number | null>((resolve) =>
+        paused.proc.once('exit', (code) => resolve(code)),
+      );
+      paused.proc.kill('SIGCONT');
+      assert.equal(await exited, 3);
+      assert.match(paused.output(), /declared dead by the cluster/);
+      assert.deepEqual(
+        await c.db('select status, end_time from job_instance where id = $1', [job.jobId]),
+        before,
+      );
+    } finally {
+      await c.close();
+    }
   });
 });

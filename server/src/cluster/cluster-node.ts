@@ -75,19 +75,23 @@ export class ClusterNode {
     return this.services.config;
   }
 
+  private every(ms: number, fn: () => Promise<void> | void): void {
+    const t = setInterval(() => void fn(), ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  /** Joins the cluster; heartbeats start at once (the rest of the start may take a while). */
   async register(url: string): Promise<void> {
     await this.store.register(this.id, url);
     this.lastBeatOk = this.okSince = performance.now();
+    this.every(this.config.clusterHeartbeatMs, () => this.beat());
     this.services.log.info({ serverId: this.id }, 'cluster member registered');
   }
 
+  /** Starts sweeping, polling and listening (once the server accepts agents and calls). */
   start(): void {
-    const every = (ms: number, fn: () => Promise<void> | void) => {
-      const t = setInterval(() => void fn(), ms);
-      t.unref();
-      this.timers.push(t);
-    };
-    every(this.config.clusterHeartbeatMs, () => this.beat());
+    const every = this.every.bind(this);
     every(this.config.clusterSweepMs, () => this.sweep());
     every(this.config.clusterPollMs, () => this.wake());
     every(Math.max(50, Math.floor(this.config.clusterSelfFenceMs / 4)), () => this.checkSelfFence());

@@ -11,6 +11,8 @@ import type { Callback } from '../store/execution-store.js';
 import { callbackUrlAllowed } from './callback-allow-list.js';
 
 const BATCH = 50;
+/** Cluster mode: a claimed callback is due again this long after its POST would have timed out. */
+const LEASE_MARGIN_MS = 2000;
 
 export class CallbackQueue {
   private timer: NodeJS.Timeout | undefined;
@@ -67,7 +69,15 @@ export class CallbackQueue {
 
   private async drain(): Promise<void> {
     for (;;) {
-      const due = await this.services.store.executions.dueCallbacks(Date.now(), BATCH);
+      const executions = this.services.store.executions;
+      // Several servers send from one queue in a cluster: each claims what it sends, under a lease.
+      const due = this.services.cluster
+        ? await executions.claimDueCallbacks(
+            Date.now(),
+            BATCH,
+            this.services.config.callbackTimeoutMs + LEASE_MARGIN_MS,
+          )
+        : await executions.dueCallbacks(Date.now(), BATCH);
       if (due.length === 0 || this.stopped) return;
       await Promise.all(due.map((c) => this.attempt(c)));
     }

@@ -758,6 +758,30 @@ export class ExecutionStore {
       .execute();
   }
 
+  /**
+   * Cluster mode: claims due callbacks for one sender by moving their next attempt past a lease,
+   * so no other server sends them meanwhile; a sender that dies before recording the attempt
+   * leaves them due again when the lease ends (delivered at least once, never lost).
+   */
+  async claimDueCallbacks(now: number, limit: number, leaseMs: number): Promise<Callback[]> {
+    return this.db
+      .updateTable('callback')
+      .set({ next_attempt_at: now + leaseMs })
+      .where('id', 'in', (eb) =>
+        eb
+          .selectFrom('callback')
+          .select('id')
+          .where('state', '=', 'pending')
+          .where('next_attempt_at', '<=', now)
+          .orderBy('next_attempt_at')
+          .limit(limit)
+          .forUpdate()
+          .skipLocked(),
+      )
+      .returningAll()
+      .execute();
+  }
+
   async nextCallbackDue(): Promise<number | undefined> {
     const r = await this.db
       .selectFrom('callback')
