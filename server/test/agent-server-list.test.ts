@@ -4,10 +4,10 @@
  * entry; a result produced while no server listened is delivered to the one reached next.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { eventually } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
+import { freePort } from './helpers/free-port.js';
 import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { startAgent, startServer, stopAll } from './helpers/processes.js';
@@ -15,11 +15,7 @@ import type { AgentProcess, ServerProcess } from './helpers/processes.js';
 
 /** A loopback URL nothing listens on. */
 async function deadUrl(): Promise<string> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return `http://127.0.0.1:${port}`;
+  return `http://127.0.0.1:${await freePort()}`;
 }
 
 /** The server an agent was last welcomed by, from its own log. */

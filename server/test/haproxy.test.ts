@@ -9,38 +9,25 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { admin, eventually } from './helpers/api-client.js';
 import { checkInvariants, clusterScript, serverIdOf, startCluster } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
+import { freePort } from './helpers/free-port.js';
 import { BIZ } from './helpers/fleet.js';
 import { REPO_ROOT, killProcess, startAgent, stopAll } from './helpers/processes.js';
 import type { AgentProcess, ServerProcess } from './helpers/processes.js';
 
 const HAPROXY = '/usr/sbin/haproxy';
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
-const skip = !withPg ? 'needs JOBFLEET_TEST_PG_URL' : !fs.existsSync(HAPROXY) ? 'needs haproxy' : false;
-
-/**
- * HAProxy cannot bind port 0 and tell which port it got: a port the kernel just handed out
- * (and released) is given to it instead.
- */
-async function freePort(host: string): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, host, r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 function hostPort(s: ServerProcess): string {
   return new URL(s.url).host;
 }
 
-describe('three servers behind HAProxy', { skip }, () => {
+describe('three servers behind HAProxy', { skip: !withPg }, () => {
   let c: Cluster;
   let lb: ChildProcess;
   let lbUrl: string;
@@ -49,6 +36,10 @@ describe('three servers behind HAProxy', { skip }, () => {
   const ips = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
 
   before(async () => {
+    if (!fs.existsSync(HAPROXY))
+      throw new Error(
+        `${HAPROXY} not found: install Debian's haproxy (scripts/install-test-packages.sh does)`,
+      );
     // Agents ping every 5 s (20 s of silence before they give up on a server): any quicker move
     // is HAProxy's doing. Cluster timings a little wider than the core tests' for a loaded machine.
     c = await startCluster({
@@ -62,7 +53,8 @@ describe('three servers behind HAProxy', { skip }, () => {
         JOBFLEET_CLUSTER_SELF_FENCE_MS: '2500',
       },
     });
-    const port = await freePort('127.0.0.1');
+    // HAProxy cannot bind port 0 and say which port it got.
+    const port = await freePort();
     lbUrl = `http://127.0.0.1:${port}`;
     lb = spawn(HAPROXY, ['-db', '-f', path.join(REPO_ROOT, 'deploy', 'haproxy.cfg')], {
       env: {

@@ -6,8 +6,8 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { freePort } from './free-port.js';
 import { tempDir } from './processes.js';
 
 export interface PrivatePostgres {
@@ -36,17 +36,6 @@ function run(file: string, args: string[], asUser: string | undefined): Promise<
     execFile(cmd, argv, { encoding: 'utf8', timeout: 120_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${path.basename(file)} failed: ${err.message}\n${stderr}`));
       else resolve(stdout);
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
     });
   });
 }
