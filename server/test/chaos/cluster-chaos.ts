@@ -18,7 +18,9 @@ import {
   waitJobFinished,
 } from '../helpers/cluster.js';
 import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
-import { stopAll } from '../helpers/processes.js';
+import { admin } from '../helpers/api-client.js';
+import { BIZ } from '../helpers/fleet.js';
+import { startAgent, stopAll } from '../helpers/processes.js';
 import type { ServerProcess } from '../helpers/processes.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
 
@@ -72,12 +74,31 @@ async function main(opts: Options): Promise<boolean> {
   let ending = false;
   const counts = { acknowledged: 0, refused: 0, kill: 0, pause: 0, pgRestart: 0, restarts: 0 };
   try {
-    c = await startCluster({
-      servers,
-      agents,
-      placement: (n) => Array.from({ length: servers }, (_, k) => (n + k) % servers),
-      env: ENV,
-    });
+    // Agents are started here rather than by startCluster, with a start-up wait that suits a
+    // loaded machine; each gets the list of every server, starting at a different one.
+    c = await startCluster({ servers, agents: 0, env: ENV });
+    const first = c.servers[0] as ServerProcess;
+    const fleet = await Promise.all(
+      Array.from({ length: agents }, (_, n) => {
+        const ip = `127.0.0.${n + 2}`;
+        const urls = Array.from({ length: servers }, (_, k) => c?.servers[(n + k) % servers]?.url ?? '');
+        return startAgent({
+          server: { url: urls.join(','), bootstrapToken: first.bootstrapToken },
+          ip,
+          biz: BIZ,
+          env: { TEST_AGENT_IP: ip, TEST_MARKERS: c?.markers ?? '' },
+          waitReady: false,
+        });
+      }),
+    );
+    for (const a of fleet) await a.waitReady(1, 120_000);
+    const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
+      first.url,
+      first.adminToken,
+      'GET',
+      `/hosts?bk_biz_id=${BIZ}`,
+    );
+    for (const h of hosts.data.hosts) c.hostIds.set(h.ip, h.bk_host_id);
     const cluster = c;
     const ips = [...cluster.hostIds.keys()];
     const paused = new Set<ServerProcess>();
