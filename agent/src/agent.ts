@@ -44,8 +44,6 @@ export interface AgentOptions {
   version?: string;
   backoffBaseMs?: number;
   backoffCapMs?: number;
-  /** Time a server has to answer the WebSocket handshake (a paused server never does). */
-  handshakeTimeoutMs?: number;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Builds the task runner; given the reporter that sends results when connected. */
   createRunner: (reports: TaskReports) => TaskRunnerPort;
@@ -190,7 +188,7 @@ export class Agent extends EventEmitter {
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(url, {
       headers: { authorization: `Bearer ${identity.token}` },
-      handshakeTimeout: this.opts.handshakeTimeoutMs ?? 10_000,
+      handshakeTimeout: 10_000,
       maxPayload: 64 * 1024 * 1024,
     });
     this.ws = ws;
