@@ -113,6 +113,10 @@ async function main(opts: Options): Promise<boolean> {
       s.proc.once('exit', (code, signal) => {
         if (ending) return;
         console.log(`chaos: S${i + 1} exited (${signal ?? `code ${code}`}); starting it again`);
+        // Why it exited, when it says so (an error line or a crash trace).
+        if (code !== 0 && code !== 3 && signal === null)
+          for (const line of s.output().trim().split('\n').slice(-6))
+            console.log(`  S${i + 1}: ${line.slice(0, 400)}`);
         restarts.push(
           (async () => {
             await sleep(between(500, 3000));
