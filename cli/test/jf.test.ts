@@ -18,7 +18,7 @@ const REPO = path.resolve(import.meta.dirname, '../../..');
 const { startFleet } = (await import(
   path.join(REPO, 'server/dist/test/helpers/fleet.js')
 )) as typeof FleetModule;
-const { stopAll, tempDir } = (await import(
+const { RESTART_HEARTBEAT_ENV, stopAll, tempDir } = (await import(
   path.join(REPO, 'server/dist/test/helpers/processes.js')
 )) as typeof ProcessesModule;
 const { admin } = (await import(
@@ -64,7 +64,7 @@ function oneErrorLine(r: Run, code: number, pattern: RegExp): void {
 const ESC = '\u001b';
 
 before(async () => {
-  fleet = await startFleet('sqlite', 2);
+  fleet = await startFleet('sqlite', 2, { env: RESTART_HEARTBEAT_ENV });
   configHome = tempDir('jf-config');
   baseEnv = {
     PATH: process.env.PATH ?? '',

@@ -253,6 +253,11 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_CLUSTER_AGENT_GRACE_MS',
     doc: 'cluster: after the server holding an agent dies, how long its tasks wait for the agent to reconnect elsewhere before failing (310)',
   },
+  jobEventRetentionDays: {
+    schema: int(0).default(30),
+    env: 'JOBFLEET_JOB_EVENT_RETENTION_DAYS',
+    doc: 'days the event streams can replay a finished job (its events are pruned hourly; events of unfinished jobs are kept; 0 keeps events forever)',
+  },
 } as const;
 
 type Keys = typeof CONFIG_KEYS;

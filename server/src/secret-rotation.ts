@@ -1,6 +1,6 @@
 /**
  * Resealing after a server key rotation (app secrets, account passwords, sensitive step
- * parameters). A server started with a new key and the old one among `serverKeysPrevious` opens
+ * parameters, cipher variables inside template, plan, cron and job variable documents). A server started with a new key and the old one among `serverKeysPrevious` opens
  * old values and seals new ones under the new key; at start it also reseals, in the background,
  * every stored value not yet under the current key (and seals the sensitive parameters of steps
  * stored before sealing existed). Once the log reports the reseal done with nothing left, the
@@ -9,10 +9,13 @@
  * Rows are found by an index on the key id and rewritten one at a time with a compare-and-set,
  * so several servers of a cluster resealing at once, and jobs running meanwhile, are safe.
  */
+import { CRON_CIPHER_PURPOSE } from './crons/cron-values.js';
 import { resealStepParam, sealedKeyOf } from './engine/sensitive-params.js';
 import { parseStepSpec } from './engine/step-spec.js';
+import { cipherPurpose } from './plans/plan-shapes.js';
 import type { Services } from './services.js';
 import { appSecretPurpose } from './store/app-store.js';
+import type { SealedDocumentKind } from './store/sealed-document-store.js';
 
 const PAGE = 200;
 
@@ -96,11 +99,57 @@ export async function resealAccountPasswords(
   return report;
 }
 
+const DOCUMENT_KINDS: readonly SealedDocumentKind[] = ['template', 'plan', 'cron', 'job_vars'];
+
+/**
+ * Cipher variable values: `vars[].sealed` of template and plan bodies (purpose per variable
+ * name), the array of a cron's values (one purpose for all) and of a job's variables.
+ */
+export async function resealCipherVariables(
+  services: Pick<Services, 'store' | 'secretBox' | 'log'>,
+): Promise<ResealReport> {
+  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  const box = services.secretBox;
+  const docs = services.store.sealedDocuments;
+  for (const kind of DOCUMENT_KINDS) {
+    let after = 0;
+    for (;;) {
+      const rows = await docs.page(kind, after, PAGE);
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        after = row.id;
+        const parsed = JSON.parse(row.document) as unknown;
+        const vars = (Array.isArray(parsed) ? parsed : (parsed as { vars?: unknown }).vars) as
+          { name?: string; sealed?: string }[] | undefined;
+        let moved = 0;
+        for (const v of vars ?? []) {
+          if (!v.sealed || !box.needsReseal(v.sealed)) continue;
+          const purpose = kind === 'cron' ? CRON_CIPHER_PURPOSE : cipherPurpose(v.name ?? '');
+          try {
+            v.sealed = box.seal(box.open(v.sealed, purpose), purpose);
+            moved++;
+          } catch (err) {
+            report.unopenable++;
+            services.log.error(
+              { [kind]: row.id, variable: v.name, err: (err as Error).message },
+              'cannot reseal a cipher variable',
+            );
+          }
+        }
+        if (moved > 0 && (await docs.replace(kind, row.id, row.document, JSON.stringify(parsed))))
+          report.resealed += moved;
+      }
+    }
+  }
+  return report;
+}
+
 async function resealAll(services: Services): Promise<ResealReport> {
   const reports = [
     await resealAppSecrets(services),
     await resealAccountPasswords(services),
     await resealStepParams(services),
+    await resealCipherVariables(services),
   ];
   return {
     resealed: reports.reduce((n, r) => n + r.resealed, 0),

@@ -9,6 +9,7 @@ import { ENDPOINTS } from './api/endpoints/index.js';
 import { buildHttpApp } from './api/http-app.js';
 import { ApiRateLimits } from './api/rate-limits.js';
 import { startAuditRetention } from './audit/audit-retention.js';
+import { startJobEventRetention } from './streams/job-event-retention.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { randomUUID } from 'node:crypto';
 import { ClusterNode } from './cluster/cluster-node.js';
@@ -90,6 +91,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     services.cluster = new ClusterNode(services, config.databaseUrl, serverId);
     store.executions.ownerId = serverId;
   }
+  const eventRetention = startJobEventRetention(store.executions.events, config.jobEventRetentionDays, log);
   services.hub = new AgentHub(services);
   services.metrics = new Metrics(services);
   services.engine = new Engine(services);
@@ -138,6 +140,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await http.close();
         await services.engine.close();
         auditRetention.stop();
+        eventRetention.stop();
         await services.auditTrail.flush();
         await store.close();
       })();

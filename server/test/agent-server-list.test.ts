@@ -42,7 +42,7 @@ for (const engine of engines()) {
         server: { url: `${dead},${fleet.server.url}`, bootstrapToken: fleet.server.bootstrapToken },
         ip: '127.0.0.2',
         biz: 2,
-        env: { JOBFLEET_AGENT_BACKOFF_MAX_MS: '1000' },
+        env: { JOBFLEET_AGENT_RECONNECT_MAX_MS: '1000' },
       });
       assert.equal(connectedTo(agent), fleet.server.url);
       const hostId = await eventually(async () => (await hostIdOf(fleet, '127.0.0.2')) || undefined);
@@ -80,7 +80,7 @@ for (const engine of engines()) {
           server: { url: [...servers.keys()].join(','), bootstrapToken: fleet.server.bootstrapToken },
           ip: '127.0.0.3',
           biz: 2,
-          env: { JOBFLEET_AGENT_BACKOFF_MAX_MS: '1000' },
+          env: { JOBFLEET_AGENT_RECONNECT_MAX_MS: '1000' },
         });
         const first = connectedTo(agent) as string;
         const paused = servers.get(first) as ServerProcess;

@@ -144,6 +144,8 @@ for (const engine of engines()) {
       assert.equal(taken.code, ERROR_CATALOGUE.CONFLICT.code, 'another host already has that identity');
       await moved.kill();
       agentB = await moved.restart();
+      // It was started without waiting for ready; the job below needs it connected.
+      await agentB.waitReady();
       assert.doesNotMatch(agentB.output(), /"msg":"registered"/, 'the same agent token, no new registration');
       const st = await runOn(hostB);
       assert.equal(st.job_instance.status, 3);

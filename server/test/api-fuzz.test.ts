@@ -321,6 +321,7 @@ const ADMIN_ROUTES: { method: 'GET' | 'POST'; path: string; valid: Record<string
   { method: 'POST', path: '/agents/:id/readmit', valid: {} },
   { method: 'POST', path: '/hosts/:id/identity', valid: { ip: '10.2.0.1' } },
   { method: 'POST', path: '/agents/bootstrap-token', valid: {} },
+  { method: 'POST', path: '/scopes/biz/:id/time_zone', valid: { time_zone: 'Asia/Shanghai' } },
   { method: 'GET', path: '/biz', valid: {} },
   { method: 'GET', path: '/hosts', valid: { bk_biz_id: 2 } },
   { method: 'GET', path: '/topology', valid: { bk_biz_id: 2 } },

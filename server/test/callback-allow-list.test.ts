@@ -14,7 +14,7 @@ import { eventually, get } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { b64, jobCount, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { stopAll, tempDir } from './helpers/processes.js';
+import { RESTART_HEARTBEAT_ENV, stopAll, tempDir } from './helpers/processes.js';
 
 describe('callback allow-list matching', () => {
   test('scheme, host and port must equal an entry; the path must lie at or below its path', () => {
@@ -101,7 +101,7 @@ for (const engine of engines()) {
       // A server restart below: the agent gets a window wide enough to come back on a loaded machine.
       fleet = await startFleet(engine, 1, {
         args: ['--config', configFile],
-        env: { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '10000' },
+        env: RESTART_HEARTBEAT_ENV,
       });
       hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
     });

@@ -9,14 +9,14 @@ import { after, describe, test } from 'node:test';
 import { eventually, get } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitCallbackDelivered, waitFinished } from './helpers/fleet.js';
-import { stopAll } from './helpers/processes.js';
+import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
 
 for (const engine of engines()) {
   describe(`crash recovery on ${engine}`, () => {
     after(stopAll);
 
     test('SIGKILL of the server mid-job loses nothing', async () => {
-      const fleet = await startFleet(engine, 3);
+      const fleet = await startFleet(engine, 3, { env: RESTART_HEARTBEAT_ENV });
       const ids = ['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((ip) => fleet.hostIds.get(ip) ?? 0);
       // Host .2 finishes while the server is down; .3 is still running when it comes back; .4 fails.
       const script = [
@@ -56,7 +56,9 @@ for (const engine of engines()) {
     });
 
     test('a callback that fails is retried after a server restart until delivered', async () => {
-      const fleet = await startFleet(engine, 1, { env: { JOBFLEET_CALLBACK_BACKOFF_BASE_MS: '1500' } });
+      const fleet = await startFleet(engine, 1, {
+        env: { ...RESTART_HEARTBEAT_ENV, JOBFLEET_CALLBACK_BACKOFF_BASE_MS: '1500' },
+      });
       const hits: number[] = [];
       const receiver = http.createServer((req, res) => {
         req.resume();

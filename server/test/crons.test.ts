@@ -3,8 +3,9 @@
  * seconds field (the documented test-only `cronSecondsField` hook) so firings come seconds
  * apart: saving and bad input, an every-2-seconds cron that fires only while enabled, a
  * one-shot cron, a server SIGKILLed across due times (one job for the latest missed time, the
- * older one recorded as skipped) and, on PostgreSQL, two servers on one database firing each
- * time exactly once.
+ * older one recorded as skipped), plans naming removed hosts (a cron's job runs the rest and
+ * marks them 2; execute_job_plan refuses), the business time zone as the default and, on
+ * PostgreSQL, two servers on one database firing each time exactly once.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -13,15 +14,16 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { eventually, get, post } from './helpers/api-client.js';
+import { admin, eventually, get, post } from './helpers/api-client.js';
 import type { ApiCreds, Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
-import { b64, hostLog, startFleet, waitFinished } from './helpers/fleet.js';
+import { BIZ, b64, hostLog, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { CLI, startServer, stopAll } from './helpers/processes.js';
+import { CLI, RESTART_HEARTBEAT_ENV, adminCli, startServer, stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
 
 const CRON_ENV = {
+  ...RESTART_HEARTBEAT_ENV,
   JOBFLEET_CRON_SECONDS_FIELD: 'true',
   JOBFLEET_CRON_TICK_MS: '200',
   // Servers sharing a database share the key their secrets are sealed with.
@@ -344,6 +346,169 @@ for (const engine of engines()) {
       const jobs = await jobsOf(id);
       assert.equal(jobs.length, rows.filter((r) => r.outcome === 'fired').length, 'one job per fired time');
       assert.ok(jobs.some((j) => j.job_instance_id === fired.job_instance_id));
+    });
+
+    test('hosts removed from the fleet: a cron runs the rest and marks them 2, execute_job_plan refuses', async () => {
+      const adm = <T>(method: 'GET' | 'POST' | 'DELETE', p: string, body?: unknown) =>
+        admin<T>(fleet.server.url, fleet.server.adminToken, method, p, body);
+      const live = fleet.hostIds.get('127.0.0.2') ?? 0;
+      const ghosts: number[] = [];
+      for (const ip of ['127.0.0.61', '127.0.0.62']) {
+        const h = await adm<{ bk_host_id: number }>('POST', '/hosts', { ip, bk_biz_id: BIZ });
+        assert.equal(h.result, true, h.message);
+        ghosts.push(h.data.bk_host_id);
+      }
+      const [ghostA = 0, ghostB = 0] = ghosts;
+      const script = (name: string, server: Record<string, unknown>, ignoreError = 0) => ({
+        name,
+        type: 1,
+        script_info: {
+          script_content: b64(`echo ${name} on $(hostname)`),
+          account: { alias: fleet.account },
+          server,
+          is_ignore_error: ignoreError,
+        },
+      });
+      const planOf = async (name: string, steps: unknown[]): Promise<number> => {
+        const t = await call<{ id: number }>('create_job_template', { name, step_list: steps });
+        assert.equal(t.result, true, t.message);
+        const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name });
+        assert.equal(p.result, true, p.message);
+        return p.data.id;
+      };
+      // By id, then (second step) as plan detail returns hosts: cloud + ip carrying bk_host_id.
+      const partly = await planOf('partly gone', [
+        script('first', { host_id_list: [live, ghostA] }, 1),
+        script('second', {
+          ip_list: [
+            { bk_cloud_id: 0, ip: '127.0.0.2' },
+            { bk_cloud_id: 0, ip: '127.0.0.62', bk_host_id: ghostB },
+          ],
+        }),
+      ]);
+      const allGone = await planOf('all gone', [script('only', { host_id_list: [ghostA, ghostB] })]);
+      const ipOnly = await planOf('gone by ip', [
+        script('only', { ip_list: [{ bk_cloud_id: 0, ip: '127.0.0.62' }] }),
+      ]);
+
+      const removed = await adminCli(
+        [
+          '--server',
+          fleet.server.url,
+          '--admin-token',
+          fleet.server.adminToken,
+          'host-remove',
+          String(ghostA),
+        ],
+        {},
+      );
+      assert.equal(removed.code, 0, removed.stderr);
+      assert.equal((await adm('DELETE', `/hosts/${ghostB}`)).result, true);
+      assert.equal((await adm('DELETE', `/hosts/${ghostB}`)).code, 1240006);
+
+      // Launched through the API, BK-JOB refuses a plan whose hosts are gone, and nothing starts.
+      const refused = await call('execute_job_plan', { job_plan_id: partly });
+      assert.equal(refused.code, 1244030, refused.message);
+      assert.match(refused.message, new RegExp(`host_id:${ghostA}`));
+
+      // The live host's agent is connected (a server restart ran before this test).
+      await eventually(async () => {
+        const hosts = await adm<{ hosts: { bk_host_id: number; agent_status: number }[] }>('GET', '/hosts');
+        return hosts.data.hosts.find((h) => h.bk_host_id === live)?.agent_status === 1 ? true : undefined;
+      }, 15_000);
+      const at = Math.floor(Date.now() / 1000) + 3;
+      const crons: number[] = [];
+      for (const [name, plan] of [
+        ['partly gone', partly],
+        ['all gone', allGone],
+        ['gone by ip', ipOnly],
+      ] as const) {
+        const id = await save({ name, job_plan_id: plan, execute_time: at });
+        await setStatus(id, 1);
+        crons.push(id);
+      }
+      const [partlyCron = 0, allGoneCron = 0, ipOnlyCron = 0] = crons;
+      const jobOf = async (cronId: number): Promise<number> =>
+        eventually(async () => (await jobsOf(cronId))[0]?.job_instance_id, 20_000, `cron ${cronId} to fire`);
+
+      const partlyJob = await waitFinished(fleet, await jobOf(partlyCron));
+      assert.equal(partlyJob.job_instance.status, 4);
+      const [first, second] = partlyJob.step_instance_list;
+      // The first step ran on the live host, marked the removed one, and ignored the failure.
+      assert.equal(first?.status, 6);
+      const byHost = (step: typeof first) =>
+        new Map(step?.step_ip_result_list?.map((h) => [h.bk_host_id, h.status]));
+      assert.deepEqual(
+        byHost(first),
+        new Map([
+          [live, 9],
+          [ghostA, 2],
+        ]),
+      );
+      assert.equal(second?.status, 4);
+      assert.deepEqual(
+        byHost(second),
+        new Map([
+          [live, 9],
+          [ghostB, 2],
+        ]),
+      );
+      assert.match(
+        (await hostLog(fleet, partlyJob.job_instance.job_instance_id, second?.step_instance_id ?? 0, live)) ??
+          '',
+        /second on/,
+      );
+
+      // Every host gone: the job still starts, and its step fails at once with each host at 2.
+      const goneJob = await waitFinished(fleet, await jobOf(allGoneCron));
+      assert.equal(goneJob.job_instance.status, 4);
+      assert.deepEqual(
+        goneJob.step_instance_list[0]?.step_ip_result_list?.map((h) => h.status),
+        [2, 2],
+      );
+
+      // A host named only by cloud:ip has no id to mark: that firing is refused and recorded.
+      await eventually(async () => ((await firings(fleet, ipOnlyCron)).length > 0 ? true : undefined));
+      const [ipFiring] = await firings(fleet, ipOnlyCron);
+      assert.equal(ipFiring?.outcome, 'failed');
+      assert.equal((await jobsOf(ipOnlyCron)).length, 0);
+      for (const id of crons) {
+        const rows = await firings(fleet, id);
+        if (id !== ipOnlyCron)
+          assert.deepEqual(
+            rows.map((r) => r.outcome),
+            ['fired'],
+          );
+        await call('delete_cron', { id });
+      }
+    });
+
+    test("a cron saved without a time zone takes its business's, else the server's", async () => {
+      const adm = <T>(method: 'GET' | 'POST', p: string, body?: unknown) =>
+        admin<T>(fleet.server.url, fleet.server.adminToken, method, p, body);
+      const zonePath = `/scopes/biz/${BIZ}/time_zone`;
+      assert.equal((await adm('POST', zonePath, { time_zone: 'Mars/Olympus_Mons' })).code, 1240003);
+      assert.equal((await adm('POST', '/scopes/biz/7777777/time_zone', { time_zone: 'UTC' })).code, 1240006);
+      assert.equal((await adm<{ time_zone: string | null }>('GET', zonePath)).data.time_zone, null);
+      const set = await adm('POST', zonePath, { time_zone: 'Asia/Shanghai' });
+      assert.equal(set.result, true, set.message);
+      const zoneOf = async (id: number) =>
+        (await read<{ execute_time_zone: string }>('get_cron_detail', { id })).data.execute_time_zone;
+      const inBiz = await save({ name: 'business zone', expression: '0 9 * * *' });
+      const explicit = await save({
+        name: 'own zone',
+        expression: '0 9 * * *',
+        execute_time_zone: 'Europe/Berlin',
+      });
+      assert.equal(await zoneOf(inBiz), 'Asia/Shanghai');
+      assert.equal(await zoneOf(explicit), 'Europe/Berlin');
+      // The zone is the cron's from its first save: renaming it or clearing the business's keeps it.
+      assert.equal((await adm('POST', zonePath, { time_zone: null })).result, true);
+      await save({ id: inBiz, name: 'business zone, renamed' });
+      assert.equal(await zoneOf(inBiz), 'Asia/Shanghai');
+      const inServer = await save({ name: 'server zone', expression: '0 9 * * *' });
+      assert.equal(await zoneOf(inServer), Intl.DateTimeFormat().resolvedOptions().timeZone);
+      for (const id of [inBiz, explicit, inServer]) await call('delete_cron', { id });
     });
 
     if (engine === 'postgres') {

@@ -1,7 +1,9 @@
 /**
- * Rotating the server key with jobs in flight: sensitive parameters sealed under the old key
- * keep working after a restart with a new key (the old one among the previous keys), the
- * start-up reseal moves them to the new key, and after that the old key can be dropped.
+ * Rotating the server key with jobs in flight: sensitive parameters and cipher variables (in a
+ * template, its plan, a cron and a plan job) sealed under the old key keep working after a
+ * restart with a new key (the old one among the previous keys), the start-up reseal moves them
+ * to the new key, and after that the old key can be dropped. A server that lost the key a
+ * value was sealed under fails that step's hosts at once with 12 / error_code 1244903.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -11,7 +13,7 @@ import { admin, eventually, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { b64, hostLog, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { startAgent, startServer, stopAll, tempDir } from './helpers/processes.js';
+import { RESTART_HEARTBEAT_ENV, startAgent, startServer, stopAll, tempDir } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
 
 after(async () => {
@@ -30,7 +32,12 @@ for (const engine of engines()) {
       const databaseUrl = await freshDatabase(engine);
       const dataDir = tempDir('rotation');
       const serve = (env: Record<string, string>, port?: number) =>
-        startServer({ dataDir, env, ...(databaseUrl ? { databaseUrl } : {}), ...(port ? { port } : {}) });
+        startServer({
+          dataDir,
+          env: { ...RESTART_HEARTBEAT_ENV, ...env },
+          ...(databaseUrl ? { databaseUrl } : {}),
+          ...(port ? { port } : {}),
+        });
       let server: ServerProcess = await serve({ JOBFLEET_SERVER_KEY: oldKey });
       const account = os.userInfo().username;
       assert.equal(
@@ -125,6 +132,55 @@ for (const engine of engines()) {
       );
       assert.equal(windows.result, true, windows.message);
 
+      // A plan whose script hashes a cipher variable, a cron holding its own cipher value, and
+      // a job of the plan stored but not started: all sealed under the old key.
+      const api = <T>(name: string, body: Record<string, unknown>) =>
+        post<T>(server.url, name, { bk_scope_type: 'biz', bk_scope_id: '2', ...body }, fleet().creds);
+      const template = await api<{ id: number }>('create_job_template', {
+        name: 'cipher',
+        global_var_list: [{ name: 'token', type: 4, value: 'plan-cipher-secret' }],
+        step_list: [
+          {
+            name: 'hash',
+            type: 1,
+            script_info: {
+              script_content: b64('printf %s "$token" | sha256sum'),
+              account: { alias: account },
+              server: { host_id_list: [hostId] },
+            },
+          },
+        ],
+      });
+      assert.equal(template.result, true, template.message);
+      const plan = await api<{ id: number }>('create_job_plan', {
+        job_template_id: template.data.id,
+        name: 'cipher',
+      });
+      assert.equal(plan.result, true, plan.message);
+      const cron = await api('save_cron', {
+        job_plan_id: plan.data.id,
+        name: 'yearly',
+        expression: '0 0 1 1 *',
+        global_var_list: [{ name: 'token', value: 'cron-cipher-secret' }],
+      });
+      assert.equal(cron.result, true, cron.message);
+      const launchPlan = async (startTask = true) => {
+        const r = await api<{ job_instance_id: number }>('execute_job_plan', {
+          job_plan_id: plan.data.id,
+          start_task: startTask,
+        });
+        assert.equal(r.result, true, r.message);
+        return r.data.job_instance_id;
+      };
+      const planRanWith = async (jobInstanceId: number, secret: string) => {
+        const st = await waitFinished(fleet(), jobInstanceId, 30_000);
+        assert.equal(st.job_instance.status, 3, JSON.stringify(st));
+        const step = st.step_instance_list[0]?.step_instance_id ?? 0;
+        const log = await hostLog(fleet(), jobInstanceId, step, hostId);
+        assert.match(log ?? '', new RegExp(digest(secret)), `job ${jobInstanceId} got its cipher value`);
+      };
+      const planJob = await launchPlan(false);
+
       // Under the old key: one job running across the restart, two stored but not started.
       const running = await submit('in-flight-secret', `sleep 3; ${hashParam}`, true);
       const waiting = await submit('waiting-secret', hashParam, false);
@@ -148,8 +204,8 @@ for (const engine of engines()) {
       assert.equal(resealed.unopenable, 0);
       assert.equal(
         resealed.resealed,
-        5,
-        'the quiet app, the account password and every sensitive parameter moved to the new key',
+        9,
+        'the quiet app, the account password, every sensitive parameter and every cipher value (template, plan, cron, job) moved to the new key',
       );
       await ranWith(running, 'in-flight-secret');
       await agentBack();
@@ -162,6 +218,9 @@ for (const engine of engines()) {
       await agentBack();
       await start(later.job_instance_id);
       await ranWith(later, 'later-secret');
+      await start(planJob);
+      await planRanWith(planJob, 'plan-cipher-secret');
+      await planRanWith(await launchPlan(), 'plan-cipher-secret');
       assert.doesNotMatch(server.output(), /does not open|cannot reseal/);
       assert.match(server.output(), /"resealed":0,"unopenable":0/);
       const now = Date.now();
@@ -172,6 +231,24 @@ for (const engine of engines()) {
         quietApp,
       );
       assert.equal(quiet.result, true, quiet.message);
+
+      // The key lost: a server that cannot open a step's secrets fails its hosts at once (12,
+      // error_code 1244903) instead of sending them a wrong value or leaving them to time out.
+      const lostParam = await submit('lost-secret', hashParam, false);
+      await server.kill();
+      server = await serve({ JOBFLEET_SERVER_KEY: key() }, server.port);
+      await start(lostParam.job_instance_id);
+      for (const jobInstanceId of [lostParam.job_instance_id, await launchPlan()]) {
+        const st = await waitFinished(fleet(), jobInstanceId, 30_000);
+        assert.equal(st.job_instance.status, 4);
+        const hostsOf = st.step_instance_list[0]?.step_ip_result_list ?? [];
+        assert.deepEqual(
+          hostsOf.map((h) => [h.bk_host_id, h.status, h.error_code]),
+          [[hostId, 12, 1244903]],
+        );
+      }
+      assert.match(server.output(), /sensitive parameter does not open/);
+      assert.match(server.output(), /cipher variable does not open/);
     });
   });
 }

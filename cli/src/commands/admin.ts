@@ -94,6 +94,22 @@ export function adminCommand(): Command {
       call(conn(), 'POST', `/hosts/${num(hostId)}/biz`, { bk_biz_id: num(bizId) }),
     );
   admin
+    .command('host-remove <hostId>')
+    .description('remove a host that left the fleet (its agent must register again to come back)')
+    .action((hostId: string) => call(conn(), 'DELETE', `/hosts/${num(hostId)}`));
+  admin
+    .command('scope-time-zone <scope> [zone]')
+    .description(
+      'show or set the IANA time zone of biz:<id> or biz_set:<id> (its crons default to it); "none" clears it',
+    )
+    .action((scope: string, zone: string | undefined) => {
+      const [s] = parseScopes(scope) as { type: string; id: number }[];
+      if (!s) throw new Error(`scope "${scope}" is not biz:<id> or biz_set:<id>`);
+      const path = `/scopes/${s.type}/${s.id}/time_zone`;
+      if (zone === undefined) return call(conn(), 'GET', path);
+      return call(conn(), 'POST', path, { time_zone: zone === 'none' ? null : zone });
+    });
+  admin
     .command('set-create <bizId> <name>')
     .action((bizId: string, name: string) =>
       call(conn(), 'POST', '/topology/sets', { bk_biz_id: num(bizId), name }),

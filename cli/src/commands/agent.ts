@@ -18,7 +18,7 @@ export interface AgentFlags {
   fileRoot?: string;
   filePort?: string;
   logFormat?: string;
-  backoffMaxMs?: string;
+  reconnectMaxMs?: string;
 }
 
 /** Agent log lines: JSON, or pretty and coloured on a terminal, with the server's fields. */
@@ -46,10 +46,10 @@ export function createAgent(flags: AgentFlags, stream: NodeJS.WriteStream): Agen
     bootstrapToken: flags.token,
     host: { ip, ipv6: '', cloudId, hostname: flags.hostname ?? os.hostname(), osType: localOsType() },
     ...(flags.biz !== undefined ? { bizId: positiveInt('biz', flags.biz) } : {}),
-    stateDir,
-    ...(flags.backoffMaxMs !== undefined
-      ? { backoffCapMs: positiveInt('backoff-max-ms', flags.backoffMaxMs) }
+    ...(flags.reconnectMaxMs !== undefined
+      ? { backoffCapMs: Math.max(100, positiveInt('reconnect-max-ms', flags.reconnectMaxMs)) }
       : {}),
+    stateDir,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
     createRunner: (reports) =>
       new TaskRunner(stateDir, reports, {
@@ -112,16 +112,19 @@ export function agentCommand(): Command {
         .default('0'),
     )
     .addOption(
-      new Option(
-        '--backoff-max-ms <ms>',
-        'longest wait between reconnection attempts (each wait is random up to a doubling bound)',
-      ).env('JOBFLEET_AGENT_BACKOFF_MAX_MS'),
-    )
-    .addOption(
       new Option('--log-format <format>', 'auto (pretty on a terminal, JSON otherwise), json or pretty')
         .env('JOBFLEET_LOG_FORMAT')
         .choices(['auto', 'json', 'pretty'])
         .default('auto'),
+    )
+    .addOption(
+      new Option(
+        '--reconnect-max-ms <ms>',
+        'longest wait between reconnect attempts (exponential backoff with full jitter up to it); ' +
+          'large fleets keep it high so that a restarted server is not stormed',
+      )
+        .env('JOBFLEET_AGENT_RECONNECT_MAX_MS')
+        .default('30000'),
     )
     .action(async (flags: AgentFlags) => {
       const agent = createAgent(flags, process.stdout);

@@ -20,6 +20,7 @@ import type { Host } from '../store/inventory-store.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerAgentTrustRoutes } from './agent-trust-routes.js';
 import { registerClusterRoutes } from '../cluster/cluster-routes.js';
+import { registerInventoryLifecycleRoutes } from './inventory-lifecycle-routes.js';
 
 const ScopeGrant = z.object({ type: z.enum(['biz', 'biz_set']), id: zLong });
 
@@ -280,6 +281,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
       registerAgentTrustRoutes(admin, services);
       registerCronAdminRoutes(admin, services);
       registerClusterRoutes(admin, services);
+      registerInventoryLifecycleRoutes(admin, services);
     },
     { prefix: '/api/admin' },
   );

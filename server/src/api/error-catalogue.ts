@@ -342,6 +342,13 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Job plan {id} is run by crons {crons}: delete them or point them at another plan first',
   },
+  // Jobfleet's own code: also the error_code of each host of a step that could not be sent for it.
+  SEALED_VALUE_UNOPENABLE: {
+    code: 1244903,
+    http: 200,
+    message:
+      'The {what} cannot be opened ({reason}): start the server with the key it was sealed under in JOBFLEET_SERVER_KEYS_PREVIOUS, or set the value again',
+  },
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CATALOGUE;

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ADMIN_SCHEMAS } from '../admin/admin-routes.js';
 import { AGENT_TRUST_SCHEMAS } from '../admin/agent-trust-routes.js';
+import { INVENTORY_LIFECYCLE_SCHEMAS } from '../admin/inventory-lifecycle-routes.js';
 import { AuditQuery } from '../admin/audit-routes.js';
 import { OPERATOR_SCHEMAS } from '../operators/operator-routes.js';
 import type { Endpoint } from './endpoint.js';
@@ -365,6 +366,25 @@ const OTHER_ROUTES: {
     path: '/api/admin/apps',
     summary: 'create or update an app',
     body: A.app,
+    security: 'adminToken',
+  },
+  {
+    method: 'delete',
+    path: '/api/admin/hosts/{id}',
+    summary: 'remove a host that left the fleet',
+    security: 'adminToken',
+  },
+  {
+    method: 'get',
+    path: '/api/admin/scopes/{type}/{id}/time_zone',
+    summary: "a business's or business set's time zone",
+    security: 'adminToken',
+  },
+  {
+    method: 'post',
+    path: '/api/admin/scopes/{type}/{id}/time_zone',
+    summary: "set a business's or business set's time zone (crons default to it)",
+    body: INVENTORY_LIFECYCLE_SCHEMAS.timeZone,
     security: 'adminToken',
   },
 ];

@@ -7,6 +7,10 @@
  * After downtime (or a tick that came late) the most recent missed time fires if it is at most
  * the cron's misfire grace old; every older missed time, and a latest one past the grace, is
  * recorded as skipped. Times before the cron was (last) enabled are never due.
+ *
+ * Hosts the plan names by id that no longer exist do not stop a firing (behaviour notes §5):
+ * the job runs on the others and shows the missing ones at per-host status 2, which fails
+ * their step; a step whose hosts are all gone fails at once, so the firing still shows a job.
  */
 import { LaunchMode } from '../engine/statuses.js';
 import type { EndpointContext } from '../api/endpoint.js';
@@ -90,7 +94,7 @@ export class CronScheduler {
     let prepared;
     try {
       const ctx = await this.contextOf(cron, scheduledTime);
-      prepared = await preparePlanJob(ctx, cron.job_plan_id, cronVarsToGiven(this.services, cron));
+      prepared = await preparePlanJob(ctx, cron.job_plan_id, cronVarsToGiven(this.services, cron), true);
       await assertPlanJobQuota(ctx, prepared.job);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;

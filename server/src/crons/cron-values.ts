@@ -3,6 +3,7 @@
  * the plan-execution path take and give them.
  */
 import { z } from 'zod';
+import { ApiError } from '../api/error-catalogue.js';
 import { TargetServer } from '../api/input-types.js';
 import type { GivenVars } from '../api/endpoints/execute-job-plan.js';
 import { VarType } from '../plans/plan-shapes.js';
@@ -10,7 +11,8 @@ import type { Services } from '../services.js';
 import type { CronRow } from '../store/cron-store.js';
 import type { Schedule } from './cron-schedule.js';
 
-const CIPHER_PURPOSE = 'cron-variable';
+/** What a cron's cipher values are sealed for (the key rotation reseals them under it too). */
+export const CRON_CIPHER_PURPOSE = 'cron-variable';
 
 export const StoredCronVar = z.object({
   id: z.number(),
@@ -27,16 +29,28 @@ export function parseCronVars(cron: Pick<CronRow, 'vars'>): StoredCronVar[] {
 }
 
 export function sealCronVar(services: Services, plain: string): string {
-  return services.secretBox.seal(plain, CIPHER_PURPOSE);
+  return services.secretBox.seal(plain, CRON_CIPHER_PURPOSE);
 }
 
-/** The values as execute_job_plan takes them (ciphers opened only to be sealed for the job). */
+/**
+ * The values as execute_job_plan takes them (ciphers opened only to be sealed for the job); a
+ * cipher value sealed under a key this server does not hold refuses the firing.
+ */
 export function cronVarsToGiven(services: Services, cron: Pick<CronRow, 'vars'>): GivenVars {
-  return parseCronVars(cron).map((v) => ({
-    id: v.id,
-    value: v.sealed ? services.secretBox.open(v.sealed, CIPHER_PURPOSE) : v.value,
-    server: v.server,
-  }));
+  return parseCronVars(cron).map((v) => {
+    let value = v.value;
+    if (v.sealed) {
+      try {
+        value = services.secretBox.open(v.sealed, CRON_CIPHER_PURPOSE);
+      } catch (err) {
+        throw new ApiError('SEALED_VALUE_UNOPENABLE', {
+          what: `cipher variable ${v.name} of the cron`,
+          reason: (err as Error).message,
+        });
+      }
+    }
+    return { id: v.id, value, server: v.server };
+  });
 }
 
 /** The API view of a value; cipher values are never shown back. */

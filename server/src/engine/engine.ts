@@ -84,20 +84,19 @@ export class Engine implements AgentEvents {
       (err) => services.log.error({ err }, 'task write batch failed; will retry'),
     );
     this.callbacks = new CallbackQueue(services);
-    this.files = new FileStep(services, (stepInstanceId, hostId, status) => {
+    // Step kinds end a task that has not started when they find it cannot run.
+    const failWaiting = (stepInstanceId: number, hostId: number, status: number, errorCode: number) => {
       const step = this.steps.get(stepInstanceId);
       const task = step?.tasks.get(hostId);
       if (step && task?.status === HostStatus.WAITING) {
-        this.finishTask(step, task, {
-          status,
-          errorCode: AgentErrorCode.OTHER,
-          exitCode: null,
-          endTime: Date.now(),
-        });
+        this.finishTask(step, task, { status, errorCode, exitCode: null, endTime: Date.now() });
       }
-    });
+    };
+    this.files = new FileStep(services, (stepInstanceId, hostId, status) =>
+      failWaiting(stepInstanceId, hostId, status, AgentErrorCode.OTHER),
+    );
     this.kinds = {
-      script: new ScriptStep(services),
+      script: new ScriptStep(services, failWaiting),
       file: this.files,
       confirm: new ConfirmStep(services, (job, url, payload) =>
         this.callbacks.enqueue(job, url, payload, Date.now()),

@@ -23,7 +23,9 @@ export const RunStatus = {
 } as const;
 export type RunStatus = (typeof RunStatus)[keyof typeof RunStatus];
 
-const FINISHED_RUN: ReadonlySet<number> = new Set([3, 4, 5, 6, 8, 9, 11, 13, 14]);
+/** Job and step statuses of `finished` (behaviour notes §4.1). */
+export const FINISHED_RUN_STATUSES: readonly number[] = [3, 4, 5, 6, 8, 9, 11, 13, 14];
+const FINISHED_RUN: ReadonlySet<number> = new Set(FINISHED_RUN_STATUSES);
 
 /** `finished` of get_job_instance_status. Not terminal: a retry can move a finished job on. */
 export function isRunFinished(status: number): boolean {
@@ -37,6 +39,8 @@ export function isCallbackStatus(status: number): boolean {
 
 /** Per-host task status (ExecuteObjectTaskStatusEnum). */
 export const HostStatus = {
+  /** A host a cron's plan names that no longer exists: never submitted, fails the step. */
+  INVALID: 2,
   LAST_SUCCESS: 3,
   WAITING: 5,
   RUNNING: 7,

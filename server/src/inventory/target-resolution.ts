@@ -6,6 +6,12 @@
  * - unknown host ids, cloud:ip pairs, topology nodes or dynamic groups: 1244030 listing them;
  * - hosts that exist but belong to no business of the scope: 1244002 listing them;
  * - nothing left after expansion: 1244028.
+ *
+ * A job a cron starts keeps going when hosts its plan names no longer exist (behaviour notes
+ * §5): each host named by id (in `host_id_list`, or an `ip_list` entry carrying `bk_host_id`)
+ * that is gone comes back as a missing host, which the job shows at per-host status 2 while
+ * the others run. A host named only by cloud:ip, and a topology node or dynamic group that is
+ * gone, still answer 1244030: there is no host id to mark.
  */
 import type { ResolvedScope } from '../api/scope.js';
 import type { TargetServer } from '../api/input-types.js';
@@ -22,14 +28,42 @@ export function isTargetEmpty(t: TargetServer): boolean {
   );
 }
 
+/** A host named by id that no longer exists, as a cron's job marks it. */
+export interface MissingHost {
+  hostId: number;
+  cloudId: number;
+  ip: string;
+}
+
 export async function resolveTargets(
   inv: InventoryStore,
   scope: ResolvedScope,
   target: TargetServer,
 ): Promise<Host[]> {
+  return (await resolveTargetsOf(inv, scope, target, false)).hosts;
+}
+
+/** As resolveTargets, with the hosts named by id that no longer exist returned instead of refused. */
+export async function resolveTargetsKeepingMissing(
+  inv: InventoryStore,
+  scope: ResolvedScope,
+  target: TargetServer,
+): Promise<{ hosts: Host[]; missing: MissingHost[] }> {
+  return resolveTargetsOf(inv, scope, target, true);
+}
+
+type IpEntryWithId = NonNullable<TargetServer['ip_list']>[number] & { bk_host_id?: number };
+
+async function resolveTargetsOf(
+  inv: InventoryStore,
+  scope: ResolvedScope,
+  target: TargetServer,
+  keepMissing: boolean,
+): Promise<{ hosts: Host[]; missing: MissingHost[] }> {
   if (isTargetEmpty(target)) throw new ApiError('SERVER_EMPTY');
   const found = new Map<number, Host>();
   const missing: string[] = [];
+  const gone = new Map<number, MissingHost>();
   const add = (hosts: Iterable<Host>) => {
     for (const h of hosts) if (!found.has(h.id)) found.set(h.id, h);
   };
@@ -41,15 +75,23 @@ export async function resolveTargets(
     for (const id of ids) {
       const h = byId.get(id);
       if (h) add([h]);
+      else if (keepMissing) gone.set(id, { hostId: id, cloudId: 0, ip: '' });
       else missing.push(`(host_id:${id})`);
     }
   } else if (target.ip_list?.length) {
-    const pairs = target.ip_list.map((p) => ({ cloudId: p.bk_cloud_id, ip: p.ip }));
+    // Plans keep the bk_host_id an ip_list entry was read back with.
+    const pairs = (target.ip_list as IpEntryWithId[]).map((p) => ({
+      cloudId: p.bk_cloud_id,
+      ip: p.ip,
+      hostId: p.bk_host_id,
+    }));
     const hosts = await inv.getHostsByCloudIps(pairs);
     const byKey = new Map(hosts.map((h) => [`${h.cloud_id}:${h.ip}`, h]));
     for (const p of pairs) {
       const h = byKey.get(`${p.cloudId}:${p.ip}`);
       if (h) add([h]);
+      else if (keepMissing && p.hostId !== undefined)
+        gone.set(p.hostId, { hostId: p.hostId, cloudId: p.cloudId, ip: p.ip });
       else missing.push(`(ip:${p.cloudId}:${p.ip})`);
     }
   }
@@ -96,8 +138,9 @@ export async function resolveTargets(
         .join(','),
     });
   }
-  if (found.size === 0) throw new ApiError('STEP_TARGET_EMPTY');
-  return [...found.values()];
+  for (const id of found.keys()) gone.delete(id);
+  if (found.size === 0 && gone.size === 0) throw new ApiError('STEP_TARGET_EMPTY');
+  return { hosts: [...found.values()], missing: [...gone.values()] };
 }
 
 /** Hosts under a topology node of the scope, or undefined when the node is not in the scope. */

@@ -404,7 +404,8 @@ export class ExecutionStore {
           : {
               ...t,
               execute_count: fromCount + 1,
-              status: t.agent_id ? 5 : 18,
+              // A host marked missing (2) stays missing; one without an agent is not sent again.
+              status: t.status === 2 ? 2 : t.agent_id ? 5 : 18,
               exit_code: null,
               error_code: 0,
               start_time: null,

@@ -35,6 +35,31 @@ export class InventoryStore {
     return this.db.selectFrom('biz').select(['id', 'name']).orderBy('id').execute();
   }
 
+  /** The IANA time zone a business or business set set for itself, or null. */
+  async scopeTimeZone(type: 'biz' | 'biz_set', id: number): Promise<string | null> {
+    const row = await this.db.selectFrom(type).select('time_zone').where('id', '=', id).executeTakeFirst();
+    return row?.time_zone ?? null;
+  }
+
+  /** Sets (or with null clears) a scope's time zone; false when the scope does not exist. */
+  async setScopeTimeZone(type: 'biz' | 'biz_set', id: number, timeZone: string | null): Promise<boolean> {
+    const r = await this.db
+      .updateTable(type)
+      .set({ time_zone: timeZone })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Removes a host from the inventory (its module memberships go with it); jobs keep their
+   * records of it. False when there is no such host.
+   */
+  async removeHost(id: number): Promise<boolean> {
+    const r = await this.db.deleteFrom('host').where('id', '=', id).executeTakeFirst();
+    return r.numDeletedRows > 0n;
+  }
+
   async createBizSet(id: number, name: string, bizIds: number[]): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       await tx.insertInto('biz_set').values({ id, name, created_at: Date.now() }).execute();

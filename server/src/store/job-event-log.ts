@@ -138,6 +138,34 @@ export class JobEventLog {
       .execute();
   }
 
+  /**
+   * Removes the events older than `before` (ms) of jobs whose status is one of
+   * `finishedStatuses`, a page per statement; events of unfinished jobs stay, however old, so
+   * their streams always resume. Ids are never reused (SQLite AUTOINCREMENT, PostgreSQL
+   * sequences), so Last-Event-ID stays exact after a prune.
+   */
+  async prune(before: number, finishedStatuses: readonly number[], page = 5000): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const r = await this.db
+        .deleteFrom('job_event')
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('job_event as e')
+            .innerJoin('job_instance as j', 'j.id', 'e.job_instance_id')
+            .select('e.id')
+            .where('e.at', '<', before)
+            .where('j.status', 'in', finishedStatuses)
+            .orderBy('e.id')
+            .limit(page),
+        )
+        .executeTakeFirst();
+      const n = Number(r.numDeletedRows);
+      removed += n;
+      if (n < page) return removed;
+    }
+  }
+
   /** The newest event id (0 when there is none): where a scope stream without Last-Event-ID starts. */
   async lastId(): Promise<number> {
     const r = await this.db

@@ -741,6 +741,19 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0018_scope_time_zone': {
+      async up(db: AnyDb) {
+        // A business's (or business set's) own IANA time zone: what its crons default to.
+        await db.schema.alterTable('biz').addColumn('time_zone', 'text').execute();
+        await db.schema.alterTable('biz_set').addColumn('time_zone', 'text').execute();
+      },
+    },
+    '0018b_job_event_retention': {
+      async up(db: AnyDb) {
+        // Event retention removes events by age.
+        await db.schema.createIndex('job_event_at').on('job_event').column('at').execute();
+      },
+    },
   };
 }
 

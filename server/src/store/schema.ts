@@ -21,12 +21,16 @@ export interface BizTable {
   id: number;
   name: string;
   created_at: number;
+  /** IANA time zone its crons default to; null: the server's. */
+  time_zone: string | null;
 }
 
 export interface BizSetTable {
   id: number;
   name: string;
   created_at: number;
+  /** IANA time zone its crons default to; null: the server's. */
+  time_zone: string | null;
 }
 
 export interface BizSetMemberTable {

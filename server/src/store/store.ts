@@ -25,6 +25,7 @@ import { OutputStore } from './output-store.js';
 import type { Database } from './schema.js';
 import { ClusterSecretStore } from './cluster-secret-store.js';
 import { FileChunkStore } from './file-chunk-store.js';
+import { SealedDocumentStore } from './sealed-document-store.js';
 
 export class Store {
   readonly apps: AppStore;
@@ -46,6 +47,7 @@ export class Store {
   readonly crons: CronStore;
   readonly clusterSecrets: ClusterSecretStore;
   readonly fileChunks: FileChunkStore;
+  readonly sealedDocuments: SealedDocumentStore;
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -71,6 +73,7 @@ export class Store {
     this.crons = new CronStore(db);
     this.clusterSecrets = new ClusterSecretStore(db);
     this.fileChunks = new FileChunkStore(db);
+    this.sealedDocuments = new SealedDocumentStore(db);
   }
 
   /** Opens the engine the URL names (SQLite under dataDir when none) and applies migrations. */

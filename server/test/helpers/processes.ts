@@ -49,6 +49,15 @@ export interface ServerProcess {
   restart(): Promise<ServerProcess>;
 }
 
+/**
+ * For a fleet whose server a test restarts while tasks run: the heartbeat window within which
+ * a host's agent must come back before its tasks end at 310. Agents return within a second or
+ * so (their reconnect wait is capped at 1 s in tests), but a loaded machine can stretch the
+ * reconnect and handshake past the default 3 s; the wider window costs nothing while agents
+ * are there. Tests that wait for a lost agent's 310 keep the default.
+ */
+export const RESTART_HEARTBEAT_ENV = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '10000' } as const;
+
 export const TEST_SECRETS = {
   appCode: 'test-app',
   appSecret: 'test-app-secret-1234',
@@ -183,7 +192,14 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
     ...(opts.biz !== undefined ? ['--biz', String(opts.biz)] : []),
   ];
   const proc = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      // Back within a second of a server restart, well inside the tests' 3 s heartbeat window
+      // (the default 30 s cap can keep an agent away for 8 s after a 7 s outage).
+      JOBFLEET_AGENT_RECONNECT_MAX_MS: '1000',
+      ...opts.env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   track(proc);

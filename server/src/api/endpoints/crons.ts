@@ -183,7 +183,12 @@ export const saveCron = defineEndpoint({
         schedule.expression ?? (schedule.executeTime !== undefined ? null : (old?.expression ?? null)),
       execute_time:
         schedule.executeTime ?? (schedule.expression !== undefined ? null : (old?.execute_time ?? null)),
-      time_zone: schedule.timeZone ?? old?.time_zone ?? serverTimeZone(),
+      // BK-JOB: the scope's time zone, else the server's (behaviour notes §3.20).
+      time_zone:
+        schedule.timeZone ??
+        old?.time_zone ??
+        (await ctx.services.store.inventory.scopeTimeZone(ctx.scope.type, ctx.scope.id)) ??
+        serverTimeZone(),
       // Saving pauses the cron (BK-JOB's saveCron); update_cron_status enables it.
       enabled: 0,
       end_time: input.end_time === undefined ? (old?.end_time ?? null) : input.end_time,

@@ -10,7 +10,7 @@ import { sealStepParam } from '../../engine/sensitive-params.js';
 import { JobType, LaunchMode, StepType } from '../../engine/statuses.js';
 import type { ScriptLanguageCode } from '../../engine/statuses.js';
 import type { StepSpec } from '../../engine/step-spec.js';
-import { resolveTargets } from '../../inventory/target-resolution.js';
+import { resolveTargets, resolveTargetsKeepingMissing } from '../../inventory/target-resolution.js';
 import { citedScript } from '../../plans/library-scripts.js';
 import { arrayValueProblem, parsePlanBody, parseTemplateBody } from '../../plans/plan-documents.js';
 import { VarType, cipherPurpose } from '../../plans/plan-shapes.js';
@@ -138,6 +138,7 @@ async function buildStep(
   step: StoredStep,
   vars: VarState,
   screened: ScreenedScript[],
+  keepMissing: boolean,
 ): Promise<NewStep> {
   const inv = ctx.services.store.inventory;
   if (step.script_info) {
@@ -147,7 +148,7 @@ async function buildStep(
     const language = (cited?.language ?? si.script_language) as ScriptLanguageCode;
     screened.push(await enforceDangerousRules(ctx, language, content));
     const targetServer = targetOf(`step ${step.name}: server`, si.server, vars);
-    const hosts = await resolveScriptTargets(ctx, targetServer);
+    const { hosts, missing } = await resolveScriptTargets(ctx, targetServer, keepMissing);
     // A SQL step (language 6) names its database account; the client runs as that account's system account.
     const sql = language === SQL_LANGUAGE ? await resolveDatabaseAccount(ctx, si.account.id) : undefined;
     const spec: StepSpec = sealStepParam(ctx.services.secretBox, {
@@ -177,7 +178,7 @@ async function buildStep(
       ...rollingSpecOf(si.rolling_config),
     });
     const type = sql ? StepType.SQL : StepType.SCRIPT;
-    return { name: step.name, type, spec, hosts: hostTasksOf(hosts, si.rolling_config) };
+    return { name: step.name, type, spec, hosts: hostTasksOf(hosts, si.rolling_config, missing) };
   }
   if (step.file_info) {
     const fi = step.file_info;
@@ -194,7 +195,10 @@ async function buildStep(
         ...(s.account ? { account: { id: s.account.id } } : {}),
       })),
     );
-    const hosts = await resolveTargets(inv, ctx.scope, targetServer);
+    // A cron's job marks missing targets; missing source hosts (above) are refused even then.
+    const { hosts, missing } = keepMissing
+      ? await resolveTargetsKeepingMissing(inv, ctx.scope, targetServer)
+      : { hosts: await resolveTargets(inv, ctx.scope, targetServer), missing: [] };
     const spec: StepSpec = {
       kind: 'file',
       sources,
@@ -209,7 +213,12 @@ async function buildStep(
       ignoreError: fi.is_ignore_error === 1,
       ...rollingSpecOf(fi.rolling_config),
     };
-    return { name: step.name, type: StepType.FILE, spec, hosts: hostTasksOf(hosts, fi.rolling_config) };
+    return {
+      name: step.name,
+      type: StepType.FILE,
+      spec,
+      hosts: hostTasksOf(hosts, fi.rolling_config, missing),
+    };
   }
   const ai = step.approval_info;
   const spec: StepSpec = {
@@ -228,11 +237,15 @@ export type GivenVars = Input['global_var_list'];
 /**
  * A plan's job as the caller would start it, with everything resolved (variables, accounts,
  * hosts, files, dangerous-command rules); throws the refusal before anything is stored.
+ * `keepMissingHosts` is for a cron's job: target hosts named by id that no longer exist are
+ * marked (status 2) instead of refusing the job with 1244030, as BK-JOB does for crons only
+ * (behaviour notes §5); execute_job_plan keeps the refusal.
  */
 export async function preparePlanJob(
   ctx: EndpointContext,
   planId: number,
   given: GivenVars,
+  keepMissingHosts = false,
 ): Promise<{
   job: Omit<NewJob, 'launchMode' | 'callbackUrl' | 'clientRequestId'>;
   screened: ScreenedScript[];
@@ -245,7 +258,7 @@ export async function preparePlanJob(
   const vars = jobVars(ctx, tb.vars, pb, given);
   const screened: ScreenedScript[] = [];
   const newSteps: NewStep[] = [];
-  for (const s of steps) newSteps.push(await buildStep(ctx, s, vars, screened));
+  for (const s of steps) newSteps.push(await buildStep(ctx, s, vars, screened, keepMissingHosts));
   return {
     job: {
       scopeType: ctx.scope.type,

@@ -68,7 +68,7 @@ export const fastExecuteScript = defineEndpoint({
     assertCallbackAllowed(ctx, callbackUrl);
     const account = await resolveAccount(ctx, input.account_id, input.account_alias);
     if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
-    const hosts = await resolveScriptTargets(ctx, input.target_server);
+    const { hosts } = await resolveScriptTargets(ctx, input.target_server);
 
     const spec: ScriptStepSpec = sealStepParam(ctx.services.secretBox, {
       kind: 'script',

@@ -103,7 +103,7 @@ export const fastExecuteSql = defineEndpoint({
     const callbackUrl = checkCallbackUrl(input.callback_url);
     assertCallbackAllowed(ctx, callbackUrl);
     if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
-    const hosts = await resolveScriptTargets(ctx, input.target_server);
+    const { hosts } = await resolveScriptTargets(ctx, input.target_server);
     const spec: ScriptStepSpec = {
       kind: 'script',
       scriptContent: content,

@@ -8,7 +8,8 @@ import { batchSizes } from '../../engine/rolling-plan.js';
 import { HostStatus, LaunchMode } from '../../engine/statuses.js';
 import type { RollingSpec, StepSpec } from '../../engine/step-spec.js';
 import type { NewHostTask } from '../../store/execution-store.js';
-import { resolveTargets } from '../../inventory/target-resolution.js';
+import { resolveTargets, resolveTargetsKeepingMissing } from '../../inventory/target-resolution.js';
+import type { MissingHost } from '../../inventory/target-resolution.js';
 import type { Host } from '../../store/inventory-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
@@ -127,16 +128,24 @@ export async function resolveAccount(
 /** BK-JOB's limit on the targets of one script step (behaviour notes §5). */
 const MAX_SCRIPT_TARGETS = 50_000;
 
-/** The hosts a script step targets, refused past BK-JOB's per-step limit. */
-export async function resolveScriptTargets(ctx: EndpointContext, target: TargetServer): Promise<Host[]> {
-  const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, target);
-  if (hosts.length > MAX_SCRIPT_TARGETS) {
-    throw new ApiError('SCRIPT_TASK_TARGET_EXCEEDS_LIMIT', {
-      count: hosts.length,
-      limit: MAX_SCRIPT_TARGETS,
-    });
+/**
+ * The hosts a script step targets, refused past BK-JOB's per-step limit; with `keepMissing`
+ * (a cron's job) hosts named by id that no longer exist are returned to be marked, not refused.
+ */
+export async function resolveScriptTargets(
+  ctx: EndpointContext,
+  target: TargetServer,
+  keepMissing = false,
+): Promise<{ hosts: Host[]; missing: MissingHost[] }> {
+  const inv = ctx.services.store.inventory;
+  const resolved = keepMissing
+    ? await resolveTargetsKeepingMissing(inv, ctx.scope, target)
+    : { hosts: await resolveTargets(inv, ctx.scope, target), missing: [] };
+  const count = resolved.hosts.length + resolved.missing.length;
+  if (count > MAX_SCRIPT_TARGETS) {
+    throw new ApiError('SCRIPT_TASK_TARGET_EXCEEDS_LIMIT', { count, limit: MAX_SCRIPT_TARGETS });
   }
-  return hosts;
+  return resolved;
 }
 
 export function rollingSpecOf(rolling: RollingConfig): { rolling?: RollingSpec } {
@@ -159,18 +168,29 @@ function batchNumbers(sizes: number[]): (i: number) => number {
   return (i) => of[i] ?? sizes.length;
 }
 
-/** One waiting task per resolved host (hosts without an agent fail at once), in rolling batches if any. */
-export function hostTasksOf(hosts: Host[], rolling: RollingConfig): NewHostTask[] {
-  const batchOf = rolling ? batchNumbers(batchSizes(rolling.expression, hosts.length)) : () => 0;
-  return hosts.map((h, i) => ({
-    batch: batchOf(i),
-    hostId: h.id,
-    cloudId: h.cloud_id,
-    ip: h.ip,
-    ipv6: h.ipv6,
-    agentId: h.agent_id,
-    status: h.agent_id ? HostStatus.WAITING : HostStatus.AGENT_NOT_INSTALLED,
-  }));
+/**
+ * One waiting task per resolved host (hosts without an agent fail at once), in rolling batches
+ * if any; missing hosts come last, at status 2 (never submitted), so the others run first.
+ */
+export function hostTasksOf(
+  hosts: Host[],
+  rolling: RollingConfig,
+  missing: readonly MissingHost[] = [],
+): NewHostTask[] {
+  const total = hosts.length + missing.length;
+  const batchOf = rolling ? batchNumbers(batchSizes(rolling.expression, total)) : () => 0;
+  const tasks: Omit<NewHostTask, 'batch'>[] = [
+    ...hosts.map((h) => ({
+      hostId: h.id,
+      cloudId: h.cloud_id,
+      ip: h.ip,
+      ipv6: h.ipv6,
+      agentId: h.agent_id,
+      status: h.agent_id ? HostStatus.WAITING : HostStatus.AGENT_NOT_INSTALLED,
+    })),
+    ...missing.map((m) => ({ ...m, ipv6: '', agentId: null, status: HostStatus.INVALID })),
+  ];
+  return tasks.map((t, i) => ({ ...t, batch: batchOf(i) }));
 }
 
 /** Stores a job of one step over the resolved hosts and starts it unless start_task is false. */

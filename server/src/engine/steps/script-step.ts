@@ -2,14 +2,17 @@
  * Script steps: each target host runs the script through its agent. A SQL script runs the
  * database client instead; its account's password is opened from the store when the step's
  * tasks are about to be sent, held only while the step runs, and sent only inside the tasks.
+ * A sensitive parameter or cipher variable sealed under a key this server does not hold is
+ * never guessed at: the host's task ends at once at 12 (submit failed) with error_code 1244903.
  */
 import { PROTOCOL_VERSION, taskKey } from '@jobfleet/protocol';
 import type { DatabaseLogin, RunScript } from '@jobfleet/protocol';
 import type { Services } from '../../services.js';
 import { foldReports, parseReported, shellPrelude } from '../job-variables.js';
 import type { VarState } from '../job-variables.js';
+import { ERROR_CATALOGUE } from '../../api/error-catalogue.js';
 import { openStepParam } from '../sensitive-params.js';
-import { SCRIPT_LANGUAGES } from '../statuses.js';
+import { HostStatus, SCRIPT_LANGUAGES } from '../statuses.js';
 import type { StepKind, StepRun, TaskEnd, TaskRun } from '../step-kind.js';
 
 export class ScriptStep implements StepKind {
@@ -18,7 +21,36 @@ export class ScriptStep implements StepKind {
   /** step instance id -> the job's variables as the step started */
   private readonly vars = new Map<number, { executeCount: number; state: VarState }>();
 
-  constructor(private readonly services: Services) {}
+  /** Steps whose unopenable secret was already logged. */
+  private readonly unopenableLogged = new Set<number>();
+
+  constructor(
+    private readonly services: Services,
+    private readonly failWaiting: (
+      stepInstanceId: number,
+      hostId: number,
+      status: number,
+      errorCode: number,
+    ) => void,
+  ) {}
+
+  /** Ends a task whose secret does not open; logged once per step. */
+  private unopenable(step: StepRun, task: TaskRun, what: string, err: unknown): true {
+    if (!this.unopenableLogged.has(step.stepInstanceId)) {
+      this.unopenableLogged.add(step.stepInstanceId);
+      this.services.log.error(
+        { step: step.stepInstanceId, job: step.jobInstanceId, err: (err as Error).message },
+        `${what} does not open; give the key it was sealed under in serverKeysPrevious`,
+      );
+    }
+    this.failWaiting(
+      step.stepInstanceId,
+      task.hostId,
+      HostStatus.SUBMIT_FAILED,
+      ERROR_CATALOGUE.SEALED_VALUE_UNOPENABLE.code,
+    );
+    return true;
+  }
 
   private async currentVars(jobInstanceId: number): Promise<VarState> {
     const states = await this.services.store.plans.varStates(jobInstanceId);
@@ -64,12 +96,7 @@ export class ScriptStep implements StepKind {
     try {
       params = openStepParam(this.services.secretBox, spec);
     } catch (err) {
-      // Sealed under a key this server was not given: the host is never sent a wrong value.
-      this.services.log.error(
-        { step: step.stepInstanceId, err: (err as Error).message },
-        'sensitive parameter does not open; give the key it was sealed under in serverKeysPrevious',
-      );
-      return false;
+      return this.unopenable(step, task, 'sensitive parameter', err);
     }
     const login = this.logins.get(step.stepInstanceId);
     const msg: RunScript = {
@@ -86,7 +113,13 @@ export class ScriptStep implements StepKind {
     };
     const vars = this.vars.get(step.stepInstanceId);
     if (vars && msg.language === 'shell') {
-      const { prelude, env } = shellPrelude(vars.state, task.hostId, this.services.secretBox);
+      let shell: ReturnType<typeof shellPrelude>;
+      try {
+        shell = shellPrelude(vars.state, task.hostId, this.services.secretBox);
+      } catch (err) {
+        return this.unopenable(step, task, 'cipher variable', err);
+      }
+      const { prelude, env } = shell;
       msg.script = Buffer.concat([Buffer.from(prelude), Buffer.from(spec.scriptContent, 'base64')]).toString(
         'base64',
       );
@@ -111,6 +144,7 @@ export class ScriptStep implements StepKind {
   /** Records the variables as the step left them, for the steps after it and for get_job_instance_global_var_value. */
   async release(step: StepRun): Promise<void> {
     this.logins.delete(step.stepInstanceId);
+    this.unopenableLogged.delete(step.stepInstanceId);
     const held = this.vars.get(step.stepInstanceId);
     if (!held) return;
     this.vars.delete(step.stepInstanceId);
