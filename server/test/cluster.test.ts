@@ -4,16 +4,53 @@
  * design notes (§7).
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { AGENT_LINK_PATH, PROTOCOL_VERSION } from '@jobfleet/protocol';
 import { after, before, describe, test } from 'node:test';
-import { admin, get } from './helpers/api-client.js';
-import { checkInvariants, clusterScript, serverIdOf, sessionsOf, startCluster } from './helpers/cluster.js';
+import { admin, get, post } from './helpers/api-client.js';
+import {
+  checkInvariants,
+  clusterScript,
+  serverIdOf,
+  sessionsOf,
+  startCluster,
+  waitJobFinished,
+} from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
 import type { JobStatus } from './helpers/fleet.js';
+import { privatePostgresAvailable, startPrivatePostgres } from './helpers/private-postgres.js';
+import type { PrivatePostgres } from './helpers/private-postgres.js';
 import { stopAll } from './helpers/processes.js';
-import type { ServerProcess } from './helpers/processes.js';
+import type { AgentProcess, ServerProcess } from './helpers/processes.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
+
+/** Polls the database until `fn` holds (a fault is injected at a point seen there, never after a bare sleep). */
+async function until(
+  c: Cluster,
+  what: string,
+  fn: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  void c;
+}
+
+const hostsRunning = (c: Cluster, jobId: number, n: number) => async () => {
+  const rows = await c.db<{ n: string }>(
+    `select count(*) as n from host_task t join step_instance s on s.id = t.step_instance_id
+     where s.job_instance_id = $1 and t.status = 7`,
+    [jobId],
+  );
+  return Number(rows[0]?.n) >= n;
+};
 
 describe('cluster: three servers, agents spread over them', { skip: !withPg }, () => {
   let c: Cluster;
@@ -68,31 +105,54 @@ describe('cluster: three servers, agents spread over them', { skip: !withPg }, (
     const failing = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { failOn: '127.0.0.3' });
     await checkInvariants(c, [job, failing]);
   });
+
+  test('11: terminate through S3 a job owned by S1 whose agent is on S2', async () => {
+    const job = await clusterScript(c, 0, ['127.0.0.2'], { sleep: 30 });
+    await until(c, 'the host running', hostsRunning(c, job.jobId, 1));
+    const f = c.via(2);
+    const r = await post(
+      f.server.url,
+      'operate_job_instance',
+      { ...f.scope, job_instance_id: job.jobId, operation_code: 1 },
+      f.creds,
+    );
+    assert.equal(r.result, true, r.message);
+    const st = await waitJobFinished(c, job.jobId, 20_000);
+    assert.equal(st.job_instance.status, 11);
+    // 403: terminated (behaviour notes' host status).
+    assert.equal(st.step_instance_list[0]?.step_ip_result_list?.[0]?.status, 403);
+  });
+
+  test('10: a newer session elsewhere closes the stale one; its host keeps working', async () => {
+    const agent = c.agents[2] as AgentProcess; // 127.0.0.4, held by S2
+    const hostId = c.hostIds.get(agent.ip) ?? 0;
+    const before = (await sessionsOf(c)).get(hostId);
+    const identity = JSON.parse(fs.readFileSync(path.join(agent.stateDir, 'identity.json'), 'utf8')) as {
+      token: string;
+    };
+    // A second connection for the host, on S1: the session moves there and S2 drops the agent.
+    const stale = new WebSocket(`${c.servers[0]?.url.replace('http', 'ws')}${AGENT_LINK_PATH}`, {
+      headers: { authorization: `Bearer ${identity.token}` },
+    });
+    const closed = new Promise<number>((resolve) => stale.on('close', (code) => resolve(code)));
+    await new Promise((resolve, reject) => stale.once('open', resolve).once('error', reject));
+    stale.send(
+      JSON.stringify({
+        v: PROTOCOL_VERSION,
+        type: 'hello',
+        agentVersion: 'test',
+        host: { ip: agent.ip, ipv6: '', cloudId: 0, hostname: `host-${agent.ip}`, osType: 'linux' },
+        held: [],
+      }),
+    );
+    // The real agent comes back (to S2), which makes the connection on S1 the stale one.
+    assert.equal(await closed, 4005);
+    const after = (await sessionsOf(c)).get(hostId);
+    assert.ok(after && before && after.epoch >= before.epoch + 2, 'epoch bumped twice');
+    const job = await clusterScript(c, 0, [agent.ip], { sleep: 0 });
+    await checkInvariants(c, [job]);
+  });
 });
-
-/** Polls the database until `fn` holds (a fault is injected at a point seen there, never after a bare sleep). */
-async function until(
-  c: Cluster,
-  what: string,
-  fn: () => Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  void c;
-}
-
-const hostsRunning = (c: Cluster, jobId: number, n: number) => async () => {
-  const rows = await c.db<{ n: string }>(
-    `select count(*) as n from host_task t join step_instance s on s.id = t.step_instance_id
-     where s.job_instance_id = $1 and t.status = 7`,
-    [jobId],
-  );
-  return Number(rows[0]?.n) >= n;
-};
 
 describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => {
   after(async () => {
@@ -115,6 +175,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       });
       await checkInvariants(c, [job]);
     } finally {
+      await stopAll();
       await c.close();
     }
   });
@@ -133,6 +194,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       await c.servers[victim]?.kill('SIGKILL');
       await checkInvariants(c, [job]);
     } finally {
+      await stopAll();
       await c.close();
     }
   });
@@ -145,6 +207,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       const id = serverIdOf(paused);
       await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
       paused.proc.kill('SIGSTOP');
+      c.paused.add(paused);
       await until(c, 'the paused owner marked dead', async () => {
         const rows = await c.db<{ state: string }>('select state from server_node where id = $1', [id]);
         return rows[0]?.state === 'dead';
@@ -156,6 +219,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
         paused.proc.once('exit', (code) => resolve(code)),
       );
       paused.proc.kill('SIGCONT');
+      c.paused.delete(paused);
       assert.equal(await exited, 3);
       assert.match(paused.output(), /declared dead by the cluster/);
       assert.deepEqual(
@@ -163,7 +227,59 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
         before,
       );
     } finally {
+      await stopAll();
       await c.close();
     }
   });
 });
+
+describe(
+  'cluster: PostgreSQL restarted mid-job, then every server killed',
+  { skip: !withPg || !privatePostgresAvailable() },
+  () => {
+    let pgs: PrivatePostgres | undefined;
+    let c: Cluster | undefined;
+    before(async () => {
+      pgs = await startPrivatePostgres();
+      // The agents' grace outlasts their backoff while no server runs (test 6).
+      c = await startCluster({
+        servers: 2,
+        agents: 2,
+        placement: (n) => 1 - n,
+        databaseUrl: pgs.url,
+        env: { JOBFLEET_CLUSTER_AGENT_GRACE_MS: '60000' },
+      });
+    });
+    after(async () => {
+      await stopAll();
+      await c?.close();
+      pgs?.stop();
+    });
+
+    test('9: no server crashes or is declared dead; jobs finish; new work dispatches', async () => {
+      if (!c || !pgs) throw new Error('no cluster');
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2 });
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      pgs.restart('immediate');
+      const next = await clusterScript(c, 1, ['127.0.0.2', '127.0.0.3'], { sleep: 0 });
+      await checkInvariants(c, [job, next], 60_000);
+      for (const s of c.servers) assert.equal(s.proc.exitCode, null);
+      const states = await c.db<{ state: string }>('select state from server_node');
+      assert.deepEqual(
+        states.map((r) => r.state),
+        ['alive', 'alive'],
+      );
+    });
+
+    test('6: SIGKILL of every server mid-job, new ones started: the job finishes', async () => {
+      if (!c) throw new Error('no cluster');
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], { sleep: 2 });
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      await Promise.all(c.servers.map((s) => s.kill('SIGKILL')));
+      const fresh: ServerProcess[] = [];
+      for (const s of c.servers) fresh.push(await s.restart());
+      c.servers = fresh;
+      await checkInvariants(c, [job], 90_000);
+    });
+  },
+);

@@ -1022,7 +1022,12 @@ export class Engine implements AgentEvents {
         if (!s) lost = true;
         else if (s.state === 'gone') lost = dbNow - s.lastSeen > timeout;
         else if (s.serverState === 'alive') lost = false;
-        else lost = dbNow - (s.serverHeartbeatAt ?? s.lastSeen) > this.services.config.clusterAgentGraceMs;
+        else {
+          // Its server died: the agent gets the grace to reconnect elsewhere, counted from the
+          // death and from the moment this server took the step on, whichever is later.
+          const grace = this.services.config.clusterAgentGraceMs;
+          lost = dbNow - (s.serverHeartbeatAt ?? s.lastSeen) > grace && localNow - since > grace;
+        }
         if (!lost) continue;
         this.services.log.warn({ hostId, step: step.stepInstanceId }, 'agent on no server; its task fails');
         this.finishTask(step, task, {

@@ -107,6 +107,9 @@ export function openEngine(opts: {
     // An idle connection dropped by a PostgreSQL restart must not crash the server; the next
     // query opens a new one.
     pool.on('error', (err) => opts.onPoolError?.(err));
+    // A connection lost while checked out (inside a transaction, between queries) emits on the
+    // client itself; the transaction fails and the caller retries, the process lives on.
+    pool.on('connect', (client) => client.on('error', (err) => opts.onPoolError?.(err)));
     const safe = new URL(url);
     safe.password = '';
     return {

@@ -176,7 +176,7 @@ async function main(opts: Options): Promise<boolean> {
           const mode = pick(['immediate', 'fast'] as const);
           console.log(`chaos: restarting PostgreSQL (${mode})`);
           counts.pgRestart++;
-          await pg.restart(mode);
+          pg.restart(mode);
           continue;
         }
         // Never take the last usable server: jobs must still be accepted somewhere.
@@ -239,7 +239,7 @@ async function main(opts: Options): Promise<boolean> {
     ending = true;
     await stopAll();
     await c?.close().catch(() => undefined);
-    await pg.stop();
+    pg.stop();
   }
 }
 

@@ -43,6 +43,8 @@ export interface Cluster {
   hostIds: Map<string, number>;
   account: string;
   markers: string;
+  /** Servers a test paused (SIGSTOP): their sockets accept but never answer, so nobody asks them. */
+  paused: Set<ServerProcess>;
   /** A Fleet view that talks to server `i` (for the fleet helpers). */
   via(i: number): Fleet;
   /** Rows of a query on the cluster's database. */
@@ -63,6 +65,7 @@ export async function startClusterServer(
     databaseUrl,
     args: ['--host', serverAddress(i)],
     env: { ...CLUSTER_TEST_ENV, ...env },
+    readyTimeoutMs: 60_000,
   });
 }
 
@@ -72,15 +75,16 @@ export async function startCluster(opts: {
   agents: number;
   placement?: (agent: number) => number | number[];
   env?: Record<string, string>;
+  /** A database of the test's own (default: a fresh one on JOBFLEET_TEST_PG_URL). */
+  databaseUrl?: string;
 }): Promise<Cluster> {
-  const databaseUrl = await freshDatabase('postgres');
+  const databaseUrl = opts.databaseUrl ?? (await freshDatabase('postgres'));
   if (!databaseUrl) throw new Error('cluster tests need JOBFLEET_TEST_PG_URL');
-  // The first server migrates the database; the others then start together.
-  const first = await startClusterServer(databaseUrl, 0, opts.env);
-  const rest = await Promise.all(
-    Array.from({ length: opts.servers - 1 }, (_, i) => startClusterServer(databaseUrl, i + 1, opts.env)),
-  );
-  const servers = [first, ...rest];
+  // One after the other: the first migrates the database, and starts in parallel only thrash a
+  // loaded machine.
+  const servers: ServerProcess[] = [];
+  for (let i = 0; i < opts.servers; i++) servers.push(await startClusterServer(databaseUrl, i, opts.env));
+  const first = servers[0] as ServerProcess;
   const created = await admin(first.url, first.adminToken, 'POST', '/biz', { id: BIZ, name: 'cluster test' });
   if (!created.result) throw new Error(created.message);
   const account = os.userInfo().username;
@@ -100,10 +104,16 @@ export async function startCluster(opts: {
         ip,
         biz: BIZ,
         env: { TEST_AGENT_IP: ip, TEST_MARKERS: markers },
-      }).catch((err: unknown) => {
-        const logs = servers.map((s, i) => `S${i + 1}:\n${s.output().split('\n').slice(-15).join('\n')}`);
-        throw new Error(`${String(err)}\n${logs.join('\n')}`);
-      });
+        waitReady: false,
+      })
+        .then(async (agent) => {
+          await agent.waitReady(1, 60_000);
+          return agent;
+        })
+        .catch((err: unknown) => {
+          const logs = servers.map((s, i) => `S${i + 1}:\n${s.output().split('\n').slice(-15).join('\n')}`);
+          throw new Error(`${String(err)}\n${logs.join('\n')}`);
+        });
     }),
   );
   const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
@@ -122,6 +132,7 @@ export async function startCluster(opts: {
     hostIds,
     account,
     markers,
+    paused: new Set(),
     via(i) {
       const server = cluster.servers[i];
       if (!server) throw new Error(`no server ${i}`);
@@ -239,7 +250,7 @@ export async function waitJobFinished(c: Cluster, jobId: number, timeoutMs = 30_
   return eventually(
     async () => {
       for (const [i, s] of c.servers.entries()) {
-        if (s.proc.exitCode !== null || s.proc.signalCode !== null) continue;
+        if (!isLive(c, s)) continue;
         const f = c.via(i);
         const r = await get<JobStatus>(
           s.url,
@@ -258,9 +269,13 @@ export async function waitJobFinished(c: Cluster, jobId: number, timeoutMs = 30_
   );
 }
 
-/** Index of a server that is running (not killed). */
+function isLive(c: Cluster, s: ServerProcess): boolean {
+  return s.proc.exitCode === null && s.proc.signalCode === null && !c.paused.has(s);
+}
+
+/** Index of a server that is running (not killed, not paused). */
 export function liveServer(c: Cluster): number {
-  const i = c.servers.findIndex((s) => s.proc.exitCode === null && s.proc.signalCode === null);
+  const i = c.servers.findIndex((s) => isLive(c, s));
   if (i < 0) throw new Error('no live server');
   return i;
 }

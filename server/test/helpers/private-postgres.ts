@@ -1,84 +1,72 @@
 /**
- * A PostgreSQL server of one's own, from Debian's `postgresql` package: its own data directory,
- * socket directory and free port on 127.0.0.1, so that it can be restarted (or stopped
- * abruptly) without disturbing the shared test database. Run as the `postgres` OS user when
- * the caller is root (PostgreSQL refuses to run as root).
+ * A PostgreSQL server of a test's own (Debian's binaries, a temporary data directory, a free
+ * port on 127.0.0.1), for tests that restart or stop PostgreSQL without disturbing anyone else's
+ * database. Needs root (the server runs as the postgres OS user) or to be the postgres user.
  */
-import { execFile } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './free-port.js';
-import { tempDir } from './processes.js';
 
 export interface PrivatePostgres {
-  /** postgres://jobfleet:jobfleet@127.0.0.1:<port>/postgres */
+  /** postgres://jobfleet@127.0.0.1:PORT/postgres */
   url: string;
-  /** `immediate`: as after a crash (no checkpoint, clients cut); `fast`: a clean restart. */
-  restart(mode?: 'fast' | 'immediate'): Promise<void>;
-  stop(): Promise<void>;
+  restart(mode?: 'fast' | 'immediate'): void;
+  stop(): void;
 }
 
-function binDir(): string {
+function binDir(): string | undefined {
   const root = '/usr/lib/postgresql';
-  const versions = fs.existsSync(root)
-    ? fs
-        .readdirSync(root)
-        .filter((v) => fs.existsSync(path.join(root, v, 'bin', 'pg_ctl')))
-        .sort((a, b) => Number(b) - Number(a))
-    : [];
-  if (!versions[0]) throw new Error('PostgreSQL is not installed (apt-get install -y postgresql)');
-  return path.join(root, versions[0], 'bin');
+  if (!fs.existsSync(root)) return undefined;
+  const versions = fs
+    .readdirSync(root)
+    .filter((v) => fs.existsSync(path.join(root, v, 'bin', 'pg_ctl')))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] && path.join(root, versions[0], 'bin');
 }
 
-function run(file: string, args: string[], asUser: string | undefined): Promise<string> {
-  const [cmd, argv] = asUser ? ['runuser', ['-u', asUser, '--', file, ...args]] : [file, args];
+export function privatePostgresAvailable(): boolean {
+  return binDir() !== undefined && (process.getuid?.() === 0 || os.userInfo().username === 'postgres');
+}
+
+async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, argv, { encoding: 'utf8', timeout: 120_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${path.basename(file)} failed: ${err.message}\n${stderr}`));
-      else resolve(stdout);
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
     });
   });
 }
 
 export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const bin = binDir();
-  const dir = tempDir('postgres');
+  if (!bin) throw new Error('PostgreSQL binaries not found under /usr/lib/postgresql');
+  const asRoot = process.getuid?.() === 0;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-test-pg-'));
+  if (asRoot) execFileSync('chown', ['postgres:postgres', dir]);
+  const run = (cmd: string, args: string[]) =>
+    asRoot
+      ? execFileSync('runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args], { stdio: 'pipe' })
+      : execFileSync(path.join(bin, cmd), args, { stdio: 'pipe' });
   const data = path.join(dir, 'data');
-  const asUser = process.getuid?.() === 0 ? 'postgres' : undefined;
-  if (asUser) {
-    const uid = Number((await run('id', ['-u', asUser], undefined)).trim());
-    const gid = Number((await run('id', ['-g', asUser], undefined)).trim());
-    fs.chownSync(dir, uid, gid);
-  }
-  const pwFile = path.join(dir, 'pw');
-  fs.writeFileSync(pwFile, 'jobfleet\n', { mode: 0o644 });
-  await run(
-    path.join(bin, 'initdb'),
-    ['-D', data, '-U', 'jobfleet', '--pwfile', pwFile, '--auth=md5', '--no-sync', '-E', 'UTF8'],
-    asUser,
-  );
+  run('initdb', ['-D', data, '-A', 'trust', '-U', 'jobfleet', '--no-sync']);
   const port = await freePort();
-  const options = [
-    `-p ${port}`,
-    `-k ${dir}`,
-    '-c listen_addresses=127.0.0.1',
-    '-c max_connections=200',
-    '-c fsync=off',
-    // A paused server must not hold row locks for long (docs/cluster.md).
-    '-c idle_in_transaction_session_timeout=30s',
-  ].join(' ');
-  const pgCtl = (args: string[]) =>
-    run(path.join(bin, 'pg_ctl'), ['-D', data, '-l', path.join(dir, 'log'), ...args], asUser);
-  const start = () => pgCtl(['-o', options, '-w', 'start']);
-  await start();
+  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60`;
+  const log = path.join(dir, 'log');
+  const ctl = (...args: string[]) => run('pg_ctl', ['-D', data, '-l', log, '-o', opts, '-w', ...args]);
+  ctl('start');
   return {
-    url: `postgres://jobfleet:jobfleet@127.0.0.1:${port}/postgres`,
-    async restart(mode = 'immediate') {
-      await pgCtl(['-m', mode, '-w', 'stop']);
-      await start();
-    },
-    async stop() {
-      await pgCtl(['-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+    url: `postgres://jobfleet@127.0.0.1:${port}/postgres`,
+    restart: (mode = 'immediate') => ctl('-m', mode, 'restart'),
+    stop: () => {
+      try {
+        ctl('-m', 'immediate', 'stop');
+      } catch {
+        // already stopped
+      }
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -29,6 +29,8 @@ export interface ServerOptions {
   port?: number;
   env?: Record<string, string>;
   args?: string[];
+  /** How long the start may take (default 20 s). */
+  readyTimeoutMs?: number;
 }
 
 export interface ServerProcess {
@@ -132,7 +134,12 @@ export async function startServer(opts: ServerOptions = {}): Promise<ServerProce
   const out = { text: '' };
   proc.stdout?.on('data', (d: Buffer) => (out.text += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out.text += d.toString()));
-  const line = await waitForLine(proc, out, (l) => l.includes('"msg":"jobfleet server listening"'), 20_000);
+  const line = await waitForLine(
+    proc,
+    out,
+    (l) => l.includes('"msg":"jobfleet server listening"'),
+    opts.readyTimeoutMs ?? 20_000,
+  );
   const url = (JSON.parse(line) as { url: string }).url;
   const port = Number(new URL(url).port);
   const server: ServerProcess = {

@@ -1,0 +1,105 @@
+/**
+ * The cluster's fences, checked on the store itself (PostgreSQL only): a result written under an
+ * agent session that moved on is refused, and a server marked dead cannot change executions.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { ClusterStore } from '../src/cluster/cluster-store.js';
+import type { TaskWrite } from '../src/store/execution-store.js';
+import { Store } from '../src/store/store.js';
+import { dropFreshDatabases, freshDatabase } from './helpers/databases.js';
+import { tempDir } from './helpers/processes.js';
+
+const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
+const HOST = 7;
+
+describe('cluster fences on PostgreSQL', { skip: !withPg }, () => {
+  const me = randomUUID();
+  let store: Store;
+  let cluster: ClusterStore;
+  let other: Store;
+
+  before(async () => {
+    const databaseUrl = await freshDatabase('postgres');
+    store = await Store.open({ databaseUrl, dataDir: tempDir('fence'), serverId: me });
+    store.executions.ownerId = me;
+    cluster = new ClusterStore(store.db);
+    await cluster.register(me, 'http://127.0.1.1:1');
+    // Another server's view of the same database (its own id, alive).
+    const them = randomUUID();
+    other = await Store.open({ databaseUrl, dataDir: tempDir('fence'), serverId: them });
+    await new ClusterStore(other.db).register(them, 'http://127.0.1.2:1');
+  });
+  after(async () => {
+    await store?.close();
+    await other?.close();
+    await dropFreshDatabases();
+  });
+
+  const newJob = () =>
+    store.executions.createJobInstance(
+      {
+        scopeType: 'biz',
+        scopeId: '2',
+        name: 'fence',
+        type: 0,
+        launchMode: 1,
+        operator: 'tester',
+        appCode: 'test',
+        callbackUrl: null,
+        clientRequestId: null,
+        steps: [
+          {
+            name: 's',
+            type: 1,
+            spec: { kind: 'script' },
+            hosts: [
+              { hostId: HOST, cloudId: 0, ip: '127.0.0.9', ipv6: '', agentId: null, status: 5, batch: 0 },
+            ],
+          },
+        ],
+      },
+      true,
+    );
+
+  test('a result from a session that moved on is refused; the current one is recorded', async () => {
+    const { jobInstanceId, stepInstanceIds } = await newJob();
+    const step = stepInstanceIds[0] ?? 0;
+    assert.equal((await store.executions.getJob(jobInstanceId))?.owner_id, me);
+    const first = await cluster.openSession(HOST, me);
+    const second = await new ClusterStore(other.db).openSession(HOST, 'elsewhere');
+    assert.equal(second, first + 1);
+    const stale: TaskWrite = {
+      stepInstanceId: step,
+      executeCount: 0,
+      hostId: HOST,
+      chunks: [],
+      status: 9,
+      sessionEpoch: first,
+    };
+    assert.equal((await store.executions.commitTaskWrites([stale])).size, 0);
+    assert.equal(stale.fenced, true);
+    assert.equal((await store.executions.getHostTask(step, 0, HOST))?.status, 5);
+    const current = { ...stale, status: 104, sessionEpoch: second };
+    assert.equal((await store.executions.commitTaskWrites([current])).size, 1);
+    assert.equal((await store.executions.getHostTask(step, 0, HOST))?.status, 104);
+  });
+
+  test('a server marked dead can change no execution row, and never comes back', async () => {
+    const { jobInstanceId } = await newJob();
+    await store.db.updateTable('server_node').set({ heartbeat_at: 0 }).where('id', '=', me).execute();
+    assert.deepEqual(await new ClusterStore(other.db).markSilentDead(1000), [me]);
+    await assert.rejects(store.executions.updateJob(jobInstanceId, { status: 3 }), /is fenced/);
+    await assert.rejects(newJob(), /is fenced/);
+    assert.equal(await cluster.heartbeat(me), false);
+    // The live server takes the job over and may change it.
+    const them = (
+      await other.db.selectFrom('server_node').select('id').where('state', '=', 'alive').execute()
+    )[0]?.id;
+    assert.ok(them);
+    assert.ok((await new ClusterStore(other.db).claimOrphans(them, 10)).includes(jobInstanceId));
+    await other.executions.updateJob(jobInstanceId, { status: 3 });
+    assert.equal((await other.executions.getJob(jobInstanceId))?.status, 3);
+  });
+});
