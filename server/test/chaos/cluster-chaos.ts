@@ -7,7 +7,8 @@
  * while paused) is started again after a moment, as a supervisor would. At the end every fault
  * is healed and the cluster checker verifies every acknowledged job: its true final status,
  * each host task run exactly once, logs byte-exact. The seed is printed; the same seed replays
- * the same schedule of faults and jobs (their timing relative to the servers' work differs).
+ * the same draws of faults and of jobs (which server a fault hits is drawn among the servers
+ * up at that moment, and the timing relative to the servers' work always differs).
  */
 import { parseArgs } from 'node:util';
 import {
@@ -62,9 +63,11 @@ async function main(opts: Options): Promise<boolean> {
   const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 2 ** 31);
   const servers = Number(opts.servers);
   const agents = Number(opts.agents);
-  const random = seeded(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
-  const between = (lo: number, hi: number) => lo + random() * (hi - lo);
+  // Faults and jobs draw from streams of their own, so that one does not shift the other.
+  const faultDraw = seeded(seed);
+  const jobDraw = seeded(seed ^ 0x5bd1e995);
+  const pickWith = <T>(draw: () => number, xs: readonly T[]): T => xs[Math.floor(draw() * xs.length)] as T;
+  const betweenWith = (draw: () => number, lo: number, hi: number) => lo + draw() * (hi - lo);
   console.log(`chaos: seed ${seed}, ${minutes} min, ${servers} servers, ${agents} agents`);
 
   const pg = await startPrivatePostgres();
@@ -119,7 +122,7 @@ async function main(opts: Options): Promise<boolean> {
             console.log(`  S${i + 1}: ${line.slice(0, 400)}`);
         restarts.push(
           (async () => {
-            await sleep(between(500, 3000));
+            await sleep(500 + Math.random() * 2500);
             for (;;) {
               try {
                 cluster.servers[i] = await s.restart();
@@ -144,15 +147,15 @@ async function main(opts: Options): Promise<boolean> {
     const until = Date.now() + minutes * 60_000;
     const stream = (async () => {
       while (Date.now() < until) {
-        const targets = ips.filter(() => random() < 0.6);
-        if (targets.length === 0) targets.push(pick(ips));
-        const failOn = random() < 0.1 ? pick(targets) : undefined;
+        const targets = ips.filter(() => jobDraw() < 0.6);
+        if (targets.length === 0) targets.push(pickWith(jobDraw, ips));
+        const failOn = jobDraw() < 0.1 ? pickWith(jobDraw, targets) : undefined;
         const live = usable();
         if (live.length > 0) {
-          const [, via] = pick(live);
+          const [, via] = pickWith(jobDraw, live);
           submissions.push(
             clusterScript(cluster, via, targets, {
-              sleep: Number(between(0.2, 2).toFixed(1)),
+              sleep: Number(betweenWith(jobDraw, 0.2, 2).toFixed(1)),
               ...(failOn ? { failOn } : {}),
             })
               .then((job) => {
@@ -162,18 +165,18 @@ async function main(opts: Options): Promise<boolean> {
               .catch(() => void counts.refused++),
           );
         }
-        await sleep(between(500, 1500));
+        await sleep(betweenWith(jobDraw, 500, 1500));
       }
     })();
 
     const nemesis = (async () => {
       while (Date.now() < until) {
-        await sleep(between(5000, 15_000));
+        await sleep(betweenWith(faultDraw, 5000, 15_000));
         if (Date.now() >= until) break;
         const live = usable();
-        const fault = pick(['kill', 'pause', 'pg'] as const);
+        const fault = pickWith(faultDraw, ['kill', 'pause', 'pg'] as const);
         if (fault === 'pg') {
-          const mode = pick(['immediate', 'fast'] as const);
+          const mode = pickWith(faultDraw, ['immediate', 'fast'] as const);
           console.log(`chaos: restarting PostgreSQL (${mode})`);
           counts.pgRestart++;
           pg.restart(mode);
@@ -181,13 +184,13 @@ async function main(opts: Options): Promise<boolean> {
         }
         // Never take the last usable server: jobs must still be accepted somewhere.
         if (live.length < 2) continue;
-        const [victim, i] = pick(live);
+        const [victim, i] = pickWith(faultDraw, live);
         if (fault === 'kill') {
           console.log(`chaos: SIGKILL S${i + 1}`);
           counts.kill++;
           victim.proc.kill('SIGKILL');
         } else {
-          const ms = between(1000, 2.5 * DEAD_AFTER_MS);
+          const ms = betweenWith(faultDraw, 1000, 2.5 * DEAD_AFTER_MS);
           console.log(`chaos: SIGSTOP S${i + 1} for ${(ms / 1000).toFixed(1)} s`);
           counts.pause++;
           paused.add(victim);
