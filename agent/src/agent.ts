@@ -21,13 +21,14 @@ import {
   AGENT_LINK_PATH,
   AGENT_REGISTER_PATH,
   PROTOCOL_VERSION,
-  RegisterResponse,
-  ServerMessage,
   encodeOutputFrame,
-} from '@jobfleet/protocol';
-import type { AgentMessage, HostFacts } from '@jobfleet/protocol';
+  parseRegisterResponse,
+  parseServerMessage,
+} from '@jobfleet/protocol/agent';
+import type { AgentMessage, HostFacts, ServerMessage } from '@jobfleet/protocol';
 import type { FileProgress, FilesServed } from '@jobfleet/protocol';
 import { clearIdentity, loadIdentity, saveIdentity } from './identity.js';
+import { postJson } from './post-json.js';
 import type { Identity } from './identity.js';
 import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';
 import { ServerList } from './server-list.js';
@@ -44,6 +45,8 @@ export interface AgentOptions {
   version?: string;
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** Source address of the agent's connections (default: the system's choice). */
+  localAddress?: string;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Builds the task runner; given the reporter that sends results when connected. */
   createRunner: (reports: TaskReports) => TaskRunnerPort;
@@ -171,15 +174,15 @@ export class Agent extends EventEmitter {
       host: this.opts.host,
       ...(this.opts.bizId !== undefined ? { bizId: this.opts.bizId } : {}),
     };
-    const res = await fetch(new URL(AGENT_REGISTER_PATH, this.servers.current()), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
-    });
-    const env = (await res.json()) as { result?: boolean; message?: string; data?: unknown };
+    const res = await postJson(
+      new URL(AGENT_REGISTER_PATH, this.servers.current()),
+      body,
+      10_000,
+      this.opts.localAddress,
+    );
+    const env = (res.json ?? {}) as { result?: boolean; message?: string; data?: unknown };
     if (!env.result) throw new RegistrationRefused(env.message ?? `HTTP ${res.status}`);
-    return RegisterResponse.parse(env.data);
+    return parseRegisterResponse(env.data);
   }
 
   private connect(identity: Identity): void {
@@ -190,6 +193,7 @@ export class Agent extends EventEmitter {
       headers: { authorization: `Bearer ${identity.token}` },
       handshakeTimeout: 10_000,
       maxPayload: 64 * 1024 * 1024,
+      ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}),
     });
     this.ws = ws;
     ws.on('unexpected-response', (_req, res) => {
@@ -227,7 +231,7 @@ export class Agent extends EventEmitter {
     this.unansweredPings = 0;
     let msg: ServerMessage;
     try {
-      msg = ServerMessage.parse(JSON.parse(data.toString('utf8')));
+      msg = parseServerMessage(JSON.parse(data.toString('utf8')));
     } catch (err) {
       this.log('error', `bad message from server: ${(err as Error).message}`);
       return;

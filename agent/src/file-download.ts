@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { DownloadFiles, DownloadSource, FileDescriptor, TaskOutcome } from '@jobfleet/protocol';
-import { parseTaskKey } from '@jobfleet/protocol';
+import { parseTaskKey } from '@jobfleet/protocol/agent';
 import { isSafeRelPath } from './rel-path.js';
 import type { FileProgress } from '@jobfleet/protocol';
 import type { FileRoot } from './file-root.js';

@@ -5,17 +5,21 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
-import type { HostFacts } from '@jobfleet/protocol';
+import type { HostFacts, RegisterResponse } from '@jobfleet/protocol';
+import { parseRegisterResponse } from '@jobfleet/protocol/agent';
 
-const Identity = z.object({ agentId: z.string(), token: z.string(), hostId: z.number().int() });
-export type Identity = z.infer<typeof Identity>;
+/** What registration answered, kept for the next start. */
+export type Identity = RegisterResponse;
 
 export function loadIdentity(stateDir: string): Identity | undefined {
   const file = path.join(stateDir, 'identity.json');
   if (!fs.existsSync(file)) return undefined;
-  const parsed = Identity.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
-  return parsed.success ? parsed.data : undefined;
+  const value: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+  try {
+    return parseRegisterResponse(value);
+  } catch {
+    return undefined;
+  }
 }
 
 export function saveIdentity(stateDir: string, id: Identity): void {

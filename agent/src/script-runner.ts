@@ -10,8 +10,6 @@
  * Preparation (user lookup, writing the script) is asynchronous so that many tasks starting
  * at once do not hold up the agent's event loop; `done` is called exactly once.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +24,7 @@ import {
   SQL_CLIENT_NAMES,
   unsupportedEngine,
 } from './sql-client.js';
+import type { ProcessStarter, StartedProcess } from './task-launcher.js';
 import type { RunningTask, StopReason } from './task-runner-api.js';
 
 export interface ScriptHandlers {
@@ -62,7 +61,7 @@ const INTERPRETERS: Record<ScriptLanguage, Interpreter> = {
 /** System directories come before PATH so that a script run as another user gets an interpreter it can read. */
 const SYSTEM_BIN_DIRS = ['/bin', '/usr/bin', '/usr/local/bin'];
 
-function findExecutable(names: string[]): string | undefined {
+export function findExecutable(names: string[]): string | undefined {
   const dirs = [...SYSTEM_BIN_DIRS, ...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/'))];
   for (const name of names) {
     for (const dir of dirs) {
@@ -110,16 +109,19 @@ export function removeScriptDirs(key: string): void {
 }
 
 class ScriptRun implements RunningTask {
-  private child: ChildProcess | undefined;
+  private child: StartedProcess | undefined;
+  private pid: number | undefined;
   private dir: string | undefined;
   private stopReason: 'timeout' | StopReason | undefined;
   private exited = false;
   private finished = false;
   private timer: NodeJS.Timeout | undefined;
+  private exitStatus: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
   constructor(
     private readonly msg: RunScript,
     private readonly handlers: ScriptHandlers,
+    private readonly starter: ProcessStarter,
   ) {}
 
   async start(): Promise<void> {
@@ -199,45 +201,62 @@ class ScriptRun implements RunningTask {
   }
 
   private spawn(interpreter: string, user: OsUser | undefined): void {
-    const child = spawn('/bin/sh', this.shellArgs(interpreter), {
-      cwd: this.dir,
-      env: {
-        ...scriptEnv(user),
-        ...this.msg.env,
-        ...(this.msg.varsOut ? { JOBFLEET_VARS_OUT: this.varsFile() } : {}),
+    let closed = false;
+    let grace: NodeJS.Timeout | undefined;
+    this.child = this.starter.start(
+      {
+        file: '/bin/sh',
+        args: ['/bin/sh', ...this.shellArgs(interpreter)],
+        cwd: this.dir as string,
+        env: {
+          ...scriptEnv(user),
+          ...this.msg.env,
+          ...(this.msg.varsOut ? { JOBFLEET_VARS_OUT: this.varsFile() } : {}),
+        },
+        ...(user ? { uid: user.uid, gid: user.gid } : {}),
       },
-      detached: true, // own process group: kill(-pid) reaches every descendant
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(user ? { uid: user.uid, gid: user.gid } : {}),
-    });
-    this.child = child;
-    const onData = (c: Buffer) => {
-      if (!this.finished) this.handlers.output(c);
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.on('error', (err) => {
-      if (!this.exited) void this.finish('spawn_failed', -1, err.message);
-    });
-    child.on('exit', (code, signal) => {
-      this.exited = true;
-      clearTimeout(this.timer);
-      // A background process may keep the pipe open after the script exited; read what
-      // comes for a moment, then stop waiting for it (it keeps running, like a daemon would).
-      const grace = setTimeout(() => {
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-        void this.finishStopped(code, signal);
-      }, DRAIN_GRACE_MS);
-      child.once('close', () => {
-        clearTimeout(grace);
-        void this.finishStopped(code, signal);
-      });
-    });
-    if (child.pid !== undefined) {
-      this.handlers.spawned?.(child.pid);
-      this.timer = setTimeout(() => this.stop('timeout'), this.msg.timeoutSeconds * 1000);
-    }
+      {
+        started: (pid) => {
+          this.pid = pid;
+          this.handlers.spawned?.(pid);
+          this.timer = setTimeout(() => this.stop('timeout'), this.msg.timeoutSeconds * 1000);
+          // A kill asked for while the process was being started.
+          if (this.stopReason) this.stop(this.stopReason);
+        },
+        failed: (message) => {
+          if (this.exited) return;
+          // Started, then its launcher died: the process can no longer report, so it must not run on.
+          if (this.pid !== undefined) {
+            signalGroup(this.pid, 'SIGKILL');
+            void this.finish('lost', -1, message);
+          } else void this.finish('spawn_failed', -1, message);
+        },
+        output: (c) => {
+          if (!this.finished) this.handlers.output(c);
+        },
+        exit: (code, signal) => {
+          this.exited = true;
+          clearTimeout(this.timer);
+          if (closed) {
+            void this.finishStopped(code, signal);
+            return;
+          }
+          // A background process may keep the pipe open after the script exited; read what
+          // comes for a moment, then stop waiting for it (it keeps running, like a daemon would).
+          grace = setTimeout(() => {
+            this.child?.stopReading();
+            void this.finishStopped(code, signal);
+          }, DRAIN_GRACE_MS);
+          this.exitStatus = { code, signal };
+        },
+        closed: () => {
+          closed = true;
+          if (!this.exitStatus) return;
+          clearTimeout(grace);
+          void this.finishStopped(this.exitStatus.code, this.exitStatus.signal);
+        },
+      },
+    );
   }
 
   kill(reason: StopReason = 'killed'): void {
@@ -247,8 +266,8 @@ class ScriptRun implements RunningTask {
   private stop(reason: 'timeout' | StopReason): void {
     if (this.finished || this.exited) return;
     this.stopReason ??= reason;
-    const pid = this.child?.pid;
-    if (pid === undefined) return; // not started yet: start() sees stopReason and does not spawn
+    const pid = this.pid;
+    if (pid === undefined) return; // not started yet: start() sees stopReason and does not spawn, or `started` stops it
     if (this.msg.language === 'sql') {
       // The client cancels its statement on the server when interrupted; kill it only if it lingers.
       signalGroup(pid, 'SIGINT');
@@ -294,8 +313,8 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-export function runScript(msg: RunScript, handlers: ScriptHandlers): RunningTask {
-  const run = new ScriptRun(msg, handlers);
+export function runScript(msg: RunScript, handlers: ScriptHandlers, starter: ProcessStarter): RunningTask {
+  const run = new ScriptRun(msg, handlers, starter);
   void run.start();
   return run;
 }

@@ -23,6 +23,8 @@ import { FileServer } from './file-server.js';
 import { OutputCap } from './output-cap.js';
 import { identifyProcess, killGroupIfSame } from './process-identity.js';
 import { removeScriptDirs, runScript } from './script-runner.js';
+import { defaultStarter } from './task-launcher.js';
+import type { ProcessStarter } from './task-launcher.js';
 import type { RunningTask, TaskReports, TaskRunnerPort } from './task-runner-api.js';
 import { TaskSpool } from './task-spool.js';
 import type { FileReport, FinishedReport, TaskRequest } from './task-spool.js';
@@ -33,6 +35,11 @@ export interface TaskRunnerOptions {
   /** Where the file server listens: the host's ip (default 127.0.0.1) and port (default 0, any). */
   fileHost?: string;
   filePort?: number;
+  /**
+   * What starts script processes. Default: a launcher process of this runner's own, started on
+   * its first script (see task-launcher.ts). Several runners in one process may share one.
+   */
+  starter?: ProcessStarter;
 }
 
 interface Task {
@@ -66,11 +73,12 @@ export class TaskRunner implements TaskRunnerPort {
   private readonly root: FileRoot;
   private readonly files: FileServer;
   private closed = false;
+  private starter: ProcessStarter | undefined;
 
   constructor(
     stateDir: string,
     private readonly reports: TaskReports,
-    opts: TaskRunnerOptions = {},
+    private readonly opts: TaskRunnerOptions = {},
   ) {
     this.spool = new TaskSpool(stateDir);
     this.root = new FileRoot(opts.fileRoot);
@@ -116,19 +124,24 @@ export class TaskRunner implements TaskRunnerPort {
   run(msg: RunScript): void {
     const task = this.begin(msg, msg.logCapBytes);
     if (!task) return;
-    task.running = runScript(msg, {
-      spawned: (pid) => {
-        const id = identifyProcess(pid);
-        if (!id || !this.isCurrent(task)) return;
-        try {
-          this.spool.saveProcess(task.key, id);
-        } catch {
-          /* a restart could not kill it; nothing else is lost */
-        }
+    this.starter ??= this.opts.starter ?? defaultStarter();
+    task.running = runScript(
+      msg,
+      {
+        spawned: (pid) => {
+          const id = identifyProcess(pid);
+          if (!id || !this.isCurrent(task)) return;
+          try {
+            this.spool.saveProcess(task.key, id);
+          } catch {
+            /* a restart could not kill it; nothing else is lost */
+          }
+        },
+        output: (chunk) => this.append(task, task.cap.push(chunk)),
+        done: (outcome, exitCode, message, vars) => this.complete(task, outcome, exitCode, message, vars),
       },
-      output: (chunk) => this.append(task, task.cap.push(chunk)),
-      done: (outcome, exitCode, message, vars) => this.complete(task, outcome, exitCode, message, vars),
-    });
+      this.starter,
+    );
   }
 
   download(msg: DownloadFiles): void {
@@ -301,6 +314,7 @@ export class TaskRunner implements TaskRunnerPort {
     const running = [...this.tasks.values()].filter((t) => !t.result);
     for (const t of running) t.running?.kill('lost');
     await Promise.all([...running.map((t) => t.ended), this.files.close()]);
+    if (this.starter !== this.opts.starter) this.starter?.close();
     await this.spool.close();
   }
 }

@@ -17,25 +17,35 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
-import { DownloadFiles, RunScript, TaskFinished } from '@jobfleet/protocol';
-import { FileProgress } from '@jobfleet/protocol';
+import * as v from 'valibot';
+import type { DownloadFiles, FileProgress, RunScript, TaskFinished } from '@jobfleet/protocol';
+import {
+  DownloadFilesCheck,
+  FileRecordCheck,
+  FinishedRecordCheck,
+  RunScriptCheck,
+  parseWith,
+} from '@jobfleet/protocol/agent';
 import type { ProcessIdentity } from './process-identity.js';
 import { SpoolJournal } from './spool-journal.js';
 
 export type FinishedReport = Omit<TaskFinished, 'v' | 'type'>;
 
 /** What a task was asked to do: run a script or download files. */
-export const TaskRequest = z.discriminatedUnion('type', [RunScript, DownloadFiles]);
-export type TaskRequest = z.infer<typeof TaskRequest>;
+export type TaskRequest = RunScript | DownloadFiles;
 
 export type FileReport = Omit<FileProgress, 'v' | 'type'>;
 
-const SpooledTask = z.object({ msg: TaskRequest, startTime: z.number().int() });
-const SpooledFileReport = FileProgress.omit({ v: true, type: true });
-const SpooledResult = TaskFinished.omit({ v: true, type: true });
-const SpooledProcess = z.object({ pid: z.number().int().positive(), started: z.string() });
-const Keyed = z.object({ key: z.string() });
+// The spool is read back with the agent's own (valibot) checks of the protocol messages.
+const SpooledTask = v.object({
+  msg: v.variant('type', [RunScriptCheck, DownloadFilesCheck]),
+  startTime: v.pipe(v.number(), v.safeInteger()),
+});
+const SpooledProcess = v.object({
+  pid: v.pipe(v.number(), v.safeInteger(), v.minValue(1)),
+  started: v.string(),
+});
+const Keyed = v.object({ key: v.string() });
 
 export interface LeftTask {
   msg: TaskRequest;
@@ -386,23 +396,23 @@ export class TaskSpool {
     }
     const value: unknown = JSON.parse(body.subarray(1).toString());
     if (kind === Kind.Task) {
-      const t = SpooledTask.parse(value);
+      const t = parseWith(SpooledTask, value);
       this.pin(this.begin(t.msg, t.startTime), segment);
       return;
     }
-    const { key } = Keyed.parse(value);
+    const { key } = parseWith(Keyed, value);
     const entry = this.entries.get(key);
     if (!entry) return;
     this.pin(entry, segment);
     switch (kind) {
       case Kind.Process:
-        entry.process = SpooledProcess.parse(value);
+        entry.process = parseWith(SpooledProcess, value);
         return;
       case Kind.File:
-        entry.fileReports.push(SpooledFileReport.parse(value));
+        entry.fileReports.push(parseWith(FileRecordCheck, value));
         return;
       case Kind.Result:
-        entry.result = SpooledResult.parse(value);
+        entry.result = parseWith(FinishedRecordCheck, value);
         return;
       case Kind.Removed:
         this.unlink(key);
@@ -442,7 +452,7 @@ function readLegacyTask(dir: string): (Omit<LeftTask, 'outputBytes'> & { output:
     }
   };
   try {
-    const task = SpooledTask.parse(JSON.parse(read('task.json') ?? ''));
+    const task = parseWith(SpooledTask, JSON.parse(read('task.json') ?? ''));
     let output: Buffer;
     try {
       output = fs.readFileSync(path.join(dir, 'output'));
@@ -451,10 +461,11 @@ function readLegacyTask(dir: string): (Omit<LeftTask, 'outputBytes'> & { output:
     }
     const result = read('result.json');
     const proc = read('process.json');
+    const spooledProcess = proc === undefined ? undefined : v.safeParse(SpooledProcess, JSON.parse(proc));
     const files = (read('files.jsonl') ?? '').split('\n').flatMap((line) => {
       try {
-        const r = SpooledFileReport.safeParse(JSON.parse(line));
-        return r.success ? [r.data] : [];
+        const r = v.safeParse(FileRecordCheck, JSON.parse(line));
+        return r.success ? [r.output] : [];
       } catch {
         return [];
       }
@@ -462,8 +473,8 @@ function readLegacyTask(dir: string): (Omit<LeftTask, 'outputBytes'> & { output:
     return {
       ...task,
       output,
-      result: result === undefined ? undefined : SpooledResult.parse(JSON.parse(result)),
-      process: proc === undefined ? undefined : SpooledProcess.safeParse(JSON.parse(proc)).data,
+      result: result === undefined ? undefined : parseWith(FinishedRecordCheck, JSON.parse(result)),
+      process: spooledProcess?.success ? spooledProcess.output : undefined,
       fileReports: files,
     };
   } catch {

@@ -196,9 +196,16 @@ describe('TaskRunner: agent stop and restart', () => {
     );
     const pids = pidsIn(slowText());
     strays.push(...pids);
+    const launchers = fs
+      .readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8')
+      .split(' ')
+      .filter(Boolean)
+      .map(Number);
+    assert.equal(launchers.length, 1, 'one launcher started the scripts');
     const exited = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGKILL');
     await exited;
+    await eventually(() => launchers.every((pid) => !alive(pid)), 'the task launcher exited with its agent');
 
     assert.deepEqual(
       pids.map((pid) => alive(pid)),

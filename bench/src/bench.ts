@@ -64,6 +64,8 @@ interface Plan {
   noopFanOut: boolean;
   /** P7: one-host jobs per run. */
   latencyJobs: number;
+  /** P2.scale, P4.server, P4.ready: a fleet of this many noop agents (BK-JOB's 50,000-target limit). */
+  scaleHosts: number;
 }
 
 /** Heartbeat window of the fan-out servers (see storePass). */
@@ -83,6 +85,7 @@ const FULL: Plan = {
   fileTargets: 10,
   noopFanOut: true,
   latencyJobs: 200,
+  scaleHosts: 50_000,
 };
 
 const QUICK: Plan = {
@@ -99,6 +102,7 @@ const QUICK: Plan = {
   fileTargets: 3,
   noopFanOut: false,
   latencyJobs: 30,
+  scaleHosts: 200,
 };
 
 type Store = 'sqlite' | 'postgres';
@@ -106,7 +110,9 @@ type Store = 'sqlite' | 'postgres';
 /** Every figure id, in the order a full run measures them; `--only` picks among them. */
 export const FIGURE_IDS = [
   'P4.agent',
+  'P4.ready',
   'P4.server',
+  'P2.scale',
   'P1',
   'P2',
   'P1.pdsh',
@@ -159,8 +165,10 @@ export class Selection {
   }
 }
 
-/** Simulator processes for a fleet with the process executor (one for noop). */
+/** Simulator processes for a fleet with the process executor. */
 const SIMULATOR_SHARDS = 8;
+/** Noop agents per simulator process: 10,000 sockets and their agents in one Node.js heap. */
+const NOOP_AGENTS_PER_SHARD = 10_000;
 
 class Bench {
   readonly figures: Figure[] = [];
@@ -217,7 +225,7 @@ class Bench {
 
   async startFleet(server: ServerHandle, agents: number, executor: 'process' | 'noop'): Promise<FleetHandle> {
     this.log(
-      `starting ${agents} simulated agents (${executor} executor, ${executor === 'process' ? SIMULATOR_SHARDS : 1} simulator processes)…`,
+      `starting ${agents} simulated agents (${executor} executor, ${shardsFor(agents, executor)} simulator processes)…`,
     );
     let last = 0;
     const fleet = await startFleet({
@@ -225,7 +233,7 @@ class Bench {
       agents,
       executor,
       // Real scripts are forks of the simulator hosting their agent; see startFleet.
-      shards: executor === 'process' ? SIMULATOR_SHARDS : 1,
+      shards: shardsFor(agents, executor),
       tmpRoot: this.tmp,
       onProgress: (ready, total) => {
         if (ready - last >= 2000) {
@@ -252,11 +260,101 @@ class Bench {
   async storePass(store: Store): Promise<void> {
     const only = this.only;
     const sqlite = store === 'sqlite';
-    const fleetFigures =
-      only.has('P1', 'P2', 'P1.pdsh', 'P1.ansible', 'P3', 'P3.run') || (sqlite && only.has('P4.server'));
+    const fleetFigures = only.has('P1', 'P2', 'P1.pdsh', 'P1.ansible', 'P3', 'P3.run');
     const hosts = Math.max(...this.plan.fanOutHosts);
     if (fleetFigures || (sqlite && only.has('P4.agent'))) await this.fleetPass(store, hosts, fleetFigures);
     if (sqlite && only.has('P1.noop') && (this.plan.noopFanOut || !only.all)) await this.noopFanOut(hosts);
+    if (only.has('P2.scale') || (sqlite && only.has('P4.server', 'P4.ready'))) await this.scalePass(store);
+  }
+
+  /**
+   * BK-JOB's limit: a fleet of `scaleHosts` noop agents (the control plane is what these
+   * figures measure), how long it takes to be ready, the server's memory with all of them idle
+   * (SQLite), and fast_execute_script's answer time on all of them.
+   */
+  async scalePass(store: Store): Promise<void> {
+    const only = this.only;
+    const sqlite = store === 'sqlite';
+    const hosts = this.plan.scaleHosts;
+    this.log(`— ${store}: a server for ${hosts} noop agents`);
+    const s = await this.startStoreServer(store, ['--heartbeat-timeout-ms', String(HEARTBEAT_WINDOW_MS)]);
+    const noop = { executor: 'noop' as const };
+    try {
+      const idle = sqlite && only.has('P4.server') ? await this.rssReadings(s.server.pid) : [];
+      let fleet: FleetHandle;
+      try {
+        fleet = await this.startFleet(s.server, hosts, 'noop');
+      } catch (err) {
+        const why = this.fail(`${store} fleet of ${hosts}`, err);
+        for (const id of ['P4.ready', 'P4.server', 'P2.scale'])
+          this.figures.push(
+            unmeasured({ id, params: { agents: hosts, store }, unit: '', target: null, ...noop }, why),
+          );
+        return;
+      }
+      try {
+        if (sqlite && only.has('P4.ready'))
+          this.figures.push({
+            id: 'P4.ready',
+            params: { agents: hosts, store },
+            unit: 's',
+            value: fleet.readyMs / 1000,
+            baseline: null,
+            ratio: null,
+            target: null,
+            met: null,
+            min: null,
+            max: null,
+            ...noop,
+            note: `${hosts} simulated agents from first start to all ready: registration and WebSocket handshake, 64 at a time, from ${shardsFor(hosts, 'noop')} simulator processes over 127.0.0.2–${2 + Math.floor((hosts - 1) / 10_000)} (28k ephemeral ports per address pair)`,
+          });
+        if (sqlite && only.has('P4.server')) await this.serverMemory(s.server.pid, hosts, idle);
+        if (only.has('P2.scale')) await this.scaleAccept(store, s.api, fleet.hostIds);
+      } finally {
+        await fleet.stop();
+      }
+    } finally {
+      await s.close();
+    }
+  }
+
+  /** P2.scale: fast_execute_script on every host of the scale fleet; each job runs to the end before the next. */
+  async scaleAccept(store: Store, api: BkApi, hostIds: number[]): Promise<void> {
+    const base = {
+      id: 'P2.scale',
+      params: { hosts: hostIds.length, store },
+      unit: 's',
+      target: 0.5,
+      executor: 'noop' as const,
+    };
+    try {
+      const accepts: number[] = [];
+      for (let r = 0; r < this.plan.runs; r++) {
+        const run = await fanOut(api, hostIds, this.account);
+        accepts.push(run.acceptSeconds);
+        this.log(
+          `P2 ${store} ${hostIds.length} hosts: accepted in ${run.acceptSeconds.toFixed(3)} s (finished in ${run.totalSeconds.toFixed(1)} s)`,
+        );
+      }
+      const sum = summarize(accepts);
+      this.figures.push(
+        judged(
+          {
+            ...base,
+            value: sum.median,
+            baseline: null,
+            ratio: null,
+            min: sum.min,
+            max: sum.max,
+            note: `time for fast_execute_script on ${hostIds.length} hosts to answer (noop agents; each job finished before the next); absolute target; ${accepts.length} run(s)`,
+          },
+          'value',
+          'atMost',
+        ),
+      );
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail(`P2 ${store} ${hostIds.length} hosts`, err)));
+    }
   }
 
   private async fleetPass(store: Store, hosts: number, fleetFigures: boolean): Promise<void> {
@@ -269,14 +367,11 @@ class Bench {
     // as abnormal; real hosts each run their own agent and never see this.
     const s = await this.startStoreServer(store, ['--heartbeat-timeout-ms', String(HEARTBEAT_WINDOW_MS)]);
     try {
-      let serverIdle: number[] = [];
-      if (sqlite && only.has('P4.server')) serverIdle = await this.rssReadings(s.server.pid);
       if (sqlite && only.has('P4.agent')) await this.agentMemory(s.server);
       if (!fleetFigures) return;
       const fleet = await this.startFleet(s.server, hosts, 'process');
       const brokenBefore = this.broken.length;
       try {
-        if (sqlite && only.has('P4.server')) await this.serverMemory(s.server.pid, hosts, serverIdle);
         let last: FastExecuteData | undefined;
         if (only.has('P1', 'P2', 'P1.pdsh', 'P1.ansible'))
           last = await this.fanOuts(store, s.api, fleet.hostIds);
@@ -342,7 +437,7 @@ class Bench {
       params: { agents, store: 'sqlite' },
       unit: 'MiB',
       target: 1024,
-      executor: 'process' as const,
+      executor: 'noop' as const,
     };
     try {
       await sleep(5000); // the first heartbeats after the welcome wave
@@ -979,9 +1074,10 @@ async function main(): Promise<void> {
       '--only <figures>',
       `comma-separated figures to measure (${FIGURE_IDS.join(', ')}); results go to partial.json/.md`,
     )
+    .option('--hosts <sizes>', 'comma-separated fan-out sizes for P1/P2 (the largest also for P3, P3.run)')
     .option(
-      '--hosts <sizes>',
-      'comma-separated fan-out sizes for P1/P2 (the largest also for P3, P3.run, P4.server)',
+      '--scale-hosts <n>',
+      'noop agents for P2.scale, P4.server and P4.ready (default 50000, 200 with --quick)',
     )
     .option('--runs <n>', 'repetitions of each figure (default 3, 1 with --quick)')
     .option(
@@ -998,10 +1094,12 @@ async function main(): Promise<void> {
     only?: string;
     hosts?: string;
     runs?: string;
+    scaleHosts?: string;
   }>();
   const only = new Selection(flags.only);
   const plan = adjustedPlan(flags.quick ? QUICK : FULL, flags);
-  const partial = !only.all || flags.hosts !== undefined || flags.runs !== undefined;
+  const partial =
+    !only.all || flags.hosts !== undefined || flags.runs !== undefined || flags.scaleHosts !== undefined;
   const pgUrl = flags.pgUrl ?? process.env.JOBFLEET_BENCH_PG_URL;
   const tmp = tmpRoot();
   const started = performance.now();
@@ -1068,8 +1166,12 @@ async function main(): Promise<void> {
   }
 }
 
+function shardsFor(agents: number, executor: 'process' | 'noop'): number {
+  return executor === 'process' ? SIMULATOR_SHARDS : Math.ceil(agents / NOOP_AGENTS_PER_SHARD);
+}
+
 /** The plan with `--hosts` and `--runs` applied. */
-function adjustedPlan(plan: Plan, flags: { hosts?: string; runs?: string }): Plan {
+function adjustedPlan(plan: Plan, flags: { hosts?: string; runs?: string; scaleHosts?: string }): Plan {
   const positive = (name: string, v: string) => {
     const n = Number(v);
     if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name}: "${v}" is not a positive integer`);
@@ -1081,6 +1183,7 @@ function adjustedPlan(plan: Plan, flags: { hosts?: string; runs?: string }): Pla
     out.ansibleHosts = out.fanOutHosts.filter((h) => h <= 1000);
   }
   if (flags.runs !== undefined) out.runs = positive('runs', flags.runs);
+  if (flags.scaleHosts !== undefined) out.scaleHosts = positive('scale-hosts', flags.scaleHosts);
   return out;
 }
 

@@ -6,6 +6,13 @@
  * Executors: `process` gives every agent the real TaskRunner, so scripts run as real child
  * processes; `noop` gives it a runner that reports success at once (control-plane cost only).
  *
+ * Scripts: the agents of one simulator share one task launcher (see agent/src/task-launcher.ts),
+ * where every real host has its own: a launcher per simulated host would be thousands of
+ * processes. It is the one process that forks scripts, as each host's launcher is for its host.
+ *
+ * Source addresses: a server on loopback sees agent i connect from 127.0.0.(2 + i / 10,000), so
+ * that 50,000 connections do not run out of the 28,000 ephemeral ports of one address pair.
+ *
  * Start-up is paced: at most `concurrency` agents are between start and ready at a time, so
  * ten thousand registrations and handshakes queue here instead of hitting the server at once.
  *
@@ -20,8 +27,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
-import { Agent, TaskRunner } from '@jobfleet/agent';
-import type { AgentState } from '@jobfleet/agent';
+import { Agent, TaskRunner, defaultStarter } from '@jobfleet/agent';
+import type { AgentState, ProcessStarter } from '@jobfleet/agent';
 import { NoopRunner } from './noop-runner.js';
 
 export type Executor = 'process' | 'noop';
@@ -48,11 +55,24 @@ export function simulatedIp(i: number): string {
   return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
 }
 
+/** Agents per loopback source address: well under the 28,000 ephemeral ports of one address pair. */
+const AGENTS_PER_SOURCE_ADDRESS = 10_000;
+
+/** The source address of host i's connections, for a server on loopback; undefined otherwise. */
+export function sourceAddress(serverUrl: string, i: number): string | undefined {
+  const host = new URL(serverUrl).hostname;
+  if (host !== '127.0.0.1' && host !== 'localhost') return undefined;
+  return `127.0.0.${2 + Math.floor(i / AGENTS_PER_SOURCE_ADDRESS)}`;
+}
+
 export class FleetSimulator {
   readonly agents: Agent[] = [];
   private readonly problems = new Map<string, number>();
+  private readonly starter: ProcessStarter | undefined;
 
-  constructor(private readonly opts: FleetOptions) {}
+  constructor(private readonly opts: FleetOptions) {
+    if (opts.executor === 'process') this.starter = defaultStarter();
+  }
 
   /** Starts every agent, paced; resolves when all are ready, rejects when one cannot get there. */
   async start(onProgress?: (ready: number) => void): Promise<void> {
@@ -75,17 +95,20 @@ export class FleetSimulator {
   private createAgent(i: number): Agent {
     const ip = simulatedIp(i);
     const stateDir = path.join(this.opts.stateRoot, ip);
+    const localAddress = sourceAddress(this.opts.serverUrl, i);
+    const starter = this.starter;
     return new Agent({
       serverUrl: this.opts.serverUrl,
       bootstrapToken: this.opts.bootstrapToken,
       host: { ip, ipv6: '', cloudId: 0, hostname: `sim-${i + 1}`, osType: 'linux' },
       bizId: this.opts.bizId,
       stateDir,
+      ...(localAddress ? { localAddress } : {}),
       log: (level, msg) => {
         if (level !== 'info') this.problems.set(msg, (this.problems.get(msg) ?? 0) + 1);
       },
       createRunner: (reports) =>
-        this.opts.executor === 'noop' ? new NoopRunner(reports) : new TaskRunner(stateDir, reports),
+        starter ? new TaskRunner(stateDir, reports, { starter }) : new NoopRunner(reports),
     });
   }
 
@@ -106,6 +129,7 @@ export class FleetSimulator {
 
   async stop(): Promise<void> {
     await Promise.all(this.agents.map((a) => a.stop()));
+    this.starter?.close();
   }
 }
 

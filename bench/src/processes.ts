@@ -329,7 +329,8 @@ async function startShard(opts: {
   const tail = new Tail();
   proc.stderr?.on('data', (d: Buffer) => tail.push(d));
   // The shards share one pace, so each is given the time the whole fleet needs.
-  const timeoutMs = 60_000 + opts.fleetSize * 30;
+  // A bound for a stuck start-up, not a pace: a loaded machine readies 20 agents a second.
+  const timeoutMs = 60_000 + opts.fleetSize * 100;
   try {
     const ready = await awaitLine(
       proc,

@@ -9,22 +9,20 @@
  * what makes dispatch, output and results idempotent across reconnects.
  */
 import { z } from 'zod';
+import { PROTOCOL_VERSION, TASK_KEY_PATTERN } from './link-basics.js';
 
-export const PROTOCOL_VERSION = 1;
+export {
+  AGENT_LINK_PATH,
+  AGENT_REGISTER_PATH,
+  PROTOCOL_VERSION,
+  parseTaskKey,
+  taskKey,
+} from './link-basics.js';
 
 const header = { v: z.literal(PROTOCOL_VERSION) };
 
-export const TaskKey = z.string().regex(/^\d+:\d+:\d+$/);
+export const TaskKey = z.string().regex(TASK_KEY_PATTERN);
 export type TaskKey = z.infer<typeof TaskKey>;
-
-export function taskKey(stepInstanceId: number, executeCount: number, hostId: number): TaskKey {
-  return `${stepInstanceId}:${executeCount}:${hostId}`;
-}
-
-export function parseTaskKey(key: TaskKey): { stepInstanceId: number; executeCount: number; hostId: number } {
-  const [s, e, h] = key.split(':').map(Number);
-  return { stepInstanceId: s ?? 0, executeCount: e ?? 0, hostId: h ?? 0 };
-}
 
 export const HostFacts = z.object({
   ip: z.string(),
@@ -277,10 +275,6 @@ export const RegisterResponse = z.object({
   hostId: z.number().int(),
 });
 export type RegisterResponse = z.infer<typeof RegisterResponse>;
-
-/** HTTP paths the agent uses on a server. */
-export const AGENT_REGISTER_PATH = '/agent/v1/register';
-export const AGENT_LINK_PATH = '/agent/v1/link';
 
 // ---------------------------------------------------------------- agent -> server, file distribution
 

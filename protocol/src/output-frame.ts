@@ -8,7 +8,7 @@
  * An agent sends these only to a server whose welcome says `binaryOutput`; older servers get
  * `task.output` messages as before.
  */
-import { PROTOCOL_VERSION, TaskKey } from './agent-link.js';
+import { PROTOCOL_VERSION, TASK_KEY_PATTERN } from './link-basics.js';
 
 const KIND_OUTPUT = 1;
 const FIXED = 1 + 1 + 2 + 8;
@@ -38,7 +38,8 @@ export function decodeOutputFrame(frame: Buffer): OutputFrame {
     throw new Error(`unsupported frame version ${frame.readUInt8(1)}`);
   const keyLength = frame.readUInt16BE(2);
   if (frame.length < FIXED + keyLength) throw new Error('output frame cut short');
-  const key = TaskKey.parse(frame.subarray(4, 4 + keyLength).toString());
+  const key = frame.subarray(4, 4 + keyLength).toString();
+  if (!TASK_KEY_PATTERN.test(key)) throw new Error('bad task key in output frame');
   const offset = frame.readDoubleBE(4 + keyLength);
   if (!Number.isSafeInteger(offset) || offset < 0) throw new Error('bad output offset');
   return { key, offset, data: frame.subarray(FIXED + keyLength) };

@@ -9,6 +9,12 @@ import { allowListEntryError, splitAllowList } from './engine/callback-allow-lis
 const MiB = 1024 * 1024;
 
 const int = (min: number) => z.coerce.number().int().min(min);
+/** A yes/no setting, off unless given as true or 1. */
+const flag = () =>
+  z
+    .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+    .transform((v) => v === true || v === 'true' || v === '1')
+    .default(false);
 
 /** Each key: its schema, its environment variable, and what it is for (shown by --help). */
 export const CONFIG_KEYS = {
@@ -203,10 +209,7 @@ export const CONFIG_KEYS = {
     doc: 'bearer token /metrics asks for; unset: /metrics is open',
   },
   cronSecondsField: {
-    schema: z
-      .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
-      .transform((v) => v === true || v === 'true' || v === '1')
-      .default(false),
+    schema: flag(),
     env: 'JOBFLEET_CRON_SECONDS_FIELD',
     doc: 'for tests only: cron expressions may carry a leading seconds field (6 fields), so firings come seconds apart',
   },
@@ -216,10 +219,7 @@ export const CONFIG_KEYS = {
     doc: 'how often the scheduler looks for due cron times',
   },
   cluster: {
-    schema: z
-      .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
-      .transform((v) => v === true || v === 'true' || v === '1')
-      .default(false),
+    schema: flag(),
     env: 'JOBFLEET_CLUSTER',
     doc: 'run as one of several servers sharing one PostgreSQL database (see docs/cluster.md); off: a single server, as on SQLite',
   },

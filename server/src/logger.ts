@@ -3,9 +3,13 @@
  * pretty and coloured when a person watches a terminal. Both carry the same fields; `auto`
  * picks pretty only when the output is a terminal.
  */
+import { createRequire } from 'node:module';
 import pino from 'pino';
 import type { Logger, LoggerOptions } from 'pino';
-import pretty from 'pino-pretty';
+import type Pretty from 'pino-pretty';
+
+// pino-pretty is loaded only for a terminal: agents and servers logging JSON never need it.
+const require = createRequire(import.meta.url);
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
@@ -18,6 +22,7 @@ export function createLogger(
   const isPretty = format === 'pretty' || (format === 'auto' && stream.isTTY);
   if (!isPretty) return stream === process.stdout ? pino(options) : pino(options, stream);
   // In-process rather than a worker transport: a line is written before the process can exit.
+  const pretty = require('pino-pretty') as typeof Pretty;
   return pino(
     options,
     pretty({

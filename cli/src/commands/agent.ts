@@ -4,8 +4,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { Agent, TaskRunner, defaultIp, defaultStateDir, localOsType } from '@jobfleet/agent';
 import type { Agent as AgentType } from '@jobfleet/agent';
-import { createLogger } from '@jobfleet/server/logger';
-import type { LogFormat } from '@jobfleet/server/logger';
+import { createAgentLogger } from './agent-log.js';
+import type { LogFormat } from './agent-log.js';
 
 export interface AgentFlags {
   server: string;
@@ -26,7 +26,7 @@ export function agentLogger(flags: AgentFlags, ip: string, stream: NodeJS.WriteS
   const format = (
     ['auto', 'json', 'pretty'].includes(flags.logFormat ?? '') ? flags.logFormat : 'auto'
   ) as LogFormat;
-  return createLogger({ level: 'info', base: { service: 'jobfleet-agent', ip } }, format, stream);
+  return createAgentLogger({ service: 'jobfleet-agent', ip }, format, stream);
 }
 
 function positiveInt(name: string, v: string): number {

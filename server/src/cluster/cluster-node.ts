@@ -20,7 +20,7 @@ import type { ServerMessage } from '@jobfleet/protocol';
 import { parseTaskKey } from '@jobfleet/protocol';
 import type { Services } from '../services.js';
 import { ClusterStore } from './cluster-store.js';
-import type { ClaimedCommand } from './cluster-store.js';
+import type { ClaimedCommand, NewCommand } from './cluster-store.js';
 
 const CHANNEL = 'jobfleet_cluster';
 const COMMAND_PURPOSE = 'agent-command';
@@ -35,15 +35,6 @@ export const RELAYED_TYPES = new Set([
 const CLAIM_BATCH = 500;
 const TAKEOVER_BATCH = 50;
 
-type PendingCommand = {
-  hostId: number;
-  type: string;
-  stepInstanceId: number | null;
-  executeCount: number | null;
-  payload: string;
-  sentEpoch: number | null;
-};
-
 export class ClusterNode {
   readonly store: ClusterStore;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -55,7 +46,7 @@ export class ClusterNode {
   private draining = false;
   private stopped = false;
   private listener: pg.Client | undefined;
-  private outbox: PendingCommand[] = [];
+  private outbox: NewCommand[] = [];
   private flushing = false;
   private ticking = false;
   private tickAgain = false;

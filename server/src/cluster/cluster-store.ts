@@ -23,6 +23,16 @@ export interface HostSession {
   serverHeartbeatAt: number | undefined;
 }
 
+/** A message for an agent as recorded: payload sealed, `sentEpoch` null until some server sends it. */
+export interface NewCommand {
+  hostId: number;
+  type: string;
+  stepInstanceId: number | null;
+  executeCount: number | null;
+  payload: string;
+  sentEpoch: number | null;
+}
+
 export interface ClaimedCommand {
   id: number;
   hostId: number;
@@ -177,16 +187,7 @@ export class ClusterStore {
 
   // ---------------------------------------------------------------- the outbox
 
-  async enqueue(
-    rows: {
-      hostId: number;
-      type: string;
-      stepInstanceId: number | null;
-      executeCount: number | null;
-      payload: string;
-      sentEpoch: number | null;
-    }[],
-  ): Promise<void> {
+  async enqueue(rows: NewCommand[]): Promise<void> {
     if (rows.length === 0) return;
     await this.db
       .insertInto('agent_command')

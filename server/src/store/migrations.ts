@@ -764,6 +764,9 @@ export async function migrateToLatest(db: AnyDb, caps: EngineCapabilities): Prom
     provider: { getMigrations: async () => all },
     migrationTableName: 'jobfleet_migration',
     migrationLockTableName: 'jobfleet_migration_lock',
+    // Migration prefixes are reserved per piece of work and pieces land in any order: a database
+    // that already ran a later-numbered one still takes an earlier-numbered one added since.
+    allowUnorderedMigrations: true,
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));

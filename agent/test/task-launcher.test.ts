@@ -1,0 +1,82 @@
+/**
+ * The task launcher (task-launcher.ts, launcher/task-launcher.pl) and the fallback that spawns
+ * from the agent itself: the same outcomes either way, and what happens when the launcher dies.
+ * Every other TaskRunner test runs its scripts through the launcher.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, describe, it } from 'node:test';
+import { alive, killQuietly, pidsIn, tempStateDir } from './helpers/os-state.js';
+import { RecordingReports, runMsg } from './helpers/recording-reports.js';
+import { TaskLauncher, defaultStarter, directStarter } from '../src/task-launcher.js';
+import type { ProcessStarter } from '../src/task-launcher.js';
+import { TaskRunner } from '../src/task-runner.js';
+
+const opened: { runner: TaskRunner; stateDir: string; starter: ProcessStarter }[] = [];
+const strays: number[] = [];
+
+after(async () => {
+  for (const o of opened) {
+    await o.runner.close();
+    o.starter.close();
+    fs.rmSync(o.stateDir, { recursive: true, force: true });
+  }
+  for (const pid of strays) killQuietly(pid);
+});
+
+function open(starter: ProcessStarter): { runner: TaskRunner; reports: RecordingReports } {
+  const stateDir = tempStateDir();
+  const reports = new RecordingReports();
+  const runner = new TaskRunner(stateDir, reports, { starter });
+  opened.push({ runner, stateDir, starter });
+  return { runner, reports };
+}
+
+/** The launcher's pid: the parent of a process it started. */
+function parentOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+describe('starting task processes', () => {
+  assert.ok(defaultStarter() instanceof TaskLauncher, 'this machine has perl: tasks go through the launcher');
+
+  for (const [name, starter] of [
+    ['launcher', defaultStarter()],
+    ['spawn from the agent', directStarter],
+  ] as const) {
+    it(`${name}: output in order, exit code, timeout, and a background child that keeps the pipe`, async () => {
+      const { runner, reports } = open(starter);
+      const plain = runMsg('echo out; echo err >&2; exit 5');
+      const slow = runMsg('echo started; sleep 30', { timeoutSeconds: 1 });
+      const daemon = runMsg('sleep 30 & echo "pid=$!"');
+      for (const m of [plain, slow, daemon]) runner.run(m);
+      const [p, t, d] = await Promise.all([plain, slow, daemon].map((m) => reports.finishedResult(m.key)));
+      strays.push(...pidsIn(reports.text(daemon.key)));
+      assert.deepEqual([p?.outcome, p?.exitCode, reports.text(plain.key)], ['exited', 5, 'out\nerr\n']);
+      assert.deepEqual([t?.outcome, t?.exitCode, reports.text(slow.key)], ['timeout', 137, 'started\n']);
+      assert.deepEqual([d?.outcome, d?.exitCode], ['exited', 0]);
+    });
+  }
+
+  it('a launcher that dies ends its running tasks as lost, kills them, and the next task gets a new one', async () => {
+    const { runner, reports } = open(defaultStarter());
+    const msg = runMsg('echo "pid=$$"; sleep 30');
+    runner.run(msg);
+    const [pid] = pidsIn((await reports.outputMatching(msg.key, /pid=\d+/))[0]);
+    assert.ok(pid);
+    strays.push(pid);
+    const launcher = parentOf(pid);
+    process.kill(launcher, 'SIGKILL');
+    const lost = await reports.finishedResult(msg.key);
+    assert.equal(lost.outcome, 'lost');
+    assert.match(lost.message, /launcher/);
+    const deadline = Date.now() + 5000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(alive(pid), false, 'the task process does not run on unreported');
+    const next = runMsg('echo again');
+    runner.run(next);
+    assert.equal((await reports.finishedResult(next.key)).exitCode, 0);
+    assert.equal(reports.text(next.key), 'again\n');
+  });
+});
