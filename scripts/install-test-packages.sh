@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite starts for real (as root, on Debian 12):
-# MariaDB for the SQL tests, Chromium for the console's browser tests. PostgreSQL is installed
-# and started by start-test-postgres.sh.
+# MariaDB for the SQL tests, Chromium for the console's browser tests, HAProxy for the cluster
+# tests. PostgreSQL is installed and started by start-test-postgres.sh.
 set -euo pipefail
 
 need=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# HAProxy in front of a cluster of servers (server/test/haproxy.test.ts, deploy/haproxy.cfg).
+[ -x /usr/sbin/haproxy ] || need+=(haproxy)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-test-packages: installing ${need[*]}"

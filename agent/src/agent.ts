@@ -6,10 +6,13 @@
  *   connecting --401--> registering (the stored token was refused: register again)
  *   any --stop--> stopped
  *
- * It has one connection to a server at a time. Backoff is exponential with full jitter
- * (random delay in [0, min(cap, base * 2^attempt)]), so a fleet that lost its server does
- * not reconnect in one wave. Tasks keep running in any state; their output and results are
- * spooled on disk and resent after the next welcome.
+ * It has one connection to a server at a time, to one entry of its server list (see
+ * server-list.ts): every lost connection, refused handshake or silent server moves it to the
+ * next entry. Backoff is exponential with full jitter (random delay in
+ * [0, min(cap, base * 2^attempt)]), so a fleet that lost its server does not reconnect in one
+ * wave; the attempt count resets only on a welcome, so a list of dead servers is not hammered.
+ * Tasks keep running in any state; their output and results are spooled on disk and resent
+ * after the next welcome, to whichever server gives it.
  */
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
@@ -28,11 +31,13 @@ import { clearIdentity, loadIdentity, saveIdentity } from './identity.js';
 import { postJson } from './post-json.js';
 import type { Identity } from './identity.js';
 import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';
+import { ServerList } from './server-list.js';
 
 export type AgentState = 'idle' | 'registering' | 'connecting' | 'greeting' | 'ready' | 'backoff' | 'stopped';
 
 export interface AgentOptions {
-  serverUrl: string;
+  /** One base URL, or the servers of a cluster (a list, or one string with commas). */
+  serverUrl: string | readonly string[];
   bootstrapToken: string;
   host: HostFacts;
   bizId?: number;
@@ -67,9 +72,11 @@ export class Agent extends EventEmitter {
   /** The server said it takes output as binary frames. */
   private binaryOutput = false;
   readonly runner: TaskRunnerPort;
+  readonly servers: ServerList;
 
   constructor(private readonly opts: AgentOptions) {
     super();
+    this.servers = ServerList.parse(opts.serverUrl);
     this.runner = opts.createRunner({
       started: (key, startTime) => this.send({ v: PROTOCOL_VERSION, type: 'task.started', key, startTime }),
       output: (key, offset, data) => this.sendOutput(key, offset, data),
@@ -168,7 +175,7 @@ export class Agent extends EventEmitter {
       ...(this.opts.bizId !== undefined ? { bizId: this.opts.bizId } : {}),
     };
     const res = await postJson(
-      new URL(AGENT_REGISTER_PATH, this.server()),
+      new URL(AGENT_REGISTER_PATH, this.servers.current()),
       body,
       10_000,
       this.opts.localAddress,
@@ -180,7 +187,7 @@ export class Agent extends EventEmitter {
 
   private connect(identity: Identity): void {
     this.setState('connecting');
-    const url = new URL(AGENT_LINK_PATH, this.server());
+    const url = new URL(AGENT_LINK_PATH, this.servers.current());
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(url, {
       headers: { authorization: `Bearer ${identity.token}` },
@@ -241,6 +248,7 @@ export class Agent extends EventEmitter {
     switch (msg.type) {
       case 'welcome':
         this.hostId = msg.hostId;
+        if (this.servers.urls.length > 1) this.log('info', 'connected', { server: this.servers.current() });
         this.binaryOutput = msg.binaryOutput === true;
         this.attempt = 0;
         this.setState('ready');
@@ -292,25 +300,11 @@ export class Agent extends EventEmitter {
     }, intervalMs);
   }
 
-  /**
-   * `serverUrl` may list several servers of a cluster (comma-separated): the agent starts at a
-   * random one and moves to the next after each failed or lost connection.
-   */
-  private servers?: { urls: string[]; at: number };
-  private server(): string {
-    if (!this.servers) {
-      const urls = this.opts.serverUrl
-        .split(',')
-        .map((u) => u.trim())
-        .filter(Boolean);
-      this.servers = { urls, at: Math.floor(Math.random() * urls.length) };
-    }
-    return this.servers.urls[this.servers.at % this.servers.urls.length] ?? this.opts.serverUrl;
-  }
-
   private scheduleReconnect(): void {
     if (this.state === 'stopped') return;
-    if (this.servers) this.servers.at++;
+    const left = this.servers.current();
+    const next = this.servers.advance();
+    if (next !== left) this.log('info', 'moving to the next server', { from: left, to: next });
     this.setState('backoff');
     const base = this.opts.backoffBaseMs ?? 500;
     const cap = this.opts.backoffCapMs ?? 30_000;

@@ -19,6 +19,7 @@ import { BkApi } from './bk-api.js';
 import type { FastExecuteData } from './bk-api.js';
 import { bigOutput } from './big-output.js';
 import { consolePaint } from './console-paint.js';
+import { clusterFigures } from './cluster-pass.js';
 import { fanOut } from './fan-out.js';
 import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
 import { cpBaseline, transferOnce, writeSourceFile } from './file-fan-out.js';
@@ -128,6 +129,8 @@ export const FIGURE_IDS = [
   'P5',
   'P6',
   'P8',
+  'P9.fanout',
+  'P9.jps',
 ] as const;
 
 /**
@@ -1204,6 +1207,18 @@ async function main(): Promise<void> {
     if (only.has('P5')) await bench.bigOutputPass();
     if (only.has('P6')) await bench.fileFanOutPass();
     if (only.has('P8')) await bench.consolePass();
+    if (only.has('P9.fanout', 'P9.jps'))
+      bench.figures.push(
+        ...(await clusterFigures({
+          pgUrl: stores.includes('postgres') ? pgUrl : undefined,
+          tmp,
+          account: bench.account,
+          hosts: Math.min(1000, Math.max(...plan.fanOutHosts)),
+          runs: plan.runs,
+          log: (l) => bench.log(l),
+          fail: (what, err) => bench.fail(what, err),
+        })),
+      );
   } finally {
     await stopAll();
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -32,15 +32,29 @@ function generate(): string {
 }
 
 export function resolveSecrets(config: ServerConfig): ServerSecrets {
-  const file = path.join(config.dataDir, 'secrets.json');
-  let stored: z.infer<typeof Stored> = {};
-  if (fs.existsSync(file)) stored = Stored.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
+  const stored = readStored(config);
   const secrets: ServerSecrets = {
     appSecret: config.appSecret ?? stored.appSecret ?? generate(),
     adminToken: config.adminToken ?? stored.adminToken ?? generate(),
     agentBootstrapToken: config.agentBootstrapToken ?? stored.agentBootstrapToken ?? generate(),
     serverKey: config.serverKey ?? stored.serverKey ?? generateServerKey(),
   };
+  keepSecrets(config, secrets, stored);
+  return secrets;
+}
+
+function readStored(config: ServerConfig): z.infer<typeof Stored> {
+  const file = path.join(config.dataDir, 'secrets.json');
+  return fs.existsSync(file) ? Stored.parse(JSON.parse(fs.readFileSync(file, 'utf8'))) : {};
+}
+
+/** Writes the secrets not given by configuration to <dataDir>/secrets.json, when they changed. */
+export function keepSecrets(
+  config: ServerConfig,
+  secrets: ServerSecrets,
+  stored: z.infer<typeof Stored> = readStored(config),
+): void {
+  const file = path.join(config.dataDir, 'secrets.json');
   const toKeep = {
     appSecret: config.appSecret ? stored.appSecret : secrets.appSecret,
     adminToken: config.adminToken ? stored.adminToken : secrets.adminToken,
@@ -53,7 +67,6 @@ export function resolveSecrets(config: ServerConfig): ServerSecrets {
     fs.mkdirSync(config.dataDir, { recursive: true });
     fs.writeFileSync(file, JSON.stringify(toKeep, null, 2) + '\n', { mode: 0o600 });
   }
-  return secrets;
 }
 
 /** The box that seals secrets at rest: the current server key plus any earlier ones. */

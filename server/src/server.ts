@@ -22,6 +22,8 @@ import { operatorAuthFor } from './operators/operator-setup.js';
 import { redactingLogOptions } from './log-redaction.js';
 import { resealInBackground } from './secret-rotation.js';
 import { openSecretBox, resolveSecrets } from './secrets.js';
+import type { ServerSecrets } from './secrets.js';
+import { shareSecrets } from './shared-secrets.js';
 import type { Services } from './services.js';
 import { appSecretPurpose } from './store/app-store.js';
 import { Store } from './store/store.js';
@@ -43,8 +45,6 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     { level: config.logLevel, base: { service: 'jobfleet-server' }, ...redactingLogOptions() },
     config.logFormat,
   );
-  const secrets = resolveSecrets(config);
-  const secretBox = openSecretBox(config, secrets);
   const clustered = clusterMode(config);
   const serverId = clustered ? randomUUID() : undefined;
   const store = await Store.open({
@@ -55,6 +55,14 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       log.warn({ err: err.message }, 'database connection lost; reconnecting on next use'),
   });
   log.info({ store: store.caps.name, location: store.location }, 'store ready');
+  let secrets: ServerSecrets;
+  try {
+    secrets = await shareSecrets(store, config, resolveSecrets(config), log);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const secretBox = openSecretBox(config, secrets);
 
   // The configured app always exists with access to every scope, so a first start needs no set-up.
   await store.apps.upsertApp({

@@ -65,7 +65,14 @@ export function createAgent(flags: AgentFlags, stream: NodeJS.WriteStream): Agen
 export function agentCommand(): Command {
   return new Command('agent')
     .description('run the agent for this host: one connection to a server, runs its tasks')
-    .addOption(new Option('--server <url>', 'server base URL').env('JOBFLEET_SERVER').makeOptionMandatory())
+    .addOption(
+      new Option(
+        '--server <urls>',
+        'server base URL, or the servers of a cluster separated by commas (starts at a random one, moves on when one fails)',
+      )
+        .env('JOBFLEET_SERVER')
+        .makeOptionMandatory(),
+    )
     .addOption(
       new Option('--token <token>', 'agent bootstrap token')
         .env('JOBFLEET_AGENT_BOOTSTRAP_TOKEN')

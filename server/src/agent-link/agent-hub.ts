@@ -10,6 +10,7 @@
  * of silence and tells the engine, which fails their running tasks (310). Heartbeats are
  * written to the store in batches, one transaction per interval, not one write each.
  */
+import { addressedByHolder } from '../files/server-source.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
@@ -156,7 +157,7 @@ export class AgentHub {
   }
 
   private transmit(c: Connection, msg: ServerMessage): void {
-    c.ws.send(JSON.stringify(msg));
+    c.ws.send(JSON.stringify(addressedByHolder(msg, c.serverUrl)));
     if (msg.type === 'task.run' || msg.type === 'task.download')
       this.services.metrics.taskDispatched(msg.key);
   }

@@ -14,6 +14,7 @@
  * 3. Progress reports become file logs: a download log (mode 1) for the target and an upload
  *    log (mode 0) for the source, written in batches.
  */
+import { HOLDER_BASE_URL, SERVER_SOURCE_LABEL, serverSourceUrl } from '../files/server-source.js';
 import { PROTOCOL_VERSION } from '@jobfleet/protocol';
 import type {
   DownloadSource,
@@ -197,7 +198,8 @@ export class FileDistribution {
       const hostId = state.queue.shift() as number;
       const task = state.view.tasks.get(hostId);
       if (!task || task.status !== HostStatus.WAITING) continue;
-      if (!hub.isConnected(hostId)) {
+      // In a cluster the instruction waits in the agent's outbox wherever the agent is.
+      if (!hub.isConnected(hostId) && !this.services.cluster) {
         absent.push(hostId);
         waiting.push(hostId);
         continue;
@@ -217,11 +219,14 @@ export class FileDistribution {
     const sources: DownloadSource[] = [...seeder.sources];
     if (seeder.hostId === null && state.serverFiles.length > 0) {
       const serveId = serverServeId(view.stepInstanceId, view.executeCount);
-      const base = this.services.hub.serverUrlFor(hostId);
-      if (!base) return false;
-      // The agent fetches `${url}/files/<serveId>/<name>`: the server's route is under /agent/v1.
-      const url = `${base}/agent/v1`;
-      sources.push({ url, serveId, token: this.token(serveId), label: 'server', files: state.serverFiles });
+      const url = serverSourceUrl(this.services.hub.serverUrlFor(hostId) ?? HOLDER_BASE_URL);
+      sources.push({
+        url,
+        serveId,
+        token: this.token(serveId),
+        label: SERVER_SOURCE_LABEL,
+        files: state.serverFiles,
+      });
     }
     return this.services.hub.send(hostId, {
       v: PROTOCOL_VERSION,

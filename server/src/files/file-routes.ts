@@ -2,12 +2,8 @@
  * HTTP routes for bytes, outside the BK-JOB API:
  *   PUT|POST /api/upload/<token>              a local upload (URL from generate_local_file_upload_url)
  *   GET      /agent/v1/files/<serveId>/<name>  files the server offers to targets of a file step
- * Both stream: no file is held in memory.
+ * Both stream: no file is held in memory. Where the bytes live: file-bodies.ts.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { successEnvelope } from '../api/envelope.js';
@@ -15,11 +11,11 @@ import { ApiError } from '../api/error-catalogue.js';
 import { offerToken, parseServeId } from '../engine/file-tokens.js';
 import { parseStepSpec } from '../engine/step-spec.js';
 import type { Services } from '../services.js';
-import { sha256Hex, storedFilePath } from './stored-files.js';
-
-class TooLarge extends Error {}
+import { fileBodiesFor, FileTooLarge } from './file-bodies.js';
+import { sha256Hex } from './stored-files.js';
 
 export function registerFileRoutes(app: FastifyInstance, services: Services): void {
+  const bodies = fileBodiesFor(services.store, services.config.dataDir);
   app.register(async (raw) => {
     // The body is the file: hand the stream to the handler instead of parsing it.
     raw.removeAllContentTypeParsers();
@@ -31,40 +27,20 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
     ): Promise<{ path: string; size: number; sha256: string }> => {
       const files = services.store.files;
       const tokenHash = sha256Hex(token);
+      const limit = services.config.uploadMaxBytes;
       // Claimed before a byte is written: a second request on the same URL is refused here and
       // never touches the file of the upload that holds the claim.
       const row = await files.claimUpload(tokenHash, Date.now());
       if (!row) throw new ApiError('UPLOAD_URL_INVALID');
-      const full = storedFilePath(services.config.dataDir, row.path);
-      const tmp = `${full}.${crypto.randomBytes(4).toString('hex')}.part`;
-      const hash = crypto.createHash('sha256');
-      const limit = services.config.uploadMaxBytes;
-      let size = 0;
+      let written: { size: number; sha256: string };
       try {
-        await fs.promises.mkdir(path.dirname(full), { recursive: true });
-        await pipeline(
-          body,
-          async function* (source: AsyncIterable<Buffer>) {
-            for await (const chunk of source) {
-              size += chunk.length;
-              if (size > limit) throw new TooLarge();
-              hash.update(chunk);
-              yield chunk;
-            }
-          },
-          fs.createWriteStream(tmp, { mode: 0o600 }),
-        );
-        const fh = await fs.promises.open(tmp, 'r');
-        await fh.sync();
-        await fh.close();
-        await fs.promises.rename(tmp, full);
+        written = await bodies.write(row.path, body, limit);
       } catch (err) {
-        await fs.promises.rm(tmp, { force: true });
         await files.releaseUpload(tokenHash);
-        if (err instanceof TooLarge) throw new ApiError('UPLOAD_FILE_MAX_SIZE_EXCEEDED', { limit });
+        if (err instanceof FileTooLarge) throw new ApiError('UPLOAD_FILE_MAX_SIZE_EXCEEDED', { limit });
         throw err;
       }
-      const sha256 = hash.digest('hex');
+      const { size, sha256 } = written;
       if (!(await files.completeUpload(tokenHash, size, sha256))) throw new ApiError('UPLOAD_URL_INVALID');
       return { path: row.path, size, sha256 };
     };
@@ -100,7 +76,6 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
       const rows = await services.store.files.getStoredFiles(paths);
       const row = rows.find((r) => r.file_name === decodeURIComponent(relPath));
       if (!row || row.size === null) return reply.code(404).send({ error: 'no such file' });
-      const full = storedFilePath(services.config.dataDir, row.path);
       const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
       const start = range ? Number(range[1]) : 0;
       if (start > row.size) return reply.code(416).send({ error: 'range' });
@@ -108,7 +83,7 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
         .header('content-type', 'application/octet-stream')
         .header('content-length', String(row.size - start));
       if (range) reply.code(206).header('content-range', `bytes ${start}-${row.size - 1}/${row.size}`);
-      return reply.send(fs.createReadStream(full, { start }));
+      return reply.send(bodies.read(row.path, start, row.size));
     });
   });
 }

@@ -1,10 +1,8 @@
 /**
- * Files the server holds for file steps (local uploads, push_config_file contents), kept under
- * <dataDir>/files/<path>. In a cluster the data directory's files/ must be shared storage, or
- * uploads must go to the server that will be asked to distribute them.
+ * Names and paths of the files the server holds for file steps (local uploads,
+ * push_config_file contents); file-bodies.ts keeps their bytes.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 
 /** A file name a client may give: no directories, nothing hidden behind control characters. */
@@ -45,19 +43,4 @@ export function newStoredPath(scopeId: number, user: string, fileName: string): 
 
 export function sha256Hex(data: string | Buffer): string {
   return crypto.createHash('sha256').update(data).digest('hex');
-}
-
-/** Writes bytes durably under a temporary name, then renames them into place. */
-export async function writeStoredFile(dataDir: string, storedPath: string, data: Buffer): Promise<void> {
-  const full = storedFilePath(dataDir, storedPath);
-  await fs.promises.mkdir(path.dirname(full), { recursive: true });
-  const tmp = `${full}.${crypto.randomBytes(4).toString('hex')}.part`;
-  const fh = await fs.promises.open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.promises.rename(tmp, full);
 }

@@ -27,6 +27,11 @@ export interface EngineCapabilities {
    * (also when the write fails). Other writes stay fully durable.
    */
   relaxedCommit: { before: readonly string[]; after: readonly string[] };
+  /**
+   * Several server processes may use the database at once: what they must agree on (shared
+   * secrets, the bytes of stored files) is kept in it rather than in a server's data directory.
+   */
+  sharedByServers: boolean;
 }
 
 const SQLITE: EngineCapabilities = {
@@ -38,6 +43,7 @@ const SQLITE: EngineCapabilities = {
   singleWriter: true,
   // In WAL mode a NORMAL commit is not synced; the next FULL commit syncs it along.
   relaxedCommit: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
+  sharedByServers: false,
 };
 
 const POSTGRES: EngineCapabilities = {
@@ -50,6 +56,7 @@ const POSTGRES: EngineCapabilities = {
   // One round trip (no parameters: the simple protocol takes two statements); COMMIT of a
   // transaction that failed rolls it back.
   relaxedCommit: { before: ['begin; set local synchronous_commit = off'], after: ['commit'] },
+  sharedByServers: true,
 };
 
 export interface OpenedEngine {

@@ -724,6 +724,23 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         }
       },
     },
+    '0017_cluster_files_and_secrets': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('cluster_secret')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('stored_file_chunk')
+          .addColumn('path', 'text', (c) => c.notNull())
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('data', caps.binaryType, (c) => c.notNull())
+          .addPrimaryKeyConstraint('stored_file_chunk_pk', ['path', 'seq'])
+          .execute();
+      },
+    },
     '0018_scope_time_zone': {
       async up(db: AnyDb) {
         // A business's (or business set's) own IANA time zone: what its crons default to.

@@ -448,6 +448,8 @@ export interface Database {
   server_node: ServerNodeTable;
   agent_session: AgentSessionTable;
   agent_command: AgentCommandTable;
+  cluster_secret: ClusterSecretTable;
+  stored_file_chunk: StoredFileChunkTable;
 }
 
 /** Cluster mode: one row per server process start. Times: ms of the database clock. */
@@ -584,4 +586,22 @@ export interface CronFiringTable {
   job_instance_id: number | null;
   reason: string | null;
   recorded_at: number;
+}
+
+/**
+ * Secrets every server sharing the database must agree on, written by the first server to
+ * start (see shared-secrets.ts). `value` is never the plain secret: sealed by the server key,
+ * or, for the server key itself, wrapped under a key derived from the database password.
+ */
+export interface ClusterSecretTable {
+  name: string;
+  value: string;
+  created_at: number;
+}
+
+/** The bytes of a stored file, in order, where servers share the database (file-bodies.ts). */
+export interface StoredFileChunkTable {
+  path: string;
+  seq: number;
+  data: Uint8Array;
 }

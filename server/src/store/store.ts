@@ -23,6 +23,8 @@ import { RuleStore } from './rule-store.js';
 import { ScriptStore } from './script-store.js';
 import { OutputStore } from './output-store.js';
 import type { Database } from './schema.js';
+import { ClusterSecretStore } from './cluster-secret-store.js';
+import { FileChunkStore } from './file-chunk-store.js';
 import { SealedDocumentStore } from './sealed-document-store.js';
 
 export class Store {
@@ -43,6 +45,8 @@ export class Store {
   readonly outputs: OutputStore;
   readonly plans: PlanStore;
   readonly crons: CronStore;
+  readonly clusterSecrets: ClusterSecretStore;
+  readonly fileChunks: FileChunkStore;
   readonly sealedDocuments: SealedDocumentStore;
 
   private constructor(
@@ -67,6 +71,8 @@ export class Store {
     this.plans = new PlanStore(db);
     this.references.register(this.plans);
     this.crons = new CronStore(db);
+    this.clusterSecrets = new ClusterSecretStore(db);
+    this.fileChunks = new FileChunkStore(db);
     this.sealedDocuments = new SealedDocumentStore(db);
   }
 

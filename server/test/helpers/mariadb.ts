@@ -7,8 +7,8 @@
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { freePort } from './free-port.js';
 import { tempDir } from './processes.js';
 
 export interface MariaDb {
@@ -38,17 +38,6 @@ function run(file: string, args: string[], input?: string): Promise<string> {
       else resolve(stdout);
     });
     if (input !== undefined) child.stdin?.end(input);
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
   });
 }
 

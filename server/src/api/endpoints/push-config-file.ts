@@ -7,7 +7,8 @@ import crypto from 'node:crypto';
 import { z } from 'zod';
 import { JobType, StepType } from '../../engine/statuses.js';
 import type { FileStepSpec } from '../../engine/step-spec.js';
-import { isPlainFileName, newStoredPath, writeStoredFile } from '../../files/stored-files.js';
+import { fileBodiesFor } from '../../files/file-bodies.js';
+import { isPlainFileName, newStoredPath } from '../../files/stored-files.js';
 import { resolveTargets } from '../../inventory/target-resolution.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
@@ -88,7 +89,8 @@ export const pushConfigFile = defineEndpoint({
       const data = Buffer.from(f.content, 'base64');
       return { f, data, path: newStoredPath(ctx.scope.id, 'config', f.file_name) };
     });
-    for (const s of stored) await writeStoredFile(ctx.services.config.dataDir, s.path, s.data);
+    const bodies = fileBodiesFor(ctx.services.store, ctx.services.config.dataDir);
+    for (const s of stored) await bodies.write(s.path, [s.data]);
     await ctx.services.store.files.createStoredFiles(
       stored.map((s) => ({
         path: s.path,

@@ -1,0 +1,167 @@
+/**
+ * P8: one server against a cluster of three on one PostgreSQL database (cluster mode), all on
+ * this machine. The same simulated fleet (every agent given the list of all servers, so it
+ * lands on a random one) runs
+ *  - P9.fanout: one `echo` job on every host, submitted to the first server (the job's owner
+ *    dispatches through the outbox to hosts held by the others), seconds until finished;
+ *  - P9.jps: a steady stream of one-host `echo` jobs submitted round-robin to every server by
+ *    `JPS_CLIENTS` concurrent clients for `JPS_SECONDS`: finished jobs per second.
+ * The 3-server figures have the 1-server ones as their baseline (ratio = 3 servers / 1 server).
+ * On one machine three servers share its cores, so this measures the cost of coordination
+ * more than the capacity of more machines.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { BkApi, waitForSuccess } from './bk-api.js';
+import { fanOut } from './fan-out.js';
+import { createDatabase, dropDatabase } from './postgres-database.js';
+import { newSecrets, startFleet, startServer } from './processes.js';
+import type { ServerHandle } from './processes.js';
+import { unmeasured } from './results.js';
+import type { Figure } from './results.js';
+import { summarize } from './stats.js';
+
+const JPS_SECONDS = 10;
+const JPS_CLIENTS = 16;
+
+export interface ClusterPassOptions {
+  pgUrl: string | undefined;
+  tmp: string;
+  account: string;
+  hosts: number;
+  runs: number;
+  log(line: string): void;
+  fail(what: string, err: unknown): string;
+}
+
+interface Measured {
+  fanOut: number[];
+  jps: number[];
+}
+
+async function measure(opts: ClusterPassOptions, pgUrl: string, servers: number): Promise<Measured> {
+  const databaseUrl = await createDatabase(pgUrl);
+  const secrets = newSecrets();
+  const serverKey = crypto.randomBytes(32).toString('base64');
+  const args = ['--cluster', 'true', '--server-key', serverKey, '--heartbeat-timeout-ms', '180000'];
+  const started: ServerHandle[] = [];
+  try {
+    // The first one migrates the database; the others join it.
+    started.push(await startServer({ secrets, databaseUrl, tmpRoot: opts.tmp, args }));
+    started.push(
+      ...(await Promise.all(
+        Array.from({ length: servers - 1 }, () =>
+          startServer({ secrets, databaseUrl, tmpRoot: opts.tmp, args }),
+        ),
+      )),
+    );
+    const apis = started.map((s) => new BkApi(s.url, secrets));
+    const first = apis[0] as BkApi;
+    await first.prepareBusiness(opts.account);
+    // The simulator's agents take the comma-separated list like `jobfleet agent --server`.
+    const listed = { ...(started[0] as ServerHandle), url: started.map((s) => s.url).join(',') };
+    opts.log(`P8 ${servers} server(s): starting ${opts.hosts} simulated agents…`);
+    const fleet = await startFleet({
+      server: listed,
+      agents: opts.hosts,
+      executor: 'process',
+      shards: 8,
+      tmpRoot: opts.tmp,
+    });
+    try {
+      const out: Measured = { fanOut: [], jps: [] };
+      for (let r = 0; r < opts.runs; r++) {
+        const run = await fanOut(first, fleet.hostIds, opts.account);
+        out.fanOut.push(run.totalSeconds);
+        let done = 0;
+        let next = 0;
+        const until = performance.now() + JPS_SECONDS * 1000;
+        const t0 = performance.now();
+        await Promise.all(
+          Array.from({ length: JPS_CLIENTS }, async () => {
+            while (performance.now() < until) {
+              const k = next++;
+              const api = apis[k % apis.length] as BkApi;
+              const host = fleet.hostIds[k % fleet.hostIds.length] as number;
+              const job = await api.fastExecuteScript([host], 'echo hello', opts.account);
+              await waitForSuccess(api, job.job_instance_id, 1, { timeoutMs: 60_000, pollMs: 20 });
+              done++;
+            }
+          }),
+        );
+        out.jps.push(done / ((performance.now() - t0) / 1000));
+        opts.log(
+          `P8 ${servers} server(s): ${opts.hosts}-host fan-out ${run.totalSeconds.toFixed(2)} s, ${out.jps.at(-1)?.toFixed(1)} jobs/s`,
+        );
+      }
+      return out;
+    } finally {
+      await fleet.stop();
+    }
+  } finally {
+    await Promise.all(started.map((s) => s.stop()));
+    for (const s of started) fs.rmSync(s.dataDir, { recursive: true, force: true });
+    await dropDatabase(pgUrl, databaseUrl);
+  }
+}
+
+export async function clusterFigures(opts: ClusterPassOptions): Promise<Figure[]> {
+  const base = (id: string, servers: number, unit: string) => ({
+    id,
+    params: { servers, hosts: opts.hosts, store: 'postgres' },
+    unit,
+    target: null,
+    executor: 'process' as const,
+  });
+  const unmeasuredAll = (note: string): Figure[] =>
+    [1, 3].flatMap((n) => [
+      unmeasured(base('P9.fanout', n, 's'), note),
+      unmeasured(base('P9.jps', n, 'jobs/s'), note),
+    ]);
+  if (!opts.pgUrl) return unmeasuredAll('needs PostgreSQL (--pg-url)');
+  let one: Measured;
+  let three: Measured;
+  try {
+    one = await measure(opts, opts.pgUrl, 1);
+    three = await measure(opts, opts.pgUrl, 3);
+  } catch (err) {
+    return unmeasuredAll(opts.fail('P8', err));
+  }
+  const figure = (
+    id: string,
+    unit: string,
+    n: number,
+    values: number[],
+    baseline: number | null,
+    note: string,
+  ) => {
+    const s = summarize(values);
+    return {
+      ...base(id, n, unit),
+      value: s.median,
+      baseline,
+      ratio: baseline === null ? null : s.median / baseline,
+      met: null,
+      min: s.min,
+      max: s.max,
+      note,
+    };
+  };
+  const fanOne = summarize(one.fanOut).median;
+  const jpsOne = summarize(one.jps).median;
+  const fanNote = `one echo job on ${opts.hosts} simulated hosts submitted to the first server, until seen finished`;
+  const jpsNote = `one-host echo jobs, ${JPS_CLIENTS} clients round-robin over the servers for ${JPS_SECONDS} s, submit until seen finished`;
+  return [
+    figure('P9.fanout', 's', 1, one.fanOut, null, `${fanNote}; cluster mode, 1 server`),
+    figure(
+      'P9.fanout',
+      's',
+      3,
+      three.fanOut,
+      fanOne,
+      `${fanNote}, hosts spread over 3 servers; baseline: 1 server`,
+    ),
+    figure('P9.jps', 'jobs/s', 1, one.jps, null, `${jpsNote}; cluster mode, 1 server`),
+    figure('P9.jps', 'jobs/s', 3, three.jps, jpsOne, `${jpsNote}; baseline: 1 server`),
+  ];
+}

@@ -1,0 +1,257 @@
+/**
+ * `npm run chaos -- --minutes 10 --seed 42`: the long, randomized cluster run (outside
+ * `npm test`). Three cluster servers and six agents (each given the list of all servers) on a
+ * PostgreSQL of its own, a steady stream of script jobs submitted to random servers, and every
+ * few seconds a fault drawn from the seed: SIGKILL of a server, SIGSTOP of one (SIGCONT later),
+ * or a restart of PostgreSQL (immediate or fast). A server that exits (killed, or declared dead
+ * while paused) is started again after a moment, as a supervisor would. At the end every fault
+ * is healed and the cluster checker verifies every acknowledged job: its true final status,
+ * each host task run exactly once, logs byte-exact. The seed is printed; the same seed replays
+ * the same draws of faults and of jobs (which server a fault hits is drawn among the servers
+ * up at that moment, and the timing relative to the servers' work always differs).
+ */
+import { parseArgs } from 'node:util';
+import {
+  checkInvariants,
+  clusterScript,
+  serverErrors,
+  startCluster,
+  waitJobFinished,
+} from '../helpers/cluster.js';
+import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
+import { admin } from '../helpers/api-client.js';
+import { BIZ } from '../helpers/fleet.js';
+import { startAgent, stopAll } from '../helpers/processes.js';
+import type { ServerProcess } from '../helpers/processes.js';
+import { startPrivatePostgres } from '../helpers/private-postgres.js';
+
+/** mulberry32: a small seeded generator, enough to replay a schedule. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Cluster timings of the run: short enough for many takeovers, wide enough for a loaded machine. */
+const DEAD_AFTER_MS = 4000;
+const ENV = {
+  JOBFLEET_CLUSTER_HEARTBEAT_MS: '300',
+  JOBFLEET_CLUSTER_DEAD_AFTER_MS: String(DEAD_AFTER_MS),
+  JOBFLEET_CLUSTER_SELF_FENCE_MS: '2500',
+  JOBFLEET_CLUSTER_AGENT_GRACE_MS: '60000',
+  JOBFLEET_HEARTBEAT_INTERVAL_MS: '500',
+  JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000',
+};
+
+/** --minutes (faults are injected this long), --seed (random when omitted), --servers, --agents. */
+interface Options {
+  minutes: string;
+  seed?: string | undefined;
+  servers: string;
+  agents: string;
+}
+
+async function main(opts: Options): Promise<boolean> {
+  const minutes = Number(opts.minutes);
+  const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 2 ** 31);
+  const servers = Number(opts.servers);
+  const agents = Number(opts.agents);
+  // Faults and jobs draw from streams of their own, so that one does not shift the other.
+  const faultDraw = seeded(seed);
+  const jobDraw = seeded(seed ^ 0x5bd1e995);
+  const pickWith = <T>(draw: () => number, xs: readonly T[]): T => xs[Math.floor(draw() * xs.length)] as T;
+  const betweenWith = (draw: () => number, lo: number, hi: number) => lo + draw() * (hi - lo);
+  console.log(`chaos: seed ${seed}, ${minutes} min, ${servers} servers, ${agents} agents`);
+
+  const pg = await startPrivatePostgres();
+  process.env.JOBFLEET_TEST_PG_URL = pg.url;
+  let c: Cluster | undefined;
+  /** Set once faults are over: exits from then on are the run's own stops. */
+  let ending = false;
+  const counts = { acknowledged: 0, refused: 0, kill: 0, pause: 0, pgRestart: 0, restarts: 0 };
+  try {
+    // Agents are started here rather than by startCluster, with a start-up wait that suits a
+    // loaded machine; each gets the list of every server, starting at a different one.
+    c = await startCluster({ servers, agents: 0, env: ENV });
+    const first = c.servers[0] as ServerProcess;
+    const fleet = await Promise.all(
+      Array.from({ length: agents }, (_, n) => {
+        const ip = `127.0.0.${n + 2}`;
+        const urls = Array.from({ length: servers }, (_, k) => c?.servers[(n + k) % servers]?.url ?? '');
+        return startAgent({
+          server: { url: urls.join(','), bootstrapToken: first.bootstrapToken },
+          ip,
+          biz: BIZ,
+          env: { TEST_AGENT_IP: ip, TEST_MARKERS: c?.markers ?? '' },
+          waitReady: false,
+        });
+      }),
+    );
+    for (const a of fleet) await a.waitReady(1, 120_000);
+    const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
+      first.url,
+      first.adminToken,
+      'GET',
+      `/hosts?bk_biz_id=${BIZ}`,
+    );
+    for (const h of hosts.data.hosts) c.hostIds.set(h.ip, h.bk_host_id);
+    const cluster = c;
+    const ips = [...cluster.hostIds.keys()];
+    const paused = new Set<ServerProcess>();
+    const running = (s: ServerProcess) => s.proc.exitCode === null && s.proc.signalCode === null;
+    const usable = () =>
+      cluster.servers.map((s, i) => [s, i] as const).filter(([s]) => running(s) && !paused.has(s));
+
+    // The supervisor: a server that exits is started again (same port, data and database).
+    const restarts: Promise<void>[] = [];
+    const supervise = (i: number) => {
+      const s = cluster.servers[i] as ServerProcess;
+      s.proc.once('exit', (code, signal) => {
+        if (ending) return;
+        console.log(`chaos: S${i + 1} exited (${signal ?? `code ${code}`}); starting it again`);
+        // Why it exited, when it says so (an error line or a crash trace).
+        if (code !== 0 && code !== 3 && signal === null)
+          for (const line of s.output().trim().split('\n').slice(-6))
+            console.log(`  S${i + 1}: ${line.slice(0, 400)}`);
+        restarts.push(
+          (async () => {
+            await sleep(500 + Math.random() * 2500);
+            for (;;) {
+              try {
+                cluster.servers[i] = await s.restart();
+                counts.restarts++;
+                supervise(i);
+                return;
+              } catch (err) {
+                console.log(
+                  `chaos: restart of S${i + 1} failed, trying again: ${(err as Error).message.split('\n')[0]}`,
+                );
+                await sleep(2000);
+              }
+            }
+          })(),
+        );
+      });
+    };
+    cluster.servers.forEach((_, i) => supervise(i));
+
+    const jobs: AcknowledgedJob[] = [];
+    const submissions: Promise<void>[] = [];
+    const until = Date.now() + minutes * 60_000;
+    const stream = (async () => {
+      while (Date.now() < until) {
+        const targets = ips.filter(() => jobDraw() < 0.6);
+        if (targets.length === 0) targets.push(pickWith(jobDraw, ips));
+        const failOn = jobDraw() < 0.1 ? pickWith(jobDraw, targets) : undefined;
+        const live = usable();
+        if (live.length > 0) {
+          const [, via] = pickWith(jobDraw, live);
+          submissions.push(
+            clusterScript(cluster, via, targets, {
+              sleep: Number(betweenWith(jobDraw, 0.2, 2).toFixed(1)),
+              ...(failOn ? { failOn } : {}),
+            })
+              .then((job) => {
+                jobs.push(job);
+                counts.acknowledged++;
+              })
+              .catch(() => void counts.refused++),
+          );
+        }
+        await sleep(betweenWith(jobDraw, 500, 1500));
+      }
+    })();
+
+    const nemesis = (async () => {
+      while (Date.now() < until) {
+        await sleep(betweenWith(faultDraw, 5000, 15_000));
+        if (Date.now() >= until) break;
+        const live = usable();
+        const fault = pickWith(faultDraw, ['kill', 'pause', 'pg'] as const);
+        if (fault === 'pg') {
+          const mode = pickWith(faultDraw, ['immediate', 'fast'] as const);
+          console.log(`chaos: restarting PostgreSQL (${mode})`);
+          counts.pgRestart++;
+          pg.restart(mode);
+          continue;
+        }
+        // Never take the last usable server: jobs must still be accepted somewhere.
+        if (live.length < 2) continue;
+        const [victim, i] = pickWith(faultDraw, live);
+        if (fault === 'kill') {
+          console.log(`chaos: SIGKILL S${i + 1}`);
+          counts.kill++;
+          victim.proc.kill('SIGKILL');
+        } else {
+          const ms = betweenWith(faultDraw, 1000, 2.5 * DEAD_AFTER_MS);
+          console.log(`chaos: SIGSTOP S${i + 1} for ${(ms / 1000).toFixed(1)} s`);
+          counts.pause++;
+          paused.add(victim);
+          victim.proc.kill('SIGSTOP');
+          await sleep(ms);
+          victim.proc.kill('SIGCONT');
+          paused.delete(victim);
+        }
+      }
+    })();
+
+    await Promise.all([stream, nemesis]);
+    console.log('chaos: faults over; waiting for submissions, restarts and every job');
+    await Promise.all(submissions);
+    await sleep(2 * DEAD_AFTER_MS);
+    await Promise.all(restarts);
+    ending = true;
+    const started = Date.now();
+    // Every job is checked, so that one failure does not hide others; the first few are shown.
+    const failures: string[] = [];
+    for (const job of jobs) {
+      try {
+        await checkInvariants(cluster, [job], 120_000);
+      } catch (err) {
+        const st = await waitJobFinished(cluster, job.jobId, 5000).catch(() => undefined);
+        const hosts = st?.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []) ?? [];
+        failures.push(
+          `job ${job.jobId} (${job.hosts.join(' ')}${job.status === 4 ? ', one host fails on purpose' : ''}): ${
+            (err as Error).message.split('\n')[0]
+          }; hosts ${JSON.stringify(hosts.map((h) => ({ host: h.bk_host_id, status: h.status, exit: h.exit_code })))}`,
+        );
+      }
+    }
+    if (failures.length > 0)
+      throw new Error(
+        `${failures.length} of ${jobs.length} jobs broke an invariant:\n  ${failures.slice(0, 10).join('\n  ')}\n${serverErrors(cluster)}`,
+      );
+    console.log(
+      `chaos: checker OK: seed ${seed}, ${minutes} min, ${JSON.stringify(counts)}, final checks took ${Math.round(
+        (Date.now() - started) / 1000,
+      )} s`,
+    );
+    return true;
+  } catch (err) {
+    console.log(`chaos: checker FAILED (seed ${seed}): ${(err as Error).stack ?? String(err)}`);
+    console.log(`chaos: ${JSON.stringify(counts)}`);
+    return false;
+  } finally {
+    ending = true;
+    await stopAll();
+    await c?.close().catch(() => undefined);
+    pg.stop();
+  }
+}
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '10' },
+    seed: { type: 'string' },
+    servers: { type: 'string', default: '3' },
+    agents: { type: 'string', default: '6' },
+  },
+});
+process.exit((await main(values as Options)) ? 0 : 1);
