@@ -213,6 +213,13 @@ for (const engine of engines()) {
       assert.deepEqual(resumed, whole.events);
       const kinds = new Set(whole.events.map((e) => e.event));
       for (const k of ['job', 'step', 'batch', 'host']) assert.ok(kinds.has(k), `has ${k} events`);
+      const batches = whole.events
+        .filter((e) => e.event === 'batch')
+        .map((e) => JSON.parse(e.data) as { batch: number; batch_count: number });
+      const lastBatch = Math.max(...batches.map((b) => Number(b.batch)));
+      assert.ok(lastBatch > 1);
+      for (const b of batches)
+        assert.equal(b.batch_count, lastBatch, 'each batch event tells how many there are');
       const counts = countsOf(whole.events);
       assert.deepEqual([...counts.values()], [{ 9: HOSTS }], 'every host ended successful');
 

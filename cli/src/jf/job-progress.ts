@@ -16,6 +16,8 @@ export interface StepProgress {
   /** Hosts per host status code. */
   hosts: Map<number, number>;
   batch: number;
+  /** The step's number of rolling batches, once a batch event told it (0 before). */
+  batchCount: number;
 }
 
 export interface Progress {
@@ -31,7 +33,14 @@ export function progressOf(st: JobStatus): Progress {
     steps: st.step_instance_list.map((s) => {
       const hosts = new Map<number, number>();
       for (const h of s.step_ip_result_list ?? []) hosts.set(h.status, (hosts.get(h.status) ?? 0) + 1);
-      return { id: s.step_instance_id, status: s.status, executeCount: s.execute_count, hosts, batch: 0 };
+      return {
+        id: s.step_instance_id,
+        status: s.status,
+        executeCount: s.execute_count,
+        hosts,
+        batch: 0,
+        batchCount: 0,
+      };
     }),
   };
 }
@@ -70,6 +79,7 @@ export function applyEvents(
             executeCount: num(s.execute_count) ?? 0,
             hosts: countsOf(s.host_counts),
             batch: 0,
+            batchCount: 0,
           })),
         };
       else if (cur && num(d.status) !== undefined) cur.status = num(d.status) ?? cur.status;
@@ -92,7 +102,10 @@ export function applyEvents(
       }
     } else if (e.event === 'batch') {
       const s = stepOf(d.step_instance_id);
-      if (s) s.batch = num(d.batch) ?? s.batch;
+      if (s) {
+        s.batch = num(d.batch) ?? s.batch;
+        s.batchCount = num(d.batch_count) ?? s.batchCount;
+      }
     } else if (e.event === 'host') {
       const s = stepOf(d.step_instance_id);
       if (!s || num(d.execute_count) !== s.executeCount) continue;
@@ -132,6 +145,7 @@ export function progressLine(p: Progress, startedAt: number): string {
   const done = n.ok + n.failed;
   const secs = (Date.now() - startedAt) / 1000;
   const stepText = p.steps.length > 1 && step ? ` · step ${p.steps.indexOf(step) + 1}/${p.steps.length}` : '';
-  const batchText = step && step.batch > 0 ? ` · batch ${step.batch}` : '';
+  const batchText =
+    step && step.batch > 0 ? ` · batch ${step.batch}${step.batchCount > 0 ? `/${step.batchCount}` : ''}` : '';
   return `job ${p.jobId} ${RUN_STATUS_NAMES[p.status] ?? ''} · ${n.ok} ok ${n.failed} failed ${n.running} running ${n.waiting} waiting · ${secs > 0 ? (done / secs).toFixed(1) : '0'}/s · ${duration(Date.now() - startedAt)}${stepText}${batchText}`;
 }

@@ -39,16 +39,18 @@ export function registerConsoleStatic(app: FastifyInstance, dir: string): Consol
     app.log.warn({ dir }, 'web console not built (npm run build): / serves the API only');
     return undefined;
   }
+  // Only /assets/ gets the plugin's wildcard route: a wildcard at / would also take API paths
+  // the router refuses (an endpoint name over its length limit), which must get the envelope.
   app.register(fastifyStatic, {
-    root: dir,
-    prefix: '/',
-    index: 'index.html',
+    root: path.join(dir, 'assets'),
+    prefix: '/assets/',
+    index: false,
     setHeaders(res, file) {
       res.setHeader('x-content-type-options', 'nosniff');
       if (file.endsWith('.html')) {
         res.setHeader('cache-control', 'no-cache');
         res.setHeader('content-security-policy', CSP);
-      } else if (file.includes(`${path.sep}assets${path.sep}`)) {
+      } else {
         res.setHeader('cache-control', 'public, max-age=31536000, immutable');
       }
     },
@@ -63,7 +65,7 @@ export function registerConsoleStatic(app: FastifyInstance, dir: string): Consol
       void reply
         .header('content-security-policy', CSP)
         .header('cache-control', 'no-cache')
-        .sendFile('index.html');
+        .sendFile('index.html', dir);
       return true;
     },
   };

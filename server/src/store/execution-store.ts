@@ -123,12 +123,21 @@ function jobEvent(jobInstanceId: number, patch: JobPatch): PendingEvent {
 }
 
 /** A step patch as events: its status change, or its move to another rolling batch. */
-function stepEvents(jobInstanceId: number, stepInstanceId: number, patch: StepPatch): PendingEvent[] {
+function stepEvents(
+  jobInstanceId: number,
+  stepInstanceId: number,
+  patch: StepPatch,
+  batchCount?: number,
+): PendingEvent[] {
   const base = { job_instance_id: jobInstanceId, step_instance_id: stepInstanceId };
   const out: PendingEvent[] = [];
   if (patch.status !== undefined) out.push({ jobInstanceId, kind: 'step', data: { ...base, ...patch } });
   if (patch.current_batch !== undefined)
-    out.push({ jobInstanceId, kind: 'batch', data: { ...base, batch: patch.current_batch } });
+    out.push({
+      jobInstanceId,
+      kind: 'batch',
+      data: { ...base, batch: patch.current_batch, batch_count: batchCount ?? patch.current_batch },
+    });
   return out;
 }
 
@@ -367,7 +376,21 @@ export class ExecutionStore {
       const moved = (await q.executeTakeFirst()).numUpdatedRows > 0n;
       if (!moved) return { result: false, events: [] };
       const jobId = (await this.events.jobsOfSteps(tx, [id])).get(id);
-      return { result: true, events: jobId === undefined ? [] : stepEvents(jobId, id, patch) };
+      if (jobId === undefined) return { result: true, events: [] };
+      // A client following the step shows "batch N of M": M is the step's last batch.
+      const batchCount =
+        patch.current_batch === undefined
+          ? undefined
+          : Number(
+              (
+                await tx
+                  .selectFrom('host_task')
+                  .select((eb) => eb.fn.max('batch').as('n'))
+                  .where('step_instance_id', '=', id)
+                  .executeTakeFirst()
+              )?.n ?? 0,
+            );
+      return { result: true, events: stepEvents(jobId, id, patch, batchCount) };
     });
   }
 
