@@ -14,7 +14,9 @@
  *   should give JOBFLEET_SERVER_KEY to every server instead: then the key never enters the
  *   database, and only its key id (public: every sealed value carries it) is kept there, so that
  *   a server started with another key refuses to start instead of failing later.
- * On SQLite (one server) nothing is shared: secrets.json holds everything, as before.
+ * On SQLite (one server) nothing is shared: secrets.json holds everything, as before. Outside
+ * cluster mode a server whose key does not match the shared one (its key was lost and replaced)
+ * is not refused: its own values replace the shared ones, with a warning.
  */
 import crypto from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
@@ -71,6 +73,7 @@ async function checkKeyId(
   config: ServerConfig,
   serverKey: string,
   hint: string,
+  log: FastifyBaseLogger,
 ): Promise<void> {
   const id = keyIdOf(serverKey);
   const known = await store.clusterSecrets.insertOrGet('server_key_id', id);
@@ -85,9 +88,12 @@ async function checkKeyId(
     await store.clusterSecrets.replace('server_key_id', id);
     return;
   }
-  throw new SharedSecretsError(
-    `the servers sharing this database use server key ${known}, this server has ${id}: ${hint}`,
-  );
+  const mismatch = `the servers sharing this database use server key ${known}, this server has ${id}`;
+  if (config.cluster) throw new SharedSecretsError(`${mismatch}: ${hint}`);
+  // Outside cluster mode a server started with another key is the operator's choice (a lost
+  // key): it runs, and only what the old key sealed fails where it is used.
+  log.warn(`${mismatch}; not in cluster mode, so this server's key is taken`);
+  await store.clusterSecrets.replace('server_key_id', id);
 }
 
 async function sharedServerKey(
@@ -98,7 +104,7 @@ async function sharedServerKey(
 ): Promise<string> {
   const sameKey = 'give every server the same JOBFLEET_SERVER_KEY';
   if (config.serverKey) {
-    await checkKeyId(store, config, config.serverKey, sameKey);
+    await checkKeyId(store, config, config.serverKey, sameKey, log);
     return config.serverKey;
   }
   const password = databasePassword(config.databaseUrl);
@@ -107,7 +113,7 @@ async function sharedServerKey(
       'JOBFLEET_SERVER_KEY is not set and the database URL has no password to protect a shared key: ' +
         'the server key stays in this server’s data directory; other servers need the same JOBFLEET_SERVER_KEY',
     );
-    await checkKeyId(store, config, local, sameKey);
+    await checkKeyId(store, config, local, sameKey, log);
     return local;
   }
   const stored = await store.clusterSecrets.insertOrGet('server_key', wrapServerKey(local, password));
@@ -125,7 +131,7 @@ async function sharedServerKey(
     await store.clusterSecrets.replace('server_key', wrapServerKey(local, password));
     key = local;
   }
-  await checkKeyId(store, config, key, `${sameKey} (the other servers have it from the environment)`);
+  await checkKeyId(store, config, key, `${sameKey} (the other servers have it from the environment)`, log);
   return key;
 }
 
@@ -149,7 +155,13 @@ export async function shareSecrets(
     try {
       value = box.open(stored, purpose);
     } catch (err) {
-      throw new SharedSecretsError(`the shared ${name} does not open: ${(err as Error).message}`);
+      if (config.cluster)
+        throw new SharedSecretsError(`the shared ${name} does not open: ${(err as Error).message}`);
+      log.warn(
+        `the shared ${name} does not open under this server's key; not in cluster mode, so this server's is taken`,
+      );
+      await store.clusterSecrets.replace(name, box.seal(local[field], purpose));
+      value = local[field];
     }
     if (box.needsReseal(stored)) await store.clusterSecrets.replace(name, box.seal(value, purpose));
     if (config[field] !== undefined && config[field] !== value) {
