@@ -400,9 +400,15 @@ const OTHER_ROUTES: {
   {
     method: 'get',
     path: '/{name}',
-    summary:
-      'the web console: its static files, and its page for any other path outside /api, /agent, /metrics and /healthz',
+    summary: "the web console's page, for any path outside /api, /agent, /metrics, /healthz and /assets",
     content: 'text/html',
+    permission: 'public',
+  },
+  {
+    method: 'get',
+    path: '/assets/{name}',
+    summary: "the web console's scripts and styles (hashed names, cached for good)",
+    content: 'application/octet-stream',
     permission: 'public',
   },
   {

@@ -13,6 +13,7 @@ import type { ResolvedHost } from '../../components/target-picker';
 import { t } from '../../i18n';
 import { useScope } from '../../session/scope';
 import { useAccounts } from './accounts';
+import { JobBasics } from './job-basics';
 import { RollingFields, rollingConfig } from './rolling-fields';
 import type { Rolling } from './rolling-fields';
 
@@ -102,37 +103,16 @@ export default function PushFilePage() {
   return (
     <form className="run-form" onSubmit={(e) => void submit(e)} aria-labelledby="push-file-title">
       <h1 id="push-file-title">{t('nav.pushFile')}</h1>
-      <div className="row">
-        <label className="grow">
-          {t('run.name')}
-          <input
-            value={name}
-            onChange={(e) => setName(e.target.value)}
-            placeholder={t('run.namePlaceholder')}
-          />
-        </label>
-        <label>
-          {t('run.account')}
-          <select value={account} onChange={(e) => setAccount(e.target.value)} required>
-            {accounts.map((a) => (
-              <option key={a.id} value={a.alias}>
-                {a.alias} ({a.account})
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          {t('run.timeout')}
-          <input
-            type="number"
-            min={1}
-            max={259200}
-            value={timeout}
-            onChange={(e) => setTimeoutSeconds(Number(e.target.value))}
-          />
-        </label>
-      </div>
-      <ApiError error={accountError} />
+      <JobBasics
+        name={name}
+        onName={setName}
+        account={account}
+        onAccount={setAccount}
+        accounts={accounts}
+        accountError={accountError}
+        timeout={timeout}
+        onTimeout={setTimeoutSeconds}
+      />
       {sources.map((s, i) => (
         <fieldset key={i} className="file-source">
           <legend>{t('file.source', { n: i + 1 })}</legend>

@@ -14,6 +14,7 @@ import { t } from '../../i18n';
 import { LANGUAGES } from '../../model/statuses';
 import { useScope } from '../../session/scope';
 import { base64, useAccounts } from './accounts';
+import { JobBasics } from './job-basics';
 import { RollingFields, rollingConfig } from './rolling-fields';
 import type { Rolling } from './rolling-fields';
 
@@ -109,37 +110,16 @@ export default function RunScriptPage() {
   return (
     <form className="run-form" onSubmit={submit} aria-labelledby="run-script-title">
       <h1 id="run-script-title">{t('nav.runScript')}</h1>
-      <div className="row">
-        <label className="grow">
-          {t('run.name')}
-          <input
-            value={name}
-            onChange={(e) => setName(e.target.value)}
-            placeholder={t('run.namePlaceholder')}
-          />
-        </label>
-        <label>
-          {t('run.account')}
-          <select value={account} onChange={(e) => setAccount(e.target.value)} required>
-            {accounts.map((a) => (
-              <option key={a.id} value={a.alias}>
-                {a.alias} ({a.account})
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          {t('run.timeout')}
-          <input
-            type="number"
-            min={1}
-            max={259200}
-            value={timeout}
-            onChange={(e) => setTimeoutSeconds(Number(e.target.value))}
-          />
-        </label>
-      </div>
-      <ApiError error={accountError} />
+      <JobBasics
+        name={name}
+        onName={setName}
+        account={account}
+        onAccount={setAccount}
+        accounts={accounts}
+        accountError={accountError}
+        timeout={timeout}
+        onTimeout={setTimeoutSeconds}
+      />
       <fieldset>
         <legend>{t('run.language')}</legend>
         <div className="tabs" role="radiogroup" aria-label={t('run.language')}>
