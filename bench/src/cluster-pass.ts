@@ -1,5 +1,5 @@
 /**
- * P8: one server against a cluster of three on one PostgreSQL database (cluster mode), all on
+ * P9: one server against a cluster of three on one PostgreSQL database (cluster mode), all on
  * this machine. The same simulated fleet (every agent given the list of all servers, so it
  * lands on a random one) runs
  *  - P9.fanout: one `echo` job on every host, submitted to the first server (the job's owner
@@ -60,7 +60,7 @@ async function measure(opts: ClusterPassOptions, pgUrl: string, servers: number)
     await first.prepareBusiness(opts.account);
     // The simulator's agents take the comma-separated list like `jobfleet agent --server`.
     const listed = { ...(started[0] as ServerHandle), url: started.map((s) => s.url).join(',') };
-    opts.log(`P8 ${servers} server(s): starting ${opts.hosts} simulated agents…`);
+    opts.log(`P9 ${servers} server(s): starting ${opts.hosts} simulated agents…`);
     const fleet = await startFleet({
       server: listed,
       agents: opts.hosts,
@@ -91,7 +91,7 @@ async function measure(opts: ClusterPassOptions, pgUrl: string, servers: number)
         );
         out.jps.push(done / ((performance.now() - t0) / 1000));
         opts.log(
-          `P8 ${servers} server(s): ${opts.hosts}-host fan-out ${run.totalSeconds.toFixed(2)} s, ${out.jps.at(-1)?.toFixed(1)} jobs/s`,
+          `P9 ${servers} server(s): ${opts.hosts}-host fan-out ${run.totalSeconds.toFixed(2)} s, ${out.jps.at(-1)?.toFixed(1)} jobs/s`,
         );
       }
       return out;
@@ -125,7 +125,7 @@ export async function clusterFigures(opts: ClusterPassOptions): Promise<Figure[]
     one = await measure(opts, opts.pgUrl, 1);
     three = await measure(opts, opts.pgUrl, 3);
   } catch (err) {
-    return unmeasuredAll(opts.fail('P8', err));
+    return unmeasuredAll(opts.fail('P9', err));
   }
   const figure = (
     id: string,

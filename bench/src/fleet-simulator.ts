@@ -58,10 +58,13 @@ export function simulatedIp(i: number): string {
 /** Agents per loopback source address: well under the 28,000 ephemeral ports of one address pair. */
 const AGENTS_PER_SOURCE_ADDRESS = 10_000;
 
-/** The source address of host i's connections, for a server on loopback; undefined otherwise. */
+/**
+ * The source address of host i's connections, for servers on loopback; undefined otherwise.
+ * `serverUrl` may be an agent's comma-separated server list (a cluster).
+ */
 export function sourceAddress(serverUrl: string, i: number): string | undefined {
-  const host = new URL(serverUrl).hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost') return undefined;
+  const hosts = serverUrl.split(',').map((u) => new URL(u.trim()).hostname);
+  if (!hosts.every((h) => h.startsWith('127.') || h === 'localhost')) return undefined;
   return `127.0.0.${2 + Math.floor(i / AGENTS_PER_SOURCE_ADDRESS)}`;
 }
 
