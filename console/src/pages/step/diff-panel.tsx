@@ -50,6 +50,27 @@ function sideParams(prefix: 'left' | 'right', s: DiffSide) {
       };
 }
 
+/** One side of the comparison: a choice by its index in `choices`. */
+function ChoiceSelect(props: {
+  label: string;
+  choices: DiffChoice[];
+  value: number;
+  onChange: (index: number) => void;
+}) {
+  return (
+    <label>
+      {props.label}
+      <select value={props.value} onChange={(e) => props.onChange(Number(e.target.value))}>
+        {props.choices.map((c, i) => (
+          <option key={i} value={i}>
+            {c.label}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 export function DiffPanel({
   scopeParams,
   jobId,
@@ -100,26 +121,8 @@ export function DiffPanel({
         </button>
       </div>
       <div className="row">
-        <label>
-          {t('diff.left')}
-          <select value={left} onChange={(e) => setLeft(Number(e.target.value))}>
-            {choices.map((c, i) => (
-              <option key={i} value={i}>
-                {c.label}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          {t('diff.right')}
-          <select value={right} onChange={(e) => setRight(Number(e.target.value))}>
-            {choices.map((c, i) => (
-              <option key={i} value={i}>
-                {c.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <ChoiceSelect label={t('diff.left')} choices={choices} value={left} onChange={setLeft} />
+        <ChoiceSelect label={t('diff.right')} choices={choices} value={right} onChange={setRight} />
         <button type="button" className="primary" onClick={() => void compare()}>
           {t('diff.compare')}
         </button>
