@@ -3,6 +3,7 @@
  * Chinese catalogue (zh.ts, the same keys) can follow. `{name}` marks a value put in at run time.
  * The resource pages keep their strings in en-pages.ts, merged below.
  */
+import { enFeatures } from './en-features';
 import { enPages } from './en-pages';
 
 const core = {
@@ -226,6 +227,6 @@ const core = {
   'op.done': '{op}: done',
 } as const;
 
-export const en = { ...core, ...enPages };
+export const en = { ...core, ...enPages, ...enFeatures };
 
 export type MessageKey = keyof typeof en;

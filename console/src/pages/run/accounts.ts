@@ -6,6 +6,18 @@ export interface Account {
   alias: string;
   account: string;
   category?: number;
+  /** 1 Linux, 2 Windows (system accounts) */
+  type?: number;
+}
+
+/** BK-JOB picks the account by the OS the language runs on: bat and PowerShell on Windows. */
+export function osOfLanguage(language: number): 'Windows' | 'Linux' {
+  return language === 2 || language === 5 ? 'Windows' : 'Linux';
+}
+
+export function accountsFor(accounts: Account[], language: number): Account[] {
+  const windows = osOfLanguage(language) === 'Windows';
+  return accounts.filter((a) => (a.type === 2) === windows);
 }
 
 /** The scope's execution accounts (get_account_list), OS accounts only. */

@@ -1,0 +1,330 @@
+/**
+ * The step page's side panels, as BK-JOB's step view offers them: a file step's transfers of the
+ * selected host (source, target, size, speed, progress, status), the job's global variables at
+ * launch (ciphers masked by the server), the job's operation records (who launched, retried,
+ * skipped, confirmed or terminated), and the export of every host's log of the attempt.
+ */
+import { useState } from 'react';
+import { api } from '../../api/client';
+import type { Params } from '../../api/client';
+import { ApiError } from '../../components/api-error';
+import { formatNumber, t } from '../../i18n';
+import type { MessageKey } from '../../i18n';
+import { formatBytes } from '../../model/bytes';
+import { formatTime } from '../../model/statuses';
+import { useLoad } from '../../resources/use-load';
+import './step-panels.css';
+
+type Panel = 'files' | 'variables' | 'records' | 'export';
+
+interface IpOf {
+  bk_cloud_id: number | null;
+  ip: string | null;
+}
+
+interface FileLog {
+  mode: number;
+  src_ip: IpOf;
+  src_path: string;
+  dest_ip?: IpOf;
+  dest_path?: string;
+  status: number;
+  size: string | null;
+  speed: string | null;
+  process: string | null;
+}
+
+interface Variable {
+  name: string;
+  type: number;
+  value: string;
+  host_values?: Record<string, string>;
+  server?: { host_id_list?: { bk_host_id: number }[]; ip_list?: unknown[] };
+}
+
+interface OperationRecord {
+  time: number;
+  operator: string;
+  app_code: string;
+  operation: string;
+  launch_mode: number;
+  step_instance_id: number | null;
+  result: boolean;
+  code: number;
+}
+
+export interface StepPanelsProps {
+  scopeParams: { bk_scope_type: string; bk_scope_id: string };
+  jobId: number;
+  stepId: number;
+  /** 1 script, 2 file, 3 confirmation, 4 SQL */
+  stepType: number;
+  executeCount: number;
+  hostCount: number;
+  /** The host whose file transfers are shown. */
+  host: { id: number; ip: string } | undefined;
+  /** Changes while the step runs, so the open panel reads again. */
+  version: number;
+}
+
+const ipText = (ip: IpOf | undefined) => (ip ? `${ip.bk_cloud_id ?? 0}:${ip.ip ?? ''}` : '');
+
+export function StepPanels(props: StepPanelsProps) {
+  const [open, setOpen] = useState<Panel>();
+  const tabs: { panel: Panel; label: MessageKey }[] = [
+    ...(props.stepType === 2 ? [{ panel: 'files' as const, label: 'panel.files' as const }] : []),
+    { panel: 'variables', label: 'panel.variables' },
+    { panel: 'records', label: 'panel.records' },
+    ...(props.stepType === 1 || props.stepType === 4
+      ? [{ panel: 'export' as const, label: 'panel.export' as const }]
+      : []),
+  ];
+  return (
+    <div className="step-panels">
+      <div className="panel-buttons" role="group" aria-label={t('panel.records')}>
+        {tabs.map((tab) => (
+          <button
+            key={tab.panel}
+            type="button"
+            aria-expanded={open === tab.panel}
+            onClick={() => setOpen((o) => (o === tab.panel ? undefined : tab.panel))}
+          >
+            {t(tab.label)}
+          </button>
+        ))}
+      </div>
+      {open ? (
+        <section
+          className="step-panel"
+          aria-label={t(tabs.find((x) => x.panel === open)?.label ?? 'panel.records')}
+        >
+          <button type="button" className="link panel-close" onClick={() => setOpen(undefined)}>
+            {t('panel.close')}
+          </button>
+          {open === 'files' ? <FileTransfers {...props} /> : null}
+          {open === 'variables' ? <Variables {...props} /> : null}
+          {open === 'records' ? <Records {...props} /> : null}
+          {open === 'export' ? <ExportLogs {...props} /> : null}
+        </section>
+      ) : null}
+    </div>
+  );
+}
+
+function FileTransfers(props: StepPanelsProps) {
+  const { bk_scope_type, bk_scope_id } = props.scopeParams;
+  const hostId = props.host?.id;
+  const loaded = useLoad(
+    () =>
+      hostId === undefined
+        ? Promise.resolve(undefined)
+        : api.call<{ file_task_logs: { file_logs: FileLog[] }[] | null }>('batch_get_job_instance_ip_log', {
+            bk_scope_type,
+            bk_scope_id,
+            job_instance_id: props.jobId,
+            step_instance_id: props.stepId,
+            execute_count: props.executeCount,
+            host_id_list: [hostId],
+          } satisfies Params),
+    [bk_scope_type, bk_scope_id, props.jobId, props.stepId, props.executeCount, hostId, props.version],
+  );
+  const logs = loaded.data?.file_task_logs?.flatMap((h) => h.file_logs) ?? [];
+  return (
+    <>
+      <h2>{t('files.title', { ip: props.host?.ip ?? '' })}</h2>
+      <ApiError error={loaded.error} />
+      {loaded.data && logs.length === 0 ? <p className="muted">{t('files.empty')}</p> : null}
+      {logs.length > 0 ? (
+        <table className="panel-table">
+          <thead>
+            <tr>
+              <th>{t('files.direction')}</th>
+              <th>{t('files.source')}</th>
+              <th>{t('files.target')}</th>
+              <th>{t('files.size')}</th>
+              <th>{t('files.speed')}</th>
+              <th>{t('files.progress')}</th>
+              <th>{t('files.status')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {logs.map((l, i) => (
+              <tr key={i}>
+                <td>{t(l.mode === 0 ? 'files.upload' : 'files.download')}</td>
+                <td className="mono">
+                  {ipText(l.src_ip)} {l.src_path}
+                </td>
+                <td className="mono">{l.dest_ip ? `${ipText(l.dest_ip)} ${l.dest_path ?? ''}` : '—'}</td>
+                <td>{l.size ?? '—'}</td>
+                <td>{l.speed ?? '—'}</td>
+                <td>{l.process ?? '—'}</td>
+                <td>{t(`files.status${l.status}` as MessageKey)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </>
+  );
+}
+
+function variableValue(v: Variable): string {
+  if (v.host_values) return t('vars.hosts', { n: formatNumber(Object.keys(v.host_values).length) });
+  if (v.server) {
+    const n = (v.server.host_id_list?.length ?? 0) + (v.server.ip_list?.length ?? 0);
+    return t('vars.hosts', { n: formatNumber(n) });
+  }
+  return v.value;
+}
+
+function Variables(props: StepPanelsProps) {
+  const { bk_scope_type, bk_scope_id } = props.scopeParams;
+  const loaded = useLoad(
+    (signal) =>
+      api.read<{ global_var_list: Variable[] }>(
+        'get_job_instance_variable_list',
+        { bk_scope_type, bk_scope_id, job_instance_id: props.jobId },
+        signal,
+      ),
+    [bk_scope_type, bk_scope_id, props.jobId],
+  );
+  const vars = loaded.data?.global_var_list ?? [];
+  return (
+    <>
+      <h2>{t('vars.title')}</h2>
+      <ApiError error={loaded.error} />
+      {loaded.data && vars.length === 0 ? <p className="muted">{t('vars.empty')}</p> : null}
+      {vars.length > 0 ? (
+        <table className="panel-table">
+          <thead>
+            <tr>
+              <th>{t('vars.name')}</th>
+              <th>{t('vars.type')}</th>
+              <th>{t('vars.value')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {vars.map((v) => (
+              <tr key={v.name}>
+                <td className="mono">{v.name}</td>
+                <td>{t(`vars.type${v.type}` as MessageKey)}</td>
+                <td className="mono">{variableValue(v)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </>
+  );
+}
+
+function Records(props: StepPanelsProps) {
+  const { bk_scope_type, bk_scope_id } = props.scopeParams;
+  const loaded = useLoad(
+    (signal) =>
+      api.read<{ operation_list: OperationRecord[] }>(
+        'get_job_instance_operation_list',
+        { bk_scope_type, bk_scope_id, job_instance_id: props.jobId },
+        signal,
+      ),
+    [bk_scope_type, bk_scope_id, props.jobId, props.version],
+  );
+  const list = loaded.data?.operation_list ?? [];
+  const what = (r: OperationRecord) =>
+    r.operation === 'launch'
+      ? t('records.launch', { mode: t(`records.mode${r.launch_mode}` as MessageKey) })
+      : `op.${r.operation}` in OPERATION_KEYS
+        ? t(`op.${r.operation}` as MessageKey)
+        : r.operation;
+  return (
+    <>
+      <h2>{t('records.title', { id: props.jobId })}</h2>
+      <ApiError error={loaded.error} />
+      {loaded.data && list.length === 0 ? <p className="muted">{t('records.empty')}</p> : null}
+      {list.length > 0 ? (
+        <table className="panel-table">
+          <thead>
+            <tr>
+              <th>{t('records.when')}</th>
+              <th>{t('records.who')}</th>
+              <th>{t('records.what')}</th>
+              <th>{t('records.step')}</th>
+              <th>{t('records.outcome')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((r, i) => (
+              <tr key={i}>
+                <td>{formatTime(r.time)}</td>
+                <td>{r.operator || r.app_code}</td>
+                <td>{what(r)}</td>
+                <td>{r.step_instance_id ?? '—'}</td>
+                <td>{r.result ? t('records.ok') : t('records.refused', { code: r.code })}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </>
+  );
+}
+
+const OPERATION_KEYS: Record<string, true> = Object.fromEntries(
+  [
+    'start',
+    'terminate',
+    'retry_failed',
+    'ignore_error',
+    'confirm_continue',
+    'retry_all',
+    'confirm_terminate',
+    'confirm_restart',
+    'next_step',
+    'force_skip',
+    'rolling_continue',
+  ].map((k) => [`op.${k}`, true]),
+);
+
+function ExportLogs(props: StepPanelsProps) {
+  const [started, setStarted] = useState(false);
+  const query = {
+    ...props.scopeParams,
+    job_instance_id: props.jobId,
+    step_instance_id: props.stepId,
+    execute_count: props.executeCount,
+  };
+  // Asked first, so a refusal (too large, not a script step) shows with its code instead of
+  // being saved as a file.
+  const check = useLoad(
+    (signal) =>
+      api.get<{ host_count: number; log_bytes: number }>(EXPORT_PATH, { ...query, check: 1 }, signal),
+    [JSON.stringify(query), props.version],
+  );
+  const href = `${EXPORT_PATH}?${new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)])).toString()}`;
+  return (
+    <>
+      <h2>{t('export.title')}</h2>
+      <ApiError error={check.error} />
+      {check.data ? (
+        <>
+          <p className="small">
+            {t('export.hint', {
+              hosts: formatNumber(check.data.host_count),
+              size: formatBytes(check.data.log_bytes),
+            })}
+          </p>
+          <a className="button primary" href={href} download onClick={() => setStarted(true)}>
+            {t('export.start')}
+          </a>{' '}
+          {started ? (
+            <span className="small muted" role="status">
+              {t('export.started')}
+            </span>
+          ) : null}
+        </>
+      ) : null}
+    </>
+  );
+}
+
+const EXPORT_PATH = '/api/console/step-log-export';
