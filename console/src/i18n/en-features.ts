@@ -8,7 +8,7 @@ export const enFeatures = {
   'source.manual': 'Written here',
   'source.business': 'Business script',
   'source.public': 'Public script',
-  'source.pick': 'Script',
+  'source.pick': 'Library script',
   'source.filter': 'Filter scripts by name',
   'source.choose': 'Choose a script…',
   'source.none': 'No script with an online version matches.',
