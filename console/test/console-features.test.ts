@@ -161,8 +161,8 @@ describe('console: library scripts, local uploads and step panels', () => {
 
       const body = crypto.randomBytes(20_000);
       await picker.setInputFiles({ name: 'payload.bin', mimeType: 'application/octet-stream', buffer: body });
-      await page.getByText('payload.bin: uploaded (19.5 KB)').waitFor();
-      await page.getByLabel('Target directory').fill('/srv/drop/');
+      await page.getByText('payload.bin: uploaded (20 KB)').waitFor();
+      await page.getByRole('textbox', { name: /^Target directory/ }).fill('/srv/drop/');
       await page.getByLabel('Targets', { exact: true }).last().fill('127.0.0.3\n127.0.0.4');
       await page.getByText('2 hosts: 2 agents normal').waitFor();
       await screenshot(page, 'push-file-upload');

@@ -45,6 +45,7 @@ export const enFeatures = {
   'files.speed': 'Speed',
   'files.progress': 'Progress',
   'files.status': 'Status',
+  'files.detail': 'Detail',
   'files.status1': 'Waiting',
   'files.status2': 'Uploading',
   'files.status3': 'Downloading',

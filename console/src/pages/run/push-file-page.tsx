@@ -40,7 +40,8 @@ export default function PushFilePage() {
   const hostSources = sources.filter((s) => s.text.trim() || s.paths.trim());
   const uploaded = uploads.flatMap((u) => (u.path ? [u.path] : []));
   const [targetPath, setTargetPath] = useState('/tmp/');
-  const [mode, setMode] = useState(1);
+  // Force mode (2) is BK-JOB's default: the target directory is created when missing.
+  const [mode, setMode] = useState(2);
   const [upLimit, setUpLimit] = useState(0);
   const [downLimit, setDownLimit] = useState(0);
   const [timeout, setTimeoutSeconds] = useState(7200);

@@ -32,6 +32,7 @@ interface FileLog {
   size: string | null;
   speed: string | null;
   process: string | null;
+  log_content: string;
 }
 
 interface Variable {
@@ -66,6 +67,9 @@ export interface StepPanelsProps {
   /** Changes while the step runs, so the open panel reads again. */
   version: number;
 }
+
+/** The agent's words after `Detail:` in a file log line (why a transfer failed). */
+const detailOf = (log: string) => /Detail: (.*)$/s.exec(log)?.[1]?.trim() ?? '';
 
 const ipText = (ip: IpOf | undefined) => (ip ? `${ip.bk_cloud_id ?? 0}:${ip.ip ?? ''}` : '');
 
@@ -145,6 +149,7 @@ function FileTransfers(props: StepPanelsProps) {
               <th>{t('files.speed')}</th>
               <th>{t('files.progress')}</th>
               <th>{t('files.status')}</th>
+              <th>{t('files.detail')}</th>
             </tr>
           </thead>
           <tbody>
@@ -159,6 +164,7 @@ function FileTransfers(props: StepPanelsProps) {
                 <td>{l.speed ?? '—'}</td>
                 <td>{l.process ?? '—'}</td>
                 <td>{t(`files.status${l.status}` as MessageKey)}</td>
+                <td className="small">{detailOf(l.log_content)}</td>
               </tr>
             ))}
           </tbody>
