@@ -88,6 +88,32 @@ describe('console: library scripts, local uploads and step panels', () => {
       fleet.creds,
     );
     assert.ok(published.result, published.message);
+    const { admin } = serverHelpers.api;
+    const win = await admin(url, fleet.server.adminToken, 'POST', '/accounts', {
+      bk_biz_id: BIZ,
+      alias: 'winadmin',
+      os_user: 'Administrator',
+      os_type: 'windows',
+    });
+    assert.ok(win.result, win.message);
+    const pub = await admin<{ script_id: string; id: number }>(
+      url,
+      fleet.server.adminToken,
+      'POST',
+      '/v3/create_public_script',
+      {
+        name: 'public hello',
+        script_language: 4,
+        version: '1.0',
+        content: Buffer.from('print("hello from the public library")').toString('base64'),
+      },
+    );
+    assert.ok(pub.result, pub.message);
+    const pubOnline = await admin(url, fleet.server.adminToken, 'POST', '/v3/publish_public_script_version', {
+      script_id: pub.data.script_id,
+      script_version_id: pub.data.id,
+    });
+    assert.ok(pubOnline.result, pubOnline.message);
     browser = await launchBrowser();
     ({ page } = await newPage(browser));
     await signIn(page, url, 'lina', password);
@@ -101,6 +127,22 @@ describe('console: library scripts, local uploads and step panels', () => {
   test('run a business script by its online version, retry, records, export', () =>
     screenshotOnFailure(page, 'features-library', async () => {
       await page.goto(`${url}/biz/${BIZ}/run/script`);
+      // Bat and PowerShell run on Windows hosts: only Windows accounts are offered for them.
+      const account = page.getByLabel('Run as account');
+      await page.getByRole('radio', { name: 'PowerShell' }).check();
+      await account.locator('option', { hasText: 'winadmin (Administrator)' }).waitFor({ state: 'attached' });
+      assert.equal(await account.locator('option').count(), 1);
+      await page.getByRole('radio', { name: 'Shell', exact: true }).check();
+      await account
+        .locator('option', { hasText: `${fleet.account} (${fleet.account})` })
+        .waitFor({ state: 'attached' });
+      assert.equal(await account.locator('option').count(), 1);
+
+      await page.getByRole('radio', { name: 'Public script' }).check();
+      await page.getByLabel('Library script').selectOption({ label: 'public hello' });
+      await page.getByText('Online version 1.0 (Python), read-only:').waitFor();
+      await page.getByText('hello from the public library').waitFor();
+
       await page.getByRole('radio', { name: 'Business script' }).check();
       await page.getByLabel('Library script').selectOption({ label: 'report host' });
       await page.getByText('Online version v2 (Shell), read-only:').waitFor();
@@ -175,7 +217,7 @@ describe('console: library scripts, local uploads and step panels', () => {
         assert.ok(onDisk.equals(body), `payload.bin on ${ip}`);
       }
 
-      await page.getByRole('button', { name: 'File transfers' }).click();
+      // A file step opens on its transfers.
       const panel = page.getByRole('region', { name: 'File transfers' });
       await panel.getByRole('cell', { name: 'Done' }).first().waitFor();
       await panel.getByRole('cell', { name: '100%' }).first().waitFor();
@@ -184,5 +226,50 @@ describe('console: library scripts, local uploads and step panels', () => {
         .first()
         .waitFor();
       await screenshot(page, 'step-file-transfers');
+    }));
+
+  test("a plan job's variables at launch, the cipher masked", () =>
+    screenshotOnFailure(page, 'features-variables', async () => {
+      const account = { alias: fleet.account };
+      const call = async <T>(name: string, body: Record<string, unknown>) => {
+        const r = await post<T>(url, name, { ...fleet.scope, ...body }, fleet.creds);
+        assert.ok(r.result, `${name}: ${r.message}`);
+        return r.data;
+      };
+      const tpl = await call<{ id: number }>('create_job_template', {
+        name: 'greet',
+        global_var_list: [
+          { name: 'greeting', type: 1, value: 'hello' },
+          { name: 'token', type: 4, value: 'never-shown-Zr9' },
+        ],
+        step_list: [
+          {
+            name: 'say it',
+            type: 1,
+            script_info: {
+              script_content: Buffer.from('echo "$greeting"').toString('base64'),
+              script_language: 1,
+              account,
+              server: { host_id_list: [fleet.hostIds.get('127.0.0.2')] },
+            },
+          },
+        ],
+      });
+      const plan = await call<{ id: number }>('create_job_plan', { job_template_id: tpl.id, name: 'greet' });
+      const run = await call<{ job_instance_id: number }>('execute_job_plan', {
+        job_plan_id: plan.id,
+        global_var_list: [{ name: 'greeting', value: 'hi there' }],
+      });
+      await page.goto(`${url}/api_execute/${run.job_instance_id}`);
+      await page
+        .getByRole('link', { name: /say it/ })
+        .first()
+        .click();
+      await page.getByRole('button', { name: 'Variables' }).click();
+      const panel = page.getByRole('region', { name: 'Variables' });
+      await panel.getByRole('cell', { name: 'hi there' }).waitFor();
+      await panel.getByRole('cell', { name: '******' }).waitFor();
+      assert.ok(!(await page.content()).includes('never-shown-Zr9'));
+      await screenshot(page, 'step-variables');
     }));
 });

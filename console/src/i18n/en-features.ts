@@ -46,6 +46,7 @@ export const enFeatures = {
   'files.progress': 'Progress',
   'files.status': 'Status',
   'files.detail': 'Detail',
+  'files.localUpload': 'local upload {name}',
   'files.status1': 'Waiting',
   'files.status2': 'Uploading',
   'files.status3': 'Downloading',

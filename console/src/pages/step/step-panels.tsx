@@ -74,7 +74,8 @@ const detailOf = (log: string) => /Detail: (.*)$/s.exec(log)?.[1]?.trim() ?? '';
 const ipText = (ip: IpOf | undefined) => (ip ? `${ip.bk_cloud_id ?? 0}:${ip.ip ?? ''}` : '');
 
 export function StepPanels(props: StepPanelsProps) {
-  const [open, setOpen] = useState<Panel>();
+  // A file step has no script output: its transfers are what there is to see.
+  const [open, setOpen] = useState<Panel | undefined>(props.stepType === 2 ? 'files' : undefined);
   const tabs: { panel: Panel; label: MessageKey }[] = [
     ...(props.stepType === 2 ? [{ panel: 'files' as const, label: 'panel.files' as const }] : []),
     { panel: 'variables', label: 'panel.variables' },
@@ -157,7 +158,9 @@ function FileTransfers(props: StepPanelsProps) {
               <tr key={i}>
                 <td>{t(l.mode === 0 ? 'files.upload' : 'files.download')}</td>
                 <td className="mono">
-                  {ipText(l.src_ip)} {l.src_path}
+                  {l.src_ip.ip === null
+                    ? t('files.localUpload', { name: l.src_path.split('/').pop() ?? l.src_path })
+                    : `${ipText(l.src_ip)} ${l.src_path}`}
                 </td>
                 <td className="mono">{l.dest_ip ? `${ipText(l.dest_ip)} ${l.dest_path ?? ''}` : '—'}</td>
                 <td>{l.size ?? '—'}</td>
