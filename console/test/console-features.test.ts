@@ -261,6 +261,12 @@ describe('console: library scripts, local uploads and step panels', () => {
         global_var_list: [{ name: 'greeting', value: 'hi there' }],
       });
       await page.goto(`${url}/api_execute/${run.job_instance_id}`);
+      // The job page has the job's own panels.
+      await page.getByRole('button', { name: 'Operation records' }).click();
+      await page
+        .getByRole('region', { name: 'Operation records' })
+        .getByRole('cell', { name: /^Launched/ })
+        .waitFor();
       await page
         .getByRole('link', { name: /say it/ })
         .first()

@@ -47,13 +47,15 @@ export function LocalUpload(props: {
 }) {
   const { uploads, onUploads } = props;
   const [error, setError] = useState<unknown>();
+  const [problem, setProblem] = useState('');
 
   async function add(files: File[]) {
     setError(undefined);
+    setProblem('');
     const taken = new Set(uploads.map((u) => u.name));
     const same = files.find((f, i) => taken.has(f.name) || files.findIndex((g) => g.name === f.name) !== i);
     if (same) {
-      setError(new Error(t('upload.sameName', { name: same.name })));
+      setProblem(t('upload.sameName', { name: same.name }));
       return;
     }
     if (files.length === 0) return;
@@ -101,6 +103,11 @@ export function LocalUpload(props: {
       </label>
       <p className="small muted">{t('upload.hint')}</p>
       <ApiError error={error} />
+      {problem ? (
+        <p className="warning" role="alert">
+          {problem}
+        </p>
+      ) : null}
       {uploads.length > 0 ? (
         <ul className="upload-list">
           {uploads.map((u) => (

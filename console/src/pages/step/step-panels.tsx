@@ -2,9 +2,11 @@
  * The step page's side panels, as BK-JOB's step view offers them: a file step's transfers of the
  * selected host (source, target, size, speed, progress, status), the job's global variables at
  * launch (ciphers masked by the server), the job's operation records (who launched, retried,
- * skipped, confirmed or terminated), and the export of every host's log of the attempt.
+ * skipped, confirmed or terminated), and the export of every host's log of the attempt. The job
+ * page shows the job's own two (variables, records).
  */
 import { useState } from 'react';
+import type { ReactNode } from 'react';
 import { api } from '../../api/client';
 import type { Params } from '../../api/client';
 import { ApiError } from '../../components/api-error';
@@ -54,9 +56,15 @@ interface OperationRecord {
   code: number;
 }
 
-export interface StepPanelsProps {
+/** What the job's own panels need (variables, operation records): the job page has no step. */
+export interface JobPanelProps {
   scopeParams: { bk_scope_type: string; bk_scope_id: string };
   jobId: number;
+  /** Changes while the job or step runs, so the open panel reads again. */
+  version: number;
+}
+
+export interface StepPanelsProps extends JobPanelProps {
   stepId: number;
   /** 1 script, 2 file, 3 confirmation, 4 SQL */
   stepType: number;
@@ -64,8 +72,6 @@ export interface StepPanelsProps {
   hostCount: number;
   /** The host whose file transfers are shown. */
   host: { id: number; ip: string } | undefined;
-  /** Changes while the step runs, so the open panel reads again. */
-  version: number;
 }
 
 /** The agent's words after `Detail:` in a file log line (why a transfer failed). */
@@ -73,46 +79,81 @@ const detailOf = (log: string) => /Detail: (.*)$/s.exec(log)?.[1]?.trim() ?? '';
 
 const ipText = (ip: IpOf | undefined) => (ip ? `${ip.bk_cloud_id ?? 0}:${ip.ip ?? ''}` : '');
 
-export function StepPanels(props: StepPanelsProps) {
-  // A file step has no script output: its transfers are what there is to see.
-  const [open, setOpen] = useState<Panel | undefined>(props.stepType === 2 ? 'files' : undefined);
-  const tabs: { panel: Panel; label: MessageKey }[] = [
-    ...(props.stepType === 2 ? [{ panel: 'files' as const, label: 'panel.files' as const }] : []),
-    { panel: 'variables', label: 'panel.variables' },
-    { panel: 'records', label: 'panel.records' },
-    ...(props.stepType === 1 || props.stepType === 4
-      ? [{ panel: 'export' as const, label: 'panel.export' as const }]
-      : []),
-  ];
+const LABELS: Record<Panel, MessageKey> = {
+  files: 'panel.files',
+  variables: 'panel.variables',
+  records: 'panel.records',
+  export: 'panel.export',
+};
+
+/** A row of toggle buttons, each opening one panel below it (one open at a time). */
+function PanelSet(props: {
+  panels: Panel[];
+  initial?: Panel | undefined;
+  render: (panel: Panel) => ReactNode;
+}) {
+  const [open, setOpen] = useState<Panel | undefined>(props.initial);
   return (
     <div className="step-panels">
-      <div className="panel-buttons" role="group" aria-label={t('panel.records')}>
-        {tabs.map((tab) => (
+      <div className="panel-buttons" role="group" aria-label={t('panel.group')}>
+        {props.panels.map((panel) => (
           <button
-            key={tab.panel}
+            key={panel}
             type="button"
-            aria-expanded={open === tab.panel}
-            onClick={() => setOpen((o) => (o === tab.panel ? undefined : tab.panel))}
+            aria-expanded={open === panel}
+            onClick={() => setOpen((o) => (o === panel ? undefined : panel))}
           >
-            {t(tab.label)}
+            {t(LABELS[panel])}
           </button>
         ))}
       </div>
       {open ? (
-        <section
-          className="step-panel"
-          aria-label={t(tabs.find((x) => x.panel === open)?.label ?? 'panel.records')}
-        >
+        <section className="step-panel" aria-label={t(LABELS[open])}>
           <button type="button" className="link panel-close" onClick={() => setOpen(undefined)}>
             {t('panel.close')}
           </button>
-          {open === 'files' ? <FileTransfers {...props} /> : null}
-          {open === 'variables' ? <Variables {...props} /> : null}
-          {open === 'records' ? <Records {...props} /> : null}
-          {open === 'export' ? <ExportLogs {...props} /> : null}
+          {props.render(open)}
         </section>
       ) : null}
     </div>
+  );
+}
+
+export function StepPanels(props: StepPanelsProps) {
+  const file = props.stepType === 2;
+  const script = props.stepType === 1 || props.stepType === 4;
+  return (
+    <PanelSet
+      panels={[
+        ...(file ? (['files'] as const) : []),
+        'variables',
+        'records',
+        ...(script ? (['export'] as const) : []),
+      ]}
+      // A file step has no script output: its transfers are what there is to see.
+      initial={file ? 'files' : undefined}
+      render={(panel) =>
+        panel === 'files' ? (
+          <FileTransfers {...props} />
+        ) : panel === 'variables' ? (
+          <Variables {...props} />
+        ) : panel === 'records' ? (
+          <Records {...props} />
+        ) : (
+          <ExportLogs {...props} />
+        )
+      }
+    />
+  );
+}
+
+/** The job page's panels: its variables at launch and its operation records. */
+export function JobPanels(props: JobPanelProps) {
+  return (
+    <PanelSet
+      panels={['variables', 'records']}
+      render={(panel) => (panel === 'variables' ? <Variables {...props} /> : <Records {...props} />)}
+    />
   );
 }
 
@@ -178,15 +219,15 @@ function FileTransfers(props: StepPanelsProps) {
 }
 
 function variableValue(v: Variable): string {
-  if (v.host_values) return t('vars.hosts', { n: formatNumber(Object.keys(v.host_values).length) });
+  if (v.host_values) return t('jobvars.hosts', { n: formatNumber(Object.keys(v.host_values).length) });
   if (v.server) {
     const n = (v.server.host_id_list?.length ?? 0) + (v.server.ip_list?.length ?? 0);
-    return t('vars.hosts', { n: formatNumber(n) });
+    return t('jobvars.hosts', { n: formatNumber(n) });
   }
   return v.value;
 }
 
-function Variables(props: StepPanelsProps) {
+function Variables(props: JobPanelProps) {
   const { bk_scope_type, bk_scope_id } = props.scopeParams;
   const loaded = useLoad(
     (signal) =>
@@ -200,23 +241,23 @@ function Variables(props: StepPanelsProps) {
   const vars = loaded.data?.global_var_list ?? [];
   return (
     <>
-      <h2>{t('vars.title')}</h2>
+      <h2>{t('jobvars.title')}</h2>
       <ApiError error={loaded.error} />
-      {loaded.data && vars.length === 0 ? <p className="muted">{t('vars.empty')}</p> : null}
+      {loaded.data && vars.length === 0 ? <p className="muted">{t('jobvars.empty')}</p> : null}
       {vars.length > 0 ? (
         <table className="panel-table">
           <thead>
             <tr>
-              <th>{t('vars.name')}</th>
-              <th>{t('vars.type')}</th>
-              <th>{t('vars.value')}</th>
+              <th>{t('jobvars.name')}</th>
+              <th>{t('jobvars.type')}</th>
+              <th>{t('jobvars.value')}</th>
             </tr>
           </thead>
           <tbody>
             {vars.map((v) => (
               <tr key={v.name}>
                 <td className="mono">{v.name}</td>
-                <td>{t(`vars.type${v.type}` as MessageKey)}</td>
+                <td>{t(`jobvars.type${v.type}` as MessageKey)}</td>
                 <td className="mono">{variableValue(v)}</td>
               </tr>
             ))}
@@ -227,7 +268,7 @@ function Variables(props: StepPanelsProps) {
   );
 }
 
-function Records(props: StepPanelsProps) {
+function Records(props: JobPanelProps) {
   const { bk_scope_type, bk_scope_id } = props.scopeParams;
   const loaded = useLoad(
     (signal) =>
@@ -242,8 +283,8 @@ function Records(props: StepPanelsProps) {
   const what = (r: OperationRecord) =>
     r.operation === 'launch'
       ? t('records.launch', { mode: t(`records.mode${r.launch_mode}` as MessageKey) })
-      : `op.${r.operation}` in OPERATION_KEYS
-        ? t(`op.${r.operation}` as MessageKey)
+      : `records.op.${r.operation}` in OPERATION_KEYS
+        ? t(`records.op.${r.operation}` as MessageKey)
         : r.operation;
   return (
     <>
@@ -291,7 +332,7 @@ const OPERATION_KEYS: Record<string, true> = Object.fromEntries(
     'next_step',
     'force_skip',
     'rolling_continue',
-  ].map((k) => [`op.${k}`, true]),
+  ].map((k) => [`records.op.${k}`, true]),
 );
 
 function ExportLogs(props: StepPanelsProps) {
