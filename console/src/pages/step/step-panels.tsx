@@ -119,6 +119,44 @@ function PanelSet(props: {
   );
 }
 
+/** A panel: its title, the failure of its read, and a table (or the words for none). */
+function PanelTable(props: {
+  title: string;
+  error: unknown;
+  loaded: boolean;
+  empty: MessageKey;
+  head: MessageKey[];
+  rows: { key: string | number; cells: ReactNode[] }[];
+}) {
+  return (
+    <>
+      <h2>{props.title}</h2>
+      <ApiError error={props.error} />
+      {props.loaded && props.rows.length === 0 ? <p className="muted">{t(props.empty)}</p> : null}
+      {props.rows.length > 0 ? (
+        <table className="panel-table">
+          <thead>
+            <tr>
+              {props.head.map((h) => (
+                <th key={h}>{t(h)}</th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {props.rows.map((r) => (
+              <tr key={r.key}>
+                {r.cells.map((c, i) => (
+                  <td key={i}>{c}</td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </>
+  );
+}
+
 export function StepPanels(props: StepPanelsProps) {
   const file = props.stepType === 2;
   const script = props.stepType === 1 || props.stepType === 4;
@@ -176,45 +214,39 @@ function FileTransfers(props: StepPanelsProps) {
   );
   const logs = loaded.data?.file_task_logs?.flatMap((h) => h.file_logs) ?? [];
   return (
-    <>
-      <h2>{t('files.title', { ip: props.host?.ip ?? '' })}</h2>
-      <ApiError error={loaded.error} />
-      {loaded.data && logs.length === 0 ? <p className="muted">{t('files.empty')}</p> : null}
-      {logs.length > 0 ? (
-        <table className="panel-table">
-          <thead>
-            <tr>
-              <th>{t('files.direction')}</th>
-              <th>{t('files.source')}</th>
-              <th>{t('files.target')}</th>
-              <th>{t('files.size')}</th>
-              <th>{t('files.speed')}</th>
-              <th>{t('files.progress')}</th>
-              <th>{t('files.status')}</th>
-              <th>{t('files.detail')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {logs.map((l, i) => (
-              <tr key={i}>
-                <td>{t(l.mode === 0 ? 'files.upload' : 'files.download')}</td>
-                <td className="mono">
-                  {l.src_ip.ip === null
-                    ? t('files.localUpload', { name: l.src_path.split('/').pop() ?? l.src_path })
-                    : `${ipText(l.src_ip)} ${l.src_path}`}
-                </td>
-                <td className="mono">{l.dest_ip ? `${ipText(l.dest_ip)} ${l.dest_path ?? ''}` : '—'}</td>
-                <td>{l.size ?? '—'}</td>
-                <td>{l.speed ?? '—'}</td>
-                <td>{l.process ?? '—'}</td>
-                <td>{t(`files.status${l.status}` as MessageKey)}</td>
-                <td className="small">{detailOf(l.log_content)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
-    </>
+    <PanelTable
+      title={t('files.title', { ip: props.host?.ip ?? '' })}
+      error={loaded.error}
+      loaded={loaded.data !== undefined}
+      empty="files.empty"
+      head={[
+        'files.direction',
+        'files.source',
+        'files.target',
+        'files.size',
+        'files.speed',
+        'files.progress',
+        'files.status',
+        'files.detail',
+      ]}
+      rows={logs.map((l, i) => ({
+        key: i,
+        cells: [
+          t(l.mode === 0 ? 'files.upload' : 'files.download'),
+          <span className="mono">
+            {l.src_ip.ip === null
+              ? t('files.localUpload', { name: l.src_path.split('/').pop() ?? l.src_path })
+              : `${ipText(l.src_ip)} ${l.src_path}`}
+          </span>,
+          <span className="mono">{l.dest_ip ? `${ipText(l.dest_ip)} ${l.dest_path ?? ''}` : '—'}</span>,
+          l.size ?? '—',
+          l.speed ?? '—',
+          l.process ?? '—',
+          t(`files.status${l.status}` as MessageKey),
+          <span className="small">{detailOf(l.log_content)}</span>,
+        ],
+      }))}
+    />
   );
 }
 
@@ -240,31 +272,21 @@ function Variables(props: JobPanelProps) {
   );
   const vars = loaded.data?.global_var_list ?? [];
   return (
-    <>
-      <h2>{t('jobvars.title')}</h2>
-      <ApiError error={loaded.error} />
-      {loaded.data && vars.length === 0 ? <p className="muted">{t('jobvars.empty')}</p> : null}
-      {vars.length > 0 ? (
-        <table className="panel-table">
-          <thead>
-            <tr>
-              <th>{t('jobvars.name')}</th>
-              <th>{t('jobvars.type')}</th>
-              <th>{t('jobvars.value')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {vars.map((v) => (
-              <tr key={v.name}>
-                <td className="mono">{v.name}</td>
-                <td>{t(`jobvars.type${v.type}` as MessageKey)}</td>
-                <td className="mono">{variableValue(v)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
-    </>
+    <PanelTable
+      title={t('jobvars.title')}
+      error={loaded.error}
+      loaded={loaded.data !== undefined}
+      empty="jobvars.empty"
+      head={['jobvars.name', 'jobvars.type', 'jobvars.value']}
+      rows={vars.map((v) => ({
+        key: v.name,
+        cells: [
+          <span className="mono">{v.name}</span>,
+          t(`jobvars.type${v.type}` as MessageKey),
+          <span className="mono">{variableValue(v)}</span>,
+        ],
+      }))}
+    />
   );
 }
 
@@ -287,35 +309,23 @@ function Records(props: JobPanelProps) {
         ? t(`records.op.${r.operation}` as MessageKey)
         : r.operation;
   return (
-    <>
-      <h2>{t('records.title', { id: props.jobId })}</h2>
-      <ApiError error={loaded.error} />
-      {loaded.data && list.length === 0 ? <p className="muted">{t('records.empty')}</p> : null}
-      {list.length > 0 ? (
-        <table className="panel-table">
-          <thead>
-            <tr>
-              <th>{t('records.when')}</th>
-              <th>{t('records.who')}</th>
-              <th>{t('records.what')}</th>
-              <th>{t('records.step')}</th>
-              <th>{t('records.outcome')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {list.map((r, i) => (
-              <tr key={i}>
-                <td>{formatTime(r.time)}</td>
-                <td>{r.operator || r.app_code}</td>
-                <td>{what(r)}</td>
-                <td>{r.step_instance_id ?? '—'}</td>
-                <td>{r.result ? t('records.ok') : t('records.refused', { code: r.code })}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      ) : null}
-    </>
+    <PanelTable
+      title={t('records.title', { id: props.jobId })}
+      error={loaded.error}
+      loaded={loaded.data !== undefined}
+      empty="records.empty"
+      head={['records.when', 'records.who', 'records.what', 'records.step', 'records.outcome']}
+      rows={list.map((r, i) => ({
+        key: i,
+        cells: [
+          formatTime(r.time),
+          r.operator || r.app_code,
+          what(r),
+          r.step_instance_id ?? '—',
+          r.result ? t('records.ok') : t('records.refused', { code: r.code }),
+        ],
+      }))}
+    />
   );
 }
 
