@@ -96,6 +96,28 @@ describe('console: library scripts, local uploads and step panels', () => {
       os_type: 'windows',
     });
     assert.ok(win.result, win.message);
+    const system = await admin<{ accounts: { id: number; alias: string }[] }>(
+      url,
+      fleet.server.adminToken,
+      'GET',
+      `/accounts?bk_biz_id=${BIZ}`,
+    );
+    const db = await post(
+      url,
+      'create_account',
+      {
+        ...fleet.scope,
+        account: 'reader',
+        alias: 'mysql-reader',
+        type: 9,
+        category: 2,
+        db_password: 'pw-reader-123',
+        db_port: 3306,
+        db_system_account_id: system.data.accounts.find((a) => a.alias === fleet.account)?.id,
+      },
+      fleet.creds,
+    );
+    assert.ok(db.result, db.message);
     const pub = await admin<{ script_id: string; id: number }>(
       url,
       fleet.server.adminToken,
@@ -137,6 +159,13 @@ describe('console: library scripts, local uploads and step panels', () => {
         .locator('option', { hasText: `${fleet.account} (${fleet.account})` })
         .waitFor({ state: 'attached' });
       assert.equal(await account.locator('option').count(), 1);
+
+      // SQL runs as a database account (fast_execute_sql), without parameters or rolling.
+      await page.getByRole('radio', { name: 'SQL' }).check();
+      await account.locator('option', { hasText: 'mysql-reader (reader)' }).waitFor({ state: 'attached' });
+      assert.equal(await account.locator('option').count(), 1);
+      assert.equal(await page.getByLabel('Script parameters').count(), 0);
+      await page.getByRole('radio', { name: 'Shell', exact: true }).check();
 
       await page.getByRole('radio', { name: 'Public script' }).check();
       await page.getByLabel('Library script').selectOption({ label: 'public hello' });

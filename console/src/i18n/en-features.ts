@@ -16,7 +16,7 @@ export const enFeatures = {
   'source.noOnline': 'This script has no online version: publish one on the scripts page first.',
   'source.loading': 'Loading the online version…',
   'run.noAccount': 'No {os} account in this business: add one on the accounts page.',
-  'run.accountOs': 'Accounts for {os} hosts (the language runs on {os})',
+  'run.noDbAccount': 'No database account in this business: add one on the accounts page.',
 
   'upload.title': 'Local files',
   'upload.pick': 'Choose files to upload',

@@ -13,7 +13,7 @@ import type { ResolvedHost } from '../../components/target-picker';
 import { t } from '../../i18n';
 import { LANGUAGES } from '../../model/statuses';
 import { useScope } from '../../session/scope';
-import { accountsFor, base64, osOfLanguage, useAccounts } from './accounts';
+import { SQL, accountsFor, base64, osOfLanguage, useAccounts } from './accounts';
 import { JobBasics } from './job-basics';
 import { RollingFields, rollingConfig } from './rolling-fields';
 import type { Rolling } from './rolling-fields';
@@ -32,7 +32,7 @@ const DEFAULT_SCRIPT = '#!/bin/bash\n\n';
 export default function RunScriptPage() {
   const scope = useScope();
   const navigate = useNavigate();
-  const { accounts: allAccounts, error: accountError } = useAccounts(scope.params);
+  const { accounts: allAccounts, error: accountError } = useAccounts(scope.params, true);
   const [name, setName] = useState('');
   const [source, setSource] = useState<SourceKind>('manual');
   const [library, setLibrary] = useState<LibraryChoice>();
@@ -89,19 +89,29 @@ export default function RunScriptPage() {
   async function launch() {
     setBusy(true);
     setError(undefined);
+    const cited = fromLibrary && library ? { script_version_id: library.versionId } : undefined;
+    const target_server = { host_id_list: hosts.map((h) => h.bk_host_id) };
     try {
-      const r = await api.call<{ job_instance_id: number; step_instance_id: number }>('fast_execute_script', {
-        ...scope.params,
-        ...(name ? { task_name: name } : {}),
-        ...(fromLibrary && library
-          ? { script_version_id: library.versionId }
-          : { script_language: language, script_content: base64(script) }),
-        ...(params ? { script_param: base64(params), is_param_sensitive: sensitive ? 1 : 0 } : {}),
-        timeout,
-        account_alias: account,
-        target_server: { host_id_list: hosts.map((h) => h.bk_host_id) },
-        ...(rollingConfig(rolling) ? { rolling_config: rollingConfig(rolling) } : {}),
-      });
+      // SQL goes to fast_execute_sql as a database account; it takes no parameters or rolling.
+      const r = await (language === SQL
+        ? api.call<{ job_instance_id: number; step_instance_id: number }>('fast_execute_sql', {
+            ...scope.params,
+            ...(name ? { task_name: name } : {}),
+            ...(cited ?? { script_content: base64(script) }),
+            timeout,
+            db_account_id: accounts.find((a) => a.alias === account)?.id,
+            target_server,
+          })
+        : api.call<{ job_instance_id: number; step_instance_id: number }>('fast_execute_script', {
+            ...scope.params,
+            ...(name ? { task_name: name } : {}),
+            ...(cited ?? { script_language: language, script_content: base64(script) }),
+            ...(params ? { script_param: base64(params), is_param_sensitive: sensitive ? 1 : 0 } : {}),
+            timeout,
+            account_alias: account,
+            target_server,
+            ...(rollingConfig(rolling) ? { rolling_config: rollingConfig(rolling) } : {}),
+          }));
       // A quick run has one step: its result is what the person wants to watch.
       void navigate(scope.path(`jobs/${r.job_instance_id}/steps/${r.step_instance_id}`));
     } catch (err) {
@@ -138,7 +148,7 @@ export default function RunScriptPage() {
           <fieldset>
             <legend>{t('run.language')}</legend>
             <div className="tabs" role="radiogroup" aria-label={t('run.language')}>
-              {LANGUAGES.map((l) => (
+              {[...LANGUAGES, { id: SQL, name: 'SQL' }].map((l) => (
                 <label key={l.id} className={`tab${language === l.id ? ' active' : ''}`}>
                   <input
                     type="radio"
@@ -184,7 +194,7 @@ export default function RunScriptPage() {
       )}
       {accounts.length === 0 && !accountError ? (
         <p className="warning" role="status">
-          {t('run.noAccount', { os: osOfLanguage(language) })}
+          {language === SQL ? t('run.noDbAccount') : t('run.noAccount', { os: osOfLanguage(language) })}
         </p>
       ) : null}
       <div id="script-check" aria-live="polite">
@@ -201,24 +211,26 @@ export default function RunScriptPage() {
           </div>
         ) : null}
       </div>
-      <div className="row">
-        <label className="grow">
-          {t('run.params')}
-          <input
-            className="mono"
-            type={sensitive ? 'password' : 'text'}
-            value={params}
-            onChange={(e) => setParams(e.target.value)}
-            autoComplete="off"
-          />
-        </label>
-        <label className="inline">
-          <input type="checkbox" checked={sensitive} onChange={(e) => setSensitive(e.target.checked)} />
-          {t('run.sensitive')}
-        </label>
-      </div>
+      {language === SQL ? null : (
+        <div className="row">
+          <label className="grow">
+            {t('run.params')}
+            <input
+              className="mono"
+              type={sensitive ? 'password' : 'text'}
+              value={params}
+              onChange={(e) => setParams(e.target.value)}
+              autoComplete="off"
+            />
+          </label>
+          <label className="inline">
+            <input type="checkbox" checked={sensitive} onChange={(e) => setSensitive(e.target.checked)} />
+            {t('run.sensitive')}
+          </label>
+        </div>
+      )}
       <TargetPicker scopeParams={scope.params} value={targetText} onText={setTargetText} onHosts={setHosts} />
-      <RollingFields value={rolling} onChange={setRolling} hosts={hosts.length} />
+      {language === SQL ? null : <RollingFields value={rolling} onChange={setRolling} hosts={hosts.length} />}
       <p className="small muted">{t('run.outputTip')}</p>
       <ApiError error={error} />
       {confirming ? (
