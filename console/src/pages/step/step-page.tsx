@@ -273,6 +273,7 @@ export default function StepPage() {
               : undefined
           }
           version={table.status}
+          running={!isRunFinished(table.status)}
         />
       ) : null}
       {batches.size > 0 ? (

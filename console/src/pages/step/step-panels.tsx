@@ -5,7 +5,7 @@
  * skipped, confirmed or terminated), and the export of every host's log of the attempt. The job
  * page shows the job's own two (variables, records).
  */
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import type { ReactNode } from 'react';
 import { api } from '../../api/client';
 import type { Params } from '../../api/client';
@@ -72,6 +72,8 @@ export interface StepPanelsProps extends JobPanelProps {
   hostCount: number;
   /** The host whose file transfers are shown. */
   host: { id: number; ip: string } | undefined;
+  /** While the step runs, the transfers are read again every two seconds (progress, speed). */
+  running: boolean;
 }
 
 /** The agent's words after `Detail:` in a file log line (why a transfer failed). */
@@ -212,6 +214,13 @@ function FileTransfers(props: StepPanelsProps) {
           } satisfies Params),
     [bk_scope_type, bk_scope_id, props.jobId, props.stepId, props.executeCount, hostId, props.version],
   );
+  const { reload } = loaded;
+  const { running } = props;
+  useEffect(() => {
+    if (!running) return undefined;
+    const timer = setInterval(reload, 2000);
+    return () => clearInterval(timer);
+  }, [running, reload]);
   const logs = loaded.data?.file_task_logs?.flatMap((h) => h.file_logs) ?? [];
   return (
     <PanelTable
