@@ -4,19 +4,16 @@
  * only, as BK-JOB does). Cipher values are masked; a namespace variable gives each host's value,
  * a host-list variable its hosts.
  */
-import { z } from 'zod';
 import type { VarState } from '../../engine/job-variables.js';
 import { CIPHER_MASK, VarType } from '../../plans/plan-shapes.js';
 import { defineEndpoint } from '../endpoint.js';
-import { zLong } from '../input-types.js';
-import { jobInScope } from './job-lookup.js';
+import { JobInstanceRead, jobInScope } from './job-lookup.js';
 
 export const getJobInstanceVariableList = defineEndpoint({
   name: 'get_job_instance_variable_list',
   kind: 'read',
   permission: 'read',
-  input: z.object({ job_instance_id: zLong.pipe(z.number().min(1)) }),
-  fieldErrors: { job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
+  ...JobInstanceRead,
   async handle(ctx, input) {
     const job = await jobInScope(ctx, input.job_instance_id);
     const states = await ctx.services.store.plans.varStates(job.id);

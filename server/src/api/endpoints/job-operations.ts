@@ -5,10 +5,8 @@
  * terminate, retry, skip, ignore error, confirm...) from the audit log, which records every API
  * write with its operation code, refused ones included.
  */
-import { z } from 'zod';
 import { defineEndpoint } from '../endpoint.js';
-import { zLong } from '../input-types.js';
-import { jobInScope } from './job-lookup.js';
+import { JobInstanceRead, jobInScope } from './job-lookup.js';
 
 /** Most entries one reply carries (a job retried this often is already unusual). */
 const MAX_RECORDS = 1000;
@@ -49,8 +47,7 @@ export const getJobInstanceOperationList = defineEndpoint({
   name: 'get_job_instance_operation_list',
   kind: 'read',
   permission: 'read',
-  input: z.object({ job_instance_id: zLong.pipe(z.number().min(1)) }),
-  fieldErrors: { job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
+  ...JobInstanceRead,
   async handle(ctx, input) {
     const job = await jobInScope(ctx, input.job_instance_id);
     const entries = await ctx.services.store.audit.listForTarget(
