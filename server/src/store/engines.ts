@@ -32,6 +32,14 @@ export interface EngineCapabilities {
    * secrets, the bytes of stored files) is kept in it rather than in a server's data directory.
    */
   sharedByServers: boolean;
+  /**
+   * The same for a whole transaction: statements run on its connection before and after it
+   * (`around`), and as its first statements (`inside`).
+   */
+  relaxedTransaction: {
+    around: { before: readonly string[]; after: readonly string[] };
+    inside: readonly string[];
+  };
 }
 
 const SQLITE: EngineCapabilities = {
@@ -44,6 +52,10 @@ const SQLITE: EngineCapabilities = {
   // In WAL mode a NORMAL commit is not synced; the next FULL commit syncs it along.
   relaxedCommit: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
   sharedByServers: false,
+  relaxedTransaction: {
+    around: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
+    inside: [],
+  },
 };
 
 const POSTGRES: EngineCapabilities = {
@@ -57,6 +69,8 @@ const POSTGRES: EngineCapabilities = {
   // transaction that failed rolls it back.
   relaxedCommit: { before: ['begin; set local synchronous_commit = off'], after: ['commit'] },
   sharedByServers: true,
+  // A later synchronous commit flushes the WAL up to itself, this one's records included.
+  relaxedTransaction: { around: { before: [], after: [] }, inside: ['set local synchronous_commit = off'] },
 };
 
 export interface OpenedEngine {

@@ -146,6 +146,7 @@ export class ExecutionStore {
   readonly events: JobEventLog;
 
   private readonly rowLocks: boolean;
+  private readonly relaxed: EngineCapabilities['relaxedTransaction'];
   /** Cluster mode: this server's id, recorded as the owner of the jobs it accepts. */
   ownerId: string | undefined;
 
@@ -155,6 +156,7 @@ export class ExecutionStore {
   ) {
     this.events = new JobEventLog(db, caps);
     this.rowLocks = !caps.singleWriter;
+    this.relaxed = caps.relaxedTransaction;
   }
 
   private transactionObserver: (op: string, seconds: number) => void = () => undefined;
@@ -172,17 +174,37 @@ export class ExecutionStore {
     this.transactionObserver = fn;
   }
 
-  /** Runs `fn` in a transaction that appends the events it returns, then wakes the streams. */
+  /**
+   * Runs `fn` in a transaction that appends the events it returns, then wakes the streams.
+   * A `relaxed` transaction does not wait for the disk (see commitTaskWrites for when that is
+   * allowed): a crash of the server process keeps it, a power cut may lose it, and the next
+   * durable commit makes it durable along with itself.
+   */
   private async withEvents<T>(
     op: string,
     fn: (tx: Transaction<Database>) => Promise<{ result: T; events: PendingEvent[] }>,
+    relaxed = false,
   ): Promise<T> {
     const started = performance.now();
-    const { result, events } = await this.db.transaction().execute(async (tx) => {
-      const r = await fn(tx);
-      await this.events.append(tx, r.events);
-      return r;
-    });
+    const run = (db: Kysely<Database>) =>
+      db.transaction().execute(async (tx) => {
+        if (relaxed) for (const s of this.relaxed.inside) await sql.raw(s).execute(tx);
+        const r = await fn(tx);
+        await this.events.append(tx, r.events);
+        return r;
+      });
+    const { before, after } = this.relaxed.around;
+    const { result, events } =
+      relaxed && before.length > 0
+        ? await this.db.connection().execute(async (conn) => {
+            for (const s of before) await sql.raw(s).execute(conn);
+            try {
+              return await run(conn);
+            } finally {
+              for (const s of after) await sql.raw(s).execute(conn);
+            }
+          })
+        : await run(this.db);
     this.transactionObserver(op, (performance.now() - started) / 1000);
     if (events.length > 0) this.events.notify();
     return result;
@@ -530,86 +552,94 @@ export class ExecutionStore {
     const applied = new Set<string>();
     if (all.length === 0) return applied;
     let writes = all;
-    await this.withEvents('commit_task_writes', async (tx) => {
-      writes = await fenceBySession(tx, all);
-      const jobs = await this.events.jobsOfSteps(
-        tx,
-        writes.map((w) => w.stepInstanceId),
-      );
-      const before = await this.statusesBefore(tx, writes);
-      const events: PendingEvent[] = [];
-      const chunks = writes.flatMap((w) =>
-        w.chunks.map((c) => ({
-          step_instance_id: w.stepInstanceId,
-          execute_count: w.executeCount,
-          host_id: w.hostId,
-          offset: c.offset,
-          data: c.data,
-        })),
-      );
-      for (let i = 0; i < chunks.length; i += INSERT_CHUNK) {
-        await tx
-          .insertInto('log_chunk')
-          .values(chunks.slice(i, i + INSERT_CHUNK))
-          .onConflict((oc) =>
-            oc.columns(['step_instance_id', 'execute_count', 'host_id', 'offset']).doNothing(),
-          )
-          .execute();
-      }
-      const versions = await bumpHostsVersions(tx, writes);
-      for (const w of writes) {
-        const jobInstanceId = jobs.get(w.stepInstanceId) ?? 0;
-        const task = {
-          job_instance_id: jobInstanceId,
-          step_instance_id: w.stepInstanceId,
-          execute_count: w.executeCount,
-          bk_host_id: w.hostId,
-        };
-        const first = w.chunks[0];
-        if (first) {
-          const length = w.chunks.reduce((n, c) => n + c.data.length, 0);
-          events.push({ jobInstanceId, kind: 'log', data: { ...task, offset: first.offset, length } });
+    await this.withEvents(
+      'commit_task_writes',
+      async (tx) => {
+        writes = await fenceBySession(tx, all);
+        const jobs = await this.events.jobsOfSteps(
+          tx,
+          writes.map((w) => w.stepInstanceId),
+        );
+        const before = await this.statusesBefore(tx, writes);
+        const events: PendingEvent[] = [];
+        const chunks = writes.flatMap((w) =>
+          w.chunks.map((c) => ({
+            step_instance_id: w.stepInstanceId,
+            execute_count: w.executeCount,
+            host_id: w.hostId,
+            offset: c.offset,
+            data: c.data,
+          })),
+        );
+        for (let i = 0; i < chunks.length; i += INSERT_CHUNK) {
+          await tx
+            .insertInto('log_chunk')
+            .values(chunks.slice(i, i + INSERT_CHUNK))
+            .onConflict((oc) =>
+              oc.columns(['step_instance_id', 'execute_count', 'host_id', 'offset']).doNothing(),
+            )
+            .execute();
         }
-        const set: Partial<HostTask> = {};
-        const version = versions.get(w.stepInstanceId);
-        if (version !== undefined && changesResult(w)) set.version = version;
-        if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
-        if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
-        if (w.startTime !== undefined) set.start_time = w.startTime;
-        if (w.status !== undefined) set.status = w.status;
-        if (w.exitCode !== undefined) set.exit_code = w.exitCode;
-        if (w.errorCode !== undefined) set.error_code = w.errorCode;
-        if (w.endTime !== undefined) set.end_time = w.endTime;
-        if (Object.keys(set).length === 0) continue;
-        let q = tx
-          .updateTable('host_task')
-          .set(set)
-          .where('step_instance_id', '=', w.stepInstanceId)
-          .where('execute_count', '=', w.executeCount)
-          .where('host_id', '=', w.hostId);
-        if (w.status !== undefined) q = q.where('status', 'in', UNFINISHED);
-        const r = await q.executeTakeFirst();
-        if (w.status === undefined || r.numUpdatedRows === 0n) continue;
-        const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
-        applied.add(key);
-        const from = before.get(key);
-        if (from === w.status) continue;
-        events.push({
-          jobInstanceId,
-          kind: 'host',
-          data: {
-            ...task,
-            from_status: from ?? null,
-            status: w.status,
-            exit_code: w.exitCode ?? null,
-            error_code: w.errorCode ?? 0,
-            ...(w.startTime !== undefined ? { start_time: w.startTime } : {}),
-            ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
-          },
-        });
-      }
-      return { result: undefined, events };
-    });
+        const versions = await bumpHostsVersions(tx, writes);
+        for (const w of writes) {
+          const jobInstanceId = jobs.get(w.stepInstanceId) ?? 0;
+          const task = {
+            job_instance_id: jobInstanceId,
+            step_instance_id: w.stepInstanceId,
+            execute_count: w.executeCount,
+            bk_host_id: w.hostId,
+          };
+          const first = w.chunks[0];
+          if (first) {
+            const length = w.chunks.reduce((n, c) => n + c.data.length, 0);
+            events.push({ jobInstanceId, kind: 'log', data: { ...task, offset: first.offset, length } });
+          }
+          const set: Partial<HostTask> = {};
+          const version = versions.get(w.stepInstanceId);
+          if (version !== undefined && changesResult(w)) set.version = version;
+          if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
+          if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
+          if (w.startTime !== undefined) set.start_time = w.startTime;
+          if (w.status !== undefined) set.status = w.status;
+          if (w.exitCode !== undefined) set.exit_code = w.exitCode;
+          if (w.errorCode !== undefined) set.error_code = w.errorCode;
+          if (w.endTime !== undefined) set.end_time = w.endTime;
+          if (Object.keys(set).length === 0) continue;
+          let q = tx
+            .updateTable('host_task')
+            .set(set)
+            .where('step_instance_id', '=', w.stepInstanceId)
+            .where('execute_count', '=', w.executeCount)
+            .where('host_id', '=', w.hostId);
+          if (w.status !== undefined) q = q.where('status', 'in', UNFINISHED);
+          const r = await q.executeTakeFirst();
+          if (w.status === undefined || r.numUpdatedRows === 0n) continue;
+          const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
+          applied.add(key);
+          const from = before.get(key);
+          if (from === w.status) continue;
+          events.push({
+            jobInstanceId,
+            kind: 'host',
+            data: {
+              ...task,
+              from_status: from ?? null,
+              status: w.status,
+              exit_code: w.exitCode ?? null,
+              error_code: w.errorCode ?? 0,
+              ...(w.startTime !== undefined ? { start_time: w.startTime } : {}),
+              ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
+            },
+          });
+        }
+        return { result: undefined, events };
+      },
+      // Starts and output only: nothing in such a batch is acknowledged to anyone. The agent
+      // keeps a task's output and result until it is told the result is recorded, and a
+      // result's commit is durable, which makes everything committed before it durable too.
+      // A power cut may lose such a batch; the agent resends from what the store then holds.
+      all.every((w) => w.status === undefined || UNFINISHED.includes(w.status)),
+    );
     for (const l of this.taskWriteListeners) l(writes, applied);
     return applied;
   }
