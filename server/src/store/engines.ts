@@ -33,13 +33,14 @@ export interface EngineCapabilities {
    */
   sharedByServers: boolean;
   /**
-   * The same for a whole transaction: statements run on its connection before and after it
-   * (`around`), and as its first statements (`inside`).
+   * Statements run on a transaction's connection before and after it so that its commit does
+   * not wait for the disk; only where the database lives and dies with the server process
+   * (undefined otherwise). There, a crash of the process keeps such a commit, and a power cut
+   * that loses it also restarts the server, which then rebuilds its state from the store.
+   * A database server of its own can crash and lose it while this server runs on, believing it
+   * stored.
    */
-  relaxedTransaction: {
-    around: { before: readonly string[]; after: readonly string[] };
-    inside: readonly string[];
-  };
+  relaxedTransaction: { before: readonly string[]; after: readonly string[] } | undefined;
 }
 
 const SQLITE: EngineCapabilities = {
@@ -52,10 +53,7 @@ const SQLITE: EngineCapabilities = {
   // In WAL mode a NORMAL commit is not synced; the next FULL commit syncs it along.
   relaxedCommit: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
   sharedByServers: false,
-  relaxedTransaction: {
-    around: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
-    inside: [],
-  },
+  relaxedTransaction: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
 };
 
 const POSTGRES: EngineCapabilities = {
@@ -69,8 +67,7 @@ const POSTGRES: EngineCapabilities = {
   // transaction that failed rolls it back.
   relaxedCommit: { before: ['begin; set local synchronous_commit = off'], after: ['commit'] },
   sharedByServers: true,
-  // A later synchronous commit flushes the WAL up to itself, this one's records included.
-  relaxedTransaction: { around: { before: [], after: [] }, inside: ['set local synchronous_commit = off'] },
+  relaxedTransaction: undefined,
 };
 
 export interface OpenedEngine {

@@ -176,8 +176,8 @@ export class ExecutionStore {
 
   /**
    * Runs `fn` in a transaction that appends the events it returns, then wakes the streams.
-   * A `relaxed` transaction does not wait for the disk (see commitTaskWrites for when that is
-   * allowed): a crash of the server process keeps it, a power cut may lose it, and the next
+   * A `relaxed` transaction does not wait for the disk where the engine allows that (see
+   * relaxedTransaction in engines.ts; commitTaskWrites says when it is asked for): the next
    * durable commit makes it durable along with itself.
    */
   private async withEvents<T>(
@@ -188,23 +188,21 @@ export class ExecutionStore {
     const started = performance.now();
     const run = (db: Kysely<Database>) =>
       db.transaction().execute(async (tx) => {
-        if (relaxed) for (const s of this.relaxed.inside) await sql.raw(s).execute(tx);
         const r = await fn(tx);
         await this.events.append(tx, r.events);
         return r;
       });
-    const { before, after } = this.relaxed.around;
-    const { result, events } =
-      relaxed && before.length > 0
-        ? await this.db.connection().execute(async (conn) => {
-            for (const s of before) await sql.raw(s).execute(conn);
-            try {
-              return await run(conn);
-            } finally {
-              for (const s of after) await sql.raw(s).execute(conn);
-            }
-          })
-        : await run(this.db);
+    const around = relaxed ? this.relaxed : undefined;
+    const { result, events } = around
+      ? await this.db.connection().execute(async (conn) => {
+          for (const s of around.before) await sql.raw(s).execute(conn);
+          try {
+            return await run(conn);
+          } finally {
+            for (const s of around.after) await sql.raw(s).execute(conn);
+          }
+        })
+      : await run(this.db);
     this.transactionObserver(op, (performance.now() - started) / 1000);
     if (events.length > 0) this.events.notify();
     return result;
@@ -637,7 +635,8 @@ export class ExecutionStore {
       // Starts and output only: nothing in such a batch is acknowledged to anyone. The agent
       // keeps a task's output and result until it is told the result is recorded, and a
       // result's commit is durable, which makes everything committed before it durable too.
-      // A power cut may lose such a batch; the agent resends from what the store then holds.
+      // A power cut may lose such a batch; the restarted server resumes from what the store
+      // holds and the agent resends the rest.
       all.every((w) => w.status === undefined || UNFINISHED.includes(w.status)),
     );
     for (const l of this.taskWriteListeners) l(writes, applied);
