@@ -181,10 +181,10 @@ export class ExecutionStore {
    * durable commit makes it durable along with itself.
    */
   private async withEvents<T>(
-    op: string,
+    what: string | { op: string; relaxed: boolean },
     fn: (tx: Transaction<Database>) => Promise<{ result: T; events: PendingEvent[] }>,
-    relaxed = false,
   ): Promise<T> {
+    const { op, relaxed } = typeof what === 'string' ? { op: what, relaxed: false } : what;
     const started = performance.now();
     const run = (db: Kysely<Database>) =>
       db.transaction().execute(async (tx) => {
@@ -550,95 +550,92 @@ export class ExecutionStore {
     const applied = new Set<string>();
     if (all.length === 0) return applied;
     let writes = all;
-    await this.withEvents(
-      'commit_task_writes',
-      async (tx) => {
-        writes = await fenceBySession(tx, all);
-        const jobs = await this.events.jobsOfSteps(
-          tx,
-          writes.map((w) => w.stepInstanceId),
-        );
-        const before = await this.statusesBefore(tx, writes);
-        const events: PendingEvent[] = [];
-        const chunks = writes.flatMap((w) =>
-          w.chunks.map((c) => ({
-            step_instance_id: w.stepInstanceId,
-            execute_count: w.executeCount,
-            host_id: w.hostId,
-            offset: c.offset,
-            data: c.data,
-          })),
-        );
-        for (let i = 0; i < chunks.length; i += INSERT_CHUNK) {
-          await tx
-            .insertInto('log_chunk')
-            .values(chunks.slice(i, i + INSERT_CHUNK))
-            .onConflict((oc) =>
-              oc.columns(['step_instance_id', 'execute_count', 'host_id', 'offset']).doNothing(),
-            )
-            .execute();
+    // Starts and output only: nothing in such a batch is acknowledged to anyone. The agent keeps
+    // a task's output and result until it is told the result is recorded, and a result's commit
+    // is durable, which makes everything committed before it durable too. A power cut may lose
+    // such a batch; the restarted server resumes from what the store holds and the agent
+    // resends the rest.
+    const relaxed = all.every((w) => w.status === undefined || UNFINISHED.includes(w.status));
+    await this.withEvents({ op: 'commit_task_writes', relaxed }, async (tx) => {
+      writes = await fenceBySession(tx, all);
+      const jobs = await this.events.jobsOfSteps(
+        tx,
+        writes.map((w) => w.stepInstanceId),
+      );
+      const before = await this.statusesBefore(tx, writes);
+      const events: PendingEvent[] = [];
+      const chunks = writes.flatMap((w) =>
+        w.chunks.map((c) => ({
+          step_instance_id: w.stepInstanceId,
+          execute_count: w.executeCount,
+          host_id: w.hostId,
+          offset: c.offset,
+          data: c.data,
+        })),
+      );
+      for (let i = 0; i < chunks.length; i += INSERT_CHUNK) {
+        await tx
+          .insertInto('log_chunk')
+          .values(chunks.slice(i, i + INSERT_CHUNK))
+          .onConflict((oc) =>
+            oc.columns(['step_instance_id', 'execute_count', 'host_id', 'offset']).doNothing(),
+          )
+          .execute();
+      }
+      const versions = await bumpHostsVersions(tx, writes);
+      for (const w of writes) {
+        const jobInstanceId = jobs.get(w.stepInstanceId) ?? 0;
+        const task = {
+          job_instance_id: jobInstanceId,
+          step_instance_id: w.stepInstanceId,
+          execute_count: w.executeCount,
+          bk_host_id: w.hostId,
+        };
+        const first = w.chunks[0];
+        if (first) {
+          const length = w.chunks.reduce((n, c) => n + c.data.length, 0);
+          events.push({ jobInstanceId, kind: 'log', data: { ...task, offset: first.offset, length } });
         }
-        const versions = await bumpHostsVersions(tx, writes);
-        for (const w of writes) {
-          const jobInstanceId = jobs.get(w.stepInstanceId) ?? 0;
-          const task = {
-            job_instance_id: jobInstanceId,
-            step_instance_id: w.stepInstanceId,
-            execute_count: w.executeCount,
-            bk_host_id: w.hostId,
-          };
-          const first = w.chunks[0];
-          if (first) {
-            const length = w.chunks.reduce((n, c) => n + c.data.length, 0);
-            events.push({ jobInstanceId, kind: 'log', data: { ...task, offset: first.offset, length } });
-          }
-          const set: Partial<HostTask> = {};
-          const version = versions.get(w.stepInstanceId);
-          if (version !== undefined && changesResult(w)) set.version = version;
-          if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
-          if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
-          if (w.startTime !== undefined) set.start_time = w.startTime;
-          if (w.status !== undefined) set.status = w.status;
-          if (w.exitCode !== undefined) set.exit_code = w.exitCode;
-          if (w.errorCode !== undefined) set.error_code = w.errorCode;
-          if (w.endTime !== undefined) set.end_time = w.endTime;
-          if (Object.keys(set).length === 0) continue;
-          let q = tx
-            .updateTable('host_task')
-            .set(set)
-            .where('step_instance_id', '=', w.stepInstanceId)
-            .where('execute_count', '=', w.executeCount)
-            .where('host_id', '=', w.hostId);
-          if (w.status !== undefined) q = q.where('status', 'in', UNFINISHED);
-          const r = await q.executeTakeFirst();
-          if (w.status === undefined || r.numUpdatedRows === 0n) continue;
-          const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
-          applied.add(key);
-          const from = before.get(key);
-          if (from === w.status) continue;
-          events.push({
-            jobInstanceId,
-            kind: 'host',
-            data: {
-              ...task,
-              from_status: from ?? null,
-              status: w.status,
-              exit_code: w.exitCode ?? null,
-              error_code: w.errorCode ?? 0,
-              ...(w.startTime !== undefined ? { start_time: w.startTime } : {}),
-              ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
-            },
-          });
-        }
-        return { result: undefined, events };
-      },
-      // Starts and output only: nothing in such a batch is acknowledged to anyone. The agent
-      // keeps a task's output and result until it is told the result is recorded, and a
-      // result's commit is durable, which makes everything committed before it durable too.
-      // A power cut may lose such a batch; the restarted server resumes from what the store
-      // holds and the agent resends the rest.
-      all.every((w) => w.status === undefined || UNFINISHED.includes(w.status)),
-    );
+        const set: Partial<HostTask> = {};
+        const version = versions.get(w.stepInstanceId);
+        if (version !== undefined && changesResult(w)) set.version = version;
+        if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
+        if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
+        if (w.startTime !== undefined) set.start_time = w.startTime;
+        if (w.status !== undefined) set.status = w.status;
+        if (w.exitCode !== undefined) set.exit_code = w.exitCode;
+        if (w.errorCode !== undefined) set.error_code = w.errorCode;
+        if (w.endTime !== undefined) set.end_time = w.endTime;
+        if (Object.keys(set).length === 0) continue;
+        let q = tx
+          .updateTable('host_task')
+          .set(set)
+          .where('step_instance_id', '=', w.stepInstanceId)
+          .where('execute_count', '=', w.executeCount)
+          .where('host_id', '=', w.hostId);
+        if (w.status !== undefined) q = q.where('status', 'in', UNFINISHED);
+        const r = await q.executeTakeFirst();
+        if (w.status === undefined || r.numUpdatedRows === 0n) continue;
+        const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
+        applied.add(key);
+        const from = before.get(key);
+        if (from === w.status) continue;
+        events.push({
+          jobInstanceId,
+          kind: 'host',
+          data: {
+            ...task,
+            from_status: from ?? null,
+            status: w.status,
+            exit_code: w.exitCode ?? null,
+            error_code: w.errorCode ?? 0,
+            ...(w.startTime !== undefined ? { start_time: w.startTime } : {}),
+            ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
+          },
+        });
+      }
+      return { result: undefined, events };
+    });
     for (const l of this.taskWriteListeners) l(writes, applied);
     return applied;
   }
