@@ -53,6 +53,10 @@ export class ClusterNode {
   private sweeping = false;
   /** Called once when this server learns it was declared dead. */
   onFenced: () => void = () => undefined;
+  /** Called once when an operator asked this server to drain (it should close and exit). */
+  onDrainRequested: () => void = () => undefined;
+  private drainRequested = false;
+  private lastStatusSweep = 0;
 
   constructor(
     private readonly services: Services,
@@ -106,8 +110,9 @@ export class ClusterNode {
   private async beat(): Promise<void> {
     if (this.stopped) return;
     try {
-      const alive = await this.store.heartbeat(this.id);
-      if (!alive) return this.fence();
+      const state = await this.store.heartbeat(this.id);
+      if (state === 'dead') return this.fence();
+      if (state === 'drain') this.drainAsked();
       const now = performance.now();
       if (this.beatFailing) {
         this.beatFailing = false;
@@ -120,6 +125,13 @@ export class ClusterNode {
       if (!this.beatFailing) this.services.log.warn({ err }, 'cluster heartbeat failed');
       this.beatFailing = true;
     }
+  }
+
+  private drainAsked(): void {
+    if (this.drainRequested || this.draining) return;
+    this.drainRequested = true;
+    this.services.log.warn({ serverId: this.id }, 'drain requested: leaving the cluster');
+    this.onDrainRequested();
   }
 
   private fence(): void {
@@ -158,6 +170,11 @@ export class ClusterNode {
         if (dead.length > 0) this.services.log.warn({ servers: dead }, 'servers marked dead');
       }
       if (this.selfFenced()) return;
+      if (now - this.lastStatusSweep >= this.config.heartbeatIntervalMs) {
+        this.lastStatusSweep = now;
+        const away = await this.store.markAwayAgentsAbnormal(this.config.heartbeatTimeoutMs);
+        if (away.length > 0) this.services.log.warn({ hosts: away }, 'agents on no server marked abnormal');
+      }
       const jobs = await this.store.claimOrphans(this.id, TAKEOVER_BATCH);
       if (jobs.length > 0) {
         this.services.log.info({ jobs }, 'took over jobs of servers gone');
@@ -204,10 +221,17 @@ export class ClusterNode {
       this.services.hub.closeStale(Number(moved[1]), Number(moved[2]));
       return;
     }
+    if (payload.startsWith('d:')) {
+      if (payload === `d:${this.id}`) void this.beat();
+      return;
+    }
     this.wake();
   }
 
-  /** Tells every server something changed ('c' commands, 'r' results, 'j' job state, 's:host:epoch'). */
+  /**
+   * Tells every server something changed: 'c' commands, 'r' results, 'j' job state, 'f' file
+   * offers, 's:host:epoch' a session moved, 'd:server' a drain was asked.
+   */
   notify(payload: string): void {
     void sql`select pg_notify(${CHANNEL}, ${payload})`.execute(this.services.store.db).catch(() => undefined);
   }

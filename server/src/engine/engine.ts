@@ -25,6 +25,7 @@ import type {
   TaskStarted,
 } from '@jobfleet/protocol';
 import type { AgentEvents } from '../agent-link/agent-hub.js';
+import { agentAway } from '../cluster/cluster-store.js';
 import type { Services } from '../services.js';
 import type { JobInstance, NewJob, StepInstance } from '../store/execution-store.js';
 import { CallbackQueue } from './callback-queue.js';
@@ -439,7 +440,8 @@ export class Engine implements AgentEvents {
   }
 
   fileProgress(hostId: number, msg: FileProgress): void {
-    this.files.progress(hostId, msg);
+    if (!this.lookup(msg.key) && this.relayedTask(msg.key, hostId)) this.files.relayedProgress(hostId, msg);
+    else this.files.progress(hostId, msg);
   }
 
   taskStarted(hostId: number, msg: TaskStarted): void {
@@ -963,6 +965,7 @@ export class Engine implements AgentEvents {
       }
       await this.recount(step);
     }
+    await this.files.pollCluster();
     await this.failLostAgents(cluster);
   }
 
@@ -1018,16 +1021,12 @@ export class Engine implements AgentEvents {
         const task = step.tasks.get(hostId);
         const since = this.seen.get(step.stepInstanceId)?.since ?? localNow;
         if (!task || isHostFinished(task.status) || localNow - since <= timeout) continue;
-        let lost: boolean;
-        if (!s) lost = true;
-        else if (s.state === 'gone') lost = dbNow - s.lastSeen > timeout;
-        else if (s.serverState === 'alive') lost = false;
-        else {
-          // Its server died: the agent gets the grace to reconnect elsewhere, counted from the
-          // death and from the moment this server took the step on, whichever is later.
-          const grace = this.services.config.clusterAgentGraceMs;
-          lost = dbNow - (s.serverHeartbeatAt ?? s.lastSeen) > grace && localNow - since > grace;
-        }
+        // Held by a dead server: the grace counts from the death and from the moment this server
+        // took the step on, whichever is later.
+        const grace = this.services.config.clusterAgentGraceMs;
+        const lost =
+          agentAway(s, dbNow, timeout, grace) &&
+          (s?.state !== 'connected' || s.serverState === 'alive' || localNow - since > grace);
         if (!lost) continue;
         this.services.log.warn({ hostId, step: step.stepInstanceId }, 'agent on no server; its task fails');
         this.finishTask(step, task, {
