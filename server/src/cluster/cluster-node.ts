@@ -34,6 +34,15 @@ export const RELAYED_TYPES = new Set([
 ]);
 const CLAIM_BATCH = 500;
 const TAKEOVER_BATCH = 50;
+/** What a poll does: claim commands for agents held here, the owner's full check, recount steps. */
+interface Wake {
+  claim?: boolean;
+  full?: boolean;
+  steps?: number[];
+}
+const EVERYTHING: Wake = { claim: true, full: true };
+/** NOTIFY payloads stay well below PostgreSQL's 8000 bytes. */
+const NAMED_PAYLOAD_MAX = 4000;
 
 export class ClusterNode {
   readonly store: ClusterStore;
@@ -50,6 +59,7 @@ export class ClusterNode {
   private flushing = false;
   private ticking = false;
   private tickAgain = false;
+  private pending = { claim: false, full: false, steps: new Set<number>() };
   private sweeping = false;
   /** Called once when this server learns it was declared dead. */
   onFenced: () => void = () => undefined;
@@ -225,7 +235,17 @@ export class ClusterNode {
       if (payload === `d:${this.id}`) void this.beat();
       return;
     }
-    this.wake();
+    const named = /^([cr]):([\d,]+)$/.exec(payload);
+    if (named) {
+      const ids = (named[2] ?? '').split(',').map(Number);
+      // Commands for hosts held elsewhere, results of steps run elsewhere: nothing to do here.
+      if (named[1] === 'c') {
+        if (ids.some((h) => this.services.hub.isConnected(h))) this.wake({ claim: true });
+      } else this.wake({ steps: ids });
+      return;
+    }
+    if (payload === 'c') this.wake({ claim: true });
+    else this.wake();
   }
 
   /**
@@ -236,9 +256,24 @@ export class ClusterNode {
     void sql`select pg_notify(${CHANNEL}, ${payload})`.execute(this.services.store.db).catch(() => undefined);
   }
 
-  /** Runs a poll soon (coalesced): commands for the agents held here, results of jobs owned here. */
-  wake(): void {
+  /**
+   * 'c' naming the hosts whose commands wait (only their holders claim) or 'r' naming the steps
+   * whose results were recorded (only their owners recount them); plain when the list is long.
+   */
+  notifyIds(kind: 'c' | 'r', ids: Iterable<number>): void {
+    const list = [...ids].join(',');
+    this.notify(list.length > 0 && list.length <= NAMED_PAYLOAD_MAX ? `${kind}:${list}` : kind);
+  }
+
+  /**
+   * Runs a poll soon (coalesced). Without arguments everything: commands for the agents held
+   * here and the owner's checks of its jobs; otherwise only what a wake-up named.
+   */
+  wake(what: Wake = EVERYTHING): void {
     if (this.stopped) return;
+    if (what.claim) this.pending.claim = true;
+    if (what.full) this.pending.full = true;
+    for (const id of what.steps ?? []) this.pending.steps.add(id);
     if (this.ticking) {
       this.tickAgain = true;
       return;
@@ -249,21 +284,24 @@ export class ClusterNode {
         this.ticking = false;
         if (this.tickAgain) {
           this.tickAgain = false;
-          this.wake();
+          this.wake({});
         }
       });
     });
   }
 
   private async tick(): Promise<void> {
+    const { claim, full, steps } = this.pending;
+    this.pending = { claim: false, full: false, steps: new Set() };
     if (this.selfFenced()) return;
     try {
-      for (;;) {
+      while (claim) {
         const claimed = await this.store.claimCommands(this.id, CLAIM_BATCH);
         await this.deliver(claimed);
         if (claimed.length < CLAIM_BATCH) break;
       }
-      await this.services.engine.refresh();
+      if (full) await this.services.engine.refresh();
+      else if (steps.size > 0) await this.services.engine.recountSteps(steps);
     } catch (err) {
       this.services.log.warn({ err }, 'cluster poll failed');
     }
@@ -325,7 +363,8 @@ export class ClusterNode {
     this.outbox = [];
     try {
       await this.store.enqueue(rows);
-      if (rows.some((r) => r.sentEpoch === null)) this.notify('c');
+      const elsewhere = new Set(rows.filter((r) => r.sentEpoch === null).map((r) => r.hostId));
+      if (elsewhere.size > 0) this.notifyIds('c', elsewhere);
     } catch (err) {
       if (!this.stopped) {
         this.services.log.warn({ err }, 'agent commands not stored yet; retrying');

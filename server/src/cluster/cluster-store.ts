@@ -5,6 +5,7 @@
  */
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import type { HostTask } from '../store/execution-store.js';
 import type { Database } from '../store/schema.js';
 
 /** Milliseconds of the database clock. */
@@ -308,6 +309,24 @@ export class ClusterStore {
       .where('step_instance_id', '=', stepInstanceId)
       .where('execute_count', '=', executeCount)
       .execute();
+  }
+
+  /**
+   * Host tasks changed since the version seen, for many step executions in one query (the
+   * owner's recount of the steps it runs).
+   */
+  async hostTasksChangedSince(
+    seen: readonly { stepInstanceId: number; executeCount: number; version: number }[],
+  ): Promise<HostTask[]> {
+    if (seen.length === 0) return [];
+    const wanted = sql.join(
+      seen.map((x) => sql`(${x.stepInstanceId}::bigint, ${x.executeCount}::int, ${x.version}::bigint)`),
+    );
+    const r = await sql<HostTask>`select t.* from host_task t
+      join (values ${wanted}) as w(step_instance_id, execute_count, version)
+        on t.step_instance_id = w.step_instance_id and t.execute_count = w.execute_count
+      where t.version > w.version`.execute(this.db);
+    return r.rows;
   }
 
   // ---------------------------------------------------------------- file offers
