@@ -14,17 +14,21 @@ const digest = (h: crypto.Hash) => h.digest('hex').slice(0, 32);
 
 export class OutputFingerprinter {
   private readonly raw = crypto.createHash('sha256');
-  private readonly sets = NORMALISER_SETS.filter((s) => s.length > 0).map((set) => ({
-    key: normaliserKey(set),
-    hash: crypto.createHash('sha256'),
-    normalise: lineNormaliser(set, this.host),
-  }));
+  private readonly sets: { key: string; hash: crypto.Hash; normalise: (line: string) => string }[];
   private readonly decoder = new StringDecoder('utf8');
   private partial = '';
   /** Bytes taken so far: output must arrive in order, from 0. */
   bytes = 0;
 
-  constructor(private readonly host: HostIdentity) {}
+  // Built here, not as a field initializer: those run before a parameter property is assigned,
+  // so `host` was undefined, construction threw, and every finished task's log was read back.
+  constructor(host: HostIdentity) {
+    this.sets = NORMALISER_SETS.filter((s) => s.length > 0).map((set) => ({
+      key: normaliserKey(set),
+      hash: crypto.createHash('sha256'),
+      normalise: lineNormaliser(set, host),
+    }));
+  }
 
   update(data: Buffer): void {
     this.bytes += data.length;
