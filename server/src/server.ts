@@ -152,6 +152,9 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       // Declared dead: others run this server's jobs now. Stop and exit for a fresh start (new id).
       void running.close().finally(() => process.exit(3));
     };
+    // Drained on an operator's request: leave as on SIGTERM, and exit 0 (a supervisor that
+    // restarts only on failure leaves it stopped).
+    cluster.onDrainRequested = () => void running.close().finally(() => process.exit(0));
   }
   return running;
 }

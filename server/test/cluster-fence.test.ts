@@ -92,7 +92,7 @@ describe('cluster fences on PostgreSQL', { skip: !withPg }, () => {
     assert.deepEqual(await new ClusterStore(other.db).markSilentDead(1000), [me]);
     await assert.rejects(store.executions.updateJob(jobInstanceId, { status: 3 }), /is fenced/);
     await assert.rejects(newJob(), /is fenced/);
-    assert.equal(await cluster.heartbeat(me), false);
+    assert.equal(await cluster.heartbeat(me), 'dead');
     // The live server takes the job over and may change it.
     const them = (
       await other.db.selectFrom('server_node').select('id').where('state', '=', 'alive').execute()

@@ -229,6 +229,16 @@ export function adminCommand(): Command {
     .action((hostId: string, ip: string, o: { cloudId: string }) =>
       call(conn(), 'POST', `/hosts/${num(hostId)}/identity`, { ip, bk_cloud_id: num(o.cloudId) }),
     );
+  admin
+    .command('cluster')
+    .description('the servers of a cluster: state, age, agents held, jobs owned')
+    .action(() => call(conn(), 'GET', '/cluster'));
+  admin
+    .command('drain <server>')
+    .description(
+      'make a cluster server (its id or URL, as `admin cluster` lists) hand its jobs and agents to the others and exit',
+    )
+    .action((server: string) => call(conn(), 'POST', '/cluster/drain', { server }));
   admin.addCommand(userCommand(conn, call));
   return admin;
 }

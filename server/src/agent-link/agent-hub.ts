@@ -113,6 +113,14 @@ export class AgentHub {
     return this.connections.get(hostId)?.ready === true;
   }
 
+  /**
+   * Whether a host's agent counts as online. One server knows its own connections; in a cluster
+   * the inventory's status is what every server sees (kept by the servers' sweeps).
+   */
+  agentOnline(h: { id: number; agent_status: number }): boolean {
+    return h.agent_status === 1 && (this.services.cluster !== undefined || this.isConnected(h.id));
+  }
+
   serverUrlFor(hostId: number): string | undefined {
     return this.connections.get(hostId)?.serverUrl;
   }

@@ -34,6 +34,15 @@ export const RELAYED_TYPES = new Set([
 ]);
 const CLAIM_BATCH = 500;
 const TAKEOVER_BATCH = 50;
+/** What a poll does: claim commands for agents held here, the owner's full check, recount steps. */
+interface Wake {
+  claim?: boolean;
+  full?: boolean;
+  steps?: number[];
+}
+const EVERYTHING: Wake = { claim: true, full: true };
+/** NOTIFY payloads stay well below PostgreSQL's 8000 bytes. */
+const NAMED_PAYLOAD_MAX = 4000;
 
 export class ClusterNode {
   readonly store: ClusterStore;
@@ -50,9 +59,14 @@ export class ClusterNode {
   private flushing = false;
   private ticking = false;
   private tickAgain = false;
+  private pending = { claim: false, full: false, steps: new Set<number>() };
   private sweeping = false;
   /** Called once when this server learns it was declared dead. */
   onFenced: () => void = () => undefined;
+  /** Called once when an operator asked this server to drain (it should close and exit). */
+  onDrainRequested: () => void = () => undefined;
+  private drainRequested = false;
+  private lastStatusSweep = 0;
 
   constructor(
     private readonly services: Services,
@@ -106,8 +120,9 @@ export class ClusterNode {
   private async beat(): Promise<void> {
     if (this.stopped) return;
     try {
-      const alive = await this.store.heartbeat(this.id);
-      if (!alive) return this.fence();
+      const state = await this.store.heartbeat(this.id);
+      if (state === 'dead') return this.fence();
+      if (state === 'drain') this.drainAsked();
       const now = performance.now();
       if (this.beatFailing) {
         this.beatFailing = false;
@@ -120,6 +135,13 @@ export class ClusterNode {
       if (!this.beatFailing) this.services.log.warn({ err }, 'cluster heartbeat failed');
       this.beatFailing = true;
     }
+  }
+
+  private drainAsked(): void {
+    if (this.drainRequested || this.draining) return;
+    this.drainRequested = true;
+    this.services.log.warn({ serverId: this.id }, 'drain requested: leaving the cluster');
+    this.onDrainRequested();
   }
 
   private fence(): void {
@@ -158,6 +180,11 @@ export class ClusterNode {
         if (dead.length > 0) this.services.log.warn({ servers: dead }, 'servers marked dead');
       }
       if (this.selfFenced()) return;
+      if (now - this.lastStatusSweep >= this.config.heartbeatIntervalMs) {
+        this.lastStatusSweep = now;
+        const away = await this.store.markAwayAgentsAbnormal(this.config.heartbeatTimeoutMs);
+        if (away.length > 0) this.services.log.warn({ hosts: away }, 'agents on no server marked abnormal');
+      }
       const jobs = await this.store.claimOrphans(this.id, TAKEOVER_BATCH);
       if (jobs.length > 0) {
         this.services.log.info({ jobs }, 'took over jobs of servers gone');
@@ -204,17 +231,49 @@ export class ClusterNode {
       this.services.hub.closeStale(Number(moved[1]), Number(moved[2]));
       return;
     }
-    this.wake();
+    if (payload.startsWith('d:')) {
+      if (payload === `d:${this.id}`) void this.beat();
+      return;
+    }
+    const named = /^([cr]):([\d,]+)$/.exec(payload);
+    if (named) {
+      const ids = (named[2] ?? '').split(',').map(Number);
+      // Commands for hosts held elsewhere, results of steps run elsewhere: nothing to do here.
+      if (named[1] === 'c') {
+        if (ids.some((h) => this.services.hub.isConnected(h))) this.wake({ claim: true });
+      } else this.wake({ steps: ids });
+      return;
+    }
+    if (payload === 'c') this.wake({ claim: true });
+    else this.wake();
   }
 
-  /** Tells every server something changed ('c' commands, 'r' results, 'j' job state, 's:host:epoch'). */
+  /**
+   * Tells every server something changed: 'c' commands, 'r' results, 'j' job state, 'f' file
+   * offers, 's:host:epoch' a session moved, 'd:server' a drain was asked.
+   */
   notify(payload: string): void {
     void sql`select pg_notify(${CHANNEL}, ${payload})`.execute(this.services.store.db).catch(() => undefined);
   }
 
-  /** Runs a poll soon (coalesced): commands for the agents held here, results of jobs owned here. */
-  wake(): void {
+  /**
+   * 'c' naming the hosts whose commands wait (only their holders claim) or 'r' naming the steps
+   * whose results were recorded (only their owners recount them); plain when the list is long.
+   */
+  notifyIds(kind: 'c' | 'r', ids: Iterable<number>): void {
+    const list = [...ids].join(',');
+    this.notify(list.length > 0 && list.length <= NAMED_PAYLOAD_MAX ? `${kind}:${list}` : kind);
+  }
+
+  /**
+   * Runs a poll soon (coalesced). Without arguments everything: commands for the agents held
+   * here and the owner's checks of its jobs; otherwise only what a wake-up named.
+   */
+  wake(what: Wake = EVERYTHING): void {
     if (this.stopped) return;
+    if (what.claim) this.pending.claim = true;
+    if (what.full) this.pending.full = true;
+    for (const id of what.steps ?? []) this.pending.steps.add(id);
     if (this.ticking) {
       this.tickAgain = true;
       return;
@@ -225,21 +284,24 @@ export class ClusterNode {
         this.ticking = false;
         if (this.tickAgain) {
           this.tickAgain = false;
-          this.wake();
+          this.wake({});
         }
       });
     });
   }
 
   private async tick(): Promise<void> {
+    const { claim, full, steps } = this.pending;
+    this.pending = { claim: false, full: false, steps: new Set() };
     if (this.selfFenced()) return;
     try {
-      for (;;) {
+      while (claim) {
         const claimed = await this.store.claimCommands(this.id, CLAIM_BATCH);
         await this.deliver(claimed);
         if (claimed.length < CLAIM_BATCH) break;
       }
-      await this.services.engine.refresh();
+      if (full) await this.services.engine.refresh();
+      else if (steps.size > 0) await this.services.engine.recountSteps(steps);
     } catch (err) {
       this.services.log.warn({ err }, 'cluster poll failed');
     }
@@ -301,7 +363,8 @@ export class ClusterNode {
     this.outbox = [];
     try {
       await this.store.enqueue(rows);
-      if (rows.some((r) => r.sentEpoch === null)) this.notify('c');
+      const elsewhere = new Set(rows.filter((r) => r.sentEpoch === null).map((r) => r.hostId));
+      if (elsewhere.size > 0) this.notifyIds('c', elsewhere);
     } catch (err) {
       if (!this.stopped) {
         this.services.log.warn({ err }, 'agent commands not stored yet; retrying');

@@ -5,6 +5,7 @@
  */
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import type { HostTask } from '../store/execution-store.js';
 import type { Database } from '../store/schema.js';
 
 /** Milliseconds of the database clock. */
@@ -21,6 +22,23 @@ export interface HostSession {
   /** State and last heartbeat of the server holding it (undefined: no such row). */
   serverState: 'alive' | 'dead' | undefined;
   serverHeartbeatAt: number | undefined;
+}
+
+/**
+ * Whether a host's agent is on no server, as the database sees it: no session, a session that
+ * ended longer than `timeoutMs` ago, or one held by a server that is dead (or silent) for longer
+ * than `graceMs` (its agents get that long to reconnect elsewhere).
+ */
+export function agentAway(
+  s: HostSession | undefined,
+  dbNow: number,
+  timeoutMs: number,
+  graceMs: number,
+): boolean {
+  if (!s) return true;
+  if (s.state === 'gone') return dbNow - s.lastSeen > timeoutMs;
+  if (s.serverState === 'alive') return false;
+  return dbNow - (s.serverHeartbeatAt ?? s.lastSeen) > graceMs;
 }
 
 /** A message for an agent as recorded: payload sealed, `sentEpoch` null until some server sends it. */
@@ -74,11 +92,46 @@ export class ClusterStore {
     await sql`update server_node set url = ${url} where id = ${id}`.execute(this.db);
   }
 
-  /** Renews the liveness row; false when this server was marked dead (it must stop). */
-  async heartbeat(id: string): Promise<boolean> {
-    const r = await sql`update server_node set heartbeat_at = ${NOW_MS}
-      where id = ${id} and state = 'alive' returning id`.execute(this.db);
-    return r.rows.length > 0;
+  /**
+   * Renews the liveness row: 'dead' when this server was marked dead (it must stop), 'drain' when
+   * an operator asked it to leave.
+   */
+  async heartbeat(id: string): Promise<'alive' | 'dead' | 'drain'> {
+    const r = await sql<{ drain_requested_at: number | null }>`update server_node set heartbeat_at = ${NOW_MS}
+      where id = ${id} and state = 'alive' returning drain_requested_at`.execute(this.db);
+    const row = r.rows[0];
+    if (!row) return 'dead';
+    return row.drain_requested_at === null ? 'alive' : 'drain';
+  }
+
+  /** Asks the live server with this id or URL to drain; its id and URL, or undefined if none is alive. */
+  async requestDrain(server: string): Promise<{ id: string; url: string } | undefined> {
+    const r = await sql<{ id: string; url: string }>`update server_node
+      set drain_requested_at = coalesce(drain_requested_at, ${NOW_MS})
+      where state = 'alive' and (id = ${server} or url = ${server}) returning id, url`.execute(this.db);
+    return r.rows.length === 1 ? r.rows[0] : undefined;
+  }
+
+  async stateOf(id: string): Promise<string | undefined> {
+    const r = await sql<{ state: string }>`select state from server_node where id = ${id}`.execute(this.db);
+    return r.rows[0]?.state;
+  }
+
+  /**
+   * The inventory's agent status in a cluster: a host whose agent has no session, whose session
+   * ended more than `timeoutMs` ago, or whose server is dead, is abnormal (its agent is connected
+   * nowhere; a reconnection anywhere marks it normal again with its first heartbeat).
+   */
+  async markAwayAgentsAbnormal(timeoutMs: number): Promise<number[]> {
+    const r = await sql<{ id: number }>`update host set agent_status = 0 where agent_status = 1 and id in (
+        select h.id from host h
+          left join agent_session s on s.host_id = h.id
+          left join server_node n on n.id = s.server_id
+        where h.agent_status = 1 and (s.host_id is null
+          or (s.state = 'gone' and s.last_seen < ${NOW_MS} - ${timeoutMs}::bigint)
+          or (s.state = 'connected' and n.state is distinct from 'alive')))
+      returning id`.execute(this.db);
+    return r.rows.map((x) => Number(x.id));
   }
 
   /** Marks dead every server silent for longer than `deadAfterMs`; returns their ids. */
@@ -256,6 +309,63 @@ export class ClusterStore {
       .where('step_instance_id', '=', stepInstanceId)
       .where('execute_count', '=', executeCount)
       .execute();
+  }
+
+  /**
+   * Host tasks changed since the version seen, for many step executions in one query (the
+   * owner's recount of the steps it runs).
+   */
+  async hostTasksChangedSince(
+    seen: readonly { stepInstanceId: number; executeCount: number; version: number }[],
+  ): Promise<HostTask[]> {
+    if (seen.length === 0) return [];
+    const wanted = sql.join(
+      seen.map((x) => sql`(${x.stepInstanceId}::bigint, ${x.executeCount}::int, ${x.version}::bigint)`),
+    );
+    const r = await sql<HostTask>`select t.* from host_task t
+      join (values ${wanted}) as w(step_instance_id, execute_count, version)
+        on t.step_instance_id = w.step_instance_id and t.execute_count = w.execute_count
+      where t.version > w.version`.execute(this.db);
+    return r.rows;
+  }
+
+  // ---------------------------------------------------------------- file offers
+
+  /** An agent held here answered `file.serve` for a step run elsewhere: kept for the step's owner. */
+  async recordOffer(o: { stepInstanceId: number; executeCount: number; hostId: number; payload: string }) {
+    await this.db
+      .insertInto('file_offer')
+      .values({
+        step_instance_id: o.stepInstanceId,
+        execute_count: o.executeCount,
+        host_id: o.hostId,
+        payload: o.payload,
+        created_at: Date.now(),
+      })
+      .execute();
+  }
+
+  /** Takes (and removes) the offers recorded for these steps, oldest first. */
+  async takeOffers(
+    stepInstanceIds: number[],
+  ): Promise<{ stepInstanceId: number; executeCount: number; hostId: number; payload: string }[]> {
+    if (stepInstanceIds.length === 0) return [];
+    const r = await sql<{
+      id: number;
+      step_instance_id: number;
+      execute_count: number;
+      host_id: number;
+      payload: string;
+    }>`delete from file_offer where step_instance_id in (${sql.join(stepInstanceIds)})
+      returning id, step_instance_id, execute_count, host_id, payload`.execute(this.db);
+    return r.rows
+      .sort((a, b) => Number(a.id) - Number(b.id))
+      .map((x) => ({
+        stepInstanceId: Number(x.step_instance_id),
+        executeCount: x.execute_count,
+        hostId: Number(x.host_id),
+        payload: x.payload,
+      }));
   }
 
   // ---------------------------------------------------------------- the view

@@ -25,6 +25,7 @@ import type {
   TaskStarted,
 } from '@jobfleet/protocol';
 import type { AgentEvents } from '../agent-link/agent-hub.js';
+import { agentAway } from '../cluster/cluster-store.js';
 import type { Services } from '../services.js';
 import type { JobInstance, NewJob, StepInstance } from '../store/execution-store.js';
 import { CallbackQueue } from './callback-queue.js';
@@ -424,7 +425,7 @@ export class Engine implements AgentEvents {
   agentWelcomed(hostId: number): void {
     const cluster = this.services.cluster;
     // In a cluster what waits for the host is in the outbox, resent under the new session.
-    if (cluster) cluster.wake();
+    if (cluster) cluster.wake({ claim: true });
     for (const step of cluster ? [] : (this.byHost.get(hostId) ?? [])) {
       const task = step.tasks.get(hostId);
       if (!task || isHostFinished(task.status)) continue;
@@ -439,7 +440,8 @@ export class Engine implements AgentEvents {
   }
 
   fileProgress(hostId: number, msg: FileProgress): void {
-    this.files.progress(hostId, msg);
+    if (!this.lookup(msg.key) && this.relayedTask(msg.key, hostId)) this.files.relayedProgress(hostId, msg);
+    else this.files.progress(hostId, msg);
   }
 
   taskStarted(hostId: number, msg: TaskStarted): void {
@@ -634,12 +636,12 @@ export class Engine implements AgentEvents {
   /** After a batch is durable: confirm results to agents, and finish batches whose hosts are all done. */
   private afterCommit(batch: CommittedBatch): void {
     const touched = new Set<ActiveStep>();
-    let relayedResults = false;
+    const relayedSteps = new Set<number>();
     for (const w of batch.writes) {
       if (w.status === undefined || !isHostFinished(w.status) || w.fenced) continue;
       const key = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
       this.services.hub.send(w.hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key });
-      if (this.relayed.delete(key)) relayedResults = true;
+      if (this.relayed.delete(key)) relayedSteps.add(w.stepInstanceId);
       const step = this.steps.get(w.stepInstanceId);
       if (!step || step.executeCount !== w.executeCount) continue;
       const set = this.byHost.get(w.hostId);
@@ -649,8 +651,8 @@ export class Engine implements AgentEvents {
         touched.add(step);
       }
     }
-    // The owners of relayed tasks recount at once instead of at their next poll.
-    if (relayedResults) this.services.cluster?.notify('r');
+    // The owners of relayed tasks recount those steps at once instead of at their next poll.
+    if (relayedSteps.size > 0) this.services.cluster?.notifyIds('r', relayedSteps);
     for (const step of touched) {
       if (step.inFlight === 0) {
         this.withJobLock(step.jobInstanceId, () => this.batchDone(step)).catch((err: unknown) =>
@@ -955,41 +957,81 @@ export class Engine implements AgentEvents {
       });
     }
     const statuses = await cluster.store.jobStatuses(jobIds);
+    const counted: ActiveStep[] = [];
     for (const step of [...this.steps.values()]) {
       if (this.steps.get(step.stepInstanceId) !== step) continue;
       if (statuses.get(step.jobInstanceId) === RunStatus.STOPPING && !step.stopping) {
         await this.withJobLock(step.jobInstanceId, () => this.stopOwnedJob(step.jobInstanceId));
         continue;
       }
-      await this.recount(step);
+      counted.push(step);
     }
+    await this.recount(counted);
+    await this.files.pollCluster();
     await this.failLostAgents(cluster);
   }
 
-  private async recount(step: ActiveStep): Promise<void> {
-    const seen = this.seen.get(step.stepInstanceId);
-    if (!seen || step.waiting) return;
-    const rows = await this.store.listHostTasksChangedSince(
-      step.stepInstanceId,
-      step.executeCount,
-      seen.version,
+  /** Cluster mode: other servers recorded results of these steps (a wake-up names them). */
+  async recountSteps(stepInstanceIds: Iterable<number>): Promise<void> {
+    const steps: ActiveStep[] = [];
+    for (const id of stepInstanceIds) {
+      const step = this.steps.get(id);
+      if (step) steps.push(step);
+    }
+    await this.recount(steps);
+  }
+
+  /** Re-reads, in one query, the host tasks of these steps changed since last seen, and counts them. */
+  private async recount(steps: ActiveStep[]): Promise<void> {
+    const cluster = this.services.cluster;
+    const wanted = steps.filter((s) => !s.waiting && this.seen.has(s.stepInstanceId));
+    if (!cluster || wanted.length === 0) return;
+    const rows = await cluster.store.hostTasksChangedSince(
+      wanted.map((s) => ({
+        stepInstanceId: s.stepInstanceId,
+        executeCount: s.executeCount,
+        version: this.seen.get(s.stepInstanceId)?.version ?? -1,
+      })),
     );
+    const byStep = new Map<number, typeof rows>();
+    for (const row of rows) {
+      const list = byStep.get(row.step_instance_id);
+      if (list) list.push(row);
+      else byStep.set(row.step_instance_id, [row]);
+    }
+    for (const [id, list] of byStep) {
+      const step = this.steps.get(id);
+      if (step && wanted.includes(step)) await this.countChanged(step, list);
+    }
+  }
+
+  private async countChanged(
+    step: ActiveStep,
+    rows: { host_id: number; status: number; version: number }[],
+  ): Promise<void> {
+    const seen = this.seen.get(step.stepInstanceId);
+    if (!seen) return;
     for (const row of rows) {
       seen.version = Math.max(seen.version, row.version);
       const task = step.tasks.get(row.host_id);
-      if (!task || isHostFinished(task.status)) continue;
+      if (!task) continue;
+      const set = this.byHost.get(row.host_id);
       if (!isHostFinished(row.status)) {
-        if (row.status === HostStatus.RUNNING) task.status = HostStatus.RUNNING;
+        if (row.status === HostStatus.RUNNING && !isHostFinished(task.status))
+          task.status = HostStatus.RUNNING;
         continue;
       }
-      // Recorded by the server holding the agent: count it as if written here.
+      // Counted already; otherwise recorded by the server holding the agent. A result this server
+      // decided but could not write (the agent's session had moved: fenced) is replaced by the
+      // one in the database, which the agent delivered through its new server.
+      if (isHostFinished(task.status) && !set?.has(step)) continue;
+      const wasFailed = isHostFinished(task.status) && !isHostSuccess(task.status);
       task.status = row.status;
-      if (!isHostSuccess(row.status)) {
+      if (!isHostSuccess(row.status) && !wasFailed) {
         step.failed++;
         if (step.budget !== undefined && step.failed > step.budget && !step.stopping)
           this.stopStep(step, 'budget');
-      }
-      const set = this.byHost.get(row.host_id);
+      } else if (isHostSuccess(row.status) && wasFailed) step.failed--;
       if (set?.delete(step)) {
         step.inFlight--;
         if (set.size === 0) this.byHost.delete(row.host_id);
@@ -1018,16 +1060,12 @@ export class Engine implements AgentEvents {
         const task = step.tasks.get(hostId);
         const since = this.seen.get(step.stepInstanceId)?.since ?? localNow;
         if (!task || isHostFinished(task.status) || localNow - since <= timeout) continue;
-        let lost: boolean;
-        if (!s) lost = true;
-        else if (s.state === 'gone') lost = dbNow - s.lastSeen > timeout;
-        else if (s.serverState === 'alive') lost = false;
-        else {
-          // Its server died: the agent gets the grace to reconnect elsewhere, counted from the
-          // death and from the moment this server took the step on, whichever is later.
-          const grace = this.services.config.clusterAgentGraceMs;
-          lost = dbNow - (s.serverHeartbeatAt ?? s.lastSeen) > grace && localNow - since > grace;
-        }
+        // Held by a dead server: the grace counts from the death and from the moment this server
+        // took the step on, whichever is later.
+        const grace = this.services.config.clusterAgentGraceMs;
+        const lost =
+          agentAway(s, dbNow, timeout, grace) &&
+          (s?.state !== 'connected' || s.serverState === 'alive' || localNow - since > grace);
         if (!lost) continue;
         this.services.log.warn({ hostId, step: step.stepInstanceId }, 'agent on no server; its task fails');
         this.finishTask(step, task, {

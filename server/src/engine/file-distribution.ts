@@ -25,9 +25,11 @@ import type {
 } from '@jobfleet/protocol';
 import type { Services } from '../services.js';
 import type { FileLog } from '../store/file-store.js';
+import { agentAway } from '../cluster/cluster-store.js';
 import { fileLogLine } from './file-log-line.js';
 import { offerToken, parseServeId, seedServeId, serverServeId, sourceServeId } from './file-tokens.js';
 import { HostStatus } from './statuses.js';
+import { parseStepSpec } from './step-spec.js';
 import type { FileStepSpec } from './step-spec.js';
 
 export interface FileTargetView {
@@ -68,9 +70,21 @@ interface FileState {
   slotLimit: number;
   /** host id -> "cloud:ip" */
   labels: Map<number, string>;
+  /** Cluster mode: when preparation began, and the session epoch each awaited source was asked under. */
+  since: number;
+  askedEpochs: Map<number, number>;
+}
+
+/** Where file log rows go: a step execution and the labels of its hosts. */
+interface LogContext {
+  stepInstanceId: number;
+  executeCount: number;
+  labels: Map<number, string>;
 }
 
 const MiB = 1024 * 1024;
+
+const logContext = (state: FileState): LogContext => ({ ...state.view, labels: state.labels });
 
 /** What a failed offer means for the targets that cannot get their files. */
 const SERVE_ERROR_STATUS: Record<ServeErrorKind, number> = {
@@ -84,6 +98,8 @@ const SWARM_THRESHOLD_BYTES = 8 * MiB;
 
 export class FileDistribution {
   private readonly states = new Map<number, FileState>();
+  /** Cluster mode: steps run elsewhere whose targets this server holds, by "step:count". */
+  private readonly remote = new Map<string, LogContext>();
   private logBuffer = new Map<string, FileLog>();
   private logTimer: NodeJS.Timeout | undefined;
 
@@ -115,6 +131,8 @@ export class FileDistribution {
       assigned: new Map(),
       slotLimit: Infinity,
       labels: new Map(),
+      since: Date.now(),
+      askedEpochs: new Map(),
     };
     this.states.set(view.stepInstanceId, state);
     const inv = this.services.store.inventory;
@@ -244,9 +262,18 @@ export class FileDistribution {
 
   filesServed(hostId: number, msg: FilesServed): void {
     const id = parseServeId(msg.serveId);
-    const state = id ? this.states.get(id.stepInstanceId) : undefined;
-    if (!id || !state || state.view.executeCount !== id.executeCount || id.hostId !== hostId) return;
-    if (id.kind === 'seed') {
+    if (!id || id.hostId !== hostId) return;
+    const state = this.states.get(id.stepInstanceId);
+    if (!state || state.view.executeCount !== id.executeCount) {
+      this.relayOffer(id.stepInstanceId, id.executeCount, hostId, msg);
+      return;
+    }
+    this.offered(state, hostId, msg, id.kind);
+  }
+
+  private offered(state: FileState, hostId: number, msg: FilesServed, kind: 'src' | 'seed' | 'server'): void {
+    const stepInstanceId = state.view.stepInstanceId;
+    if (kind === 'seed') {
       if (msg.error) return; // a target that cannot re-serve simply is not a seeder
       state.seeders.push({
         serveId: msg.serveId,
@@ -262,14 +289,14 @@ export class FileDistribution {
         ],
         active: 0,
       });
-      this.pump(id.stepInstanceId);
+      this.pump(stepInstanceId);
       return;
     }
     if (!state.awaiting.delete(hostId)) return;
     if (msg.error) {
       const now = Date.now();
       for (const path of msg.error.paths.length > 0 ? msg.error.paths : ['']) {
-        this.log(state, {
+        this.log(logContext(state), {
           mode: 0,
           hostId,
           srcHostId: hostId,
@@ -296,6 +323,66 @@ export class FileDistribution {
       files: msg.files,
     });
     if (state.awaiting.size === 0) this.markReady(state);
+  }
+
+  /**
+   * Cluster mode: an offer for a step this server does not run goes through the database to the
+   * server that does (woken by NOTIFY; its poll picks it up otherwise).
+   */
+  private relayOffer(stepInstanceId: number, executeCount: number, hostId: number, msg: FilesServed): void {
+    const cluster = this.services.cluster;
+    if (!cluster) return;
+    const attempt = (left: number): void => {
+      cluster.store
+        .recordOffer({ stepInstanceId, executeCount, hostId, payload: JSON.stringify(msg) })
+        .then(() => cluster.notify('f'))
+        .catch((err: unknown) => {
+          this.services.log.warn({ err, serveId: msg.serveId }, 'file offer not recorded yet');
+          if (left > 0) setTimeout(() => attempt(left - 1), 1000).unref();
+        });
+    };
+    attempt(30);
+  }
+
+  /**
+   * Cluster mode, on the server running file steps: takes the offers other servers recorded for
+   * them, and watches the sources it still waits for: one that reconnected anywhere is asked
+   * again (offers do not outlive an agent's session), one on no server fails the step's targets.
+   */
+  async pollCluster(): Promise<void> {
+    const cluster = this.services.cluster;
+    if (!cluster || this.states.size === 0) return;
+    for (const o of await cluster.store.takeOffers([...this.states.keys()])) {
+      const state = this.states.get(o.stepInstanceId);
+      if (!state || state.view.executeCount !== o.executeCount) continue;
+      const msg = JSON.parse(o.payload) as FilesServed;
+      const id = parseServeId(msg.serveId);
+      if (id?.hostId === o.hostId) this.offered(state, o.hostId, msg, id.kind);
+    }
+    const waiting = [...this.states.values()].filter((st) => st.awaiting.size > 0);
+    if (waiting.length === 0) return;
+    const sessions = await cluster.store.sessions([...new Set(waiting.flatMap((st) => [...st.awaiting]))]);
+    const dbNow = await cluster.store.now();
+    const { heartbeatTimeoutMs, clusterAgentGraceMs } = this.services.config;
+    for (const state of waiting) {
+      for (const hostId of [...state.awaiting]) {
+        const s = sessions.get(hostId);
+        if (s?.state === 'connected' && s.serverState === 'alive') {
+          const asked = state.askedEpochs.get(hostId);
+          if (asked !== undefined && asked !== s.epoch) this.askSource(state, hostId);
+          state.askedEpochs.set(hostId, s.epoch);
+          continue;
+        }
+        if (Date.now() - state.since <= heartbeatTimeoutMs) continue;
+        if (!agentAway(s, dbNow, heartbeatTimeoutMs, clusterAgentGraceMs)) continue;
+        this.services.log.warn(
+          { hostId, step: state.view.stepInstanceId },
+          'file source on no server; the targets fail',
+        );
+        state.awaiting.delete(hostId);
+        this.failAll(state, HostStatus.FILE_TRANSFER_ERROR);
+      }
+    }
   }
 
   /** Every target that has not finished fails (a source is missing or unreachable). */
@@ -329,7 +416,56 @@ export class FileDistribution {
     const state = this.states.get(Number(stepText));
     // Only a target of this step execution reports its downloads.
     if (!state || state.view.executeCount !== Number(countText) || !state.view.tasks.has(hostId)) return;
-    const srcHostId = [...state.labels].find(([, label]) => label === msg.label)?.[0] ?? 0;
+    this.logProgress(logContext(state), hostId, msg);
+  }
+
+  /**
+   * Cluster mode: progress of a target whose agent is held here while another server runs the
+   * step (the caller checked the task is one relayed here). The file logs are written here.
+   */
+  relayedProgress(hostId: number, msg: FileProgress): void {
+    const [stepText, countText] = msg.key.split(':');
+    this.remoteContext(Number(stepText), Number(countText), hostId, msg.label)
+      .then((ctx) => ctx && this.logProgress(ctx, hostId, msg))
+      .catch((err: unknown) => this.services.log.warn({ err, key: msg.key }, 'file progress not logged'));
+  }
+
+  /** Labels of a step run elsewhere: its sources and the hosts its targets download from. */
+  private async remoteContext(
+    stepInstanceId: number,
+    executeCount: number,
+    targetId: number,
+    sourceLabel: string,
+  ): Promise<LogContext | undefined> {
+    const key = `${stepInstanceId}:${executeCount}`;
+    let ctx = this.remote.get(key);
+    if (!ctx) {
+      const step = await this.services.store.executions.getStep(stepInstanceId);
+      const spec = step && parseStepSpec(step.spec);
+      if (spec?.kind !== 'file') return undefined;
+      ctx = { stepInstanceId, executeCount, labels: new Map() };
+      for (const src of spec.sources)
+        for (const h of src.hosts) ctx.labels.set(h.hostId, `${h.cloudId}:${h.ip}`);
+      this.remote.set(key, ctx);
+      // Kept for a while after the step's last report here; a handful of entries at most.
+      if (this.remote.size > 256) this.remote.delete(this.remote.keys().next().value as string);
+    }
+    const wanted: number[] = ctx.labels.has(targetId) ? [] : [targetId];
+    const known = new Set(ctx.labels.values());
+    const m = /^(\d+):(.+)$/.exec(sourceLabel);
+    const inv = this.services.store.inventory;
+    const hosts = [
+      ...(await inv.getHostsByIds(wanted)),
+      ...(m && !known.has(sourceLabel)
+        ? await inv.getHostsByCloudIps([{ cloudId: Number(m[1]), ip: m[2] ?? '' }])
+        : []),
+    ];
+    for (const h of hosts) ctx.labels.set(h.id, `${h.cloud_id}:${h.ip}`);
+    return ctx;
+  }
+
+  private logProgress(ctx: LogContext, hostId: number, msg: FileProgress): void {
+    const srcHostId = [...ctx.labels].find(([, label]) => label === msg.label)?.[0] ?? 0;
     const status = msg.status === 'finished' ? 4 : msg.status === 'failed' ? 5 : 3;
     const base = {
       srcHostId,
@@ -342,7 +478,7 @@ export class FileDistribution {
       at: Date.now(),
       detail: msg.message,
     };
-    this.log(state, {
+    this.log(ctx, {
       ...base,
       mode: 1,
       hostId,
@@ -352,7 +488,7 @@ export class FileDistribution {
           ? 'downloading'
           : `download ${msg.status === 'finished' ? 'success' : 'failed'}`,
     });
-    this.log(state, {
+    this.log(ctx, {
       ...base,
       mode: 0,
       hostId: srcHostId,
@@ -400,6 +536,7 @@ export class FileDistribution {
     const state = this.states.get(stepInstanceId);
     if (!state) return;
     this.states.delete(stepInstanceId);
+    await this.services.cluster?.store.takeOffers([stepInstanceId]).catch(() => undefined);
     const { view } = state;
     for (const s of view.spec.sources) {
       for (const h of s.hosts)
@@ -421,7 +558,7 @@ export class FileDistribution {
   }
 
   private log(
-    state: FileState,
+    ctx: LogContext,
     e: {
       mode: 0 | 1;
       hostId: number;
@@ -439,15 +576,15 @@ export class FileDistribution {
     },
   ): void {
     const row: FileLog = {
-      step_instance_id: state.view.stepInstanceId,
-      execute_count: state.view.executeCount,
+      step_instance_id: ctx.stepInstanceId,
+      execute_count: ctx.executeCount,
       host_id: e.hostId,
       mode: e.mode,
       src_host_id: e.srcHostId,
-      src_label: state.labels.get(e.srcHostId) ?? (e.srcHostId === 0 ? 'server' : ''),
+      src_label: ctx.labels.get(e.srcHostId) ?? (e.srcHostId === 0 ? 'server' : ''),
       src_path: e.srcPath,
       dest_host_id: e.destHostId,
-      dest_label: state.labels.get(e.destHostId) ?? '',
+      dest_label: ctx.labels.get(e.destHostId) ?? '',
       dest_path: e.destPath,
       status: e.status,
       size: e.size,

@@ -754,6 +754,21 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         await db.schema.createIndex('job_event_at').on('job_event').column('at').execute();
       },
     },
+    '0020_cluster_file_offers_and_drain': {
+      async up(db: AnyDb) {
+        // Answers of source agents held by one server for file steps run by another.
+        await withId(db.schema.createTable('file_offer'), caps)
+          .addColumn('step_instance_id', 'bigint', (c) => c.notNull())
+          .addColumn('execute_count', 'integer', (c) => c.notNull())
+          .addColumn('host_id', 'bigint', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('file_offer_step').on('file_offer').column('step_instance_id').execute();
+        // An operator's request that a server leave the cluster (`jobfleet admin drain`).
+        await db.schema.alterTable('server_node').addColumn('drain_requested_at', 'bigint').execute();
+      },
+    },
   };
 }
 

@@ -450,6 +450,7 @@ export interface Database {
   agent_command: AgentCommandTable;
   cluster_secret: ClusterSecretTable;
   stored_file_chunk: StoredFileChunkTable;
+  file_offer: FileOfferTable;
 }
 
 /** Cluster mode: one row per server process start. Times: ms of the database clock. */
@@ -460,6 +461,8 @@ export interface ServerNodeTable {
   started_at: number;
   heartbeat_at: number;
   stopped_at: number | null;
+  /** When an operator asked this server to drain (it leaves the cluster and exits at its next heartbeat). */
+  drain_requested_at: number | null;
 }
 
 /** Cluster mode: the server holding each agent's connection, and the session's epoch. */
@@ -604,4 +607,18 @@ export interface StoredFileChunkTable {
   path: string;
   seq: number;
   data: Uint8Array;
+}
+
+/**
+ * Cluster mode: an agent's answer to `file.serve` (what it offers, or why it cannot), recorded by
+ * the server holding that agent for the server running the step.
+ */
+export interface FileOfferTable {
+  id: Generated<number>;
+  step_instance_id: number;
+  execute_count: number;
+  host_id: number;
+  /** The agent's `file.served` message as JSON (a URL and file descriptors: nothing secret). */
+  payload: string;
+  created_at: number;
 }

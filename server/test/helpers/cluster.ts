@@ -77,6 +77,8 @@ export async function startCluster(opts: {
   env?: Record<string, string>;
   /** A database of the test's own (default: a fresh one on JOBFLEET_TEST_PG_URL). */
   databaseUrl?: string;
+  /** More environment for agent n (e.g. its own file root). */
+  agentEnv?: (agent: number) => Record<string, string>;
 }): Promise<Cluster> {
   const databaseUrl = opts.databaseUrl ?? (await freshDatabase('postgres'));
   if (!databaseUrl) throw new Error('cluster tests need JOBFLEET_TEST_PG_URL');
@@ -103,7 +105,7 @@ export async function startCluster(opts: {
         server: { url: at.map((s) => servers[s]?.url ?? '').join(','), bootstrapToken: first.bootstrapToken },
         ip,
         biz: BIZ,
-        env: { TEST_AGENT_IP: ip, TEST_MARKERS: markers },
+        env: { TEST_AGENT_IP: ip, TEST_MARKERS: markers, ...opts.agentEnv?.(n) },
         waitReady: false,
       })
         .then(async (agent) => {

@@ -41,7 +41,7 @@ export const getHostList = defineEndpoint({
       .sort((a, b) => a.id - b.id)
       .map((h) => ({
         ...hostView(h),
-        agent_status: ctx.services.hub.isConnected(h.id) && h.agent_status === 1 ? 1 : 0,
+        agent_status: ctx.services.hub.agentOnline(h) ? 1 : 0,
       }));
     const ok = views.filter((h) => h.agent_status === 1).length;
     const matched =

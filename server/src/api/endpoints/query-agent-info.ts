@@ -19,7 +19,7 @@ export const queryAgentInfo = defineEndpoint({
     return {
       agent_info_list: visible.map((h) => ({
         bk_host_id: h.id,
-        status: ctx.services.hub.isConnected(h.id) && h.agent_status === 1 ? 1 : 0,
+        status: ctx.services.hub.agentOnline(h) ? 1 : 0,
         version: h.agent_version,
       })),
     };

@@ -65,4 +65,14 @@ export class FileStep implements StepKind {
   progress(hostId: number, msg: FileProgress): void {
     this.files.progress(hostId, msg);
   }
+
+  /** Cluster mode: progress of a target held here for a step another server runs. */
+  relayedProgress(hostId: number, msg: FileProgress): void {
+    this.files.relayedProgress(hostId, msg);
+  }
+
+  /** Cluster mode: offers recorded by other servers, and sources on no server. */
+  pollCluster(): Promise<void> {
+    return this.files.pollCluster();
+  }
 }
