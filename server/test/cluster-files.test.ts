@@ -58,8 +58,8 @@ describe(
     before(async () => {
       databaseUrl = (await freshDatabase('postgres')) as string;
       [s1, s2] = await Promise.all([
-        startServer({ databaseUrl, env: ENV }),
-        startServer({ databaseUrl, env: ENV }),
+        startServer({ databaseUrl, env: ENV, readyTimeoutMs: 60_000 }),
+        startServer({ databaseUrl, env: ENV, readyTimeoutMs: 60_000 }),
       ]);
       secrets = secretsOf(s1);
     });
@@ -94,7 +94,7 @@ describe(
         await client.end();
       }
       // A third server started later adopts them too, and the admin token of one works on the other.
-      const s3 = await startServer({ databaseUrl, env: ENV });
+      const s3 = await startServer({ databaseUrl, env: ENV, readyTimeoutMs: 60_000 });
       assert.deepEqual(secretsOf(s3), secrets);
       await s3.kill();
       const created = await admin(s2.url, secrets.adminToken, 'POST', '/biz', { id: BIZ, name: 'cluster' });
