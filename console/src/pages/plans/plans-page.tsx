@@ -4,7 +4,7 @@ import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
 import { formatTime } from '../../resources/format';
 import { NameSearch, PAGE_LENGTH, PageHead, useNamedList } from '../../resources/list-page';
-import { Pager } from '../../resources/pager';
+import { ListFooter } from '../../resources/pager';
 import { useScope } from '../../session/scope';
 import type { ListItem } from './plan-types';
 
@@ -50,10 +50,13 @@ export default function PlansPage() {
           ))}
         </tbody>
       </table>
-      {list.data && list.data.total === 0 ? <p className="muted">{t('plans.empty')}</p> : null}
-      {list.data ? (
-        <Pager start={start} length={PAGE_LENGTH} total={list.data.total} onPage={setStart} />
-      ) : null}
+      <ListFooter
+        total={list.data?.total}
+        empty={t('plans.empty')}
+        start={start}
+        length={PAGE_LENGTH}
+        onPage={setStart}
+      />
     </section>
   );
 }

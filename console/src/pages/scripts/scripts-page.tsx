@@ -6,7 +6,7 @@ import { t } from '../../i18n';
 import { formatTime, languageName } from '../../resources/format';
 import { LanguageOptions } from '../../resources/language-options';
 import { NameSearch, PAGE_LENGTH, PageHead, useNamedList } from '../../resources/list-page';
-import { Pager } from '../../resources/pager';
+import { ListFooter } from '../../resources/pager';
 import { useScope } from '../../session/scope';
 
 export interface ScriptItem {
@@ -74,10 +74,13 @@ export default function ScriptsPage() {
           ))}
         </tbody>
       </table>
-      {list.data && list.data.total === 0 ? <p className="muted">{t('scripts.empty')}</p> : null}
-      {list.data ? (
-        <Pager start={start} length={PAGE_LENGTH} total={list.data.total} onPage={setStart} />
-      ) : null}
+      <ListFooter
+        total={list.data?.total}
+        empty={t('scripts.empty')}
+        start={start}
+        length={PAGE_LENGTH}
+        onPage={setStart}
+      />
     </section>
   );
 }

@@ -11,9 +11,11 @@ import { z } from 'zod';
 import { normaliserKey } from '../../outputs/output-normalisers.js';
 import type { Host } from '../../store/inventory-store.js';
 import { defineEndpoint } from '../endpoint.js';
+import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zInt, zLong } from '../input-types.js';
 import { jobInScope, stepOfJob } from './job-lookup.js';
+import { liveAgentStatus } from './live-agent-status.js';
 import { NORMALISERS } from '../../outputs/output-normalisers.js';
 
 const MAX_RESOLVE = 50_000;
@@ -88,13 +90,13 @@ export const getStepHostTable = defineEndpoint({
 
 const Entry = z.string().max(200);
 
-function hostView(h: Host) {
+function hostView(ctx: EndpointContext, h: Host) {
   return {
     bk_host_id: h.id,
     bk_cloud_id: h.cloud_id,
     ip: h.ip,
     hostname: h.hostname,
-    agent_status: h.agent_status,
+    agent_status: liveAgentStatus(ctx, h),
     agent_version: h.agent_version,
     last_heartbeat: h.last_heartbeat,
   };
@@ -148,37 +150,11 @@ export const resolveHosts = defineEndpoint({
       else hosts.set(h.id, h);
     }
     return {
-      hosts: [...hosts.values()].map(hostView),
+      hosts: [...hosts.values()].map((h) => hostView(ctx, h)),
       unknown,
       other_scope: otherScope,
       invalid,
       duplicates,
-    };
-  },
-});
-
-export const getScopeAgents = defineEndpoint({
-  name: 'get_scope_agents',
-  kind: 'read',
-  permission: 'read',
-  scoped: true,
-  input: z.object({}),
-  async handle(ctx) {
-    const inv = ctx.services.store.inventory;
-    const hosts = (await Promise.all(ctx.scope.bizIds.map((bizId) => inv.listHosts({ bizId })))).flat();
-    hosts.sort((a, b) => a.id - b.id);
-    const normal = hosts.filter((h) => h.agent_status === 1).length;
-    return {
-      total: hosts.length,
-      normal,
-      abnormal: hosts.length - normal,
-      // Columns, one entry per host, for the overview's copyable lists.
-      hosts: {
-        bk_host_id: hosts.map((h) => h.id),
-        bk_cloud_id: hosts.map((h) => h.cloud_id),
-        ip: hosts.map((h) => h.ip),
-        agent_status: hosts.map((h) => h.agent_status),
-      },
     };
   },
 });

@@ -49,7 +49,8 @@ import {
 import { getJobPlanSyncPreview } from './job-plan-sync-preview.js';
 import { getHostList } from './get-host-list.js';
 import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
-import { getScopeAgents, getStepHostTable, resolveHosts } from './console-tables.js';
+import { getStepHostTable, resolveHosts } from './console-tables.js';
+import { getStepHostSummary } from './step-host-summary.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
   fastExecuteSql,
@@ -103,5 +104,5 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getHostList,
   getStepHostTable,
   resolveHosts,
-  getScopeAgents,
+  getStepHostSummary,
 ];
