@@ -168,14 +168,16 @@ export default function StepPage() {
           const to = Number(data.status);
           // Counts move at once; tag and output groups follow with the next summary.
           if (from !== to && !Number.isNaN(from))
-            setSummary(
-              moveCounts(
-                summary,
-                new Map([
-                  [from, -1],
-                  [to, 1],
-                ]),
-              ),
+            setSummary((cur) =>
+              cur
+                ? moveCounts(
+                    cur,
+                    new Map([
+                      [from, -1],
+                      [to, 1],
+                    ]),
+                  )
+                : cur,
             );
           const change: Partial<HostRow> = { status: to };
           if (data.exit_code !== undefined) change.exit_code = data.exit_code as number | null;
@@ -194,16 +196,15 @@ export default function StepPage() {
           execute_count?: number;
           status_delta?: Record<string, number>;
         }[];
-        for (const st of steps)
-          if (
-            summary &&
-            st.step_instance_id === stepId &&
-            st.execute_count === summary.execute_count &&
-            st.status_delta
-          )
-            setSummary(
-              moveCounts(summary, new Map(Object.entries(st.status_delta).map(([k, v]) => [Number(k), v]))),
-            );
+        for (const st of steps) {
+          const delta = st.status_delta;
+          if (st.step_instance_id !== stepId || !delta) continue;
+          setSummary((cur) =>
+            cur && st.execute_count === cur.execute_count
+              ? moveCounts(cur, new Map(Object.entries(delta).map(([k, v]) => [Number(k), v])))
+              : cur,
+          );
+        }
         reloader.current.call();
         setLogBump((n) => n + 1);
       }
