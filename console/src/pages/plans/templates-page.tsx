@@ -3,14 +3,14 @@ import { Link } from 'react-router';
 import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
 import { formatTime } from '../../resources/format';
-import { NameSearch, PAGE_LENGTH, PageHead, useNamedList } from '../../resources/list-page';
-import { ListFooter } from '../../resources/pager';
+import { NameSearch, PageHead, NamedListFooter, useNamedList } from '../../resources/list-page';
 import { useScope } from '../../session/scope';
 import type { ListItem } from './plan-types';
 
 export default function TemplatesPage() {
   const scope = useScope();
-  const { name, setName, start, setStart, list } = useNamedList<ListItem>('get_job_template_list');
+  const named = useNamedList<ListItem>('get_job_template_list');
+  const { name, setName, list } = named;
   return (
     <section aria-labelledby="templates-title">
       <PageHead
@@ -44,13 +44,7 @@ export default function TemplatesPage() {
           ))}
         </tbody>
       </table>
-      <ListFooter
-        total={list.data?.total}
-        empty={t('templates.empty')}
-        start={start}
-        length={PAGE_LENGTH}
-        onPage={setStart}
-      />
+      <NamedListFooter named={named} empty={t('templates.empty')} />
     </section>
   );
 }

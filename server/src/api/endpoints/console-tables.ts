@@ -12,11 +12,8 @@ import { normaliserKey } from '../../outputs/output-normalisers.js';
 import type { Host } from '../../store/inventory-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
-import { ApiError } from '../error-catalogue.js';
-import { zInt, zLong } from '../input-types.js';
-import { jobInScope, stepOfJob } from './job-lookup.js';
 import { liveAgentStatus } from './live-agent-status.js';
-import { NORMALISERS } from '../../outputs/output-normalisers.js';
+import { AttemptFields, attemptHead, attemptOf } from './output-groups.js';
 
 const MAX_RESOLVE = 50_000;
 
@@ -25,25 +22,9 @@ export const getStepHostTable = defineEndpoint({
   kind: 'read',
   permission: 'read',
   scoped: true,
-  input: z.object({
-    job_instance_id: zLong.pipe(z.number().min(1)),
-    step_instance_id: zLong.pipe(z.number().min(1)),
-    execute_count: zInt.pipe(z.number().min(0)).optional(),
-    normalisers: z
-      .preprocess(
-        (v) => (typeof v === 'string' ? v.split(',').filter(Boolean) : v),
-        z.array(z.enum(NORMALISERS)),
-      )
-      .optional(),
-  }),
+  input: z.object(AttemptFields),
   async handle(ctx, input) {
-    const job = await jobInScope(ctx, input.job_instance_id);
-    const step = await stepOfJob(ctx, job, input.step_instance_id);
-    const executeCount = input.execute_count ?? step.execute_count;
-    if (executeCount > step.execute_count)
-      throw new ApiError('BAD_REQUEST', {
-        reason: `execute_count ${executeCount} has not run (the step is at ${step.execute_count})`,
-      });
+    const { job, step, executeCount } = await attemptOf(ctx, input);
     const groups = await ctx.services.outputs.groups(
       step.id,
       executeCount,
@@ -56,12 +37,7 @@ export const getStepHostTable = defineEndpoint({
       for (const h of g.hosts) groupOf.set(h.host_id, i);
     });
     return {
-      job_instance_id: job.id,
-      step_instance_id: step.id,
-      execute_count: executeCount,
-      step_execute_count: step.execute_count,
-      status: step.status,
-      current_batch: step.current_batch,
+      ...attemptHead(job, step, executeCount),
       output_groups: groups.map((g) => ({
         group_id: g.groupId,
         status: g.status,

@@ -12,12 +12,11 @@
 import { z } from 'zod';
 import { isHostFinished } from '../../engine/statuses.js';
 import type { OutputGroup } from '../../outputs/output-groups.js';
-import { NORMALISERS, normaliserKey } from '../../outputs/output-normalisers.js';
+import { normaliserKey } from '../../outputs/output-normalisers.js';
 import type { HostTask } from '../../store/execution-store.js';
 import { defineEndpoint } from '../endpoint.js';
-import { ApiError } from '../error-catalogue.js';
-import { zInt, zLong } from '../input-types.js';
-import { jobInScope, stepOfJob } from './job-lookup.js';
+import { zInt } from '../input-types.js';
+import { AttemptFields, attemptHead, attemptOf } from './output-groups.js';
 
 const MAX_PAGE = 50_000;
 const MAX_STEPS = 8;
@@ -71,15 +70,7 @@ export const getStepHostSummary = defineEndpoint({
   permission: 'read',
   scoped: true,
   input: z.object({
-    job_instance_id: zLong.pipe(z.number().min(1)),
-    step_instance_id: zLong.pipe(z.number().min(1)),
-    execute_count: zInt.pipe(z.number().min(0)).optional(),
-    normalisers: z
-      .preprocess(
-        (v) => (typeof v === 'string' ? v.split(',').filter(Boolean) : v),
-        z.array(z.enum(NORMALISERS)),
-      )
-      .optional(),
+    ...AttemptFields,
     status: zInt.optional(),
     tag: z.string().max(256).optional(),
     output_group_id: z.string().max(2000).optional(),
@@ -91,13 +82,7 @@ export const getStepHostSummary = defineEndpoint({
     limit: zInt.pipe(z.number().min(0).max(MAX_PAGE)).default(50),
   }),
   async handle(ctx, input) {
-    const job = await jobInScope(ctx, input.job_instance_id);
-    const step = await stepOfJob(ctx, job, input.step_instance_id);
-    const executeCount = input.execute_count ?? step.execute_count;
-    if (executeCount > step.execute_count)
-      throw new ApiError('BAD_REQUEST', {
-        reason: `execute_count ${executeCount} has not run (the step is at ${step.execute_count})`,
-      });
+    const { job, step, executeCount } = await attemptOf(ctx, input);
     const key = `${executeCount}:${normaliserKey(input.normalisers ?? [])}`;
     const version = Number(step.hosts_version);
     let byStep = kept.get(ctx.services);
@@ -189,12 +174,7 @@ export const getStepHostSummary = defineEndpoint({
       };
     });
     return {
-      job_instance_id: job.id,
-      step_instance_id: step.id,
-      execute_count: executeCount,
-      step_execute_count: step.execute_count,
-      status: step.status,
-      current_batch: step.current_batch,
+      ...attemptHead(job, step, executeCount),
       host_count: hostCount,
       batches: [...batches.entries()]
         .sort((a, b) => a[0] - b[0])
