@@ -30,6 +30,7 @@ import type { HostRow, OutputGroupInfo, SortKey, StepHostSummary, SummaryGroup }
 import { useJobSummary } from './job-summary';
 import { LogPanel } from './log-panel';
 import { StepOperations } from './step-operations';
+import { StepPanels } from './step-panels';
 import { useHostPages } from './use-host-pages';
 
 const ROW = 30;
@@ -325,6 +326,19 @@ export default function StepPage() {
             reloadJob();
             void load();
           }}
+        />
+      ) : null}
+      {summary && stepSummary ? (
+        <StepPanels
+          scopeParams={scope.params}
+          jobId={jobId}
+          stepId={stepId}
+          stepType={stepSummary.type}
+          executeCount={summary.execute_count}
+          hostCount={summary.host_count}
+          host={selected ? { id: selected.bk_host_id, ip: selected.ip } : undefined}
+          version={summary.status}
+          running={!isRunFinished(summary.status)}
         />
       ) : null}
       {summary && summary.batches.length > 0 ? (

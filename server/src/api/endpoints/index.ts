@@ -50,6 +50,8 @@ import { getJobPlanSyncPreview } from './job-plan-sync-preview.js';
 import { getHostList } from './get-host-list.js';
 import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
 import { getStepHostTable, resolveHosts } from './console-tables.js';
+import { getJobInstanceOperationList } from './job-operations.js';
+import { getJobInstanceVariableList } from './job-launch-variables.js';
 import { getStepHostSummary } from './step-host-summary.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
@@ -104,5 +106,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getHostList,
   getStepHostTable,
   resolveHosts,
+  getJobInstanceOperationList,
+  getJobInstanceVariableList,
   getStepHostSummary,
 ];
