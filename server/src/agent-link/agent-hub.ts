@@ -89,6 +89,8 @@ export class AgentHub {
   /** Hosts that disconnected and have not come back: when they left. */
   private readonly departed = new Map<number, number>();
   private readonly pendingBeats = new Map<number, { at: number; version?: string }>();
+  /** The heartbeat write in flight; hellos arriving meanwhile share the next one. */
+  private beatsWrite: Promise<void> | undefined;
   private events: AgentEvents = NO_EVENTS;
   private pendingHandshakes = 0;
   private lastRevocationCheck = 0;
@@ -374,11 +376,22 @@ export class AgentHub {
     this.services.log.info({ hostId: conn.hostId }, 'agent disconnected');
   }
 
+  /**
+   * Writes the heartbeats pending now, after the write in flight if any: a burst of hellos
+   * (each waits for its own beat) shares a few writes instead of queueing one each.
+   */
   private async flushHeartbeats(): Promise<void> {
+    while (this.beatsWrite) await this.beatsWrite.catch(() => undefined);
     if (this.pendingBeats.size === 0) return;
     const beats = [...this.pendingBeats].map(([hostId, b]) => ({ hostId, ...b }));
     this.pendingBeats.clear();
-    await this.services.store.inventory.recordHeartbeats(beats);
+    const write = this.services.store.inventory.recordHeartbeats(beats);
+    this.beatsWrite = write;
+    try {
+      await write;
+    } finally {
+      this.beatsWrite = undefined;
+    }
   }
 
   /** Fails agents silent past the window: connected-but-silent ones and departed ones alike. */

@@ -22,10 +22,13 @@ export function successEnvelope(data: unknown, requestId: string): Envelope {
   };
 }
 
-/** The success envelope around `data` that is already JSON: the bytes successEnvelope would give. */
-export function rawSuccessEnvelope(dataJson: string, requestId: string): string {
+const RAW_HEAD = Buffer.from('{"result":true,"code":0,"message":"success","data":');
+
+/** The success envelope around `data` that is already encoded JSON: the bytes successEnvelope would give. */
+export function rawSuccessEnvelope(data: Buffer, requestId: string): Buffer {
   const id = JSON.stringify(requestId);
-  return `{"result":true,"code":0,"message":"success","data":${dataJson},"request_id":${id},"job_request_id":${id}}`;
+  const tail = Buffer.from(`,"request_id":${id},"job_request_id":${id}}`);
+  return Buffer.concat([RAW_HEAD, data, tail], RAW_HEAD.length + data.length + tail.length);
 }
 
 export function failureEnvelope(err: ApiError, requestId: string): Envelope {

@@ -275,7 +275,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
       return reply;
     }
     reply.header('content-type', 'application/json; charset=utf-8');
-    if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.json, req.id));
+    if (data instanceof RawJson) return reply.send(rawSuccessEnvelope(data.bytes, req.id));
     return reply.send(successEnvelope(data, req.id));
   }
   return app;

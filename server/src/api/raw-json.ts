@@ -1,7 +1,8 @@
 /**
- * `data` already serialized: an endpoint may return it to skip serializing the same large
- * reply again (the host list of a finished 10,000-host job is 1.7 MB of JSON).
+ * `data` already serialized and encoded: an endpoint may return it to skip serializing and
+ * encoding the same large reply again (the host list of a finished 10,000-host job is 1.7 MB
+ * of JSON).
  */
 export class RawJson {
-  constructor(readonly json: string) {}
+  constructor(readonly bytes: Buffer) {}
 }

@@ -1,7 +1,13 @@
 /**
  * The fingerprint of one host task's output under every set of normalisers, computed as the
- * output arrives (one pass, line by line), so grouping a finished step reads no log.
+ * output arrives, so grouping a finished step reads no log.
  * A fingerprint equals that of `normaliseText` over the whole output (lines joined by "\n").
+ *
+ * Output is taken a block of whole lines at a time: no normaliser pattern spans a newline, so
+ * normalising a block equals normalising its lines one by one. Most output leaves most sets
+ * unchanged (no digit, no host name), so a set shares one "unchanged text" hash until the first
+ * block that it changes, and only then gets its own copy of that hash: a host printing 100 MiB
+ * of text pays two hashes and a digit scan, not seven normalisations of every line.
  */
 import crypto from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
@@ -11,37 +17,69 @@ import type { HostIdentity } from './output-normalisers.js';
 export type Fingerprints = Record<string, string>;
 
 const digest = (h: crypto.Hash) => h.digest('hex').slice(0, 32);
+const DIGIT = /\d/;
+
+interface SetState {
+  key: string;
+  normalise: (text: string) => string;
+  /** Undefined while every block so far left this set's text unchanged (it is `unchanged`). */
+  hash: crypto.Hash | undefined;
+}
 
 export class OutputFingerprinter {
   private readonly raw = crypto.createHash('sha256');
-  private readonly sets = NORMALISER_SETS.filter((s) => s.length > 0).map((set) => ({
-    key: normaliserKey(set),
-    hash: crypto.createHash('sha256'),
-    normalise: lineNormaliser(set, this.host),
-  }));
+  private readonly unchanged = crypto.createHash('sha256');
+  private readonly sets: SetState[];
+  private readonly names: string[];
   private readonly decoder = new StringDecoder('utf8');
   private partial = '';
   /** Bytes taken so far: output must arrive in order, from 0. */
   bytes = 0;
 
-  constructor(private readonly host: HostIdentity) {}
+  constructor(host: HostIdentity) {
+    this.names = [host.ip, host.hostname].filter((n) => n.length > 0);
+    this.sets = NORMALISER_SETS.filter((s) => s.length > 0).map((set) => ({
+      key: normaliserKey(set),
+      normalise: lineNormaliser(set, host),
+      hash: undefined,
+    }));
+  }
+
+  /** True when no normaliser can change the text: no digit (IPs, times, numbers) and no name. */
+  private plain(text: string): boolean {
+    return !DIGIT.test(text) && !this.names.some((n) => text.includes(n));
+  }
+
+  private take(text: string): void {
+    if (text.length === 0) return;
+    if (this.plain(text)) {
+      for (const s of this.sets) s.hash?.update(text);
+      this.unchanged.update(text);
+      return;
+    }
+    for (const s of this.sets) {
+      const out = s.normalise(text);
+      if (s.hash === undefined && out === text) continue;
+      s.hash ??= this.unchanged.copy();
+      s.hash.update(out);
+    }
+    this.unchanged.update(text);
+  }
 
   update(data: Buffer): void {
     this.bytes += data.length;
     this.raw.update(data);
     const text = this.partial + this.decoder.write(data);
-    const lines = text.split('\n');
-    this.partial = lines.pop() ?? '';
-    for (const line of lines) for (const s of this.sets) s.hash.update(s.normalise(line) + '\n');
+    const end = text.lastIndexOf('\n') + 1;
+    this.partial = text.slice(end);
+    this.take(text.slice(0, end));
   }
 
   finish(): Fingerprints {
-    const last = this.partial + this.decoder.end();
+    this.take(this.partial + this.decoder.end());
+    this.partial = '';
     const out: Fingerprints = { '': digest(this.raw) };
-    for (const s of this.sets) {
-      s.hash.update(s.normalise(last));
-      out[s.key] = digest(s.hash);
-    }
+    for (const s of this.sets) out[s.key] = digest(s.hash ?? this.unchanged.copy());
     return out;
   }
 }

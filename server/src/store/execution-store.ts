@@ -698,7 +698,7 @@ export class ExecutionStore {
       .where('host_id', '=', hostId)
       .orderBy('offset')
       .execute();
-    return Buffer.concat(rows.map((r) => Buffer.from(r.data)));
+    return Buffer.concat(rows.map((r) => bufferOf(r.data)));
   }
 
   /**
@@ -730,7 +730,7 @@ export class ExecutionStore {
       .orderBy('offset')
       .execute();
     const start = rows[0]?.offset ?? offset;
-    const all = Buffer.concat(rows.map((r) => Buffer.from(r.data)));
+    const all = Buffer.concat(rows.map((r) => bufferOf(r.data)));
     return all.subarray(Math.max(0, offset - start), Math.max(0, offset - start) + length);
   }
 
@@ -936,6 +936,11 @@ export class ExecutionStore {
 }
 
 /** Whether a write changes what a status reply shows of the host (not only its output). */
+/** A stored blob as a Buffer without copying it (both drivers return Buffers; others views). */
+function bufferOf(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
 function changesResult(w: TaskWrite): boolean {
   return (
     w.status !== undefined ||

@@ -55,7 +55,7 @@ export class Store {
     readonly location: string,
   ) {
     this.apps = new AppStore(db);
-    this.inventory = new InventoryStore(db);
+    this.inventory = new InventoryStore(db, caps);
     this.executions = new ExecutionStore(db, caps);
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);

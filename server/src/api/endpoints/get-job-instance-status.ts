@@ -4,8 +4,8 @@ import { isRunFinished } from '../../engine/statuses.js';
 import type { HostTask } from '../../store/execution-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import { RawJson } from '../raw-json.js';
-import { cachedReply, rememberReply, replyKey } from './finished-reply-cache.js';
 import { hostResultsJson } from './host-results-cache.js';
+import { cachedReply, rememberReply } from './status-reply-cache.js';
 import { zBool, zLong } from '../input-types.js';
 import { jobInScope, scopeFieldsOf, totalTime } from './job-lookup.js';
 
@@ -42,27 +42,6 @@ export const getJobInstanceStatus = defineEndpoint({
     const job = await jobInScope(ctx, input.job_instance_id);
     const steps = await ex.getStepsOfJob(job.id);
     const finished = isRunFinished(job.status);
-    const key = finished ? replyKey(job, steps, input.return_ip_result) : undefined;
-    const cached = key === undefined ? undefined : cachedReply(ctx.services.store, key);
-    if (cached !== undefined) return new RawJson(cached);
-    const stepList: string[] = [];
-    for (const s of steps) {
-      const head = JSON.stringify({
-        step_instance_id: s.id,
-        name: s.name,
-        status: s.status,
-        type: s.type,
-        execute_count: s.execute_count,
-        create_time: s.create_time,
-        start_time: s.start_time,
-        end_time: s.end_time,
-        total_time: totalTime(s.start_time, s.end_time),
-      });
-      const hosts = input.return_ip_result
-        ? await hostResultsJson(ctx.services.store, ex, s, serializeIpResult)
-        : 'null';
-      stepList.push(`${head.slice(0, -1)},"step_ip_result_list":${hosts}}`);
-    }
     const jobJson = JSON.stringify({
       finished,
       job_instance: {
@@ -76,8 +55,36 @@ export const getJobInstanceStatus = defineEndpoint({
         total_time: totalTime(job.start_time, job.end_time),
       },
     });
-    const json = `${jobJson.slice(0, -1)},"step_instance_list":[${stepList.join(',')}]}`;
-    if (key !== undefined) rememberReply(ctx.services.store, key, json);
-    return new RawJson(json);
+    const heads = steps.map((s) =>
+      JSON.stringify({
+        step_instance_id: s.id,
+        name: s.name,
+        status: s.status,
+        type: s.type,
+        execute_count: s.execute_count,
+        create_time: s.create_time,
+        start_time: s.start_time,
+        end_time: s.end_time,
+        total_time: totalTime(s.start_time, s.end_time),
+      }),
+    );
+    // Everything the reply shows, and the version of each step's host results when it shows them.
+    const key = JSON.stringify([
+      jobJson,
+      heads,
+      input.return_ip_result ? steps.map((s) => Number(s.hosts_version)) : null,
+    ]);
+    const cached = cachedReply(ctx.services.store, key);
+    if (cached !== undefined) return new RawJson(cached);
+    const stepList: string[] = [];
+    for (const [i, s] of steps.entries()) {
+      const hosts = input.return_ip_result
+        ? await hostResultsJson(ctx.services.store, ex, s, serializeIpResult)
+        : 'null';
+      stepList.push(`${heads[i]!.slice(0, -1)},"step_ip_result_list":${hosts}}`);
+    }
+    const bytes = Buffer.from(`${jobJson.slice(0, -1)},"step_instance_list":[${stepList.join(',')}]}`);
+    rememberReply(ctx.services.store, key, bytes);
+    return new RawJson(bytes);
   },
 });

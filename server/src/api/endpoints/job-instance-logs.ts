@@ -167,11 +167,14 @@ export const getJobInstanceIpLog = defineEndpoint({
     const job = await jobInScope(ctx, input.job_instance_id);
     const step = await stepOfJob(ctx, job, input.step_instance_id, 'TASK_INSTANCE_NOT_EXIST');
     const executeCount = input.execute_count ?? step.execute_count;
-    const tasks = await ctx.services.store.executions.listHostTasks(step.id, executeCount);
+    const ex = ctx.services.store.executions;
+    // By host id one row is read, not the step's whole host list (10,000 rows for one log).
     const task =
       input.bk_host_id !== undefined
-        ? tasks.find((t) => t.host_id === input.bk_host_id)
-        : tasks.find((t) => t.cloud_id === input.bk_cloud_id && t.ip === input.ip);
+        ? await ex.getHostTask(step.id, executeCount, input.bk_host_id)
+        : (await ex.listHostTasks(step.id, executeCount)).find(
+            (t) => t.cloud_id === input.bk_cloud_id && t.ip === input.ip,
+          );
     const hostId = task?.host_id ?? input.bk_host_id ?? null;
     const where = {
       bk_host_id: hostId,

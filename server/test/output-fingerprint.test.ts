@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { OutputFingerprinter, fingerprintsOf } from '../src/outputs/output-fingerprint.js';
+
+const host = { ip: '10.0.0.7', hostname: 'web-7' };
+const samples = [
+  'hello\nworld\n',
+  'pid 1234 at 2026-11-30 01:02:03 on 10.0.0.7\nweb-7 ok\nplain\n',
+  'no newline at end 42',
+  'ünïcødé ✓ 12\n'.repeat(50) + 'tail web-7',
+  'y\n'.repeat(5000) + 'then 7 at 10.0.0.7\n' + 'y\n'.repeat(100),
+  '',
+  '\n\n\n',
+  'Nov 30 ready\nJan  5 x\n',
+];
+
+test('streamed fingerprints equal those of the whole output, however the output is cut', () => {
+  for (const text of samples) {
+    const output = Buffer.from(text);
+    const whole = fingerprintsOf(output, host);
+    for (const size of [1, 2, 3, 7, 64, 65536]) {
+      const fp = new OutputFingerprinter(host);
+      for (let i = 0; i < output.length; i += size) fp.update(output.subarray(i, i + size));
+      assert.deepEqual(fp.finish(), whole, `${JSON.stringify(text.slice(0, 20))} cut every ${size} bytes`);
+    }
+  }
+});
+
+test('outputs that differ only in what a normaliser hides share that fingerprint, and only that', () => {
+  const a = fingerprintsOf(Buffer.from('took 12 ms\nok\n'), host);
+  const b = fingerprintsOf(Buffer.from('took 31 ms\nok\n'), host);
+  assert.equal(a.numbers, b.numbers);
+  assert.notEqual(a[''], b['']);
+  assert.notEqual(a.host, b.host);
+});
