@@ -6,9 +6,8 @@
  *   screen (measured in the page, in a requestAnimationFrame loop installed before it loads);
  * - group switch: from a click on another status group until its host list shows.
  */
-import fs from 'node:fs';
-import { chromium } from 'playwright-core';
 import type { BkApi } from './bk-api.js';
+import { launchChromium } from './chromium-launch.js';
 import { ApiFailure } from './bk-api.js';
 import type { ServerHandle } from './processes.js';
 
@@ -43,7 +42,6 @@ export async function consolePaint(opts: {
   account: string;
   runs: number;
 }): Promise<ConsoleTimes> {
-  if (!fs.existsSync(CHROMIUM)) throw new ApiFailure(`${CHROMIUM} is missing (Debian package chromium)`);
   const n = opts.hostIds.length;
   const a = Math.round(n * 0.5);
   const b = Math.round(n * 0.8);
@@ -76,19 +74,7 @@ export async function consolePaint(opts: {
 
   const password = `bench-${Date.now()}-password`;
   await adminPost(opts.server, '/users', { name: 'bench-console', password, platform_admin: true });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium(CHROMIUM);
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     context.setDefaultTimeout(120_000);

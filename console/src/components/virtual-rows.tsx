@@ -3,7 +3,7 @@
  * logs of tens of thousands of rows. Rows have one fixed height.
  */
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useRef } from 'react';
+import { useEffect, useRef } from 'react';
 import type { ReactNode } from 'react';
 
 export function VirtualRows({
@@ -13,6 +13,7 @@ export function VirtualRows({
   row,
   label,
   className,
+  onRange,
 }: {
   count: number;
   rowHeight: number;
@@ -21,6 +22,8 @@ export function VirtualRows({
   row: (index: number) => ReactNode;
   label: string;
   className?: string;
+  /** Told the rows on screen (with overscan) whenever they change, to read them on demand. */
+  onRange?: (start: number, end: number) => void;
 }) {
   const box = useRef<HTMLDivElement>(null);
   const v = useVirtualizer({
@@ -29,6 +32,12 @@ export function VirtualRows({
     estimateSize: () => rowHeight,
     overscan: 12,
   });
+  const items = v.getVirtualItems();
+  const start = items[0]?.index ?? 0;
+  const end = items[items.length - 1]?.index ?? -1;
+  useEffect(() => {
+    if (onRange && end >= start) onRange(start, end);
+  }, [onRange, start, end]);
   return (
     <div
       ref={box}
@@ -39,7 +48,7 @@ export function VirtualRows({
       tabIndex={0}
     >
       <div style={{ height: v.getTotalSize(), position: 'relative' }}>
-        {v.getVirtualItems().map((item) => (
+        {items.map((item) => (
           <div
             key={item.key}
             role="listitem"

@@ -99,6 +99,8 @@ const core = {
   'run.rollingMode3': 'Wait for confirmation after each batch',
   'run.rollingPreview': 'Batch preview',
   'run.rollingBatches': '{n} batches over {hosts} hosts:',
+  'run.rollingInvalid': 'Not a batch expression: N, N%, +N or *N, and +N or *N only after a batch',
+  'run.rollingTooMany': 'More than {n} batches',
 
   'file.source': 'Source {n}',
   'file.paths': 'Files or directories on the source hosts (one per line)',

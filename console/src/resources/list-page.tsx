@@ -1,7 +1,7 @@
 /**
  * What the list pages (scripts, templates, plans) share: a page of a BK-JOB list filtered by a
  * name (any change goes back to the first page), the heading with its "new" link for admins,
- * and the name search box.
+ * the name search box, and the footer (empty line and pager).
  */
 import { useState } from 'react';
 import { Link } from 'react-router';
@@ -9,6 +9,7 @@ import { api } from '../api/client';
 import { useScope } from '../session/scope';
 import { reaches } from '../session/session';
 import type { PageOf } from './format';
+import { ListFooter } from './pager';
 import { useLoad } from './use-load';
 import type { Loaded } from './use-load';
 
@@ -79,5 +80,24 @@ export function NameSearch({
       {label}
       <input type="search" value={value} onChange={(e) => onChange(e.target.value)} />
     </label>
+  );
+}
+
+/** The footer of a list read with useNamedList: the empty-list line and the pager. */
+export function NamedListFooter({
+  named,
+  empty,
+}: {
+  named: { start: number; setStart(start: number): void; list: Loaded<PageOf<unknown>> };
+  empty: string;
+}) {
+  return (
+    <ListFooter
+      total={named.list.data?.total}
+      empty={empty}
+      start={named.start}
+      length={PAGE_LENGTH}
+      onPage={named.setStart}
+    />
   );
 }

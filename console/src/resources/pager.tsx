@@ -1,4 +1,7 @@
-/** Previous / next over a BK-JOB list (start + length), with "rows a–b of n". */
+/**
+ * Previous / next over a BK-JOB list (start + length), with "rows a–b of n"; and the footer of a
+ * list page: what it says when the list is empty, then the pager.
+ */
 import { t } from '../i18n';
 
 export function Pager({
@@ -23,5 +26,31 @@ export function Pager({
         {t('pager.next')}
       </button>
     </nav>
+  );
+}
+
+/** Under a list: `empty` when the (loaded) list has nothing, the pager when `start`/`onPage` are given. */
+export function ListFooter({
+  total,
+  empty,
+  start,
+  length,
+  onPage,
+}: {
+  /** Undefined while the list loads. */
+  total: number | undefined;
+  empty: string;
+  start?: number;
+  length?: number;
+  onPage?(start: number): void;
+}) {
+  if (total === undefined) return null;
+  return (
+    <>
+      {total === 0 ? <p className="muted">{empty}</p> : null}
+      {onPage && start !== undefined && length !== undefined ? (
+        <Pager start={start} length={length} total={total} onPage={onPage} />
+      ) : null}
+    </>
   );
 }

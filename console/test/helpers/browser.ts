@@ -5,8 +5,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import type * as ChromiumModule from '../../../bench/src/chromium-launch.js';
 import type * as ApiModule from '../../../server/test/helpers/api-client.js';
 import type * as FleetModule from '../../../server/test/helpers/fleet.js';
 import type * as ProcessesModule from '../../../server/test/helpers/processes.js';
@@ -25,28 +25,13 @@ export const serverHelpers = {
 export const CHROMIUM = process.env.JOBFLEET_TEST_CHROMIUM ?? '/usr/bin/chromium';
 export const ARTIFACTS = path.join(REPO, 'artifacts', 'console');
 
-/**
- * Chromium on a machine with no network beyond loopback: without the background-networking
- * flags it keeps trying to reach its update and sync services. Playwright gives each launch a
- * fresh profile directory.
- */
+const { launchChromium } = (await import(
+  path.join(REPO, 'bench/dist/src/chromium-launch.js')
+)) as typeof ChromiumModule;
+
+/** Debian's Chromium with the flags the console figure (P8) uses too (bench/src/chromium-launch.ts). */
 export async function launchBrowser(): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} is missing: run scripts/install-test-packages.sh (Debian package chromium)`);
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  return launchChromium(CHROMIUM);
 }
 
 export interface ConsoleServer {

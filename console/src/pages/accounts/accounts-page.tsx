@@ -13,6 +13,7 @@ import type { PageOf } from '../../resources/format';
 import { useAction, useLoad } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
 import { reaches } from '../../session/session';
+import { ListFooter } from '../../resources/pager';
 
 interface Account {
   id: number;
@@ -153,7 +154,7 @@ export default function AccountsPage() {
           ))}
         </tbody>
       </table>
-      {list.data && list.data.total === 0 ? <p className="muted">{t('accounts.empty')}</p> : null}
+      <ListFooter total={list.data?.total} empty={t('accounts.empty')} />
 
       {manage ? (
         <form className="form" onSubmit={(e) => void create(e)} aria-labelledby="account-new-title">

@@ -9,6 +9,7 @@ import type { PageOf } from '../../resources/format';
 import { useAction, useLoad } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
 import { reaches } from '../../session/session';
+import { ListFooter } from '../../resources/pager';
 
 export interface CronItem {
   id: number;
@@ -104,7 +105,7 @@ export default function CronsPage() {
           ))}
         </tbody>
       </table>
-      {list.data && list.data.total === 0 ? <p className="muted">{t('crons.empty')}</p> : null}
+      <ListFooter total={list.data?.total} empty={t('crons.empty')} />
     </section>
   );
 }

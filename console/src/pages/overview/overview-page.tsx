@@ -13,12 +13,20 @@ import { formatNumber, t } from '../../i18n';
 import { formatDuration, formatTime } from '../../model/statuses';
 import { useScope } from '../../session/scope';
 
-interface Agents {
+/** get_host_list: the overview reads its counts; the addresses are read when copied. */
+interface HostList {
   total: number;
+  agent_status_count: { normal: number; abnormal: number };
+  data: { ip: string }[];
+}
+
+interface Agents {
   normal: number;
   abnormal: number;
-  hosts: { bk_host_id: number[]; bk_cloud_id: number[]; ip: string[]; agent_status: number[] };
 }
+
+/** The largest page get_host_list gives. */
+const HOST_PAGE = 10_000;
 
 interface JobRow {
   job_instance_id: number;
@@ -44,7 +52,7 @@ export default function OverviewPage() {
     const p = { bk_scope_type, bk_scope_id };
     try {
       const [a, r, f] = await Promise.all([
-        api.read<Agents>('get_scope_agents', p),
+        api.read<HostList>('get_host_list', { ...p, length: 1 }),
         api.read<{ data: JobRow[] }>('get_job_instance_list', {
           ...p,
           create_time_start: now - 30 * 86400e3 + 60e3,
@@ -60,7 +68,7 @@ export default function OverviewPage() {
           length: 20,
         }),
       ]);
-      setAgents(a);
+      setAgents(a.agent_status_count);
       setRunning(r.data);
       setFailed(f);
       setError(undefined);
@@ -81,9 +89,23 @@ export default function OverviewPage() {
   }, [load, bk_scope_type, bk_scope_id]);
 
   async function copyAgents(normal: boolean) {
-    if (!agents) return;
-    const h = agents.hosts;
-    const ips = h.ip.filter((_, i) => (h.agent_status[i] === 1) === normal);
+    const ips: string[] = [];
+    try {
+      for (let start = 0; ; start += HOST_PAGE) {
+        const page = await api.read<HostList>('get_host_list', {
+          bk_scope_type,
+          bk_scope_id,
+          agent_status: normal ? 1 : 0,
+          start,
+          length: HOST_PAGE,
+        });
+        ips.push(...page.data.map((h) => h.ip));
+        if (start + HOST_PAGE >= page.total) break;
+      }
+    } catch (err) {
+      setError(err);
+      return;
+    }
     await copyText(ips.join('\n'));
     setCopied(t('common.copied', { n: formatNumber(ips.length) }));
   }

@@ -3,14 +3,14 @@ import { Link } from 'react-router';
 import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
 import { formatTime } from '../../resources/format';
-import { NameSearch, PAGE_LENGTH, PageHead, useNamedList } from '../../resources/list-page';
-import { Pager } from '../../resources/pager';
+import { NameSearch, PageHead, NamedListFooter, useNamedList } from '../../resources/list-page';
 import { useScope } from '../../session/scope';
 import type { ListItem } from './plan-types';
 
 export default function PlansPage() {
   const scope = useScope();
-  const { name, setName, start, setStart, list } = useNamedList<ListItem>('get_job_plan_list');
+  const named = useNamedList<ListItem>('get_job_plan_list');
+  const { name, setName, list } = named;
   return (
     <section aria-labelledby="plans-title">
       <PageHead id="plans-title" title={t('plans.title')} />
@@ -50,10 +50,7 @@ export default function PlansPage() {
           ))}
         </tbody>
       </table>
-      {list.data && list.data.total === 0 ? <p className="muted">{t('plans.empty')}</p> : null}
-      {list.data ? (
-        <Pager start={start} length={PAGE_LENGTH} total={list.data.total} onPage={setStart} />
-      ) : null}
+      <NamedListFooter named={named} empty={t('plans.empty')} />
     </section>
   );
 }

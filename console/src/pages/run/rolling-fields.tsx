@@ -1,6 +1,6 @@
 /** Rolling settings with a preview of the batches the expression gives for the chosen hosts. */
 import { t } from '../../i18n';
-import { batchSizes } from '../../model/rolling';
+import { MAX_BATCHES, rollingBatchSizes } from '@jobfleet/protocol/rolling';
 
 export interface Rolling {
   enabled: boolean;
@@ -21,7 +21,7 @@ export function RollingFields({
   onChange: (r: Rolling) => void;
   hosts: number;
 }) {
-  const sizes = value.enabled ? batchSizes(value.expression, hosts) : [];
+  const sizes = value.enabled ? rollingBatchSizes(value.expression, hosts) : [];
   return (
     <fieldset className="rolling">
       <legend>{t('run.rolling')}</legend>
@@ -53,7 +53,11 @@ export function RollingFields({
           </label>
         </div>
       ) : null}
-      {value.enabled && typeof sizes === 'string' ? <p className="field-error">{sizes}</p> : null}
+      {value.enabled && typeof sizes === 'string' ? (
+        <p className="field-error">
+          {sizes === 'invalid' ? t('run.rollingInvalid') : t('run.rollingTooMany', { n: MAX_BATCHES })}
+        </p>
+      ) : null}
       {value.enabled && Array.isArray(sizes) && hosts > 0 ? (
         <div className="batch-preview" aria-label={t('run.rollingPreview')}>
           <span className="small muted">{t('run.rollingBatches', { n: sizes.length, hosts })}</span>

@@ -5,8 +5,7 @@ import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
 import { formatTime, languageName } from '../../resources/format';
 import { LanguageOptions } from '../../resources/language-options';
-import { NameSearch, PAGE_LENGTH, PageHead, useNamedList } from '../../resources/list-page';
-import { Pager } from '../../resources/pager';
+import { NameSearch, PageHead, NamedListFooter, useNamedList } from '../../resources/list-page';
 import { useScope } from '../../session/scope';
 
 export interface ScriptItem {
@@ -22,9 +21,10 @@ export interface ScriptItem {
 export default function ScriptsPage() {
   const scope = useScope();
   const [language, setLanguage] = useState(0);
-  const { name, setName, start, setStart, list } = useNamedList<ScriptItem>('get_script_list', {
+  const named = useNamedList<ScriptItem>('get_script_list', {
     script_language: language || undefined,
   });
+  const { name, setName, setStart, list } = named;
   return (
     <section aria-labelledby="scripts-title">
       <PageHead
@@ -74,10 +74,7 @@ export default function ScriptsPage() {
           ))}
         </tbody>
       </table>
-      {list.data && list.data.total === 0 ? <p className="muted">{t('scripts.empty')}</p> : null}
-      {list.data ? (
-        <Pager start={start} length={PAGE_LENGTH} total={list.data.total} onPage={setStart} />
-      ) : null}
+      <NamedListFooter named={named} empty={t('scripts.empty')} />
     </section>
   );
 }

@@ -6,7 +6,7 @@ import { useState } from 'react';
 import { api } from '../../api/client';
 import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
-import type { OutputGroupInfo } from './host-table';
+import type { OutputGroupInfo } from './host-summary';
 
 interface DiffReply {
   identical: boolean;

@@ -1,12 +1,15 @@
 /**
  * A step's result: BK-JOB's status-and-tag groups with counts, Jobfleet's output groups inside
- * them, the group's hosts (virtualised, sortable by duration, exit code, IP or host id, filtered
- * by IP, copyable), one host's log followed by offset, the attempt selector, the rolling batch
+ * them, the group's hosts (virtualised, sorted by duration, exit code, IP or host id, filtered by
+ * IP, copyable), one host's log followed by offset, the attempt selector, the rolling batch
  * strip, the step's operations and diffs between groups, hosts and attempts.
  *
- * The whole host table comes in one request (get_step_host_table) and is kept current from the
- * job's event stream: host events update rows at once, and the table (with output groups) is
- * re-read at most once a second while events arrive. Logs are never fetched whole again.
+ * The page paints from get_step_host_summary: the groups with their counts and the first rows of
+ * each group, filtered and sorted by the server, so a 10,000-host step costs a reply of a few
+ * dozen rows. The rest of a group is read page by page as it is scrolled to. The job's event
+ * stream moves the counts at once (each host event's from_status → status, a coalesced message's
+ * status_delta) and patches the rows on screen; the summary is read again at most once a second
+ * while events arrive, to file hosts into tag and output groups. Logs are never fetched whole.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
@@ -22,16 +25,19 @@ import { STEP_TYPES, formatDuration, hostStatus, isHostFinished, isRunFinished }
 import { useScope } from '../../session/scope';
 import { reaches } from '../../session/session';
 import { DiffPanel, diffChoices } from './diff-panel';
-import { batchCounts, duration, groupRows, statusGroups } from './host-table';
-import type { HostTable, OutputGroupInfo, SortKey, StatusGroup } from './host-table';
+import { duration, groupKey, moveCounts } from './host-summary';
+import type { HostRow, OutputGroupInfo, SortKey, StepHostSummary, SummaryGroup } from './host-summary';
 import { useJobSummary } from './job-summary';
 import { LogPanel } from './log-panel';
 import { StepOperations } from './step-operations';
 import { StepPanels } from './step-panels';
+import { useHostPages } from './use-host-pages';
 
 const ROW = 30;
+/** Rows of each group that come with the summary: more than a tall window shows. */
+const FIRST_ROWS = 60;
 
-function statusGroupLabel(g: StatusGroup): string {
+function statusGroupLabel(g: SummaryGroup): string {
   return `${hostStatus(g.status).label}${g.tag ? ` (${g.tag})` : ''}`;
 }
 
@@ -44,38 +50,53 @@ export default function StepPage() {
   const attemptParam = search.get('attempt');
   const attempt = attemptParam === null ? undefined : Number(attemptParam);
   const { job, error: jobError, reload: reloadJob } = useJobSummary(scope.params, jobId);
-  const [table, setTable] = useState<HostTable>();
+  const [summary, setSummary] = useState<StepHostSummary>();
+  const [generation, setGeneration] = useState(0);
   const [error, setError] = useState<unknown>();
-  const [groupKey, setGroupKey] = useState<string>();
-  const [outputGroup, setOutputGroup] = useState<number>();
+  const [selectedGroup, setSelectedGroup] = useState<string>();
+  const [outputGroup, setOutputGroup] = useState<string>();
   const [batch, setBatch] = useState(0);
   const [ipFilter, setIpFilter] = useState('');
   const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({ key: 'host', descending: false });
-  const [selectedHost, setSelectedHost] = useState<number>();
+  const [selected, setSelected] = useState<HostRow>();
   const [logBump, setLogBump] = useState(0);
   const [copied, setCopied] = useState('');
   const [showDiff, setShowDiff] = useState(false);
   const { bk_scope_type, bk_scope_id } = scope.params;
 
+  const stepParams = useMemo(
+    () => ({
+      bk_scope_type,
+      bk_scope_id,
+      job_instance_id: jobId,
+      step_instance_id: stepId,
+      ...(attempt !== undefined ? { execute_count: attempt } : {}),
+      ...(batch > 0 ? { batch } : {}),
+      ...(ipFilter.trim() ? { ip: ipFilter.trim() } : {}),
+      sort: sort.key,
+      order: sort.descending ? 'desc' : 'asc',
+    }),
+    [bk_scope_type, bk_scope_id, jobId, stepId, attempt, batch, ipFilter, sort],
+  );
+
   const load = useCallback(async () => {
     try {
-      const tbl = await api.read<HostTable>('get_step_host_table', {
-        bk_scope_type,
-        bk_scope_id,
-        job_instance_id: jobId,
-        step_instance_id: stepId,
-        ...(attempt !== undefined ? { execute_count: attempt } : {}),
+      const s = await api.read<StepHostSummary>('get_step_host_summary', {
+        ...stepParams,
+        limit: FIRST_ROWS,
       });
-      setTable(tbl);
+      setSummary(s);
+      setGeneration((n) => n + 1);
       setError(undefined);
     } catch (err) {
       setError(err);
     }
-  }, [bk_scope_type, bk_scope_id, jobId, stepId, attempt]);
+  }, [stepParams]);
   useEffect(() => {
-    setTable(undefined);
     void load();
   }, [load]);
+  // Another attempt is another set of groups: nothing of the old one is shown meanwhile.
+  useEffect(() => setSummary(undefined), [attempt]);
 
   const reloader = useRef(throttle(() => void load(), 1000));
   useEffect(() => {
@@ -84,11 +105,51 @@ export default function StepPage() {
     return () => reloader.current.cancel();
   }, [load]);
 
-  const indexOfHost = useMemo(() => {
-    const m = new Map<number, number>();
-    table?.hosts.bk_host_id.forEach((id, i) => m.set(id, i));
-    return m;
-  }, [table]);
+  const groups = summary?.groups ?? [];
+  const group = groups.find((g) => groupKey(g) === selectedGroup) ?? groups[0];
+  // A group that disappeared while the step runs falls back to the first one (as BK-JOB does).
+  useEffect(() => {
+    if (group && groupKey(group) !== selectedGroup) setSelectedGroup(groupKey(group));
+  }, [group, selectedGroup]);
+  useEffect(() => {
+    if (outputGroup !== undefined && group && !group.output_groups.includes(outputGroup))
+      setOutputGroup(undefined);
+  }, [group, outputGroup]);
+
+  const listParams = useMemo(
+    () =>
+      group
+        ? {
+            ...stepParams,
+            status: group.status,
+            tag: group.tag,
+            ...(outputGroup !== undefined ? { output_group_id: outputGroup } : {}),
+          }
+        : stepParams,
+    [stepParams, group?.status, group?.tag, outputGroup],
+  );
+  const listKey = JSON.stringify(listParams);
+  const list = useHostPages({
+    key: listKey,
+    params: listParams,
+    generation,
+    ready: group !== undefined,
+    first:
+      group && outputGroup === undefined && group.matched_count !== null
+        ? { rows: group.hosts, total: group.matched_count }
+        : undefined,
+  });
+  const rowCount = list.total ?? 0;
+
+  // A new list selects its first host; a refresh of the same list keeps the selection.
+  const selectedFor = useRef('');
+  const firstRow = list.rows[0];
+  useEffect(() => {
+    if (firstRow && selectedFor.current !== listKey) {
+      selectedFor.current = listKey;
+      setSelected(firstRow);
+    }
+  }, [firstRow, listKey]);
 
   const onEvent = useCallback(
     (type: JobEventType, data: JobEventData) => {
@@ -103,64 +164,65 @@ export default function StepPage() {
         reloadJob();
         if (following) reloader.current.call();
       } else if (type === 'host' && following) {
-        const i = indexOfHost.get(Number(data.bk_host_id));
-        if (table && i !== undefined && data.execute_count === table.execute_count) {
-          // Applied at once, so counts move as hosts finish; output groups follow with the reload.
-          const h = table.hosts;
-          h.status[i] = Number(data.status);
-          if (data.exit_code !== undefined) h.exit_code[i] = data.exit_code as number | null;
-          if (data.start_time !== undefined) h.start_time[i] = data.start_time as number | null;
-          if (data.end_time !== undefined) h.end_time[i] = data.end_time as number | null;
-          setTable({ ...table });
+        if (summary && data.execute_count === summary.execute_count) {
+          const from = Number(data.from_status);
+          const to = Number(data.status);
+          // Counts move at once; tag and output groups follow with the next summary.
+          if (from !== to && !Number.isNaN(from))
+            setSummary((cur) =>
+              cur
+                ? moveCounts(
+                    cur,
+                    new Map([
+                      [from, -1],
+                      [to, 1],
+                    ]),
+                  )
+                : cur,
+            );
+          const change: Partial<HostRow> = { status: to };
+          if (data.exit_code !== undefined) change.exit_code = data.exit_code as number | null;
+          if (data.start_time !== undefined) change.start_time = data.start_time as number | null;
+          if (data.end_time !== undefined) change.end_time = data.end_time as number | null;
+          const hostId = Number(data.bk_host_id);
+          list.patch(hostId, change);
+          if (selected?.bk_host_id === hostId) setSelected({ ...selected, ...change });
         }
         reloader.current.call();
       } else if (type === 'log' && following) {
-        if (Number(data.bk_host_id) === selectedHost) setLogBump((n) => n + 1);
+        if (Number(data.bk_host_id) === selected?.bk_host_id) setLogBump((n) => n + 1);
       } else if (type === 'coalesced' && following) {
+        const steps = (data.steps ?? []) as {
+          step_instance_id?: number;
+          execute_count?: number;
+          status_delta?: Record<string, number>;
+        }[];
+        for (const st of steps) {
+          const delta = st.status_delta;
+          if (st.step_instance_id !== stepId || !delta) continue;
+          setSummary((cur) =>
+            cur && st.execute_count === cur.execute_count
+              ? moveCounts(cur, new Map(Object.entries(delta).map(([k, v]) => [Number(k), v])))
+              : cur,
+          );
+        }
         reloader.current.call();
         setLogBump((n) => n + 1);
       }
     },
-    [stepId, attempt, indexOfHost, table, selectedHost, reloadJob],
+    [stepId, attempt, summary, list, selected, reloadJob],
   );
   const jobRunning = job ? !job.finished : true;
   // Opened once the job is known to be unfinished: a finished job's stream would only replay history.
   useJobStream(scope.params, jobId, onEvent, job !== undefined && !job.finished);
 
-  const groups = useMemo(() => (table ? statusGroups(table) : []), [table]);
-  const group = groups.find((g) => g.key === groupKey) ?? groups[0];
-  // A group that disappeared while the step runs falls back to the first one (as BK-JOB does).
-  useEffect(() => {
-    if (group && group.key !== groupKey) setGroupKey(group.key);
-  }, [group, groupKey]);
-  useEffect(() => {
-    if (outputGroup !== undefined && group && !group.outputGroups.includes(outputGroup))
-      setOutputGroup(undefined);
-  }, [group, outputGroup]);
-
-  const rows = useMemo(
-    () =>
-      table
-        ? groupRows(table, group, outputGroup, {
-            batch,
-            search: ipFilter,
-            sort: sort.key,
-            descending: sort.descending,
-          })
-        : [],
-    [table, group, outputGroup, batch, ipFilter, sort],
-  );
-  const selectedIndex = selectedHost !== undefined ? indexOfHost.get(selectedHost) : undefined;
-  useEffect(() => {
-    if (!table || rows.length === 0) return;
-    if (selectedIndex === undefined || !rows.includes(selectedIndex))
-      setSelectedHost(table.hosts.bk_host_id[rows[0] ?? 0]);
-  }, [table, rows, selectedIndex]);
-
   const stepSummary = job?.step_instance_list.find((s) => s.step_instance_id === stepId);
   const stepIndex = job ? job.step_instance_list.findIndex((s) => s.step_instance_id === stepId) : -1;
   const canOperate = reaches(scope.role, 'operator');
-  const batches = useMemo(() => (table ? batchCounts(table) : new Map()), [table]);
+  const outputById = useMemo(
+    () => new Map((summary?.output_groups ?? []).map((og) => [og.group_id, og])),
+    [summary],
+  );
 
   function outputGroupLabel(og: OutputGroupInfo, i: number) {
     return t('step.outputGroup', {
@@ -171,12 +233,20 @@ export default function StepPage() {
     });
   }
 
+  // The whole list (every page of it) in one read: copying is rare and wants every host.
   async function copyIps(withCloud: boolean) {
-    if (!table) return;
-    const h = table.hosts;
-    const text = rows.map((i) => (withCloud ? `${h.bk_cloud_id[i]}:${h.ip[i]}` : (h.ip[i] ?? ''))).join('\n');
-    await copyText(text);
-    setCopied(t('common.copied', { n: formatNumber(rows.length) }));
+    if (!group) return;
+    try {
+      const reply = await api.read<StepHostSummary>('get_step_host_summary', {
+        ...listParams,
+        limit: Math.max(1, group.host_count),
+      });
+      const rows = reply.groups.find((g) => g.matched_count !== null)?.hosts ?? [];
+      await copyText(rows.map((r) => (withCloud ? `${r.bk_cloud_id}:${r.ip}` : r.ip)).join('\n'));
+      setCopied(t('common.copied', { n: formatNumber(rows.length) }));
+    } catch (err) {
+      setError(err);
+    }
   }
 
   function setAttempt(n: number | undefined) {
@@ -186,7 +256,6 @@ export default function StepPage() {
     setSearch(next, { replace: true });
   }
 
-  const h = table?.hosts;
   const sortButton = (key: SortKey, label: string) => (
     <button
       type="button"
@@ -216,7 +285,7 @@ export default function StepPage() {
             : ''}{' '}
           {stepSummary?.name ?? t('step.title', { id: stepId })}
         </h1>
-        {table ? <RunStatusBadge status={table.status} /> : null}
+        {summary ? <RunStatusBadge status={summary.status} /> : null}
         {stepSummary ? <span className="muted">{STEP_TYPES[stepSummary.type] ?? ''}</span> : null}
         {stepSummary ? (
           <span className="muted">
@@ -225,15 +294,15 @@ export default function StepPage() {
             )}
           </span>
         ) : null}
-        {table && table.step_execute_count > 0 ? (
+        {summary && summary.step_execute_count > 0 ? (
           <label className="inline">
             {t('step.attempt')}
             <select
               value={attempt === undefined ? 'latest' : String(attempt)}
               onChange={(e) => setAttempt(e.target.value === 'latest' ? undefined : Number(e.target.value))}
             >
-              <option value="latest">{t('step.attemptLatest', { n: table.step_execute_count + 1 })}</option>
-              {Array.from({ length: table.step_execute_count + 1 }, (_, i) => (
+              <option value="latest">{t('step.attemptLatest', { n: summary.step_execute_count + 1 })}</option>
+              {Array.from({ length: summary.step_execute_count + 1 }, (_, i) => (
                 <option key={i} value={i}>
                   {t('step.attemptN', { n: i + 1 })}
                 </option>
@@ -242,15 +311,15 @@ export default function StepPage() {
           </label>
         ) : null}
       </header>
-      <ApiError error={jobError ?? error} onRetry={() => void load()} />
-      {table && canOperate ? (
+      <ApiError error={jobError ?? error ?? list.error} onRetry={() => void load()} />
+      {summary && canOperate ? (
         <StepOperations
           scopeParams={scope.params}
           jobId={jobId}
           stepId={stepId}
-          status={table.status}
+          status={summary.status}
           type={stepSummary?.type ?? 1}
-          rolling={table.current_batch > 0}
+          rolling={summary.current_batch > 0}
           jobRunning={jobRunning && !isRunFinished(job?.job_instance.status ?? 2)}
           onDone={() => {
             setAttempt(undefined);
@@ -259,85 +328,81 @@ export default function StepPage() {
           }}
         />
       ) : null}
-      {table && stepSummary ? (
+      {summary && stepSummary ? (
         <StepPanels
           scopeParams={scope.params}
           jobId={jobId}
           stepId={stepId}
           stepType={stepSummary.type}
-          executeCount={table.execute_count}
-          hostCount={table.hosts.bk_host_id.length}
-          host={
-            selectedIndex !== undefined
-              ? { id: selectedHost ?? 0, ip: table.hosts.ip[selectedIndex] ?? '' }
-              : undefined
-          }
-          version={table.status}
-          running={!isRunFinished(table.status)}
+          executeCount={summary.execute_count}
+          hostCount={summary.host_count}
+          host={selected ? { id: selected.bk_host_id, ip: selected.ip } : undefined}
+          version={summary.status}
+          running={!isRunFinished(summary.status)}
         />
       ) : null}
-      {batches.size > 0 ? (
+      {summary && summary.batches.length > 0 ? (
         <div className="batch-strip" role="group" aria-label={t('step.batches')}>
           <button type="button" aria-pressed={batch === 0} onClick={() => setBatch(0)}>
             {t('common.all')}
           </button>
-          {[...batches.entries()].map(([b, c]) => (
+          {summary.batches.map(({ batch: b, host_count: total, finished, failed }) => (
             <button
               key={b}
               type="button"
               aria-pressed={batch === b}
-              className={`batch ${c.failed > 0 ? 'status-fail' : c.finished === c.total ? 'status-ok' : b === table?.current_batch ? 'status-run' : 'status-wait'}`}
+              className={`batch ${failed > 0 ? 'status-fail' : finished === total ? 'status-ok' : b === summary.current_batch ? 'status-run' : 'status-wait'}`}
               onClick={() => setBatch(b)}
-              title={t('step.batchTitle', { b, finished: c.finished, total: c.total, failed: c.failed })}
+              title={t('step.batchTitle', { b, finished, total, failed })}
             >
               {t('step.batch', { b })}{' '}
               <span className="small">
-                {c.finished}/{c.total}
+                {finished}/{total}
               </span>
             </button>
           ))}
         </div>
       ) : null}
-      {!table && !error ? <p className="muted">{t('app.loading')}</p> : null}
-      {table && h ? (
+      {!summary && !error ? <p className="muted">{t('app.loading')}</p> : null}
+      {summary ? (
         <>
           <div className="group-tabs" role="tablist" aria-label={t('step.groups')}>
             {groups.map((g) => (
               <button
-                key={g.key}
+                key={groupKey(g)}
                 type="button"
                 role="tab"
-                aria-selected={g.key === group?.key}
+                aria-selected={g === group}
                 className={`group-tab status-${hostStatus(g.status).tone}`}
                 onClick={() => {
-                  setGroupKey(g.key);
+                  setSelectedGroup(groupKey(g));
                   setOutputGroup(undefined);
                 }}
               >
-                {statusGroupLabel(g)} <span className="count">{formatNumber(g.count)}</span>
+                {statusGroupLabel(g)} <span className="count">{formatNumber(g.host_count)}</span>
               </button>
             ))}
           </div>
-          {group && group.outputGroups.length > 1 ? (
+          {group && group.output_groups.length > 1 ? (
             <div className="output-groups" role="group" aria-label={t('step.outputGroups')}>
               <button
                 type="button"
                 aria-pressed={outputGroup === undefined}
                 onClick={() => setOutputGroup(undefined)}
               >
-                {t('step.allOutputs', { n: group.outputGroups.length })}
+                {t('step.allOutputs', { n: group.output_groups.length })}
               </button>
-              {group.outputGroups.map((i) => {
-                const og = table.output_groups[i] as OutputGroupInfo;
+              {group.output_groups.map((id, n) => {
+                const og = outputById.get(id);
                 return (
                   <button
-                    key={og.group_id}
+                    key={id}
                     type="button"
-                    aria-pressed={outputGroup === i}
-                    onClick={() => setOutputGroup(i)}
+                    aria-pressed={outputGroup === id}
+                    onClick={() => setOutputGroup(id)}
                   >
-                    {t('step.outputN', { n: group.outputGroups.indexOf(i) + 1 })}{' '}
-                    <span className="count">{formatNumber(og.host_count)}</span>
+                    {t('step.outputN', { n: n + 1 })}{' '}
+                    <span className="count">{formatNumber(og?.host_count ?? 0)}</span>
                   </button>
                 );
               })}
@@ -374,25 +439,27 @@ export default function StepPage() {
                 {sortButton('host', t('step.colHost'))}
               </div>
               <VirtualRows
-                label={t('step.hostList', { n: rows.length })}
-                count={rows.length}
+                label={t('step.hostList', { n: rowCount })}
+                count={rowCount}
+                onRange={list.want}
                 rowHeight={ROW}
                 height="min(60vh, 520px)"
                 className="host-list"
                 row={(r) => {
-                  const i = rows[r] ?? 0;
-                  const id = h.bk_host_id[i] ?? 0;
+                  const row = list.rows[r];
+                  if (!row) return <div className="host-row pending" aria-busy="true" />;
+                  const id = row.bk_host_id;
                   return (
                     <button
                       type="button"
-                      className={`host-row${id === selectedHost ? ' selected' : ''}`}
-                      aria-current={id === selectedHost}
-                      onClick={() => setSelectedHost(id)}
+                      className={`host-row${id === selected?.bk_host_id ? ' selected' : ''}`}
+                      aria-current={id === selected?.bk_host_id}
+                      onClick={() => setSelected(row)}
                     >
-                      <span className="mono">{h.ip[i]}</span>
-                      <HostStatusBadge status={h.status[i] ?? 0} />
-                      <span>{isHostFinished(h.status[i] ?? 0) ? (h.exit_code[i] ?? '—') : '…'}</span>
-                      <span>{formatDuration(duration(table, i))}</span>
+                      <span className="mono">{row.ip}</span>
+                      <HostStatusBadge status={row.status} />
+                      <span>{isHostFinished(row.status) ? (row.exit_code ?? '—') : '…'}</span>
+                      <span>{formatDuration(duration(row))}</span>
                       <span className="muted">{id}</span>
                     </button>
                   );
@@ -400,8 +467,8 @@ export default function StepPage() {
               />
               <p className="small muted">
                 {t('step.showing', {
-                  n: formatNumber(rows.length),
-                  total: formatNumber(h.bk_host_id.length),
+                  n: formatNumber(rowCount),
+                  total: formatNumber(summary.host_count),
                 })}
               </p>
             </section>
@@ -411,29 +478,27 @@ export default function StepPage() {
                   scopeParams={scope.params}
                   jobId={jobId}
                   stepId={stepId}
-                  executeCount={table.execute_count}
+                  executeCount={summary.execute_count}
                   choices={diffChoices(
-                    table.output_groups,
-                    (og) => outputGroupLabel(og, table.output_groups.indexOf(og)),
-                    selectedIndex !== undefined
-                      ? { id: selectedHost ?? 0, ip: h.ip[selectedIndex] ?? '' }
-                      : undefined,
-                    table.step_execute_count,
+                    summary.output_groups,
+                    (og) => outputGroupLabel(og, summary.output_groups.indexOf(og)),
+                    selected ? { id: selected.bk_host_id, ip: selected.ip } : undefined,
+                    summary.step_execute_count,
                   )}
                   onClose={() => setShowDiff(false)}
                 />
               ) : null}
-              {selectedHost !== undefined && selectedIndex !== undefined ? (
+              {selected ? (
                 <LogPanel
                   scopeParams={scope.params}
                   target={{
                     jobId,
                     stepId,
-                    executeCount: table.execute_count,
-                    hostId: selectedHost,
-                    ip: h.ip[selectedIndex] ?? '',
+                    executeCount: summary.execute_count,
+                    hostId: selected.bk_host_id,
+                    ip: selected.ip,
                   }}
-                  running={!isHostFinished(h.status[selectedIndex] ?? 0)}
+                  running={!isHostFinished(selected.status)}
                   bump={logBump}
                 />
               ) : (

@@ -11,10 +11,9 @@ import { z } from 'zod';
 import { normaliserKey } from '../../outputs/output-normalisers.js';
 import type { Host } from '../../store/inventory-store.js';
 import { defineEndpoint } from '../endpoint.js';
-import { ApiError } from '../error-catalogue.js';
-import { zInt, zLong } from '../input-types.js';
-import { jobInScope, stepOfJob } from './job-lookup.js';
-import { NORMALISERS } from '../../outputs/output-normalisers.js';
+import type { EndpointContext } from '../endpoint.js';
+import { liveAgentStatus } from './live-agent-status.js';
+import { AttemptFields, attemptHead, attemptOf } from './output-groups.js';
 
 const MAX_RESOLVE = 50_000;
 
@@ -23,25 +22,9 @@ export const getStepHostTable = defineEndpoint({
   kind: 'read',
   permission: 'read',
   scoped: true,
-  input: z.object({
-    job_instance_id: zLong.pipe(z.number().min(1)),
-    step_instance_id: zLong.pipe(z.number().min(1)),
-    execute_count: zInt.pipe(z.number().min(0)).optional(),
-    normalisers: z
-      .preprocess(
-        (v) => (typeof v === 'string' ? v.split(',').filter(Boolean) : v),
-        z.array(z.enum(NORMALISERS)),
-      )
-      .optional(),
-  }),
+  input: z.object(AttemptFields),
   async handle(ctx, input) {
-    const job = await jobInScope(ctx, input.job_instance_id);
-    const step = await stepOfJob(ctx, job, input.step_instance_id);
-    const executeCount = input.execute_count ?? step.execute_count;
-    if (executeCount > step.execute_count)
-      throw new ApiError('BAD_REQUEST', {
-        reason: `execute_count ${executeCount} has not run (the step is at ${step.execute_count})`,
-      });
+    const { job, step, executeCount } = await attemptOf(ctx, input);
     const groups = await ctx.services.outputs.groups(
       step.id,
       executeCount,
@@ -54,12 +37,7 @@ export const getStepHostTable = defineEndpoint({
       for (const h of g.hosts) groupOf.set(h.host_id, i);
     });
     return {
-      job_instance_id: job.id,
-      step_instance_id: step.id,
-      execute_count: executeCount,
-      step_execute_count: step.execute_count,
-      status: step.status,
-      current_batch: step.current_batch,
+      ...attemptHead(job, step, executeCount),
       output_groups: groups.map((g) => ({
         group_id: g.groupId,
         status: g.status,
@@ -88,13 +66,13 @@ export const getStepHostTable = defineEndpoint({
 
 const Entry = z.string().max(200);
 
-function hostView(h: Host) {
+function hostView(ctx: EndpointContext, h: Host) {
   return {
     bk_host_id: h.id,
     bk_cloud_id: h.cloud_id,
     ip: h.ip,
     hostname: h.hostname,
-    agent_status: h.agent_status,
+    agent_status: liveAgentStatus(ctx, h),
     agent_version: h.agent_version,
     last_heartbeat: h.last_heartbeat,
   };
@@ -148,37 +126,11 @@ export const resolveHosts = defineEndpoint({
       else hosts.set(h.id, h);
     }
     return {
-      hosts: [...hosts.values()].map(hostView),
+      hosts: [...hosts.values()].map((h) => hostView(ctx, h)),
       unknown,
       other_scope: otherScope,
       invalid,
       duplicates,
-    };
-  },
-});
-
-export const getScopeAgents = defineEndpoint({
-  name: 'get_scope_agents',
-  kind: 'read',
-  permission: 'read',
-  scoped: true,
-  input: z.object({}),
-  async handle(ctx) {
-    const inv = ctx.services.store.inventory;
-    const hosts = (await Promise.all(ctx.scope.bizIds.map((bizId) => inv.listHosts({ bizId })))).flat();
-    hosts.sort((a, b) => a.id - b.id);
-    const normal = hosts.filter((h) => h.agent_status === 1).length;
-    return {
-      total: hosts.length,
-      normal,
-      abnormal: hosts.length - normal,
-      // Columns, one entry per host, for the overview's copyable lists.
-      hosts: {
-        bk_host_id: hosts.map((h) => h.id),
-        bk_cloud_id: hosts.map((h) => h.cloud_id),
-        ip: hosts.map((h) => h.ip),
-        agent_status: hosts.map((h) => h.agent_status),
-      },
     };
   },
 });

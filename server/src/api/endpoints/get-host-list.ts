@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { hostView } from '../../admin/admin-routes.js';
 import { defineEndpoint } from '../endpoint.js';
 import { zInt } from '../input-types.js';
+import { liveAgentStatus } from './live-agent-status.js';
 
 const MAX_LENGTH = 10_000;
 
@@ -41,7 +42,7 @@ export const getHostList = defineEndpoint({
       .sort((a, b) => a.id - b.id)
       .map((h) => ({
         ...hostView(h),
-        agent_status: ctx.services.hub.agentOnline(h) ? 1 : 0,
+        agent_status: liveAgentStatus(ctx, h),
       }));
     const ok = views.filter((h) => h.agent_status === 1).length;
     const matched =

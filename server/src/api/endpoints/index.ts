@@ -49,9 +49,10 @@ import {
 import { getJobPlanSyncPreview } from './job-plan-sync-preview.js';
 import { getHostList } from './get-host-list.js';
 import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
-import { getScopeAgents, getStepHostTable, resolveHosts } from './console-tables.js';
+import { getStepHostTable, resolveHosts } from './console-tables.js';
 import { getJobInstanceOperationList } from './job-operations.js';
 import { getJobInstanceVariableList } from './job-launch-variables.js';
+import { getStepHostSummary } from './step-host-summary.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
   fastExecuteSql,
@@ -105,7 +106,7 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getHostList,
   getStepHostTable,
   resolveHosts,
-  getScopeAgents,
   getJobInstanceOperationList,
   getJobInstanceVariableList,
+  getStepHostSummary,
 ];

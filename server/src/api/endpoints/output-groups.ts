@@ -37,14 +37,28 @@ const zNormalisers = z
   )
   .optional();
 
-const AttemptFields = {
+/** The fields that name a step attempt, shared by the endpoints that read one. */
+export const AttemptFields = {
   job_instance_id: zLong.pipe(z.number().min(1)),
   step_instance_id: zLong.pipe(z.number().min(1)),
   execute_count: zInt.pipe(z.number().min(0)).optional(),
   normalisers: zNormalisers,
 };
 
-async function attemptOf(
+/** The head of a reply about one step attempt. */
+export function attemptHead(job: JobInstance, step: StepInstance, executeCount: number) {
+  return {
+    job_instance_id: job.id,
+    step_instance_id: step.id,
+    execute_count: executeCount,
+    step_execute_count: step.execute_count,
+    status: step.status,
+    current_batch: step.current_batch,
+  };
+}
+
+/** The job, step and attempt the input names, or the API's refusal. */
+export async function attemptOf(
   ctx: EndpointContext,
   input: { job_instance_id: number; step_instance_id: number; execute_count?: number | undefined },
 ): Promise<{ job: JobInstance; step: StepInstance; executeCount: number }> {

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { defineEndpoint } from '../endpoint.js';
 import { zLong } from '../input-types.js';
+import { liveAgentStatus } from './live-agent-status.js';
 
 export const queryAgentInfo = defineEndpoint({
   name: 'query_agent_info',
@@ -19,7 +20,7 @@ export const queryAgentInfo = defineEndpoint({
     return {
       agent_info_list: visible.map((h) => ({
         bk_host_id: h.id,
-        status: ctx.services.hub.agentOnline(h) ? 1 : 0,
+        status: liveAgentStatus(ctx, h),
         version: h.agent_version,
       })),
     };

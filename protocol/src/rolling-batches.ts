@@ -1,10 +1,21 @@
 /**
- * Rolling batch sizes, computed as the server does (server/src/engine/rolling-plan.ts), so the
- * run pages can preview the batches before launch. Parts: N, N%, +N, *N; the last repeats.
+ * Rolling execution (behaviour notes §4.7): the target hosts run in batches whose sizes come
+ * from an expression of space-separated parts, the last part repeating until every host has a
+ * batch:
+ *   N    N hosts          N%   N percent of all hosts (rounded up, at least 1)
+ *   +N   previous + N     *N   previous times N
+ * e.g. "1 10% *2" runs 1 host, then 10%, then doubling batches.
+ *
+ * Shared by the server (which refuses a bad expression with its error codes) and the web console
+ * (which previews the batches before launch), so both compute the same sizes. Browser-safe: no
+ * Node.js module and no dependency.
  */
 export const MAX_BATCHES = 500;
 
 type Part = { kind: 'count' | 'percent' | 'plus' | 'times'; n: number };
+
+/** Why an expression gives no batches: not an expression, or more than MAX_BATCHES batches. */
+export type RollingRefusal = 'invalid' | 'too-many-batches';
 
 function parsePart(text: string): Part | undefined {
   const m = /^([+*]?)(\d+)(%?)$/.exec(text);
@@ -17,18 +28,17 @@ function parsePart(text: string): Part | undefined {
   return { kind: 'count', n };
 }
 
-/** The batch sizes, or a reason the expression is refused. */
-export function batchSizes(expression: string, total: number): number[] | string {
+/** Batch sizes for `total` hosts, or why the expression is refused. */
+export function rollingBatchSizes(expression: string, total: number): number[] | RollingRefusal {
   const parts = expression.trim().split(/\s+/).filter(Boolean).map(parsePart);
-  if (parts.length === 0 || parts.some((p) => p === undefined)) return 'not a rolling expression';
+  if (parts.length === 0 || parts.some((p) => p === undefined)) return 'invalid';
   const plan = parts as Part[];
   const sizes: number[] = [];
   let assigned = 0;
   let previous = 0;
   for (let i = 0; assigned < total; i++) {
     const p = plan[Math.min(i, plan.length - 1)] as Part;
-    if ((p.kind === 'plus' || p.kind === 'times') && previous === 0)
-      return '+N and *N need a batch before them';
+    if ((p.kind === 'plus' || p.kind === 'times') && previous === 0) return 'invalid';
     let size =
       p.kind === 'count'
         ? p.n
@@ -39,7 +49,7 @@ export function batchSizes(expression: string, total: number): number[] | string
             : previous * p.n;
     size = Math.min(size, total - assigned);
     sizes.push(size);
-    if (sizes.length > MAX_BATCHES) return `more than ${MAX_BATCHES} batches`;
+    if (sizes.length > MAX_BATCHES) return 'too-many-batches';
     assigned += size;
     previous = size;
   }

@@ -1,0 +1,85 @@
+/**
+ * The step's hosts as the step page holds them: the reply of get_step_host_summary (BK-JOB's
+ * status-and-tag groups with their counts, the output groups inside them, the rolling batches
+ * and a first page of each group's hosts, filtered and sorted by the server), and the counts
+ * moved at once by the job's event stream until the next summary settles them.
+ */
+export interface OutputGroupInfo {
+  group_id: string;
+  status: number;
+  tag: string;
+  exit_code: number | null;
+  fingerprint: string | null;
+  host_count: number;
+}
+
+export interface HostRow {
+  bk_host_id: number;
+  bk_cloud_id: number;
+  ip: string;
+  status: number;
+  tag: string;
+  exit_code: number | null;
+  start_time: number | null;
+  end_time: number | null;
+  batch: number;
+  log_bytes: number;
+  output_group_id: string | null;
+}
+
+export interface SummaryGroup {
+  status: number;
+  tag: string;
+  host_count: number;
+  /** Ids of the output groups inside it, largest first. */
+  output_groups: string[];
+  /** Hosts that pass the filters (null for a group the request did not pick). */
+  matched_count: number | null;
+  hosts: HostRow[];
+}
+
+export interface StepHostSummary {
+  job_instance_id: number;
+  step_instance_id: number;
+  execute_count: number;
+  step_execute_count: number;
+  status: number;
+  current_batch: number;
+  host_count: number;
+  batches: { batch: number; host_count: number; finished: number; failed: number }[];
+  output_groups: OutputGroupInfo[];
+  groups: SummaryGroup[];
+}
+
+export type SortKey = 'host' | 'duration' | 'exit_code' | 'ip';
+
+export function groupKey(g: { status: number; tag: string }): string {
+  return `${g.status}\u0000${g.tag}`;
+}
+
+export function duration(h: HostRow): number | null {
+  const s = h.start_time;
+  const e = h.end_time;
+  return s != null && e != null ? e - s : s != null ? Date.now() - s : null;
+}
+
+/**
+ * The summary with host counts moved by status changes (`from` → `to` hosts per status), as the
+ * event stream reports them: a running host's group has no tag yet, so changes land in the
+ * untagged group of a status; the next summary files tagged hosts where they belong.
+ */
+export function moveCounts(summary: StepHostSummary, delta: Map<number, number>): StepHostSummary {
+  const groups = summary.groups.map((g) => ({ ...g }));
+  for (const [status, n] of delta) {
+    if (n === 0) continue;
+    let g =
+      groups.find((x) => x.status === status && x.tag === '') ?? groups.find((x) => x.status === status);
+    if (!g) {
+      if (n < 0) continue;
+      g = { status, tag: '', host_count: 0, output_groups: [], matched_count: 0, hosts: [] };
+      groups.push(g);
+    }
+    g.host_count = Math.max(0, g.host_count + n);
+  }
+  return { ...summary, groups: groups.filter((g) => g.host_count > 0) };
+}
