@@ -374,33 +374,16 @@ export class Engine implements AgentEvents {
   ): Promise<{ stored: Record<string, number>; forget: string[] }> {
     const stored: Record<string, number> = {};
     const forget: string[] = [];
-    for (const h of held) {
-      const hit = this.lookup(h.key);
-      if (hit && hit.task.hostId === hostId && !isHostFinished(hit.task.status)) {
-        stored[h.key] = hit.task.logBytes;
-        continue;
-      }
-      if (!hit && this.services.cluster) {
-        // Another server owns it: the store says whether it still waits for this result.
-        const k = parseTaskKey(h.key);
-        const row =
-          k.hostId === hostId
-            ? await this.store.getHostTask(k.stepInstanceId, k.executeCount, hostId)
-            : undefined;
-        if (row && !isHostFinished(row.status)) {
-          const r = this.relayed.get(h.key);
-          const logBytes = Math.max(row.log_bytes, r?.logBytes ?? 0);
-          this.relayed.set(h.key, {
-            ...k,
-            status: row.status,
-            logBytes,
-            ...(r?.ending ? { ending: true } : {}),
-          });
-          stored[h.key] = logBytes;
+    if (this.services.cluster) await this.resumeFromStore(hostId, held, stored, forget);
+    else {
+      for (const h of held) {
+        const hit = this.lookup(h.key);
+        if (hit && hit.task.hostId === hostId && !isHostFinished(hit.task.status)) {
+          stored[h.key] = hit.task.logBytes;
           continue;
         }
+        forget.push(h.key);
       }
-      forget.push(h.key);
     }
     // A task this agent was running but no longer knows of (it lost its spool) is lost.
     const heldKeys = new Set(held.map((h) => h.key));
@@ -419,6 +402,60 @@ export class Engine implements AgentEvents {
       }
     }
     return { stored, forget };
+  }
+
+  /**
+   * Cluster mode: what an agent holds is resumed from the store, never from this server's own
+   * count. The new session's epoch is committed by now, so no write of an older session (here
+   * or on another server) can land any more, and the stored log length is the truth: this
+   * server's count may be behind it (another server stored output meanwhile) or ahead of it (a
+   * write of the old session was fenced), and resending from either would double or drop bytes.
+   */
+  private async resumeFromStore(
+    hostId: number,
+    held: HeldTask[],
+    stored: Record<string, number>,
+    forget: string[],
+  ): Promise<void> {
+    for (const h of held) {
+      const k = parseTaskKey(h.key);
+      const row =
+        k.hostId === hostId
+          ? await this.store.getHostTask(k.stepInstanceId, k.executeCount, hostId)
+          : undefined;
+      if (!row || isHostFinished(row.status)) {
+        forget.push(h.key);
+        continue;
+      }
+      stored[h.key] = row.log_bytes;
+      const hit = this.lookup(h.key);
+      if (hit) {
+        hit.task.logBytes = row.log_bytes;
+        // A result counted here but never stored (fenced): the agent sends it again.
+        if (isHostFinished(hit.task.status)) this.unfinish(hit.step, hit.task, hit.task.status);
+        continue;
+      }
+      const r = this.relayed.get(h.key);
+      this.relayed.set(h.key, {
+        ...k,
+        status: row.status,
+        logBytes: row.log_bytes,
+        ...(r?.ending ? { ending: true } : {}),
+      });
+    }
+  }
+
+  /** A result this server counted was not stored (fenced, or held back): the task runs on. */
+  private unfinish(step: ActiveStep, task: ActiveTask, status: number): void {
+    if (task.status !== status || !isHostFinished(status)) return;
+    task.status = HostStatus.RUNNING;
+    if (!isHostSuccess(status)) step.failed--;
+  }
+
+  /** Cluster mode: the agent's output here is out of step with the store; it reconnects and resends. */
+  private resync(hostId: number, epoch: number | undefined): void {
+    if (epoch === undefined || this.services.hub.epochOf(hostId) !== epoch) return;
+    this.services.hub.disconnect(hostId, 'output out of step with the store; resend from the stored length');
   }
 
   agentWelcomed(hostId: number): void {
@@ -484,12 +521,14 @@ export class Engine implements AgentEvents {
       this.services.hub.send(hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key: msg.key });
       return;
     }
+    const epoch = this.services.cluster ? this.services.hub.epochOf(hostId) : undefined;
     if (hit.task.logBytes < msg.outputBytes) {
       // Output is missing (lost with a dropped connection); the agent resends all of it after reconnecting.
       this.services.log.warn(
         { key: msg.key, have: hit.task.logBytes, want: msg.outputBytes },
         'result ahead of output; waiting for resend',
       );
+      this.resync(hostId, epoch);
       return;
     }
     const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
@@ -497,6 +536,7 @@ export class Engine implements AgentEvents {
     const finish = (status: number) => {
       if (isHostFinished(task.status)) return;
       this.finishTask(step, task, {
+        ...(epoch !== undefined ? { sessionEpoch: epoch, needBytes: msg.outputBytes } : {}),
         status,
         errorCode: outcome.errorCode,
         exitCode:
@@ -531,9 +571,10 @@ export class Engine implements AgentEvents {
       this.services.hub.send(task.hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key: msg.key });
       return;
     }
-    if (task.logBytes < msg.outputBytes || task.ending) return;
-    const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
     const epoch = this.services.hub.epochOf(task.hostId);
+    if (task.logBytes < msg.outputBytes) return this.resync(task.hostId, epoch);
+    if (task.ending) return;
+    const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
     task.ending = true;
     // Variables the script left: written before the result, as the owner's script step does.
     const varsWritten =
@@ -558,6 +599,7 @@ export class Engine implements AgentEvents {
         w.endTime = msg.endTime;
         w.startTime ??= msg.startTime;
         w.droppedBytes = msg.droppedBytes;
+        w.needBytes = msg.outputBytes;
       })
       .catch((err: unknown) =>
         this.services.log.error(
@@ -596,11 +638,14 @@ export class Engine implements AgentEvents {
       droppedBytes?: number;
       /** Cluster mode: the agent session the outcome was decided under. */
       sessionEpoch?: number;
+      /** Cluster mode: an agent's result, which needs this much output stored. */
+      needBytes?: number;
     },
   ): void {
     task.status = r.status;
     const w = this.writer.write(step.stepInstanceId, step.executeCount, task.hostId);
     if (r.sessionEpoch !== undefined) w.sessionEpoch = r.sessionEpoch;
+    w.needBytes = r.needBytes;
     w.status = r.status;
     w.errorCode = r.errorCode;
     w.exitCode = r.exitCode;
@@ -635,8 +680,9 @@ export class Engine implements AgentEvents {
   private afterCommit(batch: CommittedBatch): void {
     const touched = new Set<ActiveStep>();
     let relayedResults = false;
+    if (this.services.cluster) this.afterClusterCommit(batch);
     for (const w of batch.writes) {
-      if (w.status === undefined || !isHostFinished(w.status) || w.fenced) continue;
+      if (w.status === undefined || !isHostFinished(w.status) || w.fenced || w.resultHeld) continue;
       const key = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
       this.services.hub.send(w.hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key });
       if (this.relayed.delete(key)) relayedResults = true;
@@ -656,6 +702,32 @@ export class Engine implements AgentEvents {
         this.withJobLock(step.jobInstanceId, () => this.batchDone(step)).catch((err: unknown) =>
           this.services.log.error({ err, step: step.stepInstanceId }, 'finishing a batch failed'),
         );
+      }
+    }
+  }
+
+  /**
+   * Cluster mode: this server's view of each task follows the store. A result that was not
+   * stored (its session moved on, or output is missing) is uncounted, so that the agent's resend,
+   * or the server that records it, finishes the task; where the output is out of step with the
+   * store the agent reconnects and resends from the stored length.
+   */
+  private afterClusterCommit(batch: CommittedBatch): void {
+    for (const w of batch.writes) {
+      const key = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
+      const step = this.steps.get(w.stepInstanceId);
+      const owned = step?.executeCount === w.executeCount ? step.tasks.get(w.hostId) : undefined;
+      const task = owned ?? this.relayed.get(key);
+      if (!task) continue;
+      if ((w.fenced || w.resultHeld) && w.status !== undefined) {
+        if (owned && step) this.unfinish(step, owned, w.status);
+        else if (task.status === w.status) task.status = HostStatus.RUNNING;
+      }
+      if (w.storedBytes === undefined || w.fenced) continue;
+      if (w.outOfStep || w.storedBytes > task.logBytes) task.logBytes = w.storedBytes;
+      if (w.outOfStep) {
+        this.services.log.warn({ key, stored: w.storedBytes }, 'task output out of step with the store');
+        this.resync(w.hostId, w.sessionEpoch);
       }
     }
   }
