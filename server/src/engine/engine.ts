@@ -387,19 +387,27 @@ export class Engine implements AgentEvents {
     }
     // A task this agent was running but no longer knows of (it lost its spool) is lost.
     const heldKeys = new Set(held.map((h) => h.key));
-    for (const step of this.byHost.get(hostId) ?? []) {
+    const epoch = this.services.cluster ? this.services.hub.epochOf(hostId) : undefined;
+    for (const step of [...(this.byHost.get(hostId) ?? [])]) {
       const task = step.tasks.get(hostId);
       if (
-        task?.status === HostStatus.RUNNING &&
-        !heldKeys.has(taskKey(step.stepInstanceId, step.executeCount, hostId))
-      ) {
-        this.finishTask(step, task, {
-          status: HostStatus.AGENT_ABNORMAL,
-          errorCode: AgentErrorCode.AGENT_ERROR,
-          exitCode: null,
-          endTime: Date.now(),
-        });
+        task?.status !== HostStatus.RUNNING ||
+        heldKeys.has(taskKey(step.stepInstanceId, step.executeCount, hostId))
+      )
+        continue;
+      if (this.services.cluster) {
+        // Or another server recorded its result, and the agent forgot it once told so: the
+        // recount counts that result; only a task still unfinished in the store was lost.
+        const row = await this.store.getHostTask(step.stepInstanceId, step.executeCount, hostId);
+        if (!row || isHostFinished(row.status) || task.status !== HostStatus.RUNNING) continue;
       }
+      this.finishTask(step, task, {
+        status: HostStatus.AGENT_ABNORMAL,
+        errorCode: AgentErrorCode.AGENT_ERROR,
+        exitCode: null,
+        endTime: Date.now(),
+        ...(epoch !== undefined ? { sessionEpoch: epoch } : {}),
+      });
     }
     return { stored, forget };
   }
@@ -1084,6 +1092,10 @@ export class Engine implements AgentEvents {
     const dbNow = await cluster.store.now();
     const localNow = Date.now();
     const timeout = this.services.config.heartbeatTimeoutMs;
+    // An agent that left a server may be cycling through its list while servers die, pause or
+    // refuse it (self-fenced during a PostgreSQL restart), with its backoff growing up to its
+    // cap: it gets the grace that outlasts such a storm, not only the heartbeat window.
+    const grace = this.services.config.clusterAgentGraceMs;
     for (const hostId of hosts) {
       const s = sessions.get(hostId);
       for (const step of [...(this.byHost.get(hostId) ?? [])]) {
@@ -1092,12 +1104,11 @@ export class Engine implements AgentEvents {
         if (!task || isHostFinished(task.status) || localNow - since <= timeout) continue;
         let lost: boolean;
         if (!s) lost = true;
-        else if (s.state === 'gone') lost = dbNow - s.lastSeen > timeout;
+        else if (s.state === 'gone') lost = dbNow - s.lastSeen > Math.max(timeout, grace);
         else if (s.serverState === 'alive') lost = false;
         else {
           // Its server died: the agent gets the grace to reconnect elsewhere, counted from the
           // death and from the moment this server took the step on, whichever is later.
-          const grace = this.services.config.clusterAgentGraceMs;
           lost = dbNow - (s.serverHeartbeatAt ?? s.lastSeen) > grace && localNow - since > grace;
         }
         if (!lost) continue;

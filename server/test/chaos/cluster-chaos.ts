@@ -221,7 +221,7 @@ async function main(opts: Options): Promise<boolean> {
         failures.push(
           `job ${job.jobId} (${job.hosts.join(' ')}${job.status === 4 ? ', one host fails on purpose' : ''}): ${
             (err as Error).message.split('\n')[0]
-          }; hosts ${JSON.stringify(hosts.map((h) => ({ host: h.bk_host_id, status: h.status, exit: h.exit_code })))}${await logDiagnosis(cluster, job)}`,
+          }; job status ${st?.job_instance.status ?? 'unfinished'}; hosts ${JSON.stringify(hosts.map((h) => ({ host: h.bk_host_id, status: h.status, exit: h.exit_code })))}${await logDiagnosis(cluster, job)}`,
         );
       }
     }
