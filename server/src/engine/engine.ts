@@ -731,6 +731,16 @@ export class Engine implements AgentEvents {
         if (owned && step) this.unfinish(step, owned, w.status);
         else if (task.status === w.status) task.status = HostStatus.RUNNING;
       }
+      // Another server recorded a result first (the agent's, or a 310 decided elsewhere): that
+      // one stands, here too.
+      const stored = w.storedStatus;
+      if (stored !== undefined && isHostFinished(stored) && task.status !== stored) {
+        if (owned && step) {
+          if (isHostFinished(owned.status) && !isHostSuccess(owned.status)) step.failed--;
+          if (!isHostSuccess(stored)) step.failed++;
+        }
+        task.status = stored;
+      }
       if (w.storedBytes === undefined || w.fenced) continue;
       if (w.outOfStep || w.storedBytes > task.logBytes) task.logBytes = w.storedBytes;
       if (w.outOfStep) {

@@ -100,6 +100,11 @@ export interface TaskWrite {
   outOfStep?: boolean;
   /** Cluster mode, set by the commit: the result (status) was held back, see `needBytes`. */
   resultHeld?: boolean;
+  /**
+   * Set by the commit when the status change did not apply because the task was already
+   * finished: the status stored (in a cluster, another server may have recorded it first).
+   */
+  storedStatus?: number;
 }
 
 export interface JobListFilter {
@@ -548,6 +553,7 @@ export class ExecutionStore {
     let writes = all;
     let aligned = new Map<TaskWrite, AlignedWrite>();
     await this.withEvents('commit_task_writes', async (tx) => {
+      for (const w of all) w.storedStatus = undefined;
       writes = await fenceBySession(tx, all);
       // In a cluster other servers may have written these logs: append at the stored length.
       aligned = this.ownerId === undefined ? new Map() : await alignWrites(tx, writes, this.rowLocks);
@@ -614,8 +620,9 @@ export class ExecutionStore {
           .where('host_id', '=', w.hostId);
         if (result.status !== undefined) q = q.where('status', 'in', UNFINISHED);
         const r = await q.executeTakeFirst();
-        if (result.status === undefined || w.status === undefined || r.numUpdatedRows === 0n) continue;
         const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
+        if (result.status !== undefined && r.numUpdatedRows === 0n) w.storedStatus = before.get(key);
+        if (result.status === undefined || w.status === undefined || r.numUpdatedRows === 0n) continue;
         applied.add(key);
         const from = before.get(key);
         if (from === w.status) continue;
