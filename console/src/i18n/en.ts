@@ -3,6 +3,7 @@
  * Chinese catalogue (zh.ts, the same keys) can follow. `{name}` marks a value put in at run time.
  * The resource pages keep their strings in en-pages.ts, merged below.
  */
+import { enFeatures } from './en-features';
 import { enPages } from './en-pages';
 
 const core = {
@@ -105,9 +106,9 @@ const core = {
   'file.removeSource': 'Remove this source',
   'file.targetPath': 'Target directory',
   'file.pathVars': 'Variables: [FILESRCIP] source IP, [DATE:yyyy-MM-dd] date, [YYYY], [MM], [DD]',
-  'file.mode': 'If the file exists',
-  'file.mode1': 'Overwrite, stop on errors',
-  'file.mode2': 'Overwrite, go on after errors',
+  'file.mode': 'Transfer mode',
+  'file.mode1': 'Strict: the target directory must exist',
+  'file.mode2': 'Force: create the target directory',
   'file.upLimit': 'Upload limit (MB/s, 0: none)',
   'file.downLimit': 'Download limit (MB/s, 0: none)',
   'file.targets': 'Targets',
@@ -226,6 +227,6 @@ const core = {
   'op.done': '{op}: done',
 } as const;
 
-export const en = { ...core, ...enPages };
+export const en = { ...core, ...enPages, ...enFeatures };
 
 export type MessageKey = keyof typeof en;

@@ -10,6 +10,7 @@ import { ADMIN_SCHEMAS } from '../admin/admin-routes.js';
 import { AGENT_TRUST_SCHEMAS } from '../admin/agent-trust-routes.js';
 import { INVENTORY_LIFECYCLE_SCHEMAS } from '../admin/inventory-lifecycle-routes.js';
 import { AuditQuery } from '../admin/audit-routes.js';
+import { StepLogExportQuery } from '../console/step-log-export.js';
 import { OPERATOR_SCHEMAS } from '../operators/operator-routes.js';
 import { CONSOLE_SCHEMAS } from '../console/console-routes.js';
 import type { Endpoint } from './endpoint.js';
@@ -425,6 +426,24 @@ const OTHER_ROUTES: {
     query: CONSOLE_SCHEMAS.locate,
     security: 'userSession',
     permission: 'read',
+  },
+  {
+    method: 'get',
+    path: '/api/console/time-zone',
+    summary:
+      'the time zone crons of a scope run in when they name none (the scope default, else the server zone)',
+    query: CONSOLE_SCHEMAS.timeZone,
+    security: 'userSession',
+    permission: 'read',
+  },
+  {
+    method: 'get',
+    path: '/api/console/step-log-export',
+    summary: "every host's log of one attempt of a script step, as a .tar.gz streamed while it is packed",
+    query: StepLogExportQuery,
+    security: 'userSession',
+    permission: 'read',
+    content: 'application/gzip',
   },
 ];
 

@@ -137,7 +137,13 @@ export function installWriteAudit(
       outcome: env.result ? 'ok' : env.code === ERROR_CATALOGUE.INTERNAL_ERROR.code ? 'error' : 'refused',
       code: env.result ? 0 : env.code,
       sourceIp: req.ip,
-      detail: { request_id: req.id },
+      // The operation asked for (retry, skip, confirm, terminate...): what a job's records show.
+      detail: {
+        request_id: req.id,
+        ...(/^\d{1,3}$/.test(String(body.operation_code))
+          ? { operation_code: Number(body.operation_code) }
+          : {}),
+      },
     });
     return payload;
   });

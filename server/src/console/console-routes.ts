@@ -8,11 +8,14 @@ import { parse } from '../admin/admin-routes.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { zLong } from '../api/input-types.js';
+import { serverTimeZone } from '../crons/cron-schedule.js';
 import { principalRole } from '../operators/api-access.js';
 import type { Services } from '../services.js';
+import { registerStepLogExport } from './step-log-export.js';
 
 export const CONSOLE_SCHEMAS = {
   locate: z.object({ kind: z.enum(['job', 'plan']), id: zLong }),
+  timeZone: z.object({ bk_scope_type: z.enum(['biz', 'biz_set']), bk_scope_id: zLong }),
 } as const;
 
 export function registerConsoleRoutes(app: FastifyInstance, services: Services): void {
@@ -57,7 +60,22 @@ export function registerConsoleRoutes(app: FastifyInstance, services: Services):
           });
         return successEnvelope(scope, req.id);
       });
+
+      /**
+       * The time zone a scope's crons run in when they name none (the scope's, else the
+       * server's), so a cron form can show it and leave the choice to the server.
+       */
+      r.get('/time-zone', async (req) => {
+        const p = await services.operators.requirePrincipal(req);
+        const q = parse(CONSOLE_SCHEMAS.timeZone, req.query);
+        const scope = { type: q.bk_scope_type, id: q.bk_scope_id };
+        if (!(await principalRole(inv, p, scope)))
+          throw new ApiError('RESOURCE_NOT_FOUND', { what: `${scope.type} ${scope.id}` });
+        const own = await inv.scopeTimeZone(scope.type, scope.id);
+        return successEnvelope({ time_zone: own ?? serverTimeZone(), scope_time_zone: own }, req.id);
+      });
     },
     { prefix: '/api/console' },
   );
+  registerStepLogExport(app, services);
 }

@@ -85,4 +85,20 @@ export class AuditStore {
     const r = await this.db.deleteFrom('audit_log').where('at', '<', before).executeTakeFirst();
     return Number(r.numDeletedRows);
   }
+
+  /**
+   * Entries about one target, oldest first: the target is the whole value (`job_instance:12`) or
+   * its first label (`job_instance:12 step_instance:34`). Read from `fromTime` on, which the
+   * time index narrows (a job's entries all come after the job was created).
+   */
+  async listForTarget(target: string, fromTime: number, limit: number): Promise<AuditEntry[]> {
+    return this.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .where('at', '>=', fromTime)
+      .where((eb) => eb.or([eb('target', '=', target), eb('target', 'like', `${target} %`)]))
+      .orderBy('id', 'asc')
+      .limit(limit)
+      .execute();
+  }
 }

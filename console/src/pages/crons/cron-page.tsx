@@ -129,7 +129,18 @@ export default function CronPage() {
   const [builder, setBuilder] = useState<Builder>(DEFAULT_BUILDER);
   const [executeAt, setExecuteAt] = useState('');
   const [endAt, setEndAt] = useState('');
-  const [zone, setZone] = useState(browserTimeZone());
+  // Empty: the cron names no zone and the server applies the scope's default (shown, not sent).
+  const [zone, setZone] = useState('');
+  const defaultZone = useLoad(
+    (signal) =>
+      api.get<{ time_zone: string }>(
+        '/api/console/time-zone',
+        { bk_scope_type: scope.params.bk_scope_type, bk_scope_id: scope.params.bk_scope_id },
+        signal,
+      ),
+    [scope.type, scope.id],
+  ).data?.time_zone;
+  const effectiveZone = zone || defaultZone || browserTimeZone();
   const [grace, setGrace] = useState(300);
   const [values, setValues] = useState<Record<string, string>>({});
 
@@ -169,8 +180,8 @@ export default function CronPage() {
   const described = describe(expression);
   const endMs = endAt ? (fromLocalInput(endAt) ?? 0) * 1000 : undefined;
   const upcoming = useMemo(
-    () => (once || 'error' in described ? [] : nextFireTimes(expression, zone, 10, endMs)),
-    [once, expression, zone, endMs, described],
+    () => (once || 'error' in described ? [] : nextFireTimes(expression, effectiveZone, 10, endMs)),
+    [once, expression, effectiveZone, endMs, described],
   );
 
   const action = useAction();
@@ -183,7 +194,7 @@ export default function CronPage() {
         name,
         job_plan_id: planId,
         ...(once ? { execute_time: fromLocalInput(executeAt) } : { expression }),
-        execute_time_zone: zone,
+        ...(zone ? { execute_time_zone: zone } : {}),
         end_time: once ? null : fromLocalInput(endAt),
         misfire_grace_seconds: grace,
         global_var_list: valuesToSend(vars, values, true),
@@ -417,11 +428,15 @@ export default function CronPage() {
               {t('crons.zone')}
               <input
                 list="cron-zones"
-                required
                 readOnly={readOnly}
                 value={zone}
+                placeholder={defaultZone ? t('cron.zoneDefault', { zone: defaultZone }) : ''}
                 onChange={(e) => setZone(e.target.value)}
+                aria-describedby="cron-zone-effective"
               />
+              <span id="cron-zone-effective" className="small muted">
+                {t('cron.zoneEffective', { zone: effectiveZone })}
+              </span>
               <datalist id="cron-zones">
                 {zones().map((z) => (
                   <option key={z} value={z} />
@@ -440,12 +455,12 @@ export default function CronPage() {
         </fieldset>
         {once ? null : (
           <section aria-labelledby="next-times-title">
-            <h2 id="next-times-title">{t('crons.nextTimes', { zone })}</h2>
+            <h2 id="next-times-title">{t('crons.nextTimes', { zone: effectiveZone })}</h2>
             {upcoming.length ? (
               <ol className="next-times">
                 {upcoming.map((ms) => (
                   <li key={ms}>
-                    <time dateTime={new Date(ms).toISOString()}>{formatInZone(ms, zone)}</time>
+                    <time dateTime={new Date(ms).toISOString()}>{formatInZone(ms, effectiveZone)}</time>
                   </li>
                 ))}
               </ol>
@@ -478,7 +493,7 @@ export default function CronPage() {
           {c.next_run_times.length ? (
             <p className="muted">
               {t('crons.serverNext', {
-                list: c.next_run_times.map((s) => formatInZone(s * 1000, zone)).join(', '),
+                list: c.next_run_times.map((s) => formatInZone(s * 1000, effectiveZone)).join(', '),
               })}
             </p>
           ) : null}

@@ -4,6 +4,7 @@
  */
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { Link, useParams } from 'react-router';
+import { JobPanels } from '../step/step-panels';
 import { api } from '../../api/client';
 import { throttle, useJobStream } from '../../api/job-stream';
 import { ApiError } from '../../components/api-error';
@@ -60,6 +61,7 @@ export default function JobPage() {
         ) : null}
       </header>
       <ApiError error={opError} />
+      <JobPanels scopeParams={scope.params} jobId={jobId} version={j.status} />
       <h2>{t('job.steps')}</h2>
       <ol className="step-flow">
         <li className="flow-end">{t('job.start')}</li>

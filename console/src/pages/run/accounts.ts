@@ -6,10 +6,26 @@ export interface Account {
   alias: string;
   account: string;
   category?: number;
+  /** 1 Linux, 2 Windows (system accounts) */
+  type?: number;
 }
 
-/** The scope's execution accounts (get_account_list), OS accounts only. */
-export function useAccounts(scopeParams: { bk_scope_type: string; bk_scope_id: string }) {
+/** BK-JOB picks the account by the OS the language runs on: bat and PowerShell on Windows. */
+export function osOfLanguage(language: number): 'Windows' | 'Linux' {
+  return language === 2 || language === 5 ? 'Windows' : 'Linux';
+}
+
+/** SQL runs as a database account (fast_execute_sql); scripts as a system account of their OS. */
+export function accountsFor(accounts: Account[], language: number): Account[] {
+  if (language === SQL) return accounts.filter((a) => a.category === 2);
+  const windows = osOfLanguage(language) === 'Windows';
+  return accounts.filter((a) => a.category === 1 && (a.type === 2) === windows);
+}
+
+export const SQL = 6;
+
+/** The scope's execution accounts (get_account_list): system accounts, or with `all` database ones too. */
+export function useAccounts(scopeParams: { bk_scope_type: string; bk_scope_id: string }, all = false) {
   const [accounts, setAccounts] = useState<Account[]>([]);
   const [error, setError] = useState<unknown>();
   const { bk_scope_type, bk_scope_id } = scopeParams;
@@ -18,11 +34,11 @@ export function useAccounts(scopeParams: { bk_scope_type: string; bk_scope_id: s
       .read<{ data: Account[] }>('get_account_list', {
         bk_scope_type,
         bk_scope_id,
-        category: 1,
+        ...(all ? {} : { category: 1 }),
         length: 1000,
       })
       .then((r) => setAccounts(r.data ?? []), setError);
-  }, [bk_scope_type, bk_scope_id]);
+  }, [bk_scope_type, bk_scope_id, all]);
   return { accounts, error };
 }
 

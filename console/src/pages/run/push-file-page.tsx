@@ -16,6 +16,8 @@ import { useAccounts } from './accounts';
 import { JobBasics } from './job-basics';
 import { RollingFields, rollingConfig } from './rolling-fields';
 import type { Rolling } from './rolling-fields';
+import { LocalUpload } from './local-upload';
+import type { Upload } from './local-upload';
 
 interface Source {
   text: string;
@@ -32,9 +34,14 @@ export default function PushFilePage() {
   const navigate = useNavigate();
   const { accounts, error: accountError } = useAccounts(scope.params);
   const [name, setName] = useState('');
+  const [uploads, setUploads] = useState<Upload[]>([]);
   const [sources, setSources] = useState<Source[]>([{ text: '', hosts: [], paths: '' }]);
+  // A host source left blank is no source: local files alone are enough.
+  const hostSources = sources.filter((s) => s.text.trim() || s.paths.trim());
+  const uploaded = uploads.flatMap((u) => (u.path ? [u.path] : []));
   const [targetPath, setTargetPath] = useState('/tmp/');
-  const [mode, setMode] = useState(1);
+  // Force mode (2) is BK-JOB's default: the target directory is created when missing.
+  const [mode, setMode] = useState(2);
   const [upLimit, setUpLimit] = useState(0);
   const [downLimit, setDownLimit] = useState(0);
   const [timeout, setTimeoutSeconds] = useState(7200);
@@ -51,6 +58,7 @@ export default function PushFilePage() {
   const warnings = useMemo(() => {
     const out: string[] = [];
     const names = new Map<string, number>();
+    for (const u of uploads) names.set(u.name, (names.get(u.name) ?? 0) + 1);
     for (const s of sources)
       for (const p of s.paths
         .split('\n')
@@ -63,7 +71,7 @@ export default function PushFilePage() {
     const targets = new Set(hosts.map((h) => h.bk_host_id));
     if (sources.some((s) => s.hosts.some((h) => targets.has(h.bk_host_id)))) out.push(t('file.sameHost'));
     return out;
-  }, [sources, hosts]);
+  }, [sources, hosts, uploads]);
 
   const update = (i: number, patch: Partial<Source>) =>
     setSources((all) => all.map((s, j) => (j === i ? { ...s, ...patch } : s)));
@@ -82,14 +90,18 @@ export default function PushFilePage() {
         ...(downLimit ? { download_speed_limit: downLimit } : {}),
         timeout,
         account_alias: account,
-        file_source_list: sources.map((s) => ({
-          file_list: s.paths
-            .split('\n')
-            .map((x) => x.trim())
-            .filter(Boolean),
-          server: { host_id_list: s.hosts.map((h) => h.bk_host_id) },
-          account: { alias: account },
-        })),
+        file_source_list: [
+          ...(uploaded.length > 0 ? [{ file_list: uploaded, file_type: 2 }] : []),
+          ...hostSources.map((s) => ({
+            file_list: s.paths
+              .split('\n')
+              .map((x) => x.trim())
+              .filter(Boolean),
+            server: { host_id_list: s.hosts.map((h) => h.bk_host_id) },
+            account: { alias: account },
+            file_type: 1,
+          })),
+        ],
         target_server: { host_id_list: hosts.map((h) => h.bk_host_id) },
         ...(rollingConfig(rolling) ? { rolling_config: rollingConfig(rolling) } : {}),
       });
@@ -113,6 +125,8 @@ export default function PushFilePage() {
         timeout={timeout}
         onTimeout={setTimeoutSeconds}
       />
+      <LocalUpload scopeParams={scope.params} uploads={uploads} onUploads={setUploads} />
+      <h2>{t('file.serverSources')}</h2>
       {sources.map((s, i) => (
         <fieldset key={i} className="file-source">
           <legend>{t('file.source', { n: i + 1 })}</legend>
@@ -191,7 +205,9 @@ export default function PushFilePage() {
             busy ||
             hosts.length === 0 ||
             !account ||
-            sources.some((s) => s.hosts.length === 0 || !s.paths.trim())
+            uploads.some((u) => !u.path) ||
+            (uploaded.length === 0 && hostSources.length === 0) ||
+            hostSources.some((s) => s.hosts.length === 0 || !s.paths.trim())
           }
         >
           {t('file.launch', { n: hosts.length })}

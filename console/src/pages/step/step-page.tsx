@@ -27,6 +27,7 @@ import type { HostTable, OutputGroupInfo, SortKey, StatusGroup } from './host-ta
 import { useJobSummary } from './job-summary';
 import { LogPanel } from './log-panel';
 import { StepOperations } from './step-operations';
+import { StepPanels } from './step-panels';
 
 const ROW = 30;
 
@@ -256,6 +257,23 @@ export default function StepPage() {
             reloadJob();
             void load();
           }}
+        />
+      ) : null}
+      {table && stepSummary ? (
+        <StepPanels
+          scopeParams={scope.params}
+          jobId={jobId}
+          stepId={stepId}
+          stepType={stepSummary.type}
+          executeCount={table.execute_count}
+          hostCount={table.hosts.bk_host_id.length}
+          host={
+            selectedIndex !== undefined
+              ? { id: selectedHost ?? 0, ip: table.hosts.ip[selectedIndex] ?? '' }
+              : undefined
+          }
+          version={table.status}
+          running={!isRunFinished(table.status)}
         />
       ) : null}
       {batches.size > 0 ? (

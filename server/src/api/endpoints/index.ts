@@ -50,6 +50,8 @@ import { getJobPlanSyncPreview } from './job-plan-sync-preview.js';
 import { getHostList } from './get-host-list.js';
 import { deleteCron, getCronDetail, getCronList, saveCron, updateCronStatus } from './crons.js';
 import { getScopeAgents, getStepHostTable, resolveHosts } from './console-tables.js';
+import { getJobInstanceOperationList } from './job-operations.js';
+import { getJobInstanceVariableList } from './job-launch-variables.js';
 export const ENDPOINTS: readonly Endpoint[] = [
   fastExecuteScript,
   fastExecuteSql,
@@ -104,4 +106,6 @@ export const ENDPOINTS: readonly Endpoint[] = [
   getStepHostTable,
   resolveHosts,
   getScopeAgents,
+  getJobInstanceOperationList,
+  getJobInstanceVariableList,
 ];

@@ -1,7 +1,9 @@
 /** Finding a job or step the caller may see: another scope's job is as unknown as a missing one. */
+import { z } from 'zod';
 import type { JobInstance, StepInstance } from '../../store/execution-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
+import { zLong } from '../input-types.js';
 
 export async function jobInScope(ctx: EndpointContext, jobInstanceId: number): Promise<JobInstance> {
   const job = await ctx.services.store.executions.getJob(jobInstanceId);
@@ -42,3 +44,9 @@ export function scopeFieldsOf(job: JobInstance): {
     ? { bk_scope_type: job.scope_type, bk_scope_id: job.scope_id, bk_biz_id: Number(job.scope_id) }
     : { bk_scope_type: job.scope_type, bk_scope_id: job.scope_id };
 }
+
+/** The input of a read about one job (`job_instance_id` only), with its error code. */
+export const JobInstanceRead = {
+  input: z.object({ job_instance_id: zLong.pipe(z.number().min(1)) }),
+  fieldErrors: { job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
+} as const;

@@ -1,0 +1,114 @@
+/**
+ * GET /api/console/step-log-export: every host's log of one attempt of a script step, as one
+ * .tar.gz with a file per host (`<ip>_<host id>.log`, plus `hosts.tsv` listing status and exit
+ * code). BK-JOB packs such an archive asynchronously and offers it when ready; here the archive
+ * is packed while it is sent, so there is nothing to wait for or clean up, and the browser's
+ * download shows the progress. Logs are read one host at a time and the next is read only when
+ * the compressor has taken the last, so memory stays at about one log whatever the host count.
+ *
+ * Limits: script steps only (a file step's records are not script output), and at most
+ * MAX_EXPORT_BYTES of stored log in one archive; both refused with the envelope before a byte
+ * of the archive is sent. `check=1` answers what the archive would hold (hosts, bytes) or the
+ * refusal, so a page can show either before the download starts. Needs the read role in the job's scope (a session or personal token).
+ */
+import { once } from 'node:events';
+import zlib from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import tar from 'tar-stream';
+import { z } from 'zod';
+import { parse } from '../admin/admin-routes.js';
+import { ApiError } from '../api/error-catalogue.js';
+import { zBool, zInt, zLong } from '../api/input-types.js';
+import { successEnvelope } from '../api/envelope.js';
+import { HostStatus, StepType } from '../engine/statuses.js';
+import { principalRole } from '../operators/api-access.js';
+import type { Services } from '../services.js';
+
+/** Stored log bytes one archive may hold (before compression). */
+export const MAX_EXPORT_BYTES = 512 * 1024 * 1024;
+
+export const StepLogExportQuery = z.object({
+  bk_scope_type: z.enum(['biz', 'biz_set']),
+  bk_scope_id: zLong,
+  job_instance_id: zLong,
+  step_instance_id: zLong,
+  execute_count: zInt.pipe(z.number().min(0)).optional(),
+  /** Only check: answer the envelope with what the archive would hold (or the refusal), no archive. */
+  check: zBool.optional(),
+});
+
+export function registerStepLogExport(app: FastifyInstance, services: Services): void {
+  const ex = services.store.executions;
+  app.get('/api/console/step-log-export', async (req, reply) => {
+    const p = await services.operators.requirePrincipal(req);
+    const q = parse(StepLogExportQuery, req.query);
+    const job = await ex.getJob(q.job_instance_id);
+    const step = await ex.getStep(q.step_instance_id);
+    const visible =
+      job &&
+      job.scope_type === q.bk_scope_type &&
+      job.scope_id === String(q.bk_scope_id) &&
+      (await principalRole(services.store.inventory, p, { type: q.bk_scope_type, id: q.bk_scope_id }));
+    if (!visible) throw new ApiError('TASK_INSTANCE_NOT_EXIST', { jobInstanceId: q.job_instance_id });
+    if (!step || step.job_instance_id !== job.id)
+      throw new ApiError('STEP_INSTANCE_NOT_EXIST', { stepInstanceId: q.step_instance_id });
+    if (step.type !== StepType.SCRIPT && step.type !== StepType.SQL)
+      throw new ApiError('BAD_REQUEST', {
+        reason: `step ${step.id} is not a script step: only script output can be exported`,
+      });
+    const count = q.execute_count ?? step.execute_count;
+    if (count > step.execute_count)
+      throw new ApiError('BAD_REQUEST', {
+        reason: `execute_count ${count} has not run (the step is at ${step.execute_count})`,
+      });
+    const tasks = await ex.listHostTasks(step.id, count);
+    const total = tasks.reduce((n, h) => n + h.log_bytes, 0);
+    if (total > MAX_EXPORT_BYTES)
+      throw new ApiError('BAD_REQUEST', {
+        reason: `the logs of this attempt hold ${total} bytes, more than the ${MAX_EXPORT_BYTES} one export may hold; download single hosts instead`,
+      });
+    if (q.check)
+      return successEnvelope(
+        { host_count: tasks.length, log_bytes: total, max_bytes: MAX_EXPORT_BYTES, execute_count: count },
+        req.id,
+      );
+
+    const pack = tar.pack();
+    const gzip = zlib.createGzip();
+    pack.pipe(gzip);
+    let gone = false;
+    reply.raw.on('close', () => (gone = true));
+    const mtime = new Date(job.create_time);
+    const add = (name: string, body: Buffer) =>
+      new Promise<void>((resolve, reject) =>
+        pack.entry({ name, size: body.length, mtime }, body, (err) => (err ? reject(err) : resolve())),
+      );
+    const write = async () => {
+      const index = ['bk_host_id\tip\tstatus\texit_code\tfile'];
+      for (const h of tasks) {
+        if (gone) break;
+        // A host kept from an earlier run by a retry shows the log of the run that succeeded.
+        const from =
+          h.status === HostStatus.LAST_SUCCESS
+            ? ((await ex.lastSuccessfulRun(step.id, h.host_id, count)) ?? count)
+            : count;
+        const file = `${h.ip || 'host'}_${h.host_id}.log`;
+        await add(file, await ex.readLog(step.id, from, h.host_id));
+        index.push(`${h.host_id}\t${h.cloud_id}:${h.ip}\t${h.status}\t${h.exit_code ?? ''}\t${file}`);
+        if (gzip.writableNeedDrain) await once(gzip, 'drain');
+      }
+      await add('hosts.tsv', Buffer.from(`${index.join('\n')}\n`));
+      pack.finalize();
+    };
+    write().catch((err: unknown) => {
+      req.log.warn({ err }, 'step log export stopped');
+      gzip.destroy(err instanceof Error ? err : new Error(String(err)));
+    });
+    const name = `job-${job.id}-step-${step.id}-attempt-${count + 1}-logs.tar.gz`;
+    return reply
+      .header('content-type', 'application/gzip')
+      .header('content-disposition', `attachment; filename="${name}"`)
+      .header('cache-control', 'no-store')
+      .send(gzip);
+  });
+}
