@@ -360,12 +360,8 @@ export class Engine implements AgentEvents {
 
   /** A write that comes from (or was decided under) an agent session; fenced by its epoch in a cluster. */
   private agentWrite(stepInstanceId: number, executeCount: number, hostId: number, epoch?: number) {
-    const w = this.writer.write(stepInstanceId, executeCount, hostId);
-    if (this.services.cluster) {
-      const e = epoch ?? this.services.hub.epochOf(hostId);
-      if (e !== undefined) w.sessionEpoch = e;
-    }
-    return w;
+    const e = this.services.cluster ? (epoch ?? this.services.hub.epochOf(hostId)) : undefined;
+    return this.writer.write(stepInstanceId, executeCount, hostId, e);
   }
 
   async agentReady(
@@ -651,8 +647,7 @@ export class Engine implements AgentEvents {
     },
   ): void {
     task.status = r.status;
-    const w = this.writer.write(step.stepInstanceId, step.executeCount, task.hostId);
-    if (r.sessionEpoch !== undefined) w.sessionEpoch = r.sessionEpoch;
+    const w = this.writer.write(step.stepInstanceId, step.executeCount, task.hostId, r.sessionEpoch);
     w.needBytes = r.needBytes;
     w.status = r.status;
     w.errorCode = r.errorCode;
