@@ -40,13 +40,18 @@ function lookupUser(name: string): Promise<OsUser | undefined> {
   });
 }
 
+let me: { uid: number; name: string } | undefined;
+
+/** Who the agent runs as; looked up once (a passwd lookup per task otherwise). */
 export function currentUser(): { uid: number; name: string } {
+  if (me) return me;
   const uid = process.getuid?.() ?? -1;
   try {
-    return { uid, name: os.userInfo().username };
+    me = { uid, name: os.userInfo().username };
   } catch {
-    return { uid, name: '' }; // a uid without a passwd entry (some containers)
+    me = { uid, name: '' }; // a uid without a passwd entry (some containers)
   }
+  return me;
 }
 
 /**

@@ -7,8 +7,10 @@
  * BK-JOB does it (through the shell, so quoting in the params works as on a command line),
  * and the directory is removed when the script ends, whichever way it ends.
  *
- * Preparation (user lookup, writing the script) is asynchronous so that many tasks starting
- * at once do not hold up the agent's event loop; `done` is called exactly once.
+ * The user lookup is asynchronous (it may run getent). Writing the script and removing its
+ * directory are a handful of small synchronous calls: done through the thread pool they cost
+ * more (a hand-off and a wake-up per call, queued behind the spool's fdatasync) than the calls
+ * themselves. `done` is called exactly once.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -61,6 +63,19 @@ const INTERPRETERS: Record<ScriptLanguage, Interpreter> = {
 /** System directories come before PATH so that a script run as another user gets an interpreter it can read. */
 const SYSTEM_BIN_DIRS = ['/bin', '/usr/bin', '/usr/local/bin'];
 
+/** Interpreters found, by the names looked for; forgotten when one fails to start. */
+const found = new Map<string, string>();
+
+/** Like findExecutable, remembered: a lookup is a few stat calls for every task otherwise. */
+function interpreterFor(names: string[]): string | undefined {
+  const key = names.join('\0');
+  const hit = found.get(key);
+  if (hit) return hit;
+  const file = findExecutable(names);
+  if (file) found.set(key, file);
+  return file;
+}
+
 export function findExecutable(names: string[]): string | undefined {
   const dirs = [...SYSTEM_BIN_DIRS, ...(process.env.PATH ?? '').split(':').filter((d) => d.startsWith('/'))];
   for (const name of names) {
@@ -77,12 +92,19 @@ export function findExecutable(names: string[]): string | undefined {
   return undefined;
 }
 
-/** The agent's own settings (its bootstrap token among them) are not the script's business. */
+let agentEnv: NodeJS.ProcessEnv | undefined;
+
+/**
+ * The agent's own settings (its bootstrap token among them) are not the script's business.
+ * Read once: every read of process.env is a call into the C++ side, and the agent does not
+ * change its environment while it runs.
+ */
 function scriptEnv(user: OsUser | undefined): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('JOBFLEET_')) env[k] = v;
-  if (user) Object.assign(env, { HOME: user.home, USER: user.name, LOGNAME: user.name });
-  return env;
+  if (!agentEnv) {
+    agentEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('JOBFLEET_')) agentEnv[k] = v;
+  }
+  return user ? { ...agentEnv, HOME: user.home, USER: user.name, LOGNAME: user.name } : agentEnv;
 }
 
 /** Like a shell reports it: the exit status, or 128 + the signal's number; -1 when the script never ran. */
@@ -133,7 +155,7 @@ class ScriptRun implements RunningTask {
       if (why) return this.finish('unsupported', -1, why);
     }
     const names = INTERPRETERS[msg.language].names;
-    const interpreter = names && findExecutable(names);
+    const interpreter = names && interpreterFor(names);
     if (!interpreter) {
       const why = names
         ? `is not installed on this host (looked for ${names.join(', ')})`
@@ -144,7 +166,7 @@ class ScriptRun implements RunningTask {
       const who = await resolveUser(msg.user);
       if (who.error) return this.finish('user_missing', -1, who.error);
       if (this.stopReason) return this.finishStopped(null, null);
-      await this.writeScript(who.user);
+      this.writeScript(who.user);
       if (this.stopReason) return this.finishStopped(null, null);
       this.spawn(interpreter, who.user);
     } catch (err) {
@@ -161,27 +183,27 @@ class ScriptRun implements RunningTask {
   }
 
   /** What the script left for the server in its variables file (capped; absent when it wrote none). */
-  private async readVars(): Promise<string | undefined> {
+  private readVars(): string | undefined {
     if (!this.msg.varsOut || !this.dir) return undefined;
     try {
-      const data = await fs.promises.readFile(this.varsFile());
+      const data = fs.readFileSync(this.varsFile());
       return data.subarray(0, MAX_VARS_BYTES).toString('base64');
     } catch {
       return undefined;
     }
   }
 
-  private async writeScript(user: OsUser | undefined): Promise<void> {
-    this.dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), scriptDirPrefix(this.msg.key)));
+  private writeScript(user: OsUser | undefined): void {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), scriptDirPrefix(this.msg.key)));
     const file = this.scriptFile();
-    await fs.promises.writeFile(file, Buffer.from(this.msg.script, 'base64'), { mode: 0o700 });
+    fs.writeFileSync(file, Buffer.from(this.msg.script, 'base64'), { mode: 0o700 });
     const files = [this.dir, file];
     if (this.msg.database) {
       const options = path.join(this.dir, OPTION_FILE);
-      await fs.promises.writeFile(options, optionFileText(this.msg.database), { mode: 0o600 });
+      fs.writeFileSync(options, optionFileText(this.msg.database), { mode: 0o600 });
       files.push(options);
     }
-    if (user) for (const f of files) await fs.promises.chown(f, user.uid, user.gid);
+    if (user) for (const f of files) fs.chownSync(f, user.uid, user.gid);
   }
 
   /** `sh -c` arguments: the interpreter runs the script with BK-JOB's params, or the SQL client reads it. */
@@ -200,13 +222,22 @@ class ScriptRun implements RunningTask {
     return ['-c', `exec 2>&1\nexec "$0" "$1" ${this.msg.params}`, interpreter, this.scriptFile()];
   }
 
+  /**
+   * What to start. Without params, and with a starter that already joins stderr to stdout on
+   * one pipe, the interpreter is started directly: the `sh -c` around it would only add an exec.
+   */
+  private command(interpreter: string): { file: string; args: string[] } {
+    if (this.msg.language !== 'sql' && this.msg.params.trim() === '' && this.starter.joinsOutput)
+      return { file: interpreter, args: [interpreter, this.scriptFile()] };
+    return { file: '/bin/sh', args: ['/bin/sh', ...this.shellArgs(interpreter)] };
+  }
+
   private spawn(interpreter: string, user: OsUser | undefined): void {
     let closed = false;
     let grace: NodeJS.Timeout | undefined;
     this.child = this.starter.start(
       {
-        file: '/bin/sh',
-        args: ['/bin/sh', ...this.shellArgs(interpreter)],
+        ...this.command(interpreter),
         cwd: this.dir as string,
         env: {
           ...scriptEnv(user),
@@ -229,7 +260,10 @@ class ScriptRun implements RunningTask {
           if (this.pid !== undefined) {
             signalGroup(this.pid, 'SIGKILL');
             void this.finish('lost', -1, message);
-          } else void this.finish('spawn_failed', -1, message);
+          } else {
+            found.clear(); // the interpreter may have gone: look again next time
+            void this.finish('spawn_failed', -1, message);
+          }
         },
         output: (c) => {
           if (!this.finished) this.handlers.output(c);
@@ -297,9 +331,13 @@ class ScriptRun implements RunningTask {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
-    const vars = await this.readVars();
+    const vars = this.readVars();
     if (this.dir) {
-      await fs.promises.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+      try {
+        fs.rmSync(this.dir, { recursive: true, force: true });
+      } catch {
+        /* left for the temporary directory's own cleanup */
+      }
     }
     this.handlers.done(outcome, exitCode, message, vars);
   }

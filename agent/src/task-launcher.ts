@@ -46,6 +46,8 @@ export interface StartedProcess {
 }
 
 export interface ProcessStarter {
+  /** True when a process's stderr goes to the same pipe as its stdout (their order is kept). */
+  readonly joinsOutput: boolean;
   start(req: StartRequest, events: ProcessEvents): StartedProcess;
   close(): void;
 }
@@ -76,6 +78,7 @@ function requestFrame(fields: string[]): Buffer {
 
 /** One launcher process, started on first use and again after it died. */
 export class TaskLauncher implements ProcessStarter {
+  readonly joinsOutput = true;
   private proc: ChildProcess | undefined;
   private readonly tasks = new Map<number, { events: ProcessEvents; exited: boolean; closed: boolean }>();
   private nextId = 1;
@@ -195,6 +198,7 @@ export class TaskLauncher implements ProcessStarter {
 
 /** `spawn` from the agent itself: for hosts without perl. */
 export const directStarter: ProcessStarter = {
+  joinsOutput: false,
   start(req, events) {
     const child = spawn(req.file, req.args.slice(1), {
       argv0: req.args[0],

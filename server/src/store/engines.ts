@@ -32,6 +32,15 @@ export interface EngineCapabilities {
    * secrets, the bytes of stored files) is kept in it rather than in a server's data directory.
    */
   sharedByServers: boolean;
+  /**
+   * Statements run on a transaction's connection before and after it so that its commit does
+   * not wait for the disk; only where the database lives and dies with the server process
+   * (undefined otherwise). There, a crash of the process keeps such a commit, and a power cut
+   * that loses it also restarts the server, which then rebuilds its state from the store.
+   * A database server of its own can crash and lose it while this server runs on, believing it
+   * stored.
+   */
+  relaxedTransaction: { before: readonly string[]; after: readonly string[] } | undefined;
 }
 
 const SQLITE: EngineCapabilities = {
@@ -44,6 +53,7 @@ const SQLITE: EngineCapabilities = {
   // In WAL mode a NORMAL commit is not synced; the next FULL commit syncs it along.
   relaxedCommit: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
   sharedByServers: false,
+  relaxedTransaction: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
 };
 
 const POSTGRES: EngineCapabilities = {
@@ -57,6 +67,7 @@ const POSTGRES: EngineCapabilities = {
   // transaction that failed rolls it back.
   relaxedCommit: { before: ['begin; set local synchronous_commit = off'], after: ['commit'] },
   sharedByServers: true,
+  relaxedTransaction: undefined,
 };
 
 export interface OpenedEngine {

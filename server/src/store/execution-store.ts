@@ -167,6 +167,7 @@ export class ExecutionStore {
   readonly events: JobEventLog;
 
   private readonly rowLocks: boolean;
+  private readonly relaxed: EngineCapabilities['relaxedTransaction'];
   /** Cluster mode: this server's id, recorded as the owner of the jobs it accepts. */
   ownerId: string | undefined;
 
@@ -176,6 +177,7 @@ export class ExecutionStore {
   ) {
     this.events = new JobEventLog(db, caps);
     this.rowLocks = !caps.singleWriter;
+    this.relaxed = caps.relaxedTransaction;
   }
 
   private transactionObserver: (op: string, seconds: number) => void = () => undefined;
@@ -193,17 +195,35 @@ export class ExecutionStore {
     this.transactionObserver = fn;
   }
 
-  /** Runs `fn` in a transaction that appends the events it returns, then wakes the streams. */
+  /**
+   * Runs `fn` in a transaction that appends the events it returns, then wakes the streams.
+   * A `relaxed` transaction does not wait for the disk where the engine allows that (see
+   * relaxedTransaction in engines.ts; commitTaskWrites says when it is asked for): the next
+   * durable commit makes it durable along with itself.
+   */
   private async withEvents<T>(
-    op: string,
+    what: string | { op: string; relaxed: boolean },
     fn: (tx: Transaction<Database>) => Promise<{ result: T; events: PendingEvent[] }>,
   ): Promise<T> {
+    const { op, relaxed } = typeof what === 'string' ? { op: what, relaxed: false } : what;
     const started = performance.now();
-    const { result, events } = await this.db.transaction().execute(async (tx) => {
-      const r = await fn(tx);
-      await this.events.append(tx, r.events);
-      return r;
-    });
+    const run = (db: Kysely<Database>) =>
+      db.transaction().execute(async (tx) => {
+        const r = await fn(tx);
+        await this.events.append(tx, r.events);
+        return r;
+      });
+    const around = relaxed ? this.relaxed : undefined;
+    const { result, events } = around
+      ? await this.db.connection().execute(async (conn) => {
+          for (const s of around.before) await sql.raw(s).execute(conn);
+          try {
+            return await run(conn);
+          } finally {
+            for (const s of around.after) await sql.raw(s).execute(conn);
+          }
+        })
+      : await run(this.db);
     this.transactionObserver(op, (performance.now() - started) / 1000);
     if (events.length > 0) this.events.notify();
     return result;
@@ -552,7 +572,13 @@ export class ExecutionStore {
     if (all.length === 0) return applied;
     let writes = all;
     let aligned = new Map<TaskWrite, AlignedWrite>();
-    await this.withEvents('commit_task_writes', async (tx) => {
+    // Starts and output only: nothing in such a batch is acknowledged to anyone. The agent keeps
+    // a task's output and result until it is told the result is recorded, and a result's commit
+    // is durable, which makes everything committed before it durable too. A power cut may lose
+    // such a batch; the restarted server resumes from what the store holds and the agent
+    // resends the rest.
+    const relaxed = all.every((w) => w.status === undefined || UNFINISHED.includes(w.status));
+    await this.withEvents({ op: 'commit_task_writes', relaxed }, async (tx) => {
       for (const w of all) w.storedStatus = undefined;
       writes = await fenceBySession(tx, all);
       // In a cluster other servers may have written these logs: append at the stored length.
