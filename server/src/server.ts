@@ -51,6 +51,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     serverId,
+    // A transaction left open longer than a server may be silent is a paused server's.
+    idleInTransactionMs: clustered ? config.clusterDeadAfterMs : undefined,
     onPoolError: (err) =>
       log.warn({ err: err.message }, 'database connection lost; reconnecting on next use'),
   });

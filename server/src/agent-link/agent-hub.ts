@@ -228,6 +228,7 @@ export class AgentHub {
 
   private onOutputFrame(conn: Connection, data: Buffer): void {
     conn.lastSeen = Date.now();
+    if (this.isReplaced(conn)) return;
     let frame: OutputFrame;
     try {
       if (!conn.ready) throw new Error('hello first');
@@ -269,6 +270,7 @@ export class AgentHub {
       conn.ws.close(4001, 'hello first');
       return;
     }
+    if (msg.type !== 'hello' && this.isReplaced(conn)) return;
     if (!isBoundToSender(conn.hostId, msg)) {
       this.services.log.warn(
         { hostId: conn.hostId, type: msg.type },
@@ -304,6 +306,15 @@ export class AgentHub {
         this.events.fileProgress(conn.hostId, msg);
         return;
     }
+  }
+
+  /**
+   * A connection the host replaced (a newer one reached this server): what still arrives on it
+   * is dropped, since the agent resends it on the newer one, and it must not be written under
+   * the newer session's epoch.
+   */
+  private isReplaced(conn: Connection): boolean {
+    return this.connections.get(conn.hostId) !== conn;
   }
 
   private async onHello(

@@ -60,7 +60,11 @@ export class CallbackQueue {
 
   private async armTimer(): Promise<void> {
     if (this.stopped) return;
-    const next = await this.services.store.executions.nextCallbackDue().catch(() => Date.now() + 5000);
+    let next = await this.services.store.executions.nextCallbackDue().catch(() => Date.now() + 5000);
+    // In a cluster callbacks are queued by other servers too, and one claimed by a server that
+    // died is due again when its lease runs out: nobody kicks this queue then, so it polls.
+    if (this.services.cluster)
+      next = Math.min(next ?? Infinity, Date.now() + this.services.config.clusterPollMs);
     if (next === undefined || this.stopped) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.kick(), Math.max(0, next - Date.now()));

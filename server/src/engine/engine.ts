@@ -361,12 +361,8 @@ export class Engine implements AgentEvents {
 
   /** A write that comes from (or was decided under) an agent session; fenced by its epoch in a cluster. */
   private agentWrite(stepInstanceId: number, executeCount: number, hostId: number, epoch?: number) {
-    const w = this.writer.write(stepInstanceId, executeCount, hostId);
-    if (this.services.cluster) {
-      const e = epoch ?? this.services.hub.epochOf(hostId);
-      if (e !== undefined) w.sessionEpoch = e;
-    }
-    return w;
+    const e = this.services.cluster ? (epoch ?? this.services.hub.epochOf(hostId)) : undefined;
+    return this.writer.write(stepInstanceId, executeCount, hostId, e);
   }
 
   async agentReady(
@@ -375,51 +371,96 @@ export class Engine implements AgentEvents {
   ): Promise<{ stored: Record<string, number>; forget: string[] }> {
     const stored: Record<string, number> = {};
     const forget: string[] = [];
-    for (const h of held) {
-      const hit = this.lookup(h.key);
-      if (hit && hit.task.hostId === hostId && !isHostFinished(hit.task.status)) {
-        stored[h.key] = hit.task.logBytes;
-        continue;
-      }
-      if (!hit && this.services.cluster) {
-        // Another server owns it: the store says whether it still waits for this result.
-        const k = parseTaskKey(h.key);
-        const row =
-          k.hostId === hostId
-            ? await this.store.getHostTask(k.stepInstanceId, k.executeCount, hostId)
-            : undefined;
-        if (row && !isHostFinished(row.status)) {
-          const r = this.relayed.get(h.key);
-          const logBytes = Math.max(row.log_bytes, r?.logBytes ?? 0);
-          this.relayed.set(h.key, {
-            ...k,
-            status: row.status,
-            logBytes,
-            ...(r?.ending ? { ending: true } : {}),
-          });
-          stored[h.key] = logBytes;
+    if (this.services.cluster) await this.resumeFromStore(hostId, held, stored, forget);
+    else {
+      for (const h of held) {
+        const hit = this.lookup(h.key);
+        if (hit && hit.task.hostId === hostId && !isHostFinished(hit.task.status)) {
+          stored[h.key] = hit.task.logBytes;
           continue;
         }
+        forget.push(h.key);
       }
-      forget.push(h.key);
     }
     // A task this agent was running but no longer knows of (it lost its spool) is lost.
     const heldKeys = new Set(held.map((h) => h.key));
-    for (const step of this.byHost.get(hostId) ?? []) {
+    const epoch = this.services.cluster ? this.services.hub.epochOf(hostId) : undefined;
+    for (const step of [...(this.byHost.get(hostId) ?? [])]) {
       const task = step.tasks.get(hostId);
       if (
-        task?.status === HostStatus.RUNNING &&
-        !heldKeys.has(taskKey(step.stepInstanceId, step.executeCount, hostId))
-      ) {
-        this.finishTask(step, task, {
-          status: HostStatus.AGENT_ABNORMAL,
-          errorCode: AgentErrorCode.AGENT_ERROR,
-          exitCode: null,
-          endTime: Date.now(),
-        });
+        task?.status !== HostStatus.RUNNING ||
+        heldKeys.has(taskKey(step.stepInstanceId, step.executeCount, hostId))
+      )
+        continue;
+      if (this.services.cluster) {
+        // Or another server recorded its result, and the agent forgot it once told so: the
+        // recount counts that result; only a task still unfinished in the store was lost.
+        const row = await this.store.getHostTask(step.stepInstanceId, step.executeCount, hostId);
+        if (!row || isHostFinished(row.status) || task.status !== HostStatus.RUNNING) continue;
       }
+      this.finishTask(step, task, {
+        status: HostStatus.AGENT_ABNORMAL,
+        errorCode: AgentErrorCode.AGENT_ERROR,
+        exitCode: null,
+        endTime: Date.now(),
+        ...(epoch !== undefined ? { sessionEpoch: epoch } : {}),
+      });
     }
     return { stored, forget };
+  }
+
+  /**
+   * Cluster mode: what an agent holds is resumed from the store, never from this server's own
+   * count. The new session's epoch is committed by now, so no write of an older session (here
+   * or on another server) can land any more, and the stored log length is the truth: this
+   * server's count may be behind it (another server stored output meanwhile) or ahead of it (a
+   * write of the old session was fenced), and resending from either would double or drop bytes.
+   */
+  private async resumeFromStore(
+    hostId: number,
+    held: HeldTask[],
+    stored: Record<string, number>,
+    forget: string[],
+  ): Promise<void> {
+    for (const h of held) {
+      const k = parseTaskKey(h.key);
+      const row =
+        k.hostId === hostId
+          ? await this.store.getHostTask(k.stepInstanceId, k.executeCount, hostId)
+          : undefined;
+      if (!row || isHostFinished(row.status)) {
+        forget.push(h.key);
+        continue;
+      }
+      stored[h.key] = row.log_bytes;
+      const hit = this.lookup(h.key);
+      if (hit) {
+        hit.task.logBytes = row.log_bytes;
+        // A result counted here but never stored (fenced): the agent sends it again.
+        if (isHostFinished(hit.task.status)) this.unfinish(hit.step, hit.task, hit.task.status);
+        continue;
+      }
+      const r = this.relayed.get(h.key);
+      this.relayed.set(h.key, {
+        ...k,
+        status: row.status,
+        logBytes: row.log_bytes,
+        ...(r?.ending ? { ending: true } : {}),
+      });
+    }
+  }
+
+  /** A result this server counted was not stored (fenced, or held back): the task runs on. */
+  private unfinish(step: ActiveStep, task: ActiveTask, status: number): void {
+    if (task.status !== status || !isHostFinished(status)) return;
+    task.status = HostStatus.RUNNING;
+    if (!isHostSuccess(status)) step.failed--;
+  }
+
+  /** Cluster mode: the agent's output here is out of step with the store; it reconnects and resends. */
+  private resync(hostId: number, epoch: number | undefined): void {
+    if (epoch === undefined || this.services.hub.epochOf(hostId) !== epoch) return;
+    this.services.hub.disconnect(hostId, 'output out of step with the store; resend from the stored length');
   }
 
   agentWelcomed(hostId: number): void {
@@ -486,12 +527,14 @@ export class Engine implements AgentEvents {
       this.services.hub.send(hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key: msg.key });
       return;
     }
+    const epoch = this.services.cluster ? this.services.hub.epochOf(hostId) : undefined;
     if (hit.task.logBytes < msg.outputBytes) {
       // Output is missing (lost with a dropped connection); the agent resends all of it after reconnecting.
       this.services.log.warn(
         { key: msg.key, have: hit.task.logBytes, want: msg.outputBytes },
         'result ahead of output; waiting for resend',
       );
+      this.resync(hostId, epoch);
       return;
     }
     const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
@@ -499,6 +542,7 @@ export class Engine implements AgentEvents {
     const finish = (status: number) => {
       if (isHostFinished(task.status)) return;
       this.finishTask(step, task, {
+        ...(epoch !== undefined ? { sessionEpoch: epoch, needBytes: msg.outputBytes } : {}),
         status,
         errorCode: outcome.errorCode,
         exitCode:
@@ -533,9 +577,10 @@ export class Engine implements AgentEvents {
       this.services.hub.send(task.hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key: msg.key });
       return;
     }
-    if (task.logBytes < msg.outputBytes || task.ending) return;
-    const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
     const epoch = this.services.hub.epochOf(task.hostId);
+    if (task.logBytes < msg.outputBytes) return this.resync(task.hostId, epoch);
+    if (task.ending) return;
+    const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
     task.ending = true;
     // Variables the script left: written before the result, as the owner's script step does.
     const varsWritten =
@@ -560,6 +605,7 @@ export class Engine implements AgentEvents {
         w.endTime = msg.endTime;
         w.startTime ??= msg.startTime;
         w.droppedBytes = msg.droppedBytes;
+        w.needBytes = msg.outputBytes;
       })
       .catch((err: unknown) =>
         this.services.log.error(
@@ -598,11 +644,13 @@ export class Engine implements AgentEvents {
       droppedBytes?: number;
       /** Cluster mode: the agent session the outcome was decided under. */
       sessionEpoch?: number;
+      /** Cluster mode: an agent's result, which needs this much output stored. */
+      needBytes?: number;
     },
   ): void {
     task.status = r.status;
-    const w = this.writer.write(step.stepInstanceId, step.executeCount, task.hostId);
-    if (r.sessionEpoch !== undefined) w.sessionEpoch = r.sessionEpoch;
+    const w = this.writer.write(step.stepInstanceId, step.executeCount, task.hostId, r.sessionEpoch);
+    w.needBytes = r.needBytes;
     w.status = r.status;
     w.errorCode = r.errorCode;
     w.exitCode = r.exitCode;
@@ -637,8 +685,9 @@ export class Engine implements AgentEvents {
   private afterCommit(batch: CommittedBatch): void {
     const touched = new Set<ActiveStep>();
     const relayedSteps = new Set<number>();
+    if (this.services.cluster) this.afterClusterCommit(batch);
     for (const w of batch.writes) {
-      if (w.status === undefined || !isHostFinished(w.status) || w.fenced) continue;
+      if (w.status === undefined || !isHostFinished(w.status) || w.fenced || w.resultHeld) continue;
       const key = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
       this.services.hub.send(w.hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key });
       if (this.relayed.delete(key)) relayedSteps.add(w.stepInstanceId);
@@ -658,6 +707,42 @@ export class Engine implements AgentEvents {
         this.withJobLock(step.jobInstanceId, () => this.batchDone(step)).catch((err: unknown) =>
           this.services.log.error({ err, step: step.stepInstanceId }, 'finishing a batch failed'),
         );
+      }
+    }
+  }
+
+  /**
+   * Cluster mode: this server's view of each task follows the store. A result that was not
+   * stored (its session moved on, or output is missing) is uncounted, so that the agent's resend,
+   * or the server that records it, finishes the task; where the output is out of step with the
+   * store the agent reconnects and resends from the stored length.
+   */
+  private afterClusterCommit(batch: CommittedBatch): void {
+    for (const w of batch.writes) {
+      const key = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
+      const step = this.steps.get(w.stepInstanceId);
+      const owned = step?.executeCount === w.executeCount ? step.tasks.get(w.hostId) : undefined;
+      const task = owned ?? this.relayed.get(key);
+      if (!task) continue;
+      if ((w.fenced || w.resultHeld) && w.status !== undefined) {
+        if (owned && step) this.unfinish(step, owned, w.status);
+        else if (task.status === w.status) task.status = HostStatus.RUNNING;
+      }
+      // Another server recorded a result first (the agent's, or a 310 decided elsewhere): that
+      // one stands, here too.
+      const stored = w.storedStatus;
+      if (stored !== undefined && isHostFinished(stored) && task.status !== stored) {
+        if (owned && step) {
+          if (isHostFinished(owned.status) && !isHostSuccess(owned.status)) step.failed--;
+          if (!isHostSuccess(stored)) step.failed++;
+        }
+        task.status = stored;
+      }
+      if (w.storedBytes === undefined || w.fenced) continue;
+      if (w.outOfStep || w.storedBytes > task.logBytes) task.logBytes = w.storedBytes;
+      if (w.outOfStep) {
+        this.services.log.warn({ key, stored: w.storedBytes }, 'task output out of step with the store');
+        this.resync(w.hostId, w.sessionEpoch);
       }
     }
   }
@@ -1054,17 +1139,21 @@ export class Engine implements AgentEvents {
     const dbNow = await cluster.store.now();
     const localNow = Date.now();
     const timeout = this.services.config.heartbeatTimeoutMs;
+    // An agent that left a server may be cycling through its list while servers die, pause or
+    // refuse it (self-fenced during a PostgreSQL restart), with its backoff growing up to its
+    // cap: it gets the grace that outlasts such a storm, not only the heartbeat window.
+    const grace = this.services.config.clusterAgentGraceMs;
     for (const hostId of hosts) {
       const s = sessions.get(hostId);
       for (const step of [...(this.byHost.get(hostId) ?? [])]) {
         const task = step.tasks.get(hostId);
         const since = this.seen.get(step.stepInstanceId)?.since ?? localNow;
         if (!task || isHostFinished(task.status) || localNow - since <= timeout) continue;
-        // Held by a dead server: the grace counts from the death and from the moment this server
-        // took the step on, whichever is later.
-        const grace = this.services.config.clusterAgentGraceMs;
+        // Gone from every server: the grace (not only the heartbeat window) to come back. Held by a
+        // dead server: the grace counts from the death and from the moment this server took the
+        // step on, whichever is later.
         const lost =
-          agentAway(s, dbNow, timeout, grace) &&
+          agentAway(s, dbNow, Math.max(timeout, grace), grace) &&
           (s?.state !== 'connected' || s.serverState === 'alive' || localNow - since > grace);
         if (!lost) continue;
         this.services.log.warn({ hostId, step: step.stepInstanceId }, 'agent on no server; its task fails');

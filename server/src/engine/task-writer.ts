@@ -12,6 +12,11 @@ export interface CommittedBatch {
   applied: Set<string>;
 }
 
+function writeKey(w: Pick<TaskWrite, 'stepInstanceId' | 'executeCount' | 'hostId' | 'sessionEpoch'>): string {
+  const task = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
+  return w.sessionEpoch === undefined ? task : `${task}@${w.sessionEpoch}`;
+}
+
 export class TaskWriter {
   private pending = new Map<string, TaskWrite>();
   private flushing: Promise<void> | undefined;
@@ -24,12 +29,17 @@ export class TaskWriter {
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  /** The write for a task in the next batch, created on first use. */
-  write(stepInstanceId: number, executeCount: number, hostId: number): TaskWrite {
-    const key = `${stepInstanceId}:${executeCount}:${hostId}`;
+  /**
+   * The write for a task in the next batch, created on first use. In a cluster a write belongs
+   * to one agent session (`sessionEpoch`): writes of different sessions are never merged, so
+   * what an old session left pending stays fenced when a newer one writes for the same task.
+   */
+  write(stepInstanceId: number, executeCount: number, hostId: number, sessionEpoch?: number): TaskWrite {
+    const key = writeKey({ stepInstanceId, executeCount, hostId, sessionEpoch });
     let w = this.pending.get(key);
     if (!w) {
       w = { stepInstanceId, executeCount, hostId, chunks: [] };
+      if (sessionEpoch !== undefined) w.sessionEpoch = sessionEpoch;
       this.pending.set(key, w);
     }
     this.schedule();
@@ -52,7 +62,7 @@ export class TaskWriter {
   private requeue(failed: TaskWrite[]): void {
     const newer = this.pending;
     this.pending = new Map();
-    for (const w of failed) this.pending.set(`${w.stepInstanceId}:${w.executeCount}:${w.hostId}`, w);
+    for (const w of failed) this.pending.set(writeKey(w), w);
     for (const [key, w] of newer) {
       const old = this.pending.get(key);
       if (!old) {

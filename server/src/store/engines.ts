@@ -106,14 +106,26 @@ export function openEngine(opts: {
   dataDir: string;
   /** Cluster mode: every connection names its server, which the fence trigger checks. */
   serverId?: string | undefined;
+  /**
+   * Cluster mode: PostgreSQL ends a session left idle inside a transaction this long. A paused
+   * server (SIGSTOP, a VM stall) would otherwise hold its row locks, and the share lock the
+   * fence takes on its own liveness row, for as long as it sleeps: nobody could declare it dead.
+   */
+  idleInTransactionMs?: number | undefined;
   onPoolError?: (err: Error) => void;
 }): OpenedEngine {
   const url = opts.databaseUrl;
   if (url && /^postgres(ql)?:\/\//.test(url)) {
+    const settings = [
+      ...(opts.serverId ? [`-c jobfleet.server_id=${opts.serverId}`] : []),
+      ...(opts.idleInTransactionMs
+        ? [`-c idle_in_transaction_session_timeout=${opts.idleInTransactionMs}`]
+        : []),
+    ];
     const pool = new pg.Pool({
       connectionString: url,
       max: 10,
-      ...(opts.serverId ? { options: `-c jobfleet.server_id=${opts.serverId}` } : {}),
+      ...(settings.length > 0 ? { options: settings.join(' ') } : {}),
     });
     // An idle connection dropped by a PostgreSQL restart must not crash the server; the next
     // query opens a new one.

@@ -9,6 +9,8 @@ import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
 import { JobEventLog } from './job-event-log.js';
+import { alignOutput } from './output-alignment.js';
+import type { AlignedOutput } from './output-alignment.js';
 import type { PendingEvent } from './job-event-log.js';
 import type {
   CallbackTable,
@@ -84,6 +86,25 @@ export interface TaskWrite {
   sessionEpoch?: number;
   /** Set by the commit when the write was refused because its session is no longer current. */
   fenced?: boolean;
+  /**
+   * Cluster mode: an agent's result, applied only once this many output bytes are stored (the
+   * agent keeps a result until told it is recorded, and resends its output from what is stored).
+   */
+  needBytes?: number;
+  /** Cluster mode, set by the commit: the stored output length after it. */
+  storedBytes?: number;
+  /**
+   * Cluster mode, set by the commit: output starting past the stored length was not written, or
+   * the result was held back (see `needBytes`); the agent must resend from `storedBytes`.
+   */
+  outOfStep?: boolean;
+  /** Cluster mode, set by the commit: the result (status) was held back, see `needBytes`. */
+  resultHeld?: boolean;
+  /**
+   * Set by the commit when the status change did not apply because the task was already
+   * finished: the status stored (in a cluster, another server may have recorded it first).
+   */
+  storedStatus?: number;
 }
 
 export interface JobListFilter {
@@ -550,6 +571,7 @@ export class ExecutionStore {
     const applied = new Set<string>();
     if (all.length === 0) return applied;
     let writes = all;
+    let aligned = new Map<TaskWrite, AlignedWrite>();
     // Starts and output only: nothing in such a batch is acknowledged to anyone. The agent keeps
     // a task's output and result until it is told the result is recorded, and a result's commit
     // is durable, which makes everything committed before it durable too. A power cut may lose
@@ -557,7 +579,11 @@ export class ExecutionStore {
     // resends the rest.
     const relaxed = all.every((w) => w.status === undefined || UNFINISHED.includes(w.status));
     await this.withEvents({ op: 'commit_task_writes', relaxed }, async (tx) => {
+      for (const w of all) w.storedStatus = undefined;
       writes = await fenceBySession(tx, all);
+      // In a cluster other servers may have written these logs: append at the stored length.
+      aligned = this.ownerId === undefined ? new Map() : await alignWrites(tx, writes, this.rowLocks);
+      const chunksOf = (w: TaskWrite) => aligned.get(w)?.chunks ?? w.chunks;
       const jobs = await this.events.jobsOfSteps(
         tx,
         writes.map((w) => w.stepInstanceId),
@@ -565,7 +591,7 @@ export class ExecutionStore {
       const before = await this.statusesBefore(tx, writes);
       const events: PendingEvent[] = [];
       const chunks = writes.flatMap((w) =>
-        w.chunks.map((c) => ({
+        chunksOf(w).map((c) => ({
           step_instance_id: w.stepInstanceId,
           execute_count: w.executeCount,
           host_id: w.hostId,
@@ -591,21 +617,26 @@ export class ExecutionStore {
           execute_count: w.executeCount,
           bk_host_id: w.hostId,
         };
-        const first = w.chunks[0];
+        const a = aligned.get(w);
+        const written = chunksOf(w);
+        const first = written[0];
         if (first) {
-          const length = w.chunks.reduce((n, c) => n + c.data.length, 0);
+          const length = written.reduce((n, c) => n + c.data.length, 0);
           events.push({ jobInstanceId, kind: 'log', data: { ...task, offset: first.offset, length } });
         }
+        // A result held back changes nothing but the output: the agent sends it again.
+        const result: Partial<TaskWrite> = a?.resultHeld ? {} : w;
         const set: Partial<HostTask> = {};
         const version = versions.get(w.stepInstanceId);
-        if (version !== undefined && changesResult(w)) set.version = version;
-        if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
-        if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
-        if (w.startTime !== undefined) set.start_time = w.startTime;
-        if (w.status !== undefined) set.status = w.status;
-        if (w.exitCode !== undefined) set.exit_code = w.exitCode;
-        if (w.errorCode !== undefined) set.error_code = w.errorCode;
-        if (w.endTime !== undefined) set.end_time = w.endTime;
+        if (version !== undefined && changesResult(result)) set.version = version;
+        const logBytes = a ? a.logBytes : w.logBytes;
+        if (logBytes !== undefined) set.log_bytes = logBytes;
+        if (result.droppedBytes !== undefined) set.dropped_bytes = result.droppedBytes;
+        if (result.startTime !== undefined) set.start_time = result.startTime;
+        if (result.status !== undefined) set.status = result.status;
+        if (result.exitCode !== undefined) set.exit_code = result.exitCode;
+        if (result.errorCode !== undefined) set.error_code = result.errorCode;
+        if (result.endTime !== undefined) set.end_time = result.endTime;
         if (Object.keys(set).length === 0) continue;
         let q = tx
           .updateTable('host_task')
@@ -613,10 +644,11 @@ export class ExecutionStore {
           .where('step_instance_id', '=', w.stepInstanceId)
           .where('execute_count', '=', w.executeCount)
           .where('host_id', '=', w.hostId);
-        if (w.status !== undefined) q = q.where('status', 'in', UNFINISHED);
+        if (result.status !== undefined) q = q.where('status', 'in', UNFINISHED);
         const r = await q.executeTakeFirst();
-        if (w.status === undefined || r.numUpdatedRows === 0n) continue;
         const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
+        if (result.status !== undefined && r.numUpdatedRows === 0n) w.storedStatus = before.get(key);
+        if (result.status === undefined || w.status === undefined || r.numUpdatedRows === 0n) continue;
         applied.add(key);
         const from = before.get(key);
         if (from === w.status) continue;
@@ -636,6 +668,12 @@ export class ExecutionStore {
       }
       return { result: undefined, events };
     });
+    for (const [w, a] of aligned) {
+      w.chunks = a.chunks;
+      w.logBytes = w.storedBytes = a.logBytes;
+      w.outOfStep = a.gap || a.resultHeld;
+      w.resultHeld = a.resultHeld;
+    }
     for (const l of this.taskWriteListeners) l(writes, applied);
     return applied;
   }
@@ -935,13 +973,13 @@ export class ExecutionStore {
   }
 }
 
-/** Whether a write changes what a status reply shows of the host (not only its output). */
 /** A stored blob as a Buffer without copying it (both drivers return Buffers; others views). */
 function bufferOf(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
-function changesResult(w: TaskWrite): boolean {
+/** Whether a write changes what a status reply shows of the host (not only its output). */
+function changesResult(w: Partial<TaskWrite>): boolean {
   return (
     w.status !== undefined ||
     w.exitCode !== undefined ||
@@ -983,6 +1021,52 @@ async function fenceBySession(
     w.fenced = true;
     return false;
   });
+}
+
+interface AlignedWrite extends AlignedOutput {
+  resultHeld: boolean;
+}
+
+/**
+ * Cluster mode: each write's output cut to append exactly at the task's stored length (read,
+ * and on PostgreSQL locked, in the commit), and its result held back while output is missing.
+ */
+async function alignWrites(
+  tx: Transaction<Database>,
+  writes: readonly TaskWrite[],
+  rowLocks: boolean,
+): Promise<Map<TaskWrite, AlignedWrite>> {
+  const out = new Map<TaskWrite, AlignedWrite>();
+  const checked = writes.filter((w) => w.chunks.length > 0 || w.needBytes !== undefined);
+  const byAttempt = new Map<string, TaskWrite[]>();
+  for (const w of checked) {
+    const k = `${w.stepInstanceId}:${w.executeCount}`;
+    byAttempt.set(k, [...(byAttempt.get(k) ?? []), w]);
+  }
+  for (const group of byAttempt.values()) {
+    const { stepInstanceId, executeCount } = group[0] as TaskWrite;
+    const stored = new Map<number, number>();
+    for (let i = 0; i < group.length; i += INSERT_CHUNK) {
+      let q = tx
+        .selectFrom('host_task')
+        .select(['host_id', 'log_bytes'])
+        .where('step_instance_id', '=', stepInstanceId)
+        .where('execute_count', '=', executeCount)
+        .where(
+          'host_id',
+          'in',
+          group.slice(i, i + INSERT_CHUNK).map((w) => w.hostId),
+        )
+        .orderBy('host_id');
+      if (rowLocks) q = q.forUpdate();
+      for (const r of await q.execute()) stored.set(r.host_id, Number(r.log_bytes));
+    }
+    for (const w of group) {
+      const a = alignOutput(stored.get(w.hostId) ?? 0, w.chunks);
+      out.set(w, { ...a, resultHeld: w.needBytes !== undefined && a.logBytes < w.needBytes });
+    }
+  }
+  return out;
 }
 
 async function bumpHostsVersions(

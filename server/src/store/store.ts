@@ -81,6 +81,7 @@ export class Store {
     databaseUrl?: string | undefined;
     dataDir: string;
     serverId?: string | undefined;
+    idleInTransactionMs?: number | undefined;
     onPoolError?: (err: Error) => void;
   }): Promise<Store> {
     const { db, caps, location } = openEngine({ ...opts, databaseUrl: opts.databaseUrl });

@@ -14,13 +14,14 @@ import { parseArgs } from 'node:util';
 import {
   checkInvariants,
   clusterScript,
+  liveServer,
   serverErrors,
   startCluster,
   waitJobFinished,
 } from '../helpers/cluster.js';
 import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
 import { admin } from '../helpers/api-client.js';
-import { BIZ } from '../helpers/fleet.js';
+import { BIZ, hostLog } from '../helpers/fleet.js';
 import { startAgent, stopAll } from '../helpers/processes.js';
 import type { ServerProcess } from '../helpers/processes.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
@@ -220,7 +221,7 @@ async function main(opts: Options): Promise<boolean> {
         failures.push(
           `job ${job.jobId} (${job.hosts.join(' ')}${job.status === 4 ? ', one host fails on purpose' : ''}): ${
             (err as Error).message.split('\n')[0]
-          }; hosts ${JSON.stringify(hosts.map((h) => ({ host: h.bk_host_id, status: h.status, exit: h.exit_code })))}`,
+          }; job status ${st?.job_instance.status ?? 'unfinished'}; hosts ${JSON.stringify(hosts.map((h) => ({ host: h.bk_host_id, status: h.status, exit: h.exit_code })))}${await logDiagnosis(cluster, job)}`,
         );
       }
     }
@@ -244,6 +245,32 @@ async function main(opts: Options): Promise<boolean> {
     await c?.close().catch(() => undefined);
     pg.stop();
   }
+}
+
+/** For each host whose log differs: what was expected, what is stored, and the stored chunks. */
+async function logDiagnosis(c: Cluster, job: AcknowledgedJob): Promise<string> {
+  const out: string[] = [];
+  for (const ip of job.hosts) {
+    const id = c.hostIds.get(ip) ?? 0;
+    const stored = await hostLog(c.via(liveServer(c)), job.jobId, job.stepId, id).catch(() => null);
+    if (stored === job.log(ip)) continue;
+    const chunks = await c
+      .db<{ offset: string; length: number }>(
+        'select "offset", length(data) as length from log_chunk where step_instance_id = $1 and host_id = $2 order by "offset"',
+        [job.stepId, id],
+      )
+      .catch(() => []);
+    const rows = await c
+      .db<{ log_bytes: number; status: number }>(
+        'select log_bytes, status from host_task where step_instance_id = $1 and host_id = $2',
+        [job.stepId, id],
+      )
+      .catch(() => []);
+    out.push(
+      `\n    ${ip}: expected ${JSON.stringify(job.log(ip))}\n    ${ip}: stored   ${JSON.stringify(stored)}\n    ${ip}: chunks ${JSON.stringify(chunks.map((r) => [Number(r.offset), r.length]))} task ${JSON.stringify(rows)}`,
+    );
+  }
+  return out.join('');
 }
 
 const { values } = parseArgs({

@@ -193,14 +193,14 @@ export interface AcknowledgedJob {
 let jobSeq = 0;
 
 /**
- * Runs a shell script on `hosts` through server `via`: it prints `first`, marks its run, sleeps,
- * prints `last` (both templates see $TEST_AGENT_IP) and exits with `exit` on hosts that match.
+ * Runs a shell script on `hosts` through server `via`: it prints a start line, marks its run,
+ * sleeps, prints `lines` lines (`every` seconds apart) and exits 3 on the host `failOn`.
  */
 export async function clusterScript(
   c: Cluster,
   via: number,
   hosts: string[],
-  opts: { sleep?: number; failOn?: string; lines?: number } = {},
+  opts: { sleep?: number; failOn?: string; lines?: number; every?: number } = {},
 ): Promise<AcknowledgedJob> {
   const tag = `job${process.pid}-${++jobSeq}`;
   const lines = opts.lines ?? 3;
@@ -208,7 +208,7 @@ export async function clusterScript(
     `echo "start ${tag} $TEST_AGENT_IP"`,
     `echo run >> "$TEST_MARKERS/${tag}-$TEST_AGENT_IP"`,
     `sleep ${opts.sleep ?? 0.5}`,
-    `for i in $(seq 1 ${lines}); do echo "line $i ${tag} $TEST_AGENT_IP"; done`,
+    `for i in $(seq 1 ${lines}); do echo "line $i ${tag} $TEST_AGENT_IP"${opts.every ? `; sleep ${opts.every}` : ''}; done`,
     ...(opts.failOn ? [`[ "$TEST_AGENT_IP" = "${opts.failOn}" ] && exit 3`] : []),
     'exit 0',
   ].join('\n');
