@@ -24,7 +24,7 @@ import { b64 } from './helpers/fleet.js';
 import { startServer, stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
 
-const RUNS = Number(process.env.JOBFLEET_FUZZ_RUNS ?? 250);
+const RUNS = Number(process.env.JOBFLEET_FUZZ_RUNS ?? 400);
 const SEED = Number(process.env.JOBFLEET_FUZZ_SEED ?? 20261129);
 const ADMIN_RUNS = Math.ceil(RUNS / 3);
 const INTERNAL = ERROR_CATALOGUE.INTERNAL_ERROR.code;

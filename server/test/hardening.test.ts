@@ -492,6 +492,12 @@ for (const engine of engines()) {
         assert.equal(env.code, 1240003, `${p}: ${env.message}`);
         assert.ok(env.request_id);
       }
+      // Over Node's 16 KiB header limit, refused by the HTTP parser before any route runs.
+      const res = await fetch(`${fleet.server.url}/api/v3/get_job_instance_list?name=${'z'.repeat(20_000)}`);
+      assert.equal(res.status, 200);
+      const env = (await res.json()) as Envelope;
+      assert.equal(env.code, 1240003, env.message);
+      assert.match(env.message, /larger than 16 KiB/);
     });
 
     test('finding 8: job-name filters with _ and % match literally', async () => {

@@ -6,6 +6,7 @@
  * page or a stack trace.
  */
 import crypto from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import Fastify from 'fastify';
 import { AGENT_REGISTER_PATH } from '@jobfleet/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -72,6 +73,25 @@ function routerError(err: FastifyError, req: FastifyRequest): ApiError {
   return toApiError(err, req);
 }
 
+/**
+ * A request Node's HTTP parser refuses before any route sees it (headers and query string over
+ * its 16 KiB limit, a malformed request line): the envelope with HTTP 200, as for any bad input,
+ * then the connection is closed because the rest of the stream cannot be trusted.
+ */
+function clientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) return void socket.destroy();
+  const reason =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? 'the request line and headers are larger than 16 KiB; send long parameters as a POST body'
+      : `the HTTP request cannot be read (${err.code ?? err.message})`;
+  const body = JSON.stringify(
+    failureEnvelope(new ApiError('BAD_REQUEST', { reason }), crypto.randomUUID().replace(/-/g, '')),
+  );
+  socket.end(
+    `HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 /** The router's limit on one path parameter (an API name, an upload token): find-my-way's default. */
 const MAX_PATH_SEGMENT = 100;
 
@@ -132,6 +152,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     genReqId: () => crypto.randomUUID().replace(/-/g, ''),
     // Failures the router meets before any route runs answer with the envelope too.
     frameworkErrors: (err, req, reply) => sendError(reply, routerError(err, req)),
+    clientErrorHandler: clientError,
   });
 
   app.removeAllContentTypeParsers();

@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { ADMIN_SCHEMAS } from '../admin/admin-routes.js';
+import { DrainRequest } from '../cluster/cluster-routes.js';
 import { AGENT_TRUST_SCHEMAS } from '../admin/agent-trust-routes.js';
 import { INVENTORY_LIFECYCLE_SCHEMAS } from '../admin/inventory-lifecycle-routes.js';
 import { AuditQuery } from '../admin/audit-routes.js';
@@ -182,6 +183,14 @@ const OTHER_ROUTES: {
     path: '/api/admin/cluster',
     summary:
       'the servers of the cluster: age, state, agents held and jobs owned ({cluster:false} on a single server)',
+    security: 'adminToken',
+  },
+  {
+    method: 'post',
+    path: '/api/admin/cluster/drain',
+    summary:
+      'drain a live server of the cluster (id or URL): it hands its jobs and agents to the others and exits; answers once it has left',
+    body: DrainRequest,
     security: 'adminToken',
   },
   {

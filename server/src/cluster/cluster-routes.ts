@@ -14,7 +14,7 @@ import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
 import type { Services } from '../services.js';
 
-const DrainRequest = z.object({ server: z.string().min(1).max(512) });
+export const DrainRequest = z.object({ server: z.string().min(1).max(512) });
 const DRAIN_WAIT_MS = 30_000;
 
 export function registerClusterRoutes(admin: FastifyInstance, services: Services): void {
