@@ -583,16 +583,19 @@ export class Engine implements AgentEvents {
     const outcome = hostStatusOfOutcome(msg.outcome, msg.exitCode);
     task.ending = true;
     // Variables the script left: written before the result, as the owner's script step does.
-    const varsWritten =
+    // So are a file target's logs: whoever sees the result finished reads them.
+    const writtenFirst = Promise.all([
       msg.vars === undefined
-        ? Promise.resolve()
+        ? undefined
         : this.services.store.plans.putHostVars(
             task.stepInstanceId,
             task.executeCount,
             task.hostId,
             JSON.stringify(parseReported(msg.vars)),
-          );
-    varsWritten
+          ),
+      this.files.relayedLogsStored(task.hostId),
+    ]);
+    writtenFirst
       .then(() => {
         task.status = outcome.status;
         const w = this.agentWrite(task.stepInstanceId, task.executeCount, task.hostId, epoch);

@@ -101,6 +101,8 @@ export class FileDistribution {
   /** Cluster mode: steps run elsewhere whose targets this server holds, by "step:count". */
   private readonly remote = new Map<string, LogContext>();
   private logBuffer = new Map<string, FileLog>();
+  /** Cluster mode: the logging of relayed progress still under way, by target host. */
+  private readonly relayedLogs = new Map<number, Promise<void>>();
   private logTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -425,9 +427,24 @@ export class FileDistribution {
    */
   relayedProgress(hostId: number, msg: FileProgress): void {
     const [stepText, countText] = msg.key.split(':');
-    this.remoteContext(Number(stepText), Number(countText), hostId, msg.label)
+    // Chained per host, so reports are logged in the order they came (the last one stands).
+    const logged = (this.relayedLogs.get(hostId) ?? Promise.resolve())
+      .then(() => this.remoteContext(Number(stepText), Number(countText), hostId, msg.label))
       .then((ctx) => ctx && this.logProgress(ctx, hostId, msg))
       .catch((err: unknown) => this.services.log.warn({ err, key: msg.key }, 'file progress not logged'));
+    this.relayedLogs.set(hostId, logged);
+    void logged.then(() => {
+      if (this.relayedLogs.get(hostId) === logged) this.relayedLogs.delete(hostId);
+    });
+  }
+
+  /**
+   * Cluster mode: the file logs of a target held here are stored before its result is, so that a
+   * client that sees the step finished (on any server) reads its file logs too.
+   */
+  async relayedLogsStored(hostId: number): Promise<void> {
+    await this.relayedLogs.get(hostId);
+    if (this.logBuffer.size > 0) await this.flushLogs();
   }
 
   /** Labels of a step run elsewhere: its sources and the hosts its targets download from. */

@@ -71,6 +71,11 @@ export class FileStep implements StepKind {
     this.files.relayedProgress(hostId, msg);
   }
 
+  /** Cluster mode: resolves once the file logs of a target held here are stored. */
+  relayedLogsStored(hostId: number): Promise<void> {
+    return this.files.relayedLogsStored(hostId);
+  }
+
   /** Cluster mode: offers recorded by other servers, and sources on no server. */
   pollCluster(): Promise<void> {
     return this.files.pollCluster();
