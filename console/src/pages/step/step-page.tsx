@@ -106,11 +106,10 @@ export default function StepPage() {
   }, [load]);
 
   const groups = summary?.groups ?? [];
+  // Until a person picks a group the first one shows (failures come first, so a failure that
+  // appears while the step runs takes the view); a picked group that disappeared falls back to
+  // the first one too, as BK-JOB does.
   const group = groups.find((g) => groupKey(g) === selectedGroup) ?? groups[0];
-  // A group that disappeared while the step runs falls back to the first one (as BK-JOB does).
-  useEffect(() => {
-    if (group && groupKey(group) !== selectedGroup) setSelectedGroup(groupKey(group));
-  }, [group, selectedGroup]);
   useEffect(() => {
     if (outputGroup !== undefined && group && !group.output_groups.includes(outputGroup))
       setOutputGroup(undefined);
