@@ -48,8 +48,8 @@ export interface AgentOptions {
   /** Source address of the agent's connections (default: the system's choice). */
   localAddress?: string;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
-  /** Builds the task runner; given the reporter that sends results when connected. */
-  createRunner: (reports: TaskReports) => TaskRunnerPort;
+  /** Builds the task runner; given the reporter that sends results when connected, and the servers. */
+  createRunner: (reports: TaskReports, servers: ServerList) => TaskRunnerPort;
 }
 
 export const AGENT_VERSION = '0.1.0';
@@ -77,13 +77,16 @@ export class Agent extends EventEmitter {
   constructor(private readonly opts: AgentOptions) {
     super();
     this.servers = ServerList.parse(opts.serverUrl);
-    this.runner = opts.createRunner({
-      started: (key, startTime) => this.send({ v: PROTOCOL_VERSION, type: 'task.started', key, startTime }),
-      output: (key, offset, data) => this.sendOutput(key, offset, data),
-      finished: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...msg }),
-      fileProgress: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.file', ...msg }),
-      served: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'file.served', ...msg }),
-    });
+    this.runner = opts.createRunner(
+      {
+        started: (key, startTime) => this.send({ v: PROTOCOL_VERSION, type: 'task.started', key, startTime }),
+        output: (key, offset, data) => this.sendOutput(key, offset, data),
+        finished: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...msg }),
+        fileProgress: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.file', ...msg }),
+        served: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'file.served', ...msg }),
+      },
+      this.servers,
+    );
   }
 
   start(): void {

@@ -8,6 +8,10 @@
  * file is never visible under its name half-written, and whatever way the task ends, no part
  * file is left behind once `done` is called.
  *
+ * A source a server holds (an upload, say) is served by every server of a cluster: when its
+ * server breaks off, the retry goes to the server the agent is connected to now, or the next one
+ * of its list (the source's URL names the server that sent the task, one of the agent's list).
+ *
  * Files are fetched one after another, in the order of the request; two files with the same
  * target path end with the later one. The task's rate limit covers all of its bytes. Every
  * file of the request gets exactly one final progress report, `finished` or `failed` (files
@@ -94,9 +98,27 @@ export function removePartFiles(msg: DownloadFiles, root: FileRoot): void {
   for (const f of plan(msg, root).files) fs.rmSync(f.part, { force: true });
 }
 
-function fileUrl(source: DownloadSource, relPath: string): URL {
-  const base = source.url.replace(/\/+$/, '');
+function fileUrl(sourceUrl: string, source: DownloadSource, relPath: string): URL {
+  const base = sourceUrl.replace(/\/+$/, '');
   return new URL(`${base}/files/${encodeURIComponent(source.serveId)}/${encodeURIComponent(relPath)}`);
+}
+
+/**
+ * Where to fetch a source from after a failure at `tried`: for a source on one of the agent's
+ * servers (`servers`, the connected one first), the same path on the first of them that is not
+ * the one that failed; any other source is tried again where it is.
+ */
+export function nextSourceUrl(sourceUrl: string, tried: string, servers: readonly string[]): string {
+  const at = new URL(sourceUrl);
+  if (!servers.some((s) => new URL(s).host === at.host)) return tried;
+  const candidates = servers.map((s) => {
+    const u = new URL(sourceUrl);
+    const server = new URL(s);
+    u.protocol = server.protocol;
+    u.host = server.host;
+    return u.toString();
+  });
+  return candidates.find((u) => u !== tried) ?? tried;
 }
 
 function errorText(err: unknown): string {
@@ -131,6 +153,7 @@ class DownloadRun implements RunningTask {
     private readonly msg: DownloadFiles,
     private readonly root: FileRoot,
     private readonly handlers: DownloadHandlers,
+    private readonly servers: () => readonly string[],
   ) {
     this.limiter = new RateLimiter(msg.rateLimitBytes);
   }
@@ -287,10 +310,11 @@ class DownloadRun implements RunningTask {
   /** Fetches until the file is complete, retrying broken attempts from where they stopped. */
   private async pull(f: PlannedFile, t: Transfer, what: string): Promise<void> {
     let failures = 0;
+    let url = f.source.url;
     for (;;) {
       const before = t.bytes;
       try {
-        return await this.attempt(f, t);
+        return await this.attempt(f, t, url);
       } catch (err) {
         if (this.abort.signal.aborted) throw err;
         if (!(err instanceof Transient))
@@ -304,16 +328,17 @@ class DownloadRun implements RunningTask {
         const delay = BACKOFF_BASE_MS * 2 ** (failures - 1) * (0.5 + Math.random() / 2);
         await new Promise((resolve) => setTimeout(resolve, delay));
         if (this.abort.signal.aborted) throw err;
+        url = nextSourceUrl(f.source.url, url, this.servers());
       }
     }
   }
 
-  private request(f: PlannedFile, from: number): Promise<http.IncomingMessage> {
+  private request(f: PlannedFile, from: number, url: string): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       const headers: http.OutgoingHttpHeaders = { authorization: `Bearer ${f.source.token}` };
       if (from > 0) headers.range = `bytes=${from}-`;
       const req = http.get(
-        fileUrl(f.source, f.file.relPath),
+        fileUrl(url, f.source, f.file.relPath),
         { headers, signal: this.abort.signal },
         resolve,
       );
@@ -322,8 +347,8 @@ class DownloadRun implements RunningTask {
     });
   }
 
-  private async attempt(f: PlannedFile, t: Transfer): Promise<void> {
-    const res = await this.request(f, t.bytes);
+  private async attempt(f: PlannedFile, t: Transfer, url: string): Promise<void> {
+    const res = await this.request(f, t.bytes, url);
     try {
       const status = res.statusCode ?? 0;
       if (status === 200 && t.bytes > 0) {
@@ -366,8 +391,14 @@ class DownloadRun implements RunningTask {
   }
 }
 
-export function runDownload(msg: DownloadFiles, root: FileRoot, handlers: DownloadHandlers): RunningTask {
-  const run = new DownloadRun(msg, root, handlers);
+/** `servers`: the agent's servers, the one it is connected to first (none outside an agent). */
+export function runDownload(
+  msg: DownloadFiles,
+  root: FileRoot,
+  handlers: DownloadHandlers,
+  servers: () => readonly string[] = () => [],
+): RunningTask {
+  const run = new DownloadRun(msg, root, handlers, servers);
   void run.start();
   return run;
 }

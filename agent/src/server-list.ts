@@ -38,6 +38,11 @@ export class ServerList {
     return this.urls[this.index] as string;
   }
 
+  /** Every entry, from the current one on in the order they are tried. */
+  fromCurrent(): string[] {
+    return [...this.urls.slice(this.index), ...this.urls.slice(0, this.index)];
+  }
+
   /** Gives up on the current entry; returns the one tried next. */
   advance(): string {
     this.index = (this.index + 1) % this.urls.length;

@@ -40,6 +40,8 @@ export interface TaskRunnerOptions {
    * its first script (see task-launcher.ts). Several runners in one process may share one.
    */
   starter?: ProcessStarter;
+  /** The agent's servers, the connected one first: any of them serves the files a server holds. */
+  servers?: () => readonly string[];
 }
 
 interface Task {
@@ -147,10 +149,15 @@ export class TaskRunner implements TaskRunnerPort {
   download(msg: DownloadFiles): void {
     const task = this.begin(msg, DOWNLOAD_LOG_CAP);
     if (!task) return;
-    task.running = runDownload(msg, this.root, {
-      progress: (p) => this.fileProgress(task, p),
-      done: (outcome, exitCode, message) => this.complete(task, outcome, exitCode, message),
-    });
+    task.running = runDownload(
+      msg,
+      this.root,
+      {
+        progress: (p) => this.fileProgress(task, p),
+        done: (outcome, exitCode, message) => this.complete(task, outcome, exitCode, message),
+      },
+      this.opts.servers,
+    );
   }
 
   /** Registers and spools a new task, or returns undefined for a key already known. */

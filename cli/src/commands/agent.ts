@@ -51,8 +51,9 @@ export function createAgent(flags: AgentFlags, stream: NodeJS.WriteStream): Agen
       : {}),
     stateDir,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
-    createRunner: (reports) =>
+    createRunner: (reports, servers) =>
       new TaskRunner(stateDir, reports, {
+        servers: () => servers.fromCurrent(),
         ...(flags.fileRoot ? { fileRoot: path.resolve(flags.fileRoot) } : {}),
         fileHost: ip,
         filePort: positiveInt('file-port', flags.filePort ?? '0'),
