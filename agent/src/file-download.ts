@@ -118,7 +118,8 @@ export function nextSourceUrl(sourceUrl: string, tried: string, servers: readonl
     u.host = server.host;
     return u.toString();
   });
-  return candidates.find((u) => u !== tried) ?? tried;
+  const failed = new URL(tried).toString();
+  return candidates.find((u) => u !== failed) ?? tried;
 }
 
 function errorText(err: unknown): string {

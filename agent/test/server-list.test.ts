@@ -1,6 +1,7 @@
-/** The agent's server list: parsing, a random first entry, rotation on failure. */
+/** The agent's server list: parsing, a random first entry, rotation on failure, moving downloads. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { nextSourceUrl } from '../src/file-download.js';
 import { ServerList } from '../src/server-list.js';
 
 test('one URL or a comma-separated list; bad entries are refused', () => {
@@ -24,4 +25,26 @@ test('starts at a random entry and moves through every entry in turn', () => {
   );
   const one = ServerList.parse('http://lb:80');
   assert.equal(one.advance(), 'http://lb:80');
+});
+
+test('a download from a server of the list moves on to the others; other sources stay where they are', () => {
+  const list = ServerList.parse(['http://a:1', 'http://b:1', 'http://c:1'], () => 0.5);
+  assert.deepEqual(list.fromCurrent(), ['http://b:1', 'http://c:1', 'http://a:1']);
+  const held = 'http://a:1/agent/v1';
+  // The agent is on b now: b next; b failing too, the next entry (c).
+  assert.equal(nextSourceUrl(held, held, list.fromCurrent()), 'http://b:1/agent/v1');
+  assert.equal(nextSourceUrl(held, 'http://b:1/agent/v1', list.fromCurrent()), 'http://c:1/agent/v1');
+  // Still on the server that failed (not reconnected yet): the next one of the list.
+  list.advance();
+  list.advance();
+  assert.equal(nextSourceUrl(held, held, list.fromCurrent()), 'http://b:1/agent/v1');
+  // A peer's file server, or a single server: the same URL again.
+  assert.equal(
+    nextSourceUrl('http://10.0.0.9:4000', 'http://10.0.0.9:4000', list.urls),
+    'http://10.0.0.9:4000',
+  );
+  assert.equal(
+    nextSourceUrl('http://lb:80/agent/v1', 'http://lb:80/agent/v1', ['http://lb:80']),
+    'http://lb:80/agent/v1',
+  );
 });
