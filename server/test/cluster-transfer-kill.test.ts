@@ -140,7 +140,7 @@ describe('cluster: the server serving a file step is killed mid-transfer', { ski
     );
     assert.deepEqual(
       tasks.map((t) => [Number(t.host_id), Number(t.execute_count), Number(t.status)]),
-      TARGETS.map((ip) => [id(ip), 0, 9]),
+      TARGETS.map((ip) => [id(ip), 0, 9]).sort((a, b) => (a[0] ?? 0) - (b[0] ?? 0)),
     );
     // File logs: per target, one download log per file, finished with every byte.
     const logs = await c.db<{
