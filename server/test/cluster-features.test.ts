@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import {
+  agentFileRoots,
   checkInvariants,
   clusterScript,
   serverIdOf,
@@ -20,7 +21,7 @@ import {
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
 import { hostStatuses } from './helpers/fleet.js';
-import { stopAll, tempDir } from './helpers/processes.js';
+import { stopAll } from './helpers/processes.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
@@ -28,8 +29,8 @@ const IPS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
 
 describe('cluster features: cross-server file sources, agent status, drain', { skip: !withPg }, () => {
   let c: Cluster;
-  const roots = new Map(IPS.map((ip) => [ip, tempDir(`root-${ip}`)]));
-  const file = (ip: string, p: string) => path.join(roots.get(ip) ?? '', p);
+  const roots = agentFileRoots(IPS);
+  const file = roots.file;
   const id = (ip: string) => c.hostIds.get(ip) ?? 0;
 
   before(async () => {
@@ -39,14 +40,14 @@ describe('cluster features: cross-server file sources, agent status, drain', { s
       servers: 3,
       agents: 4,
       placement: (n) => [[0], [1, 2], [2, 1], [1]][n] ?? 0,
-      agentEnv: (n) => ({ JOBFLEET_AGENT_FILE_ROOT: roots.get(IPS[n] ?? '') ?? '' }),
+      agentEnv: roots.agentEnv,
     });
   });
   after(async () => {
     await stopAll();
     await c?.close();
     await dropFreshDatabases();
-    for (const r of roots.values()) fs.rmSync(r, { recursive: true, force: true });
+    roots.remove();
   });
 
   const transfer = (via: number, body: Record<string, unknown>) => {

@@ -11,11 +11,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { post } from './helpers/api-client.js';
-import { serverErrors, serverIdOf, sessionsOf, startCluster, waitJobFinished } from './helpers/cluster.js';
+import {
+  agentFileRoots,
+  serverErrors,
+  serverIdOf,
+  sessionsOf,
+  startCluster,
+  waitJobFinished,
+} from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
 import { hostStatuses } from './helpers/fleet.js';
-import { stopAll, tempDir } from './helpers/processes.js';
+import { stopAll } from './helpers/processes.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
@@ -26,8 +33,8 @@ const IPS = [SOURCE, ...TARGETS];
 
 describe('cluster: the server serving a file step is killed mid-transfer', { skip: !withPg }, () => {
   let c: Cluster;
-  const roots = new Map(IPS.map((ip) => [ip, tempDir(`root-${ip}`)]));
-  const file = (ip: string, p: string) => path.join(roots.get(ip) ?? '', p);
+  const roots = agentFileRoots(IPS);
+  const file = roots.file;
   const id = (ip: string) => c.hostIds.get(ip) ?? 0;
 
   before(async () => {
@@ -36,14 +43,14 @@ describe('cluster: the server serving a file step is killed mid-transfer', { ski
       servers: 3,
       agents: 3,
       placement: (n) => [[0], [1, 2], [2, 1]][n] ?? 0,
-      agentEnv: (n) => ({ JOBFLEET_AGENT_FILE_ROOT: roots.get(IPS[n] ?? '') ?? '' }),
+      agentEnv: roots.agentEnv,
     });
   });
   after(async () => {
     await stopAll();
     await c?.close();
     await dropFreshDatabases();
-    for (const r of roots.values()) fs.rmSync(r, { recursive: true, force: true });
+    roots.remove();
   });
 
   test('14: kill the server serving the targets mid-transfer; the step completes with matching checksums', async () => {

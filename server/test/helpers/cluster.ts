@@ -157,6 +157,25 @@ export async function startCluster(opts: {
   return cluster;
 }
 
+/**
+ * A file root of its own for the agent of each ip (JOBFLEET_AGENT_FILE_ROOT), for file steps:
+ * `agentEnv` goes to startCluster (agent n is `ips[n]`), `file` maps a host path to this machine.
+ */
+export function agentFileRoots(ips: string[]): {
+  agentEnv: (agent: number) => Record<string, string>;
+  file: (ip: string, hostPath: string) => string;
+  remove: () => void;
+} {
+  const roots = new Map(ips.map((ip) => [ip, tempDir(`root-${ip}`)]));
+  return {
+    agentEnv: (n) => ({ JOBFLEET_AGENT_FILE_ROOT: roots.get(ips[n] ?? '') ?? '' }),
+    file: (ip, hostPath) => path.join(roots.get(ip) ?? '', hostPath),
+    remove: () => {
+      for (const r of roots.values()) fs.rmSync(r, { recursive: true, force: true });
+    },
+  };
+}
+
 /** The session epoch and server of each host, as the database records them. */
 export async function sessionsOf(
   c: Cluster,
