@@ -73,6 +73,9 @@ function routerError(err: FastifyError, req: FastifyRequest): ApiError {
   return toApiError(err, req);
 }
 
+/** A request id as BK-JOB writes them: 32 hex digits. */
+const newRequestId = (): string => crypto.randomUUID().replace(/-/g, '');
+
 /**
  * A request Node's HTTP parser refuses before any route sees it (headers and query string over
  * its 16 KiB limit, a malformed request line): the envelope with HTTP 200, as for any bad input,
@@ -84,9 +87,7 @@ function clientError(err: Error & { code?: string }, socket: Duplex): void {
     err.code === 'HPE_HEADER_OVERFLOW'
       ? 'the request line and headers are larger than 16 KiB; send long parameters as a POST body'
       : `the HTTP request cannot be read (${err.code ?? err.message})`;
-  const body = JSON.stringify(
-    failureEnvelope(new ApiError('BAD_REQUEST', { reason }), crypto.randomUUID().replace(/-/g, '')),
-  );
+  const body = JSON.stringify(failureEnvelope(new ApiError('BAD_REQUEST', { reason }), newRequestId()));
   socket.end(
     `HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
@@ -149,7 +150,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
       ignoreDuplicateSlashes: true,
       maxParamLength: MAX_PATH_SEGMENT,
     },
-    genReqId: () => crypto.randomUUID().replace(/-/g, ''),
+    genReqId: newRequestId,
     // Failures the router meets before any route runs answer with the envelope too.
     frameworkErrors: (err, req, reply) => sendError(reply, routerError(err, req)),
     clientErrorHandler: clientError,
