@@ -32,6 +32,7 @@ import { postJson } from './post-json.js';
 import type { Identity } from './identity.js';
 import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';
 import { ServerList } from './server-list.js';
+import { ReportHold } from './report-hold.js';
 
 export type AgentState = 'idle' | 'registering' | 'connecting' | 'greeting' | 'ready' | 'backoff' | 'stopped';
 
@@ -71,6 +72,8 @@ export class Agent extends EventEmitter {
   private identity: Identity | undefined;
   /** The server said it takes output as binary frames. */
   private binaryOutput = false;
+  /** Set while the server takes `task.report` messages: holds the first reports of each task. */
+  private hold: ReportHold | undefined;
   readonly runner: TaskRunnerPort;
   readonly servers: ServerList;
 
@@ -79,10 +82,19 @@ export class Agent extends EventEmitter {
     this.servers = ServerList.parse(opts.serverUrl);
     this.runner = opts.createRunner(
       {
-        started: (key, startTime) => this.send({ v: PROTOCOL_VERSION, type: 'task.started', key, startTime }),
-        output: (key, offset, data) => this.sendOutput(key, offset, data),
-        finished: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...msg }),
-        fileProgress: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'task.file', ...msg }),
+        started: (key, startTime) =>
+          this.hold ? this.hold.started(key, startTime) : this.sendStarted(key, startTime),
+        output: (key, offset, data) =>
+          this.hold ? this.hold.output(key, offset, data) : this.sendOutput(key, offset, data),
+        finished: (msg) =>
+          this.hold
+            ? this.hold.finished(msg)
+            : this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...msg }),
+        fileProgress: (msg) => {
+          // A download's file reports go out after its start, as without a hold.
+          this.hold?.release(msg.key);
+          this.send({ v: PROTOCOL_VERSION, type: 'task.file', ...msg });
+        },
         served: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'file.served', ...msg }),
       },
       this.servers,
@@ -118,6 +130,7 @@ export class Agent extends EventEmitter {
     this.setState('stopped');
     clearTimeout(this.timer);
     clearInterval(this.heartbeat);
+    this.dropHold();
     this.ws?.terminate();
     await this.runner.close();
   }
@@ -139,6 +152,15 @@ export class Agent extends EventEmitter {
   private send(msg: AgentMessage | FilesServed | FileProgress): void {
     if (this.state !== 'ready' && msg.type !== 'hello') return;
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  private sendStarted(key: string, startTime: number): void {
+    this.send({ v: PROTOCOL_VERSION, type: 'task.started', key, startTime });
+  }
+
+  private dropHold(): void {
+    this.hold?.drop();
+    this.hold = undefined;
   }
 
   /** As a binary frame when the server takes them, else as a `task.output` message. */
@@ -225,6 +247,7 @@ export class Agent extends EventEmitter {
         this.log('warn', `server closed the connection: ${reason.toString('utf8')}`, { code });
       if (this.ws !== ws) return;
       clearInterval(this.heartbeat);
+      this.dropHold();
       this.scheduleReconnect();
     });
     ws.on('error', (err) => this.log('warn', `connection error: ${err.message}`));
@@ -253,6 +276,14 @@ export class Agent extends EventEmitter {
         this.hostId = msg.hostId;
         if (this.servers.urls.length > 1) this.log('info', 'connected', { server: this.servers.current() });
         this.binaryOutput = msg.binaryOutput === true;
+        this.dropHold();
+        if (msg.combinedReports === true)
+          this.hold = new ReportHold({
+            started: (key, startTime) => this.sendStarted(key, startTime),
+            output: (key, offset, data) => this.sendOutput(key, offset, data),
+            finished: (m) => this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...m }),
+            report: (m) => this.send({ v: PROTOCOL_VERSION, type: 'task.report', ...m }),
+          });
         this.attempt = 0;
         this.setState('ready');
         this.startHeartbeat(msg.heartbeatIntervalMs);

@@ -19,6 +19,7 @@ import { BkApi } from './bk-api.js';
 import type { FastExecuteData } from './bk-api.js';
 import { bigOutput } from './big-output.js';
 import { consolePaint } from './console-paint.js';
+import { cpuSince, cpuSplit, describeCpu } from './cpu-split.js';
 import { clusterFigures } from './cluster-pass.js';
 import { fanOut } from './fan-out.js';
 import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
@@ -171,8 +172,11 @@ export class Selection {
   }
 }
 
-/** Simulator processes for a fleet with the process executor. */
-const SIMULATOR_SHARDS = 8;
+/**
+ * Simulator processes for a fleet with the process executor (`JOBFLEET_BENCH_SHARDS` overrides
+ * it, to compare counts).
+ */
+const SIMULATOR_SHARDS = Number(process.env.JOBFLEET_BENCH_SHARDS) || 8;
 /** Noop agents per simulator process: 10,000 sockets and their agents in one Node.js heap. */
 const NOOP_AGENTS_PER_SHARD = 10_000;
 
@@ -380,7 +384,7 @@ class Bench {
       try {
         let last: FastExecuteData | undefined;
         if (only.has('P1', 'P2', 'P1.pdsh', 'P1.ansible'))
-          last = await this.fanOuts(store, s.api, fleet.hostIds);
+          last = await this.fanOuts(store, s.api, fleet.hostIds, { server: s.server.pid, fleet: fleet.pids });
         else if (only.has('P3')) last = (await fanOut(s.api, fleet.hostIds, this.account)).job;
         if (only.has('P3')) {
           if (last) await this.statusLoad(store, s.api, last, fleet.hostIds.length);
@@ -473,7 +477,12 @@ class Bench {
    * P1 and P2 for every size, Jobfleet runs interleaved with their baselines. Returns the last
    * job on the most hosts (finished, successful or not: P3 only reads its status).
    */
-  async fanOuts(store: Store, api: BkApi, hostIds: number[]): Promise<FastExecuteData | undefined> {
+  async fanOuts(
+    store: Store,
+    api: BkApi,
+    hostIds: number[],
+    pids: { server: number; fleet: number[] },
+  ): Promise<FastExecuteData | undefined> {
     let lastLarge: FastExecuteData | undefined;
     const largest = Math.max(...this.plan.fanOutHosts);
     for (const n of this.plan.fanOutHosts) {
@@ -488,6 +497,7 @@ class Bench {
       for (let r = 0; r < reps && !error; r++) {
         try {
           floors.push((await floor(n)).ms / 1000);
+          const cpuBefore = cpuSplit(pids.server, pids.fleet);
           const run = await fanOut(api, ids, this.account, (job, seconds) => {
             accepts.push(seconds);
             if (n === largest) lastLarge = job;
@@ -496,6 +506,7 @@ class Bench {
           this.log(
             `P1 ${store} ${n} hosts: ${run.totalSeconds.toFixed(3)} s (accepted in ${run.acceptSeconds.toFixed(3)} s; floor ${floors.at(-1)?.toFixed(3)} s)`,
           );
+          this.log(`  ${describeCpu(cpuSince(cpuBefore, cpuSplit(pids.server, pids.fleet)), n)}`);
           if (store === 'sqlite') await this.peerRuns(n, r);
         } catch (err) {
           error = this.fail(`P1 ${store} ${n} hosts`, err);
@@ -1185,7 +1196,10 @@ async function main(): Promise<void> {
   const started = performance.now();
   const say = (l: string) => process.stderr.write(`[bench] ${l}\n`);
   if (flags.installPeers) installPeers(say);
-  const peers = { pdsh: installed('pdsh'), ansible: installed('ansible') };
+  const peers = {
+    pdsh: installed('pdsh'),
+    ansible: installed('ansible') && !process.env.JOBFLEET_BENCH_NO_ANSIBLE,
+  };
   const bench = new Bench(plan, tmp, peers, pgUrl, only);
   const stores: Store[] = ['sqlite'];
   if (pgUrl && (await reachable(pgUrl))) stores.push('postgres');

@@ -102,7 +102,24 @@ export const TaskStarted = z.object({
   startTime: z.number().int(),
 });
 
+/**
+ * A task's start, output and result in one message: an agent sends this for a task that ends
+ * soon after it starts (see agent/src/report-hold.ts), to a server whose welcome says
+ * `combinedReports`, instead of `task.started`, its output and `task.finished`. The server
+ * handles it as those three in order; older servers never receive it.
+ */
+export const TaskReport = z.object({
+  ...header,
+  type: z.literal('task.report'),
+  key: TaskKey,
+  startTime: z.number().int(),
+  /** The task's output from `offset` on (base64); absent when it wrote nothing. */
+  output: z.object({ offset: z.number().int().nonnegative(), data: z.string() }).optional(),
+  result: TaskFinished.omit({ v: true, type: true, key: true }),
+});
+
 export type Hello = z.infer<typeof Hello>;
+export type TaskReport = z.infer<typeof TaskReport>;
 export type TaskOutput = z.infer<typeof TaskOutput>;
 export type TaskFinished = z.infer<typeof TaskFinished>;
 export type TaskStarted = z.infer<typeof TaskStarted>;
@@ -123,6 +140,8 @@ export const Welcome = z.object({
   forget: z.array(TaskKey),
   /** The server takes output as binary frames (output-frame.ts); absent from older servers. */
   binaryOutput: z.boolean().optional(),
+  /** The server takes `task.report` messages; absent from older servers. */
+  combinedReports: z.boolean().optional(),
 });
 
 /**
@@ -345,5 +364,6 @@ export const AgentMessage = z.discriminatedUnion('type', [
   TaskFinished,
   FilesServed,
   FileProgress,
+  TaskReport,
 ]);
 export type AgentMessage = z.infer<typeof AgentMessage>;

@@ -30,6 +30,7 @@ import type {
   OutputFrame,
   ServerMessage,
   TaskFinished,
+  TaskReport,
   TaskStarted,
 } from '@jobfleet/protocol';
 import type { Services } from '../services.js';
@@ -299,6 +300,9 @@ export class AgentHub {
       case 'task.finished':
         this.events.taskFinished(conn.hostId, msg);
         return;
+      case 'task.report':
+        this.onReport(conn.hostId, msg);
+        return;
       case 'file.served':
         this.events.filesServed(conn.hostId, msg);
         return;
@@ -306,6 +310,20 @@ export class AgentHub {
         this.events.fileProgress(conn.hostId, msg);
         return;
     }
+  }
+
+  /** A task's start, output and result in one message: handled as the three separate ones, in order. */
+  private onReport(hostId: number, msg: TaskReport): void {
+    const { key, startTime, output, result } = msg;
+    this.services.metrics.taskStarted(key);
+    this.events.taskStarted(hostId, { v: msg.v, type: 'task.started', key, startTime });
+    if (output)
+      this.events.taskOutput(hostId, {
+        key,
+        offset: output.offset,
+        data: Buffer.from(output.data, 'base64'),
+      });
+    this.events.taskFinished(hostId, { v: msg.v, type: 'task.finished', key, ...result });
   }
 
   /**
@@ -358,6 +376,7 @@ export class AgentHub {
           stored: resume.stored,
           forget: resume.forget,
           binaryOutput: true,
+          combinedReports: true,
         } satisfies ServerMessage),
       );
       this.pendingBeats.set(conn.hostId, { at: Date.now(), version });

@@ -18,6 +18,7 @@ function hostNamedBy(msg: AgentMessage): number | undefined {
     case 'task.output':
     case 'task.finished':
     case 'task.file':
+    case 'task.report':
       return parseTaskKey(msg.key).hostId;
     case 'file.served': {
       const id = parseServeId(msg.serveId);

@@ -1,0 +1,112 @@
+/**
+ * Holds a task's first reports for a moment, so that a task that ends soon after it starts is
+ * reported in one `task.report` message (start, output and result) instead of a `task.started`,
+ * its output frames and a `task.finished`: one message for the server to check and handle
+ * instead of three, and one for the agent to send.
+ *
+ * A task's `started` opens a hold. Output joins it while it is small; the result closes it with
+ * the combined message. A hold that outlives `HOLD_MS`, grows past `HOLD_BYTES`, or sees output
+ * out of order or a file report is released: what it held goes out as separate messages, in
+ * order, and what comes later goes out as before. Everything held is already in the spool (the
+ * runner reports only what it wrote), so a hold lost with its connection costs nothing: the
+ * resume after the next welcome sends what the server lacks.
+ *
+ * Holding delays what a status poll shows for a running task (waiting instead of running, the
+ * first output) by at most `HOLD_MS`; it never delays a result.
+ */
+import type { FinishedReport } from './task-spool.js';
+
+/** Long enough to cover a short script's whole run on a busy host; short next to status polling. */
+export const HOLD_MS = 200;
+/** Output held per task at most; more goes out as binary frames at once. */
+export const HOLD_BYTES = 64 * 1024;
+
+export interface CombinedReport {
+  key: string;
+  startTime: number;
+  output?: { offset: number; data: string };
+  result: Omit<FinishedReport, 'key'>;
+}
+
+/** Where released and combined reports go. */
+export interface ReportWire {
+  started(key: string, startTime: number): void;
+  output(key: string, offset: number, data: Buffer): void;
+  finished(msg: FinishedReport): void;
+  report(msg: CombinedReport): void;
+}
+
+interface Held {
+  startTime: number;
+  offset: number;
+  chunks: Buffer[];
+  bytes: number;
+  timer: NodeJS.Timeout;
+}
+
+export class ReportHold {
+  private readonly held = new Map<string, Held>();
+
+  constructor(
+    private readonly wire: ReportWire,
+    private readonly holdMs = HOLD_MS,
+  ) {}
+
+  started(key: string, startTime: number): void {
+    if (this.held.has(key)) return;
+    const timer = setTimeout(() => this.release(key), this.holdMs);
+    timer.unref();
+    this.held.set(key, { startTime, offset: 0, chunks: [], bytes: 0, timer });
+  }
+
+  output(key: string, offset: number, data: Buffer): void {
+    const h = this.held.get(key);
+    if (h && h.chunks.length === 0) h.offset = offset;
+    if (!h || offset !== h.offset + h.bytes || h.bytes + data.length > HOLD_BYTES) {
+      this.release(key);
+      this.wire.output(key, offset, data);
+      return;
+    }
+    h.chunks.push(data);
+    h.bytes += data.length;
+  }
+
+  finished(msg: FinishedReport): void {
+    const h = this.held.get(msg.key);
+    if (!h) {
+      this.wire.finished(msg);
+      return;
+    }
+    clearTimeout(h.timer);
+    this.held.delete(msg.key);
+    const { key, ...result } = msg;
+    this.wire.report({
+      key,
+      startTime: h.startTime,
+      ...(h.bytes > 0
+        ? { output: { offset: h.offset, data: Buffer.concat(h.chunks).toString('base64') } }
+        : {}),
+      result,
+    });
+  }
+
+  /** Sends what a task's hold has, as separate messages; later reports of it go out directly. */
+  release(key: string): void {
+    const h = this.held.get(key);
+    if (!h) return;
+    clearTimeout(h.timer);
+    this.held.delete(key);
+    this.wire.started(key, h.startTime);
+    let offset = h.offset;
+    for (const c of h.chunks) {
+      this.wire.output(key, offset, c);
+      offset += c.length;
+    }
+  }
+
+  /** Forgets every hold (the connection is gone; the resume after the next welcome resends). */
+  drop(): void {
+    for (const h of this.held.values()) clearTimeout(h.timer);
+    this.held.clear();
+  }
+}

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HOLD_BYTES, ReportHold } from '../src/report-hold.js';
+import type { CombinedReport } from '../src/report-hold.js';
+import type { FinishedReport } from '../src/task-spool.js';
+
+/** What reached the wire, in order. */
+function wire() {
+  const sent: (string | CombinedReport)[] = [];
+  return {
+    sent,
+    hold: (ms = 1000) =>
+      new ReportHold(
+        {
+          started: (key) => sent.push(`started ${key}`),
+          output: (key, offset, data) => sent.push(`output ${key} ${offset} ${data.length}`),
+          finished: (m) => sent.push(`finished ${m.key}`),
+          report: (m) => sent.push(m),
+        },
+        ms,
+      ),
+  };
+}
+
+const result = (key: string, outputBytes: number): FinishedReport => ({
+  key,
+  outcome: 'exited',
+  exitCode: 0,
+  startTime: 1,
+  endTime: 2,
+  outputBytes,
+  droppedBytes: 0,
+  message: '',
+});
+
+describe('ReportHold', () => {
+  it('sends a task that ends within the hold as one report holding its start, output and result', () => {
+    const { sent, hold } = wire();
+    const h = hold();
+    h.started('1:1:1', 1);
+    h.output('1:1:1', 0, Buffer.from('he'));
+    h.output('1:1:1', 2, Buffer.from('llo\n'));
+    assert.deepEqual(sent, []);
+    h.finished(result('1:1:1', 6));
+    const { key: _key, ...rest } = result('1:1:1', 6);
+    assert.deepEqual(sent, [
+      {
+        key: '1:1:1',
+        startTime: 1,
+        output: { offset: 0, data: Buffer.from('hello\n').toString('base64') },
+        result: rest,
+      },
+    ]);
+  });
+
+  it('leaves the output out of a report of a task that wrote nothing', () => {
+    const { sent, hold } = wire();
+    const h = hold();
+    h.started('1:1:2', 1);
+    h.finished(result('1:1:2', 0));
+    assert.equal((sent[0] as CombinedReport).output, undefined);
+  });
+
+  it('releases a hold that outlives its time as separate messages, in order; later reports go out directly', async () => {
+    const { sent, hold } = wire();
+    const h = hold(20);
+    h.started('1:1:3', 1);
+    h.output('1:1:3', 0, Buffer.from('abc'));
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.deepEqual(sent, ['started 1:1:3', 'output 1:1:3 0 3']);
+    h.output('1:1:3', 3, Buffer.from('d'));
+    h.finished(result('1:1:3', 4));
+    assert.deepEqual(sent.slice(2), ['output 1:1:3 3 1', 'finished 1:1:3']);
+  });
+
+  it('releases at once when the output grows past what a hold keeps', () => {
+    const { sent, hold } = wire();
+    const h = hold();
+    h.started('1:1:4', 1);
+    h.output('1:1:4', 0, Buffer.alloc(10));
+    h.output('1:1:4', 10, Buffer.alloc(HOLD_BYTES));
+    assert.deepEqual(sent, ['started 1:1:4', 'output 1:1:4 0 10', `output 1:1:4 10 ${HOLD_BYTES}`]);
+  });
+
+  it('sends reports of tasks it holds nothing for directly, and forgets every hold on drop', () => {
+    const { sent, hold } = wire();
+    const h = hold();
+    h.output('1:1:5', 7, Buffer.from('x'));
+    h.finished(result('1:1:5', 8));
+    h.started('1:1:6', 1);
+    h.drop();
+    h.finished(result('1:1:6', 0));
+    assert.deepEqual(sent, ['output 1:1:5 7 1', 'finished 1:1:5', 'finished 1:1:6']);
+  });
+});
