@@ -69,6 +69,8 @@ export class Agent extends EventEmitter {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Pings sent since the server last showed it is alive (a pong or any message). */
   private unansweredPings = 0;
+  /** The server sent something since the last heartbeat tick: it is alive without a ping. */
+  private heard = false;
   private identity: Identity | undefined;
   /** The server said it takes output as binary frames. */
   private binaryOutput = false;
@@ -255,6 +257,7 @@ export class Agent extends EventEmitter {
 
   private onMessage(data: Buffer): void {
     this.unansweredPings = 0;
+    this.heard = true;
     let msg: ServerMessage;
     try {
       msg = parseServerMessage(JSON.parse(data.toString('utf8')));
@@ -310,12 +313,14 @@ export class Agent extends EventEmitter {
     }
   }
 
-  /** Heartbeats tell the server we are alive; unanswered pings tell us the server is gone. */
   /**
    * Heartbeats tell the server we are alive; unanswered pings tell us the server is gone.
    * Several pings may go unanswered before the agent gives up on the connection: a busy
    * server (or a busy agent) answers late, and dropping a healthy connection costs more
    * than waiting, since the server fails a host only after its own, longer window.
+   * A server that sent a message since the last tick (a task, an acknowledgement) has shown
+   * it is alive: no ping then, which saves a ping and a pong per agent and interval on a
+   * fleet that is busy with tasks.
    */
   private startHeartbeat(intervalMs: number): void {
     clearInterval(this.heartbeat);
@@ -323,13 +328,16 @@ export class Agent extends EventEmitter {
     this.heartbeat = setInterval(() => {
       const ws = this.ws;
       if (!ws || ws.readyState !== WebSocket.OPEN) return;
-      if (this.unansweredPings >= MAX_UNANSWERED_PINGS) {
-        this.log('warn', 'server stopped answering; reconnecting');
-        ws.terminate();
-        return;
+      if (this.heard) this.heard = false;
+      else {
+        if (this.unansweredPings >= MAX_UNANSWERED_PINGS) {
+          this.log('warn', 'server stopped answering; reconnecting');
+          ws.terminate();
+          return;
+        }
+        this.unansweredPings++;
+        ws.ping();
       }
-      this.unansweredPings++;
-      ws.ping();
       this.send({ v: PROTOCOL_VERSION, type: 'heartbeat' });
     }, intervalMs);
   }

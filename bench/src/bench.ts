@@ -19,7 +19,7 @@ import { BkApi } from './bk-api.js';
 import type { FastExecuteData } from './bk-api.js';
 import { bigOutput } from './big-output.js';
 import { consolePaint } from './console-paint.js';
-import { cpuSince, cpuSplit, describeCpu } from './cpu-split.js';
+import { cpuSince, cpuSplit, describeCpu, taskResultCounts } from './cpu-split.js';
 import { clusterFigures } from './cluster-pass.js';
 import { fanOut } from './fan-out.js';
 import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
@@ -384,7 +384,11 @@ class Bench {
       try {
         let last: FastExecuteData | undefined;
         if (only.has('P1', 'P2', 'P1.pdsh', 'P1.ansible'))
-          last = await this.fanOuts(store, s.api, fleet.hostIds, { server: s.server.pid, fleet: fleet.pids });
+          last = await this.fanOuts(store, s.api, fleet.hostIds, {
+            server: s.server.pid,
+            fleet: fleet.pids,
+            url: s.server.url,
+          });
         else if (only.has('P3')) last = (await fanOut(s.api, fleet.hostIds, this.account)).job;
         if (only.has('P3')) {
           if (last) await this.statusLoad(store, s.api, last, fleet.hostIds.length);
@@ -481,7 +485,7 @@ class Bench {
     store: Store,
     api: BkApi,
     hostIds: number[],
-    pids: { server: number; fleet: number[] },
+    pids: { server: number; fleet: number[]; url: string },
   ): Promise<FastExecuteData | undefined> {
     let lastLarge: FastExecuteData | undefined;
     const largest = Math.max(...this.plan.fanOutHosts);
@@ -507,6 +511,7 @@ class Bench {
             `P1 ${store} ${n} hosts: ${run.totalSeconds.toFixed(3)} s (accepted in ${run.acceptSeconds.toFixed(3)} s; floor ${floors.at(-1)?.toFixed(3)} s)`,
           );
           this.log(`  ${describeCpu(cpuSince(cpuBefore, cpuSplit(pids.server, pids.fleet)), n)}`);
+          this.log(`  ${await taskResultCounts(pids.url)}`);
           if (store === 'sqlite') await this.peerRuns(n, r);
         } catch (err) {
           error = this.fail(`P1 ${store} ${n} hosts`, err);

@@ -75,3 +75,14 @@ export function describeCpu(c: CpuSplit, tasks: number): string {
   const total = c.server + c.simulators + c.launchers + c.scripts;
   return `CPU per task (ms): server ${ms(c.server)}, simulators ${ms(c.simulators)}, launchers ${ms(c.launchers)}, scripts ${ms(c.scripts)}, total ${ms(total)}`;
 }
+
+/** How the server received task results so far (combined `task.report` or `task.finished`), from its metrics. */
+export async function taskResultCounts(serverUrl: string): Promise<string> {
+  try {
+    const text = await (await fetch(`${serverUrl}/metrics`)).text();
+    const lines = text.split('\n').filter((l) => l.startsWith('jobfleet_agent_task_results_total{'));
+    return `task results received: ${lines.map((l) => l.replace('jobfleet_agent_task_results_total', '')).join(', ') || 'none counted'}`;
+  } catch (err) {
+    return `task results received: unknown (${(err as Error).message})`;
+  }
+}

@@ -298,6 +298,7 @@ export class AgentHub {
         });
         return;
       case 'task.finished':
+        this.services.metrics.taskResult('task.finished');
         this.events.taskFinished(conn.hostId, msg);
         return;
       case 'task.report':
@@ -315,6 +316,7 @@ export class AgentHub {
   /** A task's start, output and result in one message: handled as the three separate ones, in order. */
   private onReport(hostId: number, msg: TaskReport): void {
     const { key, startTime, output, result } = msg;
+    this.services.metrics.taskResult('task.report');
     this.services.metrics.taskStarted(key);
     this.events.taskStarted(hostId, { v: msg.v, type: 'task.started', key, startTime });
     if (output)

@@ -33,6 +33,7 @@ export class Metrics {
   private readonly dispatchSeconds: Histogram;
   private readonly transactionSeconds: Histogram<'op'>;
   private readonly dispatchedAt = new Map<string, number>();
+  private readonly taskResults: Counter<'message'>;
 
   constructor(services: Pick<Services, 'store' | 'streams'> & { hub?: { connectedHostIds(): number[] } }) {
     const registry = this.registry;
@@ -48,6 +49,12 @@ export class Metrics {
       help: 'HTTP request latency by endpoint',
       labelNames: ['endpoint'],
       buckets: TIME_BUCKETS,
+      registers: [registry],
+    });
+    this.taskResults = new Counter({
+      name: 'jobfleet_agent_task_results_total',
+      help: 'task results received from agents, by message: task.report (start, output and result in one) or task.finished',
+      labelNames: ['message'],
       registers: [registry],
     });
     this.dispatchSeconds = new Histogram({
@@ -206,6 +213,10 @@ export class Metrics {
     if (at === undefined) return;
     this.dispatchedAt.delete(key);
     this.dispatchSeconds.observe((performance.now() - at) / 1000);
+  }
+
+  taskResult(message: 'task.report' | 'task.finished'): void {
+    this.taskResults.inc({ message });
   }
 
   /** Counts and times every request; registered before the routes so it sees all of them. */
