@@ -130,24 +130,6 @@ export function removeScriptDirs(key: string): void {
   }
 }
 
-/**
- * Removes a script's directory. Most scripts leave only their own file: an unlink and an rmdir
- * then do it, where a recursive removal first stats, tries rmdir and reads the directory (each
- * a metadata operation that waits on the filesystem's journal while other processes sync).
- */
-function removeDir(dir: string, script: string): void {
-  try {
-    fs.unlinkSync(script);
-    fs.rmdirSync(dir);
-  } catch {
-    try {
-      fs.rmSync(dir, { recursive: true, force: true });
-    } catch {
-      /* left for the temporary directory's own cleanup */
-    }
-  }
-}
-
 class ScriptRun implements RunningTask {
   private child: StartedProcess | undefined;
   private pid: number | undefined;
@@ -350,7 +332,13 @@ class ScriptRun implements RunningTask {
     this.finished = true;
     clearTimeout(this.timer);
     const vars = this.readVars();
-    if (this.dir) removeDir(this.dir, this.scriptFile());
+    if (this.dir) {
+      try {
+        fs.rmSync(this.dir, { recursive: true, force: true });
+      } catch {
+        /* left for the temporary directory's own cleanup */
+      }
+    }
     this.handlers.done(outcome, exitCode, message, vars);
   }
 }
