@@ -100,6 +100,22 @@ function forgedMessages(key: string, serveId: string, label: string): Record<str
       droppedBytes: 0,
       message: '',
     },
+    {
+      v: 1,
+      type: 'task.report',
+      key,
+      startTime: now,
+      output: { offset: 0, data: b64('FORGED REPORT\n') },
+      result: {
+        outcome: 'exited',
+        exitCode: 0,
+        startTime: now,
+        endTime: now,
+        outputBytes: 14,
+        droppedBytes: 0,
+        message: '',
+      },
+    },
   ];
 }
 
