@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HOLD_BYTES, ReportHold } from '../src/report-hold.js';
 import type { CombinedReport } from '../src/report-hold.js';
-import type { FinishedReport } from '../src/task-spool.js';
+import { exitedResult as result } from './helpers/recording-reports.js';
 
 /** What reached the wire, in order. */
 function wire() {
@@ -21,17 +21,6 @@ function wire() {
       ),
   };
 }
-
-const result = (key: string, outputBytes: number): FinishedReport => ({
-  key,
-  outcome: 'exited',
-  exitCode: 0,
-  startTime: 1,
-  endTime: 2,
-  outputBytes,
-  droppedBytes: 0,
-  message: '',
-});
 
 describe('ReportHold', () => {
   it('sends a task that ends within the hold as one report holding its start, output and result', () => {

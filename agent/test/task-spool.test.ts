@@ -11,25 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { SpoolJournal } from '../src/spool-journal.js';
 import { TaskSpool } from '../src/task-spool.js';
-import type { FinishedReport } from '../src/task-spool.js';
-import { runMsg } from './helpers/recording-reports.js';
+import { exitedResult as result, runMsg } from './helpers/recording-reports.js';
 import { Runners } from './helpers/runners.js';
 
 const runners = new Runners();
 after(() => runners.cleanup());
-
-function result(key: string, outputBytes: number): FinishedReport {
-  return {
-    key,
-    outcome: 'exited',
-    exitCode: 0,
-    startTime: 1,
-    endTime: 2,
-    outputBytes,
-    droppedBytes: 0,
-    message: '',
-  };
-}
 
 const journalFiles = (stateDir: string) => fs.readdirSync(path.join(stateDir, 'spool')).sort();
 

@@ -151,3 +151,17 @@ export function runMsg(
     ...(opts.database ? { database: opts.database } : {}),
   };
 }
+
+/** The result of a task that exited 0 after writing `outputBytes`. */
+export function exitedResult(key: string, outputBytes: number): FinishedReport {
+  return {
+    key,
+    outcome: 'exited',
+    exitCode: 0,
+    startTime: 1,
+    endTime: 2,
+    outputBytes,
+    droppedBytes: 0,
+    message: '',
+  };
+}
