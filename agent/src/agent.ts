@@ -86,6 +86,7 @@ export class Agent extends EventEmitter {
       {
         started: (key, startTime) =>
           this.hold ? this.hold.started(key, startTime) : this.sendStarted(key, startTime),
+        spawned: (key) => this.hold?.spawned(key),
         output: (key, offset, data) =>
           this.hold ? this.hold.output(key, offset, data) : this.sendOutput(key, offset, data),
         finished: (msg) =>

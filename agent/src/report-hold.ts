@@ -4,7 +4,8 @@
  * its output frames and a `task.finished`: one message for the server to check and handle
  * instead of three, and one for the agent to send.
  *
- * A task's `started` opens a hold. Output joins it while it is small; the result closes it with
+ * A task's `started` opens a hold, which runs `HOLD_MS` from then or, for a script, from its
+ * process starting. Output joins it while it is small; the result closes it with
  * the combined message. A hold that outlives `HOLD_MS`, grows past `HOLD_BYTES`, or sees output
  * out of order or a file report is released: what it held goes out as separate messages, in
  * order, and what comes later goes out as before. Everything held is already in the spool (the
@@ -12,7 +13,7 @@
  * resume after the next welcome sends what the server lacks.
  *
  * Holding delays what a status poll shows for a running task (waiting instead of running, the
- * first output) by at most `HOLD_MS`; it never delays a result.
+ * first output) by at most `HOLD_MS` after its process started; it never delays a result.
  */
 import type { FinishedReport } from './task-spool.js';
 
@@ -57,6 +58,18 @@ export class ReportHold {
     const timer = setTimeout(() => this.release(key), this.holdMs);
     timer.unref();
     this.held.set(key, { startTime, offset: 0, chunks: [], bytes: 0, timer });
+  }
+
+  /**
+   * The task's process started: its hold runs from now. A task that waited for its turn to be
+   * forked (a busy launcher) is held for its own run, not for the queue it waited in.
+   */
+  spawned(key: string): void {
+    const h = this.held.get(key);
+    if (!h) return;
+    clearTimeout(h.timer);
+    h.timer = setTimeout(() => this.release(key), this.holdMs);
+    h.timer.unref();
   }
 
   output(key: string, offset: number, data: Buffer): void {

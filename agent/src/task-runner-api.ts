@@ -4,6 +4,8 @@ import type { FileProgress, FilesServed } from '@jobfleet/protocol';
 
 export interface TaskReports {
   started(key: string, startTime: number): void;
+  /** The task's script process has started (after any wait for the launcher). */
+  spawned?(key: string): void;
   output(key: string, offset: number, data: Buffer): void;
   finished(msg: Omit<TaskFinished, 'v' | 'type'>): void;
   /** Progress of one file of a download task. */

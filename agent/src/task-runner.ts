@@ -131,6 +131,7 @@ export class TaskRunner implements TaskRunnerPort {
       msg,
       {
         spawned: (pid) => {
+          if (this.isCurrent(task)) this.reports.spawned?.(task.key);
           const id = identifyProcess(pid);
           if (!id || !this.isCurrent(task)) return;
           try {

@@ -81,4 +81,18 @@ describe('ReportHold', () => {
     h.finished(result('1:1:6', 0));
     assert.deepEqual(sent, ['output 1:1:5 7 1', 'finished 1:1:5', 'finished 1:1:6']);
   });
+
+  it("runs a hold from the moment the task's process started", (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const { sent, hold } = wire();
+    const h = hold(60);
+    h.started('1:1:7', 1);
+    t.mock.timers.tick(40);
+    h.spawned('1:1:7');
+    t.mock.timers.tick(40);
+    // 80 ms after the start, 40 ms after the process started: still held.
+    assert.deepEqual(sent, []);
+    t.mock.timers.tick(30);
+    assert.deepEqual(sent, ['started 1:1:7']);
+  });
 });
