@@ -9,7 +9,7 @@ import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
 import { JobEventLog } from './job-event-log.js';
-import { alignOutput } from './output-alignment.js';
+import { alignOutput, joinChunks } from './output-alignment.js';
 import type { AlignedOutput } from './output-alignment.js';
 import type { PendingEvent } from './job-event-log.js';
 import type {
@@ -591,7 +591,7 @@ export class ExecutionStore {
       const before = await this.statusesBefore(tx, writes);
       const events: PendingEvent[] = [];
       const chunks = writes.flatMap((w) =>
-        chunksOf(w).map((c) => ({
+        joinChunks(chunksOf(w)).map((c) => ({
           step_instance_id: w.stepInstanceId,
           execute_count: w.executeCount,
           host_id: w.hostId,
