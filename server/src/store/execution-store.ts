@@ -9,6 +9,7 @@ import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
 import { JobEventLog } from './job-event-log.js';
+import { decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
 import { alignOutput, joinChunks } from './output-alignment.js';
 import type { AlignedOutput } from './output-alignment.js';
 import type { PendingEvent } from './job-event-log.js';
@@ -578,6 +579,9 @@ export class ExecutionStore {
     // such a batch; the restarted server resumes from what the store holds and the agent
     // resends the rest.
     const relaxed = all.every((w) => w.status === undefined || UNFINISHED.includes(w.status));
+    // Outside the transaction: a large output is deflated on the thread pool (log-chunk-codec.ts).
+    // A cluster's writes are cut to the stored length inside it, and stored as they are.
+    const encoded = this.ownerId === undefined ? await encodeOutput(all) : undefined;
     await this.withEvents({ op: 'commit_task_writes', relaxed }, async (tx) => {
       for (const w of all) w.storedStatus = undefined;
       writes = await fenceBySession(tx, all);
@@ -591,12 +595,13 @@ export class ExecutionStore {
       const before = await this.statusesBefore(tx, writes);
       const events: PendingEvent[] = [];
       const chunks = writes.flatMap((w) =>
-        joinChunks(chunksOf(w)).map((c) => ({
+        (encoded?.get(w) ?? storedAsIs(joinChunks(chunksOf(w)))).map((c) => ({
           step_instance_id: w.stepInstanceId,
           execute_count: w.executeCount,
           host_id: w.hostId,
           offset: c.offset,
           data: c.data,
+          encoding: c.encoding,
         })),
       );
       for (let i = 0; i < chunks.length; i += INSERT_CHUNK) {
@@ -730,13 +735,15 @@ export class ExecutionStore {
   async readLog(stepInstanceId: number, executeCount: number, hostId: number): Promise<Buffer> {
     const rows = await this.db
       .selectFrom('log_chunk')
-      .select(['offset', 'data'])
+      .select(['offset', 'data', 'encoding'])
       .where('step_instance_id', '=', stepInstanceId)
       .where('execute_count', '=', executeCount)
       .where('host_id', '=', hostId)
       .orderBy('offset')
       .execute();
-    return Buffer.concat(rows.map((r) => bufferOf(r.data)));
+    return Buffer.concat(
+      await decodeChunks(rows.map((r) => ({ data: bufferOf(r.data), encoding: r.encoding }))),
+    );
   }
 
   /**
@@ -762,13 +769,15 @@ export class ExecutionStore {
       .limit(1)
       .executeTakeFirst();
     const rows = await chunks
-      .select(['offset', 'data'])
+      .select(['offset', 'data', 'encoding'])
       .where('offset', '>=', first?.offset ?? 0)
       .where('offset', '<', offset + length)
       .orderBy('offset')
       .execute();
     const start = rows[0]?.offset ?? offset;
-    const all = Buffer.concat(rows.map((r) => bufferOf(r.data)));
+    const all = Buffer.concat(
+      await decodeChunks(rows.map((r) => ({ data: bufferOf(r.data), encoding: r.encoding }))),
+    );
     return all.subarray(Math.max(0, offset - start), Math.max(0, offset - start) + length);
   }
 
