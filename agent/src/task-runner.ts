@@ -204,7 +204,7 @@ export class TaskRunner implements TaskRunnerPort {
     // Settled first, but awaiting code resumes only after this (synchronous) method spooled the result.
     task.settle();
     if (!this.isCurrent(task)) return;
-    this.append(task, task.cap.finish());
+    for (const part of task.cap.finish()) this.append(task, part);
     task.running = undefined;
     task.result = {
       key: task.key,
