@@ -17,11 +17,12 @@ test('large text is deflated, small or incompressible chunks are stored as they 
     { offset: 0, data: text(DEFLATE_MIN_BYTES - 1) },
     { offset: 100_000, data: text(300_000) },
     { offset: 400_000, data: crypto.randomBytes(200_000) },
+    { offset: 600_000, data: Buffer.from(crypto.randomBytes(150_000).toString('base64')) },
   ];
   const stored = await encodeChunks(chunks);
   assert.deepEqual(
     stored.map((c) => c.encoding),
-    [LogEncoding.raw, LogEncoding.deflated, LogEncoding.raw],
+    [LogEncoding.raw, LogEncoding.deflated, LogEncoding.raw, LogEncoding.raw],
   );
   assert.ok((stored[1]?.data.length ?? 0) < 30_000);
   assert.deepEqual(
