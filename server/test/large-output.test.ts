@@ -86,5 +86,29 @@ for (const engine of engines()) {
       assert.ok(all.startsWith(log), 'the stored log is the output, byte for byte');
       assert.equal(await storedBytes(fleet, jobId, stepId, hostId), log.length);
     });
+
+    test('a large log with quotes, backslashes, control characters and non-ASCII text reads back exactly', async () => {
+      const fleet = await startFleet(engine, 1);
+      const hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
+      const line = (i: number) => `line ${i} "q" \\ back\ttab \u001b[31mred\u001b[0m ü ✓ 😀\n`;
+      const expected = Array.from({ length: 30_000 }, (_, i) => line(i + 1)).join('');
+      assert.ok(Buffer.byteLength(expected) > 1024 * 1024);
+      const printf = `printf 'line %d "q" \\\\ back\\ttab \\033[31mred\\033[0m ü ✓ 😀\\n' "$i"`;
+      for (const [script, want] of [
+        [`for i in $(seq 1 30000); do ${printf}; done`, expected],
+        // Not UTF-8: the bad byte reads back as U+FFFD, as for any log.
+        [`for i in $(seq 1 30000); do ${printf}; done; printf 'bad \\377\\n'`, `${expected}bad \ufffd\n`],
+      ] as const) {
+        const r = await runScript(fleet, {
+          script_content: b64(script),
+          target_server: { host_id_list: [hostId] },
+        });
+        assert.equal(r.result, true, r.message);
+        await waitFinished(fleet, r.data.job_instance_id, 60_000);
+        const log = await hostLog(fleet, r.data.job_instance_id, r.data.step_instance_id, hostId);
+        assert.equal(log?.length, want.length);
+        assert.ok(log === want, 'the log reads back exactly');
+      }
+    });
   });
 }
