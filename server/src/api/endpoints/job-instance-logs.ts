@@ -2,13 +2,11 @@
  * get_job_instance_ip_log and batch_get_job_instance_ip_log (behaviour notes §3.8, §3.9, §6):
  * the full stored log of each host for the step's latest execution.
  */
-import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
 import type { HostTask, StepInstance } from '../../store/execution-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
-import { RawJson } from '../raw-json.js';
 import { humanSize, humanSpeed, progressText } from '../../engine/file-log-line.js';
 import { HostStatus, StepType, isHostFinished } from '../../engine/statuses.js';
 import type { FileLog } from '../../store/file-store.js';
@@ -30,56 +28,19 @@ async function logOf(
   range?: LogRange,
 ): Promise<{ log_content: string | null } & Partial<LogWindow>> {
   if (!task) return { log_content: null };
+  const ex = ctx.services.store.executions;
+  let count = executeCount;
+  let source = task;
+  if (task.status === HostStatus.LAST_SUCCESS) {
+    count = (await ex.lastSuccessfulRun(step.id, task.host_id, executeCount)) ?? executeCount;
+    source = (await ex.getHostTask(step.id, count, task.host_id)) ?? task;
+  }
   if (!range) {
-    const bytes = await wholeLog(ctx, step, executeCount, task);
+    const bytes = await ex.readLog(step.id, count, task.host_id);
     return { log_content: bytes.length === 0 ? null : bytes.toString('utf8') };
   }
-  const { count, source } = await attemptOf(ctx, step, executeCount, task);
-  const bytes = await ctx.services.store.executions.readLogRange(
-    step.id,
-    count,
-    task.host_id,
-    range.offset,
-    range.length,
-  );
+  const bytes = await ex.readLogRange(step.id, count, task.host_id, range.offset, range.length);
   return logWindow(source, range.offset, bytes);
-}
-
-async function attemptOf(
-  ctx: EndpointContext,
-  step: StepInstance,
-  executeCount: number,
-  task: HostTask,
-): Promise<{ count: number; source: HostTask }> {
-  if (task.status !== HostStatus.LAST_SUCCESS) return { count: executeCount, source: task };
-  const ex = ctx.services.store.executions;
-  const count = (await ex.lastSuccessfulRun(step.id, task.host_id, executeCount)) ?? executeCount;
-  return { count, source: (await ex.getHostTask(step.id, count, task.host_id)) ?? task };
-}
-
-async function wholeLog(
-  ctx: EndpointContext,
-  step: StepInstance,
-  executeCount: number,
-  task: HostTask,
-): Promise<Buffer> {
-  const { count } = await attemptOf(ctx, step, executeCount, task);
-  return ctx.services.store.executions.readLog(step.id, count, task.host_id);
-}
-
-/** A whole log from this size on is replied as JSON built from its bytes (see logJson). */
-const RAW_REPLY_BYTES = 1024 * 1024;
-
-/**
- * A log as an encoded JSON string, without decoding and encoding it again (a log may be 100 MiB).
- * For valid UTF-8, JSON.stringify over the bytes read as latin1 escapes exactly what it escapes
- * in the decoded text (quotes, backslashes, control characters: all ASCII) and leaves the bytes
- * of multi-byte characters as they are, so its latin1 bytes are the UTF-8 of the text's JSON.
- * Undefined for invalid UTF-8: decoding replaces bad bytes, which the usual path does.
- */
-function logJson(bytes: Buffer): Buffer | undefined {
-  if (!isUtf8(bytes)) return undefined;
-  return Buffer.from(JSON.stringify(bytes.toString('latin1')), 'latin1');
 }
 
 /**
@@ -229,27 +190,10 @@ export const getJobInstanceIpLog = defineEndpoint({
         file_logs: hostId === null ? [] : fileLogsOf(logs, hostId, true, false),
       };
     }
-    const range = rangeOf(input);
-    if (!range && task) {
-      const bytes = await wholeLog(ctx, step, executeCount, task);
-      const json = bytes.length >= RAW_REPLY_BYTES ? logJson(bytes) : undefined;
-      if (json) {
-        // The same bytes as the object below would serialize to, in the same key order.
-        const head = Buffer.from(`${JSON.stringify({ log_type: 1, ...where }).slice(0, -1)},"log_content":`);
-        const tail = Buffer.from(',"file_logs":null}');
-        return new RawJson(Buffer.concat([head, json, tail], head.length + json.length + tail.length));
-      }
-      return {
-        log_type: 1,
-        ...where,
-        log_content: bytes.length === 0 ? null : bytes.toString('utf8'),
-        file_logs: null,
-      };
-    }
     return {
       log_type: 1,
       ...where,
-      ...(await logOf(ctx, step, executeCount, task, range)),
+      ...(await logOf(ctx, step, executeCount, task, rangeOf(input))),
       file_logs: null,
     };
   },
