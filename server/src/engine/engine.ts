@@ -707,9 +707,14 @@ export class Engine implements AgentEvents {
     // The owners of relayed tasks recount those steps at once instead of at their next poll.
     if (relayedSteps.size > 0) this.services.cluster?.notifyIds('r', relayedSteps);
     const ended = new Map(batch.ends.filter((e) => e.applied).map((e) => [e.stepInstanceId, e]));
+    // A step stored as ended is over here too, whatever its count says.
+    for (const end of ended.values()) {
+      const step = this.steps.get(end.stepInstanceId);
+      if (step) touched.add(step);
+    }
     for (const step of touched) {
-      if (step.inFlight === 0) {
-        const end = ended.get(step.stepInstanceId);
+      const end = ended.get(step.stepInstanceId);
+      if (step.inFlight === 0 || end) {
         this.withJobLock(step.jobInstanceId, () =>
           end ? this.endedWithResults(step, end) : this.batchDone(step),
         ).catch((err: unknown) =>
