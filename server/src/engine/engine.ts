@@ -310,9 +310,13 @@ export class Engine implements AgentEvents {
 
   /** Carries on with a job in flight from what the store says about it. */
   private async carryOn(jobInstanceId: number): Promise<void> {
-    const job = await this.store.getJob(jobInstanceId);
+    // Read together (one round trip on PostgreSQL, before the first dispatch): nothing else moves
+    // this job meanwhile, its operations wait for the job lock and none of its steps is active.
+    const [job, steps] = await Promise.all([
+      this.store.getJob(jobInstanceId),
+      this.store.getStepsOfJob(jobInstanceId),
+    ]);
     if (!job) return;
-    const steps = await this.store.getStepsOfJob(job.id);
     const current = steps.find((s) =>
       [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(
         s.status as 2,
