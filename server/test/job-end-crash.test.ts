@@ -5,9 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { get } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, hostLog, jobStatus, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
 import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
 
@@ -15,14 +14,8 @@ import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
 async function firstFinished(fleet: Fleet, jobInstanceId: number): Promise<JobStatus> {
   const until = Date.now() + 20_000;
   while (Date.now() < until) {
-    const r = await get<JobStatus>(
-      fleet.server.url,
-      'get_job_instance_status',
-      { ...fleet.scope, job_instance_id: jobInstanceId, return_ip_result: true },
-      fleet.creds,
-    );
-    if (!r.result) throw new Error(r.message);
-    if (r.data.finished) return r.data;
+    const st = await jobStatus(fleet, jobInstanceId);
+    if (st.finished) return st;
   }
   throw new Error(`job ${jobInstanceId} not finished`);
 }
