@@ -128,6 +128,26 @@ export interface JobListFilter {
 const UNFINISHED = [5, 7];
 const INSERT_CHUNK = 500;
 
+/**
+ * A step (and its job) that ends with the results of a task-write batch, stored in the same
+ * transaction: the last result and "finished" cost one synced commit, not two. It applies only
+ * when every result named in `keys` applied and the job is still running (and, with
+ * `unlessPendingAfter`, has no pending step after this one); otherwise nothing of it is written
+ * and the engine ends the step the ordinary way. The commit sets `applied`.
+ */
+export interface StepEnd {
+  jobInstanceId: number;
+  stepInstanceId: number;
+  /** Results (task keys `step:count:host`) in the batch the end depends on. */
+  keys: string[];
+  stepStatus: number;
+  jobStatus: number;
+  endTime: number;
+  /** The step's order: with it, the end applies only if no later step is pending (1). */
+  unlessPendingAfter?: number;
+  applied?: boolean;
+}
+
 type JobPatch = Partial<Pick<JobInstance, 'status' | 'start_time' | 'end_time'>>;
 type StepPatch = Partial<
   Pick<StepInstance, 'status' | 'start_time' | 'end_time' | 'execute_count' | 'current_batch'>
@@ -142,6 +162,37 @@ function countByStatus(statuses: Iterable<number>): Record<string, number> {
 
 function jobEvent(jobInstanceId: number, patch: JobPatch): PendingEvent {
   return { jobInstanceId, kind: 'job', data: { job_instance_id: jobInstanceId, ...patch } };
+}
+
+/** The updates of a StepEnd: the job's is conditional and decides; true when they applied. */
+async function endStepAndJob(tx: Transaction<Database>, end: StepEnd): Promise<boolean> {
+  let job = tx
+    .updateTable('job_instance')
+    .set({ status: end.jobStatus, end_time: end.endTime })
+    .where('id', '=', end.jobInstanceId)
+    .where('status', '=', 2);
+  const after = end.unlessPendingAfter;
+  if (after !== undefined) {
+    job = job.where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('step_instance')
+            .select('id')
+            .where('job_instance_id', '=', end.jobInstanceId)
+            .where('step_order', '>', after)
+            .where('status', '=', 1),
+        ),
+      ),
+    );
+  }
+  if ((await job.executeTakeFirst()).numUpdatedRows === 0n) return false;
+  // A running job's active step is running: the engine plans no end for a stopping or waiting one.
+  await tx
+    .updateTable('step_instance')
+    .set({ status: end.stepStatus, end_time: end.endTime })
+    .where('id', '=', end.stepInstanceId)
+    .execute();
+  return true;
 }
 
 /** A step patch as events: its status change, or its move to another rolling batch. */
@@ -568,7 +619,7 @@ export class ExecutionStore {
    * task is unfinished, so a result that arrives twice (an agent resending after a reconnect)
    * is recorded once. Returns the keys whose status change was applied.
    */
-  async commitTaskWrites(all: readonly TaskWrite[]): Promise<Set<string>> {
+  async commitTaskWrites(all: readonly TaskWrite[], ends: readonly StepEnd[] = []): Promise<Set<string>> {
     const applied = new Set<string>();
     if (all.length === 0) return applied;
     let writes = all;
@@ -670,6 +721,16 @@ export class ExecutionStore {
             ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
           },
         });
+      }
+      for (const end of ends) {
+        end.applied = end.keys.every((k) => applied.has(k)) && (await endStepAndJob(tx, end));
+        if (!end.applied) continue;
+        const stepPatch = { status: end.stepStatus, end_time: end.endTime };
+        const jobPatch = { status: end.jobStatus, end_time: end.endTime };
+        events.push(
+          ...stepEvents(end.jobInstanceId, end.stepInstanceId, stepPatch),
+          jobEvent(end.jobInstanceId, jobPatch),
+        );
       }
       return { result: undefined, events };
     });
