@@ -71,6 +71,8 @@ export class Agent extends EventEmitter {
   private identity: Identity | undefined;
   /** The server said it takes output as binary frames. */
   private binaryOutput = false;
+  /** The server counts our pings as heartbeats: no `heartbeat` message needed. */
+  private pingHeartbeat = false;
   readonly runner: TaskRunnerPort;
   readonly servers: ServerList;
 
@@ -253,6 +255,7 @@ export class Agent extends EventEmitter {
         this.hostId = msg.hostId;
         if (this.servers.urls.length > 1) this.log('info', 'connected', { server: this.servers.current() });
         this.binaryOutput = msg.binaryOutput === true;
+        this.pingHeartbeat = msg.pingHeartbeat === true;
         this.attempt = 0;
         this.setState('ready');
         this.startHeartbeat(msg.heartbeatIntervalMs);
@@ -279,12 +282,12 @@ export class Agent extends EventEmitter {
     }
   }
 
-  /** Heartbeats tell the server we are alive; unanswered pings tell us the server is gone. */
   /**
-   * Heartbeats tell the server we are alive; unanswered pings tell us the server is gone.
-   * Several pings may go unanswered before the agent gives up on the connection: a busy
-   * server (or a busy agent) answers late, and dropping a healthy connection costs more
-   * than waiting, since the server fails a host only after its own, longer window.
+   * Heartbeats tell the server we are alive (the ping itself, for a server that says
+   * `pingHeartbeat`); unanswered pings tell us the server is gone. Several pings may go
+   * unanswered before the agent gives up on the connection: a busy server (or a busy agent)
+   * answers late, and dropping a healthy connection costs more than waiting, since the server
+   * fails a host only after its own, longer window.
    */
   private startHeartbeat(intervalMs: number): void {
     clearInterval(this.heartbeat);
@@ -299,7 +302,7 @@ export class Agent extends EventEmitter {
       }
       this.unansweredPings++;
       ws.ping();
-      this.send({ v: PROTOCOL_VERSION, type: 'heartbeat' });
+      if (!this.pingHeartbeat) this.send({ v: PROTOCOL_VERSION, type: 'heartbeat' });
     }, intervalMs);
   }
 

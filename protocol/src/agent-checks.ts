@@ -33,6 +33,7 @@ const Welcome = v.object({
   stored: v.record(v.string(), count),
   forget: v.array(TaskKey),
   binaryOutput: v.optional(v.boolean()),
+  pingHeartbeat: v.optional(v.boolean()),
 });
 
 const DatabaseLogin = v.object({

@@ -123,6 +123,11 @@ export const Welcome = z.object({
   forget: z.array(TaskKey),
   /** The server takes output as binary frames (output-frame.ts); absent from older servers. */
   binaryOutput: z.boolean().optional(),
+  /**
+   * The server counts the agent's WebSocket pings as heartbeats, so the agent sends no
+   * `heartbeat` message; absent from older servers, which need the message.
+   */
+  pingHeartbeat: z.boolean().optional(),
 });
 
 /**
