@@ -161,6 +161,21 @@ for (const engine of engines()) {
         assert.equal(h.bk_host_id, answers[i]?.hostId);
         assert.equal(h.bk_agent_id, answers[i]?.agentId);
       }
+      // Each registration's audit entry was stored in its commit, once.
+      const audit = await admin<{ entries: { target: string }[] }>(
+        server.url,
+        server.adminToken,
+        'GET',
+        '/audit?action=agent%20register&limit=1000',
+      );
+      assert.equal(audit.result, true, audit.message);
+      const targets = audit.data.entries.map((e) => e.target);
+      for (const a of answers)
+        assert.equal(
+          targets.filter((t) => t === `host:${a.hostId}`).length,
+          1,
+          `audit entry of host ${a.hostId}`,
+        );
       // Each answered token works: the agent connects as its own host.
       const { ws, welcome } = await connect(server, ips[7]!, answers[7]!);
       ws.terminate();

@@ -373,6 +373,9 @@ export class AgentHub {
         } satisfies ServerMessage),
       );
       this.pendingBeats.set(conn.hostId, { at: Date.now(), version });
+      // The hellos read in this turn of the event loop share one write (SQLite writes block
+      // the thread, so each would otherwise find no write in flight and go alone).
+      await new Promise((resolve) => setImmediate(resolve));
       await this.flushHeartbeats();
       this.services.log.info({ hostId: conn.hostId, ip: facts.ip, held: held.length }, 'agent connected');
       this.events.agentWelcomed(conn.hostId);
