@@ -198,6 +198,11 @@ export class Agent extends EventEmitter {
       headers: { authorization: `Bearer ${identity.token}` },
       handshakeTimeout: 10_000,
       maxPayload: 64 * 1024 * 1024,
+      // A zero masking key: the server skips unmasking and the agent skips masking every byte of
+      // output it sends (most of the agent's CPU when a task prints a lot). Masking keeps a
+      // browser's scripts from choosing the bytes a misbehaving proxy sees; the agent is no
+      // browser, and on wss:// no proxy sees the bytes at all.
+      generateMask: (mask: Buffer) => mask.fill(0),
       ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}),
     });
     this.ws = ws;

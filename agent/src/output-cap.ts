@@ -60,29 +60,29 @@ export class OutputCap {
     this.ringFill += bytes.length;
   }
 
-  /** What follows the head once the task ended: the marker (if anything was dropped) and the tail. */
-  finish(): Buffer {
+  /**
+   * What follows the head once the task ended: the marker (if anything was dropped) and the
+   * tail, in parts (the ring's two ends, not joined: the tail may be half the cap).
+   */
+  finish(): Buffer[] {
     const tail = this.takeTail();
     if (this.dropped === 0) return tail;
     const marker = Buffer.from(
       `\n[jobfleet: ${this.dropped} bytes of output dropped here; the log keeps the first ${this.headLimit} and the last ${this.tailLimit} bytes]\n`,
     );
-    return Buffer.concat([marker, tail]);
+    return [marker, ...tail];
   }
 
-  private takeTail(): Buffer {
+  private takeTail(): Buffer[] {
     const ring = this.ring;
-    if (!ring || this.ringFill === 0) return Buffer.alloc(0);
+    if (!ring || this.ringFill === 0) return [];
     const limit = this.tailLimit;
     const start = (this.ringEnd - this.ringFill + limit) % limit;
     const firstLen = Math.min(this.ringFill, limit - start);
-    const tail = Buffer.concat([
-      ring.subarray(start, start + firstLen),
-      ring.subarray(0, this.ringFill - firstLen),
-    ]);
+    const tail = [ring.subarray(start, start + firstLen), ring.subarray(0, this.ringFill - firstLen)];
     this.ring = undefined;
     this.ringFill = 0;
     this.ringEnd = 0;
-    return tail;
+    return tail.filter((b) => b.length > 0);
   }
 }

@@ -332,14 +332,19 @@ class ScriptRun implements RunningTask {
     this.finished = true;
     clearTimeout(this.timer);
     const vars = this.readVars();
-    if (this.dir) {
-      try {
-        fs.rmSync(this.dir, { recursive: true, force: true });
-      } catch {
-        /* left for the temporary directory's own cleanup */
-      }
-    }
     this.handlers.done(outcome, exitCode, message, vars);
+    // After the result's report (the spool writes and sends it in the next turn): removing a
+    // directory waits for the filesystem's journal, and the result need not wait for that.
+    const dir = this.dir;
+    if (dir) {
+      setImmediate(() => {
+        try {
+          fs.rmSync(dir, { recursive: true, force: true });
+        } catch {
+          /* left for the temporary directory's own cleanup */
+        }
+      });
+    }
   }
 }
 

@@ -82,7 +82,9 @@ export class TaskLauncher implements ProcessStarter {
   private proc: ChildProcess | undefined;
   private readonly tasks = new Map<number, { events: ProcessEvents; exited: boolean; closed: boolean }>();
   private nextId = 1;
-  private pending: Buffer = Buffer.alloc(0);
+  /** Bytes read from the launcher that do not make a whole frame yet, and their total length. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
   constructor(private readonly perl: string) {}
 
@@ -125,7 +127,8 @@ export class TaskLauncher implements ProcessStarter {
     if (this.proc) return this.proc;
     const proc = spawn(this.perl, [LAUNCHER_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.proc = proc;
-    this.pending = Buffer.alloc(0);
+    this.pending = [];
+    this.pendingBytes = 0;
     proc.stdout?.on('data', (chunk: Buffer) => this.onData(chunk));
     // An agent that stops or dies closes the pipe; a write racing that is of no consequence.
     proc.stdin?.on('error', () => undefined);
@@ -143,8 +146,18 @@ export class TaskLauncher implements ProcessStarter {
     for (const t of tasks) t.events.failed(why);
   }
 
+  /**
+   * Frames of a task printing fast are up to a MiB and arrive in pipe reads of 64 KiB: the
+   * reads are kept until a frame is whole and joined once (joining at every read copies the
+   * frame's start over and over).
+   */
   private onData(chunk: Buffer): void {
-    let buf = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    const first = this.pending[0] as Buffer;
+    if (first.length >= HEADER && this.pendingBytes < HEADER + first.readUInt32BE(5)) return;
+    if (first.length < HEADER && this.pendingBytes < HEADER) return;
+    let buf = this.pending.length === 1 ? first : Buffer.concat(this.pending, this.pendingBytes);
     while (buf.length >= HEADER) {
       const len = buf.readUInt32BE(5);
       if (buf.length < HEADER + len) break;
@@ -154,7 +167,8 @@ export class TaskLauncher implements ProcessStarter {
       buf = buf.subarray(HEADER + len);
       this.onFrame(kind, id, data);
     }
-    this.pending = buf;
+    this.pending = buf.length > 0 ? [buf] : [];
+    this.pendingBytes = buf.length;
   }
 
   private onFrame(kind: string, id: number, data: Buffer): void {

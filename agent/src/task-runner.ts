@@ -59,8 +59,11 @@ interface Task {
   settle: () => void;
 }
 
-/** Largest output frame; bigger bursts are split so one task cannot hog the connection. */
-const FRAME_BYTES = 256 * 1024;
+/**
+ * Largest output frame (what the launcher reads from a task's pipe at once); bigger bursts are
+ * split so one task cannot hog the connection for long.
+ */
+const FRAME_BYTES = 1024 * 1024;
 
 /** Download tasks write no output; the cap only has to exist. */
 const DOWNLOAD_LOG_CAP = 64 * 1024;
@@ -201,7 +204,7 @@ export class TaskRunner implements TaskRunnerPort {
     // Settled first, but awaiting code resumes only after this (synchronous) method spooled the result.
     task.settle();
     if (!this.isCurrent(task)) return;
-    this.append(task, task.cap.finish());
+    for (const part of task.cap.finish()) this.append(task, part);
     task.running = undefined;
     task.result = {
       key: task.key,

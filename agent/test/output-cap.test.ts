@@ -19,7 +19,7 @@ function capped(cap: number, input: Buffer, chunkSizes: number[]): { out: Buffer
     parts.push(oc.push(input.subarray(at, at + size)));
     at += size;
   }
-  parts.push(oc.finish());
+  parts.push(...oc.finish());
   return { out: Buffer.concat(parts), dropped: oc.dropped };
 }
 

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { OutputFingerprinter, fingerprintsOf } from '../src/outputs/output-fingerprint.js';
+import {
+  NORMALISED_HEAD_BYTES,
+  OutputFingerprinter,
+  fingerprintsOf,
+} from '../src/outputs/output-fingerprint.js';
 
 const host = { ip: '10.0.0.7', hostname: 'web-7' };
 const samples = [
@@ -32,4 +36,23 @@ test('outputs that differ only in what a normaliser hides share that fingerprint
   assert.equal(a.numbers, b.numbers);
   assert.notEqual(a[''], b['']);
   assert.notEqual(a.host, b.host);
+});
+
+test('past the normalised head, output is compared as it is, and streaming still equals the whole', () => {
+  const line = (n: number) => `line ${n} at 2026-11-30 01:02:03 on 10.0.0.7\n`;
+  const head = Buffer.from(Array.from({ length: 200_000 }, (_, i) => line(i)).join(''));
+  assert.ok(head.length > NORMALISED_HEAD_BYTES);
+  const a = Buffer.concat([head, Buffer.from('tail 1\n')]);
+  const b = Buffer.concat([head, Buffer.from('tail 2\n')]);
+  const c = Buffer.from(a);
+  c.write('9', 5); // inside the head: hidden by `numbers`
+  const [fa, fb, fc] = [a, b, c].map((o) => fingerprintsOf(o, host));
+  for (const size of [65536, 1_000_003]) {
+    const fp = new OutputFingerprinter(host);
+    for (let i = 0; i < a.length; i += size) fp.update(a.subarray(i, i + size));
+    assert.deepEqual(fp.finish(), fa, `cut every ${size} bytes`);
+  }
+  assert.notEqual(fa?.numbers, fb?.numbers);
+  assert.equal(fa?.numbers, fc?.numbers);
+  assert.notEqual(fa?.[''], fc?.['']);
 });

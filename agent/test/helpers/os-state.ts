@@ -36,6 +36,12 @@ export function scriptDirsOf(key: string): string[] {
   return fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(prefix));
 }
 
+/** scriptDirsOf once the turn that reported the task's result is over: the runner removes them right after. */
+export async function scriptDirsAfterReport(key: string): Promise<string[]> {
+  await new Promise((resolve) => setImmediate(resolve));
+  return scriptDirsOf(key);
+}
+
 export function tempStateDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-test-agent-state-'));
 }

@@ -7,7 +7,7 @@
  */
 import crypto from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import { AGENT_REGISTER_PATH } from '@jobfleet/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
@@ -142,8 +142,15 @@ async function rateLimited(req: FastifyRequest, check: Promise<void>): Promise<v
 }
 
 export function buildHttpApp(services: Services, endpoints: readonly Endpoint[]): FastifyInstance {
+  // A client polling a job every few milliseconds would log two lines per poll: calls of the
+  // BK-JOB API that only read are not logged one by one (an error they meet still is).
+  const reads = new Set(endpoints.filter((e) => e.kind === 'read').map((e) => e.name));
   const app = Fastify({
     loggerInstance: services.log,
+    logController: new LogController({
+      disableRequestLogging: (req) =>
+        API_ROUTES.has(req.routeOptions.url ?? '') && reads.has(String(objectParam(req.params, 'name'))),
+    }),
     bodyLimit: services.config.bodyLimitBytes,
     routerOptions: {
       ignoreTrailingSlash: true,

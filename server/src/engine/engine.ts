@@ -27,7 +27,7 @@ import type {
 import type { AgentEvents } from '../agent-link/agent-hub.js';
 import { agentAway } from '../cluster/cluster-store.js';
 import type { Services } from '../services.js';
-import type { JobInstance, NewJob, StepInstance } from '../store/execution-store.js';
+import type { JobInstance, NewJob, StepEnd, StepInstance, TaskWrite } from '../store/execution-store.js';
 import { CallbackQueue } from './callback-queue.js';
 import { callbackPayload } from './callback-payload.js';
 import { failureBudget } from './rolling-plan.js';
@@ -83,6 +83,7 @@ export class Engine implements AgentEvents {
       services.store.executions,
       (b) => this.afterCommit(b),
       (err) => services.log.error({ err }, 'task write batch failed; will retry'),
+      (writes) => this.endsWith(writes),
     );
     this.callbacks = new CallbackQueue(services);
     // Step kinds end a task that has not started when they find it cannot run.
@@ -309,9 +310,13 @@ export class Engine implements AgentEvents {
 
   /** Carries on with a job in flight from what the store says about it. */
   private async carryOn(jobInstanceId: number): Promise<void> {
-    const job = await this.store.getJob(jobInstanceId);
+    // Read together (one round trip on PostgreSQL, before the first dispatch): nothing else moves
+    // this job meanwhile, its operations wait for the job lock and none of its steps is active.
+    const [job, steps] = await Promise.all([
+      this.store.getJob(jobInstanceId),
+      this.store.getStepsOfJob(jobInstanceId),
+    ]);
     if (!job) return;
-    const steps = await this.store.getStepsOfJob(job.id);
     const current = steps.find((s) =>
       [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(
         s.status as 2,
@@ -705,13 +710,73 @@ export class Engine implements AgentEvents {
     }
     // The owners of relayed tasks recount those steps at once instead of at their next poll.
     if (relayedSteps.size > 0) this.services.cluster?.notifyIds('r', relayedSteps);
+    const ended = new Map(batch.ends.filter((e) => e.applied).map((e) => [e.stepInstanceId, e]));
+    // A step stored as ended is over here too, whatever its count says.
+    for (const end of ended.values()) {
+      const step = this.steps.get(end.stepInstanceId);
+      if (step) touched.add(step);
+    }
     for (const step of touched) {
-      if (step.inFlight === 0) {
-        this.withJobLock(step.jobInstanceId, () => this.batchDone(step)).catch((err: unknown) =>
+      const end = ended.get(step.stepInstanceId);
+      if (step.inFlight === 0 || end) {
+        this.withJobLock(step.jobInstanceId, () =>
+          end ? this.endedWithResults(step, end) : this.batchDone(step),
+        ).catch((err: unknown) =>
           this.services.log.error({ err, step: step.stepInstanceId }, 'finishing a batch failed'),
         );
       }
     }
+  }
+
+  /**
+   * The steps whose last results are in this batch and whose end ends their job: stored finished
+   * in the batch's transaction, so a client sees "finished" one synced commit after the last
+   * result arrived, not two. The decision is completeStep's, for a step with no batch left; the
+   * store applies it only while the job is running (a terminate first wins) and no later step is
+   * pending. In a cluster results arrive through other servers too, so ends keep their own commit.
+   */
+  private endsWith(writes: readonly TaskWrite[]): StepEnd[] {
+    if (this.services.cluster) return [];
+    const results = new Map<ActiveStep, string[]>();
+    for (const w of writes) {
+      if (w.status === undefined || !isHostFinished(w.status)) continue;
+      const step = this.steps.get(w.stepInstanceId);
+      if (step?.executeCount !== w.executeCount || !this.byHost.get(w.hostId)?.has(step)) continue;
+      const keys = results.get(step) ?? [];
+      keys.push(taskKey(w.stepInstanceId, w.executeCount, w.hostId));
+      results.set(step, keys);
+    }
+    const ends: StepEnd[] = [];
+    for (const [step, keys] of results) {
+      const moreBatches = step.batch > 0 && step.batch < step.lastBatch;
+      if (keys.length !== step.inFlight || step.stopping || step.waiting || moreBatches) continue;
+      if (!this.kindOf(step).endsWithResults?.(step)) continue;
+      const statuses = [...step.tasks.values()].map((t) => t.status);
+      if (!statuses.every(isHostFinished)) continue;
+      const hostsStatus = stepStatusOfHosts(statuses);
+      const status =
+        hostsStatus === RunStatus.FAIL && step.spec.ignoreError ? RunStatus.IGNORE_ERROR : hostsStatus;
+      const goesOn = status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR;
+      ends.push({
+        jobInstanceId: step.jobInstanceId,
+        stepInstanceId: step.stepInstanceId,
+        keys,
+        stepStatus: status,
+        jobStatus: goesOn ? RunStatus.SUCCESS : status,
+        endTime: Date.now(),
+        ...(goesOn ? { unlessPendingAfter: step.stepOrder } : {}),
+      });
+    }
+    return ends;
+  }
+
+  /** The step and its job were stored finished with the step's last results: what follows the end. */
+  private async endedWithResults(step: ActiveStep, end: StepEnd): Promise<void> {
+    if (this.steps.get(step.stepInstanceId) !== step) return;
+    this.deactivate(step);
+    await this.kindOf(step).release?.(step);
+    const job = await this.store.getJob(step.jobInstanceId);
+    if (job) await this.announceFinished(job, end.jobStatus as RunStatus, end.endTime);
   }
 
   /**

@@ -59,6 +59,11 @@ export interface StepKind {
   taskEnded?(step: StepRun, hostId: number, end: TaskEnd): Promise<number> | number;
   /** The step's tasks are all over (success or not); frees what the kind holds for it. */
   release?(step: StepRun): Promise<void>;
+  /**
+   * `release` stores nothing that must be visible before the step's end, so the end may be
+   * stored with the step's last results (one commit). Kinds without it end in a commit of their own.
+   */
+  endsWithResults?(step: StepRun): boolean;
   agentWelcomed?(hostId: number): void;
   agentLost?(hostId: number): void;
 }

@@ -4,12 +4,14 @@
  * so the batch size adapts to load: one write per commit when idle, thousands under a burst.
  * Callers learn after the commit which result changes were applied.
  */
-import type { ExecutionStore, TaskWrite } from '../store/execution-store.js';
+import type { ExecutionStore, StepEnd, TaskWrite } from '../store/execution-store.js';
 
 export interface CommittedBatch {
   writes: TaskWrite[];
   /** Keys whose status change was applied (the task was still unfinished). */
   applied: Set<string>;
+  /** Step (and job) ends stored with the batch's results, `applied` set by the commit. */
+  ends: StepEnd[];
 }
 
 function writeKey(w: Pick<TaskWrite, 'stepInstanceId' | 'executeCount' | 'hostId' | 'sessionEpoch'>): string {
@@ -27,6 +29,8 @@ export class TaskWriter {
     private readonly store: ExecutionStore,
     private readonly onCommitted: (batch: CommittedBatch) => void,
     private readonly onError: (err: unknown) => void,
+    /** Asked just before a commit: steps that end with this batch's results (see StepEnd). */
+    private readonly endsOf: (writes: readonly TaskWrite[]) => StepEnd[] = () => [],
   ) {}
 
   /**
@@ -83,8 +87,9 @@ export class TaskWriter {
     this.pending = new Map();
     this.flushing = (async () => {
       try {
-        const applied = await this.store.commitTaskWrites(writes);
-        this.onCommitted({ writes, applied });
+        const ends = this.endsOf(writes);
+        const applied = await this.store.commitTaskWrites(writes, ends);
+        this.onCommitted({ writes, applied, ends });
       } catch (err) {
         this.onError(err);
         this.requeue(writes);

@@ -8,6 +8,13 @@
  * unchanged (no digit, no host name), so a set shares one "unchanged text" hash until the first
  * block that it changes, and only then gets its own copy of that hash: a host printing 100 MiB
  * of text pays two hashes and a digit scan, not seven normalisations of every line.
+ *
+ * Normalisers apply to the first NORMALISED_HEAD_BYTES of an output only (more than the default
+ * log cap keeps, so whole at every usual size); the rest is hashed as it is, once, and each
+ * fingerprint of a longer output is the hash of its head's fingerprint and that tail hash. Hosts
+ * whose long outputs differ past the head only in what a normaliser hides land in different
+ * groups (never the reverse: equal fingerprints still mean equal normalised output), and a host
+ * printing 100 MiB costs one hash of its output, not a regular expression pass per set.
  */
 import crypto from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
@@ -17,6 +24,11 @@ import type { HostIdentity } from './output-normalisers.js';
 export type Fingerprints = Record<string, string>;
 
 const digest = (h: crypto.Hash) => h.digest('hex').slice(0, 32);
+/** Output past this many bytes is hashed as it is (see above). */
+export const NORMALISED_HEAD_BYTES = 8 * 1024 * 1024;
+/** A long output's fingerprint: of its head's, under one set, and of its tail's hash. */
+const joined = (head: string, tail: string | undefined) =>
+  tail === undefined ? head : digest(crypto.createHash('sha256').update(`${head}:${tail}`));
 const DIGIT = /\d/;
 
 interface SetState {
@@ -33,6 +45,8 @@ export class OutputFingerprinter {
   private readonly names: string[];
   private readonly decoder = new StringDecoder('utf8');
   private partial = '';
+  /** Hash of the bytes past the head; undefined while the output is no longer than the head. */
+  private tail: crypto.Hash | undefined;
   /** Bytes taken so far: output must arrive in order, from 0. */
   bytes = 0;
 
@@ -67,30 +81,50 @@ export class OutputFingerprinter {
   }
 
   update(data: Buffer): void {
+    const room = NORMALISED_HEAD_BYTES - this.bytes;
     this.bytes += data.length;
-    this.raw.update(data);
-    const text = this.partial + this.decoder.write(data);
+    if (this.tail) {
+      this.tail.update(data);
+      return;
+    }
+    const head = room >= data.length ? data : data.subarray(0, room);
+    this.raw.update(head);
+    const text = this.partial + this.decoder.write(head);
     const end = text.lastIndexOf('\n') + 1;
     this.partial = text.slice(end);
     this.take(text.slice(0, end));
+    if (head === data) return;
+    this.endHead();
+    this.tail = crypto.createHash('sha256').update(data.subarray(room));
+  }
+
+  private endHead(): void {
+    this.take(this.partial + this.decoder.end());
+    this.partial = '';
   }
 
   finish(): Fingerprints {
-    this.take(this.partial + this.decoder.end());
-    this.partial = '';
-    const out: Fingerprints = { '': digest(this.raw) };
-    for (const s of this.sets) out[s.key] = digest(s.hash ?? this.unchanged.copy());
+    if (!this.tail) this.endHead();
+    const tail = this.tail && digest(this.tail);
+    const out: Fingerprints = { '': joined(digest(this.raw), tail) };
+    for (const s of this.sets) out[s.key] = joined(digest(s.hash ?? this.unchanged.copy()), tail);
     return out;
   }
 }
 
 /** The same fingerprints from a whole stored output (when it did not stream through here). */
 export function fingerprintsOf(output: Buffer, host: HostIdentity): Fingerprints {
-  const out: Fingerprints = { '': digest(crypto.createHash('sha256').update(output)) };
-  const text = output.toString('utf8');
+  const head = output.subarray(0, NORMALISED_HEAD_BYTES);
+  const tail =
+    output.length > head.length
+      ? digest(crypto.createHash('sha256').update(output.subarray(head.length)))
+      : undefined;
+  const out: Fingerprints = { '': joined(digest(crypto.createHash('sha256').update(head)), tail) };
+  const text = head.toString('utf8');
   for (const set of NORMALISER_SETS) {
     if (set.length === 0) continue;
-    out[normaliserKey(set)] = digest(crypto.createHash('sha256').update(normaliseText(text, set, host)));
+    const normalised = crypto.createHash('sha256').update(normaliseText(text, set, host));
+    out[normaliserKey(set)] = joined(digest(normalised), tail);
   }
   return out;
 }

@@ -9,6 +9,8 @@ import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import type { SqliteStatement } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
+import { startCheckpointer } from './sqlite-checkpointer.js';
+import type { Checkpointer } from './sqlite-checkpointer.js';
 
 export interface EngineCapabilities {
   name: 'sqlite' | 'postgres';
@@ -86,10 +88,13 @@ pg.types.setTypeParser(1700, (v) => Number(v));
  * Kysely prepares every query anew; preparing is a large share of a small query's cost in
  * SQLite, so prepared statements are kept per SQL text (bounded, oldest dropped first).
  */
-function withStatementCache(sqlite: SQLite.Database, max = 512) {
+function withStatementCache(sqlite: SQLite.Database, checkpointer: Checkpointer | undefined, max = 512) {
   const cache = new Map<string, SqliteStatement>();
   return {
-    close: () => sqlite.close(),
+    close: async () => {
+      await checkpointer?.stop();
+      sqlite.close();
+    },
     prepare(sql: string): SqliteStatement {
       let stmt = cache.get(sql);
       if (!stmt) {
@@ -175,8 +180,11 @@ export function openEngine(opts: {
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  const checkpointer = file === ':memory:' ? undefined : startCheckpointer(sqlite, file);
   return {
-    db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) }),
+    db: new Kysely<Database>({
+      dialect: new SqliteDialect({ database: withStatementCache(sqlite, checkpointer) }),
+    }),
     caps: SQLITE,
     location: file,
   };

@@ -9,7 +9,8 @@ import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
 import { JobEventLog } from './job-event-log.js';
-import { alignOutput } from './output-alignment.js';
+import { decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
+import { alignOutput, joinChunks } from './output-alignment.js';
 import type { AlignedOutput } from './output-alignment.js';
 import type { PendingEvent } from './job-event-log.js';
 import type {
@@ -127,6 +128,26 @@ export interface JobListFilter {
 const UNFINISHED = [5, 7];
 const INSERT_CHUNK = 500;
 
+/**
+ * A step (and its job) that ends with the results of a task-write batch, stored in the same
+ * transaction: the last result and "finished" cost one synced commit, not two. It applies only
+ * when every result named in `keys` applied and the job is still running (and, with
+ * `unlessPendingAfter`, has no pending step after this one); otherwise nothing of it is written
+ * and the engine ends the step the ordinary way. The commit sets `applied`.
+ */
+export interface StepEnd {
+  jobInstanceId: number;
+  stepInstanceId: number;
+  /** Results (task keys `step:count:host`) in the batch the end depends on. */
+  keys: string[];
+  stepStatus: number;
+  jobStatus: number;
+  endTime: number;
+  /** The step's order: with it, the end applies only if no later step is pending (1). */
+  unlessPendingAfter?: number;
+  applied?: boolean;
+}
+
 type JobPatch = Partial<Pick<JobInstance, 'status' | 'start_time' | 'end_time'>>;
 type StepPatch = Partial<
   Pick<StepInstance, 'status' | 'start_time' | 'end_time' | 'execute_count' | 'current_batch'>
@@ -141,6 +162,37 @@ function countByStatus(statuses: Iterable<number>): Record<string, number> {
 
 function jobEvent(jobInstanceId: number, patch: JobPatch): PendingEvent {
   return { jobInstanceId, kind: 'job', data: { job_instance_id: jobInstanceId, ...patch } };
+}
+
+/** The updates of a StepEnd: the job's is conditional and decides; true when they applied. */
+async function endStepAndJob(tx: Transaction<Database>, end: StepEnd): Promise<boolean> {
+  let job = tx
+    .updateTable('job_instance')
+    .set({ status: end.jobStatus, end_time: end.endTime })
+    .where('id', '=', end.jobInstanceId)
+    .where('status', '=', 2);
+  const after = end.unlessPendingAfter;
+  if (after !== undefined) {
+    job = job.where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('step_instance')
+            .select('id')
+            .where('job_instance_id', '=', end.jobInstanceId)
+            .where('step_order', '>', after)
+            .where('status', '=', 1),
+        ),
+      ),
+    );
+  }
+  if ((await job.executeTakeFirst()).numUpdatedRows === 0n) return false;
+  // A running job's active step is running: the engine plans no end for a stopping or waiting one.
+  await tx
+    .updateTable('step_instance')
+    .set({ status: end.stepStatus, end_time: end.endTime })
+    .where('id', '=', end.stepInstanceId)
+    .execute();
+  return true;
 }
 
 /** A step patch as events: its status change, or its move to another rolling batch. */
@@ -567,7 +619,7 @@ export class ExecutionStore {
    * task is unfinished, so a result that arrives twice (an agent resending after a reconnect)
    * is recorded once. Returns the keys whose status change was applied.
    */
-  async commitTaskWrites(all: readonly TaskWrite[]): Promise<Set<string>> {
+  async commitTaskWrites(all: readonly TaskWrite[], ends: readonly StepEnd[] = []): Promise<Set<string>> {
     const applied = new Set<string>();
     if (all.length === 0) return applied;
     let writes = all;
@@ -578,6 +630,9 @@ export class ExecutionStore {
     // such a batch; the restarted server resumes from what the store holds and the agent
     // resends the rest.
     const relaxed = all.every((w) => w.status === undefined || UNFINISHED.includes(w.status));
+    // Outside the transaction: a large output is deflated on the thread pool (log-chunk-codec.ts).
+    // A cluster's writes are cut to the stored length inside it, and stored as they are.
+    const encoded = this.ownerId === undefined ? await encodeOutput(all) : undefined;
     await this.withEvents({ op: 'commit_task_writes', relaxed }, async (tx) => {
       for (const w of all) w.storedStatus = undefined;
       writes = await fenceBySession(tx, all);
@@ -591,12 +646,13 @@ export class ExecutionStore {
       const before = await this.statusesBefore(tx, writes);
       const events: PendingEvent[] = [];
       const chunks = writes.flatMap((w) =>
-        chunksOf(w).map((c) => ({
+        (encoded?.get(w) ?? storedAsIs(joinChunks(chunksOf(w)))).map((c) => ({
           step_instance_id: w.stepInstanceId,
           execute_count: w.executeCount,
           host_id: w.hostId,
           offset: c.offset,
           data: c.data,
+          encoding: c.encoding,
         })),
       );
       for (let i = 0; i < chunks.length; i += INSERT_CHUNK) {
@@ -666,6 +722,16 @@ export class ExecutionStore {
           },
         });
       }
+      for (const end of ends) {
+        end.applied = end.keys.every((k) => applied.has(k)) && (await endStepAndJob(tx, end));
+        if (!end.applied) continue;
+        const stepPatch = { status: end.stepStatus, end_time: end.endTime };
+        const jobPatch = { status: end.jobStatus, end_time: end.endTime };
+        events.push(
+          ...stepEvents(end.jobInstanceId, end.stepInstanceId, stepPatch),
+          jobEvent(end.jobInstanceId, jobPatch),
+        );
+      }
       return { result: undefined, events };
     });
     for (const [w, a] of aligned) {
@@ -730,13 +796,15 @@ export class ExecutionStore {
   async readLog(stepInstanceId: number, executeCount: number, hostId: number): Promise<Buffer> {
     const rows = await this.db
       .selectFrom('log_chunk')
-      .select(['offset', 'data'])
+      .select(['offset', 'data', 'encoding'])
       .where('step_instance_id', '=', stepInstanceId)
       .where('execute_count', '=', executeCount)
       .where('host_id', '=', hostId)
       .orderBy('offset')
       .execute();
-    return Buffer.concat(rows.map((r) => bufferOf(r.data)));
+    return Buffer.concat(
+      await decodeChunks(rows.map((r) => ({ data: bufferOf(r.data), encoding: r.encoding }))),
+    );
   }
 
   /**
@@ -762,13 +830,15 @@ export class ExecutionStore {
       .limit(1)
       .executeTakeFirst();
     const rows = await chunks
-      .select(['offset', 'data'])
+      .select(['offset', 'data', 'encoding'])
       .where('offset', '>=', first?.offset ?? 0)
       .where('offset', '<', offset + length)
       .orderBy('offset')
       .execute();
     const start = rows[0]?.offset ?? offset;
-    const all = Buffer.concat(rows.map((r) => bufferOf(r.data)));
+    const all = Buffer.concat(
+      await decodeChunks(rows.map((r) => ({ data: bufferOf(r.data), encoding: r.encoding }))),
+    );
     return all.subarray(Math.max(0, offset - start), Math.max(0, offset - start) + length);
   }
 

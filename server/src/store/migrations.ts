@@ -769,6 +769,15 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         await db.schema.alterTable('server_node').addColumn('drain_requested_at', 'bigint').execute();
       },
     },
+    '0022_log_chunk_encoding': {
+      async up(db: AnyDb) {
+        // How a chunk's bytes are stored (log-chunk-codec.ts); every chunk so far as sent.
+        await db.schema
+          .alterTable('log_chunk')
+          .addColumn('encoding', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
   };
 }
 

@@ -40,3 +40,43 @@ export function alignOutput(stored: number, chunks: readonly OutputChunk[]): Ali
   }
   return { chunks: out, logBytes: end, gap };
 }
+
+/** Largest log chunk row made by joining chunks (a reader of a range reads whole rows). */
+export const MAX_JOINED_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Contiguous chunks joined into rows of up to MAX_JOINED_CHUNK_BYTES: an agent sends output in
+ * frames of a MiB or less, and one row per frame costs a row's insert (and on SQLite its B-tree
+ * entry and page chain) for every frame instead of every few MiB.
+ */
+export function joinChunks(chunks: readonly OutputChunk[]): OutputChunk[] {
+  const out: OutputChunk[] = [];
+  let run: OutputChunk[] = [];
+  let runBytes = 0;
+  const close = () => {
+    const first = run[0];
+    if (!first) return;
+    out.push(
+      run.length === 1
+        ? first
+        : {
+            offset: first.offset,
+            data: Buffer.concat(
+              run.map((c) => c.data),
+              runBytes,
+            ),
+          },
+    );
+    run = [];
+    runBytes = 0;
+  };
+  for (const c of chunks) {
+    const first = run[0];
+    if (first && (first.offset + runBytes !== c.offset || runBytes + c.data.length > MAX_JOINED_CHUNK_BYTES))
+      close();
+    run.push(c);
+    runBytes += c.data.length;
+  }
+  close();
+  return out;
+}

@@ -176,6 +176,8 @@ export interface LogChunkTable {
   host_id: number;
   offset: number;
   data: Uint8Array;
+  /** 0: as the agent sent it, 1: deflated (log-chunk-codec.ts). */
+  encoding: number;
 }
 
 export interface CallbackTable {

@@ -105,7 +105,19 @@ export async function runScript(
   );
 }
 
-/** Polls get_job_instance_status (GET, query string) until the job is finished. */
+/** get_job_instance_status with host results (GET, query string). */
+export async function jobStatus(fleet: Fleet, jobInstanceId: number): Promise<JobStatus> {
+  const r = await get<JobStatus>(
+    fleet.server.url,
+    'get_job_instance_status',
+    { ...fleet.scope, job_instance_id: jobInstanceId, return_ip_result: true },
+    fleet.creds,
+  );
+  if (!r.result) throw new Error(r.message);
+  return r.data;
+}
+
+/** Polls get_job_instance_status until the job is finished. */
 export async function waitFinished(
   fleet: Fleet,
   jobInstanceId: number,
@@ -113,14 +125,8 @@ export async function waitFinished(
 ): Promise<JobStatus> {
   return eventually(
     async () => {
-      const r = await get<JobStatus>(
-        fleet.server.url,
-        'get_job_instance_status',
-        { ...fleet.scope, job_instance_id: jobInstanceId, return_ip_result: true },
-        fleet.creds,
-      );
-      if (!r.result) throw new Error(r.message);
-      return r.data.finished ? r.data : undefined;
+      const st = await jobStatus(fleet, jobInstanceId);
+      return st.finished ? st : undefined;
     },
     timeoutMs,
     `job ${jobInstanceId} to finish`,

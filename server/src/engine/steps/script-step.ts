@@ -141,6 +141,10 @@ export class ScriptStep implements StepKind {
     return end.status;
   }
 
+  endsWithResults(step: StepRun): boolean {
+    return !this.vars.has(step.stepInstanceId);
+  }
+
   /** Records the variables as the step left them, for the steps after it and for get_job_instance_global_var_value. */
   async release(step: StepRun): Promise<void> {
     this.logins.delete(step.stepInstanceId);

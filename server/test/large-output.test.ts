@@ -1,0 +1,114 @@
+/**
+ * A large output is stored byte for byte (in chunks of a MiB and more, deflated in the store)
+ * while the server and then the agent are killed with SIGKILL in the middle of it: what the
+ * server stored survives its crash, and what it had not stored yet the agent still holds and
+ * resends.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { eventually, get } from './helpers/api-client.js';
+import { engines } from './helpers/databases.js';
+import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import type { Fleet } from './helpers/fleet.js';
+import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
+
+const HALF = 750_000;
+const lines = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => `${from + i}\n`).join('');
+
+async function storedBytes(fleet: Fleet, jobId: number, stepId: number, hostId: number): Promise<number> {
+  const r = await get<{ log_total_bytes: number }>(
+    fleet.server.url,
+    'get_job_instance_ip_log',
+    {
+      ...fleet.scope,
+      job_instance_id: jobId,
+      step_instance_id: stepId,
+      bk_host_id: hostId,
+      log_offset: 0,
+      log_length: 1,
+    },
+    fleet.creds,
+  );
+  return r.result ? r.data.log_total_bytes : 0;
+}
+
+for (const engine of engines()) {
+  describe(`large output on ${engine}`, () => {
+    after(stopAll);
+
+    test('10 MiB of output is stored byte-exact across SIGKILL of the server, then of the agent', async () => {
+      const fleet = await startFleet(engine, 1, {
+        env: RESTART_HEARTBEAT_ENV,
+        args: ['--log-cap-bytes', String(64 * 1024 * 1024)],
+      });
+      const hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
+      const first = lines(1, HALF);
+      const all = first + lines(HALF + 1, 2 * HALF);
+      assert.ok(all.length > 10 * 1024 * 1024);
+      const script = `seq 1 ${HALF}\nsleep 4\nseq ${HALF + 1} ${2 * HALF}\nsleep 30\n`;
+      const r = await runScript(fleet, {
+        script_content: b64(script),
+        target_server: { host_id_list: [hostId] },
+      });
+      assert.equal(r.result, true, r.message);
+      const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
+
+      await eventually(
+        async () => ((await storedBytes(fleet, jobId, stepId, hostId)) >= first.length ? true : undefined),
+        60_000,
+        'the first half stored',
+      );
+      await fleet.server.kill('SIGKILL');
+      fleet.server = await fleet.server.restart();
+      const agent = fleet.agents[0];
+      assert.ok(agent);
+      await agent.waitReady(2, 30_000);
+
+      // Some of the second half stored, then the agent dies before the script ends: the agent's
+      // restart kills the script, so the log ends where the agent stopped reading, but it holds
+      // every byte read before that once and in order, whatever the server had acknowledged.
+      const atKill = await eventually(
+        async () => {
+          const n = await storedBytes(fleet, jobId, stepId, hostId);
+          return n > first.length ? n : undefined;
+        },
+        60_000,
+        'the second half started',
+      );
+      await agent.kill('SIGKILL');
+      fleet.agents[0] = await agent.restart();
+
+      const st = await waitFinished(fleet, jobId, 60_000);
+      assert.equal(st.finished, true);
+      const log = (await hostLog(fleet, jobId, stepId, hostId)) ?? '';
+      assert.ok(log.length >= atKill, `${log.length} bytes stored, ${atKill} before the agent died`);
+      assert.ok(all.startsWith(log), 'the stored log is the output, byte for byte');
+      assert.equal(await storedBytes(fleet, jobId, stepId, hostId), log.length);
+    });
+
+    test('a large log with quotes, backslashes, control characters and non-ASCII text reads back exactly', async () => {
+      const fleet = await startFleet(engine, 1);
+      const hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
+      const line = (i: number) => `line ${i} "q" \\ back\ttab \u001b[31mred\u001b[0m ü ✓ 😀\n`;
+      const expected = Array.from({ length: 30_000 }, (_, i) => line(i + 1)).join('');
+      assert.ok(Buffer.byteLength(expected) > 1024 * 1024);
+      const printf = `printf 'line %d "q" \\\\ back\\ttab \\033[31mred\\033[0m ü ✓ 😀\\n' "$i"`;
+      for (const [script, want] of [
+        [`for i in $(seq 1 30000); do ${printf}; done`, expected],
+        // Not UTF-8: the bad byte reads back as U+FFFD, as for any log.
+        [`for i in $(seq 1 30000); do ${printf}; done; printf 'bad \\377\\n'`, `${expected}bad \ufffd\n`],
+      ] as const) {
+        const r = await runScript(fleet, {
+          script_content: b64(script),
+          target_server: { host_id_list: [hostId] },
+        });
+        assert.equal(r.result, true, r.message);
+        await waitFinished(fleet, r.data.job_instance_id, 60_000);
+        const log = await hostLog(fleet, r.data.job_instance_id, r.data.step_instance_id, hostId);
+        assert.equal(log?.length, want.length);
+        assert.ok(log === want, 'the log reads back exactly');
+      }
+    });
+  });
+}
