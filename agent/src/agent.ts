@@ -76,6 +76,8 @@ export class Agent extends EventEmitter {
   private binaryOutput = false;
   /** Set while the server takes `task.report` messages: holds the first reports of each task. */
   private hold: ReportHold | undefined;
+  /** The server counts our pings as heartbeats: no `heartbeat` message needed. */
+  private pingHeartbeat = false;
   readonly runner: TaskRunnerPort;
   readonly servers: ServerList;
 
@@ -293,6 +295,7 @@ export class Agent extends EventEmitter {
             finished: (m) => this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...m }),
             report: (m) => this.send({ v: PROTOCOL_VERSION, type: 'task.report', ...m }),
           });
+        this.pingHeartbeat = msg.pingHeartbeat === true;
         this.attempt = 0;
         this.setState('ready');
         this.startHeartbeat(msg.heartbeatIntervalMs);
@@ -320,13 +323,15 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * Heartbeats tell the server we are alive; unanswered pings tell us the server is gone.
-   * Several pings may go unanswered before the agent gives up on the connection: a busy
-   * server (or a busy agent) answers late, and dropping a healthy connection costs more
-   * than waiting, since the server fails a host only after its own, longer window.
-   * A server that sent a message since the last tick (a task, an acknowledgement) has shown
-   * it is alive: no ping then, which saves a ping and a pong per agent and interval on a
-   * fleet that is busy with tasks.
+   * Heartbeats tell the server we are alive (the ping itself, for a server that says
+   * `pingHeartbeat`); unanswered pings tell us the server is gone. Several pings may go
+   * unanswered before the agent gives up on the connection: a busy server (or a busy agent)
+   * answers late, and dropping a healthy connection costs more than waiting, since the server
+   * fails a host only after its own, longer window.
+   * A server that sent a message since the last tick (a task, an acknowledgement) has shown it
+   * is alive; to a server that takes heartbeat messages no ping is sent then, which saves a
+   * ping and a pong per agent and interval on a fleet that is busy with tasks. To a
+   * `pingHeartbeat` server the ping is the heartbeat, so it always goes.
    */
   private startHeartbeat(intervalMs: number): void {
     clearInterval(this.heartbeat);
@@ -334,17 +339,18 @@ export class Agent extends EventEmitter {
     this.heartbeat = setInterval(() => {
       const ws = this.ws;
       if (!ws || ws.readyState !== WebSocket.OPEN) return;
-      if (this.heard) this.heard = false;
-      else {
-        if (this.unansweredPings >= MAX_UNANSWERED_PINGS) {
-          this.log('warn', 'server stopped answering; reconnecting');
-          ws.terminate();
-          return;
-        }
+      const heard = this.heard;
+      this.heard = false;
+      if (!heard && this.unansweredPings >= MAX_UNANSWERED_PINGS) {
+        this.log('warn', 'server stopped answering; reconnecting');
+        ws.terminate();
+        return;
+      }
+      if (!heard || this.pingHeartbeat) {
         this.unansweredPings++;
         ws.ping();
       }
-      this.send({ v: PROTOCOL_VERSION, type: 'heartbeat' });
+      if (!this.pingHeartbeat) this.send({ v: PROTOCOL_VERSION, type: 'heartbeat' });
     }, intervalMs);
   }
 

@@ -142,6 +142,11 @@ export const Welcome = z.object({
   binaryOutput: z.boolean().optional(),
   /** The server takes `task.report` messages; absent from older servers. */
   combinedReports: z.boolean().optional(),
+  /**
+   * The server counts the agent's WebSocket pings as heartbeats, so the agent sends no
+   * `heartbeat` message; absent from older servers, which need the message.
+   */
+  pingHeartbeat: z.boolean().optional(),
 });
 
 /**

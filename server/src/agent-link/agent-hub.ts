@@ -223,6 +223,8 @@ export class AgentHub {
     ws.on('message', (data: Buffer, isBinary: boolean) =>
       isBinary ? this.onOutputFrame(conn, data) : void this.onMessage(conn, data),
     );
+    // ws answers the ping itself; the ping is the agent's heartbeat (see the welcome's pingHeartbeat).
+    ws.on('ping', () => this.onBeat(conn));
     ws.on('close', () => this.onClose(conn));
     ws.on('error', (err) => this.services.log.warn({ err, hostId }, 'agent socket error'));
   }
@@ -284,7 +286,7 @@ export class AgentHub {
         await this.onHello(conn, msg.host, msg.agentVersion, msg.held);
         return;
       case 'heartbeat':
-        this.pendingBeats.set(conn.hostId, { at: conn.lastSeen });
+        this.onBeat(conn);
         return;
       case 'task.started':
         this.services.metrics.taskStarted(msg.key);
@@ -326,6 +328,15 @@ export class AgentHub {
         data: Buffer.from(output.data, 'base64'),
       });
     this.events.taskFinished(hostId, { v: msg.v, type: 'task.finished', key, ...result });
+  }
+
+  /**
+   * A heartbeat: a `heartbeat` message from agents of older versions, a WebSocket ping from the
+   * others. Idle agents thus cost the server no JSON parse or message check at all.
+   */
+  private onBeat(conn: Connection): void {
+    conn.lastSeen = Date.now();
+    if (conn.ready && !this.isReplaced(conn)) this.pendingBeats.set(conn.hostId, { at: conn.lastSeen });
   }
 
   /**
@@ -379,9 +390,13 @@ export class AgentHub {
           forget: resume.forget,
           binaryOutput: true,
           combinedReports: true,
+          pingHeartbeat: true,
         } satisfies ServerMessage),
       );
       this.pendingBeats.set(conn.hostId, { at: Date.now(), version });
+      // The hellos read in this turn of the event loop share one write (SQLite writes block
+      // the thread, so each would otherwise find no write in flight and go alone).
+      await new Promise((resolve) => setImmediate(resolve));
       await this.flushHeartbeats();
       this.services.log.info({ hostId: conn.hostId, ip: facts.ip, held: held.length }, 'agent connected');
       this.events.agentWelcomed(conn.hostId);

@@ -10,6 +10,7 @@ import { hashSecret, verifySecret } from '../api/auth.js';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
+import { attribute } from '../audit/write-audit.js';
 import type { Services } from '../services.js';
 import type { Host } from '../store/inventory-store.js';
 import { bootstrapTokenValid } from './bootstrap-token.js';
@@ -39,16 +40,30 @@ export function registerAgentRoutes(app: FastifyInstance, services: Services): v
     }
     const agentId = crypto.randomUUID();
     const secret = crypto.randomBytes(24).toString('base64url');
-    const row = await registrations.register({
-      cloudId: host.cloudId,
-      ip: host.ip,
-      ipv6: host.ipv6,
-      hostname: host.hostname,
-      osType: host.osType,
-      agentId,
-      agentTokenHash: hashSecret(secret),
-      bizId: bizId ?? null,
-    });
+    const row = await registrations.register(
+      {
+        cloudId: host.cloudId,
+        ip: host.ip,
+        ipv6: host.ipv6,
+        hostname: host.hostname,
+        osType: host.osType,
+        agentId,
+        agentTokenHash: hashSecret(secret),
+        bizId: bizId ?? null,
+      },
+      // The entry write-audit would make, stored in the registration's own commit.
+      (stored) => ({
+        at: Date.now(),
+        actorKind: 'agent',
+        action: 'agent register',
+        target: `host:${stored.id}`,
+        outcome: 'ok',
+        code: 0,
+        sourceIp: req.ip,
+        detail: { request_id: req.id },
+      }),
+    );
+    attribute(req, { skip: true });
     req.log.info({ hostId: row.id, ip: host.ip, cloudId: host.cloudId, agentId }, 'agent registered');
     const data: RegisterResponse = { agentId, token: `${agentId}.${secret}`, hostId: row.id };
     return reply.send(successEnvelope(data, req.id));

@@ -18,7 +18,10 @@ export interface Attribution {
   username?: string | undefined;
   scopeType?: string;
   scopeId?: string;
-  /** A repeated refusal not worth an entry (a rate-limited flood is recorded once per window). */
+  /**
+   * No entry here: a repeated refusal not worth one (a rate-limited flood is recorded once per
+   * window), or a call whose route stored its entry itself (agent registration, in its commit).
+   */
   skip?: boolean;
 }
 

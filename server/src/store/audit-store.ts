@@ -44,26 +44,7 @@ export class AuditStore {
 
   /** Several entries in one statement (one commit), each with the time it happened. */
   async recordMany(entries: readonly (AuditRecord & { at: number })[]): Promise<void> {
-    if (entries.length === 0) return;
-    await this.db
-      .insertInto('audit_log')
-      .values(
-        entries.map((r) => ({
-          at: r.at,
-          actor_kind: r.actorKind,
-          app_code: r.appCode ?? '',
-          username: r.username ?? '',
-          scope_type: r.scopeType ?? '',
-          scope_id: r.scopeId ?? '',
-          action: r.action,
-          target: r.target ?? '',
-          outcome: r.outcome,
-          code: r.code ?? 0,
-          source_ip: r.sourceIp ?? '',
-          detail: JSON.stringify(r.detail ?? {}),
-        })),
-      )
-      .execute();
+    await insertAuditEntries(this.db, entries);
   }
 
   /** Newest first. */
@@ -101,4 +82,34 @@ export class AuditStore {
       .limit(limit)
       .execute();
   }
+}
+
+/**
+ * Inserts audit entries with `db`, which may be a transaction: a write that records its own
+ * entries (agent registration) stores them in its commit.
+ */
+export async function insertAuditEntries(
+  db: Kysely<Database>,
+  entries: readonly (AuditRecord & { at: number })[],
+): Promise<void> {
+  if (entries.length === 0) return;
+  await db
+    .insertInto('audit_log')
+    .values(
+      entries.map((r) => ({
+        at: r.at,
+        actor_kind: r.actorKind,
+        app_code: r.appCode ?? '',
+        username: r.username ?? '',
+        scope_type: r.scopeType ?? '',
+        scope_id: r.scopeId ?? '',
+        action: r.action,
+        target: r.target ?? '',
+        outcome: r.outcome,
+        code: r.code ?? 0,
+        source_ip: r.sourceIp ?? '',
+        detail: JSON.stringify(r.detail ?? {}),
+      })),
+    )
+    .execute();
 }

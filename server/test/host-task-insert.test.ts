@@ -1,0 +1,86 @@
+/**
+ * A job's host tasks are inserted in chunks, full ones through a statement compiled once per
+ * engine: a step of several full chunks and a remainder stores every host once, with the
+ * fields it was given (nulls included), on every engine.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { Store } from '../src/store/store.js';
+import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
+import { tempDir } from './helpers/processes.js';
+
+after(async () => {
+  await dropFreshDatabases();
+});
+
+for (const engine of engines()) {
+  describe(`host task insert on ${engine}`, () => {
+    it('stores every host of a 1,234-host step, twice over, with its own fields', async () => {
+      const store = await Store.open({ databaseUrl: await freshDatabase(engine), dataDir: tempDir('store') });
+      try {
+        const hosts = await store.inventory.registerAgentHosts(
+          Array.from({ length: 1234 }, (_, i) => ({
+            cloudId: i % 3,
+            ip: `10.8.${i >> 8}.${i & 255}`,
+            ipv6: i % 2 ? `fd00::${i}` : '',
+            hostname: `h${i}`,
+            osType: 'linux',
+            agentId: `agent-${i}`,
+            agentTokenHash: 'x',
+            bizId: null,
+          })),
+        );
+        for (const round of [0, 1]) {
+          const { stepInstanceIds } = await store.executions.createJobInstance(
+            {
+              scopeType: 'biz',
+              scopeId: '1',
+              name: `job ${round}`,
+              type: 3,
+              launchMode: 2,
+              operator: 'tester',
+              appCode: 'app',
+              callbackUrl: null,
+              clientRequestId: null,
+              steps: [
+                {
+                  name: 'step',
+                  type: 1,
+                  spec: { kind: 'script' },
+                  hosts: hosts.map((h, i) => ({
+                    hostId: h.id,
+                    cloudId: Number(h.cloud_id),
+                    ip: h.ip,
+                    ipv6: h.ipv6,
+                    agentId: i % 5 === 0 ? null : h.agent_id,
+                    status: i % 7 === 0 ? 2 : 5,
+                    batch: i % 4,
+                  })),
+                },
+              ],
+            },
+            true,
+          );
+          const tasks = await store.executions.listHostTasks(stepInstanceIds[0]!, 0);
+          assert.equal(tasks.length, hosts.length);
+          const byHost = new Map(tasks.map((t) => [t.host_id, t]));
+          for (const [i, h] of hosts.entries()) {
+            const t = byHost.get(h.id);
+            assert.ok(t, `task of host ${h.id}`);
+            assert.equal(t.ip, h.ip);
+            assert.equal(t.ipv6, h.ipv6);
+            assert.equal(Number(t.cloud_id), Number(h.cloud_id));
+            assert.equal(t.agent_id, i % 5 === 0 ? null : h.agent_id);
+            assert.equal(t.status, i % 7 === 0 ? 2 : 5);
+            assert.equal(t.batch, i % 4);
+            assert.equal(t.exit_code, null);
+            assert.equal(t.start_time, null);
+            assert.equal(t.log_bytes, 0);
+          }
+        }
+      } finally {
+        await store.close();
+      }
+    });
+  });
+}
