@@ -30,6 +30,7 @@ import type { LoadResult } from './load-generator.js';
 import { createDatabase, dropDatabase, reachable } from './postgres-database.js';
 import {
   REPO_ROOT,
+  childFdLimit,
   newSecrets,
   rssBytes,
   startAgentProcess,
@@ -285,8 +286,15 @@ class Bench {
   async scalePass(store: Store): Promise<void> {
     const only = this.only;
     const sqlite = store === 'sqlite';
-    const hosts = this.plan.scaleHosts;
-    this.log(`— ${store}: a server for ${hosts} noop agents`);
+    // Each agent holds a descriptor of the server's; a fifth of the limit stays for its files,
+    // agents between connect and ready, and sockets still closing.
+    const fdLimit = childFdLimit();
+    const hosts = Math.min(this.plan.scaleHosts, Math.floor(fdLimit * 0.8));
+    const capped =
+      hosts < this.plan.scaleHosts
+        ? `; ${this.plan.scaleHosts} asked, ${hosts} fit under the open-file limit of ${fdLimit} a process gets on this machine`
+        : '';
+    this.log(`— ${store}: a server for ${hosts} noop agents${capped}`);
     const s = await this.startStoreServer(store, ['--heartbeat-timeout-ms', String(HEARTBEAT_WINDOW_MS)]);
     const noop = { executor: 'noop' as const };
     try {
@@ -316,10 +324,10 @@ class Bench {
             min: null,
             max: null,
             ...noop,
-            note: `${hosts} simulated agents from first start to all ready: registration and WebSocket handshake, 64 at a time, from ${shardsFor(hosts, 'noop')} simulator processes over 127.0.0.2–${2 + Math.floor((hosts - 1) / 10_000)} (28k ephemeral ports per address pair)`,
+            note: `${hosts} simulated agents from first start to all ready: registration and WebSocket handshake, 64 at a time, from ${shardsFor(hosts, 'noop')} simulator processes over 127.0.0.2–${2 + Math.floor((hosts - 1) / 10_000)} (28k ephemeral ports per address pair)${capped}`,
           });
-        if (sqlite && only.has('P4.server')) await this.serverMemory(s.server.pid, hosts, idle);
-        if (only.has('P2.scale')) await this.scaleAccept(store, s.api, fleet.hostIds);
+        if (sqlite && only.has('P4.server')) await this.serverMemory(s.server.pid, hosts, idle, capped);
+        if (only.has('P2.scale')) await this.scaleAccept(store, s.api, fleet.hostIds, capped);
       } finally {
         await fleet.stop();
       }
@@ -329,7 +337,7 @@ class Bench {
   }
 
   /** P2.scale: fast_execute_script on every host of the scale fleet; each job runs to the end before the next. */
-  async scaleAccept(store: Store, api: BkApi, hostIds: number[]): Promise<void> {
+  async scaleAccept(store: Store, api: BkApi, hostIds: number[], capped: string): Promise<void> {
     const base = {
       id: 'P2.scale',
       params: { hosts: hostIds.length, store },
@@ -356,7 +364,7 @@ class Bench {
             ratio: null,
             min: sum.min,
             max: sum.max,
-            note: `time for fast_execute_script on ${hostIds.length} hosts to answer (noop agents; each job finished before the next); absolute target; ${accepts.length} run(s)`,
+            note: `time for fast_execute_script on ${hostIds.length} hosts to answer (noop agents; each job finished before the next); absolute target; ${accepts.length} run(s)${capped}`,
           },
           'value',
           'atMost',
@@ -445,7 +453,7 @@ class Bench {
     }
   }
 
-  async serverMemory(pid: number, agents: number, idle: number[]): Promise<void> {
+  async serverMemory(pid: number, agents: number, idle: number[], capped: string): Promise<void> {
     const base = {
       id: 'P4.server',
       params: { agents, store: 'sqlite' },
@@ -466,7 +474,7 @@ class Bench {
             ratio: sum.median / baseline,
             min: sum.min,
             max: sum.max,
-            note: `server VmRSS with ${agents} idle connected agents, read 1 s apart; baseline: the same server before any agent connected`,
+            note: `server VmRSS with ${agents} idle connected agents, read 1 s apart; baseline: the same server before any agent connected${capped}`,
           },
           'value',
           'atMost',

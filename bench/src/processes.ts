@@ -4,7 +4,7 @@
  * WebSockets need more descriptors than the usual default, on both ends. Every process
  * started here is tracked so that `stopAll()` can end it, whatever happened before.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -23,6 +23,19 @@ const SIMULATOR = path.join(here, 'fleet-simulator.js');
 export const FD_LIMIT = 200_000;
 
 const live = new Set<ChildProcess>();
+
+/**
+ * The open-file limit the server and simulators get: FD_LIMIT, or the hard limit where it cannot
+ * be raised (a container without CAP_SYS_RESOURCE keeps root at its hard limit too).
+ */
+export function childFdLimit(): number {
+  const out = execFileSync('sh', [
+    '-c',
+    `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; ulimit -n`,
+  ]);
+  const n = Number(out.toString().trim());
+  return Number.isFinite(n) ? n : FD_LIMIT;
+}
 
 export interface Secrets {
   appCode: string;
