@@ -74,6 +74,9 @@ for (const engine of engines()) {
             assert.equal(t.status, i % 7 === 0 ? 2 : 5);
             assert.equal(t.batch, i % 4);
             assert.equal(t.exit_code, null);
+            assert.equal(t.error_code, 0);
+            assert.equal(t.tag, '');
+            assert.equal(Number(t.dropped_bytes), 0);
             assert.equal(t.start_time, null);
             assert.equal(t.log_bytes, 0);
           }
