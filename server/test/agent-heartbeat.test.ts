@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { AGENT_LINK_PATH, AGENT_REGISTER_PATH, PROTOCOL_VERSION } from '@jobfleet/protocol';
-import { admin, eventually, post } from './helpers/api-client.js';
+import { admin, agentStatus as agentStatusOf, eventually } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { startServer, stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
@@ -77,17 +77,7 @@ for (const engine of engines()) {
   describe(`agent heartbeats and registration bursts on ${engine}`, () => {
     let server: ServerProcess;
 
-    const agentStatus = async (hostId: number): Promise<number | undefined> => {
-      const env = await post<{ agent_info_list: { bk_host_id: number; status: number }[] }>(
-        server.url,
-        'query_agent_info',
-        { bk_scope_type: 'biz', bk_scope_id: '1', host_id_list: [hostId] },
-        { appCode: server.appCode, appSecret: server.appSecret },
-        { form: 'system' },
-      );
-      assert.equal(env.result, true, env.message);
-      return env.data.agent_info_list.find((a) => a.bk_host_id === hostId)?.status;
-    };
+    const agentStatus = (hostId: number) => agentStatusOf(server, '1', hostId);
 
     /** Keeps `ws` beating (pings or messages) for longer than the server's 3 s window. */
     const beatThroughWindow = async (hostId: number, beat: () => void): Promise<void> => {

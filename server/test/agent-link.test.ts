@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { admin, eventually, post } from './helpers/api-client.js';
+import { admin, agentStatus as agentStatusOf, eventually } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { startAgent, startServer, stopAll } from './helpers/processes.js';
 import type { AgentProcess, ServerProcess } from './helpers/processes.js';
@@ -43,17 +43,7 @@ for (const engine of engines()) {
     const hosts = async () =>
       ((await admin(server.url, server.adminToken, 'GET', '/hosts')).data as { hosts: HostView[] }).hosts;
     const hostByIp = async (ip: string) => (await hosts()).find((h) => h.ip === ip);
-    const agentStatus = async (hostId: number): Promise<number | undefined> => {
-      const env = await post<{ agent_info_list: { bk_host_id: number; status: number }[] }>(
-        server.url,
-        'query_agent_info',
-        { bk_scope_type: 'biz', bk_scope_id: '2', host_id_list: [hostId] },
-        { appCode: server.appCode, appSecret: server.appSecret },
-        { form: 'system' },
-      );
-      assert.equal(env.result, true, env.message);
-      return env.data.agent_info_list.find((a) => a.bk_host_id === hostId)?.status;
-    };
+    const agentStatus = (hostId: number) => agentStatusOf(server, '2', hostId);
     const statusBecomes = (hostId: number, status: number, timeoutMs = 15_000) =>
       eventually(
         async () => ((await agentStatus(hostId)) === status ? true : undefined),

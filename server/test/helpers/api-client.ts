@@ -54,6 +54,23 @@ export async function post<T = unknown>(
   return (await res.json()) as Envelope<T>;
 }
 
+/** A host's agent status (query_agent_info: 1 normal, 0 abnormal), undefined when not listed. */
+export async function agentStatus(
+  server: { url: string } & ApiCreds,
+  scopeId: string,
+  hostId: number,
+): Promise<number | undefined> {
+  const env = await post<{ agent_info_list: { bk_host_id: number; status: number }[] }>(
+    server.url,
+    'query_agent_info',
+    { bk_scope_type: 'biz', bk_scope_id: scopeId, host_id_list: [hostId] },
+    server,
+    { form: 'system' },
+  );
+  if (!env.result) throw new Error(`query_agent_info: ${env.message}`);
+  return env.data.agent_info_list.find((a) => a.bk_host_id === hostId)?.status;
+}
+
 /** GET with every parameter in the query string, credentials included, as ESB clients send them. */
 export async function get<T = unknown>(
   base: string,
