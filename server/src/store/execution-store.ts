@@ -1160,11 +1160,11 @@ async function bumpHostsVersions(
 }
 
 /**
- * The full-chunk insert of host tasks per engine, compiled once: building and compiling 500 rows
- * of values (8,000 parameters) cost more than the store took to run them, 100 times for a
- * 50,000-host step.
+ * SQLite's full-chunk insert of host tasks, compiled once: building and compiling 500 rows of
+ * values (8,000 parameters) cost more than the store took to run them, 100 times for a
+ * 50,000-host step. (PostgreSQL inserts from arrays instead: insertHostTaskArrays.)
  */
-const hostTaskInserts = new Map<string, string>();
+let fullChunkInsert: string | undefined;
 
 function hostTaskRow(stepInstanceId: number, executeCount: number, h: NewHostTask) {
   return {
@@ -1194,8 +1194,7 @@ async function insertHostTasks(
   hosts: readonly NewHostTask[],
   engine: EngineCapabilities['name'],
 ): Promise<void> {
-  if (engine === 'postgres' && hosts.length > 0)
-    return insertHostTaskArrays(tx, stepInstanceId, executeCount, hosts);
+  if (engine === 'postgres') return insertHostTaskArrays(tx, stepInstanceId, executeCount, hosts);
   for (let i = 0; i < hosts.length; i += INSERT_CHUNK) {
     const rows = hosts.slice(i, i + INSERT_CHUNK).map((h) => hostTaskRow(stepInstanceId, executeCount, h));
     if (rows.length < INSERT_CHUNK) {
@@ -1203,19 +1202,15 @@ async function insertHostTasks(
       continue;
     }
     const columns = Object.keys(rows[0]!) as (keyof (typeof rows)[0])[];
-    // Keyed by the engine's text of a one-row insert (placeholders differ between engines).
-    const key = tx.insertInto('host_task').values(rows[0]!).compile().sql;
-    let text = hostTaskInserts.get(key);
-    if (text === undefined) {
+    if (fullChunkInsert === undefined) {
       const compiled = tx.insertInto('host_task').values(rows).compile();
       if (compiled.parameters.length !== rows.length * columns.length)
         throw new Error('host_task insert: a value was not bound as a parameter');
-      text = compiled.sql;
-      hostTaskInserts.set(key, text);
+      fullChunkInsert = compiled.sql;
     }
     const params: unknown[] = [];
     for (const row of rows) for (const c of columns) params.push(row[c]);
-    await tx.executeQuery(CompiledQuery.raw(text, params));
+    await tx.executeQuery(CompiledQuery.raw(fullChunkInsert, params));
   }
 }
 
