@@ -21,6 +21,7 @@ import { bigOutput } from './big-output.js';
 import { consolePaint } from './console-paint.js';
 import { cpuSince, cpuSplit, describeCpu, taskResultCounts } from './cpu-split.js';
 import { clusterFigures } from './cluster-pass.js';
+import { startCluster } from './server-cluster.js';
 import { fanOut } from './fan-out.js';
 import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
 import { cpBaseline, transferOnce, writeSourceFile } from './file-fan-out.js';
@@ -234,9 +235,15 @@ class Bench {
     };
   }
 
-  async startFleet(server: ServerHandle, agents: number, executor: 'process' | 'noop'): Promise<FleetHandle> {
+  async startFleet(
+    server: ServerHandle | ServerHandle[],
+    agents: number,
+    executor: 'process' | 'noop',
+  ): Promise<FleetHandle> {
+    const servers = Array.isArray(server) ? server.length : 1;
+    const shards = executor === 'noop' ? scaleShards(agents, servers) : SIMULATOR_SHARDS;
     this.log(
-      `starting ${agents} simulated agents (${executor} executor, ${shardsFor(agents, executor)} simulator processes)…`,
+      `starting ${agents} simulated agents (${executor} executor, ${shards} simulator processes, ${servers} server(s))…`,
     );
     let last = 0;
     const fleet = await startFleet({
@@ -244,7 +251,7 @@ class Bench {
       agents,
       executor,
       // Real scripts are forks of the simulator hosting their agent; see startFleet.
-      shards: shardsFor(agents, executor),
+      shards,
       tmpRoot: this.tmp,
       onProgress: (ready, total) => {
         if (ready - last >= 2000) {
@@ -275,46 +282,47 @@ class Bench {
     const hosts = Math.max(...this.plan.fanOutHosts);
     if (fleetFigures || (sqlite && only.has('P4.agent'))) await this.fleetPass(store, hosts, fleetFigures);
     if (sqlite && only.has('P1.noop') && (this.plan.noopFanOut || !only.all)) await this.noopFanOut(hosts);
-    if (only.has('P2.scale') || (sqlite && only.has('P4.server', 'P4.ready'))) await this.scalePass(store);
+    if (only.has('P2.scale', 'P4.server', 'P4.ready')) await this.scalePass(store);
   }
 
   /**
    * BK-JOB's limit: a fleet of `scaleHosts` noop agents (the control plane is what these
-   * figures measure), how long it takes to be ready, the server's memory with all of them idle
-   * (SQLite), and fast_execute_script's answer time on all of them.
+   * figures measure), how long it takes to be ready, the servers' memory with all of them idle,
+   * and fast_execute_script's answer time on all of them. Each agent holds a descriptor of its
+   * server's; where the fleet does not fit one server's open-file limit, PostgreSQL runs it on
+   * a cluster of as many servers as it needs (SQLite, one server by nature, on what fits one).
    */
   async scalePass(store: Store): Promise<void> {
     const only = this.only;
-    const sqlite = store === 'sqlite';
-    // Each agent holds a descriptor of the server's; a fifth of the limit stays for its files,
-    // agents between connect and ready, and sockets still closing.
-    const fdLimit = childFdLimit();
-    const hosts = Math.min(this.plan.scaleHosts, Math.floor(fdLimit * 0.8));
-    const capped =
-      hosts < this.plan.scaleHosts
-        ? `; ${this.plan.scaleHosts} asked, ${hosts} fit under the open-file limit of ${fdLimit} a process gets on this machine`
-        : '';
-    this.log(`— ${store}: a server for ${hosts} noop agents${capped}`);
-    const s = await this.startStoreServer(store, ['--heartbeat-timeout-ms', String(HEARTBEAT_WINDOW_MS)]);
+    const layout = scaleLayout(store, this.plan.scaleHosts, childFdLimit());
+    const { hosts, servers } = layout;
+    const where =
+      servers === 1
+        ? `one server`
+        : `${servers} servers in cluster mode on one PostgreSQL database, agents spread evenly`;
+    const onMachine = `; ${servers === 1 ? 'the server' : `the ${servers} servers`}, the simulators${store === 'postgres' ? ' and PostgreSQL' : ''} share this machine's ${os.cpus().length} cores${layout.capped}`;
+    this.log(`— ${store}: ${where} for ${hosts} noop agents${layout.capped}`);
+    const s = await this.startScaleServers(store, servers);
     const noop = { executor: 'noop' as const };
+    const params = { agents: hosts, store, servers };
     try {
-      const idle = sqlite && only.has('P4.server') ? await this.rssReadings(s.server.pid) : [];
+      const pids = s.servers.map((x) => x.pid);
+      const idle = only.has('P4.server') ? await Promise.all(pids.map((pid) => this.rssReadings(pid))) : [];
       let fleet: FleetHandle;
       try {
-        fleet = await this.startFleet(s.server, hosts, 'noop');
+        fleet = await this.startFleet(s.servers, hosts, 'noop');
       } catch (err) {
-        const why = this.fail(`${store} fleet of ${hosts}`, err);
+        const why = this.fail(`${store} fleet of ${hosts} on ${servers} server(s)`, err);
         for (const id of ['P4.ready', 'P4.server', 'P2.scale'])
-          this.figures.push(
-            unmeasured({ id, params: { agents: hosts, store }, unit: '', target: null, ...noop }, why),
-          );
+          this.figures.push(unmeasured({ id, params, unit: '', target: null, ...noop }, why));
         return;
       }
       try {
-        if (sqlite && only.has('P4.ready'))
+        const shards = scaleShards(hosts, servers);
+        if (only.has('P4.ready'))
           this.figures.push({
             id: 'P4.ready',
-            params: { agents: hosts, store },
+            params,
             unit: 's',
             value: fleet.readyMs / 1000,
             baseline: null,
@@ -324,10 +332,16 @@ class Bench {
             min: null,
             max: null,
             ...noop,
-            note: `${hosts} simulated agents from first start to all ready: registration and WebSocket handshake, 64 at a time, from ${shardsFor(hosts, 'noop')} simulator processes over 127.0.0.2–${2 + Math.floor((hosts - 1) / 10_000)} (28k ephemeral ports per address pair)${capped}`,
+            note: `${hosts} simulated agents (each its own Agent, identity and connection) from first start to all ready on ${where}: registration and WebSocket handshake, 64 at a time, from ${shards} simulator processes over 127.0.0.2–${2 + Math.floor((hosts - 1) / 10_000)} (28k ephemeral ports per address pair)${onMachine}`,
           });
-        if (sqlite && only.has('P4.server')) await this.serverMemory(s.server.pid, hosts, idle, capped);
-        if (only.has('P2.scale')) await this.scaleAccept(store, s.api, fleet.hostIds, capped);
+        if (only.has('P4.server')) await this.serverMemory(params, pids, idle, onMachine);
+        if (only.has('P2.scale')) {
+          const submittedTo =
+            servers === 1
+              ? ''
+              : `; submitted to the first of the ${servers} servers, which owns the job and reaches the others' agents through the database`;
+          await this.scaleAccept(store, s.api, fleet.hostIds, `${submittedTo}${onMachine}`, servers);
+        }
       } finally {
         await fleet.stop();
       }
@@ -336,11 +350,62 @@ class Bench {
     }
   }
 
+  /** The scale pass's servers: one as any pass starts it, or a cluster on one PostgreSQL database. */
+  async startScaleServers(
+    store: Store,
+    count: number,
+  ): Promise<{ servers: ServerHandle[]; api: BkApi; close(): Promise<void> }> {
+    const args = ['--heartbeat-timeout-ms', String(HEARTBEAT_WINDOW_MS)];
+    if (count === 1) {
+      const one = await this.startStoreServer(store, args);
+      return { servers: [one.server], api: one.api, close: () => one.close() };
+    }
+    const pgUrl = this.pgUrl;
+    if (store !== 'postgres' || !pgUrl) throw new Error('several servers need PostgreSQL');
+    const databaseUrl = await createDatabase(pgUrl);
+    try {
+      const cluster = await startCluster({
+        count,
+        secrets: newSecrets(),
+        databaseUrl,
+        tmpRoot: this.tmp,
+        // Servers, simulators and PostgreSQL share two cores while tens of thousands of agents
+        // start: a server's liveness renewal may wait seconds for its turn. These figures are
+        // about capacity, not failover, so a busy server is not fenced or declared dead.
+        args: [...args, '--cluster-self-fence-ms', '240000', '--cluster-dead-after-ms', '300000'],
+      });
+      const api = new BkApi(
+        (cluster.servers[0] as ServerHandle).url,
+        (cluster.servers[0] as ServerHandle).secrets,
+      );
+      const close = async () => {
+        await cluster.stop();
+        await dropDatabase(pgUrl, databaseUrl);
+      };
+      try {
+        await api.prepareBusiness(this.account);
+      } catch (err) {
+        await close();
+        throw err;
+      }
+      return { servers: cluster.servers, api, close };
+    } catch (err) {
+      await dropDatabase(pgUrl, databaseUrl).catch(() => undefined);
+      throw err;
+    }
+  }
+
   /** P2.scale: fast_execute_script on every host of the scale fleet; each job runs to the end before the next. */
-  async scaleAccept(store: Store, api: BkApi, hostIds: number[], capped: string): Promise<void> {
+  async scaleAccept(
+    store: Store,
+    api: BkApi,
+    hostIds: number[],
+    context: string,
+    servers: number,
+  ): Promise<void> {
     const base = {
       id: 'P2.scale',
-      params: { hosts: hostIds.length, store },
+      params: { hosts: hostIds.length, store, servers },
       unit: 's',
       target: 0.5,
       executor: 'noop' as const,
@@ -364,7 +429,7 @@ class Bench {
             ratio: null,
             min: sum.min,
             max: sum.max,
-            note: `time for fast_execute_script on ${hostIds.length} hosts to answer (noop agents; each job finished before the next); absolute target; ${accepts.length} run(s)${capped}`,
+            note: `time for fast_execute_script on ${hostIds.length} hosts to answer (noop agents; each job finished before the next); absolute target; ${accepts.length} run(s)${context}`,
           },
           'value',
           'atMost',
@@ -453,18 +518,31 @@ class Bench {
     }
   }
 
-  async serverMemory(pid: number, agents: number, idle: number[], capped: string): Promise<void> {
-    const base = {
-      id: 'P4.server',
-      params: { agents, store: 'sqlite' },
-      unit: 'MiB',
-      target: 1024,
-      executor: 'noop' as const,
-    };
+  /**
+   * P4.server: each server's RSS with the fleet idle, and their sum, which is the value judged
+   * (the target is per server; the sum is the stricter reading and the same where one server
+   * holds the fleet).
+   */
+  async serverMemory(
+    params: { agents: number; store: Store; servers: number },
+    pids: number[],
+    idle: number[][],
+    context: string,
+  ): Promise<void> {
+    const base = { id: 'P4.server', params, unit: 'MiB', target: 1024, executor: 'noop' as const };
     try {
       await sleep(5000); // the first heartbeats after the welcome wave
-      const sum = summarize(await this.rssReadings(pid));
-      const baseline = summarize(idle).median;
+      const each = await Promise.all(pids.map((pid) => this.rssReadings(pid)));
+      const medians = each.map((r) => summarize(r).median);
+      const total = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      // Readings i of every server were taken together: their sums are the cluster's readings.
+      const sums = (each[0] ?? []).map((_, i) => total(each.map((r) => r[i] ?? 0)));
+      const sum = summarize(sums);
+      const baseline = total(idle.map((r) => summarize(r).median));
+      const perServer =
+        pids.length === 1
+          ? ''
+          : `; the sum over ${pids.length} servers (${medians.map((m) => `${m.toFixed(1)}`).join(' + ')} MiB, each holding ${Math.round(params.agents / pids.length)} agents): the target is per server, the sum is the stricter reading`;
       this.figures.push(
         judged(
           {
@@ -474,7 +552,7 @@ class Bench {
             ratio: sum.median / baseline,
             min: sum.min,
             max: sum.max,
-            note: `server VmRSS with ${agents} idle connected agents, read 1 s apart; baseline: the same server before any agent connected${capped}`,
+            note: `server VmRSS with ${params.agents} idle connected agents, read 1 s apart${perServer}; baseline: the same server${pids.length === 1 ? '' : 's'} before any agent connected${context}`,
           },
           'value',
           'atMost',
@@ -1274,8 +1352,46 @@ async function main(): Promise<void> {
   }
 }
 
-function shardsFor(agents: number, executor: 'process' | 'noop'): number {
-  return executor === 'process' ? SIMULATOR_SHARDS : Math.ceil(agents / NOOP_AGENTS_PER_SHARD);
+/**
+ * Simulator processes of a noop fleet: one per 10,000 agents, rounded up to a multiple of the
+ * servers (shard k connects to server k mod n, so each server gets the same number of agents).
+ */
+function scaleShards(agents: number, servers: number): number {
+  return servers * Math.ceil(Math.ceil(agents / NOOP_AGENTS_PER_SHARD) / servers);
+}
+
+/**
+ * Part of a process's open-file limit that agents' connections may take on one server; the
+ * rest is for its files and database connections, agents between connect and ready, and
+ * sockets still closing.
+ */
+const AGENT_FD_SHARE = 0.85;
+
+/**
+ * `JOBFLEET_BENCH_SCALE_SERVERS=n`: the PostgreSQL scale pass runs on n servers in cluster mode
+ * whatever its size (cluster mode with a small fleet, to develop and check it).
+ */
+const FORCED_SCALE_SERVERS = Number(process.env.JOBFLEET_BENCH_SCALE_SERVERS) || undefined;
+
+/**
+ * How many agents the scale pass runs on how many servers: every agent asked for, on as many
+ * servers as their connections need (PostgreSQL, cluster mode), or on SQLite's one server as
+ * many as fit it, with a note saying so.
+ */
+function scaleLayout(
+  store: Store,
+  asked: number,
+  fdLimit: number,
+  forcedServers = FORCED_SCALE_SERVERS,
+): { hosts: number; servers: number; capped: string } {
+  const perServer = Math.floor(fdLimit * AGENT_FD_SHARE);
+  const servers = store === 'sqlite' ? 1 : (forcedServers ?? Math.ceil(asked / perServer));
+  const hosts = Math.min(asked, servers * perServer);
+  const capped =
+    hosts < asked
+      ? `; ${asked} asked, ${hosts} fit under the open-file limit of ${fdLimit} a process gets on this machine (${store === 'sqlite' ? 'SQLite runs one server' : `${servers} server(s)`}; one descriptor per agent connection)`
+      : '';
+  return { hosts, servers, capped };
 }
 
 /** The plan with `--hosts`, `--runs`, `--scale-hosts` and `--console-hosts` applied. */

@@ -10,14 +10,13 @@
  * On one machine three servers share its cores, so this measures the cost of coordination
  * more than the capacity of more machines.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import { BkApi, waitForSuccess } from './bk-api.js';
 import { fanOut } from './fan-out.js';
 import { createDatabase, dropDatabase } from './postgres-database.js';
-import { newSecrets, startFleet, startServer } from './processes.js';
+import { newSecrets, startFleet } from './processes.js';
 import type { ServerHandle } from './processes.js';
 import { unmeasured } from './results.js';
+import { startCluster } from './server-cluster.js';
 import type { Figure } from './results.js';
 import { summarize } from './stats.js';
 
@@ -42,66 +41,68 @@ interface Measured {
 async function measure(opts: ClusterPassOptions, pgUrl: string, servers: number): Promise<Measured> {
   const databaseUrl = await createDatabase(pgUrl);
   const secrets = newSecrets();
-  const serverKey = crypto.randomBytes(32).toString('base64');
-  const args = ['--cluster', 'true', '--server-key', serverKey, '--heartbeat-timeout-ms', '180000'];
-  const started: ServerHandle[] = [];
   try {
-    // The first one migrates the database; the others join it.
-    started.push(await startServer({ secrets, databaseUrl, tmpRoot: opts.tmp, args }));
-    started.push(
-      ...(await Promise.all(
-        Array.from({ length: servers - 1 }, () =>
-          startServer({ secrets, databaseUrl, tmpRoot: opts.tmp, args }),
-        ),
-      )),
-    );
-    const apis = started.map((s) => new BkApi(s.url, secrets));
-    const first = apis[0] as BkApi;
-    await first.prepareBusiness(opts.account);
-    // The simulator's agents take the comma-separated list like `jobfleet agent --server`.
-    const listed = { ...(started[0] as ServerHandle), url: started.map((s) => s.url).join(',') };
-    opts.log(`P9 ${servers} server(s): starting ${opts.hosts} simulated agents…`);
-    const fleet = await startFleet({
-      server: listed,
-      agents: opts.hosts,
-      executor: 'process',
-      shards: 8,
+    const cluster = await startCluster({
+      count: servers,
+      secrets,
+      databaseUrl,
       tmpRoot: opts.tmp,
+      args: ['--heartbeat-timeout-ms', '180000'],
     });
     try {
-      const out: Measured = { fanOut: [], jps: [] };
-      for (let r = 0; r < opts.runs; r++) {
-        const run = await fanOut(first, fleet.hostIds, opts.account);
-        out.fanOut.push(run.totalSeconds);
-        let done = 0;
-        let next = 0;
-        const until = performance.now() + JPS_SECONDS * 1000;
-        const t0 = performance.now();
-        await Promise.all(
-          Array.from({ length: JPS_CLIENTS }, async () => {
-            while (performance.now() < until) {
-              const k = next++;
-              const api = apis[k % apis.length] as BkApi;
-              const host = fleet.hostIds[k % fleet.hostIds.length] as number;
-              const job = await api.fastExecuteScript([host], 'echo hello', opts.account);
-              await waitForSuccess(api, job.job_instance_id, 1, { timeoutMs: 60_000, pollMs: 20 });
-              done++;
-            }
-          }),
-        );
-        out.jps.push(done / ((performance.now() - t0) / 1000));
-        opts.log(
-          `P9 ${servers} server(s): ${opts.hosts}-host fan-out ${run.totalSeconds.toFixed(2)} s, ${out.jps.at(-1)?.toFixed(1)} jobs/s`,
-        );
-      }
-      return out;
+      return await measureOn(opts, cluster.servers);
     } finally {
-      await fleet.stop();
+      await cluster.stop();
     }
   } finally {
-    await Promise.all(started.map((s) => s.stop()));
-    for (const s of started) fs.rmSync(s.dataDir, { recursive: true, force: true });
     await dropDatabase(pgUrl, databaseUrl);
+  }
+}
+
+async function measureOn(opts: ClusterPassOptions, started: ServerHandle[]): Promise<Measured> {
+  const servers = started.length;
+  const apis = started.map((s) => new BkApi(s.url, s.secrets));
+  const first = apis[0] as BkApi;
+  await first.prepareBusiness(opts.account);
+  // The simulator's agents take the comma-separated list like `jobfleet agent --server`.
+  const listed = { ...(started[0] as ServerHandle), url: started.map((s) => s.url).join(',') };
+  opts.log(`P9 ${servers} server(s): starting ${opts.hosts} simulated agents…`);
+  const fleet = await startFleet({
+    server: listed,
+    agents: opts.hosts,
+    executor: 'process',
+    shards: 8,
+    tmpRoot: opts.tmp,
+  });
+  try {
+    const out: Measured = { fanOut: [], jps: [] };
+    for (let r = 0; r < opts.runs; r++) {
+      const run = await fanOut(first, fleet.hostIds, opts.account);
+      out.fanOut.push(run.totalSeconds);
+      let done = 0;
+      let next = 0;
+      const until = performance.now() + JPS_SECONDS * 1000;
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: JPS_CLIENTS }, async () => {
+          while (performance.now() < until) {
+            const k = next++;
+            const api = apis[k % apis.length] as BkApi;
+            const host = fleet.hostIds[k % fleet.hostIds.length] as number;
+            const job = await api.fastExecuteScript([host], 'echo hello', opts.account);
+            await waitForSuccess(api, job.job_instance_id, 1, { timeoutMs: 60_000, pollMs: 20 });
+            done++;
+          }
+        }),
+      );
+      out.jps.push(done / ((performance.now() - t0) / 1000));
+      opts.log(
+        `P9 ${servers} server(s): ${opts.hosts}-host fan-out ${run.totalSeconds.toFixed(2)} s, ${out.jps.at(-1)?.toFixed(1)} jobs/s`,
+      );
+    }
+    return out;
+  } finally {
+    await fleet.stop();
   }
 }
 

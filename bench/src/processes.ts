@@ -260,13 +260,15 @@ export interface FleetHandle {
  * takes milliseconds of its only thread, long enough to starve the heartbeats of the others.
  */
 export async function startFleet(opts: {
-  server: ServerHandle;
+  /** Several: shard k connects to server k mod n, so the agents spread evenly over them. */
+  server: ServerHandle | readonly ServerHandle[];
   agents: number;
   executor: 'process' | 'noop';
   tmpRoot: string;
   shards?: number;
   onProgress?: (ready: number, total: number) => void;
 }): Promise<FleetHandle> {
+  const servers = Array.isArray(opts.server) ? opts.server : [opts.server as ServerHandle];
   const shards = Math.max(1, Math.min(opts.shards ?? 1, opts.agents));
   const per = Math.ceil(opts.agents / shards);
   const progress = new Array<number>(shards).fill(0);
@@ -275,6 +277,7 @@ export async function startFleet(opts: {
     Array.from({ length: shards }, (_, k) =>
       startShard({
         ...opts,
+        server: servers[k % servers.length] as ServerHandle,
         first: k * per,
         fleetSize: opts.agents,
         // The shards share one pace: 64 agents between start and ready in all.
