@@ -16,7 +16,7 @@
 import type { ResolvedScope } from '../api/scope.js';
 import type { TargetServer } from '../api/input-types.js';
 import { ApiError } from '../api/error-catalogue.js';
-import type { Host, InventoryStore } from '../store/inventory-store.js';
+import type { InventoryStore, TargetHost } from '../store/inventory-store.js';
 import { DynamicGroupFilter, hostMatches } from './dynamic-group.js';
 
 export function isTargetEmpty(t: TargetServer): boolean {
@@ -39,7 +39,7 @@ export async function resolveTargets(
   inv: InventoryStore,
   scope: ResolvedScope,
   target: TargetServer,
-): Promise<Host[]> {
+): Promise<TargetHost[]> {
   return (await resolveTargetsOf(inv, scope, target, false)).hosts;
 }
 
@@ -48,7 +48,7 @@ export async function resolveTargetsKeepingMissing(
   inv: InventoryStore,
   scope: ResolvedScope,
   target: TargetServer,
-): Promise<{ hosts: Host[]; missing: MissingHost[] }> {
+): Promise<{ hosts: TargetHost[]; missing: MissingHost[] }> {
   return resolveTargetsOf(inv, scope, target, true);
 }
 
@@ -59,18 +59,18 @@ async function resolveTargetsOf(
   scope: ResolvedScope,
   target: TargetServer,
   keepMissing: boolean,
-): Promise<{ hosts: Host[]; missing: MissingHost[] }> {
+): Promise<{ hosts: TargetHost[]; missing: MissingHost[] }> {
   if (isTargetEmpty(target)) throw new ApiError('SERVER_EMPTY');
-  const found = new Map<number, Host>();
+  const found = new Map<number, TargetHost>();
   const missing: string[] = [];
   const gone = new Map<number, MissingHost>();
-  const add = (hosts: Iterable<Host>) => {
+  const add = (hosts: Iterable<TargetHost>) => {
     for (const h of hosts) if (!found.has(h.id)) found.set(h.id, h);
   };
 
   if (target.host_id_list?.length) {
     const ids = [...new Set(target.host_id_list)];
-    const hosts = await inv.getHostsByIds(ids);
+    const hosts = await inv.getTargetHostsByIds(ids);
     const byId = new Map(hosts.map((h) => [h.id, h]));
     for (const id of ids) {
       const h = byId.get(id);
@@ -149,19 +149,19 @@ async function hostsOfTopoNode(
   scope: ResolvedScope,
   nodeType: string,
   id: number,
-): Promise<Host[] | undefined> {
+): Promise<TargetHost[] | undefined> {
   switch (nodeType) {
     case 'biz':
       return scope.bizIds.includes(id) ? inv.listHosts({ bizId: id }) : undefined;
     case 'set': {
       const set = await inv.getSet(id);
       if (!set || !scope.bizIds.includes(set.biz_id)) return undefined;
-      return inv.getHostsByIds(await inv.hostIdsInModules(await inv.moduleIdsOfSets([id])));
+      return inv.getTargetHostsByIds(await inv.hostIdsInModules(await inv.moduleIdsOfSets([id])));
     }
     case 'module': {
       const module = await inv.getModule(id);
       if (!module || !scope.bizIds.includes(module.biz_id)) return undefined;
-      return inv.getHostsByIds(await inv.hostIdsInModules([id]));
+      return inv.getTargetHostsByIds(await inv.hostIdsInModules([id]));
     }
     default:
       throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {

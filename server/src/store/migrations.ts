@@ -778,6 +778,22 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0028_host_task_accept_cost': {
+      async up(db: AnyDb) {
+        // Every host task is read by its step (the primary key's prefix); nothing looks tasks up
+        // by status alone, yet each insert and each status change paid for this index.
+        await db.schema.dropIndex('host_task_status').execute();
+        // PostgreSQL checks a foreign key row by row, through a trigger per inserted row: the
+        // largest part of storing a 50,000-host step. The tasks are inserted in the transaction
+        // that inserts their step, and no step is ever deleted, so the check guards nothing the
+        // code does not. SQLite's check is an in-process key probe, and dropping it there would
+        // rebuild the table: it stays.
+        if (caps.name === 'postgres')
+          await sql`alter table host_task drop constraint if exists host_task_step_instance_id_fkey`.execute(
+            db,
+          );
+      },
+    },
   };
 }
 

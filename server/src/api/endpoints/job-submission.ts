@@ -10,7 +10,7 @@ import type { RollingSpec, StepSpec } from '../../engine/step-spec.js';
 import type { NewHostTask } from '../../store/execution-store.js';
 import { resolveTargets, resolveTargetsKeepingMissing } from '../../inventory/target-resolution.js';
 import type { MissingHost } from '../../inventory/target-resolution.js';
-import type { Host } from '../../store/inventory-store.js';
+import type { TargetHost } from '../../store/inventory-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { assertScopeQuota } from '../scope-quota.js';
@@ -136,7 +136,7 @@ export async function resolveScriptTargets(
   ctx: EndpointContext,
   target: TargetServer,
   keepMissing = false,
-): Promise<{ hosts: Host[]; missing: MissingHost[] }> {
+): Promise<{ hosts: TargetHost[]; missing: MissingHost[] }> {
   const inv = ctx.services.store.inventory;
   const resolved = keepMissing
     ? await resolveTargetsKeepingMissing(inv, ctx.scope, target)
@@ -173,7 +173,7 @@ function batchNumbers(sizes: number[]): (i: number) => number {
  * if any; missing hosts come last, at status 2 (never submitted), so the others run first.
  */
 export function hostTasksOf(
-  hosts: Host[],
+  hosts: TargetHost[],
   rolling: RollingConfig,
   missing: readonly MissingHost[] = [],
 ): NewHostTask[] {
@@ -201,7 +201,7 @@ export async function submitOneStepJob(
     jobType: number;
     stepType: number;
     spec: StepSpec;
-    hosts: Host[];
+    hosts: TargetHost[];
     callbackUrl: string | null;
     clientRequestId: string | undefined;
     startTask: boolean | undefined;
