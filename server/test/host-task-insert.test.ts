@@ -1,7 +1,8 @@
 /**
  * A job's host tasks are inserted in chunks, full ones through a statement compiled once per
  * engine: a step of several full chunks and a remainder stores every host once, with the
- * fields it was given (nulls included), on every engine.
+ * fields it was given (nulls, and text special inside PostgreSQL's array literals, included), on
+ * every engine.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -12,6 +13,14 @@ import { tempDir } from './helpers/processes.js';
 after(async () => {
   await dropFreshDatabases();
 });
+
+/** Nulls, and text that means something inside a PostgreSQL array literal. */
+function agentIdOf(i: number, registered: string | null): string | null {
+  if (i % 5 === 0) return null;
+  if (i % 11 === 0) return 'NULL';
+  if (i % 13 === 0) return `a"b\\c,{d} e'f`;
+  return registered;
+}
 
 for (const engine of engines()) {
   describe(`host task insert on ${engine}`, () => {
@@ -52,7 +61,7 @@ for (const engine of engines()) {
                     cloudId: Number(h.cloud_id),
                     ip: h.ip,
                     ipv6: h.ipv6,
-                    agentId: i % 5 === 0 ? null : h.agent_id,
+                    agentId: agentIdOf(i, h.agent_id),
                     status: i % 7 === 0 ? 2 : 5,
                     batch: i % 4,
                   })),
@@ -70,7 +79,7 @@ for (const engine of engines()) {
             assert.equal(t.ip, h.ip);
             assert.equal(t.ipv6, h.ipv6);
             assert.equal(Number(t.cloud_id), Number(h.cloud_id));
-            assert.equal(t.agent_id, i % 5 === 0 ? null : h.agent_id);
+            assert.equal(t.agent_id, agentIdOf(i, h.agent_id));
             assert.equal(t.status, i % 7 === 0 ? 2 : 5);
             assert.equal(t.batch, i % 4);
             assert.equal(t.exit_code, null);

@@ -70,11 +70,12 @@ async function resolveTargetsOf(
 
   if (target.host_id_list?.length) {
     const ids = [...new Set(target.host_id_list)];
-    const hosts = await inv.getTargetHostsByIds(ids);
-    const byId = new Map(hosts.map((h) => [h.id, h]));
+    const byId = new Map<number, TargetHost>();
+    for (const h of await inv.getTargetHostsByIds(ids)) byId.set(h.id, h);
+    // In the order asked (rolling batches follow it); `found` is empty, and the ids distinct.
     for (const id of ids) {
       const h = byId.get(id);
-      if (h) add([h]);
+      if (h) found.set(id, h);
       else if (keepMissing) gone.set(id, { hostId: id, cloudId: 0, ip: '' });
       else missing.push(`(host_id:${id})`);
     }

@@ -1217,7 +1217,9 @@ async function insertHostTasks(
 /**
  * PostgreSQL takes a step's hosts as one statement of seven arrays: parsing and binding 8,000
  * parameters a chunk, one round trip each, cost it more than storing the rows. The columns left
- * out take their defaults, which are what hostTaskRow writes for a new task.
+ * out take their defaults, which are what hostTaskRow writes for a new task. The arrays are
+ * sent as array literals made here in one pass (node-postgres makes them element by element
+ * through its generic value preparation, which for 50,000 hosts took longer than the insert).
  */
 async function insertHostTaskArrays(
   tx: Transaction<Database>,
@@ -1225,14 +1227,37 @@ async function insertHostTaskArrays(
   executeCount: number,
   hosts: readonly NewHostTask[],
 ): Promise<void> {
-  const column = <T>(pick: (h: NewHostTask) => T): T[] => hosts.map(pick);
+  const n = hosts.length;
+  const [hostIds, cloudIds, ips, ipv6s, agentIds, statuses, batches] = Array.from(
+    { length: 7 },
+    () => new Array<string>(n),
+  ) as [string[], string[], string[], string[], string[], string[], string[]];
+  for (let i = 0; i < n; i++) {
+    const h = hosts[i] as NewHostTask;
+    hostIds[i] = String(h.hostId);
+    cloudIds[i] = String(h.cloudId);
+    ips[i] = arrayText(h.ip);
+    ipv6s[i] = arrayText(h.ipv6);
+    agentIds[i] = h.agentId === null ? 'NULL' : arrayText(h.agentId);
+    statuses[i] = String(h.status);
+    batches[i] = String(h.batch);
+  }
+  const literal = (elements: string[]) => `{${elements.join(',')}}`;
   await sql`insert into host_task
       (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
     select ${stepInstanceId}::bigint, ${executeCount}::integer, t.host_id, t.cloud_id, t.ip, t.ipv6,
       t.agent_id, t.status, t.batch
-    from unnest(${column((h) => h.hostId)}::bigint[], ${column((h) => h.cloudId)}::bigint[],
-      ${column((h) => h.ip)}::text[], ${column((h) => h.ipv6)}::text[],
-      ${column((h) => h.agentId)}::text[], ${column((h) => h.status)}::integer[],
-      ${column((h) => h.batch)}::integer[])
+    from unnest(${literal(hostIds)}::bigint[], ${literal(cloudIds)}::bigint[],
+      ${literal(ips)}::text[], ${literal(ipv6s)}::text[],
+      ${literal(agentIds)}::text[], ${literal(statuses)}::integer[],
+      ${literal(batches)}::integer[])
       as t(host_id, cloud_id, ip, ipv6, agent_id, status, batch)`.execute(tx);
+}
+
+const ARRAY_TEXT_SPECIAL = /[\\"]/;
+
+/** A text element of a PostgreSQL array literal: quoted, with backslash and `"` escaped. */
+function arrayText(value: string): string {
+  // Testing first costs half of always replacing, and addresses never need the escapes.
+  return ARRAY_TEXT_SPECIAL.test(value) ? `"${value.replace(/[\\"]/g, '\\$&')}"` : `"${value}"`;
 }

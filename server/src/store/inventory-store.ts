@@ -458,12 +458,14 @@ export class InventoryStore {
 
   /**
    * The target fields of hosts by id, for a job's targets: half the columns of a host, and on
-   * PostgreSQL one statement over an array instead of a statement per 5,000 bound ids.
+   * PostgreSQL one statement over an array instead of a statement per 5,000 bound ids (its
+   * literal made here: node-postgres prepares an array element by element).
    */
   async getTargetHostsByIds(ids: readonly number[]): Promise<TargetHost[]> {
     if (ids.length === 0) return [];
     const q = this.db.selectFrom('host').select(TARGET_COLUMNS);
-    if (this.caps.name === 'postgres') return q.where(sql<boolean>`id = any(${ids}::bigint[])`).execute();
+    if (this.caps.name === 'postgres')
+      return q.where(sql<boolean>`id = any(${`{${ids.join(',')}}`}::bigint[])`).execute();
     const out: TargetHost[] = [];
     for (let i = 0; i < ids.length; i += 5000)
       out.push(...(await q.where('id', 'in', ids.slice(i, i + 5000)).execute()));

@@ -171,26 +171,34 @@ function batchNumbers(sizes: number[]): (i: number) => number {
 /**
  * One waiting task per resolved host (hosts without an agent fail at once), in rolling batches
  * if any; missing hosts come last, at status 2 (never submitted), so the others run first.
+ * One object per task, made once: a step may have 50,000 hosts, and this runs before the answer.
  */
 export function hostTasksOf(
-  hosts: TargetHost[],
+  hosts: readonly TargetHost[],
   rolling: RollingConfig,
   missing: readonly MissingHost[] = [],
 ): NewHostTask[] {
   const total = hosts.length + missing.length;
   const batchOf = rolling ? batchNumbers(batchSizes(rolling.expression, total)) : () => 0;
-  const tasks: Omit<NewHostTask, 'batch'>[] = [
-    ...hosts.map((h) => ({
+  const tasks = new Array<NewHostTask>(total);
+  for (let i = 0; i < hosts.length; i++) {
+    const h = hosts[i] as TargetHost;
+    tasks[i] = {
       hostId: h.id,
       cloudId: h.cloud_id,
       ip: h.ip,
       ipv6: h.ipv6,
       agentId: h.agent_id,
       status: h.agent_id ? HostStatus.WAITING : HostStatus.AGENT_NOT_INSTALLED,
-    })),
-    ...missing.map((m) => ({ ...m, ipv6: '', agentId: null, status: HostStatus.INVALID })),
-  ];
-  return tasks.map((t, i) => ({ ...t, batch: batchOf(i) }));
+      batch: batchOf(i),
+    };
+  }
+  for (let k = 0; k < missing.length; k++) {
+    const m = missing[k] as MissingHost;
+    const i = hosts.length + k;
+    tasks[i] = { ...m, ipv6: '', agentId: null, status: HostStatus.INVALID, batch: batchOf(i) };
+  }
+  return tasks;
 }
 
 /** Stores a job of one step over the resolved hosts and starts it unless start_task is false. */
