@@ -239,6 +239,7 @@ class Bench {
     server: ServerHandle | ServerHandle[],
     agents: number,
     executor: 'process' | 'noop',
+    agentReadyTimeoutMs?: number,
   ): Promise<FleetHandle> {
     const servers = Array.isArray(server) ? server.length : 1;
     const shards = executor === 'noop' ? scaleShards(agents, servers) : SIMULATOR_SHARDS;
@@ -253,6 +254,7 @@ class Bench {
       // Real scripts are forks of the simulator hosting their agent; see startFleet.
       shards,
       tmpRoot: this.tmp,
+      ...(agentReadyTimeoutMs ? { agentReadyTimeoutMs } : {}),
       onProgress: (ready, total) => {
         if (ready - last >= 2000) {
           last = ready;
@@ -310,7 +312,7 @@ class Bench {
       const idle = only.has('P4.server') ? await Promise.all(pids.map((pid) => this.rssReadings(pid))) : [];
       let fleet: FleetHandle;
       try {
-        fleet = await this.startFleet(s.servers, hosts, 'noop');
+        fleet = await this.startFleet(s.servers, hosts, 'noop', SCALE_AGENT_READY_MS);
       } catch (err) {
         const why = this.fail(`${store} fleet of ${hosts} on ${servers} server(s)`, err);
         for (const id of ['P4.ready', 'P4.server', 'P2.scale'])
@@ -1359,6 +1361,15 @@ async function main(): Promise<void> {
 function scaleShards(agents: number, servers: number): number {
   return servers * Math.ceil(Math.ceil(agents / NOOP_AGENTS_PER_SHARD) / servers);
 }
+
+/**
+ * The longest one agent of the scale fleet may take to become ready. On a machine whose cores
+ * other work also wants, a registration may go unanswered for its 10 s and the agent backs off
+ * and tries again (as a real agent does); from about 18,000 agents on such a machine some
+ * needed more than the simulator's default 120 s, and the whole pass was lost. P4.ready counts
+ * that time; this bound only tells a slow start from a stuck one.
+ */
+const SCALE_AGENT_READY_MS = 900_000;
 
 /**
  * Part of a process's open-file limit that agents' connections may take on one server; the

@@ -266,6 +266,8 @@ export async function startFleet(opts: {
   executor: 'process' | 'noop';
   tmpRoot: string;
   shards?: number;
+  /** The longest one agent may take to become ready (the simulator's default otherwise). */
+  agentReadyTimeoutMs?: number;
   onProgress?: (ready: number, total: number) => void;
 }): Promise<FleetHandle> {
   const servers = Array.isArray(opts.server) ? opts.server : [opts.server as ServerHandle];
@@ -311,6 +313,7 @@ async function startShard(opts: {
   concurrency: number;
   executor: 'process' | 'noop';
   tmpRoot: string;
+  agentReadyTimeoutMs?: number;
   onProgress?: (ready: number) => void;
 }): Promise<{ pid: number; hostIds: number[]; stop(): Promise<void> }> {
   const stateRoot = fs.mkdtempSync(path.join(opts.tmpRoot, 'fleet-'));
@@ -331,6 +334,7 @@ async function startShard(opts: {
       opts.executor,
       '--state-root',
       stateRoot,
+      ...(opts.agentReadyTimeoutMs ? ['--ready-timeout-ms', String(opts.agentReadyTimeoutMs)] : []),
     ],
     {
       PATH: process.env.PATH,
