@@ -18,7 +18,7 @@
  */
 import crypto from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
-import { NORMALISER_SETS, lineNormaliser, normaliseText, normaliserKey } from './output-normalisers.js';
+import { NORMALISER_SETS, SetsNormaliser, normaliseText, normaliserKey } from './output-normalisers.js';
 import type { HostIdentity } from './output-normalisers.js';
 
 export type Fingerprints = Record<string, string>;
@@ -33,7 +33,6 @@ const DIGIT = /\d/;
 
 interface SetState {
   key: string;
-  normalise: (text: string) => string;
   /** Undefined while every block so far left this set's text unchanged (it is `unchanged`). */
   hash: crypto.Hash | undefined;
 }
@@ -42,6 +41,7 @@ export class OutputFingerprinter {
   private readonly raw = crypto.createHash('sha256');
   private readonly unchanged = crypto.createHash('sha256');
   private readonly sets: SetState[];
+  private readonly normaliser: SetsNormaliser;
   private readonly names: string[];
   private readonly decoder = new StringDecoder('utf8');
   private partial = '';
@@ -52,11 +52,9 @@ export class OutputFingerprinter {
 
   constructor(host: HostIdentity) {
     this.names = [host.ip, host.hostname].filter((n) => n.length > 0);
-    this.sets = NORMALISER_SETS.filter((s) => s.length > 0).map((set) => ({
-      key: normaliserKey(set),
-      normalise: lineNormaliser(set, host),
-      hash: undefined,
-    }));
+    const sets = NORMALISER_SETS.filter((s) => s.length > 0);
+    this.sets = sets.map((set) => ({ key: normaliserKey(set), hash: undefined }));
+    this.normaliser = new SetsNormaliser(sets, host);
   }
 
   /** True when no normaliser can change the text: no digit (IPs, times, numbers) and no name. */
@@ -71,13 +69,21 @@ export class OutputFingerprinter {
       this.unchanged.update(text);
       return;
     }
-    for (const s of this.sets) {
-      const out = s.normalise(text);
-      if (s.hash === undefined && out === text) continue;
+    const outs = this.normaliser.apply(text);
+    // Sets often end with the same text: it is encoded once, not once per set.
+    const encoded: { text: string; bytes: Buffer }[] = [];
+    const bytesOf = (out: string): Buffer => {
+      let e = encoded.find((x) => x.text === out);
+      if (!e) encoded.push((e = { text: out, bytes: Buffer.from(out) }));
+      return e.bytes;
+    };
+    this.sets.forEach((s, i) => {
+      const out = outs[i] ?? text;
+      if (s.hash === undefined && out === text) return;
       s.hash ??= this.unchanged.copy();
-      s.hash.update(out);
-    }
-    this.unchanged.update(text);
+      s.hash.update(bytesOf(out));
+    });
+    this.unchanged.update(bytesOf(text));
   }
 
   update(data: Buffer): void {
