@@ -11,8 +11,8 @@
  */
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { joinChunks } from './output-alignment.js';
-import type { OutputChunk } from './output-alignment.js';
+import { chunkRuns, joinRun } from './output-alignment.js';
+import type { ChunkRun, OutputChunk } from './output-alignment.js';
 
 export const LogEncoding = { raw: 0, deflated: 1 } as const;
 export type LogEncoding = (typeof LogEncoding)[keyof typeof LogEncoding];
@@ -29,16 +29,63 @@ const DEFLATE = { level: 1, chunkSize: 256 * 1024 };
 /** A deflated row holds up to 4 MiB (MAX_JOINED_CHUNK_BYTES): a MiB at a time, not 16 KiB. */
 const INFLATE = { chunkSize: 1024 * 1024 };
 
+/** A row's parts are deflated separately, in pieces of about this size or more. */
+const DEFLATE_PIECE_BYTES = 1024 * 1024;
+
+/** The first `n` bytes of a run's parts. */
+function headOf(parts: readonly Buffer[], n: number): Buffer {
+  const first = parts[0];
+  if (first && first.length >= n) return first.subarray(0, n);
+  const out: Buffer[] = [];
+  let got = 0;
+  for (const p of parts) {
+    if (got >= n) break;
+    out.push(p.subarray(0, n - got));
+    got += Math.min(p.length, n - got);
+  }
+  return Buffer.concat(out, got);
+}
+
+/** Consecutive parts grouped into pieces of DEFLATE_PIECE_BYTES or more (small parts joined). */
+function piecesOf(parts: readonly Buffer[]): Buffer[] {
+  const pieces: Buffer[] = [];
+  let group: Buffer[] = [];
+  let bytes = 0;
+  for (const p of parts) {
+    group.push(p);
+    bytes += p.length;
+    if (bytes < DEFLATE_PIECE_BYTES) continue;
+    pieces.push(joinRun({ offset: 0, parts: group, bytes }));
+    group = [];
+    bytes = 0;
+  }
+  if (group.length > 0) pieces.push(joinRun({ offset: 0, parts: group, bytes }));
+  return pieces;
+}
+
 /**
- * A chunk deflated, or undefined when that does not pay. Its first DEFLATE_MIN_BYTES are tried
+ * A row deflated, or undefined when that does not pay. Its first DEFLATE_MIN_BYTES are tried
  * first and must shrink to half: text does (to a fifth or less), while base64, hex dumps and
  * compressed data do not, and deflating a MiB of those costs tens of milliseconds for little.
+ *
+ * The row's parts (an agent's frames, a MiB or less) are deflated each on its own, at once on
+ * the thread pool, and never joined: every piece but the last ends in a sync flush (byte
+ * aligned, no final block), so the pieces laid end to end are one raw deflate stream.
  */
-async function deflated(data: Buffer): Promise<Buffer | undefined> {
-  const sample = await deflateRaw(data.subarray(0, DEFLATE_MIN_BYTES), DEFLATE);
+async function deflated(run: ChunkRun): Promise<Buffer | undefined> {
+  const sample = await deflateRaw(headOf(run.parts, DEFLATE_MIN_BYTES), DEFLATE);
   if (sample.length > DEFLATE_MIN_BYTES / 2) return undefined;
-  const packed = await deflateRaw(data, DEFLATE);
-  return packed.length > data.length * 0.9 ? undefined : packed;
+  const pieces = piecesOf(run.parts);
+  const packed = await Promise.all(
+    pieces.map((p, i) =>
+      deflateRaw(
+        p,
+        i === pieces.length - 1 ? DEFLATE : { ...DEFLATE, finishFlush: zlib.constants.Z_SYNC_FLUSH },
+      ),
+    ),
+  );
+  const bytes = packed.reduce((a, p) => a + p.length, 0);
+  return bytes > run.bytes * 0.9 ? undefined : Buffer.concat(packed, bytes);
 }
 
 export interface StoredChunk {
@@ -55,26 +102,36 @@ function raw(c: OutputChunk): StoredChunk {
   return { offset: c.offset, data: c.data, encoding: LogEncoding.raw };
 }
 
-/** Each write's chunks joined (joinChunks) and encoded for storage, by write. */
+/** Each write's chunks grouped into rows (chunkRuns) and encoded for storage, by write. */
 export async function encodeOutput<W extends { chunks: OutputChunk[] }>(
   writes: readonly W[],
 ): Promise<Map<W, StoredChunk[]>> {
   const out = new Map<W, StoredChunk[]>();
   await Promise.all(
     writes.map(async (w) => {
-      if (w.chunks.length > 0) out.set(w, await encodeChunks(joinChunks(w.chunks)));
+      if (w.chunks.length > 0) out.set(w, await encodeRuns(chunkRuns(w.chunks)));
     }),
   );
   return out;
 }
 
 /** Chunks as they are stored, each deflated when that pays (see above). */
-export async function encodeChunks(chunks: readonly OutputChunk[]): Promise<StoredChunk[]> {
-  if (chunks.every((c) => c.data.length < DEFLATE_MIN_BYTES)) return chunks.map(raw);
+export function encodeChunks(chunks: readonly OutputChunk[]): Promise<StoredChunk[]> {
+  return encodeRuns(chunks.map((c) => ({ offset: c.offset, parts: [c.data], bytes: c.data.length })));
+}
+
+/** Rows as they are stored, each deflated when that pays (see above). */
+async function encodeRuns(runs: readonly ChunkRun[]): Promise<StoredChunk[]> {
+  const asIs = (r: ChunkRun): StoredChunk => ({
+    offset: r.offset,
+    data: joinRun(r),
+    encoding: LogEncoding.raw,
+  });
+  if (runs.every((r) => r.bytes < DEFLATE_MIN_BYTES)) return runs.map(asIs);
   return Promise.all(
-    chunks.map(async (c) => {
-      const packed = c.data.length < DEFLATE_MIN_BYTES ? undefined : await deflated(c.data);
-      return packed ? { offset: c.offset, data: packed, encoding: LogEncoding.deflated } : raw(c);
+    runs.map(async (r) => {
+      const packed = r.bytes < DEFLATE_MIN_BYTES ? undefined : await deflated(r);
+      return packed ? { offset: r.offset, data: packed, encoding: LogEncoding.deflated } : asIs(r);
     }),
   );
 }
