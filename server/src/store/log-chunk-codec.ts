@@ -20,7 +20,6 @@ export type LogEncoding = (typeof LogEncoding)[keyof typeof LogEncoding];
 /** Chunks shorter than this are stored as they are. */
 export const DEFLATE_MIN_BYTES = 64 * 1024;
 
-const deflateRaw = promisify(zlib.deflateRaw);
 const inflateRaw = promisify(zlib.inflateRaw);
 
 /** Fastest level; output chunks large enough that a MiB of input is one or two thread-pool round trips. */
@@ -29,63 +28,44 @@ const DEFLATE = { level: 1, chunkSize: 256 * 1024 };
 /** A deflated row holds up to 4 MiB (MAX_JOINED_CHUNK_BYTES): a MiB at a time, not 16 KiB. */
 const INFLATE = { chunkSize: 1024 * 1024 };
 
-/** A row's parts are deflated separately, in pieces of about this size or more. */
-const DEFLATE_PIECE_BYTES = 1024 * 1024;
-
-/** The first `n` bytes of a run's parts. */
-function headOf(parts: readonly Buffer[], n: number): Buffer {
-  const first = parts[0];
-  if (first && first.length >= n) return first.subarray(0, n);
-  const out: Buffer[] = [];
-  let got = 0;
-  for (const p of parts) {
-    if (got >= n) break;
-    out.push(p.subarray(0, n - got));
-    got += Math.min(p.length, n - got);
-  }
-  return Buffer.concat(out, got);
-}
-
-/** Consecutive parts grouped into pieces of DEFLATE_PIECE_BYTES or more (small parts joined). */
-function piecesOf(parts: readonly Buffer[]): Buffer[] {
-  const pieces: Buffer[] = [];
-  let group: Buffer[] = [];
-  let bytes = 0;
-  for (const p of parts) {
-    group.push(p);
-    bytes += p.length;
-    if (bytes < DEFLATE_PIECE_BYTES) continue;
-    pieces.push(joinRun({ offset: 0, parts: group, bytes }));
-    group = [];
-    bytes = 0;
-  }
-  if (group.length > 0) pieces.push(joinRun({ offset: 0, parts: group, bytes }));
-  return pieces;
-}
-
 /**
- * A row deflated, or undefined when that does not pay. Its first DEFLATE_MIN_BYTES are tried
- * first and must shrink to half: text does (to a fifth or less), while base64, hex dumps and
- * compressed data do not, and deflating a MiB of those costs tens of milliseconds for little.
+ * A row deflated, or undefined when that does not pay. Its first DEFLATE_MIN_BYTES go first and
+ * must shrink to half: text does (to a fifth or less), while base64, hex dumps and compressed
+ * data do not, and deflating a MiB of those costs tens of milliseconds for little.
  *
- * The row's parts (an agent's frames, a MiB or less) are deflated each on its own, at once on
- * the thread pool, and never joined: every piece but the last ends in a sync flush (byte
- * aligned, no final block), so the pieces laid end to end are one raw deflate stream.
+ * The row's parts (an agent's frames, a MiB or less) go through one deflate stream as they are,
+ * never joined first; one stream per row, so a row pays for one compressor's set-up.
  */
-async function deflated(run: ChunkRun): Promise<Buffer | undefined> {
-  const sample = await deflateRaw(headOf(run.parts, DEFLATE_MIN_BYTES), DEFLATE);
-  if (sample.length > DEFLATE_MIN_BYTES / 2) return undefined;
-  const pieces = piecesOf(run.parts);
-  const packed = await Promise.all(
-    pieces.map((p, i) =>
-      deflateRaw(
-        p,
-        i === pieces.length - 1 ? DEFLATE : { ...DEFLATE, finishFlush: zlib.constants.Z_SYNC_FLUSH },
-      ),
-    ),
-  );
-  const bytes = packed.reduce((a, p) => a + p.length, 0);
-  return bytes > run.bytes * 0.9 ? undefined : Buffer.concat(packed, bytes);
+function deflated(run: ChunkRun): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const d = zlib.createDeflateRaw(DEFLATE);
+    const out: Buffer[] = [];
+    let bytes = 0;
+    d.on('data', (b: Buffer) => {
+      out.push(b);
+      bytes += b.length;
+    });
+    d.on('error', reject);
+    d.on('end', () => resolve(bytes > run.bytes * 0.9 ? undefined : Buffer.concat(out, bytes)));
+    let skip = Math.min(DEFLATE_MIN_BYTES, run.bytes);
+    for (const p of run.parts) {
+      if (skip >= p.length) {
+        d.write(p);
+        skip -= p.length;
+        continue;
+      }
+      d.write(p.subarray(0, skip));
+      d.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        if (bytes <= DEFLATE_MIN_BYTES / 2) return;
+        d.destroy();
+        resolve(undefined);
+      });
+      // The rest waits behind the flush in the stream's queue and is dropped with it.
+      d.write(p.subarray(skip));
+      skip = Infinity;
+    }
+    d.end();
+  });
 }
 
 export interface StoredChunk {
