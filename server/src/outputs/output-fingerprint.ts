@@ -31,6 +31,10 @@ const joined = (head: string, tail: string | undefined) =>
   tail === undefined ? head : digest(crypto.createHash('sha256').update(`${head}:${tail}`));
 const DIGIT = /\d/;
 
+/** The sets that change anything, and their keys: the same for every host. */
+const SETS = NORMALISER_SETS.filter((s) => s.length > 0);
+const SET_KEYS = SETS.map((set) => normaliserKey(set));
+
 interface SetState {
   key: string;
   /** Undefined while every block so far left this set's text unchanged (it is `unchanged`). */
@@ -41,7 +45,8 @@ export class OutputFingerprinter {
   private readonly raw = crypto.createHash('sha256');
   private readonly unchanged = crypto.createHash('sha256');
   private readonly sets: SetState[];
-  private readonly normaliser: SetsNormaliser;
+  /** Made on first use: most outputs never need one (see `plain`). */
+  private normaliser: SetsNormaliser | undefined;
   private readonly names: string[];
   private readonly decoder = new StringDecoder('utf8');
   private partial = '';
@@ -50,11 +55,9 @@ export class OutputFingerprinter {
   /** Bytes taken so far: output must arrive in order, from 0. */
   bytes = 0;
 
-  constructor(host: HostIdentity) {
+  constructor(private readonly host: HostIdentity) {
     this.names = [host.ip, host.hostname].filter((n) => n.length > 0);
-    const sets = NORMALISER_SETS.filter((s) => s.length > 0);
-    this.sets = sets.map((set) => ({ key: normaliserKey(set), hash: undefined }));
-    this.normaliser = new SetsNormaliser(sets, host);
+    this.sets = SET_KEYS.map((key) => ({ key, hash: undefined }));
   }
 
   /** True when no normaliser can change the text: no digit (IPs, times, numbers) and no name. */
@@ -69,6 +72,7 @@ export class OutputFingerprinter {
       this.unchanged.update(text);
       return;
     }
+    this.normaliser ??= new SetsNormaliser(SETS, this.host);
     const outs = this.normaliser.apply(text);
     // Sets often end with the same text: it is encoded once, not once per set.
     const encoded: { text: string; bytes: Buffer }[] = [];
@@ -113,7 +117,12 @@ export class OutputFingerprinter {
     if (!this.tail) this.endHead();
     const tail = this.tail && digest(this.tail);
     const out: Fingerprints = { '': joined(digest(this.raw), tail) };
-    for (const s of this.sets) out[s.key] = joined(digest(s.hash ?? this.unchanged.copy()), tail);
+    // Sets that never changed the text share one fingerprint: the unchanged text's.
+    let unchanged: string | undefined;
+    for (const s of this.sets)
+      out[s.key] = s.hash
+        ? joined(digest(s.hash), tail)
+        : (unchanged ??= joined(digest(this.unchanged), tail));
     return out;
   }
 }
