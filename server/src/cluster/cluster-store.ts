@@ -75,6 +75,9 @@ export interface ClusterServerView {
   jobs: number;
 }
 
+/** Commands per insert statement: 7 parameters a row, well under PostgreSQL's 65,535. */
+const ENQUEUE_CHUNK = 2000;
+
 export class ClusterStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -240,22 +243,32 @@ export class ClusterStore {
 
   // ---------------------------------------------------------------- the outbox
 
+  /**
+   * Stores commands all or none: in statements of ENQUEUE_CHUNK rows (one statement for a
+   * 10,000-host dispatch passed PostgreSQL's 65,535 bound parameters and was refused, again at
+   * every retry), in one transaction, so a retry after a failure never stores a command twice.
+   */
   async enqueue(rows: NewCommand[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.db
-      .insertInto('agent_command')
-      .values(
-        rows.map((r) => ({
-          host_id: r.hostId,
-          type: r.type,
-          step_instance_id: r.stepInstanceId,
-          execute_count: r.executeCount,
-          payload: r.payload,
-          sent_epoch: r.sentEpoch,
-          created_at: Date.now(),
-        })),
-      )
-      .execute();
+    const now = Date.now();
+    await this.db.transaction().execute(async (tx) => {
+      for (let i = 0; i < rows.length; i += ENQUEUE_CHUNK) {
+        await tx
+          .insertInto('agent_command')
+          .values(
+            rows.slice(i, i + ENQUEUE_CHUNK).map((r) => ({
+              host_id: r.hostId,
+              type: r.type,
+              step_instance_id: r.stepInstanceId,
+              execute_count: r.executeCount,
+              payload: r.payload,
+              sent_epoch: r.sentEpoch,
+              created_at: now,
+            })),
+          )
+          .execute();
+      }
+    });
   }
 
   /**

@@ -1,0 +1,49 @@
+/**
+ * The cluster's outbox takes a whole step's dispatch at once: the commands for 12,000 hosts
+ * (84,000 values, more than PostgreSQL binds in one statement) are stored, each once.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { ClusterStore } from '../src/cluster/cluster-store.js';
+import { Store } from '../src/store/store.js';
+import { dropFreshDatabases, freshDatabase } from './helpers/databases.js';
+import { tempDir } from './helpers/processes.js';
+
+after(async () => {
+  await dropFreshDatabases();
+});
+
+describe('agent command outbox on postgres', { skip: !process.env.JOBFLEET_TEST_PG_URL }, () => {
+  it('stores the commands of a 12,000-host dispatch in one call', async () => {
+    const store = await Store.open({
+      databaseUrl: await freshDatabase('postgres'),
+      dataDir: tempDir('store'),
+    });
+    try {
+      const hosts = 12_000;
+      await new ClusterStore(store.db).enqueue(
+        Array.from({ length: hosts }, (_, i) => ({
+          hostId: i + 1,
+          type: 'task.run',
+          stepInstanceId: 7,
+          executeCount: 0,
+          payload: `sealed-${i + 1}`,
+          sentEpoch: i % 3 === 0 ? 1 : null,
+        })),
+      );
+      const rows = await store.db
+        .selectFrom('agent_command')
+        .select(['host_id', 'payload', 'sent_epoch'])
+        .orderBy('host_id')
+        .execute();
+      assert.equal(rows.length, hosts);
+      for (const [i, r] of rows.entries()) {
+        assert.equal(Number(r.host_id), i + 1);
+        assert.equal(r.payload, `sealed-${i + 1}`);
+        assert.equal(r.sent_epoch === null ? null : Number(r.sent_epoch), i % 3 === 0 ? 1 : null);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
