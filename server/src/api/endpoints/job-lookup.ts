@@ -6,7 +6,20 @@ import { ApiError } from '../error-catalogue.js';
 import { zLong } from '../input-types.js';
 
 export async function jobInScope(ctx: EndpointContext, jobInstanceId: number): Promise<JobInstance> {
-  const job = await ctx.services.store.executions.getJob(jobInstanceId);
+  return inScope(ctx, jobInstanceId, await ctx.services.store.executions.getJob(jobInstanceId));
+}
+
+/** The job with its steps, read together (see ExecutionStore.getJobWithSteps). */
+export async function jobWithStepsInScope(
+  ctx: EndpointContext,
+  jobInstanceId: number,
+): Promise<{ job: JobInstance; steps: StepInstance[] }> {
+  const found = await ctx.services.store.executions.getJobWithSteps(jobInstanceId);
+  inScope(ctx, jobInstanceId, found?.job);
+  return found as { job: JobInstance; steps: StepInstance[] };
+}
+
+function inScope(ctx: EndpointContext, jobInstanceId: number, job: JobInstance | undefined): JobInstance {
   if (!job || job.scope_type !== ctx.scope.type || job.scope_id !== String(ctx.scope.id)) {
     throw new ApiError('TASK_INSTANCE_NOT_EXIST', { jobInstanceId });
   }
