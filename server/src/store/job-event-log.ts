@@ -43,6 +43,21 @@ export class JobEventLog {
     private readonly caps: EngineCapabilities,
   ) {}
 
+  /**
+   * What a job's own transaction stores, known before it commits: its events and its first
+   * results need not read it back. `forget` when that transaction fails (SQLite may hand the
+   * ids out again).
+   */
+  storing(jobInstanceId: number, scope: { type: string; id: string }, stepIds: readonly number[]): void {
+    remember(this.scopeOfJob, jobInstanceId, scope);
+    for (const id of stepIds) remember(this.jobOfStep, id, jobInstanceId);
+  }
+
+  forget(jobInstanceId: number, stepIds: readonly number[]): void {
+    this.scopeOfJob.delete(jobInstanceId);
+    for (const id of stepIds) this.jobOfStep.delete(id);
+  }
+
   /** The job each step belongs to (cached; a step never moves). */
   async jobsOfSteps(tx: Kysely<Database>, stepIds: Iterable<number>): Promise<Map<number, number>> {
     const out = new Map<number, number>();
