@@ -213,6 +213,7 @@ describe('TaskRunner: agent stop and restart', () => {
       'the script outlives its runner process',
     );
     assert.equal(scriptDirsOf(slow.key).length, 1);
+    assert.equal(scriptDirsOf(quick.key).length, 1, 'a finished task keeps its directory until recorded');
 
     const { runner, reports } = setup(stateDir);
     // A SIGKILL lands when the target is next scheduled, not within the kill call.
@@ -221,6 +222,7 @@ describe('TaskRunner: agent stop and restart', () => {
       'the restart killed what the lost task left running',
     );
     assert.deepEqual(scriptDirsOf(slow.key), []);
+    assert.deepEqual(scriptDirsOf(quick.key), []);
     const held = runner.held().sort((a, b) => a.key.localeCompare(b.key));
     const slowBytes = Buffer.byteLength(slowText());
     assert.deepEqual(

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { TaskRunner } from '../src/task-runner.js';
-import { alive, killQuietly, pidsIn, scriptDirsAfterReport } from './helpers/os-state.js';
+import { alive, killQuietly, pidsIn, scriptDirsAfterRecorded, scriptDirsOf } from './helpers/os-state.js';
 import { RecordingReports, runMsg } from './helpers/recording-reports.js';
 import { Runners } from './helpers/runners.js';
 
@@ -38,7 +38,8 @@ describe('TaskRunner: scripts and outcomes', () => {
     assert.equal(reports.of(msg.key)[0]?.type, 'started');
     assert.equal(reports.count(msg.key, 'started'), 1);
     assert.deepEqual(reports.violations, []);
-    assert.deepEqual(await scriptDirsAfterReport(msg.key), []);
+    assert.equal(scriptDirsOf(msg.key).length, 1, 'kept until the server recorded the result');
+    assert.deepEqual(scriptDirsAfterRecorded(runner, msg.key), []);
     assert.ok(r.startTime <= r.endTime);
   });
 
@@ -135,7 +136,7 @@ describe('TaskRunner: scripts and outcomes', () => {
       assert.equal(r.outcome, 'unsupported');
       assert.match(r.message, new RegExp(`${language} runs only on Windows hosts`));
       assert.equal(r.outputBytes, 0);
-      assert.deepEqual(await scriptDirsAfterReport(msg.key), []);
+      assert.deepEqual(scriptDirsAfterRecorded(runner, msg.key), []);
       assert.equal(reports.count(msg.key, 'started'), 1);
     });
   }
@@ -156,7 +157,7 @@ describe('TaskRunner: timeouts, kills and stray processes', () => {
     assert.match(r.message, /1 s timeout/);
     assert.equal(pids.length, 3);
     for (const pid of pids) assert.equal(alive(pid), false, `pid ${pid} survived the timeout`);
-    assert.deepEqual(await scriptDirsAfterReport(msg.key), []);
+    assert.deepEqual(scriptDirsAfterRecorded(runner, msg.key), []);
   });
 
   it('kills the whole process group on request, and a later kill changes nothing', async () => {

@@ -36,9 +36,9 @@ export function scriptDirsOf(key: string): string[] {
   return fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(prefix));
 }
 
-/** scriptDirsOf once the turn that reported the task's result is over: the runner removes them right after. */
-export async function scriptDirsAfterReport(key: string): Promise<string[]> {
-  await new Promise((resolve) => setImmediate(resolve));
+/** scriptDirsOf once the server recorded the task's result: the runner removes them then. */
+export function scriptDirsAfterRecorded(runner: { recorded(key: string): void }, key: string): string[] {
+  runner.recorded(key);
   return scriptDirsOf(key);
 }
 
