@@ -15,8 +15,7 @@ export async function jobWithStepsInScope(
   jobInstanceId: number,
 ): Promise<{ job: JobInstance; steps: StepInstance[] }> {
   const found = await ctx.services.store.executions.getJobWithSteps(jobInstanceId);
-  inScope(ctx, jobInstanceId, found?.job);
-  return found as { job: JobInstance; steps: StepInstance[] };
+  return { job: inScope(ctx, jobInstanceId, found?.job), steps: found?.steps ?? [] };
 }
 
 function inScope(ctx: EndpointContext, jobInstanceId: number, job: JobInstance | undefined): JobInstance {
