@@ -122,12 +122,16 @@ function scriptDirPrefix(key: string): string {
   return `jobfleet-task-${key.replace(/:/g, '_')}-`;
 }
 
-/** Removes what a script run of `key` left in the temporary directory (after an agent crash). */
-export function removeScriptDirs(key: string): void {
-  const prefix = scriptDirPrefix(key);
+/** Removes what script runs of `keys` left in the temporary directory (after an agent stop or crash). */
+export function removeScriptDirs(keys: readonly string[]): void {
+  if (keys.length === 0) return;
+  const prefixes = new Set(keys.map(scriptDirPrefix));
   try {
+    // One listing for all of them: a shared temporary directory may hold many thousands of
+    // entries. mkdtemp adds six characters to the prefix.
     for (const name of fs.readdirSync(os.tmpdir())) {
-      if (name.startsWith(prefix)) fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+      if (prefixes.has(name.slice(0, -6)))
+        fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
     }
   } catch {
     /* nothing to clean */

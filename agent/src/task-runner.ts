@@ -95,6 +95,7 @@ export class TaskRunner implements TaskRunnerPort {
       port: opts.filePort ?? 0,
       root: this.root,
     });
+    const scripts: string[] = [];
     for (const left of this.spool.load()) {
       const key = left.msg.key;
       const result: FinishedReport = left.result ?? {
@@ -115,7 +116,7 @@ export class TaskRunner implements TaskRunnerPort {
         this.saveResult(result);
       }
       // Finished or not, the spool holds all that counts of it now.
-      if (left.msg.type === 'task.run') removeScriptDirs(key);
+      if (left.msg.type === 'task.run') scripts.push(key);
       this.tasks.set(key, {
         key,
         startTime: left.startTime,
@@ -128,6 +129,7 @@ export class TaskRunner implements TaskRunnerPort {
         settle: () => undefined,
       });
     }
+    removeScriptDirs(scripts);
   }
 
   run(msg: RunScript): void {
