@@ -21,6 +21,15 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** Waits for a condition on the world outside the runner (a process to die), polling. */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Kills what a test left running (a background child it asked a script to start). */
 export function killQuietly(pid: number): void {
   try {
