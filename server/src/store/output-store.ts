@@ -1,5 +1,7 @@
 /** Output fingerprints of finished host tasks (see outputs/output-fingerprint.ts). */
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import type { EngineCapabilities } from './engines.js';
 import type { Database } from './schema.js';
 
 export interface FingerprintRow {
@@ -12,11 +14,34 @@ export interface FingerprintRow {
 const CHUNK = 500;
 
 export class OutputStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly caps: EngineCapabilities,
+  ) {}
 
+  /**
+   * Where the engine allows it (SQLite, see relaxedTransaction) the write does not wait for the
+   * disk: it comes right after the results it belongs to are committed, and a sync there would
+   * hold up the server (SQLite syncs on the event loop) just as clients come to read those
+   * results. Fingerprints are derived data: a crash that loses them leaves them to be computed
+   * again from the stored logs (output-groups.ts); the next durable commit makes them durable.
+   */
   async save(rows: readonly FingerprintRow[]): Promise<void> {
+    const around = this.caps.relaxedTransaction;
+    if (!around) return this.insert(this.db, rows);
+    await this.db.connection().execute(async (conn) => {
+      for (const s of around.before) await sql.raw(s).execute(conn);
+      try {
+        await this.insert(conn, rows);
+      } finally {
+        for (const s of around.after) await sql.raw(s).execute(conn);
+      }
+    });
+  }
+
+  private async insert(db: Kysely<Database>, rows: readonly FingerprintRow[]): Promise<void> {
     for (let i = 0; i < rows.length; i += CHUNK) {
-      await this.db
+      await db
         .insertInto('output_fingerprint')
         .values(
           rows.slice(i, i + CHUNK).map((r) => ({
