@@ -31,9 +31,14 @@ const joined = (head: string, tail: string | undefined) =>
   tail === undefined ? head : digest(crypto.createHash('sha256').update(`${head}:${tail}`));
 const DIGIT = /\d/;
 
+/** The sets that change anything, with their keys: the same for every host. */
+const SETS = NORMALISER_SETS.filter((s) => s.length > 0).map((set) => ({ set, key: normaliserKey(set) }));
+
 interface SetState {
   key: string;
-  normalise: (text: string) => string;
+  set: (typeof SETS)[number]['set'];
+  /** Made on first use: most outputs never need one (see `plain`). */
+  normalise: ((text: string) => string) | undefined;
   /** Undefined while every block so far left this set's text unchanged (it is `unchanged`). */
   hash: crypto.Hash | undefined;
 }
@@ -50,13 +55,9 @@ export class OutputFingerprinter {
   /** Bytes taken so far: output must arrive in order, from 0. */
   bytes = 0;
 
-  constructor(host: HostIdentity) {
+  constructor(private readonly host: HostIdentity) {
     this.names = [host.ip, host.hostname].filter((n) => n.length > 0);
-    this.sets = NORMALISER_SETS.filter((s) => s.length > 0).map((set) => ({
-      key: normaliserKey(set),
-      normalise: lineNormaliser(set, host),
-      hash: undefined,
-    }));
+    this.sets = SETS.map(({ set, key }) => ({ key, set, normalise: undefined, hash: undefined }));
   }
 
   /** True when no normaliser can change the text: no digit (IPs, times, numbers) and no name. */
@@ -72,6 +73,7 @@ export class OutputFingerprinter {
       return;
     }
     for (const s of this.sets) {
+      s.normalise ??= lineNormaliser(s.set, this.host);
       const out = s.normalise(text);
       if (s.hash === undefined && out === text) continue;
       s.hash ??= this.unchanged.copy();
@@ -107,7 +109,12 @@ export class OutputFingerprinter {
     if (!this.tail) this.endHead();
     const tail = this.tail && digest(this.tail);
     const out: Fingerprints = { '': joined(digest(this.raw), tail) };
-    for (const s of this.sets) out[s.key] = joined(digest(s.hash ?? this.unchanged.copy()), tail);
+    // Sets that never changed the text share one fingerprint: the unchanged text's.
+    let unchanged: string | undefined;
+    for (const s of this.sets)
+      out[s.key] = s.hash
+        ? joined(digest(s.hash), tail)
+        : (unchanged ??= joined(digest(this.unchanged), tail));
     return out;
   }
 }

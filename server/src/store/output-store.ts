@@ -1,5 +1,7 @@
 /** Output fingerprints of finished host tasks (see outputs/output-fingerprint.ts). */
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import type { EngineCapabilities } from './engines.js';
 import type { Database } from './schema.js';
 
 export interface FingerprintRow {
@@ -12,27 +14,45 @@ export interface FingerprintRow {
 const CHUNK = 500;
 
 export class OutputStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly caps: EngineCapabilities,
+  ) {}
 
+  /**
+   * Committed without waiting for the disk: fingerprints are derived from stored logs, and a
+   * finished task that has none (lost to a power cut) is fingerprinted from its log when its
+   * groups are asked for (OutputGroups.fingerprints). Waiting would cost every batch of results
+   * a second sync.
+   */
   async save(rows: readonly FingerprintRow[]): Promise<void> {
-    for (let i = 0; i < rows.length; i += CHUNK) {
-      await this.db
-        .insertInto('output_fingerprint')
-        .values(
-          rows.slice(i, i + CHUNK).map((r) => ({
-            step_instance_id: r.stepInstanceId,
-            execute_count: r.executeCount,
-            host_id: r.hostId,
-            fingerprints: JSON.stringify(r.fingerprints),
-          })),
-        )
-        .onConflict((oc) =>
-          oc
-            .columns(['step_instance_id', 'execute_count', 'host_id'])
-            .doUpdateSet((eb) => ({ fingerprints: eb.ref('excluded.fingerprints') })),
-        )
-        .execute();
-    }
+    if (rows.length === 0) return;
+    const { before, after } = this.caps.relaxedCommit;
+    await this.db.connection().execute(async (conn) => {
+      for (const s of before) await sql.raw(s).execute(conn);
+      try {
+        for (let i = 0; i < rows.length; i += CHUNK) {
+          await conn
+            .insertInto('output_fingerprint')
+            .values(
+              rows.slice(i, i + CHUNK).map((r) => ({
+                step_instance_id: r.stepInstanceId,
+                execute_count: r.executeCount,
+                host_id: r.hostId,
+                fingerprints: JSON.stringify(r.fingerprints),
+              })),
+            )
+            .onConflict((oc) =>
+              oc
+                .columns(['step_instance_id', 'execute_count', 'host_id'])
+                .doUpdateSet((eb) => ({ fingerprints: eb.ref('excluded.fingerprints') })),
+            )
+            .execute();
+        }
+      } finally {
+        for (const s of after) await sql.raw(s).execute(conn);
+      }
+    });
   }
 
   /** bk_host_id -> fingerprints, for the hosts of one step attempt that have them. */

@@ -67,7 +67,7 @@ export class Store {
     this.quotas = new QuotaStore(db);
     this.agentTrust = new AgentTrustStore(db);
     this.operators = new OperatorStore(db);
-    this.outputs = new OutputStore(db);
+    this.outputs = new OutputStore(db, caps);
     this.plans = new PlanStore(db);
     this.references.register(this.plans);
     this.crons = new CronStore(db);
