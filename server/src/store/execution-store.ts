@@ -11,6 +11,7 @@ import type { EngineCapabilities } from './engines.js';
 import { updateHostTasks } from './host-task-update.js';
 import type { HostTaskChange } from './host-task-update.js';
 import { JobEventLog } from './job-event-log.js';
+import { insertRows } from './row-insert.js';
 import { decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
 import { alignOutput, joinChunks } from './output-alignment.js';
 import type { AlignedOutput } from './output-alignment.js';
@@ -660,13 +661,14 @@ export class ExecutionStore {
         })),
       );
       for (let i = 0; i < chunks.length; i += INSERT_CHUNK) {
-        await tx
-          .insertInto('log_chunk')
-          .values(chunks.slice(i, i + INSERT_CHUNK))
-          .onConflict((oc) =>
-            oc.columns(['step_instance_id', 'execute_count', 'host_id', 'offset']).doNothing(),
-          )
-          .execute();
+        await insertRows(tx, this.engine, 'log_chunk', chunks.slice(i, i + INSERT_CHUNK), (rows) =>
+          tx
+            .insertInto('log_chunk')
+            .values(rows)
+            .onConflict((oc) =>
+              oc.columns(['step_instance_id', 'execute_count', 'host_id', 'offset']).doNothing(),
+            ),
+        );
       }
       const versions = await bumpHostsVersions(tx, writes);
       // A result held back changes nothing but the output: the agent sends it again.

@@ -9,6 +9,7 @@
 import { sql } from 'kysely';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
+import { insertRows } from './row-insert.js';
 import type { Database, JobEventTable } from './schema.js';
 
 export type JobEventKind = 'job' | 'step' | 'batch' | 'host' | 'log';
@@ -91,10 +92,9 @@ export class JobEventLog {
       };
     });
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await tx
-        .insertInto('job_event')
-        .values(rows.slice(i, i + INSERT_CHUNK))
-        .execute();
+      await insertRows(tx, this.caps.name, 'job_event', rows.slice(i, i + INSERT_CHUNK), (r) =>
+        tx.insertInto('job_event').values(r),
+      );
     }
   }
 
