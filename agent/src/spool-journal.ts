@@ -55,6 +55,8 @@ export class SpoolJournal {
   private syncWaiters: (() => void)[] = [];
   private inflightSyncWaiters: (() => void)[] = [];
   private syncing = false;
+  /** A segment was created since the directory was last synced. */
+  private dirUnsynced = false;
   private syncTimer: NodeJS.Timeout | undefined;
   private scheduled = false;
   /**
@@ -243,17 +245,10 @@ export class SpoolJournal {
     const fd = fs.openSync(path.join(this.dir, segmentName(id)), 'a', 0o600);
     this.ids.push(id);
     this.size = 0;
-    // The new name must survive a power loss too, not only its contents.
-    try {
-      const dirFd = fs.openSync(this.dir, 'r');
-      try {
-        fs.fsyncSync(dirFd);
-      } finally {
-        fs.closeSync(dirFd);
-      }
-    } catch {
-      /* not every filesystem syncs directories */
-    }
+    // The new name must survive a power loss too, not only its contents: the directory is
+    // synced with the segment's first records, off this thread (a directory sync waits for
+    // the filesystem's journal, tens of ms while a large output is being written back).
+    this.dirUnsynced = true;
     return fd;
   }
 
@@ -312,7 +307,7 @@ export class SpoolJournal {
     if (this.syncing) return;
     clearTimeout(this.syncTimer);
     this.syncTimer = undefined;
-    if (this.unsynced.size === 0 || this.broken) {
+    if ((this.unsynced.size === 0 && !this.dirUnsynced) || this.broken) {
       this.unsynced.clear();
       const waiters = this.syncWaiters;
       this.syncWaiters = [];
@@ -320,13 +315,15 @@ export class SpoolJournal {
       runAll(waiters);
       return;
     }
-    const fds = [...this.unsynced];
+    const syncs = [...this.unsynced].map(fdatasync);
+    if (this.dirUnsynced) syncs.push(fsyncDir(this.dir));
     this.unsynced.clear();
+    this.dirUnsynced = false;
     this.onSync();
     this.inflightSyncWaiters = this.syncWaiters;
     this.syncWaiters = [];
     this.syncing = true;
-    void Promise.all(fds.map(fdatasync))
+    void Promise.all(syncs)
       .catch(() => {
         this.broken = true;
       })
@@ -373,4 +370,17 @@ function writeAllSync(fd: number, buffers: Buffer[]): void {
 
 function fdatasync(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Not every filesystem syncs directories: a failure to is no failure of the journal. */
+async function fsyncDir(dir: string): Promise<void> {
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(dir, 'r');
+    await handle.sync();
+  } catch {
+    /* see above */
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
 }

@@ -57,3 +57,25 @@ test('encodeOutput leaves writes without output out', async () => {
   assert.equal(out.size, 1);
   assert.equal(out.get(w1)?.[0]?.encoding, LogEncoding.raw);
 });
+
+test('a row of many frames is deflated frame by frame into one stream that reads back whole', async () => {
+  const mib = 1024 * 1024;
+  const sizes = [mib, 300_000, 5, 70_000, mib, 900_000, 3, mib, mib];
+  let offset = 0;
+  const chunks = sizes.map((n, i) => {
+    const c = { offset, data: Buffer.from(text(n + i).subarray(i)) };
+    offset += c.data.length;
+    return c;
+  });
+  const w = { chunks };
+  const stored = (await encodeOutput([w])).get(w) ?? [];
+  assert.deepEqual(
+    stored.map((c) => [c.offset, c.encoding]),
+    [
+      [0, LogEncoding.deflated],
+      [chunks[7]?.offset, LogEncoding.deflated],
+    ],
+  );
+  const back = Buffer.concat(await decodeChunks(stored));
+  assert.ok(back.equals(Buffer.concat(chunks.map((c) => c.data))));
+});

@@ -18,7 +18,7 @@
  */
 import crypto from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
-import { NORMALISER_SETS, lineNormaliser, normaliseText, normaliserKey } from './output-normalisers.js';
+import { NORMALISER_SETS, SetsNormaliser, normaliseText, normaliserKey } from './output-normalisers.js';
 import type { HostIdentity } from './output-normalisers.js';
 
 export type Fingerprints = Record<string, string>;
@@ -31,14 +31,12 @@ const joined = (head: string, tail: string | undefined) =>
   tail === undefined ? head : digest(crypto.createHash('sha256').update(`${head}:${tail}`));
 const DIGIT = /\d/;
 
-/** The sets that change anything, with their keys: the same for every host. */
-const SETS = NORMALISER_SETS.filter((s) => s.length > 0).map((set) => ({ set, key: normaliserKey(set) }));
+/** The sets that change anything, and their keys: the same for every host. */
+const SETS = NORMALISER_SETS.filter((s) => s.length > 0);
+const SET_KEYS = SETS.map((set) => normaliserKey(set));
 
 interface SetState {
   key: string;
-  set: (typeof SETS)[number]['set'];
-  /** Made on first use: most outputs never need one (see `plain`). */
-  normalise: ((text: string) => string) | undefined;
   /** Undefined while every block so far left this set's text unchanged (it is `unchanged`). */
   hash: crypto.Hash | undefined;
 }
@@ -47,6 +45,8 @@ export class OutputFingerprinter {
   private readonly raw = crypto.createHash('sha256');
   private readonly unchanged = crypto.createHash('sha256');
   private readonly sets: SetState[];
+  /** Made on first use: most outputs never need one (see `plain`). */
+  private normaliser: SetsNormaliser | undefined;
   private readonly names: string[];
   private readonly decoder = new StringDecoder('utf8');
   private partial = '';
@@ -57,7 +57,7 @@ export class OutputFingerprinter {
 
   constructor(private readonly host: HostIdentity) {
     this.names = [host.ip, host.hostname].filter((n) => n.length > 0);
-    this.sets = SETS.map(({ set, key }) => ({ key, set, normalise: undefined, hash: undefined }));
+    this.sets = SET_KEYS.map((key) => ({ key, hash: undefined }));
   }
 
   /** True when no normaliser can change the text: no digit (IPs, times, numbers) and no name. */
@@ -72,14 +72,22 @@ export class OutputFingerprinter {
       this.unchanged.update(text);
       return;
     }
-    for (const s of this.sets) {
-      s.normalise ??= lineNormaliser(s.set, this.host);
-      const out = s.normalise(text);
-      if (s.hash === undefined && out === text) continue;
+    this.normaliser ??= new SetsNormaliser(SETS, this.host);
+    const outs = this.normaliser.apply(text);
+    // Sets often end with the same text: it is encoded once, not once per set.
+    const encoded: { text: string; bytes: Buffer }[] = [];
+    const bytesOf = (out: string): Buffer => {
+      let e = encoded.find((x) => x.text === out);
+      if (!e) encoded.push((e = { text: out, bytes: Buffer.from(out) }));
+      return e.bytes;
+    };
+    this.sets.forEach((s, i) => {
+      const out = outs[i] ?? text;
+      if (s.hash === undefined && out === text) return;
       s.hash ??= this.unchanged.copy();
-      s.hash.update(out);
-    }
-    this.unchanged.update(text);
+      s.hash.update(bytesOf(out));
+    });
+    this.unchanged.update(bytesOf(text));
   }
 
   update(data: Buffer): void {

@@ -34,19 +34,50 @@ export const NORMALISER_SETS: readonly Normaliser[][] = Array.from(
   (_, mask) => NORMALISERS.filter((_n, i) => mask & (1 << i)),
 );
 
+/** Each normaliser as a text transformer for one host (`host` leaves text as it is when the host has no name). */
+function normaliserSteps(host: HostIdentity): Record<Normaliser, (s: string) => string> {
+  const names = [host.ip, host.hostname].filter((n) => n.length > 0).sort((a, b) => b.length - a.length);
+  const re = names.length > 0 ? new RegExp(names.map(escape).join('|'), 'g') : undefined;
+  return {
+    host: (s) => (re ? s.replace(re, '<host>') : s),
+    timestamps: (s) => s.replace(TIMESTAMP, '<time>'),
+    numbers: (s) => s.replace(NUMBER, '<n>'),
+  };
+}
+
 /** A line transformer for one host and one set of normalisers. */
 export function lineNormaliser(set: readonly Normaliser[], host: HostIdentity): (line: string) => string {
-  const steps: ((s: string) => string)[] = [];
-  if (set.includes('host')) {
-    const names = [host.ip, host.hostname].filter((n) => n.length > 0).sort((a, b) => b.length - a.length);
-    if (names.length > 0) {
-      const re = new RegExp(names.map(escape).join('|'), 'g');
-      steps.push((s) => s.replace(re, '<host>'));
-    }
+  const steps = normaliserSteps(host);
+  return (line) => set.reduce((s, n) => steps[n](s), line);
+}
+
+/**
+ * One text under many sets of normalisers at once. Sets share their steps: each normaliser
+ * runs once per distinct text it is given (`numbers` of the host-normalised text is that of
+ * the text itself when the host does not occur in it), not once per set.
+ */
+export class SetsNormaliser {
+  private readonly steps: Record<Normaliser, (s: string) => string>;
+
+  constructor(
+    private readonly sets: readonly (readonly Normaliser[])[],
+    host: HostIdentity,
+  ) {
+    this.steps = normaliserSteps(host);
   }
-  if (set.includes('timestamps')) steps.push((s) => s.replace(TIMESTAMP, '<time>'));
-  if (set.includes('numbers')) steps.push((s) => s.replace(NUMBER, '<n>'));
-  return (line) => steps.reduce((s, f) => f(s), line);
+
+  /** The text under each set, in the order of the sets given. */
+  apply(text: string): string[] {
+    const done: { input: string; step: Normaliser; output: string }[] = [];
+    const run = (input: string, step: Normaliser): string => {
+      const hit = done.find((d) => d.step === step && d.input === input);
+      if (hit) return hit.output;
+      const output = this.steps[step](input);
+      done.push({ input, step, output });
+      return output;
+    };
+    return this.sets.map((set) => set.reduce(run, text));
+  }
 }
 
 /** A whole output, normalised. */

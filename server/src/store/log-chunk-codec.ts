@@ -11,8 +11,8 @@
  */
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { joinChunks } from './output-alignment.js';
-import type { OutputChunk } from './output-alignment.js';
+import { chunkRuns, joinRun } from './output-alignment.js';
+import type { ChunkRun, OutputChunk } from './output-alignment.js';
 
 export const LogEncoding = { raw: 0, deflated: 1 } as const;
 export type LogEncoding = (typeof LogEncoding)[keyof typeof LogEncoding];
@@ -20,7 +20,6 @@ export type LogEncoding = (typeof LogEncoding)[keyof typeof LogEncoding];
 /** Chunks shorter than this are stored as they are. */
 export const DEFLATE_MIN_BYTES = 64 * 1024;
 
-const deflateRaw = promisify(zlib.deflateRaw);
 const inflateRaw = promisify(zlib.inflateRaw);
 
 /** Fastest level; output chunks large enough that a MiB of input is one or two thread-pool round trips. */
@@ -30,15 +29,43 @@ const DEFLATE = { level: 1, chunkSize: 256 * 1024 };
 const INFLATE = { chunkSize: 1024 * 1024 };
 
 /**
- * A chunk deflated, or undefined when that does not pay. Its first DEFLATE_MIN_BYTES are tried
- * first and must shrink to half: text does (to a fifth or less), while base64, hex dumps and
- * compressed data do not, and deflating a MiB of those costs tens of milliseconds for little.
+ * A row deflated, or undefined when that does not pay. Its first DEFLATE_MIN_BYTES go first and
+ * must shrink to half: text does (to a fifth or less), while base64, hex dumps and compressed
+ * data do not, and deflating a MiB of those costs tens of milliseconds for little.
+ *
+ * The row's parts (an agent's frames, a MiB or less) go through one deflate stream as they are,
+ * never joined first; one stream per row, so a row pays for one compressor's set-up.
  */
-async function deflated(data: Buffer): Promise<Buffer | undefined> {
-  const sample = await deflateRaw(data.subarray(0, DEFLATE_MIN_BYTES), DEFLATE);
-  if (sample.length > DEFLATE_MIN_BYTES / 2) return undefined;
-  const packed = await deflateRaw(data, DEFLATE);
-  return packed.length > data.length * 0.9 ? undefined : packed;
+function deflated(run: ChunkRun): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const d = zlib.createDeflateRaw(DEFLATE);
+    const out: Buffer[] = [];
+    let bytes = 0;
+    d.on('data', (b: Buffer) => {
+      out.push(b);
+      bytes += b.length;
+    });
+    d.on('error', reject);
+    d.on('end', () => resolve(bytes > run.bytes * 0.9 ? undefined : Buffer.concat(out, bytes)));
+    let skip = Math.min(DEFLATE_MIN_BYTES, run.bytes);
+    for (const p of run.parts) {
+      if (skip >= p.length) {
+        d.write(p);
+        skip -= p.length;
+        continue;
+      }
+      d.write(p.subarray(0, skip));
+      d.flush(zlib.constants.Z_SYNC_FLUSH, () => {
+        if (bytes <= DEFLATE_MIN_BYTES / 2) return;
+        d.destroy();
+        resolve(undefined);
+      });
+      // The rest waits behind the flush in the stream's queue and is dropped with it.
+      d.write(p.subarray(skip));
+      skip = Infinity;
+    }
+    d.end();
+  });
 }
 
 export interface StoredChunk {
@@ -55,26 +82,36 @@ function raw(c: OutputChunk): StoredChunk {
   return { offset: c.offset, data: c.data, encoding: LogEncoding.raw };
 }
 
-/** Each write's chunks joined (joinChunks) and encoded for storage, by write. */
+/** Each write's chunks grouped into rows (chunkRuns) and encoded for storage, by write. */
 export async function encodeOutput<W extends { chunks: OutputChunk[] }>(
   writes: readonly W[],
 ): Promise<Map<W, StoredChunk[]>> {
   const out = new Map<W, StoredChunk[]>();
   await Promise.all(
     writes.map(async (w) => {
-      if (w.chunks.length > 0) out.set(w, await encodeChunks(joinChunks(w.chunks)));
+      if (w.chunks.length > 0) out.set(w, await encodeRuns(chunkRuns(w.chunks)));
     }),
   );
   return out;
 }
 
 /** Chunks as they are stored, each deflated when that pays (see above). */
-export async function encodeChunks(chunks: readonly OutputChunk[]): Promise<StoredChunk[]> {
-  if (chunks.every((c) => c.data.length < DEFLATE_MIN_BYTES)) return chunks.map(raw);
+export function encodeChunks(chunks: readonly OutputChunk[]): Promise<StoredChunk[]> {
+  return encodeRuns(chunks.map((c) => ({ offset: c.offset, parts: [c.data], bytes: c.data.length })));
+}
+
+/** Rows as they are stored, each deflated when that pays (see above). */
+async function encodeRuns(runs: readonly ChunkRun[]): Promise<StoredChunk[]> {
+  const asIs = (r: ChunkRun): StoredChunk => ({
+    offset: r.offset,
+    data: joinRun(r),
+    encoding: LogEncoding.raw,
+  });
+  if (runs.every((r) => r.bytes < DEFLATE_MIN_BYTES)) return runs.map(asIs);
   return Promise.all(
-    chunks.map(async (c) => {
-      const packed = c.data.length < DEFLATE_MIN_BYTES ? undefined : await deflated(c.data);
-      return packed ? { offset: c.offset, data: packed, encoding: LogEncoding.deflated } : raw(c);
+    runs.map(async (r) => {
+      const packed = r.bytes < DEFLATE_MIN_BYTES ? undefined : await deflated(r);
+      return packed ? { offset: r.offset, data: packed, encoding: LogEncoding.deflated } : asIs(r);
     }),
   );
 }

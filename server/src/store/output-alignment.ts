@@ -44,39 +44,38 @@ export function alignOutput(stored: number, chunks: readonly OutputChunk[]): Ali
 /** Largest log chunk row made by joining chunks (a reader of a range reads whole rows). */
 export const MAX_JOINED_CHUNK_BYTES = 4 * 1024 * 1024;
 
+/** Contiguous chunks that make one row, not joined yet. */
+export interface ChunkRun {
+  offset: number;
+  parts: Buffer[];
+  bytes: number;
+}
+
 /**
- * Contiguous chunks joined into rows of up to MAX_JOINED_CHUNK_BYTES: an agent sends output in
+ * Contiguous chunks grouped into rows of up to MAX_JOINED_CHUNK_BYTES: an agent sends output in
  * frames of a MiB or less, and one row per frame costs a row's insert (and on SQLite its B-tree
  * entry and page chain) for every frame instead of every few MiB.
  */
-export function joinChunks(chunks: readonly OutputChunk[]): OutputChunk[] {
-  const out: OutputChunk[] = [];
-  let run: OutputChunk[] = [];
-  let runBytes = 0;
-  const close = () => {
-    const first = run[0];
-    if (!first) return;
-    out.push(
-      run.length === 1
-        ? first
-        : {
-            offset: first.offset,
-            data: Buffer.concat(
-              run.map((c) => c.data),
-              runBytes,
-            ),
-          },
-    );
-    run = [];
-    runBytes = 0;
-  };
+export function chunkRuns(chunks: readonly OutputChunk[]): ChunkRun[] {
+  const out: ChunkRun[] = [];
+  let run: ChunkRun | undefined;
   for (const c of chunks) {
-    const first = run[0];
-    if (first && (first.offset + runBytes !== c.offset || runBytes + c.data.length > MAX_JOINED_CHUNK_BYTES))
-      close();
-    run.push(c);
-    runBytes += c.data.length;
+    if (!run || run.offset + run.bytes !== c.offset || run.bytes + c.data.length > MAX_JOINED_CHUNK_BYTES) {
+      run = { offset: c.offset, parts: [], bytes: 0 };
+      out.push(run);
+    }
+    run.parts.push(c.data);
+    run.bytes += c.data.length;
   }
-  close();
   return out;
+}
+
+/** A run's bytes as one buffer. */
+export function joinRun(run: ChunkRun): Buffer {
+  return run.parts.length === 1 ? (run.parts[0] as Buffer) : Buffer.concat(run.parts, run.bytes);
+}
+
+/** Contiguous chunks joined into rows (see chunkRuns). */
+export function joinChunks(chunks: readonly OutputChunk[]): OutputChunk[] {
+  return chunkRuns(chunks).map((r) => ({ offset: r.offset, data: joinRun(r) }));
 }
