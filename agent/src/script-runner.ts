@@ -5,7 +5,11 @@
  * The script is written to a private temporary directory (0700, owned by the user it runs
  * as, also its working directory), run by its interpreter with script_param appended the way
  * BK-JOB does it (through the shell, so quoting in the params works as on a command line),
- * and the directory is removed when the script ends, whichever way it ends.
+ * and the directory is removed once the task's runner releases it: after the server recorded
+ * the result (or the task was forgotten, or the agent stops), whichever way the script ended.
+ * Not right at the end: removing a directory just made waits for the filesystem's journal to
+ * commit its creation (milliseconds on a busy disk), and a database syncing on the same disk
+ * at that moment, such as the server's while it stores this very result, waits with it.
  *
  * The user lookup is asynchronous (it may run getent). Writing the script and removing its
  * directory are a handful of small synchronous calls: done through the thread pool they cost
@@ -118,12 +122,16 @@ function scriptDirPrefix(key: string): string {
   return `jobfleet-task-${key.replace(/:/g, '_')}-`;
 }
 
-/** Removes what a script run of `key` left in the temporary directory (after an agent crash). */
-export function removeScriptDirs(key: string): void {
-  const prefix = scriptDirPrefix(key);
+/** Removes what script runs of `keys` left in the temporary directory (after an agent stop or crash). */
+export function removeScriptDirs(keys: readonly string[]): void {
+  if (keys.length === 0) return;
+  const prefixes = new Set(keys.map(scriptDirPrefix));
   try {
+    // One listing for all of them: a shared temporary directory may hold many thousands of
+    // entries. mkdtemp adds six characters to the prefix.
     for (const name of fs.readdirSync(os.tmpdir())) {
-      if (name.startsWith(prefix)) fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+      if (prefixes.has(name.slice(0, -6)))
+        fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
     }
   } catch {
     /* nothing to clean */
@@ -137,6 +145,7 @@ class ScriptRun implements RunningTask {
   private stopReason: 'timeout' | StopReason | undefined;
   private exited = false;
   private finished = false;
+  private released = false;
   private timer: NodeJS.Timeout | undefined;
   private exitStatus: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
@@ -297,6 +306,22 @@ class ScriptRun implements RunningTask {
     this.stop(reason);
   }
 
+  release(): void {
+    this.released = true;
+    if (this.finished) this.removeDir();
+  }
+
+  private removeDir(): void {
+    const dir = this.dir;
+    this.dir = undefined;
+    if (!dir) return;
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* left for the temporary directory's own cleanup */
+    }
+  }
+
   private stop(reason: 'timeout' | StopReason): void {
     if (this.finished || this.exited) return;
     this.stopReason ??= reason;
@@ -333,18 +358,7 @@ class ScriptRun implements RunningTask {
     clearTimeout(this.timer);
     const vars = this.readVars();
     this.handlers.done(outcome, exitCode, message, vars);
-    // After the result's report (the spool writes and sends it in the next turn): removing a
-    // directory waits for the filesystem's journal, and the result need not wait for that.
-    const dir = this.dir;
-    if (dir) {
-      setImmediate(() => {
-        try {
-          fs.rmSync(dir, { recursive: true, force: true });
-        } catch {
-          /* left for the temporary directory's own cleanup */
-        }
-      });
-    }
+    if (this.released) this.removeDir();
   }
 }
 

@@ -40,4 +40,9 @@ export type StopReason = 'killed' | 'lost';
 export interface RunningTask {
   /** Stops the task; it then reports its end through its `done` handler. Does nothing once it ended. */
   kill(reason?: StopReason): void;
+  /**
+   * What the task leaves on disk while it runs can go: its result is recorded, or it is
+   * forgotten, or the agent stops (the spool keeps the result). Before its end: once it ends.
+   */
+  release?(): void;
 }

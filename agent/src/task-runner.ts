@@ -3,7 +3,8 @@
  * the server when connected, and replays what the server missed after a reconnect. It also
  * owns the agent's file server, which serves files to peers for their downloads.
  *
- * Per task: run|download --> started --> output* --> finished --> (recorded: spool removed).
+ * Per task: run|download --> started --> output* --> finished --> (recorded: spool and script
+ * directory removed).
  * Download tasks write no output; their per-file reports go out live, and the final one of
  * each file is spooled with the task and resent with its result.
  * Output offsets are contiguous from 0 and `finished.outputBytes` is the total reported.
@@ -51,6 +52,8 @@ interface Task {
   written: number;
   cap: OutputCap;
   running: RunningTask | undefined;
+  /** Removes what the task left on disk (see RunningTask.release). */
+  release?: () => void;
   result: FinishedReport | undefined;
   /** Final per-file reports (download tasks), resent with the result. */
   fileReports: FileReport[];
@@ -92,6 +95,7 @@ export class TaskRunner implements TaskRunnerPort {
       port: opts.filePort ?? 0,
       root: this.root,
     });
+    const scripts: string[] = [];
     for (const left of this.spool.load()) {
       const key = left.msg.key;
       const result: FinishedReport = left.result ?? {
@@ -108,10 +112,11 @@ export class TaskRunner implements TaskRunnerPort {
         // The script may have outlived the agent; the server will treat the task as gone, so
         // nothing of it may keep running, and a download's part files are garbage now.
         if (left.process) killGroupIfSame(left.process);
-        if (left.msg.type === 'task.run') removeScriptDirs(key);
-        else removePartFiles(left.msg, this.root);
+        if (left.msg.type !== 'task.run') removePartFiles(left.msg, this.root);
         this.saveResult(result);
       }
+      // Finished or not, the spool holds all that counts of it now.
+      if (left.msg.type === 'task.run') scripts.push(key);
       this.tasks.set(key, {
         key,
         startTime: left.startTime,
@@ -124,13 +129,14 @@ export class TaskRunner implements TaskRunnerPort {
         settle: () => undefined,
       });
     }
+    removeScriptDirs(scripts);
   }
 
   run(msg: RunScript): void {
     const task = this.begin(msg, msg.logCapBytes);
     if (!task) return;
     this.starter ??= this.opts.starter ?? defaultStarter();
-    task.running = runScript(
+    const running = runScript(
       msg,
       {
         spawned: (pid) => {
@@ -148,6 +154,8 @@ export class TaskRunner implements TaskRunnerPort {
       },
       this.starter,
     );
+    task.running = running;
+    task.release = () => running.release?.();
   }
 
   download(msg: DownloadFiles): void {
@@ -255,6 +263,7 @@ export class TaskRunner implements TaskRunnerPort {
       const t = this.tasks.get(key);
       this.tasks.delete(key);
       t?.running?.kill('killed');
+      t?.release?.();
       this.spool.remove(key);
     }
     for (const t of this.tasks.values()) {
@@ -281,6 +290,7 @@ export class TaskRunner implements TaskRunnerPort {
   recorded(key: string): void {
     const t = this.tasks.get(key);
     if (t && !t.result) return; // a result we have not produced cannot have been recorded
+    t?.release?.();
     this.tasks.delete(key);
     this.spool.remove(key);
     this.recordedKeys.add(key);
@@ -325,6 +335,7 @@ export class TaskRunner implements TaskRunnerPort {
     const running = [...this.tasks.values()].filter((t) => !t.result);
     for (const t of running) t.running?.kill('lost');
     await Promise.all([...running.map((t) => t.ended), this.files.close()]);
+    for (const t of this.tasks.values()) t.release?.();
     if (this.starter !== this.opts.starter) this.starter?.close();
     await this.spool.close();
   }

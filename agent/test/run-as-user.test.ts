@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { FinishedReport } from '../src/task-spool.js';
-import { scriptDirsAfterReport, scriptDirsOf } from './helpers/os-state.js';
+import { scriptDirsAfterRecorded, scriptDirsOf } from './helpers/os-state.js';
 import { runMsg } from './helpers/recording-reports.js';
 import { Runners } from './helpers/runners.js';
 
@@ -63,7 +63,7 @@ describe('TaskRunner: execution account', () => {
       const r = await reports.finishedResult(msg.key);
       assert.deepEqual([r.outcome, r.exitCode], ['exited', 0]);
       assert.equal(reports.text(msg.key), `${name}\n${uid}\n/home/${name} ${name} ${name}\ncan write\n`);
-      assert.deepEqual(await scriptDirsAfterReport(msg.key), []);
+      assert.deepEqual(scriptDirsAfterRecorded(runner, msg.key), []);
     });
 
     it('as a non-root agent: runs as itself, and refuses to switch to another user', async () => {

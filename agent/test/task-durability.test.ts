@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { alive, killQuietly, pidsIn, scriptDirsOf } from './helpers/os-state.js';
+import { alive, eventually, killQuietly, pidsIn, scriptDirsOf } from './helpers/os-state.js';
 import { runMsg } from './helpers/recording-reports.js';
 import { Runners } from './helpers/runners.js';
 import type { TaskRunner } from '../src/task-runner.js';
@@ -29,15 +29,6 @@ after(async () => {
 async function spooled(runner: TaskRunner, stateDir: string, key: string): Promise<boolean> {
   await runner.flushed();
   return TaskSpool.keysOnDisk(stateDir).includes(key);
-}
-
-/** Waits for a condition on the world outside the runner (a process to die), polling. */
-async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('TaskRunner: dispatch and record', () => {
@@ -213,6 +204,7 @@ describe('TaskRunner: agent stop and restart', () => {
       'the script outlives its runner process',
     );
     assert.equal(scriptDirsOf(slow.key).length, 1);
+    assert.equal(scriptDirsOf(quick.key).length, 1, 'a finished task keeps its directory until recorded');
 
     const { runner, reports } = setup(stateDir);
     // A SIGKILL lands when the target is next scheduled, not within the kill call.
@@ -221,6 +213,7 @@ describe('TaskRunner: agent stop and restart', () => {
       'the restart killed what the lost task left running',
     );
     assert.deepEqual(scriptDirsOf(slow.key), []);
+    assert.deepEqual(scriptDirsOf(quick.key), []);
     const held = runner.held().sort((a, b) => a.key.localeCompare(b.key));
     const slowBytes = Buffer.byteLength(slowText());
     assert.deepEqual(

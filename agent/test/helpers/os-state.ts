@@ -21,6 +21,15 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** Waits for a condition on the world outside the runner (a process to die), polling. */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Kills what a test left running (a background child it asked a script to start). */
 export function killQuietly(pid: number): void {
   try {
@@ -36,9 +45,9 @@ export function scriptDirsOf(key: string): string[] {
   return fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(prefix));
 }
 
-/** scriptDirsOf once the turn that reported the task's result is over: the runner removes them right after. */
-export async function scriptDirsAfterReport(key: string): Promise<string[]> {
-  await new Promise((resolve) => setImmediate(resolve));
+/** scriptDirsOf once the server recorded the task's result: the runner removes them then. */
+export function scriptDirsAfterRecorded(runner: { recorded(key: string): void }, key: string): string[] {
+  runner.recorded(key);
   return scriptDirsOf(key);
 }
 

@@ -11,8 +11,13 @@ export async function assertScopeQuota(ctx: EndpointContext, hostCount: number):
   const quotas = ctx.services.store.quotas;
   const scopeType = ctx.scope.type;
   const scopeId = String(ctx.scope.id);
+  // Both counts at once: one round trip on PostgreSQL on the way to accepting the job.
+  const [jobs, hosts] = await Promise.all([
+    maxJobs > 0 ? quotas.runningJobs(scopeType, scopeId) : 0,
+    maxHosts > 0 ? quotas.runningHosts(scopeType, scopeId) : 0,
+  ]);
   if (maxJobs > 0) {
-    const running = await quotas.runningJobs(scopeType, scopeId);
+    const running = jobs;
     if (running >= maxJobs) {
       throw new ApiError('RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT', {
         scopeType,
@@ -23,7 +28,7 @@ export async function assertScopeQuota(ctx: EndpointContext, hostCount: number):
     }
   }
   if (maxHosts > 0) {
-    const running = await quotas.runningHosts(scopeType, scopeId);
+    const running = hosts;
     if (running + hostCount > maxHosts) {
       throw new ApiError('RUNNING_HOSTS_EXCEED_SCOPE_QUOTA', {
         scopeType,

@@ -27,7 +27,14 @@ import type {
 import type { AgentEvents } from '../agent-link/agent-hub.js';
 import { agentAway } from '../cluster/cluster-store.js';
 import type { Services } from '../services.js';
-import type { JobInstance, NewJob, StepEnd, StepInstance, TaskWrite } from '../store/execution-store.js';
+import type {
+  HostTask,
+  JobInstance,
+  NewJob,
+  StepEnd,
+  StepInstance,
+  TaskWrite,
+} from '../store/execution-store.js';
 import { CallbackQueue } from './callback-queue.js';
 import { callbackPayload } from './callback-payload.js';
 import { failureBudget } from './rolling-plan.js';
@@ -138,11 +145,13 @@ export class Engine implements AgentEvents {
   ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
     const ids = await this.store.createJobInstance(job, startTask);
     if (startTask) {
-      this.withJobLock(ids.jobInstanceId, () => this.carryOn(ids.jobInstanceId)).catch((err: unknown) =>
-        this.services.log.error(
-          { err, job: ids.jobInstanceId },
-          'starting a job failed; it resumes at the next start',
-        ),
+      const first = { stepInstanceId: ids.stepInstanceIds[0] ?? 0, executeCount: 0 };
+      this.withJobLock(ids.jobInstanceId, () => this.carryOn(ids.jobInstanceId, first)).catch(
+        (err: unknown) =>
+          this.services.log.error(
+            { err, job: ids.jobInstanceId },
+            'starting a job failed; it resumes at the next start',
+          ),
       );
     }
     return ids;
@@ -177,9 +186,12 @@ export class Engine implements AgentEvents {
     await this.activate({ ...next, status: RunStatus.RUNNING });
   }
 
-  /** Indexes a step that is running (or waiting, or stopping) and carries on with it. */
-  private async activate(step: StepInstance): Promise<void> {
-    const tasks = await this.store.listHostTasks(step.id, step.execute_count);
+  /**
+   * Indexes a step that is running (or waiting, or stopping) and carries on with it; `read`:
+   * its host tasks, when they were just read.
+   */
+  private async activate(step: StepInstance, read?: HostTask[]): Promise<void> {
+    const tasks = read ?? (await this.store.listHostTasks(step.id, step.execute_count));
     const spec = parseStepSpec(step.spec);
     const active: ActiveStep = {
       jobInstanceId: step.job_instance_id,
@@ -308,15 +320,22 @@ export class Engine implements AgentEvents {
     );
   }
 
-  /** Carries on with a job in flight from what the store says about it. */
-  private async carryOn(jobInstanceId: number): Promise<void> {
+  /**
+   * Carries on with a job in flight from what the store says about it. `likely`: the step a
+   * job just stored as running starts with; its host tasks are read along with the job.
+   */
+  private async carryOn(
+    jobInstanceId: number,
+    likely?: { stepInstanceId: number; executeCount: number },
+  ): Promise<void> {
     // Read together (one round trip on PostgreSQL, before the first dispatch): nothing else moves
     // this job meanwhile, its operations wait for the job lock and none of its steps is active.
-    const [job, steps] = await Promise.all([
-      this.store.getJob(jobInstanceId),
-      this.store.getStepsOfJob(jobInstanceId),
+    const [found, likelyTasks] = await Promise.all([
+      this.store.getJobWithSteps(jobInstanceId),
+      likely && this.store.listHostTasks(likely.stepInstanceId, likely.executeCount),
     ]);
-    if (!job) return;
+    if (!found) return;
+    const { job, steps } = found;
     const current = steps.find((s) =>
       [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(
         s.status as 2,
@@ -325,8 +344,13 @@ export class Engine implements AgentEvents {
     if (current) {
       if (current.status === RunStatus.ROLLING_WAITING)
         await this.store.updateStep(current.id, { status: RunStatus.RUNNING });
+      const tasks =
+        current.id === likely?.stepInstanceId && current.execute_count === likely.executeCount
+          ? likelyTasks
+          : undefined;
       await this.activate(
         current.status === RunStatus.ROLLING_WAITING ? { ...current, status: RunStatus.RUNNING } : current,
+        tasks,
       );
       return;
     }

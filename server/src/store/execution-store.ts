@@ -296,6 +296,21 @@ export class ExecutionStore {
     running: boolean,
     now = Date.now(),
   ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
+    const storing = { jobInstanceId: 0, stepInstanceIds: [] as number[] };
+    try {
+      return await this.createJobInstanceOnce(job, running, now, storing);
+    } catch (err) {
+      this.events.forget(storing.jobInstanceId, storing.stepInstanceIds);
+      throw err;
+    }
+  }
+
+  private createJobInstanceOnce(
+    job: NewJob,
+    running: boolean,
+    now: number,
+    storing: { jobInstanceId: number; stepInstanceIds: number[] },
+  ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
     return this.withEvents('create_job', async (tx) => {
       // The claim first: a server racing for the same firing waits here, then fails, before any work.
       const firing =
@@ -335,7 +350,8 @@ export class ExecutionStore {
         })
         .returning('id')
         .executeTakeFirstOrThrow();
-      const stepInstanceIds: number[] = [];
+      const stepInstanceIds = storing.stepInstanceIds;
+      storing.jobInstanceId = jobInstanceId;
       const steps: Record<string, unknown>[] = [];
       for (const [order, step] of job.steps.entries()) {
         const { id } = await tx
@@ -357,6 +373,7 @@ export class ExecutionStore {
           .returning('id')
           .executeTakeFirstOrThrow();
         stepInstanceIds.push(id);
+        this.events.storing(jobInstanceId, { type: job.scopeType, id: job.scopeId }, [id]);
         await insertHostTasks(tx, id, 0, step.hosts, this.engine);
         steps.push({
           step_instance_id: id,
@@ -423,6 +440,30 @@ export class ExecutionStore {
       .where('job_instance_id', '=', jobInstanceId)
       .orderBy('step_order')
       .execute();
+  }
+
+  /**
+   * A job and its steps (in order) as one statement saw them: a status poll costs one round
+   * trip on PostgreSQL, and never pairs a job with steps from another moment. SQLite reads
+   * in process, so the two plain reads cost no more there.
+   */
+  async getJobWithSteps(id: number): Promise<{ job: JobInstance; steps: StepInstance[] } | undefined> {
+    if (this.engine === 'sqlite') {
+      const job = await this.getJob(id);
+      return job && { job, steps: await this.getStepsOfJob(id) };
+    }
+    // Every step column is a number, a string or null, so its JSON form decodes to the values
+    // the row itself would (bigints are read as numbers, engines.ts).
+    const { rows } = await sql<JobInstance & { steps_of_job: StepInstance[] }>`
+      select j.*, coalesce(
+        (select json_agg(s order by s.step_order) from step_instance s where s.job_instance_id = j.id),
+        '[]'
+      ) as steps_of_job
+      from job_instance j where j.id = ${id}`.execute(this.db);
+    const row = rows[0];
+    if (!row) return undefined;
+    const { steps_of_job: steps, ...job } = row;
+    return { job, steps };
   }
 
   async getStep(id: number): Promise<StepInstance | undefined> {

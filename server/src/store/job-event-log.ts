@@ -7,7 +7,7 @@
  * id (`Last-Event-ID`), across reconnects, server restarts and servers of a cluster.
  */
 import { sql } from 'kysely';
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
 import { insertRows } from './row-insert.js';
 import type { Database, JobEventTable } from './schema.js';
@@ -21,6 +21,25 @@ export interface PendingEvent {
   jobInstanceId: number;
   kind: JobEventKind;
   data: Record<string, unknown>;
+}
+
+/**
+ * PostgreSQL: the lock and the rows in one statement (one round trip). The lock is taken
+ * before any row gets its id (the rows wait for the lock's one row), the ids follow the
+ * events' order.
+ */
+async function appendLocked(tx: Transaction<Database>, rows: Insertable<JobEventTable>[]): Promise<void> {
+  const column = <K extends keyof Insertable<JobEventTable>>(k: K) => rows.map((r) => r[k]);
+  await sql`
+    with event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY}))
+    insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
+    select e.job_instance_id, e.scope_type, e.scope_id, e.kind, e.data, e.at
+    from event_lock, unnest(
+      ${column('job_instance_id')}::bigint[], ${column('scope_type')}::text[],
+      ${column('scope_id')}::text[], ${column('kind')}::text[], ${column('data')}::text[],
+      ${column('at')}::bigint[]
+    ) with ordinality as e(job_instance_id, scope_type, scope_id, kind, data, at, n)
+    order by e.n`.execute(tx);
 }
 
 /** Arbitrary constant naming the event log's advisory lock. */
@@ -43,6 +62,21 @@ export class JobEventLog {
     private readonly db: Kysely<Database>,
     private readonly caps: EngineCapabilities,
   ) {}
+
+  /**
+   * What a job's own transaction stores, known before it commits: its events and its first
+   * results need not read it back. `forget` when that transaction fails (SQLite may hand the
+   * ids out again).
+   */
+  storing(jobInstanceId: number, scope: { type: string; id: string }, stepIds: readonly number[]): void {
+    remember(this.scopeOfJob, jobInstanceId, scope);
+    for (const id of stepIds) remember(this.jobOfStep, id, jobInstanceId);
+  }
+
+  forget(jobInstanceId: number, stepIds: readonly number[]): void {
+    this.scopeOfJob.delete(jobInstanceId);
+    for (const id of stepIds) this.jobOfStep.delete(id);
+  }
 
   /** The job each step belongs to (cached; a step never moves). */
   async jobsOfSteps(tx: Kysely<Database>, stepIds: Iterable<number>): Promise<Map<number, number>> {
@@ -79,7 +113,6 @@ export class JobEventLog {
         .execute();
       for (const r of rows) remember(this.scopeOfJob, r.id, { type: r.scope_type, id: r.scope_id });
     }
-    if (!this.caps.singleWriter) await sql`select pg_advisory_xact_lock(${EVENT_LOCK_KEY})`.execute(tx);
     const rows = events.map((e) => {
       const scope = this.scopeOfJob.get(e.jobInstanceId) ?? { type: '', id: '' };
       return {
@@ -91,6 +124,7 @@ export class JobEventLog {
         at: now,
       };
     });
+    if (!this.caps.singleWriter) return appendLocked(tx, rows);
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       await insertRows(tx, this.caps.name, 'job_event', rows.slice(i, i + INSERT_CHUNK), (r) =>
         tx.insertInto('job_event').values(r),

@@ -20,39 +20,44 @@ export class OutputStore {
   ) {}
 
   /**
-   * Committed without waiting for the disk: fingerprints are derived from stored logs, and a
-   * finished task that has none (lost to a power cut) is fingerprinted from its log when its
-   * groups are asked for (OutputGroups.fingerprints). Waiting would cost every batch of results
-   * a second sync.
+   * Where the engine allows it (SQLite, see relaxedTransaction) the write does not wait for the
+   * disk: it comes right after the results it belongs to are committed, and a sync there would
+   * hold up the server (SQLite syncs on the event loop) just as clients come to read those
+   * results. Fingerprints are derived data: a crash that loses them leaves them to be computed
+   * again from the stored logs (output-groups.ts); the next durable commit makes them durable.
    */
   async save(rows: readonly FingerprintRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    const { before, after } = this.caps.relaxedCommit;
+    const around = this.caps.relaxedTransaction;
+    if (!around) return this.insert(this.db, rows);
     await this.db.connection().execute(async (conn) => {
-      for (const s of before) await sql.raw(s).execute(conn);
+      for (const s of around.before) await sql.raw(s).execute(conn);
       try {
-        for (let i = 0; i < rows.length; i += CHUNK) {
-          await conn
-            .insertInto('output_fingerprint')
-            .values(
-              rows.slice(i, i + CHUNK).map((r) => ({
-                step_instance_id: r.stepInstanceId,
-                execute_count: r.executeCount,
-                host_id: r.hostId,
-                fingerprints: JSON.stringify(r.fingerprints),
-              })),
-            )
-            .onConflict((oc) =>
-              oc
-                .columns(['step_instance_id', 'execute_count', 'host_id'])
-                .doUpdateSet((eb) => ({ fingerprints: eb.ref('excluded.fingerprints') })),
-            )
-            .execute();
-        }
+        await this.insert(conn, rows);
       } finally {
-        for (const s of after) await sql.raw(s).execute(conn);
+        for (const s of around.after) await sql.raw(s).execute(conn);
       }
     });
+  }
+
+  private async insert(db: Kysely<Database>, rows: readonly FingerprintRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += CHUNK) {
+      await db
+        .insertInto('output_fingerprint')
+        .values(
+          rows.slice(i, i + CHUNK).map((r) => ({
+            step_instance_id: r.stepInstanceId,
+            execute_count: r.executeCount,
+            host_id: r.hostId,
+            fingerprints: JSON.stringify(r.fingerprints),
+          })),
+        )
+        .onConflict((oc) =>
+          oc
+            .columns(['step_instance_id', 'execute_count', 'host_id'])
+            .doUpdateSet((eb) => ({ fingerprints: eb.ref('excluded.fingerprints') })),
+        )
+        .execute();
+    }
   }
 
   /** bk_host_id -> fingerprints, for the hosts of one step attempt that have them. */

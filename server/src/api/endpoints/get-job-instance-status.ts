@@ -7,7 +7,7 @@ import { RawJson } from '../raw-json.js';
 import { hostResultsJson } from './host-results-cache.js';
 import { cachedReply, rememberReply } from './status-reply-cache.js';
 import { zBool, zLong } from '../input-types.js';
-import { jobInScope, scopeFieldsOf, totalTime } from './job-lookup.js';
+import { jobWithStepsInScope, scopeFieldsOf, totalTime } from './job-lookup.js';
 
 export function stepIpResult(t: HostTask) {
   return {
@@ -39,8 +39,7 @@ export const getJobInstanceStatus = defineEndpoint({
   fieldErrors: { job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {
     const ex = ctx.services.store.executions;
-    const job = await jobInScope(ctx, input.job_instance_id);
-    const steps = await ex.getStepsOfJob(job.id);
+    const { job, steps } = await jobWithStepsInScope(ctx, input.job_instance_id);
     const finished = isRunFinished(job.status);
     const jobJson = JSON.stringify({
       finished,

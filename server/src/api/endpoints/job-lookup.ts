@@ -6,7 +6,19 @@ import { ApiError } from '../error-catalogue.js';
 import { zLong } from '../input-types.js';
 
 export async function jobInScope(ctx: EndpointContext, jobInstanceId: number): Promise<JobInstance> {
-  const job = await ctx.services.store.executions.getJob(jobInstanceId);
+  return inScope(ctx, jobInstanceId, await ctx.services.store.executions.getJob(jobInstanceId));
+}
+
+/** The job with its steps, read together (see ExecutionStore.getJobWithSteps). */
+export async function jobWithStepsInScope(
+  ctx: EndpointContext,
+  jobInstanceId: number,
+): Promise<{ job: JobInstance; steps: StepInstance[] }> {
+  const found = await ctx.services.store.executions.getJobWithSteps(jobInstanceId);
+  return { job: inScope(ctx, jobInstanceId, found?.job), steps: found?.steps ?? [] };
+}
+
+function inScope(ctx: EndpointContext, jobInstanceId: number, job: JobInstance | undefined): JobInstance {
   if (!job || job.scope_type !== ctx.scope.type || job.scope_id !== String(ctx.scope.id)) {
     throw new ApiError('TASK_INSTANCE_NOT_EXIST', { jobInstanceId });
   }
