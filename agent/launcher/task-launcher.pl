@@ -55,19 +55,26 @@ my %pipe_of;    # task id -> read end of its output pipe
 my %id_of_fd;   # fileno of that pipe -> task id
 my %id_of_pid;  # pid -> task id
 my $in = '';
+# Frames wait here until the end of the current step (a request handled, a turn of the loop),
+# so that a task's output, exit status and end of output reach the agent in one write.
+my $out = '';
 
 sub send_frame {
     my ($kind, $id, $data) = @_;
-    my $frame = pack('a1 N N', $kind, $id, length $data) . $data;
+    $out .= pack('a1 N N', $kind, $id, length $data) . $data;
+}
+
+sub flush_frames {
     my $off = 0;
-    while ($off < length $frame) {
-        my $n = syswrite(STDOUT, $frame, length($frame) - $off, $off);
+    while ($off < length $out) {
+        my $n = syswrite(STDOUT, $out, length($out) - $off, $off);
         if (!defined $n) {
             next if $! == EINTR;
             exit 0;    # the agent is gone
         }
         $off += $n;
     }
+    $out = '';
 }
 
 sub stop_reading {
@@ -177,6 +184,9 @@ sub read_requests {
         my $payload = substr($in, 4, $len);
         substr($in, 0, 4 + $len) = '';
         handle_request($payload);
+        # Tasks that ended while a backlog of requests is started report now, not after it.
+        reap();
+        flush_frames();
     }
 }
 
@@ -241,4 +251,5 @@ while (1) {
             send_frame('O', $id, $buf);
         }
     }
+    flush_frames();
 }

@@ -55,9 +55,20 @@ export class ReportHold {
 
   started(key: string, startTime: number): void {
     if (this.held.has(key)) return;
-    const timer = setTimeout(() => this.release(key), this.holdMs);
+    this.held.set(key, { startTime, offset: 0, chunks: [], bytes: 0, timer: this.timeOut(key) });
+  }
+
+  /**
+   * Node runs expired timers before it reads what arrived meanwhile: an agent whose loop was
+   * busy for longer than the hold (hundreds of tasks arriving at once) would release holds of
+   * tasks whose results are already waiting to be read. The release waits two turns of the
+   * loop after the time is up, so that what arrived by then (read in the first, written to the
+   * spool and reported in its check phase) closes the hold first.
+   */
+  private timeOut(key: string): NodeJS.Timeout {
+    const timer = setTimeout(() => setImmediate(() => setImmediate(() => this.release(key))), this.holdMs);
     timer.unref();
-    this.held.set(key, { startTime, offset: 0, chunks: [], bytes: 0, timer });
+    return timer;
   }
 
   /**
@@ -68,8 +79,7 @@ export class ReportHold {
     const h = this.held.get(key);
     if (!h) return;
     clearTimeout(h.timer);
-    h.timer = setTimeout(() => this.release(key), this.holdMs);
-    h.timer.unref();
+    h.timer = this.timeOut(key);
   }
 
   output(key: string, offset: number, data: Buffer): void {

@@ -8,7 +8,10 @@ import { sealedKeyOf } from '../engine/sensitive-params.js';
 import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
+import { updateHostTasks } from './host-task-update.js';
+import type { HostTaskChange } from './host-task-update.js';
 import { JobEventLog } from './job-event-log.js';
+import { insertRows } from './row-insert.js';
 import { decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
 import { alignOutput, joinChunks } from './output-alignment.js';
 import type { AlignedOutput } from './output-alignment.js';
@@ -699,33 +702,23 @@ export class ExecutionStore {
         })),
       );
       for (let i = 0; i < chunks.length; i += INSERT_CHUNK) {
-        await tx
-          .insertInto('log_chunk')
-          .values(chunks.slice(i, i + INSERT_CHUNK))
-          .onConflict((oc) =>
-            oc.columns(['step_instance_id', 'execute_count', 'host_id', 'offset']).doNothing(),
-          )
-          .execute();
+        await insertRows(tx, this.engine, 'log_chunk', chunks.slice(i, i + INSERT_CHUNK), (rows) =>
+          tx
+            .insertInto('log_chunk')
+            .values(rows)
+            .onConflict((oc) =>
+              oc.columns(['step_instance_id', 'execute_count', 'host_id', 'offset']).doNothing(),
+            ),
+        );
       }
       const versions = await bumpHostsVersions(tx, writes);
+      // A result held back changes nothing but the output: the agent sends it again.
+      const resultOf = (w: TaskWrite): Partial<TaskWrite> => (aligned.get(w)?.resultHeld ? {} : w);
+      const changes = new Map<TaskWrite, HostTaskChange>();
       for (const w of writes) {
-        const jobInstanceId = jobs.get(w.stepInstanceId) ?? 0;
-        const task = {
-          job_instance_id: jobInstanceId,
-          step_instance_id: w.stepInstanceId,
-          execute_count: w.executeCount,
-          bk_host_id: w.hostId,
-        };
         const a = aligned.get(w);
-        const written = chunksOf(w);
-        const first = written[0];
-        if (first) {
-          const length = written.reduce((n, c) => n + c.data.length, 0);
-          events.push({ jobInstanceId, kind: 'log', data: { ...task, offset: first.offset, length } });
-        }
-        // A result held back changes nothing but the output: the agent sends it again.
-        const result: Partial<TaskWrite> = a?.resultHeld ? {} : w;
-        const set: Partial<HostTask> = {};
+        const result = resultOf(w);
+        const set: HostTaskChange['set'] = {};
         const version = versions.get(w.stepInstanceId);
         if (version !== undefined && changesResult(result)) set.version = version;
         const logBytes = a ? a.logBytes : w.logBytes;
@@ -737,17 +730,36 @@ export class ExecutionStore {
         if (result.errorCode !== undefined) set.error_code = result.errorCode;
         if (result.endTime !== undefined) set.end_time = result.endTime;
         if (Object.keys(set).length === 0) continue;
-        let q = tx
-          .updateTable('host_task')
-          .set(set)
-          .where('step_instance_id', '=', w.stepInstanceId)
-          .where('execute_count', '=', w.executeCount)
-          .where('host_id', '=', w.hostId);
-        if (result.status !== undefined) q = q.where('status', 'in', UNFINISHED);
-        const r = await q.executeTakeFirst();
+        changes.set(w, {
+          stepInstanceId: w.stepInstanceId,
+          executeCount: w.executeCount,
+          hostId: w.hostId,
+          set,
+          ...(result.status !== undefined ? { onlyFrom: UNFINISHED } : {}),
+        });
+      }
+      const changed = await updateHostTasks(tx, [...changes.values()]);
+      for (const w of writes) {
+        const jobInstanceId = jobs.get(w.stepInstanceId) ?? 0;
+        const task = {
+          job_instance_id: jobInstanceId,
+          step_instance_id: w.stepInstanceId,
+          execute_count: w.executeCount,
+          bk_host_id: w.hostId,
+        };
+        const written = chunksOf(w);
+        const first = written[0];
+        if (first) {
+          const length = written.reduce((n, c) => n + c.data.length, 0);
+          events.push({ jobInstanceId, kind: 'log', data: { ...task, offset: first.offset, length } });
+        }
+        const change = changes.get(w);
+        if (!change) continue;
+        const result = resultOf(w);
+        const updated = changed.has(change);
         const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
-        if (result.status !== undefined && r.numUpdatedRows === 0n) w.storedStatus = before.get(key);
-        if (result.status === undefined || w.status === undefined || r.numUpdatedRows === 0n) continue;
+        if (result.status !== undefined && !updated) w.storedStatus = before.get(key);
+        if (result.status === undefined || w.status === undefined || !updated) continue;
         applied.add(key);
         const from = before.get(key);
         if (from === w.status) continue;

@@ -9,6 +9,7 @@
 import { sql } from 'kysely';
 import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
+import { insertRows } from './row-insert.js';
 import type { Database, JobEventTable } from './schema.js';
 
 export type JobEventKind = 'job' | 'step' | 'batch' | 'host' | 'log';
@@ -125,10 +126,9 @@ export class JobEventLog {
     });
     if (!this.caps.singleWriter) return appendLocked(tx, rows);
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await tx
-        .insertInto('job_event')
-        .values(rows.slice(i, i + INSERT_CHUNK))
-        .execute();
+      await insertRows(tx, this.caps.name, 'job_event', rows.slice(i, i + INSERT_CHUNK), (r) =>
+        tx.insertInto('job_event').values(r),
+      );
     }
   }
 
