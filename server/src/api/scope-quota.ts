@@ -16,27 +16,21 @@ export async function assertScopeQuota(ctx: EndpointContext, hostCount: number):
     maxJobs > 0 ? quotas.runningJobs(scopeType, scopeId) : 0,
     maxHosts > 0 ? quotas.runningHosts(scopeType, scopeId) : 0,
   ]);
-  if (maxJobs > 0) {
-    const running = jobs;
-    if (running >= maxJobs) {
-      throw new ApiError('RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT', {
-        scopeType,
-        scopeId,
-        running,
-        limit: maxJobs,
-      });
-    }
+  if (maxJobs > 0 && jobs >= maxJobs) {
+    throw new ApiError('RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT', {
+      scopeType,
+      scopeId,
+      running: jobs,
+      limit: maxJobs,
+    });
   }
-  if (maxHosts > 0) {
-    const running = hosts;
-    if (running + hostCount > maxHosts) {
-      throw new ApiError('RUNNING_HOSTS_EXCEED_SCOPE_QUOTA', {
-        scopeType,
-        scopeId,
-        running,
-        count: hostCount,
-        limit: maxHosts,
-      });
-    }
+  if (maxHosts > 0 && hosts + hostCount > maxHosts) {
+    throw new ApiError('RUNNING_HOSTS_EXCEED_SCOPE_QUOTA', {
+      scopeType,
+      scopeId,
+      running: hosts,
+      count: hostCount,
+      limit: maxHosts,
+    });
   }
 }

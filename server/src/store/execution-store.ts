@@ -3,10 +3,11 @@
  * and the tasks' output. Writes from agents arrive in bursts (thousands of hosts finishing at
  * once), so they are applied as grouped commits: one transaction per batch.
  */
-import { CompiledQuery, sql } from 'kysely';
+import { sql } from 'kysely';
 import { sealedKeyOf } from '../engine/sensitive-params.js';
 import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
+import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import { updateHostTasks } from './host-task-update.js';
 import type { HostTaskChange } from './host-task-update.js';
@@ -271,16 +272,7 @@ export class ExecutionStore {
         return r;
       });
     const around = relaxed ? this.relaxed : undefined;
-    const { result, events } = around
-      ? await this.db.connection().execute(async (conn) => {
-          for (const s of around.before) await sql.raw(s).execute(conn);
-          try {
-            return await run(conn);
-          } finally {
-            for (const s of around.after) await sql.raw(s).execute(conn);
-          }
-        })
-      : await run(this.db);
+    const { result, events } = around ? await onConnectionAround(this.db, around, run) : await run(this.db);
     this.transactionObserver(op, (performance.now() - started) / 1000);
     if (events.length > 0) this.events.notify();
     return result;
@@ -1212,13 +1204,6 @@ async function bumpHostsVersions(
   return out;
 }
 
-/**
- * SQLite's full-chunk insert of host tasks, compiled once: building and compiling 500 rows of
- * values (8,000 parameters) cost more than the store took to run them, 100 times for a
- * 50,000-host step. (PostgreSQL inserts from arrays instead: insertHostTaskArrays.)
- */
-let fullChunkInsert: string | undefined;
-
 function hostTaskRow(stepInstanceId: number, executeCount: number, h: NewHostTask) {
   return {
     step_instance_id: stepInstanceId,
@@ -1250,20 +1235,11 @@ async function insertHostTasks(
   if (engine === 'postgres') return insertHostTaskArrays(tx, stepInstanceId, executeCount, hosts);
   for (let i = 0; i < hosts.length; i += INSERT_CHUNK) {
     const rows = hosts.slice(i, i + INSERT_CHUNK).map((h) => hostTaskRow(stepInstanceId, executeCount, h));
-    if (rows.length < INSERT_CHUNK) {
-      await tx.insertInto('host_task').values(rows).execute();
-      continue;
-    }
-    const columns = Object.keys(rows[0]!) as (keyof (typeof rows)[0])[];
-    if (fullChunkInsert === undefined) {
-      const compiled = tx.insertInto('host_task').values(rows).compile();
-      if (compiled.parameters.length !== rows.length * columns.length)
-        throw new Error('host_task insert: a value was not bound as a parameter');
-      fullChunkInsert = compiled.sql;
-    }
-    const params: unknown[] = [];
-    for (const row of rows) for (const c of columns) params.push(row[c]);
-    await tx.executeQuery(CompiledQuery.raw(fullChunkInsert, params));
+    // A full chunk's insert is compiled once: building and compiling 500 rows of values (8,000
+    // parameters) cost more than SQLite took to run them, 100 times for a 50,000-host step.
+    // The last, shorter chunk of a step has a length of its own: built as usual.
+    if (rows.length < INSERT_CHUNK) await tx.insertInto('host_task').values(rows).execute();
+    else await insertRows(tx, engine, 'host_task', rows, (r) => tx.insertInto('host_task').values(r));
   }
 }
 

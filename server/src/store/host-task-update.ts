@@ -7,6 +7,7 @@
 import { sql } from 'kysely';
 import type { Selectable, Transaction } from 'kysely';
 import type { Database, HostTaskTable } from './schema.js';
+import { integerValues } from './values-list.js';
 
 /** The columns a task write may set, in the order their values follow the key in a row. */
 const COLUMNS = [
@@ -68,22 +69,15 @@ export async function updateHostTasks(
       for (let i = 0; i < group.length; i += ROWS) {
         const part = group.slice(i, i + ROWS);
         const byKey = new Map(part.map((c) => [keyOf(c.stepInstanceId, c.executeCount, c.hostId), c]));
-        // PostgreSQL cannot infer a parameter's type inside VALUES but takes a column's type from
-        // a typed first row. Only the first: SQLite runs the statement many times slower when
-        // every value is cast (its rows are then no longer plain values).
-        const rows = part.map((c, n) => {
-          const values = [
-            c.stepInstanceId,
-            c.executeCount,
-            c.hostId,
-            ...columns.map((col) => c.set[col] ?? null),
-          ];
-          return sql`(${sql.join(n === 0 ? values.map((v) => sql`cast(${v} as bigint)`) : values)})`;
-        });
-        // VALUES columns are column1, column2, … on both engines.
+        const rows = part.map((c) => [
+          c.stepInstanceId,
+          c.executeCount,
+          c.hostId,
+          ...columns.map((col) => c.set[col] ?? null),
+        ]);
         const r = await sql<{ step_instance_id: number; execute_count: number; host_id: number }>`
           update host_task set ${assignments}
-          from (values ${sql.join(rows)}) as v
+          from (${integerValues(rows)}) as v
           where host_task.step_instance_id = v.column1 and host_task.execute_count = v.column2
             and host_task.host_id = v.column3 ${condition}
           returning host_task.step_instance_id, host_task.execute_count, host_task.host_id`.execute(tx);

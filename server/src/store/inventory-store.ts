@@ -3,11 +3,13 @@
  * groups and execution accounts.
  */
 import { sql } from 'kysely';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, RawBuilder, Selectable } from 'kysely';
 import { insertAuditEntries } from './audit-store.js';
 import type { AuditRecord } from './audit-store.js';
+import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import type { AccountTable, Database, DynamicGroupTable, HostTable } from './schema.js';
+import { integerValues } from './values-list.js';
 
 export type Host = Selectable<HostTable>;
 export type Account = Selectable<AccountTable>;
@@ -202,18 +204,30 @@ export class InventoryStore {
   }
 
   async getHostsByIds(ids: readonly number[]): Promise<Host[]> {
+    return this.byIds(ids, (where) => this.db.selectFrom('host').selectAll().where(where).execute());
+  }
+
+  /** The target fields of hosts by id, for a job's targets: half the columns of a host. */
+  async getTargetHostsByIds(ids: readonly number[]): Promise<TargetHost[]> {
+    return this.byIds(ids, (where) =>
+      this.db.selectFrom('host').select(TARGET_COLUMNS).where(where).execute(),
+    );
+  }
+
+  /**
+   * What `read` finds of hosts with the given ids. On PostgreSQL one statement over an array
+   * (its literal made here: node-postgres prepares an array element by element); elsewhere
+   * chunked so a 50,000-host list stays under the engine's bound-parameter limit.
+   */
+  private async byIds<R>(
+    ids: readonly number[],
+    read: (where: RawBuilder<boolean>) => Promise<R[]>,
+  ): Promise<R[]> {
     if (ids.length === 0) return [];
-    const out: Host[] = [];
-    // Chunked so a 50,000-host target list stays under every engine's bound-parameter limit.
-    for (let i = 0; i < ids.length; i += 5000) {
-      out.push(
-        ...(await this.db
-          .selectFrom('host')
-          .selectAll()
-          .where('id', 'in', ids.slice(i, i + 5000))
-          .execute()),
-      );
-    }
+    if (this.caps.name === 'postgres') return read(sql<boolean>`id = any(${`{${ids.join(',')}}`}::bigint[])`);
+    const out: R[] = [];
+    for (let i = 0; i < ids.length; i += 5000)
+      out.push(...(await read(sql<boolean>`id in (${sql.join(ids.slice(i, i + 5000))})`)));
     return out;
   }
 
@@ -259,35 +273,22 @@ export class InventoryStore {
   }
 
   /**
-   * One statement per thousand hosts (50,000 agents beat 10,000 times a second at the default
+   * One statement per HEARTBEAT_CHUNK hosts (50,000 agents beat 10,000 times a second at the default
    * interval), committed without waiting for the disk: a heartbeat is repeated a few seconds
    * later, and after a crash every agent counts as abnormal until it connects again
    * (markAllAgentsAbnormal), so one lost to a power cut changes nothing.
    */
   async recordHeartbeats(beats: readonly { hostId: number; at: number; version?: string }[]): Promise<void> {
     if (beats.length === 0) return;
-    const { before, after } = this.caps.relaxedCommit;
-    await this.db.connection().execute(async (conn) => {
-      for (const s of before) await sql.raw(s).execute(conn);
-      try {
-        for (let i = 0; i < beats.length; i += HEARTBEAT_CHUNK) {
-          const rows = beats
-            .slice(i, i + HEARTBEAT_CHUNK)
-            .map((b) => sql`(cast(${b.hostId} as bigint), cast(${b.at} as bigint))`);
-          // VALUES columns are column1, column2, … on both engines.
-          await sql`update host set last_heartbeat = v.column2, agent_status = 1
-            from (values ${sql.join(rows)}) as v where host.id = v.column1`.execute(conn);
-        }
-        for (const b of beats) {
-          if (b.version === undefined) continue;
-          await conn
-            .updateTable('host')
-            .set({ agent_version: b.version })
-            .where('id', '=', b.hostId)
-            .execute();
-        }
-      } finally {
-        for (const s of after) await sql.raw(s).execute(conn);
+    await onConnectionAround(this.db, this.caps.relaxedCommit, async (conn) => {
+      for (let i = 0; i < beats.length; i += HEARTBEAT_CHUNK) {
+        const rows = beats.slice(i, i + HEARTBEAT_CHUNK).map((b) => [b.hostId, b.at]);
+        await sql`update host set last_heartbeat = v.column2, agent_status = 1
+          from (${integerValues(rows)}) as v where host.id = v.column1`.execute(conn);
+      }
+      for (const b of beats) {
+        if (b.version === undefined) continue;
+        await conn.updateTable('host').set({ agent_version: b.version }).where('id', '=', b.hostId).execute();
       }
     });
   }
@@ -454,21 +455,5 @@ export class InventoryStore {
 
   async listAccounts(bizId: number): Promise<Account[]> {
     return this.db.selectFrom('account').selectAll().where('biz_id', '=', bizId).orderBy('id').execute();
-  }
-
-  /**
-   * The target fields of hosts by id, for a job's targets: half the columns of a host, and on
-   * PostgreSQL one statement over an array instead of a statement per 5,000 bound ids (its
-   * literal made here: node-postgres prepares an array element by element).
-   */
-  async getTargetHostsByIds(ids: readonly number[]): Promise<TargetHost[]> {
-    if (ids.length === 0) return [];
-    const q = this.db.selectFrom('host').select(TARGET_COLUMNS);
-    if (this.caps.name === 'postgres')
-      return q.where(sql<boolean>`id = any(${`{${ids.join(',')}}`}::bigint[])`).execute();
-    const out: TargetHost[] = [];
-    for (let i = 0; i < ids.length; i += 5000)
-      out.push(...(await q.where('id', 'in', ids.slice(i, i + 5000)).execute()));
-    return out;
   }
 }

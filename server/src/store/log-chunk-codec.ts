@@ -102,11 +102,7 @@ export function encodeChunks(chunks: readonly OutputChunk[]): Promise<StoredChun
 
 /** Rows as they are stored, each deflated when that pays (see above). */
 async function encodeRuns(runs: readonly ChunkRun[]): Promise<StoredChunk[]> {
-  const asIs = (r: ChunkRun): StoredChunk => ({
-    offset: r.offset,
-    data: joinRun(r),
-    encoding: LogEncoding.raw,
-  });
+  const asIs = (r: ChunkRun) => raw({ offset: r.offset, data: joinRun(r) });
   if (runs.every((r) => r.bytes < DEFLATE_MIN_BYTES)) return runs.map(asIs);
   return Promise.all(
     runs.map(async (r) => {

@@ -2,8 +2,8 @@
  * The bk_nonce values apps signed requests with, kept in the store so that a replay is refused
  * by every server sharing the database, not only by the one that saw the request first.
  */
-import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import type { Database } from './schema.js';
 
@@ -23,24 +23,18 @@ export class NonceStore {
    * stale. Waiting would cost every signed request a sync (several ms) instead.
    */
   async remember(appCode: string, nonce: string, expiresAt: number, now: number): Promise<boolean> {
-    const { before, after } = this.caps.relaxedCommit;
-    return this.db.connection().execute(async (conn) => {
-      for (const s of before) await sql.raw(s).execute(conn);
-      try {
-        const r = await conn
-          .insertInto('app_nonce')
-          .values({ app_code: appCode, nonce, expires_at: expiresAt })
-          .onConflict((oc) =>
-            oc
-              .columns(['app_code', 'nonce'])
-              .doUpdateSet({ expires_at: expiresAt })
-              .where('app_nonce.expires_at', '<', now),
-          )
-          .executeTakeFirst();
-        return (r.numInsertedOrUpdatedRows ?? 0n) > 0n;
-      } finally {
-        for (const s of after) await sql.raw(s).execute(conn);
-      }
+    return onConnectionAround(this.db, this.caps.relaxedCommit, async (conn) => {
+      const r = await conn
+        .insertInto('app_nonce')
+        .values({ app_code: appCode, nonce, expires_at: expiresAt })
+        .onConflict((oc) =>
+          oc
+            .columns(['app_code', 'nonce'])
+            .doUpdateSet({ expires_at: expiresAt })
+            .where('app_nonce.expires_at', '<', now),
+        )
+        .executeTakeFirst();
+      return (r.numInsertedOrUpdatedRows ?? 0n) > 0n;
     });
   }
 

@@ -1,6 +1,6 @@
 /** Output fingerprints of finished host tasks (see outputs/output-fingerprint.ts). */
-import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import type { Database } from './schema.js';
 
@@ -29,14 +29,7 @@ export class OutputStore {
   async save(rows: readonly FingerprintRow[]): Promise<void> {
     const around = this.caps.relaxedTransaction;
     if (!around) return this.insert(this.db, rows);
-    await this.db.connection().execute(async (conn) => {
-      for (const s of around.before) await sql.raw(s).execute(conn);
-      try {
-        await this.insert(conn, rows);
-      } finally {
-        for (const s of around.after) await sql.raw(s).execute(conn);
-      }
-    });
+    await onConnectionAround(this.db, around, (conn) => this.insert(conn, rows));
   }
 
   private async insert(db: Kysely<Database>, rows: readonly FingerprintRow[]): Promise<void> {
