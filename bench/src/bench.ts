@@ -22,6 +22,7 @@ import { consolePaint } from './console-paint.js';
 import { cpuSince, cpuSplit, describeCpu, taskResultCounts } from './cpu-split.js';
 import { clusterFigures } from './cluster-pass.js';
 import { startCluster } from './server-cluster.js';
+import type { ServerCluster } from './server-cluster.js';
 import { fanOut } from './fan-out.js';
 import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
 import { cpBaseline, transferOnce, writeSourceFile } from './file-fan-out.js';
@@ -365,8 +366,9 @@ class Bench {
     const pgUrl = this.pgUrl;
     if (store !== 'postgres' || !pgUrl) throw new Error('several servers need PostgreSQL');
     const databaseUrl = await createDatabase(pgUrl);
+    let cluster: ServerCluster | undefined;
     try {
-      const cluster = await startCluster({
+      cluster = await startCluster({
         count,
         secrets: newSecrets(),
         databaseUrl,
@@ -376,22 +378,13 @@ class Bench {
         // about capacity, not failover, so a busy server is not fenced or declared dead.
         args: [...args, '--cluster-self-fence-ms', '240000', '--cluster-dead-after-ms', '300000'],
       });
-      const api = new BkApi(
-        (cluster.servers[0] as ServerHandle).url,
-        (cluster.servers[0] as ServerHandle).secrets,
-      );
-      const close = async () => {
-        await cluster.stop();
-        await dropDatabase(pgUrl, databaseUrl);
-      };
-      try {
-        await api.prepareBusiness(this.account);
-      } catch (err) {
-        await close();
-        throw err;
-      }
-      return { servers: cluster.servers, api, close };
+      const first = cluster.servers[0] as ServerHandle;
+      const api = new BkApi(first.url, first.secrets);
+      await api.prepareBusiness(this.account);
+      const { servers, stop } = cluster;
+      return { servers, api, close: () => stop().then(() => dropDatabase(pgUrl, databaseUrl)) };
     } catch (err) {
+      await cluster?.stop();
       await dropDatabase(pgUrl, databaseUrl).catch(() => undefined);
       throw err;
     }
