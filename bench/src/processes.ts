@@ -335,6 +335,10 @@ async function startShard(opts: {
       '--state-root',
       stateRoot,
       ...(opts.agentReadyTimeoutMs ? ['--ready-timeout-ms', String(opts.agentReadyTimeoutMs)] : []),
+      // To compare with another place (e.g. /tmp on the disk); each simulator makes its own on /dev/shm otherwise.
+      ...(process.env.JOBFLEET_BENCH_SCRIPT_DIR
+        ? ['--script-dir', process.env.JOBFLEET_BENCH_SCRIPT_DIR]
+        : []),
     ],
     {
       PATH: process.env.PATH,
