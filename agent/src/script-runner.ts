@@ -3,10 +3,11 @@
  * terminate kills everything the script started.
  *
  * The script is written to a private directory (0700, owned by the user it runs as, also its
- * working directory) made under the agent's script directory (see defaultScriptDir), run by its interpreter with script_param appended the way
- * BK-JOB does it (through the shell, so quoting in the params works as on a command line),
- * and the directory is removed once the task's runner releases it: after the server recorded
- * the result (or the task was forgotten, or the agent stops), whichever way the script ended.
+ * working directory) made in the agent's script directory (see defaultScriptDir), run by its
+ * interpreter with script_param appended the way BK-JOB does it (through the shell, so
+ * quoting in the params works as on a command line), and the directory is removed once the
+ * task's runner releases it: after the server recorded the result (or the task was
+ * forgotten, or the agent stops), whichever way the script ended.
  * Not right at the end: removing a directory just made waits for the filesystem's journal to
  * commit its creation (milliseconds on a busy disk), and a database syncing on the same disk
  * at that moment, such as the server's while it stores this very result, waits with it.
@@ -126,8 +127,8 @@ function scriptDirPrefix(key: string): string {
  * Where scripts' directories go unless the operator says otherwise: the runtime directory
  * systemd gives a service with `RuntimeDirectory=` (on tmpfs, emptied when the service stops),
  * else the system's temporary directory. A script directory lives for seconds; on a disk
- * filesystem creating and removing it goes through the journal (about 0.3 ms of CPU per task
- * here, and an rmdir that waits for the journal's commit), on tmpfs it costs a few microseconds.
+ * filesystem creating and removing it goes through the journal (0.2–0.5 ms of CPU per task
+ * measured on ext4, and an rmdir that waits for the journal's commit); on tmpfs, microseconds.
  */
 export function defaultScriptDir(): string {
   const runtime = process.env.RUNTIME_DIRECTORY?.split(':')[0];
