@@ -372,9 +372,8 @@ export class AgentHub {
     try {
       const cluster = this.services.cluster;
       if (cluster) {
-        conn.epoch = await cluster.store.openSession(conn.hostId, cluster.id);
+        conn.epoch = await cluster.openSession(conn.hostId);
         if (this.connections.get(conn.hostId) !== conn) return;
-        cluster.notify(`s:${conn.hostId}:${conn.epoch}`);
       }
       const resume = await this.events.agentReady(conn.hostId, held);
       if (this.connections.get(conn.hostId) !== conn) return;
