@@ -79,6 +79,8 @@ interface Connection {
   facts?: HostFacts;
   /** Cluster mode: the epoch of this agent session (results written under another one are refused). */
   epoch?: number;
+  /** The socket closed (its session, if opened later, is ended at once). */
+  closed?: boolean;
 }
 
 /** Handshakes verified at once; past this an upgrade is answered 503 and the agent backs off. */
@@ -404,9 +406,11 @@ export class AgentHub {
     try {
       const cluster = this.services.cluster;
       if (cluster) {
-        conn.epoch = await cluster.store.openSession(conn.hostId, cluster.id);
+        conn.epoch = await cluster.openSession(conn.hostId);
+        // Closed while its session was being opened: onClose had no epoch to end, so end it here
+        // (else the session would show the host connected to this server until it returns).
+        if (conn.closed) this.endSession(conn);
         if (this.connections.get(conn.hostId) !== conn) return;
-        cluster.notify(`s:${conn.hostId}:${conn.epoch}`);
       }
       const resume = await this.events.agentReady(conn.hostId, held);
       if (this.connections.get(conn.hostId) !== conn) return;
@@ -447,15 +451,20 @@ export class AgentHub {
     c.ws.close(4004, reason.slice(0, 120));
   }
 
-  private onClose(conn: Connection): void {
+  private endSession(conn: Connection): void {
     const cluster = this.services.cluster;
-    if (cluster && conn.epoch !== undefined) {
-      cluster.store
-        .closeSession(conn.hostId, conn.epoch)
-        .catch((err: unknown) =>
-          this.services.log.warn({ err, hostId: conn.hostId }, 'agent session end not recorded'),
-        );
-    }
+    if (!cluster || conn.epoch === undefined) return;
+    cluster.store
+      .closeSession(conn.hostId, conn.epoch)
+      .catch((err: unknown) =>
+        this.services.log.warn({ err, hostId: conn.hostId }, 'agent session end not recorded'),
+      );
+  }
+
+  private onClose(conn: Connection): void {
+    conn.closed = true;
+    this.endSession(conn);
+    const cluster = this.services.cluster;
     if (this.connections.get(conn.hostId) !== conn) return;
     this.connections.delete(conn.hostId);
     // In a cluster the agent may be on another server now: the owners of its tasks decide.
