@@ -19,6 +19,7 @@ interface HostView {
   bk_agent_id: string;
   bk_biz_id: number | null;
   agent_status: number;
+  last_heartbeat: number | null;
 }
 
 const stopped = new Set<AgentProcess>();
@@ -128,6 +129,20 @@ for (const engine of engines()) {
       assert.equal(afterReinstall?.bk_host_id, before?.bk_host_id);
       assert.notEqual(afterReinstall?.bk_agent_id, before?.bk_agent_id);
       assert.equal(afterReinstall?.bk_biz_id, 2, 'the host stays in its business');
+    });
+
+    it("stores a connected agent's heartbeat once per half timeout window, not on every beat", async () => {
+      // The test servers take a beat every 300 ms and time out after 3 s: 1.5 s between writes.
+      const seen = new Set<number>();
+      const until = Date.now() + 3_400;
+      while (Date.now() < until) {
+        const h = await hostByIp('127.0.0.2');
+        assert.equal(h?.agent_status, 1);
+        if (typeof h?.last_heartbeat === 'number') seen.add(h.last_heartbeat);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(seen.size >= 2, `the heartbeat is still stored (${seen.size} values seen)`);
+      assert.ok(seen.size <= 4, `${seen.size} stored heartbeats in 3.4 s of beats every 300 ms`);
     });
 
     it('marks a silent agent abnormal after the heartbeat window, and normal once it is back', async () => {

@@ -72,6 +72,8 @@ interface Connection {
   lastSeen: number;
   /** When a message last went to this agent (0: none yet); see onPing. */
   lastSent: number;
+  /** When this agent's heartbeat was last queued for the store (0: not since the hello); see onBeat. */
+  beatStored: number;
   /** The server as this agent reached it (for files the server itself serves). */
   serverUrl: string;
   /** The identity the host was registered with; the agent must report the same in its hello. */
@@ -234,6 +236,7 @@ export class AgentHub {
       ready: false,
       lastSeen: Date.now(),
       lastSent: 0,
+      beatStored: 0,
       serverUrl,
       registered,
     };
@@ -368,9 +371,19 @@ export class AgentHub {
     ws.pong(data);
   }
 
+  /**
+   * Liveness is judged from `lastSeen` in memory (sweep); the stored heartbeat only shows
+   * operators when an agent was last heard of, and keeps a connected agent's status online. So
+   * it is stored once per half timeout window, not on every beat: an idle fleet of 50,000 agents
+   * would otherwise rewrite 10,000 host rows a second, and a job's accept reads those rows.
+   */
   private onBeat(conn: Connection): void {
-    conn.lastSeen = Date.now();
-    if (conn.ready && !this.isReplaced(conn)) this.pendingBeats.set(conn.hostId, { at: conn.lastSeen });
+    const now = Date.now();
+    conn.lastSeen = now;
+    if (!conn.ready || this.isReplaced(conn)) return;
+    if (now - conn.beatStored < this.services.config.heartbeatTimeoutMs / 2) return;
+    conn.beatStored = now;
+    this.pendingBeats.set(conn.hostId, { at: now });
   }
 
   /**
@@ -430,7 +443,8 @@ export class AgentHub {
         } satisfies ServerMessage),
       );
       conn.lastSent = Date.now();
-      this.pendingBeats.set(conn.hostId, { at: Date.now(), version });
+      conn.beatStored = conn.lastSent;
+      this.pendingBeats.set(conn.hostId, { at: conn.beatStored, version });
       // The hellos read in this turn of the event loop share one write (SQLite writes block
       // the thread, so each would otherwise find no write in flight and go alone).
       await new Promise((resolve) => setImmediate(resolve));
