@@ -1260,6 +1260,11 @@ export class Engine implements AgentEvents {
     }
   }
 
+  /** The commit in flight that stores the job's end, if one is (see TaskWriter.endingCommit). */
+  endingCommit(jobInstanceId: number): Promise<void> | undefined {
+    return this.writer.endingCommit(jobInstanceId);
+  }
+
   /** Makes every accepted write durable (used at shutdown). */
   async flush(): Promise<void> {
     await this.writer.flush();
