@@ -56,6 +56,10 @@ export const fastExecuteScript = defineEndpoint({
         reason: 'must be 1 shell, 2 bat, 3 perl, 4 python, 5 powershell or 6 sql',
       });
     }
+    // The account and the targets are read while the rules are (one round trip, not three, on
+    // PostgreSQL); their errors still come in this order, after the rules' and the fields'.
+    const accountRead = settledLater(resolveAccount(ctx, input.account_id, input.account_alias));
+    const targetsRead = input.target_server && settledLater(resolveScriptTargets(ctx, input.target_server));
     const screened = await enforceDangerousRules(ctx, language, content);
     const sensitive = input.is_param_sensitive === 1;
     const param = Buffer.from(input.script_param ?? '', 'base64');
@@ -66,9 +70,10 @@ export const fastExecuteScript = defineEndpoint({
     }
     const callbackUrl = checkCallbackUrl(input.callback_url);
     assertCallbackAllowed(ctx, callbackUrl);
-    const account = await resolveAccount(ctx, input.account_id, input.account_alias);
-    if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
-    const { hosts } = await resolveScriptTargets(ctx, input.target_server);
+    const account = await accountRead;
+    if (!input.target_server || !targetsRead)
+      throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
+    const { hosts } = await targetsRead;
 
     const spec: ScriptStepSpec = sealStepParam(ctx.services.secretBox, {
       kind: 'script',
@@ -98,3 +103,9 @@ export const fastExecuteScript = defineEndpoint({
     return reply;
   },
 });
+
+/** A promise awaited later, maybe never (an earlier check refused the call): its failure is not unhandled meanwhile. */
+function settledLater<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
