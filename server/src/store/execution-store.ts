@@ -28,6 +28,20 @@ import type {
 export type JobInstance = Selectable<JobInstanceTable>;
 export type StepInstance = Selectable<StepInstanceTable>;
 export type HostTask = Selectable<HostTaskTable>;
+
+/** What the engine needs of a step to run it, and of its host tasks. */
+export type RunnableStep = Pick<
+  StepInstance,
+  'id' | 'job_instance_id' | 'step_order' | 'execute_count' | 'spec' | 'status' | 'current_batch'
+>;
+export type RunnableTask = Pick<HostTask, 'host_id' | 'status' | 'log_bytes' | 'batch' | 'version'>;
+
+export interface CreatedJob {
+  jobInstanceId: number;
+  stepInstanceIds: number[];
+  /** A job stored running: its first step and host tasks as stored (none for a job without steps). */
+  running?: { step: RunnableStep; tasks: RunnableTask[] };
+}
 export type Callback = Selectable<CallbackTable>;
 
 export interface NewHostTask {
@@ -309,11 +323,7 @@ export class ExecutionStore {
    * With `running`, the job and its first step are stored as started, so a crash right after
    * the acknowledgement leaves a job that recovery carries on, never one stuck as pending.
    */
-  async createJobInstance(
-    job: NewJob,
-    running: boolean,
-    now = Date.now(),
-  ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
+  async createJobInstance(job: NewJob, running: boolean, now = Date.now()): Promise<CreatedJob> {
     const storing = { jobInstanceId: 0, stepInstanceIds: [] as number[] };
     try {
       return await this.createJobInstanceOnce(job, running, now, storing);
@@ -328,7 +338,7 @@ export class ExecutionStore {
     running: boolean,
     now: number,
     storing: { jobInstanceId: number; stepInstanceIds: number[] },
-  ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
+  ): Promise<CreatedJob> {
     return this.withEvents('create_job', async (tx) => {
       // The claim first: a server racing for the same firing waits here, then fails, before any work.
       const firing =
@@ -371,7 +381,10 @@ export class ExecutionStore {
       const stepInstanceIds = storing.stepInstanceIds;
       storing.jobInstanceId = jobInstanceId;
       const steps: Record<string, unknown>[] = [];
+      let first: CreatedJob['running'];
       for (const [order, step] of job.steps.entries()) {
+        const spec = JSON.stringify(step.spec);
+        const currentBatch = step.hosts.some((h) => h.batch > 0) ? 1 : 0;
         const { id } = await tx
           .insertInto('step_instance')
           .values({
@@ -384,15 +397,35 @@ export class ExecutionStore {
             create_time: now,
             start_time: running && order === 0 ? now : null,
             end_time: null,
-            spec: JSON.stringify(step.spec),
+            spec,
             sealed_key: sealedKeyOf(step.spec as StepSpec),
-            current_batch: step.hosts.some((h) => h.batch > 0) ? 1 : 0,
+            current_batch: currentBatch,
           })
           .returning('id')
           .executeTakeFirstOrThrow();
         stepInstanceIds.push(id);
         this.events.storing(jobInstanceId, { type: job.scopeType, id: job.scopeId }, [id]);
         await insertHostTasks(tx, id, 0, step.hosts, this.engine);
+        if (running && order === 0) {
+          first = {
+            step: {
+              id,
+              job_instance_id: jobInstanceId,
+              step_order: order,
+              execute_count: 0,
+              spec,
+              status: 2,
+              current_batch: currentBatch,
+            },
+            tasks: step.hosts.map((h) => ({
+              host_id: h.hostId,
+              status: h.status,
+              log_bytes: 0,
+              batch: h.batch,
+              version: 0,
+            })),
+          };
+        }
         steps.push({
           step_instance_id: id,
           name: step.name,
@@ -429,7 +462,10 @@ export class ExecutionStore {
           steps,
         },
       };
-      return { result: { jobInstanceId, stepInstanceIds }, events: [created] };
+      return {
+        result: { jobInstanceId, stepInstanceIds, ...(first ? { running: first } : {}) },
+        events: [created],
+      };
     });
   }
 
