@@ -324,10 +324,7 @@ export class Engine implements AgentEvents {
     );
   }
 
-  /**
-   * Carries on with a job in flight from what the store says about it. `likely`: the step a
-   * job just stored as running starts with; its host tasks are read along with the job.
-   */
+  /** Carries on with a job in flight from what the store says about it. */
   private async carryOn(jobInstanceId: number): Promise<void> {
     const found = await this.store.getJobWithSteps(jobInstanceId);
     if (!found) return;
