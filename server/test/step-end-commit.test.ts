@@ -59,6 +59,15 @@ for (const engine of engines()) {
             ],
           })),
         });
+        /** The step and its job end successfully with the result of the step's one host. */
+        const endOf = (jobInstanceId: number, stepInstanceId: number): StepEnd => ({
+          jobInstanceId,
+          stepInstanceId,
+          keys: [`${stepInstanceId}:0:${host.id}`],
+          stepStatus: SUCCESS,
+          jobStatus: SUCCESS,
+          endTime: Date.now(),
+        });
         /** Stores the first step's result with its end; what the store says of the end, step and job. */
         const finishFirstStep = async (
           stepCount: number,
@@ -69,15 +78,7 @@ for (const engine of engines()) {
           const stepInstanceId = stepInstanceIds[0] ?? 0;
           await before?.(jobInstanceId);
           const now = Date.now();
-          const end: StepEnd = {
-            jobInstanceId,
-            stepInstanceId,
-            keys: [`${stepInstanceId}:0:${host.id}`],
-            stepStatus: SUCCESS,
-            jobStatus: SUCCESS,
-            endTime: now,
-            unlessPendingAfter: 0,
-          };
+          const end: StepEnd = { ...endOf(jobInstanceId, stepInstanceId), unlessPendingAfter: 0 };
           await ex.commitTaskWrites(
             [
               {
@@ -135,14 +136,7 @@ for (const engine of engines()) {
           endTime: Date.now(),
         };
         await ex.commitTaskWrites([result]);
-        const end: StepEnd = {
-          jobInstanceId,
-          stepInstanceId,
-          keys: [`${stepInstanceId}:0:${host.id}`],
-          stepStatus: SUCCESS,
-          jobStatus: SUCCESS,
-          endTime: Date.now(),
-        };
+        const end = endOf(jobInstanceId, stepInstanceId);
         await ex.commitTaskWrites([{ ...result, chunks: [] }], [end]);
         assert.equal(end.applied, false);
         assert.equal((await ex.getJob(jobInstanceId))?.status, RUNNING);
