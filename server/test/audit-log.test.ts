@@ -294,5 +294,20 @@ for (const engine of engines()) {
         await store.close();
       }
     });
+
+    test('an entry once stored survives SIGKILL of the server', async () => {
+      const r = await runScript(fleet, {
+        script_content: b64('echo kept'),
+        target_server: { host_id_list: [hostId] },
+      });
+      assert.equal(r.result, true, r.message);
+      const target = `job_instance:${r.data.job_instance_id} step_instance:${r.data.step_instance_id}`;
+      assert.equal((await newest('fast_execute_script'))?.target, target);
+      await fleet.server.kill('SIGKILL');
+      fleet.server = await fleet.server.restart();
+      const kept = await newest('fast_execute_script');
+      assert.equal(kept?.target, target);
+      assert.equal(kept?.outcome, 'ok');
+    });
   });
 }

@@ -479,6 +479,11 @@ for (const engine of engines()) {
         [{ target_server: { ip_list: [{ bk_cloud_id: 0, ip: '300.1.1.1' }] } }, 1240003],
         [{ callback_url: 'ftp://x/y' }, 1240003],
         [{ script_id: 'abc' }, 1243001],
+        // Several wrong at once: the first check in BK-JOB's order answers (the reads run together).
+        [{ account_alias: 'nobody-here', target_server: { host_id_list: [999999] } }, 1244003],
+        [{ account_alias: 'nobody-here', target_server: undefined }, 1244003],
+        [{ callback_url: 'ftp://x/y', account_alias: 'nobody-here' }, 1240003],
+        [{ account_alias: undefined, target_server: {} }, 1241004],
       ];
       const before = await get<{ total: number }>(
         fleet.server.url,

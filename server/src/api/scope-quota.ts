@@ -6,16 +6,29 @@
 import type { EndpointContext } from './endpoint.js';
 import { ApiError } from './error-catalogue.js';
 
-export async function assertScopeQuota(ctx: EndpointContext, hostCount: number): Promise<void> {
+/** What runs in the caller's scope now: jobs, and hosts in them (0 where no limit is set). */
+export async function readScopeUsage(ctx: EndpointContext): Promise<[number, number]> {
   const { maxRunningJobsPerScope: maxJobs, maxRunningHostsPerScope: maxHosts } = ctx.services.config;
   const quotas = ctx.services.store.quotas;
   const scopeType = ctx.scope.type;
   const scopeId = String(ctx.scope.id);
   // Both counts at once: one round trip on PostgreSQL on the way to accepting the job.
-  const [jobs, hosts] = await Promise.all([
+  return Promise.all([
     maxJobs > 0 ? quotas.runningJobs(scopeType, scopeId) : 0,
     maxHosts > 0 ? quotas.runningHosts(scopeType, scopeId) : 0,
   ]);
+}
+
+/** `usage`: readScopeUsage's answer when the caller read it earlier, alongside other reads. */
+export async function assertScopeQuota(
+  ctx: EndpointContext,
+  hostCount: number,
+  usage: Promise<[number, number]> = readScopeUsage(ctx),
+): Promise<void> {
+  const { maxRunningJobsPerScope: maxJobs, maxRunningHostsPerScope: maxHosts } = ctx.services.config;
+  const scopeType = ctx.scope.type;
+  const scopeId = String(ctx.scope.id);
+  const [jobs, hosts] = await usage;
   if (maxJobs > 0 && jobs >= maxJobs) {
     throw new ApiError('RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT', {
       scopeType,

@@ -28,9 +28,10 @@ import type { AgentEvents } from '../agent-link/agent-hub.js';
 import { agentAway } from '../cluster/cluster-store.js';
 import type { Services } from '../services.js';
 import type {
-  HostTask,
   JobInstance,
   NewJob,
+  RunnableStep,
+  RunnableTask,
   StepEnd,
   StepInstance,
   TaskWrite,
@@ -145,13 +146,16 @@ export class Engine implements AgentEvents {
   ): Promise<{ jobInstanceId: number; stepInstanceIds: number[] }> {
     const ids = await this.store.createJobInstance(job, startTask);
     if (startTask) {
-      const first = { stepInstanceId: ids.stepInstanceIds[0] ?? 0, executeCount: 0 };
-      this.withJobLock(ids.jobInstanceId, () => this.carryOn(ids.jobInstanceId, first)).catch(
-        (err: unknown) =>
-          this.services.log.error(
-            { err, job: ids.jobInstanceId },
-            'starting a job failed; it resumes at the next start',
-          ),
+      const { running } = ids;
+      // The first step runs from what the create stored: no read back before its tasks go out.
+      const start = running
+        ? () => this.activate(running.step, running.tasks)
+        : () => this.carryOn(ids.jobInstanceId);
+      this.withJobLock(ids.jobInstanceId, start).catch((err: unknown) =>
+        this.services.log.error(
+          { err, job: ids.jobInstanceId },
+          'starting a job failed; it resumes at the next start',
+        ),
       );
     }
     return ids;
@@ -188,9 +192,9 @@ export class Engine implements AgentEvents {
 
   /**
    * Indexes a step that is running (or waiting, or stopping) and carries on with it; `read`:
-   * its host tasks, when they were just read.
+   * its host tasks, when they are known (just stored).
    */
-  private async activate(step: StepInstance, read?: HostTask[]): Promise<void> {
+  private async activate(step: RunnableStep, read?: RunnableTask[]): Promise<void> {
     const tasks = read ?? (await this.store.listHostTasks(step.id, step.execute_count));
     const spec = parseStepSpec(step.spec);
     const active: ActiveStep = {
@@ -320,20 +324,9 @@ export class Engine implements AgentEvents {
     );
   }
 
-  /**
-   * Carries on with a job in flight from what the store says about it. `likely`: the step a
-   * job just stored as running starts with; its host tasks are read along with the job.
-   */
-  private async carryOn(
-    jobInstanceId: number,
-    likely?: { stepInstanceId: number; executeCount: number },
-  ): Promise<void> {
-    // Read together (one round trip on PostgreSQL, before the first dispatch): nothing else moves
-    // this job meanwhile, its operations wait for the job lock and none of its steps is active.
-    const [found, likelyTasks] = await Promise.all([
-      this.store.getJobWithSteps(jobInstanceId),
-      likely && this.store.listHostTasks(likely.stepInstanceId, likely.executeCount),
-    ]);
+  /** Carries on with a job in flight from what the store says about it. */
+  private async carryOn(jobInstanceId: number): Promise<void> {
+    const found = await this.store.getJobWithSteps(jobInstanceId);
     if (!found) return;
     const { job, steps } = found;
     const current = steps.find((s) =>
@@ -344,13 +337,8 @@ export class Engine implements AgentEvents {
     if (current) {
       if (current.status === RunStatus.ROLLING_WAITING)
         await this.store.updateStep(current.id, { status: RunStatus.RUNNING });
-      const tasks =
-        current.id === likely?.stepInstanceId && current.execute_count === likely.executeCount
-          ? likelyTasks
-          : undefined;
       await this.activate(
         current.status === RunStatus.ROLLING_WAITING ? { ...current, status: RunStatus.RUNNING } : current,
-        tasks,
       );
       return;
     }
@@ -1258,6 +1246,11 @@ export class Engine implements AgentEvents {
         });
       }
     }
+  }
+
+  /** The commit in flight that stores the job's end, if one is (see TaskWriter.endingCommit). */
+  endingCommit(jobInstanceId: number): Promise<void> | undefined {
+    return this.writer.endingCommit(jobInstanceId);
   }
 
   /** Makes every accepted write durable (used at shutdown). */

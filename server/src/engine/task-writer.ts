@@ -24,6 +24,8 @@ export class TaskWriter {
   private flushing: Promise<void> | undefined;
   private scheduled = false;
   private backoffUntil = 0;
+  /** Jobs whose end is in the commit in flight, and that commit (settled after onCommitted). */
+  private ending = new Map<number, Promise<void>>();
 
   constructor(
     private readonly store: ExecutionStore,
@@ -79,6 +81,15 @@ export class TaskWriter {
     this.backoffUntil = Date.now() + 500;
   }
 
+  /**
+   * The commit in flight that stores this job's end, if any. A status read that comes meanwhile
+   * waits for it rather than answer "running" for a job whose end is being written: at most one
+   * commit later, and never staler than a read made at once.
+   */
+  endingCommit(jobInstanceId: number): Promise<void> | undefined {
+    return this.ending.get(jobInstanceId);
+  }
+
   /** Commits everything pending; resolves when nothing written before the call is uncommitted. */
   async flush(): Promise<void> {
     while (this.flushing) await this.flushing;
@@ -86,13 +97,20 @@ export class TaskWriter {
     const writes = [...this.pending.values()];
     this.pending = new Map();
     this.flushing = (async () => {
+      let settle = () => {};
+      const settled = new Promise<void>((resolve) => (settle = resolve));
+      let ends: StepEnd[] = [];
       try {
-        const ends = this.endsOf(writes);
+        ends = this.endsOf(writes);
+        for (const end of ends) this.ending.set(end.jobInstanceId, settled);
         const applied = await this.store.commitTaskWrites(writes, ends);
         this.onCommitted({ writes, applied, ends });
       } catch (err) {
         this.onError(err);
         this.requeue(writes);
+      } finally {
+        for (const end of ends) this.ending.delete(end.jobInstanceId);
+        settle();
       }
     })();
     await this.flushing;

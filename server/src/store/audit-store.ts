@@ -3,6 +3,8 @@
  * only ever removed by age (retention), never edited.
  */
 import type { Kysely, Selectable } from 'kysely';
+import { onConnectionAround } from './connection-around.js';
+import type { StatementsAround } from './connection-around.js';
 import type { AuditLogTable, Database } from './schema.js';
 
 export type AuditEntry = Selectable<AuditLogTable>;
@@ -36,7 +38,17 @@ export interface AuditQuery {
 }
 
 export class AuditStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    /**
+     * Where the engine allows it (SQLite, engines.ts relaxedTransaction) an entry's commit does
+     * not wait for the disk. An entry acknowledges nothing (the call it describes has answered
+     * already), and on SQLite a sync there stops the server's only thread while the job that call
+     * started is running. A crash of the process keeps the entry; the next durable commit, or the
+     * WAL checkpoint within a quarter second, syncs it.
+     */
+    private readonly around?: StatementsAround,
+  ) {}
 
   async record(r: AuditRecord, at = Date.now()): Promise<void> {
     await this.recordMany([{ ...r, at }]);
@@ -44,7 +56,8 @@ export class AuditStore {
 
   /** Several entries in one statement (one commit), each with the time it happened. */
   async recordMany(entries: readonly (AuditRecord & { at: number })[]): Promise<void> {
-    await insertAuditEntries(this.db, entries);
+    if (!this.around) return insertAuditEntries(this.db, entries);
+    await onConnectionAround(this.db, this.around, (conn) => insertAuditEntries(conn, entries));
   }
 
   /** Newest first. */

@@ -39,6 +39,8 @@ export const getJobInstanceStatus = defineEndpoint({
   fieldErrors: { job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {
     const ex = ctx.services.store.executions;
+    // A job whose end is being committed right now is answered once it is stored: finished.
+    await ctx.services.engine.endingCommit(input.job_instance_id);
     const { job, steps } = await jobWithStepsInScope(ctx, input.job_instance_id);
     const finished = isRunFinished(job.status);
     const jobJson = JSON.stringify({

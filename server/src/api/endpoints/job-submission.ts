@@ -214,9 +214,11 @@ export async function submitOneStepJob(
     clientRequestId: string | undefined;
     startTask: boolean | undefined;
     rolling: RollingConfig;
+    /** The scope's usage, when read already (see readScopeUsage). */
+    usage?: Promise<[number, number]>;
   },
 ): Promise<SubmitReply> {
-  if (job.startTask ?? true) await assertScopeQuota(ctx, job.hosts.length);
+  if (job.startTask ?? true) await assertScopeQuota(ctx, job.hosts.length, job.usage);
   const { jobInstanceId, stepInstanceIds } = await ctx.services.engine.submit(
     {
       scopeType: ctx.scope.type,
