@@ -10,6 +10,8 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import { updateHostTasks } from './host-task-update.js';
+import { insertHostTasksById } from './host-tasks-by-id.js';
+import type { HostsById } from './host-tasks-by-id.js';
 import type { HostTaskChange } from './host-task-update.js';
 import { JobEventLog } from './job-event-log.js';
 import { insertRows } from './row-insert.js';
@@ -46,6 +48,8 @@ export interface NewStep {
   type: number;
   spec: unknown;
   hosts: NewHostTask[];
+  /** Or the hosts named by id, read by the insert of their tasks (`hosts` then empty). */
+  hostsById?: HostsById;
 }
 
 export interface NewJob {
@@ -360,20 +364,26 @@ export class ExecutionStore {
             end_time: null,
             spec: JSON.stringify(step.spec),
             sealed_key: sealedKeyOf(step.spec as StepSpec),
-            current_batch: step.hosts.some((h) => h.batch > 0) ? 1 : 0,
+            current_batch: (step.hostsById ? step.hostsById.batches : step.hosts.some((h) => h.batch > 0))
+              ? 1
+              : 0,
           })
           .returning('id')
           .executeTakeFirstOrThrow();
         stepInstanceIds.push(id);
         this.events.storing(jobInstanceId, { type: job.scopeType, id: job.scopeId }, [id]);
-        await insertHostTasks(tx, id, 0, step.hosts, this.engine);
+        const hostCounts = step.hostsById
+          ? await insertHostTasksById(tx, id, step.hostsById, this.engine)
+          : await insertHostTasks(tx, id, 0, step.hosts, this.engine).then(() =>
+              countByStatus(step.hosts.map((h) => h.status)),
+            );
         steps.push({
           step_instance_id: id,
           name: step.name,
           type: step.type,
           status: running && order === 0 ? 2 : 1,
           execute_count: 0,
-          host_counts: countByStatus(step.hosts.map((h) => h.status)),
+          host_counts: hostCounts,
         });
       }
       if (job.plan) {

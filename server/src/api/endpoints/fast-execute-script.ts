@@ -6,6 +6,7 @@ import type { ScriptLanguageCode } from '../../engine/statuses.js';
 import type { ScriptStepSpec } from '../../engine/step-spec.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
+import { TargetsChanged } from '../../store/host-tasks-by-id.js';
 import { zBase64, zInt, zLong } from '../input-types.js';
 import { scriptToRun } from '../script-reference.js';
 import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
@@ -14,6 +15,7 @@ import {
   DEFAULT_TIMEOUT,
   checkCallbackUrl,
   defaultJobName,
+  hostsByIdOf,
   priorSubmission,
   resolveScriptTargets,
   resolveAccount,
@@ -24,6 +26,10 @@ import {
 const MAX_SCRIPT_BYTES = 16_777_215;
 const MAX_PARAM_BYTES = 65_535;
 const MAX_SENSITIVE_PARAM_BYTES = 48_128;
+const QUOTA_ERRORS = new Set([
+  'RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT',
+  'RUNNING_HOSTS_EXCEED_SCOPE_QUOTA',
+]);
 
 export const Input = z.object({
   script_version_id: zLong.optional(),
@@ -68,7 +74,7 @@ export const fastExecuteScript = defineEndpoint({
     assertCallbackAllowed(ctx, callbackUrl);
     const account = await resolveAccount(ctx, input.account_id, input.account_alias);
     if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
-    const { hosts } = await resolveScriptTargets(ctx, input.target_server);
+    const target = input.target_server;
 
     const spec: ScriptStepSpec = sealStepParam(ctx.services.secretBox, {
       kind: 'script',
@@ -78,22 +84,35 @@ export const fastExecuteScript = defineEndpoint({
       isParamSensitive: sensitive,
       timeout: input.timeout ?? DEFAULT_TIMEOUT,
       account,
-      targetServer: input.target_server,
+      targetServer: target,
       ignoreError: false,
       ...rollingSpecOf(input.rolling_config),
       ...(library ? { library } : {}),
     });
-    const reply = await submitOneStepJob(ctx, {
+    const job = {
       name: input.task_name ? input.task_name : defaultJobName('Script Execution'),
       jobType: JobType.FAST_SCRIPT,
       stepType: StepType.SCRIPT,
       spec,
-      hosts,
       callbackUrl,
       clientRequestId: input.client_request_id,
       startTask: input.start_task,
       rolling: input.rolling_config,
-    });
+    };
+    // A host id list goes straight into the insert of the step's tasks. Should any host be
+    // missing or outside the scope, or a quota refuse the job, nothing is stored and the
+    // targets are resolved the long way: its errors name the hosts, and come before a quota's.
+    const byId = hostsByIdOf(ctx, target, input.rolling_config);
+    const direct =
+      byId &&
+      (await submitOneStepJob(ctx, { ...job, hosts: byId }).catch((err: unknown) => {
+        if (err instanceof TargetsChanged || (err instanceof ApiError && QUOTA_ERRORS.has(err.errorName)))
+          return undefined;
+        throw err;
+      }));
+    const reply =
+      direct ??
+      (await submitOneStepJob(ctx, { ...job, hosts: (await resolveScriptTargets(ctx, target)).hosts }));
     await screened.recordHits(reply.job_instance_id);
     return reply;
   },
