@@ -216,8 +216,15 @@ export function hostsByIdOf(
     return undefined;
   const ids = [...new Set(target.host_id_list)];
   if (ids.length > MAX_SCRIPT_TARGETS) return undefined;
-  const batchOf = rolling ? batchNumbers(batchSizes(rolling.expression, ids.length)) : undefined;
-  return { ids, bizIds: ctx.scope.bizIds, batches: batchOf ? ids.map((_, i) => batchOf(i)) : null };
+  if (!rolling) return { ids, bizIds: ctx.scope.bizIds, batches: null };
+  let sizes: number[];
+  try {
+    sizes = batchSizes(rolling.expression, ids.length);
+  } catch {
+    return undefined; // the long way reports a bad expression after the targets' errors, as before
+  }
+  const batchOf = batchNumbers(sizes);
+  return { ids, bizIds: ctx.scope.bizIds, batches: ids.map((_, i) => batchOf(i)) };
 }
 
 /** Stores a job of one step over the resolved hosts and starts it unless start_task is false. */
