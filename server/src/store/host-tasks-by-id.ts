@@ -11,12 +11,12 @@
  */
 import { sql } from 'kysely';
 import type { Transaction } from 'kysely';
+import { HostStatus } from '../engine/statuses.js';
 import type { EngineCapabilities } from './engines.js';
 import type { Database } from './schema.js';
 
-/** Per-host statuses of a new task (engine/statuses.ts HostStatus), as target resolution sets them. */
-const WAITING = 5;
-const AGENT_NOT_INSTALLED = 18;
+/** A new task's status, as target resolution sets it: waiting, or no agent to run it. */
+const { WAITING, AGENT_NOT_INSTALLED } = HostStatus;
 
 export interface HostsById {
   /** Distinct host ids, in the order named. */
