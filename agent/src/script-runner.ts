@@ -2,11 +2,12 @@
  * Runs one script as a child process in its own process group, so that a timeout or a
  * terminate kills everything the script started.
  *
- * The script is written to a private temporary directory (0700, owned by the user it runs
- * as, also its working directory), run by its interpreter with script_param appended the way
- * BK-JOB does it (through the shell, so quoting in the params works as on a command line),
- * and the directory is removed once the task's runner releases it: after the server recorded
- * the result (or the task was forgotten, or the agent stops), whichever way the script ended.
+ * The script is written to a private directory (0700, owned by the user it runs as, also its
+ * working directory) made in the agent's script directory (see defaultScriptDir), run by its
+ * interpreter with script_param appended the way BK-JOB does it (through the shell, so
+ * quoting in the params works as on a command line), and the directory is removed once the
+ * task's runner releases it: after the server recorded the result (or the task was
+ * forgotten, or the agent stops), whichever way the script ended.
  * Not right at the end: removing a directory just made waits for the filesystem's journal to
  * commit its creation (milliseconds on a busy disk), and a database syncing on the same disk
  * at that moment, such as the server's while it stores this very result, waits with it.
@@ -122,16 +123,36 @@ function scriptDirPrefix(key: string): string {
   return `jobfleet-task-${key.replace(/:/g, '_')}-`;
 }
 
-/** Removes what script runs of `keys` left in the temporary directory (after an agent stop or crash). */
-export function removeScriptDirs(keys: readonly string[]): void {
+/**
+ * Where scripts' directories go unless the operator says otherwise: the runtime directory
+ * systemd gives a service with `RuntimeDirectory=` (on tmpfs, emptied when the service stops),
+ * else the system's temporary directory. A script directory lives for seconds; on a disk
+ * filesystem creating and removing it goes through the journal (0.2–0.5 ms of CPU per task
+ * measured on ext4, and an rmdir that waits for the journal's commit); on tmpfs, microseconds.
+ */
+export function defaultScriptDir(): string {
+  const runtime = process.env.RUNTIME_DIRECTORY?.split(':')[0];
+  return runtime && path.isAbsolute(runtime) ? runtime : os.tmpdir();
+}
+
+/**
+ * Makes sure `dir` exists. Created like a temporary directory without the sticky bit: other
+ * accounts need to pass through it to their own script's directory, and only the agent
+ * creates entries in it.
+ */
+export function prepareScriptDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+}
+
+/** Removes what script runs of `keys` left in `dir` (after an agent stop or crash). */
+export function removeScriptDirs(keys: readonly string[], dir: string): void {
   if (keys.length === 0) return;
   const prefixes = new Set(keys.map(scriptDirPrefix));
   try {
     // One listing for all of them: a shared temporary directory may hold many thousands of
     // entries. mkdtemp adds six characters to the prefix.
-    for (const name of fs.readdirSync(os.tmpdir())) {
-      if (prefixes.has(name.slice(0, -6)))
-        fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+    for (const name of fs.readdirSync(dir)) {
+      if (prefixes.has(name.slice(0, -6))) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
     }
   } catch {
     /* nothing to clean */
@@ -142,6 +163,8 @@ class ScriptRun implements RunningTask {
   private child: StartedProcess | undefined;
   private pid: number | undefined;
   private dir: string | undefined;
+  /** What the agent wrote into `dir`, so removing it needs no listing when the script added nothing. */
+  private files: string[] = [];
   private stopReason: 'timeout' | StopReason | undefined;
   private exited = false;
   private finished = false;
@@ -153,6 +176,7 @@ class ScriptRun implements RunningTask {
     private readonly msg: RunScript,
     private readonly handlers: ScriptHandlers,
     private readonly starter: ProcessStarter,
+    private readonly parentDir: string,
   ) {}
 
   async start(): Promise<void> {
@@ -203,16 +227,16 @@ class ScriptRun implements RunningTask {
   }
 
   private writeScript(user: OsUser | undefined): void {
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), scriptDirPrefix(this.msg.key)));
+    this.dir = fs.mkdtempSync(path.join(this.parentDir, scriptDirPrefix(this.msg.key)));
     const file = this.scriptFile();
+    this.files.push(file);
     fs.writeFileSync(file, Buffer.from(this.msg.script, 'base64'), { mode: 0o700 });
-    const files = [this.dir, file];
     if (this.msg.database) {
       const options = path.join(this.dir, OPTION_FILE);
+      this.files.push(options);
       fs.writeFileSync(options, optionFileText(this.msg.database), { mode: 0o600 });
-      files.push(options);
     }
-    if (user) for (const f of files) fs.chownSync(f, user.uid, user.gid);
+    if (user) for (const f of [this.dir, ...this.files]) fs.chownSync(f, user.uid, user.gid);
   }
 
   /** `sh -c` arguments: the interpreter runs the script with BK-JOB's params, or the SQL client reads it. */
@@ -316,9 +340,17 @@ class ScriptRun implements RunningTask {
     this.dir = undefined;
     if (!dir) return;
     try {
-      fs.rmSync(dir, { recursive: true, force: true });
+      // What the agent wrote, then the directory: three calls, where a recursive removal lists
+      // the directory and stats every entry first. Only a script that left files of its own
+      // (or a variables file) needs the recursive removal.
+      for (const f of this.files) fs.unlinkSync(f);
+      fs.rmdirSync(dir);
     } catch {
-      /* left for the temporary directory's own cleanup */
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+      } catch {
+        /* left for the temporary directory's own cleanup */
+      }
     }
   }
 
@@ -370,8 +402,14 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-export function runScript(msg: RunScript, handlers: ScriptHandlers, starter: ProcessStarter): RunningTask {
-  const run = new ScriptRun(msg, handlers, starter);
+/** `dir`: where the script's own directory is made (it exists; see prepareScriptDir). */
+export function runScript(
+  msg: RunScript,
+  handlers: ScriptHandlers,
+  starter: ProcessStarter,
+  dir: string,
+): RunningTask {
+  const run = new ScriptRun(msg, handlers, starter, dir);
   void run.start();
   return run;
 }

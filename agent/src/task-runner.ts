@@ -23,7 +23,7 @@ import { FileRoot } from './file-root.js';
 import { FileServer } from './file-server.js';
 import { OutputCap } from './output-cap.js';
 import { identifyProcess, killGroupIfSame } from './process-identity.js';
-import { removeScriptDirs, runScript } from './script-runner.js';
+import { defaultScriptDir, prepareScriptDir, removeScriptDirs, runScript } from './script-runner.js';
 import { defaultStarter } from './task-launcher.js';
 import type { ProcessStarter } from './task-launcher.js';
 import type { RunningTask, TaskReports, TaskRunnerPort } from './task-runner-api.js';
@@ -43,6 +43,11 @@ export interface TaskRunnerOptions {
   starter?: ProcessStarter;
   /** The agent's servers, the connected one first: any of them serves the files a server holds. */
   servers?: () => readonly string[];
+  /**
+   * Where each script gets its private directory (created if missing); default
+   * defaultScriptDir(): systemd's runtime directory of the service, else the temporary directory.
+   */
+  scriptDir?: string;
 }
 
 interface Task {
@@ -82,6 +87,7 @@ export class TaskRunner implements TaskRunnerPort {
   private readonly files: FileServer;
   private closed = false;
   private starter: ProcessStarter | undefined;
+  private readonly scriptDir: string;
 
   constructor(
     stateDir: string,
@@ -89,6 +95,8 @@ export class TaskRunner implements TaskRunnerPort {
     private readonly opts: TaskRunnerOptions = {},
   ) {
     this.spool = new TaskSpool(stateDir);
+    this.scriptDir = opts.scriptDir ?? defaultScriptDir();
+    prepareScriptDir(this.scriptDir);
     this.root = new FileRoot(opts.fileRoot);
     this.files = new FileServer({
       host: opts.fileHost ?? '127.0.0.1',
@@ -129,7 +137,7 @@ export class TaskRunner implements TaskRunnerPort {
         settle: () => undefined,
       });
     }
-    removeScriptDirs(scripts);
+    removeScriptDirs(scripts, this.scriptDir);
   }
 
   run(msg: RunScript): void {
@@ -153,6 +161,7 @@ export class TaskRunner implements TaskRunnerPort {
         done: (outcome, exitCode, message, vars) => this.complete(task, outcome, exitCode, message, vars),
       },
       this.starter,
+      this.scriptDir,
     );
     task.running = running;
     task.release = () => running.release?.();

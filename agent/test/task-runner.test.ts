@@ -50,6 +50,26 @@ describe('TaskRunner: scripts and outcomes', () => {
     assert.ok(r.startTime <= r.endTime);
   });
 
+  it('makes script directories under the script directory it is given, and removes them with what scripts left', async () => {
+    const stateDir = runners.stateDir();
+    const scriptDir = `${stateDir}/run/scripts`;
+    const { runner, reports } = runners.open(stateDir, { scriptDir });
+    assert.equal(fs.statSync(scriptDir).mode & 0o777, 0o711, 'created, passable for other accounts');
+    const plain = runMsg('echo "cwd=$(pwd)"');
+    const messy = runMsg('echo scratch > left.txt; mkdir -p sub/deeper; rm -f "$0"; echo done');
+    runner.run(plain);
+    runner.run(messy);
+    await reports.finishedResult(plain.key);
+    assert.equal((await reports.finishedResult(messy.key)).exitCode, 0);
+    assert.ok(reports.text(plain.key).startsWith(`cwd=${scriptDir}/jobfleet-task-`), reports.text(plain.key));
+    assert.equal(scriptDirsOf(plain.key, scriptDir).length, 1);
+    assert.equal(scriptDirsOf(messy.key, scriptDir).length, 1);
+    assert.deepEqual(scriptDirsOf(plain.key), [], 'nothing in the temporary directory');
+    runner.recorded(plain.key);
+    runner.recorded(messy.key);
+    assert.deepEqual(fs.readdirSync(scriptDir), []);
+  });
+
   it('reports empty output as zero bytes and no output frames', async () => {
     const { runner, reports } = setup();
     const msg = runMsg('true');

@@ -335,7 +335,7 @@ class Bench {
             min: null,
             max: null,
             ...noop,
-            note: `${hosts} simulated agents (each its own Agent, identity and connection) from first start to all ready on ${where}: registration and WebSocket handshake, 64 at a time, from ${shards} simulator processes over 127.0.0.2–${2 + Math.floor((hosts - 1) / 10_000)} (28k ephemeral ports per address pair)${onMachine}`,
+            note: `${hosts} simulated agents (each its own Agent, identity and connection) from first start to all ready on ${where}: registration and WebSocket handshake, 64 at a time per server, from ${shards} simulator processes over 127.0.0.2–${2 + Math.floor((hosts - 1) / 10_000)} (28k ephemeral ports per address pair)${onMachine}`,
           });
         if (only.has('P4.server')) await this.serverMemory(params, pids, idle, onMachine);
         if (only.has('P2.scale')) {

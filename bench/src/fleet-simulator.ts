@@ -47,6 +47,8 @@ export interface FleetOptions {
   readyTimeoutMs: number;
   /** Index of this simulator's first host, so that several simulators give distinct identities. */
   firstIndex: number;
+  /** Where the agents' scripts get their directories (the agent's --script-dir); the agent's default when absent. */
+  scriptDir?: string;
 }
 
 /** Distinct, never-contacted addresses: host i (from 0) is 10.a.b.c with c never 0. */
@@ -111,7 +113,12 @@ export class FleetSimulator {
         if (level !== 'info') this.problems.set(msg, (this.problems.get(msg) ?? 0) + 1);
       },
       createRunner: (reports) =>
-        starter ? new TaskRunner(stateDir, reports, { starter }) : new NoopRunner(reports, i + 1),
+        starter
+          ? new TaskRunner(stateDir, reports, {
+              starter,
+              ...(this.opts.scriptDir ? { scriptDir: this.opts.scriptDir } : {}),
+            })
+          : new NoopRunner(reports, i + 1),
     });
   }
 
@@ -146,6 +153,21 @@ interface CliFlags {
   concurrency: string;
   readyTimeoutMs: string;
   firstIndex: string;
+  scriptDir?: string;
+}
+
+/**
+ * The script directory the simulated hosts get unless told: a new one on /dev/shm where that is
+ * a tmpfs, as an operator points --script-dir at a tmpfs (/run on a systemd host; this
+ * machine's /run is on its disk). Every script still gets a directory of its own there.
+ */
+function ownScriptDir(): string | undefined {
+  try {
+    if (!fs.statSync('/dev/shm').isDirectory()) return undefined;
+    return fs.mkdtempSync('/dev/shm/jobfleet-fleet-scripts-');
+  } catch {
+    return undefined;
+  }
 }
 
 function count(name: string, v: string): number {
@@ -169,11 +191,18 @@ async function main(argv: string[]): Promise<void> {
     .option('--state-root <dir>', 'where agents keep their state (default: a new temporary directory)')
     .option('--concurrency <n>', 'agents starting at once', '64')
     .option('--ready-timeout-ms <ms>', 'longest one agent may take to become ready', '120000')
-    .option('--first-index <i>', 'index of the first host (another simulator may run the ones before)', '0');
+    .option('--first-index <i>', 'index of the first host (another simulator may run the ones before)', '0')
+    .option(
+      '--script-dir <dir>',
+      "where the agents' scripts get their directories (default: a new directory on /dev/shm, else the agent's default)",
+    );
   cmd.parse(argv);
   const flags = cmd.opts<CliFlags>();
   const ownRoot = flags.stateRoot === undefined;
   const stateRoot = flags.stateRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-fleet-'));
+  const ownScripts =
+    flags.scriptDir === undefined && flags.executor === 'process' ? ownScriptDir() : undefined;
+  const scriptDir = flags.scriptDir ?? ownScripts;
   const fleet = new FleetSimulator({
     serverUrl: flags.server,
     bootstrapToken: flags.token,
@@ -184,6 +213,7 @@ async function main(argv: string[]): Promise<void> {
     concurrency: count('concurrency', flags.concurrency),
     readyTimeoutMs: count('ready-timeout-ms', flags.readyTimeoutMs),
     firstIndex: Number(flags.firstIndex) || 0,
+    ...(scriptDir ? { scriptDir } : {}),
   });
   const emit = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
   let stopping = false;
@@ -192,6 +222,7 @@ async function main(argv: string[]): Promise<void> {
     stopping = true;
     await fleet.stop();
     if (ownRoot) fs.rmSync(stateRoot, { recursive: true, force: true });
+    if (ownScripts) fs.rmSync(ownScripts, { recursive: true, force: true });
     process.exit(code);
   };
   process.on('SIGTERM', () => void stop(0));

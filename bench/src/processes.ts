@@ -282,8 +282,10 @@ export async function startFleet(opts: {
         server: servers[k % servers.length] as ServerHandle,
         first: k * per,
         fleetSize: opts.agents,
-        // The shards share one pace: 64 agents between start and ready in all.
-        concurrency: Math.max(1, Math.ceil(64 / shards)),
+        // 64 agents between start and ready per server, shared by the shards connecting to it:
+        // each server of a cluster takes its agents as one server alone does (a window shared by
+        // the whole cluster left each of three servers a third of it, waiting on round trips).
+        concurrency: Math.max(1, Math.ceil((64 * servers.length) / shards)),
         agents: Math.min(per, opts.agents - k * per),
         onProgress: (ready) => {
           progress[k] = ready;
@@ -335,6 +337,10 @@ async function startShard(opts: {
       '--state-root',
       stateRoot,
       ...(opts.agentReadyTimeoutMs ? ['--ready-timeout-ms', String(opts.agentReadyTimeoutMs)] : []),
+      // To compare with another place (e.g. /tmp on the disk); each simulator makes its own on /dev/shm otherwise.
+      ...(process.env.JOBFLEET_BENCH_SCRIPT_DIR
+        ? ['--script-dir', process.env.JOBFLEET_BENCH_SCRIPT_DIR]
+        : []),
     ],
     {
       PATH: process.env.PATH,

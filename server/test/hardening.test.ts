@@ -11,11 +11,12 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { apiUrl, eventually, get, post } from './helpers/api-client.js';
 import type { Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, hostLog, startFleet, waitFinished } from './helpers/fleet.js';
+import { handAgent } from './helpers/hand-agent.js';
 import type { Fleet } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 import { encodeOutputFrame } from '@jobfleet/protocol';
@@ -26,39 +27,8 @@ after(async () => {
 });
 
 /** A registered agent driven by hand: it says hello, then sends whatever the test gives it. */
-async function rogueAgent(fleet: Fleet, ip: string): Promise<{ ws: WebSocket; hostId: number }> {
-  const reg = await fetch(`${fleet.server.url}/agent/v1/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      bootstrapToken: fleet.server.bootstrapToken,
-      host: { ip, ipv6: '', cloudId: 0, hostname: `rogue-${ip}`, osType: 'linux' },
-    }),
-  });
-  const body = (await reg.json()) as { data: { token: string; hostId: number } };
-  const ws = new WebSocket(`${fleet.server.url.replace('http', 'ws')}/agent/v1/link`, {
-    headers: { authorization: `Bearer ${body.data.token}` },
-  });
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  const welcomed = new Promise<void>((resolve) =>
-    ws.on('message', (d: Buffer) => {
-      if ((JSON.parse(d.toString()) as { type: string }).type === 'welcome') resolve();
-    }),
-  );
-  ws.send(
-    JSON.stringify({
-      v: 1,
-      type: 'hello',
-      agentVersion: 'rogue',
-      host: { ip, ipv6: '', cloudId: 0, hostname: `rogue-${ip}`, osType: 'linux' },
-      held: [],
-    }),
-  );
-  await welcomed;
-  return { ws, hostId: body.data.hostId };
+function rogueAgent(fleet: Fleet, ip: string): Promise<{ ws: WebSocket; hostId: number }> {
+  return handAgent(fleet.server, ip, 'rogue');
 }
 
 /** Every agent message type that names a task or an offer, about `key` (step:count:host). */

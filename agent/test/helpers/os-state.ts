@@ -39,10 +39,10 @@ export function killQuietly(pid: number): void {
   }
 }
 
-/** The script runner's temporary directories for `key` that still exist. */
-export function scriptDirsOf(key: string): string[] {
+/** The script runner's directories for `key` that still exist (in the default script directory, or `dir`). */
+export function scriptDirsOf(key: string, dir = os.tmpdir()): string[] {
   const prefix = `jobfleet-task-${key.replace(/:/g, '_')}-`;
-  return fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(prefix));
+  return fs.readdirSync(dir).filter((n) => n.startsWith(prefix));
 }
 
 /** scriptDirsOf once the server recorded the task's result: the runner removes them then. */

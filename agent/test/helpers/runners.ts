@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { TaskRunner } from '../../src/task-runner.js';
+import type { TaskRunnerOptions } from '../../src/task-runner.js';
 import { tempStateDir } from './os-state.js';
 import { RecordingReports } from './recording-reports.js';
 
@@ -19,10 +20,13 @@ export class Runners {
   }
 
   /** A runner on `stateDir` (a fresh one when omitted), e.g. to restart on the same spool. */
-  open(stateDir = this.stateDir()): { runner: TaskRunner; reports: RecordingReports; stateDir: string } {
+  open(
+    stateDir = this.stateDir(),
+    opts: TaskRunnerOptions = {},
+  ): { runner: TaskRunner; reports: RecordingReports; stateDir: string } {
     this.stateDirs.add(stateDir);
     const reports = new RecordingReports();
-    const runner = new TaskRunner(stateDir, reports);
+    const runner = new TaskRunner(stateDir, reports, opts);
     this.runners.push(runner);
     return { runner, reports, stateDir };
   }

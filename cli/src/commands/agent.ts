@@ -17,6 +17,7 @@ export interface AgentFlags {
   stateDir?: string;
   fileRoot?: string;
   filePort?: string;
+  scriptDir?: string;
   logFormat?: string;
   reconnectMaxMs?: string;
 }
@@ -57,6 +58,7 @@ export function createAgent(flags: AgentFlags, stream: NodeJS.WriteStream): Agen
         ...(flags.fileRoot ? { fileRoot: path.resolve(flags.fileRoot) } : {}),
         fileHost: ip,
         filePort: positiveInt('file-port', flags.filePort ?? '0'),
+        ...(flags.scriptDir ? { scriptDir: path.resolve(flags.scriptDir) } : {}),
       }),
   });
   agent.on('state', (s: string) => logger.info(`state ${s}`));
@@ -111,6 +113,12 @@ export function agentCommand(): Command {
       )
         .env('JOBFLEET_AGENT_FILE_PORT')
         .default('0'),
+    )
+    .addOption(
+      new Option(
+        '--script-dir <dir>',
+        "where each script gets its private working directory, created for the run and removed once the server has its result (default: systemd's $RUNTIME_DIRECTORY, else the temporary directory); a tmpfs such as /run saves the disk's journal work on every task",
+      ).env('JOBFLEET_AGENT_SCRIPT_DIR'),
     )
     .addOption(
       new Option('--log-format <format>', 'auto (pretty on a terminal, JSON otherwise), json or pretty')

@@ -20,6 +20,7 @@ import type { ServerMessage } from '@jobfleet/protocol';
 import { parseTaskKey } from '@jobfleet/protocol';
 import type { Services } from '../services.js';
 import { ClusterStore } from './cluster-store.js';
+import { SessionBatch } from './session-batch.js';
 import type { ClaimedCommand, NewCommand } from './cluster-store.js';
 
 const CHANNEL = 'jobfleet_cluster';
@@ -46,6 +47,7 @@ const NAMED_PAYLOAD_MAX = 4000;
 
 export class ClusterNode {
   readonly store: ClusterStore;
+  private readonly sessions: SessionBatch;
   private readonly timers: NodeJS.Timeout[] = [];
   private lastBeatOk = performance.now();
   /** Since when heartbeats succeed without a failure in between. */
@@ -74,6 +76,18 @@ export class ClusterNode {
     readonly id: string,
   ) {
     this.store = new ClusterStore(services.store.db);
+    this.sessions = new SessionBatch(
+      (hostIds) => this.store.openSessions(hostIds, this.id),
+      (epochs) => this.notifyAll([...epochs].map(([hostId, epoch]) => `s:${hostId}:${epoch}`)),
+    );
+  }
+
+  /**
+   * A new session for an agent that said hello here (its epoch, committed); the other servers
+   * are told, so one still holding an older connection of the host closes it.
+   */
+  openSession(hostId: number): Promise<number> {
+    return this.sessions.open(hostId);
   }
 
   private get config() {
@@ -254,6 +268,14 @@ export class ClusterNode {
    */
   notify(payload: string): void {
     void sql`select pg_notify(${CHANNEL}, ${payload})`.execute(this.services.store.db).catch(() => undefined);
+  }
+
+  /** Several notifications in one statement (each delivered on its own). */
+  private notifyAll(payloads: string[]): void {
+    if (payloads.length === 0) return;
+    void sql`select pg_notify(${CHANNEL}, p) from unnest(${payloads}::text[]) as p`
+      .execute(this.services.store.db)
+      .catch(() => undefined);
   }
 
   /**

@@ -207,6 +207,24 @@ export class ClusterStore {
     return Number(r.rows[0]?.epoch);
   }
 
+  /**
+   * New sessions for several hosts on this server in one statement and one commit (a reconnect
+   * storm's hellos, see session-batch.ts); each host at most once. Rows are locked in host order,
+   * so two servers opening sessions for overlapping hosts wait for each other, never deadlock.
+   */
+  async openSessions(hostIds: readonly number[], me: string): Promise<Map<number, number>> {
+    if (hostIds.length === 0) return new Map();
+    const ids = `{${[...hostIds].sort((a, b) => a - b).join(',')}}`;
+    const r = await sql<{ host_id: number; epoch: number }>`insert into agent_session
+        (host_id, server_id, epoch, state, last_seen)
+      select h, ${me}, 1, 'connected', ${NOW_MS} from unnest(${ids}::bigint[]) with ordinality as u(h, n)
+      order by n
+      on conflict (host_id) do update set server_id = excluded.server_id, epoch = agent_session.epoch + 1,
+        state = 'connected', last_seen = excluded.last_seen
+      returning host_id, epoch`.execute(this.db);
+    return new Map(r.rows.map((x) => [Number(x.host_id), Number(x.epoch)]));
+  }
+
   async closeSession(hostId: number, epoch: number): Promise<void> {
     await sql`update agent_session set state = 'gone', last_seen = ${NOW_MS}
       where host_id = ${hostId} and epoch = ${epoch}`.execute(this.db);

@@ -120,51 +120,41 @@ export class InventoryStore {
    * An agent registering again from the same cloud id + ip takes over that host record (a
    * reinstalled machine keeps its bk_host_id); a first registration creates the host. Several
    * registrations share one transaction (one commit) and are applied in order, so two in one
-   * batch for the same address end as the second one.
+   * batch for the same address end as the second one. Each address once per statement: one
+   * upsert stores all of them (a round trip per batch on PostgreSQL, not two per agent).
    */
   async registerAgentHosts(
     regs: readonly HostRegistration[],
     /** The audit entry of each registration, stored in the same commit. */
     auditOf?: (host: Host, index: number) => AuditRecord & { at: number },
   ): Promise<Host[]> {
+    const key = (cloudId: number, ip: string) => `${cloudId} ${ip}`;
     return this.db.transaction().execute(async (tx) => {
       const hosts: Host[] = [];
-      for (const reg of regs) {
-        const existing = await tx
-          .selectFrom('host')
-          .selectAll()
-          .where('cloud_id', '=', reg.cloudId)
-          .where('ip', '=', reg.ip)
-          .executeTakeFirst();
-        const fields = {
-          ipv6: reg.ipv6,
-          hostname: reg.hostname,
-          os_type: reg.osType,
-          agent_id: reg.agentId,
-          agent_token_hash: reg.agentTokenHash,
-        };
-        hosts.push(
-          existing
-            ? await tx
-                .updateTable('host')
-                .set({ ...fields, biz_id: reg.bizId ?? existing.biz_id })
-                .where('id', '=', existing.id)
-                .returningAll()
-                .executeTakeFirstOrThrow()
-            : await tx
-                .insertInto('host')
-                .values({
-                  ...fields,
-                  cloud_id: reg.cloudId,
-                  ip: reg.ip,
-                  biz_id: reg.bizId,
-                  agent_status: 0,
-                  agent_version: '',
-                  created_at: Date.now(),
-                })
-                .returningAll()
-                .executeTakeFirstOrThrow(),
+      let rest = regs.map((reg, i) => ({ reg, i }));
+      while (rest.length > 0) {
+        const round: typeof rest = [];
+        const later: typeof rest = [];
+        const keys = new Set<string>();
+        for (const r of rest) {
+          const k = key(r.reg.cloudId, r.reg.ip);
+          if (keys.has(k)) later.push(r);
+          else {
+            keys.add(k);
+            round.push(r);
+          }
+        }
+        const stored = await upsertRegisteredHosts(
+          tx,
+          round.map((r) => r.reg),
         );
+        const byKey = new Map(stored.map((h) => [key(Number(h.cloud_id), h.ip), h]));
+        for (const r of round) {
+          const host = byKey.get(key(r.reg.cloudId, r.reg.ip));
+          if (!host) throw new Error(`host ${r.reg.cloudId}:${r.reg.ip} not stored`);
+          hosts[r.i] = host;
+        }
+        rest = later;
       }
       if (auditOf) await insertAuditEntries(tx, hosts.map(auditOf));
       return hosts;
@@ -456,4 +446,41 @@ export class InventoryStore {
   async listAccounts(bizId: number): Promise<Account[]> {
     return this.db.selectFrom('account').selectAll().where('biz_id', '=', bizId).orderBy('id').execute();
   }
+}
+
+/**
+ * Registrations of distinct addresses in one statement: a new address becomes a host, a known
+ * one keeps its id (and its business unless one is given) and takes the new agent's facts.
+ */
+function upsertRegisteredHosts(db: Kysely<Database>, regs: readonly HostRegistration[]): Promise<Host[]> {
+  const now = Date.now();
+  return db
+    .insertInto('host')
+    .values(
+      regs.map((reg) => ({
+        cloud_id: reg.cloudId,
+        ip: reg.ip,
+        ipv6: reg.ipv6,
+        hostname: reg.hostname,
+        os_type: reg.osType,
+        agent_id: reg.agentId,
+        agent_token_hash: reg.agentTokenHash,
+        biz_id: reg.bizId,
+        agent_status: 0,
+        agent_version: '',
+        created_at: now,
+      })),
+    )
+    .onConflict((oc) =>
+      oc.columns(['cloud_id', 'ip']).doUpdateSet((eb) => ({
+        ipv6: eb.ref('excluded.ipv6'),
+        hostname: eb.ref('excluded.hostname'),
+        os_type: eb.ref('excluded.os_type'),
+        agent_id: eb.ref('excluded.agent_id'),
+        agent_token_hash: eb.ref('excluded.agent_token_hash'),
+        biz_id: eb.fn.coalesce('excluded.biz_id', 'host.biz_id'),
+      })),
+    )
+    .returningAll()
+    .execute();
 }
