@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { TargetsChanged } from '../src/store/host-tasks-by-id.js';
+import type { HostsById } from '../src/store/host-tasks-by-id.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
@@ -90,6 +92,96 @@ for (const engine of engines()) {
             assert.equal(t.log_bytes, 0);
           }
         }
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a step named by host ids: the insert reads each host, in the scope, or stores nothing', async () => {
+      const store = await Store.open({ databaseUrl: await freshDatabase(engine), dataDir: tempDir('store') });
+      try {
+        const inv = store.inventory;
+        await inv.createBiz(2, 'two');
+        await inv.createBiz(3, 'three');
+        const registered = await inv.registerAgentHosts(
+          Array.from({ length: 1234 }, (_, i) => ({
+            cloudId: i % 3,
+            ip: `10.9.${i >> 8}.${i & 255}`,
+            ipv6: i % 2 ? `fd00::${i}` : '',
+            hostname: `h${i}`,
+            osType: 'linux',
+            agentId: `agent-${i}`,
+            agentTokenHash: 'x',
+            bizId: 2,
+          })),
+        );
+        // Hosts without an agent start as "agent not installed", as target resolution makes them.
+        const bare = await inv.addHost({
+          cloudId: 0,
+          ip: '10.10.0.1',
+          hostname: 'bare',
+          osType: 'linux',
+          bizId: 2,
+        });
+        const elsewhere = await inv.addHost({
+          cloudId: 0,
+          ip: '10.10.0.2',
+          hostname: 'b3',
+          osType: 'linux',
+          bizId: 3,
+        });
+        const hosts = [...registered, bare].reverse();
+        const job = (targets: HostsById) =>
+          store.executions.createJobInstance(
+            {
+              scopeType: 'biz',
+              scopeId: '2',
+              name: 'by id',
+              type: 3,
+              launchMode: 2,
+              operator: 'tester',
+              appCode: 'app',
+              callbackUrl: null,
+              clientRequestId: null,
+              steps: [{ name: 'step', type: 1, spec: { kind: 'script' }, hosts: [], hostsById: targets }],
+            },
+            true,
+          );
+        const ids = hosts.map((h) => h.id);
+        for (const batches of [null, ids.map((_, i) => 1 + Math.floor(i / 500))]) {
+          const { stepInstanceIds } = await job({ ids, bizIds: [2], batches });
+          const step = await store.executions.getStep(stepInstanceIds[0]!);
+          assert.ok(step);
+          assert.equal(step.current_batch, batches ? 1 : 0);
+          const byHost = new Map(
+            (await store.executions.listHostTasks(step.id, 0)).map((t) => [t.host_id, t]),
+          );
+          assert.equal(byHost.size, hosts.length);
+          for (const [i, h] of hosts.entries()) {
+            const t = byHost.get(h.id);
+            assert.ok(t, `task of host ${h.id}`);
+            assert.equal(t.ip, h.ip);
+            assert.equal(t.ipv6, h.ipv6);
+            assert.equal(Number(t.cloud_id), Number(h.cloud_id));
+            assert.equal(t.agent_id, h.agent_id);
+            assert.equal(t.status, h.agent_id ? 5 : 18);
+            assert.equal(t.batch, batches ? 1 + Math.floor(i / 500) : 0);
+            assert.equal(t.exit_code, null);
+            assert.equal(t.error_code, 0);
+            assert.equal(t.log_bytes, 0);
+          }
+        }
+        // A host that does not exist, or is in another business: nothing of the job is stored.
+        const jobsBefore = (await store.db.selectFrom('job_instance').select('id').execute()).length;
+        const tasksBefore = (await store.db.selectFrom('host_task').select('host_id').execute()).length;
+        for (const extra of [987_654, elsewhere.id]) {
+          await assert.rejects(job({ ids: [...ids, extra], bizIds: [2], batches: null }), TargetsChanged);
+        }
+        assert.equal((await store.db.selectFrom('job_instance').select('id').execute()).length, jobsBefore);
+        assert.equal(
+          (await store.db.selectFrom('host_task').select('host_id').execute()).length,
+          tasksBefore,
+        );
       } finally {
         await store.close();
       }

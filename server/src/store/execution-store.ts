@@ -10,6 +10,8 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import { updateHostTasks } from './host-task-update.js';
+import { insertHostTasksById } from './host-tasks-by-id.js';
+import type { HostsById } from './host-tasks-by-id.js';
 import type { HostTaskChange } from './host-task-update.js';
 import { JobEventLog } from './job-event-log.js';
 import { insertRows } from './row-insert.js';
@@ -40,7 +42,7 @@ export interface CreatedJob {
   jobInstanceId: number;
   stepInstanceIds: number[];
   /** A job stored running: its first step and host tasks as stored (none for a job without steps). */
-  running?: { step: RunnableStep; tasks: RunnableTask[] };
+  running?: { step: RunnableStep; tasks: RunnableTask[] | undefined };
 }
 export type Callback = Selectable<CallbackTable>;
 
@@ -60,6 +62,8 @@ export interface NewStep {
   type: number;
   spec: unknown;
   hosts: NewHostTask[];
+  /** Or the hosts named by id, read by the insert of their tasks (`hosts` then empty). */
+  hostsById?: HostsById;
 }
 
 export interface NewJob {
@@ -384,7 +388,9 @@ export class ExecutionStore {
       let first: CreatedJob['running'];
       for (const [order, step] of job.steps.entries()) {
         const spec = JSON.stringify(step.spec);
-        const currentBatch = step.hosts.some((h) => h.batch > 0) ? 1 : 0;
+        const currentBatch = (step.hostsById ? step.hostsById.batches : step.hosts.some((h) => h.batch > 0))
+          ? 1
+          : 0;
         const { id } = await tx
           .insertInto('step_instance')
           .values({
@@ -405,7 +411,11 @@ export class ExecutionStore {
           .executeTakeFirstOrThrow();
         stepInstanceIds.push(id);
         this.events.storing(jobInstanceId, { type: job.scopeType, id: job.scopeId }, [id]);
-        await insertHostTasks(tx, id, 0, step.hosts, this.engine);
+        const hostCounts = step.hostsById
+          ? await insertHostTasksById(tx, id, step.hostsById, this.engine)
+          : await insertHostTasks(tx, id, 0, step.hosts, this.engine).then(() =>
+              countByStatus(step.hosts.map((h) => h.status)),
+            );
         if (running && order === 0) {
           first = {
             step: {
@@ -417,13 +427,16 @@ export class ExecutionStore {
               status: 2,
               current_batch: currentBatch,
             },
-            tasks: step.hosts.map((h) => ({
-              host_id: h.hostId,
-              status: h.status,
-              log_bytes: 0,
-              batch: h.batch,
-              version: 0,
-            })),
+            // Tasks made by the database from host ids are read back when the step starts.
+            tasks: step.hostsById
+              ? undefined
+              : step.hosts.map((h) => ({
+                  host_id: h.hostId,
+                  status: h.status,
+                  log_bytes: 0,
+                  batch: h.batch,
+                  version: 0,
+                })),
           };
         }
         steps.push({
@@ -432,7 +445,7 @@ export class ExecutionStore {
           type: step.type,
           status: running && order === 0 ? 2 : 1,
           execute_count: 0,
-          host_counts: countByStatus(step.hosts.map((h) => h.status)),
+          host_counts: hostCounts,
         });
       }
       if (job.plan) {

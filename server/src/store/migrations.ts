@@ -794,6 +794,19 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           );
       },
     },
+    '0031_host_heartbeat_room': {
+      async up(db: AnyDb) {
+        // Every connected agent's heartbeat updates its host row (50,000 agents: thousands of rows
+        // a second). In full pages PostgreSQL writes each new row version to another page, with a
+        // new entry in each of the table's four indexes: the table and its indexes grew by the
+        // fleet's size every few seconds, faster than autovacuum reclaimed them, and every read of
+        // hosts (a job's targets above all) got slower the longer a fleet ran. Pages half full
+        // leave room for the new version beside the old one (a heap-only update, no index entry,
+        // reclaimed by the next visit to the page). New pages only: an existing table is not
+        // rewritten here (that would lock it); VACUUM FULL host applies it to the old pages.
+        if (caps.name === 'postgres') await sql`alter table host set (fillfactor = 50)`.execute(db);
+      },
+    },
   };
 }
 

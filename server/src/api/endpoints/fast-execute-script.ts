@@ -6,6 +6,7 @@ import type { ScriptLanguageCode } from '../../engine/statuses.js';
 import type { ScriptStepSpec } from '../../engine/step-spec.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
+import { TargetsChanged } from '../../store/host-tasks-by-id.js';
 import { zBase64, zInt, zLong } from '../input-types.js';
 import { scriptToRun } from '../script-reference.js';
 import { readScopeUsage } from '../scope-quota.js';
@@ -15,6 +16,7 @@ import {
   DEFAULT_TIMEOUT,
   checkCallbackUrl,
   defaultJobName,
+  hostsByIdOf,
   priorSubmission,
   resolveScriptTargets,
   resolveAccount,
@@ -25,6 +27,10 @@ import {
 const MAX_SCRIPT_BYTES = 16_777_215;
 const MAX_PARAM_BYTES = 65_535;
 const MAX_SENSITIVE_PARAM_BYTES = 48_128;
+const QUOTA_ERRORS = new Set([
+  'RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT',
+  'RUNNING_HOSTS_EXCEED_SCOPE_QUOTA',
+]);
 
 export const Input = z.object({
   script_version_id: zLong.optional(),
@@ -60,7 +66,10 @@ export const fastExecuteScript = defineEndpoint({
     // The account, the targets and the scope's usage are read while the rules are (one round
     // trip, not four, on PostgreSQL); their errors still come in this order, after the rules'.
     const accountRead = settledLater(resolveAccount(ctx, input.account_id, input.account_alias));
-    const targetsRead = input.target_server && settledLater(resolveScriptTargets(ctx, input.target_server));
+    const target = input.target_server;
+    // A host id list is read by the insert of the job itself (below); other targets meanwhile.
+    const byId = target && hostsByIdOf(ctx, target, input.rolling_config);
+    const targetsRead = target && !byId ? settledLater(resolveScriptTargets(ctx, target)) : undefined;
     const usage = (input.start_task ?? true) ? settledLater(readScopeUsage(ctx)) : undefined;
     const screened = await enforceDangerousRules(ctx, language, content);
     const sensitive = input.is_param_sensitive === 1;
@@ -73,9 +82,7 @@ export const fastExecuteScript = defineEndpoint({
     const callbackUrl = checkCallbackUrl(input.callback_url);
     assertCallbackAllowed(ctx, callbackUrl);
     const account = await accountRead;
-    if (!input.target_server || !targetsRead)
-      throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
-    const { hosts } = await targetsRead;
+    if (!target) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
 
     const spec: ScriptStepSpec = sealStepParam(ctx.services.secretBox, {
       kind: 'script',
@@ -85,23 +92,38 @@ export const fastExecuteScript = defineEndpoint({
       isParamSensitive: sensitive,
       timeout: input.timeout ?? DEFAULT_TIMEOUT,
       account,
-      targetServer: input.target_server,
+      targetServer: target,
       ignoreError: false,
       ...rollingSpecOf(input.rolling_config),
       ...(library ? { library } : {}),
     });
-    const reply = await submitOneStepJob(ctx, {
+    const job = {
       name: input.task_name ? input.task_name : defaultJobName('Script Execution'),
       jobType: JobType.FAST_SCRIPT,
       stepType: StepType.SCRIPT,
       spec,
-      hosts,
       callbackUrl,
       clientRequestId: input.client_request_id,
       startTask: input.start_task,
       rolling: input.rolling_config,
       ...(usage ? { usage } : {}),
-    });
+    };
+    // A host id list goes straight into the insert of the step's tasks. Should any host be
+    // missing or outside the scope, or a quota refuse the job, nothing is stored and the
+    // targets are resolved the long way: its errors name the hosts, and come before a quota's.
+    const direct =
+      byId &&
+      (await submitOneStepJob(ctx, { ...job, hosts: byId }).catch((err: unknown) => {
+        if (err instanceof TargetsChanged || (err instanceof ApiError && QUOTA_ERRORS.has(err.errorName)))
+          return undefined;
+        throw err;
+      }));
+    const reply =
+      direct ??
+      (await submitOneStepJob(ctx, {
+        ...job,
+        hosts: (await (targetsRead ?? resolveScriptTargets(ctx, target))).hosts,
+      }));
     await screened.recordHits(reply.job_instance_id);
     return reply;
   },

@@ -8,6 +8,7 @@ import { batchSizes } from '../../engine/rolling-plan.js';
 import { HostStatus, LaunchMode } from '../../engine/statuses.js';
 import type { RollingSpec, StepSpec } from '../../engine/step-spec.js';
 import type { NewHostTask } from '../../store/execution-store.js';
+import type { HostsById } from '../../store/host-tasks-by-id.js';
 import { resolveTargets, resolveTargetsKeepingMissing } from '../../inventory/target-resolution.js';
 import type { MissingHost } from '../../inventory/target-resolution.js';
 import type { TargetHost } from '../../store/inventory-store.js';
@@ -201,6 +202,31 @@ export function hostTasksOf(
   return tasks;
 }
 
+/**
+ * A target that is a host id list alone (ip_list beside it is ignored, behaviour notes §5), as
+ * the hosts the insert of the step's tasks reads itself (store/host-tasks-by-id.ts); undefined
+ * for any other target, or more ids than a step may have (the long way refuses those).
+ */
+export function hostsByIdOf(
+  ctx: EndpointContext,
+  target: TargetServer,
+  rolling: RollingConfig,
+): HostsById | undefined {
+  if (!target.host_id_list?.length || target.topo_node_list?.length || target.dynamic_group_list?.length)
+    return undefined;
+  const ids = [...new Set(target.host_id_list)];
+  if (ids.length > MAX_SCRIPT_TARGETS) return undefined;
+  if (!rolling) return { ids, bizIds: ctx.scope.bizIds, batches: null };
+  let sizes: number[];
+  try {
+    sizes = batchSizes(rolling.expression, ids.length);
+  } catch {
+    return undefined; // the long way reports a bad expression after the targets' errors, as before
+  }
+  const batchOf = batchNumbers(sizes);
+  return { ids, bizIds: ctx.scope.bizIds, batches: ids.map((_, i) => batchOf(i)) };
+}
+
 /** Stores a job of one step over the resolved hosts and starts it unless start_task is false. */
 export async function submitOneStepJob(
   ctx: EndpointContext,
@@ -209,7 +235,7 @@ export async function submitOneStepJob(
     jobType: number;
     stepType: number;
     spec: StepSpec;
-    hosts: TargetHost[];
+    hosts: TargetHost[] | HostsById;
     callbackUrl: string | null;
     clientRequestId: string | undefined;
     startTask: boolean | undefined;
@@ -218,7 +244,9 @@ export async function submitOneStepJob(
     usage?: Promise<[number, number]>;
   },
 ): Promise<SubmitReply> {
-  if (job.startTask ?? true) await assertScopeQuota(ctx, job.hosts.length, job.usage);
+  const byId = Array.isArray(job.hosts) ? undefined : job.hosts;
+  const hosts = Array.isArray(job.hosts) ? job.hosts : [];
+  if (job.startTask ?? true) await assertScopeQuota(ctx, byId ? byId.ids.length : hosts.length, job.usage);
   const { jobInstanceId, stepInstanceIds } = await ctx.services.engine.submit(
     {
       scopeType: ctx.scope.type,
@@ -235,7 +263,8 @@ export async function submitOneStepJob(
           name: job.name,
           type: job.stepType,
           spec: job.spec,
-          hosts: hostTasksOf(job.hosts, job.rolling),
+          hosts: hostTasksOf(hosts, job.rolling),
+          ...(byId ? { hostsById: byId } : {}),
         },
       ],
     },
