@@ -34,7 +34,11 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
       if (!row) throw new ApiError('UPLOAD_URL_INVALID');
       let written: { size: number; sha256: string };
       try {
-        written = await bodies.write(row.path, body, limit);
+        // Not destroyed when the limit stops the read: a destroyed request resets the connection
+        // before the refusal reaches the client, and a client that then retries its PUT (undici
+        // does) would race the claim's release and be told the URL was used. The rest of the
+        // body is dropped with the connection, closed after the answer (below).
+        written = await bodies.write(row.path, body.iterator({ destroyOnReturn: false }), limit);
       } catch (err) {
         await files.releaseUpload(tokenHash);
         if (err instanceof FileTooLarge) throw new ApiError('UPLOAD_FILE_MAX_SIZE_EXCEEDED', { limit });
