@@ -11,6 +11,7 @@ import type { HostsById } from '../src/store/host-tasks-by-id.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
+import { agentRegistrations, newJob } from './helpers/store-fixtures.js';
 
 after(async () => {
   await dropFreshDatabases();
@@ -24,52 +25,47 @@ function agentIdOf(i: number, registered: string | null): string | null {
   return registered;
 }
 
+interface Addressed {
+  ip: string;
+  ipv6: string;
+  cloud_id: number | string;
+}
+
+/** The task exists and carries its host's address as the host had it when the step was made. */
+function assertAddressOf<T extends Addressed>(
+  t: T | undefined,
+  h: Addressed & { id: number },
+): asserts t is T {
+  assert.ok(t, `task of host ${h.id}`);
+  assert.equal(t.ip, h.ip);
+  assert.equal(t.ipv6, h.ipv6);
+  assert.equal(Number(t.cloud_id), Number(h.cloud_id));
+}
+
 for (const engine of engines()) {
   describe(`host task insert on ${engine}`, () => {
     it('stores every host of a 1,234-host step, twice over, with its own fields', async () => {
       const store = await Store.open({ databaseUrl: await freshDatabase(engine), dataDir: tempDir('store') });
       try {
-        const hosts = await store.inventory.registerAgentHosts(
-          Array.from({ length: 1234 }, (_, i) => ({
-            cloudId: i % 3,
-            ip: `10.8.${i >> 8}.${i & 255}`,
-            ipv6: i % 2 ? `fd00::${i}` : '',
-            hostname: `h${i}`,
-            osType: 'linux',
-            agentId: `agent-${i}`,
-            agentTokenHash: 'x',
-            bizId: null,
-          })),
-        );
+        const hosts = await store.inventory.registerAgentHosts(agentRegistrations(1234, '10.8', null));
         for (const round of [0, 1]) {
           const { stepInstanceIds } = await store.executions.createJobInstance(
-            {
-              scopeType: 'biz',
-              scopeId: '1',
-              name: `job ${round}`,
-              type: 3,
-              launchMode: 2,
-              operator: 'tester',
-              appCode: 'app',
-              callbackUrl: null,
-              clientRequestId: null,
-              steps: [
-                {
-                  name: 'step',
-                  type: 1,
-                  spec: { kind: 'script' },
-                  hosts: hosts.map((h, i) => ({
-                    hostId: h.id,
-                    cloudId: Number(h.cloud_id),
-                    ip: h.ip,
-                    ipv6: h.ipv6,
-                    agentId: agentIdOf(i, h.agent_id),
-                    status: i % 7 === 0 ? 2 : 5,
-                    batch: i % 4,
-                  })),
-                },
-              ],
-            },
+            newJob('1', `job ${round}`, [
+              {
+                name: 'step',
+                type: 1,
+                spec: { kind: 'script' },
+                hosts: hosts.map((h, i) => ({
+                  hostId: h.id,
+                  cloudId: Number(h.cloud_id),
+                  ip: h.ip,
+                  ipv6: h.ipv6,
+                  agentId: agentIdOf(i, h.agent_id),
+                  status: i % 7 === 0 ? 2 : 5,
+                  batch: i % 4,
+                })),
+              },
+            ]),
             true,
           );
           const tasks = await store.executions.listHostTasks(stepInstanceIds[0]!, 0);
@@ -77,10 +73,7 @@ for (const engine of engines()) {
           const byHost = new Map(tasks.map((t) => [t.host_id, t]));
           for (const [i, h] of hosts.entries()) {
             const t = byHost.get(h.id);
-            assert.ok(t, `task of host ${h.id}`);
-            assert.equal(t.ip, h.ip);
-            assert.equal(t.ipv6, h.ipv6);
-            assert.equal(Number(t.cloud_id), Number(h.cloud_id));
+            assertAddressOf(t, h);
             assert.equal(t.agent_id, agentIdOf(i, h.agent_id));
             assert.equal(t.status, i % 7 === 0 ? 2 : 5);
             assert.equal(t.batch, i % 4);
@@ -103,18 +96,7 @@ for (const engine of engines()) {
         const inv = store.inventory;
         await inv.createBiz(2, 'two');
         await inv.createBiz(3, 'three');
-        const registered = await inv.registerAgentHosts(
-          Array.from({ length: 1234 }, (_, i) => ({
-            cloudId: i % 3,
-            ip: `10.9.${i >> 8}.${i & 255}`,
-            ipv6: i % 2 ? `fd00::${i}` : '',
-            hostname: `h${i}`,
-            osType: 'linux',
-            agentId: `agent-${i}`,
-            agentTokenHash: 'x',
-            bizId: 2,
-          })),
-        );
+        const registered = await inv.registerAgentHosts(agentRegistrations(1234, '10.9', 2));
         // Hosts without an agent start as "agent not installed", as target resolution makes them.
         const bare = await inv.addHost({
           cloudId: 0,
@@ -133,18 +115,9 @@ for (const engine of engines()) {
         const hosts = [...registered, bare].reverse();
         const job = (targets: HostsById) =>
           store.executions.createJobInstance(
-            {
-              scopeType: 'biz',
-              scopeId: '2',
-              name: 'by id',
-              type: 3,
-              launchMode: 2,
-              operator: 'tester',
-              appCode: 'app',
-              callbackUrl: null,
-              clientRequestId: null,
-              steps: [{ name: 'step', type: 1, spec: { kind: 'script' }, hosts: [], hostsById: targets }],
-            },
+            newJob('2', 'by id', [
+              { name: 'step', type: 1, spec: { kind: 'script' }, hosts: [], hostsById: targets },
+            ]),
             true,
           );
         const ids = hosts.map((h) => h.id);
@@ -159,10 +132,7 @@ for (const engine of engines()) {
           assert.equal(byHost.size, hosts.length);
           for (const [i, h] of hosts.entries()) {
             const t = byHost.get(h.id);
-            assert.ok(t, `task of host ${h.id}`);
-            assert.equal(t.ip, h.ip);
-            assert.equal(t.ipv6, h.ipv6);
-            assert.equal(Number(t.cloud_id), Number(h.cloud_id));
+            assertAddressOf(t, h);
             assert.equal(t.agent_id, h.agent_id);
             assert.equal(t.status, h.agent_id ? 5 : 18);
             assert.equal(t.batch, batches ? 1 + Math.floor(i / 500) : 0);

@@ -10,6 +10,7 @@ import type { StepEnd } from '../src/store/execution-store.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
+import { newJob } from './helpers/store-fixtures.js';
 
 after(async () => {
   await dropFreshDatabases();
@@ -40,25 +41,27 @@ for (const engine of engines()) {
           },
         ]);
         assert.ok(host);
-        const newJob = (stepCount: number) => ({
-          scopeType: 'biz',
-          scopeId: '1',
-          name: 'job',
-          type: 3,
-          launchMode: 2,
-          operator: 'tester',
-          appCode: 'app',
-          callbackUrl: null,
-          clientRequestId: null,
-          steps: Array.from({ length: stepCount }, (_, i) => ({
-            name: `step ${i}`,
-            type: 1,
-            spec: { kind: 'script' },
-            hosts: [
-              { hostId: host.id, cloudId: 0, ip: host.ip, ipv6: '', agentId: 'agent-1', status: 5, batch: 0 },
-            ],
-          })),
-        });
+        const jobOf = (stepCount: number) =>
+          newJob(
+            '1',
+            'job',
+            Array.from({ length: stepCount }, (_, i) => ({
+              name: `step ${i}`,
+              type: 1,
+              spec: { kind: 'script' },
+              hosts: [
+                {
+                  hostId: host.id,
+                  cloudId: 0,
+                  ip: host.ip,
+                  ipv6: '',
+                  agentId: 'agent-1',
+                  status: 5,
+                  batch: 0,
+                },
+              ],
+            })),
+          );
         /** The step and its job end successfully with the result of the step's one host. */
         const endOf = (jobInstanceId: number, stepInstanceId: number): StepEnd => ({
           jobInstanceId,
@@ -74,7 +77,7 @@ for (const engine of engines()) {
           before?: (jobInstanceId: number) => Promise<void>,
           resultStatus = HOST_SUCCESS,
         ) => {
-          const { jobInstanceId, stepInstanceIds } = await ex.createJobInstance(newJob(stepCount), true);
+          const { jobInstanceId, stepInstanceIds } = await ex.createJobInstance(jobOf(stepCount), true);
           const stepInstanceId = stepInstanceIds[0] ?? 0;
           await before?.(jobInstanceId);
           const now = Date.now();
@@ -123,7 +126,7 @@ for (const engine of engines()) {
         assert.equal(stopped.steps[0]?.status, RUNNING);
 
         // A result that does not apply (the task is already finished) takes no end along.
-        const { jobInstanceId, stepInstanceIds } = await ex.createJobInstance(newJob(1), true);
+        const { jobInstanceId, stepInstanceIds } = await ex.createJobInstance(jobOf(1), true);
         const stepInstanceId = stepInstanceIds[0] ?? 0;
         const result = {
           stepInstanceId,
