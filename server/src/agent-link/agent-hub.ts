@@ -352,10 +352,6 @@ export class AgentHub {
   }
 
   /**
-   * A heartbeat: a `heartbeat` message from agents of older versions, a WebSocket ping from the
-   * others. Idle agents thus cost the server no JSON parse or message check at all.
-   */
-  /**
    * The agent's ping is its heartbeat; the pong tells the agent the server is alive. An agent
    * counts any message from the server as that proof (it resets its unanswered pings, and does
    * not give up on a connection it heard from since its last ping), so a ping that comes within
@@ -372,6 +368,8 @@ export class AgentHub {
   }
 
   /**
+   * A heartbeat: a `heartbeat` message from agents of older versions, a WebSocket ping from the
+   * others. Idle agents thus cost the server no JSON parse or message check at all.
    * Liveness is judged from `lastSeen` in memory (sweep); the stored heartbeat only shows
    * operators when an agent was last heard of, and keeps a connected agent's status online. So
    * it is stored once per half timeout window, not on every beat: an idle fleet of 50,000 agents

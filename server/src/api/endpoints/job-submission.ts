@@ -244,9 +244,9 @@ export async function submitOneStepJob(
     usage?: Promise<[number, number]>;
   },
 ): Promise<SubmitReply> {
-  const byId = Array.isArray(job.hosts) ? undefined : job.hosts;
-  const hosts = Array.isArray(job.hosts) ? job.hosts : [];
-  if (job.startTask ?? true) await assertScopeQuota(ctx, byId ? byId.ids.length : hosts.length, job.usage);
+  const named = job.hosts;
+  const count = Array.isArray(named) ? named.length : named.ids.length;
+  if (job.startTask ?? true) await assertScopeQuota(ctx, count, job.usage);
   const { jobInstanceId, stepInstanceIds } = await ctx.services.engine.submit(
     {
       scopeType: ctx.scope.type,
@@ -263,8 +263,9 @@ export async function submitOneStepJob(
           name: job.name,
           type: job.stepType,
           spec: job.spec,
-          hosts: hostTasksOf(hosts, job.rolling),
-          ...(byId ? { hostsById: byId } : {}),
+          ...(Array.isArray(named)
+            ? { hosts: hostTasksOf(named, job.rolling) }
+            : { hosts: [], hostsById: named }),
         },
       ],
     },
