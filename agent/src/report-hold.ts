@@ -14,6 +14,12 @@
  *
  * Holding delays what a status poll shows for a running task (waiting instead of running, the
  * first output) by at most `HOLD_MS` after its process started; it never delays a result.
+ *
+ * After a release, a task's output waits until the end of the loop turn it arrived in (its
+ * "tail"): a result reported in the same turn (a script's last output and its exit reach the
+ * agent together) goes out with it as one `task.report`, whose start the server already has
+ * and ignores. On a busy host most short tasks outlive the hold; this keeps their last output
+ * and result in one message instead of two.
  */
 import type { FinishedReport } from './task-spool.js';
 
@@ -45,8 +51,21 @@ interface Held {
   timer: NodeJS.Timeout;
 }
 
+/** A released task's output of the current loop turn (see the module comment). */
+interface Tail {
+  startTime: number;
+  offset: number;
+  chunks: Buffer[];
+  bytes: number;
+}
+
 export class ReportHold {
   private readonly held = new Map<string, Held>();
+  /** Released tasks that have not ended yet, with the output of this turn. */
+  private readonly released = new Map<string, Tail>();
+  /** Released tasks whose tail has output, sent at the end of the turn. */
+  private readonly pendingTails = new Set<string>();
+  private tailsFlush: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly wire: ReportWire,
@@ -83,6 +102,8 @@ export class ReportHold {
   }
 
   output(key: string, offset: number, data: Buffer): void {
+    const tail = this.released.get(key);
+    if (tail) return this.addToTail(key, tail, offset, data);
     const h = this.held.get(key);
     if (h && h.chunks.length === 0) h.offset = offset;
     if (!h || offset !== h.offset + h.bytes || h.bytes + data.length > HOLD_BYTES) {
@@ -95,6 +116,15 @@ export class ReportHold {
   }
 
   finished(msg: FinishedReport): void {
+    const tail = this.released.get(msg.key);
+    if (tail) {
+      this.released.delete(msg.key);
+      this.pendingTails.delete(msg.key);
+      if (tail.bytes === 0) return this.wire.finished(msg);
+      const { key, ...result } = msg;
+      this.wire.report({ key, startTime: tail.startTime, output: tailOutput(tail), result });
+      return;
+    }
     const h = this.held.get(msg.key);
     if (!h) {
       this.wire.finished(msg);
@@ -113,8 +143,19 @@ export class ReportHold {
     });
   }
 
-  /** Sends what a task's hold has, as separate messages; later reports of it go out directly. */
+  /**
+   * Sends what a task's hold has, as separate messages; later output of it waits only for the
+   * end of its turn (see the module comment). Releasing a task that was released already sends
+   * its tail and ends that too: its reports go out directly from then on (a download's file
+   * reports, which must follow its output).
+   */
   release(key: string): void {
+    const tail = this.released.get(key);
+    if (tail) {
+      this.released.delete(key);
+      this.sendTail(key, tail);
+      return;
+    }
     const h = this.held.get(key);
     if (!h) return;
     clearTimeout(h.timer);
@@ -125,11 +166,52 @@ export class ReportHold {
       this.wire.output(key, offset, c);
       offset += c.length;
     }
+    this.released.set(key, { startTime: h.startTime, offset, chunks: [], bytes: 0 });
   }
 
   /** Forgets every hold (the connection is gone; the resume after the next welcome resends). */
   drop(): void {
     for (const h of this.held.values()) clearTimeout(h.timer);
     this.held.clear();
+    this.released.clear();
+    this.pendingTails.clear();
+    if (this.tailsFlush) clearImmediate(this.tailsFlush);
+    this.tailsFlush = undefined;
   }
+
+  private addToTail(key: string, tail: Tail, offset: number, data: Buffer): void {
+    if (tail.bytes > 0 && (offset !== tail.offset + tail.bytes || tail.bytes + data.length > HOLD_BYTES))
+      this.sendTail(key, tail);
+    if (tail.bytes === 0 && data.length > HOLD_BYTES) {
+      this.wire.output(key, offset, data);
+      return;
+    }
+    if (tail.bytes === 0) tail.offset = offset;
+    tail.chunks.push(data);
+    tail.bytes += data.length;
+    this.pendingTails.add(key);
+    this.tailsFlush ??= setImmediate(() => {
+      this.tailsFlush = undefined;
+      for (const k of this.pendingTails) {
+        const t = this.released.get(k);
+        if (t) this.sendTail(k, t);
+      }
+      this.pendingTails.clear();
+    });
+  }
+
+  private sendTail(key: string, tail: Tail): void {
+    this.pendingTails.delete(key);
+    let offset = tail.offset;
+    for (const c of tail.chunks) {
+      this.wire.output(key, offset, c);
+      offset += c.length;
+    }
+    tail.chunks = [];
+    tail.bytes = 0;
+  }
+}
+
+function tailOutput(tail: Tail): { offset: number; data: string } {
+  return { offset: tail.offset, data: Buffer.concat(tail.chunks).toString('base64') };
 }

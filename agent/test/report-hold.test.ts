@@ -55,7 +55,7 @@ describe('ReportHold', () => {
     assert.equal((sent[0] as CombinedReport).output, undefined);
   });
 
-  it('releases a hold that outlives its time as separate messages, in order; later reports go out directly', async () => {
+  it('releases a hold that outlives its time as separate messages, in order; later output goes out at the end of its turn', async () => {
     const { sent, hold } = wire();
     const h = hold(20);
     h.started('1:1:3', 1);
@@ -64,8 +64,48 @@ describe('ReportHold', () => {
     await turns(2);
     assert.deepEqual(sent, ['started 1:1:3', 'output 1:1:3 0 3']);
     h.output('1:1:3', 3, Buffer.from('d'));
-    h.finished(result('1:1:3', 4));
-    assert.deepEqual(sent.slice(2), ['output 1:1:3 3 1', 'finished 1:1:3']);
+    h.output('1:1:3', 4, Buffer.from('ef'));
+    assert.deepEqual(sent.slice(2), []);
+    await turns(1);
+    assert.deepEqual(sent.slice(2), ['output 1:1:3 3 1', 'output 1:1:3 4 2']);
+    h.finished(result('1:1:3', 6));
+    assert.deepEqual(sent.slice(4), ['finished 1:1:3']);
+  });
+
+  it('sends the last output of a released task with its result, when both come in one turn', async () => {
+    const { sent, hold } = wire();
+    const h = hold(20);
+    h.started('1:1:9', 1);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await turns(2);
+    assert.deepEqual(sent, ['started 1:1:9']);
+    h.output('1:1:9', 0, Buffer.from('hel'));
+    h.output('1:1:9', 3, Buffer.from('lo\n'));
+    h.finished(result('1:1:9', 6));
+    const { key: _key, ...rest } = result('1:1:9', 6);
+    assert.deepEqual(sent.slice(1), [
+      {
+        key: '1:1:9',
+        startTime: 1,
+        output: { offset: 0, data: Buffer.from('hello\n').toString('base64') },
+        result: rest,
+      },
+    ]);
+    await turns(1);
+    assert.equal(sent.length, 2);
+  });
+
+  it('keeps the order of output and file reports of a released task', async () => {
+    const { sent, hold } = wire();
+    const h = hold(20);
+    h.started('1:1:10', 1);
+    h.release('1:1:10');
+    h.output('1:1:10', 0, Buffer.from('a'));
+    h.release('1:1:10'); // a file report follows
+    h.output('1:1:10', 1, Buffer.from('b'));
+    h.finished(result('1:1:10', 2));
+    await turns(1);
+    assert.deepEqual(sent, ['started 1:1:10', 'output 1:1:10 0 1', 'output 1:1:10 1 1', 'finished 1:1:10']);
   });
 
   it('releases at once when the output grows past what a hold keeps', () => {
