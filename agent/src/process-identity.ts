@@ -11,14 +11,28 @@ export interface ProcessIdentity {
   started: string;
 }
 
+/** Holds one /proc/<pid>/stat (a few hundred bytes; field 22 is well within the first 4 KiB). */
+const statBuf = Buffer.allocUnsafe(4096);
+
 function startTicks(pid: number): string | undefined {
+  const file = `/proc/${pid}/stat`;
+  // A short task is often gone (reaped by the launcher) by the time the agent learns its pid;
+  // asking first spares the thrown error of a failed open, which costs more than the read.
+  if (!fs.existsSync(file)) return undefined;
+  let n: number;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may contain spaces and parentheses; fields after it do not.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fd = fs.openSync(file, 'r');
+    try {
+      n = fs.readSync(fd, statBuf, 0, statBuf.length, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch {
     return undefined;
   }
+  const stat = statBuf.toString('latin1', 0, n);
+  // The command name (field 2) may contain spaces and parentheses; fields after it do not.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
 export function identifyProcess(pid: number): ProcessIdentity | undefined {
