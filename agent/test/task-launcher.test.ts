@@ -80,3 +80,52 @@ describe('starting task processes', () => {
     assert.equal(reports.text(next.key), 'again\n');
   });
 });
+
+describe('the launcher and task environments', () => {
+  /** Runs `env` through the launcher with the given environment; its output, one variable a line. */
+  function envOf(launcher: TaskLauncher, env: Record<string, string>): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const out: Buffer[] = [];
+      let exited = false;
+      let closed = false;
+      const done = () => {
+        if (exited && closed) resolve(Buffer.concat(out).toString('utf8').split('\n').filter(Boolean).sort());
+      };
+      launcher.start(
+        { file: '/usr/bin/env', args: ['env'], cwd: '/', env },
+        {
+          started: () => undefined,
+          failed: (message) => reject(new Error(message)),
+          output: (chunk) => out.push(chunk),
+          exit: () => {
+            exited = true;
+            done();
+          },
+          closed: () => {
+            closed = true;
+            done();
+          },
+        },
+      );
+    });
+  }
+
+  it("gives each task exactly its own environment, never the launcher's", async () => {
+    // The launcher is the agent's child: it inherits the agent's settings, which tasks must not see.
+    process.env.JOBFLEET_LAUNCHER_TEST_SECRET = 'agent-only';
+    const launcher = new TaskLauncher('/usr/bin/perl');
+    try {
+      const a = { PATH: '/usr/bin:/bin', ONLY_A: '1' };
+      const b = { PATH: '/usr/bin:/bin', ONLY_B: 'x=y' };
+      assert.deepEqual(await envOf(launcher, {}), []);
+      assert.deepEqual(await envOf(launcher, a), ['ONLY_A=1', 'PATH=/usr/bin:/bin']);
+      assert.deepEqual(await envOf(launcher, a), ['ONLY_A=1', 'PATH=/usr/bin:/bin']);
+      assert.deepEqual(await envOf(launcher, b), ['ONLY_B=x=y', 'PATH=/usr/bin:/bin']);
+      assert.deepEqual(await envOf(launcher, a), ['ONLY_A=1', 'PATH=/usr/bin:/bin']);
+      assert.deepEqual(await envOf(launcher, {}), []);
+    } finally {
+      delete process.env.JOBFLEET_LAUNCHER_TEST_SECRET;
+      launcher.close();
+    }
+  });
+});
