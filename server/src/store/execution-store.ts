@@ -411,8 +411,9 @@ export class ExecutionStore {
           .executeTakeFirstOrThrow();
         stepInstanceIds.push(id);
         this.events.storing(jobInstanceId, { type: job.scopeType, id: job.scopeId }, [id]);
-        const hostCounts = step.hostsById
-          ? await insertHostTasksById(tx, id, step.hostsById, this.engine)
+        const byId = step.hostsById && (await insertHostTasksById(tx, id, step.hostsById, this.engine));
+        const hostCounts = byId
+          ? byId.counts
           : await insertHostTasks(tx, id, 0, step.hosts, this.engine).then(() =>
               countByStatus(step.hosts.map((h) => h.status)),
             );
@@ -427,9 +428,9 @@ export class ExecutionStore {
               status: 2,
               current_batch: currentBatch,
             },
-            // Tasks made by the database from host ids are read back when the step starts.
-            tasks: step.hostsById
-              ? undefined
+            // Tasks made by the database from many host ids are read when the step starts.
+            tasks: byId
+              ? byId.tasks?.map((t) => ({ ...t, log_bytes: 0, version: 0 }))
               : step.hosts.map((h) => ({
                   host_id: h.hostId,
                   status: h.status,

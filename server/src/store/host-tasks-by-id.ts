@@ -10,7 +10,7 @@
  * and the caller resolves the targets the long way, which names every host it refuses.
  */
 import { sql } from 'kysely';
-import type { Transaction } from 'kysely';
+import type { RawBuilder, Transaction } from 'kysely';
 import { HostStatus } from '../engine/statuses.js';
 import type { EngineCapabilities } from './engines.js';
 import type { Database } from './schema.js';
@@ -34,17 +34,48 @@ export class TargetsChanged extends Error {
   }
 }
 
-/** Inserts the tasks; returns how many got each status. */
+/**
+ * Up to this many hosts the insert hands the new tasks back, so the step starts from them
+ * without reading them again (a round trip between the commit and the first dispatch on
+ * PostgreSQL). Larger steps are read when they start, after the caller has its answer: their
+ * rows would only lengthen the answer to the submit.
+ */
+export const TASKS_RETURNED_UP_TO = 1000;
+
+/** A task as stored by the insert: what the engine starts a step from. */
+export interface InsertedTask {
+  host_id: number;
+  status: number;
+  batch: number;
+}
+
+/**
+ * Inserts the tasks; returns how many got each status, and the tasks themselves for a step of
+ * at most TASKS_RETURNED_UP_TO hosts.
+ */
 export async function insertHostTasksById(
   tx: Transaction<Database>,
   stepInstanceId: number,
   targets: HostsById,
   engine: EngineCapabilities['name'],
-): Promise<Record<string, number>> {
-  const rows =
-    engine === 'postgres'
-      ? await onPostgres(tx, stepInstanceId, targets)
-      : await onSqlite(tx, stepInstanceId, targets);
+): Promise<{ counts: Record<string, number>; tasks: InsertedTask[] | undefined }> {
+  const small = targets.ids.length <= TASKS_RETURNED_UP_TO;
+  const insert = engine === 'postgres' ? onPostgres : onSqlite;
+  let rows: StatusCount[];
+  let tasks: InsertedTask[] | undefined;
+  if (small) {
+    tasks = (await insert(
+      tx,
+      stepInstanceId,
+      targets,
+      sql`returning host_id, status, batch`,
+    )) as InsertedTask[];
+    const n = new Map<number, number>();
+    for (const t of tasks) n.set(t.status, (n.get(t.status) ?? 0) + 1);
+    rows = [...n].map(([status, count]) => ({ status, n: count }));
+  } else {
+    rows = (await insert(tx, stepInstanceId, targets, undefined)) as StatusCount[];
+  }
   const counts: Record<string, number> = {};
   let stored = 0;
   for (const r of rows) {
@@ -52,7 +83,7 @@ export async function insertHostTasksById(
     stored += Number(r.n);
   }
   if (stored !== targets.ids.length) throw new TargetsChanged(targets.ids.length, stored);
-  return counts;
+  return { counts, tasks };
 }
 
 interface StatusCount {
@@ -60,22 +91,25 @@ interface StatusCount {
   n: number | string;
 }
 
+/** `returning`: the insert's own rows instead of the count of each status. */
 async function onPostgres(
   tx: Transaction<Database>,
   stepInstanceId: number,
   t: HostsById,
-): Promise<StatusCount[]> {
+  returning: RawBuilder<unknown> | undefined,
+): Promise<unknown[]> {
   // Array literals made here in one join: node-postgres prepares an array element by element.
-  const r = await sql<StatusCount>`with task as (
-      insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
+  const insert = sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
       select ${stepInstanceId}::bigint, 0, h.id, h.cloud_id, h.ip, h.ipv6, h.agent_id,
         case when coalesce(h.agent_id, '') = '' then ${AGENT_NOT_INSTALLED}::integer else ${WAITING}::integer end,
         coalesce(w.batch, 0)
       from unnest(${`{${t.ids.join(',')}}`}::bigint[], ${`{${(t.batches ?? []).join(',')}}`}::integer[])
         as w(id, batch)
       join host h on h.id = w.id
-      where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])
-      returning status)
+      where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])`;
+  const r = returning
+    ? await sql`${insert} ${returning}`.execute(tx)
+    : await sql<StatusCount>`with task as (${insert} returning status)
     select status, count(*) as n from task group by status`.execute(tx);
   return r.rows;
 }
@@ -84,7 +118,8 @@ async function onSqlite(
   tx: Transaction<Database>,
   stepInstanceId: number,
   t: HostsById,
-): Promise<StatusCount[]> {
+  returning: RawBuilder<unknown> | undefined,
+): Promise<unknown[]> {
   // One statement in SQLite's own code instead of a hundred 500-row inserts built here. The
   // ids go in as a JSON array ([id, batch] pairs when the step rolls).
   const named = t.batches
@@ -92,12 +127,15 @@ async function onSqlite(
     : JSON.stringify(t.ids);
   const id = t.batches ? sql`json_extract(w.value, '$[0]')` : sql`w.value`;
   const batch = t.batches ? sql`json_extract(w.value, '$[1]')` : sql`0`;
-  await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
+  const inserted =
+    await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
     select ${stepInstanceId}, 0, h.id, h.cloud_id, h.ip, h.ipv6, h.agent_id,
       case when coalesce(h.agent_id, '') = '' then ${AGENT_NOT_INSTALLED} else ${WAITING} end, ${batch}
     from json_each(${named}) as w
     join host h on h.id = ${id}
-    where h.biz_id in (select value from json_each(${JSON.stringify(t.bizIds)}))`.execute(tx);
+    where h.biz_id in (select value from json_each(${JSON.stringify(t.bizIds)}))
+    ${returning ?? sql``}`.execute(tx);
+  if (returning) return inserted.rows;
   const r = await sql<StatusCount>`select status, count(*) as n from host_task
     where step_instance_id = ${stepInstanceId} and execute_count = 0 group by status`.execute(tx);
   return r.rows;
