@@ -359,56 +359,72 @@ export class ExecutionStore {
           })
           .returning('id')
           .executeTakeFirstOrThrow());
-      const { id: jobInstanceId } = await tx
-        .insertInto('job_instance')
-        .values({
-          scope_type: job.scopeType,
-          scope_id: job.scopeId,
-          name: job.name,
-          type: job.type,
-          launch_mode: job.launchMode,
-          operator: job.operator,
-          app_code: job.appCode,
-          status: running ? 2 : 1,
-          create_time: now,
-          start_time: running ? now : null,
-          end_time: null,
-          callback_url: job.callbackUrl,
-          client_request_id: job.clientRequestId,
-          job_plan_id: job.plan?.planId ?? null,
-          job_template_id: job.plan?.templateId ?? null,
-          cron_id: job.cron?.cronId ?? null,
-          ...(this.ownerId ? { owner_id: this.ownerId } : {}),
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
+      const jobRow = {
+        scope_type: job.scopeType,
+        scope_id: job.scopeId,
+        name: job.name,
+        type: job.type,
+        launch_mode: job.launchMode,
+        operator: job.operator,
+        app_code: job.appCode,
+        status: running ? 2 : 1,
+        create_time: now,
+        start_time: running ? now : null,
+        end_time: null,
+        callback_url: job.callbackUrl,
+        client_request_id: job.clientRequestId,
+        job_plan_id: job.plan?.planId ?? null,
+        job_template_id: job.plan?.templateId ?? null,
+        cron_id: job.cron?.cronId ?? null,
+        ...(this.ownerId ? { owner_id: this.ownerId } : {}),
+      };
+      const stepRows = job.steps.map((step, order) => ({
+        step_order: order,
+        name: step.name,
+        type: step.type,
+        status: running && order === 0 ? 2 : 1,
+        execute_count: 0,
+        create_time: now,
+        start_time: running && order === 0 ? now : null,
+        end_time: null,
+        spec: JSON.stringify(step.spec),
+        sealed_key: sealedKeyOf(step.spec as StepSpec),
+        current_batch: (step.hostsById ? step.hostsById.batches : step.hosts.some((h) => h.batch > 0))
+          ? 1
+          : 0,
+      }));
+      const firstRow = stepRows[0];
+      // On PostgreSQL the job and its first step are stored by one statement (the job's insert
+      // as a WITH of the step's): one round trip fewer for every job.
+      const together =
+        this.engine === 'postgres' && firstRow
+          ? await tx
+              .with('new_job', (db) => db.insertInto('job_instance').values(jobRow).returning('id'))
+              .insertInto('step_instance')
+              .values((eb) => ({ ...firstRow, job_instance_id: eb.selectFrom('new_job').select('id') }))
+              .returning(['id', 'job_instance_id'])
+              .executeTakeFirstOrThrow()
+          : undefined;
+      const jobInstanceId =
+        together?.job_instance_id ??
+        (await tx.insertInto('job_instance').values(jobRow).returning('id').executeTakeFirstOrThrow()).id;
       const stepInstanceIds = storing.stepInstanceIds;
       storing.jobInstanceId = jobInstanceId;
       const steps: Record<string, unknown>[] = [];
       let first: CreatedJob['running'];
       for (const [order, step] of job.steps.entries()) {
-        const spec = JSON.stringify(step.spec);
-        const currentBatch = (step.hostsById ? step.hostsById.batches : step.hosts.some((h) => h.batch > 0))
-          ? 1
-          : 0;
-        const { id } = await tx
-          .insertInto('step_instance')
-          .values({
-            job_instance_id: jobInstanceId,
-            step_order: order,
-            name: step.name,
-            type: step.type,
-            status: running && order === 0 ? 2 : 1,
-            execute_count: 0,
-            create_time: now,
-            start_time: running && order === 0 ? now : null,
-            end_time: null,
-            spec,
-            sealed_key: sealedKeyOf(step.spec as StepSpec),
-            current_batch: currentBatch,
-          })
-          .returning('id')
-          .executeTakeFirstOrThrow();
+        const row = stepRows[order] as (typeof stepRows)[number];
+        const { spec, current_batch: currentBatch } = row;
+        const id =
+          order === 0 && together
+            ? together.id
+            : (
+                await tx
+                  .insertInto('step_instance')
+                  .values({ ...row, job_instance_id: jobInstanceId })
+                  .returning('id')
+                  .executeTakeFirstOrThrow()
+              ).id;
         stepInstanceIds.push(id);
         this.events.storing(jobInstanceId, { type: job.scopeType, id: job.scopeId }, [id]);
         const byId = step.hostsById && (await insertHostTasksById(tx, id, step.hostsById, this.engine));
