@@ -37,8 +37,8 @@ export class TargetsChanged extends Error {
 /**
  * Up to this many hosts the insert hands the new tasks back, so the step starts from them
  * without reading them again (a round trip between the commit and the first dispatch on
- * PostgreSQL). Larger steps are read when they start, after the caller has its answer: their
- * rows would only lengthen the answer to the submit.
+ * PostgreSQL). Larger steps are counted by a read and their tasks read when they start, after
+ * the caller has its answer: returning their rows would only lengthen the answer to the submit.
  */
 export const TASKS_RETURNED_UP_TO = 1000;
 
@@ -59,22 +59,28 @@ export async function insertHostTasksById(
   targets: HostsById,
   engine: EngineCapabilities['name'],
 ): Promise<{ counts: Record<string, number>; tasks: InsertedTask[] | undefined }> {
+  const ascending = inIdOrder(targets);
   const small = targets.ids.length <= TASKS_RETURNED_UP_TO;
-  const insert = engine === 'postgres' ? onPostgres : onSqlite;
+  const returning = small ? sql`returning host_id, status, batch` : undefined;
+  const inserted =
+    engine === 'postgres'
+      ? await onPostgres(tx, stepInstanceId, ascending, returning)
+      : await onSqlite(tx, stepInstanceId, ascending, returning);
   let rows: StatusCount[];
   let tasks: InsertedTask[] | undefined;
   if (small) {
-    tasks = (await insert(
-      tx,
-      stepInstanceId,
-      targets,
-      sql`returning host_id, status, batch`,
-    )) as InsertedTask[];
+    tasks = inserted as InsertedTask[];
     const n = new Map<number, number>();
     for (const t of tasks) n.set(t.status, (n.get(t.status) ?? 0) + 1);
     rows = [...n].map(([status, count]) => ({ status, n: count }));
   } else {
-    rows = (await insert(tx, stepInstanceId, targets, undefined)) as StatusCount[];
+    // Counted by a read of the step's new tasks (the key's prefix), not by RETURNING from the
+    // insert: on PostgreSQL handing 50,000 returned rows through a CTE to a grouping took longer
+    // (~40-50 ms at 50,000 hosts) than reading them back.
+    rows = (
+      await sql<StatusCount>`select status, count(*) as n from host_task
+        where step_instance_id = ${stepInstanceId} and execute_count = 0 group by status`.execute(tx)
+    ).rows;
   }
   const counts: Record<string, number> = {};
   let stored = 0;
@@ -86,12 +92,30 @@ export async function insertHostTasksById(
   return { counts, tasks };
 }
 
+/**
+ * The same targets with the ids ascending (each id keeping its batch). The insert then adds each
+ * task at the right edge of the key (step, execute count, host id); in the order a client names
+ * them (a fleet's ids interleaved from several lists, say) most rows go into the middle of the
+ * key's pages instead: a descent and, often, a page split each. PostgreSQL, 50,000 hosts named
+ * as six interleaved runs: ~340 ms for the insert vs ~275 ms sorted. Tasks are a set: every read
+ * orders them by host id, and a task's rolling batch is a column, not its place.
+ */
+export function inIdOrder(t: HostsById): HostsById {
+  const { ids, batches } = t;
+  let sorted = true;
+  for (let i = 1; i < ids.length && sorted; i++) sorted = (ids[i - 1] as number) < (ids[i] as number);
+  if (sorted) return t;
+  if (!batches) return { ...t, ids: Array.from(Float64Array.from(ids).sort()) };
+  const order = ids.map((_, i) => i).sort((a, b) => (ids[a] as number) - (ids[b] as number));
+  return { ...t, ids: order.map((i) => ids[i] as number), batches: order.map((i) => batches[i] as number) };
+}
+
 interface StatusCount {
   status: number;
   n: number | string;
 }
 
-/** `returning`: the insert's own rows instead of the count of each status. */
+/** `returning`: what the insert hands back (the rows it returns; none without). */
 async function onPostgres(
   tx: Transaction<Database>,
   stepInstanceId: number,
@@ -99,18 +123,16 @@ async function onPostgres(
   returning: RawBuilder<unknown> | undefined,
 ): Promise<unknown[]> {
   // Array literals made here in one join: node-postgres prepares an array element by element.
-  const insert = sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
+  const r =
+    await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
       select ${stepInstanceId}::bigint, 0, h.id, h.cloud_id, h.ip, h.ipv6, h.agent_id,
         case when coalesce(h.agent_id, '') = '' then ${AGENT_NOT_INSTALLED}::integer else ${WAITING}::integer end,
         coalesce(w.batch, 0)
       from unnest(${`{${t.ids.join(',')}}`}::bigint[], ${`{${(t.batches ?? []).join(',')}}`}::integer[])
         as w(id, batch)
       join host h on h.id = w.id
-      where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])`;
-  const r = returning
-    ? await sql`${insert} ${returning}`.execute(tx)
-    : await sql<StatusCount>`with task as (${insert} returning status)
-    select status, count(*) as n from task group by status`.execute(tx);
+      where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])
+      ${returning ?? sql``}`.execute(tx);
   return r.rows;
 }
 
@@ -127,7 +149,7 @@ async function onSqlite(
     : JSON.stringify(t.ids);
   const id = t.batches ? sql`json_extract(w.value, '$[0]')` : sql`w.value`;
   const batch = t.batches ? sql`json_extract(w.value, '$[1]')` : sql`0`;
-  const inserted =
+  const r =
     await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
     select ${stepInstanceId}, 0, h.id, h.cloud_id, h.ip, h.ipv6, h.agent_id,
       case when coalesce(h.agent_id, '') = '' then ${AGENT_NOT_INSTALLED} else ${WAITING} end, ${batch}
@@ -135,8 +157,5 @@ async function onSqlite(
     join host h on h.id = ${id}
     where h.biz_id in (select value from json_each(${JSON.stringify(t.bizIds)}))
     ${returning ?? sql``}`.execute(tx);
-  if (returning) return inserted.rows;
-  const r = await sql<StatusCount>`select status, count(*) as n from host_task
-    where step_instance_id = ${stepInstanceId} and execute_count = 0 group by status`.execute(tx);
   return r.rows;
 }
