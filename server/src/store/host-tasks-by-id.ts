@@ -115,13 +115,15 @@ interface StatusCount {
   n: number | string;
 }
 
-/** `returning`: what the insert hands back (the rows it returns; none without). */
-async function onPostgres(
+/** One engine's form of the insert; `returning`: what it hands back (no rows without). */
+type EngineInsert = (
   tx: Transaction<Database>,
   stepInstanceId: number,
   t: HostsById,
   returning: RawBuilder<unknown> | undefined,
-): Promise<unknown[]> {
+) => Promise<unknown[]>;
+
+const onPostgres: EngineInsert = async (tx, stepInstanceId, t, returning) => {
   // Array literals made here in one join: node-postgres prepares an array element by element.
   const r =
     await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
@@ -134,14 +136,9 @@ async function onPostgres(
       where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])
       ${returning ?? sql``}`.execute(tx);
   return r.rows;
-}
+};
 
-async function onSqlite(
-  tx: Transaction<Database>,
-  stepInstanceId: number,
-  t: HostsById,
-  returning: RawBuilder<unknown> | undefined,
-): Promise<unknown[]> {
+const onSqlite: EngineInsert = async (tx, stepInstanceId, t, returning) => {
   // One statement in SQLite's own code instead of a hundred 500-row inserts built here. The
   // ids go in as a JSON array ([id, batch] pairs when the step rolls).
   const named = t.batches
@@ -158,4 +155,4 @@ async function onSqlite(
     where h.biz_id in (select value from json_each(${JSON.stringify(t.bizIds)}))
     ${returning ?? sql``}`.execute(tx);
   return r.rows;
-}
+};
