@@ -41,10 +41,16 @@ export async function insertHostTasksById(
   targets: HostsById,
   engine: EngineCapabilities['name'],
 ): Promise<Record<string, number>> {
-  const rows =
-    engine === 'postgres'
-      ? await onPostgres(tx, stepInstanceId, targets)
-      : await onSqlite(tx, stepInstanceId, targets);
+  const ascending = inIdOrder(targets);
+  if (engine === 'postgres') await onPostgres(tx, stepInstanceId, ascending);
+  else await onSqlite(tx, stepInstanceId, ascending);
+  // Counted by a read of the step's new tasks (the key's prefix), not by RETURNING from the
+  // insert: on PostgreSQL handing 50,000 returned rows through a CTE to a grouping took longer
+  // (~40-50 ms at 50,000 hosts) than reading them back.
+  const rows = (
+    await sql<StatusCount>`select status, count(*) as n from host_task
+      where step_instance_id = ${stepInstanceId} and execute_count = 0 group by status`.execute(tx)
+  ).rows;
   const counts: Record<string, number> = {};
   let stored = 0;
   for (const r of rows) {
@@ -55,36 +61,42 @@ export async function insertHostTasksById(
   return counts;
 }
 
+/**
+ * The same targets with the ids ascending (each id keeping its batch). The insert then adds each
+ * task at the right edge of the key (step, execute count, host id); in the order a client names
+ * them (a fleet's ids interleaved from several lists, say) most rows go into the middle of the
+ * key's pages instead: a descent and, often, a page split each. PostgreSQL, 50,000 hosts named
+ * as six interleaved runs: ~340 ms for the insert vs ~275 ms sorted. Tasks are a set: every read
+ * orders them by host id, and a task's rolling batch is a column, not its place.
+ */
+export function inIdOrder(t: HostsById): HostsById {
+  const { ids, batches } = t;
+  let sorted = true;
+  for (let i = 1; i < ids.length && sorted; i++) sorted = (ids[i - 1] as number) < (ids[i] as number);
+  if (sorted) return t;
+  if (!batches) return { ...t, ids: Array.from(Float64Array.from(ids).sort()) };
+  const order = ids.map((_, i) => i).sort((a, b) => (ids[a] as number) - (ids[b] as number));
+  return { ...t, ids: order.map((i) => ids[i] as number), batches: order.map((i) => batches[i] as number) };
+}
+
 interface StatusCount {
   status: number;
   n: number | string;
 }
 
-async function onPostgres(
-  tx: Transaction<Database>,
-  stepInstanceId: number,
-  t: HostsById,
-): Promise<StatusCount[]> {
+async function onPostgres(tx: Transaction<Database>, stepInstanceId: number, t: HostsById): Promise<void> {
   // Array literals made here in one join: node-postgres prepares an array element by element.
-  const r = await sql<StatusCount>`with task as (
-      insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
+  await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
       select ${stepInstanceId}::bigint, 0, h.id, h.cloud_id, h.ip, h.ipv6, h.agent_id,
         case when coalesce(h.agent_id, '') = '' then ${AGENT_NOT_INSTALLED}::integer else ${WAITING}::integer end,
         coalesce(w.batch, 0)
       from unnest(${`{${t.ids.join(',')}}`}::bigint[], ${`{${(t.batches ?? []).join(',')}}`}::integer[])
         as w(id, batch)
       join host h on h.id = w.id
-      where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])
-      returning status)
-    select status, count(*) as n from task group by status`.execute(tx);
-  return r.rows;
+      where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])`.execute(tx);
 }
 
-async function onSqlite(
-  tx: Transaction<Database>,
-  stepInstanceId: number,
-  t: HostsById,
-): Promise<StatusCount[]> {
+async function onSqlite(tx: Transaction<Database>, stepInstanceId: number, t: HostsById): Promise<void> {
   // One statement in SQLite's own code instead of a hundred 500-row inserts built here. The
   // ids go in as a JSON array ([id, batch] pairs when the step rolls).
   const named = t.batches
@@ -98,7 +110,4 @@ async function onSqlite(
     from json_each(${named}) as w
     join host h on h.id = ${id}
     where h.biz_id in (select value from json_each(${JSON.stringify(t.bizIds)}))`.execute(tx);
-  const r = await sql<StatusCount>`select status, count(*) as n from host_task
-    where step_instance_id = ${stepInstanceId} and execute_count = 0 group by status`.execute(tx);
-  return r.rows;
 }
