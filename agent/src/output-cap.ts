@@ -1,19 +1,32 @@
 /**
  * Keeps a task's output within a cap: the first half of the cap streams as it comes (the
- * head), the last half is kept in a ring (the tail), and the middle is dropped and counted.
- * At the end the tail follows a marker saying how many bytes were dropped, never silently.
+ * head), the last half is kept (the tail), and the middle is dropped and counted. At the end
+ * the tail follows a marker saying how many bytes were dropped, never silently.
  *
- * The ring is one buffer allocated when the head is full, so a script printing millions of
- * tiny lines costs a copy per chunk, not an object per chunk.
+ * The tail keeps the chunks it is given rather than copying them into a ring: a task printing
+ * fast hands over chunks of up to a MiB, and copying tens of MiB into a ring of half the cap
+ * (allocated, page by page, when the head fills) was most of the agent's work while such a
+ * task ran past its head. Chunks shorter than SMALL_CHUNK are copied into shared blocks, so a
+ * script printing millions of tiny lines costs a copy per chunk, not an object per chunk.
+ * What is kept is at most half the cap plus one block and the part of the oldest chunk already
+ * dropped.
  */
+
+/** Chunks shorter than this are copied into a block instead of being kept as they are. */
+const SMALL_CHUNK = 16 * 1024;
+const BLOCK_BYTES = 64 * 1024;
+
 export class OutputCap {
   private readonly headLimit: number;
   private readonly tailLimit: number;
   private headBytes = 0;
-  private ring: Buffer | undefined;
-  /** Where the next tail byte goes in the ring. */
-  private ringEnd = 0;
-  private ringFill = 0;
+  /** The tail, oldest first. */
+  private parts: Buffer[] = [];
+  private tailBytes = 0;
+  /** The block small chunks are copied into; its filled part is the last of `parts`. */
+  private block: Buffer | undefined;
+  private blockStart = 0;
+  private blockEnd = 0;
   dropped = 0;
 
   constructor(capBytes: number) {
@@ -36,53 +49,69 @@ export class OutputCap {
 
   private keep(bytes: Buffer): void {
     const limit = this.tailLimit;
-    if (limit === 0) {
-      this.dropped += bytes.length;
-      return;
-    }
-    this.ring ??= Buffer.allocUnsafe(limit);
     if (bytes.length >= limit) {
-      this.dropped += this.ringFill + bytes.length - limit;
-      bytes.copy(this.ring, 0, bytes.length - limit);
-      this.ringEnd = 0;
-      this.ringFill = limit;
+      this.dropped += this.tailBytes + bytes.length - limit;
+      this.parts = limit > 0 ? [bytes.subarray(bytes.length - limit)] : [];
+      this.tailBytes = limit;
+      this.block = undefined;
       return;
     }
-    const overflow = this.ringFill + bytes.length - limit;
-    if (overflow > 0) {
-      this.dropped += overflow;
-      this.ringFill -= overflow;
+    if (bytes.length < SMALL_CHUNK) this.copyIn(bytes);
+    else {
+      this.block = undefined;
+      this.parts.push(bytes);
     }
-    const first = Math.min(bytes.length, limit - this.ringEnd);
-    bytes.copy(this.ring, this.ringEnd, 0, first);
-    bytes.copy(this.ring, 0, first);
-    this.ringEnd = (this.ringEnd + bytes.length) % limit;
-    this.ringFill += bytes.length;
+    this.tailBytes += bytes.length;
+    this.trim();
+  }
+
+  /** Appends a small chunk to the open block (a new one when it is full). */
+  private copyIn(bytes: Buffer): void {
+    let block = this.block;
+    if (!block || block.length - this.blockEnd < bytes.length) {
+      block = this.block = Buffer.allocUnsafe(Math.max(BLOCK_BYTES, bytes.length));
+      this.blockStart = this.blockEnd = 0;
+      this.parts.push(block.subarray(0, 0));
+    }
+    bytes.copy(block, this.blockEnd);
+    this.blockEnd += bytes.length;
+    this.parts[this.parts.length - 1] = block.subarray(this.blockStart, this.blockEnd);
+  }
+
+  /** Drops the oldest bytes past the tail's limit. */
+  private trim(): void {
+    let over = this.tailBytes - this.tailLimit;
+    if (over <= 0) return;
+    this.dropped += over;
+    this.tailBytes -= over;
+    while (over > 0) {
+      const first = this.parts[0] as Buffer;
+      if (first.length <= over) {
+        this.parts.shift();
+        over -= first.length;
+        if (this.parts.length === 0) this.block = undefined;
+        continue;
+      }
+      this.parts[0] = first.subarray(over);
+      // The open block's view must start where its kept bytes start.
+      if (this.parts.length === 1 && this.block) this.blockStart += over;
+      over = 0;
+    }
   }
 
   /**
    * What follows the head once the task ended: the marker (if anything was dropped) and the
-   * tail, in parts (the ring's two ends, not joined: the tail may be half the cap).
+   * tail, in parts (not joined: the tail may be half the cap).
    */
   finish(): Buffer[] {
-    const tail = this.takeTail();
+    const tail = this.parts.filter((b) => b.length > 0);
+    this.parts = [];
+    this.tailBytes = 0;
+    this.block = undefined;
     if (this.dropped === 0) return tail;
     const marker = Buffer.from(
       `\n[jobfleet: ${this.dropped} bytes of output dropped here; the log keeps the first ${this.headLimit} and the last ${this.tailLimit} bytes]\n`,
     );
     return [marker, ...tail];
-  }
-
-  private takeTail(): Buffer[] {
-    const ring = this.ring;
-    if (!ring || this.ringFill === 0) return [];
-    const limit = this.tailLimit;
-    const start = (this.ringEnd - this.ringFill + limit) % limit;
-    const firstLen = Math.min(this.ringFill, limit - start);
-    const tail = [ring.subarray(start, start + firstLen), ring.subarray(0, this.ringFill - firstLen)];
-    this.ring = undefined;
-    this.ringFill = 0;
-    this.ringEnd = 0;
-    return tail.filter((b) => b.length > 0);
   }
 }

@@ -28,12 +28,25 @@ export interface JournalRecord {
   body: Buffer;
 }
 
+interface WrittenWaiter {
+  fn: () => void;
+  upTo: number;
+}
+
+/**
+ * A large batch (a task's kept tail, tens of MiB, comes at once) is written in pieces of about
+ * this size, and what waits for a piece runs once it is written: the output it reports goes to
+ * the server while the rest is still being written, not after all of it.
+ */
+const WRITE_PIECE_BYTES = 4 * 1024 * 1024;
+
 interface PendingWrite {
   fd: number;
   segment: number;
   /** File position of the first buffer. */
   start: number;
   buffers: Buffer[];
+  bytes: number;
 }
 
 function segmentName(id: number): string {
@@ -46,9 +59,13 @@ export class SpoolJournal {
   private fd: number;
   private size = 0;
   private batch: PendingWrite[] = [];
-  /** Callbacks waiting for the batch being assembled: written, and durable. */
-  private writtenWaiters: (() => void)[] = [];
+  /** Bytes in `batch`. */
+  private batchBytes = 0;
+  /** Callbacks waiting for the batch being assembled: written (once its first `upTo` bytes are), and durable. */
+  private writtenWaiters: WrittenWaiter[] = [];
   private waiters: (() => void)[] = [];
+  /** The batch being written now, while callbacks of its written part run (see flush). */
+  private writing: { batch: PendingWrite[]; written: WrittenWaiter[]; durable: (() => void)[] } | undefined;
   /** Descriptors written to since their last fdatasync started. */
   private readonly unsynced = new Set<number>();
   /** Callbacks waiting for the next sync, and for the one in flight. */
@@ -137,9 +154,11 @@ export class SpoolJournal {
     const group =
       last && last.fd === this.fd
         ? last
-        : { fd: this.fd, segment: this.activeSegment, start: this.size, buffers: [] };
+        : { fd: this.fd, segment: this.activeSegment, start: this.size, buffers: [], bytes: 0 };
     if (group !== last) this.batch.push(group);
     group.buffers.push(header, ...parts);
+    group.bytes += HEADER_BYTES + len;
+    this.batchBytes += HEADER_BYTES + len;
     const pos = this.size + HEADER_BYTES;
     this.size += HEADER_BYTES + len;
     this.schedule();
@@ -165,7 +184,8 @@ export class SpoolJournal {
 
   /** Runs `fn` once every record appended so far is on disk (at once when nothing is pending). */
   afterDurable(fn: () => void): void {
-    if (this.batch.length > 0) this.waiters.push(fn);
+    if (this.writing && this.batch.length === 0) this.writing.durable.push(fn);
+    else if (this.batch.length > 0) this.waiters.push(fn);
     else if (this.unsynced.size > 0) {
       this.syncWaiters.push(fn);
       this.sync();
@@ -175,7 +195,8 @@ export class SpoolJournal {
 
   /** Runs `fn` once every record appended so far is in the file (at once when it is). */
   afterWritten(fn: () => void): void {
-    if (this.batch.length > 0) this.writtenWaiters.push(fn);
+    if (this.batch.length > 0) this.writtenWaiters.push({ fn, upTo: this.batchBytes });
+    else if (this.writing) this.writing.written.push({ fn, upTo: Infinity });
     else fn();
   }
 
@@ -204,7 +225,7 @@ export class SpoolJournal {
     } catch {
       /* gone or unreadable: only memory may still have it */
     }
-    for (const w of this.batch) {
+    for (const w of [...(this.writing?.batch ?? []), ...this.batch]) {
       if (w.segment !== segment) continue;
       let at = w.start;
       for (const b of w.buffers) {
@@ -269,23 +290,48 @@ export class SpoolJournal {
    */
   private flush(): void {
     const batch = this.batch;
-    const written = this.writtenWaiters;
-    const durable = this.waiters;
+    const writing = { batch, written: this.writtenWaiters, durable: this.waiters };
     this.batch = [];
+    this.batchBytes = 0;
     this.writtenWaiters = [];
     this.waiters = [];
+    this.writing = writing;
+    let done = 0;
+    let next = 0;
+    const release = () => {
+      const { written } = writing;
+      for (; next < written.length && (written[next] as WrittenWaiter).upTo <= done; next++)
+        runAll([(written[next] as WrittenWaiter).fn]);
+    };
     if (!this.broken) {
       try {
         for (const w of batch) {
-          writeAllSync(w.fd, w.buffers);
           this.unsynced.add(w.fd);
+          if (w.bytes <= WRITE_PIECE_BYTES) {
+            writeAllSync(w.fd, w.buffers);
+            done += w.bytes;
+            release();
+            continue;
+          }
+          let from = 0;
+          let bytes = 0;
+          w.buffers.forEach((b, i) => {
+            bytes += b.length;
+            if (bytes < WRITE_PIECE_BYTES && i < w.buffers.length - 1) return;
+            writeAllSync(w.fd, w.buffers.slice(from, i + 1));
+            done += bytes;
+            from = i + 1;
+            bytes = 0;
+            release();
+          });
         }
       } catch {
         this.broken = true;
       }
     }
-    runAll(written);
-    this.syncWaiters.push(...durable);
+    this.writing = undefined;
+    runAll(writing.written.slice(next).map((w) => w.fn));
+    this.syncWaiters.push(...writing.durable);
     if (this.syncWaiters.length > 0) this.sync();
     else this.syncLater();
   }

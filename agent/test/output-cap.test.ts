@@ -58,6 +58,24 @@ describe('OutputCap', () => {
     }
   });
 
+  it('keeps chunks of every size, small ones copied and large ones kept, in order', () => {
+    const cap = 300_000;
+    const input = pattern(2_000_000);
+    const expected =
+      input.subarray(0, cap / 2).toString() +
+      marker(input.length - cap, cap / 2, cap / 2) +
+      input.subarray(input.length - cap / 2).toString();
+    for (const sizes of [[70_000, 3, 20_000, 1, 50_000, 16_383, 16_384], [100_000], [9_999, 1]]) {
+      const { out, dropped } = capped(cap, input, sizes);
+      assert.equal(dropped, input.length - cap, `chunks ${sizes.join(',')}`);
+      assert.equal(out.toString(), expected, `chunks ${sizes.join(',')}`);
+    }
+    for (const n of [cap - 1, cap]) {
+      const within = pattern(n);
+      assert.deepEqual(capped(cap, within, [40_000, 5, 17_000]).out, within, `n=${n}`);
+    }
+  });
+
   it('splits an odd cap with the extra byte in the tail', () => {
     const input = pattern(20);
     const { out } = capped(5, input, [3]);

@@ -141,6 +141,50 @@ describe('SpoolJournal: syncing', () => {
   });
 });
 
+describe('SpoolJournal: large batches', () => {
+  it('runs what waits for the first records of a large batch before the rest is written, and the rest after', async () => {
+    const dir = path.join(runners.stateDir(), 'journal');
+    const journal = new SpoolJournal(dir, 2 ** 30, false, 50);
+    const file = path.join(dir, `${String(journal.activeSegment).padStart(8, '0')}.journal`);
+    const mib = (n: number) => Buffer.alloc(1024 * 1024, 97 + n);
+    const seen: { record: number; fileBytes: number; read: string }[] = [];
+    for (let i = 0; i < 12; i++) {
+      const at = journal.append([mib(i)]);
+      journal.afterWritten(() => {
+        const b = Buffer.alloc(1);
+        journal.read(at.segment, at.pos + 1000, b);
+        seen.push({ record: i, fileBytes: fs.statSync(file).size, read: b.toString() });
+        // Registered while the batch is written: runs once all of it is.
+        if (i === 0)
+          journal.afterWritten(() => seen.push({ record: -1, fileBytes: fs.statSync(file).size, read: '' }));
+      });
+    }
+    await journal.flushed();
+    const total = 12 * (1024 * 1024 + 8);
+    assert.deepEqual(
+      seen.map((s) => s.record),
+      [...Array.from({ length: 12 }, (_, i) => i), -1],
+    );
+    assert.ok(
+      (seen[0]?.fileBytes ?? total) < total,
+      'the first record was reported before the last was written',
+    );
+    assert.ok(
+      seen.every((s) => s.record < 0 || s.fileBytes >= (s.record + 1) * (1024 * 1024 + 8)),
+      'never before its own record',
+    );
+    assert.equal(seen.at(-1)?.fileBytes, total);
+    assert.equal(
+      seen
+        .filter((s) => s.record >= 0)
+        .map((s) => s.read)
+        .join(''),
+      'abcdefghijkl',
+    );
+    await journal.close();
+  });
+});
+
 describe('TaskRunner: group commit', () => {
   it('reports results only once they are in the spool file: a runner killed right after still has them all', async () => {
     const stateDir = runners.stateDir();

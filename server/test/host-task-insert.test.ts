@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { TargetsChanged } from '../src/store/host-tasks-by-id.js';
 import type { HostsById } from '../src/store/host-tasks-by-id.js';
+import type { RunnableTask } from '../src/store/execution-store.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
@@ -141,11 +142,31 @@ for (const engine of engines()) {
             assert.equal(t.log_bytes, 0);
           }
         }
+        // A small step hands its tasks back with the job, as stored: the engine starts from them.
+        const few = hosts.slice(0, 5).map((h) => h.id);
+        for (const batches of [null, [1, 1, 2, 2, 3]]) {
+          const { running } = await job({ ids: few, bizIds: [2], batches });
+          assert.ok(running?.tasks);
+          const stored = await store.executions.listHostTasks(running.step.id, 0);
+          const shape = (ts: readonly RunnableTask[]) =>
+            ts
+              .map(({ host_id, status, log_bytes, batch, version }) => ({
+                host_id,
+                status,
+                log_bytes,
+                batch,
+                version,
+              }))
+              .sort((a, b) => a.host_id - b.host_id);
+          assert.deepEqual(shape(running.tasks), shape(stored));
+          assert.equal(stored.length, few.length);
+        }
         // A host that does not exist, or is in another business: nothing of the job is stored.
         const jobsBefore = (await store.db.selectFrom('job_instance').select('id').execute()).length;
         const tasksBefore = (await store.db.selectFrom('host_task').select('host_id').execute()).length;
         for (const extra of [987_654, elsewhere.id]) {
           await assert.rejects(job({ ids: [...ids, extra], bizIds: [2], batches: null }), TargetsChanged);
+          await assert.rejects(job({ ids: [...few, extra], bizIds: [2], batches: null }), TargetsChanged);
         }
         assert.equal((await store.db.selectFrom('job_instance').select('id').execute()).length, jobsBefore);
         assert.equal(

@@ -16,6 +16,11 @@ const samples = [
   '',
   '\n\n\n',
   'Nov 30 ready\nJan  5 x\n',
+  // Sets agree for a while (numbers only), then part: the host, a time, a date, a month.
+  'run 1\n'.repeat(40) +
+    'on web-7 now\n' +
+    'run 2\n'.repeat(40) +
+    'at 10:11:12\nday 2026-01-02\nOct 3 done 9\n',
 ];
 
 test('streamed fingerprints equal those of the whole output, however the output is cut', () => {

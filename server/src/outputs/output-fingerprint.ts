@@ -37,7 +37,11 @@ const SET_KEYS = SETS.map((set) => normaliserKey(set));
 
 interface SetState {
   key: string;
-  /** Undefined while every block so far left this set's text unchanged (it is `unchanged`). */
+  /**
+   * Undefined while every block so far left this set's text unchanged (it is `unchanged`).
+   * Sets whose texts have been equal so far share one hash (e.g. every set with `numbers`, when
+   * the host and timestamps do not occur): it is copied when their texts part.
+   */
   hash: crypto.Hash | undefined;
 }
 
@@ -68,7 +72,7 @@ export class OutputFingerprinter {
   private take(text: string): void {
     if (text.length === 0) return;
     if (this.plain(text)) {
-      for (const s of this.sets) s.hash?.update(text);
+      for (const h of new Set(this.sets.map((s) => s.hash))) h?.update(text);
       this.unchanged.update(text);
       return;
     }
@@ -81,12 +85,23 @@ export class OutputFingerprinter {
       if (!e) encoded.push((e = { text: out, bytes: Buffer.from(out) }));
       return e.bytes;
     };
+    // Sets sharing a hash whose texts now differ part first (each copy taken before any update).
+    const next: { from: crypto.Hash | undefined; out: string; hash: crypto.Hash | undefined }[] = [];
     this.sets.forEach((s, i) => {
       const out = outs[i] ?? text;
-      if (s.hash === undefined && out === text) return;
-      s.hash ??= this.unchanged.copy();
-      s.hash.update(bytesOf(out));
+      let n = next.find((x) => x.from === s.hash && x.out === out);
+      if (!n) {
+        const kept = s.hash !== undefined && !next.some((x) => x.from === s.hash);
+        const hash = kept
+          ? s.hash
+          : s.hash === undefined && out === text
+            ? undefined
+            : (s.hash ?? this.unchanged).copy();
+        next.push((n = { from: s.hash, out, hash }));
+      }
+      s.hash = n.hash;
     });
+    for (const n of next) n.hash?.update(bytesOf(n.out));
     this.unchanged.update(bytesOf(text));
   }
 
@@ -117,12 +132,14 @@ export class OutputFingerprinter {
     if (!this.tail) this.endHead();
     const tail = this.tail && digest(this.tail);
     const out: Fingerprints = { '': joined(digest(this.raw), tail) };
-    // Sets that never changed the text share one fingerprint: the unchanged text's.
-    let unchanged: string | undefined;
-    for (const s of this.sets)
-      out[s.key] = s.hash
-        ? joined(digest(s.hash), tail)
-        : (unchanged ??= joined(digest(this.unchanged), tail));
+    // Sets that never changed the text share one fingerprint: the unchanged text's; sets sharing
+    // a hash share its fingerprint (a hash gives its digest once).
+    const done = new Map<crypto.Hash | undefined, string>();
+    for (const s of this.sets) {
+      let f = done.get(s.hash);
+      if (f === undefined) done.set(s.hash, (f = joined(digest(s.hash ?? this.unchanged), tail)));
+      out[s.key] = f;
+    }
     return out;
   }
 }

@@ -18,6 +18,17 @@ export interface HostIdentity {
 const TIMESTAMP =
   /\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b|\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b|\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2}\b/g;
 const NUMBER = /\d+/g;
+/**
+ * What every timestamp above holds: a '-' (dates), a ':' (times) or a month name and a space.
+ * Text with none of them (much program output) skips the timestamp pattern, which tries a
+ * match at every digit and costs several times these scans.
+ */
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'].map(
+  (m) => `${m} `,
+);
+/** String searches, not a pattern: a pattern of the twelve names costs twice as much here. */
+const mayHoldTimestamp = (s: string) =>
+  s.includes(':') || s.includes('-') || MONTHS.some((m) => s.includes(m));
 
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -40,7 +51,7 @@ function normaliserSteps(host: HostIdentity): Record<Normaliser, (s: string) => 
   const re = names.length > 0 ? new RegExp(names.map(escape).join('|'), 'g') : undefined;
   return {
     host: (s) => (re ? s.replace(re, '<host>') : s),
-    timestamps: (s) => s.replace(TIMESTAMP, '<time>'),
+    timestamps: (s) => (mayHoldTimestamp(s) ? s.replace(TIMESTAMP, '<time>') : s),
     numbers: (s) => s.replace(NUMBER, '<n>'),
   };
 }

@@ -10,7 +10,7 @@
  * and the caller resolves the targets the long way, which names every host it refuses.
  */
 import { sql } from 'kysely';
-import type { Transaction } from 'kysely';
+import type { RawBuilder, Transaction } from 'kysely';
 import { HostStatus } from '../engine/statuses.js';
 import type { EngineCapabilities } from './engines.js';
 import type { Database } from './schema.js';
@@ -34,23 +34,54 @@ export class TargetsChanged extends Error {
   }
 }
 
-/** Inserts the tasks; returns how many got each status. */
+/**
+ * Up to this many hosts the insert hands the new tasks back, so the step starts from them
+ * without reading them again (a round trip between the commit and the first dispatch on
+ * PostgreSQL). Larger steps are counted by a read and their tasks read when they start, after
+ * the caller has its answer: returning their rows would only lengthen the answer to the submit.
+ */
+export const TASKS_RETURNED_UP_TO = 1000;
+
+/** A task as stored by the insert: what the engine starts a step from. */
+export interface InsertedTask {
+  host_id: number;
+  status: number;
+  batch: number;
+}
+
+/**
+ * Inserts the tasks; returns how many got each status, and the tasks themselves for a step of
+ * at most TASKS_RETURNED_UP_TO hosts.
+ */
 export async function insertHostTasksById(
   tx: Transaction<Database>,
   stepInstanceId: number,
   targets: HostsById,
   engine: EngineCapabilities['name'],
-): Promise<Record<string, number>> {
+): Promise<{ counts: Record<string, number>; tasks: InsertedTask[] | undefined }> {
   const ascending = inIdOrder(targets);
-  if (engine === 'postgres') await onPostgres(tx, stepInstanceId, ascending);
-  else await onSqlite(tx, stepInstanceId, ascending);
-  // Counted by a read of the step's new tasks (the key's prefix), not by RETURNING from the
-  // insert: on PostgreSQL handing 50,000 returned rows through a CTE to a grouping took longer
-  // (~40-50 ms at 50,000 hosts) than reading them back.
-  const rows = (
-    await sql<StatusCount>`select status, count(*) as n from host_task
-      where step_instance_id = ${stepInstanceId} and execute_count = 0 group by status`.execute(tx)
-  ).rows;
+  const small = targets.ids.length <= TASKS_RETURNED_UP_TO;
+  const returning = small ? sql`returning host_id, status, batch` : undefined;
+  const inserted =
+    engine === 'postgres'
+      ? await onPostgres(tx, stepInstanceId, ascending, returning)
+      : await onSqlite(tx, stepInstanceId, ascending, returning);
+  let rows: StatusCount[];
+  let tasks: InsertedTask[] | undefined;
+  if (small) {
+    tasks = inserted as InsertedTask[];
+    const n = new Map<number, number>();
+    for (const t of tasks) n.set(t.status, (n.get(t.status) ?? 0) + 1);
+    rows = [...n].map(([status, count]) => ({ status, n: count }));
+  } else {
+    // Counted by a read of the step's new tasks (the key's prefix), not by RETURNING from the
+    // insert: on PostgreSQL handing 50,000 returned rows through a CTE to a grouping took longer
+    // (~40-50 ms at 50,000 hosts) than reading them back.
+    rows = (
+      await sql<StatusCount>`select status, count(*) as n from host_task
+        where step_instance_id = ${stepInstanceId} and execute_count = 0 group by status`.execute(tx)
+    ).rows;
+  }
   const counts: Record<string, number> = {};
   let stored = 0;
   for (const r of rows) {
@@ -58,7 +89,7 @@ export async function insertHostTasksById(
     stored += Number(r.n);
   }
   if (stored !== targets.ids.length) throw new TargetsChanged(targets.ids.length, stored);
-  return counts;
+  return { counts, tasks };
 }
 
 /**
@@ -84,19 +115,30 @@ interface StatusCount {
   n: number | string;
 }
 
-async function onPostgres(tx: Transaction<Database>, stepInstanceId: number, t: HostsById): Promise<void> {
+/** One engine's form of the insert; `returning`: what it hands back (no rows without). */
+type EngineInsert = (
+  tx: Transaction<Database>,
+  stepInstanceId: number,
+  t: HostsById,
+  returning: RawBuilder<unknown> | undefined,
+) => Promise<unknown[]>;
+
+const onPostgres: EngineInsert = async (tx, stepInstanceId, t, returning) => {
   // Array literals made here in one join: node-postgres prepares an array element by element.
-  await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
+  const r =
+    await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
       select ${stepInstanceId}::bigint, 0, h.id, h.cloud_id, h.ip, h.ipv6, h.agent_id,
         case when coalesce(h.agent_id, '') = '' then ${AGENT_NOT_INSTALLED}::integer else ${WAITING}::integer end,
         coalesce(w.batch, 0)
       from unnest(${`{${t.ids.join(',')}}`}::bigint[], ${`{${(t.batches ?? []).join(',')}}`}::integer[])
         as w(id, batch)
       join host h on h.id = w.id
-      where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])`.execute(tx);
-}
+      where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])
+      ${returning ?? sql``}`.execute(tx);
+  return r.rows;
+};
 
-async function onSqlite(tx: Transaction<Database>, stepInstanceId: number, t: HostsById): Promise<void> {
+const onSqlite: EngineInsert = async (tx, stepInstanceId, t, returning) => {
   // One statement in SQLite's own code instead of a hundred 500-row inserts built here. The
   // ids go in as a JSON array ([id, batch] pairs when the step rolls).
   const named = t.batches
@@ -104,10 +146,13 @@ async function onSqlite(tx: Transaction<Database>, stepInstanceId: number, t: Ho
     : JSON.stringify(t.ids);
   const id = t.batches ? sql`json_extract(w.value, '$[0]')` : sql`w.value`;
   const batch = t.batches ? sql`json_extract(w.value, '$[1]')` : sql`0`;
-  await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
+  const r =
+    await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
     select ${stepInstanceId}, 0, h.id, h.cloud_id, h.ip, h.ipv6, h.agent_id,
       case when coalesce(h.agent_id, '') = '' then ${AGENT_NOT_INSTALLED} else ${WAITING} end, ${batch}
     from json_each(${named}) as w
     join host h on h.id = ${id}
-    where h.biz_id in (select value from json_each(${JSON.stringify(t.bizIds)}))`.execute(tx);
-}
+    where h.biz_id in (select value from json_each(${JSON.stringify(t.bizIds)}))
+    ${returning ?? sql``}`.execute(tx);
+  return r.rows;
+};

@@ -23,8 +23,19 @@ export async function insertRows<Row extends Record<string, unknown>>(
   rows: readonly Row[],
   build: (rows: Row[]) => Compilable,
 ): Promise<void> {
+  const insert = compiledInsert(engine, name, rows, build);
+  if (insert) await tx.executeQuery(insert);
+}
+
+/** The statement insertRows runs, not run (undefined for no rows): for a caller that runs it inside another. */
+export function compiledInsert<Row extends Record<string, unknown>>(
+  engine: EngineCapabilities['name'],
+  name: string,
+  rows: readonly Row[],
+  build: (rows: Row[]) => Compilable,
+): CompiledQuery | undefined {
   const first = rows[0];
-  if (!first) return;
+  if (!first) return undefined;
   const columns = Object.keys(first);
   const key = `${engine}:${name}:${rows.length}`;
   let text = texts.get(key);
@@ -38,5 +49,5 @@ export async function insertRows<Row extends Record<string, unknown>>(
   }
   const params: unknown[] = [];
   for (const row of rows) for (const c of columns) params.push(row[c]);
-  await tx.executeQuery(CompiledQuery.raw(text, params));
+  return CompiledQuery.raw(text, params);
 }
