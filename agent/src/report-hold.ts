@@ -43,26 +43,22 @@ export interface ReportWire {
   report(msg: CombinedReport): void;
 }
 
-interface Held {
+/** A task's output not sent yet: a hold's, or a released task's of the current loop turn (its tail). */
+interface Pending {
   startTime: number;
   offset: number;
   chunks: Buffer[];
   bytes: number;
-  timer: NodeJS.Timeout;
 }
 
-/** A released task's output of the current loop turn (see the module comment). */
-interface Tail {
-  startTime: number;
-  offset: number;
-  chunks: Buffer[];
-  bytes: number;
+interface Held extends Pending {
+  timer: NodeJS.Timeout;
 }
 
 export class ReportHold {
   private readonly held = new Map<string, Held>();
   /** Released tasks that have not ended yet, with the output of this turn. */
-  private readonly released = new Map<string, Tail>();
+  private readonly released = new Map<string, Pending>();
   /** Released tasks whose tail has output, sent at the end of the turn. */
   private readonly pendingTails = new Set<string>();
   private tailsFlush: NodeJS.Immediate | undefined;
@@ -120,9 +116,8 @@ export class ReportHold {
     if (tail) {
       this.released.delete(msg.key);
       this.pendingTails.delete(msg.key);
-      if (tail.bytes === 0) return this.wire.finished(msg);
-      const { key, ...result } = msg;
-      this.wire.report({ key, startTime: tail.startTime, output: tailOutput(tail), result });
+      if (tail.bytes === 0) this.wire.finished(msg);
+      else this.report(msg, tail);
       return;
     }
     const h = this.held.get(msg.key);
@@ -132,12 +127,17 @@ export class ReportHold {
     }
     clearTimeout(h.timer);
     this.held.delete(msg.key);
+    this.report(msg, h);
+  }
+
+  /** The result with the output not sent yet, as one message. */
+  private report(msg: FinishedReport, p: Pending): void {
     const { key, ...result } = msg;
     this.wire.report({
       key,
-      startTime: h.startTime,
-      ...(h.bytes > 0
-        ? { output: { offset: h.offset, data: Buffer.concat(h.chunks).toString('base64') } }
+      startTime: p.startTime,
+      ...(p.bytes > 0
+        ? { output: { offset: p.offset, data: Buffer.concat(p.chunks).toString('base64') } }
         : {}),
       result,
     });
@@ -161,11 +161,7 @@ export class ReportHold {
     clearTimeout(h.timer);
     this.held.delete(key);
     this.wire.started(key, h.startTime);
-    let offset = h.offset;
-    for (const c of h.chunks) {
-      this.wire.output(key, offset, c);
-      offset += c.length;
-    }
+    const offset = this.sendOutput(key, h);
     this.released.set(key, { startTime: h.startTime, offset, chunks: [], bytes: 0 });
   }
 
@@ -179,7 +175,7 @@ export class ReportHold {
     this.tailsFlush = undefined;
   }
 
-  private addToTail(key: string, tail: Tail, offset: number, data: Buffer): void {
+  private addToTail(key: string, tail: Pending, offset: number, data: Buffer): void {
     if (tail.bytes > 0 && (offset !== tail.offset + tail.bytes || tail.bytes + data.length > HOLD_BYTES))
       this.sendTail(key, tail);
     if (tail.bytes === 0 && data.length > HOLD_BYTES) {
@@ -200,18 +196,20 @@ export class ReportHold {
     });
   }
 
-  private sendTail(key: string, tail: Tail): void {
+  private sendTail(key: string, tail: Pending): void {
     this.pendingTails.delete(key);
-    let offset = tail.offset;
-    for (const c of tail.chunks) {
+    this.sendOutput(key, tail);
+  }
+
+  /** Sends output not sent yet as frames and empties it; returns the offset after it. */
+  private sendOutput(key: string, p: Pending): number {
+    let offset = p.offset;
+    for (const c of p.chunks) {
       this.wire.output(key, offset, c);
       offset += c.length;
     }
-    tail.chunks = [];
-    tail.bytes = 0;
+    p.chunks = [];
+    p.bytes = 0;
+    return offset;
   }
-}
-
-function tailOutput(tail: Tail): { offset: number; data: string } {
-  return { offset: tail.offset, data: Buffer.concat(tail.chunks).toString('base64') };
 }

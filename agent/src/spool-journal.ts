@@ -46,7 +46,6 @@ interface PendingWrite {
   /** File position of the first buffer. */
   start: number;
   buffers: Buffer[];
-  bytes: number;
 }
 
 function segmentName(id: number): string {
@@ -154,10 +153,9 @@ export class SpoolJournal {
     const group =
       last && last.fd === this.fd
         ? last
-        : { fd: this.fd, segment: this.activeSegment, start: this.size, buffers: [], bytes: 0 };
+        : { fd: this.fd, segment: this.activeSegment, start: this.size, buffers: [] };
     if (group !== last) this.batch.push(group);
     group.buffers.push(header, ...parts);
-    group.bytes += HEADER_BYTES + len;
     this.batchBytes += HEADER_BYTES + len;
     const pos = this.size + HEADER_BYTES;
     this.size += HEADER_BYTES + len;
@@ -307,12 +305,6 @@ export class SpoolJournal {
       try {
         for (const w of batch) {
           this.unsynced.add(w.fd);
-          if (w.bytes <= WRITE_PIECE_BYTES) {
-            writeAllSync(w.fd, w.buffers);
-            done += w.bytes;
-            release();
-            continue;
-          }
           let from = 0;
           let bytes = 0;
           w.buffers.forEach((b, i) => {

@@ -118,6 +118,13 @@ export function stepStatusOfHosts(statuses: Iterable<number>): RunStatus {
   return RunStatus.SUCCESS;
 }
 
+/** Hosts per status, as the events that start a step attempt report them. */
+export function countByStatus(statuses: Iterable<number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of statuses) out[s] = (out[s] ?? 0) + 1;
+  return out;
+}
+
 /** Step types of get_job_instance_status / get_step_instance_status (StepExecuteTypeEnum). */
 export const StepType = { SCRIPT: 1, FILE: 2, CONFIRM: 3, SQL: 4 } as const;
 

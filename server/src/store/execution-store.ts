@@ -4,6 +4,7 @@
  * once), so they are applied as grouped commits: one transaction per batch.
  */
 import { CompiledQuery, sql } from 'kysely';
+import { countByStatus } from '../engine/statuses.js';
 import { sealedKeyOf } from '../engine/sensitive-params.js';
 import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, Selectable, Transaction } from 'kysely';
@@ -174,13 +175,6 @@ type JobPatch = Partial<Pick<JobInstance, 'status' | 'start_time' | 'end_time'>>
 type StepPatch = Partial<
   Pick<StepInstance, 'status' | 'start_time' | 'end_time' | 'execute_count' | 'current_batch'>
 >;
-
-/** Hosts per status, as the events that start a step attempt report them. */
-function countByStatus(statuses: Iterable<number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const s of statuses) out[s] = (out[s] ?? 0) + 1;
-  return out;
-}
 
 function jobEvent(jobInstanceId: number, patch: JobPatch): PendingEvent {
   return { jobInstanceId, kind: 'job', data: { job_instance_id: jobInstanceId, ...patch } };
