@@ -1,7 +1,8 @@
 /**
  * Agent trust through real agents: a revoked agent is cut off and cannot register again until
  * readmitted; an agent reporting another identity than it registered with is refused until an
- * admin moves the host; the bootstrap token rotates without touching registered agents.
+ * admin moves the host; an agent revoked through another server is cut off too; the bootstrap
+ * token rotates without touching registered agents.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -10,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { AGENT_LINK_PATH, AGENT_REGISTER_PATH } from '@jobfleet/protocol';
 import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
+import { Store } from '../src/store/store.js';
 import { admin, eventually } from './helpers/api-client.js';
 import type { Envelope } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
@@ -149,6 +151,27 @@ for (const engine of engines()) {
       assert.doesNotMatch(agentB.output(), /"msg":"registered"/, 'the same agent token, no new registration');
       const st = await runOn(hostB);
       assert.equal(st.job_instance.status, 3);
+    });
+
+    test('an agent revoked through another server (only the database changed) is cut off', async () => {
+      // What another server of a cluster does on `agent revoke`: this server learns it from the store.
+      const other = await Store.open({
+        databaseUrl: fleet.server.databaseUrl,
+        dataDir: fleet.server.dataDir,
+      });
+      try {
+        assert.equal((await other.agentTrust.revokedAmong([hostA, hostB])).length, 0);
+        await other.agentTrust.revoke(hostB);
+        assert.deepEqual(await other.agentTrust.revokedAmong([hostA, hostB, 999_999]), [hostB]);
+      } finally {
+        await other.close();
+      }
+      await eventually(
+        async () =>
+          /server closed the connection: agent revoked by an admin/.test(agentB.output()) ? true : undefined,
+        20_000,
+        'the agent revoked elsewhere to be disconnected',
+      );
     });
 
     test('the bootstrap token rotates for new agents without touching registered ones', async () => {

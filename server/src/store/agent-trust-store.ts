@@ -38,19 +38,21 @@ export class AgentTrustStore {
       .executeTakeFirst();
   }
 
-  /** Those of `hostIds` whose agent is revoked. */
+  /**
+   * Those of `hostIds` whose agent is revoked. The revoked hosts are read and matched here, not
+   * looked up by id: a server checks all its connected agents every few seconds, and a statement
+   * naming 10,000 ids cost ~10 ms of CPU to build and run where reading the few revoked rows
+   * (one pass over the host table) takes under 1 ms.
+   */
   async revokedAmong(hostIds: readonly number[]): Promise<number[]> {
-    const out: number[] = [];
-    for (let i = 0; i < hostIds.length; i += 5000) {
-      const rows = await this.db
-        .selectFrom('host')
-        .select('id')
-        .where('id', 'in', hostIds.slice(i, i + 5000))
-        .where('agent_revoked_at', 'is not', null)
-        .execute();
-      out.push(...rows.map((r) => Number(r.id)));
-    }
-    return out;
+    if (hostIds.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('host')
+      .select('id')
+      .where('agent_revoked_at', 'is not', null)
+      .execute();
+    const asked = new Set(hostIds);
+    return rows.map((r) => Number(r.id)).filter((id) => asked.has(id));
   }
 
   async getSetting(key: string): Promise<string | undefined> {
