@@ -2,7 +2,8 @@
  * A batch of task writes that carries a step's last result stores the step's and the job's end
  * in the same commit (StepEnd), on every engine: only when the result applied, the job is still
  * running (a terminate that came first wins) and, for a step that goes on, no later step is
- * pending; otherwise neither the step nor the job changes.
+ * pending; otherwise neither the step nor the job changes. The job's event log says the same:
+ * the output and the host's move, then the step's and the job's end only when they applied.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -71,6 +72,14 @@ for (const engine of engines()) {
           jobStatus: SUCCESS,
           endTime: Date.now(),
         });
+        /** The events of a job after id `after`, as `kind` or `kind:status`. */
+        const eventsOf = async (jobInstanceId: number, after: number) =>
+          (await ex.events.listOfJob(jobInstanceId, after, 100)).map((e) => {
+            const data = JSON.parse(e.data) as { status?: number };
+            return data.status === undefined ? e.kind : `${e.kind}:${data.status}`;
+          });
+        const lastEventId = async (jobInstanceId: number) =>
+          Math.max(0, ...(await ex.events.listOfJob(jobInstanceId, 0, 100)).map((e) => e.id));
         /** Stores the first step's result with its end; what the store says of the end, step and job. */
         const finishFirstStep = async (
           stepCount: number,
@@ -80,6 +89,7 @@ for (const engine of engines()) {
           const { jobInstanceId, stepInstanceIds } = await ex.createJobInstance(jobOf(stepCount), true);
           const stepInstanceId = stepInstanceIds[0] ?? 0;
           await before?.(jobInstanceId);
+          const since = await lastEventId(jobInstanceId);
           const now = Date.now();
           const end: StepEnd = { ...endOf(jobInstanceId, stepInstanceId), unlessPendingAfter: 0 };
           await ex.commitTaskWrites(
@@ -101,7 +111,8 @@ for (const engine of engines()) {
           );
           const found = await ex.getJobWithSteps(jobInstanceId);
           assert.ok(found);
-          return { applied: end.applied, job: found.job, steps: found.steps };
+          const events = await eventsOf(jobInstanceId, since);
+          return { applied: end.applied, job: found.job, steps: found.steps, events };
         };
 
         const one = await finishFirstStep(1);
@@ -109,6 +120,7 @@ for (const engine of engines()) {
         assert.equal(one.job.status, SUCCESS);
         assert.equal(one.steps[0]?.status, SUCCESS);
         assert.equal(Number(one.job.end_time), Number(one.steps[0]?.end_time));
+        assert.deepEqual(one.events, ['log', `host:${HOST_SUCCESS}`, `step:${SUCCESS}`, `job:${SUCCESS}`]);
 
         const later = await finishFirstStep(2);
         assert.equal(later.applied, false, 'a later step is pending: the engine starts it');
@@ -117,6 +129,7 @@ for (const engine of engines()) {
           later.steps.map((s) => s.status),
           [RUNNING, PENDING],
         );
+        assert.deepEqual(later.events, ['log', `host:${HOST_SUCCESS}`]);
 
         const stopped = await finishFirstStep(1, async (id) => {
           assert.equal(await ex.casJob(id, [RUNNING], { status: STOPPING }), true);
@@ -124,6 +137,7 @@ for (const engine of engines()) {
         assert.equal(stopped.applied, false, 'a terminate that came first wins');
         assert.equal(stopped.job.status, STOPPING);
         assert.equal(stopped.steps[0]?.status, RUNNING);
+        assert.deepEqual(stopped.events, ['log', `host:${HOST_SUCCESS}`]);
 
         // A result that does not apply (the task is already finished) takes no end along.
         const { jobInstanceId, stepInstanceIds } = await ex.createJobInstance(jobOf(1), true);
@@ -139,9 +153,11 @@ for (const engine of engines()) {
           endTime: Date.now(),
         };
         await ex.commitTaskWrites([result]);
+        const since = await lastEventId(jobInstanceId);
         const end = endOf(jobInstanceId, stepInstanceId);
         await ex.commitTaskWrites([{ ...result, chunks: [] }], [end]);
         assert.equal(end.applied, false);
+        assert.deepEqual(await eventsOf(jobInstanceId, since), []);
         assert.equal((await ex.getJob(jobInstanceId))?.status, RUNNING);
       } finally {
         await store.close();

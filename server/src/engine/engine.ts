@@ -149,7 +149,7 @@ export class Engine implements AgentEvents {
       const { running } = ids;
       // The first step runs from what the create stored: no read back before its tasks go out.
       const start = running
-        ? () => this.activate(running.step, running.tasks)
+        ? () => this.activate(running.step, running.tasks, job.callbackUrl)
         : () => this.carryOn(ids.jobInstanceId);
       this.withJobLock(ids.jobInstanceId, start).catch((err: unknown) =>
         this.services.log.error(
@@ -187,14 +187,18 @@ export class Engine implements AgentEvents {
     const next = steps.find((s) => s.step_order > afterOrder && s.status === RunStatus.PENDING);
     if (!next) return this.finishJob(job, RunStatus.SUCCESS);
     await this.store.updateStep(next.id, { status: RunStatus.RUNNING, start_time: Date.now() });
-    await this.activate({ ...next, status: RunStatus.RUNNING });
+    await this.activate({ ...next, status: RunStatus.RUNNING }, undefined, job.callback_url);
   }
 
   /**
    * Indexes a step that is running (or waiting, or stopping) and carries on with it; `read`:
-   * its host tasks, when they are known (just stored).
+   * its host tasks, when they are known (just stored); `callbackUrl`: its job's, when known.
    */
-  private async activate(step: RunnableStep, read?: RunnableTask[]): Promise<void> {
+  private async activate(
+    step: RunnableStep,
+    read?: RunnableTask[],
+    callbackUrl?: string | null,
+  ): Promise<void> {
     const tasks = read ?? (await this.store.listHostTasks(step.id, step.execute_count));
     const spec = parseStepSpec(step.spec);
     const active: ActiveStep = {
@@ -216,6 +220,7 @@ export class Engine implements AgentEvents {
       budget: failureBudget(spec.rolling?.maxFailedHosts, tasks.length),
       stopping: step.status === RunStatus.STOPPING ? 'terminate' : undefined,
       waiting: step.status === RunStatus.WAITING_USER,
+      ...(callbackUrl !== undefined ? { callbackUrl } : {}),
     };
     if (this.services.cluster) {
       // Output this server relayed for the step's previous owner counts (it may not be committed yet).
@@ -339,6 +344,8 @@ export class Engine implements AgentEvents {
         await this.store.updateStep(current.id, { status: RunStatus.RUNNING });
       await this.activate(
         current.status === RunStatus.ROLLING_WAITING ? { ...current, status: RunStatus.RUNNING } : current,
+        undefined,
+        job.callback_url,
       );
       return;
     }
@@ -787,7 +794,11 @@ export class Engine implements AgentEvents {
     if (this.steps.get(step.stepInstanceId) !== step) return;
     this.deactivate(step);
     await this.kindOf(step).release?.(step);
-    const job = await this.store.getJob(step.jobInstanceId);
+    // The end was stored with the results, so the job exists; its callback URL never changes.
+    const job =
+      step.callbackUrl !== undefined
+        ? { id: step.jobInstanceId, callback_url: step.callbackUrl }
+        : await this.store.getJob(step.jobInstanceId);
     if (job) await this.announceFinished(job, end.jobStatus as RunStatus, end.endTime);
   }
 
@@ -893,7 +904,11 @@ export class Engine implements AgentEvents {
   }
 
   /** What follows a job's end: the log line and its callback. */
-  private async announceFinished(job: JobInstance, status: RunStatus, now: number): Promise<void> {
+  private async announceFinished(
+    job: Pick<JobInstance, 'id' | 'callback_url'>,
+    status: RunStatus,
+    now: number,
+  ): Promise<void> {
     this.services.log.info({ job: job.id, status }, 'job finished');
     if (job.callback_url && isCallbackStatus(status)) {
       const steps = await this.store.getStepsOfJob(job.id);

@@ -34,6 +34,8 @@ export interface StepRun {
   stopping: 'terminate' | 'budget' | undefined;
   /** Waiting for a person (between rolling batches, or at a confirmation step). */
   waiting: boolean;
+  /** The job's callback URL, when it was at hand as the step started (else read at the end). */
+  callbackUrl?: string | null;
 }
 
 /** How an agent-reported end of a task reads for this kind of step. */

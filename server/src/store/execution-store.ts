@@ -7,7 +7,7 @@ import { CompiledQuery, sql } from 'kysely';
 import { countByStatus } from '../engine/statuses.js';
 import { sealedKeyOf } from '../engine/sensitive-params.js';
 import type { StepSpec } from '../engine/step-spec.js';
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Kysely, RawBuilder, Selectable, Transaction } from 'kysely';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import { updateHostTasks } from './host-task-update.js';
@@ -220,7 +220,11 @@ async function endStepAndJob(
  * endStepAndJob in one statement (PostgreSQL: one round trip fewer in the commit that answers a
  * poller "finished"): the step's update runs only if the job's did, and the count is the job's.
  */
-async function endStepAndJobAtOnce(tx: Transaction<Database>, end: StepEnd): Promise<boolean> {
+async function endStepAndJobAtOnce(
+  tx: Transaction<Database>,
+  end: StepEnd,
+  more: RawBuilder<unknown> = sql``,
+): Promise<boolean> {
   const after = end.unlessPendingAfter;
   const noLaterPending =
     after === undefined
@@ -232,7 +236,7 @@ async function endStepAndJobAtOnce(tx: Transaction<Database>, end: StepEnd): Pro
     ), ended_step as (
       update step_instance set status = ${end.stepStatus}, end_time = ${end.endTime}
       where id = ${end.stepInstanceId} and exists (select 1 from ended_job) returning id
-    )
+    )${more}
     select count(*) as n from ended_job`.execute(tx);
   return Number(rows[0]?.n ?? 0) > 0;
 }
@@ -299,14 +303,15 @@ export class ExecutionStore {
    */
   private async withEvents<T>(
     what: string | { op: string; relaxed: boolean },
-    fn: (tx: Transaction<Database>) => Promise<{ result: T; events: PendingEvent[] }>,
+    /** `appended`: fn appended its events itself (in its last statement). */
+    fn: (tx: Transaction<Database>) => Promise<{ result: T; events: PendingEvent[]; appended?: boolean }>,
   ): Promise<T> {
     const { op, relaxed } = typeof what === 'string' ? { op: what, relaxed: false } : what;
     const started = performance.now();
     const run = (db: Kysely<Database>) =>
       db.transaction().execute(async (tx) => {
         const r = await fn(tx);
-        await this.events.append(tx, r.events);
+        if (!r.appended) await this.events.append(tx, r.events);
         return r;
       });
     const around = relaxed ? this.relaxed : undefined;
@@ -767,7 +772,12 @@ export class ExecutionStore {
         tx,
         writes.map((w) => w.stepInstanceId),
       );
-      const before = await this.statusesBefore(tx, writes);
+      // On PostgreSQL the statuses of one attempt's results (the common batch) are read and
+      // locked by the first version bump's statement instead of one of their own.
+      const groups = statusGroups(writes);
+      const [oneGroup] = groups;
+      const locked = this.engine === 'postgres' && groups.length === 1 ? oneGroup : undefined;
+      const before = locked ? new Map<string, number>() : await this.statusesBefore(tx, groups);
       const events: PendingEvent[] = [];
       const chunks = writes.flatMap((w) =>
         (encoded?.get(w) ?? storedAsIs(joinChunks(chunksOf(w)))).map((c) => ({
@@ -796,7 +806,7 @@ export class ExecutionStore {
       const carried =
         this.engine === 'postgres' && writes.some(changesResult) ? chunkInserts.pop() : undefined;
       for (const insert of chunkInserts) await tx.executeQuery(insert);
-      const versions = await bumpHostsVersions(tx, writes, carried);
+      const versions = await bumpHostsVersions(tx, writes, carried, locked && { ...locked, into: before });
       // A result held back changes nothing but the output: the agent sends it again.
       const resultOf = (w: TaskWrite): Partial<TaskWrite> => (aligned.get(w)?.resultHeld ? {} : w);
       const changes = new Map<TaskWrite, HostTaskChange>();
@@ -862,15 +872,31 @@ export class ExecutionStore {
           },
         });
       }
+      const endEvents = (end: StepEnd) => [
+        ...stepEvents(end.jobInstanceId, end.stepInstanceId, {
+          status: end.stepStatus,
+          end_time: end.endTime,
+        }),
+        jobEvent(end.jobInstanceId, { status: end.jobStatus, end_time: end.endTime }),
+      ];
+      const [oneEnd] = ends;
+      if (this.engine === 'postgres' && ends.length === 1 && oneEnd?.keys.every((k) => applied.has(k))) {
+        // The end and the events (its own only if it applied) in one statement: the commit
+        // that answers a poller "finished" is a round trip shorter.
+        const mine = endEvents(oneEnd);
+        const append = await this.events.appendingCtes(
+          tx,
+          events,
+          mine,
+          sql`exists (select 1 from ended_job)`,
+        );
+        oneEnd.applied = await endStepAndJobAtOnce(tx, oneEnd, sql`, ${append}`);
+        if (oneEnd.applied) events.push(...mine);
+        return { result: undefined, events, appended: true };
+      }
       for (const end of ends) {
         end.applied = end.keys.every((k) => applied.has(k)) && (await endStepAndJob(tx, end, this.engine));
-        if (!end.applied) continue;
-        const stepPatch = { status: end.stepStatus, end_time: end.endTime };
-        const jobPatch = { status: end.jobStatus, end_time: end.endTime };
-        events.push(
-          ...stepEvents(end.jobInstanceId, end.stepInstanceId, stepPatch),
-          jobEvent(end.jobInstanceId, jobPatch),
-        );
+        if (end.applied) events.push(...endEvents(end));
       }
       return { result: undefined, events };
     });
@@ -890,18 +916,10 @@ export class ExecutionStore {
    */
   private async statusesBefore(
     tx: Transaction<Database>,
-    writes: readonly TaskWrite[],
+    groups: readonly StatusGroup[],
   ): Promise<Map<string, number>> {
-    const byAttempt = new Map<string, { step: number; count: number; hosts: number[] }>();
-    for (const w of writes) {
-      if (w.status === undefined) continue;
-      const k = `${w.stepInstanceId}:${w.executeCount}`;
-      let g = byAttempt.get(k);
-      if (!g) byAttempt.set(k, (g = { step: w.stepInstanceId, count: w.executeCount, hosts: [] }));
-      g.hosts.push(w.hostId);
-    }
     const out = new Map<string, number>();
-    for (const g of byAttempt.values()) {
+    for (const g of groups) {
       for (let i = 0; i < g.hosts.length; i += INSERT_CHUNK) {
         let q = tx
           .selectFrom('host_task')
@@ -1279,25 +1297,84 @@ async function alignWrites(
   return out;
 }
 
+/** The tasks of one step attempt whose status a batch moves. */
+interface StatusGroup {
+  step: number;
+  count: number;
+  hosts: number[];
+}
+
+function statusGroups(writes: readonly TaskWrite[]): StatusGroup[] {
+  const byAttempt = new Map<string, StatusGroup>();
+  for (const w of writes) {
+    if (w.status === undefined) continue;
+    const k = `${w.stepInstanceId}:${w.executeCount}`;
+    let g = byAttempt.get(k);
+    if (!g) byAttempt.set(k, (g = { step: w.stepInstanceId, count: w.executeCount, hosts: [] }));
+    g.hosts.push(w.hostId);
+  }
+  return [...byAttempt.values()];
+}
+
+/**
+ * PostgreSQL: a step's version bump, with the batch's last output insert (`carried`) and the
+ * read of its results' statuses before the move (`locked`, FOR UPDATE) in the same statement.
+ * A data-modifying WITH runs once whether or not the statement reads it; the statuses come
+ * first in the select list, so the host tasks are locked before the step, as in a batch that
+ * reads them by a statement of its own.
+ */
+async function bumpWithin(
+  tx: Transaction<Database>,
+  step: number,
+  carried: CompiledQuery | undefined,
+  locked: (StatusGroup & { into: Map<string, number> }) | undefined,
+): Promise<number | undefined> {
+  const params: unknown[] = [...(carried?.parameters ?? [])];
+  const p = (v: unknown) => `$${params.push(v)}`;
+  const ctes = carried ? [`carried as (${carried.sql})`] : [];
+  let statuses = 'null::json';
+  if (locked) {
+    ctes.push(
+      `locked as (select host_id, status from host_task where step_instance_id = ${p(locked.step)} and execute_count = ${p(locked.count)} and host_id = any(${p(locked.hosts)}::bigint[]) for update)`,
+    );
+    statuses = `(select json_agg(json_build_array(host_id, status)) from locked)`;
+  }
+  ctes.push(
+    `bumped as (update step_instance set hosts_version = hosts_version + 1 where id = ${p(step)} returning hosts_version)`,
+  );
+  const r = await tx.executeQuery<{
+    statuses: [number, number][] | null;
+    hosts_version: number | string | null;
+  }>(
+    CompiledQuery.raw(
+      `with ${ctes.join(', ')} select ${statuses} as statuses, (select hosts_version from bumped) as hosts_version`,
+      params,
+    ),
+  );
+  const row = r.rows[0];
+  if (locked) {
+    for (const [host, status] of row?.statuses ?? [])
+      locked.into.set(`${locked.step}:${locked.count}:${host}`, status);
+  }
+  return row?.hosts_version === null || row?.hosts_version === undefined
+    ? undefined
+    : Number(row.hosts_version);
+}
+
 async function bumpHostsVersions(
   tx: Transaction<Database>,
   writes: readonly TaskWrite[],
   carried?: CompiledQuery,
+  locked?: StatusGroup & { into: Map<string, number> },
 ): Promise<Map<number, number>> {
   const out = new Map<number, number>();
   const steps = [...new Set(writes.filter(changesResult).map((w) => w.stepInstanceId))].sort((a, b) => a - b);
   for (const [i, id] of steps.entries()) {
-    if (i === 0 && carried) {
-      // PostgreSQL runs a data-modifying WITH once, whether or not the statement reads it.
-      const n = carried.parameters.length;
-      const r = await tx.executeQuery<{ hosts_version: number | string }>(
-        CompiledQuery.raw(
-          `with carried as (${carried.sql}) update step_instance set hosts_version = hosts_version + 1 where id = $${n + 1} returning hosts_version`,
-          [...carried.parameters, id],
-        ),
-      );
-      const row = r.rows[0];
-      if (row) out.set(id, Number(row.hosts_version));
+    const carry = i === 0 ? carried : undefined;
+    const lock = locked?.step === id ? locked : undefined;
+    if (carry || lock) {
+      const version = await bumpWithin(tx, id, carry, lock);
+      if (version !== undefined) out.set(id, version);
       continue;
     }
     const r = await tx

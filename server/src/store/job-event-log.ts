@@ -7,7 +7,7 @@
  * id (`Last-Event-ID`), across reconnects, server restarts and servers of a cluster.
  */
 import { sql } from 'kysely';
-import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
+import type { Insertable, Kysely, RawBuilder, Selectable, Transaction } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
 import { insertRows } from './row-insert.js';
 import type { Database, JobEventTable } from './schema.js';
@@ -29,17 +29,30 @@ export interface PendingEvent {
  * events' order.
  */
 async function appendLocked(tx: Transaction<Database>, rows: Insertable<JobEventTable>[]): Promise<void> {
+  await sql`with ${lockedInsert(rows, rows.length, sql`true`)} select 1`.execute(tx);
+}
+
+/**
+ * The CTEs `event_lock` and `appended` of appendLocked: rows from `from` on are appended only
+ * where `condition` (SQL over the statement's other CTEs) holds.
+ */
+function lockedInsert(
+  rows: Insertable<JobEventTable>[],
+  from: number,
+  condition: RawBuilder<unknown>,
+): RawBuilder<unknown> {
   const column = <K extends keyof Insertable<JobEventTable>>(k: K) => rows.map((r) => r[k]);
-  await sql`
-    with event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY}))
-    insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
+  const onlyIf = rows.map((_, i) => i >= from);
+  return sql`event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY})),
+    appended as (insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
     select e.job_instance_id, e.scope_type, e.scope_id, e.kind, e.data, e.at
     from event_lock, unnest(
       ${column('job_instance_id')}::bigint[], ${column('scope_type')}::text[],
       ${column('scope_id')}::text[], ${column('kind')}::text[], ${column('data')}::text[],
-      ${column('at')}::bigint[]
-    ) with ordinality as e(job_instance_id, scope_type, scope_id, kind, data, at, n)
-    order by e.n`.execute(tx);
+      ${column('at')}::bigint[], ${onlyIf}::boolean[]
+    ) with ordinality as e(job_instance_id, scope_type, scope_id, kind, data, at, only_if, n)
+    where not e.only_if or (${condition})
+    order by e.n)`;
 }
 
 /** Arbitrary constant naming the event log's advisory lock. */
@@ -104,6 +117,37 @@ export class JobEventLog {
   /** Appends events as the last statements of `tx`; call notify() once `tx` committed. */
   async append(tx: Transaction<Database>, events: readonly PendingEvent[], now = Date.now()): Promise<void> {
     if (events.length === 0) return;
+    const rows = await this.rowsOf(tx, events, now);
+    if (!this.caps.singleWriter) return appendLocked(tx, rows);
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      await insertRows(tx, this.caps.name, 'job_event', rows.slice(i, i + INSERT_CHUNK), (r) =>
+        tx.insertInto('job_event').values(r),
+      );
+    }
+  }
+
+  /**
+   * PostgreSQL: the append as CTEs of a statement that changes something else, so both cost one
+   * round trip; `conditional` events come last and only where `condition` holds (SQL over the
+   * statement's other CTEs). The statement must be the transaction's last but its commit, as
+   * an append is (the lock is held to the commit).
+   */
+  async appendingCtes(
+    tx: Transaction<Database>,
+    events: readonly PendingEvent[],
+    conditional: readonly PendingEvent[],
+    condition: RawBuilder<unknown>,
+    now = Date.now(),
+  ): Promise<RawBuilder<unknown>> {
+    const rows = await this.rowsOf(tx, [...events, ...conditional], now);
+    return lockedInsert(rows, events.length, condition);
+  }
+
+  private async rowsOf(
+    tx: Transaction<Database>,
+    events: readonly PendingEvent[],
+    now: number,
+  ): Promise<Insertable<JobEventTable>[]> {
     const missing = [...new Set(events.map((e) => e.jobInstanceId))].filter((id) => !this.scopeOfJob.has(id));
     for (let i = 0; i < missing.length; i += INSERT_CHUNK) {
       const rows = await tx
@@ -113,7 +157,7 @@ export class JobEventLog {
         .execute();
       for (const r of rows) remember(this.scopeOfJob, r.id, { type: r.scope_type, id: r.scope_id });
     }
-    const rows = events.map((e) => {
+    return events.map((e) => {
       const scope = this.scopeOfJob.get(e.jobInstanceId) ?? { type: '', id: '' };
       return {
         job_instance_id: e.jobInstanceId,
@@ -124,12 +168,6 @@ export class JobEventLog {
         at: now,
       };
     });
-    if (!this.caps.singleWriter) return appendLocked(tx, rows);
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await insertRows(tx, this.caps.name, 'job_event', rows.slice(i, i + INSERT_CHUNK), (r) =>
-        tx.insertInto('job_event').values(r),
-      );
-    }
   }
 
   /** Wakes the streams of this server; streams of other servers find the events by polling. */
