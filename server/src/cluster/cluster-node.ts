@@ -19,7 +19,7 @@ import pg from 'pg';
 import type { ServerMessage } from '@jobfleet/protocol';
 import { parseTaskKey } from '@jobfleet/protocol';
 import type { Services } from '../services.js';
-import { ClusterStore } from './cluster-store.js';
+import { AWAY_FULL_SWEEP_MS, ClusterStore } from './cluster-store.js';
 import { SessionBatch } from './session-batch.js';
 import type { ClaimedCommand, NewCommand } from './cluster-store.js';
 
@@ -69,6 +69,8 @@ export class ClusterNode {
   onDrainRequested: () => void = () => undefined;
   private drainRequested = false;
   private lastStatusSweep = 0;
+  /** Undefined until the first full status sweep of this process succeeded. */
+  private lastFullStatusSweep: number | undefined;
 
   constructor(
     private readonly services: Services,
@@ -196,7 +198,10 @@ export class ClusterNode {
       if (this.selfFenced()) return;
       if (now - this.lastStatusSweep >= this.config.heartbeatIntervalMs) {
         this.lastStatusSweep = now;
-        const away = await this.store.markAwayAgentsAbnormal(this.config.heartbeatTimeoutMs);
+        const full =
+          this.lastFullStatusSweep === undefined || now - this.lastFullStatusSweep >= AWAY_FULL_SWEEP_MS;
+        const away = await this.store.markAwayAgentsAbnormal(this.config.heartbeatTimeoutMs, { full });
+        if (full) this.lastFullStatusSweep = now;
         if (away.length > 0) this.services.log.warn({ hosts: away }, 'agents on no server marked abnormal');
       }
       const jobs = await this.store.claimOrphans(this.id, TAKEOVER_BATCH);

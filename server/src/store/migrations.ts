@@ -807,6 +807,18 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         if (caps.name === 'postgres') await sql`alter table host set (fillfactor = 50)`.execute(db);
       },
     },
+    '0040_away_sweep_indexes': {
+      async up(db: AnyDb) {
+        // The cluster's status sweep (every heartbeat interval on every server) reads the sessions
+        // that passed the heartbeat timeout recently, not every host against every session.
+        await sql`create index agent_session_gone on agent_session (last_seen) where state = 'gone'`.execute(
+          db,
+        );
+        // Each server checks its connected agents against the revoked hosts every few seconds:
+        // the few revoked rows, not a scan of the host table.
+        await sql`create index host_revoked on host (id) where agent_revoked_at is not null`.execute(db);
+      },
+    },
   };
 }
 
