@@ -104,6 +104,11 @@ export class FileDistribution {
   /** Cluster mode: the logging of relayed progress still under way, by target host. */
   private readonly relayedLogs = new Map<number, Promise<void>>();
   private logTimer: NodeJS.Timeout | undefined;
+  /**
+   * The last flush of the log buffer. Flushes run one after another: two at once could store an
+   * older line of a transfer over a newer one (an upsert per transfer, the last one stands).
+   */
+  private flushed: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly services: Services,
@@ -444,7 +449,7 @@ export class FileDistribution {
    */
   async relayedLogsStored(hostId: number): Promise<void> {
     await this.relayedLogs.get(hostId);
-    if (this.logBuffer.size > 0) await this.flushLogs();
+    await this.logsStored();
   }
 
   /** Labels of a step run elsewhere: its sources and the hosts its targets download from. */
@@ -571,7 +576,7 @@ export class FileDistribution {
           serveId: seeder.serveId,
         });
     }
-    await this.flushLogs();
+    await this.logsStored();
   }
 
   private log(
@@ -631,18 +636,24 @@ export class FileDistribution {
       ].join('\u0000'),
       row,
     );
-    this.logTimer ??= setTimeout(() => void this.flushLogs(), 200);
+    this.logTimer ??= setTimeout(() => void this.logsStored(), 200);
   }
 
-  async flushLogs(): Promise<void> {
+  /**
+   * Resolves once every file log line logged so far is stored: a target's result waits for it,
+   * so a client that sees the step finished reads its file logs too (and its sources').
+   */
+  logsStored(): Promise<void> {
+    if (this.logBuffer.size === 0) return this.flushed;
     clearTimeout(this.logTimer);
     this.logTimer = undefined;
     const rows = [...this.logBuffer.values()];
     this.logBuffer = new Map();
-    try {
-      await this.services.store.files.upsertFileLogs(rows);
-    } catch (err) {
-      this.services.log.error({ err }, 'writing file logs failed');
-    }
+    this.flushed = this.flushed.then(() =>
+      this.services.store.files
+        .upsertFileLogs(rows)
+        .catch((err: unknown) => this.services.log.error({ err }, 'writing file logs failed')),
+    );
+    return this.flushed;
   }
 }

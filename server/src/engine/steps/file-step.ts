@@ -39,10 +39,12 @@ export class FileStep implements StepKind {
     this.files.pump(step.stepInstanceId);
   }
 
-  taskEnded(step: StepRun, hostId: number, end: TaskEnd): number {
+  async taskEnded(step: StepRun, hostId: number, end: TaskEnd): Promise<number> {
     // A file step's timeout is BK-JOB's file task timeout (303), not a script timeout.
     const status = end.status === HostStatus.SCRIPT_TIMEOUT ? HostStatus.FILE_TASK_TIMEOUT : end.status;
     this.files.targetDone(step.stepInstanceId, hostId, isHostSuccess(status));
+    // The target's file logs are stored before its result: whoever sees it finished reads them.
+    await this.files.logsStored();
     return status;
   }
 
