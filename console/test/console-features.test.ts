@@ -300,6 +300,9 @@ describe('console: library scripts, local uploads and step panels', () => {
         .getByRole('link', { name: /say it/ })
         .first()
         .click();
+      // The job page has a Variables button too: click the step page's, once it is there.
+      await page.waitForURL(/\/steps\/\d+$/);
+      await page.getByRole('heading', { name: /say it/ }).waitFor();
       await page.getByRole('button', { name: 'Variables' }).click();
       const panel = page.getByRole('region', { name: 'Variables' });
       await panel.getByRole('cell', { name: 'hi there' }).waitFor();
