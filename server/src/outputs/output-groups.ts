@@ -42,12 +42,8 @@ export class OutputGroups {
     private readonly log: FastifyBaseLogger,
   ) {
     executions.onTaskWrites((writes, applied) => {
-      // One batch at a time, in commit order: a task's chunks must be hashed in order. Each
-      // waits for the next turn of the event loop, so that what the commit answers (a status
-      // poll that waited for a job's end, a reply to an agent) goes first: fingerprints are
-      // derived data, computed from the stored logs when they are asked for before they exist.
+      // One batch at a time, in commit order: a task's chunks must be hashed in order.
       this.queue = this.queue
-        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
         .then(() => this.observe(writes, applied))
         .catch((err: unknown) =>
           this.log.warn({ err }, 'fingerprinting output failed; groups will read the logs'),
