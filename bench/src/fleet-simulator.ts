@@ -30,6 +30,7 @@ import { Command, Option } from 'commander';
 import { Agent, TaskRunner, defaultStarter } from '@jobfleet/agent';
 import type { AgentState, ProcessStarter } from '@jobfleet/agent';
 import { NoopRunner } from './noop-runner.js';
+import { tmpfsScriptDir } from './script-dir.js';
 
 export type Executor = 'process' | 'noop';
 
@@ -156,20 +157,6 @@ interface CliFlags {
   scriptDir?: string;
 }
 
-/**
- * The script directory the simulated hosts get unless told: a new one on /dev/shm where that is
- * a tmpfs, as an operator points --script-dir at a tmpfs (/run on a systemd host; this
- * machine's /run is on its disk). Every script still gets a directory of its own there.
- */
-function ownScriptDir(): string | undefined {
-  try {
-    if (!fs.statSync('/dev/shm').isDirectory()) return undefined;
-    return fs.mkdtempSync('/dev/shm/jobfleet-fleet-scripts-');
-  } catch {
-    return undefined;
-  }
-}
-
 function count(name: string, v: string): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${v}"`);
@@ -201,7 +188,7 @@ async function main(argv: string[]): Promise<void> {
   const ownRoot = flags.stateRoot === undefined;
   const stateRoot = flags.stateRoot ?? fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-fleet-'));
   const ownScripts =
-    flags.scriptDir === undefined && flags.executor === 'process' ? ownScriptDir() : undefined;
+    flags.scriptDir === undefined && flags.executor === 'process' ? tmpfsScriptDir() : undefined;
   const scriptDir = flags.scriptDir ?? ownScripts;
   const fleet = new FleetSimulator({
     serverUrl: flags.server,

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { tmpfsScriptDir } from './script-dir.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The repository root (this file runs from bench/dist/src/). */
@@ -195,6 +196,8 @@ export async function startAgentProcess(opts: {
   fileRoot?: string;
 }): Promise<AgentHandle> {
   const stateDir = fs.mkdtempSync(path.join(opts.tmpRoot, 'agent-'));
+  // Where a deployed agent's scripts go by default (a tmpfs), as for the simulated hosts.
+  const scriptDir = process.env.JOBFLEET_BENCH_SCRIPT_DIR ?? tmpfsScriptDir();
   const proc = spawnLimited(
     [
       process.execPath,
@@ -212,6 +215,7 @@ export async function startAgentProcess(opts: {
       `bench-${opts.ip}`,
       '--state-dir',
       stateDir,
+      ...(scriptDir ? ['--script-dir', scriptDir] : []),
     ],
     {
       PATH: process.env.PATH,
@@ -235,7 +239,11 @@ export async function startAgentProcess(opts: {
     30_000,
     'jobfleet agent',
   );
-  return { pid: childPid(proc), hostId: hostId ?? -1, stop: () => stopProcess(proc) };
+  const stop = async () => {
+    await stopProcess(proc);
+    if (scriptDir && !process.env.JOBFLEET_BENCH_SCRIPT_DIR) fs.rmSync(scriptDir, { recursive: true, force: true });
+  };
+  return { pid: childPid(proc), hostId: hostId ?? -1, stop };
 }
 
 const SimulatorEvent = z.discriminatedUnion('event', [
