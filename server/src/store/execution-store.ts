@@ -950,6 +950,36 @@ export class ExecutionStore {
       .execute();
   }
 
+  /**
+   * get_job_instance_status's step_ip_result_list of a step execution as JSON text, by host id,
+   * built by the database: one value crosses to the server instead of a row object per host
+   * (50,000 of them for a large step, whose garbage the next allocation-heavy request paid for).
+   * The fields, their order and total_time are those of the endpoint's stepIpResult; row_to_json
+   * and json_object write JSON as compactly as JSON.stringify.
+   */
+  async hostResultsJson(stepInstanceId: number, executeCount: number): Promise<string> {
+    const { rows } =
+      this.engine === 'postgres'
+        ? await sql<{ list: string }>`
+            select '[' || coalesce(string_agg(row_to_json(r)::text, ',' order by r.bk_host_id), '') || ']' as list
+            from (select host_id as bk_host_id, ip, cloud_id as bk_cloud_id, status, tag,
+                coalesce(exit_code, 0) as exit_code, error_code, start_time, end_time,
+                end_time - start_time as total_time
+              from host_task where step_instance_id = ${stepInstanceId} and execute_count = ${executeCount}) r`.execute(
+            this.db,
+          )
+        : await sql<{ list: string }>`
+            select '[' || coalesce(group_concat(json_object('bk_host_id', host_id, 'ip', ip,
+                'bk_cloud_id', cloud_id, 'status', status, 'tag', tag,
+                'exit_code', coalesce(exit_code, 0), 'error_code', error_code,
+                'start_time', start_time, 'end_time', end_time,
+                'total_time', end_time - start_time), ',' order by host_id), '') || ']' as list
+            from host_task where step_instance_id = ${stepInstanceId} and execute_count = ${executeCount}`.execute(
+            this.db,
+          );
+    return rows[0]?.list ?? '[]';
+  }
+
   /** The stored output of one host task, in order. */
   async readLog(stepInstanceId: number, executeCount: number, hostId: number): Promise<Buffer> {
     const rows = await this.db
