@@ -199,7 +199,7 @@ export class Engine implements AgentEvents {
     read?: RunnableTask[],
     callbackUrl?: string | null,
   ): Promise<void> {
-    const tasks = read ?? (await this.store.listHostTasks(step.id, step.execute_count));
+    const tasks = read ?? (await this.store.listRunnableTasks(step.id, step.execute_count));
     const spec = parseStepSpec(step.spec);
     const active: ActiveStep = {
       jobInstanceId: step.job_instance_id,

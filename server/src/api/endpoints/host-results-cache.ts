@@ -8,14 +8,19 @@
  * it moved, only the rows stamped after the held version are read and re-serialized. The
  * version comes from the store on every call, so a change recorded by any server of a cluster
  * is seen at the next poll and a stale list is never served.
+ *
+ * A finished step's list is read whole as JSON text built by the store and held as that one
+ * string: its hosts no longer change, and a row object and a string per host (50,000 of each
+ * for a large step) were garbage the next request paid for.
  */
+import { isRunFinished } from '../../engine/statuses.js';
 import type { ExecutionStore, HostTask, StepInstance } from '../../store/execution-store.js';
 
 interface StepHosts {
   executeCount: number;
   version: number;
-  /** One JSON object per host, in host id order. */
-  hosts: Map<number, string>;
+  /** One JSON object per host, in host id order; not kept for a finished step's list. */
+  hosts: Map<number, string> | undefined;
   /** `[...]` of all of them, built on first use after a change. */
   joined: string | undefined;
 }
@@ -60,7 +65,7 @@ export async function hostResultsJson(
   cache.delete(step.id);
   cache.set(step.id, entry);
   if (cache.size > MAX_STEPS) cache.delete(cache.keys().next().value as number);
-  entry.joined ??= `[${[...entry.hosts.values()].join(',')}]`;
+  entry.joined ??= `[${[...(entry.hosts?.values() ?? [])].join(',')}]`;
   return entry.joined;
 }
 
@@ -70,6 +75,10 @@ async function refresh(
   entry: StepHosts | undefined,
   serialize: (t: HostTask) => string,
 ): Promise<StepHosts> {
+  if (isRunFinished(step.status)) {
+    const joined = await ex.hostResultsJson(step.id, step.execute_count);
+    return { executeCount: -1, version: -1, hosts: undefined, joined };
+  }
   if (entry) {
     const rows = await ex.listHostTasksChangedSince(step.id, step.execute_count, entry.version);
     const updated = apply(entry, rows, serialize);
@@ -84,10 +93,11 @@ function apply(
   rows: HostTask[],
   serialize: (t: HostTask) => string,
 ): StepHosts | undefined {
-  if (!entry) return undefined;
+  if (!entry?.hosts) return undefined;
+  const hosts = entry.hosts;
   // A host the list does not have yet would be out of order: read the whole list instead.
-  if (rows.some((r) => !entry.hosts.has(r.host_id))) return undefined;
-  for (const r of rows) entry.hosts.set(r.host_id, serialize(r));
+  if (rows.some((r) => !hosts.has(r.host_id))) return undefined;
+  for (const r of rows) hosts.set(r.host_id, serialize(r));
   if (rows.length > 0) entry.joined = undefined;
   return entry;
 }
