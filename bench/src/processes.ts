@@ -241,7 +241,8 @@ export async function startAgentProcess(opts: {
   );
   const stop = async () => {
     await stopProcess(proc);
-    if (scriptDir && !process.env.JOBFLEET_BENCH_SCRIPT_DIR) fs.rmSync(scriptDir, { recursive: true, force: true });
+    if (scriptDir && !process.env.JOBFLEET_BENCH_SCRIPT_DIR)
+      fs.rmSync(scriptDir, { recursive: true, force: true });
   };
   return { pid: childPid(proc), hostId: hostId ?? -1, stop };
 }
