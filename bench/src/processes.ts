@@ -197,7 +197,8 @@ export async function startAgentProcess(opts: {
 }): Promise<AgentHandle> {
   const stateDir = fs.mkdtempSync(path.join(opts.tmpRoot, 'agent-'));
   // Where a deployed agent's scripts go by default (a tmpfs), as for the simulated hosts.
-  const scriptDir = process.env.JOBFLEET_BENCH_SCRIPT_DIR ?? tmpfsScriptDir();
+  const ownScripts = process.env.JOBFLEET_BENCH_SCRIPT_DIR === undefined ? tmpfsScriptDir() : undefined;
+  const scriptDir = process.env.JOBFLEET_BENCH_SCRIPT_DIR ?? ownScripts;
   const proc = spawnLimited(
     [
       process.execPath,
@@ -229,21 +230,25 @@ export async function startAgentProcess(opts: {
   proc.stderr?.on('data', (d: Buffer) => tail.push(d));
   const Registered = z.object({ msg: z.literal('registered'), hostId: z.number() });
   let hostId: number | undefined;
-  await awaitLine(
-    proc,
-    tail,
-    (line) => {
-      if (line.includes('"msg":"registered"')) hostId = Registered.parse(JSON.parse(line)).hostId;
-      return line.includes('"msg":"state ready"') && hostId !== undefined ? true : undefined;
-    },
-    30_000,
-    'jobfleet agent',
-  );
   const stop = async () => {
     await stopProcess(proc);
-    if (scriptDir && !process.env.JOBFLEET_BENCH_SCRIPT_DIR)
-      fs.rmSync(scriptDir, { recursive: true, force: true });
+    if (ownScripts) fs.rmSync(ownScripts, { recursive: true, force: true });
   };
+  try {
+    await awaitLine(
+      proc,
+      tail,
+      (line) => {
+        if (line.includes('"msg":"registered"')) hostId = Registered.parse(JSON.parse(line)).hostId;
+        return line.includes('"msg":"state ready"') && hostId !== undefined ? true : undefined;
+      },
+      30_000,
+      'jobfleet agent',
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
   return { pid: childPid(proc), hostId: hostId ?? -1, stop };
 }
 
