@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { sql } from 'kysely';
-import { stepIpResult } from '../src/api/endpoints/get-job-instance-status.js';
+import { stepIpResult } from '../src/api/endpoints/host-results-cache.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';

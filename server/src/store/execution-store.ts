@@ -969,8 +969,8 @@ export class ExecutionStore {
    * get_job_instance_status's step_ip_result_list of a step execution as JSON text, by host id,
    * built by the database: one value crosses to the server instead of a row object per host
    * (50,000 of them for a large step, whose garbage the next allocation-heavy request paid for).
-   * The fields, their order and total_time are those of the endpoint's stepIpResult; row_to_json
-   * and json_object write JSON as compactly as JSON.stringify.
+   * The fields, their order and total_time are those of stepIpResult (host-results-cache.ts);
+   * row_to_json and json_object write JSON as compactly as JSON.stringify.
    */
   async hostResultsJson(stepInstanceId: number, executeCount: number): Promise<string> {
     const { rows } =

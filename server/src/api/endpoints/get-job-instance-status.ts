@@ -1,32 +1,12 @@
 /** get_job_instance_status (spec get_job_instance_status.md; behaviour notes §3.5). */
 import { z } from 'zod';
 import { isRunFinished } from '../../engine/statuses.js';
-import type { HostTask } from '../../store/execution-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import { RawJson } from '../raw-json.js';
 import { hostResultsJson } from './host-results-cache.js';
 import { cachedReply, rememberReply } from './status-reply-cache.js';
 import { zBool, zLong } from '../input-types.js';
 import { jobWithStepsInScope, scopeFieldsOf, totalTime } from './job-lookup.js';
-
-export function stepIpResult(t: HostTask) {
-  return {
-    bk_host_id: t.host_id,
-    ip: t.ip,
-    bk_cloud_id: t.cloud_id,
-    status: t.status,
-    tag: t.tag,
-    exit_code: t.exit_code ?? 0,
-    error_code: t.error_code,
-    start_time: t.start_time,
-    end_time: t.end_time,
-    total_time: totalTime(t.start_time, t.end_time),
-  };
-}
-
-function serializeIpResult(t: HostTask): string {
-  return JSON.stringify(stepIpResult(t));
-}
 
 export const getJobInstanceStatus = defineEndpoint({
   name: 'get_job_instance_status',
@@ -79,9 +59,7 @@ export const getJobInstanceStatus = defineEndpoint({
     if (cached !== undefined) return new RawJson(cached);
     const stepList: string[] = [];
     for (const [i, s] of steps.entries()) {
-      const hosts = input.return_ip_result
-        ? await hostResultsJson(ctx.services.store, ex, s, serializeIpResult)
-        : 'null';
+      const hosts = input.return_ip_result ? await hostResultsJson(ctx.services.store, ex, s) : 'null';
       stepList.push(`${heads[i]!.slice(0, -1)},"step_ip_result_list":${hosts}}`);
     }
     const bytes = Buffer.from(`${jobJson.slice(0, -1)},"step_instance_list":[${stepList.join(',')}]}`);

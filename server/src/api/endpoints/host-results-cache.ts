@@ -15,6 +15,30 @@
  */
 import { isRunFinished } from '../../engine/statuses.js';
 import type { ExecutionStore, HostTask, StepInstance } from '../../store/execution-store.js';
+import { totalTime } from './job-lookup.js';
+
+/**
+ * One host of get_job_instance_status's step_ip_result_list. ExecutionStore.hostResultsJson
+ * builds the same objects, with the same fields in the same order, in the database.
+ */
+export function stepIpResult(t: HostTask) {
+  return {
+    bk_host_id: t.host_id,
+    ip: t.ip,
+    bk_cloud_id: t.cloud_id,
+    status: t.status,
+    tag: t.tag,
+    exit_code: t.exit_code ?? 0,
+    error_code: t.error_code,
+    start_time: t.start_time,
+    end_time: t.end_time,
+    total_time: totalTime(t.start_time, t.end_time),
+  };
+}
+
+function serialize(t: HostTask): string {
+  return JSON.stringify(stepIpResult(t));
+}
 
 interface StepHosts {
   executeCount: number;
@@ -34,7 +58,6 @@ export async function hostResultsJson(
   owner: object,
   ex: ExecutionStore,
   step: StepInstance,
-  serialize: (t: HostTask) => string,
 ): Promise<string> {
   let cache = caches.get(owner);
   if (!cache) caches.set(owner, (cache = new Map()));
@@ -47,7 +70,7 @@ export async function hostResultsJson(
   let entry = cache.get(step.id);
   if (entry && entry.executeCount !== step.execute_count) entry = undefined;
   if (entry?.version !== version) {
-    const update = refresh(ex, step, entry, serialize);
+    const update = refresh(ex, step, entry);
     const done = update.then(
       () => undefined,
       () => undefined,
@@ -73,7 +96,6 @@ async function refresh(
   ex: ExecutionStore,
   step: StepInstance,
   entry: StepHosts | undefined,
-  serialize: (t: HostTask) => string,
 ): Promise<StepHosts> {
   if (isRunFinished(step.status)) {
     const joined = await ex.hostResultsJson(step.id, step.execute_count);
@@ -81,18 +103,14 @@ async function refresh(
   }
   if (entry) {
     const rows = await ex.listHostTasksChangedSince(step.id, step.execute_count, entry.version);
-    const updated = apply(entry, rows, serialize);
+    const updated = apply(entry, rows);
     if (updated) return updated;
   }
-  return full(await ex.listHostTasks(step.id, step.execute_count), serialize);
+  return full(await ex.listHostTasks(step.id, step.execute_count));
 }
 
 /** The held list with `rows` replacing their hosts; undefined when a full read is needed. */
-function apply(
-  entry: StepHosts | undefined,
-  rows: HostTask[],
-  serialize: (t: HostTask) => string,
-): StepHosts | undefined {
+function apply(entry: StepHosts | undefined, rows: HostTask[]): StepHosts | undefined {
   if (!entry?.hosts) return undefined;
   const hosts = entry.hosts;
   // A host the list does not have yet would be out of order: read the whole list instead.
@@ -102,7 +120,7 @@ function apply(
   return entry;
 }
 
-function full(rows: HostTask[], serialize: (t: HostTask) => string): StepHosts {
+function full(rows: HostTask[]): StepHosts {
   return {
     executeCount: -1,
     version: -1,
