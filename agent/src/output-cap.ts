@@ -1,16 +1,25 @@
 /**
- * Keeps a task's output within a cap: the first half of the cap streams as it comes (the
- * head), the last half is kept (the tail), and the middle is dropped and counted. At the end
- * the tail follows a marker saying how many bytes were dropped, never silently.
+ * Keeps a task's output within a cap: the head streams as it comes, the tail is kept, and the
+ * middle is dropped and counted. At the end the tail follows a marker saying how many bytes
+ * were dropped and how many were kept on each side, never silently.
+ *
+ * The tail is half the cap up to TAIL_WINDOW_BYTES and the head is the rest of it (the default
+ * cap of 5 MiB splits in halves). The tail is held in memory until the task ends, so it is
+ * bounded: an operator who raises the cap to hundreds of MiB must not make every agent hold
+ * half of it per running task, and the live log keeps flowing until the cap is nearly reached
+ * rather than stopping at half of it.
  *
  * The tail keeps the chunks it is given rather than copying them into a ring: a task printing
  * fast hands over chunks of up to a MiB, and copying tens of MiB into a ring of half the cap
  * (allocated, page by page, when the head fills) was most of the agent's work while such a
  * task ran past its head. Chunks shorter than SMALL_CHUNK are copied into shared blocks, so a
  * script printing millions of tiny lines costs a copy per chunk, not an object per chunk.
- * What is kept is at most half the cap plus one block and the part of the oldest chunk already
+ * What is kept is at most the tail window plus one block and the part of the oldest chunk already
  * dropped.
  */
+
+/** The most of a task's output held back for the end (see above). */
+export const TAIL_WINDOW_BYTES = 8 * 1024 * 1024;
 
 /** Chunks shorter than this are copied into a block instead of being kept as they are. */
 const SMALL_CHUNK = 16 * 1024;
@@ -30,8 +39,8 @@ export class OutputCap {
   dropped = 0;
 
   constructor(capBytes: number) {
-    this.headLimit = Math.floor(capBytes / 2);
-    this.tailLimit = capBytes - this.headLimit;
+    this.tailLimit = Math.min(capBytes - Math.floor(capBytes / 2), TAIL_WINDOW_BYTES);
+    this.headLimit = capBytes - this.tailLimit;
   }
 
   /** Returns the part of `chunk` that belongs to the head (to be streamed now). */
@@ -101,7 +110,7 @@ export class OutputCap {
 
   /**
    * What follows the head once the task ended: the marker (if anything was dropped) and the
-   * tail, in parts (not joined: the tail may be half the cap).
+   * tail, in parts (not joined: the tail may be megabytes).
    */
   finish(): Buffer[] {
     const tail = this.parts.filter((b) => b.length > 0);

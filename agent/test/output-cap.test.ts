@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { OutputCap } from '../src/output-cap.js';
+import { OutputCap, TAIL_WINDOW_BYTES } from '../src/output-cap.js';
 
 /** Bytes 0..n-1 as a repeating alphabet, so any misplaced byte shows. */
 function pattern(n: number, from = 0): Buffer {
@@ -89,5 +89,54 @@ describe('OutputCap', () => {
     const { out, dropped } = capped(1, pattern(10), [4]);
     assert.equal(dropped, 9);
     assert.equal(out.toString(), marker(9, 0, 1) + 'j');
+  });
+
+  it('holds back a tail of at most the tail window under a large cap; the head streams the rest', () => {
+    const MiB = 1024 * 1024;
+    const cap = 64 * MiB;
+    const tail = TAIL_WINDOW_BYTES;
+    assert.ok(tail < cap / 2, 'the window is below half of this cap');
+    const oc = new OutputCap(cap);
+    const chunk = Buffer.alloc(MiB);
+    let streamed = 0;
+    let pushed = 0;
+    // Twice the cap, in 1 MiB chunks: each chunk is a distinct buffer, so the tail's share of it is what it keeps.
+    for (; pushed < 2 * cap; pushed += chunk.length) {
+      chunk.fill(97 + ((pushed / MiB) % 26));
+      const out = oc.push(Buffer.from(chunk));
+      streamed += out.length;
+      assert.equal(
+        streamed,
+        Math.min(pushed + chunk.length, cap - tail),
+        'everything up to the cap less the tail window streams as it comes',
+      );
+    }
+    const rest = oc.finish();
+    const [mark, ...kept] = rest;
+    const keptBytes = kept.reduce((n, b) => n + b.length, 0);
+    assert.equal(keptBytes, tail, 'the tail is the window, not half the cap');
+    // What it held in memory: the buffers behind the parts it kept, at most the window and one chunk.
+    const held = new Set(kept.map((b) => b.buffer));
+    const heldBytes = [...held].reduce((n, ab) => n + ab.byteLength, 0);
+    assert.ok(heldBytes <= tail + chunk.length, `held ${heldBytes} bytes for a ${tail}-byte tail`);
+    assert.equal(oc.dropped, 2 * cap - cap);
+    assert.equal(mark?.toString(), marker(cap, cap - tail, tail));
+    const last = Buffer.concat(kept);
+    assert.equal(last[last.length - 1], 97 + ((2 * cap / MiB - 1) % 26), 'the tail ends with the last byte printed');
+  });
+
+  it('splits caps up to twice the tail window in halves, larger ones at the window', () => {
+    for (const [cap, head, tail] of [
+      [5 * 1024 * 1024, 2.5 * 1024 * 1024, 2.5 * 1024 * 1024],
+      [2 * TAIL_WINDOW_BYTES, TAIL_WINDOW_BYTES, TAIL_WINDOW_BYTES],
+      [2 * TAIL_WINDOW_BYTES + 1, TAIL_WINDOW_BYTES + 1, TAIL_WINDOW_BYTES],
+      [116 * 1024 * 1024, 116 * 1024 * 1024 - TAIL_WINDOW_BYTES, TAIL_WINDOW_BYTES],
+    ] as const) {
+      const oc = new OutputCap(cap);
+      assert.equal(oc.push(Buffer.alloc(cap + 1)).length, head, `cap ${cap}`);
+      const [mark, ...kept] = oc.finish();
+      assert.equal(mark?.toString(), marker(1, head, tail), `cap ${cap}`);
+      assert.equal(kept.reduce((n, b) => n + b.length, 0), tail, `cap ${cap}`);
+    }
   });
 });

@@ -174,7 +174,7 @@ export const RunScript = z.object({
   timeoutSeconds: z.number().int().positive(),
   /** OS user to run as; empty means the agent's own user. */
   user: z.string(),
-  /** Output kept per task: head and tail halves of this many bytes. */
+  /** Output kept per task: a tail of half this many bytes, at most 8 MiB, and a head of the rest. */
   logCapBytes: z.number().int().positive(),
   /** SQL tasks (language sql) only: the database to run against. */
   database: DatabaseLogin.optional(),

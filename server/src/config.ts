@@ -82,7 +82,7 @@ export const CONFIG_KEYS = {
   logCapBytes: {
     schema: int(1024).default(5 * MiB),
     env: 'JOBFLEET_LOG_CAP_BYTES',
-    doc: 'output kept per host task (head and tail halves; the middle is dropped and counted)',
+    doc: 'output kept per host task: the tail held back until the task ends is half of it up to 8 MiB, the head streaming live is the rest; the middle is dropped and counted',
   },
   callbackMaxAttempts: {
     schema: int(1).max(100).default(5),
