@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, describe, it } from 'node:test';
+import { TAIL_WINDOW_BYTES } from '../src/output-cap.js';
 import { TaskRunner } from '../src/task-runner.js';
 import {
   alive,
@@ -251,30 +252,39 @@ describe('TaskRunner: output cap', () => {
     runMsg(`print substr("abcdefghijklmnopqrstuvwxyz" x ${Math.ceil(n / 26)}, 0, ${n});`, {
       language: 'perl',
     });
-  const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => 97 + (i % 26)));
+  const pattern = (n: number) =>
+    Buffer.from('abcdefghijklmnopqrstuvwxyz'.repeat(Math.ceil(n / 26))).subarray(0, n);
 
-  for (const cap of [1000, 1024 * 1024]) {
-    it(`keeps head, marker with the exact dropped count, and tail when printing 3x the cap (${cap})`, async () => {
+  // Small caps split in halves; a cap past twice the tail window keeps only the window as its tail.
+  for (const [cap, printed] of [
+    [1000, 3000],
+    [1024 * 1024, 3 * 1024 * 1024],
+    [2 * TAIL_WINDOW_BYTES + 4 * 1024 * 1024, 3 * TAIL_WINDOW_BYTES],
+  ] as const) {
+    it(`keeps head, marker with the exact dropped count, and tail when printing past the cap (${cap})`, async () => {
       const { runner, reports, stateDir } = setup();
-      const msg = { ...printPattern(3 * cap), logCapBytes: cap };
+      const msg = { ...printPattern(printed), logCapBytes: cap };
       runner.run(msg);
       const r = await reports.finishedResult(msg.key);
-      const all = pattern(3 * cap);
-      const head = all.subarray(0, cap / 2);
-      const tail = all.subarray(all.length - cap / 2);
-      const marker = `\n[jobfleet: ${2 * cap} bytes of output dropped here; the log keeps the first ${cap / 2} and the last ${cap / 2} bytes]\n`;
+      const tailBytes = Math.min(cap / 2, TAIL_WINDOW_BYTES);
+      const headBytes = cap - tailBytes;
+      const dropped = printed - cap;
+      const all = pattern(printed);
+      const head = all.subarray(0, headBytes);
+      const tail = all.subarray(all.length - tailBytes);
+      const marker = `\n[jobfleet: ${dropped} bytes of output dropped here; the log keeps the first ${headBytes} and the last ${tailBytes} bytes]\n`;
       const out = reports.outputOf(msg.key);
-      assert.equal(r.droppedBytes, 2 * cap);
+      assert.equal(r.droppedBytes, dropped);
       assert.equal(out.length, cap + marker.length);
-      assert.deepEqual(out.subarray(0, cap / 2), head);
-      assert.equal(out.subarray(cap / 2, cap / 2 + marker.length).toString(), marker);
-      assert.deepEqual(out.subarray(cap / 2 + marker.length), tail);
+      assert.ok(out.subarray(0, headBytes).equals(head));
+      assert.equal(out.subarray(headBytes, headBytes + marker.length).toString(), marker);
+      assert.ok(out.subarray(headBytes + marker.length).equals(tail));
       assert.deepEqual(reports.violations, []);
       // What the spool holds is what was sent: a resend from 0 gives the same bytes.
       const resent = new RecordingReports();
       const again = new TaskRunner(stateDir, resent);
       again.resume({ [msg.key]: 0 }, []);
-      assert.deepEqual(resent.outputOf(msg.key), out);
+      assert.ok(resent.outputOf(msg.key).equals(out));
       assert.equal(resent.results(msg.key)[0]?.outputBytes, out.length);
     });
   }
