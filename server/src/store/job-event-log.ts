@@ -55,6 +55,26 @@ function lockedInsert(
     order by e.n)`;
 }
 
+/**
+ * PostgreSQL: the CTEs `event_lock` and `appended` for one event of a job that the same
+ * statement stores: its job id and data are SQL over that statement's other CTEs (`from`), so
+ * the job, its rows and its event cost one statement. The lock comes before the row's id, as
+ * in lockedInsert; a statement outside a transaction holds it to its own commit.
+ */
+export function lockedInsertOfNewJob(e: {
+  from: RawBuilder<unknown>;
+  jobInstanceId: RawBuilder<unknown>;
+  scope: { type: string; id: string };
+  kind: JobEventKind;
+  data: RawBuilder<unknown>;
+  at: number;
+}): RawBuilder<unknown> {
+  return sql`event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY})),
+    appended as (insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
+    select ${e.jobInstanceId}, ${e.scope.type}::text, ${e.scope.id}::text, ${e.kind}::text, ${e.data}, ${e.at}::bigint
+    from event_lock, ${e.from})`;
+}
+
 /** Arbitrary constant naming the event log's advisory lock. */
 const EVENT_LOCK_KEY = 7_411_015;
 const INSERT_CHUNK = 500;
