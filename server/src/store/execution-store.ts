@@ -21,8 +21,10 @@ import {
 import type { HostsById } from './host-tasks-by-id.js';
 import type { HostTaskChange } from './host-task-update.js';
 import { JobEventLog, lockedInsertOfNewJob } from './job-event-log.js';
+import type { EventInSql } from './job-event-log.js';
 import { compiledInsert, insertRows } from './row-insert.js';
 import { decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
+import type { StoredChunk } from './log-chunk-codec.js';
 import { alignOutput, joinChunks } from './output-alignment.js';
 import type { AlignedOutput } from './output-alignment.js';
 import type { PendingEvent } from './job-event-log.js';
@@ -900,6 +902,28 @@ export class ExecutionStore {
     // Outside the transaction: a large output is deflated on the thread pool (log-chunk-codec.ts).
     // A cluster's writes are cut to the stored length inside it, and stored as they are.
     const encoded = this.ownerId === undefined ? await encodeOutput(all) : undefined;
+    const [one] = all;
+    const [oneEnd] = ends;
+    if (
+      encoded &&
+      one &&
+      this.engine === 'postgres' &&
+      all.length === 1 &&
+      one.sessionEpoch === undefined &&
+      one.status !== undefined &&
+      !UNFINISHED.includes(one.status) &&
+      ends.length <= 1 &&
+      (!oneEnd ||
+        (oneEnd.stepInstanceId === one.stepInstanceId &&
+          oneEnd.keys.every((k) => k === `${one.stepInstanceId}:${one.executeCount}:${one.hostId}`)))
+    ) {
+      const stored = encoded.get(one) ?? storedAsIs(joinChunks(one.chunks));
+      if (stored.length <= INSERT_CHUNK) {
+        if (await this.commitResultAtOnce(one, stored, oneEnd)) applied.add(taskKey(one));
+        for (const l of this.taskWriteListeners) l(all, applied);
+        return applied;
+      }
+    }
     await this.withEvents({ op: 'commit_task_writes', relaxed }, async (tx) => {
       for (const w of all) w.storedStatus = undefined;
       writes = await fenceBySession(tx, all);
@@ -1045,6 +1069,139 @@ export class ExecutionStore {
       w.resultHeld = a.resultHeld;
     }
     for (const l of this.taskWriteListeners) l(writes, applied);
+    return applied;
+  }
+
+  /**
+   * PostgreSQL, one host's result (the batch of a one-host job, and the last result of any
+   * step): commitTaskWrites as one statement sent outside a transaction, a round trip instead
+   * of five (begin, output and version bump, task update, step and job end with the events,
+   * commit) on the path that answers a poller "finished". Same rules, same locks in the same
+   * order: the task's row (its status before, for the host event), the step's row (its hosts
+   * version), the task's update only while unfinished, the job's end only if that applied and
+   * the job still runs, then the step's row once (version and, with the job, its end: a row is
+   * changed once per statement), and the event lock last. Returns whether the result applied.
+   */
+  private async commitResultAtOnce(
+    w: TaskWrite,
+    stored: readonly StoredChunk[],
+    end: StepEnd | undefined,
+  ): Promise<boolean> {
+    const started = performance.now();
+    const key = sql`step_instance_id = ${w.stepInstanceId} and execute_count = ${w.executeCount} and host_id = ${w.hostId}`;
+    const chunkRows = stored.map(
+      (c) =>
+        sql`(${w.stepInstanceId}::bigint, ${w.executeCount}::integer, ${w.hostId}::bigint, ${c.offset}::bigint, ${c.data}, ${c.encoding})`,
+    );
+    const carried =
+      chunkRows.length > 0
+        ? sql`carried as (insert into log_chunk (step_instance_id, execute_count, host_id, "offset", data, encoding)
+            values ${sql.join(chunkRows)}
+            on conflict (step_instance_id, execute_count, host_id, "offset") do nothing returning 1),`
+        : sql``;
+    // The output goes in first (the task's row is read after it), as in a batch of several statements.
+    const afterOutput = chunkRows.length > 0 ? sql` and (select count(*) from carried) >= 0` : sql``;
+    const set: Record<string, number | null> = { version: -1 };
+    if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
+    if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
+    if (w.startTime !== undefined) set.start_time = w.startTime;
+    set.status = w.status ?? null;
+    if (w.exitCode !== undefined) set.exit_code = w.exitCode;
+    if (w.errorCode !== undefined) set.error_code = w.errorCode;
+    if (w.endTime !== undefined) set.end_time = w.endTime;
+    const assignments = sql.join(
+      Object.entries(set).map(([col, v]) =>
+        col === 'version'
+          ? sql`version = (select hosts_version + 1 from step_row)`
+          : sql`${sql.ref(col)} = ${v}`,
+      ),
+    );
+    const after = end?.unlessPendingAfter;
+    const noLaterPending =
+      end === undefined || after === undefined
+        ? sql``
+        : sql` and not exists (select 1 from step_instance where job_instance_id = ${end.jobInstanceId} and step_order > ${after} and status = 1)`;
+    const endsJob = end
+      ? sql`update job_instance set status = ${end.jobStatus}, end_time = ${end.endTime}
+          where id = ${end.jobInstanceId} and status = 2${noLaterPending}
+            and exists (select 1 from updated) returning id`
+      : sql`select id from job_instance where false`;
+    const stepEnd = end
+      ? sql`, status = case when exists (select 1 from ended_job) then ${end.stepStatus} else status end,
+          end_time = case when exists (select 1 from ended_job) then ${end.endTime} else end_time end`
+      : sql``;
+    // Events as commitTaskWrites appends them: output, the host's move (only if it applied and
+    // changed the status), then the step's and the job's end (only if the job ended).
+    const jobInstanceId =
+      (await this.events.jobsOfSteps(this.db, [w.stepInstanceId])).get(w.stepInstanceId) ?? 0;
+    const task = {
+      job_instance_id: jobInstanceId,
+      step_instance_id: w.stepInstanceId,
+      execute_count: w.executeCount,
+      bk_host_id: w.hostId,
+    };
+    const text = (data: Record<string, unknown>) => sql`${JSON.stringify(data)}::text`;
+    const events: EventInSql[] = [];
+    const [first] = w.chunks;
+    if (first) {
+      const length = w.chunks.reduce((n, c) => n + c.data.length, 0);
+      events.push({
+        jobInstanceId,
+        kind: 'log',
+        data: text({ ...task, offset: first.offset, length }),
+        when: sql`true`,
+      });
+    }
+    // The host event's from_status is the status read (and locked) by the statement itself.
+    const fieldsText = (o: object) => JSON.stringify(o).slice(1, -1);
+    const moved = {
+      status: w.status,
+      exit_code: w.exitCode ?? null,
+      error_code: w.errorCode ?? 0,
+      ...(w.startTime !== undefined ? { start_time: w.startTime } : {}),
+      ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
+    };
+    events.push({
+      jobInstanceId,
+      kind: 'host',
+      data: sql`${`{${fieldsText(task)},"from_status":`}::text || coalesce((select status from task_row)::text, 'null')
+        || ${`,${fieldsText(moved)}}`}::text`,
+      when: sql`exists (select 1 from updated) and (select status from task_row) is distinct from ${w.status}::integer`,
+    });
+    if (end) {
+      for (const e of [
+        ...stepEvents(end.jobInstanceId, end.stepInstanceId, {
+          status: end.stepStatus,
+          end_time: end.endTime,
+        }),
+        jobEvent(end.jobInstanceId, { status: end.jobStatus, end_time: end.endTime }),
+      ])
+        events.push({
+          jobInstanceId: e.jobInstanceId,
+          kind: e.kind,
+          data: text(e.data),
+          when: sql`exists (select 1 from ended_job)`,
+        });
+    }
+    const append = await this.events.appendingInSql(this.db, events, sql`select count(*) from stepped`);
+    const { rows } = await sql<{ applied: boolean; ended: boolean; before: number | null }>`with ${carried}
+      task_row as (select status from host_task where ${key}${afterOutput} for update),
+      step_row as (select hosts_version from step_instance
+        where id = ${w.stepInstanceId} and (select count(*) from task_row) >= 0 for update),
+      updated as (update host_task set ${assignments}
+        where ${key} and status in (${sql.join(UNFINISHED)}) returning 1),
+      ended_job as (${endsJob}),
+      stepped as (update step_instance set hosts_version = (select hosts_version + 1 from step_row)${stepEnd}
+        where id = ${w.stepInstanceId} returning 1),
+      ${append}
+      select exists (select 1 from updated) as applied, exists (select 1 from ended_job) as ended,
+        (select status from task_row) as before`.execute(this.db);
+    const row = rows[0];
+    const applied = row?.applied === true;
+    if (!applied) w.storedStatus = row?.before ?? undefined;
+    if (end) end.applied = row?.ended === true;
+    this.transactionObserver('commit_task_writes', (performance.now() - started) / 1000);
+    this.events.notify();
     return applied;
   }
 
@@ -1367,6 +1524,10 @@ export class ExecutionStore {
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
+}
+
+function taskKey(w: TaskWrite): string {
+  return `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
 }
 
 /** A stored blob as a Buffer without copying it (both drivers return Buffers; others views). */

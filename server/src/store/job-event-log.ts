@@ -75,6 +75,14 @@ export function lockedInsertOfNewJob(e: {
     from event_lock, ${e.from})`;
 }
 
+/** An event whose data (JSON text) and whether it is appended at all are SQL over a statement's CTEs. */
+export interface EventInSql {
+  jobInstanceId: number;
+  kind: JobEventKind;
+  data: RawBuilder<unknown>;
+  when: RawBuilder<unknown>;
+}
+
 /** Arbitrary constant naming the event log's advisory lock. */
 const EVENT_LOCK_KEY = 7_411_015;
 const INSERT_CHUNK = 500;
@@ -163,12 +171,40 @@ export class JobEventLog {
     return lockedInsert(rows, events.length, condition);
   }
 
+  /**
+   * PostgreSQL: the CTEs `event_lock` and `appended` of a statement that is a whole write on
+   * its own, for events decided by that statement (see EventInSql). The lock waits for `after`
+   * (SQL naming the statement's last change), so it is taken after every row lock of the
+   * statement, as in a transaction whose last statement appends; the events follow their order.
+   */
+  async appendingInSql(
+    db: Kysely<Database>,
+    events: readonly EventInSql[],
+    after: RawBuilder<unknown>,
+    now = Date.now(),
+  ): Promise<RawBuilder<unknown>> {
+    await this.rowsOf(db, [], now, events);
+    const values = events.map((e, n) => {
+      const scope = this.scopeOfJob.get(e.jobInstanceId) ?? { type: '', id: '' };
+      return sql`(${n}::integer, ${e.jobInstanceId}::bigint, ${scope.type}::text, ${scope.id}::text, ${e.kind}::text, (${e.data})::text, (${e.when})::boolean)`;
+    });
+    return sql`event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY}) from (${after}) as after_changes),
+    appended as (insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
+    select e.job_instance_id, e.scope_type, e.scope_id, e.kind, e.data, ${now}::bigint
+    from event_lock, (values ${sql.join(values)}) as e(n, job_instance_id, scope_type, scope_id, kind, data, applies)
+    where e.applies
+    order by e.n)`;
+  }
+
   private async rowsOf(
-    tx: Transaction<Database>,
+    tx: Kysely<Database>,
     events: readonly PendingEvent[],
     now: number,
+    also: readonly { jobInstanceId: number }[] = [],
   ): Promise<Insertable<JobEventTable>[]> {
-    const missing = [...new Set(events.map((e) => e.jobInstanceId))].filter((id) => !this.scopeOfJob.has(id));
+    const missing = [...new Set([...events, ...also].map((e) => e.jobInstanceId))].filter(
+      (id) => !this.scopeOfJob.has(id),
+    );
     for (let i = 0; i < missing.length; i += INSERT_CHUNK) {
       const rows = await tx
         .selectFrom('job_instance')
