@@ -421,6 +421,7 @@ export class ExecutionStore {
           from (select status, count(*) as n from new_tasks group by status) c) || '}}]}'`;
     const scope = { type: job.scopeType, id: job.scopeId };
     const append = lockedInsertOfNewJob({
+      after: sql`select count(*) from new_tasks`,
       from: sql`new_job, new_step`,
       jobInstanceId: sql`new_job.id`,
       scope,
@@ -1183,7 +1184,11 @@ export class ExecutionStore {
           when: sql`exists (select 1 from ended_job)`,
         });
     }
-    const append = await this.events.appendingInSql(this.db, events, sql`select count(*) from stepped`);
+    const append = await this.events.appendingInSql(
+      this.db,
+      events,
+      sql`select (select count(*) from updated) + (select count(*) from ended_job) + (select count(*) from stepped)`,
+    );
     const { rows } = await sql<{ applied: boolean; ended: boolean; before: number | null }>`with ${carried}
       task_row as (select status from host_task where ${key}${afterOutput} for update),
       step_row as (select hosts_version from step_instance

@@ -58,10 +58,12 @@ function lockedInsert(
 /**
  * PostgreSQL: the CTEs `event_lock` and `appended` for one event of a job that the same
  * statement stores: its job id and data are SQL over that statement's other CTEs (`from`), so
- * the job, its rows and its event cost one statement. The lock comes before the row's id, as
- * in lockedInsert; a statement outside a transaction holds it to its own commit.
+ * the job, its rows and its event cost one statement. The lock waits for `after` (SQL naming
+ * the statement's last insert), so no other row is written while it is held, and comes before
+ * the event's id, as in lockedInsert; a statement outside a transaction holds it to its commit.
  */
 export function lockedInsertOfNewJob(e: {
+  after: RawBuilder<unknown>;
   from: RawBuilder<unknown>;
   jobInstanceId: RawBuilder<unknown>;
   scope: { type: string; id: string };
@@ -69,7 +71,7 @@ export function lockedInsertOfNewJob(e: {
   data: RawBuilder<unknown>;
   at: number;
 }): RawBuilder<unknown> {
-  return sql`event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY})),
+  return sql`event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY}) from (${e.after}) as after_inserts),
     appended as (insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
     select ${e.jobInstanceId}, ${e.scope.type}::text, ${e.scope.id}::text, ${e.kind}::text, ${e.data}, ${e.at}::bigint
     from event_lock, ${e.from})`;
