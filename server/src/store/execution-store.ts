@@ -1102,7 +1102,7 @@ export class ExecutionStore {
         : sql``;
     // The output goes in first (the task's row is read after it), as in a batch of several statements.
     const afterOutput = chunkRows.length > 0 ? sql` and (select count(*) from carried) >= 0` : sql``;
-    const set: Record<string, number | null> = { version: -1 };
+    const set: Record<string, number | null> = {};
     if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
     if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
     if (w.startTime !== undefined) set.start_time = w.startTime;
@@ -1110,13 +1110,11 @@ export class ExecutionStore {
     if (w.exitCode !== undefined) set.exit_code = w.exitCode;
     if (w.errorCode !== undefined) set.error_code = w.errorCode;
     if (w.endTime !== undefined) set.end_time = w.endTime;
-    const assignments = sql.join(
-      Object.entries(set).map(([col, v]) =>
-        col === 'version'
-          ? sql`version = (select hosts_version + 1 from step_row)`
-          : sql`${sql.ref(col)} = ${v}`,
-      ),
-    );
+    // The task's version is the step's hosts version after this statement's bump (stepped).
+    const assignments = sql.join([
+      sql`version = (select hosts_version + 1 from step_row)`,
+      ...Object.entries(set).map(([col, v]) => sql`${sql.ref(col)} = ${v}`),
+    ]);
     const after = end?.unlessPendingAfter;
     const noLaterPending =
       end === undefined || after === undefined
