@@ -11,12 +11,20 @@ import type { Kysely, RawBuilder, Selectable, Transaction } from 'kysely';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import { updateHostTasks } from './host-task-update.js';
-import { insertHostTasksById } from './host-tasks-by-id.js';
+import {
+  inIdOrder,
+  insertHostTasksById,
+  namedHostsOnPostgres,
+  TargetsChanged,
+  TASKS_RETURNED_UP_TO,
+} from './host-tasks-by-id.js';
 import type { HostsById } from './host-tasks-by-id.js';
 import type { HostTaskChange } from './host-task-update.js';
-import { JobEventLog } from './job-event-log.js';
+import { JobEventLog, lockedInsertOfNewJob } from './job-event-log.js';
+import type { EventInSql } from './job-event-log.js';
 import { compiledInsert, insertRows } from './row-insert.js';
 import { decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
+import type { StoredChunk } from './log-chunk-codec.js';
 import { alignOutput, joinChunks } from './output-alignment.js';
 import type { AlignedOutput } from './output-alignment.js';
 import type { PendingEvent } from './job-event-log.js';
@@ -260,6 +268,39 @@ function stepEvents(
   return out;
 }
 
+function stepRowsOf(job: NewJob, running: boolean, now: number) {
+  return job.steps.map((step, order) => ({
+    step_order: order,
+    name: step.name,
+    type: step.type,
+    status: running && order === 0 ? 2 : 1,
+    execute_count: 0,
+    create_time: now,
+    start_time: running && order === 0 ? now : null,
+    end_time: null,
+    spec: JSON.stringify(step.spec),
+    sealed_key: sealedKeyOf(step.spec as StepSpec),
+    current_batch: (step.hostsById ? step.hostsById.batches : step.hosts.some((h) => h.batch > 0)) ? 1 : 0,
+  }));
+}
+
+/** The created event's fields of the job, after its id and before its steps. */
+function createdFields(job: NewJob, running: boolean, now: number) {
+  return {
+    created: true,
+    name: job.name,
+    status: running ? 2 : 1,
+    create_time: now,
+    start_time: running ? now : null,
+    operator: job.operator,
+  };
+}
+
+/** The created event's fields of a step, after its id and before its tasks' counts. */
+function createdStepFields(step: NewStep, started: boolean) {
+  return { name: step.name, type: step.type, status: started ? 2 : 1, execute_count: 0 };
+}
+
 export class ExecutionStore {
   /** Every status change and output append, written with the change (see job-event-log.ts). */
   readonly events: JobEventLog;
@@ -327,6 +368,16 @@ export class ExecutionStore {
    * the acknowledgement leaves a job that recovery carries on, never one stuck as pending.
    */
   async createJobInstance(job: NewJob, running: boolean, now = Date.now()): Promise<CreatedJob> {
+    const [only] = job.steps;
+    if (
+      this.engine === 'postgres' &&
+      job.steps.length === 1 &&
+      only?.hostsById &&
+      only.hostsById.ids.length <= TASKS_RETURNED_UP_TO &&
+      !job.plan &&
+      !job.cron
+    )
+      return this.createByIdAtOnce(job, only, only.hostsById, running, now);
     const storing = { jobInstanceId: 0, stepInstanceIds: [] as number[] };
     try {
       return await this.createJobInstanceOnce(job, running, now, storing);
@@ -334,6 +385,125 @@ export class ExecutionStore {
       this.events.forget(storing.jobInstanceId, storing.stepInstanceIds);
       throw err;
     }
+  }
+
+  /**
+   * PostgreSQL, a one-step job of hosts named by id (what fast_execute_script submits), of at
+   * most TASKS_RETURNED_UP_TO hosts: the job, its step, its host tasks and its created event
+   * stored by one statement, sent outside a transaction (a statement is atomic and commits on
+   * its own, as durably as a transaction). One round trip instead of five (begin, job and step,
+   * tasks, event, commit), on the path that answers every submit. The statement reads the
+   * named hosts first; the job is inserted only if all of them are found in the scope (and
+   * with it nothing else), so fewer found throws TargetsChanged with nothing stored, as the
+   * step-by-step insert does. Larger steps take that path: their counts come from a read
+   * (insertHostTasksById says why).
+   */
+  private async createByIdAtOnce(
+    job: NewJob,
+    step: NewStep,
+    byId: HostsById,
+    running: boolean,
+    now: number,
+  ): Promise<CreatedJob> {
+    const started = performance.now();
+    const jobRow = this.jobRowOf(job, running, now);
+    const [stepRow] = stepRowsOf(job, running, now);
+    if (!stepRow) throw new Error('a job of one step has one step row');
+    const named = byId.ids.length;
+    const columns = (row: object) => sql.join(Object.keys(row).map((k) => sql.ref(k)));
+    const values = (row: object) => sql.join(Object.values(row));
+    // The created event's data as the step-by-step path writes it (JSON.stringify of
+    // createdFields and createdStepFields), with the ids and counts the statement makes put in.
+    const fieldsText = (o: object) => JSON.stringify(o).slice(1, -1);
+    const data = sql`'{"job_instance_id":' || new_job.id || ${`,${fieldsText(createdFields(job, running, now))}`}::text
+      || ',"steps":[{"step_instance_id":' || new_step.id || ${`,${fieldsText(createdStepFields(step, running))}`}::text
+      || ',"host_counts":{' || (select coalesce(string_agg('"' || c.status || '":' || c.n, ',' order by c.status), '')
+          from (select status, count(*) as n from new_tasks group by status) c) || '}}]}'`;
+    const scope = { type: job.scopeType, id: job.scopeId };
+    const append = lockedInsertOfNewJob({
+      after: sql`select count(*) from new_tasks`,
+      from: sql`new_job, new_step`,
+      jobInstanceId: sql`new_job.id`,
+      scope,
+      kind: 'job',
+      data,
+      at: now,
+    });
+    const { rows } = await sql<{
+      found: number | string;
+      job_id: number | null;
+      step_id: number | null;
+      tasks: [number, number, number][] | null;
+    }>`with named as (${namedHostsOnPostgres(inIdOrder(byId))}),
+      new_job as (insert into job_instance (${columns(jobRow)}) select ${values(jobRow)}
+        where (select count(*) from named) = ${named}::bigint returning id),
+      new_step as (insert into step_instance (job_instance_id, ${columns(stepRow)})
+        select new_job.id, ${values(stepRow)} from new_job returning id),
+      new_tasks as (insert into host_task
+          (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
+        select new_step.id, 0, n.host_id, n.cloud_id, n.ip, n.ipv6, n.agent_id, n.status, n.batch
+        from new_step, named n returning host_id, status, batch),
+      ${append}
+      select (select count(*) from named) as found, (select id from new_job) as job_id,
+        (select id from new_step) as step_id,
+        (select json_agg(json_build_array(host_id, status, batch)) from new_tasks) as tasks`.execute(this.db);
+    const row = rows[0];
+    if (!row || row.job_id === null || row.step_id === null)
+      throw new TargetsChanged(named, Number(row?.found ?? 0));
+    const jobInstanceId = Number(row.job_id);
+    const stepId = Number(row.step_id);
+    this.events.storing(jobInstanceId, scope, [stepId]);
+    this.transactionObserver('create_job', (performance.now() - started) / 1000);
+    this.events.notify();
+    const tasks = (row.tasks ?? []).map(([host_id, status, batch]) => ({
+      host_id,
+      status,
+      batch,
+      log_bytes: 0,
+      version: 0,
+    }));
+    return {
+      jobInstanceId,
+      stepInstanceIds: [stepId],
+      ...(running
+        ? {
+            running: {
+              step: {
+                id: stepId,
+                job_instance_id: jobInstanceId,
+                step_order: 0,
+                execute_count: 0,
+                spec: stepRow.spec,
+                status: 2,
+                current_batch: stepRow.current_batch,
+              },
+              tasks,
+            },
+          }
+        : {}),
+    };
+  }
+
+  private jobRowOf(job: NewJob, running: boolean, now: number) {
+    return {
+      scope_type: job.scopeType,
+      scope_id: job.scopeId,
+      name: job.name,
+      type: job.type,
+      launch_mode: job.launchMode,
+      operator: job.operator,
+      app_code: job.appCode,
+      status: running ? 2 : 1,
+      create_time: now,
+      start_time: running ? now : null,
+      end_time: null,
+      callback_url: job.callbackUrl,
+      client_request_id: job.clientRequestId,
+      job_plan_id: job.plan?.planId ?? null,
+      job_template_id: job.plan?.templateId ?? null,
+      cron_id: job.cron?.cronId ?? null,
+      ...(this.ownerId ? { owner_id: this.ownerId } : {}),
+    };
   }
 
   private createJobInstanceOnce(
@@ -358,40 +528,8 @@ export class ExecutionStore {
           })
           .returning('id')
           .executeTakeFirstOrThrow());
-      const jobRow = {
-        scope_type: job.scopeType,
-        scope_id: job.scopeId,
-        name: job.name,
-        type: job.type,
-        launch_mode: job.launchMode,
-        operator: job.operator,
-        app_code: job.appCode,
-        status: running ? 2 : 1,
-        create_time: now,
-        start_time: running ? now : null,
-        end_time: null,
-        callback_url: job.callbackUrl,
-        client_request_id: job.clientRequestId,
-        job_plan_id: job.plan?.planId ?? null,
-        job_template_id: job.plan?.templateId ?? null,
-        cron_id: job.cron?.cronId ?? null,
-        ...(this.ownerId ? { owner_id: this.ownerId } : {}),
-      };
-      const stepRows = job.steps.map((step, order) => ({
-        step_order: order,
-        name: step.name,
-        type: step.type,
-        status: running && order === 0 ? 2 : 1,
-        execute_count: 0,
-        create_time: now,
-        start_time: running && order === 0 ? now : null,
-        end_time: null,
-        spec: JSON.stringify(step.spec),
-        sealed_key: sealedKeyOf(step.spec as StepSpec),
-        current_batch: (step.hostsById ? step.hostsById.batches : step.hosts.some((h) => h.batch > 0))
-          ? 1
-          : 0,
-      }));
+      const jobRow = this.jobRowOf(job, running, now);
+      const stepRows = stepRowsOf(job, running, now);
       const firstRow = stepRows[0];
       // On PostgreSQL the job and its first step are stored by one statement (the job's insert
       // as a WITH of the step's): one round trip fewer for every job.
@@ -457,10 +595,7 @@ export class ExecutionStore {
         }
         steps.push({
           step_instance_id: id,
-          name: step.name,
-          type: step.type,
-          status: running && order === 0 ? 2 : 1,
-          execute_count: 0,
+          ...createdStepFields(step, running && order === 0),
           host_counts: hostCounts,
         });
       }
@@ -480,16 +615,7 @@ export class ExecutionStore {
       const created: PendingEvent = {
         jobInstanceId,
         kind: 'job',
-        data: {
-          job_instance_id: jobInstanceId,
-          created: true,
-          name: job.name,
-          status: running ? 2 : 1,
-          create_time: now,
-          start_time: running ? now : null,
-          operator: job.operator,
-          steps,
-        },
+        data: { job_instance_id: jobInstanceId, ...createdFields(job, running, now), steps },
       };
       return {
         result: { jobInstanceId, stepInstanceIds, ...(first ? { running: first } : {}) },
@@ -777,6 +903,28 @@ export class ExecutionStore {
     // Outside the transaction: a large output is deflated on the thread pool (log-chunk-codec.ts).
     // A cluster's writes are cut to the stored length inside it, and stored as they are.
     const encoded = this.ownerId === undefined ? await encodeOutput(all) : undefined;
+    const [one] = all;
+    const [oneEnd] = ends;
+    if (
+      encoded &&
+      one &&
+      this.engine === 'postgres' &&
+      all.length === 1 &&
+      one.sessionEpoch === undefined &&
+      one.status !== undefined &&
+      !UNFINISHED.includes(one.status) &&
+      ends.length <= 1 &&
+      (!oneEnd ||
+        (oneEnd.stepInstanceId === one.stepInstanceId &&
+          oneEnd.keys.every((k) => k === `${one.stepInstanceId}:${one.executeCount}:${one.hostId}`)))
+    ) {
+      const stored = encoded.get(one) ?? storedAsIs(joinChunks(one.chunks));
+      if (stored.length <= INSERT_CHUNK) {
+        if (await this.commitResultAtOnce(one, stored, oneEnd)) applied.add(taskKey(one));
+        for (const l of this.taskWriteListeners) l(all, applied);
+        return applied;
+      }
+    }
     await this.withEvents({ op: 'commit_task_writes', relaxed }, async (tx) => {
       for (const w of all) w.storedStatus = undefined;
       writes = await fenceBySession(tx, all);
@@ -922,6 +1070,141 @@ export class ExecutionStore {
       w.resultHeld = a.resultHeld;
     }
     for (const l of this.taskWriteListeners) l(writes, applied);
+    return applied;
+  }
+
+  /**
+   * PostgreSQL, one host's result (the batch of a one-host job, and the last result of any
+   * step): commitTaskWrites as one statement sent outside a transaction, a round trip instead
+   * of five (begin, output and version bump, task update, step and job end with the events,
+   * commit) on the path that answers a poller "finished". Same rules, same locks in the same
+   * order: the task's row (its status before, for the host event), the step's row (its hosts
+   * version), the task's update only while unfinished, the job's end only if that applied and
+   * the job still runs, then the step's row once (version and, with the job, its end: a row is
+   * changed once per statement), and the event lock last. Returns whether the result applied.
+   */
+  private async commitResultAtOnce(
+    w: TaskWrite,
+    stored: readonly StoredChunk[],
+    end: StepEnd | undefined,
+  ): Promise<boolean> {
+    const started = performance.now();
+    const key = sql`step_instance_id = ${w.stepInstanceId} and execute_count = ${w.executeCount} and host_id = ${w.hostId}`;
+    const chunkRows = stored.map(
+      (c) =>
+        sql`(${w.stepInstanceId}::bigint, ${w.executeCount}::integer, ${w.hostId}::bigint, ${c.offset}::bigint, ${c.data}, ${c.encoding})`,
+    );
+    const carried =
+      chunkRows.length > 0
+        ? sql`carried as (insert into log_chunk (step_instance_id, execute_count, host_id, "offset", data, encoding)
+            values ${sql.join(chunkRows)}
+            on conflict (step_instance_id, execute_count, host_id, "offset") do nothing returning 1),`
+        : sql``;
+    // The output goes in first (the task's row is read after it), as in a batch of several statements.
+    const afterOutput = chunkRows.length > 0 ? sql` and (select count(*) from carried) >= 0` : sql``;
+    const set: Record<string, number | null> = {};
+    if (w.logBytes !== undefined) set.log_bytes = w.logBytes;
+    if (w.droppedBytes !== undefined) set.dropped_bytes = w.droppedBytes;
+    if (w.startTime !== undefined) set.start_time = w.startTime;
+    set.status = w.status ?? null;
+    if (w.exitCode !== undefined) set.exit_code = w.exitCode;
+    if (w.errorCode !== undefined) set.error_code = w.errorCode;
+    if (w.endTime !== undefined) set.end_time = w.endTime;
+    // The task's version is the step's hosts version after this statement's bump (stepped).
+    const assignments = sql.join([
+      sql`version = (select hosts_version + 1 from step_row)`,
+      ...Object.entries(set).map(([col, v]) => sql`${sql.ref(col)} = ${v}`),
+    ]);
+    const after = end?.unlessPendingAfter;
+    const noLaterPending =
+      end === undefined || after === undefined
+        ? sql``
+        : sql` and not exists (select 1 from step_instance where job_instance_id = ${end.jobInstanceId} and step_order > ${after} and status = 1)`;
+    const endsJob = end
+      ? sql`update job_instance set status = ${end.jobStatus}, end_time = ${end.endTime}
+          where id = ${end.jobInstanceId} and status = 2${noLaterPending}
+            and exists (select 1 from updated) returning id`
+      : sql`select id from job_instance where false`;
+    const stepEnd = end
+      ? sql`, status = case when exists (select 1 from ended_job) then ${end.stepStatus} else status end,
+          end_time = case when exists (select 1 from ended_job) then ${end.endTime} else end_time end`
+      : sql``;
+    // Events as commitTaskWrites appends them: output, the host's move (only if it applied and
+    // changed the status), then the step's and the job's end (only if the job ended).
+    const jobInstanceId =
+      (await this.events.jobsOfSteps(this.db, [w.stepInstanceId])).get(w.stepInstanceId) ?? 0;
+    const task = {
+      job_instance_id: jobInstanceId,
+      step_instance_id: w.stepInstanceId,
+      execute_count: w.executeCount,
+      bk_host_id: w.hostId,
+    };
+    const text = (data: Record<string, unknown>) => sql`${JSON.stringify(data)}::text`;
+    const events: EventInSql[] = [];
+    const [first] = w.chunks;
+    if (first) {
+      const length = w.chunks.reduce((n, c) => n + c.data.length, 0);
+      events.push({
+        jobInstanceId,
+        kind: 'log',
+        data: text({ ...task, offset: first.offset, length }),
+        when: sql`true`,
+      });
+    }
+    // The host event's from_status is the status read (and locked) by the statement itself.
+    const fieldsText = (o: object) => JSON.stringify(o).slice(1, -1);
+    const moved = {
+      status: w.status,
+      exit_code: w.exitCode ?? null,
+      error_code: w.errorCode ?? 0,
+      ...(w.startTime !== undefined ? { start_time: w.startTime } : {}),
+      ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
+    };
+    events.push({
+      jobInstanceId,
+      kind: 'host',
+      data: sql`${`{${fieldsText(task)},"from_status":`}::text || coalesce((select status from task_row)::text, 'null')
+        || ${`,${fieldsText(moved)}}`}::text`,
+      when: sql`exists (select 1 from updated) and (select status from task_row) is distinct from ${w.status}::integer`,
+    });
+    if (end) {
+      for (const e of [
+        ...stepEvents(end.jobInstanceId, end.stepInstanceId, {
+          status: end.stepStatus,
+          end_time: end.endTime,
+        }),
+        jobEvent(end.jobInstanceId, { status: end.jobStatus, end_time: end.endTime }),
+      ])
+        events.push({
+          jobInstanceId: e.jobInstanceId,
+          kind: e.kind,
+          data: text(e.data),
+          when: sql`exists (select 1 from ended_job)`,
+        });
+    }
+    const append = await this.events.appendingInSql(
+      this.db,
+      events,
+      sql`select (select count(*) from updated) + (select count(*) from ended_job) + (select count(*) from stepped)`,
+    );
+    const { rows } = await sql<{ applied: boolean; ended: boolean; before: number | null }>`with ${carried}
+      task_row as (select status from host_task where ${key}${afterOutput} for update),
+      step_row as (select hosts_version from step_instance
+        where id = ${w.stepInstanceId} and (select count(*) from task_row) >= 0 for update),
+      updated as (update host_task set ${assignments}
+        where ${key} and status in (${sql.join(UNFINISHED)}) returning 1),
+      ended_job as (${endsJob}),
+      stepped as (update step_instance set hosts_version = (select hosts_version + 1 from step_row)${stepEnd}
+        where id = ${w.stepInstanceId} returning 1),
+      ${append}
+      select exists (select 1 from updated) as applied, exists (select 1 from ended_job) as ended,
+        (select status from task_row) as before`.execute(this.db);
+    const row = rows[0];
+    const applied = row?.applied === true;
+    if (!applied) w.storedStatus = row?.before ?? undefined;
+    if (end) end.applied = row?.ended === true;
+    this.transactionObserver('commit_task_writes', (performance.now() - started) / 1000);
+    this.events.notify();
     return applied;
   }
 
@@ -1244,6 +1527,10 @@ export class ExecutionStore {
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
+}
+
+function taskKey(w: TaskWrite): string {
+  return `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
 }
 
 /** A stored blob as a Buffer without copying it (both drivers return Buffers; others views). */

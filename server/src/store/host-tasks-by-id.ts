@@ -129,17 +129,26 @@ type EngineInsert = (
   returning: RawBuilder<unknown> | undefined,
 ) => Promise<unknown[]>;
 
+/**
+ * PostgreSQL: the named hosts that exist in the scope, as the columns of their new tasks
+ * (host_id, cloud_id, ip, ipv6, agent_id, status, batch). Array literals made here in one
+ * join: node-postgres prepares an array element by element.
+ */
+export function namedHostsOnPostgres(t: HostsById): RawBuilder<unknown> {
+  return sql`select h.id as host_id, h.cloud_id, h.ip, h.ipv6, h.agent_id,
+      case when coalesce(h.agent_id, '') = '' then ${AGENT_NOT_INSTALLED}::integer else ${WAITING}::integer end as status,
+      coalesce(w.batch, 0) as batch
+    from unnest(${`{${t.ids.join(',')}}`}::bigint[], ${`{${(t.batches ?? []).join(',')}}`}::integer[])
+      as w(id, batch)
+    join host h on h.id = w.id
+    where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])`;
+}
+
 const onPostgres: EngineInsert = async (tx, stepInstanceId, t, returning) => {
-  // Array literals made here in one join: node-postgres prepares an array element by element.
   const r =
     await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
-      select ${stepInstanceId}::bigint, 0, h.id, h.cloud_id, h.ip, h.ipv6, h.agent_id,
-        case when coalesce(h.agent_id, '') = '' then ${AGENT_NOT_INSTALLED}::integer else ${WAITING}::integer end,
-        coalesce(w.batch, 0)
-      from unnest(${`{${t.ids.join(',')}}`}::bigint[], ${`{${(t.batches ?? []).join(',')}}`}::integer[])
-        as w(id, batch)
-      join host h on h.id = w.id
-      where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])
+      select ${stepInstanceId}::bigint, 0, n.host_id, n.cloud_id, n.ip, n.ipv6, n.agent_id, n.status, n.batch
+      from (${namedHostsOnPostgres(t)}) as n
       ${returning ?? sql``}`.execute(tx);
   return r.rows;
 };

@@ -55,6 +55,36 @@ function lockedInsert(
     order by e.n)`;
 }
 
+/**
+ * PostgreSQL: the CTEs `event_lock` and `appended` for one event of a job that the same
+ * statement stores: its job id and data are SQL over that statement's other CTEs (`from`), so
+ * the job, its rows and its event cost one statement. The lock waits for `after` (SQL naming
+ * the statement's last insert), so no other row is written while it is held, and comes before
+ * the event's id, as in lockedInsert; a statement outside a transaction holds it to its commit.
+ */
+export function lockedInsertOfNewJob(e: {
+  after: RawBuilder<unknown>;
+  from: RawBuilder<unknown>;
+  jobInstanceId: RawBuilder<unknown>;
+  scope: { type: string; id: string };
+  kind: JobEventKind;
+  data: RawBuilder<unknown>;
+  at: number;
+}): RawBuilder<unknown> {
+  return sql`event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY}) from (${e.after}) as after_inserts),
+    appended as (insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
+    select ${e.jobInstanceId}, ${e.scope.type}::text, ${e.scope.id}::text, ${e.kind}::text, ${e.data}, ${e.at}::bigint
+    from event_lock, ${e.from})`;
+}
+
+/** An event whose data (JSON text) and whether it is appended at all are SQL over a statement's CTEs. */
+export interface EventInSql {
+  jobInstanceId: number;
+  kind: JobEventKind;
+  data: RawBuilder<unknown>;
+  when: RawBuilder<unknown>;
+}
+
 /** Arbitrary constant naming the event log's advisory lock. */
 const EVENT_LOCK_KEY = 7_411_015;
 const INSERT_CHUNK = 500;
@@ -143,12 +173,40 @@ export class JobEventLog {
     return lockedInsert(rows, events.length, condition);
   }
 
+  /**
+   * PostgreSQL: the CTEs `event_lock` and `appended` of a statement that is a whole write on
+   * its own, for events decided by that statement (see EventInSql). The lock waits for `after`
+   * (SQL naming the statement's last change), so it is taken after every row lock of the
+   * statement, as in a transaction whose last statement appends; the events follow their order.
+   */
+  async appendingInSql(
+    db: Kysely<Database>,
+    events: readonly EventInSql[],
+    after: RawBuilder<unknown>,
+    now = Date.now(),
+  ): Promise<RawBuilder<unknown>> {
+    await this.rowsOf(db, [], now, events);
+    const values = events.map((e, n) => {
+      const scope = this.scopeOfJob.get(e.jobInstanceId) ?? { type: '', id: '' };
+      return sql`(${n}::integer, ${e.jobInstanceId}::bigint, ${scope.type}::text, ${scope.id}::text, ${e.kind}::text, (${e.data})::text, (${e.when})::boolean)`;
+    });
+    return sql`event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY}) from (${after}) as after_changes),
+    appended as (insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
+    select e.job_instance_id, e.scope_type, e.scope_id, e.kind, e.data, ${now}::bigint
+    from event_lock, (values ${sql.join(values)}) as e(n, job_instance_id, scope_type, scope_id, kind, data, applies)
+    where e.applies
+    order by e.n)`;
+  }
+
   private async rowsOf(
-    tx: Transaction<Database>,
+    tx: Kysely<Database>,
     events: readonly PendingEvent[],
     now: number,
+    also: readonly { jobInstanceId: number }[] = [],
   ): Promise<Insertable<JobEventTable>[]> {
-    const missing = [...new Set(events.map((e) => e.jobInstanceId))].filter((id) => !this.scopeOfJob.has(id));
+    const missing = [...new Set([...events, ...also].map((e) => e.jobInstanceId))].filter(
+      (id) => !this.scopeOfJob.has(id),
+    );
     for (let i = 0; i < missing.length; i += INSERT_CHUNK) {
       const rows = await tx
         .selectFrom('job_instance')
