@@ -536,10 +536,12 @@ export class Engine implements AgentEvents {
     // Offsets make resends harmless: drop what we have, ignore gaps (the agent resends on reconnect).
     if (msg.offset > task.logBytes || msg.offset + data.length <= task.logBytes) return;
     const fresh = data.subarray(task.logBytes - msg.offset);
-    const w = this.agentWrite(step.stepInstanceId, step.executeCount, hostId);
-    w.chunks.push({ offset: task.logBytes, data: fresh });
+    const epoch = this.services.cluster ? this.services.hub.epochOf(hostId) : undefined;
+    this.writer.output(step.stepInstanceId, step.executeCount, hostId, epoch, {
+      offset: task.logBytes,
+      data: fresh,
+    });
     task.logBytes += fresh.length;
-    w.logBytes = task.logBytes;
   }
 
   taskFinished(hostId: number, msg: TaskFinished): void {

@@ -3,8 +3,20 @@
  * transaction at a time. While a commit is in flight, new writes collect for the next one,
  * so the batch size adapts to load: one write per commit when idle, thousands under a burst.
  * Callers learn after the commit which result changes were applied.
+ *
+ * A batch of output alone waits a little for more (OUTPUT_HOLD_MS, or until OUTPUT_BATCH_BYTES
+ * collect): nothing in it is acknowledged to anyone (the agent keeps its output until the
+ * task's result is recorded, and resends from the stored length), and a host printing fast
+ * would otherwise pay a commit (statements, a 'log' event, a fingerprint step) every few
+ * hundred KiB. Any other write (a start, a result) commits at once, with the output held so far.
  */
 import type { ExecutionStore, StepEnd, TaskWrite } from '../store/execution-store.js';
+import { MAX_JOINED_CHUNK_BYTES } from '../store/output-alignment.js';
+
+/** How long a batch of output alone may wait for more before it is committed. */
+export const OUTPUT_HOLD_MS = 20;
+/** Output that commits without waiting: two full log rows, deflated side by side. */
+export const OUTPUT_BATCH_BYTES = 2 * MAX_JOINED_CHUNK_BYTES;
 
 export interface CommittedBatch {
   writes: TaskWrite[];
@@ -22,8 +34,14 @@ function writeKey(w: Pick<TaskWrite, 'stepInstanceId' | 'executeCount' | 'hostId
 export class TaskWriter {
   private pending = new Map<string, TaskWrite>();
   private flushing: Promise<void> | undefined;
-  private scheduled = false;
+  /** The armed flush: when it runs, and how to cancel it (an earlier one replaces it). */
+  private scheduled: { at: number; cancel: () => void } | undefined;
   private backoffUntil = 0;
+  /** Pending holds more than output (see `write`), or a batch that failed: commit without holding. */
+  private urgent = false;
+  /** Output bytes pending, and since when the oldest of them waits. */
+  private heldBytes = 0;
+  private heldSince = 0;
   /** Jobs whose end is in the commit in flight, and that commit (settled after onCommitted). */
   private ending = new Map<number, Promise<void>>();
 
@@ -41,6 +59,37 @@ export class TaskWriter {
    * what an old session left pending stays fenced when a newer one writes for the same task.
    */
   write(stepInstanceId: number, executeCount: number, hostId: number, sessionEpoch?: number): TaskWrite {
+    this.urgent = true;
+    const w = this.pendingWrite(stepInstanceId, executeCount, hostId, sessionEpoch);
+    this.schedule();
+    return w;
+  }
+
+  /**
+   * Output for a task, appended at `offset` (its stored length so far): it may wait for more
+   * output before its commit (see above).
+   */
+  output(
+    stepInstanceId: number,
+    executeCount: number,
+    hostId: number,
+    sessionEpoch: number | undefined,
+    chunk: { offset: number; data: Buffer },
+  ): void {
+    const w = this.pendingWrite(stepInstanceId, executeCount, hostId, sessionEpoch);
+    w.chunks.push(chunk);
+    w.logBytes = chunk.offset + chunk.data.length;
+    if (this.heldBytes === 0) this.heldSince = Date.now();
+    this.heldBytes += chunk.data.length;
+    this.schedule();
+  }
+
+  private pendingWrite(
+    stepInstanceId: number,
+    executeCount: number,
+    hostId: number,
+    sessionEpoch: number | undefined,
+  ): TaskWrite {
     const key = writeKey({ stepInstanceId, executeCount, hostId, sessionEpoch });
     let w = this.pending.get(key);
     if (!w) {
@@ -48,20 +97,30 @@ export class TaskWriter {
       if (sessionEpoch !== undefined) w.sessionEpoch = sessionEpoch;
       this.pending.set(key, w);
     }
-    this.schedule();
     return w;
   }
 
+  /** Arms the next flush (none while one is in flight: it arms the next when it ends). */
   private schedule(): void {
-    if (this.scheduled || this.flushing) return;
-    this.scheduled = true;
+    if (this.flushing || this.pending.size === 0) return;
+    const held = this.urgent || this.heldBytes >= OUTPUT_BATCH_BYTES ? 0 : this.heldSince + OUTPUT_HOLD_MS;
+    const at = Math.max(this.backoffUntil, held);
+    if (this.scheduled) {
+      if (this.scheduled.at <= at) return;
+      this.scheduled.cancel();
+    }
     const run = () => {
-      this.scheduled = false;
+      this.scheduled = undefined;
       void this.flush();
     };
-    const wait = this.backoffUntil - Date.now();
-    if (wait > 0) setTimeout(run, wait);
-    else setImmediate(run);
+    const wait = at - Date.now();
+    if (wait > 0) {
+      const t = setTimeout(run, wait);
+      this.scheduled = { at, cancel: () => clearTimeout(t) };
+    } else {
+      const t = setImmediate(run);
+      this.scheduled = { at, cancel: () => clearImmediate(t) };
+    }
   }
 
   /** A failed batch goes back in front of what arrived since, and is tried again shortly. */
@@ -78,6 +137,7 @@ export class TaskWriter {
       const chunks = [...old.chunks, ...w.chunks];
       Object.assign(old, w, { chunks });
     }
+    this.urgent = true;
     this.backoffUntil = Date.now() + 500;
   }
 
@@ -96,6 +156,8 @@ export class TaskWriter {
     if (this.pending.size === 0) return;
     const writes = [...this.pending.values()];
     this.pending = new Map();
+    this.urgent = false;
+    this.heldBytes = 0;
     this.flushing = (async () => {
       let settle = () => {};
       const settled = new Promise<void>((resolve) => (settle = resolve));
