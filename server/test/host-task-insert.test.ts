@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { distinctAscending, TargetsChanged } from '../src/store/host-tasks-by-id.js';
 import type { HostsById } from '../src/store/host-tasks-by-id.js';
 import type { RunnableTask } from '../src/store/execution-store.js';
@@ -177,6 +178,32 @@ for (const engine of engines()) {
         await store.close();
       }
     });
+
+    it(
+      "a step's spec naming 50,000 hosts is stored lz4-compressed, where PostgreSQL has lz4",
+      { skip: engine === 'sqlite' && 'SQLite does not compress values' },
+      async () => {
+        const store = await Store.open({ databaseUrl: await freshDatabase(engine), dataDir: tempDir('store') });
+        try {
+          const ids = Array.from({ length: 50_000 }, (_, i) => 1001 + i);
+          const spec = { kind: 'script', targetServer: { host_id_list: ids } };
+          const { stepInstanceIds } = await store.executions.createJobInstance(
+            newJob('1', 'wide', [{ name: 'step', type: 1, spec, hosts: [] }]),
+            false,
+          );
+          const { rows } = await sql<{ lz4: boolean; used: string | null; spec: string }>`select
+              (select 'lz4' = any(enumvals) from pg_settings where name = 'default_toast_compression') as lz4,
+              pg_column_compression(spec) as used, spec
+            from step_instance where id = ${stepInstanceIds[0]}`.execute(store.db);
+          const [row] = rows;
+          assert.ok(row);
+          assert.deepEqual(JSON.parse(row.spec), spec);
+          assert.equal(row.used, row.lz4 ? 'lz4' : 'pglz');
+        } finally {
+          await store.close();
+        }
+      },
+    );
   });
 }
 
