@@ -122,7 +122,11 @@ describe('OutputCap', () => {
     assert.equal(oc.dropped, 2 * cap - cap);
     assert.equal(mark?.toString(), marker(cap, cap - tail, tail));
     const last = Buffer.concat(kept);
-    assert.equal(last[last.length - 1], 97 + ((2 * cap / MiB - 1) % 26), 'the tail ends with the last byte printed');
+    assert.equal(
+      last[last.length - 1],
+      97 + (((2 * cap) / MiB - 1) % 26),
+      'the tail ends with the last byte printed',
+    );
   });
 
   it('splits caps up to twice the tail window in halves, larger ones at the window', () => {
@@ -136,7 +140,11 @@ describe('OutputCap', () => {
       assert.equal(oc.push(Buffer.alloc(cap + 1)).length, head, `cap ${cap}`);
       const [mark, ...kept] = oc.finish();
       assert.equal(mark?.toString(), marker(1, head, tail), `cap ${cap}`);
-      assert.equal(kept.reduce((n, b) => n + b.length, 0), tail, `cap ${cap}`);
+      assert.equal(
+        kept.reduce((n, b) => n + b.length, 0),
+        tail,
+        `cap ${cap}`,
+      );
     }
   });
 });

@@ -183,7 +183,10 @@ for (const engine of engines()) {
       "a step's spec naming 50,000 hosts is stored lz4-compressed, where PostgreSQL has lz4",
       { skip: engine === 'sqlite' && 'SQLite does not compress values' },
       async () => {
-        const store = await Store.open({ databaseUrl: await freshDatabase(engine), dataDir: tempDir('store') });
+        const store = await Store.open({
+          databaseUrl: await freshDatabase(engine),
+          dataDir: tempDir('store'),
+        });
         try {
           const ids = Array.from({ length: 50_000 }, (_, i) => 1001 + i);
           const spec = { kind: 'script', targetServer: { host_id_list: ids } };

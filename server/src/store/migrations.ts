@@ -828,7 +828,8 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         if (caps.name !== 'postgres') return;
         const { rows } = await sql<{ lz4: boolean }>`select 'lz4' = any(enumvals) as lz4
           from pg_settings where name = 'default_toast_compression'`.execute(db);
-        if (rows[0]?.lz4) await sql`alter table step_instance alter column spec set compression lz4`.execute(db);
+        if (rows[0]?.lz4)
+          await sql`alter table step_instance alter column spec set compression lz4`.execute(db);
       },
     },
   };
