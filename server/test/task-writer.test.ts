@@ -10,7 +10,7 @@ import type { CommittedBatch } from '../src/engine/task-writer.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
-import { newJob } from './helpers/store-fixtures.js';
+import { agentRegistrations, newJob } from './helpers/store-fixtures.js';
 
 after(async () => {
   await dropFreshDatabases();
@@ -32,25 +32,14 @@ for (const engine of engines()) {
       const store = await Store.open({ databaseUrl: await freshDatabase(engine), dataDir: tempDir('store') });
       try {
         const ex = store.executions;
-        const [host] = await store.inventory.registerAgentHosts([
-          {
-            cloudId: 0,
-            ip: '10.9.0.1',
-            ipv6: '',
-            hostname: 'h1',
-            osType: 'linux',
-            agentId: 'agent-1',
-            agentTokenHash: 'x',
-            bizId: null,
-          },
-        ]);
+        const [host] = await store.inventory.registerAgentHosts(agentRegistrations(1, '10.9', null));
         assert.ok(host);
         const hostRow = {
           hostId: host.id,
           cloudId: 0,
           ip: host.ip,
           ipv6: '',
-          agentId: 'agent-1',
+          agentId: 'agent-0',
           status: 5,
           batch: 0,
         };
