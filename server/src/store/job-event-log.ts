@@ -56,11 +56,29 @@ function lockedInsert(
 }
 
 /**
+ * PostgreSQL: the CTEs `event_lock` and `appended` of a statement that is a whole write on its
+ * own (no transaction around it). The lock waits for `after` (SQL naming the statement's last
+ * change), so it is taken after every row lock of the statement, as in a transaction whose last
+ * statement appends, and before any event gets its id, as in lockedInsert; the statement holds
+ * it to its commit. `events` selects (n, job_instance_id, scope_type, scope_id, kind, data) over
+ * the statement's other CTEs; they are appended in the order of n.
+ */
+function lockedInsertAfter(
+  after: RawBuilder<unknown>,
+  events: RawBuilder<unknown>,
+  at: number,
+): RawBuilder<unknown> {
+  return sql`event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY}) from (${after}) as after_changes),
+    appended as (insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
+    select e.job_instance_id, e.scope_type, e.scope_id, e.kind, e.data, ${at}::bigint
+    from event_lock, (${events}) as e
+    order by e.n)`;
+}
+
+/**
  * PostgreSQL: the CTEs `event_lock` and `appended` for one event of a job that the same
  * statement stores: its job id and data are SQL over that statement's other CTEs (`from`), so
- * the job, its rows and its event cost one statement. The lock waits for `after` (SQL naming
- * the statement's last insert), so no other row is written while it is held, and comes before
- * the event's id, as in lockedInsert; a statement outside a transaction holds it to its commit.
+ * the job, its rows and its event cost one statement (see lockedInsertAfter).
  */
 export function lockedInsertOfNewJob(e: {
   after: RawBuilder<unknown>;
@@ -71,10 +89,12 @@ export function lockedInsertOfNewJob(e: {
   data: RawBuilder<unknown>;
   at: number;
 }): RawBuilder<unknown> {
-  return sql`event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY}) from (${e.after}) as after_inserts),
-    appended as (insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
-    select ${e.jobInstanceId}, ${e.scope.type}::text, ${e.scope.id}::text, ${e.kind}::text, ${e.data}, ${e.at}::bigint
-    from event_lock, ${e.from})`;
+  return lockedInsertAfter(
+    e.after,
+    sql`select 0 as n, ${e.jobInstanceId} as job_instance_id, ${e.scope.type}::text as scope_type,
+      ${e.scope.id}::text as scope_id, ${e.kind}::text as kind, (${e.data})::text as data from ${e.from}`,
+    e.at,
+  );
 }
 
 /** An event whose data (JSON text) and whether it is appended at all are SQL over a statement's CTEs. */
@@ -175,9 +195,7 @@ export class JobEventLog {
 
   /**
    * PostgreSQL: the CTEs `event_lock` and `appended` of a statement that is a whole write on
-   * its own, for events decided by that statement (see EventInSql). The lock waits for `after`
-   * (SQL naming the statement's last change), so it is taken after every row lock of the
-   * statement, as in a transaction whose last statement appends; the events follow their order.
+   * its own, for events decided by that statement (see EventInSql and lockedInsertAfter).
    */
   async appendingInSql(
     db: Kysely<Database>,
@@ -185,38 +203,27 @@ export class JobEventLog {
     after: RawBuilder<unknown>,
     now = Date.now(),
   ): Promise<RawBuilder<unknown>> {
-    await this.rowsOf(db, [], now, events);
+    await this.cacheScopes(db, events);
     const values = events.map((e, n) => {
-      const scope = this.scopeOfJob.get(e.jobInstanceId) ?? { type: '', id: '' };
+      const scope = this.scopeOf(e.jobInstanceId);
       return sql`(${n}::integer, ${e.jobInstanceId}::bigint, ${scope.type}::text, ${scope.id}::text, ${e.kind}::text, (${e.data})::text, (${e.when})::boolean)`;
     });
-    return sql`event_lock as (select pg_advisory_xact_lock(${EVENT_LOCK_KEY}) from (${after}) as after_changes),
-    appended as (insert into job_event (job_instance_id, scope_type, scope_id, kind, data, at)
-    select e.job_instance_id, e.scope_type, e.scope_id, e.kind, e.data, ${now}::bigint
-    from event_lock, (values ${sql.join(values)}) as e(n, job_instance_id, scope_type, scope_id, kind, data, applies)
-    where e.applies
-    order by e.n)`;
+    return lockedInsertAfter(
+      after,
+      sql`select * from (values ${sql.join(values)}) as v(n, job_instance_id, scope_type, scope_id, kind, data, applies)
+        where v.applies`,
+      now,
+    );
   }
 
   private async rowsOf(
     tx: Kysely<Database>,
     events: readonly PendingEvent[],
     now: number,
-    also: readonly { jobInstanceId: number }[] = [],
   ): Promise<Insertable<JobEventTable>[]> {
-    const missing = [...new Set([...events, ...also].map((e) => e.jobInstanceId))].filter(
-      (id) => !this.scopeOfJob.has(id),
-    );
-    for (let i = 0; i < missing.length; i += INSERT_CHUNK) {
-      const rows = await tx
-        .selectFrom('job_instance')
-        .select(['id', 'scope_type', 'scope_id'])
-        .where('id', 'in', missing.slice(i, i + INSERT_CHUNK))
-        .execute();
-      for (const r of rows) remember(this.scopeOfJob, r.id, { type: r.scope_type, id: r.scope_id });
-    }
+    await this.cacheScopes(tx, events);
     return events.map((e) => {
-      const scope = this.scopeOfJob.get(e.jobInstanceId) ?? { type: '', id: '' };
+      const scope = this.scopeOf(e.jobInstanceId);
       return {
         job_instance_id: e.jobInstanceId,
         scope_type: scope.type,
@@ -226,6 +233,26 @@ export class JobEventLog {
         at: now,
       };
     });
+  }
+
+  /** Reads the scopes of the events' jobs that the cache lacks. */
+  private async cacheScopes(
+    db: Kysely<Database>,
+    events: readonly { jobInstanceId: number }[],
+  ): Promise<void> {
+    const missing = [...new Set(events.map((e) => e.jobInstanceId))].filter((id) => !this.scopeOfJob.has(id));
+    for (let i = 0; i < missing.length; i += INSERT_CHUNK) {
+      const rows = await db
+        .selectFrom('job_instance')
+        .select(['id', 'scope_type', 'scope_id'])
+        .where('id', 'in', missing.slice(i, i + INSERT_CHUNK))
+        .execute();
+      for (const r of rows) remember(this.scopeOfJob, r.id, { type: r.scope_type, id: r.scope_id });
+    }
+  }
+
+  private scopeOf(jobInstanceId: number): { type: string; id: string } {
+    return this.scopeOfJob.get(jobInstanceId) ?? { type: '', id: '' };
   }
 
   /** Wakes the streams of this server; streams of other servers find the events by polling. */
