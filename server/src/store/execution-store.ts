@@ -8,6 +8,7 @@ import { countByStatus } from '../engine/statuses.js';
 import { sealedKeyOf } from '../engine/sensitive-params.js';
 import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, RawBuilder, Selectable, Transaction } from 'kysely';
+import { taskKey } from '@jobfleet/protocol';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import { updateHostTasks } from './host-task-update.js';
@@ -916,11 +917,12 @@ export class ExecutionStore {
       ends.length <= 1 &&
       (!oneEnd ||
         (oneEnd.stepInstanceId === one.stepInstanceId &&
-          oneEnd.keys.every((k) => k === `${one.stepInstanceId}:${one.executeCount}:${one.hostId}`)))
+          oneEnd.keys.every((k) => k === taskKey(one.stepInstanceId, one.executeCount, one.hostId))))
     ) {
       const stored = encoded.get(one) ?? storedAsIs(joinChunks(one.chunks));
       if (stored.length <= INSERT_CHUNK) {
-        if (await this.commitResultAtOnce(one, stored, oneEnd)) applied.add(taskKey(one));
+        if (await this.commitResultAtOnce(one, stored, oneEnd))
+          applied.add(taskKey(one.stepInstanceId, one.executeCount, one.hostId));
         for (const l of this.taskWriteListeners) l(all, applied);
         return applied;
       }
@@ -1015,7 +1017,7 @@ export class ExecutionStore {
         if (!change) continue;
         const result = resultOf(w);
         const updated = changed.has(change);
-        const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
+        const key = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
         if (result.status !== undefined && !updated) w.storedStatus = before.get(key);
         if (result.status === undefined || w.status === undefined || !updated) continue;
         applied.add(key);
@@ -1527,10 +1529,6 @@ export class ExecutionStore {
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
-}
-
-function taskKey(w: TaskWrite): string {
-  return `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
 }
 
 /** A stored blob as a Buffer without copying it (both drivers return Buffers; others views). */
