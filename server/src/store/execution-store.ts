@@ -285,6 +285,19 @@ function stepRowsOf(job: NewJob, running: boolean, now: number) {
   }));
 }
 
+/** The first step of a job created running, as the engine starts it. */
+function runningFirstStep(id: number, jobInstanceId: number, row: { spec: string; current_batch: number }) {
+  return {
+    id,
+    job_instance_id: jobInstanceId,
+    step_order: 0,
+    execute_count: 0,
+    spec: row.spec,
+    status: 2,
+    current_batch: row.current_batch,
+  };
+}
+
 /** The created event's fields of the job, after its id and before its steps. */
 function createdFields(job: NewJob, running: boolean, now: number) {
   return {
@@ -468,18 +481,7 @@ export class ExecutionStore {
       stepInstanceIds: [stepId],
       ...(running
         ? {
-            running: {
-              step: {
-                id: stepId,
-                job_instance_id: jobInstanceId,
-                step_order: 0,
-                execute_count: 0,
-                spec: stepRow.spec,
-                status: 2,
-                current_batch: stepRow.current_batch,
-              },
-              tasks,
-            },
+            running: { step: runningFirstStep(stepId, jobInstanceId, stepRow), tasks },
           }
         : {}),
     };
@@ -552,7 +554,6 @@ export class ExecutionStore {
       let first: CreatedJob['running'];
       for (const [order, step] of job.steps.entries()) {
         const row = stepRows[order] as (typeof stepRows)[number];
-        const { spec, current_batch: currentBatch } = row;
         const id =
           order === 0 && together
             ? together.id
@@ -573,15 +574,7 @@ export class ExecutionStore {
             );
         if (running && order === 0) {
           first = {
-            step: {
-              id,
-              job_instance_id: jobInstanceId,
-              step_order: order,
-              execute_count: 0,
-              spec,
-              status: 2,
-              current_batch: currentBatch,
-            },
+            step: runningFirstStep(id, jobInstanceId, row),
             // Tasks made by the database from many host ids are read when the step starts.
             tasks: byId
               ? byId.tasks?.map((t) => ({ ...t, log_bytes: 0, version: 0 }))
