@@ -285,6 +285,40 @@ function stepRowsOf(job: NewJob, running: boolean, now: number) {
   }));
 }
 
+/** The fields of an object as JSON text without its braces, to be spliced into JSON built in SQL. */
+function jsonFields(o: object): string {
+  return JSON.stringify(o).slice(1, -1);
+}
+
+/** The fields every log and host event of a task starts with. */
+function taskEventFields(jobInstanceId: number, w: TaskWrite) {
+  return {
+    job_instance_id: jobInstanceId,
+    step_instance_id: w.stepInstanceId,
+    execute_count: w.executeCount,
+    bk_host_id: w.hostId,
+  };
+}
+
+/** A host event's fields after its from_status: where the write moves the task. */
+function hostMoveFields(w: TaskWrite) {
+  return {
+    status: w.status,
+    exit_code: w.exitCode ?? null,
+    error_code: w.errorCode ?? 0,
+    ...(w.startTime !== undefined ? { start_time: w.startTime } : {}),
+    ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
+  };
+}
+
+/** The events of a step's end and its job's. */
+function endEvents(end: StepEnd): PendingEvent[] {
+  return [
+    ...stepEvents(end.jobInstanceId, end.stepInstanceId, { status: end.stepStatus, end_time: end.endTime }),
+    jobEvent(end.jobInstanceId, { status: end.jobStatus, end_time: end.endTime }),
+  ];
+}
+
 /** The first step of a job created running, as the engine starts it. */
 function runningFirstStep(id: number, jobInstanceId: number, row: { spec: string; current_batch: number }) {
   return {
@@ -428,9 +462,8 @@ export class ExecutionStore {
     const values = (row: object) => sql.join(Object.values(row));
     // The created event's data as the step-by-step path writes it (JSON.stringify of
     // createdFields and createdStepFields), with the ids and counts the statement makes put in.
-    const fieldsText = (o: object) => JSON.stringify(o).slice(1, -1);
-    const data = sql`'{"job_instance_id":' || new_job.id || ${`,${fieldsText(createdFields(job, running, now))}`}::text
-      || ',"steps":[{"step_instance_id":' || new_step.id || ${`,${fieldsText(createdStepFields(step, running))}`}::text
+    const data = sql`'{"job_instance_id":' || new_job.id || ${`,${jsonFields(createdFields(job, running, now))}`}::text
+      || ',"steps":[{"step_instance_id":' || new_step.id || ${`,${jsonFields(createdStepFields(step, running))}`}::text
       || ',"host_counts":{' || (select coalesce(string_agg('"' || c.status || '":' || c.n, ',' order by c.status), '')
           from (select status, count(*) as n from new_tasks group by status) c) || '}}]}'`;
     const scope = { type: job.scopeType, id: job.scopeId };
@@ -994,12 +1027,7 @@ export class ExecutionStore {
       const changed = await updateHostTasks(tx, [...changes.values()]);
       for (const w of writes) {
         const jobInstanceId = jobs.get(w.stepInstanceId) ?? 0;
-        const task = {
-          job_instance_id: jobInstanceId,
-          step_instance_id: w.stepInstanceId,
-          execute_count: w.executeCount,
-          bk_host_id: w.hostId,
-        };
+        const task = taskEventFields(jobInstanceId, w);
         const written = chunksOf(w);
         const first = written[0];
         if (first) {
@@ -1019,24 +1047,9 @@ export class ExecutionStore {
         events.push({
           jobInstanceId,
           kind: 'host',
-          data: {
-            ...task,
-            from_status: from ?? null,
-            status: w.status,
-            exit_code: w.exitCode ?? null,
-            error_code: w.errorCode ?? 0,
-            ...(w.startTime !== undefined ? { start_time: w.startTime } : {}),
-            ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
-          },
+          data: { ...task, from_status: from ?? null, ...hostMoveFields(w) },
         });
       }
-      const endEvents = (end: StepEnd) => [
-        ...stepEvents(end.jobInstanceId, end.stepInstanceId, {
-          status: end.stepStatus,
-          end_time: end.endTime,
-        }),
-        jobEvent(end.jobInstanceId, { status: end.jobStatus, end_time: end.endTime }),
-      ];
       const [oneEnd] = ends;
       if (this.engine === 'postgres' && ends.length === 1 && oneEnd?.keys.every((k) => applied.has(k))) {
         // The end and the events (its own only if it applied) in one statement: the commit
@@ -1128,12 +1141,7 @@ export class ExecutionStore {
     // changed the status), then the step's and the job's end (only if the job ended).
     const jobInstanceId =
       (await this.events.jobsOfSteps(this.db, [w.stepInstanceId])).get(w.stepInstanceId) ?? 0;
-    const task = {
-      job_instance_id: jobInstanceId,
-      step_instance_id: w.stepInstanceId,
-      execute_count: w.executeCount,
-      bk_host_id: w.hostId,
-    };
+    const task = taskEventFields(jobInstanceId, w);
     const text = (data: Record<string, unknown>) => sql`${JSON.stringify(data)}::text`;
     const events: EventInSql[] = [];
     const [first] = w.chunks;
@@ -1147,29 +1155,15 @@ export class ExecutionStore {
       });
     }
     // The host event's from_status is the status read (and locked) by the statement itself.
-    const fieldsText = (o: object) => JSON.stringify(o).slice(1, -1);
-    const moved = {
-      status: w.status,
-      exit_code: w.exitCode ?? null,
-      error_code: w.errorCode ?? 0,
-      ...(w.startTime !== undefined ? { start_time: w.startTime } : {}),
-      ...(w.endTime !== undefined ? { end_time: w.endTime } : {}),
-    };
     events.push({
       jobInstanceId,
       kind: 'host',
-      data: sql`${`{${fieldsText(task)},"from_status":`}::text || coalesce((select status from task_row)::text, 'null')
-        || ${`,${fieldsText(moved)}}`}::text`,
+      data: sql`${`{${jsonFields(task)},"from_status":`}::text || coalesce((select status from task_row)::text, 'null')
+        || ${`,${jsonFields(hostMoveFields(w))}}`}::text`,
       when: sql`exists (select 1 from updated) and (select status from task_row) is distinct from ${w.status}::integer`,
     });
     if (end) {
-      for (const e of [
-        ...stepEvents(end.jobInstanceId, end.stepInstanceId, {
-          status: end.stepStatus,
-          end_time: end.endTime,
-        }),
-        jobEvent(end.jobInstanceId, { status: end.jobStatus, end_time: end.endTime }),
-      ])
+      for (const e of endEvents(end))
         events.push({
           jobInstanceId: e.jobInstanceId,
           kind: e.kind,
