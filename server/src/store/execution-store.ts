@@ -15,6 +15,7 @@ import { updateHostTasks } from './host-task-update.js';
 import {
   inIdOrder,
   insertHostTasksById,
+  insertNamedOnPostgres,
   namedHostsOnPostgres,
   TargetsChanged,
   TASKS_RETURNED_UP_TO,
@@ -486,10 +487,7 @@ export class ExecutionStore {
         where (select count(*) from named) = ${named}::bigint returning id),
       new_step as (insert into step_instance (job_instance_id, ${columns(stepRow)})
         select new_job.id, ${values(stepRow)} from new_job returning id),
-      new_tasks as (insert into host_task
-          (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
-        select new_step.id, 0, n.host_id, n.cloud_id, n.ip, n.ipv6, n.agent_id, n.status, n.batch
-        from new_step, named n returning host_id, status, batch),
+      new_tasks as (${insertNamedOnPostgres(sql`new_step.id`, sql`new_step, named n`)} returning host_id, status, batch),
       ${append}
       select (select count(*) from named) as found, (select id from new_job) as job_id,
         (select id from new_step) as step_id,

@@ -144,12 +144,25 @@ export function namedHostsOnPostgres(t: HostsById): RawBuilder<unknown> {
     where h.biz_id = any(${`{${t.bizIds.join(',')}}`}::bigint[])`;
 }
 
+/**
+ * PostgreSQL: the insert of a step's first tasks from namedHostsOnPostgres's rows, named `n` in
+ * `from` (which also names the step, whose id is `stepId`).
+ */
+export function insertNamedOnPostgres(
+  stepId: RawBuilder<unknown>,
+  from: RawBuilder<unknown>,
+): RawBuilder<unknown> {
+  return sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
+    select ${stepId}, 0, n.host_id, n.cloud_id, n.ip, n.ipv6, n.agent_id, n.status, n.batch
+    from ${from}`;
+}
+
 const onPostgres: EngineInsert = async (tx, stepInstanceId, t, returning) => {
-  const r =
-    await sql`insert into host_task (step_instance_id, execute_count, host_id, cloud_id, ip, ipv6, agent_id, status, batch)
-      select ${stepInstanceId}::bigint, 0, n.host_id, n.cloud_id, n.ip, n.ipv6, n.agent_id, n.status, n.batch
-      from (${namedHostsOnPostgres(t)}) as n
-      ${returning ?? sql``}`.execute(tx);
+  const insert = insertNamedOnPostgres(
+    sql`${stepInstanceId}::bigint`,
+    sql`(${namedHostsOnPostgres(t)}) as n`,
+  );
+  const r = await sql`${insert} ${returning ?? sql``}`.execute(tx);
   return r.rows;
 };
 
