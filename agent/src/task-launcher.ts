@@ -18,6 +18,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { outputBuffer } from '@jobfleet/protocol/agent';
 import { findExecutable } from './script-runner.js';
 
 export interface StartRequest {
@@ -55,6 +56,11 @@ export interface ProcessStarter {
 const LAUNCHER_SCRIPT = fileURLToPath(new URL('../../launcher/task-launcher.pl', import.meta.url));
 const HEADER = 1 + 4 + 4;
 
+interface FrameHead {
+  kind: string;
+  id: number;
+}
+
 function signalName(n: number): NodeJS.Signals | null {
   const entry = Object.entries(os.constants.signals).find(([, num]) => num === n);
   return entry ? (entry[0] as NodeJS.Signals) : null;
@@ -82,9 +88,12 @@ export class TaskLauncher implements ProcessStarter {
   private proc: ChildProcess | undefined;
   private readonly tasks = new Map<number, { events: ProcessEvents; exited: boolean; closed: boolean }>();
   private nextId = 1;
-  /** Bytes read from the launcher that do not make a whole frame yet, and their total length. */
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** The frame being read: its header (kept in `headBuf` while incomplete), and its data. */
+  private readonly headBuf = Buffer.alloc(HEADER);
+  private headFill = 0;
+  private head: FrameHead = { kind: '', id: 0 };
+  private body: Buffer | undefined;
+  private bodyFill = 0;
 
   constructor(private readonly perl: string) {}
 
@@ -127,8 +136,8 @@ export class TaskLauncher implements ProcessStarter {
     if (this.proc) return this.proc;
     const proc = spawn(this.perl, [LAUNCHER_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.proc = proc;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.headFill = 0;
+    this.body = undefined;
     proc.stdout?.on('data', (chunk: Buffer) => this.onData(chunk));
     // An agent that stops or dies closes the pipe; a write racing that is of no consequence.
     proc.stdin?.on('error', () => undefined);
@@ -147,31 +156,49 @@ export class TaskLauncher implements ProcessStarter {
   }
 
   /**
-   * Frames of a task printing fast are up to a MiB and arrive in pipe reads of 64 KiB: the
-   * reads are kept until a frame is whole and joined once (joining at every read copies the
-   * frame's start over and over).
+   * Frames of a task printing fast are up to a MiB and arrive in pipe reads of 64 KiB. A frame
+   * that a read holds whole is handed on as a part of it; a longer one is assembled, each read
+   * copied once into a buffer of the frame's length (output into an `outputBuffer`, whose
+   * frame to the server is then laid around it without another copy).
    */
   private onData(chunk: Buffer): void {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    const first = this.pending[0] as Buffer;
-    if (first.length >= HEADER && this.pendingBytes < HEADER + first.readUInt32BE(5)) return;
-    if (first.length < HEADER && this.pendingBytes < HEADER) return;
-    let buf = this.pending.length === 1 ? first : Buffer.concat(this.pending, this.pendingBytes);
-    while (buf.length >= HEADER) {
-      const len = buf.readUInt32BE(5);
-      if (buf.length < HEADER + len) break;
-      const kind = String.fromCharCode(buf[0] ?? 0);
-      const id = buf.readUInt32BE(1);
-      const data = buf.subarray(HEADER, HEADER + len);
-      buf = buf.subarray(HEADER + len);
-      this.onFrame(kind, id, data);
+    let at = 0;
+    while (at < chunk.length) {
+      const body = this.body;
+      if (body) {
+        const n = chunk.copy(body, this.bodyFill, at);
+        at += n;
+        this.bodyFill += n;
+        if (this.bodyFill < body.length) return;
+        this.body = undefined;
+        this.onFrame(this.head, body);
+        continue;
+      }
+      let head: Buffer;
+      if (this.headFill === 0 && chunk.length - at >= HEADER) {
+        head = chunk.subarray(at, at + HEADER);
+        at += HEADER;
+      } else {
+        const n = chunk.copy(this.headBuf, this.headFill, at, at + HEADER - this.headFill);
+        at += n;
+        this.headFill += n;
+        if (this.headFill < HEADER) return;
+        this.headFill = 0;
+        head = this.headBuf;
+      }
+      this.head = { kind: String.fromCharCode(head[0] ?? 0), id: head.readUInt32BE(1) };
+      const len = head.readUInt32BE(5);
+      if (chunk.length - at >= len) {
+        this.onFrame(this.head, chunk.subarray(at, at + len));
+        at += len;
+        continue;
+      }
+      this.body = this.head.kind === 'O' ? outputBuffer(len) : Buffer.allocUnsafe(len);
+      this.bodyFill = 0;
     }
-    this.pending = buf.length > 0 ? [buf] : [];
-    this.pendingBytes = buf.length;
   }
 
-  private onFrame(kind: string, id: number, data: Buffer): void {
+  private onFrame({ kind, id }: FrameHead, data: Buffer): void {
     const task = this.tasks.get(id);
     if (!task) return;
     const t = task.events;

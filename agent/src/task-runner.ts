@@ -244,7 +244,8 @@ export class TaskRunner implements TaskRunnerPort {
     if (bytes.length === 0 || !this.isCurrent(task)) return;
     this.spool.append(task.key, bytes);
     for (let i = 0; i < bytes.length; i += FRAME_BYTES) {
-      const part = bytes.subarray(i, i + FRAME_BYTES);
+      // Not a part of it when it fits: its frame may be laid around it (see outputBuffer).
+      const part = bytes.length <= FRAME_BYTES ? bytes : bytes.subarray(i, i + FRAME_BYTES);
       const offset = task.written;
       this.spool.afterWritten(() => this.reports.output(task.key, offset, part));
       task.written += part.length;

@@ -4,4 +4,4 @@
  */
 export * from './link-basics.js';
 export * from './agent-checks.js';
-export { encodeOutputFrame } from './output-frame.js';
+export { encodeOutputFrame, outputBuffer } from './output-frame.js';

@@ -19,15 +19,44 @@ export interface OutputFrame {
   data: Buffer;
 }
 
+/**
+ * Bytes a buffer from `outputBuffer` keeps free in front of its data: the frame's fields with a
+ * task key of up to 52 characters (three safe integers and two colons).
+ */
+const ROOM = 64;
+
+/** Buffers from `outputBuffer` whose room is still free. */
+const roomy = new WeakSet<Buffer>();
+
+/**
+ * A buffer for `length` bytes of output with room in front of them for an output frame's fields:
+ * `encodeOutputFrame` lays the frame around those bytes instead of copying them into a new one
+ * (a task printing fast sends a MiB per frame, and that copy was a large part of the agent's
+ * work). The agent assembles the output its launcher relays in these.
+ */
+export function outputBuffer(length: number): Buffer {
+  const data = Buffer.allocUnsafe(ROOM + length).subarray(ROOM);
+  roomy.add(data);
+  return data;
+}
+
+/**
+ * The frame for `data`. Data from `outputBuffer`, as it was returned (not a part of it), gets its
+ * fields written into the room in front of it, once: the frame shares its bytes, which must not
+ * change until the frame is sent. Any other data is copied into a new frame.
+ */
 export function encodeOutputFrame(key: string, offset: number, data: Buffer): Buffer {
-  const k = Buffer.from(key);
-  const frame = Buffer.allocUnsafe(FIXED + k.length + data.length);
+  const head = FIXED + Buffer.byteLength(key);
+  const inPlace = roomy.delete(data) && head <= ROOM;
+  const frame = inPlace
+    ? Buffer.from(data.buffer, data.byteOffset - head, head + data.length)
+    : Buffer.allocUnsafe(head + data.length);
   frame.writeUInt8(KIND_OUTPUT, 0);
   frame.writeUInt8(PROTOCOL_VERSION, 1);
-  frame.writeUInt16BE(k.length, 2);
-  k.copy(frame, 4);
-  frame.writeDoubleBE(offset, 4 + k.length);
-  data.copy(frame, FIXED + k.length);
+  frame.writeUInt16BE(head - FIXED, 2);
+  frame.write(key, 4);
+  frame.writeDoubleBE(offset, head - 8);
+  if (!inPlace) data.copy(frame, head);
   return frame;
 }
 
