@@ -34,19 +34,37 @@ $SIG{PIPE} = 'IGNORE';
 # SIGCHLD writes to a pipe that the main loop watches, so no exit is missed between a check
 # and the wait in select.
 pipe(my $wake_r, my $wake_w) or die "pipe: $!";
-# A task that fills its pipe (64 KiB on Linux) gets a pipe of a MiB, read a MiB at a time: fewer
-# reads here, fewer and larger frames to the agent. Only such tasks: a user's pipe memory is
-# limited, and thousands of quiet tasks must not use it up. F_SETPIPE_SZ is Linux's; elsewhere
-# this does nothing.
+# A task that has printed 64 KiB (a pipe's worth on Linux) gets a pipe of a MiB, read a MiB at a
+# time. Only such tasks: a user's pipe memory is limited, and thousands of quiet tasks must not
+# use it up. F_SETPIPE_SZ (1031) is Linux's; elsewhere this does nothing.
+# Such a pipe is read once it holds a quarter of a MiB (FIONREAD, 0x541B, tells); with less in
+# it, it rests: it is left unread until the next turn of the loop, which waits at most
+# $REST_SECONDS for anything else, and then read for whatever it holds. Read as soon as
+# anything is in it, the pipe of a task printing fast yields a few KiB per read when this
+# process keeps up (every write of the task wakes it): each a frame for the agent to spool and
+# send and for its server to take, hundreds per MiB. A millisecond does not fill the pipe at
+# the rate of a disk or a pipe, so the task rarely waits for it.
 my $READ_BYTES = 1 << 20;
 my $SMALL_PIPE = 65536;
+my $FULL_ENOUGH = $READ_BYTES / 4;
+my $REST_SECONDS = 0.001;
+my %relayed;       # task id -> bytes of output relayed so far
 my %large;         # task id -> its pipe was enlarged
+my %resting;       # task id -> its pipe, unwatched until the next turn of the loop
+my %rested;        # task id -> its pipe rested since its last read
 my $large_stdout = 0;
 sub large_pipe {
     my ($id, $fh) = @_;
     return if $large{$id}++;
     fcntl($fh, 1031, $READ_BYTES);
     fcntl(STDOUT, 1031, $READ_BYTES) unless $large_stdout++;
+}
+
+# Bytes waiting in a pipe (undef where FIONREAD is not known).
+sub held {
+    my ($fh) = @_;
+    my $n = pack('i', 0);
+    return ioctl($fh, 0x541B, $n) ? unpack('i', $n) : undef;
 }
 
 sub nonblocking {
@@ -78,31 +96,44 @@ my %id_of_fd;   # fileno of that pipe -> task id
 my %id_of_pid;  # pid -> task id
 my $in = '';
 # Frames wait here until the end of the current step (a request handled, a turn of the loop),
-# so that a task's output, exit status and end of output reach the agent in one write.
-my $out = '';
+# so that a task's output, exit status and end of output reach the agent in one write. A large
+# output (a MiB read from a task printing fast) is queued as the string it was read into, not
+# copied onto the others: it costs a write of its own instead of two copies of every byte.
+my @out = ('');
 
 sub send_frame {
-    my ($kind, $id, $data) = @_;
-    $out .= pack('a1 N N', $kind, $id, length $data) . $data;
+    my ($kind, $id) = @_;    # the data is $_[2], not copied into a variable
+    $out[-1] .= pack('a1 N N', $kind, $id, length $_[2]);
+    if (length $_[2] < $SMALL_PIPE) {
+        $out[-1] .= $_[2];
+    }
+    else {
+        push @out, $_[2], '';
+    }
 }
 
 sub flush_frames {
-    my $off = 0;
-    while ($off < length $out) {
-        my $n = syswrite(STDOUT, $out, length($out) - $off, $off);
-        if (!defined $n) {
-            next if $! == EINTR;
-            exit 0;    # the agent is gone
+    for my $bytes (@out) {
+        my $off = 0;
+        while ($off < length $bytes) {
+            my $n = syswrite(STDOUT, $bytes, length($bytes) - $off, $off);
+            if (!defined $n) {
+                next if $! == EINTR;
+                exit 0;    # the agent is gone
+            }
+            $off += $n;
         }
-        $off += $n;
     }
-    $out = '';
+    @out = ('');
 }
 
 sub stop_reading {
     my ($id) = @_;
     my $fh = delete $pipe_of{$id} or return;
     delete $large{$id};
+    delete $relayed{$id};
+    delete $resting{$id};
+    delete $rested{$id};
     delete $id_of_fd{ fileno $fh };
     unwatch($fh);
     close $fh;
@@ -253,8 +284,13 @@ sub reap {
 }
 
 while (1) {
-    my $n = select(my $bits = $watch_bits, undef, undef, undef);    # -1 on EINTR: a SIGCHLD
+    # -1 on EINTR: a SIGCHLD
+    my $n = select(my $bits = $watch_bits, undef, undef, %resting ? $REST_SECONDS : undef);
     my @ready = $n > 0 ? map { $watched{$_} } grep { vec($bits, $_, 1) } keys %watched : ();
+    for my $id (keys %resting) {
+        watch(delete $resting{$id});
+        $rested{$id} = 1;
+    }
     reap();
     for my $fh (@ready) {
         if ($fh == $wake_r) {
@@ -269,6 +305,11 @@ while (1) {
         next unless defined $fd;
         my $id = $id_of_fd{$fd};
         next unless defined $id;
+        if ($large{$id} && !delete $rested{$id} && (held($fh) // $FULL_ENOUGH) < $FULL_ENOUGH) {
+            unwatch($fh);
+            $resting{$id} = $fh;
+            next;
+        }
         my $n = sysread($fh, my $buf, $READ_BYTES);
         if (!defined $n) {
             next if $! == EINTR || $! == EAGAIN;
@@ -279,7 +320,7 @@ while (1) {
             send_frame('C', $id, '');
         }
         else {
-            large_pipe($id, $fh) if $n >= $SMALL_PIPE;
+            large_pipe($id, $fh) if ($relayed{$id} += $n) >= $SMALL_PIPE;
             send_frame('O', $id, $buf);
         }
     }

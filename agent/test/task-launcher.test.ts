@@ -81,6 +81,52 @@ describe('starting task processes', () => {
   });
 });
 
+describe('output of a task printing fast', () => {
+  it('reaches the agent byte for byte, in pieces much larger than the writes of the task', async () => {
+    const line = 'jobfleet launcher test line 0123456789 abcdefghijklmnopqrstuvwxyz\n';
+    const bytes = 4 * 1024 * 1024;
+    const launcher = new TaskLauncher('/usr/bin/perl');
+    try {
+      const chunks: Buffer[] = [];
+      await new Promise<void>((resolve, reject) => {
+        let exited = false;
+        let closed = false;
+        const done = () => exited && closed && resolve();
+        launcher.start(
+          {
+            file: '/bin/sh',
+            args: ['sh', '-c', `yes '${line.trimEnd()}' | head -c ${bytes}`],
+            cwd: '/',
+            env: { PATH: '/usr/bin:/bin' },
+          },
+          {
+            started: () => undefined,
+            failed: (message) => reject(new Error(message)),
+            output: (chunk) => chunks.push(Buffer.from(chunk)),
+            exit: (code) => {
+              if (code !== 0) reject(new Error(`exit ${code}`));
+              exited = true;
+              done();
+            },
+            closed: () => {
+              closed = true;
+              done();
+            },
+          },
+        );
+      });
+      const out = Buffer.concat(chunks);
+      assert.equal(out.length, bytes);
+      assert.ok(out.equals(Buffer.from(line.repeat(Math.ceil(bytes / line.length)).slice(0, bytes))));
+      // `head` writes 8 KiB at a time: relayed as soon as each arrives, that would be 512 pieces
+      // (each an output frame to spool, send and store).
+      assert.ok(chunks.length <= bytes / (32 * 1024), `${chunks.length} pieces`);
+    } finally {
+      launcher.close();
+    }
+  });
+});
+
 describe('the launcher and task environments', () => {
   /** Runs `env` through the launcher with the given environment; its output, one variable a line. */
   function envOf(launcher: TaskLauncher, env: Record<string, string>): Promise<string[]> {
