@@ -82,8 +82,11 @@ export class SpoolJournal {
   needsSync: () => boolean = () => true;
   /** Told when a sync starts: everything written so far is covered by it. */
   onSync: () => void = () => undefined;
-  /** Descriptors of segments that were rotated out, closed once written and synced. */
-  private readonly retired = new Set<number>();
+  /**
+   * Descriptors of segments that were rotated out, by segment: each is closed when its segment
+   * is deleted (see drop).
+   */
+  private readonly retired = new Map<number, number>();
   /** Set after a failed write: appends go nowhere, callbacks still run (the spool is best effort then). */
   broken = false;
 
@@ -170,13 +173,14 @@ export class SpoolJournal {
 
   /** Starts the next segment now; when it cannot be created, the active one just grows. */
   rotate(): void {
+    const old = this.activeSegment;
     let fd: number;
     try {
-      fd = this.openSegment(this.activeSegment + 1);
+      fd = this.openSegment(old + 1);
     } catch {
       return;
     }
-    this.retired.add(this.fd);
+    this.retired.set(old, this.fd);
     this.fd = fd;
   }
 
@@ -239,18 +243,27 @@ export class SpoolJournal {
     return got;
   }
 
-  /** Deletes a segment that is not the active one. */
+  /**
+   * Deletes a segment that is not the active one (the owner drops only what is durable).
+   * Its name goes at once, while its descriptor is still open, and the descriptor is closed off
+   * this thread: the last of the two frees the file's pages and blocks, tens of MiB of them
+   * after a large output, which is work for the thread pool, not for the agent's one thread.
+   */
   drop(segment: number): void {
     if (segment === this.activeSegment) return;
     const i = this.ids.indexOf(segment);
     if (i < 0) return;
     this.ids.splice(i, 1);
     fs.rmSync(path.join(this.dir, segmentName(segment)), { force: true });
+    const fd = this.retired.get(segment);
+    if (fd === undefined) return;
+    this.retired.delete(segment);
+    fs.close(fd, () => undefined);
   }
 
   async close(): Promise<void> {
     await this.flushed();
-    for (const fd of [...this.retired, this.fd]) {
+    for (const fd of [...this.retired.values(), this.fd]) {
       try {
         fs.closeSync(fd);
       } catch {
@@ -333,10 +346,7 @@ export class SpoolJournal {
     this.syncTimer = setTimeout(() => {
       this.syncTimer = undefined;
       if (this.needsSync()) this.sync();
-      else {
-        this.unsynced.clear(); // all of it is obsolete already
-        this.closeRetired();
-      }
+      else this.unsynced.clear(); // all of it is obsolete already
     }, this.syncDelayMs);
     this.syncTimer.unref();
   }
@@ -349,7 +359,6 @@ export class SpoolJournal {
       this.unsynced.clear();
       const waiters = this.syncWaiters;
       this.syncWaiters = [];
-      this.closeRetired();
       runAll(waiters);
       return;
     }
@@ -373,15 +382,6 @@ export class SpoolJournal {
         if (this.syncWaiters.length > 0) this.sync();
         else this.syncLater();
       });
-  }
-
-  /** Closes rotated-out segments that have nothing left to write or sync. */
-  private closeRetired(): void {
-    for (const fd of this.retired) {
-      if (this.unsynced.has(fd) || this.batch.some((w) => w.fd === fd)) continue;
-      this.retired.delete(fd);
-      fs.close(fd, () => undefined);
-    }
   }
 }
 

@@ -91,6 +91,37 @@ describe('TaskSpool: the journal', () => {
     await next.close();
   });
 
+  it('frees a deleted segment while the agent runs: no descriptor keeps its space', async () => {
+    const stateDir = runners.stateDir();
+    const spool = new TaskSpool(stateDir, { segmentBytes: 64 * 1024 });
+    const spoolDir = fs.realpathSync(path.join(stateDir, 'spool'));
+    const keptOpen = () =>
+      fs
+        .readdirSync('/proc/self/fd')
+        .map((fd) => {
+          try {
+            return fs.readlinkSync(`/proc/self/fd/${fd}`);
+          } catch {
+            return '';
+          }
+        })
+        .filter((target) => target.startsWith(spoolDir) && target.endsWith('(deleted)'));
+    for (let i = 1; i <= 20; i++) {
+      const key = `9:0:${i}`;
+      spool.create(runMsg('true', { key }), 1);
+      spool.append(key, Buffer.alloc(32 * 1024, 'x'));
+      spool.finish(key, result(key, 32 * 1024));
+      await spool.flushed();
+      spool.remove(key);
+    }
+    await spool.flushed();
+    assert.ok(spool.segments().length <= 2, `segments left: ${spool.segments().join(', ')}`);
+    // The descriptors of deleted segments are closed off the agent's thread: wait for that.
+    for (let i = 0; i < 100 && keptOpen().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(keptOpen(), []);
+    await spool.close();
+  });
+
   it('takes over the per-task directories of an older agent', async () => {
     const stateDir = runners.stateDir();
     const key = '9:0:7';
