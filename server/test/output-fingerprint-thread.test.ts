@@ -5,11 +5,14 @@ import {
   OutputFingerprinter,
   fingerprintsOf,
 } from '../src/outputs/output-fingerprint.js';
-import { FingerprintThread } from '../src/outputs/output-fingerprint-thread.js';
+import { FingerprintThread, RING_BYTES } from '../src/outputs/output-fingerprint-thread.js';
 
 const host = { ip: '10.0.0.7', hostname: 'web-7' };
 
-/** Lines with numbers, the host and a time, then bytes that are not UTF-8 and a cut character. */
+/**
+ * Lines with numbers, the host and a time, then bytes that are not UTF-8 and a cut character at
+ * the end of the head, then more than the ring holds twice over.
+ */
 function longOutput(): Buffer {
   const lines: Buffer[] = [];
   let bytes = 0;
@@ -21,7 +24,7 @@ function longOutput(): Buffer {
   }
   const pad = Buffer.alloc(NORMALISED_HEAD_BYTES - 1 - lines.reduce((n, l) => n + l.length, 0), 'x');
   // '✓' is three bytes: the head ends after its first one.
-  const tail = Buffer.from('✓ past the head 42\n'.repeat(1_300_000));
+  const tail = Buffer.from('✓ past the head 42\n'.repeat(3_000_000));
   return Buffer.concat([...lines, pad, tail]);
 }
 
@@ -34,7 +37,7 @@ const outputs: Record<string, Buffer> = {
 };
 
 test('fingerprints from the thread equal those made in this thread, across the head and past the ring', async () => {
-  assert.ok((outputs.long?.length ?? 0) > 2 * 16 * 1024 * 1024, 'the output wraps the ring');
+  assert.ok((outputs.long?.length ?? 0) > 2 * RING_BYTES, 'the output wraps the ring');
   const thread = new FingerprintThread((err) => assert.fail(err));
   try {
     const keys = Object.keys(outputs);

@@ -17,8 +17,13 @@ import { Worker } from 'node:worker_threads';
 import type { Fingerprints } from './output-fingerprint.js';
 import type { HostIdentity } from './output-normalisers.js';
 
-/** The ring: a power of two, as positions in it are a byte counter modulo its size. */
-const RING_BYTES = 16 * 1024 * 1024;
+/**
+ * The ring: a power of two, as positions in it are a byte counter modulo its size. Normalising
+ * an output's 8 MiB head takes the worker a few times longer than hashing as much, so at 200+
+ * MiB/s the worker falls some 15 MiB behind while it does: at 16 MiB the server waited for room
+ * 6-38 ms per 100 MiB output, at 32 MiB not at all.
+ */
+export const RING_BYTES = 32 * 1024 * 1024;
 /** How long the server's thread waits for ring room before it gives up on the worker. */
 const STALL_MS = 5_000;
 
