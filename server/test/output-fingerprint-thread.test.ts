@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import {
   NORMALISED_HEAD_BYTES,
@@ -89,4 +93,27 @@ test('a dropped task, and one not started on the thread, are not answered (their
     await thread.close();
   }
   assert.deepEqual(await thread.finish(['c']), new Map());
+});
+
+test('a process awaiting fingerprints stays alive until they come, and then exits', () => {
+  const module = new URL('../src/outputs/output-fingerprint-thread.js', import.meta.url).href;
+  // The second task is finished once the worker is up (while it starts, it keeps the process alive).
+  const script = `
+    import { FingerprintThread } from ${JSON.stringify(module)};
+    const thread = new FingerprintThread((err) => { throw err; });
+    thread.start('a', { ip: '', hostname: '' });
+    await thread.finish(['a']);
+    thread.start('k', { ip: '', hostname: '' });
+    thread.update('k', Buffer.alloc(20 * 1024 * 1024, 'line 1\\n'));
+    thread.finish(['k']).then((done) => console.log(Object.keys(done.get('k') ?? {}).length));
+  `;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-fingerprint-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'await.mjs'), script);
+    const run = spawnSync(process.execPath, [path.join(dir, 'await.mjs')], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout.trim(), '8');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -77,7 +77,8 @@ export class FingerprintThread {
     const worker = new Worker(new URL('./output-fingerprint-worker.js', import.meta.url), {
       workerData: share,
     });
-    // Idle, it must not keep the process alive; the server closes it on the way out.
+    // Idle, it must not keep the process alive (the server closes it on the way out); awaited
+    // fingerprints keep it referenced until they come.
     worker.unref();
     const link: Link = {
       worker,
@@ -92,6 +93,7 @@ export class FingerprintThread {
     worker.on('message', (msg: FingerprintReply) => {
       const resolve = link.replies.get(msg.reply);
       link.replies.delete(msg.reply);
+      if (link.replies.size === 0) worker.unref();
       resolve?.(new Map(msg.done));
     });
     worker.on('error', (err) => this.lose(link, err));
@@ -190,6 +192,7 @@ export class FingerprintThread {
     for (const key of mine) link.ops.push({ kind: 'finish', key });
     const reply = this.nextReply++;
     const done = new Promise<Map<string, Fingerprints>>((resolve) => link.replies.set(reply, resolve));
+    if (link.replies.size === 1) link.worker.ref();
     this.post(link, reply);
     return done;
   }
