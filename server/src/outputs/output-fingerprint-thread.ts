@@ -69,7 +69,14 @@ export class FingerprintThread {
   private link: Link | undefined;
   private nextReply = 0;
 
-  constructor(private readonly onLost: (err: Error) => void) {}
+  /**
+   * The worker starts at once, not on first use: started by the first large output, it booted
+   * (100+ ms on a busy machine) while that output filled the ring, and the server's thread
+   * waited for it.
+   */
+  constructor(private readonly onLost: (err: Error) => void) {
+    this.up();
+  }
 
   private up(): Link {
     if (this.link && !this.link.lost) return this.link;
