@@ -141,6 +141,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await services.hub.close();
         await http.close();
         await services.engine.close();
+        await services.outputs.close();
         auditRetention.stop();
         eventRetention.stop();
         await services.auditTrail.flush();

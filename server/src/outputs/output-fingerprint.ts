@@ -6,8 +6,9 @@
  * Output is taken a block of whole lines at a time: no normaliser pattern spans a newline, so
  * normalising a block equals normalising its lines one by one. Most output leaves most sets
  * unchanged (no digit, no host name), so a set shares one "unchanged text" hash until the first
- * block that it changes, and only then gets its own copy of that hash: a host printing 100 MiB
- * of text pays two hashes and a digit scan, not seven normalisations of every line.
+ * block that it changes, and only then gets its own copy of that hash. The unchanged text of
+ * valid UTF-8 is its bytes, so that hash is the raw one until a block is not: a host printing
+ * text pays one hash of it and a digit scan, not seven normalisations of every line.
  *
  * Normalisers apply to the first NORMALISED_HEAD_BYTES of an output only (more than the default
  * log cap keeps, so whole at every usual size); the rest is hashed as it is, once, and each
@@ -17,7 +18,7 @@
  * printing 100 MiB costs one hash of its output, not a regular expression pass per set.
  */
 import crypto from 'node:crypto';
-import { StringDecoder } from 'node:string_decoder';
+import { isUtf8 } from 'node:buffer';
 import { NORMALISER_SETS, SetsNormaliser, normaliseText, normaliserKey } from './output-normalisers.js';
 import type { HostIdentity } from './output-normalisers.js';
 
@@ -30,6 +31,7 @@ export const NORMALISED_HEAD_BYTES = 8 * 1024 * 1024;
 const joined = (head: string, tail: string | undefined) =>
   tail === undefined ? head : digest(crypto.createHash('sha256').update(`${head}:${tail}`));
 const DIGIT = /\d/;
+const NEWLINE = 0x0a;
 
 /** The sets that change anything, and their keys: the same for every host. */
 const SETS = NORMALISER_SETS.filter((s) => s.length > 0);
@@ -46,14 +48,20 @@ interface SetState {
 }
 
 export class OutputFingerprinter {
+  /** The head's bytes; while `unchanged` is undefined, also the unchanged text's hash. */
   private readonly raw = crypto.createHash('sha256');
-  private readonly unchanged = crypto.createHash('sha256');
+  /**
+   * The unchanged text's hash, made when the text first differs from the bytes (output that is
+   * not valid UTF-8 decodes to U+FFFD). Until then the text, encoded, is the bytes themselves,
+   * and hashing them once serves both.
+   */
+  private unchanged: crypto.Hash | undefined;
   private readonly sets: SetState[];
   /** Made on first use: most outputs never need one (see `plain`). */
   private normaliser: SetsNormaliser | undefined;
   private readonly names: string[];
-  private readonly decoder = new StringDecoder('utf8');
-  private partial = '';
+  /** Bytes of the head's last line so far (no newline yet), copied: the caller may reuse its buffers. */
+  private partial: Buffer[] = [];
   /** Hash of the bytes past the head; undefined while the output is no longer than the head. */
   private tail: crypto.Hash | undefined;
   /** Bytes taken so far: output must arrive in order, from 0. */
@@ -69,11 +77,21 @@ export class OutputFingerprinter {
     return !DIGIT.test(text) && !this.names.some((n) => text.includes(n));
   }
 
-  private take(text: string): void {
+  /**
+   * Whole lines (or the head's last bytes), as `pieces` that each end where a line does: a
+   * newline never belongs to a multi-byte character, so each piece decodes on its own as it
+   * would within the whole output.
+   */
+  private take(pieces: readonly Buffer[]): void {
+    const text = pieces.map((p) => p.toString('utf8')).join('');
     if (text.length === 0) return;
+    // Text that is not valid UTF-8 is no longer its bytes: the unchanged hash parts from the raw.
+    if (!this.unchanged && !pieces.every((p) => isUtf8(p))) this.unchanged = this.raw.copy();
+    const unchanged = this.unchanged ?? this.raw;
     if (this.plain(text)) {
       for (const h of new Set(this.sets.map((s) => s.hash))) h?.update(text);
-      this.unchanged.update(text);
+      this.unchanged?.update(text);
+      for (const p of pieces) this.raw.update(p);
       return;
     }
     this.normaliser ??= new SetsNormaliser(SETS, this.host);
@@ -96,13 +114,14 @@ export class OutputFingerprinter {
           ? s.hash
           : s.hash === undefined && out === text
             ? undefined
-            : (s.hash ?? this.unchanged).copy();
+            : (s.hash ?? unchanged).copy();
         next.push((n = { from: s.hash, out, hash }));
       }
       s.hash = n.hash;
     });
     for (const n of next) n.hash?.update(bytesOf(n.out));
-    this.unchanged.update(bytesOf(text));
+    this.unchanged?.update(bytesOf(text));
+    for (const p of pieces) this.raw.update(p);
   }
 
   update(data: Buffer): void {
@@ -113,31 +132,42 @@ export class OutputFingerprinter {
       return;
     }
     const head = room >= data.length ? data : data.subarray(0, room);
-    this.raw.update(head);
-    const text = this.partial + this.decoder.write(head);
-    const end = text.lastIndexOf('\n') + 1;
-    this.partial = text.slice(end);
-    this.take(text.slice(0, end));
+    const last = head.lastIndexOf(NEWLINE) + 1;
+    if (last > 0) {
+      // The line held so far ends here: it is joined with its end alone, not with the whole block.
+      const first = head.indexOf(NEWLINE) + 1;
+      const pieces: Buffer[] =
+        this.partial.length > 0 ? [Buffer.concat([...this.partial, head.subarray(0, first)])] : [];
+      this.partial = [];
+      const rest = head.subarray(pieces.length > 0 ? first : 0, last);
+      if (rest.length > 0) pieces.push(rest);
+      this.take(pieces);
+    }
+    if (last < head.length) this.partial.push(Buffer.from(head.subarray(last)));
     if (head === data) return;
     this.endHead();
     this.tail = crypto.createHash('sha256').update(data.subarray(room));
   }
 
   private endHead(): void {
-    this.take(this.partial + this.decoder.end());
-    this.partial = '';
+    this.take([Buffer.concat(this.partial)]);
+    this.partial = [];
   }
 
   finish(): Fingerprints {
     if (!this.tail) this.endHead();
     const tail = this.tail && digest(this.tail);
-    const out: Fingerprints = { '': joined(digest(this.raw), tail) };
+    const raw = digest(this.raw);
+    const out: Fingerprints = { '': joined(raw, tail) };
     // Sets that never changed the text share one fingerprint: the unchanged text's; sets sharing
     // a hash share its fingerprint (a hash gives its digest once).
     const done = new Map<crypto.Hash | undefined, string>();
     for (const s of this.sets) {
       let f = done.get(s.hash);
-      if (f === undefined) done.set(s.hash, (f = joined(digest(s.hash ?? this.unchanged), tail)));
+      if (f === undefined) {
+        const d = s.hash ? digest(s.hash) : this.unchanged ? digest(this.unchanged) : raw;
+        done.set(s.hash, (f = joined(d, tail)));
+      }
       out[s.key] = f;
     }
     return out;

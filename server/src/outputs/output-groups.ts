@@ -14,6 +14,7 @@ import type { ExecutionStore, HostTask, TaskWrite } from '../store/execution-sto
 import type { FingerprintRow, OutputStore } from '../store/output-store.js';
 import { OutputFingerprinter, fingerprintsOf } from './output-fingerprint.js';
 import type { Fingerprints } from './output-fingerprint.js';
+import { FingerprintThread } from './output-fingerprint-thread.js';
 import type { HostIdentity } from './output-normalisers.js';
 
 const MAX_IDENTITIES = 50_000;
@@ -31,9 +32,13 @@ export interface OutputGroup {
 }
 
 export class OutputGroups {
-  /** Fingerprinters of tasks whose output is streaming; `false` when it did not start at byte 0 here. */
-  private readonly live = new Map<string, OutputFingerprinter | false>();
+  /**
+   * Bytes of each task's output fingerprinted so far (on the thread), while it streams; `false`
+   * when it did not start at byte 0 here.
+   */
+  private readonly live = new Map<string, number | false>();
   private readonly identities = new Map<number, HostIdentity>();
+  private readonly thread: FingerprintThread;
   private queue: Promise<void> = Promise.resolve();
 
   constructor(
@@ -41,6 +46,9 @@ export class OutputGroups {
     private readonly outputs: OutputStore,
     private readonly log: FastifyBaseLogger,
   ) {
+    this.thread = new FingerprintThread((err) =>
+      this.log.warn({ err }, 'output fingerprint thread lost; groups will read the logs'),
+    );
     executions.onTaskWrites((writes, applied) => {
       // One batch at a time, in commit order: a task's chunks must be hashed in order.
       this.queue = this.queue
@@ -64,24 +72,40 @@ export class OutputGroups {
     const ids = await this.identitiesOf(
       writes.filter((w) => w.chunks.length > 0 || w.status !== undefined).map((w) => w.hostId),
     );
-    const done: FingerprintRow[] = [];
+    const finished: { w: TaskWrite; key: string; who: HostIdentity; fp: number | false | undefined }[] = [];
     for (const w of writes) {
       const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
       const who = ids.get(w.hostId) ?? { ip: '', hostname: '' };
       let fp = this.live.get(key);
       for (const c of w.chunks) {
-        if (fp === undefined) fp = c.offset === 0 ? new OutputFingerprinter(who) : false;
+        if (fp === undefined) {
+          fp = c.offset === 0 ? 0 : false;
+          if (fp === 0) this.thread.start(key, who);
+        }
         if (fp === false) break;
-        if (c.offset === fp.bytes) fp.update(c.data);
-        else if (c.offset > fp.bytes) fp = false;
+        if (c.offset === fp) {
+          this.thread.update(key, c.data);
+          fp += c.data.length;
+        } else if (c.offset > fp) {
+          this.thread.drop(key);
+          fp = false;
+        }
       }
       if (fp !== undefined) this.live.set(key, fp);
       if (!applied.has(key) || w.status === undefined || !isHostFinished(w.status)) continue;
       this.live.delete(key);
+      finished.push({ w, key, who, fp });
+    }
+    const streamed = await this.thread.finish(
+      finished.filter((f) => typeof f.fp === 'number').map((f) => f.key),
+    );
+    const done: FingerprintRow[] = [];
+    for (const { w, key, who, fp } of finished) {
       const fingerprints =
-        fp === false
-          ? fingerprintsOf(await this.executions.readLog(w.stepInstanceId, w.executeCount, w.hostId), who)
-          : (fp ?? new OutputFingerprinter(who)).finish();
+        streamed.get(key) ??
+        (fp === undefined
+          ? new OutputFingerprinter(who).finish()
+          : fingerprintsOf(await this.executions.readLog(w.stepInstanceId, w.executeCount, w.hostId), who));
       done.push({
         stepInstanceId: w.stepInstanceId,
         executeCount: w.executeCount,
@@ -95,6 +119,12 @@ export class OutputGroups {
   /** Waits until every batch committed so far is fingerprinted (tests and shutdown). */
   async settled(): Promise<void> {
     await this.queue;
+  }
+
+  /** Stops the fingerprint thread once every batch committed so far is fingerprinted. */
+  async close(): Promise<void> {
+    await this.settled();
+    await this.thread.close();
   }
 
   /** The attempt whose output a host's log shows (a host kept as "last success" ran earlier). */
