@@ -15,7 +15,7 @@
  *    log (mode 0) for the source, written in batches.
  */
 import { HOLDER_BASE_URL, SERVER_SOURCE_LABEL, serverSourceUrl } from '../files/server-source.js';
-import { PROTOCOL_VERSION } from '@jobfleet/protocol';
+import { PROTOCOL_VERSION, taskKey } from '@jobfleet/protocol';
 import type {
   DownloadSource,
   FileDescriptor,
@@ -256,7 +256,7 @@ export class FileDistribution {
     return this.services.hub.send(hostId, {
       v: PROTOCOL_VERSION,
       type: 'task.download',
-      key: `${view.stepInstanceId}:${view.executeCount}:${hostId}`,
+      key: taskKey(view.stepInstanceId, view.executeCount, hostId),
       sources,
       targetDir: spec.targetPath,
       targetName: spec.targetName,

@@ -10,6 +10,7 @@
  * would otherwise pay a commit (statements, a 'log' event, a fingerprint step) every few
  * hundred KiB. Any other write (a start, a result) commits at once, with the output held so far.
  */
+import { taskKey } from '@jobfleet/protocol';
 import type { ExecutionStore, StepEnd, TaskWrite } from '../store/execution-store.js';
 import { MAX_JOINED_CHUNK_BYTES } from '../store/output-alignment.js';
 
@@ -27,7 +28,7 @@ export interface CommittedBatch {
 }
 
 function writeKey(w: Pick<TaskWrite, 'stepInstanceId' | 'executeCount' | 'hostId' | 'sessionEpoch'>): string {
-  const task = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
+  const task = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
   return w.sessionEpoch === undefined ? task : `${task}@${w.sessionEpoch}`;
 }
 

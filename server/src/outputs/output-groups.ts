@@ -9,6 +9,7 @@
  * that, when its group is first asked for.
  */
 import type { FastifyBaseLogger } from 'fastify';
+import { taskKey } from '@jobfleet/protocol';
 import { isHostFinished, HostStatus } from '../engine/statuses.js';
 import type { ExecutionStore, HostTask, TaskWrite } from '../store/execution-store.js';
 import type { FingerprintRow, OutputStore } from '../store/output-store.js';
@@ -74,7 +75,7 @@ export class OutputGroups {
     );
     const finished: { w: TaskWrite; key: string; who: HostIdentity; fp: number | false | undefined }[] = [];
     for (const w of writes) {
-      const key = `${w.stepInstanceId}:${w.executeCount}:${w.hostId}`;
+      const key = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
       const who = ids.get(w.hostId) ?? { ip: '', hostname: '' };
       let fp = this.live.get(key);
       for (const c of w.chunks) {
