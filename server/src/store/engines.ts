@@ -9,6 +9,7 @@ import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import type { SqliteStatement } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
+import { preparingPool } from './prepared-statements.js';
 import { startCheckpointer } from './sqlite-checkpointer.js';
 import type { Checkpointer } from './sqlite-checkpointer.js';
 
@@ -167,7 +168,7 @@ export function openEngine(opts: {
     const safe = new URL(url);
     safe.password = '';
     return {
-      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }),
+      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) }),
       caps: POSTGRES,
       location: safe.toString(),
     };
