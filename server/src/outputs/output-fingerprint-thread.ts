@@ -111,14 +111,21 @@ export class FingerprintThread {
 
   private lose(link: Link, err: Error): void {
     if (link.lost) return;
+    void this.retire(link);
+    this.onLost(err);
+  }
+
+  /**
+   * Ends a worker: nothing more comes from it, so the tasks waiting for fingerprints get them
+   * from their logs.
+   */
+  private retire(link: Link): Promise<number> {
     link.lost = true;
     link.keys.clear();
     link.ops = [];
-    // Nothing more comes from it: the tasks waiting for fingerprints get them from their logs.
     for (const resolve of link.replies.values()) resolve(new Map());
     link.replies.clear();
-    void link.worker.terminate();
-    this.onLost(err);
+    return link.worker.terminate();
   }
 
   /** A task whose output starts streaming (at byte 0). */
@@ -209,9 +216,6 @@ export class FingerprintThread {
     const link = this.link;
     this.link = undefined;
     if (!link || link.lost) return;
-    link.lost = true;
-    link.keys.clear();
-    for (const resolve of link.replies.values()) resolve(new Map());
-    await link.worker.terminate();
+    await this.retire(link);
   }
 }
