@@ -19,7 +19,15 @@ import { BkApi } from './bk-api.js';
 import type { FastExecuteData } from './bk-api.js';
 import { bigOutput } from './big-output.js';
 import { consolePaint } from './console-paint.js';
-import { cpuSince, cpuSplit, describeCpu, taskResultCounts } from './cpu-split.js';
+import {
+  NO_MACHINE_TIME,
+  addMachineTime,
+  cpuSince,
+  cpuSplit,
+  describeCpu,
+  describeMachine,
+  taskResultCounts,
+} from './cpu-split.js';
 import { clusterFigures } from './cluster-pass.js';
 import { startCluster } from './server-cluster.js';
 import type { ServerCluster } from './server-cluster.js';
@@ -43,7 +51,7 @@ import {
 } from './processes.js';
 import type { FleetHandle, ServerHandle } from './processes.js';
 import { judged, machine, textTable, unmeasured, writeResults } from './results.js';
-import type { Figure } from './results.js';
+import type { Figure, Store } from './results.js';
 import { ansible, dd, floor, installPeers, installed, pdsh, versionOf } from './shell-baselines.js';
 import { percentile, summarize } from './stats.js';
 import { startStaticServer } from './static-server.js';
@@ -113,8 +121,6 @@ const QUICK: Plan = {
   scaleHosts: 200,
   consoleHosts: 300,
 };
-
-type Store = 'sqlite' | 'postgres';
 
 /** Every figure id, in the order a full run measures them; `--only` picks among them. */
 export const FIGURE_IDS = [
@@ -576,13 +582,15 @@ class Bench {
       /** Accept latencies, kept even when the job then fails: P2 does not depend on the outcome. */
       const accepts: number[] = [];
       const floors: number[] = [];
+      /** The machine's counters over the Jobfleet runs alone (not the baselines'). */
+      let cores = NO_MACHINE_TIME;
       let error: string | undefined;
       // A 10,000-host fan-out with real processes takes minutes here: once keeps the run under 15.
       const reps = n >= 10_000 ? 1 : this.plan.runs;
       for (let r = 0; r < reps && !error; r++) {
         try {
           floors.push((await floor(n)).ms / 1000);
-          const cpuBefore = cpuSplit(pids.server, pids.fleet);
+          const cpuBefore = cpuSplit(pids.server, pids.fleet, store);
           const run = await fanOut(api, ids, this.account, (job, seconds) => {
             accepts.push(seconds);
             if (n === largest) lastLarge = job;
@@ -591,7 +599,9 @@ class Bench {
           this.log(
             `P1 ${store} ${n} hosts: ${run.totalSeconds.toFixed(3)} s (accepted in ${run.acceptSeconds.toFixed(3)} s; floor ${floors.at(-1)?.toFixed(3)} s)`,
           );
-          this.log(`  ${describeCpu(cpuSince(cpuBefore, cpuSplit(pids.server, pids.fleet)), n)}`);
+          const cpu = cpuSince(cpuBefore, cpuSplit(pids.server, pids.fleet, store));
+          this.log(`  ${describeCpu(cpu, n, store)}`);
+          cores = addMachineTime(cores, cpu.machine);
           this.log(`  ${await taskResultCounts(pids.url)}`);
           if (store === 'sqlite') await this.peerRuns(n, r);
         } catch (err) {
@@ -645,7 +655,7 @@ class Bench {
             ratio: total.median / fl.median,
             min: total.min,
             max: total.max,
-            note: `fast_execute_script → status finished, all hosts successful; baseline: ${n} \`sh -c echo\` via xargs -P; target on ratio; ${runs.length} run(s)`,
+            note: `fast_execute_script → status finished, all hosts successful; baseline: ${n} \`sh -c echo\` via xargs -P; target on ratio; ${runs.length} run(s); ${describeMachine(cores)} while Jobfleet ran`,
           },
           'ratio',
           'atMost',

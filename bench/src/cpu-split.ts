@@ -1,21 +1,42 @@
 /**
  * Where a run's CPU went, read from /proc: the server, the simulator processes, the task
- * launchers they started, and the scripts (the launchers' reaped children). Taken before and
- * after a fan-out, the difference says what each part of the per-task path cost; it holds still
- * on a shared machine where wall times do not.
+ * launchers they started, the scripts (the launchers' reaped children) and PostgreSQL's
+ * processes. Taken before and after a fan-out, the difference says what each part of the
+ * per-task path cost; it holds still on a shared machine where wall times do not. The machine's
+ * own counters say what the run could not use: time the hypervisor gave to other guests
+ * (steal), time the cores sat idle or waited for the disk.
  */
 import fs from 'node:fs';
+import type { Store } from './results.js';
 
 export interface CpuSplit {
   server: number;
   simulators: number;
   launchers: number;
   scripts: number;
+  /** On the PostgreSQL pass: every `postgres` process on this machine (the bench's database server is its only one). */
+  postgres: number;
+  machine: MachineCpu;
+}
+
+/** Seconds summed over all cores, from the first line of /proc/stat. */
+export interface MachineCpu {
+  busy: number;
+  idle: number;
+  iowait: number;
+  steal: number;
+}
+
+export const NO_MACHINE_TIME: MachineCpu = { busy: 0, idle: 0, iowait: 0, steal: 0 };
+
+export function addMachineTime(a: MachineCpu, b: MachineCpu): MachineCpu {
+  return { busy: a.busy + b.busy, idle: a.idle + b.idle, iowait: a.iowait + b.iowait, steal: a.steal + b.steal };
 }
 
 const TICK_SECONDS = 1 / 100;
 
 interface Stat {
+  comm: string;
   ppid: number;
   /** utime + stime, seconds. */
   own: number;
@@ -31,24 +52,50 @@ function readStat(pid: number): Stat | undefined {
     return undefined;
   }
   // The command name may hold spaces and parentheses: the fields start after the last ')'.
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const close = text.lastIndexOf(')');
+  const f = text.slice(close + 2).split(' ');
   const n = (i: number) => Number(f[i]) * TICK_SECONDS;
-  return { ppid: Number(f[1]), own: n(11) + n(12), children: n(13) + n(14) };
+  return {
+    comm: text.slice(text.indexOf('(') + 1, close),
+    ppid: Number(f[1]),
+    own: n(11) + n(12),
+    children: n(13) + n(14),
+  };
 }
 
-/** CPU seconds so far of the server, the simulators, their children and their children's reaped children. */
-export function cpuSplit(serverPid: number, simulatorPids: readonly number[]): CpuSplit {
+function readMachine(): MachineCpu {
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest time is in user)
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const t = (i: number) => (f[i] ?? 0) * TICK_SECONDS;
+  return { busy: t(0) + t(1) + t(2) + t(5) + t(6), idle: t(3), iowait: t(4), steal: t(7) };
+}
+
+/**
+ * CPU seconds so far of the server, the simulators, their children, their children's reaped
+ * children and PostgreSQL, and the machine's counters.
+ */
+export function cpuSplit(serverPid: number, simulatorPids: readonly number[], store: Store): CpuSplit {
+  const machine = readMachine();
   const byParent = new Map<number, number[]>();
+  let postgres = 0;
   for (const name of fs.readdirSync('/proc')) {
     const pid = Number(name);
     if (!Number.isInteger(pid)) continue;
     const s = readStat(pid);
     if (!s) continue;
+    if (store === 'postgres' && s.comm === 'postgres') postgres += s.own;
     const list = byParent.get(s.ppid) ?? [];
     list.push(pid);
     byParent.set(s.ppid, list);
   }
-  const out: CpuSplit = { server: readStat(serverPid)?.own ?? 0, simulators: 0, launchers: 0, scripts: 0 };
+  const out: CpuSplit = {
+    server: readStat(serverPid)?.own ?? 0,
+    simulators: 0,
+    launchers: 0,
+    scripts: 0,
+    postgres,
+    machine,
+  };
   for (const pid of simulatorPids) {
     out.simulators += readStat(pid)?.own ?? 0;
     for (const child of byParent.get(pid) ?? []) {
@@ -67,13 +114,29 @@ export function cpuSince(before: CpuSplit, after: CpuSplit): CpuSplit {
     simulators: after.simulators - before.simulators,
     launchers: after.launchers - before.launchers,
     scripts: after.scripts - before.scripts,
+    // A backend that exited meanwhile takes its ticks with it: never below zero.
+    postgres: Math.max(0, after.postgres - before.postgres),
+    machine: {
+      busy: after.machine.busy - before.machine.busy,
+      idle: after.machine.idle - before.machine.idle,
+      iowait: after.machine.iowait - before.machine.iowait,
+      steal: after.machine.steal - before.machine.steal,
+    },
   };
 }
 
-export function describeCpu(c: CpuSplit, tasks: number): string {
+export function describeCpu(c: CpuSplit, tasks: number, store: Store): string {
   const ms = (s: number) => ((s * 1000) / tasks).toFixed(2);
-  const total = c.server + c.simulators + c.launchers + c.scripts;
-  return `CPU per task (ms): server ${ms(c.server)}, simulators ${ms(c.simulators)}, launchers ${ms(c.launchers)}, scripts ${ms(c.scripts)}, total ${ms(total)}`;
+  const total = c.server + c.simulators + c.launchers + c.scripts + c.postgres;
+  const pg = store === 'postgres' ? `, postgres ${ms(c.postgres)}` : '';
+  return `CPU per task (ms): server ${ms(c.server)}, simulators ${ms(c.simulators)}, launchers ${ms(c.launchers)}, scripts ${ms(c.scripts)}${pg}, total ${ms(total)}; ${describeMachine(c.machine)}`;
+}
+
+/** Shares of the cores' time over the run: what the processes got, and what they could not have. */
+export function describeMachine(m: MachineCpu): string {
+  const all = m.busy + m.idle + m.iowait + m.steal;
+  const pct = (x: number) => `${all > 0 ? Math.round((100 * x) / all) : 0} %`;
+  return `machine: ${pct(m.busy)} busy, ${pct(m.steal)} stolen by the hypervisor, ${pct(m.iowait)} waiting for the disk, ${pct(m.idle)} idle`;
 }
 
 /** How the server received task results so far (combined `task.report` or `task.finished`), from its metrics. */

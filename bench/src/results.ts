@@ -9,6 +9,9 @@ import path from 'node:path';
 
 export type ExecutorLabel = 'process' | 'noop' | 'n/a';
 
+/** The store a pass runs on. */
+export type Store = 'sqlite' | 'postgres';
+
 export interface Figure {
   id: string;
   params: Record<string, string | number>;
