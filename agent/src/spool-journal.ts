@@ -16,7 +16,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import zlib from 'node:zlib';
+import { crc32 } from './checksum.js';
 
 const HEADER_BYTES = 8;
 const SUFFIX = '.journal';
@@ -137,7 +137,7 @@ export class SpoolJournal {
         const start = at + HEADER_BYTES;
         if (start + len > data.length) break;
         const body = data.subarray(start, start + len);
-        if (zlib.crc32(body) !== crc) break;
+        if (crc32(body) !== crc) break;
         yield { segment, pos: start, body };
         at = start + len;
       }
@@ -150,7 +150,7 @@ export class SpoolJournal {
     const header = Buffer.allocUnsafe(HEADER_BYTES);
     header.writeUInt32LE(len, 0);
     let crc = 0;
-    for (const p of parts) crc = zlib.crc32(p, crc);
+    for (const p of parts) crc = crc32(p, crc);
     header.writeUInt32LE(crc, 4);
     const last = this.batch.at(-1);
     const group =
