@@ -30,7 +30,12 @@ export interface MachineCpu {
 export const NO_MACHINE_TIME: MachineCpu = { busy: 0, idle: 0, iowait: 0, steal: 0 };
 
 export function addMachineTime(a: MachineCpu, b: MachineCpu): MachineCpu {
-  return { busy: a.busy + b.busy, idle: a.idle + b.idle, iowait: a.iowait + b.iowait, steal: a.steal + b.steal };
+  return {
+    busy: a.busy + b.busy,
+    idle: a.idle + b.idle,
+    iowait: a.iowait + b.iowait,
+    steal: a.steal + b.steal,
+  };
 }
 
 const TICK_SECONDS = 1 / 100;
