@@ -3,11 +3,11 @@
  *
  * Every byte a task prints goes through it once, so it is on the path of large outputs:
  * zlib's table-driven loop runs at about 3 GB/s here, @node-rs/crc32 (carry-less multiply
- * instructions) at about 20 GB/s, which took the agent's CPU for a 100 MiB output from 0.26 to
- * 0.22 s. Loading that library adds almost 4 MiB to the process, so it is loaded by the first
- * large record only: an agent whose tasks print little never pays for it. Where it has no
- * binary for the platform, zlib's gives the same values: a spool written with one is read with
- * the other.
+ * instructions) at about 20 GB/s, which took the agent's CPU for a 100 MiB output from
+ * 0.26–0.27 to 0.23–0.24 s. Loading that library adds almost 4 MiB to the process, so it is
+ * loaded by the first large record only: an agent whose tasks print little never pays for it.
+ * Where it has no binary for the platform, zlib's gives the same values: a spool written with
+ * one is read with the other.
  */
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';

@@ -82,16 +82,25 @@ function readMachine(): MachineCpu {
 export function cpuSplit(serverPid: number, simulatorPids: readonly number[], store: Store): CpuSplit {
   const machine = readMachine();
   const byParent = new Map<number, number[]>();
-  let postgres = 0;
+  const stats = new Map<number, Stat>();
   for (const name of fs.readdirSync('/proc')) {
     const pid = Number(name);
     if (!Number.isInteger(pid)) continue;
     const s = readStat(pid);
     if (!s) continue;
-    if (store === 'postgres' && s.comm === 'postgres') postgres += s.own;
+    stats.set(pid, s);
     const list = byParent.get(s.ppid) ?? [];
     list.push(pid);
     byParent.set(s.ppid, list);
+  }
+  // The backends live and gone: a backend that exited (the pool closes idle connections) is
+  // in its parent's reaped children, the postmaster's, the one postgres process whose parent
+  // is not one.
+  let postgres = 0;
+  for (const s of store === 'postgres' ? stats.values() : []) {
+    if (s.comm !== 'postgres') continue;
+    postgres += s.own;
+    if (stats.get(s.ppid)?.comm !== 'postgres') postgres += s.children;
   }
   const out: CpuSplit = {
     server: readStat(serverPid)?.own ?? 0,
@@ -119,8 +128,7 @@ export function cpuSince(before: CpuSplit, after: CpuSplit): CpuSplit {
     simulators: after.simulators - before.simulators,
     launchers: after.launchers - before.launchers,
     scripts: after.scripts - before.scripts,
-    // A backend that exited meanwhile takes its ticks with it: never below zero.
-    postgres: Math.max(0, after.postgres - before.postgres),
+    postgres: after.postgres - before.postgres,
     machine: {
       busy: after.machine.busy - before.machine.busy,
       idle: after.machine.idle - before.machine.idle,
