@@ -103,7 +103,7 @@ export function cpuSplit(serverPid: number, simulatorPids: readonly number[], st
     if (stats.get(s.ppid)?.comm !== 'postgres') postgres += s.children;
   }
   const out: CpuSplit = {
-    server: readStat(serverPid)?.own ?? 0,
+    server: stats.get(serverPid)?.own ?? 0,
     simulators: 0,
     launchers: 0,
     scripts: 0,
@@ -111,9 +111,9 @@ export function cpuSplit(serverPid: number, simulatorPids: readonly number[], st
     machine,
   };
   for (const pid of simulatorPids) {
-    out.simulators += readStat(pid)?.own ?? 0;
+    out.simulators += stats.get(pid)?.own ?? 0;
     for (const child of byParent.get(pid) ?? []) {
-      const s = readStat(child);
+      const s = stats.get(child);
       if (!s) continue;
       out.launchers += s.own;
       out.scripts += s.children;
