@@ -35,11 +35,12 @@ export function crc32(data: Buffer, initial = 0): number {
   // An empty part leaves the CRC as it is (zlib.crc32 answers 0 for an empty buffer without memory
   // behind it, whatever the starting value).
   if (data.length === 0) return initial;
-  if (data.length >= NATIVE_FROM_BYTES) native ??= loadNative();
-  return native && data.length >= NATIVE_FROM_BYTES ? native(data, initial) : zlib.crc32(data, initial);
+  if (data.length < NATIVE_FROM_BYTES) return zlib.crc32(data, initial);
+  native ??= loadNative();
+  return native ? native(data, initial) : zlib.crc32(data, initial);
 }
 
 /** Whether large records use the native implementation (tests check it does where it ships). */
 export function nativeCrc32(): boolean {
-  return native !== null && native !== undefined;
+  return typeof native === 'function';
 }
