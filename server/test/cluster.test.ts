@@ -200,6 +200,49 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
     }
   });
 
+  test('12: a paused owner reads a result its agent delivered elsewhere meanwhile: the step still succeeds', async () => {
+    // The first agent lists S1 (the owner), then S2; the second is on S2 and finishes later.
+    // S1 is paused long enough for the first agent to give up on it and hand its result, which
+    // it had already written to S1's socket, to S2; not long enough to be declared dead. On
+    // resume S1 reads that result under the agent's old session (its write is fenced) while
+    // recounting the one S2 stored: the task must stay counted as the store has it.
+    const c = await startCluster({
+      servers: 2,
+      agents: 2,
+      placement: (n) => (n === 0 ? [0, 1] : 1),
+      env: { JOBFLEET_CLUSTER_DEAD_AFTER_MS: '10000', JOBFLEET_CLUSTER_SELF_FENCE_MS: '8000' },
+    });
+    try {
+      const first = c.hostIds.get('127.0.0.2') ?? 0;
+      const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], {
+        sleep: 1,
+        sleepOn: { '127.0.0.3': 6 },
+      });
+      const owner = c.servers[0] as ServerProcess;
+      await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      owner.proc.kill('SIGSTOP');
+      c.paused.add(owner);
+      await until(c, 'the first host recorded through S2', async () => {
+        const rows = await c.db<{ status: number }>(
+          'select status from host_task where step_instance_id = $1 and host_id = $2',
+          [job.stepId, first],
+        );
+        return rows[0]?.status === 9;
+      });
+      owner.proc.kill('SIGCONT');
+      c.paused.delete(owner);
+      await checkInvariants(c, [job]);
+      assert.equal(owner.proc.exitCode, null, 'the owner was paused, never declared dead');
+      const owners = await c.db<{ owner_id: string }>('select owner_id from job_instance where id = $1', [
+        job.jobId,
+      ]);
+      assert.equal(owners[0]?.owner_id, serverIdOf(owner));
+    } finally {
+      await stopAll();
+      await c.close();
+    }
+  });
+
   test('7: SIGSTOP of a job owner: taken over; on SIGCONT it exits and changes nothing', async () => {
     const c = await startCluster({ servers: 2, agents: 2, placement: () => 1 });
     try {

@@ -474,9 +474,15 @@ export class Engine implements AgentEvents {
     }
   }
 
-  /** A result this server counted was not stored (fenced, or held back): the task runs on. */
+  /**
+   * A result this server counted was not stored (fenced, or held back): the task runs on. Not
+   * once a recount took the task's result from the store (another server stored it meanwhile,
+   * perhaps the very result this server read from the agent's older session): the task is no
+   * longer in flight here, and nothing would count it again.
+   */
   private unfinish(step: ActiveStep, task: ActiveTask, status: number): void {
     if (task.status !== status || !isHostFinished(status)) return;
+    if (!this.byHost.get(task.hostId)?.has(step)) return;
     task.status = HostStatus.RUNNING;
     if (!isHostSuccess(status)) step.failed--;
   }

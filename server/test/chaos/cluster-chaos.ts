@@ -59,6 +59,11 @@ interface Options {
   agents: string;
 }
 
+/** A fault's line, with the time of day: server logs and job events carry times too. */
+function say(line: string): void {
+  console.log(`chaos ${new Date().toISOString().slice(11, 23)}: ${line}`);
+}
+
 async function main(opts: Options): Promise<boolean> {
   const minutes = Number(opts.minutes);
   const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 2 ** 31);
@@ -111,12 +116,15 @@ async function main(opts: Options): Promise<boolean> {
       cluster.servers.map((s, i) => [s, i] as const).filter(([s]) => running(s) && !paused.has(s));
 
     // The supervisor: a server that exits is started again (same port, data and database).
+    // What the servers that exited logged is kept for the diagnosis of a broken job.
+    const exited: string[] = [];
     const restarts: Promise<void>[] = [];
     const supervise = (i: number) => {
       const s = cluster.servers[i] as ServerProcess;
       s.proc.once('exit', (code, signal) => {
+        exited.push(s.output().replace(/^/gm, `S${i + 1} `));
         if (ending) return;
-        console.log(`chaos: S${i + 1} exited (${signal ?? `code ${code}`}); starting it again`);
+        say(`S${i + 1} exited (${signal ?? `code ${code}`}); starting it again`);
         // Why it exited, when it says so (an error line or a crash trace).
         if (code !== 0 && code !== 3 && signal === null)
           for (const line of s.output().trim().split('\n').slice(-6))
@@ -178,7 +186,7 @@ async function main(opts: Options): Promise<boolean> {
         const fault = pickWith(faultDraw, ['kill', 'pause', 'pg'] as const);
         if (fault === 'pg') {
           const mode = pickWith(faultDraw, ['immediate', 'fast'] as const);
-          console.log(`chaos: restarting PostgreSQL (${mode})`);
+          say(`restarting PostgreSQL (${mode})`);
           counts.pgRestart++;
           pg.restart(mode);
           continue;
@@ -187,12 +195,12 @@ async function main(opts: Options): Promise<boolean> {
         if (live.length < 2) continue;
         const [victim, i] = pickWith(faultDraw, live);
         if (fault === 'kill') {
-          console.log(`chaos: SIGKILL S${i + 1}`);
+          say(`SIGKILL S${i + 1}`);
           counts.kill++;
           victim.proc.kill('SIGKILL');
         } else {
           const ms = betweenWith(faultDraw, 1000, 2.5 * DEAD_AFTER_MS);
-          console.log(`chaos: SIGSTOP S${i + 1} for ${(ms / 1000).toFixed(1)} s`);
+          say(`SIGSTOP S${i + 1} for ${(ms / 1000).toFixed(1)} s`);
           counts.pause++;
           paused.add(victim);
           victim.proc.kill('SIGSTOP');
@@ -218,10 +226,18 @@ async function main(opts: Options): Promise<boolean> {
       } catch (err) {
         const st = await waitJobFinished(cluster, job.jobId, 5000).catch(() => undefined);
         const hosts = st?.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []) ?? [];
+        // A wrong final status also gets the job's stored events and what servers logged of it.
+        const wrong = st?.job_instance.status !== job.status;
+        const outputs = [
+          ...exited,
+          ...cluster.servers.map((s, i) => s.output().replace(/^/gm, `S${i + 1} `)),
+        ];
         failures.push(
           `job ${job.jobId} (${job.hosts.join(' ')}${job.status === 4 ? ', one host fails on purpose' : ''}): ${
             (err as Error).message.split('\n')[0]
-          }; job status ${st?.job_instance.status ?? 'unfinished'}; hosts ${JSON.stringify(hosts.map((h) => ({ host: h.bk_host_id, status: h.status, exit: h.exit_code })))}${await logDiagnosis(cluster, job)}`,
+          }; job status ${st?.job_instance.status ?? 'unfinished'}; hosts ${JSON.stringify(hosts.map((h) => ({ host: h.bk_host_id, status: h.status, exit: h.exit_code })))}${await logDiagnosis(cluster, job)}${
+            wrong ? (await eventTrail(cluster, job)) + serverLinesAbout(outputs, job) : ''
+          }`,
         );
       }
     }
@@ -245,6 +261,41 @@ async function main(opts: Options): Promise<boolean> {
     await c?.close().catch(() => undefined);
     pg.stop();
   }
+}
+
+/**
+ * The job's stored events, in order, when its final status is wrong: which host moves and step
+ * or job ends were recorded, and when, is what tells a lost race from a wrong decision.
+ */
+async function eventTrail(c: Cluster, job: AcknowledgedJob): Promise<string> {
+  const rows = await c
+    .db<{ at: string; kind: string; data: string }>(
+      "select at, kind, data from job_event where job_instance_id = $1 and kind <> 'log' order by id",
+      [job.jobId],
+    )
+    .catch(() => []);
+  return rows
+    .map((r) => `\n    ${new Date(Number(r.at)).toISOString().slice(11, 23)} ${r.kind} ${r.data}`)
+    .join('');
+}
+
+/** What any server (those that exited included) logged about the job's step, in time order. */
+function serverLinesAbout(outputs: readonly string[], job: AcknowledgedJob): string {
+  const mark = [
+    `"step":${job.stepId},`,
+    `"step":${job.stepId}}`,
+    `"${job.stepId}:`,
+    `"job":${job.jobId},`,
+    `"job":${job.jobId}}`,
+  ];
+  const lines = outputs
+    .flatMap((o) => o.split('\n'))
+    .filter((l) => mark.some((m) => l.includes(m)))
+    .map((l) => ({ at: Number(/"time":(\d+)/.exec(l)?.[1] ?? 0), l }))
+    .sort((a, b) => a.at - b.at);
+  return lines
+    .map(({ at, l }) => `\n    ${new Date(at).toISOString().slice(11, 23)} ${l.slice(0, 600)}`)
+    .join('');
 }
 
 /** For each host whose log differs: what was expected, what is stored, and the stored chunks. */

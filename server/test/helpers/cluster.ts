@@ -219,14 +219,23 @@ export async function clusterScript(
   c: Cluster,
   via: number,
   hosts: string[],
-  opts: { sleep?: number; failOn?: string; lines?: number; every?: number } = {},
+  opts: {
+    sleep?: number;
+    /** Hosts that sleep for a time of their own instead (by ip). */
+    sleepOn?: Record<string, number>;
+    failOn?: string;
+    lines?: number;
+    every?: number;
+  } = {},
 ): Promise<AcknowledgedJob> {
   const tag = `job${process.pid}-${++jobSeq}`;
   const lines = opts.lines ?? 3;
   const script = [
     `echo "start ${tag} $TEST_AGENT_IP"`,
     `echo run >> "$TEST_MARKERS/${tag}-$TEST_AGENT_IP"`,
-    `sleep ${opts.sleep ?? 0.5}`,
+    `case "$TEST_AGENT_IP" in ${Object.entries(opts.sleepOn ?? {})
+      .map(([ip, secs]) => `${ip}) sleep ${secs};; `)
+      .join('')}*) sleep ${opts.sleep ?? 0.5};; esac`,
     `for i in $(seq 1 ${lines}); do echo "line $i ${tag} $TEST_AGENT_IP"${opts.every ? `; sleep ${opts.every}` : ''}; done`,
     ...(opts.failOn ? [`[ "$TEST_AGENT_IP" = "${opts.failOn}" ] && exit 3`] : []),
     'exit 0',
