@@ -59,9 +59,19 @@ interface Options {
   agents: string;
 }
 
+/** HH:MM:SS.mmm (UTC), as fault lines, job events and server log lines are shown. */
+function timeOfDay(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 23);
+}
+
 /** A fault's line, with the time of day: server logs and job events carry times too. */
 function say(line: string): void {
-  console.log(`chaos ${new Date().toISOString().slice(11, 23)}: ${line}`);
+  console.log(`chaos ${timeOfDay(Date.now())}: ${line}`);
+}
+
+/** A server's output, each line led by the server's name (S1, S2, ...). */
+function labelledOutput(s: ServerProcess, i: number): string {
+  return s.output().replace(/^/gm, `S${i + 1} `);
 }
 
 async function main(opts: Options): Promise<boolean> {
@@ -122,7 +132,7 @@ async function main(opts: Options): Promise<boolean> {
     const supervise = (i: number) => {
       const s = cluster.servers[i] as ServerProcess;
       s.proc.once('exit', (code, signal) => {
-        exited.push(s.output().replace(/^/gm, `S${i + 1} `));
+        exited.push(labelledOutput(s, i));
         if (ending) return;
         say(`S${i + 1} exited (${signal ?? `code ${code}`}); starting it again`);
         // Why it exited, when it says so (an error line or a crash trace).
@@ -228,10 +238,7 @@ async function main(opts: Options): Promise<boolean> {
         const hosts = st?.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []) ?? [];
         // A wrong final status also gets the job's stored events and what servers logged of it.
         const wrong = st?.job_instance.status !== job.status;
-        const outputs = [
-          ...exited,
-          ...cluster.servers.map((s, i) => s.output().replace(/^/gm, `S${i + 1} `)),
-        ];
+        const outputs = [...exited, ...cluster.servers.map(labelledOutput)];
         failures.push(
           `job ${job.jobId} (${job.hosts.join(' ')}${job.status === 4 ? ', one host fails on purpose' : ''}): ${
             (err as Error).message.split('\n')[0]
@@ -274,9 +281,7 @@ async function eventTrail(c: Cluster, job: AcknowledgedJob): Promise<string> {
       [job.jobId],
     )
     .catch(() => []);
-  return rows
-    .map((r) => `\n    ${new Date(Number(r.at)).toISOString().slice(11, 23)} ${r.kind} ${r.data}`)
-    .join('');
+  return rows.map((r) => `\n    ${timeOfDay(Number(r.at))} ${r.kind} ${r.data}`).join('');
 }
 
 /** What any server (those that exited included) logged about the job's step, in time order. */
@@ -293,9 +298,7 @@ function serverLinesAbout(outputs: readonly string[], job: AcknowledgedJob): str
     .filter((l) => mark.some((m) => l.includes(m)))
     .map((l) => ({ at: Number(/"time":(\d+)/.exec(l)?.[1] ?? 0), l }))
     .sort((a, b) => a.at - b.at);
-  return lines
-    .map(({ at, l }) => `\n    ${new Date(at).toISOString().slice(11, 23)} ${l.slice(0, 600)}`)
-    .join('');
+  return lines.map(({ at, l }) => `\n    ${timeOfDay(at)} ${l.slice(0, 600)}`).join('');
 }
 
 /** For each host whose log differs: what was expected, what is stored, and the stored chunks. */
