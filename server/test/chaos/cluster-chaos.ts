@@ -3,18 +3,26 @@
  * `npm test`). Three cluster servers and six agents (each given the list of all servers) on a
  * PostgreSQL of its own, a steady stream of script jobs submitted to random servers, and every
  * few seconds a fault drawn from the seed: SIGKILL of a server, SIGSTOP of one (SIGCONT later),
- * or a restart of PostgreSQL (immediate or fast). A server that exits (killed, or declared dead
+ * a restart of PostgreSQL (immediate or fast), a network fault between agents and servers
+ * (agents reach each server through a relay): one host's links reset, and its new ones refused
+ * for up to 5 s; or every link of one server stalled for up to 8 s, nothing closed; or SIGKILL
+ * of an agent, started again after a moment. A server that exits (killed, or declared dead
  * while paused) is started again after a moment, as a supervisor would. At the end every fault
  * is healed and the cluster checker verifies every acknowledged job: its true final status,
- * each host task run exactly once, logs byte-exact. The seed is printed; the same seed replays
+ * each host task run exactly once, logs byte-exact. A task whose agent was killed while it ran
+ * may instead end lost (agent abnormal, run at most once, its log a prefix of the full one),
+ * and its job then fails. The seed is printed; the same seed replays
  * the same draws of faults and of jobs (which server a fault hits is drawn among the servers
  * up at that moment, and the timing relative to the servers' work always differs).
  */
 import { parseArgs } from 'node:util';
+import assert from 'node:assert/strict';
 import {
+  checkHostRan,
   checkInvariants,
   clusterScript,
   liveServer,
+  markerRuns,
   serverErrors,
   startCluster,
   waitJobFinished,
@@ -23,8 +31,10 @@ import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
 import { admin } from '../helpers/api-client.js';
 import { BIZ, hostLog } from '../helpers/fleet.js';
 import { startAgent, stopAll } from '../helpers/processes.js';
-import type { ServerProcess } from '../helpers/processes.js';
+import type { AgentProcess, ServerProcess } from '../helpers/processes.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
 
 /** mulberry32: a small seeded generator, enough to replay a schedule. */
 function seeded(seed: number): () => number {
@@ -91,16 +101,35 @@ async function main(opts: Options): Promise<boolean> {
   let c: Cluster | undefined;
   /** Set once faults are over: exits from then on are the run's own stops. */
   let ending = false;
-  const counts = { acknowledged: 0, refused: 0, kill: 0, pause: 0, pgRestart: 0, restarts: 0 };
+  const counts = {
+    acknowledged: 0,
+    refused: 0,
+    kill: 0,
+    pause: 0,
+    pgRestart: 0,
+    cut: 0,
+    stall: 0,
+    agentKill: 0,
+    restarts: 0,
+    /** Host tasks that ended lost, their agent killed while they ran. */
+    lostTasks: 0,
+  };
+  /** relays[n][k]: agent n's way to server k. */
+  let relays: FaultProxy[][] = [];
   try {
     // Agents are started here rather than by startCluster, with a start-up wait that suits a
     // loaded machine; each gets the list of every server, starting at a different one.
     c = await startCluster({ servers, agents: 0, env: ENV });
     const first = c.servers[0] as ServerProcess;
+    // A restarted server keeps its port, so each relay stays in front of the same server.
+    const urls = c.servers.map((s) => s.url);
+    relays = await Promise.all(
+      Array.from({ length: agents }, () => Promise.all(urls.map((url) => startFaultProxy(url)))),
+    );
     const fleet = await Promise.all(
       Array.from({ length: agents }, (_, n) => {
         const ip = `127.0.0.${n + 2}`;
-        const urls = Array.from({ length: servers }, (_, k) => c?.servers[(n + k) % servers]?.url ?? '');
+        const urls = Array.from({ length: servers }, (_, k) => relays[n]?.[(n + k) % servers]?.url ?? '');
         return startAgent({
           server: { url: urls.join(','), bootstrapToken: first.bootstrapToken },
           ip,
@@ -161,7 +190,9 @@ async function main(opts: Options): Promise<boolean> {
     };
     cluster.servers.forEach((_, i) => supervise(i));
 
-    const jobs: AcknowledgedJob[] = [];
+    const jobs: SubmittedJob[] = [];
+    /** When each host's agent was SIGKILLed: its tasks running then may end lost. */
+    const agentKills = new Map<string, number[]>();
     const submissions: Promise<void>[] = [];
     const until = Date.now() + minutes * 60_000;
     const stream = (async () => {
@@ -172,13 +203,14 @@ async function main(opts: Options): Promise<boolean> {
         const live = usable();
         if (live.length > 0) {
           const [, via] = pickWith(jobDraw, live);
+          const submittedAt = Date.now();
           submissions.push(
             clusterScript(cluster, via, targets, {
               sleep: Number(betweenWith(jobDraw, 0.2, 2).toFixed(1)),
               ...(failOn ? { failOn } : {}),
             })
               .then((job) => {
-                jobs.push(job);
+                jobs.push({ ...job, submittedAt });
                 counts.acknowledged++;
               })
               .catch(() => void counts.refused++),
@@ -193,7 +225,37 @@ async function main(opts: Options): Promise<boolean> {
         await sleep(betweenWith(faultDraw, 5000, 15_000));
         if (Date.now() >= until) break;
         const live = usable();
-        const fault = pickWith(faultDraw, ['kill', 'pause', 'pg'] as const);
+        const fault = pickWith(faultDraw, ['kill', 'pause', 'pg', 'cut', 'stall', 'agent'] as const);
+        if (fault === 'agent') {
+          const n = Math.floor(faultDraw() * fleet.length);
+          const agent = fleet[n] as AgentProcess;
+          const downMs = betweenWith(faultDraw, 200, 3000);
+          say(`SIGKILL agent ${agent.ip}, started again after ${(downMs / 1000).toFixed(1)} s`);
+          counts.agentKill++;
+          agentKills.set(agent.ip, [...(agentKills.get(agent.ip) ?? []), Date.now()]);
+          await agent.kill('SIGKILL');
+          await sleep(downMs);
+          fleet[n] = await agent.restart();
+          continue;
+        }
+        if (fault === 'cut') {
+          const n = Math.floor(faultDraw() * agents);
+          const refuseMs = Math.round(betweenWith(faultDraw, 0, 5000));
+          const reset = (relays[n] ?? []).reduce((sum, r) => sum + r.cut(refuseMs), 0);
+          say(
+            `cut ${fleet[n]?.ip}: ${reset} link(s) reset, new ones refused for ${(refuseMs / 1000).toFixed(1)} s`,
+          );
+          counts.cut++;
+          continue;
+        }
+        if (fault === 'stall') {
+          const k = Math.floor(faultDraw() * servers);
+          const ms = betweenWith(faultDraw, 500, 8000);
+          say(`stall S${k + 1}'s agent links for ${(ms / 1000).toFixed(1)} s`);
+          counts.stall++;
+          await Promise.all(relays.map((r) => r[k]?.stall(ms)));
+          continue;
+        }
         if (fault === 'pg') {
           const mode = pickWith(faultDraw, ['immediate', 'fast'] as const);
           say(`restarting PostgreSQL (${mode})`);
@@ -232,7 +294,7 @@ async function main(opts: Options): Promise<boolean> {
     const failures: string[] = [];
     for (const job of jobs) {
       try {
-        await checkInvariants(cluster, [job], 120_000);
+        counts.lostTasks += await checkJob(cluster, job, agentKills);
       } catch (err) {
         const st = await waitJobFinished(cluster, job.jobId, 5000).catch(() => undefined);
         const hosts = st?.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []) ?? [];
@@ -265,9 +327,51 @@ async function main(opts: Options): Promise<boolean> {
   } finally {
     ending = true;
     await stopAll();
+    await Promise.all(relays.flat().map((r) => r.close()));
     await c?.close().catch(() => undefined);
     pg.stop();
   }
+}
+
+/** An acknowledged job, with when it was submitted (to tell which agent kills could touch it). */
+interface SubmittedJob extends AcknowledgedJob {
+  submittedAt: number;
+}
+
+/**
+ * The checker's invariants for one job, where a host whose agent was killed between the job's
+ * submission (less the time an agent takes to come back and report) and its end may have lost
+ * its task: such a host ends agent abnormal (310) having run at most once, with a prefix of its
+ * log, and fails the job; or it ran to its end as any other host. No other host may end 310.
+ * Returns the job's lost host tasks.
+ */
+async function checkJob(c: Cluster, job: SubmittedJob, agentKills: Map<string, number[]>): Promise<number> {
+  const st = await waitJobFinished(c, job.jobId, 120_000);
+  const end = Number(st.job_instance.end_time ?? Date.now());
+  const exposed = job.hosts.filter((ip) =>
+    (agentKills.get(ip) ?? []).some((k) => k >= job.submittedAt - 10_000 && k <= end),
+  );
+  const statusOf = new Map(
+    st.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []).map((h) => [h.bk_host_id, h.status]),
+  );
+  const lost = job.hosts.filter((ip) => statusOf.get(c.hostIds.get(ip) ?? 0) === 310);
+  if (lost.length === 0) {
+    await checkInvariants(c, [job], 120_000);
+    return 0;
+  }
+  assert.equal(st.job_instance.status, 4, `job ${job.jobId} final status with a lost host`);
+  for (const ip of job.hosts) {
+    if (!lost.includes(ip)) {
+      await checkHostRan(c, job, ip);
+      continue;
+    }
+    assert.ok(exposed.includes(ip), `job ${job.jobId} host ${ip} ended lost; its agent was not killed then`);
+    const runs = markerRuns(c, job, ip);
+    assert.ok(runs <= 1, `job ${job.jobId} host ${ip} (lost) ran ${runs} times`);
+    const stored = await hostLog(c.via(liveServer(c)), job.jobId, job.stepId, c.hostIds.get(ip) ?? 0);
+    assert.ok(job.log(ip).startsWith(stored ?? ''), `job ${job.jobId} log of ${ip} (lost): not a prefix`);
+  }
+  return lost.length;
 }
 
 /**

@@ -322,19 +322,23 @@ export async function checkInvariants(
   for (const job of jobs) {
     const st = await waitJobFinished(c, job.jobId, timeoutMs);
     assert.equal(st.job_instance.status, job.status, `job ${job.jobId} final status`);
-    const via = c.via(liveServer(c));
-    for (const ip of job.hosts) {
-      const marker = path.join(c.markers, `${job.tag}-${ip}`);
-      const runs = fs.existsSync(marker)
-        ? fs.readFileSync(marker, 'utf8').split('\n').filter(Boolean).length
-        : 0;
-      assert.equal(runs, 1, `job ${job.jobId} host ${ip} ran ${runs} times`);
-      const id = c.hostIds.get(ip) ?? 0;
-      assert.equal(
-        await hostLog(via, job.jobId, job.stepId, id),
-        job.log(ip),
-        `job ${job.jobId} log of ${ip}`,
-      );
-    }
+    for (const ip of job.hosts) await checkHostRan(c, job, ip);
   }
+}
+
+/** How many times the job's script started on `ip` (the lines of its marker file). */
+export function markerRuns(c: Cluster, job: AcknowledgedJob, ip: string): number {
+  const marker = path.join(c.markers, `${job.tag}-${ip}`);
+  return fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8').split('\n').filter(Boolean).length : 0;
+}
+
+/** The job's script ran exactly once on `ip`, and the host's stored log is byte-exact. */
+export async function checkHostRan(c: Cluster, job: AcknowledgedJob, ip: string): Promise<void> {
+  const runs = markerRuns(c, job, ip);
+  assert.equal(runs, 1, `job ${job.jobId} host ${ip} ran ${runs} times`);
+  assert.equal(
+    await hostLog(c.via(liveServer(c)), job.jobId, job.stepId, c.hostIds.get(ip) ?? 0),
+    job.log(ip),
+    `job ${job.jobId} log of ${ip}`,
+  );
 }
