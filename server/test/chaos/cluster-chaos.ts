@@ -1,23 +1,24 @@
 /**
  * `npm run chaos -- --minutes 10 --seed 42`: the long, randomized cluster run (outside
  * `npm test`). Three cluster servers and six agents (each given the list of all servers) on a
- * PostgreSQL of its own, a steady stream of script jobs submitted to random servers, and every
- * few seconds a fault drawn from the seed: SIGKILL of a server, SIGSTOP of one (SIGCONT later),
- * a restart of PostgreSQL (immediate or fast), a network fault between agents and servers
- * (agents reach each server through a relay): one host's links reset, and its new ones refused
- * for up to 5 s; or every link of one server stalled for up to 8 s, nothing closed; or SIGKILL
- * of an agent, started again after a moment. A server that exits (killed, or declared dead
- * while paused) is started again after a moment, as a supervisor would. At the end every fault
- * is healed and the cluster checker verifies every acknowledged job: its true final status,
- * each host task run exactly once, logs byte-exact. A task whose agent was killed while it ran
- * may instead end lost (agent abnormal, run at most once, its log a prefix of the full one),
- * and its job then fails. The seed is printed; the same seed replays
- * the same draws of faults and of jobs (which server a fault hits is drawn among the servers
- * up at that moment, and the timing relative to the servers' work always differs).
+ * PostgreSQL of its own, a steady stream of script and file jobs submitted to random servers,
+ * and every few seconds a fault drawn from the seed: SIGKILL of a server, SIGSTOP of one
+ * (SIGCONT later), a restart of PostgreSQL (immediate or fast), a network fault between agents
+ * and servers (agents reach each server through a relay): one host's links reset, and its new
+ * ones refused for up to 5 s; or every link of one server stalled for up to 8 s, nothing
+ * closed; or SIGKILL of an agent, started again after a moment. A server that exits (killed,
+ * or declared dead while paused) is started again after a moment, as a supervisor would. At the
+ * end every fault is healed and the checker verifies every acknowledged job: its true final
+ * status, each host task run exactly once, logs byte-exact, files delivered byte-exact. A job
+ * one of whose agents was killed while it ran may fail instead (see checkJob, checkFileJob).
+ * The seed is printed; the same seed replays the same draws of faults and of jobs (which server
+ * a fault hits is drawn among the servers up at that moment, and the timing relative to the
+ * servers' work always differs).
  */
-import { parseArgs } from 'node:util';
 import assert from 'node:assert/strict';
+import { parseArgs } from 'node:util';
 import {
+  agentFileRoots,
   checkHostRan,
   checkInvariants,
   clusterScript,
@@ -35,6 +36,8 @@ import type { AgentProcess, ServerProcess } from '../helpers/processes.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import type { FaultProxy } from '../helpers/fault-proxy.js';
+import { checkFileJob, submitFileJob } from './chaos-file-jobs.js';
+import type { FileJob } from './chaos-file-jobs.js';
 
 /** mulberry32: a small seeded generator, enough to replay a schedule. */
 function seeded(seed: number): () => number {
@@ -111,11 +114,14 @@ async function main(opts: Options): Promise<boolean> {
     stall: 0,
     agentKill: 0,
     restarts: 0,
+    fileJobs: 0,
     /** Host tasks that ended lost, their agent killed while they ran. */
     lostTasks: 0,
   };
   /** relays[n][k]: agent n's way to server k. */
   let relays: FaultProxy[][] = [];
+  const fleetIps = Array.from({ length: agents }, (_, n) => `127.0.0.${n + 2}`);
+  const roots = agentFileRoots(fleetIps);
   try {
     // Agents are started here rather than by startCluster, with a start-up wait that suits a
     // loaded machine; each gets the list of every server, starting at a different one.
@@ -128,13 +134,13 @@ async function main(opts: Options): Promise<boolean> {
     );
     const fleet = await Promise.all(
       Array.from({ length: agents }, (_, n) => {
-        const ip = `127.0.0.${n + 2}`;
+        const ip = fleetIps[n] ?? '';
         const urls = Array.from({ length: servers }, (_, k) => relays[n]?.[(n + k) % servers]?.url ?? '');
         return startAgent({
           server: { url: urls.join(','), bootstrapToken: first.bootstrapToken },
           ip,
           biz: BIZ,
-          env: { TEST_AGENT_IP: ip, TEST_MARKERS: c?.markers ?? '' },
+          env: { TEST_AGENT_IP: ip, TEST_MARKERS: c?.markers ?? '', ...roots.agentEnv(n) },
           waitReady: false,
         });
       }),
@@ -193,6 +199,10 @@ async function main(opts: Options): Promise<boolean> {
     const jobs: SubmittedJob[] = [];
     /** When each host's agent was SIGKILLed: its tasks running then may end lost. */
     const agentKills = new Map<string, number[]>();
+    // Less the time an agent takes to come back and report: a task sent just before the kill.
+    const killedWhile = (ip: string, from: number, to: number) =>
+      (agentKills.get(ip) ?? []).some((k) => k >= from - 10_000 && k <= to);
+    const fileJobs: FileJob[] = [];
     const submissions: Promise<void>[] = [];
     const until = Date.now() + minutes * 60_000;
     const stream = (async () => {
@@ -201,7 +211,29 @@ async function main(opts: Options): Promise<boolean> {
         if (targets.length === 0) targets.push(pickWith(jobDraw, ips));
         const failOn = jobDraw() < 0.1 ? pickWith(jobDraw, targets) : undefined;
         const live = usable();
-        if (live.length > 0) {
+        if (live.length > 0 && jobDraw() < 0.25) {
+          // A file job: one agent's file, sometimes with an upload, to the other hosts drawn.
+          const [, via] = pickWith(jobDraw, live);
+          const source = pickWith(jobDraw, ips);
+          const to = targets.filter((ip) => ip !== source);
+          if (to.length === 0)
+            to.push(
+              pickWith(
+                jobDraw,
+                ips.filter((ip) => ip !== source),
+              ),
+            );
+          const bytes = Math.round(betweenWith(jobDraw, 64 * 1024, 2 * 1024 * 1024));
+          const upload = jobDraw() < 0.3;
+          submissions.push(
+            submitFileJob(cluster, via, roots.file, { source, targets: to, bytes, upload })
+              .then((job) => {
+                fileJobs.push(job);
+                counts.fileJobs++;
+              })
+              .catch(() => void counts.refused++),
+          );
+        } else if (live.length > 0) {
           const [, via] = pickWith(jobDraw, live);
           const submittedAt = Date.now();
           submissions.push(
@@ -294,7 +326,7 @@ async function main(opts: Options): Promise<boolean> {
     const failures: string[] = [];
     for (const job of jobs) {
       try {
-        counts.lostTasks += await checkJob(cluster, job, agentKills);
+        counts.lostTasks += await checkJob(cluster, job, killedWhile);
       } catch (err) {
         const st = await waitJobFinished(cluster, job.jobId, 5000).catch(() => undefined);
         const hosts = st?.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []) ?? [];
@@ -310,9 +342,22 @@ async function main(opts: Options): Promise<boolean> {
         );
       }
     }
+    for (const job of fileJobs) {
+      try {
+        await checkFileJob(cluster, job, roots.file, killedWhile);
+      } catch (err) {
+        const st = await waitJobFinished(cluster, job.jobId, 5000).catch(() => undefined);
+        const hosts = st?.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []) ?? [];
+        failures.push(
+          `file job ${job.jobId} (${job.source} -> ${job.targets.join(' ')}, ${job.files.length} file(s)): ${
+            (err as Error).message.split('\n')[0]
+          }; job status ${st?.job_instance.status ?? 'unfinished'}; hosts ${JSON.stringify(hosts.map((h) => ({ host: h.bk_host_id, status: h.status })))}`,
+        );
+      }
+    }
     if (failures.length > 0)
       throw new Error(
-        `${failures.length} of ${jobs.length} jobs broke an invariant:\n  ${failures.slice(0, 10).join('\n  ')}\n${serverErrors(cluster)}`,
+        `${failures.length} of ${jobs.length + fileJobs.length} jobs broke an invariant:\n  ${failures.slice(0, 10).join('\n  ')}\n${serverErrors(cluster)}`,
       );
     console.log(
       `chaos: checker OK: seed ${seed}, ${minutes} min, ${JSON.stringify(counts)}, final checks took ${Math.round(
@@ -328,6 +373,7 @@ async function main(opts: Options): Promise<boolean> {
     ending = true;
     await stopAll();
     await Promise.all(relays.flat().map((r) => r.close()));
+    roots.remove();
     await c?.close().catch(() => undefined);
     pg.stop();
   }
@@ -345,12 +391,14 @@ interface SubmittedJob extends AcknowledgedJob {
  * log, and fails the job; or it ran to its end as any other host. No other host may end 310.
  * Returns the job's lost host tasks.
  */
-async function checkJob(c: Cluster, job: SubmittedJob, agentKills: Map<string, number[]>): Promise<number> {
+async function checkJob(
+  c: Cluster,
+  job: SubmittedJob,
+  killedWhile: (ip: string, from: number, to: number) => boolean,
+): Promise<number> {
   const st = await waitJobFinished(c, job.jobId, 120_000);
   const end = Number(st.job_instance.end_time ?? Date.now());
-  const exposed = job.hosts.filter((ip) =>
-    (agentKills.get(ip) ?? []).some((k) => k >= job.submittedAt - 10_000 && k <= end),
-  );
+  const exposed = job.hosts.filter((ip) => killedWhile(ip, job.submittedAt, end));
   const statusOf = new Map(
     st.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []).map((h) => [h.bk_host_id, h.status]),
   );
