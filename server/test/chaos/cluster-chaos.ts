@@ -13,7 +13,8 @@
  * one of whose agents was killed while it ran may fail instead (see checkJob, checkFileJob).
  * The seed is printed; the same seed replays the same draws of faults and of jobs (which server
  * a fault hits is drawn among the servers up at that moment, and the timing relative to the
- * servers' work always differs).
+ * servers' work always differs). `--store sqlite` runs the same on one server on SQLite (no
+ * PostgreSQL restarts; its only server is killed and paused too).
  */
 import assert from 'node:assert/strict';
 import { parseArgs } from 'node:util';
@@ -31,6 +32,7 @@ import {
 import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
 import { admin } from '../helpers/api-client.js';
 import { BIZ, hostLog } from '../helpers/fleet.js';
+import type { JobStatus } from '../helpers/fleet.js';
 import { startAgent, stopAll } from '../helpers/processes.js';
 import type { AgentProcess, ServerProcess } from '../helpers/processes.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
@@ -53,6 +55,8 @@ function seeded(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const FAULTS = ['kill', 'pause', 'pg', 'cut', 'stall', 'agent'] as const;
+
 /** Cluster timings of the run: short enough for many takeovers, wide enough for a loaded machine. */
 const DEAD_AFTER_MS = 4000;
 const ENV = {
@@ -64,12 +68,16 @@ const ENV = {
   JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000',
 };
 
-/** --minutes (faults are injected this long), --seed (random when omitted), --servers, --agents. */
+/**
+ * --minutes (faults are injected this long), --seed (random when omitted), --servers, --agents,
+ * --store (postgres, or sqlite: one server on the embedded store, never a cluster).
+ */
 interface Options {
   minutes: string;
   seed?: string | undefined;
   servers: string;
   agents: string;
+  store: string;
 }
 
 /** HH:MM:SS.mmm (UTC), as fault lines, job events and server log lines are shown. */
@@ -90,17 +98,19 @@ function labelledOutput(s: ServerProcess, i: number): string {
 async function main(opts: Options): Promise<boolean> {
   const minutes = Number(opts.minutes);
   const seed = opts.seed !== undefined ? Number(opts.seed) : Math.floor(Math.random() * 2 ** 31);
-  const servers = Number(opts.servers);
+  const sqlite = opts.store === 'sqlite';
+  if (!sqlite && opts.store !== 'postgres') throw new Error(`--store: postgres or sqlite, not ${opts.store}`);
+  const servers = sqlite ? 1 : Number(opts.servers);
   const agents = Number(opts.agents);
   // Faults and jobs draw from streams of their own, so that one does not shift the other.
   const faultDraw = seeded(seed);
   const jobDraw = seeded(seed ^ 0x5bd1e995);
   const pickWith = <T>(draw: () => number, xs: readonly T[]): T => xs[Math.floor(draw() * xs.length)] as T;
   const betweenWith = (draw: () => number, lo: number, hi: number) => lo + draw() * (hi - lo);
-  console.log(`chaos: seed ${seed}, ${minutes} min, ${servers} servers, ${agents} agents`);
+  console.log(`chaos: seed ${seed}, ${minutes} min, ${servers} server(s) on ${opts.store}, ${agents} agents`);
 
-  const pg = await startPrivatePostgres();
-  process.env.JOBFLEET_TEST_PG_URL = pg.url;
+  const pg = sqlite ? undefined : await startPrivatePostgres();
+  if (pg) process.env.JOBFLEET_TEST_PG_URL = pg.url;
   let c: Cluster | undefined;
   /** Set once faults are over: exits from then on are the run's own stops. */
   let ending = false;
@@ -125,7 +135,7 @@ async function main(opts: Options): Promise<boolean> {
   try {
     // Agents are started here rather than by startCluster, with a start-up wait that suits a
     // loaded machine; each gets the list of every server, starting at a different one.
-    c = await startCluster({ servers, agents: 0, env: ENV });
+    c = await startCluster({ servers, agents: 0, env: ENV, ...(sqlite ? { store: 'sqlite' as const } : {}) });
     const first = c.servers[0] as ServerProcess;
     // A restarted server keeps its port, so each relay stays in front of the same server.
     const urls = c.servers.map((s) => s.url);
@@ -215,14 +225,9 @@ async function main(opts: Options): Promise<boolean> {
           // A file job: one agent's file, sometimes with an upload, to the other hosts drawn.
           const [, via] = pickWith(jobDraw, live);
           const source = pickWith(jobDraw, ips);
+          const others = ips.filter((ip) => ip !== source);
           const to = targets.filter((ip) => ip !== source);
-          if (to.length === 0)
-            to.push(
-              pickWith(
-                jobDraw,
-                ips.filter((ip) => ip !== source),
-              ),
-            );
+          if (to.length === 0) to.push(pickWith(jobDraw, others));
           const bytes = Math.round(betweenWith(jobDraw, 64 * 1024, 2 * 1024 * 1024));
           const upload = jobDraw() < 0.3;
           submissions.push(
@@ -257,7 +262,10 @@ async function main(opts: Options): Promise<boolean> {
         await sleep(betweenWith(faultDraw, 5000, 15_000));
         if (Date.now() >= until) break;
         const live = usable();
-        const fault = pickWith(faultDraw, ['kill', 'pause', 'pg', 'cut', 'stall', 'agent'] as const);
+        const fault = pickWith(
+          faultDraw,
+          FAULTS.filter((f) => f !== 'pg' || pg),
+        );
         if (fault === 'agent') {
           const n = Math.floor(faultDraw() * fleet.length);
           const agent = fleet[n] as AgentProcess;
@@ -292,11 +300,12 @@ async function main(opts: Options): Promise<boolean> {
           const mode = pickWith(faultDraw, ['immediate', 'fast'] as const);
           say(`restarting PostgreSQL (${mode})`);
           counts.pgRestart++;
-          pg.restart(mode);
+          pg?.restart(mode);
           continue;
         }
-        // Never take the last usable server: jobs must still be accepted somewhere.
-        if (live.length < 2) continue;
+        // Never take a cluster's last usable server: jobs must still be accepted somewhere. The
+        // single server on SQLite is taken: submissions are refused until it is back.
+        if (live.length < (sqlite ? 1 : 2)) continue;
         const [victim, i] = pickWith(faultDraw, live);
         if (fault === 'kill') {
           say(`SIGKILL S${i + 1}`);
@@ -328,16 +337,15 @@ async function main(opts: Options): Promise<boolean> {
       try {
         counts.lostTasks += await checkJob(cluster, job, killedWhile);
       } catch (err) {
-        const st = await waitJobFinished(cluster, job.jobId, 5000).catch(() => undefined);
-        const hosts = st?.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []) ?? [];
+        const { st, line } = await finalState(cluster, job.jobId);
         // A wrong final status also gets the job's stored events and what servers logged of it.
         const wrong = st?.job_instance.status !== job.status;
         const outputs = [...exited, ...cluster.servers.map(labelledOutput)];
         failures.push(
           `job ${job.jobId} (${job.hosts.join(' ')}${job.status === 4 ? ', one host fails on purpose' : ''}): ${
             (err as Error).message.split('\n')[0]
-          }; job status ${st?.job_instance.status ?? 'unfinished'}; hosts ${JSON.stringify(hosts.map((h) => ({ host: h.bk_host_id, status: h.status, exit: h.exit_code })))}${await logDiagnosis(cluster, job)}${
-            wrong ? (await eventTrail(cluster, job)) + serverLinesAbout(outputs, job) : ''
+          }; ${line}${await logDiagnosis(cluster, job)}${
+            wrong ? (await eventTrail(cluster, job.jobId)) + serverLinesAbout(outputs, job) : ''
           }`,
         );
       }
@@ -346,12 +354,11 @@ async function main(opts: Options): Promise<boolean> {
       try {
         await checkFileJob(cluster, job, roots.file, killedWhile);
       } catch (err) {
-        const st = await waitJobFinished(cluster, job.jobId, 5000).catch(() => undefined);
-        const hosts = st?.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []) ?? [];
+        const { st, line } = await finalState(cluster, job.jobId);
         failures.push(
           `file job ${job.jobId} (${job.source} -> ${job.targets.join(' ')}, ${job.files.length} file(s)): ${
             (err as Error).message.split('\n')[0]
-          }; job status ${st?.job_instance.status ?? 'unfinished'}; hosts ${JSON.stringify(hosts.map((h) => ({ host: h.bk_host_id, status: h.status })))}`,
+          }; ${line}${st?.job_instance.status === 3 ? '' : await eventTrail(cluster, job.jobId)}`,
         );
       }
     }
@@ -375,7 +382,7 @@ async function main(opts: Options): Promise<boolean> {
     await Promise.all(relays.flat().map((r) => r.close()));
     roots.remove();
     await c?.close().catch(() => undefined);
-    pg.stop();
+    pg?.stop();
   }
 }
 
@@ -422,15 +429,23 @@ async function checkJob(
   return lost.length;
 }
 
+/** A job's final status as a poll sees it, and a line of it and its hosts' for a report. */
+async function finalState(c: Cluster, jobId: number): Promise<{ st: JobStatus | undefined; line: string }> {
+  const st = await waitJobFinished(c, jobId, 5000).catch(() => undefined);
+  const hosts = st?.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []) ?? [];
+  const each = hosts.map((h) => ({ host: h.bk_host_id, status: h.status, exit: h.exit_code }));
+  return { st, line: `job status ${st?.job_instance.status ?? 'unfinished'}; hosts ${JSON.stringify(each)}` };
+}
+
 /**
  * The job's stored events, in order, when its final status is wrong: which host moves and step
  * or job ends were recorded, and when, is what tells a lost race from a wrong decision.
  */
-async function eventTrail(c: Cluster, job: AcknowledgedJob): Promise<string> {
+async function eventTrail(c: Cluster, jobId: number): Promise<string> {
   const rows = await c
     .db<{ at: string; kind: string; data: string }>(
       "select at, kind, data from job_event where job_instance_id = $1 and kind <> 'log' order by id",
-      [job.jobId],
+      [jobId],
     )
     .catch(() => []);
   return rows.map((r) => `\n    ${timeOfDay(Number(r.at))} ${r.kind} ${r.data}`).join('');
@@ -485,6 +500,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     servers: { type: 'string', default: '3' },
     agents: { type: 'string', default: '6' },
+    store: { type: 'string', default: 'postgres' },
   },
 });
 process.exit((await main(values as Options)) ? 0 : 1);

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { admin, eventually, get } from './api-client.js';
 import { freshDatabase } from './databases.js';
@@ -36,7 +37,8 @@ export const CLUSTER_TEST_ENV = {
 };
 
 export interface Cluster {
-  databaseUrl: string;
+  /** The PostgreSQL database; undefined for the single server on SQLite (`store: 'sqlite'`). */
+  databaseUrl: string | undefined;
   servers: ServerProcess[];
   agents: AgentProcess[];
   /** ip -> bk_host_id */
@@ -47,7 +49,10 @@ export interface Cluster {
   paused: Set<ServerProcess>;
   /** A Fleet view that talks to server `i` (for the fleet helpers). */
   via(i: number): Fleet;
-  /** Rows of a query on the cluster's database. */
+  /**
+   * Rows of a query on the cluster's database, written for PostgreSQL. On SQLite each `$n`
+   * becomes `?`, so each parameter must appear once, in order.
+   */
   db<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   close(): Promise<void>;
 }
@@ -69,9 +74,14 @@ export async function startClusterServer(
   });
 }
 
-/** Starts `servers` servers; agent n (127.0.0.{n+2}) connects to server `placement(n)`. */
+/**
+ * Starts `servers` servers; agent n (127.0.0.{n+2}) connects to server `placement(n)`. With
+ * `store: 'sqlite'`, one server, not in cluster mode, on SQLite in its data dir: the same
+ * helpers and checker then serve a single server on the embedded store.
+ */
 export async function startCluster(opts: {
   servers: number;
+  store?: 'sqlite';
   agents: number;
   placement?: (agent: number) => number | number[];
   env?: Record<string, string>;
@@ -80,12 +90,19 @@ export async function startCluster(opts: {
   /** More environment for agent n (e.g. its own file root). */
   agentEnv?: (agent: number) => Record<string, string>;
 }): Promise<Cluster> {
-  const databaseUrl = opts.databaseUrl ?? (await freshDatabase('postgres'));
-  if (!databaseUrl) throw new Error('cluster tests need JOBFLEET_TEST_PG_URL');
+  const sqlite = opts.store === 'sqlite';
+  if (sqlite && opts.servers !== 1) throw new Error('SQLite has one server');
+  const databaseUrl = sqlite ? undefined : (opts.databaseUrl ?? (await freshDatabase('postgres')));
+  if (!sqlite && !databaseUrl) throw new Error('cluster tests need JOBFLEET_TEST_PG_URL');
   // One after the other: the first migrates the database, and starts in parallel only thrash a
   // loaded machine.
   const servers: ServerProcess[] = [];
-  for (let i = 0; i < opts.servers; i++) servers.push(await startClusterServer(databaseUrl, i, opts.env));
+  if (databaseUrl === undefined)
+    servers.push(
+      await startServer({ args: ['--host', serverAddress(0)], env: opts.env ?? {}, readyTimeoutMs: 60_000 }),
+    );
+  for (let i = 0; databaseUrl !== undefined && i < opts.servers; i++)
+    servers.push(await startClusterServer(databaseUrl, i, opts.env));
   const first = servers[0] as ServerProcess;
   const created = await admin(first.url, first.adminToken, 'POST', '/biz', { id: BIZ, name: 'cluster test' });
   if (!created.result) throw new Error(created.message);
@@ -125,8 +142,9 @@ export async function startCluster(opts: {
     `/hosts?bk_biz_id=${BIZ}`,
   );
   const hostIds = new Map(hosts.data.hosts.map((h) => [h.ip, h.bk_host_id]));
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
-  pool.on('error', () => undefined);
+  const pool = databaseUrl === undefined ? undefined : new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  pool?.on('error', () => undefined);
+  const sqliteFile = path.join(first.dataDir, 'jobfleet.db');
   const cluster: Cluster = {
     databaseUrl,
     servers,
@@ -150,9 +168,15 @@ export async function startCluster(opts: {
       };
     },
     async db<T>(text: string, params: unknown[] = []) {
-      return (await pool.query(text, params)).rows as T[];
+      if (pool) return (await pool.query(text, params)).rows as T[];
+      const file = new SQLite(sqliteFile, { readonly: true });
+      try {
+        return file.prepare(text.replace(/\$\d+/g, '?')).all(...params) as T[];
+      } finally {
+        file.close();
+      }
     },
-    close: () => pool.end(),
+    close: async () => pool?.end(),
   };
   return cluster;
 }
