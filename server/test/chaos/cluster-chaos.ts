@@ -3,10 +3,11 @@
  * `npm test`). Three cluster servers and six agents (each given the list of all servers) on a
  * PostgreSQL of its own, a steady stream of script and file jobs submitted to random servers,
  * and every few seconds a fault drawn from the seed: SIGKILL of a server, SIGSTOP of one
- * (SIGCONT later), a restart of PostgreSQL (immediate or fast), a network fault between agents
- * and servers (agents reach each server through a relay): one host's links reset, and its new
- * ones refused for up to 5 s; or every link of one server stalled for up to 8 s, nothing
- * closed; or SIGKILL of an agent, started again after a moment. A server that exits (killed,
+ * (SIGCONT later), a restart of PostgreSQL (immediate or fast), one server cut off from
+ * PostgreSQL or its database links stalled (each server reaches the database through a relay),
+ * a network fault between agents and servers (agents reach each server through a relay): one
+ * host's links reset, and its new ones refused for up to 5 s; or every link of one server
+ * stalled for up to 8 s, nothing closed; or SIGKILL of an agent, started again after a moment. A server that exits (killed,
  * or declared dead while paused) is started again after a moment, as a supervisor would. At the
  * end every fault is healed and the checker verifies every acknowledged job: its true final
  * status, each host task run exactly once, logs byte-exact, files delivered byte-exact. A job
@@ -36,6 +37,7 @@ import type { JobStatus } from '../helpers/fleet.js';
 import { startAgent, stopAll } from '../helpers/processes.js';
 import type { AgentProcess, ServerProcess } from '../helpers/processes.js';
 import { startPrivatePostgres } from '../helpers/private-postgres.js';
+import { freshDatabase } from '../helpers/databases.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { checkFileJob, submitFileJob } from './chaos-file-jobs.js';
@@ -55,7 +57,9 @@ function seeded(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const FAULTS = ['kill', 'pause', 'pg', 'cut', 'stall', 'agent'] as const;
+const FAULTS = ['kill', 'pause', 'pg', 'db', 'cut', 'stall', 'agent'] as const;
+/** Faults that need PostgreSQL. */
+const PG_FAULTS: readonly string[] = ['pg', 'db'];
 
 /** Cluster timings of the run: short enough for many takeovers, wide enough for a loaded machine. */
 const DEAD_AFTER_MS = 4000;
@@ -120,6 +124,8 @@ async function main(opts: Options): Promise<boolean> {
     kill: 0,
     pause: 0,
     pgRestart: 0,
+    dbCut: 0,
+    dbStall: 0,
     cut: 0,
     stall: 0,
     agentKill: 0,
@@ -130,12 +136,27 @@ async function main(opts: Options): Promise<boolean> {
   };
   /** relays[n][k]: agent n's way to server k. */
   let relays: FaultProxy[][] = [];
+  /** dbRelays[k]: server k's way to PostgreSQL. */
+  let dbRelays: FaultProxy[] = [];
   const fleetIps = Array.from({ length: agents }, (_, n) => `127.0.0.${n + 2}`);
   const roots = agentFileRoots(fleetIps);
   try {
     // Agents are started here rather than by startCluster, with a start-up wait that suits a
     // loaded machine; each gets the list of every server, starting at a different one.
-    c = await startCluster({ servers, agents: 0, env: ENV, ...(sqlite ? { store: 'sqlite' as const } : {}) });
+    const databaseUrl = pg ? await freshDatabase('postgres') : undefined;
+    if (databaseUrl)
+      dbRelays = await Promise.all(Array.from({ length: servers }, () => startFaultProxy(databaseUrl)));
+    const relayed = (k: number) => {
+      const u = new URL(databaseUrl ?? '');
+      u.port = String(dbRelays[k]?.port);
+      return u.toString();
+    };
+    c = await startCluster({
+      servers,
+      agents: 0,
+      env: ENV,
+      ...(databaseUrl ? { databaseUrl, databaseUrlOf: relayed } : { store: 'sqlite' as const }),
+    });
     const first = c.servers[0] as ServerProcess;
     // A restarted server keeps its port, so each relay stays in front of the same server.
     const urls = c.servers.map((s) => s.url);
@@ -264,7 +285,7 @@ async function main(opts: Options): Promise<boolean> {
         const live = usable();
         const fault = pickWith(
           faultDraw,
-          FAULTS.filter((f) => f !== 'pg' || pg),
+          FAULTS.filter((f) => pg || !PG_FAULTS.includes(f)),
         );
         if (fault === 'agent') {
           const n = Math.floor(faultDraw() * fleet.length);
@@ -307,7 +328,20 @@ async function main(opts: Options): Promise<boolean> {
         // single server on SQLite is taken: submissions are refused until it is back.
         if (live.length < (sqlite ? 1 : 2)) continue;
         const [victim, i] = pickWith(faultDraw, live);
-        if (fault === 'kill') {
+        if (fault === 'db') {
+          // One server cut off from the database, or its queries stalled, while its agents stay.
+          const relay = dbRelays[i];
+          const ms = betweenWith(faultDraw, 1000, 2.5 * DEAD_AFTER_MS);
+          if (faultDraw() < 0.5) {
+            const reset = relay?.cut(ms) ?? 0;
+            say(`S${i + 1} cut off from PostgreSQL for ${(ms / 1000).toFixed(1)} s (${reset} link(s) reset)`);
+            counts.dbCut++;
+          } else {
+            say(`S${i + 1}'s PostgreSQL links stalled for ${(ms / 1000).toFixed(1)} s`);
+            counts.dbStall++;
+            await relay?.stall(ms);
+          }
+        } else if (fault === 'kill') {
           say(`SIGKILL S${i + 1}`);
           counts.kill++;
           victim.proc.kill('SIGKILL');
@@ -379,7 +413,7 @@ async function main(opts: Options): Promise<boolean> {
   } finally {
     ending = true;
     await stopAll();
-    await Promise.all(relays.flat().map((r) => r.close()));
+    await Promise.all([...relays.flat(), ...dbRelays].map((r) => r.close()));
     roots.remove();
     await c?.close().catch(() => undefined);
     pg?.stop();

@@ -87,6 +87,8 @@ export async function startCluster(opts: {
   env?: Record<string, string>;
   /** A database of the test's own (default: a fresh one on JOBFLEET_TEST_PG_URL). */
   databaseUrl?: string;
+  /** The URL server `i` is given for that database (a relay in front of it, say). */
+  databaseUrlOf?: (server: number) => string;
   /** More environment for agent n (e.g. its own file root). */
   agentEnv?: (agent: number) => Record<string, string>;
 }): Promise<Cluster> {
@@ -102,7 +104,7 @@ export async function startCluster(opts: {
       await startServer({ args: ['--host', serverAddress(0)], env: opts.env ?? {}, readyTimeoutMs: 60_000 }),
     );
   for (let i = 0; databaseUrl !== undefined && i < opts.servers; i++)
-    servers.push(await startClusterServer(databaseUrl, i, opts.env));
+    servers.push(await startClusterServer(opts.databaseUrlOf?.(i) ?? databaseUrl, i, opts.env));
   const first = servers[0] as ServerProcess;
   const created = await admin(first.url, first.adminToken, 'POST', '/biz', { id: BIZ, name: 'cluster test' });
   if (!created.result) throw new Error(created.message);

@@ -1,16 +1,18 @@
 /**
- * A TCP relay in front of one server, through which one agent reaches it, for network faults
- * that kill and SIGSTOP cannot make: the host's link dropped (`cut`), and a link that stops
- * carrying bytes for a while without closing (`stall`).
+ * A TCP relay in front of one server (a Jobfleet server, or PostgreSQL), through which one
+ * client reaches it (an agent, or a Jobfleet server), for network faults that kill and SIGSTOP
+ * cannot make: the client's links dropped (`cut`), and links that stop carrying bytes for a
+ * while without closing (`stall`).
  */
 import net from 'node:net';
 
 export interface FaultProxy {
-  /** http://127.0.0.1:<port>: what the agent is given instead of the server's URL. */
+  /** http://127.0.0.1:<port>: what the client is given instead of the server's URL. */
   url: string;
+  port: number;
   /**
    * Resets every link through the relay and refuses new ones for `refuseMs`: a blip, or a
-   * short partition of the host. Returns how many links it reset.
+   * short partition of the client. Returns how many links it reset.
    */
   cut(refuseMs?: number): number;
   /** Stops forwarding on every link for `ms`; new links wait too. Nothing is lost, only late. */
@@ -19,53 +21,56 @@ export interface FaultProxy {
 }
 
 interface Link {
-  agent: net.Socket;
+  client: net.Socket;
   server: net.Socket;
 }
 
+/** `target`: the server's URL (its host and port are what count). */
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const { hostname, port } = new URL(target);
   const links = new Set<Link>();
   let refusedUntil = 0;
   let stalledUntil = 0;
 
-  const relay = (agent: net.Socket) => {
+  const relay = (client: net.Socket) => {
     if (refusedUntil > Date.now()) {
-      agent.resetAndDestroy();
+      client.resetAndDestroy();
       return;
     }
     const server = net.connect({ host: hostname, port: Number(port) });
-    const link = { agent, server };
+    const link = { client, server };
     links.add(link);
     const drop = () => {
       links.delete(link);
-      agent.destroy();
+      client.destroy();
       server.destroy();
     };
-    agent.on('error', drop).on('close', drop);
+    client.on('error', drop).on('close', drop);
     server.on('error', drop).on('close', drop);
-    agent.pipe(server);
-    server.pipe(agent);
+    client.pipe(server);
+    server.pipe(client);
   };
 
-  const listener = net.createServer({ pauseOnConnect: true }, (agent) => {
-    agent.on('error', () => agent.destroy());
+  const listener = net.createServer({ pauseOnConnect: true }, (client) => {
+    client.on('error', () => client.destroy());
     const wait = stalledUntil - Date.now();
-    if (wait > 0) setTimeout(() => agent.destroyed || relay(agent), wait);
-    else relay(agent);
+    if (wait > 0) setTimeout(() => client.destroyed || relay(client), wait);
+    else relay(client);
   });
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     listener.listen(0, '127.0.0.1', resolve);
   });
 
+  const own = (listener.address() as net.AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${(listener.address() as net.AddressInfo).port}`,
+    url: `http://127.0.0.1:${own}`,
+    port: own,
     cut(refuseMs = 0) {
       refusedUntil = Math.max(refusedUntil, Date.now() + refuseMs);
       const n = links.size;
       for (const link of links) {
-        link.agent.resetAndDestroy();
+        link.client.resetAndDestroy();
         link.server.resetAndDestroy();
       }
       links.clear();
@@ -77,19 +82,19 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       // Unpiped and paused, a socket reads nothing: the kernel's buffers fill and the sender
       // blocks, as on a link that has stopped moving.
       for (const l of held) {
-        l.agent.unpipe(l.server).pause();
-        l.server.unpipe(l.agent).pause();
+        l.client.unpipe(l.server).pause();
+        l.server.unpipe(l.client).pause();
       }
       await new Promise((r) => setTimeout(r, ms));
       for (const l of held) {
         if (!links.has(l)) continue;
-        l.agent.pipe(l.server);
-        l.server.pipe(l.agent);
+        l.client.pipe(l.server);
+        l.server.pipe(l.client);
       }
     },
     close: async () => {
       for (const l of links) {
-        l.agent.destroy();
+        l.client.destroy();
         l.server.destroy();
       }
       links.clear();
