@@ -23,6 +23,9 @@ export interface FileJob {
   submittedAt: number;
 }
 
+/** Whether the agent of host `ip` was killed while a job submitted at `from` and ended at `to` ran. */
+export type KilledWhile = (ip: string, from: number, to: number) => boolean;
+
 /** Host paths of each agent's file root on this machine. */
 export type FileRoot = (ip: string, hostPath: string) => string;
 
@@ -96,7 +99,7 @@ export async function checkFileJob(
   c: Cluster,
   job: FileJob,
   root: FileRoot,
-  killedWhile: (ip: string, from: number, to: number) => boolean,
+  killedWhile: KilledWhile,
 ): Promise<void> {
   const st = await waitJobFinished(c, job.jobId, 120_000);
   const end = Number(st.job_instance.end_time ?? Date.now());

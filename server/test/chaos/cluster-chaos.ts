@@ -41,7 +41,7 @@ import { freshDatabase } from '../helpers/databases.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { checkFileJob, submitFileJob } from './chaos-file-jobs.js';
-import type { FileJob } from './chaos-file-jobs.js';
+import type { FileJob, KilledWhile } from './chaos-file-jobs.js';
 
 /** mulberry32: a small seeded generator, enough to replay a schedule. */
 function seeded(seed: number): () => number {
@@ -231,7 +231,7 @@ async function main(opts: Options): Promise<boolean> {
     /** When each host's agent was SIGKILLed: its tasks running then may end lost. */
     const agentKills = new Map<string, number[]>();
     // Less the time an agent takes to come back and report: a task sent just before the kill.
-    const killedWhile = (ip: string, from: number, to: number) =>
+    const killedWhile: KilledWhile = (ip, from, to) =>
       (agentKills.get(ip) ?? []).some((k) => k >= from - 10_000 && k <= to);
     const fileJobs: FileJob[] = [];
     const submissions: Promise<void>[] = [];
@@ -432,11 +432,7 @@ interface SubmittedJob extends AcknowledgedJob {
  * log, and fails the job; or it ran to its end as any other host. No other host may end 310.
  * Returns the job's lost host tasks.
  */
-async function checkJob(
-  c: Cluster,
-  job: SubmittedJob,
-  killedWhile: (ip: string, from: number, to: number) => boolean,
-): Promise<number> {
+async function checkJob(c: Cluster, job: SubmittedJob, killedWhile: KilledWhile): Promise<number> {
   const st = await waitJobFinished(c, job.jobId, 120_000);
   const end = Number(st.job_instance.end_time ?? Date.now());
   const exposed = job.hosts.filter((ip) => killedWhile(ip, job.submittedAt, end));
