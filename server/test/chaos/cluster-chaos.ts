@@ -1,21 +1,22 @@
 /**
  * `npm run chaos -- --minutes 10 --seed 42`: the long, randomized cluster run (outside
  * `npm test`). Three cluster servers and six agents (each given the list of all servers) on a
- * PostgreSQL of its own, a steady stream of script and file jobs submitted to random servers,
- * and every few seconds a fault drawn from the seed: SIGKILL of a server, SIGSTOP of one
- * (SIGCONT later), a restart of PostgreSQL (immediate or fast), one server cut off from
- * PostgreSQL or its database links stalled (each server reaches the database through a relay),
- * a network fault between agents and servers (agents reach each server through a relay): one
- * host's links reset, and its new ones refused for up to 5 s; or every link of one server
- * stalled for up to 8 s, nothing closed; or SIGKILL of an agent, started again after a moment. A server that exits (killed,
- * or declared dead while paused) is started again after a moment, as a supervisor would. At the
- * end every fault is healed and the checker verifies every acknowledged job: its true final
- * status, each host task run exactly once, logs byte-exact, files delivered byte-exact. A job
- * one of whose agents was killed while it ran may fail instead (see checkJob, checkFileJob).
- * The seed is printed; the same seed replays the same draws of faults and of jobs (which server
- * a fault hits is drawn among the servers up at that moment, and the timing relative to the
- * servers' work always differs). `--store sqlite` runs the same on one server on SQLite (no
- * PostgreSQL restarts; its only server is killed and paused too).
+ * PostgreSQL of its own, a steady stream of script and file jobs submitted to random servers
+ * (some script jobs terminated a moment later, through any server), and every few seconds a fault
+ * drawn from the seed: SIGKILL of a server, SIGSTOP of one (SIGCONT later), a restart of
+ * PostgreSQL (immediate or fast), one server cut off from PostgreSQL or its database links
+ * stalled (each server reaches the database through a relay), a network fault between agents and
+ * servers (agents reach each server through a relay): one host's links reset, and its new ones
+ * refused for up to 5 s; or every link of one server stalled for up to 8 s, nothing closed; or
+ * SIGKILL of an agent, started again after a moment. A server that exits (killed, or declared
+ * dead while paused) is started again after a moment, as a supervisor would. At the end every
+ * fault is healed and the checker verifies every acknowledged job: its true final status, each
+ * host task run exactly once, logs byte-exact, files delivered byte-exact. A job one of whose
+ * agents was killed while it ran may fail instead (see checkJob, checkFileJob). The seed is
+ * printed; the same seed replays the same draws of faults and of jobs (which server a fault hits
+ * is drawn among the servers up at that moment, and the timing relative to the servers' work
+ * always differs). `--store sqlite` runs the same on one server on SQLite (no PostgreSQL
+ * restarts; its only server is killed and paused too).
  */
 import assert from 'node:assert/strict';
 import { parseArgs } from 'node:util';
@@ -31,7 +32,7 @@ import {
   waitJobFinished,
 } from '../helpers/cluster.js';
 import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
-import { admin } from '../helpers/api-client.js';
+import { admin, post } from '../helpers/api-client.js';
 import { BIZ, hostLog } from '../helpers/fleet.js';
 import type { JobStatus } from '../helpers/fleet.js';
 import { startAgent, stopAll } from '../helpers/processes.js';
@@ -131,6 +132,8 @@ async function main(opts: Options): Promise<boolean> {
     agentKill: 0,
     restarts: 0,
     fileJobs: 0,
+    /** Terminate requests the cluster accepted. */
+    terminated: 0,
     /** Host tasks that ended lost, their agent killed while they ran. */
     lostTasks: 0,
   };
@@ -262,14 +265,21 @@ async function main(opts: Options): Promise<boolean> {
         } else if (live.length > 0) {
           const [, via] = pickWith(jobDraw, live);
           const submittedAt = Date.now();
+          // Some jobs are terminated a moment after they are accepted, through any server.
+          const stopAfter = jobDraw() < 0.15 ? betweenWith(jobDraw, 100, 2500) : undefined;
           submissions.push(
             clusterScript(cluster, via, targets, {
               sleep: Number(betweenWith(jobDraw, 0.2, 2).toFixed(1)),
               ...(failOn ? { failOn } : {}),
             })
-              .then((job) => {
-                jobs.push({ ...job, submittedAt });
+              .then(async (acknowledged) => {
+                const job: SubmittedJob = { ...acknowledged, submittedAt };
+                jobs.push(job);
                 counts.acknowledged++;
+                if (stopAfter === undefined) return;
+                await sleep(stopAfter);
+                job.terminate = await terminate(cluster, usable(), job.jobId);
+                counts.terminated += job.terminate === 'accepted' ? 1 : 0;
               })
               .catch(() => void counts.refused++),
           );
@@ -423,6 +433,28 @@ async function main(opts: Options): Promise<boolean> {
 /** An acknowledged job, with when it was submitted (to tell which agent kills could touch it). */
 interface SubmittedJob extends AcknowledgedJob {
   submittedAt: number;
+  /** What became of a terminate sent for it: unknown when no answer came. */
+  terminate?: 'accepted' | 'refused' | 'unknown';
+}
+
+/** operate_job_instance 1 through one of the usable servers. */
+async function terminate(
+  c: Cluster,
+  usable: readonly (readonly [ServerProcess, number])[],
+  jobId: number,
+): Promise<SubmittedJob['terminate']> {
+  const [, i] = usable[Math.floor(Math.random() * usable.length)] ?? [undefined, -1];
+  if (i < 0) return 'unknown';
+  const f = c.via(i);
+  const r = await post(
+    f.server.url,
+    'operate_job_instance',
+    { ...f.scope, job_instance_id: jobId, operation_code: 1 },
+    f.creds,
+  ).catch(() => undefined);
+  if (r?.result) return 'accepted';
+  // 1241003: the job had already finished; any other refusal (a fenced server, say) decided nothing.
+  return r?.code === 1241003 ? 'refused' : 'unknown';
 }
 
 /**
@@ -440,6 +472,18 @@ async function checkJob(c: Cluster, job: SubmittedJob, killedWhile: KilledWhile)
     st.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []).map((h) => [h.bk_host_id, h.status]),
   );
   const lost = job.hosts.filter((ip) => statusOf.get(c.hostIds.get(ip) ?? 0) === 310);
+  if (job.terminate === 'accepted' || (job.terminate === 'unknown' && st.job_instance.status === 11)) {
+    // Terminated: the job ends 11 whatever its hosts did. A host finished before the kill came
+    // has its whole log; a killed one (403) ran at most once and has a prefix of it.
+    assert.equal(st.job_instance.status, 11, `job ${job.jobId} final status after its terminate`);
+    for (const ip of job.hosts) {
+      const status = statusOf.get(c.hostIds.get(ip) ?? 0);
+      if (status === 9 || status === 104) await checkHostRan(c, job, ip);
+      else if (status === 403 || (status === 310 && exposed.includes(ip))) await checkCutShort(c, job, ip);
+      else assert.fail(`job ${job.jobId} host ${ip} ended ${status} after a terminate`);
+    }
+    return lost.length;
+  }
   if (lost.length === 0) {
     await checkInvariants(c, [job], 120_000);
     return 0;
@@ -451,12 +495,17 @@ async function checkJob(c: Cluster, job: SubmittedJob, killedWhile: KilledWhile)
       continue;
     }
     assert.ok(exposed.includes(ip), `job ${job.jobId} host ${ip} ended lost; its agent was not killed then`);
-    const runs = markerRuns(c, job, ip);
-    assert.ok(runs <= 1, `job ${job.jobId} host ${ip} (lost) ran ${runs} times`);
-    const stored = await hostLog(c.via(liveServer(c)), job.jobId, job.stepId, c.hostIds.get(ip) ?? 0);
-    assert.ok(job.log(ip).startsWith(stored ?? ''), `job ${job.jobId} log of ${ip} (lost): not a prefix`);
+    await checkCutShort(c, job, ip);
   }
   return lost.length;
+}
+
+/** A host task that was killed or lost: it ran at most once, and its log is a prefix of the whole. */
+async function checkCutShort(c: Cluster, job: SubmittedJob, ip: string): Promise<void> {
+  const runs = markerRuns(c, job, ip);
+  assert.ok(runs <= 1, `job ${job.jobId} host ${ip} (cut short) ran ${runs} times`);
+  const stored = await hostLog(c.via(liveServer(c)), job.jobId, job.stepId, c.hostIds.get(ip) ?? 0);
+  assert.ok(job.log(ip).startsWith(stored ?? ''), `job ${job.jobId} log of ${ip} (cut short): not a prefix`);
 }
 
 /** A job's final status as a poll sees it, and a line of it and its hosts' for a report. */
