@@ -33,7 +33,7 @@ import {
 } from '../helpers/cluster.js';
 import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
 import { admin, post } from '../helpers/api-client.js';
-import { BIZ, hostLog } from '../helpers/fleet.js';
+import { BIZ, hostLog, hostStatuses } from '../helpers/fleet.js';
 import type { JobStatus } from '../helpers/fleet.js';
 import { startAgent, stopAll } from '../helpers/processes.js';
 import type { AgentProcess, ServerProcess } from '../helpers/processes.js';
@@ -468,9 +468,7 @@ async function checkJob(c: Cluster, job: SubmittedJob, killedWhile: KilledWhile)
   const st = await waitJobFinished(c, job.jobId, 120_000);
   const end = Number(st.job_instance.end_time ?? Date.now());
   const exposed = job.hosts.filter((ip) => killedWhile(ip, job.submittedAt, end));
-  const statusOf = new Map(
-    st.step_instance_list.flatMap((x) => x.step_ip_result_list ?? []).map((h) => [h.bk_host_id, h.status]),
-  );
+  const statusOf = hostStatuses(st);
   const lost = job.hosts.filter((ip) => statusOf.get(c.hostIds.get(ip) ?? 0) === 310);
   if (job.terminate === 'accepted' || (job.terminate === 'unknown' && st.job_instance.status === 11)) {
     // Terminated: the job ends 11 whatever its hosts did. A host finished before the kill came
