@@ -59,6 +59,12 @@ import { ScriptStep } from './steps/script-step.js';
 import { TaskWriter } from './task-writer.js';
 import type { CommittedBatch } from './task-writer.js';
 
+/** A job whose progress here stopped at a store error is carried on again after this, doubling up to the cap. */
+const CARRY_ON_FIRST_MS = 500;
+const CARRY_ON_MAX_MS = 30_000;
+/** Job statuses of a job in flight (2 running, 7 waiting for a person, 10 stopping). */
+const IN_FLIGHT: readonly number[] = [RunStatus.RUNNING, RunStatus.WAITING_USER, RunStatus.STOPPING];
+
 /** Why an operation was refused; the API maps each to its documented code. */
 export type OperationRefusal = 'not_found' | 'bad_state' | 'repeat_start';
 
@@ -84,6 +90,7 @@ export class Engine implements AgentEvents {
   private readonly locks = new Map<number, Promise<unknown>>();
   private readonly files: FileStep;
   private readonly kinds: Record<StepSpec['kind'], StepKind>;
+  private closed = false;
   readonly callbacks: CallbackQueue;
 
   constructor(private readonly services: Services) {
@@ -134,6 +141,43 @@ export class Engine implements AgentEvents {
     return next;
   }
 
+  /**
+   * `fn` under the job's lock; should it fail midway (a store error: the database restarting, a
+   * connection cut), the job is carried on from the store (carryOnAfterError) and the error
+   * still reaches the caller.
+   */
+  private progress<T>(jobInstanceId: number, what: string, fn: () => Promise<T>): Promise<T> {
+    return this.withJobLock(jobInstanceId, fn).catch((err: unknown) => {
+      this.carryOnAfterError(jobInstanceId, err, what);
+      throw err;
+    });
+  }
+
+  /**
+   * A job whose progress here stopped midway at a store error (a step's end not stored, its next
+   * step not started, an operation half applied) would otherwise wait for the next restart: its
+   * steps are dropped from memory and it is carried on from what the store says, as a restart
+   * would, again after a growing pause until that works. Its agents' tasks go on meanwhile, and a
+   * task sent again is one the agent already holds (it ignores it). In a cluster only while this
+   * server owns the job; a new owner carries it on from the store by itself.
+   */
+  private carryOnAfterError(jobInstanceId: number, err: unknown, what: string, attempt = 0): void {
+    this.services.log.error({ err, job: jobInstanceId }, `${what}; carrying on from the store`);
+    const again = () =>
+      this.withJobLock(jobInstanceId, () => this.carryOnAgain(jobInstanceId)).catch((e: unknown) =>
+        this.carryOnAfterError(jobInstanceId, e, 'carrying on a job failed', attempt + 1),
+      );
+    setTimeout(again, Math.min(CARRY_ON_MAX_MS, CARRY_ON_FIRST_MS * 2 ** attempt)).unref();
+  }
+
+  private async carryOnAgain(jobInstanceId: number): Promise<void> {
+    if (this.closed) return;
+    const cluster = this.services.cluster;
+    if (cluster && (await cluster.store.ownerOf(jobInstanceId))?.ownerId !== cluster.id) return;
+    for (const s of [...this.steps.values()]) if (s.jobInstanceId === jobInstanceId) this.forget(s);
+    await this.carryOn(jobInstanceId);
+  }
+
   // ------------------------------------------------------------ submission and start
 
   /**
@@ -151,19 +195,14 @@ export class Engine implements AgentEvents {
       const start = running
         ? () => this.activate(running.step, running.tasks, job.callbackUrl)
         : () => this.carryOn(ids.jobInstanceId);
-      this.withJobLock(ids.jobInstanceId, start).catch((err: unknown) =>
-        this.services.log.error(
-          { err, job: ids.jobInstanceId },
-          'starting a job failed; it resumes at the next start',
-        ),
-      );
+      this.progress(ids.jobInstanceId, 'starting a job failed', start).catch(() => undefined);
     }
     return ids;
   }
 
   /** operate_job_instance 2 (and automatic start): a pending job runs its first step. */
   start(jobInstanceId: number): Promise<OperationRefusal | undefined> {
-    return this.withJobLock(jobInstanceId, async () => {
+    return this.progress(jobInstanceId, 'starting a job failed midway', async () => {
       await this.claimForOperation(jobInstanceId);
       const job = await this.store.getJob(jobInstanceId);
       if (!job) return 'not_found';
@@ -321,18 +360,16 @@ export class Engine implements AgentEvents {
 
   /** Cluster mode: a job this server just claimed (its owner died or left) is carried on here. */
   adopt(jobInstanceId: number): Promise<void> {
-    return this.withJobLock(jobInstanceId, async () => {
+    return this.progress(jobInstanceId, 'carrying on a job taken over failed', async () => {
       if ([...this.steps.values()].some((s) => s.jobInstanceId === jobInstanceId)) return;
       await this.carryOn(jobInstanceId);
-    }).catch((err: unknown) =>
-      this.services.log.error({ err, job: jobInstanceId }, 'carrying on a job taken over failed'),
-    );
+    }).catch(() => undefined);
   }
 
   /** Carries on with a job in flight from what the store says about it. */
   private async carryOn(jobInstanceId: number): Promise<void> {
     const found = await this.store.getJobWithSteps(jobInstanceId);
-    if (!found) return;
+    if (!found || !IN_FLIGHT.includes(found.job.status)) return;
     const { job, steps } = found;
     const current = steps.find((s) =>
       [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(
@@ -357,7 +394,12 @@ export class Engine implements AgentEvents {
       ![RunStatus.SUCCESS, RunStatus.SKIPPED, RunStatus.IGNORE_ERROR].includes(last.status as 3)
     ) {
       await this.finishJob(job, last.status as RunStatus);
-    } else await this.advance(job, last?.step_order ?? -1);
+    } else {
+      // A confirmation was continued, and its job not yet stored running again.
+      if (job.status === RunStatus.WAITING_USER)
+        await this.store.casJob(job.id, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING });
+      await this.advance(job, last?.step_order ?? -1);
+    }
   }
 
   // ------------------------------------------------------------ agent events
@@ -746,11 +788,9 @@ export class Engine implements AgentEvents {
     for (const step of touched) {
       const end = ended.get(step.stepInstanceId);
       if (step.inFlight === 0 || end) {
-        this.withJobLock(step.jobInstanceId, () =>
+        this.progress(step.jobInstanceId, 'finishing a batch failed', () =>
           end ? this.endedWithResults(step, end) : this.batchDone(step),
-        ).catch((err: unknown) =>
-          this.services.log.error({ err, step: step.stepInstanceId }, 'finishing a batch failed'),
-        );
+        ).catch(() => undefined);
       }
     }
   }
@@ -846,14 +886,20 @@ export class Engine implements AgentEvents {
     }
   }
 
+  /** The step is over here: dropped from memory, and its agent commands not yet delivered removed. */
   private deactivate(step: ActiveStep): void {
-    this.steps.delete(step.stepInstanceId);
-    this.seen.delete(step.stepInstanceId);
+    this.forget(step);
     this.services.cluster?.store
       .deleteCommandsOfStep(step.stepInstanceId, step.executeCount)
       .catch((err: unknown) =>
         this.services.log.warn({ err }, 'agent commands of a finished step not removed'),
       );
+  }
+
+  /** Drops the step from memory (the store still says what it is). */
+  private forget(step: ActiveStep): void {
+    this.steps.delete(step.stepInstanceId);
+    this.seen.delete(step.stepInstanceId);
     for (const [hostId, set] of this.byHost) {
       if (set.delete(step) && set.size === 0) this.byHost.delete(hostId);
     }
@@ -928,7 +974,7 @@ export class Engine implements AgentEvents {
 
   /** operate_job_instance 1: running hosts are killed; the job goes 10 -> 11. */
   terminate(jobInstanceId: number): Promise<OperationRefusal | undefined> {
-    return this.withJobLock(jobInstanceId, async () => {
+    return this.progress(jobInstanceId, 'terminating a job failed midway', async () => {
       const cluster = this.services.cluster;
       const owner =
         cluster && !this.isActive(jobInstanceId) ? await cluster.store.ownerOf(jobInstanceId) : undefined;
@@ -995,7 +1041,7 @@ export class Engine implements AgentEvents {
     stepInstanceId: number,
     op: 2 | 3 | 8 | 11 | 12 | 13,
   ): Promise<OperationRefusal | undefined> {
-    return this.withJobLock(jobInstanceId, async () => {
+    return this.progress(jobInstanceId, 'a step operation failed midway', async () => {
       await this.claimForOperation(jobInstanceId);
       const step = await this.store.getStep(stepInstanceId);
       const job = await this.store.getJob(jobInstanceId);
@@ -1072,7 +1118,7 @@ export class Engine implements AgentEvents {
     op: 6 | 9 | 10,
     who: { operator: string; reason: string },
   ): Promise<OperationRefusal | undefined> {
-    return this.withJobLock(jobInstanceId, async () => {
+    return this.progress(jobInstanceId, 'a confirmation failed midway', async () => {
       await this.claimForOperation(jobInstanceId);
       const step = await this.store.getStep(stepInstanceId);
       const job = await this.store.getJob(jobInstanceId);
@@ -1149,7 +1195,9 @@ export class Engine implements AgentEvents {
     for (const step of [...this.steps.values()]) {
       if (this.steps.get(step.stepInstanceId) !== step) continue;
       if (statuses.get(step.jobInstanceId) === RunStatus.STOPPING && !step.stopping) {
-        await this.withJobLock(step.jobInstanceId, () => this.stopOwnedJob(step.jobInstanceId));
+        await this.progress(step.jobInstanceId, 'stopping a job failed', () =>
+          this.stopOwnedJob(step.jobInstanceId),
+        ).catch(() => undefined);
         continue;
       }
       counted.push(step);
@@ -1226,7 +1274,9 @@ export class Engine implements AgentEvents {
       }
     }
     if (rows.length > 0 && step.inFlight === 0 && this.steps.get(step.stepInstanceId) === step) {
-      await this.withJobLock(step.jobInstanceId, () => this.batchDone(step));
+      await this.progress(step.jobInstanceId, 'finishing a batch failed', () => this.batchDone(step)).catch(
+        () => undefined,
+      );
     }
   }
 
@@ -1282,6 +1332,7 @@ export class Engine implements AgentEvents {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.writer.flush();
     this.callbacks.stop();
   }

@@ -141,7 +141,6 @@ export class FileDistribution {
       since: Date.now(),
       askedEpochs: new Map(),
     };
-    this.states.set(view.stepInstanceId, state);
     const inv = this.services.store.inventory;
     const targets = await inv.getHostsByIds([...view.tasks.keys()]);
     for (const h of targets) state.labels.set(h.id, `${h.cloud_id}:${h.ip}`);
@@ -164,6 +163,8 @@ export class FileDistribution {
         state.awaiting.add(h.hostId);
       }
     }
+    // Held only once built: a begin whose reads failed leaves nothing for the next one to reuse.
+    this.states.set(view.stepInstanceId, state);
     for (const hostId of state.awaiting) this.askSource(state, hostId);
     this.services.hub.expect([...state.awaiting].filter((id) => !this.services.hub.isConnected(id)));
     if (state.awaiting.size === 0) this.markReady(state);

@@ -1,8 +1,9 @@
 /**
  * `npm run chaos -- --minutes 10 --seed 42`: the long, randomized cluster run (outside
  * `npm test`). Three cluster servers and six agents (each given the list of all servers) on a
- * PostgreSQL of its own, a steady stream of script and file jobs submitted to random servers
- * (some script jobs terminated a moment later, through any server), and every few seconds a fault
+ * PostgreSQL of its own, a steady stream of script, file and plan jobs submitted to random servers
+ * (some script jobs terminated a moment later, through any server; some plan jobs wait for a
+ * confirmation given through any server), a cron due every few seconds, and every few seconds a fault
  * drawn from the seed: SIGKILL of a server, SIGSTOP of one (SIGCONT later), a restart of
  * PostgreSQL (immediate or fast), one server cut off from PostgreSQL or its database links
  * stalled (each server reaches the database through a relay), a network fault between agents and
@@ -11,8 +12,9 @@
  * SIGKILL of an agent, started again after a moment. A server that exits (killed, or declared
  * dead while paused) is started again after a moment, as a supervisor would. At the end every
  * fault is healed and the checker verifies every acknowledged job: its true final status, each
- * host task run exactly once, logs byte-exact, files delivered byte-exact. A job one of whose
- * agents was killed while it ran may fail instead (see checkJob, checkFileJob). The seed is
+ * host task run exactly once, logs byte-exact, files delivered byte-exact, each due time of the cron
+ * recorded once. A job one of whose agents was killed while it ran may fail instead (see checkJob,
+ * checkFileJob, checkPlanJob). The seed is
  * printed; the same seed replays the same draws of faults and of jobs (which server a fault hits
  * is drawn among the servers up at that moment, and the timing relative to the servers' work
  * always differs). `--store sqlite` runs the same on one server on SQLite (no PostgreSQL
@@ -43,6 +45,16 @@ import { startFaultProxy } from '../helpers/fault-proxy.js';
 import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { checkFileJob, submitFileJob } from './chaos-file-jobs.js';
 import type { FileJob, KilledWhile } from './chaos-file-jobs.js';
+import {
+  checkCron,
+  checkPlanJob,
+  confirmWhenWaiting,
+  preparePlans,
+  startCron,
+  stopCron,
+  submitPlanJob,
+} from './chaos-plan-jobs.js';
+import type { PlanJob } from './chaos-plan-jobs.js';
 
 /** mulberry32: a small seeded generator, enough to replay a schedule. */
 function seeded(seed: number): () => number {
@@ -71,7 +83,11 @@ const ENV = {
   JOBFLEET_CLUSTER_AGENT_GRACE_MS: '60000',
   JOBFLEET_HEARTBEAT_INTERVAL_MS: '500',
   JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000',
+  JOBFLEET_CRON_SECONDS_FIELD: 'true',
+  JOBFLEET_CRON_TICK_MS: '200',
 };
+/** How often the run's cron is due. */
+const CRON_EVERY_S = 4;
 
 /**
  * --minutes (faults are injected this long), --seed (random when omitted), --servers, --agents,
@@ -132,6 +148,11 @@ async function main(opts: Options): Promise<boolean> {
     agentKill: 0,
     restarts: 0,
     fileJobs: 0,
+    planJobs: 0,
+    /** Confirmations continued through a server (plan jobs with the confirmation step). */
+    confirmed: 0,
+    cronFired: 0,
+    cronSkipped: 0,
     /** Terminate requests the cluster accepted. */
     terminated: 0,
     /** Host tasks that ended lost, their agent killed while they ran. */
@@ -193,6 +214,12 @@ async function main(opts: Options): Promise<boolean> {
     const running = (s: ServerProcess) => s.proc.exitCode === null && s.proc.signalCode === null;
     const usable = () =>
       cluster.servers.map((s, i) => [s, i] as const).filter(([s]) => running(s) && !paused.has(s));
+    const anyUsable = () => {
+      const live = usable();
+      return live.length > 0 ? pickWith(Math.random, live)[1] : undefined;
+    };
+    const plans = await preparePlans(cluster, 0, roots.file, ips);
+    const cron = await startCron(cluster, 0, ips.slice(1, 3), CRON_EVERY_S);
 
     // The supervisor: a server that exits is started again (same port, data and database).
     // What the servers that exited logged is kept for the diagnosis of a broken job.
@@ -237,6 +264,7 @@ async function main(opts: Options): Promise<boolean> {
     const killedWhile: KilledWhile = (ip, from, to) =>
       (agentKills.get(ip) ?? []).some((k) => k >= from - 10_000 && k <= to);
     const fileJobs: FileJob[] = [];
+    const planJobs: PlanJob[] = [];
     const submissions: Promise<void>[] = [];
     const until = Date.now() + minutes * 60_000;
     const stream = (async () => {
@@ -245,7 +273,8 @@ async function main(opts: Options): Promise<boolean> {
         if (targets.length === 0) targets.push(pickWith(jobDraw, ips));
         const failOn = jobDraw() < 0.1 ? pickWith(jobDraw, targets) : undefined;
         const live = usable();
-        if (live.length > 0 && jobDraw() < 0.25) {
+        const kind = jobDraw();
+        if (live.length > 0 && kind < 0.2) {
           // A file job: one agent's file, sometimes with an upload, to the other hosts drawn.
           const [, via] = pickWith(jobDraw, live);
           const source = pickWith(jobDraw, ips);
@@ -259,6 +288,21 @@ async function main(opts: Options): Promise<boolean> {
               .then((job) => {
                 fileJobs.push(job);
                 counts.fileJobs++;
+              })
+              .catch(() => void counts.refused++),
+          );
+        } else if (live.length > 0 && kind < 0.4) {
+          // A plan job; some wait for a confirmation, which the run then gives through any server.
+          const [, via] = pickWith(jobDraw, live);
+          const confirm = jobDraw() < 0.5;
+          const nap = betweenWith(jobDraw, 0.2, 1.5);
+          submissions.push(
+            submitPlanJob(cluster, via, plans, { hosts: targets, confirm, nap })
+              .then(async (job) => {
+                planJobs.push(job);
+                counts.planJobs++;
+                if (confirm && (await confirmWhenWaiting(cluster, job, anyUsable, until + 120_000)))
+                  counts.confirmed++;
               })
               .catch(() => void counts.refused++),
           );
@@ -373,6 +417,7 @@ async function main(opts: Options): Promise<boolean> {
     await Promise.all(submissions);
     await sleep(2 * DEAD_AFTER_MS);
     await Promise.all(restarts);
+    await stopCron(cluster, cron, anyUsable);
     ending = true;
     const started = Date.now();
     // Every job is checked, so that one failure does not hide others; the first few are shown.
@@ -406,9 +451,28 @@ async function main(opts: Options): Promise<boolean> {
         );
       }
     }
+    for (const job of planJobs) {
+      try {
+        await checkPlanJob(cluster, job, plans, roots.file, killedWhile);
+      } catch (err) {
+        const { st, line } = await finalState(cluster, job.jobId);
+        failures.push(
+          `plan job ${job.jobId} (${job.hosts.join(' ')}${job.confirm ? ', confirmed' : ''}): ${
+            (err as Error).message.split('\n')[0]
+          }; ${line}${st?.job_instance.status === 3 ? '' : await eventTrail(cluster, job.jobId)}`,
+        );
+      }
+    }
+    try {
+      const { fired, skipped } = await checkCron(cluster, cron, killedWhile);
+      counts.cronFired = fired;
+      counts.cronSkipped = skipped;
+    } catch (err) {
+      failures.push(`cron ${cron.id}: ${(err as Error).message.split('\n')[0]}`);
+    }
     if (failures.length > 0)
       throw new Error(
-        `${failures.length} of ${jobs.length + fileJobs.length} jobs broke an invariant:\n  ${failures.slice(0, 10).join('\n  ')}\n${serverErrors(cluster)}`,
+        `${failures.length} of ${jobs.length + fileJobs.length + planJobs.length} jobs and the cron broke an invariant:\n  ${failures.slice(0, 10).join('\n  ')}\n${serverErrors(cluster)}`,
       );
     console.log(
       `chaos: checker OK: seed ${seed}, ${minutes} min, ${JSON.stringify(counts)}, final checks took ${Math.round(
