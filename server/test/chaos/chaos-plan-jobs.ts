@@ -172,7 +172,7 @@ export async function submitPlanJob(
 /**
  * Continues the job's confirmation once it waits (7), through a server `pick` draws each time,
  * until the step has moved on or the job ended (a continue whose answer was lost is seen that
- * way); before the step starts (1) it keeps looking.
+ * way); until the step waits it keeps looking.
  * Returns whether this call's continue was accepted.
  */
 export async function confirmWhenWaiting(
@@ -197,7 +197,8 @@ export async function confirmWhenWaiting(
     );
     const step = st?.step_instance_list[STEPS.indexOf('confirm')];
     if (st?.finished) return false;
-    if (!step || step.status === 1) continue;
+    // Not started (1), or started and about to wait (2).
+    if (!step || step.status === 1 || step.status === 2) continue;
     if (step.status !== 7) return false;
     const r = await post(
       f.server.url,
