@@ -6,18 +6,19 @@
  * (SQLite or PostgreSQL) raises an error on the step's end for as long as it exists.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { post } from './helpers/api-client.js';
+import { eventually, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
-import { b64, hostLog, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
-import { stopAll } from './helpers/processes.js';
+import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
 
 const IPS = ['127.0.0.2', '127.0.0.3'];
-const FAULT = 'injected fault: the store refuses step ends';
 
 /** Runs statements on the fleet's database from outside the server. */
 async function onDatabase(fleet: Fleet, sqliteText: string, pgText: string): Promise<void> {
@@ -39,36 +40,99 @@ async function onDatabase(fleet: Fleet, sqliteText: string, pgText: string): Pro
   }
 }
 
-/** From now on, storing any step as ended (3) fails. */
-const refuseStepEnds = (fleet: Fleet) =>
+interface Fault {
+  name: string;
+  event: 'INSERT' | 'UPDATE';
+  table: string;
+  /** Which rows fail (NEW and OLD as in both engines' trigger conditions); all when absent. */
+  when?: string;
+  message: string;
+}
+
+/** From now on the store refuses `fault.event` on `fault.table` with `fault.message`. */
+const inject = (fleet: Fleet, f: Fault) =>
   onDatabase(
     fleet,
-    `CREATE TRIGGER test_fault BEFORE UPDATE OF status ON step_instance
-       WHEN NEW.status = 3 AND OLD.status <> 3 BEGIN SELECT RAISE(ABORT, '${FAULT}'); END;`,
-    `CREATE FUNCTION test_fault() RETURNS trigger LANGUAGE plpgsql AS
-       $$ BEGIN RAISE EXCEPTION '${FAULT}'; END $$;
-     CREATE TRIGGER test_fault BEFORE UPDATE ON step_instance FOR EACH ROW
-       WHEN (NEW.status = 3 AND OLD.status <> 3) EXECUTE FUNCTION test_fault();`,
+    `CREATE TRIGGER ${f.name} BEFORE ${f.event} ON ${f.table} ${f.when ? `WHEN ${f.when}` : ''}
+       BEGIN SELECT RAISE(ABORT, '${f.message}'); END;`,
+    `CREATE FUNCTION ${f.name}() RETURNS trigger LANGUAGE plpgsql AS
+       $$ BEGIN RAISE EXCEPTION '${f.message}'; END $$;
+     CREATE TRIGGER ${f.name} BEFORE ${f.event} ON ${f.table} FOR EACH ROW
+       ${f.when ? `WHEN (${f.when})` : ''} EXECUTE FUNCTION ${f.name}();`,
   );
 
-const healStore = (fleet: Fleet) =>
+const heal = (fleet: Fleet, f: Fault) =>
   onDatabase(
     fleet,
-    'DROP TRIGGER test_fault;',
-    'DROP TRIGGER test_fault ON step_instance; DROP FUNCTION test_fault();',
+    `DROP TRIGGER ${f.name};`,
+    `DROP TRIGGER ${f.name} ON ${f.table}; DROP FUNCTION ${f.name}();`,
   );
+
+/** Until the server has logged the fault's error. */
+async function refused(fleet: Fleet, f: Fault): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!fleet.server.output().includes(f.message)) {
+    assert.ok(Date.now() < deadline, `${f.name}: the store never refused`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const STEP_ENDS: Fault = {
+  name: 'test_step_end_fault',
+  event: 'UPDATE',
+  table: 'step_instance',
+  when: 'NEW.status = 3 AND OLD.status <> 3',
+  message: 'injected fault: the store refuses step ends',
+};
+const CALLBACKS: Fault = {
+  name: 'test_callback_fault',
+  event: 'INSERT',
+  table: 'callback',
+  message: 'injected fault: the store refuses callbacks',
+};
 
 for (const engine of engines()) {
   describe(`a store error midway through a job, on ${engine}`, () => {
     let fleet: Fleet;
+    /** Callback bodies received, and where they are sent. */
+    const received: { job_instance_id: number; status: number }[] = [];
+    let receiver: http.Server;
+    let callbackUrl = '';
 
     before(async () => {
-      fleet = await startFleet(engine, IPS.length);
+      fleet = await startFleet(engine, IPS.length, { env: RESTART_HEARTBEAT_ENV });
+      receiver = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => {
+          received.push(JSON.parse(body) as { job_instance_id: number; status: number });
+          res.end('ok');
+        });
+      });
+      await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+      callbackUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/cb`;
     });
     after(async () => {
+      receiver.close();
       await stopAll();
       await dropFreshDatabases();
     });
+
+    /** A one-host job with a callback, finished while the store refuses to queue callbacks. */
+    const jobWithRefusedCallback = async (): Promise<number> => {
+      await inject(fleet, CALLBACKS);
+      const r = await runScript(fleet, {
+        script_content: b64('echo done'),
+        callback_url: callbackUrl,
+        target_server: { host_id_list: [fleet.hostIds.get(IPS[0] ?? '')] },
+      });
+      assert.equal(r.result, true, r.message);
+      const done = await waitFinished(fleet, r.data.job_instance_id, 30_000);
+      assert.equal(done.job_instance.status, 3);
+      await refused(fleet, CALLBACKS);
+      return r.data.job_instance_id;
+    };
+    const callbacksOf = (jobId: number) => received.filter((b) => b.job_instance_id === jobId);
 
     const call = async <T>(name: string, body: Record<string, unknown>): Promise<T> => {
       const r = await post<T>(fleet.server.url, name, { ...fleet.scope, ...body }, fleet.creds);
@@ -96,15 +160,11 @@ for (const engine of engines()) {
         name: 'two',
       });
       const run = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: plan.id });
-      await refuseStepEnds(fleet);
-      // The first step's hosts finish while its end is refused; the server says so.
-      const deadline = Date.now() + 30_000;
-      while (!fleet.server.output().includes(FAULT)) {
-        assert.ok(Date.now() < deadline, 'the step end was never refused');
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await inject(fleet, STEP_ENDS);
+      // The first step's hosts finish while its end is refused.
+      await refused(fleet, STEP_ENDS);
       await new Promise((r) => setTimeout(r, 1500));
-      await healStore(fleet);
+      await heal(fleet, STEP_ENDS);
 
       const done: JobStatus = await waitFinished(fleet, run.job_instance_id, 30_000);
       assert.equal(done.job_instance.status, 3, JSON.stringify(done.step_instance_list));
@@ -120,6 +180,33 @@ for (const engine of engines()) {
         );
       }
       assert.match(fleet.server.output(), /carrying on from the store/);
+    });
+
+    test('a callback the store refused after its job ended is sent once the store takes it', async () => {
+      const jobId = await jobWithRefusedCallback();
+      await new Promise((r) => setTimeout(r, 1500));
+      await heal(fleet, CALLBACKS);
+      await eventually(async () => (callbacksOf(jobId).length > 0 ? true : undefined), 20_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(
+        callbacksOf(jobId).map((b) => b.status),
+        [3],
+      );
+    });
+
+    test('a callback lost to a crash right after its job ended is sent after the restart', async () => {
+      const jobId = await jobWithRefusedCallback();
+      // Killed while the callback is still refused: only the job's end is stored.
+      await fleet.server.kill('SIGKILL');
+      await heal(fleet, CALLBACKS);
+      fleet.server = await fleet.server.restart();
+      await eventually(async () => (callbacksOf(jobId).length > 0 ? true : undefined), 20_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(
+        callbacksOf(jobId).map((b) => b.status),
+        [3],
+      );
+      assert.match(fleet.server.output(), /queued callbacks lost between an end and its callback/);
     });
   });
 }

@@ -62,6 +62,8 @@ import type { CommittedBatch } from './task-writer.js';
 /** A job whose progress here stopped at a store error is carried on again after this, doubling up to the cap. */
 const CARRY_ON_FIRST_MS = 500;
 const CARRY_ON_MAX_MS = 30_000;
+/** How far back a start looks for finished jobs whose callback a crash lost. */
+const MISSED_CALLBACK_WINDOW_MS = 24 * 3600_000;
 /** Job statuses of a job in flight (2 running, 7 waiting for a person, 10 stopping). */
 const IN_FLIGHT: readonly number[] = [RunStatus.RUNNING, RunStatus.WAITING_USER, RunStatus.STOPPING];
 
@@ -176,6 +178,23 @@ export class Engine implements AgentEvents {
     if (cluster && (await cluster.store.ownerOf(jobInstanceId))?.ownerId !== cluster.id) return;
     for (const s of [...this.steps.values()]) if (s.jobInstanceId === jobInstanceId) this.forget(s);
     await this.carryOn(jobInstanceId);
+    // Or its end was stored and its callback was not.
+    await this.announceMissed({ since: 0, jobInstanceId });
+  }
+
+  /** Queues the callbacks of finished jobs that have none for their finish (finishedWithoutCallback). */
+  private async announceMissed(which: { since: number; jobInstanceId?: number }): Promise<void> {
+    const jobs = await this.store.finishedWithoutCallback({
+      ...which,
+      unlessOwnerAlive: Boolean(this.services.cluster) && which.jobInstanceId === undefined,
+    });
+    for (const job of jobs)
+      await this.announceFinished(job, job.status as RunStatus, job.end_time ?? Date.now());
+    if (jobs.length > 0)
+      this.services.log.warn(
+        { jobs: jobs.map((j) => j.id) },
+        'queued callbacks lost between an end and its callback',
+      );
   }
 
   // ------------------------------------------------------------ submission and start
@@ -355,6 +374,9 @@ export class Engine implements AgentEvents {
     const jobs = this.services.cluster ? [] : await this.store.listActiveJobs();
     for (const job of jobs) await this.carryOn(job.id);
     if (jobs.length > 0) this.services.log.info({ jobs: jobs.length }, 'resumed jobs in flight');
+    // A crash between a job's end and its callback's commit lost the callback. In a cluster, of
+    // jobs whose owner is dead (this server's last run included).
+    await this.announceMissed({ since: Date.now() - MISSED_CALLBACK_WINDOW_MS });
     this.callbacks.start();
   }
 

@@ -159,6 +159,10 @@ export interface JobListFilter {
 }
 
 const UNFINISHED = [5, 7];
+/** Job statuses a callback announces (behaviour notes §7; isCallbackStatus). */
+const CALLBACK_STATUSES = [3, 4, 9, 11, 14];
+/** Jobs whose lost callbacks one look queues; a later look takes the rest. */
+const MISSED_CALLBACKS_AT_ONCE = 1000;
 const INSERT_CHUNK = 500;
 
 /**
@@ -1450,6 +1454,53 @@ export class ExecutionStore {
         .where('id', '=', a.callbackId)
         .execute();
     });
+  }
+
+  /**
+   * Finished jobs with a callback URL whose finish has no callback queued, ended since `since`
+   * (or the one job asked for): a job's end and its callback are two commits, and a crash or a
+   * store error between them loses the second. The callback of a finish is queued with the
+   * finish's own end time. `unlessOwnerAlive` (cluster mode) leaves out jobs whose owner is
+   * alive: it may be queueing that callback right now.
+   */
+  async finishedWithoutCallback(opts: {
+    since: number;
+    jobInstanceId?: number;
+    unlessOwnerAlive?: boolean;
+  }): Promise<JobInstance[]> {
+    let q = this.db
+      .selectFrom('job_instance as j')
+      .selectAll('j')
+      .where('j.callback_url', 'is not', null)
+      .where('j.end_time', '>=', opts.since)
+      .where('j.status', 'in', CALLBACK_STATUSES)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('callback as c')
+              .select('c.id')
+              .whereRef('c.job_instance_id', '=', 'j.id')
+              .whereRef('c.url', '=', 'j.callback_url')
+              .whereRef('c.created_at', '>=', 'j.end_time'),
+          ),
+        ),
+      );
+    if (opts.jobInstanceId !== undefined) q = q.where('j.id', '=', opts.jobInstanceId);
+    if (opts.unlessOwnerAlive)
+      q = q.where(({ or, eb, not, exists, selectFrom }) =>
+        or([
+          eb('j.owner_id', 'is', null),
+          not(
+            exists(
+              selectFrom('server_node as n')
+                .select('n.id')
+                .whereRef('n.id', '=', 'j.owner_id')
+                .where('n.state', '=', 'alive'),
+            ),
+          ),
+        ]),
+      );
+    return q.orderBy('j.id').limit(MISSED_CALLBACKS_AT_ONCE).execute();
   }
 
   async callbacksOfJob(jobInstanceId: number): Promise<

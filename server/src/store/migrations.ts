@@ -832,6 +832,15 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           await sql`alter table step_instance alter column spec set compression lz4`.execute(db);
       },
     },
+    '0045_missed_callbacks': {
+      async up(db: AnyDb) {
+        // Finished jobs whose callback a crash lost are looked for at every start: among the
+        // recent ends of jobs with a callback URL, then their callbacks by job.
+        await sql`create index job_instance_callback_end on job_instance (end_time)
+          where callback_url is not null`.execute(db);
+        await db.schema.createIndex('callback_job').on('callback').column('job_instance_id').execute();
+      },
+    },
   };
 }
 
