@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { taskKey } from '@jobfleet/protocol';
 import { get, post } from '../helpers/api-client.js';
-import { liveServer, waitJobFinished } from '../helpers/cluster.js';
+import { liveServer, markerLines, waitJobFinished } from '../helpers/cluster.js';
 import type { Cluster } from '../helpers/cluster.js';
 import { b64, hostLog } from '../helpers/fleet.js';
 import type { JobStatus } from '../helpers/fleet.js';
@@ -211,12 +211,6 @@ export async function confirmWhenWaiting(
   return false;
 }
 
-/** How many runs the marker file `name` records. */
-function runs(c: Cluster, name: string): number {
-  const file = path.join(c.markers, name);
-  return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).length : 0;
-}
-
 /** A step's host statuses, by ip. */
 function statusesOf(
   c: Cluster,
@@ -283,7 +277,7 @@ export async function checkPlanJob(
       // Not started (an earlier step failed): none of its scripts ran.
       assert.notEqual(st.job_instance.status, 3, `${what(name)} never started in a successful job`);
       for (const ip of job.hosts)
-        assert.equal(runs(c, `${job.tag}-${name}-${ip}`), 0, `${what(name)} ran on ${ip}`);
+        assert.equal(markerLines(c, `${job.tag}-${name}-${ip}`), 0, `${what(name)} ran on ${ip}`);
       continue;
     }
     if (name === 'confirm') {
@@ -294,10 +288,17 @@ export async function checkPlanJob(
       const at = { jobId: job.jobId, stepId: step.step_instance_id, ip, status };
       if (name === 'mark') {
         const expected = `mark ${job.tag} ${ip} carry=none ns=[]\n`;
-        await checkScriptTask(c, what(name), at, runs(c, `${job.tag}-mark-${ip}`), expected, exposed);
+        await checkScriptTask(c, what(name), at, markerLines(c, `${job.tag}-mark-${ip}`), expected, exposed);
       } else if (name === 'report') {
         const expected = `report ${job.tag} ${ip} carry=c-${last} ns=n-${ip}\n`;
-        await checkScriptTask(c, what(name), at, runs(c, `${job.tag}-report-${ip}`), expected, exposed);
+        await checkScriptTask(
+          c,
+          what(name),
+          at,
+          markerLines(c, `${job.tag}-report-${ip}`),
+          expected,
+          exposed,
+        );
       } else if (status === 9) {
         const dir = root(ip, landing(job.tag));
         const file = path.join(dir, path.basename(SOURCE));
@@ -441,7 +442,7 @@ export async function checkCron(
     const step = st.step_instance_list[0] as JobStatus['step_instance_list'][number];
     for (const [ip, status] of statusesOf(c, step, cron.hosts)) {
       const key = taskKey(step.step_instance_id, Number(step.execute_count ?? 0), c.hostIds.get(ip) ?? 0);
-      const ran = runs(c, `cron-jobfleet-task-${key.replace(/:/g, '_')}-`);
+      const ran = markerLines(c, `cron-jobfleet-task-${key.replace(/:/g, '_')}-`);
       const at = { jobId, stepId: step.step_instance_id, ip, status };
       await checkScriptTask(c, `cron job ${jobId}`, at, ran, `tick ${ip}\n`, exposed);
     }

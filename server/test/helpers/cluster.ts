@@ -354,7 +354,12 @@ export async function checkInvariants(
 
 /** How many times the job's script started on `ip` (the lines of its marker file). */
 export function markerRuns(c: Cluster, job: AcknowledgedJob, ip: string): number {
-  const marker = path.join(c.markers, `${job.tag}-${ip}`);
+  return markerLines(c, `${job.tag}-${ip}`);
+}
+
+/** The runs a marker file records (one line each; none when there is no file). */
+export function markerLines(c: Cluster, name: string): number {
+  const marker = path.join(c.markers, name);
   return fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8').split('\n').filter(Boolean).length : 0;
 }
 
