@@ -84,6 +84,12 @@ const STEP_ENDS: Fault = {
   when: 'NEW.status = 3 AND OLD.status <> 3',
   message: 'injected fault: the store refuses step ends',
 };
+const HOST_VARS: Fault = {
+  name: 'test_host_vars_fault',
+  event: 'INSERT',
+  table: 'host_task_var',
+  message: 'injected fault: the store refuses variables',
+};
 const CALLBACKS: Fault = {
   name: 'test_callback_fault',
   event: 'INSERT',
@@ -180,6 +186,45 @@ for (const engine of engines()) {
         );
       }
       assert.match(fleet.server.output(), /carrying on from the store/);
+    });
+
+    test('a result whose variables could not be stored is sent again by its agent and recorded', async () => {
+      const ip = IPS[0] ?? '';
+      const script = (text: string) => ({
+        script_content: b64(text),
+        script_language: 1,
+        account: { alias: fleet.account },
+        server: { host_id_list: [fleet.hostIds.get(ip)] },
+      });
+      const template = await call<{ id: number }>('create_job_template', {
+        name: 'variables',
+        global_var_list: [{ name: 'greeting', type: 1, value: 'hi' }],
+        step_list: [
+          {
+            name: 'set',
+            type: 1,
+            script_info: script('echo "one $TEST_AGENT_IP"; greeting="from-$TEST_AGENT_IP"'),
+          },
+          { name: 'show', type: 1, script_info: script('echo "two $greeting"') },
+        ],
+      });
+      const plan = await call<{ id: number }>('create_job_plan', {
+        job_template_id: template.id,
+        name: 'vars',
+      });
+      await inject(fleet, HOST_VARS);
+      const run = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: plan.id });
+      await refused(fleet, HOST_VARS);
+      await new Promise((r) => setTimeout(r, 1500));
+      await heal(fleet, HOST_VARS);
+
+      const done: JobStatus = await waitFinished(fleet, run.job_instance_id, 30_000);
+      assert.equal(done.job_instance.status, 3, JSON.stringify(done.step_instance_list));
+      const [first, second] = done.step_instance_list.map((s) => s.step_instance_id);
+      const id = fleet.hostIds.get(ip) ?? 0;
+      assert.equal(await hostLog(fleet, run.job_instance_id, first ?? 0, id), `one ${ip}\n`);
+      assert.equal(await hostLog(fleet, run.job_instance_id, second ?? 0, id), `two from-${ip}\n`);
+      assert.match(fleet.server.output(), /the agent reconnects and resends it/);
     });
 
     test('a callback the store refused after its job ended is sent once the store takes it', async () => {

@@ -658,12 +658,7 @@ export class Engine implements AgentEvents {
     if (task.ending) return;
     task.ending = true;
     ended
-      .then(finish, (err: unknown) => {
-        this.services.log.error(
-          { err, key: msg.key },
-          'recording a task result failed; the agent resends it',
-        );
-      })
+      .then(finish, (err: unknown) => this.resendAfterFailure(hostId, epoch, msg.key, err))
       .finally(() => (task.ending = false));
   }
 
@@ -706,13 +701,22 @@ export class Engine implements AgentEvents {
         w.droppedBytes = msg.droppedBytes;
         w.needBytes = msg.outputBytes;
       })
-      .catch((err: unknown) =>
-        this.services.log.error(
-          { err, key: msg.key },
-          'recording a task result failed; the agent resends it',
-        ),
-      )
+      .catch((err: unknown) => this.resendAfterFailure(task.hostId, epoch, msg.key, err))
       .finally(() => (task.ending = false));
+  }
+
+  /**
+   * What a result needs stored before it (the variables its script left, a file target's logs)
+   * could not be, at a store error. The agent keeps the result until told it is recorded but
+   * sends what it holds again only when it reconnects: it is disconnected, so that it does.
+   */
+  private resendAfterFailure(hostId: number, epoch: number | undefined, key: string, err: unknown): void {
+    this.services.log.error(
+      { err, key },
+      'recording a task result failed; the agent reconnects and resends it',
+    );
+    if (this.services.hub.epochOf(hostId) === epoch)
+      this.services.hub.disconnect(hostId, 'a task result could not be recorded; send it again');
   }
 
   agentLost(hostId: number): void {

@@ -434,7 +434,10 @@ async function main(opts: Options): Promise<boolean> {
           `job ${job.jobId} (${job.hosts.join(' ')}${job.status === 4 ? ', one host fails on purpose' : ''}): ${
             (err as Error).message.split('\n')[0]
           }; ${line}${await logDiagnosis(cluster, job)}${
-            wrong ? (await eventTrail(cluster, job.jobId)) + serverLinesAbout(outputs, job) : ''
+            wrong
+              ? (await eventTrail(cluster, job.jobId)) +
+                serverLinesAbout(outputs, { jobId: job.jobId, stepIds: [job.stepId] })
+              : ''
           }`,
         );
       }
@@ -459,7 +462,10 @@ async function main(opts: Options): Promise<boolean> {
         failures.push(
           `plan job ${job.jobId} (${job.hosts.join(' ')}${job.confirm ? ', confirmed' : ''}): ${
             (err as Error).message.split('\n')[0]
-          }; ${line}${st?.job_instance.status === 3 ? '' : await eventTrail(cluster, job.jobId)}`,
+          }; ${line}${st?.job_instance.status === 3 ? '' : await eventTrail(cluster, job.jobId)}${serverLinesAbout(
+            [...exited, ...cluster.servers.map(labelledOutput)],
+            { jobId: job.jobId, stepIds: st?.step_instance_list.map((x) => x.step_instance_id) ?? [] },
+          )}`,
         );
       }
     }
@@ -592,12 +598,10 @@ async function eventTrail(c: Cluster, jobId: number): Promise<string> {
   return rows.map((r) => `\n    ${timeOfDay(Number(r.at))} ${r.kind} ${r.data}`).join('');
 }
 
-/** What any server (those that exited included) logged about the job's step, in time order. */
-function serverLinesAbout(outputs: readonly string[], job: AcknowledgedJob): string {
+/** What any server (those that exited included) logged about the job or its steps, in time order. */
+function serverLinesAbout(outputs: readonly string[], job: { jobId: number; stepIds: number[] }): string {
   const mark = [
-    `"step":${job.stepId},`,
-    `"step":${job.stepId}}`,
-    `"${job.stepId}:`,
+    ...job.stepIds.flatMap((id) => [`"step":${id},`, `"step":${id}}`, `"${id}:`]),
     `"job":${job.jobId},`,
     `"job":${job.jobId}}`,
   ];
