@@ -459,13 +459,23 @@ async function main(opts: Options): Promise<boolean> {
         await checkPlanJob(cluster, job, plans, roots.file, killedWhile);
       } catch (err) {
         const { st, line } = await finalState(cluster, job.jobId);
+        // A job that did not succeed also gets its events and what servers logged of its steps.
+        let trail = '';
+        if (st?.job_instance.status !== 3) {
+          const steps = await cluster
+            .db<{ id: string }>('select id from step_instance where job_instance_id = $1', [job.jobId])
+            .catch(() => []);
+          trail =
+            (await eventTrail(cluster, job.jobId)) +
+            serverLinesAbout([...exited, ...cluster.servers.map(labelledOutput)], {
+              jobId: job.jobId,
+              stepIds: steps.map((x) => Number(x.id)),
+            });
+        }
         failures.push(
           `plan job ${job.jobId} (${job.hosts.join(' ')}${job.confirm ? ', confirmed' : ''}): ${
             (err as Error).message.split('\n')[0]
-          }; ${line}${st?.job_instance.status === 3 ? '' : await eventTrail(cluster, job.jobId)}${serverLinesAbout(
-            [...exited, ...cluster.servers.map(labelledOutput)],
-            { jobId: job.jobId, stepIds: st?.step_instance_list.map((x) => x.step_instance_id) ?? [] },
-          )}`,
+          }; ${line}${trail}`,
         );
       }
     }
