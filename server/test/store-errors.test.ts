@@ -1,9 +1,11 @@
 /**
- * A store error in the middle of a job's progress (here: the database refusing to store a
- * step's end, as it does while PostgreSQL restarts or a connection is cut) does not leave the
- * job running forever: once the store works again the server carries the job on from what the
- * store says, without a restart. The fault is a real one: a trigger in the server's own database
- * (SQLite or PostgreSQL) raises an error on the step's end for as long as it exists.
+ * A store error in the middle of a job's progress (the database refusing a write, as it does
+ * while PostgreSQL restarts or a connection is cut) loses nothing and leaves nothing hanging:
+ * a step whose end was refused ends once the store works and the job goes on; a result whose
+ * variables were refused is sent again by its agent; a callback refused after its job ended is
+ * sent once the store works, after a restart when the server was killed meanwhile, or by the
+ * server that declares a dead cluster member dead. The faults are real ones: a trigger in the
+ * server's own database (SQLite or PostgreSQL) raises an error for as long as it exists.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -16,9 +18,12 @@ import { eventually, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
+import { startCluster } from './helpers/cluster.js';
+import type { Cluster } from './helpers/cluster.js';
 import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
 
 const IPS = ['127.0.0.2', '127.0.0.3'];
+const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
 
 /** Runs statements on the fleet's database from outside the server. */
 async function onDatabase(fleet: Fleet, sqliteText: string, pgText: string): Promise<void> {
@@ -97,26 +102,40 @@ const CALLBACKS: Fault = {
   message: 'injected fault: the store refuses callbacks',
 };
 
+interface Receiver {
+  url: string;
+  /** The statuses of the callbacks received for a job. */
+  of(jobId: number): number[];
+  close(): void;
+}
+
+/** An HTTP server on loopback that takes callbacks. */
+async function callbackReceiver(): Promise<Receiver> {
+  const received: { job_instance_id: number; status: number }[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      received.push(JSON.parse(body) as { job_instance_id: number; status: number });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/cb`,
+    of: (jobId) => received.filter((b) => b.job_instance_id === jobId).map((b) => b.status),
+    close: () => server.close(),
+  };
+}
+
 for (const engine of engines()) {
   describe(`a store error midway through a job, on ${engine}`, () => {
     let fleet: Fleet;
-    /** Callback bodies received, and where they are sent. */
-    const received: { job_instance_id: number; status: number }[] = [];
-    let receiver: http.Server;
-    let callbackUrl = '';
+    let receiver: Receiver;
 
     before(async () => {
       fleet = await startFleet(engine, IPS.length, { env: RESTART_HEARTBEAT_ENV });
-      receiver = http.createServer((req, res) => {
-        let body = '';
-        req.on('data', (c: Buffer) => (body += c.toString()));
-        req.on('end', () => {
-          received.push(JSON.parse(body) as { job_instance_id: number; status: number });
-          res.end('ok');
-        });
-      });
-      await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-      callbackUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/cb`;
+      receiver = await callbackReceiver();
     });
     after(async () => {
       receiver.close();
@@ -129,7 +148,7 @@ for (const engine of engines()) {
       await inject(fleet, CALLBACKS);
       const r = await runScript(fleet, {
         script_content: b64('echo done'),
-        callback_url: callbackUrl,
+        callback_url: receiver.url,
         target_server: { host_id_list: [fleet.hostIds.get(IPS[0] ?? '')] },
       });
       assert.equal(r.result, true, r.message);
@@ -138,7 +157,7 @@ for (const engine of engines()) {
       await refused(fleet, CALLBACKS);
       return r.data.job_instance_id;
     };
-    const callbacksOf = (jobId: number) => received.filter((b) => b.job_instance_id === jobId);
+    const callbacksOf = (jobId: number) => receiver.of(jobId);
 
     const call = async <T>(name: string, body: Record<string, unknown>): Promise<T> => {
       const r = await post<T>(fleet.server.url, name, { ...fleet.scope, ...body }, fleet.creds);
@@ -233,10 +252,7 @@ for (const engine of engines()) {
       await heal(fleet, CALLBACKS);
       await eventually(async () => (callbacksOf(jobId).length > 0 ? true : undefined), 20_000);
       await new Promise((r) => setTimeout(r, 1000));
-      assert.deepEqual(
-        callbacksOf(jobId).map((b) => b.status),
-        [3],
-      );
+      assert.deepEqual(callbacksOf(jobId), [3]);
     });
 
     test('a callback lost to a crash right after its job ended is sent after the restart', async () => {
@@ -247,11 +263,48 @@ for (const engine of engines()) {
       fleet.server = await fleet.server.restart();
       await eventually(async () => (callbacksOf(jobId).length > 0 ? true : undefined), 20_000);
       await new Promise((r) => setTimeout(r, 1000));
-      assert.deepEqual(
-        callbacksOf(jobId).map((b) => b.status),
-        [3],
-      );
+      assert.deepEqual(callbacksOf(jobId), [3]);
       assert.match(fleet.server.output(), /queued callbacks lost between an end and its callback/);
     });
   });
 }
+
+describe('cluster: a callback lost with the server that ended its job', { skip: !withPg }, () => {
+  let c: Cluster;
+  let receiver: Receiver;
+
+  before(async () => {
+    receiver = await callbackReceiver();
+    c = await startCluster({
+      servers: 2,
+      agents: 1,
+      placement: () => [0, 1],
+      env: { JOBFLEET_CLUSTER_DEAD_AFTER_MS: '4000', JOBFLEET_CLUSTER_SELF_FENCE_MS: '2500' },
+    });
+  });
+  after(async () => {
+    receiver.close();
+    await stopAll();
+    await c?.close();
+    await dropFreshDatabases();
+  });
+
+  test('the server that declares the owner dead sends it', async () => {
+    const owner = c.via(0);
+    await inject(owner, CALLBACKS);
+    const r = await runScript(owner, {
+      script_content: b64('echo done'),
+      callback_url: receiver.url,
+      target_server: { host_id_list: [c.hostIds.get(IPS[0] ?? '')] },
+    });
+    assert.equal(r.result, true, r.message);
+    await refused(owner, CALLBACKS);
+    // Killed while the callback is still refused, and not started again: only the end is stored.
+    await owner.server.kill('SIGKILL');
+    await heal(owner, CALLBACKS);
+    await eventually(async () => (receiver.of(r.data.job_instance_id).length > 0 ? true : undefined), 30_000);
+    await new Promise((res) => setTimeout(res, 1000));
+    assert.deepEqual(receiver.of(r.data.job_instance_id), [3]);
+    assert.match(c.servers[1]?.output() ?? '', /queued callbacks lost between an end and its callback/);
+  });
+});

@@ -193,7 +193,10 @@ export class ClusterNode {
         now - this.okSince >= this.config.clusterDeadAfterMs;
       if (trusted) {
         const dead = await this.store.markSilentDead(this.config.clusterDeadAfterMs);
-        if (dead.length > 0) this.services.log.warn({ servers: dead }, 'servers marked dead');
+        if (dead.length > 0) {
+          this.services.log.warn({ servers: dead }, 'servers marked dead');
+          await this.services.engine.announceLostCallbacks();
+        }
       }
       if (this.selfFenced()) return;
       if (now - this.lastStatusSweep >= this.config.heartbeatIntervalMs) {

@@ -374,10 +374,19 @@ export class Engine implements AgentEvents {
     const jobs = this.services.cluster ? [] : await this.store.listActiveJobs();
     for (const job of jobs) await this.carryOn(job.id);
     if (jobs.length > 0) this.services.log.info({ jobs: jobs.length }, 'resumed jobs in flight');
-    // A crash between a job's end and its callback's commit lost the callback. In a cluster, of
-    // jobs whose owner is dead (this server's last run included).
-    await this.announceMissed({ since: Date.now() - MISSED_CALLBACK_WINDOW_MS });
+    await this.announceLostCallbacks().catch((err: unknown) =>
+      this.services.log.error({ err }, 'looking for lost callbacks failed; the next start looks again'),
+    );
     this.callbacks.start();
+  }
+
+  /**
+   * A crash between a job's end and its callback's commit lost the callback: looked for at a
+   * start and, in a cluster, by the server that declares others dead, among jobs whose owner is
+   * dead (a server's previous run included: it may still count as alive when it starts again).
+   */
+  async announceLostCallbacks(): Promise<void> {
+    await this.announceMissed({ since: Date.now() - MISSED_CALLBACK_WINDOW_MS });
   }
 
   /** Cluster mode: a job this server just claimed (its owner died or left) is carried on here. */

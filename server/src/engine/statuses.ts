@@ -33,8 +33,10 @@ export function isRunFinished(status: number): boolean {
 }
 
 /** The statuses at which a job's finish is announced (callbacks): §7. */
+export const CALLBACK_STATUSES: readonly number[] = [3, 4, 9, 11, 14];
+
 export function isCallbackStatus(status: number): boolean {
-  return status === 3 || status === 4 || status === 9 || status === 11 || status === 14;
+  return CALLBACK_STATUSES.includes(status);
 }
 
 /** Per-host task status (ExecuteObjectTaskStatusEnum). */

@@ -4,7 +4,7 @@
  * once), so they are applied as grouped commits: one transaction per batch.
  */
 import { CompiledQuery, sql } from 'kysely';
-import { countByStatus } from '../engine/statuses.js';
+import { CALLBACK_STATUSES, countByStatus } from '../engine/statuses.js';
 import { sealedKeyOf } from '../engine/sensitive-params.js';
 import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, RawBuilder, Selectable, Transaction } from 'kysely';
@@ -159,8 +159,6 @@ export interface JobListFilter {
 }
 
 const UNFINISHED = [5, 7];
-/** Job statuses a callback announces (behaviour notes §7; isCallbackStatus). */
-const CALLBACK_STATUSES = [3, 4, 9, 11, 14];
 /** Jobs whose lost callbacks one look queues; a later look takes the rest. */
 const MISSED_CALLBACKS_AT_ONCE = 1000;
 const INSERT_CHUNK = 500;
