@@ -128,6 +128,21 @@ async function callbackReceiver(): Promise<Receiver> {
   };
 }
 
+/** A one-host job with a callback, finished while the store refuses to queue callbacks. */
+async function jobWithRefusedCallback(fleet: Fleet, receiver: Receiver): Promise<number> {
+  await inject(fleet, CALLBACKS);
+  const r = await runScript(fleet, {
+    script_content: b64('echo done'),
+    callback_url: receiver.url,
+    target_server: { host_id_list: [fleet.hostIds.get(IPS[0] ?? '')] },
+  });
+  assert.equal(r.result, true, r.message);
+  const done = await waitFinished(fleet, r.data.job_instance_id, 30_000);
+  assert.equal(done.job_instance.status, 3);
+  await refused(fleet, CALLBACKS);
+  return r.data.job_instance_id;
+}
+
 for (const engine of engines()) {
   describe(`a store error midway through a job, on ${engine}`, () => {
     let fleet: Fleet;
@@ -142,22 +157,6 @@ for (const engine of engines()) {
       await stopAll();
       await dropFreshDatabases();
     });
-
-    /** A one-host job with a callback, finished while the store refuses to queue callbacks. */
-    const jobWithRefusedCallback = async (): Promise<number> => {
-      await inject(fleet, CALLBACKS);
-      const r = await runScript(fleet, {
-        script_content: b64('echo done'),
-        callback_url: receiver.url,
-        target_server: { host_id_list: [fleet.hostIds.get(IPS[0] ?? '')] },
-      });
-      assert.equal(r.result, true, r.message);
-      const done = await waitFinished(fleet, r.data.job_instance_id, 30_000);
-      assert.equal(done.job_instance.status, 3);
-      await refused(fleet, CALLBACKS);
-      return r.data.job_instance_id;
-    };
-    const callbacksOf = (jobId: number) => receiver.of(jobId);
 
     const call = async <T>(name: string, body: Record<string, unknown>): Promise<T> => {
       const r = await post<T>(fleet.server.url, name, { ...fleet.scope, ...body }, fleet.creds);
@@ -247,23 +246,23 @@ for (const engine of engines()) {
     });
 
     test('a callback the store refused after its job ended is sent once the store takes it', async () => {
-      const jobId = await jobWithRefusedCallback();
+      const jobId = await jobWithRefusedCallback(fleet, receiver);
       await new Promise((r) => setTimeout(r, 1500));
       await heal(fleet, CALLBACKS);
-      await eventually(async () => (callbacksOf(jobId).length > 0 ? true : undefined), 20_000);
+      await eventually(async () => (receiver.of(jobId).length > 0 ? true : undefined), 20_000);
       await new Promise((r) => setTimeout(r, 1000));
-      assert.deepEqual(callbacksOf(jobId), [3]);
+      assert.deepEqual(receiver.of(jobId), [3]);
     });
 
     test('a callback lost to a crash right after its job ended is sent after the restart', async () => {
-      const jobId = await jobWithRefusedCallback();
+      const jobId = await jobWithRefusedCallback(fleet, receiver);
       // Killed while the callback is still refused: only the job's end is stored.
       await fleet.server.kill('SIGKILL');
       await heal(fleet, CALLBACKS);
       fleet.server = await fleet.server.restart();
-      await eventually(async () => (callbacksOf(jobId).length > 0 ? true : undefined), 20_000);
+      await eventually(async () => (receiver.of(jobId).length > 0 ? true : undefined), 20_000);
       await new Promise((r) => setTimeout(r, 1000));
-      assert.deepEqual(callbacksOf(jobId), [3]);
+      assert.deepEqual(receiver.of(jobId), [3]);
       assert.match(fleet.server.output(), /queued callbacks lost between an end and its callback/);
     });
   });
@@ -291,20 +290,13 @@ describe('cluster: a callback lost with the server that ended its job', { skip: 
 
   test('the server that declares the owner dead sends it', async () => {
     const owner = c.via(0);
-    await inject(owner, CALLBACKS);
-    const r = await runScript(owner, {
-      script_content: b64('echo done'),
-      callback_url: receiver.url,
-      target_server: { host_id_list: [c.hostIds.get(IPS[0] ?? '')] },
-    });
-    assert.equal(r.result, true, r.message);
-    await refused(owner, CALLBACKS);
+    const jobId = await jobWithRefusedCallback(owner, receiver);
     // Killed while the callback is still refused, and not started again: only the end is stored.
     await owner.server.kill('SIGKILL');
     await heal(owner, CALLBACKS);
-    await eventually(async () => (receiver.of(r.data.job_instance_id).length > 0 ? true : undefined), 30_000);
+    await eventually(async () => (receiver.of(jobId).length > 0 ? true : undefined), 30_000);
     await new Promise((res) => setTimeout(res, 1000));
-    assert.deepEqual(receiver.of(r.data.job_instance_id), [3]);
+    assert.deepEqual(receiver.of(jobId), [3]);
     assert.match(c.servers[1]?.output() ?? '', /queued callbacks lost between an end and its callback/);
   });
 });
