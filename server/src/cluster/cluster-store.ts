@@ -5,6 +5,7 @@
  */
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
+import { IN_FLIGHT_JOB_STATUSES } from '../engine/statuses.js';
 import type { HostTask } from '../store/execution-store.js';
 import type { Database } from '../store/schema.js';
 
@@ -15,8 +16,6 @@ const NOW_MS = sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigin
  * it can bound an index scan. For short autocommit statements only.
  */
 const STATEMENT_MS = sql<number>`(extract(epoch from statement_timestamp()) * 1000)::bigint`;
-/** Job statuses a server carries on with: running, waiting for a person, stopping. */
-const ACTIVE_JOB = [2, 7, 10];
 
 export interface HostSession {
   hostId: number;
@@ -184,7 +183,7 @@ export class ClusterStore {
   async retire(id: string): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       await sql`update job_instance set owner_id = null
-        where owner_id = ${id} and status in (${sql.join(ACTIVE_JOB)})`.execute(tx);
+        where owner_id = ${id} and status in (${sql.join(IN_FLIGHT_JOB_STATUSES)})`.execute(tx);
       await sql`update server_node set state = 'dead', stopped_at = ${NOW_MS} where id = ${id}`.execute(tx);
     });
   }
@@ -193,7 +192,7 @@ export class ClusterStore {
   async claimOrphans(me: string, limit: number): Promise<number[]> {
     const r = await sql<{ id: number }>`update job_instance set owner_id = ${me} where id in (
         select j.id from job_instance j left join server_node n on n.id = j.owner_id
-        where j.status in (${sql.join(ACTIVE_JOB)}) and (n.state is null or n.state <> 'alive')
+        where j.status in (${sql.join(IN_FLIGHT_JOB_STATUSES)}) and (n.state is null or n.state <> 'alive')
         order by j.id limit ${limit} for update of j skip locked)
       returning id`.execute(this.db);
     return r.rows.map((x) => Number(x.id));
@@ -441,7 +440,7 @@ export class ClusterStore {
     const r =
       await sql<ClusterServerView>`select n.id, n.url, n.state, n.started_at, n.heartbeat_at, n.stopped_at,
         (select count(*) from agent_session s where s.server_id = n.id and s.state = 'connected')::int as agents,
-        (select count(*) from job_instance j where j.owner_id = n.id and j.status in (${sql.join(ACTIVE_JOB)}))::int as jobs
+        (select count(*) from job_instance j where j.owner_id = n.id and j.status in (${sql.join(IN_FLIGHT_JOB_STATUSES)}))::int as jobs
       from server_node n where n.state = 'alive' or n.stopped_at > ${now - 3_600_000}::bigint
       order by n.started_at`.execute(this.db);
     return { now, servers: r.rows };

@@ -43,6 +43,7 @@ import { parseReported } from './job-variables.js';
 import {
   AgentErrorCode,
   HostStatus,
+  IN_FLIGHT_JOB_STATUSES,
   RunStatus,
   hostStatusOfOutcome,
   isCallbackStatus,
@@ -64,8 +65,6 @@ const CARRY_ON_FIRST_MS = 500;
 const CARRY_ON_MAX_MS = 30_000;
 /** How far back a start looks for finished jobs whose callback a crash lost. */
 const MISSED_CALLBACK_WINDOW_MS = 24 * 3600_000;
-/** Job statuses of a job in flight (2 running, 7 waiting for a person, 10 stopping). */
-const IN_FLIGHT: readonly number[] = [RunStatus.RUNNING, RunStatus.WAITING_USER, RunStatus.STOPPING];
 
 /** Why an operation was refused; the API maps each to its documented code. */
 export type OperationRefusal = 'not_found' | 'bad_state' | 'repeat_start';
@@ -400,7 +399,7 @@ export class Engine implements AgentEvents {
   /** Carries on with a job in flight from what the store says about it. */
   private async carryOn(jobInstanceId: number): Promise<void> {
     const found = await this.store.getJobWithSteps(jobInstanceId);
-    if (!found || !IN_FLIGHT.includes(found.job.status)) return;
+    if (!found || !IN_FLIGHT_JOB_STATUSES.includes(found.job.status)) return;
     const { job, steps } = found;
     const current = steps.find((s) =>
       [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(
@@ -1065,7 +1064,7 @@ export class Engine implements AgentEvents {
     await cluster.store.takeJob(cluster.id, jobInstanceId);
     cluster.notify('j');
     const job = await this.store.getJob(jobInstanceId);
-    if (job && [RunStatus.RUNNING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(job.status as 2)) {
+    if (job && IN_FLIGHT_JOB_STATUSES.includes(job.status)) {
       await this.carryOn(jobInstanceId);
     }
   }

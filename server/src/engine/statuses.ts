@@ -32,6 +32,17 @@ export function isRunFinished(status: number): boolean {
   return FINISHED_RUN.has(status);
 }
 
+/**
+ * Job statuses of a job in flight, which a server carries on with (after a restart, a takeover
+ * or a store error): running, waiting for a person (a confirmation, a manual rolling batch),
+ * stopping.
+ */
+export const IN_FLIGHT_JOB_STATUSES: readonly number[] = [
+  RunStatus.RUNNING,
+  RunStatus.WAITING_USER,
+  RunStatus.STOPPING,
+];
+
 /** The statuses at which a job's finish is announced (callbacks): §7. */
 export const CALLBACK_STATUSES: readonly number[] = [3, 4, 9, 11, 14];
 

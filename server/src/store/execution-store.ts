@@ -4,7 +4,7 @@
  * once), so they are applied as grouped commits: one transaction per batch.
  */
 import { CompiledQuery, sql } from 'kysely';
-import { CALLBACK_STATUSES, countByStatus } from '../engine/statuses.js';
+import { CALLBACK_STATUSES, IN_FLIGHT_JOB_STATUSES, countByStatus } from '../engine/statuses.js';
 import { sealedKeyOf } from '../engine/sensitive-params.js';
 import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, RawBuilder, Selectable, Transaction } from 'kysely';
@@ -902,11 +902,10 @@ export class ExecutionStore {
 
   /** Jobs the engine must carry on with after a restart (a job waiting for a person included). */
   async listActiveJobs(): Promise<JobInstance[]> {
-    // 7 (waiting for a person: a confirmation, a manual rolling batch) is in flight too.
     return this.db
       .selectFrom('job_instance')
       .selectAll()
-      .where('status', 'in', [2, 7, 10])
+      .where('status', 'in', IN_FLIGHT_JOB_STATUSES)
       .orderBy('id')
       .execute();
   }
