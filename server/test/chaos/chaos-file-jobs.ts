@@ -29,7 +29,18 @@ export type KilledWhile = (ip: string, from: number, to: number) => boolean;
 /** Host paths of each agent's file root on this machine. */
 export type FileRoot = (ip: string, hostPath: string) => string;
 
-const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+export const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
+
+/** Each file in `dir` holds exactly its bytes (SHA-256), and no part file is left there. */
+export function checkDelivered(dir: string, files: { name: string; sha: string }[], what: string): void {
+  for (const file of files) {
+    const at = path.join(dir, file.name);
+    assert.ok(fs.existsSync(at), `${what}: ${file.name} missing`);
+    assert.equal(sha(fs.readFileSync(at)), file.sha, `${what}: ${file.name}`);
+  }
+  const parts = fs.readdirSync(dir).filter((n) => n.endsWith('.jobfleet-part'));
+  assert.deepEqual(parts, [], `${what}: part files left`);
+}
 let seq = 0;
 
 /** The directory a file job delivers into, on every target. */
@@ -116,14 +127,7 @@ export async function checkFileJob(
       );
       continue;
     }
-    const dir = root(ip, inbox(job.tag));
-    for (const file of job.files) {
-      const at = path.join(dir, file.name);
-      assert.ok(fs.existsSync(at), `file job ${job.jobId}: ${file.name} missing on ${ip}`);
-      assert.equal(sha(fs.readFileSync(at)), file.sha, `file job ${job.jobId}: ${file.name} on ${ip}`);
-    }
-    const parts = fs.readdirSync(dir).filter((n) => n.endsWith('.jobfleet-part'));
-    assert.deepEqual(parts, [], `file job ${job.jobId}: part files left on ${ip}`);
+    checkDelivered(root(ip, inbox(job.tag)), job.files, `file job ${job.jobId} on ${ip}`);
   }
   assert.equal(st.job_instance.status, allDone ? 3 : 4, `file job ${job.jobId} final status`);
 }

@@ -25,6 +25,7 @@ import { liveServer, markerLines, waitJobFinished } from '../helpers/cluster.js'
 import type { Cluster } from '../helpers/cluster.js';
 import { b64, hostLog } from '../helpers/fleet.js';
 import type { JobStatus } from '../helpers/fleet.js';
+import { checkDelivered, sha } from './chaos-file-jobs.js';
 import type { FileRoot, KilledWhile } from './chaos-file-jobs.js';
 
 /** The template's steps, in order; `confirm` only runs in the plan that keeps it. */
@@ -49,7 +50,6 @@ export interface PlanJob {
   submittedAt: number;
 }
 
-const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
 let seq = 0;
 
 async function call<T>(c: Cluster, via: number, name: string, body: Record<string, unknown>): Promise<T> {
@@ -300,12 +300,8 @@ export async function checkPlanJob(
           exposed,
         );
       } else if (status === 9) {
-        const dir = root(ip, landing(job.tag));
-        const file = path.join(dir, path.basename(SOURCE));
-        assert.ok(fs.existsSync(file), `${what(name)}: file missing on ${ip}`);
-        assert.equal(sha(fs.readFileSync(file)), plans.sourceSha, `${what(name)}: file on ${ip}`);
-        const parts = fs.readdirSync(dir).filter((n) => n.endsWith('.jobfleet-part'));
-        assert.deepEqual(parts, [], `${what(name)}: part files left on ${ip}`);
+        const files = [{ name: path.basename(SOURCE), sha: plans.sourceSha }];
+        checkDelivered(root(ip, landing(job.tag)), files, `${what(name)} on ${ip}`);
       } else {
         assert.ok(exposed, `${what(name)}: ${ip} ended ${status}; no agent of the job was killed`);
       }
