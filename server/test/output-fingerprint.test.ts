@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { test } from 'node:test';
 import {
   NORMALISED_HEAD_BYTES,
@@ -60,4 +61,22 @@ test('past the normalised head, output is compared as it is, and streaming still
   assert.notEqual(fa?.numbers, fb?.numbers);
   assert.equal(fa?.numbers, fc?.numbers);
   assert.notEqual(fa?.[''], fc?.['']);
+});
+
+test('the tail past the head is hashed with BLAKE3: a stored fingerprint keeps its meaning', () => {
+  // BLAKE3's published test vector for the input [0], and the 1,023 bytes i % 251.
+  const vectors: [Buffer, string][] = [
+    [Buffer.from([0]), '2d3adedff11b61f14c886e35afa03673'],
+    [Buffer.from(Array.from({ length: 1023 }, (_, i) => i % 251)), '10108970eeda3eb932baac1428c7a216'],
+  ];
+  const head = Buffer.alloc(NORMALISED_HEAD_BYTES, 'y\n');
+  const sha = (s: string | Buffer) => crypto.createHash('sha256').update(s).digest('hex').slice(0, 32);
+  for (const [tail, blake3] of vectors) {
+    const expected = sha(`${sha(head)}:${blake3}`);
+    assert.equal(fingerprintsOf(Buffer.concat([head, tail]), host)[''], expected);
+    const fp = new OutputFingerprinter(host);
+    fp.update(head.subarray(0, 1000));
+    fp.update(Buffer.concat([head.subarray(1000), tail]));
+    assert.equal(fp.finish()[''], expected);
+  }
 });

@@ -12,7 +12,8 @@
  *
  * Normalisers apply to the first NORMALISED_HEAD_BYTES of an output only (more than the default
  * log cap keeps, so whole at every usual size); the rest is hashed as it is, once, and each
- * fingerprint of a longer output is the hash of its head's fingerprint and that tail hash. Hosts
+ * fingerprint of a longer output is the hash of its head's fingerprint and that tail hash (see
+ * output-tail-hash.ts for why the tail's hash is another algorithm). Hosts
  * whose long outputs differ past the head only in what a normaliser hides land in different
  * groups (never the reverse: equal fingerprints still mean equal normalised output), and a host
  * printing 100 MiB costs one hash of its output, not a regular expression pass per set.
@@ -21,6 +22,8 @@ import crypto from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { NORMALISER_SETS, SetsNormaliser, normaliseText, normaliserKey } from './output-normalisers.js';
 import type { HostIdentity } from './output-normalisers.js';
+import { tailHash } from './output-tail-hash.js';
+import type { TailHash } from './output-tail-hash.js';
 
 export type Fingerprints = Record<string, string>;
 
@@ -63,7 +66,7 @@ export class OutputFingerprinter {
   /** Bytes of the head's last line so far (no newline yet), copied: the caller may reuse its buffers. */
   private partial: Buffer[] = [];
   /** Hash of the bytes past the head; undefined while the output is no longer than the head. */
-  private tail: crypto.Hash | undefined;
+  private tail: TailHash | undefined;
   /** Bytes taken so far: output must arrive in order, from 0. */
   bytes = 0;
 
@@ -146,7 +149,7 @@ export class OutputFingerprinter {
     if (last < head.length) this.partial.push(Buffer.from(head.subarray(last)));
     if (head === data) return;
     this.endHead();
-    this.tail = crypto.createHash('sha256').update(data.subarray(room));
+    this.tail = tailHash().update(data.subarray(room));
   }
 
   private endHead(): void {
@@ -156,7 +159,7 @@ export class OutputFingerprinter {
 
   finish(): Fingerprints {
     if (!this.tail) this.endHead();
-    const tail = this.tail && digest(this.tail);
+    const tail = this.tail?.digest();
     const raw = digest(this.raw);
     const out: Fingerprints = { '': joined(raw, tail) };
     // Sets that never changed the text share one fingerprint: the unchanged text's; sets sharing
@@ -178,9 +181,7 @@ export class OutputFingerprinter {
 export function fingerprintsOf(output: Buffer, host: HostIdentity): Fingerprints {
   const head = output.subarray(0, NORMALISED_HEAD_BYTES);
   const tail =
-    output.length > head.length
-      ? digest(crypto.createHash('sha256').update(output.subarray(head.length)))
-      : undefined;
+    output.length > head.length ? tailHash().update(output.subarray(head.length)).digest() : undefined;
   const out: Fingerprints = { '': joined(digest(crypto.createHash('sha256').update(head)), tail) };
   const text = head.toString('utf8');
   for (const set of NORMALISER_SETS) {
