@@ -161,10 +161,15 @@ export class AgentHub {
     return true;
   }
 
-  /** Cluster mode: a message from the outbox, for the session with this epoch. */
-  deliver(hostId: number, epoch: number, msg: ServerMessage): void {
+  /**
+   * Cluster mode: a message from the outbox, for the session with this epoch. False when it was
+   * not sent: that session is not ready here (yet, or any more).
+   */
+  deliver(hostId: number, epoch: number, msg: ServerMessage): boolean {
     const c = this.connections.get(hostId);
-    if (c?.ready && c.epoch === epoch && c.ws.readyState === c.ws.OPEN) this.transmit(c, msg);
+    if (!c?.ready || c.epoch !== epoch || c.ws.readyState !== c.ws.OPEN) return false;
+    this.transmit(c, msg);
+    return true;
   }
 
   /** Cluster mode: the agent opened a newer session elsewhere; this one is stale. */

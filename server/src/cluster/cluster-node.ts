@@ -339,6 +339,8 @@ export class ClusterNode {
 
   private async deliver(claimed: ClaimedCommand[]): Promise<void> {
     const done: number[] = [];
+    /** Tasks for a session that is not ready here: the claim marked them sent, but they were not. */
+    const unsent: ClaimedCommand[] = [];
     for (const c of claimed) {
       const isTask = c.stepInstanceId !== null;
       // A task already over needs no message any more.
@@ -361,10 +363,17 @@ export class ClusterNode {
       if (isTask && 'key' in msg && typeof msg.key === 'string') {
         this.services.engine.relaying(msg.key, c.taskStatus ?? 5, c.logBytes ?? 0);
       }
-      this.services.hub.deliver(c.hostId, c.epoch, msg);
+      const sent = this.services.hub.deliver(c.hostId, c.epoch, msg);
+      if (isTask && !sent) unsent.push(c);
       if (!isTask) done.push(c.id);
     }
     await this.store.deleteCommands(done);
+    // An agent that said hello is claimed for once it is ready (agentWelcomed); a claim between
+    // its session's commit and then took its tasks under that session without sending them.
+    await this.store.unclaimCommands(unsent);
+    const hub = this.services.hub;
+    if (unsent.some((c) => hub.isConnected(c.hostId) && hub.epochOf(c.hostId) === c.epoch))
+      this.wake({ claim: true });
   }
 
   // ---------------------------------------------------------------- the outbox

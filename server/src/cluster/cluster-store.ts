@@ -363,6 +363,20 @@ export class ClusterStore {
       .sort((a, b) => a.id - b.id);
   }
 
+  /**
+   * Commands claimed under a session that could not take them after all: claimable again, by
+   * whichever server holds the host's session next (or this one, once the session is ready).
+   * Not where another server has claimed one since, under a newer session.
+   */
+  async unclaimCommands(claimed: readonly { id: number; epoch: number }[]): Promise<void> {
+    if (claimed.length === 0) return;
+    const ids = `{${claimed.map((c) => c.id).join(',')}}`;
+    const epochs = `{${claimed.map((c) => c.epoch).join(',')}}`;
+    await sql`update agent_command c set sent_epoch = null
+      from unnest(${ids}::bigint[], ${epochs}::bigint[]) as u(id, epoch)
+      where c.id = u.id and c.sent_epoch = u.epoch`.execute(this.db);
+  }
+
   async deleteCommands(ids: number[]): Promise<void> {
     if (ids.length === 0) return;
     await this.db.deleteFrom('agent_command').where('id', 'in', ids).execute();

@@ -1,9 +1,10 @@
 /**
  * `npm run chaos -- --minutes 10 --seed 42`: the long, randomized cluster run (outside
  * `npm test`). Three cluster servers and six agents (each given the list of all servers) on a
- * PostgreSQL of its own, a steady stream of script, file and plan jobs submitted to random servers
- * (some script jobs terminated a moment later, through any server; some plan jobs wait for a
- * confirmation given through any server), a cron due every few seconds, and every few seconds a fault
+ * PostgreSQL of its own, a steady stream of script, file, plan and rolling jobs submitted to random
+ * servers (some script jobs terminated a moment later, through any server; some plan jobs wait for
+ * a confirmation, and some rolling jobs between batches, continued through any server), a cron due
+ * every few seconds, and every few seconds a fault
  * drawn from the seed: SIGKILL of a server, SIGSTOP of one (SIGCONT later), a restart of
  * PostgreSQL (immediate or fast), one server cut off from PostgreSQL or its database links
  * stalled (each server reaches the database through a relay), a network fault between agents and
@@ -24,11 +25,11 @@ import assert from 'node:assert/strict';
 import { parseArgs } from 'node:util';
 import {
   agentFileRoots,
+  checkCutShort,
   checkHostRan,
   checkInvariants,
   clusterScript,
   liveServer,
-  markerRuns,
   serverErrors,
   startCluster,
   waitJobFinished,
@@ -55,6 +56,13 @@ import {
   submitPlanJob,
 } from './chaos-plan-jobs.js';
 import type { PlanJob } from './chaos-plan-jobs.js';
+import {
+  ROLLING_EXPRESSIONS,
+  checkRollingJob,
+  continueBatches,
+  submitRollingJob,
+} from './chaos-rolling-jobs.js';
+import type { RollingJob } from './chaos-rolling-jobs.js';
 
 /** mulberry32: a small seeded generator, enough to replay a schedule. */
 function seeded(seed: number): () => number {
@@ -151,6 +159,9 @@ async function main(opts: Options): Promise<boolean> {
     planJobs: 0,
     /** Confirmations continued through a server (plan jobs with the confirmation step). */
     confirmed: 0,
+    rollingJobs: 0,
+    /** Batches of mode-3 rolling jobs continued through a server. */
+    batchesContinued: 0,
     cronFired: 0,
     cronSkipped: 0,
     /** Terminate requests the cluster accepted. */
@@ -265,6 +276,7 @@ async function main(opts: Options): Promise<boolean> {
       (agentKills.get(ip) ?? []).some((k) => k >= from - 10_000 && k <= to);
     const fileJobs: FileJob[] = [];
     const planJobs: PlanJob[] = [];
+    const rollingJobs: RollingJob[] = [];
     const submissions: Promise<void>[] = [];
     const until = Date.now() + minutes * 60_000;
     const stream = (async () => {
@@ -303,6 +315,27 @@ async function main(opts: Options): Promise<boolean> {
                 counts.planJobs++;
                 if (confirm && (await confirmWhenWaiting(cluster, job, anyUsable, until + 120_000)))
                   counts.confirmed++;
+              })
+              .catch(() => void counts.refused++),
+          );
+        } else if (live.length > 0 && kind < 0.5) {
+          // A rolling job; in mode 3 the run continues each batch through any server.
+          const [, via] = pickWith(jobDraw, live);
+          const mode = pickWith(jobDraw, [1, 2, 3] as const);
+          const expression = pickWith(jobDraw, ROLLING_EXPRESSIONS);
+          const sleep = Number(betweenWith(jobDraw, 0.1, 1).toFixed(1));
+          submissions.push(
+            submitRollingJob(cluster, via, targets, {
+              mode,
+              expression,
+              sleep,
+              ...(failOn && mode !== 3 ? { failOn } : {}),
+            })
+              .then(async (job) => {
+                rollingJobs.push(job);
+                counts.rollingJobs++;
+                if (mode === 3)
+                  counts.batchesContinued += await continueBatches(cluster, job, anyUsable, until + 120_000);
               })
               .catch(() => void counts.refused++),
           );
@@ -479,6 +512,26 @@ async function main(opts: Options): Promise<boolean> {
         );
       }
     }
+    for (const job of rollingJobs) {
+      try {
+        counts.lostTasks += await checkRollingJob(cluster, job, killedWhile);
+      } catch (err) {
+        const { st, line } = await finalState(cluster, job.jobId);
+        failures.push(
+          `rolling job ${job.jobId} (mode ${job.mode}, ${job.hosts.join(' ')}${job.failOn ? `, ${job.failOn} fails` : ''}): ${
+            (err as Error).message.split('\n')[0]
+          }; ${line}${await logDiagnosis(cluster, job)}${
+            st?.job_instance.status === job.status
+              ? ''
+              : (await eventTrail(cluster, job.jobId)) +
+                serverLinesAbout([...exited, ...cluster.servers.map(labelledOutput)], {
+                  jobId: job.jobId,
+                  stepIds: [job.stepId],
+                })
+          }`,
+        );
+      }
+    }
     try {
       const { fired, skipped } = await checkCron(cluster, cron, killedWhile);
       counts.cronFired = fired;
@@ -488,7 +541,7 @@ async function main(opts: Options): Promise<boolean> {
     }
     if (failures.length > 0)
       throw new Error(
-        `${failures.length} of ${jobs.length + fileJobs.length + planJobs.length} jobs and the cron broke an invariant:\n  ${failures.slice(0, 10).join('\n  ')}\n${serverErrors(cluster)}`,
+        `${failures.length} of ${jobs.length + fileJobs.length + planJobs.length + rollingJobs.length} jobs and the cron broke an invariant:\n  ${failures.slice(0, 10).join('\n  ')}\n${serverErrors(cluster)}`,
       );
     console.log(
       `chaos: checker OK: seed ${seed}, ${minutes} min, ${JSON.stringify(counts)}, final checks took ${Math.round(
@@ -576,14 +629,6 @@ async function checkJob(c: Cluster, job: SubmittedJob, killedWhile: KilledWhile)
     await checkCutShort(c, job, ip);
   }
   return lost.length;
-}
-
-/** A host task that was killed or lost: it ran at most once, and its log is a prefix of the whole. */
-async function checkCutShort(c: Cluster, job: SubmittedJob, ip: string): Promise<void> {
-  const runs = markerRuns(c, job, ip);
-  assert.ok(runs <= 1, `job ${job.jobId} host ${ip} (cut short) ran ${runs} times`);
-  const stored = await hostLog(c.via(liveServer(c)), job.jobId, job.stepId, c.hostIds.get(ip) ?? 0);
-  assert.ok(job.log(ip).startsWith(stored ?? ''), `job ${job.jobId} log of ${ip} (cut short): not a prefix`);
 }
 
 /** A job's final status as a poll sees it, and a line of it and its hosts' for a report. */

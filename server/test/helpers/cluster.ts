@@ -252,17 +252,25 @@ export async function clusterScript(
     failOn?: string;
     lines?: number;
     every?: number;
+    /**
+     * Runs the hosts in batches; each host's script then also stamps when it started (in its
+     * marker line) and ended (a marker of its own, see runStamps).
+     */
+    rolling?: { mode: number; expression: string };
   } = {},
 ): Promise<AcknowledgedJob> {
   const tag = `job${process.pid}-${++jobSeq}`;
   const lines = opts.lines ?? 3;
   const script = [
     `echo "start ${tag} $TEST_AGENT_IP"`,
-    `echo run >> "$TEST_MARKERS/${tag}-$TEST_AGENT_IP"`,
+    opts.rolling
+      ? `echo "run $(date +%s%N)" >> "$TEST_MARKERS/${tag}-$TEST_AGENT_IP"`
+      : `echo run >> "$TEST_MARKERS/${tag}-$TEST_AGENT_IP"`,
     `case "$TEST_AGENT_IP" in ${Object.entries(opts.sleepOn ?? {})
       .map(([ip, secs]) => `${ip}) sleep ${secs};; `)
       .join('')}*) sleep ${opts.sleep ?? 0.5};; esac`,
     `for i in $(seq 1 ${lines}); do echo "line $i ${tag} $TEST_AGENT_IP"${opts.every ? `; sleep ${opts.every}` : ''}; done`,
+    ...(opts.rolling ? [`date +%s%N > "$TEST_MARKERS/${tag}-$TEST_AGENT_IP.end"`] : []),
     ...(opts.failOn ? [`[ "$TEST_AGENT_IP" = "${opts.failOn}" ] && exit 3`] : []),
     'exit 0',
   ].join('\n');
@@ -270,6 +278,7 @@ export async function clusterScript(
   const r = await runScript(c.via(via), {
     script_content: b64(script),
     target_server: { host_id_list: ids },
+    ...(opts.rolling ? { rolling_config: opts.rolling } : {}),
   });
   assert.equal(r.result, true, `${r.message}\n${serverErrors(c)}`);
   const log = (ip: string) => {
@@ -361,6 +370,31 @@ export function markerRuns(c: Cluster, job: AcknowledgedJob, ip: string): number
 export function markerLines(c: Cluster, name: string): number {
   const marker = path.join(c.markers, name);
   return fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8').split('\n').filter(Boolean).length : 0;
+}
+
+/**
+ * When a rolling job's script started and ended on `ip` (ns since the epoch), from its markers;
+ * undefined where it did not get that far.
+ */
+export function runStamps(c: Cluster, job: AcknowledgedJob, ip: string): { start?: number; end?: number } {
+  const read = (name: string) => {
+    const file = path.join(c.markers, name);
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  };
+  const start = /^run (\d+)$/m.exec(read(`${job.tag}-${ip}`))?.[1];
+  const end = read(`${job.tag}-${ip}.end`).trim();
+  return {
+    ...(start ? { start: Number(start) } : {}),
+    ...(end ? { end: Number(end) } : {}),
+  };
+}
+
+/** A host task that was killed or lost: it ran at most once, and its log is a prefix of the whole. */
+export async function checkCutShort(c: Cluster, job: AcknowledgedJob, ip: string): Promise<void> {
+  const runs = markerRuns(c, job, ip);
+  assert.ok(runs <= 1, `job ${job.jobId} host ${ip} (cut short) ran ${runs} times`);
+  const stored = await hostLog(c.via(liveServer(c)), job.jobId, job.stepId, c.hostIds.get(ip) ?? 0);
+  assert.ok(job.log(ip).startsWith(stored ?? ''), `job ${job.jobId} log of ${ip} (cut short): not a prefix`);
 }
 
 /** The job's script ran exactly once on `ip`, and the host's stored log is byte-exact. */
