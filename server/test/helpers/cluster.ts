@@ -376,7 +376,7 @@ export function markerLines(c: Cluster, name: string): number {
  * When a rolling job's script started and ended on `ip` (ns since the epoch), from its markers;
  * undefined where it did not get that far.
  */
-export function runStamps(c: Cluster, job: AcknowledgedJob, ip: string): { start?: number; end?: number } {
+export function runStamps(c: Cluster, job: AcknowledgedJob, ip: string): { start?: bigint; end?: bigint } {
   const read = (name: string) => {
     const file = path.join(c.markers, name);
     return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
@@ -384,8 +384,8 @@ export function runStamps(c: Cluster, job: AcknowledgedJob, ip: string): { start
   const start = /^run (\d+)$/m.exec(read(`${job.tag}-${ip}`))?.[1];
   const end = read(`${job.tag}-${ip}.end`).trim();
   return {
-    ...(start ? { start: Number(start) } : {}),
-    ...(end ? { end: Number(end) } : {}),
+    ...(start ? { start: BigInt(start) } : {}),
+    ...(end ? { end: BigInt(end) } : {}),
   };
 }
 
