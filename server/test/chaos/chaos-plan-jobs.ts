@@ -20,8 +20,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { taskKey } from '@jobfleet/protocol';
-import { get, post } from '../helpers/api-client.js';
-import { liveServer, markerLines, waitJobFinished } from '../helpers/cluster.js';
+import { post } from '../helpers/api-client.js';
+import { liveServer, markerLines, operateStepVia, statusVia, waitJobFinished } from '../helpers/cluster.js';
 import type { Cluster } from '../helpers/cluster.js';
 import { b64, hostLog } from '../helpers/fleet.js';
 import type { JobStatus } from '../helpers/fleet.js';
@@ -185,28 +185,13 @@ export async function confirmWhenWaiting(
     await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
     const via = pick();
     if (via === undefined) continue;
-    const f = c.via(via);
-    const st = await get<JobStatus>(
-      f.server.url,
-      'get_job_instance_status',
-      { ...f.scope, job_instance_id: job.jobId },
-      f.creds,
-    ).then(
-      (r) => (r.result ? r.data : undefined),
-      () => undefined,
-    );
+    const st = await statusVia(c, via, job.jobId);
     const step = st?.step_instance_list[STEPS.indexOf('confirm')];
     if (st?.finished) return false;
     // Not started (1), or started and about to wait (2).
     if (!step || step.status === 1 || step.status === 2) continue;
     if (step.status !== 7) return false;
-    const r = await post(
-      f.server.url,
-      'operate_step_instance',
-      { ...f.scope, job_instance_id: job.jobId, step_instance_id: step.step_instance_id, operation_code: 6 },
-      f.creds,
-    ).catch(() => undefined);
-    if (r?.result) return true;
+    if (await operateStepVia(c, via, { jobId: job.jobId, stepId: step.step_instance_id }, 6)) return true;
   }
   return false;
 }

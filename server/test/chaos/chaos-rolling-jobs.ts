@@ -10,18 +10,18 @@
  * failed script does.
  */
 import assert from 'node:assert/strict';
-import { get, post } from '../helpers/api-client.js';
 import {
   checkCutShort,
   checkHostRan,
   clusterScript,
   markerRuns,
+  operateStepVia,
   runStamps,
+  statusVia,
   waitJobFinished,
 } from '../helpers/cluster.js';
 import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
 import { hostStatuses } from '../helpers/fleet.js';
-import type { JobStatus } from '../helpers/fleet.js';
 import type { KilledWhile } from './chaos-file-jobs.js';
 
 /** Batch sizes: one host at a time, two, half the hosts, and one more host each batch. */
@@ -65,25 +65,10 @@ export async function continueBatches(
     await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
     const via = pick();
     if (via === undefined) continue;
-    const f = c.via(via);
-    const st = await get<JobStatus>(
-      f.server.url,
-      'get_job_instance_status',
-      { ...f.scope, job_instance_id: job.jobId },
-      f.creds,
-    ).then(
-      (r) => (r.result ? r.data : undefined),
-      () => undefined,
-    );
+    const st = await statusVia(c, via, job.jobId);
     if (st?.finished) return continued;
     if (st?.step_instance_list[0]?.status !== 7) continue;
-    const r = await post(
-      f.server.url,
-      'operate_step_instance',
-      { ...f.scope, job_instance_id: job.jobId, step_instance_id: job.stepId, operation_code: 13 },
-      f.creds,
-    ).catch(() => undefined);
-    if (r?.result) continued++;
+    if (await operateStepVia(c, via, job, 13)) continued++;
   }
   return continued;
 }

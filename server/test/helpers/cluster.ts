@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { admin, eventually, get } from './api-client.js';
+import { admin, eventually, get, post } from './api-client.js';
 import { freshDatabase } from './databases.js';
 import { BIZ, b64, hostLog, runScript } from './fleet.js';
 import type { Fleet, JobStatus } from './fleet.js';
@@ -332,6 +332,37 @@ export async function waitJobFinished(c: Cluster, jobId: number, timeoutMs = 30_
     timeoutMs,
     `job ${jobId} to finish`,
   );
+}
+
+/** The job's status as server `via` answers it; undefined when it does not. */
+export async function statusVia(c: Cluster, via: number, jobId: number): Promise<JobStatus | undefined> {
+  const f = c.via(via);
+  return get<JobStatus>(
+    f.server.url,
+    'get_job_instance_status',
+    { ...f.scope, job_instance_id: jobId },
+    f.creds,
+  ).then(
+    (r) => (r.result ? r.data : undefined),
+    () => undefined,
+  );
+}
+
+/** operate_step_instance through server `via`: whether it was accepted. */
+export async function operateStepVia(
+  c: Cluster,
+  via: number,
+  step: { jobId: number; stepId: number },
+  operation: number,
+): Promise<boolean> {
+  const f = c.via(via);
+  const r = await post(
+    f.server.url,
+    'operate_step_instance',
+    { ...f.scope, job_instance_id: step.jobId, step_instance_id: step.stepId, operation_code: operation },
+    f.creds,
+  ).catch(() => undefined);
+  return r?.result === true;
 }
 
 function isLive(c: Cluster, s: ServerProcess): boolean {
