@@ -821,12 +821,25 @@ export class Engine implements AgentEvents {
     }
     for (const step of touched) {
       const end = ended.get(step.stepInstanceId);
-      if (step.inFlight === 0 || end) {
+      if (end)
         this.progress(step.jobInstanceId, 'finishing a batch failed', () =>
-          end ? this.endedWithResults(step, end) : this.batchDone(step),
+          this.endedWithResults(step, end),
         ).catch(() => undefined);
-      }
+      else if (step.inFlight === 0) void this.batchCounted(step);
     }
+  }
+
+  /**
+   * The current batch's last task was counted: the batch is done, once the job's lock is held.
+   * By then another count of the same batch (a recount in a cluster, say) may have moved the
+   * step on to its next batch: that one is not done, and must not end the step.
+   */
+  private batchCounted(step: ActiveStep): Promise<void> {
+    const batch = step.batch;
+    return this.progress(step.jobInstanceId, 'finishing a batch failed', async () => {
+      if (this.steps.get(step.stepInstanceId) !== step || step.batch !== batch || step.inFlight !== 0) return;
+      await this.batchDone(step);
+    }).catch(() => undefined);
   }
 
   /**
@@ -1307,11 +1320,8 @@ export class Engine implements AgentEvents {
         if (set.size === 0) this.byHost.delete(row.host_id);
       }
     }
-    if (rows.length > 0 && step.inFlight === 0 && this.steps.get(step.stepInstanceId) === step) {
-      await this.progress(step.jobInstanceId, 'finishing a batch failed', () => this.batchDone(step)).catch(
-        () => undefined,
-      );
-    }
+    if (rows.length > 0 && step.inFlight === 0 && this.steps.get(step.stepInstanceId) === step)
+      await this.batchCounted(step);
   }
 
   /**
