@@ -453,6 +453,19 @@ async function main(opts: Options): Promise<boolean> {
     await stopCron(cluster, cron, anyUsable);
     ending = true;
     const started = Date.now();
+    // A job that did not end as it should gets its events and what servers logged of its steps.
+    const whatHappened = async (jobId: number) => {
+      const steps = await cluster
+        .db<{ id: string }>('select id from step_instance where job_instance_id = $1', [jobId])
+        .catch(() => []);
+      return (
+        (await eventTrail(cluster, jobId)) +
+        serverLinesAbout([...exited, ...cluster.servers.map(labelledOutput)], {
+          jobId,
+          stepIds: steps.map((x) => Number(x.id)),
+        })
+      );
+    };
     // Every job is checked, so that one failure does not hide others; the first few are shown.
     const failures: string[] = [];
     for (const job of jobs) {
@@ -483,7 +496,7 @@ async function main(opts: Options): Promise<boolean> {
         failures.push(
           `file job ${job.jobId} (${job.source} -> ${job.targets.join(' ')}, ${job.files.length} file(s)): ${
             (err as Error).message.split('\n')[0]
-          }; ${line}${st?.job_instance.status === 3 ? '' : await eventTrail(cluster, job.jobId)}`,
+          }; ${line}${st?.job_instance.status === 3 ? '' : await whatHappened(job.jobId)}`,
         );
       }
     }
@@ -492,23 +505,10 @@ async function main(opts: Options): Promise<boolean> {
         await checkPlanJob(cluster, job, plans, roots.file, killedWhile);
       } catch (err) {
         const { st, line } = await finalState(cluster, job.jobId);
-        // A job that did not succeed also gets its events and what servers logged of its steps.
-        let trail = '';
-        if (st?.job_instance.status !== 3) {
-          const steps = await cluster
-            .db<{ id: string }>('select id from step_instance where job_instance_id = $1', [job.jobId])
-            .catch(() => []);
-          trail =
-            (await eventTrail(cluster, job.jobId)) +
-            serverLinesAbout([...exited, ...cluster.servers.map(labelledOutput)], {
-              jobId: job.jobId,
-              stepIds: steps.map((x) => Number(x.id)),
-            });
-        }
         failures.push(
           `plan job ${job.jobId} (${job.hosts.join(' ')}${job.confirm ? ', confirmed' : ''}): ${
             (err as Error).message.split('\n')[0]
-          }; ${line}${trail}`,
+          }; ${line}${st?.job_instance.status === 3 ? '' : await whatHappened(job.jobId)}`,
         );
       }
     }
