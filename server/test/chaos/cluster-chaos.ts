@@ -473,17 +473,11 @@ async function main(opts: Options): Promise<boolean> {
         counts.lostTasks += await checkJob(cluster, job, killedWhile);
       } catch (err) {
         const { st, line } = await finalState(cluster, job.jobId);
-        // A wrong final status also gets the job's stored events and what servers logged of it.
-        const wrong = st?.job_instance.status !== job.status;
-        const outputs = [...exited, ...cluster.servers.map(labelledOutput)];
         failures.push(
           `job ${job.jobId} (${job.hosts.join(' ')}${job.status === 4 ? ', one host fails on purpose' : ''}): ${
             (err as Error).message.split('\n')[0]
           }; ${line}${await logDiagnosis(cluster, job)}${
-            wrong
-              ? (await eventTrail(cluster, job.jobId)) +
-                serverLinesAbout(outputs, { jobId: job.jobId, stepIds: [job.stepId] })
-              : ''
+            st?.job_instance.status === job.status ? '' : await whatHappened(job.jobId)
           }`,
         );
       }
@@ -521,13 +515,7 @@ async function main(opts: Options): Promise<boolean> {
           `rolling job ${job.jobId} (mode ${job.mode}, ${job.hosts.join(' ')}${job.failOn ? `, ${job.failOn} fails` : ''}): ${
             (err as Error).message.split('\n')[0]
           }; ${line}${await logDiagnosis(cluster, job)}${
-            st?.job_instance.status === job.status
-              ? ''
-              : (await eventTrail(cluster, job.jobId)) +
-                serverLinesAbout([...exited, ...cluster.servers.map(labelledOutput)], {
-                  jobId: job.jobId,
-                  stepIds: [job.stepId],
-                })
+            st?.job_instance.status === job.status ? '' : await whatHappened(job.jobId)
           }`,
         );
       }
