@@ -166,10 +166,19 @@ export class AgentHub {
    * not sent: that session is not ready here (yet, or any more).
    */
   deliver(hostId: number, epoch: number, msg: ServerMessage): boolean {
+    const c = this.readySession(hostId, epoch);
+    if (c) this.transmit(c, msg);
+    return c !== undefined;
+  }
+
+  /** Whether a message for the session with this epoch would be sent now. */
+  deliverable(hostId: number, epoch: number): boolean {
+    return this.readySession(hostId, epoch) !== undefined;
+  }
+
+  private readySession(hostId: number, epoch: number): Connection | undefined {
     const c = this.connections.get(hostId);
-    if (!c?.ready || c.epoch !== epoch || c.ws.readyState !== c.ws.OPEN) return false;
-    this.transmit(c, msg);
-    return true;
+    return c?.ready && c.epoch === epoch && c.ws.readyState === c.ws.OPEN ? c : undefined;
   }
 
   /** Cluster mode: the agent opened a newer session elsewhere; this one is stale. */

@@ -371,9 +371,7 @@ export class ClusterNode {
     // An agent that said hello is claimed for once it is ready (agentWelcomed); a claim between
     // its session's commit and then took its tasks under that session without sending them.
     await this.store.unclaimCommands(unsent);
-    const hub = this.services.hub;
-    if (unsent.some((c) => hub.isConnected(c.hostId) && hub.epochOf(c.hostId) === c.epoch))
-      this.wake({ claim: true });
+    if (unsent.some((c) => this.services.hub.deliverable(c.hostId, c.epoch))) this.wake({ claim: true });
   }
 
   // ---------------------------------------------------------------- the outbox
