@@ -460,6 +460,7 @@ async function main(opts: Options): Promise<boolean> {
         .catch(() => []);
       return (
         (await eventTrail(cluster, jobId)) +
+        (await coordination(cluster, jobId)) +
         serverLinesAbout([...exited, ...cluster.servers.map(labelledOutput)], {
           jobId,
           stepIds: steps.map((x) => Number(x.id)),
@@ -639,6 +640,30 @@ async function eventTrail(c: Cluster, jobId: number): Promise<string> {
     )
     .catch(() => []);
   return rows.map((r) => `\n    ${timeOfDay(Number(r.at))} ${r.kind} ${r.data}`).join('');
+}
+
+/**
+ * Cluster mode: the rows servers coordinate a job through, for a job that did not end as it
+ * should: its owner, the messages for its hosts still in the outbox, and its hosts' sessions.
+ */
+async function coordination(c: Cluster, jobId: number): Promise<string> {
+  if (!c.databaseUrl) return '';
+  const rows = async (what: string, text: string) =>
+    `\n    ${what}: ${JSON.stringify(await c.db(text, [jobId]).catch((err: unknown) => String(err)))}`;
+  return (
+    (await rows(
+      'owner',
+      'select j.owner_id, n.state, j.status from job_instance j left join server_node n on n.id = j.owner_id where j.id = $1',
+    )) +
+    (await rows(
+      'outbox',
+      'select c.host_id, c.type, c.sent_epoch from agent_command c join step_instance s on s.id = c.step_instance_id where s.job_instance_id = $1',
+    )) +
+    (await rows(
+      'sessions',
+      'select distinct a.host_id, a.server_id, a.epoch, a.state from agent_session a join host_task t on t.host_id = a.host_id join step_instance s on s.id = t.step_instance_id where s.job_instance_id = $1',
+    ))
+  );
 }
 
 /** What any server (those that exited included) logged about the job or its steps, in time order. */
