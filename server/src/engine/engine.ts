@@ -1320,8 +1320,8 @@ export class Engine implements AgentEvents {
         if (set.size === 0) this.byHost.delete(row.host_id);
       }
     }
-    if (rows.length > 0 && step.inFlight === 0 && this.steps.get(step.stepInstanceId) === step)
-      await this.batchCounted(step);
+    // batchCounted checks again, under the job's lock, that the step is still here on this batch.
+    if (rows.length > 0 && step.inFlight === 0) await this.batchCounted(step);
   }
 
   /**

@@ -469,41 +469,38 @@ async function main(opts: Options): Promise<boolean> {
     };
     // Every job is checked, so that one failure does not hide others; the first few are shown.
     const failures: string[] = [];
+    /** A job that broke an invariant: `what` names it; `expected` is the final status it should have. */
+    const broke = async (what: string, jobId: number, expected: number, err: unknown, detail = '') => {
+      const { st, line } = await finalState(cluster, jobId);
+      const why = st?.job_instance.status === expected ? '' : await whatHappened(jobId);
+      failures.push(`${what}: ${(err as Error).message.split('\n')[0]}; ${line}${detail}${why}`);
+    };
     for (const job of jobs) {
       try {
         counts.lostTasks += await checkJob(cluster, job, killedWhile);
       } catch (err) {
-        const { st, line } = await finalState(cluster, job.jobId);
-        failures.push(
-          `job ${job.jobId} (${job.hosts.join(' ')}${job.status === 4 ? ', one host fails on purpose' : ''}): ${
-            (err as Error).message.split('\n')[0]
-          }; ${line}${await logDiagnosis(cluster, job)}${
-            st?.job_instance.status === job.status ? '' : await whatHappened(job.jobId)
-          }`,
-        );
+        const failing = job.status === 4 ? ', one host fails on purpose' : '';
+        const what = `job ${job.jobId} (${job.hosts.join(' ')}${failing})`;
+        await broke(what, job.jobId, job.status, err, await logDiagnosis(cluster, job));
       }
     }
     for (const job of fileJobs) {
       try {
         await checkFileJob(cluster, job, roots.file, killedWhile);
       } catch (err) {
-        const { st, line } = await finalState(cluster, job.jobId);
-        failures.push(
-          `file job ${job.jobId} (${job.source} -> ${job.targets.join(' ')}, ${job.files.length} file(s)): ${
-            (err as Error).message.split('\n')[0]
-          }; ${line}${st?.job_instance.status === 3 ? '' : await whatHappened(job.jobId)}`,
-        );
+        const what = `file job ${job.jobId} (${job.source} -> ${job.targets.join(' ')}, ${job.files.length} file(s))`;
+        await broke(what, job.jobId, 3, err);
       }
     }
     for (const job of planJobs) {
       try {
         await checkPlanJob(cluster, job, plans, roots.file, killedWhile);
       } catch (err) {
-        const { st, line } = await finalState(cluster, job.jobId);
-        failures.push(
-          `plan job ${job.jobId} (${job.hosts.join(' ')}${job.confirm ? ', confirmed' : ''}): ${
-            (err as Error).message.split('\n')[0]
-          }; ${line}${st?.job_instance.status === 3 ? '' : await whatHappened(job.jobId)}`,
+        await broke(
+          `plan job ${job.jobId} (${job.hosts.join(' ')}${job.confirm ? ', confirmed' : ''})`,
+          job.jobId,
+          3,
+          err,
         );
       }
     }
@@ -511,14 +508,9 @@ async function main(opts: Options): Promise<boolean> {
       try {
         counts.lostTasks += await checkRollingJob(cluster, job, killedWhile);
       } catch (err) {
-        const { st, line } = await finalState(cluster, job.jobId);
-        failures.push(
-          `rolling job ${job.jobId} (mode ${job.mode}, ${job.hosts.join(' ')}${job.failOn ? `, ${job.failOn} fails` : ''}): ${
-            (err as Error).message.split('\n')[0]
-          }; ${line}${await logDiagnosis(cluster, job)}${
-            st?.job_instance.status === job.status ? '' : await whatHappened(job.jobId)
-          }`,
-        );
+        const failing = job.failOn ? `, ${job.failOn} fails` : '';
+        const what = `rolling job ${job.jobId} (mode ${job.mode}, ${job.hosts.join(' ')}${failing})`;
+        await broke(what, job.jobId, job.status, err, await logDiagnosis(cluster, job));
       }
     }
     try {

@@ -397,10 +397,15 @@ export function markerRuns(c: Cluster, job: AcknowledgedJob, ip: string): number
   return markerLines(c, `${job.tag}-${ip}`);
 }
 
+/** What a marker file holds ('' when there is no file). */
+function markerText(c: Cluster, name: string): string {
+  const marker = path.join(c.markers, name);
+  return fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8') : '';
+}
+
 /** The runs a marker file records (one line each; none when there is no file). */
 export function markerLines(c: Cluster, name: string): number {
-  const marker = path.join(c.markers, name);
-  return fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8').split('\n').filter(Boolean).length : 0;
+  return markerText(c, name).split('\n').filter(Boolean).length;
 }
 
 /**
@@ -408,12 +413,8 @@ export function markerLines(c: Cluster, name: string): number {
  * undefined where it did not get that far.
  */
 export function runStamps(c: Cluster, job: AcknowledgedJob, ip: string): { start?: bigint; end?: bigint } {
-  const read = (name: string) => {
-    const file = path.join(c.markers, name);
-    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-  };
-  const start = /^run (\d+)$/m.exec(read(`${job.tag}-${ip}`))?.[1];
-  const end = read(`${job.tag}-${ip}.end`).trim();
+  const start = /^run (\d+)$/m.exec(markerText(c, `${job.tag}-${ip}`))?.[1];
+  const end = markerText(c, `${job.tag}-${ip}.end`).trim();
   return {
     ...(start ? { start: BigInt(start) } : {}),
     ...(end ? { end: BigInt(end) } : {}),
