@@ -352,19 +352,30 @@ class DownloadRun implements RunningTask {
     const res = await this.request(f, t.bytes, url);
     try {
       const status = res.statusCode ?? 0;
+      if (status !== 200 && status !== 206) {
+        let body = '';
+        for await (const c of res) if (body.length < 200) body += (c as Buffer).toString('utf8');
+        const text = `source answered HTTP ${status}${body.trim() ? `: ${body.trim()}` : ''}`;
+        throw status >= 500 ? new Transient(text) : new Error(text);
+      }
+      if (status === 206) {
+        const start = /^bytes (\d+)-/.exec(res.headers['content-range'] ?? '')?.[1];
+        if (Number(start) !== t.bytes) throw new Error(`source answered range ${start} for ${t.bytes}`);
+      }
+      // Every source (an agent, a server) says how many bytes it sends. An answer that does not
+      // announce the bytes asked for (an error envelope or page sent with a 200) is not written:
+      // its bytes would end up inside the file.
+      const length = res.headers['content-length'];
+      const expected = f.file.size - (status === 200 ? 0 : t.bytes);
+      if (length === undefined || Number(length) !== expected)
+        throw new Transient(
+          `source answered ${length ?? 'an unknown number of'} bytes where ${expected} were asked for`,
+        );
       if (status === 200 && t.bytes > 0) {
         // The source ignored the range: start over.
         t.bytes = 0;
         t.hash = createHash('sha256');
         await t.fh.truncate(0);
-      } else if (status === 206) {
-        const start = /^bytes (\d+)-/.exec(res.headers['content-range'] ?? '')?.[1];
-        if (Number(start) !== t.bytes) throw new Error(`source answered range ${start} for ${t.bytes}`);
-      } else if (status !== 200) {
-        let body = '';
-        for await (const c of res) if (body.length < 200) body += (c as Buffer).toString('utf8');
-        const text = `source answered HTTP ${status}${body.trim() ? `: ${body.trim()}` : ''}`;
-        throw status >= 500 ? new Transient(text) : new Error(text);
       }
       const chunks = (res as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
       for (;;) {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +85,32 @@ async function cuttingRelay(
   return { url: `http://127.0.0.7:${relayPort}`, requests, close: () => server.close() };
 }
 
+/**
+ * An HTTP front to a file server whose first answer is a 200 carrying an error envelope (what a
+ * server answered when its database was out of reach), and which forwards every later request.
+ */
+async function envelopeFirst(
+  target: string,
+): Promise<{ url: string; ranges: (string | undefined)[]; close(): void }> {
+  const ranges: (string | undefined)[] = [];
+  const server = http.createServer((req, res) => {
+    ranges.push(req.headers.range);
+    if (ranges.length === 1) {
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+      res.end(JSON.stringify({ result: false, code: 1240001, message: 'Internal error', data: null }));
+      return;
+    }
+    const upstream = http.get(`${target}${req.url ?? ''}`, { headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.7', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return { url: `http://127.0.0.7:${port}`, ranges, close: () => server.close() };
+}
+
 describe('File server: what it refuses', () => {
   it("serves only with the right token, only the offer's files, and resumes from a Range", async () => {
     const data = put(source, '/srv/http/f.bin', 10_000);
@@ -141,6 +168,23 @@ describe('Downloads that go wrong', () => {
       assert.ok(Number(ranges[1]) > 0 && Number(ranges[1]) < data.length, `resumed at ${ranges[1]}`);
     } finally {
       relay.close();
+    }
+  });
+
+  it('writes nothing of a 200 that is not the file (an error envelope): retried from the start', async () => {
+    const data = put(source, '/srv/envelope/f.bin', 64 * 1024);
+    const o = await offer(source, ['/srv/envelope/f.bin']);
+    const front = await envelopeFirst(o.answer.url);
+    try {
+      const target = fileHost('127.0.0.3');
+      const msg = downloadMsg([{ ...o.source, url: front.url }], '/in');
+      target.runner.download(msg);
+      const r = await target.reports.finishedResult(msg.key);
+      assert.equal(r.outcome, 'exited', r.message);
+      assert.equal(sha256(fs.readFileSync(target.local('/in/f.bin'))), sha256(data));
+      assert.deepEqual(front.ranges, [undefined, undefined]);
+    } finally {
+      front.close();
     }
   });
 

@@ -15,6 +15,7 @@ import { offerToken, serverServeId } from '../src/engine/file-tokens.js';
 import { admin, post } from './helpers/api-client.js';
 import { dropFreshDatabases, freshDatabase } from './helpers/databases.js';
 import { CLUSTER_TEST_ENV } from './helpers/cluster.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import { BIZ, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { startAgent, startServer, stopAll, tempDir } from './helpers/processes.js';
@@ -53,6 +54,8 @@ describe(
     let databaseUrl: string;
     let secrets: Secrets;
     let fleet: Fleet;
+    /** The upload of the second test, as its file step offers it to agents. */
+    let offered: { serveId: string; token: string; data: Buffer } | undefined;
     const root = tempDir('root-127.0.0.2');
 
     before(async () => {
@@ -172,6 +175,7 @@ describe(
       // An offer token minted with S1's key is accepted by both servers, from any offset.
       const serveId = serverServeId(r.data.step_instance_id, 0);
       const token = offerToken(secrets.agentBootstrapToken, serveId);
+      offered = { serveId, token, data };
       for (const s of [s1, s2]) {
         const start = 2 * 1024 * 1024 - 7;
         const res = await fetch(`${s.url}/agent/v1/files/${serveId}/bundle.bin`, {
@@ -184,6 +188,33 @@ describe(
         headers: { authorization: `Bearer ${offerToken('another-key', serveId)}` },
       });
       assert.equal(forged.status, 401);
+    });
+
+    test('a server cut off from PostgreSQL answers an agent 503 for a file, never a 200 without it', async () => {
+      // Agents take a 200 as the file: the API's error envelope (HTTP 200) would end up in it.
+      assert.ok(offered, 'the previous test offered an upload');
+      const { serveId, token, data } = offered;
+      const relay = await startFaultProxy(databaseUrl);
+      const viaRelay = new URL(databaseUrl);
+      viaRelay.port = String(relay.port);
+      const s3 = await startServer({ databaseUrl: viaRelay.toString(), env: ENV, readyTimeoutMs: 60_000 });
+      try {
+        const get = () =>
+          fetch(`${s3.url}/agent/v1/files/${serveId}/bundle.bin`, {
+            headers: { authorization: `Bearer ${token}` },
+          });
+        relay.cut(1_500);
+        const refused = await get();
+        assert.equal(refused.status, 503, await refused.text());
+        assert.equal(refused.headers.get('retry-after'), '1');
+        await new Promise((r) => setTimeout(r, 1_600));
+        const served = await get();
+        assert.equal(served.status, 200);
+        assert.equal(sha(Buffer.from(await served.arrayBuffer())), sha(data));
+      } finally {
+        await s3.kill();
+        await relay.close();
+      }
     });
   },
 );

@@ -65,8 +65,17 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
         }
       },
     });
+  });
 
-    raw.get('/agent/v1/files/:serveId/*', async (req, reply) => {
+  app.register(async (agents) => {
+    // Agents read any 200 as the file: a failure here (the database out of reach, say) must not
+    // be the API's envelope with 200. A 503 makes the agent retry, here or at another server.
+    agents.setErrorHandler((err, req, reply) => {
+      req.log.warn({ err }, 'a file offered to agents cannot be served now');
+      return reply.code(503).header('retry-after', '1').send({ error: 'cannot serve the file now; retry' });
+    });
+
+    agents.get('/agent/v1/files/:serveId/*', async (req, reply) => {
       const { serveId, '*': relPath } = req.params as { serveId: string; '*': string };
       const auth = req.headers.authorization;
       const id = parseServeId(serveId);
