@@ -478,16 +478,25 @@ export class Engine implements AgentEvents {
         forget.push(h.key);
       }
     }
-    // A task this agent was running but no longer knows of (it lost its spool) is lost.
     const heldKeys = new Set(held.map((h) => h.key));
     const epoch = this.services.cluster ? this.services.hub.epochOf(hostId) : undefined;
     for (const step of [...(this.byHost.get(hostId) ?? [])]) {
       const task = step.tasks.get(hostId);
-      if (
-        task?.status !== HostStatus.RUNNING ||
-        heldKeys.has(taskKey(step.stepInstanceId, step.executeCount, hostId))
-      )
+      if (!task || heldKeys.has(taskKey(step.stepInstanceId, step.executeCount, hostId))) continue;
+      if (task.status === HostStatus.WAITING && step.stopping && !this.services.cluster) {
+        // Its run and its kill were lost with the old link: the agent ignores a kill of a task it
+        // does not hold, so the task would wait forever. It never started; it ends terminated.
+        // (In a cluster both wait in the outbox and reach the agent in order: run, then kill.)
+        this.finishTask(step, task, {
+          status: HostStatus.TERMINATE_SUCCESS,
+          errorCode: AgentErrorCode.TERMINATED,
+          exitCode: null,
+          endTime: Date.now(),
+        });
         continue;
+      }
+      // A task this agent was running but no longer knows of (it lost its spool) is lost.
+      if (task.status !== HostStatus.RUNNING) continue;
       if (this.services.cluster) {
         // Or another server recorded its result, and the agent forgot it once told so: the
         // recount counts that result; only a task still unfinished in the store was lost.
