@@ -26,9 +26,9 @@ for (const engine of engines()) {
     const dir = tempDir('terminate-lost-link');
 
     before(async () => {
-      // Heartbeats every second and a wide window: the agent gives up on the stalled link after a
-      // few seconds, and the server never declares it lost meanwhile (which would end its task
-      // as 310 and hide the case).
+      // Heartbeats every second: the agent keeps the stalled link until the test cuts it (with
+      // the tests' 0.3 s it would give up first). A wide window: the server never declares the
+      // agent lost meanwhile, which would end its task as 310 and hide the case.
       fleet = await startFleet(engine, 0, {
         env: { JOBFLEET_HEARTBEAT_INTERVAL_MS: '1000', JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000' },
       });
