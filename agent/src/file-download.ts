@@ -362,9 +362,10 @@ class DownloadRun implements RunningTask {
         const start = /^bytes (\d+)-/.exec(res.headers['content-range'] ?? '')?.[1];
         if (Number(start) !== t.bytes) throw new Error(`source answered range ${start} for ${t.bytes}`);
       }
-      // Every source (an agent, a server) says how many bytes it sends. An answer that does not
-      // announce the bytes asked for (an error envelope or page sent with a 200) is not written:
-      // its bytes would end up inside the file.
+      // Every source today (an agent, a Jobfleet server) says how many bytes it sends; a
+      // third-party HTTP source, when there is one, may not, and needs a rule of its own. An
+      // answer that does not announce the bytes asked for (an error envelope or page sent with a
+      // 200) is not written: its bytes would end up inside the file.
       const length = res.headers['content-length'];
       const expected = f.file.size - (status === 200 ? 0 : t.bytes);
       if (length === undefined || Number(length) !== expected)
