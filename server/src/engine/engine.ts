@@ -307,14 +307,7 @@ export class Engine implements AgentEvents {
     if (!step.stopping) await kind.beginBatch?.(step);
     for (const task of step.tasks.values()) {
       if (task.batch !== step.batch || isHostFinished(task.status)) continue;
-      if (step.stopping && task.status === HostStatus.WAITING) {
-        this.finishTask(step, task, {
-          status: HostStatus.TERMINATE_SUCCESS,
-          errorCode: AgentErrorCode.TERMINATED,
-          exitCode: null,
-          endTime: now,
-        });
-      }
+      if (step.stopping && task.status === HostStatus.WAITING) this.endTerminated(step, task, now);
       step.inFlight++;
       let set = this.byHost.get(task.hostId);
       if (!set) this.byHost.set(task.hostId, (set = new Set()));
@@ -487,12 +480,7 @@ export class Engine implements AgentEvents {
         // Its run and its kill were lost with the old link: the agent ignores a kill of a task it
         // does not hold, so the task would wait forever. It never started; it ends terminated.
         // (In a cluster both wait in the outbox and reach the agent in order: run, then kill.)
-        this.finishTask(step, task, {
-          status: HostStatus.TERMINATE_SUCCESS,
-          errorCode: AgentErrorCode.TERMINATED,
-          exitCode: null,
-          endTime: Date.now(),
-        });
+        this.endTerminated(step, task, Date.now());
         continue;
       }
       // A task this agent was running but no longer knows of (it lost its spool) is lost.
@@ -784,20 +772,24 @@ export class Engine implements AgentEvents {
     }
   }
 
+  /** A task ends terminated by the server's own decision (no result of the agent's). */
+  private endTerminated(step: ActiveStep, task: ActiveTask, endTime: number): void {
+    this.finishTask(step, task, {
+      status: HostStatus.TERMINATE_SUCCESS,
+      errorCode: AgentErrorCode.TERMINATED,
+      exitCode: null,
+      endTime,
+    });
+  }
+
   /** Kills what runs of a step; waiting tasks whose agents are away end as terminated at once. */
   private stopStep(step: ActiveStep, why: 'terminate' | 'budget'): void {
     step.stopping = why;
     const now = Date.now();
     for (const task of step.tasks.values()) {
       if (task.batch !== step.batch || isHostFinished(task.status)) continue;
-      if (!this.sendKill(step, task) && task.status === HostStatus.WAITING) {
-        this.finishTask(step, task, {
-          status: HostStatus.TERMINATE_SUCCESS,
-          errorCode: AgentErrorCode.TERMINATED,
-          exitCode: null,
-          endTime: now,
-        });
-      }
+      if (!this.sendKill(step, task) && task.status === HostStatus.WAITING)
+        this.endTerminated(step, task, now);
     }
   }
 
@@ -1135,12 +1127,7 @@ export class Engine implements AgentEvents {
           for (const t of active.tasks.values()) {
             if (t.batch === active.batch && !isHostFinished(t.status)) {
               this.sendKill(active, t);
-              this.finishTask(active, t, {
-                status: HostStatus.TERMINATE_SUCCESS,
-                errorCode: AgentErrorCode.TERMINATED,
-                exitCode: null,
-                endTime: now,
-              });
+              this.endTerminated(active, t, now);
             }
           }
           this.deactivate(active);
