@@ -10,13 +10,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { admin, eventually } from './helpers/api-client.js';
+import { eventually } from './helpers/api-client.js';
 import { startCluster, waitJobFinished } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import type { FaultProxy } from './helpers/fault-proxy.js';
-import { BIZ, b64, runScript } from './helpers/fleet.js';
+import { BIZ, b64, hostIdsByIp, runScript } from './helpers/fleet.js';
 import { startAgent, stopAll } from './helpers/processes.js';
 import type { AgentProcess } from './helpers/processes.js';
 
@@ -42,13 +42,7 @@ describe('cluster: tasks for an agent that is reconnecting', { skip: !withPg }, 
       biz: BIZ,
       env: { TEST_AGENT_IP: IP, TEST_MARKERS: c.markers },
     });
-    const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
-      first.url,
-      first.adminToken,
-      'GET',
-      `/hosts?bk_biz_id=${BIZ}`,
-    );
-    hostId = hosts.data.hosts.find((h) => h.ip === IP)?.bk_host_id ?? 0;
+    hostId = (await hostIdsByIp(first.url, first.adminToken)).get(IP) ?? 0;
     c.hostIds.set(IP, hostId);
   });
   after(async () => {

@@ -16,7 +16,7 @@ import { admin, post } from './helpers/api-client.js';
 import { dropFreshDatabases, freshDatabase } from './helpers/databases.js';
 import { CLUSTER_TEST_ENV } from './helpers/cluster.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
-import { BIZ, waitFinished } from './helpers/fleet.js';
+import { BIZ, hostIdsByIp, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { startAgent, startServer, stopAll, tempDir } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
@@ -114,16 +114,10 @@ describe(
         biz: BIZ,
         env: { JOBFLEET_AGENT_FILE_ROOT: root },
       });
-      const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
-        s1.url,
-        secrets.adminToken,
-        'GET',
-        `/hosts?bk_biz_id=${BIZ}`,
-      );
       fleet = {
         server: s2,
         agents: [agent],
-        hostIds: new Map(hosts.data.hosts.map((h) => [h.ip, h.bk_host_id])),
+        hostIds: await hostIdsByIp(s1.url, secrets.adminToken),
         creds: { appCode: s1.appCode, appSecret: secrets.appSecret, username: 'tester' },
         account,
         scope: { bk_scope_type: 'biz', bk_scope_id: String(BIZ) },

@@ -11,12 +11,12 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { admin, eventually } from './helpers/api-client.js';
+import { eventually } from './helpers/api-client.js';
 import { checkInvariants, clusterScript, serverIdOf, startCluster } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
 import { freePort } from './helpers/free-port.js';
-import { BIZ } from './helpers/fleet.js';
+import { BIZ, hostIdsByIp } from './helpers/fleet.js';
 import { REPO_ROOT, killProcess, startAgent, stopAll } from './helpers/processes.js';
 import type { AgentProcess, ServerProcess } from './helpers/processes.js';
 
@@ -85,13 +85,7 @@ describe('three servers behind HAProxy', { skip: !withPg }, () => {
           env: { TEST_AGENT_IP: ip, TEST_MARKERS: c.markers },
         }),
       );
-    const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
-      lbUrl,
-      lbServer.adminToken,
-      'GET',
-      `/hosts?bk_biz_id=${BIZ}`,
-    );
-    for (const h of hosts.data.hosts) c.hostIds.set(h.ip, h.bk_host_id);
+    for (const [ip, id] of await hostIdsByIp(lbUrl, lbServer.adminToken)) c.hostIds.set(ip, id);
   });
 
   after(async () => {

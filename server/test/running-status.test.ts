@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { admin, get } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
-import { b64, hostStatuses, runScript, startFleet, waitFinished, BIZ } from './helpers/fleet.js';
+import { b64, hostIdsByIp, hostStatuses, runScript, startFleet, waitFinished, BIZ } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
 import { startAgent, startServer, stopAll, tempDir } from './helpers/processes.js';
 
@@ -141,13 +141,7 @@ if (engines().includes('postgres')) {
           startAgent({ server: two, ip, biz: BIZ, env: { TEST_AGENT_IP: ip } }),
         ),
       );
-      const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
-        one.url,
-        one.adminToken,
-        'GET',
-        `/hosts?bk_biz_id=${BIZ}`,
-      );
-      const idOf = new Map(hosts.data.hosts.map((h) => [h.ip, h.bk_host_id]));
+      const idOf = await hostIdsByIp(one.url, one.adminToken);
       const a = idOf.get('127.0.0.2') ?? 0;
       const b = idOf.get('127.0.0.3') ?? 0;
       const dir = tempDir('cluster-status');

@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { admin, post } from './helpers/api-client.js';
+import { post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import type { FaultProxy } from './helpers/fault-proxy.js';
-import { BIZ, b64, hostStatuses, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { BIZ, b64, hostIdsByIp, hostStatuses, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { startAgent, stopAll, tempDir } from './helpers/processes.js';
 
@@ -40,13 +40,7 @@ for (const engine of engines()) {
           biz: BIZ,
         }),
       );
-      const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
-        fleet.server.url,
-        fleet.server.adminToken,
-        'GET',
-        `/hosts?bk_biz_id=${BIZ}`,
-      );
-      hostId = hosts.data.hosts.find((h) => h.ip === IP)?.bk_host_id ?? 0;
+      hostId = (await hostIdsByIp(fleet.server.url, fleet.server.adminToken)).get(IP) ?? 0;
       fleet.hostIds.set(IP, hostId);
     });
     after(async () => {

@@ -35,8 +35,8 @@ import {
   waitJobFinished,
 } from '../helpers/cluster.js';
 import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
-import { admin, post } from '../helpers/api-client.js';
-import { BIZ, hostLog, hostStatuses } from '../helpers/fleet.js';
+import { post } from '../helpers/api-client.js';
+import { BIZ, hostIdsByIp, hostLog, hostStatuses } from '../helpers/fleet.js';
 import type { JobStatus } from '../helpers/fleet.js';
 import { startAgent, stopAll } from '../helpers/processes.js';
 import type { AgentProcess, ServerProcess } from '../helpers/processes.js';
@@ -212,13 +212,7 @@ async function main(opts: Options): Promise<boolean> {
       }),
     );
     for (const a of fleet) await a.waitReady(1, 120_000);
-    const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
-      first.url,
-      first.adminToken,
-      'GET',
-      `/hosts?bk_biz_id=${BIZ}`,
-    );
-    for (const h of hosts.data.hosts) c.hostIds.set(h.ip, h.bk_host_id);
+    for (const [ip, id] of await hostIdsByIp(first.url, first.adminToken)) c.hostIds.set(ip, id);
     const cluster = c;
     const ips = [...cluster.hostIds.keys()];
     const paused = new Set<ServerProcess>();

@@ -15,7 +15,7 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { admin, eventually, get, post } from './api-client.js';
 import { freshDatabase } from './databases.js';
-import { BIZ, b64, hostLog, runScript } from './fleet.js';
+import { BIZ, b64, hostIdsByIp, hostLog, runScript } from './fleet.js';
 import type { Fleet, JobStatus } from './fleet.js';
 import { startAgent, startServer, tempDir } from './processes.js';
 import type { AgentProcess, ServerProcess } from './processes.js';
@@ -137,13 +137,7 @@ export async function startCluster(opts: {
         });
     }),
   );
-  const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
-    first.url,
-    first.adminToken,
-    'GET',
-    `/hosts?bk_biz_id=${BIZ}`,
-  );
-  const hostIds = new Map(hosts.data.hosts.map((h) => [h.ip, h.bk_host_id]));
+  const hostIds = await hostIdsByIp(first.url, first.adminToken);
   const pool = databaseUrl === undefined ? undefined : new pg.Pool({ connectionString: databaseUrl, max: 2 });
   pool?.on('error', () => undefined);
   const sqliteFile = path.join(first.dataDir, 'jobfleet.db');

@@ -26,6 +26,17 @@ export interface Fleet {
   databaseUrl: string | undefined;
 }
 
+/** The test business's hosts, ip -> bk_host_id, as the admin API lists them. */
+export async function hostIdsByIp(url: string, adminToken: string): Promise<Map<string, number>> {
+  const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
+    url,
+    adminToken,
+    'GET',
+    `/hosts?bk_biz_id=${BIZ}`,
+  );
+  return new Map(hosts.data.hosts.map((h) => [h.ip, h.bk_host_id]));
+}
+
 export async function startFleet(
   engine: EngineName,
   agentCount: number,
@@ -61,13 +72,7 @@ export async function startFleet(
       });
     }),
   );
-  const hosts = await admin<{ hosts: { bk_host_id: number; ip: string }[] }>(
-    server.url,
-    server.adminToken,
-    'GET',
-    `/hosts?bk_biz_id=${BIZ}`,
-  );
-  const hostIds = new Map(hosts.data.hosts.map((h) => [h.ip, h.bk_host_id]));
+  const hostIds = await hostIdsByIp(server.url, server.adminToken);
   return {
     server,
     agents,
