@@ -65,6 +65,13 @@ const CARRY_ON_FIRST_MS = 500;
 const CARRY_ON_MAX_MS = 30_000;
 /** How far back a start looks for finished jobs whose callback a crash lost. */
 const MISSED_CALLBACK_WINDOW_MS = 24 * 3600_000;
+/**
+ * The job statuses an end its steps decided (success, failure) may replace: a job in flight,
+ * unless it is being stopped (10), which ends stopped (11) whatever its steps did. Conditional,
+ * because in a cluster a terminate may be stored by another server between this server's read
+ * of the job and its write of the end.
+ */
+const NATURAL_END_FROM = IN_FLIGHT_JOB_STATUSES.filter((s) => s !== RunStatus.STOPPING);
 
 /** Why an operation was refused; the API maps each to its documented code. */
 export type OperationRefusal = 'not_found' | 'bad_state' | 'repeat_start';
@@ -984,7 +991,10 @@ export class Engine implements AgentEvents {
     await this.finishStepAndJob(step, job, status, goesOn ? RunStatus.SUCCESS : status, now);
   }
 
-  /** A job's last step ended: it and its job are stored finished together (one commit, not two). */
+  /**
+   * A job's last step ended: it and its job are stored finished together (one commit, not two).
+   * An end its steps decided applies only while the job is not being stopped (see NATURAL_END_FROM).
+   */
   private async finishStepAndJob(
     step: ActiveStep,
     job: JobInstance,
@@ -992,17 +1002,38 @@ export class Engine implements AgentEvents {
     jobStatus: RunStatus,
     now: number,
   ): Promise<void> {
-    await this.store.finishStepAndJob(step.stepInstanceId, { status: stepStatus, end_time: now }, job.id, {
-      status: jobStatus,
-      end_time: now,
-    });
-    await this.announceFinished(job, jobStatus, now);
+    const stop = jobStatus === RunStatus.STOP_SUCCESS;
+    const ended = await this.store.finishStepAndJob(
+      step.stepInstanceId,
+      { status: stepStatus, end_time: now },
+      job.id,
+      { status: jobStatus, end_time: now },
+      stop ? undefined : NATURAL_END_FROM,
+    );
+    if (ended) return this.announceFinished(job, jobStatus, now);
+    if (await this.stoppedMeanwhile(job.id))
+      await this.finishStepAndJob(step, job, RunStatus.STOP_SUCCESS, RunStatus.STOP_SUCCESS, now);
   }
 
+  /** Ends a job; an end its steps decided applies only while it is not being stopped (NATURAL_END_FROM). */
   private async finishJob(job: JobInstance, status: RunStatus): Promise<void> {
     const now = Date.now();
-    await this.store.updateJob(job.id, { status, end_time: now });
+    const patch = { status, end_time: now };
+    if (status === RunStatus.STOP_SUCCESS) await this.store.updateJob(job.id, patch);
+    else if (!(await this.store.casJob(job.id, NATURAL_END_FROM, patch))) {
+      if (await this.stoppedMeanwhile(job.id)) await this.finishJob(job, RunStatus.STOP_SUCCESS);
+      return;
+    }
     await this.announceFinished(job, status, now);
+  }
+
+  /**
+   * A natural end found the job no longer running: a terminate stored after this server read it
+   * (received by another server of a cluster, which only marks it 10) wins, and the job ends
+   * stopped (10 -> 11), as in BK-JOB. Any other status means another server ended it already.
+   */
+  private async stoppedMeanwhile(jobInstanceId: number): Promise<boolean> {
+    return (await this.store.getJob(jobInstanceId))?.status === RunStatus.STOPPING;
   }
 
   /** What follows a job's end: the log line and its callback. */

@@ -714,18 +714,25 @@ export class ExecutionStore {
     await this.casStep(id, undefined, patch);
   }
 
-  /** Ends a step and its job in one transaction (with their events): one commit on the way to "finished", not two. */
+  /**
+   * Ends a step and its job in one transaction (with their events): one commit on the way to
+   * "finished", not two. With `fromJob`, only while the job is in one of those statuses; false
+   * (nothing written) when it is not.
+   */
   async finishStepAndJob(
     stepId: number,
     stepPatch: StepPatch,
     jobId: number,
     jobPatch: JobPatch,
-  ): Promise<void> {
-    await this.withEvents('finish_step_and_job', async (tx) => {
+    fromJob?: readonly number[],
+  ): Promise<boolean> {
+    return this.withEvents('finish_step_and_job', async (tx) => {
+      let job = tx.updateTable('job_instance').set(jobPatch).where('id', '=', jobId);
+      if (fromJob) job = job.where('status', 'in', fromJob);
+      if ((await job.executeTakeFirst()).numUpdatedRows === 0n) return { result: false, events: [] };
       await tx.updateTable('step_instance').set(stepPatch).where('id', '=', stepId).execute();
-      await tx.updateTable('job_instance').set(jobPatch).where('id', '=', jobId).execute();
       return {
-        result: undefined,
+        result: true,
         events: [...stepEvents(jobId, stepId, stepPatch), jobEvent(jobId, jobPatch)],
       };
     });
