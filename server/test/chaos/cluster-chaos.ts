@@ -1,10 +1,12 @@
 /**
  * `npm run chaos -- --minutes 10 --seed 42`: the long, randomized cluster run (outside
  * `npm test`). Three cluster servers and six agents (each given the list of all servers) on a
- * PostgreSQL of its own, a steady stream of script, file, plan and rolling jobs submitted to random
- * servers (some script jobs terminated a moment later, through any server; some plan jobs wait for
- * a confirmation, and some rolling jobs between batches, continued through any server), a cron due
- * every few seconds, and every few seconds a fault
+ * PostgreSQL of its own, a steady stream of script, file, plan, rolling and retried jobs submitted
+ * to random servers (some script jobs terminated a moment later, through any server; some plan
+ * jobs wait for a confirmation, and some rolling jobs between batches, continued through any
+ * server; retried jobs fail once on one host and their step is retried through any server; half
+ * the script and retried jobs carry a callback_url to a receiver that sometimes fails or holds a
+ * POST), a cron due every few seconds, and every few seconds a fault
  * drawn from the seed: SIGKILL of a server, SIGSTOP of one (SIGCONT later), a restart of
  * PostgreSQL (immediate or fast), one server cut off from PostgreSQL or its database links
  * stalled (each server reaches the database through a relay), a network fault between agents and
@@ -14,8 +16,8 @@
  * dead while paused) is started again after a moment, as a supervisor would. At the end every
  * fault is healed and the checker verifies every acknowledged job: its true final status, each
  * host task run exactly once, logs byte-exact, files delivered byte-exact, each due time of the cron
- * recorded once. A job one of whose agents was killed while it ran may fail instead (see checkJob,
- * checkFileJob, checkPlanJob). The seed is
+ * recorded once, each callback's final status received. A job one of whose agents was killed while it ran may fail instead (see checkJob,
+ * checkFileJob, checkPlanJob, checkRetryJob). The seed is
  * printed; the same seed replays the same draws of faults and of jobs (which server a fault hits
  * is drawn among the servers up at that moment, and the timing relative to the servers' work
  * always differs). `--store sqlite` runs the same on one server on SQLite (no PostgreSQL
@@ -63,6 +65,9 @@ import {
   submitRollingJob,
 } from './chaos-rolling-jobs.js';
 import type { RollingJob } from './chaos-rolling-jobs.js';
+import { checkRetryJob, retryWhenFailed, submitRetryJob } from './chaos-retry-jobs.js';
+import type { RetryJob } from './chaos-retry-jobs.js';
+import { CALLBACK_ENV, checkCallbacks, startCallbackReceiver } from './chaos-callbacks.js';
 
 /** mulberry32: a small seeded generator, enough to replay a schedule. */
 function seeded(seed: number): () => number {
@@ -93,6 +98,7 @@ const ENV = {
   JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000',
   JOBFLEET_CRON_SECONDS_FIELD: 'true',
   JOBFLEET_CRON_TICK_MS: '200',
+  ...CALLBACK_ENV,
 };
 /** How often the run's cron is due. */
 const CRON_EVERY_S = 4;
@@ -162,12 +168,18 @@ async function main(opts: Options): Promise<boolean> {
     rollingJobs: 0,
     /** Batches of mode-3 rolling jobs continued through a server. */
     batchesContinued: 0,
+    retryJobs: 0,
+    /** Retries of failed steps the cluster accepted. */
+    retried: 0,
     cronFired: 0,
     cronSkipped: 0,
     /** Terminate requests the cluster accepted. */
     terminated: 0,
     /** Host tasks that ended lost, their agent killed while they ran. */
     lostTasks: 0,
+    /** Jobs with a callback_url, and the POSTs their callbacks made. */
+    callbackJobs: 0,
+    callbackPosts: 0,
   };
   /** relays[n][k]: agent n's way to server k. */
   let relays: FaultProxy[][] = [];
@@ -175,6 +187,7 @@ async function main(opts: Options): Promise<boolean> {
   let dbRelays: FaultProxy[] = [];
   const fleetIps = Array.from({ length: agents }, (_, n) => `127.0.0.${n + 2}`);
   const roots = agentFileRoots(fleetIps);
+  const receiver = await startCallbackReceiver();
   try {
     // Agents are started here rather than by startCluster, with a start-up wait that suits a
     // loaded machine; each gets the list of every server, starting at a different one.
@@ -271,6 +284,9 @@ async function main(opts: Options): Promise<boolean> {
     const fileJobs: FileJob[] = [];
     const planJobs: PlanJob[] = [];
     const rollingJobs: RollingJob[] = [];
+    const retryJobs: RetryJob[] = [];
+    /** Jobs given a callback_url (script and retried jobs, half of them). */
+    const withCallback: number[] = [];
     const submissions: Promise<void>[] = [];
     const until = Date.now() + minutes * 60_000;
     const stream = (async () => {
@@ -333,17 +349,38 @@ async function main(opts: Options): Promise<boolean> {
               })
               .catch(() => void counts.refused++),
           );
+        } else if (live.length > 0 && kind < 0.58) {
+          // A job that fails once on one host; the run retries its step through any server.
+          const [, via] = pickWith(jobDraw, live);
+          const failOnce = pickWith(jobDraw, targets);
+          const operation = jobDraw() < 0.5 ? 2 : 8;
+          const sleep = Number(betweenWith(jobDraw, 0.2, 1.5).toFixed(1));
+          const callback = jobDraw() < 0.5 ? { callbackUrl: receiver.url } : {};
+          submissions.push(
+            submitRetryJob(cluster, via, targets, { failOnce, operation, sleep, ...callback })
+              .then(async (job) => {
+                if (callback.callbackUrl) withCallback.push(job.jobId);
+                retryJobs.push(job);
+                counts.retryJobs++;
+                await retryWhenFailed(cluster, job, anyUsable, until + 120_000);
+                counts.retried += job.accepted;
+              })
+              .catch(() => void counts.refused++),
+          );
         } else if (live.length > 0) {
           const [, via] = pickWith(jobDraw, live);
           const submittedAt = Date.now();
           // Some jobs are terminated a moment after they are accepted, through any server.
           const stopAfter = jobDraw() < 0.15 ? betweenWith(jobDraw, 100, 2500) : undefined;
+          const callback = jobDraw() < 0.5 ? { callbackUrl: receiver.url } : {};
           submissions.push(
             clusterScript(cluster, via, targets, {
               sleep: Number(betweenWith(jobDraw, 0.2, 2).toFixed(1)),
               ...(failOn ? { failOn } : {}),
+              ...callback,
             })
               .then(async (acknowledged) => {
+                if (callback.callbackUrl) withCallback.push(acknowledged.jobId);
                 const job: SubmittedJob = { ...acknowledged, submittedAt };
                 jobs.push(job);
                 counts.acknowledged++;
@@ -507,6 +544,20 @@ async function main(opts: Options): Promise<boolean> {
         await broke(what, job.jobId, job.status, err, await logDiagnosis(cluster, job));
       }
     }
+    for (const job of retryJobs) {
+      try {
+        counts.lostTasks += await checkRetryJob(cluster, job, killedWhile);
+      } catch (err) {
+        const what = `retried job ${job.jobId} (${job.hosts.join(' ')}, ${job.failOnce} fails once, retry ${job.operation}, ${job.accepted}/${job.sent} retries accepted)`;
+        await broke(what, job.jobId, 3, err, await logDiagnosis(cluster, job));
+      }
+    }
+    for (const line of await checkCallbacks(cluster, withCallback, receiver)) {
+      const jobId = Number(/^job (\d+)/.exec(line)?.[1]);
+      failures.push(`callback of ${line}${await whatHappened(jobId)}`);
+    }
+    counts.callbackJobs = withCallback.length;
+    counts.callbackPosts = receiver.posts;
     try {
       const { fired, skipped } = await checkCron(cluster, cron, killedWhile);
       counts.cronFired = fired;
@@ -516,7 +567,7 @@ async function main(opts: Options): Promise<boolean> {
     }
     if (failures.length > 0)
       throw new Error(
-        `${failures.length} of ${jobs.length + fileJobs.length + planJobs.length + rollingJobs.length} jobs and the cron broke an invariant:\n  ${failures.slice(0, 10).join('\n  ')}\n${serverErrors(cluster)}`,
+        `${failures.length} of ${jobs.length + fileJobs.length + planJobs.length + rollingJobs.length + retryJobs.length} jobs and the cron broke an invariant:\n  ${failures.slice(0, 10).join('\n  ')}\n${serverErrors(cluster)}`,
       );
     console.log(
       `chaos: checker OK: seed ${seed}, ${minutes} min, ${JSON.stringify(counts)}, final checks took ${Math.round(
@@ -533,6 +584,7 @@ async function main(opts: Options): Promise<boolean> {
     await stopAll();
     await Promise.all([...relays.flat(), ...dbRelays].map((r) => r.close()));
     roots.remove();
+    await receiver.close();
     await c?.close().catch(() => undefined);
     pg?.stop();
   }

@@ -233,7 +233,8 @@ let jobSeq = 0;
 
 /**
  * Runs a shell script on `hosts` through server `via`: it prints a start line, marks its run,
- * sleeps, prints `lines` lines (`every` seconds apart) and exits 3 on the host `failOn`.
+ * sleeps, prints `lines` lines (`every` seconds apart) and exits 3 on the host `failOn` (or on
+ * the host `failOnce`, only the first time it runs there: a retry of the step succeeds).
  */
 export async function clusterScript(
   c: Cluster,
@@ -244,6 +245,9 @@ export async function clusterScript(
     /** Hosts that sleep for a time of their own instead (by ip). */
     sleepOn?: Record<string, number>;
     failOn?: string;
+    failOnce?: string;
+    /** The job's callback_url. */
+    callbackUrl?: string;
     lines?: number;
     every?: number;
     /**
@@ -266,6 +270,11 @@ export async function clusterScript(
     `for i in $(seq 1 ${lines}); do echo "line $i ${tag} $TEST_AGENT_IP"${opts.every ? `; sleep ${opts.every}` : ''}; done`,
     ...(opts.rolling ? [`date +%s%N > "$TEST_MARKERS/${tag}-$TEST_AGENT_IP.end"`] : []),
     ...(opts.failOn ? [`[ "$TEST_AGENT_IP" = "${opts.failOn}" ] && exit 3`] : []),
+    ...(opts.failOnce
+      ? [
+          `[ "$TEST_AGENT_IP" = "${opts.failOnce}" ] && [ "$(wc -l < "$TEST_MARKERS/${tag}-$TEST_AGENT_IP")" -eq 1 ] && exit 3`,
+        ]
+      : []),
     'exit 0',
   ].join('\n');
   const ids = hosts.map((ip) => c.hostIds.get(ip) ?? 0);
@@ -273,6 +282,7 @@ export async function clusterScript(
     script_content: b64(script),
     target_server: { host_id_list: ids },
     ...(opts.rolling ? { rolling_config: opts.rolling } : {}),
+    ...(opts.callbackUrl ? { callback_url: opts.callbackUrl } : {}),
   });
   assert.equal(r.result, true, `${r.message}\n${serverErrors(c)}`);
   const log = (ip: string) => {
@@ -284,7 +294,7 @@ export async function clusterScript(
     stepId: r.data.step_instance_id,
     tag,
     hosts,
-    status: opts.failOn && hosts.includes(opts.failOn) ? 4 : 3,
+    status: [opts.failOn, opts.failOnce].some((ip) => ip && hosts.includes(ip)) ? 4 : 3,
     log,
   };
 }
