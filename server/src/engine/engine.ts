@@ -72,6 +72,8 @@ const MISSED_CALLBACK_WINDOW_MS = 24 * 3600_000;
  * of the job and its write of the end.
  */
 const NATURAL_END_FROM = IN_FLIGHT_JOB_STATUSES.filter((s) => s !== RunStatus.STOPPING);
+/** The statuses a job's end at `status` may replace: a stop's end (11) any, see NATURAL_END_FROM. */
+const endsFrom = (status: RunStatus) => (status === RunStatus.STOP_SUCCESS ? undefined : NATURAL_END_FROM);
 
 /** Why an operation was refused; the API maps each to its documented code. */
 export type OperationRefusal = 'not_found' | 'bad_state' | 'repeat_start';
@@ -1002,13 +1004,12 @@ export class Engine implements AgentEvents {
     jobStatus: RunStatus,
     now: number,
   ): Promise<void> {
-    const stop = jobStatus === RunStatus.STOP_SUCCESS;
     const ended = await this.store.finishStepAndJob(
       step.stepInstanceId,
       { status: stepStatus, end_time: now },
       job.id,
       { status: jobStatus, end_time: now },
-      stop ? undefined : NATURAL_END_FROM,
+      endsFrom(jobStatus),
     );
     if (ended) return this.announceFinished(job, jobStatus, now);
     if (await this.stoppedMeanwhile(job.id))
@@ -1018,13 +1019,9 @@ export class Engine implements AgentEvents {
   /** Ends a job; an end its steps decided applies only while it is not being stopped (NATURAL_END_FROM). */
   private async finishJob(job: JobInstance, status: RunStatus): Promise<void> {
     const now = Date.now();
-    const patch = { status, end_time: now };
-    if (status === RunStatus.STOP_SUCCESS) await this.store.updateJob(job.id, patch);
-    else if (!(await this.store.casJob(job.id, NATURAL_END_FROM, patch))) {
-      if (await this.stoppedMeanwhile(job.id)) await this.finishJob(job, RunStatus.STOP_SUCCESS);
-      return;
-    }
-    await this.announceFinished(job, status, now);
+    if (await this.store.casJob(job.id, endsFrom(status), { status, end_time: now }))
+      return this.announceFinished(job, status, now);
+    if (await this.stoppedMeanwhile(job.id)) await this.finishJob(job, RunStatus.STOP_SUCCESS);
   }
 
   /**
