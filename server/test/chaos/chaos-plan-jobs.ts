@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { taskKey } from '@jobfleet/protocol';
 import { post } from '../helpers/api-client.js';
-import { liveServer, markerLines, operateStepVia, statusVia, waitJobFinished } from '../helpers/cluster.js';
+import { everyStatus, liveServer, markerLines, operateStepVia, waitJobFinished } from '../helpers/cluster.js';
 import type { Cluster } from '../helpers/cluster.js';
 import { b64, hostLog } from '../helpers/fleet.js';
 import type { JobStatus } from '../helpers/fleet.js';
@@ -181,19 +181,17 @@ export async function confirmWhenWaiting(
   pick: () => number | undefined,
   deadline: number,
 ): Promise<boolean> {
-  while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
-    const via = pick();
-    if (via === undefined) continue;
-    const st = await statusVia(c, via, job.jobId);
-    const step = st?.step_instance_list[STEPS.indexOf('confirm')];
-    if (st?.finished) return false;
+  let confirmed = false;
+  await everyStatus(c, job.jobId, pick, deadline, async (st, via) => {
+    const step = st.step_instance_list[STEPS.indexOf('confirm')];
+    if (st.finished) return true;
     // Not started (1), or started and about to wait (2).
-    if (!step || step.status === 1 || step.status === 2) continue;
-    if (step.status !== 7) return false;
-    if (await operateStepVia(c, via, { jobId: job.jobId, stepId: step.step_instance_id }, 6)) return true;
-  }
-  return false;
+    if (!step || step.status === 1 || step.status === 2) return false;
+    if (step.status !== 7) return true;
+    confirmed = await operateStepVia(c, via, { jobId: job.jobId, stepId: step.step_instance_id }, 6);
+    return confirmed;
+  });
+  return confirmed;
 }
 
 /** A step's host statuses, by ip. */

@@ -16,10 +16,10 @@
 import assert from 'node:assert/strict';
 import {
   clusterScript,
+  everyStatus,
   liveServer,
   markerRuns,
   operateStepVia,
-  statusVia,
   waitJobFinished,
 } from '../helpers/cluster.js';
 import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
@@ -64,16 +64,13 @@ export async function retryWhenFailed(
   pick: () => number | undefined,
   deadline: number,
 ): Promise<void> {
-  while (Date.now() < deadline && job.sent < MAX_RETRIES) {
-    await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
-    const via = pick();
-    if (via === undefined) continue;
-    const st = await statusVia(c, via, job.jobId);
-    if (!st?.finished) continue;
-    if (st.job_instance.status !== 4) return;
+  await everyStatus(c, job.jobId, pick, deadline, async (st, via) => {
+    if (!st.finished) return false;
+    if (st.job_instance.status !== 4) return true;
     job.sent++;
     if (await operateStepVia(c, via, job, job.operation)) job.accepted++;
-  }
+    return job.sent >= MAX_RETRIES;
+  });
 }
 
 /** Checks one retried job (see the top of this file); returns its lost host tasks. */

@@ -14,10 +14,10 @@ import {
   checkCutShort,
   checkHostRan,
   clusterScript,
+  everyStatus,
   markerRuns,
   operateStepVia,
   runStamps,
-  statusVia,
   waitJobFinished,
 } from '../helpers/cluster.js';
 import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
@@ -61,15 +61,11 @@ export async function continueBatches(
   deadline: number,
 ): Promise<number> {
   let continued = 0;
-  while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
-    const via = pick();
-    if (via === undefined) continue;
-    const st = await statusVia(c, via, job.jobId);
-    if (st?.finished) return continued;
-    if (st?.step_instance_list[0]?.status !== 7) continue;
-    if (await operateStepVia(c, via, job, 13)) continued++;
-  }
+  await everyStatus(c, job.jobId, pick, deadline, async (st, via) => {
+    if (st.finished) return true;
+    if (st.step_instance_list[0]?.status === 7 && (await operateStepVia(c, via, job, 13))) continued++;
+    return false;
+  });
   return continued;
 }
 

@@ -352,6 +352,26 @@ export async function statusVia(c: Cluster, via: number, jobId: number): Promise
   );
 }
 
+/**
+ * Every 0.3–1 s until the deadline, reads the job's status through the server `pick` names (none
+ * named, or no answer: the next time) and hands it to `look`, which says whether to stop.
+ */
+export async function everyStatus(
+  c: Cluster,
+  jobId: number,
+  pick: () => number | undefined,
+  deadline: number,
+  look: (st: JobStatus, via: number) => Promise<boolean>,
+): Promise<void> {
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
+    const via = pick();
+    if (via === undefined) continue;
+    const st = await statusVia(c, via, jobId);
+    if (st && (await look(st, via))) return;
+  }
+}
+
 /** operate_step_instance through server `via`: whether it was accepted. */
 export async function operateStepVia(
   c: Cluster,
