@@ -241,7 +241,7 @@ export const CONFIG_KEYS = {
   clusterSelfFenceMs: {
     schema: int(100).default(6000),
     env: 'JOBFLEET_CLUSTER_SELF_FENCE_MS',
-    doc: 'cluster: without a successful heartbeat for this long a server stops working and answers /healthz 503 (keep it below the dead-after time)',
+    doc: 'cluster: without a successful heartbeat for this long a server stops working and answers /healthz 503, and PostgreSQL ends a transaction of it left idle this long (keep it below the dead-after time)',
   },
   clusterPollMs: {
     schema: int(20).default(1000),

@@ -51,8 +51,10 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     serverId,
-    // A transaction left open longer than a server may be silent is a paused server's.
-    idleInTransactionMs: clustered ? config.clusterDeadAfterMs : undefined,
+    // A transaction left open past the self-fence time is a paused server's (a live one would
+    // have fenced itself by then): its locks must not keep others, or its agents moving to
+    // another server, waiting until it is declared dead.
+    idleInTransactionMs: clustered ? config.clusterSelfFenceMs : undefined,
     onPoolError: (err) =>
       log.warn({ err: err.message }, 'database connection lost; reconnecting on next use'),
   });

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import pg from 'pg';
 import WebSocket from 'ws';
 import { AGENT_LINK_PATH, PROTOCOL_VERSION } from '@jobfleet/protocol';
 import { after, before, describe, test } from 'node:test';
@@ -202,18 +203,23 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
 
   test('12: a paused owner reads a result its agent delivered elsewhere meanwhile: the step still succeeds', async () => {
     // The first agent lists S1 (the owner), then S2; the second is on S2 and finishes later.
-    // S1 is paused long enough for the first agent to give up on it and hand its result, which
-    // it had already written to S1's socket, to S2; not long enough to be declared dead. On
-    // resume S1 reads that result under the agent's old session (its write is fenced) while
-    // recounting the one S2 stored: the task must stay counted as the store has it.
-    // The agent gives up on S1 within 2 s, but under a full suite's load the hand-over to S2 once
-    // took over 10 s, and S1 was declared dead: dead-after is now far above that.
+    // S1 is paused inside a transaction that stores the first host's output or result (made
+    // certain with a row lock, below), long enough for the first agent to give up on it and
+    // hand its result to S2; not long enough to be declared dead. That transaction holds a share
+    // lock on the host's agent session, which S2 must update to take the agent: PostgreSQL ends
+    // the paused session after the self-fence time (F16), and only then can S2 welcome the
+    // agent. On resume S1 finds its transaction gone and its retry fenced (the session moved),
+    // while it recounts the result S2 stored: the task must stay counted as the store has it.
+    // While PostgreSQL ended such a session only after the dead-after time, the agent could not
+    // move before S1 was declared dead (a full suite once timed out waiting for the hand-over).
     const c = await startCluster({
       servers: 2,
       agents: 2,
       placement: (n) => (n === 0 ? [0, 1] : 1),
-      env: { JOBFLEET_CLUSTER_DEAD_AFTER_MS: '40000', JOBFLEET_CLUSTER_SELF_FENCE_MS: '30000' },
+      env: { JOBFLEET_CLUSTER_DEAD_AFTER_MS: '40000', JOBFLEET_CLUSTER_SELF_FENCE_MS: '5000' },
     });
+    const locker = new pg.Client({ connectionString: c.databaseUrl });
+    await locker.connect();
     try {
       const first = c.hostIds.get('127.0.0.2') ?? 0;
       const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], {
@@ -222,8 +228,28 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       });
       const owner = c.servers[0] as ServerProcess;
       await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      await locker.query('begin');
+      await locker.query('select 1 from agent_session where host_id = $1 for update', [first]);
+      // The session of S1's write that waits for the lock taken here (its pid).
+      let writer = 0;
+      await until(c, "S1's write of the first host waiting for its session row", async () => {
+        const { rows } = await locker.query<{ pid: number }>(
+          'select pid from pg_stat_activity where pg_backend_pid() = any(pg_blocking_pids(pid))',
+        );
+        writer = rows[0]?.pid ?? 0;
+        return writer !== 0;
+      });
       owner.proc.kill('SIGSTOP');
       c.paused.add(owner);
+      await locker.query('commit');
+      await until(c, "the paused write holding the session row's share lock", async () => {
+        const { rows } = await locker.query(
+          `select 1 from pg_locks l join pg_class r on r.oid = l.relation
+           where l.pid = $1 and l.granted and r.relname = 'agent_session' and l.mode = 'RowShareLock'`,
+          [writer],
+        );
+        return rows.length > 0;
+      });
       await until(c, 'the first host recorded through S2', async () => {
         const rows = await c.db<{ status: number }>(
           'select status from host_task where step_instance_id = $1 and host_id = $2',
@@ -240,6 +266,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       ]);
       assert.equal(owners[0]?.owner_id, serverIdOf(owner));
     } finally {
+      await locker.end();
       await stopAll();
       await c.close();
     }
