@@ -37,6 +37,9 @@ function run(file: string, args: string[], input?: string): Promise<string> {
       if (err) reject(new Error(`${path.basename(file)} failed: ${err.message}\n${stderr}`));
       else resolve(stdout);
     });
+    // A client that exits before reading (the server not up yet, while startMariaDb waits for
+    // it) makes the write fail with EPIPE; its exit status already says what went wrong.
+    child.stdin?.on('error', () => undefined);
     if (input !== undefined) child.stdin?.end(input);
   });
 }
