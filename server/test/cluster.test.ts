@@ -223,8 +223,10 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
     try {
       const first = c.hostIds.get('127.0.0.2') ?? 0;
       const job = await clusterScript(c, 0, ['127.0.0.2', '127.0.0.3'], {
-        sleep: 1,
-        sleepOn: { '127.0.0.3': 6 },
+        // The first host's result comes seconds after the lock below is taken, even when both
+        // hosts are seen running late.
+        sleep: 3,
+        sleepOn: { '127.0.0.3': 8 },
       });
       const owner = c.servers[0] as ServerProcess;
       await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
