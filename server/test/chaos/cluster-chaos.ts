@@ -15,13 +15,13 @@
  * SIGKILL of an agent, started again after a moment. A server that exits (killed, or declared
  * dead while paused) is started again after a moment, as a supervisor would. At the end every
  * fault is healed and the checker verifies every acknowledged job: its true final status, each
- * host task run exactly once, logs byte-exact, files delivered byte-exact, each due time of the cron
- * recorded once, each callback's final status received. A job one of whose agents was killed
- * while it ran may fail instead (see checkJob, checkFileJob, checkPlanJob, checkRetryJob). The
- * seed is printed; the same seed replays the same draws of faults and of jobs (which server a
- * fault hits is drawn among the servers up at that moment, and the timing relative to the
- * servers' work always differs). `--store sqlite` runs the same on one server on SQLite (no PostgreSQL
- * restarts; its only server is killed and paused too).
+ * host task run exactly once, logs byte-exact, files delivered byte-exact, each due time of the
+ * cron recorded once, each callback's final status received. A job one of whose agents was
+ * killed while it ran may fail instead (see checkJob, checkFileJob, checkPlanJob,
+ * checkRetryJob). The seed is printed; the same seed replays the same draws of faults and of
+ * jobs (which server a fault hits is drawn among the servers up at that moment, and the timing
+ * relative to the servers' work always differs). `--store sqlite` runs the same on one server on
+ * SQLite (no PostgreSQL restarts; its only server is killed and paused too).
  */
 import assert from 'node:assert/strict';
 import { parseArgs } from 'node:util';
