@@ -11,6 +11,8 @@
  * A source a server holds (an upload, say) is served by every server of a cluster: when its
  * server breaks off, the retry goes to the server the agent is connected to now, or the next one
  * of its list (the source's URL names the server that sent the task, one of the agent's list).
+ * Such a source is retried until the task's timeout rather than a few times: with one server, a
+ * restart of it is a pause, not a failure.
  *
  * Files are fetched one after another, in the order of the request; two files with the same
  * target path end with the later one. The task's rate limit covers all of its bytes. Every
@@ -21,6 +23,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { DownloadFiles, DownloadSource, FileDescriptor, TaskOutcome } from '@jobfleet/protocol';
 import { parseTaskKey } from '@jobfleet/protocol/agent';
 import { isSafeRelPath } from './rel-path.js';
@@ -38,9 +41,11 @@ export interface DownloadHandlers {
   done(outcome: TaskOutcome, exitCode: number, message: string): void;
 }
 
-/** Attempts after a failure without progress before a file is given up. */
+/** Attempts after a failure without progress before a file from a peer is given up. */
 const RETRIES = 4;
 const BACKOFF_BASE_MS = 200;
+/** The longest pause between attempts on a server's files, which are retried until the timeout. */
+const SERVER_BACKOFF_MAX_MS = 5_000;
 /** A connection that delivers nothing for this long is broken, even if still open. */
 const STALL_MS = 30_000;
 const PROGRESS_INTERVAL_MS = 1_000;
@@ -109,8 +114,7 @@ function fileUrl(sourceUrl: string, source: DownloadSource, relPath: string): UR
  * the one that failed; any other source is tried again where it is.
  */
 export function nextSourceUrl(sourceUrl: string, tried: string, servers: readonly string[]): string {
-  const at = new URL(sourceUrl);
-  if (!servers.some((s) => new URL(s).host === at.host)) return tried;
+  if (!onServer(sourceUrl, servers)) return tried;
   const candidates = servers.map((s) => {
     const u = new URL(sourceUrl);
     const server = new URL(s);
@@ -120,6 +124,12 @@ export function nextSourceUrl(sourceUrl: string, tried: string, servers: readonl
   });
   const failed = new URL(tried).toString();
   return candidates.find((u) => u !== failed) ?? tried;
+}
+
+/** Whether a source is files a server holds: it is on one of the agent's servers. */
+function onServer(sourceUrl: string, servers: readonly string[]): boolean {
+  const at = new URL(sourceUrl);
+  return servers.some((s) => new URL(s).host === at.host);
 }
 
 function errorText(err: unknown): string {
@@ -308,8 +318,14 @@ class DownloadRun implements RunningTask {
     }
   }
 
-  /** Fetches until the file is complete, retrying broken attempts from where they stopped. */
+  /**
+   * Fetches until the file is complete, retrying broken attempts from where they stopped. A
+   * peer that keeps failing is given up after a few attempts (it is gone, or cannot serve). The
+   * files a server holds are retried until the task's timeout: a server that restarts (a crash,
+   * an upgrade) comes back at the same address, and the task must not fail for it.
+   */
   private async pull(f: PlannedFile, t: Transfer, what: string): Promise<void> {
+    const patient = onServer(f.source.url, this.servers());
     let failures = 0;
     let url = f.source.url;
     for (;;) {
@@ -321,13 +337,15 @@ class DownloadRun implements RunningTask {
         if (!(err instanceof Transient))
           throw new TaskFailure('transfer_failed', `${what}: ${errorText(err)}`);
         failures = t.bytes > before ? 1 : failures + 1;
-        if (failures > RETRIES)
+        if (failures > RETRIES && !patient)
           throw new TaskFailure(
             'transfer_failed',
             `${what}: ${err.message} (gave up after ${failures} attempts)`,
           );
-        const delay = BACKOFF_BASE_MS * 2 ** (failures - 1) * (0.5 + Math.random() / 2);
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        const backoff = BACKOFF_BASE_MS * 2 ** Math.min(failures - 1, 10);
+        const delay = Math.min(backoff, SERVER_BACKOFF_MAX_MS) * (0.5 + Math.random() / 2);
+        // A kill or the timeout ends the pause at once.
+        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
         if (this.abort.signal.aborted) throw err;
         url = nextSourceUrl(f.source.url, url, this.servers());
       }

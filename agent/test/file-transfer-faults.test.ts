@@ -221,6 +221,45 @@ describe('Downloads that go wrong', () => {
     assert.match(r.message, /unreachable\.txt: connect ECONNREFUSED .*gave up after 5 attempts/);
   });
 
+  it('waits out a restart of the server holding a file, however many attempts it takes', async () => {
+    // The address of the agent's server, down for longer than a peer's retries last (3 s at
+    // most), then back: an HTTP front that forwards to a file server stands for the server.
+    const data = put(source, '/srv/held/f.bin', 256 * 1024);
+    const o = await offer(source, ['/srv/held/f.bin']);
+    const reserve = net.createServer();
+    await new Promise<void>((resolve) => reserve.listen(0, '127.0.0.9', resolve));
+    const { port } = reserve.address() as net.AddressInfo;
+    await new Promise((resolve) => reserve.close(resolve));
+    const serverUrl = `http://127.0.0.9:${port}`;
+    const attempts: number[] = [];
+    const target = fileHost('127.0.0.3', { servers: () => [serverUrl] });
+    const msg = downloadMsg([{ ...o.source, url: `${serverUrl}/agent/v1` }], '/in');
+    const started = Date.now();
+    target.runner.download(msg);
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    const front = http.createServer((req, res) => {
+      attempts.push(Date.now() - started);
+      const upstream = http.get(
+        `${o.answer.url}${(req.url ?? '').replace(/^\/agent\/v1/, '')}`,
+        { headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.destroy());
+    });
+    await new Promise<void>((resolve) => front.listen(port, '127.0.0.9', resolve));
+    try {
+      const r = await target.reports.finishedResult(msg.key);
+      assert.equal(r.outcome, 'exited', r.message);
+      assert.equal(sha256(fs.readFileSync(target.local('/in/f.bin'))), sha256(data));
+      assert.equal(attempts.length, 1);
+    } finally {
+      front.close();
+    }
+  });
+
   it('stops on kill without leaving a part file or a target file', async () => {
     put(source, '/srv/slow/kill.bin', 4 * 1024 * 1024);
     const o = await offer(source, ['/srv/slow/kill.bin'], { rateLimitBytes: 512 * 1024 });

@@ -24,11 +24,18 @@ export interface FileHost {
 
 const made: FileHost[] = [];
 
-export function fileHost(ip: string, opts: { root?: string; stateDir?: string } = {}): FileHost {
+export function fileHost(
+  ip: string,
+  opts: { root?: string; stateDir?: string; servers?: () => readonly string[] } = {},
+): FileHost {
   const root = opts.root ?? fs.mkdtempSync(path.join(os.tmpdir(), `jobfleet-test-root-${ip}-`));
   const stateDir = opts.stateDir ?? tempStateDir();
   const reports = new RecordingReports();
-  const runner = new TaskRunner(stateDir, reports, { fileRoot: root, fileHost: ip });
+  const runner = new TaskRunner(stateDir, reports, {
+    fileRoot: root,
+    fileHost: ip,
+    ...(opts.servers ? { servers: opts.servers } : {}),
+  });
   const host = { ip, root, stateDir, runner, reports, local: (p: string) => path.join(root, p) };
   made.push(host);
   return host;
