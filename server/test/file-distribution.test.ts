@@ -180,13 +180,21 @@ for (const engine of engines()) {
       const urls = await post<{ url_map: Record<string, { upload_url: string; path: string }> }>(
         fleet.server.url,
         'generate_local_file_upload_url',
-        { ...fleet.scope, file_name_list: ['payload.tgz', 'big.bin'] },
+        { ...fleet.scope, file_name_list: [' payload.tgz', 'big.bin'] },
         fleet.creds,
       );
       assert.equal(urls.result, true, urls.message);
-      const entry = urls.data.url_map['payload.tgz'];
-      assert.ok(entry);
+      // Keyed by the name as sent; the file is stored under the name without its blanks.
+      const entry = urls.data.url_map[' payload.tgz'];
+      assert.ok(entry, JSON.stringify(urls.data));
       assert.match(entry.path, /\/payload\.tgz$/);
+      const none = await post<{ url_map: Record<string, unknown> }>(
+        fleet.server.url,
+        'generate_local_file_upload_url',
+        { ...fleet.scope, file_name_list: [] },
+        fleet.creds,
+      );
+      assert.deepEqual(none.data, { url_map: {} }, none.message);
       const up = await fetch(entry.upload_url, { method: 'PUT', body: data });
       const upBody = (await up.json()) as { result: boolean; data: { size: number; sha256: string } };
       assert.equal(upBody.result, true);

@@ -462,6 +462,58 @@ for (const engine of engines()) {
         fleet.creds,
       );
       assert.equal(tooLong.code, 1241002);
+      // A job id names one job: the other criteria, the time range included, are ignored.
+      const oldest = list.data.data[list.data.data.length - 1]?.job_instance_id ?? 0;
+      const byId = await get<{ total: number; data: { job_instance_id: number }[] }>(
+        fleet.server.url,
+        'get_job_instance_list',
+        {
+          ...fleet.scope,
+          job_instance_id: oldest,
+          create_time_start: 1,
+          create_time_end: 86400_000,
+          name: 'no job has this name',
+          status: 4,
+        },
+        fleet.creds,
+      );
+      assert.equal(byId.result, true, byId.message);
+      assert.equal(byId.data.total, 1);
+      assert.equal(byId.data.data[0]?.job_instance_id, oldest);
+    });
+
+    test('takes requests as SDKs that send every field write them: null is absent, 0 is no id', async () => {
+      // Java beans and Python dicts holding None send null for each field left unset; types
+      // that cannot leave a number out send account_id 0; a blank task_name gets the default.
+      const r = await runScript(fleet, {
+        script_version_id: null,
+        script_id: null,
+        script_content: b64('echo sdk'),
+        script_param: null,
+        is_param_sensitive: null,
+        timeout: null,
+        account_id: 0,
+        task_name: '  ',
+        callback_url: null,
+        rolling_config: null,
+        start_task: null,
+        target_server: {
+          host_id_list: [ids[0]],
+          ip_list: null,
+          topo_node_list: null,
+          dynamic_group_list: null,
+        },
+      });
+      assert.equal(r.result, true, r.message);
+      assert.match(r.data.job_instance_name, /^Script Execution_\d{17}$/);
+      assert.equal((await waitFinished(fleet, r.data.job_instance_id)).job_instance.status, 3);
+      // A null where a value is required is reported as missing, as BK-JOB does.
+      const missing = await runScript(fleet, {
+        script_content: null,
+        target_server: { host_id_list: [ids[0]] },
+      });
+      assert.equal(missing.code, 1241004, missing.message);
+      assert.match(missing.message, /script_content/);
     });
 
     test('refusals answer the documented codes and start nothing', async () => {
@@ -481,7 +533,9 @@ for (const engine of engines()) {
         [{ script_id: 'abc' }, 1243001],
         // Several wrong at once: the first check in BK-JOB's order answers (the reads run together).
         [{ account_alias: 'nobody-here', target_server: { host_id_list: [999999] } }, 1244003],
-        [{ account_alias: 'nobody-here', target_server: undefined }, 1244003],
+        // A request's own fields are checked before anything is looked up.
+        [{ account_alias: 'nobody-here', target_server: undefined }, 1241004],
+        [{ script_version_id: 0 }, 1241005],
         [{ callback_url: 'ftp://x/y', account_alias: 'nobody-here' }, 1240003],
         [{ account_alias: undefined, target_server: {} }, 1241004],
       ];

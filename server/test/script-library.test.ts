@@ -215,8 +215,8 @@ for (const engine of engines()) {
       // A version of another script, or an unknown one, does not exist for this script.
       const other = await createScript('states-other.sh', 'echo other');
       const wrong = await call('publish_script_version', ref(other.id));
-      assert.equal(wrong.code, 1243047, wrong.message);
-      assert.equal((await call('publish_script_version', ref(999_999))).code, 1243047);
+      assert.equal(wrong.code, 1243001, wrong.message);
+      assert.equal((await call('publish_script_version', ref(999_999))).code, 1243001);
       assert.equal((await runScript(fleet, { script_version_id: 999_999, ...target() })).code, 1243001);
       assert.equal((await runScript(fleet, { script_id: 'f'.repeat(32), ...target() })).code, 1243001);
 
@@ -230,6 +230,15 @@ for (const engine of engines()) {
       });
       assert.equal(renamed.data.name, 'states-renamed.sh');
       assert.equal(renamed.data.description, 'now renamed');
+      // A rename without a description (or with null) keeps the description, as on BK-JOB.
+      for (const description of [undefined, null]) {
+        const kept = await call<{ name: string; description: string }>('update_script_basic', {
+          script_id: sid,
+          name: 'states-renamed.sh',
+          ...(description === null ? { description } : {}),
+        });
+        assert.equal(kept.data.description, 'now renamed', kept.message);
+      }
       const taken = await call('create_script', {
         name: 'states-renamed.sh',
         script_language: 1,
@@ -243,7 +252,7 @@ for (const engine of engines()) {
       assert.equal(del.result, true, del.message);
       assert.equal((await call('get_script_version_list', { script_id: sid })).code, 1243001);
       assert.equal((await call('delete_script', { script_id: other.script_id })).result, true);
-      assert.equal((await call('get_script_version_detail', { id: other.id })).code, 1243047);
+      assert.equal((await call('get_script_version_detail', { id: other.id })).code, 1243001);
     });
 
     test('public scripts are seen from every business, business scripts only from their own', async () => {
@@ -288,7 +297,7 @@ for (const engine of engines()) {
       const mine = await createScript('only-mine.sh', 'echo mine');
       const fromOther = (name: string, body: Record<string, unknown>) =>
         post(fleet.server.url, name, { ...inScope(OTHER_BIZ), ...body }, fleet.creds);
-      assert.equal((await fromOther('get_script_version_detail', { id: mine.id })).code, 1243047);
+      assert.equal((await fromOther('get_script_version_detail', { id: mine.id })).code, 1243001);
       assert.equal((await fromOther('get_script_version_list', { script_id: mine.script_id })).code, 1243001);
       assert.equal(
         (
@@ -303,8 +312,8 @@ for (const engine of engines()) {
       const otherList = await fromOther('get_script_list', {});
       assert.equal((otherList.data as PageData<unknown>).total, 0);
       // Business APIs do not reach public scripts, nor public APIs business ones.
-      assert.equal((await call('get_script_version_detail', { id: pub.data.id })).code, 1243047);
-      assert.equal((await call('get_public_script_version_detail', { id: mine.id })).code, 1243047);
+      assert.equal((await call('get_script_version_detail', { id: pub.data.id })).code, 1243001);
+      assert.equal((await call('get_public_script_version_detail', { id: mine.id })).code, 1243001);
 
       // Changing public scripts needs a platform app or the public_script_manage permission.
       const limited: ApiCreds = { appCode: 'limited', appSecret: 'limited-secret-1', username: 'lim' };

@@ -83,9 +83,43 @@ export function defineEndpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endp
     audited: spec.audited ?? spec.kind === 'write',
     input: spec.input,
     async run(ctx, raw) {
-      const parsed = spec.input.safeParse(raw, { reportInput: true });
+      let input = raw;
+      let parsed = spec.input.safeParse(input, { reportInput: true });
+      // BK-JOB's JSON binding reads `"field": null` as an absent field, and SDKs that serialise
+      // every field of a request (Java beans, Python dicts holding None) rely on it. A null is
+      // dropped only where the schema refuses it, so a field that takes null keeps its meaning
+      // (save_cron's `end_time: null` clears the end). Each pass drops every refused null it
+      // sees; a null hidden behind another error shows up once that one is gone.
+      for (let pass = 0; !parsed.success && pass < 8; pass++) {
+        const pruned = withoutRefusedNulls(input, parsed.error);
+        if (pruned === input) break;
+        input = pruned;
+        parsed = spec.input.safeParse(input, { reportInput: true });
+      }
       if (!parsed.success) throw zodFailure(parsed.error, spec.fieldErrors);
       return spec.handle(ctx, parsed.data);
     },
   };
+}
+
+/**
+ * A copy of `raw` without the object members the issues found null (the same object when there
+ * are none). Nulls inside arrays stay: an array element cannot be absent.
+ */
+function withoutRefusedNulls(raw: Record<string, unknown>, error: z.ZodError): Record<string, unknown> {
+  const paths = error.issues.filter((i) => i.input === null && i.path.length > 0).map((i) => i.path);
+  if (paths.length === 0) return raw;
+  const copy = structuredClone(raw);
+  let dropped = false;
+  for (const path of paths) {
+    let parent: unknown = copy;
+    for (const key of path.slice(0, -1)) parent = (parent as Record<PropertyKey, unknown> | undefined)?.[key];
+    const last = path[path.length - 1];
+    if (parent === null || typeof parent !== 'object' || Array.isArray(parent)) continue;
+    if (last === undefined || typeof last === 'symbol' || (parent as Record<string, unknown>)[last] !== null)
+      continue;
+    delete (parent as Record<string, unknown>)[last];
+    dropped = true;
+  }
+  return dropped ? copy : raw;
 }

@@ -210,11 +210,6 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Script {scriptId} already has a version "{version}"',
   },
-  SCRIPT_VERSION_NOT_EXIST: {
-    code: 1243047,
-    http: 200,
-    message: 'Script version {ref} does not exist in this scope',
-  },
   DELETE_REF_SCRIPT_FAIL: {
     code: 1243054,
     http: 200,

@@ -144,8 +144,8 @@ export interface TaskWrite {
 export interface JobListFilter {
   scopeType: string;
   scopeId: string;
-  createTimeStart: number;
-  createTimeEnd: number;
+  createTimeStart?: number;
+  createTimeEnd?: number;
   jobInstanceId?: number;
   operator?: string;
   name?: string;
@@ -1327,9 +1327,9 @@ export class ExecutionStore {
     let q = this.db
       .selectFrom('job_instance')
       .where('scope_type', '=', f.scopeType)
-      .where('scope_id', '=', f.scopeId)
-      .where('create_time', '>=', f.createTimeStart)
-      .where('create_time', '<=', f.createTimeEnd);
+      .where('scope_id', '=', f.scopeId);
+    if (f.createTimeStart !== undefined) q = q.where('create_time', '>=', f.createTimeStart);
+    if (f.createTimeEnd !== undefined) q = q.where('create_time', '<=', f.createTimeEnd);
     if (f.jobInstanceId !== undefined) q = q.where('id', '=', f.jobInstanceId);
     if (f.operator !== undefined) q = q.where('operator', '=', f.operator);
     if (f.name !== undefined) {

@@ -15,7 +15,7 @@ import {
   CommonExecuteFields,
   DEFAULT_TIMEOUT,
   checkCallbackUrl,
-  defaultJobName,
+  jobNameOr,
   hostsByIdOf,
   priorSubmission,
   resolveScriptTargets,
@@ -33,7 +33,7 @@ const QUOTA_ERRORS = new Set([
 ]);
 
 export const Input = z.object({
-  script_version_id: zLong.optional(),
+  script_version_id: zLong.pipe(z.number().min(1)).optional(),
   script_id: z.string().optional(),
   script_content: zBase64(MAX_SCRIPT_BYTES).optional(),
   script_language: zInt.optional(),
@@ -54,6 +54,9 @@ export const fastExecuteScript = defineEndpoint({
   async handle(ctx, input) {
     const prior = await priorSubmission(ctx, input.client_request_id);
     if (prior) return prior;
+    // BK-JOB checks the request's own fields before it looks anything up.
+    const target = input.target_server;
+    if (!target) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
     const { content, cited, library } = await scriptToRun(ctx, input);
     // A library script runs in its own language, whatever script_language says.
     const language = cited ? cited.version.script.language : input.script_language;
@@ -66,10 +69,9 @@ export const fastExecuteScript = defineEndpoint({
     // The account, the targets and the scope's usage are read while the rules are (one round
     // trip, not four, on PostgreSQL); their errors still come in this order, after the rules'.
     const accountRead = settledLater(resolveAccount(ctx, input.account_id, input.account_alias));
-    const target = input.target_server;
     // A host id list is read by the insert of the job itself (below); other targets meanwhile.
-    const byId = target && hostsByIdOf(ctx, target, input.rolling_config);
-    const targetsRead = target && !byId ? settledLater(resolveScriptTargets(ctx, target)) : undefined;
+    const byId = hostsByIdOf(ctx, target, input.rolling_config);
+    const targetsRead = !byId ? settledLater(resolveScriptTargets(ctx, target)) : undefined;
     const usage = (input.start_task ?? true) ? settledLater(readScopeUsage(ctx)) : undefined;
     const screened = await enforceDangerousRules(ctx, language, content);
     const sensitive = input.is_param_sensitive === 1;
@@ -82,7 +84,6 @@ export const fastExecuteScript = defineEndpoint({
     const callbackUrl = checkCallbackUrl(input.callback_url);
     assertCallbackAllowed(ctx, callbackUrl);
     const account = await accountRead;
-    if (!target) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
 
     const spec: ScriptStepSpec = sealStepParam(ctx.services.secretBox, {
       kind: 'script',
@@ -98,7 +99,7 @@ export const fastExecuteScript = defineEndpoint({
       ...(library ? { library } : {}),
     });
     const job = {
-      name: input.task_name ? input.task_name : defaultJobName('Script Execution'),
+      name: jobNameOr(input.task_name, 'Script Execution'),
       jobType: JobType.FAST_SCRIPT,
       stepType: StepType.SCRIPT,
       spec,

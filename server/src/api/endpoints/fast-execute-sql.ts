@@ -18,7 +18,7 @@ import {
   CommonExecuteFields,
   DEFAULT_TIMEOUT,
   checkCallbackUrl,
-  defaultJobName,
+  jobNameOr,
   priorSubmission,
   resolveScriptTargets,
   submitOneStepJob,
@@ -34,7 +34,7 @@ const ENGINES: Partial<Record<number, DatabaseRef['engine']>> = {
 };
 
 const Input = z.object({
-  script_version_id: zLong.optional(),
+  script_version_id: zLong.pipe(z.number().min(1)).optional(),
   script_id: z.string().optional(),
   script_content: zBase64(MAX_SCRIPT_BYTES).optional(),
   db_account_id: zLong.optional(),
@@ -91,6 +91,9 @@ export const fastExecuteSql = defineEndpoint({
   async handle(ctx, input) {
     const prior = await priorSubmission(ctx, input.client_request_id);
     if (prior) return { ...prior, step_instance_id: null };
+    // BK-JOB checks the request's own fields before it looks anything up.
+    const target = input.target_server;
+    if (!target) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
     const { content, cited, library } = await scriptToRun(ctx, input);
     if (cited && cited.version.script.language !== SQL_LANGUAGE) {
       throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
@@ -102,8 +105,7 @@ export const fastExecuteSql = defineEndpoint({
     const screened = await enforceDangerousRules(ctx, SQL_LANGUAGE, content);
     const callbackUrl = checkCallbackUrl(input.callback_url);
     assertCallbackAllowed(ctx, callbackUrl);
-    if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
-    const { hosts } = await resolveScriptTargets(ctx, input.target_server);
+    const { hosts } = await resolveScriptTargets(ctx, target);
     const spec: ScriptStepSpec = {
       kind: 'script',
       scriptContent: content,
@@ -113,12 +115,12 @@ export const fastExecuteSql = defineEndpoint({
       timeout: input.timeout ?? DEFAULT_TIMEOUT,
       account: runAs,
       database,
-      targetServer: input.target_server,
+      targetServer: target,
       ignoreError: false,
       ...(library ? { library } : {}),
     };
     const reply = await submitOneStepJob(ctx, {
-      name: input.task_name ? input.task_name : defaultJobName('SQL Script'),
+      name: jobNameOr(input.task_name, 'SQL Script'),
       jobType: JobType.FAST_SCRIPT,
       stepType: StepType.SQL,
       spec,

@@ -13,7 +13,7 @@ import {
   CommonExecuteFields,
   DEFAULT_TIMEOUT,
   checkCallbackUrl,
-  defaultJobName,
+  jobNameOr,
   priorSubmission,
   resolveAccount,
   rollingSpecOf,
@@ -98,7 +98,7 @@ export const fastTransferFile = defineEndpoint({
       ...rollingSpecOf(input.rolling_config),
     };
     return submitOneStepJob(ctx, {
-      name: input.task_name ? input.task_name : defaultJobName('File Transfer'),
+      name: jobNameOr(input.task_name, 'File Transfer'),
       jobType: JobType.FAST_FILE,
       stepType: StepType.FILE,
       spec,

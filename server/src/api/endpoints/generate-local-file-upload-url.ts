@@ -17,10 +17,11 @@ export const generateLocalFileUploadUrl = defineEndpoint({
   fieldErrors: { file_name_list: 'ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON' },
   async handle(ctx, input) {
     const names = input.file_name_list;
-    if (!names || names.length === 0) {
+    // An empty list asks for nothing and gets nothing, as on BK-JOB; a missing one is an error.
+    if (!names) {
       throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON', {
         param: 'file_name_list',
-        reason: 'give at least one file name',
+        reason: 'give a list of file names',
       });
     }
     for (const n of names) {
@@ -35,16 +36,19 @@ export const generateLocalFileUploadUrl = defineEndpoint({
     const expires = now + ctx.services.config.uploadUrlTtlSeconds * 1000;
     const urlMap: Record<string, { upload_url: string; path: string }> = {};
     const rows = [];
-    for (const raw of new Set(names.map((n) => n.trim()))) {
+    // The map is keyed by each name as sent (clients look their names up in it); the stored
+    // file is named without the blanks around it.
+    for (const sent of new Set(names)) {
       const token = crypto.randomBytes(24).toString('base64url');
-      const path = newStoredPath(ctx.scope.id, ctx.caller.username, raw);
-      urlMap[raw] = { upload_url: `${ctx.baseUrl}/api/upload/${token}`, path };
+      const name = sent.trim();
+      const path = newStoredPath(ctx.scope.id, ctx.caller.username, name);
+      urlMap[sent] = { upload_url: `${ctx.baseUrl}/api/upload/${token}`, path };
       rows.push({
         path,
         scope_type: ctx.scope.type,
         scope_id: String(ctx.scope.id),
         creator: ctx.caller.username,
-        file_name: raw,
+        file_name: name,
         upload_token_hash: sha256Hex(token),
         expires_at: expires,
         size: null,

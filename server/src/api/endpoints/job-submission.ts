@@ -78,8 +78,12 @@ export async function priorSubmission(
   return { job_instance_id: prior.id, job_instance_name: prior.name, step_instance_id: step?.id ?? null };
 }
 
-/** `<prefix>_yyyyMMddHHmmssSSS`, BK-JOB's default job name (in English). */
-export function defaultJobName(prefix: string, now = new Date()): string {
+/**
+ * The task_name given, or when it is absent or blank (as BK-JOB decides) its default name
+ * `<prefix>_yyyyMMddHHmmssSSS` (in English).
+ */
+export function jobNameOr(taskName: string | undefined, prefix: string, now = new Date()): string {
+  if (taskName !== undefined && taskName.trim() !== '') return taskName;
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${prefix}_${now.getFullYear()}${p(now.getMonth() + 1)}${p(now.getDate())}${p(now.getHours())}${p(now.getMinutes())}${p(now.getSeconds())}${p(now.getMilliseconds(), 3)}`;
 }
@@ -101,10 +105,11 @@ export function checkCallbackUrl(url: string | undefined): string | null {
   return url;
 }
 
-/** account_id wins; else the alias among the scope's system accounts (behaviour notes §5). */
 /**
  * An execution account of the job's scope by id or alias: a system account (category 1) that
  * scripts and file transfers run as, or, for SQL steps, a database account (category 2).
+ * An account_id above 0 wins; else the alias (behaviour notes §5): clients whose types cannot
+ * leave a number out send 0 for "none".
  */
 export async function resolveAccount(
   ctx: EndpointContext,
@@ -113,7 +118,7 @@ export async function resolveAccount(
   category: 1 | 2 = 1,
 ) {
   const inv = ctx.services.store.inventory;
-  if (id !== undefined) {
+  if (id !== undefined && id > 0) {
     const a = await inv.getAccount(id);
     if (!a || !ctx.scope.bizIds.includes(a.biz_id) || a.category !== category)
       throw new ApiError('ACCOUNT_NOT_EXIST', { account: id });

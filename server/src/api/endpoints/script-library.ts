@@ -56,6 +56,10 @@ const Content = zBase64(MAX_SCRIPT_BYTES)
 const Description = zText(MAX_DESCRIPTION_LENGTH)
   .nullish()
   .transform((s) => s ?? '');
+/** update_script_basic leaves the description as it was when the call has none, as BK-JOB does. */
+const DescriptionChange = zText(MAX_DESCRIPTION_LENGTH)
+  .nullish()
+  .transform((s) => s ?? undefined);
 
 const ScriptId = z
   .union([z.string(), z.number()])
@@ -155,7 +159,7 @@ async function findVersion(
 ): Promise<ScriptVersion> {
   const v = await ctx.services.store.scripts.getVersion(versionId);
   if (!v || !sameOwner(v.script, ownerOf(ctx, kind)) || (scriptId !== undefined && v.script.id !== scriptId))
-    throw new ApiError('SCRIPT_VERSION_NOT_EXIST', { ref: versionId });
+    throw new ApiError('SCRIPT_NOT_EXIST', { ref: `version ${versionId}` });
   return v;
 }
 
@@ -248,7 +252,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
         throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'id|script_id+version' });
       const script = await findScript(ctx, kind, input.script_id);
       const v = await ctx.services.store.scripts.getVersionByName(script, input.version);
-      if (!v) throw new ApiError('SCRIPT_VERSION_NOT_EXIST', { ref: `${input.script_id}:${input.version}` });
+      if (!v) throw new ApiError('SCRIPT_NOT_EXIST', { ref: `${input.script_id} version ${input.version}` });
       return versionReply(v);
     },
   });
@@ -306,14 +310,14 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     kind: 'write',
     permission: 'manage',
     scoped,
-    input: z.object({ script_id: ScriptId, name: ScriptName, description: Description }),
+    input: z.object({ script_id: ScriptId, name: ScriptName, description: DescriptionChange }),
     fieldErrors: BAD_REQUEST_FIELDS,
     async handle(ctx, input) {
       assertMayWrite(ctx, kind);
       const script = await findScript(ctx, kind, input.script_id);
       const s = await ctx.services.store.scripts.updateScriptBasic(
         script,
-        { name: input.name, description: input.description },
+        { name: input.name, description: input.description ?? script.description },
         ctx.caller.username,
       );
       if (s === NAME_TAKEN) throw new ApiError('SCRIPT_NAME_DUPLICATE', { name: input.name });
