@@ -299,14 +299,19 @@ plans:
     const applied = await jf(['templates', 'apply', file, '-o', 'json']);
     assert.equal(applied.code, 0, applied.stderr);
     const { job_template_id: templateId } = JSON.parse(applied.stdout) as { job_template_id: number };
-    const [ls, show, exported, plans, planShow] = await Promise.all([
+    const [ls, show, exported, plans, planShow, planLs] = await Promise.all([
       jf(['templates', 'ls']),
       jf(['templates', 'show', String(templateId)]),
       jf(['templates', 'export', String(templateId)]),
       jf(['plans', 'ls', '--template', String(templateId), '-o', 'json']),
       jf(['plans', 'show', 'greet all']),
+      jf(['plans', 'ls', '--template', String(templateId)]),
     ]);
     assert.match(ls.stdout, new RegExp(`^${templateId} .* greet$`, 'm'));
+    // Template and plan times are seconds: read as ms they would show a day of January 1970.
+    const stamp = `${new Date().getUTCFullYear()}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d`;
+    assert.match(ls.stdout, new RegExp(`^${templateId} +${stamp} `, 'm'));
+    assert.match(planLs.stdout, new RegExp(`^\\d+ +${templateId} +${stamp} .* greet all$`, 'm'));
     assert.match(show.stdout, /^template \d+: greet \(say hello\)/);
     assert.match(show.stdout, /^\d+ +script +say$/m);
     assert.match(show.stdout, /^greeting +string +hello$/m);

@@ -139,6 +139,13 @@ describe('console: resource pages', () => {
     await page.goto(`${server.url}/api_plan/${planId}`);
     await page.waitForURL(new RegExp(`${base}/plans/${planId}$`));
     await page.getByRole('heading', { name: 'Job plan: release all' }).waitFor();
+    // Plan times come in seconds: read as ms they would show a day of January 1970.
+    await page.getByText(new RegExp(`changed by tester at ${new Date().getFullYear()}-`)).waitFor();
+    // The detail lists the variable's hosts again in ip_list; each shows once, by its id.
+    assert.equal(
+      await page.getByLabel(/servers/).inputValue(),
+      [...fleet.hostIds.values()].map((id) => `#${id}`).join('\n'),
+    );
     await page.getByLabel(/greeting/).fill('from the console');
     await screenshot(page, 'plan-launch');
     await page.getByRole('button', { name: 'Launch' }).click();

@@ -95,6 +95,34 @@ function withoutIds<T extends { id?: number }>(list: T[]): Omit<T, 'id'>[] {
   return list.map(({ id: _id, ...rest }) => rest);
 }
 
+interface RenderedServer {
+  variable?: string;
+  ip_list?: { bk_host_id?: number | null; bk_cloud_id: number | null; ip: string | null }[];
+  host_id_list?: number[];
+  dynamic_group_list?: unknown[];
+  topo_node_list?: unknown[];
+}
+
+/**
+ * A plan variable's hosts as the file holds them. get_job_plan_detail renders every host as an
+ * ip_list entry with its bk_host_id (BK-JOB's shape) and always lists dynamic groups and
+ * topology nodes; the file keeps what was authored instead: host_id_list when the plan names
+ * hosts by id (the detail keeps it then), else the cloud:ip pairs, without ids, which differ
+ * between servers. Empty lists are left out, so export -> apply changes nothing.
+ */
+function authoredServer(server: unknown): unknown {
+  if (!server || typeof server !== 'object') return server;
+  const s = server as RenderedServer;
+  const out: Obj = {};
+  if (s.variable !== undefined) out.variable = s.variable;
+  if (s.host_id_list !== undefined) out.host_id_list = s.host_id_list;
+  if (!s.host_id_list?.length && s.ip_list?.length)
+    out.ip_list = s.ip_list.map((e) => ({ bk_cloud_id: e.bk_cloud_id, ip: e.ip }));
+  if (s.dynamic_group_list?.length) out.dynamic_group_list = s.dynamic_group_list;
+  if (s.topo_node_list?.length) out.topo_node_list = s.topo_node_list;
+  return out;
+}
+
 function parseScope(v: string): { bk_scope_type: string; bk_scope_id: string } {
   const [type, id] = v.split(':');
   if ((type !== 'biz' && type !== 'biz_set') || !id)
@@ -266,7 +294,7 @@ export async function exportTemplate(call: Call, scope: Obj, id: number): Promis
       description: p.description,
       steps: p.step_list.map((s) => s.name),
       global_var_list: p.global_var_list.map((v) =>
-        'server' in v ? { name: v.name, server: v.server } : { name: v.name, value: v.value },
+        'server' in v ? { name: v.name, server: authoredServer(v.server) } : { name: v.name, value: v.value },
       ),
     });
   }

@@ -18,6 +18,8 @@ import { languageOf } from '../commands/library.js';
 
 const time = (ms: number | null | undefined) =>
   ms ? new Date(ms).toISOString().slice(0, 19).replace('T', ' ') : '';
+/** Template, plan and cron times are seconds (BK-JOB's units for them). */
+const secs = (s: number | null | undefined) => (s ? time(s * 1000) : '');
 
 const idArg = positiveInt('id');
 
@@ -105,7 +107,7 @@ function templatesCommand(): Command {
           printData(ctx.out, r.data, () =>
             table(
               ['ID', 'MODIFIED', 'BY', 'NAME'],
-              r.data.map((x) => [x.id, time(x.last_modify_time), x.last_modify_user, x.name]),
+              r.data.map((x) => [x.id, secs(x.last_modify_time), x.last_modify_user, x.name]),
             ),
           );
         },
@@ -204,7 +206,7 @@ function plansCommand(): Command {
               r.data.map((x) => [
                 x.id,
                 x.job_template_id,
-                time(x.last_modify_time),
+                secs(x.last_modify_time),
                 x.last_modify_user,
                 x.need_update ? 'needed' : '',
                 x.name,
@@ -290,8 +292,6 @@ interface CronDetail extends CronRow {
   }[];
   global_var_list: { name: string; value: string | null }[];
 }
-
-const secs = (s: number | null | undefined) => (s ? time(s * 1000) : '');
 
 function cronsCommand(): Command {
   const c = new Command('crons').description('crons of the scope: plans run on a schedule');

@@ -4,17 +4,22 @@
  */
 
 export interface TargetServer {
-  ip_list?: { bk_cloud_id: number; ip: string }[];
+  /** A plan's detail adds `bk_host_id`, and null cloud and ip for a host the inventory lacks. */
+  ip_list?: { bk_host_id?: number | null; bk_cloud_id: number | null; ip: string | null }[];
   host_id_list?: number[];
   [other: string]: unknown;
 }
 
 export function serverToText(server: TargetServer | null | undefined): string {
   if (!server) return '';
-  const lines = [
-    ...(server.host_id_list ?? []).map((id) => `#${id}`),
-    ...(server.ip_list ?? []).map((h) => (h.bk_cloud_id ? `${h.bk_cloud_id}:${h.ip}` : h.ip)),
-  ];
+  // A plan's detail lists the hosts of host_id_list again in ip_list (BK-JOB's shape), those the
+  // inventory does not know without an ip: each host once, by the id it was given by.
+  const ids = new Set(server.host_id_list ?? []);
+  const lines = [...ids].map((id) => `#${id}`);
+  for (const h of server.ip_list ?? []) {
+    if (h.ip === null || (h.bk_host_id != null && ids.has(h.bk_host_id))) continue;
+    lines.push(h.bk_cloud_id ? `${h.bk_cloud_id}:${h.ip}` : h.ip);
+  }
   return lines.join('\n');
 }
 

@@ -1,7 +1,8 @@
 /**
  * start/length of BK-JOB's list APIs (`adjustPageParam`): start defaults to 0, length to 20,
- * and a length above 1000 is silently cut to 1000. Also the filters by who changed an item and
- * when, which the script and account lists take as BK-JOB's plan and cron lists do.
+ * and a length above 1000 is silently cut to 1000 (the plan and template lists pass no cap).
+ * Also the filters by who changed an item and when, which the script and account lists take as
+ * BK-JOB's plan and cron lists do (here in ms, the unit of those lists' times).
  */
 import { z } from 'zod';
 import type { ChangeFilter } from '../store/list-filters.js';
@@ -20,10 +21,13 @@ export interface PageParams {
   length: number;
 }
 
-export function pageParams(input: { start?: number | undefined; length?: number | undefined }): PageParams {
+export function pageParams(
+  input: { start?: number | undefined; length?: number | undefined },
+  maxLength = MAX_PAGE_LENGTH,
+): PageParams {
   const start = input.start !== undefined && input.start > 0 ? input.start : 0;
   const asked = input.length !== undefined && input.length > 0 ? input.length : DEFAULT_PAGE_LENGTH;
-  return { start, length: Math.min(asked, MAX_PAGE_LENGTH) };
+  return { start, length: Math.min(asked, maxLength) };
 }
 
 /** BK-JOB's page envelope: `{data, start, length, total}`. */

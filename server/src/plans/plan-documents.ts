@@ -8,8 +8,12 @@ import { checkCallbackUrl, resolveAccount } from '../api/endpoints/job-submissio
 import type { EndpointContext } from '../api/endpoint.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { assertCallbackAllowed } from '../api/submission-checks.js';
+import type { InventoryStore } from '../store/inventory-store.js';
 import type { PlanRow, TemplateRow } from '../store/plan-store.js';
 import { citedScript } from './library-scripts.js';
+import { lookUpHosts, serverView } from './plan-hosts.js';
+import type { HostLookup } from './plan-hosts.js';
+import { apiSeconds } from './plan-times.js';
 import { CIPHER_MASK, VarType, cipherPurpose } from './plan-shapes.js';
 import type {
   PlanBody,
@@ -266,6 +270,11 @@ export function stepView(step: StoredStep) {
   return JSON.parse(JSON.stringify(step)) as StoredStep;
 }
 
+/**
+ * A template as get_job_template_detail (a Jobfleet extension) answers it: as authored, hosts
+ * included, since it is what the template editors read and write back unchanged; only the plan
+ * detail, which BK-JOB clients read, renders hosts as BK-JOB does.
+ */
 export function templateDetail(row: TemplateRow) {
   const body = parseTemplateBody(row);
   return {
@@ -278,27 +287,69 @@ export function templateDetail(row: TemplateRow) {
   };
 }
 
-export function planDetail(plan: PlanRow, template: TemplateRow) {
+/**
+ * A plan as get_job_plan_detail answers it: its enabled template steps and every template
+ * variable with the plan's value, hosts rendered as BK-JOB renders them (plan-hosts.ts) and a
+ * file step's speed limits always present (null when unset), as BK-JOB's file_info has them.
+ */
+export async function planDetail(inv: InventoryStore, plan: PlanRow, template: TemplateRow) {
   const tb = parseTemplateBody(template);
   const pb = parsePlanBody(plan);
+  const steps = tb.steps.filter((s) => pb.enabled.includes(s.id));
+  const vars = tb.vars.map((def) => varView(tb, def, pb.vars.find((v) => v.id === def.id) ?? def));
+  const hosts = await lookUpHosts(inv, [
+    ...steps.flatMap((s) => [
+      s.script_info?.server,
+      s.file_info?.file_destination.server,
+      ...(s.file_info?.file_source_list.map((f) => f.server) ?? []),
+    ]),
+    ...vars.map((v) => ('server' in v ? v.server : undefined)),
+  ]);
   return {
     ...scopeAndAudit(plan),
     id: plan.id,
     job_template_id: plan.template_id,
     name: plan.name,
     description: pb.description,
-    step_list: tb.steps.filter((s) => pb.enabled.includes(s.id)).map(stepView),
-    global_var_list: tb.vars.map((def) => varView(tb, def, pb.vars.find((v) => v.id === def.id) ?? def)),
+    step_list: steps.map((s) => planStepView(s, hosts)),
+    global_var_list: vars.map((v) =>
+      'server' in v && v.server ? { ...v, server: serverView(v.server, hosts) } : v,
+    ),
   };
 }
 
+function planStepView(step: StoredStep, hosts: HostLookup) {
+  const { script_info: si, file_info: fi, ...rest } = stepView(step);
+  return {
+    ...rest,
+    ...(si ? { script_info: { ...si, server: serverView(si.server, hosts) } } : {}),
+    ...(fi
+      ? {
+          file_info: {
+            ...fi,
+            file_source_list: fi.file_source_list.map((f) =>
+              f.server ? { ...f, server: serverView(f.server, hosts) } : f,
+            ),
+            file_destination: {
+              ...fi.file_destination,
+              server: serverView(fi.file_destination.server, hosts),
+            },
+            source_speed_limit: fi.source_speed_limit ?? null,
+            destination_speed_limit: fi.destination_speed_limit ?? null,
+          },
+        }
+      : {}),
+  };
+}
+
+/** Scope and who changed the template or plan when; times in seconds, as BK-JOB answers them. */
 export function scopeAndAudit(row: TemplateRow | PlanRow) {
   return {
     bk_scope_type: row.scope_type,
     bk_scope_id: row.scope_id,
     creator: row.creator,
-    create_time: Number(row.create_time),
+    create_time: apiSeconds(row.create_time),
     last_modify_user: row.last_modify_user,
-    last_modify_time: Number(row.last_modify_time),
+    last_modify_time: apiSeconds(row.last_modify_time),
   };
 }

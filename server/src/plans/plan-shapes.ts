@@ -31,11 +31,39 @@ export const AccountRefInput = z.object({
   name: z.string().optional(),
 });
 
+/**
+ * Reads back a server as get_job_plan_detail shows it (plan-hosts.ts), so that what a client
+ * reads it can write back: `bk_host_id: null` (an ip the inventory does not know) is no id, and
+ * an entry with a null cloud area and ip (a host id the inventory does not know) is dropped when
+ * host_id_list names that host (the list is what runs; ip_list is ignored beside it). Such an
+ * entry anywhere else fails as any entry without an ip does.
+ */
+function asAuthored(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  const s = v as { host_id_list?: unknown; ip_list?: unknown };
+  if (!Array.isArray(s.ip_list)) return v;
+  const ids = new Set(Array.isArray(s.host_id_list) ? s.host_id_list.map(String) : []);
+  const ipList: unknown[] = [];
+  for (const e of s.ip_list as unknown[]) {
+    if (typeof e !== 'object' || e === null) {
+      ipList.push(e);
+      continue;
+    }
+    const { bk_host_id: id, ...rest } = e as { bk_host_id?: unknown; bk_cloud_id?: unknown; ip?: unknown };
+    if (rest.ip === null && rest.bk_cloud_id === null && ids.has(String(id))) continue;
+    ipList.push(id === null ? rest : e);
+  }
+  return { ...s, ip_list: ipList };
+}
+
 /** A step's hosts: a target_server, or a host list variable named by `variable`. */
-export const StepServer = TargetServer.extend({
-  ip_list: z.array(IpEntry.extend({ bk_host_id: zLong.optional() })).optional(),
-  variable: z.string().optional(),
-});
+export const StepServer = z.preprocess(
+  asAuthored,
+  TargetServer.extend({
+    ip_list: z.array(IpEntry.extend({ bk_host_id: zLong.optional() })).optional(),
+    variable: z.string().optional(),
+  }),
+);
 export type StepServer = z.output<typeof StepServer>;
 
 export const ScriptInfo = z.object({

@@ -114,7 +114,7 @@ export default function PlanPage() {
       <p className="muted">
         {t('plans.ofTemplate')}{' '}
         <Link to={scope.path(`templates/${p.job_template_id}`)}>#{p.job_template_id}</Link> ·{' '}
-        {t('plans.modified', { user: p.last_modify_user, time: formatTime(p.last_modify_time) })}
+        {t('plans.modified', { user: p.last_modify_user, time: formatTime(p.last_modify_time, 's') })}
       </p>
       <ApiError error={action.error} />
 

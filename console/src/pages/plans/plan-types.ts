@@ -65,6 +65,7 @@ export interface TemplateDetail {
   step_list: Step[];
   global_var_list: Variable[];
   last_modify_user: string;
+  /** Seconds, as BK-JOB answers template and plan times (not ms). */
   last_modify_time: number;
 }
 
@@ -79,6 +80,7 @@ export interface ListItem {
   need_update?: boolean;
   creator: string;
   last_modify_user: string;
+  /** Seconds. */
   last_modify_time: number;
 }
 

@@ -45,7 +45,7 @@ export default function PlansPage() {
                 )}
               </td>
               <td>{x.last_modify_user}</td>
-              <td>{formatTime(x.last_modify_time)}</td>
+              <td>{formatTime(x.last_modify_time, 's')}</td>
             </tr>
           ))}
         </tbody>

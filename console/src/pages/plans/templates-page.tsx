@@ -39,7 +39,7 @@ export default function TemplatesPage() {
               </td>
               <td>{x.creator}</td>
               <td>{x.last_modify_user}</td>
-              <td>{formatTime(x.last_modify_time)}</td>
+              <td>{formatTime(x.last_modify_time, 's')}</td>
             </tr>
           ))}
         </tbody>

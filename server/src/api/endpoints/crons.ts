@@ -238,6 +238,7 @@ export const getCronList = defineEndpoint({
     ...ListFilters,
     id: zLong.optional(),
     status: zInt.optional(),
+    start: zInt.pipe(z.number().min(0)).default(0),
     // BK-JOB puts no cap on a cron page.
     length: zInt.pipe(z.number().min(1)).default(20),
   }),
@@ -253,7 +254,7 @@ export const getCronList = defineEndpoint({
       };
     }
     const { total, rows } = await ctx.services.store.crons.list({
-      ...listFilterOf(ctx, input),
+      ...listFilterOf(ctx, input, input),
       // 1 enabled, 0 disabled; any other value (2 included) filters nothing, as BK-JOB does.
       enabled: input.status === 1 ? true : input.status === 0 ? false : undefined,
     });

@@ -21,7 +21,8 @@ import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zLong } from '../input-types.js';
-import { ListFilters, listFilterOf, modified, templateInScope } from './job-templates.js';
+import { pageReply } from '../paging.js';
+import { PlanListInput, modified, planListQuery, templateInScope } from './job-templates.js';
 
 const positiveId = zLong.pipe(z.number().min(1));
 
@@ -187,30 +188,27 @@ export const getJobPlanList = defineEndpoint({
   name: 'get_job_plan_list',
   kind: 'read',
   permission: 'read',
-  input: z.object({ job_template_id: zLong.optional(), ...ListFilters }),
+  input: z.object({ job_template_id: zLong.optional(), ...PlanListInput }),
   async handle(ctx, input) {
     const store = ctx.services.store.plans;
-    const { total, rows } = await store.list('job_plan', {
-      ...listFilterOf(ctx, input),
-      templateId: input.job_template_id,
-    });
+    const { page, filter } = planListQuery(ctx, input);
+    const { total, rows } = await store.list('job_plan', { ...filter, templateId: input.job_template_id });
     const versions = new Map<number, number | undefined>();
     for (const r of rows) {
       if (!versions.has(r.template_id))
         versions.set(r.template_id, (await store.getTemplate(r.template_id))?.version);
     }
-    return {
-      start: input.start,
-      length: input.length,
+    return pageReply(
+      page,
       total,
-      data: rows.map((r) => ({
+      rows.map((r) => ({
         ...scopeAndAudit(r),
         id: r.id,
         job_template_id: r.template_id,
         name: r.name,
         need_update: versions.get(r.template_id) !== r.template_version,
       })),
-    };
+    );
   },
 });
 
@@ -222,6 +220,6 @@ export const getJobPlanDetail = defineEndpoint({
   fieldErrors: { job_plan_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {
     const { plan, template } = await planInScope(ctx, input.job_plan_id);
-    return planDetail(plan, template);
+    return planDetail(ctx.services.store.inventory, plan, template);
   },
 });

@@ -13,16 +13,19 @@ import {
 import { assertNoCronRuns } from '../../crons/cron-citations.js';
 import { TemplateInput } from '../../plans/plan-shapes.js';
 import type { TemplateBody } from '../../plans/plan-shapes.js';
+import { msFrom, msTo } from '../../plans/plan-times.js';
 import { isUniqueViolation } from '../../store/constraint-errors.js';
 import type { TemplateRow } from '../../store/plan-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
-import { zInt, zLong } from '../input-types.js';
+import { zLong } from '../input-types.js';
+import { PageFields, pageParams, pageReply } from '../paging.js';
+import type { PageParams } from '../paging.js';
 
 const positiveId = zLong.pipe(z.number().min(1));
 
-/** Filters shared by the template and plan lists (behaviour notes §3.15). */
+/** Filters shared by the template, plan and cron lists (behaviour notes §3.15, §3.17, §3.20). */
 export const ListFilters = {
   creator: z.string().optional(),
   name: z.string().optional(),
@@ -31,11 +34,11 @@ export const ListFilters = {
   last_modify_user: z.string().optional(),
   last_modify_time_start: zLong.optional(),
   last_modify_time_end: zLong.optional(),
-  start: zInt.pipe(z.number().min(0)).default(0),
-  length: zInt.pipe(z.number().min(1).max(1000)).default(20),
 };
+type ListFilterInput = z.output<z.ZodObject<typeof ListFilters>>;
 
-export function listFilterOf(ctx: EndpointContext, input: z.output<z.ZodObject<typeof ListFilters>>) {
+/** The store's filter, the times as given (the cron list's, stored in seconds as it takes them). */
+export function listFilterOf(ctx: EndpointContext, input: ListFilterInput, page: PageParams) {
   return {
     scopeType: ctx.scope.type,
     scopeId: String(ctx.scope.id),
@@ -46,9 +49,33 @@ export function listFilterOf(ctx: EndpointContext, input: z.output<z.ZodObject<t
     lastModifyUser: input.last_modify_user,
     lastModifyTimeStart: input.last_modify_time_start,
     lastModifyTimeEnd: input.last_modify_time_end,
-    start: input.start,
-    length: input.length,
+    start: page.start,
+    length: page.length,
   };
+}
+
+/**
+ * What get_job_plan_list and get_job_template_list read. Paging as BK-JOB's list requests
+ * have it: a missing or non-positive length is 20, a negative start 0, and, unlike the script
+ * and account lists, no cap on the length (behaviour notes §3.15: the docs say 1000, v3 does
+ * not enforce it).
+ */
+export const PlanListInput = { ...ListFilters, ...PageFields };
+
+export function planListQuery(
+  ctx: EndpointContext,
+  input: ListFilterInput & { start?: number | undefined; length?: number | undefined },
+) {
+  const page = pageParams(input, Number.POSITIVE_INFINITY);
+  // The filters come in seconds, as the lists answer; the store holds ms (plan-times.ts).
+  const filter = {
+    ...listFilterOf(ctx, input, page),
+    createTimeStart: msFrom(input.create_time_start),
+    createTimeEnd: msTo(input.create_time_end),
+    lastModifyTimeStart: msFrom(input.last_modify_time_start),
+    lastModifyTimeEnd: msTo(input.last_modify_time_end),
+  };
+  return { page, filter };
 }
 
 export async function templateInScope(ctx: EndpointContext, id: number): Promise<TemplateRow> {
@@ -167,14 +194,14 @@ export const getJobTemplateList = defineEndpoint({
   name: 'get_job_template_list',
   kind: 'read',
   permission: 'read',
-  input: z.object(ListFilters),
+  input: z.object(PlanListInput),
   async handle(ctx, input) {
-    const { total, rows } = await ctx.services.store.plans.list('job_template', listFilterOf(ctx, input));
-    return {
-      start: input.start,
-      length: input.length,
+    const { page, filter } = planListQuery(ctx, input);
+    const { total, rows } = await ctx.services.store.plans.list('job_template', filter);
+    return pageReply(
+      page,
       total,
-      data: rows.map((r) => ({ ...scopeAndAudit(r), id: r.id, name: r.name, description: r.description })),
-    };
+      rows.map((r) => ({ ...scopeAndAudit(r), id: r.id, name: r.name, description: r.description })),
+    );
   },
 });
