@@ -209,6 +209,16 @@ for (const engine of engines()) {
       assert.ok((await listed({ status: 1 })).includes(id));
       assert.ok(!(await listed({ status: 0 })).includes(id));
       assert.ok((await listed({ status: 2 })).includes(id), 'status 2 filters nothing');
+      // Paging and time ranges as BK-JOB's cron list request reads them: bad paging values are
+      // made good, not refused, and a range with one bound filters nothing.
+      const now = Math.floor(Date.now() / 1000);
+      assert.ok((await listed({ start: -1, length: 0 })).includes(id));
+      assert.ok((await listed({ length: 5000 })).includes(id));
+      const paged = await read<{ start: number; length: number }>('get_cron_list', { start: -1, length: -3 });
+      assert.deepEqual([paged.data.start, paged.data.length], [0, 20]);
+      assert.ok((await listed({ create_time_start: now + 3600 })).includes(id), 'one bound filters nothing');
+      assert.ok(!(await listed({ create_time_start: now + 3600, create_time_end: now + 7200 })).includes(id));
+      assert.ok((await listed({ create_time_start: now - 3600, create_time_end: now + 3600 })).includes(id));
       const one = await read<{ total: number; data: Item[] }>('get_cron_list', { id });
       assert.deepEqual([one.data.total, one.data.data[0]?.status], [1, 1]);
       const detail = await read<{ status: number; next_run_times: number[]; execute_time_zone: string }>(

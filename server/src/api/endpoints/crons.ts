@@ -21,6 +21,7 @@ import type { EndpointContext } from '../endpoint.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { TargetServer, zInt, zLong } from '../input-types.js';
+import { PageFields, pageParams, pageReply } from '../paging.js';
 import { planInScope } from './job-plans.js';
 import { ListFilters, listFilterOf } from './job-templates.js';
 
@@ -234,31 +235,27 @@ export const getCronList = defineEndpoint({
   name: 'get_cron_list',
   kind: 'read',
   permission: 'read',
-  input: z.object({
-    ...ListFilters,
-    id: zLong.optional(),
-    status: zInt.optional(),
-    start: zInt.pipe(z.number().min(0)).default(0),
-    // BK-JOB puts no cap on a cron page.
-    length: zInt.pipe(z.number().min(1)).default(20),
-  }),
+  input: z.object({ ...ListFilters, ...PageFields, id: zLong.optional(), status: zInt.optional() }),
   async handle(ctx, input) {
+    // As BK-JOB's cron list request reads them: a negative start is 0, a length of 0 or less
+    // is 20, no cap on the length; a time range applies only when both of its bounds are given.
+    const page = pageParams(input, Number.POSITIVE_INFINITY);
     if (input.id !== undefined && input.id > 0) {
       const row = await ctx.services.store.crons.get(input.id);
       const mine = row && row.scope_type === ctx.scope.type && row.scope_id === String(ctx.scope.id);
-      return {
-        start: input.start,
-        length: input.length,
-        total: mine ? 1 : 0,
-        data: mine ? [listItem(row)] : [],
-      };
+      return pageReply(page, mine ? 1 : 0, mine ? [listItem(row)] : []);
     }
+    const createdRange = input.create_time_start !== undefined && input.create_time_end !== undefined;
+    const modifiedRange =
+      input.last_modify_time_start !== undefined && input.last_modify_time_end !== undefined;
     const { total, rows } = await ctx.services.store.crons.list({
-      ...listFilterOf(ctx, input, input),
+      ...listFilterOf(ctx, input, page),
+      ...(createdRange ? {} : { createTimeStart: undefined, createTimeEnd: undefined }),
+      ...(modifiedRange ? {} : { lastModifyTimeStart: undefined, lastModifyTimeEnd: undefined }),
       // 1 enabled, 0 disabled; any other value (2 included) filters nothing, as BK-JOB does.
       enabled: input.status === 1 ? true : input.status === 0 ? false : undefined,
     });
-    return { start: input.start, length: input.length, total, data: rows.map(listItem) };
+    return pageReply(page, total, rows.map(listItem));
   },
 });
 
