@@ -128,9 +128,13 @@ for (const engine of engines()) {
         assert.equal(r.result, true, r.message);
         return r.data.data.map((x) => x.id);
       };
-      const exact = { create_time_start: created, create_time_end: created };
-      assert.deepEqual(await ids('get_job_plan_list', { job_template_id: t.data.id, ...exact }), [p.data.id]);
-      assert.ok((await ids('get_job_template_list', exact)).includes(t.data.id));
+      const exact = (s: number) => ({ create_time_start: s, create_time_end: s });
+      assert.deepEqual(await ids('get_job_plan_list', { job_template_id: t.data.id, ...exact(created) }), [
+        p.data.id,
+      ]);
+      // The template may have been created in the second before the plan.
+      const templateCreated = templates.data.data.find((x) => x.id === t.data.id)?.create_time ?? 0;
+      assert.ok((await ids('get_job_template_list', exact(templateCreated))).includes(t.data.id));
       assert.deepEqual(
         await ids('get_job_plan_list', { job_template_id: t.data.id, create_time_end: created - 1 }),
         [],
