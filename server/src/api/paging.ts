@@ -1,8 +1,8 @@
 /**
  * start/length of BK-JOB's list APIs (`adjustPageParam`): start defaults to 0, length to 20,
- * and a length above 1000 is silently cut to 1000 (the plan and template lists pass no cap).
- * Also the filters by who changed an item and when, which the script and account lists take as
- * BK-JOB's plan and cron lists do (here in ms, the unit of those lists' times).
+ * and a length above 1000 is silently cut to 1000 (the plan, template and cron lists pass no
+ * cap). Also the filters by who changed an item and when, which the script and account lists
+ * take as BK-JOB's plan and cron lists do (here in ms, the unit of those lists' times).
  */
 import { z } from 'zod';
 import type { ChangeFilter } from '../store/list-filters.js';
