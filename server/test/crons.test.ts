@@ -117,7 +117,10 @@ for (const engine of engines()) {
             name: 'greet',
             type: 1,
             script_info: {
-              script_content: b64('echo "hello $who"'),
+              script_content: b64(
+                'echo "hello $who"\ncase "$token" in cron-token-secret) echo "token: cron";; ' +
+                  'plan-token) echo "token: plan";; *) echo "token: other";; esac',
+              ),
               script_language: 1,
               account: { alias: fleet.account },
               server: { variable: 'servers' },
@@ -186,7 +189,7 @@ for (const engine of engines()) {
         created.data.global_var_list.map((v) => [v.name, v.value, v.type]),
         [
           ['who', 'night', 1],
-          ['token', null, 4],
+          ['token', '******', 4],
         ],
       );
       assert.ok(!JSON.stringify(created).includes('cron-token-secret'));
@@ -312,6 +315,52 @@ for (const engine of engines()) {
       }>('get_cron_detail', { id });
       const run = detail.data.last_runs.find((r) => r.job_instance_id === first.job_instance_id);
       assert.deepEqual([run?.outcome, run?.status], ['fired', 3]);
+    });
+
+    test('a cipher value read back as ****** and saved or run again keeps its secret', async () => {
+      const hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
+      const tokenOf = async (jobId: number): Promise<string | undefined> => {
+        const st = await waitFinished(fleet, jobId);
+        assert.equal(st.job_instance.status, 3);
+        const log = await hostLog(fleet, jobId, st.step_instance_list[0]?.step_instance_id ?? 0, hostId);
+        return /token: (\w+)/.exec(log ?? '')?.[1];
+      };
+      const id = await save({
+        name: 'cipher kept',
+        expression: '*/2 * * * * *',
+        global_var_list: [{ name: 'token', value: 'cron-token-secret' }],
+      });
+      type Var = { id: number; name: string; value: string | null; server: unknown };
+      const detail = await read<{ global_var_list: Var[] }>('get_cron_detail', { id });
+      assert.deepEqual(
+        detail.data.global_var_list.map((v) => [v.name, v.value]),
+        [['token', '******']],
+      );
+      // A client (or the console) that saves back what it read keeps the cron's secret.
+      const again = await call('save_cron', {
+        id,
+        global_var_list: detail.data.global_var_list.map(({ id: vid, name, value }) => ({
+          id: vid,
+          name,
+          value,
+        })),
+      });
+      assert.equal(again.result, true, again.message);
+      await setStatus(id, 1);
+      const job = await eventually(async () => (await jobsOf(id))[0], 20_000);
+      await setStatus(id, 2);
+      assert.equal(await tokenOf(job.job_instance_id), 'cron');
+      // The plan's detail shows its secret as ******; run with that, the plan's secret applies.
+      const plan = await read<{ global_var_list: Var[] }>('get_job_plan_detail', { job_plan_id: planId });
+      const run = await call<{ job_instance_id: number }>('execute_job_plan', {
+        job_plan_id: planId,
+        global_var_list: plan.data.global_var_list.map(({ name, value, server }) =>
+          server ? { name, server } : { name, value },
+        ),
+      });
+      assert.equal(run.result, true, run.message);
+      assert.equal(await tokenOf(run.data.job_instance_id), 'plan');
+      assert.equal((await call('delete_cron', { id })).result, true);
     });
 
     test('a one-shot cron fires once and then disables itself', async () => {

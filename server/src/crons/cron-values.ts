@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ApiError } from '../api/error-catalogue.js';
 import { TargetServer } from '../api/input-types.js';
 import type { GivenVars } from '../api/endpoints/execute-job-plan.js';
-import { VarType } from '../plans/plan-shapes.js';
+import { CIPHER_MASK, VarType } from '../plans/plan-shapes.js';
 import type { Services } from '../services.js';
 import type { CronRow } from '../store/cron-store.js';
 import type { Schedule } from './cron-schedule.js';
@@ -53,12 +53,15 @@ export function cronVarsToGiven(services: Services, cron: Pick<CronRow, 'vars'>)
   });
 }
 
-/** The API view of a value; cipher values are never shown back. */
+/**
+ * The API view of a value; cipher values are never shown back: one the cron sets shows as the
+ * mask (as in get_job_plan_detail), which save_cron takes back as "unchanged".
+ */
 export function cronVarView(v: StoredCronVar): Record<string, unknown> {
   return {
     id: v.id,
     name: v.name,
-    value: v.type === VarType.CIPHER ? null : v.value,
+    value: v.type === VarType.CIPHER ? (v.sealed ? CIPHER_MASK : null) : v.value,
     description: null,
     type: v.type,
     required: null,

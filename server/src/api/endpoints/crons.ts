@@ -15,7 +15,7 @@ import { setCronEnabled } from '../../crons/cron-status.js';
 import { cronVarView, parseCronVars, scheduleOf, sealCronVar } from '../../crons/cron-values.js';
 import type { StoredCronVar } from '../../crons/cron-values.js';
 import { arrayValueProblem, parseTemplateBody } from '../../plans/plan-documents.js';
-import { VarType } from '../../plans/plan-shapes.js';
+import { CIPHER_MASK, VarType } from '../../plans/plan-shapes.js';
 import type { CronRow } from '../../store/cron-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { defineEndpoint } from '../endpoint.js';
@@ -68,11 +68,16 @@ async function cronInScope(
 const badParam = (param: string, reason: string): ApiError =>
   new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON', { param, reason });
 
-/** Values by variable id, as the plan's template defines them; cipher values sealed. */
+/**
+ * Values by variable id, as the plan's template defines them; cipher values sealed. A cipher
+ * value given as the mask (`******`, what the plan detail and get_cron_detail show) keeps the
+ * cron's own value (`previous`, the same plan's), else none: the plan's then applies.
+ */
 function resolveVars(
   ctx: EndpointContext,
   defs: ReturnType<typeof parseTemplateBody>['vars'],
   given: z.output<typeof GlobalVar>[],
+  previous: StoredCronVar[],
 ): StoredCronVar[] {
   return given.map((g, i) => {
     if ((g.id === undefined || g.id === null) && !g.name)
@@ -87,7 +92,10 @@ function resolveVars(
       });
     const v: StoredCronVar = { id: def.id, name: def.name, type: def.type, value: null, server: null };
     if (def.type === VarType.HOST_LIST) v.server = g.server ?? null;
-    else if (def.type === VarType.CIPHER && g.value) v.sealed = sealCronVar(ctx.services, g.value);
+    else if (def.type === VarType.CIPHER && g.value === CIPHER_MASK) {
+      const sealed = previous.find((p) => p.id === def.id)?.sealed;
+      if (sealed) v.sealed = sealed;
+    } else if (def.type === VarType.CIPHER && g.value) v.sealed = sealCronVar(ctx.services, g.value);
     else v.value = g.value ?? null;
     // A value the plan would refuse at each firing is refused now.
     const problem = v.value === null ? undefined : arrayValueProblem(def.type, v.value);
@@ -170,11 +178,8 @@ export const saveCron = defineEndpoint({
     const { template } = await planInScope(ctx, planId);
     const defs = parseTemplateBody(template).vars;
     const planChanged = old !== undefined && old.job_plan_id !== planId;
-    const vars = input.global_var_list
-      ? resolveVars(ctx, defs, input.global_var_list)
-      : planChanged || !old
-        ? []
-        : parseCronVars(old);
+    const previous = planChanged || !old ? [] : parseCronVars(old);
+    const vars = input.global_var_list ? resolveVars(ctx, defs, input.global_var_list, previous) : previous;
     const now = nowSeconds();
     const user = ctx.caller.username;
     const fields = {

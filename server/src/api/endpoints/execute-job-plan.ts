@@ -13,7 +13,7 @@ import type { StepSpec } from '../../engine/step-spec.js';
 import { resolveTargets, resolveTargetsKeepingMissing } from '../../inventory/target-resolution.js';
 import { citedScript } from '../../plans/library-scripts.js';
 import { arrayValueProblem, parsePlanBody, parseTemplateBody } from '../../plans/plan-documents.js';
-import { VarType, cipherPurpose } from '../../plans/plan-shapes.js';
+import { CIPHER_MASK, VarType, cipherPurpose } from '../../plans/plan-shapes.js';
 import type { StepServer, StoredStep } from '../../plans/plan-shapes.js';
 import type { NewJob, NewStep } from '../../store/execution-store.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -99,7 +99,10 @@ function jobVars(
       if (server) v.server = server;
       if (!hasHosts(server)) missing.push(def.name);
     } else if (def.type === VarType.CIPHER) {
-      if (g?.value) v.sealed = ctx.services.secretBox.seal(g.value, cipherPurpose(def.name));
+      // The mask get_job_plan_detail shows is no new value: a client sending back what it read
+      // runs with the plan's secret, not with `******`.
+      if (g?.value && g.value !== CIPHER_MASK)
+        v.sealed = ctx.services.secretBox.seal(g.value, cipherPurpose(def.name));
       else if (pv.sealed) v.sealed = pv.sealed;
       if (!v.sealed) missing.push(def.name);
     } else {
