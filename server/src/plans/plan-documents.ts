@@ -39,17 +39,23 @@ export function parsePlanBody(row: PlanRow): PlanBody {
   return JSON.parse(row.body) as PlanBody;
 }
 
-/** Seals a cipher value, keeping the stored one when the client sends back the mask. */
-function cipherValue(
-  ctx: EndpointContext,
-  name: string,
+/**
+ * A cipher value as given by a client: sealed with `seal`, or the stored one (`previous`) when
+ * the client sends back the mask it was shown; nothing for no value. Templates, plans, crons and
+ * execute_job_plan all read cipher values so.
+ */
+export function cipherValue(
   value: string | null | undefined,
   previous: { sealed?: string | undefined } | undefined,
+  seal: (plain: string) => string,
 ): { sealed?: string } {
   if (value === CIPHER_MASK && previous?.sealed) return { sealed: previous.sealed };
   if (value === undefined || value === null || value === '' || value === CIPHER_MASK) return {};
-  return { sealed: ctx.services.secretBox.seal(value, cipherPurpose(name)) };
+  return { sealed: seal(value) };
 }
+
+const planSeal = (ctx: EndpointContext, name: string) => (plain: string) =>
+  ctx.services.secretBox.seal(plain, cipherPurpose(name));
 
 async function accountOf(
   ctx: EndpointContext,
@@ -101,7 +107,10 @@ export async function buildTemplateBody(
     if (v.type === VarType.HOST_LIST) {
       if (v.server) stored.server = v.server;
     } else if (v.type === VarType.CIPHER) {
-      Object.assign(stored, cipherValue(ctx, v.name, v.value, old?.name === v.name ? old : undefined));
+      Object.assign(
+        stored,
+        cipherValue(v.value, old?.name === v.name ? old : undefined, planSeal(ctx, v.name)),
+      );
     } else if (v.value !== undefined && v.value !== null) {
       checkArrayValue(`${at}.value`, v.type, v.value);
       stored.value = v.value;
@@ -231,7 +240,7 @@ export function buildPlanVars(
     } else if (def.type === VarType.HOST_LIST) {
       if (v.server) pv.server = v.server;
     } else if (def.type === VarType.CIPHER) {
-      Object.assign(pv, cipherValue(ctx, def.name, v.value, old ?? def));
+      Object.assign(pv, cipherValue(v.value, old ?? def, planSeal(ctx, def.name)));
     } else if (v.value !== undefined && v.value !== null) {
       checkArrayValue(`global_var_list.${def.name}.value`, def.type, v.value);
       pv.value = v.value;

@@ -14,8 +14,8 @@ import { expressionError, isTimeZone, nextTimes, serverTimeZone } from '../../cr
 import { setCronEnabled } from '../../crons/cron-status.js';
 import { cronVarView, parseCronVars, scheduleOf, sealCronVar } from '../../crons/cron-values.js';
 import type { StoredCronVar } from '../../crons/cron-values.js';
-import { arrayValueProblem, parseTemplateBody } from '../../plans/plan-documents.js';
-import { CIPHER_MASK, VarType } from '../../plans/plan-shapes.js';
+import { arrayValueProblem, cipherValue, parseTemplateBody } from '../../plans/plan-documents.js';
+import { VarType } from '../../plans/plan-shapes.js';
 import type { CronRow } from '../../store/cron-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { defineEndpoint } from '../endpoint.js';
@@ -92,11 +92,14 @@ function resolveVars(
       });
     const v: StoredCronVar = { id: def.id, name: def.name, type: def.type, value: null, server: null };
     if (def.type === VarType.HOST_LIST) v.server = g.server ?? null;
-    else if (def.type === VarType.CIPHER && g.value === CIPHER_MASK) {
-      const sealed = previous.find((p) => p.id === def.id)?.sealed;
-      if (sealed) v.sealed = sealed;
-    } else if (def.type === VarType.CIPHER && g.value) v.sealed = sealCronVar(ctx.services, g.value);
-    else v.value = g.value ?? null;
+    else if (def.type === VarType.CIPHER) {
+      const given = cipherValue(
+        g.value,
+        previous.find((p) => p.id === def.id),
+        (plain) => sealCronVar(ctx.services, plain),
+      );
+      if (given.sealed) v.sealed = given.sealed;
+    } else v.value = g.value ?? null;
     // A value the plan would refuse at each firing is refused now.
     const problem = v.value === null ? undefined : arrayValueProblem(def.type, v.value);
     if (problem)

@@ -12,8 +12,13 @@ import type { ScriptLanguageCode } from '../../engine/statuses.js';
 import type { StepSpec } from '../../engine/step-spec.js';
 import { resolveTargets, resolveTargetsKeepingMissing } from '../../inventory/target-resolution.js';
 import { citedScript } from '../../plans/library-scripts.js';
-import { arrayValueProblem, parsePlanBody, parseTemplateBody } from '../../plans/plan-documents.js';
-import { CIPHER_MASK, VarType, cipherPurpose } from '../../plans/plan-shapes.js';
+import {
+  arrayValueProblem,
+  cipherValue,
+  parsePlanBody,
+  parseTemplateBody,
+} from '../../plans/plan-documents.js';
+import { VarType, cipherPurpose } from '../../plans/plan-shapes.js';
 import type { StepServer, StoredStep } from '../../plans/plan-shapes.js';
 import type { NewJob, NewStep } from '../../store/execution-store.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -101,9 +106,11 @@ function jobVars(
     } else if (def.type === VarType.CIPHER) {
       // The mask get_job_plan_detail shows is no new value: a client sending back what it read
       // runs with the plan's secret, not with `******`.
-      if (g?.value && g.value !== CIPHER_MASK)
-        v.sealed = ctx.services.secretBox.seal(g.value, cipherPurpose(def.name));
-      else if (pv.sealed) v.sealed = pv.sealed;
+      const given = cipherValue(g?.value, pv, (plain) =>
+        ctx.services.secretBox.seal(plain, cipherPurpose(def.name)),
+      );
+      const sealed = given.sealed ?? pv.sealed;
+      if (sealed) v.sealed = sealed;
       if (!v.sealed) missing.push(def.name);
     } else {
       v.value = g?.value ?? pv.value ?? '';
