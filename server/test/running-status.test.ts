@@ -49,7 +49,13 @@ async function until(
   for (;;) {
     const st = await poll(url, fleet, jobId);
     if (check(hostStatuses(st))) return st;
-    if (Date.now() > deadline) throw new Error(`statuses stuck at ${JSON.stringify([...hostStatuses(st)])}`);
+    if (Date.now() > deadline) {
+      // Which ip each host id is, and the reply's whole host list, for a failure seen once.
+      const hosts = st.step_instance_list[0]?.step_ip_result_list;
+      throw new Error(
+        `statuses stuck at ${JSON.stringify([...hostStatuses(st)])}; hosts ${JSON.stringify(hosts)}`,
+      );
+    }
     await new Promise((r) => setTimeout(r, 30));
   }
 }
