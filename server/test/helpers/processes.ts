@@ -4,6 +4,7 @@
  * Every process started here is tracked and killed by `stopAll()` (call it in `after`).
  */
 import { execFile, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -64,7 +65,14 @@ export const TEST_SECRETS = {
   appCode: 'test-app',
   appSecret: 'test-app-secret-1234',
   adminToken: 'test-admin-token-1234',
-  bootstrapToken: 'test-bootstrap-token-1234',
+  /**
+   * One per test file (process): its servers, a cluster's included, share it. Test files run
+   * two at a time, every fleet uses the same ips, and an agent whose server is down retries its
+   * address each second: if another file's server has taken that port meanwhile, the agent's
+   * token is refused there and it registers again with the bootstrap token. With one token for
+   * all files it then took over that fleet's host of the same ip, and ran its tasks.
+   */
+  bootstrapToken: `test-bootstrap-${crypto.randomBytes(9).toString('base64url')}`,
 };
 
 function track(proc: ChildProcess): void {
