@@ -995,7 +995,6 @@ class Bench {
     }
   }
 
-  /** P5: one real agent prints the output; its server keeps the whole of it. */
   /** P8: first paint and group switch of the console's step result on a big step (noop hosts). */
   async consolePass(): Promise<void> {
     const hosts = this.plan.consoleHosts;
@@ -1061,6 +1060,7 @@ class Bench {
     }
   }
 
+  /** P5: one real agent prints the output; its server keeps the whole of it. */
   async bigOutputPass(): Promise<void> {
     const bytes = this.plan.bigOutputBytes;
     const base = {
