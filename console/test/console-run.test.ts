@@ -156,6 +156,61 @@ describe('console: run a script and follow it', () => {
     assert.equal(await log.getByText(/^tick \d+$/).count(), 12, 'each line once');
   });
 
+  test('switching hosts while their logs load shows each log once', async () => {
+    const job = await post<{ job_instance_id: number; step_instance_id: number }>(
+      url,
+      'fast_execute_script',
+      {
+        ...fleet.scope,
+        script_language: 1,
+        script_content: Buffer.from('echo "log of $TEST_AGENT_IP"; echo "its last line"').toString('base64'),
+        account_alias: fleet.account,
+        target_server: {
+          ip_list: [
+            { bk_cloud_id: 0, ip: '127.0.0.2' },
+            { bk_cloud_id: 0, ip: '127.0.0.3' },
+          ],
+        },
+      },
+      fleet.creds,
+    );
+    assert.ok(job.result, job.message);
+    await page.goto(`${url}/biz/${BIZ}/jobs/${job.data.job_instance_id}/steps/${job.data.step_instance_id}`);
+    await page.getByRole('tab', { name: /Success\s*2/ }).waitFor({ timeout: 30_000 });
+    const log = page.getByRole('log');
+    const row = (ip: string) => page.locator('button.host-row', { hasText: ip });
+    await row('127.0.0.3').click();
+    await log.getByText('log of 127.0.0.3').waitFor();
+
+    // Every log read answers late, so each click lands while the read of the one before is out.
+    let pending = 0;
+    const slow = '**/get_job_instance_ip_log?*';
+    await page.route(slow, async (route) => {
+      pending++;
+      try {
+        const response = await route.fetch();
+        await new Promise((r) => setTimeout(r, 700));
+        await route.fulfill({ response });
+      } finally {
+        pending--;
+      }
+    });
+    try {
+      await row('127.0.0.2').click();
+      await row('127.0.0.3').click();
+      await row('127.0.0.2').click();
+      await log.getByText('log of 127.0.0.2').waitFor();
+      for (let i = 0; pending > 0 && i < 100; i++) await page.waitForTimeout(50);
+      assert.equal(pending, 0, 'every delayed read came back');
+      await page.waitForTimeout(300); // for the page to take the last of them
+      assert.equal(await log.getByText('log of 127.0.0.2').count(), 1, 'the log once, not twice');
+      assert.equal(await log.getByText('its last line').count(), 1);
+      assert.equal(await log.getByText('log of 127.0.0.3').count(), 0);
+    } finally {
+      await page.unroute(slow);
+    }
+  });
+
   test('deep links, job page, history filters in the URL, overview', async () => {
     const { job_instance_id: jobId, step_instance_id: stepId } = (
       await post<{ job_instance_id: number; step_instance_id: number }>(

@@ -55,12 +55,18 @@ export function LogPanel({
   const offset = useRef(0);
   const reading = useRef(false);
   const key = `${target.jobId}/${target.stepId}/${target.executeCount}/${target.hostId}`;
-  const currentKey = useRef(key);
+  /**
+   * Bumped whenever the log starts again from byte 0. A read begun before belongs to an older
+   * generation: what it brings is dropped, and it leaves `reading` to the newer one. A key would
+   * not do: after host A, B and A again, a read of the first A came back as current, and its
+   * bytes were appended beside those of the new read from byte 0 (the log shown twice).
+   */
+  const generation = useRef(0);
 
   const readMore = useCallback(async (): Promise<boolean> => {
     if (reading.current) return false;
     reading.current = true;
-    const mine = currentKey.current;
+    const mine = generation.current;
     try {
       for (;;) {
         const r = await api.read<LogReply>('get_job_instance_ip_log', {
@@ -72,7 +78,7 @@ export function LogPanel({
           log_offset: offset.current,
           log_length: CHUNK,
         });
-        if (mine !== currentKey.current) return false;
+        if (mine !== generation.current) return false;
         const got = r.log_content ?? '';
         if (got) setText((prev) => prev + got);
         offset.current = r.log_next_offset ?? offset.current;
@@ -82,16 +88,16 @@ export function LogPanel({
         if (!got || r.log_next_offset >= r.log_total_bytes) return r.log_complete;
       }
     } catch (err) {
-      if (mine === currentKey.current) setError(err);
+      if (mine === generation.current) setError(err);
       return false;
     } finally {
-      reading.current = false;
+      if (mine === generation.current) reading.current = false;
     }
   }, [scopeParams, target.jobId, target.stepId, target.executeCount, target.hostId]);
 
   // A new host or attempt starts from byte 0.
   useEffect(() => {
-    currentKey.current = key;
+    generation.current += 1;
     offset.current = 0;
     reading.current = false;
     setText('');
