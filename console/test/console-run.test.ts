@@ -5,6 +5,7 @@
  * followed by offset, and retrying the failed host makes a second attempt.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { Fleet } from '../../server/test/helpers/fleet.js';
@@ -20,7 +21,7 @@ import {
 
 const { startFleet, BIZ } = serverHelpers.fleet;
 const { stopAll } = serverHelpers.processes;
-const { post } = serverHelpers.api;
+const { post, get, eventually } = serverHelpers.api;
 
 const SCRIPT = [
   'printf "\\033[32mgreen on %s\\033[0m\\n" "$TEST_AGENT_IP"',
@@ -208,6 +209,60 @@ describe('console: run a script and follow it', () => {
       assert.equal(await log.getByText('log of 127.0.0.3').count(), 0);
     } finally {
       await page.unroute(slow);
+    }
+  });
+
+  test("a running host's log downloaded holds what it printed since the panel last read", async () => {
+    const job = await post<{ job_instance_id: number; step_instance_id: number }>(
+      url,
+      'fast_execute_script',
+      {
+        ...fleet.scope,
+        script_language: 1,
+        script_content: Buffer.from('echo "shown line"; sleep 2; echo "unread line"; sleep 6').toString(
+          'base64',
+        ),
+        account_alias: fleet.account,
+        target_server: { ip_list: [{ bk_cloud_id: 0, ip: '127.0.0.2' }] },
+      },
+      fleet.creds,
+    );
+    assert.ok(job.result, job.message);
+    const { job_instance_id: jobId, step_instance_id: stepId } = job.data;
+    await page.goto(`${url}/biz/${BIZ}/jobs/${jobId}/steps/${stepId}`);
+    const log = page.getByRole('log');
+    await log.getByText('shown line').waitFor();
+
+    // The panel's reads fail until the download, so the second line is stored but not shown.
+    let reads: 'fail' | 'pass' = 'fail';
+    const logReads = '**/get_job_instance_ip_log?*';
+    await page.route(logReads, (route) => (reads === 'pass' ? route.continue() : route.abort()));
+    try {
+      await eventually(async () => {
+        const r = await get<{ log_content: string | null }>(
+          url,
+          'get_job_instance_ip_log',
+          {
+            ...fleet.scope,
+            job_instance_id: jobId,
+            step_instance_id: stepId,
+            bk_cloud_id: 0,
+            ip: '127.0.0.2',
+          },
+          fleet.creds,
+        );
+        return r.data.log_content?.includes('unread line') ? true : undefined;
+      }, 15_000);
+      assert.equal(await log.getByText('unread line').count(), 0);
+      reads = 'pass';
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Download', exact: true }).click(),
+      ]);
+      const file = await download.path();
+      assert.equal(fs.readFileSync(file, 'utf8'), 'shown line\nunread line\n');
+    } finally {
+      await page.unroute(logReads);
     }
   });
 

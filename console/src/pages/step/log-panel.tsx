@@ -53,6 +53,8 @@ export function LogPanel({
   const [onlyMatches, setOnlyMatches] = useState(false);
   const [follow, setFollow] = useState(true);
   const offset = useRef(0);
+  /** What `text` holds once the reads so far are rendered: a download reads the rest, then this. */
+  const held = useRef('');
   const reading = useRef(false);
   const key = `${target.jobId}/${target.stepId}/${target.executeCount}/${target.hostId}`;
   /**
@@ -80,7 +82,10 @@ export function LogPanel({
         });
         if (mine !== generation.current) return false;
         const got = r.log_content ?? '';
-        if (got) setText((prev) => prev + got);
+        if (got) {
+          held.current += got;
+          setText(held.current);
+        }
         offset.current = r.log_next_offset ?? offset.current;
         setDropped(r.log_dropped_bytes ?? 0);
         setComplete(r.log_complete);
@@ -100,6 +105,7 @@ export function LogPanel({
     generation.current += 1;
     offset.current = 0;
     reading.current = false;
+    held.current = '';
     setText('');
     setComplete(false);
     setDropped(0);
@@ -148,7 +154,7 @@ export function LogPanel({
       done = await readMore();
       if (offset.current === before) break;
     }
-    const blob = new Blob([text], { type: 'text/plain' });
+    const blob = new Blob([held.current], { type: 'text/plain' });
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
     a.download = `${target.ip}-step${target.stepId}-attempt${target.executeCount}.log`;
