@@ -2,7 +2,8 @@
  * Running a script from the console on three real agents and watching it live: the target
  * picker flags an unknown address, the dangerous-command check warns while typing, the step
  * result fills in from the event stream (groups, counts, ANSI colours), a running host's log is
- * followed by offset, and retrying the failed host makes a second attempt.
+ * followed by offset (shown once however the selection moves, downloaded whole), and retrying the
+ * failed host makes a second attempt.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
