@@ -20,9 +20,9 @@ import {
   signIn,
 } from './helpers/browser.js';
 
-const { startFleet, BIZ } = serverHelpers.fleet;
+const { startFleet, runScript, b64, BIZ } = serverHelpers.fleet;
 const { stopAll } = serverHelpers.processes;
-const { post, get, eventually } = serverHelpers.api;
+const { get, eventually } = serverHelpers.api;
 
 const SCRIPT = [
   'printf "\\033[32mgreen on %s\\033[0m\\n" "$TEST_AGENT_IP"',
@@ -36,6 +36,17 @@ describe('console: run a script and follow it', () => {
   let browser: Browser;
   let page: Page;
   let url: string;
+
+  /** Runs a shell script on hosts by ip; the job's ids. */
+  async function run(script: string, ips: string[], extra: Record<string, unknown> = {}) {
+    const job = await runScript(fleet, {
+      script_content: b64(script),
+      target_server: { ip_list: ips.map((ip) => ({ bk_cloud_id: 0, ip })) },
+      ...extra,
+    });
+    assert.ok(job.result, job.message);
+    return job.data;
+  }
 
   before(async () => {
     fleet = await startFleet('sqlite', 3);
@@ -122,26 +133,12 @@ describe('console: run a script and follow it', () => {
     }));
 
   test("follow a running host's log by offset", async () => {
-    const job = await post<{ job_instance_id: number; step_instance_id: number }>(
-      url,
-      'fast_execute_script',
-      {
-        ...fleet.scope,
-        script_language: 1,
-        script_content: Buffer.from('for i in $(seq 1 12); do echo "tick $i"; sleep 0.5; done').toString(
-          'base64',
-        ),
-        account_alias: fleet.account,
-        target_server: { ip_list: [{ bk_cloud_id: 0, ip: '127.0.0.2' }] },
-      },
-      fleet.creds,
-    );
-    assert.ok(job.result, job.message);
+    const job = await run('for i in $(seq 1 12); do echo "tick $i"; sleep 0.5; done', ['127.0.0.2']);
     const logReads: string[] = [];
     page.on('request', (r) => {
       if (r.url().includes('get_job_instance_ip_log')) logReads.push(r.url());
     });
-    await page.goto(`${url}/biz/${BIZ}/jobs/${job.data.job_instance_id}/steps/${job.data.step_instance_id}`);
+    await page.goto(`${url}/biz/${BIZ}/jobs/${job.job_instance_id}/steps/${job.step_instance_id}`);
     const log = page.getByRole('log');
     await log.getByText('tick 2', { exact: true }).waitFor();
     // Still running while the log grows.
@@ -159,25 +156,8 @@ describe('console: run a script and follow it', () => {
   });
 
   test('switching hosts while their logs load shows each log once', async () => {
-    const job = await post<{ job_instance_id: number; step_instance_id: number }>(
-      url,
-      'fast_execute_script',
-      {
-        ...fleet.scope,
-        script_language: 1,
-        script_content: Buffer.from('echo "log of $TEST_AGENT_IP"; echo "its last line"').toString('base64'),
-        account_alias: fleet.account,
-        target_server: {
-          ip_list: [
-            { bk_cloud_id: 0, ip: '127.0.0.2' },
-            { bk_cloud_id: 0, ip: '127.0.0.3' },
-          ],
-        },
-      },
-      fleet.creds,
-    );
-    assert.ok(job.result, job.message);
-    await page.goto(`${url}/biz/${BIZ}/jobs/${job.data.job_instance_id}/steps/${job.data.step_instance_id}`);
+    const job = await run('echo "log of $TEST_AGENT_IP"; echo "its last line"', ['127.0.0.2', '127.0.0.3']);
+    await page.goto(`${url}/biz/${BIZ}/jobs/${job.job_instance_id}/steps/${job.step_instance_id}`);
     await page.getByRole('tab', { name: /Success\s*2/ }).waitFor({ timeout: 30_000 });
     const log = page.getByRole('log');
     const row = (ip: string) => page.locator('button.host-row', { hasText: ip });
@@ -214,22 +194,10 @@ describe('console: run a script and follow it', () => {
   });
 
   test("a running host's log downloaded holds what it printed since the panel last read", async () => {
-    const job = await post<{ job_instance_id: number; step_instance_id: number }>(
-      url,
-      'fast_execute_script',
-      {
-        ...fleet.scope,
-        script_language: 1,
-        script_content: Buffer.from('echo "shown line"; sleep 2; echo "unread line"; sleep 6').toString(
-          'base64',
-        ),
-        account_alias: fleet.account,
-        target_server: { ip_list: [{ bk_cloud_id: 0, ip: '127.0.0.2' }] },
-      },
-      fleet.creds,
+    const { job_instance_id: jobId, step_instance_id: stepId } = await run(
+      'echo "shown line"; sleep 2; echo "unread line"; sleep 6',
+      ['127.0.0.2'],
     );
-    assert.ok(job.result, job.message);
-    const { job_instance_id: jobId, step_instance_id: stepId } = job.data;
     await page.goto(`${url}/biz/${BIZ}/jobs/${jobId}/steps/${stepId}`);
     const log = page.getByRole('log');
     await log.getByText('shown line').waitFor();
@@ -268,21 +236,9 @@ describe('console: run a script and follow it', () => {
   });
 
   test('deep links, job page, history filters in the URL, overview', async () => {
-    const { job_instance_id: jobId, step_instance_id: stepId } = (
-      await post<{ job_instance_id: number; step_instance_id: number }>(
-        url,
-        'fast_execute_script',
-        {
-          ...fleet.scope,
-          task_name: 'deep link check',
-          script_language: 1,
-          script_content: Buffer.from('echo linked').toString('base64'),
-          account_alias: fleet.account,
-          target_server: { ip_list: [{ bk_cloud_id: 0, ip: '127.0.0.3' }] },
-        },
-        fleet.creds,
-      )
-    ).data;
+    const { job_instance_id: jobId, step_instance_id: stepId } = await run('echo linked', ['127.0.0.3'], {
+      task_name: 'deep link check',
+    });
     await page.goto(`${url}/api_execute_step/${jobId}/${stepId}`);
     await page.waitForURL(new RegExp(`/biz/${BIZ}/jobs/${jobId}/steps/${stepId}$`));
     await page.getByRole('log').getByText('linked', { exact: true }).waitFor();
