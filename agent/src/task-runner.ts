@@ -76,7 +76,10 @@ const FRAME_BYTES = 1024 * 1024;
 /** Download tasks write no output; the cap only has to exist. */
 const DOWNLOAD_LOG_CAP = 64 * 1024;
 
-/** Recorded keys remembered to ignore late duplicate dispatches; bounded, oldest forgotten first. */
+/**
+ * Keys of tasks the server is done with (recorded or forgotten), to ignore late duplicate
+ * dispatches; bounded, the oldest dropped first.
+ */
 const RECORDED_MEMORY = 10_000;
 
 export class TaskRunner implements TaskRunnerPort {
@@ -275,6 +278,10 @@ export class TaskRunner implements TaskRunnerPort {
       t?.running?.kill('killed');
       t?.release?.();
       this.spool.remove(key);
+      // The server has its result, or no such task in flight: a key names one attempt, so a
+      // `task.run` of it arriving later (a cluster's outbox sends a task again under each new
+      // session until it reads it finished) is a stale one and must not run it a second time.
+      this.remember(key);
     }
     for (const t of this.tasks.values()) {
       const known = stored[t.key];
@@ -303,6 +310,10 @@ export class TaskRunner implements TaskRunnerPort {
     t?.release?.();
     this.tasks.delete(key);
     this.spool.remove(key);
+    this.remember(key);
+  }
+
+  private remember(key: string): void {
     this.recordedKeys.add(key);
     if (this.recordedKeys.size > RECORDED_MEMORY) {
       const oldest = this.recordedKeys.values().next().value;

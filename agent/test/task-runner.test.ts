@@ -299,3 +299,19 @@ describe('TaskRunner: output cap', () => {
     assert.equal(r.outputBytes, 4096);
   });
 });
+
+describe('TaskRunner: a task is run once', () => {
+  it('never runs again a task the server told it to forget', async () => {
+    const { runner, reports } = setup();
+    const marker = `${runners.stateDir()}/ran`;
+    const msg = runMsg(`echo ran >> ${marker}`);
+    runner.run(msg);
+    await reports.finishedResult(msg.key);
+    // Its agent moved to a server that already holds the result: forgotten, not recorded.
+    runner.resume({}, [msg.key]);
+    // A `task.run` of the same attempt sent late (an outbox claim that read it unfinished).
+    runner.run(msg);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(fs.readFileSync(marker, 'utf8'), 'ran\n');
+  });
+});
