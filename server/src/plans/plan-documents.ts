@@ -54,7 +54,8 @@ export function cipherValue(
   return { sealed: seal(value) };
 }
 
-const planSeal = (ctx: EndpointContext, name: string) => (plain: string) =>
+/** Seals a plan or template variable's cipher value under its own purpose (its name). */
+export const planSeal = (ctx: EndpointContext, name: string) => (plain: string) =>
   ctx.services.secretBox.seal(plain, cipherPurpose(name));
 
 async function accountOf(

@@ -17,8 +17,9 @@ import {
   cipherValue,
   parsePlanBody,
   parseTemplateBody,
+  planSeal,
 } from '../../plans/plan-documents.js';
-import { VarType, cipherPurpose } from '../../plans/plan-shapes.js';
+import { VarType } from '../../plans/plan-shapes.js';
 import type { StepServer, StoredStep } from '../../plans/plan-shapes.js';
 import type { NewJob, NewStep } from '../../store/execution-store.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -106,9 +107,7 @@ function jobVars(
     } else if (def.type === VarType.CIPHER) {
       // The mask get_job_plan_detail shows is no new value: a client sending back what it read
       // runs with the plan's secret, not with `******`.
-      const given = cipherValue(g?.value, pv, (plain) =>
-        ctx.services.secretBox.seal(plain, cipherPurpose(def.name)),
-      );
+      const given = cipherValue(g?.value, pv, planSeal(ctx, def.name));
       const sealed = given.sealed ?? pv.sealed;
       if (sealed) v.sealed = sealed;
       if (!v.sealed) missing.push(def.name);
