@@ -78,7 +78,9 @@ const DOWNLOAD_LOG_CAP = 64 * 1024;
 
 /**
  * Keys of tasks the server is done with (recorded or forgotten), to ignore late duplicate
- * dispatches; bounded, the oldest dropped first.
+ * dispatches; bounded, the oldest dropped first. Memory is enough: a restarted agent opens a new
+ * session, a server sends a task only under the session it read the task unfinished in, and the
+ * new session is stored after the result was (the agent keeps a result until told it is).
  */
 const RECORDED_MEMORY = 10_000;
 
