@@ -57,11 +57,13 @@ for (const engine of engines()) {
         assert.deepEqual(await plans.citingAccount(5), [`template ${a} (cites 12)`]);
         assert.deepEqual(await plans.citingAccount(1), []);
 
-        await plans.addVarState(40, 0, 'start');
-        await plans.addVarState(40, 41, 'after 41');
+        await plans.addVarState(40, 0, 0, 'start');
+        await plans.addVarState(40, 41, 0, 'after 41');
+        await plans.addVarState(40, 41, 1, 'after 41 again');
         assert.deepEqual(await plans.varStates(40), [
-          { stepInstanceId: 0, body: 'start' },
-          { stepInstanceId: 41, body: 'after 41' },
+          { stepInstanceId: 0, executeCount: 0, body: 'start' },
+          { stepInstanceId: 41, executeCount: 0, body: 'after 41' },
+          { stepInstanceId: 41, executeCount: 1, body: 'after 41 again' },
         ]);
         await plans.putHostVars(41, 0, 3, '{"x":"1"}');
         await plans.putHostVars(41, 0, 3, '{"x":"2"}');

@@ -10,13 +10,11 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import SQLite from 'better-sqlite3';
-import pg from 'pg';
 import { eventually, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { onFleetDatabase } from './helpers/fleet-database.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
 import { startCluster } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
@@ -24,26 +22,6 @@ import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
 
 const IPS = ['127.0.0.2', '127.0.0.3'];
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
-
-/** Runs statements on the fleet's database from outside the server. */
-async function onDatabase(fleet: Fleet, sqliteText: string, pgText: string): Promise<void> {
-  if (!fleet.databaseUrl) {
-    const db = new SQLite(path.join(fleet.server.dataDir, 'jobfleet.db'));
-    try {
-      db.exec(sqliteText);
-    } finally {
-      db.close();
-    }
-    return;
-  }
-  const client = new pg.Client({ connectionString: fleet.databaseUrl });
-  await client.connect();
-  try {
-    await client.query(pgText);
-  } finally {
-    await client.end();
-  }
-}
 
 interface Fault {
   name: string;
@@ -56,7 +34,7 @@ interface Fault {
 
 /** From now on the store refuses `fault.event` on `fault.table` with `fault.message`. */
 const inject = (fleet: Fleet, f: Fault) =>
-  onDatabase(
+  onFleetDatabase(
     fleet,
     `CREATE TRIGGER ${f.name} BEFORE ${f.event} ON ${f.table} ${f.when ? `WHEN ${f.when}` : ''}
        BEGIN SELECT RAISE(ABORT, '${f.message}'); END;`,
@@ -67,7 +45,7 @@ const inject = (fleet: Fleet, f: Fault) =>
   );
 
 const heal = (fleet: Fleet, f: Fault) =>
-  onDatabase(
+  onFleetDatabase(
     fleet,
     `DROP TRIGGER ${f.name};`,
     `DROP TRIGGER ${f.name} ON ${f.table}; DROP FUNCTION ${f.name}();`,

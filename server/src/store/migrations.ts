@@ -841,6 +841,17 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         await db.schema.createIndex('callback_job').on('callback').column('job_instance_id').execute();
       },
     },
+    '0046_job_var_attempt': {
+      async up(db: AnyDb) {
+        // Which attempt of its step a variables row comes from: a step carried on after a restart
+        // finds the row its attempt stored before the restart, and neither folds its hosts' values
+        // into that row nor stores another.
+        await db.schema
+          .alterTable('job_instance_var')
+          .addColumn('execute_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
   };
 }
 

@@ -170,20 +170,36 @@ export class PlanStore {
   // ---------------------------------------------------------------- jobs of plans
 
   /** The job's variables after each step that ran (step 0: as it started), oldest first. */
-  async varStates(jobInstanceId: number): Promise<{ stepInstanceId: number; body: string }[]> {
+  async varStates(
+    jobInstanceId: number,
+  ): Promise<{ stepInstanceId: number; executeCount: number; body: string }[]> {
     const rows = await this.db
       .selectFrom('job_instance_var')
-      .select(['step_instance_id', 'body'])
+      .select(['step_instance_id', 'execute_count', 'body'])
       .where('job_instance_id', '=', jobInstanceId)
       .orderBy('id')
       .execute();
-    return rows.map((r) => ({ stepInstanceId: Number(r.step_instance_id), body: r.body }));
+    return rows.map((r) => ({
+      stepInstanceId: Number(r.step_instance_id),
+      executeCount: r.execute_count,
+      body: r.body,
+    }));
   }
 
-  async addVarState(jobInstanceId: number, stepInstanceId: number, body: string): Promise<void> {
+  async addVarState(
+    jobInstanceId: number,
+    stepInstanceId: number,
+    executeCount: number,
+    body: string,
+  ): Promise<void> {
     await this.db
       .insertInto('job_instance_var')
-      .values({ job_instance_id: jobInstanceId, step_instance_id: stepInstanceId, body })
+      .values({
+        job_instance_id: jobInstanceId,
+        step_instance_id: stepInstanceId,
+        execute_count: executeCount,
+        body,
+      })
       .execute();
   }
 

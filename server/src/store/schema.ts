@@ -532,6 +532,8 @@ export interface JobInstanceVarTable {
   job_instance_id: number;
   /** 0: the values the job started with */
   step_instance_id: number;
+  /** The step's attempt that left these values (0 for the job's start) */
+  execute_count: Generated<number>;
   /** JSON VarState (engine/job-variables.ts) */
   body: string;
 }

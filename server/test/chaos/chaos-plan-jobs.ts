@@ -219,12 +219,19 @@ async function checkScriptTask(
   const stored = (await hostLog(c.via(liveServer(c)), at.jobId, at.stepId, c.hostIds.get(at.ip) ?? 0)) ?? '';
   if (at.status === 9) {
     assert.equal(ran, 1, `${what} on ${at.ip} ran ${ran} times`);
-    assert.equal(stored, expected, `${what}: log of ${at.ip}`);
+    assert.equal(
+      stored,
+      expected,
+      `${what}: log of ${at.ip} ${JSON.stringify(stored)}, not ${JSON.stringify(expected)}`,
+    );
     return;
   }
   assert.ok(exposed, `${what}: ${at.ip} ended ${at.status}; no agent of the job was killed`);
   assert.ok(ran <= 1, `${what} on ${at.ip} (cut short) ran ${ran} times`);
-  assert.ok(expected.startsWith(stored), `${what}: log of ${at.ip} (cut short) is not a prefix`);
+  assert.ok(
+    expected.startsWith(stored),
+    `${what}: log of ${at.ip} (cut short) ${JSON.stringify(stored)} is not a prefix of ${JSON.stringify(expected)}`,
+  );
 }
 
 /**

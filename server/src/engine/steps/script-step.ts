@@ -18,8 +18,11 @@ import type { StepKind, StepRun, TaskEnd, TaskRun } from '../step-kind.js';
 export class ScriptStep implements StepKind {
   /** Database logins of running SQL steps, by step instance id. */
   private readonly logins = new Map<number, DatabaseLogin>();
-  /** step instance id -> the job's variables as the step started */
-  private readonly vars = new Map<number, { executeCount: number; state: VarState }>();
+  /**
+   * step instance id -> the job's variables as the step's attempt started, and whether that
+   * attempt stored what its hosts left already (it ended before a restart and ends again now)
+   */
+  private readonly vars = new Map<number, { executeCount: number; state: VarState; stored: boolean }>();
 
   /** Steps whose unopenable secret was already logged. */
   private readonly unopenableLogged = new Set<number>();
@@ -52,10 +55,17 @@ export class ScriptStep implements StepKind {
     return true;
   }
 
-  private async currentVars(jobInstanceId: number): Promise<VarState> {
-    const states = await this.services.store.plans.varStates(jobInstanceId);
-    const last = states[states.length - 1];
-    return last ? (JSON.parse(last.body) as VarState) : [];
+  /**
+   * The variables the step's attempt starts from: the job's last stored, but not those the
+   * attempt stored itself (it ended before a restart): folded into those, every host whose value
+   * differs from the result counts as having changed it, and one of them replaces the value that won.
+   */
+  private async startingVars(step: StepRun): Promise<{ state: VarState; stored: boolean }> {
+    const states = await this.services.store.plans.varStates(step.jobInstanceId);
+    const own = (s: { stepInstanceId: number; executeCount: number }) =>
+      s.stepInstanceId === step.stepInstanceId && s.executeCount === step.executeCount;
+    const before = states.filter((s) => !own(s)).pop();
+    return { state: before ? (JSON.parse(before.body) as VarState) : [], stored: states.some(own) };
   }
 
   async beginBatch(step: StepRun): Promise<void> {
@@ -68,7 +78,7 @@ export class ScriptStep implements StepKind {
     if (held?.executeCount === step.executeCount) return;
     this.vars.set(step.stepInstanceId, {
       executeCount: step.executeCount,
-      state: await this.currentVars(step.jobInstanceId),
+      ...(await this.startingVars(step)),
     });
   }
 
@@ -152,6 +162,7 @@ export class ScriptStep implements StepKind {
     const held = this.vars.get(step.stepInstanceId);
     if (!held) return;
     this.vars.delete(step.stepInstanceId);
+    if (held.stored) return;
     const reports = await this.services.store.plans.hostVars(step.stepInstanceId, step.executeCount);
     const state = foldReports(
       held.state,
@@ -160,6 +171,7 @@ export class ScriptStep implements StepKind {
     await this.services.store.plans.addVarState(
       step.jobInstanceId,
       step.stepInstanceId,
+      step.executeCount,
       JSON.stringify(state),
     );
   }

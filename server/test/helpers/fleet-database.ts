@@ -1,0 +1,25 @@
+/** Statements on a fleet's database from outside its server (SQLite file or PostgreSQL). */
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import type { Fleet } from './fleet.js';
+
+/** Runs `sqliteText` on the SQLite file, or `pgText` on the PostgreSQL database, of the fleet. */
+export async function onFleetDatabase(fleet: Fleet, sqliteText: string, pgText: string): Promise<void> {
+  if (!fleet.databaseUrl) {
+    const db = new SQLite(path.join(fleet.server.dataDir, 'jobfleet.db'));
+    try {
+      db.exec(sqliteText);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const client = new pg.Client({ connectionString: fleet.databaseUrl });
+  await client.connect();
+  try {
+    await client.query(pgText);
+  } finally {
+    await client.end();
+  }
+}
