@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { eventually } from './helpers/api-client.js';
-import { markerLines, startCluster, waitJobFinished } from './helpers/cluster.js';
+import { clusterPerSuite, markerLines, startCluster, waitJobFinished } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
@@ -102,23 +102,15 @@ describe('cluster: tasks for an agent that is reconnecting', { skip: !withPg }, 
 });
 
 describe('cluster: a stale command for a finished task', { skip: !withPg }, () => {
-  let c: Cluster;
-
-  before(async () => {
-    c = await startCluster({
-      servers: 2,
-      agents: 1,
-      placement: () => 0,
-      env: { JOBFLEET_CLUSTER_POLL_MS: '20' },
-    });
-  });
-  after(async () => {
-    await stopAll();
-    await c?.close();
-    await dropFreshDatabases();
+  const cluster = clusterPerSuite({
+    servers: 2,
+    agents: 1,
+    placement: () => 0,
+    env: { JOBFLEET_CLUSTER_POLL_MS: '20' },
   });
 
   test('is not run again by the agent once it restarted', async () => {
+    const c = cluster();
     // The outbox's rows go once their step is over; a copy of them is kept to put one back.
     await c.db('create table kept_command (like agent_command)');
     await c.db(`create function keep_command() returns trigger language plpgsql as

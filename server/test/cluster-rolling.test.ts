@@ -9,12 +9,9 @@
  * (JOBFLEET_TEST_PG_URL).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startCluster, waitJobFinished } from './helpers/cluster.js';
-import type { Cluster } from './helpers/cluster.js';
-import { dropFreshDatabases } from './helpers/databases.js';
+import { describe, test } from 'node:test';
+import { clusterPerSuite, waitJobFinished } from './helpers/cluster.js';
 import { b64, hostStatuses, runScript } from './helpers/fleet.js';
-import { stopAll } from './helpers/processes.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
 const JOBS = 16;
@@ -23,23 +20,15 @@ describe(
   "cluster: rolling jobs counted by their owner from another server's results",
   { skip: !withPg },
   () => {
-    let c: Cluster;
-
-    before(async () => {
-      c = await startCluster({
-        servers: 2,
-        agents: 3,
-        placement: () => 0,
-        env: { JOBFLEET_CLUSTER_POLL_MS: '20' },
-      });
-    });
-    after(async () => {
-      await stopAll();
-      await c?.close();
-      await dropFreshDatabases();
+    const cluster = clusterPerSuite({
+      servers: 2,
+      agents: 3,
+      placement: () => 0,
+      env: { JOBFLEET_CLUSTER_POLL_MS: '20' },
     });
 
     test('every batch runs, and the jobs succeed', async () => {
+      const c = cluster();
       const ids = [...c.hostIds.values()];
       const jobs = await Promise.all(
         Array.from({ length: JOBS }, async () => {

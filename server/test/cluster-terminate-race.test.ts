@@ -10,30 +10,19 @@
  * then the lock is released. Runs only where PostgreSQL is given (JOBFLEET_TEST_PG_URL).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
-import { startCluster, waitJobFinished } from './helpers/cluster.js';
-import type { Cluster } from './helpers/cluster.js';
-import { dropFreshDatabases } from './helpers/databases.js';
+import { clusterPerSuite, waitJobFinished } from './helpers/cluster.js';
 import { b64, runScript } from './helpers/fleet.js';
-import { stopAll } from './helpers/processes.js';
 import { eventually } from './helpers/api-client.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
 
 describe('cluster: a terminate stored while the owner ends the job', { skip: !withPg }, () => {
-  let c: Cluster;
-
-  before(async () => {
-    c = await startCluster({ servers: 2, agents: 1, placement: () => 0 });
-  });
-  after(async () => {
-    await stopAll();
-    await c?.close();
-    await dropFreshDatabases();
-  });
+  const cluster = clusterPerSuite({ servers: 2, agents: 1, placement: () => 0 });
 
   test('the terminate wins: the job ends stopped (11), not successful', async () => {
+    const c = cluster();
     const locker = new pg.Client({ connectionString: c.databaseUrl });
     await locker.connect();
     try {

@@ -11,13 +11,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { admin, eventually, get, post } from './api-client.js';
-import { freshDatabase } from './databases.js';
+import { dropFreshDatabases, freshDatabase } from './databases.js';
 import { BIZ, b64, hostIdsByIp, hostLog, runScript } from './fleet.js';
 import type { Fleet, JobStatus } from './fleet.js';
-import { startAgent, startServer, tempDir } from './processes.js';
+import { startAgent, startServer, stopAll, tempDir } from './processes.js';
 import type { AgentProcess, ServerProcess } from './processes.js';
 
 /**
@@ -175,6 +176,26 @@ export async function startCluster(opts: {
     close: async () => pool?.end(),
   };
   return cluster;
+}
+
+/**
+ * A cluster for the tests of one `describe`: started before them, and after them stopped with
+ * every process the tests started, its database dropped. Returns the cluster once started.
+ */
+export function clusterPerSuite(opts: Parameters<typeof startCluster>[0]): () => Cluster {
+  let c: Cluster | undefined;
+  before(async () => {
+    c = await startCluster(opts);
+  });
+  after(async () => {
+    await stopAll();
+    await c?.close();
+    await dropFreshDatabases();
+  });
+  return () => {
+    if (!c) throw new Error('the cluster did not start');
+    return c;
+  };
 }
 
 /**
