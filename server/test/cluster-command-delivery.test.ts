@@ -13,13 +13,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { eventually } from './helpers/api-client.js';
-import { clusterPerSuite, markerLines, startCluster, waitJobFinished } from './helpers/cluster.js';
+import { clusterPerSuite, markerLines, waitJobFinished } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
-import { dropFreshDatabases } from './helpers/databases.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import type { FaultProxy } from './helpers/fault-proxy.js';
 import { BIZ, b64, hostIdsByIp, runScript } from './helpers/fleet.js';
-import { startAgent, stopAll } from './helpers/processes.js';
+import { startAgent } from './helpers/processes.js';
 import type { AgentProcess } from './helpers/processes.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
@@ -28,13 +27,14 @@ const RUNNING = 20;
 const ROUNDS = 10;
 
 describe('cluster: tasks for an agent that is reconnecting', { skip: !withPg }, () => {
+  const cluster = clusterPerSuite({ servers: 2, agents: 0, env: { JOBFLEET_CLUSTER_POLL_MS: '20' } });
   let c: Cluster;
   let relay: FaultProxy;
   let agent: AgentProcess;
   let hostId = 0;
 
   before(async () => {
-    c = await startCluster({ servers: 2, agents: 0, env: { JOBFLEET_CLUSTER_POLL_MS: '20' } });
+    c = cluster();
     const first = c.servers[0];
     assert.ok(first);
     relay = await startFaultProxy(first.url);
@@ -48,10 +48,7 @@ describe('cluster: tasks for an agent that is reconnecting', { skip: !withPg }, 
     c.hostIds.set(IP, hostId);
   });
   after(async () => {
-    await stopAll();
     await relay?.close();
-    await c?.close();
-    await dropFreshDatabases();
   });
 
   test('a job submitted elsewhere while its agent reconnects runs once the agent is back', async () => {

@@ -11,8 +11,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { eventually, get, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
-import { b64, hostLog, startFleet, waitFinished } from './helpers/fleet.js';
-import type { JobStatus } from './helpers/fleet.js';
+import { b64, hostLog, jobStatus, startFleet, waitFinished } from './helpers/fleet.js';
 import { onFleetDatabase } from './helpers/fleet-database.js';
 import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
 
@@ -33,15 +32,6 @@ for (const engine of engines()) {
         assert.equal(r.result, true, `${name}: ${r.message}`);
         return r.data;
       };
-      const status = async (jobId: number) =>
-        (
-          await get<JobStatus>(
-            fleet.server.url,
-            'get_job_instance_status',
-            { ...fleet.scope, job_instance_id: jobId, return_ip_result: true },
-            fleet.creds,
-          )
-        ).data;
       const account = { alias: fleet.account };
       const servers = { variable: 'servers' };
       const template = await call<{ id: number }>('create_job_template', {
@@ -72,7 +62,7 @@ for (const engine of engines()) {
         job_plan_id: plan.id,
       });
       const waiting = await eventually(async () => {
-        const st = await status(jobId);
+        const st = await jobStatus(fleet, jobId);
         return st.job_instance.status === 7 ? st : undefined;
       });
       const [set, confirm, show] = waiting.step_instance_list.map((s) => s.step_instance_id) as [
@@ -91,13 +81,14 @@ for (const engine of engines()) {
       await onFleetDatabase(fleet, crashed, crashed);
       fleet.server = await fleet.server.restart();
       for (const a of fleet.agents) await a.waitReady(2, 30_000);
-      await eventually(async () => ((await status(jobId)).job_instance.status === 7 ? true : undefined));
-      await post(
-        fleet.server.url,
-        'operate_step_instance',
-        { ...fleet.scope, job_instance_id: jobId, step_instance_id: confirm, operation_code: 6 },
-        fleet.creds,
+      await eventually(async () =>
+        (await jobStatus(fleet, jobId)).job_instance.status === 7 ? true : undefined,
       );
+      await call('operate_step_instance', {
+        job_instance_id: jobId,
+        step_instance_id: confirm,
+        operation_code: 6,
+      });
       const done = await waitFinished(fleet, jobId, 30_000);
       assert.equal(done.job_instance.status, 3);
       for (const [i, ip] of IPS.entries())
@@ -114,7 +105,7 @@ for (const engine of engines()) {
         fleet.creds,
       );
       const ofSet = values.data.step_instance_var_list.find((s) => s.step_instance_id === set);
-      assert.deepEqual(ofSet?.global_var_list.find((v) => v.name === 'carry')?.value, `c-${top}`);
+      assert.equal(ofSet?.global_var_list.find((v) => v.name === 'carry')?.value, `c-${top}`);
     });
   });
 }
