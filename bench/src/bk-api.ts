@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import { z } from 'zod';
+import { postOnce } from './http-post.js';
 import type { Secrets } from './processes.js';
 
 const Envelope = z.object({
@@ -16,44 +17,8 @@ const Envelope = z.object({
 
 export class ApiFailure extends Error {}
 
-/**
- * The calls go through node:http on kept-alive connections, not fetch: the bench shares the two
- * cores with the server, agent and scripts it measures, and with fetch a P7 job's submit and
- * status polls cost the client 8.9-9.6 ms of CPU (300 jobs in a row; 3.6-4.1 ms with node:http),
- * close to half a core taken from what is measured (a job took 22 ms). Idle connections are
- * closed well before the server's keep-alive timeout could close one under a new request.
- */
+/** Every call's connections (kept alive; idle ones closed well before the server's keep-alive timeout). */
 const keptAlive = new http.Agent({ keepAlive: true, timeout: 30_000 });
-const CALL_TIMEOUT_MS = 120_000;
-
-function postText(
-  url: string,
-  headers: Record<string, string>,
-  body: string,
-): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      {
-        method: 'POST',
-        agent: keptAlive,
-        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-        timeout: CALL_TIMEOUT_MS,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer in ${CALL_TIMEOUT_MS} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /** Status codes used by the bench (BK-JOB job status 3 and host status 9 mean success). */
 export const JOB_SUCCESS = 3;
@@ -110,7 +75,7 @@ export class BkApi {
     schema: S,
   ): Promise<z.output<S>> {
     const req = this.request(name, body);
-    const { status, text } = await postText(req.url, req.headers, req.body);
+    const { status, text = '' } = await postOnce(keptAlive, req, { timeoutMs: 120_000, keepBody: true });
     if (status !== 200) throw new ApiFailure(`${name}: HTTP ${status}: ${text.slice(0, 500)}`);
     const env = Envelope.parse(JSON.parse(text));
     if (!env.result) throw new ApiFailure(`${name}: code ${env.code}: ${env.message ?? ''}`);

@@ -4,13 +4,9 @@
  * in count, and it only ever talks to the loopback address it was given.
  */
 import http from 'node:http';
+import { postOnce } from './http-post.js';
+import type { PostTarget } from './http-post.js';
 import { percentile } from './stats.js';
-
-export interface LoadTarget {
-  url: string;
-  headers: Record<string, string>;
-  body: string;
-}
 
 export interface LoadResult {
   requests: number;
@@ -23,30 +19,8 @@ export interface LoadResult {
   replyBytes: number;
 }
 
-function once(agent: http.Agent, target: LoadTarget): Promise<{ status: number; bytes: number }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      target.url,
-      {
-        method: 'POST',
-        agent,
-        headers: { ...target.headers, 'content-length': Buffer.byteLength(target.body) },
-      },
-      (res) => {
-        let bytes = 0;
-        res.on('data', (d: Buffer) => (bytes += d.length));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }));
-        res.on('error', reject);
-      },
-    );
-    req.setTimeout(30_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end(target.body);
-  });
-}
-
 export async function runLoad(
-  target: LoadTarget,
+  target: PostTarget,
   opts: { connections: number; durationMs: number; maxRequests: number },
 ): Promise<LoadResult> {
   const host = new URL(target.url).hostname;
@@ -63,7 +37,7 @@ export async function runLoad(
       issued++;
       const t = performance.now();
       try {
-        const r = await once(agent, target);
+        const r = await postOnce(agent, target, { timeoutMs: 30_000, keepBody: false });
         if (r.status !== 200) errors++;
         else {
           latencies.push(performance.now() - t);
