@@ -15,10 +15,10 @@ import { Store } from '../src/store/store.js';
 import { admin, eventually } from './helpers/api-client.js';
 import type { Envelope } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, runScript, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { adminCli } from './helpers/admin-cli.js';
-import { startAgent, stopAll } from './helpers/processes.js';
+import { startAgent } from './helpers/processes.js';
 import type { AgentProcess } from './helpers/processes.js';
 
 for (const engine of engines()) {
@@ -35,7 +35,7 @@ for (const engine of engines()) {
       hostA = fleet.hostIds.get('127.0.0.2') ?? 0;
       hostB = fleet.hostIds.get('127.0.0.3') ?? 0;
     });
-    after(stopAll);
+    after(stopFleets);
 
     const cli = (...args: string[]) => adminCli(fleet.server, ...args);
     const register = async (token: string, ip: string) => {

@@ -12,9 +12,9 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { callbackUrlAllowed } from '../src/engine/callback-allow-list.js';
 import { eventually, get } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, jobCount, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, jobCount, runScript, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { RESTART_HEARTBEAT_ENV, stopAll, tempDir } from './helpers/processes.js';
+import { RESTART_HEARTBEAT_ENV, tempDir } from './helpers/processes.js';
 
 describe('callback allow-list matching', () => {
   test('scheme, host and port must equal an entry; the path must lie at or below its path', () => {
@@ -107,7 +107,7 @@ for (const engine of engines()) {
     });
 
     after(async () => {
-      await stopAll();
+      await stopFleets();
       receiver.close();
     });
 

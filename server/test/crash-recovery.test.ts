@@ -8,12 +8,20 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { eventually, get } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, hostLog, runScript, startFleet, waitCallbackDelivered, waitFinished } from './helpers/fleet.js';
-import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
+import {
+  b64,
+  hostLog,
+  runScript,
+  startFleet,
+  waitCallbackDelivered,
+  waitFinished,
+  stopFleets,
+} from './helpers/fleet.js';
+import { RESTART_HEARTBEAT_ENV } from './helpers/processes.js';
 
 for (const engine of engines()) {
   describe(`crash recovery on ${engine}`, () => {
-    after(stopAll);
+    after(stopFleets);
 
     test('SIGKILL of the server mid-job loses nothing', async () => {
       const fleet = await startFleet(engine, 3, { env: RESTART_HEARTBEAT_ENV });

@@ -8,9 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import { admin, get, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, hostLog, jobCount, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, hostLog, jobCount, runScript, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { stopAll } from './helpers/processes.js';
 
 interface Rule {
   id: number;
@@ -94,7 +93,7 @@ for (const engine of engines()) {
       hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
     });
 
-    after(stopAll);
+    after(stopFleets);
 
     test('create, update, enable, disable, list and delete answer the documented shapes', async () => {
       const t0 = Date.now();

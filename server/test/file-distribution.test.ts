@@ -9,9 +9,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { hostStatuses, startFleet, waitFinished } from './helpers/fleet.js';
+import { hostStatuses, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
-import { stopAll } from './helpers/processes.js';
 
 const IPS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
@@ -54,7 +53,7 @@ for (const engine of engines()) {
       });
       ids = IPS.map((ip) => fleet.hostIds.get(ip) ?? 0);
     });
-    after(stopAll);
+    after(stopFleets);
 
     const transfer = (body: Record<string, unknown>) =>
       post<{ job_instance_id: number; step_instance_id: number }>(

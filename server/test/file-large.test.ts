@@ -9,8 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { post } from './helpers/api-client.js';
-import { startFleet, waitFinished } from './helpers/fleet.js';
-import { stopAll } from './helpers/processes.js';
+import { startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 
 const GiB = 1024 * 1024 * 1024;
 const MiB = 1024 * 1024;
@@ -49,7 +48,7 @@ async function fileSha(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-after(stopAll);
+after(stopFleets);
 
 test('1 GiB to 3 targets through the server grows its memory by less than 64 MiB', async () => {
   const fleet = await startFleet('sqlite', 3, { fileRoots: true });

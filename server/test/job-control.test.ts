@@ -7,9 +7,17 @@ import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, hostLog, hostStatuses, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import {
+  b64,
+  hostLog,
+  hostStatuses,
+  runScript,
+  startFleet,
+  waitFinished,
+  stopFleets,
+} from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
-import { stopAll, tempDir } from './helpers/processes.js';
+import { tempDir } from './helpers/processes.js';
 
 const IPS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
 
@@ -33,7 +41,7 @@ for (const engine of engines()) {
       ids = IPS.map((ip) => fleet.hostIds.get(ip) ?? 0);
       dir = tempDir('job-control');
     });
-    after(stopAll);
+    after(stopFleets);
 
     const status = (jobId: number) =>
       get<JobStatus>(

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { engines } from './helpers/databases.js';
-import { b64, hostLog, jobStatus, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, hostLog, jobStatus, runScript, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
-import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
+import { RESTART_HEARTBEAT_ENV } from './helpers/processes.js';
 
 /** Polls without pausing, so the kill follows the first reply that says finished. */
 async function firstFinished(fleet: Fleet, jobInstanceId: number): Promise<JobStatus> {
@@ -22,7 +22,7 @@ async function firstFinished(fleet: Fleet, jobInstanceId: number): Promise<JobSt
 
 for (const engine of engines()) {
   describe(`job end stored with the last result on ${engine}`, () => {
-    after(stopAll);
+    after(stopFleets);
 
     test('SIGKILL right after a client saw the job finished keeps that end', async () => {
       const fleet = await startFleet(engine, 1, { env: RESTART_HEARTBEAT_ENV });

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { eventually, get } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, hostLog, runScript, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { RESTART_HEARTBEAT_ENV, stopAll } from './helpers/processes.js';
+import { RESTART_HEARTBEAT_ENV } from './helpers/processes.js';
 
 const HALF = 750_000;
 const lines = (from: number, to: number) =>
@@ -35,7 +35,7 @@ async function storedBytes(fleet: Fleet, jobId: number, stepId: number, hostId: 
 
 for (const engine of engines()) {
   describe(`large output on ${engine}`, () => {
-    after(stopAll);
+    after(stopFleets);
 
     test('10 MiB of output is stored byte-exact across SIGKILL of the server, then of the agent', async () => {
       const fleet = await startFleet(engine, 1, {

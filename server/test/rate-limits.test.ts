@@ -9,9 +9,8 @@ import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import type { Envelope } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, jobCount, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, jobCount, runScript, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { stopAll } from './helpers/processes.js';
 
 const RATE_LIMITED = ERROR_CATALOGUE.API_RATE_LIMITED.code;
 const JOBS_QUOTA = ERROR_CATALOGUE.RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT.code;
@@ -35,7 +34,7 @@ for (const engine of engines()) {
       });
       hosts = ['127.0.0.2', '127.0.0.3'].map((ip) => fleet.hostIds.get(ip) ?? 0);
     });
-    after(stopAll);
+    after(stopFleets);
 
     const list = (creds = fleet.creds) =>
       get(

@@ -16,9 +16,9 @@ import {
   startFleet,
   waitCallbackDelivered,
   waitFinished,
+  stopFleets,
 } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
-import { stopAll } from './helpers/processes.js';
 
 const HOST_RESULT_KEYS = [
   'bk_cloud_id',
@@ -73,7 +73,7 @@ for (const engine of engines()) {
     });
 
     after(async () => {
-      await stopAll();
+      await stopFleets();
       receiver.close();
     });
 

@@ -12,9 +12,18 @@ import { post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import type { FaultProxy } from './helpers/fault-proxy.js';
-import { BIZ, b64, hostIdsByIp, hostStatuses, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import {
+  BIZ,
+  b64,
+  hostIdsByIp,
+  hostStatuses,
+  runScript,
+  startFleet,
+  waitFinished,
+  stopFleets,
+} from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { startAgent, stopAll, tempDir } from './helpers/processes.js';
+import { startAgent, tempDir } from './helpers/processes.js';
 
 const IP = '127.0.0.2';
 
@@ -44,7 +53,7 @@ for (const engine of engines()) {
       fleet.hostIds.set(IP, hostId);
     });
     after(async () => {
-      await stopAll();
+      await stopFleets();
       await relay?.close();
       fs.rmSync(dir, { recursive: true, force: true });
     });

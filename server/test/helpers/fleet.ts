@@ -5,9 +5,9 @@
 import os from 'node:os';
 import { admin, post, get, eventually } from './api-client.js';
 import type { ApiCreds, Envelope } from './api-client.js';
-import { freshDatabase } from './databases.js';
+import { dropFreshDatabases, freshDatabase } from './databases.js';
 import type { EngineName } from './databases.js';
-import { startAgent, startServer, tempDir } from './processes.js';
+import { startAgent, startServer, stopAll, tempDir } from './processes.js';
 import type { AgentProcess, ServerOptions, ServerProcess } from './processes.js';
 
 export const BIZ = 2;
@@ -83,6 +83,15 @@ export async function startFleet(
     fileRoots,
     databaseUrl,
   };
+}
+
+/**
+ * Stops every process the test file started, then drops the PostgreSQL databases its fleets
+ * used: a suite run on PostgreSQL would otherwise leave one behind per fleet.
+ */
+export async function stopFleets(): Promise<void> {
+  await stopAll();
+  await dropFreshDatabases();
 }
 
 export const b64 = (s: string) => Buffer.from(s).toString('base64');
