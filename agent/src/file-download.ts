@@ -169,7 +169,11 @@ class DownloadRun implements RunningTask {
     this.limiter = new RateLimiter(msg.rateLimitBytes);
   }
 
-  async start(): Promise<void> {
+  start(): void {
+    void this.begin();
+  }
+
+  private async begin(): Promise<void> {
     this.timer = setTimeout(() => this.stop('timeout'), this.msg.timeoutSeconds * 1000);
     const { files, problem } = plan(this.msg, this.root);
     let done = 0;
@@ -177,6 +181,8 @@ class DownloadRun implements RunningTask {
       if (problem) throw new TaskFailure('transfer_failed', problem);
       const who = await resolveUser(this.msg.user);
       if (who.error) throw new TaskFailure('user_missing', who.error);
+      // Stopped before it began: nothing is made on the host.
+      this.abort.signal.throwIfAborted();
       await this.prepareTarget(who.user);
       for (const f of files) {
         done++; // counted before: a file that fails reports its own failure
@@ -422,14 +428,15 @@ class DownloadRun implements RunningTask {
   }
 }
 
-/** `servers`: the agent's servers, the one it is connected to first (none outside an agent). */
-export function runDownload(
+/**
+ * A task that downloads files once it is started. `servers`: the agent's servers, the one it is
+ * connected to first (none outside an agent).
+ */
+export function downloadTask(
   msg: DownloadFiles,
   root: FileRoot,
   handlers: DownloadHandlers,
   servers: () => readonly string[] = () => [],
 ): RunningTask {
-  const run = new DownloadRun(msg, root, handlers, servers);
-  void run.start();
-  return run;
+  return new DownloadRun(msg, root, handlers, servers);
 }

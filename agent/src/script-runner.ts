@@ -179,7 +179,11 @@ class ScriptRun implements RunningTask {
     private readonly parentDir: string,
   ) {}
 
-  async start(): Promise<void> {
+  start(): void {
+    void this.begin();
+  }
+
+  private async begin(): Promise<void> {
     const { msg } = this;
     if (process.platform === 'win32')
       return this.finish('unsupported', -1, 'Windows agents are not supported yet');
@@ -402,14 +406,15 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-/** `dir`: where the script's own directory is made (it exists; see prepareScriptDir). */
-export function runScript(
+/**
+ * A task that runs one script once it is started. `dir`: where the script's own directory is
+ * made (it exists; see prepareScriptDir).
+ */
+export function scriptTask(
   msg: RunScript,
   handlers: ScriptHandlers,
   starter: ProcessStarter,
   dir: string,
 ): RunningTask {
-  const run = new ScriptRun(msg, handlers, starter, dir);
-  void run.start();
-  return run;
+  return new ScriptRun(msg, handlers, starter, dir);
 }

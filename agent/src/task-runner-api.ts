@@ -36,8 +36,14 @@ export interface TaskRunnerPort {
 /** Why a task is stopped from outside: a terminate request, or the agent shutting down. */
 export type StopReason = 'killed' | 'lost';
 
-/** A task in progress, as its runner (script or download) hands it out. */
+/** A task, as its runner (script or download) hands it out: made first, then started. */
 export interface RunningTask {
+  /**
+   * Begins the work: called once the task's record is in the spool file, so that an agent
+   * killed after the work began knows of it when it starts again (and reports it lost) rather
+   * than run it a second time when the server sends it again.
+   */
+  start(): void;
   /** Stops the task; it then reports its end through its `done` handler. Does nothing once it ended. */
   kill(reason?: StopReason): void;
   /**

@@ -17,13 +17,13 @@
  * later resend fills what the disk did not keep with a notice of the same length.
  */
 import type { DownloadFiles, HeldTask, RunScript, ServeFiles, TaskOutcome } from '@jobfleet/protocol';
-import { removePartFiles, runDownload } from './file-download.js';
+import { downloadTask, removePartFiles } from './file-download.js';
 import type { DownloadProgress } from './file-download.js';
 import { FileRoot } from './file-root.js';
 import { FileServer } from './file-server.js';
 import { OutputCap } from './output-cap.js';
 import { identifyProcess, killGroupIfSame } from './process-identity.js';
-import { defaultScriptDir, prepareScriptDir, removeScriptDirs, runScript } from './script-runner.js';
+import { defaultScriptDir, prepareScriptDir, removeScriptDirs, scriptTask } from './script-runner.js';
 import { defaultStarter } from './task-launcher.js';
 import type { ProcessStarter } from './task-launcher.js';
 import type { RunningTask, TaskReports, TaskRunnerPort } from './task-runner-api.js';
@@ -149,7 +149,7 @@ export class TaskRunner implements TaskRunnerPort {
     const task = this.begin(msg, msg.logCapBytes);
     if (!task) return;
     this.starter ??= this.opts.starter ?? defaultStarter();
-    const running = runScript(
+    const running = scriptTask(
       msg,
       {
         spawned: (pid) => {
@@ -170,12 +170,13 @@ export class TaskRunner implements TaskRunnerPort {
     );
     task.running = running;
     task.release = () => running.release?.();
+    this.startWhenSpooled(running);
   }
 
   download(msg: DownloadFiles): void {
     const task = this.begin(msg, DOWNLOAD_LOG_CAP);
     if (!task) return;
-    task.running = runDownload(
+    task.running = downloadTask(
       msg,
       this.root,
       {
@@ -184,6 +185,17 @@ export class TaskRunner implements TaskRunnerPort {
       },
       this.opts.servers,
     );
+    this.startWhenSpooled(task.running);
+  }
+
+  /**
+   * Starts a task once its record is in the spool file (the page cache survives the agent being
+   * killed). Started before, an agent killed in between would come back knowing nothing of a
+   * script already running, and run it a second time when the server sends it again. A kill
+   * meanwhile is kept by the task and ends it before it begins.
+   */
+  private startWhenSpooled(running: RunningTask): void {
+    this.spool.afterWritten(() => running.start());
   }
 
   /** Registers and spools a new task, or returns undefined for a key already known. */

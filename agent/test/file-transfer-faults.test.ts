@@ -274,6 +274,19 @@ describe('Downloads that go wrong', () => {
     assert.equal(target.reports.fileReports(msg.key).at(-1)?.status, 'failed');
   });
 
+  it('makes nothing on the host when killed before it began', async () => {
+    put(source, '/srv/never.txt', 'n');
+    const o = await offer(source, ['/srv/never.txt']);
+    const target = fileHost('127.0.0.3');
+    const msg = downloadMsg([o.source], '/never/made');
+    target.runner.download(msg);
+    target.runner.kill(msg.key);
+    const r = await target.reports.finishedResult(msg.key);
+    assert.equal(r.outcome, 'killed');
+    assert.equal(fs.existsSync(target.local('/never')), false);
+    assert.equal(target.reports.fileReports(msg.key).at(-1)?.status, 'failed');
+  });
+
   it('stops at the task timeout', async () => {
     put(source, '/srv/slow/timeout.bin', 4 * 1024 * 1024);
     const o = await offer(source, ['/srv/slow/timeout.bin'], { rateLimitBytes: 256 * 1024 });

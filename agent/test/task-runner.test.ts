@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { TAIL_WINDOW_BYTES } from '../src/output-cap.js';
+import { defaultStarter } from '../src/task-launcher.js';
+import type { ProcessStarter } from '../src/task-launcher.js';
 import { TaskRunner } from '../src/task-runner.js';
+import { TaskSpool } from '../src/task-spool.js';
 import {
   alive,
   eventually,
@@ -313,5 +316,43 @@ describe('TaskRunner: a task is run once', () => {
     runner.run(msg);
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(fs.readFileSync(marker, 'utf8'), 'ran\n');
+  });
+
+  it('starts a script only once its task is in the spool file', async () => {
+    // An agent killed after the start must find the task when it comes back (and report it
+    // lost), or it runs it again when the server sends it again.
+    const stateDir = runners.stateDir();
+    const msg = runMsg('echo started');
+    const launcher = defaultStarter();
+    const spooledAtStart: boolean[] = [];
+    const starter: ProcessStarter = {
+      joinsOutput: launcher.joinsOutput,
+      start: (req, events) => {
+        spooledAtStart.push(TaskSpool.keysOnDisk(stateDir).includes(msg.key));
+        return launcher.start(req, events);
+      },
+      close: () => launcher.close(),
+    };
+    const { runner, reports } = runners.open(stateDir, { starter });
+    try {
+      runner.run(msg);
+      assert.equal((await reports.finishedResult(msg.key)).outcome, 'exited');
+      assert.deepEqual(spooledAtStart, [true]);
+      assert.equal(reports.text(msg.key), 'started\n');
+    } finally {
+      launcher.close();
+    }
+  });
+
+  it('does not start a script killed before its task was spooled', async () => {
+    const { runner, reports } = setup();
+    const marker = `${runners.stateDir()}/ran`;
+    const msg = runMsg(`echo ran >> ${marker}`);
+    runner.run(msg);
+    runner.kill(msg.key);
+    const r = await reports.finishedResult(msg.key);
+    assert.deepEqual([r.outcome, r.exitCode], ['killed', -1]);
+    assert.equal(fs.existsSync(marker), false);
+    assert.deepEqual(scriptDirsOf(msg.key), []);
   });
 });
