@@ -10,9 +10,10 @@
 #   launcher -> agent, stdout: u8 kind | u32 id | u32 length | data
 #     P pid | F why it could not start | O output | X "exit N" or "signal N" | C output closed
 #
-# It exits when the agent closes its stdin (the agent stopped or died); task processes keep
-# running then, as they would have had the agent started them itself, and the agent's next
-# start finds and kills them from its spool.
+# It exits when the agent closes its stdin (the agent stopped or died), and kills the process
+# group of every task still running: nobody can report them any more, and the agent's next start
+# calls them lost. The agent's own kill at that start finds only tasks whose pid it spooled; one
+# started just before the agent died was not, and would run on after the server called it lost.
 use strict;
 use warnings;
 use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);
@@ -101,6 +102,12 @@ my $in = '';
 # copied onto the others: it costs a write of its own instead of two copies of every byte.
 my @out = ('');
 
+# The agent is gone: its running tasks go with it (see the top of this file).
+sub agent_gone {
+    kill('-KILL', keys %id_of_pid) if %id_of_pid;
+    exit 0;
+}
+
 sub send_frame {
     my ($kind, $id) = @_;    # the data is $_[2], not copied into a variable
     $out[-1] .= pack('a1 N N', $kind, $id, length $_[2]);
@@ -119,7 +126,7 @@ sub flush_frames {
             my $n = syswrite(STDOUT, $bytes, length($bytes) - $off, $off);
             if (!defined $n) {
                 next if $! == EINTR;
-                exit 0;    # the agent is gone
+                agent_gone();
             }
             $off += $n;
         }
@@ -236,9 +243,9 @@ sub read_requests {
     my $n = sysread(STDIN, my $buf, 65536);
     if (!defined $n) {
         return 1 if $! == EINTR || $! == EAGAIN;
-        exit 0;
+        agent_gone();
     }
-    exit 0 if $n == 0;
+    agent_gone() if $n == 0;
     $in .= $buf;
     while (length $in >= 4) {
         my $len = unpack('N', $in);

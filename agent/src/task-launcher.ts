@@ -10,8 +10,8 @@
  *
  * Kill and timeout do not go through the launcher: every task leads its own process group and
  * the agent signals the group by its pid, as before. If the agent dies, the launcher sees its
- * stdin close and exits; the tasks keep running until the agent's next start kills them (their
- * pids are in its spool), exactly as when the agent forked them itself.
+ * stdin close, kills the process group of every task still running and exits: the agent's next
+ * start reports them lost, and its own kill of them finds only those whose pid reached its spool.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

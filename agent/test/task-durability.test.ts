@@ -161,79 +161,93 @@ describe('TaskRunner: agent stop and restart', () => {
     assert.equal(next.reports.text(msg.key), reports.text(msg.key));
   });
 
-  it('after the agent process died: resends finished results, reports running tasks lost and kills them', async () => {
-    const stateDir = runners.stateDir();
-    const quick = runMsg('echo quick; exit 7');
-    const slow = runMsg('echo "pid=$$"; sleep 1000 & echo "pid=$!"; wait');
-    const fixture = fileURLToPath(new URL('./fixtures/task-runner-process.js', import.meta.url));
-    const proc = spawn(process.execPath, [fixture, stateDir, JSON.stringify(quick), JSON.stringify(slow)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let printed = '';
-    proc.stdout.on('data', (d: Buffer) => (printed += d.toString()));
-    const lines = () =>
-      printed
-        .split('\n')
+  // Through the launcher, the scripts die with the agent (the launcher kills them when it sees the
+  // agent gone); started by the agent itself, they outlive it. Either way the restart reports
+  // them lost and kills what is left of them.
+  for (const starter of ['launcher', 'direct'] as const)
+    it(`after the agent process died (${starter} starter): resends finished results, reports running tasks lost and kills them`, async () => {
+      const stateDir = runners.stateDir();
+      const quick = runMsg('echo quick; exit 7');
+      const slow = runMsg('echo "pid=$$"; sleep 1000 & echo "pid=$!"; wait');
+      const fixture = fileURLToPath(new URL('./fixtures/task-runner-process.js', import.meta.url));
+      const args = [fixture, stateDir, ...(starter === 'direct' ? ['--direct'] : [])];
+      const proc = spawn(process.execPath, [...args, JSON.stringify(quick), JSON.stringify(slow)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let printed = '';
+      proc.stdout.on('data', (d: Buffer) => (printed += d.toString()));
+      const lines = () =>
+        printed
+          .split('\n')
+          .filter(Boolean)
+          .map(
+            (l) => JSON.parse(l) as { type: string; key?: string; data?: string; result?: { key: string } },
+          );
+      const slowText = () =>
+        lines()
+          .filter((l) => l.type === 'output' && l.key === slow.key)
+          .map((l) => Buffer.from(l.data ?? '', 'base64').toString())
+          .join('');
+      await eventually(
+        () => lines().some((l) => l.result?.key === quick.key) && pidsIn(slowText()).length === 2,
+        'the runner process finished one task and started the other',
+      );
+      const pids = pidsIn(slowText());
+      strays.push(...pids);
+      // The runner process's children: its launcher, or the script itself.
+      const children = fs
+        .readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8')
+        .split(' ')
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as { type: string; key?: string; data?: string; result?: { key: string } });
-    const slowText = () =>
-      lines()
-        .filter((l) => l.type === 'output' && l.key === slow.key)
-        .map((l) => Buffer.from(l.data ?? '', 'base64').toString())
-        .join('');
-    await eventually(
-      () => lines().some((l) => l.result?.key === quick.key) && pidsIn(slowText()).length === 2,
-      'the runner process finished one task and started the other',
-    );
-    const pids = pidsIn(slowText());
-    strays.push(...pids);
-    const launchers = fs
-      .readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8')
-      .split(' ')
-      .filter(Boolean)
-      .map(Number);
-    assert.equal(launchers.length, 1, 'one launcher started the scripts');
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGKILL');
-    await exited;
-    await eventually(() => launchers.every((pid) => !alive(pid)), 'the task launcher exited with its agent');
+        .map(Number);
+      if (starter === 'launcher') assert.equal(children.length, 1, 'one launcher started the scripts');
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGKILL');
+      await exited;
+      if (starter === 'launcher') {
+        await eventually(
+          () => children.every((pid) => !alive(pid)),
+          'the task launcher exited with its agent',
+        );
+        await eventually(() => pids.every((pid) => !alive(pid)), 'the launcher killed the running script');
+      } else {
+        assert.deepEqual(
+          pids.map((pid) => alive(pid)),
+          [true, true],
+          'the script outlives its runner process',
+        );
+      }
+      assert.equal(scriptDirsOf(slow.key).length, 1);
+      assert.equal(scriptDirsOf(quick.key).length, 1, 'a finished task keeps its directory until recorded');
 
-    assert.deepEqual(
-      pids.map((pid) => alive(pid)),
-      [true, true],
-      'the script outlives its runner process',
-    );
-    assert.equal(scriptDirsOf(slow.key).length, 1);
-    assert.equal(scriptDirsOf(quick.key).length, 1, 'a finished task keeps its directory until recorded');
-
-    const { runner, reports } = setup(stateDir);
-    // A SIGKILL lands when the target is next scheduled, not within the kill call.
-    await eventually(
-      () => pids.every((pid) => !alive(pid)),
-      'the restart killed what the lost task left running',
-    );
-    assert.deepEqual(scriptDirsOf(slow.key), []);
-    assert.deepEqual(scriptDirsOf(quick.key), []);
-    const held = runner.held().sort((a, b) => a.key.localeCompare(b.key));
-    const slowBytes = Buffer.byteLength(slowText());
-    assert.deepEqual(
-      held,
-      [
-        { key: quick.key, outputBytes: 6, finished: true },
-        { key: slow.key, outputBytes: slowBytes, finished: true },
-      ].sort((a, b) => a.key.localeCompare(b.key)),
-    );
-    runner.resume({ [quick.key]: 0 }, []);
-    await runner.flushed(); // the restart spooled the lost result; the resend follows it
-    const q = reports.results(quick.key)[0];
-    assert.deepEqual([q?.outcome, q?.exitCode, q?.outputBytes], ['exited', 7, 6]);
-    assert.equal(reports.text(quick.key), 'quick\n');
-    const s = reports.results(slow.key)[0];
-    assert.deepEqual([s?.outcome, s?.outputBytes], ['lost', slowBytes]);
-    assert.match(s?.message ?? '', /agent restarted/);
-    assert.equal(reports.text(slow.key), slowText());
-    assert.equal(reports.count(slow.key, 'started'), 1);
-    assert.deepEqual(reports.violations, []);
-    for (const pid of pids) killQuietly(pid);
-  });
+      const { runner, reports } = setup(stateDir);
+      // A SIGKILL lands when the target is next scheduled, not within the kill call.
+      await eventually(
+        () => pids.every((pid) => !alive(pid)),
+        'the restart killed what the lost task left running',
+      );
+      assert.deepEqual(scriptDirsOf(slow.key), []);
+      assert.deepEqual(scriptDirsOf(quick.key), []);
+      const held = runner.held().sort((a, b) => a.key.localeCompare(b.key));
+      const slowBytes = Buffer.byteLength(slowText());
+      assert.deepEqual(
+        held,
+        [
+          { key: quick.key, outputBytes: 6, finished: true },
+          { key: slow.key, outputBytes: slowBytes, finished: true },
+        ].sort((a, b) => a.key.localeCompare(b.key)),
+      );
+      runner.resume({ [quick.key]: 0 }, []);
+      await runner.flushed(); // the restart spooled the lost result; the resend follows it
+      const q = reports.results(quick.key)[0];
+      assert.deepEqual([q?.outcome, q?.exitCode, q?.outputBytes], ['exited', 7, 6]);
+      assert.equal(reports.text(quick.key), 'quick\n');
+      const s = reports.results(slow.key)[0];
+      assert.deepEqual([s?.outcome, s?.outputBytes], ['lost', slowBytes]);
+      assert.match(s?.message ?? '', /agent restarted/);
+      assert.equal(reports.text(slow.key), slowText());
+      assert.equal(reports.count(slow.key, 'started'), 1);
+      assert.deepEqual(reports.violations, []);
+      for (const pid of pids) killQuietly(pid);
+    });
 });
