@@ -12,8 +12,8 @@
 #
 # It exits when the agent closes its stdin (the agent stopped or died), and kills the process
 # group of every task still running: nobody can report them any more, and the agent's next start
-# calls them lost. The agent's own kill at that start finds only tasks whose pid it spooled; one
-# started just before the agent died was not, and would run on after the server called it lost.
+# calls them lost. Killing them here rather than only at that start keeps a script from running
+# on for as long as the agent stays down.
 use strict;
 use warnings;
 use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);

@@ -23,6 +23,7 @@ import path from 'node:path';
 import type { RunScript, ScriptLanguage, TaskOutcome } from '@jobfleet/protocol';
 import { resolveUser } from './os-user.js';
 import type { OsUser } from './os-user.js';
+import { TASK_MARK_VAR } from './process-identity.js';
 import {
   OPTION_FILE,
   optionFileText,
@@ -177,6 +178,7 @@ class ScriptRun implements RunningTask {
     private readonly handlers: ScriptHandlers,
     private readonly starter: ProcessStarter,
     private readonly parentDir: string,
+    private readonly mark: string,
   ) {}
 
   start(): void {
@@ -280,6 +282,7 @@ class ScriptRun implements RunningTask {
           ...scriptEnv(user),
           ...this.msg.env,
           ...(this.msg.varsOut ? { JOBFLEET_VARS_OUT: this.varsFile() } : {}),
+          [TASK_MARK_VAR]: this.mark,
         },
         ...(user ? { uid: user.uid, gid: user.gid } : {}),
       },
@@ -408,13 +411,15 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
 
 /**
  * A task that runs one script once it is started. `dir`: where the script's own directory is
- * made (it exists; see prepareScriptDir).
+ * made (it exists; see prepareScriptDir). `mark`: put in the script's environment, by which a
+ * restarted agent finds its processes (see process-identity.ts).
  */
 export function scriptTask(
   msg: RunScript,
   handlers: ScriptHandlers,
   starter: ProcessStarter,
   dir: string,
+  mark: string,
 ): RunningTask {
-  return new ScriptRun(msg, handlers, starter, dir);
+  return new ScriptRun(msg, handlers, starter, dir, mark);
 }

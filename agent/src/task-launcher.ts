@@ -11,7 +11,7 @@
  * Kill and timeout do not go through the launcher: every task leads its own process group and
  * the agent signals the group by its pid, as before. If the agent dies, the launcher sees its
  * stdin close, kills the process group of every task still running and exits: the agent's next
- * start reports them lost, and its own kill of them finds only those whose pid reached its spool.
+ * start reports them lost and kills what is left of them (see process-identity.ts).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

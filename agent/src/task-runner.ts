@@ -22,7 +22,8 @@ import type { DownloadProgress } from './file-download.js';
 import { FileRoot } from './file-root.js';
 import { FileServer } from './file-server.js';
 import { OutputCap } from './output-cap.js';
-import { identifyProcess, killGroupIfSame } from './process-identity.js';
+import { identifyProcess, killGroupIfSame, killMarkedSessions, taskMark } from './process-identity.js';
+import type { ProcessIdentity } from './process-identity.js';
 import { defaultScriptDir, prepareScriptDir, removeScriptDirs, scriptTask } from './script-runner.js';
 import { defaultStarter } from './task-launcher.js';
 import type { ProcessStarter } from './task-launcher.js';
@@ -95,7 +96,7 @@ export class TaskRunner implements TaskRunnerPort {
   private readonly scriptDir: string;
 
   constructor(
-    stateDir: string,
+    private readonly stateDir: string,
     private readonly reports: TaskReports,
     private readonly opts: TaskRunnerOptions = {},
   ) {
@@ -109,6 +110,7 @@ export class TaskRunner implements TaskRunnerPort {
       root: this.root,
     });
     const scripts: string[] = [];
+    const unfinished = new Map<string, ProcessIdentity | undefined>();
     for (const left of this.spool.load()) {
       const key = left.msg.key;
       const result: FinishedReport = left.result ?? {
@@ -125,6 +127,7 @@ export class TaskRunner implements TaskRunnerPort {
         // The script may have outlived the agent; the server will treat the task as gone, so
         // nothing of it may keep running, and a download's part files are garbage now.
         if (left.process) killGroupIfSame(left.process);
+        if (left.msg.type === 'task.run') unfinished.set(taskMark(stateDir, key), left.process);
         if (left.msg.type !== 'task.run') removePartFiles(left.msg, this.root);
         this.saveResult(result);
       }
@@ -142,6 +145,7 @@ export class TaskRunner implements TaskRunnerPort {
         settle: () => undefined,
       });
     }
+    killMarkedSessions(unfinished);
     removeScriptDirs(scripts, this.scriptDir);
   }
 
@@ -167,6 +171,7 @@ export class TaskRunner implements TaskRunnerPort {
       },
       this.starter,
       this.scriptDir,
+      taskMark(this.stateDir, msg.key),
     );
     task.running = running;
     task.release = () => running.release?.();

@@ -250,4 +250,59 @@ describe('TaskRunner: agent stop and restart', () => {
       assert.deepEqual(reports.violations, []);
       for (const pid of pids) killQuietly(pid);
     });
+
+  it('after the agent died before writing down a script’s pid: the restart finds its session by the mark in its environment and kills it, not a daemon it started', async () => {
+    const stateDir = runners.stateDir();
+    const slow = runMsg(
+      'echo "pid=$$"; sleep 1000 & echo "pid=$!"; setsid sleep 1001 >/dev/null 2>&1 & echo "daemon=$!"; wait',
+    );
+    const fixture = fileURLToPath(new URL('./fixtures/task-runner-process.js', import.meta.url));
+    const proc = spawn(process.execPath, [fixture, stateDir, '--unrecorded', JSON.stringify(slow)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let printed = '';
+    proc.stdout.on('data', (d: Buffer) => (printed += d.toString()));
+    const slowText = () =>
+      printed
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; data?: string })
+        .filter((l) => l.type === 'output')
+        .map((l) => Buffer.from(l.data ?? '', 'base64').toString())
+        .join('');
+    const daemonOf = () => Number(/daemon=(\d+)/.exec(slowText())?.[1] ?? 0);
+    const sessionOf = (pid: number) => {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+    };
+    await eventually(
+      () => pidsIn(slowText()).length === 2 && daemonOf() > 0 && sessionOf(daemonOf()) === daemonOf(),
+      'the script started its child and its daemon',
+    );
+    const pids = pidsIn(slowText());
+    const daemon = daemonOf();
+    strays.push(...pids, daemon);
+    assert.equal(sessionOf(pids[1] ?? 0), pids[0], 'the script leads its session');
+    const spooled = new TaskSpool(stateDir, { readOnly: true }).load().find((t) => t.msg.key === slow.key);
+    assert.ok(spooled, 'the spool holds the task');
+    assert.equal(spooled.process, undefined, 'the spool does not know its pid');
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await exited;
+    assert.deepEqual(
+      [...pids, daemon].map(alive),
+      [true, true, true],
+      'the script outlives its runner process',
+    );
+
+    const { runner, reports } = setup(stateDir);
+    await eventually(() => pids.every((pid) => !alive(pid)), 'the restart killed the script’s session');
+    // Killed together with the session, the daemon would be gone by now as well.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(alive(daemon), true, 'a daemon the script started is left alone');
+    runner.resume({}, []);
+    await runner.flushed();
+    assert.equal(reports.results(slow.key)[0]?.outcome, 'lost');
+    killQuietly(daemon);
+  });
 });

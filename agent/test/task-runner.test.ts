@@ -128,12 +128,12 @@ describe('TaskRunner: scripts and outcomes', () => {
     assert.match(reports.text(msg.key), /quot|unterminated|EOF/i);
   });
 
-  it('does not pass the agent settings (JOBFLEET_*) to scripts', async () => {
+  it('does not pass the agent settings (JOBFLEET_*) to scripts, only the task’s mark', async () => {
     const { runner, reports } = setup();
-    const msg = runMsg('env | grep -c ^JOBFLEET_ || true');
+    const msg = runMsg('env | grep ^JOBFLEET_ | cut -d= -f1');
     runner.run(msg);
     await reports.finishedResult(msg.key);
-    assert.equal(reports.text(msg.key), '0\n');
+    assert.equal(reports.text(msg.key), 'JOBFLEET_TASK\n');
   });
 
   it('runs perl with params', { skip: interpreterMissing('perl') }, async () => {
