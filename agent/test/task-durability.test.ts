@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
+import type { RunScript } from '@jobfleet/protocol';
 import { alive, eventually, killQuietly, pidsIn, scriptDirsOf } from './helpers/os-state.js';
 import { runMsg } from './helpers/recording-reports.js';
 import { Runners } from './helpers/runners.js';
@@ -29,6 +30,31 @@ after(async () => {
 async function spooled(runner: TaskRunner, stateDir: string, key: string): Promise<boolean> {
   await runner.flushed();
   return TaskSpool.keysOnDisk(stateDir).includes(key);
+}
+
+/** A TaskRunner in a process of its own (fixtures/task-runner-process.ts), running `tasks`. */
+function startRunnerProcess(stateDir: string, flags: string[], tasks: RunScript[]) {
+  const fixture = fileURLToPath(new URL('./fixtures/task-runner-process.js', import.meta.url));
+  const proc = spawn(
+    process.execPath,
+    [fixture, stateDir, ...flags, ...tasks.map((t) => JSON.stringify(t))],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let printed = '';
+  proc.stdout.on('data', (d: Buffer) => (printed += d.toString()));
+  const lines = () =>
+    printed
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; key?: string; data?: string; result?: { key: string } });
+  const textOf = (key: string) =>
+    lines()
+      .filter((l) => l.type === 'output' && l.key === key)
+      .map((l) => Buffer.from(l.data ?? '', 'base64').toString())
+      .join('');
+  return { proc, lines, textOf };
 }
 
 describe('TaskRunner: dispatch and record', () => {
@@ -169,25 +195,11 @@ describe('TaskRunner: agent stop and restart', () => {
       const stateDir = runners.stateDir();
       const quick = runMsg('echo quick; exit 7');
       const slow = runMsg('echo "pid=$$"; sleep 1000 & echo "pid=$!"; wait');
-      const fixture = fileURLToPath(new URL('./fixtures/task-runner-process.js', import.meta.url));
-      const args = [fixture, stateDir, ...(starter === 'direct' ? ['--direct'] : [])];
-      const proc = spawn(process.execPath, [...args, JSON.stringify(quick), JSON.stringify(slow)], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
-      let printed = '';
-      proc.stdout.on('data', (d: Buffer) => (printed += d.toString()));
-      const lines = () =>
-        printed
-          .split('\n')
-          .filter(Boolean)
-          .map(
-            (l) => JSON.parse(l) as { type: string; key?: string; data?: string; result?: { key: string } },
-          );
-      const slowText = () =>
-        lines()
-          .filter((l) => l.type === 'output' && l.key === slow.key)
-          .map((l) => Buffer.from(l.data ?? '', 'base64').toString())
-          .join('');
+      const { proc, lines, textOf } = startRunnerProcess(stateDir, starter === 'direct' ? ['--direct'] : [], [
+        quick,
+        slow,
+      ]);
+      const slowText = () => textOf(slow.key);
       await eventually(
         () => lines().some((l) => l.result?.key === quick.key) && pidsIn(slowText()).length === 2,
         'the runner process finished one task and started the other',
@@ -256,20 +268,8 @@ describe('TaskRunner: agent stop and restart', () => {
     const slow = runMsg(
       'echo "pid=$$"; sleep 1000 & echo "pid=$!"; setsid sleep 1001 >/dev/null 2>&1 & echo "daemon=$!"; wait',
     );
-    const fixture = fileURLToPath(new URL('./fixtures/task-runner-process.js', import.meta.url));
-    const proc = spawn(process.execPath, [fixture, stateDir, '--unrecorded', JSON.stringify(slow)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let printed = '';
-    proc.stdout.on('data', (d: Buffer) => (printed += d.toString()));
-    const slowText = () =>
-      printed
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { type: string; data?: string })
-        .filter((l) => l.type === 'output')
-        .map((l) => Buffer.from(l.data ?? '', 'base64').toString())
-        .join('');
+    const { proc, textOf } = startRunnerProcess(stateDir, ['--unrecorded'], [slow]);
+    const slowText = () => textOf(slow.key);
     const daemonOf = () => Number(/daemon=(\d+)/.exec(slowText())?.[1] ?? 0);
     const sessionOf = (pid: number) => {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
