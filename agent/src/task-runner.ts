@@ -128,7 +128,7 @@ export class TaskRunner implements TaskRunnerPort {
         // nothing of it may keep running, and a download's part files are garbage now.
         if (left.process) killGroupIfSame(left.process);
         if (left.msg.type === 'task.run') unfinished.set(taskMark(stateDir, key), left.process);
-        if (left.msg.type !== 'task.run') removePartFiles(left.msg, this.root);
+        else removePartFiles(left.msg, this.root);
         this.saveResult(result);
       }
       // Finished or not, the spool holds all that counts of it now.
