@@ -189,6 +189,29 @@ for (const engine of engines()) {
       assert.equal(scripts.data.length, 1000);
     });
 
+    test('the name filter matches a part of the name in any case, and takes _ % and \\ as themselves', async () => {
+      for (const name of ['Nightly_Backup', 'nightlyXbackup', '50%_off\\x']) {
+        const t = await call<{ id: number }>('create_job_template', {
+          name,
+          step_list: [script('one', { ip_list: [{ bk_cloud_id: 0, ip: '10.9.0.1' }] })],
+        });
+        assert.equal(t.result, true, t.message);
+        const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name });
+        assert.equal(p.result, true, p.message);
+      }
+      const names = async (list: string, name: string) => {
+        const r = await read<Page<Audit & { name: string }>>(list, { name });
+        assert.equal(r.result, true, r.message);
+        return r.data.data.map((x) => x.name).sort();
+      };
+      for (const list of ['get_job_template_list', 'get_job_plan_list']) {
+        assert.deepEqual(await names(list, 'nightly_backup'), ['Nightly_Backup'], list);
+        assert.deepEqual(await names(list, 'NIGHTLY'), ['Nightly_Backup', 'nightlyXbackup'], list);
+        assert.deepEqual(await names(list, '%_off\\'), ['50%_off\\x'], list);
+        assert.deepEqual(await names(list, '0_o'), [], list);
+      }
+    });
+
     test('the plan detail renders hosts as ip_list entries; written back, nothing changes', async () => {
       const byIp = await addHost('10.9.1.1', 0);
       const byId = await addHost('10.9.1.2', 3);

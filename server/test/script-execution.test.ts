@@ -450,9 +450,10 @@ for (const engine of engines()) {
       const named = await get<{ total: number; data: { name: string }[] }>(
         fleet.server.url,
         'get_job_instance_list',
-        { ...fleet.scope, create_time_start: now - 3600_000, create_time_end: now + 1000, name: 'field' },
+        { ...fleet.scope, create_time_start: now - 3600_000, create_time_end: now + 1000, name: 'FIELD' },
         fleet.creds,
       );
+      // A part of the name, in any case, on either store.
       assert.equal(named.data.total, 1);
       assert.equal(named.data.data[0]?.name, 'field check');
       const tooLong = await get(
@@ -567,6 +568,18 @@ for (const engine of engines()) {
         fleet.creds,
       );
       assert.equal(afterList.data.total, before.data.total);
+      // The step reads' ids are required query parameters: missing or below 1, 1240003 (§3.6).
+      for (const name of ['get_step_instance_status', 'get_step_instance_detail']) {
+        const queries: Record<string, number>[] = [
+          { job_instance_id: 1 },
+          { step_instance_id: 1 },
+          { job_instance_id: 1, step_instance_id: 0 },
+        ];
+        for (const query of queries) {
+          const r = await get(fleet.server.url, name, { ...fleet.scope, ...query }, fleet.creds);
+          assert.equal(r.code, 1240003, `${name} ${JSON.stringify(query)}: ${r.message}`);
+        }
+      }
       assert.equal(
         (
           await get(

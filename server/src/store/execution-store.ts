@@ -12,6 +12,7 @@ import { taskKey } from '@jobfleet/protocol';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import { updateHostTasks } from './host-task-update.js';
+import { containsLike } from './list-filters.js';
 import {
   inIdOrder,
   insertHostTasksById,
@@ -1332,11 +1333,8 @@ export class ExecutionStore {
     if (f.createTimeEnd !== undefined) q = q.where('create_time', '<=', f.createTimeEnd);
     if (f.jobInstanceId !== undefined) q = q.where('id', '=', f.jobInstanceId);
     if (f.operator !== undefined) q = q.where('operator', '=', f.operator);
-    if (f.name !== undefined) {
-      // SQLite's LIKE has no default escape character: without ESCAPE, `\_` matches nothing.
-      const pattern = `%${f.name.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
-      q = q.where(sql<boolean>`name like ${pattern} escape '\\'`);
-    }
+    const name = f.name;
+    if (name !== undefined) q = q.where((eb) => eb(eb.fn('lower', ['name']), 'like', containsLike(name)));
     if (f.launchMode !== undefined) q = q.where('launch_mode', '=', f.launchMode);
     if (f.cronId !== undefined) q = q.where('cron_id', '=', f.cronId);
     if (f.type !== undefined) q = q.where('type', '=', f.type);

@@ -3,6 +3,7 @@
  * variables and confirmations.
  */
 import type { Kysely, Selectable } from 'kysely';
+import { containsLike } from './list-filters.js';
 import type { Database, JobPlanTable, JobTemplateTable, StepConfirmationTable } from './schema.js';
 
 export type TemplateRow = Selectable<JobTemplateTable>;
@@ -123,7 +124,8 @@ export class PlanStore {
       .where('scope_id', '=', f.scopeId);
     if (f.templateId !== undefined && table === 'job_plan') q = q.where('template_id', '=', f.templateId);
     if (f.creator) q = q.where('creator', '=', f.creator);
-    if (f.name) q = q.where('name', 'like', `%${f.name.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    const name = f.name;
+    if (name) q = q.where((eb) => eb(eb.fn('lower', ['name']), 'like', containsLike(name)));
     if (f.createTimeStart !== undefined) q = q.where('create_time', '>=', f.createTimeStart);
     if (f.createTimeEnd !== undefined) q = q.where('create_time', '<=', f.createTimeEnd);
     if (f.lastModifyUser) q = q.where('last_modify_user', '=', f.lastModifyUser);
