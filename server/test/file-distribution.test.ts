@@ -426,6 +426,44 @@ for (const engine of engines()) {
         [3, 9],
       );
       assert.equal(read(IPS[2] as string, '/deploy/r.txt').toString(), 'retry me');
+
+      // Logs of the retry: the host kept as "last success" keeps the transfer that ran it; a host
+      // of the inventory that took no part in the step is not answered; the source is, by id or ip.
+      const where = { job_instance_id: r.data.job_instance_id, step_instance_id: r.data.step_instance_id };
+      const kept = await get<{ file_logs: FileLogItem[] }>(
+        fleet.server.url,
+        'get_job_instance_ip_log',
+        { ...fleet.scope, ...where, bk_host_id: ids[1] ?? 0 },
+        fleet.creds,
+      );
+      const keptDownload = kept.data.file_logs.find((l) => l.mode === 1);
+      assert.equal(keptDownload?.status, 4, JSON.stringify(kept.data));
+      assert.equal(keptDownload?.dest_ip?.bk_host_id, ids[1]);
+      const batch = await post<{
+        file_task_logs: { bk_host_id: number; bk_cloud_id: number; ip: string; file_logs: FileLogItem[] }[];
+      }>(
+        fleet.server.url,
+        'batch_get_job_instance_ip_log',
+        { ...fleet.scope, ...where, host_id_list: [ids[1], ids[2], ids[3], ids[0]] },
+        fleet.creds,
+      );
+      assert.equal(batch.result, true, batch.message);
+      const answered = new Map(batch.data.file_task_logs.map((t) => [t.bk_host_id, t]));
+      assert.deepEqual([...answered.keys()], [ids[1], ids[2], ids[0]]);
+      for (const id of [ids[1], ids[2]])
+        assert.equal(answered.get(id ?? 0)?.file_logs.find((l) => l.mode === 1)?.status, 4, `host ${id}`);
+      const source = answered.get(ids[0] ?? 0);
+      assert.equal(source?.ip, IPS[0]);
+      // The source's upload of the retry only: the kept host's transfer belongs to the first run.
+      assert.equal(source?.file_logs.filter((l) => l.mode === 0).length, 1, JSON.stringify(source));
+      const byIp = await get<{ bk_host_id: number | null; file_logs: FileLogItem[] }>(
+        fleet.server.url,
+        'get_job_instance_ip_log',
+        { ...fleet.scope, ...where, bk_cloud_id: source?.bk_cloud_id ?? 0, ip: IPS[0] as string },
+        fleet.creds,
+      );
+      assert.equal(byIp.data.bk_host_id, ids[0]);
+      assert.equal(byIp.data.file_logs.filter((l) => l.mode === 0).length, 1, JSON.stringify(byIp.data));
     });
 
     test('a target agent killed mid-transfer fails its host (310) and the others finish', async () => {

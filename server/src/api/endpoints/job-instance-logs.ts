@@ -111,6 +111,55 @@ function fullIp(hostId: number, label: string) {
   return { ...ipOf(hostId, label), bk_cloud_name: null, ipv6: null, bk_agent_id: null, alive: null };
 }
 
+/**
+ * A file step's logs for one execution. A target kept as "last success" (3) by a retry did not
+ * take part in it: its downloads are read from the execution that ran them (behaviour notes §6);
+ * the sources' upload logs are those of the execution asked for.
+ */
+async function fileStepLogs(
+  ctx: EndpointContext,
+  step: StepInstance,
+  executeCount: number,
+  asked: readonly HostTask[],
+): Promise<FileLog[]> {
+  const files = ctx.services.store.files;
+  const logs = await files.fileLogs(step.id, executeCount);
+  const keptIn = new Map<number, Set<number>>();
+  for (const t of asked) {
+    if (t.status !== HostStatus.LAST_SUCCESS) continue;
+    const count = await ctx.services.store.executions.lastSuccessfulRun(step.id, t.host_id, executeCount);
+    if (count !== undefined) keptIn.set(count, (keptIn.get(count) ?? new Set()).add(t.host_id));
+  }
+  for (const [count, kept] of keptIn) {
+    const earlier = await files.fileLogs(step.id, count);
+    logs.push(...earlier.filter((l) => l.mode === 1 && kept.has(l.host_id)));
+  }
+  return logs;
+}
+
+/**
+ * The hosts one execution of a file step knows: its targets and the hosts its logs name (the
+ * sources, which are no tasks of the step). Only these are answered: looking hosts up in the
+ * inventory would show hosts outside the step, and of other scopes, to whoever asks.
+ */
+function fileStepHosts(tasks: readonly HostTask[], logs: readonly FileLog[]): Map<number, Ip> {
+  const hosts = new Map<number, Ip>();
+  for (const t of tasks) hosts.set(t.host_id, { bk_host_id: t.host_id, bk_cloud_id: t.cloud_id, ip: t.ip });
+  for (const l of logs) {
+    for (const [id, label] of [
+      [l.src_host_id, l.src_label],
+      [l.dest_host_id, l.dest_label],
+    ] as const) {
+      if (id > 0 && !hosts.has(id)) hosts.set(id, ipOf(id, label));
+    }
+  }
+  return hosts;
+}
+
+function hostAt(hosts: Map<number, Ip>, cloudId: number | undefined, ip: string | undefined): Ip | undefined {
+  return [...hosts.values()].find((h) => h.bk_cloud_id === cloudId && h.ip === ip);
+}
+
 /** File logs of a host: its downloads (mode 1) and, when asked, the uploads of the sources (mode 0). */
 function fileLogsOf(logs: readonly FileLog[], hostId: number, withSourceUploads: boolean, detailed: boolean) {
   return logs
@@ -175,24 +224,28 @@ export const getJobInstanceIpLog = defineEndpoint({
         : (await ex.listHostTasks(step.id, executeCount)).find(
             (t) => t.cloud_id === input.bk_cloud_id && t.ip === input.ip,
           );
-    const hostId = task?.host_id ?? input.bk_host_id ?? null;
-    const where = {
-      bk_host_id: hostId,
-      bk_cloud_id: task?.cloud_id ?? input.bk_cloud_id ?? null,
-      ip: task?.ip ?? input.ip ?? null,
-    };
     if (step.type === StepType.FILE) {
-      const logs = await ctx.services.store.files.fileLogs(step.id, executeCount);
+      const logs = await fileStepLogs(ctx, step, executeCount, task ? [task] : []);
+      const hosts = fileStepHosts(task ? [task] : [], logs);
+      const host =
+        input.bk_host_id !== undefined
+          ? hosts.get(input.bk_host_id)
+          : hostAt(hosts, input.bk_cloud_id, input.ip);
+      const hostId = host?.bk_host_id ?? input.bk_host_id ?? null;
       return {
         log_type: 2,
-        ...where,
+        bk_host_id: hostId,
+        bk_cloud_id: host?.bk_cloud_id ?? input.bk_cloud_id ?? null,
+        ip: host?.ip ?? input.ip ?? null,
         log_content: null,
         file_logs: hostId === null ? [] : fileLogsOf(logs, hostId, true, false),
       };
     }
     return {
       log_type: 1,
-      ...where,
+      bk_host_id: task?.host_id ?? input.bk_host_id ?? null,
+      bk_cloud_id: task?.cloud_id ?? input.bk_cloud_id ?? null,
+      ip: task?.ip ?? input.ip ?? null,
       ...(await logOf(ctx, step, executeCount, task, rangeOf(input))),
       file_logs: null,
     };
@@ -238,31 +291,33 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
     const step = await stepOfJob(ctx, job, input.step_instance_id, 'TASK_INSTANCE_NOT_EXIST');
     const executeCount = input.execute_count ?? step.execute_count;
     const tasks = await ctx.services.store.executions.listHostTasks(step.id, executeCount);
+    const picked = byId
+      ? [...new Set(input.host_id_list)].map((id) => tasks.find((t) => t.host_id === id))
+      : (input.ip_list ?? []).map((p) => tasks.find((t) => t.cloud_id === p.bk_cloud_id && t.ip === p.ip));
     if (step.type === StepType.FILE) {
-      // Sources are not tasks of the step: hosts named here may be sources, looked up in the inventory.
-      const inv = ctx.services.store.inventory;
-      const hosts = byId
-        ? await inv.getHostsByIds([...new Set(input.host_id_list)])
-        : await inv.getHostsByCloudIps(
-            (input.ip_list ?? []).map((p) => ({ cloudId: p.bk_cloud_id, ip: p.ip })),
-          );
-      const logs = await ctx.services.store.files.fileLogs(step.id, executeCount);
+      const logs = await fileStepLogs(
+        ctx,
+        step,
+        executeCount,
+        picked.filter((t) => t !== undefined),
+      );
+      const hosts = fileStepHosts(tasks, logs);
+      const named = byId
+        ? [...new Set(input.host_id_list)].map((id) => hosts.get(id))
+        : (input.ip_list ?? []).map((p) => hostAt(hosts, p.bk_cloud_id, p.ip));
+      const answered = new Map<number, Ip>();
+      for (const h of named) if (h) answered.set(h.bk_host_id, h);
       return {
         job_instance_id: job.id,
         step_instance_id: step.id,
         log_type: 2,
         script_task_logs: null,
-        file_task_logs: hosts.map((h) => ({
-          bk_host_id: h.id,
-          bk_cloud_id: h.cloud_id,
-          ip: h.ip,
-          file_logs: fileLogsOf(logs, h.id, false, true),
+        file_task_logs: [...answered.values()].map((h) => ({
+          ...h,
+          file_logs: fileLogsOf(logs, h.bk_host_id, false, true),
         })),
       };
     }
-    const picked = byId
-      ? [...new Set(input.host_id_list)].map((id) => tasks.find((t) => t.host_id === id))
-      : (input.ip_list ?? []).map((p) => tasks.find((t) => t.cloud_id === p.bk_cloud_id && t.ip === p.ip));
     const logs = [];
     for (const t of picked) {
       if (!t) continue;
