@@ -46,6 +46,13 @@ describe('cron times across DST in Europe/Berlin', () => {
     ]);
   });
 
+  test('a list of fixed hours is fixed wall time too: 02:30 and 14:30 once each, both days', () => {
+    const spring = collect(berlin('30 2,14 * * *'), '2026-03-28T23:00:00Z', '2026-03-29T22:00:00Z');
+    assert.deepEqual(spring, ['2026-03-29T01:00:00.000Z', '2026-03-29T12:30:00.000Z']);
+    const fall = collect(berlin('30 2,14 * * *'), '2026-10-24T22:00:00Z', '2026-10-25T23:00:00Z');
+    assert.deepEqual(fall, ['2026-10-25T00:30:00.000Z', '2026-10-25T13:30:00.000Z']);
+  });
+
   test('hourly: 23 runs on the 23-hour day and 25 on the 25-hour day, none doubled', () => {
     const spring = collect(berlin('0 * * * *'), '2026-03-28T23:00:00Z', '2026-03-29T22:00:00Z');
     assert.equal(spring.length, 23);

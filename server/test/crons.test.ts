@@ -264,6 +264,12 @@ for (const engine of engines()) {
       // Saving pauses the cron; list and detail answer 0 for paused.
       await save({ id, name: 'nightly again' });
       assert.equal((await read<Item>('get_cron_detail', { id })).data.status, 0);
+      // An empty name on update is no name given: the cron keeps its own.
+      await save({ id, name: '' });
+      assert.equal(
+        (await read<Item & { name: string }>('get_cron_detail', { id })).data.name,
+        'nightly again',
+      );
       const del = await call('delete_cron', { id });
       assert.deepEqual([del.result, del.data], [true, null]);
       assert.equal((await call('delete_cron', { id })).code, 1245008);
@@ -315,6 +321,19 @@ for (const engine of engines()) {
       }>('get_cron_detail', { id });
       const run = detail.data.last_runs.find((r) => r.job_instance_id === first.job_instance_id);
       assert.deepEqual([run?.outcome, run?.status], ['fired', 3]);
+    });
+
+    test('a misfire grace of 0 still fires every time the running scheduler reaches on schedule', async () => {
+      const id = await save({ name: 'no grace', expression: '*/2 * * * * *', misfire_grace_seconds: 0 });
+      await setStatus(id, 1);
+      await eventually(async () => ((await jobsOf(id)).length >= 3 ? true : undefined), 20_000);
+      await setStatus(id, 0);
+      const rows = await firings(fleet, id);
+      assert.deepEqual(
+        rows.filter((r) => r.outcome !== 'fired'),
+        [],
+        'times reached on schedule were skipped',
+      );
     });
 
     test('a cipher value read back as ****** and saved or run again keeps its secret', async () => {

@@ -70,6 +70,8 @@ function parse(s: Schedule & { expression: string }): Cron {
     // Unix cron: a restricted day-of-month and day-of-week match when either does.
     domAndDow: false,
     sloppyRanges: true,
+    // Vixie cron's rule: a list or range of hours (`30 2,14`) is fixed wall time as well.
+    fixedTimeRule: 'no-wildcard',
   });
 }
 

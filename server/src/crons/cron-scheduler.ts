@@ -32,16 +32,23 @@ export class CronScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** The previous tick's start: a time due after it is new to the current tick. */
+  private seenUpTo = 0;
+  /** When the current tick was meant to start. */
+  private plannedStart = 0;
 
   constructor(private readonly services: Services) {}
 
   start(): void {
+    this.seenUpTo = this.plannedStart = Date.now();
     const tick = (): void => {
       this.running = this.tick()
         .catch((err: unknown) => this.services.log.error({ err }, 'cron scheduler tick failed'))
         .finally(() => {
           this.running = undefined;
-          if (!this.stopped) this.timer = setTimeout(tick, this.services.config.cronTickMs);
+          if (this.stopped) return;
+          this.plannedStart = Date.now() + this.services.config.cronTickMs;
+          this.timer = setTimeout(tick, this.services.config.cronTickMs);
         });
     };
     this.timer = setTimeout(tick, 0);
@@ -54,18 +61,34 @@ export class CronScheduler {
   }
 
   private async tick(): Promise<void> {
-    const crons = await this.services.store.crons.enabledWithLastTime();
-    for (const cron of crons) {
-      if (this.stopped) return;
-      try {
-        await this.visit(cron, Date.now());
-      } catch (err) {
-        this.services.log.error({ err, cron: cron.id }, 'cron scheduling failed; retried next tick');
+    const tickStart = Date.now();
+    try {
+      const crons = await this.services.store.crons.enabledWithLastTime();
+      for (const cron of crons) {
+        if (this.stopped) return;
+        try {
+          await this.visit(cron, Date.now(), tickStart);
+        } catch (err) {
+          this.services.log.error({ err, cron: cron.id }, 'cron scheduling failed; retried next tick');
+        }
       }
+    } finally {
+      // Times this tick could not handle (a failed read or visit) count as missed next time.
+      this.seenUpTo = tickStart;
     }
   }
 
-  private async visit(cron: DueCron, now: number): Promise<void> {
+  /**
+   * How late a due time is reached. One that came due since the previous tick began is late only
+   * by how much later than planned this tick began: the tick period and the other crons fired in
+   * this tick are not lateness, so a grace of 0 fires every time a running scheduler reaches on
+   * schedule. Any other time was missed (server down, a failed tick) and is late since it was due.
+   */
+  private lateness(due: number, now: number, tickStart: number): number {
+    return due > this.seenUpTo ? tickStart - Math.max(due, this.plannedStart) : now - due;
+  }
+
+  private async visit(cron: DueCron, now: number, tickStart: number): Promise<void> {
     const store = this.services.store.crons;
     const schedule = scheduleOf(cron);
     const since = Math.max(cron.enabled_at, (cron.last_time ?? 0) * 1000, now - LOOKBACK_MS);
@@ -73,7 +96,9 @@ export class CronScheduler {
     const latest = due.pop();
     for (const t of due) await store.recordNotFired(cron.id, t / 1000, 'skipped', 'a later time was due');
     if (latest !== undefined) {
-      if (now - latest <= cron.misfire_grace_seconds * 1000) await this.fire(cron, latest / 1000);
+      // The grace counts whole seconds, as cron times do: a timer's milliseconds are no lateness.
+      if (this.lateness(latest, now, tickStart) < (cron.misfire_grace_seconds + 1) * 1000)
+        await this.fire(cron, latest / 1000);
       else
         await store.recordNotFired(
           cron.id,

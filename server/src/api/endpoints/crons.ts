@@ -187,7 +187,8 @@ export const saveCron = defineEndpoint({
     const user = ctx.caller.username;
     const fields = {
       job_plan_id: planId,
-      name: input.name ?? old?.name ?? '',
+      // An empty name is "not given", as an empty expression is: a cron keeps a name.
+      name: input.name ? input.name : (old?.name ?? ''),
       expression:
         schedule.expression ?? (schedule.executeTime !== undefined ? null : (old?.expression ?? null)),
       execute_time:
