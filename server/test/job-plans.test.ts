@@ -567,6 +567,87 @@ for (const engine of engines()) {
       assert.equal(plans.data.total, 0);
     });
 
+    test("a variable renamed or given another type drops a plan's own value: the run takes the template's", async () => {
+      const account = { alias: fleet.account };
+      const t = await call<{ id: number }>('create_job_template', {
+        name: 'renamed variables',
+        global_var_list: [
+          { name: 'secret', type: 4, value: 'template-secret' },
+          { name: 'note', type: 1, value: 'template-note' },
+          { name: 'hosts', type: 3, server: { host_id_list: [ids[0]] } },
+        ],
+        step_list: [
+          {
+            name: 'show',
+            type: 1,
+            script_info: {
+              script_content: b64('echo "db_secret=[${db_secret-}] note=[${note-}]"'),
+              account,
+              server: { variable: 'hosts' },
+            },
+          },
+        ],
+      });
+      assert.equal(t.result, true, t.message);
+      const p = await call<{ id: number }>('create_job_plan', {
+        job_template_id: t.data.id,
+        name: 'own values',
+        global_var_list: [
+          { name: 'secret', value: 'plan-secret' },
+          { name: 'note', value: 'plan-note' },
+        ],
+      });
+      assert.equal(p.result, true, p.message);
+      const detail = await read<{ global_var_list: { id: number; name: string; type: number }[] }>(
+        'get_job_template_detail',
+        { job_template_id: t.data.id },
+      );
+      const [secret, note, hosts] = detail.data.global_var_list;
+      const changed = await call('update_job_template', {
+        ...detail.data,
+        job_template_id: t.data.id,
+        global_var_list: [
+          { id: secret?.id, name: 'db_secret', type: 4, value: '******' },
+          { id: note?.id, name: 'note', type: 2, value: 'template-namespace' },
+          { ...hosts, server: { host_id_list: [ids[0]] } },
+        ],
+      });
+      assert.equal(changed.result, true, changed.message);
+
+      const plan = await read<{ global_var_list: { name: string; value: string }[] }>('get_job_plan_detail', {
+        job_plan_id: p.data.id,
+      });
+      assert.deepEqual(
+        plan.data.global_var_list.map((v) => [v.name, v.value]),
+        [
+          ['db_secret', ''],
+          ['note', 'template-namespace'],
+          ['hosts', undefined],
+        ],
+      );
+      const r = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: p.data.id });
+      assert.equal(r.result, true, r.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3, JSON.stringify(st));
+      const log = await hostLog(
+        fleet,
+        r.data.job_instance_id,
+        st.step_instance_list[0]?.step_instance_id ?? 0,
+        ids[0] ?? 0,
+      );
+      assert.match(log ?? '', /db_secret=\[\] note=\[template-namespace\]/);
+
+      // An empty host list given replaces the plan's: the step is refused, not run on the plan's hosts.
+      const before = await jobCount(fleet);
+      const empty = await call('execute_job_plan', {
+        job_plan_id: p.data.id,
+        global_var_list: [{ name: 'hosts', server: { host_id_list: [] } }],
+      });
+      assert.equal(empty.code, 1244009, empty.message);
+      assert.match(empty.message, /hosts/);
+      assert.equal(await jobCount(fleet), before);
+    });
+
     test('a changed template marks its plans need_update until synced; reading and writing back round-trips', async () => {
       const t = await call<{ id: number }>('create_job_template', template('evolving'));
       const tDetail = await read<Record<string, unknown> & { step_list: { id: number }[] }>(

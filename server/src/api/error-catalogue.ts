@@ -288,6 +288,11 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Job plan {id} does not exist',
   },
+  TASK_INSTANCE_RELATED_HOST_VAR_SERVER_EMPTY: {
+    code: 1244009,
+    http: 200,
+    message: 'Host variable {name} has no hosts: give it hosts in the plan or in global_var_list',
+  },
   EXECUTE_TASK_PLAN_ILLEGAL: {
     code: 1244011,
     http: 200,

@@ -14,7 +14,7 @@ import { citedScript } from './library-scripts.js';
 import { lookUpHosts, serverView } from './plan-hosts.js';
 import type { HostLookup } from './plan-hosts.js';
 import { apiSeconds } from './plan-times.js';
-import { CIPHER_MASK, VarType, cipherPurpose } from './plan-shapes.js';
+import { CIPHER_MASK, VarType, cipherPurpose, planValueOf } from './plan-shapes.js';
 import type {
   PlanBody,
   PlanVar,
@@ -93,8 +93,11 @@ export async function buildTemplateBody(
   for (const [i, v] of varsIn.entries()) {
     const at = `global_var_list[${i}]`;
     if (vars.has(v.name)) throw invalid(`${at}.name: two variables are named "${v.name}"`);
-    const old = v.id !== undefined ? previous?.vars.find((p) => p.id === v.id) : undefined;
-    if (v.id !== undefined && !old) throw invalid(`${at}.id: ${v.id} is not a variable of this template`);
+    const given = v.id !== undefined ? previous?.vars.find((p) => p.id === v.id) : undefined;
+    if (v.id !== undefined && !given) throw invalid(`${at}.id: ${v.id} is not a variable of this template`);
+    // A variable whose type changes is a new one: plans and crons drop the values they hold for
+    // the old one instead of running with a value of another type.
+    const old = given?.type === v.type ? given : undefined;
     const id = old?.id ?? nextId++;
     if (seenVarIds.has(id)) throw invalid(`${at}.id: ${id} is given twice`);
     seenVarIds.add(id);
@@ -231,7 +234,7 @@ export function buildPlanVars(
   }
   for (const def of template.vars) {
     const v = given.get(def.id);
-    const old = previous.find((p) => p.id === def.id);
+    const old = planValueOf(previous, def);
     const pv: PlanVar = { id: def.id, name: def.name };
     if (!v) {
       // Not given: the plan keeps what it had, or starts from the template's default.
@@ -306,7 +309,7 @@ export async function planDetail(inv: InventoryStore, plan: PlanRow, template: T
   const tb = parseTemplateBody(template);
   const pb = parsePlanBody(plan);
   const steps = tb.steps.filter((s) => pb.enabled.includes(s.id));
-  const vars = tb.vars.map((def) => varView(tb, def, pb.vars.find((v) => v.id === def.id) ?? def));
+  const vars = tb.vars.map((def) => varView(tb, def, planValueOf(pb.vars, def) ?? def));
   const hosts = await lookUpHosts(inv, [
     ...steps.flatMap((s) => [
       s.script_info?.server,

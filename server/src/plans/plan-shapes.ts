@@ -194,6 +194,16 @@ export interface PlanBody {
   vars: PlanVar[];
 }
 
+/**
+ * The plan's own value of a template variable. It counts only while the variable keeps the id and
+ * the name it had when the plan took it (a type change gives a new id, buildTemplateBody): a
+ * cipher value is sealed under the name, and a value for another name or type is not the one the
+ * plan's owner chose. Otherwise the template's default applies, as a sync would make it.
+ */
+export function planValueOf(vars: PlanVar[], def: { id: number; name: string }): PlanVar | undefined {
+  return vars.find((v) => v.id === def.id && v.name === def.name);
+}
+
 export function cipherPurpose(name: string): string {
   return `global_var:${name}`;
 }

@@ -19,7 +19,7 @@ import {
   parseTemplateBody,
   planSeal,
 } from '../../plans/plan-documents.js';
-import { VarType } from '../../plans/plan-shapes.js';
+import { VarType, planValueOf } from '../../plans/plan-shapes.js';
 import type { StepServer, StoredStep } from '../../plans/plan-shapes.js';
 import type { NewJob, NewStep } from '../../store/execution-store.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -97,11 +97,13 @@ function jobVars(
   }
   const missing: string[] = [];
   const state: VarState = defs.map((def) => {
-    const pv = plan.vars.find((v) => v.id === def.id) ?? def;
+    const pv = planValueOf(plan.vars, def) ?? def;
     const g = overrides.get(def.id);
     const v: VarState[number] = { name: def.name, type: def.type };
     if (def.type === VarType.HOST_LIST) {
-      const server = g && hasHosts(g.server) ? g.server : pv.server;
+      // A host list given replaces the plan's, an empty one too: the step using it is then
+      // refused, not run on the plan's hosts that the caller meant to replace.
+      const server = g?.server ? g.server : pv.server;
       if (server) v.server = server;
       if (!hasHosts(server)) missing.push(def.name);
     } else if (def.type === VarType.CIPHER) {
@@ -137,9 +139,11 @@ function expand(text: string, vars: VarState): string {
 }
 
 function targetOf(at: string, server: StepServer, vars: VarState): TargetServer {
-  const resolved = server.variable ? vars.find((v) => v.name === server.variable)?.server : server;
-  if (!resolved || !hasHosts(resolved)) throw new ApiError('SERVER_EMPTY', { param: at });
-  return resolved;
+  const name = server.variable;
+  const resolved = name ? vars.find((v) => v.name === name)?.server : server;
+  if (resolved && hasHosts(resolved)) return resolved;
+  if (name) throw new ApiError('TASK_INSTANCE_RELATED_HOST_VAR_SERVER_EMPTY', { name });
+  throw new ApiError('SERVER_EMPTY', { param: at });
 }
 
 async function buildStep(

@@ -17,6 +17,8 @@ export const getStepInstanceDetail = defineEndpoint({
     job_instance_id: zLong.pipe(z.number().min(1)),
     step_instance_id: zLong.pipe(z.number().min(1)),
   }),
+  // Required query parameters of BK-JOB's Spring handler: missing or bad, 1240003 (§2.2).
+  fieldErrors: { job_instance_id: 'BAD_REQUEST', step_instance_id: 'BAD_REQUEST' },
   async handle(ctx, input) {
     const job = await jobInScope(ctx, input.job_instance_id);
     const step = await stepOfJob(ctx, job, input.step_instance_id);

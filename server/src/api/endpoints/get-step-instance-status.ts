@@ -47,6 +47,8 @@ export const getStepInstanceStatus = defineEndpoint({
     status: zInt.optional(),
     tag: z.string().optional(),
   }),
+  // Required query parameters of BK-JOB's Spring handler: missing or bad, 1240003 (§2.2).
+  fieldErrors: { job_instance_id: 'BAD_REQUEST', step_instance_id: 'BAD_REQUEST' },
   async handle(ctx, input) {
     const ex = ctx.services.store.executions;
     const job = await jobInScope(ctx, input.job_instance_id);

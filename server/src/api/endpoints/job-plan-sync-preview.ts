@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { parsePlanBody, parseTemplateBody } from '../../plans/plan-documents.js';
-import { VarType } from '../../plans/plan-shapes.js';
+import { VarType, planValueOf } from '../../plans/plan-shapes.js';
 import { defineEndpoint } from '../endpoint.js';
 import { zLong } from '../input-types.js';
 import { planInScope } from './job-plans.js';
@@ -37,7 +37,7 @@ export const getJobPlanSyncPreview = defineEndpoint({
     const shown = (type: number, value: string | undefined, sealed: string | undefined) =>
       type === VarType.CIPHER ? (sealed ? '******' : '') : (value ?? '');
     const vars = tb.vars.map((def) => {
-      const own = pb.vars.find((v) => v.id === def.id && v.name === def.name);
+      const own = planValueOf(pb.vars, def);
       const change: VarChange = own ? 'kept' : 'added';
       const hostList = def.type === VarType.HOST_LIST;
       return {

@@ -168,12 +168,7 @@ export const syncJobPlan = defineEndpoint({
         .filter((s) => old.enabled.includes(s.id) || !old.known.includes(s.id))
         .map((s) => s.id),
       known: tb.steps.map((s) => s.id),
-      vars: buildPlanVars(
-        ctx,
-        tb,
-        [],
-        old.vars.filter((v) => tb.vars.some((d) => d.id === v.id && d.name === v.name)),
-      ),
+      vars: buildPlanVars(ctx, tb, [], old.vars),
     };
     await ctx.services.store.plans.updatePlan(plan.id, {
       body: JSON.stringify(body),
