@@ -567,6 +567,41 @@ for (const engine of engines()) {
       assert.equal(plans.data.total, 0);
     });
 
+    test('a value an earlier step sets reaches the parameters of the steps after it', async () => {
+      const account = { alias: fleet.account };
+      const server = { host_id_list: [ids[0]] };
+      const step = (name: string, body: string, param = '') => ({
+        name,
+        type: 1,
+        script_info: { script_content: b64(body), script_param: b64(param), account, server },
+      });
+      const t = await call<{ id: number }>('create_job_template', {
+        name: 'values into parameters',
+        global_var_list: [{ name: 'release', type: 1, value: 'v1' }],
+        step_list: [
+          step('before', 'echo "param=[$1 $2]"', "${release} '${other}'"),
+          step('set', 'release=v42'),
+          step('after', 'echo "param=[$1] var=[$release]"', '${release}'),
+        ],
+      });
+      assert.equal(t.result, true, t.message);
+      const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name: 'p' });
+      const r = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: p.data.id });
+      assert.equal(r.result, true, r.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3, JSON.stringify(st));
+      const [first, , last] = st.step_instance_list.map((s) => s.step_instance_id);
+      const logOf = async (stepId: number | undefined) =>
+        (await hostLog(fleet, r.data.job_instance_id, stepId ?? 0, ids[0] ?? 0)) ?? '';
+      assert.match(await logOf(first), /param=\[v1 \$\{other\}\]/);
+      assert.match(await logOf(last), /param=\[v42\] var=\[v42\]/);
+      const detail = await read<{ script_info: { script_param: string } }>('get_step_instance_detail', {
+        job_instance_id: r.data.job_instance_id,
+        step_instance_id: last ?? 0,
+      });
+      assert.equal(detail.data.script_info.script_param, 'v42');
+    });
+
     test("a variable renamed or given another type drops a plan's own value: the run takes the template's", async () => {
       const account = { alias: fleet.account };
       const t = await call<{ id: number }>('create_job_template', {

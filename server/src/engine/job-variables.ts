@@ -12,6 +12,8 @@
  * $JOBFLEET_VARS_OUT; the agent returns that file with the task's result. When the step is
  * over, a string variable takes the value a host changed it to (the highest host id's when
  * several changed it) and a namespace variable keeps each host's own value.
+ * A script step's parameters take `${name}` of string variables as the step starts, so a value
+ * an earlier step set reaches them (as in BK-JOB).
  */
 import type { SecretBox } from '../secret-box.js';
 import { VarType, cipherPurpose } from '../plans/plan-shapes.js';
@@ -29,6 +31,38 @@ export interface JobVar {
 }
 
 export type VarState = JobVar[];
+
+/**
+ * The variables an attempt of a step starts from: the last state stored by an earlier step, or
+ * by an earlier attempt of this one. States come in the order they were stored; the job's
+ * starting values come first (step 0).
+ */
+export function inputStateOf<T extends { stepInstanceId: number; executeCount: number }>(
+  states: readonly T[],
+  stepInstanceId: number,
+  executeCount: number,
+): T | undefined {
+  return states
+    .filter(
+      (s) =>
+        s.stepInstanceId < stepInstanceId ||
+        (s.stepInstanceId === stepInstanceId && s.executeCount < executeCount),
+    )
+    .pop();
+}
+
+/** `${name}` of string variables put in, as file paths and script parameters take them; any other text is kept. */
+export function expandStrings(text: string, state: VarState): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => {
+    const v = state.find((x) => x.name === name && x.type === VarType.STRING);
+    return v ? (v.value ?? '') : whole;
+  });
+}
+
+/** A script's parameters as one line, string variables put in. */
+export function scriptParamOf(param: string, state: VarState): string {
+  return expandStrings(param, state).replace(/\r?\n/g, ' ');
+}
 
 /** Marks the variables block of a script so output can be told apart from it. */
 const PRELUDE_END = '# ---- end of Jobfleet variables ----';

@@ -5,6 +5,7 @@
  * refusal creates nothing.
  */
 import { z } from 'zod';
+import { expandStrings } from '../../engine/job-variables.js';
 import type { VarState } from '../../engine/job-variables.js';
 import { sealStepParam } from '../../engine/sensitive-params.js';
 import { JobType, LaunchMode, StepType } from '../../engine/statuses.js';
@@ -130,14 +131,6 @@ function jobVars(
   return state;
 }
 
-/** `${name}` of string variables, as file paths and script parameters use them. */
-function expand(text: string, vars: VarState): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => {
-    const v = vars.find((x) => x.name === name && x.type === VarType.STRING);
-    return v ? (v.value ?? '') : whole;
-  });
-}
-
 function targetOf(at: string, server: StepServer, vars: VarState): TargetServer {
   const name = server.variable;
   const resolved = name ? vars.find((v) => v.name === name)?.server : server;
@@ -168,10 +161,8 @@ async function buildStep(
       kind: 'script',
       scriptContent: content,
       language,
-      scriptParam: expand(Buffer.from(si.script_param ?? '', 'base64').toString('utf8'), vars).replace(
-        /\r?\n/g,
-        ' ',
-      ),
+      // Variables are put in as the step starts (script-step.ts): earlier steps may change them.
+      scriptParam: Buffer.from(si.script_param ?? '', 'base64').toString('utf8'),
       isParamSensitive: si.is_param_sensitive === 1,
       timeout: si.script_timeout,
       account: sql?.runAs ?? (await resolveAccount(ctx, si.account.id, undefined)),
@@ -200,7 +191,7 @@ async function buildStep(
     const sources = await resolveSources(
       ctx,
       fi.file_source_list.map((s) => ({
-        file_list: s.file_list.map((f) => expand(f, vars)),
+        file_list: s.file_list.map((f) => expandStrings(f, vars)),
         file_type: s.file_type,
         ...(s.server
           ? { server: targetOf(`step ${step.name}: file_source_list.server`, s.server, vars) }
@@ -215,7 +206,7 @@ async function buildStep(
     const spec: StepSpec = {
       kind: 'file',
       sources,
-      targetPath: checkTargetPath(`step ${step.name}: file_destination.path`, expand(dest.path, vars)),
+      targetPath: checkTargetPath(`step ${step.name}: file_destination.path`, expandStrings(dest.path, vars)),
       targetName: '',
       account: await resolveAccount(ctx, dest.account.id, undefined),
       timeout: fi.timeout,

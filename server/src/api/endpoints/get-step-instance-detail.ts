@@ -1,13 +1,29 @@
-/** get_step_instance_detail (behaviour notes §3.7): the step's definition as submitted. */
+/**
+ * get_step_instance_detail (behaviour notes §3.7): the step's definition as submitted, a plan
+ * step's parameters with the variables it starts with put in.
+ */
 import { z } from 'zod';
+import { inputStateOf, scriptParamOf } from '../../engine/job-variables.js';
+import type { VarState } from '../../engine/job-variables.js';
 import { parseStepSpec } from '../../engine/step-spec.js';
+import type { ScriptStepSpec } from '../../engine/step-spec.js';
+import type { StepInstance } from '../../store/execution-store.js';
 import { defineEndpoint } from '../endpoint.js';
+import type { EndpointContext } from '../endpoint.js';
 import { zLong } from '../input-types.js';
 import type { TargetServer } from '../input-types.js';
 import { jobInScope, stepOfJob } from './job-lookup.js';
 
 /** TaskStepTypeEnum of this API: 1 script (SQL included), 2 file, 3 approval. */
 const DETAIL_TYPE: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 1 };
+
+/** A plan step's parameters with the values it starts (or started) with, as the agent gets them. */
+async function paramOf(ctx: EndpointContext, step: StepInstance, spec: ScriptStepSpec): Promise<string> {
+  if (!spec.vars) return spec.scriptParam;
+  const states = await ctx.services.store.plans.varStates(step.job_instance_id);
+  const input = inputStateOf(states, step.id, step.execute_count);
+  return scriptParamOf(spec.scriptParam, input ? (JSON.parse(input.body) as VarState) : []);
+}
 
 export const getStepInstanceDetail = defineEndpoint({
   name: 'get_step_instance_detail',
@@ -88,7 +104,7 @@ export const getStepInstanceDetail = defineEndpoint({
         script_version_id: spec.library?.scriptVersionId ?? null,
         script_content: Buffer.from(spec.scriptContent, 'base64').toString('utf8'),
         script_language: spec.language,
-        script_param: spec.isParamSensitive ? '******' : spec.scriptParam,
+        script_param: spec.isParamSensitive ? '******' : await paramOf(ctx, step, spec),
         windows_interpreter: null,
         script_timeout: spec.timeout,
         // A SQL step names its database account; the system account that runs the client is its own.

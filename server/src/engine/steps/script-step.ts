@@ -8,7 +8,7 @@
 import { PROTOCOL_VERSION, taskKey } from '@jobfleet/protocol';
 import type { DatabaseLogin, RunScript } from '@jobfleet/protocol';
 import type { Services } from '../../services.js';
-import { foldReports, parseReported, shellPrelude } from '../job-variables.js';
+import { foldReports, inputStateOf, parseReported, scriptParamOf, shellPrelude } from '../job-variables.js';
 import type { VarState } from '../job-variables.js';
 import { ERROR_CATALOGUE } from '../../api/error-catalogue.js';
 import { openStepParam } from '../sensitive-params.js';
@@ -62,10 +62,11 @@ export class ScriptStep implements StepKind {
    */
   private async startingVars(step: StepRun): Promise<{ state: VarState; stored: boolean }> {
     const states = await this.services.store.plans.varStates(step.jobInstanceId);
-    const own = (s: { stepInstanceId: number; executeCount: number }) =>
-      s.stepInstanceId === step.stepInstanceId && s.executeCount === step.executeCount;
-    const before = states.filter((s) => !own(s)).pop();
-    return { state: before ? (JSON.parse(before.body) as VarState) : [], stored: states.some(own) };
+    const before = inputStateOf(states, step.stepInstanceId, step.executeCount);
+    const stored = states.some(
+      (s) => s.stepInstanceId === step.stepInstanceId && s.executeCount === step.executeCount,
+    );
+    return { state: before ? (JSON.parse(before.body) as VarState) : [], stored };
   }
 
   async beginBatch(step: StepRun): Promise<void> {
@@ -109,6 +110,8 @@ export class ScriptStep implements StepKind {
       return this.unopenable(step, task, 'sensitive parameter', err);
     }
     const login = this.logins.get(step.stepInstanceId);
+    const vars = this.vars.get(step.stepInstanceId);
+    if (vars) params = scriptParamOf(params, vars.state);
     const msg: RunScript = {
       v: PROTOCOL_VERSION,
       type: 'task.run',
@@ -121,7 +124,6 @@ export class ScriptStep implements StepKind {
       logCapBytes: this.services.config.logCapBytes,
       ...(login ? { database: login } : {}),
     };
-    const vars = this.vars.get(step.stepInstanceId);
     if (vars && msg.language === 'shell') {
       let shell: ReturnType<typeof shellPrelude>;
       try {
