@@ -169,7 +169,7 @@ for (const engine of engines()) {
         expression: string;
         execute_time_zone: string;
         create_time: number;
-        global_var_list: { id: number; name: string; value: string | null; type: number }[];
+        global_var_list: { id: number; name: string; value: string | null; type: number; server: unknown }[];
       }>('save_cron', {
         job_plan_id: planId,
         name: 'nightly',
@@ -178,6 +178,7 @@ for (const engine of engines()) {
         global_var_list: [
           { name: 'who', value: 'night' },
           { name: 'token', value: 'cron-token-secret' },
+          { name: 'servers', server: { host_id_list: [fleet.hostIds.get('127.0.0.2')] } },
         ],
       });
       assert.equal(created.result, true, created.message);
@@ -190,8 +191,18 @@ for (const engine of engines()) {
         [
           ['who', 'night', 1],
           ['token', '******', 4],
+          ['servers', null, 3],
         ],
       );
+      // Hosts as get_job_plan_detail renders them (BK-JOB's ip_list entries), whatever was authored.
+      const hostId = fleet.hostIds.get('127.0.0.2');
+      assert.deepEqual(created.data.global_var_list[2]?.server, {
+        ip_list: [{ bk_host_id: hostId, bk_cloud_id: 0, ip: '127.0.0.2' }],
+        host_id_list: [hostId],
+        dynamic_group_list: [],
+        topo_node_list: [],
+      });
+      assert.equal(created.data.global_var_list[0]?.server, null);
       assert.ok(!JSON.stringify(created).includes('cron-token-secret'));
       const id = created.data.id;
 

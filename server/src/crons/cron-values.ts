@@ -65,7 +65,6 @@ export function cronVarView(v: StoredCronVar): Record<string, unknown> {
     description: null,
     type: v.type,
     required: null,
-    server: v.server,
   };
 }
 

@@ -15,6 +15,7 @@ import { setCronEnabled } from '../../crons/cron-status.js';
 import { cronVarView, parseCronVars, scheduleOf, sealCronVar } from '../../crons/cron-values.js';
 import type { StoredCronVar } from '../../crons/cron-values.js';
 import { arrayValueProblem, cipherValue, parseTemplateBody } from '../../plans/plan-documents.js';
+import { lookUpHosts, serverView } from '../../plans/plan-hosts.js';
 import { VarType } from '../../plans/plan-shapes.js';
 import type { CronRow } from '../../store/cron-store.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -147,13 +148,23 @@ function listItem(row: CronRow): Record<string, unknown> {
   };
 }
 
+/** A cron's values as the API shows them, a host variable's hosts as get_job_plan_detail shows them. */
+async function varsView(ctx: EndpointContext, row: CronRow): Promise<Record<string, unknown>[]> {
+  const vars = parseCronVars(row);
+  const hosts = await lookUpHosts(
+    ctx.services.store.inventory,
+    vars.map((v) => v.server),
+  );
+  return vars.map((v) => ({ ...cronVarView(v), server: v.server ? serverView(v.server, hosts) : null }));
+}
+
 /** The save reply: the list item with its variables, and status 1 running / 2 paused. */
-function saveReply(row: CronRow): Record<string, unknown> {
+async function saveReply(ctx: EndpointContext, row: CronRow): Promise<Record<string, unknown>> {
   return {
     ...listItem(row),
     status: row.enabled ? 1 : 2,
     execute_time_zone: row.time_zone,
-    global_var_list: parseCronVars(row).map(cronVarView),
+    global_var_list: await varsView(ctx, row),
   };
 }
 
@@ -223,7 +234,7 @@ export const saveCron = defineEndpoint({
         create_time: now,
       });
     }
-    return saveReply((await crons.get(id)) as CronRow);
+    return saveReply(ctx, (await crons.get(id)) as CronRow);
   },
 });
 
@@ -280,7 +291,7 @@ export const getCronDetail = defineEndpoint({
       ...listItem(row),
       execute_time: row.execute_time,
       execute_time_zone: row.time_zone,
-      global_var_list: parseCronVars(row).map(cronVarView),
+      global_var_list: await varsView(ctx, row),
       end_time: row.end_time,
       misfire_grace_seconds: row.misfire_grace_seconds,
       next_run_times: row.enabled
