@@ -577,15 +577,32 @@ for (const engine of engines()) {
       });
       const t = await call<{ id: number }>('create_job_template', {
         name: 'values into parameters',
-        global_var_list: [{ name: 'release', type: 1, value: 'v1' }],
+        global_var_list: [
+          { name: 'release', type: 1, value: 'v1' },
+          { name: 'tag', type: 1, value: 'stable' },
+          { name: 'unused_here', type: 1, value: 'u' },
+        ],
         step_list: [
           step('before', 'echo "param=[$1 $2]"', "${release} '${other}'"),
           step('set', 'release=v42'),
-          step('after', 'echo "param=[$1] var=[$release]"', '${release}'),
+          step('after', 'echo "param=[$1 $2] var=[$release]"', '${release} ${tag}'),
         ],
       });
       assert.equal(t.result, true, t.message);
       const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name: 'p' });
+      // A variable named only in a step's parameters is in use.
+      const planDetail = await read<{ global_var_list: { name: string; used: boolean }[] }>(
+        'get_job_plan_detail',
+        { job_plan_id: p.data.id },
+      );
+      assert.deepEqual(
+        planDetail.data.global_var_list.map((v) => [v.name, v.used]),
+        [
+          ['release', true],
+          ['tag', true],
+          ['unused_here', false],
+        ],
+      );
       const r = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: p.data.id });
       assert.equal(r.result, true, r.message);
       const st = await waitFinished(fleet, r.data.job_instance_id);
@@ -594,12 +611,12 @@ for (const engine of engines()) {
       const logOf = async (stepId: number | undefined) =>
         (await hostLog(fleet, r.data.job_instance_id, stepId ?? 0, ids[0] ?? 0)) ?? '';
       assert.match(await logOf(first), /param=\[v1 \$\{other\}\]/);
-      assert.match(await logOf(last), /param=\[v42\] var=\[v42\]/);
+      assert.match(await logOf(last), /param=\[v42 stable\] var=\[v42\]/);
       const detail = await read<{ script_info: { script_param: string } }>('get_step_instance_detail', {
         job_instance_id: r.data.job_instance_id,
         step_instance_id: last ?? 0,
       });
-      assert.equal(detail.data.script_info.script_param, 'v42');
+      assert.equal(detail.data.script_info.script_param, 'v42 stable');
     });
 
     test("a variable renamed or given another type drops a plan's own value: the run takes the template's", async () => {

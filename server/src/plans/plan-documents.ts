@@ -258,10 +258,14 @@ export function buildPlanVars(
 function isUsed(template: TemplateBody, name: string): boolean {
   const text = JSON.stringify(template.steps);
   if (text.includes(`"variable":"${name}"`) || text.includes(`\${${name}}`)) return true;
-  return template.steps.some((s) => {
-    const c = s.script_info?.script_content;
-    return c !== undefined && Buffer.from(c, 'base64').toString('utf8').includes(name);
-  });
+  // Script text and parameters are stored base64: read as the script and its arguments.
+  const decoded = (b64: string | undefined) =>
+    b64 === undefined ? '' : Buffer.from(b64, 'base64').toString('utf8');
+  return template.steps.some(
+    (s) =>
+      decoded(s.script_info?.script_content).includes(name) ||
+      decoded(s.script_info?.script_param).includes(`\${${name}}`),
+  );
 }
 
 /** A variable as get_job_plan_detail shows it (cipher values masked). */
