@@ -287,7 +287,14 @@ for (const engine of engines()) {
       const off = await create({ expression: 'echo', script_language_list: [1], action: 2 });
       assert.equal(off.result, true, off.message);
 
-      const lines = ['#!/bin/bash', 'echo start', 'rm -rf /tmp/a && shutdown -h now', '', '  rm -rf /tmp/b'];
+      const lines = [
+        '#!/bin/bash',
+        'echo start',
+        'rm -rf /tmp/a && shutdown -h now',
+        '',
+        '  rm -rf /tmp/b',
+        '  # rm -rf / is never run: comment lines are not checked',
+      ];
       const check = async (language: number, text: string) => {
         const r = await call<CheckItem[]>('check_script', { script_language: language, content: b64(text) });
         assert.equal(r.result, true, r.message);
@@ -321,6 +328,13 @@ for (const engine of engines()) {
         ],
       );
       assert.deepEqual(await check(2, lines.join('\n')), [], 'no rule watches bat');
+      // A bat comment starts with REM; `#` is no comment there.
+      const batWipe = await enabledRule({ expression: 'del /s', script_language_list: [2], action: 1 });
+      assert.deepEqual(
+        (await check(2, 'REM del /s C:\\\n# del /s C:\\\n')).map((i) => i.line),
+        [2],
+      );
+      await call('delete_dangerous_rule', { id: batWipe });
       assert.deepEqual(await check(1, 'echo fine\n'), [], 'a disabled rule does not apply');
 
       await call('disable_dangerous_rule', { id: wipe });

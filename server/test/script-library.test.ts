@@ -180,6 +180,49 @@ for (const engine of engines()) {
         fleet.creds,
       );
       assert.equal(byName.data.id, v1.id);
+      // An id of 0 or less is no id (BK-JOB): script_id and version are read, each named when missing.
+      const versionDetail = (query: Record<string, string | number>) =>
+        get<VersionData>(
+          fleet.server.url,
+          'get_script_version_detail',
+          { ...fleet.scope, ...query },
+          fleet.creds,
+        );
+      assert.equal((await versionDetail({ id: 0, script_id: v1.script_id, version: 'v1' })).data.id, v1.id);
+      for (const [query, param] of [
+        [{ script_id: v1.script_id }, /\[version\]/],
+        [{ version: 'v1' }, /\[script_id\]/],
+        [{ script_id: '', version: 'v1' }, /\[script_id\]/],
+        [{ id: -1 }, /\[script_id\]/],
+      ] as const) {
+        const r = await versionDetail(query);
+        assert.equal(r.code, 1241005, `${JSON.stringify(query)}: ${r.message}`);
+        assert.match(r.message, param);
+      }
+    });
+
+    test('a new version shows on its script as a change; a name in any script is found in any case', async () => {
+      const v1 = await createScript('Ölwechsel.sh', 'echo one');
+      const before = await call<PageData<{ id: string; last_modify_user: string; last_modify_time: number }>>(
+        'get_script_list',
+        { name: 'ölWECHSEL' },
+      );
+      assert.deepEqual(
+        before.data.data.map((x) => x.id),
+        [v1.script_id],
+      );
+      const v2 = await call<VersionData>(
+        'create_script_version',
+        { script_id: v1.script_id, content: b64('echo two'), version: 'v2' },
+        { ...fleet.creds, username: 'bob' },
+      );
+      assert.equal(v2.result, true, v2.message);
+      const after = await call<PageData<{ last_modify_user: string; last_modify_time: number }>>(
+        'get_script_list',
+        { name: 'ÖLWECHSEL' },
+      );
+      assert.equal(after.data.data[0]?.last_modify_user, 'bob');
+      assert.ok((after.data.data[0]?.last_modify_time ?? 0) >= (before.data.data[0]?.last_modify_time ?? 0));
     });
 
     test('state changes and every refusal code', async () => {
@@ -230,12 +273,12 @@ for (const engine of engines()) {
       });
       assert.equal(renamed.data.name, 'states-renamed.sh');
       assert.equal(renamed.data.description, 'now renamed');
-      // A rename without a description (or with null) keeps the description, as on BK-JOB.
-      for (const description of [undefined, null]) {
+      // A rename without a description (or with null or "") keeps the description, as on BK-JOB.
+      for (const description of [undefined, null, '']) {
         const kept = await call<{ name: string; description: string }>('update_script_basic', {
           script_id: sid,
           name: 'states-renamed.sh',
-          ...(description === null ? { description } : {}),
+          ...(description === undefined ? {} : { description }),
         });
         assert.equal(kept.data.description, 'now renamed', kept.message);
       }

@@ -60,7 +60,11 @@ export async function enforceDangerousRules(
 ): Promise<ScreenedScript> {
   const rules = await ctx.services.store.rules.enabledRulesFor(language);
   if (rules.length === 0) return CLEAN;
-  const matches = await scanScript(Buffer.from(scriptContentBase64, 'base64').toString('utf8'), rules);
+  const matches = await scanScript(
+    Buffer.from(scriptContentBase64, 'base64').toString('utf8'),
+    language,
+    rules,
+  );
   if (matches.length === 0) return CLEAN;
   const intercepting = matches.filter((m) => m.rule.action === RuleAction.INTERCEPT);
   if (intercepting.length > 0) {

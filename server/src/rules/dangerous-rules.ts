@@ -100,11 +100,19 @@ function compileRules(rules: readonly DangerousRule[]): { rule: DangerousRule; r
   return compiled;
 }
 
+/** How a comment line of each script language starts (after leading blanks), as BK-JOB reads them; SQL has none. */
+const COMMENT_START: Partial<Record<number, string>> = { 1: '#', 2: 'REM', 3: '#', 4: '#', 5: '#' };
+
 /**
  * Every (line, rule) pair where the rule matches, in line order and, within a line, in the
- * order the rules were given. Each pair reports its first match in that line.
+ * order the rules were given. Each pair reports its first match in that line. Blank lines and
+ * comment lines are not checked (BK-JOB skips them too): a command commented out does not run.
  */
-export async function scanScript(content: string, rules: readonly DangerousRule[]): Promise<RuleMatch[]> {
+export async function scanScript(
+  content: string,
+  language: number,
+  rules: readonly DangerousRule[],
+): Promise<RuleMatch[]> {
   if (rules.length === 0) return [];
   const compiled = compileRules(rules);
   const matches: RuleMatch[] = [];
@@ -115,7 +123,10 @@ export async function scanScript(content: string, rules: readonly DangerousRule[
     new ApiError('DANGEROUS_RULE_CHECK_LIMIT', { reason: why, rules: compiled.length });
   const deadline = Date.now() + MAX_CHECK_MS;
   let work = 0;
+  const comment = COMMENT_START[language];
   for (const [i, text] of lines.entries()) {
+    const trimmed = text.trim();
+    if (trimmed === '' || (comment !== undefined && trimmed.startsWith(comment))) continue;
     if (text.length > MAX_CHECKED_LINE_CHARS)
       throw limit(`line ${i + 1} is longer than ${MAX_CHECKED_LINE_CHARS} characters`);
     for (const { rule, re } of compiled) {

@@ -181,6 +181,11 @@ export function openEngine(opts: {
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  // lower() for every script, not ASCII alone: the name filters (list-filters.ts) match lower(column)
+  // against text lowered by JavaScript, as PostgreSQL's lower() does in a UTF-8 database.
+  sqlite.function('lower', { deterministic: true }, (s: unknown) =>
+    typeof s === 'string' ? s.toLowerCase() : s,
+  );
   const checkpointer = file === ':memory:' ? undefined : startCheckpointer(sqlite, file);
   return {
     db: new Kysely<Database>({

@@ -160,7 +160,15 @@ export class ScriptStore {
     now = Date.now(),
   ): Promise<ScriptVersion | typeof VERSION_TAKEN> {
     try {
-      return await this.db.transaction().execute((tx) => this.insertVersion(tx, script, v, user, now));
+      return await this.db.transaction().execute(async (tx) => {
+        // A new version changes the script, as BK-JOB records it: its list shows who and when.
+        await tx
+          .updateTable('script')
+          .set({ last_modify_user: user, last_modify_time: now })
+          .where('script_id', '=', script.id)
+          .execute();
+        return this.insertVersion(tx, script, v, user, now);
+      });
     } catch (err) {
       if (isUniqueViolation(err)) return VERSION_TAKEN;
       throw err;
@@ -349,30 +357,40 @@ export class ScriptStore {
   }
 
   /**
-   * Puts a version online and the one online before it offline. The script row is touched
-   * first: on PostgreSQL that locks it, so two concurrent publishes cannot both leave a
-   * version online.
+   * Puts a version online and the one online before it offline; false, and nothing changed, when
+   * the version was disabled or deleted since it was read. The script row is touched first: on
+   * PostgreSQL that locks it, so two concurrent publishes cannot both leave a version online.
    */
-  async publish(version: ScriptVersion, user: string, now = Date.now()): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      await tx
-        .updateTable('script')
-        .set({ last_modify_user: user, last_modify_time: now })
-        .where('script_id', '=', version.script.id)
-        .execute();
-      await tx
-        .updateTable('script_version')
-        .set({ status: ScriptVersionStatus.OFFLINE, last_modify_user: user, last_modify_time: now })
-        .where('script_id', '=', version.script.id)
-        .where('status', '=', ScriptVersionStatus.ONLINE)
-        .where('id', '<>', version.id)
-        .execute();
-      await tx
-        .updateTable('script_version')
-        .set({ status: ScriptVersionStatus.ONLINE, last_modify_user: user, last_modify_time: now })
-        .where('id', '=', version.id)
-        .execute();
-    });
+  async publish(version: ScriptVersion, user: string, now = Date.now()): Promise<boolean> {
+    const gone = new Error('version disabled or deleted');
+    return this.db
+      .transaction()
+      .execute(async (tx) => {
+        await tx
+          .updateTable('script')
+          .set({ last_modify_user: user, last_modify_time: now })
+          .where('script_id', '=', version.script.id)
+          .execute();
+        await tx
+          .updateTable('script_version')
+          .set({ status: ScriptVersionStatus.OFFLINE, last_modify_user: user, last_modify_time: now })
+          .where('script_id', '=', version.script.id)
+          .where('status', '=', ScriptVersionStatus.ONLINE)
+          .where('id', '<>', version.id)
+          .execute();
+        const r = await tx
+          .updateTable('script_version')
+          .set({ status: ScriptVersionStatus.ONLINE, last_modify_user: user, last_modify_time: now })
+          .where('id', '=', version.id)
+          .where('status', '<>', ScriptVersionStatus.DISABLED)
+          .executeTakeFirst();
+        if (r.numUpdatedRows === 0n) throw gone;
+        return true;
+      })
+      .catch((err: unknown) => {
+        if (err === gone) return false;
+        throw err;
+      });
   }
 
   /** Sets a status when the version is still in one of `from`; false when it was not. */
@@ -392,10 +410,18 @@ export class ScriptStore {
     return r.numUpdatedRows > 0n;
   }
 
-  /** Deletes a version; a script left without versions goes with it. */
-  async deleteVersion(version: ScriptVersion): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('script_version').where('id', '=', version.id).execute();
+  /**
+   * Deletes a version unless it is online (it may have been published since it was read); a
+   * script left without versions goes with it. False when nothing was deleted.
+   */
+  async deleteVersion(version: ScriptVersion): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const r = await tx
+        .deleteFrom('script_version')
+        .where('id', '=', version.id)
+        .where('status', '<>', ScriptVersionStatus.ONLINE)
+        .executeTakeFirst();
+      if (r.numDeletedRows === 0n) return false;
       const left = await tx
         .selectFrom('script_version')
         .select('id')
@@ -403,6 +429,7 @@ export class ScriptStore {
         .limit(1)
         .executeTakeFirst();
       if (!left) await tx.deleteFrom('script').where('script_id', '=', version.script.id).execute();
+      return true;
     });
   }
 

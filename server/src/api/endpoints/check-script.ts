@@ -27,7 +27,7 @@ export const checkScript = defineEndpoint({
   async handle(ctx, input) {
     const rules = await ctx.services.store.rules.enabledRulesFor(input.script_language);
     const content = Buffer.from(input.content, 'base64').toString('utf8');
-    return (await scanScript(content, rules)).map(checkItem);
+    return (await scanScript(content, input.script_language, rules)).map(checkItem);
   },
 });
 

@@ -56,10 +56,10 @@ const Content = zBase64(MAX_SCRIPT_BYTES)
 const Description = zText(MAX_DESCRIPTION_LENGTH)
   .nullish()
   .transform((s) => s ?? '');
-/** update_script_basic leaves the description as it was when the call has none, as BK-JOB does. */
+/** update_script_basic leaves the description as it was when the call has none (or ""), as BK-JOB does. */
 const DescriptionChange = zText(MAX_DESCRIPTION_LENGTH)
   .nullish()
-  .transform((s) => s ?? undefined);
+  .transform((s) => (s ? s : undefined));
 
 const ScriptId = z
   .union([z.string(), z.number()])
@@ -166,7 +166,7 @@ async function findVersion(
 /** Intercept matches refuse the save; scan matches are returned as warnings. */
 async function screen(ctx: EndpointContext, language: number, content: string) {
   const rules = await ctx.services.store.rules.enabledRulesFor(language);
-  const matches = await scanScript(content, rules);
+  const matches = await scanScript(content, language, rules);
   const intercepting = matches.filter((m) => m.rule.action === RuleAction.INTERCEPT);
   if (intercepting.length > 0)
     throw new ApiError('DANGEROUS_SCRIPT_FORBIDDEN_EXECUTION', { matches: describeMatches(intercepting) });
@@ -241,15 +241,18 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     permission: 'read',
     scoped,
     input: z.object({
-      id: VersionId.nullish(),
-      script_id: ScriptId.nullish(),
+      // BK-JOB takes an id above 0 only; 0 or less means "by script_id and version".
+      id: zLong.nullish(),
+      script_id: z.union([z.string(), z.number()]).transform(String).nullish(),
       version: zText(MAX_NAME_LENGTH).nullish(),
     }),
     fieldErrors: BAD_REQUEST_FIELDS,
     async handle(ctx, input) {
-      if (input.id != null) return versionReply(await findVersion(ctx, kind, input.id));
-      if (!input.script_id || !input.version)
-        throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'id|script_id+version' });
+      if (input.id != null && input.id > 0) return versionReply(await findVersion(ctx, kind, input.id));
+      const missing = (param: string) =>
+        new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', { param, reason: 'give id, or script_id and version' });
+      if (!input.script_id?.trim()) throw missing('script_id');
+      if (!input.version?.trim()) throw missing('version');
       const script = await findScript(ctx, kind, input.script_id);
       const v = await ctx.services.store.scripts.getVersionByName(script, input.version);
       if (!v) throw new ApiError('SCRIPT_NOT_EXIST', { ref: `${input.script_id} version ${input.version}` });
@@ -335,16 +338,19 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     async handle(ctx, input) {
       assertMayWrite(ctx, kind);
       const v = await findVersion(ctx, kind, input.script_version_id, input.script_id);
+      const notDraft = (status: number) =>
+        new ApiError('UNSUPPORTED_OPERATION', {
+          reason: `script version ${v.id} is not a draft (status ${status}); only drafts can be edited`,
+        });
+      // The version's state is checked before its new content, as BK-JOB orders the checks.
+      if (v.status !== ScriptVersionStatus.DRAFT) throw notDraft(v.status);
       const warnings = await screen(ctx, v.script.language, input.content);
       const updated = await ctx.services.store.scripts.updateDraft(
         v,
         { content: input.content, versionDesc: input.version_desc },
         ctx.caller.username,
       );
-      if (!updated)
-        throw new ApiError('UNSUPPORTED_OPERATION', {
-          reason: `script version ${v.id} is not a draft (status ${v.status}); only drafts can be edited`,
-        });
+      if (!updated) throw notDraft(v.status);
       return { ...versionReply(updated), warnings };
     },
   });
@@ -369,7 +375,10 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
       throw new ApiError('UNSUPPORTED_OPERATION', {
         reason: `script version ${v.id} is disabled; a disabled version cannot be published again`,
       });
-    await ctx.services.store.scripts.publish(v, ctx.caller.username);
+    if (!(await ctx.services.store.scripts.publish(v, ctx.caller.username)))
+      throw new ApiError('UNSUPPORTED_OPERATION', {
+        reason: `script version ${v.id} was disabled or deleted meanwhile; it cannot be published`,
+      });
     return { script_id: v.script.id, id: v.id, status: ScriptVersionStatus.ONLINE };
   });
 
@@ -391,7 +400,9 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     if (v.status === ScriptVersionStatus.ONLINE)
       throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
     await assertNotCited(ctx, [v.id]);
-    await ctx.services.store.scripts.deleteVersion(v);
+    // Published (or deleted) since it was read: refused as an online version is.
+    if (!(await ctx.services.store.scripts.deleteVersion(v)))
+      throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
     return null;
   });
 

@@ -1,0 +1,71 @@
+/**
+ * Script version changes that race: the API reads a version, checks its status, then writes. The
+ * store's write must hold when the version changed in between (another request, another server).
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { ScriptVersionStatus } from '../src/store/script-store.js';
+import { Store } from '../src/store/store.js';
+import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
+import { tempDir } from './helpers/processes.js';
+
+for (const engine of engines()) {
+  describe(`script versions changed between read and write on ${engine}`, () => {
+    after(dropFreshDatabases);
+
+    const withStore = async (run: (store: Store) => Promise<void>) => {
+      const store = await Store.open({
+        databaseUrl: await freshDatabase(engine),
+        dataDir: tempDir('versions'),
+      });
+      try {
+        await run(store);
+      } finally {
+        await store.close();
+      }
+    };
+    const owner = { public: false, scopeType: 'biz', scopeId: '1' } as const;
+
+    test('a version disabled after it was read is not published, and the online one stays', async () => {
+      await withStore(async (store) => {
+        const scripts = store.scripts;
+        const first = await scripts.createScript(
+          owner,
+          { name: 'deploy', language: 1, description: '' },
+          { version: 'v1', content: 'echo 1', versionDesc: '' },
+          'tester',
+        );
+        assert.ok(typeof first === 'object');
+        await scripts.publish(first, 'tester');
+        const second = await scripts.createVersion(
+          first.script,
+          { version: 'v2', content: 'echo 2', versionDesc: '' },
+          'tester',
+        );
+        assert.ok(typeof second === 'object');
+        // Read as a draft by a publish; disabled by another request before the publish writes.
+        assert.ok(await scripts.setStatus(second, ScriptVersionStatus.DISABLED, [0, 1, 2], 'other'));
+        assert.equal(await scripts.publish(second, 'tester'), false);
+        assert.equal((await scripts.getVersion(second.id))?.status, ScriptVersionStatus.DISABLED);
+        assert.equal((await scripts.getVersion(first.id))?.status, ScriptVersionStatus.ONLINE);
+      });
+    });
+
+    test('a version published after it was read is not deleted', async () => {
+      await withStore(async (store) => {
+        const scripts = store.scripts;
+        const v = await scripts.createScript(
+          owner,
+          { name: 'backup', language: 1, description: '' },
+          { version: 'v1', content: 'echo 1', versionDesc: '' },
+          'tester',
+        );
+        assert.ok(typeof v === 'object');
+        // Read as a draft by a delete; published by another request before the delete writes.
+        await scripts.publish(v, 'other');
+        assert.equal(await scripts.deleteVersion(v), false);
+        assert.equal((await scripts.getVersion(v.id))?.status, ScriptVersionStatus.ONLINE);
+      });
+    });
+  });
+}
