@@ -405,7 +405,7 @@ for (const engine of engines()) {
         headers: headerAuth(),
       });
       assertFailure(get, 'BAD_REQUEST', 'POST only');
-      for (const method of ['PUT', 'DELETE', 'PATCH']) {
+      for (const method of ['PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
         const r = await send(sys(), { method, headers: headerAuth(), body: '{}' });
         assertFailure(r, 'BAD_REQUEST', method);
       }

@@ -247,6 +247,13 @@ for (const engine of engines()) {
           call(signed('sig', 'sig-secret', '5', now + 400)),
           refusedWith('APP_SIGNATURE_EXPIRED'),
         );
+        // Stale by a fraction of a second past the window: refused (its nonce is no longer kept).
+        while (Date.now() % 1000 < 200 || Date.now() % 1000 > 400)
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        await assert.rejects(
+          call(signed('sig', 'sig-secret', '6', Math.floor(Date.now() / 1000) - 300)),
+          refusedWith('APP_SIGNATURE_EXPIRED'),
+        );
         const unsigned = signedRequestOf(
           'GET',
           `/api/v3/x?bk_app_code=sig&bk_timestamp=${now}&bk_nonce=5`,

@@ -73,6 +73,22 @@ for (const engine of engines()) {
       assert.ok(run.result, run.message);
       const { job_instance_id: jobId, step_instance_id: stepId } = run.data;
       await waitFinished(fleet, jobId);
+      // Not records of this job: a call whose credentials fail, naming it; a call about something else.
+      const forged = await post(
+        fleet.server.url,
+        'operate_job_instance',
+        { ...fleet.scope, job_instance_id: jobId, operation_code: 1 },
+        { ...fleet.creds, appSecret: 'not-the-secret', username: 'mallory' },
+      );
+      assert.equal(forged.result, false);
+      const unrelated = await call('create_script', {
+        name: `unrelated-${jobId}`,
+        script_language: 1,
+        content: b64('echo'),
+        version: 'v1',
+        job_instance_id: jobId,
+      });
+      assert.ok(unrelated.result, unrelated.message);
       // A confirmation on a script step is refused; the refusal is a record too.
       const refused = await call('operate_step_instance', {
         job_instance_id: jobId,

@@ -201,6 +201,12 @@ for (const [index, engine] of engines().entries()) {
         ['limited', 'refused', 'rate limited'],
       ]);
       assert.ok((await auditOf('user.login')).some((e) => e.user === 'viewer' && e.outcome === 'ok'));
+
+      // Attempts sent together count as they arrive: at most the limit get their password checked.
+      succeeds(await adminApi('POST', '/users', { name: 'burst', password: 'burst-password' }));
+      const burst = await Promise.all(Array.from({ length: 20 }, () => attempt('burst', 'wrong-password')));
+      const checked = burst.filter((r) => r.code === ERROR_CATALOGUE.LOGIN_FAILED.code).length;
+      assert.equal(checked, 3, burst.map((r) => r.code).join(','));
     });
 
     it('gives an HttpOnly SameSite=Lax cookie and needs the CSRF token on writes', async () => {

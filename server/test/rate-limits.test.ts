@@ -77,6 +77,11 @@ for (const engine of engines()) {
         line && Number(line.split(' ').pop()) >= refused.length,
         `no refusal count in /metrics: ${line}`,
       );
+      // A name that is no API is counted as "unknown", not as a series of its own.
+      await fetch(`${fleet.server.url}/api/v3/no_such_api_${process.pid}`);
+      const after = await (await fetch(`${fleet.server.url}/metrics`)).text();
+      assert.doesNotMatch(after, /no_such_api_/);
+      assert.match(after, /jobfleet_http_requests_total\{endpoint="unknown",code="1240003"\}/);
       await recovered();
     });
 
@@ -125,6 +130,24 @@ for (const engine of engines()) {
       assert.ok(guesses.some((r) => r.code === RATE_LIMITED));
       assert.ok(guesses.some((r) => r.code === ERROR_CATALOGUE.ADMIN_AUTH_FAILED.code));
       await recovered();
+
+      // Paths the router tidies up reach the same handlers, and are counted the same.
+      for (const p of ['//api/v3/get_job_instance_list', '/%61pi/v3/get_job_instance_list']) {
+        const body = JSON.stringify({
+          ...fleet.scope,
+          bk_app_code: wrong.appCode,
+          bk_app_secret: wrong.appSecret,
+        });
+        const codes = await Promise.all(
+          Array.from({ length: PER_ADDRESS * 2 }, async () => {
+            const r = await fetch(`${fleet.server.url}${p}`, { method: 'POST', body });
+            return ((await r.json()) as { code: number }).code;
+          }),
+        );
+        assert.ok(codes.includes(ERROR_CATALOGUE.APP_AUTH_FAILED.code), `${p} reaches the API`);
+        assert.ok(codes.includes(RATE_LIMITED), `${p}: ${[...new Set(codes)].join(',')}`);
+        await recovered();
+      }
     });
 
     test('running jobs and hosts per scope: refused over either quota, accepted once jobs end', async () => {
@@ -149,6 +172,22 @@ for (const engine of engines()) {
       assert.equal(overJobs.code, JOBS_QUOTA, overJobs.message);
       assert.match(overJobs.message, /already has 2 running jobs \(at most 2\)/);
       assert.equal(await jobCount(fleet), before, 'a refused submission creates no job');
+
+      // A job created without starting is not counted; starting it over the quota is refused.
+      const pending = await runScript(fleet, {
+        script_content: b64('sleep 60'),
+        target_server: { host_id_list: [hosts[0] ?? 0] },
+        start_task: false,
+      });
+      assert.equal(pending.result, true, pending.message);
+      const start = await post(
+        fleet.server.url,
+        'operate_job_instance',
+        { ...fleet.scope, job_instance_id: pending.data.job_instance_id, operation_code: 2 },
+        fleet.creds,
+      );
+      assert.equal(start.code, JOBS_QUOTA, start.message);
+      await new Promise((r) => setTimeout(r, 1100));
 
       assert.equal((await terminate(a.data.job_instance_id)).result, true);
       await waitFinished(fleet, a.data.job_instance_id);

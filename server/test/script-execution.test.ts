@@ -419,6 +419,10 @@ for (const engine of engines()) {
       assert.deepEqual(body.step_instances, [{ step_instance_id: r.data.step_instance_id, status: 3 }]);
       assert.equal(callbacks[0]?.contentType, 'application/json');
       assert.equal(callbacks[1]?.contentType, 'application/x-www-form-urlencoded');
+      // Its deliveries are logged by origin: a webhook's path may be its credential.
+      const logged = fleet.server.output();
+      assert.match(logged, /callback delivered/);
+      assert.ok(!logged.includes(receiverUrl), 'the callback URL reached the server log');
     });
 
     test('job list: newest first, filters and paging', async () => {

@@ -76,11 +76,12 @@ export class SignatureVerifier {
       throw new ApiError('APP_SIGNATURE_INVALID');
     }
     const timestamp = /^\d{1,12}$/.test(timestampText) ? Number(timestampText) : NaN;
-    const skew = Math.round(Math.abs(now / 1000 - timestamp));
+    // Not rounded: a request is good exactly as long as its nonce is remembered (below).
+    const skew = Math.abs(now / 1000 - timestamp);
     if (!(skew <= SIGNATURE_WINDOW_S)) {
       throw new ApiError('APP_SIGNATURE_EXPIRED', {
         timestamp: timestampText,
-        skew: Number.isFinite(skew) ? `${skew} s` : 'not a unix time',
+        skew: Number.isFinite(skew) ? `${Math.round(skew)} s` : 'not a unix time',
         window: SIGNATURE_WINDOW_S,
       });
     }

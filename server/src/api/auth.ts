@@ -146,7 +146,9 @@ export class Authenticator {
         ? this.secretBox.open(app.secretSealed, appSecretPurpose(appCode))
         : undefined;
       hit = { app, secret, until: now + this.ttlMs };
-      this.cache.set(appCode, hit);
+      // Only apps that exist are kept: codes anyone may send would grow the cache without end.
+      if (app) this.cache.set(appCode, hit);
+      else this.cache.delete(appCode);
       // Sealed under a key being rotated out: move it to the current key while it still opens.
       if (app && secret !== undefined && this.secretBox.needsReseal(app.secretSealed)) {
         await this.reseal(hit, app, secret);

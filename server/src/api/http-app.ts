@@ -178,7 +178,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     );
   });
 
-  services.metrics.instrument(app);
+  services.metrics.instrument(app, new Set(endpoints.map((e) => e.name)));
   services.metrics.route(app, services.config.metricsToken);
   registerOpenApiRoute(app, endpoints);
 
@@ -199,8 +199,10 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   });
   // Before anything else, authentication included: guessing an app secret, the admin token or
   // the bootstrap token is throttled like any other call from that address.
+  // The route matched, not the raw URL: `//api/...` and `/%61pi/...` reach the same handlers.
   app.addHook('onRequest', async (req) => {
-    if (req.url.startsWith('/api/') || req.url.startsWith(AGENT_REGISTER_PATH))
+    const path = req.routeOptions.url ?? req.url;
+    if (path.startsWith('/api/') || path.startsWith(AGENT_REGISTER_PATH))
       await rateLimited(req, services.limits.takeAddress(req.ip));
   });
 
@@ -214,7 +216,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   for (const prefix of API_PREFIXES) {
     app.route({
       // Other methods are routed too, so that they get BK-JOB's 1240003 rather than a 404.
-      method: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'],
+      method: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'],
       url: `${prefix}/:name`,
       handler: async (req, reply) => {
         const name = (req.params as { name: string }).name;
@@ -240,7 +242,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
             ...creds,
             signed: signedRequestOf(req.method, req.url, rawBodies.get(req)),
           }));
-        attribute(req, { appCode: caller.appCode, username: caller.username });
+        attribute(req, { appCode: caller.appCode, username: caller.username, verified: true });
         await rateLimited(req, services.limits.takeApp(caller.appCode));
         return runEndpoint(endpoint, raw, caller, req, reply);
       },
@@ -263,7 +265,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
       scopes: 'all',
       permissions: [PUBLIC_SCRIPT_PERMISSION],
     };
-    attribute(req, { username: caller.username });
+    attribute(req, { username: caller.username, verified: true });
     return runEndpoint(endpoint, requestParams(req), caller, req, reply);
   });
 

@@ -18,6 +18,8 @@ export interface Attribution {
   username?: string | undefined;
   scopeType?: string;
   scopeId?: string;
+  /** The caller of an API call was authenticated: until then its app and user are only claimed. */
+  verified?: boolean;
   /**
    * No entry here: a repeated refusal not worth one (a rate-limited flood is recorded once per
    * window), or a call whose route stored its entry itself (agent registration, in its commit).
@@ -136,7 +138,9 @@ export function installWriteAudit(
       ...(scopeType !== undefined ? { scopeType } : {}),
       ...(scopeId !== undefined ? { scopeId } : {}),
       action,
-      target: targetOf(env.data, params, body, query),
+      // An API call by a caller never authenticated names no target: what it claims to act on
+      // (a job of another scope, say) must not show up in that job's records.
+      target: api !== undefined && !who.verified ? '' : targetOf(env.data, params, body, query),
       outcome: env.result ? 'ok' : env.code === ERROR_CATALOGUE.INTERNAL_ERROR.code ? 'error' : 'refused',
       code: env.result ? 0 : env.code,
       sourceIp: req.ip,

@@ -14,6 +14,14 @@ const BATCH = 50;
 /** Cluster mode: a claimed callback is due again this long after its POST would have timed out. */
 const LEASE_MARGIN_MS = 2000;
 
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(not a URL)';
+  }
+}
+
 export class CallbackQueue {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -120,7 +128,8 @@ export class CallbackQueue {
       nextAttemptAt: Date.now() + wait,
     });
     this.services.log[delivered ? 'info' : 'warn'](
-      { job: c.job_instance_id, url: c.url, attempt, httpStatus, error: error || undefined },
+      // The origin only: a webhook's path or query often is its credential.
+      { job: c.job_instance_id, origin: originOf(c.url), attempt, httpStatus, error: error || undefined },
       delivered
         ? 'callback delivered'
         : exhausted

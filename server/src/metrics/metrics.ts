@@ -219,12 +219,17 @@ export class Metrics {
     this.taskResults.inc({ message });
   }
 
-  /** Counts and times every request; registered before the routes so it sees all of them. */
-  instrument(app: FastifyInstance): void {
+  /**
+   * Counts and times every request; registered before the routes so it sees all of them. An API
+   * name is a label only when it names an API (`apiNames`): anyone can send others, and each
+   * would add series that are never dropped.
+   */
+  instrument(app: FastifyInstance, apiNames: ReadonlySet<string>): void {
     app.addHook('onResponse', async (req, reply) => {
-      const name = (req.params as { name?: unknown } | undefined)?.name;
+      const param = (req.params as { name?: unknown } | undefined)?.name;
+      const name = typeof param === 'string' && apiNames.has(param) ? param : 'unknown';
       const endpoint =
-        typeof name === 'string' && req.url.startsWith('/api/') && !req.url.startsWith('/api/admin')
+        typeof param === 'string' && req.url.startsWith('/api/') && !req.url.startsWith('/api/admin')
           ? name
           : (req.routeOptions.url ?? 'unmatched');
       const code = apiCodes.get(req) ?? (endpoint === name ? 0 : reply.statusCode);

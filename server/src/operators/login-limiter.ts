@@ -1,7 +1,8 @@
 /**
  * Failed sign-ins are counted per user name and per client address; once either count reaches
  * its limit within the window, further attempts are refused (even with the right password)
- * until the window ends. A successful sign-in clears the user name's count.
+ * until the window ends. A successful sign-in clears the user name's count. An attempt counts
+ * from the moment it arrives and is given back when it succeeds.
  *
  * Counters live in the server's memory: on a cluster each server counts on its own, so an
  * attacker spreading attempts gets at most (servers × limit) tries per window.
@@ -33,30 +34,30 @@ export class LoginLimiter {
     });
   }
 
-  /** Throws LOGIN_RATE_LIMITED when the user name or the address has used up its failures. */
-  async check(username: string, address: string): Promise<void> {
-    const blocked = (res: RateLimiterRes | null, points: number) =>
-      res !== null && res.consumedPoints >= points;
-    const user = await this.byUser.get(username);
-    if (blocked(user, this.limits.perUser))
-      throw new ApiError('LOGIN_RATE_LIMITED', {
-        what: 'user',
-        seconds: Math.ceil((user?.msBeforeNext ?? 0) / 1000),
-      });
-    const addr = await this.byAddress.get(address);
-    if (blocked(addr, this.limits.perAddress))
-      throw new ApiError('LOGIN_RATE_LIMITED', {
-        what: 'address',
-        seconds: Math.ceil((addr?.msBeforeNext ?? 0) / 1000),
-      });
+  /**
+   * Counts a sign-in attempt before its password is checked, so that attempts sent together
+   * cannot all pass while the first ones are still being verified; throws LOGIN_RATE_LIMITED
+   * once the user name or the address is over its limit.
+   */
+  async attempt(username: string, address: string): Promise<void> {
+    const [user, addr] = await Promise.allSettled([
+      this.byUser.consume(username),
+      this.byAddress.consume(address),
+    ]);
+    // consume() rejects with the counter once a key is over its points.
+    const over = (r: PromiseSettledResult<RateLimiterRes>) =>
+      r.status === 'rejected'
+        ? Math.ceil(((r.reason as RateLimiterRes).msBeforeNext ?? 0) / 1000)
+        : undefined;
+    const userWait = over(user);
+    if (userWait !== undefined) throw new ApiError('LOGIN_RATE_LIMITED', { what: 'user', seconds: userWait });
+    const addressWait = over(addr);
+    if (addressWait !== undefined)
+      throw new ApiError('LOGIN_RATE_LIMITED', { what: 'address', seconds: addressWait });
   }
 
-  async failed(username: string, address: string): Promise<void> {
-    // consume() rejects once a key is over its points; the count is what matters here.
-    await Promise.allSettled([this.byUser.consume(username), this.byAddress.consume(address)]);
-  }
-
-  async succeeded(username: string): Promise<void> {
-    await this.byUser.delete(username);
+  /** A sign-in that succeeded: the user name's count is cleared, and the address gets its attempt back. */
+  async succeeded(username: string, address: string): Promise<void> {
+    await Promise.allSettled([this.byUser.delete(username), this.byAddress.reward(address, 1)]);
   }
 }

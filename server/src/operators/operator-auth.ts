@@ -111,17 +111,16 @@ export class OperatorAuth {
       return err;
     };
     try {
-      await this.limiter.check(username, req.ip);
+      await this.limiter.attempt(username, req.ip);
     } catch (err) {
       throw err instanceof ApiError ? await refuse('rate limited', err) : err;
     }
     const user = await this.opts.store.getUserByName(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
     if (!user || !ok) {
-      await this.limiter.failed(username, req.ip);
       throw await refuse(user ? 'wrong password' : 'unknown user', new ApiError('LOGIN_FAILED'));
     }
-    await this.limiter.succeeded(username);
+    await this.limiter.succeeded(username, req.ip);
     const token = crypto.randomBytes(32).toString('base64url');
     const now = Date.now();
     // Ended sessions are deleted when next presented; those never presented again go here.

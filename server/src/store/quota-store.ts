@@ -25,6 +25,21 @@ export class QuotaStore {
     return Number(r.n);
   }
 
+  /** The hosts a job counts for once it runs, as runningHosts counts them. */
+  async hostsOfJob(jobInstanceId: number): Promise<number> {
+    const r = await this.db
+      .selectFrom('host_task')
+      .innerJoin('step_instance', (j) =>
+        j
+          .onRef('step_instance.id', '=', 'host_task.step_instance_id')
+          .onRef('step_instance.execute_count', '=', 'host_task.execute_count'),
+      )
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('step_instance.job_instance_id', '=', jobInstanceId)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
   async runningHosts(scopeType: string, scopeId: string): Promise<number> {
     const r = await this.db
       .selectFrom('host_task')

@@ -1,9 +1,11 @@
 /** operate_job_instance and operate_step_instance (behaviour notes §3.12, §3.13, §4.6). */
 import { z } from 'zod';
 import type { OperationRefusal } from '../../engine/engine.js';
+import { RunStatus } from '../../engine/statuses.js';
 import { parseStepSpec } from '../../engine/step-spec.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
+import { assertScopeQuota } from '../scope-quota.js';
 import { zInt, zLong } from '../input-types.js';
 import { jobInScope, stepOfJob } from './job-lookup.js';
 
@@ -40,6 +42,9 @@ export const operateJobInstance = defineEndpoint({
         job.id,
       );
     } else {
+      // A job created with start_task false counts against the quotas once it is started.
+      if (job.status === RunStatus.PENDING)
+        await assertScopeQuota(ctx, await ctx.services.store.quotas.hostsOfJob(job.id));
       refuse(await engine.start(job.id), '', job.id);
     }
     return { job_instance_id: job.id };
