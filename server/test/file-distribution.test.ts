@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { eventually, get, post } from './helpers/api-client.js';
@@ -75,6 +76,8 @@ for (const engine of engines()) {
         file_source_list: [fromHost(IPS[0] as string, ['/data/src/app.bin'])],
         file_target_path: '/opt/app/',
         target_server: { host_id_list: ids.slice(1) },
+        // No limit, as BK-JOB reads a limit of 0 or less.
+        upload_speed_limit: -1,
       });
       assert.equal(r.result, true, r.message);
       const st = await waitFinished(fleet, r.data.job_instance_id);
@@ -247,17 +250,19 @@ for (const engine of engines()) {
           target_server: { host_id_list: [ids[2], ids[3]] },
           file_list: [
             { file_name: 'app.ini', content: Buffer.from('[main]\nport=8080\n').toString('base64') },
-            { file_name: 'empty.conf', content: '' },
+            { file_name: '100%.conf', content: Buffer.from('all\n').toString('base64') },
           ],
         },
         fleet.creds,
       );
       assert.equal(r.result, true, r.message);
+      // As BK-JOB answers it: the step's id is null.
+      assert.equal((r.data as { step_instance_id?: unknown }).step_instance_id, null);
       const st = await waitFinished(fleet, r.data.job_instance_id);
       assert.equal(st.job_instance.status, 3, JSON.stringify(st));
       for (const ip of IPS.slice(2)) {
         assert.equal(read(ip, '/etc/myapp/app.ini').toString(), '[main]\nport=8080\n');
-        assert.equal(read(ip, '/etc/myapp/empty.conf').length, 0);
+        assert.equal(read(ip, '/etc/myapp/100%.conf').toString(), 'all\n');
       }
       const bad = await post(
         fleet.server.url,
@@ -267,11 +272,24 @@ for (const engine of engines()) {
           account_alias: fleet.account,
           file_target_path: 'relative/dir',
           target_server: { host_id_list: [ids[2]] },
-          file_list: [{ file_name: 'a', content: '' }],
+          file_list: [{ file_name: 'a', content: 'eA==' }],
         },
         fleet.creds,
       );
       assert.equal(bad.code, 1241002);
+      const blank = await post(
+        fleet.server.url,
+        'push_config_file',
+        {
+          ...fleet.scope,
+          account_alias: fleet.account,
+          file_target_path: '/x',
+          target_server: { host_id_list: [ids[2]] },
+          file_list: [{ file_name: 'a', content: '' }],
+        },
+        fleet.creds,
+      );
+      assert.equal(blank.code, 1241002, blank.message);
       const empty = await post(
         fleet.server.url,
         'push_config_file',
@@ -495,6 +513,14 @@ for (const engine of engines()) {
     });
 
     test('bad input is refused with documented codes and starts nothing', async () => {
+      // A second account of the same user: one source host cannot read as two accounts.
+      const second = await post<{ id: number }>(
+        fleet.server.url,
+        'create_account',
+        { ...fleet.scope, account: os.userInfo().username, alias: 'second-reader', type: 1, category: 1 },
+        fleet.creds,
+      );
+      assert.equal(second.result, true, second.message);
       const base = {
         file_source_list: [fromHost(IPS[0] as string, ['/data/s.txt'])],
         file_target_path: '/ok',
@@ -512,7 +538,15 @@ for (const engine of engines()) {
         [{ file_source_list: [{ file_type: 9, file_list: ['/x'] }] }, 1241005],
         [{ file_source_list: [{ file_list: ['/x'], account: { alias: fleet.account } }] }, 1241004],
         [{ file_target_name: '../x' }, 1241007],
-        [{ download_speed_limit: -1 }, 1240003],
+        [
+          {
+            file_source_list: [
+              fromHost(IPS[0] as string, ['/data/a']),
+              { ...fromHost(IPS[0] as string, ['/data/b']), account: { alias: 'second-reader' } },
+            ],
+          },
+          1241005,
+        ],
       ];
       for (const [patch, code] of cases) {
         const body: Record<string, unknown> = { ...base, ...patch };

@@ -112,6 +112,11 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'No target host left after resolving target_server',
   },
+  SOURCE_EXECUTE_OBJECT_EMPTY: {
+    code: 1244029,
+    http: 200,
+    message: 'No source host left after resolving {param}',
+  },
   EXECUTE_OBJECT_NOT_EXIST: {
     code: 1244030,
     http: 200,

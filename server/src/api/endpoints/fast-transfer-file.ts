@@ -39,8 +39,9 @@ export const fastTransferFile = defineEndpoint({
     file_target_path: z.string().optional(),
     file_target_name: z.string().max(255).optional(),
     file_source_list: z.array(FileSourceInput).optional(),
-    upload_speed_limit: zInt.pipe(z.number().min(0)).optional(),
-    download_speed_limit: zInt.pipe(z.number().min(0)).optional(),
+    // MB/s; 0 or less is no limit, as BK-JOB applies only a limit above 0 (§3.2).
+    upload_speed_limit: zInt.transform((n) => Math.max(0, n)).optional(),
+    download_speed_limit: zInt.transform((n) => Math.max(0, n)).optional(),
     transfer_mode: zInt.optional(),
     ...CommonExecuteFields,
   }),
@@ -116,6 +117,8 @@ export async function resolveSources(
   list: z.output<typeof FileSourceInput>[],
 ): Promise<FileSource[]> {
   const out: FileSource[] = [];
+  // Uploaded files are offered to the targets by name: two of one name cannot both be served.
+  const uploadedNames = new Set<string>();
   for (const [i, s] of list.entries()) {
     const at = `file_source_list[${i}]`;
     if (s.file_type === 3) {
@@ -139,6 +142,12 @@ export async function resolveSources(
             reason: `no uploaded file at "${p}" in this scope`,
           });
         }
+        if (uploadedNames.has(row.file_name))
+          throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
+            param: `${at}.file_list`,
+            reason: `two uploaded files are named "${row.file_name}"; a target directory holds one file of a name`,
+          });
+        uploadedNames.add(row.file_name);
       }
       out.push({ kind: 'server', fileType: 2, files: s.file_list, hosts: [], account: null, server: null });
       continue;
@@ -154,7 +163,24 @@ export async function resolveSources(
       throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: `${at}.account` });
     const files = s.file_list.map((f, j) => checkSourcePath(`${at}.file_list[${j}]`, f));
     const account = await resolveAccount(ctx, s.account.id, s.account.alias);
-    const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, s.server);
+    const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, s.server).catch(
+      (err: unknown) => {
+        if (err instanceof ApiError && err.errorName === 'STEP_TARGET_EMPTY')
+          throw new ApiError('SOURCE_EXECUTE_OBJECT_EMPTY', { param: `${at}.server` });
+        throw err;
+      },
+    );
+    for (const h of hosts) {
+      const other = out.find(
+        (o) => o.kind === 'host' && o.hosts.some((x) => x.hostId === h.id) && o.account?.id !== account.id,
+      );
+      // A source host serves all its files of the step at once, read as one account.
+      if (other)
+        throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
+          param: `${at}.account`,
+          reason: `host ${h.cloud_id}:${h.ip} is a source in another entry with account ${other.account?.alias ?? ''}; give one host one account`,
+        });
+    }
     out.push({
       kind: 'host',
       fileType: 1,

@@ -48,15 +48,22 @@ export const pushConfigFile = defineEndpoint({
     file_target_path: z.string().trim().min(1),
     target_server: TargetServer,
     file_list: z
-      .array(z.object({ file_name: z.string().trim().min(1), content: zBase64(MAX_CONTENT_BYTES) }))
+      .array(
+        z.object({
+          file_name: z.string().trim().min(1),
+          // Non-blank, as BK-JOB checks every field of the list (behaviour notes §3.14).
+          content: zBase64(MAX_CONTENT_BYTES).refine((s) => s.trim() !== '', 'must not be empty'),
+        }),
+      )
       .min(1),
     callback_url: z.string().max(2048).optional(),
     client_request_id: z.string().min(1).max(128).optional(),
   }),
   fieldErrors: ALL_ILLEGAL,
   async handle(ctx, input) {
+    // BK-JOB answers job_instance_id and job_instance_name; the step's id is null (§3.14).
     const prior = await priorSubmission(ctx, input.client_request_id);
-    if (prior) return prior;
+    if (prior) return { ...prior, step_instance_id: null };
     const illegal = (reason: string) => new ApiError('ILLEGAL_PARAM', { reason });
     let targetPath: string;
     try {
@@ -127,7 +134,7 @@ export const pushConfigFile = defineEndpoint({
       targetServer: input.target_server,
       ignoreError: false,
     };
-    return submitOneStepJob(ctx, {
+    const reply = await submitOneStepJob(ctx, {
       name: input.task_name ? input.task_name : `API_PUSH_CONFIG_FILE_${now}`,
       jobType: JobType.FAST_FILE,
       stepType: StepType.FILE,
@@ -138,5 +145,6 @@ export const pushConfigFile = defineEndpoint({
       startTask: true,
       rolling: undefined,
     });
+    return { ...reply, step_instance_id: null };
   },
 });
