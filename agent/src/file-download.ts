@@ -100,7 +100,13 @@ function plan(msg: DownloadFiles, root: FileRoot): { files: PlannedFile[]; probl
 
 /** Part files a download of `msg` may have left (an agent killed mid-transfer). */
 export function removePartFiles(msg: DownloadFiles, root: FileRoot): void {
-  for (const f of plan(msg, root).files) fs.rmSync(f.part, { force: true });
+  for (const f of plan(msg, root).files) {
+    try {
+      fs.rmSync(f.part, { force: true });
+    } catch {
+      // Not a file (a directory put in its place): left alone, and no reason not to start.
+    }
+  }
 }
 
 function fileUrl(sourceUrl: string, source: DownloadSource, relPath: string): URL {
@@ -138,6 +144,25 @@ function errorText(err: unknown): string {
 }
 
 /** Creates `dir` and its missing parents, each owned by `user` when given. */
+/**
+ * Refuses a symbolic link among the directories from `base` (the target directory, which may be
+ * one) down to `dir`: the target account may own them, and an agent running as root would
+ * otherwise create and write files wherever such a link points.
+ */
+async function assertNoLinkBelow(base: string, dir: string, shown: string): Promise<void> {
+  let at = base;
+  for (const part of path
+    .relative(base, dir)
+    .split(path.sep)
+    .filter((p) => p !== '')) {
+    at = path.join(at, part);
+    const st = await fs.promises.lstat(at).catch(() => undefined);
+    if (!st) return; // what is missing from here on, mkdirs creates
+    if (st.isSymbolicLink())
+      throw new TaskFailure('target_invalid', `${shown}: a directory on its way is a symbolic link`);
+  }
+}
+
 async function mkdirs(dir: string, user: OsUser | undefined): Promise<void> {
   const first = await fs.promises.mkdir(dir, { recursive: true, mode: 0o755 });
   if (!first || !user) return;
@@ -291,9 +316,15 @@ class DownloadRun implements RunningTask {
     );
     try {
       try {
+        await assertNoLinkBelow(this.root.local(this.msg.targetDir), path.dirname(f.local), f.targetPath);
         await mkdirs(path.dirname(f.local), user);
-        t = { bytes: 0, hash: createHash('sha256'), fh: await fs.promises.open(f.part, 'w', 0o600) };
+        // A fresh file, never one reached through a link put at the part's (predictable) name.
+        await fs.promises.rm(f.part, { force: true });
+        const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+        const fh = await fs.promises.open(f.part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+        t = { bytes: 0, hash: createHash('sha256'), fh };
       } catch (err) {
+        if (err instanceof TaskFailure) throw err;
         throw new TaskFailure('target_invalid', `cannot write ${f.targetPath}: ${errorText(err)}`);
       }
       await this.pull(f, t, what);
@@ -307,7 +338,8 @@ class DownloadRun implements RunningTask {
         );
       try {
         if (user) await t.fh.chown(user.uid, user.gid);
-        await t.fh.chmod(f.file.mode & 0o7777); // after chown, which clears set-id bits
+        // Never set-uid or set-gid: a file given to another owner must not run as that owner.
+        await t.fh.chmod(f.file.mode & 0o1777);
         await t.fh.close();
         await fs.promises.rename(f.part, f.local);
       } catch (err) {
@@ -316,7 +348,7 @@ class DownloadRun implements RunningTask {
       this.report(f, 'finished', t.bytes, since);
     } catch (err) {
       await t?.fh.close().catch(() => undefined);
-      await fs.promises.rm(f.part, { force: true });
+      await fs.promises.rm(f.part, { force: true }).catch(() => undefined);
       this.report(f, 'failed', t?.bytes ?? 0, since, this.classify(err)[1]);
       throw err;
     } finally {

@@ -224,11 +224,26 @@ class ScriptRun implements RunningTask {
   /** What the script left for the server in its variables file (capped; absent when it wrote none). */
   private readVars(): string | undefined {
     if (!this.msg.varsOut || !this.dir) return undefined;
+    // The script's account owns the directory: only a plain file is read (not a link, not a
+    // FIFO that would block the agent), and no more of it than is kept.
+    let fd: number | undefined;
     try {
-      const data = fs.readFileSync(this.varsFile());
-      return data.subarray(0, MAX_VARS_BYTES).toString('base64');
+      const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+      fd = fs.openSync(this.varsFile(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) return undefined;
+      const data = Buffer.alloc(Math.min(st.size, MAX_VARS_BYTES));
+      let n = 0;
+      while (n < data.length) {
+        const got = fs.readSync(fd, data, n, data.length - n, null);
+        if (got === 0) break;
+        n += got;
+      }
+      return data.subarray(0, n).toString('base64');
     } catch {
       return undefined;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
     }
   }
 

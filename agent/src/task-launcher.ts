@@ -98,12 +98,17 @@ export class TaskLauncher implements ProcessStarter {
   constructor(private readonly perl: string) {}
 
   start(req: StartRequest, events: ProcessEvents): StartedProcess {
+    const env = Object.entries(req.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+    const given = [req.cwd, ...env, req.file, ...req.args];
+    // Fields are NUL-separated: one inside a value would shift the rest (which program runs, say).
+    // Refused as spawn() refuses it, so that both starters fail such a task alike.
+    if (given.some((f) => f.includes('\0')))
+      throw new TypeError('a task argument or environment value holds a NUL character');
     const proc = this.launcher();
     const id = this.nextId++;
     const task = { events, exited: false, closed: false };
     this.tasks.set(id, task);
     holdOpen(proc, true);
-    const env = Object.entries(req.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
     proc.stdin?.write(
       requestFrame([
         'run',

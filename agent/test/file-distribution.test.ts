@@ -111,7 +111,8 @@ describe('Serving: what an offer holds', () => {
 
 describe('Downloading: what targets end up with', () => {
   it('delivers one file to several targets, byte for byte, with progress for each', async () => {
-    const data = put(source, '/srv/big/payload.bin', 3 * 1024 * 1024 + 17, 0o750);
+    // Set-uid at the source: the targets get the mode without it.
+    const data = put(source, '/srv/big/payload.bin', 3 * 1024 * 1024 + 17, 0o4750);
     const { source: src } = await offer(source, ['/srv/big/payload.bin']);
     const targets = [fileHost('127.0.0.3'), fileHost('127.0.0.4'), fileHost('127.0.0.5')];
     const msgs = targets.map(() => downloadMsg([src], '/data/in'));

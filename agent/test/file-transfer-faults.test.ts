@@ -8,7 +8,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
+import { parseTaskKey } from '@jobfleet/protocol';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import {
@@ -186,6 +188,36 @@ describe('Downloads that go wrong', () => {
     } finally {
       front.close();
     }
+  });
+
+  it('never writes through a link put at a part file name or among the directories on the way', async () => {
+    // What a target account that owns the target directory could plant for an agent run as root.
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-outside-'));
+    const victim = path.join(outside, 'victim');
+    fs.writeFileSync(victim, 'keep me');
+    put(source, '/srv/links/app.conf', 'new contents');
+    const o = await offer(source, ['/srv/links/app.conf']);
+    const target = fileHost('127.0.0.3');
+    const msg = downloadMsg([o.source], '/in');
+    const { stepInstanceId, executeCount } = parseTaskKey(msg.key);
+    fs.mkdirSync(target.local('/in'), { recursive: true });
+    fs.symlinkSync(victim, target.local(`/in/.app.conf.${stepInstanceId}-${executeCount}.jobfleet-part`));
+    target.runner.download(msg);
+    assert.equal((await target.reports.finishedResult(msg.key)).outcome, 'exited');
+    assert.equal(fs.readFileSync(target.local('/in/app.conf'), 'utf8'), 'new contents');
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'keep me');
+
+    // A directory of the relative path that is a link elsewhere: refused, nothing written there.
+    put(source, '/srv/conf/inner.conf', 'inner');
+    const tree = await offer(source, ['/srv/conf/']); // offered as conf/inner.conf
+    fs.symlinkSync(outside, target.local('/in/conf'));
+    const through = downloadMsg([tree.source], '/in');
+    target.runner.download(through);
+    const refused = await target.reports.finishedResult(through.key);
+    assert.equal(refused.outcome, 'target_invalid');
+    assert.match(refused.message, /symbolic link/);
+    assert.deepEqual(fs.readdirSync(outside), ['victim']);
+    fs.rmSync(outside, { recursive: true, force: true });
   });
 
   it('fails a file whose bytes do not match its sha256, leaving nothing behind', async () => {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { alive, killQuietly, pidsIn, tempStateDir } from './helpers/os-state.js';
 import { RecordingReports, runMsg } from './helpers/recording-reports.js';
@@ -56,6 +57,19 @@ describe('starting task processes', () => {
       assert.deepEqual([p?.outcome, p?.exitCode, reports.text(plain.key)], ['exited', 5, 'out\nerr\n']);
       assert.deepEqual([t?.outcome, t?.exitCode, reports.text(slow.key)], ['timeout', 137, 'started\n']);
       assert.deepEqual([d?.outcome, d?.exitCode], ['exited', 0]);
+    });
+
+    it(`${name}: a NUL in an environment value fails the task before anything runs`, async () => {
+      const { runner, reports } = open(starter);
+      const marker = path.join(tempStateDir(), 'ran');
+      const msg = {
+        ...runMsg(`touch ${marker}`),
+        env: { JOBFLEET_CIPHER_x: `a\0/bin/sh\0-c\0touch ${marker}` },
+      };
+      runner.run(msg);
+      const r = await reports.finishedResult(msg.key);
+      assert.equal(r.outcome, 'spawn_failed');
+      assert.equal(fs.existsSync(marker), false);
     });
   }
 

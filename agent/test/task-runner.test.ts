@@ -54,6 +54,24 @@ describe('TaskRunner: scripts and outcomes', () => {
     assert.ok(r.startTime <= r.endTime);
   });
 
+  it('reads back only a plain variables file: a FIFO or a link in its place does not hold up or leak', async () => {
+    const { runner, reports } = setup();
+    const plain = { ...runMsg('printf "a\\0b\\0" > "$JOBFLEET_VARS_OUT"'), varsOut: true };
+    runner.run(plain);
+    const r1 = await reports.finishedResult(plain.key);
+    assert.equal(Buffer.from(r1.vars ?? '', 'base64').toString(), 'a\0b\0');
+    for (const body of [
+      'rm -f "$JOBFLEET_VARS_OUT"; mkfifo "$JOBFLEET_VARS_OUT"',
+      'rm -f "$JOBFLEET_VARS_OUT"; ln -s /etc/hostname "$JOBFLEET_VARS_OUT"',
+    ]) {
+      const msg = { ...runMsg(body), varsOut: true };
+      runner.run(msg);
+      const r = await reports.finishedResult(msg.key);
+      assert.equal(r.outcome, 'exited', body);
+      assert.equal(r.vars, undefined, body);
+    }
+  });
+
   it('makes script directories under the script directory it is given, and removes them with what scripts left', async () => {
     const stateDir = runners.stateDir();
     const scriptDir = `${stateDir}/run/scripts`;
