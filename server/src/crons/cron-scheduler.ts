@@ -116,6 +116,14 @@ export class CronScheduler {
   private async fire(cron: DueCron, scheduledTime: number): Promise<void> {
     const store = this.services.store.crons;
     if (await store.hasFiring(cron.id, scheduledTime)) return;
+    // The tick read its crons a while ago: one disabled or saved since fires no more from that read.
+    const current = await store.get(cron.id);
+    if (
+      !current?.enabled ||
+      current.enabled_at !== cron.enabled_at ||
+      current.last_modify_time !== cron.last_modify_time
+    )
+      return;
     let prepared;
     try {
       const ctx = await this.contextOf(cron, scheduledTime);
