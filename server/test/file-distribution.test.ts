@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, get, post } from './helpers/api-client.js';
+import { admin, eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { hostStatuses, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
@@ -521,6 +521,18 @@ for (const engine of engines()) {
         fleet.creds,
       );
       assert.equal(second.result, true, second.message);
+      // A topology set without hosts: a source naming only it resolves to no host.
+      const emptySet = await admin<{ id: number }>(
+        fleet.server.url,
+        fleet.server.adminToken,
+        'POST',
+        '/topology/sets',
+        {
+          bk_biz_id: Number(fleet.scope.bk_scope_id),
+          name: 'no hosts here',
+        },
+      );
+      assert.equal(emptySet.result, true, emptySet.message);
       const base = {
         file_source_list: [fromHost(IPS[0] as string, ['/data/s.txt'])],
         file_target_path: '/ok',
@@ -546,6 +558,18 @@ for (const engine of engines()) {
             ],
           },
           1241005,
+        ],
+        [
+          {
+            file_source_list: [
+              {
+                file_list: ['/data/a'],
+                account: { alias: fleet.account },
+                server: { topo_node_list: [{ id: emptySet.data.id, node_type: 'set' }] },
+              },
+            ],
+          },
+          1244029,
         ],
       ];
       for (const [patch, code] of cases) {
