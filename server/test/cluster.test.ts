@@ -182,6 +182,35 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
     }
   });
 
+  test('13: terminate of a job with no live owner: taken by the server asked, its running host killed', async () => {
+    // S1 owns the job, S2 holds the agent. S1 is stopped and the job left without an owner (as
+    // a retired server leaves its jobs); the terminate reaches S2 before any sweep takes the job.
+    const c = await startCluster({ servers: 2, agents: 1, placement: () => 1 });
+    try {
+      const job = await clusterScript(c, 0, ['127.0.0.2'], { sleep: 30 });
+      await until(c, 'the host running', hostsRunning(c, job.jobId, 1));
+      const stopped = c.servers[0] as ServerProcess;
+      stopped.proc.kill('SIGSTOP');
+      c.paused.add(stopped);
+      await c.db('update job_instance set owner_id = null where id = $1', [job.jobId]);
+      const f = c.via(1);
+      const r = await post(
+        f.server.url,
+        'operate_job_instance',
+        { ...f.scope, job_instance_id: job.jobId, operation_code: 1 },
+        f.creds,
+      );
+      assert.equal(r.result, true, r.message);
+      const st = await waitJobFinished(c, job.jobId, 20_000);
+      assert.equal(st.job_instance.status, 11);
+      // Killed (403), not left running under a stopped job.
+      assert.equal(st.step_instance_list[0]?.step_ip_result_list?.[0]?.status, 403);
+    } finally {
+      await stopAll();
+      await c.close();
+    }
+  });
+
   test('5: SIGKILL of the server holding the agents: no 310, results arrive through the others', async () => {
     // Agents list S2 and S3; the job is owned by S1.
     const c = await startCluster({ servers: 3, agents: 2, placement: () => [1, 2] });

@@ -1061,9 +1061,17 @@ export class Engine implements AgentEvents {
       ) {
         return 'bad_state';
       }
-      if (cluster && owner?.alive && owner.ownerId !== cluster.id) {
-        // Its owner stops it at its next poll (woken now); a dead owner's successor sees 10 in the store.
+      if (cluster && owner && owner.ownerId !== cluster.id) {
+        if (owner.alive) {
+          // Its owner stops it at its next poll (woken now).
+          cluster.notify('j');
+          return undefined;
+        }
+        // No live owner (dead, or retired): this server takes the job and stops it here, killing
+        // what runs, instead of ending it with its tasks left running.
+        await cluster.store.takeJob(cluster.id, jobInstanceId);
         cluster.notify('j');
+        await this.stopTakenJob(jobInstanceId);
         return undefined;
       }
       return this.stopOwnedJob(jobInstanceId);
@@ -1073,6 +1081,16 @@ export class Engine implements AgentEvents {
   private isActive(jobInstanceId: number): boolean {
     for (const s of this.steps.values()) if (s.jobInstanceId === jobInstanceId) return true;
     return false;
+  }
+
+  /** A job stored as stopping (10) that this server just took: its current step is loaded stopping. */
+  private async stopTakenJob(jobInstanceId: number): Promise<void> {
+    const found = await this.store.getJobWithSteps(jobInstanceId);
+    const current = found?.steps.find((s) =>
+      [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER].includes(s.status as 2),
+    );
+    if (current) await this.store.updateStep(current.id, { status: RunStatus.STOPPING });
+    await this.carryOn(jobInstanceId);
   }
 
   /** The job is stored as stopping (10): kill what runs of it here. */
