@@ -211,6 +211,29 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
     }
   });
 
+  test('14: an operation refused by another server moves the job there; the result the old owner gets is kept', async () => {
+    // S1 owns the job and holds the agent; a repeated start (a client's retry) reaches S2.
+    const c = await startCluster({ servers: 2, agents: 1, placement: () => 0 });
+    try {
+      const job = await clusterScript(c, 0, ['127.0.0.2'], { sleep: 3 });
+      await until(c, 'the host running', hostsRunning(c, job.jobId, 1));
+      const f = c.via(1);
+      const again = await post(
+        f.server.url,
+        'operate_job_instance',
+        { ...f.scope, job_instance_id: job.jobId, operation_code: 2 },
+        f.creds,
+      );
+      assert.equal(again.result, false);
+      const st = await waitJobFinished(c, job.jobId, 30_000);
+      assert.equal(st.job_instance.status, 3);
+      assert.equal(st.step_instance_list[0]?.step_ip_result_list?.[0]?.status, 9);
+    } finally {
+      await stopAll();
+      await c.close();
+    }
+  });
+
   test('5: SIGKILL of the server holding the agents: no 310, results arrive through the others', async () => {
     // Agents list S2 and S3; the job is owned by S1.
     const c = await startCluster({ servers: 3, agents: 2, placement: () => [1, 2] });

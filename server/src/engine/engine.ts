@@ -632,6 +632,10 @@ export class Engine implements AgentEvents {
     const hit = this.lookup(msg.key);
     const relayed = hit ? undefined : this.relayedTask(msg.key, hostId);
     if (relayed) return this.relayedFinished(relayed, msg);
+    if (!hit && this.services.cluster) {
+      void this.adoptResult(hostId, msg);
+      return;
+    }
     if (!hit || hit.task.hostId !== hostId || isHostFinished(hit.task.status)) {
       // Already recorded (or never ours): let the agent forget it.
       this.services.hub.send(hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key: msg.key });
@@ -674,6 +678,33 @@ export class Engine implements AgentEvents {
     ended
       .then(finish, (err: unknown) => this.resendAfterFailure(hostId, epoch, msg.key, err))
       .finally(() => (task.ending = false));
+  }
+
+  /**
+   * Cluster mode: a result of a task neither run nor relayed here. This server may have sent it
+   * for a job that has since moved to another owner (an operation received elsewhere): the
+   * store decides. Not yet recorded there, it is recorded here for the owner, as a relayed result
+   * is; only a result the store already holds (or a task it does not know) is let go. A failed
+   * read answers nothing: the agent keeps the result and sends it again.
+   */
+  private async adoptResult(hostId: number, msg: TaskFinished): Promise<void> {
+    const k = parseTaskKey(msg.key);
+    const epoch = this.services.hub.epochOf(hostId);
+    try {
+      const row =
+        k.hostId === hostId
+          ? await this.store.getHostTask(k.stepInstanceId, k.executeCount, hostId)
+          : undefined;
+      if (this.lookup(msg.key)) return this.taskFinished(hostId, msg);
+      if (row && !isHostFinished(row.status) && !this.relayed.has(msg.key))
+        this.relayed.set(msg.key, { ...k, status: row.status, logBytes: row.log_bytes });
+      const relayed = row && !isHostFinished(row.status) ? this.relayedTask(msg.key, hostId) : undefined;
+      if (relayed) return this.relayedFinished(relayed, msg);
+      this.services.hub.send(hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key: msg.key });
+    } catch (err) {
+      this.services.log.warn({ err, key: msg.key }, 'a result of a job owned elsewhere could not be checked');
+      this.resync(hostId, epoch);
+    }
   }
 
   /** Cluster mode: the result of a task another server owns, recorded here for it. */
