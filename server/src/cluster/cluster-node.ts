@@ -364,8 +364,10 @@ export class ClusterNode {
         this.services.engine.relaying(msg.key, c.taskStatus ?? 5, c.logBytes ?? 0);
       }
       const sent = this.services.hub.deliver(c.hostId, c.epoch, msg);
-      if (isTask && !sent) unsent.push(c);
-      if (!isTask) done.push(c.id);
+      // Unsent (claimed between the agent's session commit and its welcome): kept for the claim
+      // after the welcome. A file offer request dropped so would leave its step waiting forever.
+      if (!sent) unsent.push(c);
+      else if (!isTask) done.push(c.id);
     }
     await this.store.deleteCommands(done);
     // An agent that said hello is claimed for once it is ready (agentWelcomed); a claim between

@@ -1306,8 +1306,10 @@ export class Engine implements AgentEvents {
     if (!cluster || this.steps.size === 0) return;
     const jobIds = [...new Set([...this.steps.values()].map((s) => s.jobInstanceId))];
     for (const id of await cluster.store.notOwned(cluster.id, jobIds)) {
+      // Forgotten here, its agent commands kept: the step runs on under its new owner, whose
+      // commands for it have the same keys (deleting them would leave its tasks unsent).
       await this.withJobLock(id, async () => {
-        for (const s of [...this.steps.values()]) if (s.jobInstanceId === id) this.deactivate(s);
+        for (const s of [...this.steps.values()]) if (s.jobInstanceId === id) this.forget(s);
       });
     }
     const statuses = await cluster.store.jobStatuses(jobIds);
