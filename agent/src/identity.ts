@@ -14,9 +14,9 @@ export type Identity = RegisterResponse;
 export function loadIdentity(stateDir: string): Identity | undefined {
   const file = path.join(stateDir, 'identity.json');
   if (!fs.existsSync(file)) return undefined;
-  const value: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+  // Unreadable (a power cut right after it was written): the agent registers again.
   try {
-    return parseRegisterResponse(value);
+    return parseRegisterResponse(JSON.parse(fs.readFileSync(file, 'utf8')) as unknown);
   } catch {
     return undefined;
   }

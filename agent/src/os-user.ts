@@ -29,7 +29,11 @@ function parsePasswdLine(line: string): OsUser | undefined {
 function lookupUser(name: string): Promise<OsUser | undefined> {
   return new Promise((resolve) => {
     execFile('getent', ['passwd', name], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => {
-      if (!err) return resolve(parsePasswdLine(stdout));
+      // getent takes a number as a uid: an account named "0" must not resolve to root.
+      if (!err) {
+        const user = parsePasswdLine(stdout);
+        return resolve(user?.name === name ? user : undefined);
+      }
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return resolve(undefined);
       fs.readFile('/etc/passwd', 'utf8', (readErr, text) => {
         if (readErr) return resolve(undefined);

@@ -31,7 +31,8 @@ function canManageUsers(): string | false {
 describe('TaskRunner: execution account', () => {
   it('answers a user that does not exist with user_missing, starting nothing', async () => {
     const { runner, reports } = setup();
-    for (const user of ['jobfleet-no-such-user', '-bad:name']) {
+    // "0" is a uid to getent (root's): a name is looked up as a name only.
+    for (const user of ['jobfleet-no-such-user', '-bad:name', '0']) {
       const msg = runMsg('id -un', { user });
       runner.run(msg);
       const r = await reports.finishedResult(msg.key);
