@@ -53,6 +53,21 @@ const hostsRunning = (c: Cluster, jobId: number, n: number) => async () => {
   return Number(rows[0]?.n) >= n;
 };
 
+/** Terminates a one-host job through server `via`: it ends 11, its host killed (403, behaviour notes). */
+async function terminatedVia(c: Cluster, via: number, jobId: number): Promise<void> {
+  const f = c.via(via);
+  const r = await post(
+    f.server.url,
+    'operate_job_instance',
+    { ...f.scope, job_instance_id: jobId, operation_code: 1 },
+    f.creds,
+  );
+  assert.equal(r.result, true, r.message);
+  const st = await waitJobFinished(c, jobId, 20_000);
+  assert.equal(st.job_instance.status, 11);
+  assert.equal(st.step_instance_list[0]?.step_ip_result_list?.[0]?.status, 403);
+}
+
 describe('cluster: three servers, agents spread over them', { skip: !withPg }, () => {
   let c: Cluster;
   before(async () => {
@@ -110,18 +125,7 @@ describe('cluster: three servers, agents spread over them', { skip: !withPg }, (
   test('11: terminate through S3 a job owned by S1 whose agent is on S2', async () => {
     const job = await clusterScript(c, 0, ['127.0.0.2'], { sleep: 30 });
     await until(c, 'the host running', hostsRunning(c, job.jobId, 1));
-    const f = c.via(2);
-    const r = await post(
-      f.server.url,
-      'operate_job_instance',
-      { ...f.scope, job_instance_id: job.jobId, operation_code: 1 },
-      f.creds,
-    );
-    assert.equal(r.result, true, r.message);
-    const st = await waitJobFinished(c, job.jobId, 20_000);
-    assert.equal(st.job_instance.status, 11);
-    // 403: terminated (behaviour notes' host status).
-    assert.equal(st.step_instance_list[0]?.step_ip_result_list?.[0]?.status, 403);
+    await terminatedVia(c, 2, job.jobId);
   });
 
   test('10: a newer session elsewhere closes the stale one; its host keeps working', async () => {
@@ -193,18 +197,8 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       stopped.proc.kill('SIGSTOP');
       c.paused.add(stopped);
       await c.db('update job_instance set owner_id = null where id = $1', [job.jobId]);
-      const f = c.via(1);
-      const r = await post(
-        f.server.url,
-        'operate_job_instance',
-        { ...f.scope, job_instance_id: job.jobId, operation_code: 1 },
-        f.creds,
-      );
-      assert.equal(r.result, true, r.message);
-      const st = await waitJobFinished(c, job.jobId, 20_000);
-      assert.equal(st.job_instance.status, 11);
       // Killed (403), not left running under a stopped job.
-      assert.equal(st.step_instance_list[0]?.step_ip_result_list?.[0]?.status, 403);
+      await terminatedVia(c, 1, job.jobId);
     } finally {
       await stopAll();
       await c.close();

@@ -684,8 +684,8 @@ export class Engine implements AgentEvents {
    * Cluster mode: a result of a task neither run nor relayed here. This server may have sent it
    * for a job that has since moved to another owner (an operation received elsewhere): the
    * store decides. Not yet recorded there, it is recorded here for the owner, as a relayed result
-   * is; only a result the store already holds (or a task it does not know) is let go. A failed
-   * read answers nothing: the agent keeps the result and sends it again.
+   * is; only a result the store already holds (or a task it does not know) is let go. After a
+   * failed read the agent's link is dropped: it keeps the result and sends it again.
    */
   private async adoptResult(hostId: number, msg: TaskFinished): Promise<void> {
     const k = parseTaskKey(msg.key);
