@@ -88,6 +88,15 @@ interface RelayedTask {
   ending?: boolean;
 }
 
+/** The step a job is at: running, between batches, waiting for a person, or being stopped. */
+function currentStepOf<T extends { status: number }>(steps: readonly T[]): T | undefined {
+  return steps.find((s) =>
+    [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(
+      s.status as 2,
+    ),
+  );
+}
+
 export class Engine implements AgentEvents {
   private readonly steps = new Map<number, ActiveStep>();
   /** Cluster mode: tasks relayed for other owners, by task key. */
@@ -403,11 +412,7 @@ export class Engine implements AgentEvents {
     const found = await this.store.getJobWithSteps(jobInstanceId);
     if (!found || !IN_FLIGHT_JOB_STATUSES.includes(found.job.status)) return;
     const { job, steps } = found;
-    const current = steps.find((s) =>
-      [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER, RunStatus.STOPPING].includes(
-        s.status as 2,
-      ),
-    );
+    const current = currentStepOf(steps);
     if (current) {
       if (current.status === RunStatus.ROLLING_WAITING)
         await this.store.updateStep(current.id, { status: RunStatus.RUNNING });
@@ -696,10 +701,12 @@ export class Engine implements AgentEvents {
           ? await this.store.getHostTask(k.stepInstanceId, k.executeCount, hostId)
           : undefined;
       if (this.lookup(msg.key)) return this.taskFinished(hostId, msg);
-      if (row && !isHostFinished(row.status) && !this.relayed.has(msg.key))
-        this.relayed.set(msg.key, { ...k, status: row.status, logBytes: row.log_bytes });
-      const relayed = row && !isHostFinished(row.status) ? this.relayedTask(msg.key, hostId) : undefined;
-      if (relayed) return this.relayedFinished(relayed, msg);
+      if (row && !isHostFinished(row.status)) {
+        if (!this.relayed.has(msg.key))
+          this.relayed.set(msg.key, { ...k, status: row.status, logBytes: row.log_bytes });
+        const relayed = this.relayedTask(msg.key, hostId);
+        if (relayed) return this.relayedFinished(relayed, msg);
+      }
       this.services.hub.send(hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key: msg.key });
     } catch (err) {
       this.services.log.warn({ err, key: msg.key }, 'a result of a job owned elsewhere could not be checked');
@@ -1117,10 +1124,9 @@ export class Engine implements AgentEvents {
   /** A job stored as stopping (10) that this server just took: its current step is loaded stopping. */
   private async stopTakenJob(jobInstanceId: number): Promise<void> {
     const found = await this.store.getJobWithSteps(jobInstanceId);
-    const current = found?.steps.find((s) =>
-      [RunStatus.RUNNING, RunStatus.ROLLING_WAITING, RunStatus.WAITING_USER].includes(s.status as 2),
-    );
-    if (current) await this.store.updateStep(current.id, { status: RunStatus.STOPPING });
+    const current = found && currentStepOf(found.steps);
+    if (current && current.status !== RunStatus.STOPPING)
+      await this.store.updateStep(current.id, { status: RunStatus.STOPPING });
     await this.carryOn(jobInstanceId);
   }
 

@@ -25,31 +25,29 @@ export class QuotaStore {
     return Number(r.n);
   }
 
-  /** The hosts a job counts for once it runs, as runningHosts counts them. */
-  async hostsOfJob(jobInstanceId: number): Promise<number> {
-    const r = await this.db
+  /** Counts host tasks of every step's current attempt: what a job's hosts are counted from. */
+  private countCurrentTasks() {
+    return this.db
       .selectFrom('host_task')
       .innerJoin('step_instance', (j) =>
         j
           .onRef('step_instance.id', '=', 'host_task.step_instance_id')
           .onRef('step_instance.execute_count', '=', 'host_task.execute_count'),
       )
-      .select((eb) => eb.fn.countAll().as('n'))
+      .select((eb) => eb.fn.countAll().as('n'));
+  }
+
+  /** The hosts a job counts for once it runs, as runningHosts counts them. */
+  async hostsOfJob(jobInstanceId: number): Promise<number> {
+    const r = await this.countCurrentTasks()
       .where('step_instance.job_instance_id', '=', jobInstanceId)
       .executeTakeFirstOrThrow();
     return Number(r.n);
   }
 
   async runningHosts(scopeType: string, scopeId: string): Promise<number> {
-    const r = await this.db
-      .selectFrom('host_task')
-      .innerJoin('step_instance', (j) =>
-        j
-          .onRef('step_instance.id', '=', 'host_task.step_instance_id')
-          .onRef('step_instance.execute_count', '=', 'host_task.execute_count'),
-      )
+    const r = await this.countCurrentTasks()
       .innerJoin('job_instance', 'job_instance.id', 'step_instance.job_instance_id')
-      .select((eb) => eb.fn.countAll().as('n'))
       .where('job_instance.status', 'in', ACTIVE)
       .where('job_instance.scope_type', '=', scopeType)
       .where('job_instance.scope_id', '=', scopeId)

@@ -119,6 +119,8 @@ export async function resolveSources(
   const out: FileSource[] = [];
   // Uploaded files are offered to the targets by name: two of one name cannot both be served.
   const uploadedNames = new Set<string>();
+  // A source host serves all its files of the step at once, read as one account.
+  const sourceAccounts = new Map<number, { id: number; alias: string }>();
   for (const [i, s] of list.entries()) {
     const at = `file_source_list[${i}]`;
     if (s.file_type === 3) {
@@ -171,15 +173,13 @@ export async function resolveSources(
       },
     );
     for (const h of hosts) {
-      const other = out.find(
-        (o) => o.kind === 'host' && o.hosts.some((x) => x.hostId === h.id) && o.account?.id !== account.id,
-      );
-      // A source host serves all its files of the step at once, read as one account.
-      if (other)
+      const other = sourceAccounts.get(h.id);
+      if (other && other.id !== account.id)
         throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
           param: `${at}.account`,
-          reason: `host ${h.cloud_id}:${h.ip} is a source in another entry with account ${other.account?.alias ?? ''}; give one host one account`,
+          reason: `host ${h.cloud_id}:${h.ip} is a source in another entry with account ${other.alias}; give one host one account`,
         });
+      sourceAccounts.set(h.id, account);
     }
     out.push({
       kind: 'host',
