@@ -10,7 +10,7 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import { AGENT_LINK_PATH, PROTOCOL_VERSION } from '@jobfleet/protocol';
 import { after, before, describe, test } from 'node:test';
-import { admin, get, post } from './helpers/api-client.js';
+import { admin, get } from './helpers/api-client.js';
 import {
   checkInvariants,
   clusterScript,
@@ -21,6 +21,7 @@ import {
 } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
+import { operateJob } from './helpers/fleet.js';
 import type { JobStatus } from './helpers/fleet.js';
 import { privatePostgresAvailable, startPrivatePostgres } from './helpers/private-postgres.js';
 import type { PrivatePostgres } from './helpers/private-postgres.js';
@@ -55,13 +56,7 @@ const hostsRunning = (c: Cluster, jobId: number, n: number) => async () => {
 
 /** Terminates a one-host job through server `via`: it ends 11, its host killed (403, behaviour notes). */
 async function terminatedVia(c: Cluster, via: number, jobId: number): Promise<void> {
-  const f = c.via(via);
-  const r = await post(
-    f.server.url,
-    'operate_job_instance',
-    { ...f.scope, job_instance_id: jobId, operation_code: 1 },
-    f.creds,
-  );
+  const r = await operateJob(c.via(via), jobId, 1);
   assert.equal(r.result, true, r.message);
   const st = await waitJobFinished(c, jobId, 20_000);
   assert.equal(st.job_instance.status, 11);
@@ -211,13 +206,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
     try {
       const job = await clusterScript(c, 0, ['127.0.0.2'], { sleep: 3 });
       await until(c, 'the host running', hostsRunning(c, job.jobId, 1));
-      const f = c.via(1);
-      const again = await post(
-        f.server.url,
-        'operate_job_instance',
-        { ...f.scope, job_instance_id: job.jobId, operation_code: 2 },
-        f.creds,
-      );
+      const again = await operateJob(c.via(1), job.jobId, 2);
       assert.equal(again.result, false);
       const st = await waitJobFinished(c, job.jobId, 30_000);
       assert.equal(st.job_instance.status, 3);

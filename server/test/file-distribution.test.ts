@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { hostStatuses, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
+import { hostStatuses, operateJob, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
 
 const IPS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
@@ -342,12 +342,7 @@ for (const engine of engines()) {
         return s.data.step_instance_list[0]?.step_ip_result_list?.[0]?.status === 7 ? true : undefined;
       });
       await new Promise((r2) => setTimeout(r2, 500));
-      const t = await post(
-        fleet.server.url,
-        'operate_job_instance',
-        { ...fleet.scope, job_instance_id: r.data.job_instance_id, operation_code: 1 },
-        fleet.creds,
-      );
+      const t = await operateJob(fleet, r.data.job_instance_id, 1);
       assert.equal(t.result, true, t.message);
       const st = await waitFinished(fleet, r.data.job_instance_id);
       assert.equal(st.job_instance.status, 11);

@@ -9,7 +9,15 @@ import { ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import type { Envelope } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
-import { b64, jobCount, runScript, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
+import {
+  b64,
+  jobCount,
+  operateJob,
+  runScript,
+  startFleet,
+  waitFinished,
+  stopFleets,
+} from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 
 const RATE_LIMITED = ERROR_CATALOGUE.API_RATE_LIMITED.code;
@@ -154,13 +162,7 @@ for (const engine of engines()) {
       await recovered();
       const sleeper = (hostIds: number[]) =>
         runScript(fleet, { script_content: b64('sleep 60'), target_server: { host_id_list: hostIds } });
-      const terminate = (jobId: number) =>
-        post(
-          fleet.server.url,
-          'operate_job_instance',
-          { ...fleet.scope, job_instance_id: jobId, operation_code: 1 },
-          fleet.creds,
-        );
+      const terminate = (jobId: number) => operateJob(fleet, jobId, 1);
       const a = await sleeper([hosts[0] ?? 0]);
       assert.equal(a.result, true, a.message);
       const b = await sleeper(hosts);
@@ -180,12 +182,7 @@ for (const engine of engines()) {
         start_task: false,
       });
       assert.equal(pending.result, true, pending.message);
-      const start = await post(
-        fleet.server.url,
-        'operate_job_instance',
-        { ...fleet.scope, job_instance_id: pending.data.job_instance_id, operation_code: 2 },
-        fleet.creds,
-      );
+      const start = await operateJob(fleet, pending.data.job_instance_id, 2);
       assert.equal(start.code, JOBS_QUOTA, start.message);
       await new Promise((r) => setTimeout(r, 1100));
 

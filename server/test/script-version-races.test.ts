@@ -25,17 +25,22 @@ for (const engine of engines()) {
       }
     };
     const owner = { public: false, scopeType: 'biz', scopeId: '1' } as const;
+    /** A new business script with its first version (a draft). */
+    const draft = async (store: Store, name: string) => {
+      const v = await store.scripts.createScript(
+        owner,
+        { name, language: 1, description: '' },
+        { version: 'v1', content: 'echo 1', versionDesc: '' },
+        'tester',
+      );
+      assert.ok(typeof v === 'object');
+      return v;
+    };
 
     test('a version disabled after it was read is not published, and the online one stays', async () => {
       await withStore(async (store) => {
         const scripts = store.scripts;
-        const first = await scripts.createScript(
-          owner,
-          { name: 'deploy', language: 1, description: '' },
-          { version: 'v1', content: 'echo 1', versionDesc: '' },
-          'tester',
-        );
-        assert.ok(typeof first === 'object');
+        const first = await draft(store, 'deploy');
         await scripts.publish(first, 'tester');
         const second = await scripts.createVersion(
           first.script,
@@ -54,13 +59,7 @@ for (const engine of engines()) {
     test('a version published after it was read is not deleted', async () => {
       await withStore(async (store) => {
         const scripts = store.scripts;
-        const v = await scripts.createScript(
-          owner,
-          { name: 'backup', language: 1, description: '' },
-          { version: 'v1', content: 'echo 1', versionDesc: '' },
-          'tester',
-        );
-        assert.ok(typeof v === 'object');
+        const v = await draft(store, 'backup');
         // Read as a draft by a delete; published by another request before the delete writes.
         await scripts.publish(v, 'other');
         assert.equal(await scripts.deleteVersion(v), false);

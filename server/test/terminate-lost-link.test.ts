@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { startFaultProxy } from './helpers/fault-proxy.js';
 import type { FaultProxy } from './helpers/fault-proxy.js';
@@ -17,6 +16,7 @@ import {
   b64,
   hostIdsByIp,
   hostStatuses,
+  operateJob,
   runScript,
   startFleet,
   waitFinished,
@@ -68,12 +68,7 @@ for (const engine of engines()) {
       });
       assert.equal(r.result, true, r.message);
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const stop = await post(
-        fleet.server.url,
-        'operate_job_instance',
-        { ...fleet.scope, job_instance_id: r.data.job_instance_id, operation_code: 1 },
-        fleet.creds,
-      );
+      const stop = await operateJob(fleet, r.data.job_instance_id, 1);
       assert.equal(stop.result, true, stop.message);
       await new Promise((resolve) => setTimeout(resolve, 200));
       // The link drops with the run and the kill in it; the agent reconnects holding nothing.

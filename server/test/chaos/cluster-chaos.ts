@@ -37,8 +37,7 @@ import {
   waitJobFinished,
 } from '../helpers/cluster.js';
 import type { AcknowledgedJob, Cluster } from '../helpers/cluster.js';
-import { post } from '../helpers/api-client.js';
-import { BIZ, hostIdsByIp, hostLog, hostStatuses } from '../helpers/fleet.js';
+import { BIZ, hostIdsByIp, hostLog, hostStatuses, operateJob } from '../helpers/fleet.js';
 import type { JobStatus } from '../helpers/fleet.js';
 import { startAgent, stopAll } from '../helpers/processes.js';
 import type { AgentProcess, ServerProcess } from '../helpers/processes.js';
@@ -605,13 +604,7 @@ async function terminate(
 ): Promise<SubmittedJob['terminate']> {
   const [, i] = usable[Math.floor(Math.random() * usable.length)] ?? [undefined, -1];
   if (i < 0) return 'unknown';
-  const f = c.via(i);
-  const r = await post(
-    f.server.url,
-    'operate_job_instance',
-    { ...f.scope, job_instance_id: jobId, operation_code: 1 },
-    f.creds,
-  ).catch(() => undefined);
+  const r = await operateJob(c.via(i), jobId, 1).catch(() => undefined);
   if (r?.result) return 'accepted';
   // 1241003: the job had already finished; any other refusal (a fenced server, say) decided nothing.
   return r?.code === 1241003 ? 'refused' : 'unknown';

@@ -119,6 +119,20 @@ export async function runScript(
   );
 }
 
+/** operate_job_instance (1 terminate, 2 start) through the fleet's server. */
+export function operateJob(
+  fleet: Fleet,
+  jobInstanceId: number,
+  operationCode: 1 | 2,
+): Promise<Envelope<{ job_instance_id: number }>> {
+  return post(
+    fleet.server.url,
+    'operate_job_instance',
+    { ...fleet.scope, job_instance_id: jobInstanceId, operation_code: operationCode },
+    fleet.creds,
+  );
+}
+
 /** get_job_instance_status with host results (GET, query string). */
 export async function jobStatus(fleet: Fleet, jobInstanceId: number): Promise<JobStatus> {
   const r = await get<JobStatus>(
