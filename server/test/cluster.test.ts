@@ -123,6 +123,18 @@ describe('cluster: three servers, agents spread over them', { skip: !withPg }, (
     await terminatedVia(c, 2, job.jobId);
   });
 
+  test('15: a live owner that does not run its job (two operations raced) carries it on', async () => {
+    // Two operations at once through S1 and S2 each take the job; S2's take lands last, but S1
+    // ran the operation and drops the job at its next poll. Made here by giving the job to S2.
+    const job = await clusterScript(c, 0, ['127.0.0.2'], { sleep: 3 });
+    await until(c, 'the host running', hostsRunning(c, job.jobId, 1));
+    await c.db('update job_instance set owner_id = $1 where id = $2', [
+      serverIdOf(c.servers[1] as ServerProcess),
+      job.jobId,
+    ]);
+    await checkInvariants(c, [job]);
+  });
+
   test('10: a newer session elsewhere closes the stale one; its host keeps working', async () => {
     const agent = c.agents[2] as AgentProcess; // 127.0.0.4, held by S2
     const hostId = c.hostIds.get(agent.ip) ?? 0;

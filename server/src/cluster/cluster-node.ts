@@ -212,6 +212,10 @@ export class ClusterNode {
         this.services.log.info({ jobs }, 'took over jobs of servers gone');
         for (const id of jobs) await this.services.engine.adopt(id);
       }
+      // Two operations received at once by two servers each take the job; the one that took it
+      // last owns it, though the other may be the one that ran the operation (and drops the job
+      // at its next poll). The owner carries on with what it owns and does not run.
+      await this.services.engine.adoptIdle(await this.store.ownedInFlight(this.id));
     } catch (err) {
       this.services.log.warn({ err }, 'cluster sweep failed');
     } finally {

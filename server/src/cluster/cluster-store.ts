@@ -198,6 +198,13 @@ export class ClusterStore {
     return r.rows.map((x) => Number(x.id));
   }
 
+  /** Unfinished jobs owned by `me`. */
+  async ownedInFlight(me: string): Promise<number[]> {
+    const r = await sql<{ id: number }>`select id from job_instance
+      where owner_id = ${me} and status in (${sql.join(IN_FLIGHT_JOB_STATUSES)})`.execute(this.db);
+    return r.rows.map((x) => Number(x.id));
+  }
+
   /** Of `jobIds`, those whose owner is no longer `me` (an operation through another server took them). */
   async notOwned(me: string, jobIds: number[]): Promise<number[]> {
     if (jobIds.length === 0) return [];

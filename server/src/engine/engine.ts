@@ -228,9 +228,15 @@ export class Engine implements AgentEvents {
     if (startTask) {
       const { running } = ids;
       // The first step runs from what the create stored: no read back before its tasks go out.
+      // In a cluster the sweep may have carried the job on already (adoptIdle).
       const start = running
-        ? () => this.activate(running.step, running.tasks, job.callbackUrl)
-        : () => this.carryOn(ids.jobInstanceId);
+        ? async () => {
+            if (!this.isActive(ids.jobInstanceId))
+              await this.activate(running.step, running.tasks, job.callbackUrl);
+          }
+        : async () => {
+            if (!this.isActive(ids.jobInstanceId)) await this.carryOn(ids.jobInstanceId);
+          };
       this.progress(ids.jobInstanceId, 'starting a job failed', start).catch(() => undefined);
     }
     return ids;
@@ -402,9 +408,27 @@ export class Engine implements AgentEvents {
   /** Cluster mode: a job this server just claimed (its owner died or left) is carried on here. */
   adopt(jobInstanceId: number): Promise<void> {
     return this.progress(jobInstanceId, 'carrying on a job taken over failed', async () => {
-      if ([...this.steps.values()].some((s) => s.jobInstanceId === jobInstanceId)) return;
+      if (this.isActive(jobInstanceId)) return;
       await this.carryOn(jobInstanceId);
     }).catch(() => undefined);
+  }
+
+  /**
+   * Cluster mode: of jobs this server owns, those it does not run (another server ran the
+   * operation that moved them here) are carried on, each once it is still owned here under its
+   * lock (another server may have taken it since it was read).
+   */
+  async adoptIdle(owned: readonly number[]): Promise<void> {
+    const cluster = this.services.cluster;
+    if (!cluster) return;
+    for (const id of owned) {
+      if (this.isActive(id)) continue;
+      await this.progress(id, 'carrying on an owned job failed', async () => {
+        if (this.isActive(id) || (await cluster.store.ownerOf(id))?.ownerId !== cluster.id) return;
+        this.services.log.warn({ job: id }, 'carrying on a job owned here that ran elsewhere');
+        await this.carryOn(id);
+      }).catch(() => undefined);
+    }
   }
 
   /** Carries on with a job in flight from what the store says about it. */
