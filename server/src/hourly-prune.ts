@@ -1,6 +1,6 @@
 /**
- * Pruning of records kept for a number of days (the audit log, job events): once at start,
- * then every hour. Each server of a cluster runs it; deletes are idempotent, so that is safe.
+ * Pruning of records kept for a number of days (the audit log, job events, a cluster's
+ * leftovers): once at start, then every hour. Each server of a cluster runs it; deletes are idempotent, so that is safe.
  */
 import type { FastifyBaseLogger } from 'fastify';
 

@@ -17,6 +17,7 @@ import {
   serverIdOf,
   sessionsOf,
   startCluster,
+  startClusterServer,
   waitJobFinished,
 } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
@@ -163,6 +164,47 @@ describe('cluster: three servers, agents spread over them', { skip: !withPg }, (
     assert.ok(after && before && after.epoch >= before.epoch + 2, 'epoch bumped twice');
     const job = await clusterScript(c, 0, [agent.ip], { sleep: 0 });
     await checkInvariants(c, [job]);
+  });
+  test('16: a server starting removes leftovers older than a day, and only those', async () => {
+    const day = 24 * 3600_000;
+    const old = Date.now() - 2 * day;
+    const [finished] = await c.db<{ id: string }>(
+      'select s.id from step_instance s join job_instance j on j.id = s.job_instance_id where j.status = 3 limit 1',
+    );
+    assert.ok(finished);
+    await c.db(
+      `insert into server_node (id, url, state, started_at, heartbeat_at, stopped_at) values
+       ('gone-long-ago', 'http://127.0.1.9:1', 'dead', $1, $1, $1),
+       ('gone-an-hour-ago', 'http://127.0.1.9:2', 'dead', $2, $2, $2)`,
+      [old, Date.now() - 3600_000],
+    );
+    await c.db(
+      `insert into agent_command (host_id, type, step_instance_id, execute_count, payload, created_at) values
+       (999999, 'file.serve', null, null, 'x', $1), (999999, 'task.run', $2, 0, 'x', $1),
+       (999998, 'file.serve', null, null, 'x', $3)`,
+      [old, finished.id, Date.now()],
+    );
+    await c.db(
+      `insert into file_offer (step_instance_id, execute_count, host_id, payload, created_at)
+       values ($1, 0, 999999, 'x', $2)`,
+      [finished.id, old],
+    );
+    const url = c.databaseUrl ?? '';
+    const extra = await startClusterServer(url, 3);
+    try {
+      await until(c, 'old leftovers removed', async () => {
+        const [n] = await c.db<{ n: string }>(
+          `select (select count(*) from agent_command where host_id = 999999)
+             + (select count(*) from file_offer where host_id = 999999)
+             + (select count(*) from server_node where id = 'gone-long-ago') as n`,
+        );
+        return Number(n?.n) === 0;
+      });
+      assert.equal((await c.db('select 1 from agent_command where host_id = 999998')).length, 1);
+      assert.equal((await c.db("select 1 from server_node where id = 'gone-an-hour-ago'")).length, 1);
+    } finally {
+      await extra.kill('SIGTERM');
+    }
   });
 });
 

@@ -21,6 +21,7 @@ import { parseTaskKey } from '@jobfleet/protocol';
 import type { Services } from '../services.js';
 import { AWAY_FULL_SWEEP_MS, ClusterStore } from './cluster-store.js';
 import { SessionBatch } from './session-batch.js';
+import { startHourlyPrune } from '../hourly-prune.js';
 import type { ClaimedCommand, NewCommand } from './cluster-store.js';
 
 const CHANNEL = 'jobfleet_cluster';
@@ -58,6 +59,7 @@ export class ClusterNode {
   private stopped = false;
   private listener: pg.Client | undefined;
   private outbox: NewCommand[] = [];
+  private leftovers: { stop(): void } | undefined;
   private flushing = false;
   private ticking = false;
   private tickAgain = false;
@@ -119,6 +121,13 @@ export class ClusterNode {
     void this.listen();
     this.wake();
     void this.sweep();
+    // A day is longer than any step may run (its timeout is at most 86,400 s).
+    this.leftovers = startHourlyPrune({
+      what: 'cluster leftovers (agent commands, file offers, dead servers)',
+      retentionDays: 1,
+      prune: (before) => this.store.pruneLeftovers(before),
+      log: this.services.log,
+    });
   }
 
   /** Why this server must not be sent work now (undefined: healthy as a member). */
@@ -448,6 +457,7 @@ export class ClusterNode {
 
   stop(): void {
     this.stopped = true;
+    this.leftovers?.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers.length = 0;
     const l = this.listener;

@@ -454,6 +454,29 @@ export class ClusterStore {
       }));
   }
 
+  // ---------------------------------------------------------------- leftovers
+
+  /**
+   * Removes what no server will use again, older than `before`: agent commands and file offers
+   * of jobs no longer in flight (or of no step: offer requests for hosts that never came back),
+   * and the rows of servers dead since then that hold no connected session and no unfinished
+   * job. A missing server row reads as dead everywhere.
+   */
+  async pruneLeftovers(before: number): Promise<number> {
+    const finishedStep = (table: string) =>
+      sql`not exists (select 1 from step_instance s join job_instance j on j.id = s.job_instance_id
+        where s.id = ${sql.ref(`${table}.step_instance_id`)} and j.status in (${sql.join(IN_FLIGHT_JOB_STATUSES)}))`;
+    const commands = await sql`delete from agent_command
+      where created_at < ${before} and ${finishedStep('agent_command')}`.execute(this.db);
+    const offers = await sql`delete from file_offer
+      where created_at < ${before} and ${finishedStep('file_offer')}`.execute(this.db);
+    const servers = await sql`delete from server_node n where n.state = 'dead' and n.stopped_at < ${before}
+      and not exists (select 1 from agent_session s where s.server_id = n.id and s.state = 'connected')
+      and not exists (select 1 from job_instance j where j.owner_id = n.id
+        and j.status in (${sql.join(IN_FLIGHT_JOB_STATUSES)}))`.execute(this.db);
+    return [commands, offers, servers].reduce((n, r) => n + Number(r.numAffectedRows ?? 0), 0);
+  }
+
   // ---------------------------------------------------------------- the view
 
   async view(): Promise<{ now: number; servers: ClusterServerView[] }> {
