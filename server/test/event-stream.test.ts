@@ -346,6 +346,26 @@ for (const engine of engines()) {
       assert.match(envelope.message, /Last-Event-ID/);
     });
 
+    test('a stream ends once its app loses the scope', async () => {
+      const app = { appCode: `watcher-${engine}`, appSecret: 'watcher-secret-1', username: 'tester' };
+      const grant = (scopes: unknown) =>
+        admin(server.url, server.adminToken, 'POST', '/apps', {
+          app_code: app.appCode,
+          app_secret: app.appSecret,
+          scopes,
+        });
+      await grant([{ type: 'biz', id: BIZ }]);
+      const url = streamUrl(server.url, 'get_scope_event_stream', { ...scope });
+      const reading = readStream(url, app, { timeoutMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 500));
+      await grant([{ type: 'biz', id: BIZ + 1 }]);
+      const got = await reading;
+      assert.equal(got.status, 200);
+      assert.equal(got.end, undefined);
+      const again = await get(server.url, 'get_scope_event_stream', scope, app);
+      assert.equal(again.result, false);
+    });
+
     test('clients that stop reading do not make the server buffer their backlog', async () => {
       await appendBacklog(server, databaseUrl, firstJob);
       const url = streamUrl(server.url, 'get_job_event_stream', {

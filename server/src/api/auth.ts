@@ -124,6 +124,24 @@ export class Authenticator {
     return this.caller(hit.app, creds);
   }
 
+  /**
+   * The caller of a long request (an event stream) as things stand now: its app must still exist
+   * and, when the request carried the secret, still have that secret. A signed request's
+   * signature cannot be checked again (its nonce is spent): its app must still exist.
+   */
+  async recheck(creds: Credentials): Promise<Caller> {
+    const hit = creds.appCode ? await this.lookup(creds.appCode) : undefined;
+    if (!hit?.app) throw new ApiError('APP_AUTH_FAILED');
+    if (creds.appSecret) {
+      const same =
+        hit.secret !== undefined
+          ? sameSecret(creds.appSecret, hit.secret)
+          : verifySecret(creds.appSecret, hit.app.secretHash);
+      if (!same) throw new ApiError('APP_AUTH_FAILED');
+    }
+    return this.caller(hit.app, creds);
+  }
+
   forget(appCode: string): void {
     this.cache.delete(appCode);
   }

@@ -244,7 +244,9 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
           }));
         attribute(req, { appCode: caller.appCode, username: caller.username, verified: true });
         await rateLimited(req, services.limits.takeApp(caller.appCode));
-        return runEndpoint(endpoint, raw, caller, req, reply);
+        // A stream asks again while it lasts: the person's session or token, else the app.
+        const recheck = async () => (await userCaller(services, req, raw)) ?? services.auth.recheck(creds);
+        return runEndpoint(endpoint, raw, caller, req, reply, recheck);
       },
     });
   }
@@ -275,6 +277,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     caller: Caller,
     req: FastifyRequest,
     reply: FastifyReply,
+    recheck?: () => Promise<Caller>,
   ) {
     const ctx: EndpointContext = {
       services,
@@ -293,8 +296,26 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     await authorizeCall(scopes, caller, endpoint.permission, endpoint.scoped ? ctx.scope : undefined);
     const data = await endpoint.run(ctx, raw);
     if (data instanceof StreamReply) {
+      // Whether the caller may still read the stream: a revoked grant, app, session or token ends it.
+      const allowed = async (): Promise<boolean> => {
+        if (!recheck) return true;
+        try {
+          await authorizeCall(
+            scopes,
+            await recheck(),
+            endpoint.permission,
+            endpoint.scoped ? ctx.scope : undefined,
+          );
+          return true;
+        } catch (err) {
+          if (err instanceof ApiError) return false;
+          // The store could not be read: the stream goes on, and the next check asks again.
+          req.log.warn({ err }, 'event stream access not checked again');
+          return true;
+        }
+      };
       reply.hijack();
-      await data.serve(req.raw, reply.raw).catch((err: unknown) => {
+      await data.serve(req.raw, reply.raw, allowed).catch((err: unknown) => {
         // Before the stream started, the failure is an envelope like any other; after, the stream ends.
         const e = toApiError(err, req);
         if (reply.raw.headersSent) reply.raw.end();

@@ -6,5 +6,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export class StreamReply {
-  constructor(readonly serve: (req: IncomingMessage, res: ServerResponse) => Promise<void>) {}
+  /** `allowed` says whether the caller may still read (asked again while the stream lasts). */
+  constructor(
+    readonly serve: (
+      req: IncomingMessage,
+      res: ServerResponse,
+      allowed: () => Promise<boolean>,
+    ) => Promise<void>,
+  ) {}
 }

@@ -25,10 +25,14 @@ export interface StreamStart {
   /** Whether the client named where it stopped (a reconnect rather than a first connect). */
   resumed: boolean;
   maxPerSecond: number;
+  /** Whether the caller may still read: asked every RECHECK_MS; false ends the stream. */
+  allowed: () => Promise<boolean>;
 }
 
 const PAGE = 500;
 const HEARTBEAT_MS = 15_000;
+/** A revoked grant, app, session or token ends a stream within this time. */
+const RECHECK_MS = 5000;
 
 export class EventStreams {
   private readonly clients = new Set<ServerResponse>();
@@ -107,15 +111,24 @@ export class EventStreams {
     let windowStart = Date.now();
     let sent = 0;
     let lastWrite = Date.now();
+    let lastCheck = Date.now();
     try {
       for (;;) {
         if (closed) return;
+        if (Date.now() - lastCheck >= RECHECK_MS) {
+          if (!(await start.allowed())) {
+            // A reconnect gets the refusal as an envelope.
+            res.write(': access withdrawn\n\n');
+            return;
+          }
+          lastCheck = Date.now();
+        }
         if (rows.length === 0) {
           if (ended) {
             res.write(`event: end\ndata: ${JSON.stringify(ended)}\n\n`);
             return;
           }
-          if (!dirty) await waitFor(Math.min(this.pollMs, HEARTBEAT_MS));
+          if (!dirty) await waitFor(Math.min(this.pollMs, RECHECK_MS));
           if (closed) return;
           if (Date.now() - lastWrite >= HEARTBEAT_MS) {
             res.write(': keepalive\n\n');

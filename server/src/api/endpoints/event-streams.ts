@@ -42,12 +42,13 @@ function streamReply(
   input: { last_event_id?: number | undefined; max_events_per_second?: number | undefined },
   startAtEnd: boolean,
 ): StreamReply {
-  return new StreamReply(async (req, res) => {
+  return new StreamReply(async (req, res, allowed) => {
     const named = resumeFrom(req, input.last_event_id);
     const afterId = named ?? (startAtEnd ? await ctx.services.store.executions.events.lastId() : 0);
     await ctx.services.streams.serve(req, res, source, {
       afterId,
       resumed: named !== undefined,
+      allowed,
       maxPerSecond: input.max_events_per_second ?? ctx.services.config.streamMaxEventsPerSecond,
     });
   });
