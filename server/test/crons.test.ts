@@ -347,6 +347,43 @@ for (const engine of engines()) {
       );
     });
 
+    test('a cron stops starting jobs once the app that saved it loses the scope', async () => {
+      const app = { appCode: `cron-owner-${engine}`, appSecret: 'cron-owner-secret', username: 'carol' };
+      const grant = (scopes: unknown) =>
+        admin(fleet.server.url, fleet.server.adminToken, 'POST', '/apps', {
+          app_code: app.appCode,
+          app_secret: app.appSecret,
+          scopes,
+        });
+      await grant([{ type: 'biz', id: BIZ }]);
+      const r = await call<{ id: number }>(
+        'save_cron',
+        { job_plan_id: planId, name: 'owned by an app', expression: '*/2 * * * * *' },
+        app,
+      );
+      assert.equal(r.result, true, r.message);
+      const id = r.data.id;
+      await setStatus(id, 1, app);
+      await eventually(async () => ((await jobsOf(id)).length >= 1 ? true : undefined), 20_000);
+      await grant([]);
+      await eventually(
+        async () => ((await firings(fleet, id)).some((f) => f.outcome === 'failed') ? true : undefined),
+        20_000,
+      );
+      const started = (await jobsOf(id)).length;
+      await sleep(4500);
+      assert.equal((await jobsOf(id)).length, started, 'a cron of an app without the scope started a job');
+      const detail = await read<{ last_runs: { outcome: string; reason?: string }[] }>('get_cron_detail', {
+        id,
+      });
+      const failed = detail.data.last_runs.find((x) => x.outcome === 'failed');
+      assert.match(
+        failed?.reason ?? '',
+        new RegExp(`^9900403: App ${app.appCode} has no permission for biz ${BIZ}`),
+      );
+      await setStatus(id, 2);
+    });
+
     test('a cipher value read back as ****** and saved or run again keeps its secret', async () => {
       const hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
       const tokenOf = async (jobId: number): Promise<string | undefined> => {

@@ -22,6 +22,7 @@ import type { DueCron } from '../store/cron-store.js';
 import { isUniqueViolation } from '../store/constraint-errors.js';
 import { cronVarsToGiven, scheduleOf } from './cron-values.js';
 import { isOver, timesBetween } from './cron-schedule.js';
+import { assertCronOwnerMayRun } from './cron-owner-access.js';
 
 /** Missed times are looked for this far back at most; older ones are neither fired nor recorded. */
 const LOOKBACK_MS = 24 * 3600_000;
@@ -127,6 +128,7 @@ export class CronScheduler {
     let prepared;
     try {
       const ctx = await this.contextOf(cron, scheduledTime);
+      await assertCronOwnerMayRun(this.services, ctx.caller, ctx.scope);
       prepared = await preparePlanJob(ctx, cron.job_plan_id, cronVarsToGiven(this.services, cron), true);
       await assertPlanJobQuota(ctx, prepared.job);
     } catch (err) {
