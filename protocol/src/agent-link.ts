@@ -83,7 +83,8 @@ export const TaskFinished = z.object({
   type: z.literal('task.finished'),
   key: TaskKey,
   outcome: TaskOutcome,
-  exitCode: z.number().int(),
+  /** The store keeps it as a 32-bit integer (PostgreSQL refuses more; a wait status fits). */
+  exitCode: z.number().int().min(-0x80000000).max(0x7fffffff),
   startTime: z.number().int(),
   endTime: z.number().int(),
   /** Total output bytes the agent sent (the server must hold this many before it accepts the result). */
