@@ -59,6 +59,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       log.warn({ err: err.message }, 'database connection lost; reconnecting on next use'),
   });
   log.info({ store: store.caps.name, location: store.location }, 'store ready');
+  if (store.newerSchema.length > 0)
+    log.warn(
+      { migrations: store.newerSchema },
+      'the database was migrated by a newer Jobfleet; this server runs on it as it is',
+    );
   let secrets: ServerSecrets;
   try {
     secrets = await shareSecrets(store, config, resolveSecrets(config), log);

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { openEngine } from '../src/store/engines.js';
 import { migrateToLatest } from '../src/store/migrations.js';
@@ -60,16 +61,33 @@ for (const engine of engines()) {
       assert.equal(opened.caps.name, engine);
       try {
         const db = opened.db as unknown as Kysely<unknown>;
-        const applied = await migrateToLatest(db, opened.caps);
+        const { applied } = await migrateToLatest(db, opened.caps);
         assert.ok(applied.includes('0001_inventory'), `applied: ${applied.join(', ')}`);
-        assert.deepEqual(await migrateToLatest(db, opened.caps), []);
+        assert.deepEqual(await migrateToLatest(db, opened.caps), { applied: [], newer: [] });
+        // A newer version migrated it further (a rolling upgrade): this one runs on it as it is.
+        await sql`insert into jobfleet_migration (name, timestamp) values ('9999_newer', '2026-12-04')`.execute(
+          db,
+        );
+        assert.deepEqual(await migrateToLatest(db, opened.caps), { applied: [], newer: ['9999_newer'] });
+        // Unknown ones and one of its own missing: which came first cannot be told.
+        await sql`update jobfleet_migration set name = '0001_moved' where name = '0001_inventory'`.execute(
+          db,
+        );
+        await assert.rejects(migrateToLatest(db, opened.caps), /newer Jobfleet .*lacks 0001_inventory/);
+        await sql`update jobfleet_migration set name = '0001_inventory' where name = '0001_moved'`.execute(
+          db,
+        );
+        await sql`delete from jobfleet_migration where name = '9999_newer'`.execute(db);
       } finally {
         await opened.db.destroy();
       }
       // Store.open migrates again on a migrated database: nothing to do, no error.
       store = await Store.open({ databaseUrl, dataDir });
       assert.equal(store.caps.name, engine);
-      assert.deepEqual(await migrateToLatest(store.db as unknown as Kysely<unknown>, store.caps), []);
+      assert.deepEqual(await migrateToLatest(store.db as unknown as Kysely<unknown>, store.caps), {
+        applied: [],
+        newer: [],
+      });
       assert.equal(await store.healthy(), true);
     });
 

@@ -855,8 +855,28 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
   };
 }
 
-export async function migrateToLatest(db: AnyDb, caps: EngineCapabilities): Promise<string[]> {
+/**
+ * Applies what this version's schema lacks. A database a newer version migrated (servers of
+ * two versions share one database during a rolling upgrade, and an older one may restart) is
+ * left as it is when it holds every migration of this version: `newer` names the ones this
+ * version does not know. One that lacks some of this version's and holds unknown ones is
+ * refused: which of the two came first cannot be told.
+ */
+export async function migrateToLatest(
+  db: AnyDb,
+  caps: EngineCapabilities,
+): Promise<{ applied: string[]; newer: string[] }> {
   const all = migrations(caps);
+  const executed = await executedMigrations(db);
+  const newer = executed.filter((name) => !(name in all));
+  if (newer.length > 0) {
+    const missing = Object.keys(all).filter((name) => !executed.includes(name));
+    if (missing.length > 0)
+      throw new Error(
+        `the database was migrated by a newer Jobfleet (${newer.join(', ')}) and lacks ${missing.join(', ')} of this version: run the newer version`,
+      );
+    return { applied: [], newer };
+  }
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => all },
@@ -868,7 +888,18 @@ export async function migrateToLatest(db: AnyDb, caps: EngineCapabilities): Prom
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
-  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+  return {
+    applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName),
+    newer,
+  };
+}
+
+/** Names of the migrations the database ran (none when it was never migrated). */
+async function executedMigrations(db: AnyDb): Promise<string[]> {
+  const tables = await db.introspection.getTables();
+  if (!tables.some((t) => t.name === 'jobfleet_migration')) return [];
+  const r = await sql<{ name: string }>`select name from jobfleet_migration`.execute(db);
+  return r.rows.map((x) => x.name);
 }
 
 /** Cheap round trip used by /healthz. */

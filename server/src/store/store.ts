@@ -48,6 +48,8 @@ export class Store {
   readonly clusterSecrets: ClusterSecretStore;
   readonly fileChunks: FileChunkStore;
   readonly sealedDocuments: SealedDocumentStore;
+  /** Migrations a newer version applied that this one does not know (a rolling upgrade under way). */
+  newerSchema: string[] = [];
 
   private constructor(
     readonly db: Kysely<Database>,
@@ -85,13 +87,16 @@ export class Store {
     onPoolError?: (err: Error) => void;
   }): Promise<Store> {
     const { db, caps, location } = openEngine({ ...opts, databaseUrl: opts.databaseUrl });
+    let newer: string[];
     try {
-      await migrateToLatest(db as unknown as Kysely<unknown>, caps);
+      ({ newer } = await migrateToLatest(db as unknown as Kysely<unknown>, caps));
     } catch (err) {
       await db.destroy();
       throw err;
     }
-    return new Store(db, caps, location);
+    const store = new Store(db, caps, location);
+    store.newerSchema = newer;
+    return store;
   }
 
   async healthy(): Promise<boolean> {
