@@ -277,6 +277,7 @@ for (const engine of engines()) {
       await inv.recordHeartbeats([{ hostId: w.id, at: at + 5 }]);
       await inv.markAgentsAbnormal([d.id]);
       await inv.markAgentsAbnormal([]);
+      await inv.markAgentsAbnormal(Array.from({ length: 70_000 }, (_, i) => 10_000_000 + i));
       [w1, d1] = await inv
         .getHostsByIds([w.id, d.id])
         .then((hs) => [hs.find((h) => h.id === w.id), hs.find((h) => h.id === d.id)]);
@@ -346,6 +347,12 @@ for (const engine of engines()) {
       );
       assert.deepEqual(await inv.moduleIdsOfSets([s3]), []);
       const ofHosts = await inv.moduleIdsOfHosts([db.id, bare.id, 987_654]);
+      // More ids than either engine binds in one statement.
+      const many = Array.from({ length: 70_000 }, (_, i) => 10_000_000 + i);
+      assert.deepEqual(
+        [...(await inv.moduleIdsOfHosts([...many, db.id])).keys()],
+        [...(await inv.moduleIdsOfHosts([db.id])).keys()],
+      );
       assert.deepEqual(
         [...(ofHosts.get(db.id) ?? [])].sort((a, b) => a - b),
         [m1, m3],

@@ -11,6 +11,12 @@ import type { EngineCapabilities } from './engines.js';
 import type { AccountTable, Database, DynamicGroupTable, HostTable } from './schema.js';
 import { integerValues } from './values-list.js';
 
+/** SQLite binds at most 32,766 values a statement and PostgreSQL 65,535: long lists go in parts. */
+const IN_LIST_MAX = 5000;
+function* idChunks<T>(list: readonly T[]): Generator<readonly T[]> {
+  for (let i = 0; i < list.length; i += IN_LIST_MAX) yield list.slice(i, i + IN_LIST_MAX);
+}
+
 export type Host = Selectable<HostTable>;
 export type Account = Selectable<AccountTable>;
 export type DynamicGroup = Selectable<DynamicGroupTable>;
@@ -216,8 +222,7 @@ export class InventoryStore {
     if (ids.length === 0) return [];
     if (this.caps.name === 'postgres') return read(sql<boolean>`id = any(${`{${ids.join(',')}}`}::bigint[])`);
     const out: R[] = [];
-    for (let i = 0; i < ids.length; i += 5000)
-      out.push(...(await read(sql<boolean>`id in (${sql.join(ids.slice(i, i + 5000))})`)));
+    for (const chunk of idChunks(ids)) out.push(...(await read(sql<boolean>`id in (${sql.join(chunk)})`)));
     return out;
   }
 
@@ -233,16 +238,15 @@ export class InventoryStore {
     const out: Host[] = [];
     for (const [cloudId, set] of ipsByCloud) {
       const ips = [...set];
-      for (let i = 0; i < ips.length; i += 5000) {
+      for (const chunk of idChunks(ips))
         out.push(
           ...(await this.db
             .selectFrom('host')
             .selectAll()
             .where('cloud_id', '=', cloudId)
-            .where('ip', 'in', ips.slice(i, i + 5000))
+            .where('ip', 'in', chunk)
             .execute()),
         );
-      }
     }
     return out;
   }
@@ -284,8 +288,8 @@ export class InventoryStore {
   }
 
   async markAgentsAbnormal(hostIds: readonly number[]): Promise<void> {
-    if (hostIds.length === 0) return;
-    await this.db.updateTable('host').set({ agent_status: 0 }).where('id', 'in', hostIds).execute();
+    for (const ids of idChunks(hostIds))
+      await this.db.updateTable('host').set({ agent_status: 0 }).where('id', 'in', ids).execute();
   }
 
   /** Every agent counts as abnormal until it connects to a server again (used at server start). */
@@ -366,13 +370,10 @@ export class InventoryStore {
 
   async moduleIdsOfHosts(hostIds: readonly number[]): Promise<Map<number, number[]>> {
     const out = new Map<number, number[]>();
-    if (hostIds.length === 0) return out;
-    const rows = await this.db
-      .selectFrom('host_module')
-      .selectAll()
-      .where('host_id', 'in', hostIds)
-      .execute();
-    for (const r of rows) out.set(r.host_id, [...(out.get(r.host_id) ?? []), r.module_id]);
+    for (const ids of idChunks(hostIds)) {
+      const rows = await this.db.selectFrom('host_module').selectAll().where('host_id', 'in', ids).execute();
+      for (const r of rows) out.set(r.host_id, [...(out.get(r.host_id) ?? []), r.module_id]);
+    }
     return out;
   }
 
