@@ -501,7 +501,8 @@ for (const engine of engines()) {
       );
       const page = await audit.list({ beforeId: all[0]!.id, limit: 1 });
       assert.equal(page[0]?.action, 'user.login');
-      assert.equal(await audit.prune(2500), 2);
+      // Pages of one entry: each statement removes at most a page, the loop all of them.
+      assert.equal(await audit.prune(2500, 1), 2);
       assert.equal((await audit.list({ limit: 10 })).length, 1);
     });
 

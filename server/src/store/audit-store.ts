@@ -74,10 +74,29 @@ export class AuditStore {
     return query.orderBy('id', 'desc').limit(q.limit).execute();
   }
 
-  /** Removes entries older than `before` (retention); returns how many. */
-  async prune(before: number): Promise<number> {
-    const r = await this.db.deleteFrom('audit_log').where('at', '<', before).executeTakeFirst();
-    return Number(r.numDeletedRows);
+  /**
+   * Removes entries older than `before` (retention), a page per statement: a lowered retention
+   * on a busy install would otherwise be one statement over millions of rows (on SQLite, the
+   * server's thread held for all of it). Returns how many.
+   */
+  async prune(before: number, page = 5000): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const r = await this.db
+        .deleteFrom('audit_log')
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('audit_log as a')
+            .select('a.id')
+            .where('a.at', '<', before)
+            .orderBy('a.id')
+            .limit(page),
+        )
+        .executeTakeFirst();
+      const n = Number(r.numDeletedRows);
+      removed += n;
+      if (n < page) return removed;
+    }
   }
 
   /**
