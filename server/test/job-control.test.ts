@@ -338,6 +338,11 @@ for (const engine of engines()) {
       assert.equal(a.data.job_instance_id, b.data.job_instance_id);
       assert.equal(a.data.step_instance_id, b.data.step_instance_id);
       assert.notEqual(a.data.job_instance_id, c.data.job_instance_id);
+      // Retries sent while the first is still being handled: one job for all of them.
+      const burst = await Promise.all(
+        Array.from({ length: 8 }, () => runScript(fleet, { ...body, client_request_id: `req-${engine}-3` })),
+      );
+      assert.deepEqual(new Set(burst.map((r) => r.data.job_instance_id)).size, 1);
     });
   });
 }

@@ -27,6 +27,7 @@ import { queryParams } from './input-types.js';
 import { StreamReply } from './stream-reply.js';
 import { ApiError } from './error-catalogue.js';
 import { CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
+import { ClientRequestLock } from './client-request-lock.js';
 import { zodFailure } from './endpoint.js';
 import { RateLimited } from './rate-limits.js';
 import { attribute, installWriteAudit } from '../audit/write-audit.js';
@@ -213,6 +214,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   registerConsoleRoutes(app, services);
 
   const scopes = new CachedScopeLookup(services.store.inventory);
+  const submissions = new ClientRequestLock();
   for (const prefix of API_PREFIXES) {
     app.route({
       // Other methods are routed too, so that they get BK-JOB's 1240003 rather than a 404.
@@ -294,7 +296,10 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
       attribute(req, { scopeType: ctx.scope.type, scopeId: String(ctx.scope.id) });
     }
     await authorizeCall(scopes, caller, endpoint.permission, endpoint.scoped ? ctx.scope : undefined);
-    const data = await endpoint.run(ctx, raw);
+    const data =
+      endpoint.kind === 'write'
+        ? await submissions.run(caller.appCode, raw.client_request_id, () => endpoint.run(ctx, raw))
+        : await endpoint.run(ctx, raw);
     if (data instanceof StreamReply) {
       // Whether the caller may still read the stream: a revoked grant, app, session or token ends it.
       const allowed = async (): Promise<boolean> => {
