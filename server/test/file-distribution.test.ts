@@ -393,7 +393,9 @@ for (const engine of engines()) {
         file_target_path: '/deploy',
         transfer_mode: 1,
         target_server: { host_id_list: [ids[1], ids[2]] },
-        rolling_config: { mode: 2, expression: '1' },
+        // Mode 1: the failed last batch fails the step, which can then be retried (mode 2 would
+        // end it 6, "ignore error", and go on).
+        rolling_config: { mode: 1, expression: '1' },
       });
       assert.equal(r.result, true, r.message);
       const first = await waitFinished(fleet, r.data.job_instance_id);

@@ -233,7 +233,7 @@ for (const engine of engines()) {
       );
     });
 
-    test('rolling mode 2 goes on past failures', async () => {
+    test('rolling mode 2 goes on past failures: the step ends 6 and the job succeeds', async () => {
       const r = await runScript(fleet, {
         script_content: failOn3,
         target_server: { host_id_list: ids },
@@ -244,7 +244,24 @@ for (const engine of engines()) {
         ids.map((id) => hostStatuses(st).get(id)),
         [9, 104, 9, 9],
       );
+      // BK-JOB's onFail: mode 2 (IGNORE_ERROR) sets the step to 6 and the job goes on.
+      assert.equal(st.step_instance_list[0]?.status, 6);
+      assert.equal(st.job_instance.status, 3);
+    });
+
+    test('rolling mode 3 fails the step at a failed batch instead of waiting', async () => {
+      const r = await runScript(fleet, {
+        script_content: failOn3,
+        target_server: { host_id_list: ids },
+        rolling_config: { mode: 3, expression: '2' },
+      });
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.step_instance_list[0]?.status, 4);
       assert.equal(st.job_instance.status, 4);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(st).get(id)),
+        [9, 104, 5, 5],
+      );
     });
 
     test('rolling mode 3 waits for a person between batches', async () => {

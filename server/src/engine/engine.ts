@@ -97,6 +97,15 @@ function currentStepOf<T extends { status: number }>(steps: readonly T[]): T | u
   );
 }
 
+/**
+ * A step's end from its hosts' results: a failure is 6 "ignore error" and the job goes on when
+ * the step ignores errors or rolls in mode 2 "ignore failure and continue" (behaviour notes §4.3).
+ */
+function endStatusOf(step: { spec: StepSpec }, hostsStatus: RunStatus): RunStatus {
+  const ignores = step.spec.ignoreError || step.spec.rolling?.mode === 2;
+  return hostsStatus === RunStatus.FAIL && ignores ? RunStatus.IGNORE_ERROR : hostsStatus;
+}
+
 export class Engine implements AgentEvents {
   private readonly steps = new Map<number, ActiveStep>();
   /** Cluster mode: tasks relayed for other owners, by task key. */
@@ -361,7 +370,10 @@ export class Engine implements AgentEvents {
       (t) => t.batch === step.batch && !isHostSuccess(t.status),
     );
     const mode = step.spec.rolling?.mode ?? 1;
-    if (batchFailed && mode === 1) return this.completeStep(step);
+    // A failed batch ends the step unless failures are ignored (the step's ignore_error, or
+    // rolling mode 2); then the next batch runs, in mode 3 once a person says so (BK-JOB's
+    // onFail: modes 1 and 3 fail the step, 6 instead when it ignores errors).
+    if (batchFailed && mode !== 2 && !step.spec.ignoreError) return this.completeStep(step);
     if (mode === 3) {
       step.waiting = true;
       await this.store.updateStep(step.stepInstanceId, { status: RunStatus.WAITING_USER });
@@ -939,9 +951,7 @@ export class Engine implements AgentEvents {
       if (!this.kindOf(step).endsWithResults?.(step)) continue;
       const statuses = [...step.tasks.values()].map((t) => t.status);
       if (!statuses.every(isHostFinished)) continue;
-      const hostsStatus = stepStatusOfHosts(statuses);
-      const status =
-        hostsStatus === RunStatus.FAIL && step.spec.ignoreError ? RunStatus.IGNORE_ERROR : hostsStatus;
+      const status = endStatusOf(step, stepStatusOfHosts(statuses));
       const goesOn = status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR;
       ends.push({
         jobInstanceId: step.jobInstanceId,
@@ -1035,13 +1045,12 @@ export class Engine implements AgentEvents {
       await kind.release?.(step);
       return this.finishStepAndJob(step, job, RunStatus.STOP_SUCCESS, RunStatus.STOP_SUCCESS, now);
     }
-    const hostsStatus =
-      step.stopping === 'budget'
-        ? RunStatus.FAIL
-        : stepStatusOfHosts([...step.tasks.values()].map((t) => t.status));
-    // A failed step that ignores errors ends at 6 and the job goes on (behaviour notes §4.3).
     const status =
-      hostsStatus === RunStatus.FAIL && step.spec.ignoreError ? RunStatus.IGNORE_ERROR : hostsStatus;
+      step.stopping === 'budget'
+        ? step.spec.ignoreError
+          ? RunStatus.IGNORE_ERROR
+          : RunStatus.FAIL
+        : endStatusOf(step, stepStatusOfHosts([...step.tasks.values()].map((t) => t.status)));
     await kind.release?.(step);
     const goesOn = status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR;
     if (goesOn) {

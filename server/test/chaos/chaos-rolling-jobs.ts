@@ -1,11 +1,11 @@
 /**
  * The chaos run's rolling jobs: script jobs whose hosts run in batches (rolling_config), in each
- * of BK-JOB's three modes: stop at a failed batch (1), go on past failures (2), or wait for a
- * person between batches (3; the run continues each batch through any server once the job
- * waits). Each host's script stamps when it started and when it ended. Besides what any script
+ * of BK-JOB's three modes: stop at a failed batch (1), go on past failures (2, the step ending
+ * 6), or wait for a person between batches and stop at a failed one (3; the run continues each
+ * batch through any server once the job waits). Each host's script stamps when it started and when it ended. Besides what any script
  * job must hold (each task run once, logs byte-exact, the true final status), the checker takes
  * each host's batch from the store and requires every batch to start after the one before it
- * ended. In mode 1 the hosts of the batches after a failed one never run (status 5). A host
+ * ended. In modes 1 and 3 the hosts of the batches after a failed one never run (status 5). A host
  * whose agent was killed while the job ran may lose its task (310), which fails its batch as a
  * failed script does.
  */
@@ -90,13 +90,20 @@ export async function checkRollingJob(
   );
   const failed = job.hosts.filter((ip) => statusOf.get(ip) === 104 || statusOf.get(ip) === 310);
   const firstFailed = failed.length > 0 ? Math.min(...failed.map(batchOf)) : undefined;
-  assert.equal(st.job_instance.status, failed.length > 0 ? 4 : 3, `job ${job.jobId} final status`);
+  // Mode 2 ignores failures: the step ends 6 and the job succeeds; modes 1 and 3 stop at them.
+  const stops = failed.length > 0 && job.mode !== 2;
+  assert.equal(st.job_instance.status, stops ? 4 : 3, `job ${job.jobId} final status`);
+  assert.equal(
+    st.step_instance_list[0]?.status,
+    failed.length === 0 ? 3 : stops ? 4 : 6,
+    `job ${job.jobId} step status`,
+  );
   if (job.failOn && job.hosts.includes(job.failOn) && statusOf.get(job.failOn) !== 5)
     assert.ok(failed.includes(job.failOn), `job ${job.jobId}: ${job.failOn} was to fail`);
   let lost = 0;
   for (const ip of job.hosts) {
     const status = statusOf.get(ip);
-    if (job.mode === 1 && firstFailed !== undefined && batchOf(ip) > firstFailed) {
+    if (job.mode !== 2 && firstFailed !== undefined && batchOf(ip) > firstFailed) {
       assert.equal(status, 5, `job ${job.jobId} host ${ip} (batch ${batchOf(ip)} after a failed one)`);
       assert.equal(markerRuns(c, job, ip), 0, `job ${job.jobId} host ${ip} ran after a failed batch`);
     } else if (status === 310) {
