@@ -173,6 +173,11 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_SESSION_MAX_SECONDS',
     doc: 'a console session ends this long after sign-in, however active',
   },
+  trustProxy: {
+    schema: z.string().default(''),
+    env: 'JOBFLEET_TRUST_PROXY',
+    doc: 'addresses or CIDRs (comma separated) of load balancers in front of the server: their X-Forwarded-For and X-Forwarded-Proto name the client (address limits, sign-in lockout, audit, the Secure session cookie); empty trusts none',
+  },
   loginMaxFailuresPerUser: {
     schema: int(1).default(10),
     env: 'JOBFLEET_LOGIN_MAX_FAILURES_PER_USER',

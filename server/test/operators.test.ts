@@ -688,6 +688,8 @@ for (const [index, engine] of engines().entries()) {
           JOBFLEET_SESSION_IDLE_SECONDS: '3',
           JOBFLEET_SESSION_MAX_SECONDS: '6',
           JOBFLEET_LOGIN_MAX_FAILURES_PER_ADDRESS: '4',
+          // The test's own address stands for a load balancer in front of the server.
+          JOBFLEET_TRUST_PROXY: '127.0.0.1',
         },
       });
       const created = await admin(server.url, server.adminToken, 'POST', '/users', {
@@ -721,6 +723,38 @@ for (const [index, engine] of engines().entries()) {
         lastOk - started > 3500,
         `an active session ended after ${lastOk - started} ms, before its absolute end`,
       );
+    });
+
+    it('behind a trusted proxy: the forwarded address is limited, forwarded https gives a Secure cookie', async () => {
+      const signIn = (headers: Record<string, string>, password: string, body?: string) =>
+        fetch(`${server.url}/api/auth/login`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: body ?? JSON.stringify({ username: 'ivy', password }),
+        });
+      const envelope = async (res: Response) => (await res.json()) as Envelope<unknown>;
+      const from = (ip: string) => ({ 'x-forwarded-for': ip });
+      for (let i = 0; i < 4; i++)
+        fails(await envelope(await signIn(from('203.0.113.7'), 'wrong')), 'LOGIN_FAILED');
+      fails(
+        await envelope(await signIn(from('203.0.113.7'), 'ivy-password')),
+        'LOGIN_RATE_LIMITED',
+        'address',
+      );
+      // Another client behind the same balancer is not locked out with it.
+      const other = await signIn({ ...from('203.0.113.8'), 'x-forwarded-proto': 'https' }, 'ivy-password');
+      succeeds(await envelope(other));
+      assert.match(other.headers.get('set-cookie') ?? '', /; Secure/);
+      const plain = await signIn(from('203.0.113.9'), 'ivy-password');
+      assert.doesNotMatch(plain.headers.get('set-cookie') ?? '', /; Secure/);
+      // A cross-site form can only post text/plain (here JSON inside): sign-in refuses it.
+      const form = await signIn(
+        { ...from('203.0.113.9'), 'content-type': 'text/plain' },
+        '',
+        JSON.stringify({ username: 'ivy', password: 'ivy-password' }),
+      );
+      fails(await envelope(form), 'BAD_REQUEST', 'JSON');
+      assert.equal(form.headers.get('set-cookie'), null);
     });
 
     it('refuses sign-ins from an address with too many failures', async () => {

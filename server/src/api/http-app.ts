@@ -159,6 +159,9 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
       maxParamLength: MAX_PATH_SEGMENT,
     },
     genReqId: newRequestId,
+    // Behind a load balancer every client would share its address (one lockout for all) and
+    // the session cookie would never be Secure: the balancers named say who and how.
+    trustProxy: services.config.trustProxy === '' ? false : services.config.trustProxy,
     // Failures the router meets before any route runs answer with the envelope too.
     frameworkErrors: (err, req, reply) => sendError(reply, routerError(err, req)),
     clientErrorHandler: clientError,
@@ -247,7 +250,8 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
         attribute(req, { appCode: caller.appCode, username: caller.username, verified: true });
         await rateLimited(req, services.limits.takeApp(caller.appCode));
         // A stream asks again while it lasts: the person's session or token, else the app.
-        const recheck = async () => (await userCaller(services, req, raw)) ?? services.auth.recheck(creds);
+        const recheck = async () =>
+          (await userCaller(services, req, raw, false)) ?? services.auth.recheck(creds);
         return runEndpoint(endpoint, raw, caller, req, reply, recheck);
       },
     });

@@ -26,6 +26,8 @@ const CSP = [
   "script-src 'self'",
   "object-src 'none'",
   "base-uri 'none'",
+  // Framed by another site, its buttons (terminate, revoke) could be clicked through a decoy.
+  "frame-ancestors 'self'",
 ].join('; ');
 
 export interface ConsoleStatic {
@@ -50,6 +52,7 @@ export function registerConsoleStatic(app: FastifyInstance, dir: string): Consol
       if (file.endsWith('.html')) {
         res.setHeader('cache-control', 'no-cache');
         res.setHeader('content-security-policy', CSP);
+        res.setHeader('x-frame-options', 'SAMEORIGIN');
       } else {
         res.setHeader('cache-control', 'public, max-age=31536000, immutable');
       }
@@ -64,6 +67,7 @@ export function registerConsoleStatic(app: FastifyInstance, dir: string): Consol
       if (p.startsWith('/assets/')) return false;
       void reply
         .header('content-security-policy', CSP)
+        .header('x-frame-options', 'SAMEORIGIN')
         .header('cache-control', 'no-cache')
         .sendFile('index.html', dir);
       return true;

@@ -92,9 +92,12 @@ export function registerStepLogExport(app: FastifyInstance, services: Services):
           h.status === HostStatus.LAST_SUCCESS
             ? ((await ex.lastSuccessfulRun(step.id, h.host_id, count)) ?? count)
             : count;
-        const file = `${h.ip || 'host'}_${h.host_id}.log`;
+        // The ip is what the agent reported at registration: only address characters reach a
+        // name in the archive (no `/`, `..` or control characters) or a field of the index.
+        const ip = h.ip.replace(/[^0-9A-Za-z.:_-]/g, '_');
+        const file = `${ip || 'host'}_${h.host_id}.log`;
         await add(file, await ex.readLog(step.id, from, h.host_id));
-        index.push(`${h.host_id}\t${h.cloud_id}:${h.ip}\t${h.status}\t${h.exit_code ?? ''}\t${file}`);
+        index.push(`${h.host_id}\t${h.cloud_id}:${ip}\t${h.status}\t${h.exit_code ?? ''}\t${file}`);
         if (gzip.writableNeedDrain) await once(gzip, 'drain');
       }
       await add('hosts.tsv', Buffer.from(`${index.join('\n')}\n`));

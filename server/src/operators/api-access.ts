@@ -39,9 +39,10 @@ export async function userCaller(
   services: Services,
   req: FastifyRequest,
   raw: Record<string, unknown>,
+  touch = true,
 ): Promise<UserCaller | undefined> {
   if (hasAppCredentials(req, raw) || !services.operators.hasCredential(req)) return undefined;
-  const principal = await services.operators.principal(req);
+  const principal = await services.operators.principal(req, touch);
   if (!principal) return undefined;
   return {
     appCode: `user:${principal.user.name}`,

@@ -160,12 +160,16 @@ export class OperatorAuth {
    * The person behind the request, or undefined when it carries no user credential. A credential
    * that is present but not good (unknown, expired, revoked, missing CSRF token) is an error.
    */
-  async principal(req: FastifyRequest): Promise<Principal | undefined> {
+  /**
+   * `touch: false` for a check that is not the person's own activity (an open event stream asking
+   * again): it must not keep an idle session alive.
+   */
+  async principal(req: FastifyRequest, touch = true): Promise<Principal | undefined> {
     const tokenValue = bearer(req);
     if (tokenValue !== undefined) return this.fromToken(tokenValue);
     const sessionToken = readCookie(req.headers.cookie, SESSION_COOKIE);
     if (sessionToken === undefined) return undefined;
-    const p = await this.fromSession(sessionToken);
+    const p = await this.fromSession(sessionToken, touch);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       const given = req.headers[CSRF_HEADER];
       const expected = p.csrfToken ?? '';
@@ -186,7 +190,7 @@ export class OperatorAuth {
     return p;
   }
 
-  private async fromSession(sessionToken: string): Promise<Principal> {
+  private async fromSession(sessionToken: string, touch: boolean): Promise<Principal> {
     const hash = sha256(sessionToken);
     const s = await this.opts.store.getSession(hash);
     if (!s) throw new ApiError('USER_AUTH_FAILED', { reason: 'the session has ended' });
@@ -200,7 +204,7 @@ export class OperatorAuth {
     const user = await this.opts.store.getUserById(s.user_id);
     if (!user) throw new ApiError('USER_AUTH_FAILED', { reason: 'the user no longer exists' });
     // Refreshing on every request would be a write per call; a fraction of the idle time is precise enough.
-    if (now - s.last_seen_at >= Math.min(60_000, this.opts.idleMs / 4))
+    if (touch && now - s.last_seen_at >= Math.min(60_000, this.opts.idleMs / 4))
       await this.opts.store.touchSession(hash, now);
     return {
       user,

@@ -105,6 +105,13 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
   app.register(
     async (auth) => {
       auth.post('/login', async (req, reply) => {
+        // A form on another site can post text/plain that reads as JSON and sign the browser in
+        // as someone else (whatever the person then types lands in that account): JSON only.
+        const type = req.headers['content-type'];
+        if (type !== undefined && !/^application\/json\s*(;|$)/i.test(type))
+          throw new ApiError('BAD_REQUEST', {
+            reason: 'sign-in takes a JSON body (Content-Type: application/json)',
+          });
         const body = parse(OPERATOR_SCHEMAS.login, req.body);
         const r = await ops.login(req, reply, body.username, body.password);
         return ok(req, { user: userView(r.user), csrf_token: r.csrfToken, expires_at: r.expiresAt });
