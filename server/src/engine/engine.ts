@@ -1247,6 +1247,8 @@ export class Engine implements AgentEvents {
             }
           }
           this.deactivate(active);
+          // As at any step's end: a file step's sources stop serving, a SQL step's login is dropped.
+          await this.kindOf(active).release?.(active);
           await this.writer.flush();
           return this.continueAfter(job, step, [RunStatus.STOPPING], RunStatus.SKIPPED, [RunStatus.STOPPING]);
         }
@@ -1292,6 +1294,7 @@ export class Engine implements AgentEvents {
           !(await this.store.casStep(step.id, [RunStatus.CONFIRM_TERMINATED], {
             status: RunStatus.RUNNING,
             end_time: null,
+            start_time: now,
           }))
         )
           return 'bad_state';
@@ -1327,7 +1330,9 @@ export class Engine implements AgentEvents {
     to: RunStatus,
     jobFrom: number[],
   ): Promise<OperationRefusal | undefined> {
-    if (!(await this.store.casStep(step.id, stepFrom, { status: to }))) return 'bad_state';
+    // A skipped step ends now (BK-JOB's skipStep); an ignored failure keeps the end it had.
+    const end = to === RunStatus.SKIPPED ? { end_time: Date.now() } : {};
+    if (!(await this.store.casStep(step.id, stepFrom, { status: to, ...end }))) return 'bad_state';
     await this.store.casJob(job.id, jobFrom, { status: RunStatus.RUNNING, end_time: null });
     await this.advance({ ...job, status: RunStatus.RUNNING }, step.step_order);
     return undefined;
