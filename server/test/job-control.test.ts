@@ -249,6 +249,29 @@ for (const engine of engines()) {
       assert.equal(st.job_instance.status, 3);
     });
 
+    test('retrying all hosts of a rolling step runs its failed batch again, not the batches before', async () => {
+      const flag = `${dir}/rolling-fixed`;
+      const r = await runScript(fleet, {
+        script_content: b64(`[ "$TEST_AGENT_IP" != 127.0.0.3 ] || [ -f ${flag} ]`),
+        target_server: { host_id_list: ids },
+        rolling_config: { mode: 1, expression: '1' },
+      });
+      const failed = await waitFinished(fleet, r.data.job_instance_id);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(failed).get(id)),
+        [9, 104, 5, 5],
+      );
+      fs.writeFileSync(flag, '');
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 8)).result, true);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3);
+      // The first batch's host keeps its success (3, "last success") instead of running again.
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(st).get(id)),
+        [3, 9, 9, 9],
+      );
+    });
+
     test('rolling mode 3 fails the step at a failed batch instead of waiting', async () => {
       const r = await runScript(fleet, {
         script_content: failOn3,

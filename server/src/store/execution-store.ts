@@ -803,8 +803,13 @@ export class ExecutionStore {
         .where('step_instance_id', '=', stepId)
         .where('execute_count', '=', fromCount)
         .execute();
+      // Retrying all hosts of a rolling step runs its current batch again, not the batches before
+      // it (as BK-JOB's retry-all): their hosts keep what they came to.
+      const before = (t: { batch: number }) => step.current_batch > 0 && t.batch < step.current_batch;
       const rows = old.map((t) => {
-        const keep = mode === 'failed' && (t.status === 9 || t.status === 3);
+        const succeeded = t.status === 9 || t.status === 3;
+        if (mode === 'all' && before(t) && !succeeded) return { ...t, execute_count: fromCount + 1 };
+        const keep = (mode === 'failed' || before(t)) && succeeded;
         return keep
           ? { ...t, execute_count: fromCount + 1, status: 3 }
           : {
