@@ -103,6 +103,43 @@ for (const engine of engines()) {
       assert.equal(after11.job_instance.status, 3);
     });
 
+    test('a file step of more than 100,000 tasks is refused (1244021), however it is submitted', async () => {
+      // 25,001 files to 4 hosts: 100,004 tasks.
+      const n = 25_001;
+      const transfer = await post(
+        fleet.server.url,
+        'fast_transfer_file',
+        {
+          ...fleet.scope,
+          account_alias: fleet.account,
+          file_target_path: '/tmp/jf-limit',
+          file_source_list: [
+            {
+              file_list: Array.from({ length: n }, (_, i) => `/tmp/f${i}`),
+              account: { alias: fleet.account },
+              server: { host_id_list: [ids[0]] },
+            },
+          ],
+          target_server: { host_id_list: ids },
+        },
+        fleet.creds,
+      );
+      assert.equal(transfer.code, 1244021, transfer.message);
+      const push = await post(
+        fleet.server.url,
+        'push_config_file',
+        {
+          ...fleet.scope,
+          account_alias: fleet.account,
+          file_target_path: '/tmp/jf-limit',
+          file_list: Array.from({ length: n }, (_, i) => ({ file_name: `c${i}.conf`, content: b64('x') })),
+          target_server: { host_id_list: ids },
+        },
+        fleet.creds,
+      );
+      assert.equal(push.code, 1244021, push.message);
+    });
+
     test('a job created with start_task=false starts exactly once', async () => {
       const r = await runScript(fleet, {
         script_content: b64('echo ok'),

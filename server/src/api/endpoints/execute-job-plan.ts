@@ -31,7 +31,7 @@ import { assertScopeQuota } from '../scope-quota.js';
 import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
 import type { ScreenedScript } from '../submission-checks.js';
 import { resolveDatabaseAccount } from './fast-execute-sql.js';
-import { resolveSources } from './fast-transfer-file.js';
+import { assertFileTaskLimit, resolveSources } from './fast-transfer-file.js';
 import { checkTargetPath } from './file-paths.js';
 import { planInScope } from './job-plans.js';
 import {
@@ -203,6 +203,7 @@ async function buildStep(
     const { hosts, missing } = keepMissing
       ? await resolveTargetsKeepingMissing(inv, ctx.scope, targetServer)
       : { hosts: await resolveTargets(inv, ctx.scope, targetServer), missing: [] };
+    assertFileTaskLimit(sources, hosts.length + missing.length);
     const spec: StepSpec = {
       kind: 'file',
       sources,

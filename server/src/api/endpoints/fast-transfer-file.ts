@@ -71,13 +71,7 @@ export const fastTransferFile = defineEndpoint({
     const account = await resolveAccount(ctx, input.account_id, input.account_alias);
     if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
     const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, input.target_server);
-    const perTarget = sources.reduce((n, s) => n + s.files.length * Math.max(1, s.hosts.length), 0);
-    if (perTarget * hosts.length > MAX_FILE_TASKS) {
-      throw new ApiError('FILE_TASKS_EXCEEDS_LIMIT', {
-        count: perTarget * hosts.length,
-        limit: MAX_FILE_TASKS,
-      });
-    }
+    const perTarget = assertFileTaskLimit(sources, hosts.length);
     if (targetName && perTarget > 1) {
       throw new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
         param: 'file_target_name',
@@ -111,6 +105,21 @@ export const fastTransferFile = defineEndpoint({
     });
   },
 });
+
+/**
+ * A file step's tasks (each file of each source host, to each target) are at most BK-JOB's
+ * 100,000, or 1244021 (behaviour notes §5), however the step is submitted: a fast transfer, a
+ * plan's file step, a config push. Returns the files each target receives.
+ */
+export function assertFileTaskLimit(
+  sources: readonly { files: readonly unknown[]; hosts: readonly unknown[] }[],
+  targets: number,
+): number {
+  const perTarget = sources.reduce((n, s) => n + s.files.length * Math.max(1, s.hosts.length), 0);
+  if (perTarget * targets > MAX_FILE_TASKS)
+    throw new ApiError('FILE_TASKS_EXCEEDS_LIMIT', { count: perTarget * targets, limit: MAX_FILE_TASKS });
+  return perTarget;
+}
 
 export async function resolveSources(
   ctx: EndpointContext,

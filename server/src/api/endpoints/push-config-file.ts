@@ -15,6 +15,7 @@ import { ApiError } from '../error-catalogue.js';
 import { TargetServer, zBase64, zLong } from '../input-types.js';
 import { assertCallbackAllowed } from '../submission-checks.js';
 import { checkTargetPath } from './file-paths.js';
+import { assertFileTaskLimit } from './fast-transfer-file.js';
 import {
   DEFAULT_TIMEOUT,
   checkCallbackUrl,
@@ -89,6 +90,7 @@ export const pushConfigFile = defineEndpoint({
     assertCallbackAllowed(ctx, callbackUrl);
     const account = await resolveAccount(ctx, input.account_id, input.account_alias);
     const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, input.target_server);
+    assertFileTaskLimit([{ files: input.file_list, hosts: [] }], hosts.length);
 
     // The contents are stored before the job, so a job that exists always has its files.
     const now = Date.now();
