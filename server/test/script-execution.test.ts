@@ -485,6 +485,38 @@ for (const engine of engines()) {
       assert.equal(byId.result, true, byId.message);
       assert.equal(byId.data.total, 1);
       assert.equal(byId.data.data[0]?.job_instance_id, oldest);
+      // The ip filter still holds with an id (BK-JOB adds it to the id's lookup).
+      const byIdElsewhere = await get<{ total: number }>(
+        fleet.server.url,
+        'get_job_instance_list',
+        {
+          ...fleet.scope,
+          job_instance_id: oldest,
+          ip: '10.255.255.254',
+          create_time_start: 1,
+          create_time_end: 2,
+        },
+        fleet.creds,
+      );
+      assert.equal(byIdElsewhere.data.total, 0);
+      // What SDKs send for "no filter": a cron id of 0, blank text, a negative start.
+      const unfiltered = await get<{ total: number; start: number }>(
+        fleet.server.url,
+        'get_job_instance_list',
+        {
+          ...fleet.scope,
+          create_time_start: now - 3600_000,
+          create_time_end: now + 1000,
+          job_cron_id: 0,
+          operator: ' ',
+          name: ' ',
+          start: -1,
+        },
+        fleet.creds,
+      );
+      assert.equal(unfiltered.result, true, unfiltered.message);
+      assert.equal(unfiltered.data.total, list.data.total);
+      assert.equal(unfiltered.data.start, 0);
     });
 
     test('takes requests as SDKs that send every field write them: null is absent, 0 is no id', async () => {

@@ -25,7 +25,8 @@ export const getJobInstanceList = defineEndpoint({
     type: zInt.optional(),
     status: zInt.optional(),
     ip: z.string().optional(),
-    start: zInt.pipe(z.number().min(0)).default(0),
+    // A negative start is the first page, as BK-JOB reads it.
+    start: zInt.default(0).transform((n) => Math.max(0, n)),
     length: zInt.pipe(z.number().min(1).max(1000)).default(20),
   }),
   fieldErrors: {
@@ -55,15 +56,19 @@ export const getJobInstanceList = defineEndpoint({
     const byId = input.job_instance_id !== undefined && input.job_instance_id > 0;
     const { total, jobs } = await ctx.services.store.executions.listJobs(
       byId
-        ? { ...scope, jobInstanceId: input.job_instance_id, ...paging }
+        ? { ...scope, jobInstanceId: input.job_instance_id, ...(input.ip ? { ip: input.ip } : {}), ...paging }
         : {
             ...scope,
             createTimeStart: input.create_time_start,
             createTimeEnd: input.create_time_end,
-            ...(input.operator ? { operator: input.operator } : {}),
-            ...(input.name ? { name: input.name } : {}),
+            // Blank text and a cron id of 0 filter nothing (BK-JOB's isNotBlank and > 0 checks):
+            // clients that cannot leave a field out send them.
+            ...(input.operator?.trim() ? { operator: input.operator } : {}),
+            ...(input.name?.trim() ? { name: input.name } : {}),
             ...(input.launch_mode !== undefined ? { launchMode: input.launch_mode } : {}),
-            ...(input.job_cron_id !== undefined ? { cronId: input.job_cron_id } : {}),
+            ...(input.job_cron_id !== undefined && input.job_cron_id > 0
+              ? { cronId: input.job_cron_id }
+              : {}),
             ...(input.type !== undefined ? { type: input.type } : {}),
             ...(input.status !== undefined ? { status: input.status } : {}),
             ...(input.ip ? { ip: input.ip } : {}),
