@@ -163,6 +163,28 @@ for (const engine of engines()) {
       );
     });
 
+    it('a host moved out of a business leaves its modules and sets there', async () => {
+      const inv = store.inventory;
+      const moved = await inv.addHost({
+        cloudId: 0,
+        ip: '10.1.9.9',
+        hostname: 'moved-1',
+        osType: 'linux',
+        bizId: 2,
+      });
+      await inv.addHostToModule(moved.id, topo.a2 ?? -1);
+      assert.deepEqual(
+        await ids(BIZ2, { topo_node_list: [{ node_type: 'module', id: topo.a2 ?? 0 }] }),
+        [...sorted('db-1'), moved.id].sort((a, b) => a - b),
+      );
+      assert.equal(await inv.assignHostToBiz(moved.id, null), true);
+      for (const node of [
+        { node_type: 'module', id: topo.a2 ?? 0 },
+        { node_type: 'set', id: topo.setA ?? 0 },
+      ])
+        assert.ok(!(await ids(BIZ2, { topo_node_list: [node] })).includes(moved.id), JSON.stringify(node));
+    });
+
     it('dynamic_group_list: ip and CIDR, hostname glob, os type, module, conditions combined', async () => {
       const dg = (id: string) => ids(BIZ2, { dynamic_group_list: [{ id }] });
       assert.deepEqual(

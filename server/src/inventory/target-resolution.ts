@@ -144,6 +144,14 @@ async function resolveTargetsOf(
   return { hosts: [...found.values()], missing: [...gone.values()] };
 }
 
+/**
+ * A node's members that still belong to its business: a host moved to another business keeps
+ * its module rows, but has left the old business's topology (as a CMDB move does).
+ */
+function inBiz(bizId: number, hosts: TargetHost[]): TargetHost[] {
+  return hosts.filter((h) => h.biz_id === bizId);
+}
+
 /** Hosts under a topology node of the scope, or undefined when the node is not in the scope. */
 async function hostsOfTopoNode(
   inv: InventoryStore,
@@ -157,12 +165,15 @@ async function hostsOfTopoNode(
     case 'set': {
       const set = await inv.getSet(id);
       if (!set || !scope.bizIds.includes(set.biz_id)) return undefined;
-      return inv.getTargetHostsByIds(await inv.hostIdsInModules(await inv.moduleIdsOfSets([id])));
+      return inBiz(
+        set.biz_id,
+        await inv.getTargetHostsByIds(await inv.hostIdsInModules(await inv.moduleIdsOfSets([id]))),
+      );
     }
     case 'module': {
       const module = await inv.getModule(id);
       if (!module || !scope.bizIds.includes(module.biz_id)) return undefined;
-      return inv.getTargetHostsByIds(await inv.hostIdsInModules([id]));
+      return inBiz(module.biz_id, await inv.getTargetHostsByIds(await inv.hostIdsInModules([id])));
     }
     default:
       throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
