@@ -493,12 +493,12 @@ for (const engine of engines()) {
         admin<T>(fleet.server.url, fleet.server.adminToken, method, p, body);
       const live = fleet.hostIds.get('127.0.0.2') ?? 0;
       const ghosts: number[] = [];
-      for (const ip of ['127.0.0.61', '127.0.0.62']) {
+      for (const ip of ['127.0.0.61', '127.0.0.62', '127.0.0.63']) {
         const h = await adm<{ bk_host_id: number }>('POST', '/hosts', { ip, bk_biz_id: BIZ });
         assert.equal(h.result, true, h.message);
         ghosts.push(h.data.bk_host_id);
       }
-      const [ghostA = 0, ghostB = 0] = ghosts;
+      const [ghostA = 0, ghostB = 0, movedAway = 0] = ghosts;
       const script = (name: string, server: Record<string, unknown>, ignoreError = 0) => ({
         name,
         type: 1,
@@ -518,7 +518,7 @@ for (const engine of engines()) {
       };
       // By id, then (second step) as plan detail returns hosts: cloud + ip carrying bk_host_id.
       const partly = await planOf('partly gone', [
-        script('first', { host_id_list: [live, ghostA] }, 1),
+        script('first', { host_id_list: [live, ghostA, movedAway] }, 1),
         script('second', {
           ip_list: [
             { bk_cloud_id: 0, ip: '127.0.0.2' },
@@ -545,6 +545,8 @@ for (const engine of engines()) {
       assert.equal(removed.code, 0, removed.stderr);
       assert.equal((await adm('DELETE', `/hosts/${ghostB}`)).result, true);
       assert.equal((await adm('DELETE', `/hosts/${ghostB}`)).code, 1240006);
+      // One left the business instead: a cron marks it as it marks those gone (BK-JOB sets it invalid).
+      assert.equal((await adm('POST', `/hosts/${movedAway}/biz`, { bk_biz_id: null })).result, true);
 
       // Launched through the API, BK-JOB refuses a plan whose hosts are gone, and nothing starts.
       const refused = await call('execute_job_plan', { job_plan_id: partly });
@@ -583,6 +585,7 @@ for (const engine of engines()) {
         new Map([
           [live, 9],
           [ghostA, 2],
+          [movedAway, 2],
         ]),
       );
       assert.equal(second?.status, 4);

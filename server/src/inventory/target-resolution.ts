@@ -10,8 +10,9 @@
  * A job a cron starts keeps going when hosts its plan names no longer exist (behaviour notes
  * §5): each host named by id (in `host_id_list`, or an `ip_list` entry carrying `bk_host_id`)
  * that is gone comes back as a missing host, which the job shows at per-host status 2 while
- * the others run. A host named only by cloud:ip, and a topology node or dynamic group that is
- * gone, still answer 1244030: there is no host id to mark.
+ * the others run; so is a host that has left the scope's businesses (instead of 1244002). A
+ * host named only by cloud:ip, and a topology node or dynamic group that is gone, still answer
+ * 1244030: there is no host id to mark.
  */
 import type { ResolvedScope } from '../api/scope.js';
 import type { TargetServer } from '../api/input-types.js';
@@ -128,7 +129,14 @@ async function resolveTargetsOf(
     });
   }
   const outside = [...found.values()].filter((h) => h.biz_id === null || !scope.bizIds.includes(h.biz_id));
-  if (outside.length > 0) {
+  if (keepMissing) {
+    // A cron's job: a host moved out of the scope since the plan was saved is marked as one
+    // that no longer exists is (BK-JOB marks it invalid for cron runs and runs the rest).
+    for (const h of outside) {
+      found.delete(h.id);
+      gone.set(h.id, { hostId: h.id, cloudId: h.cloud_id, ip: h.ip });
+    }
+  } else if (outside.length > 0) {
     throw new ApiError('HOST_INVALID', {
       count: outside.length,
       scopeType: scope.type,
