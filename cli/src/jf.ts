@@ -1,10 +1,14 @@
 /** The `jf` command: the operator commands of `jobfleet` alone, without any server code. */
 import { Command } from 'commander';
+import { Exit } from './jf/exit-codes.js';
 import { VERSION, addOperatorCommands, runProgram } from './jf/program.js';
 
-// `jf jobs ls | head`: a reader that stops early is not an error.
+// `jf run ... | head`: a reader that stops early ends jf. The exit code already decided (a
+// failed job's 1) stands; before there is one, the outcome is unknown: 141, as for a process
+// that SIGPIPE ended.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0);
+  if (err.code === 'EPIPE')
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : Exit.PIPE_CLOSED);
   throw err;
 });
 

@@ -39,6 +39,16 @@ async function detached(args: string[]): Promise<string> {
   return r.stdout.trim();
 }
 
+/** Waits until the job is at `status` (7: waiting for someone). */
+async function statusReached(id: string, status: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await jf(['jobs', 'get', id, '-o', 'json']);
+    if ((JSON.parse(r.stdout) as { job_instance: { status: number } }).job_instance.status === status) return;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+  assert.fail(`job ${id} never reached status ${status}`);
+}
+
 /** Bad input, tried at once: each is refused with one line on stderr and its exit code. */
 async function refusals(cases: [string[], number, RegExp][]): Promise<void> {
   const runs = await Promise.all(cases.map(([args]) => jf(args)));
@@ -359,6 +369,123 @@ plans:
       [['redo', '999999'], 1, /999999|not exist/i],
       [['templates', 'apply', path.join(work, 'missing.yaml')], 2, /cannot read/],
     ]);
+  });
+
+  test('confirm continues or refuses a confirmation step, with its reason, and starts the next batch of a rolling step', async () => {
+    const file = path.join(work, 'gated.yaml');
+    fs.writeFileSync(
+      file,
+      `bk_scope_type: biz
+bk_scope_id: "2"
+name: gated
+description: ""
+global_var_list: []
+step_list:
+  - name: first
+    type: 1
+    script_info:
+      script_content: |
+        echo "first 1"; echo "first 2"
+      script_language: 1
+      account: {alias: ${fleet.account}}
+      server: {ip_list: [{bk_cloud_id: 0, ip: 127.0.0.2}]}
+  - name: approve
+    type: 3
+    approval_info: {approval_user: {user_list: [${fleet.creds.appCode}]}, approval_message: go on?}
+  - name: second
+    type: 1
+    script_info:
+      script_content: |
+        echo "second a"; echo "second b"
+      script_language: 1
+      account: {alias: ${fleet.account}}
+      server: {ip_list: [{bk_cloud_id: 0, ip: 127.0.0.2}]}
+plans:
+  - {name: gated, description: "", steps: [first, approve, second], global_var_list: []}
+  - {name: two steps, description: "", steps: [first, second], global_var_list: []}
+`,
+    );
+    const applied = await jf(['templates', 'apply', file]);
+    assert.equal(applied.code, 0, applied.stderr);
+    const waiting = async (args: string[]) => {
+      const id = await detached(args);
+      await statusReached(id, 7);
+      return id;
+    };
+
+    const confirmed = await waiting(['run', 'plan', 'gated']);
+    const yes = await jf(['confirm', confirmed, '--reason', 'canary looks fine']);
+    assert.equal(yes.code, 0, yes.stderr);
+    assert.match(yes.stdout, /^job \d+ step \d+: confirmed\n$/);
+    const done = await jf(['watch', confirmed, '--maxrc']);
+    assert.equal(done.code, 0, done.stdout + done.stderr);
+    const st = JSON.parse((await jf(['jobs', 'get', confirmed, '-o', 'json'])).stdout) as {
+      step_instance_list: { step_instance_id: number; type: number }[];
+    };
+    const approve = st.step_instance_list.find((x) => x.type === 3)?.step_instance_id;
+    const detail = await jf([
+      'api',
+      'POST',
+      '/api/v3/get_step_instance_detail',
+      '-d',
+      JSON.stringify({
+        bk_scope_type: 'biz',
+        bk_scope_id: '2',
+        job_instance_id: Number(confirmed),
+        step_instance_id: approve,
+      }),
+    ]);
+    const kept = JSON.parse(detail.stdout) as {
+      data: { approval_info: { confirmation_list: { action: string; reason: string }[] } };
+    };
+    assert.deepEqual(
+      kept.data.approval_info.confirmation_list.map((c) => [c.action, c.reason]),
+      [['continue', 'canary looks fine']],
+    );
+
+    const refused = await waiting(['run', 'plan', 'gated']);
+    const no = await jf(['confirm', refused, '--refuse', '--reason', 'error rate is up']);
+    assert.equal(no.code, 0, no.stderr);
+    assert.match(no.stdout, /^job \d+ step \d+: refused\n$/);
+    // Every host that ran exited 0, yet the job did not succeed: --maxrc says so too.
+    const [plain, maxrc] = await Promise.all([jf(['watch', refused]), jf(['result', refused, '--maxrc'])]);
+    assert.deepEqual([plain.code, maxrc.code], [3, 3], plain.stdout + maxrc.stderr);
+
+    const rolling = await waiting([
+      'run',
+      'script',
+      '-c',
+      'echo batch',
+      '-t',
+      '127.0.0.[2-3]',
+      '--rolling',
+      '1',
+      '--rolling-mode',
+      'confirm',
+    ]);
+    oneErrorLine(await jf(['confirm', rolling, '--refuse']), 2, /rolling step waiting between batches/);
+    const next = await jf(['confirm', rolling]);
+    assert.equal(next.code, 0, next.stderr);
+    assert.match(next.stdout, /next batch started/);
+    const rolled = await jf(['watch', rolling]);
+    assert.equal(rolled.code, 0, rolled.stdout + rolled.stderr);
+
+    // The step detail that redo reads has no rolling configuration: redo asks for it.
+    oneErrorLine(await jf(['redo', rolling]), 2, /ran in rolling batches.*--rolling/);
+    const redone = await jf(['redo', rolling, '--rolling', '1', '-o', 'json']);
+    assert.equal(redone.code, 0, redone.stderr);
+    const again = String((JSON.parse(redone.stdout) as { job_instance_id: number }).job_instance_id);
+    oneErrorLine(await jf(['redo', again]), 2, /ran in rolling batches/);
+
+    // logs -f --tail N of a job whose last step is over: that step's last lines, not the whole
+    // output of the steps before it.
+    const two = await jf(['run', 'plan', 'two steps', '-o', 'json']);
+    assert.equal(two.code, 0, two.stderr);
+    const twoId = String((JSON.parse(two.stdout) as { job_instance_id: number }).job_instance_id);
+    for (const server of [[], ['--server', proxyUrl]]) {
+      const tail = await jf(['logs', twoId, '-f', '--tail', '1', ...server]);
+      assert.equal(tail.stdout, '127.0.0.2: second b\n', tail.stderr);
+    }
   });
 
   test('crons save, ls, show, enable, disable, delete', async () => {

@@ -5,6 +5,7 @@ import { gatherOutputs } from '../src/jf/gather.js';
 import { foldHosts } from '../src/jf/host-fold.js';
 import { expandBrackets, parseTargets } from '../src/jf/targets.js';
 import { CliError } from '../src/jf/exit-codes.js';
+import type { JobStatus } from '../src/jf/api-client.js';
 
 test('ranges expand, with zero padding and several brackets', () => {
   assert.deepEqual(expandBrackets('10.0.1.[1-3,7]'), ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.7']);
@@ -114,4 +115,103 @@ test('a profile file jf wrote (JSON) and one written by hand (YAML) are both rea
     resolveConnection({}, env),
     (e: CliError) => e.exitCode === 2 && /not a jobfleet profile file/.test(e.message),
   );
+});
+
+/** A job status as get_job_instance_status returns it, with one host result per step. */
+function jobStatus(
+  status: number,
+  steps: { type?: number; status: number; host?: { status: number; exit_code: number | null } }[],
+): JobStatus {
+  return {
+    finished: true,
+    job_instance: { job_instance_id: 9, name: 'j', status, create_time: 0, start_time: 0, end_time: 1 },
+    step_instance_list: steps.map((s, i) => ({
+      step_instance_id: 100 + i,
+      name: `s${i}`,
+      status: s.status,
+      type: s.type ?? 1,
+      execute_count: 0,
+      step_ip_result_list: s.host
+        ? [{ bk_host_id: 1, ip: '10.0.0.1', bk_cloud_id: 0, start_time: 0, end_time: 1, ...s.host }]
+        : [],
+    })),
+  };
+}
+
+test('--maxrc never answers less than the job status does', async () => {
+  const { exitCodeOf } = await import('../src/jf/job-report.js');
+  const ok = { status: 9, exit_code: 0 };
+  // Confirmation refused after a successful step: the hosts all exited 0.
+  const refused = jobStatus(13, [
+    { status: 3, host: ok },
+    { type: 3, status: 13 },
+  ]);
+  assert.deepEqual([exitCodeOf(refused, false), exitCodeOf(refused, true)], [3, 3]);
+  // Stopped before its hosts ran: no host exit code at all.
+  const stopped = jobStatus(11, [{ status: 11, host: { status: 5, exit_code: null } }]);
+  assert.equal(exitCodeOf(stopped, true), 3);
+  const abnormal = jobStatus(9, [{ status: 9, host: { status: 5, exit_code: null } }]);
+  assert.equal(exitCodeOf(abnormal, true), 1);
+  const failed = jobStatus(4, [{ status: 4, host: { status: 104, exit_code: 7 } }]);
+  assert.deepEqual([exitCodeOf(failed, false), exitCodeOf(failed, true)], [1, 7]);
+  assert.equal(exitCodeOf(jobStatus(3, [{ status: 3, host: ok }]), true), 0);
+});
+
+test('confirm answers a confirmation step with 6 or 9, a rolling step between batches with 13', async () => {
+  const { confirmOperation } = await import('../src/jf/job-commands.js');
+  const confirmStep = jobStatus(7, [{ status: 3 }, { type: 3, status: 7 }]);
+  assert.deepEqual(confirmOperation(confirmStep, false), { stepId: 101, code: 6 });
+  assert.deepEqual(confirmOperation(confirmStep, true), { stepId: 101, code: 9 });
+  const rolling = jobStatus(7, [{ status: 7 }]);
+  assert.deepEqual(confirmOperation(rolling, false), { stepId: 100, code: 13 });
+  assert.throws(
+    () => confirmOperation(rolling, true),
+    (e: unknown) => e instanceof CliError && e.exitCode === 2 && /rolling step/.test(e.message),
+  );
+  // 15: a rolling step going on to its next batch by itself waits for nobody.
+  assert.throws(
+    () => confirmOperation(jobStatus(2, [{ status: 15 }]), false),
+    (e: unknown) => e instanceof CliError && /no step waiting for confirmation/.test(e.message),
+  );
+});
+
+test('common options are read before or after the command, never from a command option value', async () => {
+  const { Command } = await import('commander');
+  const { addOperatorCommands } = await import('../src/jf/program.js');
+  const { globalOptionsOf } = await import('../src/jf/context.js');
+  /** What `run script` would get from argv: its own flags and the common options. */
+  const parse = async (optionsOnRoot: boolean, argv: string[]) => {
+    const root = addOperatorCommands(new Command(optionsOnRoot ? 'jf' : 'jobfleet'), optionsOnRoot);
+    const script = root.commands.find((c) => c.name() === 'run')?.commands.find((c) => c.name() === 'script');
+    let seen: { param?: string; common: GlobalOptionsShape } | undefined;
+    script?.action((flags: { param?: string }, cmd: InstanceType<typeof Command>) => {
+      seen = { param: flags.param, common: globalOptionsOf(cmd) };
+    });
+    await root.parseAsync(argv, { from: 'user' });
+    return seen;
+  };
+  type GlobalOptionsShape = ReturnType<typeof globalOptionsOf>;
+  for (const onRoot of [true, false]) {
+    const literal = await parse(onRoot, ['run', 'script', '-f', 'x.sh', '-p', '-o json', '-t', '1']);
+    assert.deepEqual(literal, { param: '-o json', common: {} });
+    const quiet = await parse(onRoot, ['run', 'script', '-c', 'x', '-p', '-q', '-t', '1', '-o', 'yaml']);
+    assert.deepEqual(quiet, { param: '-q', common: { output: 'yaml' } });
+  }
+  const before = await parse(true, ['--no-color', '-o', 'json', 'run', 'script', '-c', 'x', '-t', '1']);
+  assert.deepEqual(before?.common, { output: 'json', color: false });
+  const nearest = await parse(true, [
+    '-o',
+    'json',
+    '--scope',
+    'biz:3',
+    'run',
+    'script',
+    '-c',
+    'x',
+    '-t',
+    '1',
+    '-o',
+    'ndjson',
+  ]);
+  assert.deepEqual(nearest?.common, { output: 'ndjson', scope: 'biz:3' });
 });

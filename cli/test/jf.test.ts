@@ -6,11 +6,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Fleet } from '../../server/test/helpers/fleet.js';
 import {
   ESC,
+  JOBFLEET,
   REPO,
   RESTART_HEARTBEAT_ENV,
   admin,
@@ -20,7 +22,7 @@ import {
   stopAll,
   tempDir,
 } from './helpers/jf-process.js';
-import type { Run } from './helpers/jf-process.js';
+import type { Run, RunOptions } from './helpers/jf-process.js';
 
 const SIMULATOR = path.join(REPO, 'bench', 'dist', 'src', 'fleet-simulator.js');
 
@@ -28,8 +30,41 @@ let fleet: Fleet;
 let configHome: string;
 let baseEnv: Record<string, string>;
 
-function jf(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return runJf(baseEnv, args, env);
+function jf(args: string[], env: Record<string, string> = {}, opts: RunOptions = {}): Promise<Run> {
+  return runJf(baseEnv, args, env, opts);
+}
+
+interface FakeServer {
+  url: string;
+  /** Resolves at the next request it receives. */
+  nextRequest: () => Promise<void>;
+  close: () => void;
+}
+
+/**
+ * A server that is not a Jobfleet server: `routes` answer by path; any other request is held
+ * unanswered, as a stalled server holds it.
+ */
+function fakeServer(routes: Record<string, (res: http.ServerResponse) => void>): Promise<FakeServer> {
+  let waiting: (() => void)[] = [];
+  const server = http.createServer((req, res) => {
+    for (const w of waiting.splice(0)) w();
+    const route = routes[(req.url ?? '').split('?')[0] ?? ''];
+    if (route) req.resume().on('end', () => route(res));
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+        nextRequest: () => new Promise((r) => waiting.push(r)),
+        close: () => {
+          waiting = [];
+          server.closeAllConnections();
+          server.close();
+        },
+      }),
+    ),
+  );
 }
 
 before(async () => {
@@ -179,6 +214,14 @@ describe('jf', () => {
     assert.ok(jobs.some((j) => j.job_instance_id === Number(id)));
     const table = await jf(['jobs', 'ls']);
     assert.match(table.stdout, /^ID +STATUS +OPERATOR/);
+    // The documented maximum: 30 days, the longest window the server accepts.
+    const month = await jf(['jobs', 'ls', '--since', '720', '-o', 'json']);
+    assert.equal(month.code, 0, month.stderr);
+    assert.ok(
+      (JSON.parse(month.stdout) as { job_instance_id: number }[]).some(
+        (j) => j.job_instance_id === Number(id),
+      ),
+    );
   });
 
   test('logs --follow prints a running job line by line until it ends', async () => {
@@ -360,5 +403,164 @@ describe('jf', () => {
       /watcher/,
     );
     assert.equal((await jf(['jobs', 'ls', '--token', viewer])).code, 0);
+  });
+  test('an option value that looks like an option belongs to the command option it follows', async () => {
+    const literal = await jf(['run', 'script', '-c', 'echo "[$*]"', '-p', '-o json', '-t', '127.0.0.2']);
+    assert.equal(literal.code, 0, literal.stderr);
+    assert.match(literal.stdout, /^\[-o json\]$/m);
+    // Not quiet: the summary line is there.
+    const quiet = await jf(['run', 'script', '-c', 'echo "[$*]"', '-t', '127.0.0.2', '-p', '-q']);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.match(quiet.stdout, /^\[-q\]$/m);
+    assert.match(quiet.stderr, /^job \d+ success/m);
+  });
+
+  test('secrets come from standard input, a file or the environment rather than the command line', async () => {
+    const env = {
+      JOBFLEET_URL: '',
+      JOBFLEET_TOKEN: '',
+      JOBFLEET_SCOPE: '',
+      XDG_CONFIG_HOME: tempDir('jf-secrets'),
+    };
+    const url = fleet.server.url;
+    const secret = `${fleet.creds.appCode}:${fleet.creds.appSecret}`;
+    const login = ['login', '--server', url, '--scope', 'biz:2'];
+    const piped = await jf([...login, '--token-stdin'], env, { input: `${secret}\nnot this line\n` });
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal((await jf(['jobs', 'ls'], env)).code, 0);
+    const fromEnv = await jf([...login, '--name', 'from-env'], { ...env, JOBFLEET_TOKEN: secret });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.equal((await jf(['jobs', 'ls', '--profile', 'from-env'], env)).code, 0);
+    oneErrorLine(await jf([...login, '--token-stdin'], env, { input: '' }), 2, /no token on standard input/);
+    oneErrorLine(
+      await jf([...login, '--token-stdin', '--token', secret], env, { input: secret }),
+      2,
+      /--token-stdin or --token, not both/,
+    );
+
+    const created = await jf(
+      [
+        'admin',
+        '--server',
+        url,
+        '--admin-token',
+        fleet.server.adminToken,
+        'app-create',
+        'stdin-app',
+        'biz:2',
+        '--secret-stdin',
+      ],
+      {},
+      { bin: JOBFLEET, input: 'stdin-app-secret\n' },
+    );
+    assert.equal(created.code, 0, created.stderr);
+    const asApp = await jf(['jobs', 'ls', '--token', 'stdin-app:stdin-app-secret']);
+    assert.equal(asApp.code, 0, asApp.stderr);
+
+    const sensitive = await jf(
+      [
+        'run',
+        'script',
+        '-c',
+        'echo "[$*]"',
+        '--param-file',
+        '-',
+        '--sensitive',
+        '-t',
+        '127.0.0.2',
+        '-o',
+        'json',
+      ],
+      {},
+      { input: 'hidden words\n' },
+    );
+    assert.equal(sensitive.code, 0, sensitive.stderr);
+    const doc = JSON.parse(sensitive.stdout) as {
+      job_instance_id: number;
+      steps: { groups: { output: string }[] }[];
+    };
+    assert.equal(doc.steps[0]?.groups[0]?.output, '[hidden words]\n');
+    const id = String(doc.job_instance_id);
+    oneErrorLine(await jf(['redo', id]), 2, /sensitive parameters.*--param-file/);
+    const file = path.join(tempDir('jf-param'), 'args');
+    fs.writeFileSync(file, 'other words\n');
+    const redo = await jf(['redo', id, '--param-file', file]);
+    assert.equal(redo.code, 0, redo.stderr);
+    assert.match(redo.stdout, /^\[other words\]$/m);
+    oneErrorLine(
+      await jf(['redo', id, '--param-file', file, '-p', 'x']),
+      2,
+      /--param or --param-file, not both/,
+    );
+  });
+
+  test('a reader that stops early leaves the exit code of the job; before there is one, 141', async () => {
+    const failed = await jf(
+      ['run', 'script', '-c', 'echo out; exit 3', '-t', '127.0.0.2'],
+      {},
+      { closeStdout: true },
+    );
+    assert.equal(failed.code, 1, failed.stderr);
+    const id = (await jf(['run', 'script', '-c', 'sleep 5', '-t', '127.0.0.2', '-d'])).stdout.trim();
+    const following = await jf(['watch', id, '-o', 'ndjson'], {}, { closeStdout: true });
+    assert.equal(following.code, 141, following.stderr);
+  });
+
+  test(
+    'a stalled server: --wait-timeout and Ctrl-C end the wait at once; Ctrl-C exits 130',
+    { timeout: 60_000 },
+    async () => {
+      // The stream says the job is over; the status read that follows is never answered.
+      const fake = await fakeServer({ '/api/v3/get_job_event_stream': (res) => res.writeHead(204).end() });
+      try {
+        const via = ['--server', fake.url];
+        const startedAt = Date.now();
+        const [polled, streamed] = await Promise.all([
+          jf(['watch', '1', '--wait-timeout', '1', ...via], { JOBFLEET_NO_STREAM: '1' }),
+          jf(['watch', '1', '--wait-timeout', '1', ...via]),
+        ]);
+        oneErrorLine(polled, 5, /still running after the wait timeout/);
+        oneErrorLine(streamed, 5, /still running after the wait timeout/);
+        assert.ok(Date.now() - startedAt < 15_000, 'not held by the unanswered read');
+        const ways: Record<string, string>[] = [{ JOBFLEET_NO_STREAM: '1' }, {}];
+        for (const poll of ways) {
+          const asked = fake.nextRequest();
+          const interrupted = await jf(['watch', '1', ...via], poll, {
+            started: (p) => void asked.then(() => setTimeout(() => p.kill('SIGINT'), 200)),
+          });
+          oneErrorLine(interrupted, 130, /detached; job 1 goes on \(jf watch 1\)/);
+        }
+      } finally {
+        fake.close();
+      }
+    },
+  );
+
+  test('replies that are no v3 envelope, and jf api, get the exit codes of every other call', async () => {
+    const send = (status: number, type: string, body: string) => (res: http.ServerResponse) =>
+      res.writeHead(status, { 'content-type': type }).end(body);
+    const fake = await fakeServer({
+      '/api/v3/system/query_agent_info': send(200, 'text/html', '<html><body>maintenance</body></html>'),
+      '/api/v3/gateway': send(502, 'application/json', '{"error":"upstream unreachable"}'),
+      '/api/v3/user_auth': send(
+        200,
+        'application/json',
+        '{"result":false,"code":1238001,"message":"user authentication failed","data":null}',
+      ),
+    });
+    try {
+      const via = ['--server', fake.url];
+      oneErrorLine(await jf(['agents', 'ls', '1', ...via]), 1, /did not answer as a Jobfleet server/);
+      const gateway = await jf(['api', 'POST', '/api/v3/gateway', ...via]);
+      assert.deepEqual([gateway.code, gateway.stdout], [1, '{"error":"upstream unreachable"}\n']);
+      assert.equal((await jf(['api', 'POST', '/api/v3/user_auth', ...via])).code, 4);
+      oneErrorLine(
+        await jf(['api', 'POST', '/api/v3/x', '-d', '@/nonexistent/body.json', ...via]),
+        2,
+        /cannot read \/nonexistent\/body\.json/,
+      );
+    } finally {
+      fake.close();
+    }
   });
 });

@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { accountCommand, scriptCommand } from './library.js';
 import { userCommand } from './admin-user.js';
+import { readValueFile } from '../jf/secret-input.js';
 
 export interface Conn {
   server: string;
@@ -153,16 +154,34 @@ export function adminCommand(): Command {
     .command('account-list <bizId>')
     .action((bizId: string) => call(conn(), 'GET', `/accounts?bk_biz_id=${num(bizId)}`));
   admin
-    .command('app-create <appCode> <appSecret> <scopes>')
-    .description('create or update an app; scopes: all, or e.g. biz:2,biz_set:8000001')
+    .command('app-create <appCode> [appSecret] [scopes]')
+    .description(
+      'create or update an app; scopes: all, or e.g. biz:2,biz_set:8000001. With --secret-stdin the secret is read from standard input and left out: app-create CODE SCOPES --secret-stdin',
+    )
     .option('--permissions <list>', 'comma-separated platform permissions, e.g. public_script_manage')
-    .action((appCode: string, appSecret: string, scopes: string, o: { permissions?: string }) =>
-      call(conn(), 'POST', '/apps', {
-        app_code: appCode,
-        app_secret: appSecret,
-        scopes: parseScopes(scopes),
-        permissions: (o.permissions ?? '').split(',').filter(Boolean),
-      }),
+    .option('--secret-stdin', 'read the secret from standard input (one final line end is dropped)')
+    .action(
+      async (
+        appCode: string,
+        second: string | undefined,
+        third: string | undefined,
+        o: { permissions?: string; secretStdin?: boolean },
+      ) => {
+        // A secret given as an argument shows in ps and the shell history; on stdin it does not.
+        const [secretArg, scopes] = o.secretStdin ? [undefined, second] : [second, third];
+        if (scopes === undefined || (o.secretStdin && third !== undefined))
+          throw new Error(
+            'give app-create CODE SECRET SCOPES, or app-create CODE SCOPES --secret-stdin with the secret on standard input',
+          );
+        const appSecret = secretArg ?? (await readValueFile('-'));
+        if (appSecret === '') throw new Error('no secret on standard input');
+        return call(conn(), 'POST', '/apps', {
+          app_code: appCode,
+          app_secret: appSecret,
+          scopes: parseScopes(scopes),
+          permissions: (o.permissions ?? '').split(',').filter(Boolean),
+        });
+      },
     );
   const cron = admin.command('cron').description('list, enable and disable crons of every scope');
   cron

@@ -18,6 +18,41 @@ export function isAuthCode(code: number): boolean {
   return (code >= 1247000 && code < 1248000) || (code >= 1238000 && code < 1239000);
 }
 
+export interface RequestOptions {
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number | undefined;
+}
+
+/** The reply as a v3 envelope, or undefined when it is none (an HTML error page, a proxy's JSON). */
+export function envelopeOf<T = unknown>(text: string): Envelope<T> | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof doc !== 'object' || doc === null || typeof (doc as { result?: unknown }).result !== 'boolean')
+    return undefined;
+  return doc as Envelope<T>;
+}
+
+/** A refused call as the operator sees it: the server's message, exit 4 for credentials, else 1. */
+export function failureOf(env: Envelope): CliError {
+  return new CliError(`${env.message} (code ${env.code})`, isAuthCode(env.code) ? Exit.AUTH : Exit.FAILED);
+}
+
+/**
+ * The exit code of a raw reply (`jf api`): a refusal in its envelope as `call` maps it; without
+ * an envelope, the HTTP status (401 is credentials).
+ */
+export function replyExitCode(status: number, text: string): Exit {
+  const env = envelopeOf(text);
+  if (env && !env.result) return failureOf(env).exitCode;
+  if (status === 401) return Exit.AUTH;
+  if (status >= 400) return Exit.FAILED;
+  return Exit.OK;
+}
+
 export function authHeaders(conn: Connection): Record<string, string> {
   const a = conn.auth;
   if (!a) return {};
@@ -43,48 +78,68 @@ export class ApiClient {
     return this.conn.scope;
   }
 
-  /** One raw HTTP call; the reply's body text and status. */
+  /**
+   * One raw HTTP call; the reply's body text and status. `signal` stops it (the caller decides
+   * what that means); `timeoutMs` gives up on a server that accepts the request and never answers.
+   */
   async raw(
     method: string,
     path: string,
     body?: string,
+    opts: RequestOptions = {},
   ): Promise<{ status: number; text: string; date: string | null }> {
     if (!this.conn.auth && !path.startsWith('/health'))
       throw new CliError('no credentials: run `jf login`, or pass --token / set JOBFLEET_TOKEN', Exit.AUTH);
-    let res: Response;
+    const timeout = opts.timeoutMs === undefined ? undefined : AbortSignal.timeout(opts.timeoutMs);
+    const signals = [opts.signal, timeout].filter((s): s is AbortSignal => s !== undefined);
     try {
-      res = await fetch(this.conn.server + path, {
+      const res = await fetch(this.conn.server + path, {
         method,
         headers: { 'content-type': 'application/json', ...authHeaders(this.conn) },
         ...(body === undefined ? {} : { body }),
+        ...(signals.length ? { signal: AbortSignal.any(signals) } : {}),
       });
+      return { status: res.status, text: await res.text(), date: res.headers.get('date') };
     } catch (err) {
+      if (timeout?.aborted && !opts.signal?.aborted)
+        throw new CliError(`cannot reach ${this.conn.server}: no answer within ${opts.timeoutMs} ms`);
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
       throw new CliError(`cannot reach ${this.conn.server}: ${cause}`);
     }
-    return { status: res.status, text: await res.text(), date: res.headers.get('date') };
   }
 
   /** A v3 API call in the connection's scope; the reply's data, or a CliError with the server's message. */
-  async call<T>(name: string, params: Record<string, unknown> = {}, scoped = true): Promise<T> {
+  call<T>(
+    name: string,
+    params: Record<string, unknown> = {},
+    scoped = true,
+    opts?: RequestOptions,
+  ): Promise<T> {
+    return this.callPath<T>(`/api/v3/${name}`, params, scoped, opts);
+  }
+
+  /** `call` on any path (e.g. /api/v3/system/...). */
+  async callPath<T>(
+    path: string,
+    params: Record<string, unknown> = {},
+    scoped = true,
+    opts?: RequestOptions,
+  ): Promise<T> {
     const scope = scoped ? { bk_scope_type: this.scope().type, bk_scope_id: this.scope().id } : {};
-    const { text } = await this.raw('POST', `/api/v3/${name}`, JSON.stringify({ ...scope, ...params }));
-    let env: Envelope<T>;
-    try {
-      env = JSON.parse(text) as Envelope<T>;
-    } catch {
-      throw new CliError(`${this.conn.server} did not answer as a Jobfleet server (${name})`);
-    }
-    if (!env.result)
-      throw new CliError(`${env.message} (code ${env.code})`, isAuthCode(env.code) ? Exit.AUTH : Exit.FAILED);
+    const { text } = await this.raw('POST', path, JSON.stringify({ ...scope, ...params }), opts);
+    const env = envelopeOf<T>(text);
+    if (!env) throw new CliError(`${this.conn.server} did not answer as a Jobfleet server (${path})`);
+    if (!env.result) throw failureOf(env);
     return env.data;
   }
 
-  jobStatus(jobId: number): Promise<JobStatus> {
-    return this.call<JobStatus>('get_job_instance_status', {
-      job_instance_id: jobId,
-      return_ip_result: true,
-    });
+  jobStatus(jobId: number, opts?: RequestOptions): Promise<JobStatus> {
+    return this.call<JobStatus>(
+      'get_job_instance_status',
+      { job_instance_id: jobId, return_ip_result: true },
+      true,
+      opts,
+    );
   }
 
   /**
@@ -109,11 +164,13 @@ export class ApiClient {
     return out;
   }
 
-  operateStep(jobId: number, stepId: number, operationCode: number): Promise<unknown> {
+  /** `reason` is kept with a confirmation step's continue (6) or terminate (9). */
+  operateStep(jobId: number, stepId: number, operationCode: number, reason?: string): Promise<unknown> {
     return this.call('operate_step_instance', {
       job_instance_id: jobId,
       step_instance_id: stepId,
       operation_code: operationCode,
+      ...(reason === undefined ? {} : { confirm_reason: reason }),
     });
   }
 

@@ -15,13 +15,30 @@ export interface GlobalOptions {
   quiet?: boolean;
 }
 
+const GLOBAL_KEYS = ['server', 'token', 'scope', 'profile', 'output', 'color', 'quiet'] as const;
+
+/**
+ * The connection and output options of a command. They are declared on every level of the
+ * command tree (program.ts), and each level reads only those before its subcommand: the one
+ * given nearest the command wins, and defaults count as not given.
+ */
+export function globalOptionsOf(cmd: Command): GlobalOptions {
+  const found: Record<string, unknown> = {};
+  for (let c: Command | null = cmd; c; c = c.parent)
+    for (const key of GLOBAL_KEYS) {
+      const source = c.getOptionValueSource(key);
+      if (!(key in found) && source !== undefined && source !== 'default') found[key] = c.getOptionValue(key);
+    }
+  return found as GlobalOptions;
+}
+
 export interface Ctx {
   client: ApiClient;
   out: Output;
 }
 
 export function outputOf(cmd: Command): Output {
-  const g = cmd.optsWithGlobals<GlobalOptions>();
+  const g = globalOptionsOf(cmd);
   if (g.output !== undefined && !FORMATS.includes(g.output as Format))
     throw new CliError(`-o ${g.output}: choose one of ${FORMATS.join(', ')}`, Exit.USAGE);
   return makeOutput(g);
@@ -29,7 +46,7 @@ export function outputOf(cmd: Command): Output {
 
 /** The connection (profile, flags, environment) and output of a command; its modules load here, not at start-up. */
 export async function contextOf(cmd: Command): Promise<Ctx> {
-  const g = cmd.optsWithGlobals<GlobalOptions>();
+  const g = globalOptionsOf(cmd);
   const out = outputOf(cmd);
   await prepareOutput(out);
   const [{ ApiClient }, { resolveConnection }] = await Promise.all([

@@ -1,6 +1,6 @@
 /**
  * Exit codes of `jf` (documented in cli/README.md): scripts branch on them, so they never change
- * meaning. `--maxrc` replaces 0/1 by the largest host exit code.
+ * meaning. `--maxrc` answers the largest host exit code instead, when that is larger.
  */
 export const Exit = {
   OK: 0,
@@ -9,6 +9,10 @@ export const Exit = {
   TERMINATED: 3,
   AUTH: 4,
   TIMED_OUT: 5,
+  /** Ctrl-C while following: the job goes on, its outcome is unknown (128 + SIGINT, as shells report it). */
+  INTERRUPTED: 130,
+  /** stdout was closed (`| head`) before the outcome was known (128 + SIGPIPE). */
+  PIPE_CLOSED: 141,
 } as const;
 export type Exit = (typeof Exit)[keyof typeof Exit];
 

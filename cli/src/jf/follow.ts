@@ -24,6 +24,11 @@ export interface FollowOptions {
 }
 
 const MAX_FAILURES = 30;
+/**
+ * A status read that takes longer is given up (and retried, as a dropped connection is): a
+ * stalled server would otherwise hold a read for fetch's own 300 s.
+ */
+const STATUS_TIMEOUT_MS = 30_000;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -50,7 +55,7 @@ export async function statusRetrying(
   let delay = 300;
   for (let failures = 0; ; failures++) {
     try {
-      return await client.jobStatus(jobId);
+      return await client.jobStatus(jobId, { signal, timeoutMs: STATUS_TIMEOUT_MS });
     } catch (err) {
       if (!isTransient(err) || failures >= MAX_FAILURES || signal?.aborted) throw err;
     }
@@ -76,7 +81,7 @@ export async function followJob(
   const onAbort = () => stop.abort();
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   const check = () => {
-    if (opts.signal?.aborted) throw new CliError('detached', Exit.OK);
+    if (opts.signal?.aborted) throw new CliError('detached', Exit.INTERRUPTED);
     if (timedOut)
       throw new CliError(
         `job ${jobId} still running after the wait timeout; it continues (jf watch ${jobId})`,
@@ -114,7 +119,7 @@ export async function followJob(
         delay = 300;
       } else if (++failures > MAX_FAILURES) {
         // One more request, for the operator's error message (cannot reach ..., or the refusal).
-        await client.jobStatus(jobId);
+        await client.jobStatus(jobId, { signal: stop.signal, timeoutMs: STATUS_TIMEOUT_MS });
         throw new CliError(`lost the event stream of job ${jobId} ${MAX_FAILURES} times in a row`);
       }
       await sleep(delay, stop.signal);
@@ -124,7 +129,7 @@ export async function followJob(
     for (;;) {
       let st: JobStatus | undefined;
       try {
-        st = await client.jobStatus(jobId);
+        st = await client.jobStatus(jobId, { signal: stop.signal, timeoutMs: STATUS_TIMEOUT_MS });
         failures = 0;
       } catch (err) {
         if (!isTransient(err) || ++failures > MAX_FAILURES) throw err;
@@ -138,6 +143,10 @@ export async function followJob(
       delay = Math.min(delay * 2, 2000);
       check();
     }
+  } catch (err) {
+    // A read cut short by Ctrl-C or the wait timeout fails; the reason it was stopped is the answer.
+    check();
+    throw err;
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onAbort);

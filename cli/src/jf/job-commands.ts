@@ -25,16 +25,20 @@ import {
 import { duration, hostLabel, printData, table } from './render.js';
 import { RUN_STATUS_NAMES, hostState } from './statuses.js';
 import { parseTargets } from './targets.js';
+import { readValueFile } from './secret-input.js';
 
 const LANGUAGES: Record<string, number> = { shell: 1, bat: 2, perl: 3, python: 4, powershell: 5 };
-const ROLLING_MODES: Record<string, number> = { pause: 1, ignore: 2, confirm: 3 };
+export const ROLLING_MODES: Record<string, number> = { pause: 1, ignore: 2, confirm: 3 };
+/** The longest create-time window get_job_instance_list accepts. */
+const THIRTY_DAYS_MS = 30 * 24 * 3600_000;
 
 export const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /**
  * Follows a job to its end with the live line; Enter lists the hosts still running and Ctrl-C
- * detaches (the job goes on). With -o ndjson each stream event goes to stdout with its cursor
- * (`id`), or each status snapshot when polling. Returns the final status.
+ * detaches (the job goes on; exit 130, so that `jf run ... && next` does not go on). With
+ * -o ndjson each stream event goes to stdout with its cursor (`id`), or each status snapshot
+ * when polling. Returns the final status.
  */
 async function watchJob(
   ctx: Ctx,
@@ -86,7 +90,7 @@ async function watchJob(
     });
   } catch (err) {
     if (err instanceof CliError && err.message === 'detached')
-      throw new CliError(`detached; job ${id} goes on (jf watch ${id})`, Exit.OK);
+      throw new CliError(`detached; job ${id} goes on (jf watch ${id})`, Exit.INTERRUPTED);
     throw err;
   } finally {
     if (live) process.stderr.write('\r\x1b[2K');
@@ -258,11 +262,25 @@ interface RunFlags extends StartFlags {
   account?: string;
   timeout?: number;
   param?: string;
+  paramFile?: string;
   sensitive?: boolean;
   lang: string;
   rolling?: string;
   rollingMode: string;
   name?: string;
+}
+
+/** `--param-file`: parameters kept off the command line, where ps and the shell history show them. */
+export const PARAM_FILE_OPTION = [
+  '--param-file <path>',
+  'read the script parameters from a file (- for standard input; one final line end is dropped)',
+] as const;
+
+/** The script parameters of --param or --param-file (not both). */
+export async function paramOf(flags: { param?: string; paramFile?: string }): Promise<string | undefined> {
+  if (flags.paramFile === undefined) return flags.param;
+  if (flags.param !== undefined) throw new CliError('give --param or --param-file, not both', Exit.USAGE);
+  return readValueFile(flags.paramFile);
 }
 
 function runScriptCommand(): Command {
@@ -278,7 +296,8 @@ function runScriptCommand(): Command {
     )
     .option('--timeout <seconds>', 'script timeout', positiveInt('timeout'))
     .option('-p, --param <text>', 'script parameters')
-    .option('--sensitive', 'hide the parameters in logs and history')
+    .option(...PARAM_FILE_OPTION)
+    .option('--sensitive', 'hide the parameters in logs and history (give them with --param-file)')
     .addOption(
       new Option('-l, --lang <language>', 'script language').choices(Object.keys(LANGUAGES)).default('shell'),
     )
@@ -296,6 +315,7 @@ function runScriptCommand(): Command {
 Examples:
   jf run script -c 'uptime' -t 10.0.1.[1-40]
   jf run script -f deploy.sh -p '--fast' -t @hosts.txt --rolling 10% --rolling-mode confirm
+  jf run script -f rotate.sh --param-file - --sensitive -t 42 < key.txt
   jf run script --script 12@v3 -t 42,43 --detach
   jf run script -c 'df -h /' -t 0:10.0.2.7 -o json | jq '.steps[0].groups[].folded'`,
     )
@@ -304,6 +324,7 @@ Examples:
       if (sources !== 1)
         throw new CliError('give exactly one of -c CMD, -f FILE or --script ID[@VER]', Exit.USAGE);
       const targetServer = parseTargets(flags.target);
+      const param = await paramOf(flags);
       const ctx = await contextOf(cmd);
       let content: Record<string, unknown>;
       if (flags.script) content = await scriptVersionId(ctx.client, flags.script);
@@ -327,7 +348,7 @@ Examples:
         target_server: targetServer,
         ...(flags.name ? { task_name: flags.name } : {}),
         ...(flags.timeout ? { timeout: flags.timeout } : {}),
-        ...(flags.param !== undefined ? { script_param: Buffer.from(flags.param).toString('base64') } : {}),
+        ...(param !== undefined ? { script_param: Buffer.from(param).toString('base64') } : {}),
         ...(flags.sensitive ? { is_param_sensitive: 1 } : {}),
         ...(flags.rolling
           ? { rolling_config: { expression: flags.rolling, mode: ROLLING_MODES[flags.rollingMode] } }
@@ -446,9 +467,7 @@ function logsCommand(): Command {
       const matchHost = hostMatcher(id, st, flags.host);
       if (flags.follow) {
         // --tail: the last lines of what is there now, then everything new.
-        let emit = flags.tail
-          ? (host: string, text: string) => collected.push({ host, lines: text.split('\n') })
-          : print;
+        let emit: (host: string, text: string) => void = print;
         const follower = new LogFollower(ctx.client, id, {
           stepId: flags.step,
           include: matchHost,
@@ -456,6 +475,15 @@ function logsCommand(): Command {
         });
         if (flags.tail) {
           const step = pickStep(st, flags.step);
+          // As tail -f passes over the start of a file: what the other steps printed so far is
+          // read past unprinted, so that only their new output follows the tail.
+          emit = () => undefined;
+          follower.markSnapshot({
+            ...st,
+            step_instance_list: st.step_instance_list.filter((s) => s !== step),
+          });
+          await follower.flush();
+          emit = (host, text) => collected.push({ host, lines: text.split('\n') });
           follower.markSnapshot({ ...st, step_instance_list: [step] });
           await follower.flush();
           const lines = new Map<string, string[]>();
@@ -594,6 +622,24 @@ function stepOperation(
   });
 }
 
+/**
+ * The operation that answers a job waiting for someone: a manual confirmation step (type 3) at 7
+ * takes 6 (continue) or 9 (terminate, --refuse); a rolling step at 7 waits between batches and
+ * takes 13. Status 15 is a rolling step moving on by itself: nobody is waited for.
+ */
+export function confirmOperation(st: JobStatus, refuse: boolean): { stepId: number; code: 6 | 9 | 13 } {
+  const id = st.job_instance.job_instance_id;
+  const step = st.step_instance_list.find((s) => s.status === 7);
+  if (!step) throw new CliError(`job ${id} has no step waiting for confirmation`);
+  if (step.type === 3) return { stepId: step.step_instance_id, code: refuse ? 9 : 6 };
+  if (refuse)
+    throw new CliError(
+      `job ${id} step ${step.step_instance_id} is a rolling step waiting between batches, not a confirmation step: stop it with jf terminate ${id}`,
+      Exit.USAGE,
+    );
+  return { stepId: step.step_instance_id, code: 13 };
+}
+
 function operationCommands(): Command[] {
   return [
     stepOperation(
@@ -614,20 +660,26 @@ function operationCommands(): Command[] {
       () => 13,
     ),
     new Command('confirm')
-      .description('confirm a step waiting for confirmation')
+      .description(
+        'confirm a waiting confirmation step (--refuse: terminate it), or start the next batch of a rolling step waiting for it',
+      )
       .argument('<job>', 'job instance id', jobId)
-      .option('--reason <text>', 'why (kept with the job)')
-      .addHelpText('after', "\nExamples:\n  jf confirm 42 --reason 'canary looks fine'")
-      .action(async (id: number, _f: unknown, cmd: Command) => {
+      .option('--reason <text>', 'why (kept with the confirmation step)')
+      .option('--refuse', 'terminate the confirmation step instead: the job ends as refused')
+      .addHelpText(
+        'after',
+        "\nExamples:\n  jf confirm 42 --reason 'canary looks fine'\n  jf confirm 42 --refuse --reason 'error rate is up'",
+      )
+      .action(async (id: number, flags: { reason?: string; refuse?: boolean }, cmd: Command) => {
         const ctx = await contextOf(cmd);
         const st = await ctx.client.jobStatus(id);
-        const step = st.step_instance_list.find((s) => s.status === 7 || s.status === 15);
-        if (!step) throw new CliError(`job ${id} has no step waiting for confirmation`);
-        await ctx.client.operateStep(id, step.step_instance_id, 13);
+        const { stepId, code } = confirmOperation(st, Boolean(flags.refuse));
+        await ctx.client.operateStep(id, stepId, code, code === 13 ? undefined : flags.reason);
+        const outcome = code === 6 ? 'confirmed' : code === 9 ? 'refused' : 'next batch started';
         printData(
           ctx.out,
-          { job_instance_id: id, step_instance_id: step.step_instance_id, operation: 'confirm' },
-          () => `job ${id}: confirmed`,
+          { job_instance_id: id, step_instance_id: stepId, operation: code === 9 ? 'refuse' : 'confirm' },
+          () => `job ${id} step ${stepId}: ${outcome}`,
         );
       }),
     new Command('terminate')
@@ -681,12 +733,14 @@ function jobsCommand(): Command {
         cmd: Command,
       ) => {
         const ctx = await contextOf(cmd);
-        const now = Date.now();
+        // The end is a minute ahead, for a server clock ahead of this one; the window stays
+        // within the 30 days the server accepts.
+        const end = Date.now() + 60_000;
         const data = await ctx.client.call<{ data: JobRow[] | null; total: number }>(
           'get_job_instance_list',
           {
-            create_time_start: now - Math.min(flags.since, 720) * 3600_000,
-            create_time_end: now + 60_000,
+            create_time_start: end - Math.min(flags.since * 3600_000 + 60_000, THIRTY_DAYS_MS),
+            create_time_end: end,
             length: Math.min(flags.limit, 1000),
             ...(flags.status ? { status: flags.status } : {}),
             ...(flags.operator ? { operator: flags.operator } : {}),

@@ -208,16 +208,21 @@ export function summaryLine(out: Output, st: JobStatus): string {
   return `job ${j.job_instance_id} ${colour(status)}: ${n.ok} ok, ${n.failed} failed${n.running + n.waiting ? `, ${n.running + n.waiting} pending` : ''}${took ? ` in ${took}` : ''}`;
 }
 
-/** 0 success, 3 terminated, 1 otherwise; with maxrc, the largest host exit code (at least 1 for a failed host). */
+/**
+ * 0 success, 3 terminated, 1 otherwise; with maxrc, the largest host exit code (at least 1 for a
+ * failed host), and never less than the job's own status gives: a job terminated or refused
+ * before its hosts failed did not succeed.
+ */
 export function exitCodeOf(st: JobStatus, maxrc: boolean): number {
-  if (maxrc) {
-    let rc = 0;
-    for (const s of st.step_instance_list)
-      for (const h of s.step_ip_result_list ?? [])
-        rc = Math.max(rc, h.exit_code ?? 0, hostState(h.status) === 'failed' ? 1 : 0);
-    return Math.min(rc, 255);
-  }
-  if (isRunOk(st.job_instance.status)) return Exit.OK;
-  if (isRunTerminated(st.job_instance.status)) return Exit.TERMINATED;
-  return Exit.FAILED;
+  const own = isRunOk(st.job_instance.status)
+    ? Exit.OK
+    : isRunTerminated(st.job_instance.status)
+      ? Exit.TERMINATED
+      : Exit.FAILED;
+  if (!maxrc) return own;
+  let rc = 0;
+  for (const s of st.step_instance_list)
+    for (const h of s.step_ip_result_list ?? [])
+      rc = Math.max(rc, h.exit_code ?? 0, hostState(h.status) === 'failed' ? 1 : 0);
+  return Math.max(Math.min(rc, 255), own);
 }

@@ -8,7 +8,15 @@ import { Command, Option } from 'commander';
 import type { ApiClient } from './api-client.js';
 import { contextOf, jobId, positiveInt } from './context.js';
 import { CliError, Exit } from './exit-codes.js';
-import { collect, followStarted, startOptions, targetOption } from './job-commands.js';
+import {
+  PARAM_FILE_OPTION,
+  ROLLING_MODES,
+  collect,
+  followStarted,
+  paramOf,
+  startOptions,
+  targetOption,
+} from './job-commands.js';
 import type { StartFlags } from './job-commands.js';
 import { parseTargets } from './targets.js';
 
@@ -248,6 +256,22 @@ async function jobRow(
 }
 
 /**
+ * Whether a step ran in rolling batches: get_step_instance_status counts the latest batch's
+ * hosts unless asked for every batch (batch 0), and a step that never rolled has one batch.
+ */
+async function ranInBatches(client: ApiClient, jobId: number, stepId: number): Promise<boolean> {
+  const hosts = async (batch: Record<string, number>) => {
+    const r = await client.call<{ step_result_group_list?: { host_size: number }[] }>(
+      'get_step_instance_status',
+      { job_instance_id: jobId, step_instance_id: stepId, max_host_num_per_group: 1, ...batch },
+    );
+    return (r.step_result_group_list ?? []).reduce((n, g) => n + g.host_size, 0);
+  };
+  const [latest, all] = await Promise.all([hosts({}), hosts({ batch: 0 })]);
+  return latest !== all;
+}
+
+/**
  * The request that starts a job like `id` again. A plan job runs its plan (with the plan's
  * current values, and --var); a script or file job is sent again as its step was submitted.
  */
@@ -256,10 +280,12 @@ async function redoRequest(
   id: number,
   vars: Record<string, unknown>[],
   param: string | undefined,
+  rolling: Record<string, unknown> | undefined,
 ): Promise<{ api: string; body: Record<string, unknown> }> {
   const row = await jobRow(client, id);
   if (row.type === 0) {
     if (row.job_plan_id === null) throw new CliError(`job ${id} names no plan`);
+    if (rolling) throw new CliError(`job ${id} is a plan's job: its plan says how it rolls`, Exit.USAGE);
     return { api: 'execute_job_plan', body: { job_plan_id: row.job_plan_id, global_var_list: vars } };
   }
   if (vars.length > 0)
@@ -267,25 +293,32 @@ async function redoRequest(
   const st = await client.jobStatus(id);
   const stepId = st.step_instance_list[0]?.step_instance_id;
   if (stepId === undefined) throw new CliError(`job ${id} has no step`);
+  // The step's detail carries no rolling configuration: sent again as it reads, a job that ran
+  // in batches would run on every host at once.
+  if (!rolling && (await ranInBatches(client, id, stepId)))
+    throw new CliError(
+      `job ${id} ran in rolling batches, which jf redo cannot read back: give them again with --rolling (and --rolling-mode)`,
+      Exit.USAGE,
+    );
   const d = await client.call<StepDetail>('get_step_instance_detail', {
     job_instance_id: id,
     step_instance_id: stepId,
   });
-  const name = { task_name: row.name };
+  const common = { task_name: row.name, ...(rolling ? { rolling_config: rolling } : {}) };
   if (d.script_info) {
     const s = d.script_info;
     if (s.script_language === 6)
       throw new CliError(`job ${id} is a SQL job; jf redo runs script, file and plan jobs`);
     if (s.is_param_sensitive && param === undefined)
       throw new CliError(
-        `job ${id} had sensitive parameters, which are not shown back: give them with --param`,
+        `job ${id} had sensitive parameters, which are not shown back: give them with --param-file (or --param)`,
         Exit.USAGE,
       );
     const p = param ?? s.script_param;
     return {
       api: 'fast_execute_script',
       body: {
-        ...name,
+        ...common,
         ...(s.script_version_id !== null && s.script_type !== 1
           ? { script_version_id: s.script_version_id }
           : {
@@ -305,7 +338,7 @@ async function redoRequest(
     return {
       api: 'fast_transfer_file',
       body: {
-        ...name,
+        ...common,
         file_source_list: f.file_source_list.map((s) => ({
           file_list: s.file_list,
           file_type: s.file_type,
@@ -324,18 +357,40 @@ async function redoRequest(
   throw new CliError(`job ${id}'s step cannot be run again on its own`);
 }
 
+interface RedoFlags extends StartFlags {
+  var?: string[];
+  param?: string;
+  paramFile?: string;
+  rolling?: string;
+  rollingMode: string;
+}
+
 export function redoCommand(): Command {
   const cmd = new Command('redo')
     .description('start a job again as it was submitted (a plan job: its plan, with --var values)')
     .argument('<job>', 'job instance id', jobId)
     .addOption(varOption())
-    .option('-p, --param <text>', 'script parameters (needed when the job hid them as sensitive)');
+    .option('-p, --param <text>', 'script parameters (needed when the job hid them as sensitive)')
+    .option(...PARAM_FILE_OPTION)
+    .option('--rolling <expr>', 'rolling batches, e.g. "10%" (needed when the job ran in batches)')
+    .addOption(
+      new Option('--rolling-mode <mode>', 'on a failed batch')
+        .choices(Object.keys(ROLLING_MODES))
+        .default('pause'),
+    );
   return startOptions(cmd)
-    .addHelpText('after', '\nExamples:\n  jf redo 42\n  jf redo 57 --var version=1.4.2 --detach')
-    .action(async (id: number, flags: StartFlags & { var?: string[]; param?: string }, c: Command) => {
+    .addHelpText(
+      'after',
+      "\nExamples:\n  jf redo 42\n  jf redo 57 --var version=1.4.2 --detach\n  jf redo 61 --param-file secret-args.txt --rolling '1 5 25%'",
+    )
+    .action(async (id: number, flags: RedoFlags, c: Command) => {
       const vars = planVars(flags.var ?? []);
+      const param = await paramOf(flags);
+      const rolling = flags.rolling
+        ? { expression: flags.rolling, mode: ROLLING_MODES[flags.rollingMode] }
+        : undefined;
       const ctx = await contextOf(c);
-      const { api, body } = await redoRequest(ctx.client, id, vars, flags.param);
+      const { api, body } = await redoRequest(ctx.client, id, vars, param, rolling);
       const started = await ctx.client.call<{ job_instance_id: number }>(api, body);
       await followStarted(ctx, started.job_instance_id, flags);
     });

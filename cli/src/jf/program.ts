@@ -19,36 +19,50 @@ function addGlobalOptions(cmd: Command): Command {
     .option('--token <token>', 'personal API token, or APP_CODE:APP_SECRET (env JOBFLEET_TOKEN)')
     .option('--scope <scope>', 'biz:<id> or biz_set:<id> (env JOBFLEET_SCOPE)')
     .option('--profile <name>', 'profile of the config file (env JOBFLEET_PROFILE)')
-    .addOption(new Option('-o, --output <format>', 'human, json, ndjson or yaml').default('human'))
+    .addOption(new Option('-o, --output <format>', 'human (default), json, ndjson or yaml'))
     .option('--no-color', 'no colours (also NO_COLOR)')
     .option('-q, --quiet', 'no progress or summary on stderr');
 }
 
 const HELP = `
 Exit codes: 0 all hosts succeeded · 1 the job or a host failed · 2 usage · 3 terminated ·
-4 authentication · 5 wait timed out (the job goes on). --maxrc: the largest host exit code.
+4 authentication · 5 wait timed out (the job goes on) · 130 Ctrl-C (the job goes on).
+--maxrc: the largest host exit code, when larger.
 
 Examples:
-  jf login --server http://127.0.0.1:8080 --token jobfleet:SECRET --scope biz:1
+  echo "jobfleet:$SECRET" | jf login --server http://127.0.0.1:8080 --token-stdin --scope biz:1
   jf run script -c 'uname -r' -t 10.0.1.[1-40]
   jf result 42 && jf logs 42 --failed`;
 
 /**
- * Adds the operator commands. For \`jf\` the common options sit on the root (accepted anywhere);
- * under \`jobfleet\`, whose serve/agent/admin have their own --server and --token, they sit on each
- * operator command instead so they never take those commands' options.
+ * Adds the operator commands. The common options sit on every operator command, at every level
+ * (and on the root of `jf`), so that `jf -o json jobs ls` and `jf jobs ls -o json` both work;
+ * each level reads options only up to its subcommand's name, so a command's own option keeps
+ * its value (`-p '-o json'`). Under `jobfleet`, serve/agent/admin keep their own --server
+ * and --token.
  */
 export function addOperatorCommands(program: Command, optionsOnRoot: boolean): Command {
   if (optionsOnRoot) addGlobalOptions(program);
+  // Every level, the root of `jobfleet` included, must stop at its subcommand's name: a parent
+  // that reads on hands its child the words after the next name as options to read.
+  program.enablePositionalOptions();
   program.addHelpText('after', HELP);
   for (const c of [
     ...jobCommands([runFileCommand(), runPlanCommand()]),
     redoCommand(),
     ...resourceCommands(),
     ...setupCommands(() => program),
-  ])
-    program.addCommand(optionsOnRoot ? c : addGlobalOptions(c));
+  ]) {
+    withGlobalOptions(c);
+    program.addCommand(c);
+  }
   return program;
+}
+
+function withGlobalOptions(cmd: Command): void {
+  addGlobalOptions(cmd);
+  if (cmd.commands.length > 0) cmd.enablePositionalOptions();
+  for (const c of cmd.commands) withGlobalOptions(c);
 }
 
 function applyExitOverride(cmd: Command, root: string): void {

@@ -1,18 +1,19 @@
 /** `jf login`, `jf doctor`, `jf api`, `jf completion` and the resource commands. */
 import fs from 'node:fs';
 import { Command, Option } from 'commander';
-import { ApiClient } from './api-client.js';
-import { contextOf, outputOf, positiveInt } from './context.js';
-import type { GlobalOptions } from './context.js';
+import { ApiClient, replyExitCode } from './api-client.js';
+import { contextOf, globalOptionsOf, outputOf, positiveInt } from './context.js';
 import { CliError, Exit } from './exit-codes.js';
 import { configPath } from './config-path.js';
 import { paint, printData, table } from './render.js';
 import { completionScript } from './completion.js';
 import { addScriptCommands } from './resource-commands.js';
+import { readStdinLine, readValueFile } from './secret-input.js';
 
 function loginCommand(): Command {
   return new Command('login')
     .description(`store a profile (server, token, scope) in ${configPath()} with mode 0600`)
+    .option('--token-stdin', 'read the token from the first line of standard input')
     .option('--name <profile>', 'profile name', 'default')
     .option('-a, --account <alias>', 'default execution account for jf run')
     .option('--user <name>', 'the person acting, when the token is an app code:secret')
@@ -20,22 +21,34 @@ function loginCommand(): Command {
     .addHelpText(
       'after',
       `
-The token is a personal API token (jft_...) or an app as APP_CODE:APP_SECRET.
+The token is a personal API token (jft_...) or an app as APP_CODE:APP_SECRET, read from
+standard input (--token-stdin), else --token, else JOBFLEET_TOKEN; a token on the command line
+shows in ps and the shell history.
 Examples:
-  jf login --server https://jobfleet.example --token jft_abc... --scope biz:2
-  jf login --server http://127.0.0.1:8080 --token jobfleet:$SECRET --scope biz:1`,
+  jf login --server https://jobfleet.example --scope biz:2 --token-stdin < ~/.jobfleet-token
+  echo "jobfleet:$SECRET" | jf login --server http://127.0.0.1:8080 --token-stdin --scope biz:1`,
     )
     .action(
-      async (flags: { name: string; account?: string; user?: string; verify: boolean }, cmd: Command) => {
-        const g = cmd.optsWithGlobals<GlobalOptions>();
-        if (!g.server || !g.token) throw new CliError('jf login needs --server and --token', Exit.USAGE);
+      async (
+        flags: { tokenStdin?: boolean; name: string; account?: string; user?: string; verify: boolean },
+        cmd: Command,
+      ) => {
+        const g = globalOptionsOf(cmd);
+        if (flags.tokenStdin && g.token)
+          throw new CliError('give the token with --token-stdin or --token, not both', Exit.USAGE);
+        const token = flags.tokenStdin ? await readStdinLine('token') : g.token || process.env.JOBFLEET_TOKEN;
+        if (!g.server || !token)
+          throw new CliError(
+            'jf login needs --server and a token (--token-stdin, --token or JOBFLEET_TOKEN)',
+            Exit.USAGE,
+          );
         const { parseScope, parseToken, resolveConnection, saveProfile } = await import('./profile.js');
         if (g.scope) parseScope(g.scope);
-        parseToken(g.token);
+        parseToken(token);
         if (flags.verify) {
           const client = new ApiClient(
             await resolveConnection(
-              { server: g.server, token: g.token, scope: g.scope },
+              { server: g.server, token, scope: g.scope },
               { ...process.env, XDG_CONFIG_HOME: '/nonexistent' },
             ),
           );
@@ -49,7 +62,7 @@ Examples:
         }
         await saveProfile(flags.name, {
           server: g.server,
-          token: g.token,
+          token,
           ...(g.scope ? { scope: g.scope } : {}),
           ...(flags.account ? { account: flags.account } : {}),
           ...(flags.user ? { user: flags.user } : {}),
@@ -157,25 +170,17 @@ function apiCommand(): Command {
     .description('a raw authenticated call; the reply body is printed unchanged')
     .argument('<method>', 'GET or POST')
     .argument('<path>', 'path, e.g. /api/v3/get_job_instance_status?job_instance_id=1')
-    .option('-d, --data <json>', 'request body, or @file')
+    .option('-d, --data <json>', 'request body, or @file (@- reads standard input)')
     .addHelpText(
       'after',
       '\nExamples:\n  jf api POST /api/v3/get_job_instance_status -d \'{"bk_scope_type":"biz","bk_scope_id":"2","job_instance_id":7}\'\n  jf api GET \'/api/v3/get_latest_service_version\'',
     )
     .action(async (method: string, path: string, flags: { data?: string }, cmd: Command) => {
+      const body = flags.data?.startsWith('@') ? await readValueFile(flags.data.slice(1)) : flags.data;
       const { client } = await contextOf(cmd);
-      let body = flags.data;
-      if (body?.startsWith('@')) body = fs.readFileSync(body.slice(1), 'utf8');
       const res = await client.raw(method.toUpperCase(), path.startsWith('/') ? path : `/${path}`, body);
       process.stdout.write(res.text.endsWith('\n') ? res.text : res.text + '\n');
-      try {
-        const env = JSON.parse(res.text) as { result?: boolean; code?: number };
-        if (env.result === false)
-          process.exitCode =
-            env.code !== undefined && String(env.code).startsWith('1247') ? Exit.AUTH : Exit.FAILED;
-      } catch {
-        if (res.status >= 400) process.exitCode = Exit.FAILED;
-      }
+      process.exitCode = replyExitCode(res.status, res.text);
     });
 }
 
@@ -312,23 +317,10 @@ function resourceCommands(): Command[] {
       ])
       .action(async (ids: number[], _f: unknown, cmd: Command) => {
         const ctx = await contextOf(cmd);
-        const { text } = await ctx.client.raw(
-          'POST',
-          '/api/v3/system/query_agent_info',
-          JSON.stringify({
-            bk_scope_type: ctx.client.scope().type,
-            bk_scope_id: ctx.client.scope().id,
-            host_id_list: ids,
-          }),
-        );
-        const env = JSON.parse(text) as {
-          result: boolean;
-          message: string;
-          code: number;
-          data: { agent_info_list: { bk_host_id: number; status: number; version: string }[] };
-        };
-        if (!env.result) throw new CliError(`${env.message} (code ${env.code})`);
-        const list = env.data.agent_info_list;
+        const data = await ctx.client.callPath<{
+          agent_info_list: { bk_host_id: number; status: number; version: string }[];
+        }>('/api/v3/system/query_agent_info', { host_id_list: ids });
+        const list = data.agent_info_list;
         printData(ctx.out, list, () =>
           table(
             ['HOST', 'STATUS', 'VERSION'],

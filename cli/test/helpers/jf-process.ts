@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type * as FleetModule from '../../../server/test/helpers/fleet.js';
 import type * as ProcessesModule from '../../../server/test/helpers/processes.js';
@@ -22,6 +23,7 @@ export const { admin } = (await import(
 )) as typeof ApiModule;
 
 const JF = path.join(REPO, 'cli', 'bin', 'jf.js');
+export const JOBFLEET = path.join(REPO, 'cli', 'bin', 'jobfleet.js');
 export const ESC = '\u001b';
 
 export interface Run {
@@ -30,23 +32,38 @@ export interface Run {
   stderr: string;
 }
 
+export interface RunOptions {
+  /** Written to jf's standard input (else it is empty). */
+  input?: string;
+  /** Close the reading end of jf's stdout at once, as `| head -0` would. */
+  closeStdout?: boolean;
+  /** Called once jf runs, e.g. to signal it. */
+  started?: (p: ChildProcess) => void;
+  /** The program to run instead of jf (e.g. the jobfleet command). */
+  bin?: string;
+}
+
 /** Runs jf with `env` on top of `base`; resolves when it exits. */
 export function runJf(
   base: Record<string, string>,
   args: string[],
   env: Record<string, string> = {},
+  opts: RunOptions = {},
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [JF, ...args], {
+    const p = spawn(process.execPath, [opts.bin ?? JF, ...args], {
       env: { ...base, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stdin.end(opts.input ?? '');
+    if (opts.closeStdout) p.stdout.destroy();
+    else p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     p.on('error', reject);
     p.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    opts.started?.(p);
   });
 }
 
