@@ -587,6 +587,19 @@ for (const [index, engine] of engines().entries()) {
       succeeds(
         await call(server.url, 'POST', '/api/admin/biz', { session: rootSession }, { id: 77, name: 'x' }),
       );
+      // The audit log names the person, for the admin API and for the v3 API alike (entries are
+      // written in batches: looked for until they are there).
+      await eventually(async () =>
+        (await auditOf('admin POST /biz')).some((e) => e.kind === 'user' && e.user === 'root')
+          ? true
+          : undefined,
+      );
+      succeeds(await call(server.url, 'POST', v3('fast_execute_script'), { token: tokens.oper }, script));
+      await eventually(async () =>
+        (await auditOf('fast_execute_script')).some((e) => e.kind === 'user' && e.user === 'oper')
+          ? true
+          : undefined,
+      );
     });
 
     it('records role changes, ends sessions at a password reset, and drops a deleted user at once', async () => {

@@ -12,7 +12,7 @@ import { PUBLIC_SCRIPT_PERMISSION } from '../api/endpoints/script-library.js';
 import { IpEntry, zLong } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
 import { registerCronAdminRoutes } from './cron-admin-routes.js';
-import { requireAdmin } from '../operators/admin-access.js';
+import { adminActor, requireAdmin } from '../operators/admin-access.js';
 import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
 import { appSecretPurpose } from '../store/app-store.js';
@@ -247,7 +247,7 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
             alias: a.alias,
             osUser: a.os_user,
             osType: a.os_type,
-            creator: 'admin',
+            creator: adminActor(req).name || 'admin',
           }),
         );
         return ok(req, await services.store.accounts.get(row.id));

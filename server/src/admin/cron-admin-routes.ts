@@ -8,6 +8,7 @@ import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { nextTimes } from '../crons/cron-schedule.js';
 import { setCronEnabled } from '../crons/cron-status.js';
+import { adminActor } from '../operators/admin-access.js';
 import { scheduleOf } from '../crons/cron-values.js';
 import type { Services } from '../services.js';
 
@@ -44,7 +45,7 @@ export function registerCronAdminRoutes(admin: FastifyInstance, services: Servic
         throw new ApiError('BAD_REQUEST', { reason: 'the cron id is not a positive integer' });
       const row = await crons.get(parsed.data.id);
       if (!row) throw new ApiError('CRON_JOB_NOT_EXIST', { id: parsed.data.id });
-      await setCronEnabled(services.store, row, action === 'enable', 'admin');
+      await setCronEnabled(services.store, row, action === 'enable', adminActor(req).name || 'admin');
       return ok(req, { id: row.id, status: action === 'enable' ? 1 : 0 });
     });
   }

@@ -9,6 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AGENT_REGISTER_PATH } from '@jobfleet/protocol';
 import { ERROR_CATALOGUE } from '../api/error-catalogue.js';
+import { adminActor } from '../operators/admin-access.js';
 import type { AuditRecord } from '../store/audit-store.js';
 import type { AuditTrail } from './audit-trail.js';
 
@@ -120,6 +121,9 @@ export function installWriteAudit(
     if (action === undefined) return payload;
     const who = attributions.get(req) ?? {};
     if (who.skip) return payload;
+    // A person: a platform admin through the admin API, or anyone through the v3 API.
+    const person = admin ? adminActor(req).name : who.appCode?.startsWith('user:') ? who.username : '';
+    if (actorKind !== 'agent' && person) actorKind = 'user';
     const env = envelopeOf(payload);
     const body = objectOf(req.body);
     const query = objectOf(req.query);
@@ -134,7 +138,7 @@ export function installWriteAudit(
     trail.add({
       actorKind,
       ...(who.appCode ? { appCode: who.appCode } : {}),
-      ...(who.username ? { username: who.username } : {}),
+      ...(person || who.username ? { username: person || who.username } : {}),
       ...(scopeType !== undefined ? { scopeType } : {}),
       ...(scopeId !== undefined ? { scopeId } : {}),
       action,
