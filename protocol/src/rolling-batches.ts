@@ -4,7 +4,8 @@
  * batch:
  *   N    N hosts          N%   N percent of all hosts (rounded up, at least 1)
  *   +N   previous + N     *N   previous times N
- * e.g. "1 10% *2" runs 1 host, then 10%, then doubling batches.
+ * e.g. "1 10% *2" runs 1 host, then 10%, then doubling batches. As the first part, +N and *N
+ * start with N hosts (as BK-JOB reads them).
  *
  * Shared by the server (which refuses a bad expression with its error codes) and the web console
  * (which previews the batches before launch), so both compute the same sizes. Browser-safe: no
@@ -23,7 +24,7 @@ function parsePart(text: string): Part | undefined {
   const n = Number(m[2]);
   if (!Number.isSafeInteger(n) || n < 1 || (m[1] && m[3])) return undefined;
   if (m[1] === '+') return { kind: 'plus', n };
-  if (m[1] === '*') return n >= 2 ? { kind: 'times', n } : undefined;
+  if (m[1] === '*') return { kind: 'times', n };
   if (m[3]) return n <= 100 ? { kind: 'percent', n } : undefined;
   return { kind: 'count', n };
 }
@@ -38,9 +39,9 @@ export function rollingBatchSizes(expression: string, total: number): number[] |
   let previous = 0;
   for (let i = 0; assigned < total; i++) {
     const p = plan[Math.min(i, plan.length - 1)] as Part;
-    if ((p.kind === 'plus' || p.kind === 'times') && previous === 0) return 'invalid';
+    const step = p.kind === 'plus' || p.kind === 'times';
     let size =
-      p.kind === 'count'
+      p.kind === 'count' || (step && previous === 0)
         ? p.n
         : p.kind === 'percent'
           ? Math.max(1, Math.ceil((total * p.n) / 100))

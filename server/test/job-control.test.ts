@@ -388,8 +388,9 @@ for (const engine of engines()) {
     test('bad rolling configurations are refused and start nothing', async () => {
       for (const [cfg, code] of [
         [{ expression: 'abc' }, 1244026],
-        [{ expression: '+1' }, 1244026],
-        [{ expression: '*1' }, 1244026],
+        [{ expression: '+0' }, 1244026],
+        [{ expression: '1 *0' }, 1244026],
+        [{ expression: '101%' }, 1244026],
         [{ expression: '1', mode: 4 }, 1240003],
         [{ expression: '1', execution_mode: 2 }, 1240003],
         [{ expression: '1', max_failed_hosts: '120%' }, 1240003],
