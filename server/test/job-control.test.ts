@@ -173,6 +173,8 @@ for (const engine of engines()) {
       assert.equal((await operateStep(jobId, stepId, 6)).code, 1241003);
       assert.equal((await operateStep(jobId, stepId, 99)).code, 1241002);
       assert.equal((await operateStep(jobId, 987654, 2)).code, 1244007);
+      // The code is checked before the step is looked up, as BK-JOB does.
+      assert.equal((await operateStep(jobId, 987654, 99)).code, 1241002);
 
       fs.writeFileSync(`${dir}/ok-${IPS[2]}`, '');
       const retry = await operateStep(jobId, stepId, 2);

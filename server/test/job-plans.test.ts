@@ -262,6 +262,8 @@ for (const engine of engines()) {
       assert.equal((await op(10, 'tester')).code, 1241003);
       const stop = await op(9, 'tester', { confirm_reason: 'not yet' });
       assert.equal(stop.result, true, stop.message);
+      // No longer waiting: its status is refused first, to a stranger too (as BK-JOB orders them).
+      assert.equal((await op(6, 'mallory')).code, 1241003);
       const stopped = await status(jobId);
       assert.equal(stopped.job_instance.status, 13);
       assert.equal(stopped.finished, true);

@@ -80,9 +80,15 @@ export const operateStepInstance = defineEndpoint({
   }),
   fieldErrors: ILLEGAL,
   async handle(ctx, input) {
+    const op = input.operation_code;
+    // BK-JOB checks the code before it looks anything up (1241002 before 1244007).
+    if (op !== 6 && op !== 9 && op !== 10 && !STEP_OPERATIONS.includes(op as 2)) {
+      throw new ApiError('ILLEGAL_PARAM', {
+        reason: `operation_code ${op} is not one of 2, 3, 6, 8, 9, 10, 11, 12, 13`,
+      });
+    }
     const job = await jobInScope(ctx, input.job_instance_id);
     const step = await stepOfJob(ctx, job, input.step_instance_id);
-    const op = input.operation_code;
     if (op === 6 || op === 9 || op === 10) {
       const spec = parseStepSpec(step.spec);
       if (spec.kind !== 'confirm') {
@@ -91,6 +97,13 @@ export const operateStepInstance = defineEndpoint({
         });
       }
       const user = ctx.caller.username;
+      // A step that is not waiting is refused for its status first, approver or not (as BK-JOB).
+      if (op !== 10 && step.status !== 7)
+        refuse(
+          'bad_state',
+          `${CONFIRM_PRECONDITION[op]}; step ${step.id} is at status ${step.status}`,
+          job.id,
+        );
       if (op !== 10 && !spec.approvers.includes(user)) {
         throw new ApiError('NOT_IN_CONFIRM_USER_LIST', {
           user,
@@ -104,11 +117,6 @@ export const operateStepInstance = defineEndpoint({
       });
       refuse(r, `${CONFIRM_PRECONDITION[op]}; step ${step.id} is at status ${step.status}`, job.id);
       return { job_instance_id: job.id, step_instance_id: step.id };
-    }
-    if (!STEP_OPERATIONS.includes(op as 2)) {
-      throw new ApiError('ILLEGAL_PARAM', {
-        reason: `operation_code ${op} is not one of 2, 3, 6, 8, 9, 10, 11, 12, 13`,
-      });
     }
     const code = op as (typeof STEP_OPERATIONS)[number];
     const r = await ctx.services.engine.operateStep(job.id, step.id, code);
