@@ -60,6 +60,9 @@ describe('console: sign-in and frame', () => {
     const html = await fetch(`${server.url}/biz/${BIZ}/jobs/1/steps/2`);
     assert.equal(html.status, 200);
     assert.match(html.headers.get('content-type') ?? '', /text\/html/);
+    // Not to be framed by another site (its buttons clicked through a decoy).
+    assert.equal(html.headers.get('x-frame-options'), 'SAMEORIGIN');
+    assert.match(html.headers.get('content-security-policy') ?? '', /frame-ancestors 'self'/);
     assert.match(await html.text(), /<div id="root">/);
     const api = (await (await fetch(`${server.url}/api/nothing-here`)).json()) as { code: number };
     assert.equal(api.code, 1240004);

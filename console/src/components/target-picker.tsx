@@ -3,11 +3,15 @@
  * are resolved in one request (resolve_hosts) to the scope's hosts with their agent status, and
  * what is unknown, of another scope or not an address is listed apart. Typing is never blocked:
  * resolution runs 400 ms after the last change, and a newer paste cancels an older request.
+ *
+ * The hosts handed to the page always belong to the text on screen: from the first keystroke
+ * until the new text is resolved, and after a failed resolution or over-long list, the page gets
+ * `null`, so it cannot launch on a host the person has just taken out of the list.
  */
 import { useEffect, useRef, useState } from 'react';
 import { api } from '../api/client';
-import { t } from '../i18n';
-import { parseTargets } from '../model/targets';
+import { formatNumber, t } from '../i18n';
+import { MAX_ENTRIES, parseTargets } from '../model/targets';
 import { ApiError } from './api-error';
 import { VirtualRows } from './virtual-rows';
 
@@ -38,11 +42,14 @@ export function TargetPicker({
   scopeParams: { bk_scope_type: string; bk_scope_id: string };
   value: string;
   onText: (text: string) => void;
-  onHosts: (hosts: ResolvedHost[]) => void;
+  /** The resolved hosts of `value`, or null while there are none to launch on yet (see above). */
+  onHosts: (hosts: ResolvedHost[] | null) => void;
 }) {
   const [res, setRes] = useState<Resolution>();
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
+  const [tooMany, setTooMany] = useState(false);
+  const [attempt, setAttempt] = useState(0);
   const seq = useRef(0);
   const hostsCallback = useRef(onHosts);
   hostsCallback.current = onHosts;
@@ -50,32 +57,36 @@ export function TargetPicker({
 
   useEffect(() => {
     const mine = ++seq.current;
+    const settle = (r: Resolution | undefined, err: unknown, over: boolean, hosts: ResolvedHost[] | null) => {
+      setRes(r);
+      setError(err);
+      setTooMany(over);
+      setBusy(false);
+      hostsCallback.current(hosts);
+    };
+    if (!value.trim()) {
+      settle(undefined, undefined, false, []);
+      return undefined;
+    }
+    hostsCallback.current(null);
+    setBusy(true);
     const timer = setTimeout(() => {
-      const { entries } = parseTargets(value);
-      if (entries.length === 0) {
-        setRes(undefined);
-        setError(undefined);
-        hostsCallback.current([]);
-        return;
-      }
-      setBusy(true);
-      api
-        .call<Resolution>('resolve_hosts', { bk_scope_type, bk_scope_id, entries })
-        .then((r) => {
-          if (mine !== seq.current) return;
-          setRes(r);
-          setError(undefined);
-          hostsCallback.current(r.hosts);
-        })
-        .catch((err: unknown) => {
-          if (mine === seq.current) setError(err);
-        })
-        .finally(() => {
-          if (mine === seq.current) setBusy(false);
-        });
+      const { entries, tooMany: over } = parseTargets(value);
+      // Running on the first 50,000 of a longer list would leave the rest out unannounced.
+      if (over) settle(undefined, undefined, true, null);
+      else if (entries.length === 0) settle(undefined, undefined, false, []);
+      else
+        api.call<Resolution>('resolve_hosts', { bk_scope_type, bk_scope_id, entries }).then(
+          (r) => {
+            if (mine === seq.current) settle(r, undefined, false, r.hosts);
+          },
+          (err: unknown) => {
+            if (mine === seq.current) settle(undefined, err, false, null);
+          },
+        );
     }, 400);
     return () => clearTimeout(timer);
-  }, [value, bk_scope_type, bk_scope_id]);
+  }, [value, bk_scope_type, bk_scope_id, attempt]);
 
   const abnormal = res ? res.hosts.filter((h) => h.agent_status !== 1).length : 0;
   const problems = res ? [...res.unknown, ...res.other_scope, ...res.invalid] : [];
@@ -89,12 +100,20 @@ export function TargetPicker({
           value={value}
           spellCheck={false}
           placeholder={t('targets.placeholder')}
-          onChange={(e) => onText(e.target.value)}
+          onChange={(e) => {
+            // Withdrawn in the same update as the text: no render shows new text with the old hosts.
+            hostsCallback.current(null);
+            onText(e.target.value);
+          }}
           aria-describedby="target-summary"
         />
       </label>
       <p id="target-summary" className="small" aria-live="polite">
         {busy ? t('targets.resolving') : null}
+        {tooMany && !busy ? (
+          <span className="status-fail-text">{t('targets.tooMany', { max: formatNumber(MAX_ENTRIES) })}</span>
+        ) : null}
+        {error !== undefined && !busy ? t('targets.failed') : null}
         {res && !busy
           ? t('targets.summary', {
               hosts: res.hosts.length,
@@ -107,14 +126,14 @@ export function TargetPicker({
             })
           : null}
       </p>
-      <ApiError error={error} />
+      <ApiError error={busy ? undefined : error} onRetry={() => setAttempt((n) => n + 1)} />
       {res && res.hosts.length > 0 ? (
         <VirtualRows
           label={t('targets.resolved')}
           count={res.hosts.length}
           rowHeight={26}
           height={`${Math.min(res.hosts.length, 8) * 26 + 2}px`}
-          className="target-list"
+          className={busy ? 'target-list stale' : 'target-list'}
           row={(i) => {
             const h = res.hosts[i] as ResolvedHost;
             return (
@@ -132,7 +151,7 @@ export function TargetPicker({
         />
       ) : null}
       {problems.length > 0 ? (
-        <div className="target-problems" role="status">
+        <div className={busy ? 'target-problems stale' : 'target-problems'} role="status">
           <strong>{t('targets.problems', { n: problems.length })}</strong>
           <VirtualRows
             label={t('targets.problemList')}

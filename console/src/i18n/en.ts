@@ -62,6 +62,8 @@ const core = {
   'targets.label': 'Targets',
   'targets.placeholder': 'IP, cloud:ip or host id, one per line (10.0.1.[1-40] for a range)',
   'targets.resolving': 'Resolving…',
+  'targets.tooMany': 'More than {max} entries: shorten the list to launch.',
+  'targets.failed': 'The targets could not be resolved: nothing can be launched until they are.',
   'targets.summary':
     '{hosts} hosts: {ok} agents normal, {abnormal} abnormal · {unknown} unknown · {other} of another business · {invalid} not an address · {duplicates} repeated',
   'targets.resolved': 'Resolved hosts',

@@ -55,6 +55,15 @@ export function hostStatus(n: number): { label: string; tone: Tone } {
 
 const FINISHED_RUN = new Set([3, 4, 5, 6, 8, 9, 11, 13, 14]);
 
+/** Job statuses of a job in flight: running, waiting for a person, stopping. */
+export const RUNNING_JOB_STATUSES: readonly number[] = [2, 7, 10];
+
+/**
+ * Job statuses of a job that ended without success: failed, abnormal, stopped, confirmation
+ * refused, abandoned. (8, BK-JOB's old "terminated", is never set by the engine.)
+ */
+export const FAILED_JOB_STATUSES: readonly number[] = [4, 9, 11, 13, 14];
+
 export function isRunFinished(n: number): boolean {
   return FINISHED_RUN.has(n);
 }

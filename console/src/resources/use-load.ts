@@ -3,6 +3,7 @@
  * load wins over an older one still in flight, so quick filter changes never show stale rows.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
+import { ReadOrder } from '../model/read-order';
 
 export interface Loaded<T> {
   data: T | undefined;
@@ -63,4 +64,11 @@ export function useAction(): {
   }, []);
   const clear = useCallback(() => setError(undefined), []);
   return { busy, error, run, clear };
+}
+
+/** A ReadOrder that lives as long as the component. */
+export function useReadOrder(): ReadOrder {
+  const order = useRef<ReadOrder | undefined>(undefined);
+  order.current ??= new ReadOrder();
+  return order.current;
 }

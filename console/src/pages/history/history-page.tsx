@@ -6,11 +6,12 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link, useSearchParams } from 'react-router';
 import { api } from '../../api/client';
-import { throttle } from '../../api/job-stream';
+import { throttle, useScopeStream } from '../../api/job-stream';
 import { ApiError } from '../../components/api-error';
 import { RunStatusBadge } from '../../components/status';
 import { formatNumber, t } from '../../i18n';
 import { RUN_STATUSES, formatDuration, formatTime, runStatus } from '../../model/statuses';
+import { useReadOrder } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
 
 interface JobRow {
@@ -56,6 +57,8 @@ export default function HistoryPage() {
   const page = Number(get('page') || '0');
   const key = q.toString();
 
+  // A live reload of page 1 answering after the person went to page 2 is dropped (ReadOrder).
+  const reads = useReadOrder();
   const load = useCallback(async () => {
     const now = Date.now();
     const from =
@@ -63,43 +66,55 @@ export default function HistoryPage() {
         ? new Date(get('from')).getTime()
         : now - (RANGES[range] ?? RANGES['24h'] ?? 0);
     const to = range === 'custom' && get('to') ? new Date(get('to')).getTime() : now + 60e3;
-    try {
-      const r = await api.read<{ total: number; data: JobRow[] }>('get_job_instance_list', {
-        ...scope.params,
-        create_time_start: from,
-        create_time_end: to,
-        job_instance_id: get('id') || undefined,
-        name: get('name') || undefined,
-        ip: get('ip') || undefined,
-        operator: get('operator') || undefined,
-        status: get('status') || undefined,
-        type: get('type') || undefined,
-        launch_mode: get('mode') || undefined,
-        start: page * PAGE,
-        length: PAGE,
-      });
-      setRows(r.data);
-      setTotal(r.total);
-      setError(undefined);
-    } catch (err) {
-      setError(err);
+    const got = await reads.read((signal) =>
+      api.read<{ total: number; data: JobRow[] | null }>(
+        'get_job_instance_list',
+        {
+          ...scope.params,
+          create_time_start: from,
+          create_time_end: to,
+          job_instance_id: get('id') || undefined,
+          name: get('name') || undefined,
+          ip: get('ip') || undefined,
+          operator: get('operator') || undefined,
+          status: get('status') || undefined,
+          type: get('type') || undefined,
+          launch_mode: get('mode') || undefined,
+          start: page * PAGE,
+          length: PAGE,
+        },
+        signal,
+      ),
+    );
+    if (!got) return;
+    if ('error' in got) {
+      setError(got.error);
+      return;
     }
-  }, [key, scope.params]);
-  useEffect(() => void load(), [load]);
+    setRows(got.value.data ?? []);
+    setTotal(got.value.total);
+    setError(undefined);
+  }, [key, scope.params, reads]);
+  useEffect(() => {
+    void load();
+    // Replies still out were asked for other filters or another page.
+    return () => reads.abortAll();
+  }, [load, reads]);
 
   // Live: any job of the scope changing reloads the page (at most once a second), unless paused.
   const reloader = useRef(throttle(() => void load(), 1000));
   useEffect(() => {
     reloader.current.cancel();
     reloader.current = throttle(() => void load(), 1000);
+    return () => reloader.current.cancel();
   }, [load]);
-  const { bk_scope_type, bk_scope_id } = scope.params;
-  useEffect(() => {
-    if (paused) return undefined;
-    const source = new EventSource(api.url('get_scope_event_stream', { bk_scope_type, bk_scope_id }));
-    for (const type of ['job', 'step']) source.addEventListener(type, () => reloader.current.call());
-    return () => source.close();
-  }, [paused, bk_scope_type, bk_scope_id]);
+  useScopeStream(
+    scope.params,
+    ['job', 'step'],
+    () => reloader.current.call(),
+    () => void load(),
+    !paused,
+  );
 
   function set(k: string, v: string) {
     const next = new URLSearchParams(q);

@@ -23,7 +23,7 @@ export default function JobPage() {
   const reloader = useMemo(() => throttle(reload, 500), [reload]);
   useEffect(() => () => reloader.cancel(), [reloader]);
   const onEvent = useCallback(() => reloader.call(), [reloader]);
-  useJobStream(scope.params, jobId, onEvent, job !== undefined && !job.finished);
+  useJobStream(scope.params, jobId, onEvent, job !== undefined && !job.finished, reload);
 
   if (error) return <ApiError error={error} onRetry={reload} />;
   if (!job) return <p className="muted">{t('app.loading')}</p>;

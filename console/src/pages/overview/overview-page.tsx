@@ -5,12 +5,13 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link } from 'react-router';
 import { api } from '../../api/client';
-import { throttle } from '../../api/job-stream';
+import { throttle, useScopeStream } from '../../api/job-stream';
 import { ApiError } from '../../components/api-error';
 import { copyText } from '../../components/copy';
 import { RunStatusBadge } from '../../components/status';
 import { formatNumber, t } from '../../i18n';
-import { formatDuration, formatTime } from '../../model/statuses';
+import { FAILED_JOB_STATUSES, RUNNING_JOB_STATUSES, formatDuration, formatTime } from '../../model/statuses';
+import { useReadOrder } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
 
 /** get_host_list: the overview reads its counts; the addresses are read when copied. */
@@ -38,55 +39,92 @@ interface JobRow {
   total_time: number | null;
 }
 
+interface Jobs {
+  total: number;
+  data: JobRow[];
+}
+
+/** Jobs listed in a tile. */
+const SHOWN = 8;
+
+/**
+ * The jobs of any of these statuses created in [from, to): get_job_instance_list takes one status
+ * a call, so one call each, their totals summed and their newest rows merged.
+ */
+async function jobsOf(
+  p: { bk_scope_type: string; bk_scope_id: string },
+  statuses: readonly number[],
+  from: number,
+  to: number,
+  signal: AbortSignal,
+): Promise<Jobs> {
+  const pages = await Promise.all(
+    statuses.map((status) =>
+      api.read<{ total: number; data: JobRow[] | null }>(
+        'get_job_instance_list',
+        { ...p, create_time_start: from, create_time_end: to, status, length: SHOWN },
+        signal,
+      ),
+    ),
+  );
+  return {
+    total: pages.reduce((n, page) => n + page.total, 0),
+    data: pages
+      .flatMap((page) => page.data ?? [])
+      .sort((a, b) => b.create_time - a.create_time || b.job_instance_id - a.job_instance_id)
+      .slice(0, SHOWN),
+  };
+}
+
 export default function OverviewPage() {
   const scope = useScope();
   const [agents, setAgents] = useState<Agents>();
-  const [running, setRunning] = useState<JobRow[]>([]);
-  const [failed, setFailed] = useState<{ total: number; data: JobRow[] }>({ total: 0, data: [] });
+  const [running, setRunning] = useState<Jobs>({ total: 0, data: [] });
+  const [failed, setFailed] = useState<Jobs>({ total: 0, data: [] });
   const [error, setError] = useState<unknown>();
   const [copied, setCopied] = useState('');
   const { bk_scope_type, bk_scope_id } = scope.params;
 
+  // Replies are taken in the order their reads were made: a slow older one never wins (ReadOrder).
+  const reads = useReadOrder();
   const load = useCallback(async () => {
     const now = Date.now();
     const p = { bk_scope_type, bk_scope_id };
-    try {
-      const [a, r, f] = await Promise.all([
-        api.read<HostList>('get_host_list', { ...p, length: 1 }),
-        api.read<{ data: JobRow[] }>('get_job_instance_list', {
-          ...p,
-          create_time_start: now - 30 * 86400e3 + 60e3,
-          create_time_end: now + 60e3,
-          status: 2,
-          length: 50,
-        }),
-        api.read<{ total: number; data: JobRow[] }>('get_job_instance_list', {
-          ...p,
-          create_time_start: now - 86400e3,
-          create_time_end: now + 60e3,
-          status: 4,
-          length: 20,
-        }),
-      ]);
-      setAgents(a.agent_status_count);
-      setRunning(r.data);
-      setFailed(f);
-      setError(undefined);
-    } catch (err) {
-      setError(err);
+    const got = await reads.read((signal) =>
+      Promise.all([
+        api.read<HostList>('get_host_list', { ...p, length: 1 }, signal),
+        // The longest span the list takes: a job still running after 30 days is not counted.
+        jobsOf(p, RUNNING_JOB_STATUSES, now - 30 * 86400e3 + 60e3, now + 60e3, signal),
+        jobsOf(p, FAILED_JOB_STATUSES, now - 86400e3, now + 60e3, signal),
+      ]),
+    );
+    if (!got) return;
+    if ('error' in got) {
+      setError(got.error);
+      return;
     }
-  }, [bk_scope_type, bk_scope_id]);
-  useEffect(() => void load(), [load]);
+    const [a, r, f] = got.value;
+    setAgents(a.agent_status_count);
+    setRunning(r);
+    setFailed(f);
+    setError(undefined);
+  }, [bk_scope_type, bk_scope_id, reads]);
+  useEffect(() => {
+    void load();
+    return () => reads.abortAll();
+  }, [load, reads]);
   const reloader = useRef(throttle(() => void load(), 1000));
   useEffect(() => {
+    reloader.current.cancel();
     reloader.current = throttle(() => void load(), 1000);
-    const source = new EventSource(api.url('get_scope_event_stream', { bk_scope_type, bk_scope_id }));
-    source.addEventListener('job', () => reloader.current.call());
-    return () => {
-      source.close();
-      reloader.current.cancel();
-    };
-  }, [load, bk_scope_type, bk_scope_id]);
+    return () => reloader.current.cancel();
+  }, [load]);
+  useScopeStream(
+    scope.params,
+    ['job'],
+    () => reloader.current.call(),
+    () => void load(),
+  );
 
   async function copyAgents(normal: boolean) {
     const ips: string[] = [];
@@ -139,11 +177,12 @@ export default function OverviewPage() {
         </section>
         <section className="card tile" aria-labelledby="tile-running">
           <h2 id="tile-running">{t('overview.running')}</h2>
-          <p className="big">{formatNumber(running.length)}</p>
+          <p className="big">{formatNumber(running.total)}</p>
           <ul className="plain">
-            {running.slice(0, 8).map((j) => (
+            {running.data.map((j) => (
               <li key={j.job_instance_id}>
                 <Link to={scope.path(`jobs/${j.job_instance_id}`)}>{j.name}</Link>{' '}
+                {j.status !== 2 ? <RunStatusBadge status={j.status} /> : null}{' '}
                 <span className="small muted">
                   {j.operator} · {formatDuration(j.start_time ? Date.now() - j.start_time : null)}
                 </span>
@@ -159,7 +198,7 @@ export default function OverviewPage() {
             </span>
           </p>
           <ul className="plain">
-            {failed.data.slice(0, 8).map((j) => (
+            {failed.data.map((j) => (
               <li key={j.job_instance_id}>
                 <Link to={scope.path(`jobs/${j.job_instance_id}`)}>{j.name}</Link>{' '}
                 <RunStatusBadge status={j.status} />{' '}

@@ -21,7 +21,8 @@ import type { Upload } from './local-upload';
 
 interface Source {
   text: string;
-  hosts: ResolvedHost[];
+  /** null until `text` is resolved (the picker withdraws them at every edit). */
+  hosts: ResolvedHost[] | null;
   paths: string;
 }
 
@@ -35,7 +36,7 @@ export default function PushFilePage() {
   const { accounts, error: accountError } = useAccounts(scope.params);
   const [name, setName] = useState('');
   const [uploads, setUploads] = useState<Upload[]>([]);
-  const [sources, setSources] = useState<Source[]>([{ text: '', hosts: [], paths: '' }]);
+  const [sources, setSources] = useState<Source[]>([{ text: '', hosts: null, paths: '' }]);
   // A host source left blank is no source: local files alone are enough.
   const hostSources = sources.filter((s) => s.text.trim() || s.paths.trim());
   const uploaded = uploads.flatMap((u) => (u.path ? [u.path] : []));
@@ -47,7 +48,8 @@ export default function PushFilePage() {
   const [timeout, setTimeoutSeconds] = useState(7200);
   const [account, setAccount] = useState('');
   const [targetText, setTargetText] = useState('');
-  const [hosts, setHosts] = useState<ResolvedHost[]>([]);
+  const [hosts, setHosts] = useState<ResolvedHost[] | null>(null);
+  const targets = hosts ?? [];
   const [rolling, setRolling] = useState<Rolling>({ enabled: false, expression: '10%', mode: 1 });
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>();
@@ -65,19 +67,27 @@ export default function PushFilePage() {
         .map((x) => x.trim())
         .filter(Boolean)) {
         const n = baseName(p);
-        names.set(n, (names.get(n) ?? 0) + Math.max(1, s.hosts.length));
+        names.set(n, (names.get(n) ?? 0) + Math.max(1, s.hosts?.length ?? 0));
       }
     for (const [n, c] of names) if (c > 1) out.push(t('file.collision', { name: n, n: c }));
-    const targets = new Set(hosts.map((h) => h.bk_host_id));
-    if (sources.some((s) => s.hosts.some((h) => targets.has(h.bk_host_id)))) out.push(t('file.sameHost'));
+    const targetIds = new Set((hosts ?? []).map((h) => h.bk_host_id));
+    if (sources.some((s) => s.hosts?.some((h) => targetIds.has(h.bk_host_id)))) out.push(t('file.sameHost'));
     return out;
   }, [sources, hosts, uploads]);
 
   const update = (i: number, patch: Partial<Source>) =>
     setSources((all) => all.map((s, j) => (j === i ? { ...s, ...patch } : s)));
 
+  const ready =
+    targets.length > 0 &&
+    !!account &&
+    !uploads.some((u) => !u.path) &&
+    (uploaded.length > 0 || hostSources.length > 0) &&
+    !hostSources.some((s) => !s.hosts?.length || !s.paths.trim());
+
   async function submit(e: FormEvent) {
     e.preventDefault();
+    if (!ready) return;
     setBusy(true);
     setError(undefined);
     try {
@@ -97,12 +107,12 @@ export default function PushFilePage() {
               .split('\n')
               .map((x) => x.trim())
               .filter(Boolean),
-            server: { host_id_list: s.hosts.map((h) => h.bk_host_id) },
+            server: { host_id_list: (s.hosts ?? []).map((h) => h.bk_host_id) },
             account: { alias: account },
             file_type: 1,
           })),
         ],
-        target_server: { host_id_list: hosts.map((h) => h.bk_host_id) },
+        target_server: { host_id_list: targets.map((h) => h.bk_host_id) },
         ...(rollingConfig(rolling) ? { rolling_config: rollingConfig(rolling) } : {}),
       });
       void navigate(scope.path(`jobs/${r.job_instance_id}/steps/${r.step_instance_id}`));
@@ -153,7 +163,10 @@ export default function PushFilePage() {
           ) : null}
         </fieldset>
       ))}
-      <button type="button" onClick={() => setSources((all) => [...all, { text: '', hosts: [], paths: '' }])}>
+      <button
+        type="button"
+        onClick={() => setSources((all) => [...all, { text: '', hosts: null, paths: '' }])}
+      >
         {t('file.addSource')}
       </button>
       <div className="row">
@@ -190,7 +203,7 @@ export default function PushFilePage() {
       </div>
       <h2>{t('file.targets')}</h2>
       <TargetPicker scopeParams={scope.params} value={targetText} onText={setTargetText} onHosts={setHosts} />
-      <RollingFields value={rolling} onChange={setRolling} hosts={hosts.length} />
+      <RollingFields value={rolling} onChange={setRolling} hosts={targets.length} />
       {warnings.map((w) => (
         <p key={w} className="warning" role="status">
           {w}
@@ -198,19 +211,8 @@ export default function PushFilePage() {
       ))}
       <ApiError error={error} />
       <div className="actions">
-        <button
-          type="submit"
-          className="primary"
-          disabled={
-            busy ||
-            hosts.length === 0 ||
-            !account ||
-            uploads.some((u) => !u.path) ||
-            (uploaded.length === 0 && hostSources.length === 0) ||
-            hostSources.some((s) => s.hosts.length === 0 || !s.paths.trim())
-          }
-        >
-          {t('file.launch', { n: hosts.length })}
+        <button type="submit" className="primary" disabled={busy || !ready}>
+          {t('file.launch', { n: targets.length })}
         </button>
       </div>
     </form>

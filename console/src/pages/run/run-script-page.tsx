@@ -50,7 +50,9 @@ export default function RunScriptPage() {
   // "Run on selection" of the hosts page hands its hosts over as `state.targets`.
   const handed = (useLocation().state as { targets?: string[] } | null)?.targets;
   const [targetText, setTargetText] = useState(() => (handed ?? []).join('\n'));
-  const [hosts, setHosts] = useState<ResolvedHost[]>([]);
+  // null until the target text is resolved (the picker withdraws them at every edit).
+  const [hosts, setHosts] = useState<ResolvedHost[] | null>(null);
+  const targets = hosts ?? [];
   const [rolling, setRolling] = useState<Rolling>({ enabled: false, expression: '10%', mode: 1 });
   const [hits, setHits] = useState<Hit[]>([]);
   const [confirming, setConfirming] = useState(false);
@@ -87,6 +89,7 @@ export default function RunScriptPage() {
   }, [script, language, bk_scope_type, bk_scope_id]);
 
   async function launch() {
+    if (!hosts?.length) return;
     setBusy(true);
     setError(undefined);
     const cited = fromLibrary && library ? { script_version_id: library.versionId } : undefined;
@@ -230,13 +233,20 @@ export default function RunScriptPage() {
         </div>
       )}
       <TargetPicker scopeParams={scope.params} value={targetText} onText={setTargetText} onHosts={setHosts} />
-      {language === SQL ? null : <RollingFields value={rolling} onChange={setRolling} hosts={hosts.length} />}
+      {language === SQL ? null : (
+        <RollingFields value={rolling} onChange={setRolling} hosts={targets.length} />
+      )}
       <p className="small muted">{t('run.outputTip')}</p>
       <ApiError error={error} />
       {confirming ? (
         <div className="confirm" role="alertdialog" aria-labelledby="confirm-title">
           <p id="confirm-title">{t('run.dangerousConfirm', { n: hits.length })}</p>
-          <button type="button" className="danger" onClick={() => (setConfirming(false), void launch())}>
+          <button
+            type="button"
+            className="danger"
+            disabled={targets.length === 0}
+            onClick={() => (setConfirming(false), void launch())}
+          >
             {t('run.launchAnyway')}
           </button>
           <button type="button" onClick={() => setConfirming(false)}>
@@ -248,9 +258,9 @@ export default function RunScriptPage() {
         <button
           type="submit"
           className="primary"
-          disabled={busy || hosts.length === 0 || !script.trim() || !account}
+          disabled={busy || targets.length === 0 || !script.trim() || !account}
         >
-          {t('run.launch', { n: hosts.length })}
+          {t('run.launch', { n: targets.length })}
         </button>
       </div>
     </form>

@@ -55,21 +55,26 @@ export function LogPanel({
   const offset = useRef(0);
   /** What `text` holds once the reads so far are rendered: a download reads the rest, then this. */
   const held = useRef('');
-  const reading = useRef(false);
+  /** The read under way: a caller arriving meanwhile waits for it (and for the re-read it asks). */
+  const inflight = useRef<Promise<boolean> | undefined>(undefined);
+  /**
+   * Output was announced while a read was under way: that read may stop at the total it saw
+   * first, so another read follows it. Without it the host's last lines could be announced
+   * during a read, and nothing read them once the host finished and the poll stopped.
+   */
+  const again = useRef(false);
   const key = `${target.jobId}/${target.stepId}/${target.executeCount}/${target.hostId}`;
   /**
    * Bumped whenever the log starts again from byte 0. A read begun before belongs to an older
-   * generation: what it brings is dropped, and it leaves `reading` to the newer one. A key would
+   * generation: what it brings is dropped, and it leaves `inflight` to the newer one. A key would
    * not do: after host A, B and A again, a read of the first A came back as current, and its
    * bytes were appended beside those of the new read from byte 0 (the log shown twice).
    */
   const generation = useRef(0);
 
-  const readMore = useCallback(async (): Promise<boolean> => {
-    if (reading.current) return false;
-    reading.current = true;
-    const mine = generation.current;
-    try {
+  /** Reads from `offset` to the end the server has now; whether the log is complete. */
+  const readToEnd = useCallback(
+    async (mine: number): Promise<boolean> => {
       for (;;) {
         const r = await api.read<LogReply>('get_job_instance_ip_log', {
           ...scopeParams,
@@ -92,19 +97,40 @@ export function LogPanel({
         setError(undefined);
         if (!got || r.log_next_offset >= r.log_total_bytes) return r.log_complete;
       }
-    } catch (err) {
-      if (mine === generation.current) setError(err);
-      return false;
-    } finally {
-      if (mine === generation.current) reading.current = false;
+    },
+    [scopeParams, target.jobId, target.stepId, target.executeCount, target.hostId],
+  );
+
+  const readMore = useCallback((): Promise<boolean> => {
+    if (inflight.current) {
+      again.current = true;
+      return inflight.current;
     }
-  }, [scopeParams, target.jobId, target.stepId, target.executeCount, target.hostId]);
+    const mine = generation.current;
+    const run = (async () => {
+      try {
+        for (;;) {
+          again.current = false;
+          const done = await readToEnd(mine);
+          if (mine !== generation.current || done || !again.current) return done;
+        }
+      } catch (err) {
+        if (mine === generation.current) setError(err);
+        return false;
+      } finally {
+        if (mine === generation.current) inflight.current = undefined;
+      }
+    })();
+    inflight.current = run;
+    return run;
+  }, [readToEnd]);
 
   // A new host or attempt starts from byte 0.
   useEffect(() => {
     generation.current += 1;
     offset.current = 0;
-    reading.current = false;
+    inflight.current = undefined;
+    again.current = false;
     held.current = '';
     setText('');
     setComplete(false);
@@ -122,6 +148,13 @@ export function LogPanel({
     const timer = setInterval(() => void readMore(), 2000);
     return () => clearInterval(timer);
   }, [running, complete, readMore]);
+  // The host just finished and the poll stops: one more read takes what it printed last.
+  const seen = useRef({ key, running });
+  useEffect(() => {
+    const finished = seen.current.key === key && seen.current.running && !running;
+    seen.current = { key, running };
+    if (finished && !complete) void readMore();
+  }, [key, running, complete, readMore]);
 
   const lines = useMemo(() => {
     const all = text.split('\n');

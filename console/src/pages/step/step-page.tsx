@@ -22,6 +22,7 @@ import { HostStatusBadge, RunStatusBadge } from '../../components/status';
 import { VirtualRows } from '../../components/virtual-rows';
 import { formatNumber, t } from '../../i18n';
 import { STEP_TYPES, formatDuration, hostStatus, isHostFinished, isRunFinished } from '../../model/statuses';
+import { useReadOrder } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
 import { reaches } from '../../session/session';
 import { DiffPanel, diffChoices } from './diff-panel';
@@ -79,22 +80,26 @@ export default function StepPage() {
     [bk_scope_type, bk_scope_id, jobId, stepId, attempt, batch, ipFilter, sort],
   );
 
+  // A reply for an older IP filter (or sort, batch, attempt) is dropped, and so is a live
+  // reload's reply that a later read overtook (ReadOrder).
+  const reads = useReadOrder();
   const load = useCallback(async () => {
-    try {
-      const s = await api.read<StepHostSummary>('get_step_host_summary', {
-        ...stepParams,
-        limit: FIRST_ROWS,
-      });
-      setSummary(s);
-      setGeneration((n) => n + 1);
-      setError(undefined);
-    } catch (err) {
-      setError(err);
+    const got = await reads.read((signal) =>
+      api.read<StepHostSummary>('get_step_host_summary', { ...stepParams, limit: FIRST_ROWS }, signal),
+    );
+    if (!got) return;
+    if ('error' in got) {
+      setError(got.error);
+      return;
     }
-  }, [stepParams]);
+    setSummary(got.value);
+    setGeneration((n) => n + 1);
+    setError(undefined);
+  }, [stepParams, reads]);
   useEffect(() => {
     void load();
-  }, [load]);
+    return () => reads.abortAll();
+  }, [load, reads]);
   // Another attempt is another set of groups: nothing of the old one is shown meanwhile.
   useEffect(() => setSummary(undefined), [attempt]);
 
@@ -213,7 +218,11 @@ export default function StepPage() {
   );
   const jobRunning = job ? !job.finished : true;
   // Opened once the job is known to be unfinished: a finished job's stream would only replay history.
-  useJobStream(scope.params, jobId, onEvent, job !== undefined && !job.finished);
+  const onPoll = useCallback(() => {
+    reloadJob();
+    void load();
+  }, [reloadJob, load]);
+  useJobStream(scope.params, jobId, onEvent, job !== undefined && !job.finished, onPoll);
 
   const stepSummary = job?.step_instance_list.find((s) => s.step_instance_id === stepId);
   const stepIndex = job ? job.step_instance_list.findIndex((s) => s.step_instance_id === stepId) : -1;
