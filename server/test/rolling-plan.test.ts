@@ -8,10 +8,14 @@ test('rolling expressions give the batch sizes BK-JOB documents', () => {
   assert.deepEqual(batchSizes('2 +3', 20), [2, 5, 8, 5]);
   assert.deepEqual(batchSizes('50%', 5), [3, 2]);
   assert.deepEqual(batchSizes('100%', 7), [7]);
+  // As the first part, +N and *N start with N hosts; *1 keeps the size (as BK-JOB reads them).
+  assert.deepEqual(batchSizes('+2', 7), [2, 4, 1]);
+  assert.deepEqual(batchSizes('*3', 13), [3, 9, 1]);
+  assert.deepEqual(batchSizes('2 *1', 5), [2, 2, 1]);
 });
 
 test('bad expressions and too many batches are refused', () => {
-  for (const e of ['', 'x', '0', '101%', '+1', '*1 2', '1 *1', '-1', '1.5']) {
+  for (const e of ['', 'x', '0', '101%', '+0', '*0 2', '1 *0', '+2%', '-1', '1.5']) {
     assert.throws(
       () => batchSizes(e, 10),
       (err: { code?: number }) => err.code === 1244026,
