@@ -257,7 +257,9 @@ class ScriptRun implements RunningTask {
       this.files.push(options);
       fs.writeFileSync(options, optionFileText(this.msg.database), { mode: 0o600 });
     }
-    if (user) for (const f of [this.dir, ...this.files]) fs.chownSync(f, user.uid, user.gid);
+    // The files first, the directory last: once the account owns the directory it can replace
+    // an entry with a link, which a chown by path would follow (handing it any file of root's).
+    if (user) for (const f of [...this.files, this.dir]) fs.lchownSync(f, user.uid, user.gid);
   }
 
   /** `sh -c` arguments: the interpreter runs the script with BK-JOB's params, or the SQL client reads it. */

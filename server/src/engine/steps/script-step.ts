@@ -16,8 +16,12 @@ import { HostStatus, SCRIPT_LANGUAGES } from '../statuses.js';
 import type { StepKind, StepRun, TaskEnd, TaskRun } from '../step-kind.js';
 
 export class ScriptStep implements StepKind {
-  /** Database logins of running SQL steps, by step instance id. */
-  private readonly logins = new Map<number, DatabaseLogin>();
+  /**
+   * Database logins of running SQL steps, by step instance id, with the attempt they were opened
+   * for: a retry opens the password again (it may have been changed to fix the failure; a server
+   * that lost the step to another owner kept the old one).
+   */
+  private readonly logins = new Map<number, DatabaseLogin & { executeCount: number }>();
   /**
    * step instance id -> the job's variables as the step's attempt started, and whether that
    * attempt stored what its hosts left already (it ended before a restart and ends again now)
@@ -85,7 +89,7 @@ export class ScriptStep implements StepKind {
 
   private async openLogin(step: StepRun): Promise<void> {
     const db = step.spec.kind === 'script' ? step.spec.database : undefined;
-    if (!db || this.logins.has(step.stepInstanceId)) return;
+    if (!db || this.logins.get(step.stepInstanceId)?.executeCount === step.executeCount) return;
     const sealed = await this.services.store.accounts.sealedPassword(db.accountId);
     let password = '';
     try {
@@ -97,7 +101,13 @@ export class ScriptStep implements StepKind {
         'database account password cannot be opened',
       );
     }
-    this.logins.set(step.stepInstanceId, { engine: db.engine, user: db.user, password, port: db.port });
+    this.logins.set(step.stepInstanceId, {
+      engine: db.engine,
+      user: db.user,
+      password,
+      port: db.port,
+      executeCount: step.executeCount,
+    });
   }
 
   send(step: StepRun, task: TaskRun): boolean {
@@ -109,7 +119,13 @@ export class ScriptStep implements StepKind {
     } catch (err) {
       return this.unopenable(step, task, 'sensitive parameter', err);
     }
-    const login = this.logins.get(step.stepInstanceId);
+    const held = this.logins.get(step.stepInstanceId);
+    const login: DatabaseLogin | undefined = held && {
+      engine: held.engine,
+      user: held.user,
+      password: held.password,
+      port: held.port,
+    };
     const vars = this.vars.get(step.stepInstanceId);
     if (vars) params = scriptParamOf(params, vars.state);
     const msg: RunScript = {
