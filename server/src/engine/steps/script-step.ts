@@ -21,7 +21,10 @@ export class ScriptStep implements StepKind {
    * for: a retry opens the password again (it may have been changed to fix the failure; a server
    * that lost the step to another owner kept the old one).
    */
-  private readonly logins = new Map<number, DatabaseLogin & { executeCount: number }>();
+  private readonly logins = new Map<
+    number,
+    (DatabaseLogin & { executeCount: number }) | { executeCount: number; unopenable: Error }
+  >();
   /**
    * step instance id -> the job's variables as the step's attempt started, and whether that
    * attempt stored what its hosts left already (it ended before a restart and ends again now)
@@ -90,24 +93,23 @@ export class ScriptStep implements StepKind {
   private async openLogin(step: StepRun): Promise<void> {
     const db = step.spec.kind === 'script' ? step.spec.database : undefined;
     if (!db || this.logins.get(step.stepInstanceId)?.executeCount === step.executeCount) return;
+    const { executeCount } = step;
     const sealed = await this.services.store.accounts.sealedPassword(db.accountId);
-    let password = '';
     try {
-      if (sealed) password = this.services.secretBox.open(sealed, `account:${db.accountId}`);
+      // A password that does not open (or an account deleted since) is never guessed at: an
+      // empty one could log in as another database user.
+      if (!sealed) throw new Error(`database account ${db.accountId} has no password stored`);
+      const password = this.services.secretBox.open(sealed, `account:${db.accountId}`);
+      this.logins.set(step.stepInstanceId, {
+        engine: db.engine,
+        user: db.user,
+        password,
+        port: db.port,
+        executeCount,
+      });
     } catch (err) {
-      // The tasks still go out: the database refuses the login and each host says so.
-      this.services.log.error(
-        { account: db.accountId, reason: (err as Error).message },
-        'database account password cannot be opened',
-      );
+      this.logins.set(step.stepInstanceId, { executeCount, unopenable: err as Error });
     }
-    this.logins.set(step.stepInstanceId, {
-      engine: db.engine,
-      user: db.user,
-      password,
-      port: db.port,
-      executeCount: step.executeCount,
-    });
   }
 
   send(step: StepRun, task: TaskRun): boolean {
@@ -120,6 +122,8 @@ export class ScriptStep implements StepKind {
       return this.unopenable(step, task, 'sensitive parameter', err);
     }
     const held = this.logins.get(step.stepInstanceId);
+    if (held && 'unopenable' in held)
+      return this.unopenable(step, task, 'database password', held.unopenable);
     const login: DatabaseLogin | undefined = held && {
       engine: held.engine,
       user: held.user,
