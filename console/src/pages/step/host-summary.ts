@@ -62,24 +62,3 @@ export function duration(h: HostRow): number | null {
   const e = h.end_time;
   return s != null && e != null ? e - s : s != null ? Date.now() - s : null;
 }
-
-/**
- * The summary with host counts moved by status changes (`from` → `to` hosts per status), as the
- * event stream reports them: a running host's group has no tag yet, so changes land in the
- * untagged group of a status; the next summary files tagged hosts where they belong.
- */
-export function moveCounts(summary: StepHostSummary, delta: Map<number, number>): StepHostSummary {
-  const groups = summary.groups.map((g) => ({ ...g }));
-  for (const [status, n] of delta) {
-    if (n === 0) continue;
-    let g =
-      groups.find((x) => x.status === status && x.tag === '') ?? groups.find((x) => x.status === status);
-    if (!g) {
-      if (n < 0) continue;
-      g = { status, tag: '', host_count: 0, output_groups: [], matched_count: 0, hosts: [] };
-      groups.push(g);
-    }
-    g.host_count = Math.max(0, g.host_count + n);
-  }
-  return { ...summary, groups: groups.filter((g) => g.host_count > 0) };
-}

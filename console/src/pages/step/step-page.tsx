@@ -26,7 +26,7 @@ import { useReadOrder } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
 import { reaches } from '../../session/session';
 import { DiffPanel, diffChoices } from './diff-panel';
-import { duration, groupKey, moveCounts } from './host-summary';
+import { duration, groupKey } from './host-summary';
 import type { HostRow, OutputGroupInfo, SortKey, StepHostSummary, SummaryGroup } from './host-summary';
 import { useJobSummary } from './job-summary';
 import { LogPanel } from './log-panel';
@@ -169,21 +169,10 @@ export default function StepPage() {
         if (following) reloader.current.call();
       } else if (type === 'host' && following) {
         if (summary && data.execute_count === summary.execute_count) {
-          const from = Number(data.from_status);
           const to = Number(data.status);
-          // Counts move at once; tag and output groups follow with the next summary.
-          if (from !== to && !Number.isNaN(from))
-            setSummary((cur) =>
-              cur
-                ? moveCounts(
-                    cur,
-                    new Map([
-                      [from, -1],
-                      [to, 1],
-                    ]),
-                  )
-                : cur,
-            );
+          // The row changes at once; the group counts come with the next summary (read just
+          // after): the stream replays the job's events from its start, so moving counts here
+          // counted again changes the summary already held.
           const change: Partial<HostRow> = { status: to };
           if (data.exit_code !== undefined) change.exit_code = data.exit_code as number | null;
           if (data.start_time !== undefined) change.start_time = data.start_time as number | null;
@@ -196,20 +185,7 @@ export default function StepPage() {
       } else if (type === 'log' && following) {
         if (Number(data.bk_host_id) === selected?.bk_host_id) setLogBump((n) => n + 1);
       } else if (type === 'coalesced' && following) {
-        const steps = (data.steps ?? []) as {
-          step_instance_id?: number;
-          execute_count?: number;
-          status_delta?: Record<string, number>;
-        }[];
-        for (const st of steps) {
-          const delta = st.status_delta;
-          if (st.step_instance_id !== stepId || !delta) continue;
-          setSummary((cur) =>
-            cur && st.execute_count === cur.execute_count
-              ? moveCounts(cur, new Map(Object.entries(delta).map(([k, v]) => [Number(k), v])))
-              : cur,
-          );
-        }
+        // As for host events: the counts come with the summary read next.
         reloader.current.call();
         setLogBump((n) => n + 1);
       }
