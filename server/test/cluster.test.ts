@@ -319,13 +319,19 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       });
       const owner = c.servers[0] as ServerProcess;
       await until(c, 'both hosts running', hostsRunning(c, job.jobId, 2));
+      const lockerPid = (await locker.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid;
       await locker.query('begin');
       await locker.query('select 1 from agent_session where host_id = $1 for update', [first]);
-      // The session of S1's write that waits for the lock taken here (its pid).
+      // The session of S1's write that waits for the lock taken here (its pid): the fence's
+      // share lock, not another statement on the row (a session opened or closed meanwhile is
+      // a single statement that holds nothing once it ran, so pausing it proves nothing). Read
+      // outside the locker's transaction, which would see pg_stat_activity as it first read it.
       let writer = 0;
       await until(c, "S1's write of the first host waiting for its session row", async () => {
-        const { rows } = await locker.query<{ pid: number }>(
-          'select pid from pg_stat_activity where pg_backend_pid() = any(pg_blocking_pids(pid))',
+        const rows = await c.db<{ pid: number }>(
+          `select pid from pg_stat_activity
+           where $1 = any(pg_blocking_pids(pid)) and query ilike '%agent_session%for share%'`,
+          [lockerPid],
         );
         writer = rows[0]?.pid ?? 0;
         return writer !== 0;
