@@ -5,6 +5,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { onConnectionAround } from './connection-around.js';
 import type { StatementsAround } from './connection-around.js';
+import { deleteInPages } from './paged-delete.js';
 import type { AuditLogTable, Database } from './schema.js';
 
 export type AuditEntry = Selectable<AuditLogTable>;
@@ -74,15 +75,10 @@ export class AuditStore {
     return query.orderBy('id', 'desc').limit(q.limit).execute();
   }
 
-  /**
-   * Removes entries older than `before` (retention), a page per statement: a lowered retention
-   * on a busy install would otherwise be one statement over millions of rows (on SQLite, the
-   * server's thread held for all of it). Returns how many.
-   */
+  /** Removes entries older than `before` (retention), in pages; returns how many. */
   async prune(before: number, page = 5000): Promise<number> {
-    let removed = 0;
-    for (;;) {
-      const r = await this.db
+    return deleteInPages(page, () =>
+      this.db
         .deleteFrom('audit_log')
         .where('id', 'in', (eb) =>
           eb
@@ -92,11 +88,8 @@ export class AuditStore {
             .orderBy('a.id')
             .limit(page),
         )
-        .executeTakeFirst();
-      const n = Number(r.numDeletedRows);
-      removed += n;
-      if (n < page) return removed;
-    }
+        .executeTakeFirst(),
+    );
   }
 
   /**

@@ -9,6 +9,7 @@
 import { sql } from 'kysely';
 import type { Insertable, Kysely, RawBuilder, Selectable, Transaction } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
+import { deleteInPages } from './paged-delete.js';
 import { insertRows } from './row-insert.js';
 import type { Database, JobEventTable } from './schema.js';
 
@@ -297,14 +298,13 @@ export class JobEventLog {
 
   /**
    * Removes the events older than `before` (ms) of jobs whose status is one of
-   * `finishedStatuses`, a page per statement; events of unfinished jobs stay, however old, so
+   * `finishedStatuses`, in pages; events of unfinished jobs stay, however old, so
    * their streams always resume. Ids are never reused (SQLite AUTOINCREMENT, PostgreSQL
    * sequences), so Last-Event-ID stays exact after a prune.
    */
   async prune(before: number, finishedStatuses: readonly number[], page = 5000): Promise<number> {
-    let removed = 0;
-    for (;;) {
-      const r = await this.db
+    return deleteInPages(page, () =>
+      this.db
         .deleteFrom('job_event')
         .where('id', 'in', (eb) =>
           eb
@@ -316,11 +316,8 @@ export class JobEventLog {
             .orderBy('e.id')
             .limit(page),
         )
-        .executeTakeFirst();
-      const n = Number(r.numDeletedRows);
-      removed += n;
-      if (n < page) return removed;
-    }
+        .executeTakeFirst(),
+    );
   }
 
   /** The newest event id (0 when there is none): where a scope stream without Last-Event-ID starts. */
