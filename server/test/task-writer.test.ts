@@ -100,5 +100,97 @@ for (const engine of engines()) {
         await store.close();
       }
     });
+
+    it('holds apart a write the store refuses, and commits the rest of its batch', async () => {
+      const store = await Store.open({ databaseUrl: await freshDatabase(engine), dataDir: tempDir('store') });
+      try {
+        const ex = store.executions;
+        const hosts = await store.inventory.registerAgentHosts(agentRegistrations(6, '10.8', null));
+        const { stepInstanceIds } = await ex.createJobInstance(
+          newJob('1', 'job', [
+            {
+              name: 'step',
+              type: 1,
+              spec: { kind: 'script' },
+              hosts: hosts.map((h, i) => ({
+                hostId: h.id,
+                cloudId: 0,
+                ip: h.ip,
+                ipv6: '',
+                agentId: `agent-${i}`,
+                status: 5,
+                batch: 0,
+              })),
+            },
+          ]),
+          true,
+        );
+        const step = stepInstanceIds[0] ?? 0;
+        const [bad, ...good] = hosts.map((h) => h.id);
+        assert.ok(bad !== undefined);
+        const errors: string[] = [];
+        const applied = new Set<string>();
+        const writer = new TaskWriter(
+          ex,
+          (b) => b.applied.forEach((k) => applied.add(k)),
+          (err) => errors.push(String(err)),
+        );
+        const finish = (hostId: number) =>
+          Object.assign(writer.write(step, 0, hostId), {
+            status: HOST_SUCCESS,
+            exitCode: 0,
+            errorCode: 0,
+            endTime: Date.now(),
+          });
+        writer.output(step, 0, bad, undefined, { offset: 0, data: Buffer.from('first\n') });
+        await writer.flush();
+        // A value the column cannot take (NULL into NOT NULL; 'NaN' into an integer), however
+        // often it is sent.
+        Object.assign(finish(bad), { errorCode: Number.NaN });
+        for (const id of good) finish(id);
+        await writer.flush();
+        const tasks = await ex.listHostTasks(step, 0);
+        for (const id of good) assert.equal(tasks.find((t) => t.host_id === id)?.status, HOST_SUCCESS);
+        assert.notEqual(tasks.find((t) => t.host_id === bad)?.status, HOST_SUCCESS);
+        assert.equal(applied.size, good.length);
+        assert.ok(
+          errors.some((e) => e.includes('held apart')),
+          errors.join('\n'),
+        );
+        assert.deepEqual(await ex.readLog(step, 0, bad), Buffer.from('first\n'));
+        // Later writes of other tasks commit at once; the held task's own ones wait with it.
+        const errorsBefore = errors.length;
+        const more = await ex.createJobInstance(
+          newJob('1', 'job', [
+            {
+              name: 'step',
+              type: 1,
+              spec: { kind: 'script' },
+              hosts: [
+                {
+                  hostId: good[0] ?? 0,
+                  cloudId: 0,
+                  ip: '',
+                  ipv6: '',
+                  agentId: 'agent-1',
+                  status: 5,
+                  batch: 0,
+                },
+              ],
+            },
+          ]),
+          true,
+        );
+        const next = more.stepInstanceIds[0] ?? 0;
+        writer.output(step, 0, bad, undefined, { offset: 6, data: Buffer.from('later\n') });
+        writer.output(next, 0, good[0] ?? 0, undefined, { offset: 0, data: Buffer.from('other\n') });
+        await writer.flush();
+        assert.deepEqual(await ex.readLog(next, 0, good[0] ?? 0), Buffer.from('other\n'));
+        assert.deepEqual(await ex.readLog(step, 0, bad), Buffer.from('first\n'));
+        assert.equal(errors.length, errorsBefore, 'no batch failed again');
+      } finally {
+        await store.close();
+      }
+    });
   });
 }

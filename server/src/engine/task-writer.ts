@@ -12,12 +12,15 @@
  */
 import { taskKey } from '@jobfleet/protocol';
 import type { ExecutionStore, StepEnd, TaskWrite } from '../store/execution-store.js';
+import { isLastingRefusal } from '../store/constraint-errors.js';
 import { MAX_JOINED_CHUNK_BYTES } from '../store/output-alignment.js';
 
 /** How long a batch of output alone may wait for more before it is committed. */
 export const OUTPUT_HOLD_MS = 20;
 /** Output that commits without waiting: two full log rows, deflated side by side. */
 export const OUTPUT_BATCH_BYTES = 2 * MAX_JOINED_CHUNK_BYTES;
+/** How often writes held apart are tried again. */
+const HELD_RETRY_MS = 30_000;
 
 export interface CommittedBatch {
   writes: TaskWrite[];
@@ -43,6 +46,9 @@ export class TaskWriter {
   /** Output bytes pending, and since when the oldest of them waits. */
   private heldBytes = 0;
   private heldSince = 0;
+  /** Writes the store refused alone (see commitApart), and the timer of their next try. */
+  private held = new Map<string, TaskWrite>();
+  private heldTimer: NodeJS.Timeout | undefined;
   /** Jobs whose end is in the commit in flight, and that commit (settled after onCommitted). */
   private ending = new Map<number, Promise<void>>();
 
@@ -92,7 +98,8 @@ export class TaskWriter {
     sessionEpoch: number | undefined,
   ): TaskWrite {
     const key = writeKey({ stepInstanceId, executeCount, hostId, sessionEpoch });
-    let w = this.pending.get(key);
+    // A task's later writes join its held one, so its output stays in order.
+    let w = this.pending.get(key) ?? this.held.get(key);
     if (!w) {
       w = { stepInstanceId, executeCount, hostId, chunks: [] };
       if (sessionEpoch !== undefined) w.sessionEpoch = sessionEpoch;
@@ -131,15 +138,32 @@ export class TaskWriter {
     for (const w of failed) this.pending.set(writeKey(w), w);
     for (const [key, w] of newer) {
       const old = this.pending.get(key);
-      if (!old) {
-        this.pending.set(key, w);
-        continue;
-      }
-      const chunks = [...old.chunks, ...w.chunks];
-      Object.assign(old, w, { chunks });
+      if (old) mergeInto(old, w);
+      else this.pending.set(key, w);
     }
     this.urgent = true;
     this.backoffUntil = Date.now() + 500;
+  }
+
+  /**
+   * Holds a write the store refused alone, with what its task wrote since, and tries it again
+   * every HELD_RETRY_MS (a fixed schema or row may mend it); the task's later writes join it.
+   */
+  private hold(w: TaskWrite): void {
+    const key = writeKey(w);
+    const newer = this.pending.get(key);
+    if (newer) {
+      mergeInto(w, newer);
+      this.pending.delete(key);
+    }
+    this.held.set(key, w);
+    this.onError(new Error(`task write ${key} is refused by the store: held apart, tried again later`));
+    if (this.heldTimer) return;
+    this.heldTimer = setTimeout(() => {
+      this.heldTimer = undefined;
+      void this.flush();
+    }, HELD_RETRY_MS);
+    this.heldTimer.unref();
   }
 
   /**
@@ -151,33 +175,90 @@ export class TaskWriter {
     return this.ending.get(jobInstanceId);
   }
 
-  /** Commits everything pending; resolves when nothing written before the call is uncommitted. */
+  /**
+   * Commits everything pending; resolves when nothing written before the call is uncommitted,
+   * except writes held apart (see `held`).
+   */
   async flush(): Promise<void> {
     while (this.flushing) await this.flushing;
-    if (this.pending.size === 0) return;
+    const retryHeld = this.held.size > 0 && !this.heldTimer;
+    if (this.pending.size === 0 && !retryHeld) return;
     const writes = [...this.pending.values()];
     this.pending = new Map();
     this.urgent = false;
     this.heldBytes = 0;
     this.flushing = (async () => {
-      let settle = () => {};
-      const settled = new Promise<void>((resolve) => (settle = resolve));
-      let ends: StepEnd[] = [];
-      try {
-        ends = this.endsOf(writes);
-        for (const end of ends) this.ending.set(end.jobInstanceId, settled);
-        const applied = await this.store.commitTaskWrites(writes, ends);
-        this.onCommitted({ writes, applied, ends });
-      } catch (err) {
-        this.onError(err);
-        this.requeue(writes);
-      } finally {
-        for (const end of ends) this.ending.delete(end.jobInstanceId);
-        settle();
-      }
+      if (retryHeld) await this.retryHeld();
+      if (writes.length === 0) return;
+      const err = await this.commit(writes);
+      if (err === undefined) return;
+      this.onError(err);
+      if (isLastingRefusal(err)) await this.commitApart(writes);
+      else this.requeue(writes);
     })();
     await this.flushing;
     this.flushing = undefined;
     if (this.pending.size > 0) this.schedule();
   }
+
+  /** One commit of `writes` with the step ends they bring; the error if it failed. */
+  private async commit(writes: TaskWrite[]): Promise<unknown> {
+    let settle = () => {};
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    let ends: StepEnd[] = [];
+    try {
+      ends = this.endsOf(writes);
+      for (const end of ends) this.ending.set(end.jobInstanceId, settled);
+      const applied = await this.store.commitTaskWrites(writes, ends);
+      this.onCommitted({ writes, applied, ends });
+      return undefined;
+    } catch (err) {
+      return err;
+    } finally {
+      for (const end of ends) this.ending.delete(end.jobInstanceId);
+      settle();
+    }
+  }
+
+  /**
+   * A batch the store refused for what it holds is committed in halves, down to the write it
+   * refuses, which is held apart: one bad write must not keep every other task's output and
+   * results out of the store for good. Returns false when a part failed for a passing reason
+   * (that part and the rest go back to the queue).
+   */
+  private async commitApart(writes: TaskWrite[]): Promise<boolean> {
+    if (writes.length === 1) {
+      this.hold(writes[0] as TaskWrite);
+      return true;
+    }
+    const half = Math.ceil(writes.length / 2);
+    const parts = [writes.slice(0, half), writes.slice(half)];
+    for (const [i, part] of parts.entries()) {
+      const err = await this.commit(part);
+      if (err === undefined) continue;
+      const lasting = isLastingRefusal(err);
+      if (lasting && (await this.commitApart(part))) continue;
+      // A part split further has queued its own uncommitted rest already.
+      this.requeue(parts.slice(lasting ? i + 1 : i).flat());
+      return false;
+    }
+    return true;
+  }
+
+  private async retryHeld(): Promise<void> {
+    const held = [...this.held.values()];
+    this.held = new Map();
+    for (const w of held) {
+      const err = await this.commit([w]);
+      if (err === undefined) continue;
+      if (isLastingRefusal(err)) this.hold(w);
+      else this.requeue([w]);
+    }
+  }
+}
+
+/** A later write of the same task folded into an earlier one: its fields win, its output follows. */
+function mergeInto(old: TaskWrite, newer: TaskWrite): void {
+  const chunks = [...old.chunks, ...newer.chunks];
+  Object.assign(old, newer, { chunks });
 }
