@@ -33,12 +33,14 @@ export function clearIdentity(stateDir: string): void {
   fs.rmSync(path.join(stateDir, 'identity.json'), { force: true });
 }
 
-/** The first non-internal IPv4 address, else loopback. */
-export function defaultIp(): string {
+/** The first non-internal address of the family (IPv6: global, not link-local), if any. */
+export function defaultIp(family: 'IPv4' | 'IPv6' = 'IPv4'): string | undefined {
   for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+    for (const a of list ?? []) {
+      if (a.family === family && !a.internal && (family === 'IPv4' || a.scopeid === 0)) return a.address;
+    }
   }
-  return '127.0.0.1';
+  return undefined;
 }
 
 export function localOsType(): HostFacts['osType'] {

@@ -24,11 +24,19 @@ const header = { v: z.literal(PROTOCOL_VERSION) };
 export const TaskKey = z.string().regex(TASK_KEY_PATTERN);
 export type TaskKey = z.infer<typeof TaskKey>;
 
+/**
+ * What an agent says of its host. The address is the host's key in the inventory and a file
+ * server's listen address, so it must be one: any text (`../x`) reached archive names and
+ * log lines.
+ */
 export const HostFacts = z.object({
-  ip: z.string(),
-  ipv6: z.string().default(''),
+  ip: z.ipv4({ error: 'is not an IPv4 address (start the agent with --ip)' }),
+  ipv6: z.union([z.literal(''), z.ipv6({ error: 'is not an IPv6 address' })]).default(''),
   cloudId: z.number().int().nonnegative(),
-  hostname: z.string(),
+  hostname: z
+    .string()
+    .max(255)
+    .refine((s) => ![...s].some((c) => c < ' ' || c === '\u007f'), 'must not contain control characters'),
   osType: z.enum(['linux', 'windows', 'darwin', 'other']),
 });
 export type HostFacts = z.infer<typeof HostFacts>;

@@ -153,6 +153,37 @@ for (const engine of engines()) {
       assert.equal(st.job_instance.status, 3);
     });
 
+    test('a registration whose facts are not addresses is refused and stores no host', async () => {
+      const bad = [
+        { ip: '../../x' },
+        { ip: '10.0.0.300' },
+        { ip: '10.1.1.1', ipv6: 'fd00::zz' },
+        { ip: '10.1.1.2', hostname: 'a\nb' },
+      ];
+      for (const facts of bad) {
+        const res = await fetch(new URL(AGENT_REGISTER_PATH, fleet.server.url), {
+          method: 'POST',
+          body: JSON.stringify({
+            bootstrapToken: fleet.server.bootstrapToken,
+            host: { cloudId: 0, hostname: 'h', osType: 'linux', ...facts },
+          }),
+        });
+        const env = (await res.json()) as Envelope<unknown>;
+        assert.equal(env.result, false, JSON.stringify(facts));
+        assert.match(env.message, /host\.(ip|ipv6|hostname)/, env.message);
+      }
+      const store = await Store.open({
+        databaseUrl: fleet.server.databaseUrl,
+        dataDir: fleet.server.dataDir,
+      });
+      try {
+        const found = await store.inventory.getHostsByCloudIps(bad.map((f) => ({ cloudId: 0, ip: f.ip })));
+        assert.deepEqual(found, []);
+      } finally {
+        await store.close();
+      }
+    });
+
     test('an agent revoked through another server (only the database changed) is cut off', async () => {
       // What another server of a cluster does on `agent revoke`: this server learns it from the store.
       const other = await Store.open({

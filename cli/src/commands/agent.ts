@@ -38,14 +38,25 @@ function positiveInt(name: string, v: string): number {
 }
 
 export function createAgent(flags: AgentFlags, stream: NodeJS.WriteStream): AgentType {
-  const ip = flags.ip ?? defaultIp();
+  const ip = flags.ip ?? defaultIp() ?? '127.0.0.1';
   const logger = agentLogger(flags, ip, stream);
+  // Every host without IPv4 would register as the same 127.0.0.1 and take each other's place.
+  if (!flags.ip && !defaultIp())
+    logger.warn('no IPv4 address besides loopback: this host registers as 127.0.0.1 (give --ip)');
   const cloudId = positiveInt('cloud-id', flags.cloudId);
   const stateDir = flags.stateDir ?? defaultStateDir(cloudId, ip);
   const agent = new Agent({
     serverUrl: flags.server,
     bootstrapToken: flags.token,
-    host: { ip, ipv6: '', cloudId, hostname: flags.hostname ?? os.hostname(), osType: localOsType() },
+    host: {
+      ip,
+      // An address given names another host (several agents on one machine); the machine's own
+      // IPv6 address is reported only with the machine's own IPv4 one.
+      ipv6: flags.ip ? '' : (defaultIp('IPv6') ?? ''),
+      cloudId,
+      hostname: flags.hostname ?? os.hostname(),
+      osType: localOsType(),
+    },
     ...(flags.biz !== undefined ? { bizId: positiveInt('biz', flags.biz) } : {}),
     ...(flags.reconnectMaxMs !== undefined
       ? { backoffCapMs: Math.max(100, positiveInt('reconnect-max-ms', flags.reconnectMaxMs)) }
