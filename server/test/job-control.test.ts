@@ -272,6 +272,50 @@ for (const engine of engines()) {
       );
     });
 
+    test('ignoring a failed rolling batch runs the batches after it (BK-JOB refreshJob)', async () => {
+      const r = await runScript(fleet, {
+        script_content: failOn3,
+        target_server: { host_id_list: ids },
+        rolling_config: { mode: 1, expression: '1' },
+      });
+      const failed = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(failed.job_instance.status, 4);
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 3)).result, true);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(st).get(id)),
+        [9, 104, 9, 9],
+      );
+      // The failure stays ignored at the step's end: 6, and the job succeeds.
+      assert.equal(st.step_instance_list[0]?.status, 6);
+      assert.equal(st.job_instance.status, 3);
+    });
+
+    test('in mode 3 an ignored failed batch waits for a person before the next batch', async () => {
+      const r = await runScript(fleet, {
+        script_content: failOn3,
+        target_server: { host_id_list: ids },
+        rolling_config: { mode: 3, expression: '2' },
+      });
+      await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 3)).result, true);
+      const waiting = await status(r.data.job_instance_id);
+      assert.equal(waiting.job_instance.status, 7);
+      assert.equal(waiting.step_instance_list[0]?.status, 7);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(waiting).get(id)),
+        [9, 104, 5, 5],
+      );
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 13)).result, true);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(st).get(id)),
+        [9, 104, 9, 9],
+      );
+      assert.equal(st.step_instance_list[0]?.status, 6);
+      assert.equal(st.job_instance.status, 3);
+    });
+
     test('rolling mode 2 goes on past failures: the step ends 6 and the job succeeds', async () => {
       const r = await runScript(fleet, {
         script_content: failOn3,

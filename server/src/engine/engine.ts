@@ -99,11 +99,17 @@ function currentStepOf<T extends { status: number }>(steps: readonly T[]): T | u
 
 /**
  * A step's end from its hosts' results: a failure is 6 "ignore error" and the job goes on when
- * the step ignores errors or rolls in mode 2 "ignore failure and continue" (behaviour notes §4.3).
+ * the step ignores errors or rolls in mode 2 "ignore failure and continue" (behaviour notes §4.3),
+ * or when every failure is in a batch before the last one run: a rolling step stops at a failed
+ * batch, so it went on past one only because a person ignored or skipped it.
  */
-function endStatusOf(step: { spec: StepSpec }, hostsStatus: RunStatus): RunStatus {
-  const ignores = step.spec.ignoreError || step.spec.rolling?.mode === 2;
-  return hostsStatus === RunStatus.FAIL && ignores ? RunStatus.IGNORE_ERROR : hostsStatus;
+function endStatusOf(step: Pick<ActiveStep, 'spec' | 'batch' | 'tasks'>): RunStatus {
+  const tasks = [...step.tasks.values()];
+  const hostsStatus = stepStatusOfHosts(tasks.map((t) => t.status));
+  if (hostsStatus !== RunStatus.FAIL) return hostsStatus;
+  const ignored = step.batch > 0 && tasks.every((t) => t.batch !== step.batch || isHostSuccess(t.status));
+  const ignores = step.spec.ignoreError || step.spec.rolling?.mode === 2 || ignored;
+  return ignores ? RunStatus.IGNORE_ERROR : RunStatus.FAIL;
 }
 
 export class Engine implements AgentEvents {
@@ -949,9 +955,8 @@ export class Engine implements AgentEvents {
       const moreBatches = step.batch > 0 && step.batch < step.lastBatch;
       if (keys.length !== step.inFlight || step.stopping || step.waiting || moreBatches) continue;
       if (!this.kindOf(step).endsWithResults?.(step)) continue;
-      const statuses = [...step.tasks.values()].map((t) => t.status);
-      if (!statuses.every(isHostFinished)) continue;
-      const status = endStatusOf(step, stepStatusOfHosts(statuses));
+      if (![...step.tasks.values()].every((t) => isHostFinished(t.status))) continue;
+      const status = endStatusOf(step);
       const goesOn = status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR;
       ends.push({
         jobInstanceId: step.jobInstanceId,
@@ -1050,7 +1055,7 @@ export class Engine implements AgentEvents {
         ? step.spec.ignoreError
           ? RunStatus.IGNORE_ERROR
           : RunStatus.FAIL
-        : endStatusOf(step, stepStatusOfHosts([...step.tasks.values()].map((t) => t.status)));
+        : endStatusOf(step);
     await kind.release?.(step);
     const goesOn = status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR;
     if (goesOn) {
@@ -1322,7 +1327,11 @@ export class Engine implements AgentEvents {
     });
   }
 
-  /** Marks a stopped or failed step as `to`, puts the job back to running and goes on. */
+  /**
+   * Marks a stopped or failed step as `to`, puts the job back to running and goes on: to the
+   * next step, or for a rolling step with batches left to its next batch (in mode 3 once a person
+   * says so), as BK-JOB's refreshJob does.
+   */
   private async continueAfter(
     job: JobInstance,
     step: StepInstance,
@@ -1330,6 +1339,21 @@ export class Engine implements AgentEvents {
     to: RunStatus,
     jobFrom: number[],
   ): Promise<OperationRefusal | undefined> {
+    const rolling = parseStepSpec(step.spec).rolling;
+    if (rolling && step.current_batch > 0) {
+      const tasks = await this.store.listRunnableTasks(step.id, step.execute_count);
+      if (step.current_batch < Math.max(0, ...tasks.map((t) => t.batch))) {
+        // Mode 3 waits at the batch just ended; rolling continue (13) starts the next one.
+        const waits = rolling.mode === 3;
+        const status = waits ? RunStatus.WAITING_USER : RunStatus.RUNNING;
+        const current_batch = waits ? step.current_batch : step.current_batch + 1;
+        if (!(await this.store.casStep(step.id, stepFrom, { status, current_batch, end_time: null })))
+          return 'bad_state';
+        await this.store.casJob(job.id, jobFrom, { status, end_time: null });
+        await this.activate({ ...step, status, current_batch }, tasks);
+        return undefined;
+      }
+    }
     // A skipped step ends now (BK-JOB's skipStep); an ignored failure keeps the end it had.
     const end = to === RunStatus.SKIPPED ? { end_time: Date.now() } : {};
     if (!(await this.store.casStep(step.id, stepFrom, { status: to, ...end }))) return 'bad_state';
