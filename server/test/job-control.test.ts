@@ -395,24 +395,37 @@ for (const engine of engines()) {
       );
     });
 
-    test('terminating a job that waits between rolling batches stops it at once', async () => {
+    test('terminating a job that waits between rolling batches stops it at once; next step runs the rest', async () => {
       const r = await runScript(fleet, {
         script_content: b64('echo hi'),
         target_server: { host_id_list: ids },
-        rolling_config: { mode: 3, expression: '1' },
+        rolling_config: { mode: 3, expression: '2' },
       });
-      await eventually(async () =>
-        (await status(r.data.job_instance_id)).job_instance.status === 7 ? true : undefined,
-      );
+      const waitsAgain = () =>
+        eventually(async () => {
+          const s = await status(r.data.job_instance_id);
+          return s.job_instance.status === 7 ? s : undefined;
+        });
+      await waitsAgain();
       assert.equal((await operateJob(r.data.job_instance_id, 1)).result, true);
       const st = await waitFinished(fleet, r.data.job_instance_id);
       assert.equal(st.job_instance.status, 11);
       assert.equal(st.step_instance_list[0]?.status, 11);
       assert.deepEqual(
         ids.map((id) => hostStatuses(st).get(id)),
-        [9, 5, 5, 5],
+        [9, 9, 5, 5],
       );
       assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 13)).code, 1241003);
+      // Next step (11) goes on with the step's next batch, after a person's word in mode 3.
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 11)).result, true);
+      assert.equal((await waitsAgain()).step_instance_list[0]?.status, 7);
+      assert.equal((await operateStep(r.data.job_instance_id, r.data.step_instance_id, 13)).result, true);
+      const done = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(done.job_instance.status, 3);
+      assert.deepEqual(
+        ids.map((id) => hostStatuses(done).get(id)),
+        [9, 9, 9, 9],
+      );
     });
 
     test('the failure budget stops the step as soon as it is spent, killing hosts still running', async () => {
