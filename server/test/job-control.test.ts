@@ -182,6 +182,8 @@ for (const engine of engines()) {
       const second = await waitFinished(fleet, jobId);
       assert.equal(second.job_instance.status, 3);
       assert.equal(second.step_instance_list[0]?.execute_count, 1);
+      // The step keeps its first start (BK-JOB's resetStepExecuteInfoForRetry clears only the end).
+      assert.equal(second.step_instance_list[0]?.start_time, first.step_instance_list[0]?.start_time);
       assert.deepEqual(
         ids.slice(0, 3).map((id) => hostStatuses(second).get(id)),
         [3, 3, 9],

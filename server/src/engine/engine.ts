@@ -1219,14 +1219,7 @@ export class Engine implements AgentEvents {
         case 2:
         case 8: {
           if (this.steps.has(step.id)) return 'bad_state';
-          if (
-            !(await this.store.beginRetry(
-              step.id,
-              step.execute_count,
-              op === 2 ? 'failed' : 'all',
-              Date.now(),
-            ))
-          )
+          if (!(await this.store.beginRetry(step.id, step.execute_count, op === 2 ? 'failed' : 'all')))
             return 'bad_state';
           const fresh = await this.store.getStep(step.id);
           if (fresh) await this.activate(fresh);

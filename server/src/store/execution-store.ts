@@ -782,11 +782,16 @@ export class ExecutionStore {
    * 'failed', hosts that succeeded keep their result as 3 "last success" and only the others
    * run again. The job runs again too. All in one transaction; false if the step moved meanwhile.
    */
-  async beginRetry(stepId: number, fromCount: number, mode: 'failed' | 'all', now: number): Promise<boolean> {
+  /**
+   * The step's next attempt: its hosts to run again (all, or those that did not succeed) as new
+   * host tasks. The step keeps its first start time, as BK-JOB's resetStepExecuteInfoForRetry
+   * does; only its end is cleared.
+   */
+  async beginRetry(stepId: number, fromCount: number, mode: 'failed' | 'all'): Promise<boolean> {
     return this.withEvents('begin_retry', async (tx) => {
       const moved = await tx
         .updateTable('step_instance')
-        .set({ execute_count: fromCount + 1, status: 2, start_time: now, end_time: null })
+        .set({ execute_count: fromCount + 1, status: 2, end_time: null })
         .where('id', '=', stepId)
         .where('execute_count', '=', fromCount)
         .where('status', 'in', [4, 9, 11])
@@ -794,7 +799,7 @@ export class ExecutionStore {
       if (moved.numUpdatedRows === 0n) return { result: false, events: [] };
       const step = await tx
         .selectFrom('step_instance')
-        .select(['job_instance_id', 'current_batch'])
+        .select(['job_instance_id', 'current_batch', 'start_time'])
         .where('id', '=', stepId)
         .executeTakeFirstOrThrow();
       const old = await tx
@@ -856,7 +861,7 @@ export class ExecutionStore {
           step_instance_id: stepId,
           status: 2,
           execute_count: fromCount + 1,
-          start_time: now,
+          start_time: step.start_time === null ? null : Number(step.start_time),
           end_time: null,
           current_batch: currentBatch,
           host_counts: countByStatus(rows.map((r) => r.status)),
