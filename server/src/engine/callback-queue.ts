@@ -155,7 +155,7 @@ export class CallbackQueue {
       nextAttemptAt: now,
     });
     this.services.log.warn(
-      { job: c.job_instance_id, url: c.url, attempt },
+      { job: c.job_instance_id, origin: originOf(c.url), attempt },
       'callback not sent: url is not in the allowed list',
     );
   }
