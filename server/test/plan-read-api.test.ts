@@ -216,14 +216,27 @@ for (const engine of engines()) {
       const byIp = await addHost('10.9.1.1', 0);
       const byId = await addHost('10.9.1.2', 3);
       const source = await addHost('10.9.1.3', 0);
+      // A host of no business of this scope: the detail must not tell its address or its id.
+      const outside = await admin<{ bk_host_id: number }>(
+        fleet.server.url,
+        fleet.server.adminToken,
+        'POST',
+        '/hosts',
+        { ip: '10.9.1.4', bk_cloud_id: 0 },
+      );
+      assert.equal(outside.result, true, outside.message);
+      const elsewhere = outside.data.bk_host_id;
       const t = await call<{ id: number }>('create_job_template', {
         name: 'hosts',
-        global_var_list: [{ name: 'hosts', type: 3, server: { host_id_list: [byId, UNKNOWN_HOST] } }],
+        global_var_list: [
+          { name: 'hosts', type: 3, server: { host_id_list: [byId, UNKNOWN_HOST, elsewhere] } },
+        ],
         step_list: [
           script('by ip', {
             ip_list: [
               { bk_cloud_id: 0, ip: '10.9.1.1' },
               { bk_cloud_id: 0, ip: '10.9.9.9' },
+              { bk_cloud_id: 0, ip: '10.9.1.4' },
             ],
           }),
           script('by variable', { variable: 'hosts' }),
@@ -258,6 +271,7 @@ for (const engine of engines()) {
           { bk_host_id: byIp, bk_cloud_id: 0, ip: '10.9.1.1' },
           // Not in the inventory: the cloud:ip as given, no id.
           { bk_host_id: null, bk_cloud_id: 0, ip: '10.9.9.9' },
+          { bk_host_id: null, bk_cloud_id: 0, ip: '10.9.1.4' },
         ],
         ...empty,
       });
@@ -280,8 +294,9 @@ for (const engine of engines()) {
           { bk_host_id: byId, bk_cloud_id: 3, ip: '10.9.1.2' },
           // An id the inventory does not know keeps its id, without cloud area or ip.
           { bk_host_id: UNKNOWN_HOST, bk_cloud_id: null, ip: null },
+          { bk_host_id: elsewhere, bk_cloud_id: null, ip: null },
         ],
-        host_id_list: [byId, UNKNOWN_HOST],
+        host_id_list: [byId, UNKNOWN_HOST, elsewhere],
         ...empty,
       });
 
@@ -294,6 +309,7 @@ for (const engine of engines()) {
         ip_list: [
           { bk_cloud_id: 0, ip: '10.9.1.1' },
           { bk_cloud_id: 0, ip: '10.9.9.9' },
+          { bk_cloud_id: 0, ip: '10.9.1.4' },
         ],
       });
 

@@ -309,19 +309,28 @@ export function templateDetail(row: TemplateRow) {
  * variable with the plan's value, hosts rendered as BK-JOB renders them (plan-hosts.ts) and a
  * file step's speed limits always present (null when unset), as BK-JOB's file_info has them.
  */
-export async function planDetail(inv: InventoryStore, plan: PlanRow, template: TemplateRow) {
+export async function planDetail(
+  inv: InventoryStore,
+  plan: PlanRow,
+  template: TemplateRow,
+  bizIds: readonly number[],
+) {
   const tb = parseTemplateBody(template);
   const pb = parsePlanBody(plan);
   const steps = tb.steps.filter((s) => pb.enabled.includes(s.id));
   const vars = tb.vars.map((def) => varView(tb, def, planValueOf(pb.vars, def) ?? def));
-  const hosts = await lookUpHosts(inv, [
-    ...steps.flatMap((s) => [
-      s.script_info?.server,
-      s.file_info?.file_destination.server,
-      ...(s.file_info?.file_source_list.map((f) => f.server) ?? []),
-    ]),
-    ...vars.map((v) => ('server' in v ? v.server : undefined)),
-  ]);
+  const hosts = await lookUpHosts(
+    inv,
+    [
+      ...steps.flatMap((s) => [
+        s.script_info?.server,
+        s.file_info?.file_destination.server,
+        ...(s.file_info?.file_source_list.map((f) => f.server) ?? []),
+      ]),
+      ...vars.map((v) => ('server' in v ? v.server : undefined)),
+    ],
+    bizIds,
+  );
   return {
     ...scopeAndAudit(plan),
     id: plan.id,

@@ -26,10 +26,17 @@ const cloudIp = (cloudId: number, ip: string) => `${cloudId}:${ip}`;
 /** Whether the server's hosts come from host_id_list (ip_list is then ignored, as in a run). */
 const byHostIds = (s: StepServer) => (s.host_id_list?.length ?? 0) > 0;
 
+/**
+ * The hosts the servers name, among those of the scope's businesses (`bizIds`): a host of
+ * another business shows as one the inventory does not know, so a plan or cron cannot be used
+ * to read other businesses' addresses (a run refuses such a host anyway, 1244002).
+ */
 export async function lookUpHosts(
   inv: InventoryStore,
   servers: readonly (StepServer | null | undefined)[],
+  bizIds: readonly number[],
 ): Promise<HostLookup> {
+  const inScope = (h: { biz_id: number | null }) => h.biz_id !== null && bizIds.includes(h.biz_id);
   const ids = new Set<number>();
   const pairs = new Map<string, { cloudId: number; ip: string }>();
   for (const s of servers) {
@@ -42,11 +49,11 @@ export async function lookUpHosts(
   const byId = new Map<number, { cloudId: number; ip: string }>();
   if (ids.size > 0)
     for (const h of await inv.getTargetHostsByIds([...ids]))
-      byId.set(h.id, { cloudId: h.cloud_id, ip: h.ip });
+      if (inScope(h)) byId.set(h.id, { cloudId: h.cloud_id, ip: h.ip });
   const byCloudIp = new Map<string, number>();
   if (pairs.size > 0)
     for (const h of await inv.getHostsByCloudIps([...pairs.values()]))
-      byCloudIp.set(cloudIp(h.cloud_id, h.ip), h.id);
+      if (inScope(h)) byCloudIp.set(cloudIp(h.cloud_id, h.ip), h.id);
   return { byId, byCloudIp };
 }
 

@@ -154,6 +154,7 @@ async function varsView(ctx: EndpointContext, row: CronRow): Promise<Record<stri
   const hosts = await lookUpHosts(
     ctx.services.store.inventory,
     vars.map((v) => v.server),
+    ctx.scope.bizIds,
   );
   return vars.map((v) => ({ ...cronVarView(v), server: v.server ? serverView(v.server, hosts) : null }));
 }

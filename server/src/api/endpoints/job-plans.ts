@@ -20,7 +20,7 @@ import type { PlanRow, TemplateRow } from '../../store/plan-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
-import { zLong } from '../input-types.js';
+import { zLong, zText } from '../input-types.js';
 import { pageReply } from '../paging.js';
 import { PlanListInput, modified, planListQuery, templateInScope } from './job-templates.js';
 
@@ -33,7 +33,7 @@ const PlanVarInput = z.object({
   server: StepServer.nullable().optional(),
 });
 const PlanFields = {
-  description: z.string().max(4096).optional(),
+  description: zText(4096).optional(),
   /** The template steps the plan runs (only `id` is read); all of them when absent. */
   step_list: z.array(z.object({ id: positiveId })).optional(),
   global_var_list: z.array(PlanVarInput).max(100).default([]),
@@ -76,7 +76,7 @@ export const createJobPlan = defineEndpoint({
   name: 'create_job_plan',
   kind: 'write',
   permission: 'manage',
-  input: z.object({ job_template_id: positiveId, name: z.string().trim().min(1).max(256), ...PlanFields }),
+  input: z.object({ job_template_id: positiveId, name: zText(256).trim().min(1), ...PlanFields }),
   async handle(ctx, input) {
     const template = await templateInScope(ctx, input.job_template_id);
     const tb = parseTemplateBody(template);
@@ -111,7 +111,7 @@ export const updateJobPlan = defineEndpoint({
   permission: 'manage',
   input: z.object({
     job_plan_id: positiveId,
-    name: z.string().trim().min(1).max(256).optional(),
+    name: zText(256).trim().min(1).optional(),
     ...PlanFields,
   }),
   async handle(ctx, input) {
@@ -215,6 +215,6 @@ export const getJobPlanDetail = defineEndpoint({
   fieldErrors: { job_plan_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {
     const { plan, template } = await planInScope(ctx, input.job_plan_id);
-    return planDetail(ctx.services.store.inventory, plan, template);
+    return planDetail(ctx.services.store.inventory, plan, template, ctx.scope.bizIds);
   },
 });
