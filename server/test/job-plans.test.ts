@@ -485,6 +485,11 @@ for (const engine of engines()) {
       const countBefore = (await read<{ total: number }>('get_job_template_list', {})).data.total;
       const bad: [string, Record<string, unknown>, number, RegExp][] = [
         ['create_job_template', { ...good, name: '' }, 1240003, /name/],
+        // PostgreSQL text cannot hold NUL: refused as bad input, not an internal error.
+        ['create_job_template', { ...good, name: 'a\u0000b' }, 1240003, /NUL/],
+        ['create_job_template', { ...good, name: 'x', description: '\u0000' }, 1240003, /NUL/],
+        ['create_job_plan', { job_template_id: t.data.id, name: 'p\u0000' }, 1240003, /NUL/],
+        ['get_job_plan_list', { name: '\u0000' }, 1240003, /NUL/],
         ['create_job_template', good, 1243912, /already exists/],
         [
           'create_job_template',

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { RollingConfig } from '../api/endpoints/job-submission.js';
-import { IpEntry, TargetServer, zBase64, zInt, zLong } from '../api/input-types.js';
+import { IpEntry, TargetServer, zBase64, zInt, zLong, zText } from '../api/input-types.js';
 
 const MAX_SCRIPT_BYTES = 16_777_215;
 const MAX_PARAM_BYTES = 65_535;
@@ -147,8 +147,8 @@ export const VarInput = z.object({
 export type VarInput = z.output<typeof VarInput>;
 
 export const TemplateInput = {
-  name: z.string().trim().min(1).max(256),
-  description: z.string().max(4096).default(''),
+  name: zText(256).trim().min(1),
+  description: zText(4096).default(''),
   step_list: z.array(StepInput).max(100).default([]),
   global_var_list: z.array(VarInput).max(100).default([]),
 };

@@ -19,7 +19,7 @@ import type { TemplateRow } from '../../store/plan-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
-import { zLong } from '../input-types.js';
+import { zLong, zText } from '../input-types.js';
 import { PageFields, pageParams, pageReply } from '../paging.js';
 import type { PageParams } from '../paging.js';
 
@@ -27,11 +27,11 @@ const positiveId = zLong.pipe(z.number().min(1));
 
 /** Filters shared by the template, plan and cron lists (behaviour notes §3.15, §3.17, §3.20). */
 export const ListFilters = {
-  creator: z.string().optional(),
-  name: z.string().optional(),
+  creator: zText(1024).optional(),
+  name: zText(1024).optional(),
   create_time_start: zLong.optional(),
   create_time_end: zLong.optional(),
-  last_modify_user: z.string().optional(),
+  last_modify_user: zText(1024).optional(),
   last_modify_time_start: zLong.optional(),
   last_modify_time_end: zLong.optional(),
 };
