@@ -166,9 +166,26 @@ describe(
       assert.equal(st.job_instance.status, 3, JSON.stringify(st.step_instance_list));
       assert.equal(sha(fs.readFileSync(path.join(root, 'inbox', 'bundle.bin'))), sha(data));
 
-      // An offer token minted with S1's key is accepted by both servers, from any offset.
+      // An offer token keyed by the bootstrap token (every agent host holds it) is refused; one
+      // keyed by the server key, once the step has ended, finds no offer.
       const serveId = serverServeId(r.data.step_instance_id, 0);
-      const token = offerToken(secrets.agentBootstrapToken, serveId);
+      const fetchWith = (s: ServerProcess, token: string) =>
+        fetch(`${s.url}/agent/v1/files/${serveId}/bundle.bin`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+      const token = offerToken(secrets.serverKey, serveId);
+      const agentKeyed = crypto
+        .createHmac('sha256', secrets.agentBootstrapToken)
+        .update(`file-offer:${serveId}`)
+        .digest('base64url');
+      assert.equal((await fetchWith(s2, agentKeyed)).status, 401);
+      assert.equal((await fetchWith(s2, token)).status, 404, 'the step has ended');
+      // While the step runs (as the store has it), the token minted by S1 is accepted by both
+      // servers, from any offset.
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      await client.query('update step_instance set status = 2 where id = $1', [r.data.step_instance_id]);
+      await client.end();
       offered = { serveId, token, data };
       for (const s of [s1, s2]) {
         const start = 2 * 1024 * 1024 - 7;
@@ -179,7 +196,9 @@ describe(
         assert.equal(sha(Buffer.from(await res.arrayBuffer())), sha(data.subarray(start)));
       }
       const forged = await fetch(`${s2.url}/agent/v1/files/${serveId}/bundle.bin`, {
-        headers: { authorization: `Bearer ${offerToken('another-key', serveId)}` },
+        headers: {
+          authorization: `Bearer ${offerToken(crypto.randomBytes(32).toString('base64'), serveId)}`,
+        },
       });
       assert.equal(forged.status, 401);
     });

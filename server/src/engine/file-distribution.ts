@@ -116,7 +116,7 @@ export class FileDistribution {
   ) {}
 
   private token(serveId: string): string {
-    return offerToken(this.services.secrets.agentBootstrapToken, serveId);
+    return offerToken(this.services.secrets.serverKey, serveId);
   }
 
   /** Starts preparing the step's sources (once per step execution). */

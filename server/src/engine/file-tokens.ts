@@ -1,12 +1,25 @@
 /**
- * Tokens for file offers. A token is derived from the server's agent bootstrap secret and the
- * offer id, so every server of a cluster, and the same server after a restart, gives the same
- * token for the same offer: a download that was running when a server died keeps working.
+ * Tokens for file offers. A token is derived from the server key and the offer id, so every
+ * server of a cluster, and the same server after a restart, gives the same token for the same
+ * offer: a download that was running when a server died keeps working. The key is the server's
+ * alone (agents never hold it; they all hold the bootstrap token, which keyed these tokens once
+ * and let any agent host mint a token for any step's files). A server key rotation changes the
+ * tokens: a download running across it is refused once and its target fails.
  */
 import crypto from 'node:crypto';
+import { parseServerKey } from '../secret-box.js';
 
-export function offerToken(secret: string, serveId: string): string {
-  return crypto.createHmac('sha256', secret).update(`file-offer:${serveId}`).digest('base64url');
+const tokenKeys = new Map<string, Buffer>();
+
+export function offerToken(serverKey: string, serveId: string): string {
+  let key = tokenKeys.get(serverKey);
+  if (!key) {
+    key = Buffer.from(
+      crypto.hkdfSync('sha256', parseServerKey(serverKey), '', 'jobfleet file offer tokens', 32),
+    );
+    tokenKeys.set(serverKey, key);
+  }
+  return crypto.createHmac('sha256', key).update(`file-offer:${serveId}`).digest('base64url');
 }
 
 export function sourceServeId(stepInstanceId: number, executeCount: number, hostId: number): string {

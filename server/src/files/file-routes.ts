@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { offerToken, parseServeId } from '../engine/file-tokens.js';
+import { RunStatus } from '../engine/statuses.js';
 import { parseStepSpec } from '../engine/step-spec.js';
 import type { Services } from '../services.js';
 import { fileBodiesFor, FileTooLarge } from './file-bodies.js';
@@ -79,11 +80,15 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
       const { serveId, '*': relPath } = req.params as { serveId: string; '*': string };
       const auth = req.headers.authorization;
       const id = parseServeId(serveId);
-      const expected = offerToken(services.secrets.agentBootstrapToken, serveId);
+      const expected = offerToken(services.secrets.serverKey, serveId);
       if (!id || id.kind !== 'server' || !auth || auth !== `Bearer ${expected}`)
         return reply.code(401).send({ error: 'bad token' });
       const step = await services.store.executions.getStep(id.stepInstanceId);
-      const spec = step ? parseStepSpec(step.spec) : undefined;
+      // Only while that execution of the step runs: a token seen once is no key for good.
+      const current =
+        step?.execute_count === id.executeCount &&
+        (step.status === RunStatus.RUNNING || step.status === RunStatus.STOPPING);
+      const spec = step && current ? parseStepSpec(step.spec) : undefined;
       if (!spec || spec.kind !== 'file') return reply.code(404).send({ error: 'no such offer' });
       const paths = spec.sources.filter((s) => s.kind === 'server').flatMap((s) => s.files);
       const rows = await services.store.files.getStoredFiles(paths);
