@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -492,6 +493,42 @@ for (const engine of engines()) {
       const env = (await res.json()) as Envelope;
       assert.equal(env.code, 1240003, env.message);
       assert.match(env.message, /larger than 16 KiB/);
+    });
+
+    test('a client resetting an agent-link upgrade, at any moment, does not end the server', async () => {
+      const { hostname, port } = new URL(fleet.server.url);
+      const request = [
+        'GET /agent/v1/link HTTP/1.1',
+        `Host: ${hostname}:${port}`,
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        'Sec-WebSocket-Version: 13',
+        `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}`,
+        'Authorization: Bearer not-a-token.at-all',
+        '',
+        '',
+      ].join('\r\n');
+      for (const delayMs of [0, 0, 1, 2, 5, 10, 20, 50]) {
+        await new Promise<void>((resolve) => {
+          const sock = net.connect(Number(port), hostname, () => {
+            sock.write(request);
+            setTimeout(() => {
+              sock.resetAndDestroy();
+              resolve();
+            }, delayMs);
+          });
+          sock.on('error', () => resolve());
+        });
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(fleet.server.proc.exitCode, null, fleet.server.output().slice(-2000));
+      const r = await get(
+        fleet.server.url,
+        'get_job_instance_list',
+        { ...fleet.scope, create_time_start: Date.now() - 60_000, create_time_end: Date.now() },
+        fleet.creds,
+      );
+      assert.equal(r.result, true, r.message);
     });
 
     test('finding 8: job-name filters with _ and % match literally', async () => {

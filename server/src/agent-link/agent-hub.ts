@@ -200,6 +200,11 @@ export class AgentHub {
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node takes its own error listener off a socket it hands to 'upgrade': a client resetting
+    // the connection before ws has one of its own (during the token check, or after a refusal)
+    // would raise an unhandled error and end the process.
+    const dropOnError = () => socket.destroy();
+    socket.on('error', dropOnError);
     const url = req.url ?? '';
     if (this.services.cluster?.unhealthy()) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\r\n');
@@ -222,6 +227,8 @@ export class AgentHub {
           socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
           return;
         }
+        if (socket.destroyed) return;
+        socket.removeListener('error', dropOnError);
         this.wss.handleUpgrade(req, socket, head, (ws) =>
           this.accept(ws, host.id, `http://${req.headers.host ?? '127.0.0.1'}`, {
             cloudId: Number(host.cloud_id),
