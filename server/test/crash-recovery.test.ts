@@ -4,8 +4,11 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
 import { eventually, get } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import {
@@ -18,6 +21,30 @@ import {
   stopFleets,
 } from './helpers/fleet.js';
 import { RESTART_HEARTBEAT_ENV } from './helpers/processes.js';
+import type { AgentProcess, ServerProcess } from './helpers/processes.js';
+
+/**
+ * Holds the store's writes (reads go on) until the returned function is called: SQLite's write
+ * lock from another connection, or PostgreSQL's lock on the host results table.
+ */
+async function holdWrites(server: ServerProcess): Promise<() => Promise<void>> {
+  if (!server.databaseUrl) {
+    const db = new SQLite(path.join(server.dataDir, 'jobfleet.db'));
+    db.exec('BEGIN IMMEDIATE');
+    return async () => {
+      db.exec('ROLLBACK');
+      db.close();
+    };
+  }
+  const client = new pg.Client({ connectionString: server.databaseUrl });
+  await client.connect();
+  await client.query('begin');
+  await client.query('lock table host_task in exclusive mode');
+  return async () => {
+    await client.query('rollback');
+    await client.end();
+  };
+}
 
 for (const engine of engines()) {
   describe(`crash recovery on ${engine}`, () => {
@@ -61,6 +88,41 @@ for (const engine of engines()) {
       assert.equal(await hostLog(fleet, jobId, stepId, ids[0] ?? 0), 'begin 127.0.0.2\nend 127.0.0.2\n');
       assert.equal(await hostLog(fleet, jobId, stepId, ids[1] ?? 0), 'begin 127.0.0.3\nend 127.0.0.3\n');
       assert.equal(await hostLog(fleet, jobId, stepId, ids[2] ?? 0), 'begin 127.0.0.4\nfailing\n');
+    });
+
+    test('a result resent before its commit is confirmed only by the commit: a crash then loses nothing', async () => {
+      const fleet = await startFleet(engine, 1, { env: RESTART_HEARTBEAT_ENV });
+      const id = fleet.hostIds.get('127.0.0.2') ?? 0;
+      const r = await runScript(fleet, {
+        script_content: b64('echo begin; sleep 2; echo end'),
+        target_server: { host_id_list: [id] },
+      });
+      assert.equal(r.result, true, r.message);
+      const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
+      await eventually(async () =>
+        (await hostLog(fleet, jobId, stepId, id))?.startsWith('begin') ? true : undefined,
+      );
+      // The store takes no write while the script ends: its result is counted, not committed.
+      const release = await holdWrites(fleet.server);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        // The agent restarts and says it holds the result: it must not be told to forget it.
+        const [agent] = fleet.agents as [AgentProcess];
+        await agent.kill('SIGKILL');
+        fleet.agents[0] = await agent.restart();
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await fleet.server.kill('SIGKILL');
+      } finally {
+        await release();
+      }
+      fleet.server = await fleet.server.restart();
+      for (const a of fleet.agents) await a.waitReady(2);
+      const st = await waitFinished(fleet, jobId, 30_000);
+      const host = st.step_instance_list[0]?.step_ip_result_list?.[0];
+      assert.equal(host?.status, 9, JSON.stringify(st.step_instance_list[0]));
+      assert.equal(host?.exit_code, 0);
+      assert.equal(st.job_instance.status, 3);
+      assert.equal(await hostLog(fleet, jobId, stepId, id), 'begin\nend\n');
     });
 
     test('a callback that fails is retried after a server restart until delivered', async () => {

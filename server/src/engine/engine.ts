@@ -520,7 +520,13 @@ export class Engine implements AgentEvents {
     else {
       for (const h of held) {
         const hit = this.lookup(h.key);
-        if (hit && hit.task.hostId === hostId && !isHostFinished(hit.task.status)) {
+        // A result counted here but not committed yet is not forgotten: the agent resends it,
+        // and is told it is recorded once the commit holds it (a crash before would lose it).
+        if (
+          hit &&
+          hit.task.hostId === hostId &&
+          (!isHostFinished(hit.task.status) || this.uncommitted(hit))
+        ) {
           stored[h.key] = hit.task.logBytes;
           continue;
         }
@@ -597,6 +603,11 @@ export class Engine implements AgentEvents {
         ...(r?.ending ? { ending: true } : {}),
       });
     }
+  }
+
+  /** The task's result is counted here and its commit has not happened yet (see afterCommit). */
+  private uncommitted(hit: { step: ActiveStep; task: ActiveTask }): boolean {
+    return isHostFinished(hit.task.status) && this.byHost.get(hit.task.hostId)?.has(hit.step) === true;
   }
 
   /**
@@ -684,7 +695,9 @@ export class Engine implements AgentEvents {
       return;
     }
     if (!hit || hit.task.hostId !== hostId || isHostFinished(hit.task.status)) {
-      // Already recorded (or never ours): let the agent forget it.
+      // Already recorded (or never ours): let the agent forget it. A result still on its way to
+      // the store is confirmed by the commit that holds it (afterCommit), never before.
+      if (hit?.task.hostId === hostId && this.uncommitted(hit)) return;
       this.services.hub.send(hostId, { v: PROTOCOL_VERSION, type: 'task.recorded', key: msg.key });
       return;
     }
