@@ -182,6 +182,31 @@ for (const engine of engines()) {
       assert.equal(same.data.identical, true, same.data.diff);
     });
 
+    test('a diff of outputs that share nothing gives up after its budget instead of holding the server', async () => {
+      const ids = ['127.0.0.2', '127.0.0.3'].map((ip) => fleet.hostIds.get(ip) ?? 0);
+      const r = await runScript(fleet, {
+        script_content: b64('seq 1 12000 | sed "s/^/$TEST_AGENT_IP-/"'),
+        target_server: { host_id_list: ids },
+      });
+      await waitFinished(fleet, r.data.job_instance_id);
+      const diff = await get<{ identical: boolean; too_different: boolean; diff: string }>(
+        fleet.server.url,
+        'get_output_diff',
+        {
+          ...fleet.scope,
+          job_instance_id: r.data.job_instance_id,
+          step_instance_id: r.data.step_instance_id,
+          left_host_id: ids[0] ?? 0,
+          right_host_id: ids[1] ?? 0,
+        },
+        fleet.creds,
+      );
+      assert.equal(diff.result, true, diff.message);
+      assert.equal(diff.data.identical, false);
+      assert.equal(diff.data.too_different, true);
+      assert.equal(diff.data.diff, '');
+    });
+
     test('a log is read by offset, and the window says where to go on', async () => {
       const r = await runScript(fleet, {
         script_content: b64('for i in $(seq 1 200); do echo "line $i é"; done'),

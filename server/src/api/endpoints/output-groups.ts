@@ -20,6 +20,9 @@ import { ApiError } from '../error-catalogue.js';
 import { zInt, zLong } from '../input-types.js';
 import { jobInScope, stepOfJob } from './job-lookup.js';
 
+/** How long one diff may run before it gives up. */
+const DIFF_BUDGET_MS = 1000;
+
 /** Representative outputs and diffed texts are cut here (the reply says so). */
 const TEXT_LIMIT = 256 * 1024;
 
@@ -230,11 +233,15 @@ export const getOutputDiff = defineEndpoint({
       },
       'right',
     );
+    // The line diff is quadratic on outputs that share little and runs on the server's thread:
+    // past DIFF_BUDGET_MS it gives up (no diff, too_different) rather than hold every request
+    // and agent heartbeat for minutes.
     const diff =
       left.text === right.text
         ? ''
         : createTwoFilesPatch(left.label, right.label, left.text, right.text, undefined, undefined, {
             context: input.context_lines ?? 3,
+            timeout: DIFF_BUDGET_MS,
           });
     return {
       step_instance_id: step.id,
@@ -243,7 +250,8 @@ export const getOutputDiff = defineEndpoint({
       right: right.ref,
       identical: left.text === right.text,
       truncated: left.truncated || right.truncated,
-      diff,
+      too_different: diff === undefined,
+      diff: diff ?? '',
     };
   },
 });
