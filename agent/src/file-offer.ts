@@ -126,16 +126,21 @@ async function expand(
   return found;
 }
 
-/** Hashes through one reused buffer: streaming chunks would leave a file's worth of garbage behind. */
-async function sha256(file: string): Promise<string> {
+/**
+ * Hashes the first `size` bytes (the size offered, which is what the file server sends), through
+ * one reused buffer: streaming chunks would leave a file's worth of garbage behind. A file that
+ * grows meanwhile (a log still written) is offered as it was when listed; one that shrank fails.
+ */
+async function sha256(file: string, size: number): Promise<string> {
   const hash = createHash('sha256');
   const buf = Buffer.allocUnsafe(HASH_BUFFER_BYTES);
   const fh = await fs.promises.open(file, 'r');
   try {
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
+    for (let at = 0; at < size;) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - at), at);
+      if (bytesRead === 0) throw new Error(`${file} shrank while it was being offered`);
       hash.update(buf.subarray(0, bytesRead));
+      at += bytesRead;
     }
   } finally {
     await fh.close();
@@ -209,7 +214,7 @@ export async function resolveOffer(msg: ServeFiles, root: FileRoot): Promise<Off
         `not readable by ${msg.user || currentUser().name}: ${denied.join(', ')}`,
       );
     const files = new Map<string, OfferedFile>();
-    const hashes = await mapLimited(unique, HASH_CONCURRENCY, (f) => sha256(f.localPath));
+    const hashes = await mapLimited(unique, HASH_CONCURRENCY, (f) => sha256(f.localPath, f.stat.size));
     unique.forEach((f, i) => {
       files.set(f.relPath, {
         localPath: f.localPath,

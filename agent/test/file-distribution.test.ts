@@ -152,6 +152,33 @@ describe('Downloading: what targets end up with', () => {
     }
   });
 
+  it('offers a file still being written as it was when listed, and delivers exactly that', async () => {
+    const data = put(source, '/srv/log/app.log', 40 * 1024 * 1024, 0o644);
+    const file = source.local('/srv/log/app.log');
+    // The log goes on growing while the source lists and hashes it.
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        fs.appendFileSync(file, 'another line of the log\n');
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    const served = await offer(source, ['/srv/log/app.log']);
+    writing = false;
+    await writer;
+    assert.equal(served.answer.error, undefined);
+    const size = served.answer.files[0]?.size ?? 0;
+    assert.ok(size >= data.length);
+    const target = fileHost('127.0.0.7');
+    const msg = downloadMsg([served.source], '/data/logs');
+    target.runner.download(msg);
+    const r = await target.reports.finishedResult(msg.key);
+    assert.deepEqual([r.outcome, r.exitCode], ['exited', 0]);
+    const got = fs.readFileSync(target.local('/data/logs/app.log'));
+    assert.equal(got.length, size);
+    assert.equal(sha256(got), sha256(fs.readFileSync(file).subarray(0, size)));
+  });
+
   it('recreates a directory tree from several sources and REGEX selections', async () => {
     const other = fileHost('127.0.0.6');
     put(source, '/srv/site/index.html', '<html>');
