@@ -46,6 +46,8 @@ export interface AgentOptions {
   version?: string;
   backoffBaseMs?: number;
   backoffCapMs?: number;
+  /** How long the welcome may take after the handshake (default WELCOME_TIMEOUT_MS). */
+  welcomeTimeoutMs?: number;
   /** Source address of the agent's connections (default: the system's choice). */
   localAddress?: string;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -57,6 +59,11 @@ export const AGENT_VERSION = '0.1.0';
 
 /** With the default 5 s heartbeat, 20 s of silence: inside the server's 30 s window. */
 const MAX_UNANSWERED_PINGS = 4;
+/**
+ * How long after the handshake the welcome may take: a reconnect storm's hellos are answered in
+ * batches, well within this; a server that never answers is left for the next one.
+ */
+const WELCOME_TIMEOUT_MS = 60_000;
 
 class RegistrationRefused extends Error {}
 
@@ -66,6 +73,8 @@ export class Agent extends EventEmitter {
   private ws: WebSocket | undefined;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Ends a connection whose welcome does not come (see connect). */
+  private greeting: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   /** Pings sent since the server last showed it is alive (a pong or any message). */
   private unansweredPings = 0;
@@ -134,6 +143,7 @@ export class Agent extends EventEmitter {
     if (this.state === 'stopped') return;
     this.setState('stopped');
     clearTimeout(this.timer);
+    clearTimeout(this.greeting);
     clearInterval(this.heartbeat);
     this.dropHold();
     this.ws?.terminate();
@@ -216,6 +226,8 @@ export class Agent extends EventEmitter {
   }
 
   private connect(identity: Identity): void {
+    // Stopped while registering: no connection for a stopped agent.
+    if (this.state === 'stopped') return;
     this.setState('connecting');
     const url = new URL(AGENT_LINK_PATH, this.servers.current());
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -241,6 +253,14 @@ export class Agent extends EventEmitter {
     });
     ws.on('open', () => {
       this.setState('greeting');
+      // A server that froze (or a link cut silently) after the handshake would keep the agent
+      // waiting for its welcome for good: no heartbeat runs before it.
+      clearTimeout(this.greeting);
+      this.greeting = setTimeout(() => {
+        if (this.ws !== ws || this.state !== 'greeting') return;
+        this.log('warn', 'no welcome from the server; trying again');
+        ws.terminate();
+      }, this.opts.welcomeTimeoutMs ?? WELCOME_TIMEOUT_MS);
       this.send({
         v: PROTOCOL_VERSION,
         type: 'hello',
@@ -256,6 +276,7 @@ export class Agent extends EventEmitter {
       if (code >= 4000 && code < 5000)
         this.log('warn', `server closed the connection: ${reason.toString('utf8')}`, { code });
       if (this.ws !== ws) return;
+      clearTimeout(this.greeting);
       clearInterval(this.heartbeat);
       this.dropHold();
       this.scheduleReconnect();
@@ -296,6 +317,7 @@ export class Agent extends EventEmitter {
             report: (m) => this.send({ v: PROTOCOL_VERSION, type: 'task.report', ...m }),
           });
         this.pingHeartbeat = msg.pingHeartbeat === true;
+        clearTimeout(this.greeting);
         this.attempt = 0;
         this.setState('ready');
         this.startHeartbeat(msg.heartbeatIntervalMs);

@@ -7,7 +7,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { WebSocketServer } from 'ws';
 import { Agent } from '../src/agent.js';
 import type { AgentState } from '../src/agent.js';
 import { TaskRunner } from '../src/task-runner.js';
@@ -73,6 +76,35 @@ describe('Agent connection loop against a real server', () => {
     assert.ok(!states.includes('registering'), `states: ${states.join(' ')}`);
     assert.deepEqual(identity(), before);
     assert.equal(a.hostId, before.hostId);
+  });
+
+  it('leaves a server that completes the handshake but never welcomes it', async () => {
+    const silent = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await once(silent, 'listening');
+    let connections = 0;
+    silent.on('connection', () => connections++);
+    const dir = tempStateDir();
+    dataDirs.push(dir);
+    fs.copyFileSync(path.join(stateDir, 'identity.json'), path.join(dir, 'identity.json'));
+    const waiting = new Agent({
+      serverUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+      bootstrapToken: 'unused: the identity is stored',
+      host: { ip: '127.0.0.9', ipv6: '', cloudId: 0, hostname: 'agent-loop-test', osType: 'linux' },
+      stateDir: dir,
+      backoffBaseMs: 50,
+      backoffCapMs: 100,
+      welcomeTimeoutMs: 300,
+      createRunner: (reports) => new TaskRunner(dir, reports),
+    });
+    waiting.start();
+    try {
+      const deadline = Date.now() + 10_000;
+      while (connections < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(connections >= 2, 'the agent gave up on the silent server and connected again');
+    } finally {
+      await waiting.stop();
+      silent.close();
+    }
   });
 
   it('registers again when a server refuses its stored token', async () => {
