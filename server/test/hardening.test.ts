@@ -495,6 +495,23 @@ for (const engine of engines()) {
       assert.match(env.message, /larger than 16 KiB/);
     });
 
+    test('a second hello on one agent connection closes it', async () => {
+      const rogue = await rogueAgent(fleet, '127.0.0.67');
+      const closed = new Promise<number>((resolve) =>
+        rogue.ws.once('close', (code: number) => resolve(code)),
+      );
+      rogue.ws.send(
+        JSON.stringify({
+          v: 1,
+          type: 'hello',
+          agentVersion: 'rogue',
+          host: { ip: '127.0.0.67', ipv6: '', cloudId: 0, hostname: 'rogue-127.0.0.67', osType: 'linux' },
+          held: [],
+        }),
+      );
+      assert.equal(await closed, 4001);
+    });
+
     test('a client resetting an agent-link upgrade, at any moment, does not end the server', async () => {
       const { hostname, port } = new URL(fleet.server.url);
       const request = [

@@ -315,6 +315,12 @@ export class AgentHub {
       conn.ws.close(4001, 'hello first');
       return;
     }
+    // A second hello would take the host's running tasks it does not list as lost (and, in a
+    // cluster, open another session): one per connection.
+    if (msg.type === 'hello' && conn.facts) {
+      conn.ws.close(4001, 'one hello per connection');
+      return;
+    }
     if (msg.type !== 'hello' && this.isReplaced(conn)) return;
     if (!isBoundToSender(conn.hostId, msg)) {
       this.services.log.warn(
