@@ -26,7 +26,7 @@ async function storedBytes(fleet: Fleet, jobId: number, stepId: number, hostId: 
       step_instance_id: stepId,
       bk_host_id: hostId,
       log_offset: 0,
-      log_length: 1,
+      log_length: 4,
     },
     fleet.creds,
   );

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import type { MetricFamily } from 'parse-prometheus-text-format';
-import { get, post } from './helpers/api-client.js';
+import { eventually, get, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
@@ -249,6 +249,39 @@ for (const engine of engines()) {
       }
       assert.equal(text, whole, 'no character is split or lost between windows');
       assert.ok(reads > 5);
+    });
+
+    test('a running host whose log ends inside a character is read up to that character', async () => {
+      const host = fleet.hostIds.get('127.0.0.2') ?? 0;
+      // "é" is C3 A9: the first byte now, the second once the script wakes.
+      const r = await runScript(fleet, {
+        script_content: b64("printf 'ok \\303'; sleep 3; printf '\\251\\n'"),
+        target_server: { host_id_list: [host] },
+      });
+      const read = (offset: number) =>
+        get<{ log_content: string | null; log_next_offset: number; log_complete: boolean }>(
+          fleet.server.url,
+          'get_job_instance_ip_log',
+          {
+            ...fleet.scope,
+            job_instance_id: r.data.job_instance_id,
+            step_instance_id: r.data.step_instance_id,
+            bk_host_id: host,
+            log_offset: offset,
+            log_length: 4096,
+          },
+          fleet.creds,
+        );
+      const live = await eventually(async () => {
+        const page = await read(0);
+        return page.data.log_content ? page : undefined;
+      });
+      assert.equal(live.data.log_content, 'ok ');
+      assert.equal(live.data.log_next_offset, 3);
+      await waitFinished(fleet, r.data.job_instance_id);
+      const rest = await read(live.data.log_next_offset);
+      assert.equal(rest.data.log_content, 'é\n');
+      assert.equal(rest.data.log_complete, true);
     });
   });
 }

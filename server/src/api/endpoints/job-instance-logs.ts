@@ -15,6 +15,8 @@ import { jobInScope, stepOfJob } from './job-lookup.js';
 
 const MAX_BATCH_HOSTS = 500;
 const MAX_LOG_LENGTH = 16 * 1024 * 1024;
+/** The most log text one batch_get_job_instance_ip_log reply holds (characters). */
+const BATCH_LOG_BUDGET = 256 * 1024 * 1024;
 
 /**
  * A host's log for one execution. A host kept as "last success" (3) by a retry did not run in
@@ -51,7 +53,8 @@ async function logOf(
  */
 const LogRangeFields = {
   log_offset: zLong.pipe(z.number().min(0)).optional(),
-  log_length: zLong.pipe(z.number().min(1).max(MAX_LOG_LENGTH)).optional(),
+  // At least one whole character of UTF-8: a smaller window could hold none and never move on.
+  log_length: zLong.pipe(z.number().min(4).max(MAX_LOG_LENGTH)).optional(),
 };
 interface LogRange {
   offset: number;
@@ -74,14 +77,21 @@ function rangeOf(input: {
   return { offset: input.log_offset ?? 0, length: input.log_length ?? MAX_LOG_LENGTH };
 }
 
-/** Whole characters only: a window never ends inside a UTF-8 sequence (the next one starts there). */
+/**
+ * Whole characters only: a window never ends inside a UTF-8 sequence (the next one starts there),
+ * neither inside the log nor at the live end of a running host's (its agent sends bytes as the
+ * pipe gives them; the rest of the character comes later). A finished log's last bytes are
+ * given as they are, valid or not.
+ */
 function logWindow(
   task: HostTask,
   offset: number,
   bytes: Buffer,
 ): { log_content: string | null } & LogWindow {
   let end = bytes.length;
-  if (offset + end < task.log_bytes) {
+  // The task row was read before the bytes: the log may have grown since.
+  const total = Math.max(task.log_bytes, offset + bytes.length);
+  if (offset + end < total || !isHostFinished(task.status)) {
     let lead = end;
     while (lead > 0 && lead > end - 4 && ((bytes[lead - 1] ?? 0) & 0xc0) === 0x80) lead--;
     const first = bytes[lead - 1] ?? 0;
@@ -93,9 +103,9 @@ function logWindow(
     log_content: part.length === 0 ? null : part.toString('utf8'),
     log_offset: offset,
     log_next_offset: offset + part.length,
-    log_total_bytes: task.log_bytes,
+    log_total_bytes: total,
     log_dropped_bytes: task.dropped_bytes,
-    log_complete: isHostFinished(task.status) && offset + part.length >= task.log_bytes,
+    log_complete: isHostFinished(task.status) && offset + part.length >= total,
   };
 }
 
@@ -319,15 +329,25 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
       };
     }
     const logs = [];
+    let characters = 0;
     for (const t of picked) {
       if (!t) continue;
+      const log = await logOf(ctx, step, executeCount, t, rangeOf(input));
+      // 500 hosts of full logs would be gigabytes in one reply (the server's memory, and a
+      // string V8 cannot make): past the budget the caller is told how to page instead.
+      characters += log.log_content?.length ?? 0;
+      if (characters > BATCH_LOG_BUDGET)
+        throw new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
+          param: 'host_id_list',
+          reason: `the logs of these ${picked.length} hosts hold more than ${BATCH_LOG_BUDGET / 1024 / 1024} MiB: ask for fewer hosts at a time, or read each in windows with log_offset and log_length`,
+        });
       logs.push({
         host_id: t.host_id,
         bk_host_id: t.host_id,
         bk_cloud_id: t.cloud_id,
         ip: t.ip,
         ipv6: t.ipv6,
-        ...(await logOf(ctx, step, executeCount, t, rangeOf(input))),
+        ...log,
       });
     }
     return {
