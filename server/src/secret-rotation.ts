@@ -12,7 +12,8 @@
 import { CRON_CIPHER_PURPOSE } from './crons/cron-values.js';
 import { resealStepParam, sealedKeyOf } from './engine/sensitive-params.js';
 import { parseStepSpec } from './engine/step-spec.js';
-import { cipherPurpose } from './plans/plan-shapes.js';
+import { SENSITIVE_PARAM_PURPOSE, cipherPurpose } from './plans/plan-shapes.js';
+import { SecretBox } from './secret-box.js';
 import type { Services } from './services.js';
 import { appSecretPurpose } from './store/app-store.js';
 import type { SealedDocumentKind } from './store/sealed-document-store.js';
@@ -136,12 +137,47 @@ export async function resealCipherVariables(
             );
           }
         }
+        if (kind === 'template') moved += resealTemplateParams(services, row.id, parsed, report);
         if (moved > 0 && (await docs.replace(kind, row.id, row.document, JSON.stringify(parsed))))
           report.resealed += moved;
       }
     }
   }
   return report;
+}
+
+/**
+ * A template's sensitive script parameters: sealed under the current key (from an older one, or
+ * plain as templates stored them before they were sealed). Returns how many moved.
+ */
+function resealTemplateParams(
+  services: Pick<Services, 'secretBox' | 'log'>,
+  templateId: number,
+  body: unknown,
+  report: ResealReport,
+): number {
+  const box = services.secretBox;
+  const steps = (
+    body as { steps?: { script_info?: { script_param?: string; is_param_sensitive?: number } }[] }
+  ).steps;
+  let moved = 0;
+  for (const si of (steps ?? []).map((s) => s.script_info)) {
+    if (si?.is_param_sensitive !== 1 || !si.script_param) continue;
+    const sealed = SecretBox.isSealed(si.script_param);
+    if (sealed && !box.needsReseal(si.script_param)) continue;
+    try {
+      const plain = sealed ? box.open(si.script_param, SENSITIVE_PARAM_PURPOSE) : si.script_param;
+      si.script_param = box.seal(plain, SENSITIVE_PARAM_PURPOSE);
+      moved++;
+    } catch (err) {
+      report.unopenable++;
+      services.log.error(
+        { template: templateId, err: (err as Error).message },
+        'cannot reseal a sensitive parameter',
+      );
+    }
+  }
+  return moved;
 }
 
 async function resealAll(services: Services): Promise<ResealReport> {

@@ -144,7 +144,9 @@ for (const engine of engines()) {
             name: 'hash',
             type: 1,
             script_info: {
-              script_content: b64('printf %s "$token" | sha256sum'),
+              script_content: b64('printf %s "$token" | sha256sum; printf %s "$1" | sha256sum'),
+              script_param: b64('template-param-secret'),
+              is_param_sensitive: 1,
               account: { alias: account },
               server: { host_id_list: [hostId] },
             },
@@ -178,6 +180,7 @@ for (const engine of engines()) {
         const step = st.step_instance_list[0]?.step_instance_id ?? 0;
         const log = await hostLog(fleet(), jobInstanceId, step, hostId);
         assert.match(log ?? '', new RegExp(digest(secret)), `job ${jobInstanceId} got its cipher value`);
+        assert.match(log ?? '', new RegExp(digest('template-param-secret')), 'and its sensitive parameter');
       };
       const planJob = await launchPlan(false);
 
@@ -204,8 +207,8 @@ for (const engine of engines()) {
       assert.equal(resealed.unopenable, 0);
       assert.equal(
         resealed.resealed,
-        9,
-        'the quiet app, the account password, every sensitive parameter and every cipher value (template, plan, cron, job) moved to the new key',
+        11,
+        "the quiet app, the account password, every sensitive parameter (jobs', the template's) and every cipher value (template, plan, cron, job) moved to the new key",
       );
       await ranWith(running, 'in-flight-secret');
       await agentBack();
@@ -235,10 +238,41 @@ for (const engine of engines()) {
       // The key lost: a server that cannot open a step's secrets fails its hosts at once (12,
       // error_code 1244903) instead of sending them a wrong value or leaving them to time out.
       const lostParam = await submit('lost-secret', hashParam, false);
+      // A plan whose only secret is its cipher variable (the first plan's job would stop at its
+      // sensitive parameter, which does not open either).
+      const cipherOnly = await api<{ id: number }>('create_job_template', {
+        name: 'cipher only',
+        global_var_list: [{ name: 'token', type: 4, value: 'plan-cipher-secret' }],
+        step_list: [
+          {
+            name: 'hash',
+            type: 1,
+            script_info: {
+              script_content: b64('printf %s "$token" | sha256sum'),
+              account: { alias: account },
+              server: { host_id_list: [hostId] },
+            },
+          },
+        ],
+      });
+      assert.equal(cipherOnly.result, true, cipherOnly.message);
+      const cipherPlan = await api<{ id: number }>('create_job_plan', {
+        job_template_id: cipherOnly.data.id,
+        name: 'cipher only',
+      });
+      assert.equal(cipherPlan.result, true, cipherPlan.message);
       await server.kill();
       server = await serve({ JOBFLEET_SERVER_KEY: key() }, server.port);
       await start(lostParam.job_instance_id);
-      for (const jobInstanceId of [lostParam.job_instance_id, await launchPlan()]) {
+      const cipherJob = await api<{ job_instance_id: number }>('execute_job_plan', {
+        job_plan_id: cipherPlan.data.id,
+      });
+      assert.equal(cipherJob.result, true, cipherJob.message);
+      for (const jobInstanceId of [
+        lostParam.job_instance_id,
+        await launchPlan(),
+        cipherJob.data.job_instance_id,
+      ]) {
         const st = await waitFinished(fleet(), jobInstanceId, 30_000);
         assert.equal(st.job_instance.status, 4);
         const hostsOf = st.step_instance_list[0]?.step_ip_result_list ?? [];

@@ -81,12 +81,16 @@ function appCall(conn: Conn): Call {
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 const unb64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 
+/** What the server shows for a sensitive parameter; sent back as is, it keeps the stored one. */
+const SENSITIVE_MASK = '******';
+
 /** Maps every script_info's base64 fields through `f` (plain text in files, base64 on the wire). */
 function mapScripts(steps: Step[], f: (s: string) => string): Step[] {
   return steps.map((s) => {
     if (!s.script_info) return s;
     const si = { ...s.script_info };
-    for (const k of ['script_content', 'script_param']) if (typeof si[k] === 'string') si[k] = f(si[k]);
+    for (const k of ['script_content', 'script_param'])
+      if (typeof si[k] === 'string' && si[k] !== SENSITIVE_MASK) si[k] = f(si[k]);
     return { ...s, script_info: si };
   });
 }

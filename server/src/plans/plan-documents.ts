@@ -8,13 +8,14 @@ import { checkCallbackUrl, resolveAccount } from '../api/endpoints/job-submissio
 import type { EndpointContext } from '../api/endpoint.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { assertCallbackAllowed } from '../api/submission-checks.js';
+import { SecretBox, SecretBoxError } from '../secret-box.js';
 import type { InventoryStore } from '../store/inventory-store.js';
 import type { PlanRow, TemplateRow } from '../store/plan-store.js';
 import { citedScript } from './library-scripts.js';
 import { lookUpHosts, serverView } from './plan-hosts.js';
 import type { HostLookup } from './plan-hosts.js';
 import { apiSeconds } from './plan-times.js';
-import { CIPHER_MASK, VarType, cipherPurpose, planValueOf } from './plan-shapes.js';
+import { CIPHER_MASK, SENSITIVE_PARAM_PURPOSE, VarType, cipherPurpose, planValueOf } from './plan-shapes.js';
 import type {
   PlanBody,
   PlanVar,
@@ -52,6 +53,48 @@ export function cipherValue(
   if (value === CIPHER_MASK && previous?.sealed) return { sealed: previous.sealed };
   if (value === undefined || value === null || value === '' || value === CIPHER_MASK) return {};
   return { sealed: seal(value) };
+}
+
+/** A sensitive parameter decodes to at most this many bytes (behaviour notes §5, as fast_execute_script). */
+const MAX_SENSITIVE_PARAM_BYTES = 48_128;
+
+/**
+ * A step's script_param as the template body keeps it: a sensitive one sealed (the mask it was
+ * shown keeps the stored value, as cipher variables do), any other as given.
+ */
+function templateParam(
+  ctx: EndpointContext,
+  at: string,
+  si: { script_param?: string | undefined; is_param_sensitive: number },
+  before: { script_param?: string | undefined; is_param_sensitive: number } | undefined,
+): string | undefined {
+  const given = si.script_param;
+  if (si.is_param_sensitive !== 1) {
+    if (given === CIPHER_MASK) throw invalid(`${at}: ${CIPHER_MASK} stands only for a sensitive parameter`);
+    return given;
+  }
+  if (given === CIPHER_MASK)
+    return before?.is_param_sensitive === 1 && before.script_param ? before.script_param : undefined;
+  if (!given) return undefined;
+  if (Buffer.byteLength(given, 'base64') > MAX_SENSITIVE_PARAM_BYTES)
+    throw invalid(`${at}: a sensitive parameter decodes to more than ${MAX_SENSITIVE_PARAM_BYTES} bytes`);
+  return ctx.services.secretBox.seal(given, SENSITIVE_PARAM_PURPOSE);
+}
+
+/**
+ * A step's script_param as its job runs it (decoded text), a sealed sensitive one opened. One
+ * that does not open (its key is gone) stays sealed: the job's step cannot open it either, and
+ * fails its hosts (12, 1244903) as for any secret of a lost key.
+ */
+export function runnableParam(box: SecretBox, si: { script_param?: string | undefined }): string {
+  const p = si.script_param ?? '';
+  if (!SecretBox.isSealed(p)) return Buffer.from(p, 'base64').toString('utf8');
+  try {
+    return Buffer.from(box.open(p, SENSITIVE_PARAM_PURPOSE), 'base64').toString('utf8');
+  } catch (err) {
+    if (err instanceof SecretBoxError) return p;
+    throw err;
+  }
 }
 
 /** Seals a plan or template variable's cipher value under its own purpose (its name). */
@@ -141,9 +184,12 @@ export async function buildTemplateBody(
       // A SQL step names a database account (its system account runs the client).
       const sql = (pinned?.language ?? si.script_language) === 6;
       const account = await accountOf(ctx, `${at}.script_info.account`, si.account, sql ? 2 : 1);
+      const before = previous?.steps.find((p) => p.id === id)?.script_info;
+      const script_param = templateParam(ctx, `${at}.script_info.script_param`, si, before);
       step.script_info = pinned
         ? {
             ...si,
+            script_param,
             script_type: pinned.source,
             script_id: pinned.scriptId,
             script_version_id: pinned.scriptVersionId,
@@ -151,7 +197,7 @@ export async function buildTemplateBody(
             script_language: pinned.language,
             account,
           }
-        : { ...si, account };
+        : { ...si, script_param, account };
     } else if (s.type === 2 && s.file_info) {
       const fi = s.file_info;
       checkServer(`${at}.file_info.file_destination.server`, fi.file_destination.server, vars);
@@ -264,7 +310,9 @@ function isUsed(template: TemplateBody, name: string): boolean {
   return template.steps.some(
     (s) =>
       decoded(s.script_info?.script_content).includes(name) ||
-      decoded(s.script_info?.script_param).includes(`\${${name}}`),
+      // A sensitive parameter stays sealed here: it is not read for its variables.
+      (s.script_info?.is_param_sensitive !== 1 &&
+        decoded(s.script_info?.script_param).includes(`\${${name}}`)),
   );
 }
 
@@ -283,8 +331,12 @@ export function varView(template: TemplateBody, def: StoredVar, value: Omit<Plan
   return { ...base, value: value.value ?? '' };
 }
 
+/** A step as the details show it: a sensitive parameter masked. */
 export function stepView(step: StoredStep) {
-  return JSON.parse(JSON.stringify(step)) as StoredStep;
+  const view = JSON.parse(JSON.stringify(step)) as StoredStep;
+  if (view.script_info?.is_param_sensitive === 1 && view.script_info.script_param)
+    view.script_info.script_param = CIPHER_MASK;
+  return view;
 }
 
 /**

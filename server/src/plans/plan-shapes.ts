@@ -73,7 +73,8 @@ export const ScriptInfo = z.object({
   script_version_id: zLong.optional(),
   script_content: zBase64(MAX_SCRIPT_BYTES).optional(),
   script_language: zInt.pipe(z.number().min(1).max(6)).default(1),
-  script_param: zBase64(MAX_PARAM_BYTES).optional(),
+  /** Base64; of a sensitive parameter, the mask it was shown keeps the stored value (plan-documents.ts). */
+  script_param: z.union([z.literal(CIPHER_MASK), zBase64(MAX_PARAM_BYTES)]).optional(),
   script_timeout: zInt.pipe(z.number().min(1).max(259_200)).default(7200),
   account: AccountRefInput,
   server: StepServer,
@@ -203,6 +204,9 @@ export interface PlanBody {
 export function planValueOf(vars: PlanVar[], def: { id: number; name: string }): PlanVar | undefined {
   return vars.find((v) => v.id === def.id && v.name === def.name);
 }
+
+/** The secret-box purpose of a template step's sensitive script_param (kept sealed in the body). */
+export const SENSITIVE_PARAM_PURPOSE = 'job_template.step.script_param';
 
 export function cipherPurpose(name: string): string {
   return `global_var:${name}`;

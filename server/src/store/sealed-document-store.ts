@@ -33,7 +33,12 @@ export class SealedDocumentStore {
       .selectFrom(table)
       .select(['id', `${column} as document`])
       .where('id', '>', afterId)
-      .where(column, 'like', '%"sealed":"%')
+      // Templates also hold sealed script parameters (of steps marked sensitive).
+      .where((eb) =>
+        kind === 'template'
+          ? eb.or([eb(column, 'like', '%"sealed":"%'), eb(column, 'like', '%"is_param_sensitive":1%')])
+          : eb(column, 'like', '%"sealed":"%'),
+      )
       .orderBy('id')
       .limit(limit)
       .execute();

@@ -19,6 +19,7 @@ import {
   parsePlanBody,
   parseTemplateBody,
   planSeal,
+  runnableParam,
 } from '../../plans/plan-documents.js';
 import { VarType, planValueOf } from '../../plans/plan-shapes.js';
 import type { StepServer, StoredStep } from '../../plans/plan-shapes.js';
@@ -162,7 +163,7 @@ async function buildStep(
       scriptContent: content,
       language,
       // Variables are put in as the step starts (script-step.ts): earlier steps may change them.
-      scriptParam: Buffer.from(si.script_param ?? '', 'base64').toString('utf8'),
+      scriptParam: runnableParam(ctx.services.secretBox, si),
       isParamSensitive: si.is_param_sensitive === 1,
       timeout: si.script_timeout,
       account: sql?.runAs ?? (await resolveAccount(ctx, si.account.id, undefined)),
