@@ -322,6 +322,14 @@ for (const engine of engines()) {
       const again = (await read<PlanDetail>('get_job_plan_detail', { job_plan_id: p.data.id })).data;
       assert.deepEqual(again.global_var_list, detail.global_var_list);
       assert.deepEqual(again.step_list, detail.step_list);
+      // An entry without the field of its type (a value for a host list) changes nothing.
+      const mismatched = await call('update_job_plan', {
+        job_plan_id: p.data.id,
+        global_var_list: [{ id: hostsVar?.id, value: 'not hosts' }],
+      });
+      assert.equal(mismatched.result, true, mismatched.message);
+      const kept = (await read<PlanDetail>('get_job_plan_detail', { job_plan_id: p.data.id })).data;
+      assert.deepEqual(kept.global_var_list, detail.global_var_list);
 
       // So are the steps, written back into the template.
       const vars = await read<{ global_var_list: unknown[] }>('get_job_template_detail', {

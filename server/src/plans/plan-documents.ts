@@ -282,7 +282,10 @@ export function buildPlanVars(
     const v = given.get(def.id);
     const old = planValueOf(previous, def);
     const pv: PlanVar = { id: def.id, name: def.name };
-    if (!v) {
+    // An entry without the field of its variable's type (hosts for a host list, a value for the
+    // others) changes nothing, as execute_job_plan reads it; null clears.
+    const field = def.type === VarType.HOST_LIST ? v?.server : v?.value;
+    if (!v || field === undefined) {
       // Not given: the plan keeps what it had, or starts from the template's default.
       Object.assign(pv, old ?? { value: def.value, sealed: def.sealed, server: def.server });
       pv.id = def.id;
