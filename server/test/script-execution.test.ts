@@ -419,9 +419,12 @@ for (const engine of engines()) {
       assert.deepEqual(body.step_instances, [{ step_instance_id: r.data.step_instance_id, status: 3 }]);
       assert.equal(callbacks[0]?.contentType, 'application/json');
       assert.equal(callbacks[1]?.contentType, 'application/x-www-form-urlencoded');
-      // Its deliveries are logged by origin: a webhook's path may be its credential.
-      const logged = fleet.server.output();
-      assert.match(logged, /callback delivered/);
+      // Its deliveries are logged by origin: a webhook's path may be its credential. The line
+      // comes after the attempt is stored, which is what the wait above saw.
+      const logged = await eventually(async () => {
+        const out = fleet.server.output();
+        return /callback delivered/.test(out) ? out : undefined;
+      });
       assert.ok(!logged.includes(receiverUrl), 'the callback URL reached the server log');
     });
 
