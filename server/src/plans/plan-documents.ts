@@ -59,8 +59,8 @@ export function cipherValue(
 const MAX_SENSITIVE_PARAM_BYTES = 48_128;
 
 /**
- * A step's script_param as the template body keeps it: a sensitive one sealed (the mask it was
- * shown keeps the stored value, as cipher variables do), any other as given.
+ * A step's script_param as the template body keeps it: a sensitive one sealed, read as a cipher
+ * value is (the mask it was shown keeps the stored one), any other as given.
  */
 function templateParam(
   ctx: EndpointContext,
@@ -73,12 +73,11 @@ function templateParam(
     if (given === CIPHER_MASK) throw invalid(`${at}: ${CIPHER_MASK} stands only for a sensitive parameter`);
     return given;
   }
-  if (given === CIPHER_MASK)
-    return before?.is_param_sensitive === 1 && before.script_param ? before.script_param : undefined;
-  if (!given) return undefined;
-  if (Buffer.byteLength(given, 'base64') > MAX_SENSITIVE_PARAM_BYTES)
+  if (given && given !== CIPHER_MASK && Buffer.byteLength(given, 'base64') > MAX_SENSITIVE_PARAM_BYTES)
     throw invalid(`${at}: a sensitive parameter decodes to more than ${MAX_SENSITIVE_PARAM_BYTES} bytes`);
-  return ctx.services.secretBox.seal(given, SENSITIVE_PARAM_PURPOSE);
+  const previous = before?.is_param_sensitive === 1 ? { sealed: before.script_param } : undefined;
+  return cipherValue(given, previous, (plain) => ctx.services.secretBox.seal(plain, SENSITIVE_PARAM_PURPOSE))
+    .sealed;
 }
 
 /**

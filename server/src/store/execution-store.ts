@@ -781,11 +781,8 @@ export class ExecutionStore {
    * Starts execution `fromCount + 1` of a finished step: every host gets a new task; with
    * 'failed', hosts that succeeded keep their result as 3 "last success" and only the others
    * run again. The job runs again too. All in one transaction; false if the step moved meanwhile.
-   */
-  /**
-   * The step's next attempt: its hosts to run again (all, or those that did not succeed) as new
-   * host tasks. The step keeps its first start time, as BK-JOB's resetStepExecuteInfoForRetry
-   * does; only its end is cleared.
+   * The step keeps its first start time, as BK-JOB's resetStepExecuteInfoForRetry does; only its
+   * end is cleared.
    */
   async beginRetry(stepId: number, fromCount: number, mode: 'failed' | 'all'): Promise<boolean> {
     return this.withEvents('begin_retry', async (tx) => {

@@ -23,7 +23,7 @@ export class ScriptStep implements StepKind {
    */
   private readonly logins = new Map<
     number,
-    (DatabaseLogin & { executeCount: number }) | { executeCount: number; unopenable: Error }
+    { executeCount: number; login: DatabaseLogin } | { executeCount: number; unopenable: Error }
   >();
   /**
    * step instance id -> the job's variables as the step's attempt started, and whether that
@@ -101,11 +101,8 @@ export class ScriptStep implements StepKind {
       if (!sealed) throw new Error(`database account ${db.accountId} has no password stored`);
       const password = this.services.secretBox.open(sealed, `account:${db.accountId}`);
       this.logins.set(step.stepInstanceId, {
-        engine: db.engine,
-        user: db.user,
-        password,
-        port: db.port,
         executeCount,
+        login: { engine: db.engine, user: db.user, password, port: db.port },
       });
     } catch (err) {
       this.logins.set(step.stepInstanceId, { executeCount, unopenable: err as Error });
@@ -124,12 +121,7 @@ export class ScriptStep implements StepKind {
     const held = this.logins.get(step.stepInstanceId);
     if (held && 'unopenable' in held)
       return this.unopenable(step, task, 'database password', held.unopenable);
-    const login: DatabaseLogin | undefined = held && {
-      engine: held.engine,
-      user: held.user,
-      password: held.password,
-      port: held.port,
-    };
+    const login = held?.login;
     const vars = this.vars.get(step.stepInstanceId);
     if (vars) params = scriptParamOf(params, vars.state);
     const msg: RunScript = {
