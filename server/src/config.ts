@@ -305,5 +305,24 @@ export function loadConfig(sources: {
     }
     out[key] = parsed.data;
   }
-  return out as ServerConfig;
+  const config = out as ServerConfig;
+  const clash = timingClash(config);
+  if (clash) throw new ConfigError(clash);
+  return config;
+}
+
+/**
+ * Timings that only work in one order, each fine alone: a heartbeat window shorter than two
+ * beats marks healthy agents abnormal between beats (their running tasks fail, 310); a cluster
+ * server that fences itself no sooner than the others declare it dead keeps working on jobs
+ * they have taken over, and one renewing its row no sooner than it fences stops at every beat.
+ */
+function timingClash(c: ServerConfig): string | undefined {
+  if (c.heartbeatTimeoutMs < 2 * c.heartbeatIntervalMs)
+    return `heartbeatTimeoutMs (JOBFLEET_HEARTBEAT_TIMEOUT_MS, ${c.heartbeatTimeoutMs}) must be at least twice heartbeatIntervalMs (JOBFLEET_HEARTBEAT_INTERVAL_MS, ${c.heartbeatIntervalMs})`;
+  if (c.clusterSelfFenceMs >= c.clusterDeadAfterMs)
+    return `clusterSelfFenceMs (JOBFLEET_CLUSTER_SELF_FENCE_MS, ${c.clusterSelfFenceMs}) must be below clusterDeadAfterMs (JOBFLEET_CLUSTER_DEAD_AFTER_MS, ${c.clusterDeadAfterMs})`;
+  if (c.clusterHeartbeatMs >= c.clusterSelfFenceMs)
+    return `clusterHeartbeatMs (JOBFLEET_CLUSTER_HEARTBEAT_MS, ${c.clusterHeartbeatMs}) must be below clusterSelfFenceMs (JOBFLEET_CLUSTER_SELF_FENCE_MS, ${c.clusterSelfFenceMs})`;
+  return undefined;
 }

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { AGENT_LINK_PATH, AGENT_REGISTER_PATH, PROTOCOL_VERSION } from '@jobfleet/protocol';
+import { ConfigError, loadConfig } from '../src/config.js';
 import { admin, agentStatus as agentStatusOf, eventually } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { startServer, stopAll } from './helpers/processes.js';
@@ -20,6 +21,25 @@ import type { ServerProcess } from './helpers/processes.js';
 after(async () => {
   await stopAll();
   await dropFreshDatabases();
+});
+
+describe('heartbeat timings', () => {
+  it('are refused at start when they only work in the other order', () => {
+    const env = (e: Record<string, string>) => () => loadConfig({ env: e });
+    const clashes: [Record<string, string>, RegExp][] = [
+      [{ JOBFLEET_HEARTBEAT_INTERVAL_MS: '20000' }, /at least twice heartbeatIntervalMs/],
+      [
+        { JOBFLEET_CLUSTER_SELF_FENCE_MS: '10000', JOBFLEET_CLUSTER_DEAD_AFTER_MS: '10000' },
+        /below clusterDeadAfterMs/,
+      ],
+      [{ JOBFLEET_CLUSTER_HEARTBEAT_MS: '6000' }, /below clusterSelfFenceMs/],
+    ];
+    for (const [e, message] of clashes)
+      assert.throws(env(e), (err: unknown) => err instanceof ConfigError && message.test(err.message));
+    // The defaults, and a window of exactly two beats, start.
+    loadConfig({});
+    loadConfig({ env: { JOBFLEET_HEARTBEAT_INTERVAL_MS: '15000' } });
+  });
 });
 
 interface Registered {
