@@ -87,8 +87,13 @@ export class SpoolJournal {
    * is deleted (see drop).
    */
   private readonly retired = new Map<number, number>();
-  /** Set after a failed write: appends go nowhere, callbacks still run (the spool is best effort then). */
+  /**
+   * Set after a failed write or sync (a full disk, an I/O error): appends go nowhere and
+   * callbacks still run (the spool is best effort then) until the owner `reopen`s the journal.
+   */
   broken = false;
+  /** Told when the journal breaks, once per break. */
+  onBroken: (err: Error) => void = () => undefined;
 
   /** With `readOnly` the journal can only be scanned (e.g. to look at a live agent's spool). */
   /**
@@ -171,17 +176,33 @@ export class SpoolJournal {
     return this.size >= this.segmentBytes;
   }
 
-  /** Starts the next segment now; when it cannot be created, the active one just grows. */
-  rotate(): void {
+  /**
+   * Starts the next segment now and returns true; when it cannot be created, the active one
+   * just grows.
+   */
+  rotate(): boolean {
     const old = this.activeSegment;
     let fd: number;
     try {
       fd = this.openSegment(old + 1);
     } catch {
-      return;
+      return false;
     }
     this.retired.set(old, this.fd);
     this.fd = fd;
+    return true;
+  }
+
+  /**
+   * Takes a broken journal back into use in a new segment (the active one may end in a torn
+   * record); false while one cannot be created. What was appended while it was broken is not
+   * in the files: the owner writes again what still matters.
+   */
+  reopen(): boolean {
+    if (!this.broken) return true;
+    if (!this.rotate()) return false;
+    this.broken = false;
+    return true;
   }
 
   /** Runs `fn` once every record appended so far is on disk (at once when nothing is pending). */
@@ -273,6 +294,12 @@ export class SpoolJournal {
     this.retired.clear();
   }
 
+  private break(err: unknown): void {
+    if (this.broken) return;
+    this.broken = true;
+    this.onBroken(err instanceof Error ? err : new Error(String(err)));
+  }
+
   private openSegment(id: number): number {
     const fd = fs.openSync(path.join(this.dir, segmentName(id)), 'a', 0o600);
     this.ids.push(id);
@@ -330,8 +357,8 @@ export class SpoolJournal {
             release();
           });
         }
-      } catch {
-        this.broken = true;
+      } catch (err) {
+        this.break(err);
       }
     }
     this.writing = undefined;
@@ -371,9 +398,7 @@ export class SpoolJournal {
     this.syncWaiters = [];
     this.syncing = true;
     void Promise.all(syncs)
-      .catch(() => {
-        this.broken = true;
-      })
+      .catch((err: unknown) => this.break(err))
       .then(() => {
         this.syncing = false;
         const waiters = this.inflightSyncWaiters;

@@ -29,7 +29,7 @@ import { defaultStarter } from './task-launcher.js';
 import type { ProcessStarter } from './task-launcher.js';
 import type { RunningTask, TaskReports, TaskRunnerPort } from './task-runner-api.js';
 import { TaskSpool } from './task-spool.js';
-import type { FileReport, FinishedReport, TaskRequest } from './task-spool.js';
+import type { FileReport, FinishedReport, SpoolLog, TaskRequest } from './task-spool.js';
 
 export interface TaskRunnerOptions {
   /** Host paths of file tasks are placed under this directory (see FileRoot); default none. */
@@ -49,6 +49,8 @@ export interface TaskRunnerOptions {
    * defaultScriptDir(): systemd's runtime directory of the service, else the temporary directory.
    */
   scriptDir?: string;
+  /** Where the runner says what an operator should know (its spool failing to write). */
+  log?: SpoolLog;
 }
 
 interface Task {
@@ -100,7 +102,7 @@ export class TaskRunner implements TaskRunnerPort {
     private readonly reports: TaskReports,
     private readonly opts: TaskRunnerOptions = {},
   ) {
-    this.spool = new TaskSpool(stateDir);
+    this.spool = new TaskSpool(stateDir, opts.log ? { log: opts.log } : {});
     this.scriptDir = opts.scriptDir ?? defaultScriptDir();
     prepareScriptDir(this.scriptDir);
     this.root = new FileRoot(opts.fileRoot);

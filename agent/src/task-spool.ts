@@ -28,6 +28,7 @@ import {
 } from '@jobfleet/protocol/agent';
 import type { ProcessIdentity } from './process-identity.js';
 import { SpoolJournal } from './spool-journal.js';
+import { claimStateDir } from './state-dir-lock.js';
 
 export type FinishedReport = Omit<TaskFinished, 'v' | 'type'>;
 
@@ -99,6 +100,11 @@ function fillWithNotice(buf: Buffer): void {
   for (let i = 0; i < buf.length; i += LOST_OUTPUT_NOTICE.length) LOST_OUTPUT_NOTICE.copy(buf, i);
 }
 
+/** How long a broken spool waits before it tries to write again (a full disk being cleared). */
+const REPAIR_DELAY_MS = 5000;
+
+export type SpoolLog = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void;
+
 function jsonBody(kind: Kind, value: unknown): Buffer[] {
   return [Buffer.of(kind), Buffer.from(JSON.stringify(value))];
 }
@@ -111,11 +117,24 @@ export class TaskSpool {
   private relocating = false;
   /** Unrecorded tasks with records written since the last sync started. */
   private readonly unsynced = new Set<string>();
+  private readonly releaseDir: () => void = () => undefined;
+  private readonly log: SpoolLog;
+  /** Set while the journal is broken and a repair is due. */
+  private repair: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     stateDir: string,
-    opts: { segmentBytes?: number; readOnly?: boolean; syncDelayMs?: number } = {},
+    opts: {
+      segmentBytes?: number;
+      readOnly?: boolean;
+      syncDelayMs?: number;
+      log?: SpoolLog;
+      repairDelayMs?: number;
+    } = {},
   ) {
+    this.log = opts.log ?? (() => undefined);
+    if (!opts.readOnly) this.releaseDir = claimStateDir(stateDir);
     this.journal = new SpoolJournal(
       path.join(stateDir, 'spool'),
       opts.segmentBytes ?? SEGMENT_BYTES,
@@ -126,6 +145,13 @@ export class TaskSpool {
     // server's own commit keeps the result.
     this.journal.needsSync = () => this.unsynced.size > 0;
     this.journal.onSync = () => this.unsynced.clear();
+    this.journal.onBroken = (err) => {
+      if (this.repair || this.closed) return;
+      this.log('warn', 'the task spool cannot write: results are kept in memory only until it can', {
+        err: err.message,
+      });
+      this.scheduleRepair(opts.repairDelayMs ?? REPAIR_DELAY_MS);
+    };
     for (const rec of this.journal.scan()) {
       try {
         this.replay(rec.segment, rec.pos, rec.body);
@@ -232,8 +258,11 @@ export class TaskSpool {
     return this.journal.flushed();
   }
 
-  close(): Promise<void> {
-    return this.journal.close();
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.repair);
+    await this.journal.close();
+    this.releaseDir();
   }
 
   /** Exactly `to - from` bytes; what the journal does not hold is replaced by a notice. */
@@ -367,6 +396,32 @@ export class TaskSpool {
     if (entry.result) append(jsonBody(Kind.Result, entry.result));
   }
 
+  /**
+   * Takes the broken journal back into use once a new segment can be created, and writes every
+   * unrecorded task into it again (what was appended while it was broken is not on disk; output
+   * the files lost reads back as the notice); the segments behind are deleted once that is
+   * durable. Tried again until it holds.
+   */
+  private scheduleRepair(delayMs: number): void {
+    this.repair = setTimeout(() => {
+      if (this.closed) return;
+      if (!this.journal.reopen()) return this.scheduleRepair(delayMs);
+      this.relocating = true;
+      try {
+        for (const entry of this.entries.values()) this.relocate(entry);
+      } finally {
+        this.relocating = false;
+      }
+      this.collect();
+      this.journal.afterDurable(() => {
+        if (this.journal.broken) return this.scheduleRepair(delayMs);
+        this.repair = undefined;
+        this.log('info', 'the task spool writes again');
+      });
+    }, delayMs);
+    this.repair.unref();
+  }
+
   /** Deletes the oldest segments no unrecorded task needs, once what replaced them is on disk. */
   private collect(): void {
     const dead: number[] = [];
@@ -377,6 +432,8 @@ export class TaskSpool {
     }
     if (dead.length === 0) return;
     this.journal.afterDurable(() => {
+      // Not on disk after all: a later collect finds them again once a repair's copies are.
+      if (this.journal.broken) return;
       for (const s of dead) this.journal.drop(s);
     });
   }

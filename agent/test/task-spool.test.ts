@@ -10,12 +10,21 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { SpoolJournal } from '../src/spool-journal.js';
+import { StateDirInUse } from '../src/state-dir-lock.js';
 import { TaskSpool } from '../src/task-spool.js';
 import { exitedResult as result, runMsg } from './helpers/recording-reports.js';
 import { Runners } from './helpers/runners.js';
 
 const runners = new Runners();
 after(() => runners.cleanup());
+
+/** Output larger than the spool copies forward out of an old segment. */
+const RELOCATE_ABOVE = 2 ** 20 + 1;
+
+async function waitUntil(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(done(), 'waited 5 s in vain');
+}
 
 const journalFiles = (stateDir: string) => fs.readdirSync(path.join(stateDir, 'spool')).sort();
 
@@ -140,6 +149,64 @@ describe('TaskSpool: the journal', () => {
     assert.equal(reports.text(key), 'old\n');
     assert.equal(fs.existsSync(path.join(stateDir, 'tasks')), false);
     assert.deepEqual(TaskSpool.keysOnDisk(stateDir), [key]);
+  });
+
+  it('writes again once the disk takes writes, every unrecorded task in full', async () => {
+    const stateDir = runners.stateDir();
+    const logged: string[] = [];
+    const spool = new TaskSpool(stateDir, {
+      segmentBytes: 4096,
+      repairDelayMs: 50,
+      log: (level, msg, fields) => logged.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`),
+    });
+    // Too large to be copied forward: it stays in the first segment while the disk is "full".
+    const big = Buffer.alloc(RELOCATE_ABOVE, 98);
+    spool.create(runMsg('true', { key: '9:0:1' }), 1);
+    spool.append('9:0:1', big);
+    await spool.flushed();
+    // The next segment is a device whose every write fails with ENOSPC, as a full disk's do.
+    fs.symlinkSync('/dev/full', path.join(stateDir, 'spool', '00000002.journal'));
+    spool.create(runMsg('true', { key: '9:0:2' }), 2);
+    spool.finish('9:0:2', result('9:0:2', 0));
+    spool.finish('9:0:1', result('9:0:1', big.length));
+    await waitUntil(() => logged.some((l) => l.startsWith('info the task spool writes again')));
+    assert.match(logged[0] ?? '', /^warn the task spool cannot write.*ENOSPC/);
+    await spool.close();
+    assert.equal(journalFiles(stateDir).includes('00000002.journal'), false, 'the broken segment is deleted');
+
+    const next = new TaskSpool(stateDir);
+    const left = new Map(next.load().map((t) => [t.msg.key, t]));
+    assert.deepEqual(left.get('9:0:2')?.result, result('9:0:2', 0), 'a task begun while broken');
+    assert.deepEqual(left.get('9:0:1')?.result, result('9:0:1', big.length));
+    assert.ok(next.readOutput('9:0:1', 0, big.length).equals(big), 'output written before, intact');
+    await next.close();
+  });
+
+  it("is one agent's: a live agent's state directory is refused, a dead one's taken over", async () => {
+    const stateDir = runners.stateDir();
+    const lock = new URL('../src/state-dir-lock.js', import.meta.url).href;
+    const holder = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { claimStateDir } from ${JSON.stringify(lock)}; claimStateDir(process.argv[1]); console.log('held'); setInterval(() => {}, 1000);`,
+        stateDir,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+    assert.throws(
+      () => new TaskSpool(stateDir),
+      (err: unknown) => err instanceof StateDirInUse && err.message.includes(`pid ${holder.pid}`),
+    );
+    holder.kill('SIGKILL');
+    await new Promise((r) => holder.once('exit', r));
+    const spool = new TaskSpool(stateDir);
+    spool.create(runMsg('true', { key: '9:0:1' }), 1);
+    await spool.close();
+    assert.equal(fs.existsSync(path.join(stateDir, 'agent.lock')), false, 'given up at close');
+    assert.equal(TaskSpool.keysOnDisk(stateDir).length, 1);
   });
 });
 

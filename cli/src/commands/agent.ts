@@ -70,6 +70,7 @@ export function createAgent(flags: AgentFlags, stream: NodeJS.WriteStream): Agen
         fileHost: ip,
         filePort: positiveInt('file-port', flags.filePort ?? '0'),
         ...(flags.scriptDir ? { scriptDir: path.resolve(flags.scriptDir) } : {}),
+        log: (level, msg, fields) => logger[level](fields ?? {}, msg),
       }),
   });
   agent.on('state', (s: string) => logger.info(`state ${s}`));
