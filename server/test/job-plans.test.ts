@@ -768,6 +768,67 @@ for (const engine of engines()) {
       assert.equal(await jobCount(fleet), before);
     });
 
+    test('edits at once each apply in turn; no plan outlives a template deleted while it is created', async () => {
+      const names = Array.from({ length: 8 }, (_, i) => `v${i}`);
+      const tpl = (name: string) => ({
+        name,
+        global_var_list: [
+          ...names.map((n) => ({ name: n, type: 1, value: 'template' })),
+          { name: 'hosts', type: 3, server: { host_id_list: [ids[0]] } },
+        ],
+        step_list: [
+          {
+            name: 'show',
+            type: 1,
+            script_info: {
+              script_content: b64('true'),
+              account: { alias: fleet.account },
+              server: { variable: 'hosts' },
+            },
+          },
+        ],
+      });
+      const t = await call<{ id: number }>('create_job_template', tpl('edited at once'));
+      assert.equal(t.result, true, t.message);
+      const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name: 'edited' });
+      assert.equal(p.result, true, p.message);
+      // Each update sets a variable of its own, a sync runs among them: none may undo another.
+      const edits = await Promise.all([
+        ...names.map((name, i) =>
+          call('update_job_plan', {
+            job_plan_id: p.data.id,
+            global_var_list: [{ name, value: `plan-${i}` }],
+          }),
+        ),
+        call('sync_job_plan', { job_plan_id: p.data.id }),
+        call('update_job_plan', { job_plan_id: p.data.id, name: 'edited, renamed' }),
+      ]);
+      for (const r of edits) assert.equal(r.result, true, r.message);
+      const plan = await read<{ name: string; global_var_list: { name: string; value: string }[] }>(
+        'get_job_plan_detail',
+        { job_plan_id: p.data.id },
+      );
+      assert.equal(plan.data.name, 'edited, renamed');
+      assert.deepEqual(
+        plan.data.global_var_list.filter((v) => v.name !== 'hosts').map((v) => [v.name, v.value]),
+        names.map((n, i) => [n, `plan-${i}`]),
+      );
+
+      // Plans created while their template is deleted: each is refused, or deleted with it.
+      for (let round = 0; round < 3; round++) {
+        const doomed = await call<{ id: number }>('create_job_template', tpl(`deleted at once ${round}`));
+        assert.equal(doomed.result, true, doomed.message);
+        const creates = Array.from({ length: 6 }, (_, i) =>
+          call('create_job_plan', { job_template_id: doomed.data.id, name: `p${i}` }),
+        );
+        const deleted = await call('delete_job_template', { job_template_id: doomed.data.id });
+        assert.equal(deleted.result, true, deleted.message);
+        for (const r of await Promise.all(creates)) assert.ok(r.result || r.code === 1243911, r.message);
+        const left = await read<{ total: number }>('get_job_plan_list', { job_template_id: doomed.data.id });
+        assert.equal(left.data.total, 0, `round ${round}: plans of a deleted template are left`);
+      }
+    });
+
     test('a changed template marks its plans need_update until synced; reading and writing back round-trips', async () => {
       const t = await call<{ id: number }>('create_job_template', template('evolving'));
       const tDetail = await read<Record<string, unknown> & { step_list: { id: number }[] }>(

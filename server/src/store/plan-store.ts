@@ -64,21 +64,37 @@ export class PlanStore {
     return id;
   }
 
+  /**
+   * Saves a template if it still is what was read (`was`); false when somebody changed it
+   * meanwhile (an edit, a key rotation's reseal), and nothing is written.
+   */
   async updateTemplate(
     id: number,
+    was: Pick<TemplateRow, 'name' | 'description' | 'body'>,
     patch: Pick<
       TemplateRow,
       'name' | 'description' | 'last_modify_user' | 'last_modify_time' | 'version' | 'body'
     >,
-  ): Promise<void> {
-    await this.db.updateTable('job_template').set(patch).where('id', '=', id).execute();
+  ): Promise<boolean> {
+    const r = await this.db
+      .updateTable('job_template')
+      .set(patch)
+      .where('id', '=', id)
+      .where('name', '=', was.name)
+      .where('description', '=', was.description)
+      .where('body', '=', was.body)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
   }
 
-  /** Deletes a template with its plans in one transaction. */
+  /**
+   * Deletes a template with its plans in one transaction. The template goes first: on
+   * PostgreSQL that locks its row, which a plan being created waits on (see insertPlan).
+   */
   async deleteTemplate(id: number): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('job_plan').where('template_id', '=', id).execute();
       await tx.deleteFrom('job_template').where('id', '=', id).execute();
+      await tx.deleteFrom('job_plan').where('template_id', '=', id).execute();
     });
   }
 
@@ -95,18 +111,47 @@ export class PlanStore {
       .execute();
   }
 
-  async insertPlan(row: Omit<PlanRow, 'id'>): Promise<number> {
-    const { id } = await this.db.insertInto('job_plan').values(row).returning('id').executeTakeFirstOrThrow();
-    return id;
+  /**
+   * Creates a plan of a template that still exists; undefined when it was deleted meanwhile.
+   * The template's row is touched first: on PostgreSQL that waits for a delete under way
+   * (deleteTemplate), so no plan outlives its template.
+   */
+  async insertPlan(row: Omit<PlanRow, 'id'>): Promise<number | undefined> {
+    const gone = new Error('template deleted');
+    return this.db
+      .transaction()
+      .execute(async (tx) => {
+        const t = await tx
+          .updateTable('job_template')
+          .set((eb) => ({ id: eb.ref('id') }))
+          .where('id', '=', row.template_id)
+          .executeTakeFirst();
+        if (t.numUpdatedRows === 0n) throw gone;
+        const { id } = await tx.insertInto('job_plan').values(row).returning('id').executeTakeFirstOrThrow();
+        return id;
+      })
+      .catch((err: unknown) => {
+        if (err === gone) return undefined;
+        throw err;
+      });
   }
 
+  /** As updateTemplate: saves a plan if it still is what was read; false when it changed. */
   async updatePlan(
     id: number,
+    was: Pick<PlanRow, 'name' | 'body'>,
     patch: Partial<
       Pick<PlanRow, 'name' | 'last_modify_user' | 'last_modify_time' | 'template_version' | 'body'>
     >,
-  ): Promise<void> {
-    await this.db.updateTable('job_plan').set(patch).where('id', '=', id).execute();
+  ): Promise<boolean> {
+    const r = await this.db
+      .updateTable('job_plan')
+      .set(patch)
+      .where('id', '=', id)
+      .where('name', '=', was.name)
+      .where('body', '=', was.body)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
   }
 
   async deletePlan(id: number): Promise<void> {

@@ -22,7 +22,7 @@ import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zLong, zText } from '../input-types.js';
 import { pageReply } from '../paging.js';
-import { PlanListInput, modified, planListQuery, templateInScope } from './job-templates.js';
+import { PlanListInput, editUntilSaved, modified, planListQuery, templateInScope } from './job-templates.js';
 
 const positiveId = zLong.pipe(z.number().min(1));
 
@@ -101,6 +101,8 @@ export const createJobPlan = defineEndpoint({
         body: JSON.stringify(body),
       }),
     );
+    // Deleted since it was read: the plan would have been deleted with it.
+    if (id === undefined) throw new ApiError('JOB_TEMPLATE_NOT_EXIST', { id: template.id });
     return { id };
   },
 });
@@ -114,29 +116,26 @@ export const updateJobPlan = defineEndpoint({
     name: zText(256).trim().min(1).optional(),
     ...PlanFields,
   }),
-  async handle(ctx, input) {
-    const { plan, template } = await planInScope(ctx, input.job_plan_id);
-    const tb = parseTemplateBody(template);
-    const old = parsePlanBody(plan);
-    const body: PlanBody = {
-      description: input.description ?? old.description,
-      enabled: input.step_list ? enabledSteps(tb, input.step_list) : old.enabled,
-      known: old.known,
-      vars: buildPlanVars(ctx, tb, input.global_var_list, old.vars),
-    };
-    const name = input.name ?? plan.name;
-    const text = JSON.stringify(body);
-    if (text !== plan.body || name !== plan.name) {
-      await savePlan(name, template.id, () =>
-        ctx.services.store.plans.updatePlan(plan.id, {
-          name,
-          body: text,
-          ...modified(ctx),
-        }),
-      );
-    }
-    return { id: plan.id };
-  },
+  handle: (ctx, input) =>
+    editUntilSaved(async () => {
+      const { plan, template } = await planInScope(ctx, input.job_plan_id);
+      const tb = parseTemplateBody(template);
+      const old = parsePlanBody(plan);
+      const body: PlanBody = {
+        description: input.description ?? old.description,
+        enabled: input.step_list ? enabledSteps(tb, input.step_list) : old.enabled,
+        known: old.known,
+        vars: buildPlanVars(ctx, tb, input.global_var_list, old.vars),
+      };
+      const name = input.name ?? plan.name;
+      const text = JSON.stringify(body);
+      const saved =
+        (text === plan.body && name === plan.name) ||
+        (await savePlan(name, template.id, () =>
+          ctx.services.store.plans.updatePlan(plan.id, plan, { name, body: text, ...modified(ctx) }),
+        ));
+      return saved ? { id: plan.id } : undefined;
+    }),
 });
 
 export const deleteJobPlan = defineEndpoint({
@@ -158,25 +157,26 @@ export const syncJobPlan = defineEndpoint({
   kind: 'write',
   permission: 'manage',
   input: z.object({ job_plan_id: positiveId }),
-  async handle(ctx, input) {
-    const { plan, template } = await planInScope(ctx, input.job_plan_id);
-    const tb = parseTemplateBody(template);
-    const old = parsePlanBody(plan);
-    const body: PlanBody = {
-      description: old.description,
-      enabled: tb.steps
-        .filter((s) => old.enabled.includes(s.id) || !old.known.includes(s.id))
-        .map((s) => s.id),
-      known: tb.steps.map((s) => s.id),
-      vars: buildPlanVars(ctx, tb, [], old.vars),
-    };
-    await ctx.services.store.plans.updatePlan(plan.id, {
-      body: JSON.stringify(body),
-      template_version: template.version,
-      ...modified(ctx),
-    });
-    return { id: plan.id };
-  },
+  handle: (ctx, input) =>
+    editUntilSaved(async () => {
+      const { plan, template } = await planInScope(ctx, input.job_plan_id);
+      const tb = parseTemplateBody(template);
+      const old = parsePlanBody(plan);
+      const body: PlanBody = {
+        description: old.description,
+        enabled: tb.steps
+          .filter((s) => old.enabled.includes(s.id) || !old.known.includes(s.id))
+          .map((s) => s.id),
+        known: tb.steps.map((s) => s.id),
+        vars: buildPlanVars(ctx, tb, [], old.vars),
+      };
+      const saved = await ctx.services.store.plans.updatePlan(plan.id, plan, {
+        body: JSON.stringify(body),
+        template_version: template.version,
+        ...modified(ctx),
+      });
+      return saved ? { id: plan.id } : undefined;
+    }),
 });
 
 export const getJobPlanList = defineEndpoint({

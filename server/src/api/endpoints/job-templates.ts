@@ -123,8 +123,25 @@ export const createJobTemplate = defineEndpoint({
   },
 });
 
-/** Saves a template's new content; the version moves only when something changed. */
-export async function saveTemplate(
+/**
+ * Runs an edit on a fresh read until its save finds the row as it was read (the store's
+ * compare-and-set; `edit` answers undefined when it did not): two edits at once, or an edit
+ * during a key rotation's reseal, apply one after the other instead of the later one undoing
+ * the earlier.
+ */
+export async function editUntilSaved<T>(edit: () => Promise<T | undefined>): Promise<T> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const done = await edit();
+    if (done !== undefined) return done;
+  }
+  throw new Error('the row changed under ten attempts in a row to save an edit');
+}
+
+/**
+ * Saves a template's new content; the version moves only when something changed. False when
+ * the template changed since `row` was read, and nothing was saved.
+ */
+async function saveTemplate(
   ctx: EndpointContext,
   row: TemplateRow,
   name: string,
@@ -132,9 +149,9 @@ export async function saveTemplate(
   body: TemplateBody,
 ): Promise<boolean> {
   const text = JSON.stringify(body);
-  if (text === row.body && name === row.name && description === row.description) return false;
+  if (text === row.body && name === row.name && description === row.description) return true;
   try {
-    await ctx.services.store.plans.updateTemplate(row.id, {
+    return await ctx.services.store.plans.updateTemplate(row.id, row, {
       name,
       description,
       ...modified(ctx),
@@ -145,7 +162,6 @@ export async function saveTemplate(
     if (isUniqueViolation(err)) throw nameTaken(name);
     throw err;
   }
-  return true;
 }
 
 export const updateJobTemplate = defineEndpoint({
@@ -154,10 +170,17 @@ export const updateJobTemplate = defineEndpoint({
   permission: 'manage',
   input: z.object({ job_template_id: positiveId, ...TemplateInput }),
   async handle(ctx, input) {
-    const row = await templateInScope(ctx, input.job_template_id);
-    const body = await buildTemplateBody(ctx, input.step_list, input.global_var_list, parseTemplateBody(row));
-    await saveTemplate(ctx, row, input.name, input.description, body);
-    return { id: row.id };
+    return editUntilSaved(async () => {
+      const row = await templateInScope(ctx, input.job_template_id);
+      const body = await buildTemplateBody(
+        ctx,
+        input.step_list,
+        input.global_var_list,
+        parseTemplateBody(row),
+      );
+      const saved = await saveTemplate(ctx, row, input.name, input.description, body);
+      return saved ? { id: row.id } : undefined;
+    });
   },
 });
 
