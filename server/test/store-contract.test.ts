@@ -179,6 +179,21 @@ for (const engine of engines()) {
       assert.equal((await inv.findHostByAgentId('agent-g'))?.id, batch[0]!.id);
       assert.equal(await inv.findHostByAgentId('agent-e'), undefined);
       for (const h of batch.slice(0, 2)) await inv.removeHost(h.id);
+
+      // Revoked while a registration for it waited for its commit: the host takes no new agent,
+      // and the others of the commit are stored.
+      await store.agentTrust.revoke(first.id);
+      const [late, other] = await inv.registerAgentHosts([
+        { ...reg, agentId: 'agent-h', agentTokenHash: 'hash-h' },
+        { ...reg, ip: '10.0.9.3', agentId: 'agent-i' },
+      ]);
+      assert.equal(late?.id, first.id);
+      assert.equal(typeof late?.agent_revoked_at, 'number');
+      assert.equal(late?.agent_token_hash, null, 'no token for a revoked host');
+      assert.equal(await inv.findHostByAgentId('agent-h'), undefined);
+      assert.equal((await inv.findHostByAgentId('agent-i'))?.id, other?.id);
+      await store.agentTrust.readmit(first.id);
+      if (other) await inv.removeHost(other.id);
     });
 
     check('hosts added by hand: defaults, duplicates refused, an agent takes them over', async () => {

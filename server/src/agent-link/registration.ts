@@ -9,7 +9,7 @@ import type { RegisterResponse } from '@jobfleet/protocol';
 import { hashSecret, verifySecret } from '../api/auth.js';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
-import { ApiError } from '../api/error-catalogue.js';
+import { ApiError, ERROR_CATALOGUE } from '../api/error-catalogue.js';
 import { attribute } from '../audit/write-audit.js';
 import type { Services } from '../services.js';
 import type { Host } from '../store/inventory-store.js';
@@ -57,13 +57,17 @@ export function registerAgentRoutes(app: FastifyInstance, services: Services): v
         actorKind: 'agent',
         action: 'agent register',
         target: `host:${stored.id}`,
-        outcome: 'ok',
-        code: 0,
+        ...(stored.agent_revoked_at == null
+          ? { outcome: 'ok', code: 0 }
+          : { outcome: 'refused', code: ERROR_CATALOGUE.AGENT_REVOKED.code }),
         sourceIp: req.ip,
         detail: { request_id: req.id },
       }),
     );
     attribute(req, { skip: true });
+    // Revoked while this registration waited for its commit: the host kept no new token.
+    if (row.agent_revoked_at != null)
+      throw new ApiError('AGENT_REVOKED', { hostId: row.id, cloudId: host.cloudId, ip: host.ip });
     req.log.info({ hostId: row.id, ip: host.ip, cloudId: host.cloudId, agentId }, 'agent registered');
     const data: RegisterResponse = { agentId, token: `${agentId}.${secret}`, hostId: row.id };
     return reply.send(successEnvelope(data, req.id));
@@ -79,6 +83,8 @@ export async function verifyAgentToken(
   const dot = token.indexOf('.');
   if (dot <= 0) return undefined;
   const host = await services.store.inventory.findHostByAgentId(token.slice(0, dot));
-  if (!host?.agent_token_hash) return undefined;
+  // A revoked host's token is cleared; one written by a registration racing the revoke is
+  // refused all the same.
+  if (!host?.agent_token_hash || host.agent_revoked_at != null) return undefined;
   return verifySecret(token.slice(dot + 1), host.agent_token_hash) ? host : undefined;
 }

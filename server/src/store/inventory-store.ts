@@ -155,6 +155,14 @@ export class InventoryStore {
           round.map((r) => r.reg),
         );
         const byKey = new Map(stored.map((h) => [key(Number(h.cloud_id), h.ip), h]));
+        // A host revoked since its registration was checked takes no new agent: it comes back
+        // as it is, revoked, for the caller to refuse.
+        const missing = round.filter((r) => !byKey.has(key(r.reg.cloudId, r.reg.ip)));
+        for (const h of await hostsAt(
+          tx,
+          missing.map((r) => r.reg),
+        ))
+          byKey.set(key(Number(h.cloud_id), h.ip), h);
         for (const r of round) {
           const host = byKey.get(key(r.reg.cloudId, r.reg.ip));
           if (!host) throw new Error(`host ${r.reg.cloudId}:${r.reg.ip} not stored`);
@@ -473,15 +481,27 @@ function upsertRegisteredHosts(db: Kysely<Database>, regs: readonly HostRegistra
       })),
     )
     .onConflict((oc) =>
-      oc.columns(['cloud_id', 'ip']).doUpdateSet((eb) => ({
-        ipv6: eb.ref('excluded.ipv6'),
-        hostname: eb.ref('excluded.hostname'),
-        os_type: eb.ref('excluded.os_type'),
-        agent_id: eb.ref('excluded.agent_id'),
-        agent_token_hash: eb.ref('excluded.agent_token_hash'),
-        biz_id: eb.fn.coalesce('excluded.biz_id', 'host.biz_id'),
-      })),
+      oc
+        .columns(['cloud_id', 'ip'])
+        .doUpdateSet((eb) => ({
+          ipv6: eb.ref('excluded.ipv6'),
+          hostname: eb.ref('excluded.hostname'),
+          os_type: eb.ref('excluded.os_type'),
+          agent_id: eb.ref('excluded.agent_id'),
+          agent_token_hash: eb.ref('excluded.agent_token_hash'),
+          biz_id: eb.fn.coalesce('excluded.biz_id', 'host.biz_id'),
+        }))
+        .where('host.agent_revoked_at', 'is', null),
     )
     .returningAll()
+    .execute();
+}
+
+function hostsAt(db: Kysely<Database>, regs: readonly HostRegistration[]): Promise<Host[]> {
+  if (regs.length === 0) return Promise.resolve([]);
+  return db
+    .selectFrom('host')
+    .selectAll()
+    .where((eb) => eb.or(regs.map((r) => eb.and([eb('cloud_id', '=', r.cloudId), eb('ip', '=', r.ip)]))))
     .execute();
 }
