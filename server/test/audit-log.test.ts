@@ -108,6 +108,53 @@ for (const engine of engines()) {
       assert.equal(opEntry?.code, op.code);
     });
 
+    test('a claimed name holding NUL is audited, and no other entry of its batch is lost', async () => {
+      const nul = { appCode: 'nul\u0000app', appSecret: 'guessed-secret-0001', username: 'a\u0000b' };
+      secretsSeen.push(nul.appSecret);
+      const [refused, ok] = await Promise.all([
+        post(fleet.server.url, 'fast_execute_script', { ...fleet.scope }, nul, { inBody: true }),
+        runScript(fleet, {
+          script_content: b64('echo next-to-nul'),
+          target_server: { host_id_list: [hostId] },
+        }),
+      ]);
+      assert.equal(refused.result, false);
+      assert.equal(ok.result, true, ok.message);
+      const entries = (await audit({ action: 'fast_execute_script', limit: 10 })).entries;
+      assert.ok(
+        entries.some((e) => e.target.startsWith(`job_instance:${ok.data.job_instance_id} `)),
+        'the accepted call is audited',
+      );
+      const claimed = entries.find((e) => e.username === 'a\ufffdb');
+      assert.equal(claimed?.app_code, 'nul\ufffdapp');
+      assert.equal(claimed?.outcome, 'refused');
+      const named = await post(
+        fleet.server.url,
+        'fast_execute_script',
+        {
+          ...fleet.scope,
+          script_content: b64('true'),
+          account_alias: fleet.account,
+          target_server: { host_id_list: [hostId] },
+        },
+        { ...fleet.creds, username: 'a\u0000b' },
+      );
+      assert.equal(named.code, ERROR_CATALOGUE.BAD_REQUEST.code, named.message);
+      // Names an admin gives are refused with NUL in them.
+      const biz = await admin(fleet.server.url, fleet.server.adminToken, 'POST', '/biz', {
+        id: 77,
+        name: 'a\u0000b',
+      });
+      assert.equal(biz.code, ERROR_CATALOGUE.BAD_REQUEST.code, biz.message);
+      const twice = await admin(fleet.server.url, fleet.server.adminToken, 'POST', '/biz_set', {
+        id: 8_000_077,
+        name: 'twice',
+        biz_ids: [2, 2],
+      });
+      assert.equal(twice.code, ERROR_CATALOGUE.BAD_REQUEST.code, twice.message);
+      assert.match(twice.message, /twice/);
+    });
+
     test('dangerous rules and upload URLs are audited; reads and checks are not', async () => {
       const rule = await post<{ id: number }>(
         fleet.server.url,

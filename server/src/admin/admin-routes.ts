@@ -9,7 +9,7 @@ import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { PUBLIC_SCRIPT_PERMISSION } from '../api/endpoints/script-library.js';
-import { IpEntry, zLong } from '../api/input-types.js';
+import { IpEntry, zLong, zText } from '../api/input-types.js';
 import { DynamicGroupFilter } from '../inventory/dynamic-group.js';
 import { registerCronAdminRoutes } from './cron-admin-routes.js';
 import { adminActor, requireAdmin } from '../operators/admin-access.js';
@@ -25,22 +25,22 @@ import { registerInventoryLifecycleRoutes } from './inventory-lifecycle-routes.j
 const ScopeGrant = z.object({ type: z.enum(['biz', 'biz_set']), id: zLong });
 
 const schemas = {
-  biz: z.object({ id: zLong.pipe(z.number().min(1).max(7_999_999)), name: z.string().min(1) }),
+  biz: z.object({ id: zLong.pipe(z.number().min(1).max(7_999_999)), name: zText(256).min(1) }),
   bizSet: z.object({
     id: zLong.pipe(z.number().min(8_000_000).max(9_999_999)),
-    name: z.string().min(1),
-    biz_ids: z.array(zLong),
+    name: zText(256).min(1),
+    biz_ids: z.array(zLong).refine((ids) => new Set(ids).size === ids.length, 'lists a business twice'),
   }),
   host: z.object({
     bk_cloud_id: zLong.pipe(z.number().nonnegative()).default(0),
     ip: IpEntry.shape.ip,
-    hostname: z.string().default(''),
+    hostname: zText(255).default(''),
     os_type: z.enum(['linux', 'windows']).default('linux'),
     bk_biz_id: zLong.optional(),
   }),
   hostBiz: z.object({ bk_biz_id: zLong.nullable() }),
-  set: z.object({ bk_biz_id: zLong, name: z.string().min(1) }),
-  module: z.object({ bk_biz_id: zLong, set_id: zLong, name: z.string().min(1) }),
+  set: z.object({ bk_biz_id: zLong, name: zText(256).min(1) }),
+  module: z.object({ bk_biz_id: zLong, set_id: zLong, name: zText(256).min(1) }),
   moduleHosts: z.object({ host_ids: z.array(zLong).min(1) }),
   dynamicGroup: z.object({
     id: z
@@ -48,12 +48,12 @@ const schemas = {
       .regex(/^[A-Za-z0-9_-]{1,64}$/)
       .optional(),
     bk_biz_id: zLong,
-    name: z.string().min(1),
+    name: zText(256).min(1),
     filter: DynamicGroupFilter,
   }),
   account: z.object({
     bk_biz_id: zLong,
-    alias: z.string().min(1).max(255),
+    alias: zText(255).min(1),
     os_user: z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$/, 'is not a valid OS user name'),
     os_type: z.enum(['linux', 'windows']).default('linux'),
   }),

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { zodFailure } from '../api/endpoint.js';
 import { successEnvelope } from '../api/envelope.js';
-import { zLong } from '../api/input-types.js';
+import { zLong, zText } from '../api/input-types.js';
 import type { Services } from '../services.js';
 import type { AuditEntry } from '../store/audit-store.js';
 
@@ -11,9 +11,9 @@ const AuditQuery = z.object({
   from: zLong.optional(),
   to: zLong.optional(),
   actor_kind: z.enum(['app', 'user', 'admin', 'agent', 'system']).optional(),
-  app_code: z.string().max(128).optional(),
-  username: z.string().max(128).optional(),
-  action: z.string().max(256).optional(),
+  app_code: zText(128).optional(),
+  username: zText(128).optional(),
+  action: zText(256).optional(),
   outcome: z.enum(['ok', 'refused', 'error']).optional(),
   before_id: zLong.optional(),
   limit: zLong.pipe(z.number().min(1).max(1000)).default(100),

@@ -109,6 +109,9 @@ export class Authenticator {
   async authenticate(creds: Credentials): Promise<Caller> {
     const code = creds.appCode;
     if (!code) throw new ApiError('MISSING_APP_CODE');
+    // The name is stored with every job and audit entry; PostgreSQL takes no NUL in text.
+    if (creds.username?.includes('\u0000'))
+      throw new ApiError('BAD_REQUEST', { reason: 'bk_username must not contain NUL characters' });
     if (!creds.appSecret && creds.signed)
       return this.caller(await this.verifySigned(code, creds.signed), creds);
     if (!creds.appSecret) throw new ApiError('MISSING_APP_CODE');
@@ -157,6 +160,9 @@ export class Authenticator {
 
   private async lookup(appCode: string): Promise<CachedApp> {
     const now = Date.now();
+    // No app has such a code (PostgreSQL would refuse the query for the NUL): unknown, unasked.
+    if (appCode.includes('\u0000') || appCode.length > 256)
+      return { app: undefined, secret: undefined, until: now };
     let hit = this.cache.get(appCode);
     if (!hit || hit.until < now) {
       const app = await this.apps.getApp(appCode);

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parse, unique } from '../admin/admin-routes.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
-import { zLong } from '../api/input-types.js';
+import { zLong, zText } from '../api/input-types.js';
 import type { Services } from '../services.js';
 import type { RoleGrant, TokenRow, User } from '../store/operator-store.js';
 import { adminActor, requireAdmin } from './admin-access.js';
@@ -23,10 +23,10 @@ const UserName = z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'must be 1 to 64 le
 const Password = z.string().min(8, 'must be at least 8 characters').max(1024);
 
 export const OPERATOR_SCHEMAS = {
-  login: z.object({ username: z.string().min(1).max(128), password: z.string().min(1).max(1024) }),
+  login: z.object({ username: zText(128).min(1), password: z.string().min(1).max(1024) }),
   password: z.object({ current_password: z.string().min(1).max(1024), new_password: Password }),
   token: z.object({
-    name: z.string().min(1).max(100),
+    name: zText(100).min(1),
     scopes: z
       .union([z.literal('all'), z.array(z.object({ type: ScopeType, id: zLong })).min(1)])
       .default('all'),
@@ -35,7 +35,7 @@ export const OPERATOR_SCHEMAS = {
   }),
   user: z.object({
     name: UserName,
-    display_name: z.string().max(200).optional(),
+    display_name: zText(200).optional(),
     password: Password.optional(),
     platform_admin: z.boolean().default(false),
   }),

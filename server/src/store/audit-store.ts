@@ -124,12 +124,12 @@ export async function insertAuditEntries(
       entries.map((r) => ({
         at: r.at,
         actor_kind: r.actorKind,
-        app_code: r.appCode ?? '',
-        username: r.username ?? '',
-        scope_type: r.scopeType ?? '',
-        scope_id: r.scopeId ?? '',
-        action: r.action,
-        target: r.target ?? '',
+        app_code: noNul(r.appCode ?? ''),
+        username: noNul(r.username ?? ''),
+        scope_type: noNul(r.scopeType ?? ''),
+        scope_id: noNul(r.scopeId ?? ''),
+        action: noNul(r.action),
+        target: noNul(r.target ?? ''),
         outcome: r.outcome,
         code: r.code ?? 0,
         source_ip: r.sourceIp ?? '',
@@ -137,4 +137,12 @@ export async function insertAuditEntries(
       })),
     )
     .execute();
+}
+
+/**
+ * Names in an entry are what a caller claimed, refused or not; PostgreSQL takes no NUL in text,
+ * and one entry holding one would lose every entry of its batch.
+ */
+function noNul(text: string): string {
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '\ufffd') : text;
 }
