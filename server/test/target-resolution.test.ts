@@ -8,6 +8,7 @@ import { ApiError, ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
 import type { ErrorName } from '../src/api/error-catalogue.js';
 import type { TargetServer } from '../src/api/input-types.js';
 import type { ResolvedScope } from '../src/api/scope.js';
+import { globMatches } from '../src/inventory/dynamic-group.js';
 import { resolveTargets } from '../src/inventory/target-resolution.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
@@ -353,3 +354,30 @@ for (const engine of engines()) {
     });
   });
 }
+
+describe("a dynamic group's hostname glob", () => {
+  it('matches * and ? case-insensitively, every other character as itself', () => {
+    const cases: [string, string, boolean][] = [
+      ['web-01', 'web-*', true],
+      ['WEB-01', 'web-??', true],
+      ['web-1', 'web-??', false],
+      ['', '*', true],
+      ['', '?', false],
+      ['a.b', 'a?b', true],
+      ['axb', 'a.b', false],
+      ['x(1)', 'x(?)', true],
+      ['db-west-1', '*-*-1', true],
+      ['db-west-2', '*-*-1', false],
+      ['aaa', 'a*a*a', true],
+      ['aa', 'a*a*a', false],
+      ['abcabd', '*abd', true],
+    ];
+    for (const [text, glob, expected] of cases)
+      assert.equal(globMatches(text, glob), expected, `${text} ~ ${glob}`);
+  });
+
+  it('answers a glob of many stars against a long hostname at once (a regular expression backtracks for hours)', () => {
+    assert.equal(globMatches('-'.repeat(255), `${'*-'.repeat(12)}db`), false);
+    assert.equal(globMatches(`${'-'.repeat(250)}db`, `${'*-'.repeat(12)}db`), true);
+  });
+});

@@ -13,7 +13,7 @@ export const DynamicGroupFilter = z
       .array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'is not an IPv4 address or CIDR block'))
       .optional(),
     /** Glob on the hostname: * any run of characters, ? one character. */
-    hostname: z.string().min(1).optional(),
+    hostname: z.string().min(1).max(255).optional(),
     os_type: z.enum(['linux', 'windows']).optional(),
     module_ids: z.array(z.number().int()).optional(),
   })
@@ -34,15 +34,33 @@ export function ipMatches(ip: string, pattern: string): boolean {
   return Math.floor(ipToInt(ip) / block) === Math.floor(ipToInt(base ?? '') / block);
 }
 
+/**
+ * `*` any run of characters, `?` one, case-insensitive. Matched by the two-pointer walk that
+ * goes back only to the last `*`: at most text × glob steps, where a regular expression of
+ * several `.*` backtracks without bound (a glob of six stars against a long hostname held the
+ * server's thread for seconds).
+ */
 export function globMatches(text: string, glob: string): boolean {
-  const re = new RegExp(
-    `^${glob
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-    'i',
-  );
-  return re.test(text);
+  const t = text.toLowerCase();
+  const g = glob.toLowerCase();
+  let ti = 0;
+  let gi = 0;
+  let star = -1;
+  let resume = 0;
+  while (ti < t.length) {
+    if (gi < g.length && (g[gi] === '?' || g[gi] === t[ti])) {
+      ti++;
+      gi++;
+    } else if (gi < g.length && g[gi] === '*') {
+      star = gi++;
+      resume = ti;
+    } else if (star >= 0) {
+      gi = star + 1;
+      ti = ++resume;
+    } else return false;
+  }
+  while (gi < g.length && g[gi] === '*') gi++;
+  return gi === g.length;
 }
 
 export function hostMatches(host: Host, moduleIds: readonly number[], f: DynamicGroupFilter): boolean {
