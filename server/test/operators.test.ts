@@ -207,6 +207,41 @@ for (const [index, engine] of engines().entries()) {
       const burst = await Promise.all(Array.from({ length: 20 }, () => attempt('burst', 'wrong-password')));
       const checked = burst.filter((r) => r.code === ERROR_CATALOGUE.LOGIN_FAILED.code).length;
       assert.equal(checked, 3, burst.map((r) => r.code).join(','));
+
+      // Changing the password is held to the same limits: a token must not be a way to guess it.
+      succeeds(await adminApi('POST', '/users', { name: 'changer', password: 'changer-password' }));
+      const changer = await login(server.url, 'changer', 'changer-password');
+      const change = (current: string) =>
+        call(
+          server.url,
+          'POST',
+          '/api/auth/password',
+          { session: changer },
+          { current_password: current, new_password: 'changed-password' },
+        );
+      for (let i = 0; i < 3; i++) fails(await change('wrong-password'), 'LOGIN_FAILED');
+      fails(await change('changer-password'), 'LOGIN_RATE_LIMITED', 'user');
+
+      // A sign-in whose password changed while it was checked starts no session.
+      const user = await store.operators.getUserByName('changer');
+      assert.ok(user);
+      const session = {
+        user_id: user.id,
+        created_at: 1,
+        last_seen_at: 1,
+        expires_at: Date.now() + 60_000,
+        source_ip: '',
+      };
+      assert.equal(
+        await store.operators.createSession({ ...session, token_hash: 'a' }, user.passwordHash),
+        true,
+      );
+      await store.operators.setPassword(user.id, 'scrypt$changed');
+      assert.equal(
+        await store.operators.createSession({ ...session, token_hash: 'b' }, user.passwordHash),
+        false,
+      );
+      assert.equal(await store.operators.getSession('b'), undefined);
     });
 
     it('gives an HttpOnly SameSite=Lax cookie and needs the CSRF token on writes', async () => {

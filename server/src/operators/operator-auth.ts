@@ -126,14 +126,19 @@ export class OperatorAuth {
     // Ended sessions are deleted when next presented; those never presented again go here.
     await this.opts.store.pruneSessions(now, this.opts.idleMs);
     const expiresAt = now + this.opts.maxMs;
-    await this.opts.store.createSession({
-      token_hash: sha256(token),
-      user_id: user.id,
-      created_at: now,
-      last_seen_at: now,
-      expires_at: expiresAt,
-      source_ip: req.ip,
-    });
+    const started = await this.opts.store.createSession(
+      {
+        token_hash: sha256(token),
+        user_id: user.id,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: expiresAt,
+        source_ip: req.ip,
+      },
+      user.passwordHash,
+    );
+    // The password was changed (ending every session) while this one was being checked.
+    if (!started) throw await refuse('password changed meanwhile', new ApiError('LOGIN_FAILED'));
     reply.header('set-cookie', this.cookie(req, token, Math.floor(this.opts.maxMs / 1000)));
     await this.audit(req, { actorKind: 'user', username, action: 'user.login', outcome: 'ok' });
     return { user, csrfToken: this.csrfFor(token), expiresAt };

@@ -136,6 +136,9 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
       auth.post('/password', async (req) => {
         const p = await ops.requirePrincipal(req);
         const body = parse(OPERATOR_SCHEMAS.password, req.body);
+        // Held to the sign-in's limits: a narrow token or a stolen session must not be a way to
+        // guess the password (and a change of it gives a full session).
+        await ops.limiter.attempt(p.user.name, req.ip);
         if (!(await verifyPassword(body.current_password, p.user.passwordHash))) {
           await ops.audit(req, {
             actorKind: 'user',
@@ -145,6 +148,7 @@ export function registerOperatorRoutes(app: FastifyInstance, services: Services)
           });
           throw new ApiError('LOGIN_FAILED');
         }
+        await ops.limiter.succeeded(p.user.name, req.ip);
         await store.setPassword(p.user.id, await hashPassword(body.new_password));
         await ops.audit(req, {
           actorKind: 'user',

@@ -159,8 +159,31 @@ export class OperatorStore {
     });
   }
 
-  async createSession(s: SessionRow): Promise<void> {
-    await this.db.insertInto('user_session').values(s).execute();
+  /**
+   * Starts a session of a user whose password is still `passwordHash`; false when it changed
+   * (or the user went) since it was checked. The user's row is touched first: on PostgreSQL a
+   * password change under way (setPassword, which ends the sessions) waits for this one, or
+   * this one for it and then finds the new hash.
+   */
+  async createSession(s: SessionRow, passwordHash: string): Promise<boolean> {
+    const changed = new Error('password changed');
+    return this.db
+      .transaction()
+      .execute(async (tx) => {
+        const r = await tx
+          .updateTable('user_account')
+          .set((eb) => ({ id: eb.ref('id') }))
+          .where('id', '=', s.user_id)
+          .where('password_hash', '=', passwordHash)
+          .executeTakeFirst();
+        if (r.numUpdatedRows === 0n) throw changed;
+        await tx.insertInto('user_session').values(s).execute();
+        return true;
+      })
+      .catch((err: unknown) => {
+        if (err === changed) return false;
+        throw err;
+      });
   }
 
   async getSession(tokenHash: string): Promise<SessionRow | undefined> {
