@@ -11,6 +11,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { after, before, describe, test } from 'node:test';
+import { Store } from '../src/store/store.js';
+import { scopeStatusEvents } from '../src/streams/event-streams.js';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
@@ -324,6 +326,22 @@ for (const engine of engines()) {
       );
       assert.equal(got.events[0]?.event, 'job');
       assertOrdered(got.events);
+
+      // A read moves past the host and log events it skips, up to the log's newest id: the next
+      // read of a stream starts there, not again at its last status event.
+      const store = await Store.open({ databaseUrl, dataDir: server.dataDir });
+      try {
+        const newest = await store.executions.events.lastId();
+        const source = scopeStatusEvents(store.executions.events, scope.bk_scope_type, scope.bk_scope_id);
+        const whole = await source.list(0, 100_000);
+        assert.ok(whole.rows.every((r) => ['job', 'step', 'batch'].includes(r.kind)));
+        assert.ok(whole.through >= newest, `read through ${whole.through}, the log holds ${newest}`);
+        const first = await source.list(0, 1);
+        assert.equal(first.through, first.rows[0]?.id, 'a full page moves only as far as its rows');
+        assert.deepEqual((await source.list(whole.through, 500)).rows, []);
+      } finally {
+        await store.close();
+      }
       // An unknown scope is refused with an envelope, before any stream starts.
       const other = await get(
         server.url,

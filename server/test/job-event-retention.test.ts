@@ -83,6 +83,17 @@ for (const engine of engines()) {
       assert.equal(removed, (before[0] ?? 0) + (before[1] ?? 0));
       assert.deepEqual(await Promise.all(all.map(count)), [0, 0, ...before.slice(2)]);
 
+      // A job that ended after weeks of waiting keeps its events, however old, for the retention
+      // after its end.
+      const long = await started('waited for weeks');
+      const longEvents = await count(long);
+      assert.equal(
+        await ex.casJob(long, undefined, { status: RunStatus.SUCCESS, end_time: now + 40 * DAY_MS }),
+        true,
+      );
+      assert.equal(await pruneJobEvents(events, 30, now + 41 * DAY_MS), 0);
+      assert.equal(await count(long), longEvents + 1, 'its end is one more event');
+
       // A finished job's streams still know it is over: its status is kept, only the replay goes.
       assert.equal((await ex.getJob(finished))?.status, RunStatus.SUCCESS);
 

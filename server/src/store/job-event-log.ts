@@ -277,11 +277,12 @@ export class JobEventLog {
       .execute();
   }
 
-  /** Status events (job, step, batch) of every job of a scope. */
+  /** Status events (job, step, batch) of every job of a scope, after `afterId` up to `upTo`. */
   async listOfScope(
     scopeType: string,
     scopeId: string,
     afterId: number,
+    upTo: number,
     limit: number,
   ): Promise<JobEventRow[]> {
     return this.db
@@ -290,6 +291,7 @@ export class JobEventLog {
       .where('scope_type', '=', scopeType)
       .where('scope_id', '=', scopeId)
       .where('id', '>', afterId)
+      .where('id', '<=', upTo)
       .where('kind', 'in', STATUS_EVENT_KINDS)
       .orderBy('id')
       .limit(limit)
@@ -297,9 +299,10 @@ export class JobEventLog {
   }
 
   /**
-   * Removes the events older than `before` (ms) of jobs whose status is one of
-   * `finishedStatuses`, in pages; events of unfinished jobs stay, however old, so
-   * their streams always resume. Ids are never reused (SQLite AUTOINCREMENT, PostgreSQL
+   * Removes the events of jobs that ended before `before` (ms) in one of `finishedStatuses`,
+   * in pages; events of unfinished jobs stay, however old, so their streams always resume, and
+   * a job that ran or waited for weeks keeps its whole replay (its first events, which the
+   * totals of later ones build on, included) for the retention after its end. Ids are never reused (SQLite AUTOINCREMENT, PostgreSQL
    * sequences), so Last-Event-ID stays exact after a prune.
    */
   async prune(before: number, finishedStatuses: readonly number[], page = 5000): Promise<number> {
@@ -311,7 +314,7 @@ export class JobEventLog {
             .selectFrom('job_event as e')
             .innerJoin('job_instance as j', 'j.id', 'e.job_instance_id')
             .select('e.id')
-            .where('e.at', '<', before)
+            .where('j.end_time', '<', before)
             .where('j.status', 'in', finishedStatuses)
             .orderBy('e.id')
             .limit(page),

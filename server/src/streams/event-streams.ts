@@ -13,9 +13,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JobEventLog, JobEventRow } from '../store/job-event-log.js';
 import { messagesOf } from './sse-coalescing.js';
 
+export interface StreamPage {
+  /** Events after the id asked for, oldest first. */
+  rows: JobEventRow[];
+  /**
+   * How far the log was read: the last row's id, or past it when the source skips events it
+   * does not send (a scope's host and log events), so the next read starts after those.
+   */
+  through: number;
+}
+
 export interface StreamSource {
-  /** Events after `afterId`, oldest first. */
-  list(afterId: number, limit: number): Promise<JobEventRow[]>;
+  list(afterId: number, limit: number): Promise<StreamPage>;
   /** Set when the stream is complete once caught up (a finished job): the data of its `end` message. */
   finished(): Promise<Record<string, unknown> | undefined>;
 }
@@ -27,6 +36,25 @@ export interface StreamStart {
   maxPerSecond: number;
   /** Whether the caller may still read: asked every RECHECK_MS; false ends the stream. */
   allowed: () => Promise<boolean>;
+}
+
+/**
+ * The status events (job, step, batch) of every job of a scope. A read stops at the log's newest
+ * id, taken first, so that a page short of the limit moves the cursor past every host and log
+ * event up to it: the next read never walks them again (ids grow in commit order). Without
+ * that, a scope stream kept its cursor at the last status event and read a running step's
+ * every output event again at each wake, which a busy job makes continuous.
+ */
+export function scopeStatusEvents(events: JobEventLog, scopeType: string, scopeId: string): StreamSource {
+  return {
+    async list(afterId, limit) {
+      const newest = await events.lastId();
+      const rows = await events.listOfScope(scopeType, scopeId, afterId, newest, limit);
+      const last = rows.at(-1)?.id ?? afterId;
+      return { rows, through: rows.length < limit ? Math.max(afterId, newest) : last };
+    },
+    finished: () => Promise.resolve(undefined),
+  };
 }
 
 const PAGE = 500;
@@ -66,7 +94,8 @@ export class EventStreams {
   ): Promise<void> {
     let cursor = start.afterId;
     let ended = await source.finished();
-    let rows = await source.list(cursor, PAGE);
+    let page = await source.list(cursor, PAGE);
+    let rows = page.rows;
     if (ended && rows.length === 0 && start.resumed) {
       // Nothing more will come: 204 tells an EventSource to stop reconnecting.
       res.writeHead(204).end();
@@ -150,7 +179,6 @@ export class EventStreams {
           const ok = res.write(messages.join(''));
           sent += messages.length;
           lastWrite = Date.now();
-          cursor = rows[rows.length - 1]?.id ?? cursor;
           if (!ok) {
             await new Promise<void>((resolve) => {
               unblock = resolve;
@@ -160,10 +188,12 @@ export class EventStreams {
           }
         }
         if (closed) return;
+        cursor = Math.max(cursor, page.through);
         // Finished first, then the page: a job seen finished has all its events in the log.
         dirty = false;
         ended = await source.finished();
-        rows = await source.list(cursor, PAGE);
+        page = await source.list(cursor, PAGE);
+        rows = page.rows;
       }
     } finally {
       this.clients.delete(res);

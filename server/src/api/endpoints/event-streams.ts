@@ -9,6 +9,7 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { isRunFinished } from '../../engine/statuses.js';
+import { scopeStatusEvents } from '../../streams/event-streams.js';
 import type { StreamSource } from '../../streams/event-streams.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -65,7 +66,10 @@ export const getJobEventStream = defineEndpoint({
     return streamReply(
       ctx,
       {
-        list: (afterId, limit) => executions.events.listOfJob(job.id, afterId, limit),
+        async list(afterId, limit) {
+          const rows = await executions.events.listOfJob(job.id, afterId, limit);
+          return { rows, through: rows.at(-1)?.id ?? afterId };
+        },
         async finished() {
           const now = await executions.getJob(job.id);
           return now && isRunFinished(now.status)
@@ -88,14 +92,6 @@ export const getScopeEventStream = defineEndpoint({
     const scopeType = ctx.scope.type;
     const scopeId = String(ctx.scope.id);
     const events = ctx.services.store.executions.events;
-    return streamReply(
-      ctx,
-      {
-        list: (afterId, limit) => events.listOfScope(scopeType, scopeId, afterId, limit),
-        finished: () => Promise.resolve(undefined),
-      },
-      input,
-      true,
-    );
+    return streamReply(ctx, scopeStatusEvents(events, scopeType, scopeId), input, true);
   },
 });
