@@ -235,6 +235,8 @@ for (const engine of engines()) {
       assert.ok((await listed({ create_time_start: now - 3600, create_time_end: now + 3600 })).includes(id));
       const one = await read<{ total: number; data: Item[] }>('get_cron_list', { id });
       assert.deepEqual([one.data.total, one.data.data[0]?.status], [1, 1]);
+      const later = await read<{ total: number; data: Item[] }>('get_cron_list', { id, start: 20 });
+      assert.deepEqual([later.data.total, later.data.data], [1, []], 'only the first page holds it');
       const detail = await read<{ status: number; next_run_times: number[]; execute_time_zone: string }>(
         'get_cron_detail',
         { id },

@@ -129,7 +129,7 @@ export class CronScheduler {
     try {
       const ctx = await this.contextOf(cron, scheduledTime);
       await assertCronOwnerMayRun(this.services, ctx.caller, ctx.scope);
-      prepared = await preparePlanJob(ctx, cron.job_plan_id, cronVarsToGiven(this.services, cron), true);
+      prepared = await preparePlanJob(ctx, cron.job_plan_id, cronVarsToGiven(this.services, current), true);
       await assertPlanJobQuota(ctx, prepared.job);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;

@@ -28,7 +28,34 @@ const CRON_CHANGE_COLUMNS = {
 };
 
 /** An enabled cron with the latest due time already fired, skipped or failed (seconds). */
-export type DueCron = CronRow & { last_time: number | null };
+/**
+ * What the scheduler reads of every enabled cron at each tick: its schedule, not its variable
+ * values (up to megabytes each; the firing reads its cron whole).
+ */
+export type DueCron = CronSchedule & { last_time: number | null };
+
+/** A cron without its variable values: what lists and the scheduler's tick read. */
+export type CronSchedule = Omit<CronRow, 'vars'>;
+
+const SCHEDULE_COLUMNS = [
+  'id',
+  'scope_type',
+  'scope_id',
+  'job_plan_id',
+  'name',
+  'expression',
+  'execute_time',
+  'time_zone',
+  'enabled',
+  'enabled_at',
+  'end_time',
+  'misfire_grace_seconds',
+  'app_code',
+  'creator',
+  'create_time',
+  'last_modify_user',
+  'last_modify_time',
+] as const satisfies readonly Exclude<keyof CronRow, 'vars'>[];
 
 export class CronStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -50,7 +77,7 @@ export class CronStore {
     await this.db.deleteFrom('cron_job').where('id', '=', id).execute();
   }
 
-  async list(f: CronListFilter): Promise<{ total: number; rows: CronRow[] }> {
+  async list(f: CronListFilter): Promise<{ total: number; rows: CronSchedule[] }> {
     let q = this.db
       .selectFrom('cron_job')
       .where('scope_type', '=', f.scopeType)
@@ -61,19 +88,24 @@ export class CronStore {
     for (const [column, op, value] of changeConditions(f, CRON_CHANGE_COLUMNS))
       q = q.where(sql.ref(column), op, value);
     const { n } = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await q.selectAll().orderBy('id', 'desc').offset(f.start).limit(f.length).execute();
+    const rows = await q
+      .select(SCHEDULE_COLUMNS)
+      .orderBy('id', 'desc')
+      .offset(f.start)
+      .limit(f.length)
+      .execute();
     return { total: Number(n), rows };
   }
 
   /** Every cron of every scope (the admin API). */
-  async all(): Promise<CronRow[]> {
-    return this.db.selectFrom('cron_job').selectAll().orderBy('id').execute();
+  async all(): Promise<CronSchedule[]> {
+    return this.db.selectFrom('cron_job').select(SCHEDULE_COLUMNS).orderBy('id').execute();
   }
 
   async enabledWithLastTime(): Promise<DueCron[]> {
     const rows = await this.db
       .selectFrom('cron_job')
-      .selectAll('cron_job')
+      .select(SCHEDULE_COLUMNS.map((c) => `cron_job.${c}` as const))
       .select((eb) =>
         eb
           .selectFrom('cron_firing')

@@ -17,7 +17,7 @@ import type { StoredCronVar } from '../../crons/cron-values.js';
 import { arrayValueProblem, cipherValue, parseTemplateBody } from '../../plans/plan-documents.js';
 import { lookUpHosts, serverView } from '../../plans/plan-hosts.js';
 import { VarType } from '../../plans/plan-shapes.js';
-import type { CronRow } from '../../store/cron-store.js';
+import type { CronRow, CronSchedule } from '../../store/cron-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
@@ -133,7 +133,7 @@ function checkSchedule(
   return out;
 }
 
-function listItem(row: CronRow): Record<string, unknown> {
+function listItem(row: CronSchedule): Record<string, unknown> {
   return {
     id: row.id,
     name: row.name,
@@ -264,7 +264,9 @@ export const getCronList = defineEndpoint({
     if (input.id !== undefined && input.id > 0) {
       const row = await ctx.services.store.crons.get(input.id);
       const mine = row && row.scope_type === ctx.scope.type && row.scope_id === String(ctx.scope.id);
-      return pageReply(page, mine ? 1 : 0, mine ? [listItem(row)] : []);
+      // Only the first page holds it, as BK-JOB answers: a client paging until the data is
+      // empty would otherwise never stop.
+      return pageReply(page, mine ? 1 : 0, mine && page.start === 0 ? [listItem(row)] : []);
     }
     const createdRange = input.create_time_start !== undefined && input.create_time_end !== undefined;
     const modifiedRange =
