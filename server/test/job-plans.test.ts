@@ -391,7 +391,7 @@ for (const engine of engines()) {
         version: 'v1',
       });
       assert.equal(created.result, true, created.message);
-      const t = await call<{ id: number }>('create_job_template', {
+      const citing = {
         name: 'uses the library',
         global_var_list: [{ name: 'greeting', type: 1, value: 'hello' }],
         step_list: [
@@ -407,8 +407,22 @@ for (const engine of engines()) {
             },
           },
         ],
-      });
+      };
+      // A draft may still be edited: pinning it is refused; online and offline versions run.
+      const draft = await call('create_job_template', citing);
+      assert.equal(draft.code, 1244018, draft.message);
+      const ref = { script_id: created.data.script_id, script_version_id: created.data.id };
+      assert.equal((await call('publish_script_version', ref)).result, true);
+      const t = await call<{ id: number }>('create_job_template', citing);
       assert.equal(t.result, true, t.message);
+      const v2 = await call<{ id: number }>('create_script_version', {
+        script_id: created.data.script_id,
+        content: b64('echo "library v2"'),
+        version: 'v2',
+      });
+      assert.equal(v2.result, true, v2.message);
+      const put = await call('publish_script_version', { ...ref, script_version_id: v2.data.id });
+      assert.equal(put.result, true, 'the pinned version goes offline');
       const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name: 'greet' });
       const run = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: p.data.id });
       assert.equal(run.result, true, run.message);
@@ -419,10 +433,7 @@ for (const engine of engines()) {
         await hostLog(fleet, run.data.job_instance_id, stepId, ids[0] ?? 0),
         'library says hello\n',
       );
-      const del = await call('delete_script_version', {
-        script_id: created.data.script_id,
-        script_version_id: created.data.id,
-      });
+      const del = await call('delete_script_version', ref);
       assert.equal(del.code, 1243054, del.message);
       assert.match(del.message, /uses the library/);
     });

@@ -106,6 +106,14 @@ for (const engine of engines()) {
         fleet.creds,
       );
       assert.equal(script.result, true, script.message);
+      const { script_id, id } = script.data as { script_id: string; id: number };
+      const published = await post(
+        fleet.server.url,
+        'publish_script_version',
+        { ...fleet.scope, script_id, script_version_id: id },
+        fleet.creds,
+      );
+      assert.equal(published.result, true, published.message);
     });
     after(async () => {
       await stopAll();

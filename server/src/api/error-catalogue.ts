@@ -228,7 +228,7 @@ export const ERROR_CATALOGUE = {
   SCRIPT_NOT_EXECUTABLE_STATUS: {
     code: 1244018,
     http: 200,
-    message: 'Script {ref} has no online version to run: publish one, or give script_version_id',
+    message: 'Script {ref} cannot run: {reason}',
   },
   DANGEROUS_RULE_EXPRESSION_UNSUPPORTED: {
     code: 1243902,

@@ -34,12 +34,23 @@ export async function resolveCitedScript(
       throw new ApiError('SCRIPT_NOT_EXIST', { ref: `version ${ref.scriptVersionId}` });
     if (version.status === ScriptVersionStatus.DISABLED)
       throw new ApiError('SCRIPT_DISABLED_SHOULD_NOT_EXECUTE', { id: version.id });
+    // Online and offline versions run, as in BK-JOB; a draft is still being edited (a template
+    // pinning one would run whatever it is edited into).
+    if (version.status === ScriptVersionStatus.DRAFT)
+      throw new ApiError('SCRIPT_NOT_EXECUTABLE_STATUS', {
+        ref: `version ${version.id}`,
+        reason: 'it is a draft: publish it first',
+      });
   } else {
     const scriptId = ref.scriptId ?? '';
     const script = await scripts.getScript(scriptId);
     if (!script || !visibleFrom(script, ctx.scope)) throw new ApiError('SCRIPT_NOT_EXIST', { ref: scriptId });
     version = await scripts.getOnlineVersion(script);
-    if (!version) throw new ApiError('SCRIPT_NOT_EXECUTABLE_STATUS', { ref: scriptId });
+    if (!version)
+      throw new ApiError('SCRIPT_NOT_EXECUTABLE_STATUS', {
+        ref: scriptId,
+        reason: 'none of its versions is online: publish one, or give script_version_id',
+      });
   }
   return { version, source: version.script.public ? ScriptSource.PUBLIC : ScriptSource.BUSINESS };
 }
