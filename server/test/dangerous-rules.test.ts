@@ -203,6 +203,24 @@ for (const engine of engines()) {
         ['create_dangerous_rule', { ...valid, expression: 'x'.repeat(251) }, 1240003, /expression: .*250/],
         ['create_dangerous_rule', { ...valid, expression: 'rm (-rf' }, 1240003, /expression: .*regular expr/],
         ['create_dangerous_rule', { ...valid, expression: '[z-a]' }, 1240003, /expression: .*regular expr/],
+        [
+          'create_dangerous_rule',
+          { ...valid, expression: `(?s)a${'.{1000}'.repeat(10)}z` },
+          1240003,
+          /expression: is too complex .*10004 instructions/,
+        ],
+        [
+          'create_dangerous_rule',
+          { ...valid, expression: 'rm\u0000' },
+          1240003,
+          /expression: must not contain NUL/,
+        ],
+        [
+          'create_dangerous_rule',
+          { ...valid, description: 'a\u0000' },
+          1240003,
+          /description: must not contain NUL/,
+        ],
         ['create_dangerous_rule', omit('script_language_list'), 1240003, /script_language_list is required/],
         ['create_dangerous_rule', { ...valid, script_language_list: [] }, 1240003, /script_language_list/],
         [
@@ -328,6 +346,12 @@ for (const engine of engines()) {
         ],
       );
       assert.deepEqual(await check(2, lines.join('\n')), [], 'no rule watches bat');
+      // A reply is bounded: at most 1,000 findings, each line cut to 1,024 characters.
+      const many = await check(1, `${'rm -rf /tmp/x '.repeat(200)}\n`.repeat(3000));
+      assert.equal(many.length, 1000);
+      assert.equal(many[0]?.line_content.length, 1025);
+      assert.ok(many[0]?.line_content.endsWith('…'));
+      assert.equal(many[0]?.match_content, 'rm -rf');
       // A bat comment starts with REM; `#` is no comment there.
       const batWipe = await enabledRule({ expression: 'del /s', script_language_list: [2], action: 1 });
       assert.deepEqual(

@@ -27,17 +27,29 @@ export const checkScript = defineEndpoint({
   async handle(ctx, input) {
     const rules = await ctx.services.store.rules.enabledRulesFor(input.script_language);
     const content = Buffer.from(input.content, 'base64').toString('utf8');
-    return (await scanScript(content, input.script_language, rules)).map(checkItem);
+    return checkItems(await scanScript(content, input.script_language, rules));
   },
 });
 
-/** One finding in check_script's shape (also the warnings of a saved library script). */
-export function checkItem(m: RuleMatch) {
-  return {
+/**
+ * A reply names at most this many findings, each line and match cut to MAX_SHOWN_CHARS: every
+ * finding repeats its whole line, so a 16 MiB script of lines that each match every rule made a
+ * reply of hundreds of MiB (past what JSON.stringify takes).
+ */
+const MAX_ITEMS = 1000;
+const MAX_SHOWN_CHARS = 1024;
+
+function shown(text: string): string {
+  return text.length > MAX_SHOWN_CHARS ? `${text.slice(0, MAX_SHOWN_CHARS)}…` : text;
+}
+
+/** Findings in check_script's shape (also the warnings of a saved library script). */
+export function checkItems(matches: readonly RuleMatch[]) {
+  return matches.slice(0, MAX_ITEMS).map((m) => ({
     line: m.line,
-    line_content: m.lineContent,
-    match_content: m.matchContent,
+    line_content: shown(m.lineContent),
+    match_content: shown(m.matchContent),
     level: CheckLevel.FATAL,
     description: m.rule.description,
-  };
+  }));
 }

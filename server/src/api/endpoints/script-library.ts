@@ -19,7 +19,7 @@ import { ApiError } from '../error-catalogue.js';
 import type { ErrorName, PermissionInfo } from '../error-catalogue.js';
 import { zBase64, zBool, zInt, zLong, zText } from '../input-types.js';
 import { ChangeFilterFields, changeFilterOf, pageParams, pageReply, PageFields } from '../paging.js';
-import { checkItem } from './check-script.js';
+import { checkItems } from './check-script.js';
 import { ScriptLanguage } from './dangerous-rules.js';
 
 const MAX_SCRIPT_BYTES = 16_777_215;
@@ -170,7 +170,7 @@ async function screen(ctx: EndpointContext, language: number, content: string) {
   const intercepting = matches.filter((m) => m.rule.action === RuleAction.INTERCEPT);
   if (intercepting.length > 0)
     throw new ApiError('DANGEROUS_SCRIPT_FORBIDDEN_EXECUTION', { matches: describeMatches(intercepting) });
-  return matches.map(checkItem);
+  return checkItems(matches);
 }
 
 async function assertNotCited(ctx: EndpointContext, versionIds: number[]): Promise<void> {
