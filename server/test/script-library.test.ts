@@ -414,6 +414,18 @@ for (const engine of engines()) {
       assert.equal(bad.code, 1241005, bad.message);
       const noId = await call('get_script_version_list', {});
       assert.equal(noId.code, 1241005, noId.message);
+      // NUL in any field, ids and filters included, is refused before anything is looked up
+      // (PostgreSQL answered an internal error for it).
+      for (const [name, body] of [
+        ['get_script_version_list', { script_id: 'a\u0000' }],
+        ['get_script_list', { creator: '\u0000' }],
+        ['fast_execute_script', { script_id: 'a\u0000b', target_server: { ip_list: [] } }],
+        ['get_cron_list', { last_modify_user: 'x\u0000' }],
+      ] as const) {
+        const r = await call(name, body);
+        assert.equal(r.code, 1240003, `${name}: ${r.code} ${r.message}`);
+        assert.match(r.message, /must not contain NUL/);
+      }
       // The longest valid name and version are accepted.
       const longest = await call('create_script', {
         ...valid,

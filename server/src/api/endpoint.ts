@@ -83,6 +83,9 @@ export function defineEndpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endp
     audited: spec.audited ?? spec.kind === 'write',
     input: spec.input,
     async run(ctx, raw) {
+      const nul = nulAt(raw);
+      if (nul !== undefined)
+        throw new ApiError('BAD_REQUEST', { reason: `${nul || 'body'}: must not contain NUL characters` });
       let input = raw;
       let parsed = spec.input.safeParse(input, { reportInput: true });
       // BK-JOB's JSON binding reads `"field": null` as an absent field, and SDKs that serialise
@@ -100,6 +103,30 @@ export function defineEndpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endp
       return spec.handle(ctx, parsed.data);
     },
   };
+}
+
+/**
+ * Where the first string holding NUL is in a request (`a.b[2]`), if any. No field of the API
+ * takes one (file contents travel as base64), and PostgreSQL stores no NUL in text: an id or
+ * filter holding one made an internal error there, whichever field it was in.
+ */
+function nulAt(value: unknown, at = ''): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? at : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) {
+      if (typeof v === 'number') continue; // host id lists: nothing to look at
+      const found = nulAt(v, `${at}[${i}]`);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      const found = nulAt(k, at) ?? nulAt(v, at ? `${at}.${k}` : k);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -56,14 +56,24 @@ export function languagesOfMask(mask: number): number[] {
   return SCRIPT_LANGUAGE_CODES.filter((l) => (mask & (1 << (l - 1))) !== 0);
 }
 
-/** The compiler's complaint about an expression, or null when it compiles. */
+/**
+ * The most instructions an expression's program may have. RE2 matches in time proportional to
+ * the line times the program: `a.{1000}` repeated takes seconds a line in one uninterruptible
+ * call, where real rules have tens of instructions (`[a-z]{1,100}x` has about 200).
+ */
+export const MAX_PROGRAM_SIZE = 1000;
+
+/** Why an expression cannot be a rule, or null when it can. */
 export function expressionError(expression: string): string | null {
+  let size: number;
   try {
-    RE2JS.compile(expression);
-    return null;
+    size = RE2JS.compile(expression).programSize();
   } catch (err) {
-    return (err as Error).message;
+    return `is not a regular expression the linear-time (RE2) engine takes: ${(err as Error).message}; backreferences and lookaround are not supported`;
   }
+  return size > MAX_PROGRAM_SIZE
+    ? `is too complex to check scripts with (${size} instructions, at most ${MAX_PROGRAM_SIZE}; large repeat counts make it so)`
+    : null;
 }
 
 export interface RuleMatch {
@@ -82,12 +92,15 @@ export interface RuleMatch {
 export const MAX_CHECKED_LINE_CHARS = 1024 * 1024;
 export const MAX_CHECK_MS = 5000;
 const WORK_BETWEEN_YIELDS = 256 * 1024;
+/** Line length × program size one match call may take (about a second at worst). */
+const MAX_MATCH_WORK = 64 * 1024 * 1024;
 
-function compileRules(rules: readonly DangerousRule[]): { rule: DangerousRule; re: RE2JS }[] {
-  const compiled: { rule: DangerousRule; re: RE2JS }[] = [];
+function compileRules(rules: readonly DangerousRule[]): { rule: DangerousRule; re: RE2JS; size: number }[] {
+  const compiled: { rule: DangerousRule; re: RE2JS; size: number }[] = [];
   for (const rule of rules) {
     try {
-      compiled.push({ rule, re: RE2JS.compile(rule.expression) });
+      const re = RE2JS.compile(rule.expression);
+      compiled.push({ rule, re, size: re.programSize() });
     } catch (err) {
       // Written before expressions were checked with RE2: it cannot be evaluated safely.
       throw new ApiError('DANGEROUS_RULE_EXPRESSION_UNSUPPORTED', {
@@ -129,7 +142,10 @@ export async function scanScript(
     if (trimmed === '' || (comment !== undefined && trimmed.startsWith(comment))) continue;
     if (text.length > MAX_CHECKED_LINE_CHARS)
       throw limit(`line ${i + 1} is longer than ${MAX_CHECKED_LINE_CHARS} characters`);
-    for (const { rule, re } of compiled) {
+    for (const { rule, re, size } of compiled) {
+      // A rule saved before its program size was bounded may still be too slow for a long line.
+      if (text.length * size > MAX_MATCH_WORK)
+        throw limit(`line ${i + 1} is too long for rule ${rule.id}'s expression (${size} instructions)`);
       const m = re.matcher(text);
       if (m.find()) matches.push({ rule, line: i + 1, lineContent: text, matchContent: m.group() ?? '' });
       work += text.length + 1;

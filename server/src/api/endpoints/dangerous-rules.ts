@@ -18,33 +18,24 @@ import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import type { ErrorName, PermissionInfo } from '../error-catalogue.js';
-import { zInt, zLong } from '../input-types.js';
+import { zInt, zLong, zText } from '../input-types.js';
 
 const LANGUAGES = 'must be 1 shell, 2 bat, 3 perl, 4 python, 5 powershell or 6 sql';
 export const ScriptLanguage = zInt.pipe(z.number().min(1, LANGUAGES).max(6, LANGUAGES));
 const Action = zInt.pipe(z.literal([1, 2], { error: 'must be 1 (scan) or 2 (intercept)' }));
 const RuleId = zLong.pipe(z.number().min(1, 'must be a rule id (1 or more)'));
 
-const Expression = z
-  .string()
-  .max(MAX_EXPRESSION_LENGTH, `is longer than ${MAX_EXPRESSION_LENGTH} characters`)
+const Expression = zText(MAX_EXPRESSION_LENGTH)
   .refine((s) => s.trim() !== '', 'must not be blank')
   .superRefine((s, ctx) => {
     const error = expressionError(s);
-    if (error)
-      ctx.addIssue({
-        code: 'custom',
-        message: `is not a regular expression the linear-time (RE2) engine takes: ${error}; backreferences and lookaround are not supported`,
-      });
+    if (error) ctx.addIssue({ code: 'custom', message: error });
   });
 
 const RuleInput = z.object({
   expression: Expression,
   script_language_list: z.array(ScriptLanguage).min(1, 'must name at least one script language'),
-  description: z
-    .string()
-    .max(MAX_DESCRIPTION_LENGTH, `is longer than ${MAX_DESCRIPTION_LENGTH} characters`)
-    .nullish(),
+  description: zText(MAX_DESCRIPTION_LENGTH).nullish(),
   action: Action,
 });
 
