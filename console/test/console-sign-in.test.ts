@@ -63,7 +63,16 @@ describe('console: sign-in and frame', () => {
     // Not to be framed by another site (its buttons clicked through a decoy).
     assert.equal(html.headers.get('x-frame-options'), 'SAMEORIGIN');
     assert.match(html.headers.get('content-security-policy') ?? '', /frame-ancestors 'self'/);
-    assert.match(await html.text(), /<div id="root">/);
+    // The page is asked for again at every load (it names the current build's assets); the
+    // assets, named by their content, are kept for good.
+    assert.equal(html.headers.get('cache-control'), 'no-cache');
+    const page = await html.text();
+    assert.match(page, /<div id="root">/);
+    const asset = /\/assets\/[^"]+\.js/.exec(page)?.[0];
+    assert.ok(asset, 'the page names a script asset');
+    const script = await fetch(`${server.url}${asset}`);
+    assert.equal(script.status, 200);
+    assert.equal(script.headers.get('cache-control'), 'public, max-age=31536000, immutable');
     const api = (await (await fetch(`${server.url}/api/nothing-here`)).json()) as { code: number };
     assert.equal(api.code, 1240004);
     assert.equal((await fetch(`${server.url}/healthz`)).status, 200);

@@ -472,6 +472,16 @@ for (const engine of engines()) {
         fleet.creds,
       );
       assert.equal(tooLong.code, 1241010);
+      // A name that is a property of every object is a name like any other.
+      const proto = await post<{ url_map: Record<string, { upload_url: string }> }>(
+        fleet.server.url,
+        'generate_local_file_upload_url',
+        { ...fleet.scope, file_name_list: ['__proto__', 'constructor'] },
+        fleet.creds,
+      );
+      assert.equal(proto.result, true, proto.message);
+      assert.deepEqual(Object.keys(proto.data.url_map).sort(), ['__proto__', 'constructor']);
+      assert.ok(Object.hasOwn(proto.data.url_map, '__proto__'));
     });
 
     test('finding 7: URLs the router cannot take are answered with the envelope', async () => {

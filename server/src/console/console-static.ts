@@ -47,6 +47,8 @@ export function registerConsoleStatic(app: FastifyInstance, dir: string): Consol
     root: path.join(dir, 'assets'),
     prefix: '/assets/',
     index: false,
+    // Its own Cache-Control (public, max-age=0) would be written over the one set here.
+    cacheControl: false,
     setHeaders(res, file) {
       res.setHeader('x-content-type-options', 'nosniff');
       if (file.endsWith('.html')) {

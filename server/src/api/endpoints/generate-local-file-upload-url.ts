@@ -34,7 +34,7 @@ export const generateLocalFileUploadUrl = defineEndpoint({
     }
     const now = Date.now();
     const expires = now + ctx.services.config.uploadUrlTtlSeconds * 1000;
-    const urlMap: Record<string, { upload_url: string; path: string }> = {};
+    const urlMap = new Map<string, { upload_url: string; path: string }>();
     const rows = [];
     // The map is keyed by each name as sent (clients look their names up in it); the stored
     // file is named without the blanks around it.
@@ -42,7 +42,7 @@ export const generateLocalFileUploadUrl = defineEndpoint({
       const token = crypto.randomBytes(24).toString('base64url');
       const name = sent.trim();
       const path = newStoredPath(ctx.scope.id, ctx.caller.username, name);
-      urlMap[sent] = { upload_url: `${ctx.baseUrl}/api/upload/${token}`, path };
+      urlMap.set(sent, { upload_url: `${ctx.baseUrl}/api/upload/${token}`, path });
       rows.push({
         path,
         scope_type: ctx.scope.type,
@@ -57,6 +57,7 @@ export const generateLocalFileUploadUrl = defineEndpoint({
       });
     }
     await ctx.services.store.files.createStoredFiles(rows);
-    return { url_map: urlMap };
+    // Own properties, whatever the names: a file named __proto__ set an object's prototype.
+    return { url_map: Object.fromEntries(urlMap) };
   },
 });
