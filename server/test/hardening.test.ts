@@ -482,6 +482,16 @@ for (const engine of engines()) {
       assert.equal(proto.result, true, proto.message);
       assert.deepEqual(Object.keys(proto.data.url_map).sort(), ['__proto__', 'constructor']);
       assert.ok(Object.hasOwn(proto.data.url_map, '__proto__'));
+      // A run of digits longer than any host id is no host (PostgreSQL refused the query).
+      const huge = '9'.repeat(20);
+      const resolved = await post<{ invalid: string[] }>(
+        fleet.server.url,
+        'resolve_hosts',
+        { ...fleet.scope, entries: [huge, `${huge}:10.0.0.1`] },
+        fleet.creds,
+      );
+      assert.equal(resolved.result, true, resolved.message);
+      assert.deepEqual(resolved.data.invalid, [huge, `${huge}:10.0.0.1`]);
     });
 
     test('finding 7: URLs the router cannot take are answered with the envelope', async () => {

@@ -93,12 +93,14 @@ export const resolveHosts = defineEndpoint({
       .map((e) => e.trim())
       .filter(Boolean)
       .map((e) => {
-        let m = /^(\d+)$/.exec(e);
+        // At most 15 digits: a longer number is no id a host can have (PostgreSQL refused the
+        // query for one past its bigint).
+        let m = /^(\d{1,15})$/.exec(e);
         if (m) {
           ids.push(Number(m[1]));
-          return { e, key: `id:${m[1]}` };
+          return { e, key: `id:${Number(m[1])}` };
         }
-        m = /^(?:(\d+):)?(\d{1,3}(?:\.\d{1,3}){3})$/.exec(e);
+        m = /^(?:(\d{1,15}):)?(\d{1,3}(?:\.\d{1,3}){3})$/.exec(e);
         if (m) {
           const p = { cloudId: Number(m[1] ?? 0), ip: m[2] ?? '' };
           pairs.push(p);
