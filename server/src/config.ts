@@ -35,7 +35,11 @@ export const CONFIG_KEYS = {
     doc: 'postgres://... to use PostgreSQL; default is SQLite in the data directory',
   },
   appCode: {
-    schema: z.string().min(1).default('jobfleet'),
+    schema: z
+      .string()
+      .min(1)
+      .refine((c) => c !== 'admin', "admin is the admin token's own code")
+      .default('jobfleet'),
     env: 'JOBFLEET_APP_CODE',
     doc: 'app code ensured at start with access to every scope',
   },

@@ -348,6 +348,11 @@ for (const [index, engine] of engines().entries()) {
         'app_code',
       );
       fails(
+        await call('POST', '/apps', { app_code: 'admin', app_secret: 'long-enough', scopes: [] }),
+        'BAD_REQUEST',
+        "admin token's own code",
+      );
+      fails(
         await call('POST', '/apps', { app_code: 'short', app_secret: 'short', scopes: 'all' }),
         'BAD_REQUEST',
         'app_secret',

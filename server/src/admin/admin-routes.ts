@@ -58,7 +58,12 @@ const schemas = {
     os_type: z.enum(['linux', 'windows']).default('linux'),
   }),
   app: z.object({
-    app_code: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+    app_code: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/)
+      // What the admin token acts as (a cron it saves belongs to "admin"): an app of that name
+      // would lend the admin token its scopes, or take its crons.
+      .refine((c) => c !== 'admin', "admin is the admin token's own code"),
     app_secret: z.string().min(8),
     scopes: z.union([z.literal('all'), z.array(ScopeGrant)]),
     /** Platform permissions beyond scopes; public_script_manage lets an app change public scripts. */
