@@ -69,8 +69,10 @@ export class CronStore {
     return id;
   }
 
-  async update(id: number, patch: Partial<Omit<CronRow, 'id'>>): Promise<void> {
-    await this.db.updateTable('cron_job').set(patch).where('id', '=', id).execute();
+  /** False when there is no such cron (deleted meanwhile). */
+  async update(id: number, patch: Partial<Omit<CronRow, 'id'>>): Promise<boolean> {
+    const r = await this.db.updateTable('cron_job').set(patch).where('id', '=', id).executeTakeFirst();
+    return r.numUpdatedRows > 0n;
   }
 
   async delete(id: number): Promise<void> {

@@ -224,7 +224,7 @@ export const saveCron = defineEndpoint({
     let id: number;
     if (old) {
       id = old.id;
-      await crons.update(id, fields);
+      if (!(await crons.update(id, fields))) throw new ApiError('CRON_JOB_NOT_EXIST', { id });
     } else {
       id = await crons.insert({
         ...fields,
@@ -235,7 +235,10 @@ export const saveCron = defineEndpoint({
         create_time: now,
       });
     }
-    return saveReply(ctx, (await crons.get(id)) as CronRow);
+    // Deleted since it was written.
+    const saved = await crons.get(id);
+    if (!saved) throw new ApiError('CRON_JOB_NOT_EXIST', { id });
+    return saveReply(ctx, saved);
   },
 });
 
