@@ -622,6 +622,18 @@ for (const [index, engine] of engines().entries()) {
       succeeds(
         await call(server.url, 'POST', '/api/admin/biz', { session: rootSession }, { id: 77, name: 'x' }),
       );
+      // A person refused the admin API is named as who tried, not taken for the admin token.
+      fails(
+        await call(server.url, 'POST', '/api/admin/biz', { token: tokens.oper }, { id: 78, name: 'y' }),
+        'USER_PERMISSION_DENIED',
+      );
+      await eventually(async () =>
+        (await auditOf('admin POST /biz')).some(
+          (e) => e.kind === 'user' && e.user === 'oper' && e.outcome === 'refused',
+        )
+          ? true
+          : undefined,
+      );
       // The audit log names the person, for the admin API and for the v3 API alike (entries are
       // written in batches: looked for until they are there).
       await eventually(async () =>

@@ -108,7 +108,7 @@ export function installWriteAudit(
     const route = req.routeOptions.url ?? '';
     const admin = route.startsWith(`${ADMIN_PREFIX}/`);
     const api = apiAction(req);
-    let actorKind: AuditRecord['actorKind'] = admin ? 'admin' : 'app';
+    let actorKind: AuditRecord['actorKind'] = admin ? adminActor(req).kind : 'app';
     let action: string | undefined;
     if (api !== undefined) {
       action = api ?? undefined;

@@ -27,7 +27,10 @@ export async function requireAdmin(services: Services, req: FastifyRequest): Pro
   const personal =
     token === undefined ? services.operators.hasCredential(req) : token.startsWith(TOKEN_PREFIX);
   if (!personal) throw new ApiError('ADMIN_AUTH_FAILED');
+  // A person's call is audited as theirs, refused or not (not as the admin token's).
+  actors.set(req, { kind: 'user', name: '' });
   const p = await services.operators.requirePrincipal(req);
+  actors.set(req, { kind: 'user', name: p.user.name });
   if (!isPlatformAdmin(p))
     throw new ApiError('USER_PERMISSION_DENIED', {
       username: p.user.name,
@@ -35,7 +38,6 @@ export async function requireAdmin(services: Services, req: FastifyRequest): Pro
       resource: 'this server',
       needs: 'a platform admin (with a session or an unlimited token)',
     });
-  actors.set(req, { kind: 'user', name: p.user.name });
 }
 
 export function adminActor(req: FastifyRequest): AdminActor {
