@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { ScriptVersionStatus } from '../src/store/script-store.js';
+import pg from 'pg';
+import { SCRIPT_GONE, ScriptVersionStatus } from '../src/store/script-store.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
@@ -66,5 +67,52 @@ for (const engine of engines()) {
         assert.equal((await scripts.getVersion(v.id))?.status, ScriptVersionStatus.ONLINE);
       });
     });
+
+    test('a script whose last version was deleted takes no new version and no new name', async () => {
+      await withStore(async (store) => {
+        const scripts = store.scripts;
+        const v = await draft(store, 'gone');
+        assert.equal(await scripts.deleteVersion(v), true);
+        const next = { version: 'v2', content: 'echo 2', versionDesc: '' };
+        assert.equal(await scripts.createVersion(v.script, next, 'tester'), SCRIPT_GONE);
+        assert.equal(
+          await scripts.updateScriptBasic(v.script, { name: 'x', description: '' }, 'tester'),
+          SCRIPT_GONE,
+        );
+      });
+    });
+
+    test(
+      'a version added while the last one is deleted keeps its script',
+      { skip: engine === 'postgres' ? false : 'SQLite runs one write transaction at a time' },
+      async () => {
+        const databaseUrl = await freshDatabase(engine);
+        const store = await Store.open({ databaseUrl, dataDir: tempDir('versions') });
+        const adder = new pg.Client({ connectionString: databaseUrl });
+        await adder.connect();
+        try {
+          const v = await draft(store, 'kept');
+          // Another server adds v2 (createVersion's statements) and has not committed yet.
+          await adder.query('begin');
+          await adder.query('update script set last_modify_time = $1 where script_id = $2', [
+            Date.now(),
+            v.script.id,
+          ]);
+          await adder.query(
+            `insert into script_version (script_id, version, content, status, version_desc, creator, create_time, last_modify_user, last_modify_time)
+             values ($1, 'v2', 'echo 2', 0, '', 'other', 0, 'other', 0)`,
+            [v.script.id],
+          );
+          const deleting = store.scripts.deleteVersion(v);
+          await new Promise((r) => setTimeout(r, 300));
+          await adder.query('commit');
+          assert.equal(await deleting, true);
+          assert.ok(await store.scripts.getScript(v.script.id), 'the script stays with its new version');
+        } finally {
+          await adder.end();
+          await store.close();
+        }
+      },
+    );
   });
 }

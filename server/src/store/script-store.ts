@@ -60,6 +60,8 @@ export interface Page<T> {
 export const NAME_TAKEN = 'name-taken' as const;
 /** The script already has a version of this name. */
 export const VERSION_TAKEN = 'version-taken' as const;
+/** The script was deleted since it was read (its last version deleted). */
+export const SCRIPT_GONE = 'script-gone' as const;
 
 export interface NewVersion {
   version: string;
@@ -158,15 +160,18 @@ export class ScriptStore {
     v: NewVersion,
     user: string,
     now = Date.now(),
-  ): Promise<ScriptVersion | typeof VERSION_TAKEN> {
+  ): Promise<ScriptVersion | typeof VERSION_TAKEN | typeof SCRIPT_GONE> {
     try {
       return await this.db.transaction().execute(async (tx) => {
         // A new version changes the script, as BK-JOB records it: its list shows who and when.
-        await tx
+        // The script's row goes first: on PostgreSQL that waits for the delete of its last
+        // version (which locks it too, see deleteVersion), and then finds it gone.
+        const r = await tx
           .updateTable('script')
           .set({ last_modify_user: user, last_modify_time: now })
           .where('script_id', '=', script.id)
-          .execute();
+          .executeTakeFirst();
+        if (r.numUpdatedRows === 0n) return SCRIPT_GONE;
         return this.insertVersion(tx, script, v, user, now);
       });
     } catch (err) {
@@ -324,15 +329,15 @@ export class ScriptStore {
     s: { name: string; description: string },
     user: string,
     now = Date.now(),
-  ): Promise<Script | typeof NAME_TAKEN> {
+  ): Promise<Script | typeof NAME_TAKEN | typeof SCRIPT_GONE> {
     try {
       const row = await this.db
         .updateTable('script')
         .set({ name: s.name, description: s.description, last_modify_user: user, last_modify_time: now })
         .where('script_id', '=', script.id)
         .returningAll()
-        .executeTakeFirstOrThrow();
-      return toScript(row);
+        .executeTakeFirst();
+      return row ? toScript(row) : SCRIPT_GONE;
     } catch (err) {
       if (isUniqueViolation(err)) return NAME_TAKEN;
       throw err;
@@ -416,6 +421,13 @@ export class ScriptStore {
    */
   async deleteVersion(version: ScriptVersion): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
+      // The script's row first: a version being added meanwhile (createVersion) either commits
+      // before this counts the versions left, or finds the script gone.
+      await tx
+        .updateTable('script')
+        .set((eb) => ({ script_id: eb.ref('script_id') }))
+        .where('script_id', '=', version.script.id)
+        .execute();
       const r = await tx
         .deleteFrom('script_version')
         .where('id', '=', version.id)

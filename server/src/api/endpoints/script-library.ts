@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { describeMatches, RuleAction, scanScript } from '../../rules/dangerous-rules.js';
 import { describeCiters } from '../../store/library-references.js';
-import { NAME_TAKEN, ScriptVersionStatus, VERSION_TAKEN } from '../../store/script-store.js';
+import { NAME_TAKEN, SCRIPT_GONE, ScriptVersionStatus, VERSION_TAKEN } from '../../store/script-store.js';
 import type { Script, ScriptOwner, ScriptVersion } from '../../store/script-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { Endpoint, EndpointContext } from '../endpoint.js';
@@ -304,6 +304,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
       );
       if (v === VERSION_TAKEN)
         throw new ApiError('SCRIPT_VERSION_NAME_EXIST', { scriptId: script.id, version: input.version });
+      if (v === SCRIPT_GONE) throw new ApiError('SCRIPT_NOT_EXIST', { ref: script.id });
       return { ...versionReply(v), warnings };
     },
   });
@@ -324,6 +325,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
         ctx.caller.username,
       );
       if (s === NAME_TAKEN) throw new ApiError('SCRIPT_NAME_DUPLICATE', { name: input.name });
+      if (s === SCRIPT_GONE) throw new ApiError('SCRIPT_NOT_EXIST', { ref: script.id });
       return scriptReply(s);
     },
   });
