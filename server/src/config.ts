@@ -207,6 +207,11 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_STREAM_MAX_EVENTS_PER_SECOND',
     doc: 'default cap on messages per second to one event-stream client; past it host and log events are coalesced (0: never)',
   },
+  streamMaxPerCaller: {
+    schema: int(1).default(100),
+    env: 'JOBFLEET_STREAM_MAX_PER_CALLER',
+    doc: 'event streams one app or person may hold open on one server at once; past it a stream is refused',
+  },
   streamPollMs: {
     schema: int(50).default(1000),
     env: 'JOBFLEET_STREAM_POLL_MS',

@@ -162,7 +162,11 @@ for (const engine of engines()) {
       databaseUrl = await freshDatabase(engine);
       // Simulated agents take a while to come back after the restart: give them the time.
       // 500 agents beating every 300 ms (the test default) keep PostgreSQL's host rows busy.
-      const env = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000', JOBFLEET_HEARTBEAT_INTERVAL_MS: '2000' };
+      const env = {
+        JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000',
+        JOBFLEET_HEARTBEAT_INTERVAL_MS: '2000',
+        JOBFLEET_STREAM_MAX_PER_CALLER: '5',
+      };
       server = await startServer(databaseUrl ? { databaseUrl, env } : { env });
       await admin(server.url, server.adminToken, 'POST', '/biz', { id: BIZ, name: 'stream business' });
       await admin(server.url, server.adminToken, 'POST', '/accounts', {
@@ -416,6 +420,14 @@ for (const engine of engines()) {
       );
       assert.equal(worst.clients, 5);
       assert.ok(worst.buffered < 5 * 512 * 1024, `buffered ${worst.buffered} bytes`);
+      // The app holds the most streams it may: one more is refused with an envelope.
+      const sixth = await get(
+        server.url,
+        'get_job_event_stream',
+        { ...scope, job_instance_id: firstJob },
+        creds,
+      );
+      assert.equal(sixth.code, 1240430, sixth.message);
       assert.ok(worst.rss - before.rss < 64 * 1024 * 1024, `rss grew by ${worst.rss - before.rss} bytes`);
       for (const s of stalled) s.destroy();
       await eventually(

@@ -247,6 +247,11 @@ export const ERROR_CATALOGUE = {
     http: 200,
     message: 'Too many requests from {who}: at most {limit} per second; retry in {retryMs} ms',
   },
+  TOO_MANY_STREAMS: {
+    code: 1240430,
+    http: 200,
+    message: '{who} has {limit} event streams open, the most it may: close one first',
+  },
   RUNNING_JOB_EXCEED_RESOURCE_SCOPE_QUOTA_LIMIT: {
     code: 1244032,
     http: 200,

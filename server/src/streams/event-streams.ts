@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JobEventLog, JobEventRow } from '../store/job-event-log.js';
+import { ApiError } from '../api/error-catalogue.js';
 import { messagesOf } from './sse-coalescing.js';
 
 export interface StreamPage {
@@ -58,6 +59,11 @@ export function scopeStatusEvents(events: JobEventLog, scopeType: string, scopeI
 }
 
 const PAGE = 500;
+/**
+ * Least time between two reads of a stream that is caught up: every append on this server wakes
+ * every stream, and a busy server appends hundreds of times a second.
+ */
+const MIN_READ_GAP_MS = 100;
 const HEARTBEAT_MS = 15_000;
 /** A revoked grant, app, session or token ends a stream within this time. */
 const RECHECK_MS = 5000;
@@ -65,6 +71,8 @@ const RECHECK_MS = 5000;
 export class EventStreams {
   private readonly clients = new Set<ServerResponse>();
   private readonly listeners = new Set<() => void>();
+  /** Streams open by each caller (app code). */
+  private readonly openBy = new Map<string, number>();
 
   constructor(
     events: JobEventLog,
@@ -77,6 +85,25 @@ export class EventStreams {
 
   get clientCount(): number {
     return this.clients.size;
+  }
+
+  /**
+   * Counts a stream of `who` until the returned function is called; refused (1240430) when
+   * `who` holds `limit` already. Taken before the stream's first read, so that streams opened
+   * together count each other.
+   */
+  reserve(who: string, limit: number): () => void {
+    const n = this.openBy.get(who) ?? 0;
+    if (n >= limit) throw new ApiError('TOO_MANY_STREAMS', { who, limit });
+    this.openBy.set(who, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.openBy.get(who) ?? 1) - 1;
+      if (left > 0) this.openBy.set(who, left);
+      else this.openBy.delete(who);
+    };
   }
 
   /** Bytes written to streams and not yet taken by their clients (summed over clients). */
@@ -112,7 +139,7 @@ export class EventStreams {
     let closed = false;
     /** Ends the current wait early: new events, or the client went away. */
     let wake: (() => void) | undefined;
-    /** Ends a wait for the socket to drain: only the client going away does. */
+    /** Ends a wait for the socket to drain or for the next read's time: only the client going away does. */
     let unblock: (() => void) | undefined;
     let dirty = false;
     const onClose = () => {
@@ -141,6 +168,7 @@ export class EventStreams {
     let sent = 0;
     let lastWrite = Date.now();
     let lastCheck = Date.now();
+    let lastRead = Date.now();
     try {
       for (;;) {
         if (closed) return;
@@ -158,6 +186,19 @@ export class EventStreams {
             return;
           }
           if (!dirty) await waitFor(Math.min(this.pollMs, RECHECK_MS));
+          else {
+            const gap = lastRead + MIN_READ_GAP_MS - Date.now();
+            if (gap > 0) {
+              await new Promise<void>((resolve) => {
+                const t = setTimeout(resolve, gap);
+                unblock = () => {
+                  clearTimeout(t);
+                  resolve();
+                };
+              });
+              unblock = undefined;
+            }
+          }
           if (closed) return;
           if (Date.now() - lastWrite >= HEARTBEAT_MS) {
             res.write(': keepalive\n\n');
@@ -191,6 +232,7 @@ export class EventStreams {
         cursor = Math.max(cursor, page.through);
         // Finished first, then the page: a job seen finished has all its events in the log.
         dirty = false;
+        lastRead = Date.now();
         ended = await source.finished();
         page = await source.list(cursor, PAGE);
         rows = page.rows;

@@ -44,14 +44,20 @@ function streamReply(
   startAtEnd: boolean,
 ): StreamReply {
   return new StreamReply(async (req, res, allowed) => {
-    const named = resumeFrom(req, input.last_event_id);
-    const afterId = named ?? (startAtEnd ? await ctx.services.store.executions.events.lastId() : 0);
-    await ctx.services.streams.serve(req, res, source, {
-      afterId,
-      resumed: named !== undefined,
-      allowed,
-      maxPerSecond: input.max_events_per_second ?? ctx.services.config.streamMaxEventsPerSecond,
-    });
+    const { streams, config } = ctx.services;
+    const release = streams.reserve(ctx.caller.appCode, config.streamMaxPerCaller);
+    try {
+      const named = resumeFrom(req, input.last_event_id);
+      const afterId = named ?? (startAtEnd ? await ctx.services.store.executions.events.lastId() : 0);
+      await streams.serve(req, res, source, {
+        afterId,
+        resumed: named !== undefined,
+        allowed,
+        maxPerSecond: input.max_events_per_second ?? config.streamMaxEventsPerSecond,
+      });
+    } finally {
+      release();
+    }
   });
 }
 
