@@ -75,15 +75,16 @@ for (const engine of engines()) {
     });
 
     it('asks every registered citer whether an item is still cited', async () => {
+      const cited = (label: string) => ({ label, scopeType: 'biz', scopeId: '2' });
       assert.deepEqual(await store.references.scriptVersionsCitedBy([1, 2]), []);
       store.references.register({
         citerName: 'job plan',
-        citingScriptVersions: async (ids) => (ids.includes(2) ? ['plan 7 (deploy)'] : []),
-        citingAccount: async (id) => (id === 3 ? ['cron 4 (nightly)'] : []),
+        citingScriptVersions: async (ids) => (ids.includes(2) ? [cited('plan 7 (deploy)')] : []),
+        citingAccount: async (id) => (id === 3 ? [cited('cron 4 (nightly)')] : []),
       });
-      assert.deepEqual(await store.references.scriptVersionsCitedBy([1, 2]), ['plan 7 (deploy)']);
+      assert.deepEqual(await store.references.scriptVersionsCitedBy([1, 2]), [cited('plan 7 (deploy)')]);
       assert.deepEqual(await store.references.scriptVersionsCitedBy([1]), []);
-      assert.deepEqual(await store.references.accountCitedBy(3), ['cron 4 (nightly)']);
+      assert.deepEqual(await store.references.accountCitedBy(3), [cited('cron 4 (nightly)')]);
       assert.deepEqual(await store.references.accountCitedBy(4), []);
     });
 

@@ -379,6 +379,49 @@ for (const engine of engines()) {
       // The app cache keeps a grant for up to 2 s; forget() is called, so it applies at once.
       const allowed = await post(fleet.server.url, 'create_public_script', body, limited);
       assert.equal(allowed.result, true, allowed.message);
+
+      // A template of another business cites the public script: the app (of one business) is
+      // refused its delete without being shown that template.
+      const account = await admin<{ id: number }>(
+        fleet.server.url,
+        fleet.server.adminToken,
+        'POST',
+        '/accounts',
+        {
+          bk_biz_id: OTHER_BIZ,
+          alias: 'other-root',
+          os_user: 'root',
+        },
+      );
+      assert.equal(account.result, true, account.message);
+      const citing = await fromOther('create_job_template', {
+        name: 'secret-project-template',
+        step_list: [
+          {
+            name: 'hello',
+            type: 1,
+            script_info: {
+              script_type: 3,
+              script_id: pub.data.script_id,
+              script_version_id: pub.data.id,
+              account: { alias: 'other-root' },
+              server: { host_id_list: [] },
+            },
+          },
+        ],
+      });
+      assert.equal(citing.result, true, citing.message);
+      const refused = await post(
+        fleet.server.url,
+        'delete_public_script',
+        { script_id: pub.data.script_id },
+        limited,
+      );
+      assert.equal(refused.code, 1243054, refused.message);
+      assert.doesNotMatch(refused.message, /secret-project/);
+      assert.match(refused.message, /1 in scopes you cannot see/);
+      const platform = await call('delete_public_script', { script_id: pub.data.script_id });
+      assert.match(platform.message, /secret-project-template/, 'an app of every scope is shown it');
     });
 
     test('bad names, versions and contents answer 1240003 and store nothing', async () => {

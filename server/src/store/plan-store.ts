@@ -3,6 +3,7 @@
  * variables and confirmations.
  */
 import type { Kysely, Selectable } from 'kysely';
+import type { Citation } from './library-references.js';
 import { containsLike } from './list-filters.js';
 import type { Database, JobPlanTable, JobTemplateTable, StepConfirmationTable } from './schema.js';
 
@@ -185,13 +186,13 @@ export class PlanStore {
   readonly citerName = 'job template';
 
   /** Templates (their plans run their steps) citing any of these script versions, as "template 3 (deploy)". */
-  async citingScriptVersions(versionIds: readonly number[]): Promise<string[]> {
+  async citingScriptVersions(versionIds: readonly number[]): Promise<Citation[]> {
     const ids = new Set(versionIds);
     return this.templatesWhere('"script_version_id"', (s) => ids.has(s.script_info?.script_version_id ?? -1));
   }
 
   /** Templates whose steps run as, or read files as, this execution account. */
-  async citingAccount(accountId: number): Promise<string[]> {
+  async citingAccount(accountId: number): Promise<Citation[]> {
     return this.templatesWhere('"account"', (s) =>
       [
         s.script_info?.account,
@@ -202,16 +203,16 @@ export class PlanStore {
   }
 
   /** Templates with a step matching `test`; `hint` narrows the rows read to those that can match. */
-  private async templatesWhere(hint: string, test: (step: CitingStep) => boolean): Promise<string[]> {
+  private async templatesWhere(hint: string, test: (step: CitingStep) => boolean): Promise<Citation[]> {
     const rows = await this.db
       .selectFrom('job_template')
-      .select(['id', 'name', 'body'])
+      .select(['id', 'name', 'body', 'scope_type', 'scope_id'])
       .where('body', 'like', `%${hint}%`)
       .orderBy('id')
       .execute();
     return rows
       .filter((r) => (JSON.parse(r.body) as { steps: CitingStep[] }).steps.some(test))
-      .map((r) => `template ${r.id} (${r.name})`);
+      .map((r) => ({ label: `template ${r.id} (${r.name})`, scopeType: r.scope_type, scopeId: r.scope_id }));
   }
 
   // ---------------------------------------------------------------- jobs of plans

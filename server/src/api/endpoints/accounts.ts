@@ -247,7 +247,7 @@ export const deleteAccount = defineEndpoint({
     const dbAccounts = await ctx.services.store.accounts.dbAccountsUsing(a.id);
     const citers = [
       ...dbAccounts.map((d) => `database account ${d.id} (${d.alias})`),
-      ...(await ctx.services.store.references.accountCitedBy(a.id)),
+      ...(await ctx.services.store.references.accountCitedBy(a.id)).map((c) => c.label),
     ];
     if (citers.length > 0)
       throw new ApiError('DELETE_REF_ACCOUNT_FORBIDDEN', { id: a.id, citers: describeCiters(citers) });

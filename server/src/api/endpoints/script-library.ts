@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { describeMatches, RuleAction, scanScript } from '../../rules/dangerous-rules.js';
 import { describeCiters } from '../../store/library-references.js';
+import type { Citation } from '../../store/library-references.js';
 import { NAME_TAKEN, SCRIPT_GONE, ScriptVersionStatus, VERSION_TAKEN } from '../../store/script-store.js';
 import type { Script, ScriptOwner, ScriptVersion } from '../../store/script-store.js';
 import { defineEndpoint } from '../endpoint.js';
@@ -173,13 +174,23 @@ async function screen(ctx: EndpointContext, language: number, content: string) {
   return checkItems(matches);
 }
 
-async function assertNotCited(ctx: EndpointContext, versionIds: number[]): Promise<void> {
+async function assertNotCited(ctx: EndpointContext, kind: Kind, versionIds: number[]): Promise<void> {
   const citers = await ctx.services.store.references.scriptVersionsCitedBy(versionIds);
-  if (citers.length > 0)
-    throw new ApiError('DELETE_REF_SCRIPT_FAIL', {
-      ids: versionIds.join(','),
-      citers: describeCiters(citers),
-    });
+  if (citers.length === 0) return;
+  // A public script is cited from any scope: only citers in scopes the caller holds are named.
+  const { scopes } = ctx.caller;
+  const sees = (c: Citation) =>
+    kind === 'biz'
+      ? c.scopeType === ctx.scope.type && c.scopeId === String(ctx.scope.id)
+      : scopes === 'all' || scopes.some((g) => g.type === c.scopeType && String(g.id) === c.scopeId);
+  const seen = citers.filter(sees);
+  throw new ApiError('DELETE_REF_SCRIPT_FAIL', {
+    ids: versionIds.join(','),
+    citers: describeCiters(
+      seen.map((c) => c.label),
+      citers.length - seen.length,
+    ),
+  });
 }
 
 const VersionRef = { script_id: ScriptId, script_version_id: VersionId };
@@ -401,7 +412,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const deleteVersion = versionAction('delete_script_version', async (ctx, v) => {
     if (v.status === ScriptVersionStatus.ONLINE)
       throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
-    await assertNotCited(ctx, [v.id]);
+    await assertNotCited(ctx, kind, [v.id]);
     // Published (or deleted) since it was read: refused as an online version is.
     if (!(await ctx.services.store.scripts.deleteVersion(v)))
       throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
@@ -418,7 +429,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     async handle(ctx, input) {
       assertMayWrite(ctx, kind);
       const script = await findScript(ctx, kind, input.script_id);
-      await assertNotCited(ctx, await ctx.services.store.scripts.versionIdsOf(script.id));
+      await assertNotCited(ctx, kind, await ctx.services.store.scripts.versionIdsOf(script.id));
       await ctx.services.store.scripts.deleteScript(script);
       return null;
     },
