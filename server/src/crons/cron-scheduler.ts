@@ -108,10 +108,8 @@ export class CronScheduler {
           `missed by more than the misfire grace of ${cron.misfire_grace_seconds} s`,
         );
     }
-    if (isOver(schedule, Math.max(now, since))) {
-      await store.update(cron.id, { enabled: 0 });
+    if (isOver(schedule, Math.max(now, since)) && (await store.disableIfUnchanged(cron)))
       this.services.log.info({ cron: cron.id }, 'cron has no further run time; disabled');
-    }
   }
 
   private async fire(cron: DueCron, scheduledTime: number): Promise<void> {

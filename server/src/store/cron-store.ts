@@ -75,6 +75,21 @@ export class CronStore {
     return r.numUpdatedRows > 0n;
   }
 
+  /**
+   * Disables a cron that is still as the scheduler read it (same enable and save): one saved or
+   * enabled again since has a schedule the scheduler has not looked at.
+   */
+  async disableIfUnchanged(cron: Pick<CronRow, 'id' | 'enabled_at' | 'last_modify_time'>): Promise<boolean> {
+    const r = await this.db
+      .updateTable('cron_job')
+      .set({ enabled: 0 })
+      .where('id', '=', cron.id)
+      .where('enabled_at', '=', cron.enabled_at)
+      .where('last_modify_time', '=', cron.last_modify_time)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
   async delete(id: number): Promise<void> {
     await this.db.deleteFrom('cron_job').where('id', '=', id).execute();
   }
