@@ -47,6 +47,12 @@ const SpooledProcess = v.object({
   started: v.string(),
 });
 const Keyed = v.object({ key: v.string() });
+const SpooledSnapshot = v.object({
+  ...SpooledTask.entries,
+  process: v.optional(SpooledProcess),
+  fileReports: v.array(FileRecordCheck),
+  result: v.optional(FinishedRecordCheck),
+});
 
 export interface LeftTask {
   msg: TaskRequest;
@@ -68,6 +74,8 @@ const enum Kind {
   File = 4,
   Result = 5,
   Removed = 6,
+  /** A task's whole state, copied forward in one record (see relocate). */
+  Snapshot = 7,
 }
 
 /** Where a run of output bytes lies in the journal. */
@@ -380,7 +388,12 @@ export class TaskSpool {
     this.collect();
   }
 
-  /** Writes a task's whole state again into the active segment, releasing the older ones. */
+  /**
+   * Writes a task's whole state again into the active segment, releasing the older ones. It is
+   * one record, so a kill in the middle of it leaves a torn record that replay skips, and the
+   * task as the older segments hold it (they are deleted only once the copy is on disk); as
+   * several records, a copy cut after its first one replaced the task with a part of it.
+   */
   private relocate(entry: Entry): void {
     const key = entry.msg.key;
     const output = this.readOutput(key, 0, entry.outputBytes);
@@ -388,12 +401,24 @@ export class TaskSpool {
     entry.segments.clear();
     entry.extents = [];
     entry.outputBytes = 0;
-    const append = (parts: Buffer[]) => this.pin(entry, this.journal.append(parts).segment);
-    append(jsonBody(Kind.Task, { msg: entry.msg, startTime: entry.startTime }));
-    if (entry.process) append(jsonBody(Kind.Process, { key, ...entry.process }));
-    if (output.length > 0) this.writeOutput(entry, 0, output);
-    for (const f of entry.fileReports) append(jsonBody(Kind.File, f));
-    if (entry.result) append(jsonBody(Kind.Result, entry.result));
+    const state = Buffer.from(
+      JSON.stringify({
+        msg: entry.msg,
+        startTime: entry.startTime,
+        process: entry.process,
+        fileReports: entry.fileReports,
+        result: entry.result,
+      }),
+    );
+    const head = Buffer.allocUnsafe(5);
+    head.writeUInt8(Kind.Snapshot, 0);
+    head.writeUInt32LE(state.length, 1);
+    const at = this.journal.append([head, state, output]);
+    if (output.length > 0) {
+      const pos = at.pos + head.length + state.length;
+      this.addExtent(entry, { segment: at.segment, pos, offset: 0, length: output.length });
+    }
+    this.pin(entry, at.segment);
   }
 
   /**
@@ -448,6 +473,18 @@ export class TaskSpool {
       const entry = this.entries.get(key);
       if (!entry) return;
       this.addExtent(entry, { segment, pos: pos + dataAt, offset, length: body.length - dataAt });
+      this.pin(entry, segment);
+      return;
+    }
+    if (kind === Kind.Snapshot) {
+      const stateEnd = 5 + body.readUInt32LE(1);
+      const s = parseWith(SpooledSnapshot, JSON.parse(body.subarray(5, stateEnd).toString()));
+      const entry = this.begin(s.msg, s.startTime);
+      entry.process = s.process;
+      entry.fileReports = s.fileReports;
+      entry.result = s.result;
+      if (body.length > stateEnd)
+        this.addExtent(entry, { segment, pos: pos + stateEnd, offset: 0, length: body.length - stateEnd });
       this.pin(entry, segment);
       return;
     }

@@ -100,6 +100,41 @@ describe('TaskSpool: the journal', () => {
     await next.close();
   });
 
+  it('leaves a task as it was when its copy forward is cut short by a kill', async () => {
+    const stateDir = runners.stateDir();
+    const spoolDir = path.join(stateDir, 'spool');
+    const spool = new TaskSpool(stateDir, { segmentBytes: 4096 });
+    const done = '9:0:1';
+    spool.create(runMsg('echo done', { key: done }), 1);
+    spool.append(done, Buffer.from('done\n'));
+    spool.finish(done, result(done, 5));
+    await spool.flushed();
+    const [first] = journalFiles(stateDir);
+    assert.ok(first);
+    const before = fs.readFileSync(path.join(spoolDir, first));
+    // Fill the segment: the next write starts a new one and copies the finished task into it.
+    spool.create(runMsg('true', { key: '9:0:2' }), 1);
+    spool.append('9:0:2', Buffer.alloc(5000, 'x'));
+    spool.remove('9:0:2');
+    spool.create(runMsg('true', { key: '9:0:3' }), 1);
+    await spool.flushed();
+    await spool.close();
+    const copy = journalFiles(stateDir).at(-1);
+    assert.ok(copy && copy !== first, 'a new segment holds the copy');
+    const copied = fs.readFileSync(path.join(spoolDir, copy));
+    // A kill in the middle of the copy's writes: the old segment is still there (it goes only
+    // once the copy is on disk), the new one ends inside its second record.
+    const firstRecordEnd = 8 + copied.readUInt32LE(0);
+    for (const f of journalFiles(stateDir)) fs.rmSync(path.join(spoolDir, f));
+    fs.writeFileSync(path.join(spoolDir, first), before);
+    fs.writeFileSync(path.join(spoolDir, copy), copied.subarray(0, firstRecordEnd + 10));
+    const next = new TaskSpool(stateDir);
+    const left = new Map(next.load().map((t) => [t.msg.key, t]));
+    assert.deepEqual(left.get(done)?.result, result(done, 5), 'the finished task keeps its result');
+    assert.equal(next.readOutput(done, 0, 5).toString(), 'done\n');
+    await next.close();
+  });
+
   it('frees a deleted segment while the agent runs: no descriptor keeps its space', async () => {
     const stateDir = runners.stateDir();
     const spool = new TaskSpool(stateDir, { segmentBytes: 64 * 1024 });
