@@ -883,6 +883,34 @@ for (const engine of engines()) {
         synced.data.step_list.map((s) => s.name),
         ['set variables', 'ship the file', 'added'],
       );
+
+      // A step added to the template and left out of a plan's step list stays out after a sync.
+      const now = await read<Record<string, unknown> & { step_list: { id: number; name: string }[] }>(
+        'get_job_template_detail',
+        { job_template_id: t.data.id },
+      );
+      const again = await call('update_job_template', {
+        ...now.data,
+        job_template_id: t.data.id,
+        step_list: [
+          ...now.data.step_list,
+          { name: 'added later', type: 3, approval_info: { approval_user: { user_list: ['tester'] } } },
+        ],
+      });
+      assert.equal(again.result, true, again.message);
+      const leftOut = await call('update_job_plan', {
+        job_plan_id: plan.data.id,
+        step_list: now.data.step_list.slice(0, 2).map((s) => ({ id: s.id })),
+      });
+      assert.equal(leftOut.result, true, leftOut.message);
+      assert.equal((await call('sync_job_plan', { job_plan_id: plan.data.id })).result, true);
+      const kept = await read<{ step_list: { name: string }[] }>('get_job_plan_detail', {
+        job_plan_id: plan.data.id,
+      });
+      assert.deepEqual(
+        kept.data.step_list.map((s) => s.name),
+        ['set variables', 'ship the file'],
+      );
     });
   });
 }

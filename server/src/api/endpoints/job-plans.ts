@@ -124,7 +124,9 @@ export const updateJobPlan = defineEndpoint({
       const body: PlanBody = {
         description: input.description ?? old.description,
         enabled: input.step_list ? enabledSteps(tb, input.step_list) : old.enabled,
-        known: old.known,
+        // A step list given decides about every step the template has now: a sync must not take
+        // one left out of it for a step added since, and enable it.
+        known: input.step_list ? [...new Set([...old.known, ...tb.steps.map((s) => s.id)])] : old.known,
         vars: buildPlanVars(ctx, tb, input.global_var_list, old.vars),
       };
       const name = input.name ?? plan.name;
