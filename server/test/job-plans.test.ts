@@ -824,6 +824,25 @@ for (const engine of engines()) {
         plan.data.global_var_list.filter((v) => v.name !== 'hosts').map((v) => [v.name, v.value]),
         names.map((n, i) => [n, `plan-${i}`]),
       );
+      // A number or a boolean given as a value is its text, as BK-JOB binds it.
+      const typed = await call('update_job_plan', {
+        job_plan_id: p.data.id,
+        global_var_list: [
+          { name: 'v0', value: 42 },
+          { name: 'v1', value: true },
+        ],
+      });
+      assert.equal(typed.result, true, typed.message);
+      const typedPlan = await read<{ global_var_list: { name: string; value: string }[] }>(
+        'get_job_plan_detail',
+        {
+          job_plan_id: p.data.id,
+        },
+      );
+      assert.deepEqual(
+        typedPlan.data.global_var_list.slice(0, 2).map((v) => v.value),
+        ['42', 'true'],
+      );
 
       // Plans created while their template is deleted: each is refused, or deleted with it.
       for (let round = 0; round < 3; round++) {

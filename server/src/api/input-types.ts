@@ -92,3 +92,12 @@ export function zText(max: number) {
     .max(max, `is longer than ${max} characters`)
     .refine((s) => !s.includes('\u0000'), 'must not contain NUL characters');
 }
+
+/**
+ * A variable's value. Text, and a number or boolean given there read as text, as BK-JOB's
+ * Jackson binds them into its String field (SDKs building the body from typed values send them).
+ */
+export const zVarValue = z
+  .union([z.string(), z.number(), z.boolean()])
+  .transform(String)
+  .pipe(z.string().max(65_535, 'is longer than 65535 characters'));

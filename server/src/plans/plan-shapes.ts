@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { RollingConfig } from '../api/endpoints/job-submission.js';
-import { IpEntry, TargetServer, zBase64, zInt, zLong, zText } from '../api/input-types.js';
+import { IpEntry, TargetServer, zBase64, zInt, zLong, zText, zVarValue } from '../api/input-types.js';
 
 const MAX_SCRIPT_BYTES = 16_777_215;
 const MAX_PARAM_BYTES = 65_535;
@@ -142,7 +142,7 @@ export const VarInput = z.object({
   type: zInt.pipe(z.number().min(1).max(6)),
   description: z.string().max(1024).default(''),
   required: zFlag.default(0),
-  value: z.string().max(65_535).nullable().optional(),
+  value: zVarValue.nullable().optional(),
   server: StepServer.nullable().optional(),
 });
 export type VarInput = z.output<typeof VarInput>;

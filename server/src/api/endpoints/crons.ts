@@ -21,7 +21,7 @@ import type { CronRow, CronSchedule } from '../../store/cron-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
-import { TargetServer, zInt, zLong } from '../input-types.js';
+import { TargetServer, zInt, zLong, zVarValue } from '../input-types.js';
 import { PageFields, pageParams, pageReply } from '../paging.js';
 import { planInScope } from './job-plans.js';
 import { ListFilters, listFilterOf } from './job-templates.js';
@@ -32,7 +32,7 @@ const LAST_RUNS = 10;
 const GlobalVar = z.object({
   id: zLong.pipe(z.number().min(1)).nullable().optional(),
   name: z.string().nullable().optional(),
-  value: z.string().max(65_535).nullable().optional(),
+  value: zVarValue.nullable().optional(),
   server: TargetServer.nullable().optional(),
 });
 

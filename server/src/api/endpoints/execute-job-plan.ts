@@ -27,7 +27,7 @@ import type { NewJob, NewStep } from '../../store/execution-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
-import { TargetServer, zBool, zLong } from '../input-types.js';
+import { TargetServer, zBool, zLong, zVarValue } from '../input-types.js';
 import { assertScopeQuota } from '../scope-quota.js';
 import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
 import type { ScreenedScript } from '../submission-checks.js';
@@ -53,7 +53,7 @@ const Input = z.object({
       z.object({
         id: zLong.pipe(z.number().min(1)).optional(),
         name: z.string().optional(),
-        value: z.string().max(65_535).nullable().optional(),
+        value: zVarValue.nullable().optional(),
         server: TargetServer.nullable().optional(),
       }),
     )

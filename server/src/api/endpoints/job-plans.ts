@@ -20,7 +20,7 @@ import type { PlanRow, TemplateRow } from '../../store/plan-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
-import { zLong, zText } from '../input-types.js';
+import { zLong, zText, zVarValue } from '../input-types.js';
 import { pageReply } from '../paging.js';
 import { PlanListInput, editUntilSaved, modified, planListQuery, templateInScope } from './job-templates.js';
 
@@ -29,7 +29,7 @@ const positiveId = zLong.pipe(z.number().min(1));
 const PlanVarInput = z.object({
   id: zLong.optional(),
   name: z.string().optional(),
-  value: z.string().max(65_535).nullable().optional(),
+  value: zVarValue.nullable().optional(),
   server: StepServer.nullable().optional(),
 });
 const PlanFields = {
