@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { eventually, get, post } from './helpers/api-client.js';
+import { admin, eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import {
   b64,
@@ -482,6 +482,11 @@ for (const engine of engines()) {
         Array.from({ length: 8 }, () => runScript(fleet, { ...body, client_request_id: `req-${engine}-3` })),
       );
       assert.deepEqual(new Set(burst.map((r) => r.data.job_instance_id)).size, 1);
+      // The same id for another scope is no retry of that job: it is not answered with it.
+      await admin(fleet.server.url, fleet.server.adminToken, 'POST', '/biz', { id: 77, name: 'elsewhere' });
+      const elsewhere = await runScript(fleet, { ...body, bk_scope_id: '77' });
+      assert.notEqual(elsewhere.data?.job_instance_id, a.data.job_instance_id, elsewhere.message);
+      assert.equal(elsewhere.result, false, 'its host is not in that business');
     });
   });
 }

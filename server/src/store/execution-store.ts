@@ -658,6 +658,7 @@ export class ExecutionStore {
 
   async findJobByClientRequestId(
     appCode: string,
+    scope: { type: string; id: string },
     clientRequestId: string,
     since: number,
   ): Promise<JobInstance | undefined> {
@@ -666,6 +667,8 @@ export class ExecutionStore {
       .selectAll()
       .where('app_code', '=', appCode)
       .where('client_request_id', '=', clientRequestId)
+      .where('scope_type', '=', scope.type)
+      .where('scope_id', '=', scope.id)
       .where('create_time', '>=', since)
       .executeTakeFirst();
   }

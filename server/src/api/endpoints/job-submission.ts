@@ -68,8 +68,11 @@ export async function priorSubmission(
 ): Promise<SubmitReply | undefined> {
   if (clientRequestId === undefined) return undefined;
   const ex = ctx.services.store.executions;
+  // Per scope: the same id sent for another scope is another job (answering the first would
+  // show a job of a scope the request is not about).
   const prior = await ex.findJobByClientRequestId(
     ctx.caller.appCode,
+    { type: ctx.scope.type, id: String(ctx.scope.id) },
     clientRequestId,
     Date.now() - IDEMPOTENCY_WINDOW_MS,
   );
