@@ -15,8 +15,23 @@ import { jobInScope, stepOfJob } from './job-lookup.js';
 
 const MAX_BATCH_HOSTS = 500;
 const MAX_LOG_LENGTH = 16 * 1024 * 1024;
-/** The most log text one batch_get_job_instance_ip_log reply holds (characters). */
+/** The most log text one batch_get_job_instance_ip_log reply holds (characters, as JSON writes them). */
 const BATCH_LOG_BUDGET = 256 * 1024 * 1024;
+
+/**
+ * Characters `text` takes in a JSON reply, at most: a control character is written as a
+ * six-character escape (a log of colour codes or NUL bytes grows sixfold), a quote or backslash
+ * as two.
+ */
+function jsonLength(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20) n += 5;
+    else if (c === 0x22 || c === 0x5c) n += 1;
+  }
+  return n;
+}
 
 /**
  * A host's log for one execution. A host kept as "last success" (3) by a retry did not run in
@@ -335,7 +350,7 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
       const log = await logOf(ctx, step, executeCount, t, rangeOf(input));
       // 500 hosts of full logs would be gigabytes in one reply (the server's memory, and a
       // string V8 cannot make): past the budget the caller is told how to page instead.
-      characters += log.log_content?.length ?? 0;
+      characters += jsonLength(log.log_content ?? '');
       if (characters > BATCH_LOG_BUDGET)
         throw new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
           param: 'host_id_list',
