@@ -269,6 +269,10 @@ for (const engine of engines()) {
         { file_target_path: 'relative/dir' },
         { file_list: [{ file_name: 'a', content: '' }] },
         { file_list: [] },
+        { account_alias: undefined, account_id: 0 },
+        { account_alias: '  ' },
+        { target_server: {} },
+        { target_server: { host_id_list: [] } },
       ]) {
         const refused = await post(
           fleet.server.url,

@@ -9,7 +9,7 @@ import { JobType, StepType } from '../../engine/statuses.js';
 import type { FileStepSpec } from '../../engine/step-spec.js';
 import { fileBodiesFor } from '../../files/file-bodies.js';
 import { isPlainFileName, newStoredPath } from '../../files/stored-files.js';
-import { resolveTargets } from '../../inventory/target-resolution.js';
+import { isTargetEmpty, resolveTargets } from '../../inventory/target-resolution.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { TargetServer, zBase64, zLong } from '../input-types.js';
@@ -79,8 +79,11 @@ export const pushConfigFile = defineEndpoint({
       if (names.has(f.file_name)) throw illegal(`file_list: "${f.file_name}" appears twice`);
       names.add(f.file_name);
     }
-    if (input.account_id === undefined && !input.account_alias)
+    // As BK-JOB's checkPushConfigFileRequest: an id below 1 with a blank alias, and no target,
+    // are invalid input (1241002) like the rest, not the codes of a failed lookup.
+    if ((input.account_id === undefined || input.account_id < 1) && !input.account_alias?.trim())
       throw illegal('account_id or account_alias is required');
+    if (isTargetEmpty(input.target_server)) throw illegal('target_server names no host');
     let callbackUrl: string | null;
     try {
       callbackUrl = checkCallbackUrl(input.callback_url);
