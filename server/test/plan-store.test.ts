@@ -50,11 +50,17 @@ for (const engine of engines()) {
             },
           ]),
         );
-        assert.deepEqual(await plans.citingScriptVersions([12]), [`template ${a} (cites 12)`]);
-        assert.deepEqual(await plans.citingScriptVersions([1, 123]), [`template ${b} (cites 123)`]);
+        const labels = async (cited: Promise<{ label: string; scopeType: string; scopeId: string }[]>) =>
+          (await cited).map((c) => `${c.label} in ${c.scopeType} ${c.scopeId}`);
+        assert.deepEqual(await labels(plans.citingScriptVersions([12])), [
+          `template ${a} (cites 12) in biz 2`,
+        ]);
+        assert.deepEqual(await labels(plans.citingScriptVersions([1, 123])), [
+          `template ${b} (cites 123) in biz 2`,
+        ]);
         assert.deepEqual(await plans.citingScriptVersions([99]), []);
-        assert.deepEqual(await plans.citingAccount(8), [`template ${b} (cites 123)`]);
-        assert.deepEqual(await plans.citingAccount(5), [`template ${a} (cites 12)`]);
+        assert.deepEqual(await labels(plans.citingAccount(8)), [`template ${b} (cites 123) in biz 2`]);
+        assert.deepEqual(await labels(plans.citingAccount(5)), [`template ${a} (cites 12) in biz 2`]);
         assert.deepEqual(await plans.citingAccount(1), []);
 
         await plans.addVarState(40, 0, 0, 'start');
