@@ -52,6 +52,12 @@ export async function planInScope(
   return { plan, template };
 }
 
+/** A plan of the caller's scope to edit, with its template, both read as documents. */
+async function planToEdit(ctx: EndpointContext, id: number) {
+  const { plan, template } = await planInScope(ctx, id);
+  return { plan, template, tb: parseTemplateBody(template), old: parsePlanBody(plan) };
+}
+
 function enabledSteps(template: TemplateBody, list: { id: number }[] | undefined): number[] {
   if (!list) return template.steps.map((s) => s.id);
   for (const [i, s] of list.entries()) {
@@ -118,9 +124,7 @@ export const updateJobPlan = defineEndpoint({
   }),
   handle: (ctx, input) =>
     editUntilSaved(async () => {
-      const { plan, template } = await planInScope(ctx, input.job_plan_id);
-      const tb = parseTemplateBody(template);
-      const old = parsePlanBody(plan);
+      const { plan, template, tb, old } = await planToEdit(ctx, input.job_plan_id);
       const body: PlanBody = {
         description: input.description ?? old.description,
         enabled: input.step_list ? enabledSteps(tb, input.step_list) : old.enabled,
@@ -161,9 +165,7 @@ export const syncJobPlan = defineEndpoint({
   input: z.object({ job_plan_id: positiveId }),
   handle: (ctx, input) =>
     editUntilSaved(async () => {
-      const { plan, template } = await planInScope(ctx, input.job_plan_id);
-      const tb = parseTemplateBody(template);
-      const old = parsePlanBody(plan);
+      const { plan, template, tb, old } = await planToEdit(ctx, input.job_plan_id);
       const body: PlanBody = {
         description: old.description,
         enabled: tb.steps
