@@ -656,6 +656,63 @@ for (const engine of engines()) {
       for (const id of [inBiz, explicit, inServer]) await call('delete_cron', { id });
     });
 
+    test('saves at once each keep the others; no cron outlives a plan deleted while it is saved', async () => {
+      const id = await save({ name: 'saved at once', expression: '0 9 * * *' });
+      // Each save sets a field of its own: none may write back what another changed.
+      const saves = await Promise.all([
+        call('save_cron', { id, name: 'renamed at once' }),
+        call('save_cron', { id, expression: '0 10 * * *' }),
+        call('save_cron', { id, end_time: 4_000_000_000 }),
+        call('save_cron', { id, misfire_grace_seconds: 17 }),
+        call('save_cron', { id, execute_time_zone: 'Europe/Berlin' }),
+        call('save_cron', { id, global_var_list: [{ name: 'who', value: 'at once' }] }),
+      ]);
+      for (const r of saves) assert.equal(r.result, true, r.message);
+      const d = await read<{
+        name: string;
+        expression: string;
+        end_time: number;
+        misfire_grace_seconds: number;
+        execute_time_zone: string;
+        global_var_list: { name: string; value: string | null }[];
+      }>('get_cron_detail', { id });
+      assert.equal(d.data.name, 'renamed at once');
+      assert.equal(d.data.expression, '0 10 * * *');
+      assert.equal(d.data.end_time, 4_000_000_000);
+      assert.equal(d.data.misfire_grace_seconds, 17);
+      assert.equal(d.data.execute_time_zone, 'Europe/Berlin');
+      assert.equal(d.data.global_var_list.find((v) => v.name === 'who')?.value, 'at once');
+      await call('delete_cron', { id });
+
+      // Crons saved while their plan is deleted: the delete is refused, or the saves are.
+      for (let round = 0; round < 4; round++) {
+        const p = await call<{ id: number }>('create_job_plan', {
+          job_template_id: templateId,
+          name: `deleted at once ${round}`,
+        });
+        assert.equal(p.result, true, p.message);
+        const saving = Array.from({ length: 4 }, (_, i) =>
+          call<{ id: number }>('save_cron', {
+            job_plan_id: p.data.id,
+            name: `on a deleted plan ${round}.${i}`,
+            expression: '0 9 * * *',
+          }),
+        );
+        const deleted = await call('delete_job_plan', { job_plan_id: p.data.id });
+        const saved = await Promise.all(saving);
+        for (const r of saved) assert.ok(r.result || r.code === 1243009, r.message);
+        const made = saved.filter((r) => r.result).map((r) => r.data.id);
+        if (deleted.result) assert.deepEqual(made, [], `round ${round}: crons cite the deleted plan`);
+        else {
+          assert.equal(deleted.code, 1245901, deleted.message);
+          assert.ok(made.length > 0, `round ${round}: the delete was refused for no cron`);
+          for (const c of made) await call('delete_cron', { id: c });
+          const again = await call('delete_job_plan', { job_plan_id: p.data.id });
+          assert.equal(again.result, true, again.message);
+        }
+      }
+    });
+
     if (engine === 'postgres') {
       test('two servers on one PostgreSQL database: 20 firings, exactly 20 jobs', async (t) => {
         const second: ServerProcess = await startServer({

@@ -57,6 +57,26 @@ const SCHEDULE_COLUMNS = [
   'last_modify_time',
 ] as const satisfies readonly Exclude<keyof CronRow, 'vars'>[];
 
+/** A cron running a plan, as refusals to delete the plan name it. */
+export type CronCiter = Pick<CronRow, 'id' | 'name' | 'job_plan_id'>;
+
+/** What a cron's creation sets and its saves keep. */
+export type CronCreation = Pick<CronRow, 'scope_type' | 'scope_id' | 'enabled_at' | 'creator' | 'create_time'>;
+/** What a save of a cron writes. */
+export type CronFields = Omit<CronRow, 'id' | keyof CronCreation>;
+
+/** What a save keeps from the row it read when not given: another save of them since is a conflict. */
+const SAVED_COLUMNS = [
+  'job_plan_id',
+  'name',
+  'expression',
+  'execute_time',
+  'time_zone',
+  'end_time',
+  'misfire_grace_seconds',
+  'vars',
+] as const satisfies readonly (keyof CronRow)[];
+
 export class CronStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -64,9 +84,39 @@ export class CronStore {
     return this.db.selectFrom('cron_job').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  async insert(row: Omit<CronRow, 'id'>): Promise<number> {
-    const { id } = await this.db.insertInto('cron_job').values(row).returning('id').executeTakeFirstOrThrow();
-    return id;
+  /**
+   * Creates a cron (no `was`) or saves one that is still as `was` read it, in one transaction
+   * that touches the plan's row first: on PostgreSQL that waits for a delete of the plan under
+   * way, which reads the crons citing it after taking its row (PlanStore.deletePlan), so no cron
+   * cites a deleted plan. The cron's id; 'plan gone' or 'cron gone' when deleted meanwhile;
+   * 'changed' when another save came first (read it again and redo the edit).
+   */
+  async save(
+    was: CronRow | undefined,
+    row: CronFields,
+    creation: CronCreation,
+  ): Promise<number | 'plan gone' | 'cron gone' | 'changed'> {
+    return this.db.transaction().execute(async (tx) => {
+      const plan = await tx
+        .updateTable('job_plan')
+        .set((eb) => ({ id: eb.ref('id') }))
+        .where('id', '=', row.job_plan_id)
+        .executeTakeFirst();
+      if (plan.numUpdatedRows === 0n) return 'plan gone';
+      if (!was) {
+        const { id } = await tx
+          .insertInto('cron_job')
+          .values({ ...row, ...creation })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        return id;
+      }
+      let q = tx.updateTable('cron_job').set(row).where('id', '=', was.id);
+      for (const c of SAVED_COLUMNS) q = q.where(c, was[c] === null ? 'is' : '=', was[c]);
+      if ((await q.executeTakeFirst()).numUpdatedRows > 0n) return was.id;
+      const still = await tx.selectFrom('cron_job').select('id').where('id', '=', was.id).executeTakeFirst();
+      return still ? 'changed' : 'cron gone';
+    });
   }
 
   /** False when there is no such cron (deleted meanwhile). */
@@ -180,11 +230,11 @@ export class CronStore {
   }
 
   /** Crons that run one of these plans: such plans (and their templates) cannot be deleted. */
-  async citingPlans(planIds: number[]): Promise<{ id: number; name: string }[]> {
+  async citingPlans(planIds: number[]): Promise<CronCiter[]> {
     if (planIds.length === 0) return [];
     return this.db
       .selectFrom('cron_job')
-      .select(['id', 'name'])
+      .select(['id', 'name', 'job_plan_id'])
       .where('job_plan_id', 'in', planIds)
       .orderBy('id')
       .execute();

@@ -3,6 +3,8 @@
  * variables and confirmations.
  */
 import type { Kysely, Selectable } from 'kysely';
+import { CronStore } from './cron-store.js';
+import type { CronCiter } from './cron-store.js';
 import type { Citation } from './library-references.js';
 import { containsLike } from './list-filters.js';
 import type { Database, JobPlanTable, JobTemplateTable, StepConfirmationTable } from './schema.js';
@@ -89,27 +91,51 @@ export class PlanStore {
   }
 
   /**
-   * Deletes a template with its plans in one transaction. The template goes first: on
-   * PostgreSQL that locks its row, which a plan being created waits on (see insertPlan).
+   * Deletes a template with its plans, unless a cron runs one of them: then nothing is deleted
+   * and those crons are answered. The template goes first: on PostgreSQL that locks its row,
+   * which a plan being created waits on (see insertPlan).
    */
-  async deleteTemplate(id: number): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
+  async deleteTemplate(id: number): Promise<CronCiter[]> {
+    return this.deleteUnlessCronRuns(async (tx) => {
       await tx.deleteFrom('job_template').where('id', '=', id).execute();
-      await tx.deleteFrom('job_plan').where('template_id', '=', id).execute();
+      const plans = await tx.deleteFrom('job_plan').where('template_id', '=', id).returning('id').execute();
+      return plans.map((p) => p.id);
     });
+  }
+
+  /** Deletes a plan unless a cron runs it; as deleteTemplate. */
+  async deletePlan(id: number): Promise<CronCiter[]> {
+    return this.deleteUnlessCronRuns(async (tx) => {
+      await tx.deleteFrom('job_plan').where('id', '=', id).execute();
+      return [id];
+    });
+  }
+
+  /**
+   * Runs a delete of plans, then reads the crons citing them in the same transaction, undoing
+   * the delete if there are any. The delete locks the plans' rows first, which a cron being
+   * saved touches first (CronStore.save): every cron saved before is seen, none saved after.
+   */
+  private async deleteUnlessCronRuns(
+    remove: (tx: Kysely<Database>) => Promise<number[]>,
+  ): Promise<CronCiter[]> {
+    const cited = new Error('cited by crons');
+    let citing: CronCiter[] = [];
+    return this.db
+      .transaction()
+      .execute(async (tx) => {
+        citing = await new CronStore(tx).citingPlans(await remove(tx));
+        if (citing.length > 0) throw cited;
+        return citing;
+      })
+      .catch((err: unknown) => {
+        if (err === cited) return citing;
+        throw err;
+      });
   }
 
   async getPlan(id: number): Promise<PlanRow | undefined> {
     return this.db.selectFrom('job_plan').selectAll().where('id', '=', id).executeTakeFirst();
-  }
-
-  async plansOfTemplate(templateId: number): Promise<PlanRow[]> {
-    return this.db
-      .selectFrom('job_plan')
-      .selectAll()
-      .where('template_id', '=', templateId)
-      .orderBy('id')
-      .execute();
   }
 
   /**
@@ -153,10 +179,6 @@ export class PlanStore {
       .where('body', '=', was.body)
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
-  }
-
-  async deletePlan(id: number): Promise<void> {
-    await this.db.deleteFrom('job_plan').where('id', '=', id).execute();
   }
 
   /** Plans (with a template id) or templates (without) of a scope, newest first. */

@@ -17,14 +17,14 @@ import type { StoredCronVar } from '../../crons/cron-values.js';
 import { arrayValueProblem, cipherValue, parseTemplateBody } from '../../plans/plan-documents.js';
 import { lookUpHosts, serverView } from '../../plans/plan-hosts.js';
 import { VarType } from '../../plans/plan-shapes.js';
-import type { CronRow, CronSchedule } from '../../store/cron-store.js';
+import type { CronFields, CronRow, CronSchedule } from '../../store/cron-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { TargetServer, zInt, zLong, zVarValue } from '../input-types.js';
 import { PageFields, pageParams, pageReply } from '../paging.js';
 import { planInScope } from './job-plans.js';
-import { ListFilters, listFilterOf } from './job-templates.js';
+import { editUntilSaved, ListFilters, listFilterOf } from './job-templates.js';
 
 const DEFAULT_GRACE_SECONDS = 300;
 const LAST_RUNS = 10;
@@ -169,6 +169,52 @@ async function saveReply(ctx: EndpointContext, row: CronRow): Promise<Record<str
   };
 }
 
+/** The row a save writes: what is given, else what the cron had (`old`), else the defaults. */
+async function cronFields(
+  ctx: EndpointContext,
+  input: SaveInput,
+  old: CronRow | undefined,
+): Promise<CronFields> {
+  if (!old) {
+    if (!input.job_plan_id) throw new ApiError('BAD_REQUEST', { reason: 'job_plan_id is required' });
+    if (!input.name) throw new ApiError('BAD_REQUEST', { reason: 'name is required' });
+    if (!input.expression && !input.execute_time)
+      throw new ApiError('BAD_REQUEST', { reason: 'give expression or execute_time' });
+  }
+  const schedule = checkSchedule(ctx, input);
+  const planId = input.job_plan_id ?? old?.job_plan_id ?? 0;
+  const { template } = await planInScope(ctx, planId);
+  const defs = parseTemplateBody(template).vars;
+  const planChanged = old !== undefined && old.job_plan_id !== planId;
+  const previous = planChanged || !old ? [] : parseCronVars(old);
+  const vars = input.global_var_list ? resolveVars(ctx, defs, input.global_var_list, previous) : previous;
+  const now = nowSeconds();
+  const user = ctx.caller.username;
+  return {
+    job_plan_id: planId,
+    // An empty name is "not given", as an empty expression is: a cron keeps a name.
+    name: input.name ? input.name : (old?.name ?? ''),
+    expression:
+      schedule.expression ?? (schedule.executeTime !== undefined ? null : (old?.expression ?? null)),
+    execute_time:
+      schedule.executeTime ?? (schedule.expression !== undefined ? null : (old?.execute_time ?? null)),
+    // BK-JOB: the scope's time zone, else the server's (behaviour notes §3.20).
+    time_zone:
+      schedule.timeZone ??
+      old?.time_zone ??
+      (await ctx.services.store.inventory.scopeTimeZone(ctx.scope.type, ctx.scope.id)) ??
+      serverTimeZone(),
+    // Saving pauses the cron (BK-JOB's saveCron); update_cron_status enables it.
+    enabled: 0,
+    end_time: input.end_time === undefined ? (old?.end_time ?? null) : input.end_time,
+    misfire_grace_seconds: input.misfire_grace_seconds ?? old?.misfire_grace_seconds ?? DEFAULT_GRACE_SECONDS,
+    vars: JSON.stringify(vars),
+    app_code: ctx.caller.appCode,
+    last_modify_user: user,
+    last_modify_time: now,
+  };
+}
+
 export const saveCron = defineEndpoint({
   name: 'save_cron',
   kind: 'write',
@@ -179,67 +225,26 @@ export const saveCron = defineEndpoint({
     execute_time: 'ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON',
     execute_time_zone: 'ILLEGAL_PARAM_WITH_PARAM_NAME_AND_REASON',
   },
-  async handle(ctx, input) {
-    const crons = ctx.services.store.crons;
-    const old = input.id !== undefined ? await cronInScope(ctx, input.id) : undefined;
-    if (!old) {
-      if (!input.job_plan_id) throw new ApiError('BAD_REQUEST', { reason: 'job_plan_id is required' });
-      if (!input.name) throw new ApiError('BAD_REQUEST', { reason: 'name is required' });
-      if (!input.expression && !input.execute_time)
-        throw new ApiError('BAD_REQUEST', { reason: 'give expression or execute_time' });
-    }
-    const schedule = checkSchedule(ctx, input);
-    const planId = input.job_plan_id ?? old?.job_plan_id ?? 0;
-    const { template } = await planInScope(ctx, planId);
-    const defs = parseTemplateBody(template).vars;
-    const planChanged = old !== undefined && old.job_plan_id !== planId;
-    const previous = planChanged || !old ? [] : parseCronVars(old);
-    const vars = input.global_var_list ? resolveVars(ctx, defs, input.global_var_list, previous) : previous;
-    const now = nowSeconds();
-    const user = ctx.caller.username;
-    const fields = {
-      job_plan_id: planId,
-      // An empty name is "not given", as an empty expression is: a cron keeps a name.
-      name: input.name ? input.name : (old?.name ?? ''),
-      expression:
-        schedule.expression ?? (schedule.executeTime !== undefined ? null : (old?.expression ?? null)),
-      execute_time:
-        schedule.executeTime ?? (schedule.expression !== undefined ? null : (old?.execute_time ?? null)),
-      // BK-JOB: the scope's time zone, else the server's (behaviour notes §3.20).
-      time_zone:
-        schedule.timeZone ??
-        old?.time_zone ??
-        (await ctx.services.store.inventory.scopeTimeZone(ctx.scope.type, ctx.scope.id)) ??
-        serverTimeZone(),
-      // Saving pauses the cron (BK-JOB's saveCron); update_cron_status enables it.
-      enabled: 0,
-      end_time: input.end_time === undefined ? (old?.end_time ?? null) : input.end_time,
-      misfire_grace_seconds:
-        input.misfire_grace_seconds ?? old?.misfire_grace_seconds ?? DEFAULT_GRACE_SECONDS,
-      vars: JSON.stringify(vars),
-      app_code: ctx.caller.appCode,
-      last_modify_user: user,
-      last_modify_time: now,
-    };
-    let id: number;
-    if (old) {
-      id = old.id;
-      if (!(await crons.update(id, fields))) throw new ApiError('CRON_JOB_NOT_EXIST', { id });
-    } else {
-      id = await crons.insert({
-        ...fields,
+  // Saved compare-and-set on the row as read, the edit redone on a fresh read when another
+  // save came first: two partial saves at once keep both.
+  handle: (ctx, input) =>
+    editUntilSaved(async () => {
+      const old = input.id !== undefined ? await cronInScope(ctx, input.id) : undefined;
+      const saved = await ctx.services.store.crons.save(old, await cronFields(ctx, input, old), {
         scope_type: ctx.scope.type,
         scope_id: String(ctx.scope.id),
         enabled_at: Date.now(),
-        creator: user,
-        create_time: now,
+        creator: ctx.caller.username,
+        create_time: nowSeconds(),
       });
-    }
-    // Deleted since it was written.
-    const saved = await crons.get(id);
-    if (!saved) throw new ApiError('CRON_JOB_NOT_EXIST', { id });
-    return saveReply(ctx, saved);
-  },
+      if (saved === 'changed') return undefined;
+      if (saved === 'cron gone') throw new ApiError('CRON_JOB_NOT_EXIST', { id: input.id ?? 0 });
+      if (saved === 'plan gone') throw new ApiError('TASK_PLAN_NOT_EXIST', { id: input.job_plan_id ?? old?.job_plan_id ?? 0 });
+      const row = await ctx.services.store.crons.get(saved);
+      // Deleted since it was written.
+      if (!row) throw new ApiError('CRON_JOB_NOT_EXIST', { id: saved });
+      return saveReply(ctx, row);
+    }),
 });
 
 export const updateCronStatus = defineEndpoint({

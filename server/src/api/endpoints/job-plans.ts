@@ -12,7 +12,7 @@ import {
   planDetail,
   scopeAndAudit,
 } from '../../plans/plan-documents.js';
-import { assertNoCronRuns } from '../../crons/cron-citations.js';
+import { refuseIfCronsRun } from '../../crons/cron-citations.js';
 import { StepServer } from '../../plans/plan-shapes.js';
 import type { PlanBody, TemplateBody } from '../../plans/plan-shapes.js';
 import { isUniqueViolation } from '../../store/constraint-errors.js';
@@ -151,8 +151,7 @@ export const deleteJobPlan = defineEndpoint({
   input: z.object({ job_plan_id: positiveId }),
   async handle(ctx, input) {
     const { plan } = await planInScope(ctx, input.job_plan_id);
-    await assertNoCronRuns(ctx.services.store, [plan.id]);
-    await ctx.services.store.plans.deletePlan(plan.id);
+    refuseIfCronsRun(await ctx.services.store.plans.deletePlan(plan.id));
     return { id: plan.id };
   },
 });

@@ -10,7 +10,7 @@ import {
   scopeAndAudit,
   templateDetail,
 } from '../../plans/plan-documents.js';
-import { assertNoCronRuns } from '../../crons/cron-citations.js';
+import { refuseIfCronsRun } from '../../crons/cron-citations.js';
 import { TemplateInput } from '../../plans/plan-shapes.js';
 import type { TemplateBody } from '../../plans/plan-shapes.js';
 import { msFrom, msTo } from '../../plans/plan-times.js';
@@ -192,12 +192,7 @@ export const deleteJobTemplate = defineEndpoint({
   async handle(ctx, input) {
     const row = await templateInScope(ctx, input.job_template_id);
     // Its plans go with it, unless a cron runs one of them.
-    const plans = await ctx.services.store.plans.plansOfTemplate(row.id);
-    await assertNoCronRuns(
-      ctx.services.store,
-      plans.map((p) => p.id),
-    );
-    await ctx.services.store.plans.deleteTemplate(row.id);
+    refuseIfCronsRun(await ctx.services.store.plans.deleteTemplate(row.id));
     return { id: row.id };
   },
 });
