@@ -191,15 +191,16 @@ for (const engine of engines()) {
         dataDir: fleet.server.dataDir,
       });
       try {
-        assert.equal((await other.agentTrust.revokedAmong([hostA, hostB])).length, 0);
+        assert.equal((await other.agentTrust.droppedAmong([hostA, hostB])).length, 0);
         await other.agentTrust.revoke(hostB);
-        assert.deepEqual(await other.agentTrust.revokedAmong([hostA, hostB, 999_999]), [hostB]);
+        // A host no longer in the inventory is dropped as well.
+        assert.deepEqual(await other.agentTrust.droppedAmong([hostA, hostB, 999_999]), [hostB, 999_999]);
       } finally {
         await other.close();
       }
       await eventually(
         async () =>
-          /server closed the connection: agent revoked by an admin/.test(agentB.output()) ? true : undefined,
+          /server closed the connection: agent revoked or host removed by an admin/.test(agentB.output()) ? true : undefined,
         20_000,
         'the agent revoked elsewhere to be disconnected',
       );

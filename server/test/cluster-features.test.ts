@@ -1,7 +1,8 @@
 /**
  * Cluster mode features on three servers sharing PostgreSQL: file steps whose source agent is
  * held by another server than the step's owner and its targets, a source agent on no server,
- * agent status in the inventory as every server sees it, and draining a server on request.
+ * agent status in the inventory as every server sees it, draining a server on request, and
+ * removing a host through a server that does not hold its agent.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -200,5 +201,21 @@ describe('cluster features: cross-server file sources, agent status, drain', { s
       server: 'http://nowhere:1',
     });
     assert.equal(unknown.result, false);
+  });
+
+  test('a host removed through one server: its agent held by another is dropped there', async () => {
+    const removed = id('127.0.0.2'); // held by S1 only
+    const s1 = c.servers[0] ?? (undefined as never);
+    const via = c.servers.find((s) => s !== s1 && !c.paused.has(s)) ?? (undefined as never);
+    const r = await admin(via.url, via.adminToken, 'DELETE', `/hosts/${removed}`);
+    assert.equal(r.result, true, r.message);
+    await eventually(
+      async () =>
+        s1.output().includes(`"hostId":${removed},"reason":"agent revoked or host removed by an admin"`)
+          ? true
+          : undefined,
+      20_000,
+      'S1 drops the agent of the removed host',
+    );
   });
 });

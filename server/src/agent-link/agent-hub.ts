@@ -568,14 +568,15 @@ export class AgentHub {
   }
 
   /**
-   * Agents revoked through another server of the cluster are dropped here too, at most a few
-   * seconds later (the server that took the revocation drops its own at once).
+   * Agents revoked, or whose hosts were removed, through another server of the cluster are
+   * dropped here too, at most a few seconds later (the server that took the call drops its own
+   * at once).
    */
   private async dropRevoked(now: number): Promise<void> {
     if (now - this.lastRevocationCheck < REVOCATION_CHECK_MS || this.connections.size === 0) return;
     this.lastRevocationCheck = now;
-    const revoked = await this.services.store.agentTrust.revokedAmong([...this.connections.keys()]);
-    for (const hostId of revoked) this.disconnect(hostId, 'agent revoked by an admin');
+    const dropped = await this.services.store.agentTrust.droppedAmong([...this.connections.keys()]);
+    for (const hostId of dropped) this.disconnect(hostId, 'agent revoked or host removed by an admin');
   }
 
   /**
