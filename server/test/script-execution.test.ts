@@ -79,8 +79,9 @@ for (const engine of engines()) {
 
     test('runs on every target and reports each field as specified', async () => {
       const r = await runScript(fleet, {
-        script_content: b64('echo "out $1 $2"; echo "err" >&2; exit 0'),
-        script_param: b64("'a b' c"),
+        script_content: b64('echo "out $1 $2"; printf \'%s\\n\' "$3" | tr \'\\r\' R; echo "err" >&2; exit 0'),
+        // Each \n is a space, a \r before it is kept (BK-JOB replaces \n alone).
+        script_param: b64("'a b' c\nd\r\ne"),
         target_server: { host_id_list: ids },
         task_name: 'field check',
       });
@@ -121,6 +122,7 @@ for (const engine of engines()) {
         assert.equal(h.total_time, (h.end_time as number) - (h.start_time as number));
         const log = await hostLog(fleet, job.job_instance_id, step.step_instance_id, h.bk_host_id);
         assert.match(log ?? '', /out a b c\n/);
+        assert.match(log ?? '', /^dR$/m);
         assert.match(log ?? '', /err\n/);
       }
       // A finished job's reply is served from a cache afterwards: the same data, its own request id.
@@ -565,6 +567,7 @@ for (const engine of engines()) {
         [{ timeout: 259201 }, 1240003],
         [{ account_alias: 'nobody-here' }, 1244003],
         [{ account_alias: undefined }, 1241004],
+        [{ account_alias: ' ' }, 1241004],
         [{ target_server: undefined }, 1241004],
         [{ target_server: {} }, 1244001],
         [{ target_server: { host_id_list: [999999] } }, 1244030],

@@ -61,7 +61,7 @@ export function expandStrings(text: string, state: VarState): string {
 
 /** A script's parameters as one line, string variables put in. */
 export function scriptParamOf(param: string, state: VarState): string {
-  return expandStrings(param, state).replace(/\r?\n/g, ' ');
+  return expandStrings(param, state).replace(/\n/g, ' ');
 }
 
 /** Marks the variables block of a script so output can be told apart from it. */

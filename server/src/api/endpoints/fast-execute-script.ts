@@ -89,7 +89,7 @@ export const fastExecuteScript = defineEndpoint({
       kind: 'script',
       scriptContent: content,
       language: language as ScriptLanguageCode,
-      scriptParam: param.toString('utf8').replace(/\r?\n/g, ' '),
+      scriptParam: param.toString('utf8').replace(/\n/g, ' '),
       isParamSensitive: sensitive,
       timeout: input.timeout ?? DEFAULT_TIMEOUT,
       account,

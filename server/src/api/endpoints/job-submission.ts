@@ -127,7 +127,8 @@ export async function resolveAccount(
       throw new ApiError('ACCOUNT_NOT_EXIST', { account: id });
     return { id: a.id, alias: a.alias, osUser: a.os_user };
   }
-  if (alias !== undefined && alias !== '') {
+  // A blank alias is none given (BK-JOB checks it with isBlank).
+  if (alias !== undefined && alias.trim() !== '') {
     const a = await inv.findSystemAccountByAlias(ctx.scope.bizIds, alias, category);
     if (!a) throw new ApiError('ACCOUNT_NOT_EXIST', { account: alias });
     return { id: a.id, alias: a.alias, osUser: a.os_user };
