@@ -521,6 +521,11 @@ for (const engine of engines()) {
         file_target_path: '/ok',
         target_server: { host_id_list: [ids[1]] },
       };
+      const unknownSource = {
+        file_list: ['/data/a'],
+        account: { alias: fleet.account },
+        server: { host_id_list: [999_999] },
+      };
       const cases: [Record<string, unknown>, number][] = [
         [{ file_target_path: 'relative/path' }, 1241007],
         [{ file_target_path: '/a/../../etc' }, 1241007],
@@ -533,6 +538,9 @@ for (const engine of engines()) {
         [{ file_source_list: [{ file_type: 9, file_list: ['/x'] }] }, 1241005],
         [{ file_source_list: [{ file_list: ['/x'], account: { alias: fleet.account } }] }, 1241004],
         [{ file_target_name: '../x' }, 1241007],
+        // The request's own fields are checked before its sources are looked up.
+        [{ target_server: undefined, file_source_list: [unknownSource] }, 1241004],
+        [{ account_alias: ' ', file_source_list: [unknownSource] }, 1241004],
         [
           {
             file_source_list: [

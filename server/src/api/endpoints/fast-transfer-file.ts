@@ -12,6 +12,7 @@ import { checkFileName, checkSourcePath, checkTargetPath } from './file-paths.js
 import {
   CommonExecuteFields,
   DEFAULT_TIMEOUT,
+  accountGiven,
   checkCallbackUrl,
   jobNameOr,
   priorSubmission,
@@ -65,11 +66,14 @@ export const fastTransferFile = defineEndpoint({
     if (!input.file_source_list || input.file_source_list.length === 0) {
       throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'file_source_list' });
     }
+    // BK-JOB checks the request's own fields before it looks anything up.
+    if (!accountGiven(input.account_id, input.account_alias))
+      throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'account_id|account_alias' });
+    if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
     const sources = await resolveSources(ctx, input.file_source_list);
     const callbackUrl = checkCallbackUrl(input.callback_url);
     assertCallbackAllowed(ctx, callbackUrl);
     const account = await resolveAccount(ctx, input.account_id, input.account_alias);
-    if (!input.target_server) throw new ApiError('MISSING_PARAM_WITH_PARAM_NAME', { param: 'target_server' });
     const hosts = await resolveTargets(ctx.services.store.inventory, ctx.scope, input.target_server);
     const perTarget = assertFileTaskLimit(sources, hosts.length);
     if (targetName && perTarget > 1) {

@@ -108,6 +108,11 @@ export function checkCallbackUrl(url: string | undefined): string | null {
   return url;
 }
 
+/** Whether a request names an account: an id above 0 or an alias not blank (BK-JOB's isBlank). */
+export function accountGiven(id: number | undefined, alias: string | undefined): boolean {
+  return (id !== undefined && id > 0) || (alias !== undefined && alias.trim() !== '');
+}
+
 /**
  * An execution account of the job's scope by id or alias: a system account (category 1) that
  * scripts and file transfers run as, or, for SQL steps, a database account (category 2).
@@ -127,8 +132,7 @@ export async function resolveAccount(
       throw new ApiError('ACCOUNT_NOT_EXIST', { account: id });
     return { id: a.id, alias: a.alias, osUser: a.os_user };
   }
-  // A blank alias is none given (BK-JOB checks it with isBlank).
-  if (alias !== undefined && alias.trim() !== '') {
+  if (alias !== undefined && accountGiven(undefined, alias)) {
     const a = await inv.findSystemAccountByAlias(ctx.scope.bizIds, alias, category);
     if (!a) throw new ApiError('ACCOUNT_NOT_EXIST', { account: alias });
     return { id: a.id, alias: a.alias, osUser: a.os_user };

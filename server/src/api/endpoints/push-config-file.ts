@@ -18,6 +18,7 @@ import { checkTargetPath } from './file-paths.js';
 import { assertFileTaskLimit } from './fast-transfer-file.js';
 import {
   DEFAULT_TIMEOUT,
+  accountGiven,
   checkCallbackUrl,
   priorSubmission,
   resolveAccount,
@@ -81,7 +82,7 @@ export const pushConfigFile = defineEndpoint({
     }
     // As BK-JOB's checkPushConfigFileRequest: an id below 1 with a blank alias, and no target,
     // are invalid input (1241002) like the rest, not the codes of a failed lookup.
-    if ((input.account_id === undefined || input.account_id < 1) && !input.account_alias?.trim())
+    if (!accountGiven(input.account_id, input.account_alias))
       throw illegal('account_id or account_alias is required');
     if (isTargetEmpty(input.target_server)) throw illegal('target_server names no host');
     let callbackUrl: string | null;
