@@ -109,6 +109,8 @@ for (const engine of engines()) {
         log.data.file_logs.some((l) => l.mode === 0 && l.src_ip.bk_host_id === ids[0]),
         'source upload log included',
       );
+      // Of the source's uploads, the one to this host only (one per target).
+      assert.equal(log.data.file_logs.filter((l) => l.mode === 0).length, 1, JSON.stringify(log.data));
       const batch = await post<{
         log_type: number;
         file_task_logs: { bk_host_id: number; file_logs: FileLogItem[] }[];

@@ -98,12 +98,35 @@ export class FileStore {
     });
   }
 
-  async fileLogs(stepInstanceId: number, executeCount: number): Promise<FileLog[]> {
-    return this.db
+  /**
+   * A file step's logs of one execution; with `only`, those of these hosts (their downloads and
+   * their own uploads) and, with `uploadsTo`, the sources' uploads to them and the sources'
+   * failures (which name no target). The key leads with (step, execution, host): a host's own
+   * rows are read by it; the uploads to a host are filtered within the step's rows in the store,
+   * so a reply of one host no longer carries the whole step's logs.
+   */
+  async fileLogs(
+    stepInstanceId: number,
+    executeCount: number,
+    only?: { hosts: readonly number[]; uploadsTo: boolean },
+  ): Promise<FileLog[]> {
+    let q = this.db
       .selectFrom('file_log')
       .selectAll()
       .where('step_instance_id', '=', stepInstanceId)
-      .where('execute_count', '=', executeCount)
+      .where('execute_count', '=', executeCount);
+    if (only) {
+      const hosts = only.hosts.length > 0 ? only.hosts : [0];
+      q = q.where((eb) =>
+        only.uploadsTo
+          ? eb.or([
+              eb('host_id', 'in', hosts),
+              eb.and([eb('mode', '=', 0), eb('dest_host_id', 'in', [...hosts, 0])]),
+            ])
+          : eb('host_id', 'in', hosts),
+      );
+    }
+    return q
       .orderBy('host_id')
       .orderBy('mode')
       .orderBy('src_path')

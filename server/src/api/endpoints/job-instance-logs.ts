@@ -146,9 +146,10 @@ async function fileStepLogs(
   step: StepInstance,
   executeCount: number,
   asked: readonly HostTask[],
+  only: { hosts: readonly number[]; uploadsTo: boolean } | undefined,
 ): Promise<FileLog[]> {
   const files = ctx.services.store.files;
-  const logs = await files.fileLogs(step.id, executeCount);
+  const logs = await files.fileLogs(step.id, executeCount, only);
   const keptIn = new Map<number, Set<number>>();
   for (const t of asked) {
     if (t.status !== HostStatus.LAST_SUCCESS) continue;
@@ -156,7 +157,7 @@ async function fileStepLogs(
     if (count !== undefined) keptIn.set(count, (keptIn.get(count) ?? new Set()).add(t.host_id));
   }
   for (const [count, kept] of keptIn) {
-    const earlier = await files.fileLogs(step.id, count);
+    const earlier = await files.fileLogs(step.id, count, { hosts: [...kept], uploadsTo: false });
     logs.push(...earlier.filter((l) => l.mode === 1 && kept.has(l.host_id)));
   }
   return logs;
@@ -185,13 +186,16 @@ function hostAt(hosts: Map<number, Ip>, cloudId: number | undefined, ip: string 
   return [...hosts.values()].find((h) => h.bk_cloud_id === cloudId && h.ip === ip);
 }
 
-/** File logs of a host: its downloads (mode 1) and, when asked, the uploads of the sources (mode 0). */
+/**
+ * File logs of a host: its downloads (mode 1), its own uploads (mode 0) and, when asked, the
+ * sources' uploads to it and their failures (which name no target).
+ */
 function fileLogsOf(logs: readonly FileLog[], hostId: number, withSourceUploads: boolean, detailed: boolean) {
   return logs
     .filter(
       (l) =>
-        (l.mode === 1 && l.host_id === hostId) ||
-        (l.mode === 0 && (withSourceUploads || l.host_id === hostId)),
+        l.host_id === hostId ||
+        (withSourceUploads && l.mode === 0 && (l.dest_host_id === hostId || l.dest_host_id === 0)),
     )
     .map((l) => ({
       mode: l.mode,
@@ -250,20 +254,29 @@ export const getJobInstanceIpLog = defineEndpoint({
             (t) => t.cloud_id === input.bk_cloud_id && t.ip === input.ip,
           );
     if (step.type === StepType.FILE) {
-      const logs = await fileStepLogs(ctx, step, executeCount, task ? [task] : []);
+      // A host asked by id, or found among the targets, reads its own logs; a source asked by
+      // its address is found in the step's logs.
+      const hostId = input.bk_host_id ?? task?.host_id;
+      const logs = await fileStepLogs(
+        ctx,
+        step,
+        executeCount,
+        task ? [task] : [],
+        hostId === undefined ? undefined : { hosts: [hostId], uploadsTo: true },
+      );
       const hosts = fileStepHosts(task ? [task] : [], logs);
       const host =
         input.bk_host_id !== undefined
           ? hosts.get(input.bk_host_id)
           : hostAt(hosts, input.bk_cloud_id, input.ip);
-      const hostId = host?.bk_host_id ?? input.bk_host_id ?? null;
+      const answered = host?.bk_host_id ?? input.bk_host_id ?? null;
       return {
         log_type: 2,
-        bk_host_id: hostId,
+        bk_host_id: answered,
         bk_cloud_id: host?.bk_cloud_id ?? input.bk_cloud_id ?? null,
         ip: host?.ip ?? input.ip ?? null,
         log_content: null,
-        file_logs: hostId === null ? [] : fileLogsOf(logs, hostId, true, false),
+        file_logs: answered === null ? [] : fileLogsOf(logs, answered, true, false),
       };
     }
     return {
@@ -320,11 +333,20 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
       ? [...new Set(input.host_id_list)].map((id) => tasks.find((t) => t.host_id === id))
       : (input.ip_list ?? []).map((p) => tasks.find((t) => t.cloud_id === p.bk_cloud_id && t.ip === p.ip));
     if (step.type === StepType.FILE) {
+      // Hosts asked by id, or all found among the targets, read their own logs; a source asked
+      // by its address (no task of the step) is found in the step's logs.
+      const found = picked.filter((t) => t !== undefined);
+      const ownLogs = byId
+        ? [...new Set(input.host_id_list)]
+        : found.length === picked.length
+          ? found.map((t) => t.host_id)
+          : undefined;
       const logs = await fileStepLogs(
         ctx,
         step,
         executeCount,
-        picked.filter((t) => t !== undefined),
+        found,
+        ownLogs && { hosts: ownLogs, uploadsTo: false },
       );
       const hosts = fileStepHosts(tasks, logs);
       const named = byId
