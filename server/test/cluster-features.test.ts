@@ -176,6 +176,22 @@ describe('cluster features: cross-server file sources, agent status, drain', { s
       return Number(rows[0]?.n) === 2 ? true : undefined;
     }, 20_000);
     const s1 = c.servers[0] ?? (undefined as never);
+    // Servers sharing a URL (each on 0.0.0.0:8080 of its own machine): drain by it asks none.
+    const shared = [serverIdOf(drained), serverIdOf(c.servers[other] ?? drained)];
+    const urls = await c.db<{ id: string; url: string }>('select id, url from server_node where id = any($1)', [
+      shared,
+    ]);
+    await c.db(`update server_node set url = 'http://127.0.0.1:8080' where id = any($1)`, [shared]);
+    const ambiguous = await admin(s1.url, s1.adminToken, 'POST', '/cluster/drain', {
+      server: 'http://127.0.0.1:8080',
+    });
+    assert.equal(ambiguous.code, 1240003, ambiguous.message);
+    assert.match(ambiguous.message, /URL of 2 live servers/);
+    const asked = await c.db<{ n: string }>(
+      'select count(*) as n from server_node where drain_requested_at is not null',
+    );
+    assert.equal(Number(asked[0]?.n), 0, 'no server was asked to drain');
+    for (const u of urls) await c.db('update server_node set url = $1 where id = $2', [u.url, u.id]);
     const r = await admin<{ id: string; state: string }>(s1.url, s1.adminToken, 'POST', '/cluster/drain', {
       server: drained.url,
     });

@@ -48,7 +48,13 @@ export function registerClusterRoutes(admin: FastifyInstance, services: Services
     const cluster = services.cluster;
     if (!cluster) throw new ApiError('BAD_REQUEST', { reason: 'this server is not in cluster mode' });
     const target = await cluster.store.requestDrain(parsed.data.server);
-    if (!target) throw new ApiError('RESOURCE_NOT_FOUND', { what: `live server "${parsed.data.server}"` });
+    if ('named' in target) {
+      if (target.named.length === 0)
+        throw new ApiError('RESOURCE_NOT_FOUND', { what: `live server "${parsed.data.server}"` });
+      throw new ApiError('BAD_REQUEST', {
+        reason: `"${parsed.data.server}" is the URL of ${target.named.length} live servers (${target.named.join(', ')}): give the id of the one to drain`,
+      });
+    }
     cluster.notify(`d:${target.id}`);
     const deadline = Date.now() + DRAIN_WAIT_MS;
     let state = await cluster.store.stateOf(target.id);

@@ -120,12 +120,22 @@ export class ClusterStore {
     return row.drain_requested_at === null ? 'alive' : 'drain';
   }
 
-  /** Asks the live server with this id or URL to drain; its id and URL, or undefined if none is alive. */
-  async requestDrain(server: string): Promise<{ id: string; url: string } | undefined> {
-    const r = await sql<{ id: string; url: string }>`update server_node
-      set drain_requested_at = coalesce(drain_requested_at, ${NOW_MS})
-      where state = 'alive' and (id = ${server} or url = ${server}) returning id, url`.execute(this.db);
-    return r.rows.length === 1 ? r.rows[0] : undefined;
+  /**
+   * Asks the live server with this id or URL to drain: its id and URL; the live servers it names
+   * when that is not exactly one (none, or several sharing a URL, such as servers that each
+   * listen on 0.0.0.0:8080 of their own machine): then no server is asked.
+   */
+  async requestDrain(server: string): Promise<{ id: string; url: string } | { named: string[] }> {
+    const r = await sql<{ id: string; url: string }>`with m as (
+        select id from server_node where state = 'alive' and (id = ${server} or url = ${server}))
+      update server_node set drain_requested_at = coalesce(drain_requested_at, ${NOW_MS})
+      where id in (select id from m) and (select count(*) from m) = 1
+      returning id, url`.execute(this.db);
+    const one = r.rows[0];
+    if (one) return one;
+    const named = await sql<{ id: string }>`select id from server_node
+      where state = 'alive' and (id = ${server} or url = ${server}) order by id`.execute(this.db);
+    return { named: named.rows.map((x) => x.id) };
   }
 
   async stateOf(id: string): Promise<string | undefined> {
@@ -190,9 +200,12 @@ export class ClusterStore {
 
   /** Claims up to `limit` unfinished jobs whose owner is dead, gone or unset. */
   async claimOrphans(me: string, limit: number): Promise<number[]> {
+    // Not a join: a job another sweep claimed meanwhile is checked again under its lock with its
+    // new owner, which a subquery reads and a joined row (still the dead owner's) would not.
     const r = await sql<{ id: number }>`update job_instance set owner_id = ${me} where id in (
-        select j.id from job_instance j left join server_node n on n.id = j.owner_id
-        where j.status in (${sql.join(IN_FLIGHT_JOB_STATUSES)}) and (n.state is null or n.state <> 'alive')
+        select j.id from job_instance j
+        where j.status in (${sql.join(IN_FLIGHT_JOB_STATUSES)})
+          and not exists (select 1 from server_node n where n.id = j.owner_id and n.state = 'alive')
         order by j.id limit ${limit} for update of j skip locked)
       returning id`.execute(this.db);
     return r.rows.map((x) => Number(x.id));
@@ -283,7 +296,7 @@ export class ClusterStore {
       heartbeat_at: number | null;
     }>`select s.host_id, s.server_id, s.epoch, s.state, s.last_seen, n.state as server_state, n.heartbeat_at
       from agent_session s left join server_node n on n.id = s.server_id
-      where s.host_id in (${sql.join(hostIds)})`.execute(this.db);
+      where s.host_id = any(${`{${hostIds.join(',')}}`}::bigint[])`.execute(this.db);
     return new Map(
       r.rows.map((x) => [
         Number(x.host_id),
