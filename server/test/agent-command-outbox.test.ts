@@ -1,6 +1,7 @@
 /**
  * The cluster's outbox takes a whole step's dispatch at once: the commands for 12,000 hosts
- * (84,000 values, more than PostgreSQL binds in one statement) are stored, each once.
+ * (84,000 values, more than PostgreSQL binds in one statement) are stored, each once; a claim
+ * leaves out hosts not ready; sessions are read for more hosts than a statement binds.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -42,6 +43,42 @@ describe('agent command outbox on postgres', { skip: !process.env.JOBFLEET_TEST_
         assert.equal(r.payload, `sealed-${i + 1}`);
         assert.equal(r.sent_epoch === null ? null : Number(r.sent_epoch), i % 3 === 0 ? 1 : null);
       }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('claims leave out the hosts asked; sessions are read for 70,000 hosts at once', async () => {
+    const store = await Store.open({
+      databaseUrl: await freshDatabase('postgres'),
+      dataDir: tempDir('store'),
+    });
+    try {
+      const cluster = new ClusterStore(store.db);
+      const me = 'server-under-test';
+      await cluster.register(me, 'http://127.0.1.1:1');
+      await cluster.openSessions([1, 2, 3], me);
+      await cluster.enqueue(
+        [1, 2, 3].map((hostId) => ({
+          hostId,
+          type: 'file.offer',
+          stepInstanceId: null,
+          executeCount: null,
+          payload: `sealed-${hostId}`,
+          sentEpoch: null,
+        })),
+      );
+      const claimed = await cluster.claimCommands(me, 10, [2]);
+      assert.deepEqual(
+        claimed.map((c) => c.hostId),
+        [1, 3],
+      );
+      assert.deepEqual(
+        (await cluster.claimCommands(me, 10)).map((c) => c.hostId),
+        [2],
+      );
+      const sessions = await cluster.sessions(Array.from({ length: 70_000 }, (_, i) => i + 1));
+      assert.deepEqual([...sessions.keys()].sort(), [1, 2, 3]);
     } finally {
       await store.close();
     }

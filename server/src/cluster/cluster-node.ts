@@ -65,6 +65,8 @@ export class ClusterNode {
   private tickAgain = false;
   private pending = { claim: false, full: false, steps: new Set<number>() };
   private sweeping = false;
+  /** Servers were marked dead and the callbacks their jobs lost are not looked for yet. */
+  private lostCallbacksToFind = false;
   /** Called once when this server learns it was declared dead. */
   onFenced: () => void = () => undefined;
   /** Called once when an operator asked this server to drain (it should close and exit). */
@@ -204,7 +206,12 @@ export class ClusterNode {
         const dead = await this.store.markSilentDead(this.config.clusterDeadAfterMs);
         if (dead.length > 0) {
           this.services.log.warn({ servers: dead }, 'servers marked dead');
+          this.lostCallbacksToFind = true;
+        }
+        // Until a look succeeds: the next sweeps mark no one, and would not look again.
+        if (this.lostCallbacksToFind) {
           await this.services.engine.announceLostCallbacks();
+          this.lostCallbacksToFind = false;
         }
       }
       if (this.selfFenced()) return;
@@ -338,9 +345,12 @@ export class ClusterNode {
     this.pending = { claim: false, full: false, steps: new Set() };
     if (this.selfFenced()) return;
     try {
+      // Hosts not ready here are left out of the next claims of this tick: a full batch of
+      // theirs would otherwise be claimed and unclaimed again at once, over and over.
+      const notReady = new Set<number>();
       while (claim) {
-        const claimed = await this.store.claimCommands(this.id, CLAIM_BATCH);
-        await this.deliver(claimed);
+        const claimed = await this.store.claimCommands(this.id, CLAIM_BATCH, [...notReady]);
+        for (const hostId of await this.deliver(claimed)) notReady.add(hostId);
         if (claimed.length < CLAIM_BATCH) break;
       }
       if (full) await this.services.engine.refresh();
@@ -350,7 +360,8 @@ export class ClusterNode {
     }
   }
 
-  private async deliver(claimed: ClaimedCommand[]): Promise<void> {
+  /** Sends claimed commands; the hosts whose agents were not ready for theirs. */
+  private async deliver(claimed: ClaimedCommand[]): Promise<number[]> {
     const done: number[] = [];
     /** Tasks for a session that is not ready here: the claim marked them sent, but they were not. */
     const unsent: ClaimedCommand[] = [];
@@ -387,6 +398,7 @@ export class ClusterNode {
     // its session's commit and then took its tasks under that session without sending them.
     await this.store.unclaimCommands(unsent);
     if (unsent.some((c) => this.services.hub.deliverable(c.hostId, c.epoch))) this.wake({ claim: true });
+    return unsent.map((c) => c.hostId);
   }
 
   // ---------------------------------------------------------------- the outbox

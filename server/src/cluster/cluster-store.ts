@@ -345,9 +345,10 @@ export class ClusterStore {
 
   /**
    * Claims the commands for agents whose session this server holds and that were not sent under
-   * the session's current epoch; marks them sent under it.
+   * the session's current epoch; marks them sent under it. Hosts in `skip` are left out (their
+   * agents are not ready here yet: their commands would only be unclaimed again).
    */
-  async claimCommands(me: string, limit: number): Promise<ClaimedCommand[]> {
+  async claimCommands(me: string, limit: number, skip: readonly number[] = []): Promise<ClaimedCommand[]> {
     const r = await sql<{
       id: number;
       host_id: number;
@@ -361,6 +362,7 @@ export class ClusterStore {
     }>`with due as (
         select c.id, s.epoch from agent_command c join agent_session s on s.host_id = c.host_id
         where s.server_id = ${me} and s.state = 'connected' and c.sent_epoch is distinct from s.epoch
+          and not (c.host_id = any(${`{${skip.join(',')}}`}::bigint[]))
         order by c.id limit ${limit} for update of c skip locked)
       update agent_command c set sent_epoch = due.epoch from due where c.id = due.id
       returning c.id, c.host_id, c.type, c.step_instance_id, c.execute_count, c.payload, due.epoch,
