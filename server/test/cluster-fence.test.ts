@@ -1,10 +1,12 @@
 /**
  * The cluster's fences, checked on the store itself (PostgreSQL only): a result written under an
- * agent session that moved on is refused, and a server marked dead cannot change executions.
+ * agent session that moved on is refused, a server marked dead cannot change executions, and a
+ * silent server whose statement holds its row is cut off so that it can be marked dead.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
 import { ClusterStore } from '../src/cluster/cluster-store.js';
 import type { TaskWrite } from '../src/store/execution-store.js';
 import { Store } from '../src/store/store.js';
@@ -19,9 +21,10 @@ describe('cluster fences on PostgreSQL', { skip: !withPg }, () => {
   let store: Store;
   let cluster: ClusterStore;
   let other: Store;
+  let databaseUrl: string | undefined;
 
   before(async () => {
-    const databaseUrl = await freshDatabase('postgres');
+    databaseUrl = await freshDatabase('postgres');
     store = await Store.open({ databaseUrl, dataDir: tempDir('fence'), serverId: me });
     store.executions.ownerId = me;
     cluster = new ClusterStore(store.db);
@@ -102,5 +105,23 @@ describe('cluster fences on PostgreSQL', { skip: !withPg }, () => {
     assert.ok((await new ClusterStore(other.db).claimOrphans(them, 10)).includes(jobInstanceId));
     await other.executions.updateJob(jobInstanceId, { status: 3 });
     assert.equal((await other.executions.getJob(jobInstanceId))?.status, 3);
+  });
+
+  test("a silent server whose statement holds its row is cut off and marked dead", async () => {
+    const silent = randomUUID();
+    await new ClusterStore(other.db).register(silent, 'http://127.0.1.3:1');
+    await other.db.updateTable('server_node').set({ heartbeat_at: 0 }).where('id', '=', silent).execute();
+    // As the fence leaves it in a statement the paused server cannot take the answer of.
+    const held = new pg.Client({ connectionString: databaseUrl, application_name: `jobfleet:${silent}` });
+    await held.connect();
+    held.on('error', () => undefined);
+    try {
+      await held.query('begin');
+      await held.query('select 1 from server_node where id = $1 for share', [silent]);
+      assert.deepEqual(await new ClusterStore(other.db).markSilentDead(60_000), [silent]);
+      await assert.rejects(held.query('select 1'), 'the silent server\'s connection was ended');
+    } finally {
+      await held.end().catch(() => undefined);
+    }
   });
 });

@@ -90,6 +90,10 @@ export const AWAY_FULL_SWEEP_MS = 600_000;
 
 /** Commands per insert statement: 7 parameters a row, well under PostgreSQL's 65,535. */
 const ENQUEUE_CHUNK = 2000;
+/** How long a sweeper waits for a silent server's row before it ends that server's connections. */
+const MARK_LOCK_WAIT_MS = 2000;
+/** PostgreSQL's lock_not_available (a lock_timeout that fired). */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 export class ClusterStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -183,10 +187,26 @@ export class ClusterStore {
 
   /** Marks dead every server silent for longer than `deadAfterMs`; returns their ids. */
   async markSilentDead(deadAfterMs: number): Promise<string[]> {
-    const r = await sql<{ id: string }>`update server_node set state = 'dead', stopped_at = ${NOW_MS}
-      where state = 'alive' and heartbeat_at < ${NOW_MS} - ${deadAfterMs}::bigint
-      returning id`.execute(this.db);
-    return r.rows.map((x) => x.id);
+    const mark = () =>
+      this.db.transaction().execute(async (tx) => {
+        await sql`set local lock_timeout = ${sql.lit(`${MARK_LOCK_WAIT_MS}ms`)}`.execute(tx);
+        const r = await sql<{ id: string }>`update server_node set state = 'dead', stopped_at = ${NOW_MS}
+          where state = 'alive' and heartbeat_at < ${NOW_MS} - ${deadAfterMs}::bigint
+          returning id`.execute(tx);
+        return r.rows.map((x) => x.id);
+      });
+    try {
+      return await mark();
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== LOCK_NOT_AVAILABLE) throw err;
+      // A silent server's statement holds its row (the fence's share lock) while the server
+      // cannot take its answer (paused while PostgreSQL sends it a large result: the session is
+      // active, so no idle timeout ends it). Its connections are ended: it is about to be dead.
+      await sql`select pg_terminate_backend(a.pid) from pg_stat_activity a
+        join server_node n on a.application_name = 'jobfleet:' || n.id
+        where n.state = 'alive' and n.heartbeat_at < ${NOW_MS} - ${deadAfterMs}::bigint`.execute(this.db);
+      return mark();
+    }
   }
 
   /** A graceful stop: the jobs go back to the pool, then the row is dead (in that order: the fence). */

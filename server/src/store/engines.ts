@@ -149,7 +149,11 @@ export function openEngine(opts: {
   const url = opts.databaseUrl;
   if (url && /^postgres(ql)?:\/\//.test(url)) {
     const settings = [
-      ...(opts.serverId ? [`-c jobfleet.server_id=${opts.serverId}`] : []),
+      // The application name lets a sweeper end the connections of a server it declares dead
+      // (ClusterStore.markSilentDead).
+      ...(opts.serverId
+        ? [`-c jobfleet.server_id=${opts.serverId}`, `-c application_name=jobfleet:${opts.serverId}`]
+        : []),
       ...(opts.idleInTransactionMs
         ? [`-c idle_in_transaction_session_timeout=${opts.idleInTransactionMs}`]
         : []),
