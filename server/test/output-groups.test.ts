@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import type { MetricFamily } from 'parse-prometheus-text-format';
 import { eventually, get, post } from './helpers/api-client.js';
+import { onFleetDatabase } from './helpers/fleet-database.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
@@ -98,6 +99,31 @@ for (const engine of engines()) {
       assert.ok(commits(afterRun.text) > commits(before.text));
       assert.ok(afterRun.has('jobfleet_stream_clients'));
       assert.ok(afterRun.has('jobfleet_callbacks'));
+      assert.equal(sample(afterRun, 'jobfleet_store_up'), 1);
+      // Scrapes at once share one read of the store, each answered in full.
+      const many = await Promise.all(Array.from({ length: 40 }, () => metrics(fleet)));
+      for (const m of many) assert.equal(sample(m, 'jobfleet_jobs', { status: '4' }), 1);
+    });
+
+    test('/metrics answers while the store cannot be read, without the store figures', async () => {
+      const rename = (from: string, to: string) =>
+        onFleetDatabase(
+          fleet,
+          `ALTER TABLE ${from} RENAME TO ${to};`,
+          `ALTER TABLE ${from} RENAME TO ${to};`,
+        );
+      await rename('callback_attempt', 'callback_attempt_away');
+      try {
+        const down = await metrics(fleet);
+        assert.equal(sample(down, 'jobfleet_store_up'), 0);
+        assert.equal(down.has('jobfleet_jobs') && (down.get('jobfleet_jobs')?.metrics.length ?? 0) > 0, false);
+        assert.ok(sample(down, 'jobfleet_process_cpu_user_seconds_total') > 0);
+      } finally {
+        await rename('callback_attempt_away', 'callback_attempt');
+      }
+      const back = await metrics(fleet);
+      assert.equal(sample(back, 'jobfleet_store_up'), 1);
+      assert.equal(sample(back, 'jobfleet_jobs', { status: '4' }), 1);
     });
 
     const groupsOf = (params: Record<string, string | number>) =>

@@ -2,15 +2,17 @@
  * Prometheus metrics (prom-client), served at /metrics.
  *
  * Counts that live in the store (jobs, steps and host tasks by status, agents by state,
- * callbacks by state and failed attempts) are read from it at scrape time, so every server of
- * a cluster reports the same, true figures; what only this process sees (HTTP requests, dispatch
+ * callbacks by state and failed attempts) are read from it at scrape time (one read serves the
+ * scrapes of a few seconds: store-figures.ts), so every server of a cluster reports the same,
+ * true figures; what only this process sees (HTTP requests, dispatch
  * latency, store transaction latency, stream clients) is measured as it happens.
  */
 import crypto from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { sql } from 'kysely';
 import type { Services } from '../services.js';
+import { StoreFigureReader } from './store-figures.js';
+import type { StoreFigures } from './store-figures.js';
 
 function sameSecret(given: string, expected: string): boolean {
   const digest = (v: string) => crypto.createHash('sha256').update(v).digest();
@@ -35,7 +37,7 @@ export class Metrics {
   private readonly dispatchedAt = new Map<string, number>();
   private readonly taskResults: Counter<'message'>;
 
-  constructor(services: Pick<Services, 'store' | 'streams'> & { hub?: { connectedHostIds(): number[] } }) {
+  constructor(services: Pick<Services, 'store' | 'streams' | 'log'> & { hub?: { connectedHostIds(): number[] } }) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'jobfleet_' });
     this.requests = new Counter({
@@ -70,71 +72,72 @@ export class Metrics {
       buckets: TIME_BUCKETS,
       registers: [registry],
     });
-    const db = services.store.db;
-    const byStatus = (name: string, help: string, table: 'job_instance' | 'step_instance' | 'host_task') =>
+    const cluster = (services as { cluster?: Services['cluster'] }).cluster;
+    const reader = new StoreFigureReader(
+      services.store.db,
+      services.log,
+      cluster ? () => cluster.store.view() : undefined,
+    );
+    const figures = () => reader.figures();
+    /** A gauge of counts by one label, read from the store's figures (summed where keys repeat). */
+    const counted = (
+      name: string,
+      help: string,
+      label: string,
+      pick: (f: StoreFigures) => { key: string; n: number }[],
+      always: readonly string[] = [],
+      extra?: (g: Gauge<string>) => void,
+    ) =>
       new Gauge({
         name,
         help,
-        labelNames: ['status'],
+        labelNames: [label],
         registers: [registry],
         async collect() {
-          const rows = await db
-            .selectFrom(table)
-            .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-            .groupBy('status')
-            .execute();
+          const f = await figures();
           this.reset();
-          for (const r of rows) this.set({ status: String(r.status) }, Number(r.n));
+          extra?.(this);
+          if (!f) return;
+          const sums = new Map<string, number>(always.map((k) => [k, 0]));
+          for (const r of pick(f)) sums.set(r.key, (sums.get(r.key) ?? 0) + r.n);
+          for (const [key, n] of sums) this.set({ [label]: key }, n);
         },
       });
-    byStatus('jobfleet_jobs', 'job instances by status', 'job_instance');
-    byStatus('jobfleet_steps', 'step instances by status', 'step_instance');
-    byStatus('jobfleet_host_tasks', 'host tasks by status', 'host_task');
+    counted('jobfleet_jobs', 'job instances by status', 'status', (f) => f.jobs);
+    counted('jobfleet_steps', 'step instances by status', 'status', (f) => f.steps);
+    counted('jobfleet_host_tasks', 'host tasks by status', 'status', (f) => f.hostTasks);
     const hub = services.hub;
-    new Gauge({
-      name: 'jobfleet_agents',
-      help: 'agents by state: connected (to this server), normal and abnormal (as the store records them)',
-      labelNames: ['state'],
-      registers: [registry],
-      async collect() {
-        const rows = await db
-          .selectFrom('host')
-          .select(['agent_status', (eb) => eb.fn.countAll<number>().as('n')])
-          .where('agent_id', 'is not', null)
-          .groupBy('agent_status')
-          .execute();
-        this.reset();
-        this.set({ state: 'connected' }, hub?.connectedHostIds().length ?? 0);
-        for (const r of rows) this.set({ state: r.agent_status === 1 ? 'normal' : 'abnormal' }, Number(r.n));
-      },
-    });
-    new Gauge({
-      name: 'jobfleet_callbacks',
-      help: 'job callbacks by delivery state (pending is the queue depth)',
-      labelNames: ['state'],
-      registers: [registry],
-      async collect() {
-        const rows = await db
-          .selectFrom('callback')
-          .select(['state', (eb) => eb.fn.countAll<number>().as('n')])
-          .groupBy('state')
-          .execute();
-        this.reset();
-        for (const s of ['pending', 'delivered', 'failed']) this.set({ state: s }, 0);
-        for (const r of rows) this.set({ state: r.state }, Number(r.n));
-      },
-    });
+    counted(
+      'jobfleet_agents',
+      'agents by state: connected (to this server), normal and abnormal (as the store records them)',
+      'state',
+      (f) => f.agents,
+      [],
+      (g) => g.set({ state: 'connected' }, hub?.connectedHostIds().length ?? 0),
+    );
+    counted(
+      'jobfleet_callbacks',
+      'job callbacks by delivery state (pending is the queue depth)',
+      'state',
+      (f) => f.callbacks,
+      ['pending', 'delivered', 'failed'],
+    );
     new Gauge({
       name: 'jobfleet_callback_failed_attempts',
       help: 'callback delivery attempts that failed (no 2xx answer), all time',
       registers: [registry],
       async collect() {
-        const r = await db
-          .selectFrom('callback_attempt')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where(sql<boolean>`not (coalesce(http_status, 0) between 200 and 299)`)
-          .executeTakeFirst();
-        this.set(Number(r?.n ?? 0));
+        const f = await figures();
+        this.reset();
+        if (f) this.set(f.failedAttempts);
+      },
+    });
+    new Gauge({
+      name: 'jobfleet_store_up',
+      help: 'whether the store figures of this scrape could be read (1) or not (0: the store gauges are empty)',
+      registers: [registry],
+      async collect() {
+        this.set((await figures()) ? 1 : 0);
       },
     });
     const streams = services.streams;
@@ -154,9 +157,8 @@ export class Metrics {
         this.set(streams.bufferedBytes());
       },
     });
-    const cluster = (services as { cluster?: Services['cluster'] }).cluster;
     if (cluster) {
-      const view = () => cluster.store.view();
+      const view = async () => (await figures())?.cluster ?? { now: 0, servers: [] };
       new Gauge({
         name: 'jobfleet_cluster_servers',
         help: 'cluster servers by state (alive, dead in the last hour)',
