@@ -200,7 +200,9 @@ for (const engine of engines()) {
       }
       await eventually(
         async () =>
-          /server closed the connection: agent revoked or host removed by an admin/.test(agentB.output()) ? true : undefined,
+          /server closed the connection: agent revoked or host removed by an admin/.test(agentB.output())
+            ? true
+            : undefined,
         20_000,
         'the agent revoked elsewhere to be disconnected',
       );

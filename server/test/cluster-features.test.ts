@@ -178,9 +178,10 @@ describe('cluster features: cross-server file sources, agent status, drain', { s
     const s1 = c.servers[0] ?? (undefined as never);
     // Servers sharing a URL (each on 0.0.0.0:8080 of its own machine): drain by it asks none.
     const shared = [serverIdOf(drained), serverIdOf(c.servers[other] ?? drained)];
-    const urls = await c.db<{ id: string; url: string }>('select id, url from server_node where id = any($1)', [
-      shared,
-    ]);
+    const urls = await c.db<{ id: string; url: string }>(
+      'select id, url from server_node where id = any($1)',
+      [shared],
+    );
     await c.db(`update server_node set url = 'http://127.0.0.1:8080' where id = any($1)`, [shared]);
     const ambiguous = await admin(s1.url, s1.adminToken, 'POST', '/cluster/drain', {
       server: 'http://127.0.0.1:8080',

@@ -107,7 +107,7 @@ describe('cluster fences on PostgreSQL', { skip: !withPg }, () => {
     assert.equal((await other.executions.getJob(jobInstanceId))?.status, 3);
   });
 
-  test("a silent server whose statement holds its row is cut off and marked dead", async () => {
+  test('a silent server whose statement holds its row is cut off and marked dead', async () => {
     const silent = randomUUID();
     await new ClusterStore(other.db).register(silent, 'http://127.0.1.3:1');
     await other.db.updateTable('server_node').set({ heartbeat_at: 0 }).where('id', '=', silent).execute();
@@ -119,7 +119,7 @@ describe('cluster fences on PostgreSQL', { skip: !withPg }, () => {
       await held.query('begin');
       await held.query('select 1 from server_node where id = $1 for share', [silent]);
       assert.deepEqual(await new ClusterStore(other.db).markSilentDead(60_000), [silent]);
-      await assert.rejects(held.query('select 1'), 'the silent server\'s connection was ended');
+      await assert.rejects(held.query('select 1'), "the silent server's connection was ended");
     } finally {
       await held.end().catch(() => undefined);
     }

@@ -116,7 +116,10 @@ for (const engine of engines()) {
       try {
         const down = await metrics(fleet);
         assert.equal(sample(down, 'jobfleet_store_up'), 0);
-        assert.equal(down.has('jobfleet_jobs') && (down.get('jobfleet_jobs')?.metrics.length ?? 0) > 0, false);
+        assert.equal(
+          down.has('jobfleet_jobs') && (down.get('jobfleet_jobs')?.metrics.length ?? 0) > 0,
+          false,
+        );
         assert.ok(sample(down, 'jobfleet_process_cpu_user_seconds_total') > 0);
       } finally {
         await rename('callback_attempt_away', 'callback_attempt');

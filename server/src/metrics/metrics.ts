@@ -37,7 +37,9 @@ export class Metrics {
   private readonly dispatchedAt = new Map<string, number>();
   private readonly taskResults: Counter<'message'>;
 
-  constructor(services: Pick<Services, 'store' | 'streams' | 'log'> & { hub?: { connectedHostIds(): number[] } }) {
+  constructor(
+    services: Pick<Services, 'store' | 'streams' | 'log'> & { hub?: { connectedHostIds(): number[] } },
+  ) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'jobfleet_' });
     this.requests = new Counter({

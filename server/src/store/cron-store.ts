@@ -61,7 +61,10 @@ const SCHEDULE_COLUMNS = [
 export type CronCiter = Pick<CronRow, 'id' | 'name' | 'job_plan_id'>;
 
 /** What a cron's creation sets and its saves keep. */
-export type CronCreation = Pick<CronRow, 'scope_type' | 'scope_id' | 'enabled_at' | 'creator' | 'create_time'>;
+export type CronCreation = Pick<
+  CronRow,
+  'scope_type' | 'scope_id' | 'enabled_at' | 'creator' | 'create_time'
+>;
 /** What a save of a cron writes. */
 export type CronFields = Omit<CronRow, 'id' | keyof CronCreation>;
 

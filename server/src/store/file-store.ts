@@ -126,10 +126,6 @@ export class FileStore {
           : eb('host_id', 'in', hosts),
       );
     }
-    return q
-      .orderBy('host_id')
-      .orderBy('mode')
-      .orderBy('src_path')
-      .execute();
+    return q.orderBy('host_id').orderBy('mode').orderBy('src_path').execute();
   }
 }

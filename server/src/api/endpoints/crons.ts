@@ -239,7 +239,8 @@ export const saveCron = defineEndpoint({
       });
       if (saved === 'changed') return undefined;
       if (saved === 'cron gone') throw new ApiError('CRON_JOB_NOT_EXIST', { id: input.id ?? 0 });
-      if (saved === 'plan gone') throw new ApiError('TASK_PLAN_NOT_EXIST', { id: input.job_plan_id ?? old?.job_plan_id ?? 0 });
+      if (saved === 'plan gone')
+        throw new ApiError('TASK_PLAN_NOT_EXIST', { id: input.job_plan_id ?? old?.job_plan_id ?? 0 });
       const row = await ctx.services.store.crons.get(saved);
       // Deleted since it was written.
       if (!row) throw new ApiError('CRON_JOB_NOT_EXIST', { id: saved });
