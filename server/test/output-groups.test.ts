@@ -36,6 +36,7 @@ interface Group {
 interface Groups {
   normalisers: string[];
   total_hosts: number;
+  group_count: number;
   groups: Group[];
 }
 
@@ -156,6 +157,13 @@ for (const engine of engines()) {
       // Without the host and numbers normalisers, the hosts naming themselves or their PID split apart.
       const raw = await groupsOf({ normalisers: 'timestamps' });
       assert.equal(raw.data.groups.length, 5);
+      // The groups, paged: the count is of all of them.
+      const groupPage = await groupsOf({ normalisers: 'timestamps', group_start: 1, group_length: 2 });
+      assert.equal(groupPage.data.group_count, 5);
+      assert.deepEqual(
+        groupPage.data.groups.map((g) => g.group_id),
+        raw.data.groups.slice(1, 3).map((g) => g.group_id),
+      );
 
       // One group's hosts, paged.
       const big = all.data.groups[0];

@@ -66,6 +66,9 @@ export async function hostOutputs(client: ApiClient, jobId: number, step: StepSt
 
 type GroupReport = StepReport['groups'][number];
 
+/** Groups asked per call: each carries a representative output of up to 256 KiB. */
+const GROUP_PAGE = 100;
+
 interface ServerGroup {
   group_id: string;
   status: number;
@@ -86,7 +89,7 @@ async function serverGroups(
   normalisers: readonly string[],
 ): Promise<GroupReport[] | undefined> {
   const ask = (extra: Record<string, unknown>) =>
-    client.call<{ groups: ServerGroup[] }>('get_step_output_groups', {
+    client.call<{ groups: ServerGroup[]; group_count?: number }>('get_step_output_groups', {
       job_instance_id: jobId,
       step_instance_id: stepId,
       length: 1000,
@@ -95,7 +98,14 @@ async function serverGroups(
     });
   let groups: ServerGroup[];
   try {
-    groups = (await ask({})).groups;
+    const first = await ask({ group_length: GROUP_PAGE });
+    groups = first.groups;
+    // Servers that page groups say how many there are; older ones answer them all at once.
+    while (first.group_count !== undefined && groups.length < first.group_count) {
+      const page = (await ask({ group_start: groups.length, group_length: GROUP_PAGE })).groups;
+      if (page.length === 0) break;
+      groups.push(...page);
+    }
   } catch (err) {
     if (err instanceof CliError && /unknown API|\(code 1240004\)/.test(err.message)) return undefined;
     throw err;

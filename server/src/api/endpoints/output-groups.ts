@@ -2,7 +2,7 @@
  * Jobfleet extensions: hosts grouped by identical output, and diffs between outputs.
  * - get_step_output_groups: the groups of a step attempt, largest first, each with its host
  *   count, one representative output and a page of its hosts (`group_id` + `start`/`length`
- *   pages through one group).
+ *   pages through one group); `group_start`/`group_length` page the groups.
  * - get_output_diff: a unified diff between two hosts, two groups (their representatives) or
  *   two attempts of one host.
  * `normalisers` (host, timestamps, numbers) pick what counts as the same; the reply names them.
@@ -25,6 +25,10 @@ const DIFF_BUDGET_MS = 1000;
 
 /** Representative outputs and diffed texts are cut here (the reply says so). */
 const TEXT_LIMIT = 256 * 1024;
+
+/** Groups per reply: each carries a representative output, so a step of 50,000 different outputs is paged. */
+const DEFAULT_GROUP_PAGE = 100;
+const MAX_GROUP_PAGE = 1000;
 
 /** "host,numbers" or ["host", "numbers"]. */
 const zNormalisers = z
@@ -75,24 +79,29 @@ export async function attemptOf(
   return { job, step, executeCount };
 }
 
+/** A normalised text held to TEXT_LIMIT characters (a normaliser may lengthen it). */
 function cut(text: string): { text: string; truncated: boolean } {
   return text.length > TEXT_LIMIT
     ? { text: text.slice(0, TEXT_LIMIT), truncated: true }
     : { text, truncated: false };
 }
 
-/** A host's output in an attempt (the attempt that ran it, for a host kept as "last success"). */
+/**
+ * The start of a host's output in an attempt (the attempt that ran it, for a host kept as "last
+ * success"): at most TEXT_LIMIT bytes are read, and whether there is more.
+ */
 async function outputOf(
   ctx: EndpointContext,
   stepInstanceId: number,
   executeCount: number,
   hostId: number,
-): Promise<string | undefined> {
+): Promise<{ text: string; truncated: boolean } | undefined> {
   const ex = ctx.services.store.executions;
   const task = await ex.getHostTask(stepInstanceId, executeCount, hostId);
   if (!task) return undefined;
   const attempt = await ctx.services.outputs.outputAttempt(task);
-  return (await ex.readLog(stepInstanceId, attempt, hostId)).toString('utf8');
+  const head = await ex.readLogRange(stepInstanceId, attempt, hostId, 0, TEXT_LIMIT + 1);
+  return { text: head.subarray(0, TEXT_LIMIT).toString('utf8'), truncated: head.length > TEXT_LIMIT };
 }
 
 function hostRef(t: { host_id: number; cloud_id: number; ip: string }) {
@@ -109,6 +118,9 @@ export const getStepOutputGroups = defineEndpoint({
     group_id: z.string().optional(),
     start: zInt.pipe(z.number().min(0)).optional(),
     length: zInt.pipe(z.number().min(1).max(1000)).optional(),
+    /** The page of groups (largest first): each carries a representative output of up to 256 KiB. */
+    group_start: zInt.pipe(z.number().min(0)).optional(),
+    group_length: zInt.pipe(z.number().min(1).max(MAX_GROUP_PAGE)).optional(),
   }),
   async handle(ctx, input) {
     const { job, step, executeCount } = await attemptOf(ctx, input);
@@ -124,11 +136,15 @@ export const getStepOutputGroups = defineEndpoint({
     }
     const start = input.start ?? 0;
     const length = input.length ?? 20;
+    const groupStart = input.group_start ?? 0;
+    const groupLength = input.group_length ?? DEFAULT_GROUP_PAGE;
     const described = [];
-    for (const g of groups) {
+    for (const g of groups.slice(groupStart, groupStart + groupLength)) {
       const rep = g.hosts[0];
-      const output = rep ? await outputOf(ctx, step.id, executeCount, rep.host_id) : undefined;
-      const shown = cut(output ?? '');
+      const shown = (rep && (await outputOf(ctx, step.id, executeCount, rep.host_id))) || {
+        text: '',
+        truncated: false,
+      };
       described.push({
         group_id: g.groupId,
         status: g.status,
@@ -151,7 +167,9 @@ export const getStepOutputGroups = defineEndpoint({
       execute_count: executeCount,
       normalisers: normalisers === '' ? [] : normalisers.split(','),
       total_hosts: total,
-      group_count: described.length,
+      group_count: groups.length,
+      group_start: groupStart,
+      group_length: groupLength,
       groups: described,
     };
   },
@@ -206,6 +224,7 @@ export const getOutputDiff = defineEndpoint({
           reason: `${name}: host ${hostId} is not a target of attempt ${attempt}`,
         });
       const who = await ctx.services.outputs.identity(hostId);
+      const compared = cut(normaliseText(output.text, set, who));
       const label = `${side.group_id !== undefined ? `group ${side.group_id} ` : ''}host ${hostId} attempt ${attempt}`;
       return {
         ref: {
@@ -214,7 +233,8 @@ export const getOutputDiff = defineEndpoint({
           ...(side.group_id ? { group_id: side.group_id } : {}),
         },
         label,
-        ...cut(normaliseText(output, set, who)),
+        text: compared.text,
+        truncated: compared.truncated || output.truncated,
       };
     };
     const left = await resolve(
