@@ -207,6 +207,19 @@ for (const engine of engines()) {
         fleet.creds,
       );
       assert.equal(attempt0.data.log_content, 'missing\n');
+      // The keyword filter reads each host's output where it ran: the kept hosts' included.
+      const found = await get<{ step_result_group_list: { host_result_list: { bk_host_id: number }[] }[] }>(
+        fleet.server.url,
+        'get_step_instance_status',
+        { ...fleet.scope, job_instance_id: jobId, step_instance_id: stepId, keyword: 'fine' },
+        fleet.creds,
+      );
+      assert.deepEqual(
+        found.data.step_result_group_list
+          .flatMap((g) => g.host_result_list.map((h) => h.bk_host_id))
+          .sort((a, b) => a - b),
+        ids.slice(0, 3).sort((a, b) => (a ?? 0) - (b ?? 0)),
+      );
       // A successful step cannot be retried; ...
       assert.equal((await operateStep(jobId, stepId, 2)).code, 1241003);
       const st = await status(jobId);

@@ -64,7 +64,8 @@ export const getStepInstanceStatus = defineEndpoint({
     if (input.keyword) {
       const kept: HostTask[] = [];
       for (const t of tasks) {
-        const log = await ex.readLog(step.id, executeCount, t.host_id);
+        // A host kept as "last success" has its output in the attempt that ran it.
+        const log = await ex.readLog(step.id, await ctx.services.outputs.outputAttempt(t), t.host_id);
         if (log.includes(input.keyword)) kept.push(t);
       }
       tasks = kept;
