@@ -4,6 +4,7 @@
  * lists it in SKIPS with the reason.
  */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
@@ -519,6 +520,39 @@ for (const engine of engines()) {
       // Pages of one entry: each statement removes at most a page, the loop all of them.
       assert.equal(await audit.prune(2500, 1), 2);
       assert.equal((await audit.list({ limit: 10 })).length, 1);
+    });
+
+    check('a file log the store cannot key costs its own row only', async () => {
+      const row = (path: string, host: number) => ({
+        step_instance_id: 424242,
+        execute_count: 0,
+        host_id: host,
+        mode: 1,
+        src_host_id: 1,
+        src_label: '0:127.0.0.2',
+        src_path: path,
+        dest_host_id: host,
+        dest_label: `0:127.0.0.${host}`,
+        dest_path: '/tmp/x',
+        status: 4,
+        size: 1,
+        bytes: 1,
+        speed: 0,
+        content: 'done',
+        updated_at: 1,
+      });
+      // Random text does not compress: past PostgreSQL's index row limit (about 2.7 KB).
+      const long = `/${crypto.randomBytes(4500).toString('base64url')}`;
+      const refused = await store.files.upsertFileLogs([row('/ok', 3), row(long, 4), row('/ok', 5)]);
+      const stored = await store.files.fileLogs(424242, 0);
+      assert.deepEqual(
+        stored.map((l) => l.host_id),
+        engine === 'postgres' ? [3, 5] : [3, 4, 5],
+      );
+      assert.deepEqual(
+        refused.map((l) => l.host_id),
+        engine === 'postgres' ? [4] : [],
+      );
     });
 
     check('data survives closing and reopening the store', async () => {

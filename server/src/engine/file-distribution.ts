@@ -653,6 +653,13 @@ export class FileDistribution {
     this.flushed = this.flushed.then(() =>
       this.services.store.files
         .upsertFileLogs(rows)
+        .then((refused) => {
+          for (const r of refused)
+            this.services.log.error(
+              { step: r.step_instance_id, host: r.host_id, path: r.src_path.slice(0, 200) },
+              'a file log the store refused is dropped',
+            );
+        })
         .catch((err: unknown) => this.services.log.error({ err }, 'writing file logs failed')),
     );
     return this.flushed;

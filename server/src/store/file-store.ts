@@ -65,37 +65,22 @@ export class FileStore {
     return r.numUpdatedRows > 0n;
   }
 
-  async upsertFileLogs(rows: readonly FileLog[]): Promise<void> {
-    if (rows.length === 0) return;
-    await this.db.transaction().execute(async (tx) => {
-      for (const r of rows) {
-        await tx
-          .insertInto('file_log')
-          .values(r)
-          .onConflict((oc) =>
-            oc
-              .columns([
-                'step_instance_id',
-                'execute_count',
-                'host_id',
-                'mode',
-                'src_label',
-                'src_path',
-                'dest_label',
-                'dest_path',
-              ])
-              .doUpdateSet({
-                status: r.status,
-                size: r.size,
-                bytes: r.bytes,
-                speed: r.speed,
-                content: r.content,
-                updated_at: r.updated_at,
-              }),
-          )
-          .execute();
-      }
-    });
+  /**
+   * Stores file logs in one transaction; when the store refuses it, each row is tried alone, so
+   * one row the store cannot take (a key over PostgreSQL's index row limit: paths of some 2.7 KB)
+   * costs its own log only. The rows refused; throws when every row is (a passing failure).
+   */
+  async upsertFileLogs(rows: readonly FileLog[]): Promise<FileLog[]> {
+    if (rows.length === 0) return [];
+    try {
+      await this.db.transaction().execute((tx) => upsertLogs(tx, rows));
+      return [];
+    } catch (err) {
+      const refused: FileLog[] = [];
+      for (const r of rows) await upsertLogs(this.db, [r]).catch(() => refused.push(r));
+      if (refused.length === rows.length) throw err;
+      return refused;
+    }
   }
 
   /**
@@ -127,5 +112,35 @@ export class FileStore {
       );
     }
     return q.orderBy('host_id').orderBy('mode').orderBy('src_path').execute();
+  }
+}
+
+async function upsertLogs(db: Kysely<Database>, rows: readonly FileLog[]): Promise<void> {
+  for (const r of rows) {
+    await db
+      .insertInto('file_log')
+      .values(r)
+      .onConflict((oc) =>
+        oc
+          .columns([
+            'step_instance_id',
+            'execute_count',
+            'host_id',
+            'mode',
+            'src_label',
+            'src_path',
+            'dest_label',
+            'dest_path',
+          ])
+          .doUpdateSet({
+            status: r.status,
+            size: r.size,
+            bytes: r.bytes,
+            speed: r.speed,
+            content: r.content,
+            updated_at: r.updated_at,
+          }),
+      )
+      .execute();
   }
 }
