@@ -5,12 +5,25 @@
  * times, waiting base * 2^(attempt-1) (capped) between attempts. Like BK-JOB, the second
  * attempt sends the same JSON body with a form content type, for receivers that only read
  * forms; the others send application/json. Every attempt is recorded with its outcome.
+ * SLOTS attempts run at once, at most PER_ORIGIN to one receiver.
  */
 import type { Services } from '../services.js';
 import type { Callback } from '../store/execution-store.js';
 import { callbackUrlAllowed } from './callback-allow-list.js';
 
-const BATCH = 50;
+/** Attempts in flight at once: each slot takes the next due callback as soon as it is free. */
+const SLOTS = 50;
+/**
+ * Attempts in flight to one receiver (origin): a receiver that never answers holds this many
+ * slots for a timeout each, not all of them, and the others' callbacks go on.
+ */
+const PER_ORIGIN = 10;
+/** While attempts run, the queue is looked at again this often for callbacks come due. */
+const RECHECK_MS = 1000;
+/** Due callbacks looked at per pass, soonest first, to fill the free slots from. */
+const CANDIDATES = 500;
+/** After a write of an attempt failed, its callback (and the queue's timer) waits this long. */
+const WRITE_FAILURE_PAUSE_MS = 5000;
 /** Cluster mode: a claimed callback is due again this long after its POST would have timed out. */
 const LEASE_MARGIN_MS = 2000;
 
@@ -27,6 +40,14 @@ export class CallbackQueue {
   private running = false;
   private stopped = true;
   private again = false;
+  /** Attempts running, by callback id, and their receivers' origins. */
+  private readonly inFlight = new Map<number, Promise<void>>();
+  private readonly origins = new Map<number, string>();
+  /** Callbacks whose attempt could not be recorded, until when they are left alone. */
+  private readonly paused = new Map<number, number>();
+  private lastWriteFailure = 0;
+  /** Wakes a drain waiting for a free slot: a callback was queued. */
+  private wake: (() => void) | undefined;
 
   constructor(private readonly services: Services) {}
 
@@ -49,6 +70,7 @@ export class CallbackQueue {
     if (this.stopped) return;
     if (this.running) {
       this.again = true;
+      this.wake?.();
       return;
     }
     clearTimeout(this.timer);
@@ -73,26 +95,79 @@ export class CallbackQueue {
     // died is due again when its lease runs out: nobody kicks this queue then, so it polls.
     if (this.services.cluster)
       next = Math.min(next ?? Infinity, Date.now() + this.services.config.clusterPollMs);
+    // A due callback whose attempt could not be recorded is still due: not again at once.
+    if (next !== undefined) next = Math.max(next, this.lastWriteFailure + WRITE_FAILURE_PAUSE_MS);
     if (next === undefined || this.stopped) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.kick(), Math.max(0, next - Date.now()));
     this.timer.unref();
   }
 
+  /**
+   * Keeps SLOTS attempts in flight while callbacks are due: a slow receiver holds its own slot,
+   * not a batch of everyone's. Returns once nothing is due and nothing runs.
+   */
   private async drain(): Promise<void> {
+    const executions = this.services.store.executions;
     for (;;) {
-      const executions = this.services.store.executions;
+      if (this.stopped) return;
+      const now = Date.now();
+      for (const [id, until] of this.paused) if (until <= now) this.paused.delete(id);
+      const chosen = this.choose(await executions.dueCallbacks(now, CANDIDATES));
       // Several servers send from one queue in a cluster: each claims what it sends, under a lease.
-      const due = this.services.cluster
-        ? await executions.claimDueCallbacks(
-            Date.now(),
-            BATCH,
-            this.services.config.callbackTimeoutMs + LEASE_MARGIN_MS,
-          )
-        : await executions.dueCallbacks(Date.now(), BATCH);
-      if (due.length === 0 || this.stopped) return;
-      await Promise.all(due.map((c) => this.attempt(c)));
+      const lease = this.services.cluster
+        ? this.services.config.callbackTimeoutMs + LEASE_MARGIN_MS
+        : undefined;
+      for (const c of await executions.takeDueCallbacks(chosen, now, lease)) this.begin(c);
+      if (this.inFlight.size === 0) return;
+      // Until a slot frees, a callback is queued here (kick), or a second passed: callbacks
+      // queued by other servers of a cluster, or paused after a failed write, come due meanwhile.
+      let recheck: NodeJS.Timeout | undefined;
+      await Promise.race([
+        ...this.inFlight.values(),
+        new Promise<void>((resolve) => {
+          this.wake = resolve;
+          recheck = setTimeout(resolve, RECHECK_MS);
+        }),
+      ]);
+      clearTimeout(recheck);
+      this.wake = undefined;
     }
+  }
+
+  /** Of the due callbacks, those to send now: free slots, at most PER_ORIGIN per receiver. */
+  private choose(due: readonly { id: number; url: string }[]): number[] {
+    const perOrigin = new Map<string, number>();
+    for (const c of this.inFlight.keys()) {
+      const origin = this.origins.get(c);
+      if (origin !== undefined) perOrigin.set(origin, (perOrigin.get(origin) ?? 0) + 1);
+    }
+    const chosen: number[] = [];
+    for (const c of due) {
+      if (this.inFlight.size + chosen.length >= SLOTS) break;
+      if (this.inFlight.has(c.id) || this.paused.has(c.id)) continue;
+      const origin = originOf(c.url);
+      const n = perOrigin.get(origin) ?? 0;
+      if (n >= PER_ORIGIN) continue;
+      perOrigin.set(origin, n + 1);
+      chosen.push(c.id);
+    }
+    return chosen;
+  }
+
+  private begin(c: Callback): void {
+    this.origins.set(c.id, originOf(c.url));
+    const run = this.attempt(c)
+      .catch((err: unknown) => {
+        this.lastWriteFailure = Date.now();
+        this.paused.set(c.id, this.lastWriteFailure + WRITE_FAILURE_PAUSE_MS);
+        this.services.log.error({ err, job: c.job_instance_id }, 'callback attempt not recorded');
+      })
+      .finally(() => {
+        this.inFlight.delete(c.id);
+        this.origins.delete(c.id);
+      });
+    this.inFlight.set(c.id, run);
   }
 
   private async attempt(c: Callback): Promise<void> {
@@ -118,7 +193,7 @@ export class CallbackQueue {
     const delivered = httpStatus === 200;
     const exhausted = !delivered && attempt >= cfg.callbackMaxAttempts;
     const wait = Math.min(cfg.callbackBackoffCapMs, cfg.callbackBackoffBaseMs * 2 ** (attempt - 1));
-    await this.services.store.executions.recordCallbackAttempt({
+    const recorded = await this.services.store.executions.recordCallbackAttempt({
       callbackId: c.id,
       attempt,
       at: Date.now(),
@@ -130,11 +205,13 @@ export class CallbackQueue {
     this.services.log[delivered ? 'info' : 'warn'](
       // The origin only: a webhook's path or query often is its credential.
       { job: c.job_instance_id, origin: originOf(c.url), attempt, httpStatus, error: error || undefined },
-      delivered
-        ? 'callback delivered'
-        : exhausted
-          ? 'callback failed; giving up'
-          : 'callback failed; will retry',
+      !recorded
+        ? 'callback attempt not recorded: another server recorded this attempt first'
+        : delivered
+          ? 'callback delivered'
+          : exhausted
+            ? 'callback failed; giving up'
+            : 'callback failed; will retry',
     );
   }
 

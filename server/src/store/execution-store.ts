@@ -1394,10 +1394,11 @@ export class ExecutionStore {
       .execute();
   }
 
-  async dueCallbacks(now: number, limit: number): Promise<Callback[]> {
+  /** Due callbacks, soonest first: their ids and URLs only (payloads are read for those sent). */
+  async dueCallbacks(now: number, limit: number): Promise<{ id: number; url: string }[]> {
     return this.db
       .selectFrom('callback')
-      .selectAll()
+      .select(['id', 'url'])
       .where('state', '=', 'pending')
       .where('next_attempt_at', '<=', now)
       .orderBy('next_attempt_at')
@@ -1406,11 +1407,21 @@ export class ExecutionStore {
   }
 
   /**
-   * Cluster mode: claims due callbacks for one sender by moving their next attempt past a lease,
-   * so no other server sends them meanwhile; a sender that dies before recording the attempt
-   * leaves them due again when the lease ends (delivered at least once, never lost).
+   * The callbacks of these ids still due, to send. With a lease (cluster mode) they are claimed
+   * for one sender by moving their next attempt past it, so no other server sends them
+   * meanwhile; a sender that dies before recording the attempt leaves them due again when the
+   * lease ends (delivered at least once, never lost).
    */
-  async claimDueCallbacks(now: number, limit: number, leaseMs: number): Promise<Callback[]> {
+  async takeDueCallbacks(ids: readonly number[], now: number, leaseMs?: number): Promise<Callback[]> {
+    if (ids.length === 0) return [];
+    if (leaseMs === undefined)
+      return this.db
+        .selectFrom('callback')
+        .selectAll()
+        .where('id', 'in', ids)
+        .where('state', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .execute();
     return this.db
       .updateTable('callback')
       .set({ next_attempt_at: now + leaseMs })
@@ -1418,10 +1429,9 @@ export class ExecutionStore {
         eb
           .selectFrom('callback')
           .select('id')
+          .where('id', 'in', ids)
           .where('state', '=', 'pending')
           .where('next_attempt_at', '<=', now)
-          .orderBy('next_attempt_at')
-          .limit(limit)
           .forUpdate()
           .skipLocked(),
       )
@@ -1439,6 +1449,7 @@ export class ExecutionStore {
     return r?.next_attempt_at;
   }
 
+  /** Records an attempt; false when another attempt was recorded first (and this one is not). */
   async recordCallbackAttempt(a: {
     callbackId: number;
     attempt: number;
@@ -1447,8 +1458,18 @@ export class ExecutionStore {
     error: string;
     state: 'pending' | 'delivered' | 'failed';
     nextAttemptAt: number;
-  }): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
+  }): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      // Only onto the callback as the attempt found it: in a cluster an attempt recorded after
+      // its lease ran out must not undo another server's delivery, nor cut its lease short.
+      const r = await tx
+        .updateTable('callback')
+        .set({ state: a.state, attempts: a.attempt, next_attempt_at: a.nextAttemptAt })
+        .where('id', '=', a.callbackId)
+        .where('state', '=', 'pending')
+        .where('attempts', '=', a.attempt - 1)
+        .executeTakeFirst();
+      if (r.numUpdatedRows === 0n) return false;
       await tx
         .insertInto('callback_attempt')
         .values({
@@ -1460,11 +1481,7 @@ export class ExecutionStore {
         })
         .onConflict((oc) => oc.columns(['callback_id', 'attempt']).doNothing())
         .execute();
-      await tx
-        .updateTable('callback')
-        .set({ state: a.state, attempts: a.attempt, next_attempt_at: a.nextAttemptAt })
-        .where('id', '=', a.callbackId)
-        .execute();
+      return true;
     });
   }
 
