@@ -60,7 +60,7 @@ export const getJobPlanSyncPreview = defineEndpoint({
       step_list: steps,
       removed_step_id_list: removedSteps,
       global_var_list: [...vars, ...dropped],
-      cron_list: crons,
+      cron_list: crons.map((c) => ({ id: c.id, name: c.name })),
     };
   },
 });
