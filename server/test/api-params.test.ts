@@ -263,11 +263,49 @@ for (const engine of engines()) {
       assert.equal((await get('/api/v3/echo_params', base)).data.caller.user, 'alice');
       const overridden = await get('/api/v3/system/echo_params', base, { 'x-bk-username': 'bob' });
       assert.equal(overridden.data.caller.user, 'bob');
+      // A name is stored with every job and audit entry: 128 characters at most.
+      const long = await get('/api/v3/echo_params', base, { 'x-bk-username': 'u'.repeat(129) });
+      fails(long, 'BAD_REQUEST', 'bk_username is longer than 128');
       const res = await app.inject({
         method: 'GET',
         url: `/api/v3/echo_params?${new URLSearchParams({ ...base, bk_app_code: 'jobfleet', bk_app_secret: APP_SECRET })}`,
       });
       assert.equal(res.json<Envelope<EchoData>>().data.caller.user, 'jobfleet');
+    });
+
+    it('takes null or empty scope fields as absent, as BK-JOB does', async () => {
+      for (const body of [
+        { bk_scope_type: null, bk_scope_id: null, bk_biz_id: 2 },
+        { bk_scope_type: 'biz', bk_scope_id: '2', bk_biz_id: null },
+        { bk_scope_type: '', bk_scope_id: '', bk_biz_id: 2 },
+      ]) {
+        const env = await postTo('/api/v3/echo_params', { ...body, count: 1, flag: true });
+        assert.equal(env.result, true, `${JSON.stringify(body)}: ${env.message}`);
+        assert.deepEqual(env.data.scope.bizIds, [2]);
+      }
+    });
+
+    it('refuses a body too large or too deep to parse before anything else, and skips a BOM', async () => {
+      const raw = async (payload: string, headers: Record<string, string> = {}) =>
+        (await app.inject({ method: 'POST', url: '/api/v3/echo_params', headers, payload })).json<
+          Envelope<EchoData>
+        >();
+      // No credentials: refused for its shape, before authentication would refuse it.
+      fails(await raw(`[${'{},'.repeat(1_100_000)}{}]`), 'BAD_REQUEST', 'more than 1000000 values');
+      fails(
+        await raw(`{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}`, { 'x-bkapi-authorization': auth }),
+        'BAD_REQUEST',
+        'deeper than 64',
+      );
+      // Brackets and commas inside strings are text.
+      const texts = await raw(JSON.stringify({ ...scope, count: 1, flag: true, name: '[[[,,,'.repeat(30) }), {
+        'x-bkapi-authorization': auth,
+      });
+      assert.equal(texts.result, true, texts.message);
+      const bom = await raw(`\uFEFF${JSON.stringify({ ...scope, count: 1, flag: true })}`, {
+        'x-bkapi-authorization': auth,
+      });
+      assert.equal(bom.result, true, bom.message);
     });
 
     it('answers GET on a POST-only API with 1240003, and serves unscoped APIs without a scope', async () => {

@@ -52,6 +52,9 @@ function headerObject(raw: string | string[] | undefined): Record<string, unknow
 }
 
 /** Header first, then body, then query: the header is what gateway clients set deliberately. */
+/** The longest user name taken (BK-JOB's users are at most 128 characters too). */
+const MAX_USERNAME = 128;
+
 export function extractCredentials(
   headers: Record<string, string | string[] | undefined>,
   params: Record<string, unknown>,
@@ -112,6 +115,8 @@ export class Authenticator {
     // The name is stored with every job and audit entry; PostgreSQL takes no NUL in text.
     if (creds.username?.includes('\u0000'))
       throw new ApiError('BAD_REQUEST', { reason: 'bk_username must not contain NUL characters' });
+    if (creds.username !== undefined && creds.username.length > MAX_USERNAME)
+      throw new ApiError('BAD_REQUEST', { reason: `bk_username is longer than ${MAX_USERNAME} characters` });
     if (!creds.appSecret && creds.signed)
       return this.caller(await this.verifySigned(code, creds.signed), creds);
     if (!creds.appSecret) throw new ApiError('MISSING_APP_CODE');

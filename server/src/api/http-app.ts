@@ -25,6 +25,7 @@ import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope
 import { RawJson } from './raw-json.js';
 import { queryParams } from './input-types.js';
 import { StreamReply } from './stream-reply.js';
+import { jsonShapeProblem } from './json-body-shape.js';
 import { ApiError } from './error-catalogue.js';
 import { CachedScopeLookup, resolveScope, ScopeFields } from './scope.js';
 import { ClientRequestLock } from './client-request-lock.js';
@@ -115,9 +116,13 @@ function parseJsonBody(
   done: (err: Error | null, body?: unknown) => void,
 ): void {
   rawBodies.set(req, body);
-  if (body.trim() === '') return done(null, {});
+  // A byte order mark some editors write is skipped, as Jackson skips it; the raw body keeps it.
+  const text = body.charCodeAt(0) === 0xfeff ? body.slice(1) : body;
+  if (text.trim() === '') return done(null, {});
+  const problem = jsonShapeProblem(text);
+  if (problem) return done(new ApiError('BAD_REQUEST', { reason: problem }));
   try {
-    done(null, JSON.parse(body));
+    done(null, JSON.parse(text));
   } catch (err) {
     done(new ApiError('BAD_REQUEST', { reason: `body is not valid JSON (${(err as Error).message})` }));
   }

@@ -23,10 +23,13 @@ export interface ResolvedScope {
 const BIZ_SET_ID_MIN = 8_000_000;
 const BIZ_SET_ID_MAX = 9_999_999;
 
+/** Null and "" are absent, as BK-JOB's scope resolution reads them (SDKs send every field). */
+const absentIfEmpty = (v: unknown) => (v === null || v === '' ? undefined : v);
+
 export const ScopeFields = z.object({
-  bk_scope_type: z.enum(['biz', 'biz_set']).optional(),
-  bk_scope_id: z.union([z.string(), z.number()]).optional(),
-  bk_biz_id: zLong.pipe(z.number().min(1)).optional(),
+  bk_scope_type: z.preprocess(absentIfEmpty, z.enum(['biz', 'biz_set']).optional()),
+  bk_scope_id: z.preprocess(absentIfEmpty, z.union([z.string(), z.number()]).optional()),
+  bk_biz_id: z.preprocess(absentIfEmpty, zLong.pipe(z.number().min(1)).optional()),
 });
 export type ScopeFields = z.infer<typeof ScopeFields>;
 
