@@ -14,7 +14,7 @@ import type { Fleet } from '../../server/test/helpers/fleet.js';
 import { createUser, launchBrowser, newPage, screenshot, serverHelpers, signIn } from './helpers/browser.js';
 
 const { startFleet, BIZ, b64, waitFinished } = serverHelpers.fleet;
-const { post } = serverHelpers.api;
+const { admin, post } = serverHelpers.api;
 const { stopAll } = serverHelpers.processes;
 
 /** Replaces what a CodeMirror editor holds (it is a contenteditable, not an input). */
@@ -235,6 +235,82 @@ describe('console: resource pages', () => {
     await page.goto(`${server.url}${base}/crons`);
     await page.getByRole('switch', { name: 'Cron nightly release on' }).waitFor();
     await screenshot(page, 'crons');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test('saving a template keeps what the editor does not show; a zone being typed is an error, not a crash', async () => {
+    const script = await call<{ script_id: string; id: number }>('create_script', {
+      name: 'pinned',
+      script_language: 1,
+      content: b64('echo one'),
+      version: 'v1',
+    });
+    await call('publish_script_version', { script_id: script.script_id, script_version_id: script.id });
+    const v2 = await call<{ id: number }>('create_script_version', {
+      script_id: script.script_id,
+      content: b64('echo two'),
+      version: 'v2',
+    });
+    await call('publish_script_version', { script_id: script.script_id, script_version_id: v2.id });
+    const set = await admin<{ id: number }>(server.url, server.adminToken, 'POST', '/topology/sets', {
+      bk_biz_id: BIZ,
+      name: 'edge',
+    });
+    assert.equal(set.result, true, set.message);
+    const account = { alias: fleet.account };
+    const [first, second] = [...fleet.hostIds.values()];
+    const created = await call<{ id: number }>('create_job_template', {
+      name: 'kept as it was',
+      step_list: [
+        {
+          name: 'pinned step',
+          type: 1,
+          script_info: {
+            script_type: 2,
+            script_id: script.script_id,
+            script_version_id: script.id,
+            account,
+            server: { host_id_list: [first], topo_node_list: [{ id: set.data.id, node_type: 'set' }] },
+          },
+        },
+        {
+          name: 'two sources',
+          type: 2,
+          file_info: {
+            file_source_list: [
+              { file_list: ['/etc/hostname'], account, server: { host_id_list: [first] } },
+              { file_list: ['/etc/hosts'], account, server: { host_id_list: [second] } },
+            ],
+            file_destination: { path: '/tmp/kept/', account, server: { host_id_list: [second] } },
+          },
+        },
+      ],
+    });
+    type Detail = { name: string; step_list: Record<string, unknown>[] };
+    const before = await call<Detail>('get_job_template_detail', { job_template_id: created.id });
+    const { page, context, errors } = await newPage(browser);
+    await signIn(page, server.url, 'ada', adaPassword);
+    await page.goto(`${server.url}${base}/templates/${created.id}`);
+    await page.getByLabel('Name', { exact: true }).first().fill('kept as it was, renamed');
+    await page.getByRole('button', { name: 'Save template' }).click();
+    let after: Detail | undefined;
+    for (let i = 0; i < 100 && after?.name !== 'kept as it was, renamed'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await call<Detail>('get_job_template_detail', { job_template_id: created.id });
+    }
+    assert.equal(after?.name, 'kept as it was, renamed');
+    assert.deepEqual(after?.step_list, before.step_list);
+
+    // A zone typed letter by letter: an error under the field, the page and the form stay.
+    await page.goto(`${server.url}${base}/crons/new`);
+    await page.getByLabel('Name', { exact: true }).fill('zone typed');
+    await page.getByRole('combobox', { name: 'Time zone' }).fill('Europe/Berl');
+    await page.getByText('Europe/Berl is not a time zone the browser knows').waitFor();
+    assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'zone typed');
+    assert.equal(await page.getByRole('button', { name: 'Save cron' }).isDisabled(), true);
+    await page.getByRole('combobox', { name: 'Time zone' }).fill('Europe/Berlin');
+    await page.getByText('Runs in Europe/Berlin').waitFor();
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -99,4 +99,5 @@ export const enFeatures = {
 
   'cron.zoneDefault': 'Business default ({zone})',
   'cron.zoneEffective': 'Runs in {zone}',
+  'cron.zoneBad': '{zone} is not a time zone the browser knows (an IANA name such as Europe/Berlin)',
 } as const;

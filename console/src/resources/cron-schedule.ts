@@ -109,6 +109,16 @@ export function expressionProblem(expression: string): string | undefined {
   }
 }
 
+/** Whether the browser knows this IANA zone (croner and Intl throw on any other). */
+export function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The next `count` fire times (ms) after now, stopping at `endMs` when given. */
 export function nextFireTimes(expression: string, timeZone: string, count: number, endMs?: number): number[] {
   if (expressionProblem(expression)) return [];

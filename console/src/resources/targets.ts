@@ -41,3 +41,15 @@ export function textToServer(text: string): { server: TargetServer; bad: string[
   if (ids.length) server.host_id_list = ids;
   return { server, bad };
 }
+
+/**
+ * A target edited as text: the host lists from the text; what the text does not show
+ * (topology nodes, dynamic groups) kept from the original, so saving an edit does not drop it.
+ */
+export function withTextHosts(original: TargetServer | null | undefined, text: string): TargetServer {
+  const kept: TargetServer = { ...(original ?? {}) };
+  delete kept.ip_list;
+  delete kept.host_id_list;
+  delete kept.variable;
+  return { ...kept, ...textToServer(text).server };
+}

@@ -17,6 +17,7 @@ import {
   describe,
   expressionOf,
   formatInZone,
+  isTimeZone,
   nextFireTimes,
 } from '../../resources/cron-schedule';
 import type { Builder, Shape } from '../../resources/cron-schedule';
@@ -140,7 +141,9 @@ export default function CronPage() {
       ),
     [scope.type, scope.id],
   ).data?.time_zone;
-  const effectiveZone = zone || defaultZone || browserTimeZone();
+  // A zone being typed passes through names no zone has: shown as an error, not run with.
+  const zoneBad = zone !== '' && !isTimeZone(zone);
+  const effectiveZone = (!zoneBad && zone) || defaultZone || browserTimeZone();
   const [grace, setGrace] = useState(300);
   const [values, setValues] = useState<Record<string, string>>({});
 
@@ -434,8 +437,8 @@ export default function CronPage() {
                 onChange={(e) => setZone(e.target.value)}
                 aria-describedby="cron-zone-effective"
               />
-              <span id="cron-zone-effective" className="small muted">
-                {t('cron.zoneEffective', { zone: effectiveZone })}
+              <span id="cron-zone-effective" className={zoneBad ? 'small field-error' : 'small muted'}>
+                {zoneBad ? t('cron.zoneBad', { zone }) : t('cron.zoneEffective', { zone: effectiveZone })}
               </span>
               <datalist id="cron-zones">
                 {zones().map((z) => (
@@ -479,7 +482,7 @@ export default function CronPage() {
         />
         {manage ? (
           <div className="actions">
-            <button type="submit" className="primary" disabled={action.busy}>
+            <button type="submit" className="primary" disabled={action.busy || zoneBad}>
               {t('crons.save')}
             </button>
             <span className="muted small">{t('crons.saveNote')}</span>

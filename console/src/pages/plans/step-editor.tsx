@@ -6,7 +6,7 @@ import { t } from '../../i18n';
 import { CodeEditor } from '../../resources/code-editor';
 import { LanguageOptions } from '../../resources/language-options';
 import { fromBase64, toBase64 } from '../../resources/format';
-import { serverToText, textToServer } from '../../resources/targets';
+import { serverToText, withTextHosts } from '../../resources/targets';
 import type { AccountRef, Step, StepServer, Variable } from './plan-types';
 import { STEP_TYPES } from './plan-types';
 
@@ -43,8 +43,8 @@ const key = () => `s${++seq}`;
 
 const accountKey = (a: AccountRef | undefined) => (a?.id ? String(a.id) : (a?.alias ?? a?.name ?? ''));
 const accountRef = (v: string): AccountRef => (/^\d+$/.test(v) ? { id: Number(v) } : { alias: v });
-const serverRef = (variable: string, text: string): StepServer =>
-  variable ? { variable } : textToServer(text).server;
+const serverRef = (variable: string, text: string, original: StepServer | undefined): StepServer =>
+  variable ? { variable } : withTextHosts(original, text);
 
 export function toEditStep(s: Step): EditStep {
   const si = s.script_info;
@@ -85,9 +85,11 @@ export function fromEditStep(e: EditStep): Step {
   const base = { ...(e.id ? { id: e.id } : {}), name: e.name, type: e.type };
   if (e.type === 1) {
     const old = e.original.script_info ?? { account: {}, server: {} };
+    // The same library script keeps the version it pins; another one runs its online version.
+    const pinned = e.scriptId === old.script_id ? old.script_version_id : undefined;
     const source =
       e.source === 'library'
-        ? { script_type: 2, script_id: e.scriptId, script_content: undefined, script_version_id: undefined }
+        ? { script_type: 2, script_id: e.scriptId, script_content: undefined, script_version_id: pinned }
         : {
             script_type: 1,
             script_content: toBase64(e.content),
@@ -101,7 +103,7 @@ export function fromEditStep(e: EditStep): Step {
         ...source,
         script_language: e.language,
         account: accountRef(e.account),
-        server: serverRef(e.targetVar, e.targets),
+        server: serverRef(e.targetVar, e.targets, old.server),
         script_timeout: e.timeout,
         is_ignore_error: e.ignoreError ? 1 : 0,
       },
@@ -110,22 +112,33 @@ export function fromEditStep(e: EditStep): Step {
   if (e.type === 2) {
     const old = e.original.file_info;
     const account = accountRef(e.account);
+    // The editor shows the first source: the others, and what it does not show of the first
+    // (its type, its own account, topology nodes), are kept as they were.
+    const [first, ...others] = old?.file_source_list ?? [];
     return {
       ...base,
       file_info: {
         ...(old ?? {}),
         file_source_list: [
           {
-            file_type: 1,
+            ...first,
+            file_type: first?.file_type ?? 1,
             file_list: e.files
               .split('\n')
               .map((f) => f.trim())
               .filter(Boolean),
-            account,
-            server: textToServer(e.sourceHosts).server,
+            account: first?.account ?? account,
+            ...(first && !first.server && e.sourceHosts.trim() === ''
+              ? {}
+              : { server: serverRef('', e.sourceHosts, first?.server) }),
           },
+          ...others,
         ],
-        file_destination: { path: e.destPath, account, server: serverRef(e.targetVar, e.targets) },
+        file_destination: {
+          path: e.destPath,
+          account,
+          server: serverRef(e.targetVar, e.targets, old?.file_destination.server),
+        },
         timeout: e.timeout,
         is_ignore_error: e.ignoreError ? 1 : 0,
       },

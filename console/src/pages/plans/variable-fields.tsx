@@ -6,7 +6,7 @@
  */
 import { t } from '../../i18n';
 import type { MessageKey } from '../../i18n';
-import { serverToText, textToServer } from '../../resources/targets';
+import { serverToText, textToServer, withTextHosts } from '../../resources/targets';
 import type { StepServer, Variable } from './plan-types';
 import { VAR_TYPES } from './plan-types';
 
@@ -32,7 +32,7 @@ export function valuesToSend(vars: Variable[], values: Record<string, string>, a
     .map((v) => {
       const text = values[v.name] ?? '';
       return v.type === 3
-        ? { id: v.id, name: v.name, server: textToServer(text).server }
+        ? { id: v.id, name: v.name, server: withTextHosts(v.server, text) }
         : { id: v.id, name: v.name, value: text };
     });
 }
