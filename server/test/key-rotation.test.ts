@@ -283,6 +283,14 @@ for (const engine of engines()) {
       }
       assert.match(server.output(), /sensitive parameter does not open/);
       assert.match(server.output(), /cipher variable does not open/);
+      // An app whose secret is sealed under a key this server lacks: told so, not an internal error.
+      const lostApp = await post(
+        server.url,
+        'get_job_plan_list',
+        { bk_scope_type: 'biz', bk_scope_id: '2' },
+        quietApp,
+      );
+      assert.equal(lostApp.code, 1244903, lostApp.message);
     });
   });
 }

@@ -11,6 +11,7 @@
  * only ever compared.
  */
 import crypto from 'node:crypto';
+import { SecretBoxError } from '../secret-box.js';
 import type { SecretBox } from '../secret-box.js';
 import { sameSecret } from '../secrets.js';
 import { appSecretPurpose } from '../store/app-store.js';
@@ -171,9 +172,7 @@ export class Authenticator {
     let hit = this.cache.get(appCode);
     if (!hit || hit.until < now) {
       const app = await this.apps.getApp(appCode);
-      const secret = app?.secretSealed
-        ? this.secretBox.open(app.secretSealed, appSecretPurpose(appCode))
-        : undefined;
+      const secret = app?.secretSealed ? this.openSecret(app.secretSealed, appCode) : undefined;
       hit = { app, secret, until: now + this.ttlMs };
       // Only apps that exist are kept: codes anyone may send would grow the cache without end.
       if (app) this.cache.set(appCode, hit);
@@ -184,6 +183,23 @@ export class Authenticator {
       }
     }
     return hit;
+  }
+
+  /**
+   * An app's secret, opened. One sealed under a key this server lacks (another server of a
+   * cluster started with a new key this one does not hold yet) is a clear refusal, not an
+   * internal error.
+   */
+  private openSecret(sealed: string, appCode: string): string {
+    try {
+      return this.secretBox.open(sealed, appSecretPurpose(appCode));
+    } catch (err) {
+      if (!(err instanceof SecretBoxError)) throw err;
+      throw new ApiError('SEALED_VALUE_UNOPENABLE', {
+        what: `secret of app ${appCode}`,
+        reason: err.message,
+      });
+    }
   }
 
   private async verifySigned(appCode: string, signed: SignedRequest): Promise<StoredApp> {

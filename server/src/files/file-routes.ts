@@ -11,6 +11,7 @@ import { ApiError } from '../api/error-catalogue.js';
 import { offerToken, parseServeId } from '../engine/file-tokens.js';
 import { RunStatus } from '../engine/statuses.js';
 import { parseStepSpec } from '../engine/step-spec.js';
+import { sameSecret } from '../secrets.js';
 import type { Services } from '../services.js';
 import { fileBodiesFor, FileTooLarge } from './file-bodies.js';
 import { sha256Hex } from './stored-files.js';
@@ -81,7 +82,7 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
       const auth = req.headers.authorization;
       const id = parseServeId(serveId);
       const expected = offerToken(services.secrets.serverKey, serveId);
-      if (!id || id.kind !== 'server' || !auth || auth !== `Bearer ${expected}`)
+      if (!id || id.kind !== 'server' || !sameSecret(auth, `Bearer ${expected}`))
         return reply.code(401).send({ error: 'bad token' });
       const step = await services.store.executions.getStep(id.stepInstanceId);
       // Only while that execution of the step runs: a token seen once is no key for good.
