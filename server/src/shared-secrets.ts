@@ -165,9 +165,16 @@ export async function shareSecrets(
     }
     if (box.needsReseal(stored)) await store.clusterSecrets.replace(name, box.seal(value, purpose));
     if (config[field] !== undefined && config[field] !== value) {
-      log.warn(
-        `${env} differs from the value the other servers sharing this database use; this server uses its own`,
-      );
+      if (field === 'appSecret') {
+        // One app row serves every server: its secret is the cluster's, not this server's alone.
+        log.warn(
+          `${env} differs from the shared app secret: it replaces it for every server sharing this database`,
+        );
+        await store.clusterSecrets.replace(name, box.seal(config[field], purpose));
+      } else
+        log.warn(
+          `${env} differs from the value the other servers sharing this database use; this server uses its own`,
+        );
       value = config[field];
     }
     shared[field] = value;

@@ -352,6 +352,12 @@ for (const [index, engine] of engines().entries()) {
         'BAD_REQUEST',
         "admin token's own code",
       );
+      // The configured app's secret comes from the configuration at every start.
+      fails(
+        await call('POST', '/apps', { app_code: 'test-app', app_secret: 'long-enough', scopes: [] }),
+        'BAD_REQUEST',
+        'JOBFLEET_APP_SECRET',
+      );
       fails(
         await call('POST', '/apps', { app_code: 'short', app_secret: 'short', scopes: 'all' }),
         'BAD_REQUEST',

@@ -272,6 +272,12 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
       });
       admin.post('/apps', async (req) => {
         const a = parse(schemas.app, req.body);
+        // Its secret and scopes are set from the configuration at every start: a change here
+        // would be undone by the next one.
+        if (a.app_code === services.config.appCode)
+          throw new ApiError('BAD_REQUEST', {
+            reason: `${a.app_code} is this server's configured app: set its secret with JOBFLEET_APP_SECRET (or in secrets.json) and restart`,
+          });
         await services.store.apps.upsertApp({
           appCode: a.app_code,
           secretSealed: services.secretBox.seal(a.app_secret, appSecretPurpose(a.app_code)),
