@@ -85,8 +85,9 @@ async function checkKeyId(
     .filter((k) => k.length > 0)
     .map(keyIdOf);
   if (previous.includes(known)) {
-    await store.clusterSecrets.replace('server_key_id', id);
-    return;
+    // Servers restarted at once onto different new keys: the second sees the first's id.
+    if (await store.clusterSecrets.replaceIf('server_key_id', id, known)) return;
+    return checkKeyId(store, config, serverKey, hint, log);
   }
   const mismatch = `the servers sharing this database use server key ${known}, this server has ${id}`;
   if (config.cluster) throw new SharedSecretsError(`${mismatch}: ${hint}`);

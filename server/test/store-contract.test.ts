@@ -522,6 +522,14 @@ for (const engine of engines()) {
       assert.equal((await audit.list({ limit: 10 })).length, 1);
     });
 
+    check('a shared value is replaced only while it is as read', async () => {
+      await store.clusterSecrets.insertOrGet('contract_key_id', 'k1');
+      assert.equal(await store.clusterSecrets.replaceIf('contract_key_id', 'k2', 'k1'), true);
+      // Another server read k1 too and comes second: it must see k2 and decide again.
+      assert.equal(await store.clusterSecrets.replaceIf('contract_key_id', 'k3', 'k1'), false);
+      assert.equal(await store.clusterSecrets.get('contract_key_id'), 'k2');
+    });
+
     check('a file log the store cannot key costs its own row only', async () => {
       const row = (path: string, host: number) => ({
         step_instance_id: 424242,

@@ -29,6 +29,17 @@ export class ClusterSecretStore {
     return row?.value;
   }
 
+  /** Replaces a value still as read (`expected`); false when another server changed it first. */
+  async replaceIf(name: string, value: string, expected: string, now = Date.now()): Promise<boolean> {
+    const r = await this.db
+      .updateTable('cluster_secret')
+      .set({ value, created_at: now })
+      .where('name', '=', name)
+      .where('value', '=', expected)
+      .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  }
+
   async replace(name: string, value: string, now = Date.now()): Promise<void> {
     await this.db
       .updateTable('cluster_secret')
