@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { eventually, post } from './helpers/api-client.js';
+import { eventually, get, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import { onFleetDatabase } from './helpers/fleet-database.js';
@@ -230,6 +230,56 @@ for (const engine of engines()) {
       await eventually(async () => (receiver.of(jobId).length > 0 ? true : undefined), 20_000);
       await new Promise((r) => setTimeout(r, 1000));
       assert.deepEqual(receiver.of(jobId), [3]);
+    });
+
+    test("a confirmation's webhook the store refused is sent once it takes it, the step then waiting", async () => {
+      const hook = await callbackReceiver();
+      try {
+        const call = <T>(name: string, body: Record<string, unknown>) =>
+          post<T>(fleet.server.url, name, { ...fleet.scope, ...body }, fleet.creds);
+        const t = await call<{ id: number }>('create_job_template', {
+          name: 'confirm with a webhook',
+          step_list: [
+            {
+              name: 'confirm',
+              type: 3,
+              approval_info: {
+                approval_user: { user_list: ['tester'] },
+                approval_message: 'go on?',
+                notify_channel: ['webhook'],
+                webhook_url: hook.url,
+              },
+            },
+          ],
+        });
+        assert.equal(t.result, true, t.message);
+        const p = await call<{ id: number }>('create_job_plan', {
+          job_template_id: t.data.id,
+          name: 'confirm',
+        });
+        assert.equal(p.result, true, p.message);
+        await inject(fleet, CALLBACKS);
+        const run = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: p.data.id });
+        assert.equal(run.result, true, run.message);
+        await refused(fleet, CALLBACKS);
+        await heal(fleet, CALLBACKS);
+        await eventually(
+          async () => (hook.of(run.data.job_instance_id).length > 0 ? true : undefined),
+          20_000,
+          'the webhook once the store takes it',
+        );
+        await eventually(async () => {
+          const st = await get<{ job_instance: { status: number } }>(
+            fleet.server.url,
+            'get_job_instance_status',
+            { ...fleet.scope, job_instance_id: run.data.job_instance_id },
+            fleet.creds,
+          );
+          return st.data.job_instance.status === 7 ? true : undefined;
+        }, 20_000);
+      } finally {
+        hook.close();
+      }
     });
 
     test('a callback lost to a crash right after its job ended is sent after the restart', async () => {

@@ -19,8 +19,15 @@ export class ConfirmStep implements StepKind {
 
   async entered(step: StepRun, job: JobInstance): Promise<'wait'> {
     const store = this.services.store.executions;
+    // Approvers are told before the step waits: a crash or a store error in between enters
+    // the step again (told twice at worst), where a step stored waiting is never entered again.
+    await this.tell(step, job);
     await store.updateStep(step.stepInstanceId, { status: RunStatus.WAITING_USER });
     await store.casJob(job.id, [RunStatus.RUNNING], { status: RunStatus.WAITING_USER });
+    return 'wait';
+  }
+
+  private async tell(step: StepRun, job: JobInstance): Promise<void> {
     const spec = step.spec;
     if (spec.kind === 'confirm' && spec.webhookUrl && spec.notifyChannels.includes('webhook')) {
       await this.notify(
@@ -38,7 +45,6 @@ export class ConfirmStep implements StepKind {
         }),
       );
     }
-    return 'wait';
   }
 
   send(): boolean {
