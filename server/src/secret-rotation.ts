@@ -24,12 +24,14 @@ export interface ResealReport {
   resealed: number;
   /** Values sealed under a key this server does not hold. */
   unopenable: number;
+  /** Rows changed by someone else between their read and their reseal: read again by another pass. */
+  changed: number;
 }
 
 export async function resealStepParams(
   services: Pick<Services, 'store' | 'secretBox' | 'log'>,
 ): Promise<ResealReport> {
-  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  const report: ResealReport = { resealed: 0, unopenable: 0, changed: 0 };
   const executions = services.store.executions;
   const current = services.secretBox.currentKeyId;
   let after = 0;
@@ -53,6 +55,7 @@ export async function resealStepParams(
       }
       if (await executions.replaceStepSpec(row.id, row.spec, next, sealedKeyOf(parseStepSpec(next))))
         report.resealed++;
+      else report.changed++;
     }
   }
   return report;
@@ -62,7 +65,7 @@ export async function resealStepParams(
 export async function resealAppSecrets(
   services: Pick<Services, 'store' | 'secretBox' | 'log'>,
 ): Promise<ResealReport> {
-  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  const report: ResealReport = { resealed: 0, unopenable: 0, changed: 0 };
   for (const app of await services.store.apps.listApps()) {
     if (app.secretSealed === '' || !services.secretBox.needsReseal(app.secretSealed)) continue;
     let sealed: string;
@@ -75,6 +78,7 @@ export async function resealAppSecrets(
       continue;
     }
     if (await services.store.apps.resealSecret(app, sealed)) report.resealed++;
+    else report.changed++;
   }
   return report;
 }
@@ -83,7 +87,7 @@ export async function resealAppSecrets(
 export async function resealAccountPasswords(
   services: Pick<Services, 'store' | 'secretBox' | 'log'>,
 ): Promise<ResealReport> {
-  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  const report: ResealReport = { resealed: 0, unopenable: 0, changed: 0 };
   for (const { id, sealed } of await services.store.accounts.sealedPasswords()) {
     if (!services.secretBox.needsReseal(sealed)) continue;
     let next: string;
@@ -96,6 +100,7 @@ export async function resealAccountPasswords(
       continue;
     }
     if (await services.store.accounts.resealPassword(id, sealed, next)) report.resealed++;
+    else report.changed++;
   }
   return report;
 }
@@ -109,7 +114,7 @@ const DOCUMENT_KINDS: readonly SealedDocumentKind[] = ['template', 'plan', 'cron
 export async function resealCipherVariables(
   services: Pick<Services, 'store' | 'secretBox' | 'log'>,
 ): Promise<ResealReport> {
-  const report: ResealReport = { resealed: 0, unopenable: 0 };
+  const report: ResealReport = { resealed: 0, unopenable: 0, changed: 0 };
   const box = services.secretBox;
   const docs = services.store.sealedDocuments;
   for (const kind of DOCUMENT_KINDS) {
@@ -138,8 +143,9 @@ export async function resealCipherVariables(
           }
         }
         if (kind === 'template') moved += resealTemplateParams(services, row.id, parsed, report);
-        if (moved > 0 && (await docs.replace(kind, row.id, row.document, JSON.stringify(parsed))))
-          report.resealed += moved;
+        if (moved === 0) continue;
+        if (await docs.replace(kind, row.id, row.document, JSON.stringify(parsed))) report.resealed += moved;
+        else report.changed++;
       }
     }
   }
@@ -180,17 +186,25 @@ function resealTemplateParams(
   return moved;
 }
 
+/** Passes over everything until one meets no row changed under it (at most MAX_PASSES). */
+const MAX_PASSES = 5;
+
 async function resealAll(services: Services): Promise<ResealReport> {
-  const reports = [
-    await resealAppSecrets(services),
-    await resealAccountPasswords(services),
-    await resealStepParams(services),
-    await resealCipherVariables(services),
-  ];
-  return {
-    resealed: reports.reduce((n, r) => n + r.resealed, 0),
-    unopenable: reports.reduce((n, r) => n + r.unopenable, 0),
-  };
+  const total: ResealReport = { resealed: 0, unopenable: 0, changed: 0 };
+  for (let pass = 0; pass < MAX_PASSES; pass++) {
+    const reports = [
+      await resealAppSecrets(services),
+      await resealAccountPasswords(services),
+      await resealStepParams(services),
+      await resealCipherVariables(services),
+    ];
+    total.resealed += reports.reduce((n, r) => n + r.resealed, 0);
+    // What is left unopenable, and changed, is what the last pass saw.
+    total.unopenable = reports.reduce((n, r) => n + r.unopenable, 0);
+    total.changed = reports.reduce((n, r) => n + r.changed, 0);
+    if (total.changed === 0) break;
+  }
+  return total;
 }
 
 /** Runs the reseal without delaying start-up; the outcome is logged. */

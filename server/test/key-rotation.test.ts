@@ -202,9 +202,12 @@ for (const engine of engines()) {
           .output()
           .split('\n')
           .find((l) => l.includes('"msg":"secrets resealed under the current server key"'));
-        return line ? (JSON.parse(line) as { resealed: number; unopenable: number }) : undefined;
+        return line
+          ? (JSON.parse(line) as { resealed: number; unopenable: number; changed: number })
+          : undefined;
       });
       assert.equal(resealed.unopenable, 0);
+      assert.equal(resealed.changed, 0);
       assert.equal(
         resealed.resealed,
         11,
