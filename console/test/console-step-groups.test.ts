@@ -216,6 +216,37 @@ describe('console: a 1,000-host step', () => {
       fleet.creds,
     );
     assert.equal(bad.result, false);
+
+    // 150 different outputs: the reply names the largest 100 and counts them all.
+    const many = await post<{ job_instance_id: number; step_instance_id: number }>(
+      url,
+      'fast_execute_script',
+      {
+        ...fleet.scope,
+        script_language: 1,
+        script_content: Buffer.from('echo simulated').toString('base64'),
+        script_param: Buffer.from(
+          `sim-output ${Array.from({ length: 150 }, (_, i) => `${i + 1}-${i + 1}:out${i + 1}`).join(' ')}`,
+        ).toString('base64'),
+        account_alias: fleet.account,
+        target_server: { host_id_list: sim.hostIds.slice(0, 150) },
+      },
+      fleet.creds,
+    );
+    assert.ok(many.result, many.message);
+    type Counted = { output_group_count: number; output_groups: unknown[] };
+    const summary = await eventually(async () => {
+      const r = await get<Counted & { groups: (Counted & { host_count: number })[] }>(
+        url,
+        'get_step_host_summary',
+        { ...fleet.scope, ...many.data },
+        fleet.creds,
+      );
+      return r.data?.groups[0]?.host_count === 150 && r.data.output_group_count === 150 ? r.data : undefined;
+    }, 60_000);
+    assert.equal(summary.output_groups.length, 100);
+    assert.equal(summary.groups[0]?.output_group_count, 150);
+    assert.equal(summary.groups[0]?.output_groups.length, 100);
   });
 
   test('the target picker resolves a pasted list of 10,000 addresses and flags the unknown ones', async () => {

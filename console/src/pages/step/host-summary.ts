@@ -31,8 +31,10 @@ export interface SummaryGroup {
   status: number;
   tag: string;
   host_count: number;
-  /** Ids of the output groups inside it, largest first. */
+  /** Ids of the output groups inside it, largest first (the first 100). */
   output_groups: string[];
+  /** How many output groups it has. */
+  output_group_count?: number;
   /** Hosts that pass the filters (null for a group the request did not pick). */
   matched_count: number | null;
   hosts: HostRow[];

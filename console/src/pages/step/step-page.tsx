@@ -374,7 +374,7 @@ export default function StepPage() {
                 aria-pressed={outputGroup === undefined}
                 onClick={() => setOutputGroup(undefined)}
               >
-                {t('step.allOutputs', { n: group.output_groups.length })}
+                {t('step.allOutputs', { n: group.output_group_count ?? group.output_groups.length })}
               </button>
               {group.output_groups.map((id, n) => {
                 const og = outputById.get(id);

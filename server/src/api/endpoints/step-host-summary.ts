@@ -64,6 +64,12 @@ function sorter(sort: Sort, descending: boolean, now: number): (a: HostTask, b: 
   };
 }
 
+/**
+ * Output groups named per reply, largest first (the counts say how many there are): a step
+ * of 50,000 different outputs would otherwise name them all, in every reply of its page.
+ */
+const MAX_OUTPUT_GROUPS = 100;
+
 export const getStepHostSummary = defineEndpoint({
   name: 'get_step_host_summary',
   kind: 'read',
@@ -138,7 +144,8 @@ export const getStepHostSummary = defineEndpoint({
         status: g.status,
         tag: g.tag,
         host_count: g.hostCount,
-        output_groups: g.outputs.map((og) => og.groupId),
+        output_groups: g.outputs.slice(0, MAX_OUTPUT_GROUPS).map((og) => og.groupId),
+        output_group_count: g.outputs.length,
       };
       if (!picked(g)) return { ...base, matched_count: null, hosts: [] };
       const outputs =
@@ -179,7 +186,8 @@ export const getStepHostSummary = defineEndpoint({
       batches: [...batches.entries()]
         .sort((a, b) => a[0] - b[0])
         .map(([batch, c]) => ({ batch, host_count: c.total, finished: c.finished, failed: c.failed })),
-      output_groups: grouped.groups.map((og) => ({
+      output_group_count: grouped.groups.length,
+      output_groups: grouped.groups.slice(0, MAX_OUTPUT_GROUPS).map((og) => ({
         group_id: og.groupId,
         status: og.status,
         tag: og.tag,
