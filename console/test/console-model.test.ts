@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ReadOrder } from '../src/model/read-order.js';
 import { MAX_ENTRIES, parseTargets } from '../src/model/targets.js';
+import { hostStatus } from '../src/model/statuses.js';
 
 function deferred<T>() {
   let resolve!: (v: T) => void;
@@ -66,5 +67,13 @@ describe('parseTargets', () => {
     assert.equal(over.tooMany, true);
     assert.equal(over.entries.length, MAX_ENTRIES);
     assert.equal(parseTargets(`10.1.0.[1-${MAX_ENTRIES}]`).tooMany, false);
+  });
+});
+
+describe('hostStatus', () => {
+  test('names every host status the server sets, invalid hosts (2) included', () => {
+    for (const n of [2, 3, 5, 7, 9, 11, 12, 101, 102, 103, 104, 202, 203, 310, 329, 403])
+      assert.doesNotMatch(hostStatus(n).label, /^Status /, `host status ${n}`);
+    assert.equal(hostStatus(2).tone, 'fail');
   });
 });

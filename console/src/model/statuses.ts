@@ -20,6 +20,7 @@ const RUN: Record<number, [string, Tone]> = {
 };
 
 const HOST: Record<number, [string, Tone]> = {
+  2: ['Invalid host', 'fail'],
   3: ['Last success', 'ok'],
   5: ['Waiting', 'wait'],
   7: ['Running', 'run'],
