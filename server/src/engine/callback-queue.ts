@@ -109,29 +109,34 @@ export class CallbackQueue {
    */
   private async drain(): Promise<void> {
     const executions = this.services.store.executions;
-    for (;;) {
+    for (let look = true; ;) {
       if (this.stopped) return;
-      const now = Date.now();
-      for (const [id, until] of this.paused) if (until <= now) this.paused.delete(id);
-      const chosen = this.choose(await executions.dueCallbacks(now, CANDIDATES));
-      // Several servers send from one queue in a cluster: each claims what it sends, under a lease.
-      const lease = this.services.cluster
-        ? this.services.config.callbackTimeoutMs + LEASE_MARGIN_MS
-        : undefined;
-      for (const c of await executions.takeDueCallbacks(chosen, now, lease)) this.begin(c);
+      if (look && this.inFlight.size < SLOTS) {
+        const now = Date.now();
+        for (const [id, until] of this.paused) if (until <= now) this.paused.delete(id);
+        const chosen = this.choose(await executions.dueCallbacks(now, CANDIDATES));
+        // Several servers send from one queue in a cluster: each claims what it sends, under a lease.
+        const lease = this.services.cluster
+          ? this.services.config.callbackTimeoutMs + LEASE_MARGIN_MS
+          : undefined;
+        for (const c of await executions.takeDueCallbacks(chosen, now, lease)) this.begin(c);
+      }
       if (this.inFlight.size === 0) return;
       // Until a slot frees, a callback is queued here (kick), or a second passed: callbacks
       // queued by other servers of a cluster, or paused after a failed write, come due meanwhile.
+      // A freed slot looks again only once half of them are free: one read per wave of
+      // attempts, not one per attempt.
       let recheck: NodeJS.Timeout | undefined;
-      await Promise.race([
-        ...this.inFlight.values(),
-        new Promise<void>((resolve) => {
-          this.wake = resolve;
-          recheck = setTimeout(resolve, RECHECK_MS);
+      const woken = await Promise.race([
+        ...[...this.inFlight.values()].map((p) => p.then(() => 'slot' as const)),
+        new Promise<'kick' | 'time'>((resolve) => {
+          this.wake = () => resolve('kick');
+          recheck = setTimeout(() => resolve('time'), RECHECK_MS);
         }),
       ]);
       clearTimeout(recheck);
       this.wake = undefined;
+      look = woken !== 'slot' || this.inFlight.size <= SLOTS / 2;
     }
   }
 
