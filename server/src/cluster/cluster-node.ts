@@ -36,6 +36,8 @@ export const RELAYED_TYPES = new Set([
 ]);
 const CLAIM_BATCH = 500;
 const TAKEOVER_BATCH = 50;
+/** How often each server looks for callbacks lost with servers that died (see sweep). */
+const LOST_CALLBACK_LOOK_MS = 10 * 60_000;
 /** What a poll does: claim commands for agents held here, the owner's full check, recount steps. */
 interface Wake {
   claim?: boolean;
@@ -67,6 +69,7 @@ export class ClusterNode {
   private sweeping = false;
   /** Servers were marked dead and the callbacks their jobs lost are not looked for yet. */
   private lostCallbacksToFind = false;
+  private lastLostCallbackLook = performance.now();
   /** Called once when this server learns it was declared dead. */
   onFenced: () => void = () => undefined;
   /** Called once when an operator asked this server to drain (it should close and exit). */
@@ -208,10 +211,13 @@ export class ClusterNode {
           this.services.log.warn({ servers: dead }, 'servers marked dead');
           this.lostCallbacksToFind = true;
         }
-        // Until a look succeeds: the next sweeps mark no one, and would not look again.
-        if (this.lostCallbacksToFind) {
+        // Until a look succeeds: the next sweeps mark no one, and would not look again. Every
+        // server also looks now and then: the one that marked a server dead may die itself
+        // before its look.
+        if (this.lostCallbacksToFind || now - this.lastLostCallbackLook >= LOST_CALLBACK_LOOK_MS) {
           await this.services.engine.announceLostCallbacks();
           this.lostCallbacksToFind = false;
+          this.lastLostCallbackLook = now;
         }
       }
       if (this.selfFenced()) return;
