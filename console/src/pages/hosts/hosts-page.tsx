@@ -84,9 +84,10 @@ export default function HostsPage() {
       return n;
     });
   const allShown = hosts.length > 0 && hosts.every((h) => selected.has(h.bk_host_id));
+  // What a filter hides stays selected but is not run on: the button counts what it hands over.
+  const shownSelected = useMemo(() => hosts.filter((h) => selected.has(h.bk_host_id)), [hosts, selected]);
   const runOnSelection = () => {
-    const targets = hosts.filter((h) => selected.has(h.bk_host_id)).map(hostAddress);
-    void navigate(scope.path('run/script'), { state: { targets } });
+    void navigate(scope.path('run/script'), { state: { targets: shownSelected.map(hostAddress) } });
   };
   const trust = async (h: FleetHost, act: 'revoke' | 'readmit') => {
     if (act === 'revoke' && !window.confirm(t('hosts.revokeConfirm', { ip: h.ip }))) return;
@@ -100,8 +101,13 @@ export default function HostsPage() {
       <div className="page-head">
         <h1 id="hosts-title">{t('hosts.title')}</h1>
         {canRun ? (
-          <button type="button" className="primary" disabled={selected.size === 0} onClick={runOnSelection}>
-            {t('hosts.runOnSelection', { n: formatNumber(selected.size) })}
+          <button
+            type="button"
+            className="primary"
+            disabled={shownSelected.length === 0}
+            onClick={runOnSelection}
+          >
+            {t('hosts.runOnSelection', { n: formatNumber(shownSelected.length) })}
           </button>
         ) : null}
       </div>
