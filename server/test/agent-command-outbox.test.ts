@@ -1,7 +1,8 @@
 /**
  * The cluster's outbox takes a whole step's dispatch at once: the commands for 12,000 hosts
  * (84,000 values, more than PostgreSQL binds in one statement) are stored, each once; a claim
- * leaves out hosts not ready; sessions are read for more hosts than a statement binds.
+ * leaves out hosts not ready; sessions, and hosts gone from the inventory, are read for more hosts
+ * than a statement binds.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -79,6 +80,25 @@ describe('agent command outbox on postgres', { skip: !process.env.JOBFLEET_TEST_
       );
       const sessions = await cluster.sessions(Array.from({ length: 70_000 }, (_, i) => i + 1));
       assert.deepEqual([...sessions.keys()].sort(), [1, 2, 3]);
+      // Hosts no longer in the inventory, 70,000 asked at once: all but the one registered.
+      const [kept] = await store.inventory.registerAgentHosts([
+        {
+          cloudId: 0,
+          ip: '127.0.0.9',
+          ipv6: '',
+          hostname: 'kept',
+          osType: 'linux',
+          agentId: 'agent-kept',
+          agentTokenHash: 'x',
+          bizId: null,
+        },
+      ]);
+      const asked = Array.from({ length: 70_000 }, (_, i) => i + 1);
+      assert.ok(kept && kept.id <= 70_000);
+      assert.deepEqual(
+        await cluster.removedAmong(asked),
+        asked.filter((id) => id !== kept.id),
+      );
     } finally {
       await store.close();
     }

@@ -575,8 +575,12 @@ export class AgentHub {
   private async dropRevoked(now: number): Promise<void> {
     if (now - this.lastRevocationCheck < REVOCATION_CHECK_MS || this.connections.size === 0) return;
     this.lastRevocationCheck = now;
-    const dropped = await this.services.store.agentTrust.droppedAmong([...this.connections.keys()]);
-    for (const hostId of dropped) this.disconnect(hostId, 'agent revoked or host removed by an admin');
+    const ids = [...this.connections.keys()];
+    const revoked = await this.services.store.agentTrust.revokedAmong(ids);
+    // A host removed through this server had its agent dropped at once: only a cluster's others learn it here.
+    const removed = this.services.cluster ? await this.services.cluster.store.removedAmong(ids) : [];
+    for (const hostId of new Set([...revoked, ...removed]))
+      this.disconnect(hostId, 'agent revoked or host removed by an admin');
   }
 
   /**

@@ -304,6 +304,18 @@ export class ClusterStore {
       where host_id = ${hostId} and epoch = ${epoch}`.execute(this.db);
   }
 
+  /**
+   * Those of `hostIds` no longer in the inventory (removed through any server). One array
+   * parameter, not one per id: a server checks all its connected agents every few seconds.
+   */
+  async removedAmong(hostIds: readonly number[]): Promise<number[]> {
+    if (hostIds.length === 0) return [];
+    const r = await sql<{ id: number }>`select id from host
+      where id = any(${`{${hostIds.join(',')}}`}::bigint[])`.execute(this.db);
+    const present = new Set(r.rows.map((x) => Number(x.id)));
+    return hostIds.filter((id) => !present.has(id));
+  }
+
   async sessions(hostIds: number[]): Promise<Map<number, HostSession>> {
     if (hostIds.length === 0) return new Map();
     const r = await sql<{
