@@ -29,11 +29,20 @@ import type { Store } from './store/store.js';
 const WRAP_PREFIX = 'w1';
 const WRAP_PURPOSE = 'cluster_secret:server_key';
 
-/** The shared secrets sealed by the server key: their row name and their environment variable. */
+/**
+ * The shared secrets sealed by the server key: their row name and their environment variable.
+ * `oneForAll`: one value serves every server (the app secret: one app row is read by all), so a
+ * server's own value replaces the shared one rather than being used by that server alone.
+ */
 const SEALED = [
-  { field: 'appSecret', name: 'app_secret', env: 'JOBFLEET_APP_SECRET' },
-  { field: 'adminToken', name: 'admin_token', env: 'JOBFLEET_ADMIN_TOKEN' },
-  { field: 'agentBootstrapToken', name: 'agent_bootstrap_token', env: 'JOBFLEET_AGENT_BOOTSTRAP_TOKEN' },
+  { field: 'appSecret', name: 'app_secret', env: 'JOBFLEET_APP_SECRET', oneForAll: true },
+  { field: 'adminToken', name: 'admin_token', env: 'JOBFLEET_ADMIN_TOKEN', oneForAll: false },
+  {
+    field: 'agentBootstrapToken',
+    name: 'agent_bootstrap_token',
+    env: 'JOBFLEET_AGENT_BOOTSTRAP_TOKEN',
+    oneForAll: false,
+  },
 ] as const;
 
 function keyIdOf(serverKey: string): string {
@@ -149,7 +158,7 @@ export async function shareSecrets(
     serverKey: await sharedServerKey(store, config, local.serverKey, log),
   };
   const box = openSecretBox(config, shared);
-  for (const { field, name, env } of SEALED) {
+  for (const { field, name, env, oneForAll } of SEALED) {
     const purpose = `cluster_secret:${name}`;
     const stored = await store.clusterSecrets.insertOrGet(name, box.seal(local[field], purpose));
     let value: string;
@@ -166,10 +175,9 @@ export async function shareSecrets(
     }
     if (box.needsReseal(stored)) await store.clusterSecrets.replace(name, box.seal(value, purpose));
     if (config[field] !== undefined && config[field] !== value) {
-      if (field === 'appSecret') {
-        // One app row serves every server: its secret is the cluster's, not this server's alone.
+      if (oneForAll) {
         log.warn(
-          `${env} differs from the shared app secret: it replaces it for every server sharing this database`,
+          `${env} differs from the shared ${name}: it replaces it for every server sharing this database`,
         );
         await store.clusterSecrets.replace(name, box.seal(config[field], purpose));
       } else

@@ -52,10 +52,10 @@ function headerObject(raw: string | string[] | undefined): Record<string, unknow
   }
 }
 
-/** Header first, then body, then query: the header is what gateway clients set deliberately. */
 /** The longest user name taken (BK-JOB's users are at most 128 characters too). */
 const MAX_USERNAME = 128;
 
+/** Header first, then body, then query: the header is what gateway clients set deliberately. */
 export function extractCredentials(
   headers: Record<string, string | string[] | undefined>,
   params: Record<string, unknown>,

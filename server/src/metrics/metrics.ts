@@ -2,8 +2,8 @@
  * Prometheus metrics (prom-client), served at /metrics.
  *
  * Counts that live in the store (jobs, steps and host tasks by status, agents by state,
- * callbacks by state and failed attempts) are read from it at scrape time (one read serves the
- * scrapes of a few seconds: store-figures.ts), so every server of a cluster reports the same,
+ * callbacks by state and failed attempts) are read from it at scrape time (scrapes at once share
+ * one read: store-figures.ts), so every server of a cluster reports the same,
  * true figures; what only this process sees (HTTP requests, dispatch
  * latency, store transaction latency, stream clients) is measured as it happens.
  */
