@@ -5,7 +5,7 @@
  * sync preview and sync after the template changed; a cron built, saved with its next fire times
  * shown, and turned on; a viewer who sees no run, launch or edit button and whom the API refuses
  * when they try anyway; the fleet table and "run on selection"; a dangerous rule tried in the
- * rules page. Each page is saved as a screenshot in artifacts/console/.
+ * rules page; pickers that read every page of a large scope, and the cron list's pager. Each page is saved as a screenshot in artifacts/console/.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -409,6 +409,39 @@ describe('console: resource pages', () => {
     assert.match(await page.locator('.token-value').innerText(), /^jft_/);
     await page.getByRole('button', { name: 'Revoke token laptop' }).waitFor();
     await screenshot(page, 'tokens');
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+  test('pickers read every page of a large scope; the cron list pages and filters by name', async () => {
+    // 1,001 plans, newest first: the first plan is one past the 1,000 a list answers a page.
+    for (let i = 0; i < 1000; i += 25)
+      await Promise.all(
+        Array.from({ length: 25 }, (_, k) =>
+          call('create_job_plan', { job_template_id: templateId, name: `extra ${i + k}` }),
+        ),
+      );
+    for (let i = 0; i < 51; i++)
+      await call('save_cron', { job_plan_id: planId, name: `cron ${i}`, expression: '0 4 * * *' });
+    const { page, context, errors } = await newPage(browser);
+    await signIn(page, server.url, 'ada', adaPassword);
+    await page.goto(`${server.url}${base}/crons/new`);
+    const picker = page.getByRole('combobox', { name: /^Job plan/ });
+    await picker.locator(`option[value="${planId}"]`).waitFor({ state: 'attached' });
+    await picker.selectOption(String(planId));
+    await page.goto(`${server.url}${base}/crons`);
+    const rows = page.locator('.data-table tbody tr');
+    const { total } = await call<{ total: number }>('get_cron_list', { length: 1 });
+    // Newest first, 50 a page: "cron 0" (and any earlier test's cron) is on the second.
+    await page.getByRole('link', { name: 'cron 50' }).waitFor();
+    assert.equal(await page.getByRole('link', { name: 'cron 0', exact: true }).count(), 0);
+    await page.getByRole('navigation', { name: 'Pages' }).getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('link', { name: 'cron 0', exact: true }).waitFor();
+    assert.equal(await rows.count(), total - 50);
+    await page.getByRole('searchbox', { name: 'Name contains' }).fill('cron 4');
+    await page.getByRole('link', { name: 'cron 49' }).waitFor();
+    await page.getByRole('navigation', { name: 'Pages' }).waitFor({ state: 'detached' });
+    assert.equal(await rows.count(), 11); // cron 4 and cron 40 … cron 49
     assert.deepEqual(errors, []);
     await context.close();
   });

@@ -105,6 +105,23 @@ export const api = {
   /** A v3 read (GET with a query string; nested values as JSON, which the server reads back). */
   read: <T>(name: string, params: Params = {}, signal?: AbortSignal) =>
     request<T>('GET', `/api/v3/${name}${queryString(params)}`, undefined, signal),
+  /**
+   * Every item of a v3 list, a page at a time: BK-JOB's lists answer at most 1,000 items a
+   * page, and a picker that read one page hid the rest of a large scope.
+   */
+  readAll: async <T>(name: string, params: Params = {}, signal?: AbortSignal, pageLength = 1000) => {
+    const data: T[] = [];
+    for (;;) {
+      const page = await request<{ data: T[]; total: number }>(
+        'GET',
+        `/api/v3/${name}${queryString({ ...params, start: data.length, length: pageLength })}`,
+        undefined,
+        signal,
+      );
+      data.push(...page.data);
+      if (page.data.length === 0 || data.length >= page.total) return { data, total: page.total };
+    }
+  },
   /** A v3 call with a JSON body: every write, and reads whose parameters are lists or objects. */
   call: <T>(name: string, body: Params = {}) => request<T>('POST', `/api/v3/${name}`, body),
   /** The URL of a v3 read, for EventSource and downloads. */

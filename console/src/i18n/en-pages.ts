@@ -189,6 +189,7 @@ export const enPages = {
   'crons.toggle': 'Cron {name} on',
   'crons.once': 'once',
   'crons.empty': 'No crons yet.',
+  'crons.filterName': 'Name contains',
   'crons.titleOf': 'Cron: {name}',
   'crons.enable': 'Turn on',
   'crons.disable': 'Turn off',

@@ -9,7 +9,6 @@ import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
 import type { MessageKey } from '../../i18n';
 import { formatTime } from '../../resources/format';
-import type { PageOf } from '../../resources/format';
 import { useAction, useLoad } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
 import { reaches } from '../../session/session';
@@ -43,11 +42,7 @@ export default function AccountsPage() {
   const [category, setCategory] = useState(0);
   const list = useLoad(
     (signal) =>
-      api.read<PageOf<Account>>(
-        'get_account_list',
-        { ...scope.params, category: category || undefined, length: 1000 },
-        signal,
-      ),
+      api.readAll<Account>('get_account_list', { ...scope.params, category: category || undefined }, signal),
     [scope.type, scope.id, category],
   );
   const action = useAction();

@@ -22,7 +22,6 @@ import {
 } from '../../resources/cron-schedule';
 import type { Builder, Shape } from '../../resources/cron-schedule';
 import { formatTime } from '../../resources/format';
-import type { PageOf } from '../../resources/format';
 import { useAction, useLoad } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
 import { reaches } from '../../session/session';
@@ -120,7 +119,7 @@ export default function CronPage() {
     [scope.type, scope.id, cronId],
   );
   const plans = useLoad(
-    (signal) => api.read<PageOf<ListItem>>('get_job_plan_list', { ...scope.params, length: 1000 }, signal),
+    (signal) => api.readAll<ListItem>('get_job_plan_list', scope.params, signal),
     [scope.type, scope.id],
   );
 

@@ -5,11 +5,10 @@ import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
 import { describe } from '../../resources/cron-schedule';
 import { formatTime } from '../../resources/format';
-import type { PageOf } from '../../resources/format';
-import { useAction, useLoad } from '../../resources/use-load';
+import { NameSearch, NamedListFooter, useNamedList } from '../../resources/list-page';
+import { useAction } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
 import { reaches } from '../../session/session';
-import { ListFooter } from '../../resources/pager';
 
 export interface CronItem {
   id: number;
@@ -30,10 +29,8 @@ export function scheduleText(expression: string | null): string {
 export default function CronsPage() {
   const scope = useScope();
   const manage = reaches(scope.role, 'admin');
-  const list = useLoad(
-    (signal) => api.read<PageOf<CronItem>>('get_cron_list', { ...scope.params, length: 1000 }, signal),
-    [scope.type, scope.id],
-  );
+  const named = useNamedList<CronItem>('get_cron_list');
+  const { name, setName, list } = named;
   const action = useAction();
   const toggle = async (c: CronItem) => {
     const r = await action.run(() =>
@@ -51,6 +48,9 @@ export default function CronsPage() {
           </Link>
         ) : null}
       </div>
+      <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
+        <NameSearch label={t('crons.filterName')} value={name} onChange={setName} />
+      </form>
       <ApiError error={list.error} onRetry={list.reload} />
       <ApiError error={action.error} />
       <table className="data-table">
@@ -105,7 +105,7 @@ export default function CronsPage() {
           ))}
         </tbody>
       </table>
-      <ListFooter total={list.data?.total} empty={t('crons.empty')} />
+      <NamedListFooter named={named} empty={t('crons.empty')} />
     </section>
   );
 }

@@ -8,7 +8,6 @@ import { Link, useNavigate, useParams } from 'react-router';
 import { api } from '../../api/client';
 import { ApiError } from '../../components/api-error';
 import { t } from '../../i18n';
-import type { PageOf } from '../../resources/format';
 import { serverToText, textToServer } from '../../resources/targets';
 import { useAction, useLoad } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
@@ -50,9 +49,9 @@ const fromEditVar = (v: EditVar): Variable => ({
 export function useAccountChoices(params: Record<string, string>): Choice[] {
   const accounts = useLoad(
     (signal) =>
-      api.read<PageOf<{ id: number; alias: string; account: string }>>(
+      api.readAll<{ id: number; alias: string; account: string }>(
         'get_account_list',
-        { ...params, category: 1, length: 1000 },
+        { ...params, category: 1 },
         signal,
       ),
     [params.bk_scope_type, params.bk_scope_id],
@@ -81,9 +80,9 @@ export default function TemplatePage() {
   const accounts = useAccountChoices(scope.params);
   const scripts = useLoad(
     (signal) =>
-      api.read<PageOf<{ id: string; name: string; online_script_version_id: number | null }>>(
+      api.readAll<{ id: string; name: string; online_script_version_id: number | null }>(
         'get_script_list',
-        { ...scope.params, length: 1000 },
+        scope.params,
         signal,
       ),
     [scope.type, scope.id],
@@ -348,11 +347,7 @@ function TemplatePlans({ templateId, steps }: { templateId: number; steps: Templ
   const navigate = useNavigate();
   const plans = useLoad(
     (signal) =>
-      api.read<PageOf<ListItem>>(
-        'get_job_plan_list',
-        { ...scope.params, job_template_id: templateId, length: 1000 },
-        signal,
-      ),
+      api.readAll<ListItem>('get_job_plan_list', { ...scope.params, job_template_id: templateId }, signal),
     [scope.type, scope.id, templateId],
   );
   const [name, setName] = useState('');

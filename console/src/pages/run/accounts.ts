@@ -31,12 +31,7 @@ export function useAccounts(scopeParams: { bk_scope_type: string; bk_scope_id: s
   const { bk_scope_type, bk_scope_id } = scopeParams;
   useEffect(() => {
     api
-      .read<{ data: Account[] }>('get_account_list', {
-        bk_scope_type,
-        bk_scope_id,
-        ...(all ? {} : { category: 1 }),
-        length: 1000,
-      })
+      .readAll<Account>('get_account_list', { bk_scope_type, bk_scope_id, ...(all ? {} : { category: 1 }) })
       .then((r) => setAccounts(r.data ?? []), setError);
   }, [bk_scope_type, bk_scope_id, all]);
   return { accounts, error };

@@ -73,12 +73,8 @@ export function LibraryScriptPicker(props: {
   const list = useLoad(
     (signal) =>
       kind === 'business'
-        ? api.read<{ data: ScriptRow[] }>(
-            'get_script_list',
-            { bk_scope_type, bk_scope_id, length: 1000 },
-            signal,
-          )
-        : api.read<{ data: ScriptRow[] }>('get_public_script_list', { length: 1000 }, signal),
+        ? api.readAll<ScriptRow>('get_script_list', { bk_scope_type, bk_scope_id }, signal)
+        : api.readAll<ScriptRow>('get_public_script_list', {}, signal),
     [kind, bk_scope_type, bk_scope_id],
   );
   const scripts = useMemo(

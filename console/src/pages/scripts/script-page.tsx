@@ -12,7 +12,6 @@ import type { MessageKey } from '../../i18n';
 import { CodeEditor } from '../../resources/code-editor';
 import { DiffView } from '../../resources/diff-view';
 import { formatTime, languageName, toBase64 } from '../../resources/format';
-import type { PageOf } from '../../resources/format';
 import { Findings, useScriptCheck } from '../../resources/script-check';
 import { useAction, useLoad } from '../../resources/use-load';
 import { useScope } from '../../session/scope';
@@ -66,10 +65,11 @@ export default function ScriptPage() {
   const manage = reaches(scope.role, 'admin');
   const versions = useLoad(
     (signal) =>
-      api.read<PageOf<ScriptVersion>>(
+      api.readAll<ScriptVersion>(
         'get_script_version_list',
-        { ...scope.params, script_id: scriptId, return_script_content: true, length: 500 },
+        { ...scope.params, script_id: scriptId, return_script_content: true },
         signal,
+        500,
       ),
     [scope.type, scope.id, scriptId],
   );
