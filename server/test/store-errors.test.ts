@@ -1,7 +1,8 @@
 /**
  * A store error in the middle of a job's progress (the database refusing a write, as it does
  * while PostgreSQL restarts or a connection is cut) loses nothing and leaves nothing hanging:
- * a step whose end was refused ends once the store works and the job goes on; a result whose
+ * a step whose end was refused ends once the store works and the job goes on; an operation
+ * refused between its step and its job kept neither, so it is taken again; a result whose
  * variables were refused is sent again by its agent; a callback refused after its job ended is
  * sent once the store works, after a restart when the server was killed meanwhile, or by the
  * server that declares a dead cluster member dead. The faults are real ones: a trigger in the
@@ -182,6 +183,62 @@ for (const engine of engines()) {
         );
       }
       assert.match(fleet.server.output(), /carrying on from the store/);
+    });
+
+    test('an ignore-error cut off between its step and its job is taken again, and the job goes on', async () => {
+      const server = { host_id_list: [fleet.hostIds.get(IPS[0] ?? '')] };
+      const script = (text: string) => ({
+        script_content: b64(text),
+        script_language: 1,
+        account: { alias: fleet.account },
+        server,
+      });
+      const template = await call<{ id: number }>('create_job_template', {
+        name: 'fails then goes on',
+        step_list: [
+          { name: 'fails', type: 1, script_info: script('exit 1') },
+          { name: 'after', type: 1, script_info: script('echo after') },
+        ],
+      });
+      const plan = await call<{ id: number }>('create_job_plan', {
+        job_template_id: template.id,
+        name: 'ignore',
+      });
+      const run = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: plan.id });
+      const failed = await waitFinished(fleet, run.job_instance_id, 30_000);
+      assert.equal(failed.job_instance.status, 4);
+      const stepId = failed.step_instance_list[0]?.step_instance_id;
+      const JOB_GOES_ON: Fault = {
+        name: 'test_job_goes_on_fault',
+        event: 'UPDATE',
+        table: 'job_instance',
+        when: 'OLD.status = 4 AND NEW.status = 2',
+        message: 'injected fault: the store refuses the job going on',
+      };
+      const ignore = () =>
+        post(
+          fleet.server.url,
+          'operate_step_instance',
+          {
+            ...fleet.scope,
+            job_instance_id: run.job_instance_id,
+            step_instance_id: stepId,
+            operation_code: 3,
+          },
+          fleet.creds,
+        );
+      await inject(fleet, JOB_GOES_ON);
+      assert.equal((await ignore()).result, false);
+      await heal(fleet, JOB_GOES_ON);
+      // Nothing of the refused operation was kept: the step is still failed, the operation is taken.
+      const again = await ignore();
+      assert.equal(again.result, true, again.message);
+      const done: JobStatus = await waitFinished(fleet, run.job_instance_id, 30_000);
+      assert.equal(done.job_instance.status, 3);
+      assert.deepEqual(
+        done.step_instance_list.map((s) => s.status),
+        [6, 3],
+      );
     });
 
     test('a result whose variables could not be stored is sent again by its agent and recorded', async () => {

@@ -73,6 +73,8 @@ const MISSED_CALLBACK_WINDOW_MS = 24 * 3600_000;
  */
 const NATURAL_END_FROM = IN_FLIGHT_JOB_STATUSES.filter((s) => s !== RunStatus.STOPPING);
 /** The statuses a job's end at `status` may replace: a stop's end (11) any, see NATURAL_END_FROM. */
+/** Where a waiting step's job may be: waiting, or still running where an older server stored the step's wait alone. */
+const WAITING_OR_RUNNING = [RunStatus.WAITING_USER, RunStatus.RUNNING];
 const endsFrom = (status: RunStatus) => (status === RunStatus.STOP_SUCCESS ? undefined : NATURAL_END_FROM);
 
 /** Why an operation was refused; the API maps each to its documented code. */
@@ -382,8 +384,14 @@ export class Engine implements AgentEvents {
     if (batchFailed && mode !== 2 && !step.spec.ignoreError) return this.completeStep(step);
     if (mode === 3) {
       step.waiting = true;
-      await this.store.updateStep(step.stepInstanceId, { status: RunStatus.WAITING_USER });
-      await this.store.casJob(step.jobInstanceId, [RunStatus.RUNNING], { status: RunStatus.WAITING_USER });
+      await this.store.casStepAndJob(
+        step.stepInstanceId,
+        undefined,
+        { status: RunStatus.WAITING_USER },
+        step.jobInstanceId,
+        [RunStatus.RUNNING],
+        { status: RunStatus.WAITING_USER },
+      );
       return;
     }
     await this.nextBatch(step);
@@ -1185,8 +1193,9 @@ export class Engine implements AgentEvents {
   private async stopOwnedJob(jobInstanceId: number): Promise<OperationRefusal | undefined> {
     const step = [...this.steps.values()].find((s) => s.jobInstanceId === jobInstanceId);
     if (!step) {
-      const job = await this.store.getJob(jobInstanceId);
-      if (job) await this.finishJob(job, RunStatus.STOP_SUCCESS);
+      // Not loaded here (claimed but not yet adopted, or a carry-on that failed): its current
+      // step may still run on its hosts, so it is loaded stopping, as a job taken from a dead owner.
+      await this.stopTakenJob(jobInstanceId);
       return undefined;
     }
     if (step.waiting || step.inFlight === 0) {
@@ -1266,12 +1275,20 @@ export class Engine implements AgentEvents {
         case 13: {
           const active = this.steps.get(step.id);
           if (!active?.waiting || active.spec.kind === 'confirm') return 'bad_state';
-          if (!(await this.store.casStep(step.id, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING })))
+          // Not once the job is stopping (a terminate another server of a cluster took).
+          if (
+            !(await this.store.casStepAndJob(
+              step.id,
+              [RunStatus.WAITING_USER],
+              { status: RunStatus.RUNNING, current_batch: active.batch + 1 },
+              jobInstanceId,
+              WAITING_OR_RUNNING,
+              { status: RunStatus.RUNNING },
+            ))
+          )
             return 'bad_state';
-          await this.store.casJob(jobInstanceId, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING });
           active.waiting = false;
           active.batch++;
-          await this.store.updateStep(step.id, { current_batch: active.batch });
           await this.runBatch(active);
           return undefined;
         }
@@ -1302,32 +1319,37 @@ export class Engine implements AgentEvents {
       const active = this.steps.get(step.id);
       if (op === 10) {
         if (
-          !(await this.store.casStep(step.id, [RunStatus.CONFIRM_TERMINATED], {
-            status: RunStatus.RUNNING,
-            end_time: null,
-            start_time: now,
-          }))
+          !(await this.store.casStepAndJob(
+            step.id,
+            [RunStatus.CONFIRM_TERMINATED],
+            { status: RunStatus.RUNNING, end_time: null, start_time: now },
+            job.id,
+            [RunStatus.CONFIRM_TERMINATED],
+            { status: RunStatus.RUNNING, end_time: null },
+          ))
         )
           return 'bad_state';
-        await this.store.casJob(job.id, [RunStatus.CONFIRM_TERMINATED], {
-          status: RunStatus.RUNNING,
-          end_time: null,
-        });
         await record('restart');
         await this.activate({ ...step, status: RunStatus.RUNNING });
         return undefined;
       }
       // The conditional update decides, so a confirmation received by any server of a cluster works.
+      // Not once the job is stopping (a terminate another server of a cluster took).
       const to = op === 6 ? RunStatus.SUCCESS : RunStatus.CONFIRM_TERMINATED;
-      if (!(await this.store.casStep(step.id, [RunStatus.WAITING_USER], { status: to, end_time: now })))
+      if (
+        !(await this.store.casStepAndJob(
+          step.id,
+          [RunStatus.WAITING_USER],
+          { status: to, end_time: now },
+          job.id,
+          WAITING_OR_RUNNING,
+          op === 9 ? { status: to, end_time: now } : { status: RunStatus.RUNNING },
+        ))
+      )
         return 'bad_state';
       if (active) this.deactivate(active);
       await record(op === 6 ? 'continue' : 'terminate');
-      if (op === 9) {
-        await this.store.casJob(job.id, [RunStatus.WAITING_USER], { status: to, end_time: now });
-        return undefined;
-      }
-      await this.store.casJob(job.id, [RunStatus.WAITING_USER], { status: RunStatus.RUNNING });
+      if (op === 9) return undefined;
       await this.advance({ ...job, status: RunStatus.RUNNING }, step.step_order);
       return undefined;
     });
@@ -1353,17 +1375,30 @@ export class Engine implements AgentEvents {
         const waits = rolling.mode === 3;
         const status = waits ? RunStatus.WAITING_USER : RunStatus.RUNNING;
         const current_batch = waits ? step.current_batch : step.current_batch + 1;
-        if (!(await this.store.casStep(step.id, stepFrom, { status, current_batch, end_time: null })))
+        if (
+          !(await this.store.casStepAndJob(
+            step.id,
+            stepFrom,
+            { status, current_batch, end_time: null },
+            job.id,
+            jobFrom,
+            { status, end_time: null },
+          ))
+        )
           return 'bad_state';
-        await this.store.casJob(job.id, jobFrom, { status, end_time: null });
         await this.activate({ ...step, status, current_batch }, tasks);
         return undefined;
       }
     }
     // A skipped step ends now (BK-JOB's skipStep); an ignored failure keeps the end it had.
     const end = to === RunStatus.SKIPPED ? { end_time: Date.now() } : {};
-    if (!(await this.store.casStep(step.id, stepFrom, { status: to, ...end }))) return 'bad_state';
-    await this.store.casJob(job.id, jobFrom, { status: RunStatus.RUNNING, end_time: null });
+    if (
+      !(await this.store.casStepAndJob(step.id, stepFrom, { status: to, ...end }, job.id, jobFrom, {
+        status: RunStatus.RUNNING,
+        end_time: null,
+      }))
+    )
+      return 'bad_state';
     await this.advance({ ...job, status: RunStatus.RUNNING }, step.step_order);
     return undefined;
   }

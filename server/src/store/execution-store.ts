@@ -164,6 +164,9 @@ const UNFINISHED = [5, 7];
 const MISSED_CALLBACKS_AT_ONCE = 1000;
 const INSERT_CHUNK = 500;
 
+/** Thrown inside casStepAndJob's transaction to undo the job's move when the step did not move. */
+class StepNotMoved extends Error {}
+
 /**
  * A step (and its job) that ends with the results of a task-write batch, stored in the same
  * transaction: the last result and "finished" cost one synced commit, not two. It applies only
@@ -723,23 +726,50 @@ export class ExecutionStore {
    * "finished", not two. With `fromJob`, only while the job is in one of those statuses; false
    * (nothing written) when it is not.
    */
-  async finishStepAndJob(
+  finishStepAndJob(
     stepId: number,
     stepPatch: StepPatch,
     jobId: number,
     jobPatch: JobPatch,
     fromJob?: readonly number[],
   ): Promise<boolean> {
-    return this.withEvents('finish_step_and_job', async (tx) => {
-      let job = tx.updateTable('job_instance').set(jobPatch).where('id', '=', jobId);
-      if (fromJob) job = job.where('status', 'in', fromJob);
-      if ((await job.executeTakeFirst()).numUpdatedRows === 0n) return { result: false, events: [] };
-      await tx.updateTable('step_instance').set(stepPatch).where('id', '=', stepId).execute();
-      return {
-        result: true,
-        events: [...stepEvents(jobId, stepId, stepPatch), jobEvent(jobId, jobPatch)],
-      };
-    });
+    return this.casStepAndJob(stepId, undefined, stepPatch, jobId, fromJob, jobPatch);
+  }
+
+  /**
+   * Moves a step and its job together, each only from one of its `from` statuses: both or
+   * neither (false). An operation that moved the step alone, cut off before the job, left a
+   * job that every later operation refused (its step no longer in the state they start from).
+   */
+  async casStepAndJob(
+    stepId: number,
+    stepFrom: readonly number[] | undefined,
+    stepPatch: StepPatch,
+    jobId: number,
+    jobFrom: readonly number[] | undefined,
+    jobPatch: JobPatch,
+  ): Promise<boolean> {
+    try {
+      return await this.withEvents('update_step_and_job', async (tx) => {
+        let job = tx.updateTable('job_instance').set(jobPatch).where('id', '=', jobId);
+        if (jobFrom) job = job.where('status', 'in', jobFrom);
+        if ((await job.executeTakeFirst()).numUpdatedRows === 0n) return { result: false, events: [] };
+        let step = tx.updateTable('step_instance').set(stepPatch).where('id', '=', stepId);
+        if (stepFrom) step = step.where('status', 'in', stepFrom);
+        // Rolls the job's update back.
+        if ((await step.executeTakeFirst()).numUpdatedRows === 0n) throw new StepNotMoved();
+        return {
+          result: true,
+          events: [
+            ...stepEvents(jobId, stepId, stepPatch, await this.batchCountOf(tx, stepId, stepPatch)),
+            jobEvent(jobId, jobPatch),
+          ],
+        };
+      });
+    } catch (err) {
+      if (err instanceof StepNotMoved) return false;
+      throw err;
+    }
   }
 
   /**
@@ -763,21 +793,23 @@ export class ExecutionStore {
       if (!moved) return { result: false, events: [] };
       const jobId = (await this.events.jobsOfSteps(tx, [id])).get(id);
       if (jobId === undefined) return { result: true, events: [] };
-      // A client following the step shows "batch N of M": M is the step's last batch.
-      const batchCount =
-        patch.current_batch === undefined
-          ? undefined
-          : Number(
-              (
-                await tx
-                  .selectFrom('host_task')
-                  .select((eb) => eb.fn.max('batch').as('n'))
-                  .where('step_instance_id', '=', id)
-                  .executeTakeFirst()
-              )?.n ?? 0,
-            );
-      return { result: true, events: stepEvents(jobId, id, patch, batchCount) };
+      return { result: true, events: stepEvents(jobId, id, patch, await this.batchCountOf(tx, id, patch)) };
     });
+  }
+
+  /** A client following the step shows "batch N of M": M is the step's last batch. */
+  private async batchCountOf(
+    tx: Transaction<Database>,
+    stepId: number,
+    patch: StepPatch,
+  ): Promise<number | undefined> {
+    if (patch.current_batch === undefined) return undefined;
+    const row = await tx
+      .selectFrom('host_task')
+      .select((eb) => eb.fn.max('batch').as('n'))
+      .where('step_instance_id', '=', stepId)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
   }
 
   /**

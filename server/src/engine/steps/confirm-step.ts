@@ -22,8 +22,14 @@ export class ConfirmStep implements StepKind {
     // Approvers are told before the step waits: a crash or a store error in between enters
     // the step again (told twice at worst), where a step stored waiting is never entered again.
     await this.tell(step, job);
-    await store.updateStep(step.stepInstanceId, { status: RunStatus.WAITING_USER });
-    await store.casJob(job.id, [RunStatus.RUNNING], { status: RunStatus.WAITING_USER });
+    await store.casStepAndJob(
+      step.stepInstanceId,
+      undefined,
+      { status: RunStatus.WAITING_USER },
+      job.id,
+      [RunStatus.RUNNING],
+      { status: RunStatus.WAITING_USER },
+    );
     return 'wait';
   }
 
