@@ -119,15 +119,9 @@ function markOf(pid: string): string | undefined {
  */
 export function killMarkedSessions(marks: ReadonlyMap<string, ProcessIdentity | undefined>): number {
   if (marks.size === 0) return 0;
-  let pids: string[];
-  try {
-    pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n));
-  } catch {
-    return 0;
-  }
   const own = readStat('self');
   const found = new Map<string, MarkedProcess[]>();
-  for (const pid of pids) {
+  for (const pid of processIds()) {
     const mark = markOf(pid);
     if (mark === undefined || !marks.has(mark)) continue;
     const stat = readStat(Number(pid));
@@ -143,6 +137,29 @@ export function killMarkedSessions(marks: ReadonlyMap<string, ProcessIdentity | 
     for (const pgid of groups) if (killGroup(pgid)) signalled++;
   }
   return signalled;
+}
+
+/**
+ * Kills every process group of the session `sid` leads: a task's script leads its own session,
+ * and what it starts in groups of their own (`timeout`, a shell's background jobs under `set -m`)
+ * stays in it, where a kill of the script's group alone missed them. Its session id is not
+ * reused while any process of the session lives, so nothing else is hit.
+ */
+export function killSession(sid: number): void {
+  const groups = new Set([sid]);
+  for (const pid of processIds()) {
+    const stat = readStat(Number(pid));
+    if (stat?.sid === sid) groups.add(stat.pgid);
+  }
+  for (const pgid of groups) killGroup(pgid);
+}
+
+function processIds(): string[] {
+  try {
+    return fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n));
+  } catch {
+    return [];
+  }
 }
 
 function earliest(procs: MarkedProcess[]): MarkedProcess {

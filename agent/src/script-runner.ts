@@ -1,6 +1,6 @@
 /**
- * Runs one script as a child process in its own process group, so that a timeout or a
- * terminate kills everything the script started.
+ * Runs one script as a child process that leads its own session, so that a timeout or a
+ * terminate kills everything the script started (every process group of the session).
  *
  * The script is written to a private directory (0700, owned by the user it runs as, also its
  * working directory) made in the agent's script directory (see defaultScriptDir), run by its
@@ -17,13 +17,14 @@
  * more (a hand-off and a wake-up per call, queued behind the spool's fdatasync) than the calls
  * themselves. `done` is called exactly once.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { RunScript, ScriptLanguage, TaskOutcome } from '@jobfleet/protocol';
 import { resolveUser } from './os-user.js';
 import type { OsUser } from './os-user.js';
-import { TASK_MARK_VAR } from './process-identity.js';
+import { killSession, TASK_MARK_VAR } from './process-identity.js';
 import {
   OPTION_FILE,
   optionFileText,
@@ -153,7 +154,7 @@ export function removeScriptDirs(keys: readonly string[], dir: string): void {
     // One listing for all of them: a shared temporary directory may hold many thousands of
     // entries. mkdtemp adds six characters to the prefix.
     for (const name of fs.readdirSync(dir)) {
-      if (prefixes.has(name.slice(0, -6))) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+      if (prefixes.has(name.slice(0, -6))) removeTree(path.join(dir, name), process.getuid?.() === 0);
     }
   } catch {
     /* nothing to clean */
@@ -164,6 +165,8 @@ class ScriptRun implements RunningTask {
   private child: StartedProcess | undefined;
   private pid: number | undefined;
   private dir: string | undefined;
+  /** The account the script's directory was handed to (undefined: the agent's own). */
+  private owner: OsUser | undefined;
   /** What the agent wrote into `dir`, so removing it needs no listing when the script added nothing. */
   private files: string[] = [];
   private stopReason: 'timeout' | StopReason | undefined;
@@ -209,7 +212,14 @@ class ScriptRun implements RunningTask {
       if (this.stopReason) return this.finishStopped(null, null);
       this.spawn(interpreter, who.user);
     } catch (err) {
-      return this.finish('spawn_failed', -1, (err as Error).message);
+      // Node's message quotes the value it refused, which may be a cipher variable's or a
+      // sensitive parameter's: the result (and the spool) must not carry it.
+      const refusedValue = (err as NodeJS.ErrnoException).code === 'ERR_INVALID_ARG_VALUE';
+      return this.finish(
+        'spawn_failed',
+        -1,
+        refusedValue ? 'a script parameter or variable value holds a NUL character' : (err as Error).message,
+      );
     }
   }
 
@@ -260,6 +270,7 @@ class ScriptRun implements RunningTask {
     // The files first, the directory last: once the account owns the directory it can replace
     // an entry with a link, which a chown by path would follow (handing it any file of root's).
     if (user) for (const f of [...this.files, this.dir]) fs.lchownSync(f, user.uid, user.gid);
+    this.owner = user;
   }
 
   /** `sh -c` arguments: the interpreter runs the script with BK-JOB's params, or the SQL client reads it. */
@@ -315,7 +326,7 @@ class ScriptRun implements RunningTask {
           if (this.exited) return;
           // Started, then its launcher died: the process can no longer report, so it must not run on.
           if (this.pid !== undefined) {
-            signalGroup(this.pid, 'SIGKILL');
+            killSession(this.pid);
             void this.finish('lost', -1, message);
           } else {
             found.clear(); // the interpreter may have gone: look again next time
@@ -370,11 +381,7 @@ class ScriptRun implements RunningTask {
       for (const f of this.files) fs.unlinkSync(f);
       fs.rmdirSync(dir);
     } catch {
-      try {
-        fs.rmSync(dir, { recursive: true, force: true });
-      } catch {
-        /* left for the temporary directory's own cleanup */
-      }
+      removeTree(dir, this.owner !== undefined);
     }
   }
 
@@ -387,11 +394,11 @@ class ScriptRun implements RunningTask {
       // The client cancels its statement on the server when interrupted; kill it only if it lingers.
       signalGroup(pid, 'SIGINT');
       setTimeout(() => {
-        if (!this.exited) signalGroup(pid, 'SIGKILL');
+        if (!this.exited) killSession(pid);
       }, SQL_CANCEL_GRACE_MS).unref();
       return;
     }
-    signalGroup(pid, 'SIGKILL');
+    killSession(pid);
   }
 
   private finishStopped(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
@@ -415,6 +422,23 @@ class ScriptRun implements RunningTask {
     const vars = this.readVars();
     this.handlers.done(outcome, exitCode, message, vars);
     if (this.released) this.removeDir();
+  }
+}
+
+/**
+ * Removes a directory tree. One that another account owns (or may have planted, as in the
+ * shared temporary directory) is removed by `rm`, which walks it by directory descriptors
+ * without following links: a removal by path as root (fs.rmSync) lists a subdirectory after
+ * checking it, so an account that swaps the subdirectory for a link meanwhile had root delete
+ * the files of any directory.
+ */
+function removeTree(dir: string, foreign: boolean): void {
+  try {
+    if (foreign)
+      execFileSync('rm', ['-rf', '--one-file-system', '--', dir], { stdio: 'ignore', timeout: 60_000 });
+    else fs.rmSync(dir, { recursive: true, force: true });
+  } catch {
+    /* left for the temporary directory's own cleanup */
   }
 }
 

@@ -1,12 +1,12 @@
 /**
  * The TaskRunner running real scripts in real child processes: outcomes, output order and
- * capping, params, languages, timeouts and kills of whole process groups.
+ * capping, params, languages, timeouts and kills of whole sessions.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { TAIL_WINDOW_BYTES } from '../src/output-cap.js';
-import { defaultStarter } from '../src/task-launcher.js';
+import { defaultStarter, directStarter } from '../src/task-launcher.js';
 import type { ProcessStarter } from '../src/task-launcher.js';
 import { TaskRunner } from '../src/task-runner.js';
 import { TaskSpool } from '../src/task-spool.js';
@@ -229,6 +229,19 @@ describe('TaskRunner: timeouts, kills and stray processes', () => {
     assert.equal(reports.results(msg.key).length, 1);
   });
 
+  it('kills what the script started in process groups of their own (timeout, set -m) on timeout', async () => {
+    const { runner, reports } = setup();
+    // `timeout` puts itself and its command in a group of their own, in the script's session.
+    const msg = runMsg(`timeout 600 sh -c 'echo "pid=$$"; exec sleep 1000'`, { timeoutSeconds: 1 });
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    const pids = pidsIn(reports.text(msg.key));
+    strays.push(...pids);
+    assert.equal(r.outcome, 'timeout');
+    assert.equal(pids.length, 1);
+    await eventually(() => pids.every((pid) => !alive(pid)), 'the timeout killed every group of the session');
+  });
+
   it('finishes when the script exits even though a background child keeps the output open', async () => {
     const { runner, reports } = setup();
     const msg = runMsg('sleep 1000 & echo "pid=$!"\necho script done\n');
@@ -359,6 +372,19 @@ describe('TaskRunner: a task is run once', () => {
       assert.equal(reports.text(msg.key), 'started\n');
     } finally {
       launcher.close();
+    }
+  });
+
+  it('does not quote a parameter it cannot pass (a NUL in it) in the result', async () => {
+    const { runner, reports, stateDir } = runners.open(undefined, { starter: directStarter });
+    const msg = runMsg('echo never', { params: 'sekrit\0rest' });
+    runner.run(msg);
+    const r = await reports.finishedResult(msg.key);
+    assert.equal(r.outcome, 'spawn_failed');
+    assert.equal(r.message, 'a script parameter or variable value holds a NUL character');
+    for (const f of fs.readdirSync(stateDir, { recursive: true, encoding: 'utf8' })) {
+      const file = `${stateDir}/${f}`;
+      if (fs.statSync(file).isFile()) assert.ok(!fs.readFileSync(file, 'latin1').includes('sekrit'), f);
     }
   });
 
