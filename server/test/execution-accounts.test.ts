@@ -1,7 +1,8 @@
 /**
  * The execution accounts API end to end on each engine: accounts created through the API run
  * scripts by alias and id; system, Windows and database accounts keep their fields; every
- * refusal answers its documented code; an account still used is not deleted; and no password
+ * refusal answers its documented code; an account still used is not deleted (citers in scopes
+ * the caller was not granted are counted, not named); and no password
  * ever shows in a reply, in the server's output or in the database.
  */
 import assert from 'node:assert/strict';
@@ -181,6 +182,18 @@ for (const engine of engines()) {
           },
           1243008,
         ],
+        // A Windows account cannot run a database client: agents run on Linux.
+        [
+          {
+            account: 'x',
+            type: 9,
+            category: 2,
+            db_password: 'p',
+            db_port: 3306,
+            db_system_account_id: win.data.id,
+          },
+          1243008,
+        ],
         [{ account: 'x', alias: 'win-admin', type: 2, category: 1, password: 'p' }, 1243007],
         [{ account: 'x', alias: 'nul\u0000', type: 1, category: 1 }, 1240003],
       ];
@@ -243,6 +256,63 @@ for (const engine of engines()) {
       assert.equal(deleted.data.id, db.data.id);
       assert.equal((await call('delete_account', { id: runner.id })).result, true);
       assert.equal((await call('delete_account', { id: runner.id })).code, 1244003);
+    });
+
+    test('a delete refused for a template of a set the caller was not granted does not name it', async () => {
+      const setId = 8_000_201;
+      const made = await admin(fleet.server.url, fleet.server.adminToken, 'POST', '/biz_set', {
+        id: setId,
+        name: 'set of two',
+        biz_ids: [Number(fleet.scope.bk_scope_id)],
+      });
+      assert.equal(made.result, true, made.message);
+      const bizApp = { appCode: 'only-the-business', appSecret: 'only-the-business-secret' };
+      const granted = await admin(fleet.server.url, fleet.server.adminToken, 'POST', '/apps', {
+        app_code: bizApp.appCode,
+        app_secret: bizApp.appSecret,
+        scopes: [{ type: 'biz', id: Number(fleet.scope.bk_scope_id) }],
+      });
+      assert.equal(granted.result, true, granted.message);
+      const account = await call('create_account', {
+        account: 'setuser',
+        alias: 'set-user',
+        type: 1,
+        category: 1,
+      });
+      assert.equal(account.result, true, account.message);
+      const template = await post(
+        fleet.server.url,
+        'create_job_template',
+        {
+          bk_scope_type: 'biz_set',
+          bk_scope_id: String(setId),
+          name: 'hidden-set-template',
+          step_list: [
+            {
+              name: 'hello',
+              type: 1,
+              script_info: {
+                script_content: b64('echo hi'),
+                account: { id: account.data.id },
+                server: { host_id_list: [] },
+              },
+            },
+          ],
+        },
+        fleet.creds,
+      );
+      assert.equal(template.result, true, template.message);
+      const refused = await post(
+        fleet.server.url,
+        'delete_account',
+        { ...fleet.scope, id: account.data.id },
+        bizApp,
+      );
+      assert.equal(refused.code, 1243014, refused.message);
+      assert.doesNotMatch(refused.message, /hidden-set-template/);
+      assert.match(refused.message, /1 in scopes you cannot see/);
+      const platform = await call('delete_account', { id: account.data.id });
+      assert.match(platform.message, /hidden-set-template/, 'an app of every scope is shown it');
     });
 
     test('jobfleet admin account takes a password from the environment', async () => {

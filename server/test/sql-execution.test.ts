@@ -212,6 +212,58 @@ for (const engine of engines()) {
       }
     });
 
+    it('a database account deleted before its job starts fails the hosts as an unknown account', async () => {
+      const [hostId] = fleet.hostIds.values();
+      const made = await post<{ id: number }>(
+        fleet.server.url,
+        'create_account',
+        {
+          ...fleet.scope,
+          account: 'jf',
+          alias: 'app-db-gone',
+          type: 9,
+          category: 2,
+          db_password: GOOD_PASSWORD,
+          db_port: maria.port,
+          db_system_account_id: systemAccountId,
+        },
+        fleet.creds,
+      );
+      assert.ok(made.result, made.message);
+      const r = await runSql({
+        script_content: b64('SELECT 1;'),
+        db_account_id: made.data.id,
+        start_task: false,
+        target_server: { host_id_list: [hostId] },
+      });
+      assert.ok(r.result, r.message);
+      const gone = await post(
+        fleet.server.url,
+        'delete_account',
+        { ...fleet.scope, id: made.data.id },
+        fleet.creds,
+      );
+      assert.ok(gone.result, gone.message);
+      const started = await post(
+        fleet.server.url,
+        'operate_job_instance',
+        { ...fleet.scope, job_instance_id: r.data.job_instance_id, operation_code: 2 },
+        fleet.creds,
+      );
+      assert.ok(started.result, started.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id, 30_000);
+      assert.equal(st.job_instance.status, 4);
+      assert.deepEqual(
+        (st.step_instance_list[0]?.step_ip_result_list ?? []).map((h) => [
+          h.bk_host_id,
+          h.status,
+          h.error_code,
+        ]),
+        [[hostId, 12, 1244003]],
+      );
+      assert.match(fleet.server.output(), /database account \d+ was deleted after the job was submitted/);
+    });
+
     it('terminate stops the statement on the database; the client never shows the password in ps', async () => {
       const [hostId] = fleet.hostIds.values();
       const r = await runSql({

@@ -89,6 +89,16 @@ export async function assertScopeGranted(
   );
 }
 
+/**
+ * Whether a caller may be told of a thing in scope `type`/`id` by name (a citer in a refusal):
+ * the scope it acts in, or one it was granted. Things elsewhere are counted, not named.
+ */
+export function seesScope(ctx: { caller: Caller; scope: ResolvedScope }, type: string, id: string): boolean {
+  if (type === ctx.scope.type && id === String(ctx.scope.id)) return true;
+  const { scopes } = ctx.caller;
+  return scopes === 'all' || scopes.some((g) => g.type === type && String(g.id) === id);
+}
+
 function permissionFor(scope: ResolvedScope): PermissionInfo {
   const typeName = scope.type === 'biz' ? 'Business' : 'Business set';
   return {

@@ -120,13 +120,14 @@ export class AccountStore {
   }
 
   /** The sealed password (purpose `account:<id>`), or null when the account has none. */
-  async sealedPassword(id: number): Promise<string | null> {
+  /** undefined: no such account (deleted); null: one without a password. */
+  async sealedPassword(id: number): Promise<string | null | undefined> {
     const row = await this.db
       .selectFrom('account')
       .select('password_sealed')
       .where('id', '=', id)
       .executeTakeFirst();
-    return row?.password_sealed ?? null;
+    return row && row.password_sealed;
   }
 
   /** Accounts of these businesses, oldest first; `account` and `alias` match any part, ignoring case. */

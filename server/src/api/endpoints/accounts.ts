@@ -16,6 +16,7 @@ import type { AccountView, SealPassword } from '../../store/account-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
+import { seesScope } from '../scope.js';
 import type { ErrorName } from '../error-catalogue.js';
 import { zInt, zLong, zText } from '../input-types.js';
 import { ChangeFilterFields, changeFilterOf, pageParams, pageReply, PageFields } from '../paging.js';
@@ -94,10 +95,13 @@ async function findInScope(ctx: EndpointContext, id: number): Promise<AccountVie
   return a;
 }
 
-/** The system account a database account runs its client as: one of the same business. */
+/**
+ * The system account a database account runs its client as: a Linux one of the same business
+ * (agents run on Linux; a Windows account's name would be looked up as a Linux user).
+ */
 async function assertSystemAccount(ctx: EndpointContext, bizId: number, id: number): Promise<void> {
   const sys = await ctx.services.store.accounts.get(id);
-  if (!sys || sys.biz_id !== bizId || sys.category !== AccountCategory.SYSTEM)
+  if (!sys || sys.biz_id !== bizId || sys.type !== AccountType.LINUX)
     throw new ApiError('DB_SYSTEM_ACCOUNT_IS_INVALID', { id });
 }
 
@@ -245,12 +249,17 @@ export const deleteAccount = defineEndpoint({
   async handle(ctx, input) {
     const a = await findInScope(ctx, input.id);
     const dbAccounts = await ctx.services.store.accounts.dbAccountsUsing(a.id);
-    const citers = [
+    // A template of a business set cites accounts of its businesses: one in a set the caller
+    // was not granted is counted, not named.
+    const cited = await ctx.services.store.references.accountCitedBy(a.id);
+    const seen = cited.filter((c) => seesScope(ctx, c.scopeType, c.scopeId));
+    const named = [
       ...dbAccounts.map((d) => `database account ${d.id} (${d.alias})`),
-      ...(await ctx.services.store.references.accountCitedBy(a.id)).map((c) => c.label),
+      ...seen.map((c) => c.label),
     ];
-    if (citers.length > 0)
-      throw new ApiError('DELETE_REF_ACCOUNT_FORBIDDEN', { id: a.id, citers: describeCiters(citers) });
+    const unseen = cited.length - seen.length;
+    if (named.length + unseen > 0)
+      throw new ApiError('DELETE_REF_ACCOUNT_FORBIDDEN', { id: a.id, citers: describeCiters(named, unseen) });
     await ctx.services.store.accounts.delete(a.id);
     return accountReply(a);
   },

@@ -64,10 +64,10 @@ export async function resolveDatabaseAccount(
     });
   }
   const system = db.db_system_account_id === null ? undefined : await accounts.get(db.db_system_account_id);
-  if (!system || system.category !== AccountCategory.SYSTEM || system.biz_id !== db.biz_id) {
+  if (!system || system.type !== AccountType.LINUX || system.biz_id !== db.biz_id) {
     throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {
       param: 'db_account_id',
-      reason: `database account ${id} has no system account to run its client (set db_system_account_id)`,
+      reason: `database account ${id} has no Linux system account to run its client (set db_system_account_id)`,
     });
   }
   if (db.db_port === null) {

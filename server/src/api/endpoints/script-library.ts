@@ -11,7 +11,6 @@
 import { z } from 'zod';
 import { describeMatches, RuleAction, scanScript } from '../../rules/dangerous-rules.js';
 import { describeCiters } from '../../store/library-references.js';
-import type { Citation } from '../../store/library-references.js';
 import { NAME_TAKEN, SCRIPT_GONE, ScriptVersionStatus, VERSION_TAKEN } from '../../store/script-store.js';
 import type { Script, ScriptOwner, ScriptVersion } from '../../store/script-store.js';
 import { defineEndpoint } from '../endpoint.js';
@@ -20,6 +19,7 @@ import { ApiError } from '../error-catalogue.js';
 import type { ErrorName, PermissionInfo } from '../error-catalogue.js';
 import { zBase64, zBool, zInt, zLong, zText } from '../input-types.js';
 import { ChangeFilterFields, changeFilterOf, pageParams, pageReply, PageFields } from '../paging.js';
+import { seesScope } from '../scope.js';
 import { checkItems } from './check-script.js';
 import { ScriptLanguage } from './dangerous-rules.js';
 
@@ -178,12 +178,7 @@ async function assertNotCited(ctx: EndpointContext, kind: Kind, versionIds: numb
   const citers = await ctx.services.store.references.scriptVersionsCitedBy(versionIds);
   if (citers.length === 0) return;
   // A public script is cited from any scope: only citers in scopes the caller holds are named.
-  const { scopes } = ctx.caller;
-  const sees = (c: Citation) =>
-    kind === 'biz'
-      ? c.scopeType === ctx.scope.type && c.scopeId === String(ctx.scope.id)
-      : scopes === 'all' || scopes.some((g) => g.type === c.scopeType && String(g.id) === c.scopeId);
-  const seen = citers.filter(sees);
+  const seen = citers.filter((c) => seesScope(ctx, c.scopeType, c.scopeId));
   throw new ApiError('DELETE_REF_SCRIPT_FAIL', {
     ids: versionIds.join(','),
     citers: describeCiters(

@@ -23,7 +23,9 @@ export class ScriptStep implements StepKind {
    */
   private readonly logins = new Map<
     number,
-    { executeCount: number; login: DatabaseLogin } | { executeCount: number; unopenable: Error }
+    | { executeCount: number; login: DatabaseLogin }
+    | { executeCount: number; unopenable: Error }
+    | { executeCount: number; deleted: number }
   >();
   /**
    * step instance id -> the job's variables as the step's attempt started, and whether that
@@ -31,8 +33,8 @@ export class ScriptStep implements StepKind {
    */
   private readonly vars = new Map<number, { executeCount: number; state: VarState; stored: boolean }>();
 
-  /** Steps whose unopenable secret was already logged. */
-  private readonly unopenableLogged = new Set<number>();
+  /** Steps whose unopenable secret (or deleted account) was already logged. */
+  private readonly failureLogged = new Set<number>();
 
   constructor(
     private readonly services: Services,
@@ -46,19 +48,20 @@ export class ScriptStep implements StepKind {
 
   /** Ends a task whose secret does not open; logged once per step. */
   private unopenable(step: StepRun, task: TaskRun, what: string, err: unknown): true {
-    if (!this.unopenableLogged.has(step.stepInstanceId)) {
-      this.unopenableLogged.add(step.stepInstanceId);
+    return this.failTask(step, task, ERROR_CATALOGUE.SEALED_VALUE_UNOPENABLE.code, () =>
       this.services.log.error(
         { step: step.stepInstanceId, job: step.jobInstanceId, err: (err as Error).message },
         `${what} does not open; give the key it was sealed under in serverKeysPrevious`,
-      );
-    }
-    this.failWaiting(
-      step.stepInstanceId,
-      task.hostId,
-      HostStatus.SUBMIT_FAILED,
-      ERROR_CATALOGUE.SEALED_VALUE_UNOPENABLE.code,
+      ),
     );
+  }
+
+  private failTask(step: StepRun, task: TaskRun, errorCode: number, logOnce: () => void): true {
+    if (!this.failureLogged.has(step.stepInstanceId)) {
+      this.failureLogged.add(step.stepInstanceId);
+      logOnce();
+    }
+    this.failWaiting(step.stepInstanceId, task.hostId, HostStatus.SUBMIT_FAILED, errorCode);
     return true;
   }
 
@@ -95,9 +98,14 @@ export class ScriptStep implements StepKind {
     if (!db || this.logins.get(step.stepInstanceId)?.executeCount === step.executeCount) return;
     const { executeCount } = step;
     const sealed = await this.services.store.accounts.sealedPassword(db.accountId);
+    // Deleted after the job was submitted (a job not started yet, a step after a confirmation).
+    if (sealed === undefined) {
+      this.logins.set(step.stepInstanceId, { executeCount, deleted: db.accountId });
+      return;
+    }
     try {
-      // A password that does not open (or an account deleted since) is never guessed at: an
-      // empty one could log in as another database user.
+      // A password that does not open is never guessed at: an empty one could log in as another
+      // database user.
       if (!sealed) throw new Error(`database account ${db.accountId} has no password stored`);
       const password = this.services.secretBox.open(sealed, `account:${db.accountId}`);
       this.logins.set(step.stepInstanceId, {
@@ -121,7 +129,14 @@ export class ScriptStep implements StepKind {
     const held = this.logins.get(step.stepInstanceId);
     if (held && 'unopenable' in held)
       return this.unopenable(step, task, 'database password', held.unopenable);
-    const login = held?.login;
+    if (held && 'deleted' in held)
+      return this.failTask(step, task, ERROR_CATALOGUE.ACCOUNT_NOT_EXIST.code, () =>
+        this.services.log.warn(
+          { step: step.stepInstanceId, job: step.jobInstanceId },
+          `database account ${held.deleted} was deleted after the job was submitted: its hosts fail`,
+        ),
+      );
+    const login = held && 'login' in held ? held.login : undefined;
     const vars = this.vars.get(step.stepInstanceId);
     if (vars) params = scriptParamOf(params, vars.state);
     const msg: RunScript = {
@@ -172,7 +187,7 @@ export class ScriptStep implements StepKind {
   /** Records the variables as the step left them, for the steps after it and for get_job_instance_global_var_value. */
   async release(step: StepRun): Promise<void> {
     this.logins.delete(step.stepInstanceId);
-    this.unopenableLogged.delete(step.stepInstanceId);
+    this.failureLogged.delete(step.stepInstanceId);
     const held = this.vars.get(step.stepInstanceId);
     if (!held) return;
     this.vars.delete(step.stepInstanceId);
