@@ -306,16 +306,34 @@ export class JobEventLog {
    * sequences), so Last-Event-ID stays exact after a prune.
    */
   async prune(before: number, finishedStatuses: readonly number[], page = 5000): Promise<number> {
+    // Every event of a job that ended before `before` is older than that: the pages walk the
+    // events up to the newest such one by id, each probing its job, where a join from the jobs
+    // read every finished job ever run (and sorted what it found) for each page.
+    const newest = await this.db
+      .selectFrom('job_event')
+      .select((eb) => eb.fn.max('id').as('id'))
+      .where('at', '<', before)
+      .executeTakeFirst();
+    const upTo = Number(newest?.id ?? 0);
+    if (upTo === 0) return 0;
     return deleteInPages(page, () =>
       this.db
         .deleteFrom('job_event')
         .where('id', 'in', (eb) =>
           eb
             .selectFrom('job_event as e')
-            .innerJoin('job_instance as j', 'j.id', 'e.job_instance_id')
             .select('e.id')
-            .where('j.end_time', '<', before)
-            .where('j.status', 'in', finishedStatuses)
+            .where('e.id', '<=', upTo)
+            .where((w) =>
+              w.exists(
+                w
+                  .selectFrom('job_instance as j')
+                  .select('j.id')
+                  .whereRef('j.id', '=', 'e.job_instance_id')
+                  .where('j.end_time', '<', before)
+                  .where('j.status', 'in', finishedStatuses),
+              ),
+            )
             .orderBy('e.id')
             .limit(page),
         )
