@@ -65,6 +65,28 @@ for (const engine of engines()) {
         const { applied } = await migrateToLatest(db, opened.caps);
         assert.ok(applied.includes('0001_inventory'), `applied: ${applied.join(', ')}`);
         assert.deepEqual(await migrateToLatest(db, opened.caps), { applied: [], newer: [] });
+        // A migration that fails midway (a crash, here a name already taken) leaves nothing of
+        // itself behind: the next start applies it whole.
+        await sql`delete from jobfleet_migration where name = '0045_missed_callbacks'`.execute(db);
+        await sql`drop index job_instance_callback_end`.execute(db);
+        await sql`drop index callback_job`.execute(db);
+        await sql`create index callback_job on job_instance (id)`.execute(db);
+        await assert.rejects(migrateToLatest(db, opened.caps), /callback_job/);
+        const index = async () =>
+          (
+            await sql<{ name: string }>`${sql.raw(
+              engine === 'sqlite'
+                ? `select name from sqlite_master where type = 'index'`
+                : `select indexname as name from pg_indexes`,
+            )}`.execute(db)
+          ).rows.some((r) => r.name === 'job_instance_callback_end');
+        assert.equal(await index(), false, "the failed migration's first index was undone");
+        await sql`drop index callback_job`.execute(db);
+        assert.deepEqual(await migrateToLatest(db, opened.caps), {
+          applied: ['0045_missed_callbacks'],
+          newer: [],
+        });
+        assert.equal(await index(), true);
         // A newer version migrated it further (a rolling upgrade): this one runs on it as it is.
         await sql`insert into jobfleet_migration (name, timestamp) values ('9999_newer', '2026-12-04')`.execute(
           db,

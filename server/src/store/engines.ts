@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteAdapter, SqliteDialect } from 'kysely';
 import type { SqliteStatement } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
@@ -73,6 +73,24 @@ const POSTGRES: EngineCapabilities = {
   sharedByServers: true,
   relaxedTransaction: undefined,
 };
+
+/**
+ * SQLite's schema changes are transactional, though Kysely's adapter says not: told so, the
+ * migrator runs the pending migrations and their records in one transaction, as on PostgreSQL.
+ * Statement by statement, a server killed midway through an upgrade left a migration half
+ * applied and unrecorded, and every start after failed on what it had already made.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class TransactionalDdlSqliteDialect extends SqliteDialect {
+  override createAdapter(): SqliteAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
+}
 
 export interface OpenedEngine {
   db: Kysely<Database>;
@@ -193,7 +211,7 @@ export function openEngine(opts: {
   const checkpointer = file === ':memory:' ? undefined : startCheckpointer(sqlite, file);
   return {
     db: new Kysely<Database>({
-      dialect: new SqliteDialect({ database: withStatementCache(sqlite, checkpointer) }),
+      dialect: new TransactionalDdlSqliteDialect({ database: withStatementCache(sqlite, checkpointer) }),
     }),
     caps: SQLITE,
     location: file,
