@@ -261,6 +261,12 @@ for (const engine of engines()) {
         );
         assert.ok(unsigned);
         await assert.rejects(call(unsigned), refusedWith('APP_SIGNATURE_MISSING', 'bk_signature'));
+        // A nonce the store could not key (a NUL, past PostgreSQL's index row limit): refused.
+        for (const nonce of ['%00abc', 'n'.repeat(5000), ''])
+          await assert.rejects(
+            call(signed('sig', 'sig-secret', nonce, now)),
+            refusedWith('APP_SIGNATURE_MISSING', 'bk_nonce'),
+          );
         // None of the refusals above used up nonce 5.
         const good = signed('sig', 'sig-secret', '5', now - 290);
         assert.equal((await call(good)).appCode, 'sig');

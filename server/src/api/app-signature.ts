@@ -59,6 +59,8 @@ function field(req: SignedRequest, name: (typeof SIGNATURE_FIELDS)[number]): str
   return value;
 }
 
+const NONCE = /^[\x21-\x7e]{1,128}$/;
+
 export class SignatureVerifier {
   private nextPruneAt = 0;
 
@@ -85,6 +87,10 @@ export class SignatureVerifier {
         window: SIGNATURE_WINDOW_S,
       });
     }
+    // Kept in a key column: a NUL or a value past PostgreSQL's index row limit would fail its
+    // insert (an internal error) where SQLite stored it. ESB clients send a random number.
+    if (!NONCE.test(nonce))
+      throw new ApiError('APP_SIGNATURE_MISSING', { param: 'a bk_nonce of 1 to 128 printable characters' });
     // Remembered until the signed timestamp goes stale: after that a replay fails on the clock.
     const fresh = await this.nonces.remember(appCode, nonce, (timestamp + SIGNATURE_WINDOW_S) * 1000, now);
     if (!fresh) throw new ApiError('APP_SIGNATURE_REPLAYED', { nonce, appCode, window: SIGNATURE_WINDOW_S });
