@@ -169,6 +169,57 @@ for (const engine of engines()) {
       assert.equal(((await otherScope.json()) as { result: boolean }).result, false);
     });
 
+    test("another scope's refused calls naming a job do not push its own records out", async () => {
+      const biz = await admin(fleet.server.url, fleet.server.adminToken, 'POST', '/biz', {
+        id: 30,
+        name: 'thirty',
+      });
+      assert.ok(biz.result, biz.message);
+      const run = await call<{ job_instance_id: number; step_instance_id: number }>('fast_execute_script', {
+        script_language: 1,
+        script_content: b64('exit 1'),
+        account_alias: fleet.account,
+        target_server: { host_id_list: [fleet.hostIds.get('127.0.0.2')] },
+      });
+      assert.ok(run.result, run.message);
+      const { job_instance_id: jobId, step_instance_id: stepId } = run.data;
+      await waitFinished(fleet, jobId);
+      // More refused calls from business 30 than the list reads (1,000), each naming the job.
+      for (let i = 0; i < 1050; i += 50)
+        await Promise.all(
+          Array.from({ length: 50 }, () =>
+            post(
+              fleet.server.url,
+              'operate_job_instance',
+              { bk_scope_type: 'biz', bk_scope_id: '30', job_instance_id: jobId, operation_code: 1 },
+              fleet.creds,
+            ),
+          ),
+        );
+      const retry = await call('operate_step_instance', {
+        job_instance_id: jobId,
+        step_instance_id: stepId,
+        operation_code: 2,
+      });
+      assert.ok(retry.result, retry.message);
+      let ops: Operation[] = [];
+      for (let i = 0; i < 50 && ops.length < 2; i++) {
+        await new Promise((res) => setTimeout(res, 100)); // audit entries are written in batches
+        const r = await get<{ operation_list: Operation[] }>(
+          fleet.server.url,
+          'get_job_instance_operation_list',
+          { ...fleet.scope, job_instance_id: jobId },
+          fleet.creds,
+        );
+        assert.ok(r.result, r.message);
+        ops = r.data.operation_list;
+      }
+      assert.deepEqual(
+        ops.map((o) => o.operation),
+        ['launch', 'retry_failed'],
+      );
+    });
+
     test("a plan job's variables at launch, cipher masked; file steps are not exported", async () => {
       const account = { alias: fleet.account };
       const ids = [...fleet.hostIds.values()];

@@ -93,16 +93,25 @@ export class AuditStore {
   }
 
   /**
-   * Entries about one target, oldest first: the target is the whole value (`job_instance:12`) or
-   * its first label (`job_instance:12 step_instance:34`). Read from `fromTime` on, which the
-   * time index narrows (a job's entries all come after the job was created).
+   * Entries about one target made in its own scope, oldest first: the target is the whole value
+   * (`job_instance:12`) or its first label (`job_instance:12 step_instance:34`). Read from
+   * `fromTime` on, which the time index narrows (a job's entries all come after the job was
+   * created). The scope is filtered before the limit: another scope's calls naming the target
+   * (refused, but audited) could otherwise fill the limit and hide the target's own entries.
    */
-  async listForTarget(target: string, fromTime: number, limit: number): Promise<AuditEntry[]> {
+  async listForTarget(
+    target: string,
+    scope: { type: string; id: string },
+    fromTime: number,
+    limit: number,
+  ): Promise<AuditEntry[]> {
     return this.db
       .selectFrom('audit_log')
       .selectAll()
       .where('at', '>=', fromTime)
       .where((eb) => eb.or([eb('target', '=', target), eb('target', 'like', `${target} %`)]))
+      .where('scope_type', '=', scope.type)
+      .where('scope_id', '=', scope.id)
       .orderBy('id', 'asc')
       .limit(limit)
       .execute();

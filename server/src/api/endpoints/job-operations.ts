@@ -52,6 +52,7 @@ export const getJobInstanceOperationList = defineEndpoint({
     const job = await jobInScope(ctx, input.job_instance_id);
     const entries = await ctx.services.store.audit.listForTarget(
       `job_instance:${job.id}`,
+      { type: job.scope_type, id: String(job.scope_id) },
       job.create_time,
       MAX_RECORDS,
     );
@@ -68,9 +69,6 @@ export const getJobInstanceOperationList = defineEndpoint({
       },
     ];
     for (const e of entries) {
-      // What was done to this job in its own scope: another scope's call that named the job's
-      // id (as its own field, or in a call about something else) says nothing about the job.
-      if (e.scope_type !== job.scope_type || e.scope_id !== String(job.scope_id)) continue;
       if (!LAUNCHES.has(e.action) && !e.action.startsWith('operate_')) continue;
       if (LAUNCHES.has(e.action) && e.outcome === 'ok') continue;
       const detail = JSON.parse(e.detail || '{}') as { operation_code?: number };
