@@ -189,6 +189,9 @@ for (const [index, engine] of engines().entries()) {
       for (let i = 0; i < 3; i++) fails(await attempt('limited', 'wrong-password'), 'LOGIN_FAILED');
       // Blocked now, even with the right password; other users are not affected.
       fails(await attempt('limited', 'limited-password'), 'LOGIN_RATE_LIMITED', 'user');
+      // Refused again and again: one audit entry for the window, not one per attempt.
+      for (let i = 0; i < 5; i++)
+        fails(await attempt('limited', 'limited-password'), 'LOGIN_RATE_LIMITED', 'user');
       await login(server.url, 'viewer', 'viewer-password');
       const entries = (await auditOf('user.login')).filter(
         (e) => e.user === 'limited' || e.user === 'nobody-here',

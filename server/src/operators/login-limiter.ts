@@ -7,9 +7,19 @@
  * Counters live in the server's memory: on a cluster each server counts on its own, so an
  * attacker spreading attempts gets at most (servers × limit) tries per window.
  */
-import { RateLimiterMemory } from 'rate-limiter-flexible';
-import type { RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { ApiError } from '../api/error-catalogue.js';
+
+/** `firstInWindow`: the first attempt refused in the window, the one worth an audit entry. */
+export class LoginRateLimited extends ApiError {
+  constructor(
+    what: string,
+    seconds: number,
+    readonly firstInWindow: boolean,
+  ) {
+    super('LOGIN_RATE_LIMITED', { what, seconds });
+  }
+}
 
 export interface LoginLimits {
   perUser: number;
@@ -36,24 +46,23 @@ export class LoginLimiter {
 
   /**
    * Counts a sign-in attempt before its password is checked, so that attempts sent together
-   * cannot all pass while the first ones are still being verified; throws LOGIN_RATE_LIMITED
-   * once the user name or the address is over its limit.
+   * cannot all pass while the first ones are still being verified; throws LoginRateLimited
+   * once the address or the user name is over its limit. A blocked address's attempts are not
+   * counted against the names it tries: each new name would be kept for the whole window.
    */
   async attempt(username: string, address: string): Promise<void> {
-    const [user, addr] = await Promise.allSettled([
-      this.byUser.consume(username),
-      this.byAddress.consume(address),
-    ]);
-    // consume() rejects with the counter once a key is over its points.
-    const over = (r: PromiseSettledResult<RateLimiterRes>) =>
-      r.status === 'rejected'
-        ? Math.ceil(((r.reason as RateLimiterRes).msBeforeNext ?? 0) / 1000)
-        : undefined;
-    const userWait = over(user);
-    if (userWait !== undefined) throw new ApiError('LOGIN_RATE_LIMITED', { what: 'user', seconds: userWait });
-    const addressWait = over(addr);
-    if (addressWait !== undefined)
-      throw new ApiError('LOGIN_RATE_LIMITED', { what: 'address', seconds: addressWait });
+    await this.count(this.byAddress, address, 'address', this.limits.perAddress);
+    await this.count(this.byUser, username, 'user', this.limits.perUser);
+  }
+
+  private async count(limiter: RateLimiterMemory, key: string, what: string, points: number): Promise<void> {
+    try {
+      await limiter.consume(key);
+    } catch (err) {
+      // consume() rejects with the counter once a key is over its points.
+      if (!(err instanceof RateLimiterRes)) throw err;
+      throw new LoginRateLimited(what, Math.ceil(err.msBeforeNext / 1000), err.consumedPoints === points + 1);
+    }
   }
 
   /** A sign-in that succeeded: the user name's count is cleared, and the address gets its attempt back. */

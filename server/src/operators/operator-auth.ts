@@ -14,7 +14,7 @@ import type { OperatorStore, Role, TokenRow, User } from '../store/operator-stor
 import type { AuditRecord, AuditStore } from '../store/audit-store.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { decoyHash, verifyPassword } from './password-hash.js';
-import { LoginLimiter } from './login-limiter.js';
+import { LoginLimiter, LoginRateLimited } from './login-limiter.js';
 
 export const SESSION_COOKIE = 'jobfleet_session';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -113,7 +113,9 @@ export class OperatorAuth {
     try {
       await this.limiter.attempt(username, req.ip);
     } catch (err) {
-      throw err instanceof ApiError ? await refuse('rate limited', err) : err;
+      // One entry per window: a flood of refused attempts would be a row each.
+      if (err instanceof LoginRateLimited && err.firstInWindow) throw await refuse('rate limited', err);
+      throw err;
     }
     const user = await this.opts.store.getUserByName(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash()));
