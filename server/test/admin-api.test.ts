@@ -259,6 +259,13 @@ for (const [index, engine] of engines().entries()) {
         'BAD_REQUEST',
         'filter.ip[0]',
       );
+      // An octet above 255 or a mask above 32 would match other hosts (300 taken as 44).
+      for (const ip of ['300.1.0.0/16', '10.0.0.0/40', '10.0.0.256'])
+        fails(
+          await call('POST', '/dynamic_groups', { bk_biz_id: 2, name: 'x', filter: { ip: [ip] } }),
+          'BAD_REQUEST',
+          'filter.ip[0]',
+        );
       fails(
         await call('POST', '/dynamic_groups', { id: 'bad id!', bk_biz_id: 2, name: 'x', filter: {} }),
         'BAD_REQUEST',

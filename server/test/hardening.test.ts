@@ -482,6 +482,22 @@ for (const engine of engines()) {
       assert.equal(proto.result, true, proto.message);
       assert.deepEqual(Object.keys(proto.data.url_map).sort(), ['__proto__', 'constructor']);
       assert.ok(Object.hasOwn(proto.data.url_map, '__proto__'));
+      // More topology nodes than a target may list: refused before any is read.
+      const nodes = await post(
+        fleet.server.url,
+        'fast_execute_script',
+        {
+          ...fleet.scope,
+          account_alias: fleet.account,
+          script_content: b64('echo never'),
+          target_server: {
+            topo_node_list: Array.from({ length: 5001 }, (_, i) => ({ id: i + 1, node_type: 'module' })),
+          },
+        },
+        fleet.creds,
+      );
+      assert.equal(nodes.result, false);
+      assert.match(nodes.message, /topo_node_list.*more than 5000 nodes/);
       // A run of digits longer than any host id is no host (PostgreSQL refused the query).
       const huge = '9'.repeat(20);
       const resolved = await post<{ invalid: string[] }>(

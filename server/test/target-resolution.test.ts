@@ -344,6 +344,28 @@ for (const engine of engines()) {
       );
     });
 
+    it('reads each node once however often it is listed; 33,000 unknown groups are named, not an internal error', async () => {
+      const listHosts = store.inventory.listHosts.bind(store.inventory);
+      let reads = 0;
+      store.inventory.listHosts = (...args) => {
+        reads++;
+        return listHosts(...args);
+      };
+      try {
+        const copies = Array.from({ length: 20_000 }, () => ({ id: 2, node_type: 'biz' }));
+        assert.deepEqual(await ids(BIZ2, { topo_node_list: copies }), sorted('web-1', 'web-2', 'db-1'));
+        assert.equal(reads, 1);
+      } finally {
+        store.inventory.listHosts = listHosts;
+      }
+      const groups = Array.from({ length: 33_000 }, (_, i) => ({ id: `no-such-group-${i}` }));
+      await failsWith(
+        resolveTargets(store.inventory, BIZ2, { dynamic_group_list: groups }),
+        'EXECUTE_OBJECT_NOT_EXIST',
+        '(dynamic_group:no-such-group-0)',
+      );
+    });
+
     it('refuses a node type other than biz, set or module, naming the field', async () => {
       await failsWith(
         resolveTargets(store.inventory, BIZ2, { topo_node_list: [{ node_type: 'host', id: 1 }] }),

@@ -77,11 +77,20 @@ export const IpEntry = z.object({
  */
 const zLongList = z.preprocess((v) => (Array.isArray(v) ? v.map(fromText) : v), z.array(z.int()));
 
+const MAX_TARGET_NODES = 5000;
+
 export const TargetServer = z.object({
   host_id_list: zLongList.optional(),
   ip_list: z.array(IpEntry).optional(),
-  dynamic_group_list: z.array(z.object({ id: z.string() })).optional(),
-  topo_node_list: z.array(z.object({ id: zLong, node_type: z.string() })).optional(),
+  // Each distinct node or group costs reads before the 50,000-host limit can be checked.
+  dynamic_group_list: z
+    .array(z.object({ id: z.string() }))
+    .max(MAX_TARGET_NODES, `lists more than ${MAX_TARGET_NODES} groups`)
+    .optional(),
+  topo_node_list: z
+    .array(z.object({ id: zLong, node_type: z.string() }))
+    .max(MAX_TARGET_NODES, `lists more than ${MAX_TARGET_NODES} nodes`)
+    .optional(),
 });
 export type TargetServer = z.infer<typeof TargetServer>;
 

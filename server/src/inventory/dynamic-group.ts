@@ -6,12 +6,20 @@
 import { z } from 'zod';
 import type { Host } from '../store/inventory-store.js';
 
+/** Octets above 255 or a mask above 32 were stored and then matched other hosts (300 as 44). */
+const IPV4 = z.ipv4();
+const CIDR = z.cidrv4();
+const IpOrCidr = z
+  .string()
+  .refine(
+    (v) => IPV4.safeParse(v).success || CIDR.safeParse(v).success,
+    'is not an IPv4 address or CIDR block',
+  );
+
 export const DynamicGroupFilter = z
   .object({
     /** IPv4 addresses or CIDR blocks (a.b.c.d/n). */
-    ip: z
-      .array(z.string().regex(/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/, 'is not an IPv4 address or CIDR block'))
-      .optional(),
+    ip: z.array(IpOrCidr).optional(),
     /** Glob on the hostname: * any run of characters, ? one character. */
     hostname: z.string().min(1).max(255).optional(),
     os_type: z.enum(['linux', 'windows']).optional(),

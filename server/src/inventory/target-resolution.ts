@@ -98,7 +98,9 @@ async function resolveTargetsOf(
     }
   }
 
-  for (const node of target.topo_node_list ?? []) {
+  // Each node once: a list repeating a business node read all its hosts for every copy.
+  const nodes = new Map((target.topo_node_list ?? []).map((n) => [`${n.node_type}:${n.id}`, n]));
+  for (const node of nodes.values()) {
     const hosts = await hostsOfTopoNode(inv, scope, node.node_type, node.id);
     if (hosts === undefined) missing.push(`(topo_node:${node.node_type}:${node.id})`);
     else add(hosts);
@@ -107,8 +109,9 @@ async function resolveTargetsOf(
   if (target.dynamic_group_list?.length) {
     const ids = [...new Set(target.dynamic_group_list.map((g) => g.id))];
     const groups = await inv.getDynamicGroups(ids);
+    const byId = new Map(groups.map((g) => [g.id, g]));
     for (const id of ids) {
-      const g = groups.find((x) => x.id === id);
+      const g = byId.get(id);
       if (!g || !scope.bizIds.includes(g.biz_id)) {
         missing.push(`(dynamic_group:${id})`);
         continue;

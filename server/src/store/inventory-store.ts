@@ -393,8 +393,12 @@ export class InventoryStore {
   }
 
   async getDynamicGroups(ids: readonly string[]): Promise<DynamicGroup[]> {
-    if (ids.length === 0) return [];
-    return this.db.selectFrom('dynamic_group').selectAll().where('id', 'in', ids).execute();
+    const groups: DynamicGroup[] = [];
+    for (const part of idChunks(ids))
+      groups.push(
+        ...(await this.db.selectFrom('dynamic_group').selectAll().where('id', 'in', part).execute()),
+      );
+    return groups;
   }
 
   async listDynamicGroups(bizId: number): Promise<DynamicGroup[]> {
