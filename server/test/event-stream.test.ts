@@ -5,12 +5,14 @@
  * server SIGKILL and restart; a coalescing client ends with the same exact counters.
  */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { after, before, describe, test } from 'node:test';
+import { computeSignature, signatureBase } from '../src/api/app-signature.js';
 import { Store } from '../src/store/store.js';
 import { scopeStatusEvents } from '../src/streams/event-streams.js';
 import { admin, eventually, get, post } from './helpers/api-client.js';
@@ -386,6 +388,36 @@ for (const engine of engines()) {
       assert.equal(got.end, undefined);
       const again = await get(server.url, 'get_scope_event_stream', scope, app);
       assert.equal(again.result, false);
+    });
+
+    test("a signed stream ends once its app's secret is replaced", async () => {
+      const app = { appCode: `signer-${engine}`, appSecret: 'signer-secret-1', username: 'tester' };
+      const setSecret = (secret: string) =>
+        admin(server.url, server.adminToken, 'POST', '/apps', {
+          app_code: app.appCode,
+          app_secret: secret,
+          scopes: [{ type: 'biz', id: BIZ }],
+        });
+      assert.equal((await setSecret(app.appSecret)).result, true);
+      // Signed as the ESB SDK signs: no secret on the wire.
+      const path = '/api/v3/get_scope_event_stream';
+      const pairs: [string, string][] = [
+        ['bk_app_code', app.appCode],
+        ...Object.entries(scope),
+        ['bk_timestamp', String(Math.floor(Date.now() / 1000))],
+        ['bk_nonce', String(crypto.randomInt(1, 2 ** 40))],
+      ];
+      const signature = computeSignature(
+        app.appSecret,
+        signatureBase({ method: 'GET', path, pairs, body: undefined }),
+      );
+      const url = `${server.url}${path}?${new URLSearchParams([...pairs, ['bk_signature', signature]])}`;
+      const reading = readStream(url, { ...app, appSecret: '' }, { timeoutMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal((await setSecret('signer-secret-2')).result, true);
+      const got = await reading;
+      assert.equal(got.status, 200);
+      assert.equal(got.end, undefined);
     });
 
     test('clients that stop reading do not make the server buffer their backlog', async () => {

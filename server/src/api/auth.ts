@@ -36,6 +36,15 @@ export interface Caller {
   scopes: StoredApp['scopes'];
   /** Platform permissions granted through the admin API, e.g. `public_script_manage`. */
   permissions?: readonly string[];
+  /**
+   * A signed request's: a digest of the secret its signature was checked with, so that a
+   * stream it opened ends once the app's secret is replaced (in memory only).
+   */
+  signedWith?: string;
+}
+
+function secretDigest(secret: string): string {
+  return crypto.createHash('sha256').update(secret).digest('hex');
 }
 
 function str(v: unknown): string | undefined {
@@ -118,8 +127,10 @@ export class Authenticator {
       throw new ApiError('BAD_REQUEST', { reason: 'bk_username must not contain NUL characters' });
     if (creds.username !== undefined && creds.username.length > MAX_USERNAME)
       throw new ApiError('BAD_REQUEST', { reason: `bk_username is longer than ${MAX_USERNAME} characters` });
-    if (!creds.appSecret && creds.signed)
-      return this.caller(await this.verifySigned(code, creds.signed), creds);
+    if (!creds.appSecret && creds.signed) {
+      const { app, secret } = await this.verifySigned(code, creds.signed);
+      return { ...this.caller(app, creds), signedWith: secretDigest(secret) };
+    }
     if (!creds.appSecret) throw new ApiError('MISSING_APP_CODE');
     const hit = await this.lookup(code);
     if (!hit.app) throw new ApiError('APP_AUTH_FAILED');
@@ -135,10 +146,10 @@ export class Authenticator {
 
   /**
    * The caller of a long request (an event stream) as things stand now: its app must still exist
-   * and, when the request carried the secret, still have that secret. A signed request's
-   * signature cannot be checked again (its nonce is spent): its app must still exist.
+   * and still have the secret the request carried, or (a signed request, whose signature cannot
+   * be checked again: its nonce is spent) the secret its signature was checked with.
    */
-  async recheck(creds: Credentials): Promise<Caller> {
+  async recheck(creds: Credentials, signedWith?: string): Promise<Caller> {
     const hit = creds.appCode ? await this.lookup(creds.appCode) : undefined;
     if (!hit?.app) throw new ApiError('APP_AUTH_FAILED');
     if (creds.appSecret) {
@@ -147,6 +158,9 @@ export class Authenticator {
           ? sameSecret(creds.appSecret, hit.secret)
           : verifySecret(creds.appSecret, hit.app.secretHash);
       if (!same) throw new ApiError('APP_AUTH_FAILED');
+    } else if (signedWith !== undefined) {
+      if (hit.secret === undefined || !sameSecret(secretDigest(hit.secret), signedWith))
+        throw new ApiError('APP_AUTH_FAILED');
     }
     return this.caller(hit.app, creds);
   }
@@ -202,12 +216,16 @@ export class Authenticator {
     }
   }
 
-  private async verifySigned(appCode: string, signed: SignedRequest): Promise<StoredApp> {
+  private async verifySigned(
+    appCode: string,
+    signed: SignedRequest,
+  ): Promise<{ app: StoredApp; secret: string }> {
     const hit = await this.lookup(appCode);
     if (!hit.app) throw new ApiError('APP_SIGNATURE_INVALID');
     if (hit.secret === undefined) throw new ApiError('APP_SECRET_NOT_SEALED', { appCode });
-    await this.signatures.verify(signed, appCode, hit.secret);
-    return hit.app;
+    const secret = hit.secret;
+    await this.signatures.verify(signed, appCode, secret);
+    return { app: hit.app, secret };
   }
 
   /** Stores the secret sealed under the current key, in place of a legacy hash or an old seal. */

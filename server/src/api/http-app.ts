@@ -256,7 +256,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
         await rateLimited(req, services.limits.takeApp(caller.appCode));
         // A stream asks again while it lasts: the person's session or token, else the app.
         const recheck = async () =>
-          (await userCaller(services, req, raw, false)) ?? services.auth.recheck(creds);
+          (await userCaller(services, req, raw, false)) ?? services.auth.recheck(creds, caller.signedWith);
         return runEndpoint(endpoint, raw, caller, req, reply, recheck);
       },
     });
