@@ -4,13 +4,23 @@ import { test } from 'node:test';
 import { gatherOutputs } from '../src/jf/gather.js';
 import { foldHosts } from '../src/jf/host-fold.js';
 import { expandBrackets, parseTargets } from '../src/jf/targets.js';
-import { CliError } from '../src/jf/exit-codes.js';
+import { CliError, Exit } from '../src/jf/exit-codes.js';
 import type { JobStatus } from '../src/jf/api-client.js';
 
 test('ranges expand, with zero padding and several brackets', () => {
   assert.deepEqual(expandBrackets('10.0.1.[1-3,7]'), ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.7']);
   assert.deepEqual(expandBrackets('web[08-10]'), ['web08', 'web09', 'web10']);
   assert.deepEqual(expandBrackets('10.0.[1-2].[5-6]'), ['10.0.1.5', '10.0.1.6', '10.0.2.5', '10.0.2.6']);
+  assert.equal(expandBrackets('10.0.[0-255].[0-255]').length, 65_536);
+});
+
+test('brackets that multiply past 100,000 names are a usage error, found before they are made', () => {
+  for (const expr of ['web[1-100000][1-100000]', '10.[0-255].[0-255].[0-255]', 'h[1-60000,1-60000]'])
+    assert.throws(
+      () => expandBrackets(expr),
+      (err: unknown) =>
+        err instanceof CliError && err.exitCode === Exit.USAGE && /more than 100000/.test(err.message),
+    );
 });
 
 test('targets become a target_server; bad ones are usage errors (exit 2)', () => {

@@ -536,6 +536,44 @@ describe('jf', () => {
     },
   );
 
+  test('a stream refused for too many streams is followed by polling; the job outcome decides the exit', async () => {
+    const started = await jf(['run', 'script', '-c', 'echo done', '-t', '127.0.0.2']);
+    assert.equal(started.code, 0, started.stderr);
+    const id = /job (\d+)/.exec(started.stderr + started.stdout)?.[1] ?? '';
+    const status = await fetch(`${fleet.server.url}/api/v3/get_job_instance_status`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        bk_app_code: fleet.creds.appCode,
+        bk_app_secret: fleet.creds.appSecret,
+        bk_scope_type: 'biz',
+        bk_scope_id: '2',
+        job_instance_id: Number(id),
+        return_ip_result: true,
+      }),
+    }).then((r) => r.text());
+    const envelope = (code: number) => (res: http.ServerResponse) =>
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ result: false, code, message: 'refused', data: null }));
+    for (const code of [1240430, 1240429]) {
+      // Refused twice; a stream then (a rate limit lasts its second): it says the job is over.
+      let asked = 0;
+      const fake = await fakeServer({
+        '/api/v3/get_job_event_stream': (res) =>
+          ++asked <= 2 ? envelope(code)(res) : res.writeHead(204).end(),
+        '/api/v3/get_job_instance_status': (res) =>
+          res.writeHead(200, { 'content-type': 'application/json' }).end(status),
+      });
+      try {
+        const watched = await jf(['watch', id, '--server', fake.url]);
+        assert.equal(watched.code, 0, `${code}: ${watched.stderr}`);
+      } finally {
+        fake.close();
+      }
+    }
+  });
+
   test('replies that are no v3 envelope, and jf api, get the exit codes of every other call', async () => {
     const send = (status: number, type: string, body: string) => (res: http.ServerResponse) =>
       res.writeHead(status, { 'content-type': type }).end(body);

@@ -68,6 +68,10 @@ export async function readJobStream(
       } catch {
         env = undefined;
       }
+      // Too many streams open for this caller (1240430): follow by polling instead. Rate limited
+      // (1240429): try again after a pause. Neither is the job's failure.
+      if (env?.code === 1240430) return 'unavailable';
+      if (env?.code === 1240429) return 'dropped';
       if (env?.result === false && typeof env.code === 'number' && env.code !== 1240004) {
         // The server refused (credentials, scope, unknown job): polling would be refused too.
         throw new CliError(

@@ -153,11 +153,14 @@ export class LogFollower {
           for (const r of reply.script_task_logs ?? []) {
             const l = part.find((x) => x.hostId === r.bk_host_id);
             if (!l) continue;
+            const from = l.next;
             l.next = r.log_next_offset ?? l.next;
             l.complete = r.log_complete === true;
             this.print(l, r.log_content ?? '');
-            // More than one read's worth is waiting: read on from the new offset.
-            if (r.log_total_bytes !== undefined && l.next < r.log_total_bytes)
+            // More than one read's worth is waiting: read on from the new offset. Not when the
+            // read moved nothing (the server holds back a character cut short until the rest
+            // comes): the next event or poll reads it.
+            if (r.log_total_bytes !== undefined && l.next > from && l.next < r.log_total_bytes)
               this.dirty.add(`${l.stepId}:${l.executeCount}:${l.hostId}`);
           }
         }

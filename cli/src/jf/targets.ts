@@ -37,6 +37,10 @@ function splitTop(text: string): string[] {
   return parts;
 }
 
+function tooMany(expr: string): CliError {
+  return new CliError(`target "${expr}" expands to more than ${MAX_EXPANSION} hosts`, Exit.USAGE);
+}
+
 /** `10.0.1.[1-3,7]` -> 10.0.1.1, 10.0.1.2, 10.0.1.3, 10.0.1.7 (zero padding kept: web[01-03]). */
 export function expandBrackets(expr: string): string[] {
   const m = /^(.*?)\[([^\]]*)\](.*)$/.exec(expr);
@@ -53,12 +57,13 @@ export function expandBrackets(expr: string): string[] {
     const from = Number(r[1]);
     const to = r[2] === undefined ? from : Number(r[2]);
     if (to < from) throw new CliError(`target "${expr}": range ${part} runs backwards`, Exit.USAGE);
-    if (to - from > MAX_EXPANSION)
-      throw new CliError(`target "${expr}" expands to too many hosts`, Exit.USAGE);
+    if (to - from + items.length >= MAX_EXPANSION) throw tooMany(expr);
     const width = (r[1] as string).startsWith('0') ? (r[1] as string).length : 0;
     for (let n = from; n <= to; n++) items.push(String(n).padStart(width, '0'));
   }
   const rests = expandBrackets(tail);
+  // Brackets multiply: two of 100,000 each would make 10^10 names before any limit was seen.
+  if (items.length * rests.length > MAX_EXPANSION) throw tooMany(expr);
   return items.flatMap((i) => rests.map((rest) => `${head}${i}${rest}`));
 }
 
