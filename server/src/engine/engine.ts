@@ -384,14 +384,7 @@ export class Engine implements AgentEvents {
     if (batchFailed && mode !== 2 && !step.spec.ignoreError) return this.completeStep(step);
     if (mode === 3) {
       step.waiting = true;
-      await this.store.casStepAndJob(
-        step.stepInstanceId,
-        undefined,
-        { status: RunStatus.WAITING_USER },
-        step.jobInstanceId,
-        [RunStatus.RUNNING],
-        { status: RunStatus.WAITING_USER },
-      );
+      await this.store.waitForPerson(step.stepInstanceId, step.jobInstanceId);
       return;
     }
     await this.nextBatch(step);

@@ -772,6 +772,11 @@ export class ExecutionStore {
     }
   }
 
+  /** A step and its running job wait for a person (7) together: a confirmation, a rolling pause. */
+  waitForPerson(stepId: number, jobId: number): Promise<boolean> {
+    return this.casStepAndJob(stepId, undefined, { status: 7 }, jobId, [2], { status: 7 });
+  }
+
   /**
    * Changes a job's status only if it is still in one of `from`: operations decided on a status
    * read earlier cannot apply twice, even when two servers receive them at once.

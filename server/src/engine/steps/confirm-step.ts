@@ -6,7 +6,6 @@
  */
 import type { Services } from '../../services.js';
 import type { JobInstance } from '../../store/execution-store.js';
-import { RunStatus } from '../statuses.js';
 import type { StepKind, StepRun } from '../step-kind.js';
 
 export type Notify = (jobInstanceId: number, url: string, payload: string) => Promise<void>;
@@ -22,14 +21,7 @@ export class ConfirmStep implements StepKind {
     // Approvers are told before the step waits: a crash or a store error in between enters
     // the step again (told twice at worst), where a step stored waiting is never entered again.
     await this.tell(step, job);
-    await store.casStepAndJob(
-      step.stepInstanceId,
-      undefined,
-      { status: RunStatus.WAITING_USER },
-      job.id,
-      [RunStatus.RUNNING],
-      { status: RunStatus.WAITING_USER },
-    );
+    await store.waitForPerson(step.stepInstanceId, job.id);
     return 'wait';
   }
 
