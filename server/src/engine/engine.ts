@@ -72,9 +72,9 @@ const MISSED_CALLBACK_WINDOW_MS = 24 * 3600_000;
  * of the job and its write of the end.
  */
 const NATURAL_END_FROM = IN_FLIGHT_JOB_STATUSES.filter((s) => s !== RunStatus.STOPPING);
-/** The statuses a job's end at `status` may replace: a stop's end (11) any, see NATURAL_END_FROM. */
 /** Where a waiting step's job may be: waiting, or still running where an older server stored the step's wait alone. */
 const WAITING_OR_RUNNING = [RunStatus.WAITING_USER, RunStatus.RUNNING];
+/** The statuses a job's end at `status` may replace: a stop's end (11) any, see NATURAL_END_FROM. */
 const endsFrom = (status: RunStatus) => (status === RunStatus.STOP_SUCCESS ? undefined : NATURAL_END_FROM);
 
 /** Why an operation was refused; the API maps each to its documented code. */

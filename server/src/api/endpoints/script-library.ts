@@ -174,7 +174,7 @@ async function screen(ctx: EndpointContext, language: number, content: string) {
   return checkItems(matches);
 }
 
-async function assertNotCited(ctx: EndpointContext, kind: Kind, versionIds: number[]): Promise<void> {
+async function assertNotCited(ctx: EndpointContext, versionIds: number[]): Promise<void> {
   const citers = await ctx.services.store.references.scriptVersionsCitedBy(versionIds);
   if (citers.length === 0) return;
   // A public script is cited from any scope: only citers in scopes the caller holds are named.
@@ -407,7 +407,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const deleteVersion = versionAction('delete_script_version', async (ctx, v) => {
     if (v.status === ScriptVersionStatus.ONLINE)
       throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
-    await assertNotCited(ctx, kind, [v.id]);
+    await assertNotCited(ctx, [v.id]);
     // Published (or deleted) since it was read: refused as an online version is.
     if (!(await ctx.services.store.scripts.deleteVersion(v)))
       throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
@@ -424,7 +424,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     async handle(ctx, input) {
       assertMayWrite(ctx, kind);
       const script = await findScript(ctx, kind, input.script_id);
-      await assertNotCited(ctx, kind, await ctx.services.store.scripts.versionIdsOf(script.id));
+      await assertNotCited(ctx, await ctx.services.store.scripts.versionIdsOf(script.id));
       await ctx.services.store.scripts.deleteScript(script);
       return null;
     },
