@@ -246,6 +246,22 @@ for (const engine of engines()) {
         );
       }
 
+      // Every script step is listed, the one not yet run with the values carried to it; the file
+      // and confirmation steps are not (as BK-JOB).
+      const carried = await read<{
+        step_instance_var_list: {
+          step_instance_id: number;
+          global_var_list: { name: string; value: string }[];
+        }[];
+      }>('get_job_instance_global_var_value', { job_instance_id: jobId });
+      assert.deepEqual(
+        carried.data.step_instance_var_list.map((s) => [s.step_instance_id, s.global_var_list[0]?.value]),
+        [
+          [s1, 'changed-by-step-1'],
+          [s4, 'changed-by-step-1'],
+        ],
+      );
+
       // Approver checks: a stranger is refused; an approver terminates (13), then restarts it (7).
       const op = (code: number, username: string, extra: Record<string, unknown> = {}) =>
         call(
@@ -315,7 +331,10 @@ for (const engine of engines()) {
         { name: 'greeting', value: 'changed-by-step-1', type: 1 },
         { name: 'dest_dir', value: '/dest', type: 1 },
       ]);
-      assert.equal(values.data.step_instance_var_list.length, 4);
+      assert.deepEqual(
+        values.data.step_instance_var_list.map((s) => s.step_instance_id),
+        [s1, s4],
+      );
 
       const jobs = await read<{
         data: { job_instance_id: number; job_plan_id: number; job_template_id: number; type: number }[];
@@ -660,11 +679,18 @@ for (const engine of engines()) {
           { name: 'release', type: 1, value: 'v1' },
           { name: 'tag', type: 1, value: 'stable' },
           { name: 'unused_here', type: 1, value: 'u' },
+          // names every plain object has: they must fold as any other name does
+          { name: '__proto__', type: 1, value: 'p0' },
+          { name: 'constructor', type: 2, value: '' },
         ],
         step_list: [
           step('before', 'echo "param=[$1 $2]"', "${release} '${other}'"),
-          step('set', 'release=v42'),
-          step('after', 'echo "param=[$1 $2] var=[$release]"', '${release} ${tag}'),
+          step('set', 'release=v42; __proto__=p1; constructor=c1'),
+          step(
+            'after',
+            'echo "param=[$1 $2] var=[$release] proto=[$__proto__] ctor=[$constructor]"',
+            '${release} ${tag}',
+          ),
         ],
       });
       assert.equal(t.result, true, t.message);
@@ -680,6 +706,8 @@ for (const engine of engines()) {
           ['release', true],
           ['tag', true],
           ['unused_here', false],
+          ['__proto__', true],
+          ['constructor', true],
         ],
       );
       const r = await call<{ job_instance_id: number }>('execute_job_plan', { job_plan_id: p.data.id });
@@ -690,7 +718,23 @@ for (const engine of engines()) {
       const logOf = async (stepId: number | undefined) =>
         (await hostLog(fleet, r.data.job_instance_id, stepId ?? 0, ids[0] ?? 0)) ?? '';
       assert.match(await logOf(first), /param=\[v1 \$\{other\}\]/);
-      assert.match(await logOf(last), /param=\[v42 stable\] var=\[v42\]/);
+      assert.match(await logOf(last), /param=\[v42 stable\] var=\[v42\] proto=\[p1\] ctor=\[c1\]/);
+      const values = await read<{
+        step_instance_var_list: {
+          step_instance_id: number;
+          global_var_list: { name: string; value: string }[];
+        }[];
+      }>('get_job_instance_global_var_value', { job_instance_id: r.data.job_instance_id });
+      const atEnd = values.data.step_instance_var_list.find((s) => s.step_instance_id === last);
+      assert.deepEqual(
+        atEnd?.global_var_list.map((v) => [v.name, v.value]),
+        [
+          ['release', 'v42'],
+          ['tag', 'stable'],
+          ['unused_here', 'u'],
+          ['__proto__', 'p1'],
+        ],
+      );
       const detail = await read<{ script_info: { script_param: string } }>('get_step_instance_detail', {
         job_instance_id: r.data.job_instance_id,
         step_instance_id: last ?? 0,

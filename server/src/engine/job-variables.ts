@@ -125,10 +125,13 @@ export function shellPrelude(
   return { prelude: lines.join('\n'), env };
 }
 
-/** The NUL-separated pairs a script wrote back (base64), as name -> value. */
+/**
+ * The NUL-separated pairs a script wrote back (base64), as name -> value. Without a prototype:
+ * `__proto__` is a valid shell name, and a plain object would take it as its prototype.
+ */
 export function parseReported(b64: string): Record<string, string> {
   const parts = Buffer.from(b64, 'base64').toString('utf8').split('\0');
-  const out: Record<string, string> = {};
+  const out = Object.create(null) as Record<string, string>;
   for (let i = 0; i + 1 < parts.length; i += 2) out[parts[i] as string] = parts[i + 1] as string;
   return out;
 }
@@ -140,12 +143,16 @@ export function foldReports(
 ): VarState {
   return state.map((v) => {
     if (v.type === VarType.STRING) {
-      const last = reports.filter((r) => v.name in r.values && r.values[v.name] !== v.value).pop();
+      // own keys only: `constructor` or `__proto__` is in every plain object the reports parse to
+      const last = reports
+        .filter((r) => Object.hasOwn(r.values, v.name) && r.values[v.name] !== v.value)
+        .pop();
       return last ? { ...v, value: last.values[v.name] as string } : v;
     }
     if (v.type === VarType.NAMESPACE) {
       const hosts = { ...v.hosts };
-      for (const r of reports) if (v.name in r.values) hosts[String(r.hostId)] = r.values[v.name] as string;
+      for (const r of reports)
+        if (Object.hasOwn(r.values, v.name)) hosts[String(r.hostId)] = r.values[v.name] as string;
       return { ...v, hosts };
     }
     return v;

@@ -1,10 +1,12 @@
 /**
- * get_job_instance_global_var_value (behaviour notes §3.11): the values each step instance of a
- * plan's job ended with. Only string variables (type 1) are returned, as BK-JOB does.
+ * get_job_instance_global_var_value (behaviour notes §3.11): the values each script step of a
+ * plan's job ended with, as BK-JOB computes them: every script step is listed, a step not yet
+ * run (or that changed nothing) with the values carried to it; file, confirmation and SQL steps
+ * are not listed. Only string variables (type 1) are returned.
  */
 import { z } from 'zod';
 import type { VarState } from '../../engine/job-variables.js';
-import { RunStatus } from '../../engine/statuses.js';
+import { StepType } from '../../engine/statuses.js';
 import { VarType } from '../../plans/plan-shapes.js';
 import { defineEndpoint } from '../endpoint.js';
 import { zLong } from '../input-types.js';
@@ -23,11 +25,9 @@ export const getJobInstanceGlobalVarValue = defineEndpoint({
     let current = states.find((s) => s.stepInstanceId === 0)?.body;
     const list = [];
     for (const step of steps) {
-      if (step.status === RunStatus.PENDING) break;
-      // A step that changed nothing (or is not a script) ends with the values it started with.
       const mine = states.filter((s) => s.stepInstanceId === step.id).pop();
       if (mine) current = mine.body;
-      if (current === undefined) continue;
+      if (step.type !== StepType.SCRIPT || current === undefined) continue;
       list.push({
         step_instance_id: step.id,
         global_var_list: (JSON.parse(current) as VarState)
