@@ -423,7 +423,12 @@ function planStepView(step: StoredStep, hosts: HostLookup) {
 }
 
 /** Scope and who changed the template or plan when; times in seconds, as BK-JOB answers them. */
-export function scopeAndAudit(row: TemplateRow | PlanRow) {
+export function scopeAndAudit(
+  row: Pick<
+    TemplateRow | PlanRow,
+    'scope_type' | 'scope_id' | 'creator' | 'create_time' | 'last_modify_user' | 'last_modify_time'
+  >,
+) {
   return {
     bk_scope_type: row.scope_type,
     bk_scope_id: row.scope_id,

@@ -8,14 +8,9 @@ import { insertAuditEntries } from './audit-store.js';
 import type { AuditRecord } from './audit-store.js';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
+import { idChunks } from './id-chunks.js';
 import type { AccountTable, Database, DynamicGroupTable, HostTable } from './schema.js';
 import { integerValues } from './values-list.js';
-
-/** SQLite binds at most 32,766 values a statement and PostgreSQL 65,535: long lists go in parts. */
-const IN_LIST_MAX = 5000;
-function* idChunks<T>(list: readonly T[]): Generator<readonly T[]> {
-  for (let i = 0; i < list.length; i += IN_LIST_MAX) yield list.slice(i, i + IN_LIST_MAX);
-}
 
 export type Host = Selectable<HostTable>;
 export type Account = Selectable<AccountTable>;

@@ -6,6 +6,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { CronStore } from './cron-store.js';
 import type { CronCiter } from './cron-store.js';
 import type { Citation } from './library-references.js';
+import { idChunks } from './id-chunks.js';
 import { containsLike } from './list-filters.js';
 import type { Database, JobPlanTable, JobTemplateTable, StepConfirmationTable } from './schema.js';
 
@@ -36,6 +37,19 @@ export interface ListFilter {
   start: number;
   length: number;
 }
+
+const AUDIT_COLUMNS = [
+  'id',
+  'scope_type',
+  'scope_id',
+  'name',
+  'creator',
+  'create_time',
+  'last_modify_user',
+  'last_modify_time',
+] as const;
+const LISTED_PLAN_COLUMNS = [...AUDIT_COLUMNS, 'template_id', 'template_version'] as const;
+const LISTED_TEMPLATE_COLUMNS = [...AUDIT_COLUMNS, 'description', 'version'] as const;
 
 export class PlanStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -181,11 +195,14 @@ export class PlanStore {
     return r.numUpdatedRows > 0n;
   }
 
-  /** Plans (with a template id) or templates (without) of a scope, newest first. */
+  /**
+   * Plans (with a template id) or templates (without) of a scope, newest first; without their
+   * bodies, which no list shows (a page may be every template of a scope).
+   */
   async list<T extends 'job_plan' | 'job_template'>(
     table: T,
     f: ListFilter,
-  ): Promise<{ total: number; rows: (T extends 'job_plan' ? PlanRow : TemplateRow)[] }> {
+  ): Promise<{ total: number; rows: Omit<T extends 'job_plan' ? PlanRow : TemplateRow, 'body'>[] }> {
     let q = this.db
       .selectFrom(table as 'job_plan')
       .where('scope_type', '=', f.scopeType)
@@ -200,8 +217,28 @@ export class PlanStore {
     if (f.lastModifyTimeStart !== undefined) q = q.where('last_modify_time', '>=', f.lastModifyTimeStart);
     if (f.lastModifyTimeEnd !== undefined) q = q.where('last_modify_time', '<=', f.lastModifyTimeEnd);
     const { n } = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-    const rows = await q.selectAll().orderBy('id', 'desc').offset(f.start).limit(f.length).execute();
+    const columns = table === 'job_plan' ? LISTED_PLAN_COLUMNS : LISTED_TEMPLATE_COLUMNS;
+    const rows = await q
+      .select(columns as typeof LISTED_PLAN_COLUMNS)
+      .orderBy('id', 'desc')
+      .offset(f.start)
+      .limit(f.length)
+      .execute();
     return { total: Number(n), rows: rows as never };
+  }
+
+  /** The current version of each of these templates. */
+  async templateVersions(ids: readonly number[]): Promise<Map<number, number>> {
+    const versions = new Map<number, number>();
+    for (const part of idChunks([...new Set(ids)])) {
+      const rows = await this.db
+        .selectFrom('job_template')
+        .select(['id', 'version'])
+        .where('id', 'in', part)
+        .execute();
+      for (const r of rows) versions.set(r.id, r.version);
+    }
+    return versions;
   }
 
   /** What cites library items, for messages refusing their deletion (the library's "still cited" check). */

@@ -191,11 +191,7 @@ export const getJobPlanList = defineEndpoint({
     const store = ctx.services.store.plans;
     const { page, filter } = planListQuery(ctx, input);
     const { total, rows } = await store.list('job_plan', { ...filter, templateId: input.job_template_id });
-    const versions = new Map<number, number | undefined>();
-    for (const r of rows) {
-      if (!versions.has(r.template_id))
-        versions.set(r.template_id, (await store.getTemplate(r.template_id))?.version);
-    }
+    const versions = await store.templateVersions(rows.map((r) => r.template_id));
     return pageReply(
       page,
       total,
