@@ -14,6 +14,7 @@ import {
   ESC,
   RESTART_HEARTBEAT_ENV,
   oneErrorLine,
+  post,
   runJf,
   startFleet,
   stopAll,
@@ -58,12 +59,46 @@ async function refusals(cases: [string[], number, RegExp][]): Promise<void> {
 const noEscapes = (r: Run) =>
   assert.ok(!r.stdout.includes(ESC) && !r.stderr.includes(ESC), 'no escape codes');
 
+/** The refusal of batch_get_job_instance_ip_log for logs past its reply budget, as the server words it. */
+const overBudget = (hosts: number) =>
+  JSON.stringify({
+    result: false,
+    code: 1241007,
+    message: `Missing or illegal request parameter [host_id_list]: the logs of these ${hosts} hosts hold more than 256 MiB: ask for fewer hosts at a time, or read each in windows with log_offset and log_length`,
+    data: null,
+  });
+let budgetRefusals = 0;
+
 /**
  * A proxy in front of the server that serves no event stream (an HTML 404, as a web server
- * would) and, like an older server, no output groups; everything else passes through.
+ * would) and, like an older server, no output groups; that refuses host logs read more than one
+ * host a call, as the server does past its reply budget; everything else passes through.
  */
 function startProxy(): Promise<void> {
   proxy = http.createServer((req, res) => {
+    if (req.url?.includes('batch_get_job_instance_ip_log')) {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const hosts = (JSON.parse(body) as { host_id_list?: number[] }).host_id_list?.length ?? 0;
+        if (hosts > 1) {
+          budgetRefusals++;
+          res.writeHead(200, { 'content-type': 'application/json' }).end(overBudget(hosts));
+          return;
+        }
+        const up = http.request(
+          new URL(req.url ?? '/', fleet.server.url),
+          { method: req.method, headers: { ...req.headers, 'content-length': Buffer.byteLength(body) } },
+          (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            r.pipe(res);
+          },
+        );
+        up.on('error', () => res.destroy());
+        up.end(body);
+      });
+      return;
+    }
     if (req.url?.includes('get_job_event_stream')) {
       res.writeHead(404, { 'content-type': 'text/html' }).end('<html><body>Not Found</body></html>');
       return;
@@ -214,6 +249,32 @@ describe('jf following', () => {
     assert.equal(watch.code, 0, watch.stderr);
     assert.match(watch.stdout, new RegExp(`^job ${slow} success: 1 ok, 0 failed`));
     assert.equal(logs.stdout, '127.0.0.3: one\n127.0.0.3: two\n');
+
+    // Logs the server finds too large for one reply are read in smaller batches.
+    const refusedBefore = budgetRefusals;
+    const plain = await jf(['logs', id, ...via]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual(
+      plain.stdout
+        .split('\n')
+        .sort()
+        .map((l) => l.replace(/pid \d+/, 'pid N')),
+      [
+        '',
+        '127.0.0.2: done',
+        '127.0.0.2: host 127.0.0.2 pid N',
+        '127.0.0.3: done',
+        '127.0.0.3: host 127.0.0.3 pid N',
+      ],
+    );
+    const outdir = path.join(work, 'halved');
+    const saved = await jf(['result', id, '--outdir', outdir, ...via]);
+    assert.equal(saved.code, 0, saved.stderr);
+    assert.match(
+      fs.readFileSync(path.join(outdir, '127.0.0.3'), 'utf8'),
+      /^host 127\.0\.0\.3 pid \d+\ndone\n$/,
+    );
+    assert.ok(budgetRefusals > refusedBefore + 1, `${budgetRefusals - refusedBefore} refusals`);
   });
 });
 
@@ -347,6 +408,11 @@ plans:
     };
     assert.notEqual(redone.job_instance_id, Number(planJob));
     assert.equal(redone.steps[0]?.groups[0]?.output, 'again from 127.0.0.2\n');
+    const valueFile = path.join(work, 'greeting.txt');
+    fs.writeFileSync(valueFile, 'off the command line\n');
+    const fromFile = await jf(['plans', 'launch', 'greet all', '--var-file', `greeting=${valueFile}`]);
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    assert.match(fromFile.stdout, /^off the command line from 127\.0\.0\.2$/m);
 
     const scriptJob = await detached([
       'run',
@@ -362,9 +428,36 @@ plans:
     assert.equal(redo.code, 0, redo.stderr);
     assert.match(redo.stdout, /^127\.0\.0\.3 \(1\)\n-+\nredo me please$/m);
 
+    // 1,000 more plans whose names hold "greet all", newer: the plan named so is one past the
+    // first page of 1,000 of every list and lookup by name.
+    for (let i = 0; i < 1000; i += 25)
+      await Promise.all(
+        Array.from({ length: 25 }, async (_, k) => {
+          const r = await post(
+            fleet.server.url,
+            'create_job_plan',
+            { ...fleet.scope, job_template_id: templateId, name: `greet all ${i + k}` },
+            fleet.creds,
+          );
+          assert.equal(r.result, true, r.message);
+        }),
+      );
+    const [many, byName] = await Promise.all([
+      jf(['plans', 'ls', '--template', String(templateId), '-o', 'json']),
+      jf(['plans', 'launch', 'greet all', '--var', 'greeting=page two']),
+    ]);
+    assert.equal((JSON.parse(many.stdout) as unknown[]).length, 1001);
+    assert.match(byName.stdout, /^page two from 127\.0\.0\.2$/m);
+
     await refusals([
       [['run', 'plan', 'no such plan'], 1, /no plan named "no such plan"/],
       [['run', 'plan', 'greet all', '--var', 'greeting'], 2, /--var greeting: give NAME=VALUE/],
+      [['run', 'plan', 'greet all', '--var-file', 'greeting'], 2, /--var-file greeting: give NAME=FILE/],
+      [
+        ['crons', 'save', '--id', '1', '--var-file', 'greeting=/nonexistent/v'],
+        2,
+        /cannot read \/nonexistent\/v/,
+      ],
       [['redo', scriptJob, '--var', 'a=b'], 2, /not a plan's job/],
       [['redo', '999999'], 1, /999999|not exist/i],
       [['templates', 'apply', path.join(work, 'missing.yaml')], 2, /cannot read/],
@@ -570,5 +663,23 @@ plans:
         /cannot read/,
       ],
     ]);
+
+    // A file in another encoding (GBK's "你好"): it runs as its bytes; the library, which holds
+    // UTF-8 text only, refuses it rather than storing it with its bytes replaced.
+    const gbk = path.join(work, 'gbk.sh');
+    fs.writeFileSync(
+      gbk,
+      Buffer.concat([
+        Buffer.from("s='"),
+        Buffer.from([0xc4, 0xe3, 0xba, 0xc3]),
+        Buffer.from('\'; printf %s "$s" | od -An -tx1\n'),
+      ]),
+    );
+    const ran = await jf(['run', 'script', '-f', gbk, '-t', '127.0.0.2']);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(ran.stdout, /^ c4 e3 ba c3$/m);
+    const pushedGbk = await jf(['scripts', 'push', gbk, '--name', 'gbk', '--script-version', 'v1']);
+    assert.equal(pushedGbk.code, 1, pushedGbk.stdout);
+    assert.match(pushedGbk.stderr, /does not decode to UTF-8 text/);
   });
 });

@@ -170,6 +170,18 @@ describe('jf', () => {
     assert.equal(maxrc.stderr, '');
   });
 
+  test('an output longer than a group shows is marked as cut; logs prints all of it', async () => {
+    const run = await jf(['run', 'script', '-c', 'yes abcdefghi | head -n 30000', '-t', '127.0.0.2']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stdout.slice(-300),
+      /abcd\n\[the output goes on past its first 256 KiB: jf logs shows all of it\]\n$/,
+    );
+    const id = /^job (\d+) success/m.exec(run.stderr)?.[1] ?? '';
+    const logs = await jf(['logs', id]);
+    assert.equal(logs.stdout.split('\n').filter((l) => l === '127.0.0.2: abcdefghi').length, 30000);
+  });
+
   test('detach, then watch, result, logs, hosts and jobs on the same job', async () => {
     const started = await jf([
       'run',

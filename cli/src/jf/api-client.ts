@@ -38,7 +38,11 @@ export function envelopeOf<T = unknown>(text: string): Envelope<T> | undefined {
 
 /** A refused call as the operator sees it: the server's message, exit 4 for credentials, else 1. */
 export function failureOf(env: Envelope): CliError {
-  return new CliError(`${env.message} (code ${env.code})`, isAuthCode(env.code) ? Exit.AUTH : Exit.FAILED);
+  return new CliError(
+    `${env.message} (code ${env.code})`,
+    isAuthCode(env.code) ? Exit.AUTH : Exit.FAILED,
+    env.code,
+  );
 }
 
 /**
@@ -65,6 +69,11 @@ export function authHeaders(conn: Connection): Record<string, string> {
     }),
   };
 }
+
+/** Rows asked per page of a list. */
+const LIST_PAGE = 1000;
+/** Hosts one batch_get_job_instance_ip_log call may name. */
+const MAX_BATCH_HOSTS = 500;
 
 export class ApiClient {
   constructor(readonly conn: Connection) {}
@@ -133,6 +142,21 @@ export class ApiClient {
     return env.data;
   }
 
+  /** Every row of a paged list (`start`/`length`), a page of 1,000 at a time. */
+  async readAll<T>(name: string, params: Record<string, unknown> = {}): Promise<T[]> {
+    const rows: T[] = [];
+    for (;;) {
+      const page = await this.call<{ data: T[] | null; total?: number }>(name, {
+        ...params,
+        start: rows.length,
+        length: LIST_PAGE,
+      });
+      rows.push(...(page.data ?? []));
+      if ((page.data ?? []).length < LIST_PAGE || (page.total !== undefined && rows.length >= page.total))
+        return rows;
+    }
+  }
+
   jobStatus(jobId: number, opts?: RequestOptions): Promise<JobStatus> {
     return this.call<JobStatus>(
       'get_job_instance_status',
@@ -143,24 +167,56 @@ export class ApiClient {
   }
 
   /**
-   * The whole stored output of each host of a step (batched 500 hosts per call, the API's
-   * limit); for a file step, one line per file it sent or received.
+   * batch_get_job_instance_ip_log over any number of hosts, one reply per call: 500 hosts a call
+   * (the API's limit), fewer from the first call the server refuses for holding more log text
+   * than one reply may (1241007 naming host_id_list); those hosts are asked again in halves.
    */
-  async hostLogs(jobId: number, stepId: number, hostIds: number[]): Promise<Map<number, string>> {
-    const out = new Map<number, string>();
-    for (let i = 0; i < hostIds.length; i += 500) {
-      const data = await this.call<{
-        script_task_logs: { bk_host_id: number; log_content: string | null }[] | null;
-        file_task_logs: { bk_host_id: number; file_logs: FileLog[] | null }[] | null;
-      }>('batch_get_job_instance_ip_log', {
-        job_instance_id: jobId,
-        step_instance_id: stepId,
-        host_id_list: hostIds.slice(i, i + 500),
-      });
+  async *logBatches<T>(params: Record<string, unknown>, hostIds: readonly number[]): AsyncGenerator<T> {
+    let size = MAX_BATCH_HOSTS;
+    for (let i = 0; i < hostIds.length;) {
+      const part = hostIds.slice(i, i + size);
+      let reply: T;
+      try {
+        reply = await this.call<T>('batch_get_job_instance_ip_log', { ...params, host_id_list: part });
+      } catch (err) {
+        const tooMuch =
+          err instanceof CliError && err.apiCode === 1241007 && /host_id_list/.test(err.message);
+        if (!tooMuch || part.length === 1) throw err;
+        size = Math.ceil(part.length / 2);
+        continue;
+      }
+      i += part.length;
+      yield reply;
+    }
+  }
+
+  /**
+   * The whole stored output of each host of a step, a batch of hosts at a time (`logBatches`);
+   * for a file step, one line per file it sent or received.
+   */
+  async *hostLogBatches(
+    jobId: number,
+    stepId: number,
+    hostIds: readonly number[],
+  ): AsyncGenerator<Map<number, string>> {
+    const batches = this.logBatches<{
+      script_task_logs: { bk_host_id: number; log_content: string | null }[] | null;
+      file_task_logs: { bk_host_id: number; file_logs: FileLog[] | null }[] | null;
+    }>({ job_instance_id: jobId, step_instance_id: stepId }, hostIds);
+    for await (const data of batches) {
+      const out = new Map<number, string>();
       for (const l of data.script_task_logs ?? []) out.set(l.bk_host_id, l.log_content ?? '');
       for (const l of data.file_task_logs ?? [])
         out.set(l.bk_host_id, [...new Set((l.file_logs ?? []).flatMap(fileLogLine))].join(''));
+      yield out;
     }
+  }
+
+  /** `hostLogBatches` gathered, for what needs every host's output at once. */
+  async hostLogs(jobId: number, stepId: number, hostIds: readonly number[]): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    for await (const batch of this.hostLogBatches(jobId, stepId, hostIds))
+      for (const [k, v] of batch) out.set(k, v);
     return out;
   }
 

@@ -21,6 +21,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: Exit = Exit.FAILED,
+    /** The server's code, when the server refused the call. */
+    readonly apiCode?: number,
   ) {
     super(message);
   }

@@ -13,15 +13,7 @@ import { applyEvents, progressLine, progressOf } from './job-progress.js';
 import type { Progress } from './job-progress.js';
 import { foldHosts } from './host-fold.js';
 import { LogFollower } from './log-follow.js';
-import {
-  counts,
-  currentStep,
-  exitCodeOf,
-  hostOutputs,
-  renderGroups,
-  stepReports,
-  summaryLine,
-} from './job-report.js';
+import { counts, currentStep, exitCodeOf, renderGroups, stepReports, summaryLine } from './job-report.js';
 import { duration, hostLabel, printData, table } from './render.js';
 import { RUN_STATUS_NAMES, hostState } from './statuses.js';
 import { parseTargets } from './targets.js';
@@ -236,8 +228,15 @@ async function writeOutdir(client: ApiClient, st: JobStatus, dir: string, stepId
   for (const s of steps) {
     const target = steps.length > 1 ? path.join(dir, `step-${s.step_instance_id}`) : dir;
     fs.mkdirSync(target, { recursive: true });
-    for (const o of await hostOutputs(client, st.job_instance.job_instance_id, s))
-      fs.writeFileSync(path.join(target, o.host.replace(/[/:]/g, '_')), o.output);
+    const byId = new Map((s.step_ip_result_list ?? []).map((h) => [h.bk_host_id, h]));
+    const batches = client.hostLogBatches(st.job_instance.job_instance_id, s.step_instance_id, [
+      ...byId.keys(),
+    ]);
+    for await (const logs of batches)
+      for (const [hostId, output] of logs) {
+        const h = byId.get(hostId);
+        if (h) fs.writeFileSync(path.join(target, hostLabel(h).replace(/[/:]/g, '_')), output);
+      }
   }
 }
 
@@ -245,11 +244,10 @@ async function scriptVersionId(client: ApiClient, spec: string): Promise<Record<
   const [id, version] = spec.split('@');
   if (!id) throw new CliError(`--script ${spec}: give ID or ID@VERSION`, Exit.USAGE);
   if (version === undefined) return { script_id: id };
-  const list = await client.call<{ data: { id: number; version: string }[] }>('get_script_version_list', {
+  const list = await client.readAll<{ id: number; version: string }>('get_script_version_list', {
     script_id: id,
-    length: 1000,
   });
-  const found = list.data.find((v) => v.version === version);
+  const found = list.find((v) => v.version === version);
   if (!found) throw new CliError(`script ${id} has no version "${version}"`, Exit.USAGE);
   return { script_version_id: found.id };
 }
@@ -329,16 +327,17 @@ Examples:
       let content: Record<string, unknown>;
       if (flags.script) content = await scriptVersionId(ctx.client, flags.script);
       else {
-        let text = flags.command;
+        // A file goes as its bytes: a script in another encoding (GBK) runs as written.
+        let body = Buffer.from(flags.command ?? '');
         if (flags.file) {
           try {
-            text = fs.readFileSync(flags.file, 'utf8');
+            body = fs.readFileSync(flags.file);
           } catch {
             throw new CliError(`cannot read script file ${flags.file}`, Exit.USAGE);
           }
         }
         content = {
-          script_content: Buffer.from(text ?? '').toString('base64'),
+          script_content: body.toString('base64'),
           script_language: LANGUAGES[flags.lang],
         };
       }
@@ -509,15 +508,16 @@ function logsCommand(): Command {
         const step = pickStep(st, flags.step);
         let hosts = (step.step_ip_result_list ?? []).filter(matchHost);
         if (flags.failed) hosts = hosts.filter((h) => hostState(h.status) === 'failed');
-        const logs = await ctx.client.hostLogs(
-          id,
-          step.step_instance_id,
-          hosts.map((h) => h.bk_host_id),
-        );
-        for (const h of hosts) {
-          const text = (logs.get(h.bk_host_id) ?? '').replace(/\n$/, '');
-          if (text) print(hostLabel(h), flags.tail ? text.split('\n').slice(-flags.tail).join('\n') : text);
-        }
+        // Printed a batch at a time: a whole fleet's logs are not held at once.
+        const byId = new Map(hosts.map((h) => [h.bk_host_id, h]));
+        const batches = ctx.client.hostLogBatches(id, step.step_instance_id, [...byId.keys()]);
+        for await (const logs of batches)
+          for (const [hostId, log] of logs) {
+            const h = byId.get(hostId);
+            const text = log.replace(/\n$/, '');
+            if (h && text)
+              print(hostLabel(h), flags.tail ? text.split('\n').slice(-flags.tail).join('\n') : text);
+          }
       }
       if (document) printData(ctx.out, collected, () => '');
     });

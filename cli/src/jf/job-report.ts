@@ -25,6 +25,8 @@ export interface StepReport {
     output: string;
     hosts: string[];
     host_ids: number[];
+    /** The server sent only the start of the output (its first 256 KiB). */
+    truncated?: boolean;
     /** With --diff: a unified diff against the reference group. */
     diff?: string;
   }[];
@@ -47,7 +49,7 @@ export function currentStep(st: JobStatus): StepStatus | undefined {
   );
 }
 
-export async function hostOutputs(client: ApiClient, jobId: number, step: StepStatus): Promise<HostOutput[]> {
+async function hostOutputs(client: ApiClient, jobId: number, step: StepStatus): Promise<HostOutput[]> {
   const hosts = step.step_ip_result_list ?? [];
   const logs = await client.hostLogs(
     jobId,
@@ -74,7 +76,7 @@ interface ServerGroup {
   status: number;
   exit_code: number;
   host_count: number;
-  representative: { log_content: string | null } | null;
+  representative: { log_content: string | null; truncated?: boolean } | null;
   host_list: { bk_host_id: number; bk_cloud_id: number | null; ip: string | null }[];
 }
 
@@ -125,6 +127,7 @@ async function serverGroups(
       exit_code: g.exit_code,
       status: g.status,
       output: g.representative?.log_content ?? '',
+      ...(g.representative?.truncated ? { truncated: true } : {}),
       hosts: labels,
       host_ids: hosts.map((h) => h.bk_host_id),
     });
@@ -203,6 +206,8 @@ export function renderGroups(out: Output, reports: StepReport[]): string {
       const rule = '-'.repeat(Math.min(Math.max(header.length, 15), 80));
       lines.push(c.dim(rule), c.cyan(header), c.dim(rule));
       lines.push(g.output.replace(/\n$/, ''));
+      if (g.truncated)
+        lines.push(c.dim('[the output goes on past its first 256 KiB: jf logs shows all of it]'));
     }
   }
   return lines.join('\n');

@@ -18,6 +18,7 @@ import {
   targetOption,
 } from './job-commands.js';
 import type { StartFlags } from './job-commands.js';
+import { readValueFile } from './secret-input.js';
 import { parseTargets } from './targets.js';
 
 const TRANSFER_MODES: Record<string, number> = { strict: 1, force: 2 };
@@ -150,34 +151,57 @@ Examples:
     });
 }
 
-/** `--var name=value` (a string) or `--var name=@TARGETS` for a host list variable. */
-export function planVars(vars: string[]): Record<string, unknown>[] {
-  return vars.map((v) => {
+export interface VarFlags {
+  var?: string[];
+  varFile?: string[];
+}
+
+/**
+ * `--var name=value` (a string) or `--var name=hosts:TARGETS` for a host list variable, then
+ * `--var-file name=FILE`: a value read from a file as --param-file reads it (a cipher value kept
+ * off the command line and out of the shell's history).
+ */
+export async function planVars(flags: VarFlags): Promise<Record<string, unknown>[]> {
+  const pair = (flag: string, v: string, what: string) => {
     const eq = v.indexOf('=');
-    if (eq <= 0) throw new CliError(`--var ${v}: give NAME=VALUE`, Exit.USAGE);
-    const name = v.slice(0, eq);
-    const value = v.slice(eq + 1);
+    if (eq <= 0) throw new CliError(`${flag} ${v}: give NAME=${what}`, Exit.USAGE);
+    return [v.slice(0, eq), v.slice(eq + 1)] as const;
+  };
+  const vars: Record<string, unknown>[] = (flags.var ?? []).map((v) => {
+    const [name, value] = pair('--var', v, 'VALUE');
     return value.startsWith('hosts:')
       ? { name, server: parseTargets([value.slice('hosts:'.length)]) }
       : { name, value };
   });
+  for (const v of flags.varFile ?? []) {
+    const [name, file] = pair('--var-file', v, 'FILE');
+    vars.push({ name, value: await readValueFile(file) });
+  }
+  return vars;
 }
 
-export function varOption(): Option {
-  return new Option(
-    '--var <name=value>',
-    'a plan variable value (repeatable); NAME=hosts:TARGETS for a host list variable',
-  ).argParser(collect);
+/** --var and --var-file, on every command that gives plan variable values. */
+export function withVarOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--var <name=value>',
+        'a plan variable value (repeatable); NAME=hosts:TARGETS for a host list variable',
+      ).argParser(collect),
+    )
+    .addOption(
+      new Option(
+        '--var-file <name=file>',
+        'a plan variable value read from a file (repeatable; - for standard input; one final line end is dropped)',
+      ).argParser(collect),
+    );
 }
 
 /** A plan named by id, or by its exact name in the scope. */
 export async function findPlan(client: ApiClient, ref: string): Promise<{ id: number; name: string }> {
   if (/^\d+$/.test(ref)) return { id: Number(ref), name: ref };
-  const list = await client.call<{ data: { id: number; name: string }[] }>('get_job_plan_list', {
-    name: ref,
-    length: 1000,
-  });
-  const hits = list.data.filter((p) => p.name === ref);
+  const list = await client.readAll<{ id: number; name: string }>('get_job_plan_list', { name: ref });
+  const hits = list.filter((p) => p.name === ref);
   if (hits.length === 0) throw new CliError(`no plan named "${ref}" in this scope`);
   if (hits.length > 1)
     throw new CliError(
@@ -189,19 +213,19 @@ export async function findPlan(client: ApiClient, ref: string): Promise<{ id: nu
 export function runPlanCommand(): Command {
   const cmd = new Command('plan')
     .description('run a job plan (by id or name) with variable values')
-    .argument('<plan>', 'plan id or name')
-    .addOption(varOption());
-  return startOptions(cmd)
+    .argument('<plan>', 'plan id or name');
+  return startOptions(withVarOptions(cmd))
     .addHelpText(
       'after',
       `
 Examples:
   jf run plan 7
   jf run plan "nightly backup" --var target_dir=/srv/backups --var hosts=hosts:10.0.2.[1-8]
-  jf run plan 7 --detach -o json | jq .job_instance_id`,
+  jf run plan 7 --detach -o json | jq .job_instance_id
+  jf run plan deploy --var-file db_password=- < password.txt`,
     )
-    .action(async (ref: string, flags: StartFlags & { var?: string[] }, c: Command) => {
-      const vars = planVars(flags.var ?? []);
+    .action(async (ref: string, flags: StartFlags & VarFlags, c: Command) => {
+      const vars = await planVars(flags);
       const ctx = await contextOf(c);
       const plan = await findPlan(ctx.client, ref);
       const started = await ctx.client.call<{ job_instance_id: number }>('execute_job_plan', {
@@ -357,8 +381,7 @@ async function redoRequest(
   throw new CliError(`job ${id}'s step cannot be run again on its own`);
 }
 
-interface RedoFlags extends StartFlags {
-  var?: string[];
+interface RedoFlags extends StartFlags, VarFlags {
   param?: string;
   paramFile?: string;
   rolling?: string;
@@ -369,7 +392,6 @@ export function redoCommand(): Command {
   const cmd = new Command('redo')
     .description('start a job again as it was submitted (a plan job: its plan, with --var values)')
     .argument('<job>', 'job instance id', jobId)
-    .addOption(varOption())
     .option('-p, --param <text>', 'script parameters (needed when the job hid them as sensitive)')
     .option(...PARAM_FILE_OPTION)
     .option('--rolling <expr>', 'rolling batches, e.g. "10%" (needed when the job ran in batches)')
@@ -378,13 +400,13 @@ export function redoCommand(): Command {
         .choices(Object.keys(ROLLING_MODES))
         .default('pause'),
     );
-  return startOptions(cmd)
+  return startOptions(withVarOptions(cmd))
     .addHelpText(
       'after',
       "\nExamples:\n  jf redo 42\n  jf redo 57 --var version=1.4.2 --detach\n  jf redo 61 --param-file secret-args.txt --rolling '1 5 25%'",
     )
     .action(async (id: number, flags: RedoFlags, c: Command) => {
-      const vars = planVars(flags.var ?? []);
+      const vars = await planVars(flags);
       const param = await paramOf(flags);
       const rolling = flags.rolling
         ? { expression: flags.rolling, mode: ROLLING_MODES[flags.rollingMode] }

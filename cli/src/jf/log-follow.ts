@@ -3,7 +3,7 @@
  * offset it has printed up to, and a read asks only for what lies after it (`log_offset`,
  * answered with `log_next_offset` and `log_complete`). The event stream's `log` notices say
  * which hosts have new output; when polling, every host not complete is asked. Hosts at the
- * same offset share one batch call (500 hosts each). Lines are printed whole: a line still
+ * same offset share batch calls (`ApiClient.logBatches`). Lines are printed whole: a line still
  * being written waits for its end, or for its host to finish.
  */
 import type { ApiClient, HostResult, JobStatus } from './api-client.js';
@@ -139,19 +139,21 @@ export class LogFollower {
       }
       this.dirty.clear();
       for (const group of groups.values()) {
-        for (let i = 0; i < group.length; i += 500) {
-          const part = group.slice(i, i + 500);
-          const first = part[0] as HostLog;
-          const reply = await this.client.call<LogReply>('batch_get_job_instance_ip_log', {
+        const first = group[0] as HostLog;
+        const byHost = new Map(group.map((l) => [l.hostId, l]));
+        const replies = this.client.logBatches<LogReply>(
+          {
             job_instance_id: this.jobId,
             step_instance_id: first.stepId,
             execute_count: first.executeCount,
-            host_id_list: part.map((l) => l.hostId),
             log_offset: first.next,
             log_length: READ_BYTES,
-          });
+          },
+          group.map((l) => l.hostId),
+        );
+        for await (const reply of replies) {
           for (const r of reply.script_task_logs ?? []) {
-            const l = part.find((x) => x.hostId === r.bk_host_id);
+            const l = byHost.get(r.bk_host_id);
             if (!l) continue;
             const from = l.next;
             l.next = r.log_next_offset ?? l.next;

@@ -10,9 +10,10 @@ import type { ApiClient } from './api-client.js';
 import { contextOf, positiveInt } from './context.js';
 import type { Ctx } from './context.js';
 import { CliError, Exit } from './exit-codes.js';
-import { collect, followStarted, startOptions } from './job-commands.js';
+import { followStarted, startOptions } from './job-commands.js';
 import type { StartFlags } from './job-commands.js';
-import { findPlan, planVars, varOption } from './launch-commands.js';
+import { findPlan, planVars, withVarOptions } from './launch-commands.js';
+import type { VarFlags } from './launch-commands.js';
 import { printData, table } from './render.js';
 import { languageOf } from '../commands/library.js';
 
@@ -100,14 +101,13 @@ function templatesCommand(): Command {
       act(
         new Command('ls').description('templates of the scope').option('--name <part>', 'name contains'),
         async (ctx, flags: { name?: string }) => {
-          const r = await ctx.client.call<{ data: TemplateRow[] }>('get_job_template_list', {
-            length: 1000,
+          const rows = await ctx.client.readAll<TemplateRow>('get_job_template_list', {
             ...(flags.name ? { name: flags.name } : {}),
           });
-          printData(ctx.out, r.data, () =>
+          printData(ctx.out, rows, () =>
             table(
               ['ID', 'MODIFIED', 'BY', 'NAME'],
-              r.data.map((x) => [x.id, secs(x.last_modify_time), x.last_modify_user, x.name]),
+              rows.map((x) => [x.id, secs(x.last_modify_time), x.last_modify_user, x.name]),
             ),
           );
         },
@@ -195,15 +195,14 @@ function plansCommand(): Command {
           .option('--template <id>', 'only the plans of this template', idArg)
           .option('--name <part>', 'name contains'),
         async (ctx, flags: { template?: number; name?: string }) => {
-          const r = await ctx.client.call<{ data: PlanRow[] }>('get_job_plan_list', {
-            length: 1000,
+          const rows = await ctx.client.readAll<PlanRow>('get_job_plan_list', {
             ...(flags.template ? { job_template_id: flags.template } : {}),
             ...(flags.name ? { name: flags.name } : {}),
           });
-          printData(ctx.out, r.data, () =>
+          printData(ctx.out, rows, () =>
             table(
               ['ID', 'TEMPLATE', 'MODIFIED', 'BY', 'SYNC', 'NAME'],
-              r.data.map((x) => [
+              rows.map((x) => [
                 x.id,
                 x.job_template_id,
                 secs(x.last_modify_time),
@@ -235,12 +234,11 @@ function plansCommand(): Command {
   );
   const launch = new Command('launch')
     .description('run a plan (the same as jf run plan)')
-    .argument('<plan>', 'plan id or name')
-    .addOption(varOption());
+    .argument('<plan>', 'plan id or name');
   p.addCommand(
     examples(
-      act(startOptions(launch), async (ctx, ref: string, flags: StartFlags & { var?: string[] }) => {
-        const vars = planVars(flags.var ?? []);
+      act(startOptions(withVarOptions(launch)), async (ctx, ref: string, flags: StartFlags & VarFlags) => {
+        const vars = await planVars(flags);
         const plan = await findPlan(ctx.client, ref);
         const started = await ctx.client.call<{ job_instance_id: number }>('execute_job_plan', {
           job_plan_id: plan.id,
@@ -304,14 +302,13 @@ function cronsCommand(): Command {
             new Option('--status <state>', 'only enabled or disabled crons').choices(['enabled', 'disabled']),
           ),
         async (ctx, flags: { status?: string }) => {
-          const r = await ctx.client.call<{ data: CronRow[] }>('get_cron_list', {
-            length: 1000,
+          const rows = await ctx.client.readAll<CronRow>('get_cron_list', {
             ...(flags.status ? { status: flags.status === 'enabled' ? 1 : 0 } : {}),
           });
-          printData(ctx.out, r.data, () =>
+          printData(ctx.out, rows, () =>
             table(
               ['ID', 'STATE', 'PLAN', 'SCHEDULE', 'NAME'],
-              r.data.map((x) => [
+              rows.map((x) => [
                 x.id,
                 x.status === 1 ? 'enabled' : 'disabled',
                 x.job_plan_id,
@@ -362,7 +359,7 @@ function cronsCommand(): Command {
   c.addCommand(
     examples(
       act(
-        new Command('save')
+        withVarOptions(new Command('save'))
           .description('create a cron (or change one with --id); it is saved disabled unless --enable')
           .option('--id <id>', 'the cron to change', idArg)
           .option('--plan <plan>', 'plan id or name (required for a new cron)')
@@ -371,7 +368,6 @@ function cronsCommand(): Command {
           .option('--at <time>', 'run once at this time (ISO 8601, e.g. 2026-12-01T02:00:00Z)')
           .option('--tz <zone>', "IANA time zone of the expression (default: the server's)")
           .option('--until <time>', 'no run after this time (ISO 8601)')
-          .option('--var <name=value>', 'a plan variable value (repeatable)', collect)
           .option('--enable', 'enable the cron once saved'),
         async (
           ctx,
@@ -383,9 +379,8 @@ function cronsCommand(): Command {
             at?: string;
             tz?: string;
             until?: string;
-            var?: string[];
             enable?: boolean;
-          },
+          } & VarFlags,
         ) => {
           if (f.cron && f.at) throw new CliError('give --cron or --at, not both', Exit.USAGE);
           if (f.id === undefined && (!f.plan || !f.name || (!f.cron && !f.at)))
@@ -398,7 +393,7 @@ function cronsCommand(): Command {
           };
           const at = when('--at', f.at);
           const until = when('--until', f.until);
-          const vars = planVars(f.var ?? []);
+          const vars = await planVars(f);
           const plan = f.plan ? await findPlan(ctx.client, f.plan) : undefined;
           const saved = await ctx.client.call<{ id: number }>('save_cron', {
             ...(f.id ? { id: f.id } : {}),
@@ -468,23 +463,18 @@ interface VersionRow {
 
 /** A library script by id or exact name. */
 async function findScript(client: ApiClient, ref: string): Promise<ScriptRow | undefined> {
-  const list = await client.call<{ data: ScriptRow[] }>('get_script_list', { name: ref, length: 1000 });
+  const named = await client.readAll<ScriptRow>('get_script_list', { name: ref });
   return (
-    list.data.find((s) => s.name === ref) ??
-    (await client.call<{ data: ScriptRow[] }>('get_script_list', { length: 1000 })).data.find(
-      (s) => s.id === ref,
-    )
+    named.find((s) => s.name === ref) ??
+    (await client.readAll<ScriptRow>('get_script_list')).find((s) => s.id === ref)
   );
 }
 
 async function versionsOf(client: ApiClient, scriptId: string): Promise<VersionRow[]> {
-  return (
-    await client.call<{ data: VersionRow[] }>('get_script_version_list', {
-      script_id: scriptId,
-      return_script_content: true,
-      length: 1000,
-    })
-  ).data;
+  return client.readAll<VersionRow>('get_script_version_list', {
+    script_id: scriptId,
+    return_script_content: true,
+  });
 }
 
 /** A version named by its name or id ("online": the online one). */
@@ -502,9 +492,9 @@ function pickVersion(script: ScriptRow, versions: VersionRow[], ref: string): Ve
   return v;
 }
 
-function readLocal(file: string): string {
+function readLocal(file: string): Buffer {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(file);
   } catch {
     throw new CliError(`cannot read ${file}`, Exit.USAGE);
   }
@@ -529,7 +519,9 @@ export function addScriptCommands(scripts: Command): Command {
           file: string,
           f: { name: string; scriptVersion: string; desc?: string; publish?: boolean },
         ) => {
-          const content = Buffer.from(readLocal(file)).toString('base64');
+          // Its bytes: the server refuses what is not UTF-8 text, where reading it as UTF-8 here
+          // would have replaced those bytes unseen.
+          const content = readLocal(file).toString('base64');
           const existing = await findScript(ctx.client, f.name);
           const created = await ctx.client.call<{
             id: number;
@@ -606,7 +598,7 @@ export function addScriptCommands(scripts: Command): Command {
           if (!script) throw new CliError(`no script ${ref} in this scope`);
           const versions = await versionsOf(ctx.client, script.id);
           const side = (x: string) => {
-            if (fs.existsSync(x)) return { label: x, text: readLocal(x) };
+            if (fs.existsSync(x)) return { label: x, text: readLocal(x).toString('utf8') };
             const v = pickVersion(script, versions, x);
             return { label: `${script.name}@${v.version}`, text: v.content ?? '' };
           };

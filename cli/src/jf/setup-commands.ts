@@ -210,19 +210,17 @@ function listCommand(
 function resourceCommands(): Command[] {
   const scripts = new Command('scripts').description('the script library of the scope').addCommand(
     listCommand('ls', 'library scripts', "jf scripts ls -o json | jq '.[].name'", async (client) => {
-      const r = await client.call<{
-        data: {
-          id: string;
-          name: string;
-          type: number;
-          online_script_version_id: number | null;
-          last_modify_user: string;
-        }[];
-      }>('get_script_list', { length: 1000 });
+      const rows = await client.readAll<{
+        id: string;
+        name: string;
+        type: number;
+        online_script_version_id: number | null;
+        last_modify_user: string;
+      }>('get_script_list');
       return {
-        rows: r.data,
+        rows,
         head: ['ID', 'ONLINE VERSION', 'MODIFIED BY', 'NAME'],
-        cells: (s: (typeof r.data)[number]) => [s.id, s.online_script_version_id, s.last_modify_user, s.name],
+        cells: (s: (typeof rows)[number]) => [s.id, s.online_script_version_id, s.last_modify_user, s.name],
       };
     }),
   );
@@ -233,26 +231,33 @@ function resourceCommands(): Command[] {
       .addHelpText('after', '\nExamples:\n  jf scripts versions 3f2a9c')
       .action(async (id: string, _f: unknown, cmd: Command) => {
         const ctx = await contextOf(cmd);
-        const r = await ctx.client.call<{
-          data: { id: number; version: string; status: number; last_modify_user: string }[];
-        }>('get_script_version_list', { script_id: id, length: 1000 });
-        printData(ctx.out, r.data, () =>
+        const rows = await ctx.client.readAll<{
+          id: number;
+          version: string;
+          status: number;
+          last_modify_user: string;
+        }>('get_script_version_list', { script_id: id });
+        printData(ctx.out, rows, () =>
           table(
             ['VERSION ID', 'VERSION', 'STATUS', 'MODIFIED BY'],
-            r.data.map((v) => [v.id, v.version, v.status, v.last_modify_user]),
+            rows.map((v) => [v.id, v.version, v.status, v.last_modify_user]),
           ),
         );
       }),
   );
   const accounts = new Command('accounts').description('execution accounts of the scope').addCommand(
     listCommand('ls', 'accounts', 'jf accounts ls', async (client) => {
-      const r = await client.call<{
-        data: { id: number; alias: string; account: string; category: number; os: string }[];
-      }>('get_account_list', { length: 1000 });
+      const rows = await client.readAll<{
+        id: number;
+        alias: string;
+        account: string;
+        category: number;
+        os: string;
+      }>('get_account_list');
       return {
-        rows: r.data,
+        rows,
         head: ['ID', 'ALIAS', 'ACCOUNT', 'CATEGORY'],
-        cells: (a: (typeof r.data)[number]) => [a.id, a.alias, a.account, a.category === 2 ? 'db' : 'system'],
+        cells: (a: (typeof rows)[number]) => [a.id, a.alias, a.account, a.category === 2 ? 'db' : 'system'],
       };
     }),
   );

@@ -18,7 +18,7 @@ export const { startFleet } = (await import(
 export const { RESTART_HEARTBEAT_ENV, stopAll, tempDir } = (await import(
   path.join(REPO, 'server/dist/test/helpers/processes.js')
 )) as typeof ProcessesModule;
-export const { admin } = (await import(
+export const { admin, post } = (await import(
   path.join(REPO, 'server/dist/test/helpers/api-client.js')
 )) as typeof ApiModule;
 
