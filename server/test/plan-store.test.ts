@@ -33,14 +33,26 @@ for (const engine of engines()) {
       });
       try {
         const plans = store.plans;
+        // A template saves only citations of versions that exist.
+        const version = async (name: string) => {
+          const v = await store.scripts.createScript(
+            { public: false, scopeType: 'biz', scopeId: '2' },
+            { name, language: 1, description: '' },
+            { version: 'v1', content: 'echo 1', versionDesc: '' },
+            'tester',
+          );
+          assert.ok(typeof v === 'object');
+          return v.id;
+        };
+        const [v12, v123] = [await version('first'), await version('second')];
         const a = await plans.insertTemplate(
           row('cites 12', [
-            { id: 1, script_info: { script_type: 2, script_version_id: 12, account: { id: 5 } } },
+            { id: 1, script_info: { script_type: 2, script_version_id: v12, account: { id: 5 } } },
           ]),
         );
         const b = await plans.insertTemplate(
           row('cites 123', [
-            { id: 1, script_info: { script_type: 3, script_version_id: 123, account: { id: 6 } } },
+            { id: 1, script_info: { script_type: 3, script_version_id: v123, account: { id: 6 } } },
             {
               id: 2,
               file_info: {
@@ -52,13 +64,13 @@ for (const engine of engines()) {
         );
         const labels = async (cited: Promise<{ label: string; scopeType: string; scopeId: string }[]>) =>
           (await cited).map((c) => `${c.label} in ${c.scopeType} ${c.scopeId}`);
-        assert.deepEqual(await labels(plans.citingScriptVersions([12])), [
+        assert.deepEqual(await labels(plans.citingScriptVersions([v12])), [
           `template ${a} (cites 12) in biz 2`,
         ]);
-        assert.deepEqual(await labels(plans.citingScriptVersions([1, 123])), [
+        assert.deepEqual(await labels(plans.citingScriptVersions([v123 + 100, v123])), [
           `template ${b} (cites 123) in biz 2`,
         ]);
-        assert.deepEqual(await plans.citingScriptVersions([99]), []);
+        assert.deepEqual(await plans.citingScriptVersions([v123 + 99]), []);
         assert.deepEqual(await labels(plans.citingAccount(8)), [`template ${b} (cites 123) in biz 2`]);
         assert.deepEqual(await labels(plans.citingAccount(5)), [`template ${a} (cites 12) in biz 2`]);
         assert.deepEqual(await plans.citingAccount(1), []);

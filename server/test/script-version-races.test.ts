@@ -4,7 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import type { Kysely } from 'kysely';
 import pg from 'pg';
+import { CitedVersionsGone } from '../src/store/library-references.js';
+import type { Database } from '../src/store/schema.js';
 import { SCRIPT_GONE, ScriptVersionStatus } from '../src/store/script-store.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
@@ -38,6 +41,29 @@ for (const engine of engines()) {
       return v;
     };
 
+    /** The API's check inside a delete: refuse a cited version. */
+    const notCited = (store: Store) => async (ids: number[], tx: Kysely<Database>) => {
+      const citers = await store.references.scriptVersionsCitedBy(ids, tx);
+      if (citers.length > 0) throw new Error(`cited by ${citers.map((c) => c.label).join(', ')}`);
+    };
+    /** A template body citing one version, as plan-documents.ts stores it. */
+    const citing = (versionId: number) =>
+      JSON.stringify({
+        steps: [{ id: 1, name: 'run', type: 1, script_info: { script_version_id: versionId } }],
+      });
+    const templateRow = (name: string, body: string) => ({
+      scope_type: 'biz',
+      scope_id: '1',
+      name,
+      description: '',
+      creator: 'tester',
+      create_time: 0,
+      last_modify_user: 'tester',
+      last_modify_time: 0,
+      version: 1,
+      body,
+    });
+
     test('a version disabled after it was read is not published, and the online one stays', async () => {
       await withStore(async (store) => {
         const scripts = store.scripts;
@@ -63,7 +89,7 @@ for (const engine of engines()) {
         const v = await draft(store, 'backup');
         // Read as a draft by a delete; published by another request before the delete writes.
         await scripts.publish(v, 'other');
-        assert.equal(await scripts.deleteVersion(v), false);
+        assert.equal(await scripts.deleteVersion(v, notCited(store)), false);
         assert.equal((await scripts.getVersion(v.id))?.status, ScriptVersionStatus.ONLINE);
       });
     });
@@ -72,7 +98,7 @@ for (const engine of engines()) {
       await withStore(async (store) => {
         const scripts = store.scripts;
         const v = await draft(store, 'gone');
-        assert.equal(await scripts.deleteVersion(v), true);
+        assert.equal(await scripts.deleteVersion(v, notCited(store)), true);
         const next = { version: 'v2', content: 'echo 2', versionDesc: '' };
         assert.equal(await scripts.createVersion(v.script, next, 'tester'), SCRIPT_GONE);
         assert.equal(
@@ -103,7 +129,7 @@ for (const engine of engines()) {
              values ($1, 'v2', 'echo 2', 0, '', 'other', 0, 'other', 0)`,
             [v.script.id],
           );
-          const deleting = store.scripts.deleteVersion(v);
+          const deleting = store.scripts.deleteVersion(v, notCited(store));
           await new Promise((r) => setTimeout(r, 300));
           await adder.query('commit');
           assert.equal(await deleting, true);
@@ -114,5 +140,70 @@ for (const engine of engines()) {
         }
       },
     );
+
+    test(
+      'a template saved citing a version while the version is deleted: one of the two is refused',
+      { skip: engine === 'postgres' ? false : 'SQLite runs one write transaction at a time' },
+      async () => {
+        const databaseUrl = await freshDatabase(engine);
+        const store = await Store.open({ databaseUrl, dataDir: tempDir('versions') });
+        const other = new pg.Client({ connectionString: databaseUrl });
+        await other.connect();
+        try {
+          // Another server saves a template citing v (insertTemplate's statements), not committed
+          // yet, when this one deletes v: the delete waits, then sees the citation.
+          const cited = await draft(store, 'cited');
+          await other.query('begin');
+          await other.query('update script set script_id = script_id where script_id = $1', [
+            cited.script.id,
+          ]);
+          await other.query(
+            `insert into job_template (scope_type, scope_id, name, description, creator, create_time, last_modify_user, last_modify_time, version, body)
+             values ('biz', '1', 'uses it', '', 'other', 0, 'other', 0, 1, $1)`,
+            [citing(cited.id)],
+          );
+          const deleting = store.scripts.deleteVersion(cited, notCited(store));
+          await new Promise((r) => setTimeout(r, 300));
+          await other.query('commit');
+          await assert.rejects(deleting, /cited by template \d+ \(uses it\)/);
+          assert.ok(await store.scripts.getVersion(cited.id), 'the cited version stays');
+
+          // Another server deletes v, not committed yet, when this one saves a template citing
+          // it: the save waits, then finds v gone and saves nothing.
+          const deleted = await draft(store, 'deleted');
+          await other.query('begin');
+          await other.query('update script set script_id = script_id where script_id = $1', [
+            deleted.script.id,
+          ]);
+          await other.query('delete from script_version where id = $1', [deleted.id]);
+          const saving = store.plans.insertTemplate(templateRow('late', citing(deleted.id)));
+          await new Promise((r) => setTimeout(r, 300));
+          await other.query('commit');
+          await assert.rejects(
+            saving,
+            (err) => err instanceof CitedVersionsGone && err.versionIds[0] === deleted.id,
+          );
+          assert.equal(await store.plans.findTemplateByName('biz', '1', 'late'), undefined);
+        } finally {
+          await other.end();
+          await store.close();
+        }
+      },
+    );
+
+    test('a template citing a deleted version is not saved; a cited version or script is not deleted', async () => {
+      await withStore(async (store) => {
+        const v = await draft(store, 'lib');
+        const id = await store.plans.insertTemplate(templateRow('cites', citing(v.id)));
+        await assert.rejects(store.scripts.deleteVersion(v, notCited(store)), /cited by template/);
+        await assert.rejects(store.scripts.deleteScript(v.script, notCited(store)), /cited by template/);
+        await store.plans.deleteTemplate(id);
+        assert.equal(await store.scripts.deleteVersion(v, notCited(store)), true);
+        await assert.rejects(
+          store.plans.insertTemplate(templateRow('too late', citing(v.id))),
+          CitedVersionsGone,
+        );
+      });
+    });
   });
 }

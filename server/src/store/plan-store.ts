@@ -5,6 +5,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { CronStore } from './cron-store.js';
 import type { CronCiter } from './cron-store.js';
+import { holdCitedVersions } from './library-references.js';
 import type { Citation } from './library-references.js';
 import { idChunks } from './id-chunks.js';
 import { containsLike } from './list-filters.js';
@@ -21,6 +22,13 @@ interface CitingStep {
     file_destination: { account?: { id?: number } };
     file_source_list: { account?: { id?: number } }[];
   };
+}
+
+/** The script versions a template body (JSON) cites. */
+function citedVersionIds(body: string): number[] {
+  return (JSON.parse(body) as { steps: CitingStep[] }).steps
+    .map((s) => s.script_info?.script_version_id)
+    .filter((id): id is number => typeof id === 'number');
 }
 
 export interface ListFilter {
@@ -72,18 +80,23 @@ export class PlanStore {
       .executeTakeFirst();
   }
 
+  /** CitedVersionsGone when a script version it cites was deleted meanwhile (holdCitedVersions). */
   async insertTemplate(row: Omit<TemplateRow, 'id'>): Promise<number> {
-    const { id } = await this.db
-      .insertInto('job_template')
-      .values(row)
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    return id;
+    return this.db.transaction().execute(async (tx) => {
+      await holdCitedVersions(tx, citedVersionIds(row.body));
+      const { id } = await tx
+        .insertInto('job_template')
+        .values(row)
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return id;
+    });
   }
 
   /**
    * Saves a template if it still is what was read (`was`); false when somebody changed it
-   * meanwhile (an edit, a key rotation's reseal), and nothing is written.
+   * meanwhile (an edit, a key rotation's reseal), and nothing is written. CitedVersionsGone as
+   * insertTemplate.
    */
   async updateTemplate(
     id: number,
@@ -93,15 +106,18 @@ export class PlanStore {
       'name' | 'description' | 'last_modify_user' | 'last_modify_time' | 'version' | 'body'
     >,
   ): Promise<boolean> {
-    const r = await this.db
-      .updateTable('job_template')
-      .set(patch)
-      .where('id', '=', id)
-      .where('name', '=', was.name)
-      .where('description', '=', was.description)
-      .where('body', '=', was.body)
-      .executeTakeFirst();
-    return r.numUpdatedRows > 0n;
+    return this.db.transaction().execute(async (tx) => {
+      await holdCitedVersions(tx, citedVersionIds(patch.body));
+      const r = await tx
+        .updateTable('job_template')
+        .set(patch)
+        .where('id', '=', id)
+        .where('name', '=', was.name)
+        .where('description', '=', was.description)
+        .where('body', '=', was.body)
+        .executeTakeFirst();
+      return r.numUpdatedRows > 0n;
+    });
   }
 
   /**
@@ -245,9 +261,13 @@ export class PlanStore {
   readonly citerName = 'job template';
 
   /** Templates (their plans run their steps) citing any of these script versions, as "template 3 (deploy)". */
-  async citingScriptVersions(versionIds: readonly number[]): Promise<Citation[]> {
+  async citingScriptVersions(versionIds: readonly number[], db = this.db): Promise<Citation[]> {
     const ids = new Set(versionIds);
-    return this.templatesWhere('"script_version_id"', (s) => ids.has(s.script_info?.script_version_id ?? -1));
+    return this.templatesWhere(
+      '"script_version_id"',
+      (s) => ids.has(s.script_info?.script_version_id ?? -1),
+      db,
+    );
   }
 
   /** Templates whose steps run as, or read files as, this execution account. */
@@ -262,8 +282,12 @@ export class PlanStore {
   }
 
   /** Templates with a step matching `test`; `hint` narrows the rows read to those that can match. */
-  private async templatesWhere(hint: string, test: (step: CitingStep) => boolean): Promise<Citation[]> {
-    const rows = await this.db
+  private async templatesWhere(
+    hint: string,
+    test: (step: CitingStep) => boolean,
+    db = this.db,
+  ): Promise<Citation[]> {
+    const rows = await db
       .selectFrom('job_template')
       .select(['id', 'name', 'body', 'scope_type', 'scope_id'])
       .where('body', 'like', `%${hint}%`)

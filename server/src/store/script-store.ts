@@ -10,6 +10,7 @@ import { changeConditions, containsLike } from './list-filters.js';
 import type { ChangeFilter } from './list-filters.js';
 import type { Database, ScriptTable, ScriptVersionTable } from './schema.js';
 import { isUniqueViolation } from './constraint-errors.js';
+import { holdScript } from './library-references.js';
 
 export const ScriptVersionStatus = { DRAFT: 0, ONLINE: 1, OFFLINE: 2, DISABLED: 3 } as const;
 export type ScriptVersionStatus = (typeof ScriptVersionStatus)[keyof typeof ScriptVersionStatus];
@@ -246,15 +247,6 @@ export class ScriptStore {
     return v && toVersion(script, v);
   }
 
-  async versionIdsOf(scriptId: string): Promise<number[]> {
-    const rows = await this.db
-      .selectFrom('script_version')
-      .select('id')
-      .where('script_id', '=', scriptId)
-      .execute();
-    return rows.map((r) => r.id);
-  }
-
   /** Scripts of one owner, oldest first; `name` matches any part, ignoring case. */
   async listScripts(
     owner: ScriptOwner,
@@ -417,17 +409,20 @@ export class ScriptStore {
 
   /**
    * Deletes a version unless it is online (it may have been published since it was read); a
-   * script left without versions goes with it. False when nothing was deleted.
+   * script left without versions goes with it. False when nothing was deleted. `assertNotCited`
+   * runs in the transaction (it throws to refuse), once the script's row is held: a template
+   * saved citing the version meanwhile is either seen by it or finds the version gone
+   * (holdCitedVersions).
    */
-  async deleteVersion(version: ScriptVersion): Promise<boolean> {
+  async deleteVersion(
+    version: ScriptVersion,
+    assertNotCited: (versionIds: number[], tx: Kysely<Database>) => Promise<void>,
+  ): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
       // The script's row first: a version being added meanwhile (createVersion) either commits
       // before this counts the versions left, or finds the script gone.
-      await tx
-        .updateTable('script')
-        .set((eb) => ({ script_id: eb.ref('script_id') }))
-        .where('script_id', '=', version.script.id)
-        .execute();
+      await holdScript(tx, version.script.id);
+      await assertNotCited([version.id], tx);
       const r = await tx
         .deleteFrom('script_version')
         .where('id', '=', version.id)
@@ -445,8 +440,23 @@ export class ScriptStore {
     });
   }
 
-  /** Deletes a script and all its versions. */
-  async deleteScript(script: Script): Promise<void> {
-    await this.db.deleteFrom('script').where('script_id', '=', script.id).execute();
+  /** Deletes a script and all its versions; `assertNotCited` as for deleteVersion. */
+  async deleteScript(
+    script: Script,
+    assertNotCited: (versionIds: number[], tx: Kysely<Database>) => Promise<void>,
+  ): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await holdScript(tx, script.id);
+      const versions = await tx
+        .selectFrom('script_version')
+        .select('id')
+        .where('script_id', '=', script.id)
+        .execute();
+      await assertNotCited(
+        versions.map((v) => v.id),
+        tx,
+      );
+      await tx.deleteFrom('script').where('script_id', '=', script.id).execute();
+    });
   }
 }

@@ -15,6 +15,7 @@ import { TemplateInput } from '../../plans/plan-shapes.js';
 import type { TemplateBody } from '../../plans/plan-shapes.js';
 import { msFrom, msTo } from '../../plans/plan-times.js';
 import { isUniqueViolation } from '../../store/constraint-errors.js';
+import { CitedVersionsGone } from '../../store/library-references.js';
 import type { TemplateRow } from '../../store/plan-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -90,8 +91,12 @@ export function modified(ctx: EndpointContext) {
   return { last_modify_user: ctx.caller.username, last_modify_time: Date.now() };
 }
 
-function nameTaken(name: string): ApiError {
-  return new ApiError('JOB_TEMPLATE_NAME_EXIST', { name });
+/** A save the store refused: the name taken, or a cited script version deleted meanwhile. */
+function refusedSave(err: unknown, name: string): unknown {
+  if (isUniqueViolation(err)) return new ApiError('JOB_TEMPLATE_NAME_EXIST', { name });
+  if (err instanceof CitedVersionsGone)
+    return new ApiError('SCRIPT_NOT_EXIST', { ref: `version ${err.versionIds.join(', ')}` });
+  return err;
 }
 
 export const createJobTemplate = defineEndpoint({
@@ -117,8 +122,7 @@ export const createJobTemplate = defineEndpoint({
       });
       return { id };
     } catch (err) {
-      if (isUniqueViolation(err)) throw nameTaken(input.name);
-      throw err;
+      throw refusedSave(err, input.name);
     }
   },
 });
@@ -159,8 +163,7 @@ async function saveTemplate(
       body: text,
     });
   } catch (err) {
-    if (isUniqueViolation(err)) throw nameTaken(name);
-    throw err;
+    throw refusedSave(err, name);
   }
 }
 

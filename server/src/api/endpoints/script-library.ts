@@ -9,10 +9,12 @@
  * as `warnings` (a Jobfleet extension, in check_script's shape) and the save goes ahead.
  */
 import { z } from 'zod';
+import type { Kysely } from 'kysely';
 import { describeMatches, RuleAction, scanScript } from '../../rules/dangerous-rules.js';
 import { describeCiters } from '../../store/library-references.js';
 import { NAME_TAKEN, SCRIPT_GONE, ScriptVersionStatus, VERSION_TAKEN } from '../../store/script-store.js';
 import type { Script, ScriptOwner, ScriptVersion } from '../../store/script-store.js';
+import type { Database } from '../../store/schema.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { Endpoint, EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
@@ -174,8 +176,12 @@ async function screen(ctx: EndpointContext, language: number, content: string) {
   return checkItems(matches);
 }
 
-async function assertNotCited(ctx: EndpointContext, versionIds: number[]): Promise<void> {
-  const citers = await ctx.services.store.references.scriptVersionsCitedBy(versionIds);
+async function assertNotCited(
+  ctx: EndpointContext,
+  versionIds: number[],
+  tx: Kysely<Database>,
+): Promise<void> {
+  const citers = await ctx.services.store.references.scriptVersionsCitedBy(versionIds, tx);
   if (citers.length === 0) return;
   // A public script is cited from any scope: only citers in scopes the caller holds are named.
   const seen = citers.filter((c) => seesScope(ctx, c.scopeType, c.scopeId));
@@ -407,10 +413,11 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
   const deleteVersion = versionAction('delete_script_version', async (ctx, v) => {
     if (v.status === ScriptVersionStatus.ONLINE)
       throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
-    await assertNotCited(ctx, [v.id]);
     // Published (or deleted) since it was read: refused as an online version is.
-    if (!(await ctx.services.store.scripts.deleteVersion(v)))
-      throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
+    const deleted = await ctx.services.store.scripts.deleteVersion(v, (ids, tx) =>
+      assertNotCited(ctx, ids, tx),
+    );
+    if (!deleted) throw new ApiError('DELETE_ONLINE_SCRIPT_FAIL', { id: v.id });
     return null;
   });
 
@@ -424,8 +431,7 @@ function libraryEndpoints(kind: Kind): Endpoint[] {
     async handle(ctx, input) {
       assertMayWrite(ctx, kind);
       const script = await findScript(ctx, kind, input.script_id);
-      await assertNotCited(ctx, await ctx.services.store.scripts.versionIdsOf(script.id));
-      await ctx.services.store.scripts.deleteScript(script);
+      await ctx.services.store.scripts.deleteScript(script, (ids, tx) => assertNotCited(ctx, ids, tx));
       return null;
     },
   });
