@@ -581,6 +581,35 @@ for (const engine of engines()) {
         ['create_job_template', { ...good, name: 'x', description: '\u0000' }, 1240003, /NUL/],
         ['create_job_plan', { job_template_id: t.data.id, name: 'p\u0000' }, 1240003, /NUL/],
         ['get_job_plan_list', { name: '\u0000' }, 1240003, /NUL/],
+        // No process argument or environment carries a NUL: refused here, not on each host.
+        [
+          'create_job_template',
+          { ...good, name: 'x', global_var_list: [{ name: 'v', type: 1, value: 'a\u0000b' }] },
+          1240003,
+          /NUL/,
+        ],
+        [
+          'create_job_template',
+          {
+            ...good,
+            name: 'x',
+            step_list: [
+              {
+                ...good.step_list[0],
+                script_info: { ...good.step_list[0]?.script_info, script_param: b64('a\u0000b') },
+              },
+              ...good.step_list.slice(1),
+            ],
+          },
+          1240003,
+          /NUL/,
+        ],
+        [
+          'execute_job_plan',
+          { job_plan_id: 424242, global_var_list: [{ name: 'v', value: '\u0000' }] },
+          1240003,
+          /NUL/,
+        ],
         ['create_job_template', good, 1243912, /already exists/],
         [
           'create_job_template',

@@ -563,6 +563,7 @@ for (const engine of engines()) {
         [{ script_language: 9, script_content: b64('true') }, 1241005],
         [{ script_content: undefined }, 1241004],
         [{ script_content: 'not base64!!' }, 1240003],
+        [{ script_param: b64('a\u0000b') }, 1240003],
         [{ timeout: 0 }, 1240003],
         [{ timeout: 259201 }, 1240003],
         [{ account_alias: 'nobody-here' }, 1244003],

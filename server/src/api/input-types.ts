@@ -105,8 +105,14 @@ export function zText(max: number) {
 /**
  * A variable's value. Text, and a number or boolean given there read as text, as BK-JOB's
  * Jackson binds them into its String field (SDKs building the body from typed values send them).
+ * No NUL: a value reaches a script through its text or environment, which cannot carry one.
  */
-export const zVarValue = z
-  .union([z.string(), z.number(), z.boolean()])
-  .transform(String)
-  .pipe(z.string().max(65_535, 'is longer than 65535 characters'));
+export const zVarValue = z.union([z.string(), z.number(), z.boolean()]).transform(String).pipe(zText(65_535));
+
+/** Base64 of a script's parameters: no NUL once decoded, as no process argument carries one. */
+export function zBase64Param(maxBytes: number) {
+  return zBase64(maxBytes).refine(
+    (s) => !Buffer.from(s, 'base64').includes(0),
+    'decodes to bytes holding a NUL, which no process argument can carry',
+  );
+}

@@ -5,7 +5,16 @@
  */
 import { z } from 'zod';
 import { RollingConfig } from '../api/endpoints/job-submission.js';
-import { IpEntry, TargetServer, zBase64, zInt, zLong, zText, zVarValue } from '../api/input-types.js';
+import {
+  IpEntry,
+  TargetServer,
+  zBase64,
+  zBase64Param,
+  zInt,
+  zLong,
+  zText,
+  zVarValue,
+} from '../api/input-types.js';
 
 const MAX_SCRIPT_BYTES = 16_777_215;
 const MAX_PARAM_BYTES = 65_535;
@@ -74,7 +83,7 @@ export const ScriptInfo = z.object({
   script_content: zBase64(MAX_SCRIPT_BYTES).optional(),
   script_language: zInt.pipe(z.number().min(1).max(6)).default(1),
   /** Base64; of a sensitive parameter, the mask it was shown keeps the stored value (plan-documents.ts). */
-  script_param: z.union([z.literal(CIPHER_MASK), zBase64(MAX_PARAM_BYTES)]).optional(),
+  script_param: z.union([z.literal(CIPHER_MASK), zBase64Param(MAX_PARAM_BYTES)]).optional(),
   script_timeout: zInt.pipe(z.number().min(1).max(259_200)).default(7200),
   account: AccountRefInput,
   server: StepServer,

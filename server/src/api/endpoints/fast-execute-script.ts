@@ -7,7 +7,7 @@ import type { ScriptStepSpec } from '../../engine/step-spec.js';
 import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { TargetsChanged } from '../../store/host-tasks-by-id.js';
-import { zBase64, zInt, zLong } from '../input-types.js';
+import { zBase64, zBase64Param, zInt, zLong } from '../input-types.js';
 import { scriptToRun } from '../script-reference.js';
 import { readScopeUsage } from '../scope-quota.js';
 import { assertCallbackAllowed, enforceDangerousRules } from '../submission-checks.js';
@@ -37,7 +37,7 @@ export const Input = z.object({
   script_id: z.string().optional(),
   script_content: zBase64(MAX_SCRIPT_BYTES).optional(),
   script_language: zInt.optional(),
-  script_param: zBase64(MAX_PARAM_BYTES).optional(),
+  script_param: zBase64Param(MAX_PARAM_BYTES).optional(),
   is_param_sensitive: zInt.pipe(z.union([z.literal(0), z.literal(1)])).optional(),
   ...CommonExecuteFields,
 });
