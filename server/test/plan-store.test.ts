@@ -45,19 +45,47 @@ for (const engine of engines()) {
           return v.id;
         };
         const [v12, v123] = [await version('first'), await version('second')];
+        // ... and of accounts that exist.
+        await store.inventory.createBiz(2, 'two');
+        const account = async (alias: string) => {
+          const created = await store.accounts.create(
+            {
+              bizId: 2,
+              account: alias,
+              alias,
+              category: 1,
+              type: 1,
+              osType: 'linux',
+              description: '',
+              password: undefined,
+              dbPort: null,
+              dbSystemAccountId: null,
+            },
+            'tester',
+            String,
+          );
+          assert.ok(typeof created === 'object');
+          return created.id;
+        };
+        const [a5, a6, a7, a8] = [
+          await account('a5'),
+          await account('a6'),
+          await account('a7'),
+          await account('a8'),
+        ];
         const a = await plans.insertTemplate(
           row('cites 12', [
-            { id: 1, script_info: { script_type: 2, script_version_id: v12, account: { id: 5 } } },
+            { id: 1, script_info: { script_type: 2, script_version_id: v12, account: { id: a5 } } },
           ]),
         );
         const b = await plans.insertTemplate(
           row('cites 123', [
-            { id: 1, script_info: { script_type: 3, script_version_id: v123, account: { id: 6 } } },
+            { id: 1, script_info: { script_type: 3, script_version_id: v123, account: { id: a6 } } },
             {
               id: 2,
               file_info: {
-                file_destination: { account: { id: 7 } },
-                file_source_list: [{ account: { id: 8 } }],
+                file_destination: { account: { id: a7 } },
+                file_source_list: [{ account: { id: a8 } }],
               },
             },
           ]),
@@ -71,9 +99,9 @@ for (const engine of engines()) {
           `template ${b} (cites 123) in biz 2`,
         ]);
         assert.deepEqual(await plans.citingScriptVersions([v123 + 99]), []);
-        assert.deepEqual(await labels(plans.citingAccount(8)), [`template ${b} (cites 123) in biz 2`]);
-        assert.deepEqual(await labels(plans.citingAccount(5)), [`template ${a} (cites 12) in biz 2`]);
-        assert.deepEqual(await plans.citingAccount(1), []);
+        assert.deepEqual(await labels(plans.citingAccount(a8)), [`template ${b} (cites 123) in biz 2`]);
+        assert.deepEqual(await labels(plans.citingAccount(a5)), [`template ${a} (cites 12) in biz 2`]);
+        assert.deepEqual(await plans.citingAccount(a8 + 100), []);
 
         await plans.addVarState(40, 0, 0, 'start');
         await plans.addVarState(40, 41, 0, 'after 41');

@@ -1,12 +1,13 @@
 /**
- * Script version changes that race: the API reads a version, checks its status, then writes. The
- * store's write must hold when the version changed in between (another request, another server).
+ * Library changes that race: the API reads a script version (or an account), checks it, then
+ * writes. The store's write must hold when it changed in between (another request, another
+ * server): a version's status, a version or account deleted while something saved cites it.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
-import { CitedVersionsGone } from '../src/store/library-references.js';
+import { CitedItemsGone } from '../src/store/library-references.js';
 import type { Database } from '../src/store/schema.js';
 import { SCRIPT_GONE, ScriptVersionStatus } from '../src/store/script-store.js';
 import { Store } from '../src/store/store.js';
@@ -179,10 +180,7 @@ for (const engine of engines()) {
           const saving = store.plans.insertTemplate(templateRow('late', citing(deleted.id)));
           await new Promise((r) => setTimeout(r, 300));
           await other.query('commit');
-          await assert.rejects(
-            saving,
-            (err) => err instanceof CitedVersionsGone && err.versionIds[0] === deleted.id,
-          );
+          await assert.rejects(saving, (err) => err instanceof CitedItemsGone && err.ids[0] === deleted.id);
           assert.equal(await store.plans.findTemplateByName('biz', '1', 'late'), undefined);
         } finally {
           await other.end();
@@ -190,6 +188,105 @@ for (const engine of engines()) {
         }
       },
     );
+
+    /** A Linux system account of business 1. */
+    const account = async (store: Store, alias: string, system: number | null = null) => {
+      const a = await store.accounts.create(
+        {
+          bizId: 1,
+          account: alias,
+          alias,
+          category: system === null ? 1 : 2,
+          type: system === null ? 1 : 9,
+          osType: system === null ? 'linux' : '',
+          description: '',
+          password: system === null ? undefined : 'pw',
+          dbPort: system === null ? null : 3306,
+          dbSystemAccountId: system,
+        },
+        'tester',
+        (plain) => `sealed:${plain.length}`,
+      );
+      assert.ok(typeof a === 'object');
+      return a.id;
+    };
+    const runsAs = (accountId: number) =>
+      JSON.stringify({
+        steps: [{ id: 1, name: 'run', type: 1, script_info: { account: { id: accountId } } }],
+      });
+    const accountNotCited = (store: Store, id: number) => async (tx: Kysely<Database>) => {
+      const citers = [
+        ...(await store.accounts.dbAccountsUsing(id, tx)).map((d) => `database account ${d.id}`),
+        ...(await store.references.accountCitedBy(id, tx)).map((c) => c.label),
+      ];
+      if (citers.length > 0) throw new Error(`cited by ${citers.join(', ')}`);
+    };
+
+    test(
+      'a template saved running as an account while the account is deleted: one of the two is refused',
+      { skip: engine === 'postgres' ? false : 'SQLite runs one write transaction at a time' },
+      async () => {
+        const databaseUrl = await freshDatabase(engine);
+        const store = await Store.open({ databaseUrl, dataDir: tempDir('accounts') });
+        const other = new pg.Client({ connectionString: databaseUrl });
+        await other.connect();
+        try {
+          await store.inventory.createBiz(1, 'one');
+          const kept = await account(store, 'kept');
+          await other.query('begin');
+          await other.query('update account set id = id where id = $1', [kept]);
+          await other.query(
+            `insert into job_template (scope_type, scope_id, name, description, creator, create_time, last_modify_user, last_modify_time, version, body)
+             values ('biz', '1', 'runs as kept', '', 'other', 0, 'other', 0, 1, $1)`,
+            [runsAs(kept)],
+          );
+          const deleting = store.accounts.delete(kept, accountNotCited(store, kept));
+          await new Promise((r) => setTimeout(r, 300));
+          await other.query('commit');
+          await assert.rejects(deleting, /cited by template \d+ \(runs as kept\)/);
+          assert.ok(await store.accounts.get(kept), 'the cited account stays');
+
+          const gone = await account(store, 'gone');
+          await other.query('begin');
+          await other.query('delete from account where id = $1', [gone]);
+          const saving = store.plans.insertTemplate(templateRow('runs as gone', runsAs(gone)));
+          await new Promise((r) => setTimeout(r, 300));
+          await other.query('commit');
+          await assert.rejects(saving, (err) => err instanceof CitedItemsGone && err.kind === 'account');
+          assert.equal(await store.plans.findTemplateByName('biz', '1', 'runs as gone'), undefined);
+        } finally {
+          await other.end();
+          await store.close();
+        }
+      },
+    );
+
+    test('what cites a deleted account is not saved; a cited account is not deleted', async () => {
+      await withStore(async (store) => {
+        await store.inventory.createBiz(1, 'one');
+        const system = await account(store, 'sys');
+        const db = await account(store, 'db', system);
+        await assert.rejects(
+          store.accounts.delete(system, accountNotCited(store, system)),
+          /database account/,
+        );
+        const id = await store.plans.insertTemplate(templateRow('runs as sys', runsAs(system)));
+        await store.accounts.update(
+          db,
+          { dbSystemAccountId: await account(store, 'sys2') },
+          'tester',
+          String,
+        );
+        await assert.rejects(store.accounts.delete(system, accountNotCited(store, system)), /template/);
+        await store.plans.deleteTemplate(id);
+        assert.equal(await store.accounts.delete(system, accountNotCited(store, system)), true);
+        await assert.rejects(store.plans.insertTemplate(templateRow('late', runsAs(system))), CitedItemsGone);
+        await assert.rejects(
+          store.accounts.update(db, { dbSystemAccountId: system }, 'tester', String),
+          CitedItemsGone,
+        );
+      });
+    });
 
     test('a template citing a deleted version is not saved; a cited version or script is not deleted', async () => {
       await withStore(async (store) => {
@@ -201,7 +298,7 @@ for (const engine of engines()) {
         assert.equal(await store.scripts.deleteVersion(v, notCited(store)), true);
         await assert.rejects(
           store.plans.insertTemplate(templateRow('too late', citing(v.id))),
-          CitedVersionsGone,
+          CitedItemsGone,
         );
       });
     });

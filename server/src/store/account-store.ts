@@ -9,6 +9,7 @@ import { changeConditions, containsLike } from './list-filters.js';
 import type { ChangeFilter } from './list-filters.js';
 import type { AccountTable, Database } from './schema.js';
 import { isUniqueViolation } from './constraint-errors.js';
+import { holdAccount, holdCitations } from './library-references.js';
 
 export const AccountCategory = { SYSTEM: 1, DB: 2 } as const;
 export const AccountType = { LINUX: 1, WINDOWS: 2, MYSQL: 9, ORACLE: 10, DB2: 11 } as const;
@@ -80,6 +81,7 @@ export class AccountStore {
   ): Promise<AccountView | typeof ALIAS_TAKEN> {
     try {
       return await this.db.transaction().execute(async (tx) => {
+        if (a.dbSystemAccountId !== null) await holdCitations(tx, { accountIds: [a.dbSystemAccountId] });
         const row = await tx
           .insertInto('account')
           .values({
@@ -162,34 +164,46 @@ export class AccountStore {
     now = Date.now(),
   ): Promise<AccountView | undefined | typeof ALIAS_TAKEN> {
     try {
-      return await this.db
-        .updateTable('account')
-        .set({
-          ...(c.alias !== undefined ? { alias: c.alias } : {}),
-          ...(c.description !== undefined ? { description: c.description } : {}),
-          ...(c.password !== undefined ? { password_sealed: seal(c.password, id) } : {}),
-          ...(c.dbPort !== undefined ? { db_port: c.dbPort } : {}),
-          ...(c.dbSystemAccountId !== undefined ? { db_system_account_id: c.dbSystemAccountId } : {}),
-          last_modify_user: user,
-          last_modify_time: now,
-        })
-        .where('id', '=', id)
-        .returning(VIEW_COLUMNS)
-        .executeTakeFirst();
+      return await this.db.transaction().execute(async (tx) => {
+        if (c.dbSystemAccountId !== undefined) await holdCitations(tx, { accountIds: [c.dbSystemAccountId] });
+        return tx
+          .updateTable('account')
+          .set({
+            ...(c.alias !== undefined ? { alias: c.alias } : {}),
+            ...(c.description !== undefined ? { description: c.description } : {}),
+            ...(c.password !== undefined ? { password_sealed: seal(c.password, id) } : {}),
+            ...(c.dbPort !== undefined ? { db_port: c.dbPort } : {}),
+            ...(c.dbSystemAccountId !== undefined ? { db_system_account_id: c.dbSystemAccountId } : {}),
+            last_modify_user: user,
+            last_modify_time: now,
+          })
+          .where('id', '=', id)
+          .returning(VIEW_COLUMNS)
+          .executeTakeFirst();
+      });
     } catch (err) {
       if (isUniqueViolation(err)) return ALIAS_TAKEN;
       throw err;
     }
   }
 
-  async delete(id: number): Promise<boolean> {
-    const r = await this.db.deleteFrom('account').where('id', '=', id).executeTakeFirst();
-    return r.numDeletedRows > 0n;
+  /**
+   * `assertNotCited` runs in the transaction (it throws to refuse), once the account's row is
+   * held: a template or database account saved citing it meanwhile is either seen by it or
+   * finds the account gone (holdCitations).
+   */
+  async delete(id: number, assertNotCited: (tx: Kysely<Database>) => Promise<void>): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      if (!(await holdAccount(tx, id))) return false;
+      await assertNotCited(tx);
+      const r = await tx.deleteFrom('account').where('id', '=', id).executeTakeFirst();
+      return r.numDeletedRows > 0n;
+    });
   }
 
   /** Database accounts that run their client as this system account. */
-  async dbAccountsUsing(systemAccountId: number): Promise<AccountView[]> {
-    return this.db
+  async dbAccountsUsing(systemAccountId: number, db = this.db): Promise<AccountView[]> {
+    return db
       .selectFrom('account')
       .select(VIEW_COLUMNS)
       .where('db_system_account_id', '=', systemAccountId)

@@ -29,8 +29,8 @@ export interface LibraryCiter {
    * that holds the versions' script (ScriptStore.deleteVersion).
    */
   citingScriptVersions(versionIds: readonly number[], db?: Kysely<Database>): Promise<Citation[]>;
-  /** What cites this execution account; empty when none. */
-  citingAccount(accountId: number): Promise<Citation[]>;
+  /** What cites this execution account; empty when none. `db` as for citingScriptVersions. */
+  citingAccount(accountId: number, db?: Kysely<Database>): Promise<Citation[]>;
 }
 
 /** At most this many labels are named in a refusal; the rest are counted. */
@@ -51,9 +51,10 @@ export class LibraryReferences {
     return all;
   }
 
-  async accountCitedBy(accountId: number): Promise<Citation[]> {
-    const all = await Promise.all(this.citers.map((c) => c.citingAccount(accountId)));
-    return all.flat();
+  async accountCitedBy(accountId: number, db?: Kysely<Database>): Promise<Citation[]> {
+    const all = [];
+    for (const c of this.citers) all.push(...(await c.citingAccount(accountId, db)));
+    return all;
   }
 }
 
@@ -69,36 +70,49 @@ export function describeCiters(labels: readonly string[], unseen = 0): string {
   return shown ? `${shown}, and ${hidden}` : hidden;
 }
 
-/** A template (or other citer) saved citing script versions that were deleted meanwhile; nothing was saved. */
-export class CitedVersionsGone extends Error {
-  constructor(readonly versionIds: readonly number[]) {
-    super(`script versions ${versionIds.join(', ')} no longer exist`);
+/** A save citing library items that were deleted meanwhile; nothing was saved. */
+export class CitedItemsGone extends Error {
+  constructor(
+    readonly kind: 'script version' | 'account',
+    readonly ids: readonly number[],
+  ) {
+    super(`${kind}s ${ids.join(', ')} no longer exist`);
   }
 }
 
 /**
- * Takes the rows of the scripts of these versions for the rest of the transaction, one at a
- * time in id order (two saves citing the same scripts cannot wait on each other), and fails
- * with CitedVersionsGone when any version no longer exists. A version's delete takes its
- * script's row first too (ScriptStore), so a save citing a version and that version's delete
- * run one after the other: the save sees the version gone, or the delete sees the citation.
+ * Holds what a save cites for the rest of its transaction, and fails with CitedItemsGone when
+ * any of it no longer exists: the rows of the cited versions' scripts, then the cited accounts,
+ * each in id order (two saves citing the same items cannot wait on each other). A delete holds
+ * the row it deletes first too (ScriptStore, AccountStore), then checks what cites it: so a save
+ * and a delete of what it cites run one after the other, and the later one sees the earlier.
  */
-export async function holdCitedVersions(tx: Kysely<Database>, versionIds: readonly number[]): Promise<void> {
-  if (versionIds.length === 0) return;
-  const ids = [...new Set(versionIds)];
-  const versions = await tx
-    .selectFrom('script_version')
-    .select(['id', 'script_id'])
-    .where('id', 'in', ids)
-    .execute();
-  for (const scriptId of [...new Set(versions.map((v) => v.script_id))].sort())
-    await holdScript(tx, scriptId);
-  // Read again once held: a delete that held a script first has committed by now.
-  const left = new Set(
-    (await tx.selectFrom('script_version').select('id').where('id', 'in', ids).execute()).map((v) => v.id),
-  );
-  const gone = ids.filter((id) => !left.has(id));
-  if (gone.length > 0) throw new CitedVersionsGone(gone);
+export async function holdCitations(
+  tx: Kysely<Database>,
+  cited: { versionIds?: readonly number[]; accountIds?: readonly number[] },
+): Promise<void> {
+  const versionIds = [...new Set(cited.versionIds ?? [])];
+  if (versionIds.length > 0) {
+    const versions = await tx
+      .selectFrom('script_version')
+      .select(['id', 'script_id'])
+      .where('id', 'in', versionIds)
+      .execute();
+    for (const scriptId of [...new Set(versions.map((v) => v.script_id))].sort())
+      await holdScript(tx, scriptId);
+    // Read again once held: a delete that held a script first has committed by now.
+    const left = new Set(
+      (await tx.selectFrom('script_version').select('id').where('id', 'in', versionIds).execute()).map(
+        (v) => v.id,
+      ),
+    );
+    const gone = versionIds.filter((id) => !left.has(id));
+    if (gone.length > 0) throw new CitedItemsGone('script version', gone);
+  }
+  const gone: number[] = [];
+  for (const id of [...new Set(cited.accountIds ?? [])].sort((a, b) => a - b))
+    if (!(await holdAccount(tx, id))) gone.push(id);
+  if (gone.length > 0) throw new CitedItemsGone('account', gone);
 }
 
 /** A script's row, held to the end of the transaction (a no-op update: both engines lock it so). */
@@ -108,4 +122,14 @@ export async function holdScript(tx: Kysely<Database>, scriptId: string): Promis
     .set((eb) => ({ script_id: eb.ref('script_id') }))
     .where('script_id', '=', scriptId)
     .execute();
+}
+
+/** An account's row, held as holdScript holds a script's; false when there is none. */
+export async function holdAccount(tx: Kysely<Database>, id: number): Promise<boolean> {
+  const r = await tx
+    .updateTable('account')
+    .set((eb) => ({ id: eb.ref('id') }))
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return r.numUpdatedRows > 0n;
 }

@@ -5,7 +5,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { CronStore } from './cron-store.js';
 import type { CronCiter } from './cron-store.js';
-import { holdCitedVersions } from './library-references.js';
+import { holdCitations } from './library-references.js';
 import type { Citation } from './library-references.js';
 import { idChunks } from './id-chunks.js';
 import { containsLike } from './list-filters.js';
@@ -24,11 +24,23 @@ interface CitingStep {
   };
 }
 
-/** The script versions a template body (JSON) cites. */
-function citedVersionIds(body: string): number[] {
-  return (JSON.parse(body) as { steps: CitingStep[] }).steps
-    .map((s) => s.script_info?.script_version_id)
-    .filter((id): id is number => typeof id === 'number');
+/** The script versions and accounts a template body (JSON) cites. */
+function citedBy(body: string): { versionIds: number[]; accountIds: number[] } {
+  const steps = (JSON.parse(body) as { steps: CitingStep[] }).steps;
+  const numbers = (xs: unknown[]) => xs.filter((x): x is number => typeof x === 'number');
+  return {
+    versionIds: numbers(steps.map((s) => s.script_info?.script_version_id)),
+    accountIds: numbers(steps.flatMap((s) => accountsOf(s).map((a) => a?.id))),
+  };
+}
+
+/** Every account a step runs as or reads files as. */
+function accountsOf(s: CitingStep): ({ id?: number } | undefined)[] {
+  return [
+    s.script_info?.account,
+    s.file_info?.file_destination.account,
+    ...(s.file_info?.file_source_list ?? []).map((f) => f.account),
+  ];
 }
 
 export interface ListFilter {
@@ -80,10 +92,10 @@ export class PlanStore {
       .executeTakeFirst();
   }
 
-  /** CitedVersionsGone when a script version it cites was deleted meanwhile (holdCitedVersions). */
+  /** CitedItemsGone when a script version or account it cites was deleted meanwhile (holdCitations). */
   async insertTemplate(row: Omit<TemplateRow, 'id'>): Promise<number> {
     return this.db.transaction().execute(async (tx) => {
-      await holdCitedVersions(tx, citedVersionIds(row.body));
+      await holdCitations(tx, citedBy(row.body));
       const { id } = await tx
         .insertInto('job_template')
         .values(row)
@@ -95,7 +107,7 @@ export class PlanStore {
 
   /**
    * Saves a template if it still is what was read (`was`); false when somebody changed it
-   * meanwhile (an edit, a key rotation's reseal), and nothing is written. CitedVersionsGone as
+   * meanwhile (an edit, a key rotation's reseal), and nothing is written. CitedItemsGone as
    * insertTemplate.
    */
   async updateTemplate(
@@ -107,7 +119,7 @@ export class PlanStore {
     >,
   ): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
-      await holdCitedVersions(tx, citedVersionIds(patch.body));
+      await holdCitations(tx, citedBy(patch.body));
       const r = await tx
         .updateTable('job_template')
         .set(patch)
@@ -271,14 +283,8 @@ export class PlanStore {
   }
 
   /** Templates whose steps run as, or read files as, this execution account. */
-  async citingAccount(accountId: number): Promise<Citation[]> {
-    return this.templatesWhere('"account"', (s) =>
-      [
-        s.script_info?.account,
-        s.file_info?.file_destination.account,
-        ...(s.file_info?.file_source_list ?? []).map((f) => f.account),
-      ].some((a) => a?.id === accountId),
-    );
+  async citingAccount(accountId: number, db = this.db): Promise<Citation[]> {
+    return this.templatesWhere('"account"', (s) => accountsOf(s).some((a) => a?.id === accountId), db);
   }
 
   /** Templates with a step matching `test`; `hint` narrows the rows read to those that can match. */

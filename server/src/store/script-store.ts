@@ -412,7 +412,7 @@ export class ScriptStore {
    * script left without versions goes with it. False when nothing was deleted. `assertNotCited`
    * runs in the transaction (it throws to refuse), once the script's row is held: a template
    * saved citing the version meanwhile is either seen by it or finds the version gone
-   * (holdCitedVersions).
+   * (holdCitations).
    */
   async deleteVersion(
     version: ScriptVersion,

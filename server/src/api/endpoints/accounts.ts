@@ -10,7 +10,7 @@
  * account that runs the database client), as BK-JOB's account records do.
  */
 import { z } from 'zod';
-import { describeCiters } from '../../store/library-references.js';
+import { CitedItemsGone, describeCiters } from '../../store/library-references.js';
 import { AccountCategory, AccountType, ALIAS_TAKEN } from '../../store/account-store.js';
 import type { AccountView, SealPassword } from '../../store/account-store.js';
 import { defineEndpoint } from '../endpoint.js';
@@ -99,6 +99,16 @@ async function findInScope(ctx: EndpointContext, id: number): Promise<AccountVie
  * The system account a database account runs its client as: a Linux one of the same business
  * (agents run on Linux; a Windows account's name would be looked up as a Linux user).
  */
+/** A save citing a system account that was deleted after assertSystemAccount read it: refused as one that never was. */
+async function systemAccountHeld<T>(id: number | null | undefined, save: () => Promise<T>): Promise<T> {
+  try {
+    return await save();
+  } catch (err) {
+    if (err instanceof CitedItemsGone) throw new ApiError('DB_SYSTEM_ACCOUNT_IS_INVALID', { id: id ?? 0 });
+    throw err;
+  }
+}
+
 async function assertSystemAccount(ctx: EndpointContext, bizId: number, id: number): Promise<void> {
   const sys = await ctx.services.store.accounts.get(id);
   if (!sys || sys.biz_id !== bizId || sys.type !== AccountType.LINUX)
@@ -177,21 +187,23 @@ export const createAccount = defineEndpoint({
       await assertSystemAccount(ctx, bizId, input.db_system_account_id);
     }
     const alias = input.alias ?? input.account;
-    const row = await ctx.services.store.accounts.create(
-      {
-        bizId,
-        account: input.account,
-        alias,
-        category: input.category,
-        type: input.type,
-        osType: system ? (windows ? 'windows' : 'linux') : '',
-        description: input.description ?? '',
-        password,
-        dbPort: system ? null : (input.db_port ?? null),
-        dbSystemAccountId: system ? null : (input.db_system_account_id ?? null),
-      },
-      ctx.caller.username,
-      sealer(ctx),
+    const row = await systemAccountHeld(input.db_system_account_id, () =>
+      ctx.services.store.accounts.create(
+        {
+          bizId,
+          account: input.account,
+          alias,
+          category: input.category,
+          type: input.type,
+          osType: system ? (windows ? 'windows' : 'linux') : '',
+          description: input.description ?? '',
+          password,
+          dbPort: system ? null : (input.db_port ?? null),
+          dbSystemAccountId: system ? null : (input.db_system_account_id ?? null),
+        },
+        ctx.caller.username,
+        sealer(ctx),
+      ),
     );
     if (row === ALIAS_TAKEN) throw new ApiError('ACCOUNT_ALIAS_EXIST', { alias });
     return accountReply(row);
@@ -222,17 +234,19 @@ export const updateAccount = defineEndpoint({
       throw invalid('db_port', 'only database accounts have db_port and db_system_account_id');
     if (input.db_system_account_id != null)
       await assertSystemAccount(ctx, a.biz_id, input.db_system_account_id);
-    const row = await ctx.services.store.accounts.update(
-      a.id,
-      {
-        alias: input.alias ?? undefined,
-        description: input.description ?? undefined,
-        password,
-        dbPort: input.db_port ?? undefined,
-        dbSystemAccountId: input.db_system_account_id ?? undefined,
-      },
-      ctx.caller.username,
-      sealer(ctx),
+    const row = await systemAccountHeld(input.db_system_account_id, () =>
+      ctx.services.store.accounts.update(
+        a.id,
+        {
+          alias: input.alias ?? undefined,
+          description: input.description ?? undefined,
+          password,
+          dbPort: input.db_port ?? undefined,
+          dbSystemAccountId: input.db_system_account_id ?? undefined,
+        },
+        ctx.caller.username,
+        sealer(ctx),
+      ),
     );
     if (row === ALIAS_TAKEN) throw new ApiError('ACCOUNT_ALIAS_EXIST', { alias: input.alias ?? '' });
     if (!row) throw new ApiError('ACCOUNT_NOT_EXIST', { account: input.id });
@@ -248,19 +262,25 @@ export const deleteAccount = defineEndpoint({
   fieldErrors: BAD_REQUEST_FIELDS,
   async handle(ctx, input) {
     const a = await findInScope(ctx, input.id);
-    const dbAccounts = await ctx.services.store.accounts.dbAccountsUsing(a.id);
-    // A template of a business set cites accounts of its businesses: one in a set the caller
-    // was not granted is counted, not named.
-    const cited = await ctx.services.store.references.accountCitedBy(a.id);
-    const seen = cited.filter((c) => seesScope(ctx, c.scopeType, c.scopeId));
-    const named = [
-      ...dbAccounts.map((d) => `database account ${d.id} (${d.alias})`),
-      ...seen.map((c) => c.label),
-    ];
-    const unseen = cited.length - seen.length;
-    if (named.length + unseen > 0)
-      throw new ApiError('DELETE_REF_ACCOUNT_FORBIDDEN', { id: a.id, citers: describeCiters(named, unseen) });
-    await ctx.services.store.accounts.delete(a.id);
+    const store = ctx.services.store;
+    const deleted = await store.accounts.delete(a.id, async (tx) => {
+      const dbAccounts = await store.accounts.dbAccountsUsing(a.id, tx);
+      // A template of a business set cites accounts of its businesses: one in a set the caller
+      // was not granted is counted, not named.
+      const cited = await store.references.accountCitedBy(a.id, tx);
+      const seen = cited.filter((c) => seesScope(ctx, c.scopeType, c.scopeId));
+      const named = [
+        ...dbAccounts.map((d) => `database account ${d.id} (${d.alias})`),
+        ...seen.map((c) => c.label),
+      ];
+      const unseen = cited.length - seen.length;
+      if (named.length + unseen > 0)
+        throw new ApiError('DELETE_REF_ACCOUNT_FORBIDDEN', {
+          id: a.id,
+          citers: describeCiters(named, unseen),
+        });
+    });
+    if (!deleted) throw new ApiError('ACCOUNT_NOT_EXIST', { account: a.id });
     return accountReply(a);
   },
 });

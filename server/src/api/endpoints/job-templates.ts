@@ -15,7 +15,7 @@ import { TemplateInput } from '../../plans/plan-shapes.js';
 import type { TemplateBody } from '../../plans/plan-shapes.js';
 import { msFrom, msTo } from '../../plans/plan-times.js';
 import { isUniqueViolation } from '../../store/constraint-errors.js';
-import { CitedVersionsGone } from '../../store/library-references.js';
+import { CitedItemsGone } from '../../store/library-references.js';
 import type { TemplateRow } from '../../store/plan-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -91,11 +91,13 @@ export function modified(ctx: EndpointContext) {
   return { last_modify_user: ctx.caller.username, last_modify_time: Date.now() };
 }
 
-/** A save the store refused: the name taken, or a cited script version deleted meanwhile. */
+/** A save the store refused: the name taken, or a cited script version or account deleted meanwhile. */
 function refusedSave(err: unknown, name: string): unknown {
   if (isUniqueViolation(err)) return new ApiError('JOB_TEMPLATE_NAME_EXIST', { name });
-  if (err instanceof CitedVersionsGone)
-    return new ApiError('SCRIPT_NOT_EXIST', { ref: `version ${err.versionIds.join(', ')}` });
+  if (err instanceof CitedItemsGone)
+    return err.kind === 'account'
+      ? new ApiError('ACCOUNT_NOT_EXIST', { account: err.ids.join(', ') })
+      : new ApiError('SCRIPT_NOT_EXIST', { ref: `version ${err.ids.join(', ')}` });
   return err;
 }
 
