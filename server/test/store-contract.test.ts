@@ -585,6 +585,19 @@ for (const engine of engines()) {
       );
     });
 
+    check('output fingerprints: one write may name a host attempt twice; the last one is kept', async () => {
+      const row = (host: number, fp: string) => ({
+        stepInstanceId: 525252,
+        executeCount: 0,
+        hostId: host,
+        fingerprints: { '': fp },
+      });
+      // A result resent in the batch that holds it (PostgreSQL refuses an upsert naming one key twice).
+      await store.outputs.save([row(1, 'first'), row(2, 'other'), row(1, 'resent')]);
+      const saved = await store.outputs.ofAttempt(525252, 0);
+      assert.deepEqual([saved.get(1)?.[''], saved.get(2)?.['']], ['resent', 'other']);
+    });
+
     check('data survives closing and reopening the store', async () => {
       await store.close();
       store = await Store.open({ databaseUrl, dataDir });

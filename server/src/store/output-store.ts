@@ -32,7 +32,12 @@ export class OutputStore {
     await onConnectionAround(this.db, around, (conn) => this.insert(conn, rows));
   }
 
-  private async insert(db: Kysely<Database>, rows: readonly FingerprintRow[]): Promise<void> {
+  private async insert(db: Kysely<Database>, given: readonly FingerprintRow[]): Promise<void> {
+    // The last row of each host attempt: PostgreSQL refuses an upsert that names a key twice,
+    // and a batch may hold a result and its resend.
+    const rows = [
+      ...new Map(given.map((r) => [`${r.stepInstanceId}:${r.executeCount}:${r.hostId}`, r])).values(),
+    ];
     for (let i = 0; i < rows.length; i += CHUNK) {
       await db
         .insertInto('output_fingerprint')
