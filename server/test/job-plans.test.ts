@@ -708,6 +708,8 @@ for (const engine of engines()) {
           { name: 'release', type: 1, value: 'v1' },
           { name: 'tag', type: 1, value: 'stable' },
           { name: 'unused_here', type: 1, value: 'u' },
+          // inside a word of every script ("echo"), not used by any
+          { name: 'ech', type: 1, value: 'e' },
           // names every plain object has: they must fold as any other name does
           { name: '__proto__', type: 1, value: 'p0' },
           { name: 'constructor', type: 2, value: '' },
@@ -735,6 +737,7 @@ for (const engine of engines()) {
           ['release', true],
           ['tag', true],
           ['unused_here', false],
+          ['ech', false],
           ['__proto__', true],
           ['constructor', true],
         ],
@@ -761,6 +764,7 @@ for (const engine of engines()) {
           ['release', 'v42'],
           ['tag', 'stable'],
           ['unused_here', 'u'],
+          ['ech', 'e'],
           ['__proto__', 'p1'],
         ],
       );

@@ -309,9 +309,13 @@ function isUsed(template: TemplateBody, name: string): boolean {
   // Script text and parameters are stored base64: read as the script and its arguments.
   const decoded = (b64: string | undefined) =>
     b64 === undefined ? '' : Buffer.from(b64, 'base64').toString('utf8');
+  // The name as a word ($name, ${name[@]}, name=..., read name), not inside another word: a
+  // variable `ech` is not used by every script that calls echo. Names are shell names, no
+  // pattern characters.
+  const word = new RegExp(`(^|[^A-Za-z0-9_])${name}($|[^A-Za-z0-9_])`);
   return template.steps.some(
     (s) =>
-      decoded(s.script_info?.script_content).includes(name) ||
+      word.test(decoded(s.script_info?.script_content)) ||
       // A sensitive parameter stays sealed here: it is not read for its variables.
       (s.script_info?.is_param_sensitive !== 1 &&
         decoded(s.script_info?.script_param).includes(`\${${name}}`)),
