@@ -67,7 +67,7 @@ describe('job variables in shell scripts', () => {
   test('assignments come back, also after exit, and fold per host', () => {
     const a = run(state, 7, 's="new value"; ns="host seven"; exit 0');
     const b = run(state, 8, "ns=$'eight\\nlines'");
-    assert.deepEqual(parseReported(a.vars ?? ''), { s: 'new value', ns: 'host seven' });
+    assert.deepEqual({ ...parseReported(a.vars ?? '') }, { s: 'new value', ns: 'host seven' });
     const next = foldReports(state, [
       { hostId: 7, values: parseReported(a.vars ?? '') },
       { hostId: 8, values: parseReported(b.vars ?? '') },

@@ -163,10 +163,14 @@ for (const engine of engines()) {
              values ('biz', '1', 'uses it', '', 'other', 0, 'other', 0, 1, $1)`,
             [citing(cited.id)],
           );
-          const deleting = store.scripts.deleteVersion(cited, notCited(store));
+          // Its refusal is awaited from the start: it may come before this test awaits it.
+          const deleting = assert.rejects(
+            store.scripts.deleteVersion(cited, notCited(store)),
+            /cited by template \d+ \(uses it\)/,
+          );
           await new Promise((r) => setTimeout(r, 300));
           await other.query('commit');
-          await assert.rejects(deleting, /cited by template \d+ \(uses it\)/);
+          await deleting;
           assert.ok(await store.scripts.getVersion(cited.id), 'the cited version stays');
 
           // Another server deletes v, not committed yet, when this one saves a template citing
@@ -177,10 +181,13 @@ for (const engine of engines()) {
             deleted.script.id,
           ]);
           await other.query('delete from script_version where id = $1', [deleted.id]);
-          const saving = store.plans.insertTemplate(templateRow('late', citing(deleted.id)));
+          const saving = assert.rejects(
+            store.plans.insertTemplate(templateRow('late', citing(deleted.id))),
+            (err) => err instanceof CitedItemsGone && err.ids[0] === deleted.id,
+          );
           await new Promise((r) => setTimeout(r, 300));
           await other.query('commit');
-          await assert.rejects(saving, (err) => err instanceof CitedItemsGone && err.ids[0] === deleted.id);
+          await saving;
           assert.equal(await store.plans.findTemplateByName('biz', '1', 'late'), undefined);
         } finally {
           await other.end();
@@ -240,19 +247,25 @@ for (const engine of engines()) {
              values ('biz', '1', 'runs as kept', '', 'other', 0, 'other', 0, 1, $1)`,
             [runsAs(kept)],
           );
-          const deleting = store.accounts.delete(kept, accountNotCited(store, kept));
+          const deleting = assert.rejects(
+            store.accounts.delete(kept, accountNotCited(store, kept)),
+            /cited by template \d+ \(runs as kept\)/,
+          );
           await new Promise((r) => setTimeout(r, 300));
           await other.query('commit');
-          await assert.rejects(deleting, /cited by template \d+ \(runs as kept\)/);
+          await deleting;
           assert.ok(await store.accounts.get(kept), 'the cited account stays');
 
           const gone = await account(store, 'gone');
           await other.query('begin');
           await other.query('delete from account where id = $1', [gone]);
-          const saving = store.plans.insertTemplate(templateRow('runs as gone', runsAs(gone)));
+          const saving = assert.rejects(
+            store.plans.insertTemplate(templateRow('runs as gone', runsAs(gone))),
+            (err) => err instanceof CitedItemsGone && err.kind === 'account',
+          );
           await new Promise((r) => setTimeout(r, 300));
           await other.query('commit');
-          await assert.rejects(saving, (err) => err instanceof CitedItemsGone && err.kind === 'account');
+          await saving;
           assert.equal(await store.plans.findTemplateByName('biz', '1', 'runs as gone'), undefined);
         } finally {
           await other.end();
