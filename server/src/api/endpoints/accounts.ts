@@ -99,6 +99,12 @@ async function findInScope(ctx: EndpointContext, id: number): Promise<AccountVie
  * The system account a database account runs its client as: a Linux one of the same business
  * (agents run on Linux; a Windows account's name would be looked up as a Linux user).
  */
+async function assertSystemAccount(ctx: EndpointContext, bizId: number, id: number): Promise<void> {
+  const sys = await ctx.services.store.accounts.get(id);
+  if (!sys || sys.biz_id !== bizId || sys.type !== AccountType.LINUX)
+    throw new ApiError('DB_SYSTEM_ACCOUNT_IS_INVALID', { id });
+}
+
 /** A save citing a system account that was deleted after assertSystemAccount read it: refused as one that never was. */
 async function systemAccountHeld<T>(id: number | null | undefined, save: () => Promise<T>): Promise<T> {
   try {
@@ -107,12 +113,6 @@ async function systemAccountHeld<T>(id: number | null | undefined, save: () => P
     if (err instanceof CitedItemsGone) throw new ApiError('DB_SYSTEM_ACCOUNT_IS_INVALID', { id: id ?? 0 });
     throw err;
   }
-}
-
-async function assertSystemAccount(ctx: EndpointContext, bizId: number, id: number): Promise<void> {
-  const sys = await ctx.services.store.accounts.get(id);
-  if (!sys || sys.biz_id !== bizId || sys.type !== AccountType.LINUX)
-    throw new ApiError('DB_SYSTEM_ACCOUNT_IS_INVALID', { id });
 }
 
 export const getAccountList = defineEndpoint({
