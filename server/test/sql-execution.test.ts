@@ -261,7 +261,15 @@ for (const engine of engines()) {
         ]),
         [[hostId, 12, 1244003]],
       );
-      assert.match(fleet.server.output(), /database account \d+ was deleted after the job was submitted/);
+      // The server's log reaches this test through a pipe, after the status does.
+      await eventually(
+        async () =>
+          /database account \d+ was deleted after the job was submitted/.test(fleet.server.output())
+            ? true
+            : undefined,
+        10_000,
+        'the log line of the deleted account',
+      );
     });
 
     it('terminate stops the statement on the database; the client never shows the password in ps', async () => {
