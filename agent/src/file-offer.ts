@@ -91,7 +91,9 @@ async function expand(
 ): Promise<Found[]> {
   const found: Found[] = [];
   const at = entry.path.lastIndexOf(REGEX_PART);
-  if (at >= 0 && !entry.path.slice(at + REGEX_PART.length).includes('/')) {
+  // An entry with its relPath names one received file to re-serve, so a file that is itself
+  // named "REGEX:..." is taken as it is, not as a pattern.
+  if (entry.relPath === undefined && at >= 0 && !entry.path.slice(at + REGEX_PART.length).includes('/')) {
     const dir = root.local(entry.path.slice(0, at) || '/');
     let re: RegExp;
     try {

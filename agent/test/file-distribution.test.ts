@@ -62,6 +62,17 @@ describe('Serving: what an offer holds', () => {
     );
   });
 
+  it('re-serves a received file named "REGEX:..." under its relPath as that file, not as a pattern', async () => {
+    const real = put(source, '/srv/seeded/REGEX:^x$', 'the received file');
+    put(source, '/srv/seeded/x', 'a neighbour the pattern would match');
+    const { answer } = await offer(source, [{ path: '/srv/seeded/REGEX:^x$', relPath: 'logs/REGEX:^x$' }]);
+    assert.equal(answer.error, undefined);
+    assert.deepEqual(
+      answer.files.map((f) => [f.relPath, f.sourcePath, f.sha256]),
+      [['logs/REGEX:^x$', '/srv/seeded/REGEX:^x$', sha256(real)]],
+    );
+  });
+
   it('answers missing paths and patterns matching nothing with a "missing" error listing them', async () => {
     put(source, '/srv/present.txt', 'here');
     const { answer } = await offer(source, [
