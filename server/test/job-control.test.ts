@@ -140,6 +140,30 @@ for (const engine of engines()) {
       assert.equal(push.code, 1244021, push.message);
     });
 
+    test('uploaded files past what one statement binds are looked up in parts', async () => {
+      // SQLite binds at most 32,766 values a statement: 33,000 paths were one statement.
+      const transfer = (n: number) =>
+        post(
+          fleet.server.url,
+          'fast_transfer_file',
+          {
+            ...fleet.scope,
+            account_alias: fleet.account,
+            file_target_path: '/tmp/jf-uploads',
+            file_source_list: [
+              { file_type: 2, file_list: Array.from({ length: n }, (_, i) => `/nowhere/u${i}`) },
+            ],
+            target_server: { host_id_list: [ids[0]] },
+          },
+          fleet.creds,
+        );
+      const one = await transfer(1);
+      const many = await transfer(33_000);
+      assert.equal(one.result, false);
+      assert.equal(many.code, one.code, many.message);
+      assert.match(many.message, /no uploaded file at "\/nowhere\/u0"/);
+    });
+
     test('a job created with start_task=false starts exactly once', async () => {
       const r = await runScript(fleet, {
         script_content: b64('echo ok'),

@@ -3,6 +3,7 @@
  * push_config_file contents) and the per-file logs of file steps.
  */
 import type { Kysely, Selectable } from 'kysely';
+import { idChunks } from './id-chunks.js';
 import type { Database, FileLogTable, StoredFileTable } from './schema.js';
 
 export type StoredFile = Selectable<StoredFileTable>;
@@ -22,8 +23,10 @@ export class FileStore {
   }
 
   async getStoredFiles(paths: readonly string[]): Promise<StoredFile[]> {
-    if (paths.length === 0) return [];
-    return this.db.selectFrom('stored_file').selectAll().where('path', 'in', paths).execute();
+    const rows: StoredFile[] = [];
+    for (const part of idChunks(paths))
+      rows.push(...(await this.db.selectFrom('stored_file').selectAll().where('path', 'in', part).execute()));
+    return rows;
   }
 
   /**

@@ -143,9 +143,11 @@ export async function resolveSources(
       });
     }
     if (s.file_type === 2) {
-      const rows = await ctx.services.store.files.getStoredFiles(s.file_list);
+      const rows = new Map(
+        (await ctx.services.store.files.getStoredFiles(s.file_list)).map((r) => [r.path, r]),
+      );
       for (const p of s.file_list) {
-        const row = rows.find((r) => r.path === p);
+        const row = rows.get(p);
         if (
           !row ||
           row.size === null ||
