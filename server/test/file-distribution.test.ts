@@ -5,11 +5,14 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
+import { handAgent } from './helpers/hand-agent.js';
 import { hostStatuses, operateJob, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
 
@@ -389,6 +392,58 @@ for (const engine of engines()) {
         `pulled from ${pulledFrom.join(', ')}`,
       );
       for (const ip of IPS.slice(1)) assert.equal(sha(read(ip, '/large/large.bin')), sha(data));
+    });
+
+    test('a seed offer the server did not ask for is ignored, however well it matches', async () => {
+      const data = crypto.randomBytes(9 * 1024 * 1024);
+      put(IPS[0] as string, '/data/seeded.bin', data);
+      // An agent that is no target of the step offers to seed it, with the very files the
+      // origin offers, from a listener of its own.
+      const pulls: string[] = [];
+      const listener = http.createServer((req, res) => {
+        pulls.push(req.url ?? '');
+        res.writeHead(404).end();
+      });
+      await new Promise<void>((resolve) => listener.listen(0, '127.0.0.66', resolve));
+      const { port } = listener.address() as AddressInfo;
+      const rogue = await handAgent(fleet.server, '127.0.0.66', 'rogue');
+      try {
+        const r = await transfer({
+          file_source_list: [fromHost(IPS[0] as string, ['/data/seeded.bin'])],
+          file_target_path: '/seeded',
+          target_server: { host_id_list: ids.slice(1) },
+        });
+        assert.equal(r.result, true, r.message);
+        const step = r.data.step_instance_id;
+        const offer = JSON.stringify({
+          v: 1,
+          type: 'file.served',
+          serveId: `${step}-0-seed-${rogue.hostId}`,
+          url: `http://127.0.0.66:${port}`,
+          files: [
+            {
+              sourcePath: '/seeded/seeded.bin',
+              relPath: 'seeded.bin',
+              size: data.length,
+              sha256: sha(data),
+              mode: 0o644,
+            },
+          ],
+        });
+        let done = false;
+        const finished = waitFinished(fleet, r.data.job_instance_id).finally(() => (done = true));
+        while (!done) {
+          rogue.ws.send(offer);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        const st = await finished;
+        assert.equal(st.job_instance.status, 3, JSON.stringify(st));
+        assert.deepEqual(pulls, []);
+        for (const ip of IPS.slice(1)) assert.equal(sha(read(ip, '/seeded/seeded.bin')), sha(data));
+      } finally {
+        rogue.ws.close();
+        listener.close();
+      }
     });
 
     test('retry failed hosts and rolling batches work on file steps', async () => {

@@ -65,6 +65,8 @@ interface FileState {
   serverFiles: FileDescriptor[];
   ready: boolean;
   seeders: Seeder[];
+  /** Targets asked to re-serve what they received, whose offer has not come yet. */
+  seedAsked: Set<number>;
   queue: number[];
   assigned: Map<number, Seeder>;
   slotLimit: number;
@@ -85,6 +87,16 @@ interface LogContext {
 const MiB = 1024 * 1024;
 
 const logContext = (state: FileState): LogContext => ({ ...state.view, labels: state.labels });
+
+/** Whether two file lists hold the same files: relative paths, sizes and contents. */
+function sameFiles(a: readonly FileDescriptor[], b: readonly FileDescriptor[]): boolean {
+  const keys = (list: readonly FileDescriptor[]) =>
+    list
+      .map((f) => `${f.relPath}\0${f.size}\0${f.sha256}`)
+      .sort()
+      .join('\n');
+  return a.length === b.length && keys(a) === keys(b);
+}
 
 /** What a failed offer means for the targets that cannot get their files. */
 const SERVE_ERROR_STATUS: Record<ServeErrorKind, number> = {
@@ -134,6 +146,7 @@ export class FileDistribution {
       serverFiles: [],
       ready: false,
       seeders: [],
+      seedAsked: new Set(),
       queue: [],
       assigned: new Map(),
       slotLimit: Infinity,
@@ -282,7 +295,11 @@ export class FileDistribution {
   private offered(state: FileState, hostId: number, msg: FilesServed, kind: 'src' | 'seed' | 'server'): void {
     const stepInstanceId = state.view.stepInstanceId;
     if (kind === 'seed') {
-      if (msg.error) return; // a target that cannot re-serve simply is not a seeder
+      // Only a target asked to re-serve may seed, once, and only what the origin offered: an
+      // unasked offer would point the queued targets at whatever content its sender chose.
+      if (!state.seedAsked.delete(hostId)) return;
+      if (msg.error || !sameFiles(msg.files, [...state.origin.flatMap((s) => s.files), ...state.serverFiles]))
+        return; // a target that cannot re-serve simply is not a seeder
       state.seeders.push({
         serveId: msg.serveId,
         hostId,
@@ -534,6 +551,7 @@ export class FileDistribution {
     }
     if (success && Number.isFinite(state.slotLimit) && state.queue.length > 0) {
       const serveId = seedServeId(stepInstanceId, state.view.executeCount, hostId);
+      state.seedAsked.add(hostId);
       const spec = state.view.spec;
       const files = [...state.origin.flatMap((s) => s.files), ...state.serverFiles];
       const dir = spec.targetPath.endsWith('/') ? spec.targetPath : `${spec.targetPath}/`;
