@@ -30,7 +30,7 @@ import { isSafeRelPath } from './rel-path.js';
 import type { FileProgress } from '@jobfleet/protocol';
 import type { FileRoot } from './file-root.js';
 import { currentUser, groupsOf, permits, resolveUser } from './os-user.js';
-import type { OsUser } from './os-user.js';
+import type { OsUser, Principal } from './os-user.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { RunningTask, StopReason } from './task-runner-api.js';
 
@@ -172,6 +172,32 @@ async function mkdirs(dir: string, user: OsUser | undefined): Promise<void> {
   }
 }
 
+/**
+ * What the kernel would refuse the account itself, a root agent refuses for it: writing into a
+ * directory it may not write (or making one there), and replacing another account's file in a
+ * sticky directory (/tmp), where only the file's or the directory's owner may.
+ */
+async function assertMayPlace(f: PlannedFile, actor: Principal, name: string): Promise<void> {
+  let dir = path.dirname(f.local);
+  let stat = await fs.promises.stat(dir).catch(() => undefined);
+  // The target directory exists by now, so this walk ends there at the latest.
+  while (!stat && dir !== path.dirname(dir)) {
+    dir = path.dirname(dir);
+    stat = await fs.promises.stat(dir).catch(() => undefined);
+  }
+  if (!stat) return;
+  const shown = path.posix.join(path.posix.dirname(f.targetPath), path.relative(path.dirname(f.local), dir));
+  if (!permits(stat, actor, 3))
+    throw new TaskFailure('target_invalid', `${shown} is not writable by ${name}`);
+  if (dir !== path.dirname(f.local) || (stat.mode & 0o1000) === 0 || stat.uid === actor.uid) return;
+  const existing = await fs.promises.lstat(f.local).catch(() => undefined);
+  if (existing && existing.uid !== actor.uid)
+    throw new TaskFailure(
+      'target_invalid',
+      `${f.targetPath} belongs to another account in a sticky directory; ${name} may not replace it`,
+    );
+}
+
 interface Transfer {
   bytes: number;
   hash: ReturnType<typeof createHash>;
@@ -208,10 +234,15 @@ class DownloadRun implements RunningTask {
       if (who.error) throw new TaskFailure('user_missing', who.error);
       // Stopped before it began: nothing is made on the host.
       this.abort.signal.throwIfAborted();
-      await this.prepareTarget(who.user);
+      // A root agent writing for another account checks what that account may do itself.
+      const actor =
+        who.user && who.user.uid !== 0 && currentUser().uid === 0
+          ? { uid: who.user.uid, groups: await groupsOf(who.user) }
+          : undefined;
+      await this.prepareTarget(who.user, actor);
       for (const f of files) {
         done++; // counted before: a file that fails reports its own failure
-        await this.fetchFile(f, who.user);
+        await this.fetchFile(f, who.user, actor);
       }
       this.finish('exited', 0, '');
     } catch (err) {
@@ -273,7 +304,7 @@ class DownloadRun implements RunningTask {
     });
   }
 
-  private async prepareTarget(user: OsUser | undefined): Promise<void> {
+  private async prepareTarget(user: OsUser | undefined, actor: Principal | undefined): Promise<void> {
     const dir = this.root.local(this.msg.targetDir);
     const shown = path.posix.resolve('/', this.msg.targetDir);
     let stat = await fs.promises.stat(dir).catch(() => undefined);
@@ -291,13 +322,12 @@ class DownloadRun implements RunningTask {
         throw new TaskFailure('target_invalid', `cannot create target directory ${shown}: ${errorText(err)}`);
       }
     }
-    const writable =
-      user && currentUser().uid === 0
-        ? permits(stat, { uid: user.uid, groups: await groupsOf(user) }, 3)
-        : await fs.promises.access(dir, fs.constants.W_OK | fs.constants.X_OK).then(
-            () => true,
-            () => false,
-          );
+    const writable = actor
+      ? permits(stat, actor, 3)
+      : await fs.promises.access(dir, fs.constants.W_OK | fs.constants.X_OK).then(
+          () => true,
+          () => false,
+        );
     if (!writable)
       throw new TaskFailure(
         'target_invalid',
@@ -305,7 +335,11 @@ class DownloadRun implements RunningTask {
       );
   }
 
-  private async fetchFile(f: PlannedFile, user: OsUser | undefined): Promise<void> {
+  private async fetchFile(
+    f: PlannedFile,
+    user: OsUser | undefined,
+    actor: Principal | undefined,
+  ): Promise<void> {
     const since = Date.now();
     const what = `${f.source.label}:${f.file.sourcePath}`;
     let t: Transfer | undefined;
@@ -317,6 +351,7 @@ class DownloadRun implements RunningTask {
     try {
       try {
         await assertNoLinkBelow(this.root.local(this.msg.targetDir), path.dirname(f.local), f.targetPath);
+        if (actor) await assertMayPlace(f, actor, this.msg.user);
         await mkdirs(path.dirname(f.local), user);
         // A fresh file, never one reached through a link put at the part's (predictable) name.
         await fs.promises.rm(f.part, { force: true });

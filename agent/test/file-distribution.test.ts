@@ -3,6 +3,7 @@
  * source offers for each kind of entry, and what targets end up with.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -276,6 +277,46 @@ describe('Downloading: what targets end up with', () => {
       const dir = fs.statSync(target.local('/home/nobody/in'));
       assert.notEqual(nobody.uid, 0);
       assert.equal(dir.uid, nobody.uid);
+    },
+  );
+
+  it(
+    'refuses, for the account it names, a directory it may not write and a file of another in a sticky one',
+    { skip: process.getuid?.() !== 0 && 'needs root' },
+    async () => {
+      const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
+      put(source, '/srv/sticky/owned.txt', 'from the source');
+      put(source, '/srv/sticky/fresh.txt', 'fresh');
+      put(source, '/srv/tree/site/index.html', '<html>');
+      put(source, '/srv/tree/deep/a/b.txt', 'b');
+      const target = fileHost('127.0.0.3');
+      // /drop is a /tmp: anyone writes, only an owner replaces. root's file there stays root's.
+      put(target, '/drop/owned.txt', "root's");
+      fs.chmodSync(target.local('/drop'), 0o1777);
+      const run = async (paths: string[], dir: string) => {
+        const s = await offer(source, paths);
+        const msg = downloadMsg([s.source], dir, { user: 'nobody' });
+        target.runner.download(msg);
+        return target.reports.finishedResult(msg.key);
+      };
+      const sticky = await run(['/srv/sticky/owned.txt'], '/drop');
+      assert.equal(sticky.outcome, 'target_invalid');
+      assert.match(sticky.message, /\/drop\/owned\.txt belongs to another account in a sticky directory/);
+      assert.equal(fs.readFileSync(target.local('/drop/owned.txt'), 'utf8'), "root's");
+      assert.equal((await run(['/srv/sticky/fresh.txt'], '/drop')).outcome, 'exited');
+      assert.equal(fs.statSync(target.local('/drop/fresh.txt')).uid, nobody);
+      // The account's own directory holds directories of root's: it may not write below them.
+      fs.mkdirSync(target.local('/home/nobody/tree/site'), { recursive: true });
+      fs.mkdirSync(target.local('/home/nobody/tree/deep'));
+      fs.chownSync(target.local('/home/nobody/tree'), nobody, nobody);
+      const site = await run(['/srv/tree/site/'], '/home/nobody/tree');
+      assert.equal(site.outcome, 'target_invalid');
+      assert.equal(site.message, '/home/nobody/tree/site is not writable by nobody');
+      assert.deepEqual(fs.readdirSync(target.local('/home/nobody/tree/site')), []);
+      const deep = await run(['/srv/tree/deep/'], '/home/nobody/tree');
+      assert.equal(deep.outcome, 'target_invalid');
+      assert.equal(deep.message, '/home/nobody/tree/deep is not writable by nobody');
+      assert.deepEqual(fs.readdirSync(target.local('/home/nobody/tree/deep')), []);
     },
   );
 
