@@ -194,6 +194,10 @@ describe(
         });
         assert.equal(res.status, 206);
         assert.equal(sha(Buffer.from(await res.arrayBuffer())), sha(data.subarray(start)));
+        const other = await fetch(`${s.url}/agent/v1/files/${serveId}/other.bin`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        assert.equal(other.status, 404, 'a name the step was not given');
       }
       const forged = await fetch(`${s2.url}/agent/v1/files/${serveId}/bundle.bin`, {
         headers: {

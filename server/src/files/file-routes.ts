@@ -92,9 +92,8 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
       const spec = step && current ? parseStepSpec(step.spec) : undefined;
       if (!spec || spec.kind !== 'file') return reply.code(404).send({ error: 'no such offer' });
       const paths = spec.sources.filter((s) => s.kind === 'server').flatMap((s) => s.files);
-      const rows = await services.store.files.getStoredFiles(paths);
       // The router has decoded the path already: decoding again breaks names holding `%`.
-      const row = rows.find((r) => r.file_name === relPath);
+      const row = await services.store.files.findStoredFile(paths, relPath);
       if (!row || row.size === null) return reply.code(404).send({ error: 'no such file' });
       const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
       const start = range ? Number(range[1]) : 0;

@@ -29,6 +29,20 @@ export class FileStore {
     return rows;
   }
 
+  /** The file of `paths` named `fileName` (the uploads of one step have distinct names). */
+  async findStoredFile(paths: readonly string[], fileName: string): Promise<StoredFile | undefined> {
+    for (const part of idChunks(paths)) {
+      const row = await this.db
+        .selectFrom('stored_file')
+        .selectAll()
+        .where('path', 'in', part)
+        .where('file_name', '=', fileName)
+        .executeTakeFirst();
+      if (row) return row;
+    }
+    return undefined;
+  }
+
   /**
    * Takes an open upload URL for one upload, atomically: of two requests racing on one URL only
    * one gets the row; the other is refused before it writes anything. The claim marks the token
