@@ -21,7 +21,7 @@ import {
 } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
-import { hostStatuses } from './helpers/fleet.js';
+import { b64, hostStatuses, runScript } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
@@ -158,6 +158,53 @@ describe('cluster features: cross-server file sources, agent status, drain', { s
     const st = await waitJobFinished(c, r.data.job_instance_id);
     assert.equal(st.job_instance.status, 4);
     assert.deepEqual([...hostStatuses(st).values()], [329, 329]);
+  });
+
+  test('a client_request_id sent to every server at once starts one job; a claim held elsewhere holds it back', async () => {
+    const body = (req: string) => ({
+      script_content: b64('echo idem'),
+      target_server: { host_id_list: [id('127.0.0.3')] },
+      client_request_id: req,
+    });
+    const ids = Array.from({ length: 8 }, (_, i) => `cluster-req-${i}`);
+    const answers = await Promise.all(
+      ids.flatMap((req) =>
+        c.servers.map((_s, i) => runScript(c.via(i), body(req)).then((r) => ({ req, r }))),
+      ),
+    );
+    for (const { r } of answers) assert.equal(r.result, true, r.message);
+    for (const req of ids)
+      assert.equal(
+        new Set(answers.filter((a) => a.req === req).map((a) => a.r.data.job_instance_id)).size,
+        1,
+        `${req}: one job for every server's answer`,
+      );
+    const [jobs] = await c.db<{ n: string }>(
+      `select count(*) as n from job_instance where client_request_id like 'cluster-req-%'`,
+    );
+    assert.equal(Number(jobs?.n), ids.length);
+    assert.deepEqual(await c.db('select * from client_request_claim'), [], 'every claim released');
+
+    // A claim of another server's submission in flight: the retry waits for it to end.
+    const app = c.via(1).creds.appCode;
+    await c.db(
+      `insert into client_request_claim (app_code, client_request_id, holder, claimed_at)
+       values ($1, 'held-elsewhere', 'another server', (extract(epoch from clock_timestamp()) * 1000)::bigint)`,
+      [app],
+    );
+    let answered = false;
+    const waiting = runScript(c.via(1), body('held-elsewhere')).finally(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(answered, false, 'held back while the claim is held');
+    await c.db(`delete from client_request_claim where holder = 'another server'`);
+    assert.equal((await waiting).result, true);
+    // One its server left behind (killed mid-submission) is taken over once stale.
+    await c.db(
+      `insert into client_request_claim (app_code, client_request_id, holder, claimed_at)
+       values ($1, 'left-behind', 'a dead server', 1)`,
+      [app],
+    );
+    assert.equal((await runScript(c.via(2), body('left-behind'))).result, true);
   });
 
   test('drain: a server asked to drain hands its jobs and agents over and exits', async () => {

@@ -222,7 +222,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
   registerConsoleRoutes(app, services);
 
   const scopes = new CachedScopeLookup(services.store.inventory);
-  const submissions = new ClientRequestLock();
+  const submissions = new ClientRequestLock(() => services.cluster?.store, services.log);
   for (const prefix of API_PREFIXES) {
     app.route({
       // Other methods are routed too, so that they get BK-JOB's 1240003 rather than a 404.

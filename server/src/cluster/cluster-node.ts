@@ -128,7 +128,7 @@ export class ClusterNode {
     void this.sweep();
     // A day is longer than any step may run (its timeout is at most 86,400 s).
     this.leftovers = startHourlyPrune({
-      what: 'cluster leftovers (agent commands, file offers, dead servers)',
+      what: 'cluster leftovers (agent commands, file offers, request claims, dead servers)',
       retentionDays: 1,
       prune: (before) => this.store.pruneLeftovers(before),
       log: this.services.log,

@@ -501,12 +501,33 @@ export class ClusterStore {
       }));
   }
 
+  // ---------------------------------------------------------------- client request ids
+
+  /**
+   * Takes the claim on one app's client_request_id for `holder`: false while another holds it.
+   * A claim older than `staleMs` (its server died during the submission) is taken over.
+   */
+  async claimClientRequest(appCode: string, id: string, holder: string, staleMs: number): Promise<boolean> {
+    const r = await sql`insert into client_request_claim (app_code, client_request_id, holder, claimed_at)
+      values (${appCode}, ${id}, ${holder}, ${NOW_MS})
+      on conflict (app_code, client_request_id) do update
+        set holder = excluded.holder, claimed_at = excluded.claimed_at
+        where client_request_claim.claimed_at < ${NOW_MS} - ${staleMs}::bigint
+      returning holder`.execute(this.db);
+    return r.rows.length > 0;
+  }
+
+  async releaseClientRequest(appCode: string, id: string, holder: string): Promise<void> {
+    await sql`delete from client_request_claim
+      where app_code = ${appCode} and client_request_id = ${id} and holder = ${holder}`.execute(this.db);
+  }
+
   // ---------------------------------------------------------------- leftovers
 
   /**
    * Removes what no server will use again, older than `before`: agent commands and file offers
    * of jobs no longer in flight (or of no step: offer requests for hosts that never came back),
-   * and the rows of servers dead since then that hold no connected session and no unfinished
+   * client request claims, and the rows of servers dead since then that hold no connected session and no unfinished
    * job. A missing server row reads as dead everywhere.
    */
   async pruneLeftovers(before: number): Promise<number> {
@@ -517,11 +538,13 @@ export class ClusterStore {
       where created_at < ${before} and ${finishedStep('agent_command')}`.execute(this.db);
     const offers = await sql`delete from file_offer
       where created_at < ${before} and ${finishedStep('file_offer')}`.execute(this.db);
+    // Claims a release did not reach (a server cut off from the database, or killed).
+    const claims = await sql`delete from client_request_claim where claimed_at < ${before}`.execute(this.db);
     const servers = await sql`delete from server_node n where n.state = 'dead' and n.stopped_at < ${before}
       and not exists (select 1 from agent_session s where s.server_id = n.id and s.state = 'connected')
       and not exists (select 1 from job_instance j where j.owner_id = n.id
         and j.status in (${sql.join(IN_FLIGHT_JOB_STATUSES)}))`.execute(this.db);
-    return [commands, offers, servers].reduce((n, r) => n + Number(r.numAffectedRows ?? 0), 0);
+    return [commands, offers, claims, servers].reduce((n, r) => n + Number(r.numAffectedRows ?? 0), 0);
   }
 
   // ---------------------------------------------------------------- the view

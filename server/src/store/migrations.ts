@@ -852,6 +852,20 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0047_client_request_claim': {
+      async up(db: AnyDb) {
+        // Cluster mode: the server handling one app's client_request_id, so that a retry reaching
+        // another server meanwhile waits for the first job instead of starting a second.
+        await db.schema
+          .createTable('client_request_claim')
+          .addColumn('app_code', 'text', (c) => c.notNull())
+          .addColumn('client_request_id', 'text', (c) => c.notNull())
+          .addColumn('holder', 'text', (c) => c.notNull())
+          .addColumn('claimed_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('client_request_claim_pk', ['app_code', 'client_request_id'])
+          .execute();
+      },
+    },
   };
 }
 

@@ -453,6 +453,15 @@ export interface Database {
   cluster_secret: ClusterSecretTable;
   stored_file_chunk: StoredFileChunkTable;
   file_offer: FileOfferTable;
+  client_request_claim: ClientRequestClaimTable;
+}
+
+/** Cluster mode: which submission holds one app's client_request_id. Times: ms of the database clock. */
+export interface ClientRequestClaimTable {
+  app_code: string;
+  client_request_id: string;
+  holder: string;
+  claimed_at: number;
 }
 
 /** Cluster mode: one row per server process start. Times: ms of the database clock. */
