@@ -775,6 +775,74 @@ for (const engine of engines()) {
       assert.equal(detail.data.script_info.script_param, 'v42 stable');
     });
 
+    test('a value an earlier step sets reaches the paths of a file step after it; one that makes them invalid fails its targets', async () => {
+      const account = { alias: fleet.account };
+      const rootOf = (ip: string | undefined) => fleet.fileRoots.get(ip ?? '') ?? '';
+      fs.mkdirSync(path.join(rootOf(IPS[0]), 'releases'), { recursive: true });
+      fs.writeFileSync(path.join(rootOf(IPS[0]), 'releases', 'v1.txt'), 'one\n');
+      fs.writeFileSync(path.join(rootOf(IPS[0]), 'releases', 'v2.txt'), 'two\n');
+      const t = await call<{ id: number }>('create_job_template', {
+        name: 'values into paths',
+        global_var_list: [
+          { name: 'release', type: 1, value: 'v1' },
+          { name: 'dir', type: 1, value: '/shipped/v1' },
+          { name: 'next', type: 1, value: '/shipped/v2' },
+        ],
+        step_list: [
+          {
+            name: 'choose',
+            type: 1,
+            script_info: {
+              script_content: b64('release=v2; dir=$next'),
+              account,
+              server: { host_id_list: [ids[0]] },
+            },
+          },
+          {
+            name: 'ship',
+            type: 2,
+            file_info: {
+              file_source_list: [
+                { file_list: ['/releases/${release}.txt'], account, server: { host_id_list: [ids[0]] } },
+              ],
+              file_destination: { path: '${dir}', account, server: { host_id_list: [ids[1]] } },
+            },
+          },
+        ],
+      });
+      assert.equal(t.result, true, t.message);
+      const p = await call<{ id: number }>('create_job_plan', { job_template_id: t.data.id, name: 'p' });
+      const run = async (values: { name: string; value: string }[]) => {
+        const r = await call<{ job_instance_id: number }>('execute_job_plan', {
+          job_plan_id: p.data.id,
+          global_var_list: values,
+        });
+        assert.equal(r.result, true, r.message);
+        return { id: r.data.job_instance_id, st: await waitFinished(fleet, r.data.job_instance_id) };
+      };
+      const shipped = await run([]);
+      assert.equal(shipped.st.job_instance.status, 3, JSON.stringify(shipped.st));
+      const target = rootOf(IPS[1]);
+      assert.equal(fs.readFileSync(path.join(target, 'shipped', 'v2', 'v2.txt'), 'utf8'), 'two\n');
+      assert.equal(fs.existsSync(path.join(target, 'shipped', 'v1')), false);
+      const fileStep = shipped.st.step_instance_list[1]?.step_instance_id ?? 0;
+      const detail = await read<{
+        file_info: { file_source_list: { file_list: string[] }[]; file_destination: { path: string } };
+      }>('get_step_instance_detail', { job_instance_id: shipped.id, step_instance_id: fileStep });
+      assert.deepEqual(detail.data.file_info.file_source_list[0]?.file_list, ['/releases/v2.txt']);
+      assert.equal(detail.data.file_info.file_destination.path, '/shipped/v2');
+
+      // Valid as the job starts, made relative by the first step: the targets fail, nothing is written.
+      const refused = await run([{ name: 'next', value: 'shipped/../../etc' }]);
+      assert.equal(refused.st.job_instance.status, 4, JSON.stringify(refused.st));
+      assert.deepEqual(
+        refused.st.step_instance_list[1]?.step_ip_result_list?.map((h) => h.status),
+        [202],
+      );
+      assert.deepEqual(fs.readdirSync(path.join(target, 'shipped')), ['v2']);
+      assert.equal(fs.existsSync(path.join(target, 'etc')), false);
+    });
+
     test("a variable renamed or given another type drops a plan's own value: the run takes the template's", async () => {
       const account = { alias: fleet.account };
       const t = await call<{ id: number }>('create_job_template', {

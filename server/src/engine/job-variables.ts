@@ -12,12 +12,13 @@
  * $JOBFLEET_VARS_OUT; the agent returns that file with the task's result. When the step is
  * over, a string variable takes the value a host changed it to (the highest host id's when
  * several changed it) and a namespace variable keeps each host's own value.
- * A script step's parameters take `${name}` of string variables as the step starts, so a value
- * an earlier step set reaches them (as in BK-JOB).
+ * A script step's parameters and a file step's paths take `${name}` of string variables as the
+ * step starts, so a value an earlier step set reaches them (as in BK-JOB).
  */
 import type { SecretBox } from '../secret-box.js';
 import { VarType, cipherPurpose } from '../plans/plan-shapes.js';
 import type { StepServer } from '../plans/plan-shapes.js';
+import type { FileStepSpec } from './step-spec.js';
 
 export interface JobVar {
   name: string;
@@ -49,6 +50,29 @@ export function inputStateOf<T extends { stepInstanceId: number; executeCount: n
         (s.stepInstanceId === stepInstanceId && s.executeCount < executeCount),
     )
     .pop();
+}
+
+/** The variables an attempt of a step starts from (see inputStateOf); none outside a plan's job. */
+export function startingVars(
+  states: readonly { stepInstanceId: number; executeCount: number; body: string }[],
+  stepInstanceId: number,
+  executeCount: number,
+): VarState {
+  const input = inputStateOf(states, stepInstanceId, executeCount);
+  return input ? (JSON.parse(input.body) as VarState) : [];
+}
+
+/** A plan's file step with its paths as written (`pathTemplates`) put in from `state`. */
+export function withFilePaths(spec: FileStepSpec, state: VarState): FileStepSpec {
+  const t = spec.pathTemplates;
+  if (!t) return spec;
+  return {
+    ...spec,
+    targetPath: expandStrings(t.targetPath, state),
+    sources: spec.sources.map((s, i) =>
+      s.kind === 'host' ? { ...s, files: (t.files[i] ?? s.files).map((f) => expandStrings(f, state)) } : s,
+    ),
+  };
 }
 
 /** `${name}` of string variables put in, as file paths and script parameters take them; any other text is kept. */

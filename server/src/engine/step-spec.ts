@@ -76,6 +76,12 @@ export interface FileStepSpec {
   targetServer: TargetServer;
   ignoreError: boolean;
   rolling?: RollingSpec;
+  /**
+   * A plan's step whose paths name string variables (`${name}`): the paths as the plan wrote
+   * them (files by source), put in again as the step starts, from the values it starts with.
+   * `targetPath` and `files` above hold them put in from the job's starting values.
+   */
+  pathTemplates?: { targetPath: string; files: string[][] };
 }
 
 /** A step that waits for one of its approvers to continue or terminate the job. */

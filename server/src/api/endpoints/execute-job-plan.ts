@@ -205,6 +205,8 @@ async function buildStep(
       ? await resolveTargetsKeepingMissing(inv, ctx.scope, targetServer)
       : { hosts: await resolveTargets(inv, ctx.scope, targetServer), missing: [] };
     assertFileTaskLimit(sources, hosts.length + missing.length);
+    const files = fi.file_source_list.map((s) => s.file_list);
+    const named = [dest.path, ...files.flat()].some((p) => expandStrings(p, vars) !== p);
     const spec: StepSpec = {
       kind: 'file',
       sources,
@@ -218,6 +220,7 @@ async function buildStep(
       targetServer,
       ignoreError: fi.is_ignore_error === 1,
       ...rollingSpecOf(fi.rolling_config),
+      ...(named ? { pathTemplates: { targetPath: dest.path, files } } : {}),
     };
     return {
       name: step.name,

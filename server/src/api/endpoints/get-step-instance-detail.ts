@@ -1,12 +1,11 @@
 /**
  * get_step_instance_detail (behaviour notes §3.7): the step's definition as submitted, a plan
- * step's parameters with the variables it starts with put in.
+ * step's parameters and file paths with the variables it starts with put in.
  */
 import { z } from 'zod';
-import { inputStateOf, scriptParamOf } from '../../engine/job-variables.js';
+import { scriptParamOf, startingVars, withFilePaths } from '../../engine/job-variables.js';
 import type { VarState } from '../../engine/job-variables.js';
 import { parseStepSpec } from '../../engine/step-spec.js';
-import type { ScriptStepSpec } from '../../engine/step-spec.js';
 import type { StepInstance } from '../../store/execution-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
@@ -17,12 +16,10 @@ import { jobInScope, stepOfJob } from './job-lookup.js';
 /** TaskStepTypeEnum of this API: 1 script (SQL included), 2 file, 3 approval. */
 const DETAIL_TYPE: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 1 };
 
-/** A plan step's parameters with the values it starts (or started) with, as the agent gets them. */
-async function paramOf(ctx: EndpointContext, step: StepInstance, spec: ScriptStepSpec): Promise<string> {
-  if (!spec.vars) return spec.scriptParam;
+/** The variables a plan step starts (or started) with: its parameters and paths take them. */
+async function varsOf(ctx: EndpointContext, step: StepInstance): Promise<VarState> {
   const states = await ctx.services.store.plans.varStates(step.job_instance_id);
-  const input = inputStateOf(states, step.id, step.execute_count);
-  return scriptParamOf(spec.scriptParam, input ? (JSON.parse(input.body) as VarState) : []);
+  return startingVars(states, step.id, step.execute_count);
 }
 
 export const getStepInstanceDetail = defineEndpoint({
@@ -38,7 +35,7 @@ export const getStepInstanceDetail = defineEndpoint({
   async handle(ctx, input) {
     const job = await jobInScope(ctx, input.job_instance_id);
     const step = await stepOfJob(ctx, job, input.step_instance_id);
-    const spec = parseStepSpec(step.spec);
+    let spec = parseStepSpec(step.spec);
     const server = (t: TargetServer | null) => ({
       ip_list: t?.ip_list ?? [],
       host_id_list: t?.host_id_list ?? [],
@@ -72,6 +69,7 @@ export const getStepInstanceDetail = defineEndpoint({
       };
     }
     if (spec.kind === 'file') {
+      if (spec.pathTemplates) spec = withFilePaths(spec, await varsOf(ctx, step));
       return {
         ...base,
         script_info: null,
@@ -104,7 +102,11 @@ export const getStepInstanceDetail = defineEndpoint({
         script_version_id: spec.library?.scriptVersionId ?? null,
         script_content: Buffer.from(spec.scriptContent, 'base64').toString('utf8'),
         script_language: spec.language,
-        script_param: spec.isParamSensitive ? '******' : await paramOf(ctx, step, spec),
+        script_param: spec.isParamSensitive
+          ? '******'
+          : spec.vars
+            ? scriptParamOf(spec.scriptParam, await varsOf(ctx, step))
+            : spec.scriptParam,
         windows_interpreter: null,
         script_timeout: spec.timeout,
         // A SQL step names its database account; the system account that runs the client is its own.

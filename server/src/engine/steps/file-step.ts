@@ -1,37 +1,81 @@
 /** File steps: targets pull their files from peers, as `FileDistribution` arranges. */
 import type { FileProgress, FilesServed } from '@jobfleet/protocol';
+import { checkSourcePath, checkTargetPath } from '../../api/endpoints/file-paths.js';
 import type { Services } from '../../services.js';
 import { FileDistribution } from '../file-distribution.js';
-import type { FileStepView } from '../file-distribution.js';
+import { startingVars, withFilePaths } from '../job-variables.js';
 import { HostStatus, isHostSuccess } from '../statuses.js';
 import type { StepKind, StepRun, TaskEnd, TaskRun } from '../step-kind.js';
+import type { FileStepSpec } from '../step-spec.js';
+
+/** A step's attempt as it runs: its paths put in, or why they cannot be. */
+type Resolved = { executeCount: number } & ({ spec: FileStepSpec } | { problem: string });
 
 export class FileStep implements StepKind {
   private readonly files: FileDistribution;
+  /** Steps whose paths name variables, by step instance id. */
+  private readonly resolved = new Map<number, Resolved>();
 
   constructor(
-    services: Services,
-    failTarget: (stepInstanceId: number, hostId: number, status: number) => void,
+    private readonly services: Services,
+    private readonly failTarget: (stepInstanceId: number, hostId: number, status: number) => void,
   ) {
     this.files = new FileDistribution(services, { failTarget });
   }
 
-  private view(step: StepRun): FileStepView {
-    if (step.spec.kind !== 'file') throw new Error(`step ${step.stepInstanceId} is not a file step`);
-    return {
-      stepInstanceId: step.stepInstanceId,
-      executeCount: step.executeCount,
-      spec: step.spec,
-      tasks: step.tasks,
-    };
+  /**
+   * The paths of a plan's file step take `${name}` of string variables as the step starts, as a
+   * script step's parameters do, so a value an earlier step set reaches them (as in BK-JOB).
+   * Paths those values make invalid fail the step's targets (202), as a bad target does.
+   */
+  private async resolve(step: StepRun): Promise<Resolved> {
+    const spec = step.spec;
+    if (spec.kind !== 'file') throw new Error(`step ${step.stepInstanceId} is not a file step`);
+    const { executeCount } = step;
+    if (!spec.pathTemplates) return { executeCount, spec };
+    const held = this.resolved.get(step.stepInstanceId);
+    if (held?.executeCount === executeCount) return held;
+    const states = await this.services.store.plans.varStates(step.jobInstanceId);
+    const run = withFilePaths(spec, startingVars(states, step.stepInstanceId, executeCount));
+    let resolved: Resolved;
+    try {
+      const sources = run.sources.map((s, i) =>
+        s.kind === 'host'
+          ? {
+              ...s,
+              files: s.files.map((f, j) => checkSourcePath(`file_source_list[${i}].file_list[${j}]`, f)),
+            }
+          : s,
+      );
+      const targetPath = checkTargetPath('file_destination.path', run.targetPath);
+      resolved = { executeCount, spec: { ...run, sources, targetPath } };
+    } catch (err) {
+      resolved = { executeCount, problem: (err as Error).message };
+      this.services.log.warn(
+        { step: step.stepInstanceId, job: step.jobInstanceId, problem: resolved.problem },
+        "a file step's paths, with the values it starts with, are not valid: its targets fail",
+      );
+    }
+    this.resolved.set(step.stepInstanceId, resolved);
+    return resolved;
   }
 
   async beginBatch(step: StepRun): Promise<void> {
-    await this.files.begin(this.view(step));
+    const resolved = await this.resolve(step);
+    if ('problem' in resolved) return;
+    await this.files.begin({
+      stepInstanceId: step.stepInstanceId,
+      executeCount: step.executeCount,
+      spec: resolved.spec,
+      tasks: step.tasks,
+    });
   }
 
   send(step: StepRun, task: TaskRun): boolean {
-    this.files.enqueue(step.stepInstanceId, task.hostId);
+    const resolved = this.resolved.get(step.stepInstanceId);
+    if (resolved && 'problem' in resolved && resolved.executeCount === step.executeCount)
+      this.failTarget(step.stepInstanceId, task.hostId, HostStatus.FILE_TRANSFER_FAILED);
+    else this.files.enqueue(step.stepInstanceId, task.hostId);
     return true;
   }
 
@@ -49,6 +93,7 @@ export class FileStep implements StepKind {
   }
 
   async release(step: StepRun): Promise<void> {
+    this.resolved.delete(step.stepInstanceId);
     await this.files.release(step.stepInstanceId);
   }
 

@@ -8,7 +8,7 @@
 import { PROTOCOL_VERSION, taskKey } from '@jobfleet/protocol';
 import type { DatabaseLogin, RunScript } from '@jobfleet/protocol';
 import type { Services } from '../../services.js';
-import { foldReports, inputStateOf, parseReported, scriptParamOf, shellPrelude } from '../job-variables.js';
+import { foldReports, parseReported, scriptParamOf, shellPrelude, startingVars } from '../job-variables.js';
 import type { VarState } from '../job-variables.js';
 import { ERROR_CATALOGUE } from '../../api/error-catalogue.js';
 import { openStepParam } from '../sensitive-params.js';
@@ -70,13 +70,12 @@ export class ScriptStep implements StepKind {
    * attempt stored itself (it ended before a restart): folded into those, every host whose value
    * differs from the result counts as having changed it, and one of them replaces the value that won.
    */
-  private async startingVars(step: StepRun): Promise<{ state: VarState; stored: boolean }> {
+  private async varsAtStart(step: StepRun): Promise<{ state: VarState; stored: boolean }> {
     const states = await this.services.store.plans.varStates(step.jobInstanceId);
-    const before = inputStateOf(states, step.stepInstanceId, step.executeCount);
     const stored = states.some(
       (s) => s.stepInstanceId === step.stepInstanceId && s.executeCount === step.executeCount,
     );
-    return { state: before ? (JSON.parse(before.body) as VarState) : [], stored };
+    return { state: startingVars(states, step.stepInstanceId, step.executeCount), stored };
   }
 
   async beginBatch(step: StepRun): Promise<void> {
@@ -89,7 +88,7 @@ export class ScriptStep implements StepKind {
     if (held?.executeCount === step.executeCount) return;
     this.vars.set(step.stepInstanceId, {
       executeCount: step.executeCount,
-      ...(await this.startingVars(step)),
+      ...(await this.varsAtStart(step)),
     });
   }
 
