@@ -563,12 +563,36 @@ plans:
     const rolled = await jf(['watch', rolling]);
     assert.equal(rolled.code, 0, rolled.stdout + rolled.stderr);
 
-    // The step detail that redo reads has no rolling configuration: redo asks for it.
-    oneErrorLine(await jf(['redo', rolling]), 2, /ran in rolling batches.*--rolling/);
-    const redone = await jf(['redo', rolling, '--rolling', '1', '-o', 'json']);
-    assert.equal(redone.code, 0, redone.stderr);
-    const again = String((JSON.parse(redone.stdout) as { job_instance_id: number }).job_instance_id);
-    oneErrorLine(await jf(['redo', again]), 2, /ran in rolling batches/);
+    // redo rolls as the job did (one host a batch, a confirmation between), unless told otherwise.
+    const rollingOf = async (id: string) => {
+      const st = JSON.parse((await jf(['jobs', 'get', id, '-o', 'json'])).stdout) as {
+        step_instance_list: { step_instance_id: number }[];
+      };
+      const detail = await jf([
+        'api',
+        'POST',
+        '/api/v3/get_step_instance_detail',
+        '-d',
+        JSON.stringify({
+          bk_scope_type: 'biz',
+          bk_scope_id: '2',
+          job_instance_id: Number(id),
+          step_instance_id: st.step_instance_list[0]?.step_instance_id,
+        }),
+      ]);
+      return (JSON.parse(detail.stdout) as { data: { rolling_config: unknown } }).data.rolling_config;
+    };
+    const expected = { type: 1, mode: 3, execution_mode: 1, expression: '1' };
+    assert.deepEqual(await rollingOf(rolling), expected);
+    const redone = await detached(['redo', rolling]);
+    assert.deepEqual(await rollingOf(redone), expected);
+    await statusReached(redone, 7);
+    assert.equal((await jf(['confirm', redone])).code, 0);
+    assert.equal((await jf(['watch', redone])).code, 0);
+    const once = await jf(['redo', redone, '--rolling', '2', '-o', 'json']);
+    assert.equal(once.code, 0, once.stderr);
+    const onceId = String((JSON.parse(once.stdout) as { job_instance_id: number }).job_instance_id);
+    assert.deepEqual(await rollingOf(onceId), { ...expected, mode: 1, expression: '2' });
 
     // logs -f --tail N of a job whose last step is over: that step's last lines, not the whole
     // output of the steps before it.

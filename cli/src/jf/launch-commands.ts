@@ -262,6 +262,7 @@ interface StepDetail {
     destination_speed_limit: number | null;
     transfer_mode: number;
   } | null;
+  rolling_config?: Record<string, unknown> | null;
 }
 
 /** The job list row of one job (its type and plan), found in the second it was created. */
@@ -277,22 +278,6 @@ async function jobRow(
   const row = list.data.find((j) => j.job_instance_id === id);
   if (!row) throw new CliError(`job ${id} is not in the job history`);
   return row;
-}
-
-/**
- * Whether a step ran in rolling batches: get_step_instance_status counts the latest batch's
- * hosts unless asked for every batch (batch 0), and a step that never rolled has one batch.
- */
-async function ranInBatches(client: ApiClient, jobId: number, stepId: number): Promise<boolean> {
-  const hosts = async (batch: Record<string, number>) => {
-    const r = await client.call<{ step_result_group_list?: { host_size: number }[] }>(
-      'get_step_instance_status',
-      { job_instance_id: jobId, step_instance_id: stepId, max_host_num_per_group: 1, ...batch },
-    );
-    return (r.step_result_group_list ?? []).reduce((n, g) => n + g.host_size, 0);
-  };
-  const [latest, all] = await Promise.all([hosts({}), hosts({ batch: 0 })]);
-  return latest !== all;
 }
 
 /**
@@ -317,18 +302,13 @@ async function redoRequest(
   const st = await client.jobStatus(id);
   const stepId = st.step_instance_list[0]?.step_instance_id;
   if (stepId === undefined) throw new CliError(`job ${id} has no step`);
-  // The step's detail carries no rolling configuration: sent again as it reads, a job that ran
-  // in batches would run on every host at once.
-  if (!rolling && (await ranInBatches(client, id, stepId)))
-    throw new CliError(
-      `job ${id} ran in rolling batches, which jf redo cannot read back: give them again with --rolling (and --rolling-mode)`,
-      Exit.USAGE,
-    );
   const d = await client.call<StepDetail>('get_step_instance_detail', {
     job_instance_id: id,
     step_instance_id: stepId,
   });
-  const common = { task_name: row.name, ...(rolling ? { rolling_config: rolling } : {}) };
+  // The batches the job rolled in, unless --rolling gives others.
+  const rollingConfig = rolling ?? d.rolling_config ?? undefined;
+  const common = { task_name: row.name, ...(rollingConfig ? { rolling_config: rollingConfig } : {}) };
   if (d.script_info) {
     const s = d.script_info;
     if (s.script_language === 6)
@@ -394,7 +374,7 @@ export function redoCommand(): Command {
     .argument('<job>', 'job instance id', jobId)
     .option('-p, --param <text>', 'script parameters (needed when the job hid them as sensitive)')
     .option(...PARAM_FILE_OPTION)
-    .option('--rolling <expr>', 'rolling batches, e.g. "10%" (needed when the job ran in batches)')
+    .option('--rolling <expr>', 'rolling batches, e.g. "10%" (default: the batches the job rolled in)')
     .addOption(
       new Option('--rolling-mode <mode>', 'on a failed batch')
         .choices(Object.keys(ROLLING_MODES))

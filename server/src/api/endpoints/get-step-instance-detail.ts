@@ -47,6 +47,18 @@ export const getStepInstanceDetail = defineEndpoint({
       name: step.name,
       type: DETAIL_TYPE[step.type] ?? step.type,
       approval_info: null,
+      // Jobfleet extension: how the step rolled, as fast_execute_script and fast_transfer_file take it.
+      rolling_config: spec.rolling
+        ? {
+            type: 1,
+            mode: spec.rolling.mode,
+            execution_mode: 1,
+            expression: spec.rolling.expression,
+            ...(spec.rolling.maxFailedHosts !== undefined
+              ? { max_failed_hosts: spec.rolling.maxFailedHosts }
+              : {}),
+          }
+        : null,
     };
     if (spec.kind === 'confirm') {
       const confirmations = await ctx.services.store.plans.confirmations(step.id);
