@@ -123,7 +123,8 @@ export class FileServer {
 
   /** Starts listening (once) and resolves to the base URL peers use. */
   url(): Promise<string> {
-    this.listening ??= new Promise((resolve, reject) => {
+    if (this.listening) return this.listening;
+    const listening = new Promise<string>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(this.opts.port, this.opts.host, () => {
         this.http.off('error', reject);
@@ -131,7 +132,12 @@ export class FileServer {
         resolve(`http://${this.opts.host}:${port}`);
       });
     });
-    return this.listening;
+    // A listen that failed (its port taken for a while) is tried again by the next offer.
+    listening.catch(() => {
+      if (this.listening === listening) this.listening = undefined;
+    });
+    this.listening = listening;
+    return listening;
   }
 
   /**

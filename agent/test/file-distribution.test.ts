@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
@@ -85,6 +87,21 @@ describe('Serving: what an offer holds', () => {
     assert.equal(answer.error?.kind, 'missing');
     assert.deepEqual(answer.error?.paths, ['/srv/absent.txt', '/srv/REGEX:^nothing$', '/srv/nodir/']);
     assert.deepEqual(answer.files, []);
+  });
+
+  it('answers an offer while its port is taken with an error, and serves once the port is free', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.7', resolve));
+    const { port } = blocker.address() as AddressInfo;
+    const host = fileHost('127.0.0.7', { port });
+    put(host, '/srv/late.txt', 'late');
+    const refused = await offer(host, ['/srv/late.txt']);
+    assert.equal(refused.answer.error?.kind, 'unreadable');
+    assert.match(refused.answer.error?.message ?? '', /file server unavailable: .*EADDRINUSE/);
+    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    const served = await offer(host, ['/srv/late.txt']);
+    assert.equal(served.answer.error, undefined);
+    assert.equal(served.answer.url, `http://127.0.0.7:${port}`);
   });
 
   it('answers a re-sent serve with the same offer, also while the first is still hashing', async () => {

@@ -26,7 +26,7 @@ const made: FileHost[] = [];
 
 export function fileHost(
   ip: string,
-  opts: { root?: string; stateDir?: string; servers?: () => readonly string[] } = {},
+  opts: { root?: string; stateDir?: string; servers?: () => readonly string[]; port?: number } = {},
 ): FileHost {
   const root = opts.root ?? fs.mkdtempSync(path.join(os.tmpdir(), `jobfleet-test-root-${ip}-`));
   const stateDir = opts.stateDir ?? tempStateDir();
@@ -34,6 +34,7 @@ export function fileHost(
   const runner = new TaskRunner(stateDir, reports, {
     fileRoot: root,
     fileHost: ip,
+    ...(opts.port !== undefined ? { filePort: opts.port } : {}),
     ...(opts.servers ? { servers: opts.servers } : {}),
   });
   const host = { ip, root, stateDir, runner, reports, local: (p: string) => path.join(root, p) };
