@@ -138,6 +138,7 @@ export const FIGURE_IDS = [
   'P7',
   'P5',
   'P6',
+  'P6.noop',
   'P8',
   'P9.fanout',
   'P9.jps',
@@ -995,6 +996,57 @@ class Bench {
     }
   }
 
+  /**
+   * P6.noop: a file step to the largest fan-out of noop hosts (each reports its file as an agent
+   * does, without moving a byte) against a script step to the same hosts: what the file step's
+   * control plane (offers, dispatch, file logs) adds to a step's.
+   */
+  async fileNoopPass(): Promise<void> {
+    const hosts = Math.max(...this.plan.fanOutHosts);
+    const base = {
+      id: 'P6.noop',
+      params: { hosts, store: 'sqlite' },
+      unit: 's',
+      target: null,
+      executor: 'noop' as const,
+    };
+    const s = await this.startStoreServer('sqlite');
+    try {
+      const fleet = await this.startFleet(s.server, hosts + 1, 'noop');
+      try {
+        const [source, ...targets] = fleet.hostIds;
+        if (source === undefined) throw new Error('no source host');
+        const files: number[] = [];
+        const scripts: number[] = [];
+        for (let r = 0; r < this.plan.runs; r++) {
+          scripts.push((await fanOut(s.api, targets, this.account)).totalSeconds);
+          files.push(await transferOnce(s.api, source, targets, this.account));
+          this.log(
+            `P6 noop ${hosts} hosts: file step ${files.at(-1)?.toFixed(3)} s, script step ${scripts.at(-1)?.toFixed(3)} s`,
+          );
+        }
+        const sum = summarize(files);
+        const b = summarize(scripts).median;
+        this.figures.push({
+          ...base,
+          value: sum.median,
+          baseline: b,
+          ratio: sum.median / b,
+          met: null,
+          min: sum.min,
+          max: sum.max,
+          note: 'submit -> every target succeeded, one file from one noop host; baseline: a script step to the same noop hosts in the same run',
+        });
+      } finally {
+        await fleet.stop();
+      }
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail('P6 noop', err)));
+    } finally {
+      await s.close();
+    }
+  }
+
   /** P8: first paint and group switch of the console's step result on a big step (noop hosts). */
   async consolePass(): Promise<void> {
     const hosts = this.plan.consoleHosts;
@@ -1257,7 +1309,7 @@ async function main(): Promise<void> {
       '--only <figures>',
       `comma-separated figures to measure (${FIGURE_IDS.join(', ')}); results go to partial.json/.md`,
     )
-    .option('--hosts <sizes>', 'comma-separated fan-out sizes for P1/P2 (the largest also for P3, P3.run)')
+    .option('--hosts <sizes>', 'comma-separated fan-out sizes for P1/P2 (the largest also for P3, P3.run, P6.noop)')
     .option(
       '--scale-hosts <n>',
       'noop agents for P2.scale, P4.server and P4.ready (default 50000, 200 with --quick)',
@@ -1321,6 +1373,7 @@ async function main(): Promise<void> {
     }
     if (only.has('P5')) await bench.bigOutputPass();
     if (only.has('P6')) await bench.fileFanOutPass();
+    if (only.has('P6.noop')) await bench.fileNoopPass();
     if (only.has('P8')) await bench.consolePass();
     if (only.has('P9.fanout', 'P9.jps'))
       bench.figures.push(

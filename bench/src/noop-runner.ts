@@ -22,9 +22,26 @@ export class NoopRunner implements TaskRunnerPort {
     private readonly hostNumber = 0,
   ) {}
 
-  /** Downloads succeed at once too, without a byte moved. */
+  /** Downloads succeed at once too, without a byte moved, each file reported as an agent does. */
   download(msg: DownloadFiles): void {
-    this.succeed(msg.key);
+    const dir = msg.targetDir.endsWith('/') ? msg.targetDir : `${msg.targetDir}/`;
+    const files = msg.sources.flatMap((source) =>
+      source.files.map((f) => ({
+        key: msg.key,
+        label: source.label,
+        sourcePath: f.sourcePath,
+        targetPath: `${dir}${f.relPath}`,
+        size: f.size,
+        speed: 0,
+        message: '',
+      })),
+    );
+    this.succeed(msg.key, '', 0, () => {
+      for (const f of files) {
+        this.reports.fileProgress({ ...f, status: 'downloading', bytes: 0 });
+        this.reports.fileProgress({ ...f, status: 'finished', bytes: f.size });
+      }
+    });
   }
 
   run(msg: RunScript): void {
@@ -32,7 +49,7 @@ export class NoopRunner implements TaskRunnerPort {
     this.succeed(msg.key, sim?.output, sim?.exitCode);
   }
 
-  private succeed(key: string, output = '', exitCode = 0): void {
+  private succeed(key: string, output = '', exitCode = 0, progress = () => undefined as void): void {
     if (this.unrecorded.has(key)) return;
     const now = Date.now();
     const bytes = Buffer.from(output);
@@ -48,6 +65,7 @@ export class NoopRunner implements TaskRunnerPort {
     };
     this.unrecorded.set(key, result);
     this.reports.started(key, now);
+    progress();
     if (bytes.length > 0) this.reports.output(key, 0, bytes);
     this.reports.finished(result);
   }
@@ -69,13 +87,18 @@ export class NoopRunner implements TaskRunnerPort {
     this.unrecorded.delete(key);
   }
 
-  /** A simulated host has no files to offer: every offer is refused. */
+  /** Offers each entry as a file of 1 KiB that no one fetches (downloads move no bytes). */
   serve(msg: ServeFiles): void {
     this.reports.served({
       serveId: msg.serveId,
       url: 'http://127.0.0.1:9',
-      files: [],
-      error: { kind: 'invalid', paths: [], message: 'hosts of the noop executor serve no files' },
+      files: msg.entries.map((e) => ({
+        sourcePath: e.path,
+        relPath: e.relPath ?? e.path.slice(e.path.lastIndexOf('/') + 1),
+        size: 1024,
+        sha256: '0'.repeat(64),
+        mode: 0o644,
+      })),
     });
   }
 

@@ -28,6 +28,7 @@ import type { FileLog } from '../store/file-store.js';
 import { agentAway } from '../cluster/cluster-store.js';
 import { fileLogLine } from './file-log-line.js';
 import { offerToken, parseServeId, seedServeId, serverServeId, sourceServeId } from './file-tokens.js';
+import { HostLabels } from './host-labels.js';
 import { HostStatus } from './statuses.js';
 import { parseStepSpec } from './step-spec.js';
 import type { FileStepSpec } from './step-spec.js';
@@ -67,11 +68,11 @@ interface FileState {
   seeders: Seeder[];
   /** Targets asked to re-serve what they received, whose offer has not come yet. */
   seedAsked: Set<number>;
-  queue: number[];
+  /** Targets waiting for a seeder, in the order they came (a Set: 100,000 of them at most). */
+  queue: Set<number>;
   assigned: Map<number, Seeder>;
   slotLimit: number;
-  /** host id -> "cloud:ip" */
-  labels: Map<number, string>;
+  labels: HostLabels;
   /** Cluster mode: when preparation began, and the session epoch each awaited source was asked under. */
   since: number;
   askedEpochs: Map<number, number>;
@@ -81,10 +82,12 @@ interface FileState {
 interface LogContext {
   stepInstanceId: number;
   executeCount: number;
-  labels: Map<number, string>;
+  labels: HostLabels;
 }
 
 const MiB = 1024 * 1024;
+
+const afterIo = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const logContext = (state: FileState): LogContext => ({ ...state.view, labels: state.labels });
 
@@ -121,6 +124,8 @@ export class FileDistribution {
    * older line of a transfer over a newer one (an upsert per transfer, the last one stands).
    */
   private flushed: Promise<void> = Promise.resolve();
+  /** The flush that has not started yet: it writes every line logged before it starts. */
+  private nextFlush: Promise<void> | undefined;
 
   constructor(
     private readonly services: Services,
@@ -147,10 +152,10 @@ export class FileDistribution {
       ready: false,
       seeders: [],
       seedAsked: new Set(),
-      queue: [],
+      queue: new Set(),
       assigned: new Map(),
       slotLimit: Infinity,
-      labels: new Map(),
+      labels: new HostLabels(),
       since: Date.now(),
       askedEpochs: new Map(),
     };
@@ -218,7 +223,7 @@ export class FileDistribution {
   /** A waiting target of the current batch joins the queue. */
   enqueue(stepInstanceId: number, hostId: number): void {
     const state = this.states.get(stepInstanceId);
-    if (state && !state.queue.includes(hostId) && !state.assigned.has(hostId)) state.queue.push(hostId);
+    if (state && !state.assigned.has(hostId)) state.queue.add(hostId);
   }
 
   /** Dispatches queued targets whose agents are here to seeders with a free slot. */
@@ -228,13 +233,14 @@ export class FileDistribution {
     const hub = this.services.hub;
     const waiting: number[] = [];
     const absent: number[] = [];
-    while (state.queue.length > 0) {
+    while (state.queue.size > 0) {
       const seeder = state.seeders.reduce<Seeder | undefined>(
         (best, s) => (s.active < state.slotLimit && (!best || s.active < best.active) ? s : best),
         undefined,
       );
       if (!seeder) break;
-      const hostId = state.queue.shift() as number;
+      const hostId = state.queue.values().next().value as number;
+      state.queue.delete(hostId);
       const task = state.view.tasks.get(hostId);
       if (!task || task.status !== HostStatus.WAITING) continue;
       // In a cluster the instruction waits in the agent's outbox wherever the agent is.
@@ -248,7 +254,7 @@ export class FileDistribution {
         state.assigned.set(hostId, seeder);
       } else waiting.push(hostId);
     }
-    state.queue.push(...waiting);
+    for (const hostId of waiting) state.queue.add(hostId);
     hub.expect(absent);
   }
 
@@ -412,7 +418,7 @@ export class FileDistribution {
 
   /** Every target that has not finished fails (a source is missing or unreachable). */
   private failAll(state: FileState, status: number): void {
-    state.queue = [];
+    state.queue.clear();
     for (const t of state.view.tasks.values()) {
       if (t.status === HostStatus.WAITING) this.hooks.failTarget(state.view.stepInstanceId, t.hostId, status);
     }
@@ -432,7 +438,7 @@ export class FileDistribution {
   agentWelcomed(hostId: number): void {
     for (const state of this.states.values()) {
       if (state.awaiting.has(hostId)) this.askSource(state, hostId);
-      if (state.queue.length > 0) this.pump(state.view.stepInstanceId);
+      if (state.queue.size > 0) this.pump(state.view.stepInstanceId);
     }
   }
 
@@ -483,7 +489,7 @@ export class FileDistribution {
       const step = await this.services.store.executions.getStep(stepInstanceId);
       const spec = step && parseStepSpec(step.spec);
       if (spec?.kind !== 'file') return undefined;
-      ctx = { stepInstanceId, executeCount, labels: new Map() };
+      ctx = { stepInstanceId, executeCount, labels: new HostLabels() };
       for (const src of spec.sources)
         for (const h of src.hosts) ctx.labels.set(h.hostId, `${h.cloudId}:${h.ip}`);
       this.remote.set(key, ctx);
@@ -491,12 +497,11 @@ export class FileDistribution {
       if (this.remote.size > 256) this.remote.delete(this.remote.keys().next().value as string);
     }
     const wanted: number[] = ctx.labels.has(targetId) ? [] : [targetId];
-    const known = new Set(ctx.labels.values());
     const m = /^(\d+):(.+)$/.exec(sourceLabel);
     const inv = this.services.store.inventory;
     const hosts = [
       ...(await inv.getHostsByIds(wanted)),
-      ...(m && !known.has(sourceLabel)
+      ...(m && ctx.labels.hostOf(sourceLabel) === undefined
         ? await inv.getHostsByCloudIps([{ cloudId: Number(m[1]), ip: m[2] ?? '' }])
         : []),
     ];
@@ -505,7 +510,7 @@ export class FileDistribution {
   }
 
   private logProgress(ctx: LogContext, hostId: number, msg: FileProgress): void {
-    const srcHostId = [...ctx.labels].find(([, label]) => label === msg.label)?.[0] ?? 0;
+    const srcHostId = ctx.labels.hostOf(msg.label) ?? 0;
     const status = msg.status === 'finished' ? 4 : msg.status === 'failed' ? 5 : 3;
     const base = {
       srcHostId,
@@ -549,7 +554,7 @@ export class FileDistribution {
       seeder.active--;
       state.assigned.delete(hostId);
     }
-    if (success && Number.isFinite(state.slotLimit) && state.queue.length > 0) {
+    if (success && Number.isFinite(state.slotLimit) && state.queue.size > 0) {
       const serveId = seedServeId(stepInstanceId, state.view.executeCount, hostId);
       state.seedAsked.add(hostId);
       const spec = state.view.spec;
@@ -666,10 +671,15 @@ export class FileDistribution {
     if (this.logBuffer.size === 0) return this.flushed;
     clearTimeout(this.logTimer);
     this.logTimer = undefined;
-    const rows = [...this.logBuffer.values()];
-    this.logBuffer = new Map();
-    this.flushed = this.flushed.then(() =>
-      this.services.store.files
+    // Every target's result waits for its logs. The write starts once the messages already
+    // read are handled (setImmediate) and takes every line logged until then: the targets that
+    // reported together share one commit, rather than one commit each.
+    if (this.nextFlush) return this.nextFlush;
+    const next = this.flushed.then(afterIo).then(() => {
+      this.nextFlush = undefined;
+      const rows = [...this.logBuffer.values()];
+      this.logBuffer = new Map();
+      return this.services.store.files
         .upsertFileLogs(rows)
         .then((refused) => {
           for (const r of refused)
@@ -678,8 +688,10 @@ export class FileDistribution {
               'a file log the store refused is dropped',
             );
         })
-        .catch((err: unknown) => this.services.log.error({ err }, 'writing file logs failed')),
-    );
-    return this.flushed;
+        .catch((err: unknown) => this.services.log.error({ err }, 'writing file logs failed'));
+    });
+    this.nextFlush = next;
+    this.flushed = next;
+    return next;
   }
 }
