@@ -527,8 +527,8 @@ export class ClusterStore {
   /**
    * Removes what no server will use again, older than `before`: agent commands and file offers
    * of jobs no longer in flight (or of no step: offer requests for hosts that never came back),
-   * client request claims, and the rows of servers dead since then that hold no connected session and no unfinished
-   * job. A missing server row reads as dead everywhere.
+   * client request claims, and the rows of servers dead since then that hold no connected
+   * session and no unfinished job. A missing server row reads as dead everywhere.
    */
   async pruneLeftovers(before: number): Promise<number> {
     const finishedStep = (table: string) =>
