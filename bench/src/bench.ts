@@ -1309,7 +1309,10 @@ async function main(): Promise<void> {
       '--only <figures>',
       `comma-separated figures to measure (${FIGURE_IDS.join(', ')}); results go to partial.json/.md`,
     )
-    .option('--hosts <sizes>', 'comma-separated fan-out sizes for P1/P2 (the largest also for P3, P3.run, P6.noop)')
+    .option(
+      '--hosts <sizes>',
+      'comma-separated fan-out sizes for P1/P2 (the largest also for P3, P3.run, P6.noop)',
+    )
     .option(
       '--scale-hosts <n>',
       'noop agents for P2.scale, P4.server and P4.ready (default 50000, 200 with --quick)',
