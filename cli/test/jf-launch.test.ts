@@ -512,27 +512,31 @@ plans:
     assert.match(yes.stdout, /^job \d+ step \d+: confirmed\n$/);
     const done = await jf(['watch', confirmed, '--maxrc']);
     assert.equal(done.code, 0, done.stdout + done.stderr);
-    const st = JSON.parse((await jf(['jobs', 'get', confirmed, '-o', 'json'])).stdout) as {
-      step_instance_list: { step_instance_id: number; type: number }[];
+    /** get_step_instance_detail, through `jf api`, of the job's step of `type` (the first, without). */
+    const stepDetail = async <T>(id: string, type?: number): Promise<T> => {
+      const st = JSON.parse((await jf(['jobs', 'get', id, '-o', 'json'])).stdout) as {
+        step_instance_list: { step_instance_id: number; type: number }[];
+      };
+      const step = st.step_instance_list.find((x) => type === undefined || x.type === type);
+      const detail = await jf([
+        'api',
+        'POST',
+        '/api/v3/get_step_instance_detail',
+        '-d',
+        JSON.stringify({
+          bk_scope_type: 'biz',
+          bk_scope_id: '2',
+          job_instance_id: Number(id),
+          step_instance_id: step?.step_instance_id,
+        }),
+      ]);
+      return (JSON.parse(detail.stdout) as { data: T }).data;
     };
-    const approve = st.step_instance_list.find((x) => x.type === 3)?.step_instance_id;
-    const detail = await jf([
-      'api',
-      'POST',
-      '/api/v3/get_step_instance_detail',
-      '-d',
-      JSON.stringify({
-        bk_scope_type: 'biz',
-        bk_scope_id: '2',
-        job_instance_id: Number(confirmed),
-        step_instance_id: approve,
-      }),
-    ]);
-    const kept = JSON.parse(detail.stdout) as {
-      data: { approval_info: { confirmation_list: { action: string; reason: string }[] } };
-    };
+    const kept = await stepDetail<{
+      approval_info: { confirmation_list: { action: string; reason: string }[] };
+    }>(confirmed, 3);
     assert.deepEqual(
-      kept.data.approval_info.confirmation_list.map((c) => [c.action, c.reason]),
+      kept.approval_info.confirmation_list.map((c) => [c.action, c.reason]),
       [['continue', 'canary looks fine']],
     );
 
@@ -564,24 +568,8 @@ plans:
     assert.equal(rolled.code, 0, rolled.stdout + rolled.stderr);
 
     // redo rolls as the job did (one host a batch, a confirmation between), unless told otherwise.
-    const rollingOf = async (id: string) => {
-      const st = JSON.parse((await jf(['jobs', 'get', id, '-o', 'json'])).stdout) as {
-        step_instance_list: { step_instance_id: number }[];
-      };
-      const detail = await jf([
-        'api',
-        'POST',
-        '/api/v3/get_step_instance_detail',
-        '-d',
-        JSON.stringify({
-          bk_scope_type: 'biz',
-          bk_scope_id: '2',
-          job_instance_id: Number(id),
-          step_instance_id: st.step_instance_list[0]?.step_instance_id,
-        }),
-      ]);
-      return (JSON.parse(detail.stdout) as { data: { rolling_config: unknown } }).data.rolling_config;
-    };
+    const rollingOf = async (id: string) =>
+      (await stepDetail<{ rolling_config: unknown }>(id)).rolling_config;
     const expected = { type: 1, mode: 3, execution_mode: 1, expression: '1' };
     assert.deepEqual(await rollingOf(rolling), expected);
     const redone = await detached(['redo', rolling]);
