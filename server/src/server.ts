@@ -46,7 +46,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     config.logFormat,
   );
   const clustered = clusterMode(config);
-  const serverId = clustered ? randomUUID() : undefined;
+  const processId = randomUUID();
+  const serverId = clustered ? processId : undefined;
   const store = await Store.open({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -84,6 +85,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const auth = new Authenticator(store.apps, secretBox, store.nonces);
   const services = {
     config,
+    processId,
     secrets,
     secretBox,
     store,

@@ -36,6 +36,11 @@ export interface Services {
   metrics: Metrics;
   /** Hosts grouped by identical output, fingerprinted as output arrives. */
   outputs: OutputGroups;
+  /**
+   * A random id made at each start, recorded as the holder of an upload's claim: a claim left by
+   * an earlier run is told from one this run holds. In cluster mode, the cluster id (`cluster.id`).
+   */
+  processId: string;
   /** This server as a member of a cluster; undefined for a single server (SQLite, or cluster off). */
   cluster?: ClusterNode | undefined;
 }

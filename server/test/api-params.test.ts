@@ -99,6 +99,7 @@ for (const engine of engines()) {
       await store.inventory.createBizSet(8_000_001, 'set', [2]);
       const services = {
         config,
+        processId: 'in-process',
         secrets,
         secretBox,
         store,

@@ -4,12 +4,14 @@
  * silent server whose statement holds its row is cut off so that it can be marked dead.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import crypto, { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { ClusterStore } from '../src/cluster/cluster-store.js';
+import { CHUNK_BYTES, fileBodiesFor } from '../src/files/file-bodies.js';
 import type { TaskWrite } from '../src/store/execution-store.js';
 import { Store } from '../src/store/store.js';
+import { eventually } from './helpers/api-client.js';
 import { dropFreshDatabases, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
 
@@ -122,6 +124,73 @@ describe('cluster fences on PostgreSQL', { skip: !withPg }, () => {
       await assert.rejects(held.query('select 1'), "the silent server's connection was ended");
     } finally {
       await held.end().catch(() => undefined);
+    }
+  });
+
+  test('a server marked dead mid-upload cannot write into the file another server took over', async () => {
+    const gone = randomUUID();
+    const next = randomUUID();
+    const goneStore = await Store.open({ databaseUrl, dataDir: tempDir('fence'), serverId: gone });
+    const nextStore = await Store.open({ databaseUrl, dataDir: tempDir('fence'), serverId: next });
+    try {
+      await new ClusterStore(goneStore.db).register(gone, 'http://127.0.1.4:1');
+      await new ClusterStore(nextStore.db).register(next, 'http://127.0.1.5:1');
+      const path = `2/${randomUUID()}/tester/taken-over.bin`;
+      await nextStore.files.createStoredFiles([
+        {
+          path,
+          scope_type: 'biz',
+          scope_id: '2',
+          creator: 'tester',
+          file_name: 'taken-over.bin',
+          upload_token_hash: 'fence-token',
+          expires_at: Date.now() + 600_000,
+          size: null,
+          sha256: null,
+          created_at: Date.now(),
+        },
+      ]);
+      const goneClaimant = { id: gone, clustered: true };
+      const nextClaimant = { id: next, clustered: true };
+      assert.ok(await goneStore.files.claimUpload('fence-token', Date.now(), goneClaimant));
+      assert.equal(await nextStore.files.claimUpload('fence-token', Date.now(), nextClaimant), undefined);
+      // The first upload writes a chunk, then its server stops (paused) in the middle of the body.
+      let resume: () => void = () => undefined;
+      const paused = new Promise<void>((r) => (resume = r));
+      async function* slowBody(): AsyncGenerator<Buffer> {
+        yield crypto.randomBytes(CHUNK_BYTES + 10);
+        await paused;
+        yield crypto.randomBytes(CHUNK_BYTES);
+      }
+      const goneWrite = fileBodiesFor(goneStore, tempDir('fence'))
+        .write(path, slowBody())
+        .then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+      await eventually(async () => ((await nextStore.fileChunks.has(path)) ? true : undefined));
+      await goneStore.db.updateTable('server_node').set({ heartbeat_at: 0 }).where('id', '=', gone).execute();
+      assert.ok((await new ClusterStore(nextStore.db).markSilentDead(60_000)).includes(gone));
+
+      const taken = await nextStore.files.claimUpload('fence-token', Date.now(), nextClaimant);
+      assert.equal(taken?.upload_claimed_by, next);
+      const data = crypto.randomBytes(CHUNK_BYTES + 5);
+      const nextBodies = fileBodiesFor(nextStore, tempDir('fence'));
+      const written = await nextBodies.write(path, [data]);
+      // The paused server wakes up: its next chunk, and the clean-up of its failure, are refused.
+      resume();
+      assert.match(String(await goneWrite), /is fenced/);
+      await assert.rejects(goneStore.files.releaseUpload('fence-token', gone), /is fenced/);
+      await assert.rejects(goneStore.files.completeUpload('fence-token', gone, 1, 'x'), /is fenced/);
+      assert.equal(
+        await nextStore.files.completeUpload('fence-token', next, written.size, written.sha256),
+        true,
+      );
+      const read = Buffer.concat(await nextBodies.read(path, 0, data.length).toArray());
+      assert.ok(read.equals(data), 'the file holds the bytes of the upload that took it over');
+    } finally {
+      await goneStore.close();
+      await nextStore.close();
     }
   });
 });

@@ -598,6 +598,63 @@ for (const engine of engines()) {
       assert.deepEqual([saved.get(1)?.[''], saved.get(2)?.['']], ['resent', 'other']);
     });
 
+    check('an upload claim holds while its upload may run, and passes on once it cannot', async () => {
+      const files = store.files;
+      const row = (token: string) => ({
+        path: `2/${crypto.randomUUID()}/tester/${token}.bin`,
+        scope_type: 'biz',
+        scope_id: '2',
+        creator: 'tester',
+        file_name: `${token}.bin`,
+        upload_token_hash: token,
+        expires_at: 2_000,
+        size: null,
+        sha256: null,
+        created_at: 1,
+      });
+      await files.createStoredFiles([row('contract-one'), row('contract-two')]);
+      // One server: a claim made by an earlier run of the process was left by a process that is gone.
+      const earlier = { id: 'run-1', clustered: false };
+      const now = { id: 'run-2', clustered: false };
+      assert.equal((await files.claimUpload('contract-one', 1_000, earlier))?.upload_claimed_by, 'run-1');
+      assert.equal(await files.claimUpload('contract-one', 1_000, earlier), undefined, 'its own upload runs');
+      assert.equal(await files.claimUpload('contract-one', 2_001, now), undefined, 'the URL expired');
+      assert.equal((await files.claimUpload('contract-one', 1_000, now))?.upload_claimed_by, 'run-2');
+      // The run whose claim was taken over neither releases nor completes the new one.
+      await files.releaseUpload('contract-one', 'run-1');
+      assert.equal(await files.completeUpload('contract-one', 'run-1', 3, 'abc'), false);
+      assert.equal(await files.claimUpload('contract-one', 1_000, now), undefined);
+      await files.releaseUpload('contract-one', 'run-2');
+      assert.equal((await files.claimUpload('contract-one', 1_000, now))?.upload_claimed_by, 'run-2');
+      assert.equal(await files.completeUpload('contract-one', 'run-2', 3, 'abc'), true);
+      assert.equal(await files.claimUpload('contract-one', 1_000, earlier), undefined, 'the URL is closed');
+      // A cluster: another server's claim holds while that server is alive.
+      const node = (id: string) => ({
+        id,
+        url: `http://${id}`,
+        state: 'alive' as const,
+        started_at: 1,
+        heartbeat_at: 1,
+        stopped_at: null,
+        drain_requested_at: null,
+      });
+      await store.db
+        .insertInto('server_node')
+        .values([node('contract-a'), node('contract-b')])
+        .execute();
+      const a = { id: 'contract-a', clustered: true };
+      const b = { id: 'contract-b', clustered: true };
+      assert.ok(await files.claimUpload('contract-two', 1_000, a));
+      assert.equal(await files.claimUpload('contract-two', 1_000, b), undefined, 'a live server keeps it');
+      await store.db
+        .updateTable('server_node')
+        .set({ state: 'dead' })
+        .where('id', '=', 'contract-a')
+        .execute();
+      assert.equal((await files.claimUpload('contract-two', 1_000, b))?.upload_claimed_by, 'contract-b');
+      assert.equal(await files.completeUpload('contract-two', 'contract-a', 3, 'abc'), false);
+    });
+
     check('data survives closing and reopening the store', async () => {
       await store.close();
       store = await Store.open({ databaseUrl, dataDir });

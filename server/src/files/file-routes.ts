@@ -30,9 +30,11 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
       const files = services.store.files;
       const tokenHash = sha256Hex(token);
       const limit = services.config.uploadMaxBytes;
+      const claimant = { id: services.processId, clustered: services.cluster !== undefined };
       // Claimed before a byte is written: a second request on the same URL is refused here and
-      // never touches the file of the upload that holds the claim.
-      const row = await files.claimUpload(tokenHash, Date.now());
+      // never touches the file of the upload that holds the claim (unless that upload's server
+      // is gone: then this one takes the claim over and writes the file anew).
+      const row = await files.claimUpload(tokenHash, Date.now(), claimant);
       if (!row) throw new ApiError('UPLOAD_URL_INVALID');
       let written: { size: number; sha256: string };
       try {
@@ -42,12 +44,13 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
         // body is dropped with the connection, closed after the answer (below).
         written = await bodies.write(row.path, body.iterator({ destroyOnReturn: false }), limit);
       } catch (err) {
-        await files.releaseUpload(tokenHash);
+        await files.releaseUpload(tokenHash, claimant.id);
         if (err instanceof FileTooLarge) throw new ApiError('UPLOAD_FILE_MAX_SIZE_EXCEEDED', { limit });
         throw err;
       }
       const { size, sha256 } = written;
-      if (!(await files.completeUpload(tokenHash, size, sha256))) throw new ApiError('UPLOAD_URL_INVALID');
+      if (!(await files.completeUpload(tokenHash, claimant.id, size, sha256)))
+        throw new ApiError('UPLOAD_URL_INVALID');
       return { path: row.path, size, sha256 };
     };
 

@@ -2,7 +2,7 @@
  * Storage operations for file distribution: files the server holds (local uploads and
  * push_config_file contents) and the per-file logs of file steps.
  */
-import type { Kysely, Selectable } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, Selectable, SqlBool } from 'kysely';
 import { idChunks } from './id-chunks.js';
 import type { Database, FileLogTable, StoredFileTable } from './schema.js';
 
@@ -14,10 +14,48 @@ function claimedMark(tokenHash: string): string {
   return `claimed:${tokenHash}`;
 }
 
+/** The server process taking an upload URL, and how it tells a live claim from one left behind. */
+export interface UploadClaimant {
+  /** Made at each start of the process; in cluster mode its `server_node` id. */
+  id: string;
+  /**
+   * Cluster mode: other servers write to the same store, and their claims hold while their
+   * `server_node` row is alive. Otherwise this process is the store's only writer, and a claim
+   * made by any other process was left by an earlier run of the server.
+   */
+  clustered: boolean;
+}
+
+/** The row's claim belongs to no upload that can still be running. */
+function claimLeftBehind(
+  eb: ExpressionBuilder<Database, 'stored_file'>,
+  claimant: UploadClaimant,
+): Expression<SqlBool> {
+  if (!claimant.clustered)
+    return eb.or([eb('upload_claimed_by', 'is', null), eb('upload_claimed_by', '<>', claimant.id)]);
+  // A claim naming no claimant was made by a version that did not record it: during a rolling
+  // upgrade that may be a live server of the older version, so it is left to expire with its URL.
+  // A dead server is fenced (the trigger on stored_file and stored_file_chunk): once it is marked
+  // dead none of its writes to the file can land, and it is never alive again.
+  return eb.and([
+    eb('upload_claimed_by', 'is not', null),
+    eb.not(
+      eb.exists(
+        eb
+          .selectFrom('server_node')
+          .select('server_node.id')
+          .whereRef('server_node.id', '=', 'stored_file.upload_claimed_by')
+          .where('server_node.state', '=', 'alive'),
+      ),
+    ),
+  ]);
+}
+
 export class FileStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async createStoredFiles(rows: StoredFile[]): Promise<void> {
+  /** New rows: no upload has claimed them yet. */
+  async createStoredFiles(rows: Omit<StoredFile, 'upload_claimed_by'>[]): Promise<void> {
     if (rows.length === 0) return;
     await this.db.insertInto('stored_file').values(rows).execute();
   }
@@ -44,40 +82,52 @@ export class FileStore {
   }
 
   /**
-   * Takes an open upload URL for one upload, atomically: of two requests racing on one URL only
-   * one gets the row; the other is refused before it writes anything. The claim marks the token
-   * hash, so the URL stops answering until the upload completes or is released.
+   * Takes an upload URL for one upload, atomically: of two requests racing on one URL only one
+   * gets the row; the other is refused before it writes anything. The claim marks the token hash,
+   * so the URL stops answering until the upload completes or is released, and names the claimant,
+   * so that a claim whose process is gone (killed mid-upload) is taken over by the next request.
    */
-  async claimUpload(tokenHash: string, now: number): Promise<StoredFile | undefined> {
-    const r = await this.db
-      .updateTable('stored_file')
-      .set({ upload_token_hash: claimedMark(tokenHash) })
-      .where('upload_token_hash', '=', tokenHash)
-      .where('expires_at', '>=', now)
-      .executeTakeFirst();
-    if (r.numUpdatedRows === 0n) return undefined;
+  async claimUpload(
+    tokenHash: string,
+    now: number,
+    claimant: UploadClaimant,
+  ): Promise<StoredFile | undefined> {
+    const claimed = claimedMark(tokenHash);
     return this.db
-      .selectFrom('stored_file')
-      .selectAll()
-      .where('upload_token_hash', '=', claimedMark(tokenHash))
+      .updateTable('stored_file')
+      .set({ upload_token_hash: claimed, upload_claimed_by: claimant.id })
+      .where('upload_token_hash', 'in', [tokenHash, claimed])
+      .where('expires_at', '>=', now)
+      .where((eb) => eb.or([eb('upload_token_hash', '=', tokenHash), claimLeftBehind(eb, claimant)]))
+      .returningAll()
       .executeTakeFirst();
   }
 
-  /** A claimed upload failed: the URL opens again for another try. */
-  async releaseUpload(tokenHash: string): Promise<void> {
+  /** An upload failed: the URL opens again for another try, unless its claim was taken over. */
+  async releaseUpload(tokenHash: string, claimantId: string): Promise<void> {
     await this.db
       .updateTable('stored_file')
-      .set({ upload_token_hash: tokenHash })
+      .set({ upload_token_hash: tokenHash, upload_claimed_by: null })
       .where('upload_token_hash', '=', claimedMark(tokenHash))
+      .where('upload_claimed_by', '=', claimantId)
       .execute();
   }
 
-  /** The bytes of a claimed upload arrived: the upload URL closes and the file becomes usable. */
-  async completeUpload(tokenHash: string, size: number, sha256: string): Promise<boolean> {
+  /**
+   * The bytes of an upload arrived: the upload URL closes and the file becomes usable. False when
+   * the claim is no longer the claimant's (another upload took it over and owns the file).
+   */
+  async completeUpload(
+    tokenHash: string,
+    claimantId: string,
+    size: number,
+    sha256: string,
+  ): Promise<boolean> {
     const r = await this.db
       .updateTable('stored_file')
-      .set({ size, sha256, upload_token_hash: null })
+      .set({ size, sha256, upload_token_hash: null, upload_claimed_by: null })
       .where('upload_token_hash', '=', claimedMark(tokenHash))
+      .where('upload_claimed_by', '=', claimantId)
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }

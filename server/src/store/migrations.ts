@@ -866,6 +866,23 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0048_upload_claimed_by': {
+      async up(db: AnyDb) {
+        // A claim on an upload URL names the server process writing the file, so that a claim
+        // left by a process that is gone (killed mid-upload) can be taken over by the next try.
+        await db.schema.alterTable('stored_file').addColumn('upload_claimed_by', 'text').execute();
+        if (caps.name !== 'postgres') return;
+        // A cluster member declared dead may still run (paused, then resumed) after its claim was
+        // taken over: the fence refuses its later writes, so two writers never mix in one file.
+        for (const table of ['stored_file', 'stored_file_chunk']) {
+          await sql
+            .raw(
+              `create trigger ${table}_fence before insert or update or delete on ${table} for each statement execute function jobfleet_fence()`,
+            )
+            .execute(db);
+        }
+      },
+    },
   };
 }
 

@@ -246,6 +246,11 @@ export interface StoredFileTable {
   file_name: string;
   /** Set while the upload URL is open; cleared once the bytes arrived. */
   upload_token_hash: string | null;
+  /**
+   * The server process whose upload holds the URL's claim (its cluster id in cluster mode); null
+   * while no upload holds it, and on a claim made before the column existed.
+   */
+  upload_claimed_by: string | null;
   expires_at: number;
   /** Known once the bytes are stored. */
   size: number | null;
