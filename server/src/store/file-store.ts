@@ -182,11 +182,15 @@ export class FileStore {
   }
 }
 
+/** 16 values a row: 1,000 rows stay under SQLite's 32,766 bound values a statement. */
+const LOG_ROWS_PER_STATEMENT = 1000;
+
+/** The rows' keys are distinct (PostgreSQL refuses a statement that updates one row twice). */
 async function upsertLogs(db: Kysely<Database>, rows: readonly FileLog[]): Promise<void> {
-  for (const r of rows) {
+  for (const part of idChunks(rows, LOG_ROWS_PER_STATEMENT)) {
     await db
       .insertInto('file_log')
-      .values(r)
+      .values([...part])
       .onConflict((oc) =>
         oc
           .columns([
@@ -199,14 +203,14 @@ async function upsertLogs(db: Kysely<Database>, rows: readonly FileLog[]): Promi
             'dest_label',
             'dest_path',
           ])
-          .doUpdateSet({
-            status: r.status,
-            size: r.size,
-            bytes: r.bytes,
-            speed: r.speed,
-            content: r.content,
-            updated_at: r.updated_at,
-          }),
+          .doUpdateSet((eb) => ({
+            status: eb.ref('excluded.status'),
+            size: eb.ref('excluded.size'),
+            bytes: eb.ref('excluded.bytes'),
+            speed: eb.ref('excluded.speed'),
+            content: eb.ref('excluded.content'),
+            updated_at: eb.ref('excluded.updated_at'),
+          })),
       )
       .execute();
   }
