@@ -29,6 +29,7 @@ import { agentAway } from '../cluster/cluster-store.js';
 import { fileLogLine } from './file-log-line.js';
 import { offerToken, parseServeId, seedServeId, serverServeId, sourceServeId } from './file-tokens.js';
 import { HostLabels } from './host-labels.js';
+import { SeederPool } from './seeder-pool.js';
 import { HostStatus } from './statuses.js';
 import { parseStepSpec } from './step-spec.js';
 import type { FileStepSpec } from './step-spec.js';
@@ -65,7 +66,8 @@ interface FileState {
   origin: DownloadSource[];
   serverFiles: FileDescriptor[];
   ready: boolean;
-  seeders: Seeder[];
+  /** Empty until the sources are ready. */
+  seeders: SeederPool<Seeder>;
   /** Targets asked to re-serve what they received, whose offer has not come yet. */
   seedAsked: Set<number>;
   /** Targets waiting for a seeder, in the order they came (a Set: 100,000 of them at most). */
@@ -150,7 +152,7 @@ export class FileDistribution {
       origin: [],
       serverFiles: [],
       ready: false,
-      seeders: [],
+      seeders: new SeederPool(Infinity),
       seedAsked: new Set(),
       queue: new Set(),
       assigned: new Map(),
@@ -216,7 +218,8 @@ export class FileDistribution {
       0,
     );
     state.slotLimit = perTarget < SWARM_THRESHOLD_BYTES ? Infinity : this.services.config.fileFanout;
-    state.seeders.push({ serveId: 'origin', hostId: null, sources: state.origin, active: 0 });
+    state.seeders = new SeederPool(state.slotLimit);
+    state.seeders.add({ serveId: 'origin', hostId: null, sources: state.origin, active: 0 });
     this.pump(state.view.stepInstanceId);
   }
 
@@ -234,10 +237,7 @@ export class FileDistribution {
     const waiting: number[] = [];
     const absent: number[] = [];
     while (state.queue.size > 0) {
-      const seeder = state.seeders.reduce<Seeder | undefined>(
-        (best, s) => (s.active < state.slotLimit && (!best || s.active < best.active) ? s : best),
-        undefined,
-      );
+      const seeder = state.seeders.pick();
       if (!seeder) break;
       const hostId = state.queue.values().next().value as number;
       state.queue.delete(hostId);
@@ -250,7 +250,7 @@ export class FileDistribution {
         continue;
       }
       if (this.sendDownload(state, hostId, seeder)) {
-        seeder.active++;
+        state.seeders.take(seeder);
         state.assigned.set(hostId, seeder);
       } else waiting.push(hostId);
     }
@@ -306,7 +306,7 @@ export class FileDistribution {
       if (!state.seedAsked.delete(hostId)) return;
       if (msg.error || !sameFiles(msg.files, [...state.origin.flatMap((s) => s.files), ...state.serverFiles]))
         return; // a target that cannot re-serve simply is not a seeder
-      state.seeders.push({
+      state.seeders.add({
         serveId: msg.serveId,
         hostId,
         sources: [
@@ -551,7 +551,7 @@ export class FileDistribution {
     if (!state) return;
     const seeder = state.assigned.get(hostId);
     if (seeder) {
-      seeder.active--;
+      state.seeders.free(seeder);
       state.assigned.delete(hostId);
     }
     if (success && Number.isFinite(state.slotLimit) && state.queue.size > 0) {
