@@ -524,6 +524,43 @@ for (const engine of engines()) {
       assert.equal(byIp.data.file_logs.filter((l) => l.mode === 0).length, 1, JSON.stringify(byIp.data));
     });
 
+    test('a source agent restarted mid-step offers again: the targets not yet served get its files', async () => {
+      // 9 MiB at 4 MiB/s, one download at a time from the source: the first target is mid-transfer
+      // when the source restarts, the others wait in the queue.
+      const data = crypto.randomBytes(9 * 1024 * 1024);
+      put(IPS[0] as string, '/data/restart.bin', data);
+      const targets = ids.slice(1, 3);
+      const r = await transfer({
+        file_source_list: [fromHost(IPS[0] as string, ['/data/restart.bin'])],
+        file_target_path: '/restarted',
+        download_speed_limit: 4,
+        target_server: { host_id_list: targets },
+      });
+      const running = await eventually(async () => {
+        const s = await get<JobStatus>(
+          fleet.server.url,
+          'get_job_instance_status',
+          { ...fleet.scope, job_instance_id: r.data.job_instance_id, return_ip_result: true },
+          fleet.creds,
+        );
+        const statuses = hostStatuses(s.data);
+        const started = targets.filter((id) => statuses.get(id ?? 0) === 7);
+        return started.length === 1 ? started[0] : undefined;
+      });
+      const source = fleet.agents[0];
+      assert.ok(source);
+      await source.kill('SIGKILL');
+      fleet.agents[0] = await source.restart();
+      const st = await waitFinished(fleet, r.data.job_instance_id, 60_000);
+      const statuses = hostStatuses(st);
+      // The download under way when its source died may fail; no target that waited does.
+      for (const id of targets.filter((t) => t !== running))
+        assert.equal(statuses.get(id ?? 0), 9, JSON.stringify(st));
+      for (const [i, id] of targets.entries())
+        if (statuses.get(id ?? 0) === 9)
+          assert.equal(sha(read(IPS[i + 1] as string, '/restarted/restart.bin')), sha(data));
+    });
+
     test('a target agent killed mid-transfer fails its host (310) and the others finish', async () => {
       const data = crypto.randomBytes(3 * 1024 * 1024);
       put(IPS[0] as string, '/data/kill.bin', data);

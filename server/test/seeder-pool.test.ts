@@ -63,3 +63,21 @@ test('a swarm of 50,000 seeders with two slots each serves 100,000 downloads, ea
   assert.equal(pool.pick(), undefined);
   assert.ok(all.every((s) => s.active === 2));
 });
+
+test('a removed seeder is never picked again, and its downloads ending changes nothing', () => {
+  const pool = new SeederPool<ReturnType<typeof seeder>>(1);
+  const origin = seeder('origin');
+  const gone = seeder('gone');
+  pool.add(origin);
+  pool.add(gone);
+  pool.take(gone);
+  pool.remove(gone);
+  pool.free(gone);
+  assert.equal(pool.pick(), origin);
+  pool.take(origin);
+  assert.equal(pool.pick(), undefined);
+  assert.deepEqual(
+    [...pool].map((s) => s.name),
+    ['origin'],
+  );
+});

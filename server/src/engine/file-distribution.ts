@@ -66,8 +66,16 @@ interface FileState {
   origin: DownloadSource[];
   serverFiles: FileDescriptor[];
   ready: boolean;
+  /**
+   * Sources that offered and then came back in a new session (an agent restart loses its offers):
+   * asked again, and no target is sent anywhere until each has offered the same files anew (a
+   * moment: a source answers as soon as it has hashed its files).
+   */
+  reoffer: Set<number>;
   /** Empty until the sources are ready. */
   seeders: SeederPool<Seeder>;
+  /** The seeders that are targets, by host. */
+  seederOf: Map<number, Seeder>;
   /** Targets asked to re-serve what they received, whose offer has not come yet. */
   seedAsked: Set<number>;
   /** Targets waiting for a seeder, in the order they came (a Set: 100,000 of them at most). */
@@ -101,6 +109,11 @@ function sameFiles(a: readonly FileDescriptor[], b: readonly FileDescriptor[]): 
       .sort()
       .join('\n');
   return a.length === b.length && keys(a) === keys(b);
+}
+
+/** The source hosts that offered the origin's files. */
+function originHosts(state: FileState): number[] {
+  return state.origin.flatMap((o) => parseServeId(o.serveId)?.hostId ?? []);
 }
 
 /** What a failed offer means for the targets that cannot get their files. */
@@ -152,7 +165,9 @@ export class FileDistribution {
       origin: [],
       serverFiles: [],
       ready: false,
+      reoffer: new Set(),
       seeders: new SeederPool(Infinity),
+      seederOf: new Map(),
       seedAsked: new Set(),
       queue: new Set(),
       assigned: new Map(),
@@ -232,7 +247,7 @@ export class FileDistribution {
   /** Dispatches queued targets whose agents are here to seeders with a free slot. */
   pump(stepInstanceId: number): void {
     const state = this.states.get(stepInstanceId);
-    if (!state?.ready) return;
+    if (!state?.ready || state.reoffer.size > 0) return;
     const hub = this.services.hub;
     const waiting: number[] = [];
     const absent: number[] = [];
@@ -306,7 +321,7 @@ export class FileDistribution {
       if (!state.seedAsked.delete(hostId)) return;
       if (msg.error || !sameFiles(msg.files, [...state.origin.flatMap((s) => s.files), ...state.serverFiles]))
         return; // a target that cannot re-serve simply is not a seeder
-      state.seeders.add({
+      const seeder: Seeder = {
         serveId: msg.serveId,
         hostId,
         sources: [
@@ -319,8 +334,14 @@ export class FileDistribution {
           },
         ],
         active: 0,
-      });
+      };
+      state.seeders.add(seeder);
+      state.seederOf.set(hostId, seeder);
       this.pump(stepInstanceId);
+      return;
+    }
+    if (state.reoffer.delete(hostId)) {
+      this.offeredAgain(state, hostId, msg);
       return;
     }
     if (!state.awaiting.delete(hostId)) return;
@@ -357,6 +378,49 @@ export class FileDistribution {
   }
 
   /**
+   * A source's offer after it came back in a new session: the targets not yet sent go to its new
+   * address. Its files must be the ones it offered first; targets that have them already would
+   * otherwise differ from the rest, so a source whose files changed or went fails the others.
+   */
+  private offeredAgain(state: FileState, hostId: number, msg: FilesServed): void {
+    const at = state.origin.findIndex((o) => o.serveId === msg.serveId);
+    const before = state.origin[at];
+    if (!before) return;
+    if (msg.error || !sameFiles(msg.files, before.files)) {
+      this.services.log.warn(
+        { hostId, step: state.view.stepInstanceId, error: msg.error?.message },
+        'a file source came back without the files it offered; the targets not yet served fail',
+      );
+      this.failAll(state, msg.error ? SERVE_ERROR_STATUS[msg.error.kind] : HostStatus.FILE_TRANSFER_FAILED);
+      return;
+    }
+    // Replaced in place: the origin seeder holds this array.
+    state.origin[at] = { ...before, url: msg.url, files: msg.files };
+    this.pump(state.view.stepInstanceId);
+  }
+
+  /**
+   * A host of the step's swarm is in a new session: what it offered before is gone with its
+   * previous agent process (a reconnect of the same process offers the same again). A source is
+   * asked again and holds the origin until it answers; a seeder is dropped and asked to seed anew.
+   */
+  private rejoined(state: FileState, hostId: number): void {
+    if (!state.ready || (state.queue.size === 0 && state.assigned.size === 0)) return;
+    const serveId = sourceServeId(state.view.stepInstanceId, state.view.executeCount, hostId);
+    if (state.origin.some((o) => o.serveId === serveId)) {
+      state.reoffer.add(hostId);
+      this.askSource(state, hostId);
+    }
+    const seeder = state.seederOf.get(hostId);
+    if (seeder) {
+      state.seeders.remove(seeder);
+      state.seederOf.delete(hostId);
+      // Asked under the same serve id, a reconnected agent that still serves replaces its offer.
+      if (state.queue.size > 0) this.askSeed(state, hostId);
+    }
+  }
+
+  /**
    * Cluster mode: an offer for a step this server does not run goes through the database to the
    * server that does (woken by NOTIFY; its poll picks it up otherwise).
    */
@@ -390,27 +454,38 @@ export class FileDistribution {
       const id = parseServeId(msg.serveId);
       if (id?.hostId === o.hostId) this.offered(state, o.hostId, msg, id.kind);
     }
-    const waiting = [...this.states.values()].filter((st) => st.awaiting.size > 0);
-    if (waiting.length === 0) return;
-    const sessions = await cluster.store.sessions([...new Set(waiting.flatMap((st) => [...st.awaiting]))]);
+    // The sources still awaited, and those that offered while targets remain (a new session of
+    // one means its offer is gone with its previous agent process).
+    const watched = new Map<FileState, number[]>();
+    for (const state of this.states.values()) {
+      const busy = state.ready && (state.queue.size > 0 || state.assigned.size > 0);
+      const hosts = [...state.awaiting, ...(busy ? originHosts(state) : [])];
+      if (hosts.length > 0) watched.set(state, hosts);
+    }
+    if (watched.size === 0) return;
+    const sessions = await cluster.store.sessions([...new Set([...watched.values()].flat())]);
     const dbNow = await cluster.store.now();
     const { heartbeatTimeoutMs, clusterAgentGraceMs } = this.services.config;
-    for (const state of waiting) {
-      for (const hostId of [...state.awaiting]) {
+    for (const [state, hosts] of watched) {
+      for (const hostId of hosts) {
+        const waitedFor = state.awaiting.has(hostId) || state.reoffer.has(hostId);
         const s = sessions.get(hostId);
         if (s?.state === 'connected' && s.serverState === 'alive') {
           const asked = state.askedEpochs.get(hostId);
-          if (asked !== undefined && asked !== s.epoch) this.askSource(state, hostId);
           state.askedEpochs.set(hostId, s.epoch);
+          if (asked === undefined || asked === s.epoch) continue;
+          if (state.awaiting.has(hostId)) this.askSource(state, hostId);
+          else this.rejoined(state, hostId);
           continue;
         }
-        if (Date.now() - state.since <= heartbeatTimeoutMs) continue;
+        if (!waitedFor || Date.now() - state.since <= heartbeatTimeoutMs) continue;
         if (!agentAway(s, dbNow, heartbeatTimeoutMs, clusterAgentGraceMs)) continue;
         this.services.log.warn(
           { hostId, step: state.view.stepInstanceId },
           'file source on no server; the targets fail',
         );
         state.awaiting.delete(hostId);
+        state.reoffer.delete(hostId);
         this.failAll(state, HostStatus.FILE_TRANSFER_ERROR);
       }
     }
@@ -427,10 +502,8 @@ export class FileDistribution {
   /** A source host's agent went silent before it offered its files. */
   agentLost(hostId: number): void {
     for (const state of this.states.values()) {
-      if (state.awaiting.has(hostId)) {
-        state.awaiting.delete(hostId);
+      if (state.awaiting.delete(hostId) || state.reoffer.delete(hostId))
         this.failAll(state, HostStatus.FILE_TRANSFER_ERROR);
-      }
     }
   }
 
@@ -438,6 +511,8 @@ export class FileDistribution {
   agentWelcomed(hostId: number): void {
     for (const state of this.states.values()) {
       if (state.awaiting.has(hostId)) this.askSource(state, hostId);
+      // In a cluster the step's server learns of a new session from the store (pollCluster).
+      else if (!this.services.cluster) this.rejoined(state, hostId);
       if (state.queue.size > 0) this.pump(state.view.stepInstanceId);
     }
   }
@@ -554,27 +629,30 @@ export class FileDistribution {
       state.seeders.free(seeder);
       state.assigned.delete(hostId);
     }
-    if (success && Number.isFinite(state.slotLimit) && state.queue.size > 0) {
-      const serveId = seedServeId(stepInstanceId, state.view.executeCount, hostId);
-      state.seedAsked.add(hostId);
-      const spec = state.view.spec;
-      const files = [...state.origin.flatMap((s) => s.files), ...state.serverFiles];
-      const dir = spec.targetPath.endsWith('/') ? spec.targetPath : `${spec.targetPath}/`;
-      const entries = files.map((f) => ({
-        path: `${dir}${files.length === 1 && spec.targetName ? spec.targetName : f.relPath}`,
-        relPath: f.relPath,
-      }));
-      this.services.hub.send(hostId, {
-        v: PROTOCOL_VERSION,
-        type: 'file.serve',
-        serveId,
-        entries,
-        user: spec.account.osUser,
-        token: this.token(serveId),
-        rateLimitBytes: 0,
-      });
-    }
+    if (success && Number.isFinite(state.slotLimit) && state.queue.size > 0) this.askSeed(state, hostId);
     this.pump(stepInstanceId);
+  }
+
+  /** Asks a target that received every file to offer them to the targets still queued. */
+  private askSeed(state: FileState, hostId: number): void {
+    const serveId = seedServeId(state.view.stepInstanceId, state.view.executeCount, hostId);
+    state.seedAsked.add(hostId);
+    const spec = state.view.spec;
+    const files = [...state.origin.flatMap((s) => s.files), ...state.serverFiles];
+    const dir = spec.targetPath.endsWith('/') ? spec.targetPath : `${spec.targetPath}/`;
+    const entries = files.map((f) => ({
+      path: `${dir}${files.length === 1 && spec.targetName ? spec.targetName : f.relPath}`,
+      relPath: f.relPath,
+    }));
+    this.services.hub.send(hostId, {
+      v: PROTOCOL_VERSION,
+      type: 'file.serve',
+      serveId,
+      entries,
+      user: spec.account.osUser,
+      token: this.token(serveId),
+      rateLimitBytes: 0,
+    });
   }
 
   /** The step is over: offers are withdrawn and logs written. */

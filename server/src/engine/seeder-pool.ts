@@ -35,11 +35,17 @@ export class SeederPool<S extends Seeded> {
     this.join(seeder, seeder.active + 1);
   }
 
-  /** A download from `seeder` ended. */
+  /** A download from `seeder` ended (nothing, once the seeder was removed). */
   free(seeder: S): void {
-    if (seeder.active === 0) return;
+    if (seeder.active === 0 || !this.place.has(seeder)) return;
     this.leave(seeder);
     this.join(seeder, seeder.active - 1);
+  }
+
+  /** The seeder can serve no more (its agent restarted, say): it is never picked again. */
+  remove(seeder: S): void {
+    this.leave(seeder);
+    this.place.delete(seeder);
   }
 
   [Symbol.iterator](): Iterator<S> {
