@@ -48,7 +48,7 @@ describe('cluster agent status sweep', { skip: !withPg }, () => {
   /** Moves a host's session end `ms` into the past (database clock). */
   const endedAgo = async (hostId: number, ms: number) => {
     const epoch = await cluster.openSession(hostId, live);
-    await cluster.closeSession(hostId, epoch);
+    await cluster.closeSessions([{ hostId, epoch }]);
     await sql`update agent_session set last_seen = last_seen - ${ms}::bigint where host_id = ${hostId}`.execute(
       store.db,
     );

@@ -89,6 +89,8 @@ interface Connection {
 const MAX_PENDING_HANDSHAKES = 512;
 /** How often connected agents are checked against revocations made through other servers. */
 const REVOCATION_CHECK_MS = 5000;
+/** Session ends written in one statement: a fence drops every agent of the server at once. */
+const ENDS_PER_WRITE = 5000;
 
 export class AgentHub {
   /** Pings are answered by onPing, not by ws itself. */
@@ -108,6 +110,10 @@ export class AgentHub {
   private lastRevocationCheck = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Cluster mode: sessions that ended here whose end the store has not taken yet, by host: epoch. */
+  private readonly unrecordedEnds = new Map<number, number>();
+  private endsWrite = false;
+  private endsFailing = false;
 
   constructor(private readonly services: Services) {}
 
@@ -491,13 +497,40 @@ export class AgentHub {
   }
 
   private endSession(conn: Connection): void {
+    if (!this.services.cluster || conn.epoch === undefined) return;
+    this.unrecordedEnds.set(conn.hostId, conn.epoch);
+    void this.recordEnds();
+  }
+
+  /**
+   * Cluster mode: writes the session ends not yet in the store, and again at each sweep until
+   * the store takes them. A session whose end is lost stays "connected" to this server for good:
+   * its agent is never found lost, and what waits for it waits forever.
+   */
+  private async recordEnds(): Promise<void> {
     const cluster = this.services.cluster;
-    if (!cluster || conn.epoch === undefined) return;
-    cluster.store
-      .closeSession(conn.hostId, conn.epoch)
-      .catch((err: unknown) =>
-        this.services.log.warn({ err, hostId: conn.hostId }, 'agent session end not recorded'),
-      );
+    if (!cluster || this.endsWrite || this.unrecordedEnds.size === 0) return;
+    const ended = [...this.unrecordedEnds]
+      .slice(0, ENDS_PER_WRITE)
+      .map(([hostId, epoch]) => ({ hostId, epoch }));
+    this.endsWrite = true;
+    try {
+      await cluster.store.closeSessions(ended);
+      for (const e of ended)
+        if (this.unrecordedEnds.get(e.hostId) === e.epoch) this.unrecordedEnds.delete(e.hostId);
+      this.endsFailing = false;
+    } catch (err) {
+      if (!this.endsFailing)
+        this.services.log.warn(
+          { err, sessions: this.unrecordedEnds.size },
+          'agent session ends not recorded yet; retrying',
+        );
+      this.endsFailing = true;
+      return;
+    } finally {
+      this.endsWrite = false;
+    }
+    if (this.unrecordedEnds.size > 0) void this.recordEnds();
   }
 
   private onClose(conn: Connection): void {
@@ -553,6 +586,7 @@ export class AgentHub {
         this.departed.delete(hostId);
       }
     }
+    void this.recordEnds();
     try {
       await this.flushHeartbeats();
       if (lost.length > 0) {

@@ -299,9 +299,14 @@ export class ClusterStore {
     return new Map(r.rows.map((x) => [Number(x.host_id), Number(x.epoch)]));
   }
 
-  async closeSession(hostId: number, epoch: number): Promise<void> {
-    await sql`update agent_session set state = 'gone', last_seen = ${NOW_MS}
-      where host_id = ${hostId} and epoch = ${epoch}`.execute(this.db);
+  /** Ends these sessions (a session that a newer one replaced is left alone). */
+  async closeSessions(ended: readonly { hostId: number; epoch: number }[]): Promise<void> {
+    if (ended.length === 0) return;
+    const ids = `{${ended.map((e) => e.hostId).join(',')}}`;
+    const epochs = `{${ended.map((e) => e.epoch).join(',')}}`;
+    await sql`update agent_session s set state = 'gone', last_seen = ${NOW_MS}
+      from unnest(${ids}::bigint[], ${epochs}::bigint[]) as u(host_id, epoch)
+      where s.host_id = u.host_id and s.epoch = u.epoch`.execute(this.db);
   }
 
   /**
