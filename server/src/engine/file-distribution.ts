@@ -111,6 +111,11 @@ function sameFiles(a: readonly FileDescriptor[], b: readonly FileDescriptor[]): 
   return a.length === b.length && keys(a) === keys(b);
 }
 
+/** Whether targets may still download: the sources are not all ready, or targets wait or run. */
+function targetsLeft(state: FileState): boolean {
+  return !state.ready || state.queue.size > 0 || state.assigned.size > 0;
+}
+
 /** The source hosts that offered the origin's files. */
 function originHosts(state: FileState): number[] {
   return state.origin.flatMap((o) => parseServeId(o.serveId)?.hostId ?? []);
@@ -405,7 +410,7 @@ export class FileDistribution {
    * asked again and holds the origin until it answers; a seeder is dropped and asked to seed anew.
    */
   private rejoined(state: FileState, hostId: number): void {
-    if (!state.ready || (state.queue.size === 0 && state.assigned.size === 0)) return;
+    if (!targetsLeft(state)) return;
     const serveId = sourceServeId(state.view.stepInstanceId, state.view.executeCount, hostId);
     if (state.origin.some((o) => o.serveId === serveId)) {
       state.reoffer.add(hostId);
@@ -458,8 +463,7 @@ export class FileDistribution {
     // one means its offer is gone with its previous agent process).
     const watched = new Map<FileState, number[]>();
     for (const state of this.states.values()) {
-      const busy = state.ready && (state.queue.size > 0 || state.assigned.size > 0);
-      const hosts = [...state.awaiting, ...(busy ? originHosts(state) : [])];
+      const hosts = [...state.awaiting, ...(targetsLeft(state) ? originHosts(state) : [])];
       if (hosts.length > 0) watched.set(state, hosts);
     }
     if (watched.size === 0) return;
