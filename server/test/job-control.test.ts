@@ -232,18 +232,33 @@ for (const engine of engines()) {
       );
       assert.equal(attempt0.data.log_content, 'missing\n');
       // The keyword filter reads each host's output where it ran: the kept hosts' included.
-      const found = await get<{ step_result_group_list: { host_result_list: { bk_host_id: number }[] }[] }>(
-        fleet.server.url,
-        'get_step_instance_status',
-        { ...fleet.scope, job_instance_id: jobId, step_instance_id: stepId, keyword: 'fine' },
-        fleet.creds,
-      );
-      assert.deepEqual(
-        found.data.step_result_group_list
+      const withKeyword = async (keyword: string, executeCount?: number) => {
+        const r = await get<{ step_result_group_list?: { host_result_list: { bk_host_id: number }[] }[] }>(
+          fleet.server.url,
+          'get_step_instance_status',
+          {
+            ...fleet.scope,
+            job_instance_id: jobId,
+            step_instance_id: stepId,
+            keyword,
+            ...(executeCount === undefined ? {} : { execute_count: executeCount }),
+          },
+          fleet.creds,
+        );
+        assert.equal(r.result, true, r.message);
+        return (r.data.step_result_group_list ?? [])
           .flatMap((g) => g.host_result_list.map((h) => h.bk_host_id))
-          .sort((a, b) => a - b),
-        ids.slice(0, 3).sort((a, b) => (a ?? 0) - (b ?? 0)),
-      );
+          .sort((a, b) => a - b);
+      };
+      const byId = (a: number, b: number) => a - b;
+      assert.deepEqual(await withKeyword('fine'), ids.slice(0, 3).sort(byId));
+      // Each host in its own attempt, in one query: a kept host in the first, the retried one in
+      // the second, whose first output no longer counts.
+      assert.deepEqual(await withKeyword(`fine ${IPS[0]}`), [ids[0]]);
+      assert.deepEqual(await withKeyword(`fine ${IPS[2]}`), [ids[2]]);
+      assert.deepEqual(await withKeyword('missing'), []);
+      assert.deepEqual(await withKeyword('missing', 0), [ids[2]]);
+      assert.deepEqual(await withKeyword(`fine ${IPS[2]}`, 0), []);
       // A successful step cannot be retried; ...
       assert.equal((await operateStep(jobId, stepId, 2)).code, 1241003);
       const st = await status(jobId);

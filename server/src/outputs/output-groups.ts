@@ -137,6 +137,30 @@ export class OutputGroups {
     );
   }
 
+  /**
+   * outputAttempt of the tasks of one step attempt, as the tasks whose output is in each
+   * attempt: the hosts kept as "last success" are looked up together, not one read each.
+   */
+  async outputAttempts(tasks: readonly HostTask[]): Promise<Map<number, HostTask[]>> {
+    const byAttempt = new Map<number, HostTask[]>();
+    const add = (attempt: number, t: HostTask) => {
+      const list = byAttempt.get(attempt);
+      if (list) list.push(t);
+      else byAttempt.set(attempt, [t]);
+    };
+    const kept = tasks.filter((t) => t.status === HostStatus.LAST_SUCCESS);
+    for (const t of tasks) if (t.status !== HostStatus.LAST_SUCCESS) add(t.execute_count, t);
+    const [first] = kept;
+    if (!first) return byAttempt;
+    const runs = await this.executions.lastSuccessfulRuns(
+      first.step_instance_id,
+      kept.map((t) => t.host_id),
+      first.execute_count,
+    );
+    for (const t of kept) add(runs.get(t.host_id) ?? t.execute_count, t);
+    return byAttempt;
+  }
+
   /** Fingerprints of finished tasks of an attempt; the few without any are computed from their logs. */
   private async fingerprints(tasks: readonly HostTask[]): Promise<Map<number, Fingerprints>> {
     const first = tasks[0];

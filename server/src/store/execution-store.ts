@@ -12,6 +12,7 @@ import { taskKey } from '@jobfleet/protocol';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import { updateHostTasks } from './host-task-update.js';
+import { idChunks } from './id-chunks.js';
 import { containsLike } from './list-filters.js';
 import {
   inIdOrder,
@@ -26,8 +27,9 @@ import type { HostTaskChange } from './host-task-update.js';
 import { JobEventLog, lockedInsertOfNewJob } from './job-event-log.js';
 import type { EventInSql } from './job-event-log.js';
 import { compiledInsert, insertRows } from './row-insert.js';
-import { decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
+import { bufferOf, decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
 import type { StoredChunk } from './log-chunk-codec.js';
+import { hostsWithLogContaining } from './log-search.js';
 import { alignOutput, joinChunks } from './output-alignment.js';
 import type { AlignedOutput } from './output-alignment.js';
 import type { PendingEvent } from './job-event-log.js';
@@ -922,6 +924,28 @@ export class ExecutionStore {
     return r?.execute_count;
   }
 
+  /** lastSuccessfulRun of many hosts of a step, by host id (those that never succeeded before are left out). */
+  async lastSuccessfulRuns(
+    stepId: number,
+    hostIds: readonly number[],
+    before: number,
+  ): Promise<Map<number, number>> {
+    const runs = new Map<number, number>();
+    for (const ids of idChunks(hostIds)) {
+      const rows = await this.db
+        .selectFrom('host_task')
+        .select((eb) => ['host_id', eb.fn.max('execute_count').as('execute_count')])
+        .where('step_instance_id', '=', stepId)
+        .where('host_id', 'in', ids)
+        .where('execute_count', '<', before)
+        .where('status', '=', 9)
+        .groupBy('host_id')
+        .execute();
+      for (const r of rows) runs.set(r.host_id, Number(r.execute_count));
+    }
+    return runs;
+  }
+
   async listHostTasks(stepInstanceId: number, executeCount: number): Promise<HostTask[]> {
     return this.listHostTasksChangedSince(stepInstanceId, executeCount, -1);
   }
@@ -1337,6 +1361,19 @@ export class ExecutionStore {
   }
 
   /**
+   * The hosts among `hostIds` whose stored output of an attempt contains `keyword`, read as
+   * readLog reads it, many hosts a statement and a bounded page of chunks at a time (log-search.ts).
+   */
+  hostsWithLogContaining(
+    stepInstanceId: number,
+    executeCount: number,
+    hostIds: readonly number[],
+    keyword: string,
+  ): Promise<Set<number>> {
+    return hostsWithLogContaining(this.db, stepInstanceId, executeCount, hostIds, keyword);
+  }
+
+  /**
    * `length` bytes (at most) of a host task's stored output from byte `offset`: the chunk that
    * holds `offset` and those after it up to the end, never the whole log.
    */
@@ -1631,11 +1668,6 @@ export class ExecutionStore {
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
   }
-}
-
-/** A stored blob as a Buffer without copying it (both drivers return Buffers; others views). */
-function bufferOf(data: Uint8Array): Buffer {
-  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** Whether a write changes what a status reply shows of the host (not only its output). */

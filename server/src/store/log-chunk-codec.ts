@@ -118,3 +118,8 @@ export async function decodeChunks(rows: readonly { data: Buffer; encoding: numb
     rows.map((r) => (r.encoding === LogEncoding.deflated ? inflateRaw(r.data, INFLATE) : r.data)),
   );
 }
+
+/** A stored blob as a Buffer without copying it (both drivers return Buffers; others views). */
+export function bufferOf(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}

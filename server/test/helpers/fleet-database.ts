@@ -23,3 +23,22 @@ export async function onFleetDatabase(fleet: Fleet, sqliteText: string, pgText: 
     await client.end();
   }
 }
+
+/** The rows `sqliteText` reads from the SQLite file, or `pgText` from the PostgreSQL database, of the fleet. */
+export async function queryFleetDatabase<T>(fleet: Fleet, sqliteText: string, pgText: string): Promise<T[]> {
+  if (!fleet.databaseUrl) {
+    const db = new SQLite(path.join(fleet.server.dataDir, 'jobfleet.db'), { readonly: true });
+    try {
+      return db.prepare(sqliteText).all() as T[];
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: fleet.databaseUrl });
+  await client.connect();
+  try {
+    return (await client.query(pgText)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}

@@ -62,13 +62,13 @@ export const getStepInstanceStatus = defineEndpoint({
     }
     if (input.search_ip) tasks = tasks.filter((t) => t.ip.includes(input.search_ip ?? ''));
     if (input.keyword) {
-      const kept: HostTask[] = [];
-      for (const t of tasks) {
-        // A host kept as "last success" has its output in the attempt that ran it.
-        const log = await ex.readLog(step.id, await ctx.services.outputs.outputAttempt(t), t.host_id);
-        if (log.includes(input.keyword)) kept.push(t);
+      const found = new Set<number>();
+      // A host kept as "last success" has its output in the attempt that ran it.
+      for (const [attempt, inAttempt] of await ctx.services.outputs.outputAttempts(tasks)) {
+        const ids = inAttempt.map((t) => t.host_id);
+        for (const id of await ex.hostsWithLogContaining(step.id, attempt, ids, input.keyword)) found.add(id);
       }
-      tasks = kept;
+      tasks = tasks.filter((t) => found.has(t.host_id));
     }
     const groups = new Map<string, Group>();
     for (const t of tasks) {
