@@ -116,6 +116,11 @@ function targetsLeft(state: FileState): boolean {
   return !state.ready || state.queue.size > 0 || state.assigned.size > 0;
 }
 
+/** Every file a target receives: the sources' offers and the files the server holds. */
+function stepFiles(state: FileState): FileDescriptor[] {
+  return [...state.origin.flatMap((o) => o.files), ...state.serverFiles];
+}
+
 /** The source hosts that offered the origin's files. */
 function originHosts(state: FileState): number[] {
   return state.origin.flatMap((o) => parseServeId(o.serveId)?.hostId ?? []);
@@ -233,10 +238,7 @@ export class FileDistribution {
 
   private markReady(state: FileState): void {
     state.ready = true;
-    const perTarget = [...state.origin.flatMap((s) => s.files), ...state.serverFiles].reduce(
-      (a, f) => a + f.size,
-      0,
-    );
+    const perTarget = stepFiles(state).reduce((a, f) => a + f.size, 0);
     state.slotLimit = perTarget < SWARM_THRESHOLD_BYTES ? Infinity : this.services.config.fileFanout;
     state.seeders = new SeederPool(state.slotLimit);
     state.seeders.add({ serveId: 'origin', hostId: null, sources: state.origin, active: 0 });
@@ -324,8 +326,7 @@ export class FileDistribution {
       // Only a target asked to re-serve may seed, once, and only what the origin offered: an
       // unasked offer would point the queued targets at whatever content its sender chose.
       if (!state.seedAsked.delete(hostId)) return;
-      if (msg.error || !sameFiles(msg.files, [...state.origin.flatMap((s) => s.files), ...state.serverFiles]))
-        return; // a target that cannot re-serve simply is not a seeder
+      if (msg.error || !sameFiles(msg.files, stepFiles(state))) return; // a target that cannot re-serve simply is not a seeder
       const seeder: Seeder = {
         serveId: msg.serveId,
         hostId,
@@ -642,7 +643,7 @@ export class FileDistribution {
     const serveId = seedServeId(state.view.stepInstanceId, state.view.executeCount, hostId);
     state.seedAsked.add(hostId);
     const spec = state.view.spec;
-    const files = [...state.origin.flatMap((s) => s.files), ...state.serverFiles];
+    const files = stepFiles(state);
     const dir = spec.targetPath.endsWith('/') ? spec.targetPath : `${spec.targetPath}/`;
     const entries = files.map((f) => ({
       path: `${dir}${files.length === 1 && spec.targetName ? spec.targetName : f.relPath}`,

@@ -912,16 +912,7 @@ export class ExecutionStore {
 
   /** The execution in which a host kept as "last success" actually ran, for its log. */
   async lastSuccessfulRun(stepId: number, hostId: number, before: number): Promise<number | undefined> {
-    const r = await this.db
-      .selectFrom('host_task')
-      .select('execute_count')
-      .where('step_instance_id', '=', stepId)
-      .where('host_id', '=', hostId)
-      .where('execute_count', '<', before)
-      .where('status', '=', 9)
-      .orderBy('execute_count', 'desc')
-      .executeTakeFirst();
-    return r?.execute_count;
+    return (await this.lastSuccessfulRuns(stepId, [hostId], before)).get(hostId);
   }
 
   /** lastSuccessfulRun of many hosts of a step, by host id (those that never succeeded before are left out). */
