@@ -8,12 +8,11 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, get, post } from './helpers/api-client.js';
+import { eventually, post } from './helpers/api-client.js';
 import { agentFileRoots, startCluster, waitJobFinished } from './helpers/cluster.js';
 import type { Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
-import { hostStatuses } from './helpers/fleet.js';
-import type { JobStatus } from './helpers/fleet.js';
+import { hostStatuses, jobStatus } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
@@ -72,13 +71,8 @@ describe('cluster: a file source restarted mid-step at another server', { skip: 
     assert.equal(r.result, true, r.message);
     // One download at a time from the source: one target runs, the other waits.
     const running = await eventually(async () => {
-      const s = await get<JobStatus>(
-        f.server.url,
-        'get_job_instance_status',
-        { ...f.scope, job_instance_id: r.data.job_instance_id, return_ip_result: true },
-        f.creds,
-      );
-      const started = targets.filter((t) => hostStatuses(s.data).get(t) === 7);
+      const statuses = hostStatuses(await jobStatus(f, r.data.job_instance_id));
+      const started = targets.filter((t) => statuses.get(t) === 7);
       return started.length === 1 ? started[0] : undefined;
     });
     const source = c.agents[0];

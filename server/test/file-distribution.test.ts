@@ -13,7 +13,14 @@ import { after, before, describe, test } from 'node:test';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { handAgent } from './helpers/hand-agent.js';
-import { hostStatuses, operateJob, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
+import {
+  hostStatuses,
+  jobStatus,
+  operateJob,
+  startFleet,
+  waitFinished,
+  stopFleets,
+} from './helpers/fleet.js';
 import type { Fleet, JobStatus } from './helpers/fleet.js';
 
 const IPS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
@@ -537,13 +544,7 @@ for (const engine of engines()) {
         target_server: { host_id_list: targets },
       });
       const running = await eventually(async () => {
-        const s = await get<JobStatus>(
-          fleet.server.url,
-          'get_job_instance_status',
-          { ...fleet.scope, job_instance_id: r.data.job_instance_id, return_ip_result: true },
-          fleet.creds,
-        );
-        const statuses = hostStatuses(s.data);
+        const statuses = hostStatuses(await jobStatus(fleet, r.data.job_instance_id));
         const started = targets.filter((id) => statuses.get(id ?? 0) === 7);
         return started.length === 1 ? started[0] : undefined;
       });
