@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
-import { LOG_SEARCH_HOSTS_PER_STATEMENT, LOG_SEARCH_PAGE_BYTES } from '../src/store/log-search.js';
+import { LOG_PAGE_HOSTS_PER_STATEMENT, LOG_PAGE_BYTES } from '../src/store/log-pages.js';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
@@ -60,6 +60,27 @@ function groups(reply: StatusReply): [number, number, number][] {
   return (reply.step_result_group_list ?? [])
     .map((g): [number, number, number] => [g.result_type, g.host_size, g.host_result_list.length])
     .sort((a, b) => a[0] - b[0]);
+}
+
+interface BatchLogs {
+  script_task_logs: { bk_host_id: number; ip: string; log_content: string | null }[];
+}
+
+/** batch_get_job_instance_ip_log of hosts by id (as [host, log] in the reply's order). */
+async function batchLogs(
+  server: { url: string },
+  creds: ApiCreds,
+  ids: { job_instance_id: number; step_instance_id: number },
+  select: Record<string, unknown>,
+): Promise<[number, string | null][]> {
+  const r = await post<BatchLogs>(
+    server.url,
+    'batch_get_job_instance_ip_log',
+    { ...scope, ...ids, ...select },
+    creds,
+  );
+  assert.equal(r.result, true, r.message);
+  return r.data.script_task_logs.map((l) => [l.bk_host_id, l.log_content]);
 }
 
 // Text (deflated when stored), random data (stored as it is) and a line of multi-byte text.
@@ -120,7 +141,7 @@ for (const engine of engines()) {
       );
       assert.ok(of(random).length >= 2, 'the random data is stored in several chunks');
       assert.ok(
-        of(random).reduce((n, c) => n + c.bytes, 0) > LOG_SEARCH_PAGE_BYTES,
+        of(random).reduce((n, c) => n + c.bytes, 0) > LOG_PAGE_BYTES,
         'the random data is searched in more than one page',
       );
       let boundaries = 0;
@@ -156,6 +177,26 @@ for (const engine of engines()) {
         max_host_num_per_group: 1,
       });
       assert.deepEqual(groups(capped), [[9, 2, 1]]);
+    });
+
+    test('batch_get_job_instance_ip_log reads the same logs as one host at a time, in the order asked', async () => {
+      const one = async (host: number) => hostLog(fleet, step.job_instance_id, step.step_instance_id, host);
+      const expected = new Map<number, string | null>();
+      for (const host of [text, random, small]) expected.set(host, await one(host));
+      assert.ok((expected.get(random)?.length ?? 0) > LOG_PAGE_BYTES, 'a log of more than one page');
+      const asked = [small, random, text];
+      assert.deepEqual(
+        await batchLogs(fleet.server, fleet.creds, step, { host_id_list: asked }),
+        asked.map((h) => [h, expected.get(h)]),
+      );
+      // By address, one asked twice: answered twice, as BK-JOB does.
+      const byIp = await batchLogs(fleet.server, fleet.creds, step, {
+        ip_list: ['127.0.0.3', '127.0.0.4', '127.0.0.3'].map((ip) => ({ bk_cloud_id: 0, ip })),
+      });
+      assert.deepEqual(
+        byIp,
+        [random, small, random].map((h) => [h, expected.get(h)]),
+      );
     });
   });
 
@@ -224,7 +265,7 @@ for (const engine of engines()) {
       );
 
     test('each host is searched in the attempt that ran it, over several statements of hosts', async () => {
-      assert.ok(HOSTS > 2 * LOG_SEARCH_HOSTS_PER_STATEMENT);
+      assert.ok(HOSTS > 2 * LOG_PAGE_HOSTS_PER_STATEMENT);
       const step = await run();
       const found = async (keyword: string, filters: Record<string, unknown> = {}) =>
         listed(await stepStatus(server, creds, step, { keyword, ...filters }));
@@ -272,6 +313,24 @@ for (const engine of engines()) {
       const ip = kept[0]?.ip ?? '';
       const withIp = kept.filter((h) => h.ip.includes(ip)).map((h) => h.bk_host_id);
       assert.deepEqual(await found('needle', { search_ip: ip }), withIp.sort(byId));
+
+      // A batch of logs reads each kept host's from the attempt that ran it, as a read of one does.
+      const asked = [...hosts(1001, 1250), ...hosts(2501, 2750)].reverse();
+      const logs = await batchLogs(server, creds, step, { host_id_list: asked });
+      assert.deepEqual(
+        logs.map(([h]) => h),
+        asked,
+      );
+      for (const [host, log] of logs) {
+        const one = await get<{ log_content: string | null }>(
+          server.url,
+          'get_job_instance_ip_log',
+          { ...scope, ...step, bk_host_id: host },
+          creds,
+        );
+        assert.equal(log, one.data.log_content, `host ${host}`);
+        assert.match(log ?? '', host > 0 && hosts(1001, 1250).includes(host) ? /needle-a/ : /needle-b/);
+      }
     });
 
     test('rolling batches: the current batch, one batch, or every batch', async () => {

@@ -20,7 +20,7 @@ import { parse } from '../admin/admin-routes.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { zBool, zInt, zLong } from '../api/input-types.js';
 import { successEnvelope } from '../api/envelope.js';
-import { HostStatus, StepType } from '../engine/statuses.js';
+import { StepType } from '../engine/statuses.js';
 import { principalRole } from '../operators/api-access.js';
 import type { Services } from '../services.js';
 
@@ -84,19 +84,16 @@ export function registerStepLogExport(app: FastifyInstance, services: Services):
         pack.entry({ name, size: body.length, mtime }, body, (err) => (err ? reject(err) : resolve())),
       );
     const write = async () => {
+      // A host kept from an earlier run by a retry shows the log of the run that succeeded.
+      const from = await services.outputs.outputAttemptByHost(tasks);
       const index = ['bk_host_id\tip\tstatus\texit_code\tfile'];
       for (const h of tasks) {
         if (gone) break;
-        // A host kept from an earlier run by a retry shows the log of the run that succeeded.
-        const from =
-          h.status === HostStatus.LAST_SUCCESS
-            ? ((await ex.lastSuccessfulRun(step.id, h.host_id, count)) ?? count)
-            : count;
         // The ip is what the agent reported at registration: only address characters reach a
         // name in the archive (no `/`, `..` or control characters) or a field of the index.
         const ip = h.ip.replace(/[^0-9A-Za-z.:_-]/g, '_');
         const file = `${ip || 'host'}_${h.host_id}.log`;
-        await add(file, await ex.readLog(step.id, from, h.host_id));
+        await add(file, await ex.readLog(step.id, from.get(h.host_id) ?? count, h.host_id));
         index.push(`${h.host_id}\t${h.cloud_id}:${ip}\t${h.status}\t${h.exit_code ?? ''}\t${file}`);
         if (gzip.writableNeedDrain) await once(gzip, 'drain');
       }

@@ -161,6 +161,14 @@ export class OutputGroups {
     return byAttempt;
   }
 
+  /** outputAttempts by host id. */
+  async outputAttemptByHost(tasks: readonly HostTask[]): Promise<Map<number, number>> {
+    const byHost = new Map<number, number>();
+    for (const [attempt, inAttempt] of await this.outputAttempts(tasks))
+      for (const t of inAttempt) byHost.set(t.host_id, attempt);
+    return byHost;
+  }
+
   /** Fingerprints of finished tasks of an attempt; the few without any are computed from their logs. */
   private async fingerprints(tasks: readonly HostTask[]): Promise<Map<number, Fingerprints>> {
     const first = tasks[0];
@@ -170,8 +178,9 @@ export class OutputGroups {
     if (missing.length === 0) return have;
     const ids = await this.identitiesOf(missing.map((t) => t.host_id));
     const rows: FingerprintRow[] = [];
+    const attempts = await this.outputAttemptByHost(missing);
     for (const t of missing) {
-      const attempt = await this.outputAttempt(t);
+      const attempt = attempts.get(t.host_id) ?? t.execute_count;
       const output = await this.executions.readLog(t.step_instance_id, attempt, t.host_id);
       const fingerprints = fingerprintsOf(output, ids.get(t.host_id) ?? { ip: '', hostname: '' });
       have.set(t.host_id, fingerprints);

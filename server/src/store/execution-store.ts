@@ -29,6 +29,7 @@ import type { EventInSql } from './job-event-log.js';
 import { compiledInsert, insertRows } from './row-insert.js';
 import { bufferOf, decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
 import type { StoredChunk } from './log-chunk-codec.js';
+import { forEachLogChunk } from './log-pages.js';
 import { hostsWithLogContaining } from './log-search.js';
 import { alignOutput, joinChunks } from './output-alignment.js';
 import type { AlignedOutput } from './output-alignment.js';
@@ -1352,8 +1353,37 @@ export class ExecutionStore {
   }
 
   /**
+   * readLog of many hosts of an attempt, many hosts a statement (log-pages.ts); hosts without
+   * output are left out. Undefined once more than `maxBytes` were read: the read stops there.
+   */
+  async readLogs(
+    stepInstanceId: number,
+    executeCount: number,
+    hostIds: readonly number[],
+    maxBytes: number,
+  ): Promise<Map<number, Buffer> | undefined> {
+    const parts = new Map<number, Buffer[]>();
+    let bytes = 0;
+    const tooMuch = new Error('more than maxBytes of logs');
+    try {
+      await forEachLogChunk(this.db, stepInstanceId, executeCount, hostIds, (hostId, chunk) => {
+        bytes += chunk.length;
+        if (bytes > maxBytes) throw tooMuch;
+        const list = parts.get(hostId);
+        if (list) list.push(chunk);
+        else parts.set(hostId, [chunk]);
+        return false;
+      });
+    } catch (err) {
+      if (err === tooMuch) return undefined;
+      throw err;
+    }
+    return new Map([...parts].map(([hostId, list]) => [hostId, Buffer.concat(list)]));
+  }
+
+  /**
    * The hosts among `hostIds` whose stored output of an attempt contains `keyword`, read as
-   * readLog reads it, many hosts a statement and a bounded page of chunks at a time (log-search.ts).
+   * readLog reads it, many hosts a statement and a bounded page of chunks at a time (log-pages.ts).
    */
   hostsWithLogContaining(
     stepInstanceId: number,

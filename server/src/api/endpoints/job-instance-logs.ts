@@ -124,6 +124,38 @@ function logWindow(
   };
 }
 
+/**
+ * The whole logs of hosts of one execution as text, by host id (none for a host without output),
+ * read many hosts a statement: a kept host's from the execution that ran it, as logOf reads it.
+ * A UTF-8 byte is at least a third of a character, so more than three times the reply's budget
+ * of bytes cannot fit it: the read stops there (with `tooBig`) instead of holding them all.
+ */
+async function wholeLogs(
+  ctx: EndpointContext,
+  stepId: number,
+  picked: readonly (HostTask | undefined)[],
+  tooBig: () => ApiError,
+): Promise<Map<number, string>> {
+  const tasks = [...new Set(picked.filter((t) => t !== undefined))];
+  const texts = new Map<number, string>();
+  let bytes = 0;
+  for (const [attempt, inAttempt] of await ctx.services.outputs.outputAttempts(tasks)) {
+    const ids = inAttempt.map((t) => t.host_id);
+    const logs = await ctx.services.store.executions.readLogs(
+      stepId,
+      attempt,
+      ids,
+      3 * BATCH_LOG_BUDGET - bytes,
+    );
+    if (!logs) throw tooBig();
+    for (const [hostId, log] of logs) {
+      bytes += log.length;
+      if (log.length > 0) texts.set(hostId, log.toString('utf8'));
+    }
+  }
+  return texts;
+}
+
 type Ip = { bk_host_id: number; bk_cloud_id: number | null; ip: string | null };
 
 /** "cloud:ip" labels back into BK-JOB's ip objects (null parts when the label is not of that form). */
@@ -150,15 +182,12 @@ async function fileStepLogs(
 ): Promise<FileLog[]> {
   const files = ctx.services.store.files;
   const logs = await files.fileLogs(step.id, executeCount, only);
-  const keptIn = new Map<number, Set<number>>();
-  for (const t of asked) {
-    if (t.status !== HostStatus.LAST_SUCCESS) continue;
-    const count = await ctx.services.store.executions.lastSuccessfulRun(step.id, t.host_id, executeCount);
-    if (count !== undefined) keptIn.set(count, (keptIn.get(count) ?? new Set()).add(t.host_id));
-  }
-  for (const [count, kept] of keptIn) {
-    const earlier = await files.fileLogs(step.id, count, { hosts: [...kept], uploadsTo: false });
-    logs.push(...earlier.filter((l) => l.mode === 1 && kept.has(l.host_id)));
+  const kept = asked.filter((t) => t.status === HostStatus.LAST_SUCCESS);
+  for (const [count, inCount] of await ctx.services.outputs.outputAttempts(kept)) {
+    if (count === executeCount) continue; // never succeeded before: nothing to show
+    const hosts = new Set(inCount.map((t) => t.host_id));
+    const earlier = await files.fileLogs(step.id, count, { hosts: [...hosts], uploadsTo: false });
+    logs.push(...earlier.filter((l) => l.mode === 1 && hosts.has(l.host_id)));
   }
   return logs;
 }
@@ -329,9 +358,11 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
     const step = await stepOfJob(ctx, job, input.step_instance_id, 'TASK_INSTANCE_NOT_EXIST');
     const executeCount = input.execute_count ?? step.execute_count;
     const tasks = await ctx.services.store.executions.listHostTasks(step.id, executeCount);
+    const byHost = new Map(tasks.map((t) => [t.host_id, t]));
+    const byAddress = new Map(tasks.map((t) => [`${t.cloud_id}:${t.ip}`, t]));
     const picked = byId
-      ? [...new Set(input.host_id_list)].map((id) => tasks.find((t) => t.host_id === id))
-      : (input.ip_list ?? []).map((p) => tasks.find((t) => t.cloud_id === p.bk_cloud_id && t.ip === p.ip));
+      ? [...new Set(input.host_id_list)].map((id) => byHost.get(id))
+      : (input.ip_list ?? []).map((p) => byAddress.get(`${p.bk_cloud_id}:${p.ip}`));
     if (step.type === StepType.FILE) {
       // Hosts asked by id, or all found among the targets, read their own logs; a source asked
       // by its address (no task of the step) is found in the step's logs.
@@ -365,19 +396,24 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
         })),
       };
     }
+    // 500 hosts of full logs would be gigabytes in one reply (the server's memory, and a
+    // string V8 cannot make): past the budget the caller is told how to page instead.
+    const tooBig = () =>
+      new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
+        param: 'host_id_list',
+        reason: `the logs of these ${picked.length} hosts hold more than ${BATCH_LOG_BUDGET / 1024 / 1024} MiB: ask for fewer hosts at a time, or read each in windows with log_offset and log_length`,
+      });
+    const range = rangeOf(input);
+    const whole = range ? undefined : await wholeLogs(ctx, step.id, picked, tooBig);
     const logs = [];
     let characters = 0;
     for (const t of picked) {
       if (!t) continue;
-      const log = await logOf(ctx, step, executeCount, t, rangeOf(input));
-      // 500 hosts of full logs would be gigabytes in one reply (the server's memory, and a
-      // string V8 cannot make): past the budget the caller is told how to page instead.
+      const log = whole
+        ? { log_content: whole.get(t.host_id) ?? null }
+        : await logOf(ctx, step, executeCount, t, range);
       characters += jsonLength(log.log_content ?? '');
-      if (characters > BATCH_LOG_BUDGET)
-        throw new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
-          param: 'host_id_list',
-          reason: `the logs of these ${picked.length} hosts hold more than ${BATCH_LOG_BUDGET / 1024 / 1024} MiB: ask for fewer hosts at a time, or read each in windows with log_offset and log_length`,
-        });
+      if (characters > BATCH_LOG_BUDGET) throw tooBig();
       logs.push({
         host_id: t.host_id,
         bk_host_id: t.host_id,
