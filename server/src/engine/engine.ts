@@ -1405,7 +1405,9 @@ export class Engine implements AgentEvents {
    */
   async refresh(): Promise<void> {
     const cluster = this.services.cluster;
-    if (!cluster || this.steps.size === 0) return;
+    if (!cluster) return;
+    this.pruneRelayed();
+    if (this.steps.size === 0) return;
     const jobIds = [...new Set([...this.steps.values()].map((s) => s.jobInstanceId))];
     for (const id of await cluster.store.notOwned(cluster.id, jobIds)) {
       // Forgotten here, its agent commands kept: the step runs on under its new owner, whose
@@ -1429,6 +1431,24 @@ export class Engine implements AgentEvents {
     await this.recount(counted);
     await this.files.pollCluster();
     await this.failLostAgents(cluster);
+  }
+
+  /**
+   * Cluster mode: forgets the relayed tasks of agents with no session here any more (moved to
+   * another server, or lost). Whoever holds such an agent now records what it reports, and an
+   * agent that comes back says hello first, which rebuilds its entries from the store
+   * (resumeFromStore); kept, they would pile up for as long as the server runs. One whose
+   * result is being recorded (`ending`) is left to finish.
+   */
+  private pruneRelayed(): void {
+    const hub = this.services.hub;
+    for (const [key, r] of this.relayed)
+      if (!r.ending && hub.epochOf(r.hostId) === undefined) this.relayed.delete(key);
+  }
+
+  /** Cluster mode: how many tasks of jobs owned elsewhere this server carries for its agents. */
+  get relayedTaskCount(): number {
+    return this.relayed.size;
   }
 
   /** Cluster mode: other servers recorded results of these steps (a wake-up names them). */

@@ -38,7 +38,11 @@ export class Metrics {
   private readonly taskResults: Counter<'message'>;
 
   constructor(
-    services: Pick<Services, 'store' | 'streams' | 'log'> & { hub?: { connectedHostIds(): number[] } },
+    services: Pick<Services, 'store' | 'streams' | 'log'> & {
+      hub?: { connectedHostIds(): number[] };
+      /** Set after the metrics (the engine reports to them): read at each scrape. */
+      engine?: { readonly relayedTaskCount: number };
+    },
   ) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'jobfleet_' });
@@ -183,6 +187,14 @@ export class Metrics {
           this.reset();
           for (const s of servers.filter((x) => x.state === 'alive'))
             this.set({ server: s.id, url: s.url }, Math.round((now - Number(s.started_at)) / 1000));
+        },
+      });
+      new Gauge({
+        name: 'jobfleet_cluster_relayed_tasks',
+        help: 'unfinished tasks of jobs owned by other servers that this server carries for its agents',
+        registers: [registry],
+        collect() {
+          this.set(services.engine?.relayedTaskCount ?? 0);
         },
       });
       for (const [name, help, field] of [
