@@ -366,11 +366,23 @@ for (const engine of engines()) {
       const [db] = await inv.getHostsByCloudIps([{ cloudId: 0, ip: '10.0.0.2' }]);
       const [bare] = await inv.getHostsByCloudIps([{ cloudId: 0, ip: '10.0.0.3' }]);
       assert.ok(db && bare);
-      await inv.addHostToModule(db.id, m1);
-      await inv.addHostToModule(db.id, m1); // again: no error, no duplicate
-      await inv.addHostToModule(db.id, m3);
-      await inv.addHostToModule(bare.id, m2);
-      await rejectsWith(() => inv.addHostToModule(db.id, 987_654), FOREIGN_KEY_VIOLATION);
+      await inv.addHostsToModule([db.id], m1);
+      await inv.addHostsToModule([db.id], m1); // again: no error, no duplicate
+      await inv.addHostsToModule([db.id], m3);
+      await inv.addHostsToModule([bare.id], m2);
+      await rejectsWith(() => inv.addHostsToModule([db.id], 987_654), FOREIGN_KEY_VIOLATION);
+      // Many at once, over more than one statement: all of them placed, or at an error none.
+      const fleet: number[] = [];
+      for (let i = 0; i < 5_100; i++)
+        fleet.push((await inv.addHost({ cloudId: 7, ip: `10.7.${i >> 8}.${i & 255}` })).id);
+      const m4 = await inv.createModule(2, s2, 'mod-many');
+      await rejectsWith(() => inv.addHostsToModule([...fleet, 987_654], m4), FOREIGN_KEY_VIOLATION);
+      assert.deepEqual(await inv.hostIdsInModules([m4]), [], 'none placed');
+      await inv.addHostsToModule([...fleet, fleet[0] ?? 0, fleet[5_050] ?? 0], m4);
+      assert.deepEqual(
+        (await inv.hostIdsInModules([m4])).sort((a, b) => a - b),
+        [...fleet].sort((a, b) => a - b),
+      );
 
       assert.deepEqual(await inv.hostIdsInModules([m1]), [db.id]);
       assert.deepEqual(

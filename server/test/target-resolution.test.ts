@@ -92,7 +92,7 @@ for (const engine of engines()) {
         ['web-3', 'c1'],
         ['other-1', 'd1'],
       ] as const) {
-        await inv.addHostToModule(h[host] ?? -1, topo[mod] ?? -1);
+        await inv.addHostsToModule([h[host] ?? -1], topo[mod] ?? -1);
       }
 
       const group = (id: string, bizId: number, filter: object) =>
@@ -173,7 +173,7 @@ for (const engine of engines()) {
         osType: 'linux',
         bizId: 2,
       });
-      await inv.addHostToModule(moved.id, topo.a2 ?? -1);
+      await inv.addHostsToModule([moved.id], topo.a2 ?? -1);
       assert.deepEqual(
         await ids(BIZ2, { topo_node_list: [{ node_type: 'module', id: topo.a2 ?? 0 }] }),
         [...sorted('db-1'), moved.id].sort((a, b) => a - b),

@@ -202,7 +202,8 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
         const module = await inv.getModule(moduleId);
         if (!module) throw new ApiError('RESOURCE_NOT_FOUND', { what: `module ${moduleId}` });
         const hosts = await inv.getHostsByIds(body.host_ids);
-        const missing = body.host_ids.filter((id) => !hosts.some((h) => h.id === id));
+        const found = new Set(hosts.map((h) => h.id));
+        const missing = body.host_ids.filter((id) => !found.has(id));
         if (missing.length > 0)
           throw new ApiError('RESOURCE_NOT_FOUND', { what: `hosts ${missing.join(',')}` });
         const foreign = hosts.filter((h) => h.biz_id !== module.biz_id);
@@ -211,7 +212,10 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
             reason: `hosts ${foreign.map((h) => h.id).join(',')} are not in business ${module.biz_id}`,
           });
         }
-        for (const h of hosts) await inv.addHostToModule(h.id, moduleId);
+        await inv.addHostsToModule(
+          hosts.map((h) => h.id),
+          moduleId,
+        );
         return ok(req, { module_id: moduleId, host_ids: body.host_ids });
       });
 

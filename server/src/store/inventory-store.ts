@@ -347,12 +347,20 @@ export class InventoryStore {
     return { sets, modules };
   }
 
-  async addHostToModule(hostId: number, moduleId: number): Promise<void> {
-    await this.db
-      .insertInto('host_module')
-      .values({ host_id: hostId, module_id: moduleId })
-      .onConflict((oc) => oc.columns(['host_id', 'module_id']).doNothing())
-      .execute();
+  /**
+   * Places hosts in a module (those already there stay as they are): all of them or, at an
+   * error, none. Many rows a statement: a fleet of 50,000 hosts placed at once was 50,000
+   * round trips, and a failure half-way left half of them placed.
+   */
+  async addHostsToModule(hostIds: readonly number[], moduleId: number): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      for (const part of idChunks([...new Set(hostIds)]))
+        await tx
+          .insertInto('host_module')
+          .values(part.map((hostId) => ({ host_id: hostId, module_id: moduleId })))
+          .onConflict((oc) => oc.columns(['host_id', 'module_id']).doNothing())
+          .execute();
+    });
   }
 
   async hostIdsInModules(moduleIds: readonly number[]): Promise<number[]> {
