@@ -110,6 +110,7 @@ export class Agent extends EventEmitter {
           this.send({ v: PROTOCOL_VERSION, type: 'task.file', ...msg });
         },
         served: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'file.served', ...msg }),
+        backlog: () => this.backlog(),
       },
       this.servers,
     );
@@ -171,6 +172,12 @@ export class Agent extends EventEmitter {
 
   private sendStarted(key: string, startTime: number): void {
     this.send({ v: PROTOCOL_VERSION, type: 'task.started', key, startTime });
+  }
+
+  /** What a resend paces itself by; none outside `ready`, where nothing is sent. */
+  private backlog(): number | undefined {
+    if (this.state !== 'ready' || this.ws?.readyState !== WebSocket.OPEN) return undefined;
+    return this.ws.bufferedAmount;
   }
 
   private dropHold(): void {

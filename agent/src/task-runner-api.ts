@@ -12,6 +12,11 @@ export interface TaskReports {
   fileProgress(msg: Omit<FileProgress, 'v' | 'type'>): void;
   /** The answer to a `file.serve`. */
   served(msg: Omit<FilesServed, 'v' | 'type'>): void;
+  /**
+   * Bytes sent but still queued on the connection, undefined when there is none to send on:
+   * a resend after a reconnect paces itself by it. Without it nothing is taken to queue up.
+   */
+  backlog?(): number | undefined;
 }
 
 export interface TaskRunnerPort {
@@ -22,7 +27,11 @@ export interface TaskRunnerPort {
   kill(key: string): void;
   /** Tasks running, or finished but not yet recorded by a server. */
   held(): HeldTask[];
-  /** After a welcome: resend output past what the server stored, resend finished results, drop forgotten tasks. */
+  /**
+   * After a welcome: resend output past what the server stored (paced by `backlog`, so it may
+   * go on after this returns; a later call cancels it), resend finished results, drop forgotten
+   * tasks.
+   */
   resume(stored: Record<string, number>, forget: readonly string[]): void;
   /** The server recorded the result: the task's spool can go. */
   recorded(key: string): void;

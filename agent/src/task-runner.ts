@@ -1,7 +1,8 @@
 /**
  * The agent's tasks: starts scripts and downloads, caps and spools their output, reports to
- * the server when connected, and replays what the server missed after a reconnect. It also
- * owns the agent's file server, which serves files to peers for their downloads.
+ * the server when connected, and replays what the server missed after a reconnect, paced by the
+ * connection (see output-resend.ts). It also owns the agent's file server, which serves files to
+ * peers for their downloads.
  *
  * Per task: run|download --> started --> output* --> finished --> (recorded: spool and script
  * directory removed).
@@ -22,6 +23,7 @@ import type { DownloadProgress } from './file-download.js';
 import { FileRoot } from './file-root.js';
 import { FileServer } from './file-server.js';
 import { OutputCap } from './output-cap.js';
+import { OutputResend } from './output-resend.js';
 import { identifyProcess, killGroupIfSame, killMarkedSessions, taskMark } from './process-identity.js';
 import type { ProcessIdentity } from './process-identity.js';
 import { defaultScriptDir, prepareScriptDir, removeScriptDirs, scriptTask } from './script-runner.js';
@@ -58,6 +60,12 @@ interface Task {
   readonly startTime: number;
   /** Bytes of the output stream so far (spooled, and reported once written). */
   written: number;
+  /**
+   * Live reports of output below this offset are dropped: a resend sent that part already, or
+   * (Infinity) is still sending, or sends the result too. Live output overtaking a resend would
+   * reach the server as a gap, which it drops.
+   */
+  liveFrom: number;
   cap: OutputCap;
   running: RunningTask | undefined;
   /** Removes what the task left on disk (see RunningTask.release). */
@@ -96,6 +104,8 @@ export class TaskRunner implements TaskRunnerPort {
   private closed = false;
   private starter: ProcessStarter | undefined;
   private readonly scriptDir: string;
+  /** The resend started by the last welcome. */
+  private resend: OutputResend | undefined;
 
   constructor(
     private readonly stateDir: string,
@@ -139,6 +149,7 @@ export class TaskRunner implements TaskRunnerPort {
         key,
         startTime: left.startTime,
         written: result.outputBytes,
+        liveFrom: 0,
         cap: new OutputCap(left.msg.type === 'task.run' ? left.msg.logCapBytes : DOWNLOAD_LOG_CAP),
         running: undefined,
         result,
@@ -215,6 +226,7 @@ export class TaskRunner implements TaskRunnerPort {
       key: msg.key,
       startTime,
       written: 0,
+      liveFrom: 0,
       cap: new OutputCap(logCapBytes),
       running: undefined,
       result: undefined,
@@ -234,7 +246,10 @@ export class TaskRunner implements TaskRunnerPort {
       task.fileReports.push(report);
       this.spool.appendFileReport(task.key, report);
     }
-    this.spool.afterWritten(() => this.reports.fileProgress(report));
+    this.spool.afterWritten(() => {
+      // A finished download whose result a resend sends: it sends the final reports before it.
+      if (task.liveFrom !== Infinity) this.reports.fileProgress(report);
+    });
   }
 
   /** A task dropped by `forget` may still be winding down; it must not touch the spool or report. */
@@ -261,7 +276,9 @@ export class TaskRunner implements TaskRunnerPort {
     };
     this.saveResult(task.result);
     const result = task.result;
-    this.spool.afterWritten(() => this.reports.finished(result));
+    this.spool.afterWritten(() => {
+      if (task.liveFrom !== Infinity) this.reports.finished(result);
+    });
   }
 
   private append(task: Task, bytes: Buffer): void {
@@ -271,7 +288,9 @@ export class TaskRunner implements TaskRunnerPort {
       // Not a part of it when it fits: its frame may be laid around it (see outputBuffer).
       const part = bytes.length <= FRAME_BYTES ? bytes : bytes.subarray(i, i + FRAME_BYTES);
       const offset = task.written;
-      this.spool.afterWritten(() => this.reports.output(task.key, offset, part));
+      this.spool.afterWritten(() => {
+        if (offset >= task.liveFrom) this.reports.output(task.key, offset, part);
+      });
       task.written += part.length;
     }
   }
@@ -293,6 +312,8 @@ export class TaskRunner implements TaskRunnerPort {
   }
 
   resume(stored: Record<string, number>, forget: readonly string[]): void {
+    // What the last connection's resend did not send, the server says it lacks.
+    this.resend?.cancel();
     for (const key of forget) {
       const t = this.tasks.get(key);
       this.tasks.delete(key);
@@ -304,25 +325,49 @@ export class TaskRunner implements TaskRunnerPort {
       // session until it reads it finished) is a stale one and must not run it a second time.
       this.remember(key);
     }
+    const owed: { key: string; from: number }[] = [];
     for (const t of this.tasks.values()) {
       const known = stored[t.key];
       // A task the server has no offset for may have started while we were disconnected,
       // when its `started` could not be sent.
       if (known === undefined) this.reports.started(t.key, t.startTime);
-      // The spool reads back what it has not written yet too; output added later goes out live.
-      for (let off = Math.min(known ?? 0, t.written); off < t.written; off += FRAME_BYTES) {
-        const end = Math.min(t.written, off + FRAME_BYTES);
-        this.reports.output(t.key, off, this.spool.readOutput(t.key, off, end));
-      }
-      const result = t.result;
-      if (result) {
-        const files = [...t.fileReports];
-        this.spool.afterWritten(() => {
-          for (const f of files) this.reports.fileProgress(f);
-          this.reports.finished(result);
-        });
-      }
+      t.liveFrom = Infinity;
+      owed.push({ key: t.key, from: Math.min(known ?? 0, t.written) });
     }
+    // Read up to what each task has when its frame is due: the spool reads back what it has not
+    // written yet too.
+    const resend: OutputResend = new OutputResend(
+      {
+        written: (key) => this.tasks.get(key)?.written,
+        read: (key, from, to) => this.spool.readOutput(key, from, to),
+        send: (key, offset, data) => this.reports.output(key, offset, data),
+        caughtUp: (key) => this.caughtUp(key, resend),
+        backlog: () => (this.reports.backlog ? this.reports.backlog() : 0),
+      },
+      { frameBytes: FRAME_BYTES },
+    );
+    this.resend = resend;
+    resend.start(owed);
+  }
+
+  /** A resend sent all of the task's output: it streams live again, or its result follows. */
+  private caughtUp(key: string, resend: OutputResend): void {
+    const t = this.tasks.get(key);
+    if (!t) return;
+    const result = t.result;
+    if (!result) {
+      t.liveFrom = t.written;
+      return;
+    }
+    // Its live result may be waiting for the same write: `liveFrom` stays at Infinity so that
+    // only this one goes out.
+    const files = [...t.fileReports];
+    this.spool.afterWritten(() => {
+      // Cancelled: the next welcome's resend sends it, after the output that connection lacks.
+      if (!resend.active || !this.isCurrent(t)) return;
+      for (const f of files) this.reports.fileProgress(f);
+      this.reports.finished(result);
+    });
   }
 
   recorded(key: string): void {
@@ -374,6 +419,7 @@ export class TaskRunner implements TaskRunnerPort {
   /** Kills every running task, waits until each has its result spooled (reported as lost), stops serving. */
   async close(): Promise<void> {
     this.closed = true;
+    this.resend?.cancel();
     const running = [...this.tasks.values()].filter((t) => !t.result);
     for (const t of running) t.running?.kill('lost');
     await Promise.all([...running.map((t) => t.ended), this.files.close()]);

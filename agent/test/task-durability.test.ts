@@ -13,7 +13,9 @@ import { after, describe, it } from 'node:test';
 import type { RunScript } from '@jobfleet/protocol';
 import { alive, eventually, killQuietly, pidsIn, scriptDirsOf } from './helpers/os-state.js';
 import { runMsg } from './helpers/recording-reports.js';
+import type { RecordingReports, Reported } from './helpers/recording-reports.js';
 import { Runners } from './helpers/runners.js';
+import { RESEND_HIGH_WATER } from '../src/output-resend.js';
 import type { TaskRunner } from '../src/task-runner.js';
 import { TaskSpool } from '../src/task-spool.js';
 
@@ -126,6 +128,103 @@ describe('TaskRunner: resume after a reconnect', () => {
     assert.equal(reports.text(msg.key), 'one\ntwo\n');
     assert.equal(r.outputBytes, 8);
     assert.deepEqual(reports.violations, []);
+  });
+
+  /** A task printing `bytes` x's, then `tail` once the file `go` exists in `dir`. */
+  const printsThenWaits = (dir: string, bytes: number) =>
+    runMsg(
+      `head -c ${bytes} /dev/zero | tr '\\0' x; while [ ! -e '${dir}/go' ]; do sleep 0.05; done; echo tail`,
+      {
+        logCapBytes: 16 * 1024 * 1024,
+      },
+    );
+  const outputsAfter = (reports: RecordingReports, key: string, from: number) =>
+    reports.events
+      .slice(from)
+      .filter((e): e is Extract<Reported, { type: 'output' }> => e.type === 'output' && e.key === key);
+
+  it('resends only while the connection has room, holds back the live output and the result of a task being resent', async () => {
+    const { runner, reports } = setup();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-test-resend-'));
+    const printed = 3 * 1024 * 1024;
+    const msg = printsThenWaits(dir, printed);
+    runner.run(msg);
+    await reports.until(() => (reports.outputOf(msg.key).length === printed ? true : undefined), 'the x’s');
+    reports.queued = RESEND_HIGH_WATER;
+    const resumedAt = reports.events.length;
+    runner.resume({ [msg.key]: 0 }, []);
+    assert.deepEqual(
+      outputsAfter(reports, msg.key, resumedAt),
+      [],
+      'nothing is sent while the socket is full',
+    );
+    // The task prints its last line and ends meanwhile: neither may overtake the resend.
+    fs.writeFileSync(path.join(dir, 'go'), '');
+    await eventually(() => runner.held()[0]?.finished === true, 'the task ended');
+    await runner.flushed();
+    assert.deepEqual(reports.events.slice(resumedAt), [], 'live output and the result wait for the resend');
+    reports.queued = 0;
+    const r = await reports.finishedResult(msg.key);
+    const resent = outputsAfter(reports, msg.key, resumedAt);
+    assert.deepEqual(
+      resent.map((e) => [e.offset, e.data.length]),
+      [
+        [0, 1024 * 1024],
+        [1024 * 1024, 1024 * 1024],
+        [2 * 1024 * 1024, 1024 * 1024],
+        [printed, 5],
+      ],
+    );
+    assert.equal(reports.events.at(-1)?.type, 'finished');
+    assert.equal(r.outputBytes, printed + 5);
+    assert.equal(Buffer.concat(resent.map((e) => e.data)).toString(), `${'x'.repeat(printed)}tail\n`);
+    assert.deepEqual(reports.violations, []);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a task caught up by the resend streams live again; a resend whose connection is gone stops, the next one starts over', async () => {
+    const { runner, reports } = setup();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-test-resend-'));
+    const printed = 2 * 1024 * 1024;
+    const msg = printsThenWaits(dir, printed);
+    runner.run(msg);
+    await reports.until(() => (reports.outputOf(msg.key).length === printed ? true : undefined), 'the x’s');
+    // The connection is gone after the first frame: the resend stops there.
+    reports.queued = 0;
+    let frames = 0;
+    const output = reports.output.bind(reports);
+    reports.output = (key, offset, data) => {
+      output(key, offset, data);
+      if (++frames === 1) reports.queued = undefined;
+    };
+    const firstAt = reports.events.length;
+    runner.resume({ [msg.key]: 0 }, []);
+    assert.deepEqual(
+      outputsAfter(reports, msg.key, firstAt).map((e) => e.offset),
+      [0],
+      'one frame, then nothing once the connection is gone',
+    );
+    // The next welcome: the server has the first MiB.
+    reports.queued = 0;
+    const secondAt = reports.events.length;
+    runner.resume({ [msg.key]: 1024 * 1024 }, []);
+    assert.deepEqual(
+      outputsAfter(reports, msg.key, secondAt).map((e) => [e.offset, e.data.length]),
+      [[1024 * 1024, 1024 * 1024]],
+    );
+    fs.writeFileSync(path.join(dir, 'go'), '');
+    const r = await reports.finishedResult(msg.key);
+    assert.deepEqual(
+      outputsAfter(reports, msg.key, secondAt).map((e) => [e.offset, e.data.length]),
+      [
+        [1024 * 1024, 1024 * 1024],
+        [printed, 5],
+      ],
+      'the rest went out live, once',
+    );
+    assert.equal(r.outputBytes, printed + 5);
+    assert.deepEqual(reports.violations, []);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('reports started again for a task the server has no offset for', async () => {

@@ -52,6 +52,13 @@ export class RecordingReports implements TaskReports {
 
   readonly answers: ServedAnswer[] = [];
 
+  /** What `backlog` says: bytes queued on a pretend connection, undefined for none. */
+  queued: number | undefined = 0;
+
+  backlog(): number | undefined {
+    return this.queued;
+  }
+
   served(answer: ServedAnswer): void {
     this.answers.push(answer);
     this.emitter.emit('event');

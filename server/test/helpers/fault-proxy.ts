@@ -15,6 +15,8 @@ export interface FaultProxy {
    * short partition of the client. Returns how many links it reset.
    */
   cut(refuseMs?: number): number;
+  /** Ends a refusal `cut` started (one of `Infinity` ms: a partition the test ends when it likes). */
+  heal(): void;
   /** Stops forwarding on every link for `ms`; new links wait too. Nothing is lost, only late. */
   stall(ms: number): Promise<void>;
   close(): Promise<void>;
@@ -75,6 +77,9 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       }
       links.clear();
       return n;
+    },
+    heal() {
+      refusedUntil = 0;
     },
     async stall(ms) {
       stalledUntil = Math.max(stalledUntil, Date.now() + ms);
