@@ -105,8 +105,9 @@ export class Agent extends EventEmitter {
             ? this.hold.finished(msg)
             : this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...msg }),
         fileProgress: (msg) => {
-          // A download's file reports go out after its start, as without a hold.
-          this.hold?.release(msg.key);
+          // Held with the download's start while it is held (see report-hold.ts); else sent
+          // after what its hold had, as without a hold.
+          if (this.hold?.file(msg)) return;
           this.send({ v: PROTOCOL_VERSION, type: 'task.file', ...msg });
         },
         served: (msg) => this.send({ v: PROTOCOL_VERSION, type: 'file.served', ...msg }),
@@ -322,6 +323,11 @@ export class Agent extends EventEmitter {
             output: (key, offset, data) => this.sendOutput(key, offset, data),
             finished: (m) => this.send({ v: PROTOCOL_VERSION, type: 'task.finished', ...m }),
             report: (m) => this.send({ v: PROTOCOL_VERSION, type: 'task.report', ...m }),
+            // An older server drops the file reports of a `task.report` unread: held only for one
+            // that says it takes them.
+            ...(msg.fileReports === true
+              ? { file: (m) => this.send({ v: PROTOCOL_VERSION, type: 'task.file', ...m }) }
+              : {}),
           });
         this.pingHeartbeat = msg.pingHeartbeat === true;
         clearTimeout(this.greeting);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HOLD_BYTES, ReportHold } from '../src/report-hold.js';
+import { HOLD_BYTES, HOLD_FILES, ReportHold } from '../src/report-hold.js';
 import type { CombinedReport } from '../src/report-hold.js';
+import type { FileReport } from '../src/task-spool.js';
 import { exitedResult as result } from './helpers/recording-reports.js';
 
 /** Waits `n` turns of the event loop (the hold releases two turns after its time is up). */
@@ -9,8 +10,8 @@ async function turns(n: number): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-/** What reached the wire, in order. */
-function wire() {
+/** What reached the wire, in order; `fileReports: false` for a server that takes no files in reports. */
+function wire({ fileReports = true } = {}) {
   const sent: (string | CombinedReport)[] = [];
   return {
     sent,
@@ -21,9 +22,27 @@ function wire() {
           output: (key, offset, data) => sent.push(`output ${key} ${offset} ${data.length}`),
           finished: (m) => sent.push(`finished ${m.key}`),
           report: (m) => sent.push(m),
+          ...(fileReports
+            ? { file: (f: FileReport) => sent.push(`file ${f.key} ${f.sourcePath} ${f.status} ${f.bytes}`) }
+            : {}),
         },
         ms,
       ),
+  };
+}
+
+/** A download's report of one file. */
+function fileReport(key: string, name: string, status: FileReport['status'], bytes: number): FileReport {
+  return {
+    key,
+    label: '0:127.0.0.2',
+    sourcePath: `/src/${name}`,
+    targetPath: `/dst/${name}`,
+    status,
+    size: 10,
+    bytes,
+    speed: bytes * 100,
+    message: '',
   };
 }
 
@@ -157,5 +176,105 @@ describe('ReportHold', () => {
     await turns(2);
     assert.equal(sent.length, 1);
     assert.equal((sent[0] as CombinedReport).key, '1:1:8');
+  });
+
+  it('sends a download that ends within the hold as one report holding the last report of each file', () => {
+    const { sent, hold } = wire();
+    const h = hold();
+    const k = '1:1:11';
+    h.started(k, 1);
+    assert.equal(h.file(fileReport(k, 'a', 'downloading', 0)), true);
+    assert.equal(h.file(fileReport(k, 'b', 'downloading', 0)), true);
+    assert.equal(h.file(fileReport(k, 'b', 'downloading', 4)), true);
+    assert.equal(h.file(fileReport(k, 'b', 'finished', 10)), true);
+    assert.equal(h.file(fileReport(k, 'a', 'failed', 3)), true);
+    assert.deepEqual(sent, []);
+    h.finished(result(k, 0));
+    const { key: _key, ...rest } = result(k, 0);
+    const last = (f: FileReport) => {
+      const { key: _k, ...fields } = f;
+      return fields;
+    };
+    // In the order of the last reports: the server ends up with what the separate messages left.
+    assert.deepEqual(sent, [
+      {
+        key: k,
+        startTime: 1,
+        files: [last(fileReport(k, 'b', 'finished', 10)), last(fileReport(k, 'a', 'failed', 3))],
+        result: rest,
+      },
+    ]);
+  });
+
+  it('releases a download that outlives the hold with the last report of each file; later ones go out directly', async () => {
+    const { sent, hold } = wire();
+    const h = hold(20);
+    const k = '1:1:12';
+    h.started(k, 1);
+    assert.equal(h.file(fileReport(k, 'a', 'downloading', 0)), true);
+    assert.equal(h.file(fileReport(k, 'a', 'downloading', 2)), true);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await turns(2);
+    assert.deepEqual(sent, [`started ${k}`, `file ${k} /src/a downloading 2`]);
+    // The caller sends it, as every later report of the download.
+    assert.equal(h.file(fileReport(k, 'a', 'downloading', 5)), false);
+    assert.equal(h.file(fileReport(k, 'a', 'finished', 10)), false);
+    h.finished(result(k, 0));
+    assert.deepEqual(sent.slice(2), [`finished ${k}`]);
+  });
+
+  it('holds no file report for a server that does not take them in a report: it releases the hold', () => {
+    const { sent, hold } = wire({ fileReports: false });
+    const h = hold();
+    const k = '1:1:13';
+    h.started(k, 1);
+    assert.equal(h.file(fileReport(k, 'a', 'downloading', 0)), false);
+    assert.deepEqual(sent, [`started ${k}`]);
+    assert.equal(h.file(fileReport(k, 'a', 'finished', 10)), false);
+    h.finished(result(k, 0));
+    assert.deepEqual(sent, [`started ${k}`, `finished ${k}`]);
+  });
+
+  it('releases a hold whose output follows a file report, in the order they came', () => {
+    const { sent, hold } = wire();
+    const h = hold();
+    const k = '1:1:14';
+    h.started(k, 1);
+    h.output(k, 0, Buffer.from('a'));
+    assert.equal(h.file(fileReport(k, 'a', 'finished', 10)), true);
+    h.output(k, 1, Buffer.from('bc'));
+    assert.deepEqual(sent, [
+      `started ${k}`,
+      `output ${k} 0 1`,
+      `file ${k} /src/a finished 10`,
+      `output ${k} 1 2`,
+    ]);
+  });
+
+  it('releases a hold past HOLD_FILES files; a file it holds already stays held until then', () => {
+    const { sent, hold } = wire();
+    const h = hold();
+    const k = '1:1:15';
+    h.started(k, 1);
+    for (let i = 0; i < HOLD_FILES; i++) assert.equal(h.file(fileReport(k, `f${i}`, 'downloading', 0)), true);
+    assert.equal(h.file(fileReport(k, 'f0', 'finished', 10)), true);
+    assert.deepEqual(sent, []);
+    assert.equal(h.file(fileReport(k, 'one-more', 'downloading', 0)), false);
+    assert.equal(sent.length, 1 + HOLD_FILES);
+    assert.equal(sent[0], `started ${k}`);
+    assert.equal(sent[1], `file ${k} /src/f1 downloading 0`);
+    assert.equal(sent.at(-1), `file ${k} /src/f0 finished 10`);
+  });
+
+  it('forgets held file reports on drop (the resume after the next welcome resends them)', () => {
+    const { sent, hold } = wire();
+    const h = hold();
+    const k = '1:1:16';
+    h.started(k, 1);
+    assert.equal(h.file(fileReport(k, 'a', 'finished', 10)), true);
+    h.drop();
+    assert.equal(h.file(fileReport(k, 'a', 'finished', 10)), false);
+    h.finished(result(k, 0));
+    assert.deepEqual(sent, [`finished ${k}`]);
   });
 });

@@ -34,6 +34,7 @@ const Welcome = v.object({
   forget: v.array(TaskKey),
   binaryOutput: v.optional(v.boolean()),
   combinedReports: v.optional(v.boolean()),
+  fileReports: v.optional(v.boolean()),
   pingHeartbeat: v.optional(v.boolean()),
 });
 

@@ -111,22 +111,6 @@ export const TaskStarted = z.object({
   startTime: z.number().int(),
 });
 
-/**
- * A task's start, output and result in one message: an agent sends this for a task that ends
- * soon after it starts (see agent/src/report-hold.ts), to a server whose welcome says
- * `combinedReports`, instead of `task.started`, its output and `task.finished`. The server
- * handles it as those three in order; older servers never receive it.
- */
-export const TaskReport = z.object({
-  ...header,
-  type: z.literal('task.report'),
-  key: TaskKey,
-  startTime: z.number().int(),
-  /** The task's output from `offset` on (base64); absent when it wrote nothing. */
-  output: z.object({ offset: z.number().int().nonnegative(), data: z.string() }).optional(),
-  result: TaskFinished.omit({ v: true, type: true, key: true }),
-});
-
 export type Hello = z.infer<typeof Hello>;
 export type TaskReport = z.infer<typeof TaskReport>;
 export type TaskOutput = z.infer<typeof TaskOutput>;
@@ -151,6 +135,8 @@ export const Welcome = z.object({
   binaryOutput: z.boolean().optional(),
   /** The server takes `task.report` messages; absent from older servers. */
   combinedReports: z.boolean().optional(),
+  /** The server takes a download's file reports in `task.report` (its `files`); absent from older servers. */
+  fileReports: z.boolean().optional(),
   /**
    * The server counts the agent's WebSocket pings as heartbeats, so the agent sends no
    * `heartbeat` message; absent from older servers, which need the message.
@@ -369,6 +355,35 @@ export const FileProgress = z.object({
   message: z.string(),
 });
 export type FileProgress = z.infer<typeof FileProgress>;
+
+// ---------------------------------------------------------------- agent -> server, combined
+
+/**
+ * A task's start, output and result in one message: an agent sends this for a task that ends
+ * soon after it starts (see agent/src/report-hold.ts), to a server whose welcome says
+ * `combinedReports`, instead of `task.started`, its output and `task.finished`. The server
+ * handles it as those three in order; older servers never receive it.
+ *
+ * A download's reports carry its files' last reports too (`files`), but only to a server whose
+ * welcome also says `fileReports`: the server handles them as the same `task.file` messages,
+ * after the output and before the result. A server without the flag (its schema would drop the
+ * field silently, and the files' logs with it) gets them as `task.file` messages as before.
+ */
+export const TaskReport = z.object({
+  ...header,
+  type: z.literal('task.report'),
+  key: TaskKey,
+  startTime: z.number().int(),
+  /** The task's output from `offset` on (base64); absent when it wrote nothing. */
+  output: z.object({ offset: z.number().int().nonnegative(), data: z.string() }).optional(),
+  /**
+   * A download's file reports (`task.file` without v, type and key): the last of each file
+   * (later reports of a file supersede its earlier ones), in the order those were made; absent
+   * when there are none.
+   */
+  files: z.array(FileProgress.omit({ v: true, type: true, key: true })).optional(),
+  result: TaskFinished.omit({ v: true, type: true, key: true }),
+});
 
 export const AgentMessage = z.discriminatedUnion('type', [
   Hello,

@@ -79,6 +79,7 @@ const welcome = {
 const good: unknown[] = [
   welcome,
   { ...welcome, binaryOutput: true, extra: 'ignored' },
+  { ...welcome, binaryOutput: true, combinedReports: true, fileReports: true, pingHeartbeat: true },
   run,
   { ...run, env: { A: 'b' }, varsOut: true },
   { ...run, language: 'sql', database: { engine: 'mysql', user: 'u', password: '', port: 3306 } },
@@ -100,6 +101,7 @@ const bad: unknown[] = [
   { ...welcome, stored: { [key]: -1 } },
   { ...welcome, forget: ['x'] },
   { ...welcome, binaryOutput: 'yes' },
+  { ...welcome, fileReports: 1 },
   { ...run, key: '1:2' },
   { ...run, language: 'ruby' },
   { ...run, timeoutSeconds: -5 },

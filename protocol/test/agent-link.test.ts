@@ -21,3 +21,28 @@ test('a result whose exit code does not fit 32 bits is refused at the edge', () 
   assert.equal(AgentMessage.safeParse(finished(3_000_000_000)).success, false);
   assert.equal(AgentMessage.safeParse(finished(-0x80000001)).success, false);
 });
+
+test("a task.report carries a download's file reports, checked as task.file's are", () => {
+  const file = {
+    label: '0:127.0.0.2',
+    sourcePath: '/a',
+    targetPath: '/t/a',
+    status: 'finished',
+    size: 1,
+    bytes: 1,
+    speed: 1,
+    message: '',
+  };
+  const report = (files: unknown[]) => ({
+    v: 1,
+    type: 'task.report',
+    key: '12:0:34',
+    startTime: 1,
+    files,
+    result: { outcome: 'exited', exitCode: 0, startTime: 1, endTime: 2, outputBytes: 0, droppedBytes: 0 },
+  });
+  const parsed = AgentMessage.parse(report([file]));
+  assert.deepEqual(parsed.type === 'task.report' && parsed.files, [file]);
+  assert.equal(AgentMessage.safeParse(report([{ ...file, status: 'done' }])).success, false);
+  assert.equal(AgentMessage.safeParse(report([{ ...file, bytes: -1 }])).success, false);
+});

@@ -369,9 +369,13 @@ export class AgentHub {
     }
   }
 
-  /** A task's start, output and result in one message: handled as the three separate ones, in order. */
+  /**
+   * A task's start, output, file reports and result in one message: handled as the separate
+   * ones, in that order (a download's file logs are thus logged before its result is taken,
+   * which waits for them to be stored).
+   */
   private onReport(hostId: number, msg: TaskReport): void {
-    const { key, startTime, output, result } = msg;
+    const { key, startTime, output, files, result } = msg;
     this.services.metrics.taskResult('task.report');
     this.services.metrics.taskStarted(key);
     this.events.taskStarted(hostId, { v: msg.v, type: 'task.started', key, startTime });
@@ -381,6 +385,7 @@ export class AgentHub {
         offset: output.offset,
         data: Buffer.from(output.data, 'base64'),
       });
+    for (const f of files ?? []) this.events.fileProgress(hostId, { v: msg.v, type: 'task.file', key, ...f });
     this.events.taskFinished(hostId, { v: msg.v, type: 'task.finished', key, ...result });
   }
 
@@ -470,6 +475,7 @@ export class AgentHub {
           forget: resume.forget,
           binaryOutput: true,
           combinedReports: true,
+          fileReports: true,
           pingHeartbeat: true,
         } satisfies ServerMessage),
       );
