@@ -202,6 +202,23 @@ describe('resend after a reconnect, against a real server', () => {
       proxy.cut(Infinity);
       await agent.waitFor('backoff', 30_000);
     };
+    /**
+     * Big tasks (one per prefix) started, then left to print all of their output while the
+     * agent is cut off; the link stays down. Their jobs, and the bytes each printed.
+     */
+    const printedWhileAway = async (prefixes: readonly string[]) => {
+      const jobs = await Promise.all(prefixes.map((p) => runBig(p)));
+      await api.eventually(
+        async () => (held().length === prefixes.length ? true : undefined),
+        30_000,
+        'the tasks to start',
+      );
+      await partition();
+      fs.writeFileSync(file('go'), '');
+      const bytes = seqText(prefixes[0] ?? '', 1, BIG_LINES).length;
+      await allPrinted(prefixes.length, bytes);
+      return { jobs, bytes };
+    };
     return {
       agent,
       proxy,
@@ -216,6 +233,7 @@ describe('resend after a reconnect, against a real server', () => {
       log,
       storedBytes,
       partition,
+      printedWhileAway,
     };
   }
 
@@ -225,16 +243,7 @@ describe('resend after a reconnect, against a real server', () => {
     async () => {
       const a = await connectedAgent('127.0.0.21');
       const prefixes = ['a', 'b', 'c', 'd'];
-      const jobs = await Promise.all(prefixes.map((p) => a.runBig(p)));
-      await api.eventually(
-        async () => (a.held().length === 4 ? true : undefined),
-        30_000,
-        'the tasks to start',
-      );
-      await a.partition();
-      fs.writeFileSync(a.file('go'), '');
-      const bytes = seqText('a', 1, BIG_LINES).length;
-      await a.allPrinted(4, bytes);
+      const { jobs, bytes } = await a.printedWhileAway(prefixes);
       a.proxy.heal();
 
       for (const job of jobs) await a.finishedOk(job);
@@ -324,16 +333,7 @@ describe('resend after a reconnect, against a real server', () => {
     async () => {
       const a = await connectedAgent('127.0.0.23');
       const prefixes = ['h', 'i', 'j', 'k'];
-      const jobs = await Promise.all(prefixes.map((p) => a.runBig(p)));
-      await api.eventually(
-        async () => (a.held().length === 4 ? true : undefined),
-        30_000,
-        'the tasks to start',
-      );
-      await a.partition();
-      fs.writeFileSync(a.file('go'), '');
-      const bytes = seqText('h', 1, BIG_LINES).length;
-      await a.allPrinted(4, bytes);
+      const { jobs, bytes } = await a.printedWhileAway(prefixes);
       // Cut once the second connection's resend has sent a few frames.
       let cut = false;
       a.watch.onOutput = () => {

@@ -17,7 +17,7 @@ import WebSocket from 'ws';
 import { eventually, get, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { BIZ, b64, hostIdsByIp, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
-import type { Fleet } from './helpers/fleet.js';
+import type { FileLogItem, Fleet } from './helpers/fleet.js';
 import { startMessageRelay } from './helpers/message-relay.js';
 import type { MessageRelay, RelayedMessage } from './helpers/message-relay.js';
 import { RESTART_HEARTBEAT_ENV, startAgent, stopAll, tempDir } from './helpers/processes.js';
@@ -209,19 +209,6 @@ for (const engine of engines()) {
       agent.close();
     });
   });
-}
-
-interface FileLogItem {
-  mode: number;
-  src_ip: { bk_host_id: number; ip: string | null };
-  src_path: string;
-  dest_ip?: { bk_host_id: number; ip: string | null };
-  dest_path?: string;
-  status: number;
-  log_content: string;
-  size: string | null;
-  speed: string | null;
-  process: string | null;
 }
 
 const SOURCE_IP = '127.0.0.2';

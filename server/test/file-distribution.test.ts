@@ -21,23 +21,10 @@ import {
   waitFinished,
   stopFleets,
 } from './helpers/fleet.js';
-import type { Fleet, JobStatus } from './helpers/fleet.js';
+import type { FileLogItem, Fleet, JobStatus } from './helpers/fleet.js';
 
 const IPS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
 const sha = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
-
-interface FileLogItem {
-  mode: number;
-  src_ip: { bk_host_id: number; ip: string | null };
-  src_path: string;
-  dest_ip?: { bk_host_id: number; ip: string | null };
-  dest_path?: string;
-  status: number;
-  log_content: string;
-  size: string | null;
-  speed: string | null;
-  process: string | null;
-}
 
 for (const engine of engines()) {
   describe(`file distribution on ${engine}`, () => {

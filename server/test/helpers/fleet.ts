@@ -177,6 +177,20 @@ export async function hostLog(
   return r.data.log_content;
 }
 
+/** One entry of a host's `file_logs` in get_job_instance_ip_log and its batch form. */
+export interface FileLogItem {
+  mode: number;
+  src_ip: { bk_host_id: number; ip: string | null };
+  src_path: string;
+  dest_ip?: { bk_host_id: number; ip: string | null };
+  dest_path?: string;
+  status: number;
+  log_content: string;
+  size: string | null;
+  speed: string | null;
+  process: string | null;
+}
+
 export interface CallbackRecord {
   state: string;
   attempts: number;
