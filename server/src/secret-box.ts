@@ -62,6 +62,16 @@ export class SecretBox {
     return this.current.id;
   }
 
+  /** How every value sealed under the current key begins (to find the others in a column). */
+  get currentPrefix(): string {
+    return `${PREFIX}:${this.current.id}:`;
+  }
+
+  /** Whether earlier keys were given too: a rotation is under way. */
+  get holdsPreviousKeys(): boolean {
+    return this.byId.size > 1;
+  }
+
   static isSealed(value: string): boolean {
     return value.startsWith(`${PREFIX}:`);
   }

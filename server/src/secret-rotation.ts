@@ -1,15 +1,18 @@
 /**
  * Resealing after a server key rotation (app secrets, account passwords, sensitive step
- * parameters, cipher variables inside template, plan, cron and job variable documents). A server started with a new key and the old one among `serverKeysPrevious` opens
- * old values and seals new ones under the new key; at start it also reseals, in the background,
- * every stored value not yet under the current key (and seals the sensitive parameters of steps
- * stored before sealing existed). Once the log reports the reseal done with nothing left, the
- * previous key can be dropped.
+ * parameters, cipher variables inside template, plan, cron and job variable documents, callback
+ * URLs of jobs and of queued callbacks). A server started with a new key and the old one among
+ * `serverKeysPrevious` opens old values and seals new ones under the new key; at start it also
+ * reseals, in the background, every stored value not yet under the current key (and seals the
+ * sensitive parameters of steps and the callback URLs stored before sealing existed). Once the
+ * log reports the reseal done with nothing left, the previous key can be dropped.
  *
- * Rows are found by an index on the key id and rewritten one at a time with a compare-and-set,
- * so several servers of a cluster resealing at once, and jobs running meanwhile, are safe.
+ * Rows are found by an index on the key id (callback URLs, which have none, by a walk over the
+ * rows holding one, only while earlier keys are given) and rewritten one at a time with a compare-and-set, so several servers of a
+ * cluster resealing at once, and jobs running meanwhile, are safe.
  */
 import { CRON_CIPHER_PURPOSE } from './crons/cron-values.js';
+import { CALLBACK_URL_PURPOSE, openCallbackUrl } from './engine/callback-url.js';
 import { resealStepParam, sealedKeyOf } from './engine/sensitive-params.js';
 import { parseStepSpec } from './engine/step-spec.js';
 import { SENSITIVE_PARAM_PURPOSE, cipherPurpose } from './plans/plan-shapes.js';
@@ -101,6 +104,49 @@ export async function resealAccountPasswords(
     }
     if (await services.store.accounts.resealPassword(id, sealed, next)) report.resealed++;
     else report.changed++;
+  }
+  return report;
+}
+
+/**
+ * Callback URLs (purpose CALLBACK_URL_PURPOSE) of jobs and of queued callbacks: those sealed
+ * under an earlier key are resealed, and plain ones, stored before callback URLs were sealed,
+ * are sealed (as steps' sensitive parameters of that time are). A job's callbacks do not have
+ * to hold the same text as the job (finishedWithoutCallback tells them apart by payload), so
+ * each row is rewritten on its own.
+ */
+export async function resealCallbackUrls(
+  services: Pick<Services, 'store' | 'secretBox' | 'log'>,
+): Promise<ResealReport> {
+  const report: ResealReport = { resealed: 0, unopenable: 0, changed: 0 };
+  const box = services.secretBox;
+  // No column holds these values' key ids, so finding them walks every job with a callback URL:
+  // done only while a rotation is under way (earlier keys given), not at every start.
+  if (!box.holdsPreviousKeys) return report;
+  const executions = services.store.executions;
+  for (const table of ['job_instance', 'callback'] as const) {
+    let after = 0;
+    for (;;) {
+      const rows = await executions.callbackUrlsToReseal(table, box.currentPrefix, after, PAGE);
+      if (rows.length === 0) break;
+      for (const row of rows) {
+        after = row.id;
+        let next: string;
+        try {
+          next = box.seal(openCallbackUrl(box, row.url), CALLBACK_URL_PURPOSE);
+        } catch (err) {
+          report.unopenable++;
+          // The row's id, never its URL.
+          services.log.error(
+            { [table === 'callback' ? 'callback' : 'job']: row.id, err: (err as Error).message },
+            'cannot reseal a callback URL',
+          );
+          continue;
+        }
+        if (await executions.replaceCallbackUrl(table, row.id, row.url, next)) report.resealed++;
+        else report.changed++;
+      }
+    }
   }
   return report;
 }
@@ -197,6 +243,7 @@ async function resealAll(services: Services): Promise<ResealReport> {
       await resealAccountPasswords(services),
       await resealStepParams(services),
       await resealCipherVariables(services),
+      await resealCallbackUrls(services),
     ];
     total.resealed += reports.reduce((n, r) => n + r.resealed, 0);
     // What is left unopenable, and changed, is what the last pass saw.

@@ -5,6 +5,12 @@
  */
 import type { StepInstance } from '../store/execution-store.js';
 
+/**
+ * How every job callback's payload begins (job_instance_id is its first key): what tells a
+ * job's end callback from a confirmation notification (`{"event":...`) in the same queue.
+ */
+export const JOB_CALLBACK_PAYLOAD_START = '{"job_instance_id":';
+
 export function callbackPayload(
   jobInstanceId: number,
   status: number,

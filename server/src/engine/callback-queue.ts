@@ -6,10 +6,17 @@
  * attempt sends the same JSON body with a form content type, for receivers that only read
  * forms; the others send application/json. Every attempt is recorded with its outcome.
  * SLOTS attempts run at once, at most PER_ORIGIN to one receiver.
+ *
+ * URLs are stored sealed (callback-url.ts) and opened here only: to count a receiver's slots, to
+ * check the allow-list and to send. One that does not open (sealed under a key this server does
+ * not hold) is not sent: its callback fails at once with the reason recorded, as a step whose
+ * secret does not open fails its hosts at once.
  */
+import { SecretBoxError } from '../secret-box.js';
 import type { Services } from '../services.js';
 import type { Callback } from '../store/execution-store.js';
 import { callbackUrlAllowed } from './callback-allow-list.js';
+import { callbackUrlAtRest, openCallbackUrl } from './callback-url.js';
 
 /** Attempts in flight at once: each slot takes the next due callback as soon as it is free. */
 const SLOTS = 50;
@@ -35,6 +42,12 @@ function originOf(url: string): string {
   }
 }
 
+/** The receiver's slots of callbacks whose URL does not open: they fail without a request. */
+const UNOPENED_ORIGIN = '(sealed URL that does not open)';
+
+/** A stored callback's URL opened, or why it does not open. */
+type Opened = { url: string; origin: string } | { error: string };
+
 export class CallbackQueue {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -43,6 +56,11 @@ export class CallbackQueue {
   /** Attempts running, by callback id, and their receivers' origins. */
   private readonly inFlight = new Map<number, Promise<void>>();
   private readonly origins = new Map<number, string>();
+  /**
+   * Receivers' origins of the due callbacks the last look saw, by callback id: a callback waiting
+   * for a slot is seen by look after look, and its URL (which never changes) is opened once.
+   */
+  private dueOrigins = new Map<number, string>();
   /** Callbacks whose attempt could not be recorded, until when they are left alone. */
   private readonly paused = new Map<number, number>();
   private lastWriteFailure = 0;
@@ -61,9 +79,29 @@ export class CallbackQueue {
     clearTimeout(this.timer);
   }
 
+  /**
+   * `url` as stored: a job's callback_url is passed on sealed as it is (or plain, from a job
+   * stored before URLs were sealed, or a confirmation step's webhook URL) and queued sealed under
+   * the current key.
+   */
   async enqueue(jobInstanceId: number, url: string, payload: string, now: number): Promise<void> {
-    await this.services.store.executions.enqueueCallback({ jobInstanceId, url, payload, now });
+    await this.services.store.executions.enqueueCallback({
+      jobInstanceId,
+      url: callbackUrlAtRest(this.services.secretBox, url),
+      payload,
+      now,
+    });
     this.kick();
+  }
+
+  private open(stored: string): Opened {
+    try {
+      const url = openCallbackUrl(this.services.secretBox, stored);
+      return { url, origin: originOf(url) };
+    } catch (err) {
+      if (err instanceof SecretBoxError) return { error: err.message };
+      throw err;
+    }
   }
 
   private kick(): void {
@@ -142,6 +180,16 @@ export class CallbackQueue {
 
   /** Of the due callbacks, those to send now: free slots, at most PER_ORIGIN per receiver. */
   private choose(due: readonly { id: number; url: string }[]): number[] {
+    const seen = this.dueOrigins;
+    this.dueOrigins = new Map();
+    for (const c of due) {
+      let origin = seen.get(c.id);
+      if (origin === undefined) {
+        const opened = this.open(c.url);
+        origin = 'url' in opened ? opened.origin : UNOPENED_ORIGIN;
+      }
+      this.dueOrigins.set(c.id, origin);
+    }
     const perOrigin = new Map<string, number>();
     for (const c of this.inFlight.keys()) {
       const origin = this.origins.get(c);
@@ -151,7 +199,7 @@ export class CallbackQueue {
     for (const c of due) {
       if (this.inFlight.size + chosen.length >= SLOTS) break;
       if (this.inFlight.has(c.id) || this.paused.has(c.id)) continue;
-      const origin = originOf(c.url);
+      const origin = this.dueOrigins.get(c.id) ?? UNOPENED_ORIGIN;
       const n = perOrigin.get(origin) ?? 0;
       if (n >= PER_ORIGIN) continue;
       perOrigin.set(origin, n + 1);
@@ -161,8 +209,9 @@ export class CallbackQueue {
   }
 
   private begin(c: Callback): void {
-    this.origins.set(c.id, originOf(c.url));
-    const run = this.attempt(c)
+    const opened = this.open(c.url);
+    this.origins.set(c.id, 'url' in opened ? opened.origin : UNOPENED_ORIGIN);
+    const run = ('url' in opened ? this.attempt(c, opened) : this.unopened(c, opened.error))
       .catch((err: unknown) => {
         this.lastWriteFailure = Date.now();
         this.paused.set(c.id, this.lastWriteFailure + WRITE_FAILURE_PAUSE_MS);
@@ -175,14 +224,14 @@ export class CallbackQueue {
     this.inFlight.set(c.id, run);
   }
 
-  private async attempt(c: Callback): Promise<void> {
-    if (!callbackUrlAllowed(this.services.config.callbackAllowList, c.url)) return this.refuse(c);
+  private async attempt(c: Callback, { url, origin }: { url: string; origin: string }): Promise<void> {
+    if (!callbackUrlAllowed(this.services.config.callbackAllowList, url)) return this.refuse(c, origin);
     const cfg = this.services.config;
     const attempt = c.attempts + 1;
     let httpStatus: number | null = null;
     let error = '';
     try {
-      const res = await fetch(c.url, {
+      const res = await fetch(url, {
         method: 'POST',
         headers: { 'content-type': attempt === 2 ? 'application/x-www-form-urlencoded' : 'application/json' },
         body: c.payload,
@@ -209,7 +258,7 @@ export class CallbackQueue {
     });
     this.services.log[delivered ? 'info' : 'warn'](
       // The origin only: a webhook's path or query often is its credential.
-      { job: c.job_instance_id, origin: originOf(c.url), attempt, httpStatus, error: error || undefined },
+      { job: c.job_instance_id, origin, attempt, httpStatus, error: error || undefined },
       !recorded
         ? 'callback attempt not recorded: another server recorded this attempt first'
         : delivered
@@ -224,21 +273,40 @@ export class CallbackQueue {
    * The allow-list changed after the job was accepted: the URL is not called. Retrying cannot
    * help (the list is fixed for this process), so the callback fails with this one attempt.
    */
-  private async refuse(c: Callback): Promise<void> {
+  private async refuse(c: Callback, origin: string): Promise<void> {
     const attempt = c.attempts + 1;
+    await this.fail(c, 'not sent: callback_url is not in the allowed list (callbackAllowList)');
+    this.services.log.warn(
+      { job: c.job_instance_id, origin, attempt },
+      'callback not sent: url is not in the allowed list',
+    );
+  }
+
+  /**
+   * The stored URL does not open (sealed under a key this server does not hold: a key lost in a
+   * rotation, or a server of a cluster started with another key). Nothing is sent to a guessed
+   * address, and retrying cannot help, so the callback fails with this one attempt.
+   */
+  private async unopened(c: Callback, reason: string): Promise<void> {
+    const attempt = c.attempts + 1;
+    await this.fail(c, `not sent: callback_url does not open: ${reason}`);
+    this.services.log.error(
+      { job: c.job_instance_id, callback: c.id, attempt, reason },
+      'callback not sent: its sealed url does not open',
+    );
+  }
+
+  /** Records a last attempt that sent nothing: the callback fails. */
+  private async fail(c: Callback, error: string): Promise<void> {
     const now = Date.now();
     await this.services.store.executions.recordCallbackAttempt({
       callbackId: c.id,
-      attempt,
+      attempt: c.attempts + 1,
       at: now,
       httpStatus: null,
-      error: 'not sent: callback_url is not in the allowed list (callbackAllowList)',
+      error,
       state: 'failed',
       nextAttemptAt: now,
     });
-    this.services.log.warn(
-      { job: c.job_instance_id, origin: originOf(c.url), attempt },
-      'callback not sent: url is not in the allowed list',
-    );
   }
 }

@@ -4,6 +4,7 @@
  * once), so they are applied as grouped commits: one transaction per batch.
  */
 import { CompiledQuery, sql } from 'kysely';
+import { JOB_CALLBACK_PAYLOAD_START } from '../engine/callback-payload.js';
 import { CALLBACK_STATUSES, IN_FLIGHT_JOB_STATUSES, countByStatus } from '../engine/statuses.js';
 import { sealedKeyOf } from '../engine/sensitive-params.js';
 import type { StepSpec } from '../engine/step-spec.js';
@@ -89,6 +90,7 @@ export interface NewJob {
   launchMode: number;
   operator: string;
   appCode: string;
+  /** Sealed (engine/callback-url.ts): a webhook URL often carries its credential. */
   callbackUrl: string | null;
   clientRequestId: string | null;
   steps: NewStep[];
@@ -1489,7 +1491,10 @@ export class ExecutionStore {
       .execute();
   }
 
-  /** Due callbacks, soonest first: their ids and URLs only (payloads are read for those sent). */
+  /**
+   * Due callbacks, soonest first: their ids and URLs only (payloads are read for those sent).
+   * URLs as stored: sealed, or plain in rows from before they were (engine/callback-url.ts).
+   */
   async dueCallbacks(now: number, limit: number): Promise<{ id: number; url: string }[]> {
     return this.db
       .selectFrom('callback')
@@ -1604,7 +1609,15 @@ export class ExecutionStore {
             selectFrom('callback as c')
               .select('c.id')
               .whereRef('c.job_instance_id', '=', 'j.id')
-              .whereRef('c.url', '=', 'j.callback_url')
+              // A job's end callback, not a confirmation notification queued for the same job.
+              // Told apart by the payload, not by `c.url = j.callback_url`: both URLs are sealed
+              // (engine/callback-url.ts) and a sealed value is not the same text twice (a plain
+              // URL of an older job sealed in the queue, either one resealed after a key rotation).
+              .where(
+                sql<string>`substr(c.payload, 1, ${JOB_CALLBACK_PAYLOAD_START.length})`,
+                '=',
+                JOB_CALLBACK_PAYLOAD_START,
+              )
               .whereRef('c.created_at', '>=', 'j.end_time'),
           ),
         ),
@@ -1655,6 +1668,65 @@ export class ExecutionStore {
         .filter((a) => a.callback_id === c.id)
         .map((a) => ({ attempt: a.attempt, at: a.at, http_status: a.http_status, error: a.error })),
     }));
+  }
+
+  /**
+   * Callback URLs, of jobs or of queued callbacks, not beginning with `sealedPrefix` (the current
+   * key's): plain ones stored before callback URLs were sealed, and ones sealed under an earlier
+   * key. No column holds their key id, so this walks the rows by id (of job rows, only those with
+   * a callback URL).
+   */
+  async callbackUrlsToReseal(
+    table: 'job_instance' | 'callback',
+    sealedPrefix: string,
+    afterId: number,
+    limit: number,
+  ): Promise<{ id: number; url: string }[]> {
+    const notUnder = (column: string) =>
+      sql<boolean>`substr(${sql.ref(column)}, 1, ${sealedPrefix.length}) <> ${sealedPrefix}`;
+    if (table === 'callback')
+      return this.db
+        .selectFrom('callback')
+        .select(['id', 'url'])
+        .where('id', '>', afterId)
+        .where(notUnder('url'))
+        .orderBy('id')
+        .limit(limit)
+        .execute();
+    const rows = await this.db
+      .selectFrom('job_instance')
+      .select(['id', 'callback_url'])
+      .where('callback_url', 'is not', null)
+      .where('id', '>', afterId)
+      .where(notUnder('callback_url'))
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ id: r.id, url: r.callback_url ?? '' }));
+  }
+
+  /** Replaces a stored callback URL if it is still `expected` (another server may have resealed it). */
+  async replaceCallbackUrl(
+    table: 'job_instance' | 'callback',
+    id: number,
+    expected: string,
+    next: string,
+  ): Promise<boolean> {
+    const r =
+      table === 'callback'
+        ? await this.db
+            .updateTable('callback')
+            .set({ url: next })
+            .where('id', '=', id)
+            .where('url', '=', expected)
+            .executeTakeFirst()
+        : await this.db
+            .updateTable('job_instance')
+            .set({ callback_url: next })
+            .where('id', '=', id)
+            .where('callback_url', '=', expected)
+            .executeTakeFirst();
+    return r.numUpdatedRows > 0n;
   }
 
   /** Steps whose sensitive parameter is not sealed under `currentKey` (plain or an older key). */

@@ -5,6 +5,7 @@
  * refusal creates nothing.
  */
 import { z } from 'zod';
+import { sealCallbackUrl } from '../../engine/callback-url.js';
 import { expandStrings } from '../../engine/job-variables.js';
 import type { VarState } from '../../engine/job-variables.js';
 import { sealStepParam } from '../../engine/sensitive-params.js';
@@ -305,7 +306,8 @@ export const executeJobPlan = defineEndpoint({
       {
         ...job,
         launchMode: LaunchMode.API,
-        callbackUrl,
+        // Stored sealed (callback-url.ts); the callback queue opens it to send.
+        callbackUrl: sealCallbackUrl(ctx.services.secretBox, callbackUrl),
         clientRequestId: input.client_request_id ?? null,
       },
       input.start_task ?? true,

@@ -3,9 +3,23 @@
  * with each delivery attempt, so an operator can see whether the receiver got it.
  */
 import { z } from 'zod';
+import { openCallbackUrl } from '../../engine/callback-url.js';
+import type { SecretBox } from '../../secret-box.js';
 import { defineEndpoint } from '../endpoint.js';
 import { zLong } from '../input-types.js';
 import { jobInScope } from './job-lookup.js';
+
+/**
+ * The URL a callback is sent to, opened from its sealed form; null when it does not open (its
+ * attempts say why it was not sent).
+ */
+function shownUrl(box: SecretBox, stored: string): string | null {
+  try {
+    return openCallbackUrl(box, stored);
+  } catch {
+    return null;
+  }
+}
 
 export const getJobInstanceCallbackList = defineEndpoint({
   name: 'get_job_instance_callback_list',
@@ -19,7 +33,7 @@ export const getJobInstanceCallbackList = defineEndpoint({
     return {
       job_instance_id: job.id,
       callback_list: callbacks.map((c) => ({
-        url: c.url,
+        url: shownUrl(ctx.services.secretBox, c.url),
         state: c.state,
         attempts: c.attempts,
         next_attempt_time: c.state === 'pending' ? c.next_attempt_at : null,

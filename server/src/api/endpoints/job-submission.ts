@@ -4,6 +4,7 @@
  * one step.
  */
 import { z } from 'zod';
+import { sealCallbackUrl } from '../../engine/callback-url.js';
 import { batchSizes } from '../../engine/rolling-plan.js';
 import { HostStatus, LaunchMode } from '../../engine/statuses.js';
 import type { RollingSpec, StepSpec } from '../../engine/step-spec.js';
@@ -275,7 +276,8 @@ export async function submitOneStepJob(
       launchMode: LaunchMode.API,
       operator: ctx.caller.username,
       appCode: ctx.caller.appCode,
-      callbackUrl: job.callbackUrl,
+      // Stored sealed (callback-url.ts); the callback queue opens it to send.
+      callbackUrl: sealCallbackUrl(ctx.services.secretBox, job.callbackUrl),
       clientRequestId: job.clientRequestId ?? null,
       steps: [
         {
