@@ -148,6 +148,65 @@ for (const engine of engines()) {
       assert.equal(detail.data.file_info.transfer_mode, 2);
     });
 
+    test('long source and target paths: the file arrives and its file logs show it', async () => {
+      // Eight names of 187 random characters (a name holds 255 bytes) on each side: some 3 KB of
+      // paths that do not compress, which as a file log's key passed PostgreSQL's index row limit.
+      const longDir = () =>
+        Array.from({ length: 8 }, () => `/${crypto.randomBytes(140).toString('base64url')}`).join('');
+      const srcFile = `${longDir()}/long.bin`;
+      const targetDir = `${longDir()}/`;
+      const data = crypto.randomBytes(10_000);
+      put(IPS[0] as string, srcFile, data);
+      const r = await transfer({
+        file_source_list: [fromHost(IPS[0] as string, [srcFile])],
+        file_target_path: targetDir,
+        target_server: { host_id_list: [ids[1]] },
+      });
+      assert.equal(r.result, true, r.message);
+      const st = await waitFinished(fleet, r.data.job_instance_id);
+      assert.equal(st.job_instance.status, 3, JSON.stringify(st));
+      assert.equal(sha(read(IPS[1] as string, `${targetDir}long.bin`)), sha(data));
+      const one = await get<{ file_logs: FileLogItem[] }>(
+        fleet.server.url,
+        'get_job_instance_ip_log',
+        {
+          ...fleet.scope,
+          job_instance_id: r.data.job_instance_id,
+          step_instance_id: r.data.step_instance_id,
+          bk_host_id: ids[1] ?? 0,
+        },
+        fleet.creds,
+      );
+      const download = one.data.file_logs.find((l) => l.mode === 1);
+      assert.ok(download, `no download log: ${JSON.stringify(one.data).slice(0, 500)}`);
+      assert.deepEqual(
+        [download.status, download.src_ip.ip, download.src_path, download.dest_path],
+        [4, IPS[0], srcFile, `${targetDir}long.bin`],
+      );
+      const batch = await post<{ file_task_logs: { bk_host_id: number; file_logs: FileLogItem[] }[] }>(
+        fleet.server.url,
+        'batch_get_job_instance_ip_log',
+        {
+          ...fleet.scope,
+          job_instance_id: r.data.job_instance_id,
+          step_instance_id: r.data.step_instance_id,
+          host_id_list: [ids[0], ids[1]],
+        },
+        fleet.creds,
+      );
+      const logsOf = (id: number | undefined) =>
+        batch.data.file_task_logs.find((t) => t.bk_host_id === id)?.file_logs ?? [];
+      assert.deepEqual(
+        logsOf(ids[1]).map((l) => [l.mode, l.status, l.src_path, l.dest_path, l.process]),
+        [[1, 4, srcFile, `${targetDir}long.bin`, '100%']],
+      );
+      assert.deepEqual(
+        logsOf(ids[0]).map((l) => [l.mode, l.status, l.src_path, l.dest_ip?.bk_host_id]),
+        [[0, 4, srcFile, undefined]],
+        'the source upload log',
+      );
+    });
+
     test('a directory tree, a REGEX selection and files from several hosts', async () => {
       put(IPS[0] as string, '/etc/svc/conf.d/a.conf', 'A');
       put(IPS[0] as string, '/etc/svc/conf.d/nested/b.conf', 'B');

@@ -564,38 +564,53 @@ for (const engine of engines()) {
       assert.equal(await store.clusterSecrets.get('contract_key_id'), 'k2');
     });
 
-    check('a file log the store cannot key costs its own row only', async () => {
-      const row = (path: string, host: number) => ({
-        step_instance_id: 424242,
-        execute_count: 0,
-        host_id: host,
-        mode: 1,
-        src_host_id: 1,
-        src_label: '0:127.0.0.2',
-        src_path: path,
-        dest_host_id: host,
-        dest_label: `0:127.0.0.${host}`,
-        dest_path: '/tmp/x',
-        status: 4,
-        size: 1,
-        bytes: 1,
-        speed: 0,
-        content: 'done',
-        updated_at: 1,
-      });
-      // Random text does not compress: past PostgreSQL's index row limit (about 2.7 KB).
-      const long = `/${crypto.randomBytes(4500).toString('base64url')}`;
-      const refused = await store.files.upsertFileLogs([row('/ok', 3), row(long, 4), row('/ok', 5)]);
-      const stored = await store.files.fileLogs(424242, 0);
-      assert.deepEqual(
-        stored.map((l) => l.host_id),
-        engine === 'postgres' ? [3, 5] : [3, 4, 5],
-      );
-      assert.deepEqual(
-        refused.map((l) => l.host_id),
-        engine === 'postgres' ? [4] : [],
-      );
-    });
+    check(
+      'file logs with long paths are stored; a row the store refuses costs its own log only',
+      async () => {
+        const row = (path: string, host: number, content = 'done') => ({
+          step_instance_id: 424242,
+          execute_count: 0,
+          host_id: host,
+          mode: 1,
+          src_host_id: 1,
+          src_label: '0:127.0.0.2',
+          src_path: path,
+          dest_host_id: host,
+          dest_label: `0:127.0.0.${host}`,
+          dest_path: path,
+          status: 4,
+          size: 1,
+          bytes: 1,
+          speed: 0,
+          content,
+          updated_at: 1,
+        });
+        // Random text does not compress: past PostgreSQL's index row limit (about 2.7 KB) were it a key.
+        const long = `/${crypto.randomBytes(3000).toString('base64url')}`;
+        assert.deepEqual(await store.files.upsertFileLogs([row('/ok', 3), row(long, 4), row('/ok', 5)]), []);
+        // Stored again with another message: the same row, updated.
+        assert.deepEqual(await store.files.upsertFileLogs([row(long, 4, 'again')]), []);
+        const stored = await store.files.fileLogs(424242, 0);
+        assert.deepEqual(
+          stored.map((l) => [l.host_id, l.src_path === long, l.content]),
+          [
+            [3, false, 'done'],
+            [4, true, 'again'],
+            [5, false, 'done'],
+          ],
+        );
+        // PostgreSQL text cannot hold a NUL.
+        const refused = await store.files.upsertFileLogs([row('/ok', 6), row('/ok', 7, 'a\u0000b')]);
+        assert.deepEqual(
+          refused.map((l) => l.host_id),
+          engine === 'postgres' ? [7] : [],
+        );
+        assert.deepEqual(
+          (await store.files.fileLogs(424242, 0, { hosts: [6, 7], uploadsTo: false })).map((l) => l.host_id),
+          engine === 'postgres' ? [6] : [6, 7],
+        );
+      },
+    );
 
     check('output fingerprints: one write may name a host attempt twice; the last one is kept', async () => {
       const row = (host: number, fp: string) => ({

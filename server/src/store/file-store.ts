@@ -2,12 +2,14 @@
  * Storage operations for file distribution: files the server holds (local uploads and
  * push_config_file contents) and the per-file logs of file steps.
  */
-import type { Expression, ExpressionBuilder, Kysely, Selectable, SqlBool } from 'kysely';
+import crypto from 'node:crypto';
+import type { Expression, ExpressionBuilder, Insertable, Kysely, Selectable, SqlBool } from 'kysely';
 import { idChunks } from './id-chunks.js';
 import type { Database, FileLogTable, StoredFileTable } from './schema.js';
 
 export type StoredFile = Selectable<StoredFileTable>;
-export type FileLog = Selectable<FileLogTable>;
+/** A file log with its paths whole, as its writers make it and its readers see it. */
+export type FileLog = Omit<Selectable<FileLogTable>, 'src_path_full' | 'dest_path_full'>;
 
 /** The token hash of an upload in progress; a token never hashes to a value with this prefix. */
 function claimedMark(tokenHash: string): string {
@@ -134,8 +136,8 @@ export class FileStore {
 
   /**
    * Stores file logs in one transaction; when the store refuses it, each row is tried alone, so
-   * one row the store cannot take (a key over PostgreSQL's index row limit: paths of some 2.7 KB)
-   * costs its own log only. The rows refused; throws when every row is (a passing failure).
+   * one row the store cannot take (text PostgreSQL refuses, such as a NUL in a message) costs its
+   * own log only. The rows refused; throws when every row is (a passing failure).
    */
   async upsertFileLogs(rows: readonly FileLog[]): Promise<FileLog[]> {
     if (rows.length === 0) return [];
@@ -144,7 +146,11 @@ export class FileStore {
       return [];
     } catch (err) {
       const refused: FileLog[] = [];
-      for (const r of rows) await upsertLogs(this.db, [r]).catch(() => refused.push(r));
+      for (const r of rows)
+        await this.db
+          .transaction()
+          .execute((tx) => upsertLogs(tx, [r]))
+          .catch(() => refused.push(r));
       if (refused.length === rows.length) throw err;
       return refused;
     }
@@ -155,7 +161,9 @@ export class FileStore {
    * their own uploads) and, with `uploadsTo`, the sources' uploads to them and the sources'
    * failures (which name no target). The key leads with (step, execution, host): a host's own
    * rows are read by it; the uploads to a host are filtered within the step's rows in the store,
-   * so a reply of one host no longer carries the whole step's logs.
+   * so a reply of one host no longer carries the whole step's logs. The order is the stored
+   * src_path's, where a long path has its stand-in: such a row sorts by its digest rather than its
+   * text, in the same place at every read and on servers of either version.
    */
   async fileLogs(
     stepInstanceId: number,
@@ -178,19 +186,85 @@ export class FileStore {
           : eb('host_id', 'in', hosts),
       );
     }
-    return q.orderBy('host_id').orderBy('mode').orderBy('src_path').execute();
+    const rows = await q.orderBy('host_id').orderBy('mode').orderBy('src_path').execute();
+    return rows.map(wholePaths);
   }
 }
 
-/** 16 values a row: 1,000 rows stay under SQLite's 32,766 bound values a statement. */
+/**
+ * The longest path a file log's key holds as it is, in UTF-8 bytes. The key is one entry of the
+ * primary key's btree, which PostgreSQL caps at 2,704 bytes (a third of an 8 KB page), and random
+ * text does not compress: two paths of 1,000 bytes leave some 700 for the labels ("cloud:IPv4",
+ * a few dozen bytes each), the four numbers (24) and the entry's and the texts' headers. Paths
+ * of ordinary transfers are far shorter and are keyed as an older server keys them.
+ */
+const KEY_PATH_MAX_BYTES = 1000;
+
+/**
+ * Begins a longer path's stand-in in the key, followed by the hex SHA-256 of the path: 72
+ * characters whatever its length, and the same ones at each write of its log, which the upsert
+ * then updates. No path a file log names begins so: host paths are absolute ("REGEX:" patterns
+ * end one), a server source's are "<scope id>/<uuid>/<user>/<name>", a source that failed may
+ * name none (''), and the relative paths an agent refuses to serve are never one plain name
+ * like this.
+ */
+const LONG_PATH_MARK = '#sha256:';
+
+function keyed(path: string): { key: string; full: string | null } {
+  if (Buffer.byteLength(path, 'utf8') <= KEY_PATH_MAX_BYTES) return { key: path, full: null };
+  return { key: LONG_PATH_MARK + crypto.createHash('sha256').update(path, 'utf8').digest('hex'), full: path };
+}
+
+function keyedPaths(r: FileLog): Insertable<FileLogTable> {
+  const src = keyed(r.src_path);
+  const dest = keyed(r.dest_path);
+  return { ...r, src_path: src.key, src_path_full: src.full, dest_path: dest.key, dest_path_full: dest.full };
+}
+
+function wholePaths({ src_path_full, dest_path_full, ...r }: Selectable<FileLogTable>): FileLog {
+  return { ...r, src_path: src_path_full ?? r.src_path, dest_path: dest_path_full ?? r.dest_path };
+}
+
+/** 18 values a row: 1,000 rows stay under SQLite's 32,766 bound values a statement. */
 const LOG_ROWS_PER_STATEMENT = 1000;
 
-/** The rows' keys are distinct (PostgreSQL refuses a statement that updates one row twice). */
+/** SQLite parses a chain of ORs as deep as it is long, and refuses a depth over 1,000. */
+const LONG_ROWS_PER_DELETE = 100;
+
+/**
+ * The rows' keys are distinct (PostgreSQL refuses a statement that updates one row twice). Run in
+ * a transaction: a log with a long path may replace a row of it keyed by the whole path.
+ */
 async function upsertLogs(db: Kysely<Database>, rows: readonly FileLog[]): Promise<void> {
   for (const part of idChunks(rows, LOG_ROWS_PER_STATEMENT)) {
+    const stored = part.map(keyedPaths);
+    // A long path's log may be stored under the whole path: written before migration 0049, or
+    // by a server of the older version (SQLite has no limit, and a PostgreSQL index entry holds
+    // a path that compresses). Left there, the log would show twice, that copy going stale.
+    const long = part.filter((_, i) => stored[i]?.src_path_full != null || stored[i]?.dest_path_full != null);
+    for (const some of idChunks(long, LONG_ROWS_PER_DELETE))
+      await db
+        .deleteFrom('file_log')
+        .where((eb) =>
+          eb.or(
+            some.map((r) =>
+              eb.and({
+                step_instance_id: r.step_instance_id,
+                execute_count: r.execute_count,
+                host_id: r.host_id,
+                mode: r.mode,
+                src_label: r.src_label,
+                src_path: r.src_path,
+                dest_label: r.dest_label,
+                dest_path: r.dest_path,
+              }),
+            ),
+          ),
+        )
+        .execute();
     await db
       .insertInto('file_log')
-      .values([...part])
+      .values(stored)
       .onConflict((oc) =>
         oc
           .columns([

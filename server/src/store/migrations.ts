@@ -883,6 +883,16 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         }
       },
     },
+    '0049_file_log_full_paths': {
+      async up(db: AnyDb) {
+        // A path too long for file_log's key (PostgreSQL's index row limit) is kept whole here,
+        // with a stand-in in its key column (file-store.ts). The key and the rows stay as they
+        // were, so that a server of the older version goes on writing them during a rolling
+        // upgrade; and a nullable column is added without rewriting the table, however large.
+        await db.schema.alterTable('file_log').addColumn('src_path_full', 'text').execute();
+        await db.schema.alterTable('file_log').addColumn('dest_path_full', 'text').execute();
+      },
+    },
   };
 }
 

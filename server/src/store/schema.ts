@@ -278,6 +278,9 @@ export interface FileLogTable {
   speed: number;
   content: string;
   updated_at: number;
+  /** The path when too long for the key, which then holds a stand-in (file-store.ts); else null. */
+  src_path_full: string | null;
+  dest_path_full: string | null;
 }
 
 /** One row per write or security-relevant event; rows are only ever inserted (and aged out). */
