@@ -15,7 +15,7 @@ import { engines } from './helpers/databases.js';
 import { onFleetDatabase, queryFleetDatabase } from './helpers/fleet-database.js';
 import { b64, operateJob, runScript, startFleet, stopFleets, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { RESTART_HEARTBEAT_ENV, startServer } from './helpers/processes.js';
+import { RESTART_HEARTBEAT_ENV, resealReport, startServer } from './helpers/processes.js';
 
 const SECRET_PATH = 's3cret';
 const SECRET_QUERY = 't0ken';
@@ -179,16 +179,7 @@ for (const engine of engines()) {
       welcomes++;
       for (const a of fleet.agents) await a.waitReady(welcomes, 30_000);
     };
-    const resealLine = () =>
-      eventually(async () => {
-        const line = fleet.server
-          .output()
-          .split('\n')
-          .find((l) => l.includes('"msg":"secrets resealed under the current server key"'));
-        return line
-          ? (JSON.parse(line) as { resealed: number; unopenable: number; changed: number })
-          : undefined;
-      });
+    const resealLine = () => resealReport(fleet.server);
 
     test('a URL whose path and query are its credential is sealed in the store and kept out of the log, and called whole', async () => {
       // User info stays refused at submission (behaviour notes §7; fetch would not send it either).

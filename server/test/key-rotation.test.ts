@@ -13,7 +13,14 @@ import { admin, eventually, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { b64, hostLog, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { RESTART_HEARTBEAT_ENV, startAgent, startServer, stopAll, tempDir } from './helpers/processes.js';
+import {
+  RESTART_HEARTBEAT_ENV,
+  resealReport,
+  startAgent,
+  startServer,
+  stopAll,
+  tempDir,
+} from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
 
 after(async () => {
@@ -197,15 +204,7 @@ for (const engine of engines()) {
         { JOBFLEET_SERVER_KEY: newKey, JOBFLEET_SERVER_KEYS_PREVIOUS: oldKey },
         server.port,
       );
-      const resealed = await eventually(async () => {
-        const line = server
-          .output()
-          .split('\n')
-          .find((l) => l.includes('"msg":"secrets resealed under the current server key"'));
-        return line
-          ? (JSON.parse(line) as { resealed: number; unopenable: number; changed: number })
-          : undefined;
-      });
+      const resealed = await resealReport(server);
       assert.equal(resealed.unopenable, 0);
       assert.equal(resealed.changed, 0);
       assert.equal(

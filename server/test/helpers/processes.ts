@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { eventually } from './api-client.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The repository root (this file is at server/dist/test/helpers/). */
@@ -268,5 +269,18 @@ export function adminCli(
         resolve({ code, stdout, stderr });
       },
     );
+  });
+}
+
+/** The figures of the server's log line reporting its start-up reseal, once it is there. */
+export function resealReport(server: {
+  output(): string;
+}): Promise<{ resealed: number; unopenable: number; changed: number }> {
+  return eventually(async () => {
+    const line = server
+      .output()
+      .split('\n')
+      .find((l) => l.includes('"msg":"secrets resealed under the current server key"'));
+    return line ? (JSON.parse(line) as { resealed: number; unopenable: number; changed: number }) : undefined;
   });
 }
