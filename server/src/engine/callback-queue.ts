@@ -12,11 +12,10 @@
  * not hold) is not sent: its callback fails at once with the reason recorded, as a step whose
  * secret does not open fails its hosts at once.
  */
-import { SecretBoxError } from '../secret-box.js';
 import type { Services } from '../services.js';
 import type { Callback } from '../store/execution-store.js';
 import { callbackUrlAllowed } from './callback-allow-list.js';
-import { callbackUrlAtRest, openCallbackUrl } from './callback-url.js';
+import { callbackUrlAtRest, tryOpenCallbackUrl } from './callback-url.js';
 
 /** Attempts in flight at once: each slot takes the next due callback as soon as it is free. */
 const SLOTS = 50;
@@ -95,13 +94,8 @@ export class CallbackQueue {
   }
 
   private open(stored: string): Opened {
-    try {
-      const url = openCallbackUrl(this.services.secretBox, stored);
-      return { url, origin: originOf(url) };
-    } catch (err) {
-      if (err instanceof SecretBoxError) return { error: err.message };
-      throw err;
-    }
+    const opened = tryOpenCallbackUrl(this.services.secretBox, stored);
+    return 'url' in opened ? { url: opened.url, origin: originOf(opened.url) } : opened;
   }
 
   private kick(): void {

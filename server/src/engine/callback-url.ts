@@ -12,7 +12,7 @@
  * Rows stored before callback URLs were sealed hold them plain: a value without the SecretBox
  * prefix is a plain URL, used as it is (and sealed by the start-up reseal, secret-rotation.ts).
  */
-import { SecretBox } from '../secret-box.js';
+import { SecretBox, SecretBoxError } from '../secret-box.js';
 
 export const CALLBACK_URL_PURPOSE = 'callback-url';
 
@@ -24,6 +24,19 @@ export function sealCallbackUrl(box: SecretBox, url: string | null): string | nu
 /** The URL a stored value holds: opened when sealed, as it is when plain. Throws SecretBoxError. */
 export function openCallbackUrl(box: SecretBox, stored: string): string {
   return SecretBox.isSealed(stored) ? box.open(stored, CALLBACK_URL_PURPOSE) : stored;
+}
+
+/**
+ * openCallbackUrl for those that go on when it does not open (the queue fails that callback,
+ * a reply shows no URL): the URL, or why it does not open.
+ */
+export function tryOpenCallbackUrl(box: SecretBox, stored: string): { url: string } | { error: string } {
+  try {
+    return { url: openCallbackUrl(box, stored) };
+  } catch (err) {
+    if (err instanceof SecretBoxError) return { error: err.message };
+    throw err;
+  }
 }
 
 /**

@@ -3,23 +3,12 @@
  * with each delivery attempt, so an operator can see whether the receiver got it.
  */
 import { z } from 'zod';
-import { openCallbackUrl } from '../../engine/callback-url.js';
-import type { SecretBox } from '../../secret-box.js';
+import { tryOpenCallbackUrl } from '../../engine/callback-url.js';
 import { defineEndpoint } from '../endpoint.js';
 import { zLong } from '../input-types.js';
 import { jobInScope } from './job-lookup.js';
 
-/**
- * The URL a callback is sent to, opened from its sealed form; null when it does not open (its
- * attempts say why it was not sent).
- */
-function shownUrl(box: SecretBox, stored: string): string | null {
-  try {
-    return openCallbackUrl(box, stored);
-  } catch {
-    return null;
-  }
-}
+const urlOf = (opened: { url: string } | { error: string }) => ('url' in opened ? opened.url : null);
 
 export const getJobInstanceCallbackList = defineEndpoint({
   name: 'get_job_instance_callback_list',
@@ -33,7 +22,8 @@ export const getJobInstanceCallbackList = defineEndpoint({
     return {
       job_instance_id: job.id,
       callback_list: callbacks.map((c) => ({
-        url: shownUrl(ctx.services.secretBox, c.url),
+        // Null when it does not open: its attempts say why it was not sent.
+        url: urlOf(tryOpenCallbackUrl(ctx.services.secretBox, c.url)),
         state: c.state,
         attempts: c.attempts,
         next_attempt_time: c.state === 'pending' ? c.next_attempt_at : null,
