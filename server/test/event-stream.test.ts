@@ -18,9 +18,9 @@ import { scopeStatusEvents } from '../src/streams/event-streams.js';
 import { admin, eventually, get, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
-import { startServer, stopAll } from './helpers/processes.js';
+import { stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
-import { startSimulatedFleet } from './helpers/simulated-fleet.js';
+import { startSimulatedServer } from './helpers/simulated-fleet.js';
 import type { SimulatedFleet } from './helpers/simulated-fleet.js';
 import { readStream, streamUrl } from './helpers/sse-client.js';
 import type { SseEvent } from './helpers/sse-client.js';
@@ -169,15 +169,13 @@ for (const engine of engines()) {
         JOBFLEET_HEARTBEAT_INTERVAL_MS: '2000',
         JOBFLEET_STREAM_MAX_PER_CALLER: '5',
       };
-      server = await startServer(databaseUrl ? { databaseUrl, env } : { env });
-      await admin(server.url, server.adminToken, 'POST', '/biz', { id: BIZ, name: 'stream business' });
-      await admin(server.url, server.adminToken, 'POST', '/accounts', {
-        bk_biz_id: BIZ,
-        alias: os.userInfo().username,
-        os_user: os.userInfo().username,
-      });
-      fleet = await startSimulatedFleet(server, HOSTS, BIZ);
-      creds = { appCode: server.appCode, appSecret: server.appSecret, username: 'tester' };
+      ({ server, fleet, creds } = await startSimulatedServer({
+        databaseUrl,
+        env,
+        biz: BIZ,
+        bizName: 'stream business',
+        hosts: HOSTS,
+      }));
     });
     after(async () => {
       await fleet?.stop();

@@ -9,15 +9,15 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { LOG_PAGE_HOSTS_PER_STATEMENT, LOG_PAGE_BYTES } from '../src/store/log-pages.js';
-import { admin, eventually, get, post } from './helpers/api-client.js';
+import { eventually, get, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { queryFleetDatabase } from './helpers/fleet-database.js';
 import { BIZ, b64, hostLog, runScript, startFleet, stopFleets, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
-import { startServer, stopAll } from './helpers/processes.js';
+import { stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
-import { startSimulatedFleet } from './helpers/simulated-fleet.js';
+import { startSimulatedServer } from './helpers/simulated-fleet.js';
 import type { SimulatedFleet } from './helpers/simulated-fleet.js';
 
 interface StatusReply {
@@ -213,15 +213,13 @@ for (const engine of engines()) {
       const databaseUrl = await freshDatabase(engine);
       // Simulated agents beating every 300 ms (the test default) keep PostgreSQL's host rows busy.
       const env = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000', JOBFLEET_HEARTBEAT_INTERVAL_MS: '2000' };
-      server = await startServer(databaseUrl ? { databaseUrl, env } : { env });
-      await admin(server.url, server.adminToken, 'POST', '/biz', { id: BIZ, name: 'keyword business' });
-      await admin(server.url, server.adminToken, 'POST', '/accounts', {
-        bk_biz_id: BIZ,
-        alias: os.userInfo().username,
-        os_user: os.userInfo().username,
-      });
-      fleet = await startSimulatedFleet(server, HOSTS, BIZ);
-      creds = { appCode: server.appCode, appSecret: server.appSecret, username: 'tester' };
+      ({ server, fleet, creds } = await startSimulatedServer({
+        databaseUrl,
+        env,
+        biz: BIZ,
+        bizName: 'keyword business',
+        hosts: HOSTS,
+      }));
     });
     after(async () => {
       await fleet?.stop();

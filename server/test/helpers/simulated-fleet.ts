@@ -4,8 +4,12 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, killProcess, tempDir } from './processes.js';
+import { admin } from './api-client.js';
+import type { ApiCreds } from './api-client.js';
+import { REPO_ROOT, killProcess, startServer, tempDir } from './processes.js';
+import type { ServerProcess } from './processes.js';
 
 const SIMULATOR = path.join(REPO_ROOT, 'bench', 'dist', 'src', 'fleet-simulator.js');
 
@@ -62,4 +66,31 @@ export function startSimulatedFleet(
     });
     proc.once('exit', (code) => reject(new Error(`fleet simulator exited with ${code}`)));
   });
+}
+
+/**
+ * A server (on `databaseUrl`; SQLite when undefined) whose business `biz` has an account of the
+ * current user and `hosts` simulated agents, and the app's credentials to call it.
+ */
+export async function startSimulatedServer(opts: {
+  databaseUrl: string | undefined;
+  env: Record<string, string>;
+  biz: number;
+  bizName: string;
+  hosts: number;
+}): Promise<{ server: ServerProcess; fleet: SimulatedFleet; creds: ApiCreds }> {
+  const { databaseUrl, env } = opts;
+  const server = await startServer(databaseUrl ? { databaseUrl, env } : { env });
+  await admin(server.url, server.adminToken, 'POST', '/biz', { id: opts.biz, name: opts.bizName });
+  await admin(server.url, server.adminToken, 'POST', '/accounts', {
+    bk_biz_id: opts.biz,
+    alias: os.userInfo().username,
+    os_user: os.userInfo().username,
+  });
+  const fleet = await startSimulatedFleet(server, opts.hosts, opts.biz);
+  return {
+    server,
+    fleet,
+    creds: { appCode: server.appCode, appSecret: server.appSecret, username: 'tester' },
+  };
 }
