@@ -60,6 +60,19 @@ for (const engine of engines()) {
         { ...fleet.scope, account_alias: fleet.account, ...body },
         fleet.creds,
       );
+    /** get_job_instance_ip_log of one host of a file step: its file logs. */
+    const hostFileLogs = (job: { job_instance_id: number; step_instance_id: number }, hostId: number) =>
+      get<{ log_type: number; log_content: null; file_logs: FileLogItem[] }>(
+        fleet.server.url,
+        'get_job_instance_ip_log',
+        {
+          ...fleet.scope,
+          job_instance_id: job.job_instance_id,
+          step_instance_id: job.step_instance_id,
+          bk_host_id: hostId,
+        },
+        fleet.creds,
+      );
     const fromHost = (ip: string, files: string[]) => ({
       file_list: files,
       server: { host_id_list: [fleet.hostIds.get(ip)] },
@@ -82,17 +95,7 @@ for (const engine of engines()) {
       assert.equal(st.step_instance_list[0]?.type, 2);
       assert.deepEqual([...hostStatuses(st).values()], [9, 9, 9]);
       for (const ip of IPS.slice(1)) assert.equal(sha(read(ip, '/opt/app/app.bin')), sha(data));
-      const log = await get<{ log_type: number; log_content: null; file_logs: FileLogItem[] }>(
-        fleet.server.url,
-        'get_job_instance_ip_log',
-        {
-          ...fleet.scope,
-          job_instance_id: r.data.job_instance_id,
-          step_instance_id: r.data.step_instance_id,
-          bk_host_id: ids[1] ?? 0,
-        },
-        fleet.creds,
-      );
+      const log = await hostFileLogs(r.data, ids[1] ?? 0);
       assert.equal(log.data.log_type, 2);
       assert.equal(log.data.log_content, null);
       const download = log.data.file_logs.find((l) => l.mode === 1);
@@ -166,17 +169,7 @@ for (const engine of engines()) {
       const st = await waitFinished(fleet, r.data.job_instance_id);
       assert.equal(st.job_instance.status, 3, JSON.stringify(st));
       assert.equal(sha(read(IPS[1] as string, `${targetDir}long.bin`)), sha(data));
-      const one = await get<{ file_logs: FileLogItem[] }>(
-        fleet.server.url,
-        'get_job_instance_ip_log',
-        {
-          ...fleet.scope,
-          job_instance_id: r.data.job_instance_id,
-          step_instance_id: r.data.step_instance_id,
-          bk_host_id: ids[1] ?? 0,
-        },
-        fleet.creds,
-      );
+      const one = await hostFileLogs(r.data, ids[1] ?? 0);
       const download = one.data.file_logs.find((l) => l.mode === 1);
       assert.ok(download, `no download log: ${JSON.stringify(one.data).slice(0, 500)}`);
       assert.deepEqual(
@@ -541,12 +534,7 @@ for (const engine of engines()) {
       // Logs of the retry: the host kept as "last success" keeps the transfer that ran it; a host
       // of the inventory that took no part in the step is not answered; the source is, by id or ip.
       const where = { job_instance_id: r.data.job_instance_id, step_instance_id: r.data.step_instance_id };
-      const kept = await get<{ file_logs: FileLogItem[] }>(
-        fleet.server.url,
-        'get_job_instance_ip_log',
-        { ...fleet.scope, ...where, bk_host_id: ids[1] ?? 0 },
-        fleet.creds,
-      );
+      const kept = await hostFileLogs(where, ids[1] ?? 0);
       const keptDownload = kept.data.file_logs.find((l) => l.mode === 1);
       assert.equal(keptDownload?.status, 4, JSON.stringify(kept.data));
       assert.equal(keptDownload?.dest_ip?.bk_host_id, ids[1]);
