@@ -1,7 +1,7 @@
 /**
  * Resealing after a server key rotation (app secrets, account passwords, sensitive step
  * parameters, cipher variables inside template, plan, cron and job variable documents, callback
- * URLs of jobs and of queued callbacks). A server started with a new key and the old one among
+ * URLs of jobs and of queued callbacks, confirmation webhook URLs of templates and steps). A server started with a new key and the old one among
  * `serverKeysPrevious` opens old values and seals new ones under the new key; at start it also
  * reseals, in the background, every stored value not yet under the current key (and seals the
  * sensitive parameters of steps and the callback URLs stored before sealing existed). Once the
@@ -13,7 +13,7 @@
  */
 import { CRON_CIPHER_PURPOSE } from './crons/cron-values.js';
 import { CALLBACK_URL_PURPOSE, openCallbackUrl } from './engine/callback-url.js';
-import { resealStepParam, sealedKeyOf } from './engine/sensitive-params.js';
+import { resealStepSpec, sealedKeyOf } from './engine/step-secrets.js';
 import { parseStepSpec } from './engine/step-spec.js';
 import { SENSITIVE_PARAM_PURPOSE, cipherPurpose } from './plans/plan-shapes.js';
 import { SecretBox } from './secret-box.js';
@@ -31,7 +31,8 @@ export interface ResealReport {
   changed: number;
 }
 
-export async function resealStepParams(
+/** Steps' sealed values (step-secrets.ts) not under the current key, found by step_instance.sealed_key. */
+export async function resealStepSpecs(
   services: Pick<Services, 'store' | 'secretBox' | 'log'>,
 ): Promise<ResealReport> {
   const report: ResealReport = { resealed: 0, unopenable: 0, changed: 0 };
@@ -44,15 +45,14 @@ export async function resealStepParams(
     for (const row of rows) {
       after = row.id;
       const spec = parseStepSpec(row.spec);
-      if (spec.kind !== 'script') continue;
       let next: string;
       try {
-        next = JSON.stringify(resealStepParam(services.secretBox, spec));
+        next = JSON.stringify(resealStepSpec(services.secretBox, spec));
       } catch (err) {
         report.unopenable++;
         services.log.error(
           { step: row.id, err: (err as Error).message },
-          'cannot reseal a sensitive parameter',
+          spec.kind === 'confirm' ? 'cannot reseal a webhook URL' : 'cannot reseal a sensitive parameter',
         );
         continue;
       }
@@ -188,7 +188,10 @@ export async function resealCipherVariables(
             );
           }
         }
-        if (kind === 'template') moved += resealTemplateParams(services, row.id, parsed, report);
+        if (kind === 'template')
+          moved +=
+            resealTemplateParams(services, row.id, parsed, report) +
+            resealTemplateWebhooks(services, row.id, parsed, report);
         if (moved === 0) continue;
         if (await docs.replace(kind, row.id, row.document, JSON.stringify(parsed))) report.resealed += moved;
         else report.changed++;
@@ -232,6 +235,36 @@ function resealTemplateParams(
   return moved;
 }
 
+/**
+ * A template's confirmation webhook URLs: sealed under the current key (from an older one, or
+ * plain as templates stored them before they were sealed). Returns how many moved.
+ */
+function resealTemplateWebhooks(
+  services: Pick<Services, 'secretBox' | 'log'>,
+  templateId: number,
+  body: unknown,
+  report: ResealReport,
+): number {
+  const box = services.secretBox;
+  const steps = (body as { steps?: { approval_info?: { webhook_url?: string } }[] }).steps;
+  let moved = 0;
+  for (const ai of (steps ?? []).map((s) => s.approval_info)) {
+    if (!ai?.webhook_url) continue;
+    if (SecretBox.isSealed(ai.webhook_url) && !box.needsReseal(ai.webhook_url)) continue;
+    try {
+      ai.webhook_url = box.seal(openCallbackUrl(box, ai.webhook_url), CALLBACK_URL_PURPOSE);
+      moved++;
+    } catch (err) {
+      report.unopenable++;
+      services.log.error(
+        { template: templateId, err: (err as Error).message },
+        'cannot reseal a webhook URL',
+      );
+    }
+  }
+  return moved;
+}
+
 /** Passes over everything until one meets no row changed under it (at most MAX_PASSES). */
 const MAX_PASSES = 5;
 
@@ -241,7 +274,7 @@ async function resealAll(services: Services): Promise<ResealReport> {
     const reports = [
       await resealAppSecrets(services),
       await resealAccountPasswords(services),
-      await resealStepParams(services),
+      await resealStepSpecs(services),
       await resealCipherVariables(services),
       await resealCallbackUrls(services),
     ];

@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { eventually, get } from './helpers/api-client.js';
+import { eventually, get, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { onFleetDatabase, queryFleetDatabase } from './helpers/fleet-database.js';
 import { b64, operateJob, runScript, startFleet, stopFleets, waitFinished } from './helpers/fleet.js';
@@ -297,6 +297,190 @@ for (const engine of engines()) {
       // Another job's callback is still sent.
       const next = await submit(`${hook.base}/hook/after-lost`);
       await receivedFor(next, '/hook/after-lost');
+    });
+  });
+}
+
+for (const engine of engines()) {
+  describe(`sealed confirmation webhook URLs on ${engine}`, () => {
+    let fleet: Fleet;
+    let hook: Awaited<ReturnType<typeof receiver>>;
+    let welcomes = 1;
+    const oldKey = serverKey();
+    const newKey = serverKey();
+
+    before(async () => {
+      hook = await receiver();
+      fleet = await startFleet(engine, 1, { env: { ...RESTART_HEARTBEAT_ENV, JOBFLEET_SERVER_KEY: oldKey } });
+    });
+    after(async () => {
+      await stopFleets();
+      hook?.close();
+    });
+
+    const call = async <T>(name: string, body: Record<string, unknown>): Promise<T> => {
+      const r = await post<T>(fleet.server.url, name, { ...fleet.scope, ...body }, fleet.creds);
+      assert.equal(r.result, true, `${name}: ${r.message}`);
+      return r.data;
+    };
+    const read = async <T>(name: string, query: Record<string, unknown>): Promise<T> => {
+      const r = await get<T>(fleet.server.url, name, { ...fleet.scope, ...query }, fleet.creds);
+      assert.equal(r.result, true, `${name}: ${r.message}`);
+      return r.data;
+    };
+    interface StepView {
+      id: number;
+      name: string;
+      type: number;
+      approval_info?: { webhook_url?: string };
+    }
+    const templateSteps = async (templateId: number) =>
+      (await read<{ step_list: StepView[] }>('get_job_template_detail', { job_template_id: templateId }))
+        .step_list;
+    const templateBody = async (templateId: number): Promise<string> => {
+      const [row] = await queryFleetDatabase<{ body: string }>(
+        fleet,
+        `select body from job_template where id = ${templateId}`,
+        `select body from job_template where id = ${templateId}`,
+      );
+      return row?.body ?? '';
+    };
+    const storedWebhook = async (templateId: number) =>
+      (JSON.parse(await templateBody(templateId)) as { steps: StepView[] }).steps[0]?.approval_info
+        ?.webhook_url ?? '';
+    const confirmSteps = () =>
+      queryFleetDatabase<{ id: number | string; spec: string; sealed_key: string | null }>(
+        fleet,
+        `select id, spec, sealed_key from step_instance where type = 3 order by id`,
+        `select id, spec, sealed_key from step_instance where type = 3 order by id`,
+      );
+    const webhookOf = (spec: string) => (JSON.parse(spec) as { webhookUrl: string }).webhookUrl;
+    /** Runs the plan; resolves once its confirmation step waits and its webhook was received. */
+    const runToConfirmation = async (planId: number, path: string): Promise<number> => {
+      const { job_instance_id: id } = await call<{ job_instance_id: number }>('execute_job_plan', {
+        job_plan_id: planId,
+      });
+      await eventually(
+        async () => hook.got.find((g) => g.jobInstanceId === id && g.path === path),
+        20_000,
+        `the webhook of job ${id} at ${path}`,
+      );
+      return id;
+    };
+    const restart = async (env: Record<string, string>) => {
+      await fleet.server.kill();
+      fleet.server = await startServer({
+        dataDir: fleet.server.dataDir,
+        port: fleet.server.port,
+        ...(fleet.databaseUrl ? { databaseUrl: fleet.databaseUrl } : {}),
+        env: { ...RESTART_HEARTBEAT_ENV, ...env },
+      });
+      welcomes++;
+      for (const a of fleet.agents) await a.waitReady(welcomes, 30_000);
+    };
+
+    test('is sealed in its template and its step, shown and called whole, resealed by a key rotation', async () => {
+      const secretPath = `/confirm/${SECRET_PATH}?token=${SECRET_QUERY}`;
+      const approval = (url: string) => ({
+        approval_user: { user_list: ['tester'] },
+        approval_message: 'go on?',
+        notify_channel: ['webhook'],
+        webhook_url: url,
+      });
+      const { id: templateId } = await call<{ id: number }>('create_job_template', {
+        name: 'confirm with a webhook',
+        step_list: [{ name: 'confirm', type: 3, approval_info: approval(`${hook.base}${secretPath}`) }],
+      });
+      const sealed = await storedWebhook(templateId);
+      assert.match(sealed, new RegExp(`^sb1:${keyIdOf(oldKey)}:`), 'the template holds it sealed');
+      const steps = await templateSteps(templateId);
+      assert.equal(
+        steps[0]?.approval_info?.webhook_url,
+        `${hook.base}${secretPath}`,
+        'the detail shows it opened',
+      );
+      // Saved back unchanged, as editors do: the same sealed text, not a new one.
+      await call('update_job_template', {
+        job_template_id: templateId,
+        name: 'confirm with a webhook',
+        step_list: steps,
+      });
+      assert.equal(await storedWebhook(templateId), sealed);
+
+      const { id: planId } = await call<{ id: number }>('create_job_plan', {
+        job_template_id: templateId,
+        name: 'confirm plan',
+      });
+      const plan = await read<{ step_list: StepView[] }>('get_job_plan_detail', { job_plan_id: planId });
+      assert.equal(plan.step_list[0]?.approval_info?.webhook_url, `${hook.base}${secretPath}`);
+      const firstJob = await runToConfirmation(planId, secretPath);
+      const [step] = await confirmSteps();
+      assert.match(webhookOf(step?.spec ?? ''), /^sb1:/, 'the step holds it sealed');
+      assert.equal(step?.sealed_key, keyIdOf(oldKey), 'the step is found by its key');
+      const text = await databaseText(fleet);
+      assert.ok(text.includes(sealed), 'the dump reads the template');
+      assert.ok(!text.includes(SECRET_PATH), 'the path credential is in no column');
+      assert.ok(!text.includes(SECRET_QUERY), 'the query credential is in no column');
+      assert.ok(!fleet.server.output().includes(SECRET_PATH), 'the path credential is not logged');
+      assert.ok(!fleet.server.output().includes(SECRET_QUERY), 'the query credential is not logged');
+
+      // As stored before webhook URLs were sealed: the template plain, and a step plain whose
+      // sealed_key migration 0050 has to set (it runs again at the next start).
+      const plainTemplate = `${hook.base}/confirm/plain-template`;
+      const plainBody = (await templateBody(templateId)).replace(sealed, plainTemplate);
+      await onFleetDatabase(
+        fleet,
+        `update job_template set body = '${plainBody}' where id = ${templateId}`,
+        `update job_template set body = '${plainBody}' where id = ${templateId}`,
+      );
+      const plainStep = `${hook.base}/confirm/plain-step`;
+      const plainSpec = (step?.spec ?? '').replace(webhookOf(step?.spec ?? ''), plainStep);
+      const update = `update step_instance set spec = '${plainSpec}', sealed_key = null where id = ${step?.id}`;
+      await onFleetDatabase(fleet, update, update);
+      const forget = `delete from jobfleet_migration where name = '0050_sealed_step_webhooks'`;
+      await onFleetDatabase(fleet, forget, forget);
+      // One more step, sealed under the old key.
+      const oldKeyJob = await runToConfirmation(planId, '/confirm/plain-template');
+
+      await restart({ JOBFLEET_SERVER_KEY: newKey, JOBFLEET_SERVER_KEYS_PREVIOUS: oldKey });
+      const resealed = await resealReport(fleet.server);
+      // The template's URL, the plain step and the step under the old key; and the callbacks
+      // that told the approvers (callback-url-sealing's other suite follows those).
+      const told = await queryFleetDatabase<{ id: number }>(
+        fleet,
+        'select id from callback',
+        'select id from callback',
+      );
+      assert.equal(told.length, 2);
+      assert.deepEqual(resealed, { ...resealed, resealed: 3 + told.length, unopenable: 0, changed: 0 });
+      const newPrefix = `sb1:${keyIdOf(newKey)}:`;
+      assert.ok((await storedWebhook(templateId)).startsWith(newPrefix), 'the template is under the new key');
+      const stepsAfter = await confirmSteps();
+      assert.equal(stepsAfter.length, 2);
+      for (const s of stepsAfter) {
+        assert.ok(webhookOf(s.spec).startsWith(newPrefix), `step ${s.id} is under the new key`);
+        assert.equal(s.sealed_key, keyIdOf(newKey));
+      }
+      const opened = (await templateSteps(templateId))[0]?.approval_info?.webhook_url;
+      assert.equal(opened, plainTemplate);
+
+      // What was resealed opens once the old key is dropped: the approvers of a confirmation
+      // terminated (9) and restarted (10) are told again, from the step's own URL.
+      await restart({ JOBFLEET_SERVER_KEY: newKey });
+      for (const [s, jobId, path] of [
+        [stepsAfter[0], firstJob, '/confirm/plain-step'],
+        [stepsAfter[1], oldKeyJob, '/confirm/plain-template'],
+      ] as const) {
+        const told = () => hook.got.filter((g) => g.jobInstanceId === jobId && g.path === path).length;
+        const before = told();
+        for (const operation_code of [9, 10])
+          await call('operate_step_instance', {
+            job_instance_id: jobId,
+            step_instance_id: Number(s?.id),
+            operation_code,
+          });
+        await eventually(async () => (told() > before ? true : undefined), 20_000, `job ${jobId} told again`);
+      }
     });
   });
 }

@@ -7,7 +7,7 @@
  * start-up (secret-rotation.ts) seals them.
  */
 import { SecretBox } from '../secret-box.js';
-import type { ScriptStepSpec, StepSpec } from './step-spec.js';
+import type { ScriptStepSpec } from './step-spec.js';
 
 const PURPOSE = 'step_instance.spec.scriptParam';
 
@@ -23,16 +23,4 @@ export function sealStepParam(box: SecretBox, spec: ScriptStepSpec): ScriptStepS
 export function openStepParam(box: SecretBox, spec: ScriptStepSpec): string {
   if (!spec.isParamSensitive || !SecretBox.isSealed(spec.scriptParam)) return spec.scriptParam;
   return box.open(spec.scriptParam, PURPOSE);
-}
-
-/** The step_instance.sealed_key of a spec: the sealing key's id, 'plain', or null for none. */
-export function sealedKeyOf(spec: StepSpec): string | null {
-  if (spec.kind !== 'script' || !spec.isParamSensitive || spec.scriptParam === '') return null;
-  // A sealed value reads sb1:<key id>:<data>.
-  return SecretBox.isSealed(spec.scriptParam) ? (spec.scriptParam.split(':')[1] ?? PLAIN_KEY) : PLAIN_KEY;
-}
-
-/** The spec with its parameter sealed under the box's current key (from plain or an older key). */
-export function resealStepParam(box: SecretBox, spec: ScriptStepSpec): ScriptStepSpec {
-  return sealStepParam(box, { ...spec, scriptParam: openStepParam(box, spec) });
 }

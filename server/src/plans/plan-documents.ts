@@ -8,6 +8,7 @@ import { checkCallbackUrl, resolveAccount } from '../api/endpoints/job-submissio
 import type { EndpointContext } from '../api/endpoint.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { assertCallbackAllowed } from '../api/submission-checks.js';
+import { sealCallbackUrl, tryOpenCallbackUrl } from '../engine/callback-url.js';
 import { SecretBox, SecretBoxError } from '../secret-box.js';
 import type { InventoryStore } from '../store/inventory-store.js';
 import type { PlanRow, TemplateRow } from '../store/plan-store.js';
@@ -224,11 +225,33 @@ export async function buildTemplateBody(
       if (ai.notify_channel.includes('webhook') && !ai.webhook_url)
         throw invalid(`${at}.approval_info.webhook_url: the webhook channel needs a URL`);
       if (ai.webhook_url) assertCallbackAllowed(ctx, checkCallbackUrl(ai.webhook_url));
-      step.approval_info = ai;
+      step.approval_info = {
+        ...ai,
+        webhook_url: webhookAtRest(
+          ctx.services.secretBox,
+          ai.webhook_url,
+          previous?.steps.find((p) => p.id === id),
+        ),
+      };
     }
     out.push(step);
   }
   return { steps: out, vars: [...vars.values()], nextId };
+}
+
+/**
+ * A confirmation's webhook URL as a template stores it: sealed (callback-url.ts: a webhook URL
+ * often is its own credential). The step's earlier sealed text is kept when the URL is the same,
+ * so a template saved unchanged stores the same body.
+ */
+function webhookAtRest(box: SecretBox, url: string | undefined, before: StoredStep | undefined) {
+  if (url === undefined) return undefined;
+  const stored = before?.approval_info?.webhook_url;
+  if (stored !== undefined && !box.needsReseal(stored)) {
+    const opened = tryOpenCallbackUrl(box, stored);
+    if ('url' in opened && opened.url === url) return stored;
+  }
+  return sealCallbackUrl(box, url) ?? undefined;
 }
 
 /** Array variables take a bash array literal `( ... )` as BK-JOB does, or a JSON array / object. */
@@ -337,11 +360,21 @@ export function varView(template: TemplateBody, def: StoredVar, value: Omit<Plan
   return { ...base, value: value.value ?? '' };
 }
 
-/** A step as the details show it: a sensitive parameter masked. */
-export function stepView(step: StoredStep) {
+/**
+ * A step as the details show it: a sensitive parameter masked, a webhook URL opened (as
+ * get_job_instance_callback_list shows callback URLs: whoever may read the template may change
+ * where it points; one that does not open, its key lost, is left out).
+ */
+export function stepView(box: SecretBox, step: StoredStep) {
   const view = JSON.parse(JSON.stringify(step)) as StoredStep;
   if (view.script_info?.is_param_sensitive === 1 && view.script_info.script_param)
     view.script_info.script_param = CIPHER_MASK;
+  const ai = view.approval_info;
+  if (ai?.webhook_url) {
+    const opened = tryOpenCallbackUrl(box, ai.webhook_url);
+    if ('url' in opened) ai.webhook_url = opened.url;
+    else delete ai.webhook_url;
+  }
   return view;
 }
 
@@ -350,14 +383,14 @@ export function stepView(step: StoredStep) {
  * included, since it is what the template editors read and write back unchanged; only the plan
  * detail, which BK-JOB clients read, renders hosts as BK-JOB does.
  */
-export function templateDetail(row: TemplateRow) {
+export function templateDetail(box: SecretBox, row: TemplateRow) {
   const body = parseTemplateBody(row);
   return {
     ...scopeAndAudit(row),
     id: row.id,
     name: row.name,
     description: row.description,
-    step_list: body.steps.map(stepView),
+    step_list: body.steps.map((s) => stepView(box, s)),
     global_var_list: body.vars.map((v) => varView(body, v)),
   };
 }
@@ -368,6 +401,7 @@ export function templateDetail(row: TemplateRow) {
  * file step's speed limits always present (null when unset), as BK-JOB's file_info has them.
  */
 export async function planDetail(
+  box: SecretBox,
   inv: InventoryStore,
   plan: PlanRow,
   template: TemplateRow,
@@ -395,15 +429,15 @@ export async function planDetail(
     job_template_id: plan.template_id,
     name: plan.name,
     description: pb.description,
-    step_list: steps.map((s) => planStepView(s, hosts)),
+    step_list: steps.map((s) => planStepView(box, s, hosts)),
     global_var_list: vars.map((v) =>
       'server' in v && v.server ? { ...v, server: serverView(v.server, hosts) } : v,
     ),
   };
 }
 
-function planStepView(step: StoredStep, hosts: HostLookup) {
-  const { script_info: si, file_info: fi, ...rest } = stepView(step);
+function planStepView(box: SecretBox, step: StoredStep, hosts: HostLookup) {
+  const { script_info: si, file_info: fi, ...rest } = stepView(box, step);
   return {
     ...rest,
     ...(si ? { script_info: { ...si, server: serverView(si.server, hosts) } } : {}),

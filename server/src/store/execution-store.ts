@@ -6,7 +6,7 @@
 import { CompiledQuery, sql } from 'kysely';
 import { JOB_CALLBACK_PAYLOAD_START } from '../engine/callback-payload.js';
 import { CALLBACK_STATUSES, IN_FLIGHT_JOB_STATUSES, countByStatus } from '../engine/statuses.js';
-import { sealedKeyOf } from '../engine/sensitive-params.js';
+import { sealedKeyOf } from '../engine/step-secrets.js';
 import type { StepSpec } from '../engine/step-spec.js';
 import type { Kysely, RawBuilder, Selectable, Transaction } from 'kysely';
 import { taskKey } from '@jobfleet/protocol';

@@ -893,6 +893,19 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         await db.schema.alterTable('file_log').addColumn('dest_path_full', 'text').execute();
       },
     },
+    '0050_sealed_step_webhooks': {
+      async up(db: AnyDb) {
+        // Confirmation steps stored their webhook URL plain: marked so that the start-up
+        // reseal (found by this column's index) seals them, as 0012 did for sensitive parameters.
+        // A cluster server migrates before it is alive, and the fence (0016) refuses a write to
+        // step_instance of a server that is not: this transaction writes as no server.
+        if (caps.name === 'postgres')
+          await sql`select set_config('jobfleet.server_id', '', true)`.execute(db);
+        await sql`update step_instance set sealed_key = 'plain' where sealed_key is null and spec like ${'%"webhookUrl":"%'}`.execute(
+          db,
+        );
+      },
+    },
   };
 }
 

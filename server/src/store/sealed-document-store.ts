@@ -33,10 +33,15 @@ export class SealedDocumentStore {
       .selectFrom(table)
       .select(['id', `${column} as document`])
       .where('id', '>', afterId)
-      // Templates also hold sealed script parameters (of steps marked sensitive).
+      // Templates also hold sealed script parameters (of steps marked sensitive) and
+      // confirmation webhook URLs.
       .where((eb) =>
         kind === 'template'
-          ? eb.or([eb(column, 'like', '%"sealed":"%'), eb(column, 'like', '%"is_param_sensitive":1%')])
+          ? eb.or([
+              eb(column, 'like', '%"sealed":"%'),
+              eb(column, 'like', '%"is_param_sensitive":1%'),
+              eb(column, 'like', '%"webhook_url":"%'),
+            ])
           : eb(column, 'like', '%"sealed":"%'),
       )
       .orderBy('id')

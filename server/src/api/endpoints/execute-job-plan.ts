@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { sealCallbackUrl } from '../../engine/callback-url.js';
 import { expandStrings } from '../../engine/job-variables.js';
 import type { VarState } from '../../engine/job-variables.js';
+import { callbackUrlAtRest } from '../../engine/callback-url.js';
 import { sealStepParam } from '../../engine/sensitive-params.js';
 import { JobType, LaunchMode, StepType } from '../../engine/statuses.js';
 import type { ScriptLanguageCode } from '../../engine/statuses.js';
@@ -236,7 +237,8 @@ async function buildStep(
     approvers: ai?.approval_user.user_list ?? [],
     message: ai?.approval_message ?? '',
     notifyChannels: ai?.notify_channel ?? [],
-    webhookUrl: ai?.webhook_url ?? null,
+    // Sealed as the template holds it (a template stored before webhook URLs were sealed: now).
+    webhookUrl: ai?.webhook_url ? callbackUrlAtRest(ctx.services.secretBox, ai.webhook_url) : null,
   };
   return { name: step.name, type: StepType.CONFIRM, spec, hosts: [] };
 }

@@ -214,6 +214,6 @@ export const getJobPlanDetail = defineEndpoint({
   fieldErrors: { job_plan_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {
     const { plan, template } = await planInScope(ctx, input.job_plan_id);
-    return planDetail(ctx.services.store.inventory, plan, template, ctx.scope.bizIds);
+    return planDetail(ctx.services.secretBox, ctx.services.store.inventory, plan, template, ctx.scope.bizIds);
   },
 });

@@ -209,7 +209,7 @@ export const getJobTemplateDetail = defineEndpoint({
   input: z.object({ job_template_id: positiveId }),
   fieldErrors: { job_template_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {
-    return templateDetail(await templateInScope(ctx, input.job_template_id));
+    return templateDetail(ctx.services.secretBox, await templateInScope(ctx, input.job_template_id));
   },
 });
 
