@@ -901,7 +901,7 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         // step_instance of a server that is not: this transaction writes as no server.
         if (caps.name === 'postgres')
           await sql`select set_config('jobfleet.server_id', '', true)`.execute(db);
-        await sql`update step_instance set sealed_key = 'plain' where sealed_key is null and spec like ${'%"webhookUrl":"%'}`.execute(
+        await sql`update step_instance set sealed_key = 'plain' where type = 3 and sealed_key is null and spec like ${'%"webhookUrl":"%'}`.execute(
           db,
         );
       },
