@@ -311,6 +311,26 @@ for (const engine of engines()) {
       assert.equal(w1?.agent_version, '1.2.3');
       assert.equal(d1?.agent_status, 1);
       assert.equal(d1?.agent_version, '');
+      // A hello burst: many hosts, two versions, more than one statement's worth of each.
+      const registrations = Array.from({ length: 12_000 }, (_, i) => ({
+        cloudId: 0,
+        ip: `10.77.${i >> 8}.${i & 255}`,
+        ipv6: '',
+        hostname: `burst-${i}`,
+        osType: 'linux' as const,
+        agentId: `burst-agent-${i}`,
+        agentTokenHash: 'x',
+        bizId: null,
+      }));
+      const fleet = [];
+      // As registration-batch.ts registers them: at most 500 a call.
+      for (let i = 0; i < registrations.length; i += 500)
+        fleet.push(...(await inv.registerAgentHosts(registrations.slice(i, i + 500))));
+      const versionOf = (i: number) => (i % 3 === 0 ? '2.0.0' : '2.0.1');
+      await inv.recordHeartbeats(fleet.map((h, i) => ({ hostId: h.id, at, version: versionOf(i) })));
+      const stored = new Map((await inv.getHostsByIds(fleet.map((h) => h.id))).map((h) => [h.id, h]));
+      assert.equal(stored.size, fleet.length);
+      for (const [i, h] of fleet.entries()) assert.equal(stored.get(h.id)?.agent_version, versionOf(i));
 
       await inv.recordHeartbeats([{ hostId: w.id, at: at + 5 }]);
       await inv.markAgentsAbnormal([d.id]);

@@ -279,13 +279,19 @@ export class InventoryStore {
     if (beats.length === 0) return;
     await onConnectionAround(this.db, this.caps.relaxedCommit, async (conn) => {
       for (let i = 0; i < beats.length; i += HEARTBEAT_CHUNK) {
-        const rows = beats.slice(i, i + HEARTBEAT_CHUNK).map((b) => [b.hostId, b.at]);
-        await sql`update host set last_heartbeat = v.column2, agent_status = 1
-          from (${integerValues(rows)}) as v where host.id = v.column1`.execute(conn);
-      }
-      for (const b of beats) {
-        if (b.version === undefined) continue;
-        await conn.updateTable('host').set({ agent_version: b.version }).where('id', '=', b.hostId).execute();
+        const chunk = beats.slice(i, i + HEARTBEAT_CHUNK);
+        // Versions come with hellos, thousands at once after a server start: written by the same
+        // statement as the beat (one row version per host, not a second update of each).
+        if (chunk.some((b) => b.version !== undefined)) {
+          const rows = chunk.map((b) => [b.hostId, b.at, b.version ?? null]);
+          await sql`update host set last_heartbeat = v.column2, agent_status = 1,
+            agent_version = coalesce(v.column3, host.agent_version)
+            from (${integerValues(rows, { 2: 'text' })}) as v where host.id = v.column1`.execute(conn);
+        } else {
+          const rows = chunk.map((b) => [b.hostId, b.at]);
+          await sql`update host set last_heartbeat = v.column2, agent_status = 1
+            from (${integerValues(rows)}) as v where host.id = v.column1`.execute(conn);
+        }
       }
     });
   }

@@ -1,6 +1,6 @@
 /**
- * A VALUES list of integer rows for `update … from (values …) as v` (columns v.column1, …,
- * on both engines).
+ * A VALUES list of integer rows (a column may be text) for `update … from (values …) as v`
+ * (columns v.column1, …, on both engines).
  */
 import { sql } from 'kysely';
 import type { RawBuilder } from 'kysely';
@@ -11,10 +11,12 @@ import type { RawBuilder } from 'kysely';
  * SQLite runs the statement many times slower when every value is cast (its rows are then no
  * longer plain values).
  */
-export function integerValues(rows: readonly (readonly unknown[])[]): RawBuilder<unknown> {
-  return sql`values ${sql.join(
-    rows.map(
-      (values, n) => sql`(${sql.join(n === 0 ? values.map((v) => sql`cast(${v} as bigint)`) : values)})`,
-    ),
-  )}`;
+export function integerValues(
+  rows: readonly (readonly unknown[])[],
+  /** Columns of another type than bigint, by index (a text column: 'text'). */
+  types: Readonly<Record<number, 'text'>> = {},
+): RawBuilder<unknown> {
+  const cast = (v: unknown, i: number) =>
+    types[i] === 'text' ? sql`cast(${v} as text)` : sql`cast(${v} as bigint)`;
+  return sql`values ${sql.join(rows.map((values, n) => sql`(${sql.join(n === 0 ? values.map(cast) : values)})`))}`;
 }
