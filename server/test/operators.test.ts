@@ -652,6 +652,51 @@ for (const [index, engine] of engines().entries()) {
       );
     });
 
+    it("lists the console's scopes with the highest role held in each, a token's limits applied", async () => {
+      const SET_OF_BOTH = 8_000_002;
+      const FOURTH_BIZ = 4;
+      succeeds(await adminApi('POST', '/biz', { id: FOURTH_BIZ, name: 'fourth' }));
+      succeeds(
+        await adminApi('POST', '/biz_set', { id: SET_OF_BOTH, name: 'both', biz_ids: [BIZ, FOURTH_BIZ] }),
+      );
+      succeeds(await adminApi('POST', '/users', { name: 'scoper', password: 'scoper-password' }));
+      const roles = [
+        { scope_type: 'biz', scope_id: BIZ, role: 'admin' },
+        { scope_type: 'biz_set', scope_id: SET_OF_BOTH, role: 'operator' },
+        { scope_type: 'biz_set', scope_id: SET_OF_OTHER, role: 'viewer' },
+      ];
+      succeeds(await adminApi('POST', '/users/scoper/roles', { roles }));
+      const session = await login(server.url, 'scoper', 'scoper-password');
+      type Scopes = { scopes: { scope_type: string; scope_id: number; role: string }[] };
+      const listed = async (as: As) =>
+        succeeds(await call<Scopes>(server.url, 'GET', '/api/console/scopes', as))
+          .scopes.map((s) => `${s.scope_type}:${s.scope_id}=${s.role}`)
+          .sort();
+      assert.deepEqual(
+        await listed({ session }),
+        [
+          `biz:${BIZ}=admin`,
+          `biz:${OTHER_BIZ}=viewer`,
+          `biz:${FOURTH_BIZ}=operator`,
+          `biz_set:${SET_OF_BOTH}=operator`,
+          `biz_set:${SET_OF_OTHER}=viewer`,
+        ].sort(),
+      );
+      const limited = succeeds(
+        await call<{ token: string }>(
+          server.url,
+          'POST',
+          '/api/auth/tokens',
+          { session },
+          { name: 'one set', scopes: [{ type: 'biz_set', id: SET_OF_BOTH }], role: 'viewer' },
+        ),
+      );
+      assert.deepEqual(
+        await listed({ token: limited.token }),
+        [`biz:${BIZ}=viewer`, `biz:${FOURTH_BIZ}=viewer`, `biz_set:${SET_OF_BOTH}=viewer`].sort(),
+      );
+    });
+
     it('records role changes, ends sessions at a password reset, and drops a deleted user at once', async () => {
       succeeds(
         await call(

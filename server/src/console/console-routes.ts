@@ -8,6 +8,7 @@ import { parse } from '../admin/admin-routes.js';
 import { successEnvelope } from '../api/envelope.js';
 import { ApiError } from '../api/error-catalogue.js';
 import { zLong } from '../api/input-types.js';
+import type { ScopeLookup } from '../api/scope.js';
 import { serverTimeZone } from '../crons/cron-schedule.js';
 import { principalRole } from '../operators/api-access.js';
 import type { Services } from '../services.js';
@@ -31,9 +32,17 @@ export function registerConsoleRoutes(app: FastifyInstance, services: Services):
           ...bizList.map((b) => ({ scope_type: 'biz' as const, scope_id: b.id, name: b.name })),
           ...sets.map((s) => ({ scope_type: 'biz_set' as const, scope_id: s.id, name: s.name })),
         ];
+        // Roles are looked up in the lists just read: a person's set grants would otherwise read
+        // their set again for each business (thousands of businesses, seconds).
+        const byId = new Map(bizList.map((b) => [b.id, b]));
+        const setsById = new Map(sets.map((s) => [s.id, s]));
+        const lookup: ScopeLookup = {
+          getBiz: async (id) => byId.get(id),
+          getBizSet: async (id) => setsById.get(id),
+        };
         const scopes = [];
         for (const s of all) {
-          const role = await principalRole(inv, p, { type: s.scope_type, id: s.scope_id });
+          const role = await principalRole(lookup, p, { type: s.scope_type, id: s.scope_id });
           if (role) scopes.push({ ...s, role });
         }
         return successEnvelope({ scopes }, req.id);

@@ -110,11 +110,13 @@ export class InventoryStore {
 
   async listBizSets(): Promise<{ id: number; name: string; bizIds: number[] }[]> {
     const sets = await this.db.selectFrom('biz_set').select(['id', 'name']).orderBy('id').execute();
-    const members = await this.db.selectFrom('biz_set_member').selectAll().execute();
-    return sets.map((s) => ({
-      ...s,
-      bizIds: members.filter((m) => m.biz_set_id === s.id).map((m) => m.biz_id),
-    }));
+    const bizIds = new Map<number, number[]>();
+    for (const m of await this.db.selectFrom('biz_set_member').selectAll().orderBy('biz_id').execute()) {
+      const ids = bizIds.get(m.biz_set_id);
+      if (ids) ids.push(m.biz_id);
+      else bizIds.set(m.biz_set_id, [m.biz_id]);
+    }
+    return sets.map((s) => ({ ...s, bizIds: bizIds.get(s.id) ?? [] }));
   }
 
   /**
