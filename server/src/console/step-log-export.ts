@@ -3,17 +3,18 @@
  * .tar.gz with a file per host (`<ip>_<host id>.log`, plus `hosts.tsv` listing status and exit
  * code). BK-JOB packs such an archive asynchronously and offers it when ready; here the archive
  * is packed while it is sent, so there is nothing to wait for or clean up, and the browser's
- * download shows the progress. Logs are read one host at a time and the next is read only when
- * the compressor has taken the last, so memory stays at about one log whatever the host count.
+ * download shows the progress. Logs are read many hosts a statement, a bounded page of chunks at
+ * a time (log-pages.ts), and each is added once the compressor has taken the last, so memory
+ * stays at about one page and one log whatever the host count.
  *
  * Limits: script steps only (a file step's records are not script output), and at most
  * MAX_EXPORT_BYTES of stored log in one archive; both refused with the envelope before a byte
  * of the archive is sent. `check=1` answers what the archive would hold (hosts, bytes) or the
  * refusal, so a page can show either before the download starts. Needs the read role in the job's scope (a session or personal token).
  */
-import { once } from 'node:events';
 import zlib from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
 import tar from 'tar-stream';
 import { z } from 'zod';
 import { parse } from '../admin/admin-routes.js';
@@ -23,6 +24,9 @@ import { successEnvelope } from '../api/envelope.js';
 import { StepType } from '../engine/statuses.js';
 import { principalRole } from '../operators/api-access.js';
 import type { Services } from '../services.js';
+import type { HostTask } from '../store/execution-store.js';
+import { logChunks } from '../store/log-pages.js';
+import type { Database } from '../store/schema.js';
 
 /** Stored log bytes one archive may hold (before compression). */
 export const MAX_EXPORT_BYTES = 512 * 1024 * 1024;
@@ -36,6 +40,40 @@ export const StepLogExportQuery = z.object({
   /** Only check: answer the envelope with what the archive would hold (or the refusal), no archive. */
   check: zBool.optional(),
 });
+
+/**
+ * The whole log of each of `tasks` in attempt `attempt` (empty for a task without output), by
+ * ascending host id: a host's chunks are joined when the next host's come, so one log is held
+ * at a time, besides the page being read.
+ */
+async function* logsOf(
+  db: Kysely<Database>,
+  stepId: number,
+  attempt: number,
+  tasks: readonly HostTask[],
+): AsyncGenerator<[HostTask, Buffer], void, undefined> {
+  const sorted = [...tasks].sort((a, b) => a.host_id - b.host_id);
+  const empty = Buffer.alloc(0);
+  let next = 0;
+  let reading: HostTask | undefined;
+  let parts: Buffer[] = [];
+  for await (const { hostId, bytes } of logChunks(
+    db,
+    stepId,
+    attempt,
+    sorted.map((t) => t.host_id),
+  )) {
+    if (reading?.host_id !== hostId) {
+      if (reading) yield [reading, Buffer.concat(parts)];
+      parts = [];
+      for (let t = sorted[next]; t && t.host_id < hostId; t = sorted[++next]) yield [t, empty];
+      reading = sorted[next++];
+    }
+    parts.push(bytes);
+  }
+  if (reading) yield [reading, Buffer.concat(parts)];
+  for (let t = sorted[next]; t; t = sorted[++next]) yield [t, empty];
+}
 
 export function registerStepLogExport(app: FastifyInstance, services: Services): void {
   const ex = services.store.executions;
@@ -78,30 +116,55 @@ export function registerStepLogExport(app: FastifyInstance, services: Services):
     pack.pipe(gzip);
     let gone = false;
     reply.raw.on('close', () => (gone = true));
+    // A client that goes away closes the compressor, and the compressor's end fails the archive
+    // piped into it: unheard, that error would end the process.
+    pack.on('error', (err: Error) => {
+      gone = true;
+      if (!gzip.destroyed) gzip.destroy(err);
+    });
     const mtime = new Date(job.create_time);
     const add = (name: string, body: Buffer) =>
       new Promise<void>((resolve, reject) =>
         pack.entry({ name, size: body.length, mtime }, body, (err) => (err ? reject(err) : resolve())),
       );
+    // The ip is what the agent reported at registration: only address characters reach a name
+    // in the archive (no `/`, `..` or control characters) or a field of the index.
+    const ipOf = (h: HostTask) => h.ip.replace(/[^0-9A-Za-z.:_-]/g, '_');
+    const fileOf = (h: HostTask) => `${ipOf(h) || 'host'}_${h.host_id}.log`;
+    // Waits for the compressor, or for its end: a client gone away drains nothing.
+    const drained = () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          gzip.off('drain', done).off('close', done);
+          resolve();
+        };
+        gzip.on('drain', done).on('close', done);
+      });
     const write = async () => {
-      // A host kept from an earlier run by a retry shows the log of the run that succeeded.
-      const from = await services.outputs.outputAttemptByHost(tasks);
-      const index = ['bk_host_id\tip\tstatus\texit_code\tfile'];
-      for (const h of tasks) {
-        if (gone) break;
-        // The ip is what the agent reported at registration: only address characters reach a
-        // name in the archive (no `/`, `..` or control characters) or a field of the index.
-        const ip = h.ip.replace(/[^0-9A-Za-z.:_-]/g, '_');
-        const file = `${ip || 'host'}_${h.host_id}.log`;
-        await add(file, await ex.readLog(step.id, from.get(h.host_id) ?? count, h.host_id));
-        index.push(`${h.host_id}\t${h.cloud_id}:${ip}\t${h.status}\t${h.exit_code ?? ''}\t${file}`);
-        if (gzip.writableNeedDrain) await once(gzip, 'drain');
+      // A host kept from an earlier run by a retry shows the log of the run that succeeded, and
+      // each attempt's logs are read in one pass: the logs go into the archive by attempt, the
+      // earliest first, and by host id within an attempt (the same order on every download).
+      // hosts.tsv lists the hosts in host id order, as the step does.
+      const attempts = [...(await services.outputs.outputAttempts(tasks))].sort(([a], [b]) => a - b);
+      for (const [attempt, inAttempt] of attempts) {
+        for await (const [h, log] of logsOf(services.store.db, step.id, attempt, inAttempt)) {
+          if (gone) return;
+          await add(fileOf(h), log);
+          if (gzip.writableNeedDrain) await drained();
+        }
       }
+      if (gone) return;
+      const index = [
+        'bk_host_id\tip\tstatus\texit_code\tfile',
+        ...tasks.map(
+          (h) => `${h.host_id}\t${h.cloud_id}:${ipOf(h)}\t${h.status}\t${h.exit_code ?? ''}\t${fileOf(h)}`,
+        ),
+      ];
       await add('hosts.tsv', Buffer.from(`${index.join('\n')}\n`));
       pack.finalize();
     };
     write().catch((err: unknown) => {
-      req.log.warn({ err }, 'step log export stopped');
+      if (!gone) req.log.warn({ err }, 'step log export stopped');
       gzip.destroy(err instanceof Error ? err : new Error(String(err)));
     });
     const name = `job-${job.id}-step-${step.id}-attempt-${count + 1}-logs.tar.gz`;
