@@ -20,6 +20,32 @@ import type { HostIdentity } from './output-normalisers.js';
 
 const MAX_IDENTITIES = 50_000;
 
+/**
+ * Stored output read together to fingerprint hosts from their logs: a batch's logs are held at
+ * once, so a step of thousands of hosts is read a few statements at a time without holding all
+ * of its output.
+ */
+const FINGERPRINT_BATCH_BYTES = 32 * 1024 * 1024;
+
+/**
+ * `tasks` in runs of at most `budget` bytes of log (by their log_bytes, the bytes they stored),
+ * in their order; a task with more than that is a run of its own.
+ */
+function* byLogBytes(tasks: readonly HostTask[], budget: number): Generator<HostTask[]> {
+  let run: HostTask[] = [];
+  let bytes = 0;
+  for (const t of tasks) {
+    if (run.length > 0 && bytes + t.log_bytes > budget) {
+      yield run;
+      run = [];
+      bytes = 0;
+    }
+    run.push(t);
+    bytes += t.log_bytes;
+  }
+  if (run.length > 0) yield run;
+}
+
 export interface OutputGroup {
   /** Stable for a given attempt and set of normalisers: `<status>:<tag>:<exit code>:<fingerprint>`. */
   groupId: string;
@@ -161,15 +187,12 @@ export class OutputGroups {
     return byAttempt;
   }
 
-  /** outputAttempts by host id. */
-  async outputAttemptByHost(tasks: readonly HostTask[]): Promise<Map<number, number>> {
-    const byHost = new Map<number, number>();
-    for (const [attempt, inAttempt] of await this.outputAttempts(tasks))
-      for (const t of inAttempt) byHost.set(t.host_id, attempt);
-    return byHost;
-  }
-
-  /** Fingerprints of finished tasks of an attempt; the few without any are computed from their logs. */
+  /**
+   * Fingerprints of finished tasks of an attempt; those without any (their output did not stream
+   * here, or a retry kept them from an earlier attempt) are computed from their logs, read many
+   * hosts a statement from the attempt that ran each, a batch of at most
+   * FINGERPRINT_BATCH_BYTES of logs at a time.
+   */
   private async fingerprints(tasks: readonly HostTask[]): Promise<Map<number, Fingerprints>> {
     const first = tasks[0];
     if (!first) return new Map();
@@ -178,18 +201,27 @@ export class OutputGroups {
     if (missing.length === 0) return have;
     const ids = await this.identitiesOf(missing.map((t) => t.host_id));
     const rows: FingerprintRow[] = [];
-    const attempts = await this.outputAttemptByHost(missing);
-    for (const t of missing) {
-      const attempt = attempts.get(t.host_id) ?? t.execute_count;
-      const output = await this.executions.readLog(t.step_instance_id, attempt, t.host_id);
-      const fingerprints = fingerprintsOf(output, ids.get(t.host_id) ?? { ip: '', hostname: '' });
-      have.set(t.host_id, fingerprints);
-      rows.push({
-        stepInstanceId: t.step_instance_id,
-        executeCount: t.execute_count,
-        hostId: t.host_id,
-        fingerprints,
-      });
+    for (const [attempt, inAttempt] of await this.outputAttempts(missing)) {
+      for (const batch of byLogBytes(inAttempt, FINGERPRINT_BATCH_BYTES)) {
+        const logs = await this.executions.readLogs(
+          first.step_instance_id,
+          attempt,
+          batch.map((t) => t.host_id),
+          Number.MAX_SAFE_INTEGER,
+        );
+        if (!logs) throw new Error('logs to fingerprint were refused for their size');
+        for (const t of batch) {
+          const output = logs.get(t.host_id) ?? Buffer.alloc(0);
+          const fingerprints = fingerprintsOf(output, ids.get(t.host_id) ?? { ip: '', hostname: '' });
+          have.set(t.host_id, fingerprints);
+          rows.push({
+            stepInstanceId: t.step_instance_id,
+            executeCount: t.execute_count,
+            hostId: t.host_id,
+            fingerprints,
+          });
+        }
+      }
     }
     await this.outputs.save(rows);
     return have;
