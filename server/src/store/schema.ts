@@ -143,7 +143,7 @@ export interface StepInstanceTable {
   /** JSON of the step's definition (script, account, timeout, ...) */
   spec: string;
   current_batch: number;
-  /** Key id sealing the spec's sensitive parameter; 'plain' before sealing; null when none. */
+  /** Key id sealing the spec's sealed value (engine/step-secrets.ts); 'plain' before sealing; null when none. */
   sealed_key: string | null;
   /** Bumped by every commit that changes a host result of the step (see host_task.version). */
   hosts_version: Generated<number>;
