@@ -1,10 +1,11 @@
 /**
  * Resealing after a server key rotation (app secrets, account passwords, sensitive step
  * parameters, cipher variables inside template, plan, cron and job variable documents, callback
- * URLs of jobs and of queued callbacks, confirmation webhook URLs of templates and steps). A server started with a new key and the old one among
- * `serverKeysPrevious` opens old values and seals new ones under the new key; at start it also
- * reseals, in the background, every stored value not yet under the current key (and seals the
- * sensitive parameters of steps and the callback URLs stored before sealing existed). Once the
+ * URLs of jobs and of queued callbacks, confirmation webhook URLs of templates and steps). A
+ * server started with a new key and the old one among `serverKeysPrevious` opens old values and
+ * seals new ones under the new key; at start it also reseals, in the background, every stored
+ * value not yet under the current key (and seals the sensitive parameters, webhook URLs and
+ * callback URLs stored before sealing existed). Once the
  * log reports the reseal done with nothing left, the previous key can be dropped.
  *
  * Rows are found by an index on the key id (callback URLs, which have none, by a walk over the

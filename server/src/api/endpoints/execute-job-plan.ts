@@ -5,10 +5,9 @@
  * refusal creates nothing.
  */
 import { z } from 'zod';
-import { sealCallbackUrl } from '../../engine/callback-url.js';
+import { callbackUrlAtRest, sealCallbackUrl } from '../../engine/callback-url.js';
 import { expandStrings } from '../../engine/job-variables.js';
 import type { VarState } from '../../engine/job-variables.js';
-import { callbackUrlAtRest } from '../../engine/callback-url.js';
 import { sealStepParam } from '../../engine/sensitive-params.js';
 import { JobType, LaunchMode, StepType } from '../../engine/statuses.js';
 import type { ScriptLanguageCode } from '../../engine/statuses.js';
