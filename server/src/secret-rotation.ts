@@ -189,10 +189,7 @@ export async function resealCipherVariables(
             );
           }
         }
-        if (kind === 'template')
-          moved +=
-            resealTemplateParams(services, row.id, parsed, report) +
-            resealTemplateWebhooks(services, row.id, parsed, report);
+        if (kind === 'template') moved += resealTemplateValues(services, row.id, parsed, report);
         if (moved === 0) continue;
         if (await docs.replace(kind, row.id, row.document, JSON.stringify(parsed))) report.resealed += moved;
         else report.changed++;
@@ -203,64 +200,47 @@ export async function resealCipherVariables(
 }
 
 /**
- * A template's sensitive script parameters: sealed under the current key (from an older one, or
- * plain as templates stored them before they were sealed). Returns how many moved.
+ * A template's sealed values under the current key (from an older one, or plain as templates
+ * stored them before they were sealed): sensitive script parameters and confirmation webhook
+ * URLs. Returns how many moved.
  */
-function resealTemplateParams(
+function resealTemplateValues(
   services: Pick<Services, 'secretBox' | 'log'>,
   templateId: number,
   body: unknown,
   report: ResealReport,
 ): number {
   const box = services.secretBox;
-  const steps = (
-    body as { steps?: { script_info?: { script_param?: string; is_param_sensitive?: number } }[] }
-  ).steps;
-  let moved = 0;
-  for (const si of (steps ?? []).map((s) => s.script_info)) {
-    if (si?.is_param_sensitive !== 1 || !si.script_param) continue;
-    const sealed = SecretBox.isSealed(si.script_param);
-    if (sealed && !box.needsReseal(si.script_param)) continue;
-    try {
-      const plain = sealed ? box.open(si.script_param, SENSITIVE_PARAM_PURPOSE) : si.script_param;
-      si.script_param = box.seal(plain, SENSITIVE_PARAM_PURPOSE);
-      moved++;
-    } catch (err) {
-      report.unopenable++;
-      services.log.error(
-        { template: templateId, err: (err as Error).message },
-        'cannot reseal a sensitive parameter',
-      );
+  type Step = {
+    script_info?: { script_param?: string; is_param_sensitive?: number };
+    approval_info?: { webhook_url?: string };
+  };
+  const values: { value: string; purpose: string; what: string; set: (v: string) => void }[] = [];
+  for (const { script_info: si, approval_info: ai } of (body as { steps?: Step[] }).steps ?? []) {
+    if (si?.is_param_sensitive === 1 && si.script_param) {
+      const set = (v: string) => (si.script_param = v);
+      values.push({
+        value: si.script_param,
+        purpose: SENSITIVE_PARAM_PURPOSE,
+        what: 'a sensitive parameter',
+        set,
+      });
+    }
+    if (ai?.webhook_url) {
+      const set = (v: string) => (ai.webhook_url = v);
+      values.push({ value: ai.webhook_url, purpose: CALLBACK_URL_PURPOSE, what: 'a webhook URL', set });
     }
   }
-  return moved;
-}
-
-/**
- * A template's confirmation webhook URLs: sealed under the current key (from an older one, or
- * plain as templates stored them before they were sealed). Returns how many moved.
- */
-function resealTemplateWebhooks(
-  services: Pick<Services, 'secretBox' | 'log'>,
-  templateId: number,
-  body: unknown,
-  report: ResealReport,
-): number {
-  const box = services.secretBox;
-  const steps = (body as { steps?: { approval_info?: { webhook_url?: string } }[] }).steps;
   let moved = 0;
-  for (const ai of (steps ?? []).map((s) => s.approval_info)) {
-    if (!ai?.webhook_url) continue;
-    if (SecretBox.isSealed(ai.webhook_url) && !box.needsReseal(ai.webhook_url)) continue;
+  for (const { value, purpose, what, set } of values) {
+    const sealed = SecretBox.isSealed(value);
+    if (sealed && !box.needsReseal(value)) continue;
     try {
-      ai.webhook_url = box.seal(openCallbackUrl(box, ai.webhook_url), CALLBACK_URL_PURPOSE);
+      set(box.seal(sealed ? box.open(value, purpose) : value, purpose));
       moved++;
     } catch (err) {
       report.unopenable++;
-      services.log.error(
-        { template: templateId, err: (err as Error).message },
-        'cannot reseal a webhook URL',
-      );
+      services.log.error({ template: templateId, err: (err as Error).message }, `cannot reseal ${what}`);
     }
   }
   return moved;

@@ -115,6 +115,22 @@ async function storedUrls(fleet: Fleet): Promise<{ jobs: Map<number, string>; ca
   return { jobs: new Map(jobs.map((j) => [Number(j.id), j.url])), callbacks: callbacks.map((c) => c.url) };
 }
 
+/**
+ * The fleet's server killed and started again with `env`; resolves once every agent was welcomed
+ * once more, with the number of welcomes each has had.
+ */
+async function restartServer(fleet: Fleet, env: Record<string, string>, welcomes: number): Promise<number> {
+  await fleet.server.kill();
+  fleet.server = await startServer({
+    dataDir: fleet.server.dataDir,
+    port: fleet.server.port,
+    ...(fleet.databaseUrl ? { databaseUrl: fleet.databaseUrl } : {}),
+    env: { ...RESTART_HEARTBEAT_ENV, ...env },
+  });
+  for (const a of fleet.agents) await a.waitReady(welcomes + 1, 30_000);
+  return welcomes + 1;
+}
+
 for (const engine of engines()) {
   describe(`sealed callback URLs on ${engine}`, () => {
     let fleet: Fleet;
@@ -169,15 +185,7 @@ for (const engine of engines()) {
         `update job_instance set callback_url = '${url}' where id = ${jobInstanceId}`,
       );
     const restart = async (env: Record<string, string>) => {
-      await fleet.server.kill();
-      fleet.server = await startServer({
-        dataDir: fleet.server.dataDir,
-        port: fleet.server.port,
-        ...(fleet.databaseUrl ? { databaseUrl: fleet.databaseUrl } : {}),
-        env: { ...RESTART_HEARTBEAT_ENV, ...env },
-      });
-      welcomes++;
-      for (const a of fleet.agents) await a.waitReady(welcomes, 30_000);
+      welcomes = await restartServer(fleet, env, welcomes);
     };
     const resealLine = () => resealReport(fleet.server);
 
@@ -368,15 +376,7 @@ for (const engine of engines()) {
       return id;
     };
     const restart = async (env: Record<string, string>) => {
-      await fleet.server.kill();
-      fleet.server = await startServer({
-        dataDir: fleet.server.dataDir,
-        port: fleet.server.port,
-        ...(fleet.databaseUrl ? { databaseUrl: fleet.databaseUrl } : {}),
-        env: { ...RESTART_HEARTBEAT_ENV, ...env },
-      });
-      welcomes++;
-      for (const a of fleet.agents) await a.waitReady(welcomes, 30_000);
+      welcomes = await restartServer(fleet, env, welcomes);
     };
 
     test('is sealed in its template and its step, shown and called whole, resealed by a key rotation', async () => {

@@ -232,11 +232,8 @@ for (const engine of engines()) {
 
     before(async () => {
       const databaseUrl = await freshDatabase(engine);
-      // Simulated agents beating every 300 ms (the test default) keep PostgreSQL's host rows busy.
-      const env = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000', JOBFLEET_HEARTBEAT_INTERVAL_MS: '2000' };
       const started = await startSimulatedServer({
         databaseUrl,
-        env,
         biz: BIZ,
         bizName: 'groups business',
         hosts: HOSTS,

@@ -12,7 +12,7 @@ import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import tar from 'tar-stream';
 import { LOG_PAGE_BYTES, LOG_PAGE_HOSTS_PER_STATEMENT } from '../src/store/log-pages.js';
-import { admin, eventually, get, post } from './helpers/api-client.js';
+import { admin, eventually, get, jobFinished, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { queryFleetDatabase } from './helpers/fleet-database.js';
@@ -319,11 +319,8 @@ for (const engine of engines()) {
 
     before(async () => {
       const databaseUrl = await freshDatabase(engine);
-      // Simulated agents beating every 300 ms (the test default) keep PostgreSQL's host rows busy.
-      const env = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000', JOBFLEET_HEARTBEAT_INTERVAL_MS: '2000' };
       ({ server, fleet, creds } = await startSimulatedServer({
         databaseUrl,
-        env,
         biz: BIZ,
         bizName: 'export business',
         hosts: HOSTS,
@@ -336,20 +333,7 @@ for (const engine of engines()) {
       await dropFreshDatabases();
     });
 
-    const finished = (job: number) =>
-      eventually(
-        async () => {
-          const st = await get<{ finished: boolean }>(
-            server.url,
-            'get_job_instance_status',
-            { ...scope, job_instance_id: job },
-            creds,
-          );
-          return st.data.finished ? true : undefined;
-        },
-        120_000,
-        `job ${job} to finish`,
-      );
+    const finished = (job: number) => jobFinished(server.url, scope, creds, job);
 
     test('after a retry, each host is exported from the attempt that ran it, over several statements of hosts', async () => {
       const r = await post<Step>(

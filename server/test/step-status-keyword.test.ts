@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { LOG_PAGE_HOSTS_PER_STATEMENT, LOG_PAGE_BYTES } from '../src/store/log-pages.js';
-import { eventually, get, post } from './helpers/api-client.js';
+import { eventually, get, jobFinished, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { queryFleetDatabase } from './helpers/fleet-database.js';
@@ -211,11 +211,8 @@ for (const engine of engines()) {
 
     before(async () => {
       const databaseUrl = await freshDatabase(engine);
-      // Simulated agents beating every 300 ms (the test default) keep PostgreSQL's host rows busy.
-      const env = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000', JOBFLEET_HEARTBEAT_INTERVAL_MS: '2000' };
       ({ server, fleet, creds } = await startSimulatedServer({
         databaseUrl,
-        env,
         biz: BIZ,
         bizName: 'keyword business',
         hosts: HOSTS,
@@ -247,20 +244,7 @@ for (const engine of engines()) {
       return r.data;
     }
 
-    const finished = (job: number) =>
-      eventually(
-        async () => {
-          const st = await get<{ finished: boolean }>(
-            server.url,
-            'get_job_instance_status',
-            { ...scope, job_instance_id: job },
-            creds,
-          );
-          return st.data.finished ? true : undefined;
-        },
-        120_000,
-        `job ${job} to finish`,
-      );
+    const finished = (job: number) => jobFinished(server.url, scope, creds, job);
 
     test('each host is searched in the attempt that ran it, over several statements of hosts', async () => {
       assert.ok(HOSTS > 2 * LOG_PAGE_HOSTS_PER_STATEMENT);

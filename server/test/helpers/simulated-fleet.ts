@@ -70,16 +70,19 @@ export function startSimulatedFleet(
 
 /**
  * A server (on `databaseUrl`; SQLite when undefined) whose business `biz` has an account of the
- * current user and `hosts` simulated agents, and the app's credentials to call it.
+ * current user and `hosts` simulated agents, and the app's credentials to call it. Its agents
+ * beat every 2 s (`env` may say otherwise): hundreds beating every 300 ms (the test default)
+ * keep PostgreSQL's host rows busy.
  */
 export async function startSimulatedServer(opts: {
   databaseUrl: string | undefined;
-  env: Record<string, string>;
+  env?: Record<string, string>;
   biz: number;
   bizName: string;
   hosts: number;
 }): Promise<{ server: ServerProcess; fleet: SimulatedFleet; creds: ApiCreds }> {
-  const { databaseUrl, env } = opts;
+  const { databaseUrl } = opts;
+  const env = { JOBFLEET_HEARTBEAT_TIMEOUT_MS: '30000', JOBFLEET_HEARTBEAT_INTERVAL_MS: '2000', ...opts.env };
   const server = await startServer(databaseUrl ? { databaseUrl, env } : { env });
   await admin(server.url, server.adminToken, 'POST', '/biz', { id: opts.biz, name: opts.bizName });
   await admin(server.url, server.adminToken, 'POST', '/accounts', {
