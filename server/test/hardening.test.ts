@@ -420,6 +420,29 @@ for (const engine of engines()) {
       assert.ok(got.equals(slowData));
     });
 
+    test('a refused upload is answered with its envelope while its body is still on the way', async () => {
+      const urls = await post<{ url_map: Record<string, { upload_url: string }> }>(
+        fleet.server.url,
+        'generate_local_file_upload_url',
+        { ...fleet.scope, file_name_list: ['once.bin'] },
+        fleet.creds,
+      );
+      assert.equal(urls.result, true, urls.message);
+      const url = urls.data.url_map['once.bin']?.upload_url ?? '';
+      const first = (await (
+        await fetch(url, { method: 'PUT', body: Buffer.alloc(1024) })
+      ).json()) as Envelope;
+      assert.equal(first.result, true, first.message);
+      // The URL is used: each later PUT is refused before a byte of it is read. The server
+      // closes the connection after its answer; a client still sending must get the answer,
+      // not a broken pipe.
+      const body = crypto.randomBytes(16 * 1024 * 1024);
+      for (let i = 0; i < 5; i++) {
+        const again = (await (await fetch(url, { method: 'PUT', body })).json()) as Envelope;
+        assert.equal(again.code, 1243016, again.message);
+      }
+    });
+
     test('finding 6: over-long input gets a clear code, and long file names are stored', async () => {
       const now = Date.now();
       const list = await post(

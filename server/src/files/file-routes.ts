@@ -16,6 +16,31 @@ import type { Services } from '../services.js';
 import { fileBodiesFor, FileTooLarge } from './file-bodies.js';
 import { sha256Hex } from './stored-files.js';
 
+/** What is read of a refused upload's body, at most, before the answer (about a second on a LAN). */
+const REFUSED_BODY_DISCARD_BYTES = 64 * 1024 * 1024;
+const REFUSED_BODY_DISCARD_MS = 2000;
+
+/** Reads and drops what is left of `body`, until it ends, `maxBytes` were read or `maxMs` passed. */
+async function discardRest(body: Readable, maxBytes: number, maxMs: number): Promise<void> {
+  if (body.readableEnded || body.destroyed) return;
+  await new Promise<void>((resolve) => {
+    let read = 0;
+    const done = () => {
+      clearTimeout(timer);
+      body.off('data', count).off('end', done).off('error', done).off('close', done);
+      body.pause();
+      resolve();
+    };
+    const count = (chunk: Buffer) => {
+      read += chunk.length;
+      if (read > maxBytes) done();
+    };
+    const timer = setTimeout(done, maxMs);
+    body.on('data', count).once('end', done).once('error', done).once('close', done);
+    body.resume();
+  });
+}
+
 export function registerFileRoutes(app: FastifyInstance, services: Services): void {
   const bodies = fileBodiesFor(services.store, services.config.dataDir);
   app.register(async (raw) => {
@@ -64,8 +89,11 @@ export function registerFileRoutes(app: FastifyInstance, services: Services): vo
         try {
           return reply.send(successEnvelope(await upload(token, body), req.id));
         } catch (err) {
-          // The rest of a refused body is still on the way: the connection cannot be reused.
+          // The rest of a refused body is still on the way: the connection cannot be reused. A
+          // client still sending when it closes sees a broken pipe instead of the answer (curl
+          // and fetch do), so a bounded rest is read first.
           reply.header('connection', 'close');
+          await discardRest(body, REFUSED_BODY_DISCARD_BYTES, REFUSED_BODY_DISCARD_MS);
           throw err;
         }
       },
