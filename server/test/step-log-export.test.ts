@@ -12,7 +12,7 @@ import zlib from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import tar from 'tar-stream';
 import { LOG_PAGE_BYTES, LOG_PAGE_HOSTS_PER_STATEMENT } from '../src/store/log-pages.js';
-import { admin, eventually, get, jobFinished, post } from './helpers/api-client.js';
+import { admin, eventually, get, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { queryFleetDatabase } from './helpers/fleet-database.js';
@@ -333,7 +333,7 @@ for (const engine of engines()) {
       await dropFreshDatabases();
     });
 
-    const finished = (job: number) => jobFinished(server.url, scope, creds, job);
+    const finished = (job: number) => waitFinished({ server, scope, creds }, job, 120_000);
 
     test('after a retry, each host is exported from the attempt that ran it, over several statements of hosts', async () => {
       const r = await post<Step>(

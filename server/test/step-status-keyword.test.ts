@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { LOG_PAGE_HOSTS_PER_STATEMENT, LOG_PAGE_BYTES } from '../src/store/log-pages.js';
-import { eventually, get, jobFinished, post } from './helpers/api-client.js';
+import { eventually, get, post } from './helpers/api-client.js';
 import type { ApiCreds } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { queryFleetDatabase } from './helpers/fleet-database.js';
@@ -244,7 +244,7 @@ for (const engine of engines()) {
       return r.data;
     }
 
-    const finished = (job: number) => jobFinished(server.url, scope, creds, job);
+    const finished = (job: number) => waitFinished({ server, scope, creds }, job, 120_000);
 
     test('each host is searched in the attempt that ran it, over several statements of hosts', async () => {
       assert.ok(HOSTS > 2 * LOG_PAGE_HOSTS_PER_STATEMENT);

@@ -125,26 +125,3 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
-/** Polls get_job_instance_status until the job has finished (any end state). */
-export async function jobFinished(
-  base: string,
-  scope: Record<string, unknown>,
-  creds: ApiCreds,
-  jobInstanceId: number,
-  timeoutMs = 120_000,
-): Promise<void> {
-  await eventually(
-    async () => {
-      const st = await get<{ finished: boolean }>(
-        base,
-        'get_job_instance_status',
-        { ...scope, job_instance_id: jobInstanceId },
-        creds,
-      );
-      return st.data.finished ? true : undefined;
-    },
-    timeoutMs,
-    `job ${jobInstanceId} to finish`,
-  );
-}

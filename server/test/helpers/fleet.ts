@@ -133,8 +133,11 @@ export function operateJob(
   );
 }
 
+/** Where a job's status is read: a fleet, or any server with a scope and credentials. */
+type JobApi = { server: { url: string }; scope: Record<string, string>; creds: ApiCreds };
+
 /** get_job_instance_status with host results (GET, query string). */
-export async function jobStatus(fleet: Fleet, jobInstanceId: number): Promise<JobStatus> {
+export async function jobStatus(fleet: JobApi, jobInstanceId: number): Promise<JobStatus> {
   const r = await get<JobStatus>(
     fleet.server.url,
     'get_job_instance_status',
@@ -147,7 +150,7 @@ export async function jobStatus(fleet: Fleet, jobInstanceId: number): Promise<Jo
 
 /** Polls get_job_instance_status until the job is finished. */
 export async function waitFinished(
-  fleet: Fleet,
+  fleet: JobApi,
   jobInstanceId: number,
   timeoutMs = 20_000,
 ): Promise<JobStatus> {
