@@ -31,6 +31,7 @@ import {
   SQL_CANCEL_GRACE_MS,
   SQL_CLIENT_COMMAND,
   SQL_CLIENT_NAMES,
+  sqlSandboxOptions,
   unsupportedEngine,
 } from './sql-client.js';
 import type { ProcessStarter, StartedProcess } from './task-launcher.js';
@@ -282,6 +283,7 @@ class ScriptRun implements RunningTask {
         interpreter,
         path.join(this.dir as string, OPTION_FILE),
         this.scriptFile(),
+        ...sqlSandboxOptions(interpreter),
       ];
     }
     // One pipe for both streams (stderr joined to stdout before anything runs) keeps their

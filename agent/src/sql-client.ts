@@ -13,8 +13,15 @@
  *
  * The password never appears in the client's arguments or environment: it is written to an
  * option file (0600, owned by the account the client runs as) in the task's private directory,
- * named by --defaults-extra-file, and removed with that directory when the task ends.
+ * named by --defaults-extra-file, and removed with that directory when the task ends. The SQL
+ * itself must not read that file back: the client's own commands (`system cat client.cnf`,
+ * `source client.cnf`, whose syntax error quotes the file) are refused in MariaDB's sandbox mode
+ * (`--sandbox`, Debian 12's 10.11 client has it), or `system` alone with MySQL's
+ * `--system-command=OFF` (8.0.40 on); LOAD DATA LOCAL INFILE, which would send the file to the
+ * database, is off whatever the account's own option files say. An older client has neither
+ * option and runs as before.
  */
+import { execFileSync } from 'node:child_process';
 import type { DatabaseLogin } from '@jobfleet/protocol';
 
 export const SQL_CLIENT_NAMES = ['mariadb', 'mysql'];
@@ -49,13 +56,45 @@ export function optionFileText(login: DatabaseLogin): string {
 }
 
 /**
- * The shell command the runner starts with `$0` = client, `$1` = option file, `$2` = SQL file.
- * `--defaults-extra-file` must come first; `-vv` prints each statement with its affected-row
- * count as `mysql --table` users read it; `--unbuffered` flushes after each statement so output
- * streams as it happens; stderr is joined to stdout so errors stand where they happened.
+ * The shell command the runner starts with `$0` = client, `$1` = option file, `$2` = SQL file,
+ * then the client's sandbox options (sqlSandboxOptions). `--defaults-extra-file` must come
+ * first; `-vv` prints each statement with its affected-row count as `mysql --table` users read
+ * it; `--unbuffered` flushes after each statement so output streams as it happens; stderr is
+ * joined to stdout so errors stand where they happened.
  */
 export const SQL_CLIENT_COMMAND =
-  'exec 2>&1\nexec "$0" --defaults-extra-file="$1" --table -vv --unbuffered --default-character-set=utf8mb4 < "$2"';
+  'exec 2>&1\noptions="$1" sql="$2"\nshift 2\nexec "$0" --defaults-extra-file="$options" --table -vv --unbuffered --default-character-set=utf8mb4 --local-infile=0 "$@" < "$sql"';
+
+/** By client path: what its help lists is asked once per agent process. */
+const sandboxes = new Map<string, string[]>();
+
+/**
+ * The options that keep a client's own commands off the file system, as far as this client
+ * knows them. Read from its help text: trying an option tells nothing, since MariaDB's client
+ * reports an unknown one and still exits 0 for --version or --help.
+ */
+export function sqlSandboxOptions(client: string): string[] {
+  let options = sandboxes.get(client);
+  if (!options) {
+    let help = '';
+    try {
+      help = execFileSync(client, ['--no-defaults', '--help'], {
+        encoding: 'utf8',
+        timeout: 10_000,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
+    } catch {
+      // A client that cannot print its help is started as before and reports its own failure.
+    }
+    options = /^\s*--sandbox\b/m.test(help)
+      ? ['--sandbox']
+      : /^\s*--system-command\b/m.test(help)
+        ? ['--system-command=OFF']
+        : [];
+    sandboxes.set(client, options);
+  }
+  return options;
+}
 
 /** Why a login cannot run here, or undefined when it can. */
 export function unsupportedEngine(login: DatabaseLogin | undefined): string | undefined {

@@ -212,6 +212,30 @@ for (const engine of engines()) {
       }
     });
 
+    it("the SQL cannot read its client's password back: system, source and LOAD DATA LOCAL refused", async () => {
+      const [hostId] = fleet.hostIds.values();
+      await maria.rootQuery('CREATE TABLE IF NOT EXISTS app.loaded (line TEXT)');
+      for (const sql of [
+        'SELECT 1;\nsystem cat client.cnf\n',
+        'SELECT 1;\nsource client.cnf\n',
+        "LOAD DATA LOCAL INFILE 'client.cnf' INTO TABLE app.loaded;\nSELECT line FROM app.loaded;\n",
+      ]) {
+        const r = await runSql({
+          script_content: b64(sql),
+          db_account_id: dbAccountId,
+          target_server: { host_id_list: [hostId] },
+        });
+        assert.ok(r.result, r.message);
+        const st = await waitFinished(fleet, r.data.job_instance_id, 30_000);
+        const stepId = st.step_instance_list[0]!.step_instance_id;
+        const log = (await hostLog(fleet, r.data.job_instance_id, stepId, hostId!)) ?? '';
+        // The option file holds the password with its quote and backslash escaped: its middle.
+        assert.doesNotMatch(log, /g00d|password=|\[client\]/, `${sql.trim()}: ${log}`);
+        assert.equal(st.job_instance.status, 4, `${sql.trim()} is refused: ${log}`);
+      }
+      assert.equal((await maria.rootQuery('SELECT COUNT(*) FROM app.loaded')).trim(), '0');
+    });
+
     it('a database account deleted before its job starts fails the hosts as an unknown account', async () => {
       const [hostId] = fleet.hostIds.values();
       const made = await post<{ id: number }>(
