@@ -342,6 +342,56 @@ for (const engine of engines()) {
       }
     });
 
+    test("a job's operation entries are found by their target alone, none of a neighbour's", async () => {
+      const databaseUrl = await freshDatabase(engine);
+      const store = await Store.open({ databaseUrl, dataDir: tempDir('audit-target') });
+      try {
+        const now = Date.now();
+        const scope = { scopeType: 'biz', scopeId: '2' };
+        const entry = (target: string, at = now, where = scope) => ({
+          actorKind: 'app' as const,
+          action: 'operate_job_instance',
+          outcome: 'ok' as const,
+          target,
+          ...where,
+          at,
+        });
+        const ours = [
+          'job_instance:12',
+          'job_instance:12 step_instance:34',
+          'job_instance:12 step_instance:35',
+        ] as const;
+        await store.audit.recordMany([
+          entry(ours[0]),
+          entry('job_instance:12 early', now - 1000),
+          entry('job_instance:1'),
+          entry('job_instance:123'),
+          entry('job_instance:123 step_instance:34'),
+          entry('job_instance:12step_instance:34'),
+          entry('job_instance:12\tstep_instance:34'),
+          // `_` in a LIKE pattern matches any character: these name another target.
+          entry('jobXinstance:12 step_instance:34'),
+          entry('job_instanceX12'),
+          entry(ours[1]),
+          entry(ours[0], now, { scopeType: 'biz', scopeId: '3' }),
+          entry(ours[2]),
+        ]);
+        const found = await store.audit.listForTarget('job_instance:12', { type: 'biz', id: '2' }, now, 100);
+        assert.deepEqual(
+          found.map((e) => e.target),
+          ours,
+        );
+        const first = await store.audit.listForTarget('job_instance:12', { type: 'biz', id: '2' }, now, 2);
+        assert.deepEqual(
+          first.map((e) => e.target),
+          ours.slice(0, 2),
+          'oldest first, up to the limit',
+        );
+      } finally {
+        await store.close();
+      }
+    });
+
     test('an entry once stored survives SIGKILL of the server', async () => {
       const r = await runScript(fleet, {
         script_content: b64('echo kept'),

@@ -2,9 +2,11 @@
  * The audit log: who did what, to what, from where, and how it ended. Rows are appended and
  * only ever removed by age (retention), never edited.
  */
+import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import { onConnectionAround } from './connection-around.js';
 import type { StatementsAround } from './connection-around.js';
+import type { EngineCapabilities } from './engines.js';
 import { deleteInPages } from './paged-delete.js';
 import type { AuditLogTable, Database } from './schema.js';
 
@@ -41,6 +43,7 @@ export interface AuditQuery {
 export class AuditStore {
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly engine: EngineCapabilities['name'],
     /**
      * Where the engine allows it (SQLite, engines.ts relaxedTransaction) an entry's commit does
      * not wait for the disk. An entry acknowledges nothing (the call it describes has answered
@@ -94,10 +97,11 @@ export class AuditStore {
 
   /**
    * Entries about one target made in its own scope, oldest first: the target is the whole value
-   * (`job_instance:12`) or its first label (`job_instance:12 step_instance:34`). Read from
-   * `fromTime` on, which the time index narrows (a job's entries all come after the job was
-   * created). The scope is filtered before the limit: another scope's calls naming the target
-   * (refused, but audited) could otherwise fill the limit and hide the target's own entries.
+   * (`job_instance:12`) or its first label (`job_instance:12 step_instance:34`). Both sort from
+   * the target up to the target followed by `!` (the byte after the space) in byte order, a
+   * range the target index (migration 0051) finds without walking the log since the job was
+   * created; within it, the target itself and what starts with it and a space. The scope is filtered before the limit: another scope's calls naming
+   * the target (refused, but audited) could otherwise fill the limit and hide its own entries.
    */
   async listForTarget(
     target: string,
@@ -105,11 +109,14 @@ export class AuditStore {
     fromTime: number,
     limit: number,
   ): Promise<AuditEntry[]> {
+    // PostgreSQL compares text by the database's collation, which need not be byte order.
+    const bytes = this.engine === 'postgres' ? sql`target collate "C"` : sql`target`;
     return this.db
       .selectFrom('audit_log')
       .selectAll()
       .where('at', '>=', fromTime)
-      .where((eb) => eb.or([eb('target', '=', target), eb('target', 'like', `${target} %`)]))
+      .where(sql<boolean>`${bytes} >= ${target} and ${bytes} < ${`${target}!`}`)
+      .where(sql<boolean>`(target = ${target} or ${bytes} >= ${`${target} `})`)
       .where('scope_type', '=', scope.type)
       .where('scope_id', '=', scope.id)
       .orderBy('id', 'asc')

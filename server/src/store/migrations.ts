@@ -906,6 +906,16 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
         );
       },
     },
+    '0051_audit_log_target': {
+      async up(db: AnyDb) {
+        // get_job_instance_operation_list reads a job's entries by a range of their target in
+        // byte order (audit-store.ts listForTarget); without this it walked every entry made
+        // since the job was created. PostgreSQL's own order is the database's collation.
+        if (caps.name === 'postgres')
+          await sql`create index audit_log_target on audit_log (target collate "C")`.execute(db);
+        else await db.schema.createIndex('audit_log_target').on('audit_log').column('target').execute();
+      },
+    },
   };
 }
 

@@ -61,7 +61,7 @@ export class Store {
     this.executions = new ExecutionStore(db, caps);
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
-    this.audit = new AuditStore(db, caps.relaxedTransaction);
+    this.audit = new AuditStore(db, caps.name, caps.relaxedTransaction);
     this.nonces = new NonceStore(db, caps);
     this.scripts = new ScriptStore(db);
     this.accounts = new AccountStore(db);
