@@ -242,6 +242,21 @@ describe('TaskRunner: timeouts, kills and stray processes', () => {
     await eventually(() => pids.every((pid) => !alive(pid)), 'the timeout killed every group of the session');
   });
 
+  it('kills of many tasks in one turn reach every group of each session', async () => {
+    const { runner, reports } = setup();
+    const msgs = Array.from({ length: 24 }, () =>
+      runMsg(`timeout 600 sh -c 'echo "pid=$$"; exec sleep 1000' & echo "pid=$!"; wait`),
+    );
+    for (const m of msgs) runner.run(m);
+    for (const m of msgs) await reports.outputMatching(m.key, /pid=\d+\n[\s\S]*pid=\d+\n/);
+    const pids = msgs.flatMap((m) => pidsIn(reports.text(m.key)));
+    strays.push(...pids);
+    assert.equal(pids.length, 2 * msgs.length);
+    for (const m of msgs) runner.kill(m.key);
+    for (const m of msgs) assert.equal((await reports.finishedResult(m.key)).outcome, 'killed');
+    await eventually(() => pids.every((pid) => !alive(pid)), 'every group of every session killed');
+  });
+
   it('finishes when the script exits even though a background child keeps the output open', async () => {
     const { runner, reports } = setup();
     const msg = runMsg('sleep 1000 & echo "pid=$!"\necho script done\n');
