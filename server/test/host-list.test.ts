@@ -13,7 +13,7 @@ import { stopAll } from './helpers/processes.js';
 interface HostPage {
   total: number;
   agent_status_count: { normal: number; abnormal: number };
-  data: { ip: string; hostname: string; agent_status: number; bk_biz_id: number }[];
+  data: { bk_host_id: number; ip: string; hostname: string; agent_status: number; bk_biz_id: number }[];
 }
 
 for (const engine of engines()) {
@@ -64,9 +64,48 @@ for (const engine of engines()) {
         paged.data.data.map((h) => h.ip),
         [all.data.data[1]?.ip],
       );
+      const page = await list({ agent_status: '1', start: 1, length: 5 });
+      assert.equal(page.data.total, 2);
+      assert.deepEqual(
+        page.data.data,
+        all.data.data.filter((h) => h.agent_status === 1).slice(1),
+        'a page of the status filter, each host whole',
+      );
       const bad = await list({ agent_status: 7 });
       assert.equal(bad.result, false);
       assert.notEqual(bad.code, 0);
+    });
+
+    test("a business set's hosts come in id order across its businesses, a page at a time", async () => {
+      const { url, adminToken } = fleet.server;
+      const made = await admin(url, adminToken, 'POST', '/biz_set', {
+        id: 8_000_009,
+        name: 'both',
+        biz_ids: [BIZ, 3],
+      });
+      assert.equal(made.result, true, made.message);
+      const scope = { bk_scope_type: 'biz_set', bk_scope_id: '8000009' };
+      const whole = await get<HostPage>(url, 'get_host_list', scope, fleet.creds);
+      assert.equal(whole.result, true, whole.message);
+      const ids = whole.data.data.map((h) => h.bk_host_id);
+      assert.equal(ids.length, 4);
+      assert.deepEqual(
+        ids,
+        [...ids].sort((a, b) => a - b),
+      );
+      assert.deepEqual(whole.data.data.map((h) => h.ip).sort(), [
+        '10.9.0.1',
+        '10.9.0.2',
+        '127.0.0.2',
+        '127.0.0.3',
+      ]);
+      const pages = [];
+      for (let start = 0; start < 4; start += 3)
+        pages.push(
+          ...(await get<HostPage>(url, 'get_host_list', { ...scope, start, length: 3 }, fleet.creds)).data
+            .data,
+        );
+      assert.deepEqual(pages, whole.data.data);
     });
   });
 }

@@ -28,9 +28,9 @@ export const getHostList = defineEndpoint({
   }),
   async handle(ctx, input) {
     const inv = ctx.services.store.inventory;
-    const hosts = (await Promise.all(ctx.scope.bizIds.map((bizId) => inv.listHosts({ bizId })))).flat();
+    const hosts = (await Promise.all(ctx.scope.bizIds.map((bizId) => inv.listHostFacets(bizId)))).flat();
     const keyword = input.keyword?.trim().toLowerCase();
-    const views = hosts
+    const found = hosts
       .filter(
         (h) =>
           (!keyword ||
@@ -39,24 +39,33 @@ export const getHostList = defineEndpoint({
             h.hostname.toLowerCase().includes(keyword)) &&
           (!input.os_type || h.os_type === input.os_type),
       )
-      .sort((a, b) => a.id - b.id)
-      .map((h) => ({
-        ...hostView(h),
-        agent_status: liveAgentStatus(ctx, h),
-      }));
-    const ok = views.filter((h) => h.agent_status === 1).length;
+      .map((h) => ({ id: h.id, agent_status: liveAgentStatus(ctx, h) }));
+    if (ctx.scope.bizIds.length > 1) found.sort((a, b) => a.id - b.id);
+    const ok = found.filter((h) => h.agent_status === 1).length;
     const matched =
       input.agent_status === undefined || input.agent_status === null
-        ? views
-        : views.filter((h) => h.agent_status === input.agent_status);
+        ? found
+        : found.filter((h) => h.agent_status === input.agent_status);
     const start = input.start ?? 0;
     const length = Math.min(input.length ?? 1000, MAX_LENGTH);
+    const page = matched.slice(start, start + length);
+    // The page's rows are read after the statuses: a host removed or moved out of the scope in
+    // between is left out, and each host shows the live status it was counted with.
+    const inScope = new Set(ctx.scope.bizIds);
+    const rows = new Map(
+      (await inv.getHostsByIds(page.map((h) => h.id)))
+        .filter((h) => h.biz_id !== null && inScope.has(h.biz_id))
+        .map((h) => [h.id, h]),
+    );
     return {
       start,
       length,
       total: matched.length,
-      agent_status_count: { normal: ok, abnormal: views.length - ok },
-      data: matched.slice(start, start + length),
+      agent_status_count: { normal: ok, abnormal: found.length - ok },
+      data: page.flatMap((h) => {
+        const row = rows.get(h.id);
+        return row ? [{ ...hostView(row), agent_status: h.agent_status }] : [];
+      }),
     };
   },
 });

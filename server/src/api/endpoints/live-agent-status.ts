@@ -7,6 +7,6 @@
 import type { Host } from '../../store/inventory-store.js';
 import type { EndpointContext } from '../endpoint.js';
 
-export function liveAgentStatus(ctx: EndpointContext, host: Host): 0 | 1 {
+export function liveAgentStatus(ctx: EndpointContext, host: Pick<Host, 'id' | 'agent_status'>): 0 | 1 {
   return ctx.services.hub.agentOnline(host) ? 1 : 0;
 }
