@@ -77,6 +77,17 @@ for (const engine of engines()) {
         fleet.creds,
       );
     const allHosts = () => ({ host_id_list: [...fleet.hostIds.values()] });
+    /** `sql` on the first host as `account`, until the job ends. */
+    const runOnOneHost = async (sql: string, account = dbAccountId) => {
+      const [hostId] = fleet.hostIds.values();
+      const r = await runSql({
+        script_content: b64(sql),
+        db_account_id: account,
+        target_server: { host_id_list: [hostId] },
+      });
+      assert.ok(r.result, r.message);
+      return { r, st: await waitFinished(fleet, r.data.job_instance_id, 30_000), hostId: hostId! };
+    };
 
     before(async () => {
       fleet = await startFleet(engine, 3);
@@ -156,20 +167,13 @@ for (const engine of engines()) {
         'SELEC broken;',
         'INSERT INTO app.seen VALUES (-2);',
       ].join('\n');
-      const [hostId] = fleet.hostIds.values();
-      const r = await runSql({
-        script_content: b64(sql),
-        db_account_id: dbAccountId,
-        target_server: { host_id_list: [hostId] },
-      });
-      assert.ok(r.result, r.message);
-      const st = await waitFinished(fleet, r.data.job_instance_id, 30_000);
+      const { r, st, hostId } = await runOnOneHost(sql);
       assert.equal(st.job_instance.status, 4);
       const host = st.step_instance_list[0]!.step_ip_result_list![0]!;
       assert.equal(host.exit_code, 1);
       assert.equal(host.status, 104);
       const log =
-        (await hostLog(fleet, r.data.job_instance_id, st.step_instance_list[0]!.step_instance_id, hostId!)) ??
+        (await hostLog(fleet, r.data.job_instance_id, st.step_instance_list[0]!.step_instance_id, hostId)) ??
         '';
       assert.match(log, /ERROR 1064 \(42000\) at line 3/);
       assert.equal((await maria.rootQuery('SELECT COUNT(*) FROM app.seen WHERE conn = -1')).trim(), '1');
@@ -177,17 +181,10 @@ for (const engine of engines()) {
     });
 
     it('a wrong password fails the host with access denied, and no password shows anywhere', async () => {
-      const [hostId] = fleet.hostIds.values();
-      const r = await runSql({
-        script_content: b64('SELECT 1;'),
-        db_account_id: badAccountId,
-        target_server: { host_id_list: [hostId] },
-      });
-      assert.ok(r.result, r.message);
-      const st = await waitFinished(fleet, r.data.job_instance_id, 30_000);
+      const { r, st, hostId } = await runOnOneHost('SELECT 1;', badAccountId);
       assert.equal(st.job_instance.status, 4);
       const stepId = st.step_instance_list[0]!.step_instance_id;
-      const log = (await hostLog(fleet, r.data.job_instance_id, stepId, hostId!)) ?? '';
+      const log = (await hostLog(fleet, r.data.job_instance_id, stepId, hostId)) ?? '';
       assert.match(log, /ERROR 1045 \(28000\).*Access denied for user 'jf'/);
       const replies = JSON.stringify([
         r,
@@ -213,22 +210,15 @@ for (const engine of engines()) {
     });
 
     it("the SQL cannot read its client's password back: system, source and LOAD DATA LOCAL refused", async () => {
-      const [hostId] = fleet.hostIds.values();
       await maria.rootQuery('CREATE TABLE IF NOT EXISTS app.loaded (line TEXT)');
       for (const sql of [
         'SELECT 1;\nsystem cat client.cnf\n',
         'SELECT 1;\nsource client.cnf\n',
         "LOAD DATA LOCAL INFILE 'client.cnf' INTO TABLE app.loaded;\nSELECT line FROM app.loaded;\n",
       ]) {
-        const r = await runSql({
-          script_content: b64(sql),
-          db_account_id: dbAccountId,
-          target_server: { host_id_list: [hostId] },
-        });
-        assert.ok(r.result, r.message);
-        const st = await waitFinished(fleet, r.data.job_instance_id, 30_000);
+        const { r, st, hostId } = await runOnOneHost(sql);
         const stepId = st.step_instance_list[0]!.step_instance_id;
-        const log = (await hostLog(fleet, r.data.job_instance_id, stepId, hostId!)) ?? '';
+        const log = (await hostLog(fleet, r.data.job_instance_id, stepId, hostId)) ?? '';
         // The option file holds the password with its quote and backslash escaped: its middle.
         assert.doesNotMatch(log, /g00d|password=|\[client\]/, `${sql.trim()}: ${log}`);
         assert.equal(st.job_instance.status, 4, `${sql.trim()} is refused: ${log}`);

@@ -100,8 +100,9 @@ export class AuditStore {
    * (`job_instance:12`) or its first label (`job_instance:12 step_instance:34`). Both sort from
    * the target up to the target followed by `!` (the byte after the space) in byte order, a
    * range the target index (migration 0051) finds without walking the log since the job was
-   * created; within it, the target itself and what starts with it and a space. The scope is filtered before the limit: another scope's calls naming
-   * the target (refused, but audited) could otherwise fill the limit and hide its own entries.
+   * created; within it, the target itself and what starts with it and a space (LIKE's `_`
+   * matched any character there). The scope is filtered before the limit: another scope's calls
+   * naming the target (refused, but audited) could otherwise fill the limit and hide its own.
    */
   async listForTarget(
     target: string,
