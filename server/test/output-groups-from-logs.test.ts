@@ -20,7 +20,7 @@ import { BIZ, b64, runScript, startFleet, stopFleets, waitFinished } from './hel
 import type { Fleet } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
-import { startSimulatedServer } from './helpers/simulated-fleet.js';
+import { numberedHosts, startSimulatedServer } from './helpers/simulated-fleet.js';
 import type { SimulatedFleet } from './helpers/simulated-fleet.js';
 
 const scope = { bk_scope_type: 'biz', bk_scope_id: String(BIZ) };
@@ -228,7 +228,7 @@ for (const engine of engines()) {
     let fleet: SimulatedFleet;
     // Host n (1-based, the simulator's order) prints by its range; 801-1000 fail, 1001-1200 print nothing.
     const RULES = 'sim-output 1-400:disk-ok-42 401-800:disk-ok-43 801-1000:no-disk-7:1';
-    const hosts = (from: number, to: number) => fleet.hostIds.slice(from - 1, to).sort(byId);
+    const hosts = (from: number, to: number) => numberedHosts(fleet, from, to);
 
     before(async () => {
       const databaseUrl = await freshDatabase(engine);

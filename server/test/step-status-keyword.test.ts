@@ -17,7 +17,7 @@ import { BIZ, b64, hostLog, runScript, startFleet, stopFleets, waitFinished } fr
 import type { Fleet } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 import type { ServerProcess } from './helpers/processes.js';
-import { startSimulatedServer } from './helpers/simulated-fleet.js';
+import { numberedHosts, startSimulatedServer } from './helpers/simulated-fleet.js';
 import type { SimulatedFleet } from './helpers/simulated-fleet.js';
 
 interface StatusReply {
@@ -207,7 +207,7 @@ for (const engine of engines()) {
     let creds: ApiCreds;
     // Host n (1-based, the simulator's order) prints by its range; the last ones fail.
     const RULES = 'sim-output 1-1250:needle-a 1251-2500:hay 2501-3000:needle-b:1';
-    const hosts = (from: number, to: number) => fleet.hostIds.slice(from - 1, to).sort(byId);
+    const hosts = (from: number, to: number) => numberedHosts(fleet, from, to);
 
     before(async () => {
       const databaseUrl = await freshDatabase(engine);

@@ -19,6 +19,14 @@ export interface SimulatedFleet {
   stop(): Promise<void>;
 }
 
+/**
+ * The ids of the fleet's hosts numbered `from` to `to` (1-based, the simulator's order, which its
+ * `sim-output` rules go by), in id order.
+ */
+export function numberedHosts(fleet: SimulatedFleet, from: number, to: number): number[] {
+  return fleet.hostIds.slice(from - 1, to).sort((a, b) => a - b);
+}
+
 export function startSimulatedFleet(
   server: { url: string; bootstrapToken: string },
   agents: number,
