@@ -272,6 +272,11 @@ export const CONFIG_KEYS = {
     env: 'JOBFLEET_JOB_EVENT_RETENTION_DAYS',
     doc: 'days the event streams can replay a finished job (its events are pruned hourly; events of unfinished jobs are kept; 0 keeps events forever)',
   },
+  jobRetentionDays: {
+    schema: int(0).default(0),
+    env: 'JOBFLEET_JOB_RETENTION_DAYS',
+    doc: 'days a finished job is kept after its end, with its steps, host results, logs, variables and callbacks (removed hourly; unfinished jobs are kept; 0 keeps every job forever)',
+  },
   consoleDir: {
     schema: z.string().optional(),
     env: 'JOBFLEET_CONSOLE_DIR',

@@ -10,6 +10,7 @@ import { buildHttpApp } from './api/http-app.js';
 import { ApiRateLimits } from './api/rate-limits.js';
 import { startAuditRetention } from './audit/audit-retention.js';
 import { startJobEventRetention } from './streams/job-event-retention.js';
+import { startJobHistoryRetention } from './job-history-retention.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { randomUUID } from 'node:crypto';
 import { ClusterNode } from './cluster/cluster-node.js';
@@ -135,6 +136,8 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     await cluster.store.setUrl(cluster.id, url);
     cluster.start();
   }
+  // Once the server is a cluster member: the fence refuses the deletes of a server not alive.
+  const jobRetention = startJobHistoryRetention(store.history, config.jobRetentionDays, log);
   const running: RunningServer = {
     services,
     http,
@@ -153,6 +156,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         await services.outputs.close();
         auditRetention.stop();
         eventRetention.stop();
+        jobRetention.stop();
         await services.auditTrail.flush();
         await store.close();
       })();

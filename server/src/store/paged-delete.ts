@@ -3,6 +3,7 @@
  * hold SQLite's only writer (and the server's thread) for all of it, or one long PostgreSQL
  * transaction. Each page is its own statement, so other writes go in between.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { DeleteResult } from 'kysely';
 
 /** Runs `deletePage` (which removes at most `page` rows) until a page comes back short; returns how many went. */
@@ -12,5 +13,8 @@ export async function deleteInPages(page: number, deletePage: () => Promise<Dele
     const n = Number((await deletePage()).numDeletedRows);
     removed += n;
     if (n < page) return removed;
+    // SQLite's statements run on this thread and resolve as microtasks: without a turn of the
+    // event loop between pages, the whole delete would still hold the server.
+    await nextTurn();
   }
 }

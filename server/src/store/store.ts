@@ -13,6 +13,7 @@ import type { EngineCapabilities } from './engines.js';
 import { ExecutionStore } from './execution-store.js';
 import { FileStore } from './file-store.js';
 import { InventoryStore } from './inventory-store.js';
+import { JobHistoryStore } from './job-history-store.js';
 import { migrateToLatest, ping } from './migrations.js';
 import { NonceStore } from './nonce-store.js';
 import { LibraryReferences } from './library-references.js';
@@ -31,6 +32,7 @@ export class Store {
   readonly apps: AppStore;
   readonly inventory: InventoryStore;
   readonly executions: ExecutionStore;
+  readonly history: JobHistoryStore;
   readonly files: FileStore;
   readonly rules: RuleStore;
   readonly audit: AuditStore;
@@ -59,6 +61,7 @@ export class Store {
     this.apps = new AppStore(db);
     this.inventory = new InventoryStore(db, caps);
     this.executions = new ExecutionStore(db, caps);
+    this.history = new JobHistoryStore(db, caps.name);
     this.files = new FileStore(db);
     this.rules = new RuleStore(db);
     this.audit = new AuditStore(db, caps.name, caps.relaxedTransaction);

@@ -1,0 +1,285 @@
+/**
+ * Job history retention on both stores. Through real servers and agents: a server started with
+ * `--job-retention-days` removes, at its start, finished jobs that ended before the retention
+ * with every row recorded for them (a script job with output and a delivered callback, a file
+ * job with file logs), and keeps a recent job and a running one however old. Through the store:
+ * removal a few rows per statement takes every row of a job, and keeps what does not qualify.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { RunStatus } from '../src/engine/statuses.js';
+import { pruneJobHistory } from '../src/job-history-retention.js';
+import { Store } from '../src/store/store.js';
+import { eventually, get, post } from './helpers/api-client.js';
+import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
+import { onFleetDatabase, queryFleetDatabase } from './helpers/fleet-database.js';
+import {
+  b64,
+  hostLog,
+  jobStatus,
+  operateJob,
+  runScript,
+  startFleet,
+  waitCallbackDelivered,
+  waitFinished,
+} from './helpers/fleet.js';
+import type { Fleet } from './helpers/fleet.js';
+import { RESTART_HEARTBEAT_ENV, stopAll, tempDir } from './helpers/processes.js';
+import { newJob } from './helpers/store-fixtures.js';
+
+const DAY_MS = 24 * 3600_000;
+
+/** Every table that holds rows of a job, with how its rows name the job or its steps. */
+const JOB_TABLES = [
+  ['job_instance', 'id in (JOBS)'],
+  ['step_instance', 'job_instance_id in (JOBS)'],
+  ['job_instance_var', 'job_instance_id in (JOBS)'],
+  ['job_event', 'job_instance_id in (JOBS)'],
+  ['callback', 'job_instance_id in (JOBS)'],
+  ['callback_attempt', 'callback_id in (select id from callback where job_instance_id in (JOBS))'],
+  ...[
+    'host_task',
+    'log_chunk',
+    'file_log',
+    'output_fingerprint',
+    'host_task_var',
+    'step_confirmation',
+    'file_offer',
+  ].map(
+    (t) => [t, 'step_instance_id in (select id from step_instance where job_instance_id in (JOBS))'] as const,
+  ),
+] as const;
+
+/** Rows per table for the given jobs (by step ids read first, so rows left without their step count too). */
+async function rowsOfJobs(fleet: Fleet, jobs: number[]): Promise<Record<string, number>> {
+  const ids = jobs.join(',');
+  const steps = await queryFleetDatabase<{ id: number }>(
+    fleet,
+    `select id from step_instance where job_instance_id in (${ids})`,
+    `select id from step_instance where job_instance_id in (${ids})`,
+  );
+  const stepIds = steps.map((s) => s.id).join(',') || '0';
+  const counts: Record<string, number> = {};
+  for (const [table, where] of JOB_TABLES) {
+    const w = where
+      .replace('select id from step_instance where job_instance_id in (JOBS)', stepIds)
+      .replaceAll('JOBS', ids);
+    const text = `select count(*) as n from ${table} where ${w}`;
+    const [row] = await queryFleetDatabase<{ n: number | string }>(fleet, text, text);
+    counts[table] = Number(row?.n);
+  }
+  return counts;
+}
+
+/** A loopback receiver that answers every callback. */
+async function callbackReceiver() {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/cb`,
+    close: () => server.close(),
+  };
+}
+
+after(async () => {
+  await stopAll();
+  await dropFreshDatabases();
+});
+
+for (const engine of engines()) {
+  describe(`job history retention on ${engine}`, () => {
+    let fleet: Fleet;
+    before(async () => {
+      fleet = await startFleet(engine, 2, {
+        env: { ...RESTART_HEARTBEAT_ENV, JOBFLEET_JOB_RETENTION_DAYS: '1' },
+      });
+    });
+
+    test('a server removes finished jobs past the retention at start, whole, and keeps the rest', async () => {
+      const [srcHost, dstHost] = [fleet.hostIds.get('127.0.0.2'), fleet.hostIds.get('127.0.0.3')];
+      const receiver = await callbackReceiver();
+      const dir = tempDir('retention-files');
+      fs.writeFileSync(path.join(dir, 'a.txt'), 'to be copied\n');
+      try {
+        const script = (name: string, content: string, extra: Record<string, unknown> = {}) =>
+          runScript(fleet, {
+            task_name: name,
+            script_content: b64(content),
+            target_server: { host_id_list: [srcHost, dstHost] },
+            ...extra,
+          });
+        const oldScript = await script('old script', 'echo old output', { callback_url: receiver.url });
+        const oldFile = await post<{ job_instance_id: number }>(
+          fleet.server.url,
+          'fast_transfer_file',
+          {
+            ...fleet.scope,
+            account_alias: fleet.account,
+            file_target_path: path.join(dir, 'copy'),
+            file_source_list: [
+              {
+                file_list: [path.join(dir, 'a.txt')],
+                server: { host_id_list: [srcHost] },
+                account: { alias: fleet.account },
+              },
+            ],
+            target_server: { host_id_list: [dstHost] },
+          },
+          fleet.creds,
+        );
+        const recent = await script('recent script', 'echo recent output');
+        const running = await script('running script', 'sleep 120');
+        for (const r of [oldScript, oldFile, recent, running]) assert.equal(r.result, true, r.message);
+        const [oldId, fileId, recentId, runningId] = [oldScript, oldFile, recent, running].map(
+          (r) => r.data.job_instance_id,
+        ) as [number, number, number, number];
+        for (const id of [oldId, fileId, recentId])
+          assert.equal((await waitFinished(fleet, id)).job_instance.status, 3);
+        await waitCallbackDelivered(fleet, oldId);
+
+        const before = await rowsOfJobs(fleet, [oldId, fileId]);
+        for (const table of [
+          'job_instance',
+          'step_instance',
+          'job_event',
+          'callback',
+          'callback_attempt',
+          'host_task',
+          'log_chunk',
+          'file_log',
+        ])
+          assert.ok((before[table] ?? 0) > 0, `${table} has rows of the old jobs: ${JSON.stringify(before)}`);
+        const recentBefore = await rowsOfJobs(fleet, [recentId]);
+
+        // Two days ago for the old jobs; the running one was created two days ago too.
+        const twoDaysAgo = Date.now() - 2 * DAY_MS;
+        const age = `update job_instance set create_time = ${twoDaysAgo}, start_time = ${twoDaysAgo}, end_time = ${twoDaysAgo + 1000} where id in (${oldId}, ${fileId});
+          update job_instance set create_time = ${twoDaysAgo}, start_time = ${twoDaysAgo} where id = ${runningId};`;
+        await onFleetDatabase(fleet, age, age);
+        await fleet.server.kill();
+        fleet.server = await fleet.server.restart();
+        const server = fleet.server;
+        await eventually(
+          async () =>
+            /"removed":2,"retentionDays":1,"msg":"finished jobs past retention removed"/.test(
+              server.output(),
+            ) || undefined,
+          15_000,
+          'the old jobs removed',
+        );
+
+        for (const id of [oldId, fileId]) {
+          const r = await get(
+            fleet.server.url,
+            'get_job_instance_status',
+            { ...fleet.scope, job_instance_id: id },
+            fleet.creds,
+          );
+          assert.equal(r.code, 1244006, JSON.stringify(r));
+        }
+        const after = await rowsOfJobs(fleet, [oldId, fileId]);
+        assert.ok(
+          Object.values(after).every((n) => n === 0),
+          `nothing of the old jobs is left: ${JSON.stringify(after)}`,
+        );
+        assert.deepEqual(await rowsOfJobs(fleet, [recentId]), recentBefore);
+        const kept = await jobStatus(fleet, recentId);
+        assert.equal(kept.job_instance.status, 3);
+        const step = kept.step_instance_list[0]!.step_instance_id;
+        assert.match((await hostLog(fleet, recentId, step, srcHost!)) ?? '', /recent output/);
+        assert.equal((await jobStatus(fleet, runningId)).job_instance.status, RunStatus.RUNNING);
+        assert.equal((await operateJob(fleet, runningId, 1)).result, true);
+        await waitFinished(fleet, runningId);
+      } finally {
+        receiver.close();
+      }
+    });
+  });
+
+  describe(`job history removal a few rows at a time on ${engine}`, () => {
+    let store: Store;
+    before(async () => {
+      store = await Store.open({ databaseUrl: await freshDatabase(engine), dataDir: tempDir('history') });
+    });
+    after(async () => {
+      await store.close();
+    });
+
+    test('every row of an old finished job goes; unfinished and recent jobs stay', async () => {
+      const ex = store.executions;
+      const hosts = Array.from({ length: 7 }, (_, i) => ({
+        hostId: 100 + i,
+        cloudId: 0,
+        ip: `10.9.0.${i + 1}`,
+        ipv6: '',
+        agentId: null,
+        status: 1,
+        batch: 0,
+      }));
+      const started = async (name: string) =>
+        (
+          await ex.createJobInstance(
+            newJob('2', name, [
+              {
+                name: `${name} 1`,
+                type: 1,
+                spec: { kind: 'confirm', approvers: [], message: '', notifyChannels: [], webhookUrl: null },
+                hosts,
+              },
+              {
+                name: `${name} 2`,
+                type: 1,
+                spec: { kind: 'confirm', approvers: [], message: '', notifyChannels: [], webhookUrl: null },
+                hosts,
+              },
+            ]),
+            true,
+          )
+        ).jobInstanceId;
+      const now = Date.now();
+      const [succeeded, failed, waiting, recent] = [
+        await started('succeeded'),
+        await started('failed'),
+        await started('waiting'),
+        await started('recent'),
+      ];
+      assert.equal(
+        await ex.casJob(succeeded, undefined, { status: RunStatus.SUCCESS, end_time: now - 3 * DAY_MS }),
+        true,
+      );
+      assert.equal(
+        await ex.casJob(failed, undefined, { status: RunStatus.FAIL, end_time: now - 2 * DAY_MS }),
+        true,
+      );
+      assert.equal(await ex.casJob(waiting, undefined, { status: RunStatus.WAITING_USER }), true);
+      assert.equal(await ex.casJob(recent, undefined, { status: RunStatus.SUCCESS, end_time: now }), true);
+      const tasks = async (job: number) =>
+        (await Promise.all((await ex.getStepsOfJob(job)).map((s) => ex.listHostTasks(s.id, 0)))).flat()
+          .length;
+      assert.equal(await tasks(succeeded), 14);
+
+      // Nothing within the retention, nothing with retention 0.
+      assert.equal(await pruneJobHistory(store.history, 5, now, 2), 0);
+      assert.equal(await pruneJobHistory(store.history, 0, now, 2), 0);
+      // Two rows a statement: 14 tasks and their events go over many statements.
+      assert.equal(await pruneJobHistory(store.history, 1, now, 2), 2);
+      for (const job of [succeeded, failed]) {
+        assert.equal(await ex.getJob(job), undefined);
+        assert.deepEqual(await ex.getStepsOfJob(job), []);
+        assert.deepEqual(await ex.events.listOfJob(job, 0, 1000), []);
+      }
+      for (const job of [waiting, recent]) {
+        assert.ok(await ex.getJob(job));
+        assert.equal(await tasks(job), 14);
+      }
+      assert.equal(await pruneJobHistory(store.history, 1, now, 2), 0);
+    });
+  });
+}
