@@ -10,7 +10,9 @@
  * server-list.ts): every lost connection, refused handshake or silent server moves it to the
  * next entry. Backoff is exponential with full jitter (random delay in
  * [0, min(cap, base * 2^attempt)]), so a fleet that lost its server does not reconnect in one
- * wave; the attempt count resets only on a welcome, so a list of dead servers is not hammered.
+ * wave; the attempt count resets only when a welcomed connection ends after it held for a while
+ * (STABLE_CONNECTION_MS), so neither a list of dead servers nor a server that welcomes and then
+ * drops every connection at once (overloaded, misconfigured) is hammered by a reconnect loop.
  * Tasks keep running in any state; their output and results are spooled on disk and resent
  * after the next welcome, to whichever server gives it.
  */
@@ -48,6 +50,8 @@ export interface AgentOptions {
   backoffCapMs?: number;
   /** How long the welcome may take after the handshake (default WELCOME_TIMEOUT_MS). */
   welcomeTimeoutMs?: number;
+  /** How long a welcomed connection must hold for the backoff to start over (default STABLE_CONNECTION_MS). */
+  stableConnectionMs?: number;
   /** Source address of the agent's connections (default: the system's choice). */
   localAddress?: string;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -64,6 +68,11 @@ const MAX_UNANSWERED_PINGS = 4;
  * batches, well within this; a server that never answers is left for the next one.
  */
 const WELCOME_TIMEOUT_MS = 60_000;
+/**
+ * A connection that held this long after its welcome was a working one: the next reconnect
+ * starts from the shortest backoff again. One that ended sooner counts as another failed attempt.
+ */
+const STABLE_CONNECTION_MS = 10_000;
 
 class RegistrationRefused extends Error {}
 
@@ -72,6 +81,8 @@ export class Agent extends EventEmitter {
   hostId: number | undefined;
   private ws: WebSocket | undefined;
   private attempt = 0;
+  /** When the current connection was welcomed (undefined: not welcomed yet). */
+  private welcomedAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Ends a connection whose welcome does not come (see connect). */
   private greeting: NodeJS.Timeout | undefined;
@@ -331,7 +342,7 @@ export class Agent extends EventEmitter {
           });
         this.pingHeartbeat = msg.pingHeartbeat === true;
         clearTimeout(this.greeting);
-        this.attempt = 0;
+        this.welcomedAt = Date.now();
         this.setState('ready');
         this.startHeartbeat(msg.heartbeatIntervalMs);
         this.runner.resume(msg.stored, msg.forget);
@@ -395,6 +406,9 @@ export class Agent extends EventEmitter {
     const next = this.servers.advance();
     if (next !== left) this.log('info', 'moving to the next server', { from: left, to: next });
     this.setState('backoff');
+    const held = this.welcomedAt === undefined ? 0 : Date.now() - this.welcomedAt;
+    if (held >= (this.opts.stableConnectionMs ?? STABLE_CONNECTION_MS)) this.attempt = 0;
+    this.welcomedAt = undefined;
     const base = this.opts.backoffBaseMs ?? 500;
     const cap = this.opts.backoffCapMs ?? 30_000;
     const delay = Math.random() * Math.min(cap, base * 2 ** Math.min(this.attempt, 16));

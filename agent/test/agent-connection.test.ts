@@ -1,7 +1,8 @@
 /**
  * The agent's connection loop against real `jobfleet serve` processes: it gets to ready,
  * comes back with backoff after the server restarts, and registers again when a server no
- * longer knows its token.
+ * longer knows its token. Against bare WebSocket servers: one that never welcomes, and one that
+ * welcomes and drops every connection.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -104,6 +105,66 @@ describe('Agent connection loop against a real server', () => {
     } finally {
       await waiting.stop();
       silent.close();
+    }
+  });
+
+  it('backs off from a server that welcomes and drops each connection, and starts over after one that held', async () => {
+    const flapping = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await once(flapping, 'listening');
+    const connectedAt: number[] = [];
+    let holdNext = false;
+    let heldEnded = 0;
+    flapping.on('connection', (ws) => {
+      connectedAt.push(Date.now());
+      ws.send(
+        JSON.stringify({
+          v: 1,
+          type: 'welcome',
+          hostId: 1,
+          heartbeatIntervalMs: 1000,
+          stored: {},
+          forget: [],
+        }),
+      );
+      if (!holdNext) return ws.close();
+      holdNext = false;
+      setTimeout(() => {
+        heldEnded = Date.now();
+        ws.close();
+      }, 600);
+    });
+    const dir = tempStateDir();
+    dataDirs.push(dir);
+    fs.copyFileSync(path.join(stateDir, 'identity.json'), path.join(dir, 'identity.json'));
+    const flapper = new Agent({
+      serverUrl: `http://127.0.0.1:${(flapping.address() as AddressInfo).port}`,
+      bootstrapToken: 'unused: the identity is stored',
+      host: { ip: '127.0.0.9', ipv6: '', cloudId: 0, hostname: 'agent-loop-test', osType: 'linux' },
+      stateDir: dir,
+      backoffBaseMs: 20,
+      backoffCapMs: 2000,
+      stableConnectionMs: 400,
+      createRunner: (reports) => new TaskRunner(dir, reports),
+    });
+    flapper.start();
+    try {
+      // Every connection dropped right after its welcome: the waits grow (20 ms * 2^n, up to
+      // 2 s). Had each welcome started the count over, they would stay within 0-20 ms: dozens
+      // of connections a second.
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.ok(connectedAt.length <= 15, `connections in the first second: ${connectedAt.length}`);
+      // A connection that holds past stableConnectionMs: after it, the shortest waits again.
+      holdNext = true;
+      const deadline = Date.now() + 15_000;
+      const heldIndex = connectedAt.length;
+      while (connectedAt.length < heldIndex + 3 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.ok(heldEnded > 0 && connectedAt.length >= heldIndex + 3, `connections: ${connectedAt.length}`);
+      const back = (connectedAt[heldIndex + 2] ?? 0) - heldEnded;
+      assert.ok(back < 500, `two reconnects took ${back} ms after the connection that held`);
+    } finally {
+      await flapper.stop();
+      flapping.close();
     }
   });
 
