@@ -137,7 +137,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     cluster.start();
   }
   // Once the server is a cluster member: the fence refuses the deletes of a server not alive.
-  const jobRetention = startJobHistoryRetention(store.history, config.jobRetentionDays, log);
+  const jobRetention = startJobHistoryRetention(store, config.jobRetentionDays, log);
   const running: RunningServer = {
     services,
     http,

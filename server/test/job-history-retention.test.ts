@@ -3,7 +3,8 @@
  * `--job-retention-days` removes, at its start, finished jobs that ended before the retention
  * with every row recorded for them (a script job with output and a delivered callback, a file
  * job with file logs), and keeps a recent job and a running one however old. Through the store:
- * removal a few rows per statement takes every row of a job, and keeps what does not qualify.
+ * removal a few rows per statement takes every row of a job, and keeps what does not qualify;
+ * crons' firings before the retention go, each cron's latest kept.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -280,6 +281,69 @@ for (const engine of engines()) {
         assert.equal(await tasks(job), 14);
       }
       assert.equal(await pruneJobHistory(store.history, 1, now, 2), 0);
+    });
+
+    test("a cron's firings before the retention go, but its latest", async () => {
+      const cron = async (name: string) =>
+        (
+          await store.db
+            .insertInto('cron_job')
+            .values({
+              scope_type: 'biz',
+              scope_id: '2',
+              job_plan_id: 1,
+              name,
+              expression: '* * * * *',
+              execute_time: null,
+              time_zone: 'UTC',
+              enabled: 1,
+              enabled_at: 0,
+              end_time: null,
+              misfire_grace_seconds: 60,
+              vars: '{}',
+              app_code: 'app',
+              creator: 'tester',
+              create_time: 0,
+              last_modify_user: 'tester',
+              last_modify_time: 0,
+            })
+            .returning('id')
+            .executeTakeFirstOrThrow()
+        ).id;
+      const nowSeconds = 1_000_000;
+      const fire = async (cronId: number, times: number[]) => {
+        for (let i = 0; i < times.length; i += 1000)
+          await store.db
+            .insertInto('cron_firing')
+            .values(
+              times.slice(i, i + 1000).map((t) => ({
+                cron_id: cronId,
+                scheduled_time: t,
+                outcome: 'fired',
+                job_instance_id: null,
+                reason: null,
+                recorded_at: t * 1000,
+              })),
+            )
+            .execute();
+      };
+      const busy = await cron('every minute');
+      const stopped = await cron('stopped long ago');
+      // Minutes from 10 days ago to now; the other cron's last two firings are 5 days old.
+      await fire(
+        busy,
+        Array.from({ length: 14_401 }, (_, i) => nowSeconds - 10 * 86_400 + i * 60),
+      );
+      await fire(stopped, [nowSeconds - 6 * 86_400, nowSeconds - 5 * 86_400]);
+      const timesOf = async (cronId: number) =>
+        (await store.crons.lastFirings(cronId, 20_000)).map((f) => Number(f.scheduled_time));
+      // One day of retention, 1,000 rows a statement.
+      assert.equal(await store.crons.pruneFiringsBefore(nowSeconds - 86_400, 1000), 9 * 1440 + 1);
+      const kept = await timesOf(busy);
+      assert.equal(kept.length, 1440 + 1);
+      assert.equal(Math.min(...kept), nowSeconds - 86_400);
+      assert.deepEqual(await timesOf(stopped), [nowSeconds - 5 * 86_400]);
+      assert.equal(await store.crons.pruneFiringsBefore(nowSeconds - 86_400, 1000), 0);
     });
   });
 }

@@ -5,6 +5,7 @@
 import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import { changeConditions, containsLike } from './list-filters.js';
+import { deleteInPages } from './paged-delete.js';
 import type { ChangeFilter } from './list-filters.js';
 import type { CronFiringTable, CronJobTable, Database } from './schema.js';
 
@@ -141,6 +142,39 @@ export class CronStore {
       .where('last_modify_time', '=', cron.last_modify_time)
       .executeTakeFirst();
     return r.numUpdatedRows > 0n;
+  }
+
+  /**
+   * Removes each cron's firings due before `beforeSeconds`, except its latest: the scheduler finds
+   * a cron's next due time after its latest firing, so that one stays however old. Resolves with
+   * how many went.
+   */
+  async pruneFiringsBefore(beforeSeconds: number, page = 5000): Promise<number> {
+    let removed = 0;
+    // Firings go with their cron (on delete cascade): the crons name every cron with firings.
+    for (const { id: cronId } of await this.db.selectFrom('cron_job').select('id').execute()) {
+      const latest = await this.db
+        .selectFrom('cron_firing')
+        .select((eb) => eb.fn.max('scheduled_time').as('t'))
+        .where('cron_id', '=', cronId)
+        .executeTakeFirst();
+      if (latest?.t === null || latest?.t === undefined) continue;
+      const upTo = Math.min(beforeSeconds, Number(latest.t));
+      removed += await deleteInPages(page, () =>
+        this.db
+          .deleteFrom('cron_firing')
+          .where('id', 'in', (eb) =>
+            eb
+              .selectFrom('cron_firing')
+              .select('id')
+              .where('cron_id', '=', cronId)
+              .where('scheduled_time', '<', upTo)
+              .limit(page),
+          )
+          .executeTakeFirst(),
+      );
+    }
+    return removed;
   }
 
   async delete(id: number): Promise<void> {
