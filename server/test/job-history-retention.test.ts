@@ -50,6 +50,7 @@ const JOB_TABLES = [
     'host_task_var',
     'step_confirmation',
     'file_offer',
+    'step_ip_set',
   ].map(
     (t) => [t, 'step_instance_id in (select id from step_instance where job_instance_id in (JOBS))'] as const,
   ),
@@ -155,6 +156,7 @@ for (const engine of engines()) {
           'host_task',
           'log_chunk',
           'file_log',
+          'step_ip_set',
         ])
           assert.ok((before[table] ?? 0) > 0, `${table} has rows of the old jobs: ${JSON.stringify(before)}`);
         const recentBefore = await rowsOfJobs(fleet, [recentId]);

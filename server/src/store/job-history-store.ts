@@ -25,7 +25,7 @@ const PER_HOST_TABLES = [
   'host_task',
 ] as const;
 /** Tables with a few rows per step. */
-const PER_STEP_TABLES = ['step_confirmation', 'file_offer', 'agent_command'] as const;
+const PER_STEP_TABLES = ['step_confirmation', 'file_offer', 'agent_command', 'step_ip_set'] as const;
 
 export class JobHistoryStore {
   constructor(

@@ -170,6 +170,13 @@ export interface HostTaskTable {
   version: Generated<number>;
 }
 
+/** The addresses of a step's host tasks, for the job list's ip filter (step-ip-sets.ts). */
+export interface StepIpSetTable {
+  step_instance_id: number;
+  /** `,ip1,ip2,...,` */
+  ips: string;
+}
+
 export interface LogChunkTable {
   step_instance_id: number;
   execute_count: number;
@@ -430,6 +437,7 @@ export interface Database {
   job_instance: JobInstanceTable;
   step_instance: StepInstanceTable;
   host_task: HostTaskTable;
+  step_ip_set: StepIpSetTable;
   log_chunk: LogChunkTable;
   callback: CallbackTable;
   callback_attempt: CallbackAttemptTable;
