@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { Migrator, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { computeSignature, signatureBase, signedRequestOf } from '../src/api/app-signature.js';
 import type { SignedRequest } from '../src/api/app-signature.js';
@@ -15,7 +15,7 @@ import { ApiError, ERROR_CATALOGUE } from '../src/api/error-catalogue.js';
 import type { ErrorName } from '../src/api/error-catalogue.js';
 import { SecretBox } from '../src/secret-box.js';
 import { openEngine } from '../src/store/engines.js';
-import { migrations } from '../src/store/migrations.js';
+import { migrateTo } from '../src/store/migrations.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
@@ -88,14 +88,7 @@ for (const engine of engines()) {
       // A database as the previous version left it, with an app whose secret is only hashed.
       const opened = openEngine({ databaseUrl, dataDir });
       const db = opened.db as unknown as Kysely<unknown>;
-      const migrator = new Migrator({
-        db,
-        provider: { getMigrations: async () => migrations(opened.caps) },
-        migrationTableName: 'jobfleet_migration',
-        migrationLockTableName: 'jobfleet_migration_lock',
-      });
-      const { error } = await migrator.migrateTo('0006_audit_log');
-      assert.equal(error, undefined);
+      await migrateTo(db, opened.caps, '0006_audit_log');
       await opened.db
         .insertInto('app')
         .values({ app_code: 'legacy', secret_hash: hashSecret('old-secret'), scopes: '"all"', created_at: 1 })

@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { Migrator, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { openEngine } from '../src/store/engines.js';
-import { migrateToLatest, migrations } from '../src/store/migrations.js';
+import { migrateTo, migrateToLatest } from '../src/store/migrations.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
@@ -162,13 +162,7 @@ for (const engine of engines()) {
       const db = opened.db as unknown as Kysely<unknown>;
       const old = opened.db as unknown as OldDatabase;
       try {
-        const migrator = new Migrator({
-          db,
-          provider: { getMigrations: async () => migrations(opened.caps) },
-          migrationTableName: 'jobfleet_migration',
-          migrationLockTableName: 'jobfleet_migration_lock',
-        });
-        assert.equal((await migrator.migrateTo('0048_upload_claimed_by')).error, undefined);
+        await migrateTo(db, opened.caps, '0048_upload_claimed_by');
         await oldUpsertLogs(old, rows);
 
         assert.equal((await migrateToLatest(db, opened.caps)).applied[0], '0049_file_log_full_paths');

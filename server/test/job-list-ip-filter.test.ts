@@ -14,10 +14,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Migrator, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { openEngine } from '../src/store/engines.js';
-import { migrateToLatest, migrations } from '../src/store/migrations.js';
+import { migrateTo, migrateToLatest } from '../src/store/migrations.js';
 import type { NewHostTask } from '../src/store/execution-store.js';
 import { IP_SETS_CONFIRMED_KEY } from '../src/store/step-ip-sets.js';
 import { Store } from '../src/store/store.js';
@@ -437,13 +437,7 @@ async function olderDatabase(
   const opened = openEngine({ databaseUrl, dataDir });
   const db = opened.db as unknown as Kysely<unknown>;
   try {
-    const migrator = new Migrator({
-      db,
-      provider: { getMigrations: async () => migrations(opened.caps) },
-      migrationTableName: 'jobfleet_migration',
-      migrationLockTableName: 'jobfleet_migration_lock',
-    });
-    assert.equal((await migrator.migrateTo('0051_audit_log_target')).error, undefined);
+    await migrateTo(db, opened.caps, '0051_audit_log_target');
     const jobs = {
       A: await insertOlderJob(db, 'A', 1, [
         [

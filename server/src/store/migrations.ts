@@ -984,7 +984,16 @@ export async function migrateToLatest(
       );
     return { applied: [], newer };
   }
-  const migrator = new Migrator({
+  const { error, results } = await migratorOf(db, all).migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return {
+    applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName),
+    newer,
+  };
+}
+
+function migratorOf(db: AnyDb, all: Record<string, Migration>): Migrator {
+  return new Migrator({
     db,
     provider: { getMigrations: async () => all },
     migrationTableName: 'jobfleet_migration',
@@ -993,12 +1002,12 @@ export async function migrateToLatest(
     // that already ran a later-numbered one still takes an earlier-numbered one added since.
     allowUnorderedMigrations: true,
   });
-  const { error, results } = await migrator.migrateToLatest();
+}
+
+/** Migrates up to `name` and no further: the schema an older version left (tests of a migration). */
+export async function migrateTo(db: AnyDb, caps: EngineCapabilities, name: string): Promise<void> {
+  const { error } = await migratorOf(db, migrations(caps)).migrateTo(name);
   if (error) throw error instanceof Error ? error : new Error(String(error));
-  return {
-    applied: (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName),
-    newer,
-  };
 }
 
 /** Names of the migrations the database ran (none when it was never migrated). */
