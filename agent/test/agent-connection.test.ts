@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { Agent } from '../src/agent.js';
-import type { AgentState } from '../src/agent.js';
+import type { HostFacts } from '@jobfleet/protocol';
+import type { AgentOptions, AgentState } from '../src/agent.js';
 import { TaskRunner } from '../src/task-runner.js';
 import type * as Processes from '../../server/dist/test/helpers/processes.js';
 import { tempStateDir } from './helpers/os-state.js';
@@ -42,6 +43,32 @@ function identity(): { token: string; hostId: number } {
   };
 }
 
+const HOST: HostFacts = {
+  ip: '127.0.0.9',
+  ipv6: '',
+  cloudId: 0,
+  hostname: 'agent-loop-test',
+  osType: 'linux',
+};
+
+/** An agent with the first one's stored identity, in a state directory of its own, for a bare WebSocket server. */
+function agentWithStoredIdentity(
+  server: WebSocketServer,
+  backoff: Pick<AgentOptions, 'backoffBaseMs' | 'backoffCapMs' | 'welcomeTimeoutMs' | 'stableConnectionMs'>,
+): Agent {
+  const dir = tempStateDir();
+  dataDirs.push(dir);
+  fs.copyFileSync(path.join(stateDir, 'identity.json'), path.join(dir, 'identity.json'));
+  return new Agent({
+    serverUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    bootstrapToken: 'unused: the identity is stored',
+    host: HOST,
+    stateDir: dir,
+    ...backoff,
+    createRunner: (reports) => new TaskRunner(dir, reports),
+  });
+}
+
 describe('Agent connection loop against a real server', () => {
   const states: AgentState[] = [];
   let server: Processes.ServerProcess;
@@ -52,7 +79,7 @@ describe('Agent connection loop against a real server', () => {
     agent = new Agent({
       serverUrl: server.url,
       bootstrapToken: server.bootstrapToken,
-      host: { ip: '127.0.0.9', ipv6: '', cloudId: 0, hostname: 'agent-loop-test', osType: 'linux' },
+      host: HOST,
       stateDir,
       backoffBaseMs: 50,
       backoffCapMs: 400,
@@ -84,18 +111,10 @@ describe('Agent connection loop against a real server', () => {
     await once(silent, 'listening');
     let connections = 0;
     silent.on('connection', () => connections++);
-    const dir = tempStateDir();
-    dataDirs.push(dir);
-    fs.copyFileSync(path.join(stateDir, 'identity.json'), path.join(dir, 'identity.json'));
-    const waiting = new Agent({
-      serverUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
-      bootstrapToken: 'unused: the identity is stored',
-      host: { ip: '127.0.0.9', ipv6: '', cloudId: 0, hostname: 'agent-loop-test', osType: 'linux' },
-      stateDir: dir,
+    const waiting = agentWithStoredIdentity(silent, {
       backoffBaseMs: 50,
       backoffCapMs: 100,
       welcomeTimeoutMs: 300,
-      createRunner: (reports) => new TaskRunner(dir, reports),
     });
     waiting.start();
     try {
@@ -133,18 +152,10 @@ describe('Agent connection loop against a real server', () => {
         ws.close();
       }, 600);
     });
-    const dir = tempStateDir();
-    dataDirs.push(dir);
-    fs.copyFileSync(path.join(stateDir, 'identity.json'), path.join(dir, 'identity.json'));
-    const flapper = new Agent({
-      serverUrl: `http://127.0.0.1:${(flapping.address() as AddressInfo).port}`,
-      bootstrapToken: 'unused: the identity is stored',
-      host: { ip: '127.0.0.9', ipv6: '', cloudId: 0, hostname: 'agent-loop-test', osType: 'linux' },
-      stateDir: dir,
+    const flapper = agentWithStoredIdentity(flapping, {
       backoffBaseMs: 20,
       backoffCapMs: 2000,
       stableConnectionMs: 400,
-      createRunner: (reports) => new TaskRunner(dir, reports),
     });
     flapper.start();
     try {
