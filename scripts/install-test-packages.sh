@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite starts for real (as root, on Debian 12):
-# MariaDB for the SQL tests, Chromium for the console's browser tests, HAProxy for the cluster
-# tests. PostgreSQL is installed and started by start-test-postgres.sh.
+# MariaDB for the SQL tests, Chromium for the console's browser tests, HAProxy and libfaketime for
+# the cluster tests. PostgreSQL is installed and started by start-test-postgres.sh.
 set -euo pipefail
 
 need=()
@@ -10,6 +10,8 @@ command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 # HAProxy in front of a cluster of servers (server/test/haproxy.test.ts, deploy/haproxy.cfg).
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+# libfaketime runs one server of a cluster with its clock ahead (server/test/cluster-callback-clock.test.ts).
+ls /usr/lib/*-linux-gnu/faketime/libfaketime.so.1 >/dev/null 2>&1 || need+=(libfaketime)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-test-packages: installing ${need[*]}"

@@ -5,7 +5,8 @@
  * times, waiting base * 2^(attempt-1) (capped) between attempts. Like BK-JOB, the second
  * attempt sends the same JSON body with a form content type, for receivers that only read
  * forms; the others send application/json. Every attempt is recorded with its outcome.
- * SLOTS attempts run at once, at most PER_ORIGIN to one receiver.
+ * SLOTS attempts run at once, at most PER_ORIGIN to one receiver. In a cluster every server sends
+ * from the one queue, whose times (due, lease, next attempt) are the database's clock.
  *
  * URLs are stored sealed (callback-url.ts) and opened here only: to count a receiver's slots, to
  * check the allow-list and to send. One that does not open (sealed under a key this server does
@@ -81,14 +82,14 @@ export class CallbackQueue {
   /**
    * `url` as stored: a job's callback_url is passed on sealed as it is (or plain, from a job
    * stored before URLs were sealed, or a confirmation step's webhook URL) and queued sealed under
-   * the current key.
+   * the current key. `queuedAt`: the time of the finish it announces.
    */
-  async enqueue(jobInstanceId: number, url: string, payload: string, now: number): Promise<void> {
+  async enqueue(jobInstanceId: number, url: string, payload: string, queuedAt: number): Promise<void> {
     await this.services.store.executions.enqueueCallback({
       jobInstanceId,
       url: callbackUrlAtRest(this.services.secretBox, url),
       payload,
-      now,
+      queuedAt,
     });
     this.kick();
   }
@@ -122,16 +123,18 @@ export class CallbackQueue {
 
   private async armTimer(): Promise<void> {
     if (this.stopped) return;
-    let next = await this.services.store.executions.nextCallbackDue().catch(() => Date.now() + 5000);
+    // The wait until the soonest callback is due, on the queue's clock (the database's, in a
+    // cluster): a due time less this server's own clock would be off by however far it is off.
+    let wait = await this.services.store.executions.nextCallbackDueInMs().catch(() => 5000);
     // In a cluster callbacks are queued by other servers too, and one claimed by a server that
     // died is due again when its lease runs out: nobody kicks this queue then, so it polls.
-    if (this.services.cluster)
-      next = Math.min(next ?? Infinity, Date.now() + this.services.config.clusterPollMs);
+    if (this.services.cluster) wait = Math.min(wait ?? Infinity, this.services.config.clusterPollMs);
     // A due callback whose attempt could not be recorded is still due: not again at once.
-    if (next !== undefined) next = Math.max(next, this.lastWriteFailure + WRITE_FAILURE_PAUSE_MS);
-    if (next === undefined || this.stopped) return;
+    if (wait !== undefined)
+      wait = Math.max(wait, this.lastWriteFailure + WRITE_FAILURE_PAUSE_MS - Date.now());
+    if (wait === undefined || this.stopped) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.kick(), Math.max(0, next - Date.now()));
+    this.timer = setTimeout(() => this.kick(), Math.max(0, wait));
     this.timer.unref();
   }
 
@@ -146,12 +149,12 @@ export class CallbackQueue {
       if (look && this.inFlight.size < SLOTS) {
         const now = Date.now();
         for (const [id, until] of this.paused) if (until <= now) this.paused.delete(id);
-        const chosen = this.choose(await executions.dueCallbacks(now, CANDIDATES));
+        const chosen = this.choose(await executions.dueCallbacks(CANDIDATES));
         // Several servers send from one queue in a cluster: each claims what it sends, under a lease.
         const lease = this.services.cluster
           ? this.services.config.callbackTimeoutMs + LEASE_MARGIN_MS
           : undefined;
-        for (const c of await executions.takeDueCallbacks(chosen, now, lease)) this.begin(c);
+        for (const c of await executions.takeDueCallbacks(chosen, lease)) this.begin(c);
       }
       if (this.inFlight.size === 0) return;
       // Until a slot frees, a callback is queued here (kick), or a second passed: callbacks
@@ -244,11 +247,10 @@ export class CallbackQueue {
     const recorded = await this.services.store.executions.recordCallbackAttempt({
       callbackId: c.id,
       attempt,
-      at: Date.now(),
       httpStatus,
       error,
       state: delivered ? 'delivered' : exhausted ? 'failed' : 'pending',
-      nextAttemptAt: Date.now() + wait,
+      retryInMs: wait,
     });
     this.services.log[delivered ? 'info' : 'warn'](
       // The origin only: a webhook's path or query often is its credential.
@@ -292,15 +294,13 @@ export class CallbackQueue {
 
   /** Records a last attempt that sent nothing: the callback fails. */
   private async fail(c: Callback, error: string): Promise<void> {
-    const now = Date.now();
     await this.services.store.executions.recordCallbackAttempt({
       callbackId: c.id,
       attempt: c.attempts + 1,
-      at: now,
       httpStatus: null,
       error,
       state: 'failed',
-      nextAttemptAt: now,
+      retryInMs: 0,
     });
   }
 }

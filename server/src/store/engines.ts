@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteAdapter, SqliteDialect } from 'kysely';
-import type { SqliteStatement } from 'kysely';
+import { Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, sql } from 'kysely';
+import type { RawBuilder, SqliteStatement } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { preparingPool } from './prepared-statements.js';
@@ -45,6 +45,12 @@ export interface EngineCapabilities {
    * stored.
    */
   relaxedTransaction: { before: readonly string[]; after: readonly string[] } | undefined;
+  /**
+   * The database's clock (ms since the epoch) in SQL, where several servers share the database:
+   * the times they compare are read from it, as the clocks of their machines may disagree.
+   * Undefined where one server has the database: its own clock is the only one.
+   */
+  clockMs: RawBuilder<number> | undefined;
 }
 
 const SQLITE: EngineCapabilities = {
@@ -58,6 +64,7 @@ const SQLITE: EngineCapabilities = {
   relaxedCommit: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
   sharedByServers: false,
   relaxedTransaction: { before: ['pragma synchronous = NORMAL'], after: ['pragma synchronous = FULL'] },
+  clockMs: undefined,
 };
 
 const POSTGRES: EngineCapabilities = {
@@ -72,6 +79,9 @@ const POSTGRES: EngineCapabilities = {
   relaxedCommit: { before: ['begin; set local synchronous_commit = off'], after: ['commit'] },
   sharedByServers: true,
   relaxedTransaction: undefined,
+  // statement_timestamp(), not now(): the time of the statement even inside a transaction; and
+  // not clock_timestamp(), which is volatile, so a comparison with it bounds no index scan.
+  clockMs: sql<number>`(extract(epoch from statement_timestamp()) * 1000)::bigint`,
 };
 
 /**

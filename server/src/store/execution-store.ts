@@ -369,6 +369,7 @@ export class ExecutionStore {
   private readonly rowLocks: boolean;
   private readonly relaxed: EngineCapabilities['relaxedTransaction'];
   private readonly engine: EngineCapabilities['name'];
+  private readonly clockMs: EngineCapabilities['clockMs'];
   /** Cluster mode: this server's id, recorded as the owner of the jobs it accepts. */
   ownerId: string | undefined;
 
@@ -380,6 +381,7 @@ export class ExecutionStore {
     this.rowLocks = !caps.singleWriter;
     this.relaxed = caps.relaxedTransaction;
     this.engine = caps.name;
+    this.clockMs = caps.clockMs;
   }
 
   private transactionObserver: (op: string, seconds: number) => void = () => undefined;
@@ -1480,11 +1482,25 @@ export class ExecutionStore {
 
   // ------------------------------------------------------------ callbacks
 
+  /**
+   * Now for the callback queue's times (due, lease, next attempt), read by the statement: the
+   * servers sharing a database send from one queue, so it is timed by the database's clock. By
+   * their own, a server whose clock runs ahead would take callbacks another still holds under
+   * its lease, and one whose clock runs behind would see retries due late.
+   */
+  private callbackNow(): RawBuilder<number> {
+    return this.clockMs ?? sql<number>`${Date.now()}`;
+  }
+
+  /**
+   * `queuedAt`: the time of the finish it announces (the job's end_time, on the clock of the
+   * server that ended it), which finishedWithoutCallback compares; the callback is due at once.
+   */
   async enqueueCallback(c: {
     jobInstanceId: number;
     url: string;
     payload: string;
-    now: number;
+    queuedAt: number;
   }): Promise<void> {
     await this.db
       .insertInto('callback')
@@ -1494,8 +1510,8 @@ export class ExecutionStore {
         payload: c.payload,
         state: 'pending',
         attempts: 0,
-        next_attempt_at: c.now,
-        created_at: c.now,
+        next_attempt_at: this.callbackNow(),
+        created_at: c.queuedAt,
       })
       .execute();
   }
@@ -1504,12 +1520,12 @@ export class ExecutionStore {
    * Due callbacks, soonest first: their ids and URLs only (payloads are read for those sent).
    * URLs as stored: sealed, or plain in rows from before they were (engine/callback-url.ts).
    */
-  async dueCallbacks(now: number, limit: number): Promise<{ id: number; url: string }[]> {
+  async dueCallbacks(limit: number): Promise<{ id: number; url: string }[]> {
     return this.db
       .selectFrom('callback')
       .select(['id', 'url'])
       .where('state', '=', 'pending')
-      .where('next_attempt_at', '<=', now)
+      .where('next_attempt_at', '<=', this.callbackNow())
       .orderBy('next_attempt_at')
       .limit(limit)
       .execute();
@@ -1521,7 +1537,7 @@ export class ExecutionStore {
    * meanwhile; a sender that dies before recording the attempt leaves them due again when the
    * lease ends (delivered at least once, never lost).
    */
-  async takeDueCallbacks(ids: readonly number[], now: number, leaseMs?: number): Promise<Callback[]> {
+  async takeDueCallbacks(ids: readonly number[], leaseMs?: number): Promise<Callback[]> {
     if (ids.length === 0) return [];
     if (leaseMs === undefined)
       return this.db
@@ -1529,18 +1545,18 @@ export class ExecutionStore {
         .selectAll()
         .where('id', 'in', ids)
         .where('state', '=', 'pending')
-        .where('next_attempt_at', '<=', now)
+        .where('next_attempt_at', '<=', this.callbackNow())
         .execute();
     return this.db
       .updateTable('callback')
-      .set({ next_attempt_at: now + leaseMs })
+      .set({ next_attempt_at: sql<number>`${this.callbackNow()} + ${leaseMs}` })
       .where('id', 'in', (eb) =>
         eb
           .selectFrom('callback')
           .select('id')
           .where('id', 'in', ids)
           .where('state', '=', 'pending')
-          .where('next_attempt_at', '<=', now)
+          .where('next_attempt_at', '<=', this.callbackNow())
           .forUpdate()
           .skipLocked(),
       )
@@ -1548,32 +1564,40 @@ export class ExecutionStore {
       .execute();
   }
 
-  async nextCallbackDue(): Promise<number | undefined> {
+  /** How long until the soonest pending callback is due (0 or less: due now); undefined: none. */
+  async nextCallbackDueInMs(): Promise<number | undefined> {
     const r = await this.db
       .selectFrom('callback')
-      .select('next_attempt_at')
+      .select(sql<number>`next_attempt_at - ${this.callbackNow()}`.as('wait'))
       .where('state', '=', 'pending')
       .orderBy('next_attempt_at')
+      .limit(1)
       .executeTakeFirst();
-    return r?.next_attempt_at;
+    return r === undefined ? undefined : Number(r.wait);
   }
 
-  /** Records an attempt; false when another attempt was recorded first (and this one is not). */
+  /**
+   * Records an attempt, made now, its callback due again `retryInMs` later; false when another
+   * attempt was recorded first (and this one is not).
+   */
   async recordCallbackAttempt(a: {
     callbackId: number;
     attempt: number;
-    at: number;
     httpStatus: number | null;
     error: string;
     state: 'pending' | 'delivered' | 'failed';
-    nextAttemptAt: number;
+    retryInMs: number;
   }): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
       // Only onto the callback as the attempt found it: in a cluster an attempt recorded after
       // its lease ran out must not undo another server's delivery, nor cut its lease short.
       const r = await tx
         .updateTable('callback')
-        .set({ state: a.state, attempts: a.attempt, next_attempt_at: a.nextAttemptAt })
+        .set({
+          state: a.state,
+          attempts: a.attempt,
+          next_attempt_at: sql<number>`${this.callbackNow()} + ${a.retryInMs}`,
+        })
         .where('id', '=', a.callbackId)
         .where('state', '=', 'pending')
         .where('attempts', '=', a.attempt - 1)
@@ -1584,7 +1608,7 @@ export class ExecutionStore {
         .values({
           callback_id: a.callbackId,
           attempt: a.attempt,
-          at: a.at,
+          at: this.callbackNow(),
           http_status: a.httpStatus,
           error: a.error,
         })
