@@ -275,7 +275,7 @@ export const CONFIG_KEYS = {
   jobRetentionDays: {
     schema: int(0).default(0),
     env: 'JOBFLEET_JOB_RETENTION_DAYS',
-    doc: 'days a finished job is kept after its end, with its steps, host results, logs, variables and callbacks, and a cron firing after its time (removed hourly; unfinished jobs are kept; 0 keeps every job forever)',
+    doc: 'days a finished job is kept after its end, with its steps, host results, logs, variables and callbacks, a cron firing after its time, and a stored file (upload, pushed config) nothing named for as long (removed hourly; unfinished jobs are kept; 0 keeps every job forever)',
   },
   consoleDir: {
     schema: z.string().optional(),

@@ -11,6 +11,7 @@ import { ApiRateLimits } from './api/rate-limits.js';
 import { startAuditRetention } from './audit/audit-retention.js';
 import { startJobEventRetention } from './streams/job-event-retention.js';
 import { startJobHistoryRetention } from './job-history-retention.js';
+import { fileBodiesFor } from './files/file-bodies.js';
 import { AuditTrail } from './audit/audit-trail.js';
 import { randomUUID } from 'node:crypto';
 import { ClusterNode } from './cluster/cluster-node.js';
@@ -137,7 +138,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     cluster.start();
   }
   // Once the server is a cluster member: the fence refuses the deletes of a server not alive.
-  const jobRetention = startJobHistoryRetention(store, config.jobRetentionDays, log);
+  const jobRetention = startJobHistoryRetention(
+    store,
+    fileBodiesFor(store, config.dataDir),
+    config.jobRetentionDays,
+    log,
+  );
   const running: RunningServer = {
     services,
     http,

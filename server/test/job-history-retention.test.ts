@@ -4,7 +4,10 @@
  * with every row recorded for them (a script job with output and a delivered callback, a file
  * job with file logs), and keeps a recent job and a running one however old. Through the store:
  * removal a few rows per statement takes every row of a job, and keeps what does not qualify;
- * crons' firings before the retention go, each cron's latest kept.
+ * crons' firings before the retention go, each cron's latest kept. Files the server holds go
+ * when nothing named them for the retention (an upload, a pushed config of a removed job), with
+ * their bytes; those a template or a job the retention keeps names stay, and a job naming a
+ * removed one is refused. Through the store, a file named as it is retired: one of the two wins.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -204,6 +207,135 @@ for (const engine of engines()) {
         receiver.close();
       }
     });
+    test('stored files nothing named for the retention go with their bytes; named ones stay', async () => {
+      const dstHost = fleet.hostIds.get('127.0.0.3');
+      const dir = tempDir('retention-uploads');
+      const upload = async (name: string) => {
+        const urls = await post<{ url_map: Record<string, { upload_url: string; path: string }> }>(
+          fleet.server.url,
+          'generate_local_file_upload_url',
+          { ...fleet.scope, file_name_list: [name] },
+          fleet.creds,
+        );
+        const entry = urls.data.url_map[name];
+        assert.ok(entry, urls.message);
+        const up = (await (await fetch(entry.upload_url, { method: 'PUT', body: `${name}\n` })).json()) as {
+          result: boolean;
+        };
+        assert.equal(up.result, true);
+        return entry.path;
+      };
+      const [unused, inTemplate, inKeptJob, inOldJob, recent] = [
+        await upload('unused.txt'),
+        await upload('in-template.txt'),
+        await upload('in-kept-job.txt'),
+        await upload('in-old-job.txt'),
+        await upload('recent.txt'),
+      ];
+      const account = { alias: fleet.account };
+      const template = await post<{ id: number }>(
+        fleet.server.url,
+        'create_job_template',
+        {
+          ...fleet.scope,
+          name: 'ships an upload',
+          step_list: [
+            {
+              name: 'ship',
+              type: 2,
+              file_info: {
+                file_source_list: [{ file_type: 2, file_list: [inTemplate] }],
+                file_destination: { path: `${dir}/t/`, account, server: { host_id_list: [dstHost] } },
+              },
+            },
+          ],
+        },
+        fleet.creds,
+      );
+      assert.equal(template.result, true, template.message);
+      const transfer = (file: string, sub: string) =>
+        post<{ job_instance_id: number }>(
+          fleet.server.url,
+          'fast_transfer_file',
+          {
+            ...fleet.scope,
+            account_alias: fleet.account,
+            file_target_path: `${dir}/${sub}/`,
+            file_source_list: [{ file_type: 2, file_list: [file] }],
+            target_server: { host_id_list: [dstHost] },
+          },
+          fleet.creds,
+        );
+      const keptJob = await transfer(inKeptJob, 'kept');
+      const oldJob = await transfer(inOldJob, 'old');
+      const pushed = await post<{ job_instance_id: number }>(
+        fleet.server.url,
+        'push_config_file',
+        {
+          ...fleet.scope,
+          account_alias: fleet.account,
+          file_target_path: `${dir}/conf/`,
+          file_list: [{ file_name: 'app.conf', content: b64('x=1\n') }],
+          target_server: { host_id_list: [dstHost] },
+        },
+        fleet.creds,
+      );
+      for (const r of [keptJob, oldJob, pushed]) {
+        assert.equal(r.result, true, r.message);
+        assert.equal((await waitFinished(fleet, r.data.job_instance_id)).job_instance.status, 3);
+      }
+      const sql = (text: string) => queryFleetDatabase<Record<string, unknown>>(fleet, text, text);
+      const pushedPath = String(
+        (await sql(`select path from stored_file where file_name = 'app.conf'`))[0]?.path,
+      );
+      const all = [unused, inTemplate, inKeptJob, inOldJob, recent, pushedPath];
+      const quoted = (paths: string[]) => paths.map((p) => `'${p}'`).join(',');
+      /** Whether each file's bytes are held: under the data directory (SQLite) or as chunks (PostgreSQL). */
+      const held = async (p: string) =>
+        engine === 'sqlite'
+          ? fs.existsSync(path.join(fleet.server.dataDir, 'files', p))
+          : Number((await sql(`select count(*) as n from stored_file_chunk where path = '${p}'`))[0]?.n) > 0;
+      for (const p of all) assert.equal(await held(p), true, `${p} is held`);
+
+      // Everything but the recent upload unnamed for two days; the kept job was created two days
+      // ago and finished within the retention (its steps can be retried); the old jobs ended then.
+      const twoDaysAgo = Date.now() - 2 * DAY_MS;
+      const age = `update stored_file set created_at = ${twoDaysAgo}, used_at = ${twoDaysAgo} where path in (${quoted(all.filter((p) => p !== recent))});
+        update job_instance set create_time = ${twoDaysAgo}, start_time = ${twoDaysAgo}, end_time = ${twoDaysAgo + 1000} where id in (${oldJob.data.job_instance_id}, ${pushed.data.job_instance_id});
+        update job_instance set create_time = ${twoDaysAgo} where id = ${keptJob.data.job_instance_id};`;
+      await onFleetDatabase(fleet, age, age);
+      await fleet.server.kill();
+      const restartedAt = Date.now();
+      fleet.server = await fleet.server.restart();
+      const server = fleet.server;
+      await eventually(
+        async () =>
+          /"removed":3,"retentionDays":1,"msg":"unused stored files past retention removed"/.test(
+            server.output(),
+          ) || undefined,
+        15_000,
+        'the unnamed files removed',
+      );
+
+      const rows = await sql(`select path, used_at from stored_file where path in (${quoted(all)})`);
+      assert.deepEqual(rows.map((r) => r.path).sort(), [inTemplate, inKeptJob, recent].sort());
+      // Named where the pass had to read to know: counted as used now, not read again for a day.
+      for (const r of rows.filter((x) => x.path !== recent))
+        assert.ok(Number(r.used_at) >= restartedAt, `${String(r.path)} used again: ${JSON.stringify(r)}`);
+      for (const p of [unused, inOldJob, pushedPath]) {
+        assert.equal(await held(p), false, `${p} is gone`);
+        if (engine === 'sqlite')
+          assert.equal(fs.existsSync(path.dirname(path.join(fleet.server.dataDir, 'files', p))), false);
+      }
+      for (const p of [inTemplate, inKeptJob, recent]) assert.equal(await held(p), true, `${p} is kept`);
+
+      const gone = await transfer(unused, 'gone');
+      assert.equal(gone.code, 1241007, JSON.stringify(gone));
+      const again = await transfer(inTemplate, 'again');
+      assert.equal(again.result, true, again.message);
+      assert.equal((await waitFinished(fleet, again.data.job_instance_id)).job_instance.status, 3);
+      assert.equal(fs.readFileSync(`${dir}/again/in-template.txt`, 'utf8'), 'in-template.txt\n');
+    });
   });
 
   describe(`job history removal a few rows at a time on ${engine}`, () => {
@@ -283,6 +415,41 @@ for (const engine of engines()) {
         assert.equal(await tasks(job), 14);
       }
       assert.equal(await pruneJobHistory(store.history, 1, now, 2), 0);
+    });
+
+    test('a stored file named as it is retired: only one of the two takes effect', async () => {
+      const files = store.files;
+      const now = Date.now();
+      const row = (p: string) => ({
+        path: p,
+        scope_type: 'biz',
+        scope_id: '2',
+        creator: 'tester',
+        file_name: p.split('/').pop() ?? p,
+        upload_token_hash: null,
+        expires_at: now,
+        size: 1,
+        sha256: 'x',
+        created_at: now - 3 * DAY_MS,
+      });
+      await files.createStoredFiles([row('2/a/u/a'), row('2/b/u/b')]);
+      // A row of a version before used_at counts from its creation.
+      await store.db
+        .insertInto('stored_file')
+        .values({ ...row('2/c/u/c'), upload_claimed_by: null, used_at: null })
+        .execute();
+      assert.equal(await files.useStoredFiles(['2/a/u/a', '2/a/u/a'], now), 1);
+      assert.deepEqual(await files.unusedBefore(now - DAY_MS, '', 10), ['2/b/u/b', '2/c/u/c']);
+      assert.deepEqual(await files.unusedBefore(now - DAY_MS, '2/b/u/b', 10), ['2/c/u/c']);
+      assert.deepEqual(await files.retireUnused(['2/a/u/a', '2/b/u/b'], now - DAY_MS), ['2/b/u/b']);
+      // Retired: no job names it any more, and no upload completes into it.
+      assert.equal(await files.useStoredFiles(['2/b/u/b'], now), 0);
+      assert.equal((await files.getStoredFiles(['2/b/u/b']))[0]?.size, null);
+      await files.deleteRetired(['2/a/u/a', '2/b/u/b']);
+      assert.deepEqual(
+        (await files.getStoredFiles(['2/a/u/a', '2/b/u/b', '2/c/u/c'])).map((r) => r.path).sort(),
+        ['2/a/u/a', '2/c/u/c'],
+      );
     });
 
     test("a cron's firings before the retention go, but its latest", async () => {

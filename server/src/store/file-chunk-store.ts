@@ -1,5 +1,6 @@
 /** The bytes of stored files as numbered chunks, where servers share the database. */
 import type { Kysely } from 'kysely';
+import { idChunks } from './id-chunks.js';
 import type { Database } from './schema.js';
 
 export class FileChunkStore {
@@ -30,6 +31,12 @@ export class FileChunkStore {
   }
 
   async deleteAll(path: string): Promise<void> {
-    await this.db.deleteFrom('stored_file_chunk').where('path', '=', path).execute();
+    await this.deleteAllOf([path]);
+  }
+
+  async deleteAllOf(paths: readonly string[]): Promise<void> {
+    // A hundred files a statement: one large file alone is thousands of chunk rows.
+    for (const part of idChunks(paths, 100))
+      await this.db.deleteFrom('stored_file_chunk').where('path', 'in', part).execute();
   }
 }

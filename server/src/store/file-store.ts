@@ -4,6 +4,7 @@
  */
 import crypto from 'node:crypto';
 import type { Expression, ExpressionBuilder, Insertable, Kysely, Selectable, SqlBool } from 'kysely';
+import { StepType } from '../engine/statuses.js';
 import { idChunks } from './id-chunks.js';
 import type { Database, FileLogTable, StoredFileTable } from './schema.js';
 
@@ -56,10 +57,106 @@ function claimLeftBehind(
 export class FileStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** New rows: no upload has claimed them yet. */
-  async createStoredFiles(rows: Omit<StoredFile, 'upload_claimed_by'>[]): Promise<void> {
+  /** New rows: no upload has claimed them yet, and they count as used from their creation. */
+  async createStoredFiles(rows: Omit<StoredFile, 'upload_claimed_by' | 'used_at'>[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.db.insertInto('stored_file').values(rows).execute();
+    await this.db
+      .insertInto('stored_file')
+      .values(rows.map((r) => ({ ...r, used_at: r.created_at })))
+      .execute();
+  }
+
+  /**
+   * A job or a template names these files: the history retention keeps them for its days from
+   * now. Resolves with how many of them are stored whole; fewer means one was removed (or is
+   * being removed) by the retention, whose removal starts with a conditional update of the same
+   * row, so of the two only one takes effect.
+   */
+  async useStoredFiles(paths: readonly string[], now: number): Promise<number> {
+    return markStoredFilesUsed(this.db, paths, now);
+  }
+
+  /**
+   * Retention: a page of files no job or template has named since `before` (ms), in path
+   * order after `afterPath`.
+   */
+  async unusedBefore(before: number, afterPath: string, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('stored_file')
+      .select('path')
+      .where('path', '>', afterPath)
+      .where((eb) => eb(eb.fn.coalesce('used_at', 'created_at'), '<', before))
+      .orderBy('path')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.path);
+  }
+
+  /**
+   * Retention: of these files, those still unused since `before`, made unusable (no size: as an
+   * upload that never completed, which no job accepts or serves) before their bytes go. A row
+   * made so and left by a crash is found again by the next pass, so no bytes are left behind
+   * without a row naming them.
+   */
+  async retireUnused(paths: readonly string[], before: number): Promise<string[]> {
+    const out: string[] = [];
+    for (const part of idChunks(paths)) {
+      const rows = await this.db
+        .updateTable('stored_file')
+        .set({ size: null, sha256: null, upload_token_hash: null, upload_claimed_by: null })
+        .where('path', 'in', part)
+        .where((eb) => eb(eb.fn.coalesce('used_at', 'created_at'), '<', before))
+        .returning('path')
+        .execute();
+      out.push(...rows.map((r) => r.path));
+    }
+    return out;
+  }
+
+  /** Retention: the rows of retired files whose bytes are gone. */
+  async deleteRetired(paths: readonly string[]): Promise<void> {
+    for (const part of idChunks(paths))
+      await this.db.deleteFrom('stored_file').where('path', 'in', part).where('size', 'is', null).execute();
+  }
+
+  /**
+   * Every text that may name a stored file and outlives the retention's view of jobs: template
+   * and plan bodies (file lists, variables' defaults) and crons' variable values, with the step
+   * specs of the jobs created before `createdBefore` that the retention keeps (not finished, or
+   * finished at or after `finishedBefore`). Jobs created since have named their files as they
+   * were accepted.
+   */
+  async *namingTexts(
+    createdBefore: number,
+    finishedBefore: number,
+    finishedStatuses: readonly number[],
+  ): AsyncGenerator<string> {
+    for (const table of ['job_template', 'job_plan'] as const) {
+      for (let after = 0; ;) {
+        const rows = await this.db
+          .selectFrom(table)
+          .select(['id', 'body'])
+          .where('id', '>', after)
+          .orderBy('id')
+          .limit(500)
+          .execute();
+        for (const r of rows) yield r.body;
+        if (rows.length < 500) break;
+        after = rows[rows.length - 1]!.id;
+      }
+    }
+    for (const r of await this.db.selectFrom('cron_job').select('vars').execute()) yield r.vars;
+    const specs = await this.db
+      .selectFrom('step_instance as s')
+      .innerJoin('job_instance as j', 'j.id', 's.job_instance_id')
+      .select('s.spec')
+      .where('s.type', '=', StepType.FILE)
+      .where('j.create_time', '<', createdBefore)
+      .where((eb) =>
+        eb.or([eb('j.status', 'not in', finishedStatuses), eb('j.end_time', '>=', finishedBefore)]),
+      )
+      .execute();
+    for (const r of specs) yield r.spec;
   }
 
   async getStoredFiles(paths: readonly string[]): Promise<StoredFile[]> {
@@ -288,4 +385,23 @@ async function upsertLogs(db: Kysely<Database>, rows: readonly FileLog[]): Promi
       )
       .execute();
   }
+}
+
+/** See FileStore.useStoredFiles; `db` may be a transaction that stores what names the files. */
+export async function markStoredFilesUsed(
+  db: Kysely<Database>,
+  paths: readonly string[],
+  now: number,
+): Promise<number> {
+  let n = 0;
+  for (const part of idChunks([...new Set(paths)])) {
+    const r = await db
+      .updateTable('stored_file')
+      .set({ used_at: now })
+      .where('path', 'in', part)
+      .where('size', 'is not', null)
+      .executeTakeFirst();
+    n += Number(r.numUpdatedRows);
+  }
+  return n;
 }

@@ -959,6 +959,13 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
             values (${IP_SETS_CONFIRMED_KEY}, 'an address holds a comma', ${Date.now()})`.execute(db);
       },
     },
+    '0053_stored_file_used_at': {
+      async up(db: AnyDb) {
+        // Nullable, without a default: a server of the older version goes on inserting rows
+        // during a rolling upgrade, and a row without it counts from its created_at.
+        await db.schema.alterTable('stored_file').addColumn('used_at', 'bigint').execute();
+      },
+    },
   };
 }
 

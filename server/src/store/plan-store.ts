@@ -7,6 +7,7 @@ import { CronStore } from './cron-store.js';
 import type { CronCiter } from './cron-store.js';
 import { holdCitations } from './library-references.js';
 import type { Citation } from './library-references.js';
+import { markStoredFilesUsed } from './file-store.js';
 import { idChunks } from './id-chunks.js';
 import { containsLike } from './list-filters.js';
 import type { Database, JobPlanTable, JobTemplateTable, StepConfirmationTable } from './schema.js';
@@ -20,18 +21,28 @@ interface CitingStep {
   script_info?: { script_version_id?: number; account?: { id?: number } };
   file_info?: {
     file_destination: { account?: { id?: number } };
-    file_source_list: { account?: { id?: number } }[];
+    file_source_list: { account?: { id?: number }; file_type?: number; file_list?: string[] }[];
   };
 }
 
-/** The script versions and accounts a template body (JSON) cites. */
-function citedBy(body: string): { versionIds: number[]; accountIds: number[] } {
+/** The script versions, accounts and uploaded files a template body (JSON) cites. */
+function citedBy(body: string): { versionIds: number[]; accountIds: number[]; uploads: string[] } {
   const steps = (JSON.parse(body) as { steps: CitingStep[] }).steps;
   const numbers = (xs: unknown[]) => xs.filter((x): x is number => typeof x === 'number');
   return {
     versionIds: numbers(steps.map((s) => s.script_info?.script_version_id)),
     accountIds: numbers(steps.flatMap((s) => accountsOf(s).map((a) => a?.id))),
+    uploads: steps.flatMap((s) =>
+      (s.file_info?.file_source_list ?? []).flatMap((f) => (f.file_type === 2 ? (f.file_list ?? []) : [])),
+    ),
   };
+}
+
+/** What a template about to be stored cites is held: see holdCitations and FileStore.useStoredFiles. */
+async function holdCited(tx: Kysely<Database>, body: string): Promise<void> {
+  const cited = citedBy(body);
+  await holdCitations(tx, cited);
+  await markStoredFilesUsed(tx, cited.uploads, Date.now());
 }
 
 /** Every account a step runs as or reads files as. */
@@ -95,7 +106,7 @@ export class PlanStore {
   /** CitedItemsGone when a script version or account it cites was deleted meanwhile (holdCitations). */
   async insertTemplate(row: Omit<TemplateRow, 'id'>): Promise<number> {
     return this.db.transaction().execute(async (tx) => {
-      await holdCitations(tx, citedBy(row.body));
+      await holdCited(tx, row.body);
       const { id } = await tx
         .insertInto('job_template')
         .values(row)
@@ -119,7 +130,7 @@ export class PlanStore {
     >,
   ): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
-      await holdCitations(tx, citedBy(patch.body));
+      await holdCited(tx, patch.body);
       const r = await tx
         .updateTable('job_template')
         .set(patch)

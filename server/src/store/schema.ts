@@ -263,6 +263,11 @@ export interface StoredFileTable {
   size: number | null;
   sha256: string | null;
   created_at: number;
+  /**
+   * When a job or a template last named the file (ms; null on rows of versions before it, which
+   * count from `created_at`): the job history retention removes files unnamed for its days.
+   */
+  used_at: number | null;
 }
 
 export interface FileLogTable {

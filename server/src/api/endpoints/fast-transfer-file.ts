@@ -166,6 +166,13 @@ export async function resolveSources(
           });
         uploadedNames.add(row.file_name);
       }
+      // Named by a job now: kept for the history retention's days from here. One removed since it
+      // was read above is not (the retention's removal and this are exclusive on the row).
+      if ((await ctx.services.store.files.useStoredFiles(s.file_list, Date.now())) < rows.size)
+        throw new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
+          param: `${at}.file_list`,
+          reason: 'an uploaded file was removed meanwhile: it was unused past the job history retention',
+        });
       out.push({ kind: 'server', fileType: 2, files: s.file_list, hosts: [], account: null, server: null });
       continue;
     }
