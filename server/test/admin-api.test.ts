@@ -235,6 +235,90 @@ for (const [index, engine] of engines().entries()) {
       assert.deepEqual(hosts.hosts[0]?.module_ids, [ids.a1]);
     });
 
+    it('hosts: listing in pages by id, over the store or one business', async () => {
+      type Page = { hosts: HostView[]; next_after_id?: number | null };
+      const added: number[] = [];
+      for (const [ip, biz] of [
+        ['10.0.0.3', 2],
+        ['10.0.0.4', 3],
+        ['10.0.0.5', 2],
+      ] as const)
+        added.push(succeeds(await call<HostView>('POST', '/hosts', { ip, bk_biz_id: biz })).bk_host_id);
+      const [h3, h4, h5] = added as [number, number, number];
+      succeeds(await call('POST', `/topology/modules/${ids.a1}/hosts`, { host_ids: [h5] }));
+
+      // Without limit the reply is what it always was: every host, no paging field.
+      const all = succeeds(await call<Page>('GET', '/hosts'));
+      assert.deepEqual(Object.keys(all), ['hosts']);
+      assert.deepEqual(
+        all.hosts.map((h) => h.bk_host_id),
+        [ids.web, ids.win, h3, h4, h5],
+      );
+
+      const walk = async (query: string) => {
+        const pages: Page[] = [];
+        let after: number | null | undefined;
+        do {
+          const page = succeeds(
+            await call<Page>('GET', `/hosts?${query}${after === undefined ? '' : `&after_id=${after}`}`),
+          );
+          assert.notEqual(page.next_after_id, undefined, 'a paged reply carries next_after_id');
+          pages.push(page);
+          after = page.next_after_id;
+          assert.ok(pages.length <= 10, 'paging ends');
+        } while (after !== null);
+        return pages;
+      };
+      const pages = await walk('limit=2');
+      assert.deepEqual(
+        pages.map((p) => [p.hosts.map((h) => h.bk_host_id), p.next_after_id]),
+        [
+          [[ids.web, ids.win], ids.win],
+          [[h3, h4], h4],
+          [[h5], null],
+        ],
+      );
+      assert.deepEqual(
+        pages.flatMap((p) => p.hosts),
+        all.hosts,
+        'the pages hold the same hosts, module ids included',
+      );
+
+      const inBiz2 = await walk('bk_biz_id=2&limit=2');
+      assert.deepEqual(
+        inBiz2.map((p) => [p.hosts.map((h) => [h.bk_host_id, h.module_ids]), p.next_after_id]),
+        [
+          [
+            [
+              [ids.web, [ids.a1]],
+              [h3, []],
+            ],
+            h3,
+          ],
+          [[[h5, [ids.a1]]], null],
+        ],
+      );
+      // A page that ends on the last host says so, instead of sending the caller for an empty one.
+      assert.deepEqual(
+        succeeds(await call<Page>('GET', '/hosts?limit=5')).next_after_id,
+        null,
+        'five hosts in a page of five',
+      );
+      assert.deepEqual(succeeds(await call<Page>('GET', `/hosts?limit=2&after_id=${h5}`)), {
+        hosts: [],
+        next_after_id: null,
+      });
+      // after_id alone continues the whole listing from there.
+      assert.deepEqual(succeeds(await call<Page>('GET', `/hosts?bk_biz_id=3&after_id=${ids.win}`)), {
+        hosts: all.hosts.filter((h) => h.bk_host_id === h4),
+      });
+
+      for (const limit of ['0', '5001', '-1', '2.5', 'abc', ''])
+        fails(await call('GET', `/hosts?limit=${limit}`), 'BAD_REQUEST', 'limit');
+      for (const after of ['-1', '1.5', 'abc'])
+        fails(await call('GET', `/hosts?limit=2&after_id=${after}`), 'BAD_REQUEST', 'after_id');
+    });
+
     it('dynamic groups', async () => {
       const filter = { ip: ['10.0.0.0/24'], hostname: 'web-*', os_type: 'linux', module_ids: [ids.a1] };
       assert.deepEqual(
@@ -428,6 +512,11 @@ for (const [index, engine] of engines().entries()) {
         assert.deepEqual(
           hosts.hosts.map((h) => [h.ip, h.module_ids]),
           [['10.5.0.1', [mod.id]]],
+        );
+        // host-list reads page by page and prints what the unpaged listing answers.
+        assert.deepEqual(
+          await ok('host-list', '--biz', '2', '--page-size', '2'),
+          succeeds(await call('GET', '/hosts?bk_biz_id=2')),
         );
 
         const [viaEnv, wrong, dup] = await Promise.all([

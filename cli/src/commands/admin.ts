@@ -12,12 +12,13 @@ export interface Conn {
   adminToken: string;
 }
 
-export async function call(
+/** The `data` of an admin API reply; a refusal becomes an error carrying its message and code. */
+async function request(
   conn: Conn,
   method: 'GET' | 'POST' | 'DELETE',
   path: string,
   body?: unknown,
-): Promise<void> {
+): Promise<unknown> {
   const res = await fetch(new URL(`/api/admin${path}`, conn.server), {
     method,
     headers: { authorization: `Bearer ${conn.adminToken}`, 'content-type': 'application/json' },
@@ -25,7 +26,39 @@ export async function call(
   });
   const env = (await res.json()) as { result: boolean; code: number; message: string; data: unknown };
   if (!env.result) throw new Error(`${env.message} (code ${env.code})`);
-  process.stdout.write(JSON.stringify(env.data, null, 2) + '\n');
+  return env.data;
+}
+
+const print = (data: unknown) => process.stdout.write(JSON.stringify(data, null, 2) + '\n');
+
+export async function call(
+  conn: Conn,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: unknown,
+): Promise<void> {
+  print(await request(conn, method, path, body));
+}
+
+/**
+ * Every host (of a business), read a page at a time so that a 50,000-host fleet is not one reply
+ * the server builds whole; printed once at the end, in the shape of the unpaged reply, so that a
+ * failure part way prints nothing a script could take for the whole list.
+ */
+async function listHosts(conn: Conn, bizId: number | undefined, pageSize: number): Promise<void> {
+  const hosts: unknown[] = [];
+  let after: number | null = 0;
+  while (after !== null) {
+    const q = new URLSearchParams({ limit: String(pageSize), after_id: String(after) });
+    if (bizId !== undefined) q.set('bk_biz_id', String(bizId));
+    const page = (await request(conn, 'GET', `/hosts?${q}`)) as {
+      hosts: unknown[];
+      next_after_id: number | null;
+    };
+    hosts.push(...page.hosts);
+    after = page.next_after_id;
+  }
+  print({ hosts });
 }
 
 const num = (v: string) => {
@@ -73,7 +106,10 @@ export function adminCommand(): Command {
   admin
     .command('host-list')
     .option('--biz <id>', 'only hosts of this business')
-    .action((o: { biz?: string }) => call(conn(), 'GET', `/hosts${o.biz ? `?bk_biz_id=${num(o.biz)}` : ''}`));
+    .option('--page-size <n>', 'hosts per request (1..5000)', '1000')
+    .action((o: { biz?: string; pageSize: string }) =>
+      listHosts(conn(), o.biz ? num(o.biz) : undefined, num(o.pageSize)),
+    );
   admin
     .command('host-add <ip>')
     .description('add a host by hand (it has no agent until one registers from that ip)')

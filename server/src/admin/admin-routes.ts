@@ -69,7 +69,12 @@ const schemas = {
     /** Platform permissions beyond scopes; public_script_manage lets an app change public scripts. */
     permissions: z.array(z.literal(PUBLIC_SCRIPT_PERMISSION)).default([]),
   }),
-  bizQuery: z.object({ bk_biz_id: zLong.optional() }),
+  hostsQuery: z.object({
+    bk_biz_id: zLong.optional(),
+    /** Absent: every host in one reply, which scripts written against the unpaged listing expect. */
+    limit: zLong.pipe(z.number().min(1).max(5000)).optional(),
+    after_id: zLong.pipe(z.number().min(0)).optional(),
+  }),
 } as const;
 
 export function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
@@ -151,12 +156,20 @@ export function registerAdminRoutes(app: FastifyInstance, services: Services): v
       });
 
       admin.get('/hosts', async (req) => {
-        const q = parse(schemas.bizQuery, req.query);
-        const hosts = await inv.listHosts(q.bk_biz_id === undefined ? {} : { bizId: q.bk_biz_id });
-        const modules = await inv.moduleIdsOfHosts(hosts.map((h) => h.id));
-        return ok(req, {
-          hosts: hosts.map((h) => ({ ...hostView(h), module_ids: modules.get(h.id) ?? [] })),
+        const q = parse(schemas.hostsQuery, req.query);
+        const read = await inv.listHosts({
+          ...(q.bk_biz_id !== undefined ? { bizId: q.bk_biz_id } : {}),
+          ...(q.after_id !== undefined ? { afterId: q.after_id } : {}),
+          // One host past the page tells whether another follows: a page that ends on the last
+          // host then says so, rather than sending the caller for an empty one.
+          ...(q.limit !== undefined ? { limit: q.limit + 1 } : {}),
         });
+        const hosts = q.limit === undefined ? read : read.slice(0, q.limit);
+        const modules = await inv.moduleIdsOfHosts(hosts.map((h) => h.id));
+        const views = hosts.map((h) => ({ ...hostView(h), module_ids: modules.get(h.id) ?? [] }));
+        if (q.limit === undefined) return ok(req, { hosts: views });
+        const last = hosts.at(-1);
+        return ok(req, { hosts: views, next_after_id: read.length > q.limit && last ? last.id : null });
       });
       admin.post('/hosts', async (req) => {
         const h = parse(schemas.host, req.body);

@@ -210,8 +210,9 @@ const OTHER_ROUTES: {
   {
     method: 'get',
     path: '/api/admin/hosts',
-    summary: 'list hosts',
-    query: A.bizQuery,
+    summary:
+      'list hosts in id order with their module ids (with limit, 1..5000: one page after after_id, and next_after_id)',
+    query: A.hostsQuery,
     security: 'adminToken',
   },
   { method: 'post', path: '/api/admin/hosts', summary: 'add a host', body: A.host, security: 'adminToken' },

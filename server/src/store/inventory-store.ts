@@ -257,9 +257,15 @@ export class InventoryStore {
     return out;
   }
 
-  async listHosts(filter: { bizId?: number } = {}): Promise<Host[]> {
+  /**
+   * Hosts in id order; `afterId` and `limit` read one page of them by key, so a page deep into a
+   * 50,000-host store costs what the first one does.
+   */
+  async listHosts(filter: { bizId?: number; afterId?: number; limit?: number } = {}): Promise<Host[]> {
     let q = this.db.selectFrom('host').selectAll().orderBy('id');
     if (filter.bizId !== undefined) q = q.where('biz_id', '=', filter.bizId);
+    if (filter.afterId !== undefined) q = q.where('id', '>', filter.afterId);
+    if (filter.limit !== undefined) q = q.limit(filter.limit);
     return q.execute();
   }
 
