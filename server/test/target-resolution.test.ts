@@ -345,18 +345,18 @@ for (const engine of engines()) {
     });
 
     it('reads each node once however often it is listed; 33,000 unknown groups are named, not an internal error', async () => {
-      const listHosts = store.inventory.listHosts.bind(store.inventory);
+      const hostsOfBiz = store.inventory.targetHostsOfBiz.bind(store.inventory);
       let reads = 0;
-      store.inventory.listHosts = (...args) => {
+      store.inventory.targetHostsOfBiz = (...args) => {
         reads++;
-        return listHosts(...args);
+        return hostsOfBiz(...args);
       };
       try {
         const copies = Array.from({ length: 20_000 }, () => ({ id: 2, node_type: 'biz' }));
         assert.deepEqual(await ids(BIZ2, { topo_node_list: copies }), sorted('web-1', 'web-2', 'db-1'));
         assert.equal(reads, 1);
       } finally {
-        store.inventory.listHosts = listHosts;
+        store.inventory.targetHostsOfBiz = hostsOfBiz;
       }
       const groups = Array.from({ length: 33_000 }, (_, i) => ({ id: `no-such-group-${i}` }));
       await failsWith(

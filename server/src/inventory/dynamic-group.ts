@@ -71,7 +71,11 @@ export function globMatches(text: string, glob: string): boolean {
   return gi === g.length;
 }
 
-export function hostMatches(host: Host, moduleIds: readonly number[], f: DynamicGroupFilter): boolean {
+export function hostMatches(
+  host: Pick<Host, 'ip' | 'hostname' | 'os_type'>,
+  moduleIds: readonly number[],
+  f: DynamicGroupFilter,
+): boolean {
   if (f.ip && !f.ip.some((p) => ipMatches(host.ip, p))) return false;
   if (f.hostname && !globMatches(host.hostname, f.hostname)) return false;
   if (f.os_type && host.os_type !== f.os_type) return false;

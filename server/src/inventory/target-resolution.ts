@@ -117,9 +117,9 @@ async function resolveTargetsOf(
         continue;
       }
       const filter = DynamicGroupFilter.parse(JSON.parse(g.filter));
-      const hosts = await inv.listHosts({ bizId: g.biz_id });
+      const hosts = await inv.groupHostsOfBiz(g.biz_id);
       const modules = filter.module_ids
-        ? await inv.moduleIdsOfHosts(hosts.map((h) => h.id))
+        ? await inv.moduleIdsOfBizHosts(g.biz_id)
         : new Map<number, number[]>();
       add(hosts.filter((h) => hostMatches(h, modules.get(h.id) ?? [], filter)));
     }
@@ -155,14 +155,6 @@ async function resolveTargetsOf(
   return { hosts: [...found.values()], missing: [...gone.values()] };
 }
 
-/**
- * A node's members that still belong to its business: a host moved to another business keeps
- * its module rows, but has left the old business's topology (as a CMDB move does).
- */
-function inBiz(bizId: number, hosts: TargetHost[]): TargetHost[] {
-  return hosts.filter((h) => h.biz_id === bizId);
-}
-
 /** Hosts under a topology node of the scope, or undefined when the node is not in the scope. */
 async function hostsOfTopoNode(
   inv: InventoryStore,
@@ -172,19 +164,16 @@ async function hostsOfTopoNode(
 ): Promise<TargetHost[] | undefined> {
   switch (nodeType) {
     case 'biz':
-      return scope.bizIds.includes(id) ? inv.listHosts({ bizId: id }) : undefined;
+      return scope.bizIds.includes(id) ? inv.targetHostsOfBiz(id) : undefined;
     case 'set': {
       const set = await inv.getSet(id);
       if (!set || !scope.bizIds.includes(set.biz_id)) return undefined;
-      return inBiz(
-        set.biz_id,
-        await inv.getTargetHostsByIds(await inv.hostIdsInModules(await inv.moduleIdsOfSets([id]))),
-      );
+      return inv.targetHostsInModules(await inv.moduleIdsOfSets([id]), set.biz_id);
     }
     case 'module': {
       const module = await inv.getModule(id);
       if (!module || !scope.bizIds.includes(module.biz_id)) return undefined;
-      return inBiz(module.biz_id, await inv.getTargetHostsByIds(await inv.hostIdsInModules([id])));
+      return inv.targetHostsInModules([id], module.biz_id);
     }
     default:
       throw new ApiError('ILLEGAL_PARAM_WITH_PARAM_NAME', {

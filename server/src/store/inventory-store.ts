@@ -18,6 +18,7 @@ export type Account = Selectable<AccountTable>;
 export type DynamicGroup = Selectable<DynamicGroupTable>;
 /** What a job needs of a target host: which host, its address, its agent and its business. */
 export type TargetHost = Pick<Host, 'id' | 'cloud_id' | 'ip' | 'ipv6' | 'agent_id' | 'biz_id'>;
+export type GroupHost = TargetHost & Pick<Host, 'hostname' | 'os_type'>;
 const TARGET_COLUMNS = ['id', 'cloud_id', 'ip', 'ipv6', 'agent_id', 'biz_id'] as const;
 
 export interface HostRegistration {
@@ -214,6 +215,61 @@ export class InventoryStore {
     return this.byIds(ids, (where) =>
       this.db.selectFrom('host').select(TARGET_COLUMNS).where(where).execute(),
     );
+  }
+
+  /** A business's hosts as targets, by id: a third of a host's columns, read in one statement. */
+  async targetHostsOfBiz(bizId: number): Promise<TargetHost[]> {
+    return this.db
+      .selectFrom('host')
+      .select(TARGET_COLUMNS)
+      .where('biz_id', '=', bizId)
+      .orderBy('id')
+      .execute();
+  }
+
+  /**
+   * The hosts of a business in any of these modules, in one statement: a host moved to another
+   * business keeps its module rows but has left the old business's topology (as a CMDB move
+   * does). Reading the module's host ids first and then the hosts sent 50,000 ids back. In no
+   * order, as before: sorting 50,000 rows spilled to disk on PostgreSQL (40 of 120 ms).
+   */
+  async targetHostsInModules(moduleIds: readonly number[], bizId: number): Promise<TargetHost[]> {
+    if (moduleIds.length === 0) return [];
+    return this.db
+      .selectFrom('host')
+      .select(TARGET_COLUMNS)
+      .where('biz_id', '=', bizId)
+      .where('id', 'in', (eb) =>
+        eb.selectFrom('host_module').select('host_id').where('module_id', 'in', moduleIds),
+      )
+      .execute();
+  }
+
+  /** A business's hosts with what a dynamic group filters on (dynamic-group.ts). */
+  async groupHostsOfBiz(bizId: number): Promise<GroupHost[]> {
+    return this.db
+      .selectFrom('host')
+      .select([...TARGET_COLUMNS, 'hostname', 'os_type'])
+      .where('biz_id', '=', bizId)
+      .orderBy('id')
+      .execute();
+  }
+
+  /** The module ids of each host of a business, by a join: not by a list of every host's id. */
+  async moduleIdsOfBizHosts(bizId: number): Promise<Map<number, number[]>> {
+    const rows = await this.db
+      .selectFrom('host_module')
+      .innerJoin('host', 'host.id', 'host_module.host_id')
+      .select(['host_module.host_id', 'host_module.module_id'])
+      .where('host.biz_id', '=', bizId)
+      .execute();
+    const out = new Map<number, number[]>();
+    for (const r of rows) {
+      const list = out.get(r.host_id);
+      if (list) list.push(r.module_id);
+      else out.set(r.host_id, [r.module_id]);
+    }
+    return out;
   }
 
   /**
