@@ -336,6 +336,25 @@ for (const engine of engines()) {
       assert.deepEqual([run?.outcome, run?.status], ['fired', 3]);
     });
 
+    test('a cron saved with a new time and enabled again fires at it, not at the time known before', async () => {
+      // The scheduler keeps each cron's next time between ticks: a save must not leave the old one.
+      const id = await save({ name: 'yearly, then often', expression: '0 0 1 1 *' });
+      await setStatus(id, 1);
+      await sleep(2500);
+      assert.equal((await jobsOf(id)).length, 0, 'a yearly cron fired');
+      // Saving pauses a cron (as BK-JOB's does): enabled again, on its new schedule.
+      await save({ id, expression: '*/2 * * * * *' });
+      await setStatus(id, 1);
+      await eventually(async () => ((await jobsOf(id)).length >= 2 ? true : undefined), 20_000);
+      await setStatus(id, 2);
+      await sleep(1000);
+      const stopped = (await jobsOf(id)).length;
+      // Enabled again: a new enabled time, and again the schedule as saved.
+      await setStatus(id, 1);
+      await eventually(async () => ((await jobsOf(id)).length > stopped ? true : undefined), 20_000);
+      await setStatus(id, 2);
+    });
+
     test('a misfire grace of 0 still fires every time the running scheduler reaches on schedule', async () => {
       const id = await save({ name: 'no grace', expression: '*/2 * * * * *', misfire_grace_seconds: 0 });
       await setStatus(id, 1);

@@ -110,8 +110,3 @@ export function nextTimes(s: Schedule, afterMs: number, n: number): number[] {
     .map((d) => d.getTime())
     .filter((t) => s.endTime === null || t <= s.endTime * 1000);
 }
-
-/** Whether no time can be due after `afterMs` any more. */
-export function isOver(s: Schedule, afterMs: number): boolean {
-  return nextTimes(s, afterMs, 1).length === 0;
-}

@@ -33,7 +33,18 @@ const CRON_CHANGE_COLUMNS = {
  * What the scheduler reads of every enabled cron at each tick: its schedule, not its variable
  * values (up to megabytes each; the firing reads its cron whole).
  */
-export type DueCron = CronSchedule & { last_time: number | null };
+/** What the scheduler's tick reads of each enabled cron: what its due times follow from. */
+const DUE_COLUMNS = [
+  'id',
+  'expression',
+  'execute_time',
+  'time_zone',
+  'end_time',
+  'enabled_at',
+  'last_modify_time',
+  'misfire_grace_seconds',
+] as const satisfies readonly (keyof CronRow)[];
+export type DueCron = Pick<CronRow, (typeof DUE_COLUMNS)[number]> & { last_time: number | null };
 
 /** A cron without its variable values: what lists and the scheduler's tick read. */
 export type CronSchedule = Omit<CronRow, 'vars'>;
@@ -206,10 +217,11 @@ export class CronStore {
     return this.db.selectFrom('cron_job').select(SCHEDULE_COLUMNS).orderBy('id').execute();
   }
 
+  /** Every tick reads these, so only what due times need: a firing reads its cron whole. */
   async enabledWithLastTime(): Promise<DueCron[]> {
     const rows = await this.db
       .selectFrom('cron_job')
-      .select(SCHEDULE_COLUMNS.map((c) => `cron_job.${c}` as const))
+      .select(DUE_COLUMNS.map((c) => `cron_job.${c}` as const))
       .select((eb) =>
         eb
           .selectFrom('cron_firing')
