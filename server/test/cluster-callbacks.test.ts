@@ -20,14 +20,18 @@ import { stopAll } from './helpers/processes.js';
 
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
 
-/** The index of the server process holding the TCP connection whose local port is `port`. */
-function holderOf(c: Cluster, port: number): number {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+/**
+ * The index of the server process holding the TCP connection from local port `port` to
+ * `peerPort`: by both ends, as another connection of the machine (tests run side by side) may
+ * use the same port number on another address.
+ */
+function holderOf(c: Cluster, port: number, peerPort: number): number {
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
   const line = fs
     .readFileSync('/proc/net/tcp', 'utf8')
     .split('\n')
     .map((l) => l.trim().split(/\s+/))
-    .find((f) => f[1]?.endsWith(`:${hex}`));
+    .find((f) => f[1]?.endsWith(`:${hex(port)}`) && f[2]?.endsWith(`:${hex(peerPort)}`));
   const inode = line?.[9];
   assert.ok(inode, `no socket with local port ${port}`);
   const holds = (pid: number): boolean => {
@@ -114,7 +118,7 @@ describe('cluster: a callback whose sender is killed mid-POST', { skip: !withPg 
     assert.equal(r.result, true, r.message);
     const jobId = r.data.job_instance_id;
     // The POST is at the receiver: the server that sent it dies with the connection open.
-    const sender = holderOf(c, await first);
+    const sender = holderOf(c, await first, (receiver.address() as AddressInfo).port);
     c.servers[sender]?.proc.kill('SIGKILL');
     const other = 1 - sender;
     const f = c.via(other);

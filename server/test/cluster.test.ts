@@ -305,7 +305,10 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       servers: 2,
       agents: 2,
       placement: (n) => (n === 0 ? [0, 1] : 1),
-      env: { JOBFLEET_CLUSTER_DEAD_AFTER_MS: '40000', JOBFLEET_CLUSTER_SELF_FENCE_MS: '5000' },
+      // The self-fence time is how long PostgreSQL keeps the paused write's transaction (and its
+      // lock) before ending it: 5 s was once too short for this test to see the lock held while a
+      // full suite loaded the machine.
+      env: { JOBFLEET_CLUSTER_DEAD_AFTER_MS: '40000', JOBFLEET_CLUSTER_SELF_FENCE_MS: '10000' },
     });
     const locker = new pg.Client({ connectionString: c.databaseUrl });
     await locker.connect();
@@ -347,13 +350,18 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
         );
         return rows.length > 0;
       });
-      await until(c, 'the first host recorded through S2', async () => {
-        const rows = await c.db<{ status: number }>(
-          'select status from host_task where step_instance_id = $1 and host_id = $2',
-          [job.stepId, first],
-        );
-        return rows[0]?.status === 9;
-      });
+      await until(
+        c,
+        'the first host recorded through S2',
+        async () => {
+          const rows = await c.db<{ status: number }>(
+            'select status from host_task where step_instance_id = $1 and host_id = $2',
+            [job.stepId, first],
+          );
+          return rows[0]?.status === 9;
+        },
+        35_000,
+      );
       owner.proc.kill('SIGCONT');
       c.paused.delete(owner);
       await checkInvariants(c, [job]);
