@@ -46,7 +46,7 @@ const DUE_COLUMNS = [
 ] as const satisfies readonly (keyof CronRow)[];
 export type DueCron = Pick<CronRow, (typeof DUE_COLUMNS)[number]> & { last_time: number | null };
 
-/** A cron without its variable values: what lists and the scheduler's tick read. */
+/** A cron without its variable values: what lists read. */
 export type CronSchedule = Omit<CronRow, 'vars'>;
 
 const SCHEDULE_COLUMNS = [

@@ -28,7 +28,7 @@ import type { HostTaskChange } from './host-task-update.js';
 import { JobEventLog, lockedInsertOfNewJob } from './job-event-log.js';
 import type { EventInSql } from './job-event-log.js';
 import { compiledInsert, insertRows } from './row-insert.js';
-import { IP_SETS_CONFIRMED_KEY, ipSetAggregate, ipSetOf, jobHasTaskOn } from './step-ip-sets.js';
+import { IP_SETS_CONFIRMED_KEY, ipSetAggregate, ipSetOf, jobHasTaskOn, storeIpSet } from './step-ip-sets.js';
 import { bufferOf, decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
 import type { StoredChunk } from './log-chunk-codec.js';
 import { forEachLogChunk } from './log-pages.js';
@@ -2008,10 +2008,11 @@ async function insertHostTasks(
 ): Promise<void> {
   if (engine === 'postgres') return insertHostTaskArrays(tx, stepInstanceId, executeCount, hosts);
   if (hosts.length > 0)
-    await tx
-      .insertInto('step_ip_set')
-      .values({ step_instance_id: stepInstanceId, ips: ipSetOf(hosts, (h) => h.ip) })
-      .execute();
+    await storeIpSet(
+      tx,
+      stepInstanceId,
+      ipSetOf(hosts, (h) => h.ip),
+    );
   for (let i = 0; i < hosts.length; i += INSERT_CHUNK) {
     const rows = hosts.slice(i, i + INSERT_CHUNK).map((h) => hostTaskRow(stepInstanceId, executeCount, h));
     // A full chunk's insert is compiled once: building and compiling 500 rows of values (8,000

@@ -14,7 +14,7 @@ import type { RawBuilder, Transaction } from 'kysely';
 import { countByStatus, HostStatus } from '../engine/statuses.js';
 import type { EngineCapabilities } from './engines.js';
 import type { Database } from './schema.js';
-import { ipSetAggregate, ipSetOf } from './step-ip-sets.js';
+import { ipSetAggregate, ipSetOf, storeIpSet } from './step-ip-sets.js';
 
 /** A new task's status, as target resolution sets it: waiting, or no agent to run it. */
 const { WAITING, AGENT_NOT_INSTALLED } = HostStatus;
@@ -75,10 +75,11 @@ export async function insertHostTasksById(
     counts = countByStatus(tasks.map((t) => t.status));
     // PostgreSQL stored the set with the tasks (onPostgres).
     if (engine === 'sqlite' && rows.length > 0)
-      await tx
-        .insertInto('step_ip_set')
-        .values({ step_instance_id: stepInstanceId, ips: ipSetOf(rows, (t) => t.ip) })
-        .execute();
+      await storeIpSet(
+        tx,
+        stepInstanceId,
+        ipSetOf(rows, (t) => t.ip),
+      );
   } else {
     counts = await countAndStoreIpSet(tx, stepInstanceId, engine);
   }
@@ -153,8 +154,7 @@ async function countAndStoreIpSet(
   } else {
     const { rows } = await sql<TaskCounts & { ips: string | null }>`select ${counted},
         ${ipSetAggregate(sql`ip`, engine)} as ips ${tasks}`.execute(tx);
-    const ips = rows[0]?.ips;
-    if (ips) await tx.insertInto('step_ip_set').values({ step_instance_id: stepInstanceId, ips }).execute();
+    await storeIpSet(tx, stepInstanceId, rows[0]?.ips);
     row = rows[0];
   }
   const counts: Record<string, number> = {};

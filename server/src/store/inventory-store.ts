@@ -263,13 +263,7 @@ export class InventoryStore {
       .select(['host_module.host_id', 'host_module.module_id'])
       .where('host.biz_id', '=', bizId)
       .execute();
-    const out = new Map<number, number[]>();
-    for (const r of rows) {
-      const list = out.get(r.host_id);
-      if (list) list.push(r.module_id);
-      else out.set(r.host_id, [r.module_id]);
-    }
-    return out;
+    return modulesByHost(rows);
   }
 
   /**
@@ -465,12 +459,12 @@ export class InventoryStore {
   }
 
   async moduleIdsOfHosts(hostIds: readonly number[]): Promise<Map<number, number[]>> {
-    const out = new Map<number, number[]>();
-    for (const ids of idChunks(hostIds)) {
-      const rows = await this.db.selectFrom('host_module').selectAll().where('host_id', 'in', ids).execute();
-      for (const r of rows) out.set(r.host_id, [...(out.get(r.host_id) ?? []), r.module_id]);
-    }
-    return out;
+    const rows: { host_id: number; module_id: number }[] = [];
+    for (const ids of idChunks(hostIds))
+      rows.push(
+        ...(await this.db.selectFrom('host_module').selectAll().where('host_id', 'in', ids).execute()),
+      );
+    return modulesByHost(rows);
   }
 
   async createDynamicGroup(g: { id: string; bizId: number; name: string; filter: string }): Promise<void> {
@@ -596,4 +590,15 @@ function hostsAt(db: Kysely<Database>, regs: readonly HostRegistration[]): Promi
     .selectAll()
     .where((eb) => eb.or(regs.map((r) => eb.and([eb('cloud_id', '=', r.cloudId), eb('ip', '=', r.ip)]))))
     .execute();
+}
+
+/** Host-module rows as each host's module ids. */
+function modulesByHost(rows: readonly { host_id: number; module_id: number }[]): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  for (const r of rows) {
+    const list = out.get(r.host_id);
+    if (list) list.push(r.module_id);
+    else out.set(r.host_id, [r.module_id]);
+  }
+  return out;
 }

@@ -27,8 +27,9 @@
  * rolling upgrade) is searched through its tasks as before.
  */
 import { sql } from 'kysely';
-import type { RawBuilder } from 'kysely';
+import type { Kysely, RawBuilder } from 'kysely';
 import type { EngineCapabilities } from './engines.js';
+import type { Database } from './schema.js';
 
 /** server_setting key whose presence says some stored address may hold a comma. */
 export const IP_SETS_CONFIRMED_KEY = 'step_ip_set.confirm_matches';
@@ -44,6 +45,18 @@ export function ipSetOf<T>(tasks: readonly T[], ip: (task: T) => string): string
     set += ',';
   }
   return set;
+}
+
+/**
+ * Stores a step's set where the engine's insert does not make it in the same statement (SQLite):
+ * `ips` as ipSetOf or ipSetAggregate made it; none for a step of no tasks.
+ */
+export async function storeIpSet(
+  tx: Kysely<Database>,
+  stepInstanceId: number,
+  ips: string | null | undefined,
+): Promise<void> {
+  if (ips) await tx.insertInto('step_ip_set').values({ step_instance_id: stepInstanceId, ips }).execute();
 }
 
 /** The aggregate making a set from the addresses in `column`: null over no rows (no set is stored). */
