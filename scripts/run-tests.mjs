@@ -2,6 +2,7 @@
 // Node 20's runner does not expand globs itself, so the files are listed here.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const packages = ['protocol', 'server', 'agent', 'cli', 'console'];
@@ -29,7 +30,16 @@ if (!process.env.JOBFLEET_TEST_PG_URL) {
     'JOBFLEET_TEST_PG_URL is not set: tests run on SQLite only (see scripts/start-test-postgres.sh)',
   );
 }
+// Every directory the tests make (servers' data, agents' state, uploads) goes under one
+// directory of this run, removed when every test passed and kept to look into when one failed:
+// left in the system's temporary directory, a full run's leftovers numbered in the hundreds.
+// Open to every account as the system's is (sticky): agents run scripts as other accounts.
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-tests-'));
+fs.chmodSync(tmp, 0o1777);
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
+  env: { ...process.env, TMPDIR: tmp },
 });
+if (r.status === 0) fs.rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
+else console.error(`the tests' files are kept in ${tmp}`);
 process.exit(r.status ?? 1);
