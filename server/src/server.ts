@@ -164,6 +164,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
         eventRetention.stop();
         jobRetention.stop();
         await services.auditTrail.flush();
+        await services.metrics.close();
         await store.close();
       })();
       return closing;

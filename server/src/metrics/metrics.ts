@@ -36,6 +36,7 @@ export class Metrics {
   private readonly transactionSeconds: Histogram<'op'>;
   private readonly dispatchedAt = new Map<string, number>();
   private readonly taskResults: Counter<'message'>;
+  private readonly closeReader: () => Promise<void>;
 
   constructor(
     services: Pick<Services, 'store' | 'streams' | 'log'> & {
@@ -79,11 +80,14 @@ export class Metrics {
       registers: [registry],
     });
     const cluster = (services as { cluster?: Services['cluster'] }).cluster;
+    const { store } = services;
     const reader = new StoreFigureReader(
-      services.store.db,
+      store.db,
       services.log,
       cluster ? () => cluster.store.view() : undefined,
+      store.caps.name === 'sqlite' && store.location !== ':memory:' ? store.location : undefined,
     );
+    this.closeReader = () => reader.close();
     const figures = () => reader.figures();
     /** A gauge of counts by one label, read from the store's figures (summed where keys repeat). */
     const counted = (
@@ -217,6 +221,11 @@ export class Metrics {
     services.store.executions.observeTransactions((op, seconds) =>
       this.transactionSeconds.observe({ op }, seconds),
     );
+  }
+
+  /** Ends the thread that reads the store's counts on SQLite. */
+  close(): Promise<void> {
+    return this.closeReader();
   }
 
   taskDispatched(key: string): void {
