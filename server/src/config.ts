@@ -165,7 +165,7 @@ export const CONFIG_KEYS = {
   auditRetentionDays: {
     schema: int(0).default(365),
     env: 'JOBFLEET_AUDIT_RETENTION_DAYS',
-    doc: 'days the audit log keeps an entry (pruned hourly; 0 keeps entries forever)',
+    doc: 'days the audit log keeps an entry, and dangerous-rule hits as long (pruned hourly; 0 keeps both forever)',
   },
   sessionIdleSeconds: {
     schema: int(1).default(3600),

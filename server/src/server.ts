@@ -99,7 +99,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     streams: new EventStreams(store.executions.events, config.streamPollMs),
     outputs: new OutputGroups(store.executions, store.outputs, log),
   } as Omit<Services, 'hub' | 'engine' | 'metrics'> as Services;
-  const auditRetention = startAuditRetention(store.audit, config.auditRetentionDays, log);
+  const auditRetention = startAuditRetention(store, config.auditRetentionDays, log);
   if (clustered && serverId && config.databaseUrl) {
     services.cluster = new ClusterNode(services, config.databaseUrl, serverId);
     store.executions.ownerId = serverId;

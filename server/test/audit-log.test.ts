@@ -12,6 +12,7 @@ import { pruneAudit } from '../src/audit/audit-retention.js';
 import { Store } from '../src/store/store.js';
 import { admin, get, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
+import { ruleHit } from './helpers/store-fixtures.js';
 import { b64, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { adminCli } from './helpers/admin-cli.js';
@@ -320,7 +321,7 @@ for (const engine of engines()) {
       assert.ok(page.entries.every((e) => e.action === 'fast_execute_script' && e.outcome === 'ok'));
     });
 
-    test('retention removes entries past the window and keeps the rest', async () => {
+    test('retention removes entries and rule hits past the window and keeps the rest', async () => {
       const databaseUrl = await freshDatabase(engine);
       const store = await Store.open({ databaseUrl, dataDir: tempDir('audit-retention') });
       try {
@@ -330,12 +331,28 @@ for (const engine of engines()) {
         await store.audit.record(entry, now - 40 * day);
         await store.audit.record(entry, now - 20 * day);
         await store.audit.record(entry, now);
-        assert.equal(await pruneAudit(store.audit, 0, now), 0, '0 keeps entries forever');
-        assert.equal(await pruneAudit(store.audit, 30, now), 1);
+        await store.rules.recordHits([40, 35, 31, 30, 20, 0].map((d) => ruleHit('2', now - d * day)));
+        const hitTimes = async () =>
+          (await store.rules.listHits({ scopeType: 'biz', scopeId: '2', start: 0, length: 10 })).hits.map(
+            (h) => Number(h.create_time),
+          );
+        assert.deepEqual(
+          await pruneAudit(store, 0, now),
+          { entries: 0, ruleHits: 0 },
+          '0 keeps both forever',
+        );
+        assert.equal((await hitTimes()).length, 6);
+        // Pages of one row: the loop, not one statement, removes the three old hits.
+        assert.deepEqual(await pruneAudit(store, 30, now, 1), { entries: 1, ruleHits: 3 });
         const left = await store.audit.list({ limit: 10 });
         assert.deepEqual(
           left.map((e) => Number(e.at)),
           [now, now - 20 * day],
+        );
+        assert.deepEqual(
+          await hitTimes(),
+          [now, now - 20 * day, now - 30 * day],
+          'a hit exactly 30 days old stays',
         );
       } finally {
         await store.close();

@@ -6,15 +6,17 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
+import type { Kysely, KyselyPlugin } from 'kysely';
 import { openEngine } from '../src/store/engines.js';
 import { migrateToLatest } from '../src/store/migrations.js';
+import { RuleStore } from '../src/store/rule-store.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import type { EngineName } from './helpers/databases.js';
 import type { Host, HostRegistration, InventoryStore } from '../src/store/inventory-store.js';
 import { tempDir } from './helpers/processes.js';
+import { ruleHit } from './helpers/store-fixtures.js';
 
 async function registerOne(inv: InventoryStore, reg: HostRegistration): Promise<Host> {
   const [host] = await inv.registerAgentHosts([reg]);
@@ -574,6 +576,44 @@ for (const engine of engines()) {
       // Pages of one entry: each statement removes at most a page, the loop all of them.
       assert.equal(await audit.prune(2500, 1), 2);
       assert.equal((await audit.list({ limit: 10 })).length, 1);
+    });
+
+    check('dangerous rule hits: pruned by age, oldest first, a page per statement', async () => {
+      // A rule store whose Kysely keeps each statement it runs, as compiled.
+      const statements: CompiledQuery[] = [];
+      const keep: KyselyPlugin = {
+        transformQuery(args) {
+          statements.push(store.db.getExecutor().compileQuery(args.node, args.queryId));
+          return args.node;
+        },
+        transformResult: async (args) => args.result,
+      };
+      const rules = new RuleStore(store.db.withPlugin(keep));
+      // Out of time order: the prune goes by create_time, not by id.
+      await rules.recordHits([5000, 1000, 4000, 2000, 3000, 1500, 2600, 2500].map((t) => ruleHit('77', t)));
+      const times = async () =>
+        (await rules.listHits({ scopeType: 'biz', scopeId: '77', start: 0, length: 100 })).hits
+          .map((h) => Number(h.create_time))
+          .sort((a, b) => a - b);
+
+      statements.length = 0;
+      assert.equal(await rules.pruneHits(2600, 2), 4);
+      assert.deepEqual(await times(), [2600, 3000, 4000, 5000]);
+      const deletes = statements.filter((s) => /^delete from "dangerous_rule_hit"/.test(s.sql));
+      assert.equal(deletes.length, 3, 'two full pages of two, then a short one');
+      assert.equal(await rules.pruneHits(2600, 2), 0);
+      assert.deepEqual(await times(), [2600, 3000, 4000, 5000]);
+
+      if (engine !== 'sqlite') return;
+      // Each page is a range of the create_time index (migration 0055), not a walk of every hit.
+      const [prune] = deletes;
+      assert.ok(prune);
+      const plan = await store.db.executeQuery<{ detail: string }>(
+        CompiledQuery.raw(`explain query plan ${prune.sql}`, [...prune.parameters]),
+      );
+      const details = plan.rows.map((r) => r.detail).join(' | ');
+      assert.match(details, /USING COVERING INDEX dangerous_rule_hit_create_time \(create_time<\?\)/);
+      assert.doesNotMatch(details, /TEMP B-TREE/);
     });
 
     check('a shared value is replaced only while it is as read', async () => {

@@ -978,6 +978,17 @@ export function migrations(caps: EngineCapabilities): Record<string, Migration> 
           .execute();
       },
     },
+    '0055_rule_hit_time': {
+      async up(db: AnyDb) {
+        // Rule hits are pruned with the audit log (audit-retention.ts), oldest first: without
+        // this each pass walked every hit ever recorded to find the few past the retention.
+        await db.schema
+          .createIndex('dangerous_rule_hit_create_time')
+          .on('dangerous_rule_hit')
+          .column('create_time')
+          .execute();
+      },
+    },
   };
 }
 

@@ -5,6 +5,7 @@ import { languageMask, languagesOfMask, RuleStatus } from '../rules/dangerous-ru
 import type { DangerousRule, RuleAction } from '../rules/dangerous-rules.js';
 import type { Database, DangerousRuleHitTable, DangerousRuleTable } from './schema.js';
 import { isUniqueViolation } from './constraint-errors.js';
+import { deleteInPages } from './paged-delete.js';
 
 export type RuleHit = Selectable<DangerousRuleHitTable>;
 
@@ -174,6 +175,26 @@ export class RuleStore {
           .execute();
       }
     });
+  }
+
+  /**
+   * Removes hits recorded before `before` (the audit retention), oldest first, in pages; returns
+   * how many. Each page is a range of the create_time index (migration 0055).
+   */
+  async pruneHits(before: number, page = 5000): Promise<number> {
+    return deleteInPages(page, () =>
+      this.db
+        .deleteFrom('dangerous_rule_hit')
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('dangerous_rule_hit as h')
+            .select('h.id')
+            .where('h.create_time', '<', before)
+            .orderBy('h.create_time')
+            .limit(page),
+        )
+        .executeTakeFirst(),
+    );
   }
 
   /** Hits in one scope, newest first. */

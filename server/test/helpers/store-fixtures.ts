@@ -1,6 +1,8 @@
-/** Inputs for tests that drive a Store directly: agent registrations and new jobs. */
+/** Inputs for tests that drive a Store directly: agent registrations, new jobs, rule hits. */
+import { RuleAction } from '../../src/rules/dangerous-rules.js';
 import type { NewJob, NewStep } from '../../src/store/execution-store.js';
 import type { HostRegistration } from '../../src/store/inventory-store.js';
+import type { NewRuleHit } from '../../src/store/rule-store.js';
 
 /** `count` distinct agent hosts on `${net}.x.y`, in three clouds, every other one with an IPv6. */
 export function agentRegistrations(count: number, net: string, bizId: number | null): HostRegistration[] {
@@ -29,5 +31,26 @@ export function newJob(scopeId: string, name: string, steps: NewStep[]): NewJob 
     callbackUrl: null,
     clientRequestId: null,
     steps,
+  };
+}
+
+/** A scan rule's hit on a script run in business `scopeId`, recorded at `createTime`. */
+export function ruleHit(scopeId: string, createTime: number): NewRuleHit {
+  return {
+    ruleId: 1,
+    expression: 'rm -rf',
+    description: 'removes trees',
+    action: RuleAction.SCAN,
+    scopeType: 'biz',
+    scopeId,
+    appCode: 'app',
+    operator: 'tester',
+    scriptLanguage: 1,
+    line: 1,
+    lineContent: 'rm -rf /tmp/x',
+    matchContent: 'rm -rf',
+    intercepted: false,
+    jobInstanceId: null,
+    createTime,
   };
 }
