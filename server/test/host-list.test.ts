@@ -58,6 +58,18 @@ for (const engine of engines()) {
         byName.data.data.map((h) => h.hostname),
         ['db-Primary'],
       );
+      const byIp = await list({ keyword: ' 10.9.0 ' });
+      assert.deepEqual(
+        byIp.data.data.map((h) => h.ip),
+        ['10.9.0.1'],
+        'a part of the address, blanks around it ignored; another business not searched',
+      );
+      // LIKE's wildcards are taken literally: `_` is no stand-in for the name's `-`.
+      assert.equal((await list({ keyword: 'db_primary' })).data.total, 0);
+      assert.equal((await list({ keyword: '%' })).data.total, 0);
+      const linux = await list({ os_type: 'linux', keyword: '127.0.0' });
+      assert.deepEqual(linux.data.agent_status_count, { normal: 2, abnormal: 0 });
+      assert.equal((await list({ os_type: 'windows' })).data.total, 0);
       const paged = await list({ start: 1, length: 1 });
       assert.equal(paged.data.total, 3);
       assert.deepEqual(

@@ -9,11 +9,11 @@ import type { AuditRecord } from './audit-store.js';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
 import { idChunks } from './id-chunks.js';
+import { containsLike } from './list-filters.js';
 import type { AccountTable, Database, DynamicGroupTable, HostTable } from './schema.js';
 import { integerValues } from './values-list.js';
 
 export type Host = Selectable<HostTable>;
-export type HostFacets = Pick<Host, 'id' | 'ip' | 'ipv6' | 'hostname' | 'os_type' | 'agent_status'>;
 export type Account = Selectable<AccountTable>;
 export type DynamicGroup = Selectable<DynamicGroupTable>;
 /** What a job needs of a target host: which host, its address, its agent and its business. */
@@ -320,17 +320,25 @@ export class InventoryStore {
   }
 
   /**
-   * What get_host_list filters and counts a business's hosts by, a third of a host's columns: the
-   * page it answers is read whole afterwards (getHostsByIds), so a 50,000-host business is not
-   * read whole for a page of it.
+   * The hosts of a business get_host_list's filters take (a part of the IP, IPv6 or host name,
+   * any case; an OS), in id order, with what their live status is judged from: the page it
+   * answers is read whole afterwards (getHostsByIds). Filtered here, not in the server, and two
+   * columns read: a 50,000-host business took 136 ms a call on SQLite to read six columns of
+   * every host to filter and count them.
    */
-  async listHostFacets(bizId: number): Promise<HostFacets[]> {
-    return this.db
-      .selectFrom('host')
-      .select(['id', 'ip', 'ipv6', 'hostname', 'os_type', 'agent_status'])
-      .where('biz_id', '=', bizId)
-      .orderBy('id')
-      .execute();
+  async findHostStatuses(
+    bizId: number,
+    f: { keyword?: string | undefined; osType?: string | undefined },
+  ): Promise<Pick<Host, 'id' | 'agent_status'>[]> {
+    let q = this.db.selectFrom('host').select(['id', 'agent_status']).where('biz_id', '=', bizId);
+    if (f.osType) q = q.where('os_type', '=', f.osType);
+    if (f.keyword) {
+      const part = containsLike(f.keyword);
+      q = q.where(
+        sql<boolean>`(lower(ip) like ${part} or lower(ipv6) like ${part} or lower(hostname) like ${part})`,
+      );
+    }
+    return q.orderBy('id').execute();
   }
 
   async assignHostToBiz(hostId: number, bizId: number | null): Promise<boolean> {

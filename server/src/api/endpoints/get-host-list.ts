@@ -28,17 +28,9 @@ export const getHostList = defineEndpoint({
   }),
   async handle(ctx, input) {
     const inv = ctx.services.store.inventory;
-    const hosts = (await Promise.all(ctx.scope.bizIds.map((bizId) => inv.listHostFacets(bizId)))).flat();
-    const keyword = input.keyword?.trim().toLowerCase();
-    const found = hosts
-      .filter(
-        (h) =>
-          (!keyword ||
-            h.ip.includes(keyword) ||
-            h.ipv6.toLowerCase().includes(keyword) ||
-            h.hostname.toLowerCase().includes(keyword)) &&
-          (!input.os_type || h.os_type === input.os_type),
-      )
+    const filters = { keyword: input.keyword?.trim(), osType: input.os_type ?? undefined };
+    const found = (await Promise.all(ctx.scope.bizIds.map((bizId) => inv.findHostStatuses(bizId, filters))))
+      .flat()
       .map((h) => ({ id: h.id, agent_status: liveAgentStatus(ctx, h) }));
     if (ctx.scope.bizIds.length > 1) found.sort((a, b) => a.id - b.id);
     const ok = found.filter((h) => h.agent_status === 1).length;
