@@ -179,6 +179,8 @@ async function main(opts: Options): Promise<boolean> {
     /** Jobs with a callback_url, and the POSTs their callbacks made. */
     callbackJobs: 0,
     callbackPosts: 0,
+    /** /metrics replies that came back whole during the faults. */
+    scrapes: 0,
   };
   /** relays[n][k]: agent n's way to server k. */
   let relays: FaultProxy[][] = [];
@@ -475,7 +477,22 @@ async function main(opts: Options): Promise<boolean> {
       }
     })();
 
-    await Promise.all([stream, nemesis]);
+    // /metrics is scraped throughout, as Prometheus would (a reader of the whole store, on a
+    // thread of its own on SQLite): at the end every server's counts must be up and true.
+    const scraper = (async () => {
+      while (Date.now() < until) {
+        await sleep(2000);
+        const live = usable();
+        if (live.length === 0) continue;
+        const [s] = pickWith(Math.random, live);
+        const text = await fetch(`${s.url}/metrics`, { signal: AbortSignal.timeout(10_000) })
+          .then((r) => (r.ok ? r.text() : ''))
+          .catch(() => '');
+        if (text.includes('jobfleet_store_up')) counts.scrapes++;
+      }
+    })();
+
+    await Promise.all([stream, nemesis, scraper]);
     console.log('chaos: faults over; waiting for submissions, restarts and every job');
     await Promise.all(submissions);
     await sleep(2 * DEAD_AFTER_MS);
@@ -563,6 +580,19 @@ async function main(opts: Options): Promise<boolean> {
       counts.cronSkipped = skipped;
     } catch (err) {
       failures.push(`cron ${cron.id}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    const [stored] = await cluster.db<{ n: number | string }>('select count(*) as n from job_instance');
+    for (const [i, s] of cluster.servers.entries()) {
+      const text = await (await fetch(`${s.url}/metrics`)).text();
+      const up = /^jobfleet_store_up (\d+)$/m.exec(text)?.[1];
+      const counted = [...text.matchAll(/^jobfleet_jobs\{status="\d+"\} (\d+)$/gm)].reduce(
+        (sum, m) => sum + Number(m[1]),
+        0,
+      );
+      if (up !== '1' || counted !== Number(stored?.n))
+        failures.push(
+          `/metrics of S${i + 1}: store up ${up}, ${counted} jobs counted of ${stored?.n} stored`,
+        );
     }
     if (failures.length > 0)
       throw new Error(
