@@ -36,7 +36,7 @@ export class Metrics {
   private readonly transactionSeconds: Histogram<'op'>;
   private readonly dispatchedAt = new Map<string, number>();
   private readonly taskResults: Counter<'message'>;
-  private readonly closeReader: () => Promise<void>;
+  private readonly reader: StoreFigureReader;
 
   constructor(
     services: Pick<Services, 'store' | 'streams' | 'log'> & {
@@ -87,7 +87,7 @@ export class Metrics {
       cluster ? () => cluster.store.view() : undefined,
       store.caps.name === 'sqlite' && store.location !== ':memory:' ? store.location : undefined,
     );
-    this.closeReader = () => reader.close();
+    this.reader = reader;
     const figures = () => reader.figures();
     /** A gauge of counts by one label, read from the store's figures (summed where keys repeat). */
     const counted = (
@@ -225,7 +225,7 @@ export class Metrics {
 
   /** Ends the thread that reads the store's counts on SQLite. */
   close(): Promise<void> {
-    return this.closeReader();
+    return this.reader.close();
   }
 
   taskDispatched(key: string): void {
