@@ -234,6 +234,9 @@ for (const engine of engines()) {
       assert.deepEqual([page1.data.total, page1.data.data.map((j) => j.job_instance_id)], [2, [J4]]);
       const page2 = await list({ ip: '127.0.0.3', length: 1, start: 1 });
       assert.deepEqual([page2.data.total, page2.data.data.map((j) => j.job_instance_id)], [2, [J2]]);
+      // A page past the last match still counts every match.
+      const past = await list({ ip: '127.0.0.3', length: 10, start: 5 });
+      assert.deepEqual([past.data.total, past.data.data], [2, []]);
       // With a job id the filter still holds.
       assert.equal((await list({ ip: '10.0.0.1', job_instance_id: J3 })).data.total, 1);
       assert.equal((await list({ ip: '10.0.0.11', job_instance_id: J3 })).data.total, 0);

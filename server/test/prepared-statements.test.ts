@@ -1,7 +1,8 @@
 /**
  * On PostgreSQL each statement text with parameters is prepared once per connection: the
  * backend holds it, the rows are those of an unnamed run, texts without parameters (several
- * statements in one) still run, and a schema change under a prepared statement (a newer server
+ * statements in one) still run, a read marked to be planned each call never is prepared, and a
+ * schema change under a prepared statement (a newer server
  * migrating while this one runs) does not fail a query outside a transaction.
  */
 import assert from 'node:assert/strict';
@@ -9,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { openEngine } from '../src/store/engines.js';
+import { planEachCall } from '../src/store/prepared-statements.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
 
@@ -38,6 +40,38 @@ describe('prepared statements on postgres', { skip: !engines().includes('postgre
       const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_prepared_statements
         where statement like 'begin%'`.execute(db);
       assert.deepEqual(rows, [{ n: 0 }]);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it('leave a read planned each call unnamed, planned with its values every time', async () => {
+    const databaseUrl = await freshDatabase('postgres');
+    const { db } = openEngine({ databaseUrl, dataDir: tempDir('prepared') });
+    try {
+      await sql`create table thing (id bigint primary key, name text not null)`.execute(db);
+      await sql`insert into thing values (1, 'one'), (2, 'two'), (3, 'three')`.execute(db);
+      const from = (id: number) =>
+        db
+          .withoutPlugins()
+          .selectFrom(sql<{ id: number; name: string }>`thing`.as('t'))
+          .select(['t.id', 't.name'])
+          .where('t.id', '>=', id)
+          .orderBy('t.id');
+      await db.connection().execute(async (conn) => {
+        // PostgreSQL would take a prepared statement's generic plan from its sixth run.
+        for (let i = 0; i < 8; i++)
+          assert.deepEqual(
+            (await planEachCall(conn, from(2))).map((r) => [Number(r.id), r.name]),
+            [
+              [2, 'two'],
+              [3, 'three'],
+            ],
+          );
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_prepared_statements
+          where statement like '%thing%'`.execute(conn);
+        assert.deepEqual(rows, [{ n: 0 }]);
+      });
     } finally {
       await db.destroy();
     }

@@ -8,7 +8,7 @@ import { JOB_CALLBACK_PAYLOAD_START } from '../engine/callback-payload.js';
 import { CALLBACK_STATUSES, IN_FLIGHT_JOB_STATUSES, countByStatus } from '../engine/statuses.js';
 import { sealedKeyOf } from '../engine/step-secrets.js';
 import type { StepSpec } from '../engine/step-spec.js';
-import type { Kysely, RawBuilder, Selectable, Transaction } from 'kysely';
+import type { Kysely, RawBuilder, Selectable, SelectQueryBuilder, Transaction } from 'kysely';
 import { taskKey } from '@jobfleet/protocol';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
@@ -27,6 +27,7 @@ import type { HostsById } from './host-tasks-by-id.js';
 import type { HostTaskChange } from './host-task-update.js';
 import { JobEventLog, lockedInsertOfNewJob } from './job-event-log.js';
 import type { EventInSql } from './job-event-log.js';
+import { planEachCall } from './prepared-statements.js';
 import { compiledInsert, insertRows } from './row-insert.js';
 import { IP_SETS_CONFIRMED_KEY, ipSetAggregate, ipSetOf, jobHasTaskOn, storeIpSet } from './step-ip-sets.js';
 import { bufferOf, decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
@@ -1467,7 +1468,10 @@ export class ExecutionStore {
     if (f.status !== undefined) q = q.where('status', '=', f.status);
     if (f.ip !== undefined) {
       const confirm = (this.ipSetMatchesConfirmed ??= await this.readIpSetMatchesConfirmed());
-      q = q.where(jobHasTaskOn(sql.ref('job_instance.id'), f.ip, this.engine, confirm));
+      return this.listJobsMatched(
+        q.where(jobHasTaskOn(sql.ref('job_instance.id'), f.ip, this.engine, confirm)),
+        f,
+      );
     }
     const { total } = await q.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow();
     const jobs = await q
@@ -1477,6 +1481,63 @@ export class ExecutionStore {
       .offset(f.start)
       .limit(f.length)
       .execute();
+    return { total: Number(total), jobs };
+  }
+
+  /**
+   * A list whose filter looks into each job's steps (the ip filter), its total and page from one
+   * evaluation of it, planned with its values. Asked as a count and then a page, the page's
+   * LIMIT (and on PostgreSQL a generic plan for both) walked the range newest first, looking each
+   * job's steps up one by one until the page filled: through every job of the range when few
+   * match (200,000 one-host jobs, an ip in none: 0.93 s on PostgreSQL, 0.21 s on SQLite).
+   * Gathered whole first (on PostgreSQL by a hash join), the matches are counted and paged
+   * together (0.12 s and 0.10 s).
+   */
+  private async listJobsMatched(
+    filtered: SelectQueryBuilder<Database, 'job_instance', object>,
+    f: JobListFilter,
+  ): Promise<{ total: number; jobs: JobInstance[] }> {
+    const matched = this.db.with(
+      (cte) => cte('m').materialized(),
+      () => filtered.select(['id', 'create_time']),
+    );
+    // The count and the page read the matches once gathered: no window over them all, and the
+    // page a bounded sort (LIMIT). The count's row comes with a page past the last match too.
+    const rows = await planEachCall(
+      this.db,
+      matched
+        .selectFrom((eb) =>
+          eb
+            .selectFrom('m')
+            .select((e) => e.fn.countAll<number>().as('total'))
+            .as('t'),
+        )
+        .leftJoin(
+          (eb) =>
+            eb
+              .selectFrom('m')
+              .select(['m.id', 'm.create_time'])
+              .orderBy('m.create_time', 'desc')
+              .orderBy('m.id', 'desc')
+              .offset(f.start)
+              .limit(f.length)
+              .as('p'),
+          (join) => join.onTrue(),
+        )
+        .select(['t.total', 'p.id']),
+    );
+    const ids = rows.flatMap((r) => (r.id === null ? [] : [r.id]));
+    const jobs =
+      ids.length === 0
+        ? []
+        : await this.db
+            .selectFrom('job_instance')
+            .selectAll()
+            .where('id', 'in', ids)
+            .orderBy('create_time', 'desc')
+            .orderBy('id', 'desc')
+            .execute();
+    const total = rows[0]?.total ?? 0;
     return { total: Number(total), jobs };
   }
 
