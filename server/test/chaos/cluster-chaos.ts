@@ -24,6 +24,9 @@
  * SQLite (no PostgreSQL restarts; its only server is killed and paused too).
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   agentFileRoots,
@@ -777,4 +780,13 @@ const { values } = parseArgs({
     store: { type: 'string', default: 'postgres' },
   },
 });
-process.exit((await main(values as Options)) ? 0 : 1);
+// Every directory the run makes (servers' data, agents' state, PostgreSQL's) goes under one of its
+// own, as `npm test`'s do (scripts/run-tests.mjs): removed when the checker passed, kept to look
+// into when it failed. Open to every account (sticky): agents run scripts as other accounts.
+const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jobfleet-chaos-'));
+fs.chmodSync(runDir, 0o1777);
+process.env.TMPDIR = runDir;
+const passed = await main(values as Options);
+if (passed) fs.rmSync(runDir, { recursive: true, force: true, maxRetries: 3 });
+else console.log(`chaos: the run's files are kept in ${runDir}`);
+process.exit(passed ? 0 : 1);
