@@ -5,7 +5,9 @@
  * the database shows that server's firing. Every due time is recorded exactly once: fired
  * (one job, which reaches success whoever owns it by then) or, where no server ticked in time,
  * skipped for the later time under the misfire policy of docs/crons.md. The woken server exits
- * and fires nothing. Runs only where PostgreSQL is given (JOBFLEET_TEST_PG_URL).
+ * and fires nothing. Before that, a cron saved through one server is fired by the others within
+ * seconds: they are told of it (NOTIFY), not left to find it at their next whole read. Runs only
+ * where PostgreSQL is given (JOBFLEET_TEST_PG_URL).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -96,30 +98,50 @@ describe('cluster: a cron under kill and pause fires each due time once', { skip
       return f && i >= 0 ? { firing: f, server: i } : undefined;
     });
 
-  test('12: SIGKILL of the firing server, then SIGSTOP of the next one: every tick once, every job done', async () => {
-    const hostId = c.hostIds.get('127.0.0.2') ?? 0;
+  /** A plan named `word` of one step that runs `script` on the cluster's agent. */
+  const planRunning = async (word: string, script: string): Promise<number> => {
     const template = await call<{ id: number }>(0, 'create_job_template', {
-      name: 'tick',
+      name: word,
       step_list: [
         {
-          name: 'tick',
+          name: word,
           type: 1,
           script_info: {
-            script_content: b64('echo tick; sleep 1'),
+            script_content: b64(script),
             script_language: 1,
             account: { alias: c.account },
-            server: { host_id_list: [hostId] },
+            server: { host_id_list: [c.hostIds.get('127.0.0.2') ?? 0] },
           },
         },
       ],
     });
-    const plan = await call<{ id: number }>(0, 'create_job_plan', {
-      job_template_id: template.id,
-      name: 'tick',
+    return (await call<{ id: number }>(0, 'create_job_plan', { job_template_id: template.id, name: word }))
+      .id;
+  };
+
+  test('a cron saved through one server is fired by the others too, told of it at once', async () => {
+    // The other servers read their crons whole at their start and then once a minute: within
+    // that minute only the saving server's word (NOTIFY) tells them of the new cron.
+    const cron = await call<{ id: number }>(0, 'save_cron', {
+      name: 'told',
+      job_plan_id: await planRunning('told', 'echo told'),
+      expression: `*/${EVERY_S} * * * * *`,
     });
+    await call(0, 'update_cron_status', { id: cron.id, status: 1 });
+    // Whichever server ticks first after a due time fires it: each of the three as often.
+    const byOther = await until(
+      'a firing by a server other than the one that saved the cron',
+      async () => (await firings(cron.id)).find((x) => x.owner_id !== null && x.owner_id !== ids[0]),
+      20_000,
+    );
+    assert.equal(byOther.outcome, 'fired');
+    await call(0, 'update_cron_status', { id: cron.id, status: 2 });
+  });
+
+  test('12: SIGKILL of the firing server, then SIGSTOP of the next one: every tick once, every job done', async () => {
     const cron = await call<{ id: number }>(0, 'save_cron', {
       name: 'every two seconds',
-      job_plan_id: plan.id,
+      job_plan_id: await planRunning('tick', 'echo tick; sleep 1'),
       expression: `*/${EVERY_S} * * * * *`,
     });
     await call(0, 'update_cron_status', { id: cron.id, status: 1 });

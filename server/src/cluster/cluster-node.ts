@@ -123,6 +123,8 @@ export class ClusterNode {
     every(this.config.clusterSweepMs, () => this.sweep());
     every(this.config.clusterPollMs, () => this.wake());
     every(Math.max(50, Math.floor(this.config.clusterSelfFenceMs / 4)), () => this.checkSelfFence());
+    // The other servers' schedulers read their crons again only when told of a change.
+    this.services.store.crons.afterWrite = () => this.notify('k');
     void this.listen();
     this.wake();
     void this.sweep();
@@ -266,6 +268,8 @@ export class ClusterNode {
       await client.connect();
       await client.query(`listen ${CHANNEL}`);
       this.listener = client;
+      // Whatever was said while nobody listened is not heard again.
+      this.services.store.crons.changedElsewhere();
       this.wake();
     } catch {
       void client.end().catch(() => undefined);
@@ -283,6 +287,10 @@ export class ClusterNode {
       if (payload === `d:${this.id}`) void this.beat();
       return;
     }
+    if (payload === 'k') {
+      this.services.store.crons.changedElsewhere();
+      return;
+    }
     const named = /^([cr]):([\d,]+)$/.exec(payload);
     if (named) {
       const ids = (named[2] ?? '').split(',').map(Number);
@@ -298,7 +306,7 @@ export class ClusterNode {
 
   /**
    * Tells every server something changed: 'c' commands, 'r' results, 'j' job state, 'f' file
-   * offers, 's:host:epoch' a session moved, 'd:server' a drain was asked.
+   * offers, 's:host:epoch' a session moved, 'd:server' a drain was asked, 'k' crons.
    */
   notify(payload: string): void {
     void sql`select pg_notify(${CHANNEL}, ${payload})`.execute(this.services.store.db).catch(() => undefined);

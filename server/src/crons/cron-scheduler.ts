@@ -31,6 +31,11 @@ const LOOKBACK_MS = 24 * 3600_000;
 const MAX_RECORDED_SKIPS = 100;
 /** The longest a tick computes before it lets other work run. */
 const YIELD_AFTER_MS = 10;
+/**
+ * Crons are read whole again at least this often, changed or not: in a cluster, another
+ * server's word that it wrote one is lost while this server's listening connection is down.
+ */
+const READ_ALL_EVERY_MS = 60_000;
 
 /**
  * A cron's next due time as its last visit computed it, and what it was computed from: while
@@ -67,6 +72,12 @@ export class CronScheduler {
   private plannedStart = 0;
   /** By cron id, for the enabled crons of the last tick. */
   private readonly nextDue = new Map<number, NextDue>();
+  /**
+   * The enabled crons as last read whole, with the store's change count and the time of that
+   * read. Each tick read them all (10,000 crons: 17 ms a second on SQLite, 41 ms on PostgreSQL)
+   * to find the few whose time had come; now only a tick after a change does.
+   */
+  private read: { crons: DueCron[]; changes: number; at: number; fresh: boolean } | undefined;
 
   constructor(private readonly services: Services) {}
 
@@ -94,28 +105,53 @@ export class CronScheduler {
   private async tick(): Promise<void> {
     const tickStart = Date.now();
     try {
-      const crons = await this.services.store.crons.enabledWithLastTime();
-      const enabled = new Set<number>();
+      const store = this.services.store.crons;
+      const changes = store.changes;
+      if (
+        this.read === undefined ||
+        this.read.changes !== changes ||
+        tickStart - this.read.at >= READ_ALL_EVERY_MS
+      ) {
+        // The change count is taken before the read: a write that lands during it moves the count.
+        const crons = await store.enabledWithLastTime();
+        this.read = { crons, changes, at: tickStart, fresh: true };
+        const enabled = new Set(crons.map((c) => c.id));
+        for (const id of this.nextDue.keys()) if (!enabled.has(id)) this.nextDue.delete(id);
+      }
+      const { crons, fresh } = this.read;
+      this.read.fresh = false;
       let turnStart = performance.now();
+      let now = Date.now();
+      let unclocked = 0;
       for (const cron of crons) {
-        if (this.stopped) return;
-        // Visits that compute due times run without waiting on anything: the first tick over
-        // 10,000 crons would otherwise hold the server's thread for over a second.
-        if (performance.now() - turnStart > YIELD_AFTER_MS) {
-          await nextTurn();
-          turnStart = performance.now();
+        // The clocks are read every 64 crons and after each visit: read for each of 10,000 crons
+        // none of which was due, they took most of the tick.
+        if (++unclocked >= 64) {
+          unclocked = 0;
+          if (this.stopped) return;
+          // Visits that compute due times run without waiting on anything: the first tick over
+          // 10,000 crons would otherwise hold the server's thread for over a second.
+          if (performance.now() - turnStart > YIELD_AFTER_MS) {
+            await nextTurn();
+            turnStart = performance.now();
+          }
+          now = Date.now();
         }
-        enabled.add(cron.id);
-        const now = Date.now();
         const known = this.nextDue.get(cron.id);
-        if (known && known.at !== null && known.at > now && known.basis === basisOf(cron)) continue;
+        // Crons not read this tick are unchanged (but for their firings, which move no next time).
+        if (known && known.at !== null && known.at > now && (!fresh || known.basis === basisOf(cron)))
+          continue;
         try {
-          await this.visit(cron, now, tickStart);
+          // A cron read on an earlier tick is read again: its latest firing may be another server's.
+          const current = fresh ? cron : (await store.enabledWithLastTime(cron.id))[0];
+          if (current) await this.visit(current, Date.now(), tickStart);
+          // Disabled or deleted where this server did not see it: the next tick reads every cron.
+          else this.read.changes = -1;
         } catch (err) {
           this.services.log.error({ err, cron: cron.id }, 'cron scheduling failed; retried next tick');
         }
+        unclocked = 64;
       }
-      for (const id of this.nextDue.keys()) if (!enabled.has(id)) this.nextDue.delete(id);
     } finally {
       // Times this tick could not handle (a failed read or visit) count as missed next time.
       this.seenUpTo = tickStart;

@@ -28,12 +28,10 @@ const CRON_CHANGE_COLUMNS = {
   lastModifyTime: 'last_modify_time',
 };
 
-/** An enabled cron with the latest due time already fired, skipped or failed (seconds). */
 /**
- * What the scheduler reads of every enabled cron at each tick: its schedule, not its variable
- * values (up to megabytes each; the firing reads its cron whole).
+ * What the scheduler reads of each enabled cron: what its due times follow from, not its
+ * variable values (up to megabytes each; the firing reads its cron whole).
  */
-/** What the scheduler's tick reads of each enabled cron: what its due times follow from. */
 const DUE_COLUMNS = [
   'id',
   'expression',
@@ -93,7 +91,28 @@ const SAVED_COLUMNS = [
 ] as const satisfies readonly (keyof CronRow)[];
 
 export class CronStore {
+  private changeCount = 0;
+  /** Runs after each write of a cron made here: a cluster tells the other servers (changedElsewhere). */
+  afterWrite: (() => void) | undefined;
+
   constructor(private readonly db: Kysely<Database>) {}
+
+  /**
+   * Moves whenever crons may have changed: after each write made here, and when another server
+   * says it wrote (changedElsewhere). The scheduler reads every cron again only when it moved.
+   */
+  get changes(): number {
+    return this.changeCount;
+  }
+
+  changedElsewhere(): void {
+    this.changeCount++;
+  }
+
+  private wrote(): void {
+    this.changeCount++;
+    this.afterWrite?.();
+  }
 
   async get(id: number): Promise<CronRow | undefined> {
     return this.db.selectFrom('cron_job').selectAll().where('id', '=', id).executeTakeFirst();
@@ -111,7 +130,7 @@ export class CronStore {
     row: CronFields,
     creation: CronCreation,
   ): Promise<number | 'plan gone' | 'cron gone' | 'changed'> {
-    return this.db.transaction().execute(async (tx) => {
+    const saved = await this.db.transaction().execute(async (tx) => {
       const plan = await tx
         .updateTable('job_plan')
         .set((eb) => ({ id: eb.ref('id') }))
@@ -132,12 +151,16 @@ export class CronStore {
       const still = await tx.selectFrom('cron_job').select('id').where('id', '=', was.id).executeTakeFirst();
       return still ? 'changed' : 'cron gone';
     });
+    if (typeof saved === 'number') this.wrote();
+    return saved;
   }
 
   /** False when there is no such cron (deleted meanwhile). */
   async update(id: number, patch: Partial<Omit<CronRow, 'id'>>): Promise<boolean> {
     const r = await this.db.updateTable('cron_job').set(patch).where('id', '=', id).executeTakeFirst();
-    return r.numUpdatedRows > 0n;
+    if (r.numUpdatedRows === 0n) return false;
+    this.wrote();
+    return true;
   }
 
   /**
@@ -152,7 +175,9 @@ export class CronStore {
       .where('enabled_at', '=', cron.enabled_at)
       .where('last_modify_time', '=', cron.last_modify_time)
       .executeTakeFirst();
-    return r.numUpdatedRows > 0n;
+    if (r.numUpdatedRows === 0n) return false;
+    this.wrote();
+    return true;
   }
 
   /**
@@ -190,6 +215,7 @@ export class CronStore {
 
   async delete(id: number): Promise<void> {
     await this.db.deleteFrom('cron_job').where('id', '=', id).execute();
+    this.wrote();
   }
 
   async list(f: CronListFilter): Promise<{ total: number; rows: CronSchedule[] }> {
@@ -217,9 +243,9 @@ export class CronStore {
     return this.db.selectFrom('cron_job').select(SCHEDULE_COLUMNS).orderBy('id').execute();
   }
 
-  /** Every tick reads these, so only what due times need: a firing reads its cron whole. */
-  async enabledWithLastTime(): Promise<DueCron[]> {
-    const rows = await this.db
+  /** The enabled crons (or the one of `id`, if enabled) as the scheduler reads them. */
+  async enabledWithLastTime(id?: number): Promise<DueCron[]> {
+    let q = this.db
       .selectFrom('cron_job')
       .select(DUE_COLUMNS.map((c) => `cron_job.${c}` as const))
       .select((eb) =>
@@ -229,8 +255,9 @@ export class CronStore {
           .select((e) => e.fn.max('cron_firing.scheduled_time').as('t'))
           .as('last_time'),
       )
-      .where('enabled', '=', 1)
-      .execute();
+      .where('enabled', '=', 1);
+    if (id !== undefined) q = q.where('id', '=', id);
+    const rows = await q.execute();
     return rows.map((r) => ({ ...r, last_time: r.last_time === null ? null : Number(r.last_time) }));
   }
 
