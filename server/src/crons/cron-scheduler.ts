@@ -141,6 +141,8 @@ export class CronScheduler {
         // Crons not read this tick are unchanged (but for their firings, which move no next time).
         if (known && known.at !== null && known.at > now && (!fresh || known.basis === basisOf(cron)))
           continue;
+        // Stopping (the server closes, or a cluster declared it dead): start no firing.
+        if (this.stopped) return;
         try {
           // A cron read on an earlier tick is read again: its latest firing may be another server's.
           const current = fresh ? cron : (await store.enabledWithLastTime(cron.id))[0];
