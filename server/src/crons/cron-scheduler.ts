@@ -141,11 +141,11 @@ export class CronScheduler {
         // Crons not read this tick are unchanged (but for their firings, which move no next time).
         if (known && known.at !== null && known.at > now && (!fresh || known.basis === basisOf(cron)))
           continue;
-        // Stopping (the server closes, or a cluster declared it dead): start no firing.
-        if (this.stopped) return;
         try {
           // A cron read on an earlier tick is read again: its latest firing may be another server's.
           const current = fresh ? cron : (await store.enabledWithLastTime(cron.id))[0];
+          // Stopping (the server closes, or a cluster declared it dead): start no firing.
+          if (this.stopped) return;
           if (current) await this.visit(current, Date.now(), tickStart);
           // Disabled or deleted where this server did not see it: the next tick reads every cron.
           else this.read.changes = -1;
