@@ -8,7 +8,14 @@
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { after, before, describe, test } from 'node:test';
-import { checkInvariants, clusterScript, serverIdOf, sessionsOf, startCluster } from './helpers/cluster.js';
+import {
+  checkInvariants,
+  clusterScript,
+  serverErrors,
+  serverIdOf,
+  sessionsOf,
+  startCluster,
+} from './helpers/cluster.js';
 import type { AcknowledgedJob, Cluster } from './helpers/cluster.js';
 import { dropFreshDatabases } from './helpers/databases.js';
 import { stopAll } from './helpers/processes.js';
@@ -16,10 +23,15 @@ import { stopAll } from './helpers/processes.js';
 const withPg = Boolean(process.env.JOBFLEET_TEST_PG_URL);
 const IP = '127.0.0.2';
 
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+/** Polls until `fn` holds; a timeout says what the cluster looked like then (`explain`). */
+async function until(
+  what: string,
+  fn: () => Promise<boolean>,
+  explain: () => Promise<string>,
+): Promise<void> {
+  const deadline = Date.now() + 30_000;
   while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${await explain()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -31,6 +43,18 @@ describe('cluster: logs byte-exact across session handovers', { skip: !withPg },
   let ids: string[];
 
   const session = async () => (await sessionsOf(c)).get(hostId);
+  const explain = async () =>
+    [
+      `session: ${JSON.stringify(await session())}`,
+      `tasks: ${JSON.stringify(
+        await c.db(
+          'select step_instance_id, execute_count, status, log_bytes from host_task where host_id = $1',
+          [hostId],
+        ),
+      )}`,
+      serverErrors(c),
+    ].join('\n');
+  const wait = (what: string, fn: () => Promise<boolean>) => until(what, fn, explain);
   const storedBytes = async (job: AcknowledgedJob) => {
     const rows = await c.db<{ log_bytes: number }>(
       'select log_bytes from host_task where step_instance_id = $1 and host_id = $2',
@@ -56,10 +80,10 @@ describe('cluster: logs byte-exact across session handovers', { skip: !withPg },
   /** Moves the agent until it is held by server `i`. */
   const bringTo = async (i: number) => {
     while (!(await onServer(i)())) {
-      await until('the agent connected', async () => (await session())?.state === 'connected');
+      await wait('the agent connected', async () => (await session())?.state === 'connected');
       if (await onServer(i)()) break;
       await announce(await handOver());
-      await until('the agent to move', async () => {
+      await wait('the agent to move', async () => {
         const s = await session();
         return s?.state === 'connected' && s.epoch > 0;
       });
@@ -90,14 +114,28 @@ describe('cluster: logs byte-exact across session handovers', { skip: !withPg },
     await bringTo(0);
     // Owned by S1, which holds the agent first and stores the start of the output.
     const job = await clusterScript(c, 0, [IP], { sleep: 0, lines: 40, every: 0.15 });
-    await until('output stored by S1', async () => (await storedBytes(job)) > 60);
+    await wait('output stored by S1', async () => (await storedBytes(job)) > 60);
     const atFirst = await storedBytes(job);
     await announce(await handOver());
-    await until('the agent on S2', onServer(1));
+    await wait('the agent on S2', onServer(1));
     // S2 stores more of the output: S1's own count is now behind the store.
-    await until('output stored by S2', async () => (await storedBytes(job)) > atFirst + 150);
+    await wait('output stored by S2', async () => (await storedBytes(job)) > atFirst + 150);
     await announce(await handOver());
-    await until('the agent back on S1', onServer(0));
+    await wait('the agent back on S1', onServer(0));
+    await checkInvariants(c, [job], 60_000);
+  });
+
+  test('a session moved on without its holder hearing: its first fenced write drops the agent, which resumes', async () => {
+    await bringTo(0);
+    // As when the holder misses the word (its listening connection down, or the word coming
+    // while the session was being opened): the session moves on, and S1 keeps the socket.
+    const epoch = await handOver();
+    const job = await clusterScript(c, 0, [IP], { sleep: 0, lines: 40, every: 0.15 });
+    await wait('output stored', async () => (await storedBytes(job)) > 60);
+    await wait(
+      'the agent on a session newer than the moved one',
+      async () => ((await session())?.epoch ?? 0) > epoch,
+    );
     await checkInvariants(c, [job], 60_000);
   });
 
@@ -105,14 +143,14 @@ describe('cluster: logs byte-exact across session handovers', { skip: !withPg },
     await bringTo(1);
     // Owned by S1, held by S2 (which records the output for S1).
     const job = await clusterScript(c, 0, [IP], { sleep: 0, lines: 40, every: 0.15 });
-    await until('output stored by S2', async () => (await storedBytes(job)) > 60);
+    await wait('output stored by S2', async () => (await storedBytes(job)) > 60);
     // Hold S2's next output commit on the session row, then move the session on under it: the
     // held commit is refused (fenced) once it goes on, and the bytes it carried are S2's only.
     const client = await own.connect();
     try {
       await client.query('begin');
       await client.query('select epoch from agent_session where host_id = $1 for update', [hostId]);
-      await until('a commit of S2 waiting on the session row', async () => {
+      await wait('a commit of S2 waiting on the session row', async () => {
         const rows = await c.db<{ n: string }>('select count(*) as n from pg_locks where not granted');
         return Number(rows[0]?.n) > 0;
       });
@@ -122,7 +160,7 @@ describe('cluster: logs byte-exact across session handovers', { skip: !withPg },
     } finally {
       client.release();
     }
-    await until('the agent on S1', onServer(0));
+    await wait('the agent on S1', onServer(0));
     await checkInvariants(c, [job], 60_000);
     assert.ok((await storedBytes(job)) > 0);
   });

@@ -1010,6 +1010,10 @@ export class Engine implements AgentEvents {
       const step = this.steps.get(w.stepInstanceId);
       const owned = step?.executeCount === w.executeCount ? step.tasks.get(w.hostId) : undefined;
       const task = owned ?? this.relayed.get(key);
+      // A write of this server's own connection refused: the session moved on without this
+      // server hearing (a word lost with its listening connection, or one that came while the
+      // session was being opened). The agent is dropped: it opens a current session and resends.
+      if (w.fenced && w.sessionEpoch) this.services.hub.closeStale(w.hostId, w.sessionEpoch + 1);
       if (!task) continue;
       if ((w.fenced || w.resultHeld) && w.status !== undefined) {
         if (owned && step) this.unfinish(step, owned, w.status);
