@@ -42,6 +42,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** How long a server declared dead by its cluster gives its stop before it exits anyway. */
+const FENCED_STOP_MS = 10_000;
+
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   const log = createLogger(
     { level: config.logLevel, base: { service: 'jobfleet-server' }, ...redactingLogOptions() },
@@ -144,6 +147,31 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     config.jobRetentionDays,
     log,
   );
+  // The parts of a stop in order; `stopping` names the one under way (a fenced server that
+  // cannot finish says which part held it).
+  let stopping = '';
+  const stopParts: [string, () => unknown][] = [
+    // A cluster member hands its jobs over first (they are claimed at the next sweep).
+    ['cluster drain', () => cluster?.drain()],
+    ['cron scheduler', () => scheduler.stop()],
+    // Agent sockets and streams first: an open one would keep http.close() waiting.
+    ['event streams', () => services.streams.close()],
+    ['agent links', () => services.hub.close()],
+    ['HTTP listener', () => http.close()],
+    ['engine', () => services.engine.close()],
+    ['output groups', () => services.outputs.close()],
+    [
+      'retention',
+      () => {
+        auditRetention.stop();
+        eventRetention.stop();
+        jobRetention.stop();
+      },
+    ],
+    ['audit trail', () => services.auditTrail.flush()],
+    ['metrics', () => services.metrics.close()],
+    ['store', () => store.close()],
+  ];
   const running: RunningServer = {
     services,
     http,
@@ -151,29 +179,28 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     port,
     close() {
       closing ??= (async () => {
-        // A cluster member hands its jobs over first (they are claimed at the next sweep).
-        await cluster?.drain();
-        // Agent sockets and streams first: an open one would keep http.close() waiting.
-        await scheduler.stop();
-        services.streams.close();
-        await services.hub.close();
-        await http.close();
-        await services.engine.close();
-        await services.outputs.close();
-        auditRetention.stop();
-        eventRetention.stop();
-        jobRetention.stop();
-        await services.auditTrail.flush();
-        await services.metrics.close();
-        await store.close();
+        for (const [name, stop] of stopParts) {
+          stopping = name;
+          await stop();
+        }
       })();
       return closing;
     },
   };
   if (cluster) {
     cluster.onFenced = () => {
-      // Declared dead: others run this server's jobs now. Stop and exit for a fresh start (new id).
-      void running.close().finally(() => process.exit(3));
+      // Declared dead: others run this server's jobs now. Stop and exit for a fresh start (new
+      // id). The fence refuses every write the stop could still make, so a part that does not
+      // finish (a request whose body never comes, a firing waiting on the store) is left to the
+      // exit: a dead server that stayed up would answer calls it can no longer carry out.
+      const late = setTimeout(() => {
+        log.error({ waitingOn: stopping }, 'declared dead: the stop did not finish in time; exiting');
+        process.exit(3);
+      }, FENCED_STOP_MS);
+      void running.close().finally(() => {
+        clearTimeout(late);
+        process.exit(3);
+      });
     };
     // Drained on an operator's request: leave as on SIGTERM, and exit 0 (a supervisor that
     // restarts only on failure leaves it stopped).

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import WebSocket from 'ws';
@@ -405,6 +406,51 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
         before,
       );
     } finally {
+      await stopAll();
+      await c.close();
+    }
+  });
+
+  test('a server declared dead exits though a part of its stop never finishes; its agent moves on', async () => {
+    const c = await startCluster({ servers: 2, agents: 1, placement: () => [0, 1] });
+    const held = new net.Socket();
+    try {
+      const hostId = c.hostIds.get('127.0.0.2') ?? 0;
+      // The server that holds the agent is the one declared dead.
+      let id = '';
+      await until(c, 'the agent connected', async () => {
+        const s = (await sessionsOf(c)).get(hostId);
+        id = s?.state === 'connected' ? s.server_id : '';
+        return id !== '';
+      });
+      const dead = c.servers.find((s) => serverIdOf(s) === id) as ServerProcess;
+      const live = c.servers.find((s) => s !== dead) as ServerProcess;
+      // A call whose body never comes: the HTTP listener's close waits for it (Node gives a
+      // request five minutes).
+      const { hostname, port } = new URL(dead.url);
+      await new Promise<void>((resolve, reject) => {
+        held.once('error', reject);
+        held.connect(Number(port), hostname, () => resolve());
+      });
+      held.on('error', () => undefined);
+      held.write(
+        'POST /api/v3/get_job_instance_status HTTP/1.1\r\nHost: jobfleet\r\n' +
+          'Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"bk_scope_type":',
+      );
+      const exited = new Promise<number | null>((resolve) => dead.proc.once('exit', (code) => resolve(code)));
+      await c.db(`update server_node set state = 'dead', stopped_at = $2 where id = $1`, [id, Date.now()]);
+      const code = await Promise.race([
+        exited,
+        new Promise<string>((r) => setTimeout(() => r('still up'), 30_000)),
+      ]);
+      assert.equal(code, 3, 'the dead server exited for its supervisor to start it anew');
+      assert.match(dead.output(), /"waitingOn":"HTTP listener".*the stop did not finish in time/);
+      await until(c, "the agent's session on the live server", async () => {
+        const s = (await sessionsOf(c)).get(hostId);
+        return s?.server_id === serverIdOf(live) && s.state === 'connected';
+      });
+    } finally {
+      held.destroy();
       await stopAll();
       await c.close();
     }

@@ -184,6 +184,8 @@ export class ClusterNode {
       'this server was declared dead by the cluster; stopping (its jobs were taken over)',
     );
     this.stop();
+    // Its agents move to a live server now, not once the stop reaches the agent links.
+    this.services.hub.dropAll('server declared dead');
     this.onFenced();
   }
 
