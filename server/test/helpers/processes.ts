@@ -211,6 +211,9 @@ export async function startAgent(opts: AgentOptions): Promise<AgentProcess> {
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
+      // Scripts' directories go to the run's directory: an agent a test kills mid-task (and does
+      // not start again to clear them) leaves them there, not in the machine's /tmp.
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
       // Back within a second of a server restart, well inside the tests' 3 s heartbeat window
       // (the default 30 s cap can keep an agent away for 8 s after a 7 s outage).
       JOBFLEET_AGENT_RECONNECT_MAX_MS: '1000',
