@@ -82,10 +82,12 @@ describe('cluster: logs byte-exact across session handovers', { skip: !withPg },
     while (!(await onServer(i)())) {
       await wait('the agent connected', async () => (await session())?.state === 'connected');
       if (await onServer(i)()) break;
-      await announce(await handOver());
+      const handed = await handOver();
+      await announce(handed);
+      // A session opened after the handover (the row alone still names the old holder a while).
       await wait('the agent to move', async () => {
         const s = await session();
-        return s?.state === 'connected' && s.epoch > 0;
+        return s?.state === 'connected' && s.epoch > handed;
       });
     }
   };
@@ -136,6 +138,17 @@ describe('cluster: logs byte-exact across session handovers', { skip: !withPg },
       'the agent on a session newer than the moved one',
       async () => ((await session())?.epoch ?? 0) > epoch,
     );
+    await checkInvariants(c, [job], 60_000);
+  });
+
+  test('a session moved on without its holder hearing: a command for the newer session drops the agent', async () => {
+    await bringTo(0);
+    // Owned by S2, whose commands reach the agent through the outbox: S1 claims them for the
+    // session the database names, which is not the one S1 holds.
+    const epoch = await handOver();
+    const job = await clusterScript(c, 1, [IP], { sleep: 0, lines: 40, every: 0.15 });
+    await wait('output stored', async () => (await storedBytes(job)) > 60);
+    assert.ok(((await session())?.epoch ?? 0) > epoch);
     await checkInvariants(c, [job], 60_000);
   });
 

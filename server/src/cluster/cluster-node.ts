@@ -406,8 +406,13 @@ export class ClusterNode {
       const sent = this.services.hub.deliver(c.hostId, c.epoch, msg);
       // Unsent (claimed between the agent's session commit and its welcome): kept for the claim
       // after the welcome. A file offer request dropped so would leave its step waiting forever.
-      if (!sent) unsent.push(c);
-      else if (!isTask) done.push(c.id);
+      if (!sent) {
+        unsent.push(c);
+        // Or held here under an older session than the one the command is for: the session moved
+        // on without this server hearing, and the agent would never get its commands. Dropped,
+        // it opens a current session.
+        this.services.hub.closeStale(c.hostId, c.epoch);
+      } else if (!isTask) done.push(c.id);
     }
     await this.store.deleteCommands(done);
     // An agent that said hello is claimed for once it is ready (agentWelcomed); a claim between
