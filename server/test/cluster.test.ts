@@ -441,7 +441,7 @@ describe('cluster: servers killed and paused mid-job', { skip: !withPg }, () => 
       await c.db(`update server_node set state = 'dead', stopped_at = $2 where id = $1`, [id, Date.now()]);
       const code = await Promise.race([
         exited,
-        new Promise<string>((r) => setTimeout(() => r('still up'), 30_000)),
+        new Promise<string>((r) => setTimeout(() => r('still up'), 30_000).unref()),
       ]);
       assert.equal(code, 3, 'the dead server exited for its supervisor to start it anew');
       assert.match(dead.output(), /"waitingOn":"HTTP listener".*the stop did not finish in time/);
