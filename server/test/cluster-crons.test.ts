@@ -119,15 +119,21 @@ describe('cluster: a cron under kill and pause fires each due time once', { skip
       .id;
   };
 
-  test('a cron saved through one server is fired by the others too, told of it at once', async () => {
-    // The other servers read their crons whole at their start and then once a minute: within
-    // that minute only the saving server's word (NOTIFY) tells them of the new cron.
+  /** A cron named `name` that runs `script` every EVERY_S seconds, saved and enabled through S1. */
+  const enabledCron = async (name: string, word: string, script: string): Promise<{ id: number }> => {
     const cron = await call<{ id: number }>(0, 'save_cron', {
-      name: 'told',
-      job_plan_id: await planRunning('told', 'echo told'),
+      name,
+      job_plan_id: await planRunning(word, script),
       expression: `*/${EVERY_S} * * * * *`,
     });
     await call(0, 'update_cron_status', { id: cron.id, status: 1 });
+    return cron;
+  };
+
+  test('a cron saved through one server is fired by the others too, told of it at once', async () => {
+    // The other servers read their crons whole at their start and then once a minute: within
+    // that minute only the saving server's word (NOTIFY) tells them of the new cron.
+    const cron = await enabledCron('told', 'told', 'echo told');
     // Whichever server ticks first after a due time fires it: each of the three as often.
     const byOther = await until(
       'a firing by a server other than the one that saved the cron',
@@ -139,12 +145,7 @@ describe('cluster: a cron under kill and pause fires each due time once', { skip
   });
 
   test('12: SIGKILL of the firing server, then SIGSTOP of the next one: every tick once, every job done', async () => {
-    const cron = await call<{ id: number }>(0, 'save_cron', {
-      name: 'every two seconds',
-      job_plan_id: await planRunning('tick', 'echo tick; sleep 1'),
-      expression: `*/${EVERY_S} * * * * *`,
-    });
-    await call(0, 'update_cron_status', { id: cron.id, status: 1 });
+    const cron = await enabledCron('every two seconds', 'tick', 'echo tick; sleep 1');
 
     // The server that fires a time is killed as soon as the database shows that firing.
     const first = await nextFiring(cron.id, 0);

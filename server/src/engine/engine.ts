@@ -1012,7 +1012,8 @@ export class Engine implements AgentEvents {
       const task = owned ?? this.relayed.get(key);
       // A write of this server's own connection refused: the session moved on without this
       // server hearing (a word lost with its listening connection, or one that came while the
-      // session was being opened). The agent is dropped: it opens a current session and resends.
+      // session was being opened). The session is past the write's epoch, so a connection still
+      // on it is stale and dropped: the agent opens a current session and resends.
       if (w.fenced && w.sessionEpoch) this.services.hub.closeStale(w.hostId, w.sessionEpoch + 1);
       if (!task) continue;
       if ((w.fenced || w.resultHeld) && w.status !== undefined) {
