@@ -396,7 +396,7 @@ for (const engine of engines()) {
       assert.equal(await ex.casJob(waiting, undefined, { status: RunStatus.WAITING_USER }), true);
       assert.equal(await ex.casJob(recent, undefined, { status: RunStatus.SUCCESS, end_time: now }), true);
       const tasks = async (job: number) =>
-        (await Promise.all((await ex.getStepsOfJob(job)).map((s) => ex.listHostTasks(s.id, 0)))).flat()
+        (await Promise.all((await ex.getStepHeadsOfJob(job)).map((s) => ex.listHostTasks(s.id, 0)))).flat()
           .length;
       assert.equal(await tasks(succeeded), 14);
 
@@ -407,7 +407,7 @@ for (const engine of engines()) {
       assert.equal(await pruneJobHistory(store.history, 1, now, 2), 2);
       for (const job of [succeeded, failed]) {
         assert.equal(await ex.getJob(job), undefined);
-        assert.deepEqual(await ex.getStepsOfJob(job), []);
+        assert.deepEqual(await ex.getStepHeadsOfJob(job), []);
         assert.deepEqual(await ex.events.listOfJob(job, 0, 1000), []);
       }
       for (const job of [waiting, recent]) {

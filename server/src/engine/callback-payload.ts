@@ -3,7 +3,7 @@
  * sends `step_instances`; its documents say `step_instance_list`. Both keys are sent, with the
  * same content, so receivers written against either work.
  */
-import type { StepInstance } from '../store/execution-store.js';
+import type { StepHead } from '../store/execution-store.js';
 
 /**
  * How every job callback's payload begins (job_instance_id is its first key): what tells a
@@ -11,11 +11,7 @@ import type { StepInstance } from '../store/execution-store.js';
  */
 export const JOB_CALLBACK_PAYLOAD_START = '{"job_instance_id":';
 
-export function callbackPayload(
-  jobInstanceId: number,
-  status: number,
-  steps: readonly StepInstance[],
-): string {
+export function callbackPayload(jobInstanceId: number, status: number, steps: readonly StepHead[]): string {
   const list = steps.map((s) => ({ step_instance_id: s.id, status: s.status }));
   return JSON.stringify({
     job_instance_id: jobInstanceId,

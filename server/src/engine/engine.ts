@@ -281,8 +281,10 @@ export class Engine implements AgentEvents {
 
   /** Starts the first pending step after `afterOrder`, or finishes the job successfully. */
   private async advance(job: JobInstance, afterOrder: number): Promise<void> {
-    const steps = await this.store.getStepsOfJob(job.id);
-    const next = steps.find((s) => s.step_order > afterOrder && s.status === RunStatus.PENDING);
+    const steps = await this.store.getStepHeadsOfJob(job.id);
+    const pending = steps.find((s) => s.step_order > afterOrder && s.status === RunStatus.PENDING);
+    // Only the step started is read whole: a plan's steps each hold their script.
+    const next = pending && (await this.store.getStep(pending.id));
     if (!next) return this.finishJob(job, RunStatus.SUCCESS);
     await this.store.updateStep(next.id, { status: RunStatus.RUNNING, start_time: Date.now() });
     await this.activate({ ...next, status: RunStatus.RUNNING }, undefined, job.callback_url);
@@ -1078,7 +1080,7 @@ export class Engine implements AgentEvents {
     await kind.release?.(step);
     const goesOn = status === RunStatus.SUCCESS || status === RunStatus.IGNORE_ERROR;
     if (goesOn) {
-      const steps = await this.store.getStepsOfJob(job.id);
+      const steps = await this.store.getStepHeadsOfJob(job.id);
       if (steps.some((s) => s.step_order > step.stepOrder && s.status === RunStatus.PENDING)) {
         await this.store.updateStep(step.stepInstanceId, { status, end_time: now });
         return this.advance(job, step.stepOrder);
@@ -1136,7 +1138,7 @@ export class Engine implements AgentEvents {
   ): Promise<void> {
     this.services.log.info({ job: job.id, status }, 'job finished');
     if (job.callback_url && isCallbackStatus(status)) {
-      const steps = await this.store.getStepsOfJob(job.id);
+      const steps = await this.store.getStepHeadsOfJob(job.id);
       await this.callbacks.enqueue(job.id, job.callback_url, callbackPayload(job.id, status, steps), now);
     }
   }

@@ -48,6 +48,23 @@ import type {
 export type JobInstance = Selectable<JobInstanceTable>;
 export type StepInstance = Selectable<StepInstanceTable>;
 export type HostTask = Selectable<HostTaskTable>;
+/** A step without its definition, which holds its whole script: what a poll shows of it. */
+export type StepHead = Omit<StepInstance, 'spec'>;
+const STEP_HEAD_COLUMNS = [
+  'id',
+  'job_instance_id',
+  'step_order',
+  'name',
+  'type',
+  'status',
+  'execute_count',
+  'create_time',
+  'start_time',
+  'end_time',
+  'current_batch',
+  'sealed_key',
+  'hosts_version',
+] as const satisfies readonly (keyof StepHead)[];
 
 /** What the engine needs of a step to run it, and of its host tasks. */
 export type RunnableStep = Pick<
@@ -687,13 +704,37 @@ export class ExecutionStore {
       .executeTakeFirst();
   }
 
-  async getStepsOfJob(jobInstanceId: number): Promise<StepInstance[]> {
-    return this.db
+  /** A job's steps in order, without their definitions (see StepHead). */
+  getStepHeadsOfJob(jobInstanceId: number): Promise<StepHead[]> {
+    return this.stepsOfJob<StepHead>(jobInstanceId, STEP_HEAD_COLUMNS);
+  }
+
+  private async stepsOfJob<S extends StepHead>(
+    jobInstanceId: number,
+    /** S's columns. */
+    columns: readonly (keyof StepInstance)[],
+  ): Promise<S[]> {
+    const steps = await this.db
       .selectFrom('step_instance')
-      .selectAll()
+      .select(columns)
       .where('job_instance_id', '=', jobInstanceId)
       .orderBy('step_order')
       .execute();
+    return steps as unknown as S[];
+  }
+
+  /** A job and its steps (in order) as one statement saw them; see jobWithSteps. */
+  getJobWithSteps(id: number): Promise<{ job: JobInstance; steps: StepInstance[] } | undefined> {
+    return this.jobWithSteps<StepInstance>(id, [...STEP_HEAD_COLUMNS, 'spec']);
+  }
+
+  /**
+   * A job and its steps without their definitions: what a status poll reads. A step's spec
+   * holds its whole script, so with a script of 20 KB each poll on PostgreSQL read, sent and
+   * parsed it again, and took three times the server's CPU of a poll of an `echo`.
+   */
+  getJobWithStepHeads(id: number): Promise<{ job: JobInstance; steps: StepHead[] } | undefined> {
+    return this.jobWithSteps<StepHead>(id, STEP_HEAD_COLUMNS);
   }
 
   /**
@@ -701,16 +742,22 @@ export class ExecutionStore {
    * trip on PostgreSQL, and never pairs a job with steps from another moment. SQLite reads
    * in process, so the two plain reads cost no more there.
    */
-  async getJobWithSteps(id: number): Promise<{ job: JobInstance; steps: StepInstance[] } | undefined> {
+  private async jobWithSteps<S extends StepHead>(
+    id: number,
+    /** S's columns. */
+    columns: readonly (keyof StepInstance)[],
+  ): Promise<{ job: JobInstance; steps: S[] } | undefined> {
     if (this.engine === 'sqlite') {
       const job = await this.getJob(id);
-      return job && { job, steps: await this.getStepsOfJob(id) };
+      return job && { job, steps: await this.stepsOfJob<S>(id, columns) };
     }
     // Every step column is a number, a string or null, so its JSON form decodes to the values
     // the row itself would (bigints are read as numbers, engines.ts).
-    const { rows } = await sql<JobInstance & { steps_of_job: StepInstance[] }>`
+    const { rows } = await sql<JobInstance & { steps_of_job: S[] }>`
       select j.*, coalesce(
-        (select json_agg(s order by s.step_order) from step_instance s where s.job_instance_id = j.id),
+        (select json_agg(s order by s.step_order)
+          from (select ${sql.join(columns.map((c) => sql.ref(c)))} from step_instance
+            where job_instance_id = j.id) s),
         '[]'
       ) as steps_of_job
       from job_instance j where j.id = ${id}`.execute(this.db);
@@ -722,6 +769,15 @@ export class ExecutionStore {
 
   async getStep(id: number): Promise<StepInstance | undefined> {
     return this.db.selectFrom('step_instance').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** A step without its definition (see StepHead). */
+  async getStepHead(id: number): Promise<StepHead | undefined> {
+    return this.db
+      .selectFrom('step_instance')
+      .select(STEP_HEAD_COLUMNS)
+      .where('id', '=', id)
+      .executeTakeFirst();
   }
 
   async updateJob(id: number, patch: JobPatch): Promise<void> {

@@ -10,7 +10,7 @@ import { StepType } from '../../engine/statuses.js';
 import { VarType } from '../../plans/plan-shapes.js';
 import { defineEndpoint } from '../endpoint.js';
 import { zLong } from '../input-types.js';
-import { jobInScope } from './job-lookup.js';
+import { jobWithStepsInScope } from './job-lookup.js';
 
 export const getJobInstanceGlobalVarValue = defineEndpoint({
   name: 'get_job_instance_global_var_value',
@@ -19,9 +19,8 @@ export const getJobInstanceGlobalVarValue = defineEndpoint({
   input: z.object({ job_instance_id: zLong.pipe(z.number().min(1)) }),
   fieldErrors: { job_instance_id: 'MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME' },
   async handle(ctx, input) {
-    const job = await jobInScope(ctx, input.job_instance_id);
+    const { job, steps } = await jobWithStepsInScope(ctx, input.job_instance_id);
     const states = await ctx.services.store.plans.varStates(job.id);
-    const steps = await ctx.services.store.executions.getStepsOfJob(job.id);
     let current = states.find((s) => s.stepInstanceId === 0)?.body;
     const list = [];
     for (const step of steps) {

@@ -11,7 +11,7 @@ import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { zLong } from '../input-types.js';
 import type { TargetServer } from '../input-types.js';
-import { jobInScope, stepOfJob } from './job-lookup.js';
+import { jobInScope, stepWithSpecOfJob } from './job-lookup.js';
 
 /** TaskStepTypeEnum of this API: 1 script (SQL included), 2 file, 3 approval. */
 const DETAIL_TYPE: Record<number, number> = { 1: 1, 2: 2, 3: 3, 4: 1 };
@@ -34,7 +34,7 @@ export const getStepInstanceDetail = defineEndpoint({
   fieldErrors: { job_instance_id: 'BAD_REQUEST', step_instance_id: 'BAD_REQUEST' },
   async handle(ctx, input) {
     const job = await jobInScope(ctx, input.job_instance_id);
-    const step = await stepOfJob(ctx, job, input.step_instance_id);
+    const step = await stepWithSpecOfJob(ctx, job, input.step_instance_id);
     let spec = parseStepSpec(step.spec);
     const server = (t: TargetServer | null) => ({
       ip_list: t?.ip_list ?? [],

@@ -14,7 +14,7 @@
  * for a large step) were garbage the next request paid for.
  */
 import { isRunFinished } from '../../engine/statuses.js';
-import type { ExecutionStore, HostTask, StepInstance } from '../../store/execution-store.js';
+import type { ExecutionStore, HostTask, StepHead } from '../../store/execution-store.js';
 import { totalTime } from './job-lookup.js';
 
 /**
@@ -54,11 +54,7 @@ const MAX_STEPS = 16;
 const caches = new WeakMap<object, Map<number, StepHosts>>();
 const updating = new WeakMap<object, Map<string, Promise<void>>>();
 
-export async function hostResultsJson(
-  owner: object,
-  ex: ExecutionStore,
-  step: StepInstance,
-): Promise<string> {
+export async function hostResultsJson(owner: object, ex: ExecutionStore, step: StepHead): Promise<string> {
   let cache = caches.get(owner);
   if (!cache) caches.set(owner, (cache = new Map()));
   // One update of a step's list at a time, so that a slower read never overwrites a newer one.
@@ -92,11 +88,7 @@ export async function hostResultsJson(
   return entry.joined;
 }
 
-async function refresh(
-  ex: ExecutionStore,
-  step: StepInstance,
-  entry: StepHosts | undefined,
-): Promise<StepHosts> {
+async function refresh(ex: ExecutionStore, step: StepHead, entry: StepHosts | undefined): Promise<StepHosts> {
   if (isRunFinished(step.status)) {
     const joined = await ex.hostResultsJson(step.id, step.execute_count);
     return { executeCount: -1, version: -1, hosts: undefined, joined };

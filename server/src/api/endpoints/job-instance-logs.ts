@@ -3,7 +3,7 @@
  * the full stored log of each host for the step's latest execution.
  */
 import { z } from 'zod';
-import type { HostTask, StepInstance } from '../../store/execution-store.js';
+import type { HostTask, StepHead } from '../../store/execution-store.js';
 import { defineEndpoint } from '../endpoint.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
@@ -39,7 +39,7 @@ function jsonLength(text: string): number {
  */
 async function logOf(
   ctx: EndpointContext,
-  step: StepInstance,
+  step: StepHead,
   executeCount: number,
   task: HostTask | undefined,
   range?: LogRange,
@@ -175,7 +175,7 @@ function fullIp(hostId: number, label: string) {
  */
 async function fileStepLogs(
   ctx: EndpointContext,
-  step: StepInstance,
+  step: StepHead,
   executeCount: number,
   asked: readonly HostTask[],
   only: { hosts: readonly number[]; uploadsTo: boolean } | undefined,

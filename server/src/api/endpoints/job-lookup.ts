@@ -1,6 +1,6 @@
 /** Finding a job or step the caller may see: another scope's job is as unknown as a missing one. */
 import { z } from 'zod';
-import type { JobInstance, StepInstance } from '../../store/execution-store.js';
+import type { JobInstance, StepHead, StepInstance } from '../../store/execution-store.js';
 import type { EndpointContext } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { zLong } from '../input-types.js';
@@ -9,12 +9,12 @@ export async function jobInScope(ctx: EndpointContext, jobInstanceId: number): P
   return inScope(ctx, jobInstanceId, await ctx.services.store.executions.getJob(jobInstanceId));
 }
 
-/** The job with its steps, read together (see ExecutionStore.getJobWithSteps). */
+/** The job with its steps but their definitions, read together (see ExecutionStore.getJobWithStepHeads). */
 export async function jobWithStepsInScope(
   ctx: EndpointContext,
   jobInstanceId: number,
-): Promise<{ job: JobInstance; steps: StepInstance[] }> {
-  const found = await ctx.services.store.executions.getJobWithSteps(jobInstanceId);
+): Promise<{ job: JobInstance; steps: StepHead[] }> {
+  const found = await ctx.services.store.executions.getJobWithStepHeads(jobInstanceId);
   return { job: inScope(ctx, jobInstanceId, found?.job), steps: found?.steps ?? [] };
 }
 
@@ -25,14 +25,36 @@ function inScope(ctx: EndpointContext, jobInstanceId: number, job: JobInstance |
   return job;
 }
 
-/** The step of a job; `missing` picks the code, since the log APIs answer 1244006 for a missing step. */
+/**
+ * The step of a job without its definition (what the status and log reads need); `missing`
+ * picks the code, since the log APIs answer 1244006 for a missing step.
+ */
 export async function stepOfJob(
   ctx: EndpointContext,
   job: JobInstance,
   stepInstanceId: number,
-  missing: 'TASK_INSTANCE_NOT_EXIST' | 'STEP_INSTANCE_NOT_EXIST' = 'STEP_INSTANCE_NOT_EXIST',
+  missing: MissingStep = 'STEP_INSTANCE_NOT_EXIST',
+): Promise<StepHead> {
+  return ofJob(await ctx.services.store.executions.getStepHead(stepInstanceId), job, stepInstanceId, missing);
+}
+
+/** The step of a job with its definition. */
+export async function stepWithSpecOfJob(
+  ctx: EndpointContext,
+  job: JobInstance,
+  stepInstanceId: number,
 ): Promise<StepInstance> {
-  const step = await ctx.services.store.executions.getStep(stepInstanceId);
+  return ofJob(await ctx.services.store.executions.getStep(stepInstanceId), job, stepInstanceId);
+}
+
+type MissingStep = 'TASK_INSTANCE_NOT_EXIST' | 'STEP_INSTANCE_NOT_EXIST';
+
+function ofJob<S extends StepHead>(
+  step: S | undefined,
+  job: JobInstance,
+  stepInstanceId: number,
+  missing: MissingStep = 'STEP_INSTANCE_NOT_EXIST',
+): S {
   if (!step || step.job_instance_id !== job.id) {
     throw missing === 'STEP_INSTANCE_NOT_EXIST'
       ? new ApiError('STEP_INSTANCE_NOT_EXIST', { stepInstanceId })

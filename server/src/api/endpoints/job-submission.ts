@@ -78,7 +78,7 @@ export async function priorSubmission(
     Date.now() - IDEMPOTENCY_WINDOW_MS,
   );
   if (!prior) return undefined;
-  const [step] = await ex.getStepsOfJob(prior.id);
+  const [step] = await ex.getStepHeadsOfJob(prior.id);
   return { job_instance_id: prior.id, job_instance_name: prior.name, step_instance_id: step?.id ?? null };
 }
 

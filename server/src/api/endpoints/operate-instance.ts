@@ -7,7 +7,7 @@ import { defineEndpoint } from '../endpoint.js';
 import { ApiError } from '../error-catalogue.js';
 import { assertScopeQuota } from '../scope-quota.js';
 import { zInt, zLong } from '../input-types.js';
-import { jobInScope, stepOfJob } from './job-lookup.js';
+import { jobInScope, stepWithSpecOfJob } from './job-lookup.js';
 
 const positiveId = zLong.pipe(z.number().min(1));
 const ILLEGAL = {
@@ -88,7 +88,7 @@ export const operateStepInstance = defineEndpoint({
       });
     }
     const job = await jobInScope(ctx, input.job_instance_id);
-    const step = await stepOfJob(ctx, job, input.step_instance_id);
+    const step = await stepWithSpecOfJob(ctx, job, input.step_instance_id);
     if (op === 6 || op === 9 || op === 10) {
       const spec = parseStepSpec(step.spec);
       if (spec.kind !== 'confirm') {

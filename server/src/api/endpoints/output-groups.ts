@@ -10,7 +10,7 @@
  */
 import { createTwoFilesPatch } from 'diff';
 import { z } from 'zod';
-import type { JobInstance, StepInstance } from '../../store/execution-store.js';
+import type { JobInstance, StepHead } from '../../store/execution-store.js';
 import type { OutputGroup } from '../../outputs/output-groups.js';
 import { NORMALISERS, normaliseText, normaliserKey } from '../../outputs/output-normalisers.js';
 import type { Normaliser } from '../../outputs/output-normalisers.js';
@@ -53,7 +53,7 @@ export const AttemptFields = {
 };
 
 /** The head of a reply about one step attempt. */
-export function attemptHead(job: JobInstance, step: StepInstance, executeCount: number) {
+export function attemptHead(job: JobInstance, step: StepHead, executeCount: number) {
   return {
     job_instance_id: job.id,
     step_instance_id: step.id,
@@ -68,7 +68,7 @@ export function attemptHead(job: JobInstance, step: StepInstance, executeCount: 
 export async function attemptOf(
   ctx: EndpointContext,
   input: { job_instance_id: number; step_instance_id: number; execute_count?: number | undefined },
-): Promise<{ job: JobInstance; step: StepInstance; executeCount: number }> {
+): Promise<{ job: JobInstance; step: StepHead; executeCount: number }> {
   const job = await jobInScope(ctx, input.job_instance_id);
   const step = await stepOfJob(ctx, job, input.step_instance_id);
   const executeCount = input.execute_count ?? step.execute_count;
