@@ -1,11 +1,12 @@
 /**
- * Encoded get_job_instance_status replies (the `data` part), kept per store and keyed by
- * everything a reply shows: the serialized job and step fields, and per step its execute
- * count and hosts_version (bumped in the same commit as any host result of the step, see
- * host-results-cache.ts). The key is rebuilt from rows read on every call, so a reply is
- * served from here only while the store holds exactly what it says, on any server of a
- * cluster; a running job's poll hits as long as none of its hosts changed. Least recently
- * used replies go first, past a count and a byte budget (a 50,000-host reply is 8.5 MB).
+ * Encoded get_job_instance_status and get_step_instance_status replies (the `data` part), kept
+ * per store and keyed by everything a reply shows: the serialized job and step fields, and per
+ * step its execute count and hosts_version (bumped in the same commit as any host result of
+ * the step, see host-results-cache.ts), with what was asked. The key is rebuilt from rows read
+ * on every call, so a reply is served from here only while the store holds exactly what it
+ * says, on any server of a cluster; a running job's poll hits as long as none of its hosts
+ * changed. Least recently used replies go first, past a count and a byte budget (a
+ * 50,000-host reply is 8.5 MB).
  */
 const MAX_ENTRIES = 64;
 const MAX_BYTES = 64 * 1024 * 1024;
