@@ -8,7 +8,16 @@ import { JOB_CALLBACK_PAYLOAD_START } from '../engine/callback-payload.js';
 import { CALLBACK_STATUSES, IN_FLIGHT_JOB_STATUSES, countByStatus } from '../engine/statuses.js';
 import { sealedKeyOf } from '../engine/step-secrets.js';
 import type { StepSpec } from '../engine/step-spec.js';
-import type { Kysely, RawBuilder, Selectable, SelectQueryBuilder, Transaction } from 'kysely';
+import type {
+  Expression,
+  ExpressionBuilder,
+  Kysely,
+  RawBuilder,
+  Selectable,
+  SelectQueryBuilder,
+  SqlBool,
+  Transaction,
+} from 'kysely';
 import { taskKey } from '@jobfleet/protocol';
 import { onConnectionAround } from './connection-around.js';
 import type { EngineCapabilities } from './engines.js';
@@ -1035,6 +1044,57 @@ export class ExecutionStore {
       .where('execute_count', '=', executeCount)
       .where('host_id', '=', hostId)
       .executeTakeFirst();
+  }
+
+  /**
+   * The tasks of one step execution of these hosts, by host id; a host without one is left out.
+   * A log read names a few hosts of a step that may have 50,000: reading them alone costs what
+   * the few cost.
+   */
+  async hostTasksOf(
+    stepInstanceId: number,
+    executeCount: number,
+    hostIds: readonly number[],
+  ): Promise<HostTask[]> {
+    return this.someHostTasks(stepInstanceId, executeCount, [...new Set(hostIds)], (eb, part) =>
+      eb('host_id', 'in', part),
+    );
+  }
+
+  /** The tasks of one step execution at these addresses (cloud area and IPv4), by host id. */
+  async hostTasksAt(
+    stepInstanceId: number,
+    executeCount: number,
+    addresses: readonly { cloudId: number; ip: string }[],
+  ): Promise<HostTask[]> {
+    const wanted = new Set(addresses.map((a) => `${a.cloudId}:${a.ip}`));
+    const ips = [...new Set(addresses.map((a) => a.ip))];
+    const tasks = await this.someHostTasks(stepInstanceId, executeCount, ips, (eb, part) =>
+      eb('ip', 'in', part),
+    );
+    return tasks.filter((t) => wanted.has(`${t.cloud_id}:${t.ip}`));
+  }
+
+  private async someHostTasks<V>(
+    stepInstanceId: number,
+    executeCount: number,
+    values: readonly V[],
+    among: (eb: ExpressionBuilder<Database, 'host_task'>, part: V[]) => Expression<SqlBool>,
+  ): Promise<HostTask[]> {
+    const out: HostTask[] = [];
+    for (let i = 0; i < values.length; i += INSERT_CHUNK) {
+      const part = values.slice(i, i + INSERT_CHUNK);
+      out.push(
+        ...(await this.db
+          .selectFrom('host_task')
+          .selectAll()
+          .where('step_instance_id', '=', stepInstanceId)
+          .where('execute_count', '=', executeCount)
+          .where((eb) => among(eb, part))
+          .execute()),
+      );
+    }
+    return out.sort((a, b) => a.host_id - b.host_id);
   }
 
   /** Jobs the engine must carry on with after a restart (a job waiting for a person included). */

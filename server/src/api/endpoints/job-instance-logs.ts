@@ -275,13 +275,15 @@ export const getJobInstanceIpLog = defineEndpoint({
     const step = await stepOfJob(ctx, job, input.step_instance_id, 'TASK_INSTANCE_NOT_EXIST');
     const executeCount = input.execute_count ?? step.execute_count;
     const ex = ctx.services.store.executions;
-    // By host id one row is read, not the step's whole host list (10,000 rows for one log).
+    // The host's row alone, not the step's whole host list (10,000 rows for one log).
     const task =
       input.bk_host_id !== undefined
         ? await ex.getHostTask(step.id, executeCount, input.bk_host_id)
-        : (await ex.listHostTasks(step.id, executeCount)).find(
-            (t) => t.cloud_id === input.bk_cloud_id && t.ip === input.ip,
-          );
+        : (
+            await ex.hostTasksAt(step.id, executeCount, [
+              { cloudId: input.bk_cloud_id ?? 0, ip: input.ip ?? '' },
+            ])
+          )[0];
     if (step.type === StepType.FILE) {
       // A host asked by id, or found among the targets, reads its own logs; a source asked by
       // its address is found in the step's logs.
@@ -357,7 +359,15 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
     const job = await jobInScope(ctx, input.job_instance_id);
     const step = await stepOfJob(ctx, job, input.step_instance_id, 'TASK_INSTANCE_NOT_EXIST');
     const executeCount = input.execute_count ?? step.execute_count;
-    const tasks = await ctx.services.store.executions.listHostTasks(step.id, executeCount);
+    const ex = ctx.services.store.executions;
+    // The rows of the hosts asked (at most 500), not the step's whole host list.
+    const tasks = byId
+      ? await ex.hostTasksOf(step.id, executeCount, input.host_id_list ?? [])
+      : await ex.hostTasksAt(
+          step.id,
+          executeCount,
+          (input.ip_list ?? []).map((p) => ({ cloudId: p.bk_cloud_id, ip: p.ip })),
+        );
     const byHost = new Map(tasks.map((t) => [t.host_id, t]));
     const byAddress = new Map(tasks.map((t) => [`${t.cloud_id}:${t.ip}`, t]));
     const picked = byId
