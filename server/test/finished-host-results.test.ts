@@ -10,7 +10,7 @@ import { stepIpResult } from '../src/api/endpoints/host-results-cache.js';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
-import { agentRegistrations, newJob } from './helpers/store-fixtures.js';
+import { agentRegistrations, newJob, waitingStep } from './helpers/store-fixtures.js';
 
 after(async () => {
   await dropFreshDatabases();
@@ -25,22 +25,7 @@ for (const engine of engines()) {
       try {
         const hosts = await store.inventory.registerAgentHosts(agentRegistrations(60, '10.9', null));
         const { stepInstanceIds } = await store.executions.createJobInstance(
-          newJob('1', 'job', [
-            {
-              name: 'step',
-              type: 1,
-              spec: { kind: 'script' },
-              hosts: hosts.map((h) => ({
-                hostId: h.id,
-                cloudId: Number(h.cloud_id),
-                ip: h.ip,
-                ipv6: h.ipv6,
-                agentId: h.agent_id,
-                status: 5,
-                batch: 0,
-              })),
-            },
-          ]),
+          newJob('1', 'job', [waitingStep('step', hosts)]),
           true,
         );
         const step = stepInstanceIds[0]!;

@@ -1,14 +1,14 @@
 /**
  * The log reads look up only the tasks of the hosts they are asked for, on every engine: by id
- * (each once, in host id order, over several statements of ids, a host without a task left
- * out) and by address, where the cloud area and the IPv4 address must both match.
+ * (each once, in host id order, a host without a task left out) and by address, where the
+ * cloud area and the IPv4 address must both match.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
-import { agentRegistrations, newJob } from './helpers/store-fixtures.js';
+import { agentRegistrations, newJob, waitingStep } from './helpers/store-fixtures.js';
 
 after(async () => {
   await dropFreshDatabases();
@@ -19,7 +19,7 @@ for (const engine of engines()) {
     it('by id and by address, the asked hosts only', async () => {
       const store = await Store.open({ databaseUrl: await freshDatabase(engine), dataDir: tempDir('store') });
       try {
-        // One address in two cloud areas, and enough hosts for several statements of ids.
+        // One address in two cloud areas, among many hosts.
         const twins = agentRegistrations(2, '10.7', null).map((r, i) => ({
           ...r,
           cloudId: i,
@@ -37,22 +37,7 @@ for (const engine of engines()) {
         )[0];
         assert.ok(outside);
         const { stepInstanceIds } = await store.executions.createJobInstance(
-          newJob('1', 'many', [
-            {
-              name: 'step',
-              type: 1,
-              spec: { kind: 'script' },
-              hosts: hosts.map((h) => ({
-                hostId: h.id,
-                cloudId: Number(h.cloud_id),
-                ip: h.ip,
-                ipv6: h.ipv6,
-                agentId: h.agent_id,
-                status: 5,
-                batch: 0,
-              })),
-            },
-          ]),
+          newJob('1', 'many', [waitingStep('step', hosts)]),
           true,
         );
         const step = stepInstanceIds[0]!;

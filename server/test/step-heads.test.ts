@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test';
 import { Store } from '../src/store/store.js';
 import { dropFreshDatabases, engines, freshDatabase } from './helpers/databases.js';
 import { tempDir } from './helpers/processes.js';
-import { agentRegistrations, newJob } from './helpers/store-fixtures.js';
+import { agentRegistrations, newJob, waitingStep } from './helpers/store-fixtures.js';
 
 after(async () => {
   await dropFreshDatabases();
@@ -29,22 +29,9 @@ for (const engine of engines()) {
         const [host] = await store.inventory.registerAgentHosts(agentRegistrations(1, '10.9', null));
         assert.ok(host);
         const script = `echo start\n${'# a line of a long script\n'.repeat(4000)}`;
-        const steps = ['first', 'second', 'third'].map((name) => ({
-          name,
-          type: 1,
-          spec: { kind: 'script', script },
-          hosts: [
-            {
-              hostId: host.id,
-              cloudId: 0,
-              ip: host.ip,
-              ipv6: '',
-              agentId: host.agent_id,
-              status: 5,
-              batch: 0,
-            },
-          ],
-        }));
+        const steps = ['first', 'second', 'third'].map((name) =>
+          waitingStep(name, [host], { kind: 'script', script }),
+        );
         const { jobInstanceId, stepInstanceIds } = await store.executions.createJobInstance(
           newJob('1', 'long scripts', steps),
           true,

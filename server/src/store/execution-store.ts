@@ -1079,11 +1079,10 @@ export class ExecutionStore {
     stepInstanceId: number,
     executeCount: number,
     values: readonly V[],
-    among: (eb: ExpressionBuilder<Database, 'host_task'>, part: V[]) => Expression<SqlBool>,
+    among: (eb: ExpressionBuilder<Database, 'host_task'>, part: readonly V[]) => Expression<SqlBool>,
   ): Promise<HostTask[]> {
     const out: HostTask[] = [];
-    for (let i = 0; i < values.length; i += INSERT_CHUNK) {
-      const part = values.slice(i, i + INSERT_CHUNK);
+    for (const part of idChunks(values))
       out.push(
         ...(await this.db
           .selectFrom('host_task')
@@ -1093,7 +1092,6 @@ export class ExecutionStore {
           .where((eb) => among(eb, part))
           .execute()),
       );
-    }
     return out.sort((a, b) => a.host_id - b.host_id);
   }
 

@@ -1,7 +1,7 @@
 /** Inputs for tests that drive a Store directly: agent registrations, new jobs, rule hits. */
 import { RuleAction } from '../../src/rules/dangerous-rules.js';
 import type { NewJob, NewStep } from '../../src/store/execution-store.js';
-import type { HostRegistration } from '../../src/store/inventory-store.js';
+import type { Host, HostRegistration } from '../../src/store/inventory-store.js';
 import type { NewRuleHit } from '../../src/store/rule-store.js';
 
 /** `count` distinct agent hosts on `${net}.x.y`, in three clouds, every other one with an IPv6. */
@@ -31,6 +31,28 @@ export function newJob(scopeId: string, name: string, steps: NewStep[]): NewJob 
     callbackUrl: null,
     clientRequestId: null,
     steps,
+  };
+}
+
+/** A script step on registered hosts, each waiting to run. */
+export function waitingStep(
+  name: string,
+  hosts: readonly Host[],
+  spec: unknown = { kind: 'script' },
+): NewStep {
+  return {
+    name,
+    type: 1,
+    spec,
+    hosts: hosts.map((h) => ({
+      hostId: h.id,
+      cloudId: Number(h.cloud_id),
+      ip: h.ip,
+      ipv6: h.ipv6,
+      agentId: h.agent_id,
+      status: 5,
+      batch: 0,
+    })),
   };
 }
 
