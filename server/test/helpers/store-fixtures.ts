@@ -1,4 +1,4 @@
-/** Inputs for tests that drive a Store directly: agent registrations, new jobs, rule hits. */
+/** Inputs for tests that drive a Store directly: agent registrations, new jobs and their steps, rule hits. */
 import { RuleAction } from '../../src/rules/dangerous-rules.js';
 import type { NewJob, NewStep } from '../../src/store/execution-store.js';
 import type { Host, HostRegistration } from '../../src/store/inventory-store.js';
