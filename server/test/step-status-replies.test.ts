@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { eventually, get, post } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
-import { b64, runScript, startFleet, stopFleets, waitFinished } from './helpers/fleet.js';
+import { b64, jobStatus, runScript, startFleet, stopFleets, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { tempDir } from './helpers/processes.js';
 
@@ -120,8 +120,8 @@ echo done
       assert.equal(retry.result, true, retry.message);
       const done = await eventually(
         async () => {
-          const st = await waitFinished(fleet, run.data.job_instance_id);
-          return st.job_instance.status === 3 ? st : undefined;
+          const st = await jobStatus(fleet, run.data.job_instance_id);
+          return st.finished && st.job_instance.status === 3 ? st : undefined;
         },
         20_000,
         'the retried job to succeed',
