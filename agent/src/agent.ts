@@ -73,6 +73,16 @@ const WELCOME_TIMEOUT_MS = 60_000;
  * starts from the shortest backoff again. One that ended sooner counts as another failed attempt.
  */
 const STABLE_CONNECTION_MS = 10_000;
+/**
+ * The longest wait after a refused connection (nothing listened at the address: the server is
+ * restarting or stopped), whatever the attempt count. A refusal is answered by the server's
+ * kernel and costs its process nothing, so agents need not spread out over 30 s to spare it;
+ * with the full backoff, a fleet whose server restarted in a few seconds took 15-30 s to be
+ * back (the refusals meanwhile had grown its waits to 8 and 16 s), and a job on every host waited
+ * for the last one. The refusals still count as attempts: a server that then accepts but fails
+ * the handshake gets the grown backoff.
+ */
+const REFUSED_CAP_MS = 2_000;
 
 class RegistrationRefused extends Error {}
 
@@ -98,6 +108,10 @@ export class Agent extends EventEmitter {
   private hold: ReportHold | undefined;
   /** The server counts our pings as heartbeats: no `heartbeat` message needed. */
   private pingHeartbeat = false;
+  /** The last attempt was refused (see REFUSED_CAP_MS). */
+  private refused = false;
+  /** Refusals are logged once until the next welcome: one a second otherwise while a server is down. */
+  private refusalLogged = false;
   readonly runner: TaskRunnerPort;
   readonly servers: ServerList;
 
@@ -216,10 +230,11 @@ export class Agent extends EventEmitter {
         saveIdentity(this.opts.stateDir, this.identity);
         this.log('info', 'registered', { hostId: this.identity.hostId, agentId: this.identity.agentId });
       } catch (err) {
-        this.log(
-          err instanceof RegistrationRefused ? 'error' : 'warn',
-          `registration failed: ${(err as Error).message}`,
-        );
+        if (!this.noteRefusal(err))
+          this.log(
+            err instanceof RegistrationRefused ? 'error' : 'warn',
+            `registration failed: ${(err as Error).message}`,
+          );
         this.scheduleReconnect();
         return;
       }
@@ -300,7 +315,19 @@ export class Agent extends EventEmitter {
       this.dropHold();
       this.scheduleReconnect();
     });
-    ws.on('error', (err) => this.log('warn', `connection error: ${err.message}`));
+    ws.on('error', (err) => {
+      if (!this.noteRefusal(err)) this.log('warn', `connection error: ${err.message}`);
+    });
+  }
+
+  /** Records whether `err` is a refused connection; true when it was and is already logged. */
+  private noteRefusal(err: unknown): boolean {
+    this.refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+    if (!this.refused) return false;
+    if (this.refusalLogged) return true;
+    this.refusalLogged = true;
+    this.log('warn', `${(err as Error).message}; retrying within ${REFUSED_CAP_MS} ms until it answers`);
+    return true;
   }
 
   private onMessage(data: Buffer): void {
@@ -343,6 +370,7 @@ export class Agent extends EventEmitter {
         this.pingHeartbeat = msg.pingHeartbeat === true;
         clearTimeout(this.greeting);
         this.welcomedAt = Date.now();
+        this.refusalLogged = false;
         this.setState('ready');
         this.startHeartbeat(msg.heartbeatIntervalMs);
         this.runner.resume(msg.stored, msg.forget);
@@ -410,7 +438,8 @@ export class Agent extends EventEmitter {
     if (held >= (this.opts.stableConnectionMs ?? STABLE_CONNECTION_MS)) this.attempt = 0;
     this.welcomedAt = undefined;
     const base = this.opts.backoffBaseMs ?? 500;
-    const cap = this.opts.backoffCapMs ?? 30_000;
+    const cap = Math.min(this.opts.backoffCapMs ?? 30_000, this.refused ? REFUSED_CAP_MS : Infinity);
+    this.refused = false;
     const delay = Math.random() * Math.min(cap, base * 2 ** Math.min(this.attempt, 16));
     this.attempt++;
     clearTimeout(this.timer);

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { once } from 'node:events';
@@ -51,20 +52,37 @@ const HOST: HostFacts = {
   osType: 'linux',
 };
 
-/** An agent with the first one's stored identity, in a state directory of its own, for a bare WebSocket server. */
+/** What a bare WebSocket server says to make an agent ready. */
+const WELCOME = JSON.stringify({
+  v: 1,
+  type: 'welcome',
+  hostId: 1,
+  heartbeatIntervalMs: 1000,
+  stored: {},
+  forget: [],
+});
+
+/**
+ * An agent with the first one's stored identity, in a state directory of its own, for a bare
+ * WebSocket server (or a port nothing listens on).
+ */
 function agentWithStoredIdentity(
-  server: WebSocketServer,
-  backoff: Pick<AgentOptions, 'backoffBaseMs' | 'backoffCapMs' | 'welcomeTimeoutMs' | 'stableConnectionMs'>,
+  server: WebSocketServer | number,
+  opts: Pick<
+    AgentOptions,
+    'backoffBaseMs' | 'backoffCapMs' | 'welcomeTimeoutMs' | 'stableConnectionMs' | 'log'
+  >,
 ): Agent {
   const dir = tempStateDir();
   dataDirs.push(dir);
   fs.copyFileSync(path.join(stateDir, 'identity.json'), path.join(dir, 'identity.json'));
+  const port = typeof server === 'number' ? server : (server.address() as AddressInfo).port;
   return new Agent({
-    serverUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    serverUrl: `http://127.0.0.1:${port}`,
     bootstrapToken: 'unused: the identity is stored',
     host: HOST,
     stateDir: dir,
-    ...backoff,
+    ...opts,
     createRunner: (reports) => new TaskRunner(dir, reports),
   });
 }
@@ -135,16 +153,7 @@ describe('Agent connection loop against a real server', () => {
     let heldEnded = 0;
     flapping.on('connection', (ws) => {
       connectedAt.push(Date.now());
-      ws.send(
-        JSON.stringify({
-          v: 1,
-          type: 'welcome',
-          hostId: 1,
-          heartbeatIntervalMs: 1000,
-          stored: {},
-          forget: [],
-        }),
-      );
+      ws.send(WELCOME);
       if (!holdNext) return ws.close();
       holdNext = false;
       setTimeout(() => {
@@ -176,6 +185,39 @@ describe('Agent connection loop against a real server', () => {
     } finally {
       await flapper.stop();
       flapping.close();
+    }
+  });
+
+  it('retries a refused address within 2 s whatever its backoff, says so once, and connects once it listens', async () => {
+    const probe = net.createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const logged: string[] = [];
+    // Any other failure waits up to a minute here: three waits under 10 s would be luck.
+    const refused = agentWithStoredIdentity(port, {
+      backoffBaseMs: 60_000,
+      backoffCapMs: 60_000,
+      log: (_level, msg) => logged.push(msg),
+    });
+    let attempts = 0;
+    refused.on('state', (s: AgentState) => {
+      if (s === 'connecting') attempts++;
+    });
+    refused.start();
+    let back: WebSocketServer | undefined;
+    try {
+      const deadline = Date.now() + 10_000;
+      while (attempts < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(attempts >= 4, `attempts in 10 s: ${attempts}`);
+      assert.equal(logged.filter((m) => m.includes('ECONNREFUSED')).length, 1, logged.join('\n'));
+      back = new WebSocketServer({ port, host: '127.0.0.1' });
+      back.on('connection', (ws) => ws.send(WELCOME));
+      await once(back, 'listening');
+      await refused.waitFor('ready', 10_000);
+    } finally {
+      await refused.stop();
+      back?.close();
     }
   });
 
