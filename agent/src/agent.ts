@@ -75,12 +75,12 @@ const WELCOME_TIMEOUT_MS = 60_000;
 const STABLE_CONNECTION_MS = 10_000;
 /**
  * The longest wait after a refused connection (nothing listened at the address: the server is
- * restarting or stopped), whatever the attempt count. A refusal is answered by the server's
- * kernel and costs its process nothing, so agents need not spread out over 30 s to spare it;
- * with the full backoff, a fleet whose server restarted in a few seconds took 15-30 s to be
- * back (the refusals meanwhile had grown its waits to 8 and 16 s), and a job on every host waited
- * for the last one. The refusals still count as attempts: a server that then accepts but fails
- * the handshake gets the grown backoff.
+ * restarting or stopped). A refusal is answered by the server's kernel and costs its process
+ * nothing, so it neither waits the grown backoff nor grows it: with the full backoff, a fleet
+ * whose server restarted in a few seconds took 20-30 s to be back (the refusals meanwhile had
+ * grown its waits to 8 and 16 s), and a job on every host waited for the last one; counted as
+ * attempts, they made the first 503 of the server's reconnect storm cost the agents that got
+ * it 30 s.
  */
 const REFUSED_CAP_MS = 2_000;
 
@@ -438,10 +438,12 @@ export class Agent extends EventEmitter {
     if (held >= (this.opts.stableConnectionMs ?? STABLE_CONNECTION_MS)) this.attempt = 0;
     this.welcomedAt = undefined;
     const base = this.opts.backoffBaseMs ?? 500;
-    const cap = Math.min(this.opts.backoffCapMs ?? 30_000, this.refused ? REFUSED_CAP_MS : Infinity);
+    const cap = this.opts.backoffCapMs ?? 30_000;
+    const refused = this.refused;
     this.refused = false;
-    const delay = Math.random() * Math.min(cap, base * 2 ** Math.min(this.attempt, 16));
-    this.attempt++;
+    const ceiling = refused ? REFUSED_CAP_MS : base * 2 ** Math.min(this.attempt, 16);
+    if (!refused) this.attempt++;
+    const delay = Math.random() * Math.min(cap, ceiling);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.connectOrRegister(), delay);
   }

@@ -52,6 +52,15 @@ const HOST: HostFacts = {
   osType: 'linux',
 };
 
+/** A port nothing listens on: a connection to it is refused at once. */
+async function freePort(): Promise<number> {
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
 /** What a bare WebSocket server says to make an agent ready. */
 const WELCOME = JSON.stringify({
   v: 1,
@@ -189,10 +198,7 @@ describe('Agent connection loop against a real server', () => {
   });
 
   it('retries a refused address within 2 s whatever its backoff, says so once, and connects once it listens', async () => {
-    const probe = net.createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise((r) => probe.close(r));
+    const port = await freePort();
     const logged: string[] = [];
     // Any other failure waits up to a minute here: three waits under 10 s would be luck.
     const refused = agentWithStoredIdentity(port, {
@@ -215,6 +221,35 @@ describe('Agent connection loop against a real server', () => {
       back.on('connection', (ws) => ws.send(WELCOME));
       await once(back, 'listening');
       await refused.waitFor('ready', 10_000);
+    } finally {
+      await refused.stop();
+      back?.close();
+    }
+  });
+
+  it('does not grow its backoff with refusals: a server that is back and answers 503 once is retried at the short wait', async () => {
+    const port = await freePort();
+    const refused = agentWithStoredIdentity(port, { backoffBaseMs: 100, backoffCapMs: 60_000 });
+    let attempts = 0;
+    refused.on('state', (s: AgentState) => {
+      if (s === 'connecting') attempts++;
+    });
+    refused.start();
+    let back: WebSocketServer | undefined;
+    try {
+      // Counted as attempts, six refusals would make the wait after the 503 up to 6.4 s or more.
+      const deadline = Date.now() + 20_000;
+      while (attempts < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      let answered = 0;
+      back = new WebSocketServer({
+        port,
+        host: '127.0.0.1',
+        verifyClient: (_info, done) => done(answered++ > 0, 503, 'busy'),
+      });
+      back.on('connection', (ws) => ws.send(WELCOME));
+      await once(back, 'listening');
+      await refused.waitFor('ready', 3_000);
+      assert.equal(answered, 2);
     } finally {
       await refused.stop();
       back?.close();
