@@ -47,9 +47,9 @@ const FENCED_STOP_MS = 10_000;
 /**
  * Connections the kernel holds until the server accepts them. After a restart the whole fleet
  * connects within seconds, faster than the server takes them; past node's default of 511 the
- * kernel dropped the rest, and each dropped agent's connect waited out TCP's retries (1, 3, 7,
- * 15 s): 5,000 agents were back in 27 s instead of 7. The kernel caps it at net.core.somaxconn
- * (4,096 on current Linux).
+ * kernel dropped the rest (5,000-15,000 attempts of a 5,000-agent return), and each dropped
+ * agent's connect waited out TCP's retries (1, 3, 7 s), past 10 s a failed handshake. The
+ * kernel caps it at net.core.somaxconn (4,096 on current Linux).
  */
 const LISTEN_BACKLOG = 4096;
 
