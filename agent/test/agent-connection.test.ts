@@ -96,6 +96,27 @@ function agentWithStoredIdentity(
   });
 }
 
+/** Starts one for `port`; `attemptsWithin` waits until it made `n` connection attempts, or `ms` passed. */
+function startCounted(
+  port: number,
+  opts: Parameters<typeof agentWithStoredIdentity>[1],
+): { agent: Agent; attemptsWithin(n: number, ms: number): Promise<number> } {
+  const agent = agentWithStoredIdentity(port, opts);
+  let attempts = 0;
+  agent.on('state', (s: AgentState) => {
+    if (s === 'connecting') attempts++;
+  });
+  agent.start();
+  return {
+    agent,
+    async attemptsWithin(n, ms) {
+      const deadline = Date.now() + ms;
+      while (attempts < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      return attempts;
+    },
+  };
+}
+
 describe('Agent connection loop against a real server', () => {
   const states: AgentState[] = [];
   let server: Processes.ServerProcess;
@@ -201,20 +222,14 @@ describe('Agent connection loop against a real server', () => {
     const port = await freePort();
     const logged: string[] = [];
     // Any other failure waits up to a minute here: three waits under 10 s would be luck.
-    const refused = agentWithStoredIdentity(port, {
+    const { agent: refused, attemptsWithin } = startCounted(port, {
       backoffBaseMs: 60_000,
       backoffCapMs: 60_000,
       log: (_level, msg) => logged.push(msg),
     });
-    let attempts = 0;
-    refused.on('state', (s: AgentState) => {
-      if (s === 'connecting') attempts++;
-    });
-    refused.start();
     let back: WebSocketServer | undefined;
     try {
-      const deadline = Date.now() + 10_000;
-      while (attempts < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const attempts = await attemptsWithin(4, 10_000);
       assert.ok(attempts >= 4, `attempts in 10 s: ${attempts}`);
       assert.equal(logged.filter((m) => m.includes('ECONNREFUSED')).length, 1, logged.join('\n'));
       back = new WebSocketServer({ port, host: '127.0.0.1' });
@@ -229,17 +244,14 @@ describe('Agent connection loop against a real server', () => {
 
   it('does not grow its backoff with refusals: a server that is back and answers 503 once is retried at the short wait', async () => {
     const port = await freePort();
-    const refused = agentWithStoredIdentity(port, { backoffBaseMs: 100, backoffCapMs: 60_000 });
-    let attempts = 0;
-    refused.on('state', (s: AgentState) => {
-      if (s === 'connecting') attempts++;
+    const { agent: refused, attemptsWithin } = startCounted(port, {
+      backoffBaseMs: 100,
+      backoffCapMs: 60_000,
     });
-    refused.start();
     let back: WebSocketServer | undefined;
     try {
       // Counted as attempts, six refusals would make the wait after the 503 up to 6.4 s or more.
-      const deadline = Date.now() + 20_000;
-      while (attempts < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await attemptsWithin(6, 20_000);
       let answered = 0;
       back = new WebSocketServer({
         port,
