@@ -2,7 +2,7 @@
  * The agent's connection loop against real `jobfleet serve` processes: it gets to ready,
  * comes back with backoff after the server restarts, and registers again when a server no
  * longer knows its token. Against bare WebSocket servers: one that never welcomes, and one that
- * welcomes and drops every connection.
+ * welcomes and drops every connection; and against a port that refuses connections.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -242,26 +242,27 @@ describe('Agent connection loop against a real server', () => {
     }
   });
 
-  it('does not grow its backoff with refusals: a server that is back and answers 503 once is retried at the short wait', async () => {
+  it('does not grow its backoff with refusals: a server that is back and answers 503 is retried at the short waits', async () => {
     const port = await freePort();
     const { agent: refused, attemptsWithin } = startCounted(port, {
-      backoffBaseMs: 100,
+      backoffBaseMs: 500,
       backoffCapMs: 60_000,
     });
     let back: WebSocketServer | undefined;
     try {
-      // Counted as attempts, six refusals would make the wait after the 503 up to 6.4 s or more.
-      await attemptsWithin(6, 20_000);
+      // Not counted, the refusals leave the waits after three 503s at 0.5, 1 and 2 s at most
+      // (after a last refusal's 2 s); counted, five of them would make those 16, 32 and 60 s.
+      await attemptsWithin(5, 20_000);
       let answered = 0;
       back = new WebSocketServer({
         port,
         host: '127.0.0.1',
-        verifyClient: (_info, done) => done(answered++ > 0, 503, 'busy'),
+        verifyClient: (_info, done) => done(answered++ >= 3, 503, 'busy'),
       });
       back.on('connection', (ws) => ws.send(WELCOME));
       await once(back, 'listening');
-      await refused.waitFor('ready', 3_000);
-      assert.equal(answered, 2);
+      await refused.waitFor('ready', 10_000);
+      assert.equal(answered, 4);
     } finally {
       await refused.stop();
       back?.close();
