@@ -1182,7 +1182,8 @@ export class Engine implements AgentEvents {
 
   /** A job stored as stopping (10) that this server just took: its current step is loaded stopping. */
   private async stopTakenJob(jobInstanceId: number): Promise<void> {
-    const found = await this.store.getJobWithSteps(jobInstanceId);
+    // Only the current step's status matters here; carryOn reads the job again, whole.
+    const found = await this.store.getJobWithStepHeads(jobInstanceId);
     const current = found && currentStepOf(found.steps);
     if (current && current.status !== RunStatus.STOPPING)
       await this.store.updateStep(current.id, { status: RunStatus.STOPPING });
