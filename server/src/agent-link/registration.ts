@@ -12,7 +12,8 @@ import { successEnvelope } from '../api/envelope.js';
 import { ApiError, ERROR_CATALOGUE } from '../api/error-catalogue.js';
 import { attribute } from '../audit/write-audit.js';
 import type { Services } from '../services.js';
-import type { Host } from '../store/inventory-store.js';
+import { GroupCommit } from '../group-commit.js';
+import type { Host, InventoryStore } from '../store/inventory-store.js';
 import { bootstrapTokenValid } from './bootstrap-token.js';
 import { RegistrationBatch } from './registration-batch.js';
 
@@ -74,17 +75,36 @@ export function registerAgentRoutes(app: FastifyInstance, services: Services): v
   });
 }
 
-/** Checks an agent token (`<agentId>.<secret>`) and returns the agent's host. */
-export async function verifyAgentToken(
-  services: Services,
-  token: string | undefined,
-): Promise<Host | undefined> {
-  if (!token) return undefined;
-  const dot = token.indexOf('.');
-  if (dot <= 0) return undefined;
-  const host = await services.store.inventory.findHostByAgentId(token.slice(0, dot));
-  // A revoked host's token is cleared; one written by a registration racing the revoke is
-  // refused all the same.
-  if (!host?.agent_token_hash || host.agent_revoked_at != null) return undefined;
-  return verifySecret(token.slice(dot + 1), host.agent_token_hash) ? host : undefined;
+/** Agent tokens looked up in one read, at most: a bounded statement, quick to answer. */
+const MAX_TOKEN_READ = 500;
+
+/**
+ * Checks agent tokens (`<agentId>.<secret>`). The hosts of handshakes that arrive in one turn
+ * of the event loop, or while a read is out, are read together (GroupCommit's batching, for a
+ * read): when a fleet comes back after a restart, thousands of handshakes a second each waited
+ * for a read of its own, and on PostgreSQL past 512 of them in progress the rest were answered
+ * 503 and backed off.
+ */
+export class AgentTokens {
+  private readonly reads: GroupCommit<string, Host | undefined>;
+
+  constructor(inventory: InventoryStore) {
+    this.reads = new GroupCommit(async (agentIds) => {
+      const hosts = await inventory.findHostsByAgentIds(agentIds);
+      const byAgent = new Map(hosts.map((h) => [h.agent_id, h]));
+      return agentIds.map((id) => byAgent.get(id));
+    }, MAX_TOKEN_READ);
+  }
+
+  /** The agent's host, or undefined for a token that is malformed, unknown, revoked or wrong. */
+  async verify(token: string | undefined): Promise<Host | undefined> {
+    if (!token) return undefined;
+    const dot = token.indexOf('.');
+    if (dot <= 0) return undefined;
+    const host = await this.reads.add(token.slice(0, dot));
+    // A revoked host's token is cleared; one written by a registration racing the revoke is
+    // refused all the same.
+    if (!host?.agent_token_hash || host.agent_revoked_at != null) return undefined;
+    return verifySecret(token.slice(dot + 1), host.agent_token_hash) ? host : undefined;
+  }
 }

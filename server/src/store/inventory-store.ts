@@ -202,8 +202,17 @@ export class InventoryStore {
       .executeTakeFirstOrThrow();
   }
 
-  async findHostByAgentId(agentId: string): Promise<Host | undefined> {
-    return this.db.selectFrom('host').selectAll().where('agent_id', '=', agentId).executeTakeFirst();
+  /** Hosts by agent id, in any order; ids no host holds are left out. */
+  async findHostsByAgentIds(agentIds: readonly string[]): Promise<Host[]> {
+    if (agentIds.length === 0) return [];
+    const hosts = this.db.selectFrom('host').selectAll();
+    // One array parameter on PostgreSQL: one statement text (and prepared plan) for every count.
+    if (this.caps.name === 'postgres')
+      return hosts.where(sql<boolean>`agent_id = any(${[...agentIds]}::text[])`).execute();
+    const out: Host[] = [];
+    for (const chunk of idChunks(agentIds))
+      out.push(...(await hosts.where('agent_id', 'in', chunk).execute()));
+    return out;
   }
 
   async getHostsByIds(ids: readonly number[]): Promise<Host[]> {
