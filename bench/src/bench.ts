@@ -32,6 +32,8 @@ import { clusterFigures } from './cluster-pass.js';
 import { startCluster } from './server-cluster.js';
 import type { ServerCluster } from './server-cluster.js';
 import { fanOut } from './fan-out.js';
+import { fleetReturn } from './fleet-return.js';
+import type { FleetReturn } from './fleet-return.js';
 import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
 import { cpBaseline, transferOnce, writeSourceFile } from './file-fan-out.js';
 import type { FanOutRun } from './fan-out.js';
@@ -128,6 +130,7 @@ export const FIGURE_IDS = [
   'P4.ready',
   'P4.server',
   'P2.scale',
+  'P4.back',
   'P1',
   'P2',
   'P1.pdsh',
@@ -292,7 +295,7 @@ class Bench {
     const hosts = Math.max(...this.plan.fanOutHosts);
     if (fleetFigures || (sqlite && only.has('P4.agent'))) await this.fleetPass(store, hosts, fleetFigures);
     if (sqlite && only.has('P1.noop') && (this.plan.noopFanOut || !only.all)) await this.noopFanOut(hosts);
-    if (only.has('P2.scale', 'P4.server', 'P4.ready')) await this.scalePass(store);
+    if (only.has('P2.scale', 'P4.server', 'P4.ready', 'P4.back')) await this.scalePass(store);
   }
 
   /**
@@ -315,6 +318,7 @@ class Bench {
     const s = await this.startScaleServers(store, servers);
     const noop = { executor: 'noop' as const };
     const params = { agents: hosts, store, servers };
+    let restarted: ServerHandle | undefined;
     try {
       const pids = s.servers.map((x) => x.pid);
       const idle = only.has('P4.server') ? await Promise.all(pids.map((pid) => this.rssReadings(pid))) : [];
@@ -323,7 +327,7 @@ class Bench {
         fleet = await this.startFleet(s.servers, hosts, 'noop', SCALE_AGENT_READY_MS);
       } catch (err) {
         const why = this.fail(`${store} fleet of ${hosts} on ${servers} server(s)`, err);
-        for (const id of ['P4.ready', 'P4.server', 'P2.scale'])
+        for (const id of ['P4.ready', 'P4.server', 'P2.scale', 'P4.back'])
           this.figures.push(unmeasured({ id, params, unit: '', target: null, ...noop }, why));
         return;
       }
@@ -352,12 +356,58 @@ class Bench {
               : `; submitted to the first of the ${servers} servers, which owns the job and reaches the others' agents through the database`;
           await this.scaleAccept(store, s.api, fleet.hostIds, `${submittedTo}${onMachine}`, servers);
         }
+        if (only.has('P4.back')) {
+          const [one] = s.servers;
+          if (one && servers === 1) restarted = await this.fleetBack(one, fleet.hostIds, params, onMachine);
+          else this.log(`P4.back is measured where one server holds the fleet, not on ${servers}`);
+        }
       } finally {
         await fleet.stop();
       }
     } finally {
+      await restarted?.stop();
       await s.close();
     }
+  }
+
+  /**
+   * P4.back (fleet-return.ts), one restart per run; returns the server last started, for the
+   * pass to stop (undefined when none was started).
+   */
+  async fleetBack(
+    server: ServerHandle,
+    hostIds: number[],
+    params: { agents: number; store: Store; servers: number },
+    onMachine: string,
+  ): Promise<ServerHandle | undefined> {
+    const base = { id: 'P4.back', params, unit: 's', target: null, executor: 'noop' as const };
+    let current: ServerHandle | undefined;
+    try {
+      const runs: FleetReturn[] = [];
+      for (let r = 0; r < this.plan.runs; r++) {
+        const run = await fleetReturn(current ?? server, hostIds, this.account, SCALE_AGENT_READY_MS);
+        current = run.server;
+        runs.push(run);
+        this.log(
+          `P4.back ${params.store}: ${hostIds.length} agents back ${run.backSeconds.toFixed(2)} s after the restarted server listened; the job on every host finished ${run.jobSeconds.toFixed(2)} s after it`,
+        );
+      }
+      const back = summarize(runs.map((x) => x.backSeconds));
+      const list = (f: (x: FleetReturn) => number) => runs.map((x) => f(x).toFixed(2)).join(', ');
+      this.figures.push({
+        ...base,
+        value: back.median,
+        baseline: null,
+        ratio: null,
+        met: null,
+        min: back.min,
+        max: back.max,
+        note: `${hostIds.length} connected agents; the server stopped by SIGTERM (${list((x) => x.stopSeconds)} s) and started again on the same port and data the moment it exited (listening ${list((x) => x.startSeconds)} s later): from listening until every agent is connected again; a job on every host submitted at that moment finished ${list((x) => x.jobSeconds)} s after it, every host successful; ${runs.length} restart(s)${onMachine}`,
+      });
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail(`P4.back ${params.store} ${hostIds.length} agents`, err)));
+    }
+    return current;
   }
 
   /** The scale pass's servers: one as any pass starts it, or a cluster on one PostgreSQL database. */

@@ -127,15 +127,22 @@ export interface ServerHandle {
   dataDir: string;
   output(): string;
   stop(): Promise<void>;
+  /** Stops this server and starts it again on the same port, data and database (as an upgrade does). */
+  restart(): Promise<ServerHandle>;
 }
 
-export async function startServer(opts: {
+export interface ServerOptions {
   secrets: Secrets;
   databaseUrl?: string;
   tmpRoot: string;
   args?: string[];
-}): Promise<ServerHandle> {
-  const dataDir = fs.mkdtempSync(path.join(opts.tmpRoot, 'server-'));
+}
+
+export async function startServer(
+  opts: ServerOptions,
+  again?: { dataDir: string; port: number },
+): Promise<ServerHandle> {
+  const dataDir = again?.dataDir ?? fs.mkdtempSync(path.join(opts.tmpRoot, 'server-'));
   const proc = spawnLimited(
     [
       process.execPath,
@@ -144,7 +151,7 @@ export async function startServer(opts: {
       '--host',
       '127.0.0.1',
       '--port',
-      '0',
+      String(again?.port ?? 0),
       '--data-dir',
       dataDir,
       ...(opts.args ?? []),
@@ -174,13 +181,15 @@ export async function startServer(opts: {
     30_000,
     'jobfleet serve',
   );
+  const stop = () => stopProcess(proc);
   return {
     url,
     pid: childPid(proc),
     secrets: opts.secrets,
     dataDir,
     output: () => tail.text,
-    stop: () => stopProcess(proc),
+    stop,
+    restart: () => stop().then(() => startServer(opts, { dataDir, port: Number(new URL(url).port) })),
   };
 }
 
