@@ -8,11 +8,13 @@
  *
  * It has one connection to a server at a time, to one entry of its server list (see
  * server-list.ts): every lost connection, refused handshake or silent server moves it to the
- * next entry. Backoff is exponential with full jitter (random delay in
- * [0, min(cap, base * 2^attempt)]), so a fleet that lost its server does not reconnect in one
- * wave; the attempt count resets only when a welcomed connection ends after it held for a while
- * (STABLE_CONNECTION_MS), so neither a list of dead servers nor a server that welcomes and then
- * drops every connection at once (overloaded, misconfigured) is hammered by a reconnect loop.
+ * next entry, and an agent away from the entry it started at goes back once that one answers
+ * again and the agent holds no task (see RETURN_HOME_MS). Backoff is exponential with full
+ * jitter (random delay in [0, min(cap, base * 2^attempt)]), so a fleet that lost its server
+ * does not reconnect in one wave; the attempt count resets only when a welcomed connection ends
+ * after it held for a while (STABLE_CONNECTION_MS), so neither a list of dead servers nor a
+ * server that welcomes and then drops every connection at once (overloaded, misconfigured) is
+ * hammered by a reconnect loop.
  * Tasks keep running in any state; their output and results are spooled on disk and resent
  * after the next welcome, to whichever server gives it.
  */
@@ -30,7 +32,7 @@ import {
 import type { AgentMessage, HostFacts, ServerMessage } from '@jobfleet/protocol';
 import type { FileProgress, FilesServed } from '@jobfleet/protocol';
 import { clearIdentity, loadIdentity, saveIdentity } from './identity.js';
-import { postJson } from './post-json.js';
+import { postJson, serverHealthy } from './http-request.js';
 import type { Identity } from './identity.js';
 import type { TaskReports, TaskRunnerPort } from './task-runner-api.js';
 import { ServerList } from './server-list.js';
@@ -52,6 +54,8 @@ export interface AgentOptions {
   welcomeTimeoutMs?: number;
   /** How long a welcomed connection must hold for the backoff to start over (default STABLE_CONNECTION_MS). */
   stableConnectionMs?: number;
+  /** How long after a welcome away from its home entry it first checks home (default RETURN_HOME_MS; 0: never). */
+  returnHomeMs?: number;
   /** Source address of the agent's connections (default: the system's choice). */
   localAddress?: string;
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -83,6 +87,18 @@ const STABLE_CONNECTION_MS = 10_000;
  * it 30 s.
  */
 const REFUSED_CAP_MS = 2_000;
+/**
+ * An agent of a list that moved on from the entry it started at (its home) checks, at a random
+ * time between half and one and a half of this after its welcome, whether home answers
+ * `/healthz` again, and moves back when it does and it holds no task. Without it a cluster whose
+ * servers were restarted one by one (an upgrade) had the whole fleet on one server: each
+ * restart moved the stopped server's agents to the next one, and none ever left. Each failed
+ * check doubles the wait (up to 32 times), so a server gone for good costs its agents a request
+ * every half hour or so.
+ */
+const RETURN_HOME_MS = 60_000;
+const MAX_HOME_CHECK_DOUBLINGS = 5;
+const HOME_CHECK_TIMEOUT_MS = 5_000;
 
 class RegistrationRefused extends Error {}
 
@@ -112,6 +128,12 @@ export class Agent extends EventEmitter {
   private refused = false;
   /** Refusals are logged once until the next welcome: one a second otherwise while a server is down. */
   private refusalLogged = false;
+  /** The next check of the home entry while away from it (see RETURN_HOME_MS). */
+  private homeTimer: NodeJS.Timeout | undefined;
+  /** Checks of home that failed since the agent was last welcomed there (a return not welcomed counts). */
+  private homeChecksFailed = 0;
+  /** Moving back home, not welcomed there yet. */
+  private returning = false;
   readonly runner: TaskRunnerPort;
   readonly servers: ServerList;
 
@@ -171,6 +193,7 @@ export class Agent extends EventEmitter {
     this.setState('stopped');
     clearTimeout(this.timer);
     clearTimeout(this.greeting);
+    clearTimeout(this.homeTimer);
     clearInterval(this.heartbeat);
     this.dropHold();
     this.ws?.terminate();
@@ -374,6 +397,8 @@ export class Agent extends EventEmitter {
         this.setState('ready');
         this.startHeartbeat(msg.heartbeatIntervalMs);
         this.runner.resume(msg.stored, msg.forget);
+        this.returning = false;
+        this.planHomeCheck(false);
         return;
       case 'task.run':
         this.runner.run(msg);
@@ -428,12 +453,52 @@ export class Agent extends EventEmitter {
     }, intervalMs);
   }
 
+  /** After a welcome, or a check of home that did not move the agent: when to check (again). */
+  private planHomeCheck(failed: boolean): void {
+    clearTimeout(this.homeTimer);
+    const every = this.opts.returnHomeMs ?? RETURN_HOME_MS;
+    if (this.servers.awayFrom() === undefined) this.homeChecksFailed = 0;
+    else if (failed) this.homeChecksFailed++;
+    const ws = this.ws;
+    if (every <= 0 || !ws || this.servers.awayFrom() === undefined) return;
+    const delay =
+      every * (0.5 + Math.random()) * 2 ** Math.min(this.homeChecksFailed, MAX_HOME_CHECK_DOUBLINGS);
+    this.homeTimer = setTimeout(() => void this.checkHome(ws), delay);
+  }
+
+  private async checkHome(ws: WebSocket): Promise<void> {
+    const home = this.servers.awayFrom();
+    const current = () => this.ws === ws && this.state === 'ready';
+    if (!current() || home === undefined) return;
+    // Moving now would cost a task in flight a session move (and a file offer its peers' waits):
+    // checked again later, the wait not grown.
+    if (this.runner.busy()) return this.planHomeCheck(false);
+    const healthy = await serverHealthy(home, HOME_CHECK_TIMEOUT_MS, this.opts.localAddress);
+    if (!current()) return;
+    if (!healthy || this.runner.busy()) return this.planHomeCheck(!healthy);
+    this.log('info', 'moving back to its home server', { from: this.servers.current(), to: home });
+    this.ws = undefined;
+    clearInterval(this.heartbeat);
+    this.dropHold();
+    ws.close(1000, 'moving back to its home server');
+    this.servers.goHome();
+    // The connection it leaves held (its welcome was at least half of RETURN_HOME_MS ago).
+    this.welcomedAt = undefined;
+    this.attempt = 0;
+    this.returning = true;
+    void this.connectOrRegister();
+  }
+
   private scheduleReconnect(): void {
     if (this.state === 'stopped') return;
     const left = this.servers.current();
     const next = this.servers.advance();
     if (next !== left) this.log('info', 'moving to the next server', { from: left, to: next });
     this.setState('backoff');
+    // A home that answers its health check but not the agent (overloaded, refusing it) is not
+    // tried again at the next check's usual time: the wait doubles as for a failed check.
+    if (this.returning) this.homeChecksFailed++;
+    this.returning = false;
     const held = this.welcomedAt === undefined ? 0 : Date.now() - this.welcomedAt;
     if (held >= (this.opts.stableConnectionMs ?? STABLE_CONNECTION_MS)) this.attempt = 0;
     this.welcomedAt = undefined;

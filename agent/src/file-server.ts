@@ -171,6 +171,11 @@ export class FileServer {
     return p;
   }
 
+  /** An offer is registered or being hashed. */
+  offering(): boolean {
+    return this.offers.size > 0 || this.pending.size > 0;
+  }
+
   unserve(serveId: string): void {
     this.offers.delete(serveId);
     this.pending.delete(serveId);

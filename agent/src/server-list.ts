@@ -4,15 +4,20 @@
  * fleet started at once spreads over the list, and moves to the next entry whenever a
  * connection fails or a server falls silent. Every server of a cluster shares one database,
  * so any entry accepts the agent's token and takes its spooled results.
+ * The entry it started at is its home: an agent that moved on goes back once home answers
+ * again (see Agent), so a cluster whose servers restarted one by one is not left with the
+ * whole fleet on the server restarted last.
  */
 export class ServerList {
   private index: number;
+  private readonly home: number;
 
   private constructor(
     readonly urls: readonly string[],
     random: () => number,
   ) {
     this.index = Math.floor(random() * urls.length) % urls.length;
+    this.home = this.index;
   }
 
   /** `spec` is one base URL or several separated by commas. */
@@ -41,6 +46,16 @@ export class ServerList {
   /** Every entry, from the current one on in the order they are tried. */
   fromCurrent(): string[] {
     return [...this.urls.slice(this.index), ...this.urls.slice(0, this.index)];
+  }
+
+  /** The entry the agent started at; undefined while it is the current one, or the only one. */
+  awayFrom(): string | undefined {
+    return this.index === this.home ? undefined : this.urls[this.home];
+  }
+
+  /** Makes home the current entry again. */
+  goHome(): void {
+    this.index = this.home;
   }
 
   /** Gives up on the current entry; returns the one tried next. */

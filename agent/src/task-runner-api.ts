@@ -27,6 +27,8 @@ export interface TaskRunnerPort {
   kill(key: string): void;
   /** Tasks running, or finished but not yet recorded by a server. */
   held(): HeldTask[];
+  /** Tasks held (see `held`) or files offered to peers: what a move to another server would disturb. */
+  busy(): boolean;
   /**
    * After a welcome: resend output past what the server stored (paced by `backlog`, so it may
    * go on after this returns; a later call cancels it), resend finished results, drop forgotten

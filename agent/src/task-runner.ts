@@ -311,6 +311,10 @@ export class TaskRunner implements TaskRunnerPort {
     }));
   }
 
+  busy(): boolean {
+    return this.tasks.size > 0 || this.files.offering();
+  }
+
   resume(stored: Record<string, number>, forget: readonly string[]): void {
     // What the last connection's resend did not send, the server says it lacks.
     this.resend?.cancel();

@@ -2,10 +2,12 @@
  * The agent's connection loop against real `jobfleet serve` processes: it gets to ready,
  * comes back with backoff after the server restarts, and registers again when a server no
  * longer knows its token. Against bare WebSocket servers: one that never welcomes, and one that
- * welcomes and drops every connection; and against a port that refuses connections.
+ * welcomes and drops every connection; against a port that refuses connections; and against two
+ * of them as a list, the agent going back to the one it started at.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -13,6 +15,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
 import { Agent } from '../src/agent.js';
 import type { HostFacts } from '@jobfleet/protocol';
 import type { AgentOptions, AgentState } from '../src/agent.js';
@@ -76,18 +79,19 @@ const WELCOME = JSON.stringify({
  * WebSocket server (or a port nothing listens on).
  */
 function agentWithStoredIdentity(
-  server: WebSocketServer | number,
+  server: WebSocketServer | number | string[],
   opts: Pick<
     AgentOptions,
-    'backoffBaseMs' | 'backoffCapMs' | 'welcomeTimeoutMs' | 'stableConnectionMs' | 'log'
+    'backoffBaseMs' | 'backoffCapMs' | 'welcomeTimeoutMs' | 'stableConnectionMs' | 'returnHomeMs' | 'log'
   >,
 ): Agent {
   const dir = tempStateDir();
   dataDirs.push(dir);
   fs.copyFileSync(path.join(stateDir, 'identity.json'), path.join(dir, 'identity.json'));
-  const port = typeof server === 'number' ? server : (server.address() as AddressInfo).port;
+  const port =
+    typeof server === 'number' ? server : Array.isArray(server) ? 0 : (server.address() as AddressInfo).port;
   return new Agent({
-    serverUrl: `http://127.0.0.1:${port}`,
+    serverUrl: Array.isArray(server) ? server : `http://127.0.0.1:${port}`,
     bootstrapToken: 'unused: the identity is stored',
     host: HOST,
     stateDir: dir,
@@ -266,6 +270,72 @@ describe('Agent connection loop against a real server', () => {
     } finally {
       await refused.stop();
       back?.close();
+    }
+  });
+
+  it('goes back to the entry of its list it started at once that one answers /healthz again', async () => {
+    /** A bare server that welcomes agents, with a `/healthz` and a switch for both. */
+    const bare = async () => {
+      const state = {
+        up: true,
+        checks: 0,
+        url: '',
+        sockets: new Set<WebSocket>(),
+        closes: [] as number[],
+      };
+      const httpServer = http.createServer((req, res) => {
+        if (req.url === '/healthz') state.checks++;
+        res.writeHead(state.up && req.url === '/healthz' ? 200 : 503).end();
+      });
+      const wss = new WebSocketServer({
+        server: httpServer,
+        verifyClient: (_info, done) => done(state.up, 503, 'down'),
+      });
+      wss.on('connection', (ws) => {
+        state.sockets.add(ws);
+        ws.on('close', (code) => {
+          state.sockets.delete(ws);
+          state.closes.push(code);
+        });
+        ws.send(WELCOME);
+      });
+      httpServer.listen(0, '127.0.0.1');
+      await once(httpServer, 'listening');
+      state.url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
+      return { state, close: () => httpServer.close() };
+    };
+    const servers = [await bare(), await bare()];
+    const listed = agentWithStoredIdentity(
+      servers.map((s) => s.state.url),
+      { backoffBaseMs: 50, backoffCapMs: 100, returnHomeMs: 100 },
+    );
+    listed.start();
+    try {
+      await listed.waitFor('ready', 10_000);
+      const home = servers.find((s) => s.state.sockets.size === 1)?.state;
+      const other = servers.find((s) => s.state !== home)?.state;
+      assert.ok(home && other, 'connected to one of the two');
+      // Home goes down (its /healthz answers 503, as a draining server's does): the agent moves on and stays.
+      home.up = false;
+      for (const ws of home.sockets) ws.terminate();
+      const deadline = Date.now() + 10_000;
+      while (other.sockets.size === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(other.sockets.size, 1, 'moved to the other entry');
+      home.checks = 0;
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(other.sockets.size, 1, 'still on the other entry while home answers 503');
+      // Waits of 50-150, 100-300, 200-600, 400-1200 ms: 2 to 4 checks. Not doubled, about 15.
+      assert.ok(home.checks >= 2 && home.checks <= 5, `checks of home in 1.5 s: ${home.checks}`);
+      home.up = true;
+      while (home.sockets.size === 0 && Date.now() < deadline + 10_000)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(home.sockets.size, 1, 'back on home');
+      await listed.waitFor('ready', 5_000);
+      assert.equal(other.sockets.size, 0);
+      assert.deepEqual(other.closes, [1000], 'the other connection closed normally');
+    } finally {
+      await listed.stop();
+      for (const s of servers) s.close();
     }
   });
 

@@ -1,4 +1,4 @@
-/** The agent's server list: parsing, a random first entry, rotation on failure, moving downloads. */
+/** The agent's server list: parsing, a random first entry, rotation on failure, its home entry, moving downloads. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nextSourceUrl } from '../src/file-download.js';
@@ -25,6 +25,23 @@ test('starts at a random entry and moves through every entry in turn', () => {
   );
   const one = ServerList.parse('http://lb:80');
   assert.equal(one.advance(), 'http://lb:80');
+});
+
+test('the entry it started at is home: named while away from it, current again after goHome', () => {
+  const list = ServerList.parse(['http://a:1', 'http://b:1', 'http://c:1'], () => 0.5);
+  assert.equal(list.awayFrom(), undefined);
+  list.advance();
+  assert.equal(list.awayFrom(), 'http://b:1');
+  list.advance();
+  list.advance();
+  assert.equal(list.awayFrom(), undefined, 'round the list and home again');
+  list.advance();
+  list.goHome();
+  assert.equal(list.current(), 'http://b:1');
+  assert.equal(list.awayFrom(), undefined);
+  const one = ServerList.parse('http://lb:80');
+  one.advance();
+  assert.equal(one.awayFrom(), undefined, 'a single entry is always home');
 });
 
 test('a download from a server of the list moves on to the others; other sources stay where they are', () => {

@@ -78,6 +78,10 @@ export class NoopRunner implements TaskRunnerPort {
     return [...this.unrecorded.keys()].map((key) => ({ key, outputBytes: 0, finished: true }));
   }
 
+  busy(): boolean {
+    return this.unrecorded.size > 0;
+  }
+
   resume(_stored: Record<string, number>, forget: readonly string[]): void {
     for (const key of forget) this.unrecorded.delete(key);
     for (const result of this.unrecorded.values()) this.reports.finished(result);

@@ -1,7 +1,9 @@
 /**
  * `jobfleet agent --server URL1,URL2`: real agents given a list of servers. An entry that does
  * not answer is skipped; a server that dies or falls silent (SIGSTOP) is left for the next
- * entry; a result produced while no server listened is delivered to the one reached next.
+ * entry; a result produced while no server listened is delivered to the one reached next; an
+ * agent that moved on goes back to the server it started at once that one is back and no task
+ * of it runs.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -103,6 +105,57 @@ for (const engine of engines()) {
         } finally {
           paused.proc.kill('SIGCONT');
         }
+      });
+
+    if (engine === 'postgres')
+      test('goes back to the server it started at once that one is back, not while its task runs', async () => {
+        const fleet = await startFleet(engine, 0);
+        const other = await startServer({ databaseUrl: fleet.databaseUrl as string });
+        const servers = new Map<string, ServerProcess>([
+          [fleet.server.url, fleet.server],
+          [other.url, other],
+        ]);
+        const agent = await startAgent({
+          server: { url: [...servers.keys()].join(','), bootstrapToken: fleet.server.bootstrapToken },
+          ip: '127.0.0.4',
+          biz: 2,
+          env: { JOBFLEET_AGENT_RECONNECT_MAX_MS: '1000', JOBFLEET_AGENT_RETURN_HOME_MS: '300' },
+        });
+        const home = connectedTo(agent) as string;
+        const stopped = servers.get(home) as ServerProcess;
+        await stopped.kill('SIGTERM');
+        await agent.waitReady(2, 20_000);
+        const away = connectedTo(agent) as string;
+        assert.notEqual(away, home);
+        const moved: Fleet = { ...fleet, server: servers.get(away) as ServerProcess };
+        const hostId = await eventually(async () => (await hostIdOf(moved, '127.0.0.4')) || undefined);
+        const r = await runScript(moved, {
+          // Long enough for the restart and the wait below on a loaded machine.
+          script_content: b64('echo begin; sleep 10; echo end'),
+          target_server: { host_id_list: [hostId] },
+        });
+        assert.equal(r.result, true, r.message);
+        const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
+        await eventually(async () =>
+          (await hostLog(moved, jobId, stepId, hostId))?.startsWith('begin') ? true : undefined,
+        );
+        const back = await stopped.restart();
+        // Its checks (every 150-450 ms) find home answering; the running task keeps the agent away.
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.ok(!agent.output().includes('moving back to its home server'), 'moved while its task ran');
+        const st = await waitFinished(moved, jobId, 30_000);
+        assert.equal(st.job_instance.status, 3);
+        assert.equal(await hostLog(moved, jobId, stepId, hostId), 'begin\nend\n');
+        await eventually(async () => (connectedTo(agent) === home ? true : undefined), 20_000, 'back home');
+        assert.ok(agent.output().includes('moving back to its home server'));
+        // The server it is back on runs its jobs.
+        const atHome: Fleet = { ...fleet, server: back };
+        const again = await runScript(atHome, {
+          script_content: b64('echo home'),
+          target_server: { host_id_list: [hostId] },
+        });
+        assert.equal(again.result, true, again.message);
+        assert.equal((await waitFinished(atHome, again.data.job_instance_id)).job_instance.status, 3);
       });
   });
 }

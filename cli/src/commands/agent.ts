@@ -20,6 +20,7 @@ export interface AgentFlags {
   scriptDir?: string;
   logFormat?: string;
   reconnectMaxMs?: string;
+  returnHomeMs?: string;
 }
 
 /** Agent log lines: JSON, or pretty and coloured on a terminal, with the server's fields. */
@@ -60,6 +61,9 @@ export function createAgent(flags: AgentFlags, stream: NodeJS.WriteStream): Agen
     ...(flags.biz !== undefined ? { bizId: positiveInt('biz', flags.biz) } : {}),
     ...(flags.reconnectMaxMs !== undefined
       ? { backoffCapMs: Math.max(100, positiveInt('reconnect-max-ms', flags.reconnectMaxMs)) }
+      : {}),
+    ...(flags.returnHomeMs !== undefined
+      ? { returnHomeMs: positiveInt('return-home-ms', flags.returnHomeMs) }
       : {}),
     stateDir,
     log: (level, msg, fields) => logger[level](fields ?? {}, msg),
@@ -146,6 +150,15 @@ export function agentCommand(): Command {
       )
         .env('JOBFLEET_AGENT_RECONNECT_MAX_MS')
         .default('30000'),
+    )
+    .addOption(
+      new Option(
+        '--return-home-ms <ms>',
+        'with several servers: an agent that moved on from the one it started at checks it again ' +
+          'about this long after (doubling while it fails) and moves back once it answers and no task is held; 0: never',
+      )
+        .env('JOBFLEET_AGENT_RETURN_HOME_MS')
+        .default('60000'),
     )
     .action(async (flags: AgentFlags) => {
       const agent = createAgent(flags, process.stdout);
