@@ -48,15 +48,7 @@ for (const engine of engines()) {
       });
       assert.equal(connectedTo(agent), fleet.server.url);
       const hostId = await eventually(async () => (await hostIdOf(fleet, '127.0.0.2')) || undefined);
-      const r = await runScript(fleet, {
-        script_content: b64('echo begin; sleep 2; echo end'),
-        target_server: { host_id_list: [hostId] },
-      });
-      assert.equal(r.result, true, r.message);
-      const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
-      await eventually(async () =>
-        (await hostLog(fleet, jobId, stepId, hostId))?.startsWith('begin') ? true : undefined,
-      );
+      const { jobId, stepId } = await runningJob(fleet, hostId, 2);
       await fleet.server.kill('SIGKILL');
       // The script ends while no server listens; the agent tries the dead entry in between.
       await eventually(async () =>
@@ -72,18 +64,7 @@ for (const engine of engines()) {
 
     if (engine === 'postgres')
       test('leaves a paused server for the next one sharing its database', async () => {
-        const fleet = await startFleet(engine, 0);
-        const other = await startServer({ databaseUrl: fleet.databaseUrl as string });
-        const servers = new Map<string, ServerProcess>([
-          [fleet.server.url, fleet.server],
-          [other.url, other],
-        ]);
-        const agent = await startAgent({
-          server: { url: [...servers.keys()].join(','), bootstrapToken: fleet.server.bootstrapToken },
-          ip: '127.0.0.3',
-          biz: 2,
-          env: { JOBFLEET_AGENT_RECONNECT_MAX_MS: '1000' },
-        });
+        const { fleet, servers, agent } = await twoServers('127.0.0.3');
         const first = connectedTo(agent) as string;
         const paused = servers.get(first) as ServerProcess;
         paused.proc.kill('SIGSTOP');
@@ -109,17 +90,8 @@ for (const engine of engines()) {
 
     if (engine === 'postgres')
       test('goes back to the server it started at once that one is back, not while its task runs', async () => {
-        const fleet = await startFleet(engine, 0);
-        const other = await startServer({ databaseUrl: fleet.databaseUrl as string });
-        const servers = new Map<string, ServerProcess>([
-          [fleet.server.url, fleet.server],
-          [other.url, other],
-        ]);
-        const agent = await startAgent({
-          server: { url: [...servers.keys()].join(','), bootstrapToken: fleet.server.bootstrapToken },
-          ip: '127.0.0.4',
-          biz: 2,
-          env: { JOBFLEET_AGENT_RECONNECT_MAX_MS: '1000', JOBFLEET_AGENT_RETURN_HOME_MS: '300' },
+        const { fleet, servers, agent } = await twoServers('127.0.0.4', {
+          JOBFLEET_AGENT_RETURN_HOME_MS: '300',
         });
         const home = connectedTo(agent) as string;
         const stopped = servers.get(home) as ServerProcess;
@@ -129,16 +101,8 @@ for (const engine of engines()) {
         assert.notEqual(away, home);
         const moved: Fleet = { ...fleet, server: servers.get(away) as ServerProcess };
         const hostId = await eventually(async () => (await hostIdOf(moved, '127.0.0.4')) || undefined);
-        const r = await runScript(moved, {
-          // Long enough for the restart and the wait below on a loaded machine.
-          script_content: b64('echo begin; sleep 10; echo end'),
-          target_server: { host_id_list: [hostId] },
-        });
-        assert.equal(r.result, true, r.message);
-        const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
-        await eventually(async () =>
-          (await hostLog(moved, jobId, stepId, hostId))?.startsWith('begin') ? true : undefined,
-        );
+        // Long enough for the restart and the wait below on a loaded machine.
+        const { jobId, stepId } = await runningJob(moved, hostId, 10);
         const back = await stopped.restart();
         // Its checks (every 150-450 ms) find home answering; the running task keeps the agent away.
         await new Promise((r) => setTimeout(r, 1500));
@@ -158,6 +122,37 @@ for (const engine of engines()) {
         assert.equal((await waitFinished(atHome, again.data.job_instance_id)).job_instance.status, 3);
       });
   });
+}
+
+/** Two servers on one PostgreSQL database, and an agent given both (it starts at either). */
+async function twoServers(ip: string, env: Record<string, string> = {}) {
+  const fleet = await startFleet('postgres', 0);
+  const other = await startServer({ databaseUrl: fleet.databaseUrl as string });
+  const servers = new Map<string, ServerProcess>([
+    [fleet.server.url, fleet.server],
+    [other.url, other],
+  ]);
+  const agent = await startAgent({
+    server: { url: [...servers.keys()].join(','), bootstrapToken: fleet.server.bootstrapToken },
+    ip,
+    biz: 2,
+    env: { JOBFLEET_AGENT_RECONNECT_MAX_MS: '1000', ...env },
+  });
+  return { fleet, servers, agent };
+}
+
+/** A job printing `begin`, sleeping `seconds` and printing `end` on the host, once `begin` is stored. */
+async function runningJob(fleet: Fleet, hostId: number, seconds: number) {
+  const r = await runScript(fleet, {
+    script_content: b64(`echo begin; sleep ${seconds}; echo end`),
+    target_server: { host_id_list: [hostId] },
+  });
+  assert.equal(r.result, true, r.message);
+  const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
+  await eventually(async () =>
+    (await hostLog(fleet, jobId, stepId, hostId))?.startsWith('begin') ? true : undefined,
+  );
+  return { jobId, stepId };
 }
 
 async function hostIdOf(fleet: Fleet, ip: string): Promise<number> {
