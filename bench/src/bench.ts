@@ -145,6 +145,7 @@ export const FIGURE_IDS = [
   'P8',
   'P9.fanout',
   'P9.jps',
+  'P9.roll',
 ] as const;
 
 /**
@@ -1428,7 +1429,7 @@ async function main(): Promise<void> {
     if (only.has('P6')) await bench.fileFanOutPass();
     if (only.has('P6.noop')) await bench.fileNoopPass();
     if (only.has('P8')) await bench.consolePass();
-    if (only.has('P9.fanout', 'P9.jps'))
+    if (only.has('P9.fanout', 'P9.jps', 'P9.roll'))
       bench.figures.push(
         ...(await clusterFigures({
           pgUrl: stores.includes('postgres') ? pgUrl : undefined,

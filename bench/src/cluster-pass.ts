@@ -5,7 +5,9 @@
  *  - P9.fanout: one `echo` job on every host, submitted to the first server (the job's owner
  *    dispatches through the outbox to hosts held by the others), seconds until finished;
  *  - P9.jps: a steady stream of one-host `echo` jobs submitted round-robin to every server by
- *    `JPS_CLIENTS` concurrent clients for `JPS_SECONDS`: finished jobs per second.
+ *    `JPS_CLIENTS` concurrent clients for `JPS_SECONDS`: finished jobs per second;
+ *  - P9.roll (three servers only, after the others): the servers restarted one by one
+ *    (rolling-restart.ts), seconds from each SIGTERM until every agent is connected again.
  * The 3-server figures have the 1-server ones as their baseline (ratio = 3 servers / 1 server).
  * On one machine three servers share its cores, so this measures the cost of coordination
  * more than the capacity of more machines.
@@ -16,6 +18,8 @@ import { createDatabase, dropDatabase } from './postgres-database.js';
 import { newSecrets, startFleet } from './processes.js';
 import type { ServerHandle } from './processes.js';
 import { unmeasured } from './results.js';
+import { rollingRestart } from './rolling-restart.js';
+import type { Restart } from './rolling-restart.js';
 import { startCluster } from './server-cluster.js';
 import type { Figure } from './results.js';
 import { summarize } from './stats.js';
@@ -36,6 +40,9 @@ export interface ClusterPassOptions {
 interface Measured {
   fanOut: number[];
   jps: number[];
+  restarts: Restart[];
+  /** Agents on each server after each rolling restart. */
+  spreads: number[][];
 }
 
 async function measure(opts: ClusterPassOptions, pgUrl: string, servers: number): Promise<Measured> {
@@ -75,7 +82,7 @@ async function measureOn(opts: ClusterPassOptions, started: ServerHandle[]): Pro
     tmpRoot: opts.tmp,
   });
   try {
-    const out: Measured = { fanOut: [], jps: [] };
+    const out: Measured = { fanOut: [], jps: [], restarts: [], spreads: [] };
     for (let r = 0; r < opts.runs; r++) {
       const run = await fanOut(first, fleet.hostIds, opts.account);
       out.fanOut.push(run.totalSeconds);
@@ -100,6 +107,16 @@ async function measureOn(opts: ClusterPassOptions, started: ServerHandle[]): Pro
         `P9 ${servers} server(s): ${opts.hosts}-host fan-out ${run.totalSeconds.toFixed(2)} s, ${out.jps.at(-1)?.toFixed(1)} jobs/s`,
       );
     }
+    // After the other figures: a roll leaves the fleet unevenly spread until its agents go back
+    // to the servers they started at (about a minute later), which would slow their fan-outs.
+    for (let r = 0; servers > 1 && r < opts.runs; r++) {
+      const roll = await rollingRestart(started, fleet.hostIds, opts.account, 120_000);
+      out.restarts.push(...roll.restarts);
+      out.spreads.push(roll.spread);
+      opts.log(
+        `P9 rolling restart of ${servers} servers: every agent back ${roll.restarts.map((x) => x.backSeconds.toFixed(2)).join(', ')} s after each SIGTERM; jobs finished ${roll.restarts.map((x) => x.jobSeconds.toFixed(2)).join(', ')} s; agents per server after it ${roll.spread.join(', ')}`,
+      );
+    }
     return out;
   } finally {
     await fleet.stop();
@@ -114,11 +131,13 @@ export async function clusterFigures(opts: ClusterPassOptions): Promise<Figure[]
     target: null,
     executor: 'process' as const,
   });
-  const unmeasuredAll = (note: string): Figure[] =>
-    [1, 3].flatMap((n) => [
+  const unmeasuredAll = (note: string): Figure[] => [
+    ...[1, 3].flatMap((n) => [
       unmeasured(base('P9.fanout', n, 's'), note),
       unmeasured(base('P9.jps', n, 'jobs/s'), note),
-    ]);
+    ]),
+    unmeasured(base('P9.roll', 3, 's'), note),
+  ];
   if (!opts.pgUrl) return unmeasuredAll('needs PostgreSQL (--pg-url)');
   let one: Measured;
   let three: Measured;
@@ -164,5 +183,15 @@ export async function clusterFigures(opts: ClusterPassOptions): Promise<Figure[]
     ),
     figure('P9.jps', 'jobs/s', 1, one.jps, null, `${jpsNote}; cluster mode, 1 server`),
     figure('P9.jps', 'jobs/s', 3, three.jps, jpsOne, `${jpsNote}; baseline: 1 server`),
+    figure(
+      'P9.roll',
+      's',
+      3,
+      three.restarts.map((r) => r.backSeconds),
+      null,
+      `the 3 servers restarted one by one (SIGTERM, started again on the same port at once, the next once the fleet was whole): from each SIGTERM until all ${opts.hosts} agents were connected again, to any server; ` +
+        `a job on every host submitted to the next server at each SIGTERM finished after ${three.restarts.map((r) => r.jobSeconds.toFixed(2)).join(', ')} s; ` +
+        `agents per server after each roll: ${three.spreads.map((s) => s.join('/')).join(', ')} (they go back to the servers they started at about a minute later)`,
+    ),
   ];
 }

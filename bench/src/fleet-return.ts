@@ -64,7 +64,7 @@ export async function fleetReturn(
 }
 
 /** The agents connected to the server, from its metrics. */
-async function connectedAgents(url: string): Promise<number> {
+export async function connectedAgents(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const m = /^jobfleet_agents\{state="connected"\} (\d+)$/m.exec(text);
   if (!m?.[1]) throw new Error('the server metrics have no jobfleet_agents{state="connected"}');
