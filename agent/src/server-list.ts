@@ -6,7 +6,7 @@
  * so any entry accepts the agent's token and takes its spooled results.
  * The entry it started at is its home: an agent that moved on goes back once home answers
  * again (see Agent), so a cluster whose servers restarted one by one is not left with the
- * whole fleet on the server restarted last.
+ * whole fleet on one of them.
  */
 export class ServerList {
   private index: number;
