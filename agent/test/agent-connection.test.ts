@@ -88,10 +88,10 @@ function agentWithStoredIdentity(
   const dir = tempStateDir();
   dataDirs.push(dir);
   fs.copyFileSync(path.join(stateDir, 'identity.json'), path.join(dir, 'identity.json'));
-  const port =
-    typeof server === 'number' ? server : Array.isArray(server) ? 0 : (server.address() as AddressInfo).port;
+  const port = (s: WebSocketServer | number) =>
+    typeof s === 'number' ? s : (s.address() as AddressInfo).port;
   return new Agent({
-    serverUrl: Array.isArray(server) ? server : `http://127.0.0.1:${port}`,
+    serverUrl: Array.isArray(server) ? server : `http://127.0.0.1:${port(server)}`,
     bootstrapToken: 'unused: the identity is stored',
     host: HOST,
     stateDir: dir,

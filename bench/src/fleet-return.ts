@@ -39,16 +39,12 @@ export async function fleetReturn(
     const job = fanOut(new BkApi(back.url, back.secrets), hostIds, account);
     // A job that fails must not leave a rejection unobserved while the fleet is awaited.
     job.catch(() => undefined);
-    const deadline = listening + timeoutMs;
-    let connected = 0;
-    while ((connected = await connectedAgents(back.url)) < hostIds.length) {
-      if (performance.now() > deadline)
-        throw new Error(
-          `${connected} of ${hostIds.length} agents connected ${timeoutMs} ms after the restart`,
-        );
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-    const allBack = performance.now();
+    const allBack = await untilConnected(
+      () => connectedAgents(back.url),
+      hostIds.length,
+      { at: listening, what: 'the restart' },
+      timeoutMs,
+    );
     const run = await job;
     return {
       server: back,
@@ -61,6 +57,25 @@ export async function fleetReturn(
     await back.stop();
     throw err;
   }
+}
+
+/**
+ * Reads `connected` every POLL_MS until it counts `agents`; returns that moment
+ * (performance.now()). Throws once `timeoutMs` passed since `since.at`.
+ */
+export async function untilConnected(
+  connected: () => Promise<number>,
+  agents: number,
+  since: { at: number; what: string },
+  timeoutMs: number,
+): Promise<number> {
+  let n = 0;
+  while ((n = await connected()) < agents) {
+    if (performance.now() > since.at + timeoutMs)
+      throw new Error(`${n} of ${agents} agents connected ${timeoutMs} ms after ${since.what}`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  return performance.now();
 }
 
 /** The agents connected to the server, from its metrics. */

@@ -7,7 +7,7 @@
  */
 import { BkApi } from './bk-api.js';
 import { fanOut } from './fan-out.js';
-import { connectedAgents } from './fleet-return.js';
+import { connectedAgents, untilConnected } from './fleet-return.js';
 import type { ServerHandle } from './processes.js';
 
 export interface Restart {
@@ -22,9 +22,6 @@ export interface RollingRestart {
   /** Agents connected to each server once the last one is back. */
   spread: number[];
 }
-
-/** /metrics of every server is read this often while the fleet comes back. */
-const POLL_MS = 100;
 
 /** Restarts `servers` in place (each entry replaced by its restarted server). */
 export async function rollingRestart(
@@ -42,15 +39,12 @@ export async function rollingRestart(
     // A job that fails must not leave a rejection unobserved while the fleet is awaited.
     job.catch(() => undefined);
     servers[i] = await (servers[i] as ServerHandle).restart();
-    let all = 0;
-    while ((all = (await connected()).reduce((a, b) => a + b, 0)) < hostIds.length) {
-      if (performance.now() - t0 > timeoutMs)
-        throw new Error(
-          `server ${i + 1} restarted: ${all} of ${hostIds.length} agents connected after ${timeoutMs} ms`,
-        );
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-    const back = performance.now();
+    const back = await untilConnected(
+      async () => (await connected()).reduce((a, b) => a + b, 0),
+      hostIds.length,
+      { at: t0, what: `the SIGTERM of server ${i + 1}` },
+      timeoutMs,
+    );
     const run = await job;
     restarts.push({ backSeconds: (back - t0) / 1000, jobSeconds: run.totalSeconds });
   }
