@@ -45,6 +45,26 @@ describe('prepared statements on postgres', { skip: !engines().includes('postgre
     }
   });
 
+  it("stay prepared while the connection idles past pg-pool's default idle timeout", async () => {
+    const databaseUrl = await freshDatabase('postgres');
+    const { db } = openEngine({ databaseUrl, dataDir: tempDir('prepared') });
+    try {
+      const backend = sql<{ pid: number; since: Date }>`select pg_backend_pid() as pid,
+        (select backend_start from pg_stat_activity where pid = pg_backend_pid()) as since
+        where ${1} = 1`;
+      const before = (await backend.execute(db)).rows;
+      // pg-pool closes a connection idle for 10 s unless told otherwise.
+      await new Promise((resolve) => setTimeout(resolve, 11_000));
+      const afterIdle = (await backend.execute(db)).rows;
+      assert.deepEqual(afterIdle, before);
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_prepared_statements
+        where statement = ${backend.compile(db).sql}`.execute(db);
+      assert.deepEqual(rows, [{ n: 1 }]);
+    } finally {
+      await db.destroy();
+    }
+  });
+
   it('leave a read planned each call unnamed, planned with its values every time', async () => {
     const databaseUrl = await freshDatabase('postgres');
     const { db } = openEngine({ databaseUrl, dataDir: tempDir('prepared') });

@@ -2,13 +2,15 @@
  * get_step_instance_status keeps its replies while the step stays as it was (they are kept by
  * what the step row says and what was asked): a reply follows every host result, each filter
  * gets its own answer, a retry's attempt becomes the default and the hosts of the attempt
- * before it still answer as they ended.
+ * before it still answer as they ended. A kept reply is written in pieces around the envelope
+ * (never copied whole): it still goes out with its length, type and own request id, counted.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, get, post } from './helpers/api-client.js';
+import { apiUrl, eventually, get, post } from './helpers/api-client.js';
+import type { Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, jobStatus, runScript, startFleet, stopFleets, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
@@ -146,6 +148,52 @@ echo done
         ended.step_result_group_list,
         'the first attempt as it ended',
       );
+    });
+
+    test('a kept reply goes out as one HTTP reply of its stated length, counted like any other', async () => {
+      const hosts = [...fleet.hostIds.values()];
+      const run = await runScript(fleet, {
+        script_content: b64('echo kept'),
+        target_server: { host_id_list: hosts },
+      });
+      assert.equal(run.result, true, run.message);
+      await waitFinished(fleet, run.data.job_instance_id);
+      const query = new URLSearchParams({
+        bk_app_code: fleet.creds.appCode,
+        bk_app_secret: fleet.creds.appSecret,
+        bk_username: 'tester',
+        ...fleet.scope,
+        job_instance_id: String(run.data.job_instance_id),
+        return_ip_result: 'true',
+      });
+      const url = `${apiUrl(fleet.server.url, 'get_job_instance_status')}?${query}`;
+      const counted = async () => {
+        const text = await (await fetch(`${fleet.server.url}/metrics`)).text();
+        const line =
+          /^jobfleet_http_requests_total\{[^}]*endpoint="get_job_instance_status"[^}]*code="0"[^}]*\} (\S+)$/m;
+        return Number(line.exec(text)?.[1] ?? 0);
+      };
+      const countedBefore = await counted();
+      const replies = [];
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(url);
+        const body = Buffer.from(await res.arrayBuffer());
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
+        assert.equal(res.headers.get('content-length'), String(body.length));
+        const env = JSON.parse(body.toString('utf8')) as Envelope<{ finished: boolean }>;
+        assert.equal(env.result, true, env.message);
+        assert.equal(env.code, 0);
+        assert.equal(env.data.finished, true);
+        assert.equal(env.job_request_id, env.request_id);
+        replies.push(env);
+      }
+      const [first, ...others] = replies;
+      for (const r of others) {
+        assert.deepEqual(r.data, first?.data, 'the kept reply, the same data');
+        assert.notEqual(r.request_id, first?.request_id, 'each with its own request id');
+      }
+      assert.equal(await counted(), countedBefore + 3);
     });
   });
 }

@@ -24,11 +24,14 @@ export function successEnvelope(data: unknown, requestId: string): Envelope {
 
 const RAW_HEAD = Buffer.from('{"result":true,"code":0,"message":"success","data":');
 
-/** The success envelope around `data` that is already encoded JSON: the bytes successEnvelope would give. */
-export function rawSuccessEnvelope(data: Buffer, requestId: string): Buffer {
+/**
+ * The success envelope around `data` that is already encoded JSON, in pieces that give the
+ * bytes successEnvelope would: written one after another, `data` (a kept reply of megabytes) is
+ * sent as it is, never copied into a buffer of its own per request.
+ */
+export function rawSuccessEnvelope(data: Buffer, requestId: string): Buffer[] {
   const id = JSON.stringify(requestId);
-  const tail = Buffer.from(`,"request_id":${id},"job_request_id":${id}}`);
-  return Buffer.concat([RAW_HEAD, data, tail], RAW_HEAD.length + data.length + tail.length);
+  return [RAW_HEAD, data, Buffer.from(`,"request_id":${id},"job_request_id":${id}}`)];
 }
 
 export function failureEnvelope(err: ApiError, requestId: string): Envelope {
