@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { apiUrl, eventually, get, post } from './helpers/api-client.js';
+import { eventually, get, getUrl, post } from './helpers/api-client.js';
 import type { Envelope } from './helpers/api-client.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
 import { b64, jobStatus, runScript, startFleet, stopFleets, waitFinished } from './helpers/fleet.js';
@@ -158,15 +158,12 @@ echo done
       });
       assert.equal(run.result, true, run.message);
       await waitFinished(fleet, run.data.job_instance_id);
-      const query = new URLSearchParams({
-        bk_app_code: fleet.creds.appCode,
-        bk_app_secret: fleet.creds.appSecret,
-        bk_username: 'tester',
-        ...fleet.scope,
-        job_instance_id: String(run.data.job_instance_id),
-        return_ip_result: 'true',
-      });
-      const url = `${apiUrl(fleet.server.url, 'get_job_instance_status')}?${query}`;
+      const url = getUrl(
+        fleet.server.url,
+        'get_job_instance_status',
+        { ...fleet.scope, job_instance_id: run.data.job_instance_id, return_ip_result: true },
+        fleet.creds,
+      );
       const counted = async () => {
         const text = await (await fetch(`${fleet.server.url}/metrics`)).text();
         const line =

@@ -71,6 +71,23 @@ export async function agentStatus(
   return env.data.agent_info_list.find((a) => a.bk_host_id === hostId)?.status;
 }
 
+/** The URL of a GET with every parameter in the query string, credentials included. */
+export function getUrl(
+  base: string,
+  name: string,
+  params: Record<string, string | number | boolean>,
+  creds: ApiCreds,
+  form?: UrlForm,
+): string {
+  const q = new URLSearchParams({
+    bk_app_code: creds.appCode,
+    bk_app_secret: creds.appSecret,
+    bk_username: creds.username ?? 'tester',
+    ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])),
+  });
+  return `${apiUrl(base, name, form)}?${q}`;
+}
+
 /** GET with every parameter in the query string, credentials included, as ESB clients send them. */
 export async function get<T = unknown>(
   base: string,
@@ -79,13 +96,7 @@ export async function get<T = unknown>(
   creds: ApiCreds,
   opts: { form?: UrlForm } = {},
 ): Promise<Envelope<T>> {
-  const q = new URLSearchParams({
-    bk_app_code: creds.appCode,
-    bk_app_secret: creds.appSecret,
-    bk_username: creds.username ?? 'tester',
-    ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])),
-  });
-  const res = await fetch(`${apiUrl(base, name, opts.form)}?${q}`);
+  const res = await fetch(getUrl(base, name, params, creds, opts.form));
   if (res.status !== 200) throw new Error(`HTTP ${res.status} from ${name}: ${await res.text()}`);
   return (await res.json()) as Envelope<T>;
 }
