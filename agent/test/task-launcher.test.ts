@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { alive, killQuietly, pidsIn, tempStateDir } from './helpers/os-state.js';
+import { alive, eventually, killQuietly, pidsIn, tempStateDir } from './helpers/os-state.js';
 import { RecordingReports, runMsg } from './helpers/recording-reports.js';
 import { TaskLauncher, defaultStarter, directStarter } from '../src/task-launcher.js';
 import type { ProcessStarter } from '../src/task-launcher.js';
@@ -185,6 +185,101 @@ describe('the launcher and task environments', () => {
       assert.deepEqual(await envOf(launcher, {}), []);
     } finally {
       delete process.env.JOBFLEET_LAUNCHER_TEST_SECRET;
+      launcher.close();
+    }
+  });
+});
+
+describe("an idle launcher's spare child", () => {
+  /** Starts a program through the launcher: its pid and output once it ended, or why it did not start. */
+  function runThrough(
+    launcher: TaskLauncher,
+    file: string,
+    args: string[],
+  ): Promise<{ pid: number; out: string }> {
+    return new Promise((resolve, reject) => {
+      const out: Buffer[] = [];
+      let pid = 0;
+      let ends = 0;
+      const ended = () => {
+        if (++ends === 2) resolve({ pid, out: Buffer.concat(out).toString('utf8') });
+      };
+      launcher.start(
+        { file, args, cwd: '/', env: { PATH: '/usr/bin:/bin' } },
+        {
+          started: (p) => (pid = p),
+          failed: (message) => reject(new Error(message)),
+          output: (chunk) => out.push(chunk),
+          exit: ended,
+          closed: ended,
+        },
+      );
+    });
+  }
+
+  function statFields(pid: number): string[] {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  }
+
+  /** Live children of `pid` (zombies left out). */
+  function childrenOf(pid: number): number[] {
+    return fs
+      .readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .map(Number)
+      .filter((p) => {
+        try {
+          const f = statFields(p);
+          return Number(f[1]) === pid && f[0] !== 'Z';
+        } catch {
+          return false;
+        }
+      });
+  }
+
+  /** The launcher's one child once it is the only one, and differs from `not`. */
+  async function spareOf(launcher: number, not = 0): Promise<number> {
+    let spare = 0;
+    await eventually(() => {
+      const kids = childrenOf(launcher);
+      spare = kids.length === 1 && kids[0] !== not ? (kids[0] ?? 0) : 0;
+      return spare > 0;
+    }, 'the launcher holds one new spare');
+    return spare;
+  }
+
+  it('waits in a session of its own, runs the next task, is replaced when it dies, and goes with its launcher', async () => {
+    const launcher = new TaskLauncher('/usr/bin/perl');
+    try {
+      // Other tests' launchers may still run: this one is the first task's parent.
+      const first = await runThrough(launcher, '/bin/sh', ['sh', '-c', 'echo $PPID']);
+      const launcherPid = Number(first.out);
+      assert.ok(launcherPid, 'the launcher runs');
+      const spare = await spareOf(launcherPid);
+      // It calls setsid first thing after the fork.
+      await eventually(() => Number(statFields(spare)[3]) === spare, 'the spare leads a session of its own');
+
+      const next = await runThrough(launcher, '/bin/sh', ['sh', '-c', 'echo "$0 in $(pwd)"']);
+      assert.deepEqual(next, { pid: spare, out: 'sh in /\n' }, 'the next task runs in the spare');
+
+      const failing = await spareOf(launcherPid, spare);
+      await assert.rejects(
+        runThrough(launcher, '/nonexistent/program', ['program']),
+        /exec \/nonexistent\/program/,
+      );
+      assert.equal(alive(failing), false);
+
+      const killed = await spareOf(launcherPid, failing);
+      process.kill(killed, 'SIGKILL');
+      const replaced = await spareOf(launcherPid, killed);
+      const after = await runThrough(launcher, '/bin/sh', ['sh', '-c', 'echo after']);
+      assert.deepEqual(after, { pid: replaced, out: 'after\n' });
+
+      const last = await spareOf(launcherPid, replaced);
+      process.kill(launcherPid, 'SIGKILL');
+      await eventually(() => !alive(last), 'the spare exits with its launcher');
+    } finally {
       launcher.close();
     }
   });

@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { defaultStarter } from '@jobfleet/agent';
 import { Command } from 'commander';
 import { BkApi } from './bk-api.js';
 import type { FastExecuteData } from './bk-api.js';
@@ -34,7 +35,7 @@ import type { ServerCluster } from './server-cluster.js';
 import { fanOut } from './fan-out.js';
 import { fleetReturn } from './fleet-return.js';
 import type { FleetReturn } from './fleet-return.js';
-import { P7_POLL_MS, oneHostJob, spawnEcho } from './job-latency.js';
+import { LAUNCH_PAUSE_MS, P7_POLL_MS, launchEcho, oneHostJob, spawnEcho } from './job-latency.js';
 import { cpBaseline, transferOnce, writeSourceFile } from './file-fan-out.js';
 import type { FanOutRun } from './fan-out.js';
 import { runLoad } from './load-generator.js';
@@ -139,6 +140,7 @@ export const FIGURE_IDS = [
   'P3.run',
   'P1.noop',
   'P7',
+  'P7.launch',
   'P5',
   'P6',
   'P6.noop',
@@ -1006,6 +1008,59 @@ class Bench {
     }
   }
 
+  /**
+   * P7.launch: the agent's own part of a one-host job, measured where a real agent pays it: its
+   * task starter (the launcher) starting `sh -c 'echo hello'` on a host that waits
+   * LAUNCH_PAUSE_MS between tasks, with nothing else of Jobfleet running.
+   */
+  async launchPass(): Promise<void> {
+    const base = {
+      id: 'P7.launch',
+      params: { tasks: this.plan.latencyJobs },
+      unit: 'ms',
+      target: null,
+      executor: 'process' as const,
+    };
+    const starter = defaultStarter();
+    const pause = () => new Promise((r) => setTimeout(r, LAUNCH_PAUSE_MS));
+    try {
+      for (let i = 0; i < 5; i++) await launchEcho(starter, i); // starts the launcher
+      const p50s: number[] = [];
+      const floors: number[] = [];
+      for (let r = 0; r < this.plan.runs; r++) {
+        const ms: number[] = [];
+        const fl: number[] = [];
+        for (let i = 0; i < this.plan.latencyJobs; i++) {
+          await pause();
+          ms.push(await launchEcho(starter, i));
+          await pause();
+          fl.push(await spawnEcho());
+        }
+        ms.sort((a, b) => a - b);
+        fl.sort((a, b) => a - b);
+        p50s.push(percentile(ms, 50));
+        floors.push(percentile(fl, 50));
+        this.log(`P7.launch: p50 ${p50s.at(-1)?.toFixed(2)} ms (sh -c echo ${floors.at(-1)?.toFixed(2)} ms)`);
+      }
+      const sum = summarize(p50s);
+      const floor = summarize(floors).median;
+      this.figures.push({
+        ...base,
+        value: sum.median,
+        baseline: floor,
+        ratio: sum.median / floor,
+        min: sum.min,
+        max: sum.max,
+        met: null,
+        note: `p50 of ${this.plan.latencyJobs} \`sh -c 'echo hello'\` started one at a time through the agent's task launcher (as a real \`jobfleet agent\` starts a task), from the request until its exit and end of output were reported, ${LAUNCH_PAUSE_MS} ms apart; no server; baseline: p50 of the same command spawned by the bench, interleaved`,
+      });
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail('P7.launch', err)));
+    } finally {
+      starter.close();
+    }
+  }
+
   /** The largest fan-out again with agents that run nothing: what the control plane alone costs. */
   async noopFanOut(hosts: number): Promise<void> {
     const base = {
@@ -1425,6 +1480,7 @@ async function main(): Promise<void> {
       }
       if (only.has('P7')) await bench.latencyPass(store);
     }
+    if (only.has('P7.launch')) await bench.launchPass();
     if (only.has('P5')) await bench.bigOutputPass();
     if (only.has('P6')) await bench.fileFanOutPass();
     if (only.has('P6.noop')) await bench.fileNoopPass();

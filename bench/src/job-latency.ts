@@ -5,6 +5,8 @@
  * same `sh -c 'echo hello'` started and reaped by the bench process itself.
  */
 import { spawn } from 'node:child_process';
+import os from 'node:os';
+import type { ProcessStarter } from '@jobfleet/agent';
 import type { BkApi } from './bk-api.js';
 import { waitForSuccess } from './bk-api.js';
 
@@ -30,6 +32,47 @@ export function spawnEcho(): Promise<number> {
     proc.on('error', reject);
     proc.on('close', (code) =>
       code === 0 ? resolve(performance.now() - t0) : reject(new Error(`sh exited ${code}`)),
+    );
+  });
+}
+
+/** Between two starts of P7.launch: a host waiting for its next job (about what a one-host job takes the server between them). */
+export const LAUNCH_PAUSE_MS = 10;
+
+/**
+ * Milliseconds from asking an agent's task starter (its launcher, as a real agent uses it) for
+ * `sh -c 'echo hello'` until it reported the exit and the end of the output. Each call gets an
+ * environment of its own, as an agent's tasks do (each carries its mark).
+ */
+export function launchEcho(starter: ProcessStarter, n: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let exited = false;
+    let closed = false;
+    const done = () => {
+      if (exited && closed) resolve(performance.now() - t0);
+    };
+    starter.start(
+      {
+        file: '/bin/sh',
+        args: ['sh', '-c', 'echo hello'],
+        cwd: os.tmpdir(),
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', JOBFLEET_TASK: String(n) },
+      },
+      {
+        started: () => undefined,
+        failed: (message) => reject(new Error(message)),
+        output: () => undefined,
+        exit: (code) => {
+          if (code !== 0) reject(new Error(`sh exited ${code}`));
+          exited = true;
+          done();
+        },
+        closed: () => {
+          closed = true;
+          done();
+        },
+      },
     );
   });
 }
