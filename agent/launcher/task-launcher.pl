@@ -174,23 +174,23 @@ my $env_now;    # the environment %ENV holds now (as the agent sent it); undef: 
 # The spare: { pid, ctl => the write end of its request pipe, out, status => read ends }.
 my $spare;
 
-# Forks a child for a task: for these request fields (their environment already in %ENV), or,
-# without them, a spare that reads its request later. The child as above, or why it could not
-# be made.
+# Forks a child for a task: for this one ([cwd, uid, gid, file, argv...], its environment already
+# in %ENV), or, without it, a spare that reads its request later. The child as above, or why it
+# could not be made.
 sub fork_child {
-    my ($fields) = @_;
+    my ($task) = @_;
     # Perl opens these close-on-exec: the status pipe closes when exec succeeds.
     pipe(my $out_r, my $out_w) or return "pipe: $!";
     pipe(my $status_r, my $status_w) or return "pipe: $!";
     my ($ctl_r, $ctl_w);
-    if (!$fields) {
+    if (!$task) {
         pipe($ctl_r, $ctl_w) or return "pipe: $!";
     }
     my $pid = fork;
     return "fork: $!" unless defined $pid;
     if ($pid == 0) {
         close $_ for grep {defined} $out_r, $status_r, $ctl_w;
-        child_execs($out_w, $status_w, $ctl_r, $fields);
+        child_execs($out_w, $status_w, $ctl_r, $task);
     }
     close $_ for grep {defined} $out_w, $status_w, $ctl_r;
     return { pid => $pid, ctl => $ctl_w, out => $out_r, status => $status_r };
@@ -199,7 +199,7 @@ sub fork_child {
 # The child's side. What does not depend on the task is done first, so that a spare has only
 # the request's own settings left to make after its wait.
 sub child_execs {
-    my ($out_w, $status_w, $ctl_r, $fields) = @_;
+    my ($out_w, $status_w, $ctl_r, $task) = @_;
     eval {
         $SIG{PIPE} = 'DEFAULT';
         $SIG{CHLD} = 'DEFAULT';
@@ -208,14 +208,14 @@ sub child_execs {
         open(STDIN, '<', '/dev/null') or die "/dev/null: $!\n";
         POSIX::dup2(fileno $out_w, 1) or die "dup2: $!\n";
         POSIX::dup2(fileno $out_w, 2) or die "dup2: $!\n";
-        if (!$fields) {
+        if (!$task) {
             my $request = read_all($ctl_r);
             POSIX::_exit(0) if $request eq '';    # the launcher is gone
-            $fields = [ split /\0/, $request, -1 ];
-            %ENV = map { split /=/, $_, 2 } @$fields[ 4 .. $fields->[3] + 3 ];
+            my ($cwd, $uid, $gid, $env_count, @rest) = split /\0/, $request, -1;
+            %ENV = map { split /=/, $_, 2 } splice(@rest, 0, $env_count);
+            $task = [ $cwd, $uid, $gid, @rest ];
         }
-        my ($cwd, $uid, $gid, $env_count, @rest) = @$fields;
-        my ($file, @argv) = @rest[ $env_count .. $#rest ];
+        my ($cwd, $uid, $gid, $file, @argv) = @$task;
         if ($gid ne '') {
             $) = "$gid $gid";    # also the supplementary groups: only this one
             POSIX::setgid($gid) or die "setgid $gid: $!\n";
@@ -252,10 +252,10 @@ sub close_child {
 }
 
 sub start_task {
-    my ($id, @fields) = @_;
+    my $id = shift;
     my $child = $spare;
     undef $spare;
-    if ($child && !write_all($child->{ctl}, join "\0", @fields)) {
+    if ($child && !write_all($child->{ctl}, join "\0", @_)) {
         # It died before its request: the task is forked for itself.
         waitpid($child->{pid}, 0);
         close_child($child);
@@ -265,13 +265,14 @@ sub start_task {
         # The child inherits the environment: set here, only when it differs from the last
         # task's, and not in the child, whose every write to memory copies a page it shares
         # with this process.
-        my @env = @fields[ 4 .. $fields[3] + 3 ];
+        my ($cwd, $uid, $gid, $env_count, @rest) = @_;
+        my @env = splice(@rest, 0, $env_count);
         my $env_key = join "\0", @env;
         if (!defined $env_now || $env_key ne $env_now) {
             %ENV = map { split /=/, $_, 2 } @env;
             $env_now = $env_key;
         }
-        $child = fork_child(\@fields);
+        $child = fork_child([ $cwd, $uid, $gid, @rest ]);
         return send_frame('F', $id, $child) unless ref $child;
     }
     close $child->{ctl} if $child->{ctl};
