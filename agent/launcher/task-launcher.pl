@@ -212,8 +212,11 @@ sub child_execs {
         POSIX::dup2(fileno $out_w, 1) or die "dup2: $!\n";
         POSIX::dup2(fileno $out_w, 2) or die "dup2: $!\n";
         if (!$task) {
-            my $request = read_all($ctl_r);
-            POSIX::_exit(0) if $request eq '';    # the launcher is gone
+            # A length first: the request is whole without waiting for the pipe's end of file,
+            # which would also wait for any other holder of its write end.
+            my $request = read_exactly($ctl_r, 4);
+            $request = read_exactly($ctl_r, unpack('N', $request)) if defined $request;
+            POSIX::_exit(0) if !defined $request;    # the launcher is gone
             my ($cwd, $uid, $gid, $env_count, @rest) = split /\0/, $request, -1;
             %ENV = map { split /=/, $_, 2 } splice(@rest, 0, $env_count);
             $task = [ $cwd, $uid, $gid, @rest ];
@@ -233,6 +236,21 @@ sub child_execs {
     };
     syswrite($status_w, $@ || "could not start\n");
     POSIX::_exit(127);
+}
+
+# $n bytes from a blocking handle; undef at end of file before them.
+sub read_exactly {
+    my ($fh, $n) = @_;
+    my $got = '';
+    while (length $got < $n) {
+        my $r = sysread($fh, $got, $n - length $got, length $got);
+        if (!defined $r) {
+            next if $! == EINTR;
+            return undef;
+        }
+        return undef if $r == 0;
+    }
+    return $got;
 }
 
 sub write_all {
@@ -258,7 +276,7 @@ sub start_task {
     my $id = shift;
     my $child = $spare;
     undef $spare;
-    if ($child && !write_all($child->{ctl}, join "\0", @_)) {
+    if ($child && !write_all($child->{ctl}, pack('N/a*', join "\0", @_))) {
         # It died before its request: the task is forked for itself.
         waitpid($child->{pid}, 0);
         close_child($child);

@@ -36,8 +36,12 @@ export function spawnEcho(): Promise<number> {
   });
 }
 
-/** Between two starts of P7.launch: a host waiting for its next job (about what a one-host job takes the server between them). */
-export const LAUNCH_PAUSE_MS = 10;
+/**
+ * Between P7.launch's starts and the baseline's: a host waiting for its next job. Longer than the
+ * launcher's 10 ms of idleness before it forks a spare, so that the fork is over before the
+ * next start or baseline (a real host waits seconds between jobs, not milliseconds).
+ */
+export const LAUNCH_PAUSE_MS = 20;
 
 /**
  * Milliseconds from asking an agent's task starter (its launcher, as a real agent uses it) for
