@@ -130,17 +130,23 @@ sub send_frame {
     }
 }
 
+sub write_all {
+    my ($fh) = @_;    # the bytes are $_[1], not copied
+    my $off = 0;
+    while ($off < length $_[1]) {
+        my $n = syswrite($fh, $_[1], length($_[1]) - $off, $off);
+        if (!defined $n) {
+            next if $! == EINTR;
+            return 0;
+        }
+        $off += $n;
+    }
+    return 1;
+}
+
 sub flush_frames {
     for my $bytes (@out) {
-        my $off = 0;
-        while ($off < length $bytes) {
-            my $n = syswrite(STDOUT, $bytes, length($bytes) - $off, $off);
-            if (!defined $n) {
-                next if $! == EINTR;
-                agent_gone();
-            }
-            $off += $n;
-        }
+        write_all(\*STDOUT, $bytes) or agent_gone();
     }
     @out = ('');
 }
@@ -251,20 +257,6 @@ sub read_exactly {
         return undef if $r == 0;
     }
     return $got;
-}
-
-sub write_all {
-    my ($fh) = @_;    # the bytes are $_[1], not copied
-    my $off = 0;
-    while ($off < length $_[1]) {
-        my $n = syswrite($fh, $_[1], length($_[1]) - $off, $off);
-        if (!defined $n) {
-            next if $! == EINTR;
-            return 0;
-        }
-        $off += $n;
-    }
-    return 1;
 }
 
 sub close_child {
