@@ -183,6 +183,14 @@ my $env_now;    # the environment %ENV holds now (as the agent sent it); undef: 
 # The spare: { pid, ctl => the write end of its request pipe, out, status => read ends }.
 my $spare;
 
+# A run request's fields (cwd uid gid env-count env... file argv...) as its environment's
+# NAME=value entries and the task [cwd, uid, gid, file, argv...] without them.
+sub task_of {
+    my ($cwd, $uid, $gid, $env_count, @rest) = @_;
+    my @env = splice(@rest, 0, $env_count);
+    return (\@env, [ $cwd, $uid, $gid, @rest ]);
+}
+
 # Forks a child for a task: for this one ([cwd, uid, gid, file, argv...], its environment already
 # in %ENV), or, without it, a spare that reads its request later. The child as above, or why it
 # could not be made.
@@ -223,9 +231,8 @@ sub child_execs {
             my $request = read_exactly($ctl_r, 4);
             $request = read_exactly($ctl_r, unpack('N', $request)) if defined $request;
             POSIX::_exit(0) if !defined $request;    # the launcher is gone
-            my ($cwd, $uid, $gid, $env_count, @rest) = split /\0/, $request, -1;
-            %ENV = map { split /=/, $_, 2 } splice(@rest, 0, $env_count);
-            $task = [ $cwd, $uid, $gid, @rest ];
+            (my $env, $task) = task_of(split /\0/, $request, -1);
+            %ENV = map { split /=/, $_, 2 } @$env;
         }
         my ($cwd, $uid, $gid, $file, @argv) = @$task;
         if ($gid ne '') {
@@ -278,14 +285,13 @@ sub start_task {
         # The child inherits the environment: set here, only when it differs from the last
         # task's, and not in the child, whose every write to memory copies a page it shares
         # with this process.
-        my ($cwd, $uid, $gid, $env_count, @rest) = @_;
-        my @env = splice(@rest, 0, $env_count);
-        my $env_key = join "\0", @env;
+        my ($env, $task) = task_of(@_);
+        my $env_key = join "\0", @$env;
         if (!defined $env_now || $env_key ne $env_now) {
-            %ENV = map { split /=/, $_, 2 } @env;
+            %ENV = map { split /=/, $_, 2 } @$env;
             $env_now = $env_key;
         }
-        $child = fork_child([ $cwd, $uid, $gid, @rest ]);
+        $child = fork_child($task);
         return send_frame('F', $id, $child) unless ref $child;
     }
     close $child->{ctl} if $child->{ctl};

@@ -33,10 +33,15 @@ function open(starter: ProcessStarter): { runner: TaskRunner; reports: Recording
   return { runner, reports };
 }
 
+/** The fields of /proc/<pid>/stat after the command's name: state, ppid, pgrp, session, … */
+function statFields(pid: number): string[] {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** The launcher's pid: the parent of a process it started. */
 function parentOf(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  return Number(statFields(pid)[1]);
 }
 
 describe('starting task processes', () => {
@@ -215,11 +220,6 @@ describe("an idle launcher's spare child", () => {
         },
       );
     });
-  }
-
-  function statFields(pid: number): string[] {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   }
 
   /** Live children of `pid` (zombies left out). */
