@@ -2,7 +2,8 @@
  * A large output is stored byte for byte (in chunks of a MiB and more, deflated in the store)
  * while the server and then the agent are killed with SIGKILL in the middle of it: what the
  * server stored survives its crash, and what it had not stored yet the agent still holds and
- * resends.
+ * resends. Output arriving faster than it is committed is stored and fingerprinted exactly while
+ * the server writes it into memory that earlier output held (output-slabs.ts).
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -11,6 +12,7 @@ import { engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { RESTART_HEARTBEAT_ENV } from './helpers/processes.js';
+import { fingerprintsOf } from '../src/outputs/output-fingerprint.js';
 
 const HALF = 750_000;
 const lines = (from: number, to: number) =>
@@ -85,6 +87,44 @@ for (const engine of engines()) {
       assert.ok(log.length >= atKill, `${log.length} bytes stored, ${atKill} before the agent died`);
       assert.ok(all.startsWith(log), 'the stored log is the output, byte for byte');
       assert.equal(await storedBytes(fleet, jobId, stepId, hostId), log.length);
+    });
+
+    test('output faster than its commits is stored and fingerprinted exactly, in memory used again', async () => {
+      const fleet = await startFleet(engine, 1, { args: ['--log-cap-bytes', String(64 * 1024 * 1024)] });
+      const hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
+      const count = 6_000_000;
+      const expected = lines(1, count);
+      assert.ok(expected.length > 40 * 1024 * 1024);
+      // Digits in every line: the head is normalised, so each set's fingerprint is a hash of its own.
+      const want = fingerprintsOf(Buffer.from(expected), { ip: '', hostname: '' });
+      // Twice: the second job's output lands in the memory the first one's was held in.
+      for (let i = 0; i < 2; i++) {
+        const r = await runScript(fleet, {
+          script_content: b64(`seq 1 ${count}\n`),
+          target_server: { host_id_list: [hostId] },
+        });
+        assert.equal(r.result, true, r.message);
+        const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
+        assert.equal((await waitFinished(fleet, jobId, 120_000)).finished, true);
+        const log = await hostLog(fleet, jobId, stepId, hostId);
+        assert.equal(log?.length, expected.length);
+        assert.ok(log === expected, 'the stored log is the output, byte for byte');
+        for (const normalisers of ['', 'numbers']) {
+          const groups = await get<{ groups: { group_id: string }[] }>(
+            fleet.server.url,
+            'get_step_output_groups',
+            { ...fleet.scope, job_instance_id: jobId, step_instance_id: stepId, normalisers, length: 1 },
+            fleet.creds,
+          );
+          assert.equal(groups.result, true, groups.message);
+          const [group] = groups.data.groups;
+          assert.equal(
+            group?.group_id.split(':').at(-1),
+            want[normalisers],
+            `fingerprint with "${normalisers}"`,
+          );
+        }
+      }
     });
 
     test('a large log with quotes, backslashes, control characters and non-ASCII text reads back exactly', async () => {

@@ -36,6 +36,17 @@ test('streamed fingerprints equal those of the whole output, however the output 
   }
 });
 
+test('a large piece of output is taken in blocks: lines across them and longer than them', () => {
+  const text = 'a'.repeat(150_000) + ' 12 web-7\n' + 'b 3\n'.repeat(40_000) + 'c'.repeat(70_000);
+  const output = Buffer.from(text);
+  const whole = fingerprintsOf(output, host);
+  for (const size of [4096, 65537, 1_000_003]) {
+    const fp = new OutputFingerprinter(host);
+    for (let i = 0; i < output.length; i += size) fp.update(output.subarray(i, i + size));
+    assert.deepEqual(fp.finish(), whole, `cut every ${size} bytes`);
+  }
+});
+
 test('outputs that differ only in what a normaliser hides share that fingerprint, and only that', () => {
   const a = fingerprintsOf(Buffer.from('took 12 ms\nok\n'), host);
   const b = fingerprintsOf(Buffer.from('took 31 ms\nok\n'), host);

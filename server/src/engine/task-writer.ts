@@ -14,6 +14,8 @@ import { taskKey } from '@jobfleet/protocol';
 import type { ExecutionStore, StepEnd, TaskWrite } from '../store/execution-store.js';
 import { isLastingRefusal } from '../store/constraint-errors.js';
 import { MAX_JOINED_CHUNK_BYTES } from '../store/output-alignment.js';
+import { OutputSlabs } from './output-slabs.js';
+import type { SlabLease } from './output-slabs.js';
 
 /** How long a batch of output alone may wait for more before it is committed. */
 export const OUTPUT_HOLD_MS = 20;
@@ -51,6 +53,12 @@ export class TaskWriter {
   private heldTimer: NodeJS.Timeout | undefined;
   /** Jobs whose end is in the commit in flight, and that commit (settled after onCommitted). */
   private ending = new Map<number, Promise<void>>();
+  /**
+   * Pending output is held in slabs (output-slabs.ts), released when its batch is committed and
+   * the store's listeners have taken it; writes held apart keep copies of their own.
+   */
+  private readonly slabs = new OutputSlabs();
+  private lease: SlabLease = new Set();
 
   constructor(
     private readonly store: ExecutionStore,
@@ -84,7 +92,12 @@ export class TaskWriter {
     chunk: { offset: number; data: Buffer },
   ): void {
     const w = this.pendingWrite(stepInstanceId, executeCount, hostId, sessionEpoch);
-    w.chunks.push(chunk);
+    const pieces = this.isHeld(w) ? [Buffer.from(chunk.data)] : this.slabs.copy(chunk.data, this.lease);
+    let offset = chunk.offset;
+    for (const data of pieces) {
+      w.chunks.push({ offset, data });
+      offset += data.length;
+    }
     w.logBytes = chunk.offset + chunk.data.length;
     if (this.heldBytes === 0) this.heldSince = Date.now();
     this.heldBytes += chunk.data.length;
@@ -106,6 +119,10 @@ export class TaskWriter {
       this.pending.set(key, w);
     }
     return w;
+  }
+
+  private isHeld(w: TaskWrite): boolean {
+    return this.held.get(writeKey(w)) === w;
   }
 
   /** Arms the next flush (none while one is in flight: it arms the next when it ends). */
@@ -156,6 +173,8 @@ export class TaskWriter {
       mergeInto(w, newer);
       this.pending.delete(key);
     }
+    // Its output outlives the lease of the batch it came in: it keeps a copy of its own.
+    w.chunks = w.chunks.map((c) => ({ offset: c.offset, data: Buffer.from(c.data) }));
     this.held.set(key, w);
     this.onError(new Error(`task write ${key} is refused by the store: held apart, tried again later`));
     if (this.heldTimer) return;
@@ -184,17 +203,24 @@ export class TaskWriter {
     const retryHeld = this.held.size > 0 && !this.heldTimer;
     if (this.pending.size === 0 && !retryHeld) return;
     const writes = [...this.pending.values()];
+    const lease = this.lease;
     this.pending = new Map();
+    this.lease = new Set();
     this.urgent = false;
     this.heldBytes = 0;
     this.flushing = (async () => {
       if (retryHeld) await this.retryHeld();
       if (writes.length === 0) return;
       const err = await this.commit(writes);
-      if (err === undefined) return;
-      this.onError(err);
-      if (isLastingRefusal(err)) await this.commitApart(writes);
-      else this.requeue(writes);
+      let settled = err === undefined;
+      if (err !== undefined) {
+        this.onError(err);
+        if (isLastingRefusal(err)) settled = await this.commitApart(writes);
+        else this.requeue(writes);
+      }
+      // Writes put back in the queue still hold their output here.
+      if (settled) this.slabs.release(lease);
+      else this.slabs.merge(this.lease, lease);
     })();
     await this.flushing;
     this.flushing = undefined;

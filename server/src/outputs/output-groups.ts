@@ -20,6 +20,18 @@ import type { HostIdentity } from './output-normalisers.js';
 
 const MAX_IDENTITIES = 50_000;
 
+/** The tasks a batch finished, and the fingerprints the thread streamed for them (to come). */
+interface Finished {
+  tasks: { w: TaskWrite; key: string; who: HostIdentity; fp: number | false | undefined }[];
+  streamed: Promise<Map<string, Fingerprints>>;
+}
+
+/** The hosts whose names a batch's fingerprints need: those with output or a status. */
+const withHosts = (writes: readonly TaskWrite[]) =>
+  writes.filter((w) => w.chunks.length > 0 || w.status !== undefined).map((w) => w.hostId);
+
+const copied = (c: { offset: number; data: Buffer }) => ({ offset: c.offset, data: Buffer.from(c.data) });
+
 /**
  * Stored output read together to fingerprint hosts from their logs: a batch's logs are held at
  * once, so a step of thousands of hosts is read a few statements at a time without holding all
@@ -67,6 +79,8 @@ export class OutputGroups {
   private readonly identities = new Map<number, HostIdentity>();
   private readonly thread: FingerprintThread;
   private queue: Promise<void> = Promise.resolve();
+  /** Batches copied and queued until their hosts' names are read: later ones queue behind them. */
+  private waiting = 0;
 
   constructor(
     private readonly executions: ExecutionStore,
@@ -77,9 +91,22 @@ export class OutputGroups {
       this.log.warn({ err }, 'output fingerprint thread lost; groups will read the logs'),
     );
     executions.onTaskWrites((writes, applied) => {
+      // The writes' output is in memory the writer reuses once this returns (output-slabs.ts):
+      // it goes to the fingerprint thread now, or is copied when it must wait for host names.
       // One batch at a time, in commit order: a task's chunks must be hashed in order.
+      const now = this.waiting === 0 && this.known(writes) ? this.feed(writes, applied) : undefined;
+      const kept = now ? [] : writes.map((w) => ({ ...w, chunks: w.chunks.map(copied) }));
+      if (!now) this.waiting++;
       this.queue = this.queue
-        .then(() => this.observe(writes, applied))
+        .then(async () => {
+          if (now) return this.complete(now);
+          try {
+            await this.identitiesOf(withHosts(kept));
+          } finally {
+            this.waiting--;
+          }
+          await this.complete(this.feed(kept, applied));
+        })
         .catch((err: unknown) =>
           this.log.warn({ err }, 'fingerprinting output failed; groups will read the logs'),
         );
@@ -95,14 +122,20 @@ export class OutputGroups {
     return this.identities;
   }
 
-  private async observe(writes: readonly TaskWrite[], applied: Set<string>): Promise<void> {
-    const ids = await this.identitiesOf(
-      writes.filter((w) => w.chunks.length > 0 || w.status !== undefined).map((w) => w.hostId),
-    );
-    const finished: { w: TaskWrite; key: string; who: HostIdentity; fp: number | false | undefined }[] = [];
+  /** Whether the names of every host that the batch's fingerprints need are known. */
+  private known(writes: readonly TaskWrite[]): boolean {
+    return withHosts(writes).every((id) => this.identities.has(id));
+  }
+
+  /**
+   * Feeds the batch's output to the fingerprint thread, and asks it for the fingerprints of the
+   * tasks the batch finished (answered in `complete`).
+   */
+  private feed(writes: readonly TaskWrite[], applied: Set<string>): Finished {
+    const tasks: Finished['tasks'] = [];
     for (const w of writes) {
       const key = taskKey(w.stepInstanceId, w.executeCount, w.hostId);
-      const who = ids.get(w.hostId) ?? { ip: '', hostname: '' };
+      const who = this.identities.get(w.hostId) ?? { ip: '', hostname: '' };
       let fp = this.live.get(key);
       for (const c of w.chunks) {
         if (fp === undefined) {
@@ -121,13 +154,17 @@ export class OutputGroups {
       if (fp !== undefined) this.live.set(key, fp);
       if (!applied.has(key) || w.status === undefined || !isHostFinished(w.status)) continue;
       this.live.delete(key);
-      finished.push({ w, key, who, fp });
+      tasks.push({ w, key, who, fp });
     }
-    const streamed = await this.thread.finish(
-      finished.filter((f) => typeof f.fp === 'number').map((f) => f.key),
-    );
+    const streamed = this.thread.finish(tasks.filter((f) => typeof f.fp === 'number').map((f) => f.key));
+    return { tasks, streamed };
+  }
+
+  /** Stores the fingerprints of the tasks a fed batch finished. */
+  private async complete({ tasks, streamed: coming }: Finished): Promise<void> {
+    const streamed = await coming;
     const done: FingerprintRow[] = [];
-    for (const { w, key, who, fp } of finished) {
+    for (const { w, key, who, fp } of tasks) {
       const fingerprints =
         streamed.get(key) ??
         (fp === undefined
