@@ -28,6 +28,12 @@ interface Slab {
   leases: number;
 }
 
+/** A chunk of output copied into memory of its own: for output that must outlive its batch's lease. */
+export const ownCopy = (c: { offset: number; data: Buffer }) => ({
+  offset: c.offset,
+  data: Buffer.from(c.data),
+});
+
 /** The slabs that one batch of writes holds output in. */
 export type SlabLease = Set<Slab>;
 

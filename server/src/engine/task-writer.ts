@@ -14,7 +14,7 @@ import { taskKey } from '@jobfleet/protocol';
 import type { ExecutionStore, StepEnd, TaskWrite } from '../store/execution-store.js';
 import { isLastingRefusal } from '../store/constraint-errors.js';
 import { MAX_JOINED_CHUNK_BYTES } from '../store/output-alignment.js';
-import { OutputSlabs } from './output-slabs.js';
+import { OutputSlabs, ownCopy } from './output-slabs.js';
 import type { SlabLease } from './output-slabs.js';
 
 /** How long a batch of output alone may wait for more before it is committed. */
@@ -92,11 +92,14 @@ export class TaskWriter {
     chunk: { offset: number; data: Buffer },
   ): void {
     const w = this.pendingWrite(stepInstanceId, executeCount, hostId, sessionEpoch);
-    const pieces = this.isHeld(w) ? [Buffer.from(chunk.data)] : this.slabs.copy(chunk.data, this.lease);
-    let offset = chunk.offset;
-    for (const data of pieces) {
-      w.chunks.push({ offset, data });
-      offset += data.length;
+    if (this.isHeld(w)) {
+      w.chunks.push(ownCopy(chunk));
+    } else {
+      let offset = chunk.offset;
+      for (const data of this.slabs.copy(chunk.data, this.lease)) {
+        w.chunks.push({ offset, data });
+        offset += data.length;
+      }
     }
     w.logBytes = chunk.offset + chunk.data.length;
     if (this.heldBytes === 0) this.heldSince = Date.now();
@@ -122,7 +125,8 @@ export class TaskWriter {
   }
 
   private isHeld(w: TaskWrite): boolean {
-    return this.held.get(writeKey(w)) === w;
+    // Writes are seldom held: most output is spared building its key again.
+    return this.held.size > 0 && this.held.get(writeKey(w)) === w;
   }
 
   /** Arms the next flush (none while one is in flight: it arms the next when it ends). */
@@ -174,7 +178,7 @@ export class TaskWriter {
       this.pending.delete(key);
     }
     // Its output outlives the lease of the batch it came in: it keeps a copy of its own.
-    w.chunks = w.chunks.map((c) => ({ offset: c.offset, data: Buffer.from(c.data) }));
+    w.chunks = w.chunks.map(ownCopy);
     this.held.set(key, w);
     this.onError(new Error(`task write ${key} is refused by the store: held apart, tried again later`));
     if (this.heldTimer) return;

@@ -16,6 +16,7 @@ import type { FingerprintRow, OutputStore } from '../store/output-store.js';
 import { OutputFingerprinter, fingerprintsOf } from './output-fingerprint.js';
 import type { Fingerprints } from './output-fingerprint.js';
 import { FingerprintThread } from './output-fingerprint-thread.js';
+import { ownCopy } from '../engine/output-slabs.js';
 import type { HostIdentity } from './output-normalisers.js';
 
 const MAX_IDENTITIES = 50_000;
@@ -29,8 +30,6 @@ interface Finished {
 /** The hosts whose names a batch's fingerprints need: those with output or a status. */
 const withHosts = (writes: readonly TaskWrite[]) =>
   writes.filter((w) => w.chunks.length > 0 || w.status !== undefined).map((w) => w.hostId);
-
-const copied = (c: { offset: number; data: Buffer }) => ({ offset: c.offset, data: Buffer.from(c.data) });
 
 /**
  * Stored output read together to fingerprint hosts from their logs: a batch's logs are held at
@@ -94,23 +93,30 @@ export class OutputGroups {
       // The writes' output is in memory the writer reuses once this returns (output-slabs.ts):
       // it goes to the fingerprint thread now, or is copied when it must wait for host names.
       // One batch at a time, in commit order: a task's chunks must be hashed in order.
-      const now = this.waiting === 0 && this.known(writes) ? this.feed(writes, applied) : undefined;
-      const kept = now ? [] : writes.map((w) => ({ ...w, chunks: w.chunks.map(copied) }));
-      if (!now) this.waiting++;
-      this.queue = this.queue
-        .then(async () => {
-          if (now) return this.complete(now);
-          try {
-            await this.identitiesOf(withHosts(kept));
-          } finally {
-            this.waiting--;
-          }
-          await this.complete(this.feed(kept, applied));
-        })
-        .catch((err: unknown) =>
-          this.log.warn({ err }, 'fingerprinting output failed; groups will read the logs'),
-        );
+      if (this.waiting === 0 && this.known(writes)) {
+        const fed = this.feed(writes, applied);
+        this.enqueue(() => this.complete(fed));
+        return;
+      }
+      const kept = writes.map((w) => ({ ...w, chunks: w.chunks.map(ownCopy) }));
+      this.waiting++;
+      this.enqueue(async () => {
+        try {
+          await this.identitiesOf(withHosts(kept));
+        } finally {
+          this.waiting--;
+        }
+        await this.complete(this.feed(kept, applied));
+      });
     });
+  }
+
+  private enqueue(step: () => Promise<void>): void {
+    this.queue = this.queue
+      .then(step)
+      .catch((err: unknown) =>
+        this.log.warn({ err }, 'fingerprinting output failed; groups will read the logs'),
+      );
   }
 
   private async identitiesOf(hostIds: Iterable<number>): Promise<Map<number, HostIdentity>> {
