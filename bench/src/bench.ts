@@ -12,6 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { defaultStarter } from '@jobfleet/agent';
@@ -58,6 +59,7 @@ import type { Figure, Store } from './results.js';
 import { ansible, dd, floor, installPeers, installed, pdsh, versionOf } from './shell-baselines.js';
 import { percentile, summarize } from './stats.js';
 import { startStaticServer } from './static-server.js';
+import { postOnce } from './http-post.js';
 
 const MiB = 2 ** 20;
 
@@ -142,6 +144,7 @@ export const FIGURE_IDS = [
   'P7',
   'P7.launch',
   'P5',
+  'P5.read',
   'P6',
   'P6.noop',
   'P8',
@@ -1237,13 +1240,16 @@ class Bench {
           // The first job on a fresh server and agent also starts what later jobs find running
           // (the agent's launcher, the fingerprint thread) and runs their code cold, as P7's
           // first jobs do: it is measured apart and shown in the note, not counted.
-          const cold = await bigOutput(s.api, agent.hostId, bytes, this.account);
+          const { secs: cold, job: coldJob } = await bigOutput(s.api, agent.hostId, bytes, this.account);
           this.log(`P5 ${bytes / MiB} MiB, first job (not counted): ${cold.toFixed(2)} s`);
           const ours: number[] = [];
           const theirs: number[] = [];
+          let job = coldJob;
           for (let r = 0; r < this.plan.runs; r++) {
             theirs.push(bytes / MiB / ((await dd(bytes, this.tmp)).ms / 1000));
-            const secs = await bigOutput(s.api, agent.hostId, bytes, this.account);
+            const run = await bigOutput(s.api, agent.hostId, bytes, this.account);
+            const secs = run.secs;
+            job = run.job;
             ours.push(bytes / MiB / secs);
             this.log(
               `P5 ${bytes / MiB} MiB: ${secs.toFixed(2)} s (${ours.at(-1)?.toFixed(1)} MiB/s; dd ${theirs.at(-1)?.toFixed(1)} MiB/s)`,
@@ -1266,6 +1272,7 @@ class Bench {
               'atLeast',
             ),
           );
+          await this.logReadFigure(s.server, s.api, job, agent.hostId, bytes);
         } finally {
           await agent.stop();
         }
@@ -1274,6 +1281,85 @@ class Bench {
       }
     } catch (err) {
       this.figures.push(unmeasured(base, this.fail('P5', err)));
+    }
+  }
+
+  /**
+   * P5.read: the last P5 job's log read back whole by get_job_instance_ip_log, from the request
+   * until the reply's last byte is in (the bench only counts the bytes), against the same reply
+   * from a static server; reads alternate with the baseline's.
+   */
+  private async logReadFigure(
+    server: ServerHandle,
+    api: BkApi,
+    job: FastExecuteData,
+    hostId: number,
+    bytes: number,
+  ): Promise<void> {
+    const base = {
+      id: 'P5.read',
+      params: { mib: bytes / MiB, store: 'sqlite' },
+      unit: 'MiB/s',
+      target: null,
+      executor: 'process' as const,
+    };
+    try {
+      const req = api.request('get_job_instance_ip_log', {
+        bk_scope_type: 'biz',
+        bk_scope_id: '1',
+        job_instance_id: job.job_instance_id,
+        step_instance_id: job.step_instance_id,
+        bk_host_id: hostId,
+      });
+      const kept = new http.Agent({ keepAlive: true });
+      const read = async (target: typeof req) => {
+        const t0 = performance.now();
+        const r = await postOnce(kept, target, { timeoutMs: 120_000, keepBody: false });
+        if (r.status !== 200) throw new Error(`get_job_instance_ip_log: HTTP ${r.status}`);
+        return { secs: (performance.now() - t0) / 1000, bytes: r.bytes };
+      };
+      const whole = await postOnce(kept, req, { timeoutMs: 120_000, keepBody: true });
+      const reply = Buffer.from(whole.text ?? '');
+      const log = (JSON.parse(reply.toString()) as { data?: { log_content?: string } }).data?.log_content;
+      if (log?.length !== bytes)
+        throw new Error(`the log read back holds ${log?.length ?? 0} bytes, not ${bytes}`);
+      const statics = await startStaticServer(reply, 'application/json; charset=utf-8');
+      const staticTarget = { ...req, url: `${statics.url}/` };
+      const ours: number[] = [];
+      const theirs: number[] = [];
+      const cpu: number[] = [];
+      try {
+        await read(staticTarget); // its first reply is its slowest: warm it as ours was
+        for (let r = 0; r < this.plan.runs; r++) {
+          const before = cpuSplit(server.pid, [], 'sqlite').server;
+          const one = await read(req);
+          cpu.push((cpuSplit(server.pid, [], 'sqlite').server - before) * 1000);
+          if (one.bytes !== reply.length)
+            throw new Error(`a reply of ${one.bytes} bytes, not ${reply.length}`);
+          ours.push(reply.length / MiB / one.secs);
+          theirs.push(reply.length / MiB / (await read(staticTarget)).secs);
+          this.log(
+            `P5.read: ${ours.at(-1)?.toFixed(1)} MiB/s (static ${theirs.at(-1)?.toFixed(1)}), server CPU ${cpu.at(-1)?.toFixed(0)} ms`,
+          );
+        }
+      } finally {
+        await statics.close();
+        kept.destroy();
+      }
+      const sum = summarize(ours);
+      const b = summarize(theirs).median;
+      this.figures.push({
+        ...base,
+        value: sum.median,
+        baseline: b,
+        ratio: sum.median / b,
+        met: null,
+        min: sum.min,
+        max: sum.max,
+        note: `P5's last log (${bytes / MiB} MiB) read back whole by get_job_instance_ip_log, its reply ${(reply.length / MiB).toFixed(1)} MiB of JSON, over loopback to the bench, which only counts the bytes; ${this.plan.runs} read(s), server CPU a read ${summarize(cpu).median.toFixed(0)} ms (median); baseline: the same reply from a static node:http server on a worker thread of the bench process, read after each`,
+      });
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail('P5.read', err)));
     }
   }
 
@@ -1481,7 +1567,7 @@ async function main(): Promise<void> {
       if (only.has('P7')) await bench.latencyPass(store);
     }
     if (only.has('P7.launch')) await bench.launchPass();
-    if (only.has('P5')) await bench.bigOutputPass();
+    if (only.has('P5', 'P5.read')) await bench.bigOutputPass();
     if (only.has('P6')) await bench.fileFanOutPass();
     if (only.has('P6.noop')) await bench.fileNoopPass();
     if (only.has('P8')) await bench.consolePass();

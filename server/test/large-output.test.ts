@@ -6,8 +6,9 @@
  * the server writes it into memory that earlier output held (output-slabs.ts).
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { after, describe, test } from 'node:test';
-import { eventually, get } from './helpers/api-client.js';
+import { eventually, get, getUrl, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
@@ -127,6 +128,52 @@ for (const engine of engines()) {
       }
     });
 
+    test('a whole log is sent while it is read: a reader gone half way stops only its own reply', async () => {
+      const fleet = await startFleet(engine, 1, { args: ['--log-cap-bytes', String(32 * 1024 * 1024)] });
+      const hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
+      const count = 2_000_000;
+      const expected = lines(1, count);
+      const r = await runScript(fleet, {
+        script_content: b64(`seq 1 ${count}\n`),
+        target_server: { host_id_list: [hostId] },
+      });
+      assert.equal(r.result, true, r.message);
+      const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
+      assert.equal((await waitFinished(fleet, jobId, 60_000)).finished, true);
+      const url = getUrl(
+        fleet.server.url,
+        'get_job_instance_ip_log',
+        { ...fleet.scope, job_instance_id: jobId, step_instance_id: stepId, bk_host_id: hostId },
+        fleet.creds,
+      );
+      for (let i = 0; i < 3; i++) {
+        const head = await new Promise<{ headers: http.IncomingHttpHeaders; received: number }>(
+          (resolve, reject) => {
+            http
+              .get(url, (res) => {
+                let received = 0;
+                res.on('data', (d: Buffer) => {
+                  received += d.length;
+                  // Gone after 2 MiB of about 17: the server is still reading the log.
+                  if (received >= 2 * 1024 * 1024) {
+                    res.destroy();
+                    resolve({ headers: res.headers, received });
+                  }
+                });
+                res.on('end', () => reject(new Error('the whole reply came before the reader left')));
+              })
+              .on('error', reject);
+          },
+        );
+        assert.equal(head.headers['transfer-encoding'], 'chunked');
+        assert.equal(head.headers['content-length'], undefined);
+      }
+      const log = await hostLog(fleet, jobId, stepId, hostId);
+      assert.equal(log?.length, expected.length);
+      assert.ok(log === expected, 'the log reads back whole after the readers that left');
+      assert.doesNotMatch(fleet.server.output(), /reply cut short/);
+    });
+
     test('a large log with quotes, backslashes, control characters and non-ASCII text reads back exactly', async () => {
       const fleet = await startFleet(engine, 1);
       const hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
@@ -148,6 +195,18 @@ for (const engine of engines()) {
         const log = await hostLog(fleet, r.data.job_instance_id, r.data.step_instance_id, hostId);
         assert.equal(log?.length, want.length);
         assert.ok(log === want, 'the log reads back exactly');
+        const batch = await post<{ script_task_logs: { log_content: string | null }[] }>(
+          fleet.server.url,
+          'batch_get_job_instance_ip_log',
+          {
+            ...fleet.scope,
+            job_instance_id: r.data.job_instance_id,
+            step_instance_id: r.data.step_instance_id,
+            host_id_list: [hostId],
+          },
+          fleet.creds,
+        );
+        assert.ok(batch.data.script_task_logs[0]?.log_content === want, 'a batch reads it back exactly');
       }
     });
   });

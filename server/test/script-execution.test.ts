@@ -192,7 +192,16 @@ for (const engine of engines()) {
       );
       assert.equal(batch.data.log_type, 1);
       assert.equal(batch.data.script_task_logs.length, 3);
-      for (const l of batch.data.script_task_logs) assert.equal(l.host_id, l.bk_host_id);
+      assert.deepEqual(
+        batch.data.script_task_logs.map((l) => l.host_id),
+        ids,
+        'in the order asked',
+      );
+      for (const l of batch.data.script_task_logs) {
+        assert.equal(l.host_id, l.bk_host_id);
+        const one = await hostLog(fleet, job.job_instance_id, step.step_instance_id, l.host_id);
+        assert.equal(l.log_content, one, 'a batch holds the logs one by one reads');
+      }
       const batchIp = await post<{ script_task_logs: unknown[] }>(
         fleet.server.url,
         'batch_get_job_instance_ip_log',

@@ -30,8 +30,14 @@ const RAW_HEAD = Buffer.from('{"result":true,"code":0,"message":"success","data"
  * sent as it is, never copied into a buffer of its own per request.
  */
 export function rawSuccessEnvelope(data: Buffer, requestId: string): Buffer[] {
+  const [head, tail] = successEnvelopeAround(requestId);
+  return [head, data, tail];
+}
+
+/** What goes before and after encoded `data` in the success envelope. */
+export function successEnvelopeAround(requestId: string): [Buffer, Buffer] {
   const id = JSON.stringify(requestId);
-  return [RAW_HEAD, data, Buffer.from(`,"request_id":${id},"job_request_id":${id}}`)];
+  return [RAW_HEAD, Buffer.from(`,"request_id":${id},"job_request_id":${id}}`)];
 }
 
 export function failureEnvelope(err: ApiError, requestId: string): Envelope {

@@ -6,6 +6,7 @@
  * page or a stack trace.
  */
 import crypto from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController } from 'fastify';
 import { AGENT_REGISTER_PATH } from '@jobfleet/protocol';
@@ -21,8 +22,8 @@ import { extractCredentials } from './auth.js';
 import type { Caller } from './auth.js';
 import { PUBLIC_SCRIPT_PERMISSION } from './endpoints/script-library.js';
 import type { Endpoint, EndpointContext } from './endpoint.js';
-import { failureEnvelope, rawSuccessEnvelope, successEnvelope } from './envelope.js';
-import { RawJson } from './raw-json.js';
+import { failureEnvelope, rawSuccessEnvelope, successEnvelope, successEnvelopeAround } from './envelope.js';
+import { RawJson, StreamedJson } from './raw-json.js';
 import { queryParams } from './input-types.js';
 import { StreamReply } from './stream-reply.js';
 import { jsonShapeProblem } from './json-body-shape.js';
@@ -342,6 +343,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
     }
     reply.header('content-type', 'application/json; charset=utf-8');
     if (data instanceof RawJson) return sendPieces(reply, rawSuccessEnvelope(data.bytes, req.id));
+    if (data instanceof StreamedJson) return sendStreamed(req, reply, data.pieces);
     return reply.send(successEnvelope(data, req.id));
   }
   return app;
@@ -366,6 +368,43 @@ function sendPieces(reply: FastifyReply, pieces: Buffer[]): FastifyReply {
   res.end();
   res.uncork();
   return reply;
+}
+
+/**
+ * A 200 reply written as `pieces` come, each flushed before the next is asked for (see
+ * StreamedJson), in chunked transfer encoding: its length is known only at its end. A client
+ * that goes away stops the making of pieces; a failure to make one cuts the reply short (the
+ * client sees a reply that never ended, as for any broken connection) and is logged.
+ */
+function sendStreamed(req: FastifyRequest, reply: FastifyReply, pieces: AsyncIterable<Buffer>): FastifyReply {
+  reply.hijack();
+  const res = reply.raw;
+  for (const [name, value] of Object.entries(reply.getHeaders()))
+    if (value !== undefined) res.setHeader(name, value);
+  res.writeHead(200);
+  const [head, tail] = successEnvelopeAround(req.id);
+  void (async () => {
+    if (!(await flushed(res, head))) return;
+    for await (const piece of pieces) if (!(await flushed(res, piece))) return;
+    res.end(tail);
+  })().catch((err: unknown) => {
+    req.log.warn({ err }, 'reply cut short');
+    res.destroy();
+  });
+  return reply;
+}
+
+/** Whether `piece` was written to the socket: false when the client went away first. */
+function flushed(res: ServerResponse, piece: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (res.destroyed) return resolve(false);
+    const gone = () => resolve(false);
+    res.once('close', gone);
+    res.write(piece, (err) => {
+      res.off('close', gone);
+      resolve(!err);
+    });
+  });
 }
 
 /** GET reads the query string; POST reads the body, with query values filling what the body lacks. */

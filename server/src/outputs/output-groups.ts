@@ -254,7 +254,7 @@ export class OutputGroups {
         );
         if (!logs) throw new Error('logs to fingerprint were refused for their size');
         for (const t of batch) {
-          const output = logs.get(t.host_id) ?? Buffer.alloc(0);
+          const output = Buffer.concat(logs.get(t.host_id) ?? []);
           const fingerprints = fingerprintsOf(output, ids.get(t.host_id) ?? { ip: '', hostname: '' });
           have.set(t.host_id, fingerprints);
           rows.push({

@@ -1477,15 +1477,16 @@ export class ExecutionStore {
   }
 
   /**
-   * readLog of many hosts of an attempt, many hosts a statement (log-pages.ts); hosts without
-   * output are left out. Undefined once more than `maxBytes` were read: the read stops there.
+   * readLog of many hosts of an attempt, many hosts a statement (log-pages.ts), each log in the
+   * chunks it was read in (joined, they are what readLog gives); hosts without output are left
+   * out. Undefined once more than `maxBytes` were read: the read stops there.
    */
   async readLogs(
     stepInstanceId: number,
     executeCount: number,
     hostIds: readonly number[],
     maxBytes: number,
-  ): Promise<Map<number, Buffer> | undefined> {
+  ): Promise<Map<number, Buffer[]> | undefined> {
     const parts = new Map<number, Buffer[]>();
     let bytes = 0;
     const tooMuch = new Error('more than maxBytes of logs');
@@ -1502,7 +1503,7 @@ export class ExecutionStore {
       if (err === tooMuch) return undefined;
       throw err;
     }
-    return new Map([...parts].map(([hostId, list]) => [hostId, Buffer.concat(list)]));
+    return parts;
   }
 
   /**

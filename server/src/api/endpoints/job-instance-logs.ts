@@ -12,10 +12,17 @@ import { HostStatus, StepType, isHostFinished } from '../../engine/statuses.js';
 import type { FileLog } from '../../store/file-store.js';
 import { IpEntry, zInt, zLong } from '../input-types.js';
 import { jobInScope, stepOfJob } from './job-lookup.js';
+import { JsonPieces } from '../json-string-pieces.js';
+import { StreamedJson, objectStreaming, objectWithText } from '../raw-json.js';
+import { logChunks } from '../../store/log-pages.js';
 
 const MAX_BATCH_HOSTS = 500;
 const MAX_LOG_LENGTH = 16 * 1024 * 1024;
-/** The most log text one batch_get_job_instance_ip_log reply holds (characters, as JSON writes them). */
+const COMMA = Buffer.from(',');
+/**
+ * The most log one batch_get_job_instance_ip_log reply holds: bytes of whole logs (held while
+ * the reply is sent), characters as JSON writes them of windows.
+ */
 const BATCH_LOG_BUDGET = 256 * 1024 * 1024;
 
 /**
@@ -34,30 +41,62 @@ function jsonLength(text: string): number {
 }
 
 /**
- * A host's log for one execution. A host kept as "last success" (3) by a retry did not run in
- * that execution: its log is the one of the execution that ran it (behaviour notes §6).
+ * The execution a host's log is read from, and its row there. A host kept as "last success" (3)
+ * by a retry did not run in that execution: its log is the one of the execution that ran it
+ * (behaviour notes §6).
  */
+async function attemptOf(
+  ctx: EndpointContext,
+  step: StepHead,
+  executeCount: number,
+  task: HostTask,
+): Promise<{ count: number; source: HostTask }> {
+  if (task.status !== HostStatus.LAST_SUCCESS) return { count: executeCount, source: task };
+  const ex = ctx.services.store.executions;
+  const count = (await ex.lastSuccessfulRun(step.id, task.host_id, executeCount)) ?? executeCount;
+  return { count, source: (await ex.getHostTask(step.id, count, task.host_id)) ?? task };
+}
+
+/** A window of a host's log for one execution. */
 async function logOf(
   ctx: EndpointContext,
   step: StepHead,
   executeCount: number,
   task: HostTask | undefined,
-  range?: LogRange,
+  range: LogRange,
 ): Promise<{ log_content: string | null } & Partial<LogWindow>> {
   if (!task) return { log_content: null };
-  const ex = ctx.services.store.executions;
-  let count = executeCount;
-  let source = task;
-  if (task.status === HostStatus.LAST_SUCCESS) {
-    count = (await ex.lastSuccessfulRun(step.id, task.host_id, executeCount)) ?? executeCount;
-    source = (await ex.getHostTask(step.id, count, task.host_id)) ?? task;
-  }
-  if (!range) {
-    const bytes = await ex.readLog(step.id, count, task.host_id);
-    return { log_content: bytes.length === 0 ? null : bytes.toString('utf8') };
-  }
-  const bytes = await ex.readLogRange(step.id, count, task.host_id, range.offset, range.length);
+  const { count, source } = await attemptOf(ctx, step, executeCount, task);
+  const bytes = await ctx.services.store.executions.readLogRange(
+    step.id,
+    count,
+    task.host_id,
+    range.offset,
+    range.length,
+  );
   return logWindow(source, range.offset, bytes);
+}
+
+/**
+ * A host's whole log for one execution, chunk by chunk as it is read, or null when it has none.
+ * Its first chunk is read here, so that a store that cannot be read is answered with the failure
+ * envelope, not a reply cut short.
+ */
+async function wholeLog(
+  ctx: EndpointContext,
+  step: StepHead,
+  executeCount: number,
+  task: HostTask | undefined,
+): Promise<AsyncIterable<Buffer> | null> {
+  if (!task) return null;
+  const { count } = await attemptOf(ctx, step, executeCount, task);
+  const chunks = logChunks(ctx.services.store.db, step.id, count, [task.host_id]);
+  const first = await chunks.next();
+  if (first.done) return null;
+  return (async function* () {
+    yield first.value.bytes;
+    for await (const c of chunks) yield c.bytes;
+  })();
 }
 
 /**
@@ -125,36 +164,40 @@ function logWindow(
 }
 
 /**
- * The whole logs of hosts of one execution as text, by host id (none for a host without output),
- * read many hosts a statement: a kept host's from the execution that ran it, as logOf reads it.
- * A UTF-8 byte is at least a third of a character, so more than three times the reply's budget
- * of bytes cannot fit it: the read stops there (with `tooBig`) instead of holding them all.
+ * The whole logs of hosts of one execution, by host id (none for a host without output), read
+ * many hosts a statement: a kept host's from the execution that ran it, as attemptOf finds it.
+ * The read stops past the reply's budget (with `tooBig`) instead of holding more.
  */
 async function wholeLogs(
   ctx: EndpointContext,
   stepId: number,
   picked: readonly (HostTask | undefined)[],
   tooBig: () => ApiError,
-): Promise<Map<number, string>> {
+): Promise<Map<number, Buffer[]>> {
   const tasks = [...new Set(picked.filter((t) => t !== undefined))];
-  const texts = new Map<number, string>();
+  const all = new Map<number, Buffer[]>();
   let bytes = 0;
   for (const [attempt, inAttempt] of await ctx.services.outputs.outputAttempts(tasks)) {
     const ids = inAttempt.map((t) => t.host_id);
-    const logs = await ctx.services.store.executions.readLogs(
-      stepId,
-      attempt,
-      ids,
-      3 * BATCH_LOG_BUDGET - bytes,
-    );
+    const logs = await ctx.services.store.executions.readLogs(stepId, attempt, ids, BATCH_LOG_BUDGET - bytes);
     if (!logs) throw tooBig();
-    for (const [hostId, log] of logs) {
-      bytes += log.length;
-      if (log.length > 0) texts.set(hostId, log.toString('utf8'));
+    for (const [hostId, chunks] of logs) {
+      const length = chunks.reduce((n, c) => n + c.length, 0);
+      bytes += length;
+      if (length > 0) all.set(hostId, chunks);
     }
   }
-  return texts;
+  return all;
 }
+
+/** A host's entry in script_task_logs, its log fields apart. */
+const scriptLogHost = (t: HostTask) => ({
+  host_id: t.host_id,
+  bk_host_id: t.host_id,
+  bk_cloud_id: t.cloud_id,
+  ip: t.ip,
+  ipv6: t.ipv6,
+});
 
 type Ip = { bk_host_id: number; bk_cloud_id: number | null; ip: string | null };
 
@@ -310,14 +353,17 @@ export const getJobInstanceIpLog = defineEndpoint({
         file_logs: answered === null ? [] : fileLogsOf(logs, answered, true, false),
       };
     }
-    return {
+    const range = rangeOf(input);
+    const data = {
       log_type: 1,
       bk_host_id: task?.host_id ?? input.bk_host_id ?? null,
       bk_cloud_id: task?.cloud_id ?? input.bk_cloud_id ?? null,
       ip: task?.ip ?? input.ip ?? null,
-      ...(await logOf(ctx, step, executeCount, task, rangeOf(input))),
+      ...(range ? await logOf(ctx, step, executeCount, task, range) : { log_content: null }),
       file_logs: null,
     };
+    const log = range ? null : await wholeLog(ctx, step, executeCount, task);
+    return log ? objectStreaming(data, 'log_content', log) : data;
   },
 });
 
@@ -406,39 +452,46 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
         })),
       };
     }
-    // 500 hosts of full logs would be gigabytes in one reply (the server's memory, and a
-    // string V8 cannot make): past the budget the caller is told how to page instead.
+    // 500 hosts of full logs could be gigabytes, held in the server's memory while the reply is
+    // sent: past the budget the caller is told how to page instead.
     const tooBig = () =>
       new ApiError('MISSING_OR_ILLEGAL_PARAM_WITH_PARAM_NAME', {
         param: 'host_id_list',
         reason: `the logs of these ${picked.length} hosts hold more than ${BATCH_LOG_BUDGET / 1024 / 1024} MiB: ask for fewer hosts at a time, or read each in windows with log_offset and log_length`,
       });
+    const head = { job_instance_id: job.id, step_instance_id: step.id, log_type: 1 };
     const range = rangeOf(input);
-    const whole = range ? undefined : await wholeLogs(ctx, step.id, picked, tooBig);
+    if (!range) {
+      // Whole logs go out as they are encoded (json-string-pieces.ts), never as one string.
+      const whole = await wholeLogs(ctx, step.id, picked, tooBig);
+      const out = new JsonPieces();
+      return new StreamedJson(
+        (async function* () {
+          yield* out.raw(Buffer.from(`${JSON.stringify(head).slice(0, -1)},"script_task_logs":[`));
+          let first = true;
+          for (const t of picked) {
+            if (!t) continue;
+            if (!first) yield* out.raw(COMMA);
+            first = false;
+            const log = whole.get(t.host_id);
+            const entry = { ...scriptLogHost(t), log_content: null };
+            if (log) yield* objectWithText(out, entry, 'log_content', log);
+            else yield* out.raw(Buffer.from(JSON.stringify(entry)));
+          }
+          yield* out.raw(Buffer.from('],"file_task_logs":null}'));
+          yield* out.end();
+        })(),
+      );
+    }
     const logs = [];
     let characters = 0;
     for (const t of picked) {
       if (!t) continue;
-      const log = whole
-        ? { log_content: whole.get(t.host_id) ?? null }
-        : await logOf(ctx, step, executeCount, t, range);
+      const log = await logOf(ctx, step, executeCount, t, range);
       characters += jsonLength(log.log_content ?? '');
       if (characters > BATCH_LOG_BUDGET) throw tooBig();
-      logs.push({
-        host_id: t.host_id,
-        bk_host_id: t.host_id,
-        bk_cloud_id: t.cloud_id,
-        ip: t.ip,
-        ipv6: t.ipv6,
-        ...log,
-      });
+      logs.push({ ...scriptLogHost(t), ...log });
     }
-    return {
-      job_instance_id: job.id,
-      step_instance_id: step.id,
-      log_type: 1,
-      script_task_logs: logs,
-      file_task_logs: null,
-    };
+    return { ...head, script_task_logs: logs, file_task_logs: null };
   },
 });
