@@ -14,8 +14,9 @@ export class RawJson {
  * `data` encoded while it is sent, for a reply too large to hold whole (a log of 100 MiB): the
  * reply goes out in chunked transfer encoding, a piece at a time, and each piece is flushed to
  * the socket before the next is asked for, so a producer may write the next piece into the
- * memory of the last. Reads only, as RawJson. A failure before the first piece is answered with
- * the failure envelope; one after it can only cut the reply short.
+ * memory of the last. Reads only, as RawJson. The reply has begun when the first piece is
+ * asked for: what may fail (a store that cannot be read) should fail in the endpoint, before it
+ * returns this, to be answered with the failure envelope; a failure later cuts the reply short.
  */
 export class StreamedJson {
   constructor(readonly pieces: AsyncIterable<Buffer>) {}
