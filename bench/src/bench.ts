@@ -54,7 +54,7 @@ import {
   tmpRoot,
 } from './processes.js';
 import type { FleetHandle, ServerHandle } from './processes.js';
-import { judged, machine, textTable, unmeasured, writeResults } from './results.js';
+import { againstBaseline, judged, machine, textTable, unmeasured, writeResults } from './results.js';
 import type { Figure, Store } from './results.js';
 import { ansible, dd, floor, installPeers, installed, pdsh, versionOf } from './shell-baselines.js';
 import { percentile, summarize } from './stats.js';
@@ -1134,16 +1134,10 @@ class Bench {
             `P6 noop ${hosts} hosts: file step ${files.at(-1)?.toFixed(3)} s, script step ${scripts.at(-1)?.toFixed(3)} s`,
           );
         }
-        const sum = summarize(files);
-        const b = summarize(scripts).median;
         this.figures.push({
           ...base,
-          value: sum.median,
-          baseline: b,
-          ratio: sum.median / b,
+          ...againstBaseline(files, scripts),
           met: null,
-          min: sum.min,
-          max: sum.max,
           note: 'submit -> every target succeeded, one file from one noop host; baseline: a script step to the same noop hosts in the same run',
         });
       } finally {
@@ -1255,17 +1249,11 @@ class Bench {
               `P5 ${bytes / MiB} MiB: ${secs.toFixed(2)} s (${ours.at(-1)?.toFixed(1)} MiB/s; dd ${theirs.at(-1)?.toFixed(1)} MiB/s)`,
             );
           }
-          const sum = summarize(ours);
-          const b = summarize(theirs).median;
           this.figures.push(
             judged(
               {
                 ...base,
-                value: sum.median,
-                baseline: b,
-                ratio: sum.median / b,
-                min: sum.min,
-                max: sum.max,
+                ...againstBaseline(ours, theirs),
                 note: `one host prints ${bytes / MiB} MiB; until get_job_instance_ip_log holds all of it (server --log-cap-bytes ${cap}); ${this.plan.runs} job(s) after a first one on the fresh server and agent, which took ${cold.toFixed(2)} s (${(bytes / MiB / cold).toFixed(1)} MiB/s) and is not counted; baseline: dd of the same bytes to the same disk with fdatasync, before each counted job; target on ratio`,
               },
               'ratio',
@@ -1346,16 +1334,10 @@ class Bench {
         await statics.close();
         kept.destroy();
       }
-      const sum = summarize(ours);
-      const b = summarize(theirs).median;
       this.figures.push({
         ...base,
-        value: sum.median,
-        baseline: b,
-        ratio: sum.median / b,
+        ...againstBaseline(ours, theirs),
         met: null,
-        min: sum.min,
-        max: sum.max,
         note: `P5's last log (${bytes / MiB} MiB) read back whole by get_job_instance_ip_log, its reply ${(reply.length / MiB).toFixed(1)} MiB of JSON, over loopback to the bench, which only counts the bytes; ${this.plan.runs} read(s), server CPU a read ${summarize(cpu).median.toFixed(0)} ms (median); baseline: the same reply from a static node:http server on a worker thread of the bench process, read after each`,
       });
     } catch (err) {
@@ -1407,16 +1389,10 @@ class Bench {
           );
         }
         await Promise.all(agents.map((a) => a.stop()));
-        const sum = summarize(ours);
-        const b = summarize(theirs).median;
         this.figures.push({
           ...base,
-          value: sum.median,
-          baseline: b,
-          ratio: sum.median / b,
+          ...againstBaseline(ours, theirs),
           met: null,
-          min: sum.min,
-          max: sum.max,
           note: `aggregate MiB/s delivered (size x targets / time until every target verified its copy); bytes went agent to agent (source and finished targets serve them), not through the server; baseline: ${n} sequential cp of the same file on the same disk, synced`,
         });
       } finally {

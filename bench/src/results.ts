@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { summarize } from './stats.js';
 
 export type ExecutorLabel = 'process' | 'noop' | 'n/a';
 
@@ -125,6 +126,19 @@ export function writeResults(dir: string, results: Results, mode: string, name =
     '',
   ].join('\n');
   fs.writeFileSync(path.join(dir, `${name}.md`), md);
+}
+
+/**
+ * What a figure measured when each of its runs had a run of its baseline beside it: the median of
+ * the runs and their spread, the baseline's median, and the ratio of the two medians.
+ */
+export function againstBaseline(
+  values: readonly number[],
+  baselines: readonly number[],
+): Pick<Figure, 'value' | 'baseline' | 'ratio' | 'min' | 'max'> {
+  const sum = summarize(values);
+  const baseline = summarize(baselines).median;
+  return { value: sum.median, baseline, ratio: sum.median / baseline, min: sum.min, max: sum.max };
 }
 
 /** A figure judged against a target: `atMost` for times and sizes, `atLeast` for speeds and peer ratios. */
