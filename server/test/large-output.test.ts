@@ -36,6 +36,23 @@ async function storedBytes(fleet: Fleet, jobId: number, stepId: number, hostId: 
   return r.result ? r.data.log_total_bytes : 0;
 }
 
+/** Runs `script` on one host until its job is finished; the job's and its step's ids. */
+async function finishedJob(
+  fleet: Fleet,
+  hostId: number,
+  script: string,
+  timeoutMs: number,
+): Promise<{ jobId: number; stepId: number }> {
+  const r = await runScript(fleet, {
+    script_content: b64(script),
+    target_server: { host_id_list: [hostId] },
+  });
+  assert.equal(r.result, true, r.message);
+  const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
+  await waitFinished(fleet, jobId, timeoutMs);
+  return { jobId, stepId };
+}
+
 for (const engine of engines()) {
   describe(`large output on ${engine}`, () => {
     after(stopFleets);
@@ -100,13 +117,7 @@ for (const engine of engines()) {
       const want = fingerprintsOf(Buffer.from(expected), { ip: '', hostname: '' });
       // Twice: the second job's output lands in the memory the first one's was held in.
       for (let i = 0; i < 2; i++) {
-        const r = await runScript(fleet, {
-          script_content: b64(`seq 1 ${count}\n`),
-          target_server: { host_id_list: [hostId] },
-        });
-        assert.equal(r.result, true, r.message);
-        const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
-        assert.equal((await waitFinished(fleet, jobId, 120_000)).finished, true);
+        const { jobId, stepId } = await finishedJob(fleet, hostId, `seq 1 ${count}\n`, 120_000);
         const log = await hostLog(fleet, jobId, stepId, hostId);
         assert.equal(log?.length, expected.length);
         assert.ok(log === expected, 'the stored log is the output, byte for byte');
@@ -133,13 +144,7 @@ for (const engine of engines()) {
       const hostId = fleet.hostIds.get('127.0.0.2') ?? 0;
       const count = 2_000_000;
       const expected = lines(1, count);
-      const r = await runScript(fleet, {
-        script_content: b64(`seq 1 ${count}\n`),
-        target_server: { host_id_list: [hostId] },
-      });
-      assert.equal(r.result, true, r.message);
-      const { job_instance_id: jobId, step_instance_id: stepId } = r.data;
-      assert.equal((await waitFinished(fleet, jobId, 60_000)).finished, true);
+      const { jobId, stepId } = await finishedJob(fleet, hostId, `seq 1 ${count}\n`, 60_000);
       const url = getUrl(
         fleet.server.url,
         'get_job_instance_ip_log',
@@ -186,13 +191,8 @@ for (const engine of engines()) {
         // Not UTF-8: the bad byte reads back as U+FFFD, as for any log.
         [`for i in $(seq 1 30000); do ${printf}; done; printf 'bad \\377\\n'`, `${expected}bad \ufffd\n`],
       ] as const) {
-        const r = await runScript(fleet, {
-          script_content: b64(script),
-          target_server: { host_id_list: [hostId] },
-        });
-        assert.equal(r.result, true, r.message);
-        await waitFinished(fleet, r.data.job_instance_id, 60_000);
-        const log = await hostLog(fleet, r.data.job_instance_id, r.data.step_instance_id, hostId);
+        const { jobId, stepId } = await finishedJob(fleet, hostId, script, 60_000);
+        const log = await hostLog(fleet, jobId, stepId, hostId);
         assert.equal(log?.length, want.length);
         assert.ok(log === want, 'the log reads back exactly');
         const batch = await post<{ script_task_logs: { log_content: string | null }[] }>(
@@ -200,8 +200,8 @@ for (const engine of engines()) {
           'batch_get_job_instance_ip_log',
           {
             ...fleet.scope,
-            job_instance_id: r.data.job_instance_id,
-            step_instance_id: r.data.step_instance_id,
+            job_instance_id: jobId,
+            step_instance_id: stepId,
             host_id_list: [hostId],
           },
           fleet.creds,
