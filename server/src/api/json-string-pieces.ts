@@ -32,7 +32,7 @@ for (const [c, letter] of [
 const HEX = Buffer.from('0123456789abcdef');
 /** Bytes the widest escape takes (four bytes copied at once take fewer). */
 const WIDEST = 6;
-const QUOTES = Buffer.from('""');
+const QUOTE = Buffer.from('"');
 
 /** The reply's buffer: large enough that a 100 MiB log takes a hundred turns, not thousands. */
 export const PIECE_BYTES = 1024 * 1024;
@@ -42,10 +42,7 @@ function escapedIn(x: number): number {
   const quote = x ^ 0x22222222;
   const backslash = x ^ 0x5c5c5c5c;
   return (
-    (((x - 0x20202020) & ~x) |
-      ((quote - 0x01010101) & ~quote) |
-      ((backslash - 0x01010101) & ~backslash) |
-      0) &
+    (((x - 0x20202020) & ~x) | ((quote - 0x01010101) & ~quote) | ((backslash - 0x01010101) & ~backslash)) &
     0x80808080
   );
 }
@@ -99,11 +96,11 @@ function escapeInto(
 }
 
 /**
- * Bytes at the end of `b` that begin a character `b` does not finish (0 to 3): they are judged
- * with the bytes that follow. Continuation bytes without a lead in reach are left in: they are
- * not UTF-8 wherever the piece ends.
+ * Bytes at the end of `b` that begin a character `b` does not finish (0 to 3): they belong with
+ * the bytes that follow. Continuation bytes without a lead in reach are left in: they are not
+ * UTF-8 wherever the piece ends.
  */
-function unfinishedTail(b: Uint8Array): number {
+export function unfinishedTail(b: Uint8Array): number {
   for (let back = 1; back <= 3 && back <= b.length; back++) {
     const c = b[b.length - back] ?? 0;
     if (c < 0x80) return 0;
@@ -141,7 +138,7 @@ export class JsonPieces {
 
   /** The JSON string (quotes included) of the UTF-8 text in `chunks`. */
   async *string(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer, void, undefined> {
-    yield* this.raw(QUOTES.subarray(0, 1));
+    yield* this.raw(QUOTE);
     let carry = Buffer.alloc(0);
     for await (const chunk of chunks) {
       let rest = chunk;
@@ -159,7 +156,7 @@ export class JsonPieces {
       if (tail > 0) carry = Buffer.from(rest.subarray(rest.length - tail));
     }
     yield* this.judged(carry);
-    yield* this.raw(QUOTES.subarray(1));
+    yield* this.raw(QUOTE);
   }
 
   /** What is left in the buffer. */

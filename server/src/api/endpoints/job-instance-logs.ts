@@ -12,7 +12,7 @@ import { HostStatus, StepType, isHostFinished } from '../../engine/statuses.js';
 import type { FileLog } from '../../store/file-store.js';
 import { IpEntry, zInt, zLong } from '../input-types.js';
 import { jobInScope, stepOfJob } from './job-lookup.js';
-import { JsonPieces } from '../json-string-pieces.js';
+import { JsonPieces, unfinishedTail } from '../json-string-pieces.js';
 import { StreamedJson, objectStreaming, objectWithText } from '../raw-json.js';
 import { logChunks } from '../../store/log-pages.js';
 
@@ -142,17 +142,10 @@ function logWindow(
   offset: number,
   bytes: Buffer,
 ): { log_content: string | null } & LogWindow {
-  let end = bytes.length;
   // The task row was read before the bytes: the log may have grown since.
   const total = Math.max(task.log_bytes, offset + bytes.length);
-  if (offset + end < total || !isHostFinished(task.status)) {
-    let lead = end;
-    while (lead > 0 && lead > end - 4 && ((bytes[lead - 1] ?? 0) & 0xc0) === 0x80) lead--;
-    const first = bytes[lead - 1] ?? 0;
-    const need = first >= 0xf0 ? 4 : first >= 0xe0 ? 3 : first >= 0xc0 ? 2 : 1;
-    if (lead > 0 && end - (lead - 1) < need) end = lead - 1;
-  }
-  const part = bytes.subarray(0, end);
+  const cut = offset + bytes.length < total || !isHostFinished(task.status);
+  const part = bytes.subarray(0, bytes.length - (cut ? unfinishedTail(bytes) : 0));
   return {
     log_content: part.length === 0 ? null : part.toString('utf8'),
     log_offset: offset,
