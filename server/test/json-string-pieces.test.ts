@@ -120,6 +120,22 @@ test('nothing is the empty string; a lone unfinished character is one U+FFFD', a
   );
 });
 
+/** A copy of `bytes` in memory of its own, as SQLite gives a stored row's blob: nothing past its end. */
+const own = (bytes: Buffer) => Buffer.from(new Uint8Array(bytes).buffer);
+
+test('short chunks of memory of their own, finishing characters begun before them', async () => {
+  // "é" cut after its first byte, as a running host's log is stored: the read from there on.
+  const pieces = [own(Buffer.from([0xc3])), own(Buffer.from([0xa9, 0x0a]))];
+  assert.equal((await written(pieces, 64)).text.toString(), '"é\\n"');
+  const next = numbers(60);
+  for (let round = 0; round < 300; round++) {
+    const text = Array.from({ length: next(40) }, () => SAMPLES[next(SAMPLES.length)]).join('');
+    const output = Buffer.from(text);
+    const { text: got } = await written(cut(output, next, 5).map(own), 12 + next(50));
+    assert.ok(got.equals(expected(output)), `round ${round}: ${output.toString('hex')}`);
+  }
+});
+
 test('objects of fields and texts, one after another in one reply, parse back as written', async () => {
   const next = numbers(5);
   const entries = Array.from({ length: 40 }, (_, i) => ({

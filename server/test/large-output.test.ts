@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, describe, test } from 'node:test';
+import { z } from 'zod';
 import { eventually, get, getUrl, post } from './helpers/api-client.js';
 import { engines } from './helpers/databases.js';
 import { b64, hostLog, runScript, startFleet, waitFinished, stopFleets } from './helpers/fleet.js';
@@ -34,6 +35,28 @@ async function storedBytes(fleet: Fleet, jobId: number, stepId: number, hostId: 
     fleet.creds,
   );
   return r.result ? r.data.log_total_bytes : 0;
+}
+
+const Window = z.object({
+  data: z.object({
+    log_content: z.string().nullable(),
+    log_next_offset: z.number(),
+    log_complete: z.boolean(),
+  }),
+});
+
+/** A GET's headers and whole body. */
+function replyOf(url: string): Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (d: Buffer) => parts.push(d));
+        res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(parts) }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
 }
 
 /** Runs `script` on one host until its job is finished; the job's and its step's ids. */
@@ -176,6 +199,37 @@ for (const engine of engines()) {
       const log = await hostLog(fleet, jobId, stepId, hostId);
       assert.equal(log?.length, expected.length);
       assert.ok(log === expected, 'the log reads back whole after the readers that left');
+      // In windows of 512 KiB, as the console pages: each reply is one piece, sent with its
+      // length; the second pass reads the rows the first one inflated, and reads the same.
+      const windowUrl = (offset: number, length: number) =>
+        getUrl(
+          fleet.server.url,
+          'get_job_instance_ip_log',
+          {
+            ...fleet.scope,
+            job_instance_id: jobId,
+            step_instance_id: stepId,
+            bk_host_id: hostId,
+            log_offset: offset,
+            log_length: length,
+          },
+          fleet.creds,
+        );
+      for (let pass = 0; pass < 2; pass++) {
+        const parts: string[] = [];
+        for (let offset = 0; ;) {
+          const r = await replyOf(windowUrl(offset, 512 * 1024));
+          assert.equal(r.headers['content-length'], String(r.body.length));
+          const page = Window.parse(JSON.parse(r.body.toString())).data;
+          parts.push(page.log_content ?? '');
+          if (page.log_complete) break;
+          offset = page.log_next_offset;
+        }
+        assert.ok(parts.join('') === expected, `pass ${pass}: the windows join into the log`);
+      }
+      const whole = await replyOf(windowUrl(0, 16 * 1024 * 1024));
+      assert.equal(whole.headers['transfer-encoding'], 'chunked');
+      assert.ok(Window.parse(JSON.parse(whole.body.toString())).data.log_content === expected);
       assert.doesNotMatch(fleet.server.output(), /reply cut short/);
     });
 

@@ -319,6 +319,19 @@ for (const engine of engines()) {
       const rest = await read(live.data.log_next_offset);
       assert.equal(rest.data.log_content, 'é\n');
       assert.equal(rest.data.log_complete, true);
+      // The whole log, from its two stored chunks: the second finishes the first's character.
+      const whole = await get<{ log_content: string | null }>(
+        fleet.server.url,
+        'get_job_instance_ip_log',
+        {
+          ...fleet.scope,
+          job_instance_id: r.data.job_instance_id,
+          step_instance_id: r.data.step_instance_id,
+          bk_host_id: host,
+        },
+        fleet.creds,
+      );
+      assert.equal(whole.data.log_content, 'ok é\n');
     });
   });
 }

@@ -33,9 +33,19 @@ const HEX = Buffer.from('0123456789abcdef');
 /** Bytes the widest escape takes (four bytes copied at once take fewer). */
 const WIDEST = 6;
 const QUOTE = Buffer.from('"');
+const NO_WORDS = new Uint32Array(0);
 
 /** The reply's buffer: large enough that a 100 MiB log takes a hundred turns, not thousands. */
 export const PIECE_BYTES = 1024 * 1024;
+
+/**
+ * Buffers of replies that ended, for the next replies. A reply's buffer lives as long as the
+ * reply is sent (milliseconds to seconds): long enough to be moved to V8's old generation,
+ * where only a full collection frees it, and a new one a reply made the server collect its
+ * whole heap every few replies of a log read in windows.
+ */
+const spareBuffers: Buffer[] = [];
+const MAX_SPARE_BUFFERS = 4;
 
 /** Nonzero when one of the four bytes of `x` is escaped: below 0x20, `"` or `\`. */
 function escapedIn(x: number): number {
@@ -123,7 +133,8 @@ export class JsonPieces {
   private used = 0;
 
   constructor(pieceBytes = PIECE_BYTES) {
-    this.out = Buffer.allocUnsafeSlow(Math.max(pieceBytes, 2 * WIDEST));
+    const bytes = Math.max(pieceBytes, 2 * WIDEST);
+    this.out = (bytes === PIECE_BYTES && spareBuffers.pop()) || Buffer.allocUnsafeSlow(bytes);
   }
 
   /** `json`, already encoded. */
@@ -159,9 +170,15 @@ export class JsonPieces {
     yield* this.raw(QUOTE);
   }
 
-  /** What is left in the buffer. */
+  /**
+   * What is left in the buffer. Asked for the next piece after it, the caller is done with every
+   * piece: the buffer serves another reply then (a reply abandoned before leaves it to the
+   * collector, as a piece may still be on its way).
+   */
   *end(): Generator<Buffer, void, undefined> {
     if (this.used > 0) yield* this.full();
+    if (this.out.length === PIECE_BYTES && spareBuffers.length < MAX_SPARE_BUFFERS)
+      spareBuffers.push(this.out);
   }
 
   private *full(): Generator<Buffer, void, undefined> {
@@ -179,7 +196,9 @@ export class JsonPieces {
 
   private *escaped(text: Uint8Array): Generator<Buffer, void, undefined> {
     const base = (4 - (text.byteOffset & 3)) & 3;
-    const words = new Uint32Array(text.buffer, text.byteOffset + base, Math.max(0, text.length - base) >> 2);
+    const count = Math.max(0, text.length - base) >> 2;
+    // None for a text of no whole word: its aligned start may lie past the end of its memory.
+    const words = count === 0 ? NO_WORDS : new Uint32Array(text.buffer, text.byteOffset + base, count);
     for (let from = 0; from < text.length;) {
       [from, this.used] = escapeInto(text, words, base, from, this.out, this.used);
       if (from < text.length) yield* this.full();

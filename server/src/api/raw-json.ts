@@ -14,9 +14,10 @@ export class RawJson {
  * `data` encoded while it is sent, for a reply too large to hold whole (a log of 100 MiB): the
  * reply goes out in chunked transfer encoding, a piece at a time, and each piece is flushed to
  * the socket before the next is asked for, so a producer may write the next piece into the
- * memory of the last. Reads only, as RawJson. The reply has begun when the first piece is
- * asked for: what may fail (a store that cannot be read) should fail in the endpoint, before it
- * returns this, to be answered with the failure envelope; a failure later cuts the reply short.
+ * memory of the last; a reply of one piece goes out whole, with its length. Reads only, as
+ * RawJson. The reply has begun when the first piece is asked for: what may fail (a store that
+ * cannot be read) should fail in the endpoint, before it returns this, to be answered with the
+ * failure envelope; a failure later cuts the reply short.
  */
 export class StreamedJson {
   constructor(readonly pieces: AsyncIterable<Buffer>) {}
@@ -46,7 +47,7 @@ export async function* objectWithText(
 export function objectStreaming(
   fields: Record<string, unknown>,
   key: string,
-  text: AsyncIterable<Buffer>,
+  text: AsyncIterable<Buffer> | Iterable<Buffer>,
 ): StreamedJson {
   const out = new JsonPieces();
   return new StreamedJson(

@@ -40,6 +40,7 @@ import { planEachCall } from './prepared-statements.js';
 import { compiledInsert, insertRows } from './row-insert.js';
 import { IP_SETS_CONFIRMED_KEY, ipSetAggregate, ipSetOf, jobHasTaskOn, storeIpSet } from './step-ip-sets.js';
 import { bufferOf, decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
+import { InflatedRows } from './inflated-rows.js';
 import type { StoredChunk } from './log-chunk-codec.js';
 import { forEachLogChunk } from './log-pages.js';
 import { hostsWithLogContaining } from './log-search.js';
@@ -399,6 +400,8 @@ export class ExecutionStore {
   private readonly clockMs: EngineCapabilities['clockMs'];
   /** Cluster mode: this server's id, recorded as the owner of the jobs it accepts. */
   ownerId: string | undefined;
+  /** For reads of a log in windows: each window of a row would inflate the whole row again. */
+  private readonly inflatedRows = new InflatedRows();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -1521,7 +1524,9 @@ export class ExecutionStore {
 
   /**
    * `length` bytes (at most) of a host task's stored output from byte `offset`: the chunk that
-   * holds `offset` and those after it up to the end, never the whole log.
+   * holds `offset` and those after it up to the end, never the whole log. The bytes come as the
+   * views of the chunks they lie in, not joined: a reply encodes them from there (windows of 16
+   * MiB are joined, decoded and encoded again for nothing otherwise).
    */
   async readLogRange(
     stepInstanceId: number,
@@ -1529,7 +1534,7 @@ export class ExecutionStore {
     hostId: number,
     offset: number,
     length: number,
-  ): Promise<Buffer> {
+  ): Promise<Buffer[]> {
     const chunks = this.db
       .selectFrom('log_chunk')
       .where('step_instance_id', '=', stepInstanceId)
@@ -1547,11 +1552,25 @@ export class ExecutionStore {
       .where('offset', '<', offset + length)
       .orderBy('offset')
       .execute();
-    const start = rows[0]?.offset ?? offset;
-    const all = Buffer.concat(
-      await decodeChunks(rows.map((r) => ({ data: bufferOf(r.data), encoding: r.encoding }))),
+    const decoded = await this.inflatedRows.decode(
+      rows.map((r) => ({
+        key: `${stepInstanceId}:${executeCount}:${hostId}:${r.offset}`,
+        data: bufferOf(r.data),
+        encoding: r.encoding,
+      })),
     );
-    return all.subarray(Math.max(0, offset - start), Math.max(0, offset - start) + length);
+    const pieces: Buffer[] = [];
+    // Where the window's bytes begin in the first chunk, then how many are still wanted.
+    let skip = Math.max(0, offset - (rows[0]?.offset ?? offset));
+    let wanted = length;
+    for (const chunk of decoded) {
+      if (wanted === 0) break;
+      const piece = chunk.subarray(Math.min(skip, chunk.length), Math.min(chunk.length, skip + wanted));
+      skip = Math.max(0, skip - chunk.length);
+      wanted -= piece.length;
+      if (piece.length > 0) pieces.push(piece);
+    }
+    return pieces;
   }
 
   /** Set once: only migration 0052 writes the setting, before any store opens. */

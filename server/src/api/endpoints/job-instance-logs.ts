@@ -19,26 +19,8 @@ import { logChunks } from '../../store/log-pages.js';
 const MAX_BATCH_HOSTS = 500;
 const MAX_LOG_LENGTH = 16 * 1024 * 1024;
 const COMMA = Buffer.from(',');
-/**
- * The most log one batch_get_job_instance_ip_log reply holds: bytes of whole logs (held while
- * the reply is sent), characters as JSON writes them of windows.
- */
+/** The most log one batch_get_job_instance_ip_log reply holds: stored bytes, held while the reply is sent. */
 const BATCH_LOG_BUDGET = 256 * 1024 * 1024;
-
-/**
- * Characters `text` takes in a JSON reply, at most: a control character is written as a
- * six-character escape (a log of colour codes or NUL bytes grows sixfold), a quote or backslash
- * as two.
- */
-function jsonLength(text: string): number {
-  let n = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x20) n += 5;
-    else if (c === 0x22 || c === 0x5c) n += 1;
-  }
-  return n;
-}
 
 /**
  * The execution a host's log is read from, and its row there. A host kept as "last success" (3)
@@ -62,19 +44,18 @@ async function logOf(
   ctx: EndpointContext,
   step: StepHead,
   executeCount: number,
-  task: HostTask | undefined,
+  task: HostTask,
   range: LogRange,
-): Promise<{ log_content: string | null } & Partial<LogWindow>> {
-  if (!task) return { log_content: null };
+): Promise<WindowRead> {
   const { count, source } = await attemptOf(ctx, step, executeCount, task);
-  const bytes = await ctx.services.store.executions.readLogRange(
+  const pieces = await ctx.services.store.executions.readLogRange(
     step.id,
     count,
     task.host_id,
     range.offset,
     range.length,
   );
-  return logWindow(source, range.offset, bytes);
+  return logWindow(source, range.offset, pieces);
 }
 
 /**
@@ -114,6 +95,11 @@ interface LogRange {
   offset: number;
   length: number;
 }
+/** A window's fields, and its text as the stored bytes it is (none: `log_content` is null). */
+interface WindowRead {
+  fields: LogWindow;
+  text: Buffer[];
+}
 interface LogWindow {
   log_offset: number;
   log_next_offset: number;
@@ -137,23 +123,46 @@ function rangeOf(input: {
  * pipe gives them; the rest of the character comes later). A finished log's last bytes are
  * given as they are, valid or not.
  */
-function logWindow(
-  task: HostTask,
-  offset: number,
-  bytes: Buffer,
-): { log_content: string | null } & LogWindow {
+function logWindow(task: HostTask, offset: number, pieces: readonly Buffer[]): WindowRead {
+  const read = byteLength(pieces);
   // The task row was read before the bytes: the log may have grown since.
-  const total = Math.max(task.log_bytes, offset + bytes.length);
-  const cut = offset + bytes.length < total || !isHostFinished(task.status);
-  const part = bytes.subarray(0, bytes.length - (cut ? unfinishedTail(bytes) : 0));
+  const total = Math.max(task.log_bytes, offset + read);
+  const cut = offset + read < total || !isHostFinished(task.status);
+  const length = read - (cut ? unfinishedTail(lastBytes(pieces, 3)) : 0);
   return {
-    log_content: part.length === 0 ? null : part.toString('utf8'),
-    log_offset: offset,
-    log_next_offset: offset + part.length,
-    log_total_bytes: total,
-    log_dropped_bytes: task.dropped_bytes,
-    log_complete: isHostFinished(task.status) && offset + part.length >= total,
+    fields: {
+      log_offset: offset,
+      log_next_offset: offset + length,
+      log_total_bytes: total,
+      log_dropped_bytes: task.dropped_bytes,
+      log_complete: isHostFinished(task.status) && offset + length >= total,
+    },
+    text: firstBytes(pieces, length),
   };
+}
+
+const byteLength = (pieces: readonly Buffer[]) => pieces.reduce((n, p) => n + p.length, 0);
+
+/** The last `n` bytes of `pieces` (all of them when they hold fewer), joined. */
+function lastBytes(pieces: readonly Buffer[], n: number): Buffer {
+  const tail: Buffer[] = [];
+  for (let i = pieces.length - 1; i >= 0 && n > 0; i--) {
+    const p = pieces[i] as Buffer;
+    tail.unshift(p.subarray(Math.max(0, p.length - n)));
+    n -= tail[0]?.length ?? 0;
+  }
+  return Buffer.concat(tail);
+}
+
+/** The first `n` bytes of `pieces`, as views of them. */
+function firstBytes(pieces: readonly Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const p of pieces) {
+    if (n === 0) break;
+    out.push(p.subarray(0, n));
+    n -= out[out.length - 1]?.length ?? 0;
+  }
+  return out;
 }
 
 /**
@@ -347,16 +356,19 @@ export const getJobInstanceIpLog = defineEndpoint({
       };
     }
     const range = rangeOf(input);
+    const window = range && task ? await logOf(ctx, step, executeCount, task, range) : undefined;
     const data = {
       log_type: 1,
       bk_host_id: task?.host_id ?? input.bk_host_id ?? null,
       bk_cloud_id: task?.cloud_id ?? input.bk_cloud_id ?? null,
       ip: task?.ip ?? input.ip ?? null,
-      ...(range ? await logOf(ctx, step, executeCount, task, range) : { log_content: null }),
+      log_content: null,
+      ...window?.fields,
       file_logs: null,
     };
-    const log = range ? null : await wholeLog(ctx, step, executeCount, task);
-    return log ? objectStreaming(data, 'log_content', log) : data;
+    // The text goes out as it is encoded (json-string-pieces.ts), never as one string.
+    const text = range ? window?.text.length && window.text : await wholeLog(ctx, step, executeCount, task);
+    return text ? objectStreaming(data, 'log_content', text) : data;
   },
 });
 
@@ -454,37 +466,37 @@ export const batchGetJobInstanceIpLog = defineEndpoint({
       });
     const head = { job_instance_id: job.id, step_instance_id: step.id, log_type: 1 };
     const range = rangeOf(input);
-    if (!range) {
-      // Whole logs go out as they are encoded (json-string-pieces.ts), never as one string.
-      const whole = await wholeLogs(ctx, step.id, picked, tooBig);
-      const out = new JsonPieces();
-      return new StreamedJson(
-        (async function* () {
-          yield* out.raw(Buffer.from(`${JSON.stringify(head).slice(0, -1)},"script_task_logs":[`));
-          let first = true;
-          for (const t of picked) {
-            if (!t) continue;
-            if (!first) yield* out.raw(COMMA);
-            first = false;
-            const log = whole.get(t.host_id);
-            const entry = { ...scriptLogHost(t), log_content: null };
-            if (log) yield* objectWithText(out, entry, 'log_content', log);
-            else yield* out.raw(Buffer.from(JSON.stringify(entry)));
-          }
-          yield* out.raw(Buffer.from('],"file_task_logs":null}'));
-          yield* out.end();
-        })(),
-      );
+    const texts = range ? new Map<number, Buffer[]>() : await wholeLogs(ctx, step.id, picked, tooBig);
+    const windows = new Map<number, LogWindow>();
+    if (range) {
+      let bytes = 0;
+      for (const t of picked) {
+        if (!t || windows.has(t.host_id)) continue;
+        const { fields, text } = await logOf(ctx, step, executeCount, t, range);
+        bytes += byteLength(text);
+        if (bytes > BATCH_LOG_BUDGET) throw tooBig();
+        windows.set(t.host_id, fields);
+        if (text.length > 0) texts.set(t.host_id, text);
+      }
     }
-    const logs = [];
-    let characters = 0;
-    for (const t of picked) {
-      if (!t) continue;
-      const log = await logOf(ctx, step, executeCount, t, range);
-      characters += jsonLength(log.log_content ?? '');
-      if (characters > BATCH_LOG_BUDGET) throw tooBig();
-      logs.push({ ...scriptLogHost(t), ...log });
-    }
-    return { ...head, script_task_logs: logs, file_task_logs: null };
+    // The logs go out as they are encoded (json-string-pieces.ts), never as one string.
+    const out = new JsonPieces();
+    return new StreamedJson(
+      (async function* () {
+        yield* out.raw(Buffer.from(`${JSON.stringify(head).slice(0, -1)},"script_task_logs":[`));
+        let first = true;
+        for (const t of picked) {
+          if (!t) continue;
+          if (!first) yield* out.raw(COMMA);
+          first = false;
+          const text = texts.get(t.host_id);
+          const entry = { ...scriptLogHost(t), log_content: null, ...windows.get(t.host_id) };
+          if (text) yield* objectWithText(out, entry, 'log_content', text);
+          else yield* out.raw(Buffer.from(JSON.stringify(entry)));
+        }
+        yield* out.raw(Buffer.from('],"file_task_logs":null}'));
+        yield* out.end();
+      })(),
+    );
   },
 });

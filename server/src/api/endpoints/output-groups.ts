@@ -100,7 +100,7 @@ async function outputOf(
   const task = await ex.getHostTask(stepInstanceId, executeCount, hostId);
   if (!task) return undefined;
   const attempt = await ctx.services.outputs.outputAttempt(task);
-  const head = await ex.readLogRange(stepInstanceId, attempt, hostId, 0, TEXT_LIMIT + 1);
+  const head = Buffer.concat(await ex.readLogRange(stepInstanceId, attempt, hostId, 0, TEXT_LIMIT + 1));
   return { text: head.subarray(0, TEXT_LIMIT).toString('utf8'), truncated: head.length > TEXT_LIMIT };
 }
 
