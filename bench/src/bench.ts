@@ -60,8 +60,11 @@ import { ansible, dd, floor, installPeers, installed, pdsh, versionOf } from './
 import { percentile, summarize } from './stats.js';
 import { startStaticServer } from './static-server.js';
 import { postOnce } from './http-post.js';
+import type { PostTarget } from './http-post.js';
 
 const MiB = 2 ** 20;
+/** P5.window: the window the web console reads a log in. */
+const LOG_WINDOW = 512 * 1024;
 
 interface Plan {
   mode: 'quick' | 'full';
@@ -145,6 +148,7 @@ export const FIGURE_IDS = [
   'P7.launch',
   'P5',
   'P5.read',
+  'P5.window',
   'P6',
   'P6.noop',
   'P8',
@@ -1261,6 +1265,7 @@ class Bench {
             ),
           );
           await this.logReadFigure(s.server, s.api, job, agent.hostId, bytes);
+          await this.logWindowFigure(s.server, s.api, job, agent.hostId, bytes);
         } finally {
           await agent.stop();
         }
@@ -1342,6 +1347,100 @@ class Bench {
       });
     } catch (err) {
       this.figures.push(unmeasured(base, this.fail('P5.read', err)));
+    }
+  }
+
+  /**
+   * P5.window: the same log read in windows of LOG_WINDOW bytes, as the console pages through
+   * it, each from where the last one ended, until a reply says the log is complete; against as
+   * many replies of the first window from a static server. Passes alternate with the baseline's.
+   */
+  private async logWindowFigure(
+    server: ServerHandle,
+    api: BkApi,
+    job: FastExecuteData,
+    hostId: number,
+    bytes: number,
+  ): Promise<void> {
+    const base = {
+      id: 'P5.window',
+      params: { mib: bytes / MiB, store: 'sqlite', window_kib: LOG_WINDOW / 1024 },
+      unit: 'MiB/s',
+      target: null,
+      executor: 'process' as const,
+    };
+    try {
+      const at = (offset: number) =>
+        api.request('get_job_instance_ip_log', {
+          bk_scope_type: 'biz',
+          bk_scope_id: '1',
+          job_instance_id: job.job_instance_id,
+          step_instance_id: job.step_instance_id,
+          bk_host_id: hostId,
+          log_offset: offset,
+          log_length: LOG_WINDOW,
+        });
+      const kept = new http.Agent({ keepAlive: true });
+      /** One pass: `count` replies, or (without it) windows until the log is complete. */
+      const pass = async (target: (offset: number) => PostTarget, count?: number) => {
+        const t0 = performance.now();
+        let offset = 0;
+        let replies = 0;
+        let replyBytes = 0;
+        for (;;) {
+          const r = await postOnce(kept, target(offset), { timeoutMs: 60_000, keepBody: true });
+          if (r.status !== 200) throw new Error(`get_job_instance_ip_log: HTTP ${r.status}`);
+          replies++;
+          replyBytes += r.bytes;
+          // The window's fields follow its text: read from the reply's end, as cheap for both sides.
+          const end = (r.text ?? '').slice(-400);
+          const next = Number(/"log_next_offset":(\d+)/.exec(end)?.[1]);
+          if (count !== undefined) {
+            if (replies >= count) break;
+            continue;
+          }
+          if (/"log_complete":true/.test(end)) break;
+          if (!(next > offset)) throw new Error(`a window at ${offset} leads nowhere: ${end}`);
+          offset = next;
+        }
+        return { secs: (performance.now() - t0) / 1000, replies, replyBytes, offset };
+      };
+      const first = await postOnce(kept, at(0), { timeoutMs: 60_000, keepBody: true });
+      const statics = await startStaticServer(
+        Buffer.from(first.text ?? ''),
+        'application/json; charset=utf-8',
+      );
+      const staticAt = () => ({ ...at(0), url: `${statics.url}/` });
+      const ours: number[] = [];
+      const theirs: number[] = [];
+      const cpu: number[] = [];
+      try {
+        await pass(staticAt, 4); // warmed, as ours was by P5.read
+        for (let r = 0; r < this.plan.runs; r++) {
+          const before = cpuSplit(server.pid, [], 'sqlite').server;
+          const one = await pass(at);
+          cpu.push(((cpuSplit(server.pid, [], 'sqlite').server - before) * 1000) / one.replies);
+          if (one.offset + LOG_WINDOW < bytes)
+            throw new Error(`the windows ended at ${one.offset} of ${bytes}`);
+          ours.push(one.replyBytes / MiB / one.secs);
+          const other = await pass(staticAt, one.replies);
+          theirs.push(other.replyBytes / MiB / other.secs);
+          this.log(
+            `P5.window: ${one.replies} windows, ${ours.at(-1)?.toFixed(1)} MiB/s (static ${theirs.at(-1)?.toFixed(1)}), server CPU ${cpu.at(-1)?.toFixed(1)} ms a window`,
+          );
+        }
+      } finally {
+        await statics.close();
+        kept.destroy();
+      }
+      this.figures.push({
+        ...base,
+        ...againstBaseline(ours, theirs),
+        met: null,
+        note: `P5's last log (${bytes / MiB} MiB) read in windows of ${LOG_WINDOW / 1024} KiB (log_offset, log_length), each from the last one's log_next_offset until log_complete, over loopback; MiB/s of replies; ${this.plan.runs} pass(es), server CPU a window ${summarize(cpu).median.toFixed(1)} ms (median); baseline: as many replies of the first window from a static node:http server on a worker thread of the bench process, after each pass`,
+      });
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail('P5.window', err)));
     }
   }
 
@@ -1543,7 +1642,7 @@ async function main(): Promise<void> {
       if (only.has('P7')) await bench.latencyPass(store);
     }
     if (only.has('P7.launch')) await bench.launchPass();
-    if (only.has('P5', 'P5.read')) await bench.bigOutputPass();
+    if (only.has('P5', 'P5.read', 'P5.window')) await bench.bigOutputPass();
     if (only.has('P6')) await bench.fileFanOutPass();
     if (only.has('P6.noop')) await bench.fileNoopPass();
     if (only.has('P8')) await bench.consolePass();
