@@ -66,6 +66,18 @@ const MiB = 2 ** 20;
 /** P5.window: the window the web console reads a log in. */
 const LOG_WINDOW = 512 * 1024;
 
+/** get_job_instance_ip_log of a one-host job's host (P5.read, P5.window). */
+function logRequest(api: BkApi, job: FastExecuteData, hostId: number, window: Record<string, number> = {}) {
+  return api.request('get_job_instance_ip_log', {
+    bk_scope_type: 'biz',
+    bk_scope_id: '1',
+    job_instance_id: job.job_instance_id,
+    step_instance_id: job.step_instance_id,
+    bk_host_id: hostId,
+    ...window,
+  });
+}
+
 interface Plan {
   mode: 'quick' | 'full';
   runs: number;
@@ -1278,50 +1290,73 @@ class Bench {
   }
 
   /**
+   * A figure of P5's log read back (`id`): `measure` reads it through the server and the same way
+   * from a static node:http server of `staticBody` (on a worker thread of the bench process), over
+   * one keep-alive agent, alternating; it returns both series and the note.
+   */
+  private async readFigure(
+    id: string,
+    params: Record<string, string | number>,
+    staticBody: (kept: http.Agent) => Promise<Buffer>,
+    measure: (
+      kept: http.Agent,
+      staticUrl: string,
+    ) => Promise<{ ours: number[]; theirs: number[]; note: string }>,
+  ): Promise<void> {
+    const base = { id, params, unit: 'MiB/s', target: null, executor: 'process' as const };
+    const kept = new http.Agent({ keepAlive: true });
+    try {
+      const statics = await startStaticServer(await staticBody(kept), 'application/json; charset=utf-8');
+      try {
+        const { ours, theirs, note } = await measure(kept, `${statics.url}/`);
+        this.figures.push({ ...base, ...againstBaseline(ours, theirs), met: null, note });
+      } finally {
+        await statics.close();
+      }
+    } catch (err) {
+      this.figures.push(unmeasured(base, this.fail(id, err)));
+    } finally {
+      kept.destroy();
+    }
+  }
+
+  /**
    * P5.read: the last P5 job's log read back whole by get_job_instance_ip_log, from the request
    * until the reply's last byte is in (the bench only counts the bytes), against the same reply
    * from a static server; reads alternate with the baseline's.
    */
-  private async logReadFigure(
+  private logReadFigure(
     server: ServerHandle,
     api: BkApi,
     job: FastExecuteData,
     hostId: number,
     bytes: number,
   ): Promise<void> {
-    const base = {
-      id: 'P5.read',
-      params: { mib: bytes / MiB, store: 'sqlite' },
-      unit: 'MiB/s',
-      target: null,
-      executor: 'process' as const,
-    };
-    try {
-      const req = api.request('get_job_instance_ip_log', {
-        bk_scope_type: 'biz',
-        bk_scope_id: '1',
-        job_instance_id: job.job_instance_id,
-        step_instance_id: job.step_instance_id,
-        bk_host_id: hostId,
-      });
-      const kept = new http.Agent({ keepAlive: true });
-      const read = async (target: typeof req) => {
-        const t0 = performance.now();
-        const r = await postOnce(kept, target, { timeoutMs: 120_000, keepBody: false });
-        if (r.status !== 200) throw new Error(`get_job_instance_ip_log: HTTP ${r.status}`);
-        return { secs: (performance.now() - t0) / 1000, bytes: r.bytes };
-      };
-      const whole = await postOnce(kept, req, { timeoutMs: 120_000, keepBody: true });
-      const reply = Buffer.from(whole.text ?? '');
+    const req = logRequest(api, job, hostId);
+    let reply = Buffer.alloc(0);
+    const whole = async (kept: http.Agent) => {
+      const r = await postOnce(kept, req, { timeoutMs: 120_000, keepBody: true });
+      reply = Buffer.from(r.text ?? '');
       const log = (JSON.parse(reply.toString()) as { data?: { log_content?: string } }).data?.log_content;
       if (log?.length !== bytes)
         throw new Error(`the log read back holds ${log?.length ?? 0} bytes, not ${bytes}`);
-      const statics = await startStaticServer(reply, 'application/json; charset=utf-8');
-      const staticTarget = { ...req, url: `${statics.url}/` };
-      const ours: number[] = [];
-      const theirs: number[] = [];
-      const cpu: number[] = [];
-      try {
+      return reply;
+    };
+    return this.readFigure(
+      'P5.read',
+      { mib: bytes / MiB, store: 'sqlite' },
+      whole,
+      async (kept, staticUrl) => {
+        const read = async (target: PostTarget) => {
+          const t0 = performance.now();
+          const r = await postOnce(kept, target, { timeoutMs: 120_000, keepBody: false });
+          if (r.status !== 200) throw new Error(`get_job_instance_ip_log: HTTP ${r.status}`);
+          return { secs: (performance.now() - t0) / 1000, bytes: r.bytes };
+        };
+        const staticTarget = { ...req, url: staticUrl };
+        const ours: number[] = [];
+        const theirs: number[] = [];
+        const cpu: number[] = [];
         await read(staticTarget); // its first reply is its slowest: warm it as ours was
         for (let r = 0; r < this.plan.runs; r++) {
           const before = cpuSplit(server.pid, [], 'sqlite').server;
@@ -1335,19 +1370,13 @@ class Bench {
             `P5.read: ${ours.at(-1)?.toFixed(1)} MiB/s (static ${theirs.at(-1)?.toFixed(1)}), server CPU ${cpu.at(-1)?.toFixed(0)} ms`,
           );
         }
-      } finally {
-        await statics.close();
-        kept.destroy();
-      }
-      this.figures.push({
-        ...base,
-        ...againstBaseline(ours, theirs),
-        met: null,
-        note: `P5's last log (${bytes / MiB} MiB) read back whole by get_job_instance_ip_log, its reply ${(reply.length / MiB).toFixed(1)} MiB of JSON, over loopback to the bench, which only counts the bytes; ${this.plan.runs} read(s), server CPU a read ${summarize(cpu).median.toFixed(0)} ms (median); baseline: the same reply from a static node:http server on a worker thread of the bench process, read after each`,
-      });
-    } catch (err) {
-      this.figures.push(unmeasured(base, this.fail('P5.read', err)));
-    }
+        return {
+          ours,
+          theirs,
+          note: `P5's last log (${bytes / MiB} MiB) read back whole by get_job_instance_ip_log, its reply ${(reply.length / MiB).toFixed(1)} MiB of JSON, over loopback to the bench, which only counts the bytes; ${this.plan.runs} read(s), server CPU a read ${summarize(cpu).median.toFixed(0)} ms (median); baseline: the same reply from a static node:http server on a worker thread of the bench process, read after each`,
+        };
+      },
+    );
   }
 
   /**
@@ -1355,32 +1384,19 @@ class Bench {
    * it, each from where the last one ended, until a reply says the log is complete; against as
    * many replies of the first window from a static server. Passes alternate with the baseline's.
    */
-  private async logWindowFigure(
+  private logWindowFigure(
     server: ServerHandle,
     api: BkApi,
     job: FastExecuteData,
     hostId: number,
     bytes: number,
   ): Promise<void> {
-    const base = {
-      id: 'P5.window',
-      params: { mib: bytes / MiB, store: 'sqlite', window_kib: LOG_WINDOW / 1024 },
-      unit: 'MiB/s',
-      target: null,
-      executor: 'process' as const,
-    };
-    try {
-      const at = (offset: number) =>
-        api.request('get_job_instance_ip_log', {
-          bk_scope_type: 'biz',
-          bk_scope_id: '1',
-          job_instance_id: job.job_instance_id,
-          step_instance_id: job.step_instance_id,
-          bk_host_id: hostId,
-          log_offset: offset,
-          log_length: LOG_WINDOW,
-        });
-      const kept = new http.Agent({ keepAlive: true });
+    const at = (offset: number) =>
+      logRequest(api, job, hostId, { log_offset: offset, log_length: LOG_WINDOW });
+    const firstWindow = async (kept: http.Agent) =>
+      Buffer.from((await postOnce(kept, at(0), { timeoutMs: 60_000, keepBody: true })).text ?? '');
+    const params = { mib: bytes / MiB, store: 'sqlite', window_kib: LOG_WINDOW / 1024 };
+    return this.readFigure('P5.window', params, firstWindow, async (kept, staticUrl) => {
       /** One pass: `count` replies, or (without it) windows until the log is complete. */
       const pass = async (target: (offset: number) => PostTarget, count?: number) => {
         const t0 = performance.now();
@@ -1405,43 +1421,30 @@ class Bench {
         }
         return { secs: (performance.now() - t0) / 1000, replies, replyBytes, offset };
       };
-      const first = await postOnce(kept, at(0), { timeoutMs: 60_000, keepBody: true });
-      const statics = await startStaticServer(
-        Buffer.from(first.text ?? ''),
-        'application/json; charset=utf-8',
-      );
-      const staticAt = () => ({ ...at(0), url: `${statics.url}/` });
+      const staticAt = () => ({ ...at(0), url: staticUrl });
       const ours: number[] = [];
       const theirs: number[] = [];
       const cpu: number[] = [];
-      try {
-        await pass(staticAt, 4); // warmed, as ours was by P5.read
-        for (let r = 0; r < this.plan.runs; r++) {
-          const before = cpuSplit(server.pid, [], 'sqlite').server;
-          const one = await pass(at);
-          cpu.push(((cpuSplit(server.pid, [], 'sqlite').server - before) * 1000) / one.replies);
-          if (one.offset + LOG_WINDOW < bytes)
-            throw new Error(`the windows ended at ${one.offset} of ${bytes}`);
-          ours.push(one.replyBytes / MiB / one.secs);
-          const other = await pass(staticAt, one.replies);
-          theirs.push(other.replyBytes / MiB / other.secs);
-          this.log(
-            `P5.window: ${one.replies} windows, ${ours.at(-1)?.toFixed(1)} MiB/s (static ${theirs.at(-1)?.toFixed(1)}), server CPU ${cpu.at(-1)?.toFixed(1)} ms a window`,
-          );
-        }
-      } finally {
-        await statics.close();
-        kept.destroy();
+      await pass(staticAt, 4); // warmed, as ours was by P5.read
+      for (let r = 0; r < this.plan.runs; r++) {
+        const before = cpuSplit(server.pid, [], 'sqlite').server;
+        const one = await pass(at);
+        cpu.push(((cpuSplit(server.pid, [], 'sqlite').server - before) * 1000) / one.replies);
+        if (one.offset + LOG_WINDOW < bytes)
+          throw new Error(`the windows ended at ${one.offset} of ${bytes}`);
+        ours.push(one.replyBytes / MiB / one.secs);
+        const other = await pass(staticAt, one.replies);
+        theirs.push(other.replyBytes / MiB / other.secs);
+        this.log(
+          `P5.window: ${one.replies} windows, ${ours.at(-1)?.toFixed(1)} MiB/s (static ${theirs.at(-1)?.toFixed(1)}), server CPU ${cpu.at(-1)?.toFixed(1)} ms a window`,
+        );
       }
-      this.figures.push({
-        ...base,
-        ...againstBaseline(ours, theirs),
-        met: null,
+      return {
+        ours,
+        theirs,
         note: `P5's last log (${bytes / MiB} MiB) read in windows of ${LOG_WINDOW / 1024} KiB (log_offset, log_length), each from the last one's log_next_offset until log_complete, over loopback; MiB/s of replies; ${this.plan.runs} pass(es), server CPU a window ${summarize(cpu).median.toFixed(1)} ms (median); baseline: as many replies of the first window from a static node:http server on a worker thread of the bench process, after each pass`,
-      });
-    } catch (err) {
-      this.figures.push(unmeasured(base, this.fail('P5.window', err)));
-    }
+      };
+    });
   }
 
   /** P6: real agents on 127.0.0.x, each with its own file root, one source and N targets. */
