@@ -402,8 +402,8 @@ function sendStreamed(req: FastifyRequest, reply: FastifyReply, pieces: AsyncIte
     const second = first.done ? first : await it.next();
     if (second.done) return writeWhole(res, [head, firstPiece, tail]);
     res.writeHead(200);
-    if (!(await flushed(res, head)) || !(await flushed(res, firstPiece))) return await it.return?.();
-    if (!(await flushed(res, second.value))) return await it.return?.();
+    for (const piece of [head, firstPiece, second.value])
+      if (!(await flushed(res, piece))) return await it.return?.();
     for await (const piece of { [Symbol.asyncIterator]: () => it }) if (!(await flushed(res, piece))) return;
     res.end(tail);
   })().catch((err: unknown) => {

@@ -39,7 +39,7 @@ import type { EventInSql } from './job-event-log.js';
 import { planEachCall } from './prepared-statements.js';
 import { compiledInsert, insertRows } from './row-insert.js';
 import { IP_SETS_CONFIRMED_KEY, ipSetAggregate, ipSetOf, jobHasTaskOn, storeIpSet } from './step-ip-sets.js';
-import { bufferOf, decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
+import { bufferOf, byteRange, decodeChunks, encodeOutput, storedAsIs } from './log-chunk-codec.js';
 import { InflatedRows } from './inflated-rows.js';
 import type { StoredChunk } from './log-chunk-codec.js';
 import { forEachLogChunk } from './log-pages.js';
@@ -1559,18 +1559,7 @@ export class ExecutionStore {
         encoding: r.encoding,
       })),
     );
-    const pieces: Buffer[] = [];
-    // Where the window's bytes begin in the first chunk, then how many are still wanted.
-    let skip = Math.max(0, offset - (rows[0]?.offset ?? offset));
-    let wanted = length;
-    for (const chunk of decoded) {
-      if (wanted === 0) break;
-      const piece = chunk.subarray(Math.min(skip, chunk.length), Math.min(chunk.length, skip + wanted));
-      skip = Math.max(0, skip - chunk.length);
-      wanted -= piece.length;
-      if (piece.length > 0) pieces.push(piece);
-    }
-    return pieces;
+    return byteRange(decoded, Math.max(0, offset - (rows[0]?.offset ?? offset)), length);
   }
 
   /** Set once: only migration 0052 writes the setting, before any store opens. */

@@ -119,6 +119,21 @@ export async function decodeChunks(rows: readonly { data: Buffer; encoding: numb
   );
 }
 
+/** `length` bytes (at most) of the output in `pieces` from byte `start`, as views of the pieces. */
+export function byteRange(pieces: readonly Buffer[], start: number, length: number): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = start;
+  let wanted = length;
+  for (const p of pieces) {
+    if (wanted === 0) break;
+    const piece = p.subarray(Math.min(skip, p.length), Math.min(p.length, skip + wanted));
+    skip = Math.max(0, skip - p.length);
+    wanted -= piece.length;
+    if (piece.length > 0) out.push(piece);
+  }
+  return out;
+}
+
 /** A stored blob as a Buffer without copying it (both drivers return Buffers; others views). */
 export function bufferOf(data: Uint8Array): Buffer {
   return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);

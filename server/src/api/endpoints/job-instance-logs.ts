@@ -15,6 +15,7 @@ import { jobInScope, stepOfJob } from './job-lookup.js';
 import { JsonPieces, unfinishedTail } from '../json-string-pieces.js';
 import { StreamedJson, objectStreaming, objectWithText } from '../raw-json.js';
 import { logChunks } from '../../store/log-pages.js';
+import { byteRange } from '../../store/log-chunk-codec.js';
 
 const MAX_BATCH_HOSTS = 500;
 const MAX_LOG_LENGTH = 16 * 1024 * 1024;
@@ -137,7 +138,7 @@ function logWindow(task: HostTask, offset: number, pieces: readonly Buffer[]): W
       log_dropped_bytes: task.dropped_bytes,
       log_complete: isHostFinished(task.status) && offset + length >= total,
     },
-    text: firstBytes(pieces, length),
+    text: byteRange(pieces, 0, length),
   };
 }
 
@@ -152,17 +153,6 @@ function lastBytes(pieces: readonly Buffer[], n: number): Buffer {
     n -= tail[0]?.length ?? 0;
   }
   return Buffer.concat(tail);
-}
-
-/** The first `n` bytes of `pieces`, as views of them. */
-function firstBytes(pieces: readonly Buffer[], n: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const p of pieces) {
-    if (n === 0) break;
-    out.push(p.subarray(0, n));
-    n -= out[out.length - 1]?.length ?? 0;
-  }
-  return out;
 }
 
 /**
@@ -184,7 +174,7 @@ async function wholeLogs(
     const logs = await ctx.services.store.executions.readLogs(stepId, attempt, ids, BATCH_LOG_BUDGET - bytes);
     if (!logs) throw tooBig();
     for (const [hostId, chunks] of logs) {
-      const length = chunks.reduce((n, c) => n + c.length, 0);
+      const length = byteLength(chunks);
       bytes += length;
       if (length > 0) all.set(hostId, chunks);
     }
