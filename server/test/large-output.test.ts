@@ -20,18 +20,19 @@ const HALF = 750_000;
 const lines = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => `${from + i}\n`).join('');
 
+/** get_job_instance_ip_log's parameters for a host of a job's step. */
+const logParams = (fleet: Fleet, jobId: number, stepId: number, hostId: number) => ({
+  ...fleet.scope,
+  job_instance_id: jobId,
+  step_instance_id: stepId,
+  bk_host_id: hostId,
+});
+
 async function storedBytes(fleet: Fleet, jobId: number, stepId: number, hostId: number): Promise<number> {
   const r = await get<{ log_total_bytes: number }>(
     fleet.server.url,
     'get_job_instance_ip_log',
-    {
-      ...fleet.scope,
-      job_instance_id: jobId,
-      step_instance_id: stepId,
-      bk_host_id: hostId,
-      log_offset: 0,
-      log_length: 4,
-    },
+    { ...logParams(fleet, jobId, stepId, hostId), log_offset: 0, log_length: 4 },
     fleet.creds,
   );
   return r.result ? r.data.log_total_bytes : 0;
@@ -171,7 +172,7 @@ for (const engine of engines()) {
       const url = getUrl(
         fleet.server.url,
         'get_job_instance_ip_log',
-        { ...fleet.scope, job_instance_id: jobId, step_instance_id: stepId, bk_host_id: hostId },
+        logParams(fleet, jobId, stepId, hostId),
         fleet.creds,
       );
       for (let i = 0; i < 3; i++) {
@@ -205,14 +206,7 @@ for (const engine of engines()) {
         getUrl(
           fleet.server.url,
           'get_job_instance_ip_log',
-          {
-            ...fleet.scope,
-            job_instance_id: jobId,
-            step_instance_id: stepId,
-            bk_host_id: hostId,
-            log_offset: offset,
-            log_length: length,
-          },
+          { ...logParams(fleet, jobId, stepId, hostId), log_offset: offset, log_length: length },
           fleet.creds,
         );
       for (let pass = 0; pass < 2; pass++) {

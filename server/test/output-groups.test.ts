@@ -12,7 +12,7 @@ import type { MetricFamily } from 'parse-prometheus-text-format';
 import { eventually, get, post } from './helpers/api-client.js';
 import { onFleetDatabase } from './helpers/fleet-database.js';
 import { dropFreshDatabases, engines } from './helpers/databases.js';
-import { b64, runScript, startFleet, waitFinished } from './helpers/fleet.js';
+import { b64, hostLog, runScript, startFleet, waitFinished } from './helpers/fleet.js';
 import type { Fleet } from './helpers/fleet.js';
 import { stopAll } from './helpers/processes.js';
 
@@ -320,18 +320,8 @@ for (const engine of engines()) {
       assert.equal(rest.data.log_content, 'é\n');
       assert.equal(rest.data.log_complete, true);
       // The whole log, from its two stored chunks: the second finishes the first's character.
-      const whole = await get<{ log_content: string | null }>(
-        fleet.server.url,
-        'get_job_instance_ip_log',
-        {
-          ...fleet.scope,
-          job_instance_id: r.data.job_instance_id,
-          step_instance_id: r.data.step_instance_id,
-          bk_host_id: host,
-        },
-        fleet.creds,
-      );
-      assert.equal(whole.data.log_content, 'ok é\n');
+      const whole = await hostLog(fleet, r.data.job_instance_id, r.data.step_instance_id, host);
+      assert.equal(whole, 'ok é\n');
     });
   });
 }
