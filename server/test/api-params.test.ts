@@ -47,6 +47,7 @@ const echoParams = defineEndpoint({
   },
 });
 
+let writes = 0;
 const echoWrite = defineEndpoint({
   name: 'echo_write',
   kind: 'write',
@@ -54,6 +55,7 @@ const echoWrite = defineEndpoint({
   scoped: false,
   input: z.object({ count: zInt }),
   async handle(_ctx, input) {
+    writes++;
     return input;
   },
 });
@@ -311,9 +313,31 @@ for (const engine of engines()) {
 
     it('answers GET on a POST-only API with 1240003, and serves unscoped APIs without a scope', async () => {
       fails(await get('/api/v3/echo_write', { count: '1' }), 'BAD_REQUEST', 'POST only');
+      const before = writes;
+      const head = await app.inject({
+        method: 'HEAD',
+        url: '/api/v3/echo_write?count=1',
+        headers: { 'x-bkapi-authorization': auth },
+      });
+      assert.equal(head.statusCode, 200);
+      assert.equal(head.body, '');
+      assert.equal(writes, before, 'a HEAD runs no write');
       const ok = await postTo('/api/v3/echo_write', { count: 3 });
       assert.equal(ok.result, true, ok.message);
       assert.deepEqual(ok.data, { count: 3 });
+      assert.equal(writes, before + 1);
+    });
+
+    it('answers HEAD as the GET it stands for: its status and length, no body', async () => {
+      const url = `/api/v3/echo_params?${new URLSearchParams({ ...scope, count: '7', flag: 'True' })}`;
+      const headers = { 'x-bkapi-authorization': auth };
+      const got = await app.inject({ method: 'GET', url, headers });
+      assert.equal(got.json<Envelope<EchoData>>().data.input.count, 7);
+      const head = await app.inject({ method: 'HEAD', url, headers });
+      assert.equal(head.statusCode, 200);
+      assert.equal(head.body, '');
+      assert.match(String(head.headers['content-type']), /^application\/json/);
+      assert.equal(head.headers['content-length'], String(Buffer.byteLength(got.body)));
     });
   });
 }

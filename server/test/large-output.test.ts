@@ -46,11 +46,14 @@ const Window = z.object({
   }),
 });
 
-/** A GET's headers and whole body. */
-function replyOf(url: string): Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }> {
+/** A GET's (or HEAD's) headers and whole body. */
+function replyOf(
+  url: string,
+  options: http.RequestOptions = {},
+): Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {
     http
-      .get(url, (res) => {
+      .get(url, options, (res) => {
         const parts: Buffer[] = [];
         res.on('data', (d: Buffer) => parts.push(d));
         res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(parts) }));
@@ -224,6 +227,21 @@ for (const engine of engines()) {
       const whole = await replyOf(windowUrl(0, 16 * 1024 * 1024));
       assert.equal(whole.headers['transfer-encoding'], 'chunked');
       assert.ok(Window.parse(JSON.parse(whole.body.toString())).data.log_content === expected);
+      // HEAD answers as GET without the body, a window with its length; on one kept-alive
+      // connection, so that a body sent after a HEAD would spoil the GET after it.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const window = await replyOf(windowUrl(0, 512 * 1024));
+      for (const url of [windowUrl(0, 512 * 1024), windowUrl(0, 16 * 1024 * 1024)]) {
+        const head = await replyOf(url, { method: 'HEAD', agent });
+        assert.equal(head.body.length, 0);
+        assert.match(head.headers['content-type'] ?? '', /^application\/json/);
+        if (url === windowUrl(0, 512 * 1024)) {
+          assert.equal(head.headers['content-length'], String(window.body.length));
+        }
+        const after = await replyOf(windowUrl(0, 4), { agent });
+        assert.equal(Window.parse(JSON.parse(after.body.toString())).data.log_content, '1\n2\n');
+      }
+      agent.destroy();
       assert.doesNotMatch(fleet.server.output(), /reply cut short/);
     });
 

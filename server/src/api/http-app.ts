@@ -236,10 +236,13 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
         if (endpoint.systemOnly && prefix !== '/api/v3/system') {
           throw new ApiError('BAD_REQUEST', { reason: `${name} is only served as /api/v3/system/${name}` });
         }
-        if (endpoint.kind === 'write' && req.method !== 'POST') {
+        // HEAD is a GET whose answer keeps its headers (Content-Length included) and drops its
+        // body: Node's response sends no body for it, streamed replies included.
+        const method = req.method === 'HEAD' ? 'GET' : req.method;
+        if (endpoint.kind === 'write' && method !== 'POST') {
           throw new ApiError('BAD_REQUEST', { reason: `${name} accepts POST only (got ${req.method})` });
         }
-        if (req.method !== 'GET' && req.method !== 'POST') {
+        if (method !== 'GET' && method !== 'POST') {
           throw new ApiError('BAD_REQUEST', {
             reason: `${name} accepts GET and POST only (got ${req.method})`,
           });
@@ -429,7 +432,7 @@ function flushed(res: ServerResponse, piece: Buffer): Promise<boolean> {
 /** GET reads the query string; POST reads the body, with query values filling what the body lacks. */
 function requestParams(req: FastifyRequest): Record<string, unknown> {
   const query = queryParams((req.query ?? {}) as Record<string, unknown>);
-  if (req.method === 'GET') return query;
+  if (req.method === 'GET' || req.method === 'HEAD') return query;
   const body = req.body;
   if (body === undefined) return query;
   // A literal `null` body is as wrong as `[]` or `42`: only an object can carry parameters.
