@@ -236,9 +236,7 @@ export function buildHttpApp(services: Services, endpoints: readonly Endpoint[])
         if (endpoint.systemOnly && prefix !== '/api/v3/system') {
           throw new ApiError('BAD_REQUEST', { reason: `${name} is only served as /api/v3/system/${name}` });
         }
-        // HEAD is a GET whose answer keeps its headers (Content-Length included) and drops its
-        // body: Node's response sends no body for it, streamed replies included.
-        const method = req.method === 'HEAD' ? 'GET' : req.method;
+        const method = methodServed(req);
         if (endpoint.kind === 'write' && method !== 'POST') {
           throw new ApiError('BAD_REQUEST', { reason: `${name} accepts POST only (got ${req.method})` });
         }
@@ -429,10 +427,18 @@ function flushed(res: ServerResponse, piece: Buffer): Promise<boolean> {
   });
 }
 
+/**
+ * The method a request is served as. HEAD is a GET whose answer keeps its headers (Content-Length
+ * included) and drops its body: Node's response sends no body for it, streamed replies included.
+ */
+function methodServed(req: FastifyRequest): string {
+  return req.method === 'HEAD' ? 'GET' : req.method;
+}
+
 /** GET reads the query string; POST reads the body, with query values filling what the body lacks. */
 function requestParams(req: FastifyRequest): Record<string, unknown> {
   const query = queryParams((req.query ?? {}) as Record<string, unknown>);
-  if (req.method === 'GET' || req.method === 'HEAD') return query;
+  if (methodServed(req) === 'GET') return query;
   const body = req.body;
   if (body === undefined) return query;
   // A literal `null` body is as wrong as `[]` or `42`: only an object can carry parameters.

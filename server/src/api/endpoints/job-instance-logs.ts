@@ -129,7 +129,8 @@ function logWindow(task: HostTask, offset: number, pieces: readonly Buffer[]): W
   // The task row was read before the bytes: the log may have grown since.
   const total = Math.max(task.log_bytes, offset + read);
   const cut = offset + read < total || !isHostFinished(task.status);
-  const length = read - (cut ? unfinishedTail(lastBytes(pieces, 3)) : 0);
+  const last = Buffer.concat(byteRange(pieces, Math.max(0, read - 3), 3));
+  const length = read - (cut ? unfinishedTail(last) : 0);
   return {
     fields: {
       log_offset: offset,
@@ -143,17 +144,6 @@ function logWindow(task: HostTask, offset: number, pieces: readonly Buffer[]): W
 }
 
 const byteLength = (pieces: readonly Buffer[]) => pieces.reduce((n, p) => n + p.length, 0);
-
-/** The last `n` bytes of `pieces` (all of them when they hold fewer), joined. */
-function lastBytes(pieces: readonly Buffer[], n: number): Buffer {
-  const tail: Buffer[] = [];
-  for (let i = pieces.length - 1; i >= 0 && n > 0; i--) {
-    const p = pieces[i] as Buffer;
-    tail.unshift(p.subarray(Math.max(0, p.length - n)));
-    n -= tail[0]?.length ?? 0;
-  }
-  return Buffer.concat(tail);
-}
 
 /**
  * The whole logs of hosts of one execution, by host id (none for a host without output), read
