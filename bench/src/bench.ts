@@ -66,8 +66,27 @@ const MiB = 2 ** 20;
 /** P5.window: the window the web console reads a log in. */
 const LOG_WINDOW = 512 * 1024;
 
+/** `work`'s result, and the CPU time (ms) a one-server SQLite run's server spent meanwhile. */
+async function serverCpu<T>(
+  server: ServerHandle,
+  work: () => Promise<T>,
+): Promise<{ result: T; ms: number }> {
+  const before = cpuSplit(server.pid, [], 'sqlite').server;
+  const result = await work();
+  return { result, ms: (cpuSplit(server.pid, [], 'sqlite').server - before) * 1000 };
+}
+
+/** P5's last job, whose log P5.read and P5.window read back: its server, host and log's size. */
+interface StoredLog {
+  server: ServerHandle;
+  api: BkApi;
+  job: FastExecuteData;
+  hostId: number;
+  bytes: number;
+}
+
 /** get_job_instance_ip_log of a one-host job's host (P5.read, P5.window). */
-function logRequest(api: BkApi, job: FastExecuteData, hostId: number, window: Record<string, number> = {}) {
+function logRequest({ api, job, hostId }: StoredLog, window: Record<string, number> = {}) {
   return api.request('get_job_instance_ip_log', {
     bk_scope_type: 'biz',
     bk_scope_id: '1',
@@ -1276,8 +1295,9 @@ class Bench {
               'atLeast',
             ),
           );
-          await this.logReadFigure(s.server, s.api, job, agent.hostId, bytes);
-          await this.logWindowFigure(s.server, s.api, job, agent.hostId, bytes);
+          const log = { server: s.server, api: s.api, job, hostId: agent.hostId, bytes };
+          await this.logReadFigure(log);
+          await this.logWindowFigure(log);
         } finally {
           await agent.stop();
         }
@@ -1325,14 +1345,9 @@ class Bench {
    * until the reply's last byte is in (the bench only counts the bytes), against the same reply
    * from a static server; reads alternate with the baseline's.
    */
-  private logReadFigure(
-    server: ServerHandle,
-    api: BkApi,
-    job: FastExecuteData,
-    hostId: number,
-    bytes: number,
-  ): Promise<void> {
-    const req = logRequest(api, job, hostId);
+  private logReadFigure(log: StoredLog): Promise<void> {
+    const { server, bytes } = log;
+    const req = logRequest(log);
     let reply = Buffer.alloc(0);
     const whole = async (kept: http.Agent) => {
       const r = await postOnce(kept, req, { timeoutMs: 120_000, keepBody: true });
@@ -1359,9 +1374,8 @@ class Bench {
         const cpu: number[] = [];
         await read(staticTarget); // its first reply is its slowest: warm it as ours was
         for (let r = 0; r < this.plan.runs; r++) {
-          const before = cpuSplit(server.pid, [], 'sqlite').server;
-          const one = await read(req);
-          cpu.push((cpuSplit(server.pid, [], 'sqlite').server - before) * 1000);
+          const { result: one, ms } = await serverCpu(server, () => read(req));
+          cpu.push(ms);
           if (one.bytes !== reply.length)
             throw new Error(`a reply of ${one.bytes} bytes, not ${reply.length}`);
           ours.push(reply.length / MiB / one.secs);
@@ -1384,15 +1398,9 @@ class Bench {
    * it, each from where the last one ended, until a reply says the log is complete; against as
    * many replies of the first window from a static server. Passes alternate with the baseline's.
    */
-  private logWindowFigure(
-    server: ServerHandle,
-    api: BkApi,
-    job: FastExecuteData,
-    hostId: number,
-    bytes: number,
-  ): Promise<void> {
-    const at = (offset: number) =>
-      logRequest(api, job, hostId, { log_offset: offset, log_length: LOG_WINDOW });
+  private logWindowFigure(log: StoredLog): Promise<void> {
+    const { server, bytes } = log;
+    const at = (offset: number) => logRequest(log, { log_offset: offset, log_length: LOG_WINDOW });
     const firstWindow = async (kept: http.Agent) =>
       Buffer.from((await postOnce(kept, at(0), { timeoutMs: 60_000, keepBody: true })).text ?? '');
     const params = { mib: bytes / MiB, store: 'sqlite', window_kib: LOG_WINDOW / 1024 };
@@ -1427,9 +1435,8 @@ class Bench {
       const cpu: number[] = [];
       await pass(staticAt, 4); // warmed, as ours was by P5.read
       for (let r = 0; r < this.plan.runs; r++) {
-        const before = cpuSplit(server.pid, [], 'sqlite').server;
-        const one = await pass(at);
-        cpu.push(((cpuSplit(server.pid, [], 'sqlite').server - before) * 1000) / one.replies);
+        const { result: one, ms } = await serverCpu(server, () => pass(at));
+        cpu.push(ms / one.replies);
         if (one.offset + LOG_WINDOW < bytes)
           throw new Error(`the windows ended at ${one.offset} of ${bytes}`);
         ours.push(one.replyBytes / MiB / one.secs);
