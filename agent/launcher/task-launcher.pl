@@ -1,5 +1,6 @@
 #!/usr/bin/perl
-# Jobfleet task launcher: a small process that starts an agent's task processes, so that a
+# Jobfleet task launcher where the host has no python3 (task-launcher.py, whose children start
+# with vfork, is preferred): a small process that starts an agent's task processes, so that a
 # fork copies this process (a few MiB) instead of the agent's heap. It relays each task's
 # output and exit status to the agent. Protocol (agent/src/task-launcher.ts holds the other
 # side; both ends are this repository's, so nothing here is validated twice):

@@ -1,7 +1,8 @@
 /**
- * The task launcher (task-launcher.ts, launcher/task-launcher.pl) and the fallback that spawns
- * from the agent itself: the same outcomes either way, and what happens when the launcher dies.
- * Every other TaskRunner test runs its scripts through the launcher.
+ * The task launchers (task-launcher.ts; launcher/task-launcher.py and task-launcher.pl) and the
+ * fallback that spawns from the agent itself: the same outcomes every way, and what happens when
+ * a launcher dies. Every other TaskRunner test runs its scripts through the launcher this
+ * machine prefers (python3's).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,7 +10,8 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { alive, eventually, killQuietly, pidsIn, tempStateDir } from './helpers/os-state.js';
 import { RecordingReports, runMsg } from './helpers/recording-reports.js';
-import { TaskLauncher, defaultStarter, directStarter } from '../src/task-launcher.js';
+import { LAUNCHERS, TaskLauncher, defaultStarter, directStarter } from '../src/task-launcher.js';
+import { findExecutable } from '../src/script-runner.js';
 import type { ProcessStarter } from '../src/task-launcher.js';
 import { TaskRunner } from '../src/task-runner.js';
 
@@ -33,6 +35,15 @@ function open(starter: ProcessStarter): { runner: TaskRunner; reports: Recording
   return { runner, reports };
 }
 
+/** Both launchers, each on this machine's interpreter: python3's first, as the agent prefers it. */
+const launchers = LAUNCHERS.map((l) => {
+  const interpreter = findExecutable([...l.names]);
+  assert.ok(interpreter, `this machine has ${l.names.join(' or ')}`);
+  return { name: `${l.names[0]} launcher`, make: () => new TaskLauncher(interpreter, l.script) };
+});
+const perl = launchers[1];
+assert.ok(perl);
+
 /** The fields of /proc/<pid>/stat after the command's name: state, ppid, pgrp, session, … */
 function statFields(pid: number): string[] {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -45,12 +56,15 @@ function parentOf(pid: number): number {
 }
 
 describe('starting task processes', () => {
-  assert.ok(defaultStarter() instanceof TaskLauncher, 'this machine has perl: tasks go through the launcher');
+  assert.ok(
+    defaultStarter() instanceof TaskLauncher,
+    'this machine has python3: tasks go through its launcher',
+  );
 
   for (const [name, starter] of [
-    ['launcher', defaultStarter()],
-    ['spawn from the agent', directStarter],
-  ] as const) {
+    ...launchers.map((l) => [l.name, l.make()] as const),
+    ['spawn from the agent', directStarter] as const,
+  ]) {
     it(`${name}: output in order, exit code, timeout, and a background child that keeps the pipe`, async () => {
       const { runner, reports } = open(starter);
       const plain = runMsg('echo out; echo err >&2; exit 5');
@@ -78,72 +92,74 @@ describe('starting task processes', () => {
     });
   }
 
-  it('a launcher that dies ends its running tasks as lost, kills them, and the next task gets a new one', async () => {
-    const { runner, reports } = open(defaultStarter());
-    const msg = runMsg('echo "pid=$$"; sleep 30');
-    runner.run(msg);
-    const [pid] = pidsIn((await reports.outputMatching(msg.key, /pid=\d+/))[0]);
-    assert.ok(pid);
-    strays.push(pid);
-    const launcher = parentOf(pid);
-    process.kill(launcher, 'SIGKILL');
-    const lost = await reports.finishedResult(msg.key);
-    assert.equal(lost.outcome, 'lost');
-    assert.match(lost.message, /launcher/);
-    const deadline = Date.now() + 5000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(alive(pid), false, 'the task process does not run on unreported');
-    const next = runMsg('echo again');
-    runner.run(next);
-    assert.equal((await reports.finishedResult(next.key)).exitCode, 0);
-    assert.equal(reports.text(next.key), 'again\n');
-  });
+  for (const l of launchers)
+    it(`${l.name}: one that dies ends its running tasks as lost, kills them, and the next task gets a new one`, async () => {
+      const { runner, reports } = open(l.make());
+      const msg = runMsg('echo "pid=$$"; sleep 30');
+      runner.run(msg);
+      const [pid] = pidsIn((await reports.outputMatching(msg.key, /pid=\d+/))[0]);
+      assert.ok(pid);
+      strays.push(pid);
+      const launcher = parentOf(pid);
+      process.kill(launcher, 'SIGKILL');
+      const lost = await reports.finishedResult(msg.key);
+      assert.equal(lost.outcome, 'lost');
+      assert.match(lost.message, /launcher/);
+      const deadline = Date.now() + 5000;
+      while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(alive(pid), false, 'the task process does not run on unreported');
+      const next = runMsg('echo again');
+      runner.run(next);
+      assert.equal((await reports.finishedResult(next.key)).exitCode, 0);
+      assert.equal(reports.text(next.key), 'again\n');
+    });
 });
 
 describe('output of a task printing fast', () => {
-  it('reaches the agent byte for byte, in pieces much larger than the writes of the task', async () => {
-    const line = 'jobfleet launcher test line 0123456789 abcdefghijklmnopqrstuvwxyz\n';
-    const bytes = 4 * 1024 * 1024;
-    const launcher = new TaskLauncher('/usr/bin/perl');
-    try {
-      const chunks: Buffer[] = [];
-      await new Promise<void>((resolve, reject) => {
-        let exited = false;
-        let closed = false;
-        const done = () => exited && closed && resolve();
-        launcher.start(
-          {
-            file: '/bin/sh',
-            args: ['sh', '-c', `yes '${line.trimEnd()}' | head -c ${bytes}`],
-            cwd: '/',
-            env: { PATH: '/usr/bin:/bin' },
-          },
-          {
-            started: () => undefined,
-            failed: (message) => reject(new Error(message)),
-            output: (chunk) => chunks.push(Buffer.from(chunk)),
-            exit: (code) => {
-              if (code !== 0) reject(new Error(`exit ${code}`));
-              exited = true;
-              done();
+  for (const l of launchers)
+    it(`${l.name}: reaches the agent byte for byte, in pieces much larger than the writes of the task`, async () => {
+      const line = 'jobfleet launcher test line 0123456789 abcdefghijklmnopqrstuvwxyz\n';
+      const bytes = 4 * 1024 * 1024;
+      const launcher = l.make();
+      try {
+        const chunks: Buffer[] = [];
+        await new Promise<void>((resolve, reject) => {
+          let exited = false;
+          let closed = false;
+          const done = () => exited && closed && resolve();
+          launcher.start(
+            {
+              file: '/bin/sh',
+              args: ['sh', '-c', `yes '${line.trimEnd()}' | head -c ${bytes}`],
+              cwd: '/',
+              env: { PATH: '/usr/bin:/bin' },
             },
-            closed: () => {
-              closed = true;
-              done();
+            {
+              started: () => undefined,
+              failed: (message) => reject(new Error(message)),
+              output: (chunk) => chunks.push(Buffer.from(chunk)),
+              exit: (code) => {
+                if (code !== 0) reject(new Error(`exit ${code}`));
+                exited = true;
+                done();
+              },
+              closed: () => {
+                closed = true;
+                done();
+              },
             },
-          },
-        );
-      });
-      const out = Buffer.concat(chunks);
-      assert.equal(out.length, bytes);
-      assert.ok(out.equals(Buffer.from(line.repeat(Math.ceil(bytes / line.length)).slice(0, bytes))));
-      // `head` writes 8 KiB at a time: relayed as soon as each arrives, that would be 512 pieces
-      // (each an output frame to spool, send and store).
-      assert.ok(chunks.length <= bytes / (32 * 1024), `${chunks.length} pieces`);
-    } finally {
-      launcher.close();
-    }
-  });
+          );
+        });
+        const out = Buffer.concat(chunks);
+        assert.equal(out.length, bytes);
+        assert.ok(out.equals(Buffer.from(line.repeat(Math.ceil(bytes / line.length)).slice(0, bytes))));
+        // `head` writes 8 KiB at a time: relayed as soon as each arrives, that would be 512 pieces
+        // (each an output frame to spool, send and store).
+        assert.ok(chunks.length <= bytes / (32 * 1024), `${chunks.length} pieces`);
+      } finally {
+        launcher.close();
+      }
+    });
 });
 
 describe('the launcher and task environments', () => {
@@ -175,27 +191,28 @@ describe('the launcher and task environments', () => {
     });
   }
 
-  it("gives each task exactly its own environment, never the launcher's", async () => {
-    // The launcher is the agent's child: it inherits the agent's settings, which tasks must not see.
-    process.env.JOBFLEET_LAUNCHER_TEST_SECRET = 'agent-only';
-    const launcher = new TaskLauncher('/usr/bin/perl');
-    try {
-      const a = { PATH: '/usr/bin:/bin', ONLY_A: '1' };
-      const b = { PATH: '/usr/bin:/bin', ONLY_B: 'x=y' };
-      assert.deepEqual(await envOf(launcher, {}), []);
-      assert.deepEqual(await envOf(launcher, a), ['ONLY_A=1', 'PATH=/usr/bin:/bin']);
-      assert.deepEqual(await envOf(launcher, a), ['ONLY_A=1', 'PATH=/usr/bin:/bin']);
-      assert.deepEqual(await envOf(launcher, b), ['ONLY_B=x=y', 'PATH=/usr/bin:/bin']);
-      assert.deepEqual(await envOf(launcher, a), ['ONLY_A=1', 'PATH=/usr/bin:/bin']);
-      assert.deepEqual(await envOf(launcher, {}), []);
-    } finally {
-      delete process.env.JOBFLEET_LAUNCHER_TEST_SECRET;
-      launcher.close();
-    }
-  });
+  for (const l of launchers)
+    it(`${l.name}: gives each task exactly its own environment, never the launcher's`, async () => {
+      // The launcher is the agent's child: it inherits the agent's settings, which tasks must not see.
+      process.env.JOBFLEET_LAUNCHER_TEST_SECRET = 'agent-only';
+      const launcher = l.make();
+      try {
+        const a = { PATH: '/usr/bin:/bin', ONLY_A: '1' };
+        const b = { PATH: '/usr/bin:/bin', ONLY_B: 'x=y' };
+        assert.deepEqual(await envOf(launcher, {}), []);
+        assert.deepEqual(await envOf(launcher, a), ['ONLY_A=1', 'PATH=/usr/bin:/bin']);
+        assert.deepEqual(await envOf(launcher, a), ['ONLY_A=1', 'PATH=/usr/bin:/bin']);
+        assert.deepEqual(await envOf(launcher, b), ['ONLY_B=x=y', 'PATH=/usr/bin:/bin']);
+        assert.deepEqual(await envOf(launcher, a), ['ONLY_A=1', 'PATH=/usr/bin:/bin']);
+        assert.deepEqual(await envOf(launcher, {}), []);
+      } finally {
+        delete process.env.JOBFLEET_LAUNCHER_TEST_SECRET;
+        launcher.close();
+      }
+    });
 });
 
-describe("an idle launcher's spare child", () => {
+describe("an idle perl launcher's spare child", () => {
   /** Starts a program through the launcher: its pid and output once it ended, or why it did not start. */
   function runThrough(
     launcher: TaskLauncher,
@@ -250,7 +267,7 @@ describe("an idle launcher's spare child", () => {
   }
 
   it('waits in a session of its own, runs the next task, is replaced when it dies, and goes with its launcher', async () => {
-    const launcher = new TaskLauncher('/usr/bin/perl');
+    const launcher = perl.make();
     try {
       // Other tests' launchers may still run: this one is the first task's parent.
       const first = await runThrough(launcher, '/bin/sh', ['sh', '-c', 'echo $PPID']);
