@@ -1,4 +1,5 @@
-"""Jobfleet task launcher, where the host has Python 3.9 or later.
+"""Jobfleet task launcher, where the host has Python 3.9 or later (subprocess's user=, group=
+and extra_groups= came with 3.9; the agent checks the version before it starts this).
 
 The same process as task-launcher.pl, speaking the same protocol (agent/src/task-launcher.ts
 holds the other side; both ends are this repository's, so nothing here is validated twice):
@@ -28,12 +29,7 @@ import selectors
 import signal
 import struct
 import subprocess
-import sys
 
-if sys.version_info < (3, 9):
-    # user=, group= and extra_groups= of subprocess came with 3.9: perl does the work instead.
-    here = os.path.dirname(os.path.abspath(__file__))
-    os.execvp('perl', ['perl', os.path.join(here, 'task-launcher.pl')])
 
 # A task that has printed 64 KiB (a pipe's worth on Linux) gets a pipe of a MiB, read a MiB at a
 # time, and is read only once its pipe holds a quarter of a MiB or it rested a millisecond: read

@@ -16,7 +16,7 @@
  * stdin close, kills the process group of every task still running and exits: the agent's next
  * start reports them lost and kills what is left of them (see process-identity.ts).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -56,10 +56,23 @@ export interface ProcessStarter {
   close(): void;
 }
 
-/** The launchers, in the order they are preferred: the interpreters looked for and the script each runs. */
+/**
+ * The launchers, in the order they are preferred: the interpreters looked for, the script each
+ * runs, and the check that the interpreter found can run it (asked once, at the first task).
+ */
 export const LAUNCHERS = [
-  { names: ['python3'], script: fileURLToPath(new URL('../../launcher/task-launcher.py', import.meta.url)) },
-  { names: ['perl'], script: fileURLToPath(new URL('../../launcher/task-launcher.pl', import.meta.url)) },
+  {
+    names: ['python3'],
+    script: fileURLToPath(new URL('../../launcher/task-launcher.py', import.meta.url)),
+    usable: (python: string) =>
+      spawnSync(python, ['-c', 'import sys; sys.exit(sys.version_info < (3, 9))'], { stdio: 'ignore' })
+        .status === 0,
+  },
+  {
+    names: ['perl'],
+    script: fileURLToPath(new URL('../../launcher/task-launcher.pl', import.meta.url)),
+    usable: () => true,
+  },
 ] as const;
 const HEADER = 1 + 4 + 4;
 
@@ -295,7 +308,7 @@ export function defaultStarter(): ProcessStarter {
     chosen = null;
     for (const l of LAUNCHERS) {
       const interpreter = fs.existsSync(l.script) ? findExecutable([...l.names]) : undefined;
-      if (interpreter) {
+      if (interpreter && l.usable(interpreter)) {
         chosen = { interpreter, script: l.script };
         break;
       }

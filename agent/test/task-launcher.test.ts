@@ -55,6 +55,17 @@ function parentOf(pid: number): number {
   return Number(statFields(pid)[1]);
 }
 
+describe('choosing a launcher', () => {
+  it("takes python3's only where it is 3.9 or later (its subprocess switches users from then on)", () => {
+    const [python] = LAUNCHERS;
+    const found = findExecutable([...python.names]);
+    assert.ok(found);
+    assert.equal(python.usable(found), true);
+    // An interpreter that fails the version check (as 3.8 would) is passed over, for perl's.
+    assert.equal(python.usable('/bin/false'), false);
+  });
+});
+
 describe('starting task processes', () => {
   assert.ok(
     defaultStarter() instanceof TaskLauncher,
