@@ -174,6 +174,15 @@ def reap():
             send_frame(b'C', task_id, b'')
 
 
+def start_failure(err):
+    """Why a task did not start, as a person reads it: "No such file or directory: /the/path"."""
+    if isinstance(err, OSError) and err.strerror:
+        if err.filename is None:
+            return err.strerror
+        return '%s: %s' % (err.strerror, os.fsdecode(err.filename))
+    return str(err)
+
+
 def start_task(fields):
     task_id = int(fields[0])
     cwd, uid, gid, env_count = fields[1], fields[2], fields[3], int(fields[4])
@@ -200,7 +209,7 @@ def start_task(fields):
     except (OSError, ValueError, subprocess.SubprocessError) as err:
         os.close(out_r)
         os.close(out_w)
-        send_frame(b'F', task_id, str(err).encode())
+        send_frame(b'F', task_id, start_failure(err).encode())
         return
     os.close(out_w)
     # Reaped by reap(), never by the Popen object (which would otherwise keep it to wait for).

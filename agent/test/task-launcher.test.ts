@@ -126,6 +126,32 @@ describe('starting task processes', () => {
     });
 });
 
+describe('a task that cannot start', () => {
+  for (const l of launchers)
+    it(`${l.name}: is failed with why in words, naming what was missing`, async () => {
+      const launcher = l.make();
+      const gone = path.join(tempStateDir(), 'gone');
+      try {
+        const why = await new Promise<string>((resolve, reject) => {
+          launcher.start(
+            { file: '/bin/sh', args: ['sh', '-c', 'echo never'], cwd: gone, env: {} },
+            {
+              started: () => reject(new Error('started in a missing directory')),
+              failed: resolve,
+              output: () => undefined,
+              exit: () => undefined,
+              closed: () => undefined,
+            },
+          );
+        });
+        assert.match(why, /No such file or directory/);
+        assert.ok(why.includes(gone) && !why.includes(`b'`), why);
+      } finally {
+        launcher.close();
+      }
+    });
+});
+
 describe('output of a task printing fast', () => {
   for (const l of launchers)
     it(`${l.name}: reaches the agent byte for byte, in pieces much larger than the writes of the task`, async () => {
