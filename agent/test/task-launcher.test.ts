@@ -44,6 +44,36 @@ const launchers = LAUNCHERS.map((l) => {
 const perl = launchers[1];
 assert.ok(perl);
 
+/**
+ * Starts a program through a launcher (in `/` with only PATH set, unless told otherwise): its pid
+ * and output once it ended, or why it did not start.
+ */
+function runThrough(
+  launcher: TaskLauncher,
+  file: string,
+  args: string[],
+  where: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<{ pid: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    let pid = 0;
+    let ends = 0;
+    const ended = () => {
+      if (++ends === 2) resolve({ pid, out: Buffer.concat(out).toString('utf8') });
+    };
+    launcher.start(
+      { file, args, cwd: where.cwd ?? '/', env: where.env ?? { PATH: '/usr/bin:/bin' } },
+      {
+        started: (p) => (pid = p),
+        failed: (message) => reject(new Error(message)),
+        output: (chunk) => out.push(chunk),
+        exit: ended,
+        closed: ended,
+      },
+    );
+  });
+}
+
 /** The fields of /proc/<pid>/stat after the command's name: state, ppid, pgrp, session, … */
 function statFields(pid: number): string[] {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -132,20 +162,14 @@ describe('a task that cannot start', () => {
       const launcher = l.make();
       const gone = path.join(tempStateDir(), 'gone');
       try {
-        const why = await new Promise<string>((resolve, reject) => {
-          launcher.start(
-            { file: '/bin/sh', args: ['sh', '-c', 'echo never'], cwd: gone, env: {} },
-            {
-              started: () => reject(new Error('started in a missing directory')),
-              failed: resolve,
-              output: () => undefined,
-              exit: () => undefined,
-              closed: () => undefined,
-            },
-          );
-        });
-        assert.match(why, /No such file or directory/);
-        assert.ok(why.includes(gone) && !why.includes(`b'`), why);
+        await assert.rejects(
+          runThrough(launcher, '/bin/sh', ['sh', '-c', 'echo never'], { cwd: gone }),
+          (err: Error) => {
+            assert.match(err.message, /No such file or directory/);
+            assert.ok(err.message.includes(gone) && !err.message.includes(`b'`), err.message);
+            return true;
+          },
+        );
       } finally {
         launcher.close();
       }
@@ -201,31 +225,9 @@ describe('output of a task printing fast', () => {
 
 describe('the launcher and task environments', () => {
   /** Runs `env` through the launcher with the given environment; its output, one variable a line. */
-  function envOf(launcher: TaskLauncher, env: Record<string, string>): Promise<string[]> {
-    return new Promise((resolve, reject) => {
-      const out: Buffer[] = [];
-      let exited = false;
-      let closed = false;
-      const done = () => {
-        if (exited && closed) resolve(Buffer.concat(out).toString('utf8').split('\n').filter(Boolean).sort());
-      };
-      launcher.start(
-        { file: '/usr/bin/env', args: ['env'], cwd: '/', env },
-        {
-          started: () => undefined,
-          failed: (message) => reject(new Error(message)),
-          output: (chunk) => out.push(chunk),
-          exit: () => {
-            exited = true;
-            done();
-          },
-          closed: () => {
-            closed = true;
-            done();
-          },
-        },
-      );
-    });
+  async function envOf(launcher: TaskLauncher, env: Record<string, string>): Promise<string[]> {
+    const { out } = await runThrough(launcher, '/usr/bin/env', ['env'], { env });
+    return out.split('\n').filter(Boolean).sort();
   }
 
   for (const l of launchers)
@@ -250,32 +252,6 @@ describe('the launcher and task environments', () => {
 });
 
 describe("an idle perl launcher's spare child", () => {
-  /** Starts a program through the launcher: its pid and output once it ended, or why it did not start. */
-  function runThrough(
-    launcher: TaskLauncher,
-    file: string,
-    args: string[],
-  ): Promise<{ pid: number; out: string }> {
-    return new Promise((resolve, reject) => {
-      const out: Buffer[] = [];
-      let pid = 0;
-      let ends = 0;
-      const ended = () => {
-        if (++ends === 2) resolve({ pid, out: Buffer.concat(out).toString('utf8') });
-      };
-      launcher.start(
-        { file, args, cwd: '/', env: { PATH: '/usr/bin:/bin' } },
-        {
-          started: (p) => (pid = p),
-          failed: (message) => reject(new Error(message)),
-          output: (chunk) => out.push(chunk),
-          exit: ended,
-          closed: ended,
-        },
-      );
-    });
-  }
-
   /** Live children of `pid` (zombies left out). */
   function childrenOf(pid: number): number[] {
     return fs
