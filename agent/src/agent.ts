@@ -42,8 +42,8 @@ import { ReportHold } from './report-hold.js';
 /**
  * `ws` is CommonJS. Imported as ESM, its eight files (118 KB of source) are scanned for their
  * exports by Node's lexer, which gets hot enough to be optimized while the agent starts: an idle
- * agent was 5 MiB larger for it (the optimizing compiler's memory and code pages). Required,
- * nothing is scanned.
+ * agent was 5 MiB larger for it (what the optimizing compiler allocated stays with the process).
+ * Required, nothing is scanned.
  */
 const WebSocket = createRequire(import.meta.url)('ws') as typeof WebSocketClass;
 type WebSocket = WebSocketClass;
