@@ -44,6 +44,33 @@ function lookupUser(name: string): Promise<OsUser | undefined> {
   });
 }
 
+/**
+ * Accounts found, by name, for USER_TTL_MS from their lookup. A root agent whose scripts run as
+ * another account otherwise started `getent` (a process of its own) before every task, and a burst
+ * of tasks for one account one each. A change to an account (its uid, its home) is seen within the
+ * TTL (nscd, where a host runs it, keeps such entries ten times as long). Groups are not kept
+ * (groupsOf): they decide file access, where a removal must count at once. A name not found is
+ * asked again every time: it may be created between two jobs, and a missing account is an error,
+ * not the common path. Names come from the server; the map is emptied should it ever hold
+ * MAX_USERS of them.
+ */
+const USER_TTL_MS = 60_000;
+const MAX_USERS = 1000;
+const users = new Map<string, { user: Promise<OsUser | undefined>; until: number }>();
+
+function cachedUser(name: string): Promise<OsUser | undefined> {
+  const now = Date.now();
+  const hit = users.get(name);
+  if (hit && hit.until > now) return hit.user;
+  if (users.size >= MAX_USERS) users.clear();
+  const user = lookupUser(name);
+  users.set(name, { user, until: now + USER_TTL_MS });
+  void user.then((found) => {
+    if (!found && users.get(name)?.user === user) users.delete(name);
+  });
+  return user;
+}
+
 let me: { uid: number; name: string } | undefined;
 
 /** Who the agent runs as; looked up once (a passwd lookup per task otherwise). */
@@ -65,7 +92,7 @@ export function currentUser(): { uid: number; name: string } {
 export async function resolveUser(wanted: string): Promise<{ user?: OsUser; error?: string }> {
   const me = currentUser();
   if (wanted === '' || wanted === me.name) return {};
-  const user = USER_NAME.test(wanted) ? await lookupUser(wanted) : undefined;
+  const user = USER_NAME.test(wanted) ? await cachedUser(wanted) : undefined;
   if (!user) return { error: `user ${wanted} does not exist on this host` };
   if (user.uid === me.uid) return {};
   if (me.uid !== 0)
